@@ -1,0 +1,49 @@
+"""Options and helpers shared by several subcommands."""
+from __future__ import annotations
+
+import argparse
+
+from ..config import TrainConfig
+from ..io import load, read_metadata, resolve_model_path
+from ..run import SETS
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    group = parser.add_argument_group(
+        "data", f"where the images come from ({purpose}); give a dataset, a CSV, or an IDX pair")
+    group.add_argument("--dataset", metavar="NAME", help="a named dataset: mnist or fashion-mnist")
+    group.add_argument("--csv", metavar="FILE", help="a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz)")
+    group.add_argument("--images", metavar="FILE", help="an IDX images file (.gz or raw)")
+    group.add_argument("--labels", metavar="FILE", help="the IDX labels file that goes with --images")
+    group.add_argument("--data-dir", metavar="DIR",
+                       help="folder to look in first for a named dataset (or set SCRATCHNN_DATA)")
+
+
+def apply_data_options(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """Write the data options the user gave into ``config``; a new source replaces the old one."""
+    sources = ("dataset", "csv", "images", "labels")
+    given = {name: getattr(args, name) for name in (*sources, "data_dir") if getattr(args, name) is not None}
+    if given.keys() & set(sources):
+        for name in sources:
+            setattr(config, name, "")
+    for name, value in given.items():
+        setattr(config, name, value)
+    return config
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a model file or a run folder (runs/<name>/)")
+
+
+def add_set_argument(parser: argparse.ArgumentParser, default: str = "dev") -> None:
+    parser.add_argument("--set", choices=SETS, default=default,
+                        help=f"which images: the run's train or dev split, the dataset's test split, "
+                             f"or all rows of the data (default: {default})")
+
+
+def load_model_and_config(args: argparse.Namespace):
+    """(model, metadata, config) for MODEL; data flags override the data source saved with it."""
+    path = resolve_model_path(args.model)
+    model, metadata = load(path), read_metadata(path)
+    config = TrainConfig.from_dict(metadata.get("config", {}), source=f"{path} metadata")
+    return model, metadata, apply_data_options(config, args)

@@ -1,0 +1,35 @@
+"""Entry point: parse the subcommand, run it, turn scratchnn errors into one line and exit 1."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import ScratchnnError
+from . import evaluate_cmd, gradcheck_cmd, predict_cmd, train_cmd
+
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, gradcheck_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scratchnn",
+        description="A neural network written from scratch in NumPy that learns handwritten digits.",
+        epilog="Run 'scratchnn COMMAND --help' for the options of one command.")
+    parser.add_argument("--version", action="version", version=f"scratchnn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except ScratchnnError as error:
+        print(f"scratchnn {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"scratchnn {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,99 @@
+"""DataSource: what the user asked to train or evaluate on (a named dataset, a CSV or an IDX pair)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .idx import read_idx_pair
+from .kaggle_csv import read_kaggle_csv
+from .sources import SPLITS, get_dataset, load_dataset
+
+DIGITS = tuple(str(digit) for digit in range(10))  # classes of a CSV or IDX pair: digits
+FIELDS = ("dataset", "csv", "images", "labels", "data_dir")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, not a bool
+class LabeledImages:
+    """images uint8 (N, H, W), labels uint8 (N,) in 0..C-1, and the C class names."""
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Exactly one of: ``dataset`` (with optional ``data_dir``), ``csv``, or ``images`` + ``labels``.
+
+    ``data_dir`` only steers where a named dataset is looked for; other sources ignore it.
+
+    >>> DataSource(csv="t10k.csv.gz").describe()
+    'csv t10k.csv.gz'
+    """
+
+    dataset: str | None = None
+    csv: str | None = None
+    images: str | None = None
+    labels: str | None = None
+    data_dir: str | None = None
+
+    def validate(self) -> DataSource:
+        """Self, or a ConfigError (DataError for an unknown dataset name) saying what to give."""
+        if (self.images is None) != (self.labels is None):
+            given, missing = ("--images", "--labels") if self.labels is None else ("--labels", "--images")
+            raise ConfigError(f"{given} needs {missing}: an IDX source is a pair of files (images and labels)")
+        kinds = [kind for kind in ("dataset", "csv", "images") if getattr(self, kind) is not None]
+        if len(kinds) != 1:
+            got = f" (got {', '.join('--' + kind for kind in kinds)})" if kinds else ""
+            raise ConfigError("give exactly one data source: --dataset NAME, --csv FILE, or "
+                              f"--images FILE --labels FILE{got}")
+        if self.dataset is not None:
+            get_dataset(self.dataset)
+        return self
+
+    def describe(self) -> str:
+        """One line for logs: 'dataset mnist', 'csv FILE' or 'idx IMAGES + LABELS'."""
+        if self.dataset is not None:
+            return f"dataset {self.dataset}" + (f" (--data-dir {self.data_dir})" if self.data_dir else "")
+        if self.csv is not None:
+            return f"csv {self.csv}"
+        return f"idx {self.images} + {self.labels}"
+
+    def to_dict(self) -> dict[str, str]:
+        """The fields that are set (JSON and TOML friendly: no None)."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DataSource:
+        """The inverse of ``to_dict``; "" counts as not set (TOML has no null). Validated."""
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown data source key(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+        return cls(**{key: (str(value) if value not in (None, "") else None)
+                      for key, value in values.items()}).validate()
+
+    def load(self, split: str = "train", *, download: bool = True, progress: bool = True) -> LabeledImages:
+        """The labelled images of ``split``: "train", or "test" (named datasets only)."""
+        self.validate()
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; choose 'train' or 'test'")
+        if self.dataset is not None:
+            images, labels = load_dataset(self.dataset, split, self.data_dir, download=download,
+                                          progress=progress)
+            return LabeledImages(images, labels, get_dataset(self.dataset).classes)
+        if split != "train":
+            raise DataError(f"{self.describe()} has no separate {split} split; evaluate on its dev split, "
+                            "or use a named dataset (--dataset mnist), which has a test split")
+        if self.csv is not None:
+            images, labels = read_kaggle_csv(self.csv)
+            if labels is None:
+                raise DataError(f"{self.csv}: has no label column (a Kaggle test file?), so it cannot be "
+                                "used to train or evaluate; use a CSV whose header starts with 'label'")
+        else:
+            images, labels = read_idx_pair(self.images, self.labels, num_classes=len(DIGITS))
+        return LabeledImages(images, labels, DIGITS)

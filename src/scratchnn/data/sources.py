@@ -1,0 +1,251 @@
+"""Named datasets (MNIST, Fashion-MNIST): where their files are, or where to download them from.
+
+Search order for the two files of a split, stopping at the first folder that has both (each
+as ``name.gz`` or un-gzipped ``name``):
+
+1. ``data_dir`` (else env ``SCRATCHNN_DATA``), its ``<dataset>/`` subfolder first;
+2. ``/usr/share/datasets/<dataset>/`` (Debian packages Fashion-MNIST there);
+3. the user cache ``$XDG_CACHE_HOME/scratchnn/<dataset>/`` (default ``~/.cache/...``);
+4. a download from the dataset's mirrors (env ``SCRATCHNN_MIRRORS`` replaces them) into the
+   cache: streamed to a temp file, checked against the published checksums, then renamed.
+
+Checksums describe the published downloads only; local files (Debian recompressed its copies)
+are checked by the IDX reader instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .idx import read_idx_pair
+
+SPLITS = ("train", "test")
+SYSTEM_DIR = Path("/usr/share/datasets")  # module-level so tests can monkeypatch it
+TIMEOUT = 10.0  # seconds per connection attempt; offline, DNS fails at once anyway
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One published file: its name and the checksums of its .gz as published."""
+    name: str
+    md5: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset: files per split (images, labels), mirrors (base URLs), class names."""
+    name: str
+    train: tuple[RemoteFile, RemoteFile]
+    test: tuple[RemoteFile, RemoteFile]
+    mirrors: tuple[str, ...]
+    classes: tuple[str, ...]
+
+    def files(self, split: str) -> tuple[RemoteFile, RemoteFile]:
+        """(images, labels) of ``split`` ("train" or "test")."""
+        if split not in SPLITS:
+            raise DataError(f"{self.name}: unknown split {split!r}; choose 'train' or 'test'")
+        return self.train if split == "train" else self.test
+
+
+MNIST = DatasetSpec(
+    name="mnist",
+    train=(RemoteFile("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+           RemoteFile("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432")),
+    test=(RemoteFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3",
+                     "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+          RemoteFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
+                     "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6")),
+    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+             "https://storage.googleapis.com/cvdf-datasets/mnist/",
+             "http://yann.lecun.com/exdb/mnist/"),
+    classes=tuple(str(digit) for digit in range(10)),
+)
+
+FASHION_MNIST = DatasetSpec(
+    name="fashion-mnist",
+    train=(RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+           RemoteFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe")),
+    test=(RemoteFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+          RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310")),
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The spec of a named dataset; DataError listing the known names otherwise."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
+
+
+def cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/scratchnn/<name>``, or ``~/.cache/scratchnn/<name>``."""
+    # the XDG spec says to ignore a relative XDG_CACHE_HOME
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "scratchnn" / name
+
+
+def load_dataset(name: str, split: str = "train", data_dir=None, *, download: bool = True,
+                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (N, 28, 28) and labels uint8 (N,) of a named dataset's split."""
+    spec = get_dataset(name)
+    images, labels = locate(name, split, data_dir, download=download, progress=progress)
+    return read_idx_pair(images, labels, num_classes=len(spec.classes))
+
+
+def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirrors=None,
+           progress: bool = True) -> tuple[Path, Path]:
+    """Paths (images, labels) of a split, searched in the order above, downloaded if need be.
+
+    ``mirrors`` (base URLs) overrides env ``SCRATCHNN_MIRRORS``, which replaces the built-in ones.
+    """
+    spec = get_dataset(name)
+    files = spec.files(split)
+    cache = cache_dir(name)
+    places = _search_folders(name, data_dir) + [(SYSTEM_DIR / name, ""), (cache, "")]
+    for folder, _ in places:
+        found = [_find(folder, remote.name) for remote in files]
+        if all(found):
+            return found[0], found[1]
+    if download:
+        problem = _download_missing(files, cache, _mirrors(spec, mirrors), progress)
+        if problem is None:  # a file already in the cache may be the un-gzipped one
+            return _find(cache, files[0].name), _find(cache, files[1].name)
+        problem = f"download failed ({problem})"
+    else:
+        problem = "downloads are off"
+    looked = ", ".join(str(folder) + (f" ({label})" if label else "") for folder, label in places)
+    raise DataError(f"{name}: {split} files not found. Looked in: {looked}; {problem}. Put {files[0].name} "
+                    f"and {files[1].name} in one of those folders, or pass --data-dir DIR.")
+
+
+def _search_folders(name: str, data_dir) -> list[tuple[Path, str]]:
+    """The user's folders, labelled by where they came from; ``<dir>/<name>`` first, so one root
+    can hold several datasets whose files share the same names."""
+    if data_dir:  # "" means not set (config files have no null)
+        root, label = Path(data_dir), "--data-dir"
+    elif os.environ.get("SCRATCHNN_DATA"):
+        root, label = Path(os.environ["SCRATCHNN_DATA"]), "SCRATCHNN_DATA"
+    else:
+        return []
+    return [(root / name, label), (root, label)]
+
+
+def _find(folder: Path, gz_name: str) -> Path | None:
+    """``folder/x.gz`` or the un-gzipped ``folder/x``, whichever exists (the .gz first)."""
+    for candidate in (folder / gz_name, folder / gz_name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _mirrors(spec: DatasetSpec, mirrors) -> list[str]:
+    """Base URLs to try: the argument, else env SCRATCHNN_MIRRORS (comma-separated), else the spec's."""
+    if isinstance(mirrors, str):
+        mirrors = [mirrors]
+    if mirrors is None:
+        env = [url.strip() for url in os.environ.get("SCRATCHNN_MIRRORS", "").split(",") if url.strip()]
+        mirrors = env or spec.mirrors
+    return list(mirrors)
+
+
+def _download_missing(files, cache: Path, mirrors: list[str], progress: bool) -> str | None:
+    """Download the files the cache lacks; None on success, else why the first missing file failed."""
+    if not mirrors:
+        return "no mirrors to try"
+    created = [folder for folder in (cache, cache.parent) if not folder.exists()]
+    for remote in files:
+        if _find(cache, remote.name):
+            continue
+        failures = []
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + remote.name
+            problem = _fetch(url, remote, cache, progress)
+            if problem is None:
+                break
+            failures.append(f"{url}: {problem}")
+        else:
+            for folder in created:  # leave no empty folders behind either
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+            return "; ".join(failures)
+    return None
+
+
+def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
+    """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
+    except OSError as error:
+        return f"cannot write to the cache ({error.strerror or error})"
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with _progress_bar(remote.name, size, progress) as bar:
+                while block := response.read(BLOCK):
+                    out.write(block)
+                    md5.update(block)
+                    sha256.update(block)
+                    bar.update(len(block))
+            out.flush()
+            os.fsync(out.fileno())
+        if md5.hexdigest() != remote.md5:
+            return f"checksum mismatch (MD5 {md5.hexdigest()}, expected {remote.md5})"
+        if remote.sha256 and sha256.hexdigest() != remote.sha256:
+            return f"checksum mismatch (SHA-256 {sha256.hexdigest()}, expected {remote.sha256})"
+        os.replace(tmp, cache / remote.name)  # atomic: the cache never holds half a file
+        return None
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code} {error.reason}"
+    except urllib.error.URLError as error:
+        reason = error.reason
+        return getattr(reason, "strerror", None) or str(reason)
+    except (OSError, http.client.HTTPException, ValueError) as error:  # timeouts, cut-off bodies, bad URLs
+        return str(error) or type(error).__name__
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+def _progress_bar(name: str, total: int | None, enabled: bool):
+    """A tqdm bar on stderr, or a stand-in when disabled, stderr is not a terminal, or no tqdm."""
+    if not (enabled and sys.stderr.isatty()):
+        return _NoBar()
+    try:
+        from tqdm import tqdm  # lazy: only downloads need it
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                leave=False)

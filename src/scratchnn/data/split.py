@@ -1,0 +1,95 @@
+"""Shuffle and hold out a dev set, scale pixels to floats, and walk through mini-batches."""
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, ShapeError
+
+
+def train_dev_split(images: np.ndarray, labels: np.ndarray, dev_size: int, rng: np.random.Generator):
+    """(train_images, train_labels, dev_images, dev_labels) from images (N, ...) and labels (N,).
+
+    The rows are shuffled with ``rng.permutation`` and the first ``dev_size`` shuffled rows
+    become the dev set, as in the seed tutorial (shuffle, hold out the first 1,000).
+
+    >>> x, y = np.arange(10).reshape(5, 2), np.arange(5)
+    >>> [a.shape for a in train_dev_split(x, y, 2, np.random.default_rng(0))]
+    [(3, 2), (3,), (2, 2), (2,)]
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    n = len(images)
+    if len(labels) != n:
+        raise DataError(f"{n} images but {len(labels)} labels; they must come in pairs")
+    dev_size = _whole(dev_size, "dev size")
+    if not 0 <= dev_size < n:
+        raise ConfigError(f"dev size must be between 0 and {n - 1} (the data has {n} images, and at least "
+                          f"one must be left to train on), got {dev_size}")
+    order = rng.permutation(n)
+    dev, train = order[:dev_size], order[dev_size:]
+    return images[train], labels[train], images[dev], labels[dev]
+
+
+def scale_pixels(images: np.ndarray, input_shape=(784,)) -> np.ndarray:
+    """uint8 images (N, H, W) -> float32 x (N, *input_shape) = pixel / 255 in [0, 1], C-contiguous.
+
+    (784,) feeds an MLP; (1, 28, 28) feeds a CNN as (N, 1, 28, 28).
+
+    >>> scale_pixels(np.full((2, 28, 28), 255, np.uint8)).shape
+    (2, 784)
+    >>> scale_pixels(np.zeros((3, 28, 28), np.uint8), (1, 28, 28)).shape
+    (3, 1, 28, 28)
+    """
+    images = np.asarray(images)
+    input_shape = tuple(input_shape)
+    if images.dtype.kind not in "ui":
+        raise ShapeError(f"expected integer pixels 0..255 (uint8), got dtype {images.dtype}; "
+                         "pass the raw images, not already-scaled ones")
+    if images.dtype != np.uint8 and images.size and (images.min() < 0 or images.max() > 255):
+        raise ShapeError(f"pixels must be in 0..255, got {images.min()}..{images.max()}")
+    size = math.prod(input_shape)
+    if images.ndim < 1 or math.prod(images.shape[1:]) != size:
+        raise ShapeError(f"images of shape {images.shape[1:]} have {math.prod(images.shape[1:])} pixels, "
+                         f"the model input {input_shape} needs {size}")
+    x = images.reshape(len(images), *input_shape).astype(np.float32, order="C")
+    x /= np.float32(255)  # in place on the fresh copy: exactly pixel / 255, rounded once
+    return x
+
+
+def batch_indices(n: int, batch_size: int | None = None,
+                  rng: np.random.Generator | None = None) -> Iterator[np.ndarray | slice]:
+    """Row indices that cover 0..n-1 exactly once, in batches of ``batch_size`` (the last may be
+    smaller), in ``rng``'s shuffled order when given.
+
+    ``batch_size`` None or >= n yields ``slice(None)`` once: the full batch, indexed without a
+    copy. It is not shuffled: the order of rows does not change a full-batch gradient.
+
+    >>> [b.tolist() for b in batch_indices(5, 2)]
+    [[0, 1], [2, 3], [4]]
+    >>> list(batch_indices(5, None))
+    [slice(None, None, None)]
+    """
+    if batch_size is not None and _whole(batch_size, "batch size") <= 0:
+        raise ConfigError(f"batch size must be positive (or None for the full batch), got {batch_size}")
+    if n == 0:
+        return
+    if batch_size is None or batch_size >= n:
+        yield slice(None)
+        return
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def _whole(value, what: str) -> int:
+    """``value`` as an int (NumPy integers too); ConfigError for floats, strings, bools."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise ConfigError(f"{what} must be a whole number, got {value!r}") from None

@@ -1,0 +1,24 @@
+"""Exceptions with one-line messages that say what is wrong and what to do.
+
+The CLI prints ``str(error)`` and exits non-zero; the library raises these and nothing vaguer.
+"""
+
+
+class ScratchnnError(Exception):
+    """Base class of every error scratchnn raises on purpose."""
+
+
+class DataError(ScratchnnError, ValueError):
+    """A data file or dataset is missing, corrupt or malformed."""
+
+
+class ModelFileError(ScratchnnError, ValueError):
+    """A model or checkpoint file cannot be read or does not fit the model."""
+
+
+class ShapeError(ScratchnnError, ValueError):
+    """An array has the wrong shape, dtype or values for where it is used."""
+
+
+class ConfigError(ScratchnnError, ValueError):
+    """A training option or configuration value is invalid."""

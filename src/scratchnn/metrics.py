@@ -1,0 +1,46 @@
+"""Classification metrics: accuracy, confusion matrix, per-class accuracy, and their text form."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of predictions (N,) equal to labels (N,); 0.0 for an empty set."""
+    return float(np.mean(predictions == labels)) if len(labels) else 0.0
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (C, C): row = true class, column = predicted class.
+
+    >>> confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 2)
+    array([[1, 0],
+           [1, 1]])
+    """
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(
+        num_classes, num_classes)
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """Recall of each class: diagonal / row sum (NaN for a class with no samples)."""
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / totals, np.nan)
+
+
+def format_report(matrix: np.ndarray, classes: Sequence[str]) -> str:
+    """Per-class accuracy lines followed by the confusion matrix as a text table."""
+    recall = per_class_accuracy(matrix)
+    width = max(len(c) for c in classes)
+    lines = ["Per-class accuracy:"]
+    for name, value, count in zip(classes, recall, matrix.sum(axis=1)):
+        shown = "   n/a" if np.isnan(value) else f"{value:6.2%}"
+        lines.append(f"  {name:>{width}}  {shown}  ({count} samples)")
+    cell = max(5, len(str(matrix.max())) + 1)
+    short = [c[:cell - 1] for c in classes]
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted):",
+              " " * (width + 2) + "".join(f"{s:>{cell}}" for s in short)]
+    for name, row in zip(classes, matrix):
+        lines.append(f"  {name:>{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)

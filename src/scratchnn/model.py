@@ -1,0 +1,164 @@
+"""Sequential: a stack of layers applied in order, the whole network as one function."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .errors import ShapeError
+from .nn.activations import softmax
+from .nn.base import Layer, layer_from_config, layer_to_config
+
+
+class Sequential:
+    """Layers applied in order: x (N, *input_shape) -> logits (N, C).
+
+    >>> from scratchnn import Dense, ReLU
+    >>> model = Sequential([Dense(784, 10, rng=0), ReLU(), Dense(10, 10, rng=1)])
+    >>> model.predict(np.zeros((3, 784), np.float32)).shape
+    (3,)
+    >>> [name for name, _, _ in model.named_parameters()]
+    ['0.W', '0.b', '2.W', '2.b']
+    """
+
+    def __init__(self, layers: Iterable[Layer], input_shape: Iterable[int] | None = None):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ShapeError("a Sequential model needs at least one layer")
+        if input_shape is None:
+            first = self.layers[0]
+            if not hasattr(first, "in_features"):
+                raise ShapeError(f"give input_shape: it cannot be inferred from {first!r}")
+            input_shape = (first.in_features,)
+        self.input_shape = tuple(int(s) for s in input_shape)
+
+    # --- the two passes -------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Logits (N, C) for a batch x (N, *input_shape)."""
+        if x.shape[1:] != self.input_shape:
+            raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}),"
+                             f" got {x.shape}")
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dlogits: np.ndarray, need_dx: bool = False) -> np.ndarray | None:
+        """Backpropagate ∂L/∂logits through every layer, filling each layer's grads.
+
+        Layers in front of the first one with parameters have nothing to learn, so unless
+        ``need_dx`` asks for ∂L/∂x the pass stops there and skips the input gradient
+        (for the seed network that is the (N, 784) product, most of the backward work).
+        """
+        stop = 0 if need_dx else self._first_trainable()
+        dy = dlogits
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            dy = self.layers[i].backward(dy, need_dx=need_dx or i > stop)
+        return dy if need_dx else None
+
+    def _first_trainable(self) -> int:
+        return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
+
+    # --- inference --------------------------------------------------------------------------
+    def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Class probabilities (N, C) for x (N, *input_shape), computed in batches."""
+        x = self._checked_input(x)
+        parts = [softmax(self.forward(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), x.dtype)
+
+    def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Predicted class index (N,) for x (N, *input_shape)."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def _checked_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.number):
+            raise ShapeError(f"input must be numeric, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if x.ndim == len(self.input_shape):  # one sample: make it a batch of one
+            x = x[None]
+        if x.shape[1:] != self.input_shape:
+            raise ShapeError(f"model expects samples of shape {self.input_shape}, got {x.shape[1:]}")
+        if not np.isfinite(x).all():
+            raise ShapeError("input contains NaN or infinite values; clean the data first")
+        return x
+
+    # --- parameters ---------------------------------------------------------------------------
+    def named_parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(name, param, grad) triples; names are "<layer index>.<param>", e.g. "0.W"."""
+        return [(f"{i}.{key}", layer.params[key], layer.grads[key])
+                for i, layer in enumerate(self.layers) for key in layer.params]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: param for name, param, _ in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters; strict: every key present, every shape equal."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ShapeError(f"state does not fit the model: missing {missing}, unexpected {unexpected}")
+        for name, param in own.items():
+            value = np.asarray(state[name])
+            if value.shape != param.shape:
+                raise ShapeError(f"parameter {name!r} has shape {value.shape}, model expects {param.shape}")
+            param[...] = value
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.size for _, p, _ in self.named_parameters())
+
+    @property
+    def num_classes(self) -> int:
+        return self.output_shapes()[-1][-1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        params = self.named_parameters()
+        return params[0][1].dtype if params else np.dtype(np.float32)
+
+    def astype(self, dtype) -> Sequential:
+        """Cast every parameter (float64 for gradient checks); returns self."""
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    # --- description --------------------------------------------------------------------------
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        shapes, shape = [], self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
+    def widths(self) -> str:
+        """The layer widths in one line, e.g. "784 -> 10 -> 10" (input, then each trainable layer)."""
+        shapes = [self.input_shape] + [shape for layer, shape in zip(self.layers, self.output_shapes())
+                                       if layer.params]
+        return " -> ".join("x".join(map(str, shape)) for shape in shapes)
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts (like Keras' ``summary``)."""
+        rows = [("#", "Layer", "Output shape", "Params")]
+        for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes())):
+            count = sum(p.size for p in layer.params.values())
+            rows.append((str(i), repr(layer), "(N, " + ", ".join(map(str, shape)) + ")", f"{count:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = [f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
+                 for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"Input (N, {', '.join(map(str, self.input_shape))}); "
+                     f"total parameters: {self.num_parameters:,}")
+        return "\n".join(lines)
+
+    def config(self) -> dict:
+        """The architecture as JSON-ready data; ``Sequential.from_config`` rebuilds it."""
+        return {"input_shape": list(self.input_shape), "layers": [layer_to_config(l) for l in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Sequential:
+        return cls([layer_from_config(entry) for entry in config["layers"]], config.get("input_shape"))
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n])"

@@ -1,0 +1,86 @@
+"""The layer contract every layer follows.
+
+    layer.params   dict[str, ndarray]   e.g. {"W": (D, M), "b": (M,)}; empty for activations
+    layer.grads    dict[str, ndarray]   same keys and shapes, overwritten by each backward
+    y  = layer.forward(x, training=False)   caches what backward needs
+    dx = layer.backward(dy)                 dL/dx; fills grads; error if no forward came first
+
+Gradients are overwritten, not accumulated: a sequential stack has no fan-out, so there is no
+``zero_grad`` to forget. Layers follow the dtype of their parameters and input, so a model cast
+to float64 (``astype``) can be checked against finite differences.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+
+LAYER_TYPES: dict[str, type[Layer]] = {}
+
+
+class Layer:
+    """Base class: subclasses implement ``forward`` and ``backward`` side by side."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_TYPES[cls.__name__] = cls  # so a saved architecture can name its layers
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Return dL/dx for upstream gradient ``dy``; ``need_dx=False`` lets the first layer
+        of a model skip the (often largest) product it would throw away."""
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this layer (saved as JSON in model files)."""
+        return {}
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output sample for one input sample of ``input_shape``."""
+        return input_shape
+
+    def astype(self, dtype) -> Layer:
+        """Cast parameters and gradients in place of the old arrays; returns self."""
+        for name in self.params:
+            self.params[name] = self.params[name].astype(dtype)
+            self.grads[name] = np.zeros_like(self.params[name])
+        return self
+
+    def _take_cache(self):
+        """What forward stored for backward; a clear error if forward has not run."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def layer_from_config(entry: dict) -> Layer:
+    """Build a layer from ``{"type": "Dense", "config": {...}}`` as written by ``layer_to_config``."""
+    kind = entry.get("type")
+    if kind not in LAYER_TYPES:
+        known = ", ".join(sorted(LAYER_TYPES))
+        raise ConfigError(f"unknown layer type {kind!r}; known types: {known}")
+    try:
+        return LAYER_TYPES[kind](**entry.get("config", {}))
+    except TypeError as error:
+        raise ConfigError(f"layer {kind}: bad arguments {entry.get('config')!r} ({error})") from None
+
+
+def layer_to_config(layer: Layer) -> dict:
+    return {"type": type(layer).__name__, "config": layer.config()}
+
+
+def check_features(layer: Layer, x: np.ndarray, expected: int) -> None:
+    """Raise ShapeError unless x is (N, expected)."""
+    if x.ndim != 2 or x.shape[1] != expected:
+        raise ShapeError(f"{layer!r} expects input of shape (N, {expected}), got {x.shape}")

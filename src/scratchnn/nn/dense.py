@@ -1,0 +1,56 @@
+"""Dense (fully connected, affine) layer."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, check_features
+from .init import get_initializer
+
+
+class Dense(Layer):
+    """y = x·W + b, with x (N, D), W (D, M), b (M,), y (N, M).
+
+    Backward, for upstream dy = ∂L/∂y (N, M):
+        dW = xᵀ·dy (D, M)     db = Σₙ dy (M,)     dx = dy·Wᵀ (N, D)
+
+    The seed tutorial writes Z = W·X + b with X as (784, N) and W as (10, 784); we keep the batch
+    first (x is (N, 784), W is (784, 10)): the same math, transposed.
+
+    Args:
+        in_features, out_features: D and M.
+        init, bias_init: initialiser names from ``scratchnn.nn.init``.
+        rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, init: str = "he_normal",
+                 bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.init, self.bias_init = init, bias_init
+        rng = np.random.default_rng(rng)
+        d, m = self.in_features, self.out_features
+        self.params["W"] = get_initializer(init)(rng, (d, m), d, m)
+        self.params["b"] = get_initializer(bias_init)(rng, (m,), d, m)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x, training=False):
+        check_features(self, x, self.in_features)
+        self._cache = x
+        y = x @ self.params["W"]
+        y += self.params["b"]
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x = self._take_cache()
+        # NOTE: x.T is a view; BLAS reads it transposed, no copy. out= reuses the grad buffers.
+        np.matmul(x.T, dy, out=self.grads["W"])
+        # NOTE: ones·dy sums the batch as a BLAS product, ~8x faster than dy.sum(axis=0) on narrow dy
+        np.matmul(np.ones(len(dy), dy.dtype), dy, out=self.grads["b"])
+        return dy @ self.params["W"].T if need_dx else None
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "init": self.init, "bias_init": self.bias_init}
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)

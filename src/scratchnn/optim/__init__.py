@@ -1,0 +1,4 @@
+"""Optimizers that update parameters in place."""
+from .optimizers import SGD, Optimizer
+
+__all__ = ["Optimizer", "SGD"]

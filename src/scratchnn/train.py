@@ -1,0 +1,128 @@
+"""fit(): the training loop, full batch (the seed) or mini-batch, and evaluate()."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.split import batch_indices
+from .errors import ShapeError
+from .model import Sequential
+from .nn.losses import SoftmaxCrossEntropy, check_labels
+
+CHUNK_ROWS = 100000  # rows per forward/backward pass; larger batches are split (see compute_gradients)
+
+
+@dataclass
+class EpochResult:
+    """Metrics of one evaluated epoch. Train figures average the mini-batches of that epoch as
+    they were seen (before each update, like Keras); dev figures are measured after the epoch;
+    seconds is the training time since the previous evaluation."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    dev_loss: float
+    dev_accuracy: float
+    lr: float
+    seconds: float
+
+
+def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: int = 4096,
+             loss_fn=None) -> tuple[float, float]:
+    """(mean loss, accuracy) of the model on x (N, ...) with labels (N,); NaN for an empty set."""
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    loss_fn = loss_fn or SoftmaxCrossEntropy()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        logits = model.forward(x[start:start + batch_size])
+        y = labels[start:start + batch_size]
+        total_loss += loss_fn.forward(logits, y) * len(y)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+    return total_loss / len(x), correct / len(x)
+
+
+def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int,
+        batch_size: int | None = None, x_dev: np.ndarray | None = None, y_dev: np.ndarray | None = None,
+        rng: np.random.Generator | None = None, loss_fn=None, eval_every: int = 1,
+        on_epoch_end: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+    """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
+
+    Each step: logits = forward(batch); loss; backward(∂L/∂logits); optimizer.step.
+    ``batch_size`` None or 0 means the full batch, one step per epoch (the seed's gradient
+    descent); otherwise the rows are reshuffled with ``rng`` every epoch. Accuracy and dev
+    metrics are only measured on evaluated epochs: with full batches an epoch is a single
+    step, and measuring every one would cost a fifth of the training time.
+    """
+    loss_fn = loss_fn or SoftmaxCrossEntropy()
+    _check_data(model, x_train, y_train, "training")
+    if x_dev is None:
+        x_dev, y_dev = x_train[:0], y_train[:0]
+    _check_data(model, x_dev, y_dev, "dev")
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        measured = epoch % eval_every == 0 or epoch == epochs
+        total_loss, correct = 0.0, 0
+        for rows in batch_indices(len(x_train), batch_size or None, rng):
+            loss_sum, batch_correct = compute_gradients(model, loss_fn, x_train[rows], y_train[rows], measured)
+            total_loss += loss_sum
+            correct += batch_correct
+            optimizer.step(model.named_parameters())
+        if not measured:
+            continue
+        dev_loss, dev_accuracy = evaluate(model, x_dev, y_dev)
+        result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
+                             dev_accuracy, optimizer.lr, time.perf_counter() - start)
+        start = time.perf_counter()
+        history.append(result)
+        if on_epoch_end is not None:
+            on_epoch_end(result)
+    return history
+
+
+def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray,
+                      count_correct: bool = True) -> tuple[float, int]:
+    """Fill the model's grads with ∂(mean loss over the batch)/∂θ; return (summed loss, # correct).
+
+    A batch larger than CHUNK_ROWS is processed in chunks whose gradients are averaged with
+    weights n_chunk / N: the mean over N rows is the weighted mean of the chunk means, so
+    only rounding changes. Each chunk stays in the CPU cache between its forward and backward
+    pass (the full-batch seed trains ~10% faster) and activation memory stays bounded.
+    """
+    n, sums = len(x), None
+    loss_sum, correct = 0.0, 0
+    for start in range(0, n, CHUNK_ROWS):
+        x_chunk, y_chunk = x[start:start + CHUNK_ROWS], labels[start:start + CHUNK_ROWS]
+        logits = model.forward(x_chunk, training=True)
+        loss_sum += loss_fn.forward(logits, y_chunk) * len(y_chunk)
+        if count_correct:
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == y_chunk))
+        model.backward(loss_fn.backward())
+        if n <= CHUNK_ROWS:
+            break
+        weight = len(y_chunk) / n
+        grads = [grad for _, _, grad in model.named_parameters()]
+        if sums is None:
+            sums = [grad * weight for grad in grads]
+        else:
+            for total, grad in zip(sums, grads):
+                total += grad * weight
+    if sums is not None:
+        for (_, _, grad), total in zip(model.named_parameters(), sums):
+            grad[...] = total
+    return loss_sum, correct
+
+
+def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:
+    """Validate once, up front, what the loop would otherwise trip over mid-training."""
+    if x.shape[1:] != model.input_shape:
+        raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")
+    if name == "training" and len(x) == 0:
+        raise ShapeError("no training data: the training set is empty")
+    if not np.isfinite(x).all():
+        raise ShapeError(f"{name} data contains NaN or infinite values")
+    check_labels(labels, len(x), model.num_classes)

@@ -1,0 +1,101 @@
+"""The command line end to end, in subprocesses, as a user runs it."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from scratchnn.io import load
+
+
+def scratchnn(*args, env=None, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "scratchnn", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_help_lists_every_command():
+    result = scratchnn("--help")
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "predict", "gradcheck"):
+        assert command in result.stdout
+        assert scratchnn(command, "--help").returncode == 0
+
+
+def test_gradcheck_passes_for_every_layer():
+    result = scratchnn("gradcheck")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+    for name in ("Dense", "ReLU", "SoftmaxCrossEntropy", "Sequential"):
+        assert name in result.stdout
+
+
+def test_train_evaluate_predict_end_to_end(tmp_path, shared_dir):
+    csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
+    run = tmp_path / "run"
+    result = scratchnn("train", "--preset", "seed", "--csv", csv, "--iterations", 60, "--out", run)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("Iteration") for line in lines) == 6  # one every 10 iterations
+    assert "9,000 train / 1,000 dev" in result.stdout
+    assert f"Model saved to {run / 'model.safetensors'}" in result.stdout
+    assert {p.name for p in run.iterdir()} >= {"model.safetensors", "config.toml", "metrics.csv"}
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 6  # a row per evaluation
+
+    result = scratchnn("evaluate", run)
+    assert result.returncode == 0, result.stderr
+    assert "dev set of csv" in result.stdout and "(1,000 images)" in result.stdout
+    assert "Confusion matrix" in result.stdout and "Per-class accuracy" in result.stdout
+
+    png = tmp_path / "prediction.png"
+    result = scratchnn("predict", run / "model.safetensors", "--index", 5, "--save", png)
+    assert result.returncode == 0, result.stderr
+    assert "Prediction:" in result.stdout and "True label:" in result.stdout
+    assert len(result.stdout.splitlines()) >= 28  # the digit itself
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    result = scratchnn("predict", run, "--index", 1000)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("scratchnn predict: error: --index 1000 is out of range: "
+                                     "the dev set has 1,000 images (0..999)")
+
+    result = scratchnn("train", "--config", run / "config.toml", "--out", tmp_path / "again", "--quiet")
+    assert result.returncode == 0, result.stderr
+    first, again = load(run), load(tmp_path / "again")  # the saved config repeats the run exactly
+    for name, value in first.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[name], value, err_msg=name)
+
+
+def test_offline_named_dataset_fails_fast_with_where_it_looked(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "SCRATCHNN_MIRRORS": f"http://127.0.0.1:{closed_port()}/",
+           "SCRATCHNN_DATA": ""}
+    start = time.perf_counter()
+    result = scratchnn("train", "--dataset", "mnist", "--out", tmp_path / "run", env=env)
+    assert time.perf_counter() - start < 10
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Looked in" in lines[0] and "train-images-idx3-ubyte.gz" in lines[0]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--hidden", "12,x"], "expected comma-separated integers"),
+    (["train", "--lr", "-1", "--csv", "x.csv"], "learning rate must be > 0, got -1.0"),
+    (["train", "--images", "a.gz"], "labels"),
+    (["train", "--csv", "missing.csv"], "missing.csv"),
+    (["evaluate", "nowhere/model.safetensors"], "no such model file"),
+])
+def test_bad_usage_gives_one_clear_line(tmp_path, args, message):
+    result = scratchnn(*args, cwd=tmp_path)
+    assert result.returncode in (1, 2)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from scratchnn.config import TrainConfig
+from scratchnn.errors import ConfigError
+from scratchnn.presets import PRESETS, get_preset
+
+
+def test_toml_round_trip(tmp_path):
+    config = TrainConfig(hidden=[128, 64], lr=0.05, csv='data/"quoted" dir/x.csv', batch_size=32)
+    path = config.save(tmp_path / "config.toml")
+    assert TrainConfig.load(path) == config
+
+
+def test_unknown_option_is_named(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 0.1\nlearning_rate = 0.2\n")
+    with pytest.raises(ConfigError, match="unknown option.*learning_rate"):
+        TrainConfig.load(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('lr = "fast"', "lr must be float"),
+    ("hidden = 10", "hidden must be list"),
+    ("epochs = 1.5", "epochs must be int"),
+    ("lr = -1.0", "learning rate must be > 0"),
+    ("epochs = 0", "epochs must be >= 1"),
+    ("hidden = [10, 0]", "hidden layer sizes must be positive"),
+    ("lr = ", "not valid TOML"),
+])
+def test_bad_values_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.load(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        TrainConfig.load(tmp_path / "none.toml")
+
+
+def test_seed_preset_is_the_tutorial_network():
+    seed = get_preset("seed")
+    assert (seed.hidden, seed.init, seed.bias_init, seed.lr, seed.epochs, seed.batch_size, seed.dev_size,
+            seed.eval_every) == ([10], "seed_uniform", "seed_uniform", 0.1, 500, 0, 1000, 10)
+    model = seed.build_model(np.random.default_rng(0))
+    assert model.widths() == "784 -> 10 -> 10"
+    assert model.num_parameters == 784 * 10 + 10 + 10 * 10 + 10
+
+
+def test_presets_are_valid_and_copies():
+    for name in PRESETS:
+        get_preset(name).validate()
+    get_preset("seed").hidden.append(5)
+    assert PRESETS["seed"].hidden == [10]
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("nope")

@@ -1,0 +1,181 @@
+"""IDX reading and writing: round trips, every kind of damage, and the real MNIST test files."""
+import gzip
+
+import numpy as np
+import pytest
+
+from scratchnn.data.idx import read_idx, read_idx_pair, write_idx
+from scratchnn.errors import DataError, ShapeError
+
+DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
+
+
+def idx_bytes(code: int, shape, payload: bytes | None = None) -> bytes:
+    """A raw IDX file by hand: 00 00, type code, ndim, big-endian uint32 sizes, then the data."""
+    header = bytes([0, 0, code, len(shape)]) + np.asarray(shape, ">u4").tobytes()
+    return header + (bytes(int(np.prod(shape))) if payload is None else payload)
+
+
+def assert_data_error(path, *words):
+    """read_idx(path) fails with ONE line naming the file and every word given."""
+    with pytest.raises(DataError) as info:
+        read_idx(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message, message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_round_trip_every_dtype(tmp_path, dtype, suffix):
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    array = (rng.integers(info.min, info.max, (3, 4, 5), endpoint=True, dtype=dtype) if info
+             else rng.standard_normal((3, 4, 5)).astype(dtype))
+    path = write_idx(tmp_path / f"a.idx{suffix}", array)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == (suffix == ".gz")
+    back = read_idx(path)
+    assert back.dtype == dtype and back.dtype.isnative and back.shape == (3, 4, 5)
+    np.testing.assert_array_equal(back, array)
+    assert back.flags.writeable
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
+
+
+def test_one_dimension_and_big_endian_on_disk(tmp_path):
+    path = write_idx(tmp_path / "labels", np.array([1, 258], np.int16))
+    assert path.read_bytes() == bytes([0, 0, 0x0B, 1, 0, 0, 0, 2, 0, 1, 1, 2])
+    np.testing.assert_array_equal(read_idx(path), [1, 258])
+
+
+def test_gzip_is_detected_by_magic_bytes_not_name(tmp_path):
+    array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    gz_named_raw = tmp_path / "raw-but-named.gz"
+    gz_named_raw.write_bytes(idx_bytes(0x08, (2, 3), array.tobytes()))
+    raw_named_gz = tmp_path / "gzipped-but-named.idx"
+    raw_named_gz.write_bytes(gzip.compress(idx_bytes(0x08, (2, 3), array.tobytes())))
+    np.testing.assert_array_equal(read_idx(gz_named_raw), array)
+    np.testing.assert_array_equal(read_idx(raw_named_gz), array)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_, np.complex64, np.uint16])
+def test_write_rejects_unsupported_dtypes(tmp_path, dtype):
+    with pytest.raises(ShapeError, match="cannot write dtype"):
+        write_idx(tmp_path / "x.idx", np.zeros(3, dtype))
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_rejects_a_scalar(tmp_path):
+    with pytest.raises(ShapeError, match="1 to 255 dimensions"):
+        write_idx(tmp_path / "x.idx", np.uint8(3))
+
+
+def test_missing_file(tmp_path):
+    assert_data_error(tmp_path / "nope-idx3-ubyte.gz", "no such file")
+
+
+def test_bad_magic(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(b"\x01\x02" + idx_bytes(0x08, (3,))[2:])
+    assert_data_error(path, "not an IDX file", "01 02")
+
+
+def test_bad_type_code(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(idx_bytes(0x07, (3,)))
+    assert_data_error(path, "unknown IDX type code 0x07")
+
+
+def test_zero_dimensions(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(bytes([0, 0, 0x08, 0]))
+    assert_data_error(path, "0 dimensions")
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00\x00"])
+def test_too_short_for_any_header(tmp_path, data):
+    path = tmp_path / "short.idx"
+    path.write_bytes(data)
+    assert_data_error(path, "too short", f"{len(data)} bytes")
+
+
+def test_truncated_header(tmp_path):
+    path = tmp_path / "bad.idx.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 0x08, 3]) + b"\x00\x00\x00\x0a\x00\x00"))
+    assert_data_error(path, "truncated header", "need 16 bytes", "has 10")
+
+
+def test_truncated_data_says_how_much_is_missing(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(0x08, (60000, 28, 28), bytes(1000))))
+    assert_data_error(path, "truncated: header promises 47040000 bytes", "file has 1000")
+
+
+def test_truncated_data_counts_bytes_not_items(tmp_path):
+    path = tmp_path / "floats.idx"
+    path.write_bytes(idx_bytes(0x0D, (4,), bytes(12)))  # 3 float32 of the 4 promised
+    assert_data_error(path, "promises 16 bytes", "file has 12")
+
+
+def test_trailing_bytes(tmp_path):
+    path = tmp_path / "labels.idx"
+    path.write_bytes(idx_bytes(0x08, (5,)) + b"xyz")
+    assert_data_error(path, "3 unexpected trailing bytes")
+
+
+def test_corrupt_gzip_crc(tmp_path):
+    data = bytearray(gzip.compress(idx_bytes(0x08, (100,), bytes(range(100)))))
+    data[-8] ^= 0xFF  # the CRC-32 in the gzip trailer
+    path = tmp_path / "crc.gz"
+    path.write_bytes(bytes(data))
+    assert_data_error(path, "corrupt gzip")
+
+
+def test_cut_off_gzip_stream(tmp_path):
+    data = gzip.compress(np.random.default_rng(0).bytes(5000))
+    path = tmp_path / "cut.gz"
+    path.write_bytes(data[:len(data) // 2])
+    assert_data_error(path, "corrupt gzip")
+
+
+def test_folder_instead_of_file(tmp_path):
+    assert_data_error(tmp_path, "cannot read")
+
+
+# --- pairs ---------------------------------------------------------------------------------
+
+def write_pair(folder, images, labels):
+    return write_idx(folder / "images.gz", images), write_idx(folder / "labels.gz", labels)
+
+
+def test_pair_round_trip(tmp_path):
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    labels = np.array([0, 9, 3], np.uint8)
+    x, y = read_idx_pair(*write_pair(tmp_path, images, labels))
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+
+
+@pytest.mark.parametrize("images, labels, words", [
+    (np.zeros((3, 784), np.uint8), np.zeros(3, np.uint8), ["images.gz", "(N, H, W)", "(3, 784)"]),
+    (np.zeros((3, 2, 2), np.float32), np.zeros(3, np.uint8), ["images.gz", "float32"]),
+    (np.zeros((3, 2, 2), np.uint8), np.zeros((3, 1), np.uint8), ["labels.gz", "(N,)"]),
+    (np.zeros((3, 2, 2), np.uint8), np.zeros(3, np.int32), ["labels.gz", "int32"]),
+    (np.zeros((3, 2, 2), np.uint8), np.zeros(4, np.uint8), ["3 images", "4 labels", "belong together"]),
+    (np.zeros((4, 2, 2), np.uint8), np.array([1, 2, 10, 11], np.uint8), ["label 10 at index 2", "0..9"]),
+])
+def test_pair_mismatches(tmp_path, images, labels, words):
+    with pytest.raises(DataError) as info:
+        read_idx_pair(*write_pair(tmp_path, images, labels))
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_real_mnist_test_files(shared_dir):
+    folder = shared_dir / "datasets" / "mnist"
+    images, labels = read_idx_pair(folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and labels.dtype == np.uint8
+    assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the well-known first ten
+    assert np.bincount(labels).tolist()[1] == 1135

@@ -1,0 +1,200 @@
+"""Kaggle Digit Recognizer CSV: round trips, header variants, errors that name the line."""
+import gzip
+
+import numpy as np
+import pytest
+
+from scratchnn.data.idx import read_idx
+from scratchnn.data.kaggle_csv import HEADER_WITH_LABEL, HEADER_WITHOUT_LABEL, read_kaggle_csv, write_kaggle_csv
+from scratchnn.errors import DataError, ShapeError
+
+HEADER = ",".join(HEADER_WITH_LABEL)
+
+
+@pytest.fixture
+def digits():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    images[0, 0, 0], images[0, 0, 1] = 0, 255  # both ends of the range
+    return images, np.array([0, 9, 3, 3, 7, 1], np.uint8)
+
+
+def rows(images, labels=None):
+    """CSV text lines (no header) for images (N, 28, 28) and optional labels (N,)."""
+    flat = images.reshape(len(images), -1).astype(int)
+    if labels is not None:
+        flat = np.column_stack([labels, flat])
+    return [",".join(map(str, row)) for row in flat]
+
+
+def write_text(path, lines, newline="\n"):
+    path.write_text(newline.join(lines) + newline, newline="")
+    return path
+
+
+def assert_line_error(path, line, *words):
+    with pytest.raises(DataError) as info:
+        read_kaggle_csv(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: line {line}") and "\n" not in message, message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.csv.gz"])
+def test_round_trip_with_labels(tmp_path, digits, name):
+    images, labels = digits
+    path = write_kaggle_csv(tmp_path / name, images, labels)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == name.endswith(".gz")
+    x, y = read_kaggle_csv(path)
+    assert x.dtype == np.uint8 and x.shape == (6, 28, 28) and y.dtype == np.uint8
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # atomic write left no temp file
+
+
+def test_round_trip_without_labels(tmp_path, digits):
+    path = write_kaggle_csv(tmp_path / "test.csv", digits[0].reshape(6, 784))
+    assert path.read_text().splitlines()[0] == ",".join(HEADER_WITHOUT_LABEL)
+    x, y = read_kaggle_csv(path)
+    assert y is None
+    np.testing.assert_array_equal(x, digits[0])
+
+
+def test_gzip_detected_by_magic_bytes(tmp_path, digits):
+    path = tmp_path / "named-plain.csv"
+    path.write_bytes(gzip.compress("\n".join([HEADER, *rows(*digits)]).encode()))
+    np.testing.assert_array_equal(read_kaggle_csv(path)[1], digits[1])
+
+
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_file_without_header(tmp_path, digits, with_labels):
+    labels = digits[1] if with_labels else None
+    x, y = read_kaggle_csv(write_text(tmp_path / "plain.csv", rows(digits[0], labels)))
+    np.testing.assert_array_equal(x, digits[0])
+    assert (y is None) != with_labels
+    if with_labels:
+        np.testing.assert_array_equal(y, digits[1])
+
+
+def test_crlf_bom_quotes_and_blank_lines(tmp_path, digits):
+    quoted = ",".join(f'"{name}"' for name in HEADER_WITH_LABEL)
+    lines = ["", quoted, *rows(*digits)[:3], "  ", *rows(*digits)[3:], "", ""]
+    path = tmp_path / "windows.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join(lines)).encode())
+    x, y = read_kaggle_csv(path)
+    np.testing.assert_array_equal(x, digits[0])
+    np.testing.assert_array_equal(y, digits[1])
+
+
+def test_spaces_around_values_are_fine(tmp_path, digits):
+    line = " , ".join(rows(*digits)[0].split(","))
+    x, y = read_kaggle_csv(write_text(tmp_path / "spaced.csv", [HEADER, line]))
+    np.testing.assert_array_equal(x[0], digits[0][0])
+
+
+# --- errors, each naming the line ------------------------------------------------------------
+
+def test_empty_file(tmp_path):
+    for text in ("", "\n\n  \r\n"):
+        path = tmp_path / "empty.csv"
+        path.write_text(text)
+        with pytest.raises(DataError, match="empty file"):
+            read_kaggle_csv(path)
+
+
+def test_header_only(tmp_path):
+    with pytest.raises(DataError, match="no images after the header on line 1"):
+        read_kaggle_csv(write_text(tmp_path / "h.csv", [HEADER]))
+
+
+@pytest.mark.parametrize("header", ["lable," + ",".join(HEADER_WITHOUT_LABEL), "label,pixel0,pixel1", "a;b;c",
+                                    ",".join(["1"] * 783)])
+def test_header_that_is_neither_form(tmp_path, digits, header):
+    path = write_text(tmp_path / "bad.csv", ["", header, *rows(*digits)])
+    assert_line_error(path, 2, "header must be 'label,pixel0,...,pixel783'")
+
+
+def test_wrong_column_count(tmp_path, digits):
+    lines = [HEADER, *rows(*digits)]
+    lines[3] = lines[3].rsplit(",", 1)[0]
+    assert_line_error(write_text(tmp_path / "short.csv", lines), 4, "expected 785", "got 784")
+
+
+def test_test_file_with_a_label_column_row(tmp_path, digits):
+    lines = [",".join(HEADER_WITHOUT_LABEL), *rows(digits[0])]
+    lines[2] = "5," + lines[2]
+    assert_line_error(write_text(tmp_path / "t.csv", lines), 3, "expected 784", "got 785")
+
+
+@pytest.mark.parametrize("value", ["x", "1.5", "", "1e2", "0x10"])
+def test_non_integer_value(tmp_path, digits, value):
+    lines = [HEADER, *rows(*digits)]
+    fields = lines[5].split(",")
+    fields[6] = value  # label is column 0, so this is pixel5
+    lines[5] = ",".join(fields)
+    assert_line_error(write_text(tmp_path / "nan.csv", lines), 6, "pixel5", "not an integer")
+
+
+@pytest.mark.parametrize("value", ["256", "-1", "99999999999999999999999"])
+def test_pixel_out_of_range(tmp_path, digits, value):
+    lines = [HEADER, *rows(*digits)]
+    fields = lines[2].split(",")
+    fields[8] = value  # pixel7
+    lines[2] = ",".join(fields)
+    assert_line_error(write_text(tmp_path / "range.csv", lines), 3, f"pixel7 = {int(value)}", "0..255")
+
+
+@pytest.mark.parametrize("value", ["10", "-1", "255"])
+def test_label_out_of_range(tmp_path, digits, value):
+    lines = [HEADER, *rows(*digits)]
+    lines[4] = value + lines[4][lines[4].index(","):]
+    assert_line_error(write_text(tmp_path / "label.csv", lines), 5, f"label {value}", "0..9")
+
+
+def test_first_problem_in_file_order_is_reported(tmp_path, digits):
+    lines = [HEADER, *rows(*digits)]
+    lines[2] = "12" + lines[2][lines[2].index(","):]  # a label problem on line 3 ...
+    lines[5] = lines[5] + ",0"  # ... comes before a column problem on line 6
+    assert_line_error(write_text(tmp_path / "two.csv", lines), 3, "label 12")
+
+
+def test_bad_line_far_into_a_large_file(tmp_path):
+    """The rescan skips whole chunks that parse; the line number must still be exact."""
+    images = np.zeros((2500, 28, 28), np.uint8)
+    lines = ["", HEADER, *rows(images, np.zeros(2500, np.uint8))]
+    lines[1500] = ""  # a blank line in the middle does not shift the numbering
+    lines[2345] = lines[2345][:-1] + "300"
+    assert_line_error(write_text(tmp_path / "big.csv", lines), 2346, "pixel783 = 300")
+
+
+def test_not_text(tmp_path):
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\xff\xfe\x00label")
+    with pytest.raises(DataError, match="not a text CSV"):
+        read_kaggle_csv(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_kaggle_csv(tmp_path / "train.csv")
+
+
+def test_write_checks_its_inputs(tmp_path, digits):
+    images, labels = digits
+    with pytest.raises(ShapeError, match="28, 28"):
+        write_kaggle_csv(tmp_path / "a.csv", images[:, :27])
+    with pytest.raises(ShapeError, match="labels must have shape"):
+        write_kaggle_csv(tmp_path / "a.csv", images, labels[:3])
+    with pytest.raises(ShapeError, match="labels must be in 0..9"):
+        write_kaggle_csv(tmp_path / "a.csv", images, labels + 5)
+    with pytest.raises(ShapeError, match="pixels must be integers"):
+        write_kaggle_csv(tmp_path / "a.csv", images / 255)
+    assert not list(tmp_path.iterdir())
+
+
+def test_real_kaggle_file_equals_the_idx_files(shared_dir):
+    folder = shared_dir / "datasets" / "mnist"
+    images, labels = read_kaggle_csv(folder / "t10k-kaggle.csv.gz")
+    np.testing.assert_array_equal(images, read_idx(folder / "t10k-images-idx3-ubyte.gz"))
+    np.testing.assert_array_equal(labels, read_idx(folder / "t10k-labels-idx1-ubyte.gz"))

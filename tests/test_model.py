@@ -1,0 +1,117 @@
+import copy
+
+import numpy as np
+import pytest
+
+from scratchnn import Dense, ReLU, Sequential, SoftmaxCrossEntropy
+from scratchnn.errors import ShapeError
+from scratchnn.gradcheck import check_model
+
+
+def small_model(seed=0, sizes=(8, 6, 10)):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (d, m) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(Dense(d, m, rng=rng))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    return Sequential(layers)
+
+
+def test_end_to_end_gradients_match_finite_differences():
+    rng = np.random.default_rng(3)
+    model = small_model(sizes=(8, 7, 6, 10))
+    checks = check_model(model, SoftmaxCrossEntropy(), rng.standard_normal((5, 8)), rng.integers(0, 10, 5))
+    assert len(checks) == 6
+    for check in checks:
+        assert check.error < 1e-7, f"parameter {check.wrt}: relative error {check.error:.2e}"
+
+
+def test_skipping_the_first_input_gradient_changes_no_parameter_gradient():
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((5, 8)).astype(np.float32), rng.integers(0, 10, 5)
+    grads = []
+    for need_dx in (True, False):
+        model, loss = small_model(), SoftmaxCrossEntropy()
+        loss.forward(model.forward(x), labels)
+        dx = model.backward(loss.backward(), need_dx=need_dx)
+        assert (dx is None) == (not need_dx)
+        grads.append({name: g.copy() for name, _, g in model.named_parameters()})
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[0][name], grads[1][name], err_msg=name)
+
+
+def test_initial_loss_is_about_ln_10():
+    rng = np.random.default_rng(0)
+    model = Sequential([Dense(784, 64, rng=rng), ReLU(), Dense(64, 10, init="glorot_uniform", rng=rng)])
+    model.layers[-1].params["W"] *= 0.01  # near-uniform predictions
+    x = rng.random((200, 784), dtype=np.float32)
+    loss = SoftmaxCrossEntropy().forward(model.forward(x), rng.integers(0, 10, 200))
+    assert loss == pytest.approx(np.log(10), abs=0.05)
+
+
+def test_named_parameters_and_state_dict_use_layer_index_names():
+    model = small_model()
+    assert [n for n, _, _ in model.named_parameters()] == ["0.W", "0.b", "2.W", "2.b"]
+    state = model.state_dict()
+    assert state["0.W"] is model.layers[0].params["W"]
+    assert model.num_parameters == 8 * 6 + 6 + 6 * 10 + 10
+
+
+def test_load_state_dict_copies_and_is_strict():
+    a, b = small_model(0), small_model(1)
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    state = a.state_dict()
+    with pytest.raises(ShapeError, match=r"parameter '2.W' has shape \(3, 10\), model expects \(6, 10\)"):
+        b.load_state_dict({**state, "2.W": np.zeros((3, 10), np.float32)})
+    with pytest.raises(ShapeError, match=r"missing \['0.b'\]"):
+        b.load_state_dict({k: v for k, v in state.items() if k != "0.b"})
+    with pytest.raises(ShapeError, match=r"unexpected \['9.W'\]"):
+        b.load_state_dict({**state, "9.W": np.zeros(1)})
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    model = small_model()
+    rebuilt = Sequential.from_config(model.config())
+    assert rebuilt.config() == model.config()
+    assert rebuilt.input_shape == (8,)
+
+
+def test_predict_proba_rows_sum_to_one_and_batches_agree():
+    model = small_model()
+    x = np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32)
+    probs = model.predict_proba(x, batch_size=3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(probs, model.predict_proba(x, batch_size=100), rtol=1e-6)
+    np.testing.assert_array_equal(model.predict(x), probs.argmax(axis=1))
+    assert model.predict_proba(x[0]).shape == (1, 10)  # one sample becomes a batch of one
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((2, 7)), r"samples of shape \(8,\)"),
+    (np.full((2, 8), np.nan), "NaN"),
+    (np.array([["a"] * 8]), "numeric"),
+])
+def test_predict_rejects_bad_input(x, message):
+    with pytest.raises(ShapeError, match=message):
+        small_model().predict(x)
+
+
+def test_forward_rejects_a_wrong_shape():
+    with pytest.raises(ShapeError, match=r"model expects input of shape \(N, 8\)"):
+        small_model().forward(np.zeros((2, 9), np.float32))
+
+
+def test_summary_lists_layers_shapes_and_parameters():
+    text = small_model().summary()
+    assert "Dense(in_features=8, out_features=6" in text and "(N, 10)" in text
+    assert "total parameters: 124" in text
+    assert small_model().widths() == "8 -> 6 -> 10"
+
+
+def test_astype_casts_every_parameter():
+    model = small_model().astype(np.float64)
+    assert all(p.dtype == np.float64 and g.dtype == np.float64 for _, p, g in model.named_parameters())
+    assert model.dtype == np.float64

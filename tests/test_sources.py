@@ -1,0 +1,266 @@
+"""Named datasets: search order, environment variables, and downloads from a local http.server."""
+import dataclasses
+import functools
+import hashlib
+import socket
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from scratchnn.data import sources
+from scratchnn.data.idx import write_idx
+from scratchnn.data.sources import DatasetSpec, RemoteFile, get_dataset, load_dataset, locate
+from scratchnn.errors import DataError
+
+TRAIN = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def make_split(folder, names=TRAIN, n=4, fill=0, raw=False):
+    """Write a tiny IDX pair (n images of 28x28 filled with ``fill``) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.full((n, 28, 28), fill, np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    strip = (lambda name: name.removesuffix(".gz")) if raw else (lambda name: name)
+    return write_idx(folder / strip(names[0]), images), write_idx(folder / strip(names[1]), labels)
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+class Server:
+    """A static file server on 127.0.0.1 (ephemeral port) that counts its requests."""
+
+    def __init__(self, root):
+        self.root, self.requests = root, []
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Empty system and cache folders, no SCRATCHNN_* variables: every test starts from nothing."""
+    monkeypatch.setattr(sources, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SCRATCHNN_DATA", raising=False)
+    monkeypatch.delenv("SCRATCHNN_MIRRORS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def served(env, monkeypatch):
+    """A server with both splits of a toy dataset 'toy', registered with checksums that match."""
+    www = env / "www"
+    make_split(www, TRAIN, n=5, fill=1)
+    make_split(www, TEST, n=3, fill=2)
+    server = Server(www)
+    spec = DatasetSpec("toy", train=tuple(RemoteFile(name, md5(www / name)) for name in TRAIN),
+                       test=tuple(RemoteFile(name, md5(www / name)) for name in TEST),
+                       mirrors=(server.url,), classes=tuple("0123456789"))
+    monkeypatch.setitem(sources.DATASETS, "toy", spec)
+    yield server
+    server.close()
+
+
+def cache(env):
+    return env / "cache" / "scratchnn" / "toy"
+
+
+def closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"
+
+
+def fails(*args, **kwargs) -> str:
+    """The one-line DataError message of locate(*args, **kwargs)."""
+    with pytest.raises(DataError) as info:
+        locate(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
+
+
+# --- downloads -------------------------------------------------------------------------------
+
+def test_download_verifies_caches_and_is_not_repeated(env, served):
+    images, labels = locate("toy", "train", progress=False)
+    assert images == cache(env) / TRAIN[0] and labels == cache(env) / TRAIN[1]
+    assert sorted(p.name for p in cache(env).iterdir()) == sorted(TRAIN)  # no .part files
+    assert len(served.requests) == 2
+    x, y = load_dataset("toy", "train", progress=False)
+    assert x.shape == (5, 28, 28) and (x == 1).all() and y.tolist() == [0, 1, 2, 3, 4]
+    assert len(served.requests) == 2  # the second time came from the cache
+
+
+def test_only_the_missing_file_is_downloaded_next_to_a_raw_one(env, served):
+    make_split(cache(env), raw=True)
+    (cache(env) / TRAIN[0].removesuffix(".gz")).unlink()
+    images, labels = locate("toy", "train", progress=False)
+    assert (images.name, labels.name) == (TRAIN[0], TRAIN[1].removesuffix(".gz"))
+    assert served.requests == ["/" + TRAIN[0]]
+
+
+def test_only_the_requested_split_is_downloaded(env, served):
+    locate("toy", "test", progress=False)
+    assert sorted(p.name for p in cache(env).iterdir()) == sorted(TEST)
+    assert sorted(served.requests) == sorted("/" + name for name in TEST)
+
+
+def test_tampered_download_is_rejected_and_leaves_nothing(env, served):
+    (served.root / TRAIN[0]).write_bytes(b"\x1f\x8b tampered")
+    message = fails("toy", "train", progress=False)
+    assert "checksum mismatch" in message and "MD5" in message and "Looked in" in message
+    assert not (env / "cache").exists() or not list((env / "cache").rglob("*"))
+
+
+def test_sha256_is_checked_when_known(env, served, monkeypatch):
+    spec = get_dataset("toy")
+    wrong = dataclasses.replace(spec.train[1], sha256="0" * 64)
+    monkeypatch.setitem(sources.DATASETS, "toy", dataclasses.replace(spec, train=(spec.train[0], wrong)))
+    assert "SHA-256" in fails("toy", "train", progress=False)
+    assert not (cache(env) / TRAIN[1]).exists()
+
+
+def test_next_mirror_is_tried(env, served):
+    images, _ = locate("toy", "train", mirrors=[served.url + "missing/", served.url], progress=False)
+    assert images.is_file()
+    assert served.requests[0] == "/missing/" + TRAIN[0]
+
+
+def test_404_gives_one_line_that_lists_the_places(env, served):
+    start = time.perf_counter()
+    message = fails("toy", "train", mirrors=[served.url + "missing/"], progress=False)
+    assert time.perf_counter() - start < 5
+    assert message.startswith("toy: train files not found. Looked in: ")
+    assert str(env / "system" / "toy") in message and str(cache(env)) in message
+    assert "HTTP 404" in message and f"Put {TRAIN[0]} and {TRAIN[1]}" in message
+    assert "--data-dir DIR" in message
+
+
+def test_closed_port_fails_fast(env, served):
+    start = time.perf_counter()
+    message = fails("toy", "train", mirrors=[closed_port_url()], progress=False)
+    assert time.perf_counter() - start < 5
+    assert "download failed" in message and "refused" in message.lower()
+
+
+def test_download_off(env, served):
+    message = fails("toy", "train", download=False)
+    assert "downloads are off" in message and "download failed" not in message
+    assert served.requests == []
+
+
+def test_mirrors_from_environment(env, served, monkeypatch):
+    monkeypatch.setitem(sources.DATASETS, "toy", dataclasses.replace(get_dataset("toy"), mirrors=()))
+    monkeypatch.setenv("SCRATCHNN_MIRRORS", f" {served.url}missing/ , {served.url}")
+    locate("toy", "test", progress=False)
+    assert served.requests[:2] == ["/missing/" + TEST[0], "/" + TEST[0]]
+
+
+def test_mirrors_argument_beats_environment(env, served, monkeypatch):
+    monkeypatch.setenv("SCRATCHNN_MIRRORS", closed_port_url())
+    assert locate("toy", "test", mirrors=[served.url], progress=False)[0].is_file()
+
+
+# --- search order ----------------------------------------------------------------------------
+
+def test_data_dir_beats_system_beats_cache(env, served):
+    mine, system = env / "mine", env / "system" / "toy"
+    for folder in (mine, system, cache(env)):
+        make_split(folder)
+    assert locate("toy", "train", mine)[0].parent == mine
+    assert locate("toy", "train")[0].parent == system
+    for path in system.iterdir():
+        path.unlink()
+    assert locate("toy", "train")[0].parent == cache(env)
+    assert served.requests == []
+
+
+def test_dataset_subfolder_of_data_dir_comes_first(env, served):
+    make_split(env / "root")
+    make_split(env / "root" / "toy")
+    assert locate("toy", "train", env / "root")[0].parent == env / "root" / "toy"
+
+
+def test_environment_data_dir_and_the_argument(env, served, monkeypatch):
+    make_split(env / "from-env")
+    make_split(env / "from-arg")
+    monkeypatch.setenv("SCRATCHNN_DATA", str(env / "from-env"))
+    assert locate("toy", "train")[0].parent == env / "from-env"
+    assert locate("toy", "train", env / "from-arg")[0].parent == env / "from-arg"
+    message = fails("toy", "test", download=False)
+    assert f"{env / 'from-env'} (SCRATCHNN_DATA)" in message
+
+
+def test_data_dir_is_named_in_the_message(env, served):
+    message = fails("toy", "train", env / "x", download=False)
+    looked = f"Looked in: {env / 'x' / 'toy'} (--data-dir), {env / 'x'} (--data-dir), {env / 'system' / 'toy'}, "
+    assert looked in message, message
+
+
+def test_raw_files_are_found(env, served):
+    images, labels = make_split(env / "raw", raw=True)
+    assert locate("toy", "train", env / "raw") == (images, labels)
+    assert images.name == "train-images-idx3-ubyte"
+    assert load_dataset("toy", "train", env / "raw")[0].shape == (4, 28, 28)
+
+
+def test_a_folder_needs_both_files_of_the_split(env, served):
+    make_split(env / "half")
+    (env / "half" / TRAIN[1]).unlink()
+    make_split(env / "system" / "toy", TEST)  # serves "test", not "train"
+    assert locate("toy", "test", env / "half")[0].parent == env / "system" / "toy"
+    assert "Looked in" in fails("toy", "train", env / "half", download=False)
+
+
+def test_cache_folder_follows_xdg_or_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert sources.cache_dir("mnist") == tmp_path / "xdg" / "scratchnn" / "mnist"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert sources.cache_dir("mnist") == tmp_path / "home" / ".cache" / "scratchnn" / "mnist"
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(DataError, match="unknown dataset 'cifar'; choose one of mnist, fashion-mnist"):
+        get_dataset("cifar")
+    with pytest.raises(DataError, match="unknown split 'validation'"):
+        locate("mnist", "validation")
+
+
+def test_registry_names_and_classes():
+    mnist, fashion = get_dataset("mnist"), get_dataset("fashion-mnist")
+    assert mnist.classes == tuple("0123456789") and fashion.classes[9] == "Ankle boot"
+    assert [f.name for f in mnist.files("train") + mnist.files("test")] == [*TRAIN, *TEST]
+    assert mnist.mirrors[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    assert all(len(f.md5) == 32 for spec in (mnist, fashion) for f in spec.train + spec.test)
+
+
+def test_published_checksums_match_the_real_files(shared_dir):
+    for remote in get_dataset("mnist").test:
+        data = (shared_dir / "datasets" / "mnist" / remote.name).read_bytes()
+        assert hashlib.md5(data).hexdigest() == remote.md5, remote.name
+        assert hashlib.sha256(data).hexdigest() == remote.sha256, remote.name

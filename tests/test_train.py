@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from scratchnn.config import TrainConfig
+from scratchnn.errors import ShapeError
+from scratchnn.optim import SGD
+from scratchnn.train import evaluate, fit
+
+
+def blobs(n, seed=0, noise=0.3):
+    """Ten noisy prototypes in 784 dimensions: a learnable stand-in for digits."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(99).random((10, 784), dtype=np.float32)
+    labels = rng.integers(0, 10, n)
+    x = prototypes[labels] + noise * rng.standard_normal((n, 784)).astype(np.float32)
+    return x.astype(np.float32), labels
+
+
+def mlp(seed=0, hidden=(32,)):
+    return TrainConfig(hidden=list(hidden), init="he_normal", bias_init="zeros").build_model(
+        np.random.default_rng(seed))
+
+
+def test_fifty_images_overfit_to_100_percent():
+    x, y = blobs(50, noise=1.0)
+    model = mlp()
+    history = fit(model, SGD(0.1), x, y, epochs=300, batch_size=0)
+    assert history[-1].train_accuracy == 1.0 and evaluate(model, x, y)[1] == 1.0
+    assert history[-1].train_loss < history[0].train_loss / 10
+
+
+def test_mini_batches_learn_and_report_every_epoch():
+    x, y = blobs(600)
+    xd, yd = blobs(200, seed=1)
+    seen = []
+    history = fit(mlp(), SGD(0.05), x, y, epochs=3, batch_size=32, x_dev=xd, y_dev=yd,
+                  rng=np.random.default_rng(0), on_epoch_end=seen.append)
+    assert [h.epoch for h in history] == [1, 2, 3] and seen == history
+    assert history[-1].dev_accuracy > 0.9
+    assert all(h.seconds > 0 and h.lr == 0.05 for h in history)
+
+
+def test_same_seed_gives_bit_identical_weights():
+    x, y = blobs(300)
+    weights = []
+    for _ in range(2):
+        model = mlp(seed=7)
+        fit(model, SGD(0.1), x, y, epochs=2, batch_size=50, rng=np.random.default_rng(3))
+        weights.append(model.state_dict())
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
+
+
+def test_full_batch_step_equals_one_hand_computed_gradient_step():
+    x, y = blobs(40)
+    model, reference = mlp(seed=1), mlp(seed=1)
+    fit(model, SGD(0.5), x, y, epochs=1, batch_size=0)
+    from scratchnn.nn import SoftmaxCrossEntropy
+
+    loss = SoftmaxCrossEntropy()
+    loss.forward(reference.forward(x), y)
+    reference.backward(loss.backward())
+    for (name, p, g), (_, q, _) in zip(reference.named_parameters(), model.named_parameters()):
+        np.testing.assert_allclose(q, p - 0.5 * g, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda x, y: (x[:, :700], y), r"samples of shape \(700,\)"),
+    (lambda x, y: (np.where(x > 0.99, np.nan, x), y), "NaN"),
+    (lambda x, y: (x, y[:-1]), "expected 50 labels"),
+    (lambda x, y: (x, y + 10), r"lie in 0\.\.9"),
+    (lambda x, y: (x[:0], y[:0]), "training set is empty"),
+])
+def test_bad_training_data_fails_before_training(mutate, message):
+    x, y = blobs(50)
+    x, y = mutate(x, y)
+    with pytest.raises(ShapeError, match=message):
+        fit(mlp(), SGD(0.1), x, y, epochs=1)
+
+
+def test_evaluate_empty_set_is_nan():
+    loss, acc = evaluate(mlp(), np.zeros((0, 784), np.float32), np.zeros(0, int))
+    assert np.isnan(loss) and np.isnan(acc)
