@@ -64,6 +64,25 @@ def test_full_batch_step_equals_one_hand_computed_gradient_step():
         np.testing.assert_allclose(q, p - 0.5 * g, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
+@pytest.mark.parametrize("batch_size", [0, 16])
+def test_blank_input_columns_are_skipped_without_changing_the_result(batch_size):
+    x, y = blobs(64)
+    x[:, :100] = 0  # a blank border: fit trains on the other 684 columns only
+    trained, reference = mlp(seed=2), mlp(seed=2)
+    fit(trained, SGD(0.5), x, y, epochs=1, batch_size=batch_size, rng=np.random.default_rng(0))
+    from scratchnn.nn import SoftmaxCrossEntropy
+
+    loss = SoftmaxCrossEntropy()
+    for rows in ([slice(None)] if not batch_size else np.random.default_rng(0).permutation(64).reshape(-1, 16)):
+        loss.forward(reference.forward(x[rows]), y[rows])
+        reference.backward(loss.backward())
+        for _, p, g in reference.named_parameters():
+            p -= 0.5 * g
+    for (name, p, _), (_, q, _) in zip(reference.named_parameters(), trained.named_parameters()):
+        np.testing.assert_allclose(q, p, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert not trained.layers[0].grads["W"][:100].any()
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda x, y: (x[:, :700], y), r"samples of shape \(700,\)"),
     (lambda x, y: (np.where(x > 0.99, np.nan, x), y), "NaN"),

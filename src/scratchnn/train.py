@@ -10,9 +10,9 @@ import numpy as np
 from .data.split import batch_indices
 from .errors import ShapeError
 from .model import Sequential
+from .nn.dense import Dense, DenseOnColumns
 from .nn.losses import SoftmaxCrossEntropy, check_labels
 
-CHUNK_ROWS = 100000  # rows per forward/backward pass; larger batches are split (see compute_gradients)
 
 
 @dataclass
@@ -62,13 +62,14 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
+    net, x_fit = _training_view(model, x_train, full_batch=not batch_size)
     history = []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         measured = epoch % eval_every == 0 or epoch == epochs
         total_loss, correct = 0.0, 0
-        for rows in batch_indices(len(x_train), batch_size or None, rng):
-            loss_sum, batch_correct = compute_gradients(model, loss_fn, x_train[rows], y_train[rows], measured)
+        for rows in batch_indices(len(x_fit), batch_size or None, rng):
+            loss_sum, batch_correct = compute_gradients(net, loss_fn, x_fit[rows], y_train[rows], measured)
             total_loss += loss_sum
             correct += batch_correct
             optimizer.step(model.named_parameters())
@@ -86,35 +87,28 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
 
 def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray,
                       count_correct: bool = True) -> tuple[float, int]:
-    """Fill the model's grads with ∂(mean loss over the batch)/∂θ; return (summed loss, # correct).
+    """Fill the model's grads with ∂(mean loss over the batch)/∂θ; return (summed loss, # correct)."""
+    logits = model.forward(x, training=True)
+    loss = loss_fn.forward(logits, labels)
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == labels)) if count_correct else 0
+    model.backward(loss_fn.backward())
+    return loss * len(labels), correct
 
-    A batch larger than CHUNK_ROWS is processed in chunks whose gradients are averaged with
-    weights n_chunk / N: the mean over N rows is the weighted mean of the chunk means, so
-    only rounding changes. Each chunk stays in the CPU cache between its forward and backward
-    pass (the full-batch seed trains ~10% faster) and activation memory stays bounded.
+
+def _training_view(model: Sequential, x: np.ndarray, full_batch: bool) -> tuple[Sequential, np.ndarray]:
+    """The network and inputs the loop runs on: the same numbers as ``model`` on ``x``, cheaper.
+
+    Input columns that are 0 in every training row are dropped and the first Dense layer reads
+    only the others (see DenseOnColumns); a full batch is stored feature-major (see ``affine``).
+    Parameters are shared, so training the view trains ``model``.
     """
-    n, sums = len(x), None
-    loss_sum, correct = 0.0, 0
-    for start in range(0, n, CHUNK_ROWS):
-        x_chunk, y_chunk = x[start:start + CHUNK_ROWS], labels[start:start + CHUNK_ROWS]
-        logits = model.forward(x_chunk, training=True)
-        loss_sum += loss_fn.forward(logits, y_chunk) * len(y_chunk)
-        if count_correct:
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == y_chunk))
-        model.backward(loss_fn.backward())
-        if n <= CHUNK_ROWS:
-            break
-        weight = len(y_chunk) / n
-        grads = [grad for _, _, grad in model.named_parameters()]
-        if sums is None:
-            sums = [grad * weight for grad in grads]
-        else:
-            for total, grad in zip(sums, grads):
-                total += grad * weight
-    if sums is not None:
-        for (_, _, grad), total in zip(model.named_parameters(), sums):
-            grad[...] = total
-    return loss_sum, correct
+    net = model
+    if x.ndim == 2 and isinstance(model.layers[0], Dense):
+        used = np.flatnonzero(x.any(axis=0))
+        if len(used) < x.shape[1]:
+            net = Sequential([DenseOnColumns(model.layers[0], used), *model.layers[1:]], (len(used),))
+            x = x[:, used]
+    return net, (np.asfortranarray(x) if full_batch and x.ndim == 2 else x)
 
 
 def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:

@@ -21,9 +21,10 @@ LAYER_TYPES: dict[str, type[Layer]] = {}
 class Layer:
     """Base class: subclasses implement ``forward`` and ``backward`` side by side."""
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYER_TYPES[cls.__name__] = cls  # so a saved architecture can name its layers
+        if register:  # so a saved architecture can name its layers
+            LAYER_TYPES[cls.__name__] = cls
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
