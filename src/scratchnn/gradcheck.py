@@ -77,7 +77,7 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator, training:
 
     dy = rng.standard_normal(forward().shape)
     dx = layer.backward(dy)
-    name = repr(layer)
+    name = f"{type(layer).__name__} {x.shape} -> {dy.shape}"
     checks = [Check(name, "x", relative_error(dx, numerical_gradient(lambda: np.sum(forward() * dy), x, h)))]
     analytic = {key: grad.copy() for key, grad in layer.grads.items()}
     for key, param in layer.params.items():
@@ -111,7 +111,7 @@ def check_model(model, loss, x: np.ndarray, labels: np.ndarray, h: float = 1e-5)
     value()
     model.backward(loss.backward())
     analytic = {name: grad.copy() for name, _, grad in model.named_parameters()}
-    return [Check("Sequential", name, relative_error(analytic[name], numerical_gradient(value, param, h)))
+    return [Check(f"Sequential {model.widths()}", name, relative_error(analytic[name], numerical_gradient(value, param, h)))
             for name, param, _ in model.named_parameters()]
 
 

@@ -11,9 +11,19 @@ from . import evaluate_cmd, gradcheck_cmd, predict_cmd, train_cmd
 COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, gradcheck_cmd)
 
 
+class CommandListFormatter(argparse.HelpFormatter):
+    """argparse's formatter, leaving room for the command names in the list (argparse counts
+    their indent two columns short and wraps the longest name onto a line of its own)."""
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            self._action_max_length += 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scratchnn",
+        prog="scratchnn", formatter_class=CommandListFormatter,
         description="A neural network written from scratch in NumPy that learns handwritten digits.",
         epilog="Run 'scratchnn COMMAND --help' for the options of one command.")
     parser.add_argument("--version", action="version", version=f"scratchnn {__version__}")

@@ -1,0 +1,38 @@
+"""The seed tutorial's recipe on real MNIST digits from ../shared."""
+import numpy as np
+import pytest
+
+from scratchnn.config import TrainConfig
+from scratchnn.io import load, read_metadata
+from scratchnn.presets import get_preset
+from scratchnn.run import load_set, train_run
+
+
+@pytest.mark.parametrize("source", ["csv", "idx"])
+def test_seed_preset_reaches_80_percent_on_the_dev_set(tmp_path, shared_dir, source):
+    mnist = shared_dir / "datasets/mnist"
+    config = get_preset("seed")
+    if source == "csv":
+        config.csv = str(mnist / "t10k-kaggle.csv.gz")
+    else:
+        config.images, config.labels = str(mnist / "t10k-images-idx3-ubyte.gz"), str(mnist / "t10k-labels-idx1-ubyte.gz")
+    lines = []
+    result = train_run(config, tmp_path, log=lines.append)
+    assert sum(line.startswith("Iteration") for line in lines) == 50  # every 10 of 500
+    assert "(9,000 train / 1,000 dev)" in lines[0]
+    assert result.history[-1].dev_accuracy >= 0.80
+    assert result.history[-1].train_accuracy >= 0.80
+
+    # the saved model and config reproduce the same dev-set accuracy
+    model = load(result.model_path)
+    saved = TrainConfig.from_dict(read_metadata(result.model_path)["config"])
+    assert saved == config
+    images, labels, _, _ = load_set(saved, "dev")
+    x = images.reshape(len(images), -1).astype(np.float32) / 255
+    assert np.mean(model.predict(x) == labels) == pytest.approx(result.history[-1].dev_accuracy)
+
+
+def test_seed_preset_uses_the_tutorials_initialisation():
+    model = get_preset("seed").build_model(np.random.default_rng(0))
+    for _, param, _ in model.named_parameters():
+        assert param.min() >= -0.5 and param.max() < 0.5 and param.dtype == np.float32
