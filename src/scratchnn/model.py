@@ -21,8 +21,13 @@ class Sequential:
     ['0.W', '0.b', '2.W', '2.b']
     """
 
-    def __init__(self, layers: Iterable[Layer], input_shape: Iterable[int] | None = None):
+    def __init__(self, layers: Iterable[Layer], input_shape: Iterable[int] | None = None,
+                 rng: np.random.Generator | int | None = None):
         self.layers = list(layers)
+        self.rng = np.random.default_rng(rng)  # the one generator behind dropout masks
+        for layer in self.layers:
+            if layer.uses_rng:
+                layer.rng = self.rng
         if not self.layers:
             raise ShapeError("a Sequential model needs at least one layer")
         if input_shape is None:
@@ -89,10 +94,14 @@ class Sequential:
                 for i, layer in enumerate(self.layers) for key in layer.params]
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: param for name, param, _ in self.named_parameters()}
+        """Every parameter and buffer by name ("0.W", "3.running_mean"): what a model file holds."""
+        state = {name: param for name, param, _ in self.named_parameters()}
+        state.update((f"{i}.{key}", buffer) for i, layer in enumerate(self.layers)
+                     for key, buffer in layer.buffers.items())
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters; strict: every key present, every shape equal."""
+        """Copy arrays into parameters and buffers; strict: every key present, every shape equal."""
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))

@@ -106,7 +106,7 @@ def _training_view(model: Sequential, x: np.ndarray, full_batch: bool) -> tuple[
     if x.ndim == 2 and isinstance(model.layers[0], Dense):
         used = np.flatnonzero(x.any(axis=0))
         if len(used) < x.shape[1]:
-            net = Sequential([DenseOnColumns(model.layers[0], used), *model.layers[1:]], (len(used),))
+            net = Sequential([DenseOnColumns(model.layers[0], used), *model.layers[1:]], (len(used),), model.rng)
             x = x[:, used]
     return net, (np.asfortranarray(x) if full_batch and x.ndim == 2 else x)
 

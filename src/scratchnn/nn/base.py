@@ -2,6 +2,8 @@
 
     layer.params   dict[str, ndarray]   e.g. {"W": (D, M), "b": (M,)}; empty for activations
     layer.grads    dict[str, ndarray]   same keys and shapes, overwritten by each backward
+    layer.buffers  dict[str, ndarray]   state that is saved but not trained (BatchNorm's running
+                                        statistics); empty for most layers
     y  = layer.forward(x, training=False)   caches what backward needs
     dx = layer.backward(dy)                 dL/dx; fills grads; error if no forward came first
 
@@ -19,7 +21,13 @@ LAYER_TYPES: dict[str, type[Layer]] = {}
 
 
 class Layer:
-    """Base class: subclasses implement ``forward`` and ``backward`` side by side."""
+    """Base class: subclasses implement ``forward`` and ``backward`` side by side.
+
+    A layer that draws random numbers (dropout) sets ``uses_rng = True`` and reads ``self.rng``;
+    the Sequential model that holds it hands it the model's generator, so one seed drives all.
+    """
+
+    uses_rng = False
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -29,6 +37,7 @@ class Layer:
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self._cache = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -48,10 +57,12 @@ class Layer:
         return input_shape
 
     def astype(self, dtype) -> Layer:
-        """Cast parameters and gradients in place of the old arrays; returns self."""
+        """Cast parameters, gradients and buffers in place of the old arrays; returns self."""
         for name in self.params:
             self.params[name] = self.params[name].astype(dtype)
             self.grads[name] = np.zeros_like(self.params[name])
+        for name in self.buffers:
+            self.buffers[name] = self.buffers[name].astype(dtype)
         return self
 
     def _take_cache(self):
