@@ -22,3 +22,7 @@ class ShapeError(ScratchnnError, ValueError):
 
 class ConfigError(ScratchnnError, ValueError):
     """A training option or configuration value is invalid."""
+
+
+class TrainingDiverged(ScratchnnError, ArithmeticError):
+    """The loss or the weights became NaN or infinite during training."""

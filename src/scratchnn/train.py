@@ -1,6 +1,7 @@
 """fit(): the training loop, full batch (the seed) or mini-batch, and evaluate()."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.split import batch_indices
-from .errors import ShapeError
+from .early_stopping import EarlyStopping
+from .errors import ShapeError, TrainingDiverged
 from .model import Sequential
 from .nn.dense import Dense, DenseOnColumns
 from .nn.losses import SoftmaxCrossEntropy, check_labels
@@ -47,15 +49,25 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
 
 def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int,
         batch_size: int | None = None, x_dev: np.ndarray | None = None, y_dev: np.ndarray | None = None,
-        rng: np.random.Generator | None = None, loss_fn=None, eval_every: int = 1,
-        on_epoch_end: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+        rng: np.random.Generator | None = None, schedule=None, early_stopping: EarlyStopping | None = None,
+        eval_every: int = 1, start_epoch: int = 0, loss_fn=None,
+        on_epoch_end: Callable[[EpochResult], None] | None = None,
+        on_batch_end: Callable[[int, int, int, float], None] | None = None) -> list[EpochResult]:
     """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
 
-    Each step: logits = forward(batch); loss; backward(∂L/∂logits); optimizer.step.
-    ``batch_size`` None or 0 means the full batch, one step per epoch (the seed's gradient
-    descent); otherwise the rows are reshuffled with ``rng`` every epoch. Accuracy and dev
-    metrics are only measured on evaluated epochs: with full batches an epoch is a single
-    step, and measuring every one would cost a fifth of the training time.
+    Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
+    optimizer.step. ``batch_size`` None or 0 means the full batch, one step per epoch (the
+    seed's gradient descent); otherwise the rows are reshuffled with ``rng`` every epoch.
+    Accuracy and dev metrics are measured on evaluated epochs only: with full batches an epoch
+    is a single step, and measuring every one would cost a fifth of the training time.
+
+    After each evaluation a plateau schedule observes the dev loss, ``early_stopping`` may end
+    training (restoring its best weights), then ``on_epoch_end(result)`` runs (checkpoints go
+    there: everything is up to date). ``start_epoch`` continues a run whose state (weights,
+    optimizer, schedule, generators) was restored from the checkpoint of that epoch.
+    ``on_batch_end(epoch, batch, batches, loss)`` is for progress bars.
+
+    Raises TrainingDiverged as soon as the loss or, at an evaluation, a weight is not finite.
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     _check_data(model, x_train, y_train, "training")
@@ -63,26 +75,52 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
     net, x_fit = _training_view(model, x_train, full_batch=not batch_size)
+    batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = []
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch + 1, epochs + 1):
         measured = epoch % eval_every == 0 or epoch == epochs
         total_loss, correct = 0.0, 0
-        for rows in batch_indices(len(x_fit), batch_size or None, rng):
-            loss_sum, batch_correct = compute_gradients(net, loss_fn, x_fit[rows], y_train[rows], measured)
+        for batch, rows in enumerate(batch_indices(len(x_fit), batch_size or None, rng)):
+            if schedule is not None:
+                optimizer.lr = schedule(optimizer.steps)
+            y = y_train[rows]
+            loss_sum, batch_correct = compute_gradients(net, loss_fn, x_fit[rows], y, measured)
+            if not math.isfinite(loss_sum):
+                raise TrainingDiverged(f"loss became {loss_sum:g} at epoch {epoch} (step {optimizer.steps + 1}, "
+                                       f"learning rate {optimizer.lr:g}); try a lower --lr")
+            optimizer.step(model.named_parameters())
             total_loss += loss_sum
             correct += batch_correct
-            optimizer.step(model.named_parameters())
+            if on_batch_end is not None:
+                on_batch_end(epoch, batch + 1, batches, loss_sum / len(y))
         if not measured:
             continue
+        _check_weights(model, epoch, optimizer.lr)
         dev_loss, dev_accuracy = evaluate(model, x_dev, y_dev)
         result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
                              dev_accuracy, optimizer.lr, time.perf_counter() - start)
-        start = time.perf_counter()
         history.append(result)
+        if hasattr(schedule, "observe"):
+            schedule.observe(dev_loss if len(x_dev) else result.train_loss)
+        stop = early_stopping is not None and early_stopping.update(
+            epoch, getattr(result, early_stopping.monitor), model)
         if on_epoch_end is not None:
             on_epoch_end(result)
+        start = time.perf_counter()
+        if stop:
+            break
+    if early_stopping is not None:
+        early_stopping.restore(model)
     return history
+
+
+def _check_weights(model: Sequential, epoch: int, lr: float) -> None:
+    """Stop before a NaN or infinite weight can reach a checkpoint or a model file."""
+    for name, param, _ in model.named_parameters():
+        if not np.isfinite(param).all():
+            raise TrainingDiverged(f"weights {name} became NaN or infinite at epoch {epoch} "
+                                   f"(learning rate {lr:g}); try a lower --lr")
 
 
 def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray,

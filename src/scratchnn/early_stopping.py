@@ -1,0 +1,59 @@
+"""Early stopping: stop when the dev metric has not improved for ``patience`` evaluations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ConfigError
+
+MONITORS = {"dev_loss": "min", "dev_accuracy": "max"}
+
+
+class EarlyStopping:
+    """Watch ``monitor`` after every evaluation; ``update`` returns True when training should stop.
+
+    An evaluation improves when it beats the best so far by more than ``min_delta``. With
+    ``restore_best`` the model gets the weights of its best evaluation back when training ends
+    (``restore``), as Keras' ``restore_best_weights`` does. The best weights are part of the
+    state, so a resumed run stops and restores exactly like an uninterrupted one.
+    """
+
+    def __init__(self, monitor: str = "dev_loss", patience: int = 5, min_delta: float = 0.0,
+                 restore_best: bool = True):
+        if monitor not in MONITORS:
+            raise ConfigError(f"early stopping can monitor {' or '.join(MONITORS)}, got {monitor!r}")
+        if patience < 1:
+            raise ConfigError(f"patience must be >= 1 evaluation, got {patience}")
+        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
+        self.best = math.inf if MONITORS[monitor] == "min" else -math.inf
+        self.best_epoch, self.bad_evaluations = 0, 0
+        self.best_weights: dict[str, np.ndarray] = {}
+
+    def update(self, epoch: int, value: float, model) -> bool:
+        """Record one evaluation of the monitored metric; True means stop now."""
+        better = value < self.best - self.min_delta if MONITORS[self.monitor] == "min" \
+            else value > self.best + self.min_delta
+        if better:
+            self.best, self.best_epoch, self.bad_evaluations = value, epoch, 0
+            if self.restore_best:
+                self.best_weights = {name: array.copy() for name, array in model.state_dict().items()}
+        else:
+            self.bad_evaluations += 1
+        return self.bad_evaluations >= self.patience
+
+    def restore(self, model) -> bool:
+        """Put the best weights back into ``model``; False if there is nothing to restore."""
+        if not (self.restore_best and self.best_weights):
+            return False
+        model.load_state_dict(self.best_weights)
+        return True
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_evaluations": self.bad_evaluations,
+                "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.bad_evaluations = int(state["bad_evaluations"])
+        self.best_weights = {name: np.array(array) for name, array in state["best_weights"].items()}
