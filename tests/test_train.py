@@ -69,7 +69,7 @@ def test_blank_input_columns_are_skipped_without_changing_the_result(batch_size)
     x, y = blobs(64)
     x[:, :100] = 0  # a blank border: fit trains on the other 684 columns only
     trained, reference = mlp(seed=2), mlp(seed=2)
-    fit(trained, SGD(0.5), x, y, epochs=1, batch_size=batch_size, rng=np.random.default_rng(0))
+    fit(trained, SGD(0.1), x, y, epochs=1, batch_size=batch_size, rng=np.random.default_rng(0))
     from scratchnn.nn import SoftmaxCrossEntropy
 
     loss = SoftmaxCrossEntropy()
@@ -77,7 +77,7 @@ def test_blank_input_columns_are_skipped_without_changing_the_result(batch_size)
         loss.forward(reference.forward(x[rows]), y[rows])
         reference.backward(loss.backward())
         for _, p, g in reference.named_parameters():
-            p -= 0.5 * g
+            p -= 0.1 * g
     for (name, p, _), (_, q, _) in zip(reference.named_parameters(), trained.named_parameters()):
         np.testing.assert_allclose(q, p, rtol=1e-5, atol=1e-6, err_msg=name)
     assert not trained.layers[0].grads["W"][:100].any()
@@ -100,3 +100,36 @@ def test_bad_training_data_fails_before_training(mutate, message):
 def test_evaluate_empty_set_is_nan():
     loss, acc = evaluate(mlp(), np.zeros((0, 784), np.float32), np.zeros(0, int))
     assert np.isnan(loss) and np.isnan(acc)
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    from scratchnn.early_stopping import EarlyStopping
+    x, y = blobs(400, noise=1.0)
+    xd, _ = blobs(100, seed=1, noise=1.0)
+    yd = np.random.default_rng(2).integers(0, 10, 100)  # unlearnable: dev loss rises as train fits
+    snapshots = {}
+    model = mlp()
+    stopping = EarlyStopping("dev_loss", patience=3)
+    history = fit(model, SGD(0.1), x, y, epochs=100, batch_size=50, x_dev=xd, y_dev=yd,
+                  rng=np.random.default_rng(0), early_stopping=stopping,
+                  on_epoch_end=lambda r: snapshots.setdefault(r.epoch, model.state_dict()))
+    best = min(history, key=lambda r: r.dev_loss)
+    assert len(history) < 100 and history[-1].epoch == best.epoch + 3 == stopping.best_epoch + 3
+    for name, array in model.state_dict().items():
+        assert np.array_equal(array, snapshots[best.epoch][name]), name
+
+
+def test_a_schedule_sets_the_learning_rate_of_every_step():
+    from scratchnn.optim.schedules import StepDecay
+    x, y = blobs(100)
+    history = fit(mlp(), SGD(0.1), x, y, epochs=4, batch_size=50, rng=np.random.default_rng(0),
+                  schedule=StepDecay(0.1, step_size=2, gamma=0.5))  # 2 steps per epoch
+    assert [h.lr for h in history] == [0.1, 0.05, 0.025, 0.0125]
+
+
+@pytest.mark.parametrize("lr", [1e4, 1e12])
+def test_divergence_raises_with_the_epoch_and_the_hint(lr):
+    from scratchnn.errors import TrainingDiverged
+    x, y = blobs(100)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1 .*try a lower --lr"):
+        fit(mlp(), SGD(lr), x, y, epochs=3, batch_size=10, rng=np.random.default_rng(0))

@@ -26,8 +26,8 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 
 def save_checkpoint(path, *, model: Sequential, optimizer, schedule=None,
                     early_stopping: EarlyStopping | None = None, generators: dict[str, np.random.Generator],
-                    history: list[EpochResult], config: dict | None = None) -> Path:
-    """Write the state after the last epoch in ``history``."""
+                    history: list[EpochResult], config: dict | None = None, finished: bool = False) -> Path:
+    """Write the state after the last epoch in ``history``; ``finished`` marks a completed run."""
     tensors = {f"model.{name}": array for name, array in model.state_dict().items()}
     optim_state = optimizer.state_dict()
     tensors.update((f"optim.{name}.{key}", array) for name, state in optim_state["state"].items()
@@ -37,7 +37,7 @@ def save_checkpoint(path, *, model: Sequential, optimizer, schedule=None,
         stopping = early_stopping.state_dict()
         tensors.update((f"best.{name}", array) for name, array in stopping.pop("best_weights").items())
     metadata = {
-        "kind": "checkpoint", "epoch": history[-1].epoch if history else 0,
+        "kind": "checkpoint", "epoch": history[-1].epoch if history else 0, "finished": finished,
         "history": [dataclasses.asdict(r) for r in history],
         "optimizer": {"lr": optim_state["lr"], "steps": optim_state["steps"]},
         "schedule": schedule.state_dict() if schedule is not None else None,

@@ -15,33 +15,56 @@ import numpy as np
 
 from .errors import ConfigError
 from .files import atomic_write_bytes
+from .early_stopping import MONITORS, EarlyStopping
 from .model import Sequential
-from .nn import Dense, ReLU, get_initializer
+from .nn import BatchNorm1d, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh, get_initializer
+from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-ACTIVATIONS = {"relu": ReLU}
+ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 
 
 @dataclass
 class TrainConfig:
-    """A training run. ``batch_size = 0`` means full batch (one update per epoch, as the seed)."""
+    """A training run. ``batch_size = 0`` means full batch (one update per epoch, as the seed).
+
+    Zero switches an option off: ``dropout = 0``, ``patience = 0`` (no early stopping),
+    ``warmup = 0``, ``checkpoint_every = 0``; ``lr_gamma = 0`` and ``lr_step = 0`` pick the
+    schedule's default.
+    """
 
     preset: str = "custom"
+    # the network: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
     hidden: list[int] = field(default_factory=lambda: [10])
     activation: str = "relu"
     init: str = "seed_uniform"
     bias_init: str = "seed_uniform"
+    batchnorm: bool = False
+    dropout: float = 0.0
+    # the optimiser and its learning-rate schedule
     optimizer: str = "sgd"
     lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.0  # epochs of linear warm-up
+    min_lr: float = 0.0  # cosine's floor, plateau's floor
+    lr_gamma: float = 0.0  # step/exponential decay factor, plateau's reduce factor (0 = default)
+    lr_step: int = 0  # epochs between step decays (0 = a third of the run)
+    # the loop
     epochs: int = 500
     batch_size: int = 0
     dev_size: int = 1000
     seed: int = 0
     eval_every: int = 10  # measure dev metrics and print a line every N epochs
+    patience: int = 0  # early stopping after N evaluations without improvement
+    monitor: str = "dev_loss"
+    checkpoint_every: int = 1  # write checkpoint.safetensors every N evaluations
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null)
     dataset: str = ""
     csv: str = ""
@@ -53,26 +76,58 @@ class TrainConfig:
         """Raise ConfigError naming the first invalid value; returns self."""
         if any(h <= 0 for h in self.hidden):
             raise ConfigError(f"hidden layer sizes must be positive, got {self.hidden}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        _choice("activation", self.activation, ACTIVATIONS)
         get_initializer(self.init), get_initializer(self.bias_init)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("monitor", self.monitor, MONITORS)
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
-        for name in ("epochs", "batch_size", "dev_size", "eval_every"):
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout is the probability of dropping a unit, in [0, 1); got {self.dropout}")
+        for name in ("momentum", "weight_decay", "warmup", "min_lr", "lr_gamma"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in ("epochs", "batch_size", "dev_size", "eval_every", "patience", "checkpoint_every", "lr_step"):
             low = 1 if name in ("epochs", "eval_every") else 0
             if getattr(self, name) < low:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
+        if self.patience and self.monitor.startswith("dev") and self.dev_size == 0:
+            raise ConfigError("early stopping (--patience) watches the dev set; give --dev-size > 0")
         return self
 
-    def build_model(self, rng: np.random.Generator, input_shape=(784,), num_classes: int = 10) -> Sequential:
-        """784 -> hidden[0] -> ... -> num_classes, with the activation after each hidden layer."""
+    def build_model(self, rng: np.random.Generator, input_shape=(784,), num_classes: int = 10,
+                    layer_rng: np.random.Generator | None = None) -> Sequential:
+        """784 -> hidden[0] -> ... -> num_classes, with the activation after each hidden layer.
+
+        ``rng`` draws the initial weights; ``layer_rng`` drives dropout masks during training.
+        """
         layers, width = [], int(np.prod(input_shape))
         for size in self.hidden:
-            layers += [Dense(width, size, init=self.init, bias_init=self.bias_init, rng=rng),
-                       ACTIVATIONS[self.activation]()]
+            layers.append(Dense(width, size, init=self.init, bias_init=self.bias_init, rng=rng))
+            if self.batchnorm:
+                layers.append(BatchNorm1d(size))
+            layers.append(ACTIVATIONS[self.activation]())
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
             width = size
         layers.append(Dense(width, num_classes, init=self.init, bias_init=self.bias_init, rng=rng))
-        return Sequential(layers, input_shape)
+        return Sequential(layers, input_shape, rng=layer_rng)
+
+    def build_optimizer(self):
+        return make_optimizer(self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                              weight_decay=self.weight_decay)
+
+    def build_schedule(self, steps_per_epoch: int):
+        """The learning rate as a function of the step; epochs-based options turned into steps."""
+        gamma = self.lr_gamma or None
+        options = {"factor": gamma} if self.schedule == "plateau" and gamma else {"gamma": gamma}
+        return make_schedule(self.schedule, self.lr, steps_per_epoch=steps_per_epoch, epochs=self.epochs,
+                             warmup_epochs=self.warmup, min_lr=self.min_lr, step_epochs=self.lr_step or None,
+                             **options)
+
+    def build_early_stopping(self) -> EarlyStopping | None:
+        return EarlyStopping(self.monitor, self.patience) if self.patience else None
 
     # --- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -110,6 +165,11 @@ class TrainConfig:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from None
         return cls.from_dict(values, source=str(path)).validate()
+
+
+def _choice(what: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
 def _same_kind(default, value) -> bool:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import Sequential
-from .nn.activations import ReLU
+from .nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.base import Layer
+from .nn.batchnorm import BatchNorm1d
 from .nn.dense import Dense
+from .nn.dropout import Dropout
 from .nn.losses import SoftmaxCrossEntropy
 
 TOLERANCE = 1e-6
@@ -125,7 +127,23 @@ def standard_cases(rng: np.random.Generator) -> list[tuple[Layer, np.ndarray]]:
     return [
         (Dense(6, 4, init="glorot_uniform", bias_init="glorot_uniform", rng=rng), rng.standard_normal((5, 6))),
         (ReLU(), away_from_zero(rng, (5, 7))),
+        (LeakyReLU(0.1), away_from_zero(rng, (5, 7))),
+        (Sigmoid(), 3 * rng.standard_normal((5, 7))),
+        (Tanh(), 2 * rng.standard_normal((5, 7))),
+        (Dropout(0.3, rng=rng.spawn(1)[0]), rng.standard_normal((5, 7))),
+        (batchnorm_with_random_affine(6, rng), 2 + 3 * rng.standard_normal((8, 6))),
     ]
+
+
+def batchnorm_with_random_affine(features: int, rng: np.random.Generator) -> BatchNorm1d:
+    """A BatchNorm1d whose γ, β and running statistics are random rather than the 1s and 0s
+    they start at, so a check would notice a backward that drops γ or confuses the statistics."""
+    layer = BatchNorm1d(features)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2.0, features)
+    layer.params["beta"][...] = rng.standard_normal(features)
+    layer.buffers["running_mean"][...] = rng.standard_normal(features)
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, features)
+    return layer
 
 
 def check_everything(seed: int = 0) -> list[Check]:

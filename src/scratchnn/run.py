@@ -1,8 +1,9 @@
 """A training run end to end: data -> split -> model -> fit -> run folder with model and metrics.
 
 A run folder (``runs/<time>-<preset>/``) holds ``model.safetensors`` (weights + architecture +
-config + final metrics), ``config.toml`` (the resolved config: ``--config`` it to repeat the run)
-and ``metrics.csv`` (one row per epoch).
+config + final metrics), ``config.toml`` (the resolved config: ``--config`` it to repeat the run),
+``metrics.csv`` (one row per evaluated epoch) and ``checkpoint.safetensors`` (everything needed
+to ``--resume`` the run exactly where it stopped).
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import DataSource, scale_pixels, train_dev_split
-from .errors import ConfigError
+from .errors import ConfigError, DataError, TrainingDiverged
 from .files import atomic_write_bytes
 from .io import MODEL_FILE, save
 from .model import Sequential
-from .optim import SGD
+from .progress import TrainingProgress
 from .train import EpochResult, evaluate, fit
 
 RUNS_DIR = Path("runs")
@@ -32,11 +34,11 @@ SETS = ("train", "dev", "test", "all")
 
 
 def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for the split, the initial weights and the batch order, all from
-    one seed: the dev split depends on the seed alone, so evaluate can rebuild it exactly."""
-    split, init, order = np.random.SeedSequence(seed).spawn(3)
+    """Independent generators for the split, the initial weights, the batch order and random
+    layers (dropout), all from one seed: the dev split depends on the seed alone, so evaluate can rebuild it exactly."""
+    split, init, order, layers = np.random.SeedSequence(seed).spawn(4)
     return {"split": np.random.default_rng(split), "init": np.random.default_rng(init),
-            "order": np.random.default_rng(order)}
+            "order": np.random.default_rng(order), "layers": np.random.default_rng(layers)}
 
 
 def data_source(config: TrainConfig) -> DataSource:
@@ -74,48 +76,160 @@ class RunResult:
     run_dir: Path
     model_path: Path
     train_seconds: float
+    metrics: dict
 
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
               log: Callable[[str], None] = print, progress: bool = True) -> RunResult:
     """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder)."""
     config.validate()
+    run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
+    if (run_dir / CHECKPOINT_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
+                          "or choose another --out")
+    config.save(run_dir / "config.toml")  # first, so a killed run can be resumed
+    return _train(config, run_dir, None, log, progress)
+
+
+def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> RunResult:
+    """Continue the run in ``run_dir`` from its checkpoint, with its own config.
+
+    Weights, optimizer state, schedule, early stopping and every random generator come back
+    as they were after the checkpointed epoch, so the run ends exactly as if never stopped.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
+    config = TrainConfig.load(run_dir / "config.toml")
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    if checkpoint.epoch >= config.epochs or checkpoint.metadata.get("finished"):
+        raise ConfigError(f"{run_dir}: the run already finished ({checkpoint.epoch} of {config.epochs} "
+                          "epochs); start a new one with --config " + str(run_dir / "config.toml"))
+    log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
+    return _train(config, run_dir, checkpoint, log, progress)
+
+
+def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
+           log: Callable[[str], None], progress: bool) -> RunResult:
     source = data_source(config)
     data = source.load("train", progress=progress)
     gens = seeded_generators(config.seed)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
-    model = config.build_model(gens["init"], input_shape=(data.images[0].size,), num_classes=len(data.classes))
+    model = config.build_model(gens["init"], input_shape=(data.images[0].size,), num_classes=len(data.classes),
+                               layer_rng=gens["layers"])
     x_train, x_dev = scale_pixels(train_images, model.input_shape), scale_pixels(dev_images, model.input_shape)
-    run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
+    del train_images, dev_images
+    optimizer = config.build_optimizer()
+    steps_per_epoch = 1 if not config.batch_size else -(-len(x_train) // config.batch_size)
+    schedule = config.build_schedule(steps_per_epoch)
+    stopping = config.build_early_stopping()
+    history: list[EpochResult] = []
+    if checkpoint is not None:
+        checkpoint.restore(model=model, optimizer=optimizer, schedule=schedule, early_stopping=stopping,
+                           generators=gens)
+        history = list(checkpoint.history)
+    start_epoch = checkpoint.epoch if checkpoint else 0
+    bar = TrainingProgress(config.epochs, start_epoch, enabled=progress)
+    log = _through(bar, log)
     log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
-    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.optimizer} lr {config.lr}, "
-        f"{'full batch' if not config.batch_size else f'batch {config.batch_size}'}")
-
+    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {describe_optimisation(config)}")
     step_name = "Iteration" if not config.batch_size else "Epoch"
+    evaluations = 0
 
-    def report(result: EpochResult) -> None:
+    def save_state(finished: bool = False) -> None:
+        save_checkpoint(run_dir / CHECKPOINT_FILE, model=model, optimizer=optimizer, schedule=schedule,
+                        early_stopping=stopping, generators=gens, history=history, finished=finished)
+
+    def on_epoch_end(result: EpochResult) -> None:
+        nonlocal evaluations
+        history.append(result)
         log(f"{step_name} {result.epoch:>{len(str(config.epochs))}}/{config.epochs}  "
-                f"loss {result.train_loss:.4f}  train accuracy {result.train_accuracy:.4f}  "
-                f"dev accuracy {result.dev_accuracy:.4f}")
+            f"loss {result.train_loss:.4f}  train accuracy {result.train_accuracy:.4f}  "
+            + (f"dev loss {result.dev_loss:.4f}  dev accuracy {result.dev_accuracy:.4f}  " if len(x_dev) else "")
+            + f"lr {result.lr:.3g}  {result.seconds:.2f} s")
+        evaluations += 1
+        if config.checkpoint_every and evaluations % config.checkpoint_every == 0:
+            save_state()
+            write_metrics_csv(run_dir / "metrics.csv", history)
 
+    if config.checkpoint_every and checkpoint is None:
+        save_state()  # epoch 0: even a run killed in its first epoch can be resumed
     start = time.perf_counter()
-    history = fit(model, SGD(config.lr), x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
-                  x_dev=x_dev, y_dev=y_dev, rng=gens["order"], eval_every=config.eval_every,
-                  on_epoch_end=report)
+    try:
+        fit(model, optimizer, x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
+            x_dev=x_dev, y_dev=y_dev, rng=gens["order"], schedule=schedule, early_stopping=stopping,
+            eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
+            on_batch_end=bar.on_batch_end)
+    except TrainingDiverged as error:
+        bar.close()
+        saved = "nothing was saved"
+        if config.checkpoint_every:
+            epoch = load_checkpoint(run_dir / CHECKPOINT_FILE).epoch
+            saved = (f"the last good checkpoint (epoch {epoch}{', the initial weights' if epoch == 0 else ''}) "
+                     f"is in {run_dir / CHECKPOINT_FILE}")
+        raise TrainingDiverged(f"{error}; {saved}") from None
+    finally:
+        bar.close()
     seconds = time.perf_counter() - start
-    train_loss, train_accuracy = evaluate(model, x_train, y_train)  # after the last update
-    metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy,
-               "dev_loss": history[-1].dev_loss, "dev_accuracy": history[-1].dev_accuracy,
-               "train_seconds": seconds, "train_samples": len(x_train), "dev_samples": len(x_dev)}
-    config.save(run_dir / "config.toml")
+    if stopping is not None and stopping.best_epoch and history[-1].epoch < config.epochs:
+        log(f"Early stopping: no better {config.monitor} for {config.patience} evaluations; "
+            f"keeping the weights of epoch {stopping.best_epoch}")
+    metrics = _final_metrics(model, x_train, y_train, x_dev, y_dev, source, data.classes, progress, log)
+    earlier = sum(r.seconds for r in checkpoint.history) if checkpoint else 0.0  # before a resume
+    metrics.update(train_seconds=earlier + seconds, epochs=history[-1].epoch if history else 0)
     write_metrics_csv(run_dir / "metrics.csv", history)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
-    log(f"Done in {seconds:.2f} s: train accuracy {train_accuracy:.4f}, dev accuracy {metrics['dev_accuracy']:.4f}")
+    if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
+        save_state(finished=True)
+    summary = f"train accuracy {metrics['train_accuracy']:.4f}"
+    if len(x_dev):
+        summary += f", dev accuracy {metrics['dev_accuracy']:.4f}"
+    if "test_accuracy" in metrics:
+        summary += f", test accuracy {metrics['test_accuracy']:.4f}"
+    log(f"Done in {seconds:.2f} s: {summary}")
     log(f"Model saved to {model_path}")
-    return RunResult(model, history, run_dir, model_path, seconds)
+    return RunResult(model, history, run_dir, model_path, seconds, metrics)
+
+
+def _final_metrics(model, x_train, y_train, x_dev, y_dev, source: DataSource, classes, progress, log) -> dict:
+    """Loss and accuracy of the final weights on train, dev and (named datasets) test."""
+    train_loss, train_accuracy = evaluate(model, x_train, y_train)
+    dev_loss, dev_accuracy = evaluate(model, x_dev, y_dev)
+    metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "dev_loss": dev_loss,
+               "dev_accuracy": dev_accuracy, "train_samples": len(x_train), "dev_samples": len(x_dev)}
+    if source.dataset is not None:
+        try:
+            test = source.load("test", progress=progress)
+        except DataError as error:
+            log(f"No test accuracy: {error}")
+        else:
+            x_test = scale_pixels(test.images, model.input_shape)
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, x_test, test.labels.astype(np.intp))
+            metrics["test_samples"] = len(x_test)
+    return metrics
+
+
+def describe_optimisation(config: TrainConfig) -> str:
+    """'adam lr 0.001 (cosine, 1 warm-up epoch), batch 128' and the like."""
+    text = f"{config.optimizer} lr {config.lr:g}"
+    extras = [config.schedule] if config.schedule != "constant" else []
+    if config.warmup:
+        extras.append(f"{config.warmup:g} warm-up epochs")
+    if config.momentum:
+        extras.append(f"momentum {config.momentum:g}" + (" nesterov" if config.nesterov else ""))
+    if config.weight_decay:
+        extras.append(f"weight decay {config.weight_decay:g}")
+    if extras:
+        text += f" ({', '.join(extras)})"
+    return text + (", full batch" if not config.batch_size else f", batch {config.batch_size}")
+
+
+def _through(bar: TrainingProgress, log: Callable[[str], None]) -> Callable[[str], None]:
+    """Print log lines above the progress bar when logging goes to the terminal."""
+    return bar.write if log is print else log
 
 
 def write_metrics_csv(path: Path, history: list[EpochResult]) -> None:

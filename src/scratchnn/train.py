@@ -17,6 +17,9 @@ from .nn.losses import SoftmaxCrossEntropy, check_labels
 
 
 
+DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
+
+
 @dataclass
 class EpochResult:
     """Metrics of one evaluated epoch. Train figures average the mini-batches of that epoch as
@@ -52,7 +55,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         rng: np.random.Generator | None = None, schedule=None, early_stopping: EarlyStopping | None = None,
         eval_every: int = 1, start_epoch: int = 0, loss_fn=None,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
-        on_batch_end: Callable[[int, int, int, float], None] | None = None) -> list[EpochResult]:
+        on_batch_end: Callable[[int, int, int, float, float], None] | None = None) -> list[EpochResult]:
     """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
@@ -65,9 +68,12 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     training (restoring its best weights), then ``on_epoch_end(result)`` runs (checkpoints go
     there: everything is up to date). ``start_epoch`` continues a run whose state (weights,
     optimizer, schedule, generators) was restored from the checkpoint of that epoch.
-    ``on_batch_end(epoch, batch, batches, loss)`` is for progress bars.
+    ``on_batch_end(epoch, batch, batches, loss, accuracy)`` is for progress bars (the batch's
+    mean loss and accuracy; accuracy is NaN on epochs that are not measured).
 
-    Raises TrainingDiverged as soon as the loss or, at an evaluation, a weight is not finite.
+    Raises TrainingDiverged as soon as the loss is not finite or over DIVERGED times that of a
+    uniform guess (ln C): a learning rate too high for Adam makes the loss explode (1e8 and
+    more) and the ReLUs die, without ever reaching NaN. At evaluations, weights must be finite.
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     _check_data(model, x_train, y_train, "training")
@@ -75,41 +81,45 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
     net, x_fit = _training_view(model, x_train, full_batch=not batch_size)
+    diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = []
     start = time.perf_counter()
-    for epoch in range(start_epoch + 1, epochs + 1):
-        measured = epoch % eval_every == 0 or epoch == epochs
-        total_loss, correct = 0.0, 0
-        for batch, rows in enumerate(batch_indices(len(x_fit), batch_size or None, rng)):
-            if schedule is not None:
-                optimizer.lr = schedule(optimizer.steps)
-            y = y_train[rows]
-            loss_sum, batch_correct = compute_gradients(net, loss_fn, x_fit[rows], y, measured)
-            if not math.isfinite(loss_sum):
-                raise TrainingDiverged(f"loss became {loss_sum:g} at epoch {epoch} (step {optimizer.steps + 1}, "
-                                       f"learning rate {optimizer.lr:g}); try a lower --lr")
-            optimizer.step(model.named_parameters())
-            total_loss += loss_sum
-            correct += batch_correct
-            if on_batch_end is not None:
-                on_batch_end(epoch, batch + 1, batches, loss_sum / len(y))
-        if not measured:
-            continue
-        _check_weights(model, epoch, optimizer.lr)
-        dev_loss, dev_accuracy = evaluate(model, x_dev, y_dev)
-        result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
-                             dev_accuracy, optimizer.lr, time.perf_counter() - start)
-        history.append(result)
-        if hasattr(schedule, "observe"):
-            schedule.observe(dev_loss if len(x_dev) else result.train_loss)
-        stop = early_stopping is not None and early_stopping.update(
-            epoch, getattr(result, early_stopping.monitor), model)
-        if on_epoch_end is not None:
-            on_epoch_end(result)
-        start = time.perf_counter()
-        if stop:
-            break
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, not warned
+        for epoch in range(start_epoch + 1, epochs + 1):
+            measured = epoch % eval_every == 0 or epoch == epochs
+            total_loss, correct = 0.0, 0
+            for batch, rows in enumerate(batch_indices(len(x_fit), batch_size or None, rng)):
+                if schedule is not None:
+                    optimizer.lr = schedule(optimizer.steps)
+                y = y_train[rows]
+                loss_sum, batch_correct = compute_gradients(net, loss_fn, x_fit[rows], y, measured)
+                if not loss_sum <= diverged * len(y):  # also catches NaN
+                    raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at epoch {epoch} (step "
+                                           f"{optimizer.steps + 1}, learning rate {optimizer.lr:g}): training "
+                                           "diverged; try a lower --lr")
+                optimizer.step(model.named_parameters())
+                total_loss += loss_sum
+                correct += batch_correct
+                if on_batch_end is not None:
+                    on_batch_end(epoch, batch + 1, batches, loss_sum / len(y),
+                                 batch_correct / len(y) if measured else math.nan)
+            if not measured:
+                continue
+            _check_weights(model, epoch, optimizer.lr)
+            dev_loss, dev_accuracy = evaluate(model, x_dev, y_dev)
+            result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
+                                 dev_accuracy, optimizer.lr, time.perf_counter() - start)
+            history.append(result)
+            if hasattr(schedule, "observe"):
+                schedule.observe(dev_loss if len(x_dev) else result.train_loss)
+            stop = early_stopping is not None and early_stopping.update(
+                epoch, getattr(result, early_stopping.monitor), model)
+            if on_epoch_end is not None:
+                on_epoch_end(result)
+            start = time.perf_counter()
+            if stop:
+                break
     if early_stopping is not None:
         early_stopping.restore(model)
     return history

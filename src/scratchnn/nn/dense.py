@@ -80,11 +80,6 @@ def sum_rows(dy: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.matmul(np.ones(len(dy), dy.dtype), dy, out=out)
 
 
-def is_feature_major(a: np.ndarray) -> bool:
-    """True for a 2-D array stored column by column (Fortran order), not also row by row."""
-    return a.flags.f_contiguous and not a.flags.c_contiguous
-
-
 class DenseOnColumns(Layer, register=False):
     """A Dense layer that reads only the input columns ``columns`` (used by fit, never saved).
 

@@ -1,4 +1,8 @@
-"""Optimizers that update parameters in place."""
-from .optimizers import SGD, Optimizer
+"""Optimizers that update parameters in place, and learning-rate schedules."""
+from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop, make_optimizer
+from .schedules import (SCHEDULES, Constant, Cosine, Exponential, OneCycle, ReduceOnPlateau, Schedule, StepDecay,
+                        WarmUp, make_schedule)
 
-__all__ = ["Optimizer", "SGD"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer",
+           "Schedule", "Constant", "StepDecay", "Exponential", "Cosine", "OneCycle", "ReduceOnPlateau", "WarmUp",
+           "SCHEDULES", "make_schedule"]

@@ -1,0 +1,270 @@
+"""One MLP trained on Fashion-MNIST by scratchnn, PyTorch (CPU) and scikit-learn, side by side.
+
+All three train 784-256-ReLU-128-ReLU-10 with Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), batch
+128, float32, the rows reshuffled every epoch, on the same arrays (60,000 train rows, 10,000 test
+rows, read by scratchnn's own loader and scaled to [0, 1]). Each framework runs in a fresh
+subprocess, so its peak RSS is its own and includes loading the data.
+
+How to read the table:
+- s/epoch is training time only (no data loading, no evaluation). Epoch 1 is a warm-up and is
+  not counted; the figure is the median over epochs 2..E (the mean is printed beside it).
+- peak RSS MB is the worker's ru_maxrss at the end (MB = 2**20 bytes).
+- test accuracy is measured once, after the last epoch.
+- scratchnn / PyTorch > 1 means scratchnn is that many times slower per epoch.
+- With --repeats N the frameworks take turns (the order rotates every round) and each figure is
+  the median over the N rounds: the machine is shared and noisy.
+The script prints figures; it asserts nothing about speed.
+
+    python benchmarks/mlp_benchmark.py [--epochs 5] [--frameworks scratchnn,torch,sklearn]
+                                       [--repeats 1] [--limit N] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+DATASET = "fashion-mnist"
+HIDDEN = (256, 128)
+LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
+BATCH = 128
+FRAMEWORKS = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn"}  # name -> module to find
+LABELS = {"scratchnn": "scratchnn", "torch": "PyTorch (CPU)", "sklearn": "scikit-learn"}
+MB = 2 ** 20
+
+
+# ---------------------------------------------------------------- workers (one per subprocess)
+
+def load_data(limit: int | None):
+    """(x_train, y_train, x_test, y_test): float32 x (N, 784) in [0, 1], uint8 labels (N,)."""
+    from scratchnn.data import load_dataset, scale_pixels
+    train_images, y_train = load_dataset(DATASET, "train", progress=False)
+    test_images, y_test = load_dataset(DATASET, "test", progress=False)
+    if limit is not None:  # slice before scaling, so only the rows used become float32
+        train_images, y_train = train_images[:limit], y_train[:limit]
+    return scale_pixels(train_images), y_train, scale_pixels(test_images), y_test
+
+
+def blas_threads() -> str:
+    """Threads of the BLAS NumPy (and SciPy) call, as threadpoolctl sees them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (no threadpoolctl)"
+    pools = {f"{pool['internal_api']} {pool['num_threads']}" for pool in threadpool_info()
+             if pool["user_api"] == "blas"}
+    return ", ".join(sorted(pools)) or "unknown"
+
+
+def train_scratchnn(x, y, x_test, y_test, epochs: int, seed: int):
+    """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
+    from scratchnn.model import Sequential
+    from scratchnn.nn import Dense, ReLU
+    from scratchnn.optim import Adam  # NOTE: no fallback on purpose; a missing Adam must fail here
+    from scratchnn.train import evaluate, fit
+
+    init_rng = np.random.default_rng([seed, 1])  # its own stream: init and shuffling draw different numbers
+    widths = (x.shape[1], *HIDDEN, 10)
+    layers = []
+    for d, m in zip(widths[:-1], widths[1:]):
+        layers += [Dense(d, m, init="he_normal", bias_init="zeros", rng=init_rng), ReLU()]
+    model = Sequential(layers[:-1])
+    optimizer = Adam(lr=LR, beta1=BETAS[0], beta2=BETAS[1], eps=EPS)
+
+    # The epoch's training time runs from the end of the previous evaluation (or the fit call)
+    # to the last step of the epoch, so fit's per-epoch dev evaluation is not counted. The run
+    # CLI passes both callbacks too, so this is the loop users get.
+    resumed, ended = [time.perf_counter()], []
+
+    def on_batch_end(epoch, batch, batches, *metrics):  # *metrics: the batch's loss (and accuracy)
+        if batch == batches:
+            ended.append(time.perf_counter())
+
+    fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, x_dev=x_test, y_dev=y_test,
+        rng=np.random.default_rng(seed), on_batch_end=on_batch_end,
+        on_epoch_end=lambda result: resumed.append(time.perf_counter()))
+    seconds = [end - start for start, end in zip(resumed, ended)]
+    _, accuracy = evaluate(model, x_test, y_test)
+    return seconds, accuracy, blas_threads()
+
+
+def train_torch(x, y, x_test, y_test, epochs: int, seed: int):
+    """The fastest fair torch loop: one pre-made tensor, x[idx] per batch, no DataLoader."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(seed)
+    x_t, y_t = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))  # from_numpy shares, no copy
+    widths = (x.shape[1], *HIDDEN, 10)
+    layers = []
+    for d, m in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(d, m), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])  # torch's default init
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+    shuffle = torch.Generator().manual_seed(seed)
+    seconds = []
+    model.train()
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(x_t), generator=shuffle)
+        for i in range(0, len(order), BATCH):
+            idx = order[i:i + BATCH]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x_t[idx]), y_t[idx])
+            loss.backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    model.eval()
+    with torch.inference_mode():
+        predicted = model(torch.from_numpy(x_test)).argmax(dim=1).numpy()
+    return seconds, float(np.mean(predicted == y_test)), f"torch {torch.get_num_threads()}"
+
+
+def train_sklearn(x, y, x_test, y_test, epochs: int, seed: int):
+    """MLPClassifier, one fit() running every epoch (no early stopping, no tolerance stop)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # max_iter=epochs is the point
+    clf = MLPClassifier(hidden_layer_sizes=HIDDEN, activation="relu", solver="adam", alpha=0.0,
+                        batch_size=BATCH, learning_rate_init=LR, beta_1=BETAS[0], beta_2=BETAS[1],
+                        epsilon=EPS, max_iter=epochs, shuffle=True, tol=0.0, n_iter_no_change=10 ** 6,
+                        early_stopping=False, random_state=seed)
+    # alpha=0: the others train without an L2 penalty, sklearn's default would add one (1e-4).
+    # NOTE: sklearn has no per-epoch hook; its loop calls _update_no_improvement_count once at the
+    # end of every epoch, so timestamps taken there split one fit() into epochs (private API: if
+    # it goes away, the fit time is spread evenly and the warm-up cannot be left out).
+    stamps = [time.perf_counter()]
+    original = getattr(clf, "_update_no_improvement_count", None)
+    if original is not None:
+        def stamped(*args, **kwargs):
+            stamps.append(time.perf_counter())
+            return original(*args, **kwargs)
+        clf._update_no_improvement_count = stamped
+    clf.fit(x, y)
+    if len(stamps) == epochs + 1:
+        seconds = list(np.diff(stamps))
+    else:
+        seconds = [(time.perf_counter() - stamps[0]) / epochs] * epochs
+    accuracy = float(np.mean(clf.predict(x_test) == y_test))
+    return seconds, accuracy, blas_threads()
+
+
+TRAINERS = {"scratchnn": train_scratchnn, "torch": train_torch, "sklearn": train_sklearn}
+
+
+def worker(name: str, epochs: int, seed: int, limit: int | None) -> None:
+    """Load the data, train, and print one JSON line of figures."""
+    x, y, x_test, y_test = load_data(limit)
+    seconds, accuracy, threads = TRAINERS[name](x, y, x_test, y_test, epochs, seed)
+    timed = seconds[1:]  # epoch 1 is the warm-up
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+    print(json.dumps({
+        "framework": name, "epoch_seconds": seconds, "timed_epochs": len(timed),
+        "median_s": statistics.median(timed), "mean_s": statistics.fmean(timed),
+        "test_accuracy": accuracy, "peak_rss_mb": peak_kb * 1024 / MB, "threads": threads,
+        "train_rows": len(x), "train_array_mb": x.nbytes / MB,
+    }), flush=True)
+
+
+# ---------------------------------------------------------------- parent: run workers, print the table
+
+def run_worker(name: str, args) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name,
+               "--epochs", str(args.epochs), "--seed", str(args.seed)]
+    if args.limit is not None:
+        command += ["--limit", str(args.limit)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"the {name} worker failed (exit code {done.returncode}); its stderr is above")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per run, >= 2 (epoch 1 is not timed)")
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                        help="comma-separated, from: " + ", ".join(FRAMEWORKS))
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of the whole comparison; medians printed")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N rows only (smoke run)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", choices=list(FRAMEWORKS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error(f"--epochs must be >= 2 (epoch 1 is a warm-up, not timed), got {args.epochs}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.limit is not None and args.limit < BATCH:
+        parser.error(f"--limit must be >= {BATCH} (one batch), got {args.limit}")
+    if args.worker:
+        worker(args.worker, args.epochs, args.seed, args.limit)
+        return
+
+    names = [name.strip() for name in args.frameworks.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FRAMEWORKS]
+    if unknown or not names:
+        parser.error(f"unknown framework(s) {', '.join(unknown) or '(none given)'}; "
+                     f"choose from {', '.join(FRAMEWORKS)}")
+    missing = [name for name in names if importlib.util.find_spec(FRAMEWORKS[name]) is None]
+    names = [name for name in names if name not in missing]
+
+    rows = f"first {args.limit:,}" if args.limit else "all"
+    print(f"{DATASET}: {rows} train rows, 10,000 test rows; MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-10, Adam lr {LR:g}, "
+          f"batch {BATCH}, float32, {args.epochs} epochs, seed {args.seed}", flush=True)
+    # the machine is shared: other processes' load slows multi-threaded BLAS by far more than their share
+    print("load average (1 min) before: {:.2f}".format(os.getloadavg()[0]), flush=True)
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for i in range(args.repeats):
+        shift = i % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:  # rotate, so no framework always runs first
+            result = run_worker(name, args)
+            runs[name].append(result)
+            epochs = " ".join(f"{s:.2f}" for s in result["epoch_seconds"])
+            print(f"run {i + 1}  {name:<9}  epochs [{epochs}] s  median {result['median_s']:.3f} s/epoch  "
+                  f"peak {result['peak_rss_mb']:.0f} MB  test accuracy {result['test_accuracy']:.4f}", flush=True)
+
+    def median(name, key):
+        return statistics.median(run[key] for run in runs[name])
+
+    print("load average (1 min) after: {:.2f}".format(os.getloadavg()[0]))
+    print(f"\ns/epoch = median over epochs 2..{args.epochs} (epoch 1 is a warm-up, not timed), training only; "
+          f"each figure is the median of {args.repeats} run(s)\n")
+    header = ("framework", "s/epoch (median)", "peak RSS MB", "test accuracy", "s/epoch (mean)", "threads")
+    table = [header]
+    for name in FRAMEWORKS:
+        if name in runs:
+            table.append((LABELS[name], f"{median(name, 'median_s'):.3f}", f"{median(name, 'peak_rss_mb'):.0f}",
+                          f"{median(name, 'test_accuracy'):.4f}", f"{median(name, 'mean_s'):.3f}",
+                          runs[name][-1]["threads"]))
+        elif name in missing:
+            table.append((LABELS[name], "not installed", "", "", "", ""))
+    widths = [max(len(row[col]) for row in table) for col in range(len(header))]
+    for k, row in enumerate(table):
+        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if k == 0:
+            print("-|-".join("-" * width for width in widths))
+
+    if "scratchnn" in runs and "torch" in runs:
+        ratio = median("scratchnn", "median_s") / median("torch", "median_s")
+        print(f"\nratio scratchnn / PyTorch s/epoch: {ratio:.2f}")
+    if "scratchnn" in runs:
+        x_mb, peak = runs["scratchnn"][0]["train_array_mb"], median("scratchnn", "peak_rss_mb")
+        print(f"float32 training array = {x_mb:.0f} MB; budget 2X + 150 MB = {2 * x_mb + 150:.0f} MB; "
+              f"scratchnn peak = {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

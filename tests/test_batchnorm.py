@@ -1,0 +1,189 @@
+"""BatchNorm1d: batch statistics while training, running statistics in eval, buffers in model files."""
+import numpy as np
+import pytest
+
+from scratchnn import Dense, Sequential
+from scratchnn.errors import ConfigError, ShapeError
+from scratchnn.gradcheck import batchnorm_with_random_affine, check_layer
+from scratchnn.io import MODEL_FILE, load, save
+from scratchnn.nn import BatchNorm1d, ReLU, layer_from_config, layer_to_config
+
+TIGHT = 1e-7
+EPS = 1e-5
+
+
+def test_training_forward_known_answer():
+    layer = BatchNorm1d(2)
+    layer.params["gamma"][...] = [2.0, 1.0]
+    layer.params["beta"][...] = [0.0, 10.0]
+    y = layer.forward(np.array([[1.0, 2.0], [3.0, 6.0]]), training=True)
+    # mean (2, 4), biased variance (1, 4), so x̂ = ±1/√(1 + eps) and ±2/√(4 + eps)
+    a, b = 1 / np.sqrt(1 + EPS), 2 / np.sqrt(4 + EPS)
+    np.testing.assert_allclose(y, [[-2 * a, 10 - b], [2 * a, 10 + b]], rtol=1e-6)
+
+
+def test_running_statistics_follow_the_pytorch_rule():
+    layer = BatchNorm1d(2, momentum=0.1)
+    layer.forward(np.array([[1.0, 2.0], [3.0, 6.0]], np.float32), training=True)
+    # 0.9·0 + 0.1·mean;  0.9·1 + 0.1·unbiased variance (2, 8)
+    np.testing.assert_allclose(layer.buffers["running_mean"], [0.2, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(layer.buffers["running_var"], [1.1, 1.7], rtol=1e-6)
+
+
+def test_running_statistics_over_several_batches():
+    rng = np.random.default_rng(0)
+    layer, momentum = BatchNorm1d(3, momentum=0.3), 0.3
+    mean, var = np.zeros(3), np.ones(3)
+    for _ in range(5):
+        x = rng.normal(5, 2, (16, 3))
+        layer.forward(x, training=True)
+        mean = (1 - momentum) * mean + momentum * x.mean(axis=0)
+        var = (1 - momentum) * var + momentum * x.var(axis=0, ddof=1)
+    np.testing.assert_allclose(layer.buffers["running_mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(layer.buffers["running_var"], var, rtol=1e-6)
+
+
+def test_eval_uses_the_running_statistics_and_leaves_them_alone():
+    layer = BatchNorm1d(2)
+    layer.params["gamma"][...] = [3.0, 0.5]
+    layer.params["beta"][...] = [1.0, -1.0]
+    layer.buffers["running_mean"][...] = [1.0, 2.0]
+    layer.buffers["running_var"][...] = [4.0, 9.0]
+    y = layer.forward(np.array([[3.0, 8.0], [1.0, 2.0]], np.float32))
+    expected = [[1 + 3 * 2 / np.sqrt(4 + EPS), -1 + 0.5 * 6 / np.sqrt(9 + EPS)], [1.0, -1.0]]
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(layer.buffers["running_mean"], [1.0, 2.0])
+    np.testing.assert_array_equal(layer.buffers["running_var"], [4.0, 9.0])
+
+
+def test_training_output_does_not_depend_on_the_running_statistics():
+    # check_layer updates the running statistics at every evaluation; this is why that is harmless.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 4))
+    layer = BatchNorm1d(4)
+    before = layer.forward(x, training=True)
+    layer.buffers["running_mean"][...] = rng.standard_normal(4)
+    layer.buffers["running_var"][...] = rng.uniform(1, 5, 4)
+    np.testing.assert_array_equal(layer.forward(x, training=True), before)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_match_finite_differences(training):
+    rng = np.random.default_rng(2)
+    layer = batchnorm_with_random_affine(5, rng)
+    x = 1 + 2 * rng.standard_normal((7, 5))
+    checks = check_layer(layer, x, rng, training=training)
+    assert [c.wrt for c in checks] == ["x", "gamma", "beta"]
+    for check in checks:
+        assert check.error < TIGHT, f"{check.what} training={training} d{check.wrt}: {check.error:.2e}"
+
+
+def test_training_input_gradient_is_orthogonal_to_what_normalising_removes():
+    # x̂ is unchanged by shifting a feature's column, so dx sums to 0 per feature; with eps → 0
+    # it is unchanged by scaling the column too, so dx is orthogonal to x̂.
+    rng = np.random.default_rng(3)
+    layer = BatchNorm1d(4, eps=1e-14).astype(np.float64)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2, 4)
+    x = rng.standard_normal((10, 4))
+    x_hat = (x - x.mean(axis=0)) / x.std(axis=0)
+    layer.forward(x, training=True)
+    dx = layer.backward(rng.standard_normal((10, 4)))
+    np.testing.assert_allclose(dx.sum(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose((dx * x_hat).sum(axis=0), 0, atol=1e-12)
+
+
+def test_parameter_gradients_and_skipping_the_input_gradient():
+    layer = BatchNorm1d(2)
+    layer.forward(np.array([[1.0, 2.0], [3.0, 6.0]]), training=True)
+    assert layer.backward(np.array([[1.0, 2.0], [3.0, 5.0]]), need_dx=False) is None
+    a = 1 / np.sqrt(1 + EPS)
+    np.testing.assert_allclose(layer.grads["beta"], [4.0, 7.0])  # Σ dy
+    np.testing.assert_allclose(layer.grads["gamma"], [2 * a, 3 * 2 / np.sqrt(4 + EPS)])  # Σ dy·x̂
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_float32_stays_float32(training):
+    layer = BatchNorm1d(3)
+    y = layer.forward(np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32), training=training)
+    dx = layer.backward(np.ones_like(y))
+    arrays = {"y": y, "dx": dx, **layer.grads, **layer.buffers}
+    assert all(a.dtype == np.float32 for a in arrays.values()), {k: a.dtype for k, a in arrays.items()}
+
+
+def test_shape_and_config_errors():
+    with pytest.raises(ShapeError, match=r"expects input of shape \(N, 3\)"):
+        BatchNorm1d(3).forward(np.zeros((4, 2)))
+    with pytest.raises(ShapeError, match="at least 2 samples"):
+        BatchNorm1d(3).forward(np.zeros((1, 3)), training=True)
+    assert BatchNorm1d(3).forward(np.zeros((1, 3))).shape == (1, 3)  # eval is fine with one sample
+    for kwargs, message in (({"features": 0}, "features"), ({"features": 3, "momentum": 1.5}, "momentum"),
+                            ({"features": 3, "eps": 0}, "eps")):
+        with pytest.raises(ConfigError, match=message):
+            BatchNorm1d(**kwargs)
+
+
+def test_config_round_trip():
+    layer = BatchNorm1d(7, momentum=0.05, eps=1e-3)
+    rebuilt = layer_from_config(layer_to_config(layer))
+    assert isinstance(rebuilt, BatchNorm1d) and rebuilt.config() == layer.config()
+    assert repr(rebuilt) == "BatchNorm1d(features=7, momentum=0.05, eps=0.001)"
+
+
+def trained_model(seed=0):
+    """A model whose BatchNorm running statistics and γ, β have moved away from their start."""
+    rng = np.random.default_rng(seed)
+    model = Sequential([Dense(5, 8, rng=rng), BatchNorm1d(8), ReLU(), Dense(8, 3, rng=rng)])
+    for _ in range(3):
+        model.forward(rng.normal(2, 3, (16, 5)).astype(np.float32), training=True)
+    model.layers[1].params["gamma"][...] = rng.uniform(0.5, 2, 8)
+    model.layers[1].params["beta"][...] = rng.standard_normal(8)
+    return model
+
+
+def test_buffers_are_in_the_state_dict_and_restored_by_load_state_dict():
+    model = trained_model()
+    state = model.state_dict()
+    assert {"1.gamma", "1.beta", "1.running_mean", "1.running_var"} <= set(state)
+    fresh = Sequential([Dense(5, 8, rng=9), BatchNorm1d(8), ReLU(), Dense(8, 3, rng=9)])
+    fresh.load_state_dict(state)
+    for key in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(fresh.layers[1].buffers[key], model.layers[1].buffers[key], err_msg=key)
+    x = np.random.default_rng(1).standard_normal((10, 5)).astype(np.float32)
+    np.testing.assert_array_equal(fresh.predict_proba(x), model.predict_proba(x))
+
+
+def test_model_file_round_trip_gives_identical_predictions(tmp_path):
+    model = trained_model()
+    loaded = load(save(model, tmp_path / MODEL_FILE))
+    assert loaded.config() == model.config()
+    np.testing.assert_array_equal(loaded.layers[1].buffers["running_var"], model.layers[1].buffers["running_var"])
+    x = np.random.default_rng(1).standard_normal((10, 5)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+def test_matches_torch_batchnorm1d():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    ours = batchnorm_with_random_affine(5, rng).astype(np.float64)
+    theirs = torch.nn.BatchNorm1d(5, momentum=0.1, eps=EPS).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.params["gamma"]))
+        theirs.bias.copy_(torch.from_numpy(ours.params["beta"]))
+        theirs.running_mean.copy_(torch.from_numpy(ours.buffers["running_mean"]))
+        theirs.running_var.copy_(torch.from_numpy(ours.buffers["running_var"]))
+    for training in (True, False):
+        theirs.train(training)
+        x, dy = rng.normal(1, 2, (9, 5)), rng.standard_normal((9, 5))
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt)
+        yt.backward(torch.from_numpy(dy))
+        y = ours.forward(x, training=training)
+        dx = ours.backward(dy)
+        pairs = {"y": (y, yt), "dx": (dx, xt.grad), "dgamma": (ours.grads["gamma"], theirs.weight.grad),
+                 "dbeta": (ours.grads["beta"], theirs.bias.grad),
+                 "running_mean": (ours.buffers["running_mean"], theirs.running_mean),
+                 "running_var": (ours.buffers["running_var"], theirs.running_var)}
+        for name, (a, b) in pairs.items():
+            np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                       err_msg=f"{name}, training={training}")
+        theirs.zero_grad()

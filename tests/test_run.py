@@ -1,0 +1,171 @@
+"""Training runs end to end: run folder, checkpoints, --resume after SIGKILL, divergence, --config."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from scratchnn.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from scratchnn.config import TrainConfig
+from scratchnn.data import write_idx
+from scratchnn.errors import ConfigError, TrainingDiverged
+from scratchnn.io import MODEL_FILE, read_tensors
+from scratchnn.run import resume_run, train_run
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """An IDX pair of 1,200 learnable 28x28 'digits': ten random prototypes plus noise."""
+    folder = tmp_path_factory.mktemp("digits")
+    rng = np.random.default_rng(5)
+    prototypes = rng.integers(0, 256, (10, 28, 28))
+    labels = rng.integers(0, 10, 1200).astype(np.uint8)
+    images = np.clip(prototypes[labels] + rng.normal(0, 60, (1200, 28, 28)), 0, 255).astype(np.uint8)
+    write_idx(folder / "images.idx.gz", images)
+    write_idx(folder / "labels.idx.gz", labels)
+    return folder / "images.idx.gz", folder / "labels.idx.gz"
+
+
+def small_config(digits, **changes) -> TrainConfig:
+    images, labels = digits
+    values = dict(hidden=[32, 16], init="he_normal", bias_init="zeros", dropout=0.2, optimizer="adam", lr=2e-3,
+                  schedule="cosine", warmup=1.0, epochs=5, batch_size=50, dev_size=200, eval_every=1,
+                  images=str(images), labels=str(labels), seed=3)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def quiet(line):
+    pass
+
+
+def tensors(path):
+    return read_tensors(path)[0]
+
+
+def assert_same_tensors(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
+def test_a_run_folder_holds_config_metrics_checkpoint_and_model(tmp_path, digits):
+    result = train_run(small_config(digits), tmp_path / "run", log=quiet, progress=False)
+    run = tmp_path / "run"
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert {"train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr", "seconds"} <= rows[0].keys()
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[-1] < lrs[1]  # cosine decays after the warm-up epoch
+    assert TrainConfig.load(run / "config.toml") == small_config(digits)
+    checkpoint = load_checkpoint(run / CHECKPOINT_FILE)
+    assert checkpoint.epoch == 5 and checkpoint.metadata["finished"]
+    assert result.metrics["dev_accuracy"] > 0.9
+    assert result.model_path == run / MODEL_FILE
+
+
+def test_the_saved_config_repeats_the_run_bit_for_bit(tmp_path, digits):
+    train_run(small_config(digits), tmp_path / "a", log=quiet, progress=False)
+    again = TrainConfig.load(tmp_path / "a" / "config.toml")
+    train_run(again, tmp_path / "b", log=quiet, progress=False)
+    assert_same_tensors(tensors(tmp_path / "a" / MODEL_FILE), tensors(tmp_path / "b" / MODEL_FILE))
+
+
+KILL_MID_EPOCH = textwrap.dedent("""
+    import os, signal, sys
+    from scratchnn import progress
+    from scratchnn.cli.main import main
+    original = progress.TrainingProgress.on_batch_end
+
+    def on_batch_end(self, epoch, batch, batches, loss, accuracy):
+        original(self, epoch, batch, batches, loss, accuracy)
+        if (epoch, batch) == (3, 4):  # the middle of epoch 3: epochs 1 and 2 are checkpointed
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    progress.TrainingProgress.on_batch_end = on_batch_end
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def cli(*args, script=None):
+    command = [sys.executable, "-c", script, *args] if script else [sys.executable, "-m", "scratchnn", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_a_run_killed_mid_epoch_resumes_to_bit_identical_weights(tmp_path, digits):
+    small_config(digits, epochs=6, patience=10).save(tmp_path / "config.toml")
+    whole = cli("train", "--config", tmp_path / "config.toml", "--out", tmp_path / "whole", "--quiet")
+    assert whole.returncode == 0, whole.stderr
+
+    killed = cli("train", "--config", str(tmp_path / "config.toml"), "--out", str(tmp_path / "killed"),
+                 script=KILL_MID_EPOCH)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp_path / "killed" / MODEL_FILE).exists()
+    assert load_checkpoint(tmp_path / "killed" / CHECKPOINT_FILE).epoch == 2
+
+    resumed = cli("train", "--resume", str(tmp_path / "killed"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming" in resumed.stdout and "after epoch 2 of 6" in resumed.stdout
+    assert_same_tensors(tensors(tmp_path / "whole" / MODEL_FILE), tensors(tmp_path / "killed" / MODEL_FILE))
+    whole_rows = list(csv.DictReader((tmp_path / "whole" / "metrics.csv").open()))
+    resumed_rows = list(csv.DictReader((tmp_path / "killed" / "metrics.csv").open()))
+    keys = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr")
+    assert [[r[k] for k in keys] for r in whole_rows] == [[r[k] for k in keys] for r in resumed_rows]
+
+
+def test_resume_refuses_a_finished_run_and_extra_flags(tmp_path, digits):
+    train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "run", log=quiet, progress=False)
+    with pytest.raises(ConfigError, match="already finished"):
+        resume_run(tmp_path / "run", log=quiet, progress=False)
+    result = cli("train", "--resume", str(tmp_path / "run"), "--lr", "0.1")
+    assert result.returncode == 1 and "drop --lr" in result.stderr
+    result = cli("train", "--resume", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "not a run folder" in result.stderr
+
+
+def test_a_new_run_will_not_overwrite_a_run_folder(tmp_path, digits):
+    train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "run", log=quiet, progress=False)
+    before = tensors(tmp_path / "run" / MODEL_FILE)
+    with pytest.raises(ConfigError, match="--resume"):
+        train_run(small_config(digits, epochs=1, seed=9, warmup=0.0), tmp_path / "run", log=quiet, progress=False)
+    assert_same_tensors(before, tensors(tmp_path / "run" / MODEL_FILE))
+
+
+def test_divergence_stops_with_the_lr_hint_and_keeps_the_last_good_checkpoint(tmp_path, digits):
+    # plain SGD with a huge rate from epoch 3: epochs 1-2 are sane and checkpointed
+    config = small_config(digits, optimizer="sgd", lr=0.05, schedule="step", lr_step=2, lr_gamma=1e7,
+                          warmup=0.0, dropout=0.0, epochs=6)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 3 .*try a lower --lr.*last good checkpoint \(epoch 2\)"):
+        train_run(config, tmp_path / "run", log=quiet, progress=False)
+    checkpoint = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)
+    assert checkpoint.epoch == 2
+    assert all(np.isfinite(array).all() for array in checkpoint.tensors.values())
+    assert not (tmp_path / "run" / MODEL_FILE).exists()
+
+
+def test_cli_lr_50_exits_non_zero_with_the_divergence_message(tmp_path, digits):
+    images, labels = digits
+    result = cli("train", "--images", images, "--labels", labels, "--dev-size", "200", "--epochs", "3",
+                 "--lr", "50", "--out", tmp_path / "run")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "loss became" in last and "try a lower --lr" in last and "checkpoint (epoch 0" in last, last
+    checkpoint = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)
+    assert checkpoint.epoch == 0 and all(np.isfinite(a).all() for a in checkpoint.tensors.values())
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+
+
+def test_a_run_killed_in_its_first_epoch_resumes_from_the_initial_weights(tmp_path, digits):
+    small_config(digits, epochs=2).save(tmp_path / "config.toml")
+    script = KILL_MID_EPOCH.replace("(3, 4)", "(1, 2)")
+    killed = cli("train", "--config", str(tmp_path / "config.toml"), "--out", str(tmp_path / "killed"),
+                 script=script)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = cli("train", "--resume", str(tmp_path / "killed"), "--quiet")
+    whole = cli("train", "--config", str(tmp_path / "config.toml"), "--out", str(tmp_path / "whole"), "--quiet")
+    assert resumed.returncode == whole.returncode == 0, resumed.stderr + whole.stderr
+    assert_same_tensors(tensors(tmp_path / "whole" / MODEL_FILE), tensors(tmp_path / "killed" / MODEL_FILE))
