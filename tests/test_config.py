@@ -27,6 +27,8 @@ def test_unknown_option_is_named(tmp_path):
     ("epochs = 0", "epochs must be >= 1"),
     ("hidden = [10, 0]", "hidden layer sizes must be positive"),
     ("lr = ", "not valid TOML"),
+    ("dropout = 1.0", "dropout is the probability"),
+    ("input_dropout = -0.1", "input-dropout is the probability"),
 ])
 def test_bad_values_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "c.toml"
@@ -56,3 +58,11 @@ def test_presets_are_valid_and_copies():
     assert PRESETS["seed"].hidden == [10]
     with pytest.raises(ConfigError, match="unknown preset"):
         get_preset("nope")
+
+
+def test_input_dropout_comes_first_and_only_in_training():
+    config = TrainConfig(hidden=[16], input_dropout=0.5)
+    model = config.build_model(np.random.default_rng(0), layer_rng=np.random.default_rng(1))
+    assert type(model.layers[0]).__name__ == "Dropout"
+    x = np.ones((4, 784), dtype=np.float32)
+    assert np.array_equal(model.forward(x, training=False), model.forward(x, training=False))

@@ -45,6 +45,7 @@ class TrainConfig:
     bias_init: str = "seed_uniform"
     batchnorm: bool = False
     dropout: float = 0.0
+    input_dropout: float = 0.0  # dropout on the pixels themselves, before the first layer
     # the optimiser and its learning-rate schedule
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -83,8 +84,10 @@ class TrainConfig:
         _choice("monitor", self.monitor, MONITORS)
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout is the probability of dropping a unit, in [0, 1); got {self.dropout}")
+        for name in ("dropout", "input_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} is the probability of dropping a unit, in [0, 1); "
+                                  f"got {getattr(self, name)}")
         for name in ("momentum", "weight_decay", "warmup", "min_lr", "lr_gamma"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
@@ -103,6 +106,8 @@ class TrainConfig:
         ``rng`` draws the initial weights; ``layer_rng`` drives dropout masks during training.
         """
         layers, width = [], int(np.prod(input_shape))
+        if self.input_dropout:
+            layers.append(Dropout(self.input_dropout))
         for size in self.hidden:
             layers.append(Dense(width, size, init=self.init, bias_init=self.bias_init, rng=rng))
             if self.batchnorm:

@@ -32,6 +32,7 @@ def add_parser(commands) -> None:
     model.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None,
                        help="batch normalisation after each hidden Dense layer")
     model.add_argument("--dropout", type=float, metavar="P", help="drop probability after each hidden layer")
+    model.add_argument("--input-dropout", type=float, metavar="P", help="drop probability for input pixels")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--optimizer", choices=list(OPTIMIZERS), help="update rule")
     optim.add_argument("--lr", type=float, help="learning rate (the peak one, with a schedule)")
@@ -65,7 +66,7 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-CONFIG_FLAGS = ("hidden", "activation", "init", "batchnorm", "dropout", "optimizer", "lr", "momentum", "nesterov",
+CONFIG_FLAGS = ("hidden", "activation", "init", "batchnorm", "dropout", "input_dropout", "optimizer", "lr", "momentum", "nesterov",
                 "weight_decay", "schedule", "warmup", "min_lr", "lr_gamma", "lr_step", "epochs", "batch_size",
                 "dev_size", "seed", "eval_every", "patience", "monitor", "checkpoint_every")
 DATA_FLAGS = ("dataset", "csv", "images", "labels", "data_dir")
