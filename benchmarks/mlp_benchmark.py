@@ -1,9 +1,13 @@
-"""One MLP trained on Fashion-MNIST by scratchnn, PyTorch (CPU) and scikit-learn, side by side.
+"""One network trained on Fashion-MNIST by scratchnn, PyTorch (CPU) and scikit-learn, side by side.
 
-All three train 784-256-ReLU-128-ReLU-10 with Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), batch
-128, float32, the rows reshuffled every epoch, on the same arrays (60,000 train rows, 10,000 test
-rows, read by scratchnn's own loader and scaled to [0, 1]). Each framework runs in a fresh
-subprocess, so its peak RSS is its own and includes loading the data.
+--model mlp (default): 784-256-ReLU-128-ReLU-10, by all three.
+--model cnn: Conv2D(1,32,3)-ReLU-MaxPool2D(2)-Conv2D(32,64,3)-ReLU-MaxPool2D(2)-Flatten-
+    Dense(1600,128)-ReLU-Dense(128,10) (no padding, Keras' "simple MNIST convnet"), by scratchnn
+    and PyTorch (scikit-learn has no CNN).
+All train with Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), batch 128, float32, the rows
+reshuffled every epoch, on the same arrays (60,000 train rows, 10,000 test rows, read by
+scratchnn's own loader and scaled to [0, 1]). Each framework runs in a fresh subprocess, so its
+peak RSS is its own and includes loading the data.
 
 How to read the table:
 - s/epoch is training time only (no data loading, no evaluation). Epoch 1 is a warm-up and is
@@ -11,12 +15,13 @@ How to read the table:
 - peak RSS MB is the worker's ru_maxrss at the end (MB = 2**20 bytes).
 - test accuracy is measured once, after the last epoch.
 - scratchnn / PyTorch > 1 means scratchnn is that many times slower per epoch.
+- --profile adds scratchnn's time per layer (forward and backward), summed over the timed epochs.
 - With --repeats N the frameworks take turns (the order rotates every round) and each figure is
   the median over the N rounds: the machine is shared and noisy.
 The script prints figures; it asserts nothing about speed.
 
-    python benchmarks/mlp_benchmark.py [--epochs 5] [--frameworks scratchnn,torch,sklearn]
-                                       [--repeats 1] [--limit N] [--seed 0]
+    python benchmarks/mlp_benchmark.py [--model mlp|cnn] [--epochs 5] [--frameworks scratchnn,torch,sklearn]
+                                       [--repeats 1] [--limit N] [--seed 0] [--profile]
 """
 from __future__ import annotations
 
@@ -35,7 +40,11 @@ from pathlib import Path
 import numpy as np
 
 DATASET = "fashion-mnist"
+MODELS = ("mlp", "cnn")
 HIDDEN = (256, 128)
+INPUT_SHAPES = {"mlp": (784,), "cnn": (1, 28, 28)}
+CNN = "Conv(1,32,3)-ReLU-MaxPool(2)-Conv(32,64,3)-ReLU-MaxPool(2)-Flatten-1600-128-10"
+EVAL_BATCH = 1000  # test-set batches: 10,000 images through the CNN at once would need ~2 GB
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 BATCH = 128
 FRAMEWORKS = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn"}  # name -> module to find
@@ -45,14 +54,14 @@ MB = 2 ** 20
 
 # ---------------------------------------------------------------- workers (one per subprocess)
 
-def load_data(limit: int | None):
-    """(x_train, y_train, x_test, y_test): float32 x (N, 784) in [0, 1], uint8 labels (N,)."""
+def load_data(limit: int | None, input_shape=(784,)):
+    """(x_train, y_train, x_test, y_test): float32 x (N, *input_shape) in [0, 1], uint8 labels (N,)."""
     from scratchnn.data import load_dataset, scale_pixels
     train_images, y_train = load_dataset(DATASET, "train", progress=False)
     test_images, y_test = load_dataset(DATASET, "test", progress=False)
     if limit is not None:  # slice before scaling, so only the rows used become float32
         train_images, y_train = train_images[:limit], y_train[:limit]
-    return scale_pixels(train_images), y_train, scale_pixels(test_images), y_test
+    return (scale_pixels(train_images, input_shape), y_train, scale_pixels(test_images, input_shape), y_test)
 
 
 def blas_threads() -> str:
@@ -66,20 +75,46 @@ def blas_threads() -> str:
     return ", ".join(sorted(pools)) or "unknown"
 
 
-def train_scratchnn(x, y, x_test, y_test, epochs: int, seed: int):
-    """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
+def scratchnn_model(model: str, seed: int):
     from scratchnn.model import Sequential
-    from scratchnn.nn import Dense, ReLU
+    from scratchnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    rng = np.random.default_rng([seed, 1])  # its own stream: init and shuffling draw different numbers
+    if model == "cnn":
+        return Sequential([Conv2D(1, 32, 3, rng=rng), ReLU(), MaxPool2D(2), Conv2D(32, 64, 3, rng=rng), ReLU(),
+                           MaxPool2D(2), Flatten(), Dense(1600, 128, rng=rng), ReLU(), Dense(128, 10, rng=rng)],
+                          input_shape=INPUT_SHAPES["cnn"])
+    widths = (784, *HIDDEN, 10)
+    layers = []
+    for d, m in zip(widths[:-1], widths[1:]):
+        layers += [Dense(d, m, init="he_normal", bias_init="zeros", rng=rng), ReLU()]
+    return Sequential(layers[:-1])
+
+
+def time_layers(model) -> dict[str, list[float]]:
+    """Wrap every layer's forward and backward with a timer: {"0 Conv2D": [forward s, backward s]}."""
+    totals = {}
+    for i, layer in enumerate(model.layers):
+        key = f"{i} {type(layer).__name__}"
+        totals[key] = [0.0, 0.0]
+        for slot, name in enumerate(("forward", "backward")):
+            def timed(*args, _method=getattr(layer, name), _slot=slot, _key=key, **kwargs):
+                start = time.perf_counter()
+                out = _method(*args, **kwargs)
+                totals[_key][_slot] += time.perf_counter() - start
+                return out
+            setattr(layer, name, timed)  # an instance attribute: Sequential's calls find it first
+    return totals
+
+
+def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
+    """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
     from scratchnn.optim import Adam  # NOTE: no fallback on purpose; a missing Adam must fail here
     from scratchnn.train import evaluate, fit
 
-    init_rng = np.random.default_rng([seed, 1])  # its own stream: init and shuffling draw different numbers
-    widths = (x.shape[1], *HIDDEN, 10)
-    layers = []
-    for d, m in zip(widths[:-1], widths[1:]):
-        layers += [Dense(d, m, init="he_normal", bias_init="zeros", rng=init_rng), ReLU()]
-    model = Sequential(layers[:-1])
+    model = scratchnn_model(model_name, seed)
     optimizer = Adam(lr=LR, beta1=BETAS[0], beta2=BETAS[1], eps=EPS)
+    layer_seconds = time_layers(model) if profile else None
 
     # The epoch's training time runs from the end of the previous evaluation (or the fit call)
     # to the last step of the epoch, so fit's per-epoch dev evaluation is not counted. The run
@@ -90,15 +125,25 @@ def train_scratchnn(x, y, x_test, y_test, epochs: int, seed: int):
         if batch == batches:
             ended.append(time.perf_counter())
 
-    fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, x_dev=x_test, y_dev=y_test,
-        rng=np.random.default_rng(seed), on_batch_end=on_batch_end,
-        on_epoch_end=lambda result: resumed.append(time.perf_counter()))
+    def on_epoch_end(result):
+        resumed.append(time.perf_counter())
+        if layer_seconds is not None and result.epoch == 1:  # leave the warm-up epoch out
+            for pair in layer_seconds.values():
+                pair[:] = [0.0, 0.0]
+
+    # fit evaluates dev data in 4096-row batches: fine for the MLP, ~2 GB of activations for the
+    # CNN, whose test accuracy is measured once at the end instead.
+    dev = dict(x_dev=x_test, y_dev=y_test) if model_name == "mlp" else {}
+    fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, **dev, rng=np.random.default_rng(seed),
+        on_batch_end=on_batch_end, on_epoch_end=on_epoch_end)
     seconds = [end - start for start, end in zip(resumed, ended)]
-    _, accuracy = evaluate(model, x_test, y_test)
-    return seconds, accuracy, blas_threads()
+    # copied before evaluate's forwards add to the totals
+    split = None if layer_seconds is None else {key: list(pair) for key, pair in layer_seconds.items()}
+    _, accuracy = evaluate(model, x_test, y_test, batch_size=EVAL_BATCH)
+    return seconds, accuracy, blas_threads(), split
 
 
-def train_torch(x, y, x_test, y_test, epochs: int, seed: int):
+def train_torch(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
     """The fastest fair torch loop: one pre-made tensor, x[idx] per batch, no DataLoader."""
     import torch
     import torch.nn.functional as F
@@ -106,11 +151,15 @@ def train_torch(x, y, x_test, y_test, epochs: int, seed: int):
 
     torch.manual_seed(seed)
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))  # from_numpy shares, no copy
-    widths = (x.shape[1], *HIDDEN, 10)
-    layers = []
-    for d, m in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(d, m), nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])  # torch's default init
+    if model_name == "cnn":
+        model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+    else:
+        widths = (784, *HIDDEN, 10)
+        layers = []
+        for d, m in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(d, m), nn.ReLU()]
+        model = nn.Sequential(*layers[:-1])  # torch's default init
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
     shuffle = torch.Generator().manual_seed(seed)
     seconds = []
@@ -127,11 +176,12 @@ def train_torch(x, y, x_test, y_test, epochs: int, seed: int):
         seconds.append(time.perf_counter() - start)
     model.eval()
     with torch.inference_mode():
-        predicted = model(torch.from_numpy(x_test)).argmax(dim=1).numpy()
-    return seconds, float(np.mean(predicted == y_test)), f"torch {torch.get_num_threads()}"
+        predicted = torch.cat([model(torch.from_numpy(x_test[i:i + EVAL_BATCH])).argmax(dim=1)
+                               for i in range(0, len(x_test), EVAL_BATCH)]).numpy()
+    return seconds, float(np.mean(predicted == y_test)), f"torch {torch.get_num_threads()}", None
 
 
-def train_sklearn(x, y, x_test, y_test, epochs: int, seed: int):
+def train_sklearn(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
     """MLPClassifier, one fit() running every epoch (no early stopping, no tolerance stop)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
@@ -158,33 +208,35 @@ def train_sklearn(x, y, x_test, y_test, epochs: int, seed: int):
     else:
         seconds = [(time.perf_counter() - stamps[0]) / epochs] * epochs
     accuracy = float(np.mean(clf.predict(x_test) == y_test))
-    return seconds, accuracy, blas_threads()
+    return seconds, accuracy, blas_threads(), None
 
 
 TRAINERS = {"scratchnn": train_scratchnn, "torch": train_torch, "sklearn": train_sklearn}
 
 
-def worker(name: str, epochs: int, seed: int, limit: int | None) -> None:
+def worker(name: str, model: str, epochs: int, seed: int, limit: int | None, profile: bool) -> None:
     """Load the data, train, and print one JSON line of figures."""
-    x, y, x_test, y_test = load_data(limit)
-    seconds, accuracy, threads = TRAINERS[name](x, y, x_test, y_test, epochs, seed)
+    x, y, x_test, y_test = load_data(limit, INPUT_SHAPES[model])
+    seconds, accuracy, threads, layer_seconds = TRAINERS[name](model, x, y, x_test, y_test, epochs, seed, profile)
     timed = seconds[1:]  # epoch 1 is the warm-up
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     print(json.dumps({
         "framework": name, "epoch_seconds": seconds, "timed_epochs": len(timed),
         "median_s": statistics.median(timed), "mean_s": statistics.fmean(timed),
         "test_accuracy": accuracy, "peak_rss_mb": peak_kb * 1024 / MB, "threads": threads,
-        "train_rows": len(x), "train_array_mb": x.nbytes / MB,
+        "train_rows": len(x), "train_array_mb": x.nbytes / MB, "layer_seconds": layer_seconds,
     }), flush=True)
 
 
 # ---------------------------------------------------------------- parent: run workers, print the table
 
 def run_worker(name: str, args) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name,
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--model", args.model,
                "--epochs", str(args.epochs), "--seed", str(args.seed)]
     if args.limit is not None:
         command += ["--limit", str(args.limit)]
+    if args.profile:
+        command.append("--profile")
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -195,12 +247,14 @@ def run_worker(name: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=MODELS, default="mlp", help="the network to train (default mlp)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per run, >= 2 (epoch 1 is not timed)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help="comma-separated, from: " + ", ".join(FRAMEWORKS))
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the whole comparison; medians printed")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N rows only (smoke run)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="print scratchnn's time per layer")
     parser.add_argument("--worker", choices=list(FRAMEWORKS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.epochs < 2:
@@ -210,7 +264,7 @@ def main() -> None:
     if args.limit is not None and args.limit < BATCH:
         parser.error(f"--limit must be >= {BATCH} (one batch), got {args.limit}")
     if args.worker:
-        worker(args.worker, args.epochs, args.seed, args.limit)
+        worker(args.worker, args.model, args.epochs, args.seed, args.limit, args.profile)
         return
 
     names = [name.strip() for name in args.frameworks.split(",") if name.strip()]
@@ -219,10 +273,12 @@ def main() -> None:
         parser.error(f"unknown framework(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(FRAMEWORKS)}")
     missing = [name for name in names if importlib.util.find_spec(FRAMEWORKS[name]) is None]
-    names = [name for name in names if name not in missing]
+    no_cnn = ["sklearn"] if args.model == "cnn" and "sklearn" in names else []
+    names = [name for name in names if name not in missing + no_cnn]
 
     rows = f"first {args.limit:,}" if args.limit else "all"
-    print(f"{DATASET}: {rows} train rows, 10,000 test rows; MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-10, Adam lr {LR:g}, "
+    network = f"CNN {CNN}" if args.model == "cnn" else f"MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-10"
+    print(f"{DATASET}: {rows} train rows, 10,000 test rows; {network}, Adam lr {LR:g}, "
           f"batch {BATCH}, float32, {args.epochs} epochs, seed {args.seed}", flush=True)
     # the machine is shared: other processes' load slows multi-threaded BLAS by far more than their share
     print("load average (1 min) before: {:.2f}".format(os.getloadavg()[0]), flush=True)
@@ -251,6 +307,8 @@ def main() -> None:
                           runs[name][-1]["threads"]))
         elif name in missing:
             table.append((LABELS[name], "not installed", "", "", "", ""))
+        elif name in no_cnn:
+            table.append((LABELS[name], "no CNN", "", "", "", ""))
     widths = [max(len(row[col]) for row in table) for col in range(len(header))]
     for k, row in enumerate(table):
         print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -260,10 +318,24 @@ def main() -> None:
     if "scratchnn" in runs and "torch" in runs:
         ratio = median("scratchnn", "median_s") / median("torch", "median_s")
         print(f"\nratio scratchnn / PyTorch s/epoch: {ratio:.2f}")
-    if "scratchnn" in runs:
+    if "scratchnn" in runs and args.model == "mlp":
         x_mb, peak = runs["scratchnn"][0]["train_array_mb"], median("scratchnn", "peak_rss_mb")
         print(f"float32 training array = {x_mb:.0f} MB; budget 2X + 150 MB = {2 * x_mb + 150:.0f} MB; "
               f"scratchnn peak = {peak:.0f} MB")
+    if args.profile and "scratchnn" in runs:
+        print_layer_split(runs["scratchnn"][-1], args.epochs - 1)
+
+
+def print_layer_split(run: dict, timed_epochs: int) -> None:
+    """scratchnn's forward/backward seconds per layer and epoch, and each layer's share of the total."""
+    split = run["layer_seconds"]
+    total = sum(f + b for f, b in split.values())
+    print(f"\nscratchnn time per layer, per epoch (mean of epochs 2..{timed_epochs + 1}, last run); the rest of "
+          f"the {run['mean_s']:.2f} s epoch is the loss, Adam and batch slicing")
+    for key, (forward, backward) in split.items():
+        print(f"  {key:<12} forward {forward / timed_epochs:6.2f} s  backward {backward / timed_epochs:6.2f} s  "
+              f"{100 * (forward + backward) / total:5.1f} %")
+    print(f"  {'layers':<12} {total / timed_epochs:.2f} s")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ def test_unknown_option_is_named(tmp_path):
     ("lr = ", "not valid TOML"),
     ("dropout = 1.0", "dropout is the probability"),
     ("input_dropout = -0.1", "input-dropout is the probability"),
+    ("epochs = 2\nwarmup = 2.0", "--warmup 2 must be shorter than the run"),
+    ('schedule = "one-cycle"\nwarmup = 1.0', "has its own warm-up"),
+    ('schedule = "cosine"\nlr_gamma = 0.5', "--lr-gamma does not apply to the cosine schedule"),
 ])
 def test_bad_values_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "c.toml"

@@ -96,8 +96,9 @@ def cli(*args, script=None):
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def test_a_run_killed_mid_epoch_resumes_to_bit_identical_weights(tmp_path, digits):
-    small_config(digits, epochs=6, patience=10).save(tmp_path / "config.toml")
+@pytest.mark.parametrize("network", [{}, {"conv": [4], "hidden": [16], "augment": True}], ids=["mlp", "cnn-augmented"])
+def test_a_run_killed_mid_epoch_resumes_to_bit_identical_weights(tmp_path, digits, network):
+    small_config(digits, epochs=6, patience=10, **network).save(tmp_path / "config.toml")
     whole = cli("train", "--config", tmp_path / "config.toml", "--out", tmp_path / "whole", "--quiet")
     assert whole.returncode == 0, whole.stderr
 

@@ -1,6 +1,7 @@
 """scratchnn: a neural network written from scratch in NumPy that learns handwritten digits."""
 from .model import Sequential
-from .nn import Dense, ReLU, SoftmaxCrossEntropy, softmax
+from .nn import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, SoftmaxCrossEntropy, softmax
 
 __version__ = "0.1.0"
-__all__ = ["Sequential", "Dense", "ReLU", "SoftmaxCrossEntropy", "softmax", "__version__"]
+__all__ = ["Sequential", "Dense", "ReLU", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten",
+           "SoftmaxCrossEntropy", "softmax", "__version__"]

@@ -17,7 +17,9 @@ from .errors import ConfigError
 from .files import atomic_write_bytes
 from .early_stopping import MONITORS, EarlyStopping
 from .model import Sequential
-from .nn import BatchNorm1d, Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Tanh, get_initializer
+from .data.augment import DIGITS, Augmentation
+from .nn import (AvgPool2D, BatchNorm1d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid,
+                 Tanh, get_initializer)
 from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 
 if sys.version_info >= (3, 11):
@@ -26,6 +28,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 
 
 @dataclass
@@ -38,7 +41,12 @@ class TrainConfig:
     """
 
     preset: str = "custom"
-    # the network: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
+    # convolutional blocks first (none for an MLP): Conv2D -> activation -> pooling 2x2 each
+    conv: list[int] = field(default_factory=list)  # output channels of each block
+    kernel_size: int = 3
+    padding: list[int] = field(default_factory=list)  # per block; empty = no padding
+    pool: str = "max"
+    # then the dense part: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
     hidden: list[int] = field(default_factory=lambda: [10])
     activation: str = "relu"
     init: str = "seed_uniform"
@@ -46,6 +54,7 @@ class TrainConfig:
     batchnorm: bool = False
     dropout: float = 0.0
     input_dropout: float = 0.0  # dropout on the pixels themselves, before the first layer
+    augment: bool = False  # random shifts, rotations, scaling and elastic distortion of each batch
     # the optimiser and its learning-rate schedule
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -77,6 +86,14 @@ class TrainConfig:
         """Raise ConfigError naming the first invalid value; returns self."""
         if any(h <= 0 for h in self.hidden):
             raise ConfigError(f"hidden layer sizes must be positive, got {self.hidden}")
+        if any(c <= 0 for c in self.conv):
+            raise ConfigError(f"convolution channels must be positive, got {self.conv}")
+        if self.padding and (len(self.padding) != len(self.conv) or any(p < 0 for p in self.padding)):
+            raise ConfigError(f"padding needs one value >= 0 per convolution block ({len(self.conv)}), "
+                              f"got {self.padding}")
+        if self.kernel_size < 1:
+            raise ConfigError(f"kernel-size must be >= 1, got {self.kernel_size}")
+        _choice("pool", self.pool, POOLS)
         _choice("activation", self.activation, ACTIVATIONS)
         get_initializer(self.init), get_initializer(self.bias_init)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -95,29 +112,59 @@ class TrainConfig:
             low = 1 if name in ("epochs", "eval_every") else 0
             if getattr(self, name) < low:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
+        self._validate_schedule_options()
         if self.patience and self.monitor.startswith("dev") and self.dev_size == 0:
             raise ConfigError("early stopping (--patience) watches the dev set; give --dev-size > 0")
         return self
 
-    def build_model(self, rng: np.random.Generator, input_shape=(784,), num_classes: int = 10,
-                    layer_rng: np.random.Generator | None = None) -> Sequential:
-        """784 -> hidden[0] -> ... -> num_classes, with the activation after each hidden layer.
+    def _validate_schedule_options(self) -> None:
+        """The schedule's own checks, in the names of the flags a user types."""
+        if self.warmup >= self.epochs:
+            raise ConfigError(f"--warmup {self.warmup:g} must be shorter than the run (--epochs {self.epochs})")
+        if self.warmup and self.schedule == "one-cycle":
+            raise ConfigError("the one-cycle schedule has its own warm-up (30% of the run); use --warmup 0")
+        for flag, value, users in (("--lr-gamma", self.lr_gamma, ("step", "exponential", "plateau")),
+                                   ("--lr-step", self.lr_step, ("step",)),
+                                   ("--min-lr", self.min_lr, ("cosine", "plateau"))):
+            if value and self.schedule not in users:
+                raise ConfigError(f"{flag} does not apply to the {self.schedule} schedule, only to "
+                                  f"{' and '.join(users)}")
 
-        ``rng`` draws the initial weights; ``layer_rng`` drives dropout masks during training.
+    def build_model(self, rng: np.random.Generator, image_shape=(28, 28), num_classes: int = 10,
+                    layer_rng: np.random.Generator | None = None) -> Sequential:
+        """The network for images of ``image_shape`` (H, W) and ``num_classes`` classes.
+
+        An MLP (no ``conv``) reads x (N, H·W); a CNN reads x (N, 1, H, W) through its conv
+        blocks, then Flatten and the same dense part. ``rng`` draws the initial weights;
+        ``layer_rng`` drives dropout masks during training.
         """
-        layers, width = [], int(np.prod(input_shape))
+        height, width = image_shape
+        input_shape = (1, height, width) if self.conv else (height * width,)
+        layers, features = [], height * width
         if self.input_dropout:
             layers.append(Dropout(self.input_dropout))
+        if self.conv:
+            channels, paddings = 1, self.padding or [0] * len(self.conv)
+            for out_channels, padding in zip(self.conv, paddings):
+                layers += [Conv2D(channels, out_channels, self.kernel_size, padding=padding, init=self.init,
+                                  bias_init=self.bias_init, rng=rng),
+                           ACTIVATIONS[self.activation](), POOLS[self.pool](2)]
+                channels = out_channels
+            layers.append(Flatten())
+            features = int(np.prod(Sequential(layers, input_shape).output_shapes()[-1]))
         for size in self.hidden:
-            layers.append(Dense(width, size, init=self.init, bias_init=self.bias_init, rng=rng))
+            layers.append(Dense(features, size, init=self.init, bias_init=self.bias_init, rng=rng))
             if self.batchnorm:
                 layers.append(BatchNorm1d(size))
             layers.append(ACTIVATIONS[self.activation]())
             if self.dropout:
                 layers.append(Dropout(self.dropout))
-            width = size
-        layers.append(Dense(width, num_classes, init=self.init, bias_init=self.bias_init, rng=rng))
+            features = size
+        layers.append(Dense(features, num_classes, init=self.init, bias_init=self.bias_init, rng=rng))
         return Sequential(layers, input_shape, rng=layer_rng)
+
+    def build_augmentation(self) -> Augmentation | None:
+        return DIGITS if self.augment else None
 
     def build_optimizer(self):
         return make_optimizer(self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,

@@ -21,9 +21,11 @@ from .model import Sequential
 from .nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.base import Layer
 from .nn.batchnorm import BatchNorm1d
+from .nn.conv import AvgPool2D, Conv2D, MaxPool2D
 from .nn.dense import Dense
 from .nn.dropout import Dropout
 from .nn.losses import SoftmaxCrossEntropy
+from .nn.shape import Flatten
 
 TOLERANCE = 1e-6
 
@@ -132,7 +134,19 @@ def standard_cases(rng: np.random.Generator) -> list[tuple[Layer, np.ndarray]]:
         (Tanh(), 2 * rng.standard_normal((5, 7))),
         (Dropout(0.3, rng=rng.spawn(1)[0]), rng.standard_normal((5, 7))),
         (batchnorm_with_random_affine(6, rng), 2 + 3 * rng.standard_normal((8, 6))),
+        (Conv2D(2, 3, 3, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 4))),
+        (Conv2D(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 6))),
+        (MaxPool2D(2), distinct_values(rng, (2, 2, 4, 5))),
+        (MaxPool2D(3, stride=2), distinct_values(rng, (2, 2, 5, 6))),
+        (AvgPool2D(2), rng.standard_normal((2, 2, 4, 5))),
+        (Flatten(), rng.standard_normal((3, 2, 3, 4))),
     ]
+
+
+def distinct_values(rng: np.random.Generator, shape) -> np.ndarray:
+    """Values in [-1, 1) at least 2/size apart: no max-pool window has a tie within ±h."""
+    size = int(np.prod(shape))
+    return (rng.permutation(size).reshape(shape) - size / 2) * (2 / size)
 
 
 def batchnorm_with_random_affine(features: int, rng: np.random.Generator) -> BatchNorm1d:

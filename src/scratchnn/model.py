@@ -141,9 +141,13 @@ class Sequential:
         return shapes
 
     def widths(self) -> str:
-        """The layer widths in one line, e.g. "784 -> 10 -> 10" (input, then each trainable layer)."""
-        shapes = [self.input_shape] + [shape for layer, shape in zip(self.layers, self.output_shapes())
-                                       if layer.params]
+        """The layer widths in one line, e.g. "784 -> 10 -> 10": the input, then the output of
+        every layer with weights and of every layer that changes the shape (pooling, Flatten)."""
+        shapes, before = [self.input_shape], self.input_shape
+        for layer, shape in zip(self.layers, self.output_shapes()):
+            if "W" in layer.params or shape != before:
+                shapes.append(shape)
+            before = shape
         return " -> ".join("x".join(map(str, shape)) for shape in shapes)
 
     def summary(self) -> str:

@@ -10,17 +10,29 @@ PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(preset="seed", hidden=[10], init="seed_uniform", bias_init="seed_uniform",
                         optimizer="sgd", lr=0.1, epochs=500, batch_size=0, dev_size=1000, eval_every=10,
                         checkpoint_every=10),
-    # The seed grown up: two wider hidden layers, He initialisation, dropout, Adam on mini-batches
-    # with a cosine schedule. About a minute on 60,000 MNIST digits on a laptop CPU.
-    "mlp": TrainConfig(preset="mlp", hidden=[256, 128], init="he_normal", bias_init="zeros", dropout=0.2,
-                       optimizer="adam", lr=1e-3, schedule="cosine", epochs=30, batch_size=128,
-                       dev_size=1000, eval_every=1),
-    # Three hidden layers with batch normalisation, more dropout and decoupled weight decay;
-    # a warm-up epoch keeps the first steps of the deeper net stable.
+    # The seed grown up: two wide hidden layers with batch normalisation, dropout on the pixels
+    # and on the hidden units, AdamW on mini-batches with one warm-up epoch and a cosine decay.
+    # 97% of the 9,000/1,000 split in ~20 s; 89.9% of Fashion-MNIST's test set in ~1.5 minutes.
+    "mlp": TrainConfig(preset="mlp", hidden=[512, 256], init="he_normal", bias_init="zeros", batchnorm=True,
+                       dropout=0.3, input_dropout=0.2, optimizer="adamw", lr=2e-3, weight_decay=0.01,
+                       schedule="cosine", warmup=1.0, epochs=40, batch_size=128, dev_size=1000, eval_every=1),
+    # The same recipe one layer deeper: a little more accuracy for about twice the time.
     "deep-mlp": TrainConfig(preset="deep-mlp", hidden=[512, 256, 128], init="he_normal", bias_init="zeros",
-                            batchnorm=True, dropout=0.3, optimizer="adamw", lr=2e-3, weight_decay=0.01,
-                            schedule="cosine", warmup=1.0, epochs=40, batch_size=128, dev_size=1000,
-                            eval_every=1),
+                            batchnorm=True, dropout=0.3, input_dropout=0.2, optimizer="adamw", lr=2e-3,
+                            weight_decay=0.01, schedule="cosine", warmup=1.0, epochs=40, batch_size=128,
+                            dev_size=1000, eval_every=1),
+    # Two convolution blocks (3x3, 32 then 64 channels, ReLU, 2x2 max pooling), one dense layer,
+    # trained on randomly shifted, rotated, scaled and elastically distorted digits.
+    "cnn": TrainConfig(preset="cnn", conv=[32, 64], kernel_size=3, hidden=[128], init="he_normal",
+                       bias_init="zeros", dropout=0.3, augment=True, optimizer="adamw", lr=2e-3,
+                       weight_decay=0.01, schedule="cosine", warmup=1.0, epochs=15, batch_size=128,
+                       dev_size=1000, eval_every=1),
+    # LeNet-5 (LeCun et al. 1998) on 28x28 inputs: the first convolution is padded by 2, as the
+    # paper padded its digits to 32x32; tanh and average pooling as in the original.
+    "lenet5": TrainConfig(preset="lenet5", conv=[6, 16], kernel_size=5, padding=[2, 0], pool="avg",
+                          hidden=[120, 84], activation="tanh", init="glorot_uniform", bias_init="zeros",
+                          optimizer="adam", lr=1e-3, schedule="cosine", epochs=15, batch_size=128,
+                          dev_size=1000, eval_every=1),
 }
 
 DEFAULT_PRESET = "mlp"

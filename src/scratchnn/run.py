@@ -34,11 +34,11 @@ SETS = ("train", "dev", "test", "all")
 
 
 def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for the split, the initial weights, the batch order and random
-    layers (dropout), all from one seed: the dev split depends on the seed alone, so evaluate can rebuild it exactly."""
-    split, init, order, layers = np.random.SeedSequence(seed).spawn(4)
-    return {"split": np.random.default_rng(split), "init": np.random.default_rng(init),
-            "order": np.random.default_rng(order), "layers": np.random.default_rng(layers)}
+    """Independent generators for the split, the initial weights, the batch order, random
+    layers (dropout) and data augmentation, all from one seed: the dev split depends on the seed
+    alone, so evaluate can rebuild it exactly."""
+    names = ("split", "init", "order", "layers", "augment")  # append only: spawn(k) keeps the first ones
+    return {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
 
 
 def data_source(config: TrainConfig) -> DataSource:
@@ -116,7 +116,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     gens = seeded_generators(config.seed)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
-    model = config.build_model(gens["init"], input_shape=(data.images[0].size,), num_classes=len(data.classes),
+    model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),
                                layer_rng=gens["layers"])
     x_train, x_dev = scale_pixels(train_images, model.input_shape), scale_pixels(dev_images, model.input_shape)
     del train_images, dev_images
@@ -160,6 +160,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         fit(model, optimizer, x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
             x_dev=x_dev, y_dev=y_dev, rng=gens["order"], schedule=schedule, early_stopping=stopping,
             eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
+            augment=config.build_augmentation(), augment_rng=gens["augment"],
             on_batch_end=bar.on_batch_end)
     except TrainingDiverged as error:
         bar.close()
@@ -217,14 +218,15 @@ def describe_optimisation(config: TrainConfig) -> str:
     text = f"{config.optimizer} lr {config.lr:g}"
     extras = [config.schedule] if config.schedule != "constant" else []
     if config.warmup:
-        extras.append(f"{config.warmup:g} warm-up epochs")
+        extras.append(f"{config.warmup:g} warm-up epoch{'' if config.warmup == 1 else 's'}")
     if config.momentum:
         extras.append(f"momentum {config.momentum:g}" + (" nesterov" if config.nesterov else ""))
     if config.weight_decay:
         extras.append(f"weight decay {config.weight_decay:g}")
     if extras:
         text += f" ({', '.join(extras)})"
-    return text + (", full batch" if not config.batch_size else f", batch {config.batch_size}")
+    text += ", full batch" if not config.batch_size else f", batch {config.batch_size}"
+    return text + (", augmented" if config.augment else "")
 
 
 def _through(bar: TrainingProgress, log: Callable[[str], None]) -> Callable[[str], None]:

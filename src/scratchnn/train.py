@@ -54,6 +54,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         batch_size: int | None = None, x_dev: np.ndarray | None = None, y_dev: np.ndarray | None = None,
         rng: np.random.Generator | None = None, schedule=None, early_stopping: EarlyStopping | None = None,
         eval_every: int = 1, start_epoch: int = 0, loss_fn=None,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        augment_rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
         on_batch_end: Callable[[int, int, int, float, float], None] | None = None) -> list[EpochResult]:
     """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
@@ -61,6 +63,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
     optimizer.step. ``batch_size`` None or 0 means the full batch, one step per epoch (the
     seed's gradient descent); otherwise the rows are reshuffled with ``rng`` every epoch.
+    ``augment(x_batch, augment_rng)``, if given, returns a randomly transformed copy of each
+    batch (see scratchnn.data.augment); the model never sees the same image twice.
     Accuracy and dev metrics are measured on evaluated epochs only: with full batches an epoch
     is a single step, and measuring every one would cost a fifth of the training time.
 
@@ -80,7 +84,9 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
-    net, x_fit = _training_view(model, x_train, full_batch=not batch_size)
+    net, x_fit = (model, x_train) if augment else _training_view(model, x_train, full_batch=not batch_size)
+    if augment and augment_rng is None:
+        raise ValueError("augment needs augment_rng, the generator of its random transforms")
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = []
@@ -93,7 +99,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                 if schedule is not None:
                     optimizer.lr = schedule(optimizer.steps)
                 y = y_train[rows]
-                loss_sum, batch_correct = compute_gradients(net, loss_fn, x_fit[rows], y, measured)
+                x = x_fit[rows] if augment is None else augment(x_fit[rows], augment_rng)
+                loss_sum, batch_correct = compute_gradients(net, loss_fn, x, y, measured)
                 if not loss_sum <= diverged * len(y):  # also catches NaN
                     raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at epoch {epoch} (step "
                                            f"{optimizer.steps + 1}, learning rate {optimizer.lr:g}): training "

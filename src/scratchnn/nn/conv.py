@@ -1,0 +1,257 @@
+"""Convolution and pooling over images x (N, C, H, W): Conv2D, MaxPool2D, AvgPool2D.
+
+Every layer here maps (N, C, H, W) to (N, F or C, OH, OW) with
+    OH = (H + 2·padding − KH) // stride + 1,   OW = (W + 2·padding − KW) // stride + 1
+(pooling has no padding). See ``im2col`` for how windows become rows of a matrix.
+
+NOTE on memory layout: outputs have the (N, C, H, W) shape but channels-last memory (they are
+x.transpose(0, 3, 1, 2) views of (N, H, W, C) arrays), like PyTorch's ``channels_last``. A GEMM
+over im2col rows produces exactly that layout, so no layer ever transposes a whole activation,
+and the next conv's im2col copies runs of C floats. Elementwise layers (ReLU) keep the layout.
+Any memory order is accepted as input; the answer is the same, only the speed differs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .base import Layer
+from .dense import sum_rows
+from .im2col import as_pair, col2im, conv_output_shape, im2col, kernel_from_matrix, kernel_matrix
+from .init import get_initializer
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in every framework): x (N, C, H, W) -> y (N, F, OH, OW).
+
+        y[n, f, oh, ow] = b[f] + Σ_{c,kh,kw} W[f, c, kh, kw] · x_pad[n, c, oh·sh + kh, ow·sw + kw]
+
+    with W (F, C, KH, KW), b (F,), x_pad = x with ``padding`` zeros around H and W. As matrices,
+    with cols = im2col(x) (N·OH·OW, KH·KW·C) and Wm = kernel_matrix(W) (KH·KW·C, F):
+
+        forward    Y = cols·Wm + b            (N·OH·OW, F): one GEMM, Y is y channels-last
+        backward   dWm = colsᵀ·dY   db = Σ_rows dY   dcols = dY·Wmᵀ   dx = col2im(dcols)
+
+    Args:
+        in_channels, out_channels: C and F.
+        kernel_size, stride, padding: ints, or (height, width) pairs.
+        init, bias_init: initialiser names from ``scratchnn.nn.init``; fan_in = C·KH·KW,
+            fan_out = F·KH·KW (one kernel entry feeds F outputs at KH·KW positions).
+        rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
+                 init: str = "he_normal", bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
+        super().__init__()
+        self.in_channels = _positive(in_channels, "in_channels")
+        self.out_channels = _positive(out_channels, "out_channels")
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride = as_pair(stride, "stride")
+        self.padding = as_pair(padding, "padding", minimum=0)
+        self.init, self.bias_init = init, bias_init
+        rng = np.random.default_rng(rng)
+        c, f, (kh, kw) = self.in_channels, self.out_channels, self.kernel_size
+        fan_in, fan_out = c * kh * kw, f * kh * kw
+        self.params["W"] = get_initializer(init)(rng, (f, c, kh, kw), fan_in, fan_out)
+        self.params["b"] = get_initializer(bias_init)(rng, (f,), fan_in, fan_out)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._scratch: dict[str, np.ndarray] = {}  # big work arrays kept between batches of one shape
+
+    def forward(self, x, training=False):
+        n, _, h, w = _check_images(self, x, self.in_channels)
+        oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
+        (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
+        # NOTE: cols is rewritten by the next forward; backward only ever needs the latest one.
+        # Few channels (the first layer's C = 1): Fortran order, so im2col copies runs of OW floats.
+        order = "F" if c < ow else "C"
+        cols = im2col(x, self.kernel_size, self.stride, self.padding,
+                      out=self._buffer("cols", (n * oh * ow, kh * kw * c), x.dtype, order))
+        wm = kernel_matrix(self.params["W"])
+        y = cols @ wm  # (N·OH·OW, F) = (N, OH, OW, F) in memory
+        y += self.params["b"]
+        self._cache = (x.shape, cols, wm)
+        return y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
+
+    def backward(self, dy, need_dx=True):
+        x_shape, cols, wm = self._take_cache()
+        n, _, oh, ow = dy.shape
+        (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
+        dy_rows = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # a view when dy is channels-last
+        # NOTE: cols.T is a view; BLAS reads it transposed, no copy.
+        kernel_from_matrix(cols.T @ dy_rows, self.params["W"].shape, out=self.grads["W"])
+        sum_rows(dy_rows, out=self.grads["b"])
+        if not need_dx:
+            return None
+        # dcols = dY·Wmᵀ computed as KH·KW products dY·W_kᵀ (N·OH·OW, C), one per kernel offset
+        # (one batched matmul call): in that kernel-offset-major memory col2im adds contiguous
+        # runs of OW·C floats; dY·Wmᵀ in one product is ~3x slower to scatter back.
+        dtype = np.result_type(dy_rows, wm)
+        dcols = self._buffer("dcols", (kh * kw, n * oh * ow, c), dtype)
+        np.matmul(dy_rows, wm.reshape(kh * kw, c, f).transpose(0, 2, 1), out=dcols)
+        blocks = dcols.reshape(kh, kw, n, oh, ow, c).transpose(2, 3, 4, 0, 1, 5)  # (N, OH, OW, KH, KW, C)
+        return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
+        """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or \
+                not buffer.flags[f"{order}_CONTIGUOUS"]:
+            buffer = self._scratch[name] = np.empty(shape, dtype, order=order)
+        return buffer
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _unpair(self.kernel_size), "stride": _unpair(self.stride),
+                "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init}
+
+    def output_shape(self, input_shape):
+        c, h, w = _check_sample(self, input_shape, self.in_channels)
+        return (self.out_channels, *conv_output_shape(h, w, self.kernel_size, self.stride, self.padding))
+
+
+class MaxPool2D(Layer):
+    """Maximum of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
+
+        OH = (H − KH) // stride + 1, OW likewise; stride defaults to the window size (windows tile
+        the image; leftover rows and columns are dropped, as in PyTorch).
+
+    Backward routes each dy to the argmax of its window, the rest of dx is 0; where windows
+    overlap, the routed gradients add. NOTE: on ties the first maximum in row-major window order
+    wins alone (an all-zero window after a ReLU has 4 tied maxima; the gradient goes to one).
+
+    2×2 windows with stride 2 (the usual case) take a fast path: reshapes and two elementwise
+    maxima (of each window row's two pixels, then of the two rows). Other windows use im2col.
+    """
+
+    def __init__(self, size=2, stride=None):
+        super().__init__()
+        self.size = as_pair(size, "size")
+        self.stride = self.size if stride is None else as_pair(stride, "stride")
+
+    def forward(self, x, training=False):
+        n, c, h, w = _check_images(self, x)
+        oh, ow = conv_output_shape(h, w, self.size, self.stride)
+        if self.size == self.stride == (2, 2):
+            return self._forward_2x2(x, oh, ow)
+        cols = im2col(x, self.size, self.stride).reshape(n * oh * ow, -1, c)  # (M, KH·KW, C)
+        winner = cols.argmax(axis=1)[:, None]  # (M, 1, C): the first maximum of each window
+        y = np.take_along_axis(cols, winner, axis=1)
+        self._cache = ("windows", x.shape, winner)
+        return y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+
+    def backward(self, dy, need_dx=True):
+        cache = self._take_cache()
+        if not need_dx:
+            return None
+        if cache[0] == "2x2":
+            return self._backward_2x2(dy, *cache[1:])
+        _, x_shape, winner = cache
+        n, c, oh, ow = dy.shape
+        dcols = np.zeros((n * oh * ow, self.size[0] * self.size[1], c), dy.dtype)
+        np.put_along_axis(dcols, winner, dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, 1, c), axis=1)
+        return col2im(dcols, x_shape, self.size, self.stride)
+
+    def _forward_2x2(self, x, oh, ow):
+        n, c = x.shape[:2]
+        # (N, 2·OH, OW, 2, C): the two pixels of each window row side by side; a view of a
+        # channels-last x (odd H or W drop their last row/column, which costs a copy).
+        cols = x.transpose(0, 2, 3, 1)[:, :2 * oh, :2 * ow].reshape(n, 2 * oh, ow, 2, c)
+        row_max = np.maximum(cols[:, :, :, 0], cols[:, :, :, 1])  # (N, 2·OH, OW, C)
+        pairs = row_max.reshape(n, oh, 2, ow, c)
+        y = np.maximum(pairs[:, :, 0], pairs[:, :, 1])  # (N, OH, OW, C), contiguous runs of OW·C
+        # Backward finds the winners from these two (so forwards for evaluation never do).
+        self._cache = ("2x2", x.shape, cols, row_max)
+        return y.transpose(0, 3, 1, 2)
+
+    @staticmethod
+    def _backward_2x2(dy, x_shape, cols, row_max):
+        n, c, h, w = x_shape
+        oh, ow = dy.shape[2:]
+        dtype = np.result_type(dy, cols)
+        # Route to the top or bottom row (top wins ties), then within it to the left or right
+        # pixel (left wins ties): the first maximum in row-major order. dy − dy·1 = 0 and
+        # dy − dy·0 = dy exactly, so each dy lands in exactly one place.
+        pairs = row_max.reshape(n, oh, 2, ow, c)
+        dy = dy.transpose(0, 2, 3, 1)
+        d_rows = np.empty((n, oh, 2, ow, c), dtype)
+        np.multiply(dy, pairs[:, :, 0] >= pairs[:, :, 1], out=d_rows[:, :, 0])
+        np.subtract(dy, d_rows[:, :, 0], out=d_rows[:, :, 1])
+        d_rows = d_rows.reshape(n, 2 * oh, ow, c)
+        dx = np.empty(cols.shape, dtype)  # (N, 2·OH, OW, 2, C)
+        np.multiply(d_rows, cols[:, :, :, 0] >= cols[:, :, :, 1], out=dx[:, :, :, 0])
+        np.subtract(d_rows, dx[:, :, :, 0], out=dx[:, :, :, 1])
+        dx = dx.reshape(n, 2 * oh, 2 * ow, c)
+        if (2 * oh, 2 * ow) != (h, w):  # the dropped last row/column gets no gradient
+            dx = np.pad(dx, ((0, 0), (0, h - 2 * oh), (0, w - 2 * ow), (0, 0)))
+        return dx.transpose(0, 3, 1, 2)
+
+    def config(self):
+        return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
+
+    def output_shape(self, input_shape):
+        c, h, w = _check_sample(self, input_shape)
+        return (c, *conv_output_shape(h, w, self.size, self.stride))
+
+
+class AvgPool2D(Layer):
+    """Mean of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
+
+        y = Σ_window x / (KH·KW)       dx = col2im(dy / (KH·KW) copied to every window position)
+        OH = (H − KH) // stride + 1, OW likewise; stride defaults to the window size.
+    """
+
+    def __init__(self, size=2, stride=None):
+        super().__init__()
+        self.size = as_pair(size, "size")
+        self.stride = self.size if stride is None else as_pair(stride, "stride")
+
+    def forward(self, x, training=False):
+        n, c, h, w = _check_images(self, x)
+        oh, ow = conv_output_shape(h, w, self.size, self.stride)
+        y = im2col(x, self.size, self.stride).reshape(n * oh * ow, -1, c).mean(axis=1)  # (M, C)
+        self._cache = x.shape
+        return y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+
+    def backward(self, dy, need_dx=True):
+        x_shape = self._take_cache()
+        if not need_dx:
+            return None
+        n, c, oh, ow = dy.shape
+        area = self.size[0] * self.size[1]
+        share = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, 1, c) / area
+        return col2im(np.broadcast_to(share, (n * oh * ow, area, c)), x_shape, self.size, self.stride)
+
+    def config(self):
+        return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
+
+    def output_shape(self, input_shape):
+        c, h, w = _check_sample(self, input_shape)
+        return (c, *conv_output_shape(h, w, self.size, self.stride))
+
+
+def _check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> tuple[int, int, int, int]:
+    """x.shape, after checking that x is (N, C, H, W) with C = ``channels`` when given."""
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        want = "C" if channels is None else channels
+        raise ShapeError(f"{layer!r} expects images of shape (N, {want}, H, W), got {x.shape}")
+    return x.shape
+
+
+def _check_sample(layer: Layer, shape, channels: int | None = None) -> tuple[int, int, int]:
+    shape = tuple(shape)
+    if len(shape) != 3 or (channels is not None and shape[0] != channels):
+        want = "C" if channels is None else channels
+        raise ShapeError(f"{layer!r} expects samples of shape ({want}, H, W), got {shape}; "
+                         "give the model input_shape=(channels, height, width)")
+    return shape
+
+
+def _positive(value, name: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _unpair(pair: tuple[int, int]):
+    """(3, 3) -> 3 for square sizes, else [h, w]: the config stays as short as the call."""
+    return pair[0] if pair[0] == pair[1] else list(pair)

@@ -1,0 +1,134 @@
+"""Sliding windows as a matrix: im2col, its adjoint col2im, and the output-size arithmetic.
+
+A convolution is one matrix product once every window of the input is laid out as a row:
+
+    x (N, C, H, W)  --im2col-->  cols (N·OH·OW, KH·KW·C)       one row per output pixel
+    OH = (H + 2·padding − KH) // stride + 1                      (OW likewise with W, KW)
+
+Rows are ordered (n, oh, ow) and the columns of a row (kh, kw, c): channel last, so each copy
+moves C neighbouring numbers of a channels-last image (see below) instead of gathering single
+floats. CS231n orders columns (c, kh, kw); any order works as long as the kernel matrix
+matches it: for W (F, C, KH, KW) that is ``kernel_matrix(W)`` (KH·KW·C, F).
+
+col2im is the adjoint (transpose) of im2col: it adds every entry of cols back onto the input
+pixel it was copied from, so pixels shared by overlapping windows receive the sum. That makes
+⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for all x and c, which is exactly what a backward pass needs.
+
+NOTE on memory layout: arrays keep the (N, C, H, W) shape everywhere, but these functions read
+and write them through the channels-last view x.transpose(0, 2, 3, 1) (N, H, W, C). An array
+whose memory is channels-last (what col2im and Conv2D return) makes that view contiguous and
+every copy here a run of C or more floats; a plain C-ordered (N, C, H, W) array works too,
+only slower when C > 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ConfigError, ShapeError
+
+
+def as_pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints >= ``minimum`` as a (h, w) tuple; ConfigError otherwise."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_is_int(v) and v >= minimum for v in pair):
+        raise ConfigError(f"{name} must be an int >= {minimum} or a pair of them (height, width), got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def conv_output_shape(height: int, width: int, kernel_size, stride=1, padding=0) -> tuple[int, int]:
+    """(OH, OW) = ((H + 2·ph − KH) // sh + 1, (W + 2·pw − KW) // sw + 1).
+
+    Raises ShapeError when the window is larger than the padded input (it fits nowhere).
+    A stride that does not divide evenly drops the last rows/columns, as in PyTorch and Keras.
+    """
+    (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
+    ph, pw = as_pair(padding, "padding", minimum=0)
+    if kh > height + 2 * ph or kw > width + 2 * pw:
+        raise ShapeError(f"a {kh}x{kw} window does not fit a {height}x{width} input with padding "
+                         f"{ph}x{pw}; use a smaller kernel, more padding or a larger input")
+    return (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+
+
+def kernel_matrix(W: np.ndarray) -> np.ndarray:
+    """W (F, C, KH, KW) -> (KH·KW·C, F), rows in im2col's (kh, kw, c) column order (a copy)."""
+    f = W.shape[0]
+    return W.transpose(2, 3, 1, 0).reshape(-1, f)
+
+
+def kernel_from_matrix(matrix: np.ndarray, kernel_shape: tuple[int, int, int, int],
+                       out: np.ndarray | None = None) -> np.ndarray:
+    """The inverse of ``kernel_matrix``: (KH·KW·C, F) -> (F, C, KH, KW), written into ``out``."""
+    f, c, kh, kw = kernel_shape
+    w = matrix.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
+    if out is None:
+        return w.copy()
+    out[...] = w
+    return out
+
+
+def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, out: np.ndarray | None = None) -> np.ndarray:
+    """Every KH×KW window of x (N, C, H, W) as a row: cols (N·OH·OW, KH·KW·C).
+
+    cols[(n, oh, ow), (kh, kw, c)] = x_padded[n, c, oh·sh + kh, ow·sw + kw], with zeros around
+    x when padding > 0. ``out``, a (N·OH·OW, KH·KW·C) array of x's dtype, is filled instead of
+    allocating (layers reuse one buffer between batches of the same shape). It may be C- or
+    Fortran-ordered: with few channels (C < OW) Fortran order copies runs of OW floats
+    instead of C, and BLAS reads either order without a copy.
+    """
+    n, c, h, w = _check_4d(x, "im2col")
+    (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
+    ph, pw = as_pair(padding, "padding", minimum=0)
+    oh, ow = conv_output_shape(h, w, (kh, kw), (sh, sw), (ph, pw))
+    shape = (n * oh * ow, kh * kw * c)
+    if out is None:
+        out = np.empty(shape, x.dtype)
+    elif out.shape != shape or not (out.flags.c_contiguous or out.flags.f_contiguous):
+        raise ShapeError(f"im2col out must be a contiguous array of shape {shape}, got {out.shape}")
+    image = x.transpose(0, 2, 3, 1)  # (N, H, W, C), a view
+    if ph or pw:
+        padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), x.dtype)
+        padded[:, ph:ph + h, pw:pw + w] = image
+        image = padded
+    # (N, H', W', C, KH, KW) windows at every position (a view), then every stride-th one.
+    windows = sliding_window_view(image, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    # The one copy. NOTE: reshape splits each axis of a C- or F-ordered out as a view, never a copy.
+    np.copyto(out.reshape(n, oh, ow, kh, kw, c), windows.transpose(0, 1, 2, 4, 5, 3))
+    return out
+
+
+def col2im(cols: np.ndarray, input_shape: tuple[int, int, int, int], kernel_size, stride=1,
+           padding=0) -> np.ndarray:
+    """The adjoint of ``im2col``: add each row's KH·KW·C numbers back onto their input pixels.
+
+    cols holds N·OH·OW·KH·KW·C numbers in im2col's order: a (N·OH·OW, KH·KW·C) matrix, or any
+    array viewed as (N, OH, OW, KH, KW, C) whatever its memory order. Returns dx with shape
+    input_shape = (N, C, H, W), channels-last in memory; the padding border is dropped.
+
+    Loops over the KH·KW kernel offsets: each is one strided add of an (N, OH, OW, C) block.
+    NOTE: it is fastest when cols[:, :, :, kh, kw] is contiguous (kernel-offset-major memory,
+    as Conv2D.backward produces it), since each add is then a run of OW·C floats.
+    """
+    n, c, h, w = (int(s) for s in input_shape)
+    (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
+    ph, pw = as_pair(padding, "padding", minimum=0)
+    oh, ow = conv_output_shape(h, w, (kh, kw), (sh, sw), (ph, pw))
+    if cols.size != n * oh * ow * kh * kw * c:
+        raise ShapeError(f"col2im expects {n * oh * ow} x {kh * kw * c} numbers for input {tuple(input_shape)}, "
+                         f"got cols of shape {cols.shape}")
+    blocks = cols.reshape(n, oh, ow, kh, kw, c)
+    dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += blocks[:, :, :, i, j]
+    return dx[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+
+
+def _check_4d(x: np.ndarray, what: str) -> tuple[int, int, int, int]:
+    if x.ndim != 4:
+        raise ShapeError(f"{what} expects images of shape (N, C, H, W), got an array of shape {x.shape}")
+    return x.shape

@@ -1,0 +1,15 @@
+"""The mlp preset (the default of ``scratchnn train``) on real MNIST digits from ../shared."""
+from scratchnn.presets import DEFAULT_PRESET, get_preset
+from scratchnn.run import train_run
+
+
+def test_mlp_preset_reaches_96_5_percent_on_the_dev_set(tmp_path, shared_dir):
+    config = get_preset("mlp")
+    config.csv = str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz")
+    result = train_run(config, tmp_path, log=lambda line: None, progress=False)
+    assert len(result.history) == config.epochs
+    assert result.history[-1].dev_accuracy >= 0.965, result.history[-1]
+
+
+def test_the_default_preset_is_mlp():
+    assert DEFAULT_PRESET == "mlp"
