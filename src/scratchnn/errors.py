@@ -24,5 +24,9 @@ class ConfigError(ScratchnnError, ValueError):
     """A training option or configuration value is invalid."""
 
 
+class ImageError(ScratchnnError, ValueError):
+    """A photo cannot be read (missing, not an image, corrupt, too large) or holds no digit."""
+
+
 class TrainingDiverged(ScratchnnError, ArithmeticError):
     """The loss or the weights became NaN or infinite during training."""

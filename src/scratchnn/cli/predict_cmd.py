@@ -1,33 +1,63 @@
-"""``scratchnn predict``: the seed's test_prediction, one image drawn with its prediction."""
+"""``scratchnn predict``: one image of a data set (the seed's test_prediction), or your own photos.
+
+    scratchnn predict MODEL --index N [--set dev] [--save FILE.png]
+    scratchnn predict MODEL photo.jpg [more ...] [--digits auto|single|multi] [--ink auto|dark|light]
+                                      [--explain-preprocessing OUT.png]
+
+A photo is read and turned into the 28x28 input MNIST-style (scratchnn.images); a bad file gets
+one line on stderr, the others are still read, and the exit code is 1 at the end.
+"""
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..data import scale_pixels
-from ..errors import ConfigError
+from ..errors import ConfigError, ImageError
 from ..run import load_set
 from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config
 from .terminal_image import render_image
 
+DIGITS = ("auto", "single", "multi")
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "predict", help="show an image with the model's prediction and the true label",
-        description="Draw one image in the terminal with the predicted label, its probability "
+        "predict", help="predict the digit in photos, or in one image of a data set",
+        description="With image files: read each photo (PNG, JPEG, BMP, GIF, WebP...), prepare it the "
+                    "way MNIST was made (flatten the lighting, find the ink, crop, fit 20x20, centre in "
+                    "28x28) and print the prediction with the top 3 probabilities; a written number is "
+                    "split into digits. With --index: draw one image of the data set with the predicted "
                     "and the true label (the seed's test_prediction).")
     add_model_argument(parser)
-    parser.add_argument("--index", type=int, required=True, metavar="N", help="which image of the set (from 0)")
+    parser.add_argument("photos", nargs="*", metavar="IMAGE", type=Path, help="photos or scans of digits")
+    parser.add_argument("--digits", choices=DIGITS, default="auto",
+                        help="single: all the ink is one digit; multi: a number, read digit by digit, left "
+                             "to right; auto: a number when the ink falls apart into several digits (default)")
+    parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
+                        help="dark ink on light paper, light on dark, or auto-detect (default)")
+    parser.add_argument("--explain-preprocessing", metavar="OUT.png", type=Path,
+                        help="save a figure of every preprocessing step (with several photos: OUT-<photo>.png)")
+    parser.add_argument("--index", type=int, metavar="N", help="instead of photos: image N of the set (from 0)")
     add_set_argument(parser)
-    parser.add_argument("--save", metavar="FILE.png", type=Path, help="also save the same as an image")
-    add_data_arguments(parser, "default: the data the model was trained on")
+    parser.add_argument("--save", metavar="FILE.png", type=Path, help="with --index: also save it as an image")
+    add_data_arguments(parser, "with --index; default: the data the model was trained on")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _, config = load_model_and_config(args)
+    if (args.index is None) == (not args.photos):
+        raise ConfigError("give image files to read, or --index N for an image of the data set (not both)")
+    if args.photos and args.save:
+        raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
+    model, metadata, config = load_model_and_config(args)
+    if args.photos:
+        return predict_photos(model, metadata, args)
     images, labels, classes, description = load_set(config, args.set)
     if not 0 <= args.index < len(images):
         raise ConfigError(f"--index {args.index} is out of range: the {args.set} set has "
@@ -39,11 +69,75 @@ def run(args: argparse.Namespace) -> int:
     print(render_image(image))
     verdict = "correct" if best == label else "wrong"
     print(f"Prediction: {classes[best]} (probability {probs[best]:.1%})   True label: {classes[label]}   ({verdict})")
-    top = np.argsort(probs)[::-1][:3]
-    print("Top 3: " + ", ".join(f"{classes[i]} {probs[i]:.1%}" for i in top))
+    print("Top 3: " + top3(probs, classes))
     if args.save:
         from ..plots import prediction_figure, save_figure
 
         save_figure(prediction_figure(image, probs, classes, label), args.save)
         print(f"Saved {args.save}")
     return 0
+
+
+def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
+    """Predict every photo in ``args.photos``; 1 if any could not be read, else 0."""
+    from ..images import preprocess_steps, read_image, split_digits, to_mnist
+
+    if math.prod(model.input_shape) != 28 * 28:
+        raise ConfigError(f"this model takes inputs of shape {model.input_shape}; photos become 28x28 digits, "
+                          "so give a model trained on 28x28 images")
+    classes = metadata.get("classes") or [str(k) for k in range(model.num_classes)]
+    failed = 0
+    for n, path in enumerate(args.photos):
+        try:
+            gray = read_image(path)
+            try:
+                digits = [to_mnist(gray, ink=args.ink)] if args.digits == "single" else split_digits(gray, ink=args.ink)
+            except ImageError as error:
+                raise ImageError(f"{path}: {error}") from None
+        except ImageError as error:
+            print(f"scratchnn predict: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        if n:
+            print()
+        probs = model.predict_proba(np.stack(digits).reshape(len(digits), *model.input_shape))
+        if args.digits == "multi" or len(digits) > 1:
+            print_number(path, digits, probs, classes)
+        else:
+            print(f"{path} (the 28x28 image the model sees):")
+            print(render_image(to_pixels(digits[0])))
+            best = int(np.argmax(probs[0]))
+            print(f"Prediction: {classes[best]} (probability {probs[0, best]:.1%})")
+            print("Top 3: " + top3(probs[0], classes))
+        if args.explain_preprocessing:
+            from ..images_figure import save_preprocessing_figure
+
+            out = args.explain_preprocessing
+            if len(args.photos) > 1:
+                out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix or '.png'}")
+            steps = preprocess_steps(gray, ink=args.ink, multi=args.digits == "multi" or len(digits) > 1)
+            print(f"Saved the preprocessing steps to {save_preprocessing_figure(steps, out, title=str(path))}")
+    return 1 if failed else 0
+
+
+def print_number(path, digits: list[np.ndarray], probs: np.ndarray, classes) -> None:
+    """The digits (28, 28) side by side as far as the terminal is wide, then the number they read."""
+    print(f"{path}: {len(digits)} digit{'s' * (len(digits) != 1)}, as the model sees them:")
+    per_row = max(1, (shutil.get_terminal_size((80, 24)).columns + 2) // (2 * 28 + 2))
+    for start in range(0, len(digits), per_row):
+        blocks = [render_image(to_pixels(d)).splitlines() for d in digits[start:start + per_row]]
+        for lines in zip(*[block + [""] * (28 - len(block)) for block in blocks]):
+            print("  ".join(line.ljust(2 * 28) for line in lines).rstrip())
+    best = probs.argmax(1)
+    print("Number: " + "".join(classes[k] for k in best))
+    for k, (p, b) in enumerate(zip(probs, best)):
+        print(f"  digit {k + 1}: {classes[b]} ({p[b]:.1%})   top 3: {top3(p, classes)}")
+
+
+def top3(probs: np.ndarray, classes) -> str:
+    return ", ".join(f"{classes[i]} {probs[i]:.1%}" for i in np.argsort(probs)[::-1][:3])
+
+
+def to_pixels(image: np.ndarray) -> np.ndarray:
+    """float (28, 28) in 0..1 -> uint8 0..255 for the terminal."""
+    return np.round(image * 255).astype(np.uint8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import ACTIVATIONS, TrainConfig
+from ..config import ACTIVATIONS, POOLS, TrainConfig
 from ..early_stopping import MONITORS
 from ..errors import ConfigError
 from ..nn import INITIALIZERS
@@ -25,14 +25,22 @@ def add_parser(commands) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
                         help="continue an interrupted run from its checkpoint, with its own config")
     model = parser.add_argument_group("network")
-    model.add_argument("--hidden", metavar="SIZES", type=hidden_sizes,
-                       help="hidden layer widths, e.g. 10 or 128,64")
+    model.add_argument("--conv", metavar="CHANNELS", type=int_list("channels", 1),
+                       help="convolution blocks (conv, activation, 2x2 pooling): output channels, e.g. 32,64")
+    model.add_argument("--kernel-size", type=int, metavar="K", help="convolution kernel size K x K")
+    model.add_argument("--padding", metavar="P", type=int_list("padding", 0),
+                       help="zero padding of each convolution block, e.g. 2,0")
+    model.add_argument("--pool", choices=list(POOLS), help="pooling after each convolution")
+    model.add_argument("--hidden", metavar="SIZES", type=int_list("hidden sizes", 1),
+                       help="dense hidden layer widths, e.g. 10 or 128,64")
     model.add_argument("--activation", choices=list(ACTIVATIONS), help="hidden-layer activation")
     model.add_argument("--init", choices=list(INITIALIZERS), help="weight initialiser")
     model.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None,
                        help="batch normalisation after each hidden Dense layer")
     model.add_argument("--dropout", type=float, metavar="P", help="drop probability after each hidden layer")
     model.add_argument("--input-dropout", type=float, metavar="P", help="drop probability for input pixels")
+    model.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="random shifts, rotations, scaling and elastic distortion of every batch")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--optimizer", choices=list(OPTIMIZERS), help="update rule")
     optim.add_argument("--lr", type=float, help="learning rate (the peak one, with a schedule)")
@@ -63,24 +71,28 @@ def add_parser(commands) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="DIR", type=Path, help="run folder (default: a new one under runs/)")
     output.add_argument("--quiet", action="store_true", help="print only the final result")
+    output.add_argument("--no-report", action="store_true",
+                        help="skip the figures and report.html written at the end (see: scratchnn report)")
     parser.set_defaults(run=run)
 
 
-CONFIG_FLAGS = ("hidden", "activation", "init", "batchnorm", "dropout", "input_dropout", "optimizer", "lr", "momentum", "nesterov",
-                "weight_decay", "schedule", "warmup", "min_lr", "lr_gamma", "lr_step", "epochs", "batch_size",
+CONFIG_FLAGS = ("conv", "kernel_size", "padding", "pool", "hidden", "activation", "init", "batchnorm", "dropout",
+                "input_dropout", "augment", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup", "min_lr", "lr_gamma", "lr_step", "epochs", "batch_size",
                 "dev_size", "seed", "eval_every", "patience", "monitor", "checkpoint_every")
 DATA_FLAGS = ("dataset", "csv", "images", "labels", "data_dir")
 
 
-def hidden_sizes(text: str) -> list[int]:
-    """'128,64' -> [128, 64]"""
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r}") from None
-    if not sizes or min(sizes) <= 0:
-        raise argparse.ArgumentTypeError(f"hidden sizes must be positive integers, got {text!r}")
-    return sizes
+def int_list(what: str, minimum: int):
+    """An argparse type: '128,64' -> [128, 64], every value >= minimum."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r}") from None
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"{what} must be integers >= {minimum}, got {text!r}")
+        return values
+    return parse
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -104,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         result = resume_run(args.resume, log=log, progress=not args.quiet)
     else:
         result = train_run(resolve_config(args), args.out, log=log, progress=not args.quiet)
+    if not args.no_report:
+        from ..report import write_report  # matplotlib: imported only when drawing
+
+        write_report(result.run_dir, log=log)
     if args.quiet:
         last = result.history[-1]
         print(f"dev accuracy {last.dev_accuracy:.4f} in {result.train_seconds:.2f} s; model: {result.model_path}")

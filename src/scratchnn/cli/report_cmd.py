@@ -1,0 +1,26 @@
+"""``scratchnn report``: a run's figures as PNG files and one self-contained HTML page."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_set_argument
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "report", help="draw a run's figures and write report.html",
+        description="Write the training curves, confusion matrix, per-class accuracy, most confident "
+                    "mistakes, a prediction sheet and the first-layer weights of a run as PNG files, "
+                    "plus report.html, one page that embeds them all and opens offline.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path,
+                        help="a run folder made by 'scratchnn train' (runs/<name>/)")
+    add_set_argument(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import write_report  # matplotlib only for this command
+
+    write_report(args.run_dir, set=args.set)
+    return 0

@@ -1,0 +1,431 @@
+"""Photos of handwritten digits -> 28x28 inputs made the way MNIST itself was made.
+
+MNIST (LeCun, Cortes, Burges): each digit's ink was scaled to fit a 20x20 box keeping its aspect
+ratio (anti-aliasing leaves grey edges), then pasted into a 28x28 field with its centre of mass at
+the centre. A photo needs more work before that:
+
+    read_image   Pillow decodes: EXIF orientation, first frame, alpha over white, grey 0..1
+    polarity     the ink is the minority side of an Otsu split of (photo - its blur)
+    flatten      paper level = box mean of the paper pixels only; ink = how far a pixel stands out
+    threshold    Otsu, above a noise floor -> ink mask; specks (< 5% of the largest blob) dropped
+    segment      8-connected components, merged into one digit where their x-ranges overlap
+    normalise    crop with grey edges, scale to fit 20x20, paste centred by centre of mass
+
+Grey images are float (H, W) in 0..1 with 0 = black. Outputs look like MNIST: bright ink (1) on
+black (0). The only library module that imports Pillow.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ConfigError, ImageError, ShapeError
+
+MAX_PIXELS = 40_000_000  # a 24-megapixel camera photo passes; a 20,000 x 20,000 "bomb" does not
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+INKS = ("auto", "dark", "light")
+WORK_SIDE = 800  # photos are analysed with the longest side reduced to this (area average)
+BOX, FIELD, CENTRE = 20, 28, 14.0  # MNIST: fit 20x20, 28x28 field, mean centre of mass (14.0, 14.0)
+SPECK = 0.05  # components under this fraction of the largest one's area are noise
+SHORT = 0.3  # digit groups shorter than this fraction of the tallest are dots and dashes
+MIN_HEIGHT = 6  # pixels (after reduction): anything shorter cannot be read as a digit
+OVERLAP = 0.5  # pieces whose x-ranges overlap by half the narrower one belong to one digit
+FAINT = 0.1  # grey edges fainter than this fraction of the ink (or 3 noise sigmas) are paper
+MIN_CONTRAST = 0.08  # ink must stand this far from the paper (of its brightness), and 6 noise sigmas
+PEN = 1.2  # thinner strokes are thickened to this: 2·area/perimeter in the 20x20 box, the 5th
+#           percentile of MNIST's ink > 0.5 (median 1.8); thicker targets turn a flagged 1 into a 7
+PALETTE = np.array([[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16],
+                    [0.58, 0.4, 0.74], [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.74, 0.74, 0.13]])
+
+
+def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a photo (a path or the file's bytes) to grey float32 (H, W) in 0..1, 0 = black.
+
+    EXIF orientation is applied, an animation gives its first frame, transparency is composited
+    onto white. The pixel count comes from the header and is checked before anything is decoded,
+    so a decompression bomb is refused at once. Raises ImageError with one line saying why.
+    """
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    where = "" if is_bytes else f"{os.fspath(source)}: "
+    try:
+        file = io.BytesIO(source) if is_bytes else open(source, "rb")
+    except FileNotFoundError:
+        raise ImageError(f"{where}no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{where}is a folder; give an image file") from None
+    except OSError as error:
+        raise ImageError(f"{where}cannot be read ({error.strerror or error})") from None
+    with file:
+        try:
+            image = Image.open(file, formats=FORMATS)
+        except UnidentifiedImageError:
+            raise ImageError(f"{where}not an image scratchnn can read; give a PNG, JPEG, BMP, GIF, "
+                             "WebP, TIFF or PPM file") from None
+        except Image.DecompressionBombError:  # Pillow's own limit (2 x 89.5 million pixels) came first
+            limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+            raise ImageError(f"{where}more than {limit:,} pixels (a decompression bomb?); "
+                             "scale the image down first") from None
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
+            raise ImageError(f"{where}the image header is corrupt or truncated ({error})") from None
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(f"{where}{width:,} x {height:,} pixels is more than the {max_pixels:,} "
+                                 "allowed (a decompression bomb?); scale the image down first")
+            if width * height == 0:
+                raise ImageError(f"{where}the image has no pixels ({width} x {height})")
+            try:
+                return _grey(ImageOps.exif_transpose(image))
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
+                raise ImageError(f"{where}the {image.format} data cannot be decoded ({error}); "
+                                 "is the file truncated or corrupt?") from None
+
+
+def _grey(image: Image.Image) -> np.ndarray:
+    """float32 (H, W) in 0..1 from any Pillow mode; transparent pixels become white paper."""
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip at 255
+        return np.clip(np.asarray(image, np.float32) / 65535, 0, 1)
+    if image.mode == "F":  # float TIFFs: taken as 0..1, or 0..255 when a value exceeds 1
+        pixels = np.nan_to_num(np.asarray(image, np.float32))
+        return np.clip(pixels / (255 if pixels.max() > 1 else 1), 0, 1)
+    if image.has_transparency_data:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return np.asarray(image.convert("L"), np.float32) / np.float32(255)
+
+
+def to_mnist(gray: np.ndarray, *, ink: str = "auto") -> np.ndarray:
+    """One digit: grey photo (H, W) in 0..1 (or uint8) -> float32 (28, 28), bright ink on black.
+
+    ``ink``: "dark" (ink on light paper), "light" (chalk on a board, MNIST itself) or "auto".
+    All ink that is not noise counts. Raises ImageError when no ink stands out from the paper.
+    """
+    return _digit(_find_ink(gray, ink), None)[-1]
+
+
+def split_digits(gray: np.ndarray, *, ink: str = "auto") -> list[np.ndarray]:
+    """A written number: grey photo (H, W) -> one float32 (28, 28) per digit, left to right.
+
+    Ink components whose x-ranges overlap are one digit (the two strokes of a broken 5).
+    """
+    found = _find_ink(gray, ink)
+    return [_digit(found, group)[-1] for group in found.groups]
+
+
+def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",
+                     multi: bool = False) -> list[tuple[str, np.ndarray]]:
+    """(name, image) for every step, to show how a photo became the model's input.
+
+    Images are grey (h, w) in 0..1, or RGB (h, w, 3) for the segmentation. One digit: photo,
+    flattened, threshold, ink kept, crop, 20x20, 28x28. ``multi``: the segmentation and each digit.
+    """
+    found = _find_ink(gray, ink)
+    steps = [("photo (as analysed)", found.work),
+             (f"flattened ({found.ink} ink)", np.clip(found.flat / found.level, 0, 1)),
+             (f"threshold (Otsu {found.otsu:.2f})", (found.flat > found.high).astype(np.float32)),
+             ("ink kept (specks removed)", (found.labels > 0).astype(np.float32))]
+    if multi:
+        colours = np.zeros((*found.labels.shape, 3), np.float32)
+        for k, group in enumerate(found.groups):
+            colours[np.isin(found.labels, group)] = PALETTE[k % len(PALETTE)]
+        steps.append((f"{len(found.groups)} digit(s)", colours))
+        return steps + [(f"digit {k + 1}: 28x28", _digit(found, group)[-1]) for k, group in enumerate(found.groups)]
+    crop, small, field = _digit(found, None)
+    return steps + [("crop (grey edges kept)", crop), (f"fit 20x20 ({small.shape[1]}x{small.shape[0]})", small),
+                    ("28x28 (centre of mass at 14, 14)", field)]
+
+
+# ------------------------------------------------------------------ finding the ink
+
+@dataclass
+class _Ink:
+    work: np.ndarray  # (H, W) the photo as analysed, reduced to WORK_SIDE
+    ink: str  # "dark" or "light"
+    flat: np.ndarray  # (H, W) how far each pixel stands out from the paper, towards the ink (>= 0)
+    otsu: float  # Otsu's threshold of flat
+    high: np.ndarray  # (H, W) ink is flat > high: Otsu's threshold, or 4 noise sigmas where higher ...
+    low: np.ndarray  # (H, W) ... and its grey edges, near it, down to low
+    level: float  # typical strength of the ink (90th percentile of flat over it)
+    labels: np.ndarray  # (H, W) int: components of the ink kept, 0 = paper or noise
+    groups: list[np.ndarray]  # the component labels of each digit, left to right
+
+
+def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
+    if ink not in INKS:
+        raise ConfigError(f"ink must be one of {', '.join(INKS)}, got {ink!r}")
+    work = _reduce(_checked(gray))
+    detail = work - box_mean(work, _radius(work.shape))  # the paper's slow changes removed
+    ink = _polarity(detail) if ink == "auto" else ink
+    flat, noise = _flatten(1 - work if ink == "dark" else work, -detail if ink == "dark" else detail,
+                           relative=ink == "dark")
+    otsu = otsu_threshold(flat)
+    high = np.maximum(otsu, 4 * noise)  # NOTE: Otsu alone splits the noise of an empty page
+    labels, stats = _components(flat > high)
+    empty = ImageError("no ink found: nothing stands out from the paper; photograph the digit larger, "
+                       "sharper or with more contrast")
+    if not len(stats):
+        raise empty
+    keep = stats[:, 0] >= SPECK * stats[:, 0].max()
+    groups = _group(stats, keep)
+    if not groups:
+        raise empty
+    kept = np.concatenate(groups)
+    lookup = np.zeros(len(stats) + 1, labels.dtype)
+    lookup[kept] = kept
+    labels = lookup[labels]  # noise and dropped groups -> 0
+    level = float(np.percentile(flat[labels > 0], 90))
+    significance = np.percentile(flat[labels > 0] / np.maximum(noise[labels > 0], 1e-6), 90)
+    if level < MIN_CONTRAST or significance < 6:
+        raise empty
+    return _Ink(work, ink, flat, otsu, high, np.maximum(FAINT * level, 3 * noise), level, labels, groups)
+
+
+def _checked(gray: np.ndarray) -> np.ndarray:
+    gray = np.asarray(gray)
+    if gray.ndim != 2 or min(gray.shape) == 0:
+        raise ShapeError(f"expected a grey image (H, W), got shape {gray.shape}; read photos with read_image")
+    if gray.dtype == np.uint8:
+        return gray.astype(np.float32) / np.float32(255)
+    if gray.dtype.kind not in "fiu":
+        raise ShapeError(f"expected grey values 0..1, got dtype {gray.dtype}")
+    gray = gray.astype(np.float32)
+    if not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 1:
+        raise ShapeError(f"grey values must be finite and in 0..1 (0 = black), got {gray.min()}..{gray.max()}; "
+                         "divide 8-bit pixels by 255")
+    return gray
+
+
+def _reduce(gray: np.ndarray) -> np.ndarray:
+    """gray with its longest side at most WORK_SIDE (area average: thin strokes fade, never vanish)."""
+    height, width = gray.shape
+    scale = WORK_SIDE / max(height, width)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
+
+
+def detect_ink(gray: np.ndarray) -> str:
+    """"dark" or "light": the ink of a grey image (H, W) in 0..1, 0 = black."""
+    gray = _checked(gray)
+    return _polarity(gray - box_mean(gray, _radius(gray.shape)))
+
+
+def _polarity(detail: np.ndarray) -> str:
+    """Whichever side of an Otsu split of the detail (image - its blur) is smaller is the ink:
+    ink covers less of a page than paper does. The detail, so a lighting gradient is no ink."""
+    return "dark" if np.count_nonzero(detail <= otsu_threshold(detail)) < detail.size / 2 else "light"
+
+
+def _flatten(v: np.ndarray, rough: np.ndarray, relative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(flat, noise sigma of flat), both (H, W): flat = max(v - paper level, 0), v (H, W) ink bright.
+
+    The paper level is a box mean over paper pixels only (a normalised convolution), so ink does
+    not lift its surroundings' estimate; the paper pixels are the low side of an Otsu split of
+    ``rough`` = v - plain box mean. ``relative`` (dark ink, v = 1 - photo): divided by the paper's
+    brightness 1 - level, since light multiplies: ink in a shadow is as dark, relative to its paper.
+    """
+    radius = _radius(v.shape)
+    paper = rough <= otsu_threshold(rough)
+    weight = box_sum(paper.astype(np.float32), radius)
+    level = box_sum(np.where(paper, v, 0), radius) / np.maximum(weight, 1)
+    level = np.where(weight > 0, level, np.median(v[paper]))  # a window all ink: the page's median paper
+    diff = v - level
+    sample = diff[paper][::7]  # a sample is plenty for robust statistics
+    sigma = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))  # MAD: robust to stray ink
+    brightness = np.maximum(1 - level, 0.05) if relative else np.ones_like(level)
+    # the camera's noise is the same everywhere; dividing by a dim paper's brightness scales it up
+    return np.clip(diff / brightness, 0, None).astype(np.float32), (sigma / brightness).astype(np.float32)
+
+
+def _radius(shape: tuple[int, int]) -> int:
+    """Box radius for the paper level: an eighth of the longest side, wider than any pen stroke."""
+    return max(2, round(max(shape) / 8))
+
+
+def box_sum(x: np.ndarray, radius: int) -> np.ndarray:
+    """Sums of x (H, W) over (2r+1) x (2r+1) windows clipped at the borders: O(H·W) whatever the
+    radius, a cumulative sum and a difference along each axis in turn (the box is separable)."""
+    for axis in (0, 1):
+        n = x.shape[axis]
+        cumulative = np.concatenate([np.zeros_like(np.take(x, [0], axis), np.float64),
+                                     np.cumsum(x, axis, dtype=np.float64)], axis)
+        low, high = _window(n, radius)
+        x = np.take(cumulative, high, axis) - np.take(cumulative, low, axis)
+    return x
+
+
+def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """Mean of x (H, W) over (2r+1)^2 windows; near the borders, over the part inside the image."""
+    (top, bottom), (left, right) = _window(x.shape[0], radius), _window(x.shape[1], radius)
+    return box_sum(x, radius) / np.outer(bottom - top, right - left)
+
+
+def _window(n: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of the window around each of n positions, clipped to 0..n."""
+    return np.clip(np.arange(n) - radius, 0, n), np.clip(np.arange(n) + radius + 1, 0, n)
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold t: values > t and <= t maximise the between-class variance ω0·ω1·(μ0 − μ1)².
+
+    Where a range of t ties (an empty gap between two modes), the middle of the gap.
+
+    >>> round(otsu_threshold(np.array([0.1, 0.2, 0.2, 0.8, 0.9])), 2)
+    0.5
+    """
+    values = np.ravel(values)
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return lo
+    edges = np.linspace(lo, hi, bins + 1)
+    p = np.bincount(np.minimum(((values - lo) * (bins / (hi - lo))).astype(np.intp), bins - 1),
+                    minlength=bins) / values.size
+    omega = np.cumsum(p)[:-1]  # weight of class 0 when it ends with bin k
+    mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)[:-1]
+    total = mu[-1] + p[-1] * (edges[-2] + edges[-1]) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = np.nan_to_num((total * omega - mu) ** 2 / (omega * (1 - omega)))
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    return float(edges[best[0] + 1] + edges[best[-1] + 1]) / 2
+
+
+# ------------------------------------------------------------------ components and digits
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of mask (H, W) bool -> (labels (H, W) int32, 0 = background; count)."""
+    labels, stats = _components(np.asarray(mask, bool))
+    return labels, len(stats)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (H, W), stats (K, 5): area, top, bottom, left, right (exclusive)) of component 1..K.
+
+    Runs of ink along each row are the nodes; a run touches a run of the next row when their
+    columns overlap or meet diagonally. Union-find merges touching runs, vectorised: every root
+    hooks under the smallest root it touches, then pointers jump to their roots, until stable.
+    """
+    height, width = mask.shape
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)  # row-major order: runs sorted by (row, start)
+    ends = np.nonzero(edges == -1)[1]  # exclusive
+    n = len(rows)
+    if n == 0:
+        return np.zeros(mask.shape, np.int32), np.zeros((0, 5), np.int64)
+    key = width + 2  # (row, column) -> one sortable number
+    # run [s, e) in row r touches [s2, e2) in row r + 1 iff s2 <= e and e2 >= s (diagonals count)
+    first = np.searchsorted(ends + rows * key, (rows + 1) * key + starts, "left")
+    last = np.searchsorted(starts + rows * key, (rows + 1) * key + ends, "right")
+    a, b = _expand(np.arange(n), first, np.maximum(last - first, 0))
+    parent = np.arange(n)
+    while True:
+        pa, pb = parent[a], parent[b]
+        differ = pa != pb
+        if not differ.any():
+            break
+        np.minimum.at(parent, np.maximum(pa, pb)[differ], np.minimum(pa, pb)[differ])
+        while not np.array_equal(parent[parent], parent):
+            parent = parent[parent]
+    _, run_label = np.unique(parent, return_inverse=True)
+    run_label = run_label.ravel() + 1
+    count = run_label.max()
+    lengths = ends - starts
+    labels = np.zeros(height * width, np.int32)
+    pixel_label, pixels = _expand(run_label, rows * width + starts, lengths)
+    labels[pixels] = pixel_label
+    stats = np.zeros((count + 1, 5), np.int64)
+    stats[:, 1], stats[:, 3] = height, width
+    np.add.at(stats[:, 0], run_label, lengths)
+    np.minimum.at(stats[:, 1], run_label, rows)
+    np.maximum.at(stats[:, 2], run_label, rows + 1)
+    np.minimum.at(stats[:, 3], run_label, starts)
+    np.maximum.at(stats[:, 4], run_label, ends)
+    return labels.reshape(height, width), stats[1:]
+
+
+def _expand(owner: np.ndarray, begin: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner repeated count times, begin + 0..count-1 for each): ranges without a Python loop."""
+    offsets = np.cumsum(count) - count
+    return np.repeat(owner, count), np.repeat(begin - offsets, count) + np.arange(count.sum())
+
+
+def _group(stats: np.ndarray, keep: np.ndarray) -> list[np.ndarray]:
+    """Labels (1-based) of each digit, left to right: kept components merged by x-overlap, then
+    dots and dashes (groups much shorter than the tallest) dropped."""
+    groups, spans = [], []  # spans: [top, bottom, left, right] of each group
+    for index in np.flatnonzero(keep)[np.argsort(stats[keep, 3], kind="stable")]:
+        _, top, bottom, left, right = stats[index]
+        if spans:
+            g = spans[-1]
+            if min(g[3], right) - left >= OVERLAP * min(g[3] - g[2], right - left):
+                groups[-1].append(index + 1)
+                spans[-1] = [min(g[0], top), max(g[1], bottom), g[2], max(g[3], right)]
+                continue
+        groups.append([index + 1])
+        spans.append([top, bottom, left, right])
+    heights = np.array([bottom - top for top, bottom, _, _ in spans])
+    tall = (heights >= SHORT * heights.max()) & (heights >= MIN_HEIGHT) if len(heights) else heights
+    return [np.array(group) for group, ok in zip(groups, tall) if ok]
+
+
+def _digit(found: _Ink, group: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crop, fitted (<=20, <=20), field (28, 28)) of one group of components (None: all the ink)."""
+    mine = found.labels > 0 if group is None else np.isin(found.labels, group)
+    rows, cols = np.flatnonzero(mine.any(1)), np.flatnonzero(mine.any(0))
+    window = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # the ink's box: its edges at the threshold
+    mine, flat, low = mine[window], found.flat[window], found.low[window]
+    reach = max(1, round(0.03 * mine.shape[0]))  # how far grey edges may spread around the strokes
+    near = (box_sum(mine.astype(np.float32), reach) > 0.5) & ((found.labels[window] == 0) | mine)
+    crop = (np.clip(flat / found.level, 0, 1) * (near & (flat > low))).astype(np.float32)  # greys as they are
+    small = fit_box(crop, _pen_width(mine))
+    return crop, small, centre_in_field(small)
+
+
+def _pen_width(mask: np.ndarray) -> float:
+    """Stroke width in pixels, 2·area/perimeter (a long stroke of width w: 2wL/2L = w)."""
+    perimeter = (np.count_nonzero(np.diff(mask, axis=0, prepend=False, append=False))
+                 + np.count_nonzero(np.diff(mask, axis=1, prepend=False, append=False)))
+    return 2 * np.count_nonzero(mask) / max(perimeter, 1)
+
+
+def fit_box(crop: np.ndarray, pen: float | None = None) -> np.ndarray:
+    """crop (h, w) of ink in 0..1 -> float32 scaled to fit BOX x BOX (20x20), aspect ratio kept.
+
+    A thin pen is thickened first (grey dilation) so strokes come out about as wide as MNIST's
+    (PEN px in the box); ``pen`` is the crop's stroke width in its own pixels.
+    """
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    if pen is not None and pen * scale < PEN:
+        crop = _dilate(crop, round((PEN / scale - pen) / 2))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    small = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, resample))
+    return np.clip(small / max(float(small.max()), 1e-6), 0, 1).astype(np.float32)
+
+
+def _dilate(image: np.ndarray, radius: int) -> np.ndarray:
+    """Grey dilation of image (h, w): the max over a (2r+1) square, separable (rows, then columns)."""
+    if radius < 1:
+        return image
+    padded = np.pad(image, radius)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=0).max(-1)
+    return np.lib.stride_tricks.sliding_window_view(windows, 2 * radius + 1, axis=1).max(-1)
+
+
+def centre_in_field(small: np.ndarray) -> np.ndarray:
+    """small (h, w), h, w <= 28 -> (28, 28) with its centre of mass moved to (14, 14) (whole pixels)."""
+    height, width = small.shape
+    total = float(small.sum())
+    cy = small.sum(1) @ np.arange(height) / total if total else (height - 1) / 2
+    cx = small.sum(0) @ np.arange(width) / total if total else (width - 1) / 2
+    top = int(np.clip(round(CENTRE - cy), 0, FIELD - height))
+    left = int(np.clip(round(CENTRE - cx), 0, FIELD - width))
+    field = np.zeros((FIELD, FIELD), np.float32)
+    field[top:top + height, left:left + width] = small
+    return field

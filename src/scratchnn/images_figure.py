@@ -1,0 +1,42 @@
+"""The figure for ``scratchnn predict --explain-preprocessing``: every step from photo to 28x28.
+
+matplotlib's object API (``Figure``, no pyplot): no global state, works without a display.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None = None,
+                         columns: int = 4) -> Figure:
+    """A grid of the (name, image) steps of ``images.preprocess_steps``: grey (h, w) in 0..1
+    (black = 0) or RGB (h, w, 3), each under its name, in order left to right."""
+    if not steps:
+        raise ValueError("no steps to draw; pass the list preprocess_steps returns")
+    columns = min(columns, len(steps))
+    rows = math.ceil(len(steps) / columns)
+    fig = Figure(figsize=(3.0 * columns, 3.1 * rows + (0.4 if title else 0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    for ax, (name, image) in zip(axes, steps):
+        small = max(image.shape[:2]) <= 40  # the 28x28 and 20x20 steps: show pixels, not a blur
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest" if small else "antialiased")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(steps):]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_preprocessing_figure(steps: list[tuple[str, np.ndarray]], path, title: str | None = None) -> Path:
+    """Draw ``steps`` and save them as ``path`` (PNG, or any format matplotlib knows from the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    preprocessing_figure(steps, title).savefig(path, dpi=100)
+    return path

@@ -1,0 +1,21 @@
+"""Figures drawn with matplotlib's object API (no pyplot: no global state, works headless).
+
+Every function takes plain arrays and values and returns a ``matplotlib.figure.Figure``;
+``save_figure`` writes one to a file and ``figure_png`` renders one to PNG bytes.
+
+    training_curves(rows)                               loss, accuracy and learning rate per epoch
+    confusion_figure(matrix, classes)                   heatmap of the (C, C) counts
+    per_class_accuracy_figure(matrix, classes)          recall of each class as bars
+    mistakes_gallery(images, labels, probs, classes)    the most confident wrong predictions
+    prediction_sheet(images, probs, classes, labels)    the seed's test_prediction for a grid
+    prediction_figure(image, probs, classes, label)     the seed's test_prediction for one image
+    first_layer_figure(model)                           first-layer weights drawn as images
+"""
+from .classes import confusion_figure, per_class_accuracy_figure
+from .common import figure_png, save_figure
+from .curves import training_curves
+from .gallery import mistakes_gallery, prediction_figure, prediction_sheet
+from .weights import first_layer_figure
+
+__all__ = ["confusion_figure", "figure_png", "first_layer_figure", "mistakes_gallery", "per_class_accuracy_figure",
+           "prediction_figure", "prediction_sheet", "save_figure", "training_curves"]

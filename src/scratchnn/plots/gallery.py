@@ -1,0 +1,131 @@
+"""Images with their predictions: one image (the seed's test_prediction), a sheet, the mistakes."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .common import as_images, check_labels, check_probs, grid_shape, pixel_range, text_width
+
+RIGHT, WRONG = "forestgreen", "firebrick"
+TITLE_SIZE = 8.5  # points, the title of each image in a grid
+
+
+def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+                      true_label: int | None = None) -> Figure:
+    """The seed's test_prediction: the image (H, W) with predicted and true label, plus bars of
+    the class probabilities (C,)."""
+    best = int(np.argmax(probs))
+    fig = Figure(figsize=(6.4, 3.2), layout="constrained")
+    ax_image, ax_probs = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    ax_image.imshow(image, cmap="gray", interpolation="nearest")
+    ax_image.set_axis_off()
+    title = f"Prediction: {classes[best]} ({probs[best]:.0%})"
+    if true_label is not None:
+        title += f"\nTrue label: {classes[true_label]}"
+    ax_image.set_title(title, color="black" if true_label in (None, best) else WRONG)
+    colors = ["tab:blue" if i == best else "silver" for i in range(len(probs))]
+    ax_probs.barh(range(len(probs)), probs, color=colors)
+    ax_probs.set_yticks(range(len(probs)), classes)
+    ax_probs.invert_yaxis()
+    ax_probs.set_xlim(0, 1)
+    ax_probs.set_xlabel("probability")
+    return fig
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], colors: Sequence[str], suptitle: str,
+               max_columns: int = 8) -> Figure:
+    """Images (K, H, W) in a grid, each with a title above and a frame in its colour.
+
+    One Axes spans the figure with inches as data units and every image, title and frame is
+    placed at computed positions: as fast for 64 images as for 4 (an Axes per image under
+    constrained layout costs seconds), and the sizes come from the measured title widths, so
+    nothing is clipped by construction.
+    """
+    tile = 1.2  # inches per image
+    title_height = (TITLE_SIZE * 1.25 * max(t.count("\n") + 1 for t in titles) + 6) / 72
+    cell_width = max([tile + 0.2] + [text_width(t, TITLE_SIZE) + 0.15 for t in titles])
+    # long class names widen the cells: fewer columns keep the figure within a page's width (~12 in)
+    rows, columns = grid_shape(len(images), max(4, min(max_columns, int(12 // cell_width))))
+    cell_height = tile + title_height + 0.1
+    heading = text_width(suptitle) + 0.4
+    width = max(cell_width * columns + 0.2, heading)
+    top = 0.45  # the figure title
+    height = top + cell_height * rows + 0.05
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)  # y grows downwards, like reading order
+    ax.set_axis_off()
+    vmin, vmax = pixel_range(images)
+    left = (width - cell_width * columns) / 2
+    for k, (image, title, color) in enumerate(zip(images, titles, colors)):
+        r, c = divmod(k, columns)
+        x = left + c * cell_width + (cell_width - tile) / 2
+        y = top + r * cell_height + title_height
+        ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto",
+                  extent=(x, x + tile, y + tile, y))
+        ax.add_patch(Rectangle((x, y), tile, tile, fill=False, edgecolor=color, linewidth=2.5))
+        ax.text(x + tile / 2, y - 0.06, title, ha="center", va="bottom", fontsize=TITLE_SIZE, color=color,
+                linespacing=1.25)
+    fig.suptitle(suptitle, y=1 - top / 2 / height, va="center")
+    return fig
+
+
+def prediction_sheet(images: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+                     labels: np.ndarray | None = None, n: int = 24) -> Figure:
+    """The seed's test_prediction for the first ``n`` images (N, H, W): each with the predicted
+    class and its probability, the true label under it; green frame right, red frame wrong."""
+    images = as_images(images)
+    probs = check_probs(probs, len(images), classes)
+    shown = min(n, len(images))
+    if shown == 0:
+        return _message_figure("Predictions", "no images to show")
+    predicted = probs.argmax(axis=1)
+    titles, colors = [], []
+    if labels is None:
+        for i in range(shown):
+            titles.append(f"{classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})")
+            colors.append("black")
+        suptitle = f"Predictions for the first {shown} images"
+    else:
+        labels = check_labels(labels, len(images), classes)
+        for i in range(shown):
+            titles.append(f"pred: {classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})\ntrue: {classes[labels[i]]}")
+            colors.append(RIGHT if predicted[i] == labels[i] else WRONG)
+        correct = int(np.count_nonzero(predicted[:shown] == labels[:shown]))
+        suptitle = f"Predictions for the first {shown} images: {correct} of {shown} correct"
+    return image_grid(images[:shown], titles, colors, suptitle)
+
+
+def mistakes_gallery(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+                     n: int = 24) -> Figure:
+    """The ``n`` wrong predictions made with the highest probability, most confident first:
+    each image (N, H, W) titled with the predicted class, its probability and the true class."""
+    images = as_images(images)
+    probs = check_probs(probs, len(images), classes)
+    labels = check_labels(labels, len(images), classes)
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    if len(wrong) == 0:
+        return _message_figure("Most confident mistakes", f"No mistakes: all {len(images):,} images are "
+                                                          "classified correctly")
+    confidence = probs[wrong, predicted[wrong]]
+    chosen = wrong[np.argsort(-confidence, kind="stable")[:n]]
+    titles = [f"pred: {classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})\ntrue: {classes[labels[i]]}"
+              for i in chosen]
+    suptitle = (f"The {len(chosen)} most confident mistakes ({len(wrong):,} wrong of {len(images):,} "
+                f"images, {len(wrong) / len(images):.1%})")
+    return image_grid(images[chosen], titles, [WRONG] * len(chosen), suptitle)
+
+
+def _message_figure(title: str, message: str) -> Figure:
+    """A small figure that says why there is nothing to draw (rather than an empty canvas)."""
+    fig = Figure(figsize=(max(6.0, text_width(message) + 0.6), 1.6), layout="constrained")
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, transform=ax.transAxes)
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,311 @@
+"""One self-contained HTML report per run: the figures as PNG files and a page that embeds them.
+
+``write_report(run_dir)`` reads a run folder (``model.safetensors``, ``metrics.csv``), predicts the
+chosen set (the run's dev split by default), draws every figure of ``scratchnn.plots``, writes
+each as ``<name>.png`` and ``report.html`` beside them. The page has no external reference at
+all (images are ``data:`` URIs, CSS is inline) so it opens offline and can be mailed as one
+file; every string that comes from the run is HTML-escaped.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import TrainConfig
+from .data import scale_pixels
+from .errors import ConfigError, DataError, ScratchnnError, ShapeError
+from .files import atomic_write_bytes
+from .io import MODEL_FILE, load, read_metadata
+from .metrics import confusion_matrix
+from .run import SETS, data_source, describe_optimisation, load_set
+
+REPORT_FILE = "report.html"
+METRICS_FILE = "metrics.csv"
+DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too
+
+
+@dataclass
+class ReportFigure:
+    name: str  # file stem: <name>.png
+    title: str
+    caption: str
+    png: bytes
+    size: tuple[float, float]  # inches (width, height)
+
+
+def write_report(run_dir, *, set: str = "dev", log: Callable[[str], None] = print) -> Path:
+    """Write the figures (PNG) and ``report.html`` into ``run_dir``; return the page's path.
+
+    ``set`` picks the images the confusion matrix, per-class accuracy, mistakes and prediction
+    sheet are measured on: "dev" (the run's own split), "test", "train" or "all". What cannot be
+    drawn (no metrics.csv, data no longer found) is said on the page instead.
+    """
+    from . import plots  # matplotlib only when a report is drawn
+
+    if set not in SETS:
+        raise ConfigError(f"unknown set {set!r}; choose one of {', '.join(SETS)}")
+    run_dir = Path(run_dir)
+    model, metadata, config = _load_run(run_dir)
+    notes: list[str] = []
+    rows = read_metrics(run_dir / METRICS_FILE, notes)
+    step = "iteration" if not config.batch_size else "epoch"
+    figures: list[ReportFigure] = []
+
+    def add(name: str, title: str, caption: str, fig) -> None:
+        figures.append(ReportFigure(name, title, caption, plots.figure_png(fig, DPI), tuple(fig.get_size_inches())))
+
+    if rows:
+        add("training_curves", "Training curves", f"Loss, accuracy and learning rate at each of the {len(rows)} "
+            f"evaluation{'s' * (len(rows) != 1)}. {_train_figures(config)}", plots.training_curves(rows, step))
+    predicted = _predict(model, config, set, notes)
+    if predicted is not None:
+        images, labels, probs, classes, description = predicted
+        matrix = confusion_matrix(labels, probs.argmax(axis=1), len(classes))
+        on = f"on the {description} ({len(labels):,} images)"
+        add("confusion_matrix", "Confusion matrix", f"Counts {on}: rows are the true class, columns the predicted "
+            "one; the colour is the share of the true class, so the diagonal is each class's accuracy.",
+            plots.confusion_figure(matrix, classes))
+        add("per_class_accuracy", "Accuracy per class", f"Share of each class's images predicted correctly {on}.",
+            plots.per_class_accuracy_figure(matrix, classes))
+        add("mistakes", "Most confident mistakes", f"Wrong predictions {on} made with the highest probability: "
+            "often ambiguous or mislabelled images, or two classes the model mixes up.",
+            plots.mistakes_gallery(images, labels, probs, classes))
+        add("predictions", "Prediction sheet", f"The first images {on} with the predicted class, its probability "
+            "and the true label (the seed's test_prediction, many at once).",
+            plots.prediction_sheet(images, probs, classes, labels))
+    try:
+        add("first_layer", "First-layer weights", "What the first layer looks for: each tile holds the weights into "
+            "one unit (or one kernel), in order from the top left; red where a bright pixel excites it, blue where "
+            "it inhibits it.",
+            plots.first_layer_figure(model))
+    except ShapeError as error:
+        notes.append(f"No first-layer figure: {error}.")
+    for figure in figures:
+        atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
+    page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, set)
+    path = atomic_write_bytes(run_dir / REPORT_FILE, page.encode("utf-8"))
+    for note in notes:
+        log(f"Note: {note}")
+    log(f"Report: {path} ({len(figures)} figures: {', '.join(f.name + '.png' for f in figures)})")
+    return path
+
+
+def _train_figures(config: TrainConfig) -> str:
+    """What the train curve measures, which differs between full-batch and mini-batch runs."""
+    if not config.batch_size:
+        return ("Train figures are measured on the whole training set by the forward pass of that iteration, "
+                "just before its update; dev figures after the update.")
+    dropout = ", with dropout" if config.dropout or config.input_dropout else ""
+    return (f"Train figures average the epoch's mini-batches as they were seen (each before its update{dropout}); "
+            "dev figures are measured after the epoch.")
+
+
+def _load_run(run_dir: Path):
+    """(model, metadata, config) of a finished run, or a ConfigError saying what is missing."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such folder; give a run folder made by 'scratchnn train' (runs/<name>/)")
+    if not (run_dir / MODEL_FILE).is_file():
+        hint = ("the run has not finished: continue it with 'scratchnn train --resume " + str(run_dir) + "'"
+                if (run_dir / "checkpoint.safetensors").is_file() else "give a folder made by 'scratchnn train'")
+        raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); {hint}")
+    model, metadata = load(run_dir), read_metadata(run_dir)
+    if "config" not in metadata:
+        raise ConfigError(f"{run_dir / MODEL_FILE}: no training config in its metadata; a report needs a run "
+                          "folder made by 'scratchnn train'")
+    config = TrainConfig.from_dict(metadata["config"], source=f"{run_dir / MODEL_FILE} metadata")
+    return model, metadata, config
+
+
+def read_metrics(path: Path, notes: list[str]) -> list[dict[str, float]]:
+    """The rows of metrics.csv as floats; a note (and no rows) when it is missing or unreadable."""
+    from .plots.curves import COLUMNS
+
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            raw = list(csv.DictReader(f))
+    except FileNotFoundError:
+        notes.append(f"No {path.name} in this run, so there are no training curves.")
+        return []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        notes.append(f"{path.name} could not be read ({error}), so there are no training curves.")
+        return []
+    rows = []
+    for number, row in enumerate(raw, start=2):  # line 1 is the header
+        try:
+            rows.append({name: float(row[name]) for name in COLUMNS})
+        except (KeyError, TypeError, ValueError):
+            notes.append(f"{path.name} line {number} is not a row of numbers with columns {', '.join(COLUMNS)}, "
+                         "so there are no training curves.")
+            return []
+    if not rows:
+        notes.append(f"{path.name} has no rows (no evaluation finished), so there are no training curves.")
+    elif len(rows) == 1:
+        notes.append(f"{path.name} has a single evaluation: the training curves are one point each.")
+    return rows
+
+
+def _predict(model, config: TrainConfig, which: str, notes: list[str]):
+    """(images (N, H, W), labels (N,), probs (N, C), classes, description) or None with a note."""
+    try:
+        images, labels, classes, description = load_set(config, which, progress=False)
+    except (DataError, ConfigError) as error:
+        notes.append(f"The {which} images could not be loaded ({error}); figures that need them are left out.")
+        return None
+    if len(classes) != model.num_classes:
+        notes.append(f"The data has {len(classes)} classes but the model predicts {model.num_classes}; "
+                     "figures that need predictions are left out.")
+        return None
+    if len(labels) == 0:
+        notes.append(f"The {description} is empty; figures that need predictions are left out.")
+        return None
+    probs = model.predict_proba(scale_pixels(images, model.input_shape))
+    return images, labels.astype(np.intp), probs, list(classes), description
+
+
+# --- the page ----------------------------------------------------------------------------------
+def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows, figures, notes, predicted,
+                which: str) -> str:
+    """The HTML text of the report; every run-supplied string goes through html.escape."""
+    e = html.escape
+    title = f"scratchnn run report: {run_dir.resolve().name}"
+    created = metadata.get("created", "")
+    subtitle = " · ".join(str(part) for part in (
+        run_dir.resolve(), f"trained {created}" if created else "",
+        f"scratchnn {metadata.get('scratchnn_version', '?')}") if part)
+    summary = "".join(f"<tr><th>{e(key)}</th><td>{e(value)}</td></tr>"
+                      for key, value in summary_rows(model, metadata, config, rows, predicted, which))
+    notes_html = ("<section class='notes'><h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes)
+                  + "</ul></section>") if notes else ""
+    figures_html = "".join(_figure_html(f) for f in figures)
+    options = "".join(f"<div><dt>{e(key)}</dt><dd>{_config_value(value)}</dd></div>"
+                      for key, value in config.to_dict().items())
+    generated = datetime.now().isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<main>
+<header><h1>{e(title)}</h1><p class="muted">{e(subtitle)}</p></header>
+{notes_html}
+<section><h2>Summary</h2><table class="summary">{summary}</table></section>
+<section><h2>Figures</h2>{figures_html or "<p class='muted'>No figures could be drawn (see the notes).</p>"}</section>
+<section><h2>Architecture</h2><pre>{e(model.summary())}</pre></section>
+<section><h2>Configuration</h2><p class="muted">As saved with the model; <code>scratchnn train --config
+{e(str(run_dir / "config.toml"))}</code> repeats the run.</p><dl class="config">{options}</dl></section>
+<footer class="muted">Generated {e(generated)} by scratchnn {e(__version__)} (<code>scratchnn report</code>).</footer>
+</main>
+</body>
+</html>
+"""
+
+
+def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, which: str) -> list[tuple[str, str]]:
+    """(label, value) lines of the summary table."""
+    final = metadata.get("metrics", {})
+    step = "iteration" if not config.batch_size else "epoch"
+    try:
+        dataset = data_source(config).describe()
+    except ScratchnnError as error:
+        dataset = f"unknown ({error})"
+    if "train_samples" in final:
+        dataset += f" ({final['train_samples']:,} train / {final.get('dev_samples', 0):,} dev images)"
+    lines = [("Dataset", dataset),
+             ("Model", f"{model.widths()}, {model.num_parameters:,} parameters"),
+             ("Optimisation", describe_optimisation(config)),
+             (f"{step.capitalize()}s", f"{final.get('epochs', rows[-1]['epoch'] if rows else '?')} of {config.epochs}"),
+             ("Training time", _duration(final["train_seconds"]) if "train_seconds" in final else "not recorded")]
+    for split, best_is in (("train", "best during training"), ("dev", "best evaluation")):
+        text = f"{_percent(final.get(f'{split}_accuracy'))} (final weights)"
+        history = [r for r in rows if math.isfinite(r[f"{split}_accuracy"])]
+        if history:
+            best = max(history, key=lambda r: r[f"{split}_accuracy"])
+            text += f"; {best_is} {_percent(best[f'{split}_accuracy'])} ({step} {best['epoch']:g})"
+        lines.append((f"{split.capitalize()} accuracy", text))
+    if "test_accuracy" in final:
+        lines.append(("Test accuracy", f"{_percent(final['test_accuracy'])} ({final.get('test_samples', 0):,} images)"))
+    if predicted is not None:
+        _, labels, probs, _, description = predicted
+        correct = int(np.count_nonzero(probs.argmax(axis=1) == labels))
+        lines.append((f"Figures measured on", f"{description}: {correct:,} of {len(labels):,} correct "
+                      f"({_percent(correct / len(labels))})"))
+    else:
+        lines.append(("Figures measured on", f"the {which} set could not be loaded (see the notes)"))
+    return lines
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2%}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _config_value(value) -> str:
+    if value == "" or value == []:
+        return f"<span class='muted'>{'not set' if value == '' else 'none'}</span>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))
+    return html.escape(str(value))
+
+
+def _figure_html(figure: ReportFigure) -> str:
+    width, height = (round(s * 96) for s in figure.size)  # CSS px: 96 per inch
+    data = base64.b64encode(figure.png).decode("ascii")
+    return (f"<figure id='{figure.name}'><h3>{html.escape(figure.title)}</h3>"
+            f"<img src='data:image/png;base64,{data}' width='{width}' height='{height}' "
+            f"alt='{html.escape(figure.title, quote=True)}'>"
+            f"<figcaption>{html.escape(figure.caption)} <span class='muted'>({figure.name}.png)</span>"
+            "</figcaption></figure>")
+
+
+CSS = """
+:root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --card: #ffffff; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f8fa; color: var(--ink);
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 20px 40px; }
+h1 { font-size: 26px; margin: 0 0 4px; overflow-wrap: anywhere; }
+h2 { font-size: 19px; margin: 0 0 12px; }
+h3 { font-size: 16px; margin: 0 0 8px; }
+section, header { background: var(--card); border: 1px solid var(--line); border-radius: 8px;
+                  padding: 16px 20px; margin-bottom: 16px; }
+.muted { color: var(--muted); }
+.notes { background: #fff8c5; border-color: #d4a72c; }
+.notes ul { margin: 0; padding-left: 20px; }
+table.summary { border-collapse: collapse; width: 100%; }
+table.summary th, table.summary td { text-align: left; vertical-align: top; padding: 6px 10px;
+                                     border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }
+table.summary th { width: 190px; font-weight: 600; white-space: nowrap; }
+figure { margin: 0 0 24px; padding-bottom: 16px; border-bottom: 1px solid var(--line); }
+figure:last-child { margin-bottom: 0; padding-bottom: 0; border-bottom: 0; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { margin-top: 8px; color: var(--ink); }
+pre { background: #f6f8fa; border: 1px solid var(--line); border-radius: 6px; padding: 12px;
+      overflow-x: auto; font-size: 13px; margin: 0; }
+code { font-size: 13px; }
+dl.config { column-width: 17rem; column-gap: 24px; margin: 0; }
+dl.config div { break-inside: avoid; display: flex; gap: 8px; padding: 3px 0; border-bottom: 1px solid var(--line); }
+dl.config dt { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; flex: 0 0 8.5rem; }
+dl.config dd { margin: 0; overflow-wrap: anywhere; }
+footer { font-size: 13px; text-align: center; }
+"""

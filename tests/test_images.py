@@ -1,0 +1,461 @@
+"""images.py: decoding photos, finding the ink, segmenting numbers, MNIST-style 28x28 inputs.
+
+Every photo is drawn here with Pillow (digits in its default font, or real MNIST digits pasted
+onto a grey "paper"), so each test knows what the answer must be.
+"""
+import io
+import struct
+import time
+import zlib
+from collections import deque
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from scratchnn.config import TrainConfig
+from scratchnn.data import read_idx
+from scratchnn.errors import ConfigError, ImageError, ShapeError
+from scratchnn.images import (box_mean, box_sum, detect_ink, label_components, otsu_threshold,
+                              preprocess_steps, read_image, split_digits, to_mnist)
+from scratchnn.images_figure import preprocessing_figure, save_preprocessing_figure
+from scratchnn.io import load
+from scratchnn.run import load_set, train_run
+
+
+# ------------------------------------------------------------------ drawing photos
+
+def draw(text="5", *, canvas=(240, 320), height=150, centre=(0.5, 0.5), ink=0.1, paper=0.9, angle=0.0,
+         light=0.0, noise=0.0, jpeg=None, seed=0) -> np.ndarray:
+    """A grey photo (H, W) in 0..1 of ``text`` in Pillow's font: glyphs ``height`` px tall centred at
+    ``centre`` (fractions of H, W), rotated ``angle`` degrees, under a left-to-right lighting
+    gradient of ±``light``, with Gaussian noise and an optional JPEG round trip at that quality."""
+    font = ImageFont.load_default(size=round(height * 1.45))  # digits are ~0.69 of the font size
+    left, top, right, bottom = font.getbbox(text)
+    glyphs = Image.new("L", (right - left + 8, bottom - top + 8), 0)
+    ImageDraw.Draw(glyphs).text((4 - left, 4 - top), text, font=font, fill=255)
+    glyphs = glyphs.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    coverage = np.zeros(canvas, np.float32)
+    y = round(centre[0] * canvas[0] - glyphs.height / 2)
+    x = round(centre[1] * canvas[1] - glyphs.width / 2)
+    coverage[y:y + glyphs.height, x:x + glyphs.width] = np.asarray(glyphs, np.float32) / 255
+    return photo_of(coverage, ink=ink, paper=paper, light=light, noise=noise, jpeg=jpeg, seed=seed)
+
+
+def photo_of(coverage, *, ink=0.1, paper=0.9, light=0.0, noise=0.0, jpeg=None, seed=0) -> np.ndarray:
+    """Ink coverage (H, W) in 0..1 -> grey photo: paper and ink levels, lighting, noise, JPEG."""
+    rng = np.random.default_rng(seed)
+    gradient = 1 + light * np.linspace(-1, 1, coverage.shape[1])[None, :]
+    photo = gradient * (paper * (1 - coverage) + ink * coverage) + rng.normal(0, noise, coverage.shape)
+    photo = np.clip(photo, 0, 1).astype(np.float32)
+    if jpeg is None:
+        return photo
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(photo * 255).astype(np.uint8)).save(buffer, "JPEG", quality=jpeg)
+    return read_image(buffer.getvalue())
+
+
+def encode(pixels, fmt, **options) -> bytes:
+    buffer = io.BytesIO()
+    (pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def centre_of_mass(image):
+    total = image.sum()
+    return (image.sum(1) @ np.arange(28) / total, image.sum(0) @ np.arange(28) / total)
+
+
+def extent(image, level=0.0):
+    rows, cols = np.flatnonzero((image > level).any(1)), np.flatnonzero((image > level).any(0))
+    return rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+
+
+def similarity(a, b):
+    """Correlation of two 28x28 images, at the best of the 9 shifts by up to one pixel (centring by
+    centre of mass rounds to whole pixels; one pixel matters a lot for thin strokes)."""
+    padded = np.pad(b, 1)
+    return max(float(np.corrcoef(a.ravel(), padded[dy:dy + 28, dx:dx + 28].ravel())[0, 1])
+               for dy in range(3) for dx in range(3))
+
+
+def assert_mnist_like(image, what):
+    assert image.shape == (28, 28) and image.dtype == np.float32, what
+    assert image.min() >= 0 and image.max() == pytest.approx(1), f"{what}: ink must reach 1, background 0"
+    height, width = extent(image)
+    assert max(height, width) == 20, f"{what}: the ink is {height}x{width}, it must fit 20x20 exactly"
+    cy, cx = centre_of_mass(image)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5, f"{what}: centre of mass ({cy:.2f}, {cx:.2f})"
+
+
+# ------------------------------------------------------------------ decoding
+
+SCENE = np.tile(np.linspace(0, 255, 48, dtype=np.uint8), (32, 1))  # a left-to-right ramp ...
+SCENE[4:12, 4:12] = 0  # ... with a black square top left, so flips and turns show
+
+
+@pytest.mark.parametrize("fmt, options, tolerance", [
+    ("PNG", {}, 0), ("BMP", {}, 0), ("WEBP", {"lossless": True}, 0), ("TIFF", {}, 0), ("PPM", {}, 0),
+    ("JPEG", {"quality": 95}, 6 / 255)])
+def test_read_image_decodes_each_format_to_grey(fmt, options, tolerance):
+    rgb = Image.fromarray(SCENE).convert("RGB")
+    gray = read_image(encode(rgb, fmt, **options))
+    assert gray.shape == (32, 48) and gray.dtype == np.float32
+    np.testing.assert_allclose(gray, SCENE / 255, atol=tolerance + 1e-6, err_msg=fmt)
+
+
+def test_read_image_takes_a_path_or_bytes(tmp_path):
+    path = tmp_path / "scene.png"
+    path.write_bytes(encode(SCENE, "PNG"))
+    np.testing.assert_array_equal(read_image(path), read_image(str(path)))
+    np.testing.assert_array_equal(read_image(path), read_image(path.read_bytes()))
+
+
+def test_gif_gives_its_first_frame():
+    first, second = Image.fromarray(SCENE), Image.fromarray(255 - SCENE)
+    data = encode(first, "GIF", save_all=True, append_images=[second], duration=100)
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    np.testing.assert_allclose(read_image(data), SCENE / 255, atol=2 / 255)
+
+
+def test_exif_orientation_is_applied():
+    stored = Image.fromarray(SCENE).transpose(Image.Transpose.ROTATE_90)  # the camera held sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: "rotate 90° clockwise to display"
+    gray = read_image(encode(stored.convert("RGB"), "JPEG", quality=95, exif=exif))
+    assert gray.shape == (32, 48)
+    np.testing.assert_allclose(gray, SCENE / 255, atol=8 / 255)
+
+
+def test_transparency_is_composited_onto_white():
+    rgba = np.zeros((20, 30, 4), np.uint8)  # fully transparent (and black underneath) ...
+    rgba[5:15, 10:20] = (0, 0, 0, 255)  # ... but an opaque black square
+    gray = read_image(encode(rgba, "PNG"))
+    assert gray[0, 0] == 1 and gray[10, 15] == 0
+
+
+def test_16_bit_png_keeps_its_whole_range():
+    pixels = np.array([[0, 16384, 32768, 65535]], np.uint16)
+    gray = read_image(encode(Image.fromarray(pixels), "PNG"))
+    np.testing.assert_allclose(gray, [[0, 0.25, 0.5, 1]], atol=1e-4)
+
+
+def png_header(width, height, idat: bytes) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # 20,000 x 20,000 one-bit pixels: 50 MB of zeros, about 50 kB once compressed
+    compressor, row = zlib.compressobj(9), bytes(1 + 20_000 // 8)
+    idat = b"".join(compressor.compress(row * 1000) for _ in range(20)) + compressor.flush()
+    bomb = png_header(20_000, 20_000, idat)
+    assert len(bomb) < 200_000
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match="decompression bomb"):
+        read_image(bomb)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_max_pixels_is_checked_from_the_header():
+    data = encode(np.full((1200, 1000), 255, np.uint8), "PNG")
+    with pytest.raises(ImageError, match=r"1,000 x 1,200 pixels is more than the 1,000,000 allowed"):
+        read_image(data, max_pixels=1_000_000)
+    assert read_image(data).shape == (1200, 1000)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.png", None, "no such file"),
+    ("notes.png", b"these are not the pixels you are looking for\n", "not an image"),
+    ("empty.jpg", b"", "not an image"),
+    ("cut.png", encode(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8), "PNG")[:900], "truncated"),
+    ("cut.jpg", encode(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8), "JPEG")[:700], "truncated"),
+])
+def test_bad_files_give_one_line_naming_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageError, match=message) as caught:
+        read_image(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+def test_a_folder_is_not_an_image(tmp_path):
+    with pytest.raises(ImageError, match="is a folder"):
+        read_image(tmp_path)
+
+
+# ------------------------------------------------------------------ building blocks
+
+def bfs_labels(mask):
+    """Reference 8-connected labelling, one pixel at a time."""
+    labels, count = np.zeros(mask.shape, int), 0
+    for start in zip(*np.nonzero(mask)):
+        if labels[start]:
+            continue
+        count += 1
+        labels[start], queue = count, deque([start])
+        while queue:
+            y, x = queue.popleft()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy < mask.shape[0] and 0 <= xx < mask.shape[1] and mask[yy, xx] and not labels[yy, xx]:
+                        labels[yy, xx] = count
+                        queue.append((yy, xx))
+    return labels, count
+
+
+def test_label_components_matches_a_flood_fill():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        mask = rng.random((rng.integers(1, 25), rng.integers(1, 25))) < rng.uniform(0.1, 0.7)
+        labels, count = label_components(mask)
+        expected, expected_count = bfs_labels(mask)
+        assert count == expected_count, f"trial {trial}"
+        assert (labels[~mask] == 0).all()
+        assert len(set(zip(labels[mask].tolist(), expected[mask].tolist()))) == count, f"trial {trial}"
+
+
+def test_diagonal_neighbours_are_connected():
+    assert label_components(np.eye(5, dtype=bool))[1] == 1
+    assert label_components(np.eye(5, dtype=bool)[::-1])[1] == 1
+    assert label_components(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], bool))[1] == 4
+
+
+def test_box_sum_and_mean_match_brute_force():
+    x = np.random.default_rng(1).random((9, 13))
+    for radius in (0, 1, 4, 20):
+        windows = [[x[max(0, i - radius):i + radius + 1, max(0, j - radius):j + radius + 1]
+                    for j in range(13)] for i in range(9)]
+        np.testing.assert_allclose(box_sum(x, radius), [[w.sum() for w in row] for row in windows], atol=1e-12)
+        np.testing.assert_allclose(box_mean(x, radius), [[w.mean() for w in row] for row in windows], atol=1e-12)
+
+
+def test_otsu_splits_two_modes_between_them():
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(0.2, 0.03, 9000), rng.normal(0.7, 0.03, 1000)])
+    assert 0.3 < otsu_threshold(values) < 0.6
+    assert otsu_threshold(np.full(5, 0.4)) == 0.4
+
+
+# ------------------------------------------------------------------ one digit -> 28x28
+
+REFERENCE = {digit: to_mnist(draw(digit)) for digit in "0123456789"}  # black on white, centred, clean
+
+CONDITIONS = {
+    "small, top left": dict(height=40, centre=(0.25, 0.2)),
+    "large, bottom right": dict(height=200, centre=(0.55, 0.6), canvas=(300, 340)),
+    "grey paper, grey ink": dict(ink=0.35, paper=0.6),
+    "blue-ish dark ink on dim paper": dict(ink=0.02, paper=0.4),
+    "uneven light": dict(light=0.4, paper=0.7),
+    "rotated 10 degrees": dict(angle=10),
+    "noisy": dict(noise=0.06, seed=3),
+    "JPEG quality 30": dict(jpeg=30),
+    "everything at once": dict(height=90, centre=(0.4, 0.65), ink=0.15, paper=0.65, light=0.3, angle=-8,
+                               noise=0.04, jpeg=50, seed=4),
+    "big photo": dict(canvas=(1500, 2000), height=900),
+}
+
+
+@pytest.mark.parametrize("condition", CONDITIONS)
+@pytest.mark.parametrize("digit", "2580")
+def test_to_mnist_gives_the_same_digit_under_any_condition(digit, condition):
+    options = CONDITIONS[condition]
+    image = to_mnist(draw(digit, **options))
+    assert_mnist_like(image, f"{digit}, {condition}")
+    clean = to_mnist(draw(digit, angle=options.get("angle", 0)))  # the same turn, nothing else
+    assert similarity(image, clean) >= 0.9, f"{digit}, {condition}"
+
+
+def test_light_ink_on_dark_is_found_like_dark_ink_on_light():
+    dark_on_light, light_on_dark = draw("3", light=0.3, ink=0.1, paper=0.8), draw("3", light=0.3, ink=0.8, paper=0.1)
+    assert detect_ink(dark_on_light) == "dark" and detect_ink(light_on_dark) == "light"
+    assert similarity(to_mnist(dark_on_light), to_mnist(light_on_dark)) > 0.97
+    np.testing.assert_array_equal(to_mnist(light_on_dark), to_mnist(light_on_dark, ink="light"))
+
+
+def test_a_one_is_fitted_by_its_height_not_stretched():
+    one = to_mnist(draw("1", canvas=(300, 300), height=220))
+    assert_mnist_like(one, "1")
+    height, width = extent(one)
+    assert height == 20 and width <= 12
+
+
+def test_thin_strokes_are_found_and_thickened():
+    canvas = Image.new("L", (400, 400), 255)
+    ImageDraw.Draw(canvas).line([(150, 60), (250, 60), (170, 340)], fill=0, width=2)  # a 7, 2 px pen
+    seven = to_mnist(np.asarray(canvas, np.float32) / 255)
+    assert_mnist_like(seven, "thin 7")
+    assert np.count_nonzero(seven > 0.5) >= 25, "a 2-px pen on a 280-px digit must not vanish at 20x20"
+
+
+def test_specks_of_noise_are_ignored():
+    rng = np.random.default_rng(5)
+    photo = draw("4", canvas=(300, 300), height=160)
+    clean = to_mnist(photo)
+    away = box_sum((photo < 0.9).astype(float), 4) == 0  # paper at least 4 px from the digit
+    ys, xs = np.nonzero(away)
+    dots = rng.choice(len(ys), 40, replace=False)
+    photo[ys[dots], xs[dots]] = 0  # 1-pixel dots all over the page
+    photo[10:12, 280:282] = 0  # and a 2x2 one in a corner
+    np.testing.assert_allclose(to_mnist(photo), clean, atol=0.05)
+
+
+def test_an_mnist_digit_comes_back_as_itself(shared_dir):
+    for digit in read_idx(shared_dir / MNIST.format("images", 3))[:20]:
+        again = to_mnist(digit)  # light ink on black, as MNIST is
+        assert similarity(again, digit / 255) > 0.9
+
+
+@pytest.mark.parametrize("page", ["white", "grey with uneven light and noise", "JPEG of grey paper"])
+def test_an_empty_page_says_no_ink(page):
+    canvas = np.zeros((200, 260), np.float32)
+    photo = {"white": lambda: np.ones((200, 260), np.float32),
+             "grey with uneven light and noise": lambda: photo_of(canvas, paper=0.6, light=0.3, noise=0.03),
+             "JPEG of grey paper": lambda: photo_of(canvas, paper=0.7, light=0.2, noise=0.01, jpeg=40)}[page]()
+    with pytest.raises(ImageError, match="no ink found"):
+        to_mnist(photo)
+
+
+@pytest.mark.parametrize("gray, error, message", [
+    (np.zeros((3, 4, 3)), ShapeError, r"expected a grey image \(H, W\)"),
+    (np.full((5, 5), 3.0), ShapeError, "in 0..1"),
+    (np.full((5, 5), np.nan), ShapeError, "finite"),
+])
+def test_bad_arrays_are_refused(gray, error, message):
+    with pytest.raises(error, match=message):
+        to_mnist(gray)
+
+
+def test_ink_must_be_auto_dark_or_light():
+    with pytest.raises(ConfigError, match="ink must be one of auto, dark, light, got 'black'"):
+        to_mnist(draw("1"), ink="black")
+
+
+def test_uint8_pictures_are_accepted():
+    photo = draw("6")
+    np.testing.assert_allclose(to_mnist(np.round(photo * 255).astype(np.uint8)), to_mnist(photo), atol=0.05)
+
+
+# ------------------------------------------------------------------ numbers -> digits
+
+def test_a_number_splits_into_its_digits_left_to_right():
+    photo = draw("2026", canvas=(260, 700), height=120, light=0.3, paper=0.75, noise=0.02, seed=6)
+    digits = split_digits(photo)
+    assert len(digits) == 4
+    for digit, image in zip("2026", digits):
+        assert_mnist_like(image, digit)
+        alone = to_mnist(draw(digit, height=120))  # the same glyph size: rasterising differs between sizes
+        assert similarity(image, alone) > 0.97, digit
+
+
+def test_digits_at_different_heights_keep_their_order():
+    coverage = np.zeros((300, 500), np.float32)
+    for text, (y, x) in zip("731", [(180, 40), (20, 200), (120, 360)]):
+        glyph = draw(text, canvas=(120, 110), height=90, ink=1.0, paper=0.0)  # coverage, not a photo
+        coverage[y:y + 120, x:x + 110] = glyph
+    digits = split_digits(photo_of(coverage))
+    assert [max("731", key=lambda k: similarity(d, REFERENCE[k])) for d in digits] == list("731")
+
+
+def test_a_broken_five_is_one_digit():
+    canvas = Image.new("L", (300, 300), 255)
+    pen = ImageDraw.Draw(canvas)
+    pen.line([(110, 60), (200, 60)], fill=0, width=14)  # the top bar, lifted off ...
+    pen.line([(105, 85), (100, 140)], fill=0, width=14)  # ... the rest in one stroke
+    pen.arc([80, 120, 200, 250], start=-140, end=140, fill=0, width=14)
+    photo = np.asarray(canvas, np.float32) / 255
+    assert label_components(photo < 0.5)[1] == 2
+    digits = split_digits(photo)
+    assert len(digits) == 1
+    np.testing.assert_array_equal(digits[0], to_mnist(photo))
+
+
+def test_dots_and_dashes_between_digits_are_not_digits():
+    digits = split_digits(draw("4.7-1", canvas=(200, 640), height=110))
+    assert len(digits) == 3
+    for digit, image in zip("471", digits):
+        assert similarity(image, REFERENCE[digit]) > 0.85, digit
+
+
+def test_preprocess_steps_end_with_what_the_model_sees(tmp_path):
+    photo = draw("8", light=0.3, noise=0.02)
+    steps = preprocess_steps(photo)
+    assert [name.split()[0] for name, _ in steps] == ["photo", "flattened", "threshold", "ink", "crop", "fit",
+                                                      "28x28"]
+    assert max(steps[5][1].shape) == 20
+    np.testing.assert_array_equal(steps[-1][1], to_mnist(photo))
+    multi = preprocess_steps(draw("2026", canvas=(220, 640), height=110), multi=True)
+    assert multi[4][1].shape == (220, 640, 3) and len(multi) == 5 + 4
+    fig = preprocessing_figure(steps, title="an 8")
+    assert [ax.get_title() for ax in fig.axes[:len(steps)]] == [name for name, _ in steps]
+    path = save_preprocessing_figure(multi, tmp_path / "steps.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ with a trained model
+
+MNIST = "datasets/mnist/t10k-{}-idx{}-ubyte.gz"
+
+
+TRAINED = {}  # test_predict_photos imports the fixture: a second definition, trained only once
+
+
+@pytest.fixture(scope="session")
+def small_run(shared_dir, tmp_path_factory):
+    """A 784-64-10 MLP trained for a few seconds on 9,000 MNIST test digits; 1,000 held out."""
+    if "path" in TRAINED:
+        return TRAINED["path"]
+    config = TrainConfig(hidden=[64], init="he_normal", bias_init="zeros", optimizer="adam", lr=2e-3,
+                         epochs=4, batch_size=128, dev_size=1000, eval_every=4, checkpoint_every=0,
+                         images=str(shared_dir / MNIST.format("images", 3)),
+                         labels=str(shared_dir / MNIST.format("labels", 1)))
+    result = train_run(config, tmp_path_factory.mktemp("small_run"), log=lambda line: None, progress=False)
+    assert result.metrics["dev_accuracy"] > 0.9
+    TRAINED["path"] = result.model_path
+    return result.model_path
+
+
+@pytest.fixture(scope="session")
+def mnist_digits(small_run):
+    """(images uint8 (1000, 28, 28), labels) of the run's dev set: digits the model never saw."""
+    from scratchnn.io import read_metadata
+    images, labels, _, _ = load_set(TrainConfig.from_dict(read_metadata(small_run)["config"]), "dev",
+                                    progress=False)
+    return images, labels.astype(int)
+
+
+def paste_on_paper(digits, rng, gap=40):
+    """Grey photo of MNIST digits (N, 28, 28) inked dark, side by side on uneven, noisy grey paper."""
+    scale = rng.uniform(4, 8)
+    side = round(28 * scale)
+    inks = [np.asarray(Image.fromarray(d).resize((side, side), Image.Resampling.BILINEAR), np.float32) / 255
+            for d in digits]
+    coverage = np.zeros((side + 2 * gap, len(digits) * side + 2 * gap), np.float32)
+    for k, ink in enumerate(inks):
+        x = gap + k * side + round(rng.uniform(-0.08, 0.08) * side)
+        coverage[gap:gap + side, x:x + side] = np.maximum(coverage[gap:gap + side, x:x + side], ink)
+    return photo_of(coverage, ink=rng.uniform(0.05, 0.25), paper=rng.uniform(0.55, 0.85),
+                    light=rng.uniform(-0.3, 0.3), noise=rng.uniform(0, 0.03), seed=int(rng.integers(1e6)))
+
+
+def test_mnist_digits_on_paper_get_the_label_the_model_gives_the_original(small_run, mnist_digits):
+    model, (images, _) = load(small_run), mnist_digits
+    rng = np.random.default_rng(7)
+    originals = model.predict(images[:50].reshape(50, -1) / 255)
+    photos = np.stack([to_mnist(paste_on_paper(images[k:k + 1], rng)) for k in range(50)])
+    agree = int(np.sum(model.predict(photos.reshape(50, -1)) == originals))
+    assert agree >= 45, f"only {agree} of 50 photographed digits kept the model's label"
+
+
+def test_2026_on_paper_reads_2026(small_run, mnist_digits):
+    model, (images, labels) = load(small_run), mnist_digits
+    probs = model.predict_proba(images.reshape(len(images), -1) / 255)
+    sure = (probs.argmax(1) == labels) & (probs.max(1) > 0.95)  # digits the model reads well unphotographed
+    pick = [np.flatnonzero(sure & (labels == d))[i] for i, d in enumerate([2, 0, 2, 6])]
+    photo = paste_on_paper(images[pick], np.random.default_rng(8))
+    digits = split_digits(photo)
+    assert "".join(str(d) for d in model.predict(np.stack(digits).reshape(len(digits), -1))) == "2026"

@@ -1,0 +1,111 @@
+"""``scratchnn predict MODEL photo.jpg ...``: photos in, predictions out, one line per bad file."""
+import io
+import re
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scratchnn.cli.main import main
+from scratchnn.io import load
+from test_images import mnist_digits, paste_on_paper, png_header, small_run  # noqa: F401 (fixtures)
+
+
+def save_photo(path, gray, fmt=None):
+    Image.fromarray(np.round(gray * 255).astype(np.uint8)).save(path, fmt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(small_run, mnist_digits, tmp_path_factory):  # noqa: F811
+    """A 7 (PNG), the number 2026 (JPEG) made of MNIST dev digits the model reads surely, and bad files."""
+    model, (images, labels) = load(small_run), mnist_digits
+    probs = model.predict_proba(images.reshape(len(images), -1) / 255)
+    sure = (probs.argmax(1) == labels) & (probs.max(1) > 0.95)
+    pick = [np.flatnonzero(sure & (labels == d))[i] for i, d in enumerate([7, 2, 0, 2, 6])]
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(11)
+    bomb = png_header(20_000, 20_000, zlib.compress(bytes(2501) * 64))
+    buffer = io.BytesIO()
+    Image.fromarray(images[pick[0]]).save(buffer, "PNG")
+    files = {
+        "seven": save_photo(folder / "seven.png", paste_on_paper(images[pick[:1]], rng)),
+        "number": save_photo(folder / "number.jpg", paste_on_paper(images[pick[1:]], rng), "JPEG"),
+        "text": folder / "notes.png",
+        "truncated": folder / "cut.png",
+        "white": save_photo(folder / "white.png", np.ones((120, 160))),
+        "missing": folder / "missing.jpg",
+        "bomb": folder / "bomb.png",
+    }
+    files["text"].write_text("not a picture\n")
+    files["truncated"].write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+    files["bomb"].write_bytes(bomb)
+    return {name: str(path) for name, path in files.items()}
+
+
+def predict(capsys, *args):
+    code = main(["predict", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_each_photo_is_predicted_and_each_bad_file_gets_one_line(capsys, small_run, photos):  # noqa: F811
+    order = ["text", "seven", "truncated", "white", "number", "missing", "bomb"]
+    code, out, err = predict(capsys, small_run, *[photos[name] for name in order])
+    assert code == 1
+    assert "Prediction: 7 (probability" in out
+    assert "Number: 2026" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 5, err
+    for line, name, reason in zip(lines, ["text", "truncated", "white", "missing", "bomb"],
+                                  ["not an image", "truncated", "no ink found", "no such file", "decompression bomb"]):
+        assert line.startswith(f"scratchnn predict: error: {photos[name]}: ") and reason in line, line
+
+
+def test_a_single_photo_shows_the_28x28_and_the_top_3(capsys, small_run, photos):  # noqa: F811
+    code, out, err = predict(capsys, small_run, photos["seven"])
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"{photos['seven']} (the 28x28 image the model sees):"
+    assert len(lines) == 1 + 28 + 2
+    top = re.findall(r"(\d) (\d+\.\d)%", lines[-1])
+    assert lines[-1].startswith("Top 3: ") and len(top) == 3 and top[0][0] == "7"
+    shares = [float(p) for _, p in top]
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 100.05
+
+
+def test_a_number_prints_each_digit_with_its_probability(capsys, small_run, photos):  # noqa: F811
+    code, out, _ = predict(capsys, small_run, photos["number"])
+    assert code == 0
+    assert out.startswith(f"{photos['number']}: 4 digits, as the model sees them:")
+    assert re.findall(r"digit (\d): (\d) \(\d+\.\d%\)   top 3: ", out) == [("1", "2"), ("2", "0"), ("3", "2"), ("4", "6")]
+
+
+def test_digits_option_forces_one_digit_or_a_number(capsys, small_run, photos):  # noqa: F811
+    _, out, _ = predict(capsys, small_run, photos["number"], "--digits", "single")
+    assert "Prediction:" in out and "Number:" not in out
+    _, out, _ = predict(capsys, small_run, photos["seven"], "--digits", "multi")
+    assert "Number: 7" in out and "1 digit," in out
+
+
+def test_explain_preprocessing_saves_the_steps(capsys, small_run, photos, tmp_path):  # noqa: F811
+    out_png = tmp_path / "steps.png"
+    code, out, _ = predict(capsys, small_run, photos["seven"], "--explain-preprocessing", out_png)
+    assert code == 0 and f"Saved the preprocessing steps to {out_png}" in out
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, _ = predict(capsys, small_run, photos["seven"], photos["number"], "--explain-preprocessing", out_png)
+    assert code == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"steps.png", "steps-seven.png", "steps-number.png"}
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give image files to read, or --index N"),
+    (["photo.png", "--index", "3"], "give image files to read, or --index N"),
+    (["photo.png", "--save", "x.png"], "--save goes with --index"),
+])
+def test_photos_or_index_not_both(capsys, small_run, args, message):  # noqa: F811
+    code, out, err = predict(capsys, small_run, *args)
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 1
+    assert lines[0].startswith("scratchnn predict: error: ") and message in lines[0]

@@ -1,0 +1,173 @@
+"""The HTML run report: every figure embedded, nothing fetched, text escaped, odd runs handled, CLI."""
+import base64
+import csv
+import gzip
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+
+from scratchnn import Dense, Sequential
+from scratchnn.cli.main import main
+from scratchnn.config import TrainConfig
+from scratchnn.errors import ConfigError
+from scratchnn.io import MODEL_FILE, save
+from scratchnn.report import REPORT_FILE, write_report
+from scratchnn.run import train_run
+
+FIGURES = ["training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions", "first_layer"]
+SCRIPT = "<script>alert('x')</script>"
+
+
+def small_csv(shared_dir, folder, rows=400):
+    """The first ``rows`` digits of the real Kaggle-format MNIST CSV, as a file of their own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz", "rt") as f:
+        lines = [next(f) for _ in range(rows + 1)]
+    path = folder / "digits.csv"
+    path.write_text("".join(lines))
+    return path
+
+
+def tiny_run(csv_path, out, **changes):
+    values = dict(preset=SCRIPT, hidden=[16], init="he_normal", bias_init="zeros", optimizer="adam", lr=3e-3,
+                  epochs=2, batch_size=50, dev_size=100, eval_every=1, csv=str(csv_path), seed=1)
+    values.update(changes)
+    train_run(TrainConfig(**values), out, log=lambda line: None, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(shared_dir, tmp_path_factory):
+    """A finished two-epoch run on 300 train / 100 dev real digits (about a second)."""
+    base = tmp_path_factory.mktemp("report")
+    return tiny_run(small_csv(shared_dir, base), base / "run")
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    """(log lines, page text) of the report of ``run_dir``, written once for the tests that only read it."""
+    lines = []
+    path = write_report(run_dir, log=lines.append)
+    assert path == run_dir / REPORT_FILE
+    return lines, path.read_text(encoding="utf-8")
+
+
+def copy_run(run_dir, tmp_path):
+    return shutil.copytree(run_dir, tmp_path / "copy", ignore=shutil.ignore_patterns("*.png", REPORT_FILE))
+
+
+class Page(HTMLParser):
+    """Collects the attributes that could load something, and checks the tags are balanced."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self, text):
+        super().__init__()
+        self.sources, self.open = [], []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.sources += [value for name, value in attrs if name in ("src", "href", "srcset", "action")]
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1] if self.open else None}>"
+        self.open.pop()
+
+
+def test_the_report_embeds_every_figure_and_fetches_nothing(run_dir, report):
+    lines, text = report
+    page = Page(text)
+    assert page.open == []
+    for name in FIGURES:
+        png = (run_dir / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000, name
+        assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in text, name
+    assert len(page.sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in page.sources)
+    for forbidden in ("http://", "https://", 'src="/', "src='/", "url(", "@import"):
+        assert forbidden not in text, forbidden
+    assert "6 figures" in lines[-1]
+    assert not list(run_dir.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_the_report_escapes_run_strings_and_summarises_the_run(report):
+    text = report[1]
+    assert SCRIPT not in text and "<script" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    for expected in ("Summary", "Dataset", "digits.csv", "784 -&gt; 16 -&gt; 10",
+                     "12,730 parameters", "Epochs</th><td>2 of 2", "Dev accuracy", "Training time", "Architecture",
+                     "Dense(in_features=784, out_features=16", "Configuration", "dev set of csv"):
+        assert expected in text, expected
+    assert "No metrics.csv" not in text and "class='notes'" not in text
+
+
+def test_a_run_without_metrics_gets_a_note_instead_of_curves(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    (run / "metrics.csv").unlink()
+    lines = []
+    text = write_report(run, log=lines.append).read_text(encoding="utf-8")
+    assert "No metrics.csv in this run" in text and "Note: No metrics.csv" in lines[0]
+    assert not (run / "training_curves.png").exists()
+    assert all((run / f"{name}.png").exists() for name in FIGURES[1:])
+
+
+def test_a_run_with_one_evaluation_draws_single_points(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    with (run / "metrics.csv").open() as f:
+        header, first = list(csv.reader(f))[:2]
+    (run / "metrics.csv").write_text(",".join(header) + "\n" + ",".join(first) + "\n")
+    text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
+    assert "a single evaluation" in text
+    assert (run / "training_curves.png").exists()
+
+
+def test_a_garbled_metrics_file_is_reported_not_fatal(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    (run / "metrics.csv").write_text("epoch,train_loss\n1,oops\n")
+    text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
+    assert "metrics.csv line 2 is not a row of numbers" in text
+    assert not (run / "training_curves.png").exists()
+
+
+def test_a_full_batch_run_counts_iterations_and_missing_data_is_a_note(shared_dir, tmp_path):
+    csv_path = small_csv(shared_dir, tmp_path / "data", rows=300)
+    run = tiny_run(csv_path, tmp_path / "seed", batch_size=0, epochs=20, eval_every=10, preset="seed")
+    text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
+    assert "Iterations</th><td>20 of 20" in text and "whole training set" in text
+    csv_path.unlink()  # the data moved away: the report still has the curves and the weights
+    lines = []
+    text = write_report(run, log=lines.append).read_text(encoding="utf-8")
+    assert "The dev images could not be loaded" in text
+    assert "2 figures: training_curves.png, first_layer.png" in lines[-1]
+
+
+def test_a_folder_that_is_not_a_run_gives_one_clear_error(run_dir, tmp_path):
+    with pytest.raises(ConfigError, match="unknown set 'val'; choose one of train, dev, test, all"):
+        write_report(run_dir, set="val")
+    with pytest.raises(ConfigError, match="no such folder"):
+        write_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"not a run folder \(no model.safetensors\)"):
+        write_report(tmp_path / "empty")
+    (tmp_path / "empty" / "checkpoint.safetensors").write_bytes(b"")
+    with pytest.raises(ConfigError, match="--resume"):
+        write_report(tmp_path / "empty")
+    save(Sequential([Dense(784, 10, rng=0)]), tmp_path / "bare" / MODEL_FILE)  # a model, but no run
+    with pytest.raises(ConfigError, match="no training config"):
+        write_report(tmp_path / "bare")
+
+
+def test_report_command_end_to_end(run_dir, tmp_path, capsys):
+    run = copy_run(run_dir, tmp_path)
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"Report: {run / REPORT_FILE}" in out
+    assert all((run / f"{name}.png").exists() for name in FIGURES)
+    assert main(["report", str(run), "--set", "test"]) == 0  # a CSV has no test split: said, not fatal
+    assert "Note: The test images could not be loaded" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scratchnn report: error:") and "no such folder" in err[0]
