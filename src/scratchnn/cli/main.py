@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
 from ..errors import ScratchnnError
-from . import evaluate_cmd, gradcheck_cmd, predict_cmd, train_cmd
+from . import evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, train_cmd
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, gradcheck_cmd)
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, gradcheck_cmd, serve_cmd)
 
 
 class CommandListFormatter(argparse.HelpFormatter):
@@ -43,3 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"scratchnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
+        # NOTE: point stdout at devnull so Python's own flush at exit does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

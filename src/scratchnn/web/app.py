@@ -1,0 +1,146 @@
+"""The FastAPI app behind ``scratchnn serve``: the page, and a small JSON API it draws from.
+
+    GET  /              the page (static HTML/CSS/JS from web/static, no CDN, works offline)
+    POST /api/predict   a drawn canvas (JSON) or a photo (multipart) -> probabilities, the 28x28
+                        input the network received and every hidden layer's activations
+    GET  /api/model     layers, parameters, metrics and training config
+    GET  /api/gallery   random dev/test digits the model gets wrong
+
+Every error is a 4xx with ``{"detail": "one line"}``: bodies over 5 MB get 413 before they are
+read, wrong shapes / non-numbers / non-images / empty canvases 422, unknown media types 415.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from .. import __version__
+from ..errors import ImageError, ScratchnnError
+from .inference import ModelService
+from .limits import MAX_BODY_BYTES, BodySizeLimit
+from .schemas import CanvasRequest, ErrorMessage, Gallery, ModelSummary, PredictResponse, one_line
+
+STATIC_DIR = Path(str(files("scratchnn.web") / "static"))
+INKS = ("auto", "dark", "light")
+# The page loads nothing from elsewhere; the policy makes the browser hold it to that.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+                                           "base-uri 'none'; frame-ancestors 'none'",
+                "Cache-Control": "no-cache"}
+ERRORS = {status: {"model": ErrorMessage, "description": text} for status, text in (
+    (413, "body larger than 5 MB"), (415, "neither JSON nor multipart/form-data"),
+    (422, "wrong shape, not numbers, not an image, too many pixels, empty canvas"))}
+PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": CanvasRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": "a PNG or JPEG photo of one digit"},
+            "ink": {"type": "string", "enum": list(INKS), "default": "auto",
+                    "description": "dark ink on light paper, light ink on dark, or guess (auto)"}}}}}}}
+
+
+def create_app(model_path, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The app for the model at ``model_path`` (a model file or run folder), loaded once, here."""
+    service = ModelService(model_path)
+    app = FastAPI(title="scratchnn", version=__version__,
+                  description="Draw a digit and watch a NumPy network think. "
+                              "Errors are 4xx with {\"detail\": \"one line\"}.")
+    app.state.service = service
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(ScratchnnError)
+    async def scratchnn_error(request: Request, error: ScratchnnError):
+        return JSONResponse({"detail": str(error)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        return JSONResponse({"detail": one_line(error.errors())}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    @app.post("/api/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY, responses=ERRORS,
+              summary="What the network makes of a drawn canvas or a photo")
+    async def predict(request: Request):
+        """Send JSON ``{"pixels": [[...]]}`` (a canvas, grey 0..1, light ink on dark, 28..280 a side)
+        or a multipart upload ``file`` (PNG/JPEG). Both go through the MNIST-style preprocessing
+        of ``scratchnn predict`` (crop, fit in 20x20, centre of mass) before the network sees them.
+        """
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        # The body is read here, on the event loop (the middleware already capped its size);
+        # the CPU work runs in the thread pool, as FastAPI runs plain ``def`` endpoints.
+        if media == "application/json":
+            body = await request.body()
+            try:
+                canvas = CanvasRequest.model_validate_json(body)
+            except ValidationError as error:
+                raise HTTPException(422, one_line(error)) from None
+            return await run_in_threadpool(_timed, _canvas_input, service, canvas)
+        if media == "multipart/form-data":
+            async with request.form(max_files=1, max_fields=4) as form:
+                upload, ink = form.get("file"), form.get("ink", "auto")
+                if not isinstance(upload, UploadFile):
+                    raise HTTPException(422, "send the image as a file in the multipart field 'file'")
+                if ink not in INKS:
+                    raise HTTPException(422, f"ink must be one of {', '.join(INKS)}, got {str(ink)[:40]!r}")
+                data = await upload.read()
+            return await run_in_threadpool(_timed, _image_input, service, data, ink)
+        raise HTTPException(415, f"unsupported content type {media[:60]!r}: send JSON {{\"pixels\": [[...]]}} "
+                                 "(application/json) or a photo in the multipart/form-data field 'file'")
+
+    @app.get("/api/model", response_model=ModelSummary, summary="The model: layers, parameters, metrics, config")
+    def model_summary():
+        return service.summary()
+
+    @app.get("/api/gallery", response_model=Gallery, responses={422: ERRORS[422]},
+             summary="Random digits of the run's dev or test set that the model gets wrong")
+    def gallery(which: Literal["dev", "test"] = Query("dev", alias="set", description="which set to look in"),
+                n: int = Query(12, ge=1, le=100, description="how many mistakes"),
+                seed: int | None = Query(None, ge=0, le=2**32 - 1,
+                                         description="picks the sample; random when left out")):
+        return service.mistakes(which, n, secrets.randbelow(2**31) if seed is None else seed)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _timed(make_input, service: ModelService, *args) -> dict:
+    """Preprocess and predict, with the server time it took (ms)."""
+    start = time.perf_counter()
+    result = service.predict(make_input(*args))
+    result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
+    return result
+
+
+def _canvas_input(canvas: CanvasRequest) -> np.ndarray:
+    """(28, 28) input from a drawn canvas (H, W), light ink on dark."""
+    pixels = np.asarray(canvas.pixels, np.float32)
+    if not canvas.preprocess:
+        return pixels
+    from ..images import to_mnist
+
+    try:
+        return to_mnist(pixels, ink="light")
+    except ImageError:  # its message speaks of photos; say it in terms of the canvas
+        raise ImageError("no ink found on the canvas: draw a digit, light strokes on the dark background, "
+                         "larger than a dot") from None
+
+
+def _image_input(data: bytes, ink: str) -> np.ndarray:
+    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one (a header
+    over ``images.MAX_PIXELS`` pixels is refused before anything is decoded)."""
+    from ..images import read_image, to_mnist
+
+    return to_mnist(read_image(data), ink=ink)

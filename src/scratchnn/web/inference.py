@@ -1,0 +1,157 @@
+"""What the page shows, in NumPy: one 28x28 image through the network, layer by layer.
+
+``ModelService`` loads a model once and answers the three questions the page asks: what does
+the network make of this image (probabilities and every hidden layer's activations), what is
+this model (summary, metrics, training config), and which dev/test digits does it get wrong.
+No web framework here, so the numbers can be tested on their own.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..errors import ConfigError, ModelFileError, ShapeError
+from ..io import load, read_metadata, resolve_model_path
+from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, softmax
+
+# Hidden activations are the outputs of these layers (what a unit "fires"); pre-activations,
+# dropout (the identity at inference) and the logits are left out.
+ACTIVATION_LAYERS = (ReLU, LeakyReLU, Sigmoid, Tanh)
+MAX_MAPS = 16  # feature maps sent per convolutional layer, so a response stays small
+MAX_MAP_SIDE = 14  # larger maps are average-pooled down to at most this many pixels a side
+IMAGE_SIDE = 28
+GALLERY_SETS = ("dev", "test")
+
+
+class ModelService:
+    """A loaded model and what the page asks of it. Thread-safe: layers cache their inputs
+    on forward, so one lock serialises passes through the shared layer objects."""
+
+    def __init__(self, model_path):
+        self.path = resolve_model_path(model_path)
+        self.model = load(self.path)
+        self.metadata = read_metadata(self.path)
+        n = self.model.num_classes
+        classes = self.metadata.get("classes")
+        self.classes = [str(c) for c in classes] if isinstance(classes, list) and len(classes) == n \
+            else [str(i) for i in range(n)]
+        if math.prod(self.model.input_shape) != IMAGE_SIDE * IMAGE_SIDE:
+            raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model expects input "
+                             f"{self.model.input_shape}; serve a model trained on 28x28 digits")
+        self._model_lock = threading.Lock()
+        self._data_lock = threading.Lock()
+        self._sets: dict[str, tuple] = {}
+
+    # --- one image ------------------------------------------------------------------------------
+    def predict(self, image: np.ndarray) -> dict:
+        """Probabilities (C,) and hidden activations for one image (28, 28), 0..1, light ink.
+
+        Walks the layers itself (``forward(x, training=False)``) to keep each activation layer's
+        output: 1-D outputs as ``values``, (C, H, W) outputs as per-channel ``maps``.
+        """
+        image = np.asarray(image, np.float32)
+        if image.shape != (IMAGE_SIDE, IMAGE_SIDE):
+            raise ShapeError(f"expected a 28x28 image, got shape {image.shape}")
+        x = image.reshape(1, *self.model.input_shape).astype(self.model.dtype)
+        activations = []
+        with self._model_lock:
+            layers = self.model.layers
+            for i, layer in enumerate(layers):
+                x = layer.forward(x, training=False)
+                if isinstance(layer, ACTIVATION_LAYERS) and i < len(layers) - 1:
+                    activations.append(_describe_activation(i, layer, x[0]))
+        probs = softmax(x.astype(np.float64))[0]
+        best = int(np.argmax(probs))
+        return {"prediction": best, "label": self.classes[best], "probabilities": probs.tolist(),
+                "input": np.round(image, 3).tolist(), "activations": activations}
+
+    # --- the model ------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """Layers, parameter counts, metrics and training config, as JSON-ready data."""
+        model = self.model
+        layers = [{"index": i, "type": type(layer).__name__, "description": repr(layer),
+                   "output_shape": list(shape), "parameters": int(sum(p.size for p in layer.params.values()))}
+                  for i, (layer, shape) in enumerate(zip(model.layers, model.output_shapes()))]
+        run = self.path.parent.name if self.path.name == "model.safetensors" else self.path.stem
+        return {"name": run, "path": str(self.path), "input_shape": list(model.input_shape),
+                "num_parameters": int(model.num_parameters), "classes": self.classes,
+                "architecture": model.widths(), "summary": model.summary(), "layers": layers,
+                "metrics": self.metadata.get("metrics") or {}, "config": self.metadata.get("config") or {},
+                "created": str(self.metadata.get("created", ""))}
+
+    # --- the gallery ----------------------------------------------------------------------------
+    def mistakes(self, which: str, n: int, seed: int) -> dict:
+        """``n`` random images of the run's ``which`` set that the model gets wrong.
+
+        The set is loaded and predicted once, then cached; ``seed`` picks the sample, so the
+        same seed shows the same digits.
+        """
+        images, labels, predicted, confidence, description = self._evaluated(which)
+        wrong = np.flatnonzero(predicted != labels)
+        rng = np.random.default_rng(seed)
+        picked = rng.choice(wrong, size=min(n, len(wrong)), replace=False) if len(wrong) else wrong
+        items = [{"index": int(i), "label": int(labels[i]), "prediction": int(predicted[i]),
+                  "confidence": float(confidence[i]), "pixels": images[i].tolist()} for i in picked]
+        return {"set": which, "description": description, "size": int(len(labels)),
+                "mistakes": int(len(wrong)), "seed": int(seed), "items": items}
+
+    def _evaluated(self, which: str) -> tuple:
+        if which not in GALLERY_SETS:
+            raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(GALLERY_SETS)}")
+        with self._data_lock:  # one load per set, however many requests arrive at once
+            if which not in self._sets:
+                self._sets[which] = self._load_and_predict(which)
+        return self._sets[which]
+
+    def _load_and_predict(self, which: str) -> tuple:
+        from ..data import scale_pixels
+        from ..run import load_set
+
+        if not self.metadata.get("config"):
+            raise ConfigError(f"{self.path} holds no training config, so its {which} set is unknown; "
+                              "serve a model saved by 'scratchnn train'")
+        config = TrainConfig.from_dict(self.metadata["config"], source=f"{self.path} metadata")
+        images, labels, _, description = load_set(config, which, progress=False)
+        if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+            raise ShapeError(f"the {description} holds images of shape {images.shape[1:]}, not 28x28")
+        x = scale_pixels(images, self.model.input_shape)
+        parts = []
+        for start in range(0, len(x), 256):  # lock per chunk: drawings keep their answers flowing meanwhile
+            with self._model_lock:
+                parts.append(self.model.predict_proba(x[start:start + 256]))
+        probs = np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes))
+        predicted = probs.argmax(axis=1)
+        return images, labels.astype(np.intp), predicted, probs.max(axis=1), description
+
+
+def _describe_activation(index: int, layer, out: np.ndarray) -> dict:
+    """One sample's activation (D,) or (C, H, W) as JSON-ready data; maps limited in number and size."""
+    entry = {"index": index, "name": type(layer).__name__, "shape": list(out.shape), "values": None, "maps": None}
+    if out.ndim == 3:
+        entry["maps"] = [np.round(_pool_to(channel, MAX_MAP_SIDE), 4).tolist() for channel in out[:MAX_MAPS]]
+    else:
+        entry["values"] = np.round(out.reshape(-1), 4).tolist()
+    return entry
+
+
+def _pool_to(image: np.ndarray, side: int) -> np.ndarray:
+    """Average-pool an (H, W) map by a whole factor k = ceil(max(H, W) / side) (edges padded)."""
+    k = -(-max(image.shape) // side)
+    if k <= 1:
+        return image
+    h, w = -(-image.shape[0] // k) * k, -(-image.shape[1] // k) * k
+    padded = np.pad(image, ((0, h - image.shape[0]), (0, w - image.shape[1])), mode="edge")
+    return padded.reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+
+
+def newest_model(runs_dir: Path) -> Path:
+    """The most recently written ``runs_dir/*/model.safetensors`` (run names start with a timestamp)."""
+    candidates = sorted(Path(runs_dir).glob("*/model.safetensors"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise ModelFileError(f"no trained model under {runs_dir}/; train one with 'scratchnn train' "
+                             "or pass MODEL (a model file or a run folder)")
+    return candidates[-1]

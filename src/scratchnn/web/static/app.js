@@ -1,0 +1,348 @@
+// scratchnn's page: draw a digit, see what the network makes of it, layer by layer.
+// Plain JavaScript, no build step, nothing loaded from elsewhere: it talks only to /api/*.
+
+import { api, postJSON } from "./api.js";
+import { drawBars, drawLayers, fillTable, paintImage } from "./render.js";
+
+const SEND_SIDE = 112; // the canvas is sent downsampled to 112x112 grey values (4x MNIST's 28)
+const $ = (id) => document.getElementById(id);
+let classes = [...Array(10).keys()].map(String); // names of the classes, from /api/model
+
+// ---------------------------------------------------------------------------------------------
+// Tabs
+
+const tabs = ["draw", "gallery", "model"];
+let galleryLoaded = false;
+
+function showTab(name) {
+  for (const tab of tabs) {
+    $(`tab-button-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`tab-${tab}`).hidden = tab !== name;
+  }
+  if (name === "gallery" && !galleryLoaded) loadGallery();
+}
+
+for (const tab of tabs) $(`tab-button-${tab}`).addEventListener("click", () => showTab(tab));
+
+// ---------------------------------------------------------------------------------------------
+// Drawing: pointer events cover mouse, touch and pen alike
+
+const pad = $("pad");
+const ink = pad.getContext("2d", { willReadFrequently: true });
+const brush = $("brush");
+let stroke = null; // the last point of the stroke being drawn
+let hasInk = false;
+let source = "canvas"; // "canvas", "photo" or "gallery": what the prediction on screen came from
+let generation = 0; // bumped by Clear, so a late answer for the old drawing is dropped
+
+function wipePad() {
+  ink.fillStyle = "#000";
+  ink.fillRect(0, 0, pad.width, pad.height);
+  hasInk = false;
+}
+
+function startOver(newSource) {
+  wipePad();
+  source = newSource;
+  generation += 1;
+}
+
+function padPoint(event) {
+  const box = pad.getBoundingClientRect();
+  return { x: ((event.clientX - box.left) * pad.width) / box.width,
+           y: ((event.clientY - box.top) * pad.height) / box.height };
+}
+
+function penWidth(event) {
+  // A pen draws thinner or thicker with pressure; mouse and touch report 0.5 while pressed.
+  const pressure = event.pointerType === "pen" && event.pressure > 0 ? 0.5 + event.pressure : 1;
+  return Number(brush.value) * pressure;
+}
+
+function dot(point, event) {
+  // NOTE: a zero-length line draws nothing in some browsers, round cap or not: fill a disc.
+  ink.fillStyle = "#fff";
+  ink.beginPath();
+  ink.arc(point.x, point.y, penWidth(event) / 2, 0, 2 * Math.PI);
+  ink.fill();
+}
+
+function lineTo(point, event) {
+  ink.strokeStyle = "#fff";
+  ink.lineCap = "round";
+  ink.lineJoin = "round";
+  ink.lineWidth = penWidth(event);
+  ink.beginPath();
+  ink.moveTo(stroke.x, stroke.y);
+  ink.lineTo(point.x, point.y);
+  ink.stroke();
+  stroke = point;
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0) return;
+  event.preventDefault();
+  if (source !== "canvas") startOver("canvas"); // drawing over a photo or gallery digit starts afresh
+  pad.setPointerCapture(event.pointerId);
+  stroke = padPoint(event);
+  dot(stroke, event);
+  hasInk = true;
+  requestPrediction();
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (!stroke) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+  for (const e of events.length ? events : [event]) lineTo(padPoint(e), e);
+  requestPrediction();
+});
+
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => {
+    if (!stroke) return;
+    stroke = null;
+    requestPrediction();
+  });
+}
+
+$("clear").addEventListener("click", () => {
+  startOver("canvas");
+  showEmpty("Draw one digit, big and centred, with the mouse, a finger or a pen.");
+});
+
+brush.addEventListener("input", () => { $("brush-value").textContent = brush.value; });
+
+// ---------------------------------------------------------------------------------------------
+// Predicting while drawing: at most one request in flight, at most one per animation frame;
+// whatever is drawn meanwhile is sent as soon as the answer arrives.
+
+let frameRequested = false;
+let inFlight = false;
+let dirty = false;
+
+function requestPrediction() {
+  dirty = true;
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(() => { frameRequested = false; pump(); });
+}
+
+async function pump() {
+  if (inFlight || !dirty) return;
+  dirty = false;
+  if (!hasInk) return;
+  inFlight = true;
+  const sent = generation;
+  try {
+    const result = await postJSON("/api/predict", { pixels: padPixels() });
+    if (sent === generation) show(result, `Your drawing: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
+  } catch (error) {
+    if (sent === generation) setStatus(error.message, true);
+  } finally {
+    inFlight = false;
+    if (dirty) pump();
+  }
+}
+
+const small = document.createElement("canvas");
+small.width = small.height = SEND_SIDE;
+const smallInk = small.getContext("2d", { willReadFrequently: true });
+
+function padPixels() {
+  // Downsample in the browser (a 12,544-number body instead of 78,400), grey 0..1, light ink.
+  smallInk.imageSmoothingEnabled = true;
+  smallInk.imageSmoothingQuality = "high";
+  smallInk.drawImage(pad, 0, 0, SEND_SIDE, SEND_SIDE);
+  const rgba = smallInk.getImageData(0, 0, SEND_SIDE, SEND_SIDE).data;
+  const rows = [];
+  for (let y = 0; y < SEND_SIDE; y++) {
+    const row = new Array(SEND_SIDE);
+    for (let x = 0; x < SEND_SIDE; x++) row[x] = Math.round((rgba[(y * SEND_SIDE + x) * 4] / 255) * 1000) / 1000;
+    rows.push(row);
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A photo instead of a drawing
+
+$("upload").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = ""; // the same file again fires change again
+  if (!file) return;
+  startOver("photo");
+  const sent = generation;
+  previewPhoto(file);
+  setStatus(`Reading ${file.name}…`);
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const result = await api("/api/predict", { method: "POST", body: form });
+    if (sent === generation) show(result, `Photo ${file.name}: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
+  } catch (error) {
+    if (sent === generation) showEmpty(error.message, true);
+  }
+});
+
+function previewPhoto(file) {
+  const url = URL.createObjectURL(file);
+  const image = new Image();
+  image.onload = () => {
+    wipePad();
+    const scale = Math.min(pad.width / image.width, pad.height / image.height);
+    const w = image.width * scale, h = image.height * scale;
+    ink.drawImage(image, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    URL.revokeObjectURL(url);
+  };
+  image.onerror = () => URL.revokeObjectURL(url);
+  image.src = url;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Showing an answer
+
+function setStatus(text, isError = false) {
+  const status = $("status");
+  status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+function showEmpty(message, isError = false) {
+  setStatus(message, isError);
+  $("prediction").textContent = "?";
+  $("confidence").textContent = isError ? "No prediction" : "Draw something";
+  paintImage($("seen"), null);
+  drawBars($("bars"), classes, null);
+  $("layers").innerHTML = '<p class="empty">The activations appear when you draw.</p>';
+}
+
+function show(result, status) {
+  setStatus(status);
+  const p = result.probabilities[result.prediction];
+  $("prediction").textContent = result.label;
+  $("confidence").textContent = `${(p * 100).toFixed(1)} % sure`;
+  paintImage($("seen"), result.input, 1);
+  drawBars($("bars"), classes, result.probabilities, result.prediction);
+  drawLayers($("layers"), result.activations);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gallery of mistakes
+
+async function loadGallery(seed = null) {
+  galleryLoaded = true;
+  const which = $("gallery-set").value;
+  const grid = $("gallery");
+  const status = $("gallery-status");
+  status.textContent = "Loading…";
+  status.classList.remove("error");
+  const query = new URLSearchParams({ set: which, n: "24" });
+  if (seed !== null) query.set("seed", String(seed));
+  try {
+    const gallery = await api(`/api/gallery?${query}`);
+    const right = gallery.size ? (100 * (1 - gallery.mistakes / gallery.size)).toFixed(1) : "0";
+    status.textContent = `${gallery.mistakes.toLocaleString()} of ${gallery.size.toLocaleString()} ${which} digits `
+      + `are wrong (${right} % right). Showing ${gallery.items.length}; click one to look inside.`;
+    grid.innerHTML = "";
+    for (const item of gallery.items) grid.append(galleryTile(item));
+  } catch (error) {
+    grid.innerHTML = "";
+    status.textContent = error.message;
+    status.classList.add("error");
+  }
+}
+
+function galleryTile(item) {
+  const tile = document.createElement("button");
+  tile.type = "button";
+  tile.className = "tile";
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 28;
+  paintImage(canvas, item.pixels);
+  const truth = document.createElement("span");
+  truth.innerHTML = "true <b></b>";
+  truth.querySelector("b").textContent = classes[item.label];
+  const said = document.createElement("span");
+  said.innerHTML = "said <i></i>";
+  said.querySelector("i").textContent = `${classes[item.prediction]} (${(item.confidence * 100).toFixed(0)} %)`;
+  tile.title = `image ${item.index} of the set`;
+  tile.append(canvas, truth, said);
+  tile.addEventListener("click", () => openGalleryItem(item));
+  return tile;
+}
+
+async function openGalleryItem(item) {
+  showTab("draw");
+  startOver("gallery");
+  const sent = generation;
+  // Show the digit big on the pad (drawing on it starts afresh), and send its exact 28x28 pixels.
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 28;
+  paintImage(canvas, item.pixels);
+  ink.imageSmoothingEnabled = false;
+  ink.drawImage(canvas, 0, 0, pad.width, pad.height);
+  ink.imageSmoothingEnabled = true;
+  try {
+    const pixels = item.pixels.map((row) => row.map((v) => v / 255));
+    const result = await postJSON("/api/predict", { pixels, preprocess: false });
+    if (sent === generation) {
+      show(result, `Image ${item.index} of the ${$("gallery-set").value} set, true label ${classes[item.label]}`);
+    }
+  } catch (error) {
+    if (sent === generation) showEmpty(error.message, true);
+  }
+}
+
+$("gallery-more").addEventListener("click", () => loadGallery());
+$("gallery-set").addEventListener("change", () => loadGallery());
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+const percent = (x) => `${(x * 100).toFixed(1)} %`;
+
+async function loadModel() {
+  try {
+    const model = await api("/api/model");
+    classes = model.classes;
+    drawBars($("bars"), classes, null);
+    const m = model.metrics;
+    const accuracy = m.test_accuracy ?? m.dev_accuracy;
+    const which = m.test_accuracy !== undefined ? "test" : "dev";
+    const architecture = model.architecture.replaceAll("->", "→");
+    $("model-line").textContent = `${model.name} · ${architecture} · `
+      + `${model.num_parameters.toLocaleString()} parameters`
+      + (accuracy !== undefined ? ` · ${which} accuracy ${percent(accuracy)}` : "");
+    const facts = [
+      ["Run", model.name], ["File", model.path], ["Architecture", architecture],
+      ["Parameters", model.num_parameters.toLocaleString()], ["Input", `(N, ${model.input_shape.join(", ")})`],
+      ["Trained", model.created ? model.created.replace("T", " ") : "unknown"],
+    ];
+    for (const [key, label] of [["train_accuracy", "Train accuracy"], ["dev_accuracy", "Dev accuracy"],
+                                ["test_accuracy", "Test accuracy"]]) {
+      if (m[key] !== undefined) facts.push([label, percent(m[key])]);
+    }
+    if (m.epochs !== undefined) facts.push(["Epochs", String(m.epochs)]);
+    if (m.train_seconds !== undefined) facts.push(["Training time", `${m.train_seconds.toFixed(1)} s`]);
+    const dl = $("model-facts");
+    dl.innerHTML = "";
+    for (const [key, value] of facts) {
+      const item = document.createElement("div");
+      item.append(Object.assign(document.createElement("dt"), { textContent: key }),
+                  Object.assign(document.createElement("dd"), { textContent: value }));
+      dl.append(item);
+    }
+    fillTable($("model-layers"), ["#", "Layer", "Output", "Parameters"], model.layers.map((l) =>
+      [l.index, l.description, `(N, ${l.output_shape.join(", ")})`, l.parameters.toLocaleString()]));
+    fillTable($("model-config"), ["Option", "Value"], Object.entries(model.config)
+      .filter(([, v]) => v !== "" && v !== null)
+      .map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)]));
+  } catch (error) {
+    $("model-line").textContent = `Could not load the model: ${error.message}`;
+  }
+}
+
+wipePad();
+drawBars($("bars"), classes, null);
+paintImage($("seen"), null);
+loadModel();

@@ -1,0 +1,285 @@
+"""The web API in-process with FastAPI's TestClient: good requests give the model's own numbers,
+bad ones a 4xx with a one-line message."""
+import io
+import json
+import os
+import socket
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'scratchnn[web]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from scratchnn.cli.main import main  # noqa: E402
+from scratchnn.data import scale_pixels  # noqa: E402
+from scratchnn.io import load, read_metadata  # noqa: E402
+from scratchnn.web.app import STATIC_DIR, create_app  # noqa: E402
+from scratchnn.web.inference import newest_model  # noqa: E402
+from web_support import drawn_one, photo_of_one, png_header_only, train_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_path(shared_dir, tmp_path_factory):
+    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
+
+
+@pytest.fixture(scope="module")
+def client(model_path):
+    with TestClient(create_app(model_path)) as client:
+        yield client
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    return float((ys * image).sum() / image.sum()), float((xs * image).sum() / image.sum())
+
+
+def assert_error(response, status: int, *words: str):
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and len(detail) < 300, detail
+    for word in words:
+        assert word.lower() in detail.lower(), f"{word!r} not in {detail!r}"
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+def test_page_and_its_files_are_served_with_a_self_only_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg"):
+        assert asset in page.text
+    files = sorted(path.name for path in STATIC_DIR.iterdir())
+    assert files == ["api.js", "app.js", "favicon.svg", "index.html", "render.js", "style.css"]
+    for name in files:  # nothing from a CDN, no web fonts: the page works offline
+        text = client.get(f"/static/{name}").text
+        assert "://" not in text.replace("http://www.w3.org/2000/svg", ""), name
+
+
+def test_openapi_documents_both_ways_to_predict(client):
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert "pixels" in body["application/json"]["schema"]["properties"]
+    assert body["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    assert {"/api/model", "/api/gallery"} <= set(schema["paths"])
+
+
+# --- good requests ------------------------------------------------------------------------------
+
+def test_drawn_canvas_is_preprocessed_like_mnist(client, model_path):
+    response = client.post("/api/predict", json={"pixels": drawn_one().tolist()})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    image = np.array(result["input"])
+    assert image.shape == (28, 28) and image.min() >= 0 and image.max() <= 1
+    # drawn at 30% of the width, the stroke arrives centred, as MNIST digits are
+    cy, cx = centre_of_mass(image)
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1, (cy, cx)
+    probs = np.array(result["probabilities"])
+    assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-6
+    assert result["prediction"] == int(probs.argmax()) and result["label"] == str(result["prediction"])
+    assert result["prediction"] == 1, probs.round(3)
+    assert [a["shape"] for a in result["activations"]] == [[64]]
+    assert result["milliseconds"] > 0
+
+
+def test_prediction_and_activations_equal_the_models_own(client, model_path):
+    model = load(model_path)
+    rng = np.random.default_rng(0)
+    digit = rng.integers(0, 256, (28, 28)).astype(np.uint8) * (rng.random((28, 28)) < 0.3)
+    x = scale_pixels(digit[None].astype(np.uint8), model.input_shape)
+    response = client.post("/api/predict", json={"pixels": x.reshape(28, 28).tolist(), "preprocess": False})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    np.testing.assert_allclose(result["input"], np.round(x.reshape(28, 28), 3), atol=1e-6)
+    np.testing.assert_allclose(result["probabilities"], model.predict_proba(x)[0], rtol=1e-5, atol=1e-7)
+    hidden = model.layers[1].forward(model.layers[0].forward(x))[0]  # Dense -> ReLU
+    activation = result["activations"][0]
+    assert activation["index"] == 1 and activation["name"] == "ReLU" and activation["maps"] is None
+    np.testing.assert_allclose(activation["values"], hidden, atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_photo_upload_is_preprocessed_like_mnist(client, fmt):
+    response = client.post("/api/predict", files={"file": (f"one.{fmt.lower()}", photo_of_one(fmt), f"image/{fmt}")})
+    assert response.status_code == 200, response.text
+    image = np.array(response.json()["input"])
+    # dark ink on light paper becomes light ink on black, centred
+    assert image[0].max() == 0 and image[:, 0].max() == 0 and image.max() > 0.9
+    cy, cx = centre_of_mass(image)
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1, (cy, cx)
+    assert response.json()["prediction"] == 1
+
+
+def test_ink_can_be_named_for_an_upload(client):
+    dark = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")}, data={"ink": "dark"})
+    auto = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")})
+    assert dark.status_code == auto.status_code == 200
+    assert dark.json()["input"] == auto.json()["input"]
+
+
+def test_model_summary(client, model_path):
+    summary = client.get("/api/model").json()
+    model, metadata = load(model_path), read_metadata(model_path)
+    assert summary["num_parameters"] == model.num_parameters == 784 * 64 + 64 + 64 * 10 + 10
+    assert summary["architecture"] == "784 -> 64 -> 10"
+    assert [layer["type"] for layer in summary["layers"]] == ["Dense", "ReLU", "Dense"]
+    assert [layer["parameters"] for layer in summary["layers"]] == [784 * 64 + 64, 0, 64 * 10 + 10]
+    assert summary["metrics"]["dev_accuracy"] == metadata["metrics"]["dev_accuracy"]
+    assert summary["config"]["hidden"] == [64] and summary["classes"] == [str(d) for d in range(10)]
+    assert summary["summary"] == model.summary()
+
+
+def test_gallery_shows_real_mistakes_reproducibly(client, model_path):
+    response = client.get("/api/gallery", params={"set": "dev", "n": 7, "seed": 3})
+    assert response.status_code == 200, response.text
+    gallery = response.json()
+    accuracy = read_metadata(model_path)["metrics"]["dev_accuracy"]
+    assert gallery["size"] == 1000 and gallery["mistakes"] == round((1 - accuracy) * 1000)
+    assert len(gallery["items"]) == 7 and len({item["index"] for item in gallery["items"]}) == 7
+    model = load(model_path)
+    for item in gallery["items"]:
+        pixels = np.array(item["pixels"], np.uint8)
+        assert pixels.shape == (28, 28) and item["label"] != item["prediction"]
+        assert model.predict(scale_pixels(pixels[None], model.input_shape))[0] == item["prediction"]
+    assert client.get("/api/gallery", params={"set": "dev", "n": 7, "seed": 3}).json() == gallery
+    other = client.get("/api/gallery", params={"set": "dev", "n": 7, "seed": 4}).json()
+    assert [i["index"] for i in other["items"]] != [i["index"] for i in gallery["items"]]
+    unseeded = client.get("/api/gallery").json()
+    assert len(unseeded["items"]) == 12 and isinstance(unseeded["seed"], int)
+
+
+# --- bad requests -------------------------------------------------------------------------------
+
+def post_json(client, body):
+    return client.post("/api/predict", content=body if isinstance(body, bytes) else json.dumps(body).encode(),
+                       headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"pixels": [[0.0] * 28] * 27}, ["pixels", "at least 28"]),
+    ({"pixels": [[0.0] * 281] * 28}, ["pixels[0]", "at most 280"]),
+    ({"pixels": [[0.0] * 28] * 28 + [[0.0] * 29]}, ["rectangle", "row 28"]),
+    ({"pixels": [["0.5"] * 28] * 28}, ["pixels[0][0]", "number", "783 more"]),
+    (b'{"pixels": [[NaN, 0, 0]]}', ["finite"]),
+    ({"pixels": [[255.0] * 28] * 28}, ["less than or equal to 1"]),
+    ({"pixels": [[-0.1] * 28] * 28}, ["greater than or equal to 0"]),
+    ({"pixels": [[0.0] * 112] * 112, "preprocess": False}, ["28x28"]),
+    ({"pixels": [[0.0] * 28] * 28, "colour": "red"}, ["colour", "extra"]),
+    ({"image": []}, ["image", "extra", "1 more"]),
+    ([1, 2, 3], ["object"]),
+    (b"{not json", ["json"]),
+])
+def test_bad_canvas_is_refused_with_a_clear_message(client, body, words):
+    assert_error(post_json(client, body), 422, *words)
+
+
+def test_empty_canvas_is_refused(client):
+    assert_error(client.post("/api/predict", json={"pixels": [[0.0] * 112] * 112}), 422, "no ink")
+
+
+def test_oversized_body_is_refused_before_it_is_read(client):
+    body = b'{"pixels": [' + b"0," * (3 * 1024 * 1024) + b"0]}"
+    assert_error(post_json(client, body), 413, "too large", "5 MB")
+
+
+def test_oversized_streamed_body_is_refused_while_it_streams(client):
+    sent = []
+
+    def chunks():  # no Content-Length: the server must count
+        for _ in range(100):
+            sent.append(1)
+            yield b"0" * (256 * 1024)
+
+    response = client.post("/api/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert_error(response, 413, "too large")
+    assert "content-length" not in response.request.headers
+
+
+def test_body_limit_is_configurable(model_path):
+    with TestClient(create_app(model_path, max_body_bytes=1000)) as small:
+        assert_error(post_json(small, {"pixels": [[0] * 400]}), 413, "too large")
+        assert_error(post_json(small, {"pixels": [[0] * 30]}), 422, "pixels")  # under the limit: validated
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"this is not an image", ["not an image"]),
+    (b"", ["not an image"]),
+    (png_header_only(20_000, 20_000), ["pixels", "bomb"]),
+])
+def test_bad_upload_is_refused_with_a_clear_message(client, data, words):
+    assert_error(client.post("/api/predict", files={"file": ("x.png", data, "image/png")}), 422, *words)
+
+
+def test_truncated_image_is_refused(client):
+    data = photo_of_one("PNG")
+    assert_error(client.post("/api/predict", files={"file": ("x.png", data[:len(data) // 2], "image/png")}), 422)
+
+
+def test_blank_photo_is_refused(client):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (80, 80), 240).save(buffer, "PNG")
+    assert_error(client.post("/api/predict", files={"file": ("x.png", buffer.getvalue(), "image/png")}), 422, "no ink")
+
+
+def test_form_without_a_file_or_with_a_bad_ink_is_refused(client):
+    assert_error(client.post("/api/predict", data={"file": "not a file"}, files={"x": ("a", b"a")}), 422, "'file'")
+    response = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")},
+                           data={"ink": "purple"})
+    assert_error(response, 422, "ink", "auto")
+
+
+def test_unknown_content_type_is_refused(client):
+    response = client.post("/api/predict", content=b"0,0,0", headers={"content-type": "text/csv"})
+    assert_error(response, 415, "text/csv", "application/json", "multipart")
+
+
+@pytest.mark.parametrize("params, status, words", [
+    ({"n": 0}, 422, ["n", "greater than or equal to 1"]),
+    ({"n": 101}, 422, ["n", "less than or equal to 100"]),
+    ({"set": "train"}, 422, ["set", "dev", "test"]),
+    ({"seed": -1}, 422, ["seed"]),
+    ({"set": "test"}, 422, ["no separate test split"]),  # the tiny model was trained on a CSV
+])
+def test_bad_gallery_query_is_refused(client, params, status, words):
+    assert_error(client.get("/api/gallery", params=params), status, *words)
+
+
+# --- scratchnn serve ----------------------------------------------------------------------------
+
+def test_serve_without_a_model_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("scratchnn serve: error: no trained model under runs/") and "\n" not in error
+    assert "scratchnn train" in error
+
+
+def test_serve_without_the_web_extra_names_the_install_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
+    assert main(["serve", str(tmp_path)]) == 1
+    assert "pip install 'scratchnn[web]'" in capsys.readouterr().err
+
+
+def test_newest_run_is_the_default_model(tmp_path, model_path):
+    runs = tmp_path / "runs"
+    for age, name in ((200, "20240101-000000-old"), (100, "20240102-000000-new"), (300, "20240103-000000-touched")):
+        (runs / name).mkdir(parents=True)
+        target = runs / name / "model.safetensors"
+        target.write_bytes(model_path.read_bytes())
+        os.utime(target, (1e9 - age, 1e9 - age))
+    (runs / "no-model-here").mkdir()
+    assert newest_model(runs) == runs / "20240102-000000-new" / "model.safetensors"
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(model_path, capsys):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["serve", str(model_path), "--port", str(port)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert f"cannot listen on 127.0.0.1:{port}" in error and "--port" in error and "\n" not in error

@@ -1,0 +1,167 @@
+"""The page end to end in a real headless Chromium: `scratchnn serve` in a subprocess, Playwright
+drawing a "1" with the mouse, uploading a photo, opening the gallery and the model tab.
+
+Uses Debian's /usr/bin/chromium (``playwright install`` is never run). Without it, or without
+Playwright, the tests skip, except under CI (CI=true), where they fail: CI must run them.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from web_support import photo_of_one, train_tiny_model
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def _missing(message: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI must run the browser test)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def sync_playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright for Python is not installed: pip install -e '.[test]'")
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} not found: apt-get install chromium (.ci/run does)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def model_path(shared_dir, tmp_path_factory):
+    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
+
+
+@pytest.fixture(scope="module")
+def server(model_path):
+    """`scratchnn serve MODEL --port P` in a subprocess; yields its base URL once it answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model_path), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/model", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"scratchnn serve did not start: {process.communicate()[0]}")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(sync_playwright):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page on the server that records every request it makes and every script error."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    requests, errors = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.goto(server)
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('parameters')")
+    yield page
+    context.close()
+    assert errors == [], errors
+    outside = [url for url in requests if not url.startswith((server + "/", "data:", "blob:"))]
+    assert outside == [], f"the page made requests outside the server: {outside}"
+
+
+def draw_stroke(page, points, steps=12):
+    """Drag the mouse through ``points`` given as fractions (x, y) of the drawing pad."""
+    box = page.locator("#pad").bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=steps)
+    page.mouse.up()
+
+
+def test_drawing_a_one_shows_a_prediction_and_bars(page, tmp_path):
+    # Time from the end of the stroke to the last change of the answer on screen.
+    page.evaluate("""() => {
+        window.strokeEnded = null; window.answerShown = null;
+        document.querySelector('#pad').addEventListener('pointerup', () => { window.strokeEnded = performance.now(); });
+        new MutationObserver(() => { window.answerShown = performance.now(); })
+            .observe(document.querySelector('#confidence'), {childList: true, characterData: true, subtree: true});
+    }""")
+    draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
+    page.wait_for_function("() => window.answerShown !== null && window.strokeEnded !== null "
+                           "&& window.answerShown > window.strokeEnded")
+    page.wait_for_load_state("networkidle")
+    latency = page.evaluate("() => window.answerShown - window.strokeEnded")
+
+    assert page.locator("#prediction").inner_text() == "1"
+    assert "% sure" in page.locator("#confidence").inner_text()
+    bars = page.locator("#bars li")
+    assert bars.count() == 10
+    assert page.locator("#bars li.win .bar-label").inner_text() == "1"
+    winner_width = page.locator("#bars li.win .bar-fill").evaluate("e => e.getBoundingClientRect().width")
+    assert winner_width > 0
+    assert page.locator("#layers canvas.strip").count() == 1  # one hidden layer of 64 units
+    seen_ink = page.evaluate("""() => {
+        const data = document.querySelector('#seen').getContext('2d').getImageData(0, 0, 28, 28).data;
+        let ink = 0; for (let i = 0; i < data.length; i += 4) ink += data[i] > 128; return ink; }""")
+    assert 10 < seen_ink < 200, "the 28x28 view should show a thin stroke"
+
+    shot = tmp_path / "drawn-one.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\nscreenshot: {shot}  (answer {latency:.0f} ms after the stroke ended)")
+    assert shot.stat().st_size > 10_000
+    assert latency < 2000, f"the answer came {latency:.0f} ms after the stroke ended"
+
+    page.click("#clear")
+    assert page.locator("#prediction").inner_text() == "?"
+
+
+def test_upload_gallery_and_model_tabs(page, tmp_path):
+    page.set_input_files("#upload", files=[{"name": "one.png", "mimeType": "image/png", "buffer": photo_of_one()}])
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Photo one.png')")
+    assert page.locator("#prediction").inner_text() == "1"
+
+    page.click("#tab-button-gallery")
+    page.wait_for_selector("#gallery .tile")
+    assert page.locator("#gallery .tile").count() == 24
+    assert "of 1,000 dev digits are wrong" in page.locator("#gallery-status").inner_text()
+    tile = page.locator("#gallery .tile").first
+    label, said = tile.locator("b").inner_text(), tile.locator("i").inner_text().split()[0]
+    tile.click()
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Image ')")
+    assert page.locator("#tab-draw").is_visible() and not page.locator("#tab-gallery").is_visible()
+    assert page.locator("#prediction").inner_text() == said != label
+
+    page.click("#tab-button-model")
+    assert page.locator("#model-layers tbody tr").count() == 3
+    assert "784 → 64 → 10" in page.locator("#model-facts").inner_text()
+    page.screenshot(path=str(tmp_path / "model-tab.png"), full_page=True)

@@ -1,0 +1,36 @@
+"""Fuzzing the API with hypothesis: whatever arrives, the answer is never a 5xx, and every
+refusal is one line of JSON. (benchmarks/web_benchmark.py runs the same strategies 10,000 times.)"""
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'scratchnn[web]'")
+from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from scratchnn.web.app import create_app  # noqa: E402
+from web_support import api_requests, train_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_path(shared_dir, tmp_path_factory):
+    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
+
+
+@pytest.fixture(scope="module")
+def client(model_path):
+    # raise_server_exceptions=False: a crash becomes the 500 a browser would see, and fails below
+    with TestClient(create_app(model_path), raise_server_exceptions=False) as client:
+        yield client
+
+
+# Pillow warns about headers between 89 and 179 megapixels before read_image refuses them anyway.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(request=api_requests())
+def test_no_request_gets_a_server_error(client, request):
+    method, path, options = request
+    response = client.request(method, path, **options)
+    assert response.status_code < 500, f"{method} {path} -> {response.status_code}: {response.text[:300]}"
+    if response.status_code >= 400 and path.startswith("/api/"):
+        detail = response.json()["detail"]
+        assert isinstance(detail, str) and "\n" not in detail, detail
