@@ -16,7 +16,6 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .base import Layer
-from .dense import sum_rows
 from .im2col import as_pair, col2im, conv_output_shape, im2col, kernel_from_matrix, kernel_matrix
 from .init import get_initializer
 
@@ -31,6 +30,10 @@ class Conv2D(Layer):
 
         forward    Y = cols·Wm + b            (N·OH·OW, F): one GEMM, Y is y channels-last
         backward   dWm = colsᵀ·dY   db = Σ_rows dY   dcols = dY·Wmᵀ   dx = col2im(dcols)
+
+    NOTE: the bias is the weight of an input that is always 1. cols gets a last column of ones
+    and Wm a last row b, so the one GEMM [cols 1]·[Wm; b] adds the bias and [cols 1]ᵀ·dY gives
+    [dWm; db]: no separate pass over Y or dY, which for the first layer are ~40x larger than cols.
 
     Args:
         in_channels, out_channels: C and F.
@@ -64,11 +67,12 @@ class Conv2D(Layer):
         # NOTE: cols is rewritten by the next forward; backward only ever needs the latest one.
         # Few channels (the first layer's C = 1): Fortran order, so im2col copies runs of OW floats.
         order = "F" if c < ow else "C"
-        cols = im2col(x, self.kernel_size, self.stride, self.padding,
-                      out=self._buffer("cols", (n * oh * ow, kh * kw * c), x.dtype, order))
-        wm = kernel_matrix(self.params["W"])
+        k = kh * kw * c
+        cols = self._buffer("cols", (n * oh * ow, k + 1), x.dtype, order)
+        im2col(x, self.kernel_size, self.stride, self.padding, out=cols[:, :k])
+        cols[:, k] = 1
+        wm = np.concatenate([kernel_matrix(self.params["W"]), self.params["b"][None]])  # [Wm; b]
         y = cols @ wm  # (N·OH·OW, F) = (N, OH, OW, F) in memory
-        y += self.params["b"]
         self._cache = (x.shape, cols, wm)
         return y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
 
@@ -77,11 +81,13 @@ class Conv2D(Layer):
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         dy_rows = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # a view when dy is channels-last
-        # NOTE: cols.T is a view; BLAS reads it transposed, no copy.
-        kernel_from_matrix(cols.T @ dy_rows, self.params["W"].shape, out=self.grads["W"])
-        sum_rows(dy_rows, out=self.grads["b"])
+        # NOTE: cols.T is a view; BLAS reads it transposed, no copy. Its last row is the ones.
+        dwb = cols.T @ dy_rows  # (KH·KW·C + 1, F) = [dWm; db]
+        kernel_from_matrix(dwb[:-1], self.params["W"].shape, out=self.grads["W"])
+        self.grads["b"][...] = dwb[-1]
         if not need_dx:
             return None
+        wm = wm[:-1]  # the kernel rows only: the bias has no input to pass a gradient to
         # dcols = dY·Wmᵀ computed as KH·KW products dY·W_kᵀ (N·OH·OW, C), one per kernel offset
         # (one batched matmul call): in that kernel-offset-major memory col2im adds contiguous
         # runs of OW·C floats; dY·Wmᵀ in one product is ~3x slower to scatter back.

@@ -77,7 +77,8 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, out: np.ndarray | No
     cols[(n, oh, ow), (kh, kw, c)] = x_padded[n, c, oh·sh + kh, ow·sw + kw], with zeros around
     x when padding > 0. ``out``, a (N·OH·OW, KH·KW·C) array of x's dtype, is filled instead of
     allocating (layers reuse one buffer between batches of the same shape). It may be C- or
-    Fortran-ordered: with few channels (C < OW) Fortran order copies runs of OW floats
+    Fortran-ordered, or the first columns of a wider such matrix (Conv2D keeps a column of
+    ones beside them): with few channels (C < OW) Fortran order copies runs of OW floats
     instead of C, and BLAS reads either order without a copy.
     """
     n, c, h, w = _check_4d(x, "im2col")
@@ -87,17 +88,22 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, out: np.ndarray | No
     shape = (n * oh * ow, kh * kw * c)
     if out is None:
         out = np.empty(shape, x.dtype)
-    elif out.shape != shape or not (out.flags.c_contiguous or out.flags.f_contiguous):
-        raise ShapeError(f"im2col out must be a contiguous array of shape {shape}, got {out.shape}")
+    elif out.shape != shape or not (out.strides[0] == out.itemsize or out.strides[1] == out.itemsize):
+        raise ShapeError(f"im2col out must be a C- or Fortran-ordered matrix of shape {shape} (or the first "
+                         f"columns of one), got shape {out.shape} with strides {out.strides}")
     image = x.transpose(0, 2, 3, 1)  # (N, H, W, C), a view
     if ph or pw:
         padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), x.dtype)
         padded[:, ph:ph + h, pw:pw + w] = image
         image = padded
     # (N, H', W', C, KH, KW) windows at every position (a view), then every stride-th one.
-    windows = sliding_window_view(image, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-    # The one copy. NOTE: reshape splits each axis of a C- or F-ordered out as a view, never a copy.
-    np.copyto(out.reshape(n, oh, ow, kh, kw, c), windows.transpose(0, 1, 2, 4, 5, 3))
+    windows = sliding_window_view(image, (kh, kw), axis=(1, 2))[:, ::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)
+    # The one copy. NOTE: reshape splits each axis of a matrix with a unit stride as a view;
+    # were it ever a copy, the windows would land there, so that is checked.
+    rows = out.reshape(n, oh, ow, kh, kw, c)
+    if not np.may_share_memory(rows, out):
+        raise ShapeError(f"im2col out with strides {out.strides} cannot be filled in place")
+    np.copyto(rows, windows)
     return out
 
 
