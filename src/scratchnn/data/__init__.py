@@ -3,7 +3,7 @@
 Images are uint8 (N, H, W) and labels uint8 (N,) until ``scale_pixels`` turns images into
 float32 (N, *input_shape) in [0, 1] for a model. NumPy and the standard library only.
 """
-from .augment import DIGITS, Augmentation, affine, elastic_field, warp
+from .augment import CLOTHES, DIGITS, Augmentation, affine, augmentation_for, elastic_field, warp
 from .idx import read_idx, read_idx_pair, write_idx
 from .kaggle_csv import read_kaggle_csv, write_kaggle_csv
 from .load import DataSource, LabeledImages
@@ -11,7 +11,7 @@ from .sources import DATASETS, DatasetSpec, RemoteFile, cache_dir, get_dataset, 
 from .split import batch_indices, scale_pixels, train_dev_split
 
 __all__ = [
-    "Augmentation", "DIGITS", "affine", "warp", "elastic_field",
+    "Augmentation", "DIGITS", "CLOTHES", "augmentation_for", "affine", "warp", "elastic_field",
     "read_idx", "write_idx", "read_idx_pair", "read_kaggle_csv", "write_kaggle_csv",
     "DataSource", "LabeledImages", "DATASETS", "DatasetSpec", "RemoteFile", "cache_dir",
     "get_dataset", "load_dataset", "locate", "batch_indices", "scale_pixels", "train_dev_split",

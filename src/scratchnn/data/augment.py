@@ -1,4 +1,5 @@
-"""On-the-fly augmentation of digit images: random shifts, rotations, scaling, shear, elastic distortion.
+"""On-the-fly augmentation of digit images: random shifts, rotations, scaling, shear, elastic
+distortion (and, for clothes, left-right mirrors).
 
 Every image of a batch gets its own random transform, applied by inverse mapping: for each
 output pixel q = (row, col) we compute where it comes from in the input, then read the input
@@ -58,6 +59,7 @@ class Augmentation:
     shear: float = 0.0  # degrees
     elastic_alpha: float = 0.0  # pixels
     elastic_sigma: float = 4.0  # pixels; used only when elastic_alpha > 0
+    flip: float = 0.0  # probability of a left-right mirror (clothes, never digits: a mirrored 2 is no 2)
     p: float = 1.0  # probability that an image is augmented at all
 
     def __post_init__(self):
@@ -70,7 +72,7 @@ class Augmentation:
 
     def validate(self) -> Augmentation:
         """Raise ConfigError naming the first invalid value; returns self."""
-        for name in ("shift", "rotate", "scale", "shear", "elastic_alpha", "elastic_sigma", "p"):
+        for name in ("shift", "rotate", "scale", "shear", "elastic_alpha", "elastic_sigma", "flip", "p"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"augmentation {name} must be a finite number, got {getattr(self, name):g}")
         if self.shift < 0:
@@ -87,6 +89,9 @@ class Augmentation:
         if self.elastic_sigma < 0 or (self.elastic_alpha > 0 and self.elastic_sigma == 0):
             raise ConfigError(f"elastic_sigma must be > 0 pixels (the smoothing width; ~4 for 28x28 "
                               f"digits), got {self.elastic_sigma:g}")
+        if not 0 <= self.flip <= 1:
+            raise ConfigError(f"flip is the probability of mirroring an image left to right, in [0, 1]; "
+                              f"got {self.flip:g}")
         if not 0 <= self.p <= 1:
             raise ConfigError(f"p is the probability that an image is augmented, in [0, 1]; got {self.p:g}")
         return self
@@ -94,7 +99,8 @@ class Augmentation:
     @property
     def is_identity(self) -> bool:
         """True when no image can change (p = 0 or every strength 0)."""
-        return self.p == 0 or not (self.shift or self.rotate or self.scale or self.shear or self.elastic_alpha)
+        return self.p == 0 or not (self.shift or self.rotate or self.scale or self.shear or self.elastic_alpha
+                                   or self.flip)
 
     def to_dict(self) -> dict[str, float]:
         """Plain floats by field name, for a TOML/JSON training config."""
@@ -135,7 +141,11 @@ class Augmentation:
         if self.elastic_alpha > 0:
             field = elastic_field(n, (h, w), self.elastic_alpha, self.elastic_sigma, rng)
             field[~applied] = 0
-        return _sample(images, matrix, offset, field).reshape(shape)
+        out = _sample(images, matrix, offset, field)
+        if self.flip > 0:  # drawn only when used, so the streams of the other settings stay as they were
+            mirrored = applied & (rng.random(n) < self.flip)
+            out[mirrored] = out[mirrored, :, ::-1]
+        return out.reshape(shape)
 
 
 # Strengths for 28x28 handwritten digits, checked by eye on MNIST (benchmarks/augment_preview.py).
@@ -144,6 +154,16 @@ class Augmentation:
 # 7s into '>' and knot 8s, so we keep sigma = 4 and halve the strength (alpha = 20, std ~0.8 px).
 # Affine: shifts ±2 px, rotations ±12°, sizes ±10 % and a ±8° slant are the usual MNIST ranges.
 DIGITS = Augmentation(shift=2.0, rotate=12.0, scale=0.1, shear=8.0, elastic_alpha=20.0, elastic_sigma=4.0, p=1.0)
+# Clothes (Fashion-MNIST) are photographed upright and centred: rotating, slanting or bending a
+# shirt makes images the test set never has. A shirt mirrored is still a shirt, so: small shifts
+# and left-right mirrors, the usual Fashion-MNIST recipe.
+CLOTHES = Augmentation(shift=2.0, flip=0.5)
+AUGMENTATIONS = {"fashion-mnist": CLOTHES}  # by dataset name; any other data gets DIGITS
+
+
+def augmentation_for(dataset: str) -> Augmentation:
+    """The augmentation that suits a named dataset: CLOTHES for fashion-mnist, else DIGITS."""
+    return AUGMENTATIONS.get(dataset, DIGITS)
 
 
 def affine(x, *, shift=(0.0, 0.0), rotate=0.0, scale=1.0, shear=0.0) -> np.ndarray:
