@@ -16,3 +16,12 @@ def shared_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave files for people to look at (screenshots): $SCRATCHNN_ARTIFACTS, else
+    test-artifacts/ in the repository. Unlike tmp_path it is neither pruned nor per-test."""
+    path = Path(os.environ.get("SCRATCHNN_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -47,7 +47,9 @@ def test_train_evaluate_predict_end_to_end(tmp_path, shared_dir):
     assert sum(line.startswith("Iteration") for line in lines) == 6  # one every 10 iterations
     assert "9,000 train / 1,000 dev" in result.stdout
     assert f"Model saved to {run / 'model.safetensors'}" in result.stdout
-    assert {p.name for p in run.iterdir()} >= {"model.safetensors", "config.toml", "metrics.csv"}
+    assert {p.name for p in run.iterdir()} >= {"model.safetensors", "config.toml", "metrics.csv", "report.html",
+                                                "training_curves.png", "confusion_matrix.png", "first_layer.png"}
+    assert f"Report: {run / 'report.html'}" in result.stdout
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 6  # a row per evaluation
 
     result = scratchnn("evaluate", run)
@@ -67,8 +69,9 @@ def test_train_evaluate_predict_end_to_end(tmp_path, shared_dir):
     assert result.stderr.strip() == ("scratchnn predict: error: --index 1000 is out of range: "
                                      "the dev set has 1,000 images (0..999)")
 
-    result = scratchnn("train", "--config", run / "config.toml", "--out", tmp_path / "again", "--quiet")
+    result = scratchnn("train", "--config", run / "config.toml", "--out", tmp_path / "again", "--quiet", "--no-report")
     assert result.returncode == 0, result.stderr
+    assert not list((tmp_path / "again").glob("*.png")) and not (tmp_path / "again" / "report.html").exists()
     first, again = load(run), load(tmp_path / "again")  # the saved config repeats the run exactly
     for name, value in first.state_dict().items():
         np.testing.assert_array_equal(again.state_dict()[name], value, err_msg=name)

@@ -104,6 +104,34 @@ def test_read_image_decodes_each_format_to_grey(fmt, options, tolerance):
     np.testing.assert_allclose(gray, SCENE / 255, atol=tolerance + 1e-6, err_msg=fmt)
 
 
+def test_a_big_photo_is_decoded_small_keeping_its_orientation_and_depth():
+    rgb = Image.fromarray(np.kron(SCENE, np.ones((100, 100), np.uint8))).convert("RGB")  # 3200 x 4800
+    exif = rgb.getexif()
+    exif[0x0112] = 6  # EXIF: the camera was turned; shown rotated 90 degrees clockwise
+    for fmt in ("JPEG", "PNG"):
+        full = read_image(encode(rgb, fmt, exif=exif))
+        small = read_image(encode(rgb, fmt, exif=exif), reduce_to=800)
+        assert full.shape == (4800, 3200), fmt
+        assert small.shape[0] >= 800 and 4800 / small.shape[0] in (2, 4, 5, 6), (fmt, small.shape)
+        assert small.shape[0] / small.shape[1] == pytest.approx(1.5, abs=0.01), fmt
+        shrunk = np.asarray(Image.fromarray(full).resize(small.shape[::-1], Image.Resampling.BOX))
+        np.testing.assert_allclose(small, shrunk, atol=0.06, err_msg=fmt)
+    deep = Image.fromarray((np.kron(SCENE, np.ones((60, 60))) * 257).astype(np.uint16))  # 16-bit grey
+    full, small = read_image(encode(deep, "PNG")), read_image(encode(deep, "PNG"), reduce_to=800)
+    assert small.shape == (640, 960)  # 1920 x 2880 decoded at 1/3
+    np.testing.assert_allclose(small, full[::3, ::3], atol=1e-4)  # 3x3 blocks of equal pixels: exact means
+
+
+@pytest.mark.parametrize("colour", [(20, 40, 160), (170, 20, 20), (20, 110, 40)], ids=["blue", "red", "green"])
+def test_coloured_ink_on_white_paper_reads_like_black_ink(colour):
+    coverage = draw("4", ink=1.0, paper=0.0)  # where the ink is, 0..1
+    page = np.full((*coverage.shape, 3), 245.0)
+    page += coverage[..., None] * (np.array(colour) - 245.0)
+    photo = read_image(encode(Image.fromarray(np.round(page).astype(np.uint8)), "JPEG", quality=85))
+    assert detect_ink(photo) == "dark"
+    assert similarity(to_mnist(photo), REFERENCE["4"]) > 0.95
+
+
 def test_read_image_takes_a_path_or_bytes(tmp_path):
     path = tmp_path / "scene.png"
     path.write_bytes(encode(SCENE, "PNG"))

@@ -111,3 +111,10 @@ def test_metadata_is_json(tmp_path, model):
     tensors, meta = read_tensors(path)
     assert set(tensors) == {"0.W", "0.b", "2.W", "2.b"}
     assert json.loads(json.dumps(meta))["metrics"]["dev_accuracy"] == 0.9
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    from scratchnn.files import UMASK, atomic_write_bytes
+
+    path = atomic_write_bytes(tmp_path / "a.bin", b"data")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK  # not mkstemp's owner-only 0o600

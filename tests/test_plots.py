@@ -26,16 +26,16 @@ def rendered(fig) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())
 
 
-def assert_drawn(fig, min_ink: float = 0.02):
+def assert_drawn(fig, min_ink: float = 0.02, name: str = "figure"):
     """Not empty: enough non-white pixels; not clipped: everything drawn lies inside the figure."""
     pixels = rendered(fig)
     ink = np.mean(np.any(pixels[..., :3] < 245, axis=-1))
-    assert ink > min_ink, f"only {ink:.1%} of the figure is drawn"
+    assert ink > min_ink, f"{name}: only {ink:.1%} of the figure is drawn"
     drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, every artist drawn, texts included
     width, height = fig.get_size_inches()
     tolerance = 0.02
     assert (drawn.x0 >= -tolerance and drawn.y0 >= -tolerance and drawn.x1 <= width + tolerance
-            and drawn.y1 <= height + tolerance), f"drawn area {drawn} spills out of the {width}x{height} in figure"
+            and drawn.y1 <= height + tolerance), f"{name}: drawn area {drawn} spills out of the {width}x{height} in"
 
 
 def images_of(fig) -> list[AxesImage]:
@@ -296,4 +296,21 @@ def test_every_figure_builds_from_a_trained_model(trained):
     assert len(tiles(figures["first layer"], 8)) == 8
     assert len(figures["curves"].axes[0].get_lines()[0].get_xdata()) == 4
     for name, fig in figures.items():
-        assert_drawn(fig), name
+        assert_drawn(fig, name=name)
+
+
+def test_save_figure_writes_atomically_and_refuses_what_it_cannot_write(tmp_path):
+    from scratchnn.errors import ConfigError
+    from scratchnn.plots import save_figure
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    assert save_figure(fig, tmp_path / "a" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert save_figure(fig, tmp_path / "curve.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ConfigError, match=r"curve\.docx: cannot draw \.docx files; use one of .*\.png"):
+        save_figure(fig, tmp_path / "curve.docx")
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot write the figure"):
+        save_figure(fig, tmp_path / "file" / "curve.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "curve.svg", "file"]  # no temp files left

@@ -99,6 +99,24 @@ def test_explain_preprocessing_saves_the_steps(capsys, small_run, photos, tmp_pa
     assert {p.name for p in tmp_path.iterdir()} == {"steps.png", "steps-seven.png", "steps-number.png"}
 
 
+def test_photos_named_alike_get_a_figure_each(capsys, small_run, photos, tmp_path):  # noqa: F811
+    twin = tmp_path / "other" / "seven.png"
+    twin.parent.mkdir()
+    twin.write_bytes(open(photos["seven"], "rb").read())
+    code, _, _ = predict(capsys, small_run, photos["seven"], twin, "--explain-preprocessing", tmp_path / "s.png")
+    assert code == 0
+    assert {p.name for p in tmp_path.glob("*.png")} == {"s-seven-1.png", "s-seven-2.png"}
+
+
+def test_a_figure_that_cannot_be_saved_is_one_line_and_the_rest_go_on(capsys, small_run, photos, tmp_path):  # noqa: F811
+    code, out, err = predict(capsys, small_run, photos["seven"], photos["number"],
+                             "--explain-preprocessing", tmp_path / "steps.docx")
+    assert code == 1
+    assert "Prediction: 7" in out and "Number: 2026" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all("cannot draw .docx files" in line for line in lines), err
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "give image files to read, or --index N"),
     (["photo.png", "--index", "3"], "give image files to read, or --index N"),

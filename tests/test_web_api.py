@@ -115,10 +115,41 @@ def test_photo_upload_is_preprocessed_like_mnist(client, fmt):
 
 
 def test_ink_can_be_named_for_an_upload(client):
-    dark = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")}, data={"ink": "dark"})
-    auto = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")})
+    def post(**data):
+        return client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")}, data=data)
+
+    dark, auto, light = post(ink="dark"), post(), post(ink="light")
     assert dark.status_code == auto.status_code == 200
-    assert dark.json()["input"] == auto.json()["input"]
+    assert dark.json()["input"] == auto.json()["input"]  # auto sees dark ink on light paper
+    # told the ink is light, the paper itself is the "ink": something else entirely, or nothing at all
+    assert light.status_code == 422 or light.json()["input"] != dark.json()["input"]
+
+
+def test_an_upload_must_be_a_common_photo_format(client):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 200).save(buffer, "TIFF")
+    assert_error(client.post("/api/predict", files={"file": ("x.tiff", buffer.getvalue(), "image/tiff")}), 422,
+                 "not an image", "PNG", "JPEG")
+
+
+def test_a_big_photo_is_refused_by_its_header_or_decoded_small(client):
+    from PIL import Image
+
+    from scratchnn.web.app import UPLOAD_MAX_PIXELS
+
+    big = Image.new("L", (5000, 4000), 235)  # 20 megapixels of blank paper: a few kB as PNG
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    assert_error(client.post("/api/predict", files={"file": ("big.png", buffer.getvalue(), "image/png")}), 422,
+                 f"{UPLOAD_MAX_PIXELS:,}")
+    photo = Image.open(io.BytesIO(photo_of_one("JPEG", size=(1600, 2000))))  # 3.2 megapixels
+    buffer = io.BytesIO()
+    photo.resize((3200, 4000)).save(buffer, "JPEG")  # 12.8 megapixels: allowed, decoded at 1/4
+    response = client.post("/api/predict", files={"file": ("one.jpg", buffer.getvalue(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    assert response.json()["prediction"] == 1
 
 
 def test_model_summary(client, model_path):
@@ -283,3 +314,26 @@ def test_serve_on_a_busy_port_says_so_in_one_line(model_path, capsys):
         assert main(["serve", str(model_path), "--port", str(port)]) == 1
     error = capsys.readouterr().err.strip()
     assert f"cannot listen on 127.0.0.1:{port}" in error and "--port" in error and "\n" not in error
+
+
+def test_the_gallery_never_downloads(tmp_path, shared_dir, monkeypatch):
+    """A run on a named dataset whose test files are not on this machine: 422, at once, offline."""
+    from scratchnn.io import save
+    from scratchnn.web.inference import ModelService
+
+    model = load(train_tiny_model(shared_dir, tmp_path / "run"))
+    config = {**read_metadata(tmp_path / "run")["config"], "csv": "", "dataset": "mnist",
+              "data_dir": str(tmp_path / "empty")}
+    save(model, tmp_path / "mnist-run" / "model.safetensors", metadata={"config": config})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("scratchnn.data.sources.SYSTEM_DIR", tmp_path / "debian")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the gallery tried to download")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    with TestClient(create_app(tmp_path / "mnist-run")) as client:
+        response = client.get("/api/gallery", params={"set": "test"})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]  # one line, long only because of the test's temporary paths
+    assert "\n" not in detail and detail.startswith("mnist: test files not found") and "downloads are off" in detail

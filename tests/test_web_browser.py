@@ -108,7 +108,7 @@ def draw_stroke(page, points, steps=12):
     page.mouse.up()
 
 
-def test_drawing_a_one_shows_a_prediction_and_bars(page, tmp_path):
+def test_drawing_a_one_shows_a_prediction_and_bars(page, artifacts_dir):
     # Time from the end of the stroke to the last change of the answer on screen.
     page.evaluate("""() => {
         window.strokeEnded = null; window.answerShown = null;
@@ -135,17 +135,19 @@ def test_drawing_a_one_shows_a_prediction_and_bars(page, tmp_path):
         let ink = 0; for (let i = 0; i < data.length; i += 4) ink += data[i] > 128; return ink; }""")
     assert 10 < seen_ink < 200, "the 28x28 view should show a thin stroke"
 
-    shot = tmp_path / "drawn-one.png"
+    shot = artifacts_dir / "web-drawn-one.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"\nscreenshot: {shot}  (answer {latency:.0f} ms after the stroke ended)")
     assert shot.stat().st_size > 10_000
+    # NOTE: a loose bound against hangs on a loaded CI machine; the 100 ms target is measured by
+    # benchmarks/web_benchmark.py, not asserted here
     assert latency < 2000, f"the answer came {latency:.0f} ms after the stroke ended"
 
     page.click("#clear")
     assert page.locator("#prediction").inner_text() == "?"
 
 
-def test_upload_gallery_and_model_tabs(page, tmp_path):
+def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     page.set_input_files("#upload", files=[{"name": "one.png", "mimeType": "image/png", "buffer": photo_of_one()}])
     page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Photo one.png')")
     assert page.locator("#prediction").inner_text() == "1"
@@ -164,4 +166,4 @@ def test_upload_gallery_and_model_tabs(page, tmp_path):
     page.click("#tab-button-model")
     assert page.locator("#model-layers tbody tr").count() == 3
     assert "784 → 64 → 10" in page.locator("#model-facts").inner_text()
-    page.screenshot(path=str(tmp_path / "model-tab.png"), full_page=True)
+    page.screenshot(path=str(artifacts_dir / "web-model-tab.png"), full_page=True)

@@ -44,12 +44,17 @@ PALETTE = np.array([[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0
                     [0.58, 0.4, 0.74], [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.74, 0.74, 0.13]])
 
 
-def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS, formats=FORMATS,
+               reduce_to: int | None = None) -> np.ndarray:
     """Decode a photo (a path or the file's bytes) to grey float32 (H, W) in 0..1, 0 = black.
 
     EXIF orientation is applied, an animation gives its first frame, transparency is composited
     onto white. The pixel count comes from the header and is checked before anything is decoded,
-    so a decompression bomb is refused at once. Raises ImageError with one line saying why.
+    so a decompression bomb is refused at once. ``formats`` limits what is accepted.
+    ``reduce_to``: a photo more than twice that long is decoded at a whole fraction of its size,
+    its longest side still >= ``reduce_to`` (JPEG scales inside the decoder; other formats are
+    reduced as 8-bit grey, before the float copy), so a 24-megapixel photo costs ~1 MB, not 100.
+    Raises ImageError with one line saying why.
     """
     is_bytes = isinstance(source, (bytes, bytearray, memoryview))
     where = "" if is_bytes else f"{os.fspath(source)}: "
@@ -63,10 +68,10 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
         raise ImageError(f"{where}cannot be read ({error.strerror or error})") from None
     with file:
         try:
-            image = Image.open(file, formats=FORMATS)
+            image = Image.open(file, formats=formats)
         except UnidentifiedImageError:
-            raise ImageError(f"{where}not an image scratchnn can read; give a PNG, JPEG, BMP, GIF, "
-                             "WebP, TIFF or PPM file") from None
+            names = ", ".join("JPEG" if f == "JPEG" else f.title() if f == "WEBP" else f for f in formats)
+            raise ImageError(f"{where}not an image scratchnn can read; give a file in one of: {names}") from None
         except Image.DecompressionBombError:  # Pillow's own limit (2 x 89.5 million pixels) came first
             limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
             raise ImageError(f"{where}more than {limit:,} pixels (a decompression bomb?); "
@@ -81,10 +86,32 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             if width * height == 0:
                 raise ImageError(f"{where}the image has no pixels ({width} x {height})")
             try:
-                return _grey(ImageOps.exif_transpose(image))
+                return _grey(ImageOps.exif_transpose(_decoded_small(image, reduce_to)))
             except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
                 raise ImageError(f"{where}the {image.format} data cannot be decoded ({error}); "
                                  "is the file truncated or corrupt?") from None
+
+
+def _decoded_small(image: Image.Image, reduce_to: int | None) -> Image.Image:
+    """The image decoded at 1/k of its size, k the largest whole factor keeping its longest side
+    >= ``reduce_to`` (the image itself when k < 2). Grey from here on, as the pipeline is."""
+    k = max(image.size) // reduce_to if reduce_to else 1
+    if k < 2:
+        return image
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # "L" would clip 16-bit and float grey
+        return (image if image.mode in ("I", "F") else image.convert("I")).reduce(k)
+    if image.format == "JPEG":  # the decoder scales by 1/2, 1/4 or 1/8 for free
+        image.draft("L", (image.width // k, image.height // k))
+    grey = _grey_image(image)
+    k = max(grey.size) // reduce_to
+    return grey.reduce(k) if k >= 2 else grey
+
+
+def _grey_image(image: Image.Image) -> Image.Image:
+    """8-bit grey ("L") with transparency composited onto white paper."""
+    if image.has_transparency_data:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return image.convert("L")
 
 
 def _grey(image: Image.Image) -> np.ndarray:
@@ -94,9 +121,7 @@ def _grey(image: Image.Image) -> np.ndarray:
     if image.mode == "F":  # float TIFFs: taken as 0..1, or 0..255 when a value exceeds 1
         pixels = np.nan_to_num(np.asarray(image, np.float32))
         return np.clip(pixels / (255 if pixels.max() > 1 else 1), 0, 1)
-    if image.has_transparency_data:
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    return np.asarray(image.convert("L"), np.float32) / np.float32(255)
+    return np.asarray(_grey_image(image), np.float32) / np.float32(255)
 
 
 def to_mnist(gray: np.ndarray, *, ink: str = "auto") -> np.ndarray:

@@ -36,7 +36,6 @@ def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None 
 
 def save_preprocessing_figure(steps: list[tuple[str, np.ndarray]], path, title: str | None = None) -> Path:
     """Draw ``steps`` and save them as ``path`` (PNG, or any format matplotlib knows from the suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    preprocessing_figure(steps, title).savefig(path, dpi=100)
-    return path
+    from .plots import save_figure
+
+    return save_figure(preprocessing_figure(steps, title), path, dpi=100)

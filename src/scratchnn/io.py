@@ -46,6 +46,14 @@ def read_metadata(path) -> dict:
     return read_tensors(resolve_model_path(path))[1]
 
 
+def class_names(model: Sequential, metadata: dict) -> list[str]:
+    """The names of the model's classes saved with it ("0".."9", "T-shirt/top"...), else "0", "1"..."""
+    classes = metadata.get("classes")
+    if isinstance(classes, list) and len(classes) == model.num_classes:
+        return [str(c) for c in classes]
+    return [str(i) for i in range(model.num_classes)]
+
+
 def resolve_model_path(path) -> Path:
     """Accept a model file or a run folder that contains ``model.safetensors``."""
     path = Path(path)

@@ -51,16 +51,18 @@ def data_source(config: TrainConfig) -> DataSource:
     return source
 
 
-def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True):
+def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,
+             download: bool = True):
     """(images uint8 (N, H, W), labels (N,), classes, description) of one set of a run's data.
 
     ``train`` and ``dev`` replay the run's shuffled split (same seed, same dev size); ``test``
     is a named dataset's test split; ``all`` is every row of the source's training data.
+    ``download=False``: a named dataset that is not on this machine is a DataError.
     """
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
     source = source or data_source(config)
-    data = source.load("test" if which == "test" else "train", progress=progress)
+    data = source.load("test" if which == "test" else "train", download=download, progress=progress)
     images, labels = data.images, data.labels
     if which in ("train", "dev"):
         train_images, train_labels, dev_images, dev_labels = train_dev_split(

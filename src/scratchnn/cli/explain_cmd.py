@@ -9,6 +9,7 @@ import numpy as np
 from ..data import scale_pixels
 from ..errors import ConfigError
 from ..explain import format_trace, trace
+from ..io import class_names
 from ..run import load_set
 from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config
 from .terminal_image import render_image
@@ -25,6 +26,8 @@ def add_parser(commands) -> None:
     add_set_argument(parser)
     parser.add_argument("--image", metavar="FILE", type=Path,
                         help="a photo or scan of a digit instead (turned into a 28x28 MNIST-style image)")
+    parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
+                        help="with --image: dark ink on light paper, light on dark, or auto-detect (default)")
     parser.add_argument("--label", metavar="L",
                         help="the true class (index or name) for the loss and gradients; "
                              "with --index the image's own label unless given")
@@ -46,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
         x = scale_pixels(picture[None], model.input_shape)[0]
         title = f"Image {args.index} of the {description}"
     else:
-        classes = metadata.get("classes") or [str(i) for i in range(model.num_classes)]
-        x, picture = _read_photo(args.image, model.input_shape)
+        classes = class_names(model, metadata)
+        x, picture = _read_photo(args.image, model.input_shape, args.ink)
         true_label, title = None, f"Image {args.image} as the model sees it"
     label = true_label if args.label is None else _class_index(args.label, classes)
     result = trace(model, x, label)
@@ -63,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_photo(path: Path, input_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _read_photo(path: Path, input_shape: tuple[int, ...], ink: str) -> tuple[np.ndarray, np.ndarray]:
     """(x (*input_shape) in 0..1, the same as a uint8 picture (28, 28)) for an image file."""
-    from ..images import read_image, to_mnist  # Pillow, only when a photo is given
+    from ..images import WORK_SIDE, read_image, to_mnist  # Pillow, only when a photo is given
 
-    small = np.clip(to_mnist(read_image(path)), 0, 1)
+    small = to_mnist(read_image(path, reduce_to=WORK_SIDE), ink=ink)
     if small.size != int(np.prod(input_shape)):
         raise ConfigError(f"the model takes input {input_shape}, but --image gives a "
                           f"{'x'.join(map(str, small.shape))} image; use a model trained on 28x28 digits")

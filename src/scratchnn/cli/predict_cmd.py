@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data import scale_pixels
 from ..errors import ConfigError, ImageError
+from ..io import class_names
 from ..run import load_set
 from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config
 from .terminal_image import render_image
@@ -80,16 +81,17 @@ def run(args: argparse.Namespace) -> int:
 
 def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
     """Predict every photo in ``args.photos``; 1 if any could not be read, else 0."""
-    from ..images import preprocess_steps, read_image, split_digits, to_mnist
+    from ..images import WORK_SIDE, preprocess_steps, read_image, split_digits, to_mnist
 
     if math.prod(model.input_shape) != 28 * 28:
         raise ConfigError(f"this model takes inputs of shape {model.input_shape}; photos become 28x28 digits, "
                           "so give a model trained on 28x28 images")
-    classes = metadata.get("classes") or [str(k) for k in range(model.num_classes)]
+    classes = class_names(model, metadata)
+    stems = [Path(path).stem for path in args.photos]
     failed = 0
     for n, path in enumerate(args.photos):
         try:
-            gray = read_image(path)
+            gray = read_image(path, reduce_to=WORK_SIDE)
             try:
                 digits = [to_mnist(gray, ink=args.ink)] if args.digits == "single" else split_digits(gray, ink=args.ink)
             except ImageError as error:
@@ -113,10 +115,17 @@ def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
             from ..images_figure import save_preprocessing_figure
 
             out = args.explain_preprocessing
-            if len(args.photos) > 1:
-                out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix or '.png'}")
+            if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too
+                stem = stems[n] if stems.count(stems[n]) == 1 else f"{stems[n]}-{n + 1}"
+                out = out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
             steps = preprocess_steps(gray, ink=args.ink, multi=args.digits == "multi" or len(digits) > 1)
-            print(f"Saved the preprocessing steps to {save_preprocessing_figure(steps, out, title=str(path))}")
+            try:
+                saved = save_preprocessing_figure(steps, out, title=str(path))
+            except ConfigError as error:  # an unwritable folder, an unknown image suffix
+                print(f"scratchnn predict: error: {error}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"Saved the preprocessing steps to {saved}")
     return 1 if failed else 0
 
 

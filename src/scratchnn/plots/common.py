@@ -11,21 +11,34 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
+from ..files import atomic_write_bytes
 
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
-    """Save as PNG (or any format matplotlib knows from the suffix)."""
+    """Save as PNG (or SVG, PDF...: any format matplotlib knows from the suffix), atomically.
+
+    A suffix matplotlib cannot write or a folder that cannot be written is one ConfigError.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    kind = path.suffix.lstrip(".").lower() or "png"
+    known = fig.canvas.get_supported_filetypes()
+    if kind not in known:
+        raise ConfigError(f"{path}: cannot draw .{kind} files; use one of {', '.join('.' + k for k in sorted(known))}")
+    try:
+        return atomic_write_bytes(path, figure_bytes(fig, dpi, kind))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot write the figure ({error.strerror or error})") from None
 
 
 def figure_png(fig: Figure, dpi: int = 120) -> bytes:
     """The figure rendered as PNG bytes (for files written atomically or embedded in HTML)."""
+    return figure_bytes(fig, dpi, "png")
+
+
+def figure_bytes(fig: Figure, dpi: int, kind: str) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format=kind, dpi=dpi)
     return buffer.getvalue()
 
 

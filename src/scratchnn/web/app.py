@@ -12,6 +12,7 @@ read, wrong shapes / non-numbers / non-images / empty canvases 422, unknown medi
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -28,12 +29,16 @@ from starlette.datastructures import UploadFile
 
 from .. import __version__
 from ..errors import ImageError, ScratchnnError
+from ..images import INKS, WORK_SIDE, read_image, to_mnist
 from .inference import ModelService
 from .limits import MAX_BODY_BYTES, BodySizeLimit
 from .schemas import CanvasRequest, ErrorMessage, Gallery, ModelSummary, PredictResponse, one_line
 
 STATIC_DIR = Path(str(files("scratchnn.web") / "static"))
-INKS = ("auto", "dark", "light")
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+UPLOAD_MAX_PIXELS = 16_000_000  # a 12-megapixel phone photo passes
+DECODERS = 2  # uploads decoded at the same time: a burst of big photos cannot take all memory
+_decoding = threading.BoundedSemaphore(DECODERS)
 # The page loads nothing from elsewhere; the policy makes the browser hold it to that.
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
                                            "base-uri 'none'; frame-ancestors 'none'",
@@ -129,8 +134,6 @@ def _canvas_input(canvas: CanvasRequest) -> np.ndarray:
     pixels = np.asarray(canvas.pixels, np.float32)
     if not canvas.preprocess:
         return pixels
-    from ..images import to_mnist
-
     try:
         return to_mnist(pixels, ink="light")
     except ImageError:  # its message speaks of photos; say it in terms of the canvas
@@ -139,8 +142,12 @@ def _canvas_input(canvas: CanvasRequest) -> np.ndarray:
 
 
 def _image_input(data: bytes, ink: str) -> np.ndarray:
-    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one (a header
-    over ``images.MAX_PIXELS`` pixels is refused before anything is decoded)."""
-    from ..images import read_image, to_mnist
+    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one.
 
-    return to_mnist(read_image(data), ink=ink)
+    Tighter than the command line, as anyone may send one: PNG, JPEG, WebP, GIF or BMP only, a
+    header over UPLOAD_MAX_PIXELS is refused before anything is decoded, big photos are decoded
+    small, and at most DECODERS uploads are decoded at once (the rest wait their turn).
+    """
+    with _decoding:
+        return to_mnist(read_image(data, max_pixels=UPLOAD_MAX_PIXELS, formats=UPLOAD_FORMATS,
+                                   reduce_to=WORK_SIDE), ink=ink)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..errors import ConfigError, ModelFileError, ShapeError
-from ..io import load, read_metadata, resolve_model_path
+from ..io import class_names, load, read_metadata, resolve_model_path
 from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, softmax
 
 # Hidden activations are the outputs of these layers (what a unit "fires"); pre-activations,
@@ -35,10 +35,7 @@ class ModelService:
         self.path = resolve_model_path(model_path)
         self.model = load(self.path)
         self.metadata = read_metadata(self.path)
-        n = self.model.num_classes
-        classes = self.metadata.get("classes")
-        self.classes = [str(c) for c in classes] if isinstance(classes, list) and len(classes) == n \
-            else [str(i) for i in range(n)]
+        self.classes = class_names(self.model, self.metadata)
         if math.prod(self.model.input_shape) != IMAGE_SIDE * IMAGE_SIDE:
             raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model expects input "
                              f"{self.model.input_shape}; serve a model trained on 28x28 digits")
@@ -115,7 +112,8 @@ class ModelService:
             raise ConfigError(f"{self.path} holds no training config, so its {which} set is unknown; "
                               "serve a model saved by 'scratchnn train'")
         config = TrainConfig.from_dict(self.metadata["config"], source=f"{self.path} metadata")
-        images, labels, _, description = load_set(config, which, progress=False)
+        # NOTE: never a download inside a request: the page must work offline, and fast
+        images, labels, _, description = load_set(config, which, progress=False, download=False)
         if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             raise ShapeError(f"the {description} holds images of shape {images.shape[1:]}, not 28x28")
         x = scale_pixels(images, self.model.input_shape)
@@ -149,7 +147,7 @@ def _pool_to(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def newest_model(runs_dir: Path) -> Path:
-    """The most recently written ``runs_dir/*/model.safetensors`` (run names start with a timestamp)."""
+    """The most recently written ``runs_dir/*/model.safetensors`` (by modification time)."""
     candidates = sorted(Path(runs_dir).glob("*/model.safetensors"), key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise ModelFileError(f"no trained model under {runs_dir}/; train one with 'scratchnn train' "

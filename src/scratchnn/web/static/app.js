@@ -300,6 +300,7 @@ $("gallery-set").addEventListener("change", () => loadGallery());
 // The model
 
 const percent = (x) => `${(x * 100).toFixed(1)} %`;
+const known = (x) => Number.isFinite(x);  // a metric that was not measured (no dev set) arrives as null
 
 async function loadModel() {
   try {
@@ -307,12 +308,12 @@ async function loadModel() {
     classes = model.classes;
     drawBars($("bars"), classes, null);
     const m = model.metrics;
-    const accuracy = m.test_accuracy ?? m.dev_accuracy;
-    const which = m.test_accuracy !== undefined ? "test" : "dev";
+    const which = known(m.test_accuracy) ? "test" : "dev";
+    const accuracy = m[`${which}_accuracy`];
     const architecture = model.architecture.replaceAll("->", "→");
     $("model-line").textContent = `${model.name} · ${architecture} · `
       + `${model.num_parameters.toLocaleString()} parameters`
-      + (accuracy !== undefined ? ` · ${which} accuracy ${percent(accuracy)}` : "");
+      + (known(accuracy) ? ` · ${which} accuracy ${percent(accuracy)}` : "");
     const facts = [
       ["Run", model.name], ["File", model.path], ["Architecture", architecture],
       ["Parameters", model.num_parameters.toLocaleString()], ["Input", `(N, ${model.input_shape.join(", ")})`],
@@ -320,10 +321,10 @@ async function loadModel() {
     ];
     for (const [key, label] of [["train_accuracy", "Train accuracy"], ["dev_accuracy", "Dev accuracy"],
                                 ["test_accuracy", "Test accuracy"]]) {
-      if (m[key] !== undefined) facts.push([label, percent(m[key])]);
+      if (known(m[key])) facts.push([label, percent(m[key])]);
     }
-    if (m.epochs !== undefined) facts.push(["Epochs", String(m.epochs)]);
-    if (m.train_seconds !== undefined) facts.push(["Training time", `${m.train_seconds.toFixed(1)} s`]);
+    if (known(m.epochs)) facts.push(["Epochs", String(m.epochs)]);
+    if (known(m.train_seconds)) facts.push(["Training time", `${m.train_seconds.toFixed(1)} s`]);
     const dl = $("model-facts");
     dl.innerHTML = "";
     for (const [key, value] of facts) {
