@@ -292,7 +292,7 @@ def scratchnn(*args, cwd=None):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, shared_dir):
     run = tmp_path_factory.mktemp("explain") / "run"
-    result = scratchnn("train", "--hidden", 16, "--epochs", 1, "--batch-size", 64, "--warmup", 0, "--quiet",
+    result = scratchnn("train", "--hidden", 16, "--epochs", 1, "--batch-size", 64, "--warmup", 0, "--quiet", "--no-report",
                        "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", "--out", run)
     assert result.returncode == 0, result.stderr
     return run

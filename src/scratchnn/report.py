@@ -42,17 +42,21 @@ class ReportFigure:
     size: tuple[float, float]  # inches (width, height)
 
 
-def write_report(run_dir, *, set: str = "dev", log: Callable[[str], None] = print) -> Path:
+FIGURE_NAMES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions", "first_layer")
+
+
+def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = print) -> Path:
     """Write the figures (PNG) and ``report.html`` into ``run_dir``; return the page's path.
 
-    ``set`` picks the images the confusion matrix, per-class accuracy, mistakes and prediction
+    ``which`` set picks the images the confusion matrix, per-class accuracy, mistakes and prediction
     sheet are measured on: "dev" (the run's own split), "test", "train" or "all". What cannot be
-    drawn (no metrics.csv, data no longer found) is said on the page instead.
+    drawn (no metrics.csv, data no longer found) is said on the page instead, and its PNG from an
+    earlier report is removed, so the folder never shows a figure the page does not.
     """
     from . import plots  # matplotlib only when a report is drawn
 
-    if set not in SETS:
-        raise ConfigError(f"unknown set {set!r}; choose one of {', '.join(SETS)}")
+    if which not in SETS:
+        raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
     run_dir = Path(run_dir)
     model, metadata, config = _load_run(run_dir)
     notes: list[str] = []
@@ -66,7 +70,7 @@ def write_report(run_dir, *, set: str = "dev", log: Callable[[str], None] = prin
     if rows:
         add("training_curves", "Training curves", f"Loss, accuracy and learning rate at each of the {len(rows)} "
             f"evaluation{'s' * (len(rows) != 1)}. {_train_figures(config)}", plots.training_curves(rows, step))
-    predicted = _predict(model, config, set, notes)
+    predicted = _predict(model, config, which, notes)
     if predicted is not None:
         images, labels, probs, classes, description = predicted
         matrix = confusion_matrix(labels, probs.argmax(axis=1), len(classes))
@@ -91,7 +95,9 @@ def write_report(run_dir, *, set: str = "dev", log: Callable[[str], None] = prin
         notes.append(f"No first-layer figure: {error}.")
     for figure in figures:
         atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
-    page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, set)
+    for name in set(FIGURE_NAMES) - {figure.name for figure in figures}:
+        (run_dir / f"{name}.png").unlink(missing_ok=True)
+    page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which)
     path = atomic_write_bytes(run_dir / REPORT_FILE, page.encode("utf-8"))
     for note in notes:
         log(f"Note: {note}")

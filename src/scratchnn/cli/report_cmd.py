@@ -22,5 +22,5 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..report import write_report  # matplotlib only for this command
 
-    write_report(args.run_dir, set=args.set)
+    write_report(args.run_dir, which=args.set)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from ..errors import ScratchnnError
+from ..errors import ConfigError, ScratchnnError
 
 INSTALL_HINT = "pip install 'scratchnn[web]'"
 
@@ -23,8 +23,8 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise ScratchnnError(f"--port must be between 0 and 65535, got {args.port}")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     try:
         import uvicorn
 

@@ -17,10 +17,13 @@ def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: Sequence[st
                       true_label: int | None = None) -> Figure:
     """The seed's test_prediction: the image (H, W) with predicted and true label, plus bars of
     the class probabilities (C,)."""
+    image = as_images(np.asarray(image)[None], "image")[0]
+    probs = check_probs(np.asarray(probs)[None], 1, classes)[0]
     best = int(np.argmax(probs))
     fig = Figure(figsize=(6.4, 3.2), layout="constrained")
     ax_image, ax_probs = fig.subplots(1, 2, width_ratios=[1, 1.3])
-    ax_image.imshow(image, cmap="gray", interpolation="nearest")
+    vmin, vmax = pixel_range(image)  # a faint digit stays faint, as in the prediction sheet
+    ax_image.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax_image.set_axis_off()
     title = f"Prediction: {classes[best]} ({probs[best]:.0%})"
     if true_label is not None:

@@ -58,7 +58,9 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
 def create_app(model_path, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The app for the model at ``model_path`` (a model file or run folder), loaded once, here."""
     service = ModelService(model_path)
-    app = FastAPI(title="scratchnn", version=__version__,
+    # NOTE: no /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, and this page works
+    # offline; the schema itself is at /openapi.json
+    app = FastAPI(title="scratchnn", version=__version__, docs_url=None, redoc_url=None,
                   description="Draw a digit and watch a NumPy network think. "
                               "Errors are 4xx with {\"detail\": \"one line\"}.")
     app.state.service = service
