@@ -23,8 +23,13 @@ GEOMETRIES = [
 
 
 def channels_last(x):
-    """The same (N, C, H, W) numbers stored (N, H, W, C) in memory, as Conv2D returns them."""
+    """The same (N, C, H, W) numbers stored (N, H, W, C) in memory."""
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def pixel_major(x):
+    """The same (N, C, H, W) numbers stored (H, W, N, C) in memory, as Conv2D returns them."""
+    return np.ascontiguousarray(x.transpose(2, 3, 0, 1)).transpose(2, 3, 0, 1)
 
 
 def pair(v):
@@ -59,6 +64,23 @@ def test_im2col_known_answer():
     np.testing.assert_array_equal(padded[0], [0, 0, 0, 0, 0, 1, 0, 4, 5])
 
 
+def test_im2col_orders_rows_pixel_then_image():
+    x = np.arange(2 * 9.0).reshape(2, 1, 3, 3)  # image 1 is image 0 + 9
+    cols = im2col(x, 2)  # 2x2 output pixels, 2 images: rows (oh, ow, n)
+    np.testing.assert_array_equal(cols[0], [0, 1, 3, 4])     # pixel (0, 0) of image 0
+    np.testing.assert_array_equal(cols[1], [9, 10, 12, 13])  # pixel (0, 0) of image 1
+    np.testing.assert_array_equal(cols[2], [1, 2, 4, 5])     # pixel (0, 1) of image 0
+
+
+def test_conv_and_pool_outputs_are_pixel_major_in_memory():
+    x = np.random.default_rng(2).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    for layer in (Conv2D(3, 5, 3, rng=0), MaxPool2D(2), MaxPool2D(3, stride=2), AvgPool2D(2)):
+        y = layer.forward(x, training=True)
+        assert y.transpose(2, 3, 0, 1).flags.c_contiguous, f"{layer!r} output is not (H, W, N, C) in memory"
+        dx = layer.backward(np.ones_like(y))
+        assert dx.transpose(2, 3, 0, 1).flags.c_contiguous, f"{layer!r} dx is not (H, W, N, C) in memory"
+
+
 def test_im2col_orders_columns_kernel_offset_then_channel():
     x = np.stack([np.zeros((2, 2)), np.ones((2, 2))])[None]  # (1, 2, 2, 2): channel c holds c
     np.testing.assert_array_equal(im2col(x, 2)[0], [0, 1] * 4)
@@ -85,6 +107,7 @@ def test_im2col_reads_any_memory_layout_and_fills_out():
     out = np.empty((2 * 9, 27))
     assert im2col(channels_last(x), 3, out=out) is out
     np.testing.assert_array_equal(out, im2col(x, 3))
+    np.testing.assert_array_equal(im2col(pixel_major(x), 3, out=np.empty((2 * 9, 27), order="F")), out)
     with pytest.raises(ShapeError, match="out must be"):
         im2col(x, 3, out=np.empty((5, 27)))
 
@@ -174,7 +197,8 @@ def test_conv_answers_do_not_depend_on_memory_layout():
     x = rng.standard_normal((3, 4, 6, 5))
     dy = rng.standard_normal((3, 2, 6, 5))
     results = []
-    for xi, dyi in ((x, dy), (channels_last(x), channels_last(dy)), (np.asfortranarray(x), dy)):
+    for xi, dyi in ((x, dy), (channels_last(x), channels_last(dy)), (pixel_major(x), pixel_major(dy)),
+                    (np.asfortranarray(x), dy)):
         layer = Conv2D(4, 2, 3, padding=1, rng=0).astype(np.float64)
         y = layer.forward(xi)
         results.append((y, layer.backward(dyi), layer.grads["W"].copy(), layer.grads["b"].copy()))
@@ -308,6 +332,7 @@ def test_flatten_keeps_channel_height_width_order_whatever_the_layout():
     x = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
     flat = Flatten()
     np.testing.assert_array_equal(flat.forward(channels_last(x)), x.reshape(2, 12))
+    np.testing.assert_array_equal(flat.forward(pixel_major(x)), x.reshape(2, 12))
     assert flat.output_shape((3, 2, 2)) == (12,)
     dx = flat.backward(np.ones((2, 12), np.float32))
     assert dx.shape == x.shape
@@ -330,7 +355,7 @@ def layers_and_inputs():
 @pytest.mark.parametrize("index", range(len(layers_and_inputs())))
 def test_forward_and_backward_leave_their_inputs_alone(index):
     layer, x = layers_and_inputs()[index]
-    x = channels_last(x.astype(np.float32))
+    x = pixel_major(x.astype(np.float32))
     x_before = x.copy()
     y = layer.forward(x, training=True)
     dy = np.random.default_rng(10).standard_normal(y.shape).astype(np.float32)

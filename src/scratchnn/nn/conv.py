@@ -4,11 +4,11 @@ Every layer here maps (N, C, H, W) to (N, F or C, OH, OW) with
     OH = (H + 2·padding − KH) // stride + 1,   OW = (W + 2·padding − KW) // stride + 1
 (pooling has no padding). See ``im2col`` for how windows become rows of a matrix.
 
-NOTE on memory layout: outputs have the (N, C, H, W) shape but channels-last memory (they are
-x.transpose(0, 3, 1, 2) views of (N, H, W, C) arrays), like PyTorch's ``channels_last``. A GEMM
-over im2col rows produces exactly that layout, so no layer ever transposes a whole activation,
-and the next conv's im2col copies runs of C floats. Elementwise layers (ReLU) keep the layout.
-Any memory order is accepted as input; the answer is the same, only the speed differs.
+NOTE on memory layout: outputs have the (N, C, H, W) shape but pixel-major memory (they are
+x.transpose(2, 3, 0, 1) views of (H, W, N, C) arrays; see ``im2col`` for why). A GEMM over
+im2col rows ordered (oh, ow, n) produces exactly that layout, so no layer ever transposes a
+whole activation; elementwise layers (ReLU) keep it. Any memory order is accepted as input;
+the answer is the same, only the speed differs.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .base import Layer
-from .im2col import as_pair, col2im, conv_output_shape, im2col, kernel_from_matrix, kernel_matrix
+from .im2col import (as_pair, col2im, conv_output_shape, from_pixel_major, im2col, kernel_from_matrix, kernel_matrix,
+                     pixel_major)
 from .init import get_initializer
 
 
@@ -65,22 +66,22 @@ class Conv2D(Layer):
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         # NOTE: cols is rewritten by the next forward; backward only ever needs the latest one.
-        # Few channels (the first layer's C = 1): Fortran order, so im2col copies runs of OW floats.
+        # Few channels (the first layer's C = 1): Fortran order, so im2col copies runs of OW·N floats.
         order = "F" if c < ow else "C"
         k = kh * kw * c
-        cols = self._buffer("cols", (n * oh * ow, k + 1), x.dtype, order)
+        cols = self._buffer("cols", (oh * ow * n, k + 1), x.dtype, order)
         im2col(x, self.kernel_size, self.stride, self.padding, out=cols[:, :k])
         cols[:, k] = 1
         wm = np.concatenate([kernel_matrix(self.params["W"]), self.params["b"][None]])  # [Wm; b]
-        y = cols @ wm  # (N·OH·OW, F) = (N, OH, OW, F) in memory
+        y = cols @ wm  # (OH·OW·N, F) = (OH, OW, N, F) in memory
         self._cache = (x.shape, cols, wm)
-        return y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
+        return from_pixel_major(y.reshape(oh, ow, n, f))
 
     def backward(self, dy, need_dx=True):
         x_shape, cols, wm = self._take_cache()
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
-        dy_rows = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # a view when dy is channels-last
+        dy_rows = dy.transpose(2, 3, 0, 1).reshape(oh * ow * n, f)  # a view when dy is pixel-major
         # NOTE: cols.T is a view; BLAS reads it transposed, no copy. Its last row is the ones.
         dwb = cols.T @ dy_rows  # (KH·KW·C + 1, F) = [dWm; db]
         kernel_from_matrix(dwb[:-1], self.params["W"].shape, out=self.grads["W"])
@@ -88,13 +89,13 @@ class Conv2D(Layer):
         if not need_dx:
             return None
         wm = wm[:-1]  # the kernel rows only: the bias has no input to pass a gradient to
-        # dcols = dY·Wmᵀ computed as KH·KW products dY·W_kᵀ (N·OH·OW, C), one per kernel offset
+        # dcols = dY·Wmᵀ computed as KH·KW products dY·W_kᵀ (OH·OW·N, C), one per kernel offset
         # (one batched matmul call): in that kernel-offset-major memory col2im adds contiguous
-        # runs of OW·C floats; dY·Wmᵀ in one product is ~3x slower to scatter back.
+        # runs of OW·N·C floats; dY·Wmᵀ in one product is ~3x slower to scatter back.
         dtype = np.result_type(dy_rows, wm)
-        dcols = self._buffer("dcols", (kh * kw, n * oh * ow, c), dtype)
+        dcols = self._buffer("dcols", (kh * kw, oh * ow * n, c), dtype)
         np.matmul(dy_rows, wm.reshape(kh * kw, c, f).transpose(0, 2, 1), out=dcols)
-        blocks = dcols.reshape(kh, kw, n, oh, ow, c).transpose(2, 3, 4, 0, 1, 5)  # (N, OH, OW, KH, KW, C)
+        blocks = dcols.reshape(kh, kw, oh, ow, n, c).transpose(2, 3, 4, 0, 1, 5)  # (OH, OW, N, KH, KW, C)
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
@@ -139,11 +140,11 @@ class MaxPool2D(Layer):
         oh, ow = conv_output_shape(h, w, self.size, self.stride)
         if self.size == self.stride == (2, 2):
             return self._forward_2x2(x, oh, ow)
-        cols = im2col(x, self.size, self.stride).reshape(n * oh * ow, -1, c)  # (M, KH·KW, C)
+        cols = im2col(x, self.size, self.stride).reshape(oh * ow * n, -1, c)  # (M, KH·KW, C)
         winner = cols.argmax(axis=1)[:, None]  # (M, 1, C): the first maximum of each window
         y = np.take_along_axis(cols, winner, axis=1)
         self._cache = ("windows", x.shape, winner)
-        return y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+        return from_pixel_major(y.reshape(oh, ow, n, c))
 
     def backward(self, dy, need_dx=True):
         cache = self._take_cache()
@@ -153,21 +154,21 @@ class MaxPool2D(Layer):
             return self._backward_2x2(dy, *cache[1:])
         _, x_shape, winner = cache
         n, c, oh, ow = dy.shape
-        dcols = np.zeros((n * oh * ow, self.size[0] * self.size[1], c), dy.dtype)
-        np.put_along_axis(dcols, winner, dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, 1, c), axis=1)
+        dcols = np.zeros((oh * ow * n, self.size[0] * self.size[1], c), dy.dtype)
+        np.put_along_axis(dcols, winner, pixel_major(dy).reshape(oh * ow * n, 1, c), axis=1)
         return col2im(dcols, x_shape, self.size, self.stride)
 
     def _forward_2x2(self, x, oh, ow):
         n, c = x.shape[:2]
-        # (N, 2·OH, OW, 2, C): the two pixels of each window row side by side; a view of a
-        # channels-last x (odd H or W drop their last row/column, which costs a copy).
-        cols = x.transpose(0, 2, 3, 1)[:, :2 * oh, :2 * ow].reshape(n, 2 * oh, ow, 2, c)
-        row_max = np.maximum(cols[:, :, :, 0], cols[:, :, :, 1])  # (N, 2·OH, OW, C)
-        pairs = row_max.reshape(n, oh, 2, ow, c)
-        y = np.maximum(pairs[:, :, 0], pairs[:, :, 1])  # (N, OH, OW, C), contiguous runs of OW·C
+        # (2·OH, OW, 2, N·C): the two pixels of each window row side by side, every pixel a run
+        # of N·C floats; a view of a pixel-major x (odd H or W drop their last row/column).
+        cols = pixel_major(x)[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)
+        row_max = np.maximum(cols[:, :, 0], cols[:, :, 1])  # (2·OH, OW, N·C)
+        pairs = row_max.reshape(oh, 2, ow, n * c)
+        y = np.maximum(pairs[:, 0], pairs[:, 1])  # (OH, OW, N·C)
         # Backward finds the winners from these two (so forwards for evaluation never do).
         self._cache = ("2x2", x.shape, cols, row_max)
-        return y.transpose(0, 3, 1, 2)
+        return from_pixel_major(y.reshape(oh, ow, n, c))
 
     @staticmethod
     def _backward_2x2(dy, x_shape, cols, row_max):
@@ -177,19 +178,19 @@ class MaxPool2D(Layer):
         # Route to the top or bottom row (top wins ties), then within it to the left or right
         # pixel (left wins ties): the first maximum in row-major order. dy − dy·1 = 0 and
         # dy − dy·0 = dy exactly, so each dy lands in exactly one place.
-        pairs = row_max.reshape(n, oh, 2, ow, c)
-        dy = dy.transpose(0, 2, 3, 1)
-        d_rows = np.empty((n, oh, 2, ow, c), dtype)
-        np.multiply(dy, pairs[:, :, 0] >= pairs[:, :, 1], out=d_rows[:, :, 0])
-        np.subtract(dy, d_rows[:, :, 0], out=d_rows[:, :, 1])
-        d_rows = d_rows.reshape(n, 2 * oh, ow, c)
-        dx = np.empty(cols.shape, dtype)  # (N, 2·OH, OW, 2, C)
-        np.multiply(d_rows, cols[:, :, :, 0] >= cols[:, :, :, 1], out=dx[:, :, :, 0])
-        np.subtract(d_rows, dx[:, :, :, 0], out=dx[:, :, :, 1])
-        dx = dx.reshape(n, 2 * oh, 2 * ow, c)
+        pairs = row_max.reshape(oh, 2, ow, n * c)
+        dy = pixel_major(dy).reshape(oh, ow, n * c)
+        d_rows = np.empty((oh, 2, ow, n * c), dtype)
+        np.multiply(dy, pairs[:, 0] >= pairs[:, 1], out=d_rows[:, 0])
+        np.subtract(dy, d_rows[:, 0], out=d_rows[:, 1])
+        d_rows = d_rows.reshape(2 * oh, ow, n * c)
+        dx = np.empty(cols.shape, dtype)  # (2·OH, OW, 2, N·C)
+        np.multiply(d_rows, cols[:, :, 0] >= cols[:, :, 1], out=dx[:, :, 0])
+        np.subtract(d_rows, dx[:, :, 0], out=dx[:, :, 1])
+        dx = dx.reshape(2 * oh, 2 * ow, n, c)
         if (2 * oh, 2 * ow) != (h, w):  # the dropped last row/column gets no gradient
-            dx = np.pad(dx, ((0, 0), (0, h - 2 * oh), (0, w - 2 * ow), (0, 0)))
-        return dx.transpose(0, 3, 1, 2)
+            dx = np.pad(dx, ((0, h - 2 * oh), (0, w - 2 * ow), (0, 0), (0, 0)))
+        return from_pixel_major(dx)
 
     def config(self):
         return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
@@ -214,9 +215,9 @@ class AvgPool2D(Layer):
     def forward(self, x, training=False):
         n, c, h, w = _check_images(self, x)
         oh, ow = conv_output_shape(h, w, self.size, self.stride)
-        y = im2col(x, self.size, self.stride).reshape(n * oh * ow, -1, c).mean(axis=1)  # (M, C)
+        y = im2col(x, self.size, self.stride).reshape(oh * ow * n, -1, c).mean(axis=1)  # (M, C)
         self._cache = x.shape
-        return y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+        return from_pixel_major(y.reshape(oh, ow, n, c))
 
     def backward(self, dy, need_dx=True):
         x_shape = self._take_cache()
@@ -224,8 +225,8 @@ class AvgPool2D(Layer):
             return None
         n, c, oh, ow = dy.shape
         area = self.size[0] * self.size[1]
-        share = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, 1, c) / area
-        return col2im(np.broadcast_to(share, (n * oh * ow, area, c)), x_shape, self.size, self.stride)
+        share = pixel_major(dy).reshape(oh * ow * n, 1, c) / area
+        return col2im(np.broadcast_to(share, (oh * ow * n, area, c)), x_shape, self.size, self.stride)
 
     def config(self):
         return {"size": _unpair(self.size), "stride": _unpair(self.stride)}

@@ -2,23 +2,25 @@
 
 A convolution is one matrix product once every window of the input is laid out as a row:
 
-    x (N, C, H, W)  --im2col-->  cols (N·OH·OW, KH·KW·C)       one row per output pixel
+    x (N, C, H, W)  --im2col-->  cols (OH·OW·N, KH·KW·C)       one row per output pixel
     OH = (H + 2·padding − KH) // stride + 1                      (OW likewise with W, KW)
 
-Rows are ordered (n, oh, ow) and the columns of a row (kh, kw, c): channel last, so each copy
-moves C neighbouring numbers of a channels-last image (see below) instead of gathering single
-floats. CS231n orders columns (c, kh, kw); any order works as long as the kernel matrix
-matches it: for W (F, C, KH, KW) that is ``kernel_matrix(W)`` (KH·KW·C, F).
+Rows are ordered (oh, ow, n) and the columns of a row (kh, kw, c). CS231n orders rows by image
+and columns (c, kh, kw); any order works as long as the kernel matrix matches it: for
+W (F, C, KH, KW) that is ``kernel_matrix(W)`` (KH·KW·C, F).
 
 col2im is the adjoint (transpose) of im2col: it adds every entry of cols back onto the input
 pixel it was copied from, so pixels shared by overlapping windows receive the sum. That makes
 ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for all x and c, which is exactly what a backward pass needs.
 
-NOTE on memory layout: arrays keep the (N, C, H, W) shape everywhere, but these functions read
-and write them through the channels-last view x.transpose(0, 2, 3, 1) (N, H, W, C). An array
-whose memory is channels-last (what col2im and Conv2D return) makes that view contiguous and
-every copy here a run of C or more floats; a plain C-ordered (N, C, H, W) array works too,
-only slower when C > 1.
+NOTE on memory layout: arrays keep the (N, C, H, W) shape everywhere, but the convolution layers
+store them pixel-major, as x.transpose(2, 3, 0, 1) (H, W, N, C) in memory: for one pixel, the C
+channels of all N images sit side by side. NumPy runs one tight loop per contiguous stretch of
+memory, and every step here moves whole pixels: a window copy, a col2im add or a pooling
+comparison is a run of N·C floats (4,096 for a batch of 128 with 32 channels) rather than the
+C floats of an (N, H, W, C) layout; with few channels that made pooling 3-4x faster. A GEMM
+over rows ordered (oh, ow, n) returns exactly that layout. Any other memory order is read too
+(copied to pixel-major first); the answers are the same.
 """
 from __future__ import annotations
 
@@ -72,35 +74,35 @@ def kernel_from_matrix(matrix: np.ndarray, kernel_shape: tuple[int, int, int, in
 
 
 def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, out: np.ndarray | None = None) -> np.ndarray:
-    """Every KH×KW window of x (N, C, H, W) as a row: cols (N·OH·OW, KH·KW·C).
+    """Every KH×KW window of x (N, C, H, W) as a row: cols (OH·OW·N, KH·KW·C).
 
-    cols[(n, oh, ow), (kh, kw, c)] = x_padded[n, c, oh·sh + kh, ow·sw + kw], with zeros around
-    x when padding > 0. ``out``, a (N·OH·OW, KH·KW·C) array of x's dtype, is filled instead of
+    cols[(oh, ow, n), (kh, kw, c)] = x_padded[n, c, oh·sh + kh, ow·sw + kw], with zeros around
+    x when padding > 0. ``out``, a (OH·OW·N, KH·KW·C) array of x's dtype, is filled instead of
     allocating (layers reuse one buffer between batches of the same shape). It may be C- or
     Fortran-ordered, or the first columns of a wider such matrix (Conv2D keeps a column of
-    ones beside them): with few channels (C < OW) Fortran order copies runs of OW floats
+    ones beside them): with few channels (C < OW) Fortran order copies runs of OW·N floats
     instead of C, and BLAS reads either order without a copy.
     """
     n, c, h, w = _check_4d(x, "im2col")
     (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
     ph, pw = as_pair(padding, "padding", minimum=0)
     oh, ow = conv_output_shape(h, w, (kh, kw), (sh, sw), (ph, pw))
-    shape = (n * oh * ow, kh * kw * c)
+    shape = (oh * ow * n, kh * kw * c)
     if out is None:
         out = np.empty(shape, x.dtype)
     elif out.shape != shape or not (out.strides[0] == out.itemsize or out.strides[1] == out.itemsize):
         raise ShapeError(f"im2col out must be a C- or Fortran-ordered matrix of shape {shape} (or the first "
                          f"columns of one), got shape {out.shape} with strides {out.strides}")
-    image = x.transpose(0, 2, 3, 1)  # (N, H, W, C), a view
+    image = pixel_major(x)  # (H, W, N, C)
     if ph or pw:
-        padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), x.dtype)
-        padded[:, ph:ph + h, pw:pw + w] = image
+        padded = np.zeros((h + 2 * ph, w + 2 * pw, n, c), x.dtype)
+        padded[ph:ph + h, pw:pw + w] = image
         image = padded
-    # (N, H', W', C, KH, KW) windows at every position (a view), then every stride-th one.
-    windows = sliding_window_view(image, (kh, kw), axis=(1, 2))[:, ::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)
+    # (H', W', N, C, KH, KW) windows at every position (a view), then every stride-th one.
+    windows = sliding_window_view(image, (kh, kw), axis=(0, 1))[::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)
     # The one copy. NOTE: reshape splits each axis of a matrix with a unit stride as a view;
     # were it ever a copy, the windows would land there, so that is checked.
-    rows = out.reshape(n, oh, ow, kh, kw, c)
+    rows = out.reshape(oh, ow, n, kh, kw, c)
     if not np.may_share_memory(rows, out):
         raise ShapeError(f"im2col out with strides {out.strides} cannot be filled in place")
     np.copyto(rows, windows)
@@ -111,13 +113,13 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, int, int, int], kernel_size
            padding=0) -> np.ndarray:
     """The adjoint of ``im2col``: add each row's KH·KW·C numbers back onto their input pixels.
 
-    cols holds N·OH·OW·KH·KW·C numbers in im2col's order: a (N·OH·OW, KH·KW·C) matrix, or any
-    array viewed as (N, OH, OW, KH, KW, C) whatever its memory order. Returns dx with shape
-    input_shape = (N, C, H, W), channels-last in memory; the padding border is dropped.
+    cols holds OH·OW·N·KH·KW·C numbers in im2col's order: a (OH·OW·N, KH·KW·C) matrix, or any
+    array viewed as (OH, OW, N, KH, KW, C) whatever its memory order. Returns dx with shape
+    input_shape = (N, C, H, W), pixel-major in memory; the padding border is dropped.
 
-    Loops over the KH·KW kernel offsets: each is one strided add of an (N, OH, OW, C) block.
+    Loops over the KH·KW kernel offsets: each is one strided add of an (OH, OW, N, C) block.
     NOTE: it is fastest when cols[:, :, :, kh, kw] is contiguous (kernel-offset-major memory,
-    as Conv2D.backward produces it), since each add is then a run of OW·C floats.
+    as Conv2D.backward produces it), since each add is then a run of OW·N·C floats.
     """
     n, c, h, w = (int(s) for s in input_shape)
     (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
@@ -126,12 +128,22 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, int, int, int], kernel_size
     if cols.size != n * oh * ow * kh * kw * c:
         raise ShapeError(f"col2im expects {n * oh * ow} x {kh * kw * c} numbers for input {tuple(input_shape)}, "
                          f"got cols of shape {cols.shape}")
-    blocks = cols.reshape(n, oh, ow, kh, kw, c)
-    dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), cols.dtype)
+    blocks = cols.reshape(oh, ow, n, kh, kw, c)
+    dx = np.zeros((h + 2 * ph, w + 2 * pw, n, c), cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            dx[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += blocks[:, :, :, i, j]
-    return dx[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+            dx[i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += blocks[:, :, :, i, j]
+    return from_pixel_major(dx[ph:ph + h, pw:pw + w])
+
+
+def pixel_major(x: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) as its (H, W, N, C) view: no copy when x is stored pixel-major, else a copy."""
+    return np.ascontiguousarray(x.transpose(2, 3, 0, 1))
+
+
+def from_pixel_major(image: np.ndarray) -> np.ndarray:
+    """(H, W, N, C) memory as an (N, C, H, W) array (a view): what the layers pass on."""
+    return image.transpose(2, 3, 0, 1)
 
 
 def _check_4d(x: np.ndarray, what: str) -> tuple[int, int, int, int]:
