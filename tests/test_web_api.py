@@ -102,6 +102,29 @@ def test_prediction_and_activations_equal_the_models_own(client, model_path):
     np.testing.assert_allclose(activation["values"], hidden, atol=1e-4)
 
 
+def test_a_cnn_shows_its_feature_maps_pooled_small(tmp_path):
+    from scratchnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+    from scratchnn.io import save
+    from scratchnn.web.inference import MAX_MAP_SIDE, MAX_MAPS
+
+    model = Sequential([Conv2D(1, 20, 3, rng=0), ReLU(), MaxPool2D(2), Flatten(), Dense(20 * 13 * 13, 10, rng=1)],
+                       input_shape=(1, 28, 28))
+    save(model, tmp_path / "cnn.safetensors")
+    with TestClient(create_app(tmp_path / "cnn.safetensors")) as cnn:
+        response = cnn.post("/api/predict", json={"pixels": drawn_one().tolist()})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    (layer,) = result["activations"]
+    assert layer["name"] == "ReLU" and layer["shape"] == [20, 26, 26] and layer["values"] is None
+    maps = np.array(layer["maps"])
+    assert maps.shape == (MAX_MAPS, 13, 13) and 13 <= MAX_MAP_SIDE  # 26x26 average-pooled by 2
+    x = np.array(result["input"], np.float32).reshape(1, 1, 28, 28)
+    relu = model.layers[1].forward(model.layers[0].forward(x))[0]
+    np.testing.assert_allclose(maps, relu[:MAX_MAPS].reshape(MAX_MAPS, 13, 2, 13, 2).mean(axis=(2, 4)), atol=2e-3)
+    # "input" is rounded to 3 decimals for the page, so the numbers agree to about that
+    np.testing.assert_allclose(result["probabilities"], model.predict_proba(x)[0], rtol=2e-3, atol=1e-5)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_photo_upload_is_preprocessed_like_mnist(client, fmt):
     response = client.post("/api/predict", files={"file": (f"one.{fmt.lower()}", photo_of_one(fmt), f"image/{fmt}")})
