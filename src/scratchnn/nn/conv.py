@@ -116,7 +116,23 @@ class Conv2D(Layer):
         return (self.out_channels, *conv_output_shape(h, w, self.kernel_size, self.stride, self.padding))
 
 
-class MaxPool2D(Layer):
+class _Pool2D(Layer, register=False):
+    """What the pooling layers share: a KH×KW window moved by a stride (default: the window size)."""
+
+    def __init__(self, size=2, stride=None):
+        super().__init__()
+        self.size = as_pair(size, "size")
+        self.stride = self.size if stride is None else as_pair(stride, "stride")
+
+    def config(self):
+        return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
+
+    def output_shape(self, input_shape):
+        c, h, w = _check_sample(self, input_shape)
+        return (c, *conv_output_shape(h, w, self.size, self.stride))
+
+
+class MaxPool2D(_Pool2D):
     """Maximum of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
 
         OH = (H − KH) // stride + 1, OW likewise; stride defaults to the window size (windows tile
@@ -129,11 +145,6 @@ class MaxPool2D(Layer):
     2×2 windows with stride 2 (the usual case) take a fast path: reshapes and two elementwise
     maxima (of each window row's two pixels, then of the two rows). Other windows use im2col.
     """
-
-    def __init__(self, size=2, stride=None):
-        super().__init__()
-        self.size = as_pair(size, "size")
-        self.stride = self.size if stride is None else as_pair(stride, "stride")
 
     def forward(self, x, training=False):
         n, c, h, w = _check_images(self, x)
@@ -192,25 +203,13 @@ class MaxPool2D(Layer):
             dx = np.pad(dx, ((0, h - 2 * oh), (0, w - 2 * ow), (0, 0), (0, 0)))
         return from_pixel_major(dx)
 
-    def config(self):
-        return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
 
-    def output_shape(self, input_shape):
-        c, h, w = _check_sample(self, input_shape)
-        return (c, *conv_output_shape(h, w, self.size, self.stride))
-
-
-class AvgPool2D(Layer):
+class AvgPool2D(_Pool2D):
     """Mean of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
 
         y = Σ_window x / (KH·KW)       dx = col2im(dy / (KH·KW) copied to every window position)
         OH = (H − KH) // stride + 1, OW likewise; stride defaults to the window size.
     """
-
-    def __init__(self, size=2, stride=None):
-        super().__init__()
-        self.size = as_pair(size, "size")
-        self.stride = self.size if stride is None else as_pair(stride, "stride")
 
     def forward(self, x, training=False):
         n, c, h, w = _check_images(self, x)
@@ -227,13 +226,6 @@ class AvgPool2D(Layer):
         area = self.size[0] * self.size[1]
         share = pixel_major(dy).reshape(oh * ow * n, 1, c) / area
         return col2im(np.broadcast_to(share, (oh * ow * n, area, c)), x_shape, self.size, self.stride)
-
-    def config(self):
-        return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
-
-    def output_shape(self, input_shape):
-        c, h, w = _check_sample(self, input_shape)
-        return (c, *conv_output_shape(h, w, self.size, self.stride))
 
 
 def _check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> tuple[int, int, int, int]:
