@@ -208,8 +208,8 @@ def test_learning_rate_is_read_at_every_step():
 
 def test_state_of_the_wrong_shape_names_the_parameter():
     opt = Adam()
-    opt.load_state_dict({"lr": 1e-3, "steps": 1, "state": {"0.W": {"m": np.zeros(3), "v": np.zeros(3)}}})
-    with pytest.raises(ShapeError, match=r"0\.W\.m has shape \(3,\).*\(2, 2\)"):
+    opt.load_state_dict({"lr": 1e-3, "steps": 1, "state": {"0.W": {"m_sum": np.zeros(3), "v_sum": np.zeros(3)}}})
+    with pytest.raises(ShapeError, match=r"0\.W\.m_sum has shape \(3,\).*\(2, 2\)"):
         opt.step([("0.W", np.zeros((2, 2)), np.zeros((2, 2)))])
 
 

@@ -197,12 +197,18 @@ class Adam(Optimizer):
     """Adam: momentum on g and a per-coordinate step size from the running mean of g².
 
         g ← g + λ·θ                                  (weight_decay > 0: coupled L2, Adam only)
-        m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²        (slots "m", "v", start at 0)
+        m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²        (the moments, start at 0)
         m̂ = m / (1 − β1ᵗ),      v̂ = v / (1 − β2ᵗ)              (bias correction)
         θ ← θ − lr·m̂ / (√v̂ + ε)
 
     The first step moves every coordinate by ≈ lr (m̂/√v̂ = g/|g|). Same as torch.optim.Adam
     (amsgrad=False). ``AdamW`` replaces the coupled L2 term by decoupled weight decay.
+
+    NOTE: the state holds the sums μ = m/(1 − β1) and ν = v/(1 − β2) (slots "m_sum", "v_sum"):
+    μ ← β1·μ + g and ν ← β2·ν + g² need one multiplication fewer each than the averages, and the
+    factors (1 − β1), (1 − β2) join the bias corrections. Adam's step is memory-bound, so ten
+    passes over the parameter instead of twelve make it ~15% faster; the numbers are the same
+    up to float rounding.
     """
 
     decoupled = False
@@ -218,30 +224,25 @@ class Adam(Optimizer):
 
     def update(self, name, param, grad):
         lr, wd, b1, b2, t = self.lr, self.weight_decay, self.beta1, self.beta2, self.steps
-        state = self._slots(name, param, "m", "v")
-        m, v = state["m"], state["v"]
+        state = self._slots(name, param, "m_sum", "v_sum")
+        mu, nu = state["m_sum"], state["v_sum"]
         s = self._work(name, param)[0]
         if wd and self.decoupled:
             param *= 1 - lr * wd
+        g = grad
         if wd and not self.decoupled:
-            np.multiply(param, wd, out=s)
-            s += grad
-            s *= 1 - b1
-        else:
-            np.multiply(grad, 1 - b1, out=s)
-        # s = (1 − β1)·g is m's increment; (1 − β2)·g² = s²·(1 − β2)/(1 − β1)² is v's
-        m *= b1
-        m += s
-        np.square(s, out=s)
-        s *= (1 - b2) / (1 - b1) ** 2
-        v *= b2
-        v += s
-        # lr·m̂/(√v̂ + ε) = c·m/(√v + ε·√(1 − β2ᵗ)) with c = lr·√(1 − β2ᵗ)/(1 − β1ᵗ): no m̂, v̂ arrays
-        root_bc2 = math.sqrt(1 - b2 ** t)
-        np.sqrt(v, out=s)
-        s += self.eps * root_bc2
-        np.divide(m, s, out=s)
-        s *= lr * root_bc2 / (1 - b1 ** t)
+            g = np.multiply(param, wd, out=s)
+            g += grad
+        mu *= b1
+        mu += g
+        nu *= b2
+        nu += np.multiply(g, g, out=s)  # s may be g itself: fine, elementwise
+        # lr·m̂/(√v̂ + ε) = c·μ/(√ν + ε/k), with k = √((1 − β2)/(1 − β2ᵗ)), c = lr·(1 − β1)/((1 − β1ᵗ)·k)
+        k = math.sqrt((1 - b2) / (1 - b2 ** t))
+        np.sqrt(nu, out=s)
+        s += self.eps / k
+        np.divide(mu, s, out=s)
+        s *= lr * (1 - b1) / ((1 - b1 ** t) * k)
         param -= s
 
 
