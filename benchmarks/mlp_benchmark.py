@@ -44,7 +44,7 @@ MODELS = ("mlp", "cnn")
 HIDDEN = (256, 128)
 INPUT_SHAPES = {"mlp": (784,), "cnn": (1, 28, 28)}
 CNN = "Conv(1,32,3)-ReLU-MaxPool(2)-Conv(32,64,3)-ReLU-MaxPool(2)-Flatten-1600-128-10"
-EVAL_BATCH = 1000  # test-set batches: 10,000 images through the CNN at once would need ~2 GB
+EVAL_BATCH = 1000  # torch's test-set batches (scratchnn picks its own, see inference_batch_size)
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 BATCH = 128
 FRAMEWORKS = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn"}  # name -> module to find
@@ -131,15 +131,12 @@ def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, pr
             for pair in layer_seconds.values():
                 pair[:] = [0.0, 0.0]
 
-    # fit evaluates dev data in 4096-row batches: fine for the MLP, ~2 GB of activations for the
-    # CNN, whose test accuracy is measured once at the end instead.
-    dev = dict(x_dev=x_test, y_dev=y_test) if model_name == "mlp" else {}
-    fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, **dev, rng=np.random.default_rng(seed),
-        on_batch_end=on_batch_end, on_epoch_end=on_epoch_end)
+    fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, x_dev=x_test, y_dev=y_test,
+        rng=np.random.default_rng(seed), on_batch_end=on_batch_end, on_epoch_end=on_epoch_end)
     seconds = [end - start for start, end in zip(resumed, ended)]
     # copied before evaluate's forwards add to the totals
     split = None if layer_seconds is None else {key: list(pair) for key, pair in layer_seconds.items()}
-    _, accuracy = evaluate(model, x_test, y_test, batch_size=EVAL_BATCH)
+    _, accuracy = evaluate(model, x_test, y_test)  # in batches of model.inference_batch_size()
     return seconds, accuracy, blas_threads(), split
 
 

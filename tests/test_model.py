@@ -115,3 +115,20 @@ def test_astype_casts_every_parameter():
     model = small_model().astype(np.float64)
     assert all(p.dtype == np.float64 and g.dtype == np.float64 for _, p, g in model.named_parameters())
     assert model.dtype == np.float64
+
+
+def test_inference_batches_are_sized_to_fit_the_memory_budget():
+    from scratchnn.nn import Conv2D, Flatten, MaxPool2D
+
+    mlp = Sequential([Dense(784, 512, rng=0), ReLU(), Dense(512, 10, rng=1)])
+    assert mlp.inference_batch_size() == 4096  # ~7 kB a row: the cap, not the budget, decides
+    cnn = Sequential([Conv2D(1, 32, 3, rng=0), ReLU(), MaxPool2D(2), Flatten(), Dense(32 * 13 * 13, 10, rng=1)],
+                     input_shape=(1, 28, 28))
+    # per digit: conv and ReLU outputs 32x26x26, pooled and flattened 32x13x13, the logits,
+    # and the convolution's 26x26 im2col rows of 3·3·1 + 1 numbers
+    floats = 2 * 32 * 26 * 26 + 2 * 32 * 13 * 13 + 10 + 26 * 26 * 10
+    assert cnn.inference_batch_size(memory=floats * 4 * 100) == 100
+    assert cnn.inference_batch_size(memory=1) == 1
+    x = np.random.default_rng(0).random((7, 1, 28, 28), dtype=np.float32)
+    small = cnn.inference_batch_size(memory=floats * 4 * 3)
+    assert small == 3 and np.allclose(cnn.predict_proba(x), cnn.predict_proba(x, batch_size=7), atol=1e-6)

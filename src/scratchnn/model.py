@@ -8,6 +8,9 @@ import numpy as np
 from .errors import ShapeError
 from .nn.activations import softmax
 from .nn.base import Layer, layer_from_config, layer_to_config
+from .nn.conv import Conv2D
+
+INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 
 
 class Sequential:
@@ -64,15 +67,34 @@ class Sequential:
         return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     # --- inference --------------------------------------------------------------------------
-    def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Class probabilities (N, C) for x (N, *input_shape), computed in batches."""
+    def predict_proba(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (N, C) for x (N, *input_shape), computed in batches
+        (by default of ``inference_batch_size()`` rows)."""
         x = self._checked_input(x)
+        batch_size = batch_size or self.inference_batch_size()
         parts = [softmax(self.forward(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), x.dtype)
 
-    def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Predicted class index (N,) for x (N, *input_shape)."""
         return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
+        """Rows per inference batch (1..largest) whose forward pass fits in ``memory`` bytes.
+
+        Per sample a forward pass holds every layer's output and, for a convolution, its
+        im2col matrix: OH·OW rows of KH·KW·C + 1 numbers. The benchmark CNN needs ~400 kB a
+        digit, so 4,096 digits at once would take 1.6 GB; the MLPs need ~10 kB.
+        """
+        floats, shape = 0, self.input_shape
+        for layer in self.layers:
+            out = layer.output_shape(shape)
+            floats += int(np.prod(out))
+            if isinstance(layer, Conv2D):
+                kh, kw = layer.kernel_size
+                floats += out[1] * out[2] * (kh * kw * shape[0] + 1)
+            shape = out
+        return int(np.clip(memory // (floats * self.dtype.itemsize), 1, largest))
 
     def _checked_input(self, x) -> np.ndarray:
         x = np.asarray(x)

@@ -12,11 +12,11 @@ PRESETS: dict[str, TrainConfig] = {
                         checkpoint_every=10),
     # The seed grown up: two wide hidden layers with batch normalisation, dropout on the pixels
     # and on the hidden units, AdamW on mini-batches with one warm-up epoch and a cosine decay.
-    # 97% of the 9,000/1,000 split in ~20 s; 89.9% of Fashion-MNIST's test set in ~1.5 minutes.
+    # 96.9% of the 9,000/1,000 split in ~35 s; 90.6% of Fashion-MNIST's test set in ~3.5 minutes.
     "mlp": TrainConfig(preset="mlp", hidden=[512, 256], init="he_normal", bias_init="zeros", batchnorm=True,
                        dropout=0.3, input_dropout=0.2, optimizer="adamw", lr=2e-3, weight_decay=0.01,
                        schedule="cosine", warmup=1.0, epochs=40, batch_size=128, dev_size=1000, eval_every=1),
-    # The same recipe one layer deeper: a little more accuracy for about twice the time.
+    # The same recipe one layer deeper: 97.4% of the 9,000/1,000 split, in about the same time.
     "deep-mlp": TrainConfig(preset="deep-mlp", hidden=[512, 256, 128], init="he_normal", bias_init="zeros",
                             batchnorm=True, dropout=0.3, input_dropout=0.2, optimizer="adamw", lr=2e-3,
                             weight_decay=0.01, schedule="cosine", warmup=1.0, epochs=40, batch_size=128,

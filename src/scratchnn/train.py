@@ -34,11 +34,14 @@ class EpochResult:
     seconds: float
 
 
-def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: int = 4096,
+def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: int | None = None,
              loss_fn=None) -> tuple[float, float]:
-    """(mean loss, accuracy) of the model on x (N, ...) with labels (N,); NaN for an empty set."""
+    """(mean loss, accuracy) of the model on x (N, ...) with labels (N,); NaN for an empty set.
+
+    Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
     if len(x) == 0:
         return float("nan"), float("nan")
+    batch_size = batch_size or model.inference_batch_size()
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
