@@ -82,8 +82,10 @@ class Conv2D(Layer):
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         dy_rows = dy.transpose(2, 3, 0, 1).reshape(oh * ow * n, f)  # a view when dy is pixel-major
-        # NOTE: cols.T is a view; BLAS reads it transposed, no copy. Its last row is the ones.
-        dwb = cols.T @ dy_rows  # (KH·KW·C + 1, F) = [dWm; db]
+        # [dWm; db] (KH·KW·C + 1, F) = [cols 1]ᵀ·dY. NOTE: transposes are views that BLAS reads
+        # without a copy; OpenBLAS is ~20% faster at the transposed product dYᵀ·cols when cols
+        # is row-major (C order), and at colsᵀ·dY when it is column-major (the first layer's).
+        dwb = cols.T @ dy_rows if cols.flags.f_contiguous else (dy_rows.T @ cols).T
         kernel_from_matrix(dwb[:-1], self.params["W"].shape, out=self.grads["W"])
         self.grads["b"][...] = dwb[-1]
         if not need_dx:
