@@ -3,7 +3,7 @@
 A file is written to a temporary name in the same folder and moved into place with
 ``os.replace``, so a crash never leaves a half-written model where a good one was. Reading is
 strict: a truncated or corrupted file, a wrong architecture, a missing key or a wrong shape
-each give one ``ModelFileError`` that names the file and the problem. No pickle anywhere.
+each give one ``ModelFileError`` that names the file and the problem. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
