@@ -71,7 +71,7 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
         try:
             image = Image.open(file, formats=formats)
         except UnidentifiedImageError:
-            names = ", ".join("JPEG" if f == "JPEG" else f.title() if f == "WEBP" else f for f in formats)
+            names = ", ".join("WebP" if f == "WEBP" else f for f in formats)
             raise ImageError(f"{where}not an image scratchnn can read; give a file in one of: {names}") from None
         except Image.DecompressionBombError:  # Pillow's own limit (2 x 89.5 million pixels) came first
             limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))

@@ -8,7 +8,6 @@ import numpy as np
 from .errors import ShapeError
 from .nn.activations import softmax
 from .nn.base import Layer, layer_from_config, layer_to_config
-from .nn.conv import Conv2D
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 
@@ -82,18 +81,15 @@ class Sequential:
     def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
         """Rows per inference batch (1..largest) whose forward pass fits in ``memory`` bytes.
 
-        Per sample a forward pass holds every layer's output and, for a convolution, its
-        im2col matrix: OH·OW rows of KH·KW·C + 1 numbers. The benchmark CNN needs ~400 kB a
-        digit, so 4,096 digits at once would take 1.6 GB; the MLPs need ~10 kB.
+        Per sample a forward pass holds every layer's output and its work arrays
+        (``Layer.work_floats``: a convolution's im2col matrix). The benchmark CNN needs ~400 kB
+        a digit, so 4,096 digits at once would take 1.6 GB; the MLPs need ~10 kB.
         """
         floats, shape = 0, self.input_shape
         for layer in self.layers:
-            out = layer.output_shape(shape)
-            floats += int(np.prod(out))
-            if isinstance(layer, Conv2D):
-                kh, kw = layer.kernel_size
-                floats += out[1] * out[2] * (kh * kw * shape[0] + 1)
-            shape = out
+            floats += layer.work_floats(shape)
+            shape = layer.output_shape(shape)
+            floats += int(np.prod(shape))
         return int(np.clip(memory // (floats * self.dtype.itemsize), 1, largest))
 
     def _checked_input(self, x) -> np.ndarray:

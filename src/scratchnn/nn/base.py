@@ -56,6 +56,10 @@ class Layer:
         """Shape of one output sample for one input sample of ``input_shape``."""
         return input_shape
 
+    def work_floats(self, input_shape: tuple[int, ...]) -> int:
+        """Numbers a forward pass holds per sample besides its output (a work matrix); usually 0."""
+        return 0
+
     def astype(self, dtype) -> Layer:
         """Cast parameters, gradients and buffers in place of the old arrays; returns self."""
         for name in self.params:

@@ -117,6 +117,12 @@ class Conv2D(Layer):
         c, h, w = _check_sample(self, input_shape, self.in_channels)
         return (self.out_channels, *conv_output_shape(h, w, self.kernel_size, self.stride, self.padding))
 
+    def work_floats(self, input_shape):
+        """The im2col matrix: OH·OW rows of KH·KW·C numbers and the ones column, per sample."""
+        _, oh, ow = self.output_shape(input_shape)
+        kh, kw = self.kernel_size
+        return oh * ow * (kh * kw * self.in_channels + 1)
+
 
 class _Pool2D(Layer, register=False):
     """What the pooling layers share: a KH×KW window moved by a stride (default: the window size)."""

@@ -12,7 +12,7 @@ from ..errors import ConfigError
 
 
 def seed_uniform(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
-    """U[-0.5, 0.5), the seed tutorial's ``rand(...) - 0.5`` (NumPy's legacy global generator), whatever the layer size."""
+    """U[-0.5, 0.5) whatever the layer size: the seed tutorial's ``rand(...) - 0.5``, from a Generator."""
     return rng.random(shape, dtype=np.float32) - np.float32(0.5)
 
 
