@@ -6,14 +6,17 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ShapeError
-from .nn.activations import softmax
+from .nn.activations import ReLU, softmax
 from .nn.base import Layer, layer_from_config, layer_to_config
+from .nn.conv import MaxPool2D
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 
 
 class Sequential:
     """Layers applied in order: x (N, *input_shape) -> logits (N, C).
+
+    (One exact shortcut: a ReLU followed by a MaxPool2D runs after it; see ``run_order``.)
 
     >>> from scratchnn import Dense, ReLU
     >>> model = Sequential([Dense(784, 10, rng=0), ReLU(), Dense(10, 10, rng=1)])
@@ -45,8 +48,8 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}),"
                              f" got {x.shape}")
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        for i in self.run_order():
+            x = self.layers[i].forward(x, training=training)
         return x
 
     def backward(self, dlogits: np.ndarray, need_dx: bool = False) -> np.ndarray | None:
@@ -56,14 +59,30 @@ class Sequential:
         ``need_dx`` asks for ∂L/∂x the pass stops there and skips the input gradient
         (for the seed network that is the (N, 784) product, most of the backward work).
         """
-        stop = 0 if need_dx else self._first_trainable()
+        order = self.run_order()
+        stop = 0 if need_dx else next((k for k, i in enumerate(order) if self.layers[i].params), 0)
         dy = dlogits
-        for i in range(len(self.layers) - 1, stop - 1, -1):
-            dy = self.layers[i].backward(dy, need_dx=need_dx or i > stop)
+        for k in range(len(order) - 1, stop - 1, -1):
+            dy = self.layers[order[k]].backward(dy, need_dx=need_dx or k > stop)
         return dy if need_dx else None
 
-    def _first_trainable(self) -> int:
-        return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
+    def run_order(self) -> list[int]:
+        """The layer indices in the order the passes run them: the list order, except that
+        a ReLU followed by a MaxPool2D runs after it.
+
+        NOTE: max-pooling commutes with ReLU, maxpool(relu(x)) = relu(maxpool(x)) (ReLU never
+        reorders numbers), and the gradients agree too: a window whose maximum is > 0 routes dy
+        to the same pixel either way, and one whose maximum is <= 0 passes no gradient either
+        way. Pooling first leaves the ReLU a quarter of the numbers (2x2 windows): ~10% of the
+        benchmark CNN's step. Only ReLU: a LeakyReLU or sigmoid can round two different inputs
+        to one output, and then the tied window would route its gradient elsewhere.
+        """
+        order = list(range(len(self.layers)))
+        for k in range(len(order) - 1):
+            a, b = self.layers[order[k]], self.layers[order[k + 1]]
+            if type(a) is ReLU and type(b) is MaxPool2D:
+                order[k], order[k + 1] = order[k + 1], order[k]
+        return order
 
     # --- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
