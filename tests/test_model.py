@@ -132,3 +132,42 @@ def test_inference_batches_are_sized_to_fit_the_memory_budget():
     x = np.random.default_rng(0).random((7, 1, 28, 28), dtype=np.float32)
     small = cnn.inference_batch_size(memory=floats * 4 * 3)
     assert small == 3 and np.allclose(cnn.predict_proba(x), cnn.predict_proba(x, batch_size=7), atol=1e-6)
+
+
+def test_pack_parameters_keeps_names_and_values_in_one_flat_array():
+    model = small_model(sizes=(8, 7, 6, 10))
+    before = {name: p.copy() for name, p, _ in model.named_parameters()}
+    model.pack_parameters()
+    named = model.named_parameters()
+    assert [name for name, _, _ in named] == list(before)
+    bases = {id(p.base) for _, p, _ in named}, {id(g.base) for _, _, g in named}
+    assert len(bases[0]) == len(bases[1]) == 1 and bases[0] != bases[1]
+    for name, p, _ in named:
+        np.testing.assert_array_equal(p, before[name])
+    assert named[0][1].base.size == model.num_parameters
+
+
+def test_packed_training_ends_bit_identical_to_unpacked():
+    from scratchnn.optim import Adam
+    from scratchnn.train import fit
+
+    rng = np.random.default_rng(7)
+    x, labels = rng.random((64, 8), dtype=np.float32), rng.integers(0, 10, 64)
+    weights = []
+    for pack in (True, False):
+        model, optimizer = small_model().astype(np.float32), Adam(1e-2)
+        if not pack:  # fit packs; a model whose parameters cannot be packed trains by name
+            model.pack_parameters = lambda: None
+        fit(model, optimizer, x, labels, epochs=3, batch_size=16, rng=np.random.default_rng(0))
+        assert (list(optimizer.state) == ["*"]) == pack
+        weights.append({name: p.copy() for name, p, _ in model.named_parameters()})
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
+
+
+def test_tied_weights_are_not_packed_apart():
+    model = small_model(sizes=(6, 6, 6, 10))
+    model.layers[2].params["W"] = model.layers[0].params["W"]  # one array, two layers
+    model.pack_parameters()
+    assert model.layers[2].params["W"] is model.layers[0].params["W"]
+    assert model.layers[0].params["W"].base is None
