@@ -171,3 +171,11 @@ def test_tied_weights_are_not_packed_apart():
     model.pack_parameters()
     assert model.layers[2].params["W"] is model.layers[0].params["W"]
     assert model.layers[0].params["W"].base is None
+
+
+def test_packing_twice_keeps_the_arrays():
+    model = small_model()
+    model.pack_parameters()
+    arrays = [(p, g) for _, p, g in model.named_parameters()]
+    model.pack_parameters()
+    assert all(p is a and g is b for (_, p, g), (a, b) in zip(model.named_parameters(), arrays))

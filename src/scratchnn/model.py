@@ -144,6 +144,9 @@ class Sequential:
         if not params or len({id(p) for p in params}) < len(params) or len({p.dtype for p in params}) > 1:
             return
         sizes = [p.size for p in params]
+        grads = [layer.grads[key] for layer, key in slots]
+        if all(_views_of_one(arrays, sum(sizes)) for arrays in (params, grads)):
+            return  # packed already
         flat_params, flat_grads = np.empty(sum(sizes), params[0].dtype), np.empty(sum(sizes), params[0].dtype)
         start = 0
         for (layer, key), size in zip(slots, sizes):
@@ -235,3 +238,9 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n])"
+
+
+def _views_of_one(arrays: list[np.ndarray], size: int) -> bool:
+    """True when every array is a view of one flat array of ``size`` numbers."""
+    base = arrays[0].base
+    return base is not None and base.ndim == 1 and base.size == size and all(a.base is base for a in arrays)
