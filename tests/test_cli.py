@@ -102,3 +102,23 @@ def test_bad_usage_gives_one_clear_line(tmp_path, args, message):
     assert result.returncode in (1, 2)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_named_dataset_reports_its_test_accuracy(tmp_path, shared_dir):
+    # "fashion-mnist" from --data-dir: 300 training and 100 test images (real MNIST digits)
+    from scratchnn.data.idx import read_idx, write_idx
+    from scratchnn.io import read_tensors
+
+    mnist = shared_dir / "datasets" / "mnist"
+    images, labels = read_idx(mnist / "t10k-images-idx3-ubyte.gz"), read_idx(mnist / "t10k-labels-idx1-ubyte.gz")
+    folder = tmp_path / "data" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for split, rows in (("train", slice(0, 300)), ("t10k", slice(300, 400))):
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", images[rows])
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels[rows])
+    result = scratchnn("train", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "data", "--preset", "seed",
+                       "--epochs", 20, "--dev-size", 50, "--out", tmp_path / "run", "--quiet", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert ", test accuracy 0." in result.stdout, result.stdout
+    _, metadata = read_tensors(tmp_path / "run" / "model.safetensors")
+    assert metadata["metrics"]["test_samples"] == 100 and 0 <= metadata["metrics"]["test_accuracy"] <= 1

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ShapeError
+from .flat_arrays import tiled_base
 from .nn.activations import ReLU, softmax
 from .nn.base import Layer, layer_from_config, layer_to_config
 from .nn.conv import MaxPool2D
@@ -145,7 +146,7 @@ class Sequential:
             return
         sizes = [p.size for p in params]
         grads = [layer.grads[key] for layer, key in slots]
-        if all(_views_of_one(arrays, sum(sizes)) for arrays in (params, grads)):
+        if tiled_base(params) is not None and tiled_base(grads) is not None:
             return  # packed already
         flat_params, flat_grads = np.empty(sum(sizes), params[0].dtype), np.empty(sum(sizes), params[0].dtype)
         start = 0
@@ -239,8 +240,3 @@ class Sequential:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n])"
 
-
-def _views_of_one(arrays: list[np.ndarray], size: int) -> bool:
-    """True when every array is a view of one flat array of ``size`` numbers."""
-    base = arrays[0].base
-    return base is not None and base.ndim == 1 and base.size == size and all(a.base is base for a in arrays)

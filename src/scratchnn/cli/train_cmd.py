@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
         write_report(result.run_dir, log=log)
     if args.quiet:
-        last = result.history[-1]
-        print(f"dev accuracy {last.dev_accuracy:.4f} in {result.train_seconds:.2f} s; model: {result.model_path}")
+        last, test = result.history[-1], result.metrics.get("test_accuracy")
+        scores = f"dev accuracy {last.dev_accuracy:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
+        print(f"{scores} in {result.train_seconds:.2f} s; model: {result.model_path}")
     return 0

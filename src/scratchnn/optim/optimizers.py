@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from ..flat_arrays import tiled_base
 
 FLUSH_EVERY = 50  # steps between sweeps of vanishing state to exactly 0 (see _flush_tiny_state)
 TINY = 1e-30
@@ -56,7 +57,7 @@ class Optimizer:
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, np.ndarray] = {}  # reusable work arrays, not state
-        self._tiled = None  # the (param, grad) arrays last found to tile two flat arrays, and those
+        self._tiled = None  # (the (param, grad) pairs of the last step, their two flat arrays)
         self._layout: list[tuple[str, tuple[int, ...]]] = []  # (name, shape) of each part of WHOLE
 
     def step(self, named_parameters) -> None:
@@ -79,7 +80,7 @@ class Optimizer:
         if self._tiled is not None and len(arrays) == len(self._tiled[0]) and \
                 all(p is a and g is b for (p, g), (a, b) in zip(arrays, self._tiled[0])):
             return self._tiled[1]  # the same array objects as last step: nothing has moved
-        flat = _tiling(arrays, 0), _tiling(arrays, 1)
+        flat = tiled_base([p for p, _ in arrays]), tiled_base([g for _, g in arrays])
         if flat[0] is None or flat[1] is None or flat[0].dtype != flat[1].dtype:
             self._tiled = None
             return None
@@ -157,22 +158,6 @@ class Optimizer:
         if work is None or len(work) < rows or work.shape[1:] != param.shape or work.dtype != param.dtype:
             work = self._scratch[name] = np.empty((rows, *param.shape), param.dtype)
         return work
-
-
-def _tiling(arrays, column: int) -> np.ndarray | None:
-    """The flat array that ``arrays[i][column]``, in order, are C-contiguous views covering exactly, or None."""
-    first = arrays[0][column] if arrays else None
-    base = getattr(first, "base", None)
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    address, end = base.__array_interface__["data"][0], 0
-    for pair in arrays:
-        a = pair[column]
-        if a.base is not base or not a.flags.c_contiguous or \
-                a.__array_interface__["data"][0] != address + end * base.itemsize:
-            return None
-        end += a.size
-    return base if end == base.size else None
 
 
 class SGD(Optimizer):
