@@ -28,15 +28,17 @@ class SoftmaxCrossEntropy:
         labels = check_labels(labels, n, num_classes)
         # NOTE: the math runs on logitsᵀ (C, N), contiguous: reducing over the few classes of
         # each sample then sweeps long rows, ~5x faster than reducing (N, C) along axis 1.
-        z = np.ascontiguousarray(logits.T)  # a copy, or a view when logits is feature-major
-        z = z - z.max(axis=0)  # a new array: the caller's logits are never changed
+        z = np.array(logits.T, order="C")  # a copy: the caller's logits are never changed
+        z -= z.max(axis=0)
         exp = np.exp(z)
         sums = exp.sum(axis=0)
-        true = labels.astype(np.intp) * n + np.arange(n)  # flat positions of z[yₙ, n]
+        true = labels.astype(np.intp)  # flat positions of z[yₙ, n]: yₙ·N + n
+        true *= n
+        true += np.arange(n)
         log_p_true = z.ravel().take(true) - np.log(sums)
         exp /= sums
         self._cache = (exp, true)
-        return float(-log_p_true.mean(dtype=np.float64))
+        return -float(log_p_true.sum(dtype=np.float64)) / n
 
     def backward(self) -> np.ndarray:
         if self._cache is None:
