@@ -138,7 +138,8 @@ class Sequential:
         An optimizer then updates all parameters with one NumPy call per operation instead of
         one per parameter (Adam makes 10 calls, not 60, for a 3-layer MLP: ~5% of its step).
         fit calls this. Nothing happens when the parameters do not share one dtype, or when one
-        array serves two parameters (tied weights must stay tied).
+        array serves two parameters (tied weights must stay tied). NOTE: arrays taken from
+        ``layer.params`` before packing are no longer the model's; take them again after.
         """
         slots = [(layer, key) for layer in self.layers for key in layer.params]
         params = [layer.params[key] for layer, key in slots]
