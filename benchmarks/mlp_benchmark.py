@@ -127,8 +127,9 @@ def scratchnn_model(model: str, seed: int):
     return Sequential(layers[:-1])
 
 
-def time_layers(model) -> dict[str, list[float]]:
-    """Wrap every layer's forward and backward with a timer: {"0 Conv2D": [forward s, backward s]}."""
+def time_layers(model, counting: list[bool]) -> dict[str, list[float]]:
+    """Wrap every layer's forward and backward with a timer: {"0 Conv2D": [forward s, backward s]},
+    adding up only while ``counting[0]`` is true."""
     totals = {}
     for i, layer in enumerate(model.layers):
         key = f"{i} {type(layer).__name__}"
@@ -137,21 +138,22 @@ def time_layers(model) -> dict[str, list[float]]:
             def timed(*args, _method=getattr(layer, name), _slot=slot, _key=key, **kwargs):
                 start = time.perf_counter()
                 out = _method(*args, **kwargs)
-                totals[_key][_slot] += time.perf_counter() - start
+                if counting[0]:
+                    totals[_key][_slot] += time.perf_counter() - start
                 return out
             setattr(layer, name, timed)  # an instance attribute: Sequential's calls find it first
     return totals
 
 
 def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
-    """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call.
-    For the MLP it also puts the Dense layers' own seconds per epoch in ``floors``."""
+    """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
     from scratchnn.optim import Adam  # NOTE: no fallback on purpose; a missing Adam must fail here
     from scratchnn.train import evaluate, fit
 
     model = scratchnn_model(model_name, seed)
     optimizer = Adam(lr=LR, beta1=BETAS[0], beta2=BETAS[1], eps=EPS)
-    layer_seconds = time_layers(model) if profile else None
+    counting = [False]  # the layer timers count training steps only: not the warm-up epoch, not evaluations
+    layer_seconds = time_layers(model, counting) if profile else None
 
     # The epoch's training time runs from the end of the previous evaluation (or the fit call)
     # to the last step of the epoch, so fit's per-epoch dev evaluation is not counted. The run
@@ -161,22 +163,18 @@ def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, pr
     def on_batch_end(epoch, batch, batches, *metrics):  # *metrics: the batch's loss (and accuracy)
         if batch == batches:
             ended.append(time.perf_counter())
+            counting[0] = False
 
     def on_epoch_end(result):
         resumed.append(time.perf_counter())
-        if layer_seconds is not None and result.epoch == 1:  # leave the warm-up epoch out
-            for pair in layer_seconds.values():
-                pair[:] = [0.0, 0.0]
+        counting[0] = True
 
     fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, x_dev=x_test, y_dev=y_test,
         rng=np.random.default_rng(seed), on_batch_end=on_batch_end, on_epoch_end=on_epoch_end)
     seconds = [end - start for start, end in zip(resumed, ended)]
-    # copied before evaluate's forwards add to the totals
-    split = None if layer_seconds is None else {key: list(pair) for key, pair in layer_seconds.items()}
+    counting[0] = False
     _, accuracy = evaluate(model, x_test, y_test)  # in batches of model.inference_batch_size()
-    if model_name == "mlp":  # a CNN's products are inside Conv2D, with its im2col copies
-        floors["dense_s"] = dense_seconds_per_epoch(model, -(-len(x) // BATCH))
-    return seconds, accuracy, blas_threads(), split
+    return seconds, accuracy, blas_threads(), layer_seconds
 
 
 def train_torch(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
@@ -249,7 +247,6 @@ def train_sklearn(model_name, x, y, x_test, y_test, epochs: int, seed: int, prof
 
 
 TRAINERS = {"scratchnn": train_scratchnn, "torch": train_torch, "sklearn": train_sklearn}
-floors: dict[str, float] = {}  # extra figures a trainer measured, reported by the worker
 
 
 def worker(name: str, model: str, epochs: int, seed: int, limit: int | None, profile: bool) -> None:
@@ -257,12 +254,15 @@ def worker(name: str, model: str, epochs: int, seed: int, limit: int | None, pro
     x, y, x_test, y_test = load_data(limit, INPUT_SHAPES[model])
     seconds, accuracy, threads, layer_seconds = TRAINERS[name](model, x, y, x_test, y_test, epochs, seed, profile)
     timed = seconds[1:]  # epoch 1 is the warm-up
+    floor = {}
+    if name == "scratchnn" and model == "mlp":  # a CNN's products are inside Conv2D, with its im2col copies
+        floor["dense_s"] = dense_seconds_per_epoch(scratchnn_model(model, seed), -(-len(x) // BATCH))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     print(json.dumps({
         "framework": name, "epoch_seconds": seconds, "timed_epochs": len(timed),
         "median_s": statistics.median(timed), "mean_s": statistics.fmean(timed),
         "test_accuracy": accuracy, "peak_rss_mb": peak_kb * 1024 / MB, "threads": threads,
-        "train_rows": len(x), "train_array_mb": x.nbytes / MB, "layer_seconds": layer_seconds, **floors,
+        "train_rows": len(x), "train_array_mb": x.nbytes / MB, "layer_seconds": layer_seconds, **floor,
     }), flush=True)
 
 
@@ -362,7 +362,6 @@ def main() -> None:
         print(f"scratchnn's Dense layers alone (their products and bias sums; no activation, loss, Adam or "
               f"slicing): {dense:.3f} s/epoch{versus}: every step makes these products, so no NumPy loop on "
               f"this BLAS trains faster")
-    if "scratchnn" in runs and args.model == "mlp":
         x_mb, peak = runs["scratchnn"][0]["train_array_mb"], median("scratchnn", "peak_rss_mb")
         print(f"float32 training array = {x_mb:.0f} MB; budget 2X + 150 MB = {2 * x_mb + 150:.0f} MB; "
               f"scratchnn peak = {peak:.0f} MB")
