@@ -77,28 +77,27 @@ def blas_threads() -> str:
     pools = {f"{pool['internal_api']} {pool['num_threads']}"
              + (f", {pool['architecture']} kernels" if pool.get("architecture") else "")
              for pool in threadpool_info() if pool["user_api"] == "blas"}
+    if not pools:
+        return "unknown"
     pinned = os.environ.get("OPENBLAS_CORETYPE")  # set by the user or the machine: OpenBLAS then skips its detection
-    return ", ".join(sorted(pools)) + (f" (OPENBLAS_CORETYPE={pinned})" if pinned else "") if pools else "unknown"
+    return ", ".join(sorted(pools)) + (f" (OPENBLAS_CORETYPE={pinned})" if pinned else "")
 
 
 def dense_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     """Seconds an epoch of ``batches`` steps spends in the model's Dense layers alone: forward
     and backward (their matrix products and bias sums) on random batches, as in fit, with no
     activation, loss, optimizer or batch slicing. No loop built on this BLAS can train faster."""
+    from scratchnn.model import Sequential
     from scratchnn.nn import Dense
 
-    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    dense = Sequential([layer for layer in model.layers if isinstance(layer, Dense)])
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH, dense[0].in_features), dtype=np.float32)
-    dlogits = rng.standard_normal((BATCH, dense[-1].out_features), dtype=np.float32)
+    x = rng.random((BATCH, *model.input_shape), dtype=np.float32)
+    dlogits = rng.standard_normal((BATCH, model.num_classes), dtype=np.float32)
 
     def step():
-        h = x
-        for layer in dense:
-            h = layer.forward(h, training=True)
-        dy = dlogits
-        for k in range(len(dense) - 1, -1, -1):
-            dy = dense[k].backward(dy, need_dx=k > 0)  # fit skips the first layer's input gradient too
+        dense.forward(x, training=True)
+        dense.backward(dlogits)  # like fit's: no input gradient for the first layer
 
     for _ in range(20):
         step()
