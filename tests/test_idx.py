@@ -4,6 +4,7 @@ import gzip
 import numpy as np
 import pytest
 
+from scratchnn.data import idx
 from scratchnn.data.idx import read_idx, read_idx_pair, write_idx
 from scratchnn.errors import DataError, ShapeError
 
@@ -93,6 +94,49 @@ def test_zero_dimensions(tmp_path):
     assert_data_error(path, "0 dimensions")
 
 
+@pytest.mark.parametrize("shape", [(200, 0, 0), (0, 28, 28), (0,), (5, 28, 0)])
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_a_size_of_zero_is_refused(tmp_path, shape, suffix):
+    """(200, 0, 0) images once reached the model and died in he_normal with ZeroDivisionError."""
+    path = tmp_path / f"images{suffix}"
+    data = idx_bytes(0x08, shape)
+    path.write_bytes(gzip.compress(data) if suffix else data)
+    assert_data_error(path, f"shape {shape}", "holds no data")
+
+
+def test_a_size_of_zero_is_refused_for_a_pair(tmp_path):
+    images = write_idx(tmp_path / "images.gz", np.zeros((200, 0, 0), np.uint8))
+    labels = write_idx(tmp_path / "labels.gz", np.zeros(200, np.uint8))
+    with pytest.raises(DataError, match="images.gz: IDX header declares shape \\(200, 0, 0\\)"):
+        read_idx_pair(images, labels)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_a_header_promising_more_than_the_cap_is_refused_before_reading(tmp_path, monkeypatch, suffix):
+    """The cap is checked on the header alone: the data (all there) is never read nor allocated."""
+    monkeypatch.setattr(idx, "MAX_DATA_BYTES", 1000)
+    path = tmp_path / f"images{suffix}"
+    data = idx_bytes(0x0B, (10, 7, 8), bytes(1120))  # 560 int16 values
+    path.write_bytes(gzip.compress(data) if suffix else data)
+    assert_data_error(path, "shape (10, 7, 8)", "1,120 bytes of data", "more than the 1,000")
+    monkeypatch.setattr(idx, "MAX_DATA_BYTES", 1120)
+    assert read_idx(path).shape == (10, 7, 8)
+
+
+def test_the_default_cap_holds_ten_times_mnist(tmp_path):
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(idx_bytes(0x08, (600_000, 28, 28), b""))
+    assert_data_error(path, "truncated: header promises 470400000 bytes", "file has 0")
+    path.write_bytes(idx_bytes(0x08, (2_000_000, 28, 28), b""))
+    assert_data_error(path, "1,568,000,000 bytes of data", "more than the 1,073,741,824")
+
+
+def test_trailing_bytes_are_counted_up_to_a_bound(tmp_path):
+    path = tmp_path / "labels.idx.gz"
+    path.write_bytes(gzip.compress(idx_bytes(0x08, (5,)) + bytes(3 << 20)))
+    assert_data_error(path, "more than 1048576 unexpected trailing bytes")
+
+
 @pytest.mark.parametrize("data", [b"", b"\x00\x00"])
 def test_too_short_for_any_header(tmp_path, data):
     path = tmp_path / "short.idx"
@@ -133,7 +177,8 @@ def test_corrupt_gzip_crc(tmp_path):
 
 
 def test_cut_off_gzip_stream(tmp_path):
-    data = gzip.compress(np.random.default_rng(0).bytes(5000))
+    """A download cut in the middle: the header inflates fine, the data ends without gzip's trailer."""
+    data = gzip.compress(idx_bytes(0x08, (5000,), np.random.default_rng(0).bytes(5000)))
     path = tmp_path / "cut.gz"
     path.write_bytes(data[:len(data) // 2])
     assert_data_error(path, "corrupt gzip")

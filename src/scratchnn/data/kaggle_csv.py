@@ -3,18 +3,26 @@
 The training file has the label column, the test file does not; either may be gzipped and
 either may lack the header line. Every value is checked, and an error names the line of the
 file it is on.
+
+The file is read as a stream, line by line, and every line is bounded, so a hostile file costs
+at most what a real one of the same number of images costs: a line may hold at most
+``MAX_LINE_CHARS`` characters, a file at most ``MAX_ROWS`` images and ``MAX_BLANK_LINES``
+blank lines. A gzip bomb or a 256 MB line is refused after reading one line's worth.
 """
 from __future__ import annotations
 
 import gzip
+import io
+import itertools
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, ShapeError
 from ..files import atomic_write_bytes
-from .idx import GZIP_LEVEL, read_bytes
+from .idx import GZIP_LEVEL, open_data
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -22,62 +30,121 @@ HEADER_WITH_LABEL = ["label"] + [f"pixel{i}" for i in range(PIXELS)]
 HEADER_WITHOUT_LABEL = HEADER_WITH_LABEL[1:]
 INTEGER = re.compile(r"[+-]?[0-9]+")  # what NumPy's loadtxt accepts as an integer (no "1_0", no "1.0")
 NUMBERS = [str(value) for value in range(256)]
-CHUNK = 1000  # lines per loadtxt call when hunting for the bad line
+CHUNK = 1000  # lines per loadtxt call: the text in memory at once stays small
+# Limits that keep a hostile file bounded (a real file is far below each):
+MAX_LINE_CHARS = 32 * (PIXELS + 1)  # 25,120: 32 characters a value; "9,255,...,255" needs 3,138
+MAX_ROWS = 1_000_000  # images: 24x Kaggle's 42,000 training rows, 4x EMNIST Digits' 240,000 (785 MB)
+MAX_BLANK_LINES = 10_000
+SHOWN = 60  # characters of a bad line or value echoed in a message
+SEPARATORS = {";": "';'-separated", "\t": "tab-separated", "|": "'|'-separated", " ": "space-separated"}
+UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as surrogateescape keeps them
 
 
 def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
     """Images uint8 (N, 28, 28) and labels uint8 (N,), or None when the file has no label column.
 
     The header is optional: without one, a first line of 785 integers means label + pixels,
-    784 integers means pixels only. Blank lines are skipped; CRLF line endings are fine.
+    784 integers means pixels only. Blank lines are skipped; LF, CRLF and CR-only (old Mac)
+    line ends are all fine.
     """
     path = Path(path)
-    try:
-        text = read_bytes(path).decode("utf-8-sig")  # -sig: drop the BOM Excel writes
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not a text CSV file ({error.reason} at byte {error.start}); "
-                        "pass a Kaggle Digit Recognizer CSV") from None
-    lines = text.replace("\r\n", "\n").split("\n")
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
-        raise DataError(f"{path}: empty file; expected a header 'label,pixel0,...,pixel783' and one "
-                        "image per line")
-    has_label, start = _read_header(path, lines[first], first + 1)
-    rows = [line for line in lines[start:] if line.strip()]
-    if not rows:
-        raise DataError(f"{path}: no images after the header on line {first + 1}")
-    values = _parse(path, lines, start, rows, has_label)
+    with open_data(path) as stream:
+        # -sig: drop the BOM Excel writes; newline=None: LF, CRLF and CR all end a line
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=None)
+        lines = _lines(path, text)
+        first = next(lines, None)
+        if first is None:
+            raise DataError(f"{path}: empty file; expected a header 'label,pixel0,...,pixel783' and one "
+                            "image per line")
+        has_label, is_data = _read_header(path, *first)
+        values = _parse(path, itertools.chain([first] if is_data else [], lines), has_label)
+        if values is None:
+            raise DataError(f"{path}: no images after the header on line {first[0]}")
+        text.detach()  # the stream is closed by open_data, not by the wrapper
     images = values[:, has_label:].reshape(-1, SIDE, SIDE)
     return np.ascontiguousarray(images), (values[:, 0].copy() if has_label else None)
 
 
-def _read_header(path: Path, line: str, number: int) -> tuple[bool, int]:
-    """(has_label, index of the first data line) from the first non-blank line (1-based ``number``)."""
+def _lines(path: Path, text: io.TextIOBase) -> Iterator[tuple[int, str]]:
+    """(1-based number, text without its line end) of every non-blank line, each read with a limit."""
+    blank = 0
+    for number in itertools.count(1):
+        line = text.readline(MAX_LINE_CHARS + 2)  # + 2: the line end, and one character too many
+        if not line:
+            return
+        line = line.removesuffix("\n")
+        if len(line) > MAX_LINE_CHARS:
+            raise DataError(f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters (a row of "
+                            "785 values needs about 3,200); the file is damaged or not a Kaggle Digit "
+                            "Recognizer CSV")
+        if not line.isascii() and UNDECODABLE.search(line):
+            raise DataError(f"{path}: line {number}: not a text CSV file (bytes that are not UTF-8); "
+                            "pass a Kaggle Digit Recognizer CSV")
+        if line.strip():
+            yield number, line
+            continue
+        blank += 1
+        if blank > MAX_BLANK_LINES:
+            raise DataError(f"{path}: more than {MAX_BLANK_LINES:,} blank lines (line {number}); the file "
+                            "is damaged or not a Kaggle Digit Recognizer CSV")
+
+
+def _read_header(path: Path, number: int, line: str) -> tuple[bool, bool]:
+    """(has_label, whether this first non-blank line is already an image) from line ``number``."""
     fields = [field.strip().strip('"') for field in line.split(",")]
     if fields == HEADER_WITH_LABEL:
-        return True, number
+        return True, False
     if fields == HEADER_WITHOUT_LABEL:
-        return False, number
+        return False, False
     if all(INTEGER.fullmatch(f) for f in fields) and len(fields) in (PIXELS, PIXELS + 1):
-        return len(fields) == PIXELS + 1, number - 1  # no header: this line is the first image
-    shown = ",".join(fields[:3]) + (",..." if len(fields) > 3 else "")
-    raise DataError(f"{path}: line {number}: header must be 'label,pixel0,...,pixel783' (train) or "
+        return len(fields) == PIXELS + 1, True  # no header: this line is the first image
+    where = f"{path}: line {number}"
+    separated = _other_separator(line)
+    if separated:
+        raise DataError(f"{where}: looks like {separated}; scratchnn reads comma-separated files (header "
+                        f"'label,pixel0,...,pixel783'): save it with commas. The line starts {_shorten(line)}")
+    raise DataError(f"{where}: header must be 'label,pixel0,...,pixel783' (train) or "
                     f"'pixel0,...,pixel783' (test), or the line must hold 785 or 784 integers; "
-                    f"got '{shown}' ({len(fields)} columns)")
+                    f"got {_shorten(line)} ({len(fields)} columns)")
 
 
-def _parse(path: Path, lines: list[str], start: int, rows: list[str], has_label: bool) -> np.ndarray:
-    """uint8 (N, columns) from the non-blank data ``rows``: NumPy's C parser on everything at once.
+def _other_separator(line: str) -> str | None:
+    """'tab-separated' (etc.) when ``line`` splits into a row's worth of fields on another character."""
+    if line.count(",") >= PIXELS - 1:
+        return None
+    for separator, name in SEPARATORS.items():
+        if len(line.strip().split(separator)) >= PIXELS:
+            return name
+    return None
 
-    loadtxt with dtype uint8 rejects anything that is not an integer in 0..255, so one call
-    checks the whole file; only when it (or the label range) fails do we rescan to name the line.
+
+def _shorten(text: str) -> str:
+    """``text`` quoted for a one-line message: at most SHOWN characters, control characters escaped."""
+    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
+
+
+def _parse(path: Path, lines: Iterable[tuple[int, str]], has_label: bool) -> np.ndarray | None:
+    """uint8 (N, columns) from the numbered data lines, or None when there are none.
+
+    NumPy's C parser reads CHUNK lines at a time; loadtxt with dtype uint8 rejects anything that
+    is not an integer in 0..255, so one call checks a whole chunk, and only when it (or the label
+    range) fails are that chunk's lines checked one by one to name the first bad one.
     """
     columns = PIXELS + has_label
-    values = _fast_parse(rows, columns)
-    if values is None:
-        _scan(path, lines, start, columns)
-        raise DataError(f"{path}: could not parse the file as comma-separated integers")  # not reached
-    return values
+    chunks, rows = [], 0
+    while chunk := list(itertools.islice(lines, CHUNK)):
+        rows += len(chunk)
+        if rows > MAX_ROWS:
+            raise DataError(f"{path}: more than {MAX_ROWS:,} images (line {chunk[MAX_ROWS - rows][0]}), the "
+                            "most scratchnn reads from one CSV; split the file or use a smaller one")
+        values = _fast_parse([line for _, line in chunk], columns)
+        if values is None:
+            for number, line in chunk:
+                _check_line(path, number, line, columns)
+            raise DataError(f"{path}: lines {chunk[0][0]} to {chunk[-1][0]} could not be parsed as "
+                            "comma-separated integers")
+        chunks.append(values)
+    return np.concatenate(chunks) if chunks else None
 
 
 def _fast_parse(rows: list[str], columns: int) -> np.ndarray | None:
@@ -91,29 +158,20 @@ def _fast_parse(rows: list[str], columns: int) -> np.ndarray | None:
     return values
 
 
-def _scan(path: Path, lines: list[str], start: int, columns: int) -> None:
-    """Raise a DataError naming the first bad line; chunks the fast parser accepts are skipped."""
-    for begin in range(start, len(lines), CHUNK):
-        chunk = [line for line in lines[begin:begin + CHUNK] if line.strip()]
-        if not chunk or _fast_parse(chunk, columns) is not None:
-            continue
-        for number, line in enumerate(lines[begin:begin + CHUNK], begin + 1):
-            if line.strip():
-                _check_line(path, number, line, columns)
-
-
 def _check_line(path: Path, number: int, line: str, columns: int) -> None:
     """Raise a DataError if line ``number`` (1-based) is not ``columns`` integers in range."""
     fields = line.split(",")
     where = f"{path}: line {number}"
     if len(fields) != columns:
         kind = "label + 784 pixels" if columns > PIXELS else "784 pixels"
-        raise DataError(f"{where}: expected {columns} comma-separated values ({kind}), got {len(fields)}")
+        separated = _other_separator(line)
+        hint = f"; it looks like {separated}, scratchnn reads comma-separated files" if separated else ""
+        raise DataError(f"{where}: expected {columns} comma-separated values ({kind}), got {len(fields)}{hint}")
     for column, field in enumerate(fields):
         name = "label" if columns > PIXELS and column == 0 else f"pixel{column - (columns > PIXELS)}"
         text = field.strip()
         if not INTEGER.fullmatch(text):
-            raise DataError(f"{where}: {name} = {text!r} is not an integer")
+            raise DataError(f"{where}: {name} = {_shorten(text)} is not an integer")
         value = int(text)
         if name == "label" and not 0 <= value <= 9:
             raise DataError(f"{where}: label {value} is outside 0..9")
