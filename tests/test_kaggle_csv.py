@@ -4,6 +4,7 @@ import gzip
 import numpy as np
 import pytest
 
+from scratchnn.data import kaggle_csv
 from scratchnn.data.idx import read_idx
 from scratchnn.data.kaggle_csv import HEADER_WITH_LABEL, HEADER_WITHOUT_LABEL, read_kaggle_csv, write_kaggle_csv
 from scratchnn.errors import DataError, ShapeError
@@ -198,3 +199,97 @@ def test_real_kaggle_file_equals_the_idx_files(shared_dir):
     images, labels = read_kaggle_csv(folder / "t10k-kaggle.csv.gz")
     np.testing.assert_array_equal(images, read_idx(folder / "t10k-images-idx3-ubyte.gz"))
     np.testing.assert_array_equal(labels, read_idx(folder / "t10k-labels-idx1-ubyte.gz"))
+
+
+# --- other separators, line ends and the limits that keep a hostile file bounded --------------
+
+def assert_one_short_line(path, *words):
+    """read_kaggle_csv(path) fails with one line, naming the file, short whatever the file holds."""
+    with pytest.raises(DataError) as info:
+        read_kaggle_csv(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert len(message) < len(str(path)) + 300, f"{len(message)} characters: {message}"
+    for word in words:
+        assert word in message, message
+    return message
+
+
+@pytest.mark.parametrize("separator, name", [(";", "';'-separated"), ("\t", "tab-separated")])
+@pytest.mark.parametrize("with_header", [True, False])
+def test_another_separator_is_named_and_not_echoed_whole(tmp_path, digits, separator, name, with_header):
+    """A ';' file once echoed its whole 7,000-character header."""
+    lines = [line.replace(",", separator) for line in ([HEADER] if with_header else []) + rows(*digits)]
+    message = assert_one_short_line(write_text(tmp_path / "excel.csv", lines), "line 1",
+                                    f"looks like {name}", "scratchnn reads comma-separated")
+    assert "..." in message
+
+
+def test_another_separator_in_a_data_line_is_named(tmp_path, digits):
+    lines = [HEADER, *rows(*digits)]
+    lines[3] = lines[3].replace(",", ";")
+    assert_line_error(write_text(tmp_path / "mixed.csv", lines), 4, "got 1", "looks like ';'-separated")
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+def test_every_kind_of_line_end(tmp_path, digits, newline):
+    """CR-only (classic Mac OS, Excel's 'CSV (Macintosh)') reads like LF and CRLF."""
+    path = write_text(tmp_path / "mac.csv", [HEADER, *rows(*digits), ""], newline)
+    x, y = read_kaggle_csv(path)
+    np.testing.assert_array_equal(x, digits[0])
+    np.testing.assert_array_equal(y, digits[1])
+
+
+def test_line_numbers_count_cr_only_line_ends(tmp_path, digits):
+    lines = [HEADER, *rows(*digits)]
+    lines[4] = "12" + lines[4][lines[4].index(","):]
+    assert_line_error(write_text(tmp_path / "mac.csv", lines, "\r"), 5, "label 12")
+
+
+def test_a_long_value_is_cut_in_the_message(tmp_path, digits):
+    lines = [HEADER, *rows(*digits)]
+    lines[2] = lines[2].replace(",", ",x" * 5000 + ",", 1)
+    assert_one_short_line(write_text(tmp_path / "long.csv", lines), "line 3")
+    lines = [HEADER, *rows(*digits)]
+    fields = lines[2].split(",")
+    fields[1] = "y" * 20000
+    message = assert_one_short_line(write_text(tmp_path / "long.csv", [HEADER, ",".join(fields)]), "line 2",
+                                    "pixel0 = 'yyyy", "...' is not an integer")
+    assert "y" * 100 not in message
+
+
+def test_a_line_longer_than_the_limit_is_refused_unparsed(tmp_path, digits):
+    padded = " , ".join(rows(*digits)[0].split(","))
+    padded += " " * (kaggle_csv.MAX_LINE_CHARS - len(padded))  # spaces around values are fine
+    x, _ = read_kaggle_csv(write_text(tmp_path / "wide.csv", [HEADER, padded]))
+    np.testing.assert_array_equal(x[0], digits[0][0])
+    path = write_text(tmp_path / "too-wide.csv", [HEADER, padded + " ", *rows(*digits)])
+    assert_one_short_line(path, "line 2 is longer than 25,120 characters")
+
+
+def test_a_line_of_a_hundred_megabytes_is_refused_after_reading_one_line(tmp_path):
+    path = tmp_path / "one-line.csv.gz"
+    path.write_bytes(gzip.compress(b"0," * (50 << 20), 1))
+    assert_one_short_line(path, "line 1 is longer than")
+
+
+def test_the_row_limit(tmp_path, digits, monkeypatch):
+    path = write_kaggle_csv(tmp_path / "train.csv", *digits)
+    monkeypatch.setattr(kaggle_csv, "MAX_ROWS", 5)
+    assert_one_short_line(path, "more than 5 images (line 7)", "split the file")
+    monkeypatch.setattr(kaggle_csv, "MAX_ROWS", 6)
+    assert len(read_kaggle_csv(path)[0]) == 6
+
+
+def test_the_blank_line_limit(tmp_path, digits, monkeypatch):
+    monkeypatch.setattr(kaggle_csv, "MAX_BLANK_LINES", 3)
+    path = write_text(tmp_path / "blank.csv", [HEADER, *rows(*digits), "", " ", "\t"])
+    assert len(read_kaggle_csv(path)[0]) == 6
+    write_text(path, ["", HEADER, *rows(*digits), "", " ", "\t"])
+    assert_one_short_line(path, "more than 3 blank lines (line 11)")
+
+
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, digits):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("\n".join([HEADER, *rows(*digits)[:2], "caf\xe9", *rows(*digits)[2:]]).encode("latin-1"))
+    assert_one_short_line(path, "line 4: not a text CSV")
