@@ -128,7 +128,7 @@ def test_the_default_cap_holds_ten_times_mnist(tmp_path):
     path.write_bytes(idx_bytes(0x08, (600_000, 28, 28), b""))
     assert_data_error(path, "truncated: header promises 470400000 bytes", "file has 0")
     path.write_bytes(idx_bytes(0x08, (2_000_000, 28, 28), b""))
-    assert_data_error(path, "1,568,000,000 bytes of data", "more than the 1,073,741,824")
+    assert_data_error(path, "1,568,000,000 bytes of data", "more than the 536,870,912")
 
 
 def test_trailing_bytes_are_counted_up_to_a_bound(tmp_path):

@@ -293,3 +293,18 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path, digits):
     path = tmp_path / "latin1.csv"
     path.write_bytes("\n".join([HEADER, *rows(*digits)[:2], "caf\xe9", *rows(*digits)[2:]]).encode("latin-1"))
     assert_one_short_line(path, "line 4: not a text CSV")
+
+
+@pytest.mark.parametrize("column, value, words", [
+    (0, "9" * 5000, ["label 99999", "... is outside 0..9"]),  # int() refuses 4,300+ digits
+    (3, "-" + "0" * 5000 + "1", ["pixel2 = -0000", "... is outside 0..255"]),
+    (3, "+" + "0" * 5000 + "7", None),  # a long way to write 7 is still 7
+])
+def test_numbers_with_thousands_of_digits(tmp_path, digits, column, value, words):
+    fields = rows(*digits)[0].split(",")
+    fields[column] = value
+    path = write_text(tmp_path / "digits.csv", [HEADER, ",".join(fields)])
+    if words is None:
+        assert read_kaggle_csv(path)[0][0, 0, 2] == 7
+    else:
+        assert_one_short_line(path, "line 2", *words)

@@ -32,9 +32,9 @@ TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
 CODES = {dtype.newbyteorder("="): code for code, dtype in TYPES.items()}  # native dtype -> code
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 6  # zlib's usual trade-off: level 9 (gzip's default) is ~5x slower for ~4% smaller files
-# The most data one IDX file may hold: 1 GiB is 22x MNIST's 60,000 training images (47 MB) and
-# more than EMNIST ByClass (638 MB), the largest IDX dataset in common use.
-MAX_DATA_BYTES = 1 << 30
+# The most data one IDX file may hold, and so what a hostile one can cost: 512 MiB is 11x MNIST's
+# 60,000 training images (47 MB) and 2.8x EMNIST Digits (188 MB), the largest digit set in IDX.
+MAX_DATA_BYTES = 1 << 29
 BLOCK = 1 << 20  # bytes per read: memory beyond the result stays this small
 SHOWN_TRAILING = 1 << 20  # trailing bytes counted exactly; beyond this the message says "more than"
 CORRUPT_GZIP = (OSError, EOFError, zlib.error)  # bad CRC or header, cut-off stream, bad deflate data
@@ -74,22 +74,21 @@ def read_idx(path) -> np.ndarray:
         if not isinstance(stream, gzip.GzipFile):
             _check_raw_size(path, stream, header, expected, shape)
         try:
-            values = np.empty(shape, dtype)  # the header is checked: at most MAX_DATA_BYTES
+            data = _read_data(stream, expected)  # the header is checked: at most MAX_DATA_BYTES
         except MemoryError:
-            raise DataError(f"{path}: not enough memory for {expected:,} bytes of data (shape {shape}); "
+            raise DataError(f"{path}: not enough memory for {expected:,} bytes of data (shape {_show(shape)}); "
                             "free some memory or use a smaller file") from None
-        found = _read_into(stream, values)
-        if found < expected:
-            raise DataError(f"{path}: truncated: header promises {expected} bytes of data for shape {shape}, "
-                            f"file has {found}; download the file again")
+        if len(data) < expected:
+            raise _truncated(path, expected, len(data), shape)
         trailing = len(stream.read(SHOWN_TRAILING + 1))  # bounded, and at the end it checks the gzip CRC
         if trailing:
             count = f"more than {SHOWN_TRAILING}" if trailing > SHOWN_TRAILING else str(trailing)
             raise DataError(f"{path}: has {count} unexpected trailing bytes after the data for "
-                            f"shape {shape}; the file is damaged, download it again")
-    # in place: the result is writable, owns its memory and is never copied
-    return values.byteswap(inplace=True).view(dtype.newbyteorder("=")) if dtype.byteorder == ">" \
-        else values.view(dtype.newbyteorder("="))
+                            f"shape {_show(shape)}; the file is damaged, download it again")
+    values = np.frombuffer(data, dtype).reshape(shape)  # writable: a view of the bytearray, no copy
+    if dtype.byteorder == ">":  # in place, to the machine's byte order
+        values = values.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return values.view(dtype.newbyteorder("="))
 
 
 def _read_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -116,13 +115,13 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...
                         f"{4 + len(sizes)}; download the file again")
     shape = tuple(int(s) for s in np.frombuffer(sizes, ">u4"))
     if 0 in shape:
-        raise DataError(f"{path}: IDX header declares shape {shape}, which holds no data (every size "
+        raise DataError(f"{path}: IDX header declares shape {_show(shape)}, which holds no data (every size "
                         "must be at least 1); the file is damaged or empty")
     dtype = TYPES[code]
     # NOTE: math.prod on Python ints; np.prod would overflow silently on a hostile header
     expected = math.prod(shape) * dtype.itemsize
     if expected > MAX_DATA_BYTES:
-        raise DataError(f"{path}: IDX header declares shape {shape}, {expected:,} bytes of data, more "
+        raise DataError(f"{path}: IDX header declares shape {_show(shape)}, {expected:,} bytes of data, more "
                         f"than the {MAX_DATA_BYTES:,} scratchnn reads from one file; the file is damaged "
                         "or not a dataset scratchnn can hold")
     return dtype, shape, header
@@ -132,20 +131,28 @@ def _check_raw_size(path: Path, stream: BinaryIO, header: int, expected: int, sh
     """Compare an uncompressed file's size with the header's promise before reading the data."""
     found = os.fstat(stream.fileno()).st_size - header
     if found < expected:
-        raise DataError(f"{path}: truncated: header promises {expected} bytes of data for shape {shape}, "
-                        f"file has {found}; download the file again")
+        raise _truncated(path, expected, found, shape)
 
 
-def _read_into(stream: BinaryIO, array: np.ndarray) -> int:
-    """Fill ``array``'s bytes from ``stream`` block by block; the number of bytes read."""
-    view = memoryview(array.reshape(-1).view(np.uint8))
-    done = 0
-    while done < len(view):
-        count = stream.readinto(view[done:done + BLOCK])
-        if not count:
-            break
-        done += count
-    return done
+def _truncated(path: Path, expected: int, found: int, shape) -> DataError:
+    return DataError(f"{path}: truncated: header promises {expected} bytes of data for shape {_show(shape)}, "
+                     f"file has {found}; download the file again")
+
+
+def _show(shape: tuple[int, ...]) -> str:
+    """The shape for a one-line message: at most 6 sizes (a header may declare 255)."""
+    if len(shape) <= 6:
+        return str(shape)
+    return f"({', '.join(map(str, shape[:5]))}, ... {len(shape)} sizes)"
+
+
+def _read_data(stream: BinaryIO, expected: int) -> bytearray:
+    """Up to ``expected`` bytes, block by block: memory grows with the bytes that arrive, never
+    on the header's word alone (a 40-byte .gz may promise 500 MB and hold 10)."""
+    data = bytearray()
+    while len(data) < expected and (block := stream.read(min(BLOCK, expected - len(data)))):
+        data += block
+    return data
 
 
 def write_idx(path, array: np.ndarray) -> Path:
