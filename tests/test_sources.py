@@ -142,6 +142,25 @@ def test_sha256_is_checked_when_known(env, served, monkeypatch):
     assert not (cache(env) / TRAIN[1]).exists()
 
 
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_download_larger_than_any_dataset_file_is_cut_off(env, served, monkeypatch, announced):
+    """A hostile mirror (or a man in the middle of an http:// one) cannot fill the disk."""
+    monkeypatch.setattr(sources, "MAX_DOWNLOAD", 20)  # the toy files are 50 to 70 bytes
+    if not announced:  # a server that sends no Content-Length: the bytes are counted as they come
+        monkeypatch.setattr(sources.urllib.request, "urlopen", _without_length(sources.urllib.request.urlopen))
+    message = fails("toy", "train", progress=False)
+    assert "sends more than 20 bytes" in message, message
+    assert not (env / "cache").exists() or not list((env / "cache").rglob("*"))
+
+
+def _without_length(urlopen):
+    def opener(*args, **kwargs):
+        response = urlopen(*args, **kwargs)
+        del response.headers["Content-Length"]
+        return response
+    return opener
+
+
 def test_next_mirror_is_tried(env, served):
     images, _ = locate("toy", "train", mirrors=[served.url + "missing/", served.url], progress=False)
     assert images.is_file()

@@ -33,6 +33,9 @@ SPLITS = ("train", "test")
 SYSTEM_DIR = Path("/usr/share/datasets")  # module-level so tests can monkeypatch it
 TIMEOUT = 10.0  # seconds per connection attempt; offline, DNS fails at once anyway
 BLOCK = 1 << 20
+# No dataset file is larger (Fashion-MNIST's training images: 26 MB): a mirror, or a man in the middle
+# of an http:// one, that sends more is cut off before it fills the disk; the checksum comes after.
+MAX_DOWNLOAD = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,15 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             size = int(response.headers.get("Content-Length") or 0) or None
+            too_big = f"the server sends more than {MAX_DOWNLOAD:,} bytes, more than any dataset file needs"
+            if (size or 0) > MAX_DOWNLOAD:
+                return too_big
+            received = 0
             with _progress_bar(remote.name, size, progress) as bar:
                 while block := response.read(BLOCK):
+                    received += len(block)
+                    if received > MAX_DOWNLOAD:  # no Content-Length, or one that lied
+                        return too_big
                     out.write(block)
                     md5.update(block)
                     sha256.update(block)
