@@ -95,3 +95,14 @@ def test_load_named_dataset_from_data_dir(tmp_path, monkeypatch, digits):
     assert data.classes[0] == "T-shirt/top"
     with pytest.raises(DataError, match="train files not found.*downloads are off"):
         DataSource(dataset="fashion-mnist", data_dir=str(tmp_path)).load("train", download=False)
+
+
+@pytest.mark.parametrize("shape", [(200, 0, 0), (0, 28, 28)])
+def test_images_that_hold_no_data_are_refused_naming_the_file(tmp_path, shape):
+    """(200, 0, 0) images once reached the model and died in he_normal with ZeroDivisionError."""
+    images = write_idx(tmp_path / "i.gz", np.zeros(shape, np.uint8))
+    labels = write_idx(tmp_path / "l.gz", np.zeros(shape[0], np.uint8))
+    with pytest.raises(DataError) as info:
+        DataSource(images=str(images), labels=str(labels)).load()
+    message = str(info.value)
+    assert message.startswith(f"{images}: ") and f"shape {shape}" in message and "\n" not in message
