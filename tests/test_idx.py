@@ -1,5 +1,7 @@
 """IDX reading and writing: round trips, every kind of damage, and the real MNIST test files."""
 import gzip
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -224,3 +226,18 @@ def test_real_mnist_test_files(shared_dir):
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the well-known first ten
     assert np.bincount(labels).tolist()[1] == 1135
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_a_pipe_is_read_like_a_file(tmp_path, gzipped):
+    """`--images <(zcat images.gz)` hands over a pipe: no seek, no size."""
+    array = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    data = idx_bytes(0x0B, array.shape, array.astype(">i2").tobytes())
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(gzip.compress(data) if gzipped else data,))
+    writer.start()
+    try:
+        np.testing.assert_array_equal(read_idx(fifo), array)
+    finally:
+        writer.join(5)

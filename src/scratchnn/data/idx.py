@@ -16,6 +16,7 @@ import contextlib
 import gzip
 import math
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,10 +53,10 @@ def open_data(path) -> Iterator[BinaryIO]:
         raise DataError(f"{path}: no such file; check the path") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read the file ({error.strerror or error})") from None
+    gzipped = False
     with raw:
         try:
-            gzipped = raw.read(2) == GZIP_MAGIC
-            raw.seek(0)
+            gzipped = raw.peek(2)[:2] == GZIP_MAGIC  # peek, not read + seek: a pipe (<(zcat f)) cannot seek
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
             yield stream
         except CORRUPT_GZIP as error:
@@ -128,9 +129,11 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...
 
 
 def _check_raw_size(path: Path, stream: BinaryIO, header: int, expected: int, shape) -> None:
-    """Compare an uncompressed file's size with the header's promise before reading the data."""
-    found = os.fstat(stream.fileno()).st_size - header
-    if found < expected:
+    """Compare an uncompressed file's size with the header's promise before reading the data
+    (a pipe has no size: its stream is bounded by the reads alone)."""
+    status = os.fstat(stream.fileno())
+    found = status.st_size - header
+    if stat.S_ISREG(status.st_mode) and found < expected:
         raise _truncated(path, expected, found, shape)
 
 
