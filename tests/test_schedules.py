@@ -137,7 +137,7 @@ def test_make_schedule_adds_warm_up(name):
      "gamma does not apply to the cosine schedule, only to step and exponential"),
     (lambda: make_schedule("step", 0.1, steps_per_epoch=1, epochs=5, min_lr=0.01), "min_lr does not apply"),
     (lambda: make_schedule("cosine", 0.1, steps_per_epoch=1, epochs=5, warmup_epochs=5),
-     r"warmup_epochs must be in \[0, epochs = 5\), got 5"),
+     r"warmup_epochs must be >= 0 and shorter than the run \(epochs = 5\), got 5"),
     (lambda: make_schedule("constant", 0.1, steps_per_epoch=0, epochs=5), "steps_per_epoch must be a whole number >= 1"),
     (lambda: make_schedule("step", 0.1, steps_per_epoch=2, epochs=5, gamma=-1), "gamma must be > 0, got -1"),
     (lambda: Cosine(0.1, 10, min_lr=0.2), r"min_lr must be in \[0, lr = 0.1\], got 0.2"),

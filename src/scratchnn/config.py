@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,11 @@ from .early_stopping import MONITORS, EarlyStopping
 from .model import Sequential
 from .data.augment import Augmentation, augmentation_for
 from .nn import (AvgPool2D, BatchNorm1d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid,
-                 Tanh, get_initializer)
+                 Tanh)
+from .nn.init import INITIALIZERS
 from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
+from .optim.schedules import OPTION_USERS, check_schedule_options
+from .options import option, option_of, options_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,104 +34,140 @@ ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh"
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 
 
+def _schedule_uses(key: str):
+    return lambda config: config.schedule in OPTION_USERS[key]
+
+
+def _plural(value: float, word: str) -> str:
+    return f"{value:g} {word}{'' if value == 1 else 's'}"
+
+
+# The schedule keys each option feeds (make_schedule's names), for the one cross-field rule.
+SCHEDULE_KEYS = {"warmup": ("warmup_epochs",), "lr_gamma": ("gamma", "factor"), "lr_step": ("step_epochs",),
+                 "min_lr": ("min_lr",)}
+
+
 @dataclass
 class TrainConfig:
     """A training run. ``batch_size = 0`` means full batch (one update per epoch, as the seed).
 
     Zero switches an option off: ``dropout = 0``, ``patience = 0`` (no early stopping),
     ``warmup = 0``, ``checkpoint_every = 0``; ``lr_gamma = 0`` and ``lr_step = 0`` pick the
-    schedule's default.
+    schedule's default. Every field is declared once with its flag, help, range and the rule
+    of when it applies (``scratchnn.options``); flags, checks and reports are made from that.
     """
 
-    preset: str = "custom"
+    preset: str = option("custom", "the named recipe this config started from", group=None)
     # convolutional blocks first (none for an MLP): Conv2D -> activation -> pooling 2x2 each
-    conv: list[int] = field(default_factory=list)  # output channels of each block
-    kernel_size: int = 3
-    padding: list[int] = field(default_factory=list)  # per block; empty = no padding
-    pool: str = "max"
+    conv: list[int] = option([], "convolution blocks (conv, activation, 2x2 pooling): output channels, e.g. 32,64",
+                             group="network", metavar="CHANNELS", low=1)
+    kernel_size: int = option(3, "convolution kernel size K x K", group="network", metavar="K", low=1,
+                              applies=lambda c: bool(c.conv))
+    padding: list[int] = option([], "zero padding of each convolution block, e.g. 2,0 (empty: none)",
+                                group="network", metavar="P", low=0, applies=lambda c: bool(c.conv))
+    pool: str = option("max", "pooling after each convolution", group="network", choices=tuple(POOLS),
+                       applies=lambda c: bool(c.conv))
     # then the dense part: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
-    hidden: list[int] = field(default_factory=lambda: [10])
-    activation: str = "relu"
-    init: str = "seed_uniform"
-    bias_init: str = "seed_uniform"
-    batchnorm: bool = False
-    dropout: float = 0.0
-    input_dropout: float = 0.0  # dropout on the pixels themselves, before the first layer
-    augment: bool = False  # random shifts, rotations, scaling and elastic distortion of each batch
+    hidden: list[int] = option([10], "dense hidden layer widths, e.g. 10 or 128,64", group="network",
+                               metavar="SIZES", low=1)
+    activation: str = option("relu", "hidden-layer activation", group="network", choices=tuple(ACTIVATIONS))
+    init: str = option("seed_uniform", "weight initialiser", group="network", choices=tuple(INITIALIZERS))
+    bias_init: str = option("seed_uniform", "bias initialiser", group="network", choices=tuple(INITIALIZERS))
+    batchnorm: bool = option(False, "batch normalisation after each hidden Dense layer", group="network")
+    dropout: float = option(0.0, "probability of dropping each hidden unit while training", group="network",
+                            metavar="P", low=0.0, below=1.0)
+    input_dropout: float = option(0.0, "probability of dropping each input pixel while training",
+                                  group="network", metavar="P", low=0.0, below=1.0)
+    augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
+                           group="network")
     # the optimiser and its learning-rate schedule
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup: float = 0.0  # epochs of linear warm-up
-    min_lr: float = 0.0  # cosine's floor, plateau's floor
-    lr_gamma: float = 0.0  # step/exponential decay factor, plateau's reduce factor (0 = default)
-    lr_step: int = 0  # epochs between step decays (0 = a third of the run)
+    optimizer: str = option("sgd", "update rule", group="optimisation", choices=tuple(OPTIMIZERS))
+    lr: float = option(0.1, "learning rate (the peak one, with a schedule)", group="optimisation", above=0.0)
+    schedule: str = option("constant", "learning-rate schedule", group="optimisation", choices=tuple(SCHEDULES),
+                           summary=lambda v: "" if v == "constant" else v)
+    warmup: float = option(0.0, "epochs of linear learning-rate warm-up", group="optimisation", metavar="EPOCHS",
+                           low=0.0, applies=_schedule_uses("warmup_epochs"), strict=True,
+                           summary=lambda v: _plural(v, "warm-up epoch"))
+    min_lr: float = option(0.0, "lowest learning rate (cosine, plateau)", group="optimisation", low=0.0,
+                           applies=_schedule_uses("min_lr"), strict=True, summary=lambda v: f"min lr {v:g}")
+    lr_gamma: float = option(0.0, "decay factor (step, exponential) or reduce factor (plateau); 0: the default",
+                             group="optimisation", metavar="F", low=0.0, strict=True,
+                             applies=lambda c: c.schedule in OPTION_USERS["gamma"] + OPTION_USERS["factor"],
+                             summary=lambda v: f"gamma {v:g}")
+    lr_step: int = option(0, "epochs between step decays (0: a third of the run)", group="optimisation",
+                          metavar="EPOCHS", low=0, applies=_schedule_uses("step_epochs"), strict=True,
+                          summary=lambda v: f"every {_plural(v, 'epoch')}")
+    momentum: float = option(0.0, "momentum for sgd and rmsprop, e.g. 0.9", group="optimisation", low=0.0,
+                             below=1.0, applies=lambda c: c.optimizer in ("sgd", "rmsprop"),
+                             summary=lambda v: f"momentum {v:g}")
+    nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimisation",
+                            applies=lambda c: c.optimizer == "sgd" and c.momentum > 0, summary=lambda v: "nesterov")
+    weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",
+                                 group="optimisation", metavar="L", low=0.0, summary=lambda v: f"weight decay {v:g}")
     # the loop
-    epochs: int = 500
-    batch_size: int = 0
-    dev_size: int = 1000
-    seed: int = 0
-    eval_every: int = 10  # measure dev metrics and print a line every N epochs
-    patience: int = 0  # early stopping after N evaluations without improvement
-    monitor: str = "dev_loss"
-    checkpoint_every: int = 1  # write checkpoint.safetensors every N evaluations
+    epochs: int = option(500, "passes over the training data (full batch: one iteration each)",
+                         group="training loop", metavar="N", low=1, aliases=("--iterations",))
+    batch_size: int = option(0, "mini-batch size; 0 = full batch", group="training loop", metavar="N", low=0)
+    dev_size: int = option(1000, "images held out as the dev set", group="training loop", metavar="N", low=0)
+    seed: int = option(0, "random seed for split, weights, order and dropout", group="training loop",
+                       metavar="N", low=0)
+    eval_every: int = option(10, "measure dev metrics and print a line every N epochs", group="training loop",
+                             metavar="N", low=1)
+    patience: int = option(0, "early stopping: stop after N evaluations without improvement (0 = off)",
+                           group="training loop", metavar="N", low=0)
+    monitor: str = option("dev_loss", "what early stopping watches", group="training loop",
+                          choices=tuple(MONITORS), applies=lambda c: c.patience > 0)
+    checkpoint_every: int = option(1, "write checkpoint.safetensors every N evaluations (0 = never)",
+                                   group="training loop", metavar="N", low=0)
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null)
-    dataset: str = ""
-    csv: str = ""
-    images: str = ""
-    labels: str = ""
-    data_dir: str = ""
+    dataset: str = option("", "a named dataset: mnist or fashion-mnist", group="data", metavar="NAME",
+                          applies=lambda c: bool(c.dataset))
+    csv: str = option("", "a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz)", group="data", metavar="FILE",
+                      applies=lambda c: bool(c.csv))
+    images: str = option("", "an IDX images file (.gz or raw)", group="data", metavar="FILE",
+                         applies=lambda c: bool(c.images))
+    labels: str = option("", "the IDX labels file that goes with --images", group="data", metavar="FILE",
+                         applies=lambda c: bool(c.labels))
+    data_dir: str = option("", "folder to look in first for a named dataset (or set SCRATCHNN_DATA)",
+                           group="data", metavar="DIR", applies=lambda c: bool(c.data_dir))
 
     def validate(self) -> TrainConfig:
-        """Raise ConfigError naming the first invalid value; returns self."""
-        if any(h <= 0 for h in self.hidden):
-            raise ConfigError(f"hidden layer sizes must be positive, got {self.hidden}")
-        if any(c <= 0 for c in self.conv):
-            raise ConfigError(f"convolution channels must be positive, got {self.conv}")
-        if self.padding and (len(self.padding) != len(self.conv) or any(p < 0 for p in self.padding)):
-            raise ConfigError(f"padding needs one value >= 0 per convolution block ({len(self.conv)}), "
-                              f"got {self.padding}")
-        if self.kernel_size < 1:
-            raise ConfigError(f"kernel-size must be >= 1, got {self.kernel_size}")
-        _choice("pool", self.pool, POOLS)
-        _choice("activation", self.activation, ACTIVATIONS)
-        get_initializer(self.init), get_initializer(self.bias_init)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("monitor", self.monitor, MONITORS)
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
-        for name in ("dropout", "input_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} is the probability of dropping a unit, in [0, 1); "
-                                  f"got {getattr(self, name)}")
-        for name in ("momentum", "weight_decay", "warmup", "min_lr", "lr_gamma"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "batch_size", "dev_size", "eval_every", "patience", "checkpoint_every", "lr_step"):
-            low = 1 if name in ("epochs", "eval_every") else 0
-            if getattr(self, name) < low:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
-        self._validate_schedule_options()
+        """Raise ConfigError naming the first invalid value; returns self.
+
+        Each option's own range and choices come from its declaration; the rules that tie two
+        options together are below, each written once.
+        """
+        for name, spec in options_of(type(self)).items():
+            spec.check(getattr(self, name))
+        if self.padding and len(self.padding) != len(self.conv):
+            raise ConfigError(f"--padding needs one value per convolution block ({len(self.conv)}), "
+                              f"got {','.join(map(str, self.padding))}")
         if self.patience and self.monitor.startswith("dev") and self.dev_size == 0:
             raise ConfigError("early stopping (--patience) watches the dev set; give --dev-size > 0")
+        given, spell = {}, {}
+        for name, keys in SCHEDULE_KEYS.items():
+            spell.update(dict.fromkeys(keys, option_of(type(self), name).flag))
+            given[next((k for k in keys if self.schedule in OPTION_USERS[k]), keys[0])] = getattr(self, name)
+        check_schedule_options(self.schedule, self.epochs, given, spell)
         return self
 
-    def _validate_schedule_options(self) -> None:
-        """The schedule's own checks, in the names of the flags a user types."""
-        if self.warmup >= self.epochs:
-            raise ConfigError(f"--warmup {self.warmup:g} must be shorter than the run (--epochs {self.epochs})")
-        if self.warmup and self.schedule == "one-cycle":
-            raise ConfigError("the one-cycle schedule has its own warm-up (30% of the run); use --warmup 0")
-        for flag, value, users in (("--lr-gamma", self.lr_gamma, ("step", "exponential", "plateau")),
-                                   ("--lr-step", self.lr_step, ("step",)),
-                                   ("--min-lr", self.min_lr, ("cosine", "plateau"))):
-            if value and self.schedule not in users:
-                raise ConfigError(f"{flag} does not apply to the {self.schedule} schedule, only to "
-                                  f"{' and '.join(users)}")
+    def describe(self) -> str:
+        """'adamw lr 0.002 (cosine, 1 warm-up epoch, weight decay 0.01), batch 128, augmented'.
+
+        The words come from the options' own ``summary``: every option that applies and is set.
+        """
+        extras = [spec.summary(getattr(self, name)) for name, spec in options_of(type(self)).items()
+                  if spec.group == "optimisation" and spec.summary and getattr(self, name)
+                  and spec.applies_here(self)]
+        text = f"{self.optimizer} lr {self.lr:g}" + (f" ({', '.join(e for e in extras if e)})" if any(extras) else "")
+        text += ", full batch" if not self.batch_size else f", batch {self.batch_size}"
+        return text + (", augmented" if self.augment else "")
+
+    def applicable(self) -> dict:
+        """The options that mean something for this run (no kernel_size for an MLP), as a dict."""
+        specs = options_of(type(self))
+        return {name: value for name, value in self.to_dict().items()
+                if name not in specs or specs[name].applies_here(self)}
 
     def build_model(self, rng: np.random.Generator, image_shape=(28, 28), num_classes: int = 10,
                     layer_rng: np.random.Generator | None = None) -> Sequential:
@@ -218,11 +257,6 @@ class TrainConfig:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from None
         return cls.from_dict(values, source=str(path)).validate()
-
-
-def _choice(what: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
 def _same_kind(default, value) -> bool:

@@ -26,7 +26,7 @@ from .errors import ConfigError, DataError, ScratchnnError, ShapeError
 from .files import atomic_write_bytes
 from .io import MODEL_FILE, load, read_metadata
 from .metrics import confusion_matrix
-from .run import SETS, data_source, describe_optimisation, load_set
+from .run import SETS, data_source, load_set
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.csv"
@@ -193,7 +193,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
                   + "</ul></section>") if notes else ""
     figures_html = "".join(_figure_html(f) for f in figures)
     options = "".join(f"<div><dt>{e(key)}</dt><dd>{_config_value(value)}</dd></div>"
-                      for key, value in config.to_dict().items())
+                      for key, value in config.applicable().items())
     generated = datetime.now().isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -231,7 +231,7 @@ def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, wh
         dataset += f" ({final['train_samples']:,} train / {final.get('dev_samples', 0):,} dev images)"
     lines = [("Dataset", dataset),
              ("Model", f"{model.widths()}, {model.num_parameters:,} parameters"),
-             ("Optimisation", describe_optimisation(config)),
+             ("Optimisation", config.describe()),
              (f"{step.capitalize()}s", f"{final.get('epochs', rows[-1]['epoch'] if rows else '?')} of {config.epochs}"),
              ("Training time", _duration(final["train_seconds"]) if "train_seconds" in final else "not recorded")]
     for split, best_is in (("train", "best during training"), ("dev", "best evaluation")):

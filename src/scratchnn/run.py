@@ -135,7 +135,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     bar = TrainingProgress(config.epochs, start_epoch, enabled=progress)
     log = _through(bar, log)
     log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
-    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {describe_optimisation(config)}")
+    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
     step_name = "Iteration" if not config.batch_size else "Epoch"
     evaluations = 0
 
@@ -213,22 +213,6 @@ def _final_metrics(model, x_train, y_train, x_dev, y_dev, source: DataSource, cl
             metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, x_test, test.labels.astype(np.intp))
             metrics["test_samples"] = len(x_test)
     return metrics
-
-
-def describe_optimisation(config: TrainConfig) -> str:
-    """'adam lr 0.001 (cosine, 1 warm-up epoch), batch 128' and the like."""
-    text = f"{config.optimizer} lr {config.lr:g}"
-    extras = [config.schedule] if config.schedule != "constant" else []
-    if config.warmup:
-        extras.append(f"{config.warmup:g} warm-up epoch{'' if config.warmup == 1 else 's'}")
-    if config.momentum:
-        extras.append(f"momentum {config.momentum:g}" + (" nesterov" if config.nesterov else ""))
-    if config.weight_decay:
-        extras.append(f"weight decay {config.weight_decay:g}")
-    if extras:
-        text += f" ({', '.join(extras)})"
-    text += ", full batch" if not config.batch_size else f", batch {config.batch_size}"
-    return text + (", augmented" if config.augment else "")
 
 
 def _through(bar: TrainingProgress, log: Callable[[str], None]) -> Callable[[str], None]:

@@ -6,17 +6,12 @@ import argparse
 from ..config import TrainConfig
 from ..io import load, read_metadata, resolve_model_path
 from ..run import SETS
+from .config_flags import add_option_arguments
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
-    group = parser.add_argument_group(
-        "data", f"where the images come from ({purpose}); give a dataset, a CSV, or an IDX pair")
-    group.add_argument("--dataset", metavar="NAME", help="a named dataset: mnist or fashion-mnist")
-    group.add_argument("--csv", metavar="FILE", help="a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz)")
-    group.add_argument("--images", metavar="FILE", help="an IDX images file (.gz or raw)")
-    group.add_argument("--labels", metavar="FILE", help="the IDX labels file that goes with --images")
-    group.add_argument("--data-dir", metavar="DIR",
-                       help="folder to look in first for a named dataset (or set SCRATCHNN_DATA)")
+    add_option_arguments(parser, ("data",), {
+        "data": f"where the images come from ({purpose}); give a dataset, a CSV, or an IDX pair"})
 
 
 def apply_data_options(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:

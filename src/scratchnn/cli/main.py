@@ -7,6 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import ScratchnnError
+from .config_flags import suggest_flag
 from . import evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, train_cmd
 
 COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, gradcheck_cmd, serve_cmd)
@@ -34,8 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; a flag the command does not know gets that command's usage and the nearest flag."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = commands.choices[args.command]
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{suggest_flag(command, unknown[0])}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return args.run(args) or 0
     except ScratchnnError as error:

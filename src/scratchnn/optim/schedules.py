@@ -216,6 +216,43 @@ SCHEDULES = {"constant": Constant, "step": StepDecay, "exponential": Exponential
              "one-cycle": OneCycle, "plateau": ReduceOnPlateau}
 
 
+# Which schedules use which option (the one place this rule is written; TrainConfig asks it too).
+OPTION_USERS = {
+    "warmup_epochs": ("constant", "step", "exponential", "cosine", "plateau"),  # one-cycle warms up itself
+    "gamma": ("step", "exponential"),
+    "factor": ("plateau",),
+    "step_epochs": ("step",),
+    "min_lr": ("cosine", "plateau"),
+}
+
+
+def check_schedule_options(name: str, epochs: int, options: dict, spell: dict[str, str] | None = None) -> None:
+    """Refuse an option that schedule ``name`` does not use, and a warm-up as long as the run.
+
+    ``options`` maps OPTION_USERS keys to values (None or 0: not set); ``spell`` names them as
+    the caller's user typed them (``{"gamma": "--lr-gamma"}``), several keys may share a spelling.
+
+    >>> check_schedule_options("cosine", 10, {"gamma": 0.5})
+    Traceback (most recent call last):
+    ...
+    scratchnn.errors.ConfigError: gamma does not apply to the cosine schedule, only to step and exponential
+    """
+    spell = spell or {}
+    warmup = options.get("warmup_epochs") or 0
+    if warmup and name == "one-cycle":
+        raise ConfigError(f"the one-cycle schedule has its own warm-up (30% of the run); "
+                          f"set {spell.get('warmup_epochs', 'warmup_epochs')} to 0")
+    if not 0 <= warmup < epochs:
+        raise ConfigError(f"{spell.get('warmup_epochs', 'warmup_epochs')} must be >= 0 and shorter than the run "
+                          f"(epochs = {epochs}), got {warmup:g}")
+    for option, value in options.items():
+        if not value or name in OPTION_USERS[option]:
+            continue
+        spelled = spell.get(option, option)
+        users = [s for key, keys_users in OPTION_USERS.items() if spell.get(key, key) == spelled for s in keys_users]
+        raise ConfigError(f"{spelled} does not apply to the {name} schedule, only to {' and '.join(users)}")
+
+
 def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_epochs: float = 0.0,
                   min_lr: float = 0.0, gamma: float | None = None, step_epochs: int | None = None,
                   factor: float = 0.1, patience: int = 2) -> Schedule:
@@ -234,14 +271,8 @@ def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, wa
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
     steps_per_epoch, epochs = _count("steps_per_epoch", steps_per_epoch), _count("epochs", epochs)
-    _check("warmup_epochs", warmup_epochs, 0 <= warmup_epochs < epochs, f"in [0, epochs = {epochs})")
-    if warmup_epochs and name == "one-cycle":
-        raise ConfigError("the one-cycle schedule has its own warm-up (30% of the run); set warmup to 0")
-    for option, value, users in (("gamma", gamma, ("step", "exponential")),
-                                 ("step_epochs", step_epochs, ("step",)),
-                                 ("min_lr", min_lr or None, ("cosine", "plateau"))):
-        if value is not None and name not in users:
-            raise ConfigError(f"{option} does not apply to the {name} schedule, only to {' and '.join(users)}")
+    check_schedule_options(name, epochs, {"warmup_epochs": warmup_epochs, "gamma": gamma,
+                                          "step_epochs": step_epochs, "min_lr": min_lr})
     total = steps_per_epoch * epochs
     warmup = max(1, round(warmup_epochs * steps_per_epoch)) if warmup_epochs else 0
     if name == "constant":

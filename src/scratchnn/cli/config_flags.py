@@ -1,0 +1,85 @@
+"""Command-line flags made from ``TrainConfig``'s option declarations (``scratchnn.options``).
+
+A flag's name, help, metavar, type, choices and group all come from the field, so a new
+option needs no code here. Choices are case-insensitive and a near miss is answered with
+"did you mean"; a list like ``128,,64`` is refused instead of read as ``128,64``.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+
+from ..config import TrainConfig
+from ..options import Option, options_of
+
+TITLES = {"network": "network", "optimisation": "optimisation", "training loop": "training loop", "data": "data"}
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...],
+                         descriptions: dict[str, str] | None = None, config_class=TrainConfig) -> None:
+    """One flag per TrainConfig option of ``groups``, in argparse groups of those names.
+
+    Every flag defaults to None, so ``given_options`` can tell a flag the user typed from one
+    left alone (presets and config files fill in the rest).
+    """
+    made = {}
+    for name, spec in options_of(config_class).items():
+        if spec.group not in groups:
+            continue
+        if spec.group not in made:
+            made[spec.group] = parser.add_argument_group(TITLES[spec.group], (descriptions or {}).get(spec.group))
+        default = getattr(config_class(), name)
+        kwargs: dict = {"dest": name, "default": None, "help": spec.help}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
+            kwargs["type"] = (list_type(spec) if isinstance(default, list) else choice_type(spec) if spec.choices
+                              else type(default))
+        made[spec.group].add_argument(spec.flag, *spec.aliases, **kwargs)
+
+
+def given_options(args: argparse.Namespace, groups: tuple[str, ...]) -> dict:
+    """The options of ``groups`` that were given on the command line: {field name: value}."""
+    return {name: getattr(args, name) for name, spec in options_of(TrainConfig).items()
+            if spec.group in groups and getattr(args, name, None) is not None}
+
+
+def choice_type(spec: Option):
+    """An argparse type: the choice whatever its case, or an error that suggests the nearest."""
+    by_lower = {choice.lower(): choice for choice in spec.choices}
+
+    def parse(text: str) -> str:
+        if text.lower() in by_lower:
+            return by_lower[text.lower()]
+        near = difflib.get_close_matches(text.lower(), list(by_lower), n=1)
+        hint = f"; did you mean {by_lower[near[0]]!r}?" if near else ""
+        raise argparse.ArgumentTypeError(f"unknown {spec.flag[2:]} {text!r}: choose one of "
+                                         f"{', '.join(spec.choices)}{hint}")
+    parse.__name__ = spec.flag[2:]  # argparse names the type in some messages
+    return parse
+
+
+def list_type(spec: Option):
+    """An argparse type: '128,64' -> [128, 64]; every value an integer >= the option's low bound."""
+    def parse(text: str) -> list[int]:
+        parts = [part.strip() for part in text.split(",")]
+        if text.strip() == "" or "" in parts:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64 with no empty "
+                                             f"value, got {text!r}")
+        try:
+            values = [int(part) for part in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,64, got {text!r}") from None
+        if spec.low is not None and min(values) < spec.low:
+            raise argparse.ArgumentTypeError(f"every value must be an integer >= {spec.low:g}, got {text!r}")
+        return values
+    parse.__name__ = spec.flag[2:]
+    return parse
+
+
+def suggest_flag(parser: argparse.ArgumentParser, unknown: str) -> str:
+    """' (did you mean --epochs?)' for a mistyped flag of ``parser``, else ''."""
+    flags = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+    near = difflib.get_close_matches(unknown.split("=", 1)[0], flags, n=1, cutoff=0.6)
+    return f"; did you mean {near[0]}?" if near else ""

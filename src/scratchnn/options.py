@@ -1,0 +1,104 @@
+"""A training option written once: its default, help, group, range and when it applies.
+
+Each ``TrainConfig`` field is declared with ``option(...)``; the command line's flags, the
+config's validation, ``TrainConfig.describe()`` and the report's configuration table are all
+generated from that one declaration. Adding an option is adding one field.
+
+    >>> from scratchnn.config import TrainConfig
+    >>> spec = option_of(TrainConfig, "dropout")
+    >>> spec.flag, spec.group, spec.low, spec.below
+    ('--dropout', 'network', 0.0, 1.0)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+GROUPS = ("network", "optimisation", "training loop", "data")
+
+
+@dataclass(frozen=True)
+class Option:
+    """What the user sees of one config field.
+
+    ``low``/``high`` are inclusive bounds, ``above``/``below`` exclusive ones; for a list they
+    bound every element. ``choices`` is the set of allowed strings. ``applies(config)`` says
+    whether the option means anything for this config (the report shows only those); with
+    ``strict`` a value set where it does not apply is an error, not just ignored.
+    ``summary(value)`` is the option's words in ``describe()``.
+    """
+
+    name: str
+    help: str
+    group: str | None  # None: no flag (set by a preset or a config file only)
+    metavar: str | None = None
+    choices: Sequence[str] | None = None
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    below: float | None = None
+    applies: Callable[[Any], bool] | None = None
+    applies_to: str = ""  # the rule in words, for the error: "only to the step and exponential schedules"
+    strict: bool = False
+    aliases: tuple[str, ...] = ()
+    summary: Callable[[Any], str] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value) -> None:
+        """Raise ConfigError if ``value`` is outside this option's range or choices."""
+        for item in value if isinstance(value, list) else [value]:
+            if self.choices is not None and item not in self.choices:
+                raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}")
+            if isinstance(item, bool) or isinstance(item, str):
+                continue
+            if not math.isfinite(item):
+                raise ConfigError(f"{self.flag} must be a finite number, got {item}")
+            for bound, ok, words in ((self.low, lambda b: item >= b, ">="), (self.high, lambda b: item <= b, "<="),
+                                     (self.above, lambda b: item > b, ">"), (self.below, lambda b: item < b, "<")):
+                if bound is not None and not ok(bound):
+                    raise ConfigError(f"{self.flag} must be {self.range_text()}, got {_text(value)}")
+
+    def range_text(self) -> str:
+        """'in [0, 1)', '>= 1', '> 0' ..."""
+        low = (f"[{self.low:g}" if self.low is not None else f"({self.above:g}" if self.above is not None else None)
+        high = (f"{self.high:g}]" if self.high is not None else f"{self.below:g})" if self.below is not None else None)
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return (">= " if low[0] == "[" else "> ") + low[1:]
+        return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+
+    def applies_here(self, config) -> bool:
+        return self.applies is None or bool(self.applies(config))
+
+
+def option(default, help: str, *, group: str | None, **spec) -> Any:
+    """A dataclass field carrying its ``Option`` (the name is filled in by ``options_of``)."""
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"unknown option group {group!r}")
+    meta = {"option": {"help": help, "group": group, **spec}}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def options_of(cls) -> dict[str, Option]:
+    """Every declared option of a dataclass, in declaration order, by field name."""
+    return {f.name: Option(name=f.name, **f.metadata["option"]) for f in dataclasses.fields(cls)
+            if "option" in f.metadata}
+
+
+def option_of(cls, name: str) -> Option:
+    return options_of(cls)[name]
+
+
+def _text(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)

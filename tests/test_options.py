@@ -1,0 +1,98 @@
+"""One declaration per option: flags, checks, describe() and the report all come from it."""
+import argparse
+import dataclasses
+
+import pytest
+
+from scratchnn.cli.config_flags import add_option_arguments, given_options
+from scratchnn.cli.main import build_parser, parse
+from scratchnn.cli.train_cmd import TRAIN_GROUPS, resolve_config
+from scratchnn.config import TrainConfig
+from scratchnn.errors import ConfigError
+from scratchnn.options import option, options_of
+from scratchnn.presets import get_preset
+
+
+def train_args(*argv):
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_every_option_with_a_group_is_a_train_flag_that_reaches_the_config():
+    """Set each option to a value unlike its default through its generated flag."""
+    specs = options_of(TrainConfig)
+    assert set(specs) == {f.name for f in dataclasses.fields(TrainConfig)}, "every field is declared with option()"
+    for name, spec in specs.items():
+        if spec.group is None:
+            continue
+        default = getattr(TrainConfig(), name)
+        if isinstance(default, bool):
+            argv, expected = [spec.flag if not default else "--no-" + spec.flag[2:]], not default
+        elif isinstance(default, list):
+            argv, expected = [spec.flag, "3,2"], [3, 2]
+        elif spec.choices:
+            expected = next(c for c in spec.choices if c != default)
+            argv = [spec.flag, expected.upper()]  # choices are case-insensitive
+        else:
+            expected = type(default)(7) if spec.below is None else type(default)(0.5)
+            argv = [spec.flag, str(expected)]
+        args = train_args(*argv)
+        assert given_options(args, (*TRAIN_GROUPS, "data")) == {name: expected}, name
+
+
+def test_a_new_field_is_a_new_flag_with_its_help_and_range():
+    @dataclasses.dataclass
+    class Grown(TrainConfig):
+        label_smoothing: float = option(0.0, "share of probability spread over the other classes",
+                                        group="optimisation", metavar="EPS", low=0.0, below=1.0)
+
+    parser = argparse.ArgumentParser()
+    add_option_arguments(parser, ("optimisation",), config_class=Grown)
+    assert parser.parse_args(["--label-smoothing", "0.1"]).label_smoothing == 0.1
+    assert "share of probability spread" in parser.format_help()
+    with pytest.raises(ConfigError, match=r"--label-smoothing must be in \[0, 1\), got 1.5"):
+        Grown(label_smoothing=1.5).validate()
+
+
+def test_mistakes_on_the_command_line_get_a_suggestion(capsys):
+    for argv, message in ((["train", "--epoks", "3"], "did you mean --epochs?"),
+                          (["train", "--optimizer", "Adm"], "did you mean 'adam'?"),
+                          (["train", "--hidden", "128,,64"], "no empty value")):
+        with pytest.raises(SystemExit) as exit:
+            parse(argv)
+        assert exit.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("usage: scratchnn train"), err
+    assert parse(["train", "--optimizer", "AdamW"]).optimizer == "adamw"
+
+
+def test_a_warmup_the_user_did_not_set_shrinks_to_fit_the_run(capsys):
+    config = resolve_config(train_args("--epochs", "1"))  # the mlp preset warms up for 1 of 40 epochs
+    assert config.warmup == pytest.approx(1 / 40) and config.epochs == 1
+    assert "same share of the run" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--warmup must be >= 0 and shorter than the run"):
+        resolve_config(train_args("--epochs", "1", "--warmup", "1"))  # one the user typed is theirs
+
+
+def test_describe_reads_the_options_that_apply():
+    assert get_preset("mlp").describe() == "adamw lr 0.002 (cosine, 1 warm-up epoch, weight decay 0.01), batch 128"
+    assert get_preset("seed").describe() == "sgd lr 0.1, full batch"
+    config = TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True, schedule="step", lr_step=5, batch_size=64)
+    assert config.describe() == "sgd lr 0.1 (step, every 5 epochs, momentum 0.9, nesterov), batch 64"
+    adam = TrainConfig(optimizer="adam", momentum=0.9)  # momentum means nothing to adam: not described
+    assert adam.describe() == "adam lr 0.1, full batch"
+
+
+def test_applicable_options_depend_on_the_network():
+    mlp, cnn = get_preset("mlp").applicable(), get_preset("cnn").applicable()
+    assert "kernel_size" not in mlp and "pool" not in mlp and "kernel_size" in cnn
+    assert "lr_gamma" not in mlp and "monitor" not in mlp
+    assert "lr_gamma" in TrainConfig(schedule="plateau").applicable()
+
+
+def test_schedule_options_are_checked_by_the_one_rule():
+    with pytest.raises(ConfigError, match="--lr-gamma does not apply to the cosine schedule, only to step and "
+                                          "exponential and plateau"):
+        TrainConfig(schedule="cosine", lr_gamma=0.5).validate()
+    TrainConfig(schedule="plateau", lr_gamma=0.5).validate()
+    with pytest.raises(ConfigError, match="has its own warm-up"):
+        TrainConfig(schedule="one-cycle", warmup=1.0).validate()
