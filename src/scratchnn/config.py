@@ -75,12 +75,17 @@ class TrainConfig:
     patience: int = 0  # early stopping after N evaluations without improvement
     monitor: str = "dev_loss"
     checkpoint_every: int = 1  # write checkpoint.safetensors every N evaluations
-    # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null)
+    # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
+    # `train` saves files as absolute paths with their SHA-256, so a run folder opened from any
+    # directory finds its data, and a moved or changed file is named as such (see run_data)
     dataset: str = ""
     csv: str = ""
     images: str = ""
     labels: str = ""
     data_dir: str = ""
+    csv_sha256: str = ""
+    images_sha256: str = ""
+    labels_sha256: str = ""
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid value; returns self."""
