@@ -109,6 +109,11 @@ def test_a_run_without_metrics_gets_a_note_instead_of_curves(run_dir, tmp_path):
     write_report(run, log=lambda line: None)
     assert (run / "training_curves.png").exists()
     (run / "metrics.csv").unlink()
+    before = (run / REPORT_FILE).read_bytes()
+    with pytest.raises(ConfigError, match=r"report.html was left as it was: it has training_curves, .*No metrics.csv"):
+        write_report(run, log=lambda line: None)  # a complete report is never replaced by a smaller one
+    assert (run / REPORT_FILE).read_bytes() == before and (run / "training_curves.png").exists()
+    (run / REPORT_FILE).unlink()  # the user accepts a report without curves
     lines = []
     text = write_report(run, log=lines.append).read_text(encoding="utf-8")
     assert "No metrics.csv in this run" in text and "Note: No metrics.csv" in lines[0]
@@ -139,7 +144,13 @@ def test_a_full_batch_run_counts_iterations_and_missing_data_is_a_note(shared_di
     run = tiny_run(csv_path, tmp_path / "seed", batch_size=0, epochs=20, eval_every=10, preset="seed")
     text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
     assert "Iterations</th><td>20 of 20" in text and "whole training set" in text
-    csv_path.unlink()  # the data moved away: the report still has the curves and the weights
+    csv_path.unlink()  # the data moved away: the complete report stays, nothing is written
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    with pytest.raises(ConfigError, match=r"left as it was: it has confusion_matrix, mistakes, per_class_accuracy, "
+                                          r"predictions, .*digits.csv \(sha256 [0-9a-f]{12}\.\.\.\); that file is missing"):
+        write_report(run, log=lambda line: None)
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    (run / REPORT_FILE).unlink()  # without an earlier page, the curves and weights still make a report
     lines = []
     text = write_report(run, log=lines.append).read_text(encoding="utf-8")
     assert "The dev images could not be loaded" in text
@@ -168,7 +179,13 @@ def test_report_command_end_to_end(run_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"Report: {run / REPORT_FILE}" in out
     assert all((run / f"{name}.png").exists() for name in FIGURES)
-    assert main(["report", str(run), "--set", "test"]) == 0  # a CSV has no test split: said, not fatal
+    before = (run / REPORT_FILE).read_bytes()
+    assert main(["report", str(run), "--set", "test"]) == 1  # a CSV has no test split: the 6-figure page stays
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "left as it was" in err[0] and "has no separate test split" in err[0], err
+    assert (run / REPORT_FILE).read_bytes() == before
+    (run / REPORT_FILE).unlink()
+    assert main(["report", str(run), "--set", "test"]) == 0  # no page to degrade: said in a note, not fatal
     assert "Note: The test images could not be loaded" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

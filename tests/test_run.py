@@ -1,5 +1,6 @@
 """Training runs end to end: run folder, checkpoints, --resume after SIGKILL, divergence, --config."""
 import csv
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from scratchnn.data import write_idx
 from scratchnn.errors import ConfigError, TrainingDiverged
 from scratchnn.io import MODEL_FILE, read_tensors
 from scratchnn.run import resume_run, train_run
+from scratchnn.run_data import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,9 @@ def test_a_run_folder_holds_config_metrics_checkpoint_and_model(tmp_path, digits
     assert {"train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr", "seconds"} <= rows[0].keys()
     lrs = [float(r["lr"]) for r in rows]
     assert lrs[-1] < lrs[1]  # cosine decays after the warm-up epoch
-    assert TrainConfig.load(run / "config.toml") == small_config(digits)
+    images, labels = digits
+    assert TrainConfig.load(run / "config.toml") == dataclasses.replace(
+        small_config(digits), images_sha256=file_sha256(images), labels_sha256=file_sha256(labels))
     checkpoint = load_checkpoint(run / CHECKPOINT_FILE)
     assert checkpoint.epoch == 5 and checkpoint.metadata["finished"]
     assert result.metrics["dev_accuracy"] > 0.9

@@ -119,7 +119,9 @@ class TrainConfig:
                           choices=tuple(MONITORS), applies=lambda c: c.patience > 0)
     checkpoint_every: int = option(1, "write checkpoint.safetensors every N evaluations (0 = never)",
                                    group="training loop", metavar="N", low=0)
-    # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null)
+    # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
+    # `train` saves files as absolute paths with their SHA-256, so a run folder opened from any
+    # directory finds its data, and a moved or changed file is named as such (see run_data)
     dataset: str = option("", "a named dataset: mnist or fashion-mnist", group="data", metavar="NAME",
                           applies=lambda c: bool(c.dataset))
     csv: str = option("", "a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz)", group="data", metavar="FILE",
@@ -130,6 +132,12 @@ class TrainConfig:
                          applies=lambda c: bool(c.labels))
     data_dir: str = option("", "folder to look in first for a named dataset (or set SCRATCHNN_DATA)",
                            group="data", metavar="DIR", applies=lambda c: bool(c.data_dir))
+    csv_sha256: str = option("", "SHA-256 of the CSV the run was trained on", group=None,
+                             applies=lambda c: bool(c.csv_sha256))
+    images_sha256: str = option("", "SHA-256 of the IDX images the run was trained on", group=None,
+                                applies=lambda c: bool(c.images_sha256))
+    labels_sha256: str = option("", "SHA-256 of the IDX labels the run was trained on", group=None,
+                                applies=lambda c: bool(c.labels_sha256))
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid value; returns self.

@@ -26,9 +26,9 @@ from .errors import ConfigError, DataError, ScratchnnError, ShapeError
 from .files import atomic_write_bytes
 from .io import MODEL_FILE, load, read_metadata
 from .metrics import confusion_matrix
-from .run import SETS, data_source, load_set
+from .run import REPORT_FILE, SETS, data_source, load_set
+from .run_data import locate_data
 
-REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.csv"
 DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too
 
@@ -51,7 +51,9 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     ``which`` set picks the images the confusion matrix, per-class accuracy, mistakes and prediction
     sheet are measured on: "dev" (the run's own split), "test", "train" or "all". What cannot be
     drawn (no metrics.csv, data no longer found) is said on the page instead, and its PNG from an
-    earlier report is removed, so the folder never shows a figure the page does not.
+    earlier report is removed, so the folder never shows a figure the page does not. But an
+    existing report.html is never replaced by one with fewer figures: that is a ConfigError
+    giving the reason, and nothing is written (delete report.html to accept the smaller one).
     """
     from . import plots  # matplotlib only when a report is drawn
 
@@ -70,7 +72,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     if rows:
         add("training_curves", "Training curves", f"Loss, accuracy and learning rate at each of the {len(rows)} "
             f"evaluation{'s' * (len(rows) != 1)}. {_train_figures(config)}", plots.training_curves(rows, step))
-    predicted = _predict(model, config, which, notes)
+    predicted = _predict(model, metadata, config, which, notes)
     if predicted is not None:
         images, labels, probs, classes, description = predicted
         matrix = confusion_matrix(labels, probs.argmax(axis=1), len(classes))
@@ -93,6 +95,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
             plots.first_layer_figure(model))
     except ShapeError as error:
         notes.append(f"No first-layer figure: {error}.")
+    _refuse_to_degrade(run_dir / REPORT_FILE, {figure.name for figure in figures}, notes)
     for figure in figures:
         atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
     for name in set(FIGURE_NAMES) - {figure.name for figure in figures}:
@@ -103,6 +106,24 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
         log(f"Note: {note}")
     log(f"Report: {path} ({len(figures)} figures: {', '.join(f.name + '.png' for f in figures)})")
     return path
+
+
+def figures_in_report(path: Path) -> set[str]:
+    """The figure names a report page written by ``write_report`` embeds (none if there is no page)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return set()
+    return {name for name in FIGURE_NAMES if f"<figure id='{name}'>" in text}
+
+
+def _refuse_to_degrade(path: Path, drawn: set[str], notes: list[str]) -> None:
+    """A ConfigError, before anything is written, if the page at ``path`` has figures not in ``drawn``."""
+    lost = sorted(figures_in_report(path) - drawn)
+    if lost:
+        why = " ".join(notes) or "no reason was given"
+        raise ConfigError(f"{path} was left as it was: it has {', '.join(lost)}, which cannot be drawn now "
+                          f"({why.rstrip('.')}); fix that, or delete {path.name} to write a report without them")
 
 
 def _train_figures(config: TrainConfig) -> str:
@@ -128,7 +149,7 @@ def _load_run(run_dir: Path):
         raise ConfigError(f"{run_dir / MODEL_FILE}: no training config in its metadata; a report needs a run "
                           "folder made by 'scratchnn train'")
     config = TrainConfig.from_dict(metadata["config"], source=f"{run_dir / MODEL_FILE} metadata")
-    return model, metadata, config
+    return model, metadata, locate_data(config, run_dir)
 
 
 def read_metrics(path: Path, notes: list[str]) -> list[dict[str, float]]:
@@ -159,10 +180,11 @@ def read_metrics(path: Path, notes: list[str]) -> list[dict[str, float]]:
     return rows
 
 
-def _predict(model, config: TrainConfig, which: str, notes: list[str]):
+def _predict(model, metadata: dict, config: TrainConfig, which: str, notes: list[str]):
     """(images (N, H, W), labels (N,), probs (N, C), classes, description) or None with a note."""
     try:
-        images, labels, classes, description = load_set(config, which, progress=False)
+        images, labels, classes, description = load_set(config, which, progress=False, model=model,
+                                                        metadata=metadata)
     except (DataError, ConfigError) as error:
         notes.append(f"The {which} images could not be loaded ({error}); figures that need them are left out.")
         return None

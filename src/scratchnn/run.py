@@ -4,12 +4,18 @@ A run folder (``runs/<time>-<preset>/``) holds ``model.safetensors`` (weights + 
 config + final metrics), ``config.toml`` (the resolved config: ``--config`` it to repeat the run),
 ``metrics.csv`` (one row per evaluated epoch) and ``checkpoint.safetensors`` (everything needed
 to ``--resume`` the run exactly where it stopped).
+
+The folder is created only once the data has loaded, so a failed start leaves nothing behind.
+Whenever a run is interrupted, ``--resume`` completes it: from the start if no checkpoint was
+written yet, from the last checkpoint mid-training, and without training again when the last
+checkpoint already holds the finished training (the model file or the report was not written).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io as _io
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +33,13 @@ from .files import atomic_write_bytes
 from .io import MODEL_FILE, save
 from .model import Sequential
 from .progress import TrainingProgress
+from .run_data import check_data_files, check_image_shape, locate_data, record_data
 from .train import EpochResult, evaluate, fit
 
 RUNS_DIR = Path("runs")
 SETS = ("train", "dev", "test", "all")
+REPORT_FILE = "report.html"
+TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
 
 
 def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
@@ -52,18 +61,24 @@ def data_source(config: TrainConfig) -> DataSource:
 
 
 def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,
-             download: bool = True):
+             download: bool = True, model: Sequential | None = None, metadata: dict | None = None):
     """(images uint8 (N, H, W), labels (N,), classes, description) of one set of a run's data.
 
     ``train`` and ``dev`` replay the run's shuffled split (same seed, same dev size); ``test``
     is a named dataset's test split; ``all`` is every row of the source's training data.
-    ``download=False``: a named dataset that is not on this machine is a DataError.
+    ``download=False``: a named dataset that is not on this machine is a DataError. The files
+    the config recorded must still be there with their SHA-256; with ``model`` (and its
+    ``metadata``), images whose (H, W) differ from the model's are a DataError naming the file.
     """
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
+    if source is None:
+        check_data_files(config)
     source = source or data_source(config)
     data = source.load("test" if which == "test" else "train", download=download, progress=progress)
     images, labels = data.images, data.labels
+    if model is not None:
+        check_image_shape(images, source.csv or source.images or source.describe(), model, metadata or {})
     if which in ("train", "dev"):
         train_images, train_labels, dev_images, dev_labels = train_dev_split(
             images, labels, config.dev_size, seeded_generators(config.seed)["split"])
@@ -83,38 +98,94 @@ class RunResult:
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
               log: Callable[[str], None] = print, progress: bool = True) -> RunResult:
-    """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder)."""
+    """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder).
+
+    The folder and its ``config.toml`` (data as absolute paths with their SHA-256) are written
+    once the data has loaded, before the first epoch, so a killed run can be resumed.
+    """
     config.validate()
-    run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
-    if (run_dir / CHECKPOINT_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
+    if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
+        raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
-    config.save(run_dir / "config.toml")  # first, so a killed run can be resumed
-    return _train(config, run_dir, None, log, progress)
+    source = data_source(config)
+    data = source.load("train", progress=progress)
+    config = record_data(config)
+    run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.toml")
+    return _train(config, run_dir, None, log, progress, data_source(config), data)
 
 
-def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool = True) -> RunResult:
-    """Continue the run in ``run_dir`` from its checkpoint, with its own config.
+def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool = True,
+               report: bool = False) -> RunResult:
+    """Complete the run in ``run_dir`` with its own config, wherever it was interrupted.
 
-    Weights, optimizer state, schedule, early stopping and every random generator come back
-    as they were after the checkpointed epoch, so the run ends exactly as if never stopped.
+    From its checkpoint, weights, optimizer state, schedule, early stopping and every random
+    generator come back as they were after the checkpointed epoch, so the run ends exactly as if
+    never stopped; a checkpoint of finished training gives the model without training again;
+    no checkpoint yet means starting over (same seed: same run). A finished run is refused,
+    unless ``report`` is asked for and report.html is missing: then its RunResult is returned
+    for the caller to write it. Stale temporary files of interrupted writes are removed first.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
-    config = TrainConfig.load(run_dir / "config.toml")
-    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
-    if checkpoint.epoch >= config.epochs or checkpoint.metadata.get("finished"):
-        raise ConfigError(f"{run_dir}: the run already finished ({checkpoint.epoch} of {config.epochs} "
-                          "epochs); start a new one with --config " + str(run_dir / "config.toml"))
-    log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
-    return _train(config, run_dir, checkpoint, log, progress)
+    config = locate_data(TrainConfig.load(run_dir / "config.toml"), run_dir)
+    swept = sweep_temp_files(run_dir)
+    if swept:
+        log(f"Removed {len(swept)} temporary file(s) left by an interrupted write: {', '.join(swept)}")
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE) if (run_dir / CHECKPOINT_FILE).exists() else None
+    has_model = (run_dir / MODEL_FILE).is_file()
+    if has_model and (checkpoint is None or checkpoint.metadata.get("finished")):
+        if report and not (run_dir / REPORT_FILE).exists():
+            log(f"{run_dir}: the run had finished; writing its missing report")
+            return _finished_run(run_dir, checkpoint)
+        done = f"{checkpoint.epoch} of {config.epochs} epochs" if checkpoint else "its model is saved"
+        raise ConfigError(f"{run_dir}: the run already finished ({done}); start a new one with --config "
+                          + str(run_dir / "config.toml"))
+    check_data_files(config)
+    source = data_source(config)
+    data = source.load("train", progress=progress)
+    if checkpoint is None:
+        log(f"Starting {run_dir} over: it stopped before its first checkpoint")
+    elif _training_done(checkpoint, config):
+        log(f"Finishing {run_dir}: training ended at epoch {checkpoint.epoch}; writing the model from the checkpoint")
+    else:
+        log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
+    return _train(config, run_dir, checkpoint, log, progress, source, data)
+
+
+def _training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
+    """True when the checkpoint holds the end of training: the last epoch, or early stopping's stop."""
+    stopping = checkpoint.metadata.get("early_stopping")
+    bad = stopping.get("bad_evaluations") if isinstance(stopping, dict) else None
+    stopped = bool(config.patience) and isinstance(bad, int) and bad >= config.patience
+    return checkpoint.epoch >= config.epochs or bool(checkpoint.metadata.get("finished")) or stopped
+
+
+def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
+    """The RunResult of a run whose model is saved (read back, nothing trained)."""
+    from .io import load, read_metadata
+
+    model, metadata = load(run_dir), read_metadata(run_dir)
+    metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
+    history = checkpoint.history if checkpoint else []
+    return RunResult(model, history, run_dir, run_dir / MODEL_FILE, float(metrics.get("train_seconds", 0.0)),
+                     metrics)
+
+
+def sweep_temp_files(run_dir: Path) -> list[str]:
+    """Remove the ``.<name>.*.tmp`` files interrupted atomic writes left in ``run_dir``; their names."""
+    removed = []
+    for path in sorted(Path(run_dir).iterdir()):
+        if TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
-           log: Callable[[str], None], progress: bool) -> RunResult:
-    source = data_source(config)
-    data = source.load("train", progress=progress)
+           log: Callable[[str], None], progress: bool, source: DataSource, data) -> RunResult:
     gens = seeded_generators(config.seed)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
@@ -158,12 +229,16 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     if config.checkpoint_every and checkpoint is None:
         save_state()  # epoch 0: even a run killed in its first epoch can be resumed
     start = time.perf_counter()
+    done = checkpoint is not None and _training_done(checkpoint, config)
+    if done and stopping is not None:
+        stopping.restore(model)  # what fit does once training ends: the best weights come back
     try:
-        fit(model, optimizer, x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
-            x_dev=x_dev, y_dev=y_dev, rng=gens["order"], schedule=schedule, early_stopping=stopping,
-            eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
-            augment=config.build_augmentation(), augment_rng=gens["augment"],
-            on_batch_end=bar.on_batch_end)
+        if not done:
+            fit(model, optimizer, x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
+                x_dev=x_dev, y_dev=y_dev, rng=gens["order"], schedule=schedule, early_stopping=stopping,
+                eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
+                augment=config.build_augmentation(), augment_rng=gens["augment"],
+                on_batch_end=bar.on_batch_end)
     except TrainingDiverged as error:
         bar.close()
         saved = "nothing was saved"
@@ -184,6 +259,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     write_metrics_csv(run_dir / "metrics.csv", history)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
+        "image_shape": [int(n) for n in data.images.shape[1:]],
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
     if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
         save_state(finished=True)

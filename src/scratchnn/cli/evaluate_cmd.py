@@ -5,8 +5,7 @@ import argparse
 
 from ..data import scale_pixels
 from ..metrics import accuracy, confusion_matrix, format_report
-from ..run import load_set
-from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config
+from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set
 
 
 def add_parser(commands) -> None:
@@ -21,8 +20,8 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _, config = load_model_and_config(args)
-    images, labels, classes, description = load_set(config, args.set)
+    model, metadata, config = load_model_and_config(args)
+    images, labels, classes, description = load_model_set(args, model, metadata, config)
     predictions = model.predict(scale_pixels(images, model.input_shape))
     matrix = confusion_matrix(labels.astype(int), predictions, len(classes))
     print(f"Model: {args.model} ({model.widths()})")

@@ -10,8 +10,7 @@ from ..data import scale_pixels
 from ..errors import ConfigError
 from ..explain import format_trace, trace
 from ..io import class_names
-from ..run import load_set
-from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config
+from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set
 from .terminal_image import render_image
 
 
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one of --index N (an image of the --set) or --image FILE")
     model, metadata, config = load_model_and_config(args)
     if args.index is not None:
-        images, labels, classes, description = load_set(config, args.set)
+        images, labels, classes, description = load_model_set(args, model, metadata, config)
         if not 0 <= args.index < len(images):
             raise ConfigError(f"--index {args.index} is out of range: the {args.set} set has "
                               f"{len(images):,} images (0..{len(images) - 1})")

@@ -20,8 +20,7 @@ import numpy as np
 from ..data import scale_pixels
 from ..errors import ConfigError, ImageError
 from ..io import class_names
-from ..run import load_set
-from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config
+from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set
 from .terminal_image import render_image
 
 DIGITS = ("auto", "single", "multi")
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model, metadata, config = load_model_and_config(args)
     if args.photos:
         return predict_photos(model, metadata, args)
-    images, labels, classes, description = load_set(config, args.set)
+    images, labels, classes, description = load_model_set(args, model, metadata, config)
     if not 0 <= args.index < len(images):
         raise ConfigError(f"--index {args.index} is out of range: the {args.set} set has "
                           f"{len(images):,} images (0..{len(images) - 1})")

@@ -9,6 +9,7 @@ from ..errors import ConfigError
 from ..options import option_of
 from ..presets import DEFAULT_PRESET, PRESETS, get_preset
 from ..run import resume_run, train_run
+from ..run_data import locate_data
 from .common import add_data_arguments, apply_data_options
 from .config_flags import add_option_arguments, given_options
 
@@ -40,7 +41,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Preset, then config file, then flags: later ones override earlier ones."""
     if args.config and args.preset:
         raise ConfigError("give --preset or --config, not both (a config file already names its preset)")
-    config = TrainConfig.load(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
+    if args.config:  # an older config's relative data paths: from here, else from the config's folder
+        config = locate_data(TrainConfig.load(args.config), args.config.parent)
+    else:
+        config = get_preset(args.preset or DEFAULT_PRESET)
     changed = given_options(args, TRAIN_GROUPS)
     if "epochs" in changed and "warmup" not in changed and config.warmup >= changed["epochs"]:
         # a warm-up the user did not ask for shrinks with the run instead of refusing it
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         given += [f"--{name}" for name in ("preset", "config", "out") if getattr(args, name) is not None]
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
-        result = resume_run(args.resume, log=log, progress=not args.quiet)
+        result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
     else:
         result = train_run(resolve_config(args), args.out, log=log, progress=not args.quiet)
     if not args.no_report:
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
         write_report(result.run_dir, log=log)
     if args.quiet:
-        last, test = result.history[-1], result.metrics.get("test_accuracy")
-        scores = f"dev accuracy {last.dev_accuracy:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
+        test = result.metrics.get("test_accuracy")
+        dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
+        scores = f"dev accuracy {dev:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
         print(f"{scores} in {result.train_seconds:.2f} s; model: {result.model_path}")
     return 0

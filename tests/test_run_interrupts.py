@@ -1,0 +1,152 @@
+"""No interruption leaves a run that cannot be completed: SIGKILL or SIGINT at every moment of
+`python -m scratchnn train`, then `train --resume`, ends with the uninterrupted run's model, bit for bit."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from scratchnn.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from scratchnn.config import TrainConfig
+from scratchnn.data import read_idx_pair, write_idx
+from scratchnn.io import MODEL_FILE, read_tensors
+from scratchnn.run import REPORT_FILE, train_run
+
+# Kills itself (SIGKILL, or SIGINT = Ctrl-C) when the run is about to move a finished file into
+# place: os.replace onto NAME for the Nth time ("final": once model.safetensors exists). That is
+# the moment after everything before it was written and before NAME is (its temp file is full).
+KILL_AT_REPLACE = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from scratchnn.cli.main import main
+    name, when = os.environ["KILL_AT"].split(":")
+    sig = getattr(signal, "SIG" + os.environ["KILL_SIGNAL"])
+    real_replace, seen = os.replace, [0]
+
+    def replace(src, dst, *args, **kwargs):
+        dst = Path(dst)
+        if dst.name == name:
+            seen[0] += 1
+            if (when == "final" and (dst.parent / "model.safetensors").exists()) or str(seen[0]) == when:
+                os.kill(os.getpid(), sig)
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+@pytest.fixture(scope="module")
+def mnist_slice(shared_dir, tmp_path_factory):
+    """The first 600 real MNIST test digits as an IDX pair of their own."""
+    folder = tmp_path_factory.mktemp("mnist600")
+    mnist = shared_dir / "datasets" / "mnist"
+    images, labels = read_idx_pair(mnist / "t10k-images-idx3-ubyte.gz", mnist / "t10k-labels-idx1-ubyte.gz")
+    write_idx(folder / "images.idx", images[:600])
+    write_idx(folder / "labels.idx", labels[:600])
+    return folder / "images.idx", folder / "labels.idx"
+
+
+def config(data, **changes) -> TrainConfig:
+    images, labels = data
+    values = dict(hidden=[16], init="he_normal", bias_init="zeros", dropout=0.1, optimizer="adam", lr=3e-3,
+                  epochs=4, batch_size=50, dev_size=100, eval_every=1, images=str(images), labels=str(labels), seed=2)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+# early stopping after one evaluation without a better dev loss: a high rate on 500 images stops early
+EARLY = dict(lr=0.05, epochs=12, patience=1, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def whole(mnist_slice, tmp_path_factory):
+    """The uninterrupted runs' model tensors, by config name."""
+    base = tmp_path_factory.mktemp("whole")
+    out = {}
+    for name, changes in (("plain", {}), ("early", EARLY)):
+        train_run(config(mnist_slice, **changes), base / name, log=lambda line: None, progress=False)
+        out[name] = read_tensors(base / name / MODEL_FILE)[0]
+    assert load_checkpoint(base / "early" / CHECKPOINT_FILE).epoch < EARLY["epochs"]  # it did stop early
+    return out
+
+
+def scratchnn(*args, script=None, env=None, timeout=300):
+    command = [sys.executable, *(["-c", script] if script else ["-m", "scratchnn"]), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def assert_same_tensors(expected, path):
+    got = read_tensors(path)[0]
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert np.array_equal(expected[name], got[name]), name
+
+
+MOMENTS = [  # (config, file about to be moved into place, occurrence, signal, what the folder then holds)
+    ("plain", CHECKPOINT_FILE, "1", "KILL", "config.toml only: killed before the first checkpoint"),
+    ("plain", MODEL_FILE, "1", "KILL", "last checkpoint written, model file half-way (a temp file)"),
+    ("plain", MODEL_FILE, "1", "INT", "Ctrl-C right after the last checkpoint"),
+    ("plain", CHECKPOINT_FILE, "final", "KILL", "model written, checkpoint not yet marked finished"),
+    ("plain", REPORT_FILE, "1", "KILL", "finished, killed while writing the report"),
+    ("plain", REPORT_FILE, "1", "INT", "finished, Ctrl-C while writing the report"),
+    ("early", MODEL_FILE, "1", "KILL", "early stopping ended training; the best weights not yet restored"),
+    ("early", MODEL_FILE, "1", "INT", "early stopping, Ctrl-C after the last checkpoint"),
+]
+
+
+@pytest.mark.parametrize("name, file, when, sig, moment", MOMENTS, ids=[m[4] for m in MOMENTS])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_model(tmp_path, mnist_slice, whole, name, file, when, sig,
+                                                               moment):
+    config(mnist_slice, **(EARLY if name == "early" else {})).save(tmp_path / "config.toml")
+    run = tmp_path / "run"
+    killed = scratchnn("train", "--config", tmp_path / "config.toml", "--out", run, script=KILL_AT_REPLACE,
+                       env={"KILL_AT": f"{file}:{when}", "KILL_SIGNAL": sig})
+    if sig == "KILL":
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    else:
+        assert killed.returncode == 130 and killed.stderr.strip().endswith("interrupted"), killed.stderr
+        assert "Traceback" not in killed.stderr
+    assert not (run / REPORT_FILE).exists()
+    if file != REPORT_FILE and file != CHECKPOINT_FILE:
+        assert not (run / MODEL_FILE).exists()
+    if file == MODEL_FILE:  # the run's checkpoint holds the end of training, which is what was lost
+        checkpoint = load_checkpoint(run / CHECKPOINT_FILE)
+        assert not checkpoint.metadata["finished"]
+
+    resumed = scratchnn("train", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_tensors(whole[name], run / MODEL_FILE)
+    assert (run / REPORT_FILE).exists() and load_checkpoint(run / CHECKPOINT_FILE).metadata["finished"]
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # litter of the kill swept
+    if file == MODEL_FILE:
+        assert "Finishing" in resumed.stdout and "Epoch " not in resumed.stdout  # nothing trained again
+    again = scratchnn("train", "--resume", run)
+    assert again.returncode == 1 and "already finished" in again.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_kill_from_outside_at_whatever_moment_resumes_bit_for_bit(tmp_path, mnist_slice, sig):
+    """The signal comes from another process, as a user's would, once training is under way."""
+    settings = config(mnist_slice, epochs=30)
+    settings.save(tmp_path / "config.toml")
+    train_run(settings, tmp_path / "whole", log=lambda line: None, progress=False)
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "train", "--config", str(tmp_path / "config.toml"),
+                                "--out", str(run), "--no-report", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240  # a hang guard only
+    while process.poll() is None and time.monotonic() < deadline:
+        if (run / CHECKPOINT_FILE).exists() and load_checkpoint(run / CHECKPOINT_FILE).epoch >= 3:
+            process.send_signal(sig)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=240)
+    assert process.returncode in (-signal.SIGKILL, 130), process.stderr.read()
+    resumed = scratchnn("train", "--resume", run, "--no-report")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_tensors(read_tensors(tmp_path / "whole" / MODEL_FILE)[0], run / MODEL_FILE)
