@@ -148,6 +148,7 @@ TAMPERED = {
     "units as a bool": (set_layer(2, "out_features", True), "out_features must be an integer.*got True"),
     "unknown keyword": (set_layer(0, "units", 3), r"unknown keywords \['units'\]; Dense takes"),
     "unknown initialiser": (set_layer(0, "init", "os.system"), "init must be one of"),
+    "initialiser as a list": (set_layer(0, "init", ["he_normal"]), "init must be one of"),
     "a layer as a string": (lambda m: m["architecture"]["layers"].__setitem__(1, "ReLU"), "layer 1 must be an object"),
     "layers as a dict": (lambda m: m["architecture"].__setitem__("layers", {"0": {}}), "layers must be a list"),
     "layer config as a list": (lambda m: m["architecture"]["layers"][0].__setitem__("config", [784, 16]),

@@ -90,7 +90,7 @@ def _optional(check):
 
 
 def _initializer(value, where):
-    if value not in INITIALIZERS or type(value) is not str:
+    if type(value) is not str or value not in INITIALIZERS:
         raise ModelFileError(f"{where} must be one of {', '.join(INITIALIZERS)}, got {show(value)}")
     return value
 
@@ -127,7 +127,7 @@ def _layer_shapes(kind: str, args: dict, shape: tuple[int, ...], where: str):
         channels = args["in_channels"] if kind == "Conv2D" else shape[0]
         if len(shape) != 3 or shape[0] != channels:
             raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
-        kernel = args["kernel_size"] if kind == "Conv2D" else args["size"]
+        kernel = args["kernel_size"] if kind == "Conv2D" else args.get("size", (2, 2))  # _Pool2D's default
         stride = args.get("stride") or (kernel if kind != "Conv2D" else (1, 1))
         padding = args.get("padding") or (0, 0)
         sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
