@@ -36,7 +36,7 @@ def test_a_checkpoint_restores_what_was_saved(checkpoint):
     assert optimizer.steps == 1 and stopping.best == 0.5 and set(stopping.best_weights) == set(model.state_dict())
 
 
-def put(path, *keys_and_value):
+def put(*keys_and_value):
     *keys, value = keys_and_value
 
     def edit(meta):
@@ -75,7 +75,7 @@ TAMPERED = {
 
 @pytest.mark.parametrize("edit,message", TAMPERED.values(), ids=TAMPERED.keys())
 def test_tampered_checkpoint_metadata_is_one_clear_error(checkpoint, edit, message):
-    tamper(checkpoint, metadata=put(checkpoint, *edit))
+    tamper(checkpoint, metadata=put(*edit))
     with pytest.raises(ModelFileError, match=message) as caught:
         load_checkpoint(checkpoint)
     assert str(caught.value).startswith(str(checkpoint)) and "\n" not in str(caught.value)
