@@ -7,6 +7,8 @@ import pytest
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.errors import ModelFileError
 from scratchnn.io import MODEL_FILE, load, read_metadata, read_tensors, save, write_tensors
+from scratchnn.nn import layer_to_config
+from model_file_support import tamper
 
 
 @pytest.fixture
@@ -118,3 +120,208 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
 
     path = atomic_write_bytes(tmp_path / "a.bin", b"data")
     assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK  # not mkstemp's owner-only 0o600
+
+
+# --- hostile model files: everything is checked before anything is built -----------------------
+
+def set_layer(index, key, value):
+    def edit(meta):
+        meta["architecture"]["layers"][index]["config"][key] = value
+    return edit
+
+
+def set_entry(key, value):
+    def edit(meta):
+        if value is DROP:
+            del meta[key]
+        else:
+            meta[key] = value
+    return edit
+
+
+DROP = object()
+TAMPERED = {
+    "a billion units": (set_layer(0, "out_features", 10**9), "out_features must be an integer from 1 to 4,194,304"),
+    "negative units": (set_layer(0, "out_features", -5), "out_features must be an integer"),
+    "units as a word": (set_layer(2, "in_features", "lots"), "in_features must be an integer.*got 'lots'"),
+    "fractional units": (set_layer(2, "in_features", 512.7), "in_features must be an integer.*got 512.7"),
+    "units as a bool": (set_layer(2, "out_features", True), "out_features must be an integer.*got True"),
+    "unknown keyword": (set_layer(0, "units", 3), r"unknown keywords \['units'\]; Dense takes"),
+    "unknown initialiser": (set_layer(0, "init", "os.system"), "init must be one of"),
+    "initialiser as a list": (set_layer(0, "init", ["he_normal"]), "init must be one of"),
+    "a layer as a string": (lambda m: m["architecture"]["layers"].__setitem__(1, "ReLU"), "layer 1 must be an object"),
+    "layers as a dict": (lambda m: m["architecture"].__setitem__("layers", {"0": {}}), "layers must be a list"),
+    "layer config as a list": (lambda m: m["architecture"]["layers"][0].__setitem__("config", [784, 16]),
+                               r"layer 0 \(Dense\) config must be an object"),
+    "unknown layer": (lambda m: m["architecture"]["layers"][1].__setitem__("type", "Mystery"),
+                      "unknown layer type 'Mystery'"),
+    "no layers": (lambda m: m["architecture"].__setitem__("layers", []), "1 to 1,024 layers"),
+    "architecture null": (set_entry("architecture", None), "architecture must be an object.*NoneType"),
+    "architecture a string": (set_entry("architecture", "Dense"), "architecture must be an object.*str"),
+    "architecture missing": (set_entry("architecture", DROP), "no architecture in the metadata"),
+    "config a list": (set_entry("config", [1, 2]), "metadata 'config' must be an object"),
+    "classes not strings": (set_entry("classes", [0, 1]), "metadata 'classes' must be a list of strings"),
+    "image_shape of three": (set_entry("image_shape", [28, 28, 1]), r"image_shape' must be \[height, width\]"),
+    "image_shape negative": (set_entry("image_shape", [28, -1]), "image_shape' entry must be an integer"),
+    "metrics a string": (set_entry("metrics", "great"), "metadata 'metrics' must be an object"),
+    "input_shape of floats": (lambda m: m["architecture"].__setitem__("input_shape", [784.0]),
+                              "input_shape entry must be an integer"),
+}
+
+
+@pytest.mark.parametrize("edit,message", TAMPERED.values(), ids=TAMPERED.keys())
+def test_tampered_metadata_is_one_clear_error(tmp_path, model, edit, message):
+    path = save(model, tmp_path / MODEL_FILE, metadata={"config": {"lr": 0.1}, "classes": list("0123456789")})
+    tamper(path, metadata=edit)  # with a matching digest: what an attacker would write
+    with pytest.raises(ModelFileError, match=message) as caught:
+        load(path)
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+
+
+RAW = {
+    "format_version a word": (lambda h: h.__setitem__("format_version", "one"), "format_version must be a whole number"),
+    "format_version from the future": (lambda h: h.__setitem__("format_version", "3"), "newer scratchnn"),
+    "nested 100,000 deep": (lambda h: h.__setitem__("config", "[" * 100_000 + "]" * 100_000),
+                            "'config' nests 100,000 levels deep"),
+    "not JSON": (lambda h: h.__setitem__("config", "{lr: 1"), "'config' is not valid JSON"),
+    "a 5,000-digit integer": (lambda h: h.__setitem__("config", "1" * 5000), "'config' is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("edit,message", RAW.values(), ids=RAW.keys())
+def test_a_broken_metadata_header_is_one_clear_error(tmp_path, model, edit, message):
+    path = save(model, tmp_path / MODEL_FILE, metadata={"config": {"lr": 0.1}})
+    tamper(path, raw=edit)
+    with pytest.raises(ModelFileError, match=message):
+        load(path)
+
+
+def test_the_digest_covers_the_metadata(tmp_path, model):
+    path = save(model, tmp_path / MODEL_FILE, metadata={"classes": list("0123456789")})
+    tamper(path, metadata=set_entry("classes", list("abcdefghij")), sign=False)
+    with pytest.raises(ModelFileError, match="checksum mismatch, the tensors or metadata were changed"):
+        load(path)
+
+
+def test_a_missing_digest_is_called_missing(tmp_path, model):
+    path = save(model, tmp_path / MODEL_FILE)
+    tamper(path, raw=lambda h: h.pop("sha256"), sign=False)
+    with pytest.raises(ModelFileError, match="checksum .sha256. is missing"):
+        load(path)
+
+
+def test_format_1_files_are_still_read_and_their_metadata_still_checked(tmp_path, model, x):
+    """Format 1 (digest over the tensors only), as scratchnn wrote before the digest covered metadata."""
+    path = save(model, tmp_path / MODEL_FILE)
+    tamper(path, raw=lambda h: h.__setitem__("format_version", "1"))
+    np.testing.assert_array_equal(load(path).predict_proba(x), model.predict_proba(x))
+    tamper(path, metadata=set_layer(0, "out_features", 10**9))
+    with pytest.raises(ModelFileError, match="out_features must be an integer"):
+        load(path)
+
+
+@pytest.mark.parametrize("dtype,name", [(np.int32, "I32"), (np.float64, "F64"), (np.float16, "F16")])
+def test_a_tensor_of_another_dtype_is_refused_not_cast(tmp_path, model, dtype, name):
+    path = save(model, tmp_path / MODEL_FILE)
+    tamper(path, tensors=lambda t: t.__setitem__("0.b", t["0.b"].astype(dtype)))
+    with pytest.raises(ModelFileError, match=f"tensor '0.b' is {name}, not float32"):
+        load(path)
+
+
+def test_missing_and_extra_tensors_are_named(tmp_path, model):
+    path = save(model, tmp_path / MODEL_FILE)
+    tamper(path, tensors=lambda t: t.pop("2.b"))
+    with pytest.raises(ModelFileError, match="tensor '2.b' is missing"):
+        load(path)
+    path = save(model, tmp_path / MODEL_FILE)
+    tamper(path, tensors=lambda t: t.__setitem__("9.W", np.zeros(3, np.float32)))
+    with pytest.raises(ModelFileError, match="tensor '9.W' does not belong to the architecture"):
+        load(path)
+
+
+def test_tensor_shapes_are_checked_before_the_model_is_built(tmp_path):
+    """Widths inside every bound but not matching the 300 bytes of tensors in the file: refused
+    from the header alone, before 2 x 144 MB of weights and gradients are allocated."""
+    import tracemalloc
+
+    path = save(Sequential([Dense(12, 4, rng=0), ReLU(), Dense(4, 3, rng=1)]), tmp_path / MODEL_FILE)
+    tamper(path, metadata=lambda m: (set_layer(0, "out_features", 3_000_000)(m), set_layer(2, "in_features", 3_000_000)(m)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"tensor '0.W' has shape \(12, 4\), model expects \(12, 3000000\)"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, f"loading allocated {peak / 2**20:.0f} MiB before refusing"
+
+
+def test_layers_must_chain_as_forward_requires(tmp_path):
+    a, b = Dense(784, 16, rng=0), Dense(32, 10, rng=1)
+    path = write_tensors(tmp_path / MODEL_FILE, {"0.W": a.params["W"], "0.b": a.params["b"], "1.W": b.params["W"],
+                                                 "1.b": b.params["b"]},
+                         {"architecture": {"input_shape": [784], "layers": [layer_to_config(a), layer_to_config(b)]}})
+    with pytest.raises(ModelFileError, match=r"layer 1 \(Dense\) takes \(32,\) features but the layer before gives \(16,\)"):
+        load(path)
+
+
+def test_a_header_claiming_a_terabyte_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / MODEL_FILE
+    path.write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ModelFileError, match="header claims 1,099,511,627,776 bytes"):
+        load(path)
+
+
+def test_only_float32_tensors_are_written(tmp_path, model):
+    with pytest.raises(ModelFileError, match=r"'0.W' is float64.*astype\(np.float32\)"):
+        save(model.astype(np.float64), tmp_path / MODEL_FILE)
+    assert not (tmp_path / MODEL_FILE).exists()
+
+
+BILLION = """
+import re, sys, time
+from pathlib import Path
+from scratchnn.errors import ModelFileError
+from scratchnn.io import load
+start = time.perf_counter()
+try:
+    load(sys.argv[1])
+except ModelFileError as error:
+    print(error, file=sys.stderr)
+# NOTE: VmHWM, the peak of this process since exec; ru_maxrss would keep the forked pytest's peak
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
+print(time.perf_counter() - start, int(peak) * 1024)
+"""
+
+
+def test_a_billion_unit_model_is_refused_fast_with_little_memory(tmp_path):
+    """The issue's 2 MB file claiming out_features=10**9 (it cost 3.7 GB and 32 s): measured in a
+    fresh process. Generous bounds, a hang and memory guard; the figures are printed."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Dense(784, 640, rng=rng), ReLU(), Dense(640, 10, rng=rng)])  # ~2 MB of weights
+    path = save(model, tmp_path / MODEL_FILE)
+    tamper(path, metadata=lambda m: (set_layer(0, "out_features", 10**9)(m), set_layer(2, "in_features", 10**9)(m)))
+    result = subprocess.run([sys.executable, "-c", BILLION, str(path)], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert "out_features must be an integer from 1 to 4,194,304" in result.stderr, result.stderr
+    seconds, rss = map(float, result.stdout.split())
+    print(f"refused a {path.stat().st_size / 1e6:.1f} MB file in {seconds:.3f} s, peak RSS {rss / 2**20:.0f} MiB")
+    assert seconds < 5 and rss < 200 * 2**20
+
+
+def test_the_schema_knows_every_layer_and_predicts_every_shape():
+    """model_schema works out parameter shapes by arithmetic: it must agree with the layers."""
+    from scratchnn.nn import AvgPool2D, BatchNorm1d, Conv2D, Dropout, Flatten, LeakyReLU, MaxPool2D, Sigmoid, Tanh
+    from scratchnn.model_schema import LAYER_SCHEMA, state_shapes
+    from scratchnn.nn import LAYER_TYPES
+
+    assert set(LAYER_SCHEMA) == set(LAYER_TYPES), "a new layer type needs its entry in model_schema.LAYER_SCHEMA"
+    model = Sequential([Conv2D(1, 4, 3, stride=2, padding=1, rng=0), LeakyReLU(0.1), MaxPool2D(2),
+                        Conv2D(4, 6, (3, 2), rng=1), Tanh(), AvgPool2D(2, stride=1), Flatten(),
+                        Dense(120, 12, init="glorot_uniform", rng=2), BatchNorm1d(12), Sigmoid(), Dropout(0.3),
+                        ReLU(), Dense(12, 10, rng=3)], input_shape=(1, 28, 28))
+    assert model.predict(np.zeros((2, 1, 28, 28), np.float32)).shape == (2,)  # the layers do chain
+    assert state_shapes(model.config()) == {name: a.shape for name, a in model.state_dict().items()}

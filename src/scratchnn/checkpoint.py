@@ -17,11 +17,14 @@ import numpy as np
 
 from .early_stopping import EarlyStopping
 from .errors import ModelFileError
-from .io import read_tensors, write_tensors
+from .io import check_shapes, read_tensors, write_tensors
 from .model import Sequential
+from .model_schema import BUFFER_NAMES, check_int, check_number, check_type, is_number, show
 from .train import EpochResult
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
+MAX_EPOCHS = 10**6
+EPOCH_FIELDS = {field.name: field.type for field in dataclasses.fields(EpochResult)}
 
 
 def save_checkpoint(path, *, model: Sequential, optimizer, schedule=None,
@@ -85,11 +88,107 @@ class Checkpoint:
 
 
 def load_checkpoint(path) -> Checkpoint:
+    """Read and check a checkpoint: its metadata against the layout ``save_checkpoint`` writes
+    and its tensors against the architecture, before anything is restored (see ``io.read_tensors``)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no checkpoint to resume from (a run writes one after its first epoch)")
-    tensors, metadata = read_tensors(path)
-    if metadata.get("kind") != "checkpoint":
-        raise ModelFileError(f"{path}: not a scratchnn checkpoint")
+    tensors, metadata = read_tensors(path, check=checkpoint_layout)
     history = [EpochResult(**row) for row in metadata["history"]]
-    return Checkpoint(path, int(metadata["epoch"]), history, tensors, metadata)
+    return Checkpoint(path, metadata["epoch"], history, tensors, metadata)
+
+
+def checkpoint_layout(metadata: dict, state: dict | None, tensors: dict[str, tuple[int, ...]]) -> None:
+    """Check a checkpoint's metadata and that its tensors are the model's ("model."), its
+    optimizer's (one slot set for every parameter, "optim.0.W.m") and early stopping's best
+    weights ("best.", none or all); ModelFileError otherwise."""
+    if metadata.get("kind") != "checkpoint":
+        raise ModelFileError("not a scratchnn checkpoint (its metadata has no kind 'checkpoint')")
+    if state is None:
+        raise ModelFileError("no architecture in the checkpoint's metadata")
+    _check_metadata(metadata)
+    groups: dict[str, dict[str, tuple[int, ...]]] = {"model": {}, "optim": {}, "best": {}}
+    for key, shape in tensors.items():
+        prefix, _, name = key.partition(".")
+        if prefix not in groups:
+            raise ModelFileError(f"tensor {key!r} does not belong in a checkpoint (model., optim. or best.)")
+        groups[prefix][name] = shape
+    check_shapes(groups["model"], state, "model.")
+    if groups["best"]:
+        check_shapes(groups["best"], state, "best.")
+    parameters = {name: shape for name, shape in state.items() if name.rsplit(".", 1)[1] not in BUFFER_NAMES}
+    slots: dict[str, set[str]] = {}
+    for key, shape in groups["optim"].items():
+        name, _, slot = key.rpartition(".")
+        if name not in parameters or not slot.isidentifier():
+            raise ModelFileError(f"tensor 'optim.{key}' names no parameter of the architecture")
+        if shape != parameters[name]:
+            raise ModelFileError(f"tensor 'optim.{key}' has shape {shape}, the parameter has {parameters[name]}")
+        slots.setdefault(name, set()).add(slot)
+    if slots and (slots.keys() != parameters.keys() or len({frozenset(s) for s in slots.values()}) > 1):
+        raise ModelFileError("the optimizer state does not hold the same slots for every parameter")
+
+
+def _check_metadata(meta: dict) -> None:
+    for key in ("epoch", "finished", "history", "optimizer", "generators"):
+        if key not in meta:
+            raise ModelFileError(f"checkpoint metadata has no {key!r}")
+    epoch = check_int(meta["epoch"], "checkpoint epoch", 0, MAX_EPOCHS)
+    check_type(meta["finished"], bool, "checkpoint 'finished'", "true or false")
+    history = check_type(meta["history"], list, "checkpoint history", "a list of epoch results")
+    if len(history) > MAX_EPOCHS:
+        raise ModelFileError(f"checkpoint history holds {len(history):,} epochs (at most {MAX_EPOCHS:,})")
+    last = 0
+    for i, row in enumerate(history):
+        where = f"checkpoint history entry {i}"
+        check_type(row, dict, where, "an object")
+        if row.keys() != EPOCH_FIELDS.keys():
+            raise ModelFileError(f"{where} must hold exactly {', '.join(EPOCH_FIELDS)}, got {show(sorted(row))}")
+        last = check_int(row["epoch"], f"{where} epoch", last + 1, epoch)
+        for field in EPOCH_FIELDS:
+            if field != "epoch" and not is_number(row[field]):
+                raise ModelFileError(f"{where} {field} must be a number, got {show(row[field])}")
+    if last != epoch:
+        raise ModelFileError(f"checkpoint epoch {epoch} is not the last epoch of its history ({last})")
+    optimizer = check_type(meta["optimizer"], dict, "checkpoint optimizer", "an object")
+    if optimizer.keys() != {"lr", "steps"}:
+        raise ModelFileError(f"checkpoint optimizer must hold exactly lr and steps, got {show(sorted(optimizer))}")
+    check_number(optimizer["lr"], "checkpoint optimizer lr", 0, 1e6)
+    check_int(optimizer["steps"], "checkpoint optimizer steps", 0)
+    if meta.get("schedule") is not None:
+        _check_numbers(meta["schedule"], "checkpoint schedule", depth=3)
+    stopping = meta.get("early_stopping")
+    if stopping is not None:
+        check_type(stopping, dict, "checkpoint early_stopping", "an object")
+        if stopping.keys() != {"best", "best_epoch", "bad_evaluations"}:
+            raise ModelFileError("checkpoint early_stopping must hold exactly best, best_epoch and bad_evaluations")
+        if not is_number(stopping["best"]):
+            raise ModelFileError(f"checkpoint early_stopping best must be a number, got {show(stopping['best'])}")
+        check_int(stopping["best_epoch"], "checkpoint early_stopping best_epoch", 0, epoch)
+        check_int(stopping["bad_evaluations"], "checkpoint early_stopping bad_evaluations", 0, MAX_EPOCHS)
+    generators = check_type(meta["generators"], dict, "checkpoint generators", "an object")
+    for name, generator in generators.items():
+        _check_generator(generator, f"checkpoint generator {show(name)}")
+
+
+def _check_numbers(value, where: str, depth: int) -> None:
+    """An object whose values are numbers, null or (``depth`` levels of) such objects: a schedule's state."""
+    check_type(value, dict, where, "an object")
+    for key, item in value.items():
+        if isinstance(item, dict) and depth > 1:
+            _check_numbers(item, f"{where} {key}", depth - 1)
+        elif item is not None and not is_number(item):
+            raise ModelFileError(f"{where} {key} must be a number, got {show(item)}")
+
+
+def _check_generator(state, where: str) -> None:
+    """A PCG64 bit-generator state, as ``np.random.default_rng().bit_generator.state`` gives it."""
+    check_type(state, dict, where, "a PCG64 bit-generator state")
+    inner = state.get("state")
+    if state.keys() != {"bit_generator", "state", "has_uint32", "uinteger"} or state["bit_generator"] != "PCG64" \
+            or type(inner) is not dict or inner.keys() != {"state", "inc"}:
+        raise ModelFileError(f"{where} must be a PCG64 bit-generator state, got {show(state)}")
+    check_int(inner["state"], f"{where} state", 0, 2**128 - 1)
+    check_int(inner["inc"], f"{where} inc", 0, 2**128 - 1)
+    check_int(state["has_uint32"], f"{where} has_uint32", 0, 1)
+    check_int(state["uinteger"], f"{where} uinteger", 0, 2**32 - 1)

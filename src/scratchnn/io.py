@@ -1,14 +1,27 @@
 """Model files: tensors in safetensors, the architecture and training config as JSON in its metadata.
 
 A file is written to a temporary name in the same folder and moved into place with
-``os.replace``, so a crash never leaves a half-written model where a good one was. Reading is
-strict: a truncated or corrupted file, a wrong architecture, a missing key or a wrong shape
-each give one ``ModelFileError`` that names the file and the problem. Nothing is ever unpickled.
+``os.replace``, so a crash never leaves a half-written model where a good one was.
+
+Reading treats the file as hostile and checks, in this order, before it builds anything:
+the header's size; the format tag and version; the size and nesting depth of each metadata
+entry before it is parsed; the whole metadata against ``model_schema`` (types, ranges, known
+layers and keywords); every tensor's dtype (float32) and shape against the shapes the
+architecture implies, from the header alone, without reading tensor data. Only then are the
+tensors read, the SHA-256 verified and the values checked to be finite. Each problem is one
+``ModelFileError`` that names the file. Nothing is ever unpickled.
+
+The SHA-256 (format 2) covers the tensors and every metadata entry, so an edited architecture
+or class list is caught. Files of format 1 (scratchnn before the digest covered metadata) are
+still read: their tensors are verified, their metadata is fully checked against the schema,
+but an edit to it that stays valid (other class names, say) cannot be detected.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +29,19 @@ import numpy as np
 from .errors import ModelFileError, ScratchnnError
 from .files import atomic_write_bytes
 from .model import Sequential
+from .model_schema import check_metadata, show
 
 MODEL_FILE = "model.safetensors"
 FORMAT = "scratchnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the digest covers the metadata too; 1: the tensors only
+MAX_HEADER_BYTES = 8 * 2**20  # the safetensors JSON header: tensor table plus our metadata
+MAX_DEPTH = 16  # nesting of one metadata entry (ours go 4 deep)
+RESERVED = ("format", "format_version", "sha256")
+DTYPE = "F32"  # the only tensor type scratchnn writes and reads (safetensors' name for float32)
+
+Shapes = dict[str, tuple[int, ...]]
+# check(metadata, architecture's state shapes or None, the file's tensor shapes): raise ModelFileError
+LayoutCheck = Callable[[dict, "Shapes | None", Shapes], None]
 
 
 def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
@@ -30,9 +52,7 @@ def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
 def load(path) -> Sequential:
     """Rebuild a model saved by ``save``; ``path`` may be the file or a run folder holding it."""
     path = resolve_model_path(path)
-    tensors, metadata = read_tensors(path)
-    if "architecture" not in metadata:
-        raise ModelFileError(f"{path}: no architecture in the metadata; is this a scratchnn model file?")
+    tensors, metadata = read_tensors(path, check=model_layout)
     try:
         model = Sequential.from_config(metadata["architecture"])
         model.load_state_dict(tensors)
@@ -42,8 +62,8 @@ def load(path) -> Sequential:
 
 
 def read_metadata(path) -> dict:
-    """The JSON metadata of a model or checkpoint file (architecture, config, metrics, ...)."""
-    return read_tensors(resolve_model_path(path))[1]
+    """The JSON metadata of a model file (architecture, config, metrics, ...), verified as ``load`` does."""
+    return read_tensors(resolve_model_path(path), check=model_layout)[1]
 
 
 def class_names(model: Sequential, metadata: dict) -> list[str]:
@@ -65,55 +85,173 @@ def resolve_model_path(path) -> Path:
     return path
 
 
+def model_layout(metadata: dict, state: Shapes | None, tensors: Shapes) -> None:
+    """A model file holds exactly the parameters and buffers of its architecture."""
+    if state is None:
+        raise ModelFileError("no architecture in the metadata; is this a scratchnn model file?")
+    check_shapes(tensors, state)
+
+
+def check_shapes(tensors: Shapes, expected: Shapes, prefix: str = "") -> None:
+    """Every expected tensor present with its shape, none extra; errors name the key."""
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing:
+        raise ModelFileError(f"tensor {prefix + missing[0]!r} is missing ({len(missing)} of the "
+                             f"architecture's {len(expected)} are); re-save the model")
+    if extra:
+        raise ModelFileError(f"tensor {prefix + extra[0]!r} does not belong to the architecture "
+                             f"({len(extra)} such); re-save the model")
+    for name, shape in expected.items():
+        if tensors[name] != shape:
+            raise ModelFileError(f"tensor {prefix + name!r} has shape {tensors[name]}, model expects {shape}")
+
+
 def write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict) -> Path:
-    """Atomically write float tensors plus JSON metadata (and a SHA-256 of the tensor bytes)."""
+    """Atomically write float32 tensors plus JSON metadata, and a SHA-256 of both."""
     from safetensors.numpy import save as to_safetensors_bytes
 
     tensors = {name: np.ascontiguousarray(t) for name, t in tensors.items()}
+    for name, tensor in tensors.items():
+        if tensor.dtype != np.float32:
+            raise ModelFileError(f"{path}: tensor {name!r} is {tensor.dtype}; scratchnn files hold float32, "
+                                 "cast the model with .astype(np.float32) before saving")
     header = {key: json.dumps(value) for key, value in metadata.items()}
-    header.update(format=FORMAT, format_version=str(FORMAT_VERSION), sha256=_digest(tensors))
+    header.update(format=FORMAT, format_version=str(FORMAT_VERSION))
+    header["sha256"] = _digest(tensors, header)
     path = Path(path)
     atomic_write_bytes(path, to_safetensors_bytes(tensors, metadata=header))
     return path
 
 
-def read_tensors(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and verify a file written by ``write_tensors``: (tensors, decoded metadata)."""
-    from safetensors import safe_open
+def read_tensors(path, check: LayoutCheck | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and verify a file written by ``write_tensors``: (tensors, decoded metadata).
 
+    ``check`` sees the checked metadata, the architecture's parameter shapes and the file's
+    tensor shapes before any tensor is read, and raises ModelFileError if they do not fit.
+    """
     path = Path(path)
+    _check_header_size(path)
+    header, layout = _open(path, lambda f: (f.metadata() or {}, {
+        key: (f.get_slice(key).get_dtype(), tuple(f.get_slice(key).get_shape())) for key in f.keys()}))
     try:
-        with safe_open(str(path), framework="np") as f:
-            header = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except Exception as error:  # safetensors raises its own SafetensorError (and OSError)
-        raise ModelFileError(f"{path}: not a readable safetensors file ({error}); "
-                             "it is truncated or corrupted: re-save it or train again") from None
-    if header.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a scratchnn file (no '{FORMAT}' format tag in its metadata)")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(f"{path}: written by a newer scratchnn (format {header['format_version']}); "
-                             "upgrade scratchnn to read it")
-    if header.get("sha256") != _digest(tensors):
-        raise ModelFileError(f"{path}: checksum mismatch, the tensor data is corrupted; "
+        version = _format_version(header)
+        metadata = _decode(header)
+        state = check_metadata(metadata)
+        for name, (dtype, _) in layout.items():
+            if dtype != DTYPE:
+                raise ModelFileError(f"tensor {name!r} is {dtype}, not float32 ({DTYPE}); "
+                                     "re-save it with scratchnn")
+        if check is not None:
+            check(metadata, state, {name: shape for name, (_, shape) in layout.items()})
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from None
+    tensors = _open(path, lambda f: {key: f.get_tensor(key) for key in f.keys()})
+    if "sha256" not in header:
+        raise ModelFileError(f"{path}: the checksum (sha256) is missing from its metadata; "
+                             "the file was not written whole by scratchnn: re-save it or train again")
+    if header["sha256"] != _digest(tensors, header if version >= 2 else None):
+        what = "tensors or metadata were" if version >= 2 else "tensor data was"
+        raise ModelFileError(f"{path}: checksum mismatch, the {what} changed after saving; "
                              "re-save it or train again")
     for name, tensor in tensors.items():
         if not np.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
-    reserved = {"format", "format_version", "sha256"}
-    try:
-        metadata = {key: json.loads(value) for key, value in header.items() if key not in reserved}
-    except json.JSONDecodeError as error:
-        raise ModelFileError(f"{path}: metadata is not valid JSON ({error})") from None
     return tensors, metadata
 
 
-def _digest(tensors: dict[str, np.ndarray]) -> str:
+def _open(path: Path, read):
+    """``read(f)`` on the file opened by safetensors; its errors become one ModelFileError."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return read(f)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except Exception as error:  # safetensors raises its own SafetensorError (and OSError)
+        raise ModelFileError(f"{path}: not a readable safetensors file ({show(str(error), 120)}); "
+                             "it is truncated or corrupted: re-save it or train again") from None
+
+
+def _check_header_size(path: Path) -> None:
+    """Refuse a header larger than MAX_HEADER_BYTES before safetensors reads and parses it."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(8)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot be read ({error.strerror})") from None
+    claimed = int.from_bytes(start, "little") if len(start) == 8 else 0
+    if claimed > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{path}: not a readable safetensors file (its header claims {claimed:,} bytes, "
+                             f"at most {MAX_HEADER_BYTES:,} are allowed); it is corrupted or not a scratchnn model")
+
+
+def _format_version(header: dict) -> int:
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"not a scratchnn file (no '{FORMAT}' format tag in its metadata)")
+    version = header.get("format_version")
+    if not (isinstance(version, str) and re.fullmatch(r"[0-9]{1,6}", version) and int(version) >= 1):
+        raise ModelFileError(f"format_version must be a whole number >= 1, got {show(version)}; "
+                             "the file is corrupted")
+    if int(version) > FORMAT_VERSION:
+        raise ModelFileError(f"written by a newer scratchnn (format {version}); upgrade scratchnn to read it")
+    return int(version)
+
+
+_BRACKETS = np.zeros(256, np.int8)
+_BRACKETS[[ord("["), ord("{")]], _BRACKETS[[ord("]"), ord("}")]] = 1, -1
+
+
+def nesting_depth(text: str) -> int:
+    r"""How deep the brackets of JSON ``text`` nest; brackets inside strings do not count.
+
+    Vectorised, so a hostile megabyte costs milliseconds: a quote is escaped when an odd run of
+    backslashes precedes it; the other quotes open and close strings in turn.
+
+    >>> nesting_depth('{"a": [1, {"b": "]]["}]}')
+    3
+    >>> nesting_depth(r'["\"[[", "\\", []]')
+    2
+    """
+    data = np.frombuffer(text.encode(), np.uint8)
+    backslash = data == ord("\\")
+    count = np.cumsum(backslash, dtype=np.int32)
+    run = count - np.maximum.accumulate(np.where(backslash, 0, count))  # backslashes ending here
+    escaped = np.zeros(len(data), bool)
+    escaped[1:] = run[:-1] % 2 == 1
+    quotes = (data == ord('"')) & ~escaped
+    inside = np.cumsum(quotes, dtype=np.int32) % 2 == 1  # between an opening quote and its closing one
+    return int(np.cumsum(np.where(inside, 0, _BRACKETS[data]), dtype=np.int32).max(initial=0))
+
+
+def _decode(header: dict) -> dict:
+    """Parse every metadata entry, after bounding how deep it nests (deep JSON exhausts the stack)."""
+    metadata = {}
+    for key, text in header.items():
+        if key in RESERVED:
+            continue
+        depth = nesting_depth(text)
+        if depth > MAX_DEPTH:
+            raise ModelFileError(f"metadata {show(key)} nests {depth:,} levels deep (at most {MAX_DEPTH}); "
+                                 "the file is corrupted")
+        try:
+            metadata[key] = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise ModelFileError(f"metadata {show(key)} is not valid JSON ({show(str(error), 80)})") from None
+    return metadata
+
+
+def _digest(tensors: dict[str, np.ndarray], header: dict[str, str] | None) -> str:
+    """SHA-256 of the tensors (name, dtype, shape, bytes) and, from format 2, of the header's
+    entries other than the digest itself, as canonical JSON (sorted keys)."""
     sha = hashlib.sha256()
     for name in sorted(tensors):
         sha.update(name.encode())
         sha.update(str(tensors[name].dtype).encode() + str(tensors[name].shape).encode())
         sha.update(np.ascontiguousarray(tensors[name]).tobytes())
+    if header is not None:
+        sha.update(json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True).encode())
     return sha.hexdigest()
