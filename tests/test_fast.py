@@ -375,3 +375,29 @@ def test_relu_then_maxpool_runs_pooled_first_with_identical_numbers():
 def test_only_relu_moves_behind_max_pooling():
     model = Sequential([Conv2D(1, 2, 3), LeakyReLU(), MaxPool2D(2), ReLU(), AvgPool2D(2)], input_shape=(1, 12, 12))
     assert run_order(model.layers) == [0, 1, 2, 3, 4]
+
+
+# --- the switch -------------------------------------------------------------------------------
+
+def test_train_textbook_flag_runs_the_plain_path_to_the_same_weights(tmp_path):
+    import subprocess
+    import sys
+
+    from scratchnn.data import write_idx
+    from scratchnn.io import MODEL_FILE, read_tensors
+
+    images, labels = digits(300)
+    write_idx(tmp_path / "images.idx.gz", images)
+    write_idx(tmp_path / "labels.idx.gz", labels.astype(np.uint8))
+    common = ["--preset", "seed", "--images", str(tmp_path / "images.idx.gz"),
+              "--labels", str(tmp_path / "labels.idx.gz"), "--hidden", "16", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--epochs", "3",
+              "--batch-size", "50", "--dev-size", "50", "--eval-every", "1", "--quiet", "--no-report"]
+    weights = {}
+    for name, flags in (("fast", []), ("textbook", ["--textbook"])):
+        done = subprocess.run([sys.executable, "-m", "scratchnn", "train", *common, *flags,
+                               "--out", str(tmp_path / name)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        weights[name] = read_tensors(tmp_path / name / MODEL_FILE)[0]
+        saved = TrainConfig.load(tmp_path / name / "config.toml")
+        assert saved.textbook is (name == "textbook")
+    assert_close(weights["fast"], weights["textbook"], "train --textbook")

@@ -75,6 +75,7 @@ class TrainConfig:
     patience: int = 0  # early stopping after N evaluations without improvement
     monitor: str = "dev_loss"
     checkpoint_every: int = 1  # write checkpoint.safetensors every N evaluations
+    textbook: bool = False  # train on the plain textbook code, without scratchnn.fast (same numbers, slower)
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null)
     dataset: str = ""
     csv: str = ""

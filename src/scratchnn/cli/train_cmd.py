@@ -67,6 +67,8 @@ def add_parser(commands) -> None:
     loop.add_argument("--monitor", choices=list(MONITORS), help="what early stopping watches")
     loop.add_argument("--checkpoint-every", type=int, metavar="N",
                       help="write a checkpoint every N evaluations (0 = never)")
+    loop.add_argument("--textbook", action=argparse.BooleanOptionalAction, default=None,
+                      help="train on the plain textbook code, without the speed machinery (same numbers, slower)")
     add_data_arguments(parser, "default: --dataset mnist")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="DIR", type=Path, help="run folder (default: a new one under runs/)")
@@ -78,7 +80,7 @@ def add_parser(commands) -> None:
 
 CONFIG_FLAGS = ("conv", "kernel_size", "padding", "pool", "hidden", "activation", "init", "batchnorm", "dropout",
                 "input_dropout", "augment", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup", "min_lr", "lr_gamma", "lr_step", "epochs", "batch_size",
-                "dev_size", "seed", "eval_every", "patience", "monitor", "checkpoint_every")
+                "dev_size", "seed", "eval_every", "patience", "monitor", "checkpoint_every", "textbook")
 DATA_FLAGS = ("dataset", "csv", "images", "labels", "data_dir")
 
 
