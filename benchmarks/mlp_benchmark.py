@@ -15,6 +15,8 @@ How to read the table:
 - peak RSS MB is the worker's ru_maxrss at the end (MB = 2**20 bytes).
 - test accuracy is measured once, after the last epoch.
 - scratchnn / PyTorch > 1 means scratchnn is that many times slower per epoch.
+- "scratchnn --textbook" trains the same network with fit(..., fast=False): the plain layers and
+  optimizer, without scratchnn.fast (packing, flat Adam, memory-order products, ...).
 - --profile adds scratchnn's time per layer (forward and backward), summed over the timed epochs.
 - threads names the BLAS and its kernels (OpenBLAS picks them for the CPU unless OPENBLAS_CORETYPE
   pins them); for the MLP, a last line times scratchnn's Dense layers alone, the floor any NumPy
@@ -29,6 +31,7 @@ The script prints figures; it asserts nothing about speed.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -50,8 +53,10 @@ CNN = "Conv(1,32,3)-ReLU-MaxPool(2)-Conv(32,64,3)-ReLU-MaxPool(2)-Flatten-1600-1
 EVAL_BATCH = 1000  # torch's test-set batches (scratchnn picks its own, see inference_batch_size)
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 BATCH = 128
-FRAMEWORKS = {"scratchnn": "scratchnn", "torch": "torch", "sklearn": "sklearn"}  # name -> module to find
-LABELS = {"scratchnn": "scratchnn", "torch": "PyTorch (CPU)", "sklearn": "scikit-learn"}
+# name -> module to find; "scratchnn" trains on its fast path (fit's default), "textbook" on the plain code
+FRAMEWORKS = {"scratchnn": "scratchnn", "textbook": "scratchnn", "torch": "torch", "sklearn": "sklearn"}
+LABELS = {"scratchnn": "scratchnn", "textbook": "scratchnn --textbook", "torch": "PyTorch (CPU)",
+          "sklearn": "scikit-learn"}
 MB = 2 ** 20
 
 
@@ -87,10 +92,11 @@ def dense_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     """Seconds an epoch of ``batches`` steps spends in the model's Dense layers alone: forward
     and backward (their matrix products and bias sums) on random batches, as in fit, with no
     activation, loss, optimizer or batch slicing. No loop built on this BLAS can train faster."""
+    from scratchnn.fast.products import DenseProducts
     from scratchnn.model import Sequential
     from scratchnn.nn import Dense
 
-    dense = Sequential([layer for layer in model.layers if isinstance(layer, Dense)])
+    dense = Sequential([DenseProducts(layer) for layer in model.layers if isinstance(layer, Dense)], model.input_shape)
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, *model.input_shape), dtype=np.float32)
     dlogits = rng.standard_normal((BATCH, model.num_classes), dtype=np.float32)
@@ -144,15 +150,23 @@ def time_layers(model, counting: list[bool]) -> dict[str, list[float]]:
     return totals
 
 
-def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
+def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False,
+                    fast: bool = True):
     """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
+    import scratchnn.fast
     from scratchnn.optim import Adam  # NOTE: no fallback on purpose; a missing Adam must fail here
     from scratchnn.train import evaluate, fit
 
     model = scratchnn_model(model_name, seed)
     optimizer = Adam(lr=LR, beta1=BETAS[0], beta2=BETAS[1], eps=EPS)
     counting = [False]  # the layer timers count training steps only: not the warm-up epoch, not evaluations
-    layer_seconds = time_layers(model, counting) if profile else None
+    layer_seconds = time_layers(model, counting) if profile and not fast else None
+    if profile and fast:  # time the layers the fast path trains (its Dense wrappers, in its order)
+        layer_seconds, prepare = {}, scratchnn.fast.prepare
+        def prepare_timed(*args, **kwargs):
+            run = prepare(*args, **kwargs)
+            return layer_seconds.update(time_layers(run.net, counting)) or run
+        scratchnn.fast.prepare = prepare_timed
 
     # The epoch's training time runs from the end of the previous evaluation (or the fit call)
     # to the last step of the epoch, so fit's per-epoch dev evaluation is not counted. The run
@@ -169,7 +183,7 @@ def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, pr
         counting[0] = True
 
     fit(model, optimizer, x, y, epochs=epochs, batch_size=BATCH, x_dev=x_test, y_dev=y_test,
-        rng=np.random.default_rng(seed), on_batch_end=on_batch_end, on_epoch_end=on_epoch_end)
+        rng=np.random.default_rng(seed), on_batch_end=on_batch_end, on_epoch_end=on_epoch_end, fast=fast)
     seconds = [end - start for start, end in zip(resumed, ended)]
     counting[0] = False
     _, accuracy = evaluate(model, x_test, y_test)  # in batches of model.inference_batch_size()
@@ -245,7 +259,8 @@ def train_sklearn(model_name, x, y, x_test, y_test, epochs: int, seed: int, prof
     return seconds, accuracy, blas_threads(), None
 
 
-TRAINERS = {"scratchnn": train_scratchnn, "torch": train_torch, "sklearn": train_sklearn}
+TRAINERS = {"scratchnn": train_scratchnn, "textbook": functools.partial(train_scratchnn, fast=False),
+            "torch": train_torch, "sklearn": train_sklearn}
 
 
 def worker(name: str, model: str, epochs: int, seed: int, limit: int | None, profile: bool) -> None:
@@ -355,6 +370,9 @@ def main() -> None:
     if "scratchnn" in runs and "torch" in runs:
         ratio = median("scratchnn", "median_s") / median("torch", "median_s")
         print(f"\nratio scratchnn / PyTorch s/epoch: {ratio:.2f}")
+    if "scratchnn" in runs and "textbook" in runs:
+        ratio = median("textbook", "median_s") / median("scratchnn", "median_s")
+        print(f"ratio scratchnn --textbook / scratchnn s/epoch: {ratio:.2f}")
     if "scratchnn" in runs and args.model == "mlp":
         dense = median("scratchnn", "dense_s")
         versus = f" = {dense / median('torch', 'median_s'):.2f} of PyTorch's epoch" if "torch" in runs else ""

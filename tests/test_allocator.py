@@ -1,15 +1,15 @@
-"""allocator.keep_freed_memory: freed activations are reused, not faulted in again."""
+"""fast.allocator.keep_freed_memory: freed activations are reused, not faulted in again."""
 import platform
 import subprocess
 import sys
 
 import pytest
 
-from scratchnn.allocator import keep_freed_memory
+from scratchnn.fast.allocator import keep_freed_memory
 
 SCRIPT = """
 import resource, numpy as np
-from scratchnn.allocator import keep_freed_memory
+from scratchnn.fast.allocator import keep_freed_memory
 
 def faults_of_a_training_like_loop():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

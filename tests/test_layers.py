@@ -4,7 +4,6 @@ import pytest
 
 from scratchnn.gradcheck import away_from_zero, check_layer, standard_cases
 from scratchnn.nn import LAYER_TYPES, Dense, ReLU, layer_from_config, layer_to_config
-from scratchnn.nn.dense import DenseOnColumns
 from scratchnn.errors import ConfigError, ShapeError
 
 TIGHT = 1e-7
@@ -131,34 +130,6 @@ def test_layer_config_round_trip():
 def test_away_from_zero_keeps_a_margin():
     v = away_from_zero(np.random.default_rng(0), (100,), margin=0.1)
     assert np.abs(v).min() >= 0.1
-
-
-def test_dense_on_columns_gives_the_dense_layers_numbers():
-    rng = np.random.default_rng(0)
-    dense = Dense(8, 3, init="glorot_uniform", bias_init="glorot_uniform", rng=rng).astype(np.float64)
-    x = rng.standard_normal((5, 8))
-    used = np.array([1, 2, 5, 6])
-    x[:, np.setdiff1d(np.arange(8), used)] = 0  # blank in every row, like MNIST's border
-    dy = rng.standard_normal((5, 3))
-    y_full = dense.forward(x)
-    dx_full = dense.backward(dy)
-    grads_full = {k: v.copy() for k, v in dense.grads.items()}
-    view = DenseOnColumns(dense, used)
-    np.testing.assert_allclose(view.forward(x[:, used]), y_full, rtol=1e-13)
-    np.testing.assert_allclose(view.backward(dy), dx_full[:, used], rtol=1e-13)
-    for key in grads_full:
-        np.testing.assert_allclose(dense.grads[key], grads_full[key], rtol=1e-13, err_msg=key)
-
-
-def test_dense_on_columns_gradients_match_finite_differences():
-    rng = np.random.default_rng(4)
-    dense = Dense(7, 4, init="glorot_uniform", rng=rng)
-    for check in check_layer(DenseOnColumns(dense, np.array([0, 3, 4])), rng.standard_normal((5, 3)), rng):
-        assert check.error < TIGHT, f"{check.what} d{check.wrt}: {check.error:.2e}"
-
-
-def test_dense_on_columns_is_not_a_saveable_layer_type():
-    assert "DenseOnColumns" not in LAYER_TYPES
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

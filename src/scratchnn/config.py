@@ -119,6 +119,8 @@ class TrainConfig:
                           choices=tuple(MONITORS), applies=lambda c: c.patience > 0)
     checkpoint_every: int = option(1, "write checkpoint.safetensors every N evaluations (0 = never)",
                                    group="training loop", metavar="N", low=0)
+    textbook: bool = option(False, "train on the plain textbook code, without the speed machinery "
+                                   "(same numbers, slower)", group="training loop")
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
     # `train` saves files as absolute paths with their SHA-256, so a run folder opened from any
     # directory finds its data, and a moved or changed file is named as such (see run_data)

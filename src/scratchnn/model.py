@@ -6,18 +6,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ShapeError
-from .flat_arrays import tiled_base
-from .nn.activations import ReLU, softmax
+from .nn.activations import softmax
 from .nn.base import Layer, layer_from_config, layer_to_config
-from .nn.conv import MaxPool2D
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 
 
 class Sequential:
     """Layers applied in order: x (N, *input_shape) -> logits (N, C).
-
-    (One exact shortcut: a ReLU followed by a MaxPool2D runs after it; see ``run_order``.)
 
     >>> from scratchnn import Dense, ReLU
     >>> model = Sequential([Dense(784, 10, rng=0), ReLU(), Dense(10, 10, rng=1)])
@@ -49,8 +45,8 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}),"
                              f" got {x.shape}")
-        for i in self.run_order():
-            x = self.layers[i].forward(x, training=training)
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
         return x
 
     def backward(self, dlogits: np.ndarray, need_dx: bool = False) -> np.ndarray | None:
@@ -60,30 +56,12 @@ class Sequential:
         ``need_dx`` asks for ∂L/∂x the pass stops there and skips the input gradient
         (for the seed network that is the (N, 784) product, most of the backward work).
         """
-        order = self.run_order()
-        stop = 0 if need_dx else next((k for k, i in enumerate(order) if self.layers[i].params), 0)
+        layers = self.layers
+        stop = 0 if need_dx else next((k for k, layer in enumerate(layers) if layer.params), 0)
         dy = dlogits
-        for k in range(len(order) - 1, stop - 1, -1):
-            dy = self.layers[order[k]].backward(dy, need_dx=need_dx or k > stop)
+        for k in range(len(layers) - 1, stop - 1, -1):
+            dy = layers[k].backward(dy, need_dx=need_dx or k > stop)
         return dy if need_dx else None
-
-    def run_order(self) -> list[int]:
-        """The layer indices in the order the passes run them: the list order, except that
-        a ReLU followed by a MaxPool2D runs after it.
-
-        NOTE: max-pooling commutes with ReLU, maxpool(relu(x)) = relu(maxpool(x)) (ReLU never
-        reorders numbers), and the gradients agree too: a window whose maximum is > 0 routes dy
-        to the same pixel either way, and one whose maximum is <= 0 passes no gradient either
-        way. Pooling first leaves the ReLU a quarter of the numbers (2x2 windows): ~10% of the
-        benchmark CNN's step. Only ReLU: a LeakyReLU or sigmoid can round two different inputs
-        to one output, and then the tied window would route its gradient elsewhere.
-        """
-        order = list(range(len(self.layers)))
-        for k in range(len(order) - 1):
-            a, b = self.layers[order[k]], self.layers[order[k + 1]]
-            if type(a) is ReLU and type(b) is MaxPool2D:
-                order[k], order[k + 1] = order[k + 1], order[k]
-        return order
 
     # --- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
@@ -130,33 +108,6 @@ class Sequential:
         """(name, param, grad) triples; names are "<layer index>.<param>", e.g. "0.W"."""
         return [(f"{i}.{key}", layer.params[key], layer.grads[key])
                 for i, layer in enumerate(self.layers) for key in layer.params]
-
-    def pack_parameters(self) -> None:
-        """Move the parameters into one flat array and the gradients into another; each layer
-        keeps views of its part, so the values and every name stay as they were.
-
-        An optimizer then updates all parameters with one NumPy call per operation instead of
-        one per parameter (Adam makes 10 calls, not 60, for a 3-layer MLP: ~5% of its step).
-        fit calls this. Nothing happens when the parameters do not share one dtype, or when one
-        array serves two parameters (tied weights must stay tied). NOTE: arrays taken from
-        ``layer.params`` before packing are no longer the model's; take them again after.
-        """
-        slots = [(layer, key) for layer in self.layers for key in layer.params]
-        params = [layer.params[key] for layer, key in slots]
-        if not params or len({id(p) for p in params}) < len(params) or len({p.dtype for p in params}) > 1:
-            return
-        sizes = [p.size for p in params]
-        grads = [layer.grads[key] for layer, key in slots]
-        if tiled_base(params) is not None and tiled_base(grads) is not None:
-            return  # packed already
-        flat_params, flat_grads = np.empty(sum(sizes), params[0].dtype), np.empty(sum(sizes), params[0].dtype)
-        start = 0
-        for (layer, key), size in zip(slots, sizes):
-            for flat, arrays in ((flat_params, layer.params), (flat_grads, layer.grads)):
-                view = flat[start:start + size].reshape(arrays[key].shape)
-                view[...] = arrays[key]
-                arrays[key] = view
-            start += size
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter and buffer by name ("0.W", "3.running_mean"): what a model file holds."""

@@ -238,7 +238,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                 x_dev=x_dev, y_dev=y_dev, rng=gens["order"], schedule=schedule, early_stopping=stopping,
                 eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
                 augment=config.build_augmentation(), augment_rng=gens["augment"],
-                on_batch_end=bar.on_batch_end)
+                on_batch_end=bar.on_batch_end, fast=not config.textbook)
     except TrainingDiverged as error:
         bar.close()
         saved = "nothing was saved"

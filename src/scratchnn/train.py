@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .allocator import keep_freed_memory
+from . import fast as fast_path
 from .data.split import batch_indices
 from .early_stopping import EarlyStopping
 from .errors import ShapeError, TrainingDiverged
 from .model import Sequential
-from .nn.dense import Dense, DenseOnColumns
 from .nn.losses import SoftmaxCrossEntropy, check_labels
 
 DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
@@ -59,7 +58,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         augment_rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
-        on_batch_end: Callable[[int, int, int, float, float], None] | None = None) -> list[EpochResult]:
+        on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
+        fast: bool = True) -> list[EpochResult]:
     """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
@@ -81,21 +81,23 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     uniform guess (ln C): a learning rate too high for Adam makes the loss explode (1e8 and
     more) and the ReLUs die, without ever reaching NaN. At evaluations, weights must be finite.
 
-    NOTE: on Linux, fit asks glibc to keep freed blocks for reuse (see scratchnn.allocator), for
-    the whole process: every step allocates the same big activations, and fresh pages cost a CNN
-    step ~7% in page faults. It also packs the model's parameters into one flat array
-    (``Sequential.pack_parameters``; same values and names) so the optimizer updates them at once.
+    ``fast`` (the default) trains through ``scratchnn.fast``: the same numbers (bit for bit, or
+    to float rounding for Adam), laid out for speed. NOTE: it packs the model's parameters into
+    one flat array (arrays taken from ``layer.params`` before are no longer the model's) and asks
+    glibc to keep freed memory for the whole process. ``fast=False`` runs the textbook objects
+    as they are: ``model.forward``, ``model.backward``, ``optimizer.step``.
     """
-    keep_freed_memory()
-    model.pack_parameters()
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     _check_data(model, x_train, y_train, "training")
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
-    net, x_fit = (model, x_train) if augment else _training_view(model, x_train, full_batch=not batch_size)
     if augment and augment_rng is None:
         raise ValueError("augment needs augment_rng, the generator of its random transforms")
+    net, evaluator, x_fit, step = model, model, x_train, optimizer.step
+    if fast:
+        run = fast_path.prepare(model, optimizer, x_train, full_batch=not batch_size, fixed_inputs=augment is None)
+        net, evaluator, x_fit, step = run.net, run.evaluator, run.x, run.step
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = []
@@ -114,7 +116,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                     raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at epoch {epoch} (step "
                                            f"{optimizer.steps + 1}, learning rate {optimizer.lr:g}): training "
                                            "diverged; try a lower --lr")
-                optimizer.step(model.named_parameters())
+                step(model.named_parameters())
                 total_loss += loss_sum
                 correct += batch_correct
                 if on_batch_end is not None:
@@ -123,7 +125,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
             if not measured:
                 continue
             _check_weights(model, epoch, optimizer.lr)
-            dev_loss, dev_accuracy = evaluate(model, x_dev, y_dev)
+            dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev)
             result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
                                  dev_accuracy, optimizer.lr, time.perf_counter() - start)
             history.append(result)
@@ -157,22 +159,6 @@ def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndar
     correct = int(np.count_nonzero(logits.argmax(axis=1) == labels)) if count_correct else 0
     model.backward(loss_fn.backward())
     return loss * len(labels), correct
-
-
-def _training_view(model: Sequential, x: np.ndarray, full_batch: bool) -> tuple[Sequential, np.ndarray]:
-    """The network and inputs the loop runs on: the same numbers as ``model`` on ``x``, cheaper.
-
-    Input columns that are 0 in every training row are dropped and the first Dense layer reads
-    only the others (see DenseOnColumns); a full batch is stored feature-major (see ``affine``).
-    Parameters are shared, so training the view trains ``model``.
-    """
-    net = model
-    if x.ndim == 2 and isinstance(model.layers[0], Dense):
-        used = np.flatnonzero(x.any(axis=0))
-        if len(used) < x.shape[1]:
-            net = Sequential([DenseOnColumns(model.layers[0], used), *model.layers[1:]], (len(used),), model.rng)
-            x = x[:, used]
-    return net, (np.asfortranarray(x) if full_batch and x.ndim == 2 else x)
 
 
 def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:

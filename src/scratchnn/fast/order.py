@@ -1,0 +1,25 @@
+"""ReLU after max-pooling: a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers.
+
+NOTE: max-pooling commutes with ReLU, maxpool(relu(x)) = relu(maxpool(x)) (ReLU never reorders
+numbers), and the gradients agree too: a window whose maximum is > 0 routes dy to the same pixel
+either way, and one whose maximum is <= 0 passes no gradient either way. Pooling first leaves
+the ReLU a quarter of the numbers (2x2 windows): ~10% of the benchmark CNN's step. Only ReLU: a
+LeakyReLU or sigmoid can round two different inputs to one output, and then the tied window
+would route its gradient elsewhere.
+"""
+from __future__ import annotations
+
+from ..nn.activations import ReLU
+from ..nn.base import Layer
+from ..nn.conv import MaxPool2D
+
+
+def run_order(layers: list[Layer]) -> list[int]:
+    """The layer indices in the order to run them: the list order, except that a ReLU followed
+    by a MaxPool2D runs after it."""
+    order = list(range(len(layers)))
+    for k in range(len(order) - 1):
+        a, b = layers[order[k]], layers[order[k + 1]]
+        if type(a) is ReLU and type(b) is MaxPool2D:
+            order[k], order[k + 1] = order[k + 1], order[k]
+    return order
