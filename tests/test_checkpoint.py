@@ -21,7 +21,7 @@ def build():
 @pytest.fixture
 def checkpoint(tmp_path):
     model, optimizer, schedule, stopping, gens = build()
-    optimizer.step(model.named_parameters())  # creates the m_sum, v_sum slots
+    optimizer.step(model.named_parameters())  # creates the m, v slots
     stopping.update(1, 0.5, model)  # best weights
     history = [EpochResult(1, 0.9, 0.5, float("nan"), float("nan"), 1e-3, 0.1)]
     return save_checkpoint(tmp_path / CHECKPOINT_FILE, model=model, optimizer=optimizer, schedule=schedule,
@@ -82,13 +82,13 @@ def test_tampered_checkpoint_metadata_is_one_clear_error(checkpoint, edit, messa
 
 
 TENSORS = {
-    "optimizer slot of the wrong shape": (lambda t: t.__setitem__("optim.0.W.m_sum", np.zeros(3, np.float32)),
-                                          r"'optim.0.W.m_sum' has shape \(3,\), the parameter has \(6, 5\)"),
-    "optimizer slot for no parameter": (lambda t: t.__setitem__("optim.9.W.m_sum", np.zeros(3, np.float32)),
-                                        "'optim.9.W.m_sum' names no parameter"),
-    "optimizer slot for a buffer": (lambda t: t.__setitem__("optim.1.running_mean.m_sum", np.zeros(5, np.float32)),
-                                    "'optim.1.running_mean.m_sum' names no parameter"),
-    "optimizer slots that differ": (lambda t: t.pop("optim.0.W.v_sum"), "same slots for every parameter"),
+    "optimizer slot of the wrong shape": (lambda t: t.__setitem__("optim.0.W.m", np.zeros(3, np.float32)),
+                                          r"'optim.0.W.m' has shape \(3,\), the parameter has \(6, 5\)"),
+    "optimizer slot for no parameter": (lambda t: t.__setitem__("optim.9.W.m", np.zeros(3, np.float32)),
+                                        "'optim.9.W.m' names no parameter"),
+    "optimizer slot for a buffer": (lambda t: t.__setitem__("optim.1.running_mean.m", np.zeros(5, np.float32)),
+                                    "'optim.1.running_mean.m' names no parameter"),
+    "optimizer slots that differ": (lambda t: t.pop("optim.0.W.v"), "same slots for every parameter"),
     "best weights incomplete": (lambda t: t.pop("best.3.b"), "tensor 'best.3.b' is missing"),
     "model weights missing": (lambda t: t.pop("model.0.W"), "tensor 'model.0.W' is missing"),
     "a stray tensor": (lambda t: t.__setitem__("extra", np.zeros(1, np.float32)), "'extra' does not belong"),

@@ -11,7 +11,8 @@ import pytest
 
 from scratchnn import Sequential, SoftmaxCrossEntropy
 from scratchnn.config import TrainConfig
-from scratchnn.checkpoint import load_checkpoint, save_checkpoint
+from scratchnn.checkpoint import Checkpoint, checkpoint_contents, load_checkpoint
+from scratchnn.io import write_tensors
 from scratchnn.data import scale_pixels
 from scratchnn.fast import prepare
 from scratchnn.fast.columns import DenseOnColumns
@@ -104,11 +105,14 @@ def test_a_checkpoint_resumes_on_the_other_path(tmp_path, preset, first, then):
     epoch = 1 if get_preset(preset).batch_size else 4
     model, optimizer, schedule, gens = train_preset(preset, fast=first, stop=epoch)
     history = [EpochResult(epoch, 0.0, 0.0, 0.0, 0.0, optimizer.lr, 0.0)]
-    save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=optimizer, schedule=schedule,
-                    generators=gens, history=history)
-    state = load_checkpoint(tmp_path / "c.safetensors")
-    assert sorted(k for k in state.tensors if k.startswith("optim.")) == \
+    contents = checkpoint_contents(model=model, optimizer=optimizer, schedule=schedule, generators=gens,
+                                   history=history)
+    # the file holds float32 (scratchnn files always do): its keys are the by-name state of either path
+    float32 = {name: array.astype(np.float32) for name, array in contents[0].items()}
+    write_tensors(tmp_path / "c.safetensors", float32, contents[1])
+    assert sorted(k for k in load_checkpoint(tmp_path / "c.safetensors").tensors if k.startswith("optim.")) == \
         sorted(f"optim.{k}" for k in flat_state(optimizer))
+    state = Checkpoint(tmp_path / "c.safetensors", epoch, history, *contents)  # float64, as trained
     resumed, resumed_opt, _, _ = train_preset(preset, fast=then, state=state, start_epoch=epoch)
     whole, whole_opt, _, _ = train_preset(preset, fast=then)
     assert resumed_opt.steps == whole_opt.steps

@@ -226,3 +226,12 @@ def test_make_optimizer_passes_the_options_that_apply():
     adamw = make_optimizer("adamw", 1e-3, weight_decay=0.05)
     assert (type(adamw), adamw.weight_decay, adamw.beta1) == (AdamW, 0.05, 0.9)
     assert set(OPTIMIZERS) == {"sgd", "rmsprop", "adam", "adamw"}
+
+
+def test_state_of_another_optimizer_or_version_is_refused_by_name():
+    """A checkpoint from before Adam kept m and v (it kept m_sum, v_sum) must not half-load."""
+    old = {"lr": 1e-3, "steps": 3, "state": {"0.W": {"m_sum": np.zeros(2), "v_sum": np.zeros(2)}}}
+    with pytest.raises(ConfigError, match=r"optimizer state for 0.W holds m_sum, v_sum, but Adam keeps m, v"):
+        Adam(1e-3).load_state_dict(old)
+    with pytest.raises(ConfigError, match="SGD keeps nothing"):
+        SGD(0.1).load_state_dict({"lr": 0.1, "steps": 1, "state": {"0.W": {"velocity": np.zeros(2)}}})

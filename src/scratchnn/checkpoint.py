@@ -27,10 +27,19 @@ MAX_EPOCHS = 10**6
 EPOCH_FIELDS = {field.name: field.type for field in dataclasses.fields(EpochResult)}
 
 
-def save_checkpoint(path, *, model: Sequential, optimizer, schedule=None,
-                    early_stopping: EarlyStopping | None = None, generators: dict[str, np.random.Generator],
-                    history: list[EpochResult], config: dict | None = None, finished: bool = False) -> Path:
-    """Write the state after the last epoch in ``history``; ``finished`` marks a completed run."""
+def save_checkpoint(path, **state) -> Path:
+    """Write the state after the last epoch in ``history``; ``finished`` marks a completed run.
+
+    Takes the keywords of ``checkpoint_contents``.
+    """
+    return write_tensors(path, *checkpoint_contents(**state))
+
+
+def checkpoint_contents(*, model: Sequential, optimizer, schedule=None,
+                        early_stopping: EarlyStopping | None = None, generators: dict[str, np.random.Generator],
+                        history: list[EpochResult], config: dict | None = None,
+                        finished: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, metadata) of a checkpoint, as ``save_checkpoint`` writes them and ``Checkpoint`` holds them."""
     tensors = {f"model.{name}": array for name, array in model.state_dict().items()}
     optim_state = optimizer.state_dict()
     tensors.update((f"optim.{name}.{key}", array) for name, state in optim_state["state"].items()
@@ -48,7 +57,7 @@ def save_checkpoint(path, *, model: Sequential, optimizer, schedule=None,
         "generators": {name: gen.bit_generator.state for name, gen in generators.items()},
         "architecture": model.config(), "config": config,
     }
-    return write_tensors(path, tensors, metadata)
+    return tensors, metadata
 
 
 @dataclass

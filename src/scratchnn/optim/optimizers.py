@@ -68,6 +68,13 @@ class Optimizer:
         return {"lr": self.lr, "steps": self.steps, "state": state}
 
     def load_state_dict(self, state: dict) -> None:
+        """Take ``state_dict()``'s output; state slots this optimizer does not keep are refused."""
+        expected = set(self.state_slots())
+        for name, slots in state["state"].items():
+            if set(slots) != expected:
+                raise ConfigError(f"optimizer state for {name} holds {', '.join(sorted(slots)) or 'nothing'}, but "
+                                  f"{type(self).__name__} keeps {', '.join(sorted(expected)) or 'nothing'}; "
+                                  "it was saved by another optimizer or an older scratchnn: start the run afresh")
         self.lr, self.steps = float(state["lr"]), int(state["steps"])
         self.state = {name: {k: np.array(v) for k, v in s.items()} for name, s in state["state"].items()}
 
