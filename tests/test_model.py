@@ -134,3 +134,14 @@ def test_inference_batches_are_sized_to_fit_the_memory_budget():
     assert small == 3 and np.allclose(cnn.predict_proba(x), cnn.predict_proba(x, batch_size=7), atol=1e-6)
 
 
+
+
+def test_forward_steps_walk_the_same_pass_as_forward():
+    rng = np.random.default_rng(0)
+    model = Sequential([Dense(6, 5, rng=rng), ReLU(), Dense(5, 3, rng=rng)])
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    steps = list(model.forward_steps(x))
+    assert [(i, layer) for i, layer, _ in steps] == list(enumerate(model.layers))
+    assert [y.shape for _, _, y in steps] == [(4, 5), (4, 5), (4, 3)]
+    np.testing.assert_array_equal(steps[1][2], np.maximum(steps[0][2], 0))
+    np.testing.assert_array_equal(steps[-1][2], model.forward(x))

@@ -131,8 +131,7 @@ def trace(model: Sequential, x: np.ndarray, label: int | None = None, *, top_k: 
         label = int(label)
     model = _working_copy(model)
     steps, y = [], x
-    for i, layer in enumerate(model.layers):
-        out = layer.forward(y, training=False)
+    for i, _, out in model.forward_steps(x):
         steps.append(_step(model, i, y[0], out[0], top_k))
         y = out
     if y.shape != (1, num_classes):

@@ -41,13 +41,22 @@ class Sequential:
 
     # --- the two passes -------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Logits (N, C) for a batch x (N, *input_shape)."""
+        """Logits (N, C) for a batch x (N, *input_shape): each layer's output is the next one's input."""
+        for _, _, x in self.forward_steps(x, training):
+            pass
+        return x
+
+    def forward_steps(self, x: np.ndarray, training: bool = False):
+        """The forward pass one layer at a time: yields (index, layer, its output) in order.
+
+        ``forward`` is this run to the end; ``explain`` and the web page read every step.
+        """
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}),"
                              f" got {x.shape}")
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x = layer.forward(x, training=training)
-        return x
+            yield i, layer, x
 
     def backward(self, dlogits: np.ndarray, need_dx: bool = False) -> np.ndarray | None:
         """Backpropagate ∂L/∂logits through every layer, filling each layer's grads.
