@@ -122,3 +122,13 @@ def test_a_named_dataset_reports_its_test_accuracy(tmp_path, shared_dir):
     assert ", test accuracy 0." in result.stdout, result.stdout
     _, metadata = read_tensors(tmp_path / "run" / "model.safetensors")
     assert metadata["metrics"]["test_samples"] == 100 and 0 <= metadata["metrics"]["test_accuracy"] <= 1
+
+
+def test_a_finished_run_says_what_to_do_next(shared_dir, tmp_path):
+    run = tmp_path / "run"
+    result = scratchnn("train", "--preset", "seed", "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz",
+                       "--iterations", 20, "--eval-every", 10, "--out", run, "--no-report")
+    assert result.returncode == 0, result.stderr
+    tail = result.stdout[result.stdout.index("Next:"):]
+    assert f"scratchnn evaluate {run}" in tail and f"scratchnn serve {run}" in tail
+    assert "report.html" not in tail  # --no-report: nothing to open

@@ -109,7 +109,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_model(tmp_path, mnist_s
     if sig == "KILL":
         assert killed.returncode == -signal.SIGKILL, killed.stderr
     else:
-        assert killed.returncode == 130 and killed.stderr.strip().endswith("interrupted"), killed.stderr
+        assert killed.returncode == 130, killed.stderr
+        assert killed.stderr.strip().endswith(f"interrupted; the run folder {run} keeps its last checkpoint; "
+                                              f"continue with 'scratchnn train --resume {run}'"), killed.stderr
         assert "Traceback" not in killed.stderr
     assert not (run / REPORT_FILE).exists()
     if file != REPORT_FILE and file != CHECKPOINT_FILE:

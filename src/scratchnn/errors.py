@@ -30,3 +30,11 @@ class ImageError(ScratchnnError, ValueError):
 
 class TrainingDiverged(ScratchnnError, ArithmeticError):
     """The loss or the weights became NaN or infinite during training."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the message says what was kept and the command that continues it."""
+
+    def __init__(self, run_dir):
+        super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with "
+                         f"'scratchnn train --resume {run_dir}'")

@@ -28,7 +28,7 @@ from . import __version__
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import DataSource, scale_pixels, train_dev_split
-from .errors import ConfigError, DataError, TrainingDiverged
+from .errors import ConfigError, DataError, RunInterrupted, TrainingDiverged
 from .files import atomic_write_bytes
 from .io import MODEL_FILE, save
 from .model import Sequential
@@ -113,7 +113,10 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.toml")
-    return _train(config, run_dir, None, log, progress, data_source(config), data)
+    try:
+        return _train(config, run_dir, None, log, progress, data_source(config), data)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_dir) from None
 
 
 def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool = True,
@@ -152,7 +155,10 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         log(f"Finishing {run_dir}: training ended at epoch {checkpoint.epoch}; writing the model from the checkpoint")
     else:
         log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
-    return _train(config, run_dir, checkpoint, log, progress, source, data)
+    try:
+        return _train(config, run_dir, checkpoint, log, progress, source, data)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_dir) from None
 
 
 def _training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:

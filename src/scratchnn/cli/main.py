@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except ScratchnnError as error:
         print(f"scratchnn {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"scratchnn {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # RunInterrupted says what was kept and how to continue
+        print(f"scratchnn {args.command}: interrupted" + (f"; {error}" if str(error) else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
         # NOTE: point stdout at devnull so Python's own flush at exit does not raise again

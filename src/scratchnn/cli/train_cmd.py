@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..config import TrainConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, RunInterrupted
 from ..options import option_of
 from ..presets import DEFAULT_PRESET, PRESETS, get_preset
 from ..run import resume_run, train_run
@@ -70,10 +70,25 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_report:
         from ..report import write_report  # matplotlib: imported only when drawing
 
-        write_report(result.run_dir, log=log)
+        try:
+            write_report(result.run_dir, log=log)
+        except KeyboardInterrupt:
+            raise RunInterrupted(result.run_dir) from None
+    log(next_steps(result.run_dir, report=not args.no_report))
     if args.quiet:
         test = result.metrics.get("test_accuracy")
         dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
         scores = f"dev accuracy {dev:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
         print(f"{scores} in {result.train_seconds:.2f} s; model: {result.model_path}")
     return 0
+
+
+def next_steps(run_dir: Path, report: bool) -> str:
+    """What a learner can do with a finished run, as commands to copy."""
+    lines = ["Next:"]
+    if report:
+        lines.append(f"  open {run_dir / 'report.html'}      the run's figures on one page")
+    lines += [f"  scratchnn evaluate {run_dir}      accuracy per class, confusion matrix",
+              f"  scratchnn predict {run_dir} my-digit.png      your own handwriting",
+              f"  scratchnn serve {run_dir}      draw digits at http://127.0.0.1:8000"]
+    return "\n".join(lines)
