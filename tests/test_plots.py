@@ -140,8 +140,8 @@ def test_per_class_accuracy_bars_are_the_recall_and_an_empty_class_says_so():
     matrix = np.array([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
     fig = per_class_accuracy_figure(matrix, ["cat", "dog", "emu"])
     ax = fig.axes[0]
-    widths = [bar.get_width() for bar in ax.patches]
-    assert np.allclose(widths, [0.8, 0.75, 0.0])
+    ends = [bar.get_x() + bar.get_width() for bar in ax.patches]  # the axis may start above 0
+    assert np.allclose(ends, [0.8, 0.75, ax.get_xlim()[0]]) and ax.patches[2].get_width() == 0
     texts = [t.get_text() for t in ax.texts]
     assert texts == ["80.0% of 10", "75.0% of 4", "no images"]
     assert np.isclose(ax.get_lines()[0].get_xdata()[0], 11 / 14)  # the overall accuracy line
@@ -314,3 +314,11 @@ def test_save_figure_writes_atomically_and_refuses_what_it_cannot_write(tmp_path
     with pytest.raises(ConfigError, match="cannot write the figure"):
         save_figure(fig, tmp_path / "file" / "curve.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "curve.svg", "file"]  # no temp files left
+
+
+def test_per_class_accuracy_axis_starts_where_the_differences_show():
+    matrix = np.diag([97, 99, 93]) + np.array([[0, 3, 0], [1, 0, 0], [4, 3, 0]])
+    ax = per_class_accuracy_figure(matrix, ["a", "b", "c"]).axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(0.85) and "axis starts at 85%" in ax.get_xlabel()
+    ends = [bar.get_x() + bar.get_width() for bar in ax.patches]
+    assert np.allclose(ends, np.diag(matrix) / matrix.sum(axis=1))

@@ -60,7 +60,7 @@ def copy_run(run_dir, tmp_path):
 class Page(HTMLParser):
     """Collects the attributes that could load something, and checks the tags are balanced."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = {"meta", "img", "br", "hr", "link", "input", "wbr"}
 
     def __init__(self, text):
         super().__init__()
@@ -190,3 +190,12 @@ def test_report_command_end_to_end(run_dir, tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scratchnn report: error:") and "no such folder" in err[0]
+
+
+def test_the_config_table_shows_only_options_that_apply_and_paths_can_wrap(report, run_dir):
+    text = report[1]
+    config = text[text.index("<dl class=\"config\">"):]
+    assert "<dt>kernel_size</dt>" not in config and "<dt>pool</dt>" not in config  # an MLP has no convolution
+    assert "<dt>hidden</dt>" in config and "<dt>csv</dt>" in config
+    csv = config[config.index("<dt>csv</dt>"):].split("</dd>")[0].split("<dd>")[1]
+    assert "/<wbr>" in csv and "/" not in csv.replace("/<wbr>", "")  # a break chance after every separator

@@ -132,21 +132,25 @@ def read_tensors(path, check: LayoutCheck | None = None) -> tuple[dict[str, np.n
     """
     path = Path(path)
     _check_header_size(path)
-    header, layout = _open(path, lambda f: (f.metadata() or {}, {
-        key: (f.get_slice(key).get_dtype(), tuple(f.get_slice(key).get_shape())) for key in f.keys()}))
-    try:
-        version = _format_version(header)
-        metadata = _decode(header)
-        state = check_metadata(metadata)
-        for name, (dtype, _) in layout.items():
-            if dtype != DTYPE:
-                raise ModelFileError(f"tensor {name!r} is {dtype}, not float32 ({DTYPE}); "
-                                     "re-save it with scratchnn")
-        if check is not None:
-            check(metadata, state, {name: shape for name, (_, shape) in layout.items()})
-    except ModelFileError as error:
-        raise ModelFileError(f"{path}: {error}") from None
-    tensors = _open(path, lambda f: {key: f.get_tensor(key) for key in f.keys()})
+
+    def read(f):  # one open file for the header and the tensors: a file replaced meanwhile cannot mix
+        header = f.metadata() or {}
+        layout = {key: (f.get_slice(key).get_dtype(), tuple(f.get_slice(key).get_shape())) for key in f.keys()}
+        try:
+            version = _format_version(header)
+            metadata = _decode(header)
+            state = check_metadata(metadata)
+            for name, (dtype, _) in layout.items():
+                if dtype != DTYPE:
+                    raise ModelFileError(f"tensor {name!r} is {dtype}, not float32 ({DTYPE}); "
+                                         "re-save it with scratchnn")
+            if check is not None:
+                check(metadata, state, {name: shape for name, (_, shape) in layout.items()})
+        except ModelFileError as error:
+            raise ModelFileError(f"{path}: {error}") from None
+        return header, version, metadata, {key: f.get_tensor(key) for key in f.keys()}
+
+    header, version, metadata, tensors = _open(path, read)
     if "sha256" not in header:
         raise ModelFileError(f"{path}: the checksum (sha256) is missing from its metadata; "
                              "the file was not written whole by scratchnn: re-save it or train again")
@@ -167,6 +171,8 @@ def _open(path: Path, read):
     try:
         with safe_open(str(path), framework="np") as f:
             return read(f)
+    except ModelFileError:
+        raise
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
     except Exception as error:  # safetensors raises its own SafetensorError (and OSError)

@@ -214,7 +214,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
     notes_html = ("<section class='notes'><h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes)
                   + "</ul></section>") if notes else ""
     figures_html = "".join(_figure_html(f) for f in figures)
-    options = "".join(f"<div><dt>{e(key)}</dt><dd>{_config_value(value)}</dd></div>"
+    options = "".join(f"<div><dt>{e(key)}</dt><dd>{_config_value(value, path=key in PATH_OPTIONS)}</dd></div>"
                       for key, value in config.applicable().items())
     generated = datetime.now().isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
@@ -286,14 +286,19 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-def _config_value(value) -> str:
+PATH_OPTIONS = ("csv", "images", "labels", "data_dir")
+
+
+def _config_value(value, path: bool = False) -> str:
     if value == "" or value == []:
         return f"<span class='muted'>{'not set' if value == '' else 'none'}</span>"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
         value = ", ".join(map(str, value))
-    return html.escape(str(value))
+    text = html.escape(str(value))
+    # a long path may break after a separator (<wbr>), never in the middle of a name
+    return text.replace("/", "/<wbr>").replace("\\", "\\<wbr>") if path else text
 
 
 def _figure_html(figure: ReportFigure) -> str:

@@ -56,6 +56,17 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str | No
     return fig
 
 
+def axis_start(recall: np.ndarray) -> float:
+    """Where the accuracy axis starts: a multiple of 5% at least 5% below the worst class, so
+    classes at 97% and 99% look different; 0 when some class is below 50% (or none has images).
+
+    >>> axis_start(np.array([0.97, 0.99, 0.93])), axis_start(np.array([0.4, 0.9]))
+    (0.85, 0.0)
+    """
+    worst = np.nanmin(recall) if np.isfinite(recall).any() else 0.0
+    return 0.0 if worst < 0.5 else float(np.floor((worst - 0.05) * 20) / 20)
+
+
 def per_class_accuracy_figure(matrix: np.ndarray, classes: Sequence[str], title: str | None = None) -> Figure:
     """Horizontal bars of each class's accuracy (recall = diagonal / row total of the (C, C)
     counts), labelled with the value and the number of images; a dashed line marks the overall
@@ -70,19 +81,21 @@ def per_class_accuracy_figure(matrix: np.ndarray, classes: Sequence[str], title:
     overall = matrix.trace() / total if total else float("nan")
     if total:  # over the bars, under the labels (whose white box keeps them readable across it)
         ax.axvline(overall, color="tab:orange", linestyle="--", zorder=2.5)
-    bars = ax.barh(range(count), np.nan_to_num(recall), color="tab:blue", zorder=2)
+    low = axis_start(recall)
+    bars = ax.barh(range(count), np.where(np.isnan(recall), 0.0, recall - low), left=low, color="tab:blue", zorder=2)
     for bar, value, n in zip(bars, recall, totals):
         y = bar.get_y() + bar.get_height() / 2
         text = "no images" if np.isnan(value) else f"{value:.1%} of {n:,}"
-        ax.text(np.nan_to_num(value) + 0.01, y, text, va="center", fontsize=9, zorder=3,
+        ax.text(max(np.nan_to_num(value), low) + 0.01 * (1 - low), y, text, va="center", fontsize=9, zorder=3,
                 color="dimgray" if np.isnan(value) else "black",
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.85})
     ax.set_yticks(range(count), classes)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.22)  # room for the labels right of a 100% bar
-    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_xlim(low, 1 + 0.22 * (1 - low))  # room for the labels right of a 100% bar
+    ax.set_xticks(np.linspace(low, 1, 6))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("accuracy (share of the class's images predicted correctly)")
+    ax.set_xlabel("accuracy (share of the class's images predicted correctly)"
+                  + (f"; the axis starts at {low:.0%}" if low else ""))
     ax.set_title(title or "Accuracy per class" + (f" (dashed line: overall {overall:.1%})" if total else ""))
     ax.grid(axis="x", alpha=0.3)
     return fig
