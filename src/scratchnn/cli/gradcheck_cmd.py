@@ -23,4 +23,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c.what:<{width}}  d{c.wrt:<7}  {c.error:>10.2e}  {'ok' if c.ok else 'FAIL'}")
     failed = [c for c in checks if not c.ok]
     print(f"\n{len(checks) - len(failed)}/{len(checks)} gradients within {TOLERANCE:g}")
+    if failed:
+        print("FAILED: " + "; ".join(f"{c.what} d{c.wrt} ({c.error:.1e})" for c in failed))
     return 1 if failed else 0

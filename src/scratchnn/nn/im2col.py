@@ -47,6 +47,13 @@ def conv_output_shape(height: int, width: int, kernel_size, stride=1, padding=0)
 
     Raises ShapeError when the window is larger than the padded input (it fits nowhere).
     A stride that does not divide evenly drops the last rows/columns, as in PyTorch and Keras.
+
+    >>> conv_output_shape(28, 28, 3)  # 3x3, no padding: (28 − 3) // 1 + 1
+    (26, 26)
+    >>> conv_output_shape(28, 28, 5, padding=2)  # LeNet-5's first layer keeps the size
+    (28, 28)
+    >>> conv_output_shape(5, 6, 3, stride=2, padding=1)  # (5 + 2 − 3) // 2 + 1, (6 + 2 − 3) // 2 + 1
+    (3, 3)
     """
     (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
     ph, pw = as_pair(padding, "padding", minimum=0)

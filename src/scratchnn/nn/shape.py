@@ -14,6 +14,12 @@ class Flatten(Layer):
     NOTE: y is a view of x when x is C-contiguous; a channels-last x (what Conv2D and the pools
     return) is copied into (c, h, w) order, so the Dense weights after it mean the same thing
     whatever the memory layout was.
+
+    >>> import numpy as np
+    >>> Flatten().forward(np.arange(24).reshape(2, 3, 2, 2))[1, :5]  # sample 1: channel 0, then channel 1
+    array([12, 13, 14, 15, 16])
+    >>> Flatten().output_shape((64, 5, 5))  # C·H·W: what the Dense layer after a CNN takes in
+    (1600,)
     """
 
     def forward(self, x, training=False):

@@ -68,7 +68,12 @@ class Constant(Schedule):
 
 
 class StepDecay(Schedule):
-    """lr·gamma^⌊step / step_size⌋: multiply by gamma every step_size steps (torch StepLR)."""
+    """lr·gamma^⌊step / step_size⌋: multiply by gamma every step_size steps (torch StepLR).
+
+    >>> s = StepDecay(0.1, step_size=30, gamma=0.5)
+    >>> [s(k) for k in (0, 29, 30, 60)]  # a staircase: 0.1·0.5^⌊k/30⌋
+    [0.1, 0.1, 0.05, 0.025]
+    """
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1):
         self.lr = _positive("learning rate", lr)
@@ -85,6 +90,10 @@ class Exponential(Schedule):
     Continuous, not a staircase (that is StepDecay): with ``every`` = steps per epoch the lr
     falls a little at every batch and by exactly gamma over each epoch. every = 1 is torch's
     ExponentialLR.
+
+    >>> s = Exponential(0.1, gamma=0.5, every=10)
+    >>> [round(s(k), 4) for k in (0, 5, 10, 20)]  # 0.1·0.5^(k/10): smooth, halved every 10 steps
+    [0.1, 0.0707, 0.05, 0.025]
     """
 
     def __init__(self, lr: float, gamma: float, every: int = 1):

@@ -1,0 +1,113 @@
+"""atomic_write_bytes under crash injection: the order of fsync and rename, and what a crash leaves.
+
+A power cut cannot be simulated in a test, but what survives one is decided by the order of the
+system calls: the data must be fsynced before the rename, and the folder after it. The calls are
+recorded in order, then a crash (an exception) is injected at each of them in turn.
+"""
+import errno
+import os
+import stat
+
+import pytest
+
+from scratchnn import files
+from scratchnn.files import atomic_write_bytes
+
+OLD, NEW = b"old checkpoint " * 100, b"new checkpoint, longer than the old one " * 1000
+
+
+def record_calls(monkeypatch, crash_at=None, error=OSError(errno.EIO, "Input/output error")):
+    """Record os.fsync / os.replace calls as ("fsync file", size, inode), ("fsync folder", inode)
+    and ("replace", src, dst); raise ``error`` instead of making the call named ``crash_at``."""
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        call = ("fsync folder", info.st_ino) if stat.S_ISDIR(info.st_mode) else ("fsync file", info.st_size, info.st_ino)
+        calls.append(call)
+        if call[0] == crash_at:
+            raise error
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", str(src), str(dst)))
+        if crash_at == "replace":
+            raise error
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "replace", replace)
+    return calls
+
+
+def test_the_data_reaches_the_disk_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.safetensors"
+    path.write_bytes(OLD)
+    calls = record_calls(monkeypatch)
+    atomic_write_bytes(path, NEW)
+    assert path.read_bytes() == NEW
+    kinds = [call[0] for call in calls]
+    assert "fsync file" in kinds, f"the new file is never fsynced: a power cut can leave it empty ({kinds})"
+    assert kinds.index("fsync file") < kinds.index("replace"), (
+        f"the rename comes before the data is fsynced: a power cut can leave an empty file under the old name ({kinds})")
+    _, size, inode = calls[kinds.index("fsync file")]
+    assert size == len(NEW), f"fsync ran on {size} of {len(NEW)} bytes: the data was not flushed to the file first"
+    assert inode == path.stat().st_ino, "the fsynced file is not the one renamed into place"
+    assert kinds[-1] == "fsync folder" and calls[-1][1] == tmp_path.stat().st_ino, (
+        f"the folder is not fsynced after the rename: a power cut can undo the rename ({kinds})")
+
+
+@pytest.mark.parametrize("crash_at", ["write", "fsync file", "replace", "fsync folder", "interrupt"])
+@pytest.mark.parametrize("existed", [True, False])
+def test_a_crash_at_any_point_leaves_the_old_file_or_the_new_one_and_no_temporary_file(
+        tmp_path, monkeypatch, crash_at, existed):
+    path = tmp_path / "model.safetensors"
+    if existed:
+        path.write_bytes(OLD)
+    if crash_at in ("write", "interrupt"):  # the disk fills (or Ctrl-C arrives) halfway through the data
+        error = OSError(errno.ENOSPC, "No space left on device") if crash_at == "write" else KeyboardInterrupt()
+        monkeypatch.setattr(files.os, "fdopen", half_writer(os.fdopen, error))
+        record_calls(monkeypatch)
+    else:
+        record_calls(monkeypatch, crash_at)
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        atomic_write_bytes(path, NEW)
+    if path.exists():
+        assert path.read_bytes() in ((OLD, NEW) if existed else (NEW,)), (
+            f"a crash at {crash_at} left {path.stat().st_size} bytes that are neither the old file nor the new one")
+    else:
+        assert not existed, f"a crash at {crash_at} lost the old file"
+    if crash_at == "fsync folder":  # the rename was made: the file is the new one, complete
+        assert path.read_bytes() == NEW
+    leftovers = [p.name for p in tmp_path.iterdir() if p != path]
+    assert leftovers == [], f"a crash at {crash_at} left {leftovers} behind"
+
+
+def half_writer(fdopen, error):
+    """os.fdopen whose file writes half of what it is given, then raises ``error``."""
+    class HalfWriter:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def write(self, data):
+            self.f.write(data[:len(data) // 2])
+            self.f.flush()
+            raise error
+
+    return lambda fd, *args, **kwargs: HalfWriter(fdopen(fd, *args, **kwargs))
+
+
+def test_a_folder_that_refuses_fsync_is_not_an_error(tmp_path, monkeypatch):
+    # some filesystems answer fsync on a folder with EINVAL: the file is written all the same
+    record_calls(monkeypatch, "fsync folder", OSError(errno.EINVAL, "Invalid argument"))
+    assert atomic_write_bytes(tmp_path / "a.bin", NEW).read_bytes() == NEW

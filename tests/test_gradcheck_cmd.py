@@ -1,0 +1,45 @@
+"""`scratchnn gradcheck` must fail, and name the layer, when a backward pass is wrong.
+
+The pass path is in test_cli.py; here a backward is broken in-process and the command is run
+through its entry point, as ``scratchnn gradcheck`` runs it.
+"""
+import pytest
+
+from scratchnn import gradcheck
+from scratchnn.cli.main import main
+from scratchnn.nn.conv import MaxPool2D
+from scratchnn.nn.dense import Dense
+
+
+def off_by(factor, backward, grad=None):
+    """``backward`` with its result (grad=None) or one parameter gradient scaled by ``factor``."""
+    def wrong(self, dy, *args, **kwargs):
+        dx = backward(self, dy, *args, **kwargs)
+        if grad is None:
+            return None if dx is None else dx * factor
+        self.grads[grad] *= factor
+        return dx
+    return wrong
+
+
+@pytest.mark.parametrize("layer, grad, named", [
+    (Dense, "W", "Dense"),        # dW 0.1% too large: relative error ~5e-4
+    (MaxPool2D, None, "MaxPool2D"),  # dx 0.1% too large
+])
+def test_a_wrong_backward_fails_and_names_the_layer(monkeypatch, capsys, layer, grad, named):
+    monkeypatch.setattr(layer, "backward", off_by(1.001, layer.backward, grad))
+    assert main(["gradcheck"]) == 1, "gradcheck passed with a backward pass that is 0.1% off"
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.endswith("FAIL")]
+    assert failed and all(line.startswith((named, "Sequential")) for line in failed), out
+    assert any(line.startswith(named) and f" d{grad or 'x'} " in line for line in failed), out
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("FAILED: ") and named in summary, summary
+
+
+def test_the_tolerance_is_tight_enough_for_float64_central_differences():
+    # central differences in float64 with h = 1e-5 agree with a right backward to ~1e-9; a
+    # tolerance far above that lets a slightly wrong backward through
+    assert gradcheck.TOLERANCE <= 1e-6
+    errors = [c.error for c in gradcheck.check_everything(seed=1)]
+    assert max(errors) < gradcheck.TOLERANCE / 10, max(errors)
