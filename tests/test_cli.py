@@ -122,18 +122,6 @@ def test_a_named_dataset_reports_its_test_accuracy(tmp_path, shared_dir):
     assert ", test accuracy 0." in result.stdout, result.stdout
     _, metadata = read_tensors(tmp_path / "run" / "model.safetensors")
     assert metadata["metrics"]["test_samples"] == 100 and 0 <= metadata["metrics"]["test_accuracy"] <= 1
-
-
-def test_a_finished_run_says_what_to_do_next(shared_dir, tmp_path):
-    run = tmp_path / "run"
-    result = scratchnn("train", "--preset", "seed", "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz",
-                       "--iterations", 20, "--eval-every", 10, "--out", run, "--no-report")
-    assert result.returncode == 0, result.stderr
-    tail = result.stdout[result.stdout.index("Next:"):]
-    assert f"scratchnn evaluate {run}" in tail and f"scratchnn serve {run}" in tail
-    assert "report.html" not in tail  # --no-report: nothing to open
-
-
     # the reported figures are the saved model's, measured on the 100 test images and nothing else
     model = load(tmp_path / "run")
     probs = model.predict_proba(images[300:400].reshape(100, -1).astype(np.float32) / 255)
@@ -152,3 +140,13 @@ def command_names():
     names = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert len(names) == len(COMMANDS) >= 7, list(names)
     return list(names)
+
+
+def test_a_finished_run_says_what_to_do_next(shared_dir, tmp_path):
+    run = tmp_path / "run"
+    result = scratchnn("train", "--preset", "seed", "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz",
+                       "--iterations", 20, "--eval-every", 10, "--out", run, "--no-report")
+    assert result.returncode == 0, result.stderr
+    tail = result.stdout[result.stdout.index("Next:"):]
+    assert f"scratchnn evaluate {run}" in tail and f"scratchnn serve {run}" in tail
+    assert "report.html" not in tail  # --no-report: nothing to open

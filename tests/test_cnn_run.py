@@ -27,10 +27,10 @@ def test_lenet5_preset_pads_the_first_convolution_and_average_pools():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"conv": [8, 0]}, "convolution channels must be positive"),
-    ({"conv": [8, 8], "padding": [1]}, "padding needs one value >= 0 per convolution block"),
-    ({"conv": [8], "padding": [-1]}, "padding needs one value"),
-    ({"kernel_size": 0}, "kernel-size must be >= 1"),
+    ({"conv": [8, 0]}, "--conv must be >= 1, got 8,0"),
+    ({"conv": [8, 8], "padding": [1]}, r"--padding needs one value per convolution block \(2\), got 1"),
+    ({"conv": [8], "padding": [-1]}, "--padding must be >= 0, got -1"),
+    ({"kernel_size": 0}, "--kernel-size must be >= 1"),
     ({"pool": "median"}, "unknown pool 'median'"),
 ])
 def test_bad_convolution_options(changes, message):
