@@ -2,8 +2,10 @@
 crafted files, and hypothesis strategies for requests the API must answer without a 5xx."""
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -12,6 +14,25 @@ import numpy as np
 from hypothesis import strategies as st
 
 MNIST_CSV = "datasets/mnist/t10k-kaggle.csv.gz"
+LOCAL_BASE_URL = "http://localhost"  # the app answers only its own names; TestClient's default is testserver
+
+
+def missing(message: str):
+    """Skip the test for a missing dependency, except under CI (any non-empty CI variable), where
+    it fails: CI must run every web test."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI must run the web tests)", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require(module: str, install: str = "pip install -e '.[test]'"):
+    """``import module``, or ``missing`` when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(f"{module} is not installed: {install}")
 
 
 def train_tiny_model(shared: Path, out_dir: Path) -> Path:
