@@ -235,8 +235,9 @@ def test_the_page_predicts_in_eval_mode(tmp_path):
     x = np.zeros((28, 28), np.float32)
     x[4:24, 12:16] = 1.0
     with TestClient(create_app(path), base_url=LOCAL_BASE_URL) as client:
-        answers = [client.post("/api/predict", json={"pixels": x.tolist(), "preprocess": False}).json()
-                   for _ in range(2)]
+        responses = [client.post("/api/predict", json={"pixels": x.tolist(), "preprocess": False}) for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 200], f"a training-mode pass? {responses[0].text}"
+    answers = [response.json() for response in responses]
     expected = load(path).predict_proba(x.reshape(1, 784))[0]
     assert answers[0]["probabilities"] == answers[1]["probabilities"], "the same drawing got two answers"
     np.testing.assert_allclose(answers[0]["probabilities"], expected, rtol=1e-5, atol=1e-7,
