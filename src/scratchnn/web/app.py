@@ -49,13 +49,15 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
                                            "base-uri 'none'; frame-ancestors 'none'",
                 "Cache-Control": "no-cache"}
 ERRORS = {status: {"model": ErrorMessage, "description": text} for status, text in (
+    (400, "a Host the server does not answer to, a bad Content-Length, or a broken multipart body "
+          "(more than 4 fields, more than 1 file)"),
     (408, "body not received within 30 s"), (409, "the server has no data for this set"),
     (413, "body larger than 5 MB"), (415, "neither JSON nor multipart/form-data"),
     (422, "wrong shape, not numbers, not an image, too many pixels, empty canvas"))}
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": CanvasRequest.model_json_schema()},
     "multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "properties": {
+        "type": "object", "required": ["file"], "additionalProperties": False, "properties": {
             "file": {"type": "string", "format": "binary", "description": "a PNG or JPEG photo of one digit"},
             "ink": {"type": "string", "enum": list(INKS), "default": "auto",
                     "description": "dark ink on light paper, light ink on dark, or guess (auto)"}}}}}}}
@@ -93,7 +95,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
     @app.post("/api/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY,
-              responses={status: ERRORS[status] for status in (408, 413, 415, 422)},
+              responses={status: ERRORS[status] for status in (400, 408, 413, 415, 422)},
               summary="What the network makes of a drawn canvas or a photo")
     async def predict(request: Request):
         """Send JSON ``{"pixels": [[...]]}`` (a canvas, grey 0..1, light ink on dark, 28..280 a side)
@@ -122,11 +124,12 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
         raise HTTPException(415, f"unsupported content type {media[:60]!r}: send JSON {{\"pixels\": [[...]]}} "
                                  "(application/json) or a photo in the multipart/form-data field 'file'")
 
-    @app.get("/api/model", response_model=ModelSummary, summary="The model: layers, parameters, metrics, config")
+    @app.get("/api/model", response_model=ModelSummary, responses={400: ERRORS[400]},
+             summary="The model: layers, parameters, metrics, config")
     def model_summary():
         return service.summary()
 
-    @app.get("/api/gallery", response_model=Gallery, responses={status: ERRORS[status] for status in (409, 422)},
+    @app.get("/api/gallery", response_model=Gallery, responses={status: ERRORS[status] for status in (400, 409, 422)},
              summary="Random digits of the run's dev or test set that the model gets wrong")
     def gallery(which: str = Query("dev", alias="set", json_schema_extra={"enum": list(sets)},
                                    description="which set to look in: test only for a model of a named dataset"),

@@ -28,7 +28,7 @@ class CanvasRequest(BaseModel):
         {"pixels": [[0.0] * 28] * 6 + [[0.0] * 13 + [1.0, 1.0] + [0.0] * 13] * 16 + [[0.0] * 28] * 6}]})
 
     pixels: Annotated[list[Row], Field(min_length=MIN_SIDE, max_length=MAX_SIDE)]
-    preprocess: bool = True
+    preprocess: Annotated[bool, Field(strict=True)] = True  # strict: "yes" or 1 is refused, not guessed
 
     @model_validator(mode="after")
     def _rectangular(self) -> CanvasRequest:
