@@ -147,6 +147,7 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
 
     page.click("#tab-button-gallery")
     page.wait_for_selector("#gallery .tile")
+    assert page.locator("#gallery-set option[value=test]").is_disabled()  # a CSV run has no test split
     assert page.locator("#gallery .tile").count() == 24
     assert "of 1,000 dev digits are wrong" in page.locator("#gallery-status").inner_text()
     tile = page.locator("#gallery .tile").first
