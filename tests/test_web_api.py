@@ -19,18 +19,8 @@ from scratchnn.data import scale_pixels  # noqa: E402
 from scratchnn.io import load, read_metadata  # noqa: E402
 from scratchnn.web.app import STATIC_DIR, create_app  # noqa: E402
 from scratchnn.web.inference import newest_model  # noqa: E402
-from web_support import LOCAL_BASE_URL, drawn_one, photo_of_one, png_header_only, train_tiny_model  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def model_path(shared_dir, tmp_path_factory):
-    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
-
-
-@pytest.fixture(scope="module")
-def client(model_path):
-    with TestClient(create_app(model_path), base_url=LOCAL_BASE_URL) as client:
-        yield client
+from web_support import (LOCAL_BASE_URL, client, drawn_one, model_path, photo_of_one, png_header_only,  # noqa: E402,F401
+                         train_tiny_model)
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:

@@ -15,20 +15,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from scratchnn.config import TrainConfig  # noqa: E402
 from scratchnn.io import load, read_metadata, save  # noqa: E402
 from scratchnn.web.app import create_app  # noqa: E402
-from web_support import LOCAL_BASE_URL, drawn_one, train_tiny_model  # noqa: E402
+from web_support import LOCAL_BASE_URL, client, drawn_one, model_path  # noqa: E402,F401 (fixtures)
 
 SECRET = "TOPSECRET-7f3a"  # a line that must never travel back to a visitor
-
-
-@pytest.fixture(scope="session")
-def model_path(shared_dir, tmp_path_factory):
-    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
-
-
-@pytest.fixture(scope="module")
-def client(model_path):
-    with TestClient(create_app(model_path), base_url=LOCAL_BASE_URL) as client:
-        yield client
 
 
 # --- Host allow-list (DNS rebinding) -----------------------------------------------------------

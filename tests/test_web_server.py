@@ -67,7 +67,8 @@ def read_response(sock: socket.socket) -> bytes:
     while b"\r\n\r\n" not in head:
         head += sock.recv(65536)
     header, _, body = head.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in header.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
     while len(body) < length:
         body += sock.recv(65536)
     return header

@@ -137,8 +137,8 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
                 seed: int | None = Query(None, ge=0, le=2**32 - 1,
                                          description="picks the sample; random when left out")):
         if which not in sets:  # the schema offers only the sets this model has
-            raise HTTPException(422, f"set: choose {' or '.join(sets)}, got {which[:20]!r}"
-                                     + ("" if which != "test" else f" ({service.gallery.describe()} has no test split)"))
+            why = f" ({service.gallery.describe()} has no test split)" if which == "test" else ""
+            raise HTTPException(422, f"set: choose {' or '.join(sets)}, got {which[:20]!r}{why}")
         return service.mistakes(which, n, secrets.randbelow(2**31) if seed is None else seed)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
