@@ -207,6 +207,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
+    from web_support import LOCAL_BASE_URL
 
     from scratchnn.io import load, resolve_model_path
     from scratchnn.web.app import create_app
@@ -217,7 +218,7 @@ def main() -> None:
     print(f"Load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     bodies = canvases(model_path, 200)
     print(f"Latency of POST /api/predict, a drawn 112x112 canvas ({len(bodies[0]) / 1024:.0f} KB of JSON):")
-    with TestClient(create_app(model_path)) as client:
+    with TestClient(create_app(model_path), base_url=LOCAL_BASE_URL) as client:
         in_process_latency(client, bodies, args.requests)
     server = None
     if not args.no_http or args.browser:
@@ -234,7 +235,7 @@ def main() -> None:
             server.wait()
     if args.fuzz:
         print("Fuzzing the API (in-process, server errors turned into responses):")
-        with TestClient(create_app(model_path), raise_server_exceptions=False) as client:
+        with TestClient(create_app(model_path), raise_server_exceptions=False, base_url=LOCAL_BASE_URL) as client:
             fuzz(client, args.fuzz, args.seed)
     print(f"Load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

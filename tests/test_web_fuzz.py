@@ -2,12 +2,14 @@
 refusal is one line of JSON. (benchmarks/web_benchmark.py runs the same strategies 10,000 times.)"""
 import pytest
 
-pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'scratchnn[web]'")
+from web_support import require  # noqa: E402
+
+require("fastapi", "pip install 'scratchnn[web]'")
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from scratchnn.web.app import create_app  # noqa: E402
-from web_support import api_requests, train_tiny_model  # noqa: E402
+from web_support import LOCAL_BASE_URL, api_requests, train_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def model_path(shared_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(model_path):
     # raise_server_exceptions=False: a crash becomes the 500 a browser would see, and fails below
-    with TestClient(create_app(model_path), raise_server_exceptions=False) as client:
+    with TestClient(create_app(model_path), raise_server_exceptions=False, base_url=LOCAL_BASE_URL) as client:
         yield client
 
 

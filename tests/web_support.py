@@ -2,16 +2,36 @@
 crafted files, and hypothesis strategies for requests the API must answer without a 5xx."""
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 MNIST_CSV = "datasets/mnist/t10k-kaggle.csv.gz"
+LOCAL_BASE_URL = "http://localhost"  # the app answers only its own names; TestClient's default is testserver
+
+
+def missing(message: str):
+    """Skip the test for a missing dependency, except under CI (any non-empty CI variable), where
+    it fails: CI must run every web test."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI must run the web tests)", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require(module: str, install: str = "pip install -e '.[test]'"):
+    """``import module``, or ``missing`` when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(f"{module} is not installed: {install}")
 
 
 def train_tiny_model(shared: Path, out_dir: Path) -> Path:
@@ -26,6 +46,23 @@ def train_tiny_model(shared: Path, out_dir: Path) -> Path:
                              csv=str(shared / MNIST_CSV))
         train_run(config, out_dir, log=lambda line: None, progress=False)
     return model
+
+
+@pytest.fixture(scope="session")
+def model_path(shared_dir, tmp_path_factory):
+    """The tiny model, trained once per test session (import the fixture into a test module)."""
+    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
+
+
+@pytest.fixture(scope="module")
+def client(model_path):
+    """FastAPI's TestClient on the tiny model's app, addressed as localhost."""
+    from fastapi.testclient import TestClient
+
+    from scratchnn.web.app import create_app
+
+    with TestClient(create_app(model_path), base_url=LOCAL_BASE_URL) as client:
+        yield client
 
 
 def drawn_one(side: int = 112, left: float = 0.3) -> np.ndarray:

@@ -2,45 +2,89 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import socket
 
 from ..errors import ConfigError, ScratchnnError
+from .common import add_data_arguments
 
-INSTALL_HINT = "pip install 'scratchnn[web]'"
+INSTALL_HINT = "pip install 'scratchnn[web]' (from a checkout: pip install '.[web]')"
+# The web extra: each package and the names it is imported by. python-multipart is imported only
+# when a form arrives, so a missing one would pass the start and turn every upload into a 500;
+# before 0.0.13 it was imported as `multipart`, which Starlette still accepts.
+WEB_PACKAGES = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart")}
+LIMITS = """\
+limits: a request head must arrive within 10 s of opening a connection (or of the last response),
+a body within 30 s and under 5 MB; idle keep-alive connections close after 5 s; at most 64
+connections at once (more get 503). For a network, put a reverse proxy in front for TLS,
+per-client connection and rate limits, and authentication.
+
+hosts: only requests addressed to localhost, 127.0.0.1, ::1 or --host are answered (others get
+400: DNS rebinding); add the names people use with --allowed-host.
+
+gallery: the digits come from --dataset/--csv/--images if given, else from the run folder's
+config.toml; never from paths written inside a model file."""
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
         "serve", help="a web page to draw digits and watch the network think",
         description="Serve the interactive page and its JSON API (FastAPI + uvicorn) until Ctrl+C. "
-                    "Open the printed address in a browser; nothing is opened for you.")
+                    "Open the printed address in a browser; nothing is opened for you.",
+        epilog=LIMITS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL", nargs="?",
                         help="a model file or a run folder (default: the newest run under runs/)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
+                        help="another name requests may address the server by, e.g. mypi.local "
+                             "(repeatable; localhost, 127.0.0.1, ::1 and --host always are)")
+    add_data_arguments(parser, "the gallery of mistakes; default: the run folder's config.toml")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    try:
-        import uvicorn
+    check_web_extra()
+    import uvicorn
 
-        from ..web.app import create_app
-    except ImportError as error:
-        raise ScratchnnError(f"the web page needs FastAPI and uvicorn ({error.name or error} is missing): "
-                             f"{INSTALL_HINT}") from None
     from ..run import RUNS_DIR
+    from ..web.app import create_app
+    from ..web.hosts import WILDCARD_HOSTS, allowed_host_names
     from ..web.inference import newest_model
+    from ..web.server import server_config
 
     model = args.model or newest_model(RUNS_DIR)
-    app = create_app(model)
+    hosts = allowed_host_names(args.host, args.allowed_host)
+    app = create_app(model, data=_data_source(args), allowed_hosts=hosts)
     _check_port(args.host, args.port)
     print(f"Serving {app.state.service.path} at http://{_url_host(args.host)}:{args.port}  (Ctrl+C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if args.host in WILDCARD_HOSTS and not args.allowed_host:
+        print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
+              "address others will use")
+    uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
+
+
+def check_web_extra() -> None:
+    """Fail at the start, naming every missing package of the web extra and the install command."""
+    missing = [package for package, modules in WEB_PACKAGES.items()
+               if all(importlib.util.find_spec(module) is None for module in modules)]
+    if missing:
+        raise ScratchnnError(f"scratchnn serve needs the web extra ({', '.join(missing)} missing): {INSTALL_HINT}")
+
+
+def _data_source(args: argparse.Namespace):
+    from ..data import DataSource
+
+    given = {name: getattr(args, name) for name in ("dataset", "csv", "images", "labels", "data_dir")}
+    if not any(given.values()):
+        return None
+    if not any(given[name] for name in ("dataset", "csv", "images", "labels")):
+        raise ConfigError("--data-dir steers where a named dataset is looked for: give --dataset NAME with it")
+    return DataSource(**given).validate()
 
 
 def _check_port(host: str, port: int) -> None:

@@ -6,8 +6,10 @@
     GET  /api/model     layers, parameters, metrics and training config
     GET  /api/gallery   random dev/test digits the model gets wrong
 
-Every error is a 4xx with ``{"detail": "one line"}``: bodies over 5 MB get 413 before they are
-read, wrong shapes / non-numbers / non-images / empty canvases 422, unknown media types 415.
+Every error is a 4xx with ``{"detail": "one line"}``: a Host that is not one of the server's
+names 400 (DNS rebinding), bodies over 5 MB 413 before they are read, bodies that take over 30 s
+408, wrong shapes / non-numbers / non-images / empty canvases 422, unknown media types 415, a
+gallery set whose data the server may not or cannot read 409.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import threading
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from collections.abc import Iterable
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -28,8 +30,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .. import __version__
+from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
 from ..images import INKS, WORK_SIDE, read_image, to_mnist
+from .gallery import GalleryUnavailable
+from .hosts import HostAllowList, allowed_host_names
 from .inference import ModelService
 from .limits import MAX_BODY_BYTES, BodySizeLimit
 from .schemas import CanvasRequest, ErrorMessage, Gallery, ModelSummary, PredictResponse, one_line
@@ -44,20 +49,29 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
                                            "base-uri 'none'; frame-ancestors 'none'",
                 "Cache-Control": "no-cache"}
 ERRORS = {status: {"model": ErrorMessage, "description": text} for status, text in (
+    (400, "a Host the server does not answer to, a bad Content-Length, or a broken multipart body "
+          "(more than 4 fields, more than 1 file)"),
+    (408, "body not received within 30 s"), (409, "the server has no data for this set"),
     (413, "body larger than 5 MB"), (415, "neither JSON nor multipart/form-data"),
     (422, "wrong shape, not numbers, not an image, too many pixels, empty canvas"))}
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": CanvasRequest.model_json_schema()},
     "multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "properties": {
+        "type": "object", "required": ["file"], "additionalProperties": False, "properties": {
             "file": {"type": "string", "format": "binary", "description": "a PNG or JPEG photo of one digit"},
             "ink": {"type": "string", "enum": list(INKS), "default": "auto",
                     "description": "dark ink on light paper, light ink on dark, or guess (auto)"}}}}}}}
 
 
-def create_app(model_path, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The app for the model at ``model_path`` (a model file or run folder), loaded once, here."""
-    service = ModelService(model_path)
+def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Iterable[str] | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The app for the model at ``model_path`` (a model file or run folder), loaded once, here.
+
+    ``data``: where the gallery's digits come from, instead of the run folder's config.toml.
+    ``allowed_hosts``: the names requests may address (default: localhost, 127.0.0.1, ::1).
+    """
+    service = ModelService(model_path, data)
+    sets = service.gallery.sets
     # NOTE: no /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, and this page works
     # offline; the schema itself is at /openapi.json
     app = FastAPI(title="scratchnn", version=__version__, docs_url=None, redoc_url=None,
@@ -65,10 +79,12 @@ def create_app(model_path, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
                               "Errors are 4xx with {\"detail\": \"one line\"}.")
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    # added last, so it runs first: a request for another host is refused before its body is read
+    app.add_middleware(HostAllowList, allowed=allowed_host_names() if allowed_hosts is None else allowed_hosts)
 
     @app.exception_handler(ScratchnnError)
     async def scratchnn_error(request: Request, error: ScratchnnError):
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        return JSONResponse({"detail": str(error)}, status_code=409 if isinstance(error, GalleryUnavailable) else 422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
@@ -78,7 +94,8 @@ def create_app(model_path, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     def page():
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
-    @app.post("/api/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY, responses=ERRORS,
+    @app.post("/api/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY,
+              responses={status: ERRORS[status] for status in (400, 408, 413, 415, 422)},
               summary="What the network makes of a drawn canvas or a photo")
     async def predict(request: Request):
         """Send JSON ``{"pixels": [[...]]}`` (a canvas, grey 0..1, light ink on dark, 28..280 a side)
@@ -107,16 +124,21 @@ def create_app(model_path, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
         raise HTTPException(415, f"unsupported content type {media[:60]!r}: send JSON {{\"pixels\": [[...]]}} "
                                  "(application/json) or a photo in the multipart/form-data field 'file'")
 
-    @app.get("/api/model", response_model=ModelSummary, summary="The model: layers, parameters, metrics, config")
+    @app.get("/api/model", response_model=ModelSummary, responses={400: ERRORS[400]},
+             summary="The model: layers, parameters, metrics, config")
     def model_summary():
         return service.summary()
 
-    @app.get("/api/gallery", response_model=Gallery, responses={422: ERRORS[422]},
+    @app.get("/api/gallery", response_model=Gallery, responses={status: ERRORS[status] for status in (400, 409, 422)},
              summary="Random digits of the run's dev or test set that the model gets wrong")
-    def gallery(which: Literal["dev", "test"] = Query("dev", alias="set", description="which set to look in"),
+    def gallery(which: str = Query("dev", alias="set", json_schema_extra={"enum": list(sets)},
+                                   description="which set to look in: test only for a model of a named dataset"),
                 n: int = Query(12, ge=1, le=100, description="how many mistakes"),
                 seed: int | None = Query(None, ge=0, le=2**32 - 1,
                                          description="picks the sample; random when left out")):
+        if which not in sets:  # the schema offers only the sets this model has
+            why = f" ({service.gallery.describe()} has no test split)" if which == "test" else ""
+            raise HTTPException(422, f"set: choose {' or '.join(sets)}, got {which[:20]!r}{why}")
         return service.mistakes(which, n, secrets.randbelow(2**31) if seed is None else seed)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

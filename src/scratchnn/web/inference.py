@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import TrainConfig
+from ..data import DataSource
+from ..data.load import FIELDS
 from ..errors import ConfigError, ModelFileError, ShapeError
-from ..io import class_names, load, read_metadata, resolve_model_path
+from ..io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
 from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, softmax
+from .gallery import GalleryData
 
 # Hidden activations are the outputs of these layers (what a unit "fires"); pre-activations,
 # dropout (the identity at inference) and the logits are left out.
@@ -24,17 +26,17 @@ ACTIVATION_LAYERS = (ReLU, LeakyReLU, Sigmoid, Tanh)
 MAX_MAPS = 16  # feature maps sent per convolutional layer, so a response stays small
 MAX_MAP_SIDE = 14  # larger maps are average-pooled down to at most this many pixels a side
 IMAGE_SIDE = 28
-GALLERY_SETS = ("dev", "test")
 
 
 class ModelService:
     """A loaded model and what the page asks of it. Thread-safe: layers cache their inputs
     on forward, so one lock serialises passes through the shared layer objects."""
 
-    def __init__(self, model_path):
+    def __init__(self, model_path, data: DataSource | None = None):
         self.path = resolve_model_path(model_path)
         self.model = load(self.path)
         self.metadata = read_metadata(self.path)
+        self.gallery = GalleryData(self.path, self.metadata, data)
         self.classes = class_names(self.model, self.metadata)
         if math.prod(self.model.input_shape) != IMAGE_SIDE * IMAGE_SIDE:
             raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model expects input "
@@ -68,17 +70,25 @@ class ModelService:
 
     # --- the model ------------------------------------------------------------------------------
     def summary(self) -> dict:
-        """Layers, parameter counts, metrics and training config, as JSON-ready data."""
+        """Layers, parameter counts, metrics and training config, as JSON-ready data.
+
+        Files are named relative to the run folder (or by their base name): where the server
+        keeps its files is none of a visitor's business.
+        """
         model = self.model
         layers = [{"index": i, "type": type(layer).__name__, "description": repr(layer),
                    "output_shape": list(shape), "parameters": int(sum(p.size for p in layer.params.values()))}
                   for i, (layer, shape) in enumerate(zip(model.layers, model.output_shapes()))]
-        run = self.path.parent.name if self.path.name == "model.safetensors" else self.path.stem
-        return {"name": run, "path": str(self.path), "input_shape": list(model.input_shape),
+        run = self.path.parent.name if self.path.name == MODEL_FILE else self.path.stem
+        config = dict(self.metadata.get("config") or {})
+        for name in FIELDS:  # data paths as base names ("dataset" is a name already)
+            if isinstance(config.get(name), str) and config[name]:
+                config[name] = Path(config[name]).name
+        return {"name": run, "path": self.path.name, "input_shape": list(model.input_shape),
                 "num_parameters": int(model.num_parameters), "classes": self.classes,
                 "architecture": model.widths(), "summary": model.summary(), "layers": layers,
-                "metrics": self.metadata.get("metrics") or {}, "config": self.metadata.get("config") or {},
-                "created": str(self.metadata.get("created", ""))}
+                "metrics": self.metadata.get("metrics") or {}, "config": config,
+                "created": str(self.metadata.get("created", "")), "gallery_sets": list(self.gallery.sets)}
 
     # --- the gallery ----------------------------------------------------------------------------
     def mistakes(self, which: str, n: int, seed: int) -> dict:
@@ -97,8 +107,8 @@ class ModelService:
                 "mistakes": int(len(wrong)), "seed": int(seed), "items": items}
 
     def _evaluated(self, which: str) -> tuple:
-        if which not in GALLERY_SETS:
-            raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(GALLERY_SETS)}")
+        if which not in ("dev", "test"):
+            raise ConfigError(f"unknown set {which!r}; choose dev or test")
         with self._data_lock:  # one load per set, however many requests arrive at once
             if which not in self._sets:
                 self._sets[which] = self._load_and_predict(which)
@@ -106,16 +116,9 @@ class ModelService:
 
     def _load_and_predict(self, which: str) -> tuple:
         from ..data import scale_pixels
-        from ..run import load_set
 
-        if not self.metadata.get("config"):
-            raise ConfigError(f"{self.path} holds no training config, so its {which} set is unknown; "
-                              "serve a model saved by 'scratchnn train'")
-        config = TrainConfig.from_dict(self.metadata["config"], source=f"{self.path} metadata")
         # NOTE: never a download inside a request: the page must work offline, and fast
-        images, labels, _, description = load_set(config, which, progress=False, download=False)
-        if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-            raise ShapeError(f"the {description} holds images of shape {images.shape[1:]}, not 28x28")
+        images, labels, description = self.gallery.load(which)
         x = scale_pixels(images, self.model.input_shape)
         parts = []
         for start in range(0, len(x), 256):  # lock per chunk: drawings keep their answers flowing meanwhile

@@ -22,11 +22,13 @@ class CanvasRequest(BaseModel):
     image (a gallery digit) and are fed as they are.
     """
 
+    # The example is a valid request: a vertical stroke (a "1") 16 rows tall, which the preprocessing
+    # accepts as a digit; a shorter blob would be refused as no ink.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"pixels": [[0.0] * 28] * 12 + [[0.0] * 13 + [1.0, 1.0] + [0.0] * 13] * 4 + [[0.0] * 28] * 12}]})
+        {"pixels": [[0.0] * 28] * 6 + [[0.0] * 13 + [1.0, 1.0] + [0.0] * 13] * 16 + [[0.0] * 28] * 6}]})
 
     pixels: Annotated[list[Row], Field(min_length=MIN_SIDE, max_length=MAX_SIDE)]
-    preprocess: bool = True
+    preprocess: Annotated[bool, Field(strict=True)] = True  # strict: "yes" or 1 is refused, not guessed
 
     @model_validator(mode="after")
     def _rectangular(self) -> CanvasRequest:
@@ -69,7 +71,7 @@ class LayerInfo(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str = Field(description="the run folder's name")
-    path: str
+    path: str = Field(description="the model file's name (in its run folder)")
     input_shape: list[int]
     num_parameters: int
     classes: list[str]
@@ -77,8 +79,9 @@ class ModelSummary(BaseModel):
     summary: str = Field(description="the text table of model.summary()")
     layers: list[LayerInfo]
     metrics: dict = Field(description="final metrics saved with the model (accuracies, losses, time)")
-    config: dict = Field(description="the training config")
+    config: dict = Field(description="the training config (data files by their base name)")
     created: str
+    gallery_sets: list[str] = Field(description="the sets /api/gallery can show: dev, and test for a named dataset")
 
 
 class GalleryItem(BaseModel):

@@ -307,6 +307,7 @@ async function loadModel() {
     const model = await api("/api/model");
     classes = model.classes;
     drawBars($("bars"), classes, null);
+    for (const option of $("gallery-set").options) option.disabled = !model.gallery_sets.includes(option.value);
     const m = model.metrics;
     const which = known(m.test_accuracy) ? "test" : "dev";
     const accuracy = m[`${which}_accuracy`];

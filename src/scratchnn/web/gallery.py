@@ -1,0 +1,133 @@
+"""Where the gallery's digits come from: data the operator named, never data a model file names.
+
+A model file's metadata is text anyone can edit: a crafted model saying ``csv = /etc/passwd``
+must not make the server read that file, let alone show a line of it. So the gallery reads
+only data named on ``scratchnn serve``'s command line, or in the ``config.toml`` that
+``scratchnn train`` wrote beside ``model.safetensors`` in the run folder being served. From the
+metadata it takes at most the split (seed, dev size): numbers, not paths. Its errors are in its
+own words and name files by their base name only; the reader's own message (which may quote a
+line of the file) goes to the server's log, for the operator.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..data import DataSource, locate
+from ..data.load import FIELDS
+from ..errors import DataError, ScratchnnError
+from ..io import MODEL_FILE
+
+RUN_CONFIG = "config.toml"
+IMAGE_SIDE = 28
+log = logging.getLogger("scratchnn.web")
+
+
+class GalleryUnavailable(ScratchnnError):
+    """The gallery cannot show this set with the data the server may read (HTTP 409)."""
+
+
+class GalleryData:
+    """The config whose data the gallery shows (``config``) and the sets it can show (``sets``).
+
+    Built once when the server starts and never raises: what is missing is said on each request.
+    """
+
+    def __init__(self, model_path: Path, metadata: dict, data: DataSource | None = None):
+        config, self.problem = _trusted_config(Path(model_path), metadata, data)
+        self.source = _source(config) if config else None
+        if config is not None and self.source is None:
+            self.problem = ("the run's data source is not valid; start 'scratchnn serve' with --dataset NAME, "
+                            "--csv FILE or --images/--labels")
+        self.config = config if self.source is not None else None
+        named = self.source is not None and self.source.dataset is not None
+        self.sets = ("dev", "test") if named else ("dev",)  # only a named dataset has a test split
+
+    def describe(self) -> str:
+        """The data in one line, files by base name only: 'csv t10k.csv.gz'."""
+        source = self.source
+        if source is None:
+            return "no data"
+        if source.dataset is not None:
+            return f"dataset {source.dataset}"
+        if source.csv is not None:
+            return f"csv {Path(source.csv).name}"
+        return f"idx {Path(source.images).name} + {Path(source.labels).name}"
+
+    def load(self, which: str) -> tuple[np.ndarray, np.ndarray, str]:
+        """(images uint8 (N, 28, 28), labels (N,), description) of the ``which`` set; never downloads."""
+        from ..run import load_set
+
+        if self.config is None:
+            raise GalleryUnavailable(self.problem)
+        if which not in self.sets:
+            raise GalleryUnavailable(f"{self.describe()} has no separate {which} split; choose one of "
+                                     f"{', '.join(self.sets)}")
+        self._check_present(which)
+        try:
+            images, labels, _, _ = load_set(self.config, which, self.source, progress=False, download=False)
+        except (ScratchnnError, OSError) as error:
+            log.warning("gallery: cannot read the %s set: %s", which, error)
+            raise GalleryUnavailable(f"the {which} set of {self.describe()} cannot be read as labelled images; "
+                                     f"the server's log says why, or run 'scratchnn evaluate MODEL --set {which}'"
+                                     ) from None
+        if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+            raise GalleryUnavailable(f"the {which} set of {self.describe()} holds images of shape "
+                                     f"{images.shape[1:]}, not 28x28")
+        return images, labels, f"{which} set of {self.describe()}"
+
+    def _check_present(self, which: str) -> None:
+        """Name a missing file in our words: the reader's message lists the server's folders."""
+        source = self.source
+        if source.dataset is not None:
+            try:
+                locate(source.dataset, "test" if which == "test" else "train", source.data_dir,
+                       download=False, progress=False)
+            except DataError:
+                raise GalleryUnavailable(
+                    f"dataset {source.dataset}: the {which} files are not on this machine, and the server "
+                    f"never downloads; fetch them once with 'scratchnn evaluate MODEL --set {which}', or start "
+                    "'scratchnn serve' with --data-dir DIR") from None
+            return
+        for path in (source.csv, source.images, source.labels):
+            if path is not None and not Path(path).is_file():
+                raise GalleryUnavailable(f"data file {Path(path).name} not found; start 'scratchnn serve' with "
+                                         "--csv FILE (or --images/--labels, --dataset) to say where it is now")
+
+
+def _trusted_config(model_path: Path, metadata: dict, data: DataSource | None) -> tuple[TrainConfig | None, str]:
+    """(config, "") from the command line's ``data`` or the run folder's config.toml; (None, why) otherwise."""
+    run_config = model_path.parent / RUN_CONFIG
+    in_run_folder = model_path.name == MODEL_FILE and run_config.is_file()
+    try:
+        if in_run_folder:
+            config = TrainConfig.load(run_config)
+        elif data is not None and metadata.get("config"):  # the split only: its paths are cleared below
+            config = TrainConfig.from_dict(metadata["config"], source="the model's metadata")
+        else:
+            config = TrainConfig()
+    except ScratchnnError:
+        if in_run_folder:
+            return None, (f"the run's {RUN_CONFIG} cannot be read, so the gallery cannot rebuild its dev split; "
+                          "'scratchnn evaluate MODEL' says why")
+        return None, "the model's training config is not valid, so the gallery cannot rebuild its dev split"
+    if data is not None:
+        for name in FIELDS:
+            setattr(config, name, getattr(data, name) or "")
+    elif not in_run_folder:
+        return None, ("this model file is not in a run folder, and the server reads no data a model file names: "
+                      "start 'scratchnn serve' with --dataset NAME, --csv FILE or --images/--labels, or serve "
+                      "the run folder 'scratchnn train' wrote")
+    return config, ""
+
+
+def _source(config: TrainConfig) -> DataSource | None:
+    from ..run import data_source
+
+    try:
+        return data_source(config)
+    except ScratchnnError:
+        return None

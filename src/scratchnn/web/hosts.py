@@ -1,0 +1,74 @@
+"""Answer only requests addressed to this server by name (a pure ASGI middleware).
+
+DNS rebinding: a page on ``evil.example`` points its name at 127.0.0.1 and its script then talks
+to the local server as "same origin". The browser still sends ``Host: evil.example``, so refusing
+every Host that is not one of our own names stops it. Starlette's TrustedHostMiddleware answers
+in plain text and splits ``[::1]:8000`` at the first colon; this one speaks IPv6 and JSON.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from starlette.responses import JSONResponse
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Listening on every address: the names people will use are not known here (--allowed-host).
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def allowed_host_names(host: str = "", extra: Iterable[str] = ()) -> frozenset[str]:
+    """The local names, the address served on (unless it is a wildcard) and ``extra``, lower case,
+    without brackets or port.
+
+    >>> sorted(allowed_host_names("192.168.1.5", ["Pi.local"]))
+    ['127.0.0.1', '192.168.1.5', '::1', 'localhost', 'pi.local']
+    """
+    names = {*LOCAL_HOSTS, *extra} | ({host} if host not in WILDCARD_HOSTS else set())
+    return frozenset(_bare(name) for name in names)
+
+
+def host_name(header: str) -> str | None:
+    """The name in a Host header without its port: 'a:8000' -> 'a', '[::1]:8000' -> '::1'; None
+    when the header is malformed.
+
+    >>> host_name("LocalHost:8000"), host_name("[::1]:80"), host_name("[::1"), host_name("a:b")
+    ('localhost', '::1', None, None)
+    """
+    if header.startswith("["):
+        end = header.find("]")
+        name, rest = header[1:end], header[end + 1:]
+        if end < 0 or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:]
+    else:
+        name, _, port = header.partition(":")
+    if not name or (port and not port.isdigit()) or (not port and header.endswith(":")):
+        return None
+    return name.lower()
+
+
+class HostAllowList:
+    """Answer 400 with one line of JSON unless the request's Host names one of ``allowed``
+    (any port)."""
+
+    def __init__(self, app, allowed: Iterable[str]):
+        self.app = app
+        self.allowed = frozenset(_bare(name) for name in allowed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = [value for key, value in scope.get("headers") or () if key == b"host"]
+        name = host_name(headers[0].decode("latin-1")) if len(headers) == 1 else None
+        if name in self.allowed:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":  # the app has none, but refuse before it is asked
+            return await send({"type": "websocket.close", "code": 1008})
+        # NOTE: the refused name is not echoed: it is the attacker's text, and no one needs it back
+        detail = ("this server answers only requests addressed to " + ", ".join(sorted(self.allowed))
+                  + "; start 'scratchnn serve' with --allowed-host NAME to add the name you use")
+        await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+
+
+def _bare(name: str) -> str:
+    return name.strip().lower().removeprefix("[").removesuffix("]")

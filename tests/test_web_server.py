@@ -1,0 +1,139 @@
+"""`scratchnn serve`'s server on a real socket: idle and slow clients are closed after their
+deadlines, and the command refuses to start without the whole web extra."""
+import importlib.util
+import socket
+import threading
+import time
+
+import pytest
+
+from web_support import require
+
+require("uvicorn", "pip install 'scratchnn[web]'")
+import uvicorn  # noqa: E402
+
+from scratchnn.cli.main import main  # noqa: E402
+from scratchnn.web.app import create_app  # noqa: E402
+from scratchnn.web.server import server_config  # noqa: E402
+from web_support import train_tiny_model  # noqa: E402
+
+HANG_GUARD = 30.0  # s: far beyond the deadlines under test, only so a regression cannot hang the suite
+REQUEST = b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def model_path(shared_dir, tmp_path_factory):
+    return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
+
+
+@pytest.fixture(scope="module")
+def port(model_path):
+    """uvicorn as `serve` configures it, with short deadlines, in a thread on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    server = uvicorn.Server(server_config(create_app(model_path), "127.0.0.1", free, header_seconds=0.5,
+                                          timeout_keep_alive=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + HANG_GUARD
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield free
+    server.should_exit = True
+    thread.join(HANG_GUARD)
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD)
+    return sock
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """True once the server closes the connection; False if it is still open after HANG_GUARD."""
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def read_response(sock: socket.socket) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(65536)
+    header, _, body = head.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return header
+
+
+def test_a_connection_that_never_sends_a_request_is_closed(port):
+    with connect(port) as sock:
+        assert closed_by_server(sock), "an idle new connection stays open"
+
+
+def test_a_request_head_sent_a_header_at_a_time_is_cut_off(port):
+    with connect(port) as sock:
+        sock.sendall(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for i in range(300):  # 30 s of headers, 0.1 s apart: the head never completes
+            try:
+                sock.sendall(b"X-Slow-%d: 1\r\n" % i)
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("a head trickled in for 30 s was still being read")
+
+
+def test_keep_alive_serves_requests_then_closes_when_idle(port):
+    with connect(port) as sock:
+        for _ in range(3):  # one connection, several requests: the header deadline restarts each time
+            sock.sendall(REQUEST)
+            assert read_response(sock).startswith(b"HTTP/1.1 200")
+        assert closed_by_server(sock), "an idle keep-alive connection stays open"
+
+
+def test_a_slow_answer_is_not_cut_by_the_header_deadline(port):
+    """The deadline is for the client's head, not for the server's work: a gallery load takes longer."""
+    with connect(port) as sock:
+        sock.sendall(b"GET /api/gallery?seed=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+# --- starting `scratchnn serve` -------------------------------------------------------------------
+
+@pytest.mark.parametrize("missing", ["python-multipart", "fastapi", "uvicorn"])
+def test_serve_checks_the_whole_web_extra_before_starting(model_path, monkeypatch, capsys, missing):
+    modules = {"python-multipart": ("python_multipart", "multipart"), "fastapi": ("fastapi",), "uvicorn": ("uvicorn",)}
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in modules[missing] else real_find_spec(name, *a))
+
+    def started(*args, **kwargs):
+        raise AssertionError("serve started without " + missing)
+
+    monkeypatch.setattr(uvicorn.Server, "run", started)
+    monkeypatch.setattr(uvicorn, "run", started)
+    assert main(["serve", str(model_path), "--port", "1"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert f"needs the web extra ({missing} missing)" in error and "\n" not in error
+    assert "pip install 'scratchnn[web]'" in error and "pip install '.[web]'" in error
+
+
+def test_serve_help_states_the_limits_it_sets(capsys):
+    from scratchnn.web import limits, server
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for figure in (f"within {server.HEADER_SECONDS:g} s", f"within {limits.BODY_SECONDS:g} s",
+                   f"under {limits.MAX_BODY_BYTES // 2**20} MB", f"after {server.TIMEOUT_KEEP_ALIVE} s",
+                   f"at most {server.LIMIT_CONCURRENCY}", "--allowed-host", "reverse proxy"):
+        assert figure in text, figure
