@@ -49,7 +49,7 @@ class ModelService:
     def predict(self, image: np.ndarray) -> dict:
         """Probabilities (C,) and hidden activations for one image (28, 28), 0..1, light ink.
 
-        Walks the layers itself (``forward(x, training=False)``) to keep each activation layer's
+        Walks ``model.forward_steps`` (evaluation mode) to keep each activation layer's
         output: 1-D outputs as ``values``, (C, H, W) outputs as per-channel ``maps``.
         """
         image = np.asarray(image, np.float32)
@@ -58,10 +58,9 @@ class ModelService:
         x = image.reshape(1, *self.model.input_shape).astype(self.model.dtype)
         activations = []
         with self._model_lock:
-            layers = self.model.layers
-            for i, layer in enumerate(layers):
-                x = layer.forward(x, training=False)
-                if isinstance(layer, ACTIVATION_LAYERS) and i < len(layers) - 1:
+            last = len(self.model.layers) - 1
+            for i, layer, x in self.model.forward_steps(x):
+                if isinstance(layer, ACTIVATION_LAYERS) and i < last:
                     activations.append(_describe_activation(i, layer, x[0]))
         probs = softmax(x.astype(np.float64))[0]
         best = int(np.argmax(probs))
