@@ -16,9 +16,9 @@ import numpy as np
 
 from ..errors import ConfigError, ModelFileError, ShapeError
 from .base import Layer
+from .check_inputs import distinct_values
 from .im2col import (as_pair, col2im, conv_output_shape, from_pixel_major, im2col, kernel_from_matrix, kernel_matrix,
                      pixel_major)
-from .check_inputs import distinct_values
 from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, optional, units, window
 
