@@ -315,13 +315,29 @@ def test_a_billion_unit_model_is_refused_fast_with_little_memory(tmp_path):
 def test_the_schema_knows_every_layer_and_predicts_every_shape():
     """model_schema works out parameter shapes by arithmetic: it must agree with the layers."""
     from scratchnn.nn import AvgPool2D, BatchNorm1d, Conv2D, Dropout, Flatten, LeakyReLU, MaxPool2D, Sigmoid, Tanh
-    from scratchnn.model_schema import LAYER_SCHEMA, state_shapes
-    from scratchnn.nn import LAYER_TYPES
+    from scratchnn.model_schema import state_shapes
 
-    assert set(LAYER_SCHEMA) == set(LAYER_TYPES), "a new layer type needs its entry in model_schema.LAYER_SCHEMA"
     model = Sequential([Conv2D(1, 4, 3, stride=2, padding=1, rng=0), LeakyReLU(0.1), MaxPool2D(2),
                         Conv2D(4, 6, (3, 2), rng=1), Tanh(), AvgPool2D(2, stride=1), Flatten(),
                         Dense(120, 12, init="glorot_uniform", rng=2), BatchNorm1d(12), Sigmoid(), Dropout(0.3),
                         ReLU(), Dense(12, 10, rng=3)], input_shape=(1, 28, 28))
     assert model.predict(np.zeros((2, 1, 28, 28), np.float32)).shape == (2,)  # the layers do chain
     assert state_shapes(model.config()) == {name: a.shape for name, a in model.state_dict().items()}
+
+
+def test_every_layer_type_declares_a_schema_that_predicts_its_shapes():
+    """Each registered layer type, on each of its gradcheck cases: the config it saves passes its
+    own keyword checkers, and its config_shapes predicts the output and every parameter and buffer."""
+    from scratchnn.gradcheck import standard_cases
+    from scratchnn.model_schema import checked_layer
+    from scratchnn.nn import LAYER_TYPES, layer_to_config
+
+    cases = standard_cases(np.random.default_rng(0))
+    assert set(LAYER_TYPES) <= {type(layer).__name__ for layer, _ in cases}
+    for layer, x in cases:
+        entry = json.loads(json.dumps(layer_to_config(layer)))  # as a model file holds it
+        kind, args = checked_layer(entry, 0)
+        out, own = LAYER_TYPES[kind].config_shapes(args, x.shape[1:], f"{kind} case")
+        state = {**layer.params, **layer.buffers}
+        assert out == layer.forward(x).shape[1:], f"{layer!r}: config_shapes gives output {out}"
+        assert own == {name: a.shape for name, a in state.items()}, f"{layer!r}: config_shapes gives {own}"

@@ -18,9 +18,8 @@ import numpy as np
 
 from .errors import ShapeError
 from .model import Sequential
+from .nn.activations import Activation
 from .nn.losses import SoftmaxCrossEntropy
-
-ACTIVATIONS = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh")
 
 
 @dataclass(frozen=True)
@@ -177,9 +176,9 @@ def _one_sample(model: Sequential, x) -> np.ndarray:
 def _step(model: Sequential, i: int, x: np.ndarray, y: np.ndarray, top_k: int) -> LayerStep:
     layer = model.layers[i]
     kind = type(layer).__name__
-    following = type(model.layers[i + 1]).__name__ if i + 1 < len(model.layers) else None
-    role = ("logits" if following is None else "activation" if kind in ACTIVATIONS
-            else "pre-activation" if following in ACTIVATIONS else "")
+    following = model.layers[i + 1] if i + 1 < len(model.layers) else None
+    role = ("logits" if following is None else "activation" if isinstance(layer, Activation)
+            else "pre-activation" if isinstance(following, Activation) else "")
     if y.ndim == 3:  # feature maps (C, H, W): one summary per channel, channels ranked by peak
         channels = [Summary.of(channel) for channel in y]
         peaks = y.reshape(len(y), -1).max(axis=1)

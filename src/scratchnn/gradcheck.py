@@ -18,14 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import Sequential
-from .nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
-from .nn.base import Layer
-from .nn.batchnorm import BatchNorm1d
-from .nn.conv import AvgPool2D, Conv2D, MaxPool2D
+from .nn.activations import ReLU
+from .nn.base import LAYER_TYPES, Layer
+from .nn.batchnorm import batchnorm_with_random_affine  # noqa: F401 (tests build cases from it)
+from .nn.check_inputs import away_from_zero, distinct_values  # noqa: F401 (likewise)
 from .nn.dense import Dense
-from .nn.dropout import Dropout
 from .nn.losses import SoftmaxCrossEntropy
-from .nn.shape import Flatten
 
 TOLERANCE = 1e-6
 
@@ -119,45 +117,11 @@ def check_model(model, loss, x: np.ndarray, labels: np.ndarray, h: float = 1e-5)
             for name, param, _ in model.named_parameters()]
 
 
-def away_from_zero(rng: np.random.Generator, shape, margin: float = 0.1) -> np.ndarray:
-    """Random values with |v| in [margin, 1]: finite differences never straddle a kink at 0."""
-    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(margin, 1.0, size=shape)
-
-
 def standard_cases(rng: np.random.Generator) -> list[tuple[Layer, np.ndarray]]:
-    """One small (layer, input) case per layer type; ``scratchnn gradcheck`` runs them all."""
-    return [
-        (Dense(6, 4, init="glorot_uniform", bias_init="glorot_uniform", rng=rng), rng.standard_normal((5, 6))),
-        (ReLU(), away_from_zero(rng, (5, 7))),
-        (LeakyReLU(0.1), away_from_zero(rng, (5, 7))),
-        (Sigmoid(), 3 * rng.standard_normal((5, 7))),
-        (Tanh(), 2 * rng.standard_normal((5, 7))),
-        (Dropout(0.3, rng=rng.spawn(1)[0]), rng.standard_normal((5, 7))),
-        (batchnorm_with_random_affine(6, rng), 2 + 3 * rng.standard_normal((8, 6))),
-        (Conv2D(2, 3, 3, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 4))),
-        (Conv2D(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 6))),
-        (MaxPool2D(2), distinct_values(rng, (2, 2, 4, 5))),
-        (MaxPool2D(3, stride=2), distinct_values(rng, (2, 2, 5, 6))),
-        (AvgPool2D(2), rng.standard_normal((2, 2, 4, 5))),
-        (Flatten(), rng.standard_normal((3, 2, 3, 4))),
-    ]
-
-
-def distinct_values(rng: np.random.Generator, shape) -> np.ndarray:
-    """Values in [-1, 1) at least 2/size apart: no max-pool window has a tie within ±h."""
-    size = int(np.prod(shape))
-    return (rng.permutation(size).reshape(shape) - size / 2) * (2 / size)
-
-
-def batchnorm_with_random_affine(features: int, rng: np.random.Generator) -> BatchNorm1d:
-    """A BatchNorm1d whose γ, β and running statistics are random rather than the 1s and 0s
-    they start at, so a check would notice a backward that drops γ or confuses the statistics."""
-    layer = BatchNorm1d(features)
-    layer.params["gamma"][...] = rng.uniform(0.5, 2.0, features)
-    layer.params["beta"][...] = rng.standard_normal(features)
-    layer.buffers["running_mean"][...] = rng.standard_normal(features)
-    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, features)
-    return layer
+    """Every registered layer type's own (layer, input) cases, as each declares them beside its
+    backward (``Layer.gradcheck_cases``); ``scratchnn gradcheck`` runs them all. A layer type
+    without a case is an error that names it, never a silent gap."""
+    return [case for kind in LAYER_TYPES.values() for case in kind.gradcheck_cases(rng)]
 
 
 def check_everything(seed: int = 0) -> list[Check]:

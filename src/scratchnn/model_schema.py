@@ -2,14 +2,15 @@
 
 A model file is hostile until proven otherwise: its JSON metadata could name a layer of 10⁹
 units, a kernel of -5, a width of ``"lots"`` or ``512.7``. ``state_shapes`` checks an
-architecture against the schema below (known layer types, their keywords, integer ranges) and
-works out, by arithmetic alone, the shape of every parameter and buffer the model would have:
+architecture against what each layer class declares in its own file (``required_keywords`` and
+``optional_keywords``, with the checkers of ``nn/schema.py``) and works out, by arithmetic alone
+(each class's ``config_shapes``), the shape of every parameter and buffer the model would have:
 the loader compares those with the shapes in the safetensors header before it reads a tensor
 or builds a layer. The layer shapes must chain (a Dense layer takes exactly what the layer
 before gives), as forward would require, so a model that loads also runs.
 
 Bounds (far above any MNIST-sized network, far below what would exhaust a machine):
-    MAX_UNITS       units, features or channels of one layer, and one side of an input
+    MAX_UNITS       units, features or channels of one layer, and one side of an input (nn/schema.py)
     MAX_PARAMETERS  numbers in all parameters and buffers together (512 MiB of float32)
     MAX_SAMPLE      numbers in one sample at any layer (input, output, a convolution's work matrix)
 
@@ -21,46 +22,13 @@ from __future__ import annotations
 import math
 
 from .errors import ModelFileError
-from .nn.init import INITIALIZERS
+from .nn.base import LAYER_TYPES
+from .nn.schema import MAX_SAMPLE, MAX_UNITS, check_int, check_number, is_number, show  # noqa: F401 (checkpoint.py)
 
 MAX_LAYERS = 1024
-MAX_UNITS = 2**22  # 4,194,304
-MAX_WINDOW = 4096  # kernel, pooling window, stride and padding sides
 MAX_PARAMETERS = 2**27  # 134,217,728
-MAX_SAMPLE = 2**26  # 67,108,864
 MAX_TEXT = 1000  # characters of a class name or a short string
 BUFFER_NAMES = ("running_mean", "running_var")  # saved with the parameters, never trained
-
-
-def show(value, limit: int = 40) -> str:
-    """repr(value) cut to ``limit`` characters, so an error message stays one short line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def is_int(value) -> bool:
-    """A JSON integer: not a bool (True is an int in Python), not a float such as 512.0."""
-    return type(value) is int
-
-
-def is_number(value) -> bool:
-    return type(value) in (int, float)
-
-
-def check_int(value, where: str, low: int = 0, high: int = 2**62) -> int:
-    if not is_int(value) or not low <= value <= high:
-        raise ModelFileError(f"{where} must be an integer from {low:,} to {high:,}, got {show(value)}")
-    return value
-
-
-def check_number(value, where: str, low: float, high: float, *, open_high: bool = False,
-                 open_low: bool = False) -> float:
-    inside = is_number(value) and (low < value if open_low else low <= value) and \
-        (value < high if open_high else value <= high)
-    if not inside:
-        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
-        raise ModelFileError(f"{where} must be a number in {interval}, got {show(value)}")
-    return value
 
 
 def check_type(value, kind: type, where: str, name: str):
@@ -69,95 +37,17 @@ def check_type(value, kind: type, where: str, name: str):
     return value
 
 
-# --- the layers: keyword -> checker, and how each maps an input shape to its output and parameters
-
-def _units(value, where):
-    return check_int(value, where, 1, MAX_UNITS)
-
-
-def _window(minimum: int):
-    def check(value, where):
-        pair = value if type(value) is list else [value, value]
-        if len(pair) != 2 or not all(is_int(v) and minimum <= v <= MAX_WINDOW for v in pair):
-            raise ModelFileError(f"{where} must be an integer from {minimum} to {MAX_WINDOW:,} or a "
-                                 f"[height, width] pair of them, got {show(value)}")
-        return tuple(pair)
-    return check
-
-
-def _optional(check):
-    return lambda value, where: None if value is None else check(value, where)
-
-
-def _initializer(value, where):
-    if type(value) is not str or value not in INITIALIZERS:
-        raise ModelFileError(f"{where} must be one of {', '.join(INITIALIZERS)}, got {show(value)}")
-    return value
-
-
-def _fraction(value, where):  # Dropout's p, LeakyReLU's alpha
-    return check_number(value, where, 0, 1, open_high=True)
-
-
-_INITS = {"init": _initializer, "bias_init": _initializer}
-_POOL = {"size": _window(1), "stride": _optional(_window(1))}
-# type -> (required keywords, optional keywords), each keyword with its checker
-LAYER_SCHEMA = {
-    "Dense": ({"in_features": _units, "out_features": _units}, _INITS),
-    "Conv2D": ({"in_channels": _units, "out_channels": _units, "kernel_size": _window(1)},
-               {"stride": _window(1), "padding": _window(0), **_INITS}),
-    "MaxPool2D": ({}, _POOL), "AvgPool2D": ({}, _POOL),
-    "BatchNorm1d": ({"features": _units}, {"momentum": lambda v, w: check_number(v, w, 0, 1),
-                                          "eps": lambda v, w: check_number(v, w, 0, 1, open_low=True)}),
-    "Dropout": ({}, {"p": _fraction}), "LeakyReLU": ({}, {"alpha": _fraction}),
-    "ReLU": ({}, {}), "Sigmoid": ({}, {}), "Tanh": ({}, {}), "Flatten": ({}, {}),
-}
-
-
-def _layer_shapes(kind: str, args: dict, shape: tuple[int, ...], where: str):
-    """(output shape, {param or buffer: shape}) of one layer for one input sample of ``shape``."""
-    if kind in ("Dense", "BatchNorm1d"):
-        width = args["in_features"] if kind == "Dense" else args["features"]
-        if shape != (width,):
-            raise ModelFileError(f"{where} takes ({width},) features but the layer before gives {shape}")
-        if kind == "BatchNorm1d":
-            return shape, {name: (width,) for name in ("gamma", "beta", *BUFFER_NAMES)}
-        return (args["out_features"],), {"W": (width, args["out_features"]), "b": (args["out_features"],)}
-    if kind in ("Conv2D", "MaxPool2D", "AvgPool2D"):
-        channels = args["in_channels"] if kind == "Conv2D" else shape[0]
-        if len(shape) != 3 or shape[0] != channels:
-            raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
-        kernel = args["kernel_size"] if kind == "Conv2D" else args.get("size", (2, 2))  # _Pool2D's default
-        stride = args.get("stride") or (kernel if kind != "Conv2D" else (1, 1))
-        padding = args.get("padding") or (0, 0)
-        sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
-        if min(sides) < 1:
-            raise ModelFileError(f"{where}: a {kernel[0]}x{kernel[1]} window does not fit a "
-                                 f"{shape[1]}x{shape[2]} input with padding {padding[0]}x{padding[1]}")
-        if kind != "Conv2D":
-            return (channels, *sides), {}
-        work = sides[0] * sides[1] * (kernel[0] * kernel[1] * channels + 1)  # the im2col matrix
-        if work > MAX_SAMPLE:
-            raise ModelFileError(f"{where} would need a work matrix of {work:,} numbers a sample "
-                                 f"(at most {MAX_SAMPLE:,})")
-        f = args["out_channels"]
-        return (f, *sides), {"W": (f, channels, *kernel), "b": (f,)}
-    if kind == "Flatten":
-        return (math.prod(shape),), {}
-    return shape, {}  # activations and Dropout keep the shape
-
-
-def _layer(entry, index: int) -> tuple[str, dict]:
+def checked_layer(entry, index: int) -> tuple[str, dict]:
     """The checked (type, keyword arguments) of layer ``index``."""
     where = f"architecture layer {index}"
     check_type(entry, dict, where, "an object {\"type\": ..., \"config\": {...}}")
     kind = entry.get("type")
-    if type(kind) is not str or kind not in LAYER_SCHEMA:
-        raise ModelFileError(f"{where}: unknown layer type {show(kind)}; known types: {', '.join(sorted(LAYER_SCHEMA))}")
+    if type(kind) is not str or kind not in LAYER_TYPES:
+        raise ModelFileError(f"{where}: unknown layer type {show(kind)}; known types: {', '.join(sorted(LAYER_TYPES))}")
     if set(entry) - {"type", "config"}:
         raise ModelFileError(f"{where} ({kind}): unexpected entries {sorted(set(entry) - {'type', 'config'})}")
     config = check_type(entry.get("config", {}), dict, f"{where} ({kind}) config", "an object")
-    required, optional = LAYER_SCHEMA[kind]
+    required, optional = LAYER_TYPES[kind].required_keywords, LAYER_TYPES[kind].optional_keywords
     unknown = sorted(set(config) - set(required) - set(optional))
     missing = sorted(set(required) - set(config))
     if unknown or missing:
@@ -185,7 +75,7 @@ def state_shapes(architecture) -> dict[str, tuple[int, ...]]:
     layers = check_type(architecture.get("layers"), list, "architecture layers", "a list of layers")
     if not 1 <= len(layers) <= MAX_LAYERS:
         raise ModelFileError(f"architecture layers must hold 1 to {MAX_LAYERS:,} layers, got {len(layers):,}")
-    checked = [_layer(entry, i) for i, entry in enumerate(layers)]
+    checked = [checked_layer(entry, i) for i, entry in enumerate(layers)]
     shape = architecture.get("input_shape")
     if shape is None:
         if checked[0][0] != "Dense":
@@ -200,7 +90,7 @@ def state_shapes(architecture) -> dict[str, tuple[int, ...]]:
         if math.prod(shape) > MAX_SAMPLE:
             raise ModelFileError(f"architecture layer {i} ({kind}) gets samples of {math.prod(shape):,} "
                                  f"numbers (at most {MAX_SAMPLE:,})")
-        shape, own = _layer_shapes(kind, args, shape, f"architecture layer {i} ({kind})")
+        shape, own = LAYER_TYPES[kind].config_shapes(args, shape, f"architecture layer {i} ({kind})")
         shapes.update((f"{i}.{name}", s) for name, s in own.items())
     if math.prod(shape) > MAX_SAMPLE:
         raise ModelFileError(f"the architecture's output has {math.prod(shape):,} numbers a sample")

@@ -1,6 +1,8 @@
 """Elementwise activations (no parameters), and softmax for inference.
 
 Each maps x (N, ...) to y of the same shape; backward multiplies dy by the local derivative.
+They share the ``Activation`` base, which is how ``explain`` and the web page know whose output
+is a hidden layer's activations.
 """
 from __future__ import annotations
 
@@ -8,9 +10,15 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Layer
+from .check_inputs import away_from_zero
+from .schema import fraction
 
 
-class ReLU(Layer):
+class Activation(Layer, register=False):
+    """An elementwise nonlinearity without parameters: its output is what a hidden unit "fires"."""
+
+
+class ReLU(Activation):
     """y = max(x, 0);  dx = dy · [x > 0].
 
     NOTE: ReLU'(0) is taken as 0 (the kink has no derivative; any value in [0, 1] is a valid
@@ -26,13 +34,19 @@ class ReLU(Layer):
         y = self._take_cache()
         return dy * (y > 0)
 
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(), away_from_zero(rng, (5, 7)))]
 
-class LeakyReLU(Layer):
+
+class LeakyReLU(Activation):
     """y = x if x > 0 else α·x;  dx = dy · (1 if x > 0 else α).
 
     NOTE: the slope at 0 is taken as α, as ReLU'(0) is taken as 0; gradient checks keep inputs
     away from 0.
     """
+
+    optional_keywords = {"alpha": fraction}  # what a model file may say (see nn/schema.py)
 
     def __init__(self, alpha: float = 0.01):
         super().__init__()
@@ -53,8 +67,12 @@ class LeakyReLU(Layer):
     def config(self):
         return {"alpha": self.alpha}
 
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(0.1), away_from_zero(rng, (5, 7)))]
 
-class Sigmoid(Layer):
+
+class Sigmoid(Activation):
     """y = σ(x) = 1 / (1 + e⁻ˣ);  dx = dy · y·(1 − y).
 
     Stable for any x: with z = e^(−|x|), which never overflows, σ(x) = 1/(1 + z) for x ≥ 0 and
@@ -76,8 +94,12 @@ class Sigmoid(Layer):
         y = self._take_cache()
         return dy * (y * (1 - y))
 
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(), 3 * rng.standard_normal((5, 7)))]
 
-class Tanh(Layer):
+
+class Tanh(Activation):
     """y = tanh(x);  dx = dy · (1 − y²)."""
 
     def forward(self, x, training=False):
@@ -88,6 +110,10 @@ class Tanh(Layer):
     def backward(self, dy, need_dx=True):
         y = self._take_cache()
         return dy * (1 - y * y)
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(), 2 * rng.standard_normal((5, 7)))]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

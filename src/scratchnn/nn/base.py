@@ -7,6 +7,16 @@
     y  = layer.forward(x, training=False)   caches what backward needs
     dx = layer.backward(dy)                 dL/dx; fills grads; error if no forward came first
 
+Each layer class also says, in its own file, how it is checked and what a model file may say
+about it (nothing else has to learn about a new layer; exporting it from ``nn/__init__.py``
+registers it):
+
+    gradcheck_cases(rng)          small (layer, x) pairs for the finite-difference check
+    required_keywords             {keyword: checker} a model file must give (see ``nn/schema.py``)
+    optional_keywords             {keyword: checker} it may give
+    config_shapes(args, shape, where)   (output shape, {param or buffer: shape}) for one input
+                                  sample of ``shape``, by arithmetic alone
+
 Gradients are overwritten, not accumulated: a sequential stack has no fan-out, so there is no
 ``zero_grad`` to forget. Layers follow the dtype of their parameters and input, so a model cast
 to float64 (``astype``) can be checked against finite differences.
@@ -28,6 +38,8 @@ class Layer:
     """
 
     uses_rng = False
+    required_keywords: dict = {}  # keyword -> checker(value, where), as in nn/schema.py
+    optional_keywords: dict = {}
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -59,6 +71,21 @@ class Layer:
     def work_floats(self, input_shape: tuple[int, ...]) -> int:
         """Numbers a forward pass holds per sample besides its output (a work matrix); usually 0."""
         return 0
+
+    @classmethod
+    def gradcheck_cases(cls, rng: np.random.Generator) -> list[tuple[Layer, np.ndarray]]:
+        """Small (layer, x) pairs whose backward ``scratchnn gradcheck`` compares with finite
+        differences; inputs keep clear of kinks (ReLU at 0, max-pool ties)."""
+        raise NotImplementedError(f"{cls.__name__} declares no gradient-check case: give it a "
+                                  "gradcheck_cases(rng) classmethod beside its backward")
+
+    @classmethod
+    def config_shapes(cls, args: dict, shape: tuple[int, ...], where: str):
+        """(output shape, {param or buffer name: shape}) for one input sample of ``shape``, from
+        keywords already checked against the class's keyword checkers (defaults left out).
+        Arithmetic only, nothing allocated; raises ModelFileError naming ``where`` when the layer
+        cannot take ``shape``. This default keeps the shape and holds nothing (activations)."""
+        return shape, {}
 
     def astype(self, dtype) -> Layer:
         """Cast parameters, gradients and buffers in place of the old arrays; returns self."""

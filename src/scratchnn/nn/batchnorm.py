@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .base import Layer, check_features
+from .schema import check_number, features_in, units
 
 
 class BatchNorm1d(Layer):
@@ -28,6 +29,10 @@ class BatchNorm1d(Layer):
         momentum: weight of the newest batch in the running statistics, in [0, 1].
         eps: added to the variance so a constant feature does not divide by 0.
     """
+
+    required_keywords = {"features": units}  # what a model file may say (see nn/schema.py)
+    optional_keywords = {"momentum": lambda v, w: check_number(v, w, 0, 1),
+                         "eps": lambda v, w: check_number(v, w, 0, 1, open_low=True)}
 
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
@@ -91,3 +96,23 @@ class BatchNorm1d(Layer):
 
     def config(self):
         return {"features": self.features, "momentum": self.momentum, "eps": self.eps}
+
+    @classmethod
+    def config_shapes(cls, args, shape, where):
+        features_in(shape, args["features"], where)
+        return shape, {name: shape for name in ("gamma", "beta", "running_mean", "running_var")}
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(batchnorm_with_random_affine(6, rng), 2 + 3 * rng.standard_normal((8, 6)))]
+
+
+def batchnorm_with_random_affine(features: int, rng: np.random.Generator) -> BatchNorm1d:
+    """A BatchNorm1d whose γ, β and running statistics are random rather than the 1s and 0s
+    they start at, so a check would notice a backward that drops γ or confuses the statistics."""
+    layer = BatchNorm1d(features)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2.0, features)
+    layer.params["beta"][...] = rng.standard_normal(features)
+    layer.buffers["running_mean"][...] = rng.standard_normal(features)
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, features)
+    return layer

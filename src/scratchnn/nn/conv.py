@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, ModelFileError, ShapeError
 from .base import Layer
+from .check_inputs import distinct_values
 from .im2col import (as_pair, col2im, conv_output_shape, from_pixel_major, im2col, kernel_from_matrix, kernel_matrix,
                      pixel_major)
 from .init import get_initializer
+from .schema import MAX_SAMPLE, initializer, optional, units, window
 
 
 class Conv2D(Layer):
@@ -43,6 +45,10 @@ class Conv2D(Layer):
             fan_out = F·KH·KW (one kernel entry feeds F outputs at KH·KW positions).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
+
+    # what a model file may say (see nn/schema.py)
+    required_keywords = {"in_channels": units, "out_channels": units, "kernel_size": window(1)}
+    optional_keywords = {"stride": window(1), "padding": window(0), "init": initializer, "bias_init": initializer}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
                  init: str = "he_normal", bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
@@ -123,9 +129,27 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         return oh * ow * (kh * kw * self.in_channels + 1)
 
+    @classmethod
+    def config_shapes(cls, args, shape, where):
+        c, f, kernel = args["in_channels"], args["out_channels"], args["kernel_size"]
+        sides = _window_sides(shape, c, kernel, args.get("stride", (1, 1)), args.get("padding", (0, 0)), where)
+        work = sides[0] * sides[1] * (kernel[0] * kernel[1] * c + 1)  # the im2col matrix
+        if work > MAX_SAMPLE:
+            raise ModelFileError(f"{where} would need a work matrix of {work:,} numbers a sample "
+                                 f"(at most {MAX_SAMPLE:,})")
+        return (f, *sides), {"W": (f, c, *kernel), "b": (f,)}
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(2, 3, 3, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 4))),
+                (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", rng=rng),
+                 rng.standard_normal((2, 2, 5, 6)))]
+
 
 class _Pool2D(Layer, register=False):
     """What the pooling layers share: a KH×KW window moved by a stride (default: the window size)."""
+
+    optional_keywords = {"size": window(1), "stride": optional(window(1))}  # see nn/schema.py
 
     def __init__(self, size=2, stride=None):
         super().__init__()
@@ -138,6 +162,12 @@ class _Pool2D(Layer, register=False):
     def output_shape(self, input_shape):
         c, h, w = _check_sample(self, input_shape)
         return (c, *conv_output_shape(h, w, self.size, self.stride))
+
+    @classmethod
+    def config_shapes(cls, args, shape, where):
+        size = args.get("size", (2, 2))  # __init__'s default
+        stride = args.get("stride") or size
+        return (shape[0], *_window_sides(shape, shape[0], size, stride, (0, 0), where)), {}
 
 
 class MaxPool2D(_Pool2D):
@@ -211,6 +241,11 @@ class MaxPool2D(_Pool2D):
             dx = np.pad(dx, ((0, h - 2 * oh), (0, w - 2 * ow), (0, 0), (0, 0)))
         return from_pixel_major(dx)
 
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        # distinct values: no window has a tie that a step of ±h could flip
+        return [(cls(2), distinct_values(rng, (2, 2, 4, 5))), (cls(3, stride=2), distinct_values(rng, (2, 2, 5, 6)))]
+
 
 class AvgPool2D(_Pool2D):
     """Mean of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
@@ -234,6 +269,21 @@ class AvgPool2D(_Pool2D):
         area = self.size[0] * self.size[1]
         share = pixel_major(dy).reshape(oh * ow * n, 1, c) / area
         return col2im(np.broadcast_to(share, (oh * ow * n, area, c)), x_shape, self.size, self.stride)
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(2), rng.standard_normal((2, 2, 4, 5)))]
+
+
+def _window_sides(shape, channels: int, kernel, stride, padding, where: str) -> list[int]:
+    """[OH, OW] for one sample of ``shape`` (from a model file), which must be (channels, H, W)."""
+    if len(shape) != 3 or shape[0] != channels:
+        raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
+    sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
+    if min(sides) < 1:
+        raise ModelFileError(f"{where}: a {kernel[0]}x{kernel[1]} window does not fit a "
+                             f"{shape[1]}x{shape[2]} input with padding {padding[0]}x{padding[1]}")
+    return sides
 
 
 def _check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> tuple[int, int, int, int]:

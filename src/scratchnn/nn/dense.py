@@ -5,6 +5,7 @@ import numpy as np
 
 from .base import Layer, check_features
 from .init import get_initializer
+from .schema import features_in, initializer, units
 
 
 class Dense(Layer):
@@ -21,6 +22,9 @@ class Dense(Layer):
         init, bias_init: initialiser names from ``scratchnn.nn.init``.
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
+
+    required_keywords = {"in_features": units, "out_features": units}  # see nn/schema.py
+    optional_keywords = {"init": initializer, "bias_init": initializer}
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "he_normal",
                  bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
@@ -50,4 +54,15 @@ class Dense(Layer):
 
     def output_shape(self, input_shape):
         return (self.out_features,)
+
+    @classmethod
+    def config_shapes(cls, args, shape, where):
+        d, m = args["in_features"], args["out_features"]
+        features_in(shape, d, where)
+        return (m,), {"W": (d, m), "b": (m,)}
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        layer = cls(6, 4, init="glorot_uniform", bias_init="glorot_uniform", rng=rng)  # a nonzero b
+        return [(layer, rng.standard_normal((5, 6)))]
 

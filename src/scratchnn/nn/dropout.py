@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Layer
+from .schema import fraction
 
 _IDENTITY = "identity"  # cached by an eval-mode forward: backward passes dy straight through
 
@@ -22,6 +23,7 @@ class Dropout(Layer):
     """
 
     uses_rng = True
+    optional_keywords = {"p": fraction}  # what a model file may say (see nn/schema.py)
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None):
         super().__init__()
@@ -55,3 +57,8 @@ class Dropout(Layer):
 
     def config(self):
         return {"p": self.p}
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        # its own generator: the check rewinds it before every forward, so each sees one mask
+        return [(cls(0.3, rng=rng.spawn(1)[0]), rng.standard_normal((5, 7)))]

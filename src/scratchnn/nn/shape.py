@@ -39,3 +39,11 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
+
+    @classmethod
+    def config_shapes(cls, args, shape, where):
+        return (math.prod(shape),), {}
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        return [(cls(), rng.standard_normal((3, 2, 3, 4)))]

@@ -17,12 +17,12 @@ from ..data import DataSource
 from ..data.load import FIELDS
 from ..errors import ConfigError, ModelFileError, ShapeError
 from ..io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
-from ..nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, softmax
+from ..nn.activations import Activation, softmax
 from .gallery import GalleryData
 
 # Hidden activations are the outputs of these layers (what a unit "fires"); pre-activations,
 # dropout (the identity at inference) and the logits are left out.
-ACTIVATION_LAYERS = (ReLU, LeakyReLU, Sigmoid, Tanh)
+ACTIVATION_LAYERS = Activation
 MAX_MAPS = 16  # feature maps sent per convolutional layer, so a response stays small
 MAX_MAP_SIDE = 14  # larger maps are average-pooled down to at most this many pixels a side
 IMAGE_SIDE = 28
