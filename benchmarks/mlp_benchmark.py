@@ -155,7 +155,7 @@ def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, pr
     """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
     import scratchnn.fast
     from scratchnn.optim import Adam  # NOTE: no fallback on purpose; a missing Adam must fail here
-    from scratchnn.train import evaluate, fit
+    from scratchnn.training.fit import evaluate, fit
 
     model = scratchnn_model(model_name, seed)
     optimizer = Adam(lr=LR, beta1=BETAS[0], beta2=BETAS[1], eps=EPS)

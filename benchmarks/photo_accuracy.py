@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from scratchnn.cli.common import apply_data_options
-from scratchnn.config import TrainConfig
 from scratchnn.data import scale_pixels
 from scratchnn.errors import ImageError
-from scratchnn.images import read_image, to_mnist
 from scratchnn.io import load, read_metadata, resolve_model_path
-from scratchnn.run import SETS, load_set
+from scratchnn.photos.preprocess import read_image, to_mnist
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run import SETS, load_set
 
 # Each digit as strokes of (x, y) points in a 0..1 box (y down), as one might write it.
 STROKES = {

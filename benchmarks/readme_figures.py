@@ -16,8 +16,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from scratchnn.presets import PRESETS, get_preset
-from scratchnn.run import train_run
+from scratchnn.training.presets import PRESETS, get_preset
+from scratchnn.training.run import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT.parent / "shared/datasets/mnist/t10k-kaggle.csv.gz"

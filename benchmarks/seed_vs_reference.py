@@ -29,9 +29,9 @@ import numpy as np
 
 from scratchnn.data import DataSource, scale_pixels, train_dev_split
 from scratchnn.metrics import accuracy
-from scratchnn.presets import get_preset
-from scratchnn.run import seeded_generators
-from scratchnn.train import fit
+from scratchnn.training.fit import fit
+from scratchnn.training.presets import get_preset
+from scratchnn.training.run import seeded_generators
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -45,8 +45,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def quick_mlp(out_dir: Path) -> Path:
-    from scratchnn.presets import get_preset
-    from scratchnn.run import train_run
+    from scratchnn.training.presets import get_preset
+    from scratchnn.training.run import train_run
 
     config = get_preset("mlp")
     config.epochs, config.csv, config.checkpoint_every = 3, str(SHARED / "datasets/mnist/t10k-kaggle.csv.gz"), 0
@@ -56,9 +56,9 @@ def quick_mlp(out_dir: Path) -> Path:
 
 def canvases(model_path: Path, count: int) -> list[bytes]:
     """JSON bodies as the page sends them: dev digits scaled up 4x to 112x112, 3 decimals."""
-    from scratchnn.config import TrainConfig
     from scratchnn.io import read_metadata
-    from scratchnn.run import load_set
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import load_set
 
     config = TrainConfig.from_dict(read_metadata(model_path)["config"])
     images = load_set(config, "dev", progress=False)[0][:count]
@@ -123,7 +123,8 @@ def http_latency(port: int, bodies: list[bytes], n: int) -> None:
 
 
 def fuzz(client, n: int, seed: int) -> None:
-    from hypothesis import HealthCheck, given, seed as hypothesis_seed, settings
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
     from PIL import Image
     from web_support import api_requests
 

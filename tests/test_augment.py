@@ -337,8 +337,8 @@ def test_flip_mirrors_that_share_of_the_images_and_nothing_else():
 
 
 def test_each_dataset_gets_an_augmentation_that_suits_it():
-    from scratchnn.config import TrainConfig
     from scratchnn.data import CLOTHES, augmentation_for
+    from scratchnn.training.config import TrainConfig
 
     assert augmentation_for("mnist") is DIGITS and augmentation_for("") is DIGITS and DIGITS.flip == 0
     assert augmentation_for("fashion-mnist") is CLOTHES and CLOTHES.flip > 0 and CLOTHES.rotate == 0

@@ -1,15 +1,15 @@
 """Checkpoints read back exactly, and a tampered one is one clear ModelFileError, never a traceback."""
 import numpy as np
 import pytest
-
 from model_file_support import tamper
+
 from scratchnn import Dense, ReLU, Sequential
-from scratchnn.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from scratchnn.early_stopping import EarlyStopping
 from scratchnn.errors import ModelFileError
 from scratchnn.nn import BatchNorm1d
 from scratchnn.optim import Adam, Cosine
-from scratchnn.train import EpochResult
+from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from scratchnn.training.early_stopping import EarlyStopping
+from scratchnn.training.fit import EpochResult
 
 
 def build():

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from scratchnn.config import TrainConfig
 from scratchnn.errors import ConfigError
 from scratchnn.io import load
 from scratchnn.nn import AvgPool2D, Conv2D, Flatten, MaxPool2D
-from scratchnn.presets import get_preset
-from scratchnn.train import fit
 from scratchnn.optim import Adam
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.fit import fit
+from scratchnn.training.presets import get_preset
 
 
 def test_cnn_preset_is_the_benchmark_network():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from scratchnn.config import TrainConfig
 from scratchnn.errors import ConfigError
-from scratchnn.presets import PRESETS, get_preset
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.presets import PRESETS, get_preset
 
 
 def test_toml_round_trip(tmp_path):

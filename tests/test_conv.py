@@ -1,14 +1,25 @@
 """Conv2D, MaxPool2D, AvgPool2D, Flatten and the im2col/col2im functions under them."""
 import numpy as np
 import pytest
+from ci_guard import import_oracle
 
 from scratchnn import Sequential
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.gradcheck import check_layer, distinct_values
 from scratchnn.io import load, save
-from scratchnn.nn import (AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, col2im, conv_output_shape,
-                          im2col, layer_from_config, layer_to_config)
-from ci_guard import import_oracle
+from scratchnn.nn import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    col2im,
+    conv_output_shape,
+    im2col,
+    layer_from_config,
+    layer_to_config,
+)
 
 TIGHT = 1e-7
 # (kernel_size, stride, padding, input (N, C, H, W)): square and not, overlapping windows,
@@ -404,7 +415,7 @@ def test_cnn_save_load_round_trip_gives_identical_predictions(tmp_path):
 def test_cnn_learns_a_small_batch():
     # Training sanity: 24 random images with random labels are memorised by a tiny CNN.
     from scratchnn.optim import Adam
-    from scratchnn.train import fit
+    from scratchnn.training.fit import fit
 
     rng = np.random.default_rng(13)
     x = rng.random((24, 1, 8, 8), dtype=np.float32)

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from scratchnn import Dense, ReLU, Sequential, SoftmaxCrossEntropy
 from scratchnn.cli.main import main
 from scratchnn.errors import ShapeError
-from scratchnn.explain import format_trace, trace
-from scratchnn.explain_figure import explain_figure
+from scratchnn.insight.explain import format_trace, trace
+from scratchnn.insight.plots.trace import explain_figure
 from scratchnn.nn import BatchNorm1d, Dropout, Layer, Tanh
 
 LN2 = math.log(2)
@@ -299,9 +299,9 @@ def run_dir(tmp_path_factory, shared_dir):
 
 
 def test_cli_explains_an_image_of_the_dev_set(run_dir, tmp_path, capsys):
-    from scratchnn.config import TrainConfig
     from scratchnn.io import load, read_metadata
-    from scratchnn.run import load_set
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import load_set
 
     png = tmp_path / "x.png"
     result = scratchnn("explain", run_dir, "--index", 3, "--save", png)

@@ -10,9 +10,6 @@ import numpy as np
 import pytest
 
 from scratchnn import Sequential, SoftmaxCrossEntropy
-from scratchnn.config import TrainConfig
-from scratchnn.checkpoint import Checkpoint, checkpoint_contents, load_checkpoint
-from scratchnn.io import write_tensors
 from scratchnn.data import scale_pixels
 from scratchnn.fast import prepare
 from scratchnn.fast.columns import DenseOnColumns
@@ -21,10 +18,13 @@ from scratchnn.fast.order import run_order
 from scratchnn.fast.packing import pack_parameters
 from scratchnn.fast.products import DenseProducts
 from scratchnn.gradcheck import check_layer
+from scratchnn.io import write_tensors
 from scratchnn.nn import LAYER_TYPES, AvgPool2D, Conv2D, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU
 from scratchnn.optim import SGD, Adam, AdamW, RMSprop
-from scratchnn.presets import PRESETS, get_preset
-from scratchnn.train import fit
+from scratchnn.training.checkpoint import Checkpoint, checkpoint_contents, load_checkpoint
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.fit import fit
+from scratchnn.training.presets import PRESETS, get_preset
 
 RELATIVE = 1e-6  # where the arithmetic differs (Adam's folded bias corrections, BLAS memory orders)
 # NOTE: whole runs compare in float64. In float32 the two paths' products round differently
@@ -100,7 +100,7 @@ def test_every_preset_trains_to_the_same_weights_on_both_paths(preset, dtype):
 @pytest.mark.parametrize("preset, first, then", [("mlp", True, False), ("mlp", False, True),
                                                  ("seed", True, False), ("lenet5", False, True)])
 def test_a_checkpoint_resumes_on_the_other_path(tmp_path, preset, first, then):
-    from scratchnn.train import EpochResult
+    from scratchnn.training.fit import EpochResult
 
     epoch = 1 if get_preset(preset).batch_size else 4
     model, optimizer, schedule, gens = train_preset(preset, fast=first, stop=epoch)

@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from scratchnn.config import TrainConfig
 from scratchnn.data import read_idx
 from scratchnn.errors import ConfigError, ImageError, ShapeError
-from scratchnn.image_ops import box_mean, box_sum, label_components, otsu_threshold
-from scratchnn.images import detect_ink, preprocess_steps, read_image, split_digits, to_mnist
-from scratchnn.images_figure import preprocessing_figure, save_preprocessing_figure
+from scratchnn.insight.plots.preprocessing import preprocessing_figure, save_preprocessing_figure
 from scratchnn.io import load
-from scratchnn.run import load_set, train_run
-
+from scratchnn.photos.image_ops import box_mean, box_sum, label_components, otsu_threshold
+from scratchnn.photos.preprocess import detect_ink, preprocess_steps, read_image, split_digits, to_mnist
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run import load_set, train_run
 
 # ------------------------------------------------------------------ drawing photos
 

@@ -1,6 +1,6 @@
 """The mlp preset (the default of ``scratchnn train``) on real MNIST digits from ../shared."""
-from scratchnn.presets import DEFAULT_PRESET, get_preset
-from scratchnn.run import train_run
+from scratchnn.training.presets import DEFAULT_PRESET, get_preset
+from scratchnn.training.run import train_run
 
 
 def test_mlp_preset_reaches_96_5_percent_on_the_dev_set(tmp_path, shared_dir):

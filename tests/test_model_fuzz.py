@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from model_file_support import file_parts, tampered_bytes
+
 from scratchnn import Dense, ReLU, Sequential
-from scratchnn.checkpoint import load_checkpoint, save_checkpoint
 from scratchnn.errors import ScratchnnError
 from scratchnn.io import load, save
 from scratchnn.nn import BatchNorm1d, Conv2D, Dropout, Flatten, MaxPool2D
 from scratchnn.optim import Adam
-from scratchnn.train import EpochResult
+from scratchnn.training.checkpoint import load_checkpoint, save_checkpoint
+from scratchnn.training.fit import EpochResult
 
 SECONDS = 1.0  # a hang guard: the files are a few kB, a load takes milliseconds
 PEAK_BYTES = 32 * 2**20  # the files are a few kB: anything near this was allocated from a lie

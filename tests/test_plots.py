@@ -6,14 +6,22 @@ from matplotlib.image import AxesImage
 
 from scratchnn import Conv2D, Dense, ReLU, Sequential
 from scratchnn.errors import ShapeError
+from scratchnn.insight.plots import (
+    confusion_figure,
+    figure_png,
+    first_layer_figure,
+    mistakes_gallery,
+    per_class_accuracy_figure,
+    prediction_figure,
+    prediction_sheet,
+    save_figure,
+    training_curves,
+)
+from scratchnn.insight.plots.common import grid_shape
 from scratchnn.metrics import confusion_matrix
 from scratchnn.nn.dropout import Dropout
 from scratchnn.optim import make_optimizer
-from scratchnn.plots import (confusion_figure, figure_png, first_layer_figure, mistakes_gallery,
-                             per_class_accuracy_figure, prediction_figure, prediction_sheet, save_figure,
-                             training_curves)
-from scratchnn.plots.common import grid_shape
-from scratchnn.train import EpochResult, fit
+from scratchnn.training.fit import EpochResult, fit
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -300,9 +308,10 @@ def test_every_figure_builds_from_a_trained_model(trained):
 
 
 def test_save_figure_writes_atomically_and_refuses_what_it_cannot_write(tmp_path):
-    from scratchnn.errors import ConfigError
-    from scratchnn.plots import save_figure
     from matplotlib.figure import Figure
+
+    from scratchnn.errors import ConfigError
+    from scratchnn.insight.plots import save_figure
 
     fig = Figure()
     fig.subplots().plot([0, 1], [1, 0])

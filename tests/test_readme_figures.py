@@ -7,8 +7,8 @@ fit the 10-minute CI budget: benchmarks/readme_figures.py measures them.
 """
 import pytest
 
-from scratchnn.presets import get_preset
-from scratchnn.run import train_run
+from scratchnn.training.presets import get_preset
+from scratchnn.training.run import train_run
 
 
 @pytest.mark.slow

@@ -9,11 +9,11 @@ import pytest
 
 from scratchnn import Dense, Sequential
 from scratchnn.cli.main import main
-from scratchnn.config import TrainConfig
 from scratchnn.errors import ConfigError
+from scratchnn.insight.report import FIGURE_NAMES, REPORT_FILE, write_report
 from scratchnn.io import MODEL_FILE, save
-from scratchnn.report import FIGURE_NAMES, REPORT_FILE, write_report
-from scratchnn.run import train_run
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run import train_run
 
 FIGURES = list(FIGURE_NAMES)
 SCRIPT = "<script>alert('x')</script>"
@@ -209,7 +209,7 @@ def test_every_figure_in_the_summary_is_the_runs_own(run_dir, report):
     import numpy as np
 
     from scratchnn.io import load, read_metadata
-    from scratchnn.run import load_set
+    from scratchnn.training.run import load_set
 
     table = re.search(r"<table class=\"summary\">(.*?)</table>", report[1], re.S)[1]
     summary = {html.unescape(key): html.unescape(value)

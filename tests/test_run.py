@@ -10,13 +10,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from scratchnn.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from scratchnn.config import TrainConfig
 from scratchnn.data import write_idx
 from scratchnn.errors import ConfigError, TrainingDiverged
 from scratchnn.io import MODEL_FILE, read_tensors
-from scratchnn.run import resume_run, train_run
-from scratchnn.run_data import file_sha256
+from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run import resume_run, train_run
+from scratchnn.training.run_data import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_the_saved_config_repeats_the_run_bit_for_bit(tmp_path, digits):
 
 KILL_MID_EPOCH = textwrap.dedent("""
     import os, signal, sys
-    from scratchnn import progress
+    from scratchnn.training import progress
     from scratchnn.cli.main import main
     original = progress.TrainingProgress.on_batch_end
 

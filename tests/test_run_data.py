@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from scratchnn.cli.main import main
-from scratchnn.config import TrainConfig
 from scratchnn.data import write_idx
+from scratchnn.insight.report import FIGURE_NAMES, REPORT_FILE
 from scratchnn.io import MODEL_FILE, load, read_metadata, read_tensors, save
-from scratchnn.report import FIGURE_NAMES, REPORT_FILE
-from scratchnn.run import train_run
-from scratchnn.run_data import file_sha256
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run import train_run
+from scratchnn.training.run_data import file_sha256
 
 
 def scratchnn(*args, cwd=None):

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from scratchnn.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from scratchnn.config import TrainConfig
 from scratchnn.data import read_idx_pair, write_idx
 from scratchnn.io import MODEL_FILE, read_tensors
-from scratchnn.run import REPORT_FILE, train_run
+from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run import REPORT_FILE, train_run
 
 # Kills itself (SIGKILL, or SIGINT = Ctrl-C) when the run is about to move a finished file into
 # place: os.replace onto NAME for the Nth time ("final": once model.safetensors exists). That is

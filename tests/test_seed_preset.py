@@ -4,10 +4,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from scratchnn.config import TrainConfig
 from scratchnn.io import load, read_metadata
-from scratchnn.presets import get_preset
-from scratchnn.run import load_set, train_run
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.presets import get_preset
+from scratchnn.training.run import load_set, train_run
 
 
 @pytest.mark.parametrize("source", ["csv", "idx"])

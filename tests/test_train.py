@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from scratchnn.config import TrainConfig
 from scratchnn.errors import ShapeError
 from scratchnn.optim import SGD
-from scratchnn.train import evaluate, fit
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.fit import evaluate, fit
 
 
 def blobs(n, seed=0, noise=0.3):
@@ -103,7 +103,7 @@ def test_evaluate_empty_set_is_nan():
 
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
-    from scratchnn.early_stopping import EarlyStopping
+    from scratchnn.training.early_stopping import EarlyStopping
     x, y = blobs(400, noise=1.0)
     xd, _ = blobs(100, seed=1, noise=1.0)
     yd = np.random.default_rng(2).integers(0, 10, 100)  # unlearnable: dev loss rises as train fits

@@ -8,19 +8,17 @@ import sys
 
 import numpy as np
 import pytest
-
 from web_support import require  # noqa: E402
 
 require("fastapi", "pip install 'scratchnn[web]'")
 from fastapi.testclient import TestClient  # noqa: E402
+from web_support import LOCAL_BASE_URL, client, drawn_one, model_path, photo_of_one, png_header_only, train_tiny_model  # noqa: E402,F401
 
 from scratchnn.cli.main import main  # noqa: E402
 from scratchnn.data import scale_pixels  # noqa: E402
 from scratchnn.io import load, read_metadata  # noqa: E402
 from scratchnn.web.app import STATIC_DIR, create_app  # noqa: E402
 from scratchnn.web.inference import newest_model  # noqa: E402
-from web_support import (LOCAL_BASE_URL, client, drawn_one, model_path, photo_of_one, png_header_only,  # noqa: E402,F401
-                         train_tiny_model)
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -333,8 +331,8 @@ def test_serve_on_a_busy_port_says_so_in_one_line(model_path, capsys):
 
 def test_the_gallery_never_downloads(tmp_path, shared_dir, monkeypatch):
     """A run on a named dataset whose test files are not on this machine: 409, at once, offline."""
-    from scratchnn.config import TrainConfig
     from scratchnn.io import save
+    from scratchnn.training.config import TrainConfig
 
     model = load(train_tiny_model(shared_dir, tmp_path / "run"))
     config = {**read_metadata(tmp_path / "run")["config"], "csv": "", "dataset": "mnist",

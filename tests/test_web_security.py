@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from web_support import require
 
 require("fastapi", "pip install 'scratchnn[web]'")
 from fastapi.testclient import TestClient  # noqa: E402
-
-from scratchnn.config import TrainConfig  # noqa: E402
-from scratchnn.io import load, read_metadata, save  # noqa: E402
-from scratchnn.web.app import create_app  # noqa: E402
 from web_support import LOCAL_BASE_URL, client, drawn_one, model_path  # noqa: E402,F401 (fixtures)
+
+from scratchnn.io import load, read_metadata, save  # noqa: E402
+from scratchnn.training.config import TrainConfig  # noqa: E402
+from scratchnn.web.app import create_app  # noqa: E402
 
 SECRET = "TOPSECRET-7f3a"  # a line that must never travel back to a visitor
 

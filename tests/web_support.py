@@ -36,8 +36,8 @@ def require(module: str, install: str = "pip install -e '.[test]'"):
 
 def train_tiny_model(shared: Path, out_dir: Path) -> Path:
     """A 784-64-10 ReLU network, 3 epochs of Adam on 9,000 real MNIST digits (~3 s); reused if there."""
-    from scratchnn.config import TrainConfig
-    from scratchnn.run import train_run
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
 
     model = out_dir / "model.safetensors"
     if not model.exists():

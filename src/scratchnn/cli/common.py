@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..checkpoint import CHECKPOINT_FILE
-from ..config import TrainConfig
 from ..errors import ConfigError
 from ..io import MODEL_FILE, load, read_metadata, resolve_model_path
-from ..run import SETS, load_set
-from ..run_data import FILES, locate_data
+from ..training.checkpoint import CHECKPOINT_FILE
+from ..training.config import TrainConfig
+from ..training.run import SETS, load_set
+from ..training.run_data import FILES, locate_data
 from .config_flags import add_option_arguments
 
 

@@ -1,4 +1,4 @@
-"""Command-line flags made from ``TrainConfig``'s option declarations (``scratchnn.options``).
+"""Command-line flags made from ``TrainConfig``'s option declarations (``scratchnn.training.options``).
 
 A flag's name, help, metavar, type, choices and group all come from the field, so a new
 option needs no code here. Choices are case-insensitive and a near miss is answered with
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import difflib
 
-from ..config import TrainConfig
-from ..options import Option, options_of
+from ..training.config import TrainConfig
+from ..training.options import Option, options_of
 
 TITLES = {"network": "network", "optimisation": "optimisation", "training loop": "training loop", "data": "data"}
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data import scale_pixels
 from ..errors import ConfigError
-from ..explain import format_trace, trace
+from ..insight.explain import format_trace, trace
 from ..io import class_names
 from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set
 from .terminal_image import render_image
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     print(render_image(picture).strip("\n"))  # the blank rows above and below the digit say nothing
     print(format_trace(result, classes))
     if args.save:
-        from ..explain_figure import explain_figure
-        from ..plots import save_figure
+        from ..insight.plots import save_figure
+        from ..insight.plots.trace import explain_figure
 
         save_figure(explain_figure(result, classes), args.save)
         print(f"Saved {args.save}")
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_photo(path: Path, input_shape: tuple[int, ...], ink: str) -> tuple[np.ndarray, np.ndarray]:
     """(x (*input_shape) in 0..1, the same as a uint8 picture (28, 28)) for an image file."""
-    from ..images import WORK_SIDE, read_image, to_mnist  # Pillow, only when a photo is given
+    from ..photos.preprocess import WORK_SIDE, read_image, to_mnist  # Pillow, only when a photo is given
 
     small = to_mnist(read_image(path, reduce_to=WORK_SIDE), ink=ink)
     if small.size != int(np.prod(input_shape)):

@@ -4,7 +4,7 @@
     scratchnn predict MODEL photo.jpg [more ...] [--digits auto|single|multi] [--ink auto|dark|light]
                                       [--explain-preprocessing OUT.png]
 
-A photo is read and turned into the 28x28 input MNIST-style (scratchnn.images); a bad file gets
+A photo is read and turned into the 28x28 input MNIST-style (scratchnn.photos.preprocess); a bad file gets
 one line on stderr, the others are still read, and the exit code is 1 at the end.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Prediction: {classes[best]} (probability {probs[best]:.1%})   True label: {classes[label]}   ({verdict})")
     print("Top 3: " + top3(probs, classes))
     if args.save:
-        from ..plots import prediction_figure, save_figure
+        from ..insight.plots import prediction_figure, save_figure
 
         save_figure(prediction_figure(image, probs, classes, label), args.save)
         print(f"Saved {args.save}")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
     """Predict every photo in ``args.photos``; 1 if any could not be read, else 0."""
-    from ..images import WORK_SIDE, preprocess_steps, read_image, split_digits, to_mnist
+    from ..photos.preprocess import WORK_SIDE, preprocess_steps, read_image, split_digits, to_mnist
 
     if math.prod(model.input_shape) != 28 * 28:
         raise ConfigError(f"this model takes inputs of shape {model.input_shape}; photos become 28x28 digits, "
@@ -111,7 +111,7 @@ def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
             print(f"Prediction: {classes[best]} (probability {probs[0, best]:.1%})")
             print("Top 3: " + top3(probs[0], classes))
         if args.explain_preprocessing:
-            from ..images_figure import save_preprocessing_figure
+            from ..insight.plots.preprocessing import save_preprocessing_figure
 
             out = args.explain_preprocessing
             if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too

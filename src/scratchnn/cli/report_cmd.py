@@ -20,7 +20,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report  # matplotlib only for this command
+    from ..insight.report import write_report  # matplotlib only for this command
 
     write_report(args.run_dir, which=args.set)
     return 0

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     check_web_extra()
     import uvicorn
 
-    from ..run import RUNS_DIR
+    from ..training.run import RUNS_DIR
     from ..web.app import create_app
     from ..web.hosts import WILDCARD_HOSTS, allowed_host_names
     from ..web.inference import newest_model

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import TrainConfig
 from ..errors import ConfigError, RunInterrupted
-from ..options import option_of
-from ..presets import DEFAULT_PRESET, PRESETS, get_preset
-from ..run import resume_run, train_run
-from ..run_data import locate_data
+from ..training.config import TrainConfig
+from ..training.options import option_of
+from ..training.presets import DEFAULT_PRESET, PRESETS, get_preset
+from ..training.run import resume_run, train_run
+from ..training.run_data import locate_data
 from .common import add_data_arguments, apply_data_options
 from .config_flags import add_option_arguments, given_options
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = train_run(resolve_config(args), args.out, log=log, progress=not args.quiet)
     if not args.no_report:
-        from ..report import write_report  # matplotlib: imported only when drawing
+        from ..insight.report import write_report  # matplotlib: imported only when drawing
 
         try:
             write_report(result.run_dir, log=log)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
-from collections.abc import Iterable
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -32,7 +32,7 @@ from starlette.datastructures import UploadFile
 from .. import __version__
 from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
-from ..images import INKS, WORK_SIDE, read_image, to_mnist
+from ..photos.preprocess import INKS, WORK_SIDE, read_image, to_mnist
 from .gallery import GalleryUnavailable
 from .hosts import HostAllowList, allowed_host_names
 from .inference import ModelService

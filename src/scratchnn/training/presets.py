@@ -1,8 +1,8 @@
 """Named, documented training configurations (``scratchnn train --preset NAME``)."""
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .config import TrainConfig
-from .errors import ConfigError
 
 PRESETS: dict[str, TrainConfig] = {
     # The seed tutorial exactly: 784-10-10, weights and biases U[-0.5, 0.5), full-batch gradient

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ConfigError, ImageError, ShapeError
+from ..errors import ConfigError, ImageError, ShapeError
 from .image_ops import box_mean, box_sum, components, dilate, otsu_threshold
 
 MAX_PIXELS = 40_000_000  # a 24-megapixel camera photo passes; a 20,000 x 20,000 "bomb" does not

@@ -24,17 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..data import DataSource, scale_pixels, train_dev_split
+from ..errors import ConfigError, DataError, RunInterrupted, TrainingDiverged
+from ..files import atomic_write_bytes
+from ..io import MODEL_FILE, save
+from ..model import Sequential
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import DataSource, scale_pixels, train_dev_split
-from .errors import ConfigError, DataError, RunInterrupted, TrainingDiverged
-from .files import atomic_write_bytes
-from .io import MODEL_FILE, save
-from .model import Sequential
+from .fit import EpochResult, evaluate, fit
 from .progress import TrainingProgress
 from .run_data import check_data_files, check_image_shape, locate_data, record_data
-from .train import EpochResult, evaluate, fit
 
 RUNS_DIR = Path("runs")
 SETS = ("train", "dev", "test", "all")
@@ -171,7 +171,7 @@ def _training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
 
 def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
     """The RunResult of a run whose model is saved (read back, nothing trained)."""
-    from .io import load, read_metadata
+    from ..io import load, read_metadata
 
     model, metadata = load(run_dir), read_metadata(run_dir)
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}

@@ -15,8 +15,8 @@ import math
 import os
 from pathlib import Path
 
+from ..errors import DataError
 from .config import TrainConfig
-from .errors import DataError
 
 FILES = ("csv", "images", "labels")  # the source fields that name a file (and have a digest)
 MNIST_SIDE = 28

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ShapeError
-from .model import Sequential
-from .nn.activations import Activation
-from .nn.losses import SoftmaxCrossEntropy
+from ..errors import ShapeError
+from ..model import Sequential
+from ..nn.activations import Activation
+from ..nn.losses import SoftmaxCrossEntropy
 
 
 @dataclass(frozen=True)

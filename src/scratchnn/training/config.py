@@ -13,16 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
-from .files import atomic_write_bytes
+from ..data.augment import Augmentation, augmentation_for
+from ..errors import ConfigError
+from ..files import atomic_write_bytes
+from ..model import Sequential
+from ..nn import AvgPool2D, BatchNorm1d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
+from ..nn.init import INITIALIZERS
+from ..optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
+from ..optim.schedules import OPTION_USERS, check_schedule_options
 from .early_stopping import MONITORS, EarlyStopping
-from .model import Sequential
-from .data.augment import Augmentation, augmentation_for
-from .nn import (AvgPool2D, BatchNorm1d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid,
-                 Tanh)
-from .nn.init import INITIALIZERS
-from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
-from .optim.schedules import OPTION_USERS, check_schedule_options
 from .options import option, option_of, options_of
 
 if sys.version_info >= (3, 11):
@@ -54,7 +53,7 @@ class TrainConfig:
     Zero switches an option off: ``dropout = 0``, ``patience = 0`` (no early stopping),
     ``warmup = 0``, ``checkpoint_every = 0``; ``lr_gamma = 0`` and ``lr_step = 0`` pick the
     schedule's default. Every field is declared once with its flag, help, range and the rule
-    of when it applies (``scratchnn.options``); flags, checks and reports are made from that.
+    of when it applies (``scratchnn.training.options``); flags, checks and reports are made from that.
     """
 
     preset: str = option("custom", "the named recipe this config started from", group=None)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fast as fast_path
-from .data.split import batch_indices
+from .. import fast as fast_path
+from ..data.split import batch_indices
+from ..errors import ShapeError, TrainingDiverged
+from ..model import Sequential
+from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from .early_stopping import EarlyStopping
-from .errors import ShapeError, TrainingDiverged
-from .model import Sequential
-from .nn.losses import SoftmaxCrossEntropy, check_labels
 
 DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
 

@@ -4,7 +4,7 @@ Each ``TrainConfig`` field is declared with ``option(...)``; the command line's 
 config's validation, ``TrainConfig.describe()`` and the report's configuration table are all
 generated from that one declaration. Adding an option is adding one field.
 
-    >>> from scratchnn.config import TrainConfig
+    >>> from scratchnn.training.config import TrainConfig
     >>> spec = option_of(TrainConfig, "dropout")
     >>> spec.flag, spec.group, spec.low, spec.below
     ('--dropout', 'network', 0.0, 1.0)
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 GROUPS = ("network", "optimisation", "training loop", "data")
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MONITORS = {"dev_loss": "min", "dev_accuracy": "max"}
 

@@ -1,4 +1,4 @@
-"""The walk of ``scratchnn.explain.trace`` as one matplotlib figure (object API, no pyplot).
+"""The walk of ``scratchnn.insight.explain.trace`` as one matplotlib figure (object API, no pyplot).
 
 Top row: the input image, the class probabilities and (with a label) the gradient norms.
 Below, one row per layer: a heat strip of a flat output (D,), or a grid of feature maps for
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .errors import ShapeError
-from .explain import LayerStep, Trace, format_shape, input_image
+from ...errors import ShapeError
+from ..explain import LayerStep, Trace, format_shape, input_image
 
 MAX_MAPS = 16  # feature maps drawn per layer; the rest are named in the row title
 MAX_LABELLED = 20  # a strip this short gets a tick per unit (and the logits their values)

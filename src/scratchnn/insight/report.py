@@ -1,7 +1,7 @@
 """One self-contained HTML report per run: the figures as PNG files and a page that embeds them.
 
 ``write_report(run_dir)`` reads a run folder (``model.safetensors``, ``metrics.csv``), predicts the
-chosen set (the run's dev split by default), draws every figure of ``scratchnn.plots``, writes
+chosen set (the run's dev split by default), draws every figure of ``scratchnn.insight.plots``, writes
 each as ``<name>.png`` and ``report.html`` beside them. The page has no external reference at
 all (images are ``data:`` URIs, CSS is inline) so it opens offline and can be mailed as one
 file; every string that comes from the run is HTML-escaped.
@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .config import TrainConfig
-from .data import scale_pixels
-from .errors import ConfigError, DataError, ScratchnnError, ShapeError
-from .files import atomic_write_bytes
-from .io import MODEL_FILE, load, read_metadata
-from .metrics import confusion_matrix
-from .run import REPORT_FILE, SETS, data_source, load_set
-from .run_data import locate_data
+from .. import __version__
+from ..data import scale_pixels
+from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
+from ..files import atomic_write_bytes
+from ..io import MODEL_FILE, load, read_metadata
+from ..metrics import confusion_matrix
+from ..training.config import TrainConfig
+from ..training.run import REPORT_FILE, SETS, data_source, load_set
+from ..training.run_data import locate_data
 
 METRICS_FILE = "metrics.csv"
 DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too

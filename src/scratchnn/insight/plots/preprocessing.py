@@ -36,6 +36,6 @@ def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None 
 
 def save_preprocessing_figure(steps: list[tuple[str, np.ndarray]], path, title: str | None = None) -> Path:
     """Draw ``steps`` and save them as ``path`` (PNG, or any format matplotlib knows from the suffix)."""
-    from .plots import save_figure
+    from . import save_figure
 
     return save_figure(preprocessing_figure(steps, title), path, dpi=100)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError
+from ..io import check_shapes, read_tensors, write_tensors
+from ..model import Sequential
+from ..model_schema import BUFFER_NAMES, check_int, check_number, check_type, is_number, show
 from .early_stopping import EarlyStopping
-from .errors import ModelFileError
-from .io import check_shapes, read_tensors, write_tensors
-from .model import Sequential
-from .model_schema import BUFFER_NAMES, check_int, check_number, check_type, is_number, show
-from .train import EpochResult
+from .fit import EpochResult
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 MAX_EPOCHS = 10**6
