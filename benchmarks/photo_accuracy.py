@@ -39,7 +39,7 @@ from scratchnn.errors import ImageError
 from scratchnn.io import load, read_metadata, resolve_model_path
 from scratchnn.photos.preprocess import read_image, to_mnist
 from scratchnn.training.config import TrainConfig
-from scratchnn.training.run import SETS, load_set
+from scratchnn.training.run_data import SETS, load_set
 
 # Each digit as strokes of (x, y) points in a 0..1 box (y down), as one might write it.
 STROKES = {

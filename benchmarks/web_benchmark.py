@@ -58,7 +58,7 @@ def canvases(model_path: Path, count: int) -> list[bytes]:
     """JSON bodies as the page sends them: dev digits scaled up 4x to 112x112, 3 decimals."""
     from scratchnn.io import read_metadata
     from scratchnn.training.config import TrainConfig
-    from scratchnn.training.run import load_set
+    from scratchnn.training.run_data import load_set
 
     config = TrainConfig.from_dict(read_metadata(model_path)["config"])
     images = load_set(config, "dev", progress=False)[0][:count]

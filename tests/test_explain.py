@@ -301,7 +301,7 @@ def run_dir(tmp_path_factory, shared_dir):
 def test_cli_explains_an_image_of_the_dev_set(run_dir, tmp_path, capsys):
     from scratchnn.io import load, read_metadata
     from scratchnn.training.config import TrainConfig
-    from scratchnn.training.run import load_set
+    from scratchnn.training.run_data import load_set
 
     png = tmp_path / "x.png"
     result = scratchnn("explain", run_dir, "--index", 3, "--save", png)

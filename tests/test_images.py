@@ -20,7 +20,8 @@ from scratchnn.io import load
 from scratchnn.photos.image_ops import box_mean, box_sum, label_components, otsu_threshold
 from scratchnn.photos.preprocess import detect_ink, preprocess_steps, read_image, split_digits, to_mnist
 from scratchnn.training.config import TrainConfig
-from scratchnn.training.run import load_set, train_run
+from scratchnn.training.run import train_run
+from scratchnn.training.run_data import load_set
 
 # ------------------------------------------------------------------ drawing photos
 

@@ -209,7 +209,7 @@ def test_every_figure_in_the_summary_is_the_runs_own(run_dir, report):
     import numpy as np
 
     from scratchnn.io import load, read_metadata
-    from scratchnn.training.run import load_set
+    from scratchnn.training.run_data import load_set
 
     table = re.search(r"<table class=\"summary\">(.*?)</table>", report[1], re.S)[1]
     summary = {html.unescape(key): html.unescape(value)

@@ -1,7 +1,6 @@
 """Training runs end to end: run folder, checkpoints, --resume after SIGKILL, divergence, --config."""
 import csv
 import dataclasses
-import os
 import signal
 import subprocess
 import sys

@@ -14,7 +14,7 @@ import pytest
 from scratchnn.cli.main import main
 from scratchnn.data import write_idx
 from scratchnn.insight.report import FIGURE_NAMES, REPORT_FILE
-from scratchnn.io import MODEL_FILE, load, read_metadata, read_tensors, save
+from scratchnn.io import MODEL_FILE, load, read_metadata, save
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import train_run
 from scratchnn.training.run_data import file_sha256

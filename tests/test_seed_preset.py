@@ -7,7 +7,8 @@ import pytest
 from scratchnn.io import load, read_metadata
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.presets import get_preset
-from scratchnn.training.run import load_set, train_run
+from scratchnn.training.run import train_run
+from scratchnn.training.run_data import load_set
 
 
 @pytest.mark.parametrize("source", ["csv", "idx"])

@@ -8,8 +8,7 @@ from ..errors import ConfigError
 from ..io import MODEL_FILE, load, read_metadata, resolve_model_path
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import TrainConfig
-from ..training.run import SETS, load_set
-from ..training.run_data import FILES, locate_data
+from ..training.run_data import FILES, SETS, load_set, locate_data
 from .config_flags import add_option_arguments
 
 

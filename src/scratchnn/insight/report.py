@@ -26,8 +26,8 @@ from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
 from ..training.config import TrainConfig
-from ..training.run import REPORT_FILE, SETS, data_source, load_set
-from ..training.run_data import locate_data
+from ..training.run import REPORT_FILE
+from ..training.run_data import SETS, data_source, load_set, locate_data
 
 METRICS_FILE = "metrics.csv"
 DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too

@@ -1,4 +1,4 @@
-"""A training run end to end: data -> split -> model -> fit -> run folder with model and metrics.
+"""Training a run end to end: data -> split -> model -> fit -> run folder with model and metrics.
 
 A run folder (``runs/<time>-<preset>/``) holds ``model.safetensors`` (weights + architecture +
 config + final metrics), ``config.toml`` (the resolved config: ``--config`` it to repeat the run),
@@ -34,56 +34,11 @@ from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_check
 from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
 from .progress import TrainingProgress
-from .run_data import check_data_files, check_image_shape, locate_data, record_data
+from .run_data import check_data_files, data_source, locate_data, record_data, seeded_generators
 
 RUNS_DIR = Path("runs")
-SETS = ("train", "dev", "test", "all")
 REPORT_FILE = "report.html"
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
-
-
-def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for the split, the initial weights, the batch order, random
-    layers (dropout) and data augmentation, all from one seed: the dev split depends on the seed
-    alone, so evaluate can rebuild it exactly."""
-    names = ("split", "init", "order", "layers", "augment")  # append only: spawn(k) keeps the first ones
-    return {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
-
-
-def data_source(config: TrainConfig) -> DataSource:
-    """The config's data source; the MNIST dataset when none is given."""
-    source = DataSource(dataset=config.dataset or None, csv=config.csv or None, images=config.images or None,
-                        labels=config.labels or None, data_dir=config.data_dir or None)
-    if not (source.dataset or source.csv or source.images or source.labels):
-        source = dataclasses.replace(source, dataset="mnist")
-    source.validate()
-    return source
-
-
-def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,
-             download: bool = True, model: Sequential | None = None, metadata: dict | None = None):
-    """(images uint8 (N, H, W), labels (N,), classes, description) of one set of a run's data.
-
-    ``train`` and ``dev`` replay the run's shuffled split (same seed, same dev size); ``test``
-    is a named dataset's test split; ``all`` is every row of the source's training data.
-    ``download=False``: a named dataset that is not on this machine is a DataError. The files
-    the config recorded must still be there with their SHA-256; with ``model`` (and its
-    ``metadata``), images whose (H, W) differ from the model's are a DataError naming the file.
-    """
-    if which not in SETS:
-        raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
-    if source is None:
-        check_data_files(config)
-    source = source or data_source(config)
-    data = source.load("test" if which == "test" else "train", download=download, progress=progress)
-    images, labels = data.images, data.labels
-    if model is not None:
-        check_image_shape(images, source.csv or source.images or source.describe(), model, metadata or {})
-    if which in ("train", "dev"):
-        train_images, train_labels, dev_images, dev_labels = train_dev_split(
-            images, labels, config.dev_size, seeded_generators(config.seed)["split"])
-        images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
-    return images, labels, data.classes, f"{which} set of {source.describe()}"
 
 
 @dataclass

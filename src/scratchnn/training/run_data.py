@@ -1,4 +1,7 @@
-"""Where a run's data is, and whether it is still the data the run was trained on.
+"""Reading a run's data back: its source, its seeded split, and whether the files are still the ones
+it was trained on.
+
+``load_set`` gives one set of a run (train or dev replay the run's split from its seed; test; all).
 
 ``train`` records each data file as an absolute path with its SHA-256 (``record_data``), so a run
 folder works from any directory and a moved or edited file is named as such
@@ -15,9 +18,14 @@ import math
 import os
 from pathlib import Path
 
-from ..errors import DataError
+import numpy as np
+
+from ..data import DataSource, train_dev_split
+from ..errors import ConfigError, DataError
+from ..model import Sequential
 from .config import TrainConfig
 
+SETS = ("train", "dev", "test", "all")
 FILES = ("csv", "images", "labels")  # the source fields that name a file (and have a digest)
 MNIST_SIDE = 28
 
@@ -101,3 +109,47 @@ def check_image_shape(images, name: str, model, metadata: dict) -> None:
     if got != tuple(expected):
         raise DataError(f"{name}: images are {'x'.join(map(str, got))}, the model takes "
                         f"{'x'.join(map(str, expected))} images; give images of the size it was trained on")
+
+
+def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for the split, the initial weights, the batch order, random
+    layers (dropout) and data augmentation, all from one seed: the dev split depends on the seed
+    alone, so evaluate can rebuild it exactly."""
+    names = ("split", "init", "order", "layers", "augment")  # append only: spawn(k) keeps the first ones
+    return {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
+
+
+def data_source(config: TrainConfig) -> DataSource:
+    """The config's data source; the MNIST dataset when none is given."""
+    source = DataSource(dataset=config.dataset or None, csv=config.csv or None, images=config.images or None,
+                        labels=config.labels or None, data_dir=config.data_dir or None)
+    if not (source.dataset or source.csv or source.images or source.labels):
+        source = dataclasses.replace(source, dataset="mnist")
+    source.validate()
+    return source
+
+
+def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,
+             download: bool = True, model: Sequential | None = None, metadata: dict | None = None):
+    """(images uint8 (N, H, W), labels (N,), classes, description) of one set of a run's data.
+
+    ``train`` and ``dev`` replay the run's shuffled split (same seed, same dev size); ``test``
+    is a named dataset's test split; ``all`` is every row of the source's training data.
+    ``download=False``: a named dataset that is not on this machine is a DataError. The files
+    the config recorded must still be there with their SHA-256; with ``model`` (and its
+    ``metadata``), images whose (H, W) differ from the model's are a DataError naming the file.
+    """
+    if which not in SETS:
+        raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
+    if source is None:
+        check_data_files(config)
+    source = source or data_source(config)
+    data = source.load("test" if which == "test" else "train", download=download, progress=progress)
+    images, labels = data.images, data.labels
+    if model is not None:
+        check_image_shape(images, source.csv or source.images or source.describe(), model, metadata or {})
+    if which in ("train", "dev"):
+        train_images, train_labels, dev_images, dev_labels = train_dev_split(
+            images, labels, config.dev_size, seeded_generators(config.seed)["split"])
+        images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
+    return images, labels, data.classes, f"{which} set of {source.describe()}"

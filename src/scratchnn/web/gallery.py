@@ -59,7 +59,7 @@ class GalleryData:
 
     def load(self, which: str) -> tuple[np.ndarray, np.ndarray, str]:
         """(images uint8 (N, 28, 28), labels (N,), description) of the ``which`` set; never downloads."""
-        from ..training.run import load_set
+        from ..training.run_data import load_set
 
         if self.config is None:
             raise GalleryUnavailable(self.problem)
@@ -125,7 +125,7 @@ def _trusted_config(model_path: Path, metadata: dict, data: DataSource | None) -
 
 
 def _source(config: TrainConfig) -> DataSource | None:
-    from ..training.run import data_source
+    from ..training.run_data import data_source
 
     try:
         return data_source(config)
