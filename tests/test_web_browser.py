@@ -4,6 +4,7 @@ drawing a "1" with the mouse, uploading a photo, opening the gallery and the mod
 Uses Debian's /usr/bin/chromium (``playwright install`` is never run). Without it, or without
 Playwright, the tests skip, except under CI (any non-empty CI), where they fail: CI must run them.
 """
+import colorsys
 import socket
 import subprocess
 import sys
@@ -116,6 +117,9 @@ def test_drawing_a_one_shows_a_prediction_and_bars(page, artifacts_dir):
     latency = page.evaluate("() => window.answerShown - window.strokeEnded")
 
     assert page.locator("#prediction").inner_text() == "1"
+    red, green, blue = map(int, page.locator("#prediction").evaluate("e => getComputedStyle(e).color")[4:-1].split(","))
+    hue = colorsys.rgb_to_hsv(red / 255, green / 255, blue / 255)[0] * 360
+    assert 30 < hue < 330, f"the answer is drawn in a red (hue {hue:.0f}), the colour of errors"
     assert "% sure" in page.locator("#confidence").inner_text()
     bars = page.locator("#bars li")
     assert bars.count() == 10
@@ -152,6 +156,9 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     assert "of 1,000 dev digits are wrong" in page.locator("#gallery-status").inner_text()
     tile = page.locator("#gallery .tile").first
     label, said = tile.locator("b").inner_text(), tile.locator("i").inner_text().split()[0]
+    caption = tile.locator("i")
+    assert "\u00a0%)" in caption.inner_text() and caption.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
+    assert len(caption.evaluate("e => Array.from(e.getClientRects()).map(r => r.top)")) == 1, "a caption broke"
     tile.click()
     page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Image ')")
     assert page.locator("#tab-draw").is_visible() and not page.locator("#tab-gallery").is_visible()

@@ -264,7 +264,7 @@ function galleryTile(item) {
   truth.querySelector("b").textContent = classes[item.label];
   const said = document.createElement("span");
   said.innerHTML = "said <i></i>";
-  said.querySelector("i").textContent = `${classes[item.prediction]} (${(item.confidence * 100).toFixed(0)} %)`;
+  said.querySelector("i").textContent = `${classes[item.prediction]} (${(item.confidence * 100).toFixed(0)}\u00a0%)`;  // never broken inside
   tile.title = `image ${item.index} of the set`;
   tile.append(canvas, truth, said);
   tile.addEventListener("click", () => openGalleryItem(item));
