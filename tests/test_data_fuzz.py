@@ -6,6 +6,7 @@ The valid seeds are written by the project's own writers; the bombs are built in
 one compressed MiB repeated, so a 4 MB file inflates to 4 GiB without the test ever holding it.
 """
 import gzip
+import os
 import struct
 import time
 import tracemalloc
@@ -20,12 +21,13 @@ from scratchnn.data.idx import read_idx, write_idx
 from scratchnn.data.kaggle_csv import read_kaggle_csv, write_kaggle_csv
 from scratchnn.errors import DataError
 
+pytestmark = pytest.mark.slow  # hypothesis and gzip bombs (10 to 20 s)
+
 MiB = 1 << 20
 PEAK = 32 * MiB  # memory a reader may take for a file of a few KB, whatever the file claims
 BOMB_PEAK = 64 * MiB  # and for a 4 MB gzip bomb
 HANG = 20.0  # seconds: a hang guard only (a bomb is refused in well under a second; see the report)
-import os
-FUZZ = settings(max_examples=int(os.environ.get('FUZZ_EXAMPLES', 150)), deadline=1000,  # ms per example: a generous hang guard
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), deadline=1000,  # ms: a generous hang guard
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

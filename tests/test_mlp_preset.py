@@ -1,6 +1,10 @@
 """The mlp preset (the default of ``scratchnn train``) on real MNIST digits from ../shared."""
+import pytest
+
 from scratchnn.training.presets import DEFAULT_PRESET, get_preset
 from scratchnn.training.run import train_run
+
+pytestmark = pytest.mark.slow  # trains the default preset for 40 epochs on 9,000 digits (about a minute)
 
 
 def test_mlp_preset_reaches_96_5_percent_on_the_dev_set(tmp_path, shared_dir):

@@ -23,6 +23,8 @@ from scratchnn.optim import Adam
 from scratchnn.training.checkpoint import load_checkpoint, save_checkpoint
 from scratchnn.training.fit import EpochResult
 
+pytestmark = pytest.mark.slow  # hypothesis over hostile model files (about 15 s)
+
 SECONDS = 1.0  # a hang guard: the files are a few kB, a load takes milliseconds
 PEAK_BYTES = 32 * 2**20  # the files are a few kB: anything near this was allocated from a lie
 FUZZ = settings(max_examples=120, deadline=None, database=None,

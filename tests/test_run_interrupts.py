@@ -16,6 +16,8 @@ from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import REPORT_FILE, train_run
 
+pytestmark = pytest.mark.slow  # ten real runs interrupted and resumed in subprocesses (about 40 s)
+
 # Kills itself (SIGKILL, or SIGINT = Ctrl-C) when the run is about to move a finished file into
 # place: os.replace onto NAME for the Nth time ("final": once model.safetensors exists). That is
 # the moment after everything before it was written and before NAME is (its temp file is full).

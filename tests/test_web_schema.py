@@ -18,6 +18,8 @@ from schemathesis.config import SchemathesisConfig  # noqa: E402
 from scratchnn.web.app import create_app  # noqa: E402
 from web_support import train_tiny_model  # noqa: E402
 
+pytestmark = pytest.mark.slow  # schemathesis runs every check on every operation (about 15 s)
+
 EXAMPLES = int(os.environ.get("SCRATCHNN_SCHEMA_EXAMPLES", "25"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 OPERATIONS = ["POST /api/predict", "GET /api/model", "GET /api/gallery"]
