@@ -38,6 +38,7 @@ def test_gradcheck_passes_for_every_layer():
         assert name in result.stdout
 
 
+@pytest.mark.slow  # train, evaluate and predict as subprocesses on real MNIST
 def test_train_evaluate_predict_end_to_end(tmp_path, shared_dir):
     csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
     run = tmp_path / "run"

@@ -99,6 +99,7 @@ def cli(*args, script=None):
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # trains on real MNIST in subprocesses (seconds each)
 @pytest.mark.parametrize("network", [{}, {"conv": [4], "hidden": [16], "augment": True}], ids=["mlp", "cnn-augmented"])
 def test_a_run_killed_mid_epoch_resumes_to_bit_identical_weights(tmp_path, digits, network):
     small_config(digits, epochs=6, patience=10, **network).save(tmp_path / "config.toml")
@@ -163,6 +164,7 @@ def test_cli_lr_50_exits_non_zero_with_the_divergence_message(tmp_path, digits):
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
 
 
+@pytest.mark.slow  # trains on real MNIST in subprocesses (seconds each)
 def test_a_run_killed_in_its_first_epoch_resumes_from_the_initial_weights(tmp_path, digits):
     small_config(digits, epochs=2).save(tmp_path / "config.toml")
     script = KILL_MID_EPOCH.replace("(3, 4)", "(1, 2)")

@@ -19,6 +19,8 @@ from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import train_run
 from scratchnn.training.run_data import file_sha256
 
+pytestmark = pytest.mark.slow  # real runs as subprocesses, from other folders (about 10 s)
+
 
 def scratchnn(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "scratchnn", *map(str, args)], capture_output=True, text=True,

@@ -11,6 +11,7 @@ from scratchnn.training.run import train_run
 from scratchnn.training.run_data import load_set
 
 
+@pytest.mark.slow  # the seed recipe, 500 full-batch iterations on 9,000 real digits
 @pytest.mark.parametrize("source", ["csv", "idx"])
 def test_seed_preset_reaches_83_5_percent_on_the_dev_set(tmp_path, shared_dir, source):
     mnist = shared_dir / "datasets/mnist"
