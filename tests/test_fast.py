@@ -8,6 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from test_model import small_model
+from test_optim import CONFIGS
 
 from scratchnn import Sequential, SoftmaxCrossEntropy
 from scratchnn.data import scale_pixels
@@ -19,9 +21,22 @@ from scratchnn.fast.packing import pack_parameters
 from scratchnn.fast.products import DenseProducts
 from scratchnn.gradcheck import check_layer
 from scratchnn.io import write_tensors
-from scratchnn.nn import LAYER_TYPES, AvgPool2D, Conv2D, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU
-from scratchnn.optim import SGD, Adam, AdamW, RMSprop
-from scratchnn.training.checkpoint import Checkpoint, checkpoint_contents, load_checkpoint
+from scratchnn.nn import (
+    LAYER_TYPES,
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+)
+from scratchnn.optim import SGD, Adam, AdamW
+from scratchnn.training.checkpoint import (
+    Checkpoint,
+    checkpoint_contents,
+    load_checkpoint,
+)
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.fit import fit
 from scratchnn.training.presets import PRESETS, get_preset
@@ -137,16 +152,6 @@ def test_the_fast_path_uses_its_pieces_and_the_textbook_path_none():
 
 # --- packing ----------------------------------------------------------------------------------
 
-def small_model(seed=0, sizes=(8, 6, 10)):
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i, (d, m) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(Dense(d, m, rng=rng))
-        if i < len(sizes) - 2:
-            layers.append(ReLU())
-    return Sequential(layers)
-
-
 def test_pack_parameters_keeps_names_and_values_in_one_flat_array():
     model = small_model(sizes=(8, 7, 6, 10))
     before = {name: p.copy() for name, p, _ in model.named_parameters()}
@@ -189,16 +194,7 @@ def test_an_unknown_optimizer_steps_by_name_on_packed_parameters():
 
 # --- flat optimizer state ---------------------------------------------------------------------
 
-CONFIGS = {
-    "sgd": lambda: SGD(0.1),
-    "sgd-momentum": lambda: SGD(0.1, momentum=0.9),
-    "sgd-nesterov-wd": lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
-    "rmsprop": lambda: RMSprop(0.01),
-    "rmsprop-momentum-wd": lambda: RMSprop(0.01, momentum=0.9, weight_decay=1e-2),
-    "adam": lambda: Adam(1e-2),
-    "adam-wd": lambda: Adam(1e-2, weight_decay=1e-2),
-    "adamw": lambda: AdamW(1e-2),
-}
+# CONFIGS (every optimizer configuration) and small_model come from test_optim and test_model
 FOLDED = {"adam", "adam-wd", "adamw"}  # Adam's bias corrections are folded: float rounding differs
 
 
