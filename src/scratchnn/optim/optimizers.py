@@ -18,21 +18,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-
-
-def _check(name: str, value, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name} must be {allowed}, got {value}")
-
-
-def _unit_interval(name: str, value: float) -> float:
-    _check(name, value, 0 <= value < 1, "in [0, 1)")
-    return float(value)
-
-
-def _non_negative(name: str, value: float) -> float:
-    _check(name, value, 0 <= value < math.inf, "a finite number >= 0")
-    return float(value)
+from .arguments import check, non_negative, unit_interval
 
 
 class Optimizer:
@@ -103,8 +89,8 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(lr)
-        self.momentum = _unit_interval("momentum", momentum)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.momentum = unit_interval("momentum", momentum)
+        self.weight_decay = non_negative("weight_decay", weight_decay)
         if nesterov and not self.momentum:
             raise ConfigError(f"nesterov requires momentum > 0, got momentum {momentum}")
         self.nesterov = bool(nesterov)
@@ -142,11 +128,11 @@ class RMSprop(Optimizer):
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
                  weight_decay: float = 0.0):
         super().__init__(lr)
-        self.alpha = _unit_interval("alpha", alpha)
-        _check("eps", eps, 0 < eps < math.inf, "> 0")
+        self.alpha = unit_interval("alpha", alpha)
+        check("eps", eps, 0 < eps < math.inf, "> 0")
         self.eps = float(eps)
-        self.momentum = _unit_interval("momentum", momentum)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.momentum = unit_interval("momentum", momentum)
+        self.weight_decay = non_negative("weight_decay", weight_decay)
 
     def state_slots(self):
         return ("v", "velocity") if self.momentum else ("v",)
@@ -181,11 +167,11 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(lr)
-        self.beta1 = _unit_interval("beta1", beta1)
-        self.beta2 = _unit_interval("beta2", beta2)
-        _check("eps", eps, 0 < eps < math.inf, "> 0")
+        self.beta1 = unit_interval("beta1", beta1)
+        self.beta2 = unit_interval("beta2", beta2)
+        check("eps", eps, 0 < eps < math.inf, "> 0")
         self.eps = float(eps)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.weight_decay = non_negative("weight_decay", weight_decay)
 
     def state_slots(self):
         return ("m", "v")

@@ -11,25 +11,9 @@ calls ``schedule.observe(dev_loss)`` after every evaluation (only ReduceOnPlatea
 from __future__ import annotations
 
 import math
-import numbers
 
 from ..errors import ConfigError
-
-
-def _check(name: str, value, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name} must be {allowed}, got {value}")
-
-
-def _positive(name: str, value: float) -> float:
-    _check(name, value, 0 < value < math.inf, "> 0")
-    return float(value)
-
-
-def _count(name: str, value: int, low: int = 1) -> int:
-    whole = isinstance(value, numbers.Real) and float(value).is_integer()
-    _check(name, value, whole and value >= low, f"a whole number >= {low}")
-    return int(value)
+from .arguments import check, count, positive
 
 
 def _cosine(start: float, end: float, progress: float) -> float:
@@ -61,7 +45,7 @@ class Constant(Schedule):
     """lr at every step."""
 
     def __init__(self, lr: float):
-        self.lr = _positive("learning rate", lr)
+        self.lr = positive("learning rate", lr)
 
     def __call__(self, step):
         return self.lr
@@ -76,9 +60,9 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1):
-        self.lr = _positive("learning rate", lr)
-        self.step_size = _count("step_size", step_size)
-        self.gamma = _positive("gamma", gamma)
+        self.lr = positive("learning rate", lr)
+        self.step_size = count("step_size", step_size)
+        self.gamma = positive("gamma", gamma)
 
     def __call__(self, step):
         return self.lr * self.gamma ** (step // self.step_size)
@@ -97,9 +81,9 @@ class Exponential(Schedule):
     """
 
     def __init__(self, lr: float, gamma: float, every: int = 1):
-        self.lr = _positive("learning rate", lr)
-        self.gamma = _positive("gamma", gamma)
-        self.every = _count("every", every)
+        self.lr = positive("learning rate", lr)
+        self.gamma = positive("gamma", gamma)
+        self.every = count("every", every)
 
     def __call__(self, step):
         return self.lr * self.gamma ** (step / self.every)
@@ -117,12 +101,12 @@ class Cosine(Schedule):
     """
 
     def __init__(self, lr: float, total_steps: int, min_lr: float = 0.0, warmup_steps: int = 0):
-        self.lr = _positive("learning rate", lr)
-        self.total_steps = _count("total_steps", total_steps)
-        _check("min_lr", min_lr, 0 <= min_lr <= lr, f"in [0, lr = {lr}]")
+        self.lr = positive("learning rate", lr)
+        self.total_steps = count("total_steps", total_steps)
+        check("min_lr", min_lr, 0 <= min_lr <= lr, f"in [0, lr = {lr}]")
         self.min_lr = float(min_lr)
-        self.warmup_steps = _count("warmup_steps", warmup_steps, 0)
-        _check("warmup_steps", warmup_steps, warmup_steps < total_steps, f"< total_steps = {total_steps}")
+        self.warmup_steps = count("warmup_steps", warmup_steps, 0)
+        check("warmup_steps", warmup_steps, warmup_steps < total_steps, f"< total_steps = {total_steps}")
 
     def __call__(self, step):
         w = self.warmup_steps
@@ -144,12 +128,12 @@ class OneCycle(Schedule):
 
     def __init__(self, max_lr: float, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0,
                  final_div_factor: float = 1e4):
-        self.max_lr = _positive("max_lr", max_lr)
-        self.total_steps = _count("total_steps", total_steps, 2)
-        _check("pct_start", pct_start, 0 < pct_start < 1, "in (0, 1)")
+        self.max_lr = positive("max_lr", max_lr)
+        self.total_steps = count("total_steps", total_steps, 2)
+        check("pct_start", pct_start, 0 < pct_start < 1, "in (0, 1)")
         self.pct_start = float(pct_start)
-        self.div_factor = _positive("div_factor", div_factor)
-        self.final_div_factor = _positive("final_div_factor", final_div_factor)
+        self.div_factor = positive("div_factor", div_factor)
+        self.final_div_factor = positive("final_div_factor", final_div_factor)
 
     def __call__(self, step):
         start = self.max_lr / self.div_factor
@@ -173,13 +157,13 @@ class ReduceOnPlateau(Schedule):
 
     def __init__(self, lr: float, factor: float = 0.1, patience: int = 2, min_lr: float = 0.0,
                  threshold: float = 1e-4):
-        self.lr = _positive("learning rate", lr)
-        _check("factor", factor, 0 < factor < 1, "in (0, 1)")
+        self.lr = positive("learning rate", lr)
+        check("factor", factor, 0 < factor < 1, "in (0, 1)")
         self.factor = float(factor)
-        self.patience = _count("patience", patience)
-        _check("min_lr", min_lr, 0 <= min_lr <= lr, f"in [0, lr = {lr}]")
+        self.patience = count("patience", patience)
+        check("min_lr", min_lr, 0 <= min_lr <= lr, f"in [0, lr = {lr}]")
         self.min_lr = float(min_lr)
-        _check("threshold", threshold, 0 <= threshold < 1, "in [0, 1)")
+        check("threshold", threshold, 0 <= threshold < 1, "in [0, 1)")
         self.threshold = float(threshold)
         self.best: float | None = None
         self.bad = 0
@@ -205,7 +189,7 @@ class WarmUp(Schedule):
 
     def __init__(self, schedule: Schedule, warmup_steps: int):
         self.schedule = schedule
-        self.warmup_steps = _count("warmup_steps", warmup_steps)
+        self.warmup_steps = count("warmup_steps", warmup_steps)
 
     def __call__(self, step):
         return self.schedule(step) * min(1.0, (step + 1) / self.warmup_steps)
@@ -279,7 +263,7 @@ def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, wa
     """
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
-    steps_per_epoch, epochs = _count("steps_per_epoch", steps_per_epoch), _count("epochs", epochs)
+    steps_per_epoch, epochs = count("steps_per_epoch", steps_per_epoch), count("epochs", epochs)
     check_schedule_options(name, epochs, {"warmup_epochs": warmup_epochs, "gamma": gamma,
                                           "step_epochs": step_epochs, "min_lr": min_lr})
     total = steps_per_epoch * epochs
@@ -287,7 +271,7 @@ def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, wa
     if name == "constant":
         schedule = Constant(lr)
     elif name == "step":
-        step_epochs = max(1, epochs // 3) if step_epochs is None else _count("step_epochs", step_epochs)
+        step_epochs = max(1, epochs // 3) if step_epochs is None else count("step_epochs", step_epochs)
         schedule = StepDecay(lr, step_epochs * steps_per_epoch, 0.1 if gamma is None else gamma)
     elif name == "exponential":
         schedule = Exponential(lr, 0.01 ** (1 / epochs) if gamma is None else gamma, every=steps_per_epoch)
