@@ -145,3 +145,22 @@ def test_forward_steps_walk_the_same_pass_as_forward():
     assert [y.shape for _, _, y in steps] == [(4, 5), (4, 5), (4, 3)]
     np.testing.assert_array_equal(steps[1][2], np.maximum(steps[0][2], 0))
     np.testing.assert_array_equal(steps[-1][2], model.forward(x))
+
+
+def test_backward_steps_walk_the_same_pass_as_backward():
+    rng = np.random.default_rng(1)
+    model = Sequential([Dense(6, 5, rng=rng), ReLU(), Dense(5, 3, rng=rng)])
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    dlogits = rng.standard_normal((4, 3)).astype(np.float32)
+    model.forward(x, training=True)
+    dx = model.backward(dlogits, need_dx=True)
+    grads = {name: g.copy() for name, _, g in model.named_parameters()}
+    model.forward(x, training=True)
+    steps = list(model.backward_steps(dlogits, need_dx=True))
+    assert [i for i, *_ in steps] == [2, 1, 0]
+    np.testing.assert_array_equal(steps[0][2], dlogits)
+    for (_, _, _, dx_k), (_, _, dy_next, _) in zip(steps, steps[1:]):
+        np.testing.assert_array_equal(dx_k, dy_next)  # one layer's input gradient is the next one's dy
+    np.testing.assert_array_equal(steps[-1][3], dx)
+    for name, _, g in model.named_parameters():
+        np.testing.assert_array_equal(g, grads[name])

@@ -65,12 +65,24 @@ class Sequential:
         ``need_dx`` asks for ∂L/∂x the pass stops there and skips the input gradient
         (for the seed network that is the (N, 784) product, most of the backward work).
         """
+        dx = None
+        for _, _, _, dx in self.backward_steps(dlogits, need_dx):
+            pass
+        return dx if need_dx else None
+
+    def backward_steps(self, dlogits: np.ndarray, need_dx: bool = False):
+        """The backward pass one layer at a time, last layer first: yields (index, layer,
+        ∂L/∂(its output), ∂L/∂(its input)) once the layer has filled its grads.
+
+        ``backward`` is this run to the end; ``explain`` records every step.
+        """
         layers = self.layers
         stop = 0 if need_dx else next((k for k, layer in enumerate(layers) if layer.params), 0)
         dy = dlogits
         for k in range(len(layers) - 1, stop - 1, -1):
-            dy = layers[k].backward(dy, need_dx=need_dx or k > stop)
-        return dy if need_dx else None
+            dx = layers[k].backward(dy, need_dx=need_dx or k > stop)
+            yield k, layers[k], dy, dx
+            dy = dx
 
     # --- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:

@@ -199,10 +199,10 @@ def _add_loss_and_gradients(model: Sequential, result: Trace, logits: np.ndarray
     result.neg_log_p = float(-np.log(result.softmax.probs[label]))
     dy = loss_fn.backward()  # (1, C): p − onehot, already divided by N = 1
     result.dlogits = np.array(dy[0], np.float64)
-    for i in range(len(model.layers) - 1, -1, -1):
-        step, layer = result.steps[i], model.layers[i]
-        step.output_grad_norm = float(np.linalg.norm(dy))
-        dy = layer.backward(dy, need_dx=i > 0)  # nothing reads ∂L/∂x of the input
+    # need_dx: walk every layer, even the parameterless ones in front of the first Dense or Conv2D
+    for i, layer, dy_out, _ in model.backward_steps(dy, need_dx=True):
+        step = result.steps[i]
+        step.output_grad_norm = float(np.linalg.norm(dy_out))
         step.grad_norms = {k: float(np.linalg.norm(g)) for k, g in layer.grads.items()}
 
 
