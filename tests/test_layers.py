@@ -25,6 +25,8 @@ def test_every_layer_type_declares_its_own_gradcheck_cases(name):
     own = LAYER_TYPES[name].gradcheck_cases(np.random.default_rng(0))
     assert own, f"{name}.gradcheck_cases returns no case"
     assert all(type(layer) is LAYER_TYPES[name] for layer, _ in own), f"{name} checks another layer type"
+    for layer, _ in own:  # model files and checkpoints tell buffers from parameters by these names
+        assert set(layer.buffers) == set(LAYER_TYPES[name].buffer_names), f"{name}.buffer_names"
 
 
 def test_a_layer_type_without_a_gradcheck_case_is_named():

@@ -28,7 +28,6 @@ from .nn.schema import MAX_SAMPLE, MAX_UNITS, check_int, check_number, is_number
 MAX_LAYERS = 1024
 MAX_PARAMETERS = 2**27  # 134,217,728
 MAX_TEXT = 1000  # characters of a class name or a short string
-BUFFER_NAMES = ("running_mean", "running_var")  # saved with the parameters, never trained
 
 
 def check_type(value, kind: type, where: str, name: str):
@@ -144,3 +143,9 @@ def check_metadata(metadata: dict) -> dict[str, tuple[int, ...]] | None:
         if key in metadata:
             check(metadata[key], f"metadata {key!r}")
     return state_shapes(metadata["architecture"]) if "architecture" in metadata else None
+
+
+def buffer_names() -> set[str]:
+    """Names of the state saved with the parameters but never trained (BatchNorm's running
+    statistics), as every registered layer type declares them."""
+    return {name for cls in LAYER_TYPES.values() for name in cls.buffer_names}

@@ -30,6 +30,8 @@ class BatchNorm1d(Layer):
         eps: added to the variance so a constant feature does not divide by 0.
     """
 
+    buffer_names = ("running_mean", "running_var")
+
     required_keywords = {"features": units}  # what a model file may say (see nn/schema.py)
     optional_keywords = {"momentum": lambda v, w: check_number(v, w, 0, 1),
                          "eps": lambda v, w: check_number(v, w, 0, 1, open_low=True)}

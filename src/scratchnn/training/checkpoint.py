@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
-from ..model_schema import BUFFER_NAMES, check_int, check_number, check_type, is_number, show
+from ..model_schema import buffer_names, check_int, check_number, check_type, is_number, show
 from .early_stopping import EarlyStopping
 from .fit import EpochResult
 
@@ -125,7 +125,8 @@ def checkpoint_layout(metadata: dict, state: dict | None, tensors: dict[str, tup
     check_shapes(groups["model"], state, "model.")
     if groups["best"]:
         check_shapes(groups["best"], state, "best.")
-    parameters = {name: shape for name, shape in state.items() if name.rsplit(".", 1)[1] not in BUFFER_NAMES}
+    buffers = buffer_names()
+    parameters = {name: shape for name, shape in state.items() if name.rsplit(".", 1)[1] not in buffers}
     slots: dict[str, set[str]] = {}
     for key, shape in groups["optim"].items():
         name, _, slot = key.rpartition(".")
