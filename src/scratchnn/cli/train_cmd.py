@@ -85,10 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
 def next_steps(run_dir: Path, report: bool) -> str:
     """What a learner can do with a finished run, as commands to copy."""
-    lines = ["Next:"]
-    if report:
-        lines.append(f"  open {run_dir / 'report.html'}      the run's figures on one page")
-    lines += [f"  scratchnn evaluate {run_dir}      accuracy per class, confusion matrix",
-              f"  scratchnn predict {run_dir} my-digit.png      your own handwriting",
-              f"  scratchnn serve {run_dir}      draw digits at http://127.0.0.1:8000"]
-    return "\n".join(lines)
+    steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page")] if report else []
+    steps += [(f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix"),
+              (f"scratchnn predict {run_dir} my-digit.png", "your own handwriting"),
+              (f"scratchnn serve {run_dir}", "draw digits at http://127.0.0.1:8000")]
+    width = max(len(command) for command, _ in steps)
+    return "\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)])
