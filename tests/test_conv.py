@@ -5,7 +5,7 @@ from ci_guard import import_oracle
 
 from scratchnn import Sequential
 from scratchnn.errors import ConfigError, ShapeError
-from scratchnn.gradcheck import check_layer, distinct_values
+from scratchnn.gradcheck import check_layer
 from scratchnn.io import load, save
 from scratchnn.nn import (
     AvgPool2D,
@@ -20,6 +20,7 @@ from scratchnn.nn import (
     layer_from_config,
     layer_to_config,
 )
+from scratchnn.nn.check_inputs import distinct_values
 
 TIGHT = 1e-7
 # (kernel_size, stride, padding, input (N, C, H, W)): square and not, overlapping windows,

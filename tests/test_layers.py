@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from scratchnn.gradcheck import away_from_zero, check_layer, standard_cases
-from scratchnn.nn import LAYER_TYPES, Dense, Layer, ReLU, layer_from_config, layer_to_config
 from scratchnn.errors import ConfigError, ShapeError
+from scratchnn.gradcheck import check_layer, standard_cases
+from scratchnn.nn import LAYER_TYPES, Dense, Layer, ReLU, layer_from_config, layer_to_config
+from scratchnn.nn.check_inputs import away_from_zero
 
 TIGHT = 1e-7
 

@@ -20,8 +20,6 @@ import numpy as np
 from .model import Sequential
 from .nn.activations import ReLU
 from .nn.base import LAYER_TYPES, Layer
-from .nn.batchnorm import batchnorm_with_random_affine  # noqa: F401 (tests build cases from it)
-from .nn.check_inputs import away_from_zero, distinct_values  # noqa: F401 (likewise)
 from .nn.dense import Dense
 from .nn.losses import SoftmaxCrossEntropy
 

@@ -23,7 +23,7 @@ import math
 
 from .errors import ModelFileError
 from .nn.base import LAYER_TYPES
-from .nn.schema import MAX_SAMPLE, MAX_UNITS, check_int, check_number, is_number, show  # noqa: F401 (checkpoint.py)
+from .nn.schema import MAX_SAMPLE, MAX_UNITS, check_int, is_number, show
 
 MAX_LAYERS = 1024
 MAX_PARAMETERS = 2**27  # 134,217,728

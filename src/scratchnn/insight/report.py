@@ -268,7 +268,7 @@ def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, wh
     if predicted is not None:
         _, labels, probs, _, description = predicted
         correct = int(np.count_nonzero(probs.argmax(axis=1) == labels))
-        lines.append((f"Figures measured on", f"{description}: {correct:,} of {len(labels):,} correct "
+        lines.append(("Figures measured on", f"{description}: {correct:,} of {len(labels):,} correct "
                       f"({_percent(correct / len(labels))})"))
     else:
         lines.append(("Figures measured on", f"the {which} set could not be loaded (see the notes)"))

@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import ModelFileError
 from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
-from ..model_schema import buffer_names, check_int, check_number, check_type, is_number, show
+from ..model_schema import buffer_names, check_type
+from ..nn.schema import check_int, check_number, is_number, show
 from .early_stopping import EarlyStopping
 from .fit import EpochResult
 

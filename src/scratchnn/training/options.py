@@ -57,14 +57,14 @@ class Option:
         for item in value if isinstance(value, list) else [value]:
             if self.choices is not None and item not in self.choices:
                 raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}")
-            if isinstance(item, bool) or isinstance(item, str):
+            if isinstance(item, (bool, str)):
                 continue
             if not math.isfinite(item):
                 raise ConfigError(f"{self.flag} must be a finite number, got {item}")
-            for bound, ok, words in ((self.low, lambda b: item >= b, ">="), (self.high, lambda b: item <= b, "<="),
-                                     (self.above, lambda b: item > b, ">"), (self.below, lambda b: item < b, "<")):
-                if bound is not None and not ok(bound):
-                    raise ConfigError(f"{self.flag} must be {self.range_text()}, got {_text(value)}")
+            inside = ((self.low is None or item >= self.low) and (self.high is None or item <= self.high)
+                      and (self.above is None or item > self.above) and (self.below is None or item < self.below))
+            if not inside:
+                raise ConfigError(f"{self.flag} must be {self.range_text()}, got {_text(value)}")
 
     def range_text(self) -> str:
         """'in [0, 1)', '>= 1', '> 0' ..."""
