@@ -28,7 +28,7 @@ from .. import __version__
 from ..data import DataSource, scale_pixels, train_dev_split
 from ..errors import ConfigError, DataError, RunInterrupted, TrainingDiverged
 from ..files import atomic_write_bytes
-from ..io import MODEL_FILE, save
+from ..io import MODEL_FILE, load, read_metadata, save
 from ..model import Sequential
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -126,8 +126,6 @@ def _training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
 
 def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
     """The RunResult of a run whose model is saved (read back, nothing trained)."""
-    from ..io import load, read_metadata
-
     model, metadata = load(run_dir), read_metadata(run_dir)
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
     history = checkpoint.history if checkpoint else []
