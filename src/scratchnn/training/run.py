@@ -52,11 +52,14 @@ class RunResult:
 
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
-              log: Callable[[str], None] = print, progress: bool = True) -> RunResult:
+              log: Callable[[str], None] = print, progress: bool = True,
+              on_evaluation: Callable[[EpochResult], None] | None = None) -> RunResult:
     """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder).
 
     The folder and its ``config.toml`` (data as absolute paths with their SHA-256) are written
     once the data has loaded, before the first epoch, so a killed run can be resumed.
+    ``on_evaluation(result)`` runs after each evaluated epoch is logged and checkpointed (a
+    sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
     """
     config.validate()
     if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
@@ -69,7 +72,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.toml")
     try:
-        return _train(config, run_dir, None, log, progress, data_source(config), data)
+        return _train(config, run_dir, None, log, progress, data_source(config), data, on_evaluation)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
 
@@ -144,7 +147,8 @@ def sweep_temp_files(run_dir: Path) -> list[str]:
 
 
 def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
-           log: Callable[[str], None], progress: bool, source: DataSource, data) -> RunResult:
+           log: Callable[[str], None], progress: bool, source: DataSource, data,
+           on_evaluation: Callable[[EpochResult], None] | None = None) -> RunResult:
     gens = seeded_generators(config.seed)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
@@ -184,6 +188,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if config.checkpoint_every and evaluations % config.checkpoint_every == 0:
             save_state()
             write_metrics_csv(run_dir / "metrics.csv", history)
+        if on_evaluation is not None:
+            on_evaluation(result)
 
     if config.checkpoint_every and checkpoint is None:
         save_state()  # epoch 0: even a run killed in its first epoch can be resumed
