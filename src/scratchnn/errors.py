@@ -32,6 +32,12 @@ class TrainingDiverged(ScratchnnError, ArithmeticError):
     """The loss or the weights became NaN or infinite during training."""
 
 
+class DoctorStopped(ScratchnnError):
+    """``--doctor strict`` stopped a run on an error finding (the CLI exits with code 3)."""
+
+    exit_code = 3
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run: the message says what was kept and the command that continues it."""
 

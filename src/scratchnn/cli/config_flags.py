@@ -12,7 +12,8 @@ import difflib
 from ..training.config import TrainConfig
 from ..training.options import Option, options_of
 
-TITLES = {"network": "network", "optimisation": "optimisation", "training loop": "training loop", "data": "data"}
+TITLES = {"network": "network", "optimisation": "optimisation", "training loop": "training loop",
+          "doctor": "training doctor and break-it lab", "data": "data"}
 
 
 def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...],
@@ -32,6 +33,8 @@ def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
         kwargs: dict = {"dest": name, "default": None, "help": spec.help}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, list) and spec.choices:  # --fault a --fault b,c -> [a, b, c]
+            kwargs.update(action="extend", metavar=spec.metavar, type=names_type(spec))
         else:
             kwargs["metavar"] = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
             kwargs["type"] = (list_type(spec) if isinstance(default, list) else choice_type(spec) if spec.choices
@@ -57,6 +60,16 @@ def choice_type(spec: Option):
         raise argparse.ArgumentTypeError(f"unknown {spec.flag[2:]} {text!r}: choose one of "
                                          f"{', '.join(spec.choices)}{hint}")
     parse.__name__ = spec.flag[2:]  # argparse names the type in some messages
+    return parse
+
+
+def names_type(spec: Option):
+    """An argparse type: 'a,b' -> ['a', 'b'], each one of the option's choices (any case)."""
+    choice = choice_type(spec)
+
+    def parse(text: str) -> list[str]:
+        return [choice(part.strip()) for part in text.split(",")]
+    parse.__name__ = spec.flag[2:]
     return parse
 
 

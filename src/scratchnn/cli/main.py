@@ -8,9 +8,9 @@ import sys
 from .. import __version__
 from ..errors import ScratchnnError
 from .config_flags import suggest_flag
-from . import evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, train_cmd
+from . import doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, train_cmd
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, gradcheck_cmd, serve_cmd)
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, doctor_cmd, gradcheck_cmd, serve_cmd)
 
 
 class CommandListFormatter(argparse.HelpFormatter):
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except ScratchnnError as error:
         print(f"scratchnn {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return getattr(error, "exit_code", 1)
     except KeyboardInterrupt as error:  # RunInterrupted says what was kept and how to continue
         print(f"scratchnn {args.command}: interrupted" + (f"; {error}" if str(error) else ""), file=sys.stderr)
         return 130

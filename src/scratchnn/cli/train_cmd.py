@@ -34,7 +34,7 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-TRAIN_GROUPS = ("network", "optimisation", "training loop")
+TRAIN_GROUPS = ("network", "optimisation", "training loop", "doctor")
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Augmentation, augmentation_for
+from ..doctor.faults import FAULTS
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
 from ..model import Sequential
@@ -29,6 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+DOCTOR_MODES = ("off", "on", "strict")
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 
@@ -120,6 +122,13 @@ class TrainConfig:
                                    group="training loop", metavar="N", low=0)
     textbook: bool = option(False, "train on the plain textbook code, without the speed machinery "
                                    "(same numbers, slower)", group="training loop")
+    # the training doctor (doctor/): health signals, findings; and the break-it lab's faults
+    doctor: str = option("on", "watch the run's health: off (record nothing), on (print findings as they "
+                               "appear), strict (an error finding stops the run, exit code 3)",
+                         group="doctor", choices=DOCTOR_MODES, summary=lambda v: "" if v == "on" else f"doctor {v}")
+    fault: list[str] = option([], "reproduce a classic mistake on purpose (repeatable): "
+                                  + ", ".join(FAULTS), group="doctor", metavar="NAME", choices=tuple(FAULTS),
+                              applies=lambda c: bool(c.fault))
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
     # `train` saves files as absolute paths with their SHA-256, so a run folder opened from any
     # directory finds its data, and a moved or changed file is named as such (see run_data)
@@ -241,10 +250,11 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; "
                               f"known: {', '.join(known)}")
-        config = cls()
+        config, specs = cls(), options_of(cls)
         for name, value in values.items():
             default = getattr(config, name)
-            if isinstance(default, bool) != isinstance(value, bool) or not _same_kind(default, value):
+            words = name in specs and bool(specs[name].choices)  # a list of names (fault) or of numbers
+            if isinstance(default, bool) != isinstance(value, bool) or not _same_kind(default, value, words):
                 raise ConfigError(f"{source}: {name} must be {type(default).__name__}, got {value!r}")
             setattr(config, name, float(value) if isinstance(default, float) else value)
         return config
@@ -268,11 +278,12 @@ class TrainConfig:
         return cls.from_dict(values, source=str(path)).validate()
 
 
-def _same_kind(default, value) -> bool:
+def _same_kind(default, value, words: bool = False) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float))
     if isinstance(default, list):
-        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        kind = (lambda v: isinstance(v, str)) if words else (lambda v: isinstance(v, int) and not isinstance(v, bool))
+        return isinstance(value, list) and all(kind(v) for v in value)
     return isinstance(value, type(default))
 
 

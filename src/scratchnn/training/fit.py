@@ -14,6 +14,7 @@ from ..errors import ShapeError, TrainingDiverged
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from .early_stopping import EarlyStopping
+from .health import HealthRecorder
 
 DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
 
@@ -59,7 +60,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         augment_rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
         on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
-        fast: bool = True) -> list[EpochResult]:
+        health: HealthRecorder | None = None, fast: bool = True) -> list[EpochResult]:
     """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
@@ -76,6 +77,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     optimizer, schedule, generators) was restored from the checkpoint of that epoch.
     ``on_batch_end(epoch, batch, batches, loss, accuracy)`` is for progress bars (the batch's
     mean loss and accuracy; accuracy is NaN on epochs that are not measured).
+
+    ``health``, if given, records the network's health signals for the doctor: the untrained
+    network (epoch 0, on a fresh start), the last step before each evaluation (gradient RMS and
+    update-to-weight ratio) and the network at each evaluation, before ``on_epoch_end``; and the
+    step that diverged, if one does.
 
     Raises TrainingDiverged as soon as the loss is not finite or over DIVERGED times that of a
     uniform guess (ln C): a learning rate too high for Adam makes the loss explode (1e8 and
@@ -101,6 +107,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = []
+    if health is not None and start_epoch == 0:
+        health.record(model, 0, optimizer.steps)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, not warned
         for epoch in range(start_epoch + 1, epochs + 1):
@@ -113,10 +121,18 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                 x = x_fit[rows] if augment is None else augment(x_fit[rows], augment_rng)
                 loss_sum, batch_correct = compute_gradients(net, loss_fn, x, y, measured)
                 if not loss_sum <= diverged * len(y):  # also catches NaN
+                    if health is not None:
+                        health.record_divergence(model, epoch, loss_sum / len(y))
                     raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at epoch {epoch} (step "
                                            f"{optimizer.steps + 1}, learning rate {optimizer.lr:g}): training "
                                            "diverged; try a lower --lr")
+                first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
+                watched = health is not None and (first or measured and batch + 1 == batches)
+                if watched:
+                    health.before_step(model)
                 step(model.named_parameters())
+                if watched:
+                    health.after_step(model, first=first)
                 total_loss += loss_sum
                 correct += batch_correct
                 if on_batch_end is not None:
@@ -124,11 +140,18 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                                  batch_correct / len(y) if measured else math.nan)
             if not measured:
                 continue
-            _check_weights(model, epoch, optimizer.lr)
+            try:
+                _check_weights(model, epoch, optimizer.lr)
+            except TrainingDiverged:
+                if health is not None:
+                    health.record_divergence(model, epoch, math.nan)
+                raise
             dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev)
             result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
                                  dev_accuracy, optimizer.lr, time.perf_counter() - start)
             history.append(result)
+            if health is not None:
+                health.record(model, epoch, optimizer.steps)
             if hasattr(schedule, "observe"):
                 schedule.observe(dev_loss if len(x_dev) else result.train_loss)
             stop = early_stopping is not None and early_stopping.update(

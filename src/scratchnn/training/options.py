@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-GROUPS = ("network", "optimisation", "training loop", "data")
+GROUPS = ("network", "optimisation", "training loop", "doctor", "data")
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,19 @@ import numpy as np
 
 from .. import __version__
 from ..data import DataSource, scale_pixels, train_dev_split
-from ..errors import ConfigError, DataError, RunInterrupted, TrainingDiverged
+from ..doctor.faults import Setup, apply_faults
+from ..doctor.findings import Doctor, Finding, diagnose
+from ..doctor.show import finding_lines
+from ..doctor.signals import HEALTH_FILE, Row, read_health_csv, write_health_csv
+from ..errors import ConfigError, DataError, DoctorStopped, RunInterrupted, TrainingDiverged
 from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata, save
 from ..model import Sequential
+from ..nn.losses import SoftmaxCrossEntropy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
+from .health import HealthRecorder
 from .progress import TrainingProgress
 from .run_data import check_data_files, data_source, locate_data, record_data, seeded_generators
 
@@ -49,6 +55,7 @@ class RunResult:
     model_path: Path
     train_seconds: float
     metrics: dict
+    findings: list[Finding] = dataclasses.field(default_factory=list)
 
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
@@ -156,6 +163,9 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                                layer_rng=gens["layers"])
     x_train, x_dev = scale_pixels(train_images, model.input_shape), scale_pixels(dev_images, model.input_shape)
     del train_images, dev_images
+    setup = apply_faults(config.fault, Setup(model, x_train, y_train, x_dev, y_dev, SoftmaxCrossEntropy(),
+                                             gens["init"]))
+    model, x_train, y_train, x_dev, y_dev = setup.model, setup.x_train, setup.y_train, setup.x_dev, setup.y_dev
     optimizer = config.build_optimizer()
     steps_per_epoch = 1 if not config.batch_size else -(-len(x_train) // config.batch_size)
     schedule = config.build_schedule(steps_per_epoch)
@@ -170,12 +180,27 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log = _through(bar, log)
     log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
     log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
+    if config.fault:
+        log(f"Faults on purpose: {', '.join(config.fault)} (the doctor is not told)")
+    health = None if config.doctor == "off" else HealthRecorder.for_data(
+        x_train, _earlier_health(run_dir, checkpoint, log))
+    doctor = Doctor()
     step_name = "Iteration" if not config.batch_size else "Epoch"
     evaluations = 0
 
     def save_state(finished: bool = False) -> None:
         save_checkpoint(run_dir / CHECKPOINT_FILE, model=model, optimizer=optimizer, schedule=schedule,
                         early_stopping=stopping, generators=gens, history=history, finished=finished)
+        if health is not None:
+            write_health_csv(run_dir / HEALTH_FILE, health.rows)
+
+    def examine() -> list[Finding]:
+        """Print the findings that are new since the last evaluation (once per rule)."""
+        new = doctor.update([dataclasses.asdict(r) for r in history], health.rows) if health else []
+        for finding in new:
+            for line in finding_lines(finding, color=progress and log is print):
+                log(line)
+        return new
 
     def on_epoch_end(result: EpochResult) -> None:
         nonlocal evaluations
@@ -185,9 +210,16 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
             + (f"dev loss {result.dev_loss:.4f}  dev accuracy {result.dev_accuracy:.4f}  " if len(x_dev) else "")
             + f"lr {result.lr:.3g}  {result.seconds:.2f} s")
         evaluations += 1
+        new = examine()
+        stop = config.doctor == "strict" and next((f for f in new if f.severity == "error"), None)
         if config.checkpoint_every and evaluations % config.checkpoint_every == 0:
             save_state()
             write_metrics_csv(run_dir / "metrics.csv", history)
+        if stop:
+            write_health_csv(run_dir / HEALTH_FILE, health.rows)
+            write_metrics_csv(run_dir / "metrics.csv", history)
+            raise DoctorStopped(f"--doctor strict stopped the run at epoch {result.epoch}: [{stop.id}] "
+                                f"{stop.message}; its health and metrics are in {run_dir} (scratchnn doctor {run_dir})")
         if on_evaluation is not None:
             on_evaluation(result)
 
@@ -203,9 +235,14 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                 x_dev=x_dev, y_dev=y_dev, rng=gens["order"], schedule=schedule, early_stopping=stopping,
                 eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
                 augment=config.build_augmentation(), augment_rng=gens["augment"],
-                on_batch_end=bar.on_batch_end, fast=not config.textbook)
+                on_batch_end=bar.on_batch_end, health=health, fast=setup.fast and not config.textbook,
+                loss_fn=setup.loss_fn)
     except TrainingDiverged as error:
         bar.close()
+        if health is not None:
+            write_health_csv(run_dir / HEALTH_FILE, health.rows)
+            write_metrics_csv(run_dir / "metrics.csv", history)
+            examine()
         saved = "nothing was saved"
         if config.checkpoint_every:
             epoch = load_checkpoint(run_dir / CHECKPOINT_FILE).epoch
@@ -222,8 +259,13 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     earlier = sum(r.seconds for r in checkpoint.history) if checkpoint else 0.0  # before a resume
     metrics.update(train_seconds=earlier + seconds, epochs=history[-1].epoch if history else 0)
     write_metrics_csv(run_dir / "metrics.csv", history)
+    findings = doctor.findings
+    if health is not None:
+        write_health_csv(run_dir / HEALTH_FILE, health.rows)
+        findings = diagnose_history(history, health.rows)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
+        "health": health_summary(health.rows if health else [], findings),
         "image_shape": [int(n) for n in data.images.shape[1:]],
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
     if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
@@ -235,7 +277,42 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         summary += f", test accuracy {metrics['test_accuracy']:.4f}"
     log(f"Done in {seconds:.2f} s: {summary}")
     log(f"Model saved to {model_path}")
-    return RunResult(model, history, run_dir, model_path, seconds, metrics)
+    if health is not None:
+        log(doctor_summary(findings, run_dir))
+    return RunResult(model, history, run_dir, model_path, seconds, metrics, findings)
+
+
+def _earlier_health(run_dir: Path, checkpoint: Checkpoint | None, log: Callable[[str], None]) -> list[Row]:
+    """The health rows a resumed run had recorded up to its checkpoint (none on a fresh start)."""
+    if checkpoint is None or not (run_dir / HEALTH_FILE).exists():
+        return []
+    try:
+        rows = read_health_csv(run_dir / HEALTH_FILE)
+    except DataError as error:
+        log(f"Health signals before epoch {checkpoint.epoch} are lost ({error}); the doctor watches from here on")
+        return []
+    return [row for row in rows if row.epoch <= checkpoint.epoch]
+
+
+def diagnose_history(history: list[EpochResult], rows: list[Row]) -> list[Finding]:
+    return diagnose([dataclasses.asdict(r) for r in history], rows)
+
+
+def health_summary(rows: list[Row], findings: list[Finding]) -> dict:
+    """What the model file keeps of the run's health: the last value of each signal, and the findings."""
+    last: dict[str, dict[str, float]] = {}
+    for row in rows:
+        last.setdefault(row.layer, {})[row.signal] = row.value
+    return {"last": last, "findings": [f.to_dict() for f in findings]}
+
+
+def doctor_summary(findings: list[Finding], run_dir: Path) -> str:
+    if not findings:
+        return "Doctor: no findings; the run looks healthy"
+    counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in ("error", "warning", "advice")
+                       if any(f.severity == s for f in findings))
+    ids = " ".join(f"[{f.id}]" for f in findings)
+    return f"Doctor: {counts}: {ids}; details: scratchnn doctor {run_dir}"
 
 
 def _final_metrics(model, x_train, y_train, x_dev, y_dev, source: DataSource, classes, progress, log) -> dict:

@@ -1,0 +1,26 @@
+"""The training doctor: recognises the classic ways training goes wrong from the numbers.
+
+It reads two tables and nothing else (not the config, not the preset, not the faults): a run's
+``metrics.csv`` (loss and accuracy per evaluation) and ``health.csv`` (per-layer signals:
+gradient and weight RMS, update-to-weight ratio, dead and saturated units...; see
+``doctor.signals``). So a learner's own NumPy network, recorded with ``HealthLog``, is
+diagnosed exactly like a scratchnn run::
+
+    findings = diagnose(metrics_rows, health_rows)
+    findings = diagnose_run("runs/20261202-101500-seed")
+
+``rules`` holds the diagnoses, ``faults`` the break-it lab (``train --fault NAME``).
+"""
+from pathlib import Path
+
+from .findings import RULES, Doctor, Finding, RunHealth, diagnose
+from .record import HealthLog
+from .signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
+
+__all__ = ["diagnose", "diagnose_run", "Finding", "RunHealth", "Doctor", "HealthLog", "RULES"]
+
+
+def diagnose_run(run_dir) -> list[Finding]:
+    """Every finding on a run folder's metrics.csv and health.csv."""
+    run_dir = Path(run_dir)
+    return diagnose(read_metrics_csv(run_dir / METRICS_FILE), read_health_csv(run_dir / HEALTH_FILE))

@@ -1,0 +1,170 @@
+"""Findings, the rules that make them, and the tables they read.
+
+A rule is a function of a ``RunHealth`` (the metrics and health tables of one run) that returns
+a ``Trigger`` (when and what it saw) or None. ``@rule`` registers it with a stable id, a
+severity, an explanation a learner can follow and the fix as flags; its docstring states the
+precise trigger. Rules are registered in order of diagnosis: causes (the inputs, the labels,
+the initialisation, the learning rate) before the symptoms they produce (dead units, one class
+for every image, a loss stuck at chance), so the first finding names the cause.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from .signals import MODEL, Row, check_health_rows, check_metric_rows
+
+SEVERITIES = ("error", "warning", "advice")  # error: cannot learn; warning: learns badly
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What a rule saw: the evaluation it first held at, in numbers, and the layer if one."""
+
+    epoch: int
+    message: str
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    severity: str
+    epoch: int
+    message: str
+    explanation: str
+    fix: str
+    layer: str | None = None
+
+    def line(self) -> str:
+        """'[dead-relu] warning: 3.ReLU: 83% of its 256 units never fired (epoch 2)'."""
+        return f"[{self.id}] {self.severity}: {self.message} (epoch {self.epoch})"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    explanation: str
+    fix: str
+    check: Callable[[RunHealth], Trigger | None]
+
+    @property
+    def trigger(self) -> str:
+        """The rule's precise trigger, as its docstring states it."""
+        return " ".join((self.check.__doc__ or "").split())
+
+    def examine(self, run: RunHealth) -> Finding | None:
+        found = self.check(run)
+        if found is None:
+            return None
+        return Finding(self.id, self.severity, found.epoch, found.message, self.explanation, self.fix, found.layer)
+
+
+RULES: list[Rule] = []
+
+
+def rule(id: str, severity: str, explanation: str, fix: str):
+    """Register the decorated check as a rule (in diagnosis order: register causes first)."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+
+    def register(check):
+        if any(r.id == id for r in RULES):
+            raise ValueError(f"a rule named {id!r} is already registered")
+        RULES.append(Rule(id, severity, " ".join(explanation.split()), fix, check))
+        return check
+    return register
+
+
+class RunHealth:
+    """One run's tables, indexed for the rules: metrics per evaluation, signals per layer.
+
+    ``metrics``: rows of metrics.csv as dicts (epoch, train_loss, train_accuracy, dev_loss,
+    dev_accuracy); ``health``: ``Row``s or (epoch, layer, signal, value) tuples of health.csv.
+    Both are validated (a learner's own tables may say anything).
+    """
+
+    def __init__(self, metrics: Iterable[dict], health: Iterable):
+        self.metrics = check_metric_rows(list(metrics))
+        self.rows = check_health_rows(list(health))
+        self._signals: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+        self._layers: dict[str, list[str]] = defaultdict(list)
+        for row in self.rows:
+            self._signals[row.layer, row.signal][row.epoch] = row.value
+            if row.layer != MODEL and row.layer not in self._layers[row.signal]:
+                self._layers[row.signal].append(row.layer)
+
+    def up_to(self, epoch: int) -> RunHealth:
+        """The tables as they stood at ``epoch`` (what a live doctor saw then)."""
+        return RunHealth([m for m in self.metrics if m["epoch"] <= epoch],
+                         [r for r in self.rows if r.epoch <= epoch])
+
+    @property
+    def epochs(self) -> list[int]:
+        """Every epoch that has a row in either table, in order."""
+        return sorted({m["epoch"] for m in self.metrics} | {r.epoch for r in self.rows})
+
+    def series(self, signal: str, layer: str = MODEL) -> list[tuple[int, float]]:
+        """(epoch, value) of one signal of one layer, in epoch order."""
+        return sorted(self._signals.get((layer, signal), {}).items())
+
+    def value(self, signal: str, layer: str = MODEL, epoch: int | None = None) -> float | None:
+        """The signal at ``epoch`` (default: its latest); None when it was not recorded."""
+        values = self._signals.get((layer, signal), {})
+        if epoch is None:
+            return values[max(values)] if values else None
+        return values.get(epoch)
+
+    def layers(self, signal: str) -> list[str]:
+        """The layers that recorded ``signal``, first to last as the network runs."""
+        return list(self._layers.get(signal, []))
+
+    def metric(self, column: str) -> list[tuple[int, float]]:
+        """(epoch, value) of a metrics.csv column, skipping the evaluations where it is NaN."""
+        return [(m["epoch"], m[column]) for m in self.metrics if not math.isnan(m[column])]
+
+    @property
+    def classes(self) -> int:
+        recorded = self.value("classes")
+        return int(recorded) if recorded and recorded >= 2 else 10
+
+    @property
+    def chance_loss(self) -> float:
+        """ln C: the cross-entropy of a uniform guess over C classes."""
+        return math.log(self.classes)
+
+
+def diagnose(metrics, health) -> list[Finding]:
+    """Every finding on a run's tables, the most telling first.
+
+    ``metrics`` and ``health`` are rows (dicts for metrics, ``Row``s or 4-tuples for health), or
+    a ``RunHealth``'s inputs; see doctor.signals for their columns. Findings come in diagnosis
+    order (causes before symptoms), ``advice`` after every error and warning.
+    """
+    from . import rules  # noqa: F401  (registers the rules)
+
+    run = metrics if isinstance(metrics, RunHealth) else RunHealth(metrics, health)
+    findings = [f for f in (r.examine(run) for r in RULES) if f is not None]
+    return sorted(findings, key=lambda f: f.severity == "advice")  # stable: keeps the rules' order
+
+
+class Doctor:
+    """The live doctor: ``update`` after each evaluation returns the findings that are new."""
+
+    def __init__(self):
+        self.seen: dict[str, Finding] = {}
+
+    def update(self, metrics, health: list[Row]) -> list[Finding]:
+        new = [f for f in diagnose(metrics, health) if f.id not in self.seen]
+        self.seen.update((f.id, f) for f in new)
+        return new
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self.seen.values())

@@ -1,0 +1,100 @@
+"""HealthLog: record the doctor's signals from your own training loop, in plain NumPy.
+
+For a network you wrote yourself (the seed tutorial's, say): call these at each evaluation,
+then ``diagnose()`` or ``save(folder)`` (writes metrics.csv and health.csv, so
+``scratchnn doctor FOLDER`` works on it). Arrays may be in any float dtype; nothing is kept
+but the figures.
+
+    log = HealthLog(classes=10)
+    log.evaluation(i, train_loss=loss, train_accuracy=acc)
+    log.inputs(i, X)                      # the pixels you feed
+    log.outputs(i, Z2)                    # logits (N, C)
+    log.weights(i, "W1", W1, grad=dW1, before=W1_before_step)
+    log.activation(i, "A1", A1, kind="relu")
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write_bytes
+from .findings import Finding, diagnose
+from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, prediction_share, rms,
+                      saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
+
+KINDS = ("relu", "sigmoid", "tanh", "other")
+
+
+class HealthLog:
+    """Collects metrics rows and health rows; ``diagnose`` runs the doctor on them."""
+
+    def __init__(self, classes: int = 10):
+        self.metrics: list[dict] = []
+        self.rows: list[Row] = [Row(0, MODEL, "classes", float(classes))]
+
+    def _add(self, epoch: int, layer: str, values: dict) -> None:
+        self.rows += [Row(int(epoch), layer, signal, float(value)) for signal, value in values.items()]
+
+    def evaluation(self, epoch: int, *, train_loss: float, train_accuracy: float,
+                   dev_loss: float = math.nan, dev_accuracy: float = math.nan) -> None:
+        """One row of metrics.csv: the loss and accuracy at this evaluation."""
+        self.metrics.append({"epoch": int(epoch), "train_loss": train_loss, "train_accuracy": train_accuracy,
+                             "dev_loss": dev_loss, "dev_accuracy": dev_accuracy})
+
+    def inputs(self, epoch: int, x: np.ndarray) -> None:
+        """The pixels the network is fed (any shape)."""
+        self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
+                                 "input_mean": np.mean(x, dtype=np.float64)})
+
+    def outputs(self, epoch: int, logits: np.ndarray, classes_axis: int = -1) -> None:
+        """Logits (N, C) (the seed's Z2 is (C, N): pass classes_axis=0)."""
+        logits = np.moveaxis(np.asarray(logits), classes_axis, -1)
+        top, share = prediction_share(logits)
+        big = float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf
+        self._add(epoch, MODEL, {"top_class": top, "top_class_share": share, "logit_max": big})
+
+    def weights(self, epoch: int, name: str, w: np.ndarray, *, grad: np.ndarray | None = None,
+                before: np.ndarray | None = None, bias_step: np.ndarray | None = None,
+                units_axis: int = -1) -> None:
+        """A weight matrix after a step; ``grad`` the step's gradient, ``before`` W before the step,
+        ``bias_step`` the change the step made to the layer's bias. ``units_axis``: -1 for
+        x @ W with W (D, M); 0 for the seed's W.dot(X) with W (M, D)."""
+        values = {"weight_rms": rms(w), "unit_spread": unit_spread(w, units_axis)}
+        if grad is not None:
+            values["grad_rms"] = rms(grad)
+        if before is not None:
+            values["update_ratio"] = update_ratio(before, w)
+        if bias_step is not None and np.any(bias_step):
+            values["bias_update_spread"] = spread(bias_step)
+        self._add(epoch, name, values)
+
+    def activation(self, epoch: int, name: str, y: np.ndarray, kind: str = "relu", units_axis: int = 1) -> None:
+        """A hidden layer's output; ``units_axis`` 1 for (N, units), 0 for the seed's (units, N)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        y = np.moveaxis(np.asarray(y), units_axis, 1)
+        values = {"activation_mean": np.mean(y, dtype=np.float64), "activation_std": np.std(y, dtype=np.float64)}
+        if kind == "relu":
+            values["dead_fraction"] = dead_fraction(y)
+        elif kind in ("sigmoid", "tanh"):
+            values["saturated_fraction"] = saturated_fraction(y, kind)
+        self._add(epoch, name, values)
+
+    def diverged(self, epoch: int, loss: float) -> None:
+        """Training broke here: the loss was NaN, infinite or absurd."""
+        self._add(epoch, MODEL, {"diverged_loss": loss})
+
+    def diagnose(self) -> list[Finding]:
+        return diagnose(self.metrics, self.rows)
+
+    def save(self, folder) -> Path:
+        """Write metrics.csv and health.csv into ``folder`` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        columns = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+        lines = [",".join(columns)] + [",".join(repr(m[c]) for c in columns) for m in self.metrics]
+        atomic_write_bytes(folder / METRICS_FILE, ("\n".join(lines) + "\n").encode())
+        write_health_csv(folder / HEALTH_FILE, self.rows)
+        return folder

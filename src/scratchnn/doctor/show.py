@@ -1,0 +1,21 @@
+"""Findings as a learner reads them: one line per finding, then its explanation and its fix."""
+from __future__ import annotations
+
+import os
+import textwrap
+
+from .findings import Finding
+
+COLORS = {"error": "\033[31m", "warning": "\033[33m", "advice": "\033[36m"}  # red, yellow, cyan
+RESET = "\033[0m"
+
+
+def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> list[str]:
+    """'[dead-relu] warning: ...' (coloured by severity on a terminal), the explanation, the fix."""
+    head = finding.line()
+    if color and not os.environ.get("NO_COLOR"):
+        tag = f"[{finding.id}] {finding.severity}"
+        head = COLORS[finding.severity] + tag + RESET + head[len(tag):]
+    body = textwrap.wrap(finding.explanation, width, initial_indent="    ", subsequent_indent="    ")
+    fix = textwrap.wrap(f"fix: {finding.fix}", width, initial_indent="    ", subsequent_indent="         ")
+    return [head, *body, *fix]

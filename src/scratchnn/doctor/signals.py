@@ -1,0 +1,278 @@
+"""Health signals: what the doctor reads, the arithmetic that measures them, and their table.
+
+A run's health is a tidy table, ``health.csv``, one measurement per row::
+
+    epoch,layer,signal,value
+    0,model,input_max,1.0
+    10,0.Dense,grad_rms,0.0021
+    10,1.ReLU,dead_fraction,0.3
+
+``epoch`` is the evaluation it belongs to (0: the untrained network; with full batches an
+epoch is one iteration); ``layer`` is a layer's label (``model`` for figures of the whole
+network). The signals, and what measures them:
+
+========================  ===============================================================
+model  ``classes``         number of classes C (the chance loss is ln C)
+model  ``input_min/max/mean``  the pixels the network is fed (a sampled batch)
+model  ``top_class``, ``top_class_share``  the class predicted most often on the sampled
+                           batch, and its share of the predictions
+model  ``logit_max``       max |logit| on the sampled batch (e^89 overflows float32)
+model  ``steps``           optimizer steps taken so far
+model  ``diverged_loss``   the loss when the NaN guard stopped training (NaN, inf or huge)
+weights ``weight_rms``     √mean(W²) of a layer's weight (W of Dense and Conv2D)
+weights ``grad_rms``       √mean(dW²) of the last step's gradient
+weights ``update_ratio``   ‖ΔW‖ / ‖W‖ of the last step (healthy: about 1e-3)
+weights ``bias_update_spread``  how different the last step's bias changes were across
+                           units: std(Δb) / RMS(Δb) (a correct gradient: about 1; one number
+                           for every unit: 0); recorded when the bias moved
+weights ``unit_spread``    how different the layer's units are: the RMS over inputs of the
+                           standard deviation across units, over the weight RMS (random
+                           init: about 1; identical units: 0)
+activations ``dead_fraction``   units that never fired (ReLU output > 0) on the sampled batch
+activations ``saturated_fraction``  outputs in the flat tails (tanh |y| > 0.99; sigmoid
+                           y < 0.01 or y > 0.99)
+activations ``activation_mean/std``  of the layer's outputs on the sampled batch
+========================  ===============================================================
+
+``metrics.csv`` gives the loss and accuracy per evaluation (``epoch, train_loss,
+train_accuracy, dev_loss, dev_accuracy``; more columns are allowed and ignored).
+
+Nothing here knows scratchnn's layers: a learner's own NumPy loop records the same rows with
+``HealthLog`` (doctor/record.py), and the doctor diagnoses them alike.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..files import atomic_write_bytes
+
+HEALTH_FILE = "health.csv"
+METRICS_FILE = "metrics.csv"
+MODEL = "model"  # the layer label of whole-network signals
+HEADER = ("epoch", "layer", "signal", "value")
+MAX_TABLE_BYTES = 64 * 2**20  # a million rows of health is far more than any run writes
+MAX_LABEL = 100
+
+MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
+                 "logit_max", "steps", "diverged_loss")
+WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
+ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
+SIGNALS = MODEL_SIGNALS + WEIGHT_SIGNALS + ACTIVATION_SIGNALS
+METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+SATURATION = 0.99  # |tanh| or max(σ, 1 − σ) past this is on the flat part: slope < 0.02
+
+
+# --- the arithmetic -----------------------------------------------------------------------
+def rms(a: np.ndarray) -> float:
+    """√mean(a²), in float64 (a float32 sum of squares of a million weights loses digits)."""
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.sqrt(np.mean(np.square(a)))) if a.size else 0.0
+
+
+def update_ratio(before: np.ndarray, after: np.ndarray) -> float:
+    """‖after − before‖ / ‖before‖ (Frobenius); inf when a zero weight moved, NaN when a zero
+    weight stayed zero (no size to compare a step with)."""
+    before = np.asarray(before, dtype=np.float64)
+    moved = float(np.linalg.norm(np.asarray(after, dtype=np.float64) - before))
+    size = float(np.linalg.norm(before))
+    if size == 0:
+        return math.inf if moved else math.nan
+    return moved / size
+
+
+def unit_spread(w: np.ndarray, units_axis: int = -1) -> float:
+    """How different a layer's units are: RMS over inputs of the std across units, / RMS(W).
+
+    ``w`` holds one unit per index of ``units_axis`` (Dense W (D, M): axis -1, M units;
+    Conv2D W (F, C, KH, KW): axis 0, F filters). Randomly initialised units give about 1;
+    units that are copies of each other (zero or constant init keeps them so: each gets the
+    same gradient) give 0. A single unit has nothing to differ from: 1 by convention.
+    """
+    w = np.moveaxis(np.asarray(w, dtype=np.float64), units_axis, 0)
+    if w.shape[0] < 2:
+        return 1.0
+    w = w.reshape(w.shape[0], -1)
+    size = rms(w)
+    if size == 0:
+        return 0.0
+    return rms(w.std(axis=0)) / size
+
+
+def spread(a: np.ndarray) -> float:
+    """std(a) / RMS(a): 0 when every entry is the same number, about 1 for varied ones."""
+    a = np.asarray(a, dtype=np.float64)
+    size = rms(a)
+    return float(np.std(a)) / size if size else 0.0
+
+
+def dead_fraction(y: np.ndarray) -> float:
+    """Share of units that never fired (output > 0) on the batch y (N, units) or (N, C, H, W).
+
+    A unit is a feature of a dense layer, or a channel of a convolution (over every position).
+    """
+    y = np.asarray(y)
+    if y.ndim < 2 or y.shape[1] == 0:
+        return 0.0
+    fired = (y > 0).any(axis=tuple(a for a in range(y.ndim) if a != 1))
+    return 1.0 - float(np.count_nonzero(fired)) / fired.size
+
+
+def saturated_fraction(y: np.ndarray, kind: str) -> float:
+    """Share of outputs on an activation's flat tails: tanh |y| > 0.99, sigmoid y ∉ [0.01, 0.99]."""
+    y = np.asarray(y, dtype=np.float64)
+    if kind == "tanh":
+        flat = np.abs(y) > SATURATION
+    elif kind == "sigmoid":
+        flat = (y < 1 - SATURATION) | (y > SATURATION)
+    else:
+        raise ValueError(f"saturation is measured for tanh and sigmoid, not {kind!r}")
+    return float(np.count_nonzero(flat)) / flat.size if flat.size else 0.0
+
+
+def prediction_share(logits: np.ndarray) -> tuple[int, float]:
+    """(the most-predicted class, its share of the predictions) for logits (N, C)."""
+    counts = np.bincount(np.asarray(logits).argmax(axis=1), minlength=np.asarray(logits).shape[1])
+    top = int(counts.argmax())
+    return top, float(counts[top]) / max(int(counts.sum()), 1)
+
+
+# --- the table ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    epoch: int
+    layer: str
+    signal: str
+    value: float
+
+
+def write_health_csv(path, rows: Iterable[Row]) -> Path:
+    """Write the rows as health.csv, atomically (a reader never sees half a table)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerows((r.epoch, r.layer, r.signal, repr(float(r.value))) for r in rows)
+    atomic_write_bytes(Path(path), buffer.getvalue().encode())
+    return Path(path)
+
+
+def read_health_csv(path) -> list[Row]:
+    """The rows of a health.csv, validated; DataError naming the line of anything malformed."""
+    return check_health_rows(_csv_lines(path, HEADER), str(path))
+
+
+def check_health_rows(rows: Iterable, source: str = "health") -> list[Row]:
+    """Rows as (epoch, layer, signal, value) sequences or Rows, checked one by one."""
+    checked = []
+    for number, row in enumerate(rows, start=2):
+        where = f"{source}, row {number}"
+        if isinstance(row, Row):
+            row = (row.epoch, row.layer, row.signal, row.value)
+        if len(row) != 4:
+            raise DataError(f"{where}: expected 4 fields (epoch, layer, signal, value), got {len(row)}")
+        epoch, layer, signal, value = row
+        epoch = _integer(epoch, where)
+        layer = str(layer)
+        if not layer or len(layer) > MAX_LABEL or not layer.isprintable():
+            raise DataError(f"{where}: layer label must be 1-{MAX_LABEL} printable characters, got {layer[:40]!r}")
+        if signal not in SIGNALS:
+            raise DataError(f"{where}: unknown signal {str(signal)[:40]!r}; known: {', '.join(SIGNALS)}")
+        if (layer == MODEL) != (signal in MODEL_SIGNALS):
+            raise DataError(f"{where}: {signal} belongs to " + ("the model" if signal in MODEL_SIGNALS else "a layer")
+                            + f", got layer {layer!r}")
+        checked.append(Row(epoch, layer, signal, _number(value, where)))
+    return checked
+
+
+def read_metrics_csv(path) -> list[dict[str, float]]:
+    """metrics.csv rows as {column: value} for the columns the doctor reads (others ignored)."""
+    return check_metric_rows(_csv_lines(path, METRIC_COLUMNS[:3], optional=METRIC_COLUMNS[3:]), str(path))
+
+
+def check_metric_rows(rows: Iterable[dict], source: str = "metrics") -> list[dict[str, float]]:
+    """Metric rows (dicts with at least epoch, train_loss, train_accuracy), checked, sorted by epoch."""
+    checked = []
+    for number, row in enumerate(rows, start=2):
+        where = f"{source}, row {number}"
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a mapping of column to value, got {type(row).__name__}")
+        missing = [c for c in METRIC_COLUMNS[:3] if c not in row]
+        if missing:
+            raise DataError(f"{where}: missing {', '.join(missing)}")
+        values = {"epoch": _integer(row["epoch"], where)}
+        for column in METRIC_COLUMNS[1:]:
+            values[column] = _number(row.get(column, math.nan), f"{where}, {column}")
+        checked.append(values)
+    epochs = [r["epoch"] for r in checked]
+    if epochs != sorted(set(epochs)):
+        raise DataError(f"{source}: epochs must increase row by row, got {epochs[:10]}")
+    return checked
+
+
+def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
+    """Yield a bounded CSV's data rows: tuples for health (exact header), dicts otherwise."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_TABLE_BYTES:
+            raise DataError(f"{path}: {size:,} bytes is over the {MAX_TABLE_BYTES:,} a run's table can hold")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; a run folder written by scratchnn train has it") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; expected a CSV table") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty; expected a header line")
+        if required == HEADER:
+            if tuple(header) != HEADER:
+                raise DataError(f"{path}: header must be {','.join(HEADER)}, got {','.join(header)[:80]}")
+            rows = list(reader)
+        else:
+            missing = [c for c in required if c not in header]
+            if missing or len(set(header)) != len(header):
+                raise DataError(f"{path}: header needs the columns {', '.join(required)} once each, got "
+                                f"{','.join(header)[:80]}")
+            keep = [c for c in (*required, *optional) if c in header]
+            rows = []
+            for line in reader:
+                if len(line) != len(header):
+                    raise DataError(f"{path}, row {reader.line_num}: {len(line)} fields, the header has {len(header)}")
+                row = dict(zip(header, line))
+                rows.append({c: row[c] for c in keep})
+    except csv.Error as error:
+        raise DataError(f"{path}: not a valid CSV table ({error})") from None
+    return rows
+
+
+def _integer(value, where: str) -> int:
+    try:
+        number = int(value)
+        if isinstance(value, float) and number != value:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{where}: epoch must be a whole number, got {str(value)[:40]!r}") from None
+    if not 0 <= number <= 10**9:
+        raise DataError(f"{where}: epoch must be between 0 and 1e9, got {number}")
+    return number
+
+
+def _number(value, where: str) -> float:
+    """A float; NaN and inf are allowed (a diverged loss is one), words are not."""
+    if isinstance(value, bool):
+        raise DataError(f"{where}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{where}: expected a number, got {str(value)[:40]!r}") from None

@@ -1,0 +1,128 @@
+"""Health signals of a Sequential while it trains: what ``fit`` records for the training doctor.
+
+Cheap by design: at each evaluation one forward pass over a fixed sample of the training
+images (the activations: dead and saturated units, mean and spread; the prediction shares),
+plus figures of the last training step before it (gradient RMS, and the update-to-weight
+ratio from a copy of each weight taken just before that step). The signals and their
+arithmetic are the doctor's (doctor/signals.py); this module only knows where a Sequential
+keeps them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, saturated_fraction,
+                              spread, unit_spread, update_ratio)
+from ..model import Sequential
+from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
+
+SAMPLE_SIZE = 256  # training images whose activations are measured at each evaluation
+FIRING = (ReLU, LeakyReLU)  # units that can die: output > 0 is "fired"
+SATURATING = {Sigmoid: "sigmoid", Tanh: "tanh"}
+
+
+class HealthRecorder:
+    """Collects ``Row``s for health.csv; ``fit(..., health=recorder)`` drives it.
+
+    ``x_sample`` (S, *input_shape) is the fixed batch the activations are measured on.
+    """
+
+    def __init__(self, x_sample: np.ndarray, rows: list[Row] | None = None):
+        self.x_sample = x_sample
+        self.rows: list[Row] = list(rows or [])
+        self._before: dict[str, np.ndarray] = {}
+        self._step_rows: list[tuple[str, str, float]] = []
+
+    @classmethod
+    def for_data(cls, x_train: np.ndarray, rows: list[Row] | None = None) -> HealthRecorder:
+        """A recorder sampling SAMPLE_SIZE training images evenly spread over the set (a slice
+        from the start would be one class if the data came sorted by label)."""
+        rows_ = np.linspace(0, len(x_train) - 1, min(SAMPLE_SIZE, len(x_train))).astype(np.intp)
+        return cls(x_train[rows_], rows)
+
+    # --- the last step before an evaluation ----------------------------------------------
+    def before_step(self, model: Sequential) -> None:
+        """Gradient RMS of the step about to be taken, and a copy of each weight it changes."""
+        self._before.clear()
+        self._step_rows = []
+        for label, layer in weight_layers(model):
+            self._before[label] = layer.params["W"].copy()
+            if "b" in layer.params:
+                self._before[label + ".b"] = layer.params["b"].copy()
+            self._step_rows.append((label, "grad_rms", rms(layer.grads["W"])))
+
+    def after_step(self, model: Sequential, first: bool = False) -> None:
+        """The step's update ratios (and bias update spreads); ``first``: the run's first step,
+        whose figures belong to epoch 0 (the untrained network it was taken from)."""
+        for label, layer in weight_layers(model):
+            if label in self._before:
+                self._step_rows.append((label, "update_ratio", update_ratio(self._before[label], layer.params["W"])))
+            if label + ".b" in self._before:
+                moved = layer.params["b"] - self._before[label + ".b"]
+                if np.any(moved):
+                    self._step_rows.append((label, "bias_update_spread", spread(moved)))
+        self._before.clear()
+        if first:
+            self.rows += [Row(0, layer, signal, value) for layer, signal, value in self._step_rows]
+
+    # --- an evaluation ---------------------------------------------------------------------
+    def record(self, model: Sequential, epoch: int, steps: int) -> list[Row]:
+        """Measure the network now (after ``steps`` optimizer steps); return the new rows."""
+        new = [Row(epoch, layer, signal, value) for layer, signal, value in self._step_rows]
+        self._step_rows = []
+        x = self.x_sample
+        model_rows = {"steps": steps, "input_min": float(x.min()), "input_max": float(x.max()),
+                      "input_mean": float(np.mean(x, dtype=np.float64))}
+        if epoch == 0:
+            model_rows["classes"] = model.num_classes
+        labels = dict(layer_labels(model))
+        logits = None
+        for index, layer, y in model.forward_steps(x):
+            label = labels[index]
+            if "W" in layer.params:
+                w = layer.params["W"]
+                new += [Row(epoch, label, "weight_rms", rms(w)),
+                        Row(epoch, label, "unit_spread", unit_spread(w, 0 if w.ndim == 4 else -1))]
+            if isinstance(layer, Activation) and index < len(model.layers) - 1:
+                new += activation_rows(epoch, label, layer, y)
+            logits = y
+        top, share = prediction_share(logits)
+        model_rows.update(top_class=top, top_class_share=share,
+                          logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
+        new = [Row(epoch, MODEL, name, float(value)) for name, value in model_rows.items()] + new
+        self.rows += new
+        return new
+
+    def record_divergence(self, model: Sequential, epoch: int, loss: float) -> list[Row]:
+        """The step that broke training: its loss and the gradients and weights it left."""
+        new = [Row(epoch, MODEL, "diverged_loss", float(loss))]
+        for label, layer in weight_layers(model):
+            new += [Row(epoch, label, "grad_rms", rms(layer.grads["W"]) if "W" in layer.grads else math.nan),
+                    Row(epoch, label, "weight_rms", rms(layer.params["W"]))]
+        self.rows += new
+        return new
+
+
+def layer_labels(model: Sequential) -> list[tuple[int, str]]:
+    """'0.Dense', '1.ReLU', ...: a layer's index in the model and its kind."""
+    return [(i, f"{i}.{type(layer).__name__}") for i, layer in enumerate(model.layers)]
+
+
+def weight_layers(model: Sequential):
+    """(label, layer) of the layers with a weight W (Dense, Conv2D), first to last."""
+    return [(label, model.layers[i]) for i, label in layer_labels(model) if "W" in model.layers[i].params]
+
+
+def activation_rows(epoch: int, label: str, layer: Activation, y: np.ndarray) -> list[Row]:
+    """Mean, spread, and dead (ReLU) or saturated (sigmoid, tanh) share of an activation's output."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = {"activation_mean": float(np.mean(y, dtype=np.float64)),
+                  "activation_std": float(np.std(y, dtype=np.float64))}
+    if isinstance(layer, FIRING):
+        values["dead_fraction"] = dead_fraction(y)
+    kind = next((name for cls, name in SATURATING.items() if isinstance(layer, cls)), None)
+    if kind:
+        values["saturated_fraction"] = saturated_fraction(y, kind)
+    return [Row(epoch, label, signal, value) for signal, value in values.items()]
