@@ -18,7 +18,9 @@ LARGE_LOGITS = 30.0      # |logit| of the untrained network beyond this: e^30 ma
 SMALL_WEIGHTS = 1e-3     # weight RMS of the untrained network below this (He for 4,608 inputs: 0.02)
 VANISHING = 1e-3         # first layer's gradient RMS / last layer's below this
 SATURATED = 0.5          # share of sigmoid/tanh outputs on the flat tails
-HIGH_UPDATE = 0.1        # ‖ΔW‖/‖W‖ of one step above this: the step rewrites the weights
+HIGH_UPDATE = 0.1        # ‖ΔW‖/‖W‖ of one step above this, evaluation after evaluation: too large
+FIRST_UPDATE = 0.5       # ‖ΔW‖/‖W‖ of the very first step above this: it rewrote the initial weights
+DIVERGED_UPDATE = 1e-2   # a run that diverged after steps of 10x the healthy 1e-3
 LOW_UPDATE = 1e-5        # ‖ΔW‖/‖W‖ below this in every layer: nothing moves
 STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
 DEAD = 0.5               # share of a ReLU layer's units that never fired
@@ -75,8 +77,9 @@ def memorising(run: RunHealth):
         stuck = now["dev_accuracy"] < limit and now["dev_loss"] >= chance
         streak = streak + 1 if learning and stuck else 0
         if streak >= PERSIST:
-            return Trigger(now["epoch"], f"train loss {now['train_loss']:.3f} falls below chance ({chance:.3f}) "
-                           f"while dev accuracy stays at {now['dev_accuracy']:.3f} (chance: {1 / run.classes:.2f})")
+            return Trigger(now["epoch"], f"train accuracy {now['train_accuracy']:.3f} and loss "
+                           f"{now['train_loss']:.3f} improve while dev accuracy stays at {now['dev_accuracy']:.3f} "
+                           f"(chance: {1 / run.classes:.2f})")
     return None
 
 
@@ -111,7 +114,28 @@ def scalar_bias_gradient(run: RunHealth):
     return None
 
 
-@rule("large-init", "error",
+@rule("softmax-overflow", "error",
+      "The loss became NaN or infinite while every weight was still finite: the softmax itself "
+      "overflowed. exp(z) is infinite in float32 for z > 88, inf / inf is NaN, and a probability "
+      "that underflows to 0 has log 0 = -inf. Subtracting the largest "
+      "logit first (log-sum-exp) gives the same probabilities without overflow.",
+      "compute the softmax as exp(z - z.max()) / sum(...), and the loss as log-sum-exp; "
+      "scratchnn's SoftmaxCrossEntropy does")
+def softmax_overflow(run: RunHealth):
+    """Training diverged with a loss that is NaN or infinite (diverged_loss) while every recorded
+    weight_rms at that epoch is below 1e6: finite weights give finite logits, and a stable
+    log-sum-exp gives a finite loss for any finite logits."""
+    diverged = run.series("diverged_loss")
+    if not diverged or math.isfinite(diverged[0][1]):
+        return None
+    epoch, loss = diverged[0]
+    weights = [run.value("weight_rms", layer, epoch) for layer in run.layers("weight_rms")]
+    if weights and all(w is not None and w < 1e6 for w in weights):
+        return Trigger(epoch, f"the loss became {loss} at epoch {epoch} while the weights were finite")
+    return None
+
+
+@rule("large-init", "warning",
       "The untrained network is already certain of its answers: its initial weights are so "
       "large that the logits reach hundreds, the softmax puts all its mass on one class and "
       "the loss starts far above chance. Gradients through such a network are huge or zero.",
@@ -140,25 +164,6 @@ def small_init(run: RunHealth):
         if size is not None and 0 < size < SMALL_WEIGHTS:
             return Trigger(0, f"{layer}'s initial weights have an RMS of {size:.2g} (He or Glorot: about "
                               "1/sqrt(inputs))", layer)
-    return None
-
-
-@rule("softmax-overflow", "error",
-      "The loss became NaN while every weight was still finite: the softmax itself overflowed. "
-      "exp(z) is infinite in float32 for z > 88, and inf / inf is NaN. Subtracting the largest "
-      "logit first (log-sum-exp) gives the same probabilities without overflow.",
-      "compute the softmax as exp(z - z.max()) / sum(...), and the loss as log-sum-exp; "
-      "scratchnn's SoftmaxCrossEntropy does")
-def softmax_overflow(run: RunHealth):
-    """Training diverged with a NaN loss (diverged_loss is NaN) while every recorded weight_rms at
-    that epoch is finite."""
-    diverged = run.series("diverged_loss")
-    if not diverged or not math.isnan(diverged[0][1]):
-        return None
-    epoch = diverged[0][0]
-    weights = [run.value("weight_rms", layer, epoch) for layer in run.layers("weight_rms")]
-    if weights and all(w is not None and math.isfinite(w) for w in weights):
-        return Trigger(epoch, f"the loss became NaN at epoch {epoch} with finite weights")
     return None
 
 
@@ -203,13 +208,22 @@ def saturated(run: RunHealth):
       "A healthy step changes the weights by about a thousandth.",
       "lower --lr by 10x (or use --schedule cosine --warmup 1)")
 def lr_too_high(run: RunHealth):
-    """Some layer's update_ratio > HIGH_UPDATE (0.1) at any evaluation, or the train loss rose at
-    two of the last three evaluations and ends over 1.2x its lowest value."""
+    """Some layer's update_ratio of the first step (epoch 0) > FIRST_UPDATE (0.5); or > HIGH_UPDATE
+    (0.1) at two evaluations in a row after it; or training diverged and the last update_ratio
+    recorded before was > DIVERGED_UPDATE (1e-2); or the train loss rose at two of the last
+    three evaluations and ends over 1.2x its lowest value."""
+    diverged = run.series("diverged_loss")
     for layer in run.layers("update_ratio"):
-        for epoch, ratio in run.series("update_ratio", layer):
-            if ratio > HIGH_UPDATE:
-                return Trigger(epoch, f"one step changed {layer}'s weights by {_percent(min(ratio, 100))}"
-                                      f"{' or more' if ratio > 100 else ''}", layer)
+        series = [(e, r) for e, r in run.series("update_ratio", layer) if math.isfinite(r)]
+        first = dict(series).get(0)
+        epoch = 0 if first is not None and first > FIRST_UPDATE else _held(
+            [(e, r) for e, r in series if e > 0], lambda ratio: ratio > HIGH_UPDATE)
+        if epoch is None and diverged and series and series[-1][1] > DIVERGED_UPDATE:
+            epoch = series[-1][0]
+        if epoch is not None:
+            ratio = dict(series)[epoch]
+            return Trigger(epoch, f"one step changed {layer}'s weights by {_percent(ratio)} of their size "
+                                  "(healthy: about 0.1%)", layer)
     losses = run.metric("train_loss")
     if len(losses) >= 4:
         recent = [v for _, v in losses[-4:]]
@@ -225,13 +239,17 @@ def lr_too_high(run: RunHealth):
       "loss hardly moves: the network would need millions of steps to learn.",
       "raise --lr by 10x or more (try scratchnn lr-find for a first guess)")
 def lr_too_low(run: RunHealth):
-    """At two evaluations in a row every layer's update_ratio is below LOW_UPDATE (1e-5) while
-    the train loss stays above half of ln C and changes by less than STILL (0.5%) between them."""
+    """At two evaluations in a row every layer's update_ratio is below LOW_UPDATE (1e-5), some
+    layer has a nonzero grad_rms, and the train loss stays above half of ln C and changes by
+    less than STILL (0.5%) between them."""
     layers = run.layers("update_ratio")
     losses = dict(run.metric("train_loss"))
     streak, previous = 0, None
     for epoch in run.epochs:
         ratios = [run.value("update_ratio", layer, epoch) for layer in layers]
+        grads = [run.value("grad_rms", layer, epoch) or 0.0 for layer in layers]
+        if not any(g > 0 for g in grads):
+            continue  # nothing to step with: a dead or symmetric network, not a small learning rate
         loss = losses.get(epoch)
         if not ratios or None in ratios or not all(map(math.isfinite, ratios)) or loss is None:
             continue
@@ -258,7 +276,7 @@ def exploding(run: RunHealth):
     if diverged:
         epoch, loss = diverged[0]
         grads = [(layer, run.value("grad_rms", layer, epoch)) for layer in run.layers("grad_rms")]
-        worst = max(((l, g) for l, g in grads if g is not None), key=lambda lg: -1 if math.isnan(lg[1]) else lg[1],
+        worst = max(((l, g) for l, g in grads if g is not None and not math.isnan(g)), key=lambda lg: lg[1],
                     default=None)
         detail = f"; gradient RMS of {worst[0]} was {worst[1]:.3g}" if worst else ""
         return Trigger(epoch, f"training diverged at epoch {epoch}: the loss became {loss:.4g}{detail}")
