@@ -92,7 +92,8 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     the loss; ``model.backward``; ``optimizer.step(model.named_parameters())``. See the module
     docstring for the schedule, the smoothing, the stopping rule and the two suggestions.
     """
-    _check_settings(start_lr, end_lr, steps, batch_size, smoothing, stop_factor)
+    check_settings(start_lr=start_lr, end_lr=end_lr, steps=steps, batch_size=batch_size, smoothing=smoothing,
+                   stop_factor=stop_factor)
     x, y = np.asarray(x), np.asarray(y)
     if x.shape[1:] != model.input_shape:
         raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}")
@@ -182,9 +183,11 @@ def _endless_batches(n: int, batch_size: int, rng: np.random.Generator) -> Itera
         yield from batch_indices(n, batch_size, rng)
 
 
-def _check_settings(start_lr, end_lr, steps, batch_size, smoothing, stop_factor) -> None:
+def check_settings(*, start_lr: float, end_lr: float, steps: int, batch_size: int = 1, smoothing: float = 0.98,
+                   stop_factor: float = 4.0) -> None:
+    """A ConfigError naming the first setting of ``lr_find`` out of its range (commands check first)."""
     if not (0 < start_lr < end_lr < math.inf):
-        raise ConfigError(f"need 0 < start_lr < end_lr, both finite; got start_lr {start_lr}, end_lr {end_lr}")
+        raise ConfigError(f"need 0 < start_lr < end_lr < inf (--start-lr, --end-lr); got {start_lr:g} and {end_lr:g}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < MIN_STEPS:
         raise ConfigError(f"steps must be a whole number >= {MIN_STEPS} (the points of the curve), got {steps!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
