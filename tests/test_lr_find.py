@@ -1,17 +1,19 @@
 """The learning-rate range test: tune.lr_find, its figure, and ``scratchnn lr-find``."""
 import math
 import shlex
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 from test_plots import assert_drawn
 
-from scratchnn.cli.main import main
+from scratchnn.cli.main import main, parse
 from scratchnn.data.kaggle_csv import write_kaggle_csv
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.insight.plots import lr_find_figure
 from scratchnn.io import read_metadata
+from scratchnn.nn.losses import SoftmaxCrossEntropy
 from scratchnn.optim import SGD, make_optimizer
 from scratchnn.training.config import TrainConfig
 from scratchnn.tune import LRFindResult, lr_find
@@ -56,7 +58,6 @@ def test_the_callers_model_and_optimizer_are_untouched_bit_for_bit():
     model, x, y = problem(batchnorm=True, dropout=0.3)  # running statistics and dropout masks too
     optimizer = make_optimizer("adam", 1e-3)
     model.forward(x[:32], training=True)  # a trained state: moments, running statistics, a used generator
-    from scratchnn.nn.losses import SoftmaxCrossEntropy
     loss = SoftmaxCrossEntropy()
     loss.forward(model.forward(x[:32], training=True), y[:32])
     model.backward(loss.backward())
@@ -81,7 +82,7 @@ def test_a_float64_model_is_copied_in_float64():
 class RecordingSGD(SGD):
     """SGD that notes the learning rate of every step it takes (in a list on the class: lr_find
     works on a fresh instance of it)."""
-    seen: list[float] = []
+    seen: ClassVar[list[float]] = []
 
     def step(self, named_parameters):
         RecordingSGD.seen.append(self.lr)
@@ -96,7 +97,7 @@ def test_the_learning_rate_grows_exponentially_from_start_to_end():
     assert result.lrs[0] == pytest.approx(1e-6, rel=1e-12) and result.lrs[-1] == pytest.approx(1e-2, rel=1e-12)
     ratios = result.lrs[1:] / result.lrs[:-1]
     np.testing.assert_allclose(ratios, (1e-2 / 1e-6) ** (1 / 24), rtol=1e-12)
-    np.testing.assert_array_equal(RecordingSGD.seen, result.lrs), "the optimizer did not step at those rates"
+    np.testing.assert_array_equal(RecordingSGD.seen, result.lrs, err_msg="the optimizer did not step at those rates")
 
 
 def test_the_smoothed_loss_is_the_bias_corrected_moving_average():
@@ -124,7 +125,7 @@ def test_the_test_stops_once_the_smoothed_loss_passes_four_times_its_minimum():
 
 def test_a_lower_stop_factor_stops_sooner():
     model, x, y = problem()
-    settings = dict(start_lr=1e-3, end_lr=1e5, steps=200, batch_size=64, rng=0)
+    settings = {"start_lr": 1e-3, "end_lr": 1e5, "steps": 200, "batch_size": 64, "rng": 0}
     assert len(lr_find(model, SGD(0.1), x, y, stop_factor=1.5, **settings).lrs) < \
         len(lr_find(model, SGD(0.1), x, y, **settings).lrs)
 
@@ -261,7 +262,6 @@ def test_the_command_writes_a_png_and_prints_a_train_command_that_parses(tmp_pat
     command = next(line for line in out.splitlines() if line.startswith("Train with it:")).split(":", 1)[1]
     words = shlex.split(command)
     assert words[:4] == ["scratchnn", "train", "--preset", "mlp"] and words[-2:] == ["--lr", f"{lr:.2g}"]
-    from scratchnn.cli.main import parse
     args = parse(words[1:])
     assert (args.hidden, args.optimizer, args.batchnorm, args.dev_size, args.lr) == ([32], "adam", False, 100, lr)
     assert args.csv == str(digits_csv)

@@ -104,7 +104,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
     losses, smoothed = [], []
-    average, best = 0.0, math.inf
+    average, best, stopped = 0.0, math.inf, False
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is the expected end, not a warning
         for i, rows in zip(range(steps), _endless_batches(len(x), batch_size, rng)):
             opt.lr = float(lrs[i])
@@ -116,6 +116,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
             if on_step is not None:
                 on_step(i, opt.lr, loss)
             if not math.isfinite(smooth) or smooth > stop_factor * best:
+                stopped = True
                 break
             best = min(best, smooth)
             net.backward(loss_fn.backward())
@@ -126,7 +127,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
                           f"start lower (start_lr {start_lr:g}, --start-lr)")
     lrs, losses, smoothed = lrs[:count], np.array(losses), np.array(smoothed)
     steepest, min_over_10 = suggestions(lrs, smoothed)
-    return LRFindResult(lrs, losses, smoothed, steepest, min_over_10, stopped_early=count < steps)
+    return LRFindResult(lrs, losses, smoothed, steepest, min_over_10, stopped_early=stopped)
 
 
 def suggestions(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
