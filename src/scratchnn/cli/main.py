@@ -8,9 +8,11 @@ import sys
 from .. import __version__
 from ..errors import ScratchnnError
 from .config_flags import suggest_flag
-from . import doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, train_cmd
+from . import (doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, lr_find_cmd, predict_cmd, report_cmd,
+               serve_cmd, train_cmd)
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, doctor_cmd, gradcheck_cmd, serve_cmd)
+COMMANDS = (train_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, doctor_cmd, gradcheck_cmd,
+            serve_cmd)
 
 
 class CommandListFormatter(argparse.HelpFormatter):

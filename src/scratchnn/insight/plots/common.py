@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import rcParams
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
@@ -21,14 +22,22 @@ def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
     A suffix matplotlib cannot write or a folder that cannot be written is one ConfigError.
     """
     path = Path(path)
-    kind = path.suffix.lstrip(".").lower() or "png"
-    known = fig.canvas.get_supported_filetypes()
-    if kind not in known:
-        raise ConfigError(f"{path}: cannot draw .{kind} files; use one of {', '.join('.' + k for k in sorted(known))}")
+    kind = figure_format(path)
     try:
         return atomic_write_bytes(path, figure_bytes(fig, dpi, kind))
     except OSError as error:
         raise ConfigError(f"{path}: cannot write the figure ({error.strerror or error})") from None
+
+
+def figure_format(path) -> str:
+    """The format matplotlib writes for ``path``'s suffix ("png" without one), or a ConfigError
+    listing the ones it knows: commands check their output path before the work, not after."""
+    path = Path(path)
+    kind = path.suffix.lstrip(".").lower() or "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if kind not in known:
+        raise ConfigError(f"{path}: cannot draw .{kind} files; use one of {', '.join('.' + k for k in sorted(known))}")
+    return kind
 
 
 def figure_png(fig: Figure, dpi: int = 120) -> bytes:

@@ -1,0 +1,159 @@
+"""``scratchnn lr-find``: the learning-rate range test on a fresh network, a figure, a suggested ``--lr``.
+
+Settings come as for ``train`` (``--preset``, ``--config``, then flags); the network, the
+optimizer and the train split are built exactly as ``train`` builds them from that config, so
+the suggestion is for that very run. Nothing is saved but the figure: no model, no run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from pathlib import Path
+
+from ..data import scale_pixels, train_dev_split
+from ..errors import ConfigError
+from ..training.config import TrainConfig
+from ..training.options import option_of
+from ..training.presets import DEFAULT_PRESET, PRESETS
+from ..training.run_data import data_source, seeded_generators
+from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
+from .common import add_data_arguments
+from .config_flags import add_option_arguments, given_options
+from .train_cmd import TRAIN_GROUPS, resolve_config
+
+DEFAULT_OUT = Path("lr_find.png")
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "lr-find", help="find a learning rate: the range test on a fresh network",
+        description="Train a throwaway copy of the network for a few hundred mini-batches while the learning "
+                    "rate grows exponentially; print the suggested --lr and draw the loss against it. "
+                    "Settings as for 'scratchnn train'; nothing is saved but the figure.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help=f"a named recipe (default: {DEFAULT_PRESET})")
+    parser.add_argument("--config", metavar="FILE", type=Path, help="a TOML config, e.g. runs/X/config.toml")
+    add_option_arguments(parser, TRAIN_GROUPS)
+    add_data_arguments(parser, "default: --dataset mnist")
+    test = parser.add_argument_group("range test")
+    test.add_argument("--steps", type=whole_number_type(MIN_STEPS), default=200, metavar="N",
+                      help="mini-batches to train at most, one learning rate each (default: 200)")
+    test.add_argument("--start-lr", type=positive_type, default=1e-7, metavar="LR",
+                      help="the first learning rate (default: 1e-7)")
+    test.add_argument("--end-lr", type=positive_type, default=10.0, metavar="LR",
+                      help="the last learning rate, if the loss has not diverged before (default: 10)")
+    test.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="FILE",
+                      help=f"the figure: .png, .svg, .pdf... (default: {DEFAULT_OUT})")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_settings(start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    config = resolve_config(args)
+    if not config.batch_size:
+        raise ConfigError(f"the {config.preset} config trains on the full batch (batch_size 0); the range test "
+                          "needs mini-batches: pass --batch-size N, e.g. --batch-size 128")
+    # matplotlib: imported only here, for this command's figure
+    from ..insight.plots import lr_find_figure, save_figure
+    from ..insight.plots.common import figure_format
+
+    figure_format(args.out)
+    if not args.out.parent.is_dir():
+        raise ConfigError(f"{args.out}: the folder {args.out.parent} does not exist; create it or choose another --out")
+    model, optimizer, x_train, y_train, order = range_test_inputs(config)
+    print(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
+    print(f"Range test: lr {args.start_lr:g} to {args.end_lr:g} over up to {args.steps} mini-batches "
+          f"of {config.batch_size} ({len(x_train):,} training digits)")
+    result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size)
+    path = save_figure(lr_find_figure(result.lrs, result.losses, result.smoothed, result.steepest,
+                                      result.min_over_10), args.out)
+    print(summary(result, train_command(args, result.suggestion), path))
+    return 0
+
+
+def range_test_inputs(config: TrainConfig):
+    """(model, optimizer, x_train, y_train, order generator) built from ``config`` exactly as
+    ``training.run`` builds a run's: its data source, its seeded train/dev split, its initial
+    weights, its optimizer, and the generator that orders its batches."""
+    source = data_source(config)
+    data = source.load("train", progress=True)
+    gens = seeded_generators(config.seed)
+    train_images, y_train, _, _ = train_dev_split(data.images, data.labels, config.dev_size, gens["split"])
+    model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),
+                               layer_rng=gens["layers"])
+    print(f"Data: {source.describe()}")
+    return model, config.build_optimizer(), scale_pixels(train_images, model.input_shape), y_train, gens["order"]
+
+
+def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_size: int) -> LRFindResult:
+    """``lr_find`` with a progress bar on stderr (off unless it is a terminal)."""
+    from tqdm.auto import tqdm
+
+    # disable=None: tqdm shows the bar only when stderr is a terminal
+    with tqdm(total=args.steps, desc="Range test", unit="batch", leave=False, dynamic_ncols=True,
+              disable=None) as bar:
+        def on_step(i: int, lr: float, loss: float) -> None:
+            bar.set_postfix_str(f"lr {lr:.2g} loss {loss:.3f}", refresh=False)
+            bar.update(1)
+
+        return lr_find(model, optimizer, x_train, y_train, start_lr=args.start_lr, end_lr=args.end_lr,
+                       steps=args.steps, batch_size=batch_size, rng=order, on_step=on_step)
+
+
+def summary(result: LRFindResult, command: str, figure: Path) -> str:
+    """What the test found, the suggestion, the command to use it and where the figure is."""
+    last = result.lrs[-1]
+    how = (f"Stopped after {len(result.lrs)} steps at lr {last:.2g}: the smoothed loss passed 4x its minimum"
+           if result.stopped_early else
+           f"Ran all {len(result.lrs)} steps up to lr {last:.2g} without the loss diverging")
+    return "\n".join([
+        how,
+        (f"Suggested --lr {result.suggestion:.2g} (steepest descent of the smoothed loss); "
+         f"the lowest-loss/10 rule gives {result.min_over_10:.2g}"),
+        f"Train with it:  {command}",
+        f"Figure: {figure}"])
+
+
+def train_command(args: argparse.Namespace, lr: float) -> str:
+    """``scratchnn train`` with the settings this command was given and ``--lr lr``."""
+    words = ["scratchnn", "train"]
+    if args.config:
+        words += ["--config", str(args.config)]
+    else:
+        words += ["--preset", args.preset or DEFAULT_PRESET]
+    given = {**given_options(args, TRAIN_GROUPS), **given_options(args, ("data",))}
+    for name, value in given.items():
+        if name == "lr":
+            continue
+        flag = option_of(TrainConfig, name).flag
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words += [flag, ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}"
+                      if isinstance(value, float) else str(value)]
+    return shlex.join([*words, "--lr", f"{lr:.2g}"])
+
+
+def whole_number_type(low: int):
+    """An argparse type: an integer >= ``low`` (argparse names the flag in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low} (the points of the curve), got {value}")
+        return value
+    return parse
+
+
+def positive_type(text: str) -> float:
+    """An argparse type: a finite number > 0 (argparse names the flag in its error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value

@@ -1,0 +1,201 @@
+"""The learning-rate range test (Leslie Smith, 2015; fastai's ``lr_find``): a first guess at ``--lr``.
+
+Train a throwaway copy of the network for a few hundred mini-batches while the learning rate
+grows exponentially, and watch the loss. At tiny rates nothing happens, then the loss starts to
+fall, falls fastest, bottoms out, and finally explodes. A good learning rate sits where the loss
+still falls steeply, well before the bottom.
+
+The steps, for i = 0 .. steps−1 (β = ``smoothing``, a₋₁ = 0):
+
+    lrᵢ = start_lr · (end_lr / start_lr)^(i / (steps − 1))         (evenly spaced in log10 lr)
+    Lᵢ  = the mini-batch loss at lrᵢ, then one optimizer step at lrᵢ
+    aᵢ  = β·aᵢ₋₁ + (1 − β)·Lᵢ,    sᵢ = aᵢ / (1 − β^(i+1))           (bias-corrected moving average)
+
+and the test stops after recording step i when sᵢ > ``stop_factor``·minⱼ sⱼ or sᵢ is not finite.
+The bias correction is Adam's: a moving average started at 0 underestimates the early losses
+by the factor 1 − β^(i+1), so dividing by it makes s₀ = L₀ instead of 0.02·L₀.
+
+Two readings of the smoothed curve s(log10 lr), as fastai offers them:
+
+- ``steepest``: the lr where ds/d(log10 lr) is most negative (``np.gradient`` over the points
+  from the first tenth on, up to the minimum of s: the first steps average too few losses to be
+  trusted, and past the minimum the loss is diverging, not learning).
+- ``min_over_10``: the lr at the minimum of s, divided by 10: the minimum is already on the
+  edge of divergence, one decade lower is safely inside the stable range.
+
+NOTE: the moving average lags the raw losses by about β/(1 − β) steps (49 at β = 0.98), so both
+readings sit somewhat to the right of where the raw curve would put them; the figure shows both
+curves so the lag is visible.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.split import batch_indices
+from ..errors import ConfigError, ShapeError
+from ..model import Sequential
+from ..nn.base import layer_from_config
+from ..nn.losses import SoftmaxCrossEntropy
+from ..optim.optimizers import Optimizer
+
+MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
+MIN_POINTS = 5  # a test that stops earlier has no suggestion worth printing
+
+
+@dataclass(frozen=True)
+class LRFindResult:
+    """What the range test recorded, K ≤ steps points: ``lrs``, ``losses`` (raw mini-batch
+    losses, before each step) and ``smoothed`` (bias-corrected moving average), each (K,);
+    the two readings of the curve; ``stopped_early`` when the loss diverged before ``end_lr``."""
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    steepest: float
+    min_over_10: float
+    stopped_early: bool
+
+    @property
+    def suggestion(self) -> float:
+        """The learning rate to try first: ``steepest``.
+
+        It is the rate at which extra learning rate still buys the most progress, the reading
+        the range test was designed around (Smith's "the loss decreases fastest"). The
+        min/10 rule depends on where exactly the smoothed minimum lands, which moves with the
+        noise and the smoothing lag; it is printed beside it as a cross-check: when the two
+        agree within a factor of ~3, either is a sound start.
+        """
+        return self.steepest
+
+
+def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, *, start_lr: float = 1e-7,
+            end_lr: float = 10.0, steps: int = 200, batch_size: int = 128,
+            rng: np.random.Generator | int | None = None, smoothing: float = 0.98, stop_factor: float = 4.0,
+            loss_fn=None, on_step: Callable[[int, float, float], None] | None = None) -> LRFindResult:
+    """Run the range test on x (N, *input_shape) with labels y (N,); the caller's objects are untouched.
+
+    It trains a copy: the architecture rebuilt from ``model.config()`` with the weights and
+    buffers (BatchNorm's running statistics) of ``model.state_dict()``, and a fresh optimizer of
+    ``type(optimizer)`` with the same settings (every argument of its constructor read from the
+    attribute of that name: momentum, betas, weight decay...) and no state (no momentum or moment
+    estimates carried over). ``rng`` (a Generator or an int seed; None: fresh entropy) shuffles
+    the batches, a new order each pass through the data, and draws the copy's dropout masks.
+    ``loss_fn`` (default ``SoftmaxCrossEntropy()``) has ``forward(logits, y) -> mean loss`` and
+    ``backward() -> dlogits``. ``on_step(i, lr, loss)`` runs after each recorded step (progress).
+
+    Each step is the textbook one: ``optimizer.lr = lrᵢ``; ``model.forward(x, training=True)``;
+    the loss; ``model.backward``; ``optimizer.step(model.named_parameters())``. See the module
+    docstring for the schedule, the smoothing, the stopping rule and the two suggestions.
+    """
+    check_settings(start_lr=start_lr, end_lr=end_lr, steps=steps, batch_size=batch_size, smoothing=smoothing,
+                   stop_factor=stop_factor)
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape[1:] != model.input_shape:
+        raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}")
+    if len(x) == 0 or len(y) != len(x):
+        raise ShapeError(f"need as many labels as samples, at least one: got {len(x)} samples, {len(y)} labels")
+    rng = np.random.default_rng(rng)
+    net, opt = copy_model(model, rng), fresh_optimizer(optimizer)
+    loss_fn = loss_fn or SoftmaxCrossEntropy()
+    lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
+    losses, smoothed = [], []
+    average, best, stopped = 0.0, math.inf, False
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is the expected end, not a warning
+        for i, rows in zip(range(steps), _endless_batches(len(x), batch_size, rng)):
+            opt.lr = float(lrs[i])
+            loss = float(loss_fn.forward(net.forward(x[rows], training=True), y[rows]))
+            average = smoothing * average + (1 - smoothing) * loss
+            smooth = average / (1 - smoothing ** (i + 1))
+            losses.append(loss)
+            smoothed.append(smooth)
+            if on_step is not None:
+                on_step(i, opt.lr, loss)
+            if not math.isfinite(smooth) or smooth > stop_factor * best:
+                stopped = True
+                break
+            best = min(best, smooth)
+            net.backward(loss_fn.backward())
+            opt.step(net.named_parameters())
+    count = len(losses)
+    if count < MIN_POINTS:
+        raise ConfigError(f"the loss diverged after {count} step(s), at learning rate {lrs[count - 1]:.3g}; "
+                          f"start lower (start_lr {start_lr:g}, --start-lr)")
+    lrs, losses, smoothed = lrs[:count], np.array(losses), np.array(smoothed)
+    steepest, min_over_10 = suggestions(lrs, smoothed)
+    return LRFindResult(lrs, losses, smoothed, steepest, min_over_10, stopped_early=stopped)
+
+
+def suggestions(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
+    """(steepest, min_over_10) of a smoothed loss curve over lrs (K,) growing exponentially.
+
+    ``steepest`` is searched from K//10 up to the minimum; when the minimum comes before that
+    (the loss never fell), it is the lr at the minimum.
+
+    >>> lrs = np.logspace(-4, 0, 9)                          # 1e-4 .. 1, half a decade apart
+    >>> s = np.array([2.3, 2.3, 2.2, 1.6, 0.9, 0.5, 0.4, 0.6, 3.0])
+    >>> [f"{v:.3g}" for v in suggestions(lrs, s)]            # falls fastest at 1e-2.5; minimum at 1e-1
+    ['0.00316', '0.01']
+    """
+    finite = np.where(np.isfinite(smoothed), smoothed, np.inf)
+    lowest = int(np.argmin(finite))
+    start = len(lrs) // 10
+    if lowest - start < 1:
+        return float(lrs[lowest]), float(lrs[lowest] / 10)
+    window = slice(start, lowest + 1)
+    slopes = np.gradient(finite[window], np.log10(lrs[window]))
+    return float(lrs[window][np.argmin(slopes)]), float(lrs[lowest] / 10)
+
+
+def copy_model(model: Sequential, rng: np.random.Generator) -> Sequential:
+    """An independent copy of ``model``: its layers rebuilt from ``model.config()``, then its
+    parameters and buffers copied in (in the model's dtype); dropout masks drawn from ``rng``."""
+    config = model.config()
+    copy = Sequential([layer_from_config(entry) for entry in config["layers"]], config["input_shape"], rng=rng)
+    copy.astype(model.dtype)
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
+def fresh_optimizer(optimizer: Optimizer) -> Optimizer:
+    """A new optimizer of the same class and settings, with no state and its step count at 0.
+
+    The settings are the constructor's arguments, each read from the attribute of the same name
+    (``SGD(lr, momentum, nesterov, weight_decay)`` keeps ``self.momentum``...), the convention
+    of every optimizer in ``scratchnn.optim``.
+    """
+    kind = type(optimizer)
+    names = [name for name, parameter in list(inspect.signature(kind.__init__).parameters.items())[1:]
+             if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    missing = [name for name in names if not hasattr(optimizer, name)]
+    if missing:
+        raise ConfigError(f"cannot copy {kind.__name__}: it keeps no attribute {', '.join(missing)} for its "
+                          "constructor argument(s) of that name; store each setting under its argument's name")
+    return kind(**{name: getattr(optimizer, name) for name in names})
+
+
+def _endless_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray | slice]:
+    """Shuffled mini-batches of 0..n-1, pass after pass, each pass in a new order."""
+    while True:
+        yield from batch_indices(n, batch_size, rng)
+
+
+def check_settings(*, start_lr: float, end_lr: float, steps: int, batch_size: int = 1, smoothing: float = 0.98,
+                   stop_factor: float = 4.0) -> None:
+    """A ConfigError naming the first setting of ``lr_find`` out of its range (commands check first)."""
+    if not (0 < start_lr < end_lr < math.inf):
+        raise ConfigError(f"need 0 < start_lr < end_lr < inf (--start-lr, --end-lr); got {start_lr:g} and {end_lr:g}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < MIN_STEPS:
+        raise ConfigError(f"steps must be a whole number >= {MIN_STEPS} (the points of the curve), got {steps!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1 (the range test runs on mini-batches), "
+                          f"got {batch_size!r}")
+    if not 0 <= smoothing < 1:
+        raise ConfigError(f"smoothing must be in [0, 1), got {smoothing}")
+    if not 1 < stop_factor <= math.inf:
+        raise ConfigError(f"stop_factor must be > 1 (stop once the loss exceeds that many times its minimum), "
+                          f"got {stop_factor}")
