@@ -20,7 +20,7 @@ from ..training.run_data import data_source, seeded_generators
 from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
-from .train_cmd import TRAIN_GROUPS, resolve_config
+from .train_cmd import SETTING_GROUPS, TRAIN_GROUPS, resolve_config
 
 DEFAULT_OUT = Path("lr_find.png")
 
@@ -34,7 +34,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help=f"a named recipe (default: {DEFAULT_PRESET})")
     parser.add_argument("--config", metavar="FILE", type=Path, help="a TOML config, e.g. runs/X/config.toml")
-    add_option_arguments(parser, TRAIN_GROUPS)
+    add_option_arguments(parser, SETTING_GROUPS)  # no doctor or faults: nothing is trained to keep
     add_data_arguments(parser, "default: --dataset mnist")
     test = parser.add_argument_group("range test")
     test.add_argument("--steps", type=whole_number_type(MIN_STEPS), default=200, metavar="N",

@@ -34,7 +34,8 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-TRAIN_GROUPS = ("network", "optimisation", "training loop", "doctor")
+SETTING_GROUPS = ("network", "optimisation", "training loop")  # what the network and its training are
+TRAIN_GROUPS = (*SETTING_GROUPS, "doctor")  # train also watches (or breaks) the run
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

@@ -16,7 +16,7 @@ SYMMETRIC = 1e-3         # unit_spread below this: the layer's units are copies 
 SCALAR_BIAS = 1e-6       # spread of a bias update across units below this: one number for all
 LARGE_LOGITS = 30.0      # |logit| of the untrained network beyond this: e^30 makes it certain
 SMALL_WEIGHTS = 1e-3     # weight RMS of the untrained network below this (He for 4,608 inputs: 0.02)
-VANISHING = 1e-3         # first layer's gradient RMS / last layer's below this
+VANISHING = 1e-2         # first layer's gradient RMS / last layer's below this (healthy presets: 0.1-4)
 SATURATED = 0.5          # share of sigmoid/tanh outputs on the flat tails
 HIGH_UPDATE = 0.1        # ‖ΔW‖/‖W‖ of one step above this, evaluation after evaluation: too large
 FIRST_UPDATE = 0.5       # ‖ΔW‖/‖W‖ of the very first step above this: it rewrote the initial weights
@@ -167,24 +167,26 @@ def small_init(run: RunHealth):
     return None
 
 
-@rule("vanishing-gradients", "error",
+@rule("vanishing-gradients", "warning",
       "The gradient shrinks on its way back through the layers, so the first layers barely "
       "learn while the last ones do. Small weights and saturating activations (sigmoid's slope "
       "is at most 0.25) multiply it down at every layer.",
       "--activation relu --init he_normal, or --batchnorm; fewer layers (--hidden 256,128)")
 def vanishing_gradients(run: RunHealth):
-    """At two evaluations in a row, grad_rms of the first layer with weights is below
-    VANISHING (1e-3) times that of the last one (evaluations where both were recorded)."""
+    """grad_rms of the first layer with weights is below VANISHING (1e-2) times that of the last
+    one at epoch 0 (the untrained network: depth and initialisation alone), or at two
+    evaluations in a row after it (evaluations where both were recorded)."""
     layers = run.layers("grad_rms")
     if len(layers) < 2:
         return None
     first, last = dict(run.series("grad_rms", layers[0])), dict(run.series("grad_rms", layers[-1]))
     ratios = [(e, first[e] / last[e]) for e in sorted(first) if e in last and last[e] > 0 and math.isfinite(first[e])]
-    epoch = _held(ratios, lambda ratio: ratio < VANISHING)
+    small = dict(ratios)
+    epoch = 0 if small.get(0, 1.0) < VANISHING else _held([(e, r) for e, r in ratios if e > 0],
+                                                           lambda ratio: ratio < VANISHING)
     if epoch is None:
         return None
-    ratio = dict(ratios)[epoch]
-    return Trigger(epoch, f"{layers[0]}'s gradient is {ratio:.2g} of {layers[-1]}'s", layers[0])
+    return Trigger(epoch, f"{layers[0]}'s gradient is {small[epoch]:.2g} of {layers[-1]}'s", layers[0])
 
 
 @rule("saturated", "warning",
