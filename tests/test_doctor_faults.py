@@ -82,3 +82,10 @@ def test_strict_doctor_stops_a_run_that_cannot_learn_with_exit_code_3(shared_dir
     assert report.returncode == 0
     assert report.stdout.splitlines()[0].startswith("[symmetric-units] error: ")
     assert "fix: --init he_normal" in report.stdout
+
+
+@pytest.mark.slow  # three epochs of the cnn recipe: about a minute
+def test_the_cnn_recipe_raises_no_doctors_alarm(shared_dir, tmp_path):
+    config = configured(shared_dir, "cnn", {"epochs": 3})
+    result = train_run(config, tmp_path, log=lambda line: None, progress=False)
+    assert not [f.line() for f in result.findings if f.severity in ("error", "warning")]

@@ -13,6 +13,12 @@ def test_mlp_preset_reaches_96_5_percent_on_the_dev_set(tmp_path, shared_dir):
     result = train_run(config, tmp_path, log=lambda line: None, progress=False)
     assert len(result.history) == config.epochs
     assert result.history[-1].dev_accuracy >= 0.965, result.history[-1]
+    assert not alarms(result), alarms(result)  # a healthy recipe: the doctor has nothing to say
+
+
+def alarms(result) -> list[str]:
+    """The run's error and warning findings, as the doctor prints them."""
+    return [f.line() for f in result.findings if f.severity in ("error", "warning")]
 
 
 def test_the_default_preset_is_mlp():

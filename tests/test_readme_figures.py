@@ -9,6 +9,7 @@ import pytest
 
 from scratchnn.training.presets import get_preset
 from scratchnn.training.run import train_run
+from test_mlp_preset import alarms
 
 
 @pytest.mark.slow
@@ -23,3 +24,4 @@ def test_the_preset_reaches_the_readme_figure(tmp_path, shared_dir, preset, read
     assert len(result.history) == config.epochs
     dev = result.metrics["dev_accuracy"]
     assert dev >= floor, f"{preset} reached {dev:.4f} dev accuracy; the README says {readme} (floor {floor})"
+    assert not alarms(result), alarms(result)  # healthy recipes: no doctor's error or warning
