@@ -133,3 +133,21 @@ def test_divergence_raises_with_the_epoch_and_the_hint(lr):
     x, y = blobs(100)
     with pytest.raises(TrainingDiverged, match=r"at epoch 1 .*try a lower --lr"):
         fit(mlp(), SGD(lr), x, y, epochs=3, batch_size=10, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_stop_request_ends_training_after_that_batch_and_reports_it(fast):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((100, 8), dtype=np.float32), rng.integers(0, 3, 100)
+    model = TrainConfig(hidden=[4], init="he_normal").build_model(np.random.default_rng(1), image_shape=(2, 4),
+                                                                  num_classes=3)
+    batches = []
+    history = fit(model, SGD(0.1), x, y, epochs=5, batch_size=10, rng=np.random.default_rng(2), eval_every=2,
+                  on_batch_end=lambda *progress: batches.append(progress[:2]),
+                  stop_requested=lambda: len(batches) == 13, fast=fast)
+    assert batches[-1] == (2, 3)  # epoch 2, its third batch: nothing ran after the request
+    assert [r.epoch for r in history] == [2]
+    assert np.isfinite(history[-1].train_loss) and 0 <= history[-1].train_accuracy <= 1
+    halted = fit(model, SGD(0.1), x, y, epochs=5, batch_size=10, rng=np.random.default_rng(2), eval_every=2,
+                 stop_requested=lambda: True, fast=fast)
+    assert [r.epoch for r in halted] == [1] and np.isnan(halted[0].train_accuracy)  # epoch 1 is not measured

@@ -60,7 +60,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         augment_rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
         on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
-        health: HealthRecorder | None = None, fast: bool = True) -> list[EpochResult]:
+        health: HealthRecorder | None = None, stop_requested: Callable[[], bool] | None = None,
+        fast: bool = True) -> list[EpochResult]:
     """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
@@ -82,6 +83,10 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     network (epoch 0, on a fresh start), the last step before each evaluation (gradient RMS and
     update-to-weight ratio) and the network at each evaluation, before ``on_epoch_end``; and the
     step that diverged, if one does.
+
+    ``stop_requested()``, polled after every batch, ends training early when it returns True (a
+    Stop button): the interrupted epoch is evaluated on the batches it ran (its train accuracy
+    is NaN unless it was an evaluated epoch) and reported like any other.
 
     Raises TrainingDiverged as soon as the loss is not finite or over DIVERGED times that of a
     uniform guess (ln C): a learning rate too high for Adam makes the loss explode (1e8 and
@@ -113,7 +118,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, not warned
         for epoch in range(start_epoch + 1, epochs + 1):
             measured = epoch % eval_every == 0 or epoch == epochs
-            total_loss, correct = 0.0, 0
+            total_loss, correct, seen, halted = 0.0, 0, 0, False
             for batch, rows in enumerate(batch_indices(len(x_fit), batch_size or None, rng)):
                 if schedule is not None:
                     optimizer.lr = schedule(optimizer.steps)
@@ -135,10 +140,14 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                     health.after_step(model, first=first)
                 total_loss += loss_sum
                 correct += batch_correct
+                seen += len(y)
                 if on_batch_end is not None:
                     on_batch_end(epoch, batch + 1, batches, loss_sum / len(y),
                                  batch_correct / len(y) if measured else math.nan)
-            if not measured:
+                if stop_requested is not None and stop_requested():
+                    halted = True
+                    break
+            if not measured and not halted:
                 continue
             try:
                 _check_weights(model, epoch, optimizer.lr)
@@ -147,7 +156,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                     health.record_divergence(model, epoch, math.nan)
                 raise
             dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev)
-            result = EpochResult(epoch, total_loss / len(x_train), correct / len(x_train), dev_loss,
+            result = EpochResult(epoch, total_loss / seen, correct / seen if measured else math.nan, dev_loss,
                                  dev_accuracy, optimizer.lr, time.perf_counter() - start)
             history.append(result)
             if health is not None:
@@ -159,7 +168,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
             if on_epoch_end is not None:
                 on_epoch_end(result)
             start = time.perf_counter()
-            if stop:
+            if stop or halted:
                 break
     if early_stopping is not None:
         early_stopping.restore(model)

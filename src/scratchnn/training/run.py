@@ -60,13 +60,17 @@ class RunResult:
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              on_evaluation: Callable[[EpochResult], None] | None = None) -> RunResult:
+              on_evaluation: Callable[[EpochResult], None] | None = None, **watch) -> RunResult:
     """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder).
 
     The folder and its ``config.toml`` (data as absolute paths with their SHA-256) are written
     once the data has loaded, before the first epoch, so a killed run can be resumed.
     ``on_evaluation(result)`` runs after each evaluated epoch is logged and checkpointed (a
     sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
+    ``watch`` takes the live hooks of a page that shows training: ``on_batch_end(epoch, batch,
+    batches, loss, accuracy)`` after every batch, ``on_finding(finding)`` for each new doctor's
+    finding, and ``stop_requested()``, polled after every batch (True: stop there, keep the
+    weights as they are, save the model as for a finished run).
     """
     config.validate()
     if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
@@ -79,7 +83,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.toml")
     try:
-        return _train(config, run_dir, None, log, progress, data_source(config), data, on_evaluation)
+        return _train(config, run_dir, None, log, progress, data_source(config), data, on_evaluation, **watch)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
 
@@ -155,7 +159,10 @@ def sweep_temp_files(run_dir: Path) -> list[str]:
 
 def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
            log: Callable[[str], None], progress: bool, source: DataSource, data,
-           on_evaluation: Callable[[EpochResult], None] | None = None) -> RunResult:
+           on_evaluation: Callable[[EpochResult], None] | None = None,
+           on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
+           on_finding: Callable[[Finding], None] | None = None,
+           stop_requested: Callable[[], bool] | None = None) -> RunResult:
     gens = seeded_generators(config.seed)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
@@ -200,7 +207,14 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         for finding in new:
             for line in finding_lines(finding, color=progress and log is print):
                 log(line)
+            if on_finding is not None:
+                on_finding(finding)
         return new
+
+    def batch_done(*progress_of_batch) -> None:
+        bar.on_batch_end(*progress_of_batch)
+        if on_batch_end is not None:
+            on_batch_end(*progress_of_batch)
 
     def on_epoch_end(result: EpochResult) -> None:
         nonlocal evaluations
@@ -235,7 +249,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                 x_dev=x_dev, y_dev=y_dev, rng=gens["order"] if setup.shuffle else None, schedule=schedule, early_stopping=stopping,
                 eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
                 augment=config.build_augmentation(), augment_rng=gens["augment"],
-                on_batch_end=bar.on_batch_end, health=health, fast=setup.fast and not config.textbook,
+                on_batch_end=batch_done, health=health, stop_requested=stop_requested, fast=setup.fast and not config.textbook,
                 loss_fn=setup.loss_fn)
     except TrainingDiverged as error:
         bar.close()
@@ -252,6 +266,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     finally:
         bar.close()
     seconds = time.perf_counter() - start
+    if stop_requested is not None and history and history[-1].epoch <= config.epochs and stop_requested():
+        log(f"Stopped as asked during epoch {history[-1].epoch}; the model keeps the weights it had then")
     if stopping is not None and stopping.best_epoch and history[-1].epoch < config.epochs:
         log(f"Early stopping: no better {config.monitor} for {config.patience} evaluations; "
             f"keeping the weights of epoch {stopping.best_epoch}")
