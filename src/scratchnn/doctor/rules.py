@@ -21,6 +21,7 @@ SATURATED = 0.5          # share of sigmoid/tanh outputs on the flat tails
 HIGH_UPDATE = 0.1        # ‖ΔW‖/‖W‖ of one step above this, evaluation after evaluation: too large
 FIRST_UPDATE = 0.5       # ‖ΔW‖/‖W‖ of the very first step above this: it rewrote the initial weights
 DIVERGED_UPDATE = 1e-2   # a run that diverged after steps of 10x the healthy 1e-3
+WEIGHT_GROWTH = 10.0     # weight RMS this many times its initial value: steps blew the weights up
 LOW_UPDATE = 1e-5        # ‖ΔW‖/‖W‖ below this in every layer: nothing moves
 STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
 DEAD = 0.5               # share of a ReLU layer's units that never fired
@@ -212,9 +213,17 @@ def saturated(run: RunHealth):
 def lr_too_high(run: RunHealth):
     """Some layer's update_ratio of the first step (epoch 0) > FIRST_UPDATE (0.5); or > HIGH_UPDATE
     (0.1) at two evaluations in a row after it; or training diverged and the last update_ratio
-    recorded before was > DIVERGED_UPDATE (1e-2); or the train loss rose at two of the last
-    three evaluations and ends over 1.2x its lowest value."""
+    recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
+    WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
+    evaluations and ends over 1.2x its lowest value."""
     diverged = run.series("diverged_loss")
+    for layer in run.layers("weight_rms"):
+        series = run.series("weight_rms", layer)
+        start = dict(series).get(0)
+        grown = next(((e, w) for e, w in series if start and e > 0 and w > WEIGHT_GROWTH * start), None)
+        if grown:
+            return Trigger(grown[0], f"{layer}'s weights grew {grown[1] / start:.0f}x their initial size "
+                                     f"(RMS {start:.3g} -> {grown[1]:.3g})", layer)
     for layer in run.layers("update_ratio"):
         series = [(e, r) for e, r in run.series("update_ratio", layer) if math.isfinite(r)]
         first = dict(series).get(0)
