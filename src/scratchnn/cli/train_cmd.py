@@ -8,7 +8,7 @@ from ..errors import ConfigError, RunInterrupted
 from ..training.config import TrainConfig
 from ..training.options import option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS, get_preset
-from ..training.run import resume_run, train_run
+from ..training.run import new_run_dir, resume_run, train_run
 from ..training.run_data import locate_data
 from .common import add_data_arguments, apply_data_options
 from .config_flags import add_option_arguments, given_options
@@ -26,6 +26,9 @@ def add_parser(commands) -> None:
                         help="continue an interrupted run from its checkpoint, with its own config")
     add_option_arguments(parser, TRAIN_GROUPS)
     add_data_arguments(parser, "default: --dataset mnist")
+    parser.add_argument("--seeds", metavar="S1,S2,...", type=seeds_type,
+                        help="train an ensemble: one member per seed, one after another, into RUN/seed-S/ "
+                             "(evaluate, predict and serve take RUN as the ensemble)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="DIR", type=Path, help="run folder (default: a new one under runs/)")
     output.add_argument("--quiet", action="store_true", help="print only the final result")
@@ -62,12 +65,19 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
-        given += [f"--{name}" for name in ("preset", "config", "out") if getattr(args, name) is not None]
+        given += [f"--{name}" for name in ("preset", "config", "out", "seeds") if getattr(args, name) is not None]
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
+    elif args.seeds:
+        return train_members(args, log)
     else:
         result = train_run(resolve_config(args), args.out, log=log, progress=not args.quiet)
+    return finish(args, result, log)
+
+
+def finish(args: argparse.Namespace, result, log) -> int:
+    """The report, the next steps and (with --quiet) the one-line result of a trained run."""
     if not args.no_report:
         from ..insight.report import write_report  # matplotlib: imported only when drawing
 
@@ -81,6 +91,31 @@ def run(args: argparse.Namespace) -> int:
         dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
         scores = f"dev accuracy {dev:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
         print(f"{scores} in {result.train_seconds:.2f} s; model: {result.model_path}")
+    return 0
+
+
+def seeds_type(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: two or more different seeds >= 0."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds like 0,1,2, got {text!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"an ensemble needs two or more different seeds >= 0, got {text!r}")
+    return seeds
+
+
+def train_members(args: argparse.Namespace, log) -> int:
+    """``--seeds``: the same config once per seed, each an ordinary run folder in RUN/seed-S/."""
+    config = resolve_config(args)
+    if args.seed is not None:
+        raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
+    ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")
+    for seed in args.seeds:
+        member = TrainConfig.from_dict({**config.to_dict(), "seed": seed}).validate()
+        log(f"Ensemble member seed {seed} -> {ensemble / f'seed-{seed}'}")
+        finish(args, train_run(member, ensemble / f"seed-{seed}", log=log, progress=not args.quiet), log)
+    log(f"Ensemble of {len(args.seeds)} in {ensemble}: scratchnn evaluate {ensemble}")
     return 0
 
 

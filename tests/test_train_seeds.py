@@ -1,0 +1,46 @@
+"""``scratchnn train --seeds 0,1,2``: ensemble members trained one after another into one folder."""
+import numpy as np
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.io import load, read_metadata
+
+
+@pytest.fixture
+def digits_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 300)
+    images = (rng.random((300, 28, 28)) * 60 + labels[:, None, None] * 19).astype(np.uint8)
+    return write_kaggle_csv(tmp_path / "digits.csv", images, labels)
+
+
+def test_each_seed_trains_a_member_run_folder(tmp_path, digits_csv, capsys):
+    out = tmp_path / "ensemble"
+    code = main(["train", "--seeds", "0,3", "--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size", "50",
+                 "--csv", str(digits_csv), "--out", str(out), "--no-report"])
+    assert code == 0
+    members = sorted(p.name for p in out.iterdir())
+    assert members == ["seed-0", "seed-3"]
+    assert [read_metadata(out / m)["config"]["seed"] for m in members] == [0, 3]
+    w0, w3 = (next(layer.params["W"] for layer in load(out / m).layers if layer.params) for m in members)
+    assert not np.array_equal(w0, w3)
+    assert f"scratchnn evaluate {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ("1", "two or more different seeds"),
+    ("1,1", "two or more different seeds"),
+    ("a,b", "comma-separated seeds"),
+])
+def test_bad_seeds_are_refused_by_the_parser(tmp_path, digits_csv, capsys, seeds, message):
+    with pytest.raises(SystemExit):
+        main(["train", "--seeds", seeds, "--csv", str(digits_csv), "--out", str(tmp_path / "x")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_seed_and_seeds_together_is_a_one_line_error(tmp_path, digits_csv, capsys):
+    code = main(["train", "--seeds", "0,1", "--seed", "4", "--csv", str(digits_csv), "--out", str(tmp_path / "x")])
+    assert code == 1 and "--seed for one run or --seeds for an ensemble, not both" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
