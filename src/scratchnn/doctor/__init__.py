@@ -13,7 +13,8 @@ diagnosed exactly like a scratchnn run::
 """
 from pathlib import Path
 
-from .findings import RULES, Doctor, Finding, RunHealth, diagnose
+from .diagnosis import Doctor, diagnose
+from .findings import RULES, Finding, RunHealth
 from .record import HealthLog
 from .signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
 

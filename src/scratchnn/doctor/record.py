@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write_bytes
-from .findings import Finding, diagnose
+from .diagnosis import diagnose
+from .findings import Finding
 from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, prediction_share, rms,
                       saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
 

@@ -27,7 +27,8 @@ import numpy as np
 from .. import __version__
 from ..data import DataSource, scale_pixels, train_dev_split
 from ..doctor.faults import Setup, apply_faults
-from ..doctor.findings import Doctor, Finding, diagnose
+from ..doctor.diagnosis import Doctor, diagnose
+from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
 from ..doctor.signals import HEALTH_FILE, Row, read_health_csv, write_health_csv
 from ..errors import ConfigError, DataError, DoctorStopped, RunInterrupted, TrainingDiverged
