@@ -17,6 +17,9 @@ from .schema import check_number, features_in, images_in, units
 class _BatchNorm(Layer, register=False):
     """y = γ·x̂ + β with x̂ = (x − μ)/σ per column of a matrix of rows x (M, C); γ, β (C,).
 
+    The rows come as an array (P, Q, C) with M = P·Q (BatchNorm1d: (N, 1, D); BatchNorm2d: the
+    (H·W, N, C) pixel-major memory), so that sums over the rows run along its long (P, Q·C) view.
+
     Training normalises with the statistics of the M rows, per column c:
         μ = Σₘ x / M      v = Σₘ (x − μ)² / M (biased)      σ = √(v + eps)
     and updates the buffers (as PyTorch does: the running variance takes the unbiased v·M/(M − 1)):
@@ -56,15 +59,15 @@ class _BatchNorm(Layer, register=False):
         self.buffers = {"running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
 
     def _normalise(self, x, training):
-        """y (M, C) for rows x (M, C); caches what ``_backward_rows`` needs."""
+        """y (P, Q, C) for rows x (P, Q, C); caches what ``_backward_rows`` needs."""
         if training:
-            m = len(x)
+            m = x.shape[0] * x.shape[1]
             if m < 2:
                 raise ShapeError(f"{self!r} needs at least 2 {self.rows_are} in training mode "
                                  f"(a batch of {m} has no variance); change the batch size")
-            mean = x.mean(axis=0)
+            mean = _row_sums(x) / m
             x_hat = x - mean
-            var = np.einsum("mc,mc->c", x_hat, x_hat) / m  # Σₘ (x − μ)² without a temporary
+            var = _row_sums(x_hat, x_hat) / m  # Σₘ (x − μ)²
             inv_std = 1 / np.sqrt(var + self.eps)
             x_hat *= inv_std
             k = self.momentum
@@ -83,10 +86,10 @@ class _BatchNorm(Layer, register=False):
         return y
 
     def _backward_rows(self, dy, need_dx):
-        """dx (M, C) for dy (M, C), or None; fills grads."""
+        """dx (P, Q, C) for dy (P, Q, C), or None; fills grads."""
         x_hat, inv_std, training = self._take_cache()
-        dbeta = dy.sum(axis=0)
-        dgamma = np.einsum("mc,mc->c", dy, x_hat)
+        dbeta = _row_sums(dy)
+        dgamma = _row_sums(dy, x_hat)
         self.grads["beta"][...] = dbeta
         self.grads["gamma"][...] = dgamma
         if not need_dx:
@@ -95,7 +98,7 @@ class _BatchNorm(Layer, register=False):
         if not training:
             return dy * scale
         # (γ/σ)/M · (M·dy − Σdy − x̂·Σ(dy·x̂)), as γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M) in place
-        m = len(dy)
+        m = dy.shape[0] * dy.shape[1]
         dx = x_hat * (dgamma / m)
         dx += dbeta / m
         np.subtract(dy, dx, out=dx)
@@ -130,10 +133,11 @@ class BatchNorm1d(_BatchNorm):
 
     def forward(self, x, training=False):
         check_features(self, x, self.size)
-        return self._normalise(x, training)
+        return self._normalise(x[:, None], training)[:, 0]
 
     def backward(self, dy, need_dx=True):
-        return self._backward_rows(dy, need_dx)
+        dx = self._backward_rows(dy[:, None], need_dx)
+        return None if dx is None else dx[:, 0]
 
     @classmethod
     def config_shapes(cls, args, shape, where):
@@ -181,12 +185,12 @@ class BatchNorm2d(_BatchNorm):
         if x.ndim != 4 or x.shape[1] != self.size:
             raise ShapeError(f"{self!r} expects images of shape (N, {self.size}, H, W), got {x.shape}")
         n, c, h, w = x.shape
-        y = self._normalise(pixel_major(x).reshape(h * w * n, c), training)
+        y = self._normalise(pixel_major(x).reshape(h * w, n, c), training)
         return from_pixel_major(y.reshape(h, w, n, c))
 
     def backward(self, dy, need_dx=True):
         n, c, h, w = dy.shape
-        dx = self._backward_rows(pixel_major(dy).reshape(h * w * n, c), need_dx)
+        dx = self._backward_rows(pixel_major(dy).reshape(h * w, n, c), need_dx)
         return None if dx is None else from_pixel_major(dx.reshape(h, w, n, c))
 
     @classmethod
@@ -200,6 +204,19 @@ class BatchNorm2d(_BatchNorm):
         return [(batchnorm_with_random_affine(3, rng, cls), 2 + 3 * rng.standard_normal((2, 3, 3, 4))),
                 (batchnorm_with_random_affine(2, rng, cls),
                  from_pixel_major(1 - 2 * rng.standard_normal((3, 2, 4, 2))))]
+
+
+def _row_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Σ a (or Σ a·b) over the rows of (P, Q, C) arrays: (C,).
+
+    NOTE: summed along the (P, Q·C) view first, then Q rows of C. NumPy sums down the columns
+    of a matrix one row at a time, and rows of C = 32 numbers make that ~5x slower than rows
+    of Q·C = 4,096 (and, fewer numbers in a row of additions, a little more accurate).
+    """
+    p, q, c = a.shape
+    wide = a.reshape(p, q * c)
+    sums = wide.sum(axis=0) if b is None else np.einsum("pk,pk->k", wide, b.reshape(p, q * c))
+    return sums.reshape(q, c).sum(axis=0)
 
 
 def batchnorm_with_random_affine(size: int, rng: np.random.Generator, kind: type = BatchNorm1d) -> _BatchNorm:
