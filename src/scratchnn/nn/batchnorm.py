@@ -189,6 +189,7 @@ class BatchNorm2d(_BatchNorm):
         return from_pixel_major(y.reshape(h, w, n, c))
 
     def backward(self, dy, need_dx=True):
+        self._take_cache()  # the clear error when forward has not run, before dy's shape is read
         n, c, h, w = dy.shape
         dx = self._backward_rows(pixel_major(dy).reshape(h * w, n, c), need_dx)
         return None if dx is None else from_pixel_major(dx.reshape(h, w, n, c))
