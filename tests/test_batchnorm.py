@@ -1,4 +1,5 @@
-"""BatchNorm1d: batch statistics while training, running statistics in eval, buffers in model files."""
+"""BatchNorm1d: batch statistics while training, running statistics in eval, buffers in model files;
+and what BatchNorm1d and BatchNorm2d share, checked for both (more of BatchNorm2d in test_batchnorm2d.py)."""
 import numpy as np
 import pytest
 from ci_guard import import_oracle
@@ -7,8 +8,9 @@ from scratchnn import Dense, Sequential
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.gradcheck import check_layer
 from scratchnn.io import MODEL_FILE, load, save
-from scratchnn.nn import BatchNorm1d, ReLU, layer_from_config, layer_to_config
+from scratchnn.nn import BatchNorm1d, BatchNorm2d, ReLU, layer_from_config, layer_to_config
 from scratchnn.nn.batchnorm import batchnorm_with_random_affine
+from scratchnn.nn.im2col import from_pixel_major
 
 TIGHT = 1e-7
 EPS = 1e-5
@@ -80,18 +82,24 @@ def test_gradients_match_finite_differences(training):
         assert check.error < TIGHT, f"{check.what} training={training} d{check.wrt}: {check.error:.2e}"
 
 
-def test_training_input_gradient_is_orthogonal_to_what_normalising_removes():
-    # x̂ is unchanged by shifting a feature's column, so dx sums to 0 per feature; with eps → 0
-    # it is unchanged by scaling the column too, so dx is orthogonal to x̂.
+# the statistics axes: everything but the feature or channel axis
+KINDS = {"1d": (BatchNorm1d, (10, 4), (0,)), "2d": (BatchNorm2d, (4, 3, 3, 5), (0, 2, 3))}
+
+
+@pytest.mark.parametrize("kind, shape, axes", KINDS.values(), ids=KINDS.keys())
+def test_training_input_gradient_is_orthogonal_to_what_normalising_removes(kind, shape, axes):
+    # x̂ is unchanged by shifting a feature's (or channel's) numbers, so dx sums to 0 over them;
+    # with eps → 0 it is unchanged by scaling them too, so dx is orthogonal to x̂.
     rng = np.random.default_rng(3)
-    layer = BatchNorm1d(4, eps=1e-14).astype(np.float64)
-    layer.params["gamma"][...] = rng.uniform(0.5, 2, 4)
-    x = rng.standard_normal((10, 4))
-    x_hat = (x - x.mean(axis=0)) / x.std(axis=0)
+    width = shape[1]
+    layer = kind(width, eps=1e-14).astype(np.float64)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2, width)
+    x = rng.standard_normal(shape)
+    x_hat = (x - x.mean(axis=axes, keepdims=True)) / x.std(axis=axes, keepdims=True)
     layer.forward(x, training=True)
-    dx = layer.backward(rng.standard_normal((10, 4)))
-    np.testing.assert_allclose(dx.sum(axis=0), 0, atol=1e-12)
-    np.testing.assert_allclose((dx * x_hat).sum(axis=0), 0, atol=1e-12)
+    dx = layer.backward(rng.standard_normal(shape))
+    np.testing.assert_allclose(dx.sum(axis=axes), 0, atol=1e-12)
+    np.testing.assert_allclose((dx * x_hat).sum(axis=axes), 0, atol=1e-12)
 
 
 def test_parameter_gradients_and_skipping_the_input_gradient():
@@ -163,22 +171,29 @@ def test_model_file_round_trip_gives_identical_predictions(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
 
 
-def test_matches_torch_batchnorm1d():
+TORCH = {"1d": (BatchNorm1d, "BatchNorm1d", (9, 5)), "2d": (BatchNorm2d, "BatchNorm2d", (5, 4, 6, 3))}
+
+
+@pytest.mark.parametrize("kind, torch_name, shape", TORCH.values(), ids=TORCH.keys())
+def test_matches_torch_in_training_and_eval(kind, torch_name, shape):
     torch = import_oracle("torch")
     rng = np.random.default_rng(4)
-    ours = batchnorm_with_random_affine(5, rng).astype(np.float64)
-    theirs = torch.nn.BatchNorm1d(5, momentum=0.1, eps=EPS).double()
+    width = shape[1]
+    ours = batchnorm_with_random_affine(width, rng, kind).astype(np.float64)
+    theirs = getattr(torch.nn, torch_name)(width, momentum=0.1, eps=EPS).double()
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(ours.params["gamma"]))
         theirs.bias.copy_(torch.from_numpy(ours.params["beta"]))
         theirs.running_mean.copy_(torch.from_numpy(ours.buffers["running_mean"]))
         theirs.running_var.copy_(torch.from_numpy(ours.buffers["running_var"]))
-    for training in (True, False):
+    for training in (True, True, False):  # two training steps: the running statistics move twice
         theirs.train(training)
-        x, dy = rng.normal(1, 2, (9, 5)), rng.standard_normal((9, 5))
+        x, dy = rng.normal(1, 2, shape), rng.standard_normal(shape)
         xt = torch.tensor(x, requires_grad=True)
         yt = theirs(xt)
         yt.backward(torch.from_numpy(dy))
+        if x.ndim == 4:  # as a convolution passes images on: pixel-major memory
+            x, dy = (from_pixel_major(np.ascontiguousarray(a.transpose(2, 3, 0, 1))) for a in (x, dy))
         y = ours.forward(x, training=training)
         dx = ours.backward(dy)
         pairs = {"y": (y, yt), "dx": (dx, xt.grad), "dgamma": (ours.grads["gamma"], theirs.weight.grad),
@@ -187,5 +202,5 @@ def test_matches_torch_batchnorm1d():
                  "running_var": (ours.buffers["running_var"], theirs.running_var)}
         for name, (a, b) in pairs.items():
             np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12,
-                                       err_msg=f"{name}, training={training}")
+                                       err_msg=f"{torch_name} {name}, training={training}")
         theirs.zero_grad()

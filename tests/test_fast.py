@@ -4,6 +4,7 @@ Whole runs: every preset trains to the same weights either way, and a checkpoint
 path resumes on the other. Pieces: each trick against the textbook object it replaces, bit for
 bit where the arithmetic is the same.
 """
+import dataclasses
 import tracemalloc
 
 import numpy as np
@@ -24,6 +25,7 @@ from scratchnn.io import write_tensors
 from scratchnn.nn import (
     LAYER_TYPES,
     AvgPool2D,
+    BatchNorm2d,
     Conv2D,
     Dense,
     Flatten,
@@ -57,10 +59,11 @@ def digits(n=256, seed=0):
     return images, rng.integers(0, 10, n)
 
 
-def train_preset(name, fast, epochs=3, stop=None, state=None, start_epoch=0, dtype=np.float64):
-    """Train preset ``name`` for ``epochs`` (x4 for the full-batch seed) on 256 digits, in ``dtype``,
-    stopping after epoch ``stop`` if given; return (model, optimizer, schedule, generators)."""
-    config = get_preset(name)
+def train_preset(name, fast, epochs=3, stop=None, state=None, start_epoch=0, dtype=np.float64, **changes):
+    """Train preset ``name`` (with the options ``changes``) for ``epochs`` (x4 for the full-batch seed)
+    on 256 digits, in ``dtype``, stopping after epoch ``stop`` if given; return (model, optimizer,
+    schedule, generators)."""
+    config = dataclasses.replace(get_preset(name), **changes)
     config.epochs = epochs if config.batch_size else 4 * epochs  # the seed: full-batch steps
     images, labels = digits()
     gens = {key: np.random.default_rng([7, k]) for k, key in enumerate(("init", "layers", "order", "augment"))}
@@ -110,6 +113,16 @@ def test_every_preset_trains_to_the_same_weights_on_both_paths(preset, dtype):
     initial = get_preset(preset).build_model(np.random.default_rng([7, 0])).state_dict()
     for name, p, _ in textbook.named_parameters():
         assert not np.array_equal(p, initial[name]), f"{preset}: {name} never moved, comparing it proves nothing"
+
+
+def test_a_cnn_with_batchnorm2d_trains_to_the_same_weights_on_both_paths():
+    textbook, textbook_opt, _, _ = train_preset("cnn", fast=False, batchnorm=True)
+    fast, fast_opt, _, _ = train_preset("cnn", fast=True, batchnorm=True)
+    assert [type(layer) for layer in fast.layers].count(BatchNorm2d) == 2
+    assert fast_opt.steps == textbook_opt.steps >= 6
+    assert_close(fast.state_dict(), textbook.state_dict(), "cnn --batchnorm")  # running statistics too
+    assert_close(flat_state(fast_opt), flat_state(textbook_opt), "cnn --batchnorm optimizer state")
+    assert not np.array_equal(fast.layers[1].buffers["running_var"], np.ones(32)), "the statistics never moved"
 
 
 @pytest.mark.parametrize("preset, first, then", [("mlp", True, False), ("mlp", False, True),

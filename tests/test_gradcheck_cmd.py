@@ -7,6 +7,7 @@ import pytest
 
 from scratchnn import gradcheck
 from scratchnn.cli.main import main
+from scratchnn.nn.batchnorm import BatchNorm2d
 from scratchnn.nn.conv import MaxPool2D
 from scratchnn.nn.dense import Dense
 
@@ -25,6 +26,7 @@ def off_by(factor, backward, grad=None):
 @pytest.mark.parametrize("layer, grad, named", [
     (Dense, "W", "Dense"),        # dW 0.1% too large: relative error ~5e-4
     (MaxPool2D, None, "MaxPool2D"),  # dx 0.1% too large
+    (BatchNorm2d, "gamma", "BatchNorm2d"),  # dγ 0.1% too large (BatchNorm1d shares the math, not this method)
 ])
 def test_a_wrong_backward_fails_and_names_the_layer(monkeypatch, capsys, layer, grad, named):
     monkeypatch.setattr(layer, "backward", off_by(1.001, layer.backward, grad))

@@ -18,7 +18,7 @@ from model_file_support import file_parts, tampered_bytes
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.errors import ScratchnnError
 from scratchnn.io import load, save
-from scratchnn.nn import BatchNorm1d, Conv2D, Dropout, Flatten, MaxPool2D
+from scratchnn.nn import BatchNorm1d, BatchNorm2d, Conv2D, Dropout, Flatten, MaxPool2D
 from scratchnn.optim import Adam
 from scratchnn.training.checkpoint import load_checkpoint, save_checkpoint
 from scratchnn.training.fit import EpochResult
@@ -34,10 +34,10 @@ FUZZ = settings(max_examples=120, deadline=None, database=None,
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A small CNN model file and an MLP checkpoint, as bytes, plus a scratch path to write to."""
+    """A small CNN model file (both batch norms) and an MLP checkpoint, as bytes, plus a scratch path to write to."""
     folder = tmp_path_factory.mktemp("fuzz")
-    cnn = Sequential([Conv2D(1, 2, 3, padding=1, rng=0), ReLU(), MaxPool2D(2), Flatten(), Dense(32, 6, rng=1),
-                      BatchNorm1d(6), Dropout(0.2), Dense(6, 3, rng=2)], input_shape=(1, 8, 8))
+    cnn = Sequential([Conv2D(1, 2, 3, padding=1, rng=0), BatchNorm2d(2), ReLU(), MaxPool2D(2), Flatten(),
+                      Dense(32, 6, rng=1), BatchNorm1d(6), Dropout(0.2), Dense(6, 3, rng=2)], input_shape=(1, 8, 8))
     model_path = save(cnn, folder / "model.safetensors", metadata={
         "config": {"lr": 0.1}, "classes": ["a", "b", "c"], "image_shape": [8, 8], "metrics": {"dev_accuracy": 0.5}})
     mlp = Sequential([Dense(4, 3, rng=0), ReLU(), Dense(3, 2, rng=1)])

@@ -1,7 +1,7 @@
 """The math: layers, activations, losses and initialisers, NumPy only."""
 from .activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh, softmax
 from .base import LAYER_TYPES, Layer, layer_from_config, layer_to_config
-from .batchnorm import BatchNorm1d
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import AvgPool2D, Conv2D, MaxPool2D
 from .dense import Dense
 from .dropout import Dropout
@@ -13,7 +13,7 @@ from .shape import Flatten
 __all__ = [
     "Layer", "LAYER_TYPES", "layer_from_config", "layer_to_config",
     "Dense", "Activation", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
-    "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "im2col", "col2im", "conv_output_shape",
+    "BatchNorm2d", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "im2col", "col2im", "conv_output_shape",
     "softmax", "SoftmaxCrossEntropy",
     "INITIALIZERS", "get_initializer", "seed_uniform", "he_normal", "glorot_uniform", "zeros",
 ]

@@ -1,74 +1,82 @@
-"""Batch normalisation over the batch dimension of (N, D) features."""
+"""Batch normalisation: BatchNorm1d over the batch of (N, D) features, BatchNorm2d per channel
+of (N, C, H, W) images. Both are one computation on a matrix of rows (M, C): each column is
+normalised with the statistics of its M numbers. For BatchNorm1d the rows are the N samples;
+for BatchNorm2d they are the H·W·N pixels of every image (the statistics axes (0, 2, 3) of x),
+and since convolution outputs are stored pixel-major, (H, W, N, C) in memory (see ``im2col``),
+that matrix is a view of x, not a copy."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .base import Layer, check_features
-from .schema import check_number, features_in, units
+from .im2col import from_pixel_major, pixel_major
+from .schema import check_number, features_in, images_in, units
 
 
-class BatchNorm1d(Layer):
-    """y = γ·x̂ + β with x̂ = (x − μ)/σ, per feature; x (N, D), γ and β (D,), y (N, D).
+class _BatchNorm(Layer, register=False):
+    """y = γ·x̂ + β with x̂ = (x − μ)/σ per column of a matrix of rows x (M, C); γ, β (C,).
 
-    Training normalises with the batch statistics, per feature d:
-        μ = Σₙ x / N      v = Σₙ (x − μ)² / N (biased)      σ = √(v + eps)
-    and updates the buffers (as PyTorch does: the running variance takes the unbiased v·N/(N − 1)):
+    The rows come as an array (P, Q, C) with M = P·Q (BatchNorm1d: (N, 1, D); BatchNorm2d: the
+    (H·W, N, C) pixel-major memory), so that sums over the rows run along its long (P, Q·C) view.
+
+    Training normalises with the statistics of the M rows, per column c:
+        μ = Σₘ x / M      v = Σₘ (x − μ)² / M (biased)      σ = √(v + eps)
+    and updates the buffers (as PyTorch does: the running variance takes the unbiased v·M/(M − 1)):
         running_mean ← (1 − momentum)·running_mean + momentum·μ
-        running_var  ← (1 − momentum)·running_var  + momentum·v·N/(N − 1)
+        running_var  ← (1 − momentum)·running_var  + momentum·v·M/(M − 1)
     Evaluation uses μ = running_mean, σ = √(running_var + eps), so a sample's output does not
     depend on the rest of its batch.
 
-    Backward, for upstream dy (N, D):
-        dγ = Σₙ dy·x̂      dβ = Σₙ dy
-        training:  dx = (γ/σ)/N · (N·dy − Σₙ dy − x̂·Σₙ(dy·x̂))   (μ and σ depend on every row)
+    Backward, for upstream dy (M, C):
+        dγ = Σₘ dy·x̂      dβ = Σₘ dy
+        training:  dx = (γ/σ)/M · (M·dy − Σₘ dy − x̂·Σₘ(dy·x̂))   (μ and σ depend on every row)
         eval:      dx = dy·γ/σ                                   (μ and σ are constants)
 
-    Args:
-        features: D, the width of the input.
-        momentum: weight of the newest batch in the running statistics, in [0, 1].
-        eps: added to the variance so a constant feature does not divide by 0.
+    Subclasses name the width (``size_name``), say what a row is (``rows_are``) and turn their
+    input into rows and back.
     """
 
+    size_name = "features"
+    rows_are = "samples per batch"
     buffer_names = ("running_mean", "running_var")
-
-    required_keywords = {"features": units}  # what a model file may say (see nn/schema.py)
     optional_keywords = {"momentum": lambda v, w: check_number(v, w, 0, 1),
                          "eps": lambda v, w: check_number(v, w, 0, 1, open_low=True)}
 
-    def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
+    def __init__(self, size: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
-        if int(features) != features or features < 1:
-            raise ConfigError(f"BatchNorm1d features must be a positive integer, got {features!r}")
+        kind, name = type(self).__name__, self.size_name
+        if int(size) != size or size < 1:
+            raise ConfigError(f"{kind} {name} must be a positive integer, got {size!r}")
         if not 0 <= momentum <= 1:
-            raise ConfigError(f"BatchNorm1d momentum must be in [0, 1], got {momentum}")
+            raise ConfigError(f"{kind} momentum must be in [0, 1], got {momentum}")
         if not eps > 0:
-            raise ConfigError(f"BatchNorm1d eps must be > 0, got {eps}")
-        self.features, self.momentum, self.eps = int(features), float(momentum), float(eps)
-        d = self.features
-        self.params = {"gamma": np.ones(d, np.float32), "beta": np.zeros(d, np.float32)}
+            raise ConfigError(f"{kind} eps must be > 0, got {eps}")
+        self.size, self.momentum, self.eps = int(size), float(momentum), float(eps)
+        c = self.size
+        self.params = {"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.buffers = {"running_mean": np.zeros(d, np.float32), "running_var": np.ones(d, np.float32)}
+        self.buffers = {"running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
 
-    def forward(self, x, training=False):
-        check_features(self, x, self.features)
+    def _normalise(self, x, training):
+        """y (P, Q, C) for rows x (P, Q, C); caches what ``_backward_rows`` needs."""
         if training:
-            n = len(x)
-            if n < 2:
-                raise ShapeError(f"{self!r} needs at least 2 samples per batch in training mode "
-                                 f"(a batch of {n} has no variance); change the batch size")
-            mean = x.mean(axis=0)
+            m = x.shape[0] * x.shape[1]
+            if m < 2:
+                raise ShapeError(f"{self!r} needs at least 2 {self.rows_are} in training mode "
+                                 f"(a batch of {m} has no variance); change the batch size")
+            mean = _row_sums(x) / m
             x_hat = x - mean
-            var = np.einsum("nd,nd->d", x_hat, x_hat) / n  # Σₙ (x − μ)² without a temporary
+            var = _row_sums(x_hat, x_hat) / m  # Σₘ (x − μ)²
             inv_std = 1 / np.sqrt(var + self.eps)
             x_hat *= inv_std
-            m = self.momentum
+            k = self.momentum
             # In place, so arrays handed out by state_dict() stay the layer's buffers.
             running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
-            running_mean *= 1 - m
-            running_mean += m * mean
-            running_var *= 1 - m
-            running_var += (m * n / (n - 1)) * var
+            running_mean *= 1 - k
+            running_mean += k * mean
+            running_var *= 1 - k
+            running_var += (k * m / (m - 1)) * var
         else:
             inv_std = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
             x_hat = (x - self.buffers["running_mean"]) * inv_std
@@ -77,27 +85,59 @@ class BatchNorm1d(Layer):
         y += self.params["beta"]
         return y
 
-    def backward(self, dy, need_dx=True):
+    def _backward_rows(self, dy, need_dx):
+        """dx (P, Q, C) for dy (P, Q, C), or None; fills grads."""
         x_hat, inv_std, training = self._take_cache()
-        dbeta = dy.sum(axis=0)
-        dgamma = np.einsum("nd,nd->d", dy, x_hat)
+        dbeta = _row_sums(dy)
+        dgamma = _row_sums(dy, x_hat)
         self.grads["beta"][...] = dbeta
         self.grads["gamma"][...] = dgamma
         if not need_dx:
             return None
-        scale = self.params["gamma"] * inv_std  # γ/σ (D,)
+        scale = self.params["gamma"] * inv_std  # γ/σ (C,)
         if not training:
             return dy * scale
-        # (γ/σ)/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), as γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/N) in place
-        n = len(dy)
-        dx = x_hat * (dgamma / n)
-        dx += dbeta / n
+        # (γ/σ)/M · (M·dy − Σdy − x̂·Σ(dy·x̂)), as γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M) in place
+        m = dy.shape[0] * dy.shape[1]
+        dx = x_hat * (dgamma / m)
+        dx += dbeta / m
         np.subtract(dy, dx, out=dx)
         dx *= scale
         return dx
 
     def config(self):
-        return {"features": self.features, "momentum": self.momentum, "eps": self.eps}
+        return {self.size_name: self.size, "momentum": self.momentum, "eps": self.eps}
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of features: x (N, D) -> y (N, D), γ and β (D,); the rows are the N
+    samples, so per feature d: μ = Σₙ x / N, and so on (the math is ``_BatchNorm``'s):
+
+        y = γ·(x − μ)/σ + β
+        dγ = Σₙ dy·x̂    dβ = Σₙ dy    dx = (γ/σ)/N · (N·dy − Σₙ dy − x̂·Σₙ(dy·x̂))  (training)
+
+    Args:
+        features: D, the width of the input.
+        momentum: weight of the newest batch in the running statistics, in [0, 1].
+        eps: added to the variance so a constant feature does not divide by 0.
+    """
+
+    required_keywords = {"features": units}  # what a model file may say (see nn/schema.py)
+
+    def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__(features, momentum, eps)
+
+    @property
+    def features(self) -> int:
+        return self.size
+
+    def forward(self, x, training=False):
+        check_features(self, x, self.size)
+        return self._normalise(x[:, None], training)[:, 0]
+
+    def backward(self, dy, need_dx=True):
+        dx = self._backward_rows(dy[:, None], need_dx)
+        return None if dx is None else dx[:, 0]
 
     @classmethod
     def config_shapes(cls, args, shape, where):
@@ -109,12 +149,84 @@ class BatchNorm1d(Layer):
         return [(batchnorm_with_random_affine(6, rng), 2 + 3 * rng.standard_normal((8, 6)))]
 
 
-def batchnorm_with_random_affine(features: int, rng: np.random.Generator) -> BatchNorm1d:
-    """A BatchNorm1d whose γ, β and running statistics are random rather than the 1s and 0s
-    they start at, so a check would notice a backward that drops γ or confuses the statistics."""
-    layer = BatchNorm1d(features)
-    layer.params["gamma"][...] = rng.uniform(0.5, 2.0, features)
-    layer.params["beta"][...] = rng.standard_normal(features)
-    layer.buffers["running_mean"][...] = rng.standard_normal(features)
-    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, features)
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation per channel of images: x (N, C, H, W) -> y (N, C, H, W), γ and β (C,).
+
+    Each channel is normalised with the statistics of all its N·H·W numbers (the axes (0, 2, 3)),
+    so every pixel of a feature map gets the same γ and β, as a convolution gives every pixel the
+    same kernel. With M = N·H·W and sums over n, h, w, per channel c:
+
+        μ = Σ x / M    v = Σ (x − μ)² / M    x̂ = (x − μ)/√(v + eps)    y = γ·x̂ + β
+        dγ = Σ dy·x̂    dβ = Σ dy    dx = (γ/σ)/M · (M·dy − Σ dy − x̂·Σ(dy·x̂))   (training)
+        dx = dy·γ/σ with σ = √(running_var + eps)                                 (eval)
+
+    The running statistics follow PyTorch (``momentum``; unbiased variance v·M/(M − 1)). The
+    work is BatchNorm1d's on the (H·W·N, C) matrix of pixels, a view of a pixel-major x; the
+    output is pixel-major too, like a convolution's.
+
+    Args:
+        channels: C, the number of feature maps.
+        momentum: weight of the newest batch in the running statistics, in [0, 1].
+        eps: added to the variance so a constant channel does not divide by 0.
+    """
+
+    size_name = "channels"
+    rows_are = "numbers per channel (N·H·W)"
+    required_keywords = {"channels": units}  # what a model file may say (see nn/schema.py)
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__(channels, momentum, eps)
+
+    @property
+    def channels(self) -> int:
+        return self.size
+
+    def forward(self, x, training=False):
+        if x.ndim != 4 or x.shape[1] != self.size:
+            raise ShapeError(f"{self!r} expects images of shape (N, {self.size}, H, W), got {x.shape}")
+        n, c, h, w = x.shape
+        y = self._normalise(pixel_major(x).reshape(h * w, n, c), training)
+        return from_pixel_major(y.reshape(h, w, n, c))
+
+    def backward(self, dy, need_dx=True):
+        self._take_cache()  # the clear error when forward has not run, before dy's shape is read
+        n, c, h, w = dy.shape
+        dx = self._backward_rows(pixel_major(dy).reshape(h * w, n, c), need_dx)
+        return None if dx is None else from_pixel_major(dx.reshape(h, w, n, c))
+
+    @classmethod
+    def config_shapes(cls, args, shape, where):
+        images_in(shape, args["channels"], where)
+        return shape, {name: (shape[0],) for name in ("gamma", "beta", "running_mean", "running_var")}
+
+    @classmethod
+    def gradcheck_cases(cls, rng):
+        # one input in (N, C, H, W) memory, one pixel-major as a convolution passes it on
+        return [(batchnorm_with_random_affine(3, rng, cls), 2 + 3 * rng.standard_normal((2, 3, 3, 4))),
+                (batchnorm_with_random_affine(2, rng, cls),
+                 from_pixel_major(1 - 2 * rng.standard_normal((3, 2, 4, 2))))]
+
+
+def _row_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Σ a (or Σ a·b) over the rows of (P, Q, C) arrays: (C,).
+
+    NOTE: summed along the (P, Q·C) view first, then Q rows of C. NumPy sums down the columns
+    of a matrix one row at a time, and rows of C = 32 numbers make that ~5x slower than rows
+    of Q·C = 4,096 (and, fewer numbers in a row of additions, a little more accurate).
+    """
+    p, q, c = a.shape
+    wide = a.reshape(p, q * c)
+    sums = wide.sum(axis=0) if b is None else np.einsum("pk,pk->k", wide, b.reshape(p, q * c))
+    return sums.reshape(q, c).sum(axis=0)
+
+
+def batchnorm_with_random_affine(size: int, rng: np.random.Generator, kind: type = BatchNorm1d) -> _BatchNorm:
+    """A BatchNorm1d (or ``kind``) whose γ, β and running statistics are random rather than the
+    1s and 0s they start at, so a check would notice a backward that drops γ or confuses the
+    statistics."""
+    layer = kind(size)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2.0, size)
+    layer.params["beta"][...] = rng.standard_normal(size)
+    layer.buffers["running_mean"][...] = rng.standard_normal(size)
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, size)
     return layer

@@ -95,3 +95,9 @@ def features_in(shape: tuple[int, ...], width: int, where: str) -> None:
     """Refuse an input sample that is not ``width`` features, as a layer on (N, D) rows would."""
     if shape != (width,):
         raise ModelFileError(f"{where} takes ({width},) features but the layer before gives {shape}")
+
+
+def images_in(shape: tuple[int, ...], channels: int, where: str) -> None:
+    """Refuse an input sample that is not images (``channels``, H, W), as a layer on (N, C, H, W) would."""
+    if len(shape) != 3 or shape[0] != channels:
+        raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")

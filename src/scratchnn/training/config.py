@@ -18,7 +18,8 @@ from ..doctor.faults import FAULTS
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
 from ..model import Sequential
-from ..nn import AvgPool2D, BatchNorm1d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh
+from ..nn import (AvgPool2D, BatchNorm1d, BatchNorm2d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU,
+                  Sigmoid, Tanh)
 from ..nn.init import INITIALIZERS
 from ..optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 from ..optim.schedules import OPTION_USERS, check_schedule_options
@@ -59,7 +60,7 @@ class TrainConfig:
     """
 
     preset: str = option("custom", "the named recipe this config started from", group=None)
-    # convolutional blocks first (none for an MLP): Conv2D -> activation -> pooling 2x2 each
+    # convolutional blocks first (none for an MLP): Conv2D -> [BatchNorm2d] -> activation -> pooling 2x2 each
     conv: list[int] = option([], "convolution blocks (conv, activation, 2x2 pooling): output channels, e.g. 32,64",
                              group="network", metavar="CHANNELS", low=1)
     kernel_size: int = option(3, "convolution kernel size K x K", group="network", metavar="K", low=1,
@@ -74,7 +75,8 @@ class TrainConfig:
     activation: str = option("relu", "hidden-layer activation", group="network", choices=tuple(ACTIVATIONS))
     init: str = option("seed_uniform", "weight initialiser", group="network", choices=tuple(INITIALIZERS))
     bias_init: str = option("seed_uniform", "bias initialiser", group="network", choices=tuple(INITIALIZERS))
-    batchnorm: bool = option(False, "batch normalisation after each hidden Dense layer", group="network")
+    batchnorm: bool = option(False, "batch normalisation after each convolution and hidden Dense layer",
+                             group="network")
     dropout: float = option(0.0, "probability of dropping each hidden unit while training", group="network",
                             metavar="P", low=0.0, below=1.0)
     input_dropout: float = option(0.0, "probability of dropping each input pixel while training",
@@ -203,9 +205,11 @@ class TrainConfig:
         if self.conv:
             channels, paddings = 1, self.padding or [0] * len(self.conv)
             for out_channels, padding in zip(self.conv, paddings):
-                layers += [Conv2D(channels, out_channels, self.kernel_size, padding=padding, init=self.init,
-                                  bias_init=self.bias_init, rng=rng),
-                           ACTIVATIONS[self.activation](), POOLS[self.pool](2)]
+                layers.append(Conv2D(channels, out_channels, self.kernel_size, padding=padding, init=self.init,
+                                     bias_init=self.bias_init, rng=rng))
+                if self.batchnorm:
+                    layers.append(BatchNorm2d(out_channels))
+                layers += [ACTIVATIONS[self.activation](), POOLS[self.pool](2)]
                 channels = out_channels
             layers.append(Flatten())
             features = int(np.prod(Sequential(layers, input_shape).output_shapes()[-1]))
