@@ -80,3 +80,16 @@ def test_a_cnn_run_saves_a_model_that_evaluate_and_predict_use(tmp_path, shared_
     assert model.input_shape == (1, 28, 28) and any(isinstance(layer, Flatten) for layer in model.layers)
     assert main(["evaluate", str(out)]) == 0
     assert main(["predict", str(out), "--index", "0"]) == 0
+
+
+def test_conv_repeat_builds_vgg_style_blocks_and_cnn_best_uses_them():
+    config = get_preset("cnn-best")
+    model = config.build_model(np.random.default_rng(0))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    block = ["Conv2D", "BatchNorm2d", "ReLU", "Conv2D", "BatchNorm2d", "ReLU", "MaxPool2D"]
+    assert kinds[:14] == block * 2 and kinds[14] == "Flatten"
+    assert model.output_shapes()[13] == (64, 7, 7)  # 'same' padding: only the pooling halves the image
+    assert [layer.in_channels for layer in model.layers if type(layer).__name__ == "Conv2D"] == [1, 32, 32, 64]
+    config.conv_repeat = 5
+    with pytest.raises(ConfigError, match="conv-repeat"):
+        config.validate()

@@ -65,6 +65,9 @@ class TrainConfig:
                              group="network", metavar="CHANNELS", low=1)
     kernel_size: int = option(3, "convolution kernel size K x K", group="network", metavar="K", low=1,
                               applies=lambda c: bool(c.conv))
+    conv_repeat: int = option(1, "convolutions per block before its pooling (VGG-style: 2)", group="network",
+                              metavar="N", low=1, high=4, applies=lambda c: bool(c.conv),
+                              summary=lambda v: "" if v == 1 else f"{v} convolutions per block")
     padding: list[int] = option([], "zero padding of each convolution block, e.g. 2,0 (empty: none)",
                                 group="network", metavar="P", low=0, applies=lambda c: bool(c.conv))
     pool: str = option("max", "pooling after each convolution", group="network", choices=tuple(POOLS),
@@ -205,12 +208,14 @@ class TrainConfig:
         if self.conv:
             channels, paddings = 1, self.padding or [0] * len(self.conv)
             for out_channels, padding in zip(self.conv, paddings):
-                layers.append(Conv2D(channels, out_channels, self.kernel_size, padding=padding, init=self.init,
-                                     bias_init=self.bias_init, rng=rng))
-                if self.batchnorm:
-                    layers.append(BatchNorm2d(out_channels))
-                layers += [ACTIVATIONS[self.activation](), POOLS[self.pool](2)]
-                channels = out_channels
+                for _ in range(self.conv_repeat):  # conv -> [BN] -> activation, then one pooling per block
+                    layers.append(Conv2D(channels, out_channels, self.kernel_size, padding=padding, init=self.init,
+                                         bias_init=self.bias_init, rng=rng))
+                    if self.batchnorm:
+                        layers.append(BatchNorm2d(out_channels))
+                    layers.append(ACTIVATIONS[self.activation]())
+                    channels = out_channels
+                layers.append(POOLS[self.pool](2))
             layers.append(Flatten())
             features = int(np.prod(Sequential(layers, input_shape).output_shapes()[-1]))
         for size in self.hidden:
