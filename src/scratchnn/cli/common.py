@@ -77,14 +77,19 @@ def load_model_set(args: argparse.Namespace, model, metadata: dict, config: Trai
     return load_set(config, args.set, model=model, metadata=metadata)
 
 
+def load_models(args: argparse.Namespace):
+    """The ensemble of ``args.models`` (one model is an ensemble of one), ``args.tta`` checked first."""
+    check_tta(args.tta)  # before the models load: a typo costs nothing
+    return load_ensemble(args.models)
+
+
 def load_ensemble_and_set(args: argparse.Namespace):
     """(ensemble of ``args.models``, images, labels, classes, description) of ``args.set``.
 
     The set is the first member's (its data, its split); every other member must have the same
     images there, or one member's dev images could be another's training images.
     """
-    check_tta(args.tta)  # before the models load: a typo costs nothing
-    ensemble = load_ensemble(args.models)
+    ensemble = load_models(args)
     first, *others = ensemble.members
     config = config_with_data_options(first.metadata, first.path, args)
     images, labels, classes, description = load_set(config, args.set, model=first.model, metadata=first.metadata)
