@@ -35,15 +35,17 @@ SUBMISSION_CHUNK = 10_000  # test images scaled to floats at a time (31 MB for 2
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "predict", help="predict the digit in photos, or in one image of a data set",
+        "predict", help="predict the digit in photos, in one image of a data set, or write a Kaggle submission",
         description="With image files: read each photo (PNG, JPEG, BMP, GIF, WebP...), prepare it the "
                     "way MNIST was made (flatten the lighting, find the ink, crop, fit 20x20, centre in "
                     "28x28) and print the prediction with the top 3 probabilities; a written number is "
                     "split into digits. With --index: draw one image of the data set with the predicted "
-                    "and the true label (the seed's test_prediction).")
-    parser.add_argument("paths", nargs="+", metavar="MODEL... IMAGE",
-                        help="one or more models (model files or run folders; several make an ensemble), then "
-                             "the photos or scans of digits to read")
+                    "and the true label (the seed's test_prediction). With --csv TEST.csv --submission "
+                    "OUT.csv: Kaggle's Digit Recognizer submission for every image of the test file. "
+                    "Several models answer as an ensemble; --tta N averages over N views of each image.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="MODEL... [IMAGE...]: one or more models (model files or run folders; several make an "
+                             "ensemble that averages their probabilities), then the photos or scans of digits to read")
     parser.add_argument("--digits", choices=DIGITS, default="auto",
                         help="single: all the ink is one digit; multi: a number, read digit by digit, left "
                              "to right; auto: a number when the ink falls apart into several digits (default)")
