@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
+from ..data.tta import MAX_TTA, check_tta
+from ..ensemble import check_finished, load_ensemble
 from ..errors import ConfigError
-from ..io import MODEL_FILE, load, read_metadata, resolve_model_path
-from ..training.checkpoint import CHECKPOINT_FILE
+from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
 from ..training.run_data import FILES, SETS, load_set, locate_data
 from .config_flags import add_option_arguments
@@ -33,6 +36,18 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a model file or a run folder (runs/<name>/)")
 
 
+def add_models_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", metavar="MODEL", nargs="+",
+                        help="a model file or a run folder (runs/<name>/); several, or a folder of member "
+                             "runs (RUN/seed-0/, RUN/seed-1/...), make an ensemble that averages their probabilities")
+
+
+def add_tta_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", type=int, default=1, metavar="N",
+                        help=f"test-time augmentation: average the probabilities over each image and N-1 fixed "
+                             f"small shifts and rotations of it (1..{MAX_TTA}; default 1: the image only)")
+
+
 def add_set_argument(parser: argparse.ArgumentParser, default: str = "dev") -> None:
     parser.add_argument("--set", choices=SETS, default=default,
                         help=f"which images: the run's train or dev split, the dataset's test split, "
@@ -44,16 +59,53 @@ def load_model_and_config(args: argparse.Namespace):
 
     Relative data paths (older runs) are looked for from here, then from the model's folder.
     """
-    folder = Path(args.model)
-    if folder.is_dir() and not (folder / MODEL_FILE).exists() and (folder / CHECKPOINT_FILE).exists():
-        raise ConfigError(f"{folder}: the run has not finished (no {MODEL_FILE}); "
-                          f"complete it with 'scratchnn train --resume {folder}'")
+    if Path(args.model).is_dir():
+        check_finished(Path(args.model))
     path = resolve_model_path(args.model)
     model, metadata = load(path), read_metadata(path)
+    return model, metadata, config_with_data_options(metadata, path, args)
+
+
+def config_with_data_options(metadata: dict, path: Path, args: argparse.Namespace) -> TrainConfig:
+    """The training config saved in a model file, its data paths located, the data flags applied."""
     config = TrainConfig.from_dict(metadata.get("config", {}), source=f"{path} metadata")
-    return model, metadata, apply_data_options(locate_data(config, path.parent), args)
+    return apply_data_options(locate_data(config, path.parent), args)
 
 
 def load_model_set(args: argparse.Namespace, model, metadata: dict, config: TrainConfig):
     """(images, labels, classes, description) of ``args.set``, refused unless they fit the model."""
     return load_set(config, args.set, model=model, metadata=metadata)
+
+
+def load_models(args: argparse.Namespace):
+    """The ensemble of ``args.models`` (one model is an ensemble of one), ``args.tta`` checked first."""
+    check_tta(args.tta)  # before the models load: a typo costs nothing
+    return load_ensemble(args.models)
+
+
+def load_ensemble_and_set(args: argparse.Namespace):
+    """(ensemble of ``args.models``, images, labels, classes, description) of ``args.set``.
+
+    The set is the first member's (its data, its split); every other member must have the same
+    images there, or one member's dev images could be another's training images.
+    """
+    ensemble = load_models(args)
+    first, *others = ensemble.members
+    config = config_with_data_options(first.metadata, first.path, args)
+    images, labels, classes, description = load_set(config, args.set, model=first.model, metadata=first.metadata)
+    for member in others:
+        own = config_with_data_options(member.metadata, member.path, args)
+        if _set_key(own, args.set) == _set_key(config, args.set):
+            continue
+        theirs, their_labels, _, _ = load_set(own, args.set, model=member.model, metadata=member.metadata)
+        if not (np.array_equal(theirs, images) and np.array_equal(their_labels, labels)):
+            raise ConfigError(f"ensemble member {member.name} has another {args.set} set than {first.name} (other "
+                              "data, seed or dev size), so one member's training images would be scored; evaluate on "
+                              "data none of them trained on (--csv FILE --set all, or --set test)")
+    return ensemble, images, labels, classes, description
+
+
+def _set_key(config: TrainConfig, which: str) -> tuple:
+    """What decides a set's images: the data source, and for train/dev the seeded split."""
+    source = tuple(getattr(config, name) for name in ("dataset", "csv", "images", "labels", "data_dir"))
+    return source + ((config.seed, config.dev_size) if which in ("train", "dev") else ())

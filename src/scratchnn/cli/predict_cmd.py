@@ -1,8 +1,14 @@
-"""``scratchnn predict``: one image of a data set (the seed's test_prediction), or your own photos.
+"""``scratchnn predict``: one image of a data set (the seed's test_prediction), your own photos, or
+a Kaggle submission.
 
-    scratchnn predict MODEL --index N [--set dev] [--save FILE.png]
-    scratchnn predict MODEL photo.jpg [more ...] [--digits auto|single|multi] [--ink auto|dark|light]
-                                      [--explain-preprocessing OUT.png]
+    scratchnn predict MODEL... --index N [--set dev] [--save FILE.png]
+    scratchnn predict MODEL... photo.jpg [more ...] [--digits auto|single|multi] [--ink auto|dark|light]
+                                         [--explain-preprocessing OUT.png]
+    scratchnn predict MODEL... --csv test.csv --submission submission.csv [--ignore-labels]
+
+Several models (or a folder of member runs) answer as an ensemble; ``--tta N`` averages over N
+views of each image. The leading arguments that are run folders or ``.safetensors`` files are
+the models (the first always is one), the rest are photos.
 
 A photo is read and turned into the 28x28 input MNIST-style (scratchnn.photos.preprocess); a bad file gets
 one line on stderr, the others are still read, and the exit code is 1 at the end.
@@ -17,25 +23,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import scale_pixels
+from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..errors import ConfigError, ImageError
-from ..io import class_names
-from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set
+from ..training.run_data import check_image_shape
+from .common import add_data_arguments, add_set_argument, add_tta_argument, load_ensemble_and_set, load_models
 from .terminal_image import render_image
 
 DIGITS = ("auto", "single", "multi")
+SUBMISSION_CHUNK = 10_000  # test images scaled to floats at a time (31 MB for 28x28)
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "predict", help="predict the digit in photos, or in one image of a data set",
+        "predict", help="predict the digit in photos, in one image of a data set, or write a Kaggle submission",
         description="With image files: read each photo (PNG, JPEG, BMP, GIF, WebP...), prepare it the "
                     "way MNIST was made (flatten the lighting, find the ink, crop, fit 20x20, centre in "
                     "28x28) and print the prediction with the top 3 probabilities; a written number is "
                     "split into digits. With --index: draw one image of the data set with the predicted "
-                    "and the true label (the seed's test_prediction).")
-    add_model_argument(parser)
-    parser.add_argument("photos", nargs="*", metavar="IMAGE", type=Path, help="photos or scans of digits")
+                    "and the true label (the seed's test_prediction). With --csv TEST.csv --submission "
+                    "OUT.csv: Kaggle's Digit Recognizer submission for every image of the test file. "
+                    "Several models answer as an ensemble; --tta N averages over N views of each image.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="MODEL... [IMAGE...]: one or more models (model files or run folders; several make an "
+                             "ensemble that averages their probabilities), then the photos or scans of digits to read")
     parser.add_argument("--digits", choices=DIGITS, default="auto",
                         help="single: all the ink is one digit; multi: a number, read digit by digit, left "
                              "to right; auto: a number when the ink falls apart into several digits (default)")
@@ -46,26 +56,46 @@ def add_parser(commands) -> None:
     parser.add_argument("--index", type=int, metavar="N", help="instead of photos: image N of the set (from 0)")
     add_set_argument(parser)
     parser.add_argument("--save", metavar="FILE.png", type=Path, help="with --index: also save it as an image")
-    add_data_arguments(parser, "with --index; default: the data the model was trained on")
+    add_tta_argument(parser)
+    parser.add_argument("--submission", metavar="OUT.csv", type=Path,
+                        help="predict every image of --csv TEST.csv (Kaggle's label-less pixel0..pixel783 file) "
+                             "and write Kaggle's ImageId,Label submission file")
+    parser.add_argument("--ignore-labels", action="store_true",
+                        help="with --submission: accept a CSV that has a label column, and ignore it")
+    add_data_arguments(parser, "with --index; with --submission, --csv is the test file; "
+                               "default: the data the model was trained on")
     parser.set_defaults(run=run)
 
 
+def split_models(paths: list[str]) -> tuple[list[str], list[Path]]:
+    """(models, photos): the first path and those right after it that are folders or .safetensors
+    files are models; the rest are photos."""
+    count = 1
+    while count < len(paths) and (Path(paths[count]).is_dir() or paths[count].endswith(".safetensors")):
+        count += 1
+    return paths[:count], [Path(path) for path in paths[count:]]
+
+
 def run(args: argparse.Namespace) -> int:
+    args.models, args.photos = split_models(args.paths)
+    if args.submission is not None:
+        return write_kaggle_submission(args)
+    if args.ignore_labels:
+        raise ConfigError("--ignore-labels goes with --submission (a test CSV that has a label column)")
     if (args.index is None) == (not args.photos):
         raise ConfigError("give image files to read, or --index N for an image of the data set (not both)")
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
-    model, metadata, config = load_model_and_config(args)
     if args.photos:
-        return predict_photos(model, metadata, args)
-    images, labels, classes, description = load_model_set(args, model, metadata, config)
+        return predict_photos(load_models(args), args)
+    ensemble, images, labels, classes, description = load_ensemble_and_set(args)
     if not 0 <= args.index < len(images):
         raise ConfigError(f"--index {args.index} is out of range: the {args.set} set has "
                           f"{len(images):,} images (0..{len(images) - 1})")
     image, label = images[args.index], int(labels[args.index])
-    probs = model.predict_proba(scale_pixels(image[None], model.input_shape))[0]
+    probs = ensemble.predict_proba(scale_pixels(image[None], ensemble.input_shape), tta=args.tta)[0]
     best = int(np.argmax(probs))
-    print(f"Image {args.index} of the {description}:")
+    print(f"Image {args.index} of the {description}{in_brackets(answered_by(ensemble, args.tta))}:")
     print(render_image(image))
     verdict = "correct" if best == label else "wrong"
     print(f"Prediction: {classes[best]} (probability {probs[best]:.1%})   True label: {classes[label]}   ({verdict})")
@@ -78,14 +108,56 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
-    """Predict every photo in ``args.photos``; 1 if any could not be read, else 0."""
+def answered_by(ensemble, tta: int) -> str:
+    """'ensemble of 3 models, TTA x4', or '' for one model without TTA."""
+    parts = ([f"ensemble of {len(ensemble)} models"] if len(ensemble) > 1 else []) + ([f"TTA x{tta}"] if tta > 1 else [])
+    return ", ".join(parts)
+
+
+def in_brackets(text: str) -> str:
+    return f" ({text})" if text else ""
+
+
+def write_kaggle_submission(args: argparse.Namespace) -> int:
+    """Predict every image of the label-less ``--csv`` and write ``--submission`` (ImageId,Label)."""
+    if args.photos or args.index is not None or args.save:
+        raise ConfigError("--submission predicts the images of --csv TEST.csv: give no photos, --index or --save with it")
+    if not args.csv or args.dataset or args.images or args.labels:
+        raise ConfigError("--submission needs --csv TEST.csv (Kaggle's label-less pixel0..pixel783 file) "
+                          "and no other data source")
+    target, source = Path(args.submission), Path(args.csv)
+    if target.is_dir():
+        raise ConfigError(f"--submission {target} is a folder; give a file name such as submission.csv")
+    if target.exists() and source.exists() and target.samefile(source):
+        raise ConfigError(f"--submission {target} is the test file itself; write the submission to another file")
+    ensemble = load_models(args)
+    if ensemble.classes != [str(digit) for digit in range(10)]:
+        raise ConfigError("a Digit Recognizer submission needs a model of the digits 0..9; this one's classes are "
+                          + ", ".join(ensemble.classes[:4]) + ("..." if len(ensemble.classes) > 4 else ""))
+    images = read_kaggle_test_csv(source, ignore_labels=args.ignore_labels)
+    first = ensemble.members[0]
+    check_image_shape(images, str(source), first.model, first.metadata)
+    predictions = np.concatenate([
+        ensemble.predict(scale_pixels(images[start:start + SUBMISSION_CHUNK], ensemble.input_shape), tta=args.tta)
+        for start in range(0, len(images), SUBMISSION_CHUNK)])
+    write_submission(target, predictions)
+    counts = np.bincount(predictions, minlength=10)
+    print(f"Wrote {target}: {len(predictions):,} predictions for {source}{in_brackets(answered_by(ensemble, args.tta))}")
+    print("Labels predicted: " + ", ".join(f"{digit}: {count:,}" for digit, count in enumerate(counts)))
+    return 0
+
+
+def predict_photos(ensemble, args: argparse.Namespace) -> int:
+    """Predict every photo in ``args.photos`` with the model or ensemble; 1 if any could not be read, else 0."""
     from ..photos.preprocess import WORK_SIDE, preprocess_steps, read_image, split_digits, to_mnist
 
-    if math.prod(model.input_shape) != 28 * 28:
-        raise ConfigError(f"this model takes inputs of shape {model.input_shape}; photos become 28x28 digits, "
+    if math.prod(ensemble.input_shape) != 28 * 28:
+        raise ConfigError(f"this model takes inputs of shape {ensemble.input_shape}; photos become 28x28 digits, "
                           "so give a model trained on 28x28 images")
-    classes = class_names(model, metadata)
+    classes = ensemble.classes
+    if len(ensemble) > 1 or args.tta > 1:
+        print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
+              f"Answered with {answered_by(ensemble, args.tta)}\n")
     stems = [Path(path).stem for path in args.photos]
     failed = 0
     for n, path in enumerate(args.photos):
@@ -101,7 +173,7 @@ def predict_photos(model, metadata: dict, args: argparse.Namespace) -> int:
             continue
         if n:
             print()
-        probs = model.predict_proba(np.stack(digits).reshape(len(digits), *model.input_shape))
+        probs = ensemble.predict_proba(np.stack(digits).reshape(len(digits), *ensemble.input_shape), tta=args.tta)
         if args.digits == "multi" or len(digits) > 1:
             print_number(path, digits, probs, classes)
         else:

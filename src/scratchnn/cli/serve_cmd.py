@@ -32,8 +32,10 @@ def add_parser(commands) -> None:
         description="Serve the interactive page and its JSON API (FastAPI + uvicorn) until Ctrl+C. "
                     "Open the printed address in a browser; nothing is opened for you.",
         epilog=LIMITS, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", metavar="MODEL", nargs="?",
-                        help="a model file or a run folder (default: the newest run under runs/)")
+    parser.add_argument("models", metavar="MODEL", nargs="*",
+                        help="a model file or a run folder (default: the newest run under runs/); several, or a "
+                             "folder of member runs, serve their ensemble (probabilities averaged; the layer views "
+                             "show the first member)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
@@ -56,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from ..web.inference import newest_model
     from ..web.server import server_config
 
-    model = args.model or newest_model(RUNS_DIR)
+    models = args.models or [newest_model(RUNS_DIR)]
     hosts = allowed_host_names(args.host, args.allowed_host)
-    app = create_app(model, data=_data_source(args), allowed_hosts=hosts)
+    app = create_app(models, data=_data_source(args), allowed_hosts=hosts)
     _check_port(args.host, args.port)
-    print(f"Serving {app.state.service.path} at http://{_url_host(args.host)}:{args.port}  (Ctrl+C to stop)")
+    ensemble = app.state.service.ensemble
+    what = (f"the ensemble of {len(ensemble)} ({', '.join(m.name for m in ensemble.members)}; layer views: the first)"
+            if len(ensemble) > 1 else app.state.service.path)
+    print(f"Serving {what} at http://{_url_host(args.host)}:{args.port}  (Ctrl+C to stop)")
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
               "address others will use")

@@ -5,14 +5,15 @@ float32 (N, *input_shape) in [0, 1] for a model. NumPy and the standard library 
 """
 from .augment import CLOTHES, DIGITS, Augmentation, affine, augmentation_for, elastic_field, warp
 from .idx import read_idx, read_idx_pair, write_idx
-from .kaggle_csv import read_kaggle_csv, write_kaggle_csv
+from .kaggle_csv import read_kaggle_csv, read_kaggle_test_csv, write_kaggle_csv, write_submission
 from .load import DataSource, LabeledImages
 from .sources import DATASETS, DatasetSpec, RemoteFile, cache_dir, get_dataset, load_dataset, locate
 from .split import batch_indices, scale_pixels, train_dev_split
 
 __all__ = [
     "Augmentation", "DIGITS", "CLOTHES", "augmentation_for", "affine", "warp", "elastic_field",
-    "read_idx", "write_idx", "read_idx_pair", "read_kaggle_csv", "write_kaggle_csv",
+    "read_idx", "write_idx", "read_idx_pair", "read_kaggle_csv", "read_kaggle_test_csv", "write_kaggle_csv",
+    "write_submission",
     "DataSource", "LabeledImages", "DATASETS", "DatasetSpec", "RemoteFile", "cache_dir",
     "get_dataset", "load_dataset", "locate", "batch_indices", "scale_pixels", "train_dev_split",
 ]

@@ -1,8 +1,9 @@
 """Kaggle "Digit Recognizer" CSV files: ``label,pixel0,...,pixel783``, one image per line.
 
 The training file has the label column, the test file does not; either may be gzipped and
-either may lack the header line. Every value is checked, and an error names the line of the
-file it is on.
+either may lack the header line. ``read_kaggle_test_csv`` insists on the test file's form, and
+``write_submission`` writes the ``ImageId,Label`` file Kaggle scores. Every value is checked,
+and an error names the line of the file it is on.
 
 The file is read as a stream, line by line, and every line is bounded, so a hostile file costs
 at most what a real one of the same number of images costs: a line may hold at most
@@ -63,6 +64,35 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
         text.detach()  # the stream is closed by open_data, not by the wrapper
     images = values[:, has_label:].reshape(-1, SIDE, SIDE)
     return np.ascontiguousarray(images), (values[:, 0].copy() if has_label else None)
+
+
+def read_kaggle_test_csv(path, *, ignore_labels: bool = False) -> np.ndarray:
+    """Images uint8 (N, 28, 28) of a label-less Kaggle test file (``pixel0,...,pixel783``).
+
+    Read with the same bounds and checks as ``read_kaggle_csv``. A file with a label column is
+    refused (a training file given by mistake) unless ``ignore_labels``, which drops it.
+    """
+    images, labels = read_kaggle_csv(path)
+    if labels is not None and not ignore_labels:
+        raise DataError(f"{path}: has a label column (a training file?); Kaggle's test.csv has none. Pass "
+                        "--ignore-labels to predict its images anyway")
+    return images
+
+
+def write_submission(path, predictions: np.ndarray) -> Path:
+    """Write Kaggle's submission format atomically: ``ImageId,Label``, one line per image, ImageId
+    counted from 1 in the order of the test file; predictions (N,) are the class indices 0..9.
+
+    >>> import tempfile; folder = tempfile.mkdtemp()
+    >>> write_submission(Path(folder) / "submission.csv", np.array([7, 2])).read_text()
+    'ImageId,Label\\n1,7\\n2,2\\n'
+    """
+    predictions = np.asarray(predictions)
+    if predictions.ndim != 1:
+        raise ShapeError(f"predictions must be one class index per image (N,), got shape {predictions.shape}")
+    _check_integers(predictions, 9, "predictions")
+    lines = ["ImageId,Label"] + [f"{k},{label}" for k, label in enumerate(predictions.tolist(), 1)]
+    return atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
 
 
 def _lines(path: Path, text: io.TextIOBase) -> Iterator[tuple[int, str]]:

@@ -65,7 +65,8 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
 
 def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Iterable[str] | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The app for the model at ``model_path`` (a model file or run folder), loaded once, here.
+    """The app for the model at ``model_path`` (a model file or run folder), loaded once, here;
+    a list of them (or a folder of member runs) serves their ensemble.
 
     ``data``: where the gallery's digits come from, instead of the run folder's config.toml.
     ``allowed_hosts``: the names requests may address (default: localhost, 127.0.0.1, ::1).

@@ -4,11 +4,17 @@
 the network make of this image (probabilities and every hidden layer's activations), what is
 this model (summary, metrics, training config), and which dev/test digits does it get wrong.
 No web framework here, so the numbers can be tested on their own.
+
+Given several models (or a folder of member runs) it serves their ensemble: probabilities and
+the gallery's mistakes are the members' average, while the layer-by-layer activations, the
+summary and the gallery's data are the first member's (one network's layers can be drawn; an
+average of different networks' hidden units means nothing). Both answers say so.
 """
 from __future__ import annotations
 
 import math
 import threading
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,8 @@ import numpy as np
 from ..data import DataSource
 from ..data.load import FIELDS
 from ..errors import ConfigError, ModelFileError, ShapeError
-from ..io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
+from ..ensemble import load_ensemble
+from ..io import MODEL_FILE
 from ..nn.activations import Activation, softmax
 from .gallery import GalleryData
 
@@ -33,11 +40,13 @@ class ModelService:
     on forward, so one lock serialises passes through the shared layer objects."""
 
     def __init__(self, model_path, data: DataSource | None = None):
-        self.path = resolve_model_path(model_path)
-        self.model = load(self.path)
-        self.metadata = read_metadata(self.path)
+        paths = [model_path] if isinstance(model_path, (str, PathLike)) else list(model_path)
+        self.ensemble = load_ensemble(paths)
+        first = self.ensemble.members[0]
+        self.path, self.model, self.metadata = first.path, first.model, first.metadata
         self.gallery = GalleryData(self.path, self.metadata, data)
-        self.classes = class_names(self.model, self.metadata)
+        self.classes = self.ensemble.classes
+        self.members = [_public_name(member.path) for member in self.ensemble.members]
         if math.prod(self.model.input_shape) != IMAGE_SIDE * IMAGE_SIDE:
             raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model expects input "
                              f"{self.model.input_shape}; serve a model trained on 28x28 digits")
@@ -50,22 +59,27 @@ class ModelService:
         """Probabilities (C,) and hidden activations for one image (28, 28), 0..1, light ink.
 
         Walks ``model.forward_steps`` (evaluation mode) to keep each activation layer's
-        output: 1-D outputs as ``values``, (C, H, W) outputs as per-channel ``maps``.
+        output: 1-D outputs as ``values``, (C, H, W) outputs as per-channel ``maps``. For an
+        ensemble the probabilities are the members' mean, the activations the first member's.
         """
         image = np.asarray(image, np.float32)
         if image.shape != (IMAGE_SIDE, IMAGE_SIDE):
             raise ShapeError(f"expected a 28x28 image, got shape {image.shape}")
-        x = image.reshape(1, *self.model.input_shape).astype(self.model.dtype)
+        x = x_in = image.reshape(1, *self.model.input_shape).astype(self.model.dtype)
         activations = []
         with self._model_lock:
             last = len(self.model.layers) - 1
             for i, layer, x in self.model.forward_steps(x):
                 if isinstance(layer, ACTIVATION_LAYERS) and i < last:
                     activations.append(_describe_activation(i, layer, x[0]))
-        probs = softmax(x.astype(np.float64))[0]
+            probs = softmax(x.astype(np.float64))[0]
+            if len(self.ensemble) > 1:  # the first member's answer is in hand; average in the others'
+                others = [m.predict_proba(x_in)[0].astype(np.float64) for m in self.ensemble.models[1:]]
+                probs = (probs + sum(others)) / len(self.ensemble)
         best = int(np.argmax(probs))
         return {"prediction": best, "label": self.classes[best], "probabilities": probs.tolist(),
-                "input": np.round(image, 3).tolist(), "activations": activations}
+                "input": np.round(image, 3).tolist(), "activations": activations,
+                "members": len(self.ensemble), "activations_from": self.members[0]}
 
     # --- the model ------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -87,7 +101,8 @@ class ModelService:
                 "num_parameters": int(model.num_parameters), "classes": self.classes,
                 "architecture": model.widths(), "summary": model.summary(), "layers": layers,
                 "metrics": self.metadata.get("metrics") or {}, "config": config,
-                "created": str(self.metadata.get("created", "")), "gallery_sets": list(self.gallery.sets)}
+                "created": str(self.metadata.get("created", "")), "gallery_sets": list(self.gallery.sets),
+                "members": self.members}
 
     # --- the gallery ----------------------------------------------------------------------------
     def mistakes(self, which: str, n: int, seed: int) -> dict:
@@ -122,10 +137,15 @@ class ModelService:
         parts = []
         for start in range(0, len(x), 256):  # lock per chunk: drawings keep their answers flowing meanwhile
             with self._model_lock:
-                parts.append(self.model.predict_proba(x[start:start + 256]))
+                parts.append(self.ensemble.predict_proba(x[start:start + 256]))
         probs = np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes))
         predicted = probs.argmax(axis=1)
         return images, labels.astype(np.intp), predicted, probs.max(axis=1), description
+
+
+def _public_name(path: Path) -> str:
+    """A member as a visitor may see it: its run folder's name (or the file's), no server path."""
+    return path.parent.name if path.name == MODEL_FILE else path.name
 
 
 def _describe_activation(index: int, layer, out: np.ndarray) -> dict:

@@ -58,6 +58,9 @@ class PredictResponse(BaseModel):
     probabilities: list[float] = Field(description="softmax output (C,), summing to 1")
     input: list[list[float]] = Field(description="the 28x28 image the network received, 0..1, light ink")
     activations: list[LayerActivation]
+    members: int = Field(1, description="models whose probabilities were averaged (an ensemble when > 1)")
+    activations_from: str = Field("", description="the run whose layers 'activations' shows: the first member "
+                                                  "of an ensemble")
     milliseconds: float = Field(description="server time for preprocessing and the forward pass")
 
 
@@ -82,6 +85,9 @@ class ModelSummary(BaseModel):
     config: dict = Field(description="the training config (data files by their base name)")
     created: str
     gallery_sets: list[str] = Field(description="the sets /api/gallery can show: dev, and test for a named dataset")
+    members: list[str] = Field(default_factory=list,
+                               description="the runs of an ensemble, first the one this summary, the layer views and "
+                                           "the gallery's data describe; one name for a single model")
 
 
 class GalleryItem(BaseModel):

@@ -314,12 +314,15 @@ async function loadModel() {
     const architecture = model.architecture.replaceAll("->", "→");
     $("model-line").textContent = `${model.name} · ${architecture} · `
       + `${model.num_parameters.toLocaleString()} parameters`
-      + (known(accuracy) ? ` · ${which} accuracy ${percent(accuracy)}` : "");
+      + (known(accuracy) ? ` · ${which} accuracy ${percent(accuracy)}` : "")
+      + (model.members.length > 1 ? ` · ensemble of ${model.members.length}: probabilities averaged, `
+         + `layers and facts shown for ${model.name}` : "");
     const facts = [
       ["Run", model.name], ["File", model.path], ["Architecture", architecture],
       ["Parameters", model.num_parameters.toLocaleString()], ["Input", `(N, ${model.input_shape.join(", ")})`],
       ["Trained", model.created ? model.created.replace("T", " ") : "unknown"],
     ];
+    if (model.members.length > 1) facts.unshift(["Ensemble", `${model.members.join(", ")} (probabilities averaged)`]);
     for (const [key, label] of [["train_accuracy", "Train accuracy"], ["dev_accuracy", "Dev accuracy"],
                                 ["test_accuracy", "Test accuracy"]]) {
       if (known(m[key])) facts.push([label, percent(m[key])]);

@@ -1,0 +1,121 @@
+"""Test-time augmentation (TTA): ask the model about a few slightly moved copies of each image
+and average its answers.
+
+    p_TTA(x) = 1/N · Σ_{k<N} softmax(f(T_k x)),     T_0 = identity
+
+A digit shifted by a pixel or turned by a few degrees is still the same digit, so where the
+model hesitates on the original, its answers on the neighbours often tip the balance. The
+transforms T_k are fixed: the first seven are chosen by hand (one-pixel shifts in the four
+directions, ±8° rotations), the rest are drawn once, here, from a generator with a fixed seed
+(shifts within ±1 px, rotations within ±8°, sizes within ±5 %). ``tta=N`` takes the first N,
+so the same N gives the same transforms on every call, and no global random state is touched.
+
+Each transform is one ``augment.affine`` call (bilinear reads, zeros outside the frame), so
+inputs must be grayscale images with pixels in [0, 1], as ``scale_pixels`` makes them: an MLP's
+(N, H·W) rows and a CNN's (N, 1, H, W) maps are viewed as (N, H, W) images and back.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .augment import affine
+
+MAX_TTA = 16  # transforms per image: the identity and 15 others
+SEED = 18  # the drawn transforms' generator (issue 18); changing it changes every N > 7
+
+
+@dataclass(frozen=True)
+class View:
+    """One fixed transform: move by ``shift`` = (down, right) px, turn by ``rotate`` degrees
+    (counter-clockwise as displayed), scale by ``scale`` about the centre."""
+
+    shift: tuple[float, float] = (0.0, 0.0)
+    rotate: float = 0.0
+    scale: float = 1.0
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """images (N, H, W) floats in [0, 1] -> a new (N, H, W) array (the identity copies nothing)."""
+        if self == IDENTITY:
+            return images
+        return affine(images, shift=self.shift, rotate=self.rotate, scale=self.scale)
+
+
+IDENTITY = View()
+
+
+def _views() -> tuple[View, ...]:
+    chosen = [IDENTITY, View(shift=(0, 1)), View(shift=(0, -1)), View(shift=(1, 0)), View(shift=(-1, 0)),
+              View(rotate=8), View(rotate=-8)]
+    rng = np.random.default_rng(SEED)
+    drawn = [View(shift=(round(float(dy), 3), round(float(dx), 3)), rotate=round(float(angle), 2),
+                  scale=round(float(size), 3))
+             for dy, dx, angle, size in zip(rng.uniform(-1, 1, MAX_TTA), rng.uniform(-1, 1, MAX_TTA),
+                                            rng.uniform(-8, 8, MAX_TTA), rng.uniform(0.95, 1.05, MAX_TTA))]
+    return tuple(chosen + drawn)[:MAX_TTA]
+
+
+VIEWS = _views()
+
+
+def check_tta(n) -> int:
+    """``n`` as an int in 1..MAX_TTA (1 = the original image only), else a ConfigError."""
+    if isinstance(n, (bool, float)) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_TTA:
+        raise ConfigError(f"tta is the number of views of each image averaged, a whole number from 1 "
+                          f"(no augmentation) to {MAX_TTA}; got {n!r}")
+    return int(n)
+
+
+def tta_views(n) -> tuple[View, ...]:
+    """The first ``n`` views (1 <= n <= MAX_TTA); ``tta_views(n)[0]`` is the identity.
+
+    >>> [v.shift for v in tta_views(3)]
+    [(0.0, 0.0), (0, 1), (0, -1)]
+    """
+    return VIEWS[:check_tta(n)]
+
+
+def image_shape_for(input_shape: tuple[int, ...], image_shape=None) -> tuple[int, int]:
+    """The (H, W) images behind a model input: a CNN's (1, H, W), or an MLP's (D,) with D = H·W
+    (``image_shape`` when given, else square). ShapeError when neither fits."""
+    input_shape = tuple(input_shape)
+    if len(input_shape) == 3:
+        if input_shape[0] != 1:
+            raise ShapeError(f"test-time augmentation moves grayscale images; the model takes {input_shape[0]} "
+                             "channels")
+        shape = input_shape[1:]
+        if image_shape is not None and tuple(image_shape) != shape:
+            raise ShapeError(f"image shape {tuple(image_shape)} does not fit the model input {input_shape}")
+        return shape
+    if len(input_shape) == 1 and image_shape is not None:
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) != 2 or math.prod(shape) != input_shape[0]:
+            raise ShapeError(f"image shape {shape} does not hold the model's {input_shape[0]} inputs")
+        return shape
+    side = math.isqrt(input_shape[0]) if len(input_shape) == 1 else 0
+    if side == 0 or side * side != input_shape[0]:
+        raise ShapeError(f"test-time augmentation needs images; the model input {input_shape} is not a square "
+                         "image: give image_shape=(H, W)")
+    return side, side
+
+
+def averaged_proba(proba: Callable[[np.ndarray], np.ndarray], x: np.ndarray, n: int,
+                   image_shape: tuple[int, int]) -> np.ndarray:
+    """(1/n) Σ_k proba(T_k x) for x (B, *input_shape) and ``proba`` -> (B, C); n = 1 is proba(x).
+
+    The sum is kept in float64 and returned in ``proba``'s dtype.
+    """
+    views = tta_views(n)
+    first = proba(x)
+    if n == 1:
+        return first
+    images = x.reshape(len(x), *image_shape)
+    total = first.astype(np.float64)
+    for view in views[1:]:
+        total += proba(view(images).reshape(x.shape))
+    total /= n
+    return total.astype(first.dtype)

@@ -1,0 +1,181 @@
+"""Ensembles: several trained models answer together by averaging their probabilities.
+
+    p(x) = 1/M · Σ_m p_m(x)
+
+Networks trained from different seeds make partly different mistakes, so their average is
+usually right more often than any one of them. Members must read the same inputs (input shape
+and image shape) and name the same classes in the same order, or the average means nothing.
+
+A run folder normally holds one ``model.safetensors``; a folder without one whose sub-folders
+each hold one (``train --seeds 0,1,2`` writes ``RUN/seed-0/``, ``RUN/seed-1/``...) is read as
+all of those members, in the natural order of their names.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, ShapeError
+from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
+from .model import Sequential
+from .training.checkpoint import CHECKPOINT_FILE
+from .training.run_data import model_image_shape
+
+MAX_MEMBERS = 64  # a folder of thousands of sub-runs is a mistake, not an ensemble
+
+
+@dataclass(frozen=True, eq=False)
+class Member:
+    """One model of an ensemble, with the name it is shown by, its file's metadata and path."""
+    name: str
+    model: Sequential
+    metadata: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return class_names(self.model, self.metadata)
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        shape = model_image_shape(self.model, self.metadata)
+        return tuple(shape) if shape is not None else None
+
+
+class Ensemble:
+    """Models whose class probabilities are averaged: x (N, *input_shape) -> (N, C).
+
+    >>> from scratchnn import Dense
+    >>> a, b = Sequential([Dense(784, 10, rng=0)]), Sequential([Dense(784, 10, rng=1)])
+    >>> Ensemble([a, b]).predict_proba(np.zeros((3, 784), np.float32)).shape
+    (3, 10)
+    >>> Ensemble([a, Sequential([Dense(784, 5, rng=2)])])
+    Traceback (most recent call last):
+    scratchnn.errors.ShapeError: ensemble member 'member 2' has 5 classes, 'member 1' has 10; members must name the same classes
+    """
+
+    def __init__(self, members: Iterable[Sequential | Member]):
+        self.members = [m if isinstance(m, Member) else Member(f"member {i + 1}", m)
+                        for i, m in enumerate(members)]
+        if not self.members:
+            raise ConfigError("an ensemble needs at least one model")
+        check_members(self.members)
+        first = self.members[0]
+        self.input_shape, self.classes, self.image_shape = first.model.input_shape, first.classes, first.image_shape
+
+    @property
+    def models(self) -> list[Sequential]:
+        return [member.model for member in self.members]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def member_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
+        """Each member's probabilities (N, C) for x, in member order (``tta`` as in Sequential)."""
+        return [m.predict_proba(x, batch_size, tta=tta, image_shape=self.image_shape) for m in self.models]
+
+    def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:
+        """The members' mean probabilities (N, C) for x (N, *input_shape)."""
+        return average(self.member_probas(x, batch_size, tta=tta))
+
+    def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:
+        """Predicted class index (N,) of the averaged probabilities."""
+        return self.predict_proba(x, batch_size, tta=tta).argmax(axis=1)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        return f"Ensemble([{', '.join(member.name for member in self.members)}])"
+
+
+def average(probas: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of M arrays (N, C), summed in float64, returned in the first one's dtype."""
+    total = np.zeros(probas[0].shape, np.float64)
+    for proba in probas:
+        total += proba
+    return (total / len(probas)).astype(probas[0].dtype)
+
+
+def check_members(members: Sequence[Member]) -> None:
+    """A one-line error naming the first member whose inputs or classes differ from the first's."""
+    first = members[0]
+    for member in members[1:]:
+        what = f"ensemble member {member.name!r}"
+        if member.model.input_shape != first.model.input_shape:
+            raise ShapeError(f"{what} takes input {member.model.input_shape}, {first.name!r} takes "
+                             f"{first.model.input_shape}; members must read the same inputs")
+        if member.image_shape != first.image_shape:
+            raise ShapeError(f"{what} reads {_shape(member.image_shape)} images, {first.name!r} reads "
+                             f"{_shape(first.image_shape)}; members must read the same images")
+        if len(member.classes) != len(first.classes):
+            raise ShapeError(f"{what} has {len(member.classes)} classes, {first.name!r} has {len(first.classes)}; "
+                             "members must name the same classes")
+        if member.classes != first.classes:
+            k = next(i for i, (a, b) in enumerate(zip(member.classes, first.classes)) if a != b)
+            raise ConfigError(f"{what} calls class {k} {member.classes[k][:40]!r}, {first.name!r} calls it "
+                              f"{first.classes[k][:40]!r}; members must name the same classes in the same order")
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape)) if shape else "unknown-size"
+
+
+def model_files(path) -> list[Path]:
+    """The model files behind one MODEL argument: a file, a run folder, or a folder of member runs.
+
+    A run that has a checkpoint but no model yet is refused with the command that finishes it.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [resolve_model_path(path)]
+    if (path / MODEL_FILE).is_file():
+        return [path / MODEL_FILE]
+    check_finished(path)
+    runs = sorted((sub for sub in path.iterdir() if sub.is_dir() and
+                   ((sub / MODEL_FILE).is_file() or (sub / CHECKPOINT_FILE).is_file())), key=_natural)
+    if not runs:
+        resolve_model_path(path)  # raises: no model file here
+    if len(runs) > MAX_MEMBERS:
+        raise ConfigError(f"{path}: {len(runs)} member runs, more than the {MAX_MEMBERS} an ensemble may have")
+    for run in runs:
+        check_finished(run)
+    return [run / MODEL_FILE for run in runs]
+
+
+def check_finished(folder: Path) -> None:
+    """A ConfigError when ``folder`` holds a checkpoint but no model yet (a run in progress or stopped)."""
+    if not (folder / MODEL_FILE).exists() and (folder / CHECKPOINT_FILE).exists():
+        raise ConfigError(f"{folder}: the run has not finished (no {MODEL_FILE}); "
+                          f"complete it with 'scratchnn train --resume {folder}'")
+
+
+def _natural(path: Path) -> list:
+    """Sort key that puts seed-2 before seed-10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def member_name(file: Path) -> str:
+    """How a member is shown: its run folder for ``model.safetensors``, else the file."""
+    return str(file.parent) if file.name == MODEL_FILE else str(file)
+
+
+def load_ensemble(paths: Iterable) -> Ensemble:
+    """The ensemble of every model behind ``paths`` (files, run folders, folders of member runs)."""
+    files = [file for path in paths for file in model_files(path)]
+    if len(files) > MAX_MEMBERS:
+        raise ConfigError(f"{len(files)} models given, more than the {MAX_MEMBERS} an ensemble may have")
+    seen = set()
+    for file in files:
+        if file.resolve() in seen:
+            raise ConfigError(f"{file} is given twice; each member of an ensemble counts once")
+        seen.add(file.resolve())
+    return Ensemble([Member(member_name(file), load(file), read_metadata(file), file) for file in files])
+
+
+__all__ = ["Ensemble", "Member", "average", "check_members", "load_ensemble", "model_files"]

@@ -1,0 +1,93 @@
+"""Ensembles: the mean of the members' probabilities, members that must agree on inputs and
+classes (one-line errors naming the odd one), and a folder of member runs read as one ensemble."""
+import numpy as np
+import pytest
+
+from scratchnn import Dense, Flatten, ReLU, Sequential
+from scratchnn.cli.main import main
+from scratchnn.ensemble import Ensemble, Member, load_ensemble, model_files
+from scratchnn.errors import ConfigError, ModelFileError, ShapeError
+from scratchnn.io import MODEL_FILE, save
+from scratchnn.training.checkpoint import CHECKPOINT_FILE
+
+DIGIT_NAMES = [str(d) for d in range(10)]
+
+
+def mlp(seed, classes=10, inputs=784):
+    return Sequential([Dense(inputs, 16, rng=seed), ReLU(), Dense(16, classes, rng=seed + 1)])
+
+
+def x(n=6):
+    return np.random.default_rng(0).random((n, 784), dtype=np.float32)
+
+
+def saved(path, model, **metadata):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(model, path, metadata={"classes": DIGIT_NAMES[:model.num_classes], **metadata})
+
+
+def test_the_ensemble_is_the_mean_of_its_members():
+    members = [mlp(0), mlp(10), mlp(20)]
+    ensemble = Ensemble(members)
+    expected = np.mean([m.predict_proba(x()).astype(np.float64) for m in members], axis=0)
+    assert np.allclose(ensemble.predict_proba(x()), expected, atol=1e-7)
+    assert np.array_equal(ensemble.predict(x()), expected.argmax(axis=1))
+    with_tta = np.mean([m.predict_proba(x(), tta=3).astype(np.float64) for m in members], axis=0)
+    assert np.allclose(ensemble.predict_proba(x(), tta=3), with_tta, atol=1e-7)
+
+
+def test_one_member_is_the_model_itself():
+    model = mlp(0)
+    assert np.array_equal(Ensemble([model]).predict_proba(x()), model.predict_proba(x()))
+
+
+@pytest.mark.parametrize("odd, words", [
+    (Member("b", mlp(5, classes=5)), "'b' has 5 classes, 'a' has 10"),
+    (Member("b", Sequential([Flatten(), *mlp(5).layers], input_shape=(1, 28, 28))), "'b' takes input (1, 28, 28)"),
+    (Member("b", mlp(5), {"classes": list("abcdefghij")}), "'b' calls class 0 'a', 'a' calls it '0'"),
+    (Member("b", mlp(5), {"image_shape": [14, 56]}), "'b' reads 14x56 images, 'a' reads 28x28"),
+])
+def test_members_that_disagree_are_refused_in_one_line(odd, words):
+    with pytest.raises((ShapeError, ConfigError)) as error:
+        Ensemble([Member("a", mlp(0)), odd])
+    message = str(error.value)
+    assert words in message and "\n" not in message, message
+
+
+def test_a_folder_of_member_runs_is_an_ensemble_in_natural_order(tmp_path):
+    run = tmp_path / "run"
+    for seed in (10, 2, 0):
+        saved(run / f"seed-{seed}" / MODEL_FILE, mlp(seed))
+    (run / "notes").mkdir()  # a sub-folder without a model is not a member
+    assert [p.parent.name for p in model_files(run)] == ["seed-0", "seed-2", "seed-10"]
+    ensemble = load_ensemble([run])
+    assert len(ensemble) == 3 and ensemble.members[0].name == str(run / "seed-0")
+    explicit = load_ensemble([run / "seed-0", run / "seed-2" / MODEL_FILE, run / "seed-10"])
+    assert np.array_equal(ensemble.predict_proba(x()), explicit.predict_proba(x()))
+
+
+def test_a_member_run_that_has_not_finished_is_refused(tmp_path):
+    run = tmp_path / "run"
+    saved(run / "seed-0" / MODEL_FILE, mlp(0))
+    (run / "seed-1").mkdir()
+    (run / "seed-1" / CHECKPOINT_FILE).write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"seed-1: the run has not finished .*--resume"):
+        load_ensemble([run])
+
+
+def test_a_folder_without_models_and_a_member_given_twice_are_refused(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_ensemble([tmp_path / "empty"])
+    path = saved(tmp_path / "a" / MODEL_FILE, mlp(0))
+    with pytest.raises(ConfigError, match="given twice"):
+        load_ensemble([path.parent, path])
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "--index", "0"]])
+def test_cli_names_the_mismatching_member(tmp_path, capsys, command):
+    a = saved(tmp_path / "a" / MODEL_FILE, mlp(0))
+    b = saved(tmp_path / "b" / MODEL_FILE, mlp(1, classes=5))
+    assert main([command[0], str(a.parent), str(b.parent), *command[1:]]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"ensemble member '{b.parent}' has 5 classes" in err, err

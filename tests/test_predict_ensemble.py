@@ -1,0 +1,148 @@
+"""TTA, ensembles and Kaggle submissions on real models: small MLPs trained briefly on the shared
+MNIST digits by ``scratchnn train``, then read back by ``evaluate``, ``predict`` and the web API."""
+import gzip
+
+import numpy as np
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.data import read_kaggle_csv, scale_pixels, write_kaggle_csv
+from scratchnn.ensemble import load_ensemble
+from scratchnn.io import load
+from scratchnn.metrics import accuracy, confusion_matrix, format_report
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.run_data import load_set
+
+MNIST_CSV = "datasets/mnist/t10k-kaggle.csv.gz"
+
+
+def train(out, csv, seed, hidden=64):
+    assert main(["train", "--hidden", str(hidden), "--epochs", "2", "--batch-size", "128", "--csv", str(csv),
+                 "--seed", str(seed), "--out", str(out), "--no-report"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(shared_dir, tmp_path_factory):
+    """ens/seed-0 and ens/seed-1 (two seeds: two splits), and wide (seed 0, 96 units: seed-0's split)."""
+    base = tmp_path_factory.mktemp("members")
+    csv = shared_dir / MNIST_CSV
+    return {"csv": csv, "ens": base / "ens", "seed-0": train(base / "ens" / "seed-0", csv, 0),
+            "seed-1": train(base / "ens" / "seed-1", csv, 1), "wide": train(base / "wide", csv, 0, hidden=96)}
+
+
+@pytest.fixture(scope="module")
+def test_csv(runs, tmp_path_factory):
+    """The shared digits without their label column, as Kaggle's test.csv."""
+    images, labels = read_kaggle_csv(runs["csv"])
+    path = write_kaggle_csv(tmp_path_factory.mktemp("kaggle") / "test.csv", images)
+    assert path.read_text().startswith("pixel0,pixel1,")
+    return path, labels.astype(int)
+
+
+def output(capsys, argv) -> str:
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def read_submission(path) -> np.ndarray:
+    lines = path.read_text().splitlines()
+    assert lines[0] == "ImageId,Label"
+    rows = np.array([line.split(",") for line in lines[1:]], dtype=int)
+    assert np.array_equal(rows[:, 0], np.arange(1, len(rows) + 1))
+    return rows[:, 1]
+
+
+@pytest.mark.parametrize("models, tta", [(["seed-0"], 1), (["ens"], 4)])
+def test_a_submission_matches_evaluate(runs, test_csv, tmp_path, capsys, models, tta):
+    """The acceptance check: 10,000 rows + header, and the predictions evaluate scores."""
+    test, labels = test_csv
+    paths = [str(runs[name]) for name in models]
+    submission = tmp_path / "submission.csv"
+    said = output(capsys, ["predict", *paths, "--csv", str(test), "--submission", str(submission), "--tta", str(tta)])
+    assert f"Wrote {submission}: 10,000 predictions" in said
+    predicted = read_submission(submission)
+    assert len(predicted) == 10_000
+    report = output(capsys, ["evaluate", *paths, "--set", "all", "--csv", str(runs["csv"]), "--tta", str(tta)])
+    matrix = confusion_matrix(labels, predicted, 10)
+    assert format_report(matrix, [str(d) for d in range(10)]) in report
+    assert f"{accuracy(predicted, labels):.4f} ({int(matrix.trace()):,}/10,000)" in report
+    assert accuracy(predicted, labels) > 0.8
+
+
+def test_evaluate_prints_tta_beside_plain_and_each_member(runs, capsys):
+    report = output(capsys, ["evaluate", str(runs["seed-0"]), str(runs["wide"]), "--tta", "8"])
+    config = TrainConfig.from_dict(load_ensemble([runs["seed-0"]]).members[0].metadata["config"])
+    images, labels, _, _ = load_set(config, "dev")
+    x, labels = scale_pixels(images), labels.astype(int)
+    models = [load(runs["seed-0"]), load(runs["wide"])]
+    rows = {line.split()[0]: [float(v) for v in line.split()[-2:]]
+            for line in report.splitlines() if line.startswith("  ") and line.split()[-1][:2] == "0."}
+    for name, model in zip(("seed-0", "wide"), models):
+        plain, tta = accuracy(model.predict(x), labels), accuracy(model.predict(x, tta=8), labels)
+        assert rows[str(runs[name])] == [round(plain, 4), round(tta, 4)], report
+        assert tta > plain - 0.02, "small shifts and turns should not cost a trained model much"
+    assert "ensemble" in report and "Accuracy (ensemble of 2, TTA x8)" in report
+
+
+def test_members_with_different_splits_are_not_scored_on_dev(runs, capsys):
+    assert main(["evaluate", str(runs["ens"])]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "seed-1 has another dev set than" in err and "--set all" in err, err
+
+
+def test_a_csv_with_labels_needs_ignore_labels(runs, test_csv, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    argv = ["predict", str(runs["seed-0"]), "--csv", str(runs["csv"]), "--submission", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "has a label column" in err and "--ignore-labels" in err and not out.exists()
+    output(capsys, [*argv, "--ignore-labels"])
+    unlabeled = tmp_path / "from-test.csv"
+    output(capsys, ["predict", str(runs["seed-0"]), "--csv", str(test_csv[0]), "--submission", str(unlabeled)])
+    assert out.read_text() == unlabeled.read_text()
+
+
+def test_a_failed_submission_keeps_the_old_file(runs, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    out.write_text("ImageId,Label\n1,7\n")
+    bad = tmp_path / "bad.csv.gz"
+    rows = ["pixel" + ",pixel".join(map(str, range(784)))] + [",".join(["0"] * 784)] * 3 + [",".join(["0"] * 783 + ["256"])]
+    bad.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    assert main(["predict", str(runs["seed-0"]), "--csv", str(bad), "--submission", str(out)]) == 1
+    assert "line 5: pixel783 = 256 is outside 0..255" in capsys.readouterr().err
+    assert out.read_text() == "ImageId,Label\n1,7\n" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv.gz",
+                                                                                                       "submission.csv"]
+    assert main(["predict", str(runs["seed-0"]), "--csv", str(bad), "--submission", str(bad)]) == 1
+    assert "is the test file itself" in capsys.readouterr().err
+
+
+def test_predict_one_image_with_an_ensemble_and_tta(runs, capsys):
+    said = output(capsys, ["predict", str(runs["ens"]), "--index", "3", "--set", "all", "--tta", "3"])
+    assert "(ensemble of 2 models, TTA x3)" in said and "Prediction:" in said
+
+
+def test_the_web_api_serves_the_ensemble(runs):
+    from web_support import LOCAL_BASE_URL, require
+
+    require("fastapi", "pip install 'scratchnn[web]'")
+    from fastapi.testclient import TestClient
+
+    from scratchnn.web.app import create_app
+
+    images, _ = read_kaggle_csv(runs["csv"])
+    pixels = np.round(images[0] / 255, 3)
+    members = [load(runs["seed-0"]), load(runs["seed-1"])]
+    with TestClient(create_app([runs["seed-0"], runs["seed-1"]]), base_url=LOCAL_BASE_URL) as client:
+        result = client.post("/api/predict", json={"pixels": pixels.tolist(), "preprocess": False}).json()
+        summary = client.get("/api/model").json()
+    x = pixels.reshape(1, 784).astype(np.float32)
+    expected = np.mean([m.predict_proba(x)[0].astype(np.float64) for m in members], axis=0)
+    assert np.allclose(result["probabilities"], expected, atol=1e-6)
+    assert result["prediction"] == int(expected.argmax()) and result["members"] == 2
+    shown = result["activations"][0]
+    first_hidden = next(out for i, _, out in members[0].forward_steps(x) if i == shown["index"])[0]
+    assert result["activations_from"] == "seed-0"
+    assert np.allclose(shown["values"], first_hidden, atol=1e-4)  # the first member's layer
+    assert summary["members"] == ["seed-0", "seed-1"] and summary["name"] == "seed-0"

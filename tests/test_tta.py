@@ -1,0 +1,131 @@
+"""Test-time augmentation: fixed views, tta=1 is plain prediction, the same N gives the same
+numbers, and an MLP's rows and a CNN's maps are moved as the same images."""
+import numpy as np
+import pytest
+
+from scratchnn import Dense, Flatten, ReLU, Sequential
+from scratchnn.data.augment import affine
+from scratchnn.data.tta import MAX_TTA, VIEWS, averaged_proba, check_tta, image_shape_for, tta_views
+from scratchnn.errors import ConfigError, ShapeError
+from scratchnn.nn.activations import softmax
+
+
+def mlp(seed=0, inputs=784):
+    return Sequential([Dense(inputs, 32, rng=seed), ReLU(), Dense(32, 10, rng=seed + 1)])
+
+
+def digits(n=7, side=28, seed=0):
+    """Images in [0, 1] with a bright blob somewhere, so shifts change what a model sees."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, side, side), dtype=np.float32) * 0.2
+    for k in range(n):
+        r, c = rng.integers(6, side - 6, 2)
+        x[k, r - 3:r + 3, c - 2:c + 2] = 1
+    return x
+
+
+def test_tta_1_is_plain_predict_proba_bit_for_bit():
+    model, x = mlp(), digits().reshape(7, 784)
+    expected = np.concatenate([softmax(model.forward(x))])
+    assert np.array_equal(model.predict_proba(x, tta=1), expected)
+    assert np.array_equal(model.predict_proba(x, tta=1), model.predict_proba(x))
+    assert np.array_equal(model.predict(x, tta=1), model.predict(x))
+
+
+def test_tta_is_the_mean_over_the_views():
+    model, images = mlp(), digits()
+    x = images.reshape(7, 784)
+    views = [images] + [affine(images, shift=v.shift, rotate=v.rotate, scale=v.scale) for v in VIEWS[1:5]]
+    expected = np.mean([softmax(model.forward(v.reshape(7, 784)).astype(np.float64)) for v in views], axis=0)
+    got = model.predict_proba(x, tta=5)
+    assert got.dtype == np.float32 and np.allclose(got, expected, atol=1e-6), abs(got - expected).max()
+    assert not np.allclose(got, model.predict_proba(x), atol=1e-4)  # the views do change the answer
+    assert np.allclose(got.sum(axis=1), 1, atol=1e-5)
+
+
+def test_same_n_gives_the_same_numbers_whatever_the_global_random_state():
+    model, x = mlp(), digits().reshape(7, 784)
+    np.random.seed(1)
+    first = model.predict_proba(x, tta=MAX_TTA)
+    np.random.seed(2)
+    state = np.random.get_state()[1].copy()
+    second = model.predict_proba(x, tta=MAX_TTA)
+    assert np.array_equal(first, second)
+    assert np.array_equal(np.random.get_state()[1], state), "TTA touched the global random state"
+    assert tta_views(MAX_TTA) == VIEWS and tta_views(4) == VIEWS[:4]  # N views are a prefix of the list
+
+
+def test_views_are_distinct_and_small():
+    assert VIEWS[0].shift == (0, 0) and VIEWS[0].rotate == 0 and VIEWS[0].scale == 1
+    assert len(set(VIEWS)) == MAX_TTA
+    for view in VIEWS:
+        assert max(map(abs, view.shift)) <= 1 and abs(view.rotate) <= 8 and abs(view.scale - 1) <= 0.05, view
+
+
+def test_a_one_pixel_shift_moves_the_pixel():
+    image = np.zeros((1, 5, 5), np.float32)
+    image[0, 2, 2] = 1
+    moved = VIEWS[1](image)  # shift (0, 1): one pixel right
+    assert moved[0, 2, 3] == 1 and moved.sum() == 1
+
+
+def test_batches_do_not_change_the_answer():
+    model, x = mlp(), digits(11).reshape(11, 784)
+    assert np.allclose(model.predict_proba(x, batch_size=3, tta=6), model.predict_proba(x, tta=6), atol=1e-7)
+
+
+def test_an_mlp_and_a_cnn_shaped_model_see_the_same_moved_images():
+    """A (1, 28, 28) input flattened first must give what the (784,) MLP gives: the rows are
+    turned into images and back the same way."""
+    flat = mlp()
+    shaped = Sequential([Flatten(), *flat.layers], input_shape=(1, 28, 28))
+    images = digits()
+    assert np.allclose(flat.predict_proba(images.reshape(7, 784), tta=9),
+                       shaped.predict_proba(images.reshape(7, 1, 28, 28), tta=9), atol=1e-6)
+
+
+def test_a_non_square_mlp_needs_its_image_shape():
+    model, images = mlp(inputs=20 * 30), digits(side=30)[:, 5:25, :]
+    x = images.reshape(7, 600)
+    with pytest.raises(ShapeError, match="image_shape"):
+        model.predict_proba(x, tta=3)
+    with_shape = model.predict_proba(x, tta=3, image_shape=(20, 30))
+    views = [images] + [affine(images, shift=v.shift, rotate=v.rotate, scale=v.scale) for v in VIEWS[1:3]]
+    expected = np.mean([softmax(model.forward(v.reshape(7, 600)).astype(np.float64)) for v in views], axis=0)
+    assert np.allclose(with_shape, expected, atol=1e-6)
+    with pytest.raises(ShapeError, match="does not hold"):
+        model.predict_proba(x, tta=3, image_shape=(20, 20))
+
+
+@pytest.mark.parametrize("n", [0, -1, MAX_TTA + 1, 2.0, True, "4", None])
+def test_bad_tta_is_one_clear_line(n):
+    with pytest.raises(ConfigError, match=f"from 1 .*to {MAX_TTA}") as error:
+        mlp().predict_proba(digits().reshape(7, 784), tta=n)
+    assert "\n" not in str(error.value)
+    assert check_tta(np.int64(3)) == 3
+
+
+def test_tta_needs_pixels_in_0_to_1():
+    with pytest.raises(ShapeError, match="scale_pixels"):
+        mlp().predict_proba(digits().reshape(7, 784) * 255, tta=2)
+
+
+def test_image_shape_for():
+    assert image_shape_for((784,)) == (28, 28)
+    assert image_shape_for((1, 28, 28)) == (28, 28)
+    with pytest.raises(ShapeError, match="channels"):
+        image_shape_for((3, 28, 28))
+    with pytest.raises(ShapeError, match="does not fit"):
+        image_shape_for((1, 28, 28), (20, 30))
+
+
+def test_averaged_proba_calls_the_model_once_per_view():
+    calls = []
+
+    def proba(x):
+        calls.append(x.copy())
+        return np.full((len(x), 2), 0.5, np.float32)
+
+    x = digits(2).reshape(2, 784)
+    averaged_proba(proba, x, 4, (28, 28))
+    assert len(calls) == 4 and np.array_equal(calls[0], x) and all(c.shape == x.shape for c in calls)
