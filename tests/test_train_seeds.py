@@ -26,6 +26,9 @@ def test_each_seed_trains_a_member_run_folder(tmp_path, digits_csv, capsys):
     w0, w3 = (next(layer.params["W"] for layer in load(out / m).layers if layer.params) for m in members)
     assert not np.array_equal(w0, w3)
     assert f"scratchnn evaluate {out}" in capsys.readouterr().out
+    assert [read_metadata(out / m)["config"]["split_seed"] for m in members] == [0, 0]  # one dev set
+    assert main(["evaluate", str(out)]) == 0  # the folder is an ensemble; its members agree on the dev set
+    assert "ensemble" in capsys.readouterr().out.lower()
 
 
 @pytest.mark.parametrize("seeds, message", [

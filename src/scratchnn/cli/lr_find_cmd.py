@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..training.config import TrainConfig
 from ..training.options import option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
-from ..training.run_data import data_source, seeded_generators
+from ..training.run_data import config_generators, data_source
 from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
@@ -78,7 +78,7 @@ def range_test_inputs(config: TrainConfig):
     weights, its optimizer, and the generator that orders its batches."""
     source = data_source(config)
     data = source.load("train", progress=True)
-    gens = seeded_generators(config.seed)
+    gens = config_generators(config)
     train_images, y_train, _, _ = train_dev_split(data.images, data.labels, config.dev_size, gens["split"])
     model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),
                                layer_rng=gens["layers"])

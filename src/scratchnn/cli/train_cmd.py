@@ -112,7 +112,8 @@ def train_members(args: argparse.Namespace, log) -> int:
         raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
     ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")
     for seed in args.seeds:
-        member = TrainConfig.from_dict({**config.to_dict(), "seed": seed}).validate()
+        shared_split = config.split_seed if config.split_seed >= 0 else config.seed  # one dev set for all
+        member = TrainConfig.from_dict({**config.to_dict(), "seed": seed, "split_seed": shared_split}).validate()
         log(f"Ensemble member seed {seed} -> {ensemble / f'seed-{seed}'}")
         finish(args, train_run(member, ensemble / f"seed-{seed}", log=log, progress=not args.quiet), log)
     log(f"Ensemble of {len(args.seeds)} in {ensemble}: scratchnn evaluate {ensemble}")

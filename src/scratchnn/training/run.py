@@ -41,7 +41,7 @@ from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
 from .health import HealthRecorder
 from .progress import TrainingProgress
-from .run_data import check_data_files, data_source, locate_data, record_data, seeded_generators
+from .run_data import check_data_files, config_generators, data_source, locate_data, record_data
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
@@ -164,7 +164,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
            on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
            on_finding: Callable[[Finding], None] | None = None,
            stop_requested: Callable[[], bool] | None = None) -> RunResult:
-    gens = seeded_generators(config.seed)
+    gens = config_generators(config)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
     model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),

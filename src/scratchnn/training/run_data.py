@@ -111,12 +111,21 @@ def check_image_shape(images, name: str, model, metadata: dict) -> None:
                         f"{'x'.join(map(str, expected))} images; give images of the size it was trained on")
 
 
-def seeded_generators(seed: int) -> dict[str, np.random.Generator]:
+def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.random.Generator]:
     """Independent generators for the split, the initial weights, the batch order, random
     layers (dropout) and data augmentation, all from one seed: the dev split depends on the seed
-    alone, so evaluate can rebuild it exactly."""
+    alone, so evaluate can rebuild it exactly. ``split_seed`` draws the split from another seed
+    (ensemble members: different weights, one shared dev set)."""
     names = ("split", "init", "order", "layers", "augment")  # append only: spawn(k) keeps the first ones
-    return {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
+    gens = {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
+    if split_seed is not None and split_seed != seed:
+        gens["split"] = seeded_generators(split_seed)["split"]
+    return gens
+
+
+def config_generators(config: TrainConfig) -> dict[str, np.random.Generator]:
+    """``seeded_generators`` of a config: its seed, and its split seed when it has one (>= 0)."""
+    return seeded_generators(config.seed, config.split_seed if config.split_seed >= 0 else None)
 
 
 def data_source(config: TrainConfig) -> DataSource:
@@ -150,6 +159,6 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
         check_image_shape(images, source.csv or source.images or source.describe(), model, metadata or {})
     if which in ("train", "dev"):
         train_images, train_labels, dev_images, dev_labels = train_dev_split(
-            images, labels, config.dev_size, seeded_generators(config.seed)["split"])
+            images, labels, config.dev_size, config_generators(config)["split"])
         images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
     return images, labels, data.classes, f"{which} set of {source.describe()}"
