@@ -95,14 +95,17 @@ def fires_at(run: Run, rule_id: str) -> int | None:
     return None if found is None else found.epoch
 
 
-def streaks(bad: float, good: float, length: int = rules.PERSIST):
+def streaks(limit: float, good: float, past=above, length: int = rules.PERSIST):
     """The persistence cases of a rule over one signal: (values, the epoch it must fire at or None).
 
-    ``length`` bad evaluations in a row after a good one fire at the last of them; one fewer does
-    not; a streak broken by a good evaluation in the middle does not either."""
+    After a good evaluation, ``length`` in a row just past the limit fire at the last of them; one
+    fewer does not; a streak broken by a good evaluation in the middle does not either; a streak
+    exactly at the limit does not."""
+    bad = past(limit)
     return [([good] + [bad] * length, length),
             ([good] + [bad] * (length - 1), None),
-            ([good] + [bad] * (length - 1) + [good] + [bad] * (length - 1), None)]
+            ([good] + [bad] * (length - 1) + [good] + [bad] * (length - 1), None),
+            ([good] + [limit] * length, None)]
 
 
 TESTED: set[str] = set()
@@ -285,8 +288,7 @@ def test_vanishing_gradients_at_epoch_0_needs_one_evaluation(ratio, epoch):
 
 
 @covers("vanishing-gradients")
-@pytest.mark.parametrize("values, epoch", streaks(bad=below(rules.VANISHING), good=0.5)
-                         + [([0.5] + [rules.VANISHING] * rules.PERSIST, None)])
+@pytest.mark.parametrize("values, epoch", streaks(rules.VANISHING, good=0.5, past=below))
 def test_vanishing_gradients_after_epoch_0_needs_a_streak(values, epoch):
     assert fires_at(gradients(values), "vanishing-gradients") == epoch
 
@@ -301,29 +303,20 @@ def test_vanishing_gradients_compares_the_first_and_last_layer_with_weights():
 
 # --- saturated, dead-relu, one-class: a share past a limit, two evaluations in a row ---
 @covers("saturated")
-@pytest.mark.parametrize("values, epoch", streaks(bad=above(rules.SATURATED), good=0.1)
-                         + [([0.1] + [rules.SATURATED] * rules.PERSIST, None)])
-def test_saturated_needs_a_streak_past_the_share(values, epoch):
-    run = Run().signal("1.Sigmoid", "saturated_fraction", [0.1] * len(values))
-    run.signal("3.Tanh", "saturated_fraction", values)
-    assert fires_at(run, "saturated") == epoch
-    if epoch is not None:
-        assert run.finding("saturated").layer == "3.Tanh"
-
-
 @covers("dead-relu")
-@pytest.mark.parametrize("values, epoch", streaks(bad=above(rules.DEAD), good=0.1)
-                         + [([0.1] + [rules.DEAD] * rules.PERSIST, None)])
-def test_dead_relu_needs_a_streak_past_the_share(values, epoch):
-    run = Run().signal("1.ReLU", "dead_fraction", values).signal("3.ReLU", "dead_fraction", [0.0] * len(values))
-    assert fires_at(run, "dead-relu") == epoch
+@pytest.mark.parametrize("rule_id, signal, limit", [("saturated", "saturated_fraction", rules.SATURATED),
+                                                    ("dead-relu", "dead_fraction", rules.DEAD)])
+@pytest.mark.parametrize("values, epoch", streaks(1.0, good=0.1))  # in units of the limit
+def test_a_layers_share_past_the_limit_needs_a_streak(rule_id, signal, limit, values, epoch):
+    run = Run().signal("1.Act", signal, [0.1 * limit] * len(values)).signal("3.Act", signal,
+                                                                            [v * limit for v in values])
+    assert fires_at(run, rule_id) == epoch
     if epoch is not None:
-        assert run.finding("dead-relu").layer == "1.ReLU"
+        assert run.finding(rule_id).layer == "3.Act"  # the layer it is about, not the first one
 
 
 @covers("one-class")
-@pytest.mark.parametrize("values, epoch", streaks(bad=above(rules.ONE_CLASS), good=0.12)
-                         + [([0.12] + [rules.ONE_CLASS] * rules.PERSIST, None)])
+@pytest.mark.parametrize("values, epoch", streaks(rules.ONE_CLASS, good=0.12))
 def test_one_class_needs_a_streak_past_the_share(values, epoch):
     run = Run().model("top_class_share", values).model("top_class", [7] * len(values))
     assert fires_at(run, "one-class") == epoch
@@ -347,8 +340,8 @@ def test_lr_too_high_on_the_first_step(first, epoch):
 
 
 @covers("lr-too-high")
-@pytest.mark.parametrize("values, epoch", streaks(bad=above(rules.HIGH_UPDATE), good=1e-3)
-                         + [([1e-3] + [rules.HIGH_UPDATE] * rules.PERSIST, None),
+@pytest.mark.parametrize("values, epoch", streaks(rules.HIGH_UPDATE, good=1e-3)
+                         + [
                             # epoch 0 is judged by FIRST_UPDATE alone: it does not start a streak
                             ([below(rules.FIRST_UPDATE)] + [above(rules.HIGH_UPDATE)] * (rules.PERSIST - 1), None)])
 def test_lr_too_high_after_the_first_step_needs_a_streak(values, epoch):
