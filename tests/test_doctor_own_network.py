@@ -82,14 +82,12 @@ SAVES_NUMPY_SCALARS = ("HealthLog.save writes metrics with repr(), and a NumPy s
                        "refuses: metrics.csv should hold float(value)")
 
 
-@pytest.mark.xfail(strict=True, reason=SAVES_NUMPY_SCALARS)
 def test_healthlog_saves_numpy_scalars_readably(tmp_path):
     log = HealthLog()
     log.evaluation(0, train_loss=np.float64(2.3), train_accuracy=np.mean(np.array([0.0, 1.0])))
     assert read_metrics_csv(log.save(tmp_path) / "metrics.csv")[0]["train_loss"] == 2.3
 
 
-@pytest.mark.xfail(strict=True, reason=SAVES_NUMPY_SCALARS)
 def test_scratchnn_doctor_json_reads_the_examples_folder(digits, tmp_path, capsys):
     log = load_example().train(*digits, iterations=5, scalar_bias=True)
     printed = doctor_json(log.save(tmp_path / "mine"), capsys)

@@ -27,13 +27,16 @@ def test_every_option_with_a_group_is_a_train_flag_that_reaches_the_config():
         default = getattr(TrainConfig(), name)
         if isinstance(default, bool):
             argv, expected = [spec.flag if not default else "--no-" + spec.flag[2:]], not default
+        elif isinstance(default, list) and spec.choices:  # names, repeatable: --fault a --fault b,c
+            expected = list(spec.choices[:3])
+            argv = [spec.flag, expected[0].upper(), spec.flag, ",".join(expected[1:])]
         elif isinstance(default, list):
             argv, expected = [spec.flag, "3,2"], [3, 2]
         elif spec.choices:
             expected = next(c for c in spec.choices if c != default)
             argv = [spec.flag, expected.upper()]  # choices are case-insensitive
         else:
-            expected = type(default)(7) if spec.below is None else type(default)(0.5)
+            expected = type(default)(7) if spec.below is None and spec.high is None else type(default)(spec.high or 0.5)
             argv = [spec.flag, str(expected)]
         args = train_args(*argv)
         assert given_options(args, (*TRAIN_GROUPS, "data")) == {name: expected}, name

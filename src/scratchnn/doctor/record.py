@@ -83,9 +83,12 @@ class HealthLog:
             values["saturated_fraction"] = saturated_fraction(y, kind)
         self._add(epoch, name, values)
 
-    def diverged(self, epoch: int, loss: float) -> None:
-        """Training broke here: the loss was NaN, infinite or absurd."""
+    def diverged(self, epoch: int, loss: float, weights: dict[str, np.ndarray] | None = None) -> None:
+        """Training broke here: the loss was NaN, infinite or absurd. ``weights`` ({name: W}) as
+        they were then tell an overflowing softmax (finite weights) from exploding ones."""
         self._add(epoch, MODEL, {"diverged_loss": loss})
+        for name, w in (weights or {}).items():
+            self._add(epoch, name, {"weight_rms": rms(w)})
 
     def diagnose(self) -> list[Finding]:
         return diagnose(self.metrics, self.rows)
@@ -95,7 +98,8 @@ class HealthLog:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         columns = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
-        lines = [",".join(columns)] + [",".join(repr(m[c]) for c in columns) for m in self.metrics]
+        lines = [",".join(columns)] + [",".join(str(int(m[c])) if c == "epoch" else repr(float(m[c])) for c in columns)
+                                       for m in self.metrics]
         atomic_write_bytes(folder / METRICS_FILE, ("\n".join(lines) + "\n").encode())
         write_health_csv(folder / HEALTH_FILE, self.rows)
         return folder

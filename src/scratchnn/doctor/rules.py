@@ -29,6 +29,15 @@ ONE_CLASS = 0.6          # share of predictions taken by one class
 CHANCE_BAND = 0.1        # train loss within ±10% of ln C ...
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 PERSIST = 2              # evaluations a condition must hold in a row (one is noise)
+MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance
+SANE_WEIGHTS = 1e6       # weight RMS below this: finite weights that give finite logits
+OSCILLATION = 1.2        # a train loss back over this many times its lowest: climbing
+EXPLODED_LOSS = 2.0      # a train loss rising three evaluations in a row to this many times its lowest
+GRAD_GROWTH = 10.0       # gradient RMS growth over three evaluations
+OVERFIT_RISE = 1.1       # dev loss this many times its lowest, after rising three evaluations in a row
+UNDERFIT_ACCURACY = 0.8  # train accuracy a network of any size should pass on digits
+UNDERFIT_PLATEAU = 0.01  # ... rising by less than this over the last three evaluations
+UNDERFIT_AFTER = 5       # evaluations before underfitting is judged
 
 
 def _held(series, test, times: int = PERSIST) -> int | None:
@@ -53,7 +62,9 @@ def _percent(share: float) -> str:
       "loop feeds the network, fix it there")
 def unscaled_inputs(run: RunHealth):
     """The sampled input batch has a pixel beyond ±UNSCALED (10): input_max > 10 or input_min < -10."""
-    for (epoch, low), (_, high) in zip(run.series("input_min"), run.series("input_max")):
+    highs = dict(run.series("input_max"))
+    for epoch, low in run.series("input_min"):
+        high = highs.get(epoch, low)
         if max(abs(low), abs(high)) > UNSCALED:
             return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1")
     return None
@@ -68,13 +79,14 @@ def unscaled_inputs(run: RunHealth):
 def memorising(run: RunHealth):
     """At two evaluations in a row the dev accuracy is below CHANCE_ACCURACY / C (1.5 / C) and
     the dev loss is at least ln C, while the train loss is below ln C and falling (lower than
-    at the previous evaluation), or the train accuracy is 3 points above the dev accuracy."""
+    at the previous evaluation), or the train accuracy is MEMORISING_GAP (3 points) above the
+    dev accuracy."""
     chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
     rows = [m for m in run.metrics if not math.isnan(m["dev_accuracy"])]
     streak = 0
-    for before, now in zip(rows, rows[1:]):
-        learning = (now["train_loss"] < chance and now["train_loss"] < before["train_loss"]) or \
-            now["train_accuracy"] > now["dev_accuracy"] + 0.03
+    for before, now in zip([None, *rows], rows):
+        falling = before is not None and now["train_loss"] < min(chance, before["train_loss"])
+        learning = falling or now["train_accuracy"] > now["dev_accuracy"] + MEMORISING_GAP
         stuck = now["dev_accuracy"] < limit and now["dev_loss"] >= chance
         streak = streak + 1 if learning and stuck else 0
         if streak >= PERSIST:
@@ -111,7 +123,8 @@ def scalar_bias_gradient(run: RunHealth):
     for layer in run.layers("bias_update_spread"):
         for epoch, spread in run.series("bias_update_spread", layer):
             if spread < SCALAR_BIAS:
-                return Trigger(epoch, f"{layer}: every bias moved by the same amount in one step", layer)
+                return Trigger(epoch, f"{layer}: every bias moved by the same amount in one step "
+                                      f"(spread {spread:.2g} across units; a correct gradient: about 1)", layer)
     return None
 
 
@@ -124,14 +137,14 @@ def scalar_bias_gradient(run: RunHealth):
       "scratchnn's SoftmaxCrossEntropy does")
 def softmax_overflow(run: RunHealth):
     """Training diverged with a loss that is NaN or infinite (diverged_loss) while every recorded
-    weight_rms at that epoch is below 1e6: finite weights give finite logits, and a stable
+    weight_rms at that epoch is below SANE_WEIGHTS (1e6): finite weights give finite logits, and a stable
     log-sum-exp gives a finite loss for any finite logits."""
     diverged = run.series("diverged_loss")
     if not diverged or math.isfinite(diverged[0][1]):
         return None
     epoch, loss = diverged[0]
     weights = [run.value("weight_rms", layer, epoch) for layer in run.layers("weight_rms")]
-    if weights and all(w is not None and w < 1e6 for w in weights):
+    if weights and all(w is not None and w < SANE_WEIGHTS for w in weights):
         return Trigger(epoch, f"the loss became {loss} at epoch {epoch} while the weights were finite")
     return None
 
@@ -215,7 +228,7 @@ def lr_too_high(run: RunHealth):
     (0.1) at two evaluations in a row after it; or training diverged and the last update_ratio
     recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
     WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
-    evaluations and ends over 1.2x its lowest value."""
+    evaluations and ends over OSCILLATION (1.2) times its lowest value."""
     diverged = run.series("diverged_loss")
     for layer in run.layers("weight_rms"):
         series = run.series("weight_rms", layer)
@@ -239,7 +252,7 @@ def lr_too_high(run: RunHealth):
     if len(losses) >= 4:
         recent = [v for _, v in losses[-4:]]
         rises = sum(b > a for a, b in zip(recent, recent[1:]))
-        if rises >= 2 and recent[-1] > 1.2 * min(v for _, v in losses):
+        if rises >= 2 and recent[-1] > OSCILLATION * min(v for _, v in losses):
             return Trigger(losses[-1][0], f"the train loss goes up and down and climbs to {recent[-1]:.3f} "
                                           f"(lowest {min(v for _, v in losses):.3f})")
     return None
@@ -247,7 +260,8 @@ def lr_too_high(run: RunHealth):
 
 @rule("lr-too-low", "warning",
       "Each step changes the weights by less than a hundred-thousandth of their size, so the "
-      "loss hardly moves: the network would need millions of steps to learn.",
+      "loss hardly moves. The gradients are there and point the right way, but the learning "
+      "rate scales them down to nothing: the network would need millions of steps to learn.",
       "raise --lr by 10x or more (try scratchnn lr-find for a first guess)")
 def lr_too_low(run: RunHealth):
     """At two evaluations in a row every layer's update_ratio is below LOW_UPDATE (1e-5), some
@@ -266,9 +280,9 @@ def lr_too_low(run: RunHealth):
             continue
         still = previous is not None and abs(loss - previous) < STILL * abs(previous)
         slow = max(ratios) < LOW_UPDATE and loss > run.chance_loss / 2
-        streak = streak + 1 if slow and still else 0
+        streak = streak + 1 if slow else 0
         previous = loss
-        if streak >= PERSIST - 1 and slow and still:
+        if streak >= PERSIST and still:
             return Trigger(epoch, f"steps change the weights by {max(ratios):.2g} of their size and the loss "
                                   f"stays at {loss:.3f}")
     return None
@@ -282,7 +296,8 @@ def lr_too_low(run: RunHealth):
       "cosine --warmup 1")
 def exploding(run: RunHealth):
     """Training diverged (a diverged_loss row), or the train loss rose at three evaluations in a
-    row to over 2x its lowest value, or some layer's grad_rms grew 10x over three evaluations."""
+    row to over EXPLODED_LOSS (2) times its lowest value, or some layer's grad_rms rose at each
+    of three evaluations in a row to over GRAD_GROWTH (10) times the first of them."""
     diverged = run.series("diverged_loss")
     if diverged:
         epoch, loss = diverged[0]
@@ -294,13 +309,13 @@ def exploding(run: RunHealth):
     losses = run.metric("train_loss")
     for i in range(3, len(losses)):
         window = [v for _, v in losses[i - 3:i + 1]]
-        if all(b > a for a, b in zip(window, window[1:])) and window[-1] > 2 * min(v for _, v in losses[:i + 1]):
+        if all(b > a for a, b in zip(window, window[1:])) and window[-1] > EXPLODED_LOSS * min(v for _, v in losses[:i + 1]):
             return Trigger(losses[i][0], f"the train loss grew three evaluations in a row to {window[-1]:.4g}")
     for layer in run.layers("grad_rms"):
         series = run.series("grad_rms", layer)
         for i in range(2, len(series)):
             window = [v for _, v in series[i - 2:i + 1]]
-            if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 and window[-1] > 10 * window[0]:
+            if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 and window[-1] > GRAD_GROWTH * window[0]:
                 return Trigger(series[i][0], f"{layer}'s gradient grew {window[-1] / window[0]:.0f}x in "
                                              "three evaluations", layer)
     return None
@@ -360,7 +375,7 @@ def chance_loss(run: RunHealth):
       "has not seen: it is fitting the training set's quirks. More training only widens the gap.",
       "--patience 5 (early stopping), --dropout 0.3, --weight-decay 0.01, --augment, or fewer epochs")
 def overfitting(run: RunHealth):
-    """The dev loss rose at three evaluations in a row to over 1.1x its lowest value while the
+    """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value while the
     train loss fell and the train-dev accuracy gap widened over the same evaluations."""
     rows = [m for m in run.metrics if not math.isnan(m["dev_loss"])]
     for i in range(3, len(rows)):
@@ -368,7 +383,7 @@ def overfitting(run: RunHealth):
         rising = all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:]))
         lowest = min(m["dev_loss"] for m in rows[:i + 1])
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
-        if rising and window[-1]["dev_loss"] > 1.1 * lowest and window[-1]["train_loss"] < window[0]["train_loss"] \
+        if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["train_loss"] < window[0]["train_loss"] \
                 and gap[-1] > gap[0]:
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
                                                f"while train accuracy is {gap[-1]:.3f} above dev")
@@ -377,17 +392,18 @@ def overfitting(run: RunHealth):
 
 @rule("underfitting", "warning",
       "The training accuracy has levelled off well below what a network of this size reaches "
-      "on digits (over 90%): the network is too small, the learning rate too low, or training "
-      "too short to fit even the images it trains on.",
+      "on digits (over 90%). The network cannot even fit the images it trains on: it is too "
+      "small, its learning rate too low, or its training too short.",
       "more epochs (--epochs), a larger --lr, wider or more layers (--hidden 512,256), "
       "--optimizer adam")
 def underfitting(run: RunHealth):
-    """After at least five evaluations, the train accuracy is above chance (1.5 / C) and below 0.8,
-    and rose by less than 1 point over the last three evaluations."""
+    """After at least UNDERFIT_AFTER (5) evaluations, the train accuracy is above chance (1.5 / C)
+    and below UNDERFIT_ACCURACY (0.8), and rose by less than UNDERFIT_PLATEAU (1 point) over the
+    last three evaluations."""
     accuracy = run.metric("train_accuracy")
-    if len(accuracy) < 5:
+    if len(accuracy) < UNDERFIT_AFTER:
         return None
     (_, before), (epoch, now) = accuracy[-4], accuracy[-1]
-    if CHANCE_ACCURACY / run.classes < now < 0.8 and now - before < 0.01:
+    if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and now - before < UNDERFIT_PLATEAU:
         return Trigger(epoch, f"train accuracy levelled off at {now:.3f}")
     return None
