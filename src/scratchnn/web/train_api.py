@@ -99,6 +99,12 @@ def option_list() -> list[dict]:
              **{field: getattr(spec, field) for field in fields}} for name, spec in train_settings().items()]
 
 
+def presets() -> dict[str, dict]:
+    """Every preset's value of every setting a page may change (the form's starting points)."""
+    settings = train_settings()
+    return {name: {key: getattr(config, key) for key in settings} for name, config in PRESETS.items()}
+
+
 def training_router(manager: TrainingManager, runs: RunFolders, use_run, current_run) -> APIRouter:
     """The routes above, over ``manager`` and ``runs``; ``use_run(path)`` serves a model,
     ``current_run()`` names the served one."""
@@ -109,7 +115,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
     def train_info():
         limits = manager.limits
         return {"enabled": not manager.unavailable, "reason": manager.unavailable, "state": manager.state,
-                "options": option_list(), "presets": {name: config.applicable() for name, config in PRESETS.items()},
+                "options": option_list(), "presets": presets(),
                 "limits": {"epochs": limits.epochs, "seconds": limits.seconds, "width": limits.width,
                            "channels": limits.channels, "layers": limits.layers}}
 
