@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from scratchnn.web.app import create_app  # noqa: E402
+from scratchnn.web.train_setup import TrainSetup  # noqa: E402
+from scratchnn.web.training import TrainLimits  # noqa: E402
 from web_support import LOCAL_BASE_URL, api_requests, train_tiny_model  # noqa: E402
 
 
@@ -18,9 +20,12 @@ def model_path(shared_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(model_path):
-    # raise_server_exceptions=False: a crash becomes the 500 a browser would see, and fails below
-    with TestClient(create_app(model_path), raise_server_exceptions=False, base_url=LOCAL_BASE_URL) as client:
+def client(model_path, tmp_path_factory):
+    # raise_server_exceptions=False: a crash becomes the 500 a browser would see, and fails below.
+    # Runs the fuzzer starts are 3 epochs at most, written to a folder of their own.
+    train = TrainSetup(limits=TrainLimits(epochs=3, seconds=20), runs_dir=tmp_path_factory.mktemp("fuzz-runs"))
+    with TestClient(create_app(model_path, train=train), raise_server_exceptions=False,
+                    base_url=LOCAL_BASE_URL) as client:
         yield client
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import struct
 import zlib
+from urllib.parse import quote
 from pathlib import Path
 
 import numpy as np
@@ -153,10 +154,36 @@ def image_bytes(draw):
     return data[: draw(st.integers(0, len(data) - 1))] if kind == "truncated" else data
 
 
+# Settings a page may send, and values around their limits; the fuzzed server allows 3 epochs.
+TRAIN_FIELDS = ["preset", "epochs", "lr", "hidden", "conv", "activation", "dropout", "batch_size", "fault",
+                "doctor", "eval_every", "csv", "nope"]
+TRAIN_VALUES = [0, 1, 3, -1, 0.5, 1e9, "seed", "mlp", "relu", "zero-init", [], [0], [4], [5000], ["zero-init"],
+                True, None, "", float("nan")]
+
+
+def train_requests(draw):
+    """POST /api/train with near-valid settings (some start a 3-epoch run), stop/pause/resume, events."""
+    action = draw(st.sampled_from(["start", "start", "stop", "pause", "resume", "raw"]))
+    if action == "raw":
+        return "POST", "/api/train", {"content": draw(st.binary(max_size=60)),
+                                      "headers": {"content-type": "application/json"}}
+    if action != "start":
+        return "POST", f"/api/train/{action}", {}
+    body = draw(st.dictionaries(st.sampled_from(TRAIN_FIELDS), st.sampled_from(TRAIN_VALUES) | _json_leaf, max_size=4))
+    return "POST", "/api/train", {"content": json.dumps(body).encode(), "headers": {"content-type": "application/json"}}
+
+
 @st.composite
 def api_requests(draw):
     """Any request a client (or an attacker) might send to the API."""
-    kind = draw(st.sampled_from(["canvas", "json", "raw", "upload", "form", "gallery", "other"]))
+    kind = draw(st.sampled_from(["canvas", "json", "raw", "upload", "form", "gallery", "train", "runs", "other"]))
+    if kind == "train":
+        return train_requests(draw)
+    if kind == "runs":
+        name = draw(st.sampled_from(["base", "..", "%2e%2e", "a%2Fb", "nope", ".x", "x" * 120]) | st.text(max_size=12).map(lambda text: quote(text, safe="")))
+        method, path = draw(st.sampled_from([("GET", "/api/runs"), ("GET", f"/api/runs/{name}/curves"),
+                                             ("POST", f"/api/runs/{name}/load"), ("DELETE", "/api/runs")]))
+        return method, path, {}
     if kind == "canvas":
         body = {"pixels": draw(pixel_grids())}
         if draw(st.booleans()):

@@ -42,8 +42,37 @@ def add_parser(commands) -> None:
     parser.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
                         help="another name requests may address the server by, e.g. mypi.local "
                              "(repeatable; localhost, 127.0.0.1, ::1 and --host always are)")
-    add_data_arguments(parser, "the gallery of mistakes; default: the run folder's config.toml")
+    add_data_arguments(parser, "the gallery of mistakes and the Train tab's runs; default: the run folder's "
+                               "config.toml")
+    add_train_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Train tab's switch and the limits that protect a shared server."""
+    from ..web.training import TrainLimits
+
+    limits = TrainLimits()
+    group = parser.add_argument_group("training from the page", "new runs are saved beside the served run folder")
+    group.add_argument("--no-train", action="store_true", help="no Train tab: a demo server that only predicts")
+    group.add_argument("--max-train-epochs", type=int, metavar="N", default=limits.epochs,
+                       help=f"epochs one run may ask for (default: {limits.epochs})")
+    group.add_argument("--max-train-seconds", type=float, metavar="S", default=limits.seconds,
+                       help=f"a run stops (and is saved) after S seconds (default: {limits.seconds:g})")
+    group.add_argument("--max-train-width", type=int, metavar="N", default=limits.width,
+                       help=f"units a hidden layer may have (default: {limits.width})")
+
+
+def train_setup(args: argparse.Namespace):
+    from ..web.train_setup import TrainSetup
+    from ..web.training import TrainLimits
+
+    for flag, value in (("--max-train-epochs", args.max_train_epochs), ("--max-train-seconds", args.max_train_seconds),
+                        ("--max-train-width", args.max_train_width)):
+        if not value > 0:
+            raise ConfigError(f"{flag} must be > 0, got {value:g}")
+    return TrainSetup(enabled=not args.no_train, limits=TrainLimits(
+        epochs=args.max_train_epochs, seconds=args.max_train_seconds, width=args.max_train_width))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     models = args.models or [newest_model(RUNS_DIR)]
     hosts = allowed_host_names(args.host, args.allowed_host)
-    app = create_app(models, data=_data_source(args), allowed_hosts=hosts)
+    app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args))
     _check_port(args.host, args.port)
     ensemble = app.state.service.ensemble
     what = (f"the ensemble of {len(ensemble)} ({', '.join(m.name for m in ensemble.members)}; layer views: the first)"

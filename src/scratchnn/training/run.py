@@ -70,8 +70,9 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
     ``watch`` takes the live hooks of a page that shows training: ``on_batch_end(epoch, batch,
     batches, loss, accuracy)`` after every batch, ``on_finding(finding)`` for each new doctor's
-    finding, and ``stop_requested()``, polled after every batch (True: stop there, keep the
-    weights as they are, save the model as for a finished run).
+    finding, ``stop_requested()``, polled after every batch (True: stop there, keep the
+    weights as they are, save the model as for a finished run), and ``on_setup(model, x_dev,
+    y_dev)`` once before the first epoch (the live model, trained in place, and its dev set).
     """
     config.validate()
     if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
@@ -163,7 +164,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
            on_evaluation: Callable[[EpochResult], None] | None = None,
            on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
            on_finding: Callable[[Finding], None] | None = None,
-           stop_requested: Callable[[], bool] | None = None) -> RunResult:
+           stop_requested: Callable[[], bool] | None = None,
+           on_setup: Callable[[Sequential, np.ndarray, np.ndarray], None] | None = None) -> RunResult:
     gens = config_generators(config)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
                                                                gens["split"])
@@ -174,6 +176,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     setup = apply_faults(config.fault, Setup(model, x_train, y_train, x_dev, y_dev, SoftmaxCrossEntropy(),
                                              gens["init"]))
     model, x_train, y_train, x_dev, y_dev = setup.model, setup.x_train, setup.y_train, setup.x_dev, setup.y_dev
+    if on_setup is not None:
+        on_setup(model, x_dev, y_dev)
     optimizer = config.build_optimizer()
     steps_per_epoch = 1 if not config.batch_size else -(-len(x_train) // config.batch_size)
     schedule = config.build_schedule(steps_per_epoch)

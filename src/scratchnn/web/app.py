@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from .hosts import HostAllowList, allowed_host_names
 from .inference import ModelService
 from .limits import MAX_BODY_BYTES, BodySizeLimit
 from .schemas import CanvasRequest, ErrorMessage, Gallery, ModelSummary, PredictResponse, one_line
+from .train_api import TRAIN_ERRORS
+from .train_setup import TrainSetup, add_training
 
 STATIC_DIR = Path(str(files("scratchnn.web") / "static"))
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
@@ -54,6 +57,7 @@ ERRORS = {status: {"model": ErrorMessage, "description": text} for status, text 
     (408, "body not received within 30 s"), (409, "the server has no data for this set"),
     (413, "body larger than 5 MB"), (415, "neither JSON nor multipart/form-data"),
     (422, "wrong shape, not numbers, not an image, too many pixels, empty canvas"))}
+ERROR_STATUS = {GalleryUnavailable: 409, **TRAIN_ERRORS}
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": CanvasRequest.model_json_schema()},
     "multipart/form-data": {"schema": {
@@ -64,28 +68,41 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
 
 
 def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Iterable[str] | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The app for the model at ``model_path`` (a model file or run folder), loaded once, here;
+               max_body_bytes: int = MAX_BODY_BYTES, train: TrainSetup | None = None) -> FastAPI:
+    """The app for the model at ``model_path`` (a model file or run folder), loaded first, here;
     a list of them (or a folder of member runs) serves their ensemble.
 
     ``data``: where the gallery's digits come from, instead of the run folder's config.toml.
     ``allowed_hosts``: the names requests may address (default: localhost, 127.0.0.1, ::1).
+    ``train``: the Train and Runs tabs' settings (default: training on, default limits).
+    The served model changes when a run ends or the Runs tab loads one: ``app.state.service`` is
+    replaced whole (one assignment), and each request works with the service it read first.
     """
     service = ModelService(model_path, data)
     sets = service.gallery.sets
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await run_in_threadpool(app.state.training.close)  # a run in progress saves its model
+
     # NOTE: no /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, and this page works
     # offline; the schema itself is at /openapi.json
-    app = FastAPI(title="scratchnn", version=__version__, docs_url=None, redoc_url=None,
+    app = FastAPI(title="scratchnn", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Draw a digit and watch a NumPy network think. "
                               "Errors are 4xx with {\"detail\": \"one line\"}.")
     app.state.service = service
+
+    def current() -> ModelService:
+        return app.state.service
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     # added last, so it runs first: a request for another host is refused before its body is read
     app.add_middleware(HostAllowList, allowed=allowed_host_names() if allowed_hosts is None else allowed_hosts)
 
     @app.exception_handler(ScratchnnError)
     async def scratchnn_error(request: Request, error: ScratchnnError):
-        return JSONResponse({"detail": str(error)}, status_code=409 if isinstance(error, GalleryUnavailable) else 422)
+        status = next((code for kind, code in ERROR_STATUS.items() if isinstance(error, kind)), 422)
+        return JSONResponse({"detail": str(error)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
@@ -112,7 +129,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
                 canvas = CanvasRequest.model_validate_json(body)
             except ValidationError as error:
                 raise HTTPException(422, one_line(error)) from None
-            return await run_in_threadpool(_timed, _canvas_input, service, canvas)
+            return await run_in_threadpool(_timed, _canvas_input, current(), canvas)
         if media == "multipart/form-data":
             async with request.form(max_files=1, max_fields=4) as form:
                 upload, ink = form.get("file"), form.get("ink", "auto")
@@ -121,14 +138,14 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
                 if ink not in INKS:
                     raise HTTPException(422, f"ink must be one of {', '.join(INKS)}, got {str(ink)[:40]!r}")
                 data = await upload.read()
-            return await run_in_threadpool(_timed, _image_input, service, data, ink)
+            return await run_in_threadpool(_timed, _image_input, current(), data, ink)
         raise HTTPException(415, f"unsupported content type {media[:60]!r}: send JSON {{\"pixels\": [[...]]}} "
                                  "(application/json) or a photo in the multipart/form-data field 'file'")
 
     @app.get("/api/model", response_model=ModelSummary, responses={400: ERRORS[400]},
              summary="The model: layers, parameters, metrics, config")
     def model_summary():
-        return service.summary()
+        return current().summary()
 
     @app.get("/api/gallery", response_model=Gallery, responses={status: ERRORS[status] for status in (400, 409, 422)},
              summary="Random digits of the run's dev or test set that the model gets wrong")
@@ -137,11 +154,13 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
                 n: int = Query(12, ge=1, le=100, description="how many mistakes"),
                 seed: int | None = Query(None, ge=0, le=2**32 - 1,
                                          description="picks the sample; random when left out")):
-        if which not in sets:  # the schema offers only the sets this model has
+        service = current()
+        if which not in service.gallery.sets:  # the schema offers only the sets the first model has
             why = f" ({service.gallery.describe()} has no test split)" if which == "test" else ""
-            raise HTTPException(422, f"set: choose {' or '.join(sets)}, got {which[:20]!r}{why}")
+            raise HTTPException(422, f"set: choose {' or '.join(service.gallery.sets)}, got {which[:20]!r}{why}")
         return service.mistakes(which, n, secrets.randbelow(2**31) if seed is None else seed)
 
+    add_training(app, train or TrainSetup(), data)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

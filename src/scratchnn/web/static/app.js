@@ -11,7 +11,7 @@ let classes = [...Array(10).keys()].map(String); // names of the classes, from /
 // ---------------------------------------------------------------------------------------------
 // Tabs
 
-const tabs = ["draw", "gallery", "model"];
+const tabs = ["draw", "gallery", "model", "train", "runs"];
 let galleryLoaded = false;
 
 function showTab(name) {
@@ -20,6 +20,7 @@ function showTab(name) {
     $(`tab-${tab}`).hidden = tab !== name;
   }
   if (name === "gallery" && !galleryLoaded) loadGallery();
+  document.dispatchEvent(new CustomEvent("tabshown", { detail: name })); // train.js, runs.js
 }
 
 for (const tab of tabs) $(`tab-button-${tab}`).addEventListener("click", () => showTab(tab));
@@ -346,6 +347,13 @@ async function loadModel() {
     $("model-line").textContent = `Could not load the model: ${error.message}`;
   }
 }
+
+// A run ended or the Runs tab loaded one: the Draw tab answers with the new model at once.
+document.addEventListener("modelchanged", () => {
+  galleryLoaded = false;
+  loadModel();
+  if (hasInk) requestPrediction();
+});
 
 wipePad();
 drawBars($("bars"), classes, null);

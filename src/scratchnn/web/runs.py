@@ -1,0 +1,133 @@
+"""The Runs tab: the run folders beside the served one, read safely and briefly.
+
+A run is named by its folder's name only (``20261203-101500-seed``), checked against
+``RUN_NAME`` and looked up among the real (not symlinked) folders directly inside the runs
+folder, so no request reaches a path outside it. At most ``MAX_RUNS`` folders are listed (the
+newest); each file is read through the bounded, validating readers (``TrainConfig.load`` after
+a size check, ``doctor.signals``, ``io.read_metadata``), and what cannot be read is said in the
+run's ``problem`` instead of failing the list. Findings are computed once per health.csv version.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from ..doctor import diagnose_run
+from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
+from ..errors import ScratchnnError
+from ..io import MODEL_FILE, read_metadata
+from ..training.config import TrainConfig
+from .train_worker import clean, without_folders
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_RUNS = 100
+MAX_CONFIG_BYTES = 64 * 1024
+RUN_CONFIG = "config.toml"
+# The settings a list of runs shows; the full config is in each run's "config".
+KEY_SETTINGS = ("conv", "hidden", "activation", "init", "batchnorm", "dropout", "augment", "optimizer", "lr",
+                "schedule", "batch_size", "epochs", "fault")
+HIDDEN = ("csv_sha256", "images_sha256", "labels_sha256", "data_dir")
+
+
+class RunNotFound(ScratchnnError):
+    """No run of that name (HTTP 404)."""
+
+
+class RunFolders:
+    """The run folders in ``runs_dir`` (created if missing, on first training)."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self._findings: dict[str, tuple[tuple, list[dict] | str]] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The newest ``MAX_RUNS`` run folders' names, newest first."""
+        try:
+            entries = [p for p in self.runs_dir.iterdir()
+                       if RUN_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+                       and (p / RUN_CONFIG).is_file()]
+        except OSError:
+            return []
+        entries.sort(key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+        return [p.name for p in entries[:MAX_RUNS]]
+
+    def folder(self, name: str) -> Path:
+        """The folder of run ``name``; RunNotFound unless it is one of ``names()``'s kind."""
+        if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+            raise RunNotFound(f"no run named {str(name)[:40]!r}: a run is named by its folder, e.g. 20261203-101500-seed")
+        path = self.runs_dir / name
+        if not path.is_dir() or path.is_symlink() or not (path / RUN_CONFIG).is_file():
+            raise RunNotFound(f"no run named {name!r} in the runs folder; GET /api/runs lists them")
+        return path
+
+    def describe(self, name: str) -> dict:
+        """One run: preset, key settings, config, dev accuracy, time, whether it has a model, findings."""
+        path = self.folder(name)
+        entry = {"name": name, "preset": "", "settings": {}, "config": {}, "dev_accuracy": None,
+                 "train_seconds": None, "epochs": None, "has_model": (path / MODEL_FILE).is_file(),
+                 "findings": [], "problem": ""}
+        try:
+            config = _read_config(path / RUN_CONFIG)
+            applicable = public_config(config)
+            entry.update(preset=config.preset, config=applicable,
+                         settings={k: applicable[k] for k in KEY_SETTINGS if k in applicable})
+            if entry["has_model"]:
+                metrics = read_metadata(path / MODEL_FILE).get("metrics") or {}
+                entry.update(dev_accuracy=metrics.get("dev_accuracy"), train_seconds=metrics.get("train_seconds"),
+                             epochs=metrics.get("epochs"))
+        except (ScratchnnError, OSError, ValueError) as error:
+            entry["problem"] = _short(error)
+        findings = self._diagnosed(path)
+        if isinstance(findings, str):
+            entry["problem"] = entry["problem"] or findings
+        else:
+            entry["findings"] = findings
+        return clean(entry)
+
+    def curves(self, name: str) -> list[dict]:
+        """metrics.csv of run ``name``: one row per evaluation (epoch, train/dev loss and accuracy)."""
+        path = self.folder(name) / METRICS_FILE
+        if not path.is_file():
+            return []
+        return clean(read_metrics_csv(path))
+
+    def _diagnosed(self, path: Path) -> list[dict] | str:
+        """The doctor's findings on a run (cached per metrics/health version); a problem as text."""
+        health, metrics = path / HEALTH_FILE, path / METRICS_FILE
+        if not health.is_file() or not metrics.is_file():
+            return []
+        version = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (health, metrics))
+        with self._lock:
+            cached = self._findings.get(path.name)
+        if cached and cached[0] == version:
+            return cached[1]
+        try:
+            found: list[dict] | str = [f.to_dict() for f in diagnose_run(path)]
+        except (ScratchnnError, OSError, ValueError) as error:
+            found = f"the doctor cannot read this run: {_short(error)}"
+        with self._lock:
+            self._findings[path.name] = (version, found)
+        return found
+
+
+def public_config(config: TrainConfig) -> dict:
+    """The settings that apply to ``config``, data files by base name, no digests or folders."""
+    applicable = {k: v for k, v in config.applicable().items() if k not in HIDDEN}
+    for name in ("csv", "images", "labels"):
+        if applicable.get(name):
+            applicable[name] = Path(applicable[name]).name
+    return applicable
+
+
+def _read_config(path: Path) -> TrainConfig:
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ScratchnnError(f"{RUN_CONFIG} is {size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config needs")
+    return TrainConfig.load(path)
+
+
+def _short(error: Exception) -> str:
+    """An error as one line, paths by base name."""
+    return without_folders(" ".join(str(error).split()))[:300]

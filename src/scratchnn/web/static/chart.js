@@ -1,0 +1,60 @@
+// Line charts on a canvas, no library: axes with a few ticks, one polyline per series.
+
+export const COLORS = ["#4f46e5", "#e4572e", "#0f7b6c", "#b8860b", "#8e44ad", "#17a2b8", "#c2185b", "#5f6778"];
+
+export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = null, yLabel = "" } = {}) {
+  // series: [{points: [[x, y], ...], color, width = 2, dots = false}]; null y values are skipped.
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, left = 44, right = 10, top = 10, bottom = 24;
+  ctx.clearRect(0, 0, w, h);
+  const all = series.flatMap((s) => s.points.filter(([, y]) => Number.isFinite(y)));
+  const xs = all.map(([x]) => x), ys = all.map(([, y]) => y);
+  const x1 = Math.max(xMax ?? 0, ...xs, 1);
+  let y0 = yMin ?? Math.min(...ys, Infinity), y1 = yMax ?? Math.max(...ys, -Infinity);
+  if (!Number.isFinite(y0) || !Number.isFinite(y1)) { y0 = 0; y1 = 1; }
+  if (y1 - y0 < 1e-9) { y1 += 0.5; y0 -= 0.5; }
+  const px = (x) => left + (x / x1) * (w - left - right);
+  const py = (y) => top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom);
+  ctx.strokeStyle = "#e2e5ec"; ctx.fillStyle = "#5f6778"; ctx.lineWidth = 1;
+  ctx.font = "11px system-ui, sans-serif";
+  for (let i = 0; i <= 4; i += 1) {
+    const y = y0 + ((y1 - y0) * i) / 4;
+    ctx.beginPath(); ctx.moveTo(left, py(y)); ctx.lineTo(w - right, py(y)); ctx.stroke();
+    ctx.textAlign = "right"; ctx.fillText(y.toPrecision(3), left - 4, py(y) + 4);
+  }
+  ctx.textAlign = "center";
+  for (let i = 0; i <= 4; i += 1) ctx.fillText(String(Math.round((x1 * i) / 4)), px((x1 * i) / 4), h - 6);
+  if (yLabel) { ctx.textAlign = "left"; ctx.fillText(yLabel, left + 4, top + 10); }
+  for (const s of series) {
+    const points = s.points.filter(([, y]) => Number.isFinite(y));
+    ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width ?? 2;
+    ctx.beginPath();
+    points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
+    ctx.stroke();
+    if (s.dots || points.length === 1) {
+      for (const [x, y] of points) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.5, 0, 2 * Math.PI); ctx.fill(); }
+    }
+  }
+}
+
+export function paintTiles(box, picture, { signed = true, size = 42 } = {}) {
+  // picture: {count, height, width, data: base64 of count·height·width grey bytes}; one canvas a tile.
+  box.innerHTML = "";
+  const bytes = Uint8Array.from(atob(picture.data), (c) => c.charCodeAt(0));
+  const n = picture.height * picture.width;
+  for (let t = 0; t < picture.count; t += 1) {
+    const canvas = Object.assign(document.createElement("canvas"), { width: picture.width, height: picture.height });
+    canvas.style.width = canvas.style.height = `${size}px`;
+    const ctx = canvas.getContext("2d");
+    const image = ctx.createImageData(picture.width, picture.height);
+    for (let i = 0; i < n; i += 1) {
+      const v = bytes[t * n + i];
+      // signed weights: orange positive, blue negative, grey zero; maps: grey levels
+      const [r, g, b] = signed ? (v >= 128 ? [128 + (v - 128), 128 + (v - 128) * 0.55, 128 - (v - 128) * 0.6]
+                                          : [v, v + (128 - v) * 0.2, 128 + (128 - v)]) : [v, v, v];
+      image.data.set([r, g, b, 255], i * 4);
+    }
+    ctx.putImageData(image, 0, 0);
+    box.append(canvas);
+  }
+}

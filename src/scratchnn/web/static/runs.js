@@ -1,0 +1,99 @@
+// The Runs tab: the run folders beside the served one; tick runs to overlay their dev accuracy
+// and see which settings differ; Load serves a run's model (the Draw tab uses it at once).
+
+import { api } from "./api.js";
+import { COLORS, drawChart } from "./chart.js";
+import { fillTable } from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+let runs = [];
+const ticked = new Set();
+const curves = new Map(); // name -> rows of metrics.csv
+
+const short = (v) => (Array.isArray(v) ? v.join(",") || "–" : v === "" || v === null || v === undefined ? "–" : String(v));
+const settingsText = (s) => Object.entries(s).filter(([k, v]) => k !== "fault" || v.length)
+  .map(([k, v]) => `${k} ${short(v)}`).join(" · ");
+
+async function loadRuns() {
+  $("runs-status").textContent = "Loading…";
+  try {
+    const list = await api("/api/runs");
+    runs = list.runs;
+    for (const name of [...ticked]) if (!runs.some((r) => r.name === name)) ticked.delete(name);
+    $("runs-status").textContent = runs.length
+      ? `${runs.length} run${runs.length === 1 ? "" : "s"}; the page serves ${list.current}.`
+      : "No run folders beside the served model yet: train one in the Train tab.";
+    fillTable($("runs-table"), ["", "Run", "Preset", "Settings", "Dev accuracy", "Time", "Findings", ""],
+      runs.map((r) => ["", r.name + (r.name === list.current ? " (served)" : ""), r.preset, settingsText(r.settings),
+                       Number.isFinite(r.dev_accuracy) ? `${(r.dev_accuracy * 100).toFixed(1)} %` : "–",
+                       Number.isFinite(r.train_seconds) ? `${r.train_seconds.toFixed(1)} s` : "–",
+                       r.problem || (r.findings.length ? "" : "none"), ""]));
+    const rows = $("runs-table").tBodies[0].rows;
+    runs.forEach((r, i) => {
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: ticked.has(r.name) });
+      box.setAttribute("aria-label", `compare ${r.name}`);
+      box.addEventListener("change", () => { (box.checked ? ticked.add(r.name) : ticked.delete(r.name)); compare(); });
+      rows[i].cells[0].append(box);
+      for (const f of r.findings) {
+        const tag = Object.assign(document.createElement("span"), { className: `tag ${f.severity}`, textContent: f.id,
+                                                                    title: `${f.message}. Fix: ${f.fix}` });
+        rows[i].cells[6].append(tag, " ");
+      }
+      if (r.has_model) {
+        const load = Object.assign(document.createElement("button"), { type: "button", textContent: "Load" });
+        load.addEventListener("click", () => useRun(r.name, load));
+        rows[i].cells[7].append(load);
+      }
+    });
+    compare();
+  } catch (error) {
+    $("runs-status").textContent = `Could not list the runs: ${error.message}`;
+  }
+}
+
+async function useRun(name, button) {
+  button.disabled = true;
+  try {
+    await api(`/api/runs/${encodeURIComponent(name)}/load`, { method: "POST" });
+    document.dispatchEvent(new CustomEvent("modelchanged", { detail: name }));
+    $("runs-status").textContent = `The page now serves ${name}: draw in the Draw tab.`;
+    await loadRuns();
+  } catch (error) {
+    $("runs-status").textContent = `Could not load ${name}: ${error.message}`;
+    button.disabled = false;
+  }
+}
+
+async function compare() {
+  const names = [...ticked];
+  for (const name of names) {
+    if (!curves.has(name)) {
+      try { curves.set(name, (await api(`/api/runs/${encodeURIComponent(name)}/curves`)).rows); } catch { curves.set(name, []); }
+    }
+  }
+  drawChart($("runs-chart"), names.map((name, i) => ({
+    points: curves.get(name).map((row) => [row.epoch, row.dev_accuracy]), color: COLORS[i % COLORS.length], dots: true,
+  })), { yMin: 0, yMax: 1, yLabel: "dev accuracy" });
+  $("runs-chart").dataset.series = String(names.length);
+  const legend = $("runs-legend");
+  legend.innerHTML = "";
+  names.forEach((name, i) => {
+    const key = Object.assign(document.createElement("span"), { className: "key" });
+    key.style.background = COLORS[i % COLORS.length];
+    legend.append(key, `${name}  `);
+  });
+  // Settings side by side; the rows where the ticked runs differ are highlighted.
+  const chosen = names.map((n) => runs.find((r) => r.name === n)).filter(Boolean);
+  const keys = [...new Set(chosen.flatMap((r) => Object.keys(r.config)))];
+  const rows = keys.map((k) => [k, ...chosen.map((r) => short(r.config[k]))]);
+  const differs = rows.map((row) => new Set(row.slice(1)).size > 1);
+  const order = rows.map((row, i) => [differs[i], i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
+  fillTable($("runs-diff"), ["Setting", ...chosen.map((r) => r.name)], chosen.length ? order.map((i) => rows[i]) : []);
+  if (chosen.length) {
+    [...$("runs-diff").tBodies[0].rows].forEach((tr, j) => tr.classList.toggle("differs", differs[order[j]] && chosen.length > 1));
+  }
+}
+
+$("runs-refresh").addEventListener("click", loadRuns);
+document.addEventListener("tabshown", (event) => { if (event.detail === "runs") loadRuns(); });
+document.addEventListener("modelchanged", () => { curves.clear(); if (!$("tab-runs").hidden) loadRuns(); });

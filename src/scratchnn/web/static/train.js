@@ -1,0 +1,268 @@
+// The Train tab: pick a preset, change settings, Start; live curves, weights, confusion matrix and
+// the doctor's findings from the server's event stream (/api/train/events). A reload or a second
+// browser replays the run so far from the server, so nothing is lost by closing the page.
+
+import { api, postJSON } from "./api.js";
+import { COLORS, drawChart, paintTiles } from "./chart.js";
+import { fillTable } from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+const ACTIVE = ["starting", "running", "paused", "stopping"];
+const GROUPS = ["network", "optimisation", "training loop", "doctor"];
+let info = null;
+let stream = null;
+let run = null; // {name, epochs, batches: [[x, loss]], evals: [...], started: ms}
+let drawQueued = false;
+
+function newRun(state) {
+  run = { name: state.run, epochs: state.epochs, batches: [], evals: [], lastBatch: null, findings: 0 };
+  $("train-findings").innerHTML = '<li class="empty">No findings yet.</li>';
+  $("train-weights").innerHTML = '<p class="empty">They appear at the first evaluation.</p>';
+  $("train-maps").innerHTML = "";
+  $("train-confusion").innerHTML = "";
+  $("train-loss").dataset.points = "0";
+  $("train-weights").dataset.version = "0";
+  redraw();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The settings form, made from the server's option list
+
+function inputFor(option) {
+  const id = `train-opt-${option.name}`;
+  let input;
+  if (option.type === "bool") {
+    input = Object.assign(document.createElement("input"), { type: "checkbox" });
+  } else if (option.type === "list" && option.choices) {
+    input = Object.assign(document.createElement("select"), { multiple: true, size: 3 });
+    for (const choice of option.choices) input.append(new Option(choice, choice));
+  } else if (option.choices) {
+    input = document.createElement("select");
+    for (const choice of option.choices) input.append(new Option(choice, choice));
+  } else {
+    input = Object.assign(document.createElement("input"), { type: option.type === "list" ? "text" : "number" });
+    if (option.type !== "list") input.step = option.type === "int" ? "1" : "any";
+    if (option.low !== null) input.min = option.low;
+    if (option.high !== null) input.max = option.high;
+  }
+  input.id = id;
+  input.dataset.name = option.name;
+  input.dataset.type = option.type;
+  input.title = option.help;
+  const label = Object.assign(document.createElement("label"), { htmlFor: id, title: option.help });
+  label.append(Object.assign(document.createElement("span"), { textContent: option.flag }), input);
+  return label;
+}
+
+function readInput(input) {
+  const type = input.dataset.type;
+  if (type === "bool") return input.checked;
+  if (input.multiple) return [...input.selectedOptions].map((o) => o.value);
+  if (type === "list") return input.value.split(",").map((v) => v.trim()).filter((v) => v !== "").map(Number);
+  if (type === "int") return input.value === "" ? null : Number(input.value);
+  if (type === "float") return input.value === "" ? null : Number(input.value);
+  return input.value;
+}
+
+function writeInput(input, value) {
+  if (input.dataset.type === "bool") input.checked = Boolean(value);
+  else if (input.multiple) for (const o of input.options) o.selected = (value || []).includes(o.value);
+  else if (Array.isArray(value)) input.value = value.join(",");
+  else input.value = value ?? "";
+}
+
+function fillFromPreset() {
+  const preset = info.presets[$("train-preset").value] || {};
+  const defaults = Object.fromEntries(info.options.map((o) => [o.name, o.type === "list" ? [] : null]));
+  for (const input of $("train-settings").querySelectorAll("[data-name]")) {
+    writeInput(input, preset[input.dataset.name] ?? defaults[input.dataset.name]);
+  }
+}
+
+function requestBody() {
+  // The preset, and every setting that differs from it: the server resolves as `scratchnn train` does.
+  const preset = info.presets[$("train-preset").value] || {};
+  const body = { preset: $("train-preset").value };
+  for (const input of $("train-settings").querySelectorAll("[data-name]")) {
+    const value = readInput(input);
+    if (value !== null && JSON.stringify(value) !== JSON.stringify(preset[input.dataset.name] ?? (Array.isArray(value) ? [] : undefined))) {
+      body[input.dataset.name] = value;
+    }
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing
+
+function redraw() {
+  if (drawQueued) return;
+  drawQueued = true;
+  requestAnimationFrame(() => {
+    drawQueued = false;
+    if (!run) return;
+    const evals = run.evals;
+    drawChart($("train-loss"), [
+      { points: run.batches, color: "#c9cde0", width: 1 },
+      { points: evals.map((e) => [e.epoch, e.train_loss]), color: COLORS[0], dots: true },
+      { points: evals.map((e) => [e.epoch, e.dev_loss]), color: COLORS[1], dots: true },
+    ], { yMin: 0, xMax: run.epochs, yLabel: "loss" });
+    drawChart($("train-accuracy"), [
+      { points: evals.map((e) => [e.epoch, e.train_accuracy]), color: COLORS[0], dots: true },
+      { points: evals.map((e) => [e.epoch, e.dev_accuracy]), color: COLORS[1], dots: true },
+    ], { yMin: 0, yMax: 1, xMax: run.epochs, yLabel: "accuracy" });
+    $("train-loss").dataset.points = String(run.batches.length + evals.length);
+  });
+}
+
+function showPictures(event) {
+  if (event.weights) {
+    const w = event.weights;
+    $("train-weights-title").textContent = w.kind === "conv"
+      ? `First convolution's kernels (${w.count} of ${w.total}) and feature maps of one digit`
+      : `First-layer weights: ${w.count} of ${w.total} units, each as a 28×28 image`;
+    paintTiles($("train-weights"), w, { size: w.kind === "conv" ? 36 : 48 });
+    if (w.maps) paintTiles($("train-maps"), w.maps, { signed: false, size: 56 });
+    $("train-weights").dataset.version = String(Number($("train-weights").dataset.version || 0) + 1);
+  }
+  if (event.confusion) {
+    const m = event.confusion;
+    fillTable($("train-confusion"), ["true \\ said", ...m.map((_, i) => String(i))],
+              m.map((row, i) => [String(i), ...row.map(String)]));
+    const rows = $("train-confusion").tBodies[0].rows;
+    m.forEach((row, i) => row.forEach((count, j) => {
+      const share = count / Math.max(1, row.reduce((a, b) => a + b, 0));
+      rows[i].cells[j + 1].style.background = i === j ? `rgba(15,123,108,${share})` : count ? `rgba(180,35,24,${Math.min(1, share * 3)})` : "";
+    }));
+  }
+}
+
+function addFinding(f) {
+  const list = $("train-findings");
+  if (!run.findings) list.innerHTML = "";
+  run.findings += 1;
+  const item = document.createElement("li");
+  item.className = `finding ${f.severity}`;
+  item.append(Object.assign(document.createElement("strong"), { textContent: `[${f.id}] ${f.severity}: ` }),
+              document.createTextNode(`${f.message} (epoch ${f.epoch})`),
+              Object.assign(document.createElement("p"), { textContent: f.explanation }),
+              Object.assign(document.createElement("p"), { className: "fix", textContent: `Fix: ${f.fix}` }));
+  list.append(item);
+}
+
+function progressLine(state) {
+  const b = run && run.lastBatch;
+  if (!b) return `${state.run}: ${state.status}…`;
+  const done = (b.epoch - 1 + b.batch / b.batches) / run.epochs;
+  const left = done > 0 ? (b.seconds * (1 - done)) / done : NaN;
+  return `${state.run}: epoch ${b.epoch} of ${run.epochs}, batch ${b.batch} of ${b.batches}`
+    + (Number.isFinite(left) ? ` · about ${Math.ceil(left)} s left` : "") + (state.status === "paused" ? " · paused" : "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event stream
+
+let state = { status: "idle" };
+
+function setButtons() {
+  const active = ACTIVE.includes(state.status);
+  $("train-start").disabled = active || !info.enabled;
+  $("train-stop").disabled = !active || state.status === "stopping";
+  $("train-pause").disabled = !["running", "paused"].includes(state.status);
+  $("train-pause").textContent = state.status === "paused" ? "Resume" : "Pause";
+}
+
+function handle(event) {
+  if (event.type === "status") {
+    if (!run || run.name !== event.run) newRun(event);
+    state = event;
+    setButtons();
+    const line = $("train-progress");
+    line.classList.toggle("error", event.status === "failed");
+    if (event.status === "failed") line.textContent = `${event.run} failed: ${event.detail}`;
+    else if (event.status === "finished" || event.status === "stopped") {
+      const last = run.evals[run.evals.length - 1];
+      line.textContent = `${event.run} ${event.status}`
+        + (last && Number.isFinite(last.dev_accuracy) ? ` at epoch ${last.epoch}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
+        + ". The Draw tab now uses this model.";
+    } else line.textContent = progressLine(event);
+    if (!ACTIVE.includes(event.status) && stream) { stream.close(); stream = null; }
+    return;
+  }
+  if (!run) return;
+  if (event.type === "batch") {
+    run.batches.push([event.epoch - 1 + event.batch / event.batches, event.loss]);
+    run.lastBatch = event;
+    $("train-progress").textContent = progressLine(state);
+    redraw();
+  } else if (event.type === "evaluation") {
+    run.evals.push(event);
+    $("train-lr").textContent = `lr ${Number(event.lr).toPrecision(3)}`;
+    showPictures(event);
+    redraw();
+  } else if (event.type === "pictures") {
+    showPictures(event);
+  } else if (event.type === "finding") {
+    addFinding(event);
+  } else if (event.type === "done" && event.loaded) {
+    document.dispatchEvent(new CustomEvent("modelchanged", { detail: state.run }));
+  }
+}
+
+function watch() {
+  if (stream) stream.close();
+  run = null;
+  stream = new EventSource("/api/train/events");
+  stream.onmessage = (message) => handle(JSON.parse(message.data));
+  // A dropped connection: EventSource reconnects by itself with Last-Event-ID, and the server
+  // sends what was missed. Nothing to do here but say so.
+  stream.onerror = () => { if (stream && stream.readyState === EventSource.CONNECTING) $("train-progress").textContent += " (reconnecting…)"; };
+}
+
+async function start() {
+  $("train-start").disabled = true;
+  $("train-progress").classList.remove("error");
+  try {
+    await postJSON("/api/train", requestBody());
+    watch();
+  } catch (error) {
+    $("train-progress").textContent = error.message;
+    $("train-progress").classList.add("error");
+    $("train-start").disabled = false;
+  }
+}
+
+async function init() {
+  try {
+    info = await api("/api/train");
+  } catch (error) {
+    $("train-progress").textContent = `Could not ask the server about training: ${error.message}`;
+    return;
+  }
+  if (!info.enabled) {
+    $("train-off").hidden = false;
+    $("train-off").textContent = `Training from this page is off: ${info.reason}.`;
+    $("train-on").hidden = true;
+    $("tab-button-train").title = info.reason;
+  }
+  for (const name of Object.keys(info.presets)) $("train-preset").append(new Option(name, name));
+  $("train-preset").value = "seed";
+  const box = $("train-settings");
+  for (const group of GROUPS) {
+    const set = Object.assign(document.createElement("fieldset"), {});
+    set.append(Object.assign(document.createElement("legend"), { textContent: group }));
+    for (const option of info.options.filter((o) => o.group === group)) set.append(inputFor(option));
+    box.append(set);
+  }
+  fillFromPreset();
+  $("train-preset").addEventListener("change", fillFromPreset);
+  $("train-start").addEventListener("click", start);
+  $("train-stop").addEventListener("click", () => postJSON("/api/train/stop", {}).catch(() => {}));
+  $("train-pause").addEventListener("click", () =>
+    postJSON(state.status === "paused" ? "/api/train/resume" : "/api/train/pause", {}).catch(() => {}));
+  state = info.state;
+  setButtons();
+  if (state.status !== "idle") watch(); // a run is on (or just ended): replay it
+}
+
+init();

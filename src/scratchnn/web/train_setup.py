@@ -1,0 +1,65 @@
+"""Wiring the Train and Runs tabs into the app: where runs go, what they train on, the model swap.
+
+New runs are written beside the served run folder (its parent, e.g. ``runs/``), or in ``runs/``
+of the working directory when the served model is a bare file. They train on the data the
+gallery trusts (``scratchnn serve``'s data flags, else the served run folder's config.toml;
+never paths written inside a model file), so a server without such data does not train.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from ..data import DataSource
+from ..io import MODEL_FILE
+from ..training.run import RUNS_DIR
+from .inference import ModelService
+from .runs import RunFolders
+from .train_api import training_router
+from .training import TrainingManager, TrainLimits
+
+NO_TRAIN = "training is switched off on this server (scratchnn serve --no-train)"
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """``scratchnn serve``'s training flags: on or off, the limits, and (for tests) the runs folder."""
+
+    enabled: bool = True
+    limits: TrainLimits = field(default_factory=TrainLimits)
+    runs_dir: Path | None = None
+
+
+def runs_folder(model_path: Path) -> Path:
+    """The folder holding the served run folder, else ``runs/``."""
+    model_path = Path(model_path)
+    if model_path.name == MODEL_FILE and (model_path.parent / "config.toml").is_file():
+        return model_path.parent.parent
+    return RUNS_DIR
+
+
+def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> None:
+    """Add the training routes; ``app.state.training`` is the TrainingManager."""
+    first: ModelService = app.state.service
+    swap = threading.Lock()  # two swaps at once would each build a service; the last one wins anyway
+
+    def use_model(path: Path) -> ModelService:
+        service = ModelService(path, data)  # loaded and checked before anyone sees it
+        with swap:
+            app.state.service = service
+        return service
+
+    def current_run() -> str:
+        path = app.state.service.path
+        return path.parent.name if path.name == MODEL_FILE else path.stem
+
+    runs_dir = setup.runs_dir or runs_folder(first.path)
+    gallery = first.gallery
+    problem = NO_TRAIN if not setup.enabled else "" if gallery.config is not None else (
+        f"this server has no training data it may read: {gallery.problem}")
+    manager = TrainingManager(runs_dir, gallery.config, setup.limits, on_model=use_model, unavailable=problem)
+    app.state.training = manager
+    app.include_router(training_router(manager, RunFolders(runs_dir), use_model, current_run))

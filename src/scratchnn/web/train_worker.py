@@ -1,0 +1,222 @@
+"""The training process behind the page's Train tab: ``train_run`` with its live hooks, in words
+the page can draw (events on a multiprocessing queue).
+
+The server starts ``run_worker`` in a *spawned* process (never in a request's thread): the
+training has its own interpreter, its own BLAS threads (limited to ``BLAS_THREADS``, so the
+server's predictions keep a core) and its own memory; a crash there is an ``error`` event, not
+a dead server. Events are plain dicts, JSON-ready (NaN becomes None):
+
+    {"type": "log", "line": "Data: csv ... (1,000 train / 1,000 dev)"}
+    {"type": "setup", "model": "784 -> 10 -> 10", "parameters": 7960, "dev_samples": 1000}
+    {"type": "batch", "epoch": 3, "batch": 1, "batches": 1, "loss": 2.1, "accuracy": 0.2, "seconds": 0.4}
+    {"type": "evaluation", "epoch": 10, "train_loss": ..., "dev_accuracy": ..., "lr": 0.1,
+     "confusion": [[...], ...] (C, C) or None, "weights": {...} or None}
+    {"type": "finding", "id": "dead-relu", "severity": "warning", "message": ..., "explanation": ..., "fix": ...}
+    {"type": "done", "model_path": ".../model.safetensors", "metrics": {...}, "stopped": "asked" | "time" | ""}
+    {"type": "error", "detail": "one line"}
+
+Batch events are throttled to one per ``BATCH_EVERY`` seconds (the first always goes: it is the
+curve's first point); confusion matrix and weights images to one per ``PICTURE_EVERY`` seconds
+(the last evaluation always has them).
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+BLAS_THREADS = 1
+BATCH_EVERY = 0.05  # s between batch points: at most 20 a second
+PICTURE_EVERY = 0.5  # s between confusion matrices / weight images
+MAX_TILES = 64  # first-layer units (MLP) or kernels (CNN) drawn
+MAX_MAPS = 8  # feature maps of one dev digit (CNN)
+
+
+def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float) -> None:
+    """Train ``config`` (TrainConfig fields) into ``run_dir``, putting events on ``events``.
+
+    ``stop`` and ``pause`` are multiprocessing Events: stop ends training after the current batch
+    (the model is saved as for a finished run); while pause is set the worker waits between two
+    batches. Training also stops after ``max_seconds`` of wall time (pauses included: a paused
+    run still holds the server's one training slot).
+    """
+    _limit_blas_threads()
+    from ..errors import ScratchnnError
+    from ..training.config import TrainConfig
+    from ..training.run import train_run
+
+    watcher = Watcher(events, stop, pause, max_seconds)
+    try:
+        result = train_run(TrainConfig.from_dict(config), Path(run_dir), log=watcher.log, progress=False,
+                           on_evaluation=watcher.evaluation, on_batch_end=watcher.batch,
+                           on_finding=watcher.finding, stop_requested=watcher.stop_requested,
+                           on_setup=watcher.setup)
+    except ScratchnnError as error:
+        events.put({"type": "error", "detail": _one_line(str(error))})
+    except Exception as error:  # noqa: BLE001 - anything else still ends as one line for the page
+        events.put({"type": "error", "detail": _one_line(f"training failed: {type(error).__name__}: {error}")})
+    else:
+        watcher.pictures()
+        events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
+                    "seconds": result.train_seconds, "stopped": watcher.stopped})
+
+
+class Watcher:
+    """train_run's hooks, turned into throttled events."""
+
+    def __init__(self, events, stop, pause, max_seconds: float):
+        self.events, self.stop, self.pause, self.max_seconds = events, stop, pause, max_seconds
+        self.start = time.monotonic()
+        self.last_batch = self.last_picture = -math.inf
+        self.model = self.x_dev = self.y_dev = None
+        self.stopped = ""
+
+    def log(self, line: str) -> None:
+        self.events.put({"type": "log", "line": without_folders(line)})
+
+    def setup(self, model, x_dev: np.ndarray, y_dev: np.ndarray) -> None:
+        self.model, self.x_dev, self.y_dev = model, x_dev, y_dev
+        self.events.put({"type": "setup", "model": model.widths(), "parameters": int(model.num_parameters),
+                         "dev_samples": int(len(x_dev)), "classes": int(model.num_classes)})
+
+    def batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float) -> None:
+        now = time.monotonic()
+        if now - self.last_batch < BATCH_EVERY and batch < batches:
+            return
+        self.last_batch = now
+        self.events.put(clean({"type": "batch", "epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
+                               "accuracy": accuracy, "seconds": now - self.start}))
+
+    def evaluation(self, result) -> None:
+        event = {"type": "evaluation", **dataclasses.asdict(result), "confusion": None, "weights": None}
+        now = time.monotonic()
+        if now - self.last_picture >= PICTURE_EVERY:
+            self.last_picture = now
+            event.update(self._pictures())
+        self.events.put(clean(event))
+
+    def pictures(self) -> None:
+        """Send the final weights and confusion matrix (after training ends or stops)."""
+        if self.model is not None:
+            self.events.put(clean({"type": "pictures", **self._pictures()}))
+
+    def _pictures(self) -> dict:
+        return {"confusion": dev_confusion(self.model, self.x_dev, self.y_dev),
+                "weights": first_layer_images(self.model, self.x_dev[:1] if len(self.x_dev) else None)}
+
+    def finding(self, finding) -> None:
+        self.events.put({"type": "finding", **clean(finding.to_dict())})
+
+    def stop_requested(self) -> bool:
+        while self.pause.is_set() and not self.stop.is_set() and not self._out_of_time():
+            time.sleep(0.05)
+        if self.stop.is_set():
+            self.stopped = self.stopped or "asked"
+        elif self._out_of_time():
+            if not self.stopped:
+                self.log(f"Stopped: this server gives a run at most {self.max_seconds:g} s "
+                         "(scratchnn serve --max-train-seconds)")
+            self.stopped = "time"
+        return bool(self.stopped)
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() - self.start > self.max_seconds
+
+
+def dev_confusion(model, x_dev: np.ndarray, y_dev: np.ndarray) -> list[list[int]] | None:
+    """The confusion matrix (C, C) of ``model`` on the dev set (rows: true class), None without one."""
+    from ..metrics import confusion_matrix
+
+    if model is None or not len(x_dev):
+        return None
+    return confusion_matrix(y_dev.astype(np.intp), model.predict(x_dev), model.num_classes).tolist()
+
+
+def first_layer_images(model, digit: np.ndarray | None) -> dict | None:
+    """What the first layer with weights has learnt, as grey tiles (uint8, base64).
+
+    MLP: W (D, M) with D = H·W: the first ``MAX_TILES`` units' incoming weights as (H, W) tiles.
+    CNN: W (F, C, KH, KW): the first channel of the first ``MAX_TILES`` kernels as (KH, KW) tiles,
+    and ``maps``: the first ``MAX_MAPS`` feature maps of ``digit`` (1, C, H, W) after the first
+    activation. Tiles are scaled by their own largest |w|: 128 is zero, white positive, black
+    negative; maps by their own maximum (0 black).
+    """
+    layer = next((layer for layer in model.layers if "W" in layer.params), None)
+    if layer is None:
+        return None
+    weights = layer.params["W"]
+    if weights.ndim == 4:
+        tiles = weights[:MAX_TILES, 0]
+        picture = {"kind": "conv", "total": int(weights.shape[0]), **_tiles(tiles, signed=True)}
+        maps = _first_maps(model, digit)
+        picture["maps"] = None if maps is None else _tiles(maps, signed=False)
+        return picture
+    side = math.isqrt(weights.shape[0])
+    if side * side != weights.shape[0]:
+        return None
+    tiles = weights[:, :MAX_TILES].T.reshape(-1, side, side)
+    return {"kind": "dense", "total": int(weights.shape[1]), "maps": None, **_tiles(tiles, signed=True)}
+
+
+def _first_maps(model, digit: np.ndarray | None) -> np.ndarray | None:
+    from ..nn.activations import Activation
+
+    if digit is None:
+        return None
+    for _, layer, out in model.forward_steps(digit):
+        if isinstance(layer, Activation) and out.ndim == 4:
+            return out[0, :MAX_MAPS]
+    return None
+
+
+def _tiles(tiles: np.ndarray, signed: bool) -> dict:
+    """(n, h, w) floats -> {"count", "height", "width", "data": base64 of n·h·w uint8}."""
+    tiles = np.nan_to_num(np.asarray(tiles, np.float64))
+    scale = np.abs(tiles).max(axis=(1, 2), keepdims=True)
+    scale[scale == 0] = 1.0
+    grey = 127.5 + 127.5 * tiles / scale if signed else 255.0 * np.clip(tiles / scale, 0, 1)
+    data = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+    return {"count": int(data.shape[0]), "height": int(data.shape[1]), "width": int(data.shape[2]),
+            "data": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def clean(value):
+    """``value`` with NaN/inf floats as None and NumPy scalars as Python ones (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def without_folders(text: str) -> str:
+    """``text`` with every absolute path cut to its last part: where the server keeps its files is
+    not the page's business ('/srv/runs/x/model.safetensors' -> 'model.safetensors')."""
+    return re.sub(r"(?:/[^\s:/,()']+)+/([^\s:/,()']+)", r"\1", text)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(without_folders(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread for the training, so the server's predictions keep the other cores.
+
+    ``threadpoolctl`` when installed; the server also sets OPENBLAS/OMP/MKL_NUM_THREADS in the
+    environment the process is spawned with (read before NumPy's import, whoever imports it first).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(BLAS_THREADS)

@@ -1,0 +1,276 @@
+"""One training at a time for the page: start, pause, stop, and the run's story so far.
+
+``TrainingManager`` owns the worker process (``train_worker.run_worker``, spawned), a thread that
+drains its event queue, and the run's event log: every event the page needs to redraw the run,
+numbered, so a browser that reconnects (or reloads) asks for everything after the last number it
+saw, or for everything. Superseded pictures (weights, confusion) are dropped from the log as new
+ones arrive, so a replay stays small. When the run ends, finished or stopped, ``on_model(path)``
+makes its model the page's model before the page hears that the run is done.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ..data.load import FIELDS
+from ..errors import ConfigError, ScratchnnError
+from ..training.config import TrainConfig
+from ..training.options import options_of
+from ..training.presets import PRESETS
+from .runs import public_config
+from .train_worker import BLAS_THREADS, run_worker
+
+ACTIVE = ("starting", "running", "paused", "stopping")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_environment = threading.Lock()  # spawning reads os.environ: one spawn at a time changes it
+
+
+class TrainingBusy(ScratchnnError):
+    """Another run is training (HTTP 409)."""
+
+
+class TrainingUnavailable(ScratchnnError):
+    """This server does not train: --no-train, or no data it may read (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class TrainLimits:
+    """What one run may ask of a shared server (``scratchnn serve --max-train-*``)."""
+
+    epochs: int = 500  # the seed preset's
+    seconds: float = 600.0
+    width: int = 1024  # units per hidden layer
+    channels: int = 128  # per convolution block
+    layers: int = 6  # hidden layers, and convolution blocks
+
+    def check(self, config: TrainConfig) -> None:
+        """ConfigError naming the flag of the first setting over a limit."""
+        if config.epochs > self.epochs:
+            raise ConfigError(f"--epochs: this server trains at most {self.epochs} epochs a run, got "
+                              f"{config.epochs} (scratchnn serve --max-train-epochs)")
+        for name, most, what in (("hidden", self.width, "units a layer"), ("conv", self.channels, "channels a block")):
+            values = getattr(config, name)
+            if len(values) > self.layers:
+                raise ConfigError(f"--{name}: this server trains at most {self.layers} layers, got {len(values)}")
+            if values and max(values) > most:
+                raise ConfigError(f"--{name}: this server trains at most {most} {what}, got {max(values)} "
+                                  "(scratchnn serve --max-train-width)")
+
+
+def train_settings() -> dict[str, object]:
+    """The options a page may set: the network, optimisation, training loop and doctor groups."""
+    from ..cli.train_cmd import TRAIN_GROUPS
+
+    return {name: spec for name, spec in options_of(TrainConfig).items() if spec.group in TRAIN_GROUPS}
+
+
+def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> TrainConfig:
+    """The config a POSTed ``{"preset": ..., <field>: <value>}`` asks for, resolved and validated as
+    ``scratchnn train --preset P --<flag> <value>`` would be (the same code), on the server's data.
+
+    Data fields are refused: a page never names files on the server.
+    """
+    from ..cli.train_cmd import TRAIN_GROUPS, resolve_config
+
+    if not isinstance(body, dict):
+        raise ConfigError("send a JSON object like {\"preset\": \"seed\", \"epochs\": 30}")
+    settings = train_settings()
+    unknown = sorted(set(body) - set(settings) - {"preset"})
+    if unknown:
+        named = ", ".join(repr(name)[:40] for name in unknown[:3])
+        raise ConfigError(f"unknown setting(s) {named}; a run may set preset, {', '.join(settings)}")
+    preset = body.get("preset", "seed")
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {str(preset)[:40]!r}; choose one of {', '.join(PRESETS)}")
+    args = argparse.Namespace(config=None, preset=preset, **dict.fromkeys(settings),
+                              **{name: getattr(data, name) or None for name in FIELDS})
+    defaults = TrainConfig()
+    for name, value in body.items():
+        if name != "preset":
+            setattr(args, name, _typed(name, value, getattr(defaults, name), settings[name]))
+    config = resolve_config(args)
+    limits.check(config)
+    return config
+
+
+def _typed(name: str, value, default, spec):
+    """``value`` if it has the type of the field's ``default``; else a ConfigError naming the flag."""
+    try:
+        return getattr(TrainConfig.from_dict({name: value}, source=spec.flag), name)
+    except ConfigError:
+        kind = ("true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int)
+                else "a number" if isinstance(default, float) else "a string" if isinstance(default, str)
+                else "a list of names" if spec.choices else "a list of integers")
+        raise ConfigError(f"{spec.flag} must be {kind}, got {str(value)[:40]!r}") from None
+
+
+class TrainingManager:
+    """The server's one training slot: its worker process, its state and its event log."""
+
+    def __init__(self, runs_dir: Path, data: TrainConfig | None, limits: TrainLimits = TrainLimits(),
+                 on_model: Callable[[Path], None] = lambda path: None, unavailable: str = ""):
+        self.runs_dir, self.data, self.limits, self.on_model = Path(runs_dir), data, limits, on_model
+        self.unavailable = unavailable or ("" if data is not None else "this server has no training data")
+        self._lock = threading.Lock()
+        self._process = self._stop = self._pause = None
+        self.run_id = 0
+        self.state: dict = {"status": "idle"}
+        self._events: list[dict | None] = []  # None: a superseded picture
+
+    # --- commands ------------------------------------------------------------------------------
+    def start(self, body: dict, who: str = "someone") -> dict:
+        """Validate ``body``, create the run folder and spawn the worker; the new state."""
+        if self.unavailable:
+            raise TrainingUnavailable(self.unavailable)
+        config = resolve_request(body, self.data, self.limits)
+        with self._lock:
+            if self.state["status"] in ACTIVE:
+                raise TrainingBusy(f"{self.state['run']} is training (started by {self.state['who']} at "
+                                   f"{self.state['started']}); wait for it or press Stop")
+            from ..training.run import new_run_dir
+
+            run_dir = new_run_dir(config.preset, self.runs_dir)
+            context = multiprocessing.get_context("spawn")
+            events, self._stop, self._pause = context.Queue(), context.Event(), context.Event()
+            self._process = context.Process(target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
+                                            args=(config.to_dict(), str(run_dir), events, self._stop, self._pause,
+                                                  self.limits.seconds))
+            _spawn_with_threads(self._process, BLAS_THREADS)
+            self.run_id += 1
+            self._events = []
+            self.state = {"status": "starting", "run": run_dir.name, "who": who[:60],
+                          "started": datetime.now().strftime("%H:%M:%S"), "config": public_config(config),
+                          "epochs": config.epochs, "epoch": 0, "run_id": self.run_id}
+            self._append({"type": "status", **self.state})
+            threading.Thread(target=self._drain, args=(self._process, events, run_dir, self.run_id),
+                             name="scratchnn-train-events", daemon=True).start()
+            return dict(self.state)
+
+    def stop(self) -> dict:
+        """Ask the run to stop after its current batch (its model is saved); the state."""
+        with self._lock:
+            if self.state["status"] in ("starting", "running", "paused"):
+                self._stop.set()
+                self._pause.clear()
+                self._set_status("stopping")
+            return dict(self.state)
+
+    def pause(self, paused: bool) -> dict:
+        with self._lock:
+            if self.state["status"] in ("running", "paused"):
+                (self._pause.set if paused else self._pause.clear)()
+                self._set_status("paused" if paused else "running")
+            return dict(self.state)
+
+    def close(self, seconds: float = 10.0) -> None:
+        """Stop a run when the server shuts down: its model is saved if it ends in ``seconds``."""
+        process = self._process
+        if process is not None and process.is_alive():
+            self._stop.set()
+            self._pause.clear()
+            process.join(seconds)
+            if process.is_alive():
+                process.terminate()
+
+    # --- what the page reads ---------------------------------------------------------------------
+    def events_after(self, run_id: int, seq: int) -> tuple[int, list[tuple[int, dict]], bool]:
+        """(current run id, [(seq, event)] after ``seq`` of run ``run_id`` (all of them for another
+        run), whether the run is over)."""
+        with self._lock:
+            start = seq if run_id == self.run_id else 0
+            found = [(i + 1, event) for i, event in enumerate(self._events[start:], start) if event is not None]
+            return self.run_id, found, self.state["status"] not in ACTIVE
+
+    # --- the worker's events ------------------------------------------------------------------------
+    def _drain(self, process, events, run_dir: Path, run_id: int) -> None:
+        ended = False
+        while not ended:
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                if process.is_alive():
+                    continue
+                try:  # its last events may still be in the pipe
+                    event = events.get(timeout=1.0)
+                except queue.Empty:
+                    event = {"type": "error", "detail": f"the training process ended unexpectedly "
+                                                        f"(exit code {process.exitcode}); see the server's log"}
+            ended = event.get("type") in ("done", "error")
+            if event.get("type") == "done":
+                try:
+                    self.on_model(Path(event["model_path"]))
+                    event["loaded"] = True
+                except (ScratchnnError, OSError) as error:
+                    event["loaded"], event["load_error"] = False, str(error)
+                event["model_path"] = Path(event["model_path"]).name
+            with self._lock:
+                if run_id != self.run_id:
+                    return
+                self._record(event)
+        process.join(5)
+        _remove_if_empty(run_dir)
+
+    def _record(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind in ("batch", "evaluation"):
+            self.state["epoch"] = event["epoch"]
+            if self.state["status"] == "starting":
+                self._set_status("running")
+        if kind in ("evaluation", "pictures") and event.get("weights") is not None:
+            self._drop_earlier_pictures()
+        if kind == "done":
+            self.state["model"] = event["model_path"]
+            self._append(event)
+            self._set_status("stopped" if event.get("stopped") else "finished")
+            return
+        if kind == "error":
+            self.state["detail"] = event["detail"]
+            self._append(event)
+            self._set_status("failed")
+            return
+        self._append(event)
+
+    def _drop_earlier_pictures(self) -> None:
+        for i, earlier in enumerate(self._events):
+            if earlier is not None and earlier.get("type") == "pictures":
+                self._events[i] = None
+            elif earlier is not None and earlier.get("weights") is not None:
+                self._events[i] = {**earlier, "weights": None, "confusion": None}
+
+    def _set_status(self, status: str) -> None:
+        self.state["status"] = status
+        self._append({"type": "status", **self.state})
+
+    def _append(self, event: dict) -> None:
+        self._events.append(event)
+
+
+def _spawn_with_threads(process, threads: int) -> None:
+    """Start ``process`` with the BLAS thread variables set in the environment it inherits."""
+    with _environment:
+        saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+        os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
+        try:
+            process.start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """A run that failed before its data loaded leaves no empty folder behind."""
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+

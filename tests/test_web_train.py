@@ -1,0 +1,210 @@
+"""Training from the page, in-process (TestClient), with real worker processes on 2,000 real digits:
+validation like `scratchnn train` (422 naming the flag), one run at a time (409 naming it), the
+event stream and its replay, Stop, the served model swapped, --no-train, and the Runs API."""
+import base64
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+from web_support import MNIST_CSV, require
+
+require("fastapi", "pip install 'scratchnn[web]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from scratchnn.nn import Conv2D  # noqa: E402
+from scratchnn.training.config import TrainConfig  # noqa: E402
+from scratchnn.training.run import train_run  # noqa: E402
+from scratchnn.web.app import create_app  # noqa: E402
+from scratchnn.web.train_setup import TrainSetup  # noqa: E402
+from scratchnn.web.train_worker import first_layer_images, without_folders  # noqa: E402
+from scratchnn.web.training import TrainLimits  # noqa: E402
+
+LOCAL = "http://localhost"
+TERMINAL = ("finished", "stopped", "failed")
+
+
+def small_csv(shared, folder, rows=2000):
+    """The first ``rows`` digits of the shared MNIST test CSV, as a Kaggle CSV of their own."""
+    path = folder / f"digits-{rows}.csv"
+    if not path.exists():
+        with gzip.open(shared / MNIST_CSV, "rt") as source:
+            path.write_text("".join(next(source) for _ in range(rows + 1)))
+    return path
+
+
+def base_run(shared, runs):
+    """A served run folder (seed, 20 iterations) whose config.toml names the 2,000-digit CSV."""
+    folder = runs / "base"
+    if not (folder / "model.safetensors").exists():
+        config = TrainConfig(preset="seed", epochs=20, csv=str(small_csv(shared, runs.parent)), checkpoint_every=0)
+        train_run(config, folder, log=lambda line: None, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(shared_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("train") / "runs"
+    base_run(shared_dir, runs)
+    return runs
+
+
+@pytest.fixture
+def client(runs):
+    with TestClient(create_app(runs / "base", train=TrainSetup(limits=TrainLimits(epochs=300))),
+                    base_url=LOCAL) as client:
+        yield client
+
+
+def events_until_over(client, headers=None):
+    """Every event of the stream, as (id, event), until the server ends it (the run is over)."""
+    found = []
+    with client.stream("GET", "/api/train/events", headers=headers or {}) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        last_id = None
+        for line in stream.iter_lines():
+            if line.startswith("id: "):
+                last_id = line[4:]
+            elif line.startswith("data: "):
+                found.append((last_id, json.loads(line[6:])))
+    return found
+
+
+def assert_error(response, status, *words):
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert "\n" not in detail and len(detail) < 600, detail
+    for word in words:
+        assert word in detail, f"{word!r} not in {detail!r}"
+
+
+def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client, runs):
+    before = sorted(p.name for p in runs.iterdir())
+    assert_error(client.post("/api/train", json={"preset": "seed", "lr": -1}), 422, "--lr", "> 0")
+    assert_error(client.post("/api/train", json={"preset": "seed", "hidden": "128"}), 422, "--hidden", "list")
+    assert_error(client.post("/api/train", json={"preset": "seed", "activation": "swish"}), 422, "activation", "relu")
+    assert_error(client.post("/api/train", json={"preset": "seed", "dropout": 1.0}), 422, "--dropout")
+    assert_error(client.post("/api/train", json={"preset": "seed", "batchnorm": "yes"}), 422, "--batchnorm")
+    assert_error(client.post("/api/train", json={"preset": "seed", "fault": ["nope"]}), 422, "fault", "zero-init")
+    assert_error(client.post("/api/train", json={"preset": "nope"}), 422, "--preset", "seed")
+    assert_error(client.post("/api/train", json={"csv": "/etc/passwd"}), 422, "unknown setting", "'csv'")
+    assert_error(client.post("/api/train", json=[1, 2]), 422, "JSON object")
+    assert_error(client.post("/api/train", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    assert_error(client.post("/api/train", json={"preset": "seed"}), 422, "--epochs", "--max-train-epochs")
+    assert_error(client.post("/api/train", json={"hidden": [5000], "epochs": 1}), 422, "--hidden", "--max-train-width")
+    assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"
+    assert client.get("/api/train").json()["state"]["status"] == "idle"
+
+
+def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(client, runs):
+    info = client.get("/api/train").json()
+    assert info["enabled"] and {"lr", "hidden", "fault", "doctor"} <= {o["name"] for o in info["options"]}
+    assert "csv" not in {o["name"] for o in info["options"]}
+
+    started = client.post("/api/train", json={"preset": "seed", "epochs": 40, "fault": ["zero-init"]})
+    assert started.status_code == 202, started.text
+    name = started.json()["run"]
+    assert_error(client.post("/api/train", json={"preset": "seed", "epochs": 10}), 409, name, "Stop")
+    events = events_until_over(client)
+    kinds = [event["type"] for _, event in events]
+    assert kinds[0] == "status" and events[-1][1]["status"] == "finished", kinds
+    assert kinds.index("batch") < kinds.index("evaluation") < kinds.index("done")
+    evaluations = [e for _, e in events if e["type"] == "evaluation"]
+    assert [e["epoch"] for e in evaluations] == [10, 20, 30, 40]  # the seed preset measures every 10
+    pictured = [e for _, e in events_until_over(client) if e["type"] in ("evaluation", "pictures") and e["weights"]]
+    assert len(pictured) == 1, "superseded weight images stay in the log a reconnecting page replays"
+    weights = pictured[0]["weights"]
+    assert (weights["kind"], weights["count"], weights["height"], weights["width"]) == ("dense", 10, 28, 28)
+    assert len(base64.b64decode(weights["data"])) == 10 * 28 * 28
+    confusion = np.array(pictured[0]["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 1000
+    findings = [e for _, e in events if e["type"] == "finding"]
+    assert "symmetric-units" in {f["id"] for f in findings}, findings
+    assert all(f["explanation"] and f["fix"] for f in findings)
+    logs = " ".join(e["line"] for _, e in events if e["type"] == "log")
+    assert str(runs) not in logs and "digits-2000.csv" in logs, "server folders leak into the log"
+    done = next(e for _, e in events if e["type"] == "done")
+    assert done["loaded"] and done["stopped"] == ""
+    assert client.get("/api/model").json()["name"] == name
+    for file in ("model.safetensors", "config.toml", "metrics.csv", "health.csv"):
+        assert (runs / name / file).is_file(), file
+
+    # a reconnecting browser: everything again (same ids), or only what came after Last-Event-ID
+    replay = events_until_over(client)
+    assert [i for i, _ in replay] == [i for i, _ in events]
+    after = events_until_over(client, headers={"Last-Event-ID": events[5][0]})
+    assert [i for i, _ in after] == [i for i, _ in events[6:]]
+
+
+def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs):
+    started = client.post("/api/train", json={"preset": "seed", "epochs": 300, "batch_size": 10, "eval_every": 1})
+    assert started.status_code == 202, started.text
+    with client.stream("GET", "/api/train/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch":
+                break
+    assert client.post("/api/train/pause").json()["status"] == "paused"
+    assert client.post("/api/train/stop").json()["status"] == "stopping"
+    events = [e for _, e in events_until_over(client)]
+    assert events[-1]["status"] == "stopped"
+    done = next(e for e in events if e["type"] == "done")
+    assert done["stopped"] == "asked" and done["metrics"]["epochs"] < 300
+    assert client.get("/api/model").json()["name"] == started.json()["run"]
+
+
+def test_a_run_over_its_time_is_stopped_and_saved(runs):
+    setup = TrainSetup(limits=TrainLimits(seconds=1.0))
+    with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:
+        assert client.post("/api/train", json={"preset": "seed", "epochs": 500, "batch_size": 1}).status_code == 202
+        events = [e for _, e in events_until_over(client)]
+    assert next(e for e in events if e["type"] == "done")["stopped"] == "time"
+    assert any("--max-train-seconds" in e.get("line", "") for e in events)
+
+
+def test_no_train_turns_training_off(runs):
+    with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
+        info = client.get("/api/train").json()
+        assert not info["enabled"] and "--no-train" in info["reason"]
+        assert_error(client.post("/api/train", json={"preset": "seed", "epochs": 5}), 409, "--no-train")
+        assert client.get("/api/runs").status_code == 200  # comparing runs is still allowed
+
+
+def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_path):
+    (runs / "not-a-run").mkdir(exist_ok=True)  # no config.toml: not listed
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "config.toml").write_text("")
+    if not (runs / "linked").exists():
+        os.symlink(outside, runs / "linked")
+    listed = client.get("/api/runs").json()
+    names = [r["name"] for r in listed["runs"]]
+    assert "base" in names and "not-a-run" not in names and "linked" not in names
+    base = next(r for r in listed["runs"] if r["name"] == "base")
+    assert base["preset"] == "seed" and base["settings"]["hidden"] == [10] and 0 < base["dev_accuracy"] < 1
+    assert base["config"]["csv"] == "digits-2000.csv" and "csv_sha256" not in base["config"]
+    rows = client.get("/api/runs/base/curves").json()["rows"]
+    assert [r["epoch"] for r in rows] == [10, 20]
+    for bad in ("..", "linked", "not-a-run", "%2e%2e", "a%2Fb", ".hidden", "x" * 101):
+        assert client.get(f"/api/runs/{bad}/curves").status_code in (404, 422), bad
+    assert client.post("/api/runs/base/load").json()["name"] == "base"
+    assert client.get("/api/model").json()["name"] == "base"
+
+
+def test_first_layer_images_show_kernels_and_feature_maps_of_a_cnn():
+    rng = np.random.default_rng(0)
+    config = TrainConfig(conv=[4], hidden=[8], init="he_normal")
+    model = config.build_model(rng)
+    picture = first_layer_images(model, rng.random((1, 1, 28, 28)).astype(np.float32))
+    conv = next(layer for layer in model.layers if isinstance(layer, Conv2D))
+    tiles = np.frombuffer(base64.b64decode(picture["data"]), np.uint8).reshape(4, 3, 3)
+    weights = conv.params["W"][:, 0]
+    strongest = np.abs(weights).reshape(4, -1).argmax(axis=1)
+    assert np.all(np.isin(tiles.reshape(4, -1)[np.arange(4), strongest], (0, 255)))  # each tile its own scale
+    assert np.array_equal(tiles > 128, weights > 0.5 / 127.5 * np.abs(weights).max(axis=(1, 2), keepdims=True))
+    assert (picture["maps"]["count"], picture["maps"]["height"]) == (4, 26)
+
+
+def test_server_folders_are_cut_from_text():
+    assert without_folders("Data: csv /srv/data/d.csv (1,000 train)") == "Data: csv d.csv (1,000 train)"
+    assert without_folders("details: scratchnn doctor /srv/runs/x") == "details: scratchnn doctor x"

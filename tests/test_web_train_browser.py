@@ -1,0 +1,195 @@
+"""The Train and Runs tabs in Debian's headless Chromium against `scratchnn serve` in a subprocess:
+a seed run on 2,000 real digits with curves and weights updating, Pause, a reload mid-run (the
+history comes back), a second browser, Stop, the Draw tab answering with the new model; a broken
+run's doctor finding; two runs overlaid with their differing settings; a phone-sized screen; and
+--no-train. Screenshots go to the artefacts folder."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, draw_stroke, sync_playwright  # noqa: F401
+from test_web_train import base_run
+
+pytestmark = pytest.mark.slow  # two servers and four trainings: about a minute
+
+
+def serve(model, cwd, *flags):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # another working directory: PYTHONPATH entries made absolute, so the same code is served
+    path = os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model), "--port", str(port), *flags],
+                               cwd=cwd, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/model", timeout=2):
+                return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"scratchnn serve did not start: {process.communicate()[0]}")
+            time.sleep(0.2)
+
+
+def shut(process):
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def runs(shared_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("train-browser") / "runs"
+    base_run(shared_dir, runs)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    process, url = serve(runs / "base", runs.parent)
+    yield url
+    shut(process)
+
+
+def open_page(browser, url, width=1200, height=900):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.errors, page.requests = [], []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(url)
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('parameters')")
+    return page
+
+
+def close_page(page, url):
+    page.context.close()
+    assert page.errors == [], page.errors
+    assert [u for u in page.requests if not u.startswith((url + "/", "data:", "blob:"))] == []
+
+
+def points(page) -> int:
+    return int(page.locator("#train-loss").get_attribute("data-points") or 0)
+
+
+def set_option(page, name, value):
+    page.fill(f"#train-opt-{name}", str(value))
+
+
+def test_train_watch_pause_reload_stop_and_draw_with_the_new_model(browser, server, artifacts_dir):
+    page = open_page(browser, server)
+    page.click("#tab-button-train")
+    page.select_option("#train-preset", "seed")
+    page.click("#train-settings-box summary")
+    set_option(page, "epochs", 300)  # long enough to pause, reload and stop it on a busy machine
+    set_option(page, "batch_size", 10)
+    set_option(page, "eval_every", 1)
+    clicked = time.monotonic()
+    page.click("#train-start")
+    page.wait_for_function("() => Number(document.querySelector('#train-loss').dataset.points) > 0", timeout=30_000)
+    print(f"\nfirst curve point {time.monotonic() - clicked:.2f} s after Start (includes the page's polling)")
+    seen = set()
+    page.wait_for_function("() => Number(document.querySelector('#train-weights').dataset.version) >= 2",
+                           timeout=30_000)
+    for _ in range(3):  # the curve grows while we watch
+        count = points(page)
+        seen.add(count)
+        page.wait_for_function(f"() => Number(document.querySelector('#train-loss').dataset.points) > {count}")
+    assert len(seen) == 3
+    assert page.locator("#train-weights canvas").count() == 10
+    assert page.locator("#train-confusion tbody tr").count() == 10
+    assert "epoch" in page.locator("#train-progress").inner_text()
+
+    page.click("#train-pause")
+    page.wait_for_function("() => document.querySelector('#train-pause').textContent === 'Resume'")
+    before = points(page)
+    page.reload()  # mid-run: the server replays the run so far
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('parameters')")
+    page.click("#tab-button-train")
+    page.wait_for_function(f"() => Number(document.querySelector('#train-loss').dataset.points) >= {before}")
+    assert page.locator("#train-weights canvas").count() == 10
+    assert "paused" in page.locator("#train-progress").inner_text()
+
+    other = open_page(browser, server)  # a second browser sees the run, and cannot start another
+    other.click("#tab-button-train")
+    other.wait_for_function("() => document.querySelector('#train-pause').textContent === 'Resume'")
+    assert other.locator("#train-start").is_disabled()
+    close_page(other, server)
+
+    page.screenshot(path=str(artifacts_dir / "web-train-paused.png"), full_page=True)
+    page.click("#train-pause")  # Resume
+    page.click("#train-stop")
+    page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('Draw tab now uses')",
+                           timeout=30_000)
+    run = page.locator("#train-progress").inner_text().split()[0]
+    assert "stopped" in page.locator("#train-progress").inner_text()
+    page.wait_for_function(f"() => document.querySelector('#model-line').textContent.startsWith('{run}')")
+
+    page.click("#tab-button-draw")
+    draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
+    page.wait_for_function("() => document.querySelector('#confidence').textContent.includes('% sure')")
+    with urllib.request.urlopen(f"{server}/api/model") as response:
+        assert run in response.read().decode()
+    close_page(page, server)
+
+
+def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server, artifacts_dir):
+    page = open_page(browser, server)
+    page.click("#tab-button-train")
+    page.click("#train-settings-box summary")
+    set_option(page, "epochs", 40)
+    page.select_option("#train-opt-fault", ["zero-init"])
+    page.click("#train-start")
+    page.wait_for_selector("#train-findings li.finding", timeout=30_000)
+    finding = page.locator("#train-findings li.finding").first.inner_text()
+    assert "symmetric-units" in finding and "Fix:" in finding
+    page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('finished')",
+                           timeout=60_000)
+    page.screenshot(path=str(artifacts_dir / "web-train-finding.png"), full_page=True)
+
+    page.click("#tab-button-runs")
+    page.wait_for_selector("#runs-table tbody tr")
+    boxes = page.locator("#runs-table tbody input[type=checkbox]")
+    assert boxes.count() >= 2
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.wait_for_function("() => document.querySelector('#runs-chart').dataset.series === '2'")
+    differing = page.locator("#runs-diff tr.differs td:first-child").all_inner_texts()
+    assert "fault" in differing, differing
+    assert "zero-init" in page.locator("#runs-table").inner_text() or "symmetric-units" in page.locator("#runs-table").inner_text()
+    page.screenshot(path=str(artifacts_dir / "web-runs-compare.png"), full_page=True)
+    base = page.locator("#runs-table tbody tr", has_text="base")
+    base.locator("button", has_text="Load").click()
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.startsWith('base')")
+    close_page(page, server)
+
+
+def test_phone_sized_screen_and_no_train(browser, runs, server, artifacts_dir):
+    page = open_page(browser, server, width=390, height=844)
+    page.click("#tab-button-train")
+    page.click("#train-settings-box summary")
+    wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert wide <= 0, f"the Train tab is {wide} px wider than a phone"
+    page.screenshot(path=str(artifacts_dir / "web-train-phone.png"), full_page=True)
+    close_page(page, server)
+
+    process, url = serve(runs / "base", runs.parent, "--no-train")
+    try:
+        page = open_page(browser, url)
+        page.click("#tab-button-train")
+        page.wait_for_function("() => !document.querySelector('#train-off').hidden")
+        assert "--no-train" in page.locator("#train-off").inner_text()
+        assert not page.locator("#train-on").is_visible()
+        close_page(page, url)
+    finally:
+        shut(process)
