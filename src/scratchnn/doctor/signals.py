@@ -130,8 +130,8 @@ def saturated_fraction(y: np.ndarray, kind: str) -> float:
     y = np.asarray(y, dtype=np.float64)
     if kind == "tanh":
         flat = np.abs(y) > SATURATION
-    elif kind == "sigmoid":
-        flat = (y < 1 - SATURATION) | (y > SATURATION)
+    elif kind == "sigmoid":  # NOTE: not y < 1 − 0.99, which is 0.010000000000000009 in floats
+        flat = np.maximum(y, 1 - y) > SATURATION
     else:
         raise ValueError(f"saturation is measured for tanh and sigmoid, not {kind!r}")
     return float(np.count_nonzero(flat)) / flat.size if flat.size else 0.0
@@ -237,13 +237,13 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
             raise DataError(f"{path}: empty; expected a header line")
         if required == HEADER:
             if tuple(header) != HEADER:
-                raise DataError(f"{path}: header must be {','.join(HEADER)}, got {','.join(header)[:80]}")
+                raise DataError(f"{path}: header must be {','.join(HEADER)}, got {_shown(header)}")
             rows = list(reader)
         else:
             missing = [c for c in required if c not in header]
             if missing or len(set(header)) != len(header):
                 raise DataError(f"{path}: header needs the columns {', '.join(required)} once each, got "
-                                f"{','.join(header)[:80]}")
+                                f"{_shown(header)}")
             keep = [c for c in (*required, *optional) if c in header]
             rows = []
             for line in reader:
@@ -254,6 +254,11 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
     except csv.Error as error:
         raise DataError(f"{path}: not a valid CSV table ({error})") from None
     return rows
+
+
+def _shown(header: list[str]) -> str:
+    """A header as the file spelled it, on one line (a quoted field may hold a line break)."""
+    return repr(",".join(header)[:80])[1:-1]
 
 
 def _integer(value, where: str) -> int:
