@@ -146,7 +146,7 @@ def test_the_gradient_figure_counts_what_a_log_axis_cannot_draw():
     ratio_labels = ax_ratio.get_legend_handles_labels()[1]
     assert "0.Dense (2 of 3 not drawn: 0, NaN or inf)" in ratio_labels
     assert any(label.startswith("healthy") for label in ratio_labels)
-    band = [p for p in ax_ratio.patches if p.get_label().startswith("healthy")][0]
+    band = next(p for p in ax_ratio.patches if p.get_label().startswith("healthy"))
     assert band.get_y() < 1e-3 < band.get_y() + band.get_height()  # the shaded band is around 1e-3
     assert ax_grad.get_xlabel() == "iteration"
     with pytest.raises(ShapeError, match="no grad_rms or update_ratio rows"):
