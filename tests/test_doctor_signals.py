@@ -125,7 +125,7 @@ def test_health_csv_round_trips_every_value_exactly(tmp_path):
     assert not list(tmp_path.glob(".*")), "a temporary file was left behind"
 
 
-@pytest.mark.parametrize("text, words", [
+HEALTH_ERRORS = [
     ("", "empty; expected a header line"),
     ("epoch,layer,signal\n0,model,steps\n", "header must be epoch,layer,signal,value"),
     ("Epoch,layer,signal,value\n", "header must be"),
@@ -140,28 +140,24 @@ def test_health_csv_round_trips_every_value_exactly(tmp_path):
     ("epoch,layer,signal,value\n0,a\tb,grad_rms,1\n", "layer label must be 1-100 printable characters"),
     ("epoch,layer,signal,value\n0,0.Dense,grad_rms,high\n", "expected a number, got 'high'"),
     ("epoch,layer,signal,value\n\"0,0.Dense,grad_rms,1\n", "expected 4 fields"),
-])
-def test_a_malformed_health_csv_is_one_line_naming_the_problem(tmp_path, text, words):
-    path = tmp_path / "health.csv"
-    path.write_text(text)
-    with pytest.raises(DataError, match=words) as error:
-        read_health_csv(path)
-    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
-
-
-@pytest.mark.parametrize("text, words", [
+]
+METRICS_ERRORS = [
     ("epoch,train_loss\n1,2.3\n", "needs the columns epoch, train_loss, train_accuracy"),
     ("epoch,train_loss,train_accuracy,epoch\n1,2,0.1,1\n", "once each"),
     ("epoch,train_loss,train_accuracy\n1,2.3\n", "row 2: 2 fields, the header has 3"),
     ("epoch,train_loss,train_accuracy\n1,2.3,much\n", "train_accuracy: expected a number, got 'much'"),
     ("epoch,train_loss,train_accuracy\n2,2.3,0.1\n1,2.2,0.2\n", "epochs must increase row by row"),
     ("epoch,train_loss,train_accuracy\n1e3,2.3,0.1\n", "epoch must be a whole number"),
-])
-def test_a_malformed_metrics_csv_is_one_line_naming_the_problem(tmp_path, text, words):
-    path = tmp_path / "metrics.csv"
+]
+
+
+@pytest.mark.parametrize("reader, text, words", [(read_health_csv, *case) for case in HEALTH_ERRORS]
+                         + [(read_metrics_csv, *case) for case in METRICS_ERRORS])
+def test_a_malformed_table_is_one_line_naming_the_problem(tmp_path, reader, text, words):
+    path = tmp_path / "table.csv"
     path.write_text(text)
     with pytest.raises(DataError, match=words) as error:
-        read_metrics_csv(path)
+        reader(path)
     assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
 
 
