@@ -89,7 +89,7 @@ def test_the_report_embeds_every_figure_and_fetches_nothing(run_dir, report):
     assert len(page.sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in page.sources)
     for forbidden in ("http://", "https://", 'src="/', "src='/", "url(", "@import"):
         assert forbidden not in text, forbidden
-    assert "6 figures" in lines[-1]
+    assert f"{len(FIGURES)} figures" in lines[-1]
     assert not list(run_dir.glob(".*.tmp")), "a temporary file was left behind"
 
 
@@ -154,7 +154,7 @@ def test_a_full_batch_run_counts_iterations_and_missing_data_is_a_note(shared_di
     lines = []
     text = write_report(run, log=lines.append).read_text(encoding="utf-8")
     assert "The dev images could not be loaded" in text
-    assert "2 figures: training_curves.png, first_layer.png" in lines[-1]
+    assert "4 figures: training_curves.png, first_layer.png, health_gradients.png, health_units.png" in lines[-1]
 
 
 def test_a_folder_that_is_not_a_run_gives_one_clear_error(run_dir, tmp_path):

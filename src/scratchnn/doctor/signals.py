@@ -81,8 +81,9 @@ def update_ratio(before: np.ndarray, after: np.ndarray) -> float:
     """‖after − before‖ / ‖before‖ (Frobenius); inf when a zero weight moved, NaN when a zero
     weight stayed zero (no size to compare a step with)."""
     before = np.asarray(before, dtype=np.float64)
-    moved = float(np.linalg.norm(np.asarray(after, dtype=np.float64) - before))
-    size = float(np.linalg.norm(before))
+    # NOTE: RMS, not np.linalg.norm: the same ratio (both have as many entries), without a BLAS
+    # call, which on a busy machine stalls for ~100 ms where plain NumPy takes ~0.3 ms
+    moved, size = rms(np.asarray(after, dtype=np.float64) - before), rms(before)
     if size == 0:
         return math.inf if moved else math.nan
     return moved / size
@@ -130,8 +131,8 @@ def saturated_fraction(y: np.ndarray, kind: str) -> float:
     y = np.asarray(y, dtype=np.float64)
     if kind == "tanh":
         flat = np.abs(y) > SATURATION
-    elif kind == "sigmoid":
-        flat = (y < 1 - SATURATION) | (y > SATURATION)
+    elif kind == "sigmoid":  # NOTE: not y < 1 − 0.99, which is 0.010000000000000009 in floats
+        flat = np.maximum(y, 1 - y) > SATURATION
     else:
         raise ValueError(f"saturation is measured for tanh and sigmoid, not {kind!r}")
     return float(np.count_nonzero(flat)) / flat.size if flat.size else 0.0
@@ -237,13 +238,13 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
             raise DataError(f"{path}: empty; expected a header line")
         if required == HEADER:
             if tuple(header) != HEADER:
-                raise DataError(f"{path}: header must be {','.join(HEADER)}, got {','.join(header)[:80]}")
+                raise DataError(f"{path}: header must be {','.join(HEADER)}, got {_shown(header)}")
             rows = list(reader)
         else:
             missing = [c for c in required if c not in header]
             if missing or len(set(header)) != len(header):
                 raise DataError(f"{path}: header needs the columns {', '.join(required)} once each, got "
-                                f"{','.join(header)[:80]}")
+                                f"{_shown(header)}")
             keep = [c for c in (*required, *optional) if c in header]
             rows = []
             for line in reader:
@@ -254,6 +255,11 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
     except csv.Error as error:
         raise DataError(f"{path}: not a valid CSV table ({error})") from None
     return rows
+
+
+def _shown(header: list[str]) -> str:
+    """A header as the file spelled it, on one line (a quoted field may hold a line break)."""
+    return repr(",".join(header)[:80])[1:-1]
 
 
 def _integer(value, where: str) -> int:

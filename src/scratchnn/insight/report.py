@@ -28,6 +28,7 @@ from ..metrics import confusion_matrix
 from ..training.config import TrainConfig
 from ..training.run import REPORT_FILE
 from ..training.run_data import SETS, data_source, load_set, locate_data
+from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
 
 METRICS_FILE = "metrics.csv"
 DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too
@@ -42,7 +43,8 @@ class ReportFigure:
     size: tuple[float, float]  # inches (width, height)
 
 
-FIGURE_NAMES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions", "first_layer")
+FIGURE_NAMES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions", "first_layer",
+                *HEALTH_FIGURES)
 
 
 def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = print) -> Path:
@@ -65,9 +67,10 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     rows = read_metrics(run_dir / METRICS_FILE, notes)
     step = "iteration" if not config.batch_size else "epoch"
     figures: list[ReportFigure] = []
+    health_section: list[ReportFigure] = []  # drawn in the page's Health section, not under Figures
 
-    def add(name: str, title: str, caption: str, fig) -> None:
-        figures.append(ReportFigure(name, title, caption, plots.figure_png(fig, DPI), tuple(fig.get_size_inches())))
+    def add(name: str, title: str, caption: str, fig, into: list[ReportFigure] = figures) -> None:
+        into.append(ReportFigure(name, title, caption, plots.figure_png(fig, DPI), tuple(fig.get_size_inches())))
 
     if rows:
         add("training_curves", "Training curves", f"Loss, accuracy and learning rate at each of the {len(rows)} "
@@ -95,16 +98,21 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
             plots.first_layer_figure(model))
     except ShapeError as error:
         notes.append(f"No first-layer figure: {error}.")
-    _refuse_to_degrade(run_dir / REPORT_FILE, {figure.name for figure in figures}, notes)
-    for figure in figures:
+    health = read_health(run_dir, notes)
+    for figure in health_figures(health, step):
+        add(*figure, into=health_section)
+    drawn = figures + health_section
+    _refuse_to_degrade(run_dir / REPORT_FILE, {figure.name for figure in drawn}, notes)
+    for figure in drawn:
         atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
-    for name in set(FIGURE_NAMES) - {figure.name for figure in figures}:
+    for name in set(FIGURE_NAMES) - {figure.name for figure in drawn}:
         (run_dir / f"{name}.png").unlink(missing_ok=True)
-    page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which)
+    page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which,
+                       health_html(health, "".join(_figure_html(f) for f in health_section), step))
     path = atomic_write_bytes(run_dir / REPORT_FILE, page.encode("utf-8"))
     for note in notes:
         log(f"Note: {note}")
-    log(f"Report: {path} ({len(figures)} figures: {', '.join(f.name + '.png' for f in figures)})")
+    log(f"Report: {path} ({len(drawn)} figures: {', '.join(f.name + '.png' for f in drawn)})")
     return path
 
 
@@ -201,8 +209,9 @@ def _predict(model, metadata: dict, config: TrainConfig, which: str, notes: list
 
 # --- the page ----------------------------------------------------------------------------------
 def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows, figures, notes, predicted,
-                which: str) -> str:
-    """The HTML text of the report; every run-supplied string goes through html.escape."""
+                which: str, health: str = "") -> str:
+    """The HTML text of the report; every run-supplied string goes through html.escape (``health``:
+    the Health section's HTML, already escaped by report_health)."""
     e = html.escape
     title = f"scratchnn run report: {run_dir.resolve().name}"
     created = metadata.get("created", "")
@@ -223,7 +232,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)}</title>
-<style>{CSS}</style>
+<style>{CSS}{HEALTH_CSS}</style>
 </head>
 <body>
 <main>
@@ -231,6 +240,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 {notes_html}
 <section><h2>Summary</h2><table class="summary">{summary}</table></section>
 <section><h2>Figures</h2>{figures_html or "<p class='muted'>No figures could be drawn (see the notes).</p>"}</section>
+{health}
 <section><h2>Architecture</h2><pre>{e(model.summary())}</pre></section>
 <section><h2>Configuration</h2><p class="muted">As saved with the model; <code>scratchnn train --config
 {e(str(run_dir / "config.toml"))}</code> repeats the run.</p><dl class="config">{options}</dl></section>
