@@ -6,6 +6,7 @@ doctor then reads only the run folder's metrics.csv and health.csv (``diagnose_r
 never told which fault ran.
 """
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -89,3 +90,19 @@ def test_the_cnn_recipe_raises_no_doctors_alarm(shared_dir, tmp_path):
     config = configured(shared_dir, "cnn", {"epochs": 3})
     result = train_run(config, tmp_path, log=lambda line: None, progress=False)
     assert not [f.line() for f in result.findings if f.severity in ("error", "warning")]
+
+
+def test_the_readme_break_it_table_shows_every_fault_with_its_tested_command_and_finding():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Break it on purpose", 1)[1].split("\n###", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `--preset")]
+    assert len(rows) == len(FAULTS)
+    for fault, (preset, changes, rule) in CASES.items():
+        row = next(line for line in rows if f"--fault {fault}`" in line)
+        command = row.split("`")[1]
+        assert command.startswith(f"--preset {preset}"), row
+        for name, value in changes.items():
+            flag = "--" + name.replace("_", "-")
+            if name != "epochs" or "--epochs" in command:  # the tests stop full-batch runs at 100 iterations
+                assert f"{flag} {','.join(map(str, value)) if isinstance(value, list) else value}" in command, row
+        assert f"`[{rule}]`" in row, row

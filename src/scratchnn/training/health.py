@@ -18,7 +18,7 @@ from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, 
 from ..model import Sequential
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
-SAMPLE_SIZE = 256  # training images whose activations are measured at each evaluation
+SAMPLE_SIZE = 128  # training images whose activations are measured at each evaluation: one batch
 FIRING = (ReLU, LeakyReLU)  # units that can die: output > 0 is "fired"
 SATURATING = {Sigmoid: "sigmoid", Tanh: "tanh"}
 
