@@ -47,3 +47,13 @@ def test_seed_and_seeds_together_is_a_one_line_error(tmp_path, digits_csv, capsy
     code = main(["train", "--seeds", "0,1", "--seed", "4", "--csv", str(digits_csv), "--out", str(tmp_path / "x")])
     assert code == 1 and "--seed for one run or --seeds for an ensemble, not both" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_train_size_trains_on_the_first_images_of_the_split_and_evaluate_replays_it(tmp_path, digits_csv, capsys):
+    out = tmp_path / "small"
+    assert main(["train", "--train-size", "120", "--hidden", "8", "--epochs", "1", "--batch-size", "64",
+                 "--dev-size", "50", "--csv", str(digits_csv), "--out", str(out), "--no-report"]) == 0
+    assert "(120 train / 50 dev)" in capsys.readouterr().out
+    assert read_metadata(out)["metrics"]["train_samples"] == 120
+    assert main(["evaluate", str(out), "--set", "train"]) == 0
+    assert "120" in capsys.readouterr().out

@@ -11,12 +11,12 @@ import math
 import shlex
 from pathlib import Path
 
-from ..data import scale_pixels, train_dev_split
+from ..data import scale_pixels
 from ..errors import ConfigError
 from ..training.config import TrainConfig
 from ..training.options import option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
-from ..training.run_data import config_generators, data_source
+from ..training.run_data import config_generators, data_source, run_split
 from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
@@ -79,7 +79,7 @@ def range_test_inputs(config: TrainConfig):
     source = data_source(config)
     data = source.load("train", progress=True)
     gens = config_generators(config)
-    train_images, y_train, _, _ = train_dev_split(data.images, data.labels, config.dev_size, gens["split"])
+    train_images, y_train, _, _ = run_split(config, data.images, data.labels, gens["split"])
     model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),
                                layer_rng=gens["layers"])
     print(f"Data: {source.describe()}")

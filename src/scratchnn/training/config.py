@@ -117,6 +117,8 @@ class TrainConfig:
     dev_size: int = option(1000, "images held out as the dev set", group="training loop", metavar="N", low=0)
     seed: int = option(0, "random seed for split, weights, order and dropout", group="training loop",
                        metavar="N", low=0)
+    train_size: int = option(0, "train on the first N images of the shuffled training split (0: all of them)",
+                             group="training loop", metavar="N", low=0, applies=lambda c: c.train_size > 0)
     split_seed: int = option(-1, "seed of the train/dev split (-1: the same as --seed); ensemble members share one",
                              group="training loop", metavar="N", low=-1, applies=lambda c: c.split_seed >= 0)
     eval_every: int = option(10, "measure dev metrics and print a line every N epochs", group="training loop",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data import DataSource, scale_pixels, train_dev_split
+from ..data import DataSource, scale_pixels
 from ..doctor.faults import Setup, apply_faults
 from ..doctor.diagnosis import Doctor, diagnose
 from ..doctor.findings import Finding
@@ -41,7 +41,7 @@ from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
 from .health import HealthRecorder
 from .progress import TrainingProgress
-from .run_data import check_data_files, config_generators, data_source, locate_data, record_data
+from .run_data import check_data_files, config_generators, data_source, locate_data, record_data, run_split
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
@@ -167,8 +167,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
            stop_requested: Callable[[], bool] | None = None,
            on_setup: Callable[[Sequential, np.ndarray, np.ndarray], None] | None = None) -> RunResult:
     gens = config_generators(config)
-    train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, config.dev_size,
-                                                               gens["split"])
+    train_images, y_train, dev_images, y_dev = run_split(config, data.images, data.labels, gens["split"])
     model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),
                                layer_rng=gens["layers"])
     x_train, x_dev = scale_pixels(train_images, model.input_shape), scale_pixels(dev_images, model.input_shape)

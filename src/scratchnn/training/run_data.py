@@ -123,6 +123,15 @@ def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.
     return gens
 
 
+def run_split(config: TrainConfig, images: np.ndarray, labels: np.ndarray, split_rng: np.random.Generator):
+    """The run's (train images, train labels, dev images, dev labels): ``dev_size`` images held
+    out of the shuffled data, then the first ``train_size`` of the rest (0: all) to train on."""
+    train_images, train_labels, dev_images, dev_labels = train_dev_split(images, labels, config.dev_size, split_rng)
+    if config.train_size:
+        train_images, train_labels = train_images[:config.train_size], train_labels[:config.train_size]
+    return train_images, train_labels, dev_images, dev_labels
+
+
 def config_generators(config: TrainConfig) -> dict[str, np.random.Generator]:
     """``seeded_generators`` of a config: its seed, and its split seed when it has one (>= 0)."""
     return seeded_generators(config.seed, config.split_seed if config.split_seed >= 0 else None)
@@ -158,7 +167,7 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
     if model is not None:
         check_image_shape(images, source.csv or source.images or source.describe(), model, metadata or {})
     if which in ("train", "dev"):
-        train_images, train_labels, dev_images, dev_labels = train_dev_split(
-            images, labels, config.dev_size, config_generators(config)["split"])
+        train_images, train_labels, dev_images, dev_labels = run_split(
+            config, images, labels, config_generators(config)["split"])
         images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
     return images, labels, data.classes, f"{which} set of {source.describe()}"
