@@ -8,9 +8,9 @@ import sys
 from .. import __version__
 from ..errors import ScratchnnError
 from .config_flags import suggest_flag
-from . import evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, train_cmd
+from . import evaluate_cmd, explain_cmd, gradcheck_cmd, predict_cmd, report_cmd, serve_cmd, sweep_cmd, train_cmd
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, gradcheck_cmd, serve_cmd)
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, gradcheck_cmd, serve_cmd, sweep_cmd)
 
 
 class CommandListFormatter(argparse.HelpFormatter):
