@@ -6,7 +6,7 @@ every worker reports to one study over the Dask connection, with no shared disk 
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +19,12 @@ INSTALL_HINT = "install the tune extra: pip install 'scratchnn[tune]'"
 
 def require_tune_extra(command: str = "scratchnn sweep") -> None:
     """A ConfigError that says how to install what is missing (checked before anything starts)."""
-    missing = [name for name in TUNE_MODULES if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in TUNE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise ConfigError(f"{command} needs {', '.join(missing)}; {INSTALL_HINT}")
 
