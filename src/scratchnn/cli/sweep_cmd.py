@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     trial = max(complete, key=lambda t: (t.value, -t.number))
     print(f"Best: trial {trial.number}, dev accuracy {trial.value:.4f}; its config: {best}")
-    log(f"Next:\n  scratchnn train --config {best}   train it again (same seed: same result)\n"
-        f"  scratchnn report {folder_path}          the sweep's figures in {folder_path / 'sweep.html'}")
+    steps = [(f"scratchnn train --config {best}", "train it again (same seed: same result)"),
+             (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}")]
+    width = max(len(command) for command, _ in steps)
+    log("\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)]))
     return 0

@@ -48,10 +48,11 @@ def dask_client(workers: int, scheduler: str | None = None) -> Iterator:
         return
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    # NOTE: memory_limit=0: no per-worker memory cap; Dask's default would pause a trial's worker
+    # NOTE: dashboard on any free port (the scheduler serves HTTP anyway; 8787 may be taken by
+    # another sweep); memory_limit=0: no per-worker memory cap; Dask's default would pause a trial's worker
     # at a fraction of the machine's memory meant for data frames, not for one training run
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 

@@ -34,7 +34,12 @@ def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, s
 
 def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], None] = print) -> optuna.Study:
     """Run the sweep's remaining trials on ``client``'s workers; returns the study."""
-    storage = cluster_storage(client, folder.storage())
+    try:
+        storage = cluster_storage(client, folder.storage())
+    except Exception as error:  # noqa: BLE001 - raised in the scheduler: no such folder there, a bad URL...
+        raise ConfigError(f"the Dask scheduler could not open the study's storage ({type(error).__name__}: {error}); "
+                          "run the sweep where the scheduler runs, put its folder on a shared disk, or give "
+                          "--storage URL (a database the scheduler can reach)") from None
     study = open_study(storage, folder.seed, create=create)
     lost = recover_interrupted(study)
     if lost:
