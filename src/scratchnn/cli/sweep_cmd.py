@@ -82,12 +82,15 @@ def run(args: argparse.Namespace) -> int:
                               "drop the flag or the line of the space")
         folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage)
         folder_path = folder.path
-    with dask_client(args.workers or os.cpu_count() or 1, args.scheduler) as client:
-        if args.resume:
-            study = resume_sweep(folder_path, client, args.trials, log=log)
-        else:
-            study = run_sweep(folder, client, create=True, log=log)
-        complete = study.get_trials(states=(TrialState.COMPLETE,))  # before the cluster goes
+    try:
+        with dask_client(args.workers or os.cpu_count() or 1, args.scheduler) as client:
+            if args.resume:
+                study = resume_sweep(folder_path, client, args.trials, log=log)
+            else:
+                study = run_sweep(folder, client, create=True, log=log)
+            complete = study.get_trials(states=(TrialState.COMPLETE,))  # before the cluster goes
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"finished trials are kept; continue with 'scratchnn sweep --resume {folder_path}'") from None
     best = folder_path / BEST_FILE
     if not complete:
         print(f"No trial finished well in {folder_path}; see the reasons above and in {folder_path}/trials/*/train.log")

@@ -45,14 +45,13 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
     if lost:
         log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
     done_before = counts(study)
-    slots = max(1, sum(info.get("nthreads", 1) for info in client.scheduler_info()["workers"].values()))
-    log(f"Sweep {folder.path}: {done_before} of {folder.trials} trials done; {slots} at a time; "
+    log(f"Sweep {folder.path}: {done_before} of {folder.trials} trials done; {slots(client)} at a time; "
         f"searching {', '.join(d.describe() for d in folder.space.dimensions)}")
     from distributed import as_completed
 
     running, start = {}, time.perf_counter()
     pending = as_completed()
-    while counts(study) + len(running) < folder.trials and len(running) < slots:
+    while counts(study) + len(running) < folder.trials and len(running) < slots(client):
         _submit(study, storage, folder, client, running, pending, log)
     for future in pending:
         trial = running.pop(future)
@@ -61,9 +60,14 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         write_best(folder, study)
         log(progress_line(study, trial.number, done, folder.trials, done - done_before,
                           time.perf_counter() - start))
-        while done + len(running) < folder.trials and len(running) < slots:
+        while done + len(running) < folder.trials and len(running) < slots(client):
             _submit(study, storage, folder, client, running, pending, log)
     return study
+
+
+def slots(client) -> int:
+    """Trials the cluster runs at once: its worker threads now (workers may join a running sweep)."""
+    return max(1, sum(info.get("nthreads", 1) for info in client.scheduler_info()["workers"].values()))
 
 
 def resume_sweep(path: Path, client, trials: int | None = None, log: Callable[[str], None] = print) -> optuna.Study:
