@@ -112,3 +112,26 @@ def test_a_killed_sweep_resumes_without_repeating_trials(digits, tmp_path):
     assert len(lost) == 1 and lost[0].user_attrs.get("interrupted")  # the one the kill cut short, asked again
     assert all(any(c.user_attrs.get("retry_of") == t.number for c in complete) for t in lost)
     assert len(trials) == 6 + len(lost)
+
+
+def test_a_trial_below_the_median_is_pruned_in_its_worker(digits, tmp_path):
+    """run_trial as a worker runs it, on any Optuna storage: 4 earlier trials at 0.9 per epoch,
+    then a learning rate too small to learn is stopped after the second epoch."""
+    import optuna
+
+    from scratchnn.training.presets import get_preset
+    from scratchnn.tune.study import STUDY_NAME, make_pruner
+    from scratchnn.tune.trial import run_trial
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", pruner=make_pruner())
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={1: 0.9, 2: 0.9, 3: 0.9, 4: 0.9}))
+    config = get_preset("mlp")
+    config.csv, config.dev_size, config.epochs, config.hidden, config.lr = str(digits), 500, 4, [32], 1e-6
+    trial = study.ask()
+    outcome = run_trial(storage, STUDY_NAME, trial._trial_id, config.to_dict(), str(tmp_path / "trial"))
+    assert outcome == {"state": "pruned", "reason": outcome["reason"]}
+    assert outcome["reason"].startswith("pruned after epoch 2: dev accuracy")
+    assert study.trials[-1].intermediate_values.keys() == {1, 2}
+    assert "pruned after epoch 2" in (tmp_path / "trial" / "train.log").read_text()

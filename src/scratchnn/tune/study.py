@@ -108,7 +108,8 @@ def read_sweep_folder(path: Path) -> SweepFolder:
 def make_pruner() -> optuna.pruners.BasePruner:
     """Stop a trial whose dev accuracy is below the median of earlier trials at the same epoch.
 
-    Not before 4 trials have finished, nor before the third epoch: early epochs say too little.
+    Not before 4 trials have finished, nor before the second epoch (the first is the warm-up of
+    most recipes); the last epoch is never pruned (the run is done by then: see trial.py).
     """
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
 
