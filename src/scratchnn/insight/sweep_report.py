@@ -61,9 +61,9 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
                 axes = draw(study, target_name="dev accuracy")
-            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-            figure.set_size_inches(max(figure.get_size_inches()[0], 7), max(figure.get_size_inches()[1], 4.5))
-            figure.tight_layout()
+                figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+                figure.set_size_inches(max(figure.get_size_inches()[0], 7), max(figure.get_size_inches()[1], 4.5))
+                figure.tight_layout()  # NOTE: parallel coordinates' twin axes make it warn; harmless
             figures.append((title, caption, figure_png(figure)))
         except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. one param with one value
             notes.append(f"{title}: not drawn ({error})")
