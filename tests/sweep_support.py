@@ -26,9 +26,11 @@ def env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
 
 
-def scratchnn(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+def scratchnn(*args, timeout: float = 300, threads: int | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess; ``threads``: its BLAS threads (OpenBLAS and MKL read OMP_NUM_THREADS)."""
+    pinned = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)} if threads else {}
     return subprocess.run([sys.executable, "-m", "scratchnn", *map(str, args)], capture_output=True, text=True,
-                          env=env(), timeout=timeout, **kwargs)
+                          env={**env(), **pinned}, timeout=timeout, **kwargs)
 
 
 def study_trials(sweep_dir: Path):
