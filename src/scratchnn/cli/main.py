@@ -9,10 +9,10 @@ from .. import __version__
 from ..errors import ScratchnnError
 from .config_flags import suggest_flag
 from . import (doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, lr_find_cmd, predict_cmd, report_cmd,
-               serve_cmd, train_cmd)
+               serve_cmd, sweep_cmd, train_cmd)
 
-COMMANDS = (train_cmd, lr_find_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, doctor_cmd, gradcheck_cmd,
-            serve_cmd)
+COMMANDS = (train_cmd, lr_find_cmd, sweep_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, doctor_cmd,
+            gradcheck_cmd, serve_cmd)
 
 
 class CommandListFormatter(argparse.HelpFormatter):

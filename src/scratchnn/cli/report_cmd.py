@@ -14,12 +14,20 @@ def add_parser(commands) -> None:
                     "mistakes, a prediction sheet and the first-layer weights of a run as PNG files, "
                     "plus report.html, one page that embeds them all and opens offline.")
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path,
-                        help="a run folder made by 'scratchnn train' (runs/<name>/)")
+                        help="a run folder made by 'scratchnn train' (runs/<name>/), or a sweep folder "
+                             "(scratchnn sweep --out DIR: writes DIR/sweep.html)")
     add_set_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.run_dir / "sweep.json").is_file():  # a sweep folder: sweep.html (the tune extra)
+        from ..insight.sweep_report import write_sweep_report
+        from ..tune.parallel import require_tune_extra
+
+        require_tune_extra("scratchnn report on a sweep folder")
+        write_sweep_report(args.run_dir)
+        return 0
     from ..insight.report import write_report  # matplotlib only for this command
 
     write_report(args.run_dir, which=args.set)

@@ -1,0 +1,106 @@
+"""``scratchnn sweep``: an Optuna search over training options, trials in parallel through Dask."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..training.config import TrainConfig
+from ..training.options import option_of
+from ..training.presets import DEFAULT_PRESET, PRESETS
+from .common import add_data_arguments
+from .config_flags import add_option_arguments, given_options
+from .train_cmd import TRAIN_GROUPS, resolve_config
+
+DEFAULT_TRIALS = 20
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "sweep", help="search for good training settings (Optuna), trials in parallel (Dask)",
+        description="Run an Optuna study (TPE sampler, median pruner on the per-epoch dev accuracy) over "
+                    "the options a TOML search space names. Each trial is an ordinary run folder under "
+                    "OUT/trials/; OUT/best.toml is the best trial's config (scratchnn train --config "
+                    "OUT/best.toml repeats it). Any train flag given fixes that option for every trial. "
+                    "Needs the tune extra: pip install 'scratchnn[tune]'.")
+    parser.add_argument("--space", metavar="SPACE.toml", default=None,
+                        help="the search space: a TOML file, or 'default' for the preset's own (default: default)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help=f"the recipe every trial starts from (default: {DEFAULT_PRESET})")
+    parser.add_argument("--config", metavar="FILE", type=Path, help="a TOML config every trial starts from")
+    parser.add_argument("--trials", metavar="N", type=int, default=None,
+                        help=f"trials in the study (default: {DEFAULT_TRIALS}; with --resume: a new total)")
+    parser.add_argument("--out", metavar="DIR", type=Path, help="the sweep folder to create")
+    parser.add_argument("--resume", metavar="DIR", type=Path,
+                        help="continue a stopped sweep; finished trials are kept, not repeated")
+    where = parser.add_argument_group("where the trials run")
+    where.add_argument("--workers", metavar="N", type=int, default=None,
+                       help=f"worker processes on this machine, one BLAS thread each (default: the core count, "
+                            f"{os.cpu_count()})")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="an existing Dask cluster's scheduler, e.g. tcp://HOST:8786, instead of local workers")
+    where.add_argument("--storage", metavar="URL", default="",
+                       help="an Optuna storage URL for the study, e.g. postgresql://... (default: the "
+                            "journal file OUT/study.log, kept by the Dask scheduler)")
+    add_option_arguments(parser, TRAIN_GROUPS)
+    add_data_arguments(parser, "default: --dataset mnist; every trial loads it itself")
+    parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tune.parallel import require_tune_extra
+
+    require_tune_extra()
+    from optuna.trial import TrialState
+
+    from ..tune.parallel import dask_client
+    from ..tune.space import load_space
+    from ..tune.study import BEST_FILE
+    from ..tune.sweep import resume_sweep, run_sweep, start_sweep
+
+    log = (lambda line: None) if args.quiet else print
+    if args.workers is not None and args.scheduler:
+        raise ConfigError("give --workers (trials on this machine) or --scheduler (a Dask cluster), not both")
+    if args.resume:
+        given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
+        given += [f"--{name}" for name in ("space", "preset", "config", "out") if getattr(args, name) is not None]
+        given += ["--storage"] if args.storage else []
+        if given:
+            raise ConfigError(f"--resume continues a sweep with its own space and config; drop {', '.join(given)}")
+        folder_path = args.resume
+    else:
+        if args.out is None:
+            raise ConfigError("give --out DIR, the folder the sweep's trials and best.toml go into")
+        base = resolve_config(args)
+        space = load_space(args.space or "default", base.preset)
+        fixed = sorted(set(space.names) & set(given_options(args, TRAIN_GROUPS)))
+        if fixed:
+            flags = ", ".join(option_of(TrainConfig, name).flag for name in fixed)
+            raise ConfigError(f"{flags} fixes what the search space searches ({', '.join(fixed)}); "
+                              "drop the flag or the line of the space")
+        folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage)
+        folder_path = folder.path
+    try:
+        with dask_client(args.workers or os.cpu_count() or 1, args.scheduler) as client:
+            if args.resume:
+                study = resume_sweep(folder_path, client, args.trials, log=log)
+            else:
+                study = run_sweep(folder, client, create=True, log=log)
+            complete = study.get_trials(states=(TrialState.COMPLETE,))  # before the cluster goes
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"finished trials are kept; continue with 'scratchnn sweep --resume {folder_path}'") from None
+    best = folder_path / BEST_FILE
+    if not complete:
+        print(f"No trial finished well in {folder_path}; see the reasons above and in {folder_path}/trials/*/train.log")
+        return 1
+    trial = max(complete, key=lambda t: (t.value, -t.number))
+    print(f"Best: trial {trial.number}, dev accuracy {trial.value:.4f}; its config: {best}")
+    # NOTE: trials ran on one BLAS thread; more threads sum the products in another order, so the
+    # weights (and the last digit of the accuracy) can differ: one thread repeats the trial bit for bit
+    steps = [(f"OMP_NUM_THREADS=1 scratchnn train --config {best}", "the best trial again, bit for bit"),
+             (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}")]
+    width = max(len(command) for command, _ in steps)
+    log("\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)]))
+    return 0

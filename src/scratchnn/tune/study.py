@@ -1,0 +1,159 @@
+"""A sweep folder and the Optuna study inside it.
+
+``DIR/`` holds ``sweep.json`` (the study's name, its storage, the number of trials asked for),
+``space.toml`` (the search space), ``base.toml`` (the config every trial starts from), the
+study itself in ``study.log`` (Optuna's journal file: embedded, nothing to start; or any
+Optuna storage URL given with ``--storage``), ``trials/NNNN/`` (one ordinary run folder per
+trial) and ``best.toml`` (the best trial's full config, rewritten after every trial).
+
+The objective is the final dev accuracy (maximised); each evaluated epoch's dev accuracy is
+reported to the pruner (median rule). Needs the ``tune`` extra (Optuna).
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from optuna_integration import DaskStorage
+
+from ..errors import ConfigError
+from ..files import atomic_write_bytes
+from ..training.config import TrainConfig
+from .space import SearchSpace, parse_space
+
+SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "sweep.json", "space.toml", "base.toml", "study.log", "best.toml"
+TRIALS_DIR = "trials"
+STUDY_NAME = "sweep"
+INTERRUPTED = "interrupted"  # user attribute of a trial the sweep lost (killed while it ran)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@dataclass
+class SweepFolder:
+    """What ``DIR/sweep.json``, ``space.toml`` and ``base.toml`` say."""
+
+    path: Path
+    trials: int
+    storage_url: str  # "" = the journal file DIR/study.log
+    seed: int
+    space: SearchSpace
+    base: TrainConfig
+
+    def trial_dir(self, number: int) -> Path:
+        return self.path / TRIALS_DIR / f"{number:04d}"
+
+    def storage(self):
+        """The Optuna storage (a URL, or the journal storage of DIR/study.log) for one process."""
+        if self.storage_url:
+            return self.storage_url
+        return JournalStorage(JournalFileBackend(str((self.path / STUDY_FILE).absolute())))
+
+    def write(self) -> None:
+        settings = {"study": STUDY_NAME, "storage": self.storage_url, "trials": self.trials, "seed": self.seed}
+        atomic_write_bytes(self.path / SPACE_FILE, self.space.text.encode())
+        self.base.save(self.path / BASE_FILE)
+        atomic_write_bytes(self.path / SWEEP_FILE, (json.dumps(settings, indent=2) + "\n").encode())
+
+
+class ClusterStorage(DaskStorage):
+    """Optuna's DaskStorage: the study's storage lives in the Dask scheduler, every worker talks to it.
+
+    Unpickled in a worker, this class imports this module first, whose warning filter keeps
+    Optuna's "DaskStorage is experimental" out of every trial's output.
+    """
+
+    def __reduce__(self) -> tuple:
+        return (ClusterStorage, (None, self.name, None, False))
+
+
+def is_sweep_folder(path: Path) -> bool:
+    return (Path(path) / SWEEP_FILE).is_file()
+
+
+def create_sweep_folder(path: Path, trials: int, storage_url: str, space: SearchSpace,
+                        base: TrainConfig) -> SweepFolder:
+    """A new sweep folder (refused if ``path`` already holds a sweep or other files)."""
+    path = Path(path)
+    if is_sweep_folder(path):
+        raise ConfigError(f"{path} already holds a sweep; continue it with --resume {path}, or choose another --out")
+    if path.exists() and any(path.iterdir()):
+        raise ConfigError(f"{path} is not empty; give a new folder to --out")
+    folder = SweepFolder(path, trials, storage_url, base.seed, space, base)
+    folder.write()
+    return folder
+
+
+def read_sweep_folder(path: Path) -> SweepFolder:
+    """The settings of an existing sweep folder; a ConfigError if it is not one."""
+    path = Path(path)
+    if not is_sweep_folder(path):
+        raise ConfigError(f"{path}: not a sweep folder (no {SWEEP_FILE}); give the --out folder of a sweep")
+    try:
+        settings = json.loads((path / SWEEP_FILE).read_bytes()[:65536])
+        trials, storage_url, seed = int(settings["trials"]), str(settings["storage"]), int(settings["seed"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
+    space = parse_space((path / SPACE_FILE).read_text(encoding="utf-8"), str(path / SPACE_FILE))
+    return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE))
+
+
+def make_pruner() -> optuna.pruners.BasePruner:
+    """Stop a trial whose dev accuracy is below the median of earlier trials at the same epoch.
+
+    Not before 4 trials have finished, nor before the second epoch (the first is the warm-up of
+    most recipes); the last epoch is never pruned (the run is done by then: see trial.py).
+    """
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+
+
+def open_study(storage, seed: int, create: bool = False) -> optuna.Study:
+    """The sweep's study in ``storage``; TPE's seed moves on with the trials already asked for,
+    so a resumed sweep does not propose the first trials again."""
+    if create:
+        return optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize",
+                                   sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner())
+    try:
+        asked = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials(deepcopy=False))
+    except KeyError:
+        raise ConfigError("the sweep's study is not in its storage; start a new sweep") from None
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=make_pruner(),
+                             sampler=optuna.samplers.TPESampler(seed=seed + asked))
+
+
+def counts(study: optuna.Study) -> int:
+    """Trials that count towards the total: finished ones, not those lost to an interruption."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)))
+
+
+def recover_interrupted(study: optuna.Study) -> list[int]:
+    """Mark trials left RUNNING (or queued) by a killed sweep failed, and queue their params again."""
+    lost = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        if trial.state == TrialState.RUNNING:
+            study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+            study._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: the sweep stopped while it ran")
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            lost.append(trial.number)
+    return lost
+
+
+def write_best(folder: SweepFolder, study: optuna.Study) -> TrainConfig | None:
+    """Rewrite ``DIR/best.toml`` with the best finished trial's full config (from its run folder)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = max(complete, key=lambda t: (t.value, -t.number))  # the earliest of equal scores
+    config = TrainConfig.load(folder.trial_dir(best.number) / "config.toml")
+    config.save(folder.path / BEST_FILE)
+    return config

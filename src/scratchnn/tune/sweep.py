@@ -1,0 +1,152 @@
+"""The sweep loop: ask the study for a trial, send it to a free worker, tell the study how it ended.
+
+The sampler (TPE) runs here, in one process, and sees every finished trial; the workers only
+train and report per-epoch dev accuracy for the pruner. As many trials are in flight as the
+cluster has worker threads. After every finished trial ``best.toml`` is rewritten and one
+progress line printed: trial number, params, dev accuracy, best so far, ETA.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import ConfigError, ScratchnnError
+from ..training.config import TrainConfig
+from ..training.run_data import record_data
+from .parallel import cluster_storage
+from .space import SearchSpace
+from .study import (STUDY_NAME, SweepFolder, counts, create_sweep_folder, open_study, read_sweep_folder,
+                    recover_interrupted, write_best)
+from .trial import run_trial
+
+
+def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, storage_url: str = "") -> SweepFolder:
+    """Create the sweep folder; the base config's data paths become absolute with their SHA-256."""
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    base.validate()
+    return create_sweep_folder(out, trials, storage_url, space, record_data(base))
+
+
+def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], None] = print) -> optuna.Study:
+    """Run the sweep's remaining trials on ``client``'s workers; returns the study."""
+    try:
+        storage = cluster_storage(client, folder.storage())
+    except Exception as error:  # noqa: BLE001 - raised in the scheduler: no such folder there, a bad URL...
+        raise ConfigError(f"the Dask scheduler could not open the study's storage ({type(error).__name__}: {error}); "
+                          "run the sweep where the scheduler runs, put its folder on a shared disk, or give "
+                          "--storage URL (a database the scheduler can reach)") from None
+    study = open_study(storage, folder.seed, create=create)
+    lost = recover_interrupted(study)
+    if lost:
+        log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
+    done_before = counts(study)
+    log(f"Sweep {folder.path}: {done_before} of {folder.trials} trials done; {slots(client)} at a time; "
+        f"searching {', '.join(d.describe() for d in folder.space.dimensions)}")
+    from distributed import as_completed
+
+    running, start = {}, time.perf_counter()
+    pending = as_completed()
+    while counts(study) + len(running) < folder.trials and len(running) < slots(client):
+        _submit(study, storage, folder, client, running, pending, log)
+    for future in pending:
+        trial = running.pop(future)
+        _finish(study, trial, future)
+        done = counts(study)
+        write_best(folder, study)
+        log(progress_line(study, trial.number, done, folder.trials, done - done_before,
+                          time.perf_counter() - start))
+        while done + len(running) < folder.trials and len(running) < slots(client):
+            _submit(study, storage, folder, client, running, pending, log)
+    return study
+
+
+def slots(client) -> int:
+    """Trials the cluster runs at once: its worker threads now (workers may join a running sweep)."""
+    return max(1, sum(info.get("nthreads", 1) for info in client.scheduler_info()["workers"].values()))
+
+
+def resume_sweep(path: Path, client, trials: int | None = None, log: Callable[[str], None] = print) -> optuna.Study:
+    """Continue the sweep in ``path`` (``trials``: a new total), without repeating finished trials."""
+    folder = read_sweep_folder(path)
+    if trials is not None:
+        if trials < 1:
+            raise ConfigError(f"--trials must be >= 1, got {trials}")
+        folder.trials = trials
+        folder.write()
+    return run_sweep(folder, client, create=False, log=log)
+
+
+def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: dict, pending, log) -> None:
+    """Ask for the next trial and send it to the cluster; a config the options refuse fails at once."""
+    trial = study.ask()
+    params = folder.space.suggest(trial)
+    try:
+        config = folder.space.apply(folder.base, params)
+    except ScratchnnError as error:
+        _fail(study, trial, str(error))
+        log(f"Trial {trial.number} failed before starting: {error}")
+        return
+    future = client.submit(run_trial, storage, STUDY_NAME, trial._trial_id, config.to_dict(),
+                           str(folder.trial_dir(trial.number).absolute()), pure=False,
+                           key=f"trial-{trial.number:04d}-{time.time_ns()}")
+    running[future] = trial
+    pending.add(future)
+
+
+def _finish(study: optuna.Study, trial, future) -> None:
+    """Tell the study how the trial ended (a worker lost or a bug: failed, with the reason)."""
+    try:
+        outcome = future.result()
+    except Exception as error:  # noqa: BLE001 - one broken trial must not stop the sweep
+        _fail(study, trial, f"{type(error).__name__}: {error}")
+        return
+    if outcome["state"] == "complete":
+        study.tell(trial.number, outcome["value"])
+    elif outcome["state"] == "pruned":
+        trial.set_user_attr("pruned", outcome["reason"])
+        study.tell(trial.number, state=TrialState.PRUNED)
+    else:
+        _fail(study, trial, outcome["error"])
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr("error", reason)
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def progress_line(study: optuna.Study, number: int, done: int, total: int, finished_here: int,
+                  seconds: float) -> str:
+    """'Trial 3 (4/6)  lr=0.0031 hidden=512,256  dev accuracy 0.9420  best 0.9510 (trial 1)  ETA 1m20s'.
+
+    The ETA is the wall time per trial finished in this session times the trials left.
+    """
+    trial = study.get_trials(deepcopy=False)[number]
+    params = " ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
+    if trial.state == TrialState.COMPLETE:
+        outcome = f"dev accuracy {trial.value:.4f}"
+    elif trial.state == TrialState.PRUNED:
+        outcome = trial.user_attrs.get("pruned", "pruned")
+    else:
+        outcome = f"failed: {trial.user_attrs.get('error', 'unknown reason')}"
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+    best_text = f"best {best.value:.4f} (trial {best.number})" if best else "no trial complete yet"
+    left = total - done
+    eta = seconds / finished_here * left if finished_here else 0.0
+    return (f"Trial {number} ({done}/{total})  {params}  {outcome}  {best_text}"
+            + (f"  ETA {format_seconds(eta)}" if left else ""))
+
+
+def format_value(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

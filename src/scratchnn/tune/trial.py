@@ -1,0 +1,59 @@
+"""One trial of a sweep, as it runs inside a Dask worker: an ordinary run folder, pruned on the way.
+
+The worker loads the data itself from the config's data fields (absolute paths), so a worker
+on another machine works if it has the same files. Its BLAS is pinned to one thread: the
+parallelism is one trial per core, not threads fighting over the cores.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import optuna
+from threadpoolctl import threadpool_limits
+
+from ..errors import ScratchnnError
+from ..training.config import TrainConfig
+from ..training.fit import EpochResult
+from ..training.run import train_run
+from .study import make_pruner
+
+LOG_FILE = "train.log"
+
+
+def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: str) -> dict:
+    """Train ``config`` into ``trial_dir``, reporting each evaluation's dev accuracy to the trial.
+
+    Returns ``{"state": "complete", "value": dev accuracy}``, ``{"state": "pruned", "epoch": E}``
+    or ``{"state": "fail", "error": message}``: a diverging or invalid trial is an outcome of
+    the search, not a crash of the sweep.
+    """
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner())
+    trial = optuna.Trial(study, trial_id)
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("host", socket.gethostname())
+    config = TrainConfig.from_dict(config, source="trial")
+    folder = Path(trial_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        with open(folder / LOG_FILE, "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+
+    def on_evaluation(result: EpochResult) -> None:
+        trial.report(result.dev_accuracy, result.epoch)
+        if result.epoch < config.epochs and trial.should_prune():  # the last epoch is a finished run
+            raise optuna.TrialPruned(f"pruned after epoch {result.epoch}: dev accuracy {result.dev_accuracy:.4f}")
+
+    try:
+        with threadpool_limits(limits=1):
+            result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation)
+    except optuna.TrialPruned as pruned:
+        log(str(pruned))
+        return {"state": "pruned", "reason": str(pruned)}
+    except ScratchnnError as error:  # TrainingDiverged among them
+        log(f"failed: {error}")
+        return {"state": "fail", "error": str(error)}
+    return {"state": "complete", "value": float(result.metrics["dev_accuracy"]),
+            "seconds": float(result.train_seconds)}

@@ -1,0 +1,139 @@
+"""``scratchnn sweep`` on 2,000 real digits: parallel trials, best.toml, failures, kill and resume, the report."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from scratchnn.io import read_metadata
+
+from sweep_support import SMALL, SPACE, env, scratchnn, study_trials, write_digits
+
+
+@pytest.fixture(scope="module")
+def digits(shared_dir, tmp_path_factory):
+    return write_digits(shared_dir, tmp_path_factory.mktemp("digits") / "digits.csv")
+
+
+@pytest.fixture(scope="module")
+def sweep(digits, tmp_path_factory):
+    """A finished 6-trial sweep with two local workers: (folder, the command's output)."""
+    base = tmp_path_factory.mktemp("sweep")
+    (base / "space.toml").write_text(SPACE)
+    out = base / "sweep"
+    done = scratchnn("sweep", "--space", base / "space.toml", "--csv", digits, *SMALL, "--trials", 6,
+                     "--workers", 2, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+def test_six_trials_run_as_run_folders_with_a_line_each(sweep):
+    out, stdout = sweep
+    trials = study_trials(out)
+    assert len(trials) == 6 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    lines = [line for line in stdout.splitlines() if line.startswith("Trial ")]
+    assert len(lines) == 6, stdout
+    assert all(re.search(r"lr=\S+ dropout=\S+ .*best \d\.\d{4} \(trial \d\)", line) for line in lines), lines
+    for trial in trials:  # an ordinary run folder, and it ran in a worker process, not here
+        folder = out / "trials" / f"{trial.number:04d}"
+        assert {"config.toml", "metrics.csv", "model.safetensors", "train.log"} <= {p.name for p in folder.iterdir()}
+        assert trial.user_attrs["pid"] != os.getpid()
+    assert 1 <= len({t.user_attrs["pid"] for t in trials}) <= 2, "at most two worker processes"
+
+
+def test_best_toml_repeats_the_best_trial_exactly(sweep, tmp_path):
+    out, _ = sweep
+    best = max((t for t in study_trials(out) if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    # one BLAS thread, as the trial had: more threads add up the products in another order
+    done = scratchnn("train", "--config", out / "best.toml", "--out", tmp_path / "again", "--quiet", "--no-report",
+                     threads=1)
+    assert done.returncode == 0, done.stderr
+    assert read_metadata(tmp_path / "again")["metrics"]["dev_accuracy"] == best.value
+    assert read_metadata(out / "trials" / f"{best.number:04d}")["config"] == read_metadata(tmp_path / "again")["config"]
+
+
+def test_report_of_a_sweep_folder(sweep):
+    out, _ = sweep
+    done = scratchnn("report", out)
+    assert done.returncode == 0, done.stderr
+    page = (out / "sweep.html").read_text()
+    for title in ("Optimisation history", "Parameter importances", "Parallel coordinates", "Slices"):
+        assert f"<h3>{title}</h3><img" in page, title
+    links = re.findall(r"href='(trials/\d{4}/report\.html)'", page)
+    assert len(links) == 6 and all((out / link).is_file() for link in links)
+
+
+def test_diverging_trials_are_failed_not_a_crash(digits, tmp_path):
+    (tmp_path / "hot.toml").write_text("lr = {low = 60, high = 100}\n")
+    done = scratchnn("sweep", "--space", tmp_path / "hot.toml", "--csv", digits, *SMALL, "--trials", 3,
+                     "--workers", 2, "--out", tmp_path / "hot")
+    assert done.returncode == 1 and "No trial finished well" in done.stdout, done.stdout + done.stderr
+    trials = study_trials(tmp_path / "hot")
+    assert len(trials) == 3 and all(t.state == TrialState.FAIL for t in trials)
+    assert all("training diverged" in t.user_attrs["error"] for t in trials), [t.user_attrs for t in trials]
+    assert not (tmp_path / "hot" / "best.toml").exists()
+
+
+def test_a_killed_sweep_resumes_without_repeating_trials(digits, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    out = tmp_path / "killed"
+    slower = [*SMALL[:2], "--epochs", "12", *SMALL[4:]]  # long enough to be killed inside the fourth trial
+    command = [sys.executable, "-m", "scratchnn", "sweep", "--space", str(tmp_path / "space.toml"), "--csv",
+               str(digits), *slower, "--trials", "6", "--workers", "1", "--out", str(out)]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(),
+                             start_new_session=True)  # its own process group: the sweep and its Dask workers
+    try:
+        finished = 0
+        for line in sweep.stdout:
+            finished += line.startswith("Trial ")
+            if finished == 3:
+                break
+        started = out / "trials" / "0003" / "train.log"  # the fourth trial is training: kill it there
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)  # like a crash: nothing gets to clean up
+        sweep.wait(timeout=30)
+    before = {t.number: t for t in study_trials(out) if t.state == TrialState.COMPLETE}
+    assert 3 <= len(before) < 6, "the kill came after 3 trials and before the last"
+    done = scratchnn("sweep", "--resume", out)
+    assert done.returncode == 0, done.stderr
+    trials = study_trials(out)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6, [(t.number, t.state) for t in trials]
+    for number, trial in before.items():  # kept as they were, not trained again
+        again = next(t for t in complete if t.number == number)
+        assert (again.value, again.params, again.datetime_complete) == (trial.value, trial.params, trial.datetime_complete)
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 6, "no trial repeated"
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(lost) == 1 and lost[0].user_attrs.get("interrupted")  # the one the kill cut short, asked again
+    assert all(any(c.user_attrs.get("retry_of") == t.number for c in complete) for t in lost)
+    assert len(trials) == 6 + len(lost)
+
+
+def test_a_trial_below_the_median_is_pruned_in_its_worker(digits, tmp_path):
+    """run_trial as a worker runs it, on any Optuna storage: 4 earlier trials at 0.9 per epoch,
+    then a learning rate too small to learn is stopped after the second epoch."""
+    import optuna
+
+    from scratchnn.training.presets import get_preset
+    from scratchnn.tune.study import STUDY_NAME, make_pruner
+    from scratchnn.tune.trial import run_trial
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", pruner=make_pruner())
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={1: 0.9, 2: 0.9, 3: 0.9, 4: 0.9}))
+    config = get_preset("mlp")
+    config.csv, config.dev_size, config.epochs, config.hidden, config.lr = str(digits), 500, 4, [32], 1e-6
+    trial = study.ask()
+    outcome = run_trial(storage, STUDY_NAME, trial._trial_id, config.to_dict(), str(tmp_path / "trial"))
+    assert outcome == {"state": "pruned", "reason": outcome["reason"]}
+    assert outcome["reason"].startswith("pruned after epoch 2: dev accuracy")
+    assert study.trials[-1].intermediate_values.keys() == {1, 2}
+    assert "pruned after epoch 2" in (tmp_path / "trial" / "train.log").read_text()

@@ -1,0 +1,74 @@
+"""The TOML search space: what it accepts, and errors that name the line of the mistake."""
+import subprocess
+import sys
+
+import pytest
+
+from scratchnn.errors import ConfigError
+from scratchnn.training.presets import PRESETS, get_preset
+from scratchnn.tune.space import DEFAULT_SPACES, parse_space
+
+from sweep_support import env
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("lr = {low = 1e-4, high = 1e-1}\nlearning_rate = {low = 0.1, high = 1}\n", "line 2: unknown option 'learning_rate'"),
+    ("lr = {low = 1e-4, high = 1e-1}\ndropuot = {low = 0, high = 0.5}\n", "line 2: unknown option 'dropuot'; did you mean 'dropout'?"),
+    ("\n\nlr = {low = 0.1, high = 0.01}\n", "line 3: lr low 0.1 is above high 0.01"),
+    ("lr = {low = 0, high = 0.1, log = true}\n", "line 1: lr log = true needs low > 0, got 0"),
+    ("dropout = {low = 0, high = 1.0}\n", "line 1: --dropout must be in [0, 1), got 1"),
+    ("lr = {low = 1e-4, hihg = 0.1}\n", "hihg; did you mean 'high'?"),
+    ("epochs = {low = 2, high = 5.5}\n", "epochs is an integer option; high must be an integer"),
+    ("hidden = {low = 1, high = 5}\n", "hidden is not a number; search it with choices"),
+    ("optimizer = {choices = [\"adamw\", \"adamm\"]}\n", "line 1: unknown optimizer 'adamm'"),
+    ("hidden = {choices = [\"512,,256\"]}\n", "line 1: expected comma-separated integers"),
+    ("dataset = {choices = [\"mnist\"]}\n", "unknown option 'dataset'"),  # data is fixed for the whole sweep
+    ("lr = 0.1\n", "line 1: lr must be a table"),
+    ("lr = {low = 1e-4 high = 0.1}\n", "not valid TOML"),
+    ("", "the search space is empty"),
+])
+def test_mistakes_are_errors_that_name_the_line(text, expected):
+    with pytest.raises(ConfigError) as error:
+        parse_space(text, "space.toml")
+    assert expected in str(error.value), str(error.value)
+    assert str(error.value).startswith("space.toml")
+
+
+def test_a_space_suggests_values_that_the_config_takes():
+    space = parse_space('lr = {low = 1e-3, high = 1e-1, log = true}\nhidden = {choices = ["64", "128,64"]}\n'
+                        'batch_size = {choices = [64, 128]}\nepochs = {low = 2, high = 6, step = 2}\n')
+    config = space.apply(get_preset("mlp"), {"lr": 0.01, "hidden": "128,64", "batch_size": 64, "epochs": 4})
+    assert (config.lr, config.hidden, config.batch_size, config.epochs) == (0.01, [128, 64], 64, 4)
+    assert [d.kind for d in space.dimensions] == ["float", "choice", "choice", "int"]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_has_a_default_space_its_config_accepts(preset):
+    space = parse_space(DEFAULT_SPACES[preset])
+    base = get_preset(preset)
+    for dimension in space.dimensions:  # both ends of every range, and every choice, make a valid config
+        values = dimension.choices or (dimension.low, dimension.high)
+        for value in values:
+            value = int(value) if dimension.kind == "int" else value
+            space.apply(base, {dimension.name: value})
+
+
+def test_a_flag_that_fixes_a_searched_option_is_refused(tmp_path, capsys):
+    (tmp_path / "space.toml").write_text("lr = {low = 1e-4, high = 1e-1, log = true}\n")
+    from scratchnn.cli.main import main
+
+    code = main(["sweep", "--space", str(tmp_path / "space.toml"), "--lr", "0.01", "--out", str(tmp_path / "s")])
+    assert code == 1
+    assert "--lr fixes what the search space searches (lr)" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_without_the_tune_extra_sweep_says_how_to_install_it(tmp_path):
+    """The NumPy core and tune/ import without Optuna; the command names the extra to install."""
+    code = ("import sys; sys.modules['optuna'] = None\n"
+            "import scratchnn, scratchnn.tune, scratchnn.tune.space, scratchnn.cli.main as m\n"
+            f"sys.exit(m.main(['sweep', '--out', {str(tmp_path / 's')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "install the tune extra: pip install 'scratchnn[tune]'" in done.stderr
+    assert "optuna" in done.stderr
