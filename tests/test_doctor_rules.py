@@ -156,6 +156,15 @@ def test_memorising_fires_when_train_improves_while_dev_stays_at_chance():
 
 
 @covers("memorising")
+def test_memorising_is_not_a_network_that_gives_one_answer_for_every_image():
+    # sorted, unshuffled batches also lift the train accuracy while dev stays at chance, but the
+    # network answers the last class it saw: that is one-class, not recall of the labels
+    assert fires_at(memorising().model("top_class_share", [0.1, rules.ONE_CLASS, rules.ONE_CLASS]),
+                    "memorising") == rules.PERSIST
+    assert fires_at(memorising().model("top_class_share", [0.1, above(rules.ONE_CLASS), 0.9]), "memorising") is None
+
+
+@covers("memorising")
 def test_memorising_dev_accuracy_must_stay_below_1_5_over_c():
     assert fires_at(memorising(dev_accuracy=below(CHANCE_ACC)), "memorising") == rules.PERSIST
     assert fires_at(memorising(dev_accuracy=CHANCE_ACC), "memorising") is None

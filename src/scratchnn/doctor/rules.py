@@ -80,7 +80,8 @@ def memorising(run: RunHealth):
     """At two evaluations in a row the dev accuracy is below CHANCE_ACCURACY / C (1.5 / C) and
     the dev loss is at least ln C, while the train loss is below ln C and falling (lower than
     at the previous evaluation), or the train accuracy is MEMORISING_GAP (3 points) above the
-    dev accuracy."""
+    dev accuracy; and the predictions are varied (top_class_share, where recorded, at most
+    ONE_CLASS: a network giving one answer for every image is not recalling labels)."""
     chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
     rows = [m for m in run.metrics if not math.isnan(m["dev_accuracy"])]
     streak = 0
@@ -88,7 +89,9 @@ def memorising(run: RunHealth):
         falling = before is not None and now["train_loss"] < min(chance, before["train_loss"])
         learning = falling or now["train_accuracy"] > now["dev_accuracy"] + MEMORISING_GAP
         stuck = now["dev_accuracy"] < limit and now["dev_loss"] >= chance
-        streak = streak + 1 if learning and stuck else 0
+        share = run.value("top_class_share", epoch=now["epoch"])
+        varied = share is None or share <= ONE_CLASS  # one answer for every image is one-class, not recall
+        streak = streak + 1 if learning and stuck and varied else 0
         if streak >= PERSIST:
             return Trigger(now["epoch"], f"train accuracy {now['train_accuracy']:.3f} and loss "
                            f"{now['train_loss']:.3f} improve while dev accuracy stays at {now['dev_accuracy']:.3f} "
