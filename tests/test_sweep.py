@@ -48,9 +48,9 @@ def test_six_trials_run_as_run_folders_with_a_line_each(sweep):
 def test_best_toml_repeats_the_best_trial_exactly(sweep, tmp_path):
     out, _ = sweep
     best = max((t for t in study_trials(out) if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    # one BLAS thread, as the trial had: more threads add up the products in another order
-    done = scratchnn("train", "--config", out / "best.toml", "--out", tmp_path / "again", "--quiet", "--no-report",
-                     threads=1)
+    # best.toml holds threads = 1, as the trial ran: more threads add up the products in another order
+    assert "threads = 1\n" in (out / "best.toml").read_text()
+    done = scratchnn("train", "--config", out / "best.toml", "--out", tmp_path / "again", "--quiet", "--no-report")
     assert done.returncode == 0, done.stderr
     assert read_metadata(tmp_path / "again")["metrics"]["dev_accuracy"] == best.value
     assert read_metadata(out / "trials" / f"{best.number:04d}")["config"] == read_metadata(tmp_path / "again")["config"]

@@ -57,3 +57,22 @@ def test_train_size_trains_on_the_first_images_of_the_split_and_evaluate_replays
     assert read_metadata(out)["metrics"]["train_samples"] == 120
     assert main(["evaluate", str(out), "--set", "train"]) == 0
     assert "120" in capsys.readouterr().out
+
+
+def test_threads_limits_the_blas_threads_while_training_and_only_then(tmp_path, digits_csv):
+    from threadpoolctl import threadpool_info
+
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before, seen = blas_threads(), []
+    config = TrainConfig(hidden=[8], epochs=2, batch_size=64, dev_size=50, eval_every=1, csv=str(digits_csv),
+                         threads=1)
+    train_run(config, tmp_path / "run", log=lambda line: None, progress=False,
+              on_evaluation=lambda result: seen.append(blas_threads()))
+    assert seen == [{1}, {1}]
+    assert blas_threads() == before
+    assert "threads = 1\n" in (tmp_path / "run" / "config.toml").read_text()

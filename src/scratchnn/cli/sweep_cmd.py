@@ -97,9 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     trial = max(complete, key=lambda t: (t.value, -t.number))
     print(f"Best: trial {trial.number}, dev accuracy {trial.value:.4f}; its config: {best}")
-    # NOTE: trials ran on one BLAS thread; more threads sum the products in another order, so the
-    # weights (and the last digit of the accuracy) can differ: one thread repeats the trial bit for bit
-    steps = [(f"OMP_NUM_THREADS=1 scratchnn train --config {best}", "the best trial again, bit for bit"),
+    # best.toml says threads = 1, as the trials ran: the same sums in the same order, the same weights
+    steps = [(f"scratchnn train --config {best}", "the best trial again, bit for bit"),
              (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}")]
     width = max(len(command) for command, _ in steps)
     log("\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)]))

@@ -18,6 +18,7 @@ import io as _io
 import re
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,7 +86,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.toml")
     try:
-        return _train(config, run_dir, None, log, progress, data_source(config), data, on_evaluation, **watch)
+        with blas_threads(config.threads):
+            return _train(config, run_dir, None, log, progress, data_source(config), data, on_evaluation, **watch)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
 
@@ -127,9 +129,26 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     else:
         log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
     try:
-        return _train(config, run_dir, checkpoint, log, progress, source, data)
+        with blas_threads(config.threads):
+            return _train(config, run_dir, checkpoint, log, progress, source, data)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
+
+
+@contextmanager
+def blas_threads(threads: int):
+    """Limit the BLAS library to ``threads`` threads while training (0: leave it as it is).
+
+    NOTE: a matrix product split over more threads adds its terms in another order, so the last
+    bits of the weights depend on the thread count; one thread repeats a run on any machine.
+    """
+    if not threads:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def _training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:

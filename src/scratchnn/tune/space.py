@@ -55,6 +55,12 @@ weight_decay = {low = 1e-4, high = 1e-1, log = true}
 dropout = {low = 0.0, high = 0.5}
 hidden = {choices = ["64", "128", "256"]}
 """,
+    "cnn-best": """\
+lr = {low = 1e-3, high = 1e-2, log = true}
+weight_decay = {low = 1e-3, high = 1e-1, log = true}
+dropout = {low = 0.2, high = 0.5}
+hidden = {choices = ["128", "256", "512"]}
+""",
     "lenet5": """\
 lr = {low = 3e-4, high = 1e-2, log = true}
 batch_size = {choices = [64, 128, 256]}

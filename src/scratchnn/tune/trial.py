@@ -11,7 +11,6 @@ import socket
 from pathlib import Path
 
 import optuna
-from threadpoolctl import threadpool_limits
 
 from ..errors import ScratchnnError
 from ..training.config import TrainConfig
@@ -34,6 +33,7 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("host", socket.gethostname())
     config = TrainConfig.from_dict(config, source="trial")
+    config.threads = 1  # one trial per core; and best.toml, its config, then repeats it bit for bit
     folder = Path(trial_dir)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -47,8 +47,7 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
             raise optuna.TrialPruned(f"pruned after epoch {result.epoch}: dev accuracy {result.dev_accuracy:.4f}")
 
     try:
-        with threadpool_limits(limits=1):
-            result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation)
+        result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation)
     except optuna.TrialPruned as pruned:
         log(str(pruned))
         return {"state": "pruned", "reason": str(pruned)}
