@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from scratchnn.doctor.findings import Doctor
+from scratchnn.doctor.diagnosis import Doctor
 from scratchnn.training import run as run_module
 from scratchnn.training.health import HealthRecorder
 from scratchnn.training.presets import get_preset
