@@ -372,6 +372,15 @@ def test_lr_too_high_when_the_loss_climbs_up_and_down(losses, epoch):
     assert fires_at(Run().train(losses), "lr-too-high") == epoch
 
 
+@covers("lr-too-high")
+def test_lr_too_high_a_nearly_fitted_loss_wobbling_is_noise():
+    # the mlp preset at epoch 40: 0.019 -> 0.023 is 1.2x its lowest, and 0.004 nats
+    assert fires_at(Run().train([0.5, 0.019, 0.021, 0.020, 0.023]), "lr-too-high") is None
+    lowest, noise = 0.3, rules.LOSS_NOISE
+    assert fires_at(Run().train([0.5, lowest, 0.35, 0.33, below(lowest + noise)]), "lr-too-high") is None
+    assert fires_at(Run().train([0.5, lowest, 0.35, 0.33, above(lowest + noise)]), "lr-too-high") == 4
+
+
 # --- lr-too-low ---------------------------------------------------------------------------
 def slow(ratios, losses, grads=None) -> Run:
     """Two layers, the first with these update ratios (the other at 1e-6), healthy gradients."""
@@ -453,6 +462,21 @@ def test_exploding_when_the_loss_keeps_rising(losses, epoch):
     ([1.0, 2.0], None)])
 def test_exploding_when_a_gradient_grows_tenfold(grads, epoch):
     assert fires_at(Run().signal("2.Dense", "grad_rms", grads), "exploding") == epoch
+
+
+@covers("exploding")
+def test_exploding_a_nearly_fitted_networks_gradient_growing_tenfold_is_noise():
+    # the mlp preset at epoch 24: gradients 1,000x below the first step's, one hard batch lifts them
+    assert fires_at(Run().signal("1.Dense", "grad_rms", [1.0, 1e-3, 2e-3, 2e-2]), "exploding") is None
+    assert fires_at(Run().signal("1.Dense", "grad_rms", [1.0, 1e-2, 0.1, above(1.0)]), "exploding") == 3
+
+
+@covers("exploding")
+def test_exploding_a_nearly_fitted_loss_doubling_is_noise():
+    assert fires_at(Run().train([0.5, 0.01, 0.012, 0.015, 0.025]), "exploding") is None
+    noise = rules.LOSS_NOISE
+    assert fires_at(Run().train([0.5, 0.05, 0.06, 0.08, below(0.05 + noise)]), "exploding") is None
+    assert fires_at(Run().train([0.5, 0.05, 0.06, 0.08, above(0.05 + noise)]), "exploding") == 4
 
 
 def test_exploding_a_tenfold_gradient_growth_with_a_dip_is_not_a_steady_rise():

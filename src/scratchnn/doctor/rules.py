@@ -32,6 +32,8 @@ PERSIST = 2              # evaluations a condition must hold in a row (one is no
 MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance
 SANE_WEIGHTS = 1e6       # weight RMS below this: finite weights that give finite logits
 OSCILLATION = 1.2        # a train loss back over this many times its lowest: climbing
+LOSS_NOISE = 0.1         # ... and more than this (nats) above it: a nearly fitted network's loss of
+                         # 0.02 wobbling to 0.03 is noise, not a climb (the mlp preset does that)
 EXPLODED_LOSS = 2.0      # a train loss rising three evaluations in a row to this many times its lowest
 GRAD_GROWTH = 10.0       # gradient RMS growth over three evaluations
 OVERFIT_RISE = 1.1       # dev loss this many times its lowest, after rising three evaluations in a row
@@ -231,7 +233,8 @@ def lr_too_high(run: RunHealth):
     (0.1) at two evaluations in a row after it; or training diverged and the last update_ratio
     recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
     WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
-    evaluations and ends over OSCILLATION (1.2) times its lowest value."""
+    evaluations and ends over OSCILLATION (1.2) times its lowest value and more than
+    LOSS_NOISE (0.1) above it."""
     diverged = run.series("diverged_loss")
     for layer in run.layers("weight_rms"):
         series = run.series("weight_rms", layer)
@@ -255,7 +258,8 @@ def lr_too_high(run: RunHealth):
     if len(losses) >= 4:
         recent = [v for _, v in losses[-4:]]
         rises = sum(b > a for a, b in zip(recent, recent[1:]))
-        if rises >= 2 and recent[-1] > OSCILLATION * min(v for _, v in losses):
+        lowest = min(v for _, v in losses)
+        if rises >= 2 and recent[-1] > OSCILLATION * lowest and recent[-1] - lowest > LOSS_NOISE:
             return Trigger(losses[-1][0], f"the train loss goes up and down and climbs to {recent[-1]:.3f} "
                                           f"(lowest {min(v for _, v in losses):.3f})")
     return None
@@ -299,8 +303,10 @@ def lr_too_low(run: RunHealth):
       "cosine --warmup 1")
 def exploding(run: RunHealth):
     """Training diverged (a diverged_loss row), or the train loss rose at three evaluations in a
-    row to over EXPLODED_LOSS (2) times its lowest value, or some layer's grad_rms rose at each
-    of three evaluations in a row to over GRAD_GROWTH (10) times the first of them."""
+    row to over EXPLODED_LOSS (2) times its lowest value and more than LOSS_NOISE (0.1) above it,
+    or some layer's grad_rms rose at each of three evaluations in a row to over GRAD_GROWTH (10)
+    times the first of them and above its epoch-0 value (the gradients of a nearly fitted
+    network are tiny, and one hard batch multiplies them without anything exploding)."""
     diverged = run.series("diverged_loss")
     if diverged:
         epoch, loss = diverged[0]
@@ -312,13 +318,17 @@ def exploding(run: RunHealth):
     losses = run.metric("train_loss")
     for i in range(3, len(losses)):
         window = [v for _, v in losses[i - 3:i + 1]]
-        if all(b > a for a, b in zip(window, window[1:])) and window[-1] > EXPLODED_LOSS * min(v for _, v in losses[:i + 1]):
+        lowest = min(v for _, v in losses[:i + 1])
+        if all(b > a for a, b in zip(window, window[1:])) and window[-1] > EXPLODED_LOSS * lowest \
+                and window[-1] - lowest > LOSS_NOISE:
             return Trigger(losses[i][0], f"the train loss grew three evaluations in a row to {window[-1]:.4g}")
     for layer in run.layers("grad_rms"):
         series = run.series("grad_rms", layer)
+        start = dict(series).get(0, 0.0)
         for i in range(2, len(series)):
             window = [v for _, v in series[i - 2:i + 1]]
-            if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 and window[-1] > GRAD_GROWTH * window[0]:
+            if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 \
+                    and window[-1] > GRAD_GROWTH * window[0] and window[-1] > start:
                 return Trigger(series[i][0], f"{layer}'s gradient grew {window[-1] / window[0]:.0f}x in "
                                              "three evaluations", layer)
     return None

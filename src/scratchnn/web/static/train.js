@@ -222,6 +222,11 @@ function watch() {
 async function start() {
   $("train-start").disabled = true;
   $("train-progress").classList.remove("error");
+  // The previous run's replay must not mix into the new run's display: stop it and clear now,
+  // before the server answers (its findings would otherwise read as the new run's).
+  if (stream) { stream.close(); stream = null; }
+  newRun({ run: "", epochs: 0 });
+  $("train-progress").textContent = "Starting…";
   try {
     await postJSON("/api/train", requestBody());
     watch();
