@@ -40,6 +40,7 @@ from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
 from .health import HealthRecorder
 from .progress import TrainingProgress
+from .run_display import RunDisplay
 from .run_data import check_data_files, data_source, locate_data, record_data, seeded_generators
 
 RUNS_DIR = Path("runs")
@@ -47,8 +48,8 @@ REPORT_FILE = "report.html"
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
 
 
-@dataclass
-class RunResult:
+@dataclass(repr=False)  # RunDisplay: a few lines in a terminal, tables in a notebook
+class RunResult(RunDisplay):
     model: Sequential
     history: list[EpochResult]
     run_dir: Path
