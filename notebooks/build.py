@@ -97,8 +97,12 @@ def new_notebook(source: Path):
 
 
 def execute(nb, timeout: int = TIMEOUT):
-    """Run every cell in a fresh kernel started in notebooks/ (relative paths as for a reader)."""
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+    """Run every cell in a fresh kernel started in notebooks/ (relative paths as for a reader),
+    importing this repository's scratchnn (src/ first on its path, whatever is installed)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
+    client.execute(env=env)
     return nb
 
 

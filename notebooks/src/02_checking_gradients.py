@@ -44,9 +44,10 @@ ax.set_xlabel("step h"); ax.set_ylabel("relative error"); ax.legend(); ax.set_ti
 plt.show()
 
 # %% [markdown]
-# In float32 the best any $h$ can do is about $10^{-4}$: too coarse to tell a subtle bug from
-# rounding. In float64, $h = 10^{-5}$ gives about $10^{-10}$. So every check casts the layer and
-# its input to float64 first (scratchnn's layers follow the dtype of their parameters).
+# In float32 the error hardly gets below $10^{-5}$ for any $h$, and at the usual $h = 10^{-5}$
+# it is about $10^{-3}$: too coarse to tell a subtle bug from rounding. In float64,
+# $h = 10^{-5}$ gives about $10^{-11}$. So every check casts the layer and its input to float64
+# first (scratchnn's layers follow the dtype of their parameters).
 #
 # ## Checking a layer
 #
@@ -99,8 +100,9 @@ for bug in ("scalar-bias", "extra-mean"):
 
 # %% [markdown]
 # Each bug shows up on exactly the parameter it touches, and nowhere else. Does it matter in
-# training? Train the same small network with and without the extra $1/N$: the wrong
-# gradient is simply 128 times too small, so the network learns as if the learning rate were.
+# training? Train the same small network with and without the extra $1/N$ in its first layer:
+# that layer's weight gradient is 128 times too small (the batch size), so it learns as if its
+# learning rate were 128 times smaller, and the network ends up worse.
 
 # %%
 from scratchnn import ReLU, Sequential

@@ -38,8 +38,8 @@ ax.set_title("The signal through six ReLU layers, at initialisation")
 plt.show()
 
 # %% [markdown]
-# U[−0.5, 0.5) (the seed's) multiplies the signal by about 4 per layer, Glorot (made for tanh)
-# halves it slowly, He keeps it level.
+# U[−0.5, 0.5) (the seed's) multiplies the signal by about 3 per layer; Glorot (made for tanh,
+# which keeps both halves of the signal) shrinks it by about a quarter per layer; He keeps it level.
 #
 # ## Mini-batches and optimizers
 #
