@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
 QUICK = "SCRATCHNN_NOTEBOOK_QUICK"  # "1": small settings, minutes -> seconds (CI)
 WIDGET = "application/vnd.jupyter.widget-view+json"  # what tqdm's notebook bar displays
-TIMEOUT = 1800  # seconds per cell: the full CNN recipe on a busy 2-core machine
+TIMEOUT = 7200  # seconds per cell: the full CNN recipe (30 epochs) on a busy 2-core machine
 
 SETUP = '''\
 import os
