@@ -31,7 +31,7 @@ from scratchnn.data import DataSource, scale_pixels, train_dev_split
 from scratchnn.metrics import accuracy
 from scratchnn.training.fit import fit
 from scratchnn.training.presets import get_preset
-from scratchnn.training.run_data import seeded_generators
+from scratchnn.data import seeded_generators
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .data.tta import averaged_proba, check_tta, image_shape_for
+from .display import html_table, text_table
 from .errors import ShapeError
 from .nn.activations import softmax
 from .nn.base import Layer, layer_from_config, layer_to_config
@@ -201,18 +202,26 @@ class Sequential:
         return " -> ".join("x".join(map(str, shape)) for shape in shapes)
 
     def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts (like Keras' ``summary``)."""
-        rows = [("#", "Layer", "Output shape", "Params")]
-        for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes())):
-            count = sum(p.size for p in layer.params.values())
-            rows.append((str(i), repr(layer), "(N, " + ", ".join(map(str, shape)) + ")", f"{count:,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        lines = [f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
-                 for r in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.append(f"Input (N, {', '.join(map(str, self.input_shape))}); "
-                     f"total parameters: {self.num_parameters:,}")
-        return "\n".join(lines)
+        """A table of layers, output shapes and parameter counts (like Keras' ``summary``);
+        ``print(model)`` prints it, and a notebook shows it as an HTML table."""
+        return text_table(*self._summary_table(), numeric=(0, 3)) + "\n" + self._summary_footer()
+
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table: what Jupyter shows for ``model`` in a cell."""
+        return html_table(*self._summary_table(), caption=f"Sequential {self.widths()}",
+                          footer=self._summary_footer(), numeric=(0, 3))
+
+    def _summary_table(self) -> tuple[list[str], list[list[str]]]:
+        rows = [[str(i), repr(layer), "(N, " + ", ".join(map(str, shape)) + ")",
+                 f"{sum(p.size for p in layer.params.values()):,}"]
+                for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes()))]
+        return ["#", "Layer", "Output shape", "Params"], rows
+
+    def _summary_footer(self) -> str:
+        return f"Input (N, {', '.join(map(str, self.input_shape))}); total parameters: {self.num_parameters:,}"
+
+    def __str__(self) -> str:
+        return self.summary()
 
     def config(self) -> dict:
         """The architecture as JSON-ready data; ``Sequential.from_config`` rebuilds it."""

@@ -34,6 +34,18 @@ def train_dev_split(images: np.ndarray, labels: np.ndarray, dev_size: int, rng: 
     return images[train], labels[train], images[dev], labels[dev]
 
 
+def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.random.Generator]:
+    """Independent generators for the split, the initial weights, the batch order, random
+    layers (dropout) and data augmentation, all from one seed: the dev split depends on the seed
+    alone, so evaluate can rebuild it exactly. ``split_seed`` draws the split from another seed
+    (ensemble members: different weights, one shared dev set)."""
+    names = ("split", "init", "order", "layers", "augment")  # append only: spawn(k) keeps the first ones
+    gens = {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
+    if split_seed is not None and split_seed != seed:
+        gens["split"] = seeded_generators(split_seed)["split"]
+    return gens
+
+
 def scale_pixels(images: np.ndarray, input_shape=(784,)) -> np.ndarray:
     """uint8 images (N, H, W) -> float32 x (N, *input_shape) = pixel / 255 in [0, 1], C-contiguous.
 

@@ -15,6 +15,7 @@ from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from .early_stopping import EarlyStopping
 from .health import HealthRecorder
+from .history import History
 
 DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
 
@@ -61,8 +62,9 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         on_epoch_end: Callable[[EpochResult], None] | None = None,
         on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
         health: HealthRecorder | None = None, stop_requested: Callable[[], bool] | None = None,
-        fast: bool = True) -> list[EpochResult]:
-    """Train ``model`` in place; return an EpochResult for every ``eval_every``-th epoch and the last.
+        fast: bool = True) -> History:
+    """Train ``model`` in place; return a History (a list) of an EpochResult for every
+    ``eval_every``-th epoch and the last; ``history.plot()`` draws the curves.
 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
     optimizer.step. ``batch_size`` None or 0 means the full batch, one step per epoch (the
@@ -111,7 +113,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         net, evaluator, x_fit, step = run.net, run.evaluator, run.x, run.step
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
-    history = []
+    history = History()
     if health is not None and start_epoch == 0:
         health.record(model, 0, optimizer.steps)
     start = time.perf_counter()

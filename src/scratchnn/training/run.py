@@ -43,14 +43,15 @@ from .fit import EpochResult, evaluate, fit
 from .health import HealthRecorder
 from .progress import TrainingProgress
 from .run_data import check_data_files, config_generators, data_source, locate_data, record_data, run_split
+from .run_display import RunDisplay
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
 
 
-@dataclass
-class RunResult:
+@dataclass(repr=False)  # RunDisplay: a few lines in a terminal, tables in a notebook
+class RunResult(RunDisplay):
     model: Sequential
     history: list[EpochResult]
     run_dir: Path

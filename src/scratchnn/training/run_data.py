@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import DataSource, train_dev_split
+from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
 from ..model import Sequential
 from .config import TrainConfig
@@ -109,18 +110,6 @@ def check_image_shape(images, name: str, model, metadata: dict) -> None:
     if got != tuple(expected):
         raise DataError(f"{name}: images are {'x'.join(map(str, got))}, the model takes "
                         f"{'x'.join(map(str, expected))} images; give images of the size it was trained on")
-
-
-def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.random.Generator]:
-    """Independent generators for the split, the initial weights, the batch order, random
-    layers (dropout) and data augmentation, all from one seed: the dev split depends on the seed
-    alone, so evaluate can rebuild it exactly. ``split_seed`` draws the split from another seed
-    (ensemble members: different weights, one shared dev set)."""
-    names = ("split", "init", "order", "layers", "augment")  # append only: spawn(k) keeps the first ones
-    gens = {name: np.random.default_rng(child) for name, child in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
-    if split_seed is not None and split_seed != seed:
-        gens["split"] = seeded_generators(split_seed)["split"]
-    return gens
 
 
 def run_split(config: TrainConfig, images: np.ndarray, labels: np.ndarray, split_rng: np.random.Generator):

@@ -1,0 +1,73 @@
+"""One call from a dataset name or a file to the arrays a model trains on, split as a run splits.
+
+    x_train, y_train, x_dev, y_dev = scratchnn.data.load("mnist")
+    digits = scratchnn.data.load_csv("t10k-kaggle.csv.gz", seed=1)    # digits.x_train (N, 784)
+
+The split is the one ``scratchnn train`` makes with the same ``seed`` and ``dev_size``: the same
+generator (``seeded_generators(seed)["split"]``) shuffles the rows, the first ``dev_size`` are
+the dev set. So a notebook's dev set is exactly the dev set of a run folder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .load import DataSource
+from .split import scale_pixels, seeded_generators, train_dev_split
+
+DEV_SIZE = 1000  # TrainConfig.dev_size's default: the tutorial holds out 1,000 images
+
+
+@dataclass(frozen=True, eq=False)
+class TrainDev:
+    """Scaled pixels and labels of a train/dev split; unpacks as (x_train, y_train, x_dev, y_dev).
+
+    x_train float32 (N, *input_shape) in [0, 1], y_train int (N,); x_dev (M, ...), y_dev (M,);
+    ``classes`` names the C classes, ``source`` says where the images came from.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_dev: np.ndarray
+    y_dev: np.ndarray
+    classes: tuple[str, ...]
+    source: str
+
+    def __iter__(self):
+        return iter((self.x_train, self.y_train, self.x_dev, self.y_dev))
+
+    def __repr__(self) -> str:
+        return (f"TrainDev({self.source}: x_train {self.x_train.shape}, y_train {self.y_train.shape}, "
+                f"x_dev {self.x_dev.shape}, y_dev {self.y_dev.shape}, {len(self.classes)} classes)")
+
+
+def load(name: str = "mnist", *, data_dir=None, dev_size: int = DEV_SIZE, seed: int = 0,
+         input_shape=(784,), download: bool = True, progress: bool = True) -> TrainDev:
+    """A named dataset's training images ("mnist", "fashion-mnist"), found as ``scratchnn train
+    --dataset NAME`` finds them (``data_dir``, $SCRATCHNN_DATA, the system and user caches) or
+    downloaded once, split into train and dev. ``input_shape`` (1, 28, 28) feeds a CNN."""
+    return _split(DataSource(dataset=name, data_dir=_path(data_dir)), dev_size, seed, input_shape,
+                  download=download, progress=progress)
+
+
+def load_csv(path, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,)) -> TrainDev:
+    """A Kaggle-style CSV (``label,pixel0,...,pixel783``, optionally .gz) split into train and dev."""
+    return _split(DataSource(csv=str(path)), dev_size, seed, input_shape)
+
+
+def load_idx(images, labels, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,)) -> TrainDev:
+    """An IDX pair (``t10k-images-idx3-ubyte.gz`` + labels) split into train and dev."""
+    return _split(DataSource(images=str(images), labels=str(labels)), dev_size, seed, input_shape)
+
+
+def _split(source: DataSource, dev_size: int, seed: int, input_shape, **how) -> TrainDev:
+    data = source.load("train", **how)
+    train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, dev_size,
+                                                               seeded_generators(seed)["split"])
+    return TrainDev(scale_pixels(train_images, input_shape), y_train.astype(np.intp),
+                    scale_pixels(dev_images, input_shape), y_dev.astype(np.intp), data.classes, source.describe())
+
+
+def _path(value) -> str | None:
+    return None if value is None else str(value)

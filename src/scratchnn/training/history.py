@@ -1,0 +1,62 @@
+"""History: what ``fit`` returns, one EpochResult per evaluated epoch, that can draw itself.
+
+It is a plain ``list`` of EpochResult (``history[-1].dev_accuracy`` works as before), plus
+``plot()`` for the curves, ``column(name)`` for one metric as an array, and a table when a
+notebook shows it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+import numpy as np
+
+from ..display import html_table, text_table
+
+FIELDS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr", "seconds")
+
+
+class History(list):
+    """EpochResults in epoch order; ``plot()`` draws loss, accuracy and learning rate."""
+
+    def column(self, name: str) -> np.ndarray:
+        """One metric over the evaluated epochs, float (R,): ``history.column("dev_accuracy")``."""
+        if name not in FIELDS:
+            raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(FIELDS)}")
+        return np.array([getattr(result, name) for result in self], dtype=float)
+
+    def plot(self, step_name: str = "epoch"):
+        """The training curves as a matplotlib Figure (shown inline when a notebook cell ends
+        with it): loss and accuracy, train beside dev, and the learning rate, per evaluation."""
+        from ..insight.plots.curves import training_curves  # matplotlib only when a plot is asked for
+
+        if "ipykernel" in sys.modules:  # in Jupyter: show a returned Figure inline, no %matplotlib needed
+            try:
+                import matplotlib_inline.backend_inline  # noqa: F401  (importing it registers the display)
+            except ImportError:
+                pass
+        return training_curves(self, step_name)
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        rows = [[_cell(getattr(result, name)) for name in FIELDS] for result in self]
+        return list(FIELDS), rows
+
+    def __str__(self) -> str:
+        return text_table(*self._table(), numeric=range(len(FIELDS))) if self else "History (no epochs)"
+
+    def _repr_html_(self) -> str:
+        return html_table(*self._table(), caption=f"History: {len(self)} evaluated epoch(s)",
+                          numeric=range(len(FIELDS)))
+
+    def to_rows(self) -> list[dict]:
+        """The epochs as dicts (the columns of metrics.csv)."""
+        return [dataclasses.asdict(result) for result in self]
+
+
+def _cell(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "-"
+    return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"

@@ -1,0 +1,67 @@
+"""The notebooks of notebooks/: the stored copies are fresh, and each one runs top to bottom in a
+Jupyter kernel with small settings (SCRATCHNN_NOTEBOOK_QUICK=1) on the shared digits."""
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOKS / "build.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+SOURCES = build.sources()
+
+
+def outputs_text(nb) -> str:
+    return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_there_are_five_notebooks_in_order():
+    assert [s.stem[:2] for s in SOURCES] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
+def test_the_stored_notebook_is_fresh(source):
+    assert build.problems(source) == []
+
+
+def test_a_changed_source_makes_its_notebook_stale(tmp_path, monkeypatch):
+    source = tmp_path / "src" / SOURCES[0].name
+    source.parent.mkdir()
+    source.write_text(SOURCES[0].read_text() + "\n# %%\nprint('one more cell')\n")
+    (tmp_path / f"{source.stem}.ipynb").write_bytes((NOTEBOOKS / f"{source.stem}.ipynb").read_bytes())
+    monkeypatch.setattr(build, "HERE", tmp_path)
+    assert build.problems(source) == [f"{source.stem}.ipynb differs from src/{source.name}: rebuild it"]
+
+
+@pytest.fixture
+def quick(shared_dir, monkeypatch):
+    monkeypatch.setenv(build.QUICK, "1")
+    monkeypatch.setenv("SCRATCHNN_DIGITS", str(shared_dir / "datasets" / "mnist"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
+def test_the_notebook_runs_top_to_bottom(source, quick):
+    nb = build.execute(build.new_notebook(source), timeout=600)  # a cell that raises fails here
+    text = outputs_text(nb)
+    assert "x_train (9000, 784)" in text
+    if source.stem.startswith("01"):
+        per_unit, tutorial = map(float, re.search(r"relative error: per-unit (\S+), tutorial (\S+)", text).groups())
+        assert per_unit < 1e-7 and tutorial > 0.1, text
+        mimes = [set(o.get("data", {})) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        assert {"text/html"} <= mimes[-1]  # the run renders as tables
+        assert any(build.WIDGET in m for m in mimes), "train_run's progress bar is not tqdm's notebook bar"
+        assert sum("image/png" in m for m in mimes) >= 1  # history.plot() drawn inline
+    if source.stem.startswith("03"):
+        assert len(set(re.findall(r"doctor: \[([a-z-]+)\]", text))) >= 4, text
+
+
+def test_history_plot_is_drawn_inline_without_matplotlib_magic(quick):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from scratchnn.training.fit import EpochResult\nfrom scratchnn.training.history import History\n"
+        "History([EpochResult(1, 2.0, 0.5, 2.1, 0.4, 0.1, 1.0), EpochResult(2, 1.0, 0.7, 1.2, 0.6, 0.1, 1.0)]).plot()")])
+    build.execute(nb, timeout=120)
+    assert "image/png" in nb.cells[0].outputs[-1]["data"]
