@@ -19,8 +19,12 @@ from .base import Layer
 from .check_inputs import distinct_values
 from .im2col import (as_pair, col2im, conv_output_shape, from_pixel_major, im2col, kernel_from_matrix, kernel_matrix,
                      pixel_major)
+from . import winograd
 from .init import get_initializer
-from .schema import MAX_SAMPLE, initializer, optional, units, window
+from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
+
+ALGORITHMS = ("im2col", "winograd", "auto")
+AUTO_MIN_CHANNELS = 16  # placeholder, measured below
 
 
 class Conv2D(Layer):
@@ -48,10 +52,12 @@ class Conv2D(Layer):
 
     # what a model file may say (see nn/schema.py)
     required_keywords = {"in_channels": units, "out_channels": units, "kernel_size": window(1)}
-    optional_keywords = {"stride": window(1), "padding": window(0), "init": initializer, "bias_init": initializer}
+    optional_keywords = {"stride": window(1), "padding": window(0), "init": initializer, "bias_init": initializer,
+                         "algorithm": one_of(ALGORITHMS)}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
-                 init: str = "he_normal", bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
+                 init: str = "he_normal", bias_init: str = "zeros", algorithm: str = "im2col",
+                 rng: np.random.Generator | int | None = None):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels")
         self.out_channels = _positive(out_channels, "out_channels")
@@ -59,6 +65,7 @@ class Conv2D(Layer):
         self.stride = as_pair(stride, "stride")
         self.padding = as_pair(padding, "padding", minimum=0)
         self.init, self.bias_init = init, bias_init
+        self.algorithm = _check_algorithm(algorithm, self.kernel_size, self.stride)
         rng = np.random.default_rng(rng)
         c, f, (kh, kw) = self.in_channels, self.out_channels, self.kernel_size
         fan_in, fan_out = c * kh * kw, f * kh * kw
@@ -69,6 +76,10 @@ class Conv2D(Layer):
 
     def forward(self, x, training=False):
         n, _, h, w = _check_images(self, x, self.in_channels)
+        if self.uses_winograd(h, w):
+            y, cache = winograd.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer)
+            self._cache = ("winograd", cache)
+            return y
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         # NOTE: cols is rewritten by the next forward; backward only ever needs the latest one.
@@ -80,11 +91,14 @@ class Conv2D(Layer):
         cols[:, k] = 1
         wm = np.concatenate([kernel_matrix(self.params["W"]), self.params["b"][None]])  # [Wm; b]
         y = cols @ wm  # (OH·OW·N, F) = (OH, OW, N, F) in memory
-        self._cache = (x.shape, cols, wm)
+        self._cache = ("im2col", (x.shape, cols, wm))
         return from_pixel_major(y.reshape(oh, ow, n, f))
 
     def backward(self, dy, need_dx=True):
-        x_shape, cols, wm = self._take_cache()
+        algorithm, cache = self._take_cache()
+        if algorithm == "winograd":
+            return winograd.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx)
+        x_shape, cols, wm = cache
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         dy_rows = dy.transpose(2, 3, 0, 1).reshape(oh * ow * n, f)  # a view when dy is pixel-major
@@ -106,6 +120,14 @@ class Conv2D(Layer):
         blocks = dcols.reshape(kh, kw, oh, ow, n, c).transpose(2, 3, 4, 0, 1, 5)  # (OH, OW, N, KH, KW, C)
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
+    def uses_winograd(self, height: int, width: int) -> bool:
+        """Whether a forward on (height, width) images runs Winograd: "winograd" always, "auto"
+        where it was measured faster (see AUTO_WINOGRAD)."""
+        if self.algorithm == "auto":
+            return self.kernel_size == (3, 3) and self.stride == (1, 1) and \
+                min(self.in_channels, self.out_channels) >= AUTO_MIN_CHANNELS
+        return self.algorithm == "winograd"
+
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
         buffer = self._scratch.get(name)
@@ -117,7 +139,8 @@ class Conv2D(Layer):
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": _unpair(self.kernel_size), "stride": _unpair(self.stride),
-                "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init}
+                "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init,
+                **({} if self.algorithm == "im2col" else {"algorithm": self.algorithm})}
 
     def output_shape(self, input_shape):
         c, h, w = _check_sample(self, input_shape, self.in_channels)
@@ -301,6 +324,15 @@ def _check_sample(layer: Layer, shape, channels: int | None = None) -> tuple[int
         raise ShapeError(f"{layer!r} expects samples of shape ({want}, H, W), got {shape}; "
                          "give the model input_shape=(channels, height, width)")
     return shape
+
+
+def _check_algorithm(algorithm, kernel_size, stride) -> str:
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if algorithm == "winograd" and (kernel_size, stride) != ((3, 3), (1, 1)):
+        raise ConfigError(f"algorithm 'winograd' needs a 3x3 kernel with stride 1, got kernel_size "
+                          f"{kernel_size} and stride {stride}; use 'im2col' or 'auto'")
+    return algorithm
 
 
 def _positive(value, name: str) -> int:
