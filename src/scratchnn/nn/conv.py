@@ -24,7 +24,12 @@ from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
 
 ALGORITHMS = ("im2col", "winograd", "auto")
-AUTO_MIN_CHANNELS = 16  # placeholder, measured below
+# "auto" runs Winograd for 3x3 stride-1 convolutions with at least this many input channels: there
+# it took 0.63-0.95 of im2col's forward + backward time in every shape measured (C, F in 8..64 on
+# 13x13, 14x14 and 28x28 images, N=128, one BLAS thread; benchmarks/conv_benchmark.py --grid).
+# With 8 or 16 input channels it took 0.62-1.74 (the tile transforms outweigh the saved products),
+# with 1 (a first layer) 7x: there im2col stays.
+AUTO_MIN_CHANNELS = 32
 
 
 class Conv2D(Layer):
@@ -47,6 +52,12 @@ class Conv2D(Layer):
         kernel_size, stride, padding: ints, or (height, width) pairs.
         init, bias_init: initialiser names from ``scratchnn.nn.init``; fan_in = C·KH·KW,
             fan_out = F·KH·KW (one kernel entry feeds F outputs at KH·KW positions).
+        algorithm: how the same convolution is computed. "im2col": the products above.
+            "winograd" (3x3 kernels, stride 1): Winograd's F(2x2, 3x3), 16 multiplications per
+            2x2 outputs instead of 36, paid for with additions that transform 4x4 input tiles
+            and 4x4 product tiles (see ``nn/winograd.py``); equal to im2col up to float rounding.
+            "auto" (the default): Winograd for 3x3 stride-1 layers with at least
+            AUTO_MIN_CHANNELS (32) input channels, where it was measured faster; im2col elsewhere.
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 
@@ -56,7 +67,7 @@ class Conv2D(Layer):
                          "algorithm": one_of(ALGORITHMS)}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
-                 init: str = "he_normal", bias_init: str = "zeros", algorithm: str = "im2col",
+                 init: str = "he_normal", bias_init: str = "zeros", algorithm: str = "auto",
                  rng: np.random.Generator | int | None = None):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels")
@@ -122,7 +133,7 @@ class Conv2D(Layer):
 
     def uses_winograd(self, height: int, width: int) -> bool:
         """Whether a forward on (height, width) images runs Winograd: "winograd" always, "auto"
-        where it was measured faster (see AUTO_WINOGRAD)."""
+        where it was measured faster (3x3, stride 1, at least AUTO_MIN_CHANNELS input channels)."""
         if self.algorithm == "auto":
             return self.kernel_size == (3, 3) and self.stride == (1, 1) and \
                 min(self.in_channels, self.out_channels) >= AUTO_MIN_CHANNELS
@@ -140,7 +151,7 @@ class Conv2D(Layer):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": _unpair(self.kernel_size), "stride": _unpair(self.stride),
                 "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init,
-                **({} if self.algorithm == "im2col" else {"algorithm": self.algorithm})}
+                **({} if self.algorithm == "auto" else {"algorithm": self.algorithm})}
 
     def output_shape(self, input_shape):
         c, h, w = _check_sample(self, input_shape, self.in_channels)
@@ -166,6 +177,9 @@ class Conv2D(Layer):
     def gradcheck_cases(cls, rng):
         return [(cls(2, 3, 3, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 4))),
                 (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", rng=rng),
+                 rng.standard_normal((2, 2, 5, 6))),
+                # Winograd: odd sides (a last tile half outside), padding
+                (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd", rng=rng),
                  rng.standard_normal((2, 2, 5, 6)))]
 
 

@@ -152,6 +152,9 @@ def output_tiles_adjoint(dy: np.ndarray, th: int, tw: int, out: np.ndarray, work
     """The transpose of ``output_tiles``: dM (4, 4, TH, TW, N, F) from dy (OH, OW, N, F).
 
     dy pixels of tiles past an odd OH or OW count as 0. ``work`` is a (2, 2, TH, TW, N, F) array.
+    dM[i, j] = Σ_b AT[b, j]·dS[i, b] with dS[i, b] = Σ_a AT[a, i]·dy[a, b] (dy[a, b]: the tiles'
+    output pixels (a, b), a (TH, TW, N, F) slice); Aᵀ's columns 0 and 3 pick one a, so dS[0] and
+    dS[3] are slices of dy (with a sign), and only dS[1] and dS[2] are computed.
     """
     oh, ow = dy.shape[:2]
     if (oh, ow) != (2 * th, 2 * tw):
@@ -159,11 +162,15 @@ def output_tiles_adjoint(dy: np.ndarray, th: int, tw: int, out: np.ndarray, work
         full[:oh, :ow] = dy
         dy = full
     corners = [[dy[a::2, b::2] for b in range(2)] for a in range(2)]  # (TH, TW, N, F) each
-    # dS[i, b] = Σ_a AT[a, i]·dy[a, b]; dM[i, j] = Σ_b AT[b, j]·dS[i, b]
     for i in range(4):
-        d_s = [combine(AT[:, i], [corners[0][b], corners[1][b]], work[b]) for b in range(2)]
+        a = np.flatnonzero(AT[:, i])
+        if len(a) == 1:  # dS[i, b] = AT[a, i]·dy[a, b]: fold the sign into the coefficients
+            sign, d_s = AT[a[0], i], corners[a[0]]
+        else:
+            sign = 1
+            d_s = [combine(AT[:, i], [corners[0][b], corners[1][b]], work[i - 1, b]) for b in range(2)]
         for j in range(4):
-            combine(AT[:, j], d_s, out[i, j])
+            combine(sign * AT[:, j], d_s, out[i, j])
     return out
 
 
@@ -207,7 +214,7 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool 
     p = th * tw * n
     dtype = V.dtype
     dM = output_tiles_adjoint(pixel_major(dy).astype(dtype, copy=False), th, tw,
-                              buffer("dM", (4, 4, th, tw, n, f), dtype), buffer("dS", (2, th, tw, n, f), dtype))
+                              buffer("dM", (4, 4, th, tw, n, f), dtype), buffer("dS", (2, 2, th, tw, n, f), dtype))
     dM = dM.reshape(16, p, f)
     dU = np.matmul(V.reshape(16, p, c).transpose(0, 2, 1), dM)  # (16, C, F)
     kernel_gradient(dU, grads["W"])
