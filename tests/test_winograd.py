@@ -148,3 +148,11 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
     architecture["layers"][0]["config"]["algorithm"] = "fft"
     with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) algorithm must be one of im2col, winograd, auto"):
         state_shapes(architecture)
+
+
+def test_work_floats_counts_the_winograd_arrays():
+    layer = Conv2D(32, 64, 3, algorithm="winograd", rng=0)
+    layer.forward(np.zeros((2, 32, 13, 13), np.float32))
+    held = sum(a.size for a in layer._scratch.values()) // 2  # per sample
+    padded = 14 * 14 * 32  # the padded image, allocated per call
+    assert layer.work_floats((32, 13, 13)) == held + padded

@@ -158,8 +158,11 @@ class Conv2D(Layer):
         return (self.out_channels, *conv_output_shape(h, w, self.kernel_size, self.stride, self.padding))
 
     def work_floats(self, input_shape):
-        """The im2col matrix: OH·OW rows of KH·KW·C numbers and the ones column, per sample."""
+        """The im2col matrix: OH·OW rows of KH·KW·C numbers and the ones column, per sample;
+        for Winograd its work arrays (``winograd.work_floats``)."""
         _, oh, ow = self.output_shape(input_shape)
+        if self.uses_winograd(*input_shape[1:]):
+            return winograd.work_floats(input_shape, self.out_channels, self.padding)
         kh, kw = self.kernel_size
         return oh * ow * (kh * kw * self.in_channels + 1)
 

@@ -47,6 +47,15 @@ def tiles(height: int, width: int, padding) -> tuple[int, int, int, int]:
     return oh, ow, (oh + 1) // 2, (ow + 1) // 2
 
 
+def work_floats(input_shape, out_channels: int, padding) -> int:
+    """Numbers ``forward`` holds per sample besides its output: the padded image, the row-
+    transformed tiles, V (16 per tile and input channel), M (16 per tile and output channel) and
+    the output transform's half-way array (8 per tile and output channel)."""
+    c, h, w = input_shape
+    _, _, th, tw = tiles(h, w, padding)
+    return (2 * th + 2) * (2 * tw + 2) * c + 4 * th * (2 * tw + 2) * c + th * tw * (16 * c + 24 * out_channels)
+
+
 def kernel_transform(W: np.ndarray) -> np.ndarray:
     """U (16, C, F) = G·g·Gᵀ for every (f, c) kernel g of W (F, C, 3, 3), positions (i, j) first."""
     f, c = W.shape[:2]
