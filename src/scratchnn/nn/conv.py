@@ -24,12 +24,18 @@ from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
 
 ALGORITHMS = ("im2col", "winograd", "auto")
-# "auto" runs Winograd for 3x3 stride-1 convolutions with at least this many input channels: there
-# it took 0.63-0.95 of im2col's forward + backward time in every shape measured (C, F in 8..64 on
-# 13x13, 14x14 and 28x28 images, N=128, one BLAS thread; benchmarks/conv_benchmark.py --grid).
-# With 8 or 16 input channels it took 0.62-1.74 (the tile transforms outweigh the saved products),
-# with 1 (a first layer) 7x: there im2col stays.
-AUTO_MIN_CHANNELS = 32
+# "auto" runs Winograd for a 3x3 stride-1 convolution with at least 32 input channels whose
+# output sides are even (every 2x2 tile used), or with at least 64 input channels. Measured
+# (benchmarks/conv_benchmark.py --grid: C, F in 8..64, N=128, forward + backward, one BLAS thread,
+# CPU time), Winograd took of im2col's time:
+#   C >= 32, even outputs (14x14 and 28x28 'same')   0.63-0.77
+#   C = 64, odd outputs (13x13 -> 11x11)              0.78-0.84
+#   C = 32, odd outputs                               0.94-0.95  (tiles cover 12x12 for 11x11)
+#   C = 8 or 16                                       0.62-1.74  (the transforms outweigh the products)
+#   C = 1 (a first layer)                             ~7
+# The transforms are NumPy passes on one core while BLAS may use more for the products, so a 5%
+# gain is not taken: the `cnn` network's 32 -> 64 on 13x13 stays on im2col.
+AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_ODD = 32, 64
 
 
 class Conv2D(Layer):
@@ -56,8 +62,9 @@ class Conv2D(Layer):
             "winograd" (3x3 kernels, stride 1): Winograd's F(2x2, 3x3), 16 multiplications per
             2x2 outputs instead of 36, paid for with additions that transform 4x4 input tiles
             and 4x4 product tiles (see ``nn/winograd.py``); equal to im2col up to float rounding.
-            "auto" (the default): Winograd for 3x3 stride-1 layers with at least
-            AUTO_MIN_CHANNELS (32) input channels, where it was measured faster; im2col elsewhere.
+            "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels and
+            even output sides, or >= 64 input channels, where it was measured 15-37% faster;
+            im2col elsewhere (see AUTO_MIN_CHANNELS for the measurements).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 
@@ -133,11 +140,13 @@ class Conv2D(Layer):
 
     def uses_winograd(self, height: int, width: int) -> bool:
         """Whether a forward on (height, width) images runs Winograd: "winograd" always, "auto"
-        where it was measured faster (3x3, stride 1, at least AUTO_MIN_CHANNELS input channels)."""
-        if self.algorithm == "auto":
-            return self.kernel_size == (3, 3) and self.stride == (1, 1) and \
-                min(self.in_channels, self.out_channels) >= AUTO_MIN_CHANNELS
-        return self.algorithm == "winograd"
+        where it was measured faster (3x3, stride 1, >= 32 input channels and even output sides,
+        or >= 64 input channels; see AUTO_MIN_CHANNELS)."""
+        if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
+            return self.algorithm == "winograd"
+        oh, ow = conv_output_shape(height, width, 3, 1, self.padding)
+        even = oh % 2 == 0 and ow % 2 == 0
+        return self.in_channels >= (AUTO_MIN_CHANNELS if even else AUTO_MIN_CHANNELS_ODD)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
