@@ -158,3 +158,26 @@ def test_work_floats_counts_the_winograd_arrays():
     held = sum(a.size for a in layer._scratch.values()) // 2  # per sample
     padded = 14 * 14 * 32  # the padded image, allocated per call
     assert layer.work_floats((32, 13, 13)) == held + padded
+
+
+def test_a_winograd_network_trains_to_the_same_weights_on_both_paths():
+    # fit's fast path packs the parameters into flat arrays: Winograd must read and write those.
+    from scratchnn.nn import MaxPool2D, ReLU
+    from scratchnn.optim import Adam
+    from scratchnn.training.fit import fit
+
+    def train(fast):
+        rng = np.random.default_rng(0)
+        model = Sequential([Conv2D(1, 4, 3, padding=1, algorithm="winograd", rng=rng), ReLU(), MaxPool2D(2),
+                            Conv2D(4, 4, 3, algorithm="winograd", rng=rng), ReLU(), Flatten(), Dense(16, 3, rng=rng)],
+                           input_shape=(1, 8, 8)).astype(np.float64)
+        data = np.random.default_rng(1)
+        x, y = data.random((40, 1, 8, 8)), data.integers(0, 3, 40)
+        fit(model, Adam(lr=1e-2), x, y, epochs=3, batch_size=8, rng=np.random.default_rng(2), fast=fast)
+        return model.state_dict()
+
+    initial = Conv2D(1, 4, 3, padding=1, rng=np.random.default_rng(0)).params["W"]
+    textbook, fast = train(False), train(True)
+    assert not np.allclose(textbook["0.W"], initial), "the weights never moved: comparing them proves nothing"
+    for name in textbook:
+        np.testing.assert_allclose(fast[name], textbook[name], rtol=1e-10, atol=1e-12, err_msg=name)
