@@ -7,8 +7,14 @@ from scratchnn.errors import ConfigError, ModelFileError
 from scratchnn.gradcheck import check_layer
 from scratchnn.io import load, save
 from scratchnn.model_schema import state_shapes
-from scratchnn.nn import Conv2D, Dense, Flatten, layer_from_config, layer_to_config
-from scratchnn.nn import winograd
+from scratchnn.nn import (
+    Conv2D,
+    Dense,
+    Flatten,
+    layer_from_config,
+    layer_to_config,
+    winograd,
+)
 
 TIGHT = 1e-7
 
@@ -102,8 +108,8 @@ def test_winograd_skips_the_input_gradient_and_reuses_buffers_safely():
     grads = {k: g.copy() for k, g in layer.grads.items()}
     layer.forward(x2)
     assert layer.backward(dy, need_dx=False) is None
-    for key in grads:
-        np.testing.assert_array_equal(layer.grads[key], grads[key], err_msg=f"Conv2D d{key}")
+    for key, grad in grads.items():
+        np.testing.assert_array_equal(layer.grads[key], grad, err_msg=f"Conv2D d{key}")
     fresh = Conv2D(4, 5, 3, algorithm="winograd", rng=0)
     fresh.forward(x2)
     np.testing.assert_array_equal(fresh.backward(dy), dx)

@@ -15,11 +15,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ModelFileError, ShapeError
+from . import winograd
 from .base import Layer
 from .check_inputs import distinct_values
-from .im2col import (as_pair, col2im, conv_output_shape, from_pixel_major, im2col, kernel_from_matrix, kernel_matrix,
-                     pixel_major)
-from . import winograd
+from .im2col import (
+    as_pair,
+    col2im,
+    conv_output_shape,
+    from_pixel_major,
+    im2col,
+    kernel_from_matrix,
+    kernel_matrix,
+    pixel_major,
+)
 from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
 

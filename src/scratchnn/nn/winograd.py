@@ -106,7 +106,7 @@ def input_tiles(image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray) -
     returned (its (16, TH·TW·N, C) reshape is what the products read). Bᵀ is applied to the
     rows of all tiles at once (4 strided slices of the image), then to their columns.
     """
-    h, w, n, c = image.shape
+    h, w = image.shape[:2]
     (ph, pw), (_, _, th, tw) = padding, tiles(h, w, padding)
     padded = padded_image(image, (2 * th + 2, 2 * tw + 2), (ph, pw))
     row_terms = [padded[k:k + 2 * th:2] for k in range(4)]       # (TH, W', N, C) each
@@ -146,7 +146,6 @@ def output_tiles(M: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray
     The tile's output pixel (a, b) lands at (2t + a, 2s + b); tiles past an odd OH or OW are
     dropped. ``work`` is a (4, 2, TH, TW, N, F) array.
     """
-    oh, ow = out.shape[:2]
     for i in range(4):
         for b in range(2):
             combine(AT[b], M[i], work[i, b])
