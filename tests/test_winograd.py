@@ -156,6 +156,9 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
     architecture["layers"][0]["config"]["algorithm"] = "fft"
     with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) algorithm must be one of im2col, winograd, auto"):
         state_shapes(architecture)
+    architecture["layers"][0]["config"].update(algorithm="winograd", kernel_size=2)  # a 2x2 kernel
+    with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\): algorithm 'winograd' needs a 3x3 kernel"):
+        state_shapes(architecture)
 
 
 def test_work_floats_counts_the_winograd_arrays():

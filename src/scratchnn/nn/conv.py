@@ -186,6 +186,8 @@ class Conv2D(Layer):
     @classmethod
     def config_shapes(cls, args, shape, where):
         c, f, kernel = args["in_channels"], args["out_channels"], args["kernel_size"]
+        if args.get("algorithm") == "winograd" and (kernel, args.get("stride", (1, 1))) != ((3, 3), (1, 1)):
+            raise ModelFileError(f"{where}: algorithm 'winograd' needs a 3x3 kernel with stride 1")
         sides = _window_sides(shape, c, kernel, args.get("stride", (1, 1)), args.get("padding", (0, 0)), where)
         work = sides[0] * sides[1] * (kernel[0] * kernel[1] * c + 1)  # the im2col matrix
         if work > MAX_SAMPLE:
