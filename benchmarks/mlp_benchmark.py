@@ -17,6 +17,9 @@ How to read the table:
 - scratchnn / PyTorch > 1 means scratchnn is that many times slower per epoch.
 - "scratchnn --textbook" trains the same network with fit(..., fast=False): the plain layers and
   optimizer, without scratchnn.fast (packing, flat Adam, memory-order products, ...).
+- "scratchnn, Winograd conv2" (--frameworks ...,winograd) trains the CNN with its second
+  convolution (32 -> 64) on algorithm="winograd"; the default "auto" keeps both on im2col (see
+  Conv2D; the first, with one input channel, is ~7x slower on Winograd).
 - --profile adds scratchnn's time per layer (forward and backward), summed over the timed epochs.
 - threads names the BLAS and its kernels (OpenBLAS picks them for the CPU unless OPENBLAS_CORETYPE
   pins them); for the MLP, a last line times scratchnn's Dense layers alone, the floor any NumPy
@@ -54,9 +57,11 @@ EVAL_BATCH = 1000  # torch's test-set batches (scratchnn picks its own, see infe
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 BATCH = 128
 # name -> module to find; "scratchnn" trains on its fast path (fit's default), "textbook" on the plain code
-FRAMEWORKS = {"scratchnn": "scratchnn", "textbook": "scratchnn", "torch": "torch", "sklearn": "sklearn"}
-LABELS = {"scratchnn": "scratchnn", "textbook": "scratchnn --textbook", "torch": "PyTorch (CPU)",
-          "sklearn": "scikit-learn"}
+# "winograd" is scratchnn with the CNN's second convolution on Conv2D(algorithm="winograd")
+FRAMEWORKS = {"scratchnn": "scratchnn", "textbook": "scratchnn", "winograd": "scratchnn", "torch": "torch",
+              "sklearn": "sklearn"}
+LABELS = {"scratchnn": "scratchnn", "textbook": "scratchnn --textbook", "winograd": "scratchnn, Winograd conv2",
+          "torch": "PyTorch (CPU)", "sklearn": "scikit-learn"}
 MB = 2 ** 20
 
 
@@ -116,13 +121,14 @@ def dense_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     return statistics.median(seconds)
 
 
-def scratchnn_model(model: str, seed: int):
+def scratchnn_model(model: str, seed: int, conv_algorithm: str = "auto"):
     from scratchnn.model import Sequential
     from scratchnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
     rng = np.random.default_rng([seed, 1])  # its own stream: init and shuffling draw different numbers
     if model == "cnn":
-        return Sequential([Conv2D(1, 32, 3, rng=rng), ReLU(), MaxPool2D(2), Conv2D(32, 64, 3, rng=rng), ReLU(),
+        return Sequential([Conv2D(1, 32, 3, rng=rng), ReLU(), MaxPool2D(2),
+                           Conv2D(32, 64, 3, algorithm=conv_algorithm, rng=rng), ReLU(),
                            MaxPool2D(2), Flatten(), Dense(1600, 128, rng=rng), ReLU(), Dense(128, 10, rng=rng)],
                           input_shape=INPUT_SHAPES["cnn"])
     widths = (784, *HIDDEN, 10)
@@ -151,13 +157,13 @@ def time_layers(model, counting: list[bool]) -> dict[str, list[float]]:
 
 
 def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False,
-                    fast: bool = True):
+                    fast: bool = True, conv_algorithm: str = "auto"):
     """Per-epoch training seconds and test accuracy; the train loop is a plain user ``fit`` call."""
     import scratchnn.fast
     from scratchnn.optim import Adam  # NOTE: no fallback on purpose; a missing Adam must fail here
     from scratchnn.training.fit import evaluate, fit
 
-    model = scratchnn_model(model_name, seed)
+    model = scratchnn_model(model_name, seed, conv_algorithm)
     optimizer = Adam(lr=LR, beta1=BETAS[0], beta2=BETAS[1], eps=EPS)
     counting = [False]  # the layer timers count training steps only: not the warm-up epoch, not evaluations
     layer_seconds = time_layers(model, counting) if profile and not fast else None
@@ -260,6 +266,7 @@ def train_sklearn(model_name, x, y, x_test, y_test, epochs: int, seed: int, prof
 
 
 TRAINERS = {"scratchnn": train_scratchnn, "textbook": functools.partial(train_scratchnn, fast=False),
+            "winograd": functools.partial(train_scratchnn, conv_algorithm="winograd"),
             "torch": train_torch, "sklearn": train_sklearn}
 
 
@@ -370,6 +377,9 @@ def main() -> None:
     if "scratchnn" in runs and "torch" in runs:
         ratio = median("scratchnn", "median_s") / median("torch", "median_s")
         print(f"\nratio scratchnn / PyTorch s/epoch: {ratio:.2f}")
+    if "winograd" in runs and "torch" in runs:
+        ratio = median("winograd", "median_s") / median("torch", "median_s")
+        print(f"ratio scratchnn with Winograd conv2 / PyTorch s/epoch: {ratio:.2f}")
     if "scratchnn" in runs and "textbook" in runs:
         ratio = median("textbook", "median_s") / median("scratchnn", "median_s")
         print(f"ratio scratchnn --textbook / scratchnn s/epoch: {ratio:.2f}")
@@ -382,15 +392,16 @@ def main() -> None:
         x_mb, peak = runs["scratchnn"][0]["train_array_mb"], median("scratchnn", "peak_rss_mb")
         print(f"float32 training array = {x_mb:.0f} MB; budget 2X + 150 MB = {2 * x_mb + 150:.0f} MB; "
               f"scratchnn peak = {peak:.0f} MB")
-    if args.profile and "scratchnn" in runs:
-        print_layer_split(runs["scratchnn"][-1], args.epochs - 1)
+    for name in ("scratchnn", "winograd"):
+        if args.profile and name in runs:
+            print_layer_split(runs[name][-1], args.epochs - 1, LABELS[name])
 
 
-def print_layer_split(run: dict, timed_epochs: int) -> None:
+def print_layer_split(run: dict, timed_epochs: int, label: str = "scratchnn") -> None:
     """scratchnn's forward/backward seconds per layer and epoch, and each layer's share of the total."""
     split = run["layer_seconds"]
     total = sum(f + b for f, b in split.values())
-    print(f"\nscratchnn time per layer, per epoch (mean of epochs 2..{timed_epochs + 1}, last run); the rest of "
+    print(f"\n{label} time per layer, per epoch (mean of epochs 2..{timed_epochs + 1}, last run); the rest of "
           f"the {run['mean_s']:.2f} s epoch is the loss, Adam and batch slicing")
     for key, (forward, backward) in split.items():
         print(f"  {key:<12} forward {forward / timed_epochs:6.2f} s  backward {backward / timed_epochs:6.2f} s  "

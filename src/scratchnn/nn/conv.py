@@ -15,12 +15,35 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ModelFileError, ShapeError
+from . import winograd
 from .base import Layer
 from .check_inputs import distinct_values
-from .im2col import (as_pair, col2im, conv_output_shape, from_pixel_major, im2col, kernel_from_matrix, kernel_matrix,
-                     pixel_major)
+from .im2col import (
+    as_pair,
+    col2im,
+    conv_output_shape,
+    from_pixel_major,
+    im2col,
+    kernel_from_matrix,
+    kernel_matrix,
+    pixel_major,
+)
 from .init import get_initializer
-from .schema import MAX_SAMPLE, initializer, optional, units, window
+from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
+
+ALGORITHMS = ("im2col", "winograd", "auto")
+# "auto" runs Winograd for a 3x3 stride-1 convolution with at least 32 input channels whose
+# output sides are even (every 2x2 tile used), or with at least 64 input channels. Measured
+# (benchmarks/conv_benchmark.py --grid: C, F in 8..64, N=128, forward + backward, one BLAS thread,
+# CPU time), Winograd took of im2col's time:
+#   C >= 32, even outputs (14x14 and 28x28 'same')   0.63-0.77
+#   C = 64, odd outputs (13x13 -> 11x11)              0.78-0.84
+#   C = 32, odd outputs                               0.94-0.95  (tiles cover 12x12 for 11x11)
+#   C = 8 or 16                                       0.62-1.74  (the transforms outweigh the products)
+#   C = 1 (a first layer)                             ~7
+# The transforms are NumPy passes on one core while BLAS may use more for the products, so a 5%
+# gain is not taken: the `cnn` network's 32 -> 64 on 13x13 stays on im2col.
+AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_ODD = 32, 64
 
 
 class Conv2D(Layer):
@@ -43,15 +66,24 @@ class Conv2D(Layer):
         kernel_size, stride, padding: ints, or (height, width) pairs.
         init, bias_init: initialiser names from ``scratchnn.nn.init``; fan_in = C·KH·KW,
             fan_out = F·KH·KW (one kernel entry feeds F outputs at KH·KW positions).
+        algorithm: how the same convolution is computed. "im2col": the products above.
+            "winograd" (3x3 kernels, stride 1): Winograd's F(2x2, 3x3), 16 multiplications per
+            2x2 outputs instead of 36, paid for with additions that transform 4x4 input tiles
+            and 4x4 product tiles (see ``nn/winograd.py``); equal to im2col up to float rounding.
+            "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels and
+            even output sides, or >= 64 input channels, where it was measured 15-37% faster;
+            im2col elsewhere (see AUTO_MIN_CHANNELS for the measurements).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 
     # what a model file may say (see nn/schema.py)
     required_keywords = {"in_channels": units, "out_channels": units, "kernel_size": window(1)}
-    optional_keywords = {"stride": window(1), "padding": window(0), "init": initializer, "bias_init": initializer}
+    optional_keywords = {"stride": window(1), "padding": window(0), "init": initializer, "bias_init": initializer,
+                         "algorithm": one_of(ALGORITHMS)}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
-                 init: str = "he_normal", bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
+                 init: str = "he_normal", bias_init: str = "zeros", algorithm: str = "auto",
+                 rng: np.random.Generator | int | None = None):
         super().__init__()
         self.in_channels = _positive(in_channels, "in_channels")
         self.out_channels = _positive(out_channels, "out_channels")
@@ -59,6 +91,7 @@ class Conv2D(Layer):
         self.stride = as_pair(stride, "stride")
         self.padding = as_pair(padding, "padding", minimum=0)
         self.init, self.bias_init = init, bias_init
+        self.algorithm = _check_algorithm(algorithm, self.kernel_size, self.stride)
         rng = np.random.default_rng(rng)
         c, f, (kh, kw) = self.in_channels, self.out_channels, self.kernel_size
         fan_in, fan_out = c * kh * kw, f * kh * kw
@@ -69,6 +102,10 @@ class Conv2D(Layer):
 
     def forward(self, x, training=False):
         n, _, h, w = _check_images(self, x, self.in_channels)
+        if self.uses_winograd(h, w):
+            y, cache = winograd.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer)
+            self._cache = ("winograd", cache)
+            return y
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         # NOTE: cols is rewritten by the next forward; backward only ever needs the latest one.
@@ -80,11 +117,14 @@ class Conv2D(Layer):
         cols[:, k] = 1
         wm = np.concatenate([kernel_matrix(self.params["W"]), self.params["b"][None]])  # [Wm; b]
         y = cols @ wm  # (OH·OW·N, F) = (OH, OW, N, F) in memory
-        self._cache = (x.shape, cols, wm)
+        self._cache = ("im2col", (x.shape, cols, wm))
         return from_pixel_major(y.reshape(oh, ow, n, f))
 
     def backward(self, dy, need_dx=True):
-        x_shape, cols, wm = self._take_cache()
+        algorithm, cache = self._take_cache()
+        if algorithm == "winograd":
+            return winograd.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx)
+        x_shape, cols, wm = cache
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
         dy_rows = dy.transpose(2, 3, 0, 1).reshape(oh * ow * n, f)  # a view when dy is pixel-major
@@ -106,6 +146,16 @@ class Conv2D(Layer):
         blocks = dcols.reshape(kh, kw, oh, ow, n, c).transpose(2, 3, 4, 0, 1, 5)  # (OH, OW, N, KH, KW, C)
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
+    def uses_winograd(self, height: int, width: int) -> bool:
+        """Whether a forward on (height, width) images runs Winograd: "winograd" always, "auto"
+        where it was measured faster (3x3, stride 1, >= 32 input channels and even output sides,
+        or >= 64 input channels; see AUTO_MIN_CHANNELS)."""
+        if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
+            return self.algorithm == "winograd"
+        oh, ow = conv_output_shape(height, width, 3, 1, self.padding)
+        even = oh % 2 == 0 and ow % 2 == 0
+        return self.in_channels >= (AUTO_MIN_CHANNELS if even else AUTO_MIN_CHANNELS_ODD)
+
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
         buffer = self._scratch.get(name)
@@ -117,21 +167,27 @@ class Conv2D(Layer):
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": _unpair(self.kernel_size), "stride": _unpair(self.stride),
-                "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init}
+                "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init,
+                **({} if self.algorithm == "auto" else {"algorithm": self.algorithm})}
 
     def output_shape(self, input_shape):
         c, h, w = _check_sample(self, input_shape, self.in_channels)
         return (self.out_channels, *conv_output_shape(h, w, self.kernel_size, self.stride, self.padding))
 
     def work_floats(self, input_shape):
-        """The im2col matrix: OH·OW rows of KH·KW·C numbers and the ones column, per sample."""
+        """The im2col matrix: OH·OW rows of KH·KW·C numbers and the ones column, per sample;
+        for Winograd its work arrays (``winograd.work_floats``)."""
         _, oh, ow = self.output_shape(input_shape)
+        if self.uses_winograd(*input_shape[1:]):
+            return winograd.work_floats(input_shape, self.out_channels, self.padding)
         kh, kw = self.kernel_size
         return oh * ow * (kh * kw * self.in_channels + 1)
 
     @classmethod
     def config_shapes(cls, args, shape, where):
         c, f, kernel = args["in_channels"], args["out_channels"], args["kernel_size"]
+        if args.get("algorithm") == "winograd" and (kernel, args.get("stride", (1, 1))) != ((3, 3), (1, 1)):
+            raise ModelFileError(f"{where}: algorithm 'winograd' needs a 3x3 kernel with stride 1")
         sides = _window_sides(shape, c, kernel, args.get("stride", (1, 1)), args.get("padding", (0, 0)), where)
         work = sides[0] * sides[1] * (kernel[0] * kernel[1] * c + 1)  # the im2col matrix
         if work > MAX_SAMPLE:
@@ -143,6 +199,9 @@ class Conv2D(Layer):
     def gradcheck_cases(cls, rng):
         return [(cls(2, 3, 3, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 4))),
                 (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", rng=rng),
+                 rng.standard_normal((2, 2, 5, 6))),
+                # Winograd: odd sides (a last tile half outside), padding
+                (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd", rng=rng),
                  rng.standard_normal((2, 2, 5, 6)))]
 
 
@@ -301,6 +360,15 @@ def _check_sample(layer: Layer, shape, channels: int | None = None) -> tuple[int
         raise ShapeError(f"{layer!r} expects samples of shape ({want}, H, W), got {shape}; "
                          "give the model input_shape=(channels, height, width)")
     return shape
+
+
+def _check_algorithm(algorithm, kernel_size, stride) -> str:
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if algorithm == "winograd" and (kernel_size, stride) != ((3, 3), (1, 1)):
+        raise ConfigError(f"algorithm 'winograd' needs a 3x3 kernel with stride 1, got kernel_size "
+                          f"{kernel_size} and stride {stride}; use 'im2col' or 'auto'")
+    return algorithm
 
 
 def _positive(value, name: str) -> int:

@@ -79,6 +79,15 @@ def optional(check):
     return lambda value, where: None if value is None else check(value, where)
 
 
+def one_of(names: tuple[str, ...]):
+    """A checker of a name from ``names`` (Conv2D's algorithm)."""
+    def check(value, where):
+        if type(value) is not str or value not in names:
+            raise ModelFileError(f"{where} must be one of {', '.join(names)}, got {show(value)}")
+        return value
+    return check
+
+
 def initializer(value, where):
     """The name of an initialiser in ``scratchnn.nn.init``."""
     if type(value) is not str or value not in INITIALIZERS:

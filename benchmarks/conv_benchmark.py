@@ -1,0 +1,79 @@
+"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3), per shape, in one run.
+
+Shapes: the `cnn` benchmark network's two convolutions (N=128, 1->32 on 28x28 and 32->64 on
+13x13, 3x3, no padding) and padded 3x3 'same' convolutions as a record preset stacks them
+(32->32 on 28x28, 32->64 and 64->64 on 14x14), plus --grid: C, F in 8..64 on the three sizes,
+the measurements behind Conv2D's "auto" rule. Each figure is the minimum over --repeats calls
+(the algorithms take turns), in ms; backward computes dx except for a first layer (C = 1).
+
+--cpu-time measures the process's CPU time instead of the wall clock: on a shared, oversubscribed
+machine that is the stable figure (with OPENBLAS_NUM_THREADS=1 it is the work done; with more
+BLAS threads it also counts their spinning). The script prints figures; it asserts nothing.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/conv_benchmark.py --cpu-time [--grid] [--repeats 9]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from scratchnn.nn import Conv2D
+from scratchnn.nn.im2col import from_pixel_major
+
+BATCH = 128
+SHAPES = [  # (label, C, F, H = W, padding)
+    ("cnn conv1 1->32 28x28", 1, 32, 28, 0), ("cnn conv2 32->64 13x13", 32, 64, 13, 0),
+    ("same 32->32 28x28", 32, 32, 28, 1), ("same 32->64 14x14", 32, 64, 14, 1), ("same 64->64 14x14", 64, 64, 14, 1),
+]
+
+
+def pixel_major_random(rng, shape) -> np.ndarray:
+    """A float32 (N, C, H, W) array stored (H, W, N, C), as the convolution layers pass them."""
+    n, c, h, w = shape
+    return from_pixel_major(rng.standard_normal((h, w, n, c), dtype=np.float32))
+
+
+def time_shape(c: int, f: int, size: int, padding: int, repeats: int, clock) -> dict[str, tuple[float, float]]:
+    """{algorithm: (forward ms, backward ms)}, the minimum over ``repeats`` turns each."""
+    rng = np.random.default_rng(0)
+    x = pixel_major_random(rng, (BATCH, c, size, size))
+    layers = {a: Conv2D(c, f, 3, padding=padding, algorithm=a, rng=0) for a in ("im2col", "winograd")}
+    dy = pixel_major_random(rng, layers["im2col"].forward(x).shape)
+    times = {a: ([], []) for a in layers}
+    for _ in range(repeats):
+        for name, layer in layers.items():
+            start = clock()
+            layer.forward(x, training=True)
+            middle = clock()
+            layer.backward(dy, need_dx=c > 1)
+            times[name][0].append(middle - start)
+            times[name][1].append(clock() - middle)
+    return {a: (min(fw) * 1e3, min(bw) * 1e3) for a, (fw, bw) in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--cpu-time", action="store_true", help="time the process's CPU, not the wall clock")
+    parser.add_argument("--grid", action="store_true", help="also C, F in 8..64 on 13x13, 14x14 'same', 28x28 'same'")
+    args = parser.parse_args()
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    shapes = list(SHAPES)
+    if args.grid:
+        shapes += [(f"grid {c}->{f} {s}x{s} p{p}", c, f, s, p) for s, p in ((13, 0), (14, 1), (28, 1))
+                   for c in (8, 16, 32, 64) for f in (8, 16, 32, 64)]
+    print(f"N={BATCH}, float32, {'CPU' if args.cpu_time else 'wall'} time, min of {args.repeats}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    print(f"{'shape':28s} {'im2col fwd+bwd ms':>20s} {'winograd fwd+bwd ms':>22s} {'winograd/im2col':>16s}")
+    for label, c, f, size, padding in shapes:
+        t = time_shape(c, f, size, padding, args.repeats, clock)
+        (fi, bi), (fw, bw) = t["im2col"], t["winograd"]
+        print(f"{label:28s} {fi:7.1f} + {bi:7.1f}    {fw:7.1f} + {bw:7.1f}      {(fw + bw) / (fi + bi):6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
