@@ -4,7 +4,7 @@ Every case is a small hand-made run: metrics rows (dicts) and health rows (epoch
 signal, value), built with ``Run`` below, so each test reads as the numbers it is about. A rule
 is examined on its own (``Run.finding``), so another rule firing on the same table cannot hide
 or fake it; ``diagnose`` and ``Doctor`` are tested on whole runs at the end. Thresholds come
-from ``scratchnn.doctor.rules``; the few factors rules.py writes as literals are named here,
+from ``scratchnn.doctor.thresholds``; the few factors the rules write as literals are named here,
 each beside the docstring words it stands for.
 
 Where a rule's code and its docstring disagree, the test follows the docstring and is marked
@@ -18,16 +18,16 @@ import re
 import pytest
 
 from scratchnn.cli.main import build_parser, parse
-from scratchnn.doctor import RULES, Doctor, RunHealth, diagnose, rules
+from scratchnn.doctor import RULES, Doctor, RunHealth, diagnose, thresholds
 from scratchnn.doctor import diagnosis as diagnosis_module
 from scratchnn.doctor.findings import Rule, Trigger
 
 C = 10
 CHANCE = math.log(C)                          # ln C: the loss of a uniform guess
-CHANCE_ACC = rules.CHANCE_ACCURACY / C        # "below 1.5 / C": accuracy no better than a guess
+CHANCE_ACC = thresholds.CHANCE_ACCURACY / C        # "below 1.5 / C": accuracy no better than a guess
 TINY = 1e-9                                   # "just": a relative nudge across a threshold
 
-# Factors rules.py writes as literals (its docstrings' words):
+# Factors the rules write as literals (its docstrings' words):
 MEMORISING_GAP = 0.03     # memorising: "the train accuracy is 3 points above the dev accuracy"
 FINITE_WEIGHTS = 1e6      # softmax-overflow: "every recorded weight_rms ... is below 1e6"
 CLIMB = 1.2               # lr-too-high: "ends over 1.2x its lowest value"
@@ -95,7 +95,7 @@ def fires_at(run: Run, rule_id: str) -> int | None:
     return None if found is None else found.epoch
 
 
-def streaks(limit: float, good: float, past=above, length: int = rules.PERSIST):
+def streaks(limit: float, good: float, past=above, length: int = thresholds.PERSIST):
     """The persistence cases of a rule over one signal: (values, the epoch it must fire at or None).
 
     After a good evaluation, ``length`` in a row just past the limit fire at the last of them; one
@@ -133,9 +133,9 @@ def inputs(low: float, high: float) -> Run:
 
 @covers("unscaled-inputs")
 @pytest.mark.parametrize("low, high, epoch", [
-    (0.0, rules.UNSCALED, None), (0.0, above(rules.UNSCALED), 1),
-    (-rules.UNSCALED, 1.0, None), (-above(rules.UNSCALED), 1.0, 1),
-    (0.0, below(rules.UNSCALED), None)])
+    (0.0, thresholds.UNSCALED, None), (0.0, above(thresholds.UNSCALED), 1),
+    (-thresholds.UNSCALED, 1.0, None), (-above(thresholds.UNSCALED), 1.0, 1),
+    (0.0, below(thresholds.UNSCALED), None)])
 def test_unscaled_inputs_past_the_pixel_limit(low, high, epoch):
     assert fires_at(inputs(low, high), "unscaled-inputs") == epoch
 
@@ -151,7 +151,7 @@ def memorising(dev_accuracy: float = 0.1, dev_loss: float = 2.5, train_losses=(2
 
 @covers("memorising")
 def test_memorising_fires_when_train_improves_while_dev_stays_at_chance():
-    assert fires_at(memorising(), "memorising") == rules.PERSIST  # epochs 1 and 2 in a row
+    assert fires_at(memorising(), "memorising") == thresholds.PERSIST  # epochs 1 and 2 in a row
     assert fires_at(memorising(train_losses=(2.0,)), "memorising") is None  # one is not enough
 
 
@@ -159,20 +159,20 @@ def test_memorising_fires_when_train_improves_while_dev_stays_at_chance():
 def test_memorising_is_not_a_network_that_gives_one_answer_for_every_image():
     # sorted, unshuffled batches also lift the train accuracy while dev stays at chance, but the
     # network answers the last class it saw: that is one-class, not recall of the labels
-    assert fires_at(memorising().model("top_class_share", [0.1, rules.ONE_CLASS, rules.ONE_CLASS]),
-                    "memorising") == rules.PERSIST
-    assert fires_at(memorising().model("top_class_share", [0.1, above(rules.ONE_CLASS), 0.9]), "memorising") is None
+    assert fires_at(memorising().model("top_class_share", [0.1, thresholds.ONE_CLASS, thresholds.ONE_CLASS]),
+                    "memorising") == thresholds.PERSIST
+    assert fires_at(memorising().model("top_class_share", [0.1, above(thresholds.ONE_CLASS), 0.9]), "memorising") is None
 
 
 @covers("memorising")
 def test_memorising_dev_accuracy_must_stay_below_1_5_over_c():
-    assert fires_at(memorising(dev_accuracy=below(CHANCE_ACC)), "memorising") == rules.PERSIST
+    assert fires_at(memorising(dev_accuracy=below(CHANCE_ACC)), "memorising") == thresholds.PERSIST
     assert fires_at(memorising(dev_accuracy=CHANCE_ACC), "memorising") is None
 
 
 @covers("memorising")
 def test_memorising_dev_loss_must_be_at_least_chance():
-    assert fires_at(memorising(dev_loss=CHANCE), "memorising") == rules.PERSIST  # "at least": inclusive
+    assert fires_at(memorising(dev_loss=CHANCE), "memorising") == thresholds.PERSIST  # "at least": inclusive
     assert fires_at(memorising(dev_loss=below(CHANCE)), "memorising") is None
 
 
@@ -207,7 +207,7 @@ def test_memorising_counts_the_first_evaluation_through_the_accuracy_gap():
 
 # --- symmetric-units, scalar-bias-gradient: any single evaluation -----------------------
 @covers("symmetric-units")
-@pytest.mark.parametrize("spread, epoch", [(rules.SYMMETRIC, None), (below(rules.SYMMETRIC), 1), (0.0, 1)])
+@pytest.mark.parametrize("spread, epoch", [(thresholds.SYMMETRIC, None), (below(thresholds.SYMMETRIC), 1), (0.0, 1)])
 def test_symmetric_units_below_the_spread_limit(spread, epoch):
     run = Run().signal("0.Dense", "unit_spread", [1.0, spread, 1.0]).signal("2.Dense", "unit_spread", [1.0] * 3)
     assert fires_at(run, "symmetric-units") == epoch
@@ -216,7 +216,7 @@ def test_symmetric_units_below_the_spread_limit(spread, epoch):
 
 
 @covers("scalar-bias-gradient")
-@pytest.mark.parametrize("spread, epoch", [(rules.SCALAR_BIAS, None), (below(rules.SCALAR_BIAS), 2), (0.0, 2)])
+@pytest.mark.parametrize("spread, epoch", [(thresholds.SCALAR_BIAS, None), (below(thresholds.SCALAR_BIAS), 2), (0.0, 2)])
 def test_scalar_bias_gradient_below_the_spread_limit(spread, epoch):
     run = Run().signal("0.Dense", "bias_update_spread", [1.0] * 3).signal("2.Dense", "bias_update_spread",
                                                                          [0.9, 1.0, spread])
@@ -252,8 +252,8 @@ def test_softmax_overflow_needs_a_divergence():
 
 # --- large-init, small-init: the untrained network only --------------------------------
 @covers("large-init")
-@pytest.mark.parametrize("logits, epoch", [(rules.LARGE_LOGITS, None), (above(rules.LARGE_LOGITS), 0),
-                                           (below(rules.LARGE_LOGITS), None)])
+@pytest.mark.parametrize("logits, epoch", [(thresholds.LARGE_LOGITS, None), (above(thresholds.LARGE_LOGITS), 0),
+                                           (below(thresholds.LARGE_LOGITS), None)])
 def test_large_init_on_the_untrained_logits(logits, epoch):
     assert fires_at(Run().model("logit_max", [logits, 1.0]), "large-init") == epoch
 
@@ -264,7 +264,7 @@ def test_large_init_ignores_logits_that_grow_with_training():
 
 
 @covers("small-init")
-@pytest.mark.parametrize("size, epoch", [(rules.SMALL_WEIGHTS, None), (below(rules.SMALL_WEIGHTS), 0),
+@pytest.mark.parametrize("size, epoch", [(thresholds.SMALL_WEIGHTS, None), (below(thresholds.SMALL_WEIGHTS), 0),
                                          (0.0, None)])  # all-zero weights are symmetric-units' finding
 def test_small_init_on_the_untrained_weights(size, epoch):
     run = Run().signal("0.Dense", "weight_rms", [0.05, 0.05]).signal("2.Dense", "weight_rms", [size, 0.05])
@@ -275,7 +275,7 @@ def test_small_init_on_the_untrained_weights(size, epoch):
 
 @covers("small-init")
 def test_small_init_ignores_weights_that_shrink_later():
-    run = Run().signal("0.Dense", "weight_rms", [0.05, below(rules.SMALL_WEIGHTS), 1e-5])
+    run = Run().signal("0.Dense", "weight_rms", [0.05, below(thresholds.SMALL_WEIGHTS), 1e-5])
     assert fires_at(run, "small-init") is None
 
 
@@ -288,13 +288,13 @@ def gradients(ratios) -> Run:
 
 
 @covers("vanishing-gradients")
-@pytest.mark.parametrize("ratio, epoch", [(rules.VANISHING, None), (below(rules.VANISHING), 0)])
+@pytest.mark.parametrize("ratio, epoch", [(thresholds.VANISHING, None), (below(thresholds.VANISHING), 0)])
 def test_vanishing_gradients_at_epoch_0_needs_one_evaluation(ratio, epoch):
     assert fires_at(gradients([ratio, 0.5]), "vanishing-gradients") == epoch
 
 
 @covers("vanishing-gradients")
-@pytest.mark.parametrize("values, epoch", streaks(rules.VANISHING, good=0.5, past=below))
+@pytest.mark.parametrize("values, epoch", streaks(thresholds.VANISHING, good=0.5, past=below))
 def test_vanishing_gradients_after_epoch_0_needs_a_streak(values, epoch):
     assert fires_at(gradients(values), "vanishing-gradients") == epoch
 
@@ -310,8 +310,8 @@ def test_vanishing_gradients_compares_the_first_and_last_layer_with_weights():
 # --- saturated, dead-relu, one-class: a share past a limit, two evaluations in a row ---
 @covers("saturated")
 @covers("dead-relu")
-@pytest.mark.parametrize("rule_id, signal, limit", [("saturated", "saturated_fraction", rules.SATURATED),
-                                                    ("dead-relu", "dead_fraction", rules.DEAD)])
+@pytest.mark.parametrize("rule_id, signal, limit", [("saturated", "saturated_fraction", thresholds.SATURATED),
+                                                    ("dead-relu", "dead_fraction", thresholds.DEAD)])
 @pytest.mark.parametrize("values, epoch", streaks(1.0, good=0.1))  # in units of the limit
 def test_a_layers_share_past_the_limit_needs_a_streak(rule_id, signal, limit, values, epoch):
     run = Run().signal("1.Act", signal, [0.1 * limit] * len(values)).signal("3.Act", signal,
@@ -322,7 +322,7 @@ def test_a_layers_share_past_the_limit_needs_a_streak(rule_id, signal, limit, va
 
 
 @covers("one-class")
-@pytest.mark.parametrize("values, epoch", streaks(rules.ONE_CLASS, good=0.12))
+@pytest.mark.parametrize("values, epoch", streaks(thresholds.ONE_CLASS, good=0.12))
 def test_one_class_needs_a_streak_past_the_share(values, epoch):
     run = Run().model("top_class_share", values).model("top_class", [7] * len(values))
     assert fires_at(run, "one-class") == epoch
@@ -330,7 +330,7 @@ def test_one_class_needs_a_streak_past_the_share(values, epoch):
 
 @covers("one-class")
 def test_one_class_does_not_count_the_untrained_network():
-    run = Run().model("top_class_share", [0.9] * rules.PERSIST + [0.1]).model("top_class", [3] * 3)
+    run = Run().model("top_class_share", [0.9] * thresholds.PERSIST + [0.1]).model("top_class", [3] * 3)
     assert fires_at(run, "one-class") is None  # epoch 0 is before training started
 
 
@@ -340,22 +340,22 @@ def updates(ratios, layer: str = "0.Dense") -> Run:
 
 
 @covers("lr-too-high")
-@pytest.mark.parametrize("first, epoch", [(rules.FIRST_UPDATE, None), (above(rules.FIRST_UPDATE), 0)])
+@pytest.mark.parametrize("first, epoch", [(thresholds.FIRST_UPDATE, None), (above(thresholds.FIRST_UPDATE), 0)])
 def test_lr_too_high_on_the_first_step(first, epoch):
     assert fires_at(updates([first, 1e-3, 1e-3]), "lr-too-high") == epoch
 
 
 @covers("lr-too-high")
-@pytest.mark.parametrize("values, epoch", streaks(rules.HIGH_UPDATE, good=1e-3)
+@pytest.mark.parametrize("values, epoch", streaks(thresholds.HIGH_UPDATE, good=1e-3)
                          + [
                             # epoch 0 is judged by FIRST_UPDATE alone: it does not start a streak
-                            ([below(rules.FIRST_UPDATE)] + [above(rules.HIGH_UPDATE)] * (rules.PERSIST - 1), None)])
+                            ([below(thresholds.FIRST_UPDATE)] + [above(thresholds.HIGH_UPDATE)] * (thresholds.PERSIST - 1), None)])
 def test_lr_too_high_after_the_first_step_needs_a_streak(values, epoch):
     assert fires_at(updates(values), "lr-too-high") == epoch
 
 
 @covers("lr-too-high")
-@pytest.mark.parametrize("last, epoch", [(rules.DIVERGED_UPDATE, None), (above(rules.DIVERGED_UPDATE), 2)])
+@pytest.mark.parametrize("last, epoch", [(thresholds.DIVERGED_UPDATE, None), (above(thresholds.DIVERGED_UPDATE), 2)])
 def test_lr_too_high_when_a_run_diverged_after_large_steps(last, epoch):
     run = updates([1e-3, 5e-3, last]).at(3, "model", "diverged_loss", math.nan)
     assert fires_at(run, "lr-too-high") == epoch
@@ -376,7 +376,7 @@ def test_lr_too_high_when_the_loss_climbs_up_and_down(losses, epoch):
 def test_lr_too_high_a_nearly_fitted_loss_wobbling_is_noise():
     # the mlp preset at epoch 40: 0.019 -> 0.023 is 1.2x its lowest, and 0.004 nats
     assert fires_at(Run().train([0.5, 0.019, 0.021, 0.020, 0.023]), "lr-too-high") is None
-    lowest, noise = 0.3, rules.LOSS_NOISE
+    lowest, noise = 0.3, thresholds.LOSS_NOISE
     assert fires_at(Run().train([0.5, lowest, 0.35, 0.33, below(lowest + noise)]), "lr-too-high") is None
     assert fires_at(Run().train([0.5, lowest, 0.35, 0.33, above(lowest + noise)]), "lr-too-high") == 4
 
@@ -390,11 +390,11 @@ def slow(ratios, losses, grads=None) -> Run:
             .train(losses))
 
 
-STILL_LOSS = 2.0 * (1 - rules.STILL / 2)  # moved by half the STILL limit from 2.0
+STILL_LOSS = 2.0 * (1 - thresholds.STILL / 2)  # moved by half the STILL limit from 2.0
 
 
 @covers("lr-too-low")
-@pytest.mark.parametrize("ratio, epoch", [(below(rules.LOW_UPDATE), 1), (rules.LOW_UPDATE, None)])
+@pytest.mark.parametrize("ratio, epoch", [(below(thresholds.LOW_UPDATE), 1), (thresholds.LOW_UPDATE, None)])
 def test_lr_too_low_needs_every_layer_below_the_ratio(ratio, epoch):
     assert fires_at(slow([ratio, ratio], [2.0, STILL_LOSS]), "lr-too-low") == epoch
 
@@ -405,7 +405,7 @@ def test_lr_too_low_needs_two_evaluations():
 
 
 @covers("lr-too-low")
-@pytest.mark.parametrize("change, epoch", [(below(rules.STILL), 1), (above(rules.STILL), None)])
+@pytest.mark.parametrize("change, epoch", [(below(thresholds.STILL), 1), (above(thresholds.STILL), None)])
 def test_lr_too_low_needs_a_loss_that_barely_moves(change, epoch):
     assert fires_at(slow([1e-6, 1e-6], [2.0, 2.0 * (1 - change)]), "lr-too-low") == epoch
 
@@ -474,7 +474,7 @@ def test_exploding_a_nearly_fitted_networks_gradient_growing_tenfold_is_noise():
 @covers("exploding")
 def test_exploding_a_nearly_fitted_loss_doubling_is_noise():
     assert fires_at(Run().train([0.5, 0.01, 0.012, 0.015, 0.025]), "exploding") is None
-    noise = rules.LOSS_NOISE
+    noise = thresholds.LOSS_NOISE
     assert fires_at(Run().train([0.5, 0.05, 0.06, 0.08, below(0.05 + noise)]), "exploding") is None
     assert fires_at(Run().train([0.5, 0.05, 0.06, 0.08, above(0.05 + noise)]), "exploding") == 4
 
@@ -485,7 +485,7 @@ def test_exploding_a_tenfold_gradient_growth_with_a_dip_is_not_a_steady_rise():
 
 
 # --- chance-loss --------------------------------------------------------------------------
-BAND = rules.CHANCE_BAND * CHANCE  # "within ±10% of ln C"
+BAND = thresholds.CHANCE_BAND * CHANCE  # "within ±10% of ln C"
 
 
 def at_chance(losses, accuracy: float = 0.1) -> Run:
@@ -515,7 +515,7 @@ def test_chance_loss_needs_accuracy_below_1_5_over_c(accuracy, epoch):
 def test_chance_loss_band_is_inclusive_at_exactly_ten_percent():
     classes = 32  # ln 32 ± 10% of it are exact in floating point (for ln 10 they round)
     chance = math.log(classes)
-    band = rules.CHANCE_BAND * chance
+    band = thresholds.CHANCE_BAND * chance
     for edge in (chance + band, chance - band):
         assert abs(edge - chance) == band
         run = Run(classes=classes).train([edge] * STREAK3, [0.01] * STREAK3)
@@ -721,5 +721,5 @@ def test_the_live_doctor_reports_each_rule_once_when_it_first_holds():
         for finding in doctor.update(metrics, health):
             assert finding.id not in reported, f"[{finding.id}] reported twice"
             reported[finding.id] = epoch
-    assert reported == {"unscaled-inputs": 0, "dead-relu": rules.PERSIST, "one-class": rules.PERSIST}
+    assert reported == {"unscaled-inputs": 0, "dead-relu": thresholds.PERSIST, "one-class": thresholds.PERSIST}
     assert [f.id for f in doctor.findings] == list(reported)

@@ -1,7 +1,7 @@
-"""Diagnosis: every rule of ``doctor.rules`` over one run's tables, the most telling finding first."""
+"""Diagnosis: every rule (``doctor.rules_causes``, ``doctor.rules_symptoms``) over one run's tables, the most telling finding first."""
 from __future__ import annotations
 
-from . import rules  # noqa: F401  (importing the module registers every rule, in order)
+from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)
 from .findings import RULES, Finding, RunHealth
 from .signals import Row
 

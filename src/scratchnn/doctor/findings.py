@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from .signals import MODEL, Row, check_health_rows, check_metric_rows
+from .signals import MODEL, check_health_rows, check_metric_rows
 
 SEVERITIES = ("error", "warning", "advice")  # error: cannot learn; warning: learns badly
 

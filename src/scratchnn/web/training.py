@@ -77,7 +77,7 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> Train
 
     Data fields are refused: a page never names files on the server.
     """
-    from ..cli.train_cmd import TRAIN_GROUPS, resolve_config
+    from ..cli.train_cmd import resolve_config
 
     if not isinstance(body, dict):
         raise ConfigError("send a JSON object like {\"preset\": \"seed\", \"epochs\": 30}")

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from ...doctor.rules import DEAD, HIGH_UPDATE, LOW_UPDATE, SATURATED
+from ...doctor.thresholds import DEAD, HIGH_UPDATE, LOW_UPDATE, SATURATED
 from ...doctor.signals import MODEL, check_health_rows
 from ...errors import ShapeError
 

@@ -1,0 +1,183 @@
+"""The diagnoses of causes: mistakes in the data, the initialisation and the code, which the
+first evaluations already show (the untrained network and its first step are epoch 0).
+
+Each rule's docstring is its trigger, word for word what the code checks; thresholds live in
+doctor/thresholds.py. Signals are those of doctor/signals.py; "an evaluation" is an epoch with
+rows in the tables. These register before the symptoms (doctor/rules_symptoms.py): a finding
+that names the cause outranks one that names what it does to training.
+"""
+from __future__ import annotations
+
+import math
+
+from .findings import RunHealth, Trigger, rule
+from .thresholds import (
+    CHANCE_ACCURACY, LARGE_LOGITS, MEMORISING_GAP, ONE_CLASS, PERSIST, SANE_WEIGHTS, SATURATED,
+    SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNSCALED, VANISHING, held, percent)
+
+
+@rule("unscaled-inputs", "warning",
+      "The pixels reach the network as raw values (0..255) instead of 0..1. Every weighted sum "
+      "is then hundreds of times larger than the initialisation expects, so the first steps "
+      "overshoot, the softmax saturates and the loss explodes or stalls.",
+      "scale the pixels to 0..1 (divide by 255), as scratchnn's data loaders do; if your own "
+      "loop feeds the network, fix it there")
+def unscaled_inputs(run: RunHealth):
+    """The sampled input batch has a pixel beyond ±UNSCALED (10): input_max > 10 or input_min < -10."""
+    highs = dict(run.series("input_max"))
+    for epoch, low in run.series("input_min"):
+        high = highs.get(epoch, low)
+        if max(abs(low), abs(high)) > UNSCALED:
+            return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1")
+    return None
+
+
+@rule("memorising", "error",
+      "The network gets better on its training images but stays at chance on the dev images: "
+      "it is learning the training labels by heart because they carry no signal it can "
+      "generalise, as if they were shuffled. No setting fixes that; the labels must.",
+      "check that labels belong to their images (same order after any shuffle or sort; "
+      "the right labels file); --preset seed on the original data is a known-good baseline")
+def memorising(run: RunHealth):
+    """At two evaluations in a row the dev accuracy is below CHANCE_ACCURACY / C (1.5 / C) and
+    the dev loss is at least ln C, while the train loss is below ln C and falling (lower than
+    at the previous evaluation), or the train accuracy is MEMORISING_GAP (3 points) above the
+    dev accuracy; and the predictions are varied (top_class_share, where recorded, at most
+    ONE_CLASS: a network giving one answer for every image is not recalling labels)."""
+    chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
+    rows = [m for m in run.metrics if not math.isnan(m["dev_accuracy"])]
+    streak = 0
+    for before, now in zip([None, *rows], rows):
+        falling = before is not None and now["train_loss"] < min(chance, before["train_loss"])
+        learning = falling or now["train_accuracy"] > now["dev_accuracy"] + MEMORISING_GAP
+        stuck = now["dev_accuracy"] < limit and now["dev_loss"] >= chance
+        share = run.value("top_class_share", epoch=now["epoch"])
+        varied = share is None or share <= ONE_CLASS  # one answer for every image is one-class, not recall
+        streak = streak + 1 if learning and stuck and varied else 0
+        if streak >= PERSIST:
+            return Trigger(now["epoch"], f"train accuracy {now['train_accuracy']:.3f} and loss "
+                           f"{now['train_loss']:.3f} improve while dev accuracy stays at {now['dev_accuracy']:.3f} "
+                           f"(chance: {1 / run.classes:.2f})")
+    return None
+
+
+@rule("symmetric-units", "error",
+      "Every unit of a layer has the same weights, so every unit computes the same thing and "
+      "receives the same gradient: they stay copies of each other forever and the layer works "
+      "like a single unit. Zero or constant initial weights do this; only random ones break "
+      "the symmetry.",
+      "--init he_normal (ReLU) or --init glorot_uniform (tanh, sigmoid); keep --bias-init zeros")
+def symmetric_units(run: RunHealth):
+    """A layer with weights has unit_spread < SYMMETRIC (1e-3) at any evaluation."""
+    for layer in run.layers("unit_spread"):
+        for epoch, spread in run.series("unit_spread", layer):
+            if spread < SYMMETRIC:
+                return Trigger(epoch, f"{layer}: its units are identical (spread {spread:.2g} across units)", layer)
+    return None
+
+
+@rule("scalar-bias-gradient", "warning",
+      "Every unit's bias moved by exactly the same amount in a step. The gradient of a bias is "
+      "one number per unit (the sum of that unit's upstream gradients over the batch); summing "
+      "over the units as well gives one number for all of them, the original tutorial's bug, "
+      "and the biases can no longer learn what each unit needs.",
+      "sum the upstream gradient over the batch axis only: db = dy.sum(axis=0) / N, shape (units,)")
+def scalar_bias_gradient(run: RunHealth):
+    """A layer's last bias update had bias_update_spread < SCALAR_BIAS (1e-6) at any evaluation
+    (the spread across units of Δb over its RMS; only recorded when the bias moved)."""
+    for layer in run.layers("bias_update_spread"):
+        for epoch, spread in run.series("bias_update_spread", layer):
+            if spread < SCALAR_BIAS:
+                return Trigger(epoch, f"{layer}: every bias moved by the same amount in one step "
+                                      f"(spread {spread:.2g} across units; a correct gradient: about 1)", layer)
+    return None
+
+
+@rule("softmax-overflow", "error",
+      "The loss became NaN or infinite while every weight was still finite: the softmax itself "
+      "overflowed. exp(z) is infinite in float32 for z > 88, inf / inf is NaN, and a probability "
+      "that underflows to 0 has log 0 = -inf. Subtracting the largest "
+      "logit first (log-sum-exp) gives the same probabilities without overflow.",
+      "compute the softmax as exp(z - z.max()) / sum(...), and the loss as log-sum-exp; "
+      "scratchnn's SoftmaxCrossEntropy does")
+def softmax_overflow(run: RunHealth):
+    """Training diverged with a loss that is NaN or infinite (diverged_loss) while every recorded
+    weight_rms at that epoch is below SANE_WEIGHTS (1e6): finite weights give finite logits, and a stable
+    log-sum-exp gives a finite loss for any finite logits."""
+    diverged = run.series("diverged_loss")
+    if not diverged or math.isfinite(diverged[0][1]):
+        return None
+    epoch, loss = diverged[0]
+    weights = [run.value("weight_rms", layer, epoch) for layer in run.layers("weight_rms")]
+    if weights and all(w is not None and w < SANE_WEIGHTS for w in weights):
+        return Trigger(epoch, f"the loss became {loss} at epoch {epoch} while the weights were finite")
+    return None
+
+
+@rule("large-init", "warning",
+      "The untrained network is already certain of its answers: its initial weights are so "
+      "large that the logits reach hundreds, the softmax puts all its mass on one class and "
+      "the loss starts far above chance. Gradients through such a network are huge or zero.",
+      "--init he_normal for ReLU, --init glorot_uniform for tanh and sigmoid: weights scaled "
+      "by 1/sqrt(fan_in) keep every layer's output near unit size")
+def large_init(run: RunHealth):
+    """At epoch 0 (the untrained network) logit_max > LARGE_LOGITS (30)."""
+    logits = run.value("logit_max", epoch=0)
+    if logits is not None and logits > LARGE_LOGITS:
+        return Trigger(0, f"the untrained network's logits reach {logits:.3g} (a fresh network should be "
+                          f"unsure: about 1)")
+    return None
+
+
+@rule("small-init", "error",
+      "The initial weights are so small that every layer passes on almost nothing: each "
+      "image produces nearly the same output, and the gradients, which are products of the "
+      "same weights, fade to nothing on their way back. The network starts deaf to its input.",
+      "--init he_normal for ReLU, --init glorot_uniform for tanh and sigmoid: weights of size "
+      "1/sqrt(fan_in)")
+def small_init(run: RunHealth):
+    """At epoch 0 (the untrained network) some layer's weight_rms is below SMALL_WEIGHTS (1e-3)
+    but above 0 (all-zero weights are symmetric-units)."""
+    for layer in run.layers("weight_rms"):
+        size = run.value("weight_rms", layer, epoch=0)
+        if size is not None and 0 < size < SMALL_WEIGHTS:
+            return Trigger(0, f"{layer}'s initial weights have an RMS of {size:.2g} (He or Glorot: about "
+                              "1/sqrt(inputs))", layer)
+    return None
+
+
+@rule("vanishing-gradients", "warning",
+      "The gradient shrinks on its way back through the layers, so the first layers barely "
+      "learn while the last ones do. Small weights and saturating activations (sigmoid's slope "
+      "is at most 0.25) multiply it down at every layer.",
+      "--activation relu --init he_normal, or --batchnorm; fewer layers (--hidden 256,128)")
+def vanishing_gradients(run: RunHealth):
+    """grad_rms of the first layer with weights is below VANISHING (1e-2) times that of the last
+    one at epoch 0 (the untrained network: depth and initialisation alone), or at two
+    evaluations in a row after it (evaluations where both were recorded)."""
+    layers = run.layers("grad_rms")
+    if len(layers) < 2:
+        return None
+    first, last = dict(run.series("grad_rms", layers[0])), dict(run.series("grad_rms", layers[-1]))
+    ratios = [(e, first[e] / last[e]) for e in sorted(first) if e in last and last[e] > 0 and math.isfinite(first[e])]
+    small = dict(ratios)
+    epoch = 0 if small.get(0, 1.0) < VANISHING else held([(e, r) for e, r in ratios if e > 0],
+                                                           lambda ratio: ratio < VANISHING)
+    if epoch is None:
+        return None
+    return Trigger(epoch, f"{layers[0]}'s gradient is {small[epoch]:.2g} of {layers[-1]}'s", layers[0])
+
+
+@rule("saturated", "warning",
+      "Most outputs of a sigmoid or tanh layer sit on the flat ends of the curve, where its "
+      "slope is almost 0: almost no gradient passes through them, so the layers before stop "
+      "learning. Weights or inputs that are too large push the units there.",
+      "--init glorot_uniform; --batchnorm; or --activation relu")
+def saturated(run: RunHealth):
+    """A sigmoid or tanh layer has saturated_fraction > SATURATED (0.5) at two evaluations in a row."""
+    for layer in run.layers("saturated_fraction"):
+        epoch = held(run.series("saturated_fraction", layer), lambda share: share > SATURATED)
+        if epoch is not None:
+            share = run.value("saturated_fraction", layer, epoch)
+            return Trigger(epoch, f"{layer}: {percent(share)} of its outputs are saturated", layer)
+    return None

@@ -1,0 +1,215 @@
+"""The diagnoses of symptoms: what training does when a setting is off (steps too large or too
+small, exploding or dead units, one answer for everything, a loss at chance, over- and
+underfitting).
+
+Each rule's docstring is its trigger, word for word what the code checks; thresholds live in
+doctor/thresholds.py. They register after the causes (doctor/rules_causes.py).
+"""
+from __future__ import annotations
+
+import math
+
+from .findings import RunHealth, Trigger, rule
+from .thresholds import (
+    CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GRAD_GROWTH,
+    HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_RISE, PERSIST, STILL,
+    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, WEIGHT_GROWTH, held, percent)
+
+
+@rule("lr-too-high", "warning",
+      "Each step changes the weights by a large part of their size, so the network jumps past "
+      "the minimum instead of descending into it: the loss bounces up and down or climbs. "
+      "A healthy step changes the weights by about a thousandth.",
+      "lower --lr by 10x (or use --schedule cosine --warmup 1)")
+def lr_too_high(run: RunHealth):
+    """Some layer's update_ratio of the first step (epoch 0) > FIRST_UPDATE (0.5); or > HIGH_UPDATE
+    (0.1) at two evaluations in a row after it; or training diverged and the last update_ratio
+    recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
+    WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
+    evaluations and ends over OSCILLATION (1.2) times its lowest value and more than
+    LOSS_NOISE (0.1) above it."""
+    diverged = run.series("diverged_loss")
+    for layer in run.layers("weight_rms"):
+        series = run.series("weight_rms", layer)
+        start = dict(series).get(0)
+        grown = next(((e, w) for e, w in series if start and e > 0 and w > WEIGHT_GROWTH * start), None)
+        if grown:
+            return Trigger(grown[0], f"{layer}'s weights grew {grown[1] / start:.0f}x their initial size "
+                                     f"(RMS {start:.3g} -> {grown[1]:.3g})", layer)
+    for layer in run.layers("update_ratio"):
+        series = [(e, r) for e, r in run.series("update_ratio", layer) if math.isfinite(r)]
+        first = dict(series).get(0)
+        epoch = 0 if first is not None and first > FIRST_UPDATE else held(
+            [(e, r) for e, r in series if e > 0], lambda ratio: ratio > HIGH_UPDATE)
+        if epoch is None and diverged and series and series[-1][1] > DIVERGED_UPDATE:
+            epoch = series[-1][0]
+        if epoch is not None:
+            ratio = dict(series)[epoch]
+            return Trigger(epoch, f"one step changed {layer}'s weights by {percent(ratio)} of their size "
+                                  "(healthy: about 0.1%)", layer)
+    losses = run.metric("train_loss")
+    if len(losses) >= 4:
+        recent = [v for _, v in losses[-4:]]
+        rises = sum(b > a for a, b in zip(recent, recent[1:]))
+        lowest = min(v for _, v in losses)
+        if rises >= 2 and recent[-1] > OSCILLATION * lowest and recent[-1] - lowest > LOSS_NOISE:
+            return Trigger(losses[-1][0], f"the train loss goes up and down and climbs to {recent[-1]:.3f} "
+                                          f"(lowest {min(v for _, v in losses):.3f})")
+    return None
+
+
+@rule("lr-too-low", "warning",
+      "Each step changes the weights by less than a hundred-thousandth of their size, so the "
+      "loss hardly moves. The gradients are there and point the right way, but the learning "
+      "rate scales them down to nothing: the network would need millions of steps to learn.",
+      "raise --lr by 10x or more (try scratchnn lr-find for a first guess)")
+def lr_too_low(run: RunHealth):
+    """At two evaluations in a row every layer's update_ratio is below LOW_UPDATE (1e-5), some
+    layer has a nonzero grad_rms, and the train loss stays above half of ln C and changes by
+    less than STILL (0.5%) between them."""
+    layers = run.layers("update_ratio")
+    losses = dict(run.metric("train_loss"))
+    streak, previous = 0, None
+    for epoch in run.epochs:
+        ratios = [run.value("update_ratio", layer, epoch) for layer in layers]
+        grads = [run.value("grad_rms", layer, epoch) or 0.0 for layer in layers]
+        if not any(g > 0 for g in grads):
+            continue  # nothing to step with: a dead or symmetric network, not a small learning rate
+        loss = losses.get(epoch)
+        if not ratios or None in ratios or not all(map(math.isfinite, ratios)) or loss is None:
+            continue
+        still = previous is not None and abs(loss - previous) < STILL * abs(previous)
+        slow = max(ratios) < LOW_UPDATE and loss > run.chance_loss / 2
+        streak = streak + 1 if slow else 0
+        previous = loss
+        if streak >= PERSIST and still:
+            return Trigger(epoch, f"steps change the weights by {max(ratios):.2g} of their size and the loss "
+                                  f"stays at {loss:.3f}")
+    return None
+
+
+@rule("exploding", "error",
+      "The loss or the gradients grow without bound until the numbers overflow: each step "
+      "makes the next one larger. A learning rate too high for the network, or weights and "
+      "inputs too large, start it; in float32 anything past about 3e38 becomes infinite.",
+      "lower --lr by 10x; scale inputs to 0..1; --init he_normal; gradient-friendly --schedule "
+      "cosine --warmup 1")
+def exploding(run: RunHealth):
+    """Training diverged (a diverged_loss row), or the train loss rose at three evaluations in a
+    row to over EXPLODED_LOSS (2) times its lowest value and more than LOSS_NOISE (0.1) above it,
+    or some layer's grad_rms rose at each of three evaluations in a row to over GRAD_GROWTH (10)
+    times the first of them and above its epoch-0 value (the gradients of a nearly fitted
+    network are tiny, and one hard batch multiplies them without anything exploding)."""
+    diverged = run.series("diverged_loss")
+    if diverged:
+        epoch, loss = diverged[0]
+        grads = [(layer, run.value("grad_rms", layer, epoch)) for layer in run.layers("grad_rms")]
+        worst = max(((l, g) for l, g in grads if g is not None and not math.isnan(g)), key=lambda lg: lg[1],
+                    default=None)
+        detail = f"; gradient RMS of {worst[0]} was {worst[1]:.3g}" if worst else ""
+        return Trigger(epoch, f"training diverged at epoch {epoch}: the loss became {loss:.4g}{detail}")
+    losses = run.metric("train_loss")
+    for i in range(3, len(losses)):
+        window = [v for _, v in losses[i - 3:i + 1]]
+        lowest = min(v for _, v in losses[:i + 1])
+        if all(b > a for a, b in zip(window, window[1:])) and window[-1] > EXPLODED_LOSS * lowest \
+                and window[-1] - lowest > LOSS_NOISE:
+            return Trigger(losses[i][0], f"the train loss grew three evaluations in a row to {window[-1]:.4g}")
+    for layer in run.layers("grad_rms"):
+        series = run.series("grad_rms", layer)
+        start = dict(series).get(0, 0.0)
+        for i in range(2, len(series)):
+            window = [v for _, v in series[i - 2:i + 1]]
+            if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 \
+                    and window[-1] > GRAD_GROWTH * window[0] and window[-1] > start:
+                return Trigger(series[i][0], f"{layer}'s gradient grew {window[-1] / window[0]:.0f}x in "
+                                             "three evaluations", layer)
+    return None
+
+
+@rule("dead-relu", "warning",
+      "Most units of a ReLU layer output 0 for every image: their weighted sums went negative "
+      "for all inputs, and a ReLU passes no gradient back from 0, so they never recover. Too "
+      "large steps or a negative bias push them there.",
+      "lower --lr; --init he_normal --bias-init zeros; or --activation leaky-relu")
+def dead_relu(run: RunHealth):
+    """A ReLU layer has dead_fraction > DEAD (0.5) at two evaluations in a row."""
+    for layer in run.layers("dead_fraction"):
+        epoch = held(run.series("dead_fraction", layer), lambda share: share > DEAD)
+        if epoch is not None:
+            share = run.value("dead_fraction", layer, epoch)
+            return Trigger(epoch, f"{layer}: {percent(share)} of its units never fired on the sampled batch", layer)
+    return None
+
+
+@rule("one-class", "error",
+      "The network gives the same answer for almost every image: it has found that one class "
+      "is a safe bet and ignores the picture. Batches that each hold one class (not shuffled), "
+      "or a step size that wipes out what the last batches taught, cause it.",
+      "shuffle the training data every epoch (scratchnn does unless told not to); lower --lr")
+def one_class(run: RunHealth):
+    """After training started (epoch > 0), top_class_share > ONE_CLASS (0.6) at two evaluations in a row."""
+    series = [(e, v) for e, v in run.series("top_class_share") if e > 0]
+    epoch = held(series, lambda share: share > ONE_CLASS)
+    if epoch is None:
+        return None
+    top = run.value("top_class", epoch=epoch)
+    name = f"class {int(top)}" if top is not None else "one class"
+    return Trigger(epoch, f"{name} takes {percent(run.value('top_class_share', epoch=epoch))} of the predictions")
+
+
+@rule("chance-loss", "error",
+      "The loss stays at ln C, what a uniform guess over C classes scores, and the accuracy at "
+      "1/C: the network has learned nothing yet. Something upstream (the learning rate, the "
+      "initial weights, the labels) stops it; the other findings say which.",
+      "run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data")
+def chance_loss(run: RunHealth):
+    """At three evaluations in a row the train loss is within ±10% of ln C and the train accuracy
+    is below CHANCE_ACCURACY / C (1.5 / C)."""
+    chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
+    rows = [(m["epoch"], m) for m in run.metrics]
+    epoch = held(rows, lambda m: abs(m["train_loss"] - chance) <= CHANCE_BAND * chance
+                  and m["train_accuracy"] < limit, times=3)
+    if epoch is None:
+        return None
+    loss = next(m["train_loss"] for e, m in rows if e == epoch)
+    return Trigger(epoch, f"the train loss stays at {loss:.3f}, chance level is ln {run.classes} = {chance:.3f}")
+
+
+@rule("overfitting", "warning",
+      "The network keeps improving on its training images while it gets worse on images it "
+      "has not seen: it is fitting the training set's quirks. More training only widens the gap.",
+      "--patience 5 (early stopping), --dropout 0.3, --weight-decay 0.01, --augment, or fewer epochs")
+def overfitting(run: RunHealth):
+    """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value while the
+    train loss fell and the train-dev accuracy gap widened over the same evaluations."""
+    rows = [m for m in run.metrics if not math.isnan(m["dev_loss"])]
+    for i in range(3, len(rows)):
+        window = rows[i - 3:i + 1]
+        rising = all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:]))
+        lowest = min(m["dev_loss"] for m in rows[:i + 1])
+        gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
+        if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["train_loss"] < window[0]["train_loss"] \
+                and gap[-1] > gap[0]:
+            return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
+                                               f"while train accuracy is {gap[-1]:.3f} above dev")
+    return None
+
+
+@rule("underfitting", "warning",
+      "The training accuracy has levelled off well below what a network of this size reaches "
+      "on digits (over 90%). The network cannot even fit the images it trains on: it is too "
+      "small, its learning rate too low, or its training too short.",
+      "more epochs (--epochs), a larger --lr, wider or more layers (--hidden 512,256), "
+      "--optimizer adam")
+def underfitting(run: RunHealth):
+    """After at least UNDERFIT_AFTER (5) evaluations, the train accuracy is above chance (1.5 / C)
+    and below UNDERFIT_ACCURACY (0.8), and rose by less than UNDERFIT_PLATEAU (1 point) over the
+    last three evaluations."""
+    accuracy = run.metric("train_accuracy")
+    if len(accuracy) < UNDERFIT_AFTER:
+        return None
+    (_, before), (epoch, now) = accuracy[-4], accuracy[-1]
+    if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and now - before < UNDERFIT_PLATEAU:
+        return Trigger(epoch, f"train accuracy levelled off at {now:.3f}")
+    return None

@@ -1,0 +1,50 @@
+"""The doctor's thresholds: how much of a signal is too much, and for how long.
+
+Module constants, so a test can sit at, just below and just above each of them; the rules
+(doctor/rules_causes.py, doctor/rules_symptoms.py) and the Health plots read them here.
+"""
+from __future__ import annotations
+
+UNSCALED = 10.0          # |pixel| beyond this: raw 0..255 values, not scaled ones
+SYMMETRIC = 1e-3         # unit_spread below this: the layer's units are copies of each other
+SCALAR_BIAS = 1e-6       # spread of a bias update across units below this: one number for all
+LARGE_LOGITS = 30.0      # |logit| of the untrained network beyond this: e^30 makes it certain
+SMALL_WEIGHTS = 1e-3     # weight RMS of the untrained network below this (He for 4,608 inputs: 0.02)
+VANISHING = 1e-2         # first layer's gradient RMS / last layer's below this (healthy presets: 0.1-4)
+SATURATED = 0.5          # share of sigmoid/tanh outputs on the flat tails
+HIGH_UPDATE = 0.1        # ‖ΔW‖/‖W‖ of one step above this, evaluation after evaluation: too large
+FIRST_UPDATE = 0.5       # ‖ΔW‖/‖W‖ of the very first step above this: it rewrote the initial weights
+DIVERGED_UPDATE = 1e-2   # a run that diverged after steps of 10x the healthy 1e-3
+WEIGHT_GROWTH = 10.0     # weight RMS this many times its initial value: steps blew the weights up
+LOW_UPDATE = 1e-5        # ‖ΔW‖/‖W‖ below this in every layer: nothing moves
+STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
+DEAD = 0.5               # share of a ReLU layer's units that never fired
+ONE_CLASS = 0.6          # share of predictions taken by one class
+CHANCE_BAND = 0.1        # train loss within ±10% of ln C ...
+CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
+PERSIST = 2              # evaluations a condition must hold in a row (one is noise)
+MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance
+SANE_WEIGHTS = 1e6       # weight RMS below this: finite weights that give finite logits
+OSCILLATION = 1.2        # a train loss back over this many times its lowest: climbing
+LOSS_NOISE = 0.1         # ... and more than this (nats) above it: a nearly fitted network's loss of
+                         # 0.02 wobbling to 0.03 is noise, not a climb (the mlp preset does that)
+EXPLODED_LOSS = 2.0      # a train loss rising three evaluations in a row to this many times its lowest
+GRAD_GROWTH = 10.0       # gradient RMS growth over three evaluations
+OVERFIT_RISE = 1.1       # dev loss this many times its lowest, after rising three evaluations in a row
+UNDERFIT_ACCURACY = 0.8  # train accuracy a network of any size should pass on digits
+UNDERFIT_PLATEAU = 0.01  # ... rising by less than this over the last three evaluations
+UNDERFIT_AFTER = 5       # evaluations before underfitting is judged
+
+
+def held(series, test, times: int = PERSIST) -> int | None:
+    """The epoch at which ``test(value)`` had held for ``times`` evaluations in a row, or None."""
+    run = 0
+    for epoch, value in series:
+        run = run + 1 if test(value) else 0
+        if run >= times:
+            return epoch
+    return None
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.0f}%"
