@@ -87,12 +87,13 @@ class RunHealth:
 
     ``metrics``: rows of metrics.csv as dicts (epoch, train_loss, train_accuracy, dev_loss,
     dev_accuracy); ``health``: ``Row``s or (epoch, layer, signal, value) tuples of health.csv.
-    Both are validated (a learner's own tables may say anything).
+    Both are validated (a learner's own tables may say anything), the health rows unless
+    ``health_checked`` says they are ``Row``s that ``check_health_rows`` returned already.
     """
 
-    def __init__(self, metrics: Iterable[dict], health: Iterable):
+    def __init__(self, metrics: Iterable[dict], health: Iterable, health_checked: bool = False):
         self.metrics = check_metric_rows(list(metrics))
-        self.rows = check_health_rows(list(health))
+        self.rows = list(health) if health_checked else check_health_rows(list(health))
         self._signals: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self._layers: dict[str, list[str]] = defaultdict(list)
         for row in self.rows:

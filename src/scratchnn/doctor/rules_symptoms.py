@@ -8,6 +8,7 @@ doctor/thresholds.py. They register after the causes (doctor/rules_causes.py).
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
@@ -54,7 +55,7 @@ def lr_too_high(run: RunHealth):
         lowest = min(v for _, v in losses)
         if rises >= 2 and recent[-1] > OSCILLATION * lowest and recent[-1] - lowest > LOSS_NOISE:
             return Trigger(losses[-1][0], f"the train loss goes up and down and climbs to {recent[-1]:.3f} "
-                                          f"(lowest {min(v for _, v in losses):.3f})")
+                                          f"(lowest {lowest:.3f})")
     return None
 
 
@@ -109,9 +110,10 @@ def exploding(run: RunHealth):
         detail = f"; gradient RMS of {worst[0]} was {worst[1]:.3g}" if worst else ""
         return Trigger(epoch, f"training diverged at epoch {epoch}: the loss became {loss:.4g}{detail}")
     losses = run.metric("train_loss")
+    lowest_so_far = list(accumulate((v for _, v in losses), min))
     for i in range(3, len(losses)):
         window = [v for _, v in losses[i - 3:i + 1]]
-        lowest = min(v for _, v in losses[:i + 1])
+        lowest = lowest_so_far[i]
         if all(b > a for a, b in zip(window, window[1:])) and window[-1] > EXPLODED_LOSS * lowest \
                 and window[-1] - lowest > LOSS_NOISE:
             return Trigger(losses[i][0], f"the train loss grew three evaluations in a row to {window[-1]:.4g}")
@@ -184,10 +186,11 @@ def overfitting(run: RunHealth):
     """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value while the
     train loss fell and the train-dev accuracy gap widened over the same evaluations."""
     rows = [m for m in run.metrics if not math.isnan(m["dev_loss"])]
+    lowest_so_far = list(accumulate((m["dev_loss"] for m in rows), min))
     for i in range(3, len(rows)):
         window = rows[i - 3:i + 1]
         rising = all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:]))
-        lowest = min(m["dev_loss"] for m in rows[:i + 1])
+        lowest = lowest_so_far[i]
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
         if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["train_loss"] < window[0]["train_loss"] \
                 and gap[-1] > gap[0]:
