@@ -106,3 +106,22 @@ def test_images_that_hold_no_data_are_refused_naming_the_file(tmp_path, shape):
         DataSource(images=str(images), labels=str(labels)).load()
     message = str(info.value)
     assert message.startswith(f"{images}: ") and f"shape {shape}" in message and "\n" not in message
+
+
+def test_a_file_read_again_unchanged_is_parsed_once_and_its_arrays_are_read_only(tmp_path, digits):
+    images, labels = digits
+    path = tmp_path / "d.csv"
+    write_kaggle_csv(path, images, labels)
+    first, again = DataSource(csv=str(path)).load(), DataSource(csv=str(path)).load()
+    assert again.images is first.images and again.labels is first.labels
+    with pytest.raises(ValueError):
+        first.images[0, 0, 0] = 1  # what the next run gets cannot be changed by this one
+
+    write_kaggle_csv(path, 255 - images, labels)  # the file changed: read it again
+    changed = DataSource(csv=str(path)).load()
+    assert changed.images is not first.images and np.array_equal(changed.images, 255 - images)
+
+    write_idx(tmp_path / "i.idx", images)
+    write_idx(tmp_path / "l.idx", labels)
+    pair = DataSource(images=str(tmp_path / "i.idx"), labels=str(tmp_path / "l.idx")).load()
+    assert np.array_equal(pair.images, images) and not pair.images.flags.writeable

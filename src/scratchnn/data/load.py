@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,10 +91,34 @@ class DataSource:
             raise DataError(f"{self.describe()} has no separate {split} split; evaluate on its dev split, "
                             "or use a named dataset (--dataset mnist), which has a test split")
         if self.csv is not None:
-            images, labels = read_kaggle_csv(self.csv)
+            images, labels = _read_once((self.csv,), lambda: read_kaggle_csv(self.csv))
             if labels is None:
                 raise DataError(f"{self.csv}: has no label column (a Kaggle test file?), so it cannot be "
                                 "used to train or evaluate; use a CSV whose header starts with 'label'")
         else:
-            images, labels = read_idx_pair(self.images, self.labels, num_classes=len(DIGITS))
+            images, labels = _read_once((self.images, self.labels),
+                                        lambda: read_idx_pair(self.images, self.labels, num_classes=len(DIGITS)))
         return LabeledImages(images, labels, DIGITS)
+
+
+_last_read: tuple[tuple, tuple] | None = None  # (the files' identities, their arrays): one entry
+
+
+def _read_once(paths: tuple[str, ...], read):
+    """``read()``, or the arrays the last call read from the same unchanged files (same path,
+    size and modification time). A process that trains many times on one file (a sweep's Dask
+    worker running trial after trial, a notebook) parses it once; the arrays are read-only, so
+    no caller can change what the next one gets."""
+    global _last_read
+    try:
+        key = tuple((os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+    except OSError:
+        return read()  # the reader names the missing file
+    if _last_read is not None and _last_read[0] == key:
+        return _last_read[1]
+    arrays = read()
+    for array in arrays:
+        if array is not None:
+            array.flags.writeable = False
+    _last_read = (key, arrays)
+    return arrays

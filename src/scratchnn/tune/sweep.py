@@ -57,11 +57,11 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         trial = running.pop(future)
         _finish(study, trial, future)
         done = counts(study)
+        while done + len(running) < folder.trials and len(running) < slots(client):
+            _submit(study, storage, folder, client, running, pending, log)  # the free worker first
         write_best(folder, study)
         log(progress_line(study, trial.number, done, folder.trials, done - done_before,
                           time.perf_counter() - start))
-        while done + len(running) < folder.trials and len(running) < slots(client):
-            _submit(study, storage, folder, client, running, pending, log)
     return study
 
 
