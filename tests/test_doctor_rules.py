@@ -553,6 +553,14 @@ def test_overfitting_needs_train_loss_falling_and_the_gap_widening():
 
 
 @covers("overfitting")
+def test_overfitting_needs_train_accuracy_above_dev():
+    # cnn-best at epoch 13: augmented, dropout 0.4, train accuracy (as seen) 0.97 below dev 0.98
+    rising = [1.0, 1.02, 1.05, 1.2]
+    assert fires_at(overfit(rising, train_accuracies=(0.6, 0.65, 0.7, 0.8)), "overfitting") is None  # gap ends at 0
+    assert fires_at(overfit(rising, train_accuracies=(0.6, 0.65, 0.7, above(0.8))), "overfitting") == 3
+
+
+@covers("overfitting")
 def test_overfitting_ignores_evaluations_without_a_dev_loss():
     run = overfit([1.0, 1.02, 1.05, 1.2])
     run.metrics.insert(2, {"epoch": 2, "train_loss": 0.85, "train_accuracy": 0.87, "dev_loss": math.nan,

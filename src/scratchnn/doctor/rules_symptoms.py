@@ -184,7 +184,9 @@ def chance_loss(run: RunHealth):
       "--patience 5 (early stopping), --dropout 0.3, --weight-decay 0.01, --augment, or fewer epochs")
 def overfitting(run: RunHealth):
     """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value while the
-    train loss fell and the train-dev accuracy gap widened over the same evaluations."""
+    train loss fell and the train-dev accuracy gap widened over the same evaluations and ends
+    positive (train accuracy above dev: with augmentation and dropout the as-seen train accuracy
+    sits below dev, and a dev loss wobbling under a high learning rate is not overfitting)."""
     rows = [m for m in run.metrics if not math.isnan(m["dev_loss"])]
     lowest_so_far = list(accumulate((m["dev_loss"] for m in rows), min))
     for i in range(3, len(rows)):
@@ -193,7 +195,7 @@ def overfitting(run: RunHealth):
         lowest = lowest_so_far[i]
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
         if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["train_loss"] < window[0]["train_loss"] \
-                and gap[-1] > gap[0]:
+                and gap[-1] > gap[0] and gap[-1] > 0:
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
                                                f"while train accuracy is {gap[-1]:.3f} above dev")
     return None
