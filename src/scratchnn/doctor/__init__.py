@@ -9,7 +9,8 @@ diagnosed exactly like a scratchnn run::
     findings = diagnose(metrics_rows, health_rows)
     findings = diagnose_run("runs/20261202-101500-seed")
 
-``rules_causes`` and ``rules_symptoms`` hold the diagnoses (``thresholds`` their limits), ``faults`` the break-it lab (``train --fault NAME``).
+``rules_causes`` and ``rules_symptoms`` hold the diagnoses (``thresholds`` their limits),
+``faults`` the break-it lab (``train --fault NAME``).
 """
 from pathlib import Path
 

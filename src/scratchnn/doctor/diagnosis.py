@@ -1,4 +1,5 @@
-"""Diagnosis: every rule (``doctor.rules_causes``, ``doctor.rules_symptoms``) over one run's tables, the most telling finding first."""
+"""Diagnosis: every rule (``rules_causes``, then ``rules_symptoms``) over one run's tables, the
+most telling finding first."""
 from __future__ import annotations
 
 from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)

@@ -13,7 +13,7 @@ import math
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, LARGE_LOGITS, MEMORISING_GAP, ONE_CLASS, PERSIST, SANE_WEIGHTS, SATURATED,
-    SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNSCALED, VANISHING, held, percent)
+    SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNSCALED, VANISHING, held, layer_held_above, percent)
 
 
 @rule("unscaled-inputs", "warning",
@@ -175,9 +175,8 @@ def vanishing_gradients(run: RunHealth):
       "--init glorot_uniform; --batchnorm; or --activation relu")
 def saturated(run: RunHealth):
     """A sigmoid or tanh layer has saturated_fraction > SATURATED (0.5) at two evaluations in a row."""
-    for layer in run.layers("saturated_fraction"):
-        epoch = held(run.series("saturated_fraction", layer), lambda share: share > SATURATED)
-        if epoch is not None:
-            share = run.value("saturated_fraction", layer, epoch)
-            return Trigger(epoch, f"{layer}: {percent(share)} of its outputs are saturated", layer)
-    return None
+    found = layer_held_above(run, "saturated_fraction", SATURATED)
+    if found is None:
+        return None
+    layer, epoch, share = found
+    return Trigger(epoch, f"{layer}: {percent(share)} of its outputs are saturated", layer)

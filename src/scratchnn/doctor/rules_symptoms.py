@@ -14,7 +14,7 @@ from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GRAD_GROWTH,
     HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_RISE, PERSIST, STILL,
-    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, WEIGHT_GROWTH, held, percent)
+    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, WEIGHT_GROWTH, held, layer_held_above, percent)
 
 
 @rule("lr-too-high", "warning",
@@ -136,12 +136,11 @@ def exploding(run: RunHealth):
       "lower --lr; --init he_normal --bias-init zeros; or --activation leaky-relu")
 def dead_relu(run: RunHealth):
     """A ReLU layer has dead_fraction > DEAD (0.5) at two evaluations in a row."""
-    for layer in run.layers("dead_fraction"):
-        epoch = held(run.series("dead_fraction", layer), lambda share: share > DEAD)
-        if epoch is not None:
-            share = run.value("dead_fraction", layer, epoch)
-            return Trigger(epoch, f"{layer}: {percent(share)} of its units never fired on the sampled batch", layer)
-    return None
+    found = layer_held_above(run, "dead_fraction", DEAD)
+    if found is None:
+        return None
+    layer, epoch, share = found
+    return Trigger(epoch, f"{layer}: {percent(share)} of its units never fired on the sampled batch", layer)
 
 
 @rule("one-class", "error",
@@ -194,8 +193,8 @@ def overfitting(run: RunHealth):
         rising = all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:]))
         lowest = lowest_so_far[i]
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
-        if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["train_loss"] < window[0]["train_loss"] \
-                and gap[-1] > gap[0] and gap[-1] > 0:
+        fitting = window[-1]["train_loss"] < window[0]["train_loss"] and gap[-1] > max(gap[0], 0)
+        if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and fitting:
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
                                                f"while train accuracy is {gap[-1]:.3f} above dev")
     return None

@@ -48,3 +48,13 @@ def held(series, test, times: int = PERSIST) -> int | None:
 
 def percent(share: float) -> str:
     return f"{100 * share:.0f}%"
+
+
+def layer_held_above(run, signal: str, limit: float) -> tuple[str, int, float] | None:
+    """(layer, epoch, value) of the first layer whose ``signal`` stayed above ``limit`` for
+    PERSIST evaluations in a row (the epoch that made it so), or None."""
+    for layer in run.layers(signal):
+        epoch = held(run.series(signal, layer), lambda value: value > limit)
+        if epoch is not None:
+            return layer, epoch, run.value(signal, layer, epoch)
+    return None
