@@ -4,6 +4,12 @@
 --model cnn: Conv2D(1,32,3)-ReLU-MaxPool2D(2)-Conv2D(32,64,3)-ReLU-MaxPool2D(2)-Flatten-
     Dense(1600,128)-ReLU-Dense(128,10) (no padding, Keras' "simple MNIST convnet"), by scratchnn
     and PyTorch (scikit-learn has no CNN).
+--model cnn-best: the network of the `cnn-best` preset (scratchnn builds it from the preset itself,
+    PyTorch from the same layers written by hand): two 3x3 padding-1 convolutions per block (32-32,
+    64-64), each followed by BatchNorm2d and ReLU, 2x2 max pooling after each block, Flatten,
+    Dense(3136,256)-BatchNorm1d-ReLU-Dropout(0.4)-Dense(256,10), by scratchnn and PyTorch. Only the
+    network is the preset's: it trains like the others (Adam, no augmentation, no schedule), so this
+    is a speed comparison of one network, not the preset's accuracy.
 All train with Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), batch 128, float32, the rows
 reshuffled every epoch, on the same arrays (60,000 train rows, 10,000 test rows, read by
 scratchnn's own loader and scaled to [0, 1]). Each framework runs in a fresh subprocess, so its
@@ -15,11 +21,18 @@ How to read the table:
 - peak RSS MB is the worker's ru_maxrss at the end (MB = 2**20 bytes).
 - test accuracy is measured once, after the last epoch.
 - scratchnn / PyTorch > 1 means scratchnn is that many times slower per epoch.
+- "scratchnn" runs in the environment it is given, with the machine's OpenBLAS setting (e.g.
+  OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE); "scratchnn, CPU's own kernels" is the same fast
+  path in a worker started without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, so OpenBLAS detects the
+  CPU and uses its own kernels. When neither is set, a line says so: both rows then run on the same
+  kernels, measured separately.
 - "scratchnn --textbook" trains the same network with fit(..., fast=False): the plain layers and
   optimizer, without scratchnn.fast (packing, flat Adam, memory-order products, ...).
 - "scratchnn, Winograd conv2" (--frameworks ...,winograd) trains the CNN with its second
   convolution (32 -> 64) on algorithm="winograd"; the default "auto" keeps both on im2col (see
-  Conv2D; the first, with one input channel, is ~7x slower on Winograd).
+  Conv2D; the first, with one input channel, is ~7x slower on Winograd). For cnn-best it is not
+  run: "auto" already puts its convolutions 2-4 on Winograd (and the first, with one input
+  channel, on im2col).
 - --profile adds scratchnn's time per layer (forward and backward), summed over the timed epochs.
 - threads names the BLAS and its kernels (OpenBLAS picks them for the CPU unless OPENBLAS_CORETYPE
   pins them); for the MLP, a last line times scratchnn's Dense layers alone, the floor any NumPy
@@ -28,8 +41,8 @@ How to read the table:
   the median over the N rounds: the machine is shared and noisy.
 The script prints figures; it asserts nothing about speed.
 
-    python benchmarks/mlp_benchmark.py [--model mlp|cnn] [--epochs 5] [--frameworks scratchnn,torch,sklearn]
-                                       [--repeats 1] [--limit N] [--seed 0] [--profile]
+    python benchmarks/mlp_benchmark.py [--model mlp|cnn|cnn-best] [--epochs 5] [--repeats 1] [--limit N]
+        [--frameworks scratchnn,native,textbook,winograd,torch,sklearn] [--seed 0] [--profile]
 """
 from __future__ import annotations
 
@@ -49,19 +62,28 @@ from pathlib import Path
 import numpy as np
 
 DATASET = "fashion-mnist"
-MODELS = ("mlp", "cnn")
 HIDDEN = (256, 128)
-INPUT_SHAPES = {"mlp": (784,), "cnn": (1, 28, 28)}
-CNN = "Conv(1,32,3)-ReLU-MaxPool(2)-Conv(32,64,3)-ReLU-MaxPool(2)-Flatten-1600-128-10"
+NETWORKS = {  # --model -> the network, as the header names it
+    "mlp": f"MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-10",
+    "cnn": "CNN Conv(1,32,3)-ReLU-MaxPool(2)-Conv(32,64,3)-ReLU-MaxPool(2)-Flatten-1600-128-10",
+    "cnn-best": "cnn-best preset's CNN Conv(1,32,3,pad 1)-BN-ReLU-Conv(32,32,3,pad 1)-BN-ReLU-MaxPool(2)-"
+                "Conv(32,64,3,pad 1)-BN-ReLU-Conv(64,64,3,pad 1)-BN-ReLU-MaxPool(2)-Flatten-3136-256-BN-ReLU-"
+                "Dropout(0.4)-10 (its network only: no augmentation, no AdamW or schedule)",
+}
+MODELS = tuple(NETWORKS)
+INPUT_SHAPES = {"mlp": (784,), "cnn": (1, 28, 28), "cnn-best": (1, 28, 28)}
 EVAL_BATCH = 1000  # torch's test-set batches (scratchnn picks its own, see inference_batch_size)
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 BATCH = 128
-# name -> module to find; "scratchnn" trains on its fast path (fit's default), "textbook" on the plain code
-# "winograd" is scratchnn with the CNN's second convolution on Conv2D(algorithm="winograd")
-FRAMEWORKS = {"scratchnn": "scratchnn", "textbook": "scratchnn", "winograd": "scratchnn", "torch": "torch",
-              "sklearn": "sklearn"}
-LABELS = {"scratchnn": "scratchnn", "textbook": "scratchnn --textbook", "winograd": "scratchnn, Winograd conv2",
+# name -> module to find; "scratchnn" trains on its fast path (fit's default), "native" too but without
+# PINS in its environment, "textbook" on the plain code, "winograd" with the CNN's second convolution on
+# Conv2D(algorithm="winograd")
+FRAMEWORKS = {"scratchnn": "scratchnn", "native": "scratchnn", "textbook": "scratchnn", "winograd": "scratchnn",
+              "torch": "torch", "sklearn": "sklearn"}
+LABELS = {"scratchnn": "scratchnn", "native": "scratchnn, CPU's own kernels (no OPENBLAS_CORETYPE/L2_SIZE)",
+          "textbook": "scratchnn --textbook", "winograd": "scratchnn, Winograd conv2",
           "torch": "PyTorch (CPU)", "sklearn": "scikit-learn"}
+PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # the machine's OpenBLAS setting: kernels and cache size
 MB = 2 ** 20
 
 
@@ -89,8 +111,9 @@ def blas_threads() -> str:
              for pool in threadpool_info() if pool["user_api"] == "blas"}
     if not pools:
         return "unknown"
-    pinned = os.environ.get("OPENBLAS_CORETYPE")  # set by the user or the machine: OpenBLAS then skips its detection
-    return ", ".join(sorted(pools)) + (f" (OPENBLAS_CORETYPE={pinned})" if pinned else "")
+    # set by the user or the machine: OpenBLAS then skips its detection
+    pinned = " ".join(f"{var}={os.environ[var]}" for var in PINS if var in os.environ)
+    return ", ".join(sorted(pools)) + (f" ({pinned})" if pinned else "")
 
 
 def dense_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
@@ -126,6 +149,9 @@ def scratchnn_model(model: str, seed: int, conv_algorithm: str = "auto"):
     from scratchnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
     rng = np.random.default_rng([seed, 1])  # its own stream: init and shuffling draw different numbers
+    if model == "cnn-best":  # from the preset itself, so this times the network `run` trains
+        from scratchnn.training.presets import get_preset
+        return get_preset("cnn-best").build_model(rng, layer_rng=np.random.default_rng([seed, 2]))
     if model == "cnn":
         return Sequential([Conv2D(1, 32, 3, rng=rng), ReLU(), MaxPool2D(2),
                            Conv2D(32, 64, 3, algorithm=conv_algorithm, rng=rng), ReLU(),
@@ -196,23 +222,34 @@ def train_scratchnn(model_name, x, y, x_test, y_test, epochs: int, seed: int, pr
     return seconds, accuracy, blas_threads(), layer_seconds
 
 
+def torch_model(model: str):
+    """The --model network in torch layers, with torch's default init."""
+    from torch import nn
+
+    if model == "cnn-best":
+        def conv(c, f):  # 3x3 'same' convolution -> BatchNorm2d -> ReLU, as the preset builds it
+            return [nn.Conv2d(c, f, 3, padding=1), nn.BatchNorm2d(f), nn.ReLU()]
+        return nn.Sequential(*conv(1, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 256), nn.BatchNorm1d(256), nn.ReLU(),
+                             nn.Dropout(0.4), nn.Linear(256, 10))
+    if model == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+    widths = (784, *HIDDEN, 10)
+    layers = []
+    for d, m in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(d, m), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
 def train_torch(model_name, x, y, x_test, y_test, epochs: int, seed: int, profile: bool = False):
     """The fastest fair torch loop: one pre-made tensor, x[idx] per batch, no DataLoader."""
     import torch
     import torch.nn.functional as F
-    from torch import nn
 
     torch.manual_seed(seed)
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))  # from_numpy shares, no copy
-    if model_name == "cnn":
-        model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
-                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
-    else:
-        widths = (784, *HIDDEN, 10)
-        layers = []
-        for d, m in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(d, m), nn.ReLU()]
-        model = nn.Sequential(*layers[:-1])  # torch's default init
+    model = torch_model(model_name)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
     shuffle = torch.Generator().manual_seed(seed)
     seconds = []
@@ -265,7 +302,8 @@ def train_sklearn(model_name, x, y, x_test, y_test, epochs: int, seed: int, prof
     return seconds, accuracy, blas_threads(), None
 
 
-TRAINERS = {"scratchnn": train_scratchnn, "textbook": functools.partial(train_scratchnn, fast=False),
+TRAINERS = {"scratchnn": train_scratchnn, "native": train_scratchnn,
+            "textbook": functools.partial(train_scratchnn, fast=False),
             "winograd": functools.partial(train_scratchnn, conv_algorithm="winograd"),
             "torch": train_torch, "sklearn": train_sklearn}
 
@@ -289,6 +327,17 @@ def worker(name: str, model: str, epochs: int, seed: int, limit: int | None, pro
 
 # ---------------------------------------------------------------- parent: run workers, print the table
 
+def skip_reason(name: str, model: str) -> str | None:
+    """What the table says instead of figures when a framework has no run for this network, else None."""
+    if name == "sklearn" and model != "mlp":
+        return "no CNN"
+    if name == "winograd" and model == "mlp":
+        return "no convolution"
+    if name == "winograd" and model == "cnn-best":  # "auto" already runs Winograd where it was measured faster
+        return "same as scratchnn (auto: Winograd on convs 2-4)"
+    return None
+
+
 def run_worker(name: str, args) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--model", args.model,
                "--epochs", str(args.epochs), "--seed", str(args.seed)]
@@ -296,7 +345,8 @@ def run_worker(name: str, args) -> dict:
         command += ["--limit", str(args.limit)]
     if args.profile:
         command.append("--profile")
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = {var: value for var, value in os.environ.items() if var not in PINS} if name == "native" else None
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stderr)
@@ -332,13 +382,15 @@ def main() -> None:
         parser.error(f"unknown framework(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(FRAMEWORKS)}")
     missing = [name for name in names if importlib.util.find_spec(FRAMEWORKS[name]) is None]
-    no_cnn = ["sklearn"] if args.model == "cnn" and "sklearn" in names else []
-    names = [name for name in names if name not in missing + no_cnn]
+    skipped = {name: reason for name in names if (reason := skip_reason(name, args.model))}
+    names = [name for name in names if name not in missing and name not in skipped]
 
     rows = f"first {args.limit:,}" if args.limit else "all"
-    network = f"CNN {CNN}" if args.model == "cnn" else f"MLP 784-{HIDDEN[0]}-{HIDDEN[1]}-10"
-    print(f"{DATASET}: {rows} train rows, 10,000 test rows; {network}, Adam lr {LR:g}, "
+    print(f"{DATASET}: {rows} train rows, 10,000 test rows; {NETWORKS[args.model]}, Adam lr {LR:g}, "
           f"batch {BATCH}, float32, {args.epochs} epochs, seed {args.seed}", flush=True)
+    if "native" in names and not any(var in os.environ for var in PINS):
+        print("neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE is set here: scratchnn and scratchnn with the "
+              "CPU's own kernels run on the same kernels (measured separately)", flush=True)
     # the machine is shared: other processes' load slows multi-threaded BLAS by far more than their share
     print("load average (1 min) before: {:.2f}".format(os.getloadavg()[0]), flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in names}
@@ -366,20 +418,20 @@ def main() -> None:
                           runs[name][-1]["threads"]))
         elif name in missing:
             table.append((LABELS[name], "not installed", "", "", "", ""))
-        elif name in no_cnn:
-            table.append((LABELS[name], "no CNN", "", "", "", ""))
+        elif name in skipped:
+            table.append((LABELS[name], skipped[name], "", "", "", ""))
     widths = [max(len(row[col]) for row in table) for col in range(len(header))]
     for k, row in enumerate(table):
         print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if k == 0:
             print("-|-".join("-" * width for width in widths))
 
-    if "scratchnn" in runs and "torch" in runs:
-        ratio = median("scratchnn", "median_s") / median("torch", "median_s")
-        print(f"\nratio scratchnn / PyTorch s/epoch: {ratio:.2f}")
-    if "winograd" in runs and "torch" in runs:
-        ratio = median("winograd", "median_s") / median("torch", "median_s")
-        print(f"ratio scratchnn with Winograd conv2 / PyTorch s/epoch: {ratio:.2f}")
+    print()
+    for name, label in (("scratchnn", "scratchnn"), ("native", "scratchnn (CPU's own kernels)"),
+                        ("winograd", "scratchnn with Winograd conv2")):
+        if name in runs and "torch" in runs:
+            ratio = median(name, "median_s") / median("torch", "median_s")
+            print(f"ratio {label} / PyTorch s/epoch: {ratio:.2f}")
     if "scratchnn" in runs and "textbook" in runs:
         ratio = median("textbook", "median_s") / median("scratchnn", "median_s")
         print(f"ratio scratchnn --textbook / scratchnn s/epoch: {ratio:.2f}")
@@ -392,7 +444,7 @@ def main() -> None:
         x_mb, peak = runs["scratchnn"][0]["train_array_mb"], median("scratchnn", "peak_rss_mb")
         print(f"float32 training array = {x_mb:.0f} MB; budget 2X + 150 MB = {2 * x_mb + 150:.0f} MB; "
               f"scratchnn peak = {peak:.0f} MB")
-    for name in ("scratchnn", "winograd"):
+    for name in ("scratchnn", "native", "winograd"):
         if args.profile and name in runs:
             print_layer_split(runs[name][-1], args.epochs - 1, LABELS[name])
 
@@ -403,10 +455,11 @@ def print_layer_split(run: dict, timed_epochs: int, label: str = "scratchnn") ->
     total = sum(f + b for f, b in split.values())
     print(f"\n{label} time per layer, per epoch (mean of epochs 2..{timed_epochs + 1}, last run); the rest of "
           f"the {run['mean_s']:.2f} s epoch is the loss, Adam and batch slicing")
+    width = max(map(len, split))
     for key, (forward, backward) in split.items():
-        print(f"  {key:<12} forward {forward / timed_epochs:6.2f} s  backward {backward / timed_epochs:6.2f} s  "
+        print(f"  {key:<{width}} forward {forward / timed_epochs:6.2f} s  backward {backward / timed_epochs:6.2f} s  "
               f"{100 * (forward + backward) / total:5.1f} %")
-    print(f"  {'layers':<12} {total / timed_epochs:.2f} s")
+    print(f"  {'layers':<{width}} {total / timed_epochs:.2f} s")
 
 
 if __name__ == "__main__":
