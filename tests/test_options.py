@@ -6,10 +6,10 @@ import pytest
 
 from scratchnn.cli.config_flags import add_option_arguments, given_options
 from scratchnn.cli.main import build_parser, parse
-from scratchnn.cli.train_cmd import TRAIN_GROUPS, resolve_config
+from scratchnn.cli.train_cmd import resolve_config
 from scratchnn.errors import ConfigError
 from scratchnn.training.config import TrainConfig
-from scratchnn.training.options import option, options_of
+from scratchnn.training.options import TRAIN_GROUPS, option, options_of
 from scratchnn.training.presets import get_preset
 
 

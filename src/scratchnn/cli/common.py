@@ -11,8 +11,8 @@ from ..ensemble import check_finished, load_ensemble
 from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
-from ..training.run_data import FILES, SETS, load_set, locate_data
-from .config_flags import add_option_arguments
+from ..training.run_data import SETS, load_set, locate_data, with_data
+from .config_flags import add_option_arguments, given_options
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
@@ -22,14 +22,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
 
 def apply_data_options(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
     """Write the data options the user gave into ``config``; a new source replaces the old one."""
-    sources = ("dataset", "csv", "images", "labels")
-    given = {name: getattr(args, name) for name in (*sources, "data_dir") if getattr(args, name) is not None}
-    if given.keys() & set(sources):
-        for name in (*sources, *(f"{name}_sha256" for name in FILES)):  # the saved digests go with the source
-            setattr(config, name, "")
-    for name, value in given.items():
-        setattr(config, name, value)
-    return config
+    return with_data(config, given_options(args, ("data",)))
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 from ..data import scale_pixels
 from ..errors import ConfigError
 from ..training.config import TrainConfig
-from ..training.options import option_of
+from ..training.options import SETTING_GROUPS, TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run_data import config_generators, data_source, run_split
 from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
-from .train_cmd import SETTING_GROUPS, TRAIN_GROUPS, resolve_config
+from .train_cmd import resolve_config
 
 DEFAULT_OUT = Path("lr_find.png")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..training.config import TrainConfig
-from ..training.options import option_of
+from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
-from .train_cmd import TRAIN_GROUPS, resolve_config
+from .train_cmd import resolve_config
 
 DEFAULT_TRIALS = 20
 

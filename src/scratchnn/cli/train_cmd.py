@@ -6,11 +6,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, RunInterrupted
 from ..training.config import TrainConfig
-from ..training.options import option_of
-from ..training.presets import DEFAULT_PRESET, PRESETS, get_preset
+from ..training import presets
+from ..training.options import TRAIN_GROUPS, option_of
+from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run import new_run_dir, resume_run, train_run
-from ..training.run_data import locate_data
-from .common import add_data_arguments, apply_data_options
+from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
 
 
@@ -37,28 +37,10 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-SETTING_GROUPS = ("network", "optimisation", "training loop")  # what the network and its training are
-TRAIN_GROUPS = (*SETTING_GROUPS, "doctor")  # train also watches (or breaks) the run
-
-
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Preset, then config file, then flags: later ones override earlier ones."""
-    if args.config and args.preset:
-        raise ConfigError("give --preset or --config, not both (a config file already names its preset)")
-    if args.config:  # an older config's relative data paths: from here, else from the config's folder
-        config = locate_data(TrainConfig.load(args.config), args.config.parent)
-    else:
-        config = get_preset(args.preset or DEFAULT_PRESET)
-    changed = given_options(args, TRAIN_GROUPS)
-    if "epochs" in changed and "warmup" not in changed and config.warmup >= changed["epochs"]:
-        # a warm-up the user did not ask for shrinks with the run instead of refusing it
-        share = config.warmup / config.epochs
-        changed["warmup"] = share * changed["epochs"]
-        print(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
-              f"{changed['epochs']}; using {changed['warmup']:.3g} epochs, the same share of the run")
-    for name, value in changed.items():
-        setattr(config, name, value)
-    return apply_data_options(config, args).validate()
+    """Preset, then config file, then flags: later ones override earlier ones (``presets.resolve_config``)."""
+    return presets.resolve_config(args.preset, given_options(args, TRAIN_GROUPS), given_options(args, ("data",)),
+                                  config_file=args.config)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ from typing import Any
 from ..errors import ConfigError
 
 GROUPS = ("network", "optimisation", "training loop", "doctor", "data")
+SETTING_GROUPS = ("network", "optimisation", "training loop")  # what the network and its training are
+TRAIN_GROUPS = (*SETTING_GROUPS, "doctor")  # a training run also watches (or breaks) itself
 
 
 @dataclass(frozen=True)

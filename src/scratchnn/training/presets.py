@@ -1,8 +1,11 @@
 """Named, documented training configurations (``scratchnn train --preset NAME``)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import ConfigError
 from .config import TrainConfig
+from .run_data import locate_data, with_data
 
 PRESETS: dict[str, TrainConfig] = {
     # The seed tutorial exactly: 784-10-10, weights and biases U[-0.5, 0.5), full-batch gradient
@@ -54,3 +57,28 @@ def get_preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return TrainConfig.from_dict(PRESETS[name].to_dict())
+
+
+def resolve_config(preset: str | None = None, settings: dict | None = None, data: dict | None = None, *,
+                   config_file: Path | None = None, log=print) -> TrainConfig:
+    """A preset (default: DEFAULT_PRESET) or a config file, then ``settings`` ({field: value}),
+    then the data options ``data``: later ones override earlier ones. Validated.
+
+    A warm-up the user did not set that would last the whole run (``epochs`` lowered below a
+    preset's warm-up) shrinks to the same share of the run instead of being refused.
+    """
+    settings, data = dict(settings or {}), dict(data or {})
+    if config_file and preset:
+        raise ConfigError("give --preset or --config, not both (a config file already names its preset)")
+    if config_file:  # an older config's relative data paths: from here, else from the config's folder
+        config = locate_data(TrainConfig.load(config_file), Path(config_file).parent)
+    else:
+        config = get_preset(preset or DEFAULT_PRESET)
+    if "epochs" in settings and "warmup" not in settings and config.warmup >= settings["epochs"]:
+        share = config.warmup / config.epochs
+        settings["warmup"] = share * settings["epochs"]
+        log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
+            f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return with_data(config, data).validate()

@@ -50,6 +50,18 @@ def record_data(config: TrainConfig) -> TrainConfig:
                                           for name in FILES if getattr(config, name)})
 
 
+def with_data(config: TrainConfig, given: dict) -> TrainConfig:
+    """Write the data options in ``given`` ({field: value}) into ``config``; a new source (dataset,
+    csv, images or labels) replaces the old one and its recorded digests."""
+    sources = ("dataset", "csv", "images", "labels")
+    if given.keys() & set(sources):
+        for name in (*sources, *(f"{name}_sha256" for name in FILES)):
+            setattr(config, name, "")
+    for name, value in given.items():
+        setattr(config, name, value)
+    return config
+
+
 def locate_data(config: TrainConfig, run_dir) -> TrainConfig:
     """A copy whose relative data paths (older configs) are made absolute where they exist.
 

@@ -9,7 +9,6 @@ makes its model the page's model before the page hears that the run is done.
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import queue
@@ -22,8 +21,8 @@ from pathlib import Path
 from ..data.load import FIELDS
 from ..errors import ConfigError, ScratchnnError
 from ..training.config import TrainConfig
-from ..training.options import options_of
-from ..training.presets import PRESETS
+from ..training.options import TRAIN_GROUPS, options_of
+from ..training.presets import PRESETS, resolve_config
 from .runs import public_config
 from .train_worker import BLAS_THREADS, run_worker
 
@@ -66,8 +65,6 @@ class TrainLimits:
 
 def train_settings() -> dict[str, object]:
     """The options a page may set: the network, optimisation, training loop and doctor groups."""
-    from ..cli.train_cmd import TRAIN_GROUPS
-
     return {name: spec for name, spec in options_of(TrainConfig).items() if spec.group in TRAIN_GROUPS}
 
 
@@ -77,8 +74,6 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> Train
 
     Data fields are refused: a page never names files on the server.
     """
-    from ..cli.train_cmd import resolve_config
-
     if not isinstance(body, dict):
         raise ConfigError("send a JSON object like {\"preset\": \"seed\", \"epochs\": 30}")
     settings = train_settings()
@@ -89,13 +84,10 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> Train
     preset = body.get("preset", "seed")
     if preset not in PRESETS:
         raise ConfigError(f"--preset: unknown preset {str(preset)[:40]!r}; choose one of {', '.join(PRESETS)}")
-    args = argparse.Namespace(config=None, preset=preset, **dict.fromkeys(settings),
-                              **{name: getattr(data, name) or None for name in FIELDS})
     defaults = TrainConfig()
-    for name, value in body.items():
-        if name != "preset":
-            setattr(args, name, _typed(name, value, getattr(defaults, name), settings[name]))
-    config = resolve_config(args)
+    chosen = {name: _typed(name, value, getattr(defaults, name), settings[name])
+              for name, value in body.items() if name != "preset"}
+    config = resolve_config(preset, chosen, {name: getattr(data, name) for name in FIELDS if getattr(data, name)})
     limits.check(config)
     return config
 
