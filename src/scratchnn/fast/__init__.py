@@ -12,6 +12,9 @@ ways and compares the weights):
     products.py    Dense with its products in the memory order OpenBLAS is fastest at
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers
+    threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
+    batchnorm.py   BatchNorm2d's training passes, and
+    winograd.py    the Winograd tile transforms, by blocks
 
 ``scratchnn train --textbook`` (or ``fit(..., fast=False)``) trains on the textbook path.
 """
@@ -23,13 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Sequential
+from ..nn.batchnorm import BatchNorm2d
+from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from .allocator import keep_freed_memory
+from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
 from .order import run_order
 from .packing import pack_parameters
 from .products import DenseProducts
+from .threads import Blocks, blas_thread_count
+from .winograd import BlockConv2D, may_run_winograd
 
 __all__ = ["FastTraining", "prepare"]
 
@@ -45,18 +53,20 @@ class FastTraining:
 
 
 def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bool,
-            fixed_inputs: bool = True) -> FastTraining:
+            fixed_inputs: bool = True, blocks: Blocks | None = None) -> FastTraining:
     """Set ``model`` and ``optimizer`` up for fast training on ``x_train`` (N, *input_shape).
 
     Packs the model's parameters (see packing: arrays taken from ``layer.params`` earlier are no
     longer the model's) and the optimizer's state, and asks glibc to keep freed memory for the
     whole process (see allocator). ``fixed_inputs`` False (augmented batches) keeps every input
-    column; ``full_batch`` stores the inputs feature-major (see products.affine).
+    column; ``full_batch`` stores the inputs feature-major (see products.affine). ``blocks``
+    (default: as many threads as BLAS uses now) runs the batch-norm and Winograd passes.
     """
     keep_freed_memory()
     packed = pack_parameters(model)
     flat = FlatStep.for_model(optimizer, model, packed)
-    layers = [DenseProducts(layer) if type(layer) is Dense else layer for layer in model.layers]
+    blocks = blocks or Blocks(blas_thread_count())
+    layers = [_fast_layer(layer, blocks) for layer in model.layers]
     evaluator = _reordered(layers, model.input_shape, model)
     net, x = evaluator, x_train
     if fixed_inputs and x.ndim == 2 and type(model.layers[0]) is Dense:
@@ -67,6 +77,17 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     if fixed_inputs and full_batch and x.ndim == 2:
         x = np.asfortranarray(x)
     return FastTraining(net, evaluator, x, flat.step if flat is not None else optimizer.step)
+
+
+def _fast_layer(layer, blocks: Blocks):
+    """The layer as the fast path runs it (the layer itself when nothing is faster)."""
+    if type(layer) is Dense:
+        return DenseProducts(layer)
+    if blocks.workers > 1 and type(layer) is BatchNorm2d:
+        return BlockBatchNorm2d(layer, blocks)
+    if blocks.workers > 1 and type(layer) is Conv2D and may_run_winograd(layer):
+        return BlockConv2D(layer, blocks)
+    return layer
 
 
 def _reordered(layers, input_shape, model: Sequential) -> Sequential:

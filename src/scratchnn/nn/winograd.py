@@ -205,12 +205,38 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer) -> tup
     V = buffer("V", (4, 4, th, tw, n, c), dtype)
     input_tiles(pixel_major(x).astype(dtype, copy=False), padding, V,
                 buffer("rows", (4, th, 2 * tw + 2, n, c), dtype))
-    U = kernel_transform(W.astype(dtype, copy=False))
-    M = np.matmul(V.reshape(16, p, c), U, out=buffer("M", (16, p, f), dtype))
-    M[5] += b  # M[1, 1] feeds all four outputs of its tile with weight 1: the bias goes there once
+    U, M = tile_products(V.reshape(16, p, c), W, b, buffer)
     y = output_tiles(M.reshape(4, 4, th, tw, n, f), np.empty((oh, ow, n, f), dtype),
                      buffer("S", (4, 2, th, tw, n, f), dtype))
     return from_pixel_major(y), (x.shape, V, U)
+
+
+def tile_products(V: np.ndarray, W: np.ndarray, b: np.ndarray, buffer) -> tuple[np.ndarray, np.ndarray]:
+    """U (16, C, F), the transformed kernels, and M (16, P, F): M[ij] = V[ij]·U[ij], 16 GEMMs
+    over the tiles V (16, P, C), with the bias b (F,) added where it belongs."""
+    p, c = V.shape[1:]
+    f = W.shape[0]
+    U = kernel_transform(W.astype(V.dtype, copy=False))
+    M = np.matmul(V, U, out=buffer("M", (16, p, f), V.dtype))
+    M[5] += b  # M[1, 1] feeds all four outputs of its tile with weight 1: the bias goes there once
+    return U, M
+
+
+def gradient_products(V: np.ndarray, U: np.ndarray, dM: np.ndarray, grads: dict, buffer,
+                      need_dx: bool = True) -> np.ndarray | None:
+    """Fill grads["W"] and grads["b"] from dM (16, P, F); return dV (16, P, C) or None.
+
+        dU[ij] = V[ij]ᵀ·dM[ij]    dW = Gᵀ·dU·G    db = Σ_tiles dM[1, 1]    dV[ij] = dM[ij]·U[ij]ᵀ
+    """
+    p, c = V.shape[1:]
+    # NOTE: computed as (dMᵀ·V)ᵀ: OpenBLAS is ~25% faster at that transposed product (one (F, C)
+    # result from the long P axis) than at Vᵀ·dM
+    dU = np.matmul(dM.transpose(0, 2, 1), V).transpose(0, 2, 1)  # (16, C, F)
+    kernel_gradient(dU, grads["W"])
+    np.matmul(np.ones(p, dM.dtype), dM[5], out=grads["b"])  # Σ over tiles of M[1, 1]'s gradient
+    if not need_dx:
+        return None
+    return np.matmul(dM, U.transpose(0, 2, 1), out=buffer("dV", (16, p, c), dM.dtype))
 
 
 def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool = True):
@@ -223,12 +249,8 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool 
     dtype = V.dtype
     dM = output_tiles_adjoint(pixel_major(dy).astype(dtype, copy=False), th, tw,
                               buffer("dM", (4, 4, th, tw, n, f), dtype), buffer("dS", (2, 2, th, tw, n, f), dtype))
-    dM = dM.reshape(16, p, f)
-    dU = np.matmul(V.reshape(16, p, c).transpose(0, 2, 1), dM)  # (16, C, F)
-    kernel_gradient(dU, grads["W"])
-    np.matmul(np.ones(p, dtype), dM[5], out=grads["b"])  # Σ over tiles of M[1, 1]'s gradient
-    if not need_dx:
+    dV = gradient_products(V.reshape(16, p, c), U, dM.reshape(16, p, f), grads, buffer, need_dx)
+    if dV is None:
         return None
-    dV = np.matmul(dM, U.transpose(0, 2, 1), out=buffer("dV", (16, p, c), dtype))
     return input_tiles_adjoint(dV.reshape(4, 4, th, tw, n, c), (h, w, n, c), padding,
                                buffer("rows", (4, th, 2 * tw + 2, n, c), dtype))

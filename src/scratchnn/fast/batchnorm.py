@@ -1,0 +1,116 @@
+"""BatchNorm2d in training with its passes over the pixels split across threads (see threads.py).
+
+The math is ``nn.batchnorm``'s, on the same matrix of pixel rows (H·W, N·C) of a pixel-major x:
+every pass is cut into blocks of pixel rows, one per thread, and a thread runs the passes that
+follow one another chunk by chunk (threads.chunks), so the second finds the numbers in cache. A pass that sums over rows (μ, v, Σdy, Σdy·x̂) sums
+its block, and the blocks' sums are added (C numbers each); a pass that writes rows (x̂, y, dx)
+writes its block. Four passes forward (Σx; x − μ and Σ(x − μ)²; x̂; y), two backward, as in the
+textbook layer. Evaluation (running statistics) is left to the textbook layer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.base import Layer
+from ..nn.batchnorm import BatchNorm2d
+from ..nn.im2col import from_pixel_major, pixel_major
+from .threads import Blocks, chunks
+
+
+class BlockBatchNorm2d(Layer, register=False):
+    """``bn`` (a BatchNorm2d), trained on ``blocks``' threads; shares its params, grads and buffers."""
+
+    def __init__(self, bn: BatchNorm2d, blocks: Blocks):
+        super().__init__()
+        self.bn, self.blocks = bn, blocks
+        self.params, self.grads, self.buffers = bn.params, bn.grads, bn.buffers
+
+    def forward(self, x, training=False):
+        if not training or x.ndim != 4 or x.shape[1] != self.bn.size:
+            self._cache = ("textbook",)
+            return self.bn.forward(x, training)  # evaluation; or the textbook's error
+        n, c, h, w = x.shape
+        rows = pixel_major(x).reshape(h * w, n * c)
+        m = h * w * n
+        if m < 2:
+            self._cache = ("textbook",)
+            return self.bn.forward(x, training)  # its error
+        mean = self._sums(lambda a, b: rows[a:b].sum(axis=0), rows, c) / m
+        wide_mean = np.tile(mean, n)  # μ for each of the N·C columns
+        x_hat = np.empty_like(rows)
+
+        def centre(start, stop):  # x − μ and its squares' sum, chunk by chunk
+            total = np.zeros(rows.shape[1], rows.dtype)
+            for a, b in chunks(start, stop, rows.shape[1]):
+                np.subtract(rows[a:b], wide_mean, out=x_hat[a:b])
+                total += np.einsum("pk,pk->k", x_hat[a:b], x_hat[a:b])
+            return total
+
+        var = self._sums(centre, rows, c) / m
+        inv_std = 1 / np.sqrt(var + self.bn.eps)
+        k = self.bn.momentum
+        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+        running_mean *= 1 - k
+        running_mean += k * mean
+        running_var *= 1 - k
+        running_var += (k * m / (m - 1)) * var
+        wide_inv_std = np.tile(inv_std, n)
+        wide_gamma, wide_beta = np.tile(self.params["gamma"], n), np.tile(self.params["beta"], n)
+        y = np.empty_like(rows)
+
+        def scale_shift(start, stop):  # x̂ = (x − μ)/σ, y = γ·x̂ + β
+            for a, b in chunks(start, stop, rows.shape[1]):
+                x_hat[a:b] *= wide_inv_std
+                np.multiply(x_hat[a:b], wide_gamma, out=y[a:b])
+                y[a:b] += wide_beta
+
+        self.blocks.run(scale_shift, len(rows), rows.size)
+        self._cache = ("blocks", x_hat, inv_std, n)
+        return from_pixel_major(y.reshape(h, w, n, c))
+
+    def backward(self, dy, need_dx=True):
+        cache = self._take_cache()
+        if cache[0] == "textbook":
+            return self.bn.backward(dy, need_dx)
+        _, x_hat, inv_std, n = cache
+        _, c, h, w = dy.shape
+        rows = pixel_major(dy).reshape(h * w, n * c)
+
+        def sums(start, stop):  # Σdy and Σdy·x̂ of a block, side by side
+            total = np.zeros(2 * rows.shape[1], np.result_type(rows, x_hat))
+            for a, b in chunks(start, stop, rows.shape[1]):
+                total[:rows.shape[1]] += rows[a:b].sum(axis=0)
+                total[rows.shape[1]:] += np.einsum("pk,pk->k", rows[a:b], x_hat[a:b])
+            return total
+
+        dbeta, dgamma = self._sums(sums, rows, c).reshape(2, c)
+        self.grads["beta"][...] = dbeta
+        self.grads["gamma"][...] = dgamma
+        if not need_dx:
+            return None
+        m = h * w * n
+        scale = np.tile(self.params["gamma"] * inv_std, n)  # γ/σ
+        wide_dgamma, wide_dbeta = np.tile(dgamma / m, n), np.tile(dbeta / m, n)
+        dx = np.empty_like(x_hat)
+
+        def input_gradient(start, stop):  # γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M), the textbook's steps
+            for a, b in chunks(start, stop, rows.shape[1]):
+                np.multiply(x_hat[a:b], wide_dgamma, out=dx[a:b])
+                dx[a:b] += wide_dbeta
+                np.subtract(rows[a:b], dx[a:b], out=dx[a:b])
+                dx[a:b] *= scale
+
+        self.blocks.run(input_gradient, len(rows), rows.size)
+        return from_pixel_major(dx.reshape(h, w, n, c))
+
+    def _sums(self, fn, rows: np.ndarray, c: int) -> np.ndarray:
+        """Σ over the blocks of fn(start, stop) (k·N·C,) for the pixel rows ``rows`` (H·W, N·C),
+        each run of N·C folded to the C channels: (k·C,)."""
+        total = np.sum(self.blocks.run(fn, len(rows), rows.size), axis=0)
+        return total.reshape(-1, rows.shape[1] // c, c).sum(axis=1).ravel()
+
+    def output_shape(self, input_shape):
+        return self.bn.output_shape(input_shape)
+
+    def __repr__(self):
+        return f"BlockBatchNorm2d({self.bn!r}, {self.blocks!r})"

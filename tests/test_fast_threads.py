@@ -1,0 +1,137 @@
+"""Block threading on the fast path (fast/threads.py, fast/batchnorm.py, fast/winograd.py): the
+blocks cover every row once, and the layers that run on them compute what the textbook layers
+compute (the Winograd forward bit for bit: the same calls on views of the same numbers)."""
+import threading
+
+import numpy as np
+import pytest
+from test_fast import assert_close, flat_state, train_preset
+
+import scratchnn.fast as fast_path
+from scratchnn.fast.batchnorm import BlockBatchNorm2d
+from scratchnn.fast.threads import Blocks, chunks, split
+from scratchnn.fast.winograd import BlockConv2D
+from scratchnn.nn import BatchNorm2d, Conv2D
+from scratchnn.nn.batchnorm import batchnorm_with_random_affine
+from scratchnn.nn.im2col import from_pixel_major
+from scratchnn.training.presets import get_preset
+
+
+@pytest.mark.parametrize("rows, parts", [(1, 4), (7, 2), (14, 3), (100, 8), (5, 1)])
+def test_split_covers_every_row_once_in_near_equal_blocks(rows, parts):
+    blocks = split(rows, parts)
+    assert len(blocks) == min(rows, parts)
+    assert blocks[0][0] == 0 and blocks[-1][1] == rows
+    assert all(a < b for a, b in blocks) and all(b == a2 for (_, b), (a2, _) in zip(blocks, blocks[1:]))
+    sizes = [b - a for a, b in blocks]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_chunks_cover_the_range_in_pieces_of_the_given_size():
+    assert list(chunks(3, 10, 4, chunk_floats=8)) == [(3, 5), (5, 7), (7, 9), (9, 10)]
+    assert list(chunks(0, 3, 100, chunk_floats=8)) == [(0, 1), (1, 2), (2, 3)]  # a row wider than a chunk
+
+
+def test_blocks_run_on_several_threads_and_return_in_block_order():
+    seen = []
+    results = Blocks(3, min_floats=0).run(lambda a, b: seen.append(threading.get_ident()) or (a, b), 9, 9)
+    assert results == [(0, 3), (3, 6), (6, 9)]
+    assert len(set(seen)) >= 2  # the calling thread and the pool
+
+
+def test_small_passes_run_in_one_block():
+    assert Blocks(4).run(lambda a, b: (a, b), 10, 100) == [(0, 10)]
+
+
+def test_an_error_in_a_block_reaches_the_caller_after_every_block_finished():
+    done = []
+
+    def fn(a, b):
+        if a:
+            raise ValueError(f"block {a}")
+        done.append(a)
+
+    with pytest.raises(ValueError, match="block"):
+        Blocks(2, min_floats=0).run(fn, 4, 4)
+    assert done == [0]
+
+
+CONV_CASES = [  # (N, C, F, H, W, padding): odd sides (a last tile half outside), uneven padding, 1 tile row
+    (3, 2, 3, 5, 6, (1, 0)), (2, 4, 3, 7, 7, (1, 1)), (4, 3, 2, 8, 9, (0, 0)), (2, 2, 2, 12, 11, (1, 1)),
+    (2, 3, 4, 4, 4, (2, 1)), (2, 2, 2, 3, 3, (0, 0))]
+
+
+@pytest.mark.parametrize("n, c, f, h, w, padding", CONV_CASES)
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, w, padding, workers):
+    rng = np.random.default_rng(h * w + workers)
+    textbook = Conv2D(c, f, 3, padding=padding, algorithm="winograd", bias_init="glorot_uniform", rng=0)
+    layer = Conv2D(c, f, 3, padding=padding, algorithm="winograd", bias_init="glorot_uniform", rng=0)
+    blocked = BlockConv2D(layer, Blocks(workers, min_floats=0))
+    x = rng.standard_normal((n, c, h, w))
+    y = textbook.forward(x, training=True)
+    np.testing.assert_array_equal(blocked.forward(x, training=True), y)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(blocked.backward(dy), textbook.backward(dy), rtol=1e-12, atol=1e-12)
+    for name in textbook.grads:
+        np.testing.assert_allclose(layer.grads[name], textbook.grads[name], rtol=1e-12, atol=1e-12)
+    assert blocked.params is layer.params and blocked.grads is layer.grads
+
+
+def test_an_im2col_conv_runs_as_it_is():
+    conv = Conv2D(1, 4, 3, rng=0)
+    blocked = BlockConv2D(conv, Blocks(2, min_floats=0))
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))
+    np.testing.assert_array_equal(blocked.forward(x, training=True), conv.forward(x))
+    assert blocked.backward(np.ones((2, 4, 4, 4)), need_dx=False) is None
+    with pytest.raises(RuntimeError, match="before forward"):
+        BlockConv2D(Conv2D(2, 2, 3, rng=0), Blocks(2)).backward(np.ones((1, 2, 2, 2)))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 3, 4), (5, 4, 7, 3), (1, 2, 1, 2)])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_batchnorm2d_on_blocks_computes_what_the_layer_computes(shape, workers):
+    rng = np.random.default_rng(sum(shape))
+    textbook = batchnorm_with_random_affine(shape[1], np.random.default_rng(2), BatchNorm2d)
+    layer = batchnorm_with_random_affine(shape[1], np.random.default_rng(2), BatchNorm2d)
+    blocked = BlockBatchNorm2d(layer, Blocks(workers, min_floats=0))
+    x = from_pixel_major(rng.standard_normal((shape[2], shape[3], shape[0], shape[1])))  # as a conv passes it
+    np.testing.assert_allclose(blocked.forward(x, training=True), textbook.forward(x, training=True), rtol=1e-12)
+    dy = rng.standard_normal(shape)
+    np.testing.assert_allclose(blocked.backward(dy), textbook.backward(dy), rtol=1e-11, atol=1e-12)
+    assert_close(layer.grads, textbook.grads, "grads", exact=False)
+    assert_close(layer.buffers, textbook.buffers, "running statistics", exact=False)
+    np.testing.assert_array_equal(blocked.forward(x), textbook.forward(x))  # evaluation: the layer itself
+    np.testing.assert_array_equal(blocked.backward(dy), textbook.backward(dy))
+
+
+def test_batchnorm2d_on_blocks_keeps_the_layers_errors():
+    blocked = BlockBatchNorm2d(BatchNorm2d(2), Blocks(2, min_floats=0))
+    with pytest.raises(Exception, match="expects images"):
+        blocked.forward(np.ones((2, 3, 2, 2)), training=True)
+    with pytest.raises(Exception, match="at least 2"):
+        blocked.forward(np.ones((1, 2, 1, 1)), training=True)
+
+
+def test_the_record_preset_trains_to_the_same_weights_on_blocks(monkeypatch):
+    """cnn-best (BatchNorm2d, Winograd layers) with every pass split over 2 threads."""
+    textbook, textbook_opt, _, _ = train_preset("cnn-best", fast=False, epochs=2)
+    monkeypatch.setattr(fast_path, "blas_thread_count", lambda: 2)
+    monkeypatch.setattr("scratchnn.fast.threads.MIN_FLOATS", 0)
+    fast, fast_opt, _, _ = train_preset("cnn-best", fast=True, epochs=2)
+    assert fast_opt.steps == textbook_opt.steps >= 4
+    assert_close(fast.state_dict(), textbook.state_dict(), "cnn-best on blocks")
+    assert_close(flat_state(fast_opt), flat_state(textbook_opt), "cnn-best on blocks optimizer state")
+
+
+def test_prepare_puts_the_block_layers_in_only_with_more_than_one_thread(monkeypatch):
+    model = get_preset("cnn-best").build_model(np.random.default_rng(0))
+    kinds = lambda run: {type(layer).__name__ for layer in run.net.layers}  # noqa: E731
+    x = np.zeros((4, 1, 28, 28))
+    optimizer = get_preset("cnn-best").build_optimizer()
+    one = fast_path.prepare(model, optimizer, x, full_batch=False, blocks=Blocks(1))
+    two = fast_path.prepare(model, optimizer, x, full_batch=False, blocks=Blocks(2))
+    assert {"Conv2D", "BatchNorm2d"} <= kinds(one) and not kinds(one) & {"BlockConv2D", "BlockBatchNorm2d"}
+    assert {"BlockConv2D", "BlockBatchNorm2d"} <= kinds(two) and "BatchNorm2d" not in kinds(two)
+    convs = [type(layer).__name__ for layer in two.net.layers if "Conv2D" in type(layer).__name__]
+    assert convs == ["Conv2D"] + 3 * ["BlockConv2D"]  # the first layer (1 channel) never runs Winograd
