@@ -1,11 +1,11 @@
 """BatchNorm2d in training with its passes over the pixels split across threads (see threads.py).
 
-The math is ``nn.batchnorm``'s, on the same matrix of pixel rows (H·W, N·C) of a pixel-major x:
-every pass is cut into blocks of pixel rows, one per thread, and a thread runs the passes that
-follow one another chunk by chunk (threads.chunks), so the second finds the numbers in cache. A pass that sums over rows (μ, v, Σdy, Σdy·x̂) sums
-its block, and the blocks' sums are added (C numbers each); a pass that writes rows (x̂, y, dx)
-writes its block. Four passes forward (Σx; x − μ and Σ(x − μ)²; x̂; y), two backward, as in the
-textbook layer. Evaluation (running statistics) is left to the textbook layer.
+The math is ``nn.batchnorm``'s, on the same matrix of pixel rows (H·W, N·C) of a pixel-major x.
+Every pass is cut into blocks of pixel rows, one per thread. A pass that sums over rows (μ, v,
+Σdy, Σdy·x̂) sums its block, and the blocks' sums are added (C numbers each); a pass that writes
+rows (x̂, y, dx) writes its block. A thread runs passes that follow one another chunk by chunk
+(threads.chunks), so the second finds the numbers still in cache. Evaluation (the running
+statistics) is left to the textbook layer.
 """
 from __future__ import annotations
 
@@ -48,12 +48,7 @@ class BlockBatchNorm2d(Layer, register=False):
 
         var = self._sums(centre, rows, c) / m
         inv_std = 1 / np.sqrt(var + self.bn.eps)
-        k = self.bn.momentum
-        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
-        running_mean *= 1 - k
-        running_mean += k * mean
-        running_var *= 1 - k
-        running_var += (k * m / (m - 1)) * var
+        self.bn.update_running_statistics(mean, var, m)
         wide_inv_std = np.tile(inv_std, n)
         wide_gamma, wide_beta = np.tile(self.params["gamma"], n), np.tile(self.params["beta"], n)
         y = np.empty_like(rows)

@@ -70,13 +70,7 @@ class _BatchNorm(Layer, register=False):
             var = _row_sums(x_hat, x_hat) / m  # Σₘ (x − μ)²
             inv_std = 1 / np.sqrt(var + self.eps)
             x_hat *= inv_std
-            k = self.momentum
-            # In place, so arrays handed out by state_dict() stay the layer's buffers.
-            running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
-            running_mean *= 1 - k
-            running_mean += k * mean
-            running_var *= 1 - k
-            running_var += (k * m / (m - 1)) * var
+            self.update_running_statistics(mean, var, m)
         else:
             inv_std = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
             x_hat = (x - self.buffers["running_mean"]) * inv_std
@@ -84,6 +78,16 @@ class _BatchNorm(Layer, register=False):
         y = x_hat * self.params["gamma"]
         y += self.params["beta"]
         return y
+
+    def update_running_statistics(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
+        """Fold one batch's μ and biased v (over m rows) into the running averages."""
+        k = self.momentum
+        # In place, so arrays handed out by state_dict() stay the layer's buffers.
+        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+        running_mean *= 1 - k
+        running_mean += k * mean
+        running_var *= 1 - k
+        running_var += (k * m / (m - 1)) * var
 
     def _backward_rows(self, dy, need_dx):
         """dx (P, Q, C) for dy (P, Q, C), or None; fills grads."""
