@@ -36,7 +36,8 @@ How to read the table:
 - --profile adds scratchnn's time per layer (forward and backward), summed over the timed epochs.
 - threads names the BLAS and its kernels (OpenBLAS picks them for the CPU unless OPENBLAS_CORETYPE
   pins them); for the MLP, a last line times scratchnn's Dense layers alone, the floor any NumPy
-  loop on that BLAS meets.
+  loop on that BLAS meets; for a CNN, the matrix products of every layer alone (the rest of a
+  step is NumPy's passes: gathers, transforms, batch norm, pooling).
 - With --repeats N the frameworks take turns (the order rotates every round) and each figure is
   the median over the N rounds: the machine is shared and noisy.
 The script prints figures; it asserts nothing about speed.
@@ -140,6 +141,51 @@ def dense_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
         start = time.perf_counter()
         for _ in range(batches):
             step()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
+    """Seconds an epoch of ``batches`` steps spends in the matrix products alone of a CNN's
+    training step: each Conv2D's (im2col: [cols 1]·[Wm; b], [cols 1]ᵀ·dY and dY·Wmᵀ; Winograd:
+    its 16 tile products forward, for the kernel gradient and for the input gradient) and each
+    Dense layer's, on random arrays of the shapes a batch gives, nothing else (no gathers,
+    transforms, batch norm, pooling, loss or Adam). The first layer makes no input gradient."""
+    from scratchnn.nn import Conv2D, Dense
+    from scratchnn.nn import winograd
+
+    rng = np.random.default_rng(0)
+    rand = lambda *shape: rng.random(shape, dtype=np.float32)  # noqa: E731
+    products, shape = [], model.input_shape
+    for k, layer in enumerate(model.layers):
+        first = k == 0
+        if isinstance(layer, Conv2D) and layer.uses_winograd(*shape[1:]):
+            _, _, th, tw = winograd.tiles(*shape[1:], layer.padding)
+            V, U = rand(16, th * tw * BATCH, shape[0]), rand(16, shape[0], layer.out_channels)
+            dM = rand(16, th * tw * BATCH, layer.out_channels)
+            products += [lambda V=V, U=U: V @ U, lambda V=V, dM=dM: dM.transpose(0, 2, 1) @ V]
+            products += [] if first else [lambda U=U, dM=dM: dM @ U.transpose(0, 2, 1)]
+        elif isinstance(layer, Conv2D):
+            _, oh, ow = layer.output_shape(shape)
+            rows, width = oh * ow * BATCH, layer.kernel_size[0] * layer.kernel_size[1] * shape[0] + 1
+            cols = rand(rows, width) if shape[0] >= ow else np.asfortranarray(rand(rows, width))
+            wm, dy = rand(width, layer.out_channels), rand(rows, layer.out_channels)
+            products += [lambda c=cols, w=wm: c @ w, lambda c=cols, d=dy: c.T @ d]
+            products += [] if first else [lambda d=dy, w=wm: d @ w[:-1].T]
+        elif isinstance(layer, Dense):
+            x, W, dy = rand(BATCH, layer.in_features), rand(layer.in_features, layer.out_features), \
+                rand(BATCH, layer.out_features)
+            products += [lambda x=x, W=W: x @ W, lambda x=x, dy=dy: x.T @ dy]
+            products += [] if first else [lambda dy=dy, W=W: dy @ W.T]
+        shape = layer.output_shape(shape)
+    for product in products:
+        product()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(batches):
+            for product in products:
+                product()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
 
@@ -314,8 +360,10 @@ def worker(name: str, model: str, epochs: int, seed: int, limit: int | None, pro
     seconds, accuracy, threads, layer_seconds = TRAINERS[name](model, x, y, x_test, y_test, epochs, seed, profile)
     timed = seconds[1:]  # epoch 1 is the warm-up
     floor = {}
-    if name == "scratchnn" and model == "mlp":  # a CNN's products are inside Conv2D, with its im2col copies
+    if name == "scratchnn" and model == "mlp":
         floor["dense_s"] = dense_seconds_per_epoch(scratchnn_model(model, seed), -(-len(x) // BATCH))
+    elif name == "scratchnn":  # a CNN's products sit inside Conv2D, between its gathers and transforms
+        floor["products_s"] = products_seconds_per_epoch(scratchnn_model(model, seed), -(-len(x) // BATCH), repeats=2)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     print(json.dumps({
         "framework": name, "epoch_seconds": seconds, "timed_epochs": len(timed),
@@ -444,6 +492,11 @@ def main() -> None:
         x_mb, peak = runs["scratchnn"][0]["train_array_mb"], median("scratchnn", "peak_rss_mb")
         print(f"float32 training array = {x_mb:.0f} MB; budget 2X + 150 MB = {2 * x_mb + 150:.0f} MB; "
               f"scratchnn peak = {peak:.0f} MB")
+    if "scratchnn" in runs and args.model != "mlp":
+        products = median("scratchnn", "products_s")
+        versus = f" = {products / median('torch', 'median_s'):.2f} of PyTorch's epoch" if "torch" in runs else ""
+        print(f"scratchnn's matrix products alone (every Conv2D's and Dense layer's, on random arrays; no "
+              f"gather, transform, batch norm, pooling, loss or Adam): {products:.3f} s/epoch{versus}")
     for name in ("scratchnn", "native", "winograd"):
         if args.profile and name in runs:
             print_layer_split(runs[name][-1], args.epochs - 1, LABELS[name])
