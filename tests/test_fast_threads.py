@@ -1,7 +1,10 @@
 """Block threading on the fast path (fast/threads.py, fast/batchnorm.py, fast/winograd.py): the
 blocks cover every row once, and the layers that run on them compute what the textbook layers
 compute (the Winograd forward bit for bit: the same calls on views of the same numbers)."""
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -37,6 +40,25 @@ def test_blocks_run_on_several_threads_and_return_in_block_order():
     results = Blocks(3, min_floats=0).run(lambda a, b: seen.append(threading.get_ident()) or (a, b), 9, 9)
     assert results == [(0, 3), (3, 6), (6, 9)]
     assert len(set(seen)) >= 2  # the calling thread and the pool
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_runs_blocks_on_threads_of_its_own():
+    blocks = Blocks(2, min_floats=0)
+    blocks.run(lambda a, b: None, 2, 2)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # the child: exits 0 only if both blocks ran (a pool without threads would hang)
+        os._exit(0 if blocks.run(lambda a, b: b - a, 2, 2) == [1, 1] else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's blocks never ran")
 
 
 def test_small_passes_run_in_one_block():
