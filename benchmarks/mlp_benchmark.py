@@ -134,7 +134,13 @@ def dense_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
         dense.forward(x, training=True)
         dense.backward(dlogits)  # like fit's: no input gradient for the first layer
 
-    for _ in range(20):
+    return epoch_seconds(step, batches, repeats, warmup=20)
+
+
+def epoch_seconds(step, batches: int, repeats: int, warmup: int = 1) -> float:
+    """Median over ``repeats`` of the seconds ``batches`` calls of ``step()`` take, after
+    ``warmup`` calls."""
+    for _ in range(warmup):
         step()
     seconds = []
     for _ in range(repeats):
@@ -178,16 +184,7 @@ def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
             products += [lambda x=x, W=W: x @ W, lambda x=x, dy=dy: x.T @ dy]
             products += [] if first else [lambda dy=dy, W=W: dy @ W.T]
         shape = layer.output_shape(shape)
-    for product in products:
-        product()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(batches):
-            for product in products:
-                product()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    return epoch_seconds(lambda: [product() for product in products], batches, repeats)
 
 
 def scratchnn_model(model: str, seed: int, conv_algorithm: str = "auto"):

@@ -190,3 +190,12 @@ def test_a_winograd_network_trains_to_the_same_weights_on_both_paths():
     assert not np.allclose(textbook["0.W"], initial), "the weights never moved: comparing them proves nothing"
     for name in textbook:
         np.testing.assert_allclose(fast[name], textbook[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("conv", [
+    Conv2D(1, 32, 3), Conv2D(16, 64, 3, padding=1), Conv2D(32, 64, 3), Conv2D(64, 64, 3),
+    Conv2D(64, 64, 5), Conv2D(64, 64, 3, stride=2), Conv2D(2, 2, 3, algorithm="winograd"),
+    Conv2D(64, 64, 3, algorithm="im2col")], ids=repr)
+def test_may_use_winograd_says_whether_some_input_size_runs_it(conv):
+    sides = range(3, 40)
+    assert conv.may_use_winograd() == any(conv.uses_winograd(h, w) for h in sides for w in sides)

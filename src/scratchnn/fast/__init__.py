@@ -37,7 +37,7 @@ from .order import run_order
 from .packing import pack_parameters
 from .products import DenseProducts
 from .threads import Blocks, blas_thread_count
-from .winograd import BlockConv2D, may_run_winograd
+from .winograd import BlockConv2D
 
 __all__ = ["FastTraining", "prepare"]
 
@@ -85,7 +85,7 @@ def _fast_layer(layer, blocks: Blocks):
         return DenseProducts(layer)
     if blocks.workers > 1 and type(layer) is BatchNorm2d:
         return BlockBatchNorm2d(layer, blocks)
-    if blocks.workers > 1 and type(layer) is Conv2D and may_run_winograd(layer):
+    if blocks.workers > 1 and type(layer) is Conv2D and layer.may_use_winograd():
         return BlockConv2D(layer, blocks)
     return layer
 

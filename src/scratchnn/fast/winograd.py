@@ -17,7 +17,7 @@ import numpy as np
 
 from ..nn import winograd
 from ..nn.base import Layer
-from ..nn.conv import AUTO_MIN_CHANNELS, Conv2D
+from ..nn.conv import Conv2D
 from ..nn.im2col import from_pixel_major, pixel_major
 from .threads import Blocks
 
@@ -54,13 +54,6 @@ class BlockConv2D(Layer, register=False):
 
     def __repr__(self):
         return f"BlockConv2D({self.conv!r}, {self.blocks!r})"
-
-
-def may_run_winograd(conv: Conv2D) -> bool:
-    """Whether ``conv`` runs Winograd on some input size (see Conv2D.uses_winograd)."""
-    if conv.algorithm != "auto":
-        return conv.algorithm == "winograd"
-    return (conv.kernel_size, conv.stride) == ((3, 3), (1, 1)) and conv.in_channels >= AUTO_MIN_CHANNELS
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks):

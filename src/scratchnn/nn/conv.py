@@ -156,6 +156,12 @@ class Conv2D(Layer):
         even = oh % 2 == 0 and ow % 2 == 0
         return self.in_channels >= (AUTO_MIN_CHANNELS if even else AUTO_MIN_CHANNELS_ODD)
 
+    def may_use_winograd(self) -> bool:
+        """Whether a forward on some input size runs Winograd (``uses_winograd`` for some sides)."""
+        if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
+            return self.algorithm == "winograd"
+        return self.in_channels >= min(AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_ODD)
+
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
         buffer = self._scratch.get(name)
