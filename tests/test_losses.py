@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scratchnn.errors import ShapeError
+from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.gradcheck import check_loss
 from scratchnn.nn import SoftmaxCrossEntropy, softmax
 
@@ -58,3 +58,39 @@ def test_bad_labels_are_clear_errors(labels, message):
 def test_backward_before_forward():
     with pytest.raises(RuntimeError, match="before forward"):
         SoftmaxCrossEntropy().backward()
+
+
+def test_label_smoothing_is_cross_entropy_against_the_smoothed_target():
+    rng = np.random.default_rng(1)
+    logits, labels, eps = rng.standard_normal((5, 10)) * 3, rng.integers(0, 10, 5), 0.1
+    target = np.full((5, 10), eps / 10)
+    target[np.arange(5), labels] += 1 - eps
+    log_p = np.log(softmax(logits))
+    loss = SoftmaxCrossEntropy(label_smoothing=eps)
+    assert loss.forward(logits, labels) == pytest.approx(-(target * log_p).sum(axis=1).mean(), rel=1e-12)
+    np.testing.assert_allclose(loss.backward(), (softmax(logits) - target) / 5, rtol=1e-12, atol=1e-15)
+
+
+def test_label_smoothing_gradient_matches_finite_differences_and_zero_is_plain():
+    rng = np.random.default_rng(2)
+    logits, labels = rng.standard_normal((7, 10)) * 4, rng.integers(0, 10, 7)
+    check = check_loss(SoftmaxCrossEntropy(0.2), logits, labels)
+    assert check.error < 1e-7 and check.what == "SoftmaxCrossEntropy(label_smoothing=0.2)", check
+    plain, zero = SoftmaxCrossEntropy(), SoftmaxCrossEntropy(0.0)
+    assert plain.forward(logits, labels) == zero.forward(logits, labels)
+    np.testing.assert_array_equal(plain.backward(), zero.backward())
+
+
+def test_smoothed_loss_is_lowest_at_the_smoothed_target_not_at_certainty():
+    eps, loss = 0.1, SoftmaxCrossEntropy(0.1)
+    best = np.log(np.full(10, eps / 10) + np.eye(10)[3] * (1 - eps))[None]  # logits whose softmax is q
+    certain = np.eye(10)[3][None] * 50.0
+    assert loss.forward(best, np.array([3])) < loss.forward(certain, np.array([3]))
+    loss.forward(best, np.array([3]))
+    np.testing.assert_allclose(loss.backward(), 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [-0.1, 1.0, 2])
+def test_label_smoothing_out_of_range_is_refused(eps):
+    with pytest.raises(ConfigError, match=r"label_smoothing must be in \[0, 1\)"):
+        SoftmaxCrossEntropy(label_smoothing=eps)

@@ -97,7 +97,9 @@ def check_loss(loss, logits: np.ndarray, labels: np.ndarray, h: float = 1e-5) ->
     loss.forward(logits, labels)
     analytic = loss.backward()
     numeric = numerical_gradient(lambda: loss.forward(logits, labels), logits, h)
-    return Check(type(loss).__name__, "logits", relative_error(analytic, numeric))
+    smoothing = getattr(loss, "label_smoothing", 0)
+    name = type(loss).__name__ + (f"(label_smoothing={smoothing:g})" if smoothing else "")
+    return Check(name, "logits", relative_error(analytic, numeric))
 
 
 def check_model(model, loss, x: np.ndarray, labels: np.ndarray, h: float = 1e-5) -> list[Check]:
@@ -126,7 +128,9 @@ def check_everything(seed: int = 0) -> list[Check]:
     """Every layer type, the loss, and a small model end to end."""
     rng = np.random.default_rng(seed)
     checks = [c for layer, x in standard_cases(rng) for c in check_layer(layer, x, rng)]
-    checks.append(check_loss(SoftmaxCrossEntropy(), rng.standard_normal((6, 10)) * 3, rng.integers(0, 10, 6)))
+    for smoothing in (0.0, 0.1):
+        checks.append(check_loss(SoftmaxCrossEntropy(smoothing), rng.standard_normal((6, 10)) * 3,
+                                 rng.integers(0, 10, 6)))
     model = Sequential([Dense(8, 6, rng=rng), ReLU(), Dense(6, 10, rng=rng)])
     checks += check_model(model, SoftmaxCrossEntropy(), rng.standard_normal((4, 8)), rng.integers(0, 10, 4))
     return checks

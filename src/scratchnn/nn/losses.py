@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 
 
 class SoftmaxCrossEntropy:
@@ -25,9 +25,20 @@ class SoftmaxCrossEntropy:
     (2.3026, 2.3026)
     >>> loss.backward()[0, [0, 3]]  # (0.1 − 0) / 2 and (0.1 − 1) / 2
     array([ 0.05, -0.45])
+
+    Label smoothing ε (Szegedy et al. 2016) trains towards q = (1 − ε)·onehot(y) + ε/C instead of
+    the one-hot target: L = −(1/N) Σₙ Σⱼ qₙⱼ log pₙⱼ and ∂L/∂z = (p − q) / N. The loss no longer
+    reaches 0 by pushing the true logit to infinity, so the network stays less over-confident
+    (the best it can do is p = q). ε = 0 is plain cross-entropy:
+
+    >>> SoftmaxCrossEntropy(label_smoothing=0.1).forward(np.array([[0.0, 0.0]]), np.array([0]))  # ln 2 still
+    0.6931471805599453
     """
 
-    def __init__(self):
+    def __init__(self, label_smoothing: float = 0.0):
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1) (0.1 is usual), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
         self._cache = None
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
@@ -44,7 +55,11 @@ class SoftmaxCrossEntropy:
         true = labels.astype(np.intp)  # flat positions of z[yₙ, n]: yₙ·N + n
         true *= n
         true += np.arange(n)
-        log_p_true = z.ravel().take(true) - np.log(sums)
+        log_sums = np.log(sums)
+        log_p_true = z.ravel().take(true) - log_sums
+        eps = self.label_smoothing
+        if eps:  # Σⱼ qⱼ log pⱼ = (1 − ε) log p_y + ε · mean_j(log pⱼ), and mean_j log pⱼ = mean_j zⱼ − log Σ
+            log_p_true = (1 - eps) * log_p_true + eps * (z.mean(axis=0) - log_sums)
         exp /= sums
         self._cache = (exp, true)
         return -float(log_p_true.sum(dtype=np.float64)) / n
@@ -53,9 +68,13 @@ class SoftmaxCrossEntropy:
         if self._cache is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
         probs, true = self._cache  # probs is (C, N)
-        scale = probs.dtype.type(1 / probs.shape[1])
+        num_classes, n = probs.shape
+        eps = self.label_smoothing
+        scale = probs.dtype.type(1 / n)
         dlogits = probs * scale
-        dlogits.ravel()[true] -= scale  # p − onehot(y), over N
+        if eps:
+            dlogits -= probs.dtype.type(eps / (num_classes * n))  # the ε/C every class is owed
+        dlogits.ravel()[true] -= probs.dtype.type((1 - eps) / n)  # p − q, over N
         return dlogits.T  # (N, C), a transposed view: BLAS and column sums read it directly
 
 

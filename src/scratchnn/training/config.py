@@ -110,6 +110,10 @@ class TrainConfig:
                             applies=lambda c: c.optimizer == "sgd" and c.momentum > 0, summary=lambda v: "nesterov")
     weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",
                                  group="optimisation", metavar="L", low=0.0, summary=lambda v: f"weight decay {v:g}")
+    label_smoothing: float = option(0.0, "train towards (1 - EPS) on the true class and EPS/C on every class, "
+                                         "not one-hot (dev and test losses stay plain cross-entropy)",
+                                    group="optimisation", metavar="EPS", low=0.0, below=1.0,
+                                    summary=lambda v: f"label smoothing {v:g}")
     # the loop
     epochs: int = option(500, "passes over the training data (full batch: one iteration each)",
                          group="training loop", metavar="N", low=1, aliases=("--iterations",))

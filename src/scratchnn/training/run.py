@@ -192,8 +192,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                                layer_rng=gens["layers"])
     x_train, x_dev = scale_pixels(train_images, model.input_shape), scale_pixels(dev_images, model.input_shape)
     del train_images, dev_images
-    setup = apply_faults(config.fault, Setup(model, x_train, y_train, x_dev, y_dev, SoftmaxCrossEntropy(),
-                                             gens["init"]))
+    loss_fn = SoftmaxCrossEntropy(config.label_smoothing)
+    setup = apply_faults(config.fault, Setup(model, x_train, y_train, x_dev, y_dev, loss_fn, gens["init"]))
     model, x_train, y_train, x_dev, y_dev = setup.model, setup.x_train, setup.y_train, setup.x_dev, setup.y_dev
     if on_setup is not None:
         on_setup(model, x_dev, y_dev)
