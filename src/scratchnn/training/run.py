@@ -37,6 +37,7 @@ from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata, save
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
+from .busy_machine import busy_machine_note
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
@@ -213,6 +214,9 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
     if config.fault:
         log(f"Faults on purpose: {', '.join(config.fault)} (the doctor is not told)")
+    note = busy_machine_note(config.threads)
+    if note:
+        log(note)
     health = None if config.doctor == "off" else HealthRecorder.for_data(
         x_train, _earlier_health(run_dir, checkpoint, log))
     doctor = Doctor()

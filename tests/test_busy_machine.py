@@ -1,0 +1,49 @@
+"""The note that training shares busy cores: when it is printed, and that a run prints it."""
+import os
+
+import pytest
+
+from scratchnn.training import busy_machine
+from scratchnn.training.busy_machine import busy_machine_note, crowding_note
+
+
+@pytest.mark.parametrize("threads, load, cores, noted", [
+    (2, 0.2, 2, False),   # an idle machine
+    (2, 1.0, 2, True),    # one other busy process: one of our two threads shares its core
+    (1, 8.0, 2, False),   # one thread never spins waiting for another
+    (4, 2.0, 8, False),   # enough idle cores for every thread
+    (8, 2.0, 8, True),
+])
+def test_a_note_when_our_threads_and_the_load_exceed_the_cores(threads, load, cores, noted):
+    note = crowding_note(threads, load, cores)
+    assert (note is not None) == noted
+    if noted:
+        assert f"load average {load:.1f} on {cores} cores" in note and "--threads 1" in note
+
+
+def test_the_default_thread_count_is_the_blas_librarys(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    monkeypatch.setattr("scratchnn.fast.threads.blas_thread_count", lambda: 3)
+    monkeypatch.setattr(busy_machine, "crowding_note", lambda threads, load, cores: (threads, load))
+    assert busy_machine_note(0) == (3, 5.0)
+    assert busy_machine_note(2) == (2, 5.0)
+
+
+def test_no_note_where_the_load_is_unknown(monkeypatch):
+    def unknown():
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(os, "getloadavg", unknown)
+    assert busy_machine_note(2) is None
+
+
+def test_a_training_run_prints_the_note(monkeypatch, tmp_path, shared_dir):
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
+
+    monkeypatch.setattr("scratchnn.training.run.busy_machine_note", lambda threads: f"Note: busy ({threads})")
+    config = TrainConfig(csv=str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"), hidden=[4], epochs=1,
+                         batch_size=100, train_size=200, dev_size=100, threads=1, doctor="off")
+    lines = []
+    train_run(config, tmp_path / "run", log=lines.append, progress=False)
+    assert "Note: busy (1)" in lines
