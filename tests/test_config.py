@@ -63,6 +63,16 @@ def test_presets_are_valid_and_copies():
         get_preset("nope")
 
 
+def test_conv_dropout_follows_every_pooling_and_only_a_cnn_has_it():
+    config = TrainConfig(conv=[4, 6], conv_repeat=2, padding=[1, 1], hidden=[8], conv_dropout=0.25)
+    kinds = [type(layer).__name__ for layer in config.build_model(np.random.default_rng(0)).layers]
+    assert [kinds[i + 1] for i, kind in enumerate(kinds) if kind == "MaxPool2D"] == ["Dropout", "Dropout"]
+    assert kinds.count("Dropout") == 2 and [layer.p for layer in config.build_model(np.random.default_rng(0)).layers
+                                            if type(layer).__name__ == "Dropout"] == [0.25, 0.25]
+    mlp = TrainConfig(hidden=[16], conv_dropout=0.25)
+    assert "conv_dropout" not in mlp.applicable() and "conv_dropout" in config.applicable()
+
+
 def test_input_dropout_comes_first_and_only_in_training():
     config = TrainConfig(hidden=[16], input_dropout=0.5)
     model = config.build_model(np.random.default_rng(0), layer_rng=np.random.default_rng(1))

@@ -125,6 +125,14 @@ def test_a_cnn_with_batchnorm2d_trains_to_the_same_weights_on_both_paths():
     assert not np.array_equal(fast.layers[1].buffers["running_var"], np.ones(32)), "the statistics never moved"
 
 
+def test_a_cnn_with_conv_dropout_trains_to_the_same_weights_on_both_paths():
+    textbook, textbook_opt, _, _ = train_preset("cnn", fast=False, conv_dropout=0.25)
+    fast, fast_opt, _, _ = train_preset("cnn", fast=True, conv_dropout=0.25)
+    assert [type(layer).__name__ for layer in fast.layers].count("Dropout") == 3  # 2 blocks + the dense one
+    assert_close(fast.state_dict(), textbook.state_dict(), "cnn --conv-dropout")
+    assert_close(flat_state(fast_opt), flat_state(textbook_opt), "cnn --conv-dropout optimizer state")
+
+
 @pytest.mark.parametrize("preset, first, then", [("mlp", True, False), ("mlp", False, True),
                                                  ("seed", True, False), ("lenet5", False, True)])
 def test_a_checkpoint_resumes_on_the_other_path(tmp_path, preset, first, then):

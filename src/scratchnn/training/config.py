@@ -84,6 +84,9 @@ class TrainConfig:
                             metavar="P", low=0.0, below=1.0)
     input_dropout: float = option(0.0, "probability of dropping each input pixel while training",
                                   group="network", metavar="P", low=0.0, below=1.0)
+    conv_dropout: float = option(0.0, "probability of dropping each feature-map value after every conv block's "
+                                      "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
+                                 applies=lambda c: bool(c.conv))
     augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
                            group="network")
     # the optimiser and its learning-rate schedule
@@ -227,6 +230,8 @@ class TrainConfig:
                     layers.append(ACTIVATIONS[self.activation]())
                     channels = out_channels
                 layers.append(POOLS[self.pool](2))
+                if self.conv_dropout:
+                    layers.append(Dropout(self.conv_dropout))
             layers.append(Flatten())
             features = int(np.prod(Sequential(layers, input_shape).output_shapes()[-1]))
         for size in self.hidden:
