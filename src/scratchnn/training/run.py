@@ -18,7 +18,6 @@ import io as _io
 import re
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata, save
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
-from .busy_machine import busy_machine_note
+from .blas_threads import blas_threads, note_if_busy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
@@ -137,22 +136,6 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         raise RunInterrupted(run_dir) from None
 
 
-@contextmanager
-def blas_threads(threads: int):
-    """Limit the BLAS library to ``threads`` threads while training (0: leave it as it is).
-
-    NOTE: a matrix product split over more threads adds its terms in another order, so the last
-    bits of the weights depend on the thread count; one thread repeats a run on any machine.
-    """
-    if not threads:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
-
-
 def _training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
     """True when the checkpoint holds the end of training: the last epoch, or early stopping's stop."""
     stopping = checkpoint.metadata.get("early_stopping")
@@ -214,9 +197,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
     if config.fault:
         log(f"Faults on purpose: {', '.join(config.fault)} (the doctor is not told)")
-    note = busy_machine_note(config.threads)
-    if note:
-        log(note)
+    note_if_busy(config.threads, log)
     health = None if config.doctor == "off" else HealthRecorder.for_data(
         x_train, _earlier_health(run_dir, checkpoint, log))
     doctor = Doctor()

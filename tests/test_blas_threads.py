@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from scratchnn.training import busy_machine
-from scratchnn.training.busy_machine import busy_machine_note, crowding_note
+from scratchnn.training import blas_threads
+from scratchnn.training.blas_threads import busy_machine_note, crowding_note
 
 
 @pytest.mark.parametrize("threads, load, cores, noted", [
@@ -24,7 +24,7 @@ def test_a_note_when_our_threads_and_the_load_exceed_the_cores(threads, load, co
 def test_the_default_thread_count_is_the_blas_librarys(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
     monkeypatch.setattr("scratchnn.fast.threads.blas_thread_count", lambda: 3)
-    monkeypatch.setattr(busy_machine, "crowding_note", lambda threads, load, cores: (threads, load))
+    monkeypatch.setattr(blas_threads, "crowding_note", lambda threads, load, cores: (threads, load))
     assert busy_machine_note(0) == (3, 5.0)
     assert busy_machine_note(2) == (2, 5.0)
 
@@ -41,7 +41,7 @@ def test_a_training_run_prints_the_note(monkeypatch, tmp_path, shared_dir):
     from scratchnn.training.config import TrainConfig
     from scratchnn.training.run import train_run
 
-    monkeypatch.setattr("scratchnn.training.run.busy_machine_note", lambda threads: f"Note: busy ({threads})")
+    monkeypatch.setattr(blas_threads, "busy_machine_note", lambda threads: f"Note: busy ({threads})")
     config = TrainConfig(csv=str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"), hidden=[4], epochs=1,
                          batch_size=100, train_size=200, dev_size=100, threads=1, doctor="off")
     lines = []
