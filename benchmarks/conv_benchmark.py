@@ -18,6 +18,7 @@ import argparse
 import os
 import time
 
+import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (openblas_idle.py)
 import numpy as np
 
 from scratchnn.nn import Conv2D

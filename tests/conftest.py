@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from ci_guard import under_ci
 
+import scratchnn  # noqa: F401  before any test imports NumPy: OpenBLAS's idle threads sleep, as in the CLI
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 

@@ -61,6 +61,27 @@ def test_a_forked_child_runs_blocks_on_threads_of_its_own():
     pytest.fail("the forked child's blocks never ran")
 
 
+@pytest.mark.parametrize("rows, row_floats, chunk_floats, workers", [(14, 10, 20, 2), (7, 10, 10, 3), (3, 5, 100, 2),
+                                                                    (5, 1, 1, 8)])
+def test_deal_gives_each_worker_a_contiguous_run_of_chunks_covering_every_row_once(rows, row_floats, chunk_floats,
+                                                                                   workers):
+    shares = Blocks(workers).deal(lambda k, pieces: (k, pieces), rows, row_floats, chunk_floats)
+    assert [k for k, _ in shares] == list(range(len(shares))) and len(shares) <= workers
+    pieces = [piece for _, share in shares for piece in share]
+    assert pieces == list(chunks(0, rows, row_floats, chunk_floats))  # in order, each row once
+    assert all(share for _, share in shares)
+
+
+def test_one_blas_thread_limits_blas_inside_and_restores_it_after():
+    from threadpoolctl import threadpool_info
+
+    from scratchnn.fast.threads import blas_thread_count, one_blas_thread
+    before = blas_thread_count()
+    with one_blas_thread():
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    assert blas_thread_count() == before
+
+
 def test_small_passes_run_in_one_block():
     assert Blocks(4).run(lambda a, b: (a, b), 10, 100) == [(0, 10)]
 
@@ -84,8 +105,12 @@ CONV_CASES = [  # (N, C, F, H, W, padding): odd sides (a last tile half outside)
 
 
 @pytest.mark.parametrize("n, c, f, h, w, padding", CONV_CASES)
-@pytest.mark.parametrize("workers", [2, 3, 5])
-def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, w, padding, workers):
+@pytest.mark.parametrize("workers, chunk_floats", [(2, None), (3, None), (5, None), (2, 1), (3, 1)])
+def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, w, padding, workers, chunk_floats,
+                                                                    monkeypatch):
+    """chunk_floats 1: one tile row a chunk, so a worker takes several through its pipeline."""
+    if chunk_floats:
+        monkeypatch.setattr("scratchnn.fast.winograd.CHUNK_FLOATS", chunk_floats)
     rng = np.random.default_rng(h * w + workers)
     textbook = Conv2D(c, f, 3, padding=padding, algorithm="winograd", bias_init="glorot_uniform", rng=0)
     layer = Conv2D(c, f, 3, padding=padding, algorithm="winograd", bias_init="glorot_uniform", rng=0)

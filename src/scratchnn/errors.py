@@ -44,3 +44,7 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, run_dir):
         super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with "
                          f"'scratchnn train --resume {run_dir}'")
+
+
+class PerformanceWarning(UserWarning):
+    """Something in the environment makes training slower than it needs to be (never wrong)."""

@@ -20,11 +20,13 @@ ways and compares the weights):
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import PerformanceWarning
 from ..model import Sequential
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.conv import Conv2D
@@ -36,10 +38,14 @@ from .flat_optim import FlatStep
 from .order import run_order
 from .packing import pack_parameters
 from .products import DenseProducts
-from .threads import Blocks, blas_thread_count
+from .threads import Blocks, blas_thread_count, openblas_spins
 from .winograd import BlockConv2D
 
 __all__ = ["FastTraining", "prepare"]
+
+SPINNING = ("NumPy was imported before scratchnn, so OpenBLAS keeps its idle threads spinning for ~0.1 s after "
+            "each product, on the cores this network's threaded passes need (a 2-core cnn-best epoch took ~25% "
+            "longer). Import scratchnn before numpy, or set OPENBLAS_THREAD_TIMEOUT=4 before Python starts.")
 
 
 @dataclass
@@ -67,6 +73,8 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     flat = FlatStep.for_model(optimizer, model, packed)
     blocks = blocks or Blocks(blas_thread_count())
     layers = [_fast_layer(layer, blocks) for layer in model.layers]
+    if any(isinstance(layer, (BlockBatchNorm2d, BlockConv2D)) for layer in layers) and openblas_spins():
+        warnings.warn(SPINNING, PerformanceWarning, stacklevel=3)
     evaluator = _reordered(layers, model.input_shape, model)
     net, x = evaluator, x_train
     if fixed_inputs and x.ndim == 2 and type(model.layers[0]) is Dense:

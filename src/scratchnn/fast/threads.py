@@ -25,6 +25,7 @@ MIN_FLOATS = 1 << 16
 CHUNK_FLOATS = 1 << 16
 
 _pool: ThreadPoolExecutor | None = None
+_controller = None  # threadpoolctl's handle on the loaded BLAS, found once (a search takes ~ms)
 
 
 def blas_thread_count() -> int:
@@ -33,6 +34,29 @@ def blas_thread_count() -> int:
 
     counts = [info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"]
     return max(1, min(counts, default=1))
+
+
+def one_blas_thread():
+    """A context in which BLAS computes each product on the calling thread only, for products our
+    own threads already run side by side (BLAS threads on top would fight them for the cores)."""
+    from threadpoolctl import ThreadpoolController
+
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def openblas_spins() -> bool:
+    """Whether OpenBLAS was loaded before scratchnn could tell its idle threads to sleep (see
+    openblas_idle): they then spin on the cores our threads need for ~0.1 s after each product."""
+    from .. import openblas_idle
+
+    if not openblas_idle.LOADED_BEFORE:
+        return False
+    from threadpoolctl import threadpool_info
+
+    return any(info.get("internal_api") == "openblas" for info in threadpool_info())
 
 
 def split(rows: int, parts: int) -> list[tuple[int, int]]:
@@ -74,18 +98,31 @@ class Blocks:
 
     def run(self, fn: Callable[[int, int], object], rows: int, floats: int) -> list:
         """[fn(start, stop) for each block], run at once; the first exception is raised."""
-        blocks = self.ranges(rows, floats)
-        if len(blocks) == 1:
-            return [fn(*blocks[0])]
-        futures = [_shared_pool().submit(fn, *block) for block in blocks[1:]]
-        try:
-            first = fn(*blocks[0])
-        finally:  # no block still writing when this returns or raises
-            wait(futures)
-        return [first, *(future.result() for future in futures)]
+        return _at_once(fn, self.ranges(rows, floats))
+
+    def deal(self, fn: Callable[[int, list[tuple[int, int]]], object], rows: int, row_floats: int,
+             chunk_floats: int) -> list:
+        """[fn(k, its chunks) for each worker k], run at once: rows cut by ``chunks`` into pieces of
+        about ``chunk_floats`` numbers, each worker given a contiguous run of them (a pipeline of
+        several passes and products per chunk, each chunk's arrays still in cache between them)."""
+        pieces = list(chunks(0, rows, row_floats, chunk_floats))
+        shares = [pieces[a:b] for a, b in split(len(pieces), self.workers)]
+        return _at_once(fn, list(enumerate(shares)))
 
     def __repr__(self):
         return f"Blocks(workers={self.workers})"
+
+
+def _at_once(fn: Callable, calls: list[tuple]) -> list:
+    """[fn(*args) for args in calls]: the first on the calling thread, the rest on the shared pool."""
+    if len(calls) == 1:
+        return [fn(*calls[0])]
+    futures = [_shared_pool().submit(fn, *args) for args in calls[1:]]
+    try:
+        first = fn(*calls[0])
+    finally:  # no block still writing when this returns or raises
+        wait(futures)
+    return [first, *(future.result() for future in futures)]
 
 
 def _shared_pool() -> ThreadPoolExecutor:
