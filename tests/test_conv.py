@@ -347,8 +347,12 @@ def test_flatten_keeps_channel_height_width_order_whatever_the_layout():
     np.testing.assert_array_equal(flat.forward(channels_last(x)), x.reshape(2, 12))
     np.testing.assert_array_equal(flat.forward(pixel_major(x)), x.reshape(2, 12))
     assert flat.output_shape((3, 2, 2)) == (12,)
-    dx = flat.backward(np.ones((2, 12), np.float32))
-    assert dx.shape == x.shape
+    dy = np.arange(24, dtype=np.float32).reshape(2, 12)
+    dx = flat.backward(dy)  # after a pixel-major x: dx in the same memory order, the same numbers
+    np.testing.assert_array_equal(dx, dy.reshape(x.shape))
+    assert dx.transpose(2, 3, 0, 1).flags.c_contiguous
+    flat.forward(x)
+    assert flat.backward(dy).flags.c_contiguous  # after a C-order x: a view of dy
     with pytest.raises(ShapeError, match="Flatten.backward expects dy of shape"):
         flat.backward(np.ones((2, 11), np.float32))
 

@@ -14,7 +14,10 @@ ways and compares the weights):
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes, and
-    winograd.py    the Winograd tile transforms, by blocks
+    winograd.py    the Winograd layers, as per-thread pipelines over chunks of tile rows
+
+The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
+(openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.
 
 ``scratchnn train --textbook`` (or ``fit(..., fast=False)``) trains on the textbook path.
 """
