@@ -19,10 +19,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 # Below this many numbers a pass takes ~0.1 ms and handing blocks to threads costs more than it saves.
 MIN_FLOATS = 1 << 16
-# Several passes over one block run chunk by chunk, each chunk small enough to stay in a core's
-# cache between the passes: four passes over a (784, 4096) float32 array took 15.3 ms as whole-
-# array calls and 7.1 ms over chunks of 256 KB (a 2-core EPYC, 512 KB of L2 per core).
-CHUNK_FLOATS = 1 << 16
+# Several passes over one block run chunk by chunk, each chunk small enough to stay in cache
+# between the passes: four passes over a (784, 4096) float32 array took 15.3 ms as whole-array
+# calls and 7.1 ms over chunks of 256 KB (a 2-core EPYC, 512 KB of L2 per core). With OpenBLAS's
+# idle threads asleep (openblas_idle.py) bigger chunks won: BlockBatchNorm2d forward + backward,
+# batch 128, 32 channels at 28x28 / 64 at 14x14: 13.9 / 7.2 ms (256 KB chunks), 12.9 / 6.3
+# (512 KB), 11.3 / 5.9 (1 MB), 11.0 / 5.2 (2 MB), per-chunk NumPy calls costing less.
+CHUNK_FLOATS = 1 << 19
 
 _pool: ThreadPoolExecutor | None = None
 _controller = None  # threadpoolctl's handle on the loaded BLAS, found once (a search takes ~ms)
