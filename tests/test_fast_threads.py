@@ -65,7 +65,7 @@ def test_a_forked_child_runs_blocks_on_threads_of_its_own():
                                                                     (5, 1, 1, 8)])
 def test_deal_gives_each_worker_a_contiguous_run_of_chunks_covering_every_row_once(rows, row_floats, chunk_floats,
                                                                                    workers):
-    shares = Blocks(workers).deal(lambda k, pieces: (k, pieces), rows, row_floats, chunk_floats)
+    shares = Blocks(workers).deal(lambda k, pieces: (k, pieces), list(chunks(0, rows, row_floats, chunk_floats)))
     assert [k for k, _ in shares] == list(range(len(shares))) and len(shares) <= workers
     pieces = [piece for _, share in shares for piece in share]
     assert pieces == list(chunks(0, rows, row_floats, chunk_floats))  # in order, each row once

@@ -103,12 +103,10 @@ class Blocks:
         """[fn(start, stop) for each block], run at once; the first exception is raised."""
         return _at_once(fn, self.ranges(rows, floats))
 
-    def deal(self, fn: Callable[[int, list[tuple[int, int]]], object], rows: int, row_floats: int,
-             chunk_floats: int) -> list:
-        """[fn(k, its chunks) for each worker k], run at once: rows cut by ``chunks`` into pieces of
-        about ``chunk_floats`` numbers, each worker given a contiguous run of them (a pipeline of
-        several passes and products per chunk, each chunk's arrays still in cache between them)."""
-        pieces = list(chunks(0, rows, row_floats, chunk_floats))
+    def deal(self, fn: Callable[[int, list], object], pieces: list) -> list:
+        """[fn(k, its pieces) for each worker k], run at once, each worker given a contiguous run
+        of ``pieces`` (e.g. chunks of rows: a pipeline of several passes and products per chunk,
+        its arrays still in cache between them)."""
         shares = [pieces[a:b] for a, b in split(len(pieces), self.workers)]
         return _at_once(fn, list(enumerate(shares)))
 

@@ -78,8 +78,7 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks
     V = buffer("V", (4, 4, th, tw, n, c), dtype)
     U = winograd.kernel_transform(W.astype(dtype, copy=False))
     y = np.empty((oh, ow, n, f), dtype)
-    row_floats = 16 * tw * n * max(c, f)
-    step = _chunk_rows(th, row_floats)
+    pieces, step = _tile_row_chunks(th, 16 * tw * n * max(c, f))
     work = [(buffer(f"rows{k}", (4, step, 2 * tw + 2, n, c), dtype), buffer(f"M{k}", (16, step * tw * n, f), dtype),
              buffer(f"S{k}", (4, 2, step, tw, n, f), dtype)) for k in range(blocks.workers)]
 
@@ -93,7 +92,7 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks
             winograd.output_tiles(products.reshape(4, 4, r, tw, n, f), y[2 * a:2 * z], S[:, :, :r])
 
     with one_blas_thread():
-        blocks.deal(pipeline, th, row_floats, step * row_floats)
+        blocks.deal(pipeline, pieces)
     return from_pixel_major(y), (x.shape, V, U)
 
 
@@ -108,17 +107,17 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks
     _, _, th, tw = winograd.tiles(h, w, padding)
     dtype = V.dtype
     dy = pixel_major(dy).astype(dtype, copy=False)
-    row_floats = 16 * tw * n * max(c, f)
-    step = _chunk_rows(th, row_floats)
+    pieces, step = _tile_row_chunks(th, 16 * tw * n * max(c, f))
     work = [(buffer(f"dM{k}", (16, step * tw * n, f), dtype), buffer(f"dS{k}", (2, 2, step, tw, n, f), dtype),
              buffer(f"dV{k}", (16, step * tw * n, c), dtype), buffer(f"rows{k}", (4, step, 2 * tw + 2, n, c), dtype))
             for k in range(blocks.workers)]
-    pads = {}  # tile row a of a chunk -> its padded input gradient
+    pads = [None] * len(pieces)  # each chunk's padded input gradient
 
-    def pipeline(k, pieces):
+    def pipeline(k, share):
         dM, dS, dV, rows = work[k]
         dU, db = np.zeros((16, f, c), dtype), np.zeros(f, dtype)
-        for a, z in pieces:
+        for i in share:
+            a, z = pieces[i]
             r, p = z - a, (z - a) * tw * n
             dMa = dM[:, :p]
             winograd.output_tiles_adjoint(dy[2 * a:2 * z], r, tw, dMa.reshape(4, 4, r, tw, n, f), dS[:, :, :r])
@@ -127,27 +126,27 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks
             db += np.ones(p, dtype) @ dMa[5]  # the bias was added to M[1, 1]
             if need_dx:
                 dVa = np.matmul(dMa, U.transpose(0, 2, 1), out=dV[:, :p]).reshape(4, 4, r, tw, n, c)
-                pads[a] = pixel_major(winograd.input_tiles_adjoint(dVa, (2 * r + 2, 2 * tw + 2, n, c), (0, 0),
+                pads[i] = pixel_major(winograd.input_tiles_adjoint(dVa, (2 * r + 2, 2 * tw + 2, n, c), (0, 0),
                                                                     rows[:, :r]))
         return dU, db
 
+    chunk_indices = list(range(len(pieces)))
     with one_blas_thread():
-        sums = blocks.deal(pipeline, th, row_floats, step * row_floats)
+        sums = blocks.deal(pipeline, chunk_indices)
     winograd.kernel_gradient(sum(dU for dU, _ in sums).transpose(0, 2, 1), grads["W"])
     grads["b"][...] = sum(db for _, db in sums)
     if not need_dx:
         return None
-    ranges = list(chunks(0, th, row_floats, step * row_floats))
-    ordered = [pads[a] for a, _ in ranges]
     dx = np.empty((h, w, n, c), dtype)
-    blocks.deal(lambda k, pieces: [_stitch(ordered, ranges, ranges.index(piece), dx, padding) for piece in pieces],
-                th, row_floats, step * row_floats)
+    blocks.deal(lambda k, share: [_stitch(pads, pieces, i, dx, padding) for i in share], chunk_indices)
     return from_pixel_major(dx)
 
 
-def _chunk_rows(tile_rows: int, row_floats: int) -> int:
-    """How many tile rows a chunk holds (about CHUNK_FLOATS numbers per tile array)."""
-    return max(1, min(tile_rows, CHUNK_FLOATS // row_floats))
+def _tile_row_chunks(tile_rows: int, row_floats: int) -> tuple[list[tuple[int, int]], int]:
+    """The chunks (a, z) of tile rows, about CHUNK_FLOATS numbers per tile array each (a tile
+    row holding ``row_floats``), and the most tile rows one holds (its work arrays' size)."""
+    step = max(1, min(tile_rows, CHUNK_FLOATS // row_floats))
+    return list(chunks(0, tile_rows, row_floats, step * row_floats)), step
 
 
 def _pad_rows(image: np.ndarray, padded: np.ndarray, padding, start: int, stop: int) -> None:
