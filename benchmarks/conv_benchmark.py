@@ -1,4 +1,4 @@
-"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3), per shape, in one run.
+"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3) and F(4x4, 3x3), per shape, in one run.
 
 Shapes: the `cnn` benchmark network's two convolutions (N=128, 1->32 on 28x28 and 32->64 on
 13x13, 3x3, no padding) and padded 3x3 'same' convolutions as a record preset stacks them
@@ -41,7 +41,7 @@ def time_shape(c: int, f: int, size: int, padding: int, repeats: int, clock) -> 
     """{algorithm: (forward ms, backward ms)}, the minimum over ``repeats`` turns each."""
     rng = np.random.default_rng(0)
     x = pixel_major_random(rng, (BATCH, c, size, size))
-    layers = {a: Conv2D(c, f, 3, padding=padding, algorithm=a, rng=0) for a in ("im2col", "winograd")}
+    layers = {a: Conv2D(c, f, 3, padding=padding, algorithm=a, rng=0) for a in ("im2col", "winograd", "winograd4")}
     dy = pixel_major_random(rng, layers["im2col"].forward(x).shape)
     times = {a: ([], []) for a in layers}
     for _ in range(repeats):
@@ -69,11 +69,13 @@ def main() -> None:
     print(f"N={BATCH}, float32, {'CPU' if args.cpu_time else 'wall'} time, min of {args.repeats}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
-    print(f"{'shape':28s} {'im2col fwd+bwd ms':>20s} {'winograd fwd+bwd ms':>22s} {'winograd/im2col':>16s}")
+    print(f"{'shape':28s} {'im2col fwd+bwd ms':>20s} {'winograd fwd+bwd ms':>22s} {'winograd4 fwd+bwd ms':>22s} "
+          f"{'winograd/im2col':>16s} {'winograd4/im2col':>17s}")
     for label, c, f, size, padding in shapes:
         t = time_shape(c, f, size, padding, args.repeats, clock)
-        (fi, bi), (fw, bw) = t["im2col"], t["winograd"]
-        print(f"{label:28s} {fi:7.1f} + {bi:7.1f}    {fw:7.1f} + {bw:7.1f}      {(fw + bw) / (fi + bi):6.2f}", flush=True)
+        (fi, bi), (fw, bw), (f4, b4) = t["im2col"], t["winograd"], t["winograd4"]
+        print(f"{label:28s} {fi:7.1f} + {bi:7.1f}    {fw:7.1f} + {bw:7.1f}     {f4:7.1f} + {b4:7.1f}     "
+              f"{(fw + bw) / (fi + bi):13.2f} {(f4 + b4) / (fi + bi):17.2f}", flush=True)
 
 
 if __name__ == "__main__":

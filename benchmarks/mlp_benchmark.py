@@ -155,21 +155,22 @@ def epoch_seconds(step, batches: int, repeats: int, warmup: int = 1) -> float:
 def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     """Seconds an epoch of ``batches`` steps spends in the matrix products alone of a CNN's
     training step: each Conv2D's (im2col: [cols 1]·[Wm; b], [cols 1]ᵀ·dY and dY·Wmᵀ; Winograd:
-    its 16 tile products forward, for the kernel gradient and for the input gradient) and each
+    its 16 or 36 tile products forward, for the kernel gradient and for the input gradient) and each
     Dense layer's, on random arrays of the shapes a batch gives, nothing else (no gathers,
     transforms, batch norm, pooling, loss or Adam). The first layer makes no input gradient."""
     from scratchnn.nn import Conv2D, Dense
-    from scratchnn.nn import winograd
 
     rng = np.random.default_rng(0)
     rand = lambda *shape: rng.random(shape, dtype=np.float32)  # noqa: E731
     products, shape = [], model.input_shape
     for k, layer in enumerate(model.layers):
         first = k == 0
-        if isinstance(layer, Conv2D) and layer.uses_winograd(*shape[1:]):
-            _, _, th, tw = winograd.tiles(*shape[1:], layer.padding)
-            V, U = rand(16, th * tw * BATCH, shape[0]), rand(16, shape[0], layer.out_channels)
-            dM = rand(16, th * tw * BATCH, layer.out_channels)
+        scheme = layer.winograd_scheme(*shape[1:]) if isinstance(layer, Conv2D) else None
+        if scheme is not None:
+            _, _, th, tw = scheme.tiles(*shape[1:], layer.padding)
+            slots = (scheme.TILE + 2) ** 2
+            V, U = rand(slots, th * tw * BATCH, shape[0]), rand(slots, shape[0], layer.out_channels)
+            dM = rand(slots, th * tw * BATCH, layer.out_channels)
             products += [lambda V=V, U=U: V @ U, lambda V=V, dM=dM: dM.transpose(0, 2, 1) @ V]
             products += [] if first else [lambda U=U, dM=dM: dM @ U.transpose(0, 2, 1)]
         elif isinstance(layer, Conv2D):

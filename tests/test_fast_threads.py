@@ -101,19 +101,20 @@ def test_an_error_in_a_block_reaches_the_caller_after_every_block_finished():
 
 CONV_CASES = [  # (N, C, F, H, W, padding): odd sides (a last tile half outside), uneven padding, 1 tile row
     (3, 2, 3, 5, 6, (1, 0)), (2, 4, 3, 7, 7, (1, 1)), (4, 3, 2, 8, 9, (0, 0)), (2, 2, 2, 12, 11, (1, 1)),
-    (2, 3, 4, 4, 4, (2, 1)), (2, 2, 2, 3, 3, (0, 0))]
+    (2, 3, 4, 4, 4, (2, 1)), (2, 2, 2, 3, 3, (0, 0)), (2, 2, 3, 18, 10, (1, 1))]
 
 
 @pytest.mark.parametrize("n, c, f, h, w, padding", CONV_CASES)
 @pytest.mark.parametrize("workers, chunk_floats", [(2, None), (3, None), (5, None), (2, 1), (3, 1)])
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
 def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, w, padding, workers, chunk_floats,
-                                                                    monkeypatch):
+                                                                    algorithm, monkeypatch):
     """chunk_floats 1: one tile row a chunk, so a worker takes several through its pipeline."""
     if chunk_floats:
         monkeypatch.setattr("scratchnn.fast.winograd.CHUNK_FLOATS", chunk_floats)
     rng = np.random.default_rng(h * w + workers)
-    textbook = Conv2D(c, f, 3, padding=padding, algorithm="winograd", bias_init="glorot_uniform", rng=0)
-    layer = Conv2D(c, f, 3, padding=padding, algorithm="winograd", bias_init="glorot_uniform", rng=0)
+    textbook = Conv2D(c, f, 3, padding=padding, algorithm=algorithm, bias_init="glorot_uniform", rng=0)
+    layer = Conv2D(c, f, 3, padding=padding, algorithm=algorithm, bias_init="glorot_uniform", rng=0)
     blocked = BlockConv2D(layer, Blocks(workers, min_floats=0))
     x = rng.standard_normal((n, c, h, w))
     y = textbook.forward(x, training=True)

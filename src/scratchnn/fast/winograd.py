@@ -37,8 +37,9 @@ class BlockConv2D(Layer, register=False):
 
     def forward(self, x, training=False):
         conv = self.conv
-        if x.ndim == 4 and x.shape[1] == conv.in_channels and conv.uses_winograd(*x.shape[2:]):
-            y, cache = forward(x, conv.params["W"], conv.params["b"], conv.padding, conv._buffer, self.blocks)
+        scheme = conv.winograd_scheme(*x.shape[2:]) if x.ndim == 4 and x.shape[1] == conv.in_channels else None
+        if scheme is not None:
+            y, cache = forward(x, conv.params["W"], conv.params["b"], conv.padding, conv._buffer, self.blocks, scheme)
             self._cache = ("blocks", cache)
             return y
         self._cache = ("textbook",)
@@ -65,35 +66,38 @@ class BlockConv2D(Layer, register=False):
 CHUNK_FLOATS = 1 << 21
 
 
-def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks):
-    """``nn.winograd.forward`` as a pipeline over chunks of tile rows, each worker thread taking
-    a run of chunks through the input transform, the 16 products and the output transform."""
+def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks, scheme=winograd):
+    """``scheme.forward`` (``nn.winograd`` or ``nn.winograd4``) as a pipeline over chunks of tile
+    rows, each worker thread taking a run of chunks through the input transform, the 16 (36)
+    products and the output transform."""
     n, c, h, w = x.shape
     f = W.shape[0]
-    oh, ow, th, tw = winograd.tiles(h, w, padding)
+    oh, ow, th, tw = scheme.tiles(h, w, padding)
+    m, side = scheme.TILE, scheme.TILE + 2  # output and input tile sides
     dtype = np.result_type(x, W)
     image = pixel_major(x).astype(dtype, copy=False)
-    padded = buffer("padded", (2 * th + 2, 2 * tw + 2, n, c), dtype)
+    padded = buffer("padded", (m * th + 2, m * tw + 2, n, c), dtype)
     blocks.run(lambda a, b: _pad_rows(image, padded, padding, a, b), len(padded), padded.size)
-    V = buffer("V", (4, 4, th, tw, n, c), dtype)
-    U = winograd.kernel_transform(W.astype(dtype, copy=False))
+    V = buffer("V", (side, side, th, tw, n, c), dtype)
+    U = winograd.kernel_transform(W.astype(dtype, copy=False), scheme.G)
     y = np.empty((oh, ow, n, f), dtype)
-    pieces, step = _tile_row_chunks(th, 16 * tw * n * max(c, f))
-    work = [(buffer(f"rows{k}", (4, step, 2 * tw + 2, n, c), dtype), buffer(f"M{k}", (16, step * tw * n, f), dtype),
-             buffer(f"S{k}", (4, 2, step, tw, n, f), dtype)) for k in range(blocks.workers)]
+    pieces, step = _tile_row_chunks(th, side * side * tw * n * max(c, f))
+    shapes = {"rows": lambda r: scheme.rows_shape(r, tw, n, c), "M": lambda r: (side * side, r * tw * n, f),
+              "S": lambda r: scheme.output_work_shape(r, tw, n, f)}
+    work = [_work_arrays(buffer, k, shapes, step, dtype) for k in range(blocks.workers)]
+    slot = winograd.bias_slot(scheme.G)
 
     def pipeline(k, pieces):
-        rows, M, S = work[k]
-        for a, z in pieces:  # tile rows a..z read padded rows 2a..2z+1
-            r = z - a
-            winograd.input_tiles(padded[2 * a:2 * z + 2], (0, 0), V[:, :, a:z], rows[:, :r])
-            products = np.matmul(V[:, :, a:z].reshape(16, -1, c), U, out=M[:, :r * tw * n])
-            products[5] += b
-            winograd.output_tiles(products.reshape(4, 4, r, tw, n, f), y[2 * a:2 * z], S[:, :, :r])
+        for a, z in pieces:  # tile rows a..z read padded rows m·a..m·z+1
+            rows, M, S = (part(z - a) for part in work[k])
+            scheme.input_tiles(padded[m * a:m * z + 2], (0, 0), V[:, :, a:z], rows)
+            products = np.matmul(V[:, :, a:z].reshape(side * side, -1, c), U, out=M)
+            products[slot] += b
+            scheme.output_tiles(products.reshape(side, side, z - a, tw, n, f), y[m * a:m * z], S)
 
     with one_blas_thread():
         blocks.deal(pipeline, pieces)
-    return from_pixel_major(y), (x.shape, V, U)
+    return from_pixel_major(y), (x.shape, V, U, scheme)
 
 
 def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks, need_dx: bool = True):
@@ -101,45 +105,53 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks
     transform's adjoint, the weight gradient's products (summed per worker, then over workers),
     and the input gradient's products and transform; then the chunks' padded input gradients are
     stitched into dx (neighbouring chunks share two padded rows)."""
-    x_shape, V, U = cache
+    x_shape, V, U, scheme = cache
     n, c, h, w = x_shape
     f = dy.shape[1]
-    _, _, th, tw = winograd.tiles(h, w, padding)
+    _, _, th, tw = scheme.tiles(h, w, padding)
+    m, side = scheme.TILE, scheme.TILE + 2
     dtype = V.dtype
     dy = pixel_major(dy).astype(dtype, copy=False)
-    pieces, step = _tile_row_chunks(th, 16 * tw * n * max(c, f))
-    work = [(buffer(f"dM{k}", (16, step * tw * n, f), dtype), buffer(f"dS{k}", (2, 2, step, tw, n, f), dtype),
-             buffer(f"dV{k}", (16, step * tw * n, c), dtype), buffer(f"rows{k}", (4, step, 2 * tw + 2, n, c), dtype))
-            for k in range(blocks.workers)]
+    pieces, step = _tile_row_chunks(th, side * side * tw * n * max(c, f))
+    shapes = {"dM": lambda r: (side * side, r * tw * n, f), "dS": lambda r: scheme.adjoint_work_shape(r, tw, n, f),
+              "dV": lambda r: (side * side, r * tw * n, c), "rows": lambda r: scheme.rows_shape(r, tw, n, c)}
+    work = [_work_arrays(buffer, k, shapes, step, dtype) for k in range(blocks.workers)]
     pads = [None] * len(pieces)  # each chunk's padded input gradient
+    slot = winograd.bias_slot(scheme.G)
 
     def pipeline(k, share):
-        dM, dS, dV, rows = work[k]
-        dU, db = np.zeros((16, f, c), dtype), np.zeros(f, dtype)
+        dU, db = np.zeros((side * side, f, c), dtype), np.zeros(f, dtype)
         for i in share:
             a, z = pieces[i]
             r, p = z - a, (z - a) * tw * n
-            dMa = dM[:, :p]
-            winograd.output_tiles_adjoint(dy[2 * a:2 * z], r, tw, dMa.reshape(4, 4, r, tw, n, f), dS[:, :, :r])
+            dM, dS, dV, rows = (part(r) for part in work[k])
+            scheme.output_tiles_adjoint(dy[m * a:m * z], r, tw, dM.reshape(side, side, r, tw, n, f), dS)
             # NOTE: (dMᵀ·V), not Vᵀ·dM: OpenBLAS is ~25% faster at the product with the long axis inside
-            dU += np.matmul(dMa.transpose(0, 2, 1), V[:, :, a:z].reshape(16, p, c))
-            db += np.ones(p, dtype) @ dMa[5]  # the bias was added to M[1, 1]
+            dU += np.matmul(dM.transpose(0, 2, 1), V[:, :, a:z].reshape(side * side, p, c))
+            db += np.ones(p, dtype) @ dM[slot]  # the bias was added to M[1, 1]
             if need_dx:
-                dVa = np.matmul(dMa, U.transpose(0, 2, 1), out=dV[:, :p]).reshape(4, 4, r, tw, n, c)
-                pads[i] = pixel_major(winograd.input_tiles_adjoint(dVa, (2 * r + 2, 2 * tw + 2, n, c), (0, 0),
-                                                                    rows[:, :r]))
+                dVa = np.matmul(dM, U.transpose(0, 2, 1), out=dV).reshape(side, side, r, tw, n, c)
+                pads[i] = pixel_major(scheme.input_tiles_adjoint(dVa, (m * r + 2, m * tw + 2, n, c), (0, 0), rows))
         return dU, db
 
     chunk_indices = list(range(len(pieces)))
     with one_blas_thread():
         sums = blocks.deal(pipeline, chunk_indices)
-    winograd.kernel_gradient(sum(dU for dU, _ in sums).transpose(0, 2, 1), grads["W"])
+    winograd.kernel_gradient(sum(dU for dU, _ in sums).transpose(0, 2, 1), grads["W"], scheme.G)
     grads["b"][...] = sum(db for _, db in sums)
     if not need_dx:
         return None
     dx = np.empty((h, w, n, c), dtype)
-    blocks.deal(lambda k, share: [_stitch(pads, pieces, i, dx, padding) for i in share], chunk_indices)
+    blocks.deal(lambda k, share: [_stitch(pads, pieces, i, dx, padding, m) for i in share], chunk_indices)
     return from_pixel_major(dx)
+
+
+def _work_arrays(buffer, k: int, shapes: dict, step: int, dtype) -> list:
+    """Worker k's work arrays, one per ``shapes`` entry {name: rows -> shape}, each sized for
+    ``step`` tile rows; returned as functions r -> a contiguous view for a chunk of r rows."""
+    flat = {name: buffer(f"{name}{k}", (int(np.prod(shape(step))),), dtype) for name, shape in shapes.items()}
+    return [lambda r, a=flat[name], shape=shape: a[:int(np.prod(shape(r)))].reshape(shape(r))
+            for name, shape in shapes.items()]
 
 
 def _tile_row_chunks(tile_rows: int, row_floats: int) -> tuple[list[tuple[int, int]], int]:
@@ -165,12 +177,14 @@ def _pad_rows(image: np.ndarray, padded: np.ndarray, padding, start: int, stop: 
     inside[:, pw:pw + width] = image[top - ph:bottom - ph, :width]
 
 
-def _stitch(pads: list[np.ndarray], ranges: list[tuple[int, int]], k: int, dx: np.ndarray, padding) -> None:
-    """Write block k's rows of dx (H, W, N, C): its padded rows 2a..2b (..2b+1 for the last block)
-    with the padding dropped, plus the previous block's last two rows, which are its first two."""
+def _stitch(pads: list[np.ndarray], ranges: list[tuple[int, int]], k: int, dx: np.ndarray, padding,
+            m: int = 2) -> None:
+    """Write block k's rows of dx (H, W, N, C): its padded rows m·a..m·b (..m·b+1 for the last
+    block; m the output tile side) with the padding dropped, plus the previous block's last two
+    rows, which are its first two."""
     (ph, pw), (h, w) = padding, dx.shape[:2]
     a, b = ranges[k]
-    low, high = 2 * a, 2 * b + (2 if k == len(ranges) - 1 else 0)
+    low, high = m * a, m * b + (2 if k == len(ranges) - 1 else 0)
     top, bottom = max(low, ph), min(high, ph + h)
     if top < bottom:
         dx[top - ph:bottom - ph] = pads[k][top - low:bottom - low, pw:pw + w]

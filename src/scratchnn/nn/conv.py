@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ModelFileError, ShapeError
-from . import winograd
+from . import winograd, winograd4
 from .base import Layer
 from .check_inputs import distinct_values
 from .im2col import (
@@ -31,19 +31,16 @@ from .im2col import (
 from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
 
-ALGORITHMS = ("im2col", "winograd", "auto")
-# "auto" runs Winograd for a 3x3 stride-1 convolution with at least 32 input channels whose
-# output sides are even (every 2x2 tile used), or with at least 64 input channels. Measured
-# (benchmarks/conv_benchmark.py --grid: C, F in 8..64, N=128, forward + backward, one BLAS thread,
-# CPU time), Winograd took of im2col's time:
-#   C >= 32, even outputs (14x14 and 28x28 'same')   0.63-0.77
-#   C = 64, odd outputs (13x13 -> 11x11)              0.78-0.84
-#   C = 32, odd outputs                               0.94-0.95  (tiles cover 12x12 for 11x11)
-#   C = 8 or 16                                       0.62-1.74  (the transforms outweigh the products)
-#   C = 1 (a first layer)                             ~7
-# The transforms are NumPy passes on one core while BLAS may use more for the products, so a 5%
-# gain is not taken: the `cnn` network's 32 -> 64 on 13x13 stays on im2col.
-AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_ODD = 32, 64
+ALGORITHMS = ("im2col", "winograd", "winograd4", "auto")
+WINOGRAD = {"winograd": winograd, "winograd4": winograd4}  # the algorithm's module: F(2x2, 3x3), F(4x4, 3x3)
+# "auto" runs F(4x4, 3x3) for a 3x3 stride-1 convolution with at least 32 input channels, or 16
+# with outputs at least 24 a side. Measured (benchmarks/conv_benchmark.py --grid --cpu-time:
+# C, F in 8..64, N=128, forward + backward, one BLAS thread), its time over im2col's:
+#   C >= 32: 11x11 outputs 0.63-0.82, 14x14 0.64-0.81, 28x28 0.48-0.60
+#   C = 16:  28x28 0.51-0.66; 11x11 and 14x14 0.71-1.12     C = 8: 0.68-1.64     C = 1: ~7
+# F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
+# slower as the fast path's per-thread pipelines run them on two; at 28x28 and 11x11 it is slower.
+AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 16, 24
 
 
 class Conv2D(Layer):
@@ -70,9 +67,12 @@ class Conv2D(Layer):
             "winograd" (3x3 kernels, stride 1): Winograd's F(2x2, 3x3), 16 multiplications per
             2x2 outputs instead of 36, paid for with additions that transform 4x4 input tiles
             and 4x4 product tiles (see ``nn/winograd.py``); equal to im2col up to float rounding.
-            "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels and
-            even output sides, or >= 64 input channels, where it was measured 15-37% faster;
-            im2col elsewhere (see AUTO_MIN_CHANNELS for the measurements).
+            "winograd4" (3x3 kernels, stride 1): F(4x4, 3x3), 36 multiplications per 4x4 outputs
+            instead of 144, with 6x6 tiles transformed by small matrix products (see
+            ``nn/winograd4.py``); float32 rounding a little larger than F(2x2, 3x3)'s.
+            "auto" (the default): F(4x4, 3x3) for 3x3 stride-1 layers with >= 32 input channels
+            (or 16 on outputs >= 24 a side), where it was measured 18-52% faster; im2col
+            elsewhere (see AUTO_MIN_CHANNELS for the measurements).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 
@@ -102,9 +102,10 @@ class Conv2D(Layer):
 
     def forward(self, x, training=False):
         n, _, h, w = _check_images(self, x, self.in_channels)
-        if self.uses_winograd(h, w):
-            y, cache = winograd.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer)
-            self._cache = ("winograd", cache)
+        scheme = self.winograd_scheme(h, w)
+        if scheme is not None:
+            y, cache = scheme.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer)
+            self._cache = ("winograd", (scheme, cache))
             return y
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
@@ -123,7 +124,8 @@ class Conv2D(Layer):
     def backward(self, dy, need_dx=True):
         algorithm, cache = self._take_cache()
         if algorithm == "winograd":
-            return winograd.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx)
+            scheme, cache = cache
+            return scheme.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx)
         x_shape, cols, wm = cache
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
@@ -146,21 +148,26 @@ class Conv2D(Layer):
         blocks = dcols.reshape(kh, kw, oh, ow, n, c).transpose(2, 3, 4, 0, 1, 5)  # (OH, OW, N, KH, KW, C)
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
-    def uses_winograd(self, height: int, width: int) -> bool:
-        """Whether a forward on (height, width) images runs Winograd: "winograd" always, "auto"
-        where it was measured faster (3x3, stride 1, >= 32 input channels and even output sides,
-        or >= 64 input channels; see AUTO_MIN_CHANNELS)."""
+    def winograd_scheme(self, height: int, width: int):
+        """The Winograd module (``nn.winograd`` or ``nn.winograd4``) a forward on (height, width)
+        images runs, or None for im2col: the one named, or for "auto" F(4x4, 3x3) where it was
+        measured faster (see AUTO_MIN_CHANNELS)."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
-            return self.algorithm == "winograd"
-        oh, ow = conv_output_shape(height, width, 3, 1, self.padding)
-        even = oh % 2 == 0 and ow % 2 == 0
-        return self.in_channels >= (AUTO_MIN_CHANNELS if even else AUTO_MIN_CHANNELS_ODD)
+            return WINOGRAD.get(self.algorithm)
+        side = min(conv_output_shape(height, width, 3, 1, self.padding))
+        faster = self.in_channels >= AUTO_MIN_CHANNELS or (
+            self.in_channels >= AUTO_MIN_CHANNELS_SMALL and side >= AUTO_MIN_SIDE_SMALL)
+        return winograd4 if faster else None
+
+    def uses_winograd(self, height: int, width: int) -> bool:
+        """Whether a forward on (height, width) images runs a Winograd algorithm."""
+        return self.winograd_scheme(height, width) is not None
 
     def may_use_winograd(self) -> bool:
         """Whether a forward on some input size runs Winograd (``uses_winograd`` for some sides)."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
-            return self.algorithm == "winograd"
-        return self.in_channels >= min(AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_ODD)
+            return self.algorithm in WINOGRAD
+        return self.in_channels >= AUTO_MIN_CHANNELS_SMALL
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
@@ -184,16 +191,18 @@ class Conv2D(Layer):
         """The im2col matrix: OH·OW rows of KH·KW·C numbers and the ones column, per sample;
         for Winograd its work arrays (``winograd.work_floats``)."""
         _, oh, ow = self.output_shape(input_shape)
-        if self.uses_winograd(*input_shape[1:]):
-            return winograd.work_floats(input_shape, self.out_channels, self.padding)
+        scheme = self.winograd_scheme(*input_shape[1:])
+        if scheme is not None:
+            return scheme.work_floats(input_shape, self.out_channels, self.padding)
         kh, kw = self.kernel_size
         return oh * ow * (kh * kw * self.in_channels + 1)
 
     @classmethod
     def config_shapes(cls, args, shape, where):
         c, f, kernel = args["in_channels"], args["out_channels"], args["kernel_size"]
-        if args.get("algorithm") == "winograd" and (kernel, args.get("stride", (1, 1))) != ((3, 3), (1, 1)):
-            raise ModelFileError(f"{where}: algorithm 'winograd' needs a 3x3 kernel with stride 1")
+        algorithm = args.get("algorithm")
+        if algorithm in WINOGRAD and (kernel, args.get("stride", (1, 1))) != ((3, 3), (1, 1)):
+            raise ModelFileError(f"{where}: algorithm {algorithm!r} needs a 3x3 kernel with stride 1")
         sides = _window_sides(shape, c, kernel, args.get("stride", (1, 1)), args.get("padding", (0, 0)), where)
         work = sides[0] * sides[1] * (kernel[0] * kernel[1] * c + 1)  # the im2col matrix
         if work > MAX_SAMPLE:
@@ -208,7 +217,9 @@ class Conv2D(Layer):
                  rng.standard_normal((2, 2, 5, 6))),
                 # Winograd: odd sides (a last tile half outside), padding
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd", rng=rng),
-                 rng.standard_normal((2, 2, 5, 6)))]
+                 rng.standard_normal((2, 2, 5, 6))),
+                (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd4", rng=rng),
+                 rng.standard_normal((2, 2, 7, 6)))]
 
 
 class _Pool2D(Layer, register=False):
@@ -371,8 +382,8 @@ def _check_sample(layer: Layer, shape, channels: int | None = None) -> tuple[int
 def _check_algorithm(algorithm, kernel_size, stride) -> str:
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    if algorithm == "winograd" and (kernel_size, stride) != ((3, 3), (1, 1)):
-        raise ConfigError(f"algorithm 'winograd' needs a 3x3 kernel with stride 1, got kernel_size "
+    if algorithm in WINOGRAD and (kernel_size, stride) != ((3, 3), (1, 1)):
+        raise ConfigError(f"algorithm {algorithm!r} needs a 3x3 kernel with stride 1, got kernel_size "
                           f"{kernel_size} and stride {stride}; use 'im2col' or 'auto'")
     return algorithm
 

@@ -39,6 +39,7 @@ from .im2col import conv_output_shape, from_pixel_major, pixel_major
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])  # input tiles: Bᵀ d B
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])      # kernel: G g Gᵀ
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])                                 # output tiles: Aᵀ M A
+TILE = 2  # output tile side; input tiles are TILE + 2 = 4 a side, neighbours sharing 2 rows
 
 
 def tiles(height: int, width: int, padding) -> tuple[int, int, int, int]:
@@ -56,18 +57,34 @@ def work_floats(input_shape, out_channels: int, padding) -> int:
     return (2 * th + 2) * (2 * tw + 2) * c + 4 * th * (2 * tw + 2) * c + th * tw * (16 * c + 24 * out_channels)
 
 
-def kernel_transform(W: np.ndarray) -> np.ndarray:
-    """U (16, C, F) = G·g·Gᵀ for every (f, c) kernel g of W (F, C, 3, 3), positions (i, j) first."""
+def rows_shape(th: int, tw: int, n: int, c: int) -> tuple[int, ...]:
+    """The work array ``input_tiles`` and ``input_tiles_adjoint`` take: Bᵀ applied to rows."""
+    return (4, th, 2 * tw + 2, n, c)
+
+
+def output_work_shape(th: int, tw: int, n: int, f: int) -> tuple[int, ...]:
+    """The work array ``output_tiles`` takes: Aᵀ applied to the columns of the product tiles."""
+    return (4, 2, th, tw, n, f)
+
+
+def adjoint_work_shape(th: int, tw: int, n: int, f: int) -> tuple[int, ...]:
+    """The work array ``output_tiles_adjoint`` takes (only its middle rows are computed)."""
+    return (2, 2, th, tw, n, f)
+
+
+def kernel_transform(W: np.ndarray, g: np.ndarray = G) -> np.ndarray:
+    """U (16, C, F) = G·g·Gᵀ for every (f, c) kernel g of W (F, C, 3, 3), positions (i, j) first
+    (with F(4x4, 3x3)'s 6x3 ``g``: U (36, C, F))."""
     f, c = W.shape[:2]
-    u = np.einsum("ik,fckl,jl->ijcf", G.astype(W.dtype), W, G.astype(W.dtype), optimize=True)
-    return u.reshape(16, c, f)
+    g = g.astype(W.dtype)
+    return np.einsum("ik,fckl,jl->ijcf", g, W, g, optimize=True).reshape(len(g) ** 2, c, f)
 
 
-def kernel_gradient(dU: np.ndarray, out: np.ndarray) -> np.ndarray:
+def kernel_gradient(dU: np.ndarray, out: np.ndarray, g: np.ndarray = G) -> np.ndarray:
     """dW (F, C, 3, 3) = Gᵀ·dU·G from dU (16, C, F), the transpose of ``kernel_transform``."""
     c, f = dU.shape[1:]
-    g = G.astype(dU.dtype)
-    out[...] = np.einsum("ik,ijcf,jl->fckl", g, dU.reshape(4, 4, c, f), g, optimize=True)
+    g = g.astype(dU.dtype)
+    out[...] = np.einsum("ik,ijcf,jl->fckl", g, dU.reshape(len(g), len(g), c, f), g, optimize=True)
     return out
 
 
@@ -204,39 +221,46 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer) -> tup
     dtype = np.result_type(x, W)
     V = buffer("V", (4, 4, th, tw, n, c), dtype)
     input_tiles(pixel_major(x).astype(dtype, copy=False), padding, V,
-                buffer("rows", (4, th, 2 * tw + 2, n, c), dtype))
+                buffer("rows", rows_shape(th, tw, n, c), dtype))
     U, M = tile_products(V.reshape(16, p, c), W, b, buffer)
     y = output_tiles(M.reshape(4, 4, th, tw, n, f), np.empty((oh, ow, n, f), dtype),
-                     buffer("S", (4, 2, th, tw, n, f), dtype))
+                     buffer("S", output_work_shape(th, tw, n, f), dtype))
     return from_pixel_major(y), (x.shape, V, U)
 
 
-def tile_products(V: np.ndarray, W: np.ndarray, b: np.ndarray, buffer) -> tuple[np.ndarray, np.ndarray]:
+def tile_products(V: np.ndarray, W: np.ndarray, b: np.ndarray, buffer, g: np.ndarray = G):
     """U (16, C, F), the transformed kernels, and M (16, P, F): M[ij] = V[ij]·U[ij], 16 GEMMs
-    over the tiles V (16, P, C), with the bias b (F,) added where it belongs."""
-    p, c = V.shape[1:]
+    over the tiles V (16, P, C), with the bias b (F,) added where it belongs (36 of each for
+    F(4x4, 3x3)'s ``g``)."""
+    slots, p, c = V.shape
     f = W.shape[0]
-    U = kernel_transform(W.astype(V.dtype, copy=False))
-    M = np.matmul(V, U, out=buffer("M", (16, p, f), V.dtype))
-    M[5] += b  # M[1, 1] feeds all four outputs of its tile with weight 1: the bias goes there once
+    U = kernel_transform(W.astype(V.dtype, copy=False), g)
+    M = np.matmul(V, U, out=buffer("M", (slots, p, f), V.dtype))
+    M[bias_slot(g)] += b
     return U, M
 
 
+def bias_slot(g: np.ndarray = G) -> int:
+    """Where in the flattened product tile the bias goes: M[1, 1], which Aᵀ's all-ones column 1
+    sends to every output of its tile with weight 1 (5 of 16; for F(4x4, 3x3) 7 of 36)."""
+    return len(g) + 1
+
+
 def gradient_products(V: np.ndarray, U: np.ndarray, dM: np.ndarray, grads: dict, buffer,
-                      need_dx: bool = True) -> np.ndarray | None:
+                      need_dx: bool = True, g: np.ndarray = G) -> np.ndarray | None:
     """Fill grads["W"] and grads["b"] from dM (16, P, F); return dV (16, P, C) or None.
 
         dU[ij] = V[ij]ᵀ·dM[ij]    dW = Gᵀ·dU·G    db = Σ_tiles dM[1, 1]    dV[ij] = dM[ij]·U[ij]ᵀ
     """
-    p, c = V.shape[1:]
+    slots, p, c = V.shape
     # NOTE: computed as (dMᵀ·V)ᵀ: OpenBLAS is ~25% faster at that transposed product (one (F, C)
     # result from the long P axis) than at Vᵀ·dM
     dU = np.matmul(dM.transpose(0, 2, 1), V).transpose(0, 2, 1)  # (16, C, F)
-    kernel_gradient(dU, grads["W"])
-    np.matmul(np.ones(p, dM.dtype), dM[5], out=grads["b"])  # Σ over tiles of M[1, 1]'s gradient
+    kernel_gradient(dU, grads["W"], g)
+    np.matmul(np.ones(p, dM.dtype), dM[bias_slot(g)], out=grads["b"])  # Σ over tiles of M[1, 1]'s gradient
     if not need_dx:
         return None
-    return np.matmul(dM, U.transpose(0, 2, 1), out=buffer("dV", (16, p, c), dM.dtype))
+    return np.matmul(dM, U.transpose(0, 2, 1), out=buffer("dV", (slots, p, c), dM.dtype))
 
 
 def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool = True):
@@ -248,9 +272,9 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool 
     p = th * tw * n
     dtype = V.dtype
     dM = output_tiles_adjoint(pixel_major(dy).astype(dtype, copy=False), th, tw,
-                              buffer("dM", (4, 4, th, tw, n, f), dtype), buffer("dS", (2, 2, th, tw, n, f), dtype))
+                              buffer("dM", (4, 4, th, tw, n, f), dtype), buffer("dS", adjoint_work_shape(th, tw, n, f), dtype))
     dV = gradient_products(V.reshape(16, p, c), U, dM.reshape(16, p, f), grads, buffer, need_dx)
     if dV is None:
         return None
     return input_tiles_adjoint(dV.reshape(4, 4, th, tw, n, c), (h, w, n, c), padding,
-                               buffer("rows", (4, th, 2 * tw + 2, n, c), dtype))
+                               buffer("rows", rows_shape(th, tw, n, c), dtype))
