@@ -8,9 +8,12 @@ the measurements behind Conv2D's "auto" rule. Each figure is the minimum over --
 
 --cpu-time measures the process's CPU time instead of the wall clock: on a shared, oversubscribed
 machine that is the stable figure (with OPENBLAS_NUM_THREADS=1 it is the work done; with more
-BLAS threads it also counts their spinning). The script prints figures; it asserts nothing.
+BLAS threads it also counts their spinning). --fast times the layers as training's fast path runs
+them: the Winograd ones as per-thread pipelines on every BLAS thread (``fast/winograd.py``), wall
+clock. The script prints figures; it asserts nothing.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/conv_benchmark.py --cpu-time [--grid] [--repeats 9]
+    python benchmarks/conv_benchmark.py --fast [--repeats 15]
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import time
 import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (openblas_idle.py)
 import numpy as np
 
+from scratchnn.fast.threads import Blocks, blas_thread_count
+from scratchnn.fast.winograd import BlockConv2D
 from scratchnn.nn import Conv2D
 from scratchnn.nn.im2col import from_pixel_major
 
@@ -37,12 +42,17 @@ def pixel_major_random(rng, shape) -> np.ndarray:
     return from_pixel_major(rng.standard_normal((h, w, n, c), dtype=np.float32))
 
 
-def time_shape(c: int, f: int, size: int, padding: int, repeats: int, clock) -> dict[str, tuple[float, float]]:
-    """{algorithm: (forward ms, backward ms)}, the minimum over ``repeats`` turns each."""
+def time_shape(c: int, f: int, size: int, padding: int, repeats: int, clock,
+               fast: bool = False) -> dict[str, tuple[float, float]]:
+    """{algorithm: (forward ms, backward ms)}, the minimum over ``repeats`` turns each; ``fast``:
+    the Winograd layers as the fast path's pipelines."""
     rng = np.random.default_rng(0)
     x = pixel_major_random(rng, (BATCH, c, size, size))
     layers = {a: Conv2D(c, f, 3, padding=padding, algorithm=a, rng=0) for a in ("im2col", "winograd", "winograd4")}
     dy = pixel_major_random(rng, layers["im2col"].forward(x).shape)
+    if fast and blas_thread_count() > 1:
+        blocks = Blocks(blas_thread_count())
+        layers.update({a: BlockConv2D(layers[a], blocks) for a in ("winograd", "winograd4")})
     times = {a: ([], []) for a in layers}
     for _ in range(repeats):
         for name, layer in layers.items():
@@ -60,6 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--cpu-time", action="store_true", help="time the process's CPU, not the wall clock")
     parser.add_argument("--grid", action="store_true", help="also C, F in 8..64 on 13x13, 14x14 'same', 28x28 'same'")
+    parser.add_argument("--fast", action="store_true", help="Winograd as the fast path's per-thread pipelines")
     args = parser.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
     shapes = list(SHAPES)
@@ -67,12 +78,13 @@ def main() -> None:
         shapes += [(f"grid {c}->{f} {s}x{s} p{p}", c, f, s, p) for s, p in ((13, 0), (14, 1), (28, 1))
                    for c in (8, 16, 32, 64) for f in (8, 16, 32, 64)]
     print(f"N={BATCH}, float32, {'CPU' if args.cpu_time else 'wall'} time, min of {args.repeats}, "
+          f"{'fast path, ' if args.fast else ''}"
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
     print(f"{'shape':28s} {'im2col fwd+bwd ms':>20s} {'winograd fwd+bwd ms':>22s} {'winograd4 fwd+bwd ms':>22s} "
           f"{'winograd/im2col':>16s} {'winograd4/im2col':>17s}")
     for label, c, f, size, padding in shapes:
-        t = time_shape(c, f, size, padding, args.repeats, clock)
+        t = time_shape(c, f, size, padding, args.repeats, clock, args.fast)
         (fi, bi), (fw, bw), (f4, b4) = t["im2col"], t["winograd"], t["winograd4"]
         print(f"{label:28s} {fi:7.1f} + {bi:7.1f}    {fw:7.1f} + {bw:7.1f}     {f4:7.1f} + {b4:7.1f}     "
               f"{(fw + bw) / (fi + bi):13.2f} {(f4 + b4) / (fi + bi):17.2f}", flush=True)
