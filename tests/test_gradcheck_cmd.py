@@ -8,7 +8,7 @@ import pytest
 from scratchnn import gradcheck
 from scratchnn.cli.main import main
 from scratchnn.nn.batchnorm import BatchNorm2d
-from scratchnn.nn.conv import MaxPool2D
+from scratchnn.nn.pool import MaxPool2D
 from scratchnn.nn.dense import Dense
 
 

@@ -88,6 +88,8 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert_error(client.post("/api/train", json={"preset": "seed", "batchnorm": "yes"}), 422, "--batchnorm")
     assert_error(client.post("/api/train", json={"preset": "seed", "fault": ["nope"]}), 422, "fault", "zero-init")
     assert_error(client.post("/api/train", json={"preset": "nope"}), 422, "--preset", "seed")
+    for preset in ([], {"a": 1}, 3, None):  # found by the fuzzer: a list was looked up in a dict (a 500)
+        assert_error(client.post("/api/train", json={"preset": preset}), 422, "--preset", "seed")
     assert_error(client.post("/api/train", json={"csv": "/etc/passwd"}), 422, "unknown setting", "'csv'")
     assert_error(client.post("/api/train", json=[1, 2]), 422, "JSON object")
     assert_error(client.post("/api/train", content=b"{not json", headers={"content-type": "application/json"}), 422)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..nn.activations import ReLU
 from ..nn.base import Layer
-from ..nn.conv import MaxPool2D
+from ..nn.pool import MaxPool2D
 
 
 def run_order(layers: list[Layer]) -> list[int]:

@@ -1,8 +1,8 @@
-"""Convolution and pooling over images x (N, C, H, W): Conv2D, MaxPool2D, AvgPool2D.
+"""Convolution over images x (N, C, H, W): Conv2D (the pools are in ``pool.py``).
 
-Every layer here maps (N, C, H, W) to (N, F or C, OH, OW) with
+Conv2D maps (N, C, H, W) to (N, F, OH, OW) with
     OH = (H + 2·padding − KH) // stride + 1,   OW = (W + 2·padding − KW) // stride + 1
-(pooling has no padding). See ``im2col`` for how windows become rows of a matrix.
+See ``im2col`` for how windows become rows of a matrix.
 
 NOTE on memory layout: outputs have the (N, C, H, W) shape but pixel-major memory (they are
 x.transpose(2, 3, 0, 1) views of (H, W, N, C) arrays; see ``im2col`` for why). A GEMM over
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, ModelFileError, ShapeError
+from ..errors import ConfigError, ModelFileError
 from . import winograd, winograd4
 from .base import Layer
-from .check_inputs import distinct_values
 from .im2col import (
     as_pair,
     col2im,
@@ -26,10 +25,10 @@ from .im2col import (
     im2col,
     kernel_from_matrix,
     kernel_matrix,
-    pixel_major,
 )
+from .image_shapes import check_images, check_sample, unpair, window_sides
 from .init import get_initializer
-from .schema import MAX_SAMPLE, initializer, one_of, optional, units, window
+from .schema import MAX_SAMPLE, initializer, one_of, units, window
 
 ALGORITHMS = ("im2col", "winograd", "winograd4", "auto")
 WINOGRAD = {"winograd": winograd, "winograd4": winograd4}  # the algorithm's module: F(2x2, 3x3), F(4x4, 3x3)
@@ -101,7 +100,7 @@ class Conv2D(Layer):
         self._scratch: dict[str, np.ndarray] = {}  # big work arrays kept between batches of one shape
 
     def forward(self, x, training=False):
-        n, _, h, w = _check_images(self, x, self.in_channels)
+        n, _, h, w = check_images(self, x, self.in_channels)
         scheme = self.winograd_scheme(h, w)
         if scheme is not None:
             y, cache = scheme.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer)
@@ -179,12 +178,12 @@ class Conv2D(Layer):
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": _unpair(self.kernel_size), "stride": _unpair(self.stride),
-                "padding": _unpair(self.padding), "init": self.init, "bias_init": self.bias_init,
+                "kernel_size": unpair(self.kernel_size), "stride": unpair(self.stride),
+                "padding": unpair(self.padding), "init": self.init, "bias_init": self.bias_init,
                 **({} if self.algorithm == "auto" else {"algorithm": self.algorithm})}
 
     def output_shape(self, input_shape):
-        c, h, w = _check_sample(self, input_shape, self.in_channels)
+        c, h, w = check_sample(self, input_shape, self.in_channels)
         return (self.out_channels, *conv_output_shape(h, w, self.kernel_size, self.stride, self.padding))
 
     def work_floats(self, input_shape):
@@ -203,7 +202,7 @@ class Conv2D(Layer):
         algorithm = args.get("algorithm")
         if algorithm in WINOGRAD and (kernel, args.get("stride", (1, 1))) != ((3, 3), (1, 1)):
             raise ModelFileError(f"{where}: algorithm {algorithm!r} needs a 3x3 kernel with stride 1")
-        sides = _window_sides(shape, c, kernel, args.get("stride", (1, 1)), args.get("padding", (0, 0)), where)
+        sides = window_sides(shape, c, kernel, args.get("stride", (1, 1)), args.get("padding", (0, 0)), where)
         work = sides[0] * sides[1] * (kernel[0] * kernel[1] * c + 1)  # the im2col matrix
         if work > MAX_SAMPLE:
             raise ModelFileError(f"{where} would need a work matrix of {work:,} numbers a sample "
@@ -222,163 +221,6 @@ class Conv2D(Layer):
                  rng.standard_normal((2, 2, 7, 6)))]
 
 
-class _Pool2D(Layer, register=False):
-    """What the pooling layers share: a KH×KW window moved by a stride (default: the window size)."""
-
-    optional_keywords = {"size": window(1), "stride": optional(window(1))}  # see nn/schema.py
-
-    def __init__(self, size=2, stride=None):
-        super().__init__()
-        self.size = as_pair(size, "size")
-        self.stride = self.size if stride is None else as_pair(stride, "stride")
-
-    def config(self):
-        return {"size": _unpair(self.size), "stride": _unpair(self.stride)}
-
-    def output_shape(self, input_shape):
-        c, h, w = _check_sample(self, input_shape)
-        return (c, *conv_output_shape(h, w, self.size, self.stride))
-
-    @classmethod
-    def config_shapes(cls, args, shape, where):
-        size = args.get("size", (2, 2))  # __init__'s default
-        stride = args.get("stride") or size
-        return (shape[0], *_window_sides(shape, shape[0], size, stride, (0, 0), where)), {}
-
-
-class MaxPool2D(_Pool2D):
-    """Maximum of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
-
-        OH = (H − KH) // stride + 1, OW likewise; stride defaults to the window size (windows tile
-        the image; leftover rows and columns are dropped, as in PyTorch).
-
-    Backward routes each dy to the argmax of its window, the rest of dx is 0; where windows
-    overlap, the routed gradients add. NOTE: on ties the first maximum in row-major window order
-    wins alone (an all-zero window after a ReLU has 4 tied maxima; the gradient goes to one).
-
-    2×2 windows with stride 2 (the usual case) take a fast path: reshapes and two elementwise
-    maxima (of each window row's two pixels, then of the two rows). Other windows use im2col.
-    """
-
-    def forward(self, x, training=False):
-        n, c, h, w = _check_images(self, x)
-        oh, ow = conv_output_shape(h, w, self.size, self.stride)
-        if self.size == self.stride == (2, 2):
-            return self._forward_2x2(x, oh, ow)
-        cols = im2col(x, self.size, self.stride).reshape(oh * ow * n, -1, c)  # (M, KH·KW, C)
-        winner = cols.argmax(axis=1)[:, None]  # (M, 1, C): the first maximum of each window
-        y = np.take_along_axis(cols, winner, axis=1)
-        self._cache = ("windows", x.shape, winner)
-        return from_pixel_major(y.reshape(oh, ow, n, c))
-
-    def backward(self, dy, need_dx=True):
-        cache = self._take_cache()
-        if not need_dx:
-            return None
-        if cache[0] == "2x2":
-            return self._backward_2x2(dy, *cache[1:])
-        _, x_shape, winner = cache
-        n, c, oh, ow = dy.shape
-        dcols = np.zeros((oh * ow * n, self.size[0] * self.size[1], c), dy.dtype)
-        np.put_along_axis(dcols, winner, pixel_major(dy).reshape(oh * ow * n, 1, c), axis=1)
-        return col2im(dcols, x_shape, self.size, self.stride)
-
-    def _forward_2x2(self, x, oh, ow):
-        n, c = x.shape[:2]
-        # (2·OH, OW, 2, N·C): the two pixels of each window row side by side, every pixel a run
-        # of N·C floats; a view of a pixel-major x (odd H or W drop their last row/column).
-        cols = pixel_major(x)[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)
-        row_max = np.maximum(cols[:, :, 0], cols[:, :, 1])  # (2·OH, OW, N·C)
-        pairs = row_max.reshape(oh, 2, ow, n * c)
-        y = np.maximum(pairs[:, 0], pairs[:, 1])  # (OH, OW, N·C)
-        # Backward finds the winners from these two (so forwards for evaluation never do).
-        self._cache = ("2x2", x.shape, cols, row_max)
-        return from_pixel_major(y.reshape(oh, ow, n, c))
-
-    @staticmethod
-    def _backward_2x2(dy, x_shape, cols, row_max):
-        n, c, h, w = x_shape
-        oh, ow = dy.shape[2:]
-        dtype = np.result_type(dy, cols)
-        # Route to the top or bottom row (top wins ties), then within it to the left or right
-        # pixel (left wins ties): the first maximum in row-major order. dy − dy·1 = 0 and
-        # dy − dy·0 = dy exactly, so each dy lands in exactly one place.
-        pairs = row_max.reshape(oh, 2, ow, n * c)
-        dy = pixel_major(dy).reshape(oh, ow, n * c)
-        d_rows = np.empty((oh, 2, ow, n * c), dtype)
-        np.multiply(dy, pairs[:, 0] >= pairs[:, 1], out=d_rows[:, 0])
-        np.subtract(dy, d_rows[:, 0], out=d_rows[:, 1])
-        d_rows = d_rows.reshape(2 * oh, ow, n * c)
-        dx = np.empty(cols.shape, dtype)  # (2·OH, OW, 2, N·C)
-        np.multiply(d_rows, cols[:, :, 0] >= cols[:, :, 1], out=dx[:, :, 0])
-        np.subtract(d_rows, dx[:, :, 0], out=dx[:, :, 1])
-        dx = dx.reshape(2 * oh, 2 * ow, n, c)
-        if (2 * oh, 2 * ow) != (h, w):  # the dropped last row/column gets no gradient
-            dx = np.pad(dx, ((0, h - 2 * oh), (0, w - 2 * ow), (0, 0), (0, 0)))
-        return from_pixel_major(dx)
-
-    @classmethod
-    def gradcheck_cases(cls, rng):
-        # distinct values: no window has a tie that a step of ±h could flip
-        return [(cls(2), distinct_values(rng, (2, 2, 4, 5))), (cls(3, stride=2), distinct_values(rng, (2, 2, 5, 6)))]
-
-
-class AvgPool2D(_Pool2D):
-    """Mean of each KH×KW window, per channel: x (N, C, H, W) -> y (N, C, OH, OW).
-
-        y = Σ_window x / (KH·KW)       dx = col2im(dy / (KH·KW) copied to every window position)
-        OH = (H − KH) // stride + 1, OW likewise; stride defaults to the window size.
-    """
-
-    def forward(self, x, training=False):
-        n, c, h, w = _check_images(self, x)
-        oh, ow = conv_output_shape(h, w, self.size, self.stride)
-        y = im2col(x, self.size, self.stride).reshape(oh * ow * n, -1, c).mean(axis=1)  # (M, C)
-        self._cache = x.shape
-        return from_pixel_major(y.reshape(oh, ow, n, c))
-
-    def backward(self, dy, need_dx=True):
-        x_shape = self._take_cache()
-        if not need_dx:
-            return None
-        n, c, oh, ow = dy.shape
-        area = self.size[0] * self.size[1]
-        share = pixel_major(dy).reshape(oh * ow * n, 1, c) / area
-        return col2im(np.broadcast_to(share, (oh * ow * n, area, c)), x_shape, self.size, self.stride)
-
-    @classmethod
-    def gradcheck_cases(cls, rng):
-        return [(cls(2), rng.standard_normal((2, 2, 4, 5)))]
-
-
-def _window_sides(shape, channels: int, kernel, stride, padding, where: str) -> list[int]:
-    """[OH, OW] for one sample of ``shape`` (from a model file), which must be (channels, H, W)."""
-    if len(shape) != 3 or shape[0] != channels:
-        raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
-    sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
-    if min(sides) < 1:
-        raise ModelFileError(f"{where}: a {kernel[0]}x{kernel[1]} window does not fit a "
-                             f"{shape[1]}x{shape[2]} input with padding {padding[0]}x{padding[1]}")
-    return sides
-
-
-def _check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> tuple[int, int, int, int]:
-    """x.shape, after checking that x is (N, C, H, W) with C = ``channels`` when given."""
-    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
-        want = "C" if channels is None else channels
-        raise ShapeError(f"{layer!r} expects images of shape (N, {want}, H, W), got {x.shape}")
-    return x.shape
-
-
-def _check_sample(layer: Layer, shape, channels: int | None = None) -> tuple[int, int, int]:
-    shape = tuple(shape)
-    if len(shape) != 3 or (channels is not None and shape[0] != channels):
-        want = "C" if channels is None else channels
-        raise ShapeError(f"{layer!r} expects samples of shape ({want}, H, W), got {shape}; "
-                         "give the model input_shape=(channels, height, width)")
-    return shape
-
-
 def _check_algorithm(algorithm, kernel_size, stride) -> str:
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
@@ -392,8 +234,3 @@ def _positive(value, name: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _unpair(pair: tuple[int, int]):
-    """(3, 3) -> 3 for square sizes, else [h, w]: the config stays as short as the call."""
-    return pair[0] if pair[0] == pair[1] else list(pair)

@@ -82,7 +82,7 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> Train
         named = ", ".join(repr(name)[:40] for name in unknown[:3])
         raise ConfigError(f"unknown setting(s) {named}; a run may set preset, {', '.join(settings)}")
     preset = body.get("preset", "seed")
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:  # a list or an object cannot be looked up
         raise ConfigError(f"--preset: unknown preset {str(preset)[:40]!r}; choose one of {', '.join(PRESETS)}")
     defaults = TrainConfig()
     chosen = {name: _typed(name, value, getattr(defaults, name), settings[name])

@@ -1,0 +1,41 @@
+"""What the image layers (Conv2D and the pools) check about their inputs and model files."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelFileError, ShapeError
+from .base import Layer
+
+
+def window_sides(shape, channels: int, kernel, stride, padding, where: str) -> list[int]:
+    """[OH, OW] for one sample of ``shape`` (from a model file), which must be (channels, H, W)."""
+    if len(shape) != 3 or shape[0] != channels:
+        raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
+    sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
+    if min(sides) < 1:
+        raise ModelFileError(f"{where}: a {kernel[0]}x{kernel[1]} window does not fit a "
+                             f"{shape[1]}x{shape[2]} input with padding {padding[0]}x{padding[1]}")
+    return sides
+
+
+def check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> tuple[int, int, int, int]:
+    """x.shape, after checking that x is (N, C, H, W) with C = ``channels`` when given."""
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        want = "C" if channels is None else channels
+        raise ShapeError(f"{layer!r} expects images of shape (N, {want}, H, W), got {x.shape}")
+    return x.shape
+
+
+def check_sample(layer: Layer, shape, channels: int | None = None) -> tuple[int, int, int]:
+    """One sample's shape (C, H, W), after checking it has 3 axes and C = ``channels`` when given."""
+    shape = tuple(shape)
+    if len(shape) != 3 or (channels is not None and shape[0] != channels):
+        want = "C" if channels is None else channels
+        raise ShapeError(f"{layer!r} expects samples of shape ({want}, H, W), got {shape}; "
+                         "give the model input_shape=(channels, height, width)")
+    return shape
+
+
+def unpair(pair: tuple[int, int]):
+    """(3, 3) -> 3 for square sizes, else [h, w]: the config stays as short as the call."""
+    return pair[0] if pair[0] == pair[1] else list(pair)
