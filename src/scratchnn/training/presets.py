@@ -41,7 +41,7 @@ PRESETS: dict[str, TrainConfig] = {
                             warmup=1.0, epochs=30, batch_size=128, dev_size=1000, eval_every=1),
     # LeNet-5 (LeCun et al. 1998) on 28x28 inputs: the first convolution is padded by 2, as the
     # paper padded its digits to 32x32; tanh and average pooling as in the original, and distorted
-    # training digits, as in the paper's best run. 98.9% of the 9,000/1,000 split in ~1.5 minutes
+    # training digits, as in the paper's best run. 98.9% of the 9,000/1,000 split in ~1.2 minutes
     # (without augmentation 97.0%; with 15 epochs at lr 1e-3, 95.6%).
     "lenet5": TrainConfig(preset="lenet5", conv=[6, 16], kernel_size=5, padding=[2, 0], pool="avg",
                           hidden=[120, 84], activation="tanh", init="glorot_uniform", bias_init="zeros",
