@@ -31,8 +31,8 @@ SETUP = '''\
 import os
 from pathlib import Path
 
+import scratchnn  # before NumPy: it asks OpenBLAS's idle threads to sleep (see the README's Speed)
 import numpy as np
-import scratchnn
 from scratchnn.data import load, load_idx
 
 QUICK = os.environ.get("SCRATCHNN_NOTEBOOK_QUICK") == "1"  # small settings (CI): seconds, not minutes
