@@ -209,12 +209,24 @@ def scratchnn_model(model: str, seed: int, conv_algorithm: str = "auto"):
     return Sequential(layers[:-1])
 
 
+def layer_label(layer) -> str:
+    """The textbook layer's name, and for the fast path's wrappers (scratchnn.fast) how it runs."""
+    wrapped = {"BlockConv2D": ("conv", "Winograd pipelines"), "BlockBatchNorm2d": ("bn", "threads"),
+               "DenseProducts": ("dense", ""), "DenseOnColumns": ("dense", "used input columns")}
+    name = type(layer).__name__
+    if name not in wrapped:
+        return name
+    attribute, how = wrapped[name]
+    inner = type(getattr(layer, attribute)).__name__
+    return f"{inner} ({how})" if how else inner
+
+
 def time_layers(model, counting: list[bool]) -> dict[str, list[float]]:
     """Wrap every layer's forward and backward with a timer: {"0 Conv2D": [forward s, backward s]},
     adding up only while ``counting[0]`` is true."""
     totals = {}
     for i, layer in enumerate(model.layers):
-        key = f"{i} {type(layer).__name__}"
+        key = f"{i} {layer_label(layer)}"
         totals[key] = [0.0, 0.0]
         for slot, name in enumerate(("forward", "backward")):
             def timed(*args, _method=getattr(layer, name), _slot=slot, _key=key, **kwargs):
