@@ -103,7 +103,7 @@ class Conv2D(Layer):
         n, _, h, w = check_images(self, x, self.in_channels)
         scheme = self.winograd_scheme(h, w)
         if scheme is not None:
-            y, cache = scheme.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer)
+            y, cache = winograd.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer, scheme)
             self._cache = ("winograd", (scheme, cache))
             return y
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
@@ -124,7 +124,7 @@ class Conv2D(Layer):
         algorithm, cache = self._take_cache()
         if algorithm == "winograd":
             scheme, cache = cache
-            return scheme.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx)
+            return winograd.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx, scheme)
         x_shape, cols, wm = cache
         n, _, oh, ow = dy.shape
         (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels

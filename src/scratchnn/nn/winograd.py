@@ -32,6 +32,8 @@ in memory, and the output comes out that way (see ``im2col``).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .im2col import conv_output_shape, from_pixel_major, pixel_major
@@ -210,21 +212,23 @@ def padded_image(image: np.ndarray, size: tuple[int, int], offset: tuple[int, in
     return out
 
 
-def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer) -> tuple[np.ndarray, tuple]:
+def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, scheme=None) -> tuple[np.ndarray, tuple]:
     """y (N, F, OH, OW) pixel-major, and the cache ``backward`` reads, for a 3x3 stride-1 conv.
 
-    ``buffer(name, shape, dtype)`` returns reused work arrays (Conv2D's scratch)."""
+    ``buffer(name, shape, dtype)`` returns reused work arrays (Conv2D's scratch); ``scheme`` is
+    the tiling's module: this one, F(2x2, 3x3), by default, or ``winograd4`` for F(4x4, 3x3)."""
+    scheme = scheme or sys.modules[__name__]
     n, c, h, w = x.shape
     f = W.shape[0]
-    oh, ow, th, tw = tiles(h, w, padding)
-    p = th * tw * n
+    oh, ow, th, tw = scheme.tiles(h, w, padding)
+    side, p = scheme.TILE + 2, th * tw * n
     dtype = np.result_type(x, W)
-    V = buffer("V", (4, 4, th, tw, n, c), dtype)
-    input_tiles(pixel_major(x).astype(dtype, copy=False), padding, V,
-                buffer("rows", rows_shape(th, tw, n, c), dtype))
-    U, M = tile_products(V.reshape(16, p, c), W, b, buffer)
-    y = output_tiles(M.reshape(4, 4, th, tw, n, f), np.empty((oh, ow, n, f), dtype),
-                     buffer("S", output_work_shape(th, tw, n, f), dtype))
+    V = buffer("V", (side, side, th, tw, n, c), dtype)
+    scheme.input_tiles(pixel_major(x).astype(dtype, copy=False), padding, V,
+                       buffer("rows", scheme.rows_shape(th, tw, n, c), dtype))
+    U, M = tile_products(V.reshape(side * side, p, c), W, b, buffer, scheme.G)
+    y = scheme.output_tiles(M.reshape(side, side, th, tw, n, f), np.empty((oh, ow, n, f), dtype),
+                            buffer("S", scheme.output_work_shape(th, tw, n, f), dtype))
     return from_pixel_major(y), (x.shape, V, U)
 
 
@@ -263,18 +267,22 @@ def gradient_products(V: np.ndarray, U: np.ndarray, dM: np.ndarray, grads: dict,
     return np.matmul(dM, U.transpose(0, 2, 1), out=buffer("dV", (slots, p, c), dM.dtype))
 
 
-def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool = True):
-    """Fill grads["W"] (F, C, 3, 3) and grads["b"] (F,) from dy (N, F, OH, OW); return dx or None."""
+def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool = True, scheme=None):
+    """Fill grads["W"] (F, C, 3, 3) and grads["b"] (F,) from dy (N, F, OH, OW); return dx or None.
+    ``scheme`` as in ``forward``."""
+    scheme = scheme or sys.modules[__name__]
     x_shape, V, U = cache
     n, c, h, w = x_shape
     f = dy.shape[1]
-    _, _, th, tw = tiles(h, w, padding)
-    p = th * tw * n
+    _, _, th, tw = scheme.tiles(h, w, padding)
+    side, p = scheme.TILE + 2, th * tw * n
     dtype = V.dtype
-    dM = output_tiles_adjoint(pixel_major(dy).astype(dtype, copy=False), th, tw,
-                              buffer("dM", (4, 4, th, tw, n, f), dtype), buffer("dS", adjoint_work_shape(th, tw, n, f), dtype))
-    dV = gradient_products(V.reshape(16, p, c), U, dM.reshape(16, p, f), grads, buffer, need_dx)
+    dM = scheme.output_tiles_adjoint(pixel_major(dy).astype(dtype, copy=False), th, tw,
+                                     buffer("dM", (side, side, th, tw, n, f), dtype),
+                                     buffer("dS", scheme.adjoint_work_shape(th, tw, n, f), dtype))
+    dV = gradient_products(V.reshape(side * side, p, c), U, dM.reshape(side * side, p, f), grads, buffer, need_dx,
+                           scheme.G)
     if dV is None:
         return None
-    return input_tiles_adjoint(dV.reshape(4, 4, th, tw, n, c), (h, w, n, c), padding,
-                               buffer("rows", rows_shape(th, tw, n, c), dtype))
+    return scheme.input_tiles_adjoint(dV.reshape(side, side, th, tw, n, c), (h, w, n, c), padding,
+                                      buffer("rows", scheme.rows_shape(th, tw, n, c), dtype))

@@ -12,8 +12,9 @@ place through strided views) instead of signed additions; and the bigger constan
 some precision (~5e-6 relative error against ~1e-6 for F(2x2, 3x3), both far below what training
 notices). Tiles past the image (OH or OW not a multiple of 4) read zeros and are dropped.
 
-The products, the bias and the backward pass are exactly those of F(2x2, 3x3) with 36 slots
-instead of 16 (``winograd.tile_products``, ``winograd.gradient_products``): the transposed map
+The products, the bias and the forward and backward passes are those of F(2x2, 3x3) with 36
+slots instead of 16 (``winograd.forward(..., scheme=winograd4)`` and ``winograd.backward``, which
+call this module's tile transforms): backward is the transposed map
     dM = A dY Aᵀ per tile,  dU = Vᵀ·dM,  dW = Gᵀ dU G,  dV = dM·Uᵀ,  dx = B dV Bᵀ added into place,
 with neighbouring tiles sharing two rows (columns) of the padded image, whose gradients add.
 Arrays are pixel-major, (H, W, N, C) in memory, as in every convolution layer here.
@@ -23,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import conv_output_shape, from_pixel_major, pixel_major
-from .winograd import gradient_products, padded_image, tile_products
+from .im2col import conv_output_shape, from_pixel_major
+from .winograd import padded_image
 
 TILE = 4  # output tile side; input tiles are TILE + 2 = 6 a side, neighbours sharing 2 rows
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -165,38 +166,3 @@ def output_tiles_adjoint(dy: np.ndarray, th: int, tw: int, out: np.ndarray, work
     np.matmul(a, _view(dy, (th, 4, tw * 4 * nf)), out=_view(dS, (th, 6, tw * 4 * nf)))
     np.matmul(a, dS, out=_view(out, (6, 6, th, tw, nf)).transpose(2, 0, 3, 1, 4))
     return out
-
-
-def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer) -> tuple[np.ndarray, tuple]:
-    """y (N, F, OH, OW) pixel-major, and the cache ``backward`` reads, for a 3x3 stride-1 conv.
-
-    ``buffer(name, shape, dtype)`` returns reused work arrays (Conv2D's scratch)."""
-    n, c, h, w = x.shape
-    f = W.shape[0]
-    oh, ow, th, tw = tiles(h, w, padding)
-    dtype = np.result_type(x, W)
-    V = buffer("V", (6, 6, th, tw, n, c), dtype)
-    input_tiles(pixel_major(x).astype(dtype, copy=False), padding, V, buffer("rows", rows_shape(th, tw, n, c), dtype))
-    U, M = tile_products(_view(V, (36, th * tw * n, c)), W, b, buffer, G)
-    y = output_tiles(_view(M, (6, 6, th, tw, n, f)), np.empty((oh, ow, n, f), dtype),
-                     buffer("S", output_work_shape(th, tw, n, f), dtype))
-    return from_pixel_major(y), (x.shape, V, U)
-
-
-def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, need_dx: bool = True):
-    """Fill grads["W"] (F, C, 3, 3) and grads["b"] (F,) from dy (N, F, OH, OW); return dx or None."""
-    x_shape, V, U = cache
-    n, c, h, w = x_shape
-    f = dy.shape[1]
-    _, _, th, tw = tiles(h, w, padding)
-    p = th * tw * n
-    dtype = V.dtype
-    dM = output_tiles_adjoint(pixel_major(dy).astype(dtype, copy=False), th, tw,
-                              buffer("dM", (6, 6, th, tw, n, f), dtype),
-                              buffer("dS", adjoint_work_shape(th, tw, n, f), dtype))
-    dV = gradient_products(_view(V, (36, p, c)), U, _view(dM, (36, p, f)), grads, buffer, need_dx, G)
-    if dV is None:
-        return None
-    return input_tiles_adjoint(_view(dV, (6, 6, th, tw, n, c)), (h, w, n, c), padding,
-                               buffer("rows", rows_shape(th, tw, n, c), dtype))
-
