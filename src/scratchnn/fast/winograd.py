@@ -71,8 +71,8 @@ CHUNK_FLOATS = 1 << 21
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks, scheme=winograd):
-    """``scheme.forward`` (``nn.winograd`` or ``nn.winograd4``) as a pipeline over chunks of tile
-    rows, each worker thread taking a run of chunks through the input transform, the 16 (36)
+    """``nn.winograd.forward`` for ``scheme`` (``nn.winograd`` or ``nn.winograd4``) as a pipeline
+    over chunks of tile rows, each worker thread taking a run of chunks through the input transform, the 16 (36)
     products and the output transform."""
     n, c, h, w = x.shape
     f = W.shape[0]

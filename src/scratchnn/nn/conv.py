@@ -158,12 +158,8 @@ class Conv2D(Layer):
             self.in_channels >= AUTO_MIN_CHANNELS_SMALL and side >= AUTO_MIN_SIDE_SMALL)
         return winograd4 if faster else None
 
-    def uses_winograd(self, height: int, width: int) -> bool:
-        """Whether a forward on (height, width) images runs a Winograd algorithm."""
-        return self.winograd_scheme(height, width) is not None
-
     def may_use_winograd(self) -> bool:
-        """Whether a forward on some input size runs Winograd (``uses_winograd`` for some sides)."""
+        """Whether a forward on some input size runs Winograd (``winograd_scheme`` for some sides)."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
             return self.algorithm in WINOGRAD
         return self.in_channels >= AUTO_MIN_CHANNELS_SMALL
