@@ -5,6 +5,9 @@ import base64
 import gzip
 import json
 import os
+import queue
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ from scratchnn.training.config import TrainConfig  # noqa: E402
 from scratchnn.training.run import train_run  # noqa: E402
 from scratchnn.web.app import create_app  # noqa: E402
 from scratchnn.web.train_setup import TrainSetup  # noqa: E402
-from scratchnn.web.train_worker import first_layer_images, without_folders  # noqa: E402
+from scratchnn.web.train_worker import Watcher, first_layer_images, without_folders  # noqa: E402
 from scratchnn.web.training import TrainLimits  # noqa: E402
 
 LOCAL = "http://localhost"
@@ -162,6 +165,17 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
         events = [e for _, e in events_until_over(client)]
     assert next(e for e in events if e["type"] == "done")["stopped"] == "time"
     assert any("--max-train-seconds" in e.get("line", "") for e in events)
+
+
+def test_a_paused_run_still_ends_at_its_time_limit():
+    """Paused time counts: the page trains one run at a time, so a forgotten pause must not hold
+    the slot (and the run's memory) for ever."""
+    stop, pause = threading.Event(), threading.Event()
+    pause.set()
+    watcher = Watcher(queue.Queue(), stop, pause, max_seconds=0.3)
+    started = time.monotonic()
+    assert watcher.stop_requested()
+    assert watcher.stopped == "time" and time.monotonic() - started < 5
 
 
 def test_no_train_turns_training_off(runs):

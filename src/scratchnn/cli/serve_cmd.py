@@ -58,7 +58,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-train-epochs", type=int, metavar="N", default=limits.epochs,
                        help=f"epochs one run may ask for (default: {limits.epochs})")
     group.add_argument("--max-train-seconds", type=float, metavar="S", default=limits.seconds,
-                       help=f"a run stops (and is saved) after S seconds (default: {limits.seconds:g})")
+                       help=f"a run stops (and is saved) S seconds after it starts, paused time included: "
+                            f"the page trains one run at a time (default: {limits.seconds:g})")
     group.add_argument("--max-train-width", type=int, metavar="N", default=limits.width,
                        help=f"units a hidden layer may have (default: {limits.width})")
 
