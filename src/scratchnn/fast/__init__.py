@@ -14,7 +14,7 @@ ways and compares the weights):
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes, and
-    winograd.py    the Winograd layers, as per-thread pipelines over chunks of tile rows
+    winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
 (openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.

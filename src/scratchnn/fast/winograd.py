@@ -1,23 +1,26 @@
-"""Winograd convolutions as pipelines over chunks of tile rows, one run of chunks per thread.
+"""Winograd convolutions as pipelines over pieces of the batch, one run of pieces per thread.
 
-Either scheme, F(2x2, 3x3) (``nn.winograd``) or F(4x4, 3x3) (``nn.winograd4``), makes three
-passes over the whole batch; for F(2x2, 3x3): the input transform writes every tile's
-V (51 MB for the 32 -> 32 channel layer at 28x28, batch 128), the 16 products read it and write M
-(as big), the output transform reads M. Each pass runs out of main memory. Tiles in different
-tile rows are independent, so here each thread takes its own run of chunks (2 tile rows there)
-through all three steps, with BLAS on one thread, while the chunk's V and M are still in cache;
-the same ``nn.winograd`` functions on views of the same numbers. Measured on 2 cores: forward
-31.5 -> 29.9 ms, backward 51.1 -> 44.0 ms against transforming by blocks around whole-batch
-products (BLAS on both cores), and M is never held whole (~240 MB less at the peak of cnn-best).
-F(4x4, 3x3) gains most: run over the whole batch, its transforms (small matrix products) cost
-about what its products save; here it beats F(2x2, 3x3) on every layer of cnn-best (28x28:
-forward 37.7 -> 29.4 ms, backward 63.0 -> 44.7 ms).
+Either scheme, F(2x2, 3x3) (``nn.winograd``) or F(4x4, 3x3) (``nn.winograd4``), makes passes
+that are little arithmetic over a lot of memory: the input transform writes every tile's V, the
+products read it and write M, the output transform reads M. Over the whole batch each pass runs
+out of main memory (V of the 32 -> 32 channel layer at 28x28, batch 128, is 29 MB for
+F(4x4, 3x3)). Tiles are independent, so the batch is cut into pieces, a few tile rows of a group
+of images (about PIECE_FLOATS numbers a tile array), and one thread takes each piece through
+every step, padding included, while its arrays are still in cache, with BLAS on that thread
+only; the same ``nn.winograd`` functions run on each piece.
 
-Two steps need more than a view. The zero padding is written by the blocks first, before any
-chunk reads it (a tile row reads two image rows of the next one). And going back, neighbouring
-chunks share two padded image rows, so each chunk's input gradient is computed on its own and the
-shared rows are added when the chunks are copied into dx. The weight gradient is summed per
-thread, then over threads: its last bits differ from one product over every tile.
+Each thread takes whole groups of images, their pieces top to bottom. Going back, vertically
+neighbouring pieces share two padded image rows: a piece writes its rows of dx and adds into the
+two it shares with the piece above, which the same thread has just written, so no piece waits on
+another thread and no piece's input gradient is kept for a stitching pass. The weight gradient is
+summed per thread, then over threads: its last bits differ from one product over every tile.
+
+Measured on 2 cores (``conv_benchmark.py --fast``, F(4x4, 3x3), batch 128, forward + backward),
+pieces of tile rows of the whole batch -> of tile rows of half of it, padded and stitched per
+piece: 32 -> 32 channels at 28x28 40.4 -> 35.2 ms, 32 -> 64 at 13x13 (the ``cnn`` preset's)
+15.9 -> 10.6 ms, at 14x14 19.4 -> 18.2 ms; a cnn-best epoch 6.54 -> 5.97 s, 47 MB less at the
+peak. Smaller pieces lose: 2^16 numbers (a tile row of 8 images, L2-sized) made the 28x28 layer
+twice as slow on two threads, their many short NumPy calls queueing for the GIL.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from ..nn import winograd
 from ..nn.base import Layer
 from ..nn.conv import Conv2D
 from ..nn.im2col import from_pixel_major, pixel_major
-from .threads import Blocks, chunks, one_blas_thread
+from .threads import Blocks, chunks, one_blas_thread, split
 
 
 class BlockConv2D(Layer, register=False):
@@ -65,133 +68,146 @@ class BlockConv2D(Layer, register=False):
         return f"BlockConv2D({self.conv!r}, {self.blocks!r})"
 
 
-# A chunk of tile rows holds about this many numbers per tile array (V, M): 2 of the 14 tile rows
-# of the 32 -> 32 channel layer at 28x28, batch 128 (measured fastest of 1, 2, 4, 7 rows).
-CHUNK_FLOATS = 1 << 21
+# A piece holds about this many numbers in its biggest tile array (V or M). cnn-best epochs
+# (5,000 images) took 5.85 s with 2^19, 5.97 s with 2^20, 6.45 s with 2^21 (one noisy run each).
+PIECE_FLOATS = 1 << 20
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks, scheme=winograd):
-    """``nn.winograd.forward`` for ``scheme`` (``nn.winograd`` or ``nn.winograd4``) as a pipeline
-    over chunks of tile rows, each worker thread taking a run of chunks through the input transform, the 16 (36)
-    products and the output transform."""
+    """``nn.winograd.forward`` for ``scheme`` (``nn.winograd`` or ``nn.winograd4``) as pipelines
+    over pieces of the batch: each piece padded, transformed, multiplied (16 or 36 products) and
+    transformed back into its place in y while its arrays are in cache."""
     n, c, h, w = x.shape
     f = W.shape[0]
     oh, ow, th, tw = scheme.tiles(h, w, padding)
     m, side = scheme.TILE, scheme.TILE + 2  # output and input tile sides
     dtype = np.result_type(x, W)
     image = pixel_major(x).astype(dtype, copy=False)
-    padded = buffer("padded", (m * th + 2, m * tw + 2, n, c), dtype)
-    blocks.run(lambda a, b: _pad_rows(image, padded, padding, a, b), len(padded), padded.size)
-    V = buffer("V", (side, side, th, tw, n, c), dtype)
+    groups, rows_most, images_most = _pieces(th, n, side * side * tw * max(c, f), blocks.workers)
+    V = _tile_arrays(buffer("V", (side * side * th * tw * n * c,), dtype), groups, (side, side), (tw, c))
     U = winograd.kernel_transform(W.astype(dtype, copy=False), scheme.G)
     y = np.empty((oh, ow, n, f), dtype)
-    pieces, step = _tile_row_chunks(th, side * side * tw * n * max(c, f))
-    shapes = {"rows": lambda r: scheme.rows_shape(r, tw, n, c), "M": lambda r: (side * side, r * tw * n, f),
-              "S": lambda r: scheme.output_work_shape(r, tw, n, f)}
-    work = [_work_arrays(buffer, k, shapes, step, dtype) for k in range(blocks.workers)]
+    shapes = {"padded": lambda r, k: (m * r + 2, m * tw + 2, k, c), "rows": lambda r, k: scheme.rows_shape(r, tw, k, c),
+              "M": lambda r, k: (side * side, r * tw * k, f), "S": lambda r, k: scheme.output_work_shape(r, tw, k, f)}
+    work = [_work_arrays(buffer, worker, shapes, rows_most, images_most, dtype) for worker in range(blocks.workers)]
     slot = winograd.bias_slot(scheme.G)
 
-    def pipeline(k, pieces):
-        for a, z in pieces:  # tile rows a..z read padded rows m·a..m·z+1
-            rows, M, S = (part(z - a) for part in work[k])
-            scheme.input_tiles(padded[m * a:m * z + 2], (0, 0), V[:, :, a:z], rows)
-            products = np.matmul(V[:, :, a:z].reshape(side * side, -1, c), U, out=M)
+    def pipeline(worker, share):
+        for a, z, i, j in (piece for group in share for piece in group):  # tile rows a..z of images i..j
+            padded, rows, M, S = (part(z - a, j - i) for part in work[worker])
+            _pad_rows(image[:, :, i:j], padded, padding, m * a)
+            scheme.input_tiles(padded, (0, 0), V[a, i], rows)
+            products = np.matmul(V[a, i].reshape(side * side, -1, c), U, out=M)
             products[slot] += b
-            scheme.output_tiles(products.reshape(side, side, z - a, tw, n, f), y[m * a:m * z], S)
+            scheme.output_tiles(products.reshape(side, side, z - a, tw, j - i, f), y[m * a:m * z, :, i:j], S)
 
     with one_blas_thread():
-        blocks.deal(pipeline, pieces)
-    return from_pixel_major(y), (x.shape, V, U, scheme)
+        blocks.deal(pipeline, groups)
+    return from_pixel_major(y), (x.shape, V, U, scheme, groups)
 
 
 def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks, need_dx: bool = True):
-    """``nn.winograd.backward`` as a pipeline over chunks of tile rows: per chunk the output
-    transform's adjoint, the weight gradient's products (summed per worker, then over workers),
-    and the input gradient's products and transform; then the chunks' padded input gradients are
-    stitched into dx (neighbouring chunks share two padded rows)."""
-    x_shape, V, U, scheme = cache
+    """``nn.winograd.backward`` as pipelines over the forward's pieces: per piece the output
+    transform's adjoint, the weight gradient's products (summed per thread, then over threads),
+    and the input gradient's products and transform, added into dx."""
+    x_shape, V, U, scheme, groups = cache
     n, c, h, w = x_shape
     f = dy.shape[1]
     _, _, th, tw = scheme.tiles(h, w, padding)
     m, side = scheme.TILE, scheme.TILE + 2
-    dtype = V.dtype
+    dtype = U.dtype
     dy = pixel_major(dy).astype(dtype, copy=False)
-    pieces, step = _tile_row_chunks(th, side * side * tw * n * max(c, f))
-    shapes = {"dM": lambda r: (side * side, r * tw * n, f), "dS": lambda r: scheme.adjoint_work_shape(r, tw, n, f),
-              "dV": lambda r: (side * side, r * tw * n, c), "rows": lambda r: scheme.rows_shape(r, tw, n, c)}
-    work = [_work_arrays(buffer, k, shapes, step, dtype) for k in range(blocks.workers)]
-    pads = [None] * len(pieces)  # each chunk's padded input gradient
+    rows_most = max(z - a for group in groups for a, z, _, _ in group)
+    images_most = max(j - i for group in groups for _, _, i, j in group)
+    shapes = {"dM": lambda r, k: (side * side, r * tw * k, f), "dS": lambda r, k: scheme.adjoint_work_shape(r, tw, k, f),
+              "dV": lambda r, k: (side * side, r * tw * k, c), "rows": lambda r, k: scheme.rows_shape(r, tw, k, c)}
+    work = [_work_arrays(buffer, worker, shapes, rows_most, images_most, dtype) for worker in range(blocks.workers)]
+    dx = np.empty((h, w, n, c), dtype) if need_dx else None
     slot = winograd.bias_slot(scheme.G)
 
-    def pipeline(k, share):
+    def pipeline(worker, share):
         dU, db = np.zeros((side * side, f, c), dtype), np.zeros(f, dtype)
-        for i in share:
-            a, z = pieces[i]
-            r, p = z - a, (z - a) * tw * n
-            dM, dS, dV, rows = (part(r) for part in work[k])
-            scheme.output_tiles_adjoint(dy[m * a:m * z], r, tw, dM.reshape(side, side, r, tw, n, f), dS)
+        for a, z, i, j in (piece for group in share for piece in group):
+            r, k = z - a, j - i
+            dM, dS, dV, rows = (part(r, k) for part in work[worker])
+            scheme.output_tiles_adjoint(dy[m * a:m * z, :, i:j], r, tw, dM.reshape(side, side, r, tw, k, f), dS)
             # NOTE: (dMᵀ·V), not Vᵀ·dM: OpenBLAS is ~25% faster at the product with the long axis inside
-            dU += np.matmul(dM.transpose(0, 2, 1), V[:, :, a:z].reshape(side * side, p, c))
-            db += np.ones(p, dtype) @ dM[slot]  # the bias was added to M[1, 1]
+            dU += np.matmul(dM.transpose(0, 2, 1), V[a, i].reshape(side * side, -1, c))
+            db += np.ones(dM.shape[1], dtype) @ dM[slot]  # the bias was added to M[1, 1]
             if need_dx:
-                dVa = np.matmul(dM, U.transpose(0, 2, 1), out=dV).reshape(side, side, r, tw, n, c)
-                pads[i] = pixel_major(scheme.input_tiles_adjoint(dVa, (m * r + 2, m * tw + 2, n, c), (0, 0), rows))
+                dVp = np.matmul(dM, U.transpose(0, 2, 1), out=dV).reshape(side, side, r, tw, k, c)
+                dpad = pixel_major(scheme.input_tiles_adjoint(dVp, (m * r + 2, m * tw + 2, k, c), (0, 0), rows))
+                _add_rows(dpad, dx[:, :, i:j], padding, m * a, shared=2 * (a > 0))
         return dU, db
 
-    chunk_indices = list(range(len(pieces)))
     with one_blas_thread():
-        sums = blocks.deal(pipeline, chunk_indices)
+        sums = blocks.deal(pipeline, groups)
     winograd.kernel_gradient(sum(dU for dU, _ in sums).transpose(0, 2, 1), grads["W"], scheme.G)
     grads["b"][...] = sum(db for _, db in sums)
-    if not need_dx:
-        return None
-    dx = np.empty((h, w, n, c), dtype)
-    blocks.deal(lambda k, share: [_stitch(pads, pieces, i, dx, padding, m) for i in share], chunk_indices)
-    return from_pixel_major(dx)
+    return None if dx is None else from_pixel_major(dx)
 
 
-def _work_arrays(buffer, k: int, shapes: dict, step: int, dtype) -> list:
-    """Worker k's work arrays, one per ``shapes`` entry {name: rows -> shape}, each sized for
-    ``step`` tile rows; returned as functions r -> a contiguous view for a chunk of r rows."""
-    flat = {name: buffer(f"{name}{k}", (int(np.prod(shape(step))),), dtype) for name, shape in shapes.items()}
-    return [lambda r, a=flat[name], shape=shape: a[:int(np.prod(shape(r)))].reshape(shape(r))
+def _pieces(tile_rows: int, images: int, row_floats: int, workers: int):
+    """(groups, most tile rows, most images) of a piece: the images cut into groups (a multiple
+    of ``workers``, so the threads get equal shares), each group's tile rows into runs; a piece
+    (a, z, i, j), tile rows a..z of images i..j, holds about PIECE_FLOATS numbers per tile array
+    (a tile row of one image holding ``row_floats``)."""
+    per_group = max(1, PIECE_FLOATS // row_floats)
+    count = min(images, workers * -(-images // (workers * per_group)))
+    image_ranges = split(images, count)
+    most = max(j - i for i, j in image_ranges)
+    step = max(1, min(tile_rows, PIECE_FLOATS // (row_floats * most)))
+    groups = [[(a, z, i, j) for a, z in chunks(0, tile_rows, 1, step)] for i, j in image_ranges]
+    return groups, step, most
+
+
+def _tile_arrays(flat: np.ndarray, groups, front: tuple[int, int], back: tuple[int, int]) -> dict:
+    """{(a, i): piece (a, z, i, j)'s tile array (*front, z - a, TW, j - i, C)}: contiguous views,
+    one after another, of ``flat``, which holds them all (``back`` = (TW, C))."""
+    arrays, start = {}, 0
+    for a, z, i, j in (piece for group in groups for piece in group):
+        shape = (*front, z - a, back[0], j - i, back[1])
+        size = int(np.prod(shape))
+        arrays[a, i] = flat[start:start + size].reshape(shape)
+        start += size
+    return arrays
+
+
+def _work_arrays(buffer, worker: int, shapes: dict, rows: int, images: int, dtype) -> list:
+    """A worker's work arrays, one per ``shapes`` entry {name: (r, k) -> shape}, each sized for
+    ``rows`` tile rows of ``images`` images; returned as functions (r, k) -> a contiguous view."""
+    flat = {name: buffer(f"{name}{worker}", (int(np.prod(shape(rows, images))),), dtype)
+            for name, shape in shapes.items()}
+    return [lambda r, k, a=flat[name], shape=shape: a[:int(np.prod(shape(r, k)))].reshape(shape(r, k))
             for name, shape in shapes.items()]
 
 
-def _tile_row_chunks(tile_rows: int, row_floats: int) -> tuple[list[tuple[int, int]], int]:
-    """The chunks (a, z) of tile rows, about CHUNK_FLOATS numbers per tile array each (a tile
-    row holding ``row_floats``), and the most tile rows one holds (its work arrays' size)."""
-    step = max(1, min(tile_rows, CHUNK_FLOATS // row_floats))
-    return list(chunks(0, tile_rows, row_floats, step * row_floats)), step
-
-
-def _pad_rows(image: np.ndarray, padded: np.ndarray, padding, start: int, stop: int) -> None:
-    """Rows start..stop of ``padded``: the image (H, W, N, C) placed at ``padding``, zeros around."""
+def _pad_rows(image: np.ndarray, out: np.ndarray, padding, start: int) -> None:
+    """``out`` = rows start.. of the padded image: ``image`` (H, W, N, C) placed at ``padding``,
+    zeros around (columns past the image's, and rows past ``out``'s, dropped)."""
     (ph, pw), (h, w) = padding, image.shape[:2]
-    top, bottom = max(start, ph), min(stop, ph + h)  # the rows that hold image rows
+    top, bottom = max(start, ph) - start, min(start + len(out), ph + h) - start  # out's rows that hold image rows
     if top >= bottom:
-        padded[start:stop] = 0
+        out[...] = 0
         return
-    padded[start:top] = 0
-    padded[bottom:stop] = 0
-    inside = padded[top:bottom]
+    out[:top] = 0
+    out[bottom:] = 0
+    inside = out[top:bottom]
     width = min(w, inside.shape[1] - pw)
     inside[:, :pw] = 0
     inside[:, pw + width:] = 0
-    inside[:, pw:pw + width] = image[top - ph:bottom - ph, :width]
+    inside[:, pw:pw + width] = image[start + top - ph:start + bottom - ph, :width]
 
 
-def _stitch(pads: list[np.ndarray], ranges: list[tuple[int, int]], k: int, dx: np.ndarray, padding,
-            m: int = 2) -> None:
-    """Write block k's rows of dx (H, W, N, C): its padded rows m·a..m·b (..m·b+1 for the last
-    block; m the output tile side) with the padding dropped, plus the previous block's last two
-    rows, which are its first two."""
+def _add_rows(dpad: np.ndarray, dx: np.ndarray, padding, start: int, shared: int) -> None:
+    """Padded rows start.. of an input gradient (``dpad``, padding dropped) into dx (H, W, N, C):
+    the first ``shared`` rows added to what the piece above wrote there, the rest written."""
     (ph, pw), (h, w) = padding, dx.shape[:2]
-    a, b = ranges[k]
-    low, high = m * a, m * b + (2 if k == len(ranges) - 1 else 0)
-    top, bottom = max(low, ph), min(high, ph + h)
-    if top < bottom:
-        dx[top - ph:bottom - ph] = pads[k][top - low:bottom - low, pw:pw + w]
-    if k > 0:
-        for row in range(max(low, ph), min(low + 2, ph + h)):
-            dx[row - ph] += pads[k - 1][-2 + row - low, pw:pw + w]
+    for low, high, add in ((0, shared, True), (shared, len(dpad), False)):
+        top, bottom = max(start + low, ph), min(start + high, ph + h)
+        if top < bottom:
+            rows = dpad[top - start:bottom - start, pw:pw + w]
+            if add:
+                dx[top - ph:bottom - ph] += rows
+            else:
+                dx[top - ph:bottom - ph] = rows
