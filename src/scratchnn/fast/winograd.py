@@ -30,7 +30,7 @@ from ..nn import winograd
 from ..nn.base import Layer
 from ..nn.conv import Conv2D
 from ..nn.im2col import from_pixel_major, pixel_major
-from .threads import Blocks, chunks, one_blas_thread, split
+from .threads import Blocks, one_blas_thread, split
 
 
 class BlockConv2D(Layer, register=False):
@@ -83,8 +83,9 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks
     m, side = scheme.TILE, scheme.TILE + 2  # output and input tile sides
     dtype = np.result_type(x, W)
     image = pixel_major(x).astype(dtype, copy=False)
-    groups, rows_most, images_most = _pieces(th, n, side * side * tw * max(c, f), blocks.workers)
-    V = _tile_arrays(buffer("V", (side * side * th * tw * n * c,), dtype), groups, (side, side), (tw, c))
+    plan = groups, rows_most, images_most = _pieces(th, n, side * side * tw * max(c, f), blocks.workers)
+    V = _piece_views(buffer("V", (side * side * th * tw * n * c,), dtype), groups,
+                     lambda r, k: (side, side, r, tw, k, c))
     U = winograd.kernel_transform(W.astype(dtype, copy=False), scheme.G)
     y = np.empty((oh, ow, n, f), dtype)
     shapes = {"padded": lambda r, k: (m * r + 2, m * tw + 2, k, c), "rows": lambda r, k: scheme.rows_shape(r, tw, k, c),
@@ -103,22 +104,20 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks
 
     with one_blas_thread():
         blocks.deal(pipeline, groups)
-    return from_pixel_major(y), (x.shape, V, U, scheme, groups)
+    return from_pixel_major(y), (x.shape, V, U, scheme, plan)
 
 
 def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks, need_dx: bool = True):
     """``nn.winograd.backward`` as pipelines over the forward's pieces: per piece the output
     transform's adjoint, the weight gradient's products (summed per thread, then over threads),
     and the input gradient's products and transform, added into dx."""
-    x_shape, V, U, scheme, groups = cache
+    x_shape, V, U, scheme, (groups, rows_most, images_most) = cache
     n, c, h, w = x_shape
     f = dy.shape[1]
     _, _, th, tw = scheme.tiles(h, w, padding)
     m, side = scheme.TILE, scheme.TILE + 2
     dtype = U.dtype
     dy = pixel_major(dy).astype(dtype, copy=False)
-    rows_most = max(z - a for group in groups for a, z, _, _ in group)
-    images_most = max(j - i for group in groups for _, _, i, j in group)
     shapes = {"dM": lambda r, k: (side * side, r * tw * k, f), "dS": lambda r, k: scheme.adjoint_work_shape(r, tw, k, f),
               "dV": lambda r, k: (side * side, r * tw * k, c), "rows": lambda r, k: scheme.rows_shape(r, tw, k, c)}
     work = [_work_arrays(buffer, worker, shapes, rows_most, images_most, dtype) for worker in range(blocks.workers)]
@@ -157,18 +156,17 @@ def _pieces(tile_rows: int, images: int, row_floats: int, workers: int):
     image_ranges = split(images, count)
     most = max(j - i for i, j in image_ranges)
     step = max(1, min(tile_rows, PIECE_FLOATS // (row_floats * most)))
-    groups = [[(a, z, i, j) for a, z in chunks(0, tile_rows, 1, step)] for i, j in image_ranges]
+    groups = [[(a, min(a + step, tile_rows), i, j) for a in range(0, tile_rows, step)] for i, j in image_ranges]
     return groups, step, most
 
 
-def _tile_arrays(flat: np.ndarray, groups, front: tuple[int, int], back: tuple[int, int]) -> dict:
-    """{(a, i): piece (a, z, i, j)'s tile array (*front, z - a, TW, j - i, C)}: contiguous views,
-    one after another, of ``flat``, which holds them all (``back`` = (TW, C))."""
+def _piece_views(flat: np.ndarray, groups, shape) -> dict:
+    """{(a, i): piece (a, z, i, j)'s array, of shape(z - a, j - i)}: contiguous views of ``flat``,
+    which holds them all, one after another."""
     arrays, start = {}, 0
     for a, z, i, j in (piece for group in groups for piece in group):
-        shape = (*front, z - a, back[0], j - i, back[1])
-        size = int(np.prod(shape))
-        arrays[a, i] = flat[start:start + size].reshape(shape)
+        size = int(np.prod(shape(z - a, j - i)))
+        arrays[a, i] = flat[start:start + size].reshape(shape(z - a, j - i))
         start += size
     return arrays
 
