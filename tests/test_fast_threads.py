@@ -12,9 +12,10 @@ from test_fast import assert_close, flat_state, train_preset
 
 import scratchnn.fast as fast_path
 from scratchnn.fast.batchnorm import BlockBatchNorm2d
+from scratchnn.fast.relu import BlockReLU
 from scratchnn.fast.threads import Blocks, chunks, split
 from scratchnn.fast.winograd import BlockConv2D
-from scratchnn.nn import BatchNorm2d, Conv2D
+from scratchnn.nn import BatchNorm2d, Conv2D, ReLU
 from scratchnn.nn.batchnorm import batchnorm_with_random_affine
 from scratchnn.nn.im2col import from_pixel_major
 from scratchnn.training.presets import get_preset
@@ -137,6 +138,27 @@ def test_an_im2col_conv_runs_as_it_is():
     assert blocked.backward(np.ones((2, 4, 4, 4)), need_dx=False) is None
     with pytest.raises(RuntimeError, match="before forward"):
         BlockConv2D(Conv2D(2, 2, 3, rng=0), Blocks(2)).backward(np.ones((1, 2, 2, 2)))
+
+
+@pytest.mark.parametrize("layout", ["pixel-major", "C order", "a slice with gaps", "dy in another order"])
+def test_relu_on_blocks_computes_what_the_layer_computes(layout):
+    rng = np.random.default_rng(4)
+    x = from_pixel_major(rng.standard_normal((5, 6, 3, 4)))  # (N, C, H, W) = (3, 4, 5, 6), as a conv passes it
+    if layout == "C order":
+        x = np.ascontiguousarray(x)
+    elif layout == "a slice with gaps":
+        x = x[:, :, :, :4]
+    x[0, 0, 0, :2] = 0.0  # ReLU'(0) is 0 both ways
+    dy = rng.standard_normal(x.shape)
+    if layout != "dy in another order":
+        dy = np.empty_like(x)
+        dy[...] = rng.standard_normal(x.shape)
+    textbook, blocked = ReLU(), BlockReLU(ReLU(), Blocks(3, min_floats=0))
+    y = blocked.forward(x, training=True)
+    np.testing.assert_array_equal(y, textbook.forward(x, training=True))
+    np.testing.assert_array_equal(blocked.backward(dy), textbook.backward(dy))
+    if layout in ("pixel-major", "C order"):
+        assert y.strides == x.strides  # the next layer reads the memory order it would have read
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 3, 4), (5, 4, 7, 3), (1, 2, 1, 2)])

@@ -13,7 +13,8 @@ ways and compares the weights):
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
-    batchnorm.py   BatchNorm2d's training passes, and
+    batchnorm.py   BatchNorm2d's training passes,
+    relu.py        ReLU's, and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..errors import PerformanceWarning
 from ..model import Sequential
+from ..nn.activations import ReLU
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.conv import Conv2D
 from ..nn.dense import Dense
@@ -41,6 +43,7 @@ from .flat_optim import FlatStep
 from .order import run_order
 from .packing import pack_parameters
 from .products import DenseProducts
+from .relu import BlockReLU
 from .threads import Blocks, blas_thread_count, openblas_spins
 from .winograd import BlockConv2D
 
@@ -96,10 +99,13 @@ def _fast_layer(layer, blocks: Blocks):
         return DenseProducts(layer)
     if blocks.workers > 1 and type(layer) is BatchNorm2d:
         return BlockBatchNorm2d(layer, blocks)
+    if blocks.workers > 1 and type(layer) is ReLU:
+        return BlockReLU(layer, blocks)
     if blocks.workers > 1 and type(layer) is Conv2D and layer.may_use_winograd():
         return BlockConv2D(layer, blocks)
     return layer
 
 
 def _reordered(layers, input_shape, model: Sequential) -> Sequential:
-    return Sequential([layers[i] for i in run_order(layers)], input_shape, model.rng)
+    """``layers`` (the model's, as the fast path runs them) in the order to run them."""
+    return Sequential([layers[i] for i in run_order(model.layers)], input_shape, model.rng)
