@@ -212,7 +212,7 @@ def scratchnn_model(model: str, seed: int, conv_algorithm: str = "auto"):
 def layer_label(layer) -> str:
     """The textbook layer's name, and for the fast path's wrappers (scratchnn.fast) how it runs."""
     wrapped = {"BlockConv2D": ("conv", "Winograd pipelines"), "BlockBatchNorm2d": ("bn", "threads"),
-               "BlockReLU": ("relu", "threads"), "DenseProducts": ("dense", ""),
+               "BlockReLU": ("relu", "threads"), "BlockMaxPool2D": ("pool", "threads"), "DenseProducts": ("dense", ""),
                "DenseOnColumns": ("dense", "used input columns")}
     name = type(layer).__name__
     if name not in wrapped:

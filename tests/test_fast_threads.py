@@ -12,10 +12,11 @@ from test_fast import assert_close, flat_state, train_preset
 
 import scratchnn.fast as fast_path
 from scratchnn.fast.batchnorm import BlockBatchNorm2d
+from scratchnn.fast.maxpool import BlockMaxPool2D
 from scratchnn.fast.relu import BlockReLU
 from scratchnn.fast.threads import Blocks, chunks, split
 from scratchnn.fast.winograd import BlockConv2D
-from scratchnn.nn import BatchNorm2d, Conv2D, ReLU
+from scratchnn.nn import BatchNorm2d, Conv2D, MaxPool2D, ReLU
 from scratchnn.nn.batchnorm import batchnorm_with_random_affine
 from scratchnn.nn.im2col import from_pixel_major
 from scratchnn.training.presets import get_preset
@@ -159,6 +160,28 @@ def test_relu_on_blocks_computes_what_the_layer_computes(layout):
     np.testing.assert_array_equal(blocked.backward(dy), textbook.backward(dy))
     if layout in ("pixel-major", "C order"):
         assert y.strides == x.strides  # the next layer reads the memory order it would have read
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 6), (2, 3, 7, 9), (1, 2, 2, 2), (2, 2, 1, 4)])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monkeypatch):
+    """Odd sides drop a row or column (no gradient there); ties (zeros after a ReLU) go to the
+    first maximum both ways; a 1-row image runs the textbook's way (and its error)."""
+    monkeypatch.setattr("scratchnn.fast.maxpool.chunks", lambda a, b, row: chunks(a, b, row, chunk_floats=1))  # row by row
+    rng = np.random.default_rng(sum(shape))
+    n, c, h, w = shape
+    x = from_pixel_major(np.maximum(rng.standard_normal((h, w, n, c)), 0))  # ties: zeros after a ReLU
+    textbook, blocked = MaxPool2D(2), BlockMaxPool2D(MaxPool2D(2), Blocks(workers, min_floats=0))
+    if h < 2:
+        with pytest.raises(Exception) as expected:
+            textbook.forward(x, training=True)
+        with pytest.raises(type(expected.value)):
+            blocked.forward(x, training=True)
+        return
+    y = blocked.forward(x, training=True)
+    np.testing.assert_array_equal(y, textbook.forward(x, training=True))
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(blocked.backward(dy), textbook.backward(dy))
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 3, 4), (5, 4, 7, 3), (1, 2, 1, 2)])

@@ -14,7 +14,8 @@ ways and compares the weights):
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes,
-    relu.py        ReLU's, and
+    relu.py        ReLU's,
+    maxpool.py     2x2 max pooling's, and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
@@ -36,10 +37,12 @@ from ..nn.activations import ReLU
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.conv import Conv2D
 from ..nn.dense import Dense
+from ..nn.pool import MaxPool2D
 from .allocator import keep_freed_memory
 from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
+from .maxpool import BlockMaxPool2D
 from .order import run_order
 from .packing import pack_parameters
 from .products import DenseProducts
@@ -101,6 +104,8 @@ def _fast_layer(layer, blocks: Blocks):
         return BlockBatchNorm2d(layer, blocks)
     if blocks.workers > 1 and type(layer) is ReLU:
         return BlockReLU(layer, blocks)
+    if blocks.workers > 1 and type(layer) is MaxPool2D:
+        return BlockMaxPool2D(layer, blocks)
     if blocks.workers > 1 and type(layer) is Conv2D and layer.may_use_winograd():
         return BlockConv2D(layer, blocks)
     return layer

@@ -1,0 +1,80 @@
+"""2x2 max pooling in training with its passes split across threads (see threads.py).
+
+The math is ``nn.pool.MaxPool2D``'s 2x2 fast path, on the same views of a pixel-major x: the
+maximum of each window row's two pixels, then of the two rows; going back, dy routed to the top
+or bottom row (top wins ties), then to the left or right pixel (left wins ties). Output rows are
+independent, so each thread takes a block of them, a chunk at a time, and going back each
+chunk's routed rows are a small array that stays in cache. Other windows, and evaluation, run
+the textbook's way.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.base import Layer
+from ..nn.im2col import conv_output_shape, from_pixel_major, pixel_major
+from ..nn.pool import MaxPool2D
+from .threads import Blocks, chunks
+
+
+class BlockMaxPool2D(Layer, register=False):
+    """``pool`` (a MaxPool2D), trained on ``blocks``' threads when its windows are 2x2, stride 2."""
+
+    def __init__(self, pool: MaxPool2D, blocks: Blocks):
+        super().__init__()
+        self.pool, self.blocks = pool, blocks
+        self.params, self.grads = pool.params, pool.grads
+
+    def forward(self, x, training=False):
+        if not (training and x.ndim == 4 and self.pool.size == self.pool.stride == (2, 2) and min(x.shape[2:]) >= 2):
+            self._cache = ("textbook",)
+            return self.pool.forward(x, training)
+        n, c, h, w = x.shape
+        oh, ow = conv_output_shape(h, w, (2, 2), (2, 2))
+        cols = pixel_major(x)[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)  # as the textbook's
+        row_max = np.empty((2 * oh, ow, n * c), x.dtype)
+        y = np.empty((oh, ow, n * c), x.dtype)
+        pairs = row_max.reshape(oh, 2, ow, n * c)
+
+        def pool(start, stop):
+            for a, b in chunks(start, stop, 4 * ow * n * c):
+                np.maximum(cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1], out=row_max[2 * a:2 * b])
+                np.maximum(pairs[a:b, 0], pairs[a:b, 1], out=y[a:b])
+
+        self.blocks.run(pool, oh, cols.size)
+        self._cache = ("blocks", x.shape, cols, pairs)
+        return from_pixel_major(y.reshape(oh, ow, n, c))
+
+    def backward(self, dy, need_dx=True):
+        cache = self._take_cache()
+        if cache[0] == "textbook":
+            return self.pool.backward(dy, need_dx)
+        if not need_dx:
+            return None
+        _, (n, c, h, w), cols, pairs = cache
+        oh, ow = dy.shape[2:]
+        dtype = np.result_type(dy, cols)
+        dy = pixel_major(dy).reshape(oh, ow, n * c)
+        dx = np.empty((h, w, n, c), dtype)
+        dx[2 * oh:] = 0  # an odd last row or column was dropped: no gradient
+        dx[:2 * oh, 2 * ow:] = 0
+        routed = dx[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)
+
+        def route(start, stop):
+            for a, b in chunks(start, stop, 4 * ow * n * c):
+                d_rows = np.empty((b - a, 2, ow, n * c), dtype)
+                np.multiply(dy[a:b], pairs[a:b, 0] >= pairs[a:b, 1], out=d_rows[:, 0])
+                np.subtract(dy[a:b], d_rows[:, 0], out=d_rows[:, 1])
+                d_rows = d_rows.reshape(2 * (b - a), ow, n * c)
+                left, right = cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1]
+                np.multiply(d_rows, left >= right, out=routed[2 * a:2 * b, :, 0])
+                np.subtract(d_rows, routed[2 * a:2 * b, :, 0], out=routed[2 * a:2 * b, :, 1])
+
+        self.blocks.run(route, oh, cols.size)
+        return from_pixel_major(dx)
+
+    def output_shape(self, input_shape):
+        return self.pool.output_shape(input_shape)
+
+    def __repr__(self):
+        return f"BlockMaxPool2D({self.pool!r}, {self.blocks!r})"
