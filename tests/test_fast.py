@@ -17,6 +17,7 @@ from scratchnn.data import scale_pixels
 from scratchnn.fast import prepare
 from scratchnn.fast.columns import DenseOnColumns
 from scratchnn.fast.flat_optim import FlatStep
+from scratchnn.fast.maxpool import BlockMaxPool2D
 from scratchnn.fast.order import run_order
 from scratchnn.fast.packing import pack_parameters
 from scratchnn.fast.products import DenseProducts
@@ -390,8 +391,10 @@ def test_relu_then_maxpool_runs_pooled_first_with_identical_numbers():
     for a, b in zip(declared[2], reordered[2]):
         np.testing.assert_array_equal(a, b)
     run = prepare(model, SGD(0.1), x.astype(np.float32), full_batch=False)
-    # on 2+ threads the fast path wraps them (BlockMaxPool2D, BlockReLU)
-    textbook = [getattr(layer, "pool", getattr(layer, "relu", layer)) for layer in run.evaluator.layers]
+    textbook = []  # on 2+ threads the fast path wraps them: a BlockMaxPool2D applying the ReLU
+    for layer in run.evaluator.layers:
+        parts = [layer.pool, layer.relu] if isinstance(layer, BlockMaxPool2D) else [layer]
+        textbook += [getattr(part, "relu", part) for part in parts if part is not None]
     assert [type(layer) for layer in textbook][:3] == [Conv2D, MaxPool2D, ReLU]
 
 

@@ -12,11 +12,11 @@ from test_fast import assert_close, flat_state, train_preset
 
 import scratchnn.fast as fast_path
 from scratchnn.fast.batchnorm import BlockBatchNorm2d
-from scratchnn.fast.maxpool import BlockMaxPool2D
+from scratchnn.fast.maxpool import BlockMaxPool2D, with_relus_applied
 from scratchnn.fast.relu import BlockReLU
 from scratchnn.fast.threads import Blocks, chunks, split
 from scratchnn.fast.winograd import BlockConv2D
-from scratchnn.nn import BatchNorm2d, Conv2D, MaxPool2D, ReLU
+from scratchnn.nn import BatchNorm2d, Conv2D, LeakyReLU, MaxPool2D, ReLU
 from scratchnn.nn.batchnorm import batchnorm_with_random_affine
 from scratchnn.nn.im2col import from_pixel_major
 from scratchnn.training.presets import get_preset
@@ -182,6 +182,45 @@ def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monk
     np.testing.assert_array_equal(y, textbook.forward(x, training=True))
     dy = rng.standard_normal(y.shape)
     np.testing.assert_array_equal(blocked.backward(dy), textbook.backward(dy))
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 6), (2, 3, 7, 9), (2, 2, 1, 4)])
+@pytest.mark.parametrize("training", [True, False])
+def test_maxpool_applying_the_relu_after_it_computes_what_the_two_layers_compute(shape, training, monkeypatch):
+    """Pooled values of exactly 0 (windows of zeros) and below: ReLU'(0) = 0 both ways; a 1-row
+    image and evaluation run the textbook layers one after the other."""
+    monkeypatch.setattr("scratchnn.fast.maxpool.chunks", lambda a, b, row: chunks(a, b, row, chunk_floats=1))
+    rng = np.random.default_rng(sum(shape))
+    n, c, h, w = shape
+    x = rng.standard_normal((h, w, n, c))
+    x[:2, :2, 0] = 0.0  # one window of zeros: its pooled value is exactly 0
+    x = from_pixel_major(x)
+    pool, relu = MaxPool2D(2), ReLU()
+    fused = BlockMaxPool2D(MaxPool2D(2), Blocks(2, min_floats=0), relu=BlockReLU(ReLU(), Blocks(2, min_floats=0)))
+    if h < 2:
+        with pytest.raises(Exception) as expected:
+            pool.forward(x, training=training)
+        with pytest.raises(type(expected.value)):
+            fused.forward(x, training=training)
+        return
+    y = fused.forward(x, training=training)
+    np.testing.assert_array_equal(y, relu.forward(pool.forward(x, training=training), training=training))
+    if training:
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(fused.backward(dy), pool.backward(relu.backward(dy)))
+
+
+def test_only_a_relu_right_after_a_threaded_pool_is_applied_by_it():
+    blocks = Blocks(2)
+    pool, relu, block_relu = BlockMaxPool2D(MaxPool2D(2), blocks), ReLU(), BlockReLU(ReLU(), blocks)
+    conv = Conv2D(1, 2, 3, rng=0)
+    fused = with_relus_applied([conv, pool, block_relu, relu])
+    assert len(fused) == 3 and fused[1].relu is block_relu and fused[2] is relu  # a second ReLU stays
+    assert with_relus_applied([pool, relu])[0].relu is relu
+    leaky = LeakyReLU()
+    assert with_relus_applied([pool, leaky]) == [pool, leaky]  # only ReLU (see order.py)
+    assert with_relus_applied([relu, pool]) == [relu, pool]
+    assert pool.relu is None  # the originals are left as they were
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 3, 4), (5, 4, 7, 3), (1, 2, 1, 2)])

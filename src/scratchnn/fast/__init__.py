@@ -15,7 +15,7 @@ ways and compares the weights):
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes,
     relu.py        ReLU's,
-    maxpool.py     2x2 max pooling's, and
+    maxpool.py     2x2 max pooling's, with the ReLU that follows it applied as it writes, and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
@@ -42,7 +42,7 @@ from .allocator import keep_freed_memory
 from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
-from .maxpool import BlockMaxPool2D
+from .maxpool import BlockMaxPool2D, with_relus_applied
 from .order import run_order
 from .packing import pack_parameters
 from .products import DenseProducts
@@ -113,4 +113,4 @@ def _fast_layer(layer, blocks: Blocks):
 
 def _reordered(layers, input_shape, model: Sequential) -> Sequential:
     """``layers`` (the model's, as the fast path runs them) in the order to run them."""
-    return Sequential([layers[i] for i in run_order(model.layers)], input_shape, model.rng)
+    return Sequential(with_relus_applied([layers[i] for i in run_order(model.layers)]), input_shape, model.rng)

@@ -6,6 +6,10 @@ or bottom row (top wins ties), then to the left or right pixel (left wins ties).
 independent, so each thread takes a block of them, a chunk at a time, and going back each
 chunk's routed rows are a small array that stays in cache. Other windows, and evaluation, run
 the textbook's way.
+
+A ReLU that runs right after the pool (``order.py`` puts it there) is applied by the pool as it
+writes each chunk of its output, and going back its mask [y > 0] is applied to each chunk of dy
+before routing: ``with_relus_applied`` drops the ReLU from the list, saving two passes over memory.
 """
 from __future__ import annotations
 
@@ -13,22 +17,25 @@ import numpy as np
 
 from ..nn.base import Layer
 from ..nn.im2col import conv_output_shape, from_pixel_major, pixel_major
+from ..nn.activations import ReLU
 from ..nn.pool import MaxPool2D
 from .threads import Blocks, chunks
 
 
 class BlockMaxPool2D(Layer, register=False):
-    """``pool`` (a MaxPool2D), trained on ``blocks``' threads when its windows are 2x2, stride 2."""
+    """``pool`` (a MaxPool2D), trained on ``blocks``' threads when its windows are 2x2, stride 2;
+    with ``relu`` (the ReLU layer that follows it), the two layers' work as one."""
 
-    def __init__(self, pool: MaxPool2D, blocks: Blocks):
+    def __init__(self, pool: MaxPool2D, blocks: Blocks, relu: Layer | None = None):
         super().__init__()
-        self.pool, self.blocks = pool, blocks
+        self.pool, self.blocks, self.relu = pool, blocks, relu
         self.params, self.grads = pool.params, pool.grads
 
     def forward(self, x, training=False):
         if not (training and x.ndim == 4 and self.pool.size == self.pool.stride == (2, 2) and min(x.shape[2:]) >= 2):
             self._cache = ("textbook",)
-            return self.pool.forward(x, training)
+            y = self.pool.forward(x, training)
+            return y if self.relu is None else self.relu.forward(y, training)
         n, c, h, w = x.shape
         oh, ow = conv_output_shape(h, w, (2, 2), (2, 2))
         cols = pixel_major(x)[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)  # as the textbook's
@@ -40,18 +47,20 @@ class BlockMaxPool2D(Layer, register=False):
             for a, b in chunks(start, stop, 4 * ow * n * c):
                 np.maximum(cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1], out=row_max[2 * a:2 * b])
                 np.maximum(pairs[a:b, 0], pairs[a:b, 1], out=y[a:b])
+                if self.relu is not None:
+                    np.maximum(y[a:b], 0, out=y[a:b])
 
         self.blocks.run(pool, oh, cols.size)
-        self._cache = ("blocks", x.shape, cols, pairs)
+        self._cache = ("blocks", x.shape, cols, pairs, y)
         return from_pixel_major(y.reshape(oh, ow, n, c))
 
     def backward(self, dy, need_dx=True):
         cache = self._take_cache()
         if cache[0] == "textbook":
-            return self.pool.backward(dy, need_dx)
+            return self.pool.backward(dy if self.relu is None else self.relu.backward(dy), need_dx)
         if not need_dx:
             return None
-        _, (n, c, h, w), cols, pairs = cache
+        _, (n, c, h, w), cols, pairs, y = cache
         oh, ow = dy.shape[2:]
         dtype = np.result_type(dy, cols)
         dy = pixel_major(dy).reshape(oh, ow, n * c)
@@ -62,9 +71,10 @@ class BlockMaxPool2D(Layer, register=False):
 
         def route(start, stop):
             for a, b in chunks(start, stop, 4 * ow * n * c):
+                d_out = dy[a:b] if self.relu is None else dy[a:b] * (y[a:b] > 0)  # ReLU'(0) = 0
                 d_rows = np.empty((b - a, 2, ow, n * c), dtype)
-                np.multiply(dy[a:b], pairs[a:b, 0] >= pairs[a:b, 1], out=d_rows[:, 0])
-                np.subtract(dy[a:b], d_rows[:, 0], out=d_rows[:, 1])
+                np.multiply(d_out, pairs[a:b, 0] >= pairs[a:b, 1], out=d_rows[:, 0])
+                np.subtract(d_out, d_rows[:, 0], out=d_rows[:, 1])
                 d_rows = d_rows.reshape(2 * (b - a), ow, n * c)
                 left, right = cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1]
                 np.multiply(d_rows, left >= right, out=routed[2 * a:2 * b, :, 0])
@@ -77,4 +87,18 @@ class BlockMaxPool2D(Layer, register=False):
         return self.pool.output_shape(input_shape)
 
     def __repr__(self):
-        return f"BlockMaxPool2D({self.pool!r}, {self.blocks!r})"
+        relu = "" if self.relu is None else f", relu={self.relu!r}"
+        return f"BlockMaxPool2D({self.pool!r}, {self.blocks!r}{relu})"
+
+
+def with_relus_applied(layers: list[Layer]) -> list[Layer]:
+    """``layers`` (in the order they run), each BlockMaxPool2D that a ReLU follows given that
+    ReLU (textbook or BlockReLU) to apply, and the ReLU dropped from the list."""
+    out = []
+    for layer in layers:
+        pool = out[-1] if out else None
+        if isinstance(pool, BlockMaxPool2D) and pool.relu is None and type(getattr(layer, "relu", layer)) is ReLU:
+            out[-1] = BlockMaxPool2D(pool.pool, pool.blocks, relu=layer)
+        else:
+            out.append(layer)
+    return out
