@@ -162,22 +162,31 @@ def test_relu_on_blocks_computes_what_the_layer_computes(layout):
         assert y.strides == x.strides  # the next layer reads the memory order it would have read
 
 
+def pool_row_by_row(monkeypatch):
+    """BlockMaxPool2D's chunks one output row each, so every block takes several."""
+    monkeypatch.setattr("scratchnn.fast.maxpool.chunks", lambda a, b, row: chunks(a, b, row, chunk_floats=1))
+
+
+def assert_raises_alike(expected_call, call):
+    """``call`` raises what ``expected_call`` (the textbook layer, on input it refuses) raises."""
+    with pytest.raises(Exception) as expected:
+        expected_call()
+    with pytest.raises(type(expected.value)):
+        call()
+
+
 @pytest.mark.parametrize("shape", [(3, 4, 8, 6), (2, 3, 7, 9), (1, 2, 2, 2), (2, 2, 1, 4)])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monkeypatch):
     """Odd sides drop a row or column (no gradient there); ties (zeros after a ReLU) go to the
     first maximum both ways; a 1-row image runs the textbook's way (and its error)."""
-    monkeypatch.setattr("scratchnn.fast.maxpool.chunks", lambda a, b, row: chunks(a, b, row, chunk_floats=1))  # row by row
+    pool_row_by_row(monkeypatch)
     rng = np.random.default_rng(sum(shape))
     n, c, h, w = shape
     x = from_pixel_major(np.maximum(rng.standard_normal((h, w, n, c)), 0))  # ties: zeros after a ReLU
     textbook, blocked = MaxPool2D(2), BlockMaxPool2D(MaxPool2D(2), Blocks(workers, min_floats=0))
     if h < 2:
-        with pytest.raises(Exception) as expected:
-            textbook.forward(x, training=True)
-        with pytest.raises(type(expected.value)):
-            blocked.forward(x, training=True)
-        return
+        return assert_raises_alike(lambda: textbook.forward(x, training=True), lambda: blocked.forward(x, training=True))
     y = blocked.forward(x, training=True)
     np.testing.assert_array_equal(y, textbook.forward(x, training=True))
     dy = rng.standard_normal(y.shape)
@@ -189,7 +198,7 @@ def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monk
 def test_maxpool_applying_the_relu_after_it_computes_what_the_two_layers_compute(shape, training, monkeypatch):
     """Pooled values of exactly 0 (windows of zeros) and below: ReLU'(0) = 0 both ways; a 1-row
     image and evaluation run the textbook layers one after the other."""
-    monkeypatch.setattr("scratchnn.fast.maxpool.chunks", lambda a, b, row: chunks(a, b, row, chunk_floats=1))
+    pool_row_by_row(monkeypatch)
     rng = np.random.default_rng(sum(shape))
     n, c, h, w = shape
     x = rng.standard_normal((h, w, n, c))
@@ -198,11 +207,7 @@ def test_maxpool_applying_the_relu_after_it_computes_what_the_two_layers_compute
     pool, relu = MaxPool2D(2), ReLU()
     fused = BlockMaxPool2D(MaxPool2D(2), Blocks(2, min_floats=0), relu=BlockReLU(ReLU(), Blocks(2, min_floats=0)))
     if h < 2:
-        with pytest.raises(Exception) as expected:
-            pool.forward(x, training=training)
-        with pytest.raises(type(expected.value)):
-            fused.forward(x, training=training)
-        return
+        return assert_raises_alike(lambda: pool.forward(x, training=training), lambda: fused.forward(x, training=training))
     y = fused.forward(x, training=training)
     np.testing.assert_array_equal(y, relu.forward(pool.forward(x, training=training), training=training))
     if training:
