@@ -114,7 +114,7 @@ def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, 
     """piece_floats 1: each piece one tile row of one image, so a worker takes several through its
     pipeline and the input gradient's shared rows are added across pieces; 200: a few of each."""
     if piece_floats:
-        monkeypatch.setattr("scratchnn.fast.winograd.PIECE_FLOATS", piece_floats)
+        monkeypatch.setattr("scratchnn.fast.winograd.PIECE_FLOATS", {2: piece_floats, 4: piece_floats})
     rng = np.random.default_rng(h * w + workers)
     textbook = Conv2D(c, f, 3, padding=padding, algorithm=algorithm, bias_init="glorot_uniform", rng=0)
     layer = Conv2D(c, f, 3, padding=padding, algorithm=algorithm, bias_init="glorot_uniform", rng=0)

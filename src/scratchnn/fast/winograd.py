@@ -68,9 +68,11 @@ class BlockConv2D(Layer, register=False):
         return f"BlockConv2D({self.conv!r}, {self.blocks!r})"
 
 
-# A piece holds about this many numbers in its biggest tile array (V or M). cnn-best epochs
-# (5,000 images) took 5.85 s with 2^19, 5.97 s with 2^20, 6.45 s with 2^21 (one noisy run each).
-PIECE_FLOATS = 1 << 20
+# A piece holds about this many numbers in its biggest tile array (V or M), by output tile side.
+# F(4x4, 3x3): cnn-best epochs (5,000 images) took 5.85 s with 2^19, 5.97 s with 2^20, 6.45 s
+# with 2^21 (one noisy run each). F(2x2, 3x3), whose transforms are many signed sums of slices
+# (more NumPy calls a piece), was ~8% faster with 2^21 than 2^20 on the same layers.
+PIECE_FLOATS = {2: 1 << 21, 4: 1 << 20}
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks, scheme=winograd):
@@ -83,7 +85,8 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks
     m, side = scheme.TILE, scheme.TILE + 2  # output and input tile sides
     dtype = np.result_type(x, W)
     image = pixel_major(x).astype(dtype, copy=False)
-    plan = groups, rows_most, images_most = _pieces(th, n, side * side * tw * max(c, f), blocks.workers)
+    plan = groups, rows_most, images_most = _pieces(th, n, side * side * tw * max(c, f), blocks.workers,
+                                                    PIECE_FLOATS[m])
     V = _piece_views(buffer("V", (side * side * th * tw * n * c,), dtype), groups,
                      lambda r, k: (side, side, r, tw, k, c))
     U = winograd.kernel_transform(W.astype(dtype, copy=False), scheme.G)
@@ -146,16 +149,16 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks
     return None if dx is None else from_pixel_major(dx)
 
 
-def _pieces(tile_rows: int, images: int, row_floats: int, workers: int):
+def _pieces(tile_rows: int, images: int, row_floats: int, workers: int, piece_floats: int):
     """(groups, most tile rows, most images) of a piece: the images cut into groups (a multiple
     of ``workers``, so the threads get equal shares), each group's tile rows into runs; a piece
-    (a, z, i, j), tile rows a..z of images i..j, holds about PIECE_FLOATS numbers per tile array
-    (a tile row of one image holding ``row_floats``)."""
-    per_group = max(1, PIECE_FLOATS // row_floats)
+    (a, z, i, j), tile rows a..z of images i..j, holds about ``piece_floats`` numbers per tile
+    array (a tile row of one image holding ``row_floats``)."""
+    per_group = max(1, piece_floats // row_floats)
     count = min(images, workers * -(-images // (workers * per_group)))
     image_ranges = split(images, count)
     most = max(j - i for i, j in image_ranges)
-    step = max(1, min(tile_rows, PIECE_FLOATS // (row_floats * most)))
+    step = max(1, min(tile_rows, piece_floats // (row_floats * most)))
     groups = [[(a, min(a + step, tile_rows), i, j) for a in range(0, tile_rows, step)] for i, j in image_ranges]
     return groups, step, most
 

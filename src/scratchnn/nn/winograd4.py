@@ -156,10 +156,11 @@ def output_tiles_adjoint(dy: np.ndarray, th: int, tw: int, out: np.ndarray, work
     columns; dy pixels of tiles past OH or OW count as 0. ``work`` is an ``adjoint_work_shape`` array.
     """
     oh, ow, n, f = dy.shape
-    if (oh, ow) != (4 * th, 4 * tw) or not dy.flags.c_contiguous:
+    if (oh, ow) != (4 * th, 4 * tw):
         full = np.zeros((4 * th, 4 * tw, n, f), dy.dtype)
         full[:oh, :ow] = dy
         dy = full
+    dy = np.ascontiguousarray(dy)  # the rows are read as one matrix each
     a = AT.T.astype(out.dtype)
     nf = n * f
     dS = _view(work, (th, 6, tw, 4, nf))  # dS[t, i, s, b] = Σ_a AT[a, i]·dy[4t + a, 4s + b]
