@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.activations import ReLU
 from ..nn.base import Layer
 from ..nn.im2col import conv_output_shape, from_pixel_major, pixel_major
-from ..nn.activations import ReLU
 from ..nn.pool import MaxPool2D
+from .relu import BlockReLU
 from .threads import Blocks, chunks
 
 
@@ -67,7 +68,7 @@ class BlockMaxPool2D(Layer, register=False):
         dx = np.empty((h, w, n, c), dtype)
         dx[2 * oh:] = 0  # an odd last row or column was dropped: no gradient
         dx[:2 * oh, 2 * ow:] = 0
-        routed = dx[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)
+        routed = dx[:2 * oh, :2 * ow].reshape(2 * oh, ow, 2, n * c)  # a view (one axis split, N and C merged)
 
         def route(start, stop):
             for a, b in chunks(start, stop, 4 * ow * n * c):
@@ -97,7 +98,7 @@ def with_relus_applied(layers: list[Layer]) -> list[Layer]:
     out = []
     for layer in layers:
         pool = out[-1] if out else None
-        if isinstance(pool, BlockMaxPool2D) and pool.relu is None and type(getattr(layer, "relu", layer)) is ReLU:
+        if isinstance(pool, BlockMaxPool2D) and pool.relu is None and type(layer) in (ReLU, BlockReLU):
             out[-1] = BlockMaxPool2D(pool.pool, pool.blocks, relu=layer)
         else:
             out.append(layer)
