@@ -20,7 +20,7 @@ pieces of tile rows of the whole batch -> of tile rows of half of it, padded and
 piece: 32 -> 32 channels at 28x28 40.4 -> 35.2 ms, 32 -> 64 at 13x13 (the ``cnn`` preset's)
 15.9 -> 10.6 ms, at 14x14 19.4 -> 18.2 ms; a cnn-best epoch 6.54 -> 5.97 s, 47 MB less at the
 peak. Smaller pieces lose: 2^16 numbers (a tile row of 8 images, L2-sized) made the 28x28 layer
-twice as slow on two threads, their many short NumPy calls queueing for the GIL.
+twice as slow on two threads, a piece's ~40 NumPy calls costing more than the cache saves.
 """
 from __future__ import annotations
 
