@@ -15,7 +15,7 @@ from scratchnn.fast.batchnorm import BlockBatchNorm2d
 from scratchnn.fast.maxpool import BlockMaxPool2D, with_relus_applied
 from scratchnn.fast.relu import BlockReLU
 from scratchnn.fast.threads import Blocks, chunks, split
-from scratchnn.fast.winograd import BlockConv2D
+from scratchnn.fast.winograd import FAST_RULE, BlockConv2D
 from scratchnn.nn import BatchNorm2d, Conv2D, LeakyReLU, MaxPool2D, ReLU
 from scratchnn.nn.batchnorm import batchnorm_with_random_affine
 from scratchnn.nn.im2col import from_pixel_major
@@ -129,6 +129,25 @@ def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, 
     for name in textbook.grads:
         np.testing.assert_allclose(layer.grads[name], textbook.grads[name], rtol=1e-12, atol=1e-12)
     assert blocked.params is layer.params and blocked.grads is layer.grads
+
+
+@pytest.mark.parametrize("c, side, padding, fast_scheme", [
+    (16, 13, 0, "winograd4"), (16, 14, 1, "winograd4"), (8, 28, 1, "winograd4"), (8, 14, 1, None), (1, 28, 1, None)])
+def test_auto_on_the_fast_path_takes_winograd_where_two_threads_made_it_faster(c, side, padding, fast_scheme):
+    """The layer's own rule (one thread) keeps im2col for these; the fast path's (FAST_RULE,
+    measured on its two-thread pipelines) does not, and computes what the layer computes."""
+    conv = Conv2D(c, 8, 3, padding=padding, bias_init="glorot_uniform", rng=0)
+    assert conv.winograd_scheme(side, side) is None
+    scheme = conv.winograd_scheme(side, side, rule=FAST_RULE)
+    assert (scheme and scheme.__name__.rsplit(".", 1)[-1]) == fast_scheme
+    assert conv.may_use_winograd(FAST_RULE) == (c >= 8)
+    x = np.random.default_rng(c).standard_normal((3, c, side, side))
+    blocked = BlockConv2D(Conv2D(c, 8, 3, padding=padding, bias_init="glorot_uniform", rng=0), Blocks(2, min_floats=0))
+    y = conv.forward(x, training=True)
+    np.testing.assert_allclose(blocked.forward(x, training=True), y, rtol=1e-10, atol=1e-12)
+    assert blocked._cache[0] == ("blocks" if fast_scheme else "textbook")  # which way it ran
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(blocked.backward(dy), conv.backward(dy), rtol=1e-10, atol=1e-12)
 
 
 def test_an_im2col_conv_runs_as_it_is():

@@ -48,7 +48,7 @@ from .packing import pack_parameters
 from .products import DenseProducts
 from .relu import BlockReLU
 from .threads import Blocks, blas_thread_count, openblas_spins
-from .winograd import BlockConv2D
+from .winograd import FAST_RULE, BlockConv2D
 
 __all__ = ["FastTraining", "prepare"]
 
@@ -106,7 +106,7 @@ def _fast_layer(layer, blocks: Blocks):
         return BlockReLU(layer, blocks)
     if blocks.workers > 1 and type(layer) is MaxPool2D:
         return BlockMaxPool2D(layer, blocks)
-    if blocks.workers > 1 and type(layer) is Conv2D and layer.may_use_winograd():
+    if blocks.workers > 1 and type(layer) is Conv2D and layer.may_use_winograd(FAST_RULE):
         return BlockConv2D(layer, blocks)
     return layer
 

@@ -40,6 +40,7 @@ WINOGRAD = {"winograd": winograd, "winograd4": winograd4}  # the algorithm's mod
 # F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
 # slower as the fast path's per-thread pipelines run them on two; at 28x28 and 11x11 it is slower.
 AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 16, 24
+AUTO_RULE = (AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL)  # scratchnn.fast has its own
 
 
 class Conv2D(Layer):
@@ -147,22 +148,23 @@ class Conv2D(Layer):
         blocks = dcols.reshape(kh, kw, oh, ow, n, c).transpose(2, 3, 4, 0, 1, 5)  # (OH, OW, N, KH, KW, C)
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
-    def winograd_scheme(self, height: int, width: int):
+    def winograd_scheme(self, height: int, width: int, rule: tuple[int, int, int] = AUTO_RULE):
         """The Winograd module (``nn.winograd`` or ``nn.winograd4``) a forward on (height, width)
         images runs, or None for im2col: the one named, or for "auto" F(4x4, 3x3) where it was
-        measured faster (see AUTO_MIN_CHANNELS)."""
+        measured faster: ``rule`` = (C from which always, C from which on outputs of at least
+        this side, that side); see AUTO_MIN_CHANNELS."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
             return WINOGRAD.get(self.algorithm)
+        min_channels, min_channels_large, min_side = rule
         side = min(conv_output_shape(height, width, 3, 1, self.padding))
-        faster = self.in_channels >= AUTO_MIN_CHANNELS or (
-            self.in_channels >= AUTO_MIN_CHANNELS_SMALL and side >= AUTO_MIN_SIDE_SMALL)
+        faster = self.in_channels >= min_channels or (self.in_channels >= min_channels_large and side >= min_side)
         return winograd4 if faster else None
 
-    def may_use_winograd(self) -> bool:
+    def may_use_winograd(self, rule: tuple[int, int, int] = AUTO_RULE) -> bool:
         """Whether a forward on some input size runs Winograd (``winograd_scheme`` for some sides)."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
             return self.algorithm in WINOGRAD
-        return self.in_channels >= AUTO_MIN_CHANNELS_SMALL
+        return self.in_channels >= min(rule[0], rule[1])
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
