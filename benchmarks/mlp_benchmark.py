@@ -158,6 +158,7 @@ def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     its 16 or 36 tile products forward, for the kernel gradient and for the input gradient) and each
     Dense layer's, on random arrays of the shapes a batch gives, nothing else (no gathers,
     transforms, batch norm, pooling, loss or Adam). The first layer makes no input gradient."""
+    from scratchnn.fast.winograd import FAST_RULE
     from scratchnn.nn import Conv2D, Dense
 
     rng = np.random.default_rng(0)
@@ -165,7 +166,8 @@ def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     products, shape = [], model.input_shape
     for k, layer in enumerate(model.layers):
         first = k == 0
-        scheme = layer.winograd_scheme(*shape[1:]) if isinstance(layer, Conv2D) else None
+        # the tiling the fast path trains this layer with (its own "auto" rule, on 2+ threads)
+        scheme = layer.winograd_scheme(*shape[1:], rule=FAST_RULE) if isinstance(layer, Conv2D) else None
         if scheme is not None:
             _, _, th, tw = scheme.tiles(*shape[1:], layer.padding)
             slots = (scheme.TILE + 2) ** 2
