@@ -3,9 +3,14 @@
 The math is ``nn.batchnorm``'s, on the same matrix of pixel rows (H·W, N·C) of a pixel-major x.
 Every pass is cut into blocks of pixel rows, one per thread. A pass that sums over rows (μ, v,
 Σdy, Σdy·x̂) sums its block, and the blocks' sums are added (C numbers each); a pass that writes
-rows (x̂, y, dx) writes its block. A thread runs passes that follow one another chunk by chunk
+rows (x − μ, y, dx) writes its block. A thread runs passes that follow one another chunk by chunk
 (threads.chunks), so the second finds the numbers still in cache. Evaluation (the running
 statistics) is left to the textbook layer.
+
+The layer keeps x − μ, not x̂ = (x − μ)/σ: y = (x − μ)·(γ/σ) + β is then two passes, not three,
+and backward folds 1/σ into its C-number factors (BatchNorm2d forward, batch 128, 32 channels at
+28x28 on 2 threads: 3.6 -> 3.2 ms). Elementwise passes cost by their count here: a variant that
+kept x and recomputed x − μ in cache where needed wrote less memory and was slower (more passes).
 """
 from __future__ import annotations
 
@@ -37,60 +42,59 @@ class BlockBatchNorm2d(Layer, register=False):
             return self.bn.forward(x, training)  # its error
         mean = self._sums(lambda a, b: rows[a:b].sum(axis=0), rows, c) / m
         wide_mean = np.tile(mean, n)  # μ for each of the N·C columns
-        x_hat = np.empty_like(rows)
+        centred = np.empty_like(rows)
 
         def centre(start, stop):  # x − μ and its squares' sum, chunk by chunk
             total = np.zeros(rows.shape[1], rows.dtype)
             for a, b in chunks(start, stop, rows.shape[1]):
-                np.subtract(rows[a:b], wide_mean, out=x_hat[a:b])
-                total += np.einsum("pk,pk->k", x_hat[a:b], x_hat[a:b])
+                np.subtract(rows[a:b], wide_mean, out=centred[a:b])
+                total += np.einsum("pk,pk->k", centred[a:b], centred[a:b])
             return total
 
         var = self._sums(centre, rows, c) / m
         inv_std = 1 / np.sqrt(var + self.bn.eps)
         self.bn.update_running_statistics(mean, var, m)
-        wide_inv_std = np.tile(inv_std, n)
-        wide_gamma, wide_beta = np.tile(self.params["gamma"], n), np.tile(self.params["beta"], n)
+        wide_scale, wide_beta = np.tile(self.params["gamma"] * inv_std, n), np.tile(self.params["beta"], n)
         y = np.empty_like(rows)
 
-        def scale_shift(start, stop):  # x̂ = (x − μ)/σ, y = γ·x̂ + β
+        def scale_shift(start, stop):  # y = (x − μ)·γ/σ + β
             for a, b in chunks(start, stop, rows.shape[1]):
-                x_hat[a:b] *= wide_inv_std
-                np.multiply(x_hat[a:b], wide_gamma, out=y[a:b])
+                np.multiply(centred[a:b], wide_scale, out=y[a:b])
                 y[a:b] += wide_beta
 
         self.blocks.run(scale_shift, len(rows), rows.size)
-        self._cache = ("blocks", x_hat, inv_std, n)
+        self._cache = ("blocks", centred, inv_std, n)
         return from_pixel_major(y.reshape(h, w, n, c))
 
     def backward(self, dy, need_dx=True):
         cache = self._take_cache()
         if cache[0] == "textbook":
             return self.bn.backward(dy, need_dx)
-        _, x_hat, inv_std, n = cache
+        _, centred, inv_std, n = cache
         _, c, h, w = dy.shape
         rows = pixel_major(dy).reshape(h * w, n * c)
 
-        def sums(start, stop):  # Σdy and Σdy·x̂ of a block, side by side
-            total = np.zeros(2 * rows.shape[1], np.result_type(rows, x_hat))
+        def sums(start, stop):  # Σdy and Σdy·(x − μ) of a block, side by side
+            total = np.zeros(2 * rows.shape[1], np.result_type(rows, centred))
             for a, b in chunks(start, stop, rows.shape[1]):
                 total[:rows.shape[1]] += rows[a:b].sum(axis=0)
-                total[rows.shape[1]:] += np.einsum("pk,pk->k", rows[a:b], x_hat[a:b])
+                total[rows.shape[1]:] += np.einsum("pk,pk->k", rows[a:b], centred[a:b])
             return total
 
-        dbeta, dgamma = self._sums(sums, rows, c).reshape(2, c)
+        dbeta, centred_sum = self._sums(sums, rows, c).reshape(2, c)
+        dgamma = centred_sum * inv_std  # Σ dy·x̂
         self.grads["beta"][...] = dbeta
         self.grads["gamma"][...] = dgamma
         if not need_dx:
             return None
         m = h * w * n
         scale = np.tile(self.params["gamma"] * inv_std, n)  # γ/σ
-        wide_dgamma, wide_dbeta = np.tile(dgamma / m, n), np.tile(dbeta / m, n)
-        dx = np.empty_like(x_hat)
+        wide_dgamma, wide_dbeta = np.tile(inv_std * dgamma / m, n), np.tile(dbeta / m, n)
+        dx = np.empty_like(centred)
 
-        def input_gradient(start, stop):  # γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M), the textbook's steps
+        def input_gradient(start, stop):  # γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M), x̂ = (x − μ)/σ
             for a, b in chunks(start, stop, rows.shape[1]):
-                np.multiply(x_hat[a:b], wide_dgamma, out=dx[a:b])
+                np.multiply(centred[a:b], wide_dgamma, out=dx[a:b])
                 dx[a:b] += wide_dbeta
                 np.subtract(rows[a:b], dx[a:b], out=dx[a:b])
                 dx[a:b] *= scale
