@@ -1,4 +1,4 @@
-"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3) and F(4x4, 3x3), per shape, in one run.
+"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3), F(4x4, 3x3) and F(5x5, 3x3), per shape, in one run.
 
 Shapes: the `cnn` benchmark network's two convolutions (N=128, 1->32 on 28x28 and 32->64 on
 13x13, 3x3, no padding) and padded 3x3 'same' convolutions as a record preset stacks them
@@ -30,6 +30,8 @@ from scratchnn.nn import Conv2D
 from scratchnn.nn.im2col import from_pixel_major
 
 BATCH = 128
+ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5")
+WINOGRADS = ALGORITHMS[1:]
 SHAPES = [  # (label, C, F, H = W, padding)
     ("cnn conv1 1->32 28x28", 1, 32, 28, 0), ("cnn conv2 32->64 13x13", 32, 64, 13, 0),
     ("same 32->32 28x28", 32, 32, 28, 1), ("same 32->64 14x14", 32, 64, 14, 1), ("same 64->64 14x14", 64, 64, 14, 1),
@@ -48,11 +50,11 @@ def time_shape(c: int, f: int, size: int, padding: int, repeats: int, clock,
     the Winograd layers as the fast path's pipelines."""
     rng = np.random.default_rng(0)
     x = pixel_major_random(rng, (BATCH, c, size, size))
-    layers = {a: Conv2D(c, f, 3, padding=padding, algorithm=a, rng=0) for a in ("im2col", "winograd", "winograd4")}
+    layers = {a: Conv2D(c, f, 3, padding=padding, algorithm=a, rng=0) for a in ALGORITHMS}
     dy = pixel_major_random(rng, layers["im2col"].forward(x).shape)
     if fast and blas_thread_count() > 1:
         blocks = Blocks(blas_thread_count())
-        layers.update({a: BlockConv2D(layers[a], blocks) for a in ("winograd", "winograd4")})
+        layers.update({a: BlockConv2D(layers[a], blocks) for a in WINOGRADS})
     times = {a: ([], []) for a in layers}
     for _ in range(repeats):
         for name, layer in layers.items():
@@ -81,13 +83,13 @@ def main() -> None:
           f"{'fast path, ' if args.fast else ''}"
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
-    print(f"{'shape':28s} {'im2col fwd+bwd ms':>20s} {'winograd fwd+bwd ms':>22s} {'winograd4 fwd+bwd ms':>22s} "
-          f"{'winograd/im2col':>16s} {'winograd4/im2col':>17s}")
+    print(f"{'shape':28s}" + "".join(f" {a + ' fwd+bwd ms':>22s}" for a in ALGORITHMS)
+          + "".join(f" {a + '/im2col':>16s}" for a in WINOGRADS))
     for label, c, f, size, padding in shapes:
         t = time_shape(c, f, size, padding, args.repeats, clock, args.fast)
-        (fi, bi), (fw, bw), (f4, b4) = t["im2col"], t["winograd"], t["winograd4"]
-        print(f"{label:28s} {fi:7.1f} + {bi:7.1f}    {fw:7.1f} + {bw:7.1f}     {f4:7.1f} + {b4:7.1f}     "
-              f"{(fw + bw) / (fi + bi):13.2f} {(f4 + b4) / (fi + bi):17.2f}", flush=True)
+        im2col = sum(t["im2col"])
+        print(f"{label:28s}" + "".join(f"     {t[a][0]:7.1f} + {t[a][1]:7.1f}" for a in ALGORITHMS)
+              + "".join(f" {sum(t[a]) / im2col:16.2f}" for a in WINOGRADS), flush=True)
 
 
 if __name__ == "__main__":

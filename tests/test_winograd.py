@@ -1,5 +1,5 @@
-"""Conv2D's Winograd paths, F(2x2, 3x3) and F(4x4, 3x3): the same convolution as im2col, their exact
-gradients, the choice."""
+"""Conv2D's Winograd paths, F(2x2, 3x3), F(4x4, 3x3) and F(5x5, 3x3): the same convolution as
+im2col, their exact gradients, the choice."""
 import numpy as np
 import pytest
 
@@ -16,10 +16,13 @@ from scratchnn.nn import (
     layer_to_config,
     winograd,
     winograd4,
+    winograd5,
 )
+from scratchnn.nn.winograd4 import F4, MatrixTiles
+from scratchnn.nn.winograd5 import F5
 
 TIGHT = 1e-7
-WINOGRADS = ("winograd", "winograd4")
+WINOGRADS = ("winograd", "winograd4", "winograd5")
 
 
 def random_case(seed: int):
@@ -95,11 +98,31 @@ def test_winograd_edge_filter_known_answer():
     np.testing.assert_array_equal(layer.forward(image)[0, 0], [[0, 4, 4, 0]] * 3)
 
 
-def test_winograd4_is_the_one_dimensional_identity():
-    # F(4, 3) on d = (d0..d5): Aᵀ[(G g) ⊙ (Bᵀ d)] = the four correlation outputs.
-    d, g = np.array([1.0, 2.0, -1.0, 3.0, 0.5, -2.0]), np.array([0.5, -2.0, 4.0])
-    y = winograd4.AT @ ((winograd4.G @ g) * (winograd4.BT @ d))
-    np.testing.assert_allclose(y, [d[k:k + 3] @ g for k in range(4)], rtol=1e-13)
+@pytest.mark.parametrize("module", [winograd4, winograd5], ids=["F(4, 3)", "F(5, 3)"])
+def test_the_matrix_schemes_are_the_one_dimensional_identity(module):
+    # F(m, 3) on d = (d0..d_{m+1}): Aᵀ[(G g) ⊙ (Bᵀ d)] = the m correlation outputs.
+    m = len(module.AT)
+    d, g = np.random.default_rng(m).standard_normal(m + 2), np.array([0.5, -2.0, 4.0])
+    y = module.AT @ ((module.G @ g) * (module.BT @ d))
+    np.testing.assert_allclose(y, [d[k:k + 3] @ g for k in range(m)], rtol=1e-12)
+
+
+def test_f5_rounds_in_float32_about_as_f4_does():
+    # 7x7 tiles against the direct 3x3 correlation, every step in float32 (see nn/winograd5.py)
+    rng = np.random.default_rng(0)
+    for scheme, bound in ((F4, 4e-6), (F5, 6e-6)):
+        s = scheme.SIDE
+        d, g = rng.standard_normal((500, s, s)), rng.standard_normal((500, 3, 3))
+        exact = np.stack([np.stack([(d[:, i:i + 3, j:j + 3] * g).sum((1, 2)) for j in range(scheme.TILE)], 1)
+                          for i in range(scheme.TILE)], 1)
+        bt, gm, at = (a.astype(np.float32) for a in (scheme.BT, scheme.G, scheme.AT))
+        y = at @ ((gm @ g.astype(np.float32) @ gm.T) * (bt @ d.astype(np.float32) @ bt.T)) @ at.T
+        assert np.abs(y - exact).max() < bound * np.abs(exact).max(), scheme
+
+
+def test_a_matrix_scheme_refuses_matrices_that_do_not_fit():
+    with pytest.raises(ValueError, match=r"F\(5x5, 3x3\) needs Bᵀ 7x7, G 7x3"):
+        MatrixTiles(winograd4.BT, winograd5.G, winograd5.AT)
 
 
 def test_winograd_kernel_transform_is_the_one_dimensional_identity():
@@ -131,10 +154,11 @@ def test_winograd_skips_the_input_gradient_and_reuses_buffers_safely(algorithm):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"algorithm": "fft"}, "algorithm must be one of im2col, winograd, winograd4, auto, got 'fft'"),
+    ({"algorithm": "fft"}, "algorithm must be one of im2col, winograd, winograd4, winograd5, auto, got 'fft'"),
     ({"algorithm": "winograd", "kernel_size": 5}, "'winograd' needs a 3x3 kernel with stride 1"),
     ({"algorithm": "winograd", "stride": 2}, "'winograd' needs a 3x3 kernel with stride 1"),
     ({"algorithm": "winograd4", "kernel_size": 5}, "'winograd4' needs a 3x3 kernel with stride 1"),
+    ({"algorithm": "winograd5", "stride": 2}, "'winograd5' needs a 3x3 kernel with stride 1"),
 ])
 def test_bad_algorithms_are_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -146,20 +170,23 @@ def test_auto_picks_winograd_only_where_it_was_measured_faster():
         return Conv2D(c, 64, 3, **kwargs).winograd_scheme(h, h)
     assert auto(1, 28) is None  # a first layer: im2col
     assert auto(16, 14, padding=1) is None  # measured 0.71-1.12x
-    assert auto(16, 28, padding=1) is winograd4  # 0.51-0.66x
-    for c, h, padding in ((32, 14, 1), (32, 13, 0), (64, 13, 0), (64, 14, 1), (32, 28, 1)):
-        assert auto(c, h, padding=padding) is winograd4, (c, h, padding)
+    assert auto(16, 28, padding=1) is F4  # 0.51-0.66x
+    for c, h, padding in ((32, 13, 0), (64, 13, 0), (32, 28, 1), (64, 7, 1)):  # 11x11, 28x28 (a tie), 7x7 outputs
+        assert auto(c, h, padding=padding) is F4, (c, h, padding)
+    for c, h, padding in ((32, 14, 1), (64, 14, 1), (64, 10, 1), (32, 13, 1)):  # 5x5 tiles cover these with fewer products
+        assert auto(c, h, padding=padding) is F5, (c, h, padding)
     assert Conv2D(64, 64, 5).winograd_scheme(14, 14) is None  # not 3x3
     assert Conv2D(64, 64, 3, stride=2).winograd_scheme(14, 14) is None
     assert Conv2D(2, 2, 3, algorithm="winograd").winograd_scheme(5, 5) is winograd
-    assert Conv2D(2, 2, 3, algorithm="winograd4").winograd_scheme(5, 5) is winograd4
+    assert Conv2D(2, 2, 3, algorithm="winograd4").winograd_scheme(5, 5) is F4
+    assert Conv2D(2, 2, 3, algorithm="winograd5").winograd_scheme(28, 28) is F5
     assert Conv2D(64, 64, 3, algorithm="im2col").winograd_scheme(14, 14) is None
 
 
 def test_config_names_the_algorithm_only_when_not_the_default():
     assert Conv2D(2, 3, 3).algorithm == "auto"
     assert "algorithm" not in Conv2D(2, 3, 3).config()  # old files, which never name it, load as before
-    for algorithm in ("im2col", "winograd", "winograd4", "auto"):
+    for algorithm in ("im2col", *WINOGRADS, "auto"):
         layer = Conv2D(2, 3, 3, algorithm=algorithm)
         rebuilt = layer_from_config(layer_to_config(layer))
         assert rebuilt.algorithm == algorithm and rebuilt.config() == layer.config()
@@ -172,7 +199,7 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
     assert load(path).layers[0].algorithm == "winograd"
     architecture = model.config()
     architecture["layers"][0]["config"]["algorithm"] = "fft"
-    with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) algorithm must be one of im2col, winograd, winograd4, auto"):
+    with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) algorithm must be one of im2col, winograd, winograd4, winograd5, auto"):
         state_shapes(architecture)
     architecture["layers"][0]["config"].update(algorithm="winograd", kernel_size=2)  # a 2x2 kernel
     with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\): algorithm 'winograd' needs a 3x3 kernel"):
@@ -181,7 +208,8 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
 
 @pytest.mark.parametrize("algorithm, per_call", [
     ("winograd", 14 * 14 * 32),             # the padded image, allocated per call
-    ("winograd4", 14 * 14 * 32 + 16 * 9 * 64)])  # and the whole 4x4 tiles, cut to 11x11 outputs
+    ("winograd4", 14 * 14 * 32 + 16 * 9 * 64),  # and the whole 4x4 tiles, cut to 11x11 outputs
+    ("winograd5", 17 * 17 * 32 + 25 * 9 * 64)])  # 5x5 tiles: a 17x17 padded image, 15x15 outputs
 def test_work_floats_counts_the_winograd_arrays(algorithm, per_call):
     layer = Conv2D(32, 64, 3, algorithm=algorithm, rng=0)
     layer.forward(np.zeros((2, 32, 13, 13), np.float32))
@@ -215,7 +243,7 @@ def test_a_winograd_network_trains_to_the_same_weights_on_both_paths():
 @pytest.mark.parametrize("conv", [
     Conv2D(1, 32, 3), Conv2D(16, 64, 3, padding=1), Conv2D(32, 64, 3), Conv2D(64, 64, 3),
     Conv2D(64, 64, 5), Conv2D(64, 64, 3, stride=2), Conv2D(2, 2, 3, algorithm="winograd"), Conv2D(16, 8, 3),
-    Conv2D(2, 2, 3, algorithm="winograd4"), Conv2D(8, 8, 3),
+    Conv2D(2, 2, 3, algorithm="winograd4"), Conv2D(2, 2, 3, algorithm="winograd5"), Conv2D(8, 8, 3),
     Conv2D(64, 64, 3, algorithm="im2col")], ids=repr)
 def test_may_use_winograd_says_whether_some_input_size_runs_it(conv):
     sides = range(3, 40)

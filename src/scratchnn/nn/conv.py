@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ModelFileError
-from . import winograd, winograd4
+from . import winograd
+from .winograd4 import F4
+from .winograd5 import F5
 from .base import Layer
 from .im2col import (
     as_pair,
@@ -30,8 +32,9 @@ from .image_shapes import check_images, check_sample, unpair, window_sides
 from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, one_of, units, window
 
-ALGORITHMS = ("im2col", "winograd", "winograd4", "auto")
-WINOGRAD = {"winograd": winograd, "winograd4": winograd4}  # the algorithm's module: F(2x2, 3x3), F(4x4, 3x3)
+ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5", "auto")
+# the algorithm's scheme: F(2x2, 3x3) (a module), F(4x4, 3x3) and F(5x5, 3x3) (winograd4.MatrixTiles)
+WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5}
 # "auto" runs F(4x4, 3x3) for a 3x3 stride-1 convolution with at least 32 input channels, or 16
 # with outputs at least 24 a side. Measured (benchmarks/conv_benchmark.py --grid --cpu-time:
 # C, F in 8..64, N=128, forward + backward, one BLAS thread), its time over im2col's:
@@ -39,6 +42,9 @@ WINOGRAD = {"winograd": winograd, "winograd4": winograd4}  # the algorithm's mod
 #   C = 16:  28x28 0.51-0.66; 11x11 and 14x14 0.71-1.12     C = 8: 0.68-1.64     C = 1: ~7
 # F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
 # slower as the fast path's per-thread pipelines run them on two; at 28x28 and 11x11 it is slower.
+# Where "auto" runs Winograd it takes F(5x5, 3x3) instead when its tiles need fewer products
+# (14x14 outputs: 441 against 576 per channel pair; see nn/winograd5.py): on 2 threads, batch 128,
+# forward + backward, 32 -> 64 channels 17.4 -> 15.0 ms, 64 -> 64 29.5 -> 22.3 ms.
 AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 16, 24
 AUTO_RULE = (AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL)  # scratchnn.fast has its own
 
@@ -70,9 +76,13 @@ class Conv2D(Layer):
             "winograd4" (3x3 kernels, stride 1): F(4x4, 3x3), 36 multiplications per 4x4 outputs
             instead of 144, with 6x6 tiles transformed by small matrix products (see
             ``nn/winograd4.py``); float32 rounding a little larger than F(2x2, 3x3)'s.
-            "auto" (the default): F(4x4, 3x3) for 3x3 stride-1 layers with >= 32 input channels
-            (or 16 on outputs >= 24 a side), where it was measured 18-52% faster; im2col
-            elsewhere (see AUTO_MIN_CHANNELS for the measurements).
+            "winograd5": F(5x5, 3x3), 49 multiplications per 5x5 outputs, 7x7 tiles; fewer
+            products than F(4x4, 3x3) where its tiles cover the map better (14x14: see
+            ``nn/winograd5.py``).
+            "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels
+            (or 16 on outputs >= 24 a side), where it was measured 18-52% faster, F(4x4, 3x3) or
+            F(5x5, 3x3), whichever tiling needs fewer products; im2col elsewhere (see
+            AUTO_MIN_CHANNELS for the measurements).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 
@@ -149,16 +159,19 @@ class Conv2D(Layer):
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
     def winograd_scheme(self, height: int, width: int, rule: tuple[int, int, int] = AUTO_RULE):
-        """The Winograd module (``nn.winograd`` or ``nn.winograd4``) a forward on (height, width)
-        images runs, or None for im2col: the one named, or for "auto" F(4x4, 3x3) where it was
-        measured faster: ``rule`` = (C from which always, C from which on outputs of at least
-        this side, that side); see AUTO_MIN_CHANNELS."""
+        """The Winograd scheme (``nn.winograd``, ``winograd4.F4`` or ``winograd5.F5``) a forward
+        on (height, width) images runs, or None for im2col: the one named, or for "auto"
+        Winograd where it was measured faster: ``rule`` = (C from which always, C from which on
+        outputs of at least this side, that side; see AUTO_MIN_CHANNELS), with F(5x5, 3x3)
+        where its tiles need fewer products than F(4x4, 3x3)'s (a tie goes to the smaller)."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
             return WINOGRAD.get(self.algorithm)
         min_channels, min_channels_large, min_side = rule
         side = min(conv_output_shape(height, width, 3, 1, self.padding))
         faster = self.in_channels >= min_channels or (self.in_channels >= min_channels_large and side >= min_side)
-        return winograd4 if faster else None
+        if not faster:
+            return None
+        return min((F4, F5), key=lambda scheme: scheme.products(height, width, self.padding))
 
     def may_use_winograd(self, rule: tuple[int, int, int] = AUTO_RULE) -> bool:
         """Whether a forward on some input size runs Winograd (``winograd_scheme`` for some sides)."""
@@ -216,7 +229,9 @@ class Conv2D(Layer):
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd", rng=rng),
                  rng.standard_normal((2, 2, 5, 6))),
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd4", rng=rng),
-                 rng.standard_normal((2, 2, 7, 6)))]
+                 rng.standard_normal((2, 2, 7, 6))),
+                (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd5", rng=rng),
+                 rng.standard_normal((2, 2, 9, 8)))]
 
 
 def _check_algorithm(algorithm, kernel_size, stride) -> str:

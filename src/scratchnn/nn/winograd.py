@@ -216,7 +216,8 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, scheme
     """y (N, F, OH, OW) pixel-major, and the cache ``backward`` reads, for a 3x3 stride-1 conv.
 
     ``buffer(name, shape, dtype)`` returns reused work arrays (Conv2D's scratch); ``scheme`` is
-    the tiling's module: this one, F(2x2, 3x3), by default, or ``winograd4`` for F(4x4, 3x3)."""
+    the tiling: this module, F(2x2, 3x3), by default, or ``winograd4.F4`` / ``winograd5.F5``
+    for F(4x4, 3x3) / F(5x5, 3x3)."""
     scheme = scheme or sys.modules[__name__]
     n, c, h, w = x.shape
     f = W.shape[0]
