@@ -1,4 +1,4 @@
-"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3), F(4x4, 3x3) and F(5x5, 3x3), per shape, in one run.
+"""Conv2D forward + backward, im2col against Winograd F(2x2, 3x3) and F(m x m, 3x3) for m = 4, 5, 7, per shape, in one run.
 
 Shapes: the `cnn` benchmark network's two convolutions (N=128, 1->32 on 28x28 and 32->64 on
 13x13, 3x3, no padding) and padded 3x3 'same' convolutions as a record preset stacks them
@@ -30,7 +30,7 @@ from scratchnn.nn import Conv2D
 from scratchnn.nn.im2col import from_pixel_major
 
 BATCH = 128
-ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5")
+ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5", "winograd7")
 WINOGRADS = ALGORITHMS[1:]
 SHAPES = [  # (label, C, F, H = W, padding)
     ("cnn conv1 1->32 28x28", 1, 32, 28, 0), ("cnn conv2 32->64 13x13", 32, 64, 13, 0),

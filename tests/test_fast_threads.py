@@ -109,13 +109,13 @@ CONV_CASES = [  # (N, C, F, H, W, padding): odd sides (a last tile half outside)
 
 @pytest.mark.parametrize("n, c, f, h, w, padding", CONV_CASES)
 @pytest.mark.parametrize("workers, piece_floats", [(2, None), (3, None), (5, None), (2, 1), (3, 1), (2, 200)])
-@pytest.mark.parametrize("algorithm", ["winograd", "winograd4", "winograd5"])
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4", "winograd5", "winograd7"])
 def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, w, padding, workers, piece_floats,
                                                                     algorithm, monkeypatch):
     """piece_floats 1: each piece one tile row of one image, so a worker takes several through its
     pipeline and the input gradient's shared rows are added across pieces; 200: a few of each."""
     if piece_floats:
-        monkeypatch.setattr("scratchnn.fast.winograd.PIECE_FLOATS", {2: piece_floats, 4: piece_floats, 5: piece_floats})
+        monkeypatch.setattr("scratchnn.fast.winograd.PIECE_FLOATS", {2: piece_floats, 4: piece_floats, 5: piece_floats, 7: piece_floats})
     rng = np.random.default_rng(h * w + workers)
     textbook = Conv2D(c, f, 3, padding=padding, algorithm=algorithm, bias_init="glorot_uniform", rng=0)
     layer = Conv2D(c, f, 3, padding=padding, algorithm=algorithm, bias_init="glorot_uniform", rng=0)
@@ -133,7 +133,7 @@ def test_a_winograd_conv_on_blocks_computes_what_the_layer_computes(n, c, f, h, 
 
 
 @pytest.mark.parametrize("c, side, padding, fast_scheme", [
-    (16, 13, 0, "winograd4"), (16, 14, 1, "winograd5"), (8, 28, 1, "winograd4"), (8, 14, 1, None), (1, 28, 1, None)])
+    (16, 13, 0, "winograd4"), (16, 14, 1, "winograd7"), (8, 28, 1, "winograd7"), (8, 14, 1, None), (1, 28, 1, None)])
 def test_auto_on_the_fast_path_takes_winograd_where_two_threads_made_it_faster(c, side, padding, fast_scheme):
     """The layer's own rule (one thread) keeps im2col for these; the fast path's (FAST_RULE,
     measured on its two-thread pipelines) does not, and computes what the layer computes."""

@@ -1,4 +1,4 @@
-"""Conv2D's Winograd paths, F(2x2, 3x3), F(4x4, 3x3) and F(5x5, 3x3): the same convolution as
+"""Conv2D's Winograd paths, F(2x2, 3x3) and F(m x m, 3x3) for m = 4, 5, 7: the same convolution as
 im2col, their exact gradients, the choice."""
 import numpy as np
 import pytest
@@ -17,12 +17,15 @@ from scratchnn.nn import (
     winograd,
     winograd4,
     winograd5,
+    winograd7,
 )
 from scratchnn.nn.winograd4 import F4, MatrixTiles
 from scratchnn.nn.winograd5 import F5
+from scratchnn.nn.winograd7 import F7
 
 TIGHT = 1e-7
-WINOGRADS = ("winograd", "winograd4", "winograd5")
+WINOGRADS = ("winograd", "winograd4", "winograd5", "winograd7")
+FLOAT32_ERROR = {"winograd7": 1e-4}  # of the largest output; the others 1e-5 or 2e-5 (see nn/winograd7.py)
 
 
 def random_case(seed: int):
@@ -51,6 +54,7 @@ def run(layer, x, dy, need_dx=True):
 @pytest.mark.parametrize("algorithm", WINOGRADS)
 def test_winograd_equals_im2col_on_random_shapes(seed, dtype, tolerance, algorithm):
     n, c, f, h, w, padding = random_case(seed)
+    tolerance = FLOAT32_ERROR.get(algorithm, tolerance) if dtype == np.float32 else tolerance
     rng = np.random.default_rng(100 + seed)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     reference, fast = both(c, f, padding, dtype, seed, algorithm)
@@ -68,7 +72,7 @@ def test_winograd_equals_im2col_on_the_benchmark_shape(algorithm):
     x = rng.standard_normal((16, 32, 13, 13)).astype(np.float32)
     dy = rng.standard_normal((16, 64, 11, 11)).astype(np.float32)
     for name, a, b in zip(("y", "dx", "dW", "db"), run(reference, x, dy), run(fast, x, dy)):
-        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max(), err_msg=name)
+        np.testing.assert_allclose(b, a, rtol=0, atol=FLOAT32_ERROR.get(algorithm, 1e-5) * np.abs(a).max(), err_msg=name)
 
 
 @pytest.mark.parametrize("padding, shape", [(0, (2, 2, 5, 4)), (1, (1, 3, 6, 6)), ((2, 1), (2, 2, 3, 5)), (0, (1, 1, 3, 3)),
@@ -98,7 +102,7 @@ def test_winograd_edge_filter_known_answer():
     np.testing.assert_array_equal(layer.forward(image)[0, 0], [[0, 4, 4, 0]] * 3)
 
 
-@pytest.mark.parametrize("module", [winograd4, winograd5], ids=["F(4, 3)", "F(5, 3)"])
+@pytest.mark.parametrize("module", [winograd4, winograd5, winograd7], ids=["F(4, 3)", "F(5, 3)", "F(7, 3)"])
 def test_the_matrix_schemes_are_the_one_dimensional_identity(module):
     # F(m, 3) on d = (d0..d_{m+1}): Aᵀ[(G g) ⊙ (Bᵀ d)] = the m correlation outputs.
     m = len(module.AT)
@@ -107,10 +111,10 @@ def test_the_matrix_schemes_are_the_one_dimensional_identity(module):
     np.testing.assert_allclose(y, [d[k:k + 3] @ g for k in range(m)], rtol=1e-12)
 
 
-def test_f5_rounds_in_float32_about_as_f4_does():
-    # 7x7 tiles against the direct 3x3 correlation, every step in float32 (see nn/winograd5.py)
+def test_the_bigger_tiles_round_in_float32_as_their_modules_say():
+    # tiles against the direct 3x3 correlation, every step in float32 (nn/winograd5.py, winograd7.py)
     rng = np.random.default_rng(0)
-    for scheme, bound in ((F4, 4e-6), (F5, 6e-6)):
+    for scheme, bound in ((F4, 4e-6), (F5, 7e-6), (F7, 3e-5)):
         s = scheme.SIDE
         d, g = rng.standard_normal((500, s, s)), rng.standard_normal((500, 3, 3))
         exact = np.stack([np.stack([(d[:, i:i + 3, j:j + 3] * g).sum((1, 2)) for j in range(scheme.TILE)], 1)
@@ -123,6 +127,15 @@ def test_f5_rounds_in_float32_about_as_f4_does():
 def test_a_matrix_scheme_refuses_matrices_that_do_not_fit():
     with pytest.raises(ValueError, match=r"F\(5x5, 3x3\) needs Bᵀ 7x7, G 7x3"):
         MatrixTiles(winograd4.BT, winograd5.G, winograd5.AT)
+
+
+def test_the_cook_toom_construction_gives_the_f4_matrices_and_refuses_bad_points():
+    built = MatrixTiles.from_points(0, 1, -1, 2, -2)
+    for name in ("BT", "G", "AT"):
+        np.testing.assert_array_equal(getattr(built, name), getattr(winograd4, name), err_msg=name)
+    for points in ((0, 1), (0, 1, 1, 2), (0, 2, -1)):  # too few, repeated, the second not 1
+        with pytest.raises(ValueError, match="distinct points, the second 1"):
+            MatrixTiles.from_points(*points)
 
 
 def test_winograd_kernel_transform_is_the_one_dimensional_identity():
@@ -154,7 +167,7 @@ def test_winograd_skips_the_input_gradient_and_reuses_buffers_safely(algorithm):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"algorithm": "fft"}, "algorithm must be one of im2col, winograd, winograd4, winograd5, auto, got 'fft'"),
+    ({"algorithm": "fft"}, "algorithm must be one of im2col, winograd, winograd4, winograd5, winograd7, auto, got 'fft'"),
     ({"algorithm": "winograd", "kernel_size": 5}, "'winograd' needs a 3x3 kernel with stride 1"),
     ({"algorithm": "winograd", "stride": 2}, "'winograd' needs a 3x3 kernel with stride 1"),
     ({"algorithm": "winograd4", "kernel_size": 5}, "'winograd4' needs a 3x3 kernel with stride 1"),
@@ -170,16 +183,19 @@ def test_auto_picks_winograd_only_where_it_was_measured_faster():
         return Conv2D(c, 64, 3, **kwargs).winograd_scheme(h, h)
     assert auto(1, 28) is None  # a first layer: im2col
     assert auto(16, 14, padding=1) is None  # measured 0.71-1.12x
-    assert auto(16, 28, padding=1) is F4  # 0.51-0.66x
-    for c, h, padding in ((32, 13, 0), (64, 13, 0), (32, 28, 1), (64, 7, 1)):  # 11x11, 28x28 (a tie), 7x7 outputs
+    assert auto(16, 28, padding=1) is F7  # F(4x4, 3x3) measured 0.51-0.66x of im2col
+    for c, h, padding in ((32, 13, 0), (64, 13, 0), (32, 12, 1)):  # 11x11, 12x12 outputs: ties with F(7x7)
         assert auto(c, h, padding=padding) is F4, (c, h, padding)
-    for c, h, padding in ((32, 14, 1), (64, 14, 1), (64, 10, 1), (32, 13, 1)):  # 5x5 tiles cover these with fewer products
+    for c, h, padding in ((64, 10, 1), (32, 7, 0)):  # 10x10 and 5x5: tiles of 5
         assert auto(c, h, padding=padding) is F5, (c, h, padding)
+    for c, h, padding in ((32, 28, 1), (32, 14, 1), (64, 14, 1), (32, 13, 1), (64, 7, 1)):  # tiles of 7
+        assert auto(c, h, padding=padding) is F7, (c, h, padding)
     assert Conv2D(64, 64, 5).winograd_scheme(14, 14) is None  # not 3x3
     assert Conv2D(64, 64, 3, stride=2).winograd_scheme(14, 14) is None
     assert Conv2D(2, 2, 3, algorithm="winograd").winograd_scheme(5, 5) is winograd
     assert Conv2D(2, 2, 3, algorithm="winograd4").winograd_scheme(5, 5) is F4
     assert Conv2D(2, 2, 3, algorithm="winograd5").winograd_scheme(28, 28) is F5
+    assert Conv2D(2, 2, 3, algorithm="winograd7").winograd_scheme(5, 5) is F7
     assert Conv2D(64, 64, 3, algorithm="im2col").winograd_scheme(14, 14) is None
 
 
@@ -199,7 +215,7 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
     assert load(path).layers[0].algorithm == "winograd"
     architecture = model.config()
     architecture["layers"][0]["config"]["algorithm"] = "fft"
-    with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) algorithm must be one of im2col, winograd, winograd4, winograd5, auto"):
+    with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) algorithm must be one of im2col, winograd, winograd4, winograd5, winograd7, auto"):
         state_shapes(architecture)
     architecture["layers"][0]["config"].update(algorithm="winograd", kernel_size=2)  # a 2x2 kernel
     with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\): algorithm 'winograd' needs a 3x3 kernel"):
@@ -209,7 +225,8 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
 @pytest.mark.parametrize("algorithm, per_call", [
     ("winograd", 14 * 14 * 32),             # the padded image, allocated per call
     ("winograd4", 14 * 14 * 32 + 16 * 9 * 64),  # and the whole 4x4 tiles, cut to 11x11 outputs
-    ("winograd5", 17 * 17 * 32 + 25 * 9 * 64)])  # 5x5 tiles: a 17x17 padded image, 15x15 outputs
+    ("winograd5", 17 * 17 * 32 + 25 * 9 * 64),  # 5x5 tiles: a 17x17 padded image, 15x15 outputs
+    ("winograd7", 16 * 16 * 32 + 49 * 4 * 64)])  # 7x7 tiles: 16x16 padded, 14x14 outputs
 def test_work_floats_counts_the_winograd_arrays(algorithm, per_call):
     layer = Conv2D(32, 64, 3, algorithm=algorithm, rng=0)
     layer.forward(np.zeros((2, 32, 13, 13), np.float32))
@@ -243,7 +260,8 @@ def test_a_winograd_network_trains_to_the_same_weights_on_both_paths():
 @pytest.mark.parametrize("conv", [
     Conv2D(1, 32, 3), Conv2D(16, 64, 3, padding=1), Conv2D(32, 64, 3), Conv2D(64, 64, 3),
     Conv2D(64, 64, 5), Conv2D(64, 64, 3, stride=2), Conv2D(2, 2, 3, algorithm="winograd"), Conv2D(16, 8, 3),
-    Conv2D(2, 2, 3, algorithm="winograd4"), Conv2D(2, 2, 3, algorithm="winograd5"), Conv2D(8, 8, 3),
+    Conv2D(2, 2, 3, algorithm="winograd4"), Conv2D(2, 2, 3, algorithm="winograd5"),
+    Conv2D(2, 2, 3, algorithm="winograd7"), Conv2D(8, 8, 3),
     Conv2D(64, 64, 3, algorithm="im2col")], ids=repr)
 def test_may_use_winograd_says_whether_some_input_size_runs_it(conv):
     sides = range(3, 40)

@@ -1,6 +1,6 @@
 """Winograd convolutions as pipelines over pieces of the batch, one run of pieces per thread.
 
-Every scheme, F(2x2, 3x3) (``nn.winograd``), F(4x4, 3x3) or F(5x5, 3x3) (``nn.winograd4``), makes passes
+Every scheme, F(2x2, 3x3) (``nn.winograd``) or F(m x m, 3x3) (``nn.winograd4``), makes passes
 that are little arithmetic over a lot of memory: the input transform writes every tile's V, the
 products read it and write M, the output transform reads M. Over the whole batch each pass runs
 out of main memory (V of the 32 -> 32 channel layer at 28x28, batch 128, is 29 MB for
@@ -79,14 +79,16 @@ FAST_RULE = (16, 8, 24)
 # A piece holds about this many numbers in its biggest tile array (V or M), by output tile side.
 # F(4x4, 3x3): cnn-best epochs (5,000 images) took 5.85 s with 2^19, 5.97 s with 2^20, 6.45 s
 # with 2^21 (one noisy run each). F(2x2, 3x3), whose transforms are many signed sums of slices
-# (more NumPy calls a piece), was ~8% faster with 2^21 than 2^20 on the same layers.
-PIECE_FLOATS = {2: 1 << 21, 4: 1 << 20, 5: 1 << 20}
+# (more NumPy calls a piece), was ~8% faster with 2^21 than 2^20 on the same layers. F(7x7, 3x3),
+# forward + backward ms with 2^18 / 2^19 / 2^20 / 2^21: 32 -> 32 on 28x28 33.3 / 30.5 / 27.9 /
+# 31.1, 64 -> 64 on 14x14 21.8 / 20.0 / 18.7 / 19.6 (batch 128, 2 threads).
+PIECE_FLOATS = {2: 1 << 21, 4: 1 << 20, 5: 1 << 20, 7: 1 << 20}
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks, scheme=winograd):
-    """``nn.winograd.forward`` for ``scheme`` (``nn.winograd``, ``winograd4.F4``, ``winograd5.F5``)
-    as pipelines over pieces of the batch: each piece padded, transformed, multiplied (16, 36
-    or 49 products) and transformed back into its place in y while its arrays are in cache."""
+    """``nn.winograd.forward`` for ``scheme`` (``nn.winograd`` or a ``winograd4.MatrixTiles``)
+    as pipelines over pieces of the batch: each piece padded, transformed, multiplied ((m+2)²
+    products) and transformed back into its place in y while its arrays are in cache."""
     n, c, h, w = x.shape
     f = W.shape[0]
     oh, ow, th, tw = scheme.tiles(h, w, padding)

@@ -18,6 +18,7 @@ from ..errors import ConfigError, ModelFileError
 from . import winograd
 from .winograd4 import F4
 from .winograd5 import F5
+from .winograd7 import F7
 from .base import Layer
 from .im2col import (
     as_pair,
@@ -32,9 +33,9 @@ from .image_shapes import check_images, check_sample, unpair, window_sides
 from .init import get_initializer
 from .schema import MAX_SAMPLE, initializer, one_of, units, window
 
-ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5", "auto")
-# the algorithm's scheme: F(2x2, 3x3) (a module), F(4x4, 3x3) and F(5x5, 3x3) (winograd4.MatrixTiles)
-WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5}
+ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5", "winograd7", "auto")
+# the algorithm's scheme: F(2x2, 3x3) (a module), F(m x m, 3x3) for m = 4, 5, 7 (winograd4.MatrixTiles)
+WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5, "winograd7": F7}
 # "auto" runs F(4x4, 3x3) for a 3x3 stride-1 convolution with at least 32 input channels, or 16
 # with outputs at least 24 a side. Measured (benchmarks/conv_benchmark.py --grid --cpu-time:
 # C, F in 8..64, N=128, forward + backward, one BLAS thread), its time over im2col's:
@@ -42,9 +43,10 @@ WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5}
 #   C = 16:  28x28 0.51-0.66; 11x11 and 14x14 0.71-1.12     C = 8: 0.68-1.64     C = 1: ~7
 # F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
 # slower as the fast path's per-thread pipelines run them on two; at 28x28 and 11x11 it is slower.
-# Where "auto" runs Winograd it takes F(5x5, 3x3) instead when its tiles need fewer products
-# (14x14 outputs: 441 against 576 per channel pair; see nn/winograd5.py): on 2 threads, batch 128,
-# forward + backward, 32 -> 64 channels 17.4 -> 15.0 ms, 64 -> 64 29.5 -> 22.3 ms.
+# Where "auto" runs Winograd it takes the tiling, F(4x4, 3x3), F(5x5, 3x3) or F(7x7, 3x3), that
+# needs the fewest products (nn/winograd5.py, nn/winograd7.py), the smaller tile on a tie. On 2
+# threads, batch 128, forward + backward, F(4x4) -> F(7x7): 32 -> 32 channels on 28x28 32.0 ->
+# 26.9 ms, 32 -> 64 on 14x14 16.8 -> 11.6 ms, 64 -> 64 on 14x14 26.7 -> 18.0 ms.
 AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 16, 24
 AUTO_RULE = (AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL)  # scratchnn.fast has its own
 
@@ -76,13 +78,12 @@ class Conv2D(Layer):
             "winograd4" (3x3 kernels, stride 1): F(4x4, 3x3), 36 multiplications per 4x4 outputs
             instead of 144, with 6x6 tiles transformed by small matrix products (see
             ``nn/winograd4.py``); float32 rounding a little larger than F(2x2, 3x3)'s.
-            "winograd5": F(5x5, 3x3), 49 multiplications per 5x5 outputs, 7x7 tiles; fewer
-            products than F(4x4, 3x3) where its tiles cover the map better (14x14: see
-            ``nn/winograd5.py``).
+            "winograd5", "winograd7": F(5x5, 3x3) and F(7x7, 3x3), 49 and 81 multiplications
+            per 5x5 and 7x7 outputs; fewer products where their tiles cover the map better
+            (F(7x7): 28x28 and 14x14 exactly; see ``nn/winograd5.py``, ``nn/winograd7.py``).
             "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels
-            (or 16 on outputs >= 24 a side), where it was measured 18-52% faster, F(4x4, 3x3) or
-            F(5x5, 3x3), whichever tiling needs fewer products; im2col elsewhere (see
-            AUTO_MIN_CHANNELS for the measurements).
+            (or 16 on outputs >= 24 a side), where it was measured 18-52% faster, in whichever
+            tiling needs the fewest products; im2col elsewhere (see AUTO_MIN_CHANNELS).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 
@@ -159,11 +160,11 @@ class Conv2D(Layer):
         return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
 
     def winograd_scheme(self, height: int, width: int, rule: tuple[int, int, int] = AUTO_RULE):
-        """The Winograd scheme (``nn.winograd``, ``winograd4.F4`` or ``winograd5.F5``) a forward
-        on (height, width) images runs, or None for im2col: the one named, or for "auto"
-        Winograd where it was measured faster: ``rule`` = (C from which always, C from which on
-        outputs of at least this side, that side; see AUTO_MIN_CHANNELS), with F(5x5, 3x3)
-        where its tiles need fewer products than F(4x4, 3x3)'s (a tie goes to the smaller)."""
+        """The Winograd scheme (``nn.winograd``, or ``F4``, ``F5``, ``F7`` of ``nn.winograd4/5/7``)
+        a forward on (height, width) images runs, or None for im2col: the one named, or for
+        "auto" Winograd where it was measured faster: ``rule`` = (C from which always, C from
+        which on outputs of at least this side, that side; see AUTO_MIN_CHANNELS), in the
+        tiling with the fewest products (a tie goes to the smaller tile)."""
         if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
             return WINOGRAD.get(self.algorithm)
         min_channels, min_channels_large, min_side = rule
@@ -171,7 +172,7 @@ class Conv2D(Layer):
         faster = self.in_channels >= min_channels or (self.in_channels >= min_channels_large and side >= min_side)
         if not faster:
             return None
-        return min((F4, F5), key=lambda scheme: scheme.products(height, width, self.padding))
+        return min((F4, F5, F7), key=lambda scheme: scheme.products(height, width, self.padding))
 
     def may_use_winograd(self, rule: tuple[int, int, int] = AUTO_RULE) -> bool:
         """Whether a forward on some input size runs Winograd (``winograd_scheme`` for some sides)."""
@@ -231,7 +232,9 @@ class Conv2D(Layer):
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd4", rng=rng),
                  rng.standard_normal((2, 2, 7, 6))),
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd5", rng=rng),
-                 rng.standard_normal((2, 2, 9, 8)))]
+                 rng.standard_normal((2, 2, 9, 8))),
+                (cls(2, 3, 3, padding=(0, 1), bias_init="glorot_uniform", algorithm="winograd7", rng=rng),
+                 rng.standard_normal((2, 2, 11, 9)))]
 
 
 def _check_algorithm(algorithm, kernel_size, stride) -> str:

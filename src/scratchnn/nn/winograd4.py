@@ -25,6 +25,9 @@ next size up. Each is a *scheme*: what ``winograd.forward`` and the fast path ta
 """
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -49,6 +52,26 @@ class MatrixTiles:
         if self.BT.shape != (self.SIDE, self.SIDE) or self.G.shape != (self.SIDE, 3) or self.AT.shape[1] != self.SIDE:
             raise ValueError(f"F({self.TILE}x{self.TILE}, 3x3) needs Bᵀ {self.SIDE}x{self.SIDE}, G {self.SIDE}x3 and "
                              f"Aᵀ {self.TILE}x{self.SIDE}; got {self.BT.shape}, {self.G.shape}, {self.AT.shape}")
+
+    @classmethod
+    def from_points(cls, *points) -> MatrixTiles:
+        """F(m x m, 3x3) through m + 1 finite interpolation points a₀.. (a₁ must be 1: the bias
+        goes to M[1, 1]) and ∞, by the Cook-Toom construction, in exact fractions:
+
+            Aᵀ[i, j] = aⱼⁱ        G[j] = (1, aⱼ, aⱼ²) / Πₗ≠ⱼ(aⱼ − aₗ)        Bᵀ[j] = Πₗ≠ⱼ(x − aₗ)
+            ∞: Aᵀ's last column (0, .., 0, 1), G's last row (0, 0, 1), Bᵀ's last row Πₗ(x − aₗ)
+
+        (a row of Bᵀ is a polynomial's coefficients, x⁰ first). ``from_points(0, 1, -1, 2, -2)``
+        gives this module's F(4x4, 3x3) matrices exactly.
+        """
+        a = [Fraction(p) for p in points]
+        if len(a) < 3 or len(set(a)) < len(a) or a[1] != 1:
+            raise ValueError(f"F(m x m, 3x3) needs 3 or more distinct points, the second 1; got {points}")
+        m = len(a) - 1
+        at = [[p ** i for p in a] + [int(i == m - 1)] for i in range(m)]
+        g = [[p ** k / math.prod(p - q for q in a if q != p) for k in range(3)] for p in a] + [[0, 0, 1]]
+        bt = [_polynomial([q for q in a if q != p]) + [0] for p in a] + [_polynomial(a)]
+        return cls(*(np.array(matrix, dtype=float) for matrix in (bt, g, at)))
 
     def tiles(self, height: int, width: int, padding) -> tuple[int, int, int, int]:
         """(OH, OW, TH, TW): the output size of a 3x3 stride-1 convolution and its m x m tiles a side."""
@@ -179,6 +202,15 @@ class MatrixTiles:
 
     def __repr__(self):
         return f"F({self.TILE}x{self.TILE}, 3x3)"
+
+
+def _polynomial(roots: list) -> list:
+    """The coefficients (x⁰ first) of Π (x − r) over ``roots``."""
+    coefficients = [Fraction(1)]
+    for r in roots:  # times (x − r)
+        shifted = [Fraction(0)] + coefficients
+        coefficients = [c - r * d for c, d in zip(shifted, coefficients + [Fraction(0)])]
+    return coefficients
 
 
 def _view(array: np.ndarray, shape) -> np.ndarray:
