@@ -69,12 +69,12 @@ class BlockConv2D(Layer, register=False):
         return f"BlockConv2D({self.conv!r}, {self.blocks!r})"
 
 
-# "auto" on the fast path: F(4x4, 3x3) from 16 input channels, and from 8 on outputs of at least
-# 24 a side (the layer's own rule, for one thread, wants 32, or 16 and 24). Measured with
+# "auto" on the fast path: Winograd from 16 input channels, and from 8 on outputs of at least 14
+# a side (the layer's own rule, for one thread, wants 32, or 8 and 14). Measured with
 # conv_benchmark.py --fast --grid (2 threads, N=128, C and F in 8..64, forward + backward), time
-# over im2col's: C >= 16 0.22-0.88 on 11x11, 14x14 and 28x28 outputs; C = 8 0.34-0.67 at 28x28,
-# but 0.75-1.20 at 14x14 and 1.00-1.18 at 11x11.
-FAST_RULE = (16, 8, 24)
+# over im2col's: C >= 16 0.22-0.88 on 11x11, 14x14 and 28x28 outputs (F(4x4, 3x3)); C = 8 with
+# F(7x7, 3x3) 0.31-0.61 at 28x28 and 0.59-0.86 at 14x14, but with F(4x4, 3x3) on 11x11 0.88-1.18.
+FAST_RULE = (16, 8, 14)
 
 # A piece holds about this many numbers in its biggest tile array (V or M), by output tile side.
 # F(4x4, 3x3): cnn-best epochs (5,000 images) took 5.85 s with 2^19, 5.97 s with 2^20, 6.45 s

@@ -44,10 +44,14 @@ WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5, "winograd7":
 # F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
 # slower as the fast path's per-thread pipelines run them on two; at 28x28 and 11x11 it is slower.
 # Where "auto" runs Winograd it takes the tiling, F(4x4, 3x3), F(5x5, 3x3) or F(7x7, 3x3), that
-# needs the fewest products (nn/winograd5.py, nn/winograd7.py), the smaller tile on a tie. On 2
-# threads, batch 128, forward + backward, F(4x4) -> F(7x7): 32 -> 32 channels on 28x28 32.0 ->
-# 26.9 ms, 32 -> 64 on 14x14 16.8 -> 11.6 ms, 64 -> 64 on 14x14 26.7 -> 18.0 ms.
-AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 16, 24
+# needs the fewest products (nn/winograd5.py, nn/winograd7.py), the smaller tile on a tie.
+# conv_benchmark.py --fast (2 threads, batch 128, forward + backward), F(4x4) / F(5x5) / F(7x7):
+# 32 -> 32 channels on 28x28 37.8 / 39.2 / 32.1 ms, 32 -> 64 on 14x14 20.0 / 17.1 / 14.3 ms,
+# 64 -> 64 on 14x14 31.0 / 24.7 / 21.5 ms, 32 -> 64 on 11x11 outputs (a tie) 12.6 / 16.3 / 14.3 ms.
+# With F(7x7, 3x3) on 14x14 and 28x28 outputs, fewer channels pay too (the same grid, one thread,
+# F(7x7) over im2col): C = 16 0.43-0.65, C = 8 0.42-0.87 (11x11 outputs, F(4x4): C = 16 0.66-1.20,
+# C = 8 0.76-1.44), so "auto" now takes Winograd from 8 channels on outputs of at least 14 a side.
+AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 8, 14
 AUTO_RULE = (AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL)  # scratchnn.fast has its own
 
 
@@ -82,8 +86,8 @@ class Conv2D(Layer):
             per 5x5 and 7x7 outputs; fewer products where their tiles cover the map better
             (F(7x7): 28x28 and 14x14 exactly; see ``nn/winograd5.py``, ``nn/winograd7.py``).
             "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels
-            (or 16 on outputs >= 24 a side), where it was measured 18-52% faster, in whichever
-            tiling needs the fewest products; im2col elsewhere (see AUTO_MIN_CHANNELS).
+            (or 8 on outputs >= 14 a side), where it was measured faster, in whichever tiling
+            needs the fewest products; im2col elsewhere (see AUTO_MIN_CHANNELS).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 

@@ -20,8 +20,9 @@ with neighbouring tiles sharing two rows (columns) of the padded image, whose gr
 Arrays are pixel-major, (H, W, N, C) in memory, as in every convolution layer here.
 
 Nothing above depends on the tile side but the three matrices: ``MatrixTiles(BT, G, AT)`` is
-F(m x m, 3x3) for any m (input tiles m + 2 a side), ``F4`` this module's, ``winograd5.F5`` the
-next size up. Each is a *scheme*: what ``winograd.forward`` and the fast path take.
+F(m x m, 3x3) for any m (input tiles m + 2 a side), ``MatrixTiles.from_points`` builds the
+matrices from the interpolation points, ``F4`` is this module's, ``winograd5.F5`` and
+``winograd7.F7`` bigger tiles. Each is a *scheme*: what ``winograd.forward`` and the fast path take.
 """
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ output tile through the points 0, 1, −1, 1/2, −1/2, 2 and ∞,
 how the tiles cover the map: outputs past the last whole tile are computed and dropped. A 10x10
 map takes 3x3 tiles of 4 (12x12 computed, 324 products per channel pair), 2x2 tiles of 7 (14x14,
 324) but 2x2 tiles of 5 (10x10, 196). "auto" takes the tiling with the fewest products
-(``Conv2D.winograd_scheme``). On 14x14 maps, where F(7x7, 3x3) now runs, this tiling took the
-record preset's 64 -> 64 layer from 31.9 to 24.5 ms (forward + backward, batch 128, 2 threads).
+(``Conv2D.winograd_scheme``). On 14x14 maps, where F(7x7, 3x3) runs, this tiling takes the
+record preset's 64 -> 64 layer from 31.0 to 24.7 ms (F(7x7): 21.5; forward + backward, batch
+128, 2 threads, ``conv_benchmark.py --fast``).
 
 The matrices come from the points (``MatrixTiles.from_points``, the Cook-Toom construction). The
 sets tried (0, ±1 and ∞ with three of ±2, ±1/2) round alike in float32: on random 7x7 tiles a
