@@ -36,9 +36,10 @@ from .schema import MAX_SAMPLE, initializer, one_of, units, window
 ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5", "winograd7", "auto")
 # the algorithm's scheme: F(2x2, 3x3) (a module), F(m x m, 3x3) for m = 4, 5, 7 (winograd4.MatrixTiles)
 WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5, "winograd7": F7}
-# "auto" runs F(4x4, 3x3) for a 3x3 stride-1 convolution with at least 32 input channels, or 16
-# with outputs at least 24 a side. Measured (benchmarks/conv_benchmark.py --grid --cpu-time:
-# C, F in 8..64, N=128, forward + backward, one BLAS thread), its time over im2col's:
+# "auto" runs Winograd for a 3x3 stride-1 convolution with at least 32 input channels, or 8 with
+# outputs at least 14 a side (the last lines below). F(4x4, 3x3) first, measured with
+# benchmarks/conv_benchmark.py --grid --cpu-time (C, F in 8..64, N=128, forward + backward, one
+# BLAS thread), its time over im2col's:
 #   C >= 32: 11x11 outputs 0.63-0.82, 14x14 0.64-0.81, 28x28 0.48-0.60
 #   C = 16:  28x28 0.51-0.66; 11x11 and 14x14 0.71-1.12     C = 8: 0.68-1.64     C = 1: ~7
 # F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
