@@ -155,9 +155,10 @@ def epoch_seconds(step, batches: int, repeats: int, warmup: int = 1) -> float:
 def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     """Seconds an epoch of ``batches`` steps spends in the matrix products alone of a CNN's
     training step: each Conv2D's (im2col: [cols 1]·[Wm; b], [cols 1]ᵀ·dY and dY·Wmᵀ; Winograd:
-    its 16 or 36 tile products forward, for the kernel gradient and for the input gradient) and each
-    Dense layer's, on random arrays of the shapes a batch gives, nothing else (no gathers,
-    transforms, batch norm, pooling, loss or Adam). The first layer makes no input gradient."""
+    its (m+2)² tile products, 16 to 81, forward, for the kernel gradient and for the input
+    gradient, in the tiling the fast path picks) and each Dense layer's, on random arrays of the
+    shapes a batch gives, nothing else (no gathers, transforms, batch norm, pooling, loss or
+    Adam). The first layer makes no input gradient."""
     from scratchnn.fast.winograd import FAST_RULE
     from scratchnn.nn import Conv2D, Dense
 
