@@ -222,8 +222,8 @@ def layer_label(layer) -> str:
         return name
     attribute, how = wrapped[name]
     inner = type(getattr(layer, attribute)).__name__
-    if getattr(layer, "relu", None) is not None and name == "BlockMaxPool2D":
-        how += ", then ReLU"  # the pool applies the ReLU after it: one row for both
+    if getattr(layer, "relu", None) is not None:
+        how += ", then ReLU"  # the pool or batch norm applies the ReLU after it: one row for both
     return f"{inner} ({how})" if how else inner
 
 

@@ -12,7 +12,8 @@ from test_fast import assert_close, flat_state, train_preset
 
 import scratchnn.fast as fast_path
 from scratchnn.fast.batchnorm import BlockBatchNorm2d
-from scratchnn.fast.maxpool import BlockMaxPool2D, with_relus_applied
+from scratchnn.fast.maxpool import BlockMaxPool2D
+from scratchnn.fast.order import with_relus_applied
 from scratchnn.fast.relu import BlockReLU
 from scratchnn.fast.threads import Blocks, chunks, split
 from scratchnn.fast.winograd import FAST_RULE, BlockConv2D
@@ -235,7 +236,32 @@ def test_maxpool_applying_the_relu_after_it_computes_what_the_two_layers_compute
         np.testing.assert_array_equal(fused.backward(dy), pool.backward(relu.backward(dy)))
 
 
-def test_only_a_relu_right_after_a_threaded_pool_is_applied_by_it():
+@pytest.mark.parametrize("shape", [(2, 3, 3, 4), (5, 4, 7, 3), (1, 2, 1, 2)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm2d_applying_the_relu_after_it_computes_what_the_two_layers_compute(shape, training):
+    """Exactly the threaded layer's numbers then the ReLU's (ReLU'(0) = 0 both ways), close to the
+    textbook's; evaluation and a 1-pixel batch (the layer's error) run the textbook layers."""
+    rng = np.random.default_rng(sum(shape))
+    x = from_pixel_major(rng.standard_normal((shape[2], shape[3], shape[0], shape[1])))
+    blocks = Blocks(2, min_floats=0)
+    layers = [batchnorm_with_random_affine(shape[1], np.random.default_rng(2), BatchNorm2d) for _ in range(3)]
+    fused = with_relus_applied([BlockBatchNorm2d(layers[0], blocks), BlockReLU(ReLU(), blocks)])
+    assert len(fused) == 1 and fused[0].relu is not None
+    fused, separate, relu = fused[0], BlockBatchNorm2d(layers[1], blocks), ReLU()
+    textbook = layers[2]
+    if shape[0] * shape[2] * shape[3] < 2:
+        return assert_raises_alike(lambda: textbook.forward(x, training=True), lambda: fused.forward(x, training=True))
+    y = fused.forward(x, training=training)
+    np.testing.assert_array_equal(y, relu.forward(separate.forward(x, training=training), training=training))
+    np.testing.assert_allclose(y, np.maximum(textbook.forward(x, training=training), 0), rtol=1e-12)
+    if training:
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(fused.backward(dy), separate.backward(relu.backward(dy)))
+        assert_close(layers[0].grads, layers[1].grads, "grads")
+        assert_close(layers[0].buffers, layers[1].buffers, "running statistics")
+
+
+def test_only_a_relu_right_after_a_threaded_pool_or_batch_norm_is_applied_by_it():
     blocks = Blocks(2)
     pool, relu, block_relu = BlockMaxPool2D(MaxPool2D(2), blocks), ReLU(), BlockReLU(ReLU(), blocks)
     conv = Conv2D(1, 2, 3, rng=0)
@@ -246,6 +272,11 @@ def test_only_a_relu_right_after_a_threaded_pool_is_applied_by_it():
     assert with_relus_applied([pool, leaky]) == [pool, leaky]  # only ReLU (see order.py)
     assert with_relus_applied([relu, pool]) == [relu, pool]
     assert pool.relu is None  # the originals are left as they were
+    norm = BlockBatchNorm2d(BatchNorm2d(2), blocks)
+    fused = with_relus_applied([conv, norm, relu, pool, block_relu])
+    assert [type(layer) for layer in fused] == [Conv2D, BlockBatchNorm2d, BlockMaxPool2D]
+    assert fused[1].relu is relu and fused[2].relu is block_relu and norm.relu is None
+    assert with_relus_applied([norm, leaky]) == [norm, leaky]
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 3, 4), (5, 4, 7, 3), (1, 2, 1, 2)])

@@ -11,9 +11,10 @@ ways and compares the weights):
                    in-place NumPy calls over all parameters at once
     products.py    Dense with its products in the memory order OpenBLAS is fastest at
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
-    order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers
+    order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers; a ReLU
+                   after a threaded pool or batch norm is applied by that layer as it writes
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
-    batchnorm.py   BatchNorm2d's training passes,
+    batchnorm.py   BatchNorm2d's training passes, with the ReLU that follows it applied as it writes,
     relu.py        ReLU's,
     maxpool.py     2x2 max pooling's, with the ReLU that follows it applied as it writes, and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
@@ -42,8 +43,8 @@ from .allocator import keep_freed_memory
 from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
-from .maxpool import BlockMaxPool2D, with_relus_applied
-from .order import run_order
+from .maxpool import BlockMaxPool2D
+from .order import run_order, with_relus_applied
 from .packing import pack_parameters
 from .products import DenseProducts
 from .relu import BlockReLU

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.activations import ReLU
 from ..nn.base import Layer
 from ..nn.im2col import conv_output_shape, from_pixel_major, pixel_major
 from ..nn.pool import MaxPool2D
-from .relu import BlockReLU
 from .threads import Blocks, chunks
 
 
@@ -84,22 +82,12 @@ class BlockMaxPool2D(Layer, register=False):
         self.blocks.run(route, oh, cols.size)
         return from_pixel_major(dx)
 
+    def with_relu(self, relu: Layer) -> BlockMaxPool2D:
+        return BlockMaxPool2D(self.pool, self.blocks, relu)
+
     def output_shape(self, input_shape):
         return self.pool.output_shape(input_shape)
 
     def __repr__(self):
         relu = "" if self.relu is None else f", relu={self.relu!r}"
         return f"BlockMaxPool2D({self.pool!r}, {self.blocks!r}{relu})"
-
-
-def with_relus_applied(layers: list[Layer]) -> list[Layer]:
-    """``layers`` (in the order they run), each BlockMaxPool2D that a ReLU follows given that
-    ReLU (textbook or BlockReLU) to apply, and the ReLU dropped from the list."""
-    out = []
-    for layer in layers:
-        pool = out[-1] if out else None
-        if isinstance(pool, BlockMaxPool2D) and pool.relu is None and type(layer) in (ReLU, BlockReLU):
-            out[-1] = BlockMaxPool2D(pool.pool, pool.blocks, relu=layer)
-        else:
-            out.append(layer)
-    return out

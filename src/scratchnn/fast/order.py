@@ -6,12 +6,18 @@ either way, and one whose maximum is <= 0 passes no gradient either way. Pooling
 the ReLU a quarter of the numbers (2x2 windows): ~10% of the benchmark CNN's step. Only ReLU: a
 LeakyReLU or sigmoid can round two different inputs to one output, and then the tied window
 would route its gradient elsewhere.
+
+Then a ReLU right after a threaded pool or batch norm is applied by that layer as it writes its
+output (``with_relus_applied``), so it costs no pass of its own over memory.
 """
 from __future__ import annotations
 
 from ..nn.activations import ReLU
 from ..nn.base import Layer
 from ..nn.pool import MaxPool2D
+from .batchnorm import BlockBatchNorm2d
+from .maxpool import BlockMaxPool2D
+from .relu import BlockReLU
 
 
 def run_order(layers: list[Layer]) -> list[int]:
@@ -23,3 +29,16 @@ def run_order(layers: list[Layer]) -> list[int]:
         if type(a) is ReLU and type(b) is MaxPool2D:
             order[k], order[k + 1] = order[k + 1], order[k]
     return order
+
+
+def with_relus_applied(layers: list[Layer]) -> list[Layer]:
+    """``layers`` (in the order they run), each BlockMaxPool2D or BlockBatchNorm2d that a ReLU
+    follows given that ReLU (textbook or BlockReLU) to apply, and the ReLU dropped from the list."""
+    out = []
+    for layer in layers:
+        last = out[-1] if out else None
+        if isinstance(last, (BlockMaxPool2D, BlockBatchNorm2d)) and last.relu is None and type(layer) in (ReLU, BlockReLU):
+            out[-1] = last.with_relu(layer)
+        else:
+            out.append(layer)
+    return out
