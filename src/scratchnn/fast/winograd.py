@@ -94,23 +94,22 @@ def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks
     oh, ow, th, tw = scheme.tiles(h, w, padding)
     m, side = scheme.TILE, scheme.TILE + 2  # output and input tile sides
     dtype = np.result_type(x, W)
-    image = pixel_major(x).astype(dtype, copy=False)
+    image = np.ascontiguousarray(pixel_major(x).astype(dtype, copy=False))  # (its pieces' N·C a run)
     plan = groups, rows_most, images_most = _pieces(th, n, side * side * tw * max(c, f), blocks.workers,
                                                     PIECE_FLOATS[m])
     V = _piece_views(buffer("V", (side * side * th * tw * n * c,), dtype), groups,
                      lambda r, k: (side, side, r, tw, k, c))
     U = winograd.kernel_transform(W.astype(dtype, copy=False), scheme.G)
     y = np.empty((oh, ow, n, f), dtype)
-    shapes = {"padded": lambda r, k: (m * r + 2, m * tw + 2, k, c), "rows": lambda r, k: scheme.rows_shape(r, tw, k, c),
-              "M": lambda r, k: (side * side, r * tw * k, f), "S": lambda r, k: scheme.output_work_shape(r, tw, k, f)}
+    shapes = {"rows": lambda r, k: scheme.rows_shape(r, tw, k, c), "M": lambda r, k: (side * side, r * tw * k, f),
+              "S": lambda r, k: scheme.output_work_shape(r, tw, k, f)}
     work = [_work_arrays(buffer, worker, shapes, rows_most, images_most, dtype) for worker in range(blocks.workers)]
     slot = winograd.bias_slot(scheme.G)
 
     def pipeline(worker, share):
         for a, z, i, j in (piece for group in share for piece in group):  # tile rows a..z of images i..j
-            padded, rows, M, S = (part(z - a, j - i) for part in work[worker])
-            _pad_rows(image[:, :, i:j], padded, padding, m * a)
-            scheme.input_tiles(padded, (0, 0), V[a, i], rows)
+            rows, M, S = (part(z - a, j - i) for part in work[worker])
+            scheme.input_tiles(image[:, :, i:j], padding, V[a, i], rows, (a, z))
             products = np.matmul(V[a, i].reshape(side * side, -1, c), U, out=M)
             products[slot] += b
             scheme.output_tiles(products.reshape(side, side, z - a, tw, j - i, f), y[m * a:m * z, :, i:j], S)
@@ -148,8 +147,7 @@ def backward(dy: np.ndarray, cache, padding, grads: dict, buffer, blocks: Blocks
             db += np.ones(dM.shape[1], dtype) @ dM[slot]  # the bias was added to M[1, 1]
             if need_dx:
                 dVp = np.matmul(dM, U.transpose(0, 2, 1), out=dV).reshape(side, side, r, tw, k, c)
-                dpad = pixel_major(scheme.input_tiles_adjoint(dVp, (m * r + 2, m * tw + 2, k, c), (0, 0), rows))
-                _add_rows(dpad, dx[:, :, i:j], padding, m * a, shared=2 * (a > 0))
+                scheme.input_tiles_adjoint(dVp, (h, w, k, c), padding, rows, dx[:, :, i:j], (a, z))
         return dU, db
 
     with one_blas_thread():
@@ -191,34 +189,3 @@ def _work_arrays(buffer, worker: int, shapes: dict, rows: int, images: int, dtyp
             for name, shape in shapes.items()}
     return [lambda r, k, a=flat[name], shape=shape: a[:int(np.prod(shape(r, k)))].reshape(shape(r, k))
             for name, shape in shapes.items()]
-
-
-def _pad_rows(image: np.ndarray, out: np.ndarray, padding, start: int) -> None:
-    """``out`` = rows start.. of the padded image: ``image`` (H, W, N, C) placed at ``padding``,
-    zeros around (columns past the image's, and rows past ``out``'s, dropped)."""
-    (ph, pw), (h, w) = padding, image.shape[:2]
-    top, bottom = max(start, ph) - start, min(start + len(out), ph + h) - start  # out's rows that hold image rows
-    if top >= bottom:
-        out[...] = 0
-        return
-    out[:top] = 0
-    out[bottom:] = 0
-    inside = out[top:bottom]
-    width = min(w, inside.shape[1] - pw)
-    inside[:, :pw] = 0
-    inside[:, pw + width:] = 0
-    inside[:, pw:pw + width] = image[start + top - ph:start + bottom - ph, :width]
-
-
-def _add_rows(dpad: np.ndarray, dx: np.ndarray, padding, start: int, shared: int) -> None:
-    """Padded rows start.. of an input gradient (``dpad``, padding dropped) into dx (H, W, N, C):
-    the first ``shared`` rows added to what the piece above wrote there, the rest written."""
-    (ph, pw), (h, w) = padding, dx.shape[:2]
-    for low, high, add in ((0, shared, True), (shared, len(dpad), False)):
-        top, bottom = max(start + low, ph), min(start + high, ph + h)
-        if top < bottom:
-            rows = dpad[top - start:bottom - start, pw:pw + w]
-            if add:
-                dx[top - ph:bottom - ph] += rows
-            else:
-                dx[top - ph:bottom - ph] = rows

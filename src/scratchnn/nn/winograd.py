@@ -118,8 +118,10 @@ def add_into(coeffs, terms, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def input_tiles(image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """V (4, 4, TH, TW, N, C) = Bᵀ d B for every 4x4 tile d (stride 2) of the padded image.
+def input_tiles(image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray,
+                tile_rows: tuple[int, int] | None = None) -> np.ndarray:
+    """V (4, 4, TH, TW, N, C) = Bᵀ d B for every 4x4 tile d (stride 2) of the padded image;
+    with ``tile_rows`` (a, z), of tile rows a..z only.
 
     image (H, W, N, C) pixel-major; ``rows`` a (4, TH, 2·TW + 2, N, C) work array; ``out`` is
     returned (its (16, TH·TW·N, C) reshape is what the products read). Bᵀ is applied to the
@@ -127,7 +129,9 @@ def input_tiles(image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray) -
     """
     h, w = image.shape[:2]
     (ph, pw), (_, _, th, tw) = padding, tiles(h, w, padding)
-    padded = padded_image(image, (2 * th + 2, 2 * tw + 2), (ph, pw))
+    a, z = tile_rows or (0, th)
+    th = z - a
+    padded = padded_image(image, (2 * th + 2, 2 * tw + 2), (ph - 2 * a, pw))
     row_terms = [padded[k:k + 2 * th:2] for k in range(4)]       # (TH, W', N, C) each
     for i in range(4):
         combine(BT[i], row_terms, rows[i])
@@ -138,14 +142,19 @@ def input_tiles(image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray) -
     return out
 
 
-def input_tiles_adjoint(dV: np.ndarray, image_shape, padding, rows: np.ndarray) -> np.ndarray:
+def input_tiles_adjoint(dV: np.ndarray, image_shape, padding, rows: np.ndarray, out: np.ndarray | None = None,
+                        tile_rows: tuple[int, int] | None = None) -> np.ndarray:
     """The transpose of ``input_tiles``: dx (N, C, H, W) from dV (4, 4, TH, TW, N, C).
 
     Tile (t, s) read padded rows 2t..2t+3 and columns 2s..2s+3, so neighbouring tiles share two
     rows (columns) and their gradients add there. ``rows`` is a (4, TH, 2·TW + 2, N, C) work array.
+    dx is written into ``out`` (H, W, N, C) when given; with ``tile_rows`` (a, z) and a > 0,
+    the first two rows are added to what ``out`` holds (as ``winograd4.MatrixTiles``' does).
     """
     h, w, n, c = image_shape
     (ph, pw), (_, _, th, tw) = padding, tiles(h, w, padding)
+    a, z = tile_rows or (0, th)
+    th = z - a
     for i in range(4):  # dR_i[:, 2s + k] += Σ_j BT[j, k]·dV[i, j][:, s]
         rows[i][:, 2 * tw:] = 0
         for k in range(4):
@@ -156,7 +165,18 @@ def input_tiles_adjoint(dV: np.ndarray, image_shape, padding, rows: np.ndarray) 
     for k in range(4):  # dP[2t + k] += Σ_i BT[i, k]·dR_i[t]
         view = dpad[k:k + 2 * th:2]
         (combine if k < 2 else add_into)(BT[:, k], rows, view)
-    return from_pixel_major(dpad[ph:ph + h, pw:pw + w])
+    out = np.empty((h, w, n, c), dV.dtype) if out is None else out
+    start = 2 * a - ph  # dpad's first row in the image
+    shared = 2 if a > 0 else 0
+    for low, high, add in ((start, start + shared, True), (start + shared, start + len(dpad), False)):
+        top, bottom = max(low, 0), min(high, h)
+        if top < bottom:
+            part = dpad[top - start:bottom - start, pw:pw + w]
+            if add:
+                out[top:bottom] += part
+            else:
+                out[top:bottom] = part
+    return from_pixel_major(out)
 
 
 def output_tiles(M: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
@@ -202,13 +222,15 @@ def output_tiles_adjoint(dy: np.ndarray, th: int, tw: int, out: np.ndarray, work
 
 
 def padded_image(image: np.ndarray, size: tuple[int, int], offset: tuple[int, int]) -> np.ndarray:
-    """image (H, W, N, C) inside zeros of (size[0], size[1], N, C), starting at ``offset``;
-    the image itself when no zero is needed (it must then be contiguous)."""
+    """image (H, W, N, C) inside zeros of (size[0], size[1], N, C), starting at ``offset``
+    (a negative offset or a small size crops the image); the image itself when no zero is needed."""
     h, w = image.shape[:2]
     if size == (h, w) and offset == (0, 0):
         return image
     out = np.zeros((*size, *image.shape[2:]), image.dtype)
-    out[offset[0]:offset[0] + h, offset[1]:offset[1] + w] = image[:size[0] - offset[0], :size[1] - offset[1]]
+    (top, left), (bottom, right) = offset, (min(offset[0] + h, size[0]), min(offset[1] + w, size[1]))
+    if max(top, 0) < bottom and max(left, 0) < right:
+        out[max(top, 0):bottom, max(left, 0):right] = image[max(-top, 0):bottom - top, max(-left, 0):right - left]
     return out
 
 

@@ -33,7 +33,6 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .im2col import conv_output_shape, from_pixel_major
-from .winograd import padded_image
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]])          # input tiles
@@ -113,55 +112,76 @@ class MatrixTiles:
         strides = rows.strides[:axis] + (self.TILE * step, step) + rows.strides[axis + 1:]
         return as_strided(rows, shape, strides, writeable=False)
 
-    def input_tiles(self, image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def input_tiles(self, image: np.ndarray, padding, out: np.ndarray, rows: np.ndarray,
+                    tile_rows: tuple[int, int] | None = None) -> np.ndarray:
         """V (m+2, m+2, TH, TW, N, C) = Bᵀ d B for every (m+2)-square tile d (stride m) of the
-        padded image.
+        padded image; with ``tile_rows`` (a, z), of tile rows a..z only (V (m+2, m+2, z − a, ..)).
 
         image (H, W, N, C) pixel-major; ``rows`` a ``rows_shape`` work array; ``out`` is returned
         (its ((m+2)², TH·TW·N, C) reshape is what the products read). Bᵀ goes over the tiles'
-        rows, then over their columns, one (m+2, N·C) product per tile row and image column.
+        rows, then over their columns, one (m+2, N·C) product per tile row and image column. The
+        padding is never built: a tile row's product reads the image rows it covers, with the
+        columns of Bᵀ that meet them, and the padding columns of ``rows`` are zeros.
         """
         m, s = self.TILE, self.SIDE
         h, w = image.shape[:2]
         (ph, pw), (_, _, th, tw) = padding, self.tiles(h, w, padding)
-        padded = np.ascontiguousarray(padded_image(image, (m * th + 2, m * tw + 2), (ph, pw)))
+        a, z = tile_rows or (0, th)
+        pixels = _pixel_rows(image)
+        nc = pixels.shape[2]
         bt = self.BT.astype(out.dtype)
-        nc = padded.shape[2] * padded.shape[3]
-        flat = _view(padded, (padded.shape[0], padded.shape[1], nc))    # (H', W', N·C)
-        R = _view(rows, (s, th, flat.shape[1], nc))
-        np.matmul(bt, _columns_inside(self._windows(flat, th, 0)), out=R.transpose(1, 2, 0, 3))
+        R = _view(rows, (s, z - a, m * tw + 2, nc))
+        R[:, :, :pw] = 0
+        R[:, :, pw + w:] = 0
+        for t in range(a, z):
+            top = m * t - ph  # the image row of the tile row's first padded row
+            low, high = max(top, 0), min(top + s, h)
+            inside = R[:, t - a, pw:pw + w].transpose(1, 0, 2)  # (W, m+2, N·C)
+            if low < high:
+                np.matmul(bt[:, low - top:high - top], pixels[low:high].transpose(1, 0, 2), out=inside)
+            else:
+                inside[...] = 0
         columns = self._windows(R, tw, 2)  # (s, TH, TW, s, NC)
-        np.matmul(bt, columns, out=_view(out, (s, s, th, tw, nc)).transpose(0, 2, 3, 1, 4))
+        np.matmul(bt, columns, out=_view(out, (s, s, z - a, tw, nc)).transpose(0, 2, 3, 1, 4))
         return out
 
-    def input_tiles_adjoint(self, dV: np.ndarray, image_shape, padding, rows: np.ndarray) -> np.ndarray:
+    def input_tiles_adjoint(self, dV: np.ndarray, image_shape, padding, rows: np.ndarray,
+                            out: np.ndarray | None = None, tile_rows: tuple[int, int] | None = None) -> np.ndarray:
         """The transpose of ``input_tiles``: dx (N, C, H, W) from dV (m+2, m+2, TH, TW, N, C).
 
         Tile (t, s) read padded rows mt..mt+m+1 and columns ms..ms+m+1: its first m land alone,
-        its last two on the next tile's first two, where the gradients add.
+        its last two on the next tile's first two, where the gradients add; padding's are dropped.
+        dx is written into ``out`` (H, W, N, C) when given. With ``tile_rows`` (a, z), dV holds
+        tile rows a..z only, and with a > 0 their first two rows are added to what ``out`` holds
+        (the tile row above's last two, written by this call for tile rows ..a).
         """
         m, s = self.TILE, self.SIDE
         h, w, n, c = image_shape
         (ph, pw), (_, _, th, tw) = padding, self.tiles(h, w, padding)
+        a, z = tile_rows or (0, th)
         b = self.BT.T.astype(dV.dtype)  # the adjoint of Bᵀ·d is B·d
         nc = n * c
-        R = _view(rows, (s, th, m * tw + 2, nc))
-        tiles_by_row = _view(dV, (s, s, th, tw, nc)).transpose(0, 2, 3, 1, 4)  # (s, TH, TW, s, NC)
-        np.matmul(b[:m], tiles_by_row, out=_view(R[:, :, :m * tw], (s, th, tw, m, nc)))
+        R = _view(rows, (s, z - a, m * tw + 2, nc))
+        tiles_by_row = _view(dV, (s, s, z - a, tw, nc)).transpose(0, 2, 3, 1, 4)  # (s, r, TW, s, NC)
+        np.matmul(b[:m], tiles_by_row, out=_view(R[:, :, :m * tw], (s, z - a, tw, m, nc)))
         R[:, :, m * tw:] = 0
-        shared = np.matmul(b[m:], tiles_by_row)  # (s, TH, TW, 2, NC): columns ms + m and ms + m + 1
+        shared = np.matmul(b[m:], tiles_by_row)  # (s, r, TW, 2, NC): columns ms + m and ms + m + 1
         R[:, :, m::m] += shared[:, :, :, 0]
         R[:, :, m + 1::m] += shared[:, :, :, 1]
-        width = m * tw + 2
-        dpad = np.empty((m * th + 2, width, n, c), dV.dtype)
-        D = _view(dpad, (m * th + 2, width, nc))
-        by_tile_row = R.transpose(1, 2, 0, 3)  # (TH, W', s, N·C)
-        np.matmul(b[:m], by_tile_row, out=_view(D[:m * th], (th, m, width, nc)).transpose(0, 2, 1, 3))
-        D[m * th:] = 0
-        shared = np.matmul(b[m:], by_tile_row)  # (TH, W', 2, N·C): rows mt + m and mt + m + 1
-        D[m::m] += shared[:, :, 0]
-        D[m + 1::m] += shared[:, :, 1]
-        return from_pixel_major(dpad[ph:ph + h, pw:pw + w])
+        out = np.empty((h, w, n, c), dV.dtype) if out is None else out
+        pixels = _pixel_rows(out, copy=False)
+        carry = _take_rows(pixels, m * a - ph, 2) if a > 0 else None  # the tile row above's last two
+        for t in range(a, z):
+            by_column = R[:, t - a, pw:pw + w].transpose(1, 0, 2)  # (W, m+2, N·C)
+            top = m * t - ph  # the image row of the tile row's first padded row
+            low, high = max(top, 0), min(top + m, h)
+            if low < high:
+                np.matmul(b[low - top:high - top], by_column, out=pixels[low:high].transpose(1, 0, 2))
+            if carry is not None:
+                _put_rows(pixels, top, carry, add=True)
+            carry = np.matmul(b[m:], by_column).transpose(1, 0, 2)  # (2, W, N·C): rows mt + m, mt + m + 1
+        _put_rows(pixels, m * z - ph, carry)
+        return from_pixel_major(out)
 
     def output_tiles(self, M: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
         """Y = Aᵀ M A for every tile: M (m+2, m+2, TH, TW, N, F) -> out (OH, OW, N, F), pixel-major.
@@ -225,6 +245,36 @@ def _columns_inside(windows: np.ndarray) -> np.ndarray:
     (m+2, m+2)·(m+2, N·C): the long one is packed through memory, the short ones take its
     small-matrix kernels (7x9 by 9x61,440 floats: 571 µs against 144 µs on one thread)."""
     return windows.transpose(0, 2, 1, 3)
+
+
+def _pixel_rows(image: np.ndarray, copy: bool = True) -> np.ndarray:
+    """image (H, W, N, C) as (H, W, N·C), a view (N and C must be one run of memory; otherwise a
+    contiguous copy, or with ``copy`` False an error)."""
+    h, w, n, c = image.shape
+    if image.strides[2:] != (c * image.itemsize, image.itemsize):
+        if not copy:
+            raise ValueError("the image's N and C axes must be one run of memory")
+        image = np.ascontiguousarray(image)
+    return _view(image, (h, w, n * c))
+
+
+def _take_rows(pixels: np.ndarray, start: int, count: int) -> np.ndarray:
+    """A copy of rows start..start + count of ``pixels``, zeros for rows outside it (padding)."""
+    rows = np.zeros((count, *pixels.shape[1:]), pixels.dtype)
+    low, high = max(start, 0), min(start + count, len(pixels))
+    if low < high:
+        rows[low - start:high - start] = pixels[low:high]
+    return rows
+
+
+def _put_rows(pixels: np.ndarray, start: int, rows: np.ndarray, add: bool = False) -> None:
+    """``rows`` written (or added) into ``pixels`` from row ``start``; rows outside it (padding) dropped."""
+    low, high = max(start, 0), min(start + len(rows), len(pixels))
+    if low < high:
+        if add:
+            pixels[low:high] += rows[low - start:high - start]
+        else:
+            pixels[low:high] = rows[low - start:high - start]
 
 
 def _view(array: np.ndarray, shape) -> np.ndarray:
