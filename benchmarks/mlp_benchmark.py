@@ -222,7 +222,7 @@ def layer_label(layer) -> str:
         return name
     attribute, how = wrapped[name]
     inner = type(getattr(layer, attribute)).__name__
-    if getattr(layer, "relu", None) is not None:
+    if name in ("BlockMaxPool2D", "BlockBatchNorm2d") and layer.relu is not None:
         how += ", then ReLU"  # the pool or batch norm applies the ReLU after it: one row for both
     return f"{inner} ({how})" if how else inner
 
