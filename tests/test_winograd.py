@@ -226,9 +226,9 @@ def test_a_model_file_keeps_the_algorithm_and_refuses_an_unknown_one(tmp_path):
 
 @pytest.mark.parametrize("algorithm, per_call", [
     ("winograd", 14 * 14 * 32),             # the padded image, allocated per call
-    ("winograd4", 14 * 14 * 32 + 16 * 9 * 64),  # and the whole 4x4 tiles, cut to 11x11 outputs
-    ("winograd5", 17 * 17 * 32 + 25 * 9 * 64),  # 5x5 tiles: a 17x17 padded image, 15x15 outputs
-    ("winograd7", 16 * 16 * 32 + 49 * 4 * 64)])  # 7x7 tiles: 16x16 padded, 14x14 outputs
+    ("winograd4", 13 * 13 * 32 + 16 * 9 * 64),  # the image in pixel-major order, the whole 4x4 tiles (11x11 outputs)
+    ("winograd5", 13 * 13 * 32 + 25 * 9 * 64),  # 5x5 tiles: 15x15 outputs
+    ("winograd7", 13 * 13 * 32 + 49 * 4 * 64)])  # 7x7 tiles: 14x14 outputs
 def test_work_floats_counts_the_winograd_arrays(algorithm, per_call):
     layer = Conv2D(32, 64, 3, algorithm=algorithm, rng=0)
     layer.forward(np.zeros((2, 32, 13, 13), np.float32))

@@ -6,8 +6,9 @@ products read it and write M, the output transform reads M. Over the whole batch
 out of main memory (V of the 32 -> 32 channel layer at 28x28, batch 128, is 29 MB for
 F(4x4, 3x3)). Tiles are independent, so the batch is cut into pieces, a few tile rows of a group
 of images (about PIECE_FLOATS numbers a tile array), and one thread takes each piece through
-every step, padding included, while its arrays are still in cache, with BLAS on that thread
-only; the same ``nn.winograd`` functions run on each piece.
+every step while its arrays are still in cache, with BLAS on that thread only; the same tile
+transforms run on each piece (``tile_rows``), reading the image's rows and writing dx's in place:
+F(m x m, 3x3) never builds a padded copy of either (F(2x2, 3x3) pads each piece).
 
 Each thread takes whole groups of images, their pieces top to bottom. Going back, vertically
 neighbouring pieces share two padded image rows: a piece writes its rows of dx and adds into the
@@ -21,6 +22,9 @@ piece: 32 -> 32 channels at 28x28 40.4 -> 35.2 ms, 32 -> 64 at 13x13 (the ``cnn`
 15.9 -> 10.6 ms, at 14x14 19.4 -> 18.2 ms; a cnn-best epoch 6.54 -> 5.97 s, 47 MB less at the
 peak. Smaller pieces lose: 2^16 numbers (a tile row of 8 images, L2-sized) made the 28x28 layer
 twice as slow on two threads, a piece's ~40 NumPy calls costing more than the cache saves.
+F(7x7, 3x3), fwd + bwd, 2 threads, three alternating runs, padded pieces -> the image's rows read
+and dx's written in place: 28x28 32 -> 32 20.2 -> 19.0 ms, 14x14 32 -> 64 9.5 -> 9.0, 64 -> 64
+14.3 -> 13.1.
 """
 from __future__ import annotations
 
@@ -81,13 +85,15 @@ FAST_RULE = (16, 8, 14)
 # with 2^21 (one noisy run each). F(2x2, 3x3), whose transforms are many signed sums of slices
 # (more NumPy calls a piece), was ~8% faster with 2^21 than 2^20 on the same layers. F(7x7, 3x3),
 # forward + backward ms with 2^18 / 2^19 / 2^20 / 2^21: 32 -> 32 on 28x28 33.3 / 30.5 / 27.9 /
-# 31.1, 64 -> 64 on 14x14 21.8 / 20.0 / 18.7 / 19.6 (batch 128, 2 threads).
+# 31.1, 64 -> 64 on 14x14 21.8 / 20.0 / 18.7 / 19.6 (batch 128, 2 threads); again with the tile
+# transforms' products per image column, 2^17 .. 2^21: 42.5 / 28.4 / 24.5 / 21.7 / 25.2 and
+# 27.2 / 19.5 / 18.6 / 15.1 / 16.5.
 PIECE_FLOATS = {2: 1 << 21, 4: 1 << 20, 5: 1 << 20, 7: 1 << 20}
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, padding, buffer, blocks: Blocks, scheme=winograd):
     """``nn.winograd.forward`` for ``scheme`` (``nn.winograd`` or a ``winograd4.MatrixTiles``)
-    as pipelines over pieces of the batch: each piece padded, transformed, multiplied ((m+2)²
+    as pipelines over pieces of the batch: each piece transformed, multiplied ((m+2)²
     products) and transformed back into its place in y while its arrays are in cache."""
     n, c, h, w = x.shape
     f = W.shape[0]

@@ -7,8 +7,8 @@ output tile through the interpolation points 0, 1, −1, 2, −2 and ∞ (Lavin 
 
 so the products do 2.25 multiply-adds per output pixel and input channel where F(2x2, 3x3) does
 4 and im2col 9. The price: Bᵀ and Aᵀ hold 2, 4, 5 and 8, not just ±1, so the tile transforms
-are done as small matrix products (a 6x6 or 4x6 matrix times long stacks of tile rows, read in
-place through strided views) instead of signed additions; and the bigger constants cost float32
+are done as small matrix products (a 6x6 or 4x6 matrix times the tile rows of each image
+column, read and written in place through strided views) instead of signed additions; and the bigger constants cost float32
 some precision (~5e-6 relative error against ~1e-6 for F(2x2, 3x3), both far below what training
 notices). Tiles past the image (OH or OW not a multiple of 4) read zeros and are dropped.
 
@@ -84,13 +84,14 @@ class MatrixTiles:
         return th * tw * self.SIDE ** 2
 
     def work_floats(self, input_shape, out_channels: int, padding) -> int:
-        """Numbers ``forward`` holds per sample besides its output: the padded image, the row-
-        transformed tiles, V ((m+2)² per tile and input channel), M ((m+2)² per tile and output
-        channel), the output transform's half-way array ((m+2)·m) and the m x m tiles."""
+        """Numbers ``forward`` holds per sample besides its output: a copy of the image (when its
+        channels are not one run of memory), the row-transformed tiles, V ((m+2)² per tile and
+        input channel), M ((m+2)² per tile and output channel), the output transform's half-way
+        array ((m+2)·m) and the m x m tiles."""
         c, h, w = input_shape
         m, s = self.TILE, self.SIDE
         _, _, th, tw = self.tiles(h, w, padding)
-        return (m * th + 2 + s * th) * (m * tw + 2) * c + th * tw * (s * s * c + (s * s + s * m + m * m) * out_channels)
+        return h * w * c + s * th * (m * tw + 2) * c + th * tw * (s * s * c + (s * s + s * m + m * m) * out_channels)
 
     def rows_shape(self, th: int, tw: int, n: int, c: int) -> tuple[int, ...]:
         """The work array ``input_tiles`` and ``input_tiles_adjoint`` take: Bᵀ applied to rows."""
