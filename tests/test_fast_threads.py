@@ -90,6 +90,26 @@ def test_small_passes_run_in_one_block():
     assert Blocks(4).run(lambda a, b: (a, b), 10, 100) == [(0, 10)]
 
 
+def test_blocks_run_inside_a_block_and_from_two_threads_at_once_each_get_their_own_results():
+    import threading
+
+    blocks = Blocks(2, min_floats=0)
+    assert blocks.run(lambda a, b: blocks.run(lambda c, d: (a, c, d), 4, 4), 4, 4) == [
+        [(0, 0, 2), (0, 2, 4)], [(2, 0, 2), (2, 2, 4)]]  # the inner calls run in turn on a worker
+    seen = {}
+
+    def caller(name):
+        seen[name] = all(blocks.run(lambda a, b: (name, a, b), 6, 6) == [(name, 0, 3), (name, 3, 6)]
+                         for _ in range(200))
+
+    threads = [threading.Thread(target=caller, args=(name,)) for name in "xy"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"x": True, "y": True}
+
+
 def test_an_error_in_a_block_reaches_the_caller_after_every_block_finished():
     done = []
 
