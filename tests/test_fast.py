@@ -21,6 +21,7 @@ from scratchnn.fast.maxpool import BlockMaxPool2D
 from scratchnn.fast.order import run_order
 from scratchnn.fast.packing import pack_parameters
 from scratchnn.fast.products import DenseProducts
+from scratchnn.fast.threads import Blocks
 from scratchnn.gradcheck import check_layer
 from scratchnn.io import write_tensors
 from scratchnn.nn import (
@@ -244,6 +245,22 @@ def test_flat_steps_match_the_textbook_steps(config):
     assert_close(fast.state_dict(), textbook.state_dict(), config, exact=exact)
     assert_close(flat_state(fast_opt), flat_state(textbook_opt), f"{config} state", exact=exact)
     assert fast_opt.steps == textbook_opt.steps == 6
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_flat_steps_on_blocks_of_chunks_give_the_same_numbers_bit_for_bit(config, monkeypatch):
+    monkeypatch.setattr("scratchnn.fast.flat_optim.STEP_CHUNK", 7)  # blocks of several chunks, a short last one
+    (one, packed_one), (two, packed_two) = packed_model(), packed_model()
+    opt_one, opt_two = CONFIGS[config](), CONFIGS[config]()
+    step_one = FlatStep.for_model(opt_one, one, packed_one).step
+    step_two = FlatStep.for_model(opt_two, two, packed_two, Blocks(2, min_floats=0)).step
+    for k in range(4):
+        random_grads(one, np.random.default_rng(k))
+        random_grads(two, np.random.default_rng(k))
+        step_one(one.named_parameters())
+        step_two(two.named_parameters())
+    assert_close(two.state_dict(), one.state_dict(), config)
+    assert_close(flat_state(opt_two), flat_state(opt_one), f"{config} state")
 
 
 @pytest.mark.parametrize("config", CONFIGS)

@@ -8,7 +8,7 @@ ways and compares the weights):
     allocator.py   glibc keeps freed activation memory for the next step (fewer page faults)
     packing.py     the parameters in one flat array, the gradients in another
     flat_optim.py  the optimizer's state packed the same way; each update rule as a few
-                   in-place NumPy calls over all parameters at once
+                   in-place NumPy calls over all parameters at once, a block per thread
     products.py    Dense with its products in the memory order OpenBLAS is fastest at
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers; a ReLU
@@ -80,8 +80,8 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     """
     keep_freed_memory()
     packed = pack_parameters(model)
-    flat = FlatStep.for_model(optimizer, model, packed)
     blocks = blocks or Blocks(blas_thread_count())
+    flat = FlatStep.for_model(optimizer, model, packed, blocks)
     layers = [_fast_layer(layer, blocks) for layer in model.layers]
     if any(isinstance(layer, (BlockBatchNorm2d, BlockConv2D)) for layer in layers) and openblas_spins():
         warnings.warn(SPINNING, PerformanceWarning, stacklevel=3)
