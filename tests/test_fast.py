@@ -250,6 +250,7 @@ def test_flat_steps_match_the_textbook_steps(config):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_flat_steps_on_blocks_of_chunks_give_the_same_numbers_bit_for_bit(config, monkeypatch):
     monkeypatch.setattr("scratchnn.fast.flat_optim.STEP_CHUNK", 7)  # blocks of several chunks, a short last one
+    monkeypatch.setattr("scratchnn.fast.flat_optim.THREADED_STEP", 0)
     (one, packed_one), (two, packed_two) = packed_model(), packed_model()
     opt_one, opt_two = CONFIGS[config](), CONFIGS[config]()
     step_one = FlatStep.for_model(opt_one, one, packed_one).step

@@ -16,8 +16,8 @@ same, bit for bit. Adam folds the bias corrections into two scalars,
 
 which saves two passes over the parameters and changes the update by float rounding only.
 
-Every rule is elementwise, so with ``blocks`` a step runs on each thread's block of the flat
-arrays, chunk by chunk (the ~10 passes of Adam over a chunk while it is in cache): the same
+Every rule is elementwise, so with ``blocks`` a step (of THREADED_STEP parameters or more) runs
+on each thread's block of the flat arrays, chunk by chunk (the ~10 passes of Adam over a chunk while it is in cache): the same
 numbers, bit for bit.
 """
 from __future__ import annotations
@@ -35,6 +35,10 @@ TINY = 1e-30
 # best's), 2 threads: 2.44 ms in whole-array passes on one; in chunks of 2^17 .. 2^20 numbers
 # 1.19 / 1.06 / 1.24 / 1.27 ms (its four arrays' chunks, 1 MB each at 2^18, stay in L2).
 STEP_CHUNK = 1 << 18
+# Fewer parameters than this step on one thread: the MLP benchmark's 235,000 (Adam 0.44 -> 0.34 ms
+# a step on 2 threads, best of 50) trained ~4% slower per epoch on 2 (alternating A/B), handing
+# the block to the other thread costing more there than it saves.
+THREADED_STEP = 1 << 19
 
 
 def sgd(opt: SGD, param, grad, state, work):
@@ -120,7 +124,8 @@ class FlatStep:
 
     def __init__(self, optimizer: Optimizer, named, flat_params: np.ndarray, flat_grads: np.ndarray,
                  blocks: Blocks | None = None):
-        self.optimizer, self.kernel, self.blocks = optimizer, KERNELS[type(optimizer)], blocks or Blocks(1)
+        self.optimizer, self.kernel = optimizer, KERNELS[type(optimizer)]
+        self.blocks = blocks if blocks is not None and flat_params.size >= THREADED_STEP else Blocks(1)
         self.params, self.grads = flat_params, flat_grads
         self.arrays = [param for _, param, _ in named]
         self.state = {slot: np.empty_like(flat_params) for slot in optimizer.state_slots()}
