@@ -17,8 +17,8 @@ same, bit for bit. Adam folds the bias corrections into two scalars,
 which saves two passes over the parameters and changes the update by float rounding only.
 
 Every rule is elementwise, so with ``blocks`` a step (of THREADED_STEP parameters or more) runs
-on each thread's block of the flat arrays, chunk by chunk (the ~10 passes of Adam over a chunk while it is in cache): the same
-numbers, bit for bit.
+on each thread's block of the flat arrays, chunk by chunk (Adam's ~10 passes over a chunk while
+it is in cache): the same numbers, bit for bit.
 """
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ def with_relus_applied(layers: list[Layer]) -> list[Layer]:
     out = []
     for layer in layers:
         last = out[-1] if out else None
-        if isinstance(last, (BlockMaxPool2D, BlockBatchNorm2d)) and last.relu is None and type(layer) in (ReLU, BlockReLU):
+        applies_relus = isinstance(last, (BlockMaxPool2D, BlockBatchNorm2d)) and last.relu is None
+        if applies_relus and type(layer) in (ReLU, BlockReLU):
             out[-1] = last.with_relu(layer)
         else:
             out.append(layer)

@@ -8,8 +8,8 @@ output tile through the interpolation points 0, 1, −1, 2, −2 and ∞ (Lavin 
 so the products do 2.25 multiply-adds per output pixel and input channel where F(2x2, 3x3) does
 4 and im2col 9. The price: Bᵀ and Aᵀ hold 2, 4, 5 and 8, not just ±1, so the tile transforms
 are done as small matrix products (a 6x6 or 4x6 matrix times the tile rows of each image
-column, read and written in place through strided views) instead of signed additions; and the bigger constants cost float32
-some precision (~5e-6 relative error against ~1e-6 for F(2x2, 3x3), both far below what training
+column, read and written in place through strided views) instead of signed additions; and the
+bigger constants cost float32 some precision (~5e-6 relative error against ~1e-6 for F(2x2, 3x3), both far below what training
 notices). Tiles past the image (OH or OW not a multiple of 4) read zeros and are dropped.
 
 The products, the bias and the forward and backward passes are those of F(2x2, 3x3) with 36
