@@ -147,7 +147,9 @@ class AvgPool2D(_Pool2D):
         (kh, kw), area = self.size, self.size[0] * self.size[1]
         share = pixel_major(dy) / np.asarray(area, dy.dtype)  # (OH, OW, N, C)
         if self.stride == self.size:
-            dx = np.zeros((x_shape[2], x_shape[3], n, c), share.dtype)
+            dx = np.empty((x_shape[2], x_shape[3], n, c), share.dtype)
+            dx[kh * oh:] = 0  # rows and columns past the last window get no gradient
+            dx[:kh * oh, kw * ow:] = 0
             blocks = dx[:kh * oh, :kw * ow].reshape(oh, kh, ow, kw, n, c)  # a view: kh·oh rows of dx
             blocks[...] = share[:, None, :, None]
             return from_pixel_major(dx)
