@@ -132,8 +132,9 @@ def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(c
     done = next(e for _, e in events if e["type"] == "done")
     assert done["loaded"] and done["stopped"] == ""
     assert client.get("/api/model").json()["name"] == name
-    for file in ("model.safetensors", "config.toml", "metrics.csv", "health.csv"):
-        assert (runs / name / file).is_file(), file
+    for file in ("model.safetensors", "config.toml", "metrics.csv", "health.csv", "report.html"):
+        assert (runs / name / file).is_file(), file  # the run folder `scratchnn train` leaves
+    assert "Drawing the run's figures (report.html)" in logs
 
     # a reconnecting browser: everything again (same ids), or only what came after Last-Event-ID
     replay = events_until_over(client)

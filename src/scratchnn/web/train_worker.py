@@ -4,7 +4,9 @@ the page can draw (events on a multiprocessing queue).
 The server starts ``run_worker`` in a *spawned* process (never in a request's thread): the
 training has its own interpreter, its own BLAS threads (limited to ``BLAS_THREADS``, so the
 server's predictions keep a core) and its own memory; a crash there is an ``error`` event, not
-a dead server. Events are plain dicts, JSON-ready (NaN becomes None):
+a dead server. A finished (or stopped) run's folder gets its figures and report.html, as
+``scratchnn train`` leaves it, before the ``done`` event. Events are plain dicts, JSON-ready
+(NaN becomes None):
 
     {"type": "log", "line": "Data: csv ... (1,000 train / 1,000 dev)"}
     {"type": "setup", "model": "784 -> 10 -> 10", "parameters": 7960, "dev_samples": 1000}
@@ -62,8 +64,22 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
         events.put({"type": "error", "detail": _one_line(f"training failed: {type(error).__name__}: {error}")})
     else:
         watcher.pictures()
+        write_report_of(result.run_dir, watcher.log)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped})
+
+
+def write_report_of(run_dir: Path, log) -> None:
+    """The run folder's figures and report.html, as ``scratchnn train`` leaves them (a few
+    seconds); a report that cannot be drawn is a log line, not a failed run: the model is saved."""
+    from ..errors import ScratchnnError
+    from ..insight.report import write_report  # matplotlib: imported only when drawing
+
+    log("Drawing the run's figures (report.html)")
+    try:
+        write_report(run_dir, log=log)
+    except (ScratchnnError, OSError) as error:
+        log(_one_line(f"no report.html: {error} (draw it later with: scratchnn report RUN)"))
 
 
 class Watcher:
