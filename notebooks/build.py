@@ -38,11 +38,11 @@ from scratchnn.data import load, load_idx
 QUICK = os.environ.get("SCRATCHNN_NOTEBOOK_QUICK") == "1"  # small settings (CI): seconds, not minutes
 # The 10,000 MNIST test digits beside the repository (or in $SCRATCHNN_DIGITS); else MNIST's own
 # 60,000 training digits, downloaded once (11 MB) into ~/.cache/scratchnn.
-DIGITS = Path(os.environ.get("SCRATCHNN_DIGITS", "../../shared/datasets/mnist")).resolve()
+DIGITS = Path(os.environ.get("SCRATCHNN_DIGITS", "../../shared/datasets/mnist"))
 IMAGES, LABELS = DIGITS / "t10k-images-idx3-ubyte.gz", DIGITS / "t10k-labels-idx1-ubyte.gz"
 if IMAGES.exists():
-    DATA = {"images": str(IMAGES), "labels": str(LABELS)}       # a run's data, for TrainConfig
-    data = load_idx(IMAGES, LABELS)
+    DATA = {"images": str(IMAGES.resolve()), "labels": str(LABELS.resolve())}  # a run's data, for TrainConfig
+    data = load_idx(IMAGES, LABELS)                             # (printed below as given: no folders of ours)
 else:
     DATA = {"dataset": "mnist"}
     data = load("mnist")

@@ -28,6 +28,13 @@ def test_the_stored_notebook_is_fresh(source):
     assert build.problems(source) == []
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
+def test_the_stored_outputs_name_no_folder_of_the_machine_that_built_them(source):
+    text = outputs_text(nbformat.read(NOTEBOOKS / f"{source.stem}.ipynb", as_version=4))
+    assert "x_train (9000, 784)" in text
+    assert not re.findall(r"(?<![\w.])/[\w.-]+/\S*datasets", text), "an absolute path in the published outputs"
+
+
 def test_a_changed_source_makes_its_notebook_stale(tmp_path, monkeypatch):
     source = tmp_path / "src" / SOURCES[0].name
     source.parent.mkdir()
