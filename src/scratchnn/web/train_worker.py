@@ -64,12 +64,12 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
         events.put({"type": "error", "detail": _one_line(f"training failed: {type(error).__name__}: {error}")})
     else:
         watcher.pictures()
-        write_report_of(result.run_dir, watcher.log)
+        _write_report(result.run_dir, watcher.log)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped})
 
 
-def write_report_of(run_dir: Path, log) -> None:
+def _write_report(run_dir: Path, log) -> None:
     """The run folder's figures and report.html, as ``scratchnn train`` leaves them (a few
     seconds); a report that cannot be drawn is a log line, not a failed run: the model is saved."""
     from ..errors import ScratchnnError
