@@ -218,6 +218,9 @@ def layer_label(layer) -> str:
                "BlockReLU": ("relu", "threads"), "BlockMaxPool2D": ("pool", "threads"), "DenseProducts": ("dense", ""),
                "DenseOnColumns": ("dense", "used input columns")}
     name = type(layer).__name__
+    if name == "BlockBatchNormPool":  # one row for the batch norm, the pool and maybe the ReLU after it
+        relu = ", then ReLU" if layer.relu is not None else ""
+        return f"BatchNorm2d+MaxPool2D (pooled first{relu})"
     if name not in wrapped:
         return name
     attribute, how = wrapped[name]

@@ -344,5 +344,7 @@ def test_prepare_puts_the_block_layers_in_only_with_more_than_one_thread(monkeyp
     two = fast_path.prepare(model, optimizer, x, full_batch=False, blocks=Blocks(2))
     assert {"Conv2D", "BatchNorm2d"} <= kinds(one) and not kinds(one) & {"BlockConv2D", "BlockBatchNorm2d"}
     assert {"BlockConv2D", "BlockBatchNorm2d"} <= kinds(two) and "BatchNorm2d" not in kinds(two)
+    pooling_first = [layer for layer in two.net.layers if type(layer).__name__ == "BlockBatchNormPool"]
+    assert len(pooling_first) == 2 and all(layer.relu is not None for layer in pooling_first)
     convs = [type(layer).__name__ for layer in two.net.layers if "Conv2D" in type(layer).__name__]
     assert convs == ["Conv2D"] + 3 * ["BlockConv2D"]  # the first layer (1 channel) never runs Winograd

@@ -12,11 +12,13 @@ ways and compares the weights):
     products.py    Dense with its products in the memory order OpenBLAS is fastest at
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers; a ReLU
-                   after a threaded pool or batch norm is applied by that layer as it writes
+                   after a threaded pool or batch norm is applied by that layer as it writes;
+                   a threaded batch norm and the pool after it run as one layer, pooling first
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes, with the ReLU that follows it applied as it writes,
     relu.py        ReLU's,
-    maxpool.py     2x2 max pooling's, with the ReLU that follows it applied as it writes, and
+    maxpool.py     2x2 max pooling's, with the ReLU that follows it applied as it writes,
+    batchnorm_pool.py  a batch norm then a 2x2 max pool, pooling first (4x fewer numbers), and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
@@ -44,7 +46,7 @@ from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
 from .maxpool import BlockMaxPool2D
-from .order import run_order, with_relus_applied
+from .order import run_order, with_pools_first, with_relus_applied
 from .packing import pack_parameters
 from .products import DenseProducts
 from .relu import BlockReLU
@@ -114,4 +116,5 @@ def _fast_layer(layer, blocks: Blocks):
 
 def _reordered(layers, input_shape, model: Sequential) -> Sequential:
     """``layers`` (the model's, as the fast path runs them) in the order to run them."""
-    return Sequential(with_relus_applied([layers[i] for i in run_order(model.layers)]), input_shape, model.rng)
+    ordered = with_relus_applied([layers[i] for i in run_order(model.layers)])
+    return Sequential(with_pools_first(ordered), input_shape, model.rng)

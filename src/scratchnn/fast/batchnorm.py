@@ -44,7 +44,7 @@ class BlockBatchNorm2d(Layer, register=False):
         n, c, h, w = x.shape
         rows = pixel_major(x).reshape(h * w, n * c)
         m = h * w * n
-        mean = self._sums(lambda a, b: rows[a:b].sum(axis=0), rows, c) / m
+        mean = channel_sums(self.blocks, lambda a, b: rows[a:b].sum(axis=0), rows, n, c) / m
         wide_mean = np.tile(mean, n)  # μ for each of the N·C columns
         centred = np.empty_like(rows)
 
@@ -55,7 +55,7 @@ class BlockBatchNorm2d(Layer, register=False):
                 total += np.einsum("pk,pk->k", centred[a:b], centred[a:b])
             return total
 
-        var = self._sums(centre, rows, c) / m
+        var = channel_sums(self.blocks, centre, rows, n, c) / m
         inv_std = 1 / np.sqrt(var + self.bn.eps)
         self.bn.update_running_statistics(mean, var, m)
         wide_scale, wide_beta = np.tile(self.params["gamma"] * inv_std, n), np.tile(self.params["beta"], n)
@@ -92,7 +92,7 @@ class BlockBatchNorm2d(Layer, register=False):
                 total[rows.shape[1]:] += np.einsum("pk,pk->k", rows[a:b], centred[a:b])
             return total
 
-        dbeta, centred_sum = self._sums(sums, rows, c).reshape(2, c)
+        dbeta, centred_sum = channel_sums(self.blocks, sums, rows, n, c).reshape(2, c)
         dgamma = centred_sum * inv_std  # Σ dy·x̂
         self.grads["beta"][...] = dbeta
         self.grads["gamma"][...] = dgamma
@@ -112,12 +112,6 @@ class BlockBatchNorm2d(Layer, register=False):
         self.blocks.run(input_gradient, len(rows), rows.size)
         return from_pixel_major(dx.reshape(h, w, n, c))
 
-    def _sums(self, fn, rows: np.ndarray, c: int) -> np.ndarray:
-        """Σ over the blocks of fn(start, stop) (k·N·C,) for the pixel rows ``rows`` (H·W, N·C),
-        each run of N·C folded to the C channels: (k·C,)."""
-        total = np.sum(self.blocks.run(fn, len(rows), rows.size), axis=0)
-        return total.reshape(-1, rows.shape[1] // c, c).sum(axis=1).ravel()
-
     def with_relu(self, relu: Layer) -> BlockBatchNorm2d:
         return BlockBatchNorm2d(self.bn, self.blocks, relu)
 
@@ -127,3 +121,10 @@ class BlockBatchNorm2d(Layer, register=False):
     def __repr__(self):
         relu = "" if self.relu is None else f", relu={self.relu!r}"
         return f"BlockBatchNorm2d({self.bn!r}, {self.blocks!r}{relu})"
+
+
+def channel_sums(blocks: Blocks, fn, rows: np.ndarray, n: int, c: int) -> np.ndarray:
+    """Σ over ``blocks`` of the rows of ``rows`` of fn(start, stop), sums per column (k·N·C,),
+    each run of N·C columns folded to the C channels: (k·C,)."""
+    total = np.sum(blocks.run(fn, len(rows), rows.size), axis=0)
+    return total.reshape(-1, n, c).sum(axis=1).ravel()

@@ -8,7 +8,9 @@ LeakyReLU or sigmoid can round two different inputs to one output, and then the 
 would route its gradient elsewhere.
 
 Then a ReLU right after a threaded pool or batch norm is applied by that layer as it writes its
-output (``with_relus_applied``), so it costs no pass of its own over memory.
+output (``with_relus_applied``), so it costs no pass of its own over memory; and a threaded batch
+norm right before a threaded pool runs with it as one layer that pools first (``with_pools_first``,
+see batchnorm_pool.py).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from ..nn.activations import ReLU
 from ..nn.base import Layer
 from ..nn.pool import MaxPool2D
 from .batchnorm import BlockBatchNorm2d
+from .batchnorm_pool import BlockBatchNormPool
 from .maxpool import BlockMaxPool2D
 from .relu import BlockReLU
 
@@ -40,6 +43,19 @@ def with_relus_applied(layers: list[Layer]) -> list[Layer]:
         applies_relus = isinstance(last, (BlockMaxPool2D, BlockBatchNorm2d)) and last.relu is None
         if applies_relus and type(layer) in (ReLU, BlockReLU):
             out[-1] = last.with_relu(layer)
+        else:
+            out.append(layer)
+    return out
+
+
+def with_pools_first(layers: list[Layer]) -> list[Layer]:
+    """``layers`` (in the order they run, ReLUs applied), each BlockBatchNorm2d applying no ReLU
+    that a BlockMaxPool2D follows run with it as one BlockBatchNormPool."""
+    out = []
+    for layer in layers:
+        last = out[-1] if out else None
+        if type(layer) is BlockMaxPool2D and type(last) is BlockBatchNorm2d and last.relu is None:
+            out[-1] = BlockBatchNormPool(last, layer)
         else:
             out.append(layer)
     return out
