@@ -156,20 +156,25 @@ def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
     """Seconds an epoch of ``batches`` steps spends in the matrix products alone of a CNN's
     training step: each Conv2D's (im2col: [cols 1]·[Wm; b], [cols 1]ᵀ·dY and dY·Wmᵀ; Winograd:
     its (m+2)² tile products, 16 to 81, forward, for the kernel gradient and for the input
-    gradient, in the tiling the fast path picks) and each Dense layer's, on random arrays of the
-    shapes a batch gives, nothing else (no gathers, transforms, batch norm, pooling, loss or
-    Adam). The first layer makes no input gradient."""
+    gradient, in the tiling the fast path picks, run as its pipelines run them: piece by piece,
+    one BLAS thread per worker) and each Dense layer's, on random arrays of the shapes a batch
+    gives, nothing else (no gathers, transforms, batch norm, pooling, loss or Adam). The first
+    layer makes no input gradient."""
+    from scratchnn.fast.threads import Blocks, blas_thread_count
     from scratchnn.fast.winograd import FAST_RULE
     from scratchnn.nn import Conv2D, Dense
 
     rng = np.random.default_rng(0)
     rand = lambda *shape: rng.random(shape, dtype=np.float32)  # noqa: E731
+    blocks = Blocks(blas_thread_count())
     products, shape = [], model.input_shape
     for k, layer in enumerate(model.layers):
         first = k == 0
         # the tiling the fast path trains this layer with (its own "auto" rule, on 2+ threads)
         scheme = layer.winograd_scheme(*shape[1:], rule=FAST_RULE) if isinstance(layer, Conv2D) else None
-        if scheme is not None:
+        if scheme is not None and blocks.workers > 1:
+            products.append(_pipeline_products(scheme, layer, shape, blocks, rand, input_gradient=not first))
+        elif scheme is not None:
             _, _, th, tw = scheme.tiles(*shape[1:], layer.padding)
             slots = (scheme.TILE + 2) ** 2
             V, U = rand(slots, th * tw * BATCH, shape[0]), rand(slots, shape[0], layer.out_channels)
@@ -190,6 +195,39 @@ def products_seconds_per_epoch(model, batches: int, repeats: int = 5) -> float:
             products += [] if first else [lambda dy=dy, W=W: dy @ W.T]
         shape = layer.output_shape(shape)
     return epoch_seconds(lambda: [product() for product in products], batches, repeats)
+
+
+def _pipeline_products(scheme, layer, shape, blocks, rand, input_gradient: bool):
+    """A call running a Winograd layer's batch of tile products as ``fast.winograd``'s pipelines
+    do: the batch cut into the same pieces, each worker taking its share on one BLAS thread, per
+    piece M = V·U, dU += dMᵀ·V and dV = dM·Uᵀ (the products in cache, as in training)."""
+    from scratchnn.fast.threads import one_blas_thread
+    from scratchnn.fast.winograd import PIECE_FLOATS, _pieces
+
+    c, f = shape[0], layer.out_channels
+    _, _, th, tw = scheme.tiles(*shape[1:], layer.padding)
+    side = scheme.TILE + 2
+    groups, rows_most, images_most = _pieces(th, BATCH, side * side * tw * max(c, f), blocks.workers,
+                                             PIECE_FLOATS[scheme.TILE])
+    tiles_most = rows_most * tw * images_most
+    U = rand(side * side, c, f)
+    work = [(rand(side * side, tiles_most, c), rand(side * side, tiles_most, f), np.empty((side * side, tiles_most, f),
+             np.float32), np.empty((side * side, tiles_most, c), np.float32)) for _ in range(blocks.workers)]
+
+    def pipeline(worker, share):
+        V, dM, M, dV = work[worker]
+        dU = np.zeros((side * side, f, c), np.float32)
+        for a, z, i, j in (piece for group in share for piece in group):
+            n = (z - a) * tw * (j - i)
+            np.matmul(V[:, :n], U, out=M[:, :n])
+            dU += np.matmul(dM[:, :n].transpose(0, 2, 1), V[:, :n])
+            if input_gradient:
+                np.matmul(dM[:, :n], U.transpose(0, 2, 1), out=dV[:, :n])
+
+    def run():
+        with one_blas_thread():
+            blocks.deal(pipeline, groups)
+    return run
 
 
 def scratchnn_model(model: str, seed: int, conv_algorithm: str = "auto"):
@@ -515,8 +553,9 @@ def main() -> None:
     if "scratchnn" in runs and args.model != "mlp":
         products = median("scratchnn", "products_s")
         versus = f" = {products / median('torch', 'median_s'):.2f} of PyTorch's epoch" if "torch" in runs else ""
-        print(f"scratchnn's matrix products alone (every Conv2D's and Dense layer's, on random arrays; no "
-              f"gather, transform, batch norm, pooling, loss or Adam): {products:.3f} s/epoch{versus}")
+        print(f"scratchnn's matrix products alone (every Conv2D's and Dense layer's, the Winograd layers' piece "
+              f"by piece as their pipelines run them, on random arrays; no gather, transform, batch norm, pooling, "
+              f"loss or Adam): {products:.3f} s/epoch{versus}")
     for name in ("scratchnn", "native", "winograd"):
         if args.profile and name in runs:
             print_layer_split(runs[name][-1], args.epochs - 1, LABELS[name])
