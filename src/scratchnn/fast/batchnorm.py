@@ -23,6 +23,7 @@ import numpy as np
 from ..nn.base import Layer
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.im2col import from_pixel_major, pixel_major
+from .relu import relu_gradient
 from .threads import Blocks, chunks
 
 
@@ -87,7 +88,7 @@ class BlockBatchNorm2d(Layer, register=False):
             total = np.zeros(2 * rows.shape[1], np.result_type(rows, centred))
             for a, b in chunks(start, stop, rows.shape[1]):
                 if self.relu is not None:
-                    np.multiply(dy_relu[a:b], y[a:b] > 0, out=rows[a:b])  # ReLU'(0) = 0
+                    relu_gradient(dy_relu[a:b], y[a:b], rows[a:b])
                 total[:rows.shape[1]] += rows[a:b].sum(axis=0)
                 total[rows.shape[1]:] += np.einsum("pk,pk->k", rows[a:b], centred[a:b])
             return total

@@ -28,6 +28,7 @@ from ..nn.base import Layer
 from ..nn.im2col import from_pixel_major, pixel_major
 from .batchnorm import BlockBatchNorm2d, channel_sums
 from .maxpool import BlockMaxPool2D
+from .relu import relu_gradient
 from .threads import chunks
 
 
@@ -105,7 +106,7 @@ class BlockBatchNormPool(Layer, register=False):
             total = np.zeros(2 * k, d_pool.dtype)
             for a, b in chunks(start, stop, ow * k):
                 if self.relu is not None:
-                    np.multiply(dy[a:b], y[a:b] > 0, out=d_pool[a:b])  # ReLU'(0) = 0
+                    relu_gradient(dy[a:b], y[a:b], d_pool[a:b])
                 else:
                     d_pool[a:b] = dy[a:b]
                 total[:k] += d_pool[a:b].sum(axis=(0, 1))

@@ -18,6 +18,7 @@ import numpy as np
 from ..nn.base import Layer
 from ..nn.im2col import conv_output_shape, from_pixel_major, pixel_major
 from ..nn.pool import MaxPool2D
+from .relu import relu_gradient
 from .threads import Blocks, chunks
 
 
@@ -70,7 +71,7 @@ class BlockMaxPool2D(Layer, register=False):
 
         def route(start, stop):
             for a, b in chunks(start, stop, 4 * ow * n * c):
-                d_out = dy[a:b] if self.relu is None else dy[a:b] * (y[a:b] > 0)  # ReLU'(0) = 0
+                d_out = dy[a:b] if self.relu is None else relu_gradient(dy[a:b], y[a:b], np.empty(y[a:b].shape, dtype))
                 d_rows = np.empty((b - a, 2, ow, n * c), dtype)
                 np.multiply(d_out, pairs[a:b, 0] >= pairs[a:b, 1], out=d_rows[:, 0])
                 np.subtract(d_out, d_rows[:, 0], out=d_rows[:, 1])

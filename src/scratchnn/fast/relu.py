@@ -48,7 +48,7 @@ class BlockReLU(Layer, register=False):
 
         def gradient(start, stop):
             for a, b in chunks(start, stop, 1):
-                np.multiply(grads[a:b], outputs[a:b] > 0, out=out[a:b])
+                relu_gradient(grads[a:b], outputs[a:b], out[a:b])
 
         self.blocks.run(gradient, len(out), out.size)
         return dx
@@ -58,6 +58,15 @@ class BlockReLU(Layer, register=False):
 
     def __repr__(self):
         return f"BlockReLU({self.relu!r}, {self.blocks!r})"
+
+
+def relu_gradient(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = dy·[y > 0] (ReLU'(0) = 0), for a float ``out`` that is not ``dy``: the comparison
+    written as 0.0 / 1.0 straight into out, then multiplied in place (a float times a bool array
+    goes through a cast: 0.44 against 0.29 ns a number on 512 KB chunks, 0.75 against 0.69 on 2 MB)."""
+    np.greater(y, 0, out=out)
+    out *= dy
+    return out
 
 
 def memory_order(array: np.ndarray) -> np.ndarray | None:
