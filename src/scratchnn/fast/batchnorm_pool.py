@@ -27,7 +27,7 @@ import numpy as np
 from ..nn.base import Layer
 from ..nn.im2col import from_pixel_major, pixel_major
 from .batchnorm import BlockBatchNorm2d, channel_sums
-from .maxpool import BlockMaxPool2D
+from .maxpool import BlockMaxPool2D, route_to_maxima, window_maxima
 from .relu import relu_gradient
 from .threads import chunks
 
@@ -66,8 +66,7 @@ class BlockBatchNormPool(Layer, register=False):
         def pool_and_spread(start, stop):  # the pool's maxima of x, and Σ(x − μ)², chunk by chunk
             total, centred = np.zeros(k, rows.dtype), None
             for a, b in chunks(start, stop, 4 * ow * k):
-                np.maximum(cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1], out=row_max[2 * a:2 * b])
-                np.maximum(pairs[a:b, 0], pairs[a:b, 1], out=pooled[a:b])
+                window_maxima(cols[2 * a:2 * b], row_max[2 * a:2 * b], pooled[a:b])
                 part = rows[2 * a * w:2 * b * w]
                 if centred is None:
                     centred = np.empty_like(part)  # the first chunk is the largest
@@ -130,14 +129,7 @@ class BlockBatchNormPool(Layer, register=False):
         def route(start, stop):  # γ/σ·dy to each window's largest pixel, then every pixel's (x − μ)·a + b
             share = None
             for a, b in chunks(start, stop, 4 * ow * k):
-                d_out = d_pool[a:b] * scale
-                d_rows = np.empty((b - a, 2, ow, k), dx.dtype)
-                np.multiply(d_out, pairs[a:b, 0] >= pairs[a:b, 1], out=d_rows[:, 0])  # top wins ties
-                np.subtract(d_out, d_rows[:, 0], out=d_rows[:, 1])
-                d_rows = d_rows.reshape(2 * (b - a), ow, k)
-                left, right = cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1]
-                np.multiply(d_rows, left >= right, out=routed[2 * a:2 * b, :, 0])  # left wins ties
-                np.subtract(d_rows, routed[2 * a:2 * b, :, 0], out=routed[2 * a:2 * b, :, 1])
+                route_to_maxima(d_pool[a:b] * scale, cols[2 * a:2 * b], pairs[a:b], routed[2 * a:2 * b])
                 part = rows[2 * a * w:2 * b * w]
                 if share is None:
                     share = np.empty(part.shape, dx.dtype)  # the first chunk is the largest

@@ -45,8 +45,7 @@ class BlockMaxPool2D(Layer, register=False):
 
         def pool(start, stop):
             for a, b in chunks(start, stop, 4 * ow * n * c):
-                np.maximum(cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1], out=row_max[2 * a:2 * b])
-                np.maximum(pairs[a:b, 0], pairs[a:b, 1], out=y[a:b])
+                window_maxima(cols[2 * a:2 * b], row_max[2 * a:2 * b], y[a:b])
                 if self.relu is not None:
                     np.maximum(y[a:b], 0, out=y[a:b])
 
@@ -72,13 +71,7 @@ class BlockMaxPool2D(Layer, register=False):
         def route(start, stop):
             for a, b in chunks(start, stop, 4 * ow * n * c):
                 d_out = dy[a:b] if self.relu is None else relu_gradient(dy[a:b], y[a:b], np.empty(y[a:b].shape, dtype))
-                d_rows = np.empty((b - a, 2, ow, n * c), dtype)
-                np.multiply(d_out, pairs[a:b, 0] >= pairs[a:b, 1], out=d_rows[:, 0])
-                np.subtract(d_out, d_rows[:, 0], out=d_rows[:, 1])
-                d_rows = d_rows.reshape(2 * (b - a), ow, n * c)
-                left, right = cols[2 * a:2 * b, :, 0], cols[2 * a:2 * b, :, 1]
-                np.multiply(d_rows, left >= right, out=routed[2 * a:2 * b, :, 0])
-                np.subtract(d_rows, routed[2 * a:2 * b, :, 0], out=routed[2 * a:2 * b, :, 1])
+                route_to_maxima(d_out, cols[2 * a:2 * b], pairs[a:b], routed[2 * a:2 * b])
 
         self.blocks.run(route, oh, cols.size)
         return from_pixel_major(dx)
@@ -92,3 +85,23 @@ class BlockMaxPool2D(Layer, register=False):
     def __repr__(self):
         relu = "" if self.relu is None else f", relu={self.relu!r}"
         return f"BlockMaxPool2D({self.pool!r}, {self.blocks!r}{relu})"
+
+
+def window_maxima(cols: np.ndarray, row_max: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out (R, OW, K) = the maximum of each 2x2 window: the larger of each window row's two
+    pixels (cols (2R, OW, 2, K)) into ``row_max`` (2R, OW, K), then the larger of its two rows."""
+    np.maximum(cols[:, :, 0], cols[:, :, 1], out=row_max)
+    pairs = row_max.reshape(len(out), 2, *out.shape[1:])
+    return np.maximum(pairs[:, 0], pairs[:, 1], out=out)
+
+
+def route_to_maxima(d_out: np.ndarray, cols: np.ndarray, pairs: np.ndarray, routed: np.ndarray) -> None:
+    """``routed`` (2R, OW, 2, K), dx laid out as ``cols``: each window's d_out (R, OW, K) goes to
+    its top or bottom row (``pairs``' row maxima; top wins ties), then to that row's left or
+    right pixel (left wins ties); the window's other pixels get 0."""
+    d_rows = np.empty((len(d_out), 2, *d_out.shape[1:]), routed.dtype)
+    np.multiply(d_out, pairs[:, 0] >= pairs[:, 1], out=d_rows[:, 0])
+    np.subtract(d_out, d_rows[:, 0], out=d_rows[:, 1])
+    d_rows = d_rows.reshape(2 * len(d_out), *d_out.shape[1:])
+    np.multiply(d_rows, cols[:, :, 0] >= cols[:, :, 1], out=routed[:, :, 0])
+    np.subtract(d_rows, routed[:, :, 0], out=routed[:, :, 1])
