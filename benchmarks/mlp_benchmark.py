@@ -256,6 +256,8 @@ def layer_label(layer) -> str:
                "BlockReLU": ("relu", "threads"), "BlockMaxPool2D": ("pool", "threads"), "DenseProducts": ("dense", ""),
                "DenseOnColumns": ("dense", "used input columns")}
     name = type(layer).__name__
+    if name == "ConvBatchNorm":  # the first convolution with its batch norm (and ReLU) folded in
+        return f"Conv2D+BatchNorm2d (folded{', then ReLU' if layer.relu is not None else ''})"
     if name == "BlockBatchNormPool":  # one row for the batch norm, the pool and maybe the ReLU after it
         relu = ", then ReLU" if layer.relu is not None else ""
         return f"BatchNorm2d+MaxPool2D (pooled first{relu})"

@@ -346,5 +346,7 @@ def test_prepare_puts_the_block_layers_in_only_with_more_than_one_thread(monkeyp
     assert {"BlockConv2D", "BlockBatchNorm2d"} <= kinds(two) and "BatchNorm2d" not in kinds(two)
     pooling_first = [layer for layer in two.net.layers if type(layer).__name__ == "BlockBatchNormPool"]
     assert len(pooling_first) == 2 and all(layer.relu is not None for layer in pooling_first)
-    convs = [type(layer).__name__ for layer in two.net.layers if "Conv2D" in type(layer).__name__]
-    assert convs == ["Conv2D"] + 3 * ["BlockConv2D"]  # the first layer (1 channel) never runs Winograd
+    convs = [type(layer).__name__ for layer in two.net.layers if "Conv" in type(layer).__name__]
+    # the first layer (1 channel) never runs Winograd, and its batch norm is folded into it
+    assert convs == ["ConvBatchNorm"] + 3 * ["BlockConv2D"]
+    assert type(two.net.layers[0].norm).__name__ == "BlockBatchNorm2d" and two.net.layers[0].relu is not None

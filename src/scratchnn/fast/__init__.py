@@ -13,12 +13,14 @@ ways and compares the weights):
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers; a ReLU
                    after a threaded pool or batch norm is applied by that layer as it writes;
-                   a threaded batch norm and the pool after it run as one layer, pooling first
+                   a threaded batch norm and the pool after it run as one layer, pooling first;
+                   the first convolution and its batch norm as one product
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes, with the ReLU that follows it applied as it writes,
     relu.py        ReLU's,
     maxpool.py     2x2 max pooling's, with the ReLU that follows it applied as it writes,
-    batchnorm_pool.py  a batch norm then a 2x2 max pool, pooling first (4x fewer numbers), and
+    batchnorm_pool.py  a batch norm then a 2x2 max pool, pooling first (4x fewer numbers),
+    conv_batchnorm.py  the first convolution with the batch norm after it folded into its product, and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
@@ -46,7 +48,7 @@ from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
 from .maxpool import BlockMaxPool2D
-from .order import run_order, with_pools_first, with_relus_applied
+from .order import run_order, with_first_conv_folded, with_pools_first, with_relus_applied
 from .packing import pack_parameters
 from .products import DenseProducts
 from .relu import BlockReLU
@@ -119,4 +121,4 @@ def _fast_layer(layer, blocks: Blocks):
 def _reordered(layers, input_shape, model: Sequential) -> Sequential:
     """``layers`` (the model's, as the fast path runs them) in the order to run them."""
     ordered = with_relus_applied([layers[i] for i in run_order(model.layers)])
-    return Sequential(with_pools_first(ordered), input_shape, model.rng)
+    return Sequential(with_first_conv_folded(with_pools_first(ordered)), input_shape, model.rng)

@@ -8,17 +8,21 @@ LeakyReLU or sigmoid can round two different inputs to one output, and then the 
 would route its gradient elsewhere.
 
 Then a ReLU right after a threaded pool or batch norm is applied by that layer as it writes its
-output (``with_relus_applied``), so it costs no pass of its own over memory; and a threaded batch
+output (``with_relus_applied``), so it costs no pass of its own over memory; a threaded batch
 norm right before a threaded pool runs with it as one layer that pools first (``with_pools_first``,
-see batchnorm_pool.py).
+see batchnorm_pool.py); and a batch norm right after the first layer's convolution is folded into
+that convolution's product (``with_first_conv_folded``, see conv_batchnorm.py).
 """
 from __future__ import annotations
 
 from ..nn.activations import ReLU
 from ..nn.base import Layer
+from ..nn.batchnorm import BatchNorm2d
+from ..nn.conv import Conv2D
 from ..nn.pool import MaxPool2D
 from .batchnorm import BlockBatchNorm2d
 from .batchnorm_pool import BlockBatchNormPool
+from .conv_batchnorm import ConvBatchNorm
 from .maxpool import BlockMaxPool2D
 from .relu import BlockReLU
 
@@ -59,3 +63,12 @@ def with_pools_first(layers: list[Layer]) -> list[Layer]:
         else:
             out.append(layer)
     return out
+
+
+def with_first_conv_folded(layers: list[Layer]) -> list[Layer]:
+    """``layers`` (in the order they run), a first Conv2D that a BatchNorm2d (textbook or
+    threaded, maybe applying a ReLU) follows run with it as one ConvBatchNorm: the first layer
+    only, the one whose input gradient nothing needs."""
+    if len(layers) >= 2 and type(layers[0]) is Conv2D and type(layers[1]) in (BatchNorm2d, BlockBatchNorm2d):
+        return [ConvBatchNorm(layers[0], layers[1]), *layers[2:]]
+    return list(layers)

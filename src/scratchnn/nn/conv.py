@@ -124,18 +124,25 @@ class Conv2D(Layer):
             self._cache = ("winograd", (scheme, cache))
             return y
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
-        (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
-        # NOTE: cols is rewritten by the next forward; backward only ever needs the latest one.
-        # Few channels (the first layer's C = 1): Fortran order, so im2col copies runs of OW·N floats.
-        order = "F" if c < ow else "C"
-        k = kh * kw * c
-        cols = self._buffer("cols", (oh * ow * n, k + 1), x.dtype, order)
-        im2col(x, self.kernel_size, self.stride, self.padding, out=cols[:, :k])
-        cols[:, k] = 1
+        cols = self.columns(x)
         wm = np.concatenate([kernel_matrix(self.params["W"]), self.params["b"][None]])  # [Wm; b]
         y = cols @ wm  # (OH·OW·N, F) = (OH, OW, N, F) in memory
         self._cache = ("im2col", (x.shape, cols, wm))
-        return from_pixel_major(y.reshape(oh, ow, n, f))
+        return from_pixel_major(y.reshape(oh, ow, n, self.out_channels))
+
+    def columns(self, x: np.ndarray) -> np.ndarray:
+        """[cols 1] (OH·OW·N, KH·KW·C + 1): im2col's rows of x (N, C, H, W) and a column of ones.
+
+        NOTE: a work array that the next call rewrites; backward only ever needs the latest one.
+        Few channels (the first layer's C = 1): Fortran order, so im2col copies runs of OW·N floats.
+        """
+        n, _, h, w = x.shape
+        oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
+        k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        cols = self._buffer("cols", (oh * ow * n, k + 1), x.dtype, "F" if self.in_channels < ow else "C")
+        im2col(x, self.kernel_size, self.stride, self.padding, out=cols[:, :k])
+        cols[:, k] = 1
+        return cols
 
     def backward(self, dy, need_dx=True):
         algorithm, cache = self._take_cache()
