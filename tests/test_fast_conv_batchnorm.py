@@ -36,6 +36,13 @@ def images(shape, rng, dtype=np.float64):
     return x
 
 
+def through(layers, x, training=True):
+    """x through ``layers``' forwards, one after the other."""
+    for layer in layers:
+        x = layer.forward(x, training=training)
+    return x
+
+
 CONVS = [dict(in_channels=1, out_channels=4, kernel_size=3, padding=1),
          dict(in_channels=3, out_channels=2, kernel_size=5, padding=0),
          dict(in_channels=1, out_channels=3, kernel_size=3, stride=2, padding=1)]
@@ -51,10 +58,7 @@ def test_folding_computes_what_the_layers_compute(conv_kwargs, relu, workers):
     x = images((5, conv_kwargs["in_channels"], 9, 8), rng)
     y = folded.forward(x, training=True)
     assert folded._cache[0] == "folded"
-    expected = x
-    for layer in textbook:
-        expected = layer.forward(expected, training=True)
-    np.testing.assert_allclose(y, expected, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(y, through(textbook, x), rtol=1e-11, atol=1e-12)
     dy = rng.standard_normal(y.shape)
     assert folded.backward(dy, need_dx=False) is None
     for layer in reversed(textbook):
@@ -88,10 +92,7 @@ def test_float32_stays_close_to_the_textbook_in_float64():
     x = images((16, 1, 28, 28), rng, np.float32)
     y = folded.forward(x, training=True)
     assert y.dtype == np.float32 and folded._cache[0] == "folded"
-    expected = x.astype(np.float64)
-    for layer in textbook:
-        expected = layer.forward(expected, training=True)
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, through(textbook, x.astype(np.float64)), rtol=1e-4, atol=1e-4)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     folded.backward(dy, need_dx=False)
     d = dy.astype(np.float64)
@@ -120,10 +121,7 @@ def test_what_cannot_fold_runs_the_layers(case):
     training = case != "evaluation"
     y = folded.forward(x, training=training)
     assert folded._cache[0] == "layers"
-    expected = x
-    for layer in textbook:
-        expected = layer.forward(expected, training=training)
-    np.testing.assert_allclose(y, expected, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(y, through(textbook, x, training), rtol=1e-11, atol=1e-12)
 
 
 def test_only_the_first_layer_folds_with_the_batch_norm_after_it():

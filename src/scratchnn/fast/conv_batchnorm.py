@@ -19,8 +19,9 @@ Gc = G − x̄·dβ (= Σ_r (X̃_r − x̄)·dy_bn_r):
 
 (dW̃'s bias row is 0 in exact arithmetic: batch norm removes the bias). Arithmetic on (K+1)-square
 matrices replaces batch norm's ~14 passes over the R·F outputs; what is left is the two products,
-the ReLU and its mask. The statistics come from sums of window products rather than of outputs
-(in float32 they agree with the textbook's to ~1e-5; in float64 to ~1e-12).
+the ReLU and its mask. The statistics come from sums of window products rather than of outputs,
+finished in float64 on the small matrices: on a trained cnn-best's first layer and 128 MNIST
+digits in float32, y is 8e-7 from the float64 textbook's (the float32 textbook's 2e-6).
 
 Evaluation, a convolution that runs Winograd, and a batch of one pixel run the layers in turn;
 asked for the input gradient, it makes batch norm's dx after all and runs the convolution's.
