@@ -99,15 +99,14 @@ class BlockBatchNormPool(Layer, register=False):
         _, rows, cols, pairs, pooled, y, wide_mean, inv_std, (n, c, h, w) = cache
         oh, ow, k = h // 2, w // 2, n * c
         dy = pixel_major(dy).reshape(oh, ow, k)
-        d_pool = np.empty(y.shape, np.result_type(dy, y))  # the pool's dy, after the ReLU's mask
+        # the pool's dy, after the ReLU's mask (without a ReLU, dy itself)
+        d_pool = dy if self.relu is None else np.empty(y.shape, np.result_type(dy, y))
 
         def sums(start, stop):  # Σdy_bn and Σdy_bn·(x − μ), over the windows' largest pixels
-            total = np.zeros(2 * k, d_pool.dtype)
+            total = np.zeros(2 * k, np.result_type(dy, y))
             for a, b in chunks(start, stop, ow * k):
                 if self.relu is not None:
                     relu_gradient(dy[a:b], y[a:b], d_pool[a:b])
-                else:
-                    d_pool[a:b] = dy[a:b]
                 total[:k] += d_pool[a:b].sum(axis=(0, 1))
                 total[k:] += np.einsum("ijk,ijk->k", d_pool[a:b], pooled[a:b] - wide_mean)
             return total
@@ -123,7 +122,7 @@ class BlockBatchNormPool(Layer, register=False):
         scale = np.tile(gamma * inv_std, n)  # γ/σ
         slope = np.tile(-gamma * inv_std * inv_std * dgamma / m, n)  # a
         shift = np.tile(-gamma * inv_std * dbeta / m, n)  # b
-        dx = np.empty((h, w, n, c), d_pool.dtype)
+        dx = np.empty((h, w, n, c), np.result_type(dy, y))
         dx_rows, routed = dx.reshape(h * w, k), dx.reshape(2 * oh, ow, 2, k)
 
         def route(start, stop):  # γ/σ·dy to each window's largest pixel, then every pixel's (x − μ)·a + b
