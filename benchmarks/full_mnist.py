@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     print(f"\n{args.preset} on {args.dataset}: test accuracy of {len(labels):,} images")
     for folder, member in zip(folders, ensemble.members):
         plain = (member.model.predict(x) == labels).mean()
-        tta = (member.model.predict(x, tta=args.tta) == labels).mean()
+        tta = (member.model.predict(x, tta=args.tta, views=member.views) == labels).mean()
         print(f"  {folder.name:12} {plain:.4f}   with TTA x{args.tta}: {tta:.4f}")
     if len(ensemble.members) > 1:
         print(f"  {'ensemble':12} {(ensemble.predict(x) == labels).mean():.4f}   with TTA x{args.tta}: "

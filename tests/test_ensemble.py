@@ -36,6 +36,18 @@ def test_the_ensemble_is_the_mean_of_its_members():
     assert np.allclose(ensemble.predict_proba(x(), tta=3), with_tta, atol=1e-7)
 
 
+def test_each_member_averages_the_views_of_the_data_it_was_trained_on(tmp_path):
+    """A member trained on Fashion-MNIST (its metadata's config) is asked about mirrored clothes,
+    any other about shifted and turned digits; no metadata means digits."""
+    fashion = saved(tmp_path / "f" / MODEL_FILE, mlp(0), config={"dataset": "fashion-mnist"})
+    digits = saved(tmp_path / "d" / MODEL_FILE, mlp(10), config={"dataset": "mnist"})
+    ensemble = load_ensemble([fashion.parent, digits.parent])
+    assert [m.views for m in ensemble.members] == ["clothes", "digits"] and Member("m", mlp(0)).views == "digits"
+    expected = np.mean([mlp(0).predict_proba(x(), tta=4, views="clothes").astype(np.float64),
+                        mlp(10).predict_proba(x(), tta=4).astype(np.float64)], axis=0)
+    assert np.allclose(ensemble.predict_proba(x(), tta=4), expected, atol=1e-7)
+
+
 def test_one_member_is_the_model_itself():
     model = mlp(0)
     assert np.array_equal(Ensemble([model]).predict_proba(x()), model.predict_proba(x()))

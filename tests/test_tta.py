@@ -5,7 +5,8 @@ import pytest
 
 from scratchnn import Dense, Flatten, ReLU, Sequential
 from scratchnn.data.augment import affine
-from scratchnn.data.tta import MAX_TTA, VIEWS, averaged_proba, check_tta, image_shape_for, tta_views
+from scratchnn.data.tta import (MAX_TTA, VIEW_LISTS, VIEWS, averaged_proba, check_tta, image_shape_for, tta_views,
+                                views_for)
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.nn.activations import softmax
 
@@ -67,6 +68,35 @@ def test_a_one_pixel_shift_moves_the_pixel():
     image[0, 2, 2] = 1
     moved = VIEWS[1](image)  # shift (0, 1): one pixel right
     assert moved[0, 2, 3] == 1 and moved.sum() == 1
+
+
+def test_clothes_views_are_mirrors_and_whole_pixel_shifts():
+    """Fashion-MNIST trains on mirrored images only: its views never turn, scale or blur (a
+    whole-pixel shift reads exact pixels), and half of them are mirrored."""
+    clothes = VIEW_LISTS["clothes"]
+    assert len(clothes) == MAX_TTA and len(set(clothes)) == MAX_TTA and clothes[0] == VIEWS[0]
+    assert clothes[1].mirror and clothes[1].shift == (0, 0) and sum(v.mirror for v in clothes) == MAX_TTA // 2
+    images = digits()
+    for view in clothes:
+        assert view.rotate == 0 and view.scale == 1 and all(float(s).is_integer() and abs(s) <= 1 for s in view.shift)
+        moved = view(images)
+        assert moved.shape == images.shape and set(np.unique(moved)) <= set(np.unique(images)) | {0}, view
+    assert np.array_equal(clothes[1](images), images[:, :, ::-1])
+    assert np.array_equal(clothes[3](images)[:, :, 1:], images[:, :, ::-1][:, :, :-1])  # mirrored, then 1 px right
+
+
+def test_views_follow_the_dataset_and_change_the_answer():
+    assert views_for("fashion-mnist") == "clothes" and views_for("mnist") == views_for("") == "digits"
+    model, images = mlp(), digits()
+    x = images.reshape(7, 784)
+    views = [images, images[:, :, ::-1], affine(images, shift=(0, 1))]
+    expected = np.mean([softmax(model.forward(v.reshape(7, 784)).astype(np.float64)) for v in views], axis=0)
+    got = model.predict_proba(x, tta=3, views="clothes")
+    assert np.allclose(got, expected, atol=1e-6) and not np.allclose(got, model.predict_proba(x, tta=3), atol=1e-4)
+    assert np.array_equal(model.predict(x, tta=3, views="clothes"), got.argmax(axis=1))
+    assert np.array_equal(model.predict_proba(x, views="clothes"), model.predict_proba(x))  # tta=1: no views
+    with pytest.raises(ConfigError, match="views must be one of 'digits', 'clothes', got 'shirts'"):
+        model.predict_proba(x, tta=3, views="shirts")
 
 
 def test_batches_do_not_change_the_answer():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.tta import views_for
 from .errors import ConfigError, ShapeError
 from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
 from .model import Sequential
@@ -44,6 +45,13 @@ class Member:
     def image_shape(self) -> tuple[int, int] | None:
         shape = model_image_shape(self.model, self.metadata)
         return tuple(shape) if shape is not None else None
+
+    @property
+    def views(self) -> str:
+        """The test-time views that suit the data it was trained on (``data.tta.views_for``)."""
+        config = self.metadata.get("config")
+        dataset = config.get("dataset") if isinstance(config, dict) else None
+        return views_for(dataset if isinstance(dataset, str) else "")
 
 
 class Ensemble:
@@ -76,8 +84,10 @@ class Ensemble:
         return len(self.classes)
 
     def member_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
-        """Each member's probabilities (N, C) for x, in member order (``tta`` as in Sequential)."""
-        return [m.predict_proba(x, batch_size, tta=tta, image_shape=self.image_shape) for m in self.models]
+        """Each member's probabilities (N, C) for x, in member order (``tta`` as in Sequential, with
+        the views that suit the data each member was trained on)."""
+        return [m.model.predict_proba(x, batch_size, tta=tta, image_shape=self.image_shape, views=m.views)
+                for m in self.members]
 
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:
         """The members' mean probabilities (N, C) for x (N, *input_shape)."""

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .data.tta import averaged_proba, check_tta, image_shape_for
+from .data.tta import averaged_proba, check_tta, check_views, image_shape_for
 from .display import html_table, text_table
 from .errors import ShapeError
 from .nn.activations import softmax
@@ -88,28 +88,31 @@ class Sequential:
 
     # --- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
-                      image_shape: tuple[int, int] | None = None) -> np.ndarray:
+                      image_shape: tuple[int, int] | None = None, views: str = "digits") -> np.ndarray:
         """Class probabilities (N, C) for x (N, *input_shape), computed in batches
         (by default of ``inference_batch_size()`` rows).
 
-        ``tta=N`` averages the softmax over the original and N − 1 fixed small shifts and
-        rotations of each image (test-time augmentation, ``scratchnn.data.tta``); pixels must be
-        in [0, 1]. An MLP's rows are seen as ``image_shape`` (H, W) images, square by default.
+        ``tta=N`` averages the softmax over the original and N − 1 fixed small moves of each
+        image (test-time augmentation, ``scratchnn.data.tta``): shifts and rotations for
+        ``views="digits"``, mirrors and shifts for ``"clothes"``; pixels must be in [0, 1]. An
+        MLP's rows are seen as ``image_shape`` (H, W) images, square by default.
         """
         x = self._checked_input(x)
         batch_size = batch_size or self.inference_batch_size()
         shape = image_shape_for(self.input_shape, image_shape) if check_tta(tta) > 1 else None
+        check_views(views)
 
         def proba(batch):
             return softmax(self.forward(batch))
 
-        parts = [averaged_proba(proba, x[i:i + batch_size], tta, shape) for i in range(0, len(x), batch_size)]
+        parts = [averaged_proba(proba, x[i:i + batch_size], tta, shape, views)
+                 for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), x.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
-                image_shape: tuple[int, int] | None = None) -> np.ndarray:
-        """Predicted class index (N,) for x (N, *input_shape); ``tta`` as in ``predict_proba``."""
-        return self.predict_proba(x, batch_size, tta=tta, image_shape=image_shape).argmax(axis=1)
+                image_shape: tuple[int, int] | None = None, views: str = "digits") -> np.ndarray:
+        """Predicted class index (N,) for x (N, *input_shape); ``tta``, ``views`` as in ``predict_proba``."""
+        return self.predict_proba(x, batch_size, tta=tta, image_shape=image_shape, views=views).argmax(axis=1)
 
     def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
         """Rows per inference batch (1..largest) whose forward pass fits in ``memory`` bytes.
