@@ -144,13 +144,13 @@ def averaged_proba(proba: Callable[[np.ndarray], np.ndarray], x: np.ndarray, n: 
 
     The sum is kept in float64 and returned in ``proba``'s dtype.
     """
-    views = tta_views(n, views)
+    transforms = tta_views(n, views)
     first = proba(x)
     if n == 1:
         return first
     images = x.reshape(len(x), *image_shape)
     total = first.astype(np.float64)
-    for view in views[1:]:
-        total += proba(view(images).reshape(x.shape))
+    for transform in transforms[1:]:
+        total += proba(transform(images).reshape(x.shape))
     total /= n
     return total.astype(first.dtype)
