@@ -84,6 +84,7 @@ def test_evaluate_prints_tta_beside_plain_and_each_member(runs, capsys):
         assert rows[str(runs[name])] == [round(plain, 4), round(tta, 4)], report
         assert tta > plain - 0.02, "small shifts and turns should not cost a trained model much"
     assert "ensemble" in report and "Accuracy (ensemble of 2, TTA x8)" in report
+    assert "TTA x8: the original and 7 views (shifts, turns and sizes)" in report
 
 
 def test_members_with_different_splits_are_not_scored_on_dev(runs, capsys):

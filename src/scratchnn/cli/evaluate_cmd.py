@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..data import scale_pixels
+from ..data.tta import VIEW_KINDS
 from ..ensemble import average
 from ..metrics import accuracy, confusion_matrix, format_report
 from .common import add_data_arguments, add_models_argument, add_set_argument, add_tta_argument, load_ensemble_and_set
@@ -36,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     for member in ensemble.members:
         print(f"Model: {member.name} ({member.model.widths()})")
     print(f"Data: {description} ({len(labels):,} images)")
+    if args.tta > 1:  # each member's views follow the data it was trained on
+        kinds = dict.fromkeys(VIEW_KINDS[member.views] for member in ensemble.members)
+        print(f"TTA x{args.tta}: the original and {args.tta - 1} view{'s' * (args.tta > 2)} ({'; '.join(kinds)})")
     if len(ensemble) > 1 or args.tta > 1:
         print(accuracy_table(columns, [member.name for member in ensemble.members], labels) + "\n")
     predictions = average(list(columns.values())[-1]).argmax(axis=1)  # the ensemble, with TTA when asked

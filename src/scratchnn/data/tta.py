@@ -78,6 +78,7 @@ def _clothes_views() -> tuple[View, ...]:
 
 
 VIEW_LISTS = {"digits": _digit_views(), "clothes": _clothes_views()}
+VIEW_KINDS = {"digits": "shifts, turns and sizes", "clothes": "mirrors and whole-pixel shifts"}  # for people
 VIEWS = VIEW_LISTS["digits"]
 TTA_VIEWS = {"fashion-mnist": "clothes"}  # by dataset name, as augment.AUGMENTATIONS; any other: digits
 
