@@ -147,3 +147,38 @@ def test_the_web_api_serves_the_ensemble(runs):
     assert result["activations_from"] == "seed-0"
     assert np.allclose(shown["values"], first_hidden, atol=1e-4)  # the first member's layer
     assert summary["members"] == ["seed-0", "seed-1"] and summary["name"] == "seed-0"
+
+
+def test_the_web_api_serves_tta(runs):
+    """serve --tta N: /api/predict and the gallery average N views; the layers show the image itself."""
+    from web_support import LOCAL_BASE_URL, require
+
+    require("fastapi", "pip install 'scratchnn[web]'")
+    from fastapi.testclient import TestClient
+
+    from scratchnn.web.app import create_app
+
+    images, _ = read_kaggle_csv(runs["csv"])
+    pixels = np.round(images[0] / 255, 3)
+    ensemble = load_ensemble([runs["seed-0"], runs["seed-1"]])
+    with TestClient(create_app([runs["seed-0"], runs["seed-1"]], tta=4), base_url=LOCAL_BASE_URL) as client:
+        result = client.post("/api/predict", json={"pixels": pixels.tolist(), "preprocess": False}).json()
+        summary = client.get("/api/model").json()
+        gallery = client.get("/api/gallery", params={"set": "dev", "n": 100, "seed": 0}).json()
+    x = pixels.reshape(1, 784).astype(np.float32)
+    expected = ensemble.predict_proba(x, tta=4)[0]
+    assert not np.allclose(expected, ensemble.predict_proba(x)[0], atol=1e-4)  # the views do change the answer
+    assert np.allclose(result["probabilities"], expected, atol=1e-6) and result["tta"] == 4 and summary["tta"] == 4
+    first_hidden = next(out for i, _, out in ensemble.models[0].forward_steps(x) if i == result["activations"][0]["index"])
+    assert np.allclose(result["activations"][0]["values"], first_hidden[0], atol=1e-4)
+    config = TrainConfig.from_dict(ensemble.members[0].metadata["config"])
+    dev_images, dev_labels, _, _ = load_set(config, "dev")
+    predicted = ensemble.predict(scale_pixels(dev_images), tta=4)
+    assert gallery["mistakes"] == int(np.count_nonzero(predicted != dev_labels))
+    assert all(predicted[item["index"]] == item["prediction"] != item["label"] for item in gallery["items"])
+
+
+def test_serve_refuses_a_bad_tta_before_loading_anything(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "no-such-run"), "--tta", "17"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "tta" in err and "17" in err

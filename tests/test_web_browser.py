@@ -39,11 +39,12 @@ def model_path(shared_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(model_path):
-    """`scratchnn serve MODEL --port P` in a subprocess; yields its base URL once it answers."""
+    """`scratchnn serve MODEL --port P --tta 2` in a subprocess; yields its base URL once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model_path), "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model_path), "--port", str(port),
+                                "--tta", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -167,4 +168,6 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     page.click("#tab-button-model")
     assert page.locator("#model-layers tbody tr").count() == 3
     assert "784 → 64 → 10" in page.locator("#model-facts").inner_text()
+    assert "TTA x2" in page.locator("#model-line").inner_text()
+    assert "x2: the image and 1 fixed view of it" in page.locator("#model-facts").inner_text()
     page.screenshot(path=str(artifacts_dir / "web-model-tab.png"), full_page=True)

@@ -38,7 +38,8 @@ def add_models_argument(parser: argparse.ArgumentParser) -> None:
 def add_tta_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", type=int, default=1, metavar="N",
                         help=f"test-time augmentation: average the probabilities over each image and N-1 fixed "
-                             f"small shifts and rotations of it (1..{MAX_TTA}; default 1: the image only)")
+                             f"small views of it, the kind the model trained on: shifts and turns for digits, "
+                             f"mirrors and shifts for clothes (1..{MAX_TTA}; default 1: the image only)")
 
 
 def add_set_argument(parser: argparse.ArgumentParser, default: str = "dev") -> None:

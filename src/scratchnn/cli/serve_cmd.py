@@ -5,8 +5,9 @@ import argparse
 import importlib.util
 import socket
 
+from ..data.tta import check_tta
 from ..errors import ConfigError, ScratchnnError
-from .common import add_data_arguments
+from .common import add_data_arguments, add_tta_argument
 
 INSTALL_HINT = "pip install 'scratchnn[web]' (from a checkout: pip install '.[web]')"
 # The web extra: each package and the names it is imported by. python-multipart is imported only
@@ -42,6 +43,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
                         help="another name requests may address the server by, e.g. mypi.local "
                              "(repeatable; localhost, 127.0.0.1, ::1 and --host always are)")
+    add_tta_argument(parser)
     add_data_arguments(parser, "the gallery of mistakes and the Train tab's runs; default: the run folder's "
                                "config.toml")
     add_train_arguments(parser)
@@ -79,6 +81,7 @@ def train_setup(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    check_tta(args.tta)
     check_web_extra()
     import uvicorn
 
@@ -90,11 +93,13 @@ def run(args: argparse.Namespace) -> int:
 
     models = args.models or [newest_model(RUNS_DIR)]
     hosts = allowed_host_names(args.host, args.allowed_host)
-    app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args))
+    app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args), tta=args.tta)
     _check_port(args.host, args.port)
     ensemble = app.state.service.ensemble
     what = (f"the ensemble of {len(ensemble)} ({', '.join(m.name for m in ensemble.members)}; layer views: the first)"
             if len(ensemble) > 1 else app.state.service.path)
+    if args.tta > 1:
+        what = f"{what} with TTA x{args.tta}"
     print(f"Serving {what} at http://{_url_host(args.host)}:{args.port}  (Ctrl+C to stop)")
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "

@@ -68,17 +68,18 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
 
 
 def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Iterable[str] | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES, train: TrainSetup | None = None) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, train: TrainSetup | None = None, tta: int = 1) -> FastAPI:
     """The app for the model at ``model_path`` (a model file or run folder), loaded first, here;
     a list of them (or a folder of member runs) serves their ensemble.
 
     ``data``: where the gallery's digits come from, instead of the run folder's config.toml.
     ``allowed_hosts``: the names requests may address (default: localhost, 127.0.0.1, ::1).
     ``train``: the Train and Runs tabs' settings (default: training on, default limits).
+    ``tta``: views of each image averaged (test-time augmentation; 1, the default: the image only).
     The served model changes when a run ends or the Runs tab loads one: ``app.state.service`` is
     replaced whole (one assignment), and each request works with the service it read first.
     """
-    service = ModelService(model_path, data)
+    service = ModelService(model_path, data, tta)
     sets = service.gallery.sets
 
     @asynccontextmanager

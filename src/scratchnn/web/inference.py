@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data import DataSource
 from ..data.load import FIELDS
+from ..data.tta import check_tta
 from ..errors import ConfigError, ModelFileError, ShapeError
 from ..ensemble import load_ensemble
 from ..io import MODEL_FILE
@@ -39,7 +40,8 @@ class ModelService:
     """A loaded model and what the page asks of it. Thread-safe: layers cache their inputs
     on forward, so one lock serialises passes through the shared layer objects."""
 
-    def __init__(self, model_path, data: DataSource | None = None):
+    def __init__(self, model_path, data: DataSource | None = None, tta: int = 1):
+        self.tta = check_tta(tta)  # before the models load: a typo costs nothing
         paths = [model_path] if isinstance(model_path, (str, PathLike)) else list(model_path)
         self.ensemble = load_ensemble(paths)
         first = self.ensemble.members[0]
@@ -60,7 +62,8 @@ class ModelService:
 
         Walks ``model.forward_steps`` (evaluation mode) to keep each activation layer's
         output: 1-D outputs as ``values``, (C, H, W) outputs as per-channel ``maps``. For an
-        ensemble the probabilities are the members' mean, the activations the first member's.
+        ensemble the probabilities are the members' mean, the activations the first member's;
+        with TTA the probabilities average the views too.
         """
         image = np.asarray(image, np.float32)
         if image.shape != (IMAGE_SIDE, IMAGE_SIDE):
@@ -73,13 +76,15 @@ class ModelService:
                 if isinstance(layer, ACTIVATION_LAYERS) and i < last:
                     activations.append(_describe_activation(i, layer, x[0]))
             probs = softmax(x.astype(np.float64))[0]
-            if len(self.ensemble) > 1:  # the first member's answer is in hand; average in the others'
+            if self.tta > 1:  # every member, every view
+                probs = self.ensemble.predict_proba(x_in, tta=self.tta)[0].astype(np.float64)
+            elif len(self.ensemble) > 1:  # the first member's answer is in hand; average in the others'
                 others = [m.predict_proba(x_in)[0].astype(np.float64) for m in self.ensemble.models[1:]]
                 probs = (probs + sum(others)) / len(self.ensemble)
         best = int(np.argmax(probs))
         return {"prediction": best, "label": self.classes[best], "probabilities": probs.tolist(),
                 "input": np.round(image, 3).tolist(), "activations": activations,
-                "members": len(self.ensemble), "activations_from": self.members[0]}
+                "members": len(self.ensemble), "activations_from": self.members[0], "tta": self.tta}
 
     # --- the model ------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -102,7 +107,7 @@ class ModelService:
                 "architecture": model.widths(), "summary": model.summary(), "layers": layers,
                 "metrics": self.metadata.get("metrics") or {}, "config": config,
                 "created": str(self.metadata.get("created", "")), "gallery_sets": list(self.gallery.sets),
-                "members": self.members}
+                "members": self.members, "tta": self.tta}
 
     # --- the gallery ----------------------------------------------------------------------------
     def mistakes(self, which: str, n: int, seed: int) -> dict:
@@ -137,7 +142,7 @@ class ModelService:
         parts = []
         for start in range(0, len(x), 256):  # lock per chunk: drawings keep their answers flowing meanwhile
             with self._model_lock:
-                parts.append(self.ensemble.predict_proba(x[start:start + 256]))
+                parts.append(self.ensemble.predict_proba(x[start:start + 256], tta=self.tta))
         probs = np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes))
         predicted = probs.argmax(axis=1)
         return images, labels.astype(np.intp), predicted, probs.max(axis=1), description

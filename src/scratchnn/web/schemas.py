@@ -61,6 +61,8 @@ class PredictResponse(BaseModel):
     members: int = Field(1, description="models whose probabilities were averaged (an ensemble when > 1)")
     activations_from: str = Field("", description="the run whose layers 'activations' shows: the first member "
                                                   "of an ensemble")
+    tta: int = Field(1, description="views of the image whose probabilities were averaged (test-time augmentation "
+                                    "when > 1; the activations are the image's own)")
     milliseconds: float = Field(description="server time for preprocessing and the forward pass")
 
 
@@ -88,6 +90,8 @@ class ModelSummary(BaseModel):
     members: list[str] = Field(default_factory=list,
                                description="the runs of an ensemble, first the one this summary, the layer views and "
                                            "the gallery's data describe; one name for a single model")
+    tta: int = Field(1, description="views of each image averaged by /api/predict and the gallery "
+                                    "(test-time augmentation when > 1; serve --tta N)")
 
 
 class GalleryItem(BaseModel):

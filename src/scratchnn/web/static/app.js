@@ -317,13 +317,17 @@ async function loadModel() {
       + `${model.num_parameters.toLocaleString()} parameters`
       + (known(accuracy) ? ` · ${which} accuracy ${percent(accuracy)}` : "")
       + (model.members.length > 1 ? ` · ensemble of ${model.members.length}: probabilities averaged, `
-         + `layers and facts shown for ${model.name}` : "");
+         + `layers and facts shown for ${model.name}` : "")
+      + (model.tta > 1 ? ` · TTA x${model.tta}: probabilities averaged over ${model.tta} views of each image` : "");
     const facts = [
       ["Run", model.name], ["File", model.path], ["Architecture", architecture],
       ["Parameters", model.num_parameters.toLocaleString()], ["Input", `(N, ${model.input_shape.join(", ")})`],
       ["Trained", model.created ? model.created.replace("T", " ") : "unknown"],
     ];
     if (model.members.length > 1) facts.unshift(["Ensemble", `${model.members.join(", ")} (probabilities averaged)`]);
+    if (model.tta > 1) facts.push(["Test-time augmentation", `x${model.tta}: the image and ${model.tta - 1} fixed `
+                                   + `view${model.tta > 2 ? "s" : ""} of it, probabilities averaged; `
+                                   + "the layers show the image itself"]);
     for (const [key, label] of [["train_accuracy", "Train accuracy"], ["dev_accuracy", "Dev accuracy"],
                                 ["test_accuracy", "Test accuracy"]]) {
       if (known(m[key])) facts.push([label, percent(m[key])]);
