@@ -39,3 +39,45 @@ def test_the_products_floor_runs_the_winograd_products_as_the_pipelines_do(monke
     tiles = {28: 4 * 4, 14: 2 * 2}  # F(7x7, 3x3) tiles per image at 28x28 and 14x14
     per_step = sum(counted) / 2  # the warm-up step and the timed one
     assert per_step == 2 * mlp_benchmark.BATCH * (tiles[28] + 2 * tiles[14])  # M and dV, three layers
+
+
+def test_dev_splits_trains_each_split_once_and_scores_it_on_its_own_dev_set(shared_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS[0].parent))
+    import dev_splits
+
+    from scratchnn.io import read_metadata
+
+    assert dev_splits.seed_list("0-2,5,1") == [0, 1, 2, 5]
+    argv = ["--preset", "seed", "--epochs", "30", "--seeds", "0,1", "--tta", "2", "--csv",
+            str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"), "--out", str(tmp_path), "--line", "0.3"]
+    assert dev_splits.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "seed 0: trained" in first and "seed 1: trained" in first
+    rows = {line.split()[0]: line.split()[1:] for line in first.splitlines() if line[:1].isdigit()}
+    for seed in ("0", "1"):  # the plain column is the run's own final dev accuracy
+        metrics = read_metadata(tmp_path / f"seed-{seed}" / "model.safetensors")["metrics"]
+        assert float(rows[seed][0]) == pytest.approx(metrics["dev_accuracy"], abs=5e-5)
+    assert rows["0"] != rows["1"]  # two seeds, two splits
+    assert ">=0.3" in first and "2/2" in first
+    assert dev_splits.main(argv) == 0  # finished runs are reused, not trained again
+    again = capsys.readouterr().out
+    assert "trained" not in again
+    assert again.strip() == first[first.index("\n\n"):].strip()
+
+
+def test_dev_splits_resumes_an_interrupted_run(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS[0].parent))
+    import argparse
+
+    import dev_splits
+
+    from scratchnn.training.checkpoint import CHECKPOINT_FILE
+
+    folder = tmp_path / "seed-3"
+    args = argparse.Namespace(preset="cnn-best", csv=tmp_path / "d.csv", epochs=0, workers=2)
+    assert dev_splits.train_command(args, 3, folder)[3:] == [
+        "train", "--preset", "cnn-best", "--csv", str(tmp_path / "d.csv"), "--seed", "3", "--out", str(folder),
+        "--no-report", "--threads", "1"]  # side by side: one BLAS thread each
+    folder.mkdir()
+    (folder / CHECKPOINT_FILE).write_bytes(b"")
+    assert dev_splits.train_command(args, 3, folder)[3:] == ["train", "--resume", str(folder), "--no-report"]
