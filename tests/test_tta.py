@@ -149,7 +149,7 @@ def test_image_shape_for():
         image_shape_for((1, 28, 28), (20, 30))
 
 
-def test_averaged_proba_calls_the_model_once_per_view():
+def test_averaged_proba_calls_the_model_once_with_the_views_stacked():
     calls = []
 
     def proba(x):
@@ -158,4 +158,20 @@ def test_averaged_proba_calls_the_model_once_per_view():
 
     x = digits(2).reshape(2, 784)
     averaged_proba(proba, x, 4, (28, 28))
-    assert len(calls) == 4 and np.array_equal(calls[0], x) and all(c.shape == x.shape for c in calls)
+    assert len(calls) == 1 and calls[0].shape == (8, 784) and np.array_equal(calls[0][:2], x)
+    images = x.reshape(2, 28, 28)
+    for k, view in enumerate(tta_views(4)[1:], start=1):  # view k of both images, in order
+        assert np.array_equal(calls[0][2 * k:2 * k + 2], view(images).reshape(2, 784))
+
+
+def test_predict_proba_sends_each_rows_views_in_one_batch_of_at_most_batch_size():
+    model = mlp()
+    seen = []
+    forward = model.forward
+    model.forward = lambda batch, *a, **k: seen.append(len(batch)) or forward(batch, *a, **k)
+    x = digits(7).reshape(7, 784)
+    stacked = model.predict_proba(x, batch_size=24, tta=8)
+    assert seen == [24, 24, 8]  # 3 + 3 + 1 rows, 8 views each
+    seen.clear()
+    one_by_one = np.concatenate([model.predict_proba(x[i:i + 1], tta=8) for i in range(7)])
+    assert seen == [8] * 7 and np.allclose(stacked, one_by_one, atol=1e-6)

@@ -105,8 +105,8 @@ class Sequential:
         def proba(batch):
             return softmax(self.forward(batch))
 
-        parts = [averaged_proba(proba, x[i:i + batch_size], tta, shape, views)
-                 for i in range(0, len(x), batch_size)]
+        rows = max(1, batch_size // tta)  # each row's views go through in the same batch
+        parts = [averaged_proba(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), x.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,

@@ -143,15 +143,14 @@ def averaged_proba(proba: Callable[[np.ndarray], np.ndarray], x: np.ndarray, n: 
     """(1/n) Σ_k proba(T_k x) for x (B, *input_shape) and ``proba`` -> (B, C); n = 1 is proba(x).
     T_k: the first n of the ``views`` list.
 
-    The sum is kept in float64 and returned in ``proba``'s dtype.
+    ``proba`` sees the n views stacked, one batch of n·B rows (so pass B <= batch size / n): for
+    one drawn digit, one pass of 8 images instead of 8 passes of one. The mean is taken in
+    float64 and returned in ``proba``'s dtype.
     """
     transforms = tta_views(n, views)
-    first = proba(x)
     if n == 1:
-        return first
+        return proba(x)
     images = x.reshape(len(x), *image_shape)
-    total = first.astype(np.float64)
-    for transform in transforms[1:]:
-        total += proba(transform(images).reshape(x.shape))
-    total /= n
-    return total.astype(first.dtype)
+    stacked = np.concatenate([x, *(transform(images).reshape(x.shape) for transform in transforms[1:])])
+    p = proba(stacked)
+    return p.reshape(n, len(x), -1).mean(axis=0, dtype=np.float64).astype(p.dtype)
