@@ -19,8 +19,8 @@ def outputs_text(nb) -> str:
                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_there_are_five_notebooks_in_order():
-    assert [s.stem[:2] for s in SOURCES] == ["01", "02", "03", "04", "05"]
+def test_there_are_six_notebooks_in_order():
+    assert [s.stem[:2] for s in SOURCES] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
@@ -64,6 +64,10 @@ def test_the_notebook_runs_top_to_bottom(source, quick):
         assert sum("image/png" in m for m in mimes) >= 1  # history.plot() drawn inline
     if source.stem.startswith("03"):
         assert len(set(re.findall(r"doctor: \[([a-z-]+)\]", text))) >= 4, text
+    if source.stem.startswith("06"):
+        errors = [float(e) for e in re.findall(r"relative error (\S+)", text)]
+        assert len(errors) == 6 and max(errors) < 1e-6, text  # BatchNorm2d's x, γ, β in both modes
+        assert re.search(r"TTA x16 +dev accuracy 0\.\d{4}", text) and "ensemble of 3" in text, text
 
 
 def test_history_plot_is_drawn_inline_without_matplotlib_magic(quick):
