@@ -182,3 +182,35 @@ def test_serve_refuses_a_bad_tta_before_loading_anything(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "no-such-run"), "--tta", "17"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "tta" in err and "17" in err
+
+
+def test_evaluate_and_submission_predict_in_chunks_behind_a_progress_bar(runs, monkeypatch):
+    """cli.common.member_probas: the ensemble's member_probas, CHUNK images at a time, one bar update each."""
+    from scratchnn.cli import common
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, **options):
+            self.total, self.updates = total, []
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *error):
+            return False
+
+        def update(self, n):
+            self.updates.append(n)
+
+    monkeypatch.setattr(common, "tqdm", Bar)
+    monkeypatch.setattr(common, "CHUNK", 300)
+    images, _ = read_kaggle_csv(runs["csv"])
+    ensemble = load_ensemble([runs["seed-0"], runs["seed-1"]])
+    chunked = common.member_probas(ensemble, images[:1000], tta=2, what="TTA x2")
+    whole = ensemble.member_probas(scale_pixels(images[:1000]), tta=2)
+    assert len(chunked) == 2 and all(np.allclose(a, b, atol=1e-6) for a, b in zip(chunked, whole))
+    assert bars[0].total == 1000 and bars[0].updates == [300, 300, 300, 100]
+    empty = common.member_probas(ensemble, images[:0])
+    assert [p.shape for p in empty] == [(0, 10), (0, 10)]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import scale_pixels
 from ..data.tta import VIEW_KINDS
 from ..ensemble import average
 from ..metrics import accuracy, confusion_matrix, format_report
-from .common import add_data_arguments, add_models_argument, add_set_argument, add_tta_argument, load_ensemble_and_set
+from .common import (add_data_arguments, add_models_argument, add_set_argument, add_tta_argument, load_ensemble_and_set,
+                     member_probas)
 
 
 def add_parser(commands) -> None:
@@ -29,11 +29,10 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ensemble, images, labels, classes, description = load_ensemble_and_set(args)
-    x = scale_pixels(images, ensemble.input_shape)
     labels = labels.astype(int)
-    columns = {"accuracy": ensemble.member_probas(x)}
+    columns = {"accuracy": member_probas(ensemble, images)}
     if args.tta > 1:
-        columns[f"with TTA x{args.tta}"] = ensemble.member_probas(x, tta=args.tta)
+        columns[f"with TTA x{args.tta}"] = member_probas(ensemble, images, args.tta, f"TTA x{args.tta}")
     for member in ensemble.members:
         print(f"Model: {member.name} ({member.model.widths()})")
     print(f"Data: {description} ({len(labels):,} images)")

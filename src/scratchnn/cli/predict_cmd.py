@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from ..data import read_kaggle_test_csv, scale_pixels, write_submission
+from ..ensemble import average
 from ..errors import ConfigError, ImageError
 from ..training.run_data import check_image_shape
-from .common import add_data_arguments, add_set_argument, add_tta_argument, load_ensemble_and_set, load_models
+from .common import (add_data_arguments, add_set_argument, add_tta_argument, load_ensemble_and_set, load_models,
+                     member_probas)
 from .terminal_image import render_image
 
 DIGITS = ("auto", "single", "multi")
-SUBMISSION_CHUNK = 10_000  # test images scaled to floats at a time (31 MB for 28x28)
 
 
 def add_parser(commands) -> None:
@@ -137,9 +138,7 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     images = read_kaggle_test_csv(source, ignore_labels=args.ignore_labels)
     first = ensemble.members[0]
     check_image_shape(images, str(source), first.model, first.metadata)
-    predictions = np.concatenate([
-        ensemble.predict(scale_pixels(images[start:start + SUBMISSION_CHUNK], ensemble.input_shape), tta=args.tta)
-        for start in range(0, len(images), SUBMISSION_CHUNK)])
+    predictions = average(member_probas(ensemble, images, args.tta)).argmax(axis=1)
     write_submission(target, predictions)
     counts = np.bincount(predictions, minlength=10)
     print(f"Wrote {target}: {len(predictions):,} predictions for {source}{in_brackets(answered_by(ensemble, args.tta))}")
