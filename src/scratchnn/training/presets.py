@@ -75,7 +75,9 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
         config = locate_data(TrainConfig.load(config_file), Path(config_file).parent)
     else:
         config = get_preset(preset or DEFAULT_PRESET)
-    if "epochs" in settings and "warmup" not in settings and config.warmup >= settings["epochs"]:
+    epochs = settings.get("epochs")
+    valid = isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1  # else validate() says so
+    if valid and "warmup" not in settings and 0 < config.warmup >= epochs:
         share = config.warmup / config.epochs
         settings["warmup"] = share * settings["epochs"]
         log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
