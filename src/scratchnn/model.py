@@ -95,7 +95,8 @@ class Sequential:
         ``tta=N`` averages the softmax over the original and N − 1 fixed small moves of each
         image (test-time augmentation, ``scratchnn.data.tta``): shifts and rotations for
         ``views="digits"``, mirrors and shifts for ``"clothes"``; pixels must be in [0, 1]. An
-        MLP's rows are seen as ``image_shape`` (H, W) images, square by default.
+        MLP's rows are seen as ``image_shape`` (H, W) images, square by default. With TTA a
+        batch holds ``batch_size // tta`` images (at least one) and all their views.
         """
         x = self._checked_input(x)
         batch_size = batch_size or self.inference_batch_size()
