@@ -96,12 +96,13 @@ def new_notebook(source: Path):
     return nb
 
 
-def execute(nb, timeout: int = TIMEOUT):
-    """Run every cell in a fresh kernel started in notebooks/ (relative paths as for a reader),
-    importing this repository's scratchnn (src/ first on its path, whatever is installed)."""
+def execute(nb, timeout: int = TIMEOUT, cwd: Path = HERE):
+    """Run every cell in a fresh kernel started in ``cwd``, by default notebooks/ (relative paths
+    as for a reader: the runs a notebook trains go to runs/ there), importing this repository's
+    scratchnn (src/ first on its path, whatever is installed)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent / "src"),
                                                                      os.environ.get("PYTHONPATH")]))}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     client.execute(env=env)
     return nb
 

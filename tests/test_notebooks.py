@@ -51,8 +51,9 @@ def quick(shared_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
-def test_the_notebook_runs_top_to_bottom(source, quick):
-    nb = build.execute(build.new_notebook(source), timeout=600)  # a cell that raises fails here
+def test_the_notebook_runs_top_to_bottom(source, quick, tmp_path):
+    # started in tmp_path: the runs it trains go to tmp_path/runs, not into the checkout
+    nb = build.execute(build.new_notebook(source), timeout=600, cwd=tmp_path)  # a cell that raises fails here
     text = outputs_text(nb)
     assert "x_train (9000, 784)" in text
     if source.stem.startswith("01"):
@@ -64,6 +65,8 @@ def test_the_notebook_runs_top_to_bottom(source, quick):
         assert sum("image/png" in m for m in mimes) >= 1  # history.plot() drawn inline
     if source.stem.startswith("03"):
         assert len(set(re.findall(r"doctor: \[([a-z-]+)\]", text))) >= 4, text
+    trains = source.stem[:2] in ("01", "04", "05", "06")
+    assert trains == (tmp_path / "runs").is_dir()  # a run a reader can find, evaluate and serve
     if source.stem.startswith("06"):
         errors = [float(e) for e in re.findall(r"relative error (\S+)", text)]
         assert len(errors) == 6 and max(errors) < 1e-6, text  # BatchNorm2d's x, γ, β in both modes

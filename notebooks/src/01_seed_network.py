@@ -165,10 +165,10 @@ for check in check_model(model, SoftmaxCrossEntropy(), x_train[:5], y_train[:5])
 #
 # `scratchnn train --preset seed` trains exactly this recipe and saves a run folder (model,
 # metrics, health signals for the doctor). In Python it is `train_run`; a run shows its metrics,
-# the doctor's findings and its model.
+# the doctor's findings and its model. Its folder is under `runs/` beside this notebook, where
+# `scratchnn evaluate`, `report` and `serve` find it.
 
 # %%
-import tempfile
 from scratchnn.training.presets import get_preset
 from scratchnn.training.run import train_run
 
@@ -176,5 +176,5 @@ config = get_preset("seed")
 for name, value in DATA.items():
     setattr(config, name, value)
 config.epochs = iterations
-run = train_run(config, Path(tempfile.mkdtemp()) / "seed", log=lambda line: None)
+run = train_run(config, log=lambda line: None)  # a new folder runs/<date>-<time>-seed
 run

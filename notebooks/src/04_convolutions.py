@@ -109,7 +109,6 @@ plt.show()
 # (and is far from 99%).
 
 # %%
-import tempfile
 from scratchnn.training.presets import get_preset
 from scratchnn.training.run import train_run
 
@@ -118,7 +117,7 @@ for name, value in DATA.items():
     setattr(config, name, value)
 if QUICK:  # small settings: 4 and 8 kernels, one epoch, no augmentation
     config.conv, config.hidden, config.epochs, config.warmup, config.augment = [4, 8], [32], 1, 0, False
-run = train_run(config, Path(tempfile.mkdtemp()) / "cnn", log=lambda line: None, progress=False)
+run = train_run(config, log=lambda line: None, progress=False)  # saved in runs/<date>-<time>-cnn
 run
 
 # %%

@@ -59,7 +59,6 @@ preprocessing_figure(steps)
 # photo's 28×28 input $x$ (1, 784): $p = \mathrm{softmax}(f(x))$.
 
 # %%
-import tempfile
 from scratchnn.training.presets import get_preset
 from scratchnn.training.run import train_run
 
@@ -67,7 +66,7 @@ config = get_preset("mlp")
 for name, value in DATA.items():
     setattr(config, name, value)
 config.epochs = 2 if QUICK else 15
-model = train_run(config, Path(tempfile.mkdtemp()) / "mlp", log=lambda line: None, progress=False).model
+model = train_run(config, log=lambda line: None, progress=False).model  # saved in runs/<date>-<time>-mlp
 
 x = to_mnist(photo).reshape(1, 784)                    # (1, 784) in 0..1
 p = model.predict_proba(x)[0]                           # (10,)
