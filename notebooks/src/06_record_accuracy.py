@@ -198,7 +198,7 @@ print(f"the members disagree on {np.sum((answers != answers[0]).any(axis=0))} of
 # On 1,000 digits one digit is 0.1 point, and the dev accuracy of a recipe that is right 99.4%
 # of the time still moves by chance: its mistakes on 1,000 fresh digits follow a binomial
 # distribution. Which 1,000 digits are held out matters as much. In the project's measurements
-# the preset averaged 99.49% over nine different dev sets (99.53% with TTA x8), from 99.1% to
+# the preset averaged 99.50% over nine different dev sets (99.54% with TTA x8), from 99.2% to
 # 99.9%; `python benchmarks/dev_splits.py` repeats that.
 
 # %%
