@@ -9,6 +9,9 @@ and image shape) and name the same classes in the same order, or the average mea
 A run folder normally holds one ``model.safetensors``; a folder without one whose sub-folders
 each hold one (``train --seeds 0,1,2`` writes ``RUN/seed-0/``, ``RUN/seed-1/``...) is read as
 all of those members, in the natural order of their names.
+
+Predictions run on the fast path's layers (``scratchnn.fast.inference_net``: the same
+probabilities up to float rounding, sooner); ``fast=False`` runs each member's textbook layers.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 
 from .data.tta import views_for
 from .errors import ConfigError, ShapeError
+from .fast import inference_net
 from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
 from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
@@ -57,6 +61,9 @@ class Member:
 class Ensemble:
     """Models whose class probabilities are averaged: x (N, *input_shape) -> (N, C).
 
+    ``fast`` (the default): each member predicts on its inference net (``scratchnn.fast``), built
+    here once; False: on its textbook layers. ``members[k].model`` is the textbook model either way.
+
     >>> from scratchnn import Dense
     >>> a, b = Sequential([Dense(784, 10, rng=0)]), Sequential([Dense(784, 10, rng=1)])
     >>> Ensemble([a, b]).predict_proba(np.zeros((3, 784), np.float32)).shape
@@ -66,7 +73,7 @@ class Ensemble:
     scratchnn.errors.ShapeError: ensemble member 'member 2' has 5 classes, 'member 1' has 10; members must name the same classes
     """
 
-    def __init__(self, members: Iterable[Sequential | Member]):
+    def __init__(self, members: Iterable[Sequential | Member], fast: bool = True):
         self.members = [m if isinstance(m, Member) else Member(f"member {i + 1}", m)
                         for i, m in enumerate(members)]
         if not self.members:
@@ -74,6 +81,9 @@ class Ensemble:
         check_members(self.members)
         first = self.members[0]
         self.input_shape, self.classes, self.image_shape = first.model.input_shape, first.classes, first.image_shape
+        self.fast = fast
+        # what predicts: each member's model on the fast layers (built once), or the model itself
+        self.nets = [inference_net(m.model) if fast else m.model for m in self.members]
 
     @property
     def models(self) -> list[Sequential]:
@@ -86,8 +96,8 @@ class Ensemble:
     def member_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
         """Each member's probabilities (N, C) for x, in member order (``tta`` as in Sequential, with
         the views that suit the data each member was trained on)."""
-        return [m.model.predict_proba(x, batch_size, tta=tta, image_shape=self.image_shape, views=m.views)
-                for m in self.members]
+        return [net.predict_proba(x, batch_size, tta=tta, image_shape=self.image_shape, views=m.views)
+                for m, net in zip(self.members, self.nets)]
 
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:
         """The members' mean probabilities (N, C) for x (N, *input_shape)."""
@@ -175,8 +185,9 @@ def member_name(file: Path) -> str:
     return str(file.parent) if file.name == MODEL_FILE else str(file)
 
 
-def load_ensemble(paths: Iterable) -> Ensemble:
-    """The ensemble of every model behind ``paths`` (files, run folders, folders of member runs)."""
+def load_ensemble(paths: Iterable, fast: bool = True) -> Ensemble:
+    """The ensemble of every model behind ``paths`` (files, run folders, folders of member runs),
+    predicting on the fast layers unless ``fast`` is False (see ``Ensemble``)."""
     files = [file for path in paths for file in model_files(path)]
     if len(files) > MAX_MEMBERS:
         raise ConfigError(f"{len(files)} models given, more than the {MAX_MEMBERS} an ensemble may have")
@@ -185,7 +196,7 @@ def load_ensemble(paths: Iterable) -> Ensemble:
         if file.resolve() in seen:
             raise ConfigError(f"{file} is given twice; each member of an ensemble counts once")
         seen.add(file.resolve())
-    return Ensemble([Member(member_name(file), load(file), read_metadata(file), file) for file in files])
+    return Ensemble([Member(member_name(file), load(file), read_metadata(file), file) for file in files], fast)
 
 
 __all__ = ["Ensemble", "Member", "average", "check_members", "load_ensemble", "model_files"]

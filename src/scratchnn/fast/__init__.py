@@ -26,7 +26,13 @@ ways and compares the weights):
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
 (openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.
 
-``scratchnn train --textbook`` (or ``fit(..., fast=False)``) trains on the textbook path.
+``inference_net`` runs a trained model's evaluation-mode forward on the same layers (the products,
+the reordering and the Winograd pipelines; batch norm, ReLU and pooling evaluate the textbook's
+way): ``Ensemble``, and with it evaluate, predict and serve, predicts through it.
+
+``scratchnn train --textbook`` (or ``fit(..., fast=False)``) trains on the textbook path;
+``scratchnn evaluate``, ``predict`` and ``serve`` with ``--textbook`` (or ``load_ensemble(...,
+fast=False)``) predict on it.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PerformanceWarning
-from ..model import Sequential
+from ..model import INFERENCE_MEMORY, Sequential
 from ..nn.activations import ReLU
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.conv import Conv2D
@@ -55,7 +61,7 @@ from .relu import BlockReLU
 from .threads import Blocks, blas_thread_count, openblas_spins
 from .winograd import FAST_RULE, BlockConv2D
 
-__all__ = ["FastTraining", "prepare"]
+__all__ = ["FastTraining", "inference_net", "prepare"]
 
 SPINNING = ("NumPy was imported before scratchnn, so OpenBLAS keeps its idle threads spinning for ~0.1 s after "
             "each product, on the cores this network's threaded passes need (a 2-core cnn-best epoch took ~25% "
@@ -101,6 +107,34 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     if fixed_inputs and full_batch and x.ndim == 2:
         x = np.asfortranarray(x)
     return FastTraining(net, evaluator, x, flat.step if flat is not None else optimizer.step)
+
+
+def inference_net(model: Sequential, blocks: Blocks | None = None) -> Sequential:
+    """``model`` in evaluation mode on the fast layers: the same outputs (up to float rounding:
+    products in another memory order, Winograd on threads), sooner.
+
+    The layers wrap the model's own arrays (no copy, no packing) and ``model`` is left as it was,
+    to be used on its own too; nothing process-wide is set (no allocator setting: that is for a
+    training's repeated steps). The net must not run at the same time as ``model`` or another
+    net of it: they share the layers' caches. It predicts in the model's batches
+    (``inference_batch_size``); ``blocks`` (default: as many threads as BLAS uses now) runs the
+    Winograd layers.
+    """
+    blocks = blocks or Blocks(blas_thread_count())
+    net = _reordered([_fast_layer(layer, blocks) for layer in model.layers], model.input_shape, model)
+    return _InferenceNet(net.layers, model)
+
+
+class _InferenceNet(Sequential):
+    """Fast layers that predict in the batches of their textbook ``model``, whose estimate counts
+    every layer's output (fused layers count fewer: their estimate would be too small)."""
+
+    def __init__(self, layers: list, model: Sequential):
+        super().__init__(layers, model.input_shape, model.rng)
+        self.model = model
+
+    def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
+        return self.model.inference_batch_size(memory, largest)
 
 
 def _fast_layer(layer, blocks: Blocks):

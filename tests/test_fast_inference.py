@@ -1,0 +1,126 @@
+"""Inference on the fast path (``scratchnn.fast.inference_net``) gives the textbook model's
+probabilities, leaves the model as it was, and is what ``Ensemble`` predicts with unless told
+``fast=False``."""
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from test_fast import digits
+
+from scratchnn.data import scale_pixels
+from scratchnn.ensemble import Ensemble, Member, load_ensemble
+from scratchnn.fast import inference_net
+from scratchnn.fast.products import DenseProducts
+from scratchnn.fast.threads import Blocks
+from scratchnn.fast.winograd import BlockConv2D
+from scratchnn.io import MODEL_FILE, save
+from scratchnn.nn import Dense
+from scratchnn.training.presets import get_preset
+
+PRESETS = ("seed", "mlp", "deep-mlp", "cnn", "cnn-best", "lenet5")
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # probabilities: products in another order, Winograd on threads
+
+
+def trained_like(name: str, seed: int = 0):
+    """Preset ``name``'s network, its batch norms' γ (some < 0), β and running statistics drawn
+    away from the 1s and 0s they start at, as after training."""
+    model = get_preset(name).build_model(np.random.default_rng(seed))
+    rng = np.random.default_rng([seed, 1])
+    for layer in model.layers:
+        if "running_var" in layer.buffers:
+            shape = layer.buffers["running_var"].shape
+            layer.buffers["running_mean"][...] = rng.normal(0, 0.5, shape)
+            layer.buffers["running_var"][...] = rng.uniform(0.3, 2.0, shape)
+            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, shape) * rng.choice([-1, 1], shape)
+            layer.params["beta"][...] = rng.normal(0, 0.3, shape)
+    return model
+
+
+def inputs(model, n=20):
+    return scale_pixels(digits(n)[0], model.input_shape)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_fast_net_gives_the_textbook_probabilities(preset, workers):
+    model = trained_like(preset)
+    x = inputs(model)
+    net = inference_net(model, Blocks(workers, min_floats=0))
+    assert net.inference_batch_size() == model.inference_batch_size()
+    for tta in (1, 4):
+        for batch_size in (1, 7, None):
+            expected = model.predict_proba(x, batch_size, tta=tta)
+            np.testing.assert_allclose(net.predict_proba(x, batch_size, tta=tta), expected, **TOLERANCE,
+                                       err_msg=f"{preset}, {workers} threads, TTA x{tta}, batch {batch_size}")
+    kinds = {type(layer) for layer in net.layers}
+    assert DenseProducts in kinds and Dense not in kinds
+    if preset.startswith("cnn"):  # their 32-channel layers run as per-thread Winograd pipelines
+        assert (BlockConv2D in kinds) == (workers > 1)
+
+
+@pytest.mark.parametrize("preset", ["mlp", "cnn-best"])
+def test_the_model_keeps_its_arrays_and_answers_as_before(preset):
+    model = trained_like(preset)
+    x = inputs(model, 8)
+    layers, arrays = list(model.layers), model.state_dict()
+    values = {name: array.copy() for name, array in arrays.items()}
+    before = model.predict_proba(x)
+    net = inference_net(model, Blocks(2))
+    net.predict_proba(x, tta=2)
+    assert model.layers == layers and all(a is b for a, b in zip(model.layers, layers))
+    for name, array in model.state_dict().items():
+        assert array is arrays[name] and array.base is None, f"{name} was replaced or packed"
+        np.testing.assert_array_equal(array, values[name], err_msg=name)
+    assert all(layer.rng is model.rng for layer in model.layers if layer.uses_rng)
+    np.testing.assert_array_equal(model.predict_proba(x), before)  # the textbook path, bit for bit
+
+
+def test_building_and_running_it_sets_nothing_process_wide_and_warns_of_nothing(monkeypatch):
+    """No glibc setting (that is for training's repeated steps), no OpenBLAS-spinning warning."""
+    def refuse():
+        raise AssertionError("keep_freed_memory is for training")
+
+    monkeypatch.setattr("scratchnn.fast.keep_freed_memory", refuse)
+    monkeypatch.setattr("scratchnn.fast.openblas_spins", lambda: True)
+    model = trained_like("cnn-best")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inference_net(model, Blocks(2)).predict_proba(inputs(model, 4))
+
+
+def test_a_fast_pass_holds_no_more_memory_than_the_textbook_one():
+    """Traced allocations (work arrays kept between batches, each layer's cache) of two passes
+    over 64 digits, each on a fresh cnn-best: the fast net's peak within 10% of the textbook's."""
+    peaks = {}
+    for path in ("textbook", "fast"):
+        model = trained_like("cnn-best")
+        x = inputs(model, 64)
+        net = inference_net(model, Blocks(2)) if path == "fast" else model
+        tracemalloc.start()
+        try:
+            net.predict_proba(x)
+            net.predict_proba(x)
+            peaks[path] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peaks["fast"] <= 1.1 * peaks["textbook"], peaks
+
+
+def test_an_ensemble_predicts_on_fast_nets_unless_told_otherwise(tmp_path):
+    models = [trained_like("cnn-best", seed) for seed in (0, 1)]
+    x = inputs(models[0], 6)
+    fast, textbook = Ensemble(models), Ensemble(models, fast=False)
+    assert fast.fast and not textbook.fast
+    assert textbook.nets == models and all(type(layer) is not DenseProducts for net in textbook.nets
+                                           for layer in net.layers)
+    assert all(any(type(layer) is DenseProducts for layer in net.layers) for net in fast.nets)
+    assert [m.model for m in fast.members] == models  # the members keep their textbook models
+    expected = np.mean([m.predict_proba(x, tta=3).astype(np.float64) for m in models], axis=0)
+    np.testing.assert_allclose(fast.predict_proba(x, tta=3), expected, **TOLERANCE)
+    np.testing.assert_allclose(textbook.predict_proba(x, tta=3), expected, atol=1e-7)
+    for seed, model in enumerate(models):
+        save(model, tmp_path / str(seed) / MODEL_FILE, metadata={"classes": [str(d) for d in range(10)]})
+    assert not load_ensemble([tmp_path / "0"], fast=False).fast and load_ensemble([tmp_path / "0"]).fast
+    assert Ensemble([Member("a", models[0])]).nets[0].model is models[0]
+
