@@ -214,3 +214,26 @@ def test_evaluate_and_submission_predict_in_chunks_behind_a_progress_bar(runs, m
     assert bars[0].total == 1000 and bars[0].updates == [300, 300, 300, 100]
     empty = common.member_probas(ensemble, images[:0])
     assert [p.shape for p in empty] == [(0, 10), (0, 10)]
+
+
+def test_textbook_flag_predicts_on_the_textbook_layers_with_the_same_answers(runs, test_csv, tmp_path, capsys,
+                                                                             monkeypatch):
+    """evaluate and predict --textbook: each member's own layers (load_ensemble(fast=False)), the
+    same report and submission as the default fast path's; on a small cnn-best too (Winograd)."""
+    from scratchnn.cli import common
+
+    asked = []
+    monkeypatch.setattr(common, "load_ensemble", lambda paths, fast: asked.append(fast) or load_ensemble(paths, fast))
+    cnn = tmp_path / "cnn"
+    assert main(["train", "--preset", "cnn-best", "--epochs", "1", "--warmup", "0", "--train-size", "256",
+                 "--dev-size", "100", "--csv", str(runs["csv"]), "--out", str(cnn), "--quiet", "--no-report"]) == 0
+    for argv in (["evaluate", str(cnn), "--tta", "2"], ["predict", str(cnn), "--index", "7"],
+                 ["evaluate", str(runs["ens"]), "--set", "all", "--csv", str(runs["csv"])]):
+        assert output(capsys, [*argv, "--textbook"]) == output(capsys, argv), argv
+    files = {}
+    for flags in (["--textbook"], []):
+        files[bool(flags)] = tmp_path / f"submission{len(flags)}.csv"
+        output(capsys, ["predict", str(runs["ens"]), "--csv", str(test_csv[0]), "--submission", str(files[bool(flags)]),
+                        "--tta", "2", *flags])
+    assert files[True].read_text() == files[False].read_text()
+    assert asked == [False, True] * 4

@@ -127,6 +127,20 @@ def test_serve_checks_the_whole_web_extra_before_starting(model_path, monkeypatc
     assert "pip install 'scratchnn[web]'" in error and "pip install '.[web]'" in error
 
 
+@pytest.mark.parametrize("flags, fast", [([], True), (["--textbook"], False)])
+def test_serve_predicts_on_the_fast_layers_unless_told_textbook(model_path, monkeypatch, capsys, flags, fast):
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config.app))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert main(["serve", str(model_path), "--port", str(free), "--no-train", *flags]) == 0
+    service = served[0].state.service
+    assert service.fast is fast and service.ensemble.fast is fast
+    assert (service.ensemble.nets[0] is service.model) is not fast  # the textbook model, or its fast net
+    assert ("on the textbook layers" in capsys.readouterr().out) is not fast
+
+
 def test_serve_help_states_the_limits_it_sets(capsys):
     from scratchnn.web import limits, server
 

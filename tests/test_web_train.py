@@ -208,6 +208,15 @@ def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_
     assert client.get("/api/model").json()["name"] == "base"
 
 
+def test_a_run_loaded_from_the_runs_tab_predicts_on_the_layers_the_server_started_with(runs):
+    app = create_app(runs / "base", fast=False, train=TrainSetup(enabled=False))
+    with TestClient(app, base_url=LOCAL) as client:
+        first = app.state.service
+        assert client.post("/api/runs/base/load").json()["name"] == "base"
+    assert app.state.service is not first and not app.state.service.fast
+    assert app.state.service.ensemble.nets == app.state.service.ensemble.models  # serve --textbook's
+
+
 def test_first_layer_images_show_kernels_and_feature_maps_of_a_cnn():
     rng = np.random.default_rng(0)
     config = TrainConfig(conv=[4], hidden=[8], init="he_normal")

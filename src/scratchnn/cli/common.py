@@ -44,6 +44,12 @@ def add_tta_argument(parser: argparse.ArgumentParser) -> None:
                              f"mirrors and shifts for clothes (1..{MAX_TTA}; default 1: the image only)")
 
 
+def add_textbook_argument(parser: argparse.ArgumentParser) -> None:
+    """--textbook: predict on the layers as ``nn/`` writes them (``train --textbook`` trains on them)."""
+    parser.add_argument("--textbook", action="store_true",
+                        help="predict with the plain textbook code, without the speed machinery (same numbers, slower)")
+
+
 CHUNK = 1000  # images scaled to floats and predicted at a time (3 MB for 28x28), between bar updates
 
 
@@ -92,9 +98,10 @@ def load_model_set(args: argparse.Namespace, model, metadata: dict, config: Trai
 
 
 def load_models(args: argparse.Namespace):
-    """The ensemble of ``args.models`` (one model is an ensemble of one), ``args.tta`` checked first."""
+    """The ensemble of ``args.models`` (one model is an ensemble of one), ``args.tta`` checked first;
+    on the textbook layers with ``--textbook``."""
     check_tta(args.tta)  # before the models load: a typo costs nothing
-    return load_ensemble(args.models)
+    return load_ensemble(args.models, fast=not args.textbook)
 
 
 def load_ensemble_and_set(args: argparse.Namespace):

@@ -10,8 +10,8 @@ import argparse
 from ..data.tta import VIEW_KINDS
 from ..ensemble import average
 from ..metrics import accuracy, confusion_matrix, format_report
-from .common import (add_data_arguments, add_models_argument, add_set_argument, add_tta_argument, load_ensemble_and_set,
-                     member_probas)
+from .common import (add_data_arguments, add_models_argument, add_set_argument, add_textbook_argument, add_tta_argument,
+                     load_ensemble_and_set, member_probas)
 
 
 def add_parser(commands) -> None:
@@ -23,6 +23,7 @@ def add_parser(commands) -> None:
     add_models_argument(parser)
     add_set_argument(parser)
     add_tta_argument(parser)
+    add_textbook_argument(parser)
     add_data_arguments(parser, "default: the data the model was trained on")
     parser.set_defaults(run=run)
 

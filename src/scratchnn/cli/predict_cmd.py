@@ -27,8 +27,8 @@ from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..ensemble import average
 from ..errors import ConfigError, ImageError
 from ..training.run_data import check_image_shape
-from .common import (add_data_arguments, add_set_argument, add_tta_argument, load_ensemble_and_set, load_models,
-                     member_probas)
+from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
+                     load_ensemble_and_set, load_models, member_probas)
 from .terminal_image import render_image
 
 DIGITS = ("auto", "single", "multi")
@@ -58,6 +58,7 @@ def add_parser(commands) -> None:
     add_set_argument(parser)
     parser.add_argument("--save", metavar="FILE.png", type=Path, help="with --index: also save it as an image")
     add_tta_argument(parser)
+    add_textbook_argument(parser)
     parser.add_argument("--submission", metavar="OUT.csv", type=Path,
                         help="predict every image of --csv TEST.csv (Kaggle's label-less pixel0..pixel783 file) "
                              "and write Kaggle's ImageId,Label submission file")

@@ -7,7 +7,7 @@ import socket
 
 from ..data.tta import check_tta
 from ..errors import ConfigError, ScratchnnError
-from .common import add_data_arguments, add_tta_argument
+from .common import add_data_arguments, add_textbook_argument, add_tta_argument
 
 INSTALL_HINT = "pip install 'scratchnn[web]' (from a checkout: pip install '.[web]')"
 # The web extra: each package and the names it is imported by. python-multipart is imported only
@@ -44,6 +44,7 @@ def add_parser(commands) -> None:
                         help="another name requests may address the server by, e.g. mypi.local "
                              "(repeatable; localhost, 127.0.0.1, ::1 and --host always are)")
     add_tta_argument(parser)
+    add_textbook_argument(parser)
     add_data_arguments(parser, "the gallery of mistakes and the Train tab's runs; default: the run folder's "
                                "config.toml")
     add_train_arguments(parser)
@@ -93,13 +94,16 @@ def run(args: argparse.Namespace) -> int:
 
     models = args.models or [newest_model(RUNS_DIR)]
     hosts = allowed_host_names(args.host, args.allowed_host)
-    app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args), tta=args.tta)
+    app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args), tta=args.tta,
+                     fast=not args.textbook)
     _check_port(args.host, args.port)
     ensemble = app.state.service.ensemble
     what = (f"the ensemble of {len(ensemble)} ({', '.join(m.name for m in ensemble.members)}; layer views: the first)"
             if len(ensemble) > 1 else app.state.service.path)
     if args.tta > 1:
         what = f"{what} with TTA x{args.tta}"
+    if args.textbook:
+        what = f"{what} on the textbook layers"
     print(f"Serving {what} at http://{_url_host(args.host)}:{args.port}  (Ctrl+C to stop)")
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "

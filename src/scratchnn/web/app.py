@@ -68,7 +68,8 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
 
 
 def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Iterable[str] | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES, train: TrainSetup | None = None, tta: int = 1) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, train: TrainSetup | None = None, tta: int = 1,
+               fast: bool = True) -> FastAPI:
     """The app for the model at ``model_path`` (a model file or run folder), loaded first, here;
     a list of them (or a folder of member runs) serves their ensemble.
 
@@ -76,10 +77,12 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
     ``allowed_hosts``: the names requests may address (default: localhost, 127.0.0.1, ::1).
     ``train``: the Train and Runs tabs' settings (default: training on, default limits).
     ``tta``: views of each image averaged (test-time augmentation; 1, the default: the image only).
+    ``fast``: predict on the fast path's layers (the default; False: the textbook layers), as every
+    model the page serves later does.
     The served model changes when a run ends or the Runs tab loads one: ``app.state.service`` is
     replaced whole (one assignment), and each request works with the service it read first.
     """
-    service = ModelService(model_path, data, tta)
+    service = ModelService(model_path, data, tta, fast)
     sets = service.gallery.sets
 
     @asynccontextmanager

@@ -38,12 +38,14 @@ IMAGE_SIDE = 28
 
 class ModelService:
     """A loaded model and what the page asks of it. Thread-safe: layers cache their inputs
-    on forward, so one lock serialises passes through the shared layer objects."""
+    on forward (the fast path's layers are the model's, wrapped), so one lock serialises passes
+    through the shared layer objects."""
 
-    def __init__(self, model_path, data: DataSource | None = None, tta: int = 1):
+    def __init__(self, model_path, data: DataSource | None = None, tta: int = 1, fast: bool = True):
         self.tta = check_tta(tta)  # before the models load: a typo costs nothing
+        self.fast = fast  # probabilities on the fast path's layers; the activations are always the textbook's
         paths = [model_path] if isinstance(model_path, (str, PathLike)) else list(model_path)
-        self.ensemble = load_ensemble(paths)
+        self.ensemble = load_ensemble(paths, fast=fast)
         first = self.ensemble.members[0]
         self.path, self.model, self.metadata = first.path, first.model, first.metadata
         self.gallery = GalleryData(self.path, self.metadata, data)
@@ -63,7 +65,8 @@ class ModelService:
         Walks ``model.forward_steps`` (evaluation mode) to keep each activation layer's
         output: 1-D outputs as ``values``, (C, H, W) outputs as per-channel ``maps``. For an
         ensemble the probabilities are the members' mean, the activations the first member's;
-        with TTA the probabilities average the views too.
+        with TTA the probabilities average the views too. The walk is the textbook model's (the
+        layers a learner reads); the other members and the views run on ``self.ensemble``'s nets.
         """
         image = np.asarray(image, np.float32)
         if image.shape != (IMAGE_SIDE, IMAGE_SIDE):
@@ -79,7 +82,7 @@ class ModelService:
             if self.tta > 1:  # every member, every view
                 probs = self.ensemble.predict_proba(x_in, tta=self.tta)[0].astype(np.float64)
             elif len(self.ensemble) > 1:  # the first member's answer is in hand; average in the others'
-                others = [m.predict_proba(x_in)[0].astype(np.float64) for m in self.ensemble.models[1:]]
+                others = [net.predict_proba(x_in)[0].astype(np.float64) for net in self.ensemble.nets[1:]]
                 probs = (probs + sum(others)) / len(self.ensemble)
         best = int(np.argmax(probs))
         return {"prediction": best, "label": self.classes[best], "probabilities": probs.tolist(),

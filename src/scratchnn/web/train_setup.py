@@ -47,7 +47,7 @@ def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> No
     swap = threading.Lock()  # two swaps at once would each build a service; the last one wins anyway
 
     def use_model(path: Path) -> ModelService:
-        service = ModelService(path, data, first.tta)  # loaded and checked before anyone sees it
+        service = ModelService(path, data, first.tta, first.fast)  # loaded and checked before anyone sees it
         with swap:
             app.state.service = service
         return service
