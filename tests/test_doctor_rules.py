@@ -472,6 +472,19 @@ def test_exploding_a_nearly_fitted_networks_gradient_growing_tenfold_is_noise():
 
 
 @covers("exploding")
+def test_exploding_a_gradient_spike_while_the_loss_keeps_falling_is_one_hard_batch():
+    # cnn-best, seed 1, epochs 8-10: the first convolution's gradient 0.0040 -> 0.0054 -> 0.0465
+    # (its epoch-0 value 0.0450) while the train loss fell 0.077 -> 0.068 -> 0.061; dev accuracy 0.994
+    grads = [0.045, 0.02, 0.004, 0.0054, 0.0465]
+    falling = Run().signal("0.Conv2D", "grad_rms", grads).train([2.3, 0.2, 0.077, 0.068, 0.061])
+    assert fires_at(falling, "exploding") is None
+    assert fires_at(Run().signal("0.Conv2D", "grad_rms", grads).train([2.3, 0.2, 0.077, 0.068, 0.068]),
+                    "exploding") == 4
+    assert fires_at(Run().signal("0.Conv2D", "grad_rms", grads).train([2.3, 0.2, 0.077, 0.08, 0.061]),
+                    "exploding") == 4
+
+
+@covers("exploding")
 def test_exploding_a_nearly_fitted_loss_doubling_is_noise():
     assert fires_at(Run().train([0.5, 0.01, 0.012, 0.015, 0.025]), "exploding") is None
     noise = thresholds.LOSS_NOISE
@@ -543,6 +556,18 @@ def overfit(dev_losses, train_losses=(1.0, 0.9, 0.8, 0.7), train_accuracies=(0.8
     ([1.0, 1.02, 1.01, 1.3], None)])              # rose twice, not three times in a row
 def test_overfitting_dev_loss_rises_three_times(dev_losses, epoch):
     assert fires_at(overfit(dev_losses), "overfitting") == epoch
+
+
+@covers("overfitting")
+def test_overfitting_a_rise_of_a_few_confident_digits_is_noise():
+    # cnn-best, seed 0, epochs 27-30: dev loss 0.0254 -> 0.0265 (lowest 0.0218), dev accuracy 0.993-0.992
+    fitting = dict(train_losses=(0.03, 0.021, 0.018, 0.0188, 0.0178),
+                   train_accuracies=(0.992, 0.9934, 0.9942, 0.9944, 0.9945),
+                   dev_accuracy=0.993)
+    assert fires_at(overfit([0.0218, 0.0254, 0.0255, 0.0259, 0.0265], **fitting), "overfitting") is None
+    noise = thresholds.OVERFIT_NOISE
+    for last, epoch in ((below(0.0218 + noise), None), (above(0.0218 + noise), 4)):
+        assert fires_at(overfit([0.0218, 0.0254, 0.0255, 0.0259, last], **fitting), "overfitting") == epoch
 
 
 @covers("overfitting")

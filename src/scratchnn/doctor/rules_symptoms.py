@@ -13,7 +13,7 @@ from itertools import accumulate
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GRAD_GROWTH,
-    HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_RISE, PERSIST, STILL,
+    HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST, STILL,
     UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, WEIGHT_GROWTH, held, layer_held_above, percent)
 
 
@@ -100,7 +100,9 @@ def exploding(run: RunHealth):
     row to over EXPLODED_LOSS (2) times its lowest value and more than LOSS_NOISE (0.1) above it,
     or some layer's grad_rms rose at each of three evaluations in a row to over GRAD_GROWTH (10)
     times the first of them and above its epoch-0 value (the gradients of a nearly fitted
-    network are tiny, and one hard batch multiplies them without anything exploding)."""
+    network are tiny, and one hard batch multiplies them without anything exploding), unless the
+    train loss fell at each of those evaluations (health.csv records one batch's gradient, and a
+    network whose loss keeps falling is learning, not exploding)."""
     diverged = run.series("diverged_loss")
     if diverged:
         epoch, loss = diverged[0]
@@ -117,16 +119,24 @@ def exploding(run: RunHealth):
         if all(b > a for a, b in zip(window, window[1:])) and window[-1] > EXPLODED_LOSS * lowest \
                 and window[-1] - lowest > LOSS_NOISE:
             return Trigger(losses[i][0], f"the train loss grew three evaluations in a row to {window[-1]:.4g}")
+    train_loss = dict(losses)
     for layer in run.layers("grad_rms"):
         series = run.series("grad_rms", layer)
         start = dict(series).get(0, 0.0)
         for i in range(2, len(series)):
             window = [v for _, v in series[i - 2:i + 1]]
             if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 \
-                    and window[-1] > GRAD_GROWTH * window[0] and window[-1] > start:
+                    and window[-1] > GRAD_GROWTH * window[0] and window[-1] > start \
+                    and not _fell_at_each(train_loss, [epoch for epoch, _ in series[i - 2:i + 1]]):
                 return Trigger(series[i][0], f"{layer}'s gradient grew {window[-1] / window[0]:.0f}x in "
                                              "three evaluations", layer)
     return None
+
+
+def _fell_at_each(loss: dict, epochs: list[int]) -> bool:
+    """True when ``loss`` (by epoch) is known at every one of ``epochs`` and fell at each."""
+    values = [loss.get(epoch) for epoch in epochs]
+    return None not in values and all(b < a for a, b in zip(values, values[1:]))
 
 
 @rule("dead-relu", "warning",
@@ -182,7 +192,8 @@ def chance_loss(run: RunHealth):
       "has not seen: it is fitting the training set's quirks. More training only widens the gap.",
       "--patience 5 (early stopping), --dropout 0.3, --weight-decay 0.01, --augment, or fewer epochs")
 def overfitting(run: RunHealth):
-    """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value while the
+    """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value and
+    more than OVERFIT_NOISE (0.01) above it while the
     train loss fell and the train-dev accuracy gap widened over the same evaluations and ends
     positive (train accuracy above dev: with augmentation and dropout the as-seen train accuracy
     sits below dev, and a dev loss wobbling under a high learning rate is not overfitting)."""
@@ -194,7 +205,8 @@ def overfitting(run: RunHealth):
         lowest = lowest_so_far[i]
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
         fitting = window[-1]["train_loss"] < window[0]["train_loss"] and gap[-1] > max(gap[0], 0)
-        if rising and window[-1]["dev_loss"] > OVERFIT_RISE * lowest and fitting:
+        risen = window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["dev_loss"] - lowest > OVERFIT_NOISE
+        if rising and risen and fitting:
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
                                                f"while train accuracy is {gap[-1]:.3f} above dev")
     return None
