@@ -236,6 +236,18 @@ def test_p_is_the_fraction_of_images_augmented_and_the_rest_are_untouched(part):
     assert 0.4 < unchanged.mean() < 0.6, f"{part}: {unchanged.mean():.0%} of the images unchanged"
 
 
+def test_digits_leave_one_in_five_sharp_because_every_move_blurs():
+    # a read between pixels mixes neighbours, so a moved digit loses some of its edges' contrast;
+    # DIGITS keeps a fifth of the digits as they are, so a network also sees the sharp digits it is asked about
+    images = (np.random.default_rng(15).random((1000, 28, 28)) < 0.3).astype(np.float32)
+    half_pixel = affine(images, shift=(0.5, 0.0))
+    edges = np.abs(np.diff(images[:, 2:-2], axis=1)).sum()
+    assert np.abs(np.diff(half_pixel[:, 2:-2], axis=1)).sum() < 0.6 * edges
+    out = DIGITS(images, np.random.default_rng(16))
+    unchanged = np.all(out == images, axis=(1, 2))
+    assert DIGITS.p == 0.8 and 0.17 < unchanged.mean() < 0.23
+
+
 def test_empty_batch_and_other_image_sizes():
     assert DIGITS(np.zeros((0, 784), np.float32), np.random.default_rng(0)).shape == (0, 784)
     wide = np.zeros((3, 20, 32), np.float32)

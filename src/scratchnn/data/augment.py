@@ -153,7 +153,13 @@ class Augmentation:
 # the image); Ciresan et al. 2011 used alpha = 36, sigma = 6. On top of the affine part those bend
 # 7s into '>' and knot 8s, so we keep sigma = 4 and halve the strength (alpha = 20, std ~0.8 px).
 # Affine: shifts ±2 px, rotations ±12°, sizes ±10 % and a ±8° slant are the usual MNIST ranges.
-DIGITS = Augmentation(shift=2.0, rotate=12.0, scale=0.1, shear=8.0, elastic_alpha=20.0, elastic_sigma=4.0, p=1.0)
+# One digit in five is left as it is (p = 0.8). A moved digit is read back between pixels, and a
+# bilinear read mixes neighbours (weights 1 − t and t): every augmented digit is a little blurred
+# (variance t(1 − t), 1/6 px² on average, per axis). With p = 1 a network never saw a sharp
+# digit, then was asked about sharp ones: nine cnn-best runs, each on its own 1,000 dev digits,
+# made 46 mistakes on the digits as they are and 33 on the same digits blurred (Gaussian,
+# sigma 0.5 px). Trained with p = 0.8 on the same nine splits: 33 on the digits as they are.
+DIGITS = Augmentation(shift=2.0, rotate=12.0, scale=0.1, shear=8.0, elastic_alpha=20.0, elastic_sigma=4.0, p=0.8)
 # Clothes (Fashion-MNIST) are photographed upright and centred: rotating, slanting or bending a
 # shirt makes images the test set never has, and even sub-pixel shifts blur the fabric's texture
 # (bilinear reads). A shirt mirrored is still a shirt, and a mirror is exact. With the cnn preset,
