@@ -10,7 +10,7 @@ from test_fast import digits
 
 from scratchnn.data import scale_pixels
 from scratchnn.ensemble import Ensemble, Member, load_ensemble
-from scratchnn.fast import inference_net
+from scratchnn.fast import SMALL_BATCH, inference_net
 from scratchnn.fast.products import DenseProducts
 from scratchnn.fast.threads import Blocks
 from scratchnn.fast.winograd import BlockConv2D
@@ -45,11 +45,11 @@ def inputs(model, n=20):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_the_fast_net_gives_the_textbook_probabilities(preset, workers):
     model = trained_like(preset)
-    x = inputs(model)
+    x = inputs(model, 40)
     net = inference_net(model, Blocks(workers, min_floats=0))
     assert net.inference_batch_size() == model.inference_batch_size()
     for tta in (1, 4):
-        for batch_size in (1, 7, None):
+        for batch_size in (1, 33, None):  # 33: a fast batch of 33 (TTA: 8 digits' 32 views), then a small one
             expected = model.predict_proba(x, batch_size, tta=tta)
             np.testing.assert_allclose(net.predict_proba(x, batch_size, tta=tta), expected, **TOLERANCE,
                                        err_msg=f"{preset}, {workers} threads, TTA x{tta}, batch {batch_size}")
@@ -57,6 +57,19 @@ def test_the_fast_net_gives_the_textbook_probabilities(preset, workers):
     assert DenseProducts in kinds and Dense not in kinds
     if preset.startswith("cnn"):  # their 32-channel layers run as per-thread Winograd pipelines
         assert (BlockConv2D in kinds) == (workers > 1)
+
+
+def test_a_small_batch_runs_on_the_textbook_layers_a_large_one_on_the_fast_ones(monkeypatch):
+    model = trained_like("cnn-best")
+    net = inference_net(model, Blocks(2))
+    x = inputs(model, SMALL_BATCH)
+    np.testing.assert_array_equal(net.forward(x[:SMALL_BATCH - 1]), model.forward(x[:SMALL_BATCH - 1]))
+    monkeypatch.setattr(model, "forward", lambda *args, **kwargs: pytest.fail("the textbook layers ran"))
+    np.testing.assert_allclose(net.forward(x), trained_like("cnn-best").forward(x), rtol=1e-4, atol=1e-5)
+    for unthreaded in (inference_net(model, Blocks(1)), inference_net(trained_like("mlp"), Blocks(2))):
+        assert not unthreaded.threaded  # an MLP's fast products cost nothing extra on a small batch
+        monkeypatch.setattr(unthreaded.model, "forward", lambda *args, **kwargs: pytest.fail("textbook"))
+        unthreaded.forward(scale_pixels(digits(2)[0], unthreaded.input_shape))
 
 
 @pytest.mark.parametrize("preset", ["mlp", "cnn-best"])

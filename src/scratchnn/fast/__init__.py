@@ -125,13 +125,28 @@ def inference_net(model: Sequential, blocks: Blocks | None = None) -> Sequential
     return _InferenceNet(net.layers, model)
 
 
+# Below this many rows a net with threaded convolutions runs a batch on the textbook layers:
+# handing small pieces to threads costs more than it saves (measured on 2 cores, forward passes of
+# cnn-best, textbook / fast: 8 rows 5.0 / 6.5 ms, 16 rows 8.1 / 8.5 ms, 32 rows 13.6 / 12.6 ms,
+# 64 rows 32.7 / 21.7 ms; cnn crosses at the same place; an MLP's fast products cost nothing
+# extra at any size). A drawing in the web page is one row, or one per TTA view.
+SMALL_BATCH = 32
+
+
 class _InferenceNet(Sequential):
     """Fast layers that predict in the batches of their textbook ``model``, whose estimate counts
-    every layer's output (fused layers count fewer: their estimate would be too small)."""
+    every layer's output (fused layers count fewer: their estimate would be too small). With
+    threaded convolutions, a batch of fewer than SMALL_BATCH rows goes through ``model`` itself."""
 
     def __init__(self, layers: list, model: Sequential):
         super().__init__(layers, model.input_shape, model.rng)
         self.model = model
+        self.threaded = any(isinstance(layer, BlockConv2D) for layer in layers)  # Winograd pieces on threads
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if self.threaded and not training and len(x) < SMALL_BATCH:
+            return self.model.forward(x)
+        return super().forward(x, training)
 
     def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
         return self.model.inference_batch_size(memory, largest)
