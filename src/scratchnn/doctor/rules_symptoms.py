@@ -101,8 +101,8 @@ def exploding(run: RunHealth):
     or some layer's grad_rms rose at each of three evaluations in a row to over GRAD_GROWTH (10)
     times the first of them and above its epoch-0 value (the gradients of a nearly fitted
     network are tiny, and one hard batch multiplies them without anything exploding), unless the
-    train loss fell at each of those evaluations (health.csv records one batch's gradient, and a
-    network whose loss keeps falling is learning, not exploding)."""
+    train loss is lower at the last of those evaluations than at the first (health.csv records one
+    batch's gradient, and a network whose loss still falls is learning, not exploding)."""
     diverged = run.series("diverged_loss")
     if diverged:
         epoch, loss = diverged[0]
@@ -127,16 +127,15 @@ def exploding(run: RunHealth):
             window = [v for _, v in series[i - 2:i + 1]]
             if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 \
                     and window[-1] > GRAD_GROWTH * window[0] and window[-1] > start \
-                    and not _fell_at_each(train_loss, [epoch for epoch, _ in series[i - 2:i + 1]]):
+                    and not _fell(train_loss, series[i - 2][0], series[i][0]):
                 return Trigger(series[i][0], f"{layer}'s gradient grew {window[-1] / window[0]:.0f}x in "
                                              "three evaluations", layer)
     return None
 
 
-def _fell_at_each(loss: dict, epochs: list[int]) -> bool:
-    """True when ``loss`` (by epoch) is known at every one of ``epochs`` and fell at each."""
-    values = [loss.get(epoch) for epoch in epochs]
-    return None not in values and all(b < a for a, b in zip(values, values[1:]))
+def _fell(loss: dict, first: int, last: int) -> bool:
+    """True when ``loss`` (by epoch) is known at epochs ``first`` and ``last`` and lower at ``last``."""
+    return first in loss and last in loss and loss[last] < loss[first]
 
 
 @rule("dead-relu", "warning",
