@@ -191,11 +191,11 @@ def chance_loss(run: RunHealth):
       "has not seen: it is fitting the training set's quirks. More training only widens the gap.",
       "--patience 5 (early stopping), --dropout 0.3, --weight-decay 0.01, --augment, or fewer epochs")
 def overfitting(run: RunHealth):
-    """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest value and
-    more than OVERFIT_NOISE (0.01) above it while the
-    train loss fell and the train-dev accuracy gap widened over the same evaluations and ends
-    positive (train accuracy above dev: with augmentation and dropout the as-seen train accuracy
-    sits below dev, and a dev loss wobbling under a high learning rate is not overfitting)."""
+    """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest
+    value and more than OVERFIT_NOISE (0.01) above it while the train loss fell and the train-dev
+    accuracy gap widened over the same evaluations and ends positive (train accuracy above dev:
+    with augmentation and dropout the as-seen train accuracy sits below dev, and a dev loss
+    wobbling under a high learning rate is not overfitting)."""
     rows = [m for m in run.metrics if not math.isnan(m["dev_loss"])]
     lowest_so_far = list(accumulate((m["dev_loss"] for m in rows), min))
     for i in range(3, len(rows)):
