@@ -66,7 +66,9 @@ def test_this_openblas_honours_the_timeout():
         pytest.skip("NumPy here does not use OpenBLAS")
     spinning = float(run_python(SPIN_PROBE.format(first=""), OPENBLAS_NUM_THREADS="2"))
     asleep = float(run_python(SPIN_PROBE.format(first="import scratchnn"), OPENBLAS_NUM_THREADS="2"))
-    assert spinning > 0.02 and asleep < 0.01, (spinning, asleep)
+    # os.times counts 10 ms ticks: at least two of the 50 ms against none (a busy machine gives the
+    # spinning thread less of its core: 0.02 s with two training runs and CI's four workers on 2 cores)
+    assert spinning >= 0.0199 and asleep < 0.01, (spinning, asleep)
 
 
 def small_cnn() -> Sequential:
