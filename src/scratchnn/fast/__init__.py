@@ -121,8 +121,7 @@ def inference_net(model: Sequential, blocks: Blocks | None = None) -> Sequential
     Winograd layers.
     """
     blocks = blocks or Blocks(blas_thread_count())
-    net = _reordered([_fast_layer(layer, blocks) for layer in model.layers], model.input_shape, model)
-    return _InferenceNet(net.layers, model)
+    return _InferenceNet(_in_run_order([_fast_layer(layer, blocks) for layer in model.layers], model), model)
 
 
 # Below this many rows a net with threaded convolutions runs a batch on the textbook layers:
@@ -169,5 +168,10 @@ def _fast_layer(layer, blocks: Blocks):
 
 def _reordered(layers, input_shape, model: Sequential) -> Sequential:
     """``layers`` (the model's, as the fast path runs them) in the order to run them."""
+    return Sequential(_in_run_order(layers, model), input_shape, model.rng)
+
+
+def _in_run_order(layers, model: Sequential) -> list:
+    """``layers`` reordered and fused as they run (see order.py)."""
     ordered = with_relus_applied([layers[i] for i in run_order(model.layers)])
-    return Sequential(with_first_conv_folded(with_pools_first(ordered)), input_shape, model.rng)
+    return with_first_conv_folded(with_pools_first(ordered))

@@ -43,7 +43,6 @@ class ModelService:
 
     def __init__(self, model_path, data: DataSource | None = None, tta: int = 1, fast: bool = True):
         self.tta = check_tta(tta)  # before the models load: a typo costs nothing
-        self.fast = fast  # probabilities on the fast path's layers; the activations are always the textbook's
         paths = [model_path] if isinstance(model_path, (str, PathLike)) else list(model_path)
         self.ensemble = load_ensemble(paths, fast=fast)
         first = self.ensemble.members[0]
@@ -57,6 +56,11 @@ class ModelService:
         self._model_lock = threading.Lock()
         self._data_lock = threading.Lock()
         self._sets: dict[str, tuple] = {}
+
+    @property
+    def fast(self) -> bool:
+        """Probabilities on the fast path's layers (the ensemble's); the activations are always the textbook's."""
+        return self.ensemble.fast
 
     # --- one image ------------------------------------------------------------------------------
     def predict(self, image: np.ndarray) -> dict:
