@@ -123,6 +123,11 @@ def _numbers(value, where):
             raise ModelFileError(f"{where} {show(key)} must be a number, got {show(number)}")
 
 
+def _optional_numbers(value, where):
+    if value is not None:
+        _numbers(value, where)
+
+
 def _optional_object(value, where):
     if value is not None:
         check_type(value, dict, where, "an object")
@@ -134,7 +139,8 @@ def _text(value, where):
 
 
 METADATA_SCHEMA = {"config": _optional_object, "classes": _strings, "image_shape": _image_shape,
-                   "metrics": _numbers, "created": _text, "scratchnn_version": _text, "kind": _text}
+                   "metrics": _numbers, "created": _text, "scratchnn_version": _text, "kind": _text,
+                   "augmentation": _optional_numbers}
 
 
 def check_metadata(metadata: dict) -> dict[str, tuple[int, ...]] | None:

@@ -102,6 +102,15 @@ class Augmentation:
         return self.p == 0 or not (self.shift or self.rotate or self.scale or self.shear or self.elastic_alpha
                                    or self.flip)
 
+    def describe(self) -> str:
+        """'shifts ±2 px, turns ±12°, sizes ±10%, slants ±8°, elastic 20 px (sigma 4), 80% of images'."""
+        parts = [f"shifts ±{self.shift:g} px" * bool(self.shift), f"turns ±{self.rotate:g}°" * bool(self.rotate),
+                 f"sizes ±{self.scale:.0%}" * bool(self.scale), f"slants ±{self.shear:g}°" * bool(self.shear),
+                 f"elastic {self.elastic_alpha:g} px (sigma {self.elastic_sigma:g})" * bool(self.elastic_alpha),
+                 f"mirrors {self.flip:.0%} of the time" * bool(self.flip)]
+        text = ", ".join(part for part in parts if part) or "nothing"
+        return text + ("" if self.p == 1 else f", {self.p:.0%} of images")
+
     def to_dict(self) -> dict[str, float]:
         """Plain floats by field name, for a TOML/JSON training config."""
         return dataclasses.asdict(self)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
+from ..data.augment import Augmentation
+from ..errors import ConfigError, ModelFileError
 from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
 from ..model_schema import buffer_names, check_type
@@ -39,8 +40,13 @@ def save_checkpoint(path, **state) -> Path:
 def checkpoint_contents(*, model: Sequential, optimizer, schedule=None,
                         early_stopping: EarlyStopping | None = None, generators: dict[str, np.random.Generator],
                         history: list[EpochResult], config: dict | None = None,
+                        augmentation: Augmentation | None = None,
                         finished: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, metadata) of a checkpoint, as ``save_checkpoint`` writes them and ``Checkpoint`` holds them."""
+    """(tensors, metadata) of a checkpoint, as ``save_checkpoint`` writes them and ``Checkpoint`` holds them.
+
+    ``augmentation`` is the one the run draws its training batches with: a resumed run keeps it
+    even when a later version of scratchnn changed the dataset's default.
+    """
     tensors = {f"model.{name}": array for name, array in model.state_dict().items()}
     optim_state = optimizer.state_dict()
     tensors.update((f"optim.{name}.{key}", array) for name, state in optim_state["state"].items()
@@ -57,6 +63,7 @@ def checkpoint_contents(*, model: Sequential, optimizer, schedule=None,
         "early_stopping": stopping,
         "generators": {name: gen.bit_generator.state for name, gen in generators.items()},
         "architecture": model.config(), "config": config,
+        "augmentation": augmentation.to_dict() if augmentation is not None else None,
     }
     return tensors, metadata
 
@@ -92,9 +99,38 @@ class Checkpoint:
             raise ModelFileError(f"{self.path}: does not fit this run ({error}); "
                                  "was it written by another version or config?") from None
 
+    @property
+    def records_augmentation(self) -> bool:
+        """False for a checkpoint written before checkpoints said which augmentation they used."""
+        return "augmentation" in self.metadata
+
+    @property
+    def augmentation(self) -> Augmentation | None:
+        """The augmentation the run was trained with (None: none, or not recorded)."""
+        values = self.metadata.get("augmentation")
+        return None if values is None else Augmentation.from_dict(values)  # checked when loaded
+
     def _group(self, prefix: str) -> dict[str, np.ndarray]:
         start = len(prefix) + 1
         return {key[start:]: array for key, array in self.tensors.items() if key.startswith(prefix + ".")}
+
+
+def augmentation_to_continue(current: Augmentation | None,
+                             checkpoint: Checkpoint | None) -> tuple[Augmentation | None, str]:
+    """(the augmentation a run trains with, a note for its log or ''): ``current``, this version's
+    for the run's data, on a fresh start; on a resume the one the run started with, which its
+    checkpoint records, so that a later change to a dataset's default does not change a run
+    half-way."""
+    if current is None or checkpoint is None:
+        return current, ""
+    if not checkpoint.records_augmentation:
+        return current, ("Note: the checkpoint does not record which augmentation the run started with "
+                         "(an older version wrote it); continuing with this version's")
+    started = checkpoint.augmentation
+    if started is None or started == current:
+        return current, ""
+    return started, (f"Note: continuing with the augmentation the run started with ({started.describe()}); "
+                     f"this version's default is {current.describe()}")
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -177,9 +213,19 @@ def _check_metadata(meta: dict) -> None:
             raise ModelFileError(f"checkpoint early_stopping best must be a number, got {show(stopping['best'])}")
         check_int(stopping["best_epoch"], "checkpoint early_stopping best_epoch", 0, epoch)
         check_int(stopping["bad_evaluations"], "checkpoint early_stopping bad_evaluations", 0, MAX_EPOCHS)
+    if meta.get("augmentation") is not None:
+        _check_augmentation(meta["augmentation"])
     generators = check_type(meta["generators"], dict, "checkpoint generators", "an object")
     for name, generator in generators.items():
         _check_generator(generator, f"checkpoint generator {show(name)}")
+
+
+def _check_augmentation(values) -> None:
+    """Every value in range (``check_metadata`` has checked it is an object of numbers)."""
+    try:
+        Augmentation.from_dict(values)
+    except ConfigError as error:
+        raise ModelFileError(f"checkpoint augmentation: {error}") from None
 
 
 def _check_numbers(value, where: str, depth: int) -> None:

@@ -37,7 +37,7 @@ from ..io import MODEL_FILE, load, read_metadata, save
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import blas_threads, note_if_busy
-from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .fit import EpochResult, evaluate, fit
 from .health import HealthRecorder
@@ -195,6 +195,10 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log = _through(bar, log)
     log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
     log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
+    augmentation, note = augmentation_to_continue(config.build_augmentation(), checkpoint)
+    for line in (note, augmentation and f"Augmentation: {augmentation.describe()}"):
+        if line:
+            log(line)
     if config.fault:
         log(f"Faults on purpose: {', '.join(config.fault)} (the doctor is not told)")
     note_if_busy(config.threads, log)
@@ -206,7 +210,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
 
     def save_state(finished: bool = False) -> None:
         save_checkpoint(run_dir / CHECKPOINT_FILE, model=model, optimizer=optimizer, schedule=schedule,
-                        early_stopping=stopping, generators=gens, history=history, finished=finished)
+                        early_stopping=stopping, generators=gens, history=history, augmentation=augmentation,
+                        finished=finished)
         if health is not None:
             write_health_csv(run_dir / HEALTH_FILE, health.rows)
 
@@ -257,7 +262,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
             fit(model, optimizer, x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
                 x_dev=x_dev, y_dev=y_dev, rng=gens["order"] if setup.shuffle else None, schedule=schedule, early_stopping=stopping,
                 eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
-                augment=config.build_augmentation(), augment_rng=gens["augment"],
+                augment=augmentation, augment_rng=gens["augment"],
                 on_batch_end=batch_done, health=health, stop_requested=stop_requested, fast=setup.fast and not config.textbook,
                 loss_fn=setup.loss_fn)
     except TrainingDiverged as error:
@@ -290,6 +295,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         findings = diagnose_history(history, health.rows)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
+        "augmentation": augmentation.to_dict() if augmentation is not None else None,
         "health": health_summary(health.rows if health else [], findings),
         "image_shape": [int(n) for n in data.images.shape[1:]],
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
