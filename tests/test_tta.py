@@ -5,7 +5,7 @@ import pytest
 
 from scratchnn import Dense, Flatten, ReLU, Sequential
 from scratchnn.data.augment import affine
-from scratchnn.data.tta import (MAX_TTA, VIEW_LISTS, VIEWS, averaged_proba, check_tta, image_shape_for, tta_views,
+from scratchnn.data.tta import (MAX_TTA, VIEW_LISTS, VIEWS, check_tta, image_shape_for, tta_views, view_probas,
                                 views_for)
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.nn.activations import softmax
@@ -149,7 +149,18 @@ def test_image_shape_for():
         image_shape_for((1, 28, 28), (20, 30))
 
 
-def test_averaged_proba_calls_the_model_once_with_the_views_stacked():
+def test_each_views_probabilities_hold_the_plain_and_the_tta_ones_in_one_pass():
+    model, x = mlp(), digits().reshape(7, 784)
+    each = model.view_probas(x, batch_size=16, tta=5)  # 3 images a batch: their views split over batches
+    assert each.shape == (5, 7, 10) and each.dtype == np.float32
+    assert np.array_equal(each[0], model.predict_proba(x))
+    assert np.array_equal(each.mean(axis=0, dtype=np.float64).astype(np.float32), model.predict_proba(x, tta=5))
+    view = tta_views(5)[3]
+    assert np.allclose(each[3], model.predict_proba(view(x.reshape(7, 28, 28)).reshape(7, 784)), atol=1e-7)
+    assert model.view_probas(x[:0], tta=4).shape == (4, 0, 10)
+
+
+def test_view_probas_calls_the_model_once_with_the_views_stacked():
     calls = []
 
     def proba(x):
@@ -157,7 +168,7 @@ def test_averaged_proba_calls_the_model_once_with_the_views_stacked():
         return np.full((len(x), 2), 0.5, np.float32)
 
     x = digits(2).reshape(2, 784)
-    averaged_proba(proba, x, 4, (28, 28))
+    assert view_probas(proba, x, 4, (28, 28)).shape == (4, 2, 2)
     assert len(calls) == 1 and calls[0].shape == (8, 784) and np.array_equal(calls[0][:2], x)
     images = x.reshape(2, 28, 28)
     for k, view in enumerate(tta_views(4)[1:], start=1):  # view k of both images, in order

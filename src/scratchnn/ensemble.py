@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.tta import views_for
+from .data.tta import mean_of_views, views_for
 from .errors import ConfigError, ShapeError
 from .fast import inference_net
 from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
@@ -96,7 +96,12 @@ class Ensemble:
     def member_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
         """Each member's probabilities (N, C) for x, in member order (``tta`` as in Sequential, with
         the views that suit the data each member was trained on)."""
-        return [net.predict_proba(x, batch_size, tta=tta, image_shape=self.image_shape, views=m.views)
+        return [mean_of_views(p) for p in self.member_view_probas(x, batch_size, tta=tta)]
+
+    def member_view_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
+        """Each member's probabilities of each TTA view apart, (tta, N, C): row 0 is the plain
+        prediction, the mean over rows the TTA one (so both cost one pass; Sequential.view_probas)."""
+        return [net.view_probas(x, batch_size, tta=tta, image_shape=self.image_shape, views=m.views)
                 for m, net in zip(self.members, self.nets)]
 
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .data.tta import averaged_proba, check_tta, check_views, image_shape_for
+from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
 from .errors import ShapeError
 from .nn.activations import softmax
@@ -98,6 +98,12 @@ class Sequential:
         MLP's rows are seen as ``image_shape`` (H, W) images, square by default. With TTA a
         batch holds ``batch_size // tta`` images (at least one) and all their views.
         """
+        return mean_of_views(self.view_probas(x, batch_size, tta=tta, image_shape=image_shape, views=views))
+
+    def view_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
+                    image_shape: tuple[int, int] | None = None, views: str = "digits") -> np.ndarray:
+        """The class probabilities of each TTA view apart: (tta, N, C), row 0 for the images as
+        they are; ``predict_proba`` is their mean. Arguments as in ``predict_proba``."""
         x = self._checked_input(x)
         batch_size = batch_size or self.inference_batch_size()
         shape = image_shape_for(self.input_shape, image_shape) if check_tta(tta) > 1 else None
@@ -107,8 +113,8 @@ class Sequential:
             return softmax(self.forward(batch))
 
         rows = max(1, batch_size // tta)  # each row's views go through in the same batch
-        parts = [averaged_proba(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), x.dtype)
+        parts = [view_probas(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((tta, 0, self.num_classes), x.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
                 image_shape: tuple[int, int] | None = None, views: str = "digits") -> np.ndarray:

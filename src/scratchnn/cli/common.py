@@ -53,19 +53,22 @@ def add_textbook_argument(parser: argparse.ArgumentParser) -> None:
 CHUNK = 1000  # images scaled to floats and predicted at a time (3 MB for 28x28), between bar updates
 
 
-def member_probas(ensemble, images: np.ndarray, tta: int = 1, what: str = "Predicting") -> list[np.ndarray]:
+def member_probas(ensemble, images: np.ndarray, tta: int = 1, what: str = "Predicting", *,
+                  each_view: bool = False) -> list[np.ndarray]:
     """``ensemble.member_probas(scale_pixels(images), tta=tta)`` for images (N, H, W) of 0..255,
     a thousand at a time (a 300,000-row CSV is never all floats at once), with a progress bar on
-    stderr (tqdm's: only on a terminal): TTA on an ensemble of large networks takes minutes."""
+    stderr (tqdm's: only on a terminal): TTA on an ensemble of large networks takes minutes.
+    ``each_view``: each member's (tta, N, C) of ``member_view_probas`` instead."""
+    predict = ensemble.member_view_probas if each_view else ensemble.member_probas
+    axis = 1 if each_view else 0  # the images' axis
     parts = []
     with tqdm(total=len(images), desc=what, unit="image", disable=None, leave=False, dynamic_ncols=True) as bar:
         for start in range(0, len(images), CHUNK):
-            parts.append(ensemble.member_probas(scale_pixels(images[start:start + CHUNK], ensemble.input_shape),
-                                                tta=tta))
-            bar.update(len(parts[-1][0]))
+            parts.append(predict(scale_pixels(images[start:start + CHUNK], ensemble.input_shape), tta=tta))
+            bar.update(len(images[start:start + CHUNK]))
     if not parts:
-        return ensemble.member_probas(scale_pixels(images, ensemble.input_shape), tta=tta)
-    return [np.concatenate(chunks) for chunks in zip(*parts)]
+        return predict(scale_pixels(images, ensemble.input_shape), tta=tta)
+    return [np.concatenate(chunks, axis=axis) for chunks in zip(*parts)]
 
 
 def add_set_argument(parser: argparse.ArgumentParser, default: str = "dev") -> None:

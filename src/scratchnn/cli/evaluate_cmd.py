@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.tta import VIEW_KINDS
+from ..data.tta import VIEW_KINDS, mean_of_views
 from ..ensemble import average
 from ..metrics import accuracy, confusion_matrix, format_report
 from .common import (add_data_arguments, add_models_argument, add_set_argument, add_textbook_argument, add_tta_argument,
@@ -31,9 +31,11 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     ensemble, images, labels, classes, description = load_ensemble_and_set(args)
     labels = labels.astype(int)
-    columns = {"accuracy": member_probas(ensemble, images)}
+    views = member_probas(ensemble, images, args.tta, f"TTA x{args.tta}" if args.tta > 1 else "Predicting",
+                          each_view=True)  # each member's (tta, N, C): view 0 is the image as it is
+    columns = {"accuracy": [p[0] for p in views]}
     if args.tta > 1:
-        columns[f"with TTA x{args.tta}"] = member_probas(ensemble, images, args.tta, f"TTA x{args.tta}")
+        columns[f"with TTA x{args.tta}"] = [mean_of_views(p) for p in views]
     for member in ensemble.members:
         print(f"Model: {member.name} ({member.model.widths()})")
     print(f"Data: {description} ({len(labels):,} images)")

@@ -138,19 +138,23 @@ def image_shape_for(input_shape: tuple[int, ...], image_shape=None) -> tuple[int
     return side, side
 
 
-def averaged_proba(proba: Callable[[np.ndarray], np.ndarray], x: np.ndarray, n: int,
-                   image_shape: tuple[int, int], views: str = "digits") -> np.ndarray:
-    """(1/n) Σ_k proba(T_k x) for x (B, *input_shape) and ``proba`` -> (B, C); n = 1 is proba(x).
-    T_k: the first n of the ``views`` list.
+def view_probas(proba: Callable[[np.ndarray], np.ndarray], x: np.ndarray, n: int,
+                image_shape: tuple[int, int] | None, views: str = "digits") -> np.ndarray:
+    """proba(T_k x) for each of the first n views T_k of the ``views`` list: (n, B, C) for
+    x (B, *input_shape) and ``proba`` -> (B, C); row 0 is proba(x) (T_0 is the identity).
 
     ``proba`` sees the n views stacked, one batch of n·B rows (so pass B <= batch size / n): for
-    one drawn digit, one pass of 8 images instead of 8 passes of one. The mean is taken in
-    float64 and returned in ``proba``'s dtype.
+    one drawn digit, one pass of 8 images instead of 8 passes of one.
     """
     transforms = tta_views(n, views)
     if n == 1:
-        return proba(x)
+        return proba(x)[None]
     images = x.reshape(len(x), *image_shape)
     stacked = np.concatenate([x, *(transform(images).reshape(x.shape) for transform in transforms[1:])])
-    p = proba(stacked)
-    return p.reshape(n, len(x), -1).mean(axis=0, dtype=np.float64).astype(p.dtype)
+    return proba(stacked).reshape(n, len(x), -1)
+
+
+def mean_of_views(probas: np.ndarray) -> np.ndarray:
+    """The TTA probabilities (N, C) from the views' (n, N, C): their mean, summed in float64,
+    returned in the views' dtype."""
+    return probas[0] if len(probas) == 1 else probas.mean(axis=0, dtype=np.float64).astype(probas.dtype)
