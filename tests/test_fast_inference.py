@@ -10,7 +10,7 @@ from test_fast import digits
 
 from scratchnn.data import scale_pixels
 from scratchnn.ensemble import Ensemble, Member, load_ensemble
-from scratchnn.fast import SMALL_BATCH, inference_net
+from scratchnn.fast import SMALL_BATCH, inference_net, prepare
 from scratchnn.fast.products import DenseProducts
 from scratchnn.fast.threads import Blocks
 from scratchnn.fast.winograd import BlockConv2D
@@ -118,6 +118,20 @@ def test_a_fast_pass_holds_no_more_memory_than_the_textbook_one():
         finally:
             tracemalloc.stop()
     assert peaks["fast"] <= 1.1 * peaks["textbook"], peaks
+
+
+@pytest.mark.parametrize("preset", ["cnn-best", "cnn", "mlp"])
+def test_training_measures_its_dev_set_in_the_models_batches(preset):
+    """The fused fast layers hold fewer outputs than the textbook ones, so their own estimate of
+    the rows that fit in memory is too high (cnn-best: 140 rows against 107); fit's dev passes
+    use the model's."""
+    config = get_preset(preset)
+    model = config.build_model(np.random.default_rng(0))
+    expected = model.inference_batch_size()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy came before scratchnn in this process (openblas_idle)
+        run = prepare(model, config.build_optimizer(), inputs(model, 256), full_batch=False, fixed_inputs=False)
+    assert run.evaluator.inference_batch_size() == expected
 
 
 def test_an_ensemble_predicts_on_fast_nets_unless_told_otherwise(tmp_path):

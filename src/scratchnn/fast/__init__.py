@@ -95,7 +95,7 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     layers = [_fast_layer(layer, blocks) for layer in model.layers]
     if any(isinstance(layer, (BlockBatchNorm2d, BlockConv2D)) for layer in layers) and openblas_spins():
         warnings.warn(SPINNING, PerformanceWarning, stacklevel=3)
-    evaluator = _reordered(layers, model.input_shape, model)
+    evaluator = _InferenceNet(_in_run_order(layers, model), model)  # the model's batch sizes for the dev set
     net, x = evaluator, x_train
     if fixed_inputs and x.ndim == 2 and type(model.layers[0]) is Dense:
         columns = used_columns(x)
