@@ -4,12 +4,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_run import digits, small_config  # noqa: F401  (digits: a fixture)
 
-from scratchnn.data import augment, write_idx
+from scratchnn.data import augment
 from scratchnn.errors import ModelFileError
 from scratchnn.io import MODEL_FILE, read_metadata, read_tensors, write_tensors
 from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import resume_run, train_run
 
 OLD_DIGITS = dataclasses.replace(augment.DIGITS, p=1.0)
@@ -20,16 +20,8 @@ class Interrupted(Exception):
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits")
-    rng = np.random.default_rng(7)
-    labels = rng.integers(0, 10, 600).astype(np.uint8)
-    images = np.clip(rng.integers(0, 256, (10, 28, 28))[labels] + rng.normal(0, 50, (600, 28, 28)), 0, 255)
-    write_idx(folder / "images.idx", images.astype(np.uint8))
-    write_idx(folder / "labels.idx", labels)
-    return TrainConfig(hidden=[16], init="he_normal", bias_init="zeros", optimizer="adam", lr=2e-3, epochs=4,
-                       batch_size=100, dev_size=100, eval_every=1, augment=True, threads=1,
-                       images=str(folder / "images.idx"), labels=str(folder / "labels.idx"))
+def config(digits):
+    return small_config(digits, epochs=4, augment=True, threads=1)
 
 
 def stop_after_epoch_2(result):
@@ -45,21 +37,21 @@ def interrupted_run(config, folder, monkeypatch, digits_default):
     assert load_checkpoint(folder / CHECKPOINT_FILE).epoch == 2
 
 
-def test_the_model_file_and_checkpoint_record_the_augmentation(tmp_path, digits):
+def test_the_model_file_and_checkpoint_record_the_augmentation(tmp_path, config):
     lines = []
-    train_run(digits, tmp_path / "run", log=lines.append, progress=False)
+    train_run(config, tmp_path / "run", log=lines.append, progress=False)
     assert read_metadata(tmp_path / "run" / MODEL_FILE)["augmentation"] == augment.DIGITS.to_dict()
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).augmentation == augment.DIGITS
     assert f"Augmentation: {augment.DIGITS.describe()}" in lines
-    train_run(dataclasses.replace(digits, augment=False), tmp_path / "plain", log=lines.append, progress=False)
+    train_run(dataclasses.replace(config, augment=False), tmp_path / "plain", log=lines.append, progress=False)
     assert read_metadata(tmp_path / "plain" / MODEL_FILE)["augmentation"] is None
 
 
-def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, digits, monkeypatch):
+def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, config, monkeypatch):
     with monkeypatch.context() as patch:  # an uninterrupted run under the old default
         patch.setattr(augment, "DIGITS", OLD_DIGITS)
-        train_run(digits, tmp_path / "whole", log=lambda line: None, progress=False)
-    interrupted_run(digits, tmp_path / "resumed", monkeypatch, OLD_DIGITS)
+        train_run(config, tmp_path / "whole", log=lambda line: None, progress=False)
+    interrupted_run(config, tmp_path / "resumed", monkeypatch, OLD_DIGITS)
     lines = []
     resume_run(tmp_path / "resumed", log=lines.append, progress=False)  # the default is DIGITS (p = 0.8) again
     assert any("continuing with the augmentation the run started with" in line and "80% of images" in line
@@ -69,9 +61,9 @@ def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, digits, 
     assert read_metadata(tmp_path / "resumed" / MODEL_FILE)["augmentation"] == OLD_DIGITS.to_dict()
 
 
-def test_a_checkpoint_from_before_the_record_continues_with_this_versions_augmentation(tmp_path, digits,
+def test_a_checkpoint_from_before_the_record_continues_with_this_versions_augmentation(tmp_path, config,
                                                                                        monkeypatch):
-    interrupted_run(digits, tmp_path / "run", monkeypatch, augment.DIGITS)
+    interrupted_run(config, tmp_path / "run", monkeypatch, augment.DIGITS)
     path = tmp_path / "run" / CHECKPOINT_FILE
     tensors, metadata = read_tensors(path)
     del metadata["augmentation"]
@@ -84,9 +76,9 @@ def test_a_checkpoint_from_before_the_record_continues_with_this_versions_augmen
 
 @pytest.mark.parametrize("values, words", [({"p": 5.0}, "p is the probability"), ({"spin": 1.0}, "unknown"),
                                            ([1, 2], "must be an object"), ({"shift": "2"}, "must be a number")])
-def test_a_checkpoint_with_a_bad_augmentation_is_refused_before_anything_is_restored(tmp_path, digits,
+def test_a_checkpoint_with_a_bad_augmentation_is_refused_before_anything_is_restored(tmp_path, config,
                                                                                      monkeypatch, values, words):
-    interrupted_run(digits, tmp_path / "run", monkeypatch, augment.DIGITS)
+    interrupted_run(config, tmp_path / "run", monkeypatch, augment.DIGITS)
     path = tmp_path / "run" / CHECKPOINT_FILE
     tensors, metadata = read_tensors(path)
     write_tensors(path, tensors, {**metadata, "augmentation": values})
