@@ -10,11 +10,19 @@ the mean with its standard error, and how many splits reach --line. It asserts n
     python benchmarks/dev_splits.py                                 # cnn-best, seeds 0-8, TTA x8 and x16
     python benchmarks/dev_splits.py --seeds 0-4 --workers 2         # two runs at a time, one BLAS thread each
     python benchmarks/dev_splits.py --preset cnn --epochs 2 --seeds 0-2 --out /tmp/splits   # a quick look
+
+To compare a variant of the recipe, give its `train` flags and a folder of its own (finished runs
+in --out are reused whatever their flags); --split-seed N keeps every run on split N (the seeds
+then draw only the weights, order and augmentation), to see how one dev set moves:
+
+    python benchmarks/dev_splits.py --workers 2 --train-args "--label-smoothing 0.1" --out /tmp/ls
+    python benchmarks/dev_splits.py --workers 2 --split-seed 0 --seeds 0,3,4 --out /tmp/split0
 """
 from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import subprocess
 import sys
 import time
@@ -35,6 +43,9 @@ from scratchnn.training.run_data import load_set
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT.parent / "shared/datasets/mnist/t10k-kaggle.csv.gz"
+
+
+OWN_FLAGS = {"--preset", "--csv", "--seed", "--seeds", "--split-seed", "--out", "--resume", "--epochs", "--threads"}
 
 
 def seed_list(text: str) -> list[int]:
@@ -59,6 +70,9 @@ def train_command(args, seed: int, folder: Path) -> list[str]:
                "--seed", str(seed), "--out", str(folder), "--no-report"]
     if args.epochs:
         command += ["--epochs", str(args.epochs)]
+    if args.split_seed >= 0:
+        command += ["--split-seed", str(args.split_seed)]
+    command += shlex.split(args.train_args)
     if args.workers > 1:  # side by side, each on one BLAS thread (two all-core runs slow each other ~3x)
         command += ["--threads", "1"]
     return command
@@ -98,18 +112,29 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="runs trained at a time (each on 1 BLAS thread if > 1)")
     parser.add_argument("--line", type=float, default=0.994, help="the accuracy to count splits against (0.994)")
     parser.add_argument("--out", type=Path, default=None, help="where the runs go (default runs/splits/PRESET)")
+    parser.add_argument("--split-seed", type=int, default=-1,
+                        help="train every run on this one split (default -1: each seed its own split)")
+    parser.add_argument("--train-args", default="", help='more `scratchnn train` flags, e.g. "--label-smoothing 0.1"')
     args = parser.parse_args(argv)
     tta = [check_tta(int(n)) for n in args.tta.split(",") if n.strip()] if args.tta.strip() else []
     args.out = args.out or Path("runs/splits") / args.preset
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    try:
+        flags = shlex.split(args.train_args)
+    except ValueError as error:
+        parser.error(f"--train-args: {error}")
+    taken = sorted(set(flags) & OWN_FLAGS)
+    if taken:
+        parser.error(f"--train-args: give {', '.join(taken)} with this script's own flags (it sets them per run)")
     with ThreadPoolExecutor(args.workers) as pool:
         folders = list(pool.map(lambda seed: train(args, seed), args.seeds))
     columns = ["dev"] + [f"TTA x{n}" for n in tta]
     scores = [score(folder, tta) for folder in folders]
     size, rows = scores[0][0], [accuracies for _, accuracies in scores]
-    print(f"\n{args.preset}: dev accuracy of each run on its own split ({size:,} dev digits; "
-          f"one digit = {100 / size:.2g} point)")
+    where = "its own split" if args.split_seed < 0 else f"split {args.split_seed}"
+    print(f"\n{args.preset}{' ' + args.train_args if args.train_args else ''}: dev accuracy of each run on "
+          f"{where} ({size:,} dev digits; one digit = {100 / size:.2g} point)")
     print("seed   " + "".join(f"{name:>10}" for name in columns))
     for seed, accuracies in zip(args.seeds, rows):
         print(f"{seed:<7}" + "".join(f"{a:>10.4f}" for a in accuracies))
@@ -118,6 +143,8 @@ def main(argv=None) -> int:
     print("mean   " + "".join(f"{m:>10.4f}" for m in mean))
     if len(rows) > 1:  # the standard error of the mean over splits: the run-to-run spread / sqrt(runs)
         print("s.e.   " + "".join(f"{s:>10.4f}" for s in table.std(axis=0, ddof=1) / math.sqrt(len(rows))))
+    mistakes = np.rint((1 - table) * size).sum(axis=0).astype(int)  # all runs' mistakes, the figure to compare
+    print("wrong  " + "".join(f"{n:>10}" for n in mistakes))
     reached = (table >= args.line - 1e-9).sum(axis=0)  # (a tolerance: 994/1000 is 0.994 in any rounding)
     print(f"{f'>={args.line:g}':<7}" + "".join(f"{f'{n}/{len(rows)}':>10}" for n in reached))
     return 0

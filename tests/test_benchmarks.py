@@ -59,10 +59,15 @@ def test_dev_splits_trains_each_split_once_and_scores_it_on_its_own_dev_set(shar
         assert float(rows[seed][0]) == pytest.approx(metrics["dev_accuracy"], abs=5e-5)
     assert rows["0"] != rows["1"]  # two seeds, two splits
     assert ">=0.3" in first and "2/2" in first
+    wrong = next(line.split()[1:] for line in first.splitlines() if line.startswith("wrong"))
+    assert int(wrong[0]) == sum(round((1 - float(rows[seed][0])) * 1000) for seed in ("0", "1"))
     assert dev_splits.main(argv) == 0  # finished runs are reused, not trained again
     again = capsys.readouterr().out
     assert "trained" not in again
     assert again.strip() == first[first.index("\n\n"):].strip()
+    with pytest.raises(SystemExit):  # the script sets these itself, per run
+        dev_splits.main(argv + ["--train-args", "--seed 4"])
+    assert "give --seed with this script's own flags" in capsys.readouterr().err
 
 
 def test_dev_splits_resumes_an_interrupted_run(tmp_path, monkeypatch):
@@ -74,10 +79,14 @@ def test_dev_splits_resumes_an_interrupted_run(tmp_path, monkeypatch):
     from scratchnn.training.checkpoint import CHECKPOINT_FILE
 
     folder = tmp_path / "seed-3"
-    args = argparse.Namespace(preset="cnn-best", csv=tmp_path / "d.csv", epochs=0, workers=2)
+    args = argparse.Namespace(preset="cnn-best", csv=tmp_path / "d.csv", epochs=0, workers=2, split_seed=-1,
+                              train_args="")
     assert dev_splits.train_command(args, 3, folder)[3:] == [
         "train", "--preset", "cnn-best", "--csv", str(tmp_path / "d.csv"), "--seed", "3", "--out", str(folder),
         "--no-report", "--threads", "1"]  # side by side: one BLAS thread each
+    variant = argparse.Namespace(**{**vars(args), "split_seed": 0, "train_args": "--label-smoothing 0.1"})
+    assert dev_splits.train_command(variant, 3, folder)[-6:] == [
+        "--split-seed", "0", "--label-smoothing", "0.1", "--threads", "1"]  # every run on split 0, with the variant's flags
     folder.mkdir()
     (folder / CHECKPOINT_FILE).write_bytes(b"")
     assert dev_splits.train_command(args, 3, folder)[3:] == ["train", "--resume", str(folder), "--no-report"]
