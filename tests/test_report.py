@@ -2,6 +2,7 @@
 import base64
 import csv
 import gzip
+import html
 import shutil
 from html.parser import HTMLParser
 
@@ -9,6 +10,7 @@ import pytest
 
 from scratchnn import Dense, Sequential
 from scratchnn.cli.main import main
+from scratchnn.data.augment import DIGITS
 from scratchnn.errors import ConfigError
 from scratchnn.insight.report import FIGURE_NAMES, REPORT_FILE, write_report
 from scratchnn.io import MODEL_FILE, save
@@ -238,3 +240,10 @@ def test_every_figure_in_the_summary_is_the_runs_own(run_dir, report):
         assert summary[f"{split.capitalize()} accuracy"] == expected, f"the {split} accuracy is not the model's"
     assert summary["Figures measured on"].endswith(
         f": {dev_correct:,} of {dev_n:,} correct ({dev_correct / dev_n:.2%})"), summary["Figures measured on"]
+
+
+def test_an_augmented_run_names_its_augmentation(shared_dir, run_dir, report, tmp_path):
+    assert "Augmentation</th>" not in report[1]  # run_dir trained on the digits as they are
+    augmented = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "augmented", augment=True)
+    text = write_report(augmented, log=lambda line: None).read_text(encoding="utf-8")
+    assert f"Augmentation</th><td>{html.escape(DIGITS.describe())}</td>" in text

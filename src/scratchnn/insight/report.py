@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..data import scale_pixels
+from ..data.augment import Augmentation
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
 from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata
@@ -251,6 +252,13 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 """
 
 
+def _augmentation(values: dict) -> str:
+    try:
+        return Augmentation.from_dict(values).describe()
+    except ConfigError as error:
+        return f"not readable ({error})"
+
+
 def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, which: str) -> list[tuple[str, str]]:
     """(label, value) lines of the summary table."""
     final = metadata.get("metrics", {})
@@ -264,6 +272,7 @@ def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, wh
     lines = [("Dataset", dataset),
              ("Model", f"{model.widths()}, {model.num_parameters:,} parameters"),
              ("Optimisation", config.describe()),
+             *([("Augmentation", _augmentation(metadata["augmentation"]))] if metadata.get("augmentation") else []),
              (f"{step.capitalize()}s", f"{final.get('epochs', rows[-1]['epoch'] if rows else '?')} of {config.epochs}"),
              ("Training time", _duration(final["train_seconds"]) if "train_seconds" in final else "not recorded")]
     for split, best_is in (("train", "best during training"), ("dev", "best evaluation")):
