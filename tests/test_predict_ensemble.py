@@ -214,6 +214,10 @@ def test_evaluate_and_submission_predict_in_chunks_behind_a_progress_bar(runs, m
     assert bars[0].total == 1000 and bars[0].updates == [300, 300, 300, 100]
     empty = common.member_probas(ensemble, images[:0])
     assert [p.shape for p in empty] == [(0, 10), (0, 10)]
+    plain, averaged = common.plain_and_tta_probas(ensemble, images[:1000], tta=2)  # evaluate's: one pass for both
+    assert all(np.array_equal(a, b) for a, b in zip(averaged, chunked))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(plain, ensemble.member_probas(scale_pixels(images[:1000]))))
+    assert bars[-1].updates == [300, 300, 300, 100]
 
 
 def test_textbook_flag_predicts_on_the_textbook_layers_with_the_same_answers(runs, test_csv, tmp_path, capsys,

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data import scale_pixels
-from ..data.tta import MAX_TTA, check_tta
+from ..data.tta import MAX_TTA, check_tta, mean_of_views
 from ..ensemble import check_finished, load_ensemble
 from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
@@ -53,22 +53,26 @@ def add_textbook_argument(parser: argparse.ArgumentParser) -> None:
 CHUNK = 1000  # images scaled to floats and predicted at a time (3 MB for 28x28), between bar updates
 
 
-def member_probas(ensemble, images: np.ndarray, tta: int = 1, what: str = "Predicting", *,
-                  each_view: bool = False) -> list[np.ndarray]:
+def member_probas(ensemble, images: np.ndarray, tta: int = 1, what: str = "Predicting") -> list[np.ndarray]:
     """``ensemble.member_probas(scale_pixels(images), tta=tta)`` for images (N, H, W) of 0..255,
     a thousand at a time (a 300,000-row CSV is never all floats at once), with a progress bar on
-    stderr (tqdm's: only on a terminal): TTA on an ensemble of large networks takes minutes.
-    ``each_view``: each member's (tta, N, C) of ``member_view_probas`` instead."""
-    predict = ensemble.member_view_probas if each_view else ensemble.member_probas
-    axis = 1 if each_view else 0  # the images' axis
-    parts = []
+    stderr (tqdm's: only on a terminal): TTA on an ensemble of large networks takes minutes."""
+    return plain_and_tta_probas(ensemble, images, tta, what)[1]
+
+
+def plain_and_tta_probas(ensemble, images: np.ndarray, tta: int = 1,
+                         what: str = "Predicting") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(each member's plain probabilities, each member's with TTA x``tta``), both (N, C), from one
+    pass over the views (``Ensemble.member_view_probas``, a chunk at a time as ``member_probas``)."""
+    plain, averaged = [], []
     with tqdm(total=len(images), desc=what, unit="image", disable=None, leave=False, dynamic_ncols=True) as bar:
-        for start in range(0, len(images), CHUNK):
-            parts.append(predict(scale_pixels(images[start:start + CHUNK], ensemble.input_shape), tta=tta))
-            bar.update(len(images[start:start + CHUNK]))
-    if not parts:
-        return predict(scale_pixels(images, ensemble.input_shape), tta=tta)
-    return [np.concatenate(chunks, axis=axis) for chunks in zip(*parts)]
+        for start in range(0, max(len(images), 1), CHUNK):  # an empty set: one pass, for the shapes
+            chunk = scale_pixels(images[start:start + CHUNK], ensemble.input_shape)
+            views = ensemble.member_view_probas(chunk, tta=tta)  # each (tta, chunk, C): only a chunk's views kept
+            plain.append([p[0] for p in views])
+            averaged.append([mean_of_views(p) for p in views])
+            bar.update(len(chunk))
+    return [np.concatenate(parts) for parts in zip(*plain)], [np.concatenate(parts) for parts in zip(*averaged)]
 
 
 def add_set_argument(parser: argparse.ArgumentParser, default: str = "dev") -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.tta import VIEW_KINDS, mean_of_views
+from ..data.tta import VIEW_KINDS
 from ..ensemble import average
 from ..metrics import accuracy, confusion_matrix, format_report
 from .common import (add_data_arguments, add_models_argument, add_set_argument, add_textbook_argument, add_tta_argument,
-                     load_ensemble_and_set, member_probas)
+                     load_ensemble_and_set, plain_and_tta_probas)
 
 
 def add_parser(commands) -> None:
@@ -31,11 +31,11 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     ensemble, images, labels, classes, description = load_ensemble_and_set(args)
     labels = labels.astype(int)
-    views = member_probas(ensemble, images, args.tta, f"TTA x{args.tta}" if args.tta > 1 else "Predicting",
-                          each_view=True)  # each member's (tta, N, C): view 0 is the image as it is
-    columns = {"accuracy": [p[0] for p in views]}
+    plain, averaged = plain_and_tta_probas(ensemble, images, args.tta,
+                                           f"TTA x{args.tta}" if args.tta > 1 else "Predicting")
+    columns = {"accuracy": plain}
     if args.tta > 1:
-        columns[f"with TTA x{args.tta}"] = [mean_of_views(p) for p in views]
+        columns[f"with TTA x{args.tta}"] = averaged
     for member in ensemble.members:
         print(f"Model: {member.name} ({member.model.widths()})")
     print(f"Data: {description} ({len(labels):,} images)")
