@@ -86,6 +86,35 @@ def test_one_blas_thread_limits_blas_inside_and_restores_it_after():
     assert blas_thread_count() == before
 
 
+@pytest.mark.parametrize("first_out", ["A", "B"])
+def test_overlapping_one_blas_thread_contexts_of_two_threads_keep_the_limit_and_restore_the_setting(first_out):
+    """Two requests to a web server, each in a one_blas_thread context on its own thread: the
+    limit holds until both have left, and the setting from before comes back (each thread
+    restoring what it saw on entry left BLAS on one thread for good)."""
+    from scratchnn.fast.threads import blas_thread_count, one_blas_thread
+    before = blas_thread_count()
+    if before < 2:
+        pytest.skip("BLAS runs on one thread here already")
+    inside, left, seen = threading.Barrier(2), threading.Event(), {}
+
+    def request(name):
+        with one_blas_thread():
+            inside.wait(timeout=30)
+            if name != first_out:
+                left.wait(timeout=30)
+                seen["after the other left"] = blas_thread_count()
+        if name == first_out:
+            left.set()
+
+    threads = [threading.Thread(target=request, args=(name,)) for name in ("A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert seen == {"after the other left": 1}
+    assert blas_thread_count() == before
+
+
 def test_small_passes_run_in_one_block():
     assert Blocks(4).run(lambda a, b: (a, b), 10, 100) == [(0, 10)]
 

@@ -13,6 +13,7 @@ as with BLAS threads).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -36,6 +37,9 @@ _inboxes: list[queue.SimpleQueue] = []  # one per worker thread (see _workers)
 _lock = threading.Lock()
 _local = threading.local()  # .worker: True on our worker threads
 _controller = None  # threadpoolctl's handle on the loaded BLAS, found once (a search takes ~ms)
+_limit_lock = threading.Lock()
+_limiter = None  # the one-thread limit while any one_blas_thread context is open
+_limit_users = 0  # the open contexts
 
 
 def blas_thread_count() -> int:
@@ -46,15 +50,46 @@ def blas_thread_count() -> int:
     return max(1, min(counts, default=1))
 
 
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which BLAS computes each product on the calling thread only, for products our
-    own threads already run side by side (BLAS threads on top would fight them for the cores)."""
-    from threadpoolctl import ThreadpoolController
+    own threads already run side by side (BLAS threads on top would fight them for the cores).
 
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    The BLAS setting is process-wide, so the contexts of several threads (two requests to a web
+    server) share one limit: the first to enter sets it, the last to leave restores the setting
+    from before. Each restoring its own would let the first to leave lift the limit under the
+    other, which would then "restore" 1 thread for good.
+    """
+    global _controller, _limiter, _limit_users
+    with _limit_lock:
+        if _limit_users == 0:
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _controller = ThreadpoolController()
+            _limiter = _controller.limit(limits=1, user_api="blas")
+            _release_blas_control()
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
+                _release_blas_control()
+
+
+def _release_blas_control() -> None:
+    """Let another thread set OpenBLAS's thread count next. threadpoolctl >= 3.6 lets only the
+    thread that last set it set it again (until that thread leaves a ``with`` of its own); the
+    shared limit above is set by the first thread in and restored by the last out, often another."""
+    from threadpoolctl import OpenBLASController
+
+    release = getattr(OpenBLASController, "clear_controlling_thread", None)  # only the caller's own control
+    if release is not None:
+        release()
 
 
 def openblas_spins() -> bool:
