@@ -215,6 +215,8 @@ def post_json(client, body):
     ({"pixels": [[0.0] * 112] * 112, "preprocess": False}, ["28x28"]),
     ({"pixels": [[0.0] * 28] * 28, "colour": "red"}, ["colour", "extra"]),
     ({"image": []}, ["image", "extra", "1 more"]),
+    ({"\n": None}, ['["\\n"]', "extra", "1 more"]),  # a made-up field name is quoted: the error stays one line
+    ({"x" * 5000: 1}, ['["' + "x" * 40 + '..."]', "extra"]),
     ([1, 2, 3], ["object"]),
     (b"{not json", ["json"]),
 ])

@@ -1,6 +1,8 @@
 """The JSON the API takes and gives, as pydantic models (so the OpenAPI schema documents it)."""
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -121,6 +123,11 @@ def one_line(error: ValidationError | list[dict], prefix: str = "") -> str:
     >>> one_line([{"loc": ("body", "pixels", 0, 3), "msg": "Input should be a valid number"},
     ...           {"loc": ("body", "pixels", 0, 4), "msg": "Input should be a valid number"}])
     'pixels[0][3]: Input should be a valid number (and 1 more problem)'
+
+    A field name the client made up is quoted as JSON, shortened, so it cannot break the line:
+
+    >>> one_line([{"loc": ("body", "pix\\nels"), "msg": "Extra inputs are not permitted"}])
+    '["pix\\\\nels"]: Extra inputs are not permitted'
     """
     errors = error.errors() if isinstance(error, ValidationError) else list(error)
     if not errors:
@@ -128,9 +135,24 @@ def one_line(error: ValidationError | list[dict], prefix: str = "") -> str:
     # NOTE: an unknown field first: {"image": ...} is a misnamed "pixels", the missing one follows from it
     errors.sort(key=lambda e: e.get("type") != "extra_forbidden")
     first = errors[0]
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first.get("loc", ()))
+    where = "".join(_location_part(part) for part in first.get("loc", ()))
     where = where.lstrip(".").removeprefix("body.").removeprefix("body")
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     text = f"{prefix}{where}: {message}" if where else f"{prefix}{message}"
     more = len(errors) - 1
-    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+    text += f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return CONTROL.sub(lambda match: json.dumps(match.group())[1:-1], text)  # a line break in a message too
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")  # what could end or garble a line of text
+MAX_NAME = 40  # characters of a client's field name repeated in an error
+
+
+def _location_part(part) -> str:
+    """``[3]`` for an index, ``.pixels`` for a name, ``["odd name"]`` (JSON, shortened) for any other."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    name = str(part)
+    if name.isidentifier() and len(name) <= MAX_NAME:
+        return f".{name}"
+    return f"[{json.dumps(name[:MAX_NAME] + ('...' if len(name) > MAX_NAME else ''))}]"
