@@ -143,14 +143,28 @@ def fuzz(client, n: int, seed: int) -> None:
         statuses[response.status_code] += 1
         if response.status_code >= 500:
             failures.append(f"{method} {path} -> {response.status_code}: {response.text[:200]}")
+        elif response.status_code >= 400 and path.startswith("/api/") and not one_line_detail(response):
+            statuses["refused in more than one line"] += 1
+            failures.append(f"{method} {path} -> {response.status_code}, not one line: {response.text[:200]!r}")
 
     one()
-    total = sum(statuses.values())
-    server_errors = sum(count for status, count in statuses.items() if status >= 500)
-    print(f"  {total:,} fuzzed requests in {time.perf_counter() - start:.1f} s: {server_errors} with a 5xx")
-    print("  by status: " + ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items())))
+    total = sum(count for status, count in statuses.items() if isinstance(status, int))
+    server_errors = sum(count for status, count in statuses.items() if isinstance(status, int) and status >= 500)
+    print(f"  {total:,} fuzzed requests in {time.perf_counter() - start:.1f} s: {server_errors} with a 5xx, "
+          f"{statuses['refused in more than one line']} refused in more than one line")
+    print("  by status: " + ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items())
+                                      if isinstance(status, int)))
     for failure in failures[:10]:
         print("   ", failure)
+
+
+def one_line_detail(response) -> bool:
+    """Whether a refusal is what the API promises: JSON whose detail is one line of text."""
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(detail, str) and "\n" not in detail
 
 
 def browser_latency(port: int, strokes: int) -> None:
