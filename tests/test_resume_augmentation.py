@@ -10,6 +10,8 @@ from scratchnn.data import augment
 from scratchnn.errors import ModelFileError
 from scratchnn.io import MODEL_FILE, read_metadata, read_tensors, write_tensors
 from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from scratchnn.training.config import TrainConfig
+from scratchnn.training.presets import other_augmentation_note, resolve_config
 from scratchnn.training.run import resume_run, train_run
 
 OLD_DIGITS = dataclasses.replace(augment.DIGITS, p=1.0)
@@ -84,3 +86,19 @@ def test_a_checkpoint_with_a_bad_augmentation_is_refused_before_anything_is_rest
     write_tensors(path, tensors, {**metadata, "augmentation": values})
     with pytest.raises(ModelFileError, match=f"augmentation.*{words}"):
         load_checkpoint(path)
+
+
+def test_repeating_a_run_from_its_config_says_when_this_versions_augmentation_differs(tmp_path, config,
+                                                                                   monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(augment, "DIGITS", OLD_DIGITS)
+        train_run(config, tmp_path / "old", log=lambda line: None, progress=False)
+        same = []
+        resolve_config(config_file=tmp_path / "old" / "config.toml", log=same.append)
+        assert same == []  # the same default as the run had: nothing to say
+    lines = []
+    resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append)
+    assert len(lines) == 1 and "will not repeat it" in lines[0]
+    assert "100%" not in lines[0] and "80% of images" in lines[0], lines[0]  # p = 1 is not printed
+    (tmp_path / "old" / MODEL_FILE).write_bytes(b"garbage")  # a broken model file is for other commands to report
+    assert other_augmentation_note(TrainConfig.load(tmp_path / "old" / "config.toml"), tmp_path / "old") == ""

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..data.augment import Augmentation
+from ..errors import ConfigError, ScratchnnError
+from ..io import MODEL_FILE, read_metadata
 from .config import TrainConfig
 from .run_data import locate_data, with_data
 
@@ -85,4 +87,27 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
     for name, value in settings.items():
         setattr(config, name, value)
-    return with_data(config, data).validate()
+    config = with_data(config, data).validate()
+    if config_file:
+        note = other_augmentation_note(config, Path(config_file).parent)
+        if note:
+            log(note)
+    return config
+
+
+def other_augmentation_note(config: TrainConfig, folder: Path) -> str:
+    """A note when the run saved in ``folder`` (its model file records its augmentation) trained
+    with another augmentation than ``config`` will: its config.toml says only ``augment = true``,
+    and this version's default may have changed since. '' when they agree or nothing is known."""
+    current = config.build_augmentation()
+    if current is None or not (folder / MODEL_FILE).is_file():
+        return ""
+    try:
+        recorded = read_metadata(folder / MODEL_FILE).get("augmentation")
+        recorded = Augmentation.from_dict(recorded) if isinstance(recorded, dict) else None
+    except (ScratchnnError, OSError):  # an unreadable model file is for the commands that read it to report
+        return ""
+    if recorded is None or recorded == current:
+        return ""
+    return (f"Note: {folder} trained with another augmentation ({recorded.describe()}) than this version's "
+            f"({current.describe()}), so this run will not repeat it")
