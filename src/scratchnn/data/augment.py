@@ -115,6 +115,16 @@ class Augmentation:
         """Plain floats by field name, for a TOML/JSON training config."""
         return dataclasses.asdict(self)
 
+    @staticmethod
+    def record(augmentation: Augmentation | None) -> dict | None:
+        """What a model file or checkpoint keeps of a run's augmentation (None: none)."""
+        return None if augmentation is None else augmentation.to_dict()
+
+    @classmethod
+    def from_record(cls, values) -> Augmentation | None:
+        """The inverse of ``record``: None for None, else ``from_dict`` (ConfigError when invalid)."""
+        return None if values is None else cls.from_dict(values)
+
     @classmethod
     def from_dict(cls, values: dict) -> Augmentation:
         """The inverse of ``to_dict``; missing keys keep their defaults, unknown keys are an error."""

@@ -254,7 +254,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 
 def _augmentation(values: dict) -> str:
     try:
-        return Augmentation.from_dict(values).describe()
+        return Augmentation.from_record(values).describe()
     except ConfigError as error:
         return f"not readable ({error})"
 

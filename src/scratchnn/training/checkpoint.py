@@ -63,7 +63,7 @@ def checkpoint_contents(*, model: Sequential, optimizer, schedule=None,
         "early_stopping": stopping,
         "generators": {name: gen.bit_generator.state for name, gen in generators.items()},
         "architecture": model.config(), "config": config,
-        "augmentation": augmentation.to_dict() if augmentation is not None else None,
+        "augmentation": Augmentation.record(augmentation),
     }
     return tensors, metadata
 
@@ -107,8 +107,7 @@ class Checkpoint:
     @property
     def augmentation(self) -> Augmentation | None:
         """The augmentation the run was trained with (None: none, or not recorded)."""
-        values = self.metadata.get("augmentation")
-        return None if values is None else Augmentation.from_dict(values)  # checked when loaded
+        return Augmentation.from_record(self.metadata.get("augmentation"))  # checked when loaded
 
     def _group(self, prefix: str) -> dict[str, np.ndarray]:
         start = len(prefix) + 1
@@ -213,8 +212,7 @@ def _check_metadata(meta: dict) -> None:
             raise ModelFileError(f"checkpoint early_stopping best must be a number, got {show(stopping['best'])}")
         check_int(stopping["best_epoch"], "checkpoint early_stopping best_epoch", 0, epoch)
         check_int(stopping["bad_evaluations"], "checkpoint early_stopping bad_evaluations", 0, MAX_EPOCHS)
-    if meta.get("augmentation") is not None:
-        _check_augmentation(meta["augmentation"])
+    _check_augmentation(meta.get("augmentation"))
     generators = check_type(meta["generators"], dict, "checkpoint generators", "an object")
     for name, generator in generators.items():
         _check_generator(generator, f"checkpoint generator {show(name)}")
@@ -223,7 +221,7 @@ def _check_metadata(meta: dict) -> None:
 def _check_augmentation(values) -> None:
     """Every value in range (``check_metadata`` has checked it is an object of numbers)."""
     try:
-        Augmentation.from_dict(values)
+        Augmentation.from_record(values)
     except ConfigError as error:
         raise ModelFileError(f"checkpoint augmentation: {error}") from None
 

@@ -103,8 +103,7 @@ def other_augmentation_note(config: TrainConfig, folder: Path) -> str:
     if current is None or not (folder / MODEL_FILE).is_file():
         return ""
     try:
-        recorded = read_metadata(folder / MODEL_FILE).get("augmentation")
-        recorded = Augmentation.from_dict(recorded) if isinstance(recorded, dict) else None
+        recorded = Augmentation.from_record(read_metadata(folder / MODEL_FILE).get("augmentation"))
     except (ScratchnnError, OSError):  # an unreadable model file is for the commands that read it to report
         return ""
     if recorded is None or recorded == current:

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..data import DataSource, scale_pixels
+from ..data.augment import Augmentation
 from ..doctor.faults import Setup, apply_faults
 from ..doctor.diagnosis import Doctor, diagnose
 from ..doctor.findings import Finding
@@ -295,7 +296,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         findings = diagnose_history(history, health.rows)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
-        "augmentation": augmentation.to_dict() if augmentation is not None else None,
+        "augmentation": Augmentation.record(augmentation),
         "health": health_summary(health.rows if health else [], findings),
         "image_shape": [int(n) for n in data.images.shape[1:]],
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
