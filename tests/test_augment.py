@@ -354,8 +354,8 @@ def test_each_dataset_gets_an_augmentation_that_suits_it():
 
     assert augmentation_for("mnist") is DIGITS and augmentation_for("") is DIGITS and DIGITS.flip == 0
     assert augmentation_for("fashion-mnist") is CLOTHES and CLOTHES.flip > 0 and CLOTHES.rotate == 0
-    assert TrainConfig(augment=True, dataset="fashion-mnist").build_augmentation() is CLOTHES
-    assert TrainConfig(augment=True, csv="digits.csv").build_augmentation() is DIGITS
+    assert TrainConfig(augment=True, dataset="fashion-mnist").build_augmentation() == CLOTHES
+    assert TrainConfig(augment=True, csv="digits.csv").build_augmentation() == DIGITS
     assert TrainConfig(augment=False).build_augmentation() is None
 
 

@@ -1,6 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from scratchnn.data.augment import CLOTHES, DIGITS
 from scratchnn.errors import ConfigError
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.presets import PRESETS, get_preset
@@ -17,6 +22,9 @@ def test_unknown_option_is_named(tmp_path):
     path.write_text("lr = 0.1\nlearning_rate = 0.2\n")
     with pytest.raises(ConfigError, match="unknown option.*learning_rate"):
         TrainConfig.load(path)
+    path.write_text('"lr\\nrate" = 0.2\n')  # a made-up name is quoted: the message stays one line
+    with pytest.raises(ConfigError, match=r'unknown option\(s\) "lr\\nrate"; known: preset, conv,'):
+        TrainConfig.load(path)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -32,12 +40,50 @@ def test_unknown_option_is_named(tmp_path):
     ("epochs = 2\nwarmup = 2.0", r"--warmup must be >= 0 and shorter than the run \(epochs = 2\), got 2"),
     ('schedule = "one-cycle"\nwarmup = 1.0', "has its own warm-up"),
     ('schedule = "cosine"\nlr_gamma = 0.5', "--lr-gamma does not apply to the cosine schedule"),
+    ("augment = true\naugmentation = 3", "augmentation must be dict, got 3"),
+    ("augment = true\naugmentation = {p = 2.0}", "p is the probability that an image is augmented"),
+    ("augment = true\naugmentation = {spin = 1.0}", "unknown augmentation setting.*spin; known: shift"),
+    ('augment = true\naugmentation = {shift = "2"}', "augmentation shift must be a number, got '2'"),
+    ("augment = true\naugmentation = {shift = {a = 1}}", "augmentation shift must be a number"),
+    ("augment = true\naugmentation = {rotate = nan}", "augmentation rotate must be a finite number"),
+    ("augmentation = {shift = -1.0}", "augmentation shift must be >= 0 pixels"),
 ])
 def test_bad_values_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "c.toml"
     path.write_text(text + "\n")
     with pytest.raises(ConfigError, match=message):
         TrainConfig.load(path)
+
+
+def test_an_augmentation_table_changes_the_datasets_default_where_it_says_and_round_trips(tmp_path):
+    config = TrainConfig(augment=True, augmentation={"p": 0.5, "rotate": 5})
+    assert config.build_augmentation() == dataclasses.replace(DIGITS, p=0.5, rotate=5.0)
+    assert dataclasses.replace(config, dataset="fashion-mnist").build_augmentation() == dataclasses.replace(
+        CLOTHES, p=0.5, rotate=5.0)
+    assert dataclasses.replace(config, augment=False).build_augmentation() is None
+    path = config.save(tmp_path / "config.toml")
+    assert "augmentation = {p = 0.5, rotate = 5}" in path.read_text()
+    assert TrainConfig.load(path) == config
+    recorded = config.with_augmentation_recorded()
+    assert recorded.augmentation == dataclasses.replace(DIGITS, p=0.5, rotate=5.0).to_dict()
+    assert TrainConfig().with_augmentation_recorded().augmentation == {}
+    assert recorded.shown()["augmentation"] == "shifts ±2 px, turns ±5°, sizes ±10%, slants ±8°, elastic 20 px " \
+                                               "(sigma 4), 50% of images"
+    assert "augmentation" not in TrainConfig(augment=True).shown()  # the dataset's default: nothing to add
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.floats(allow_nan=False), st.integers(-10, 10),
+                                                      st.text(max_size=4), st.booleans()), max_size=4))
+def test_any_augmentation_table_is_written_as_toml_read_back_the_same_or_refused(tmp_path_factory, table):
+    path = tmp_path_factory.mktemp("c") / "config.toml"
+    TrainConfig(augment=True, augmentation=table).save(path)  # saving never validates: any table is valid TOML
+    try:
+        loaded = TrainConfig.load(path)
+    except ConfigError as error:
+        assert "\n" not in str(error)
+    else:
+        assert loaded.augmentation == table and loaded.build_augmentation() is not None
 
 
 def test_missing_config_file(tmp_path):

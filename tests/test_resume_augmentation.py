@@ -1,5 +1,6 @@
-"""A run records the augmentation it trains with, and a resumed run keeps it even when the
-dataset's default changed in between (as DIGITS.p did, from 1 to 0.8)."""
+"""A run records the augmentation it trains with (config.toml, model file, checkpoint), and a
+resumed or repeated run keeps it even when the dataset's default changed in between (as DIGITS.p
+did, from 1 to 0.8), also for run folders from before config.toml recorded it."""
 import dataclasses
 
 import numpy as np
@@ -11,7 +12,7 @@ from scratchnn.errors import ModelFileError
 from scratchnn.io import MODEL_FILE, read_metadata, read_tensors, write_tensors
 from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from scratchnn.training.config import TrainConfig
-from scratchnn.training.presets import other_augmentation_note, resolve_config
+from scratchnn.training.presets import resolve_config, with_recorded_augmentation
 from scratchnn.training.run import resume_run, train_run
 
 OLD_DIGITS = dataclasses.replace(augment.DIGITS, p=1.0)
@@ -39,25 +40,40 @@ def interrupted_run(config, folder, monkeypatch, digits_default):
     assert load_checkpoint(folder / CHECKPOINT_FILE).epoch == 2
 
 
-def test_the_model_file_and_checkpoint_record_the_augmentation(tmp_path, config):
+def from_before_configs_recorded_it(folder):
+    """Rewrite ``folder``'s config.toml as versions before the record wrote it: ``augment = true`` only."""
+    path = folder / "config.toml"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if not line.startswith("augmentation =")))
+    assert TrainConfig.load(path).augment and TrainConfig.load(path).augmentation == {}
+
+
+def test_the_config_model_file_and_checkpoint_record_the_augmentation(tmp_path, config):
     lines = []
     train_run(config, tmp_path / "run", log=lines.append, progress=False)
+    assert TrainConfig.load(tmp_path / "run" / "config.toml").augmentation == augment.DIGITS.to_dict()
+    assert "\naugmentation = {shift = 2.0, " in (tmp_path / "run" / "config.toml").read_text()
     assert read_metadata(tmp_path / "run" / MODEL_FILE)["augmentation"] == augment.DIGITS.to_dict()
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).augmentation == augment.DIGITS
     assert f"Augmentation: {augment.DIGITS.describe()}" in lines
     train_run(dataclasses.replace(config, augment=False), tmp_path / "plain", log=lines.append, progress=False)
     assert read_metadata(tmp_path / "plain" / MODEL_FILE)["augmentation"] is None
+    assert TrainConfig.load(tmp_path / "plain" / "config.toml").augmentation == {}
 
 
-def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, config, monkeypatch):
+@pytest.mark.parametrize("recorded_in_config", [True, False], ids=["config", "checkpoint"])
+def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, config, monkeypatch, recorded_in_config):
     with monkeypatch.context() as patch:  # an uninterrupted run under the old default
         patch.setattr(augment, "DIGITS", OLD_DIGITS)
         train_run(config, tmp_path / "whole", log=lambda line: None, progress=False)
     interrupted_run(config, tmp_path / "resumed", monkeypatch, OLD_DIGITS)
+    if not recorded_in_config:  # a run folder from before: only its checkpoint knows
+        from_before_configs_recorded_it(tmp_path / "resumed")
     lines = []
     resume_run(tmp_path / "resumed", log=lines.append, progress=False)  # the default is DIGITS (p = 0.8) again
-    assert any("continuing with the augmentation the run started with" in line and "80% of images" in line
-               for line in lines), lines
+    noted = any("continuing with the augmentation the run started with" in line and "80% of images" in line
+                for line in lines)
+    assert noted != recorded_in_config, lines  # the config says it: nothing to note
     whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "resumed"))
     assert all(np.array_equal(whole[name], resumed[name]) for name in whole)
     assert read_metadata(tmp_path / "resumed" / MODEL_FILE)["augmentation"] == OLD_DIGITS.to_dict()
@@ -70,6 +86,7 @@ def test_a_checkpoint_from_before_the_record_continues_with_this_versions_augmen
     tensors, metadata = read_tensors(path)
     del metadata["augmentation"]
     write_tensors(path, tensors, metadata)
+    from_before_configs_recorded_it(tmp_path / "run")
     lines = []
     resume_run(tmp_path / "run", log=lines.append, progress=False)
     assert any("does not record which augmentation" in line for line in lines), lines
@@ -88,17 +105,34 @@ def test_a_checkpoint_with_a_bad_augmentation_is_refused_before_anything_is_rest
         load_checkpoint(path)
 
 
-def test_repeating_a_run_from_its_config_says_when_this_versions_augmentation_differs(tmp_path, config,
-                                                                                   monkeypatch):
+def test_repeating_a_run_from_its_config_repeats_its_augmentation(tmp_path, config, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(augment, "DIGITS", OLD_DIGITS)
         train_run(config, tmp_path / "old", log=lambda line: None, progress=False)
+    lines = []  # the default is DIGITS (p = 0.8) again; the config says p = 1
+    repeat = resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append)
+    assert lines == [] and repeat.build_augmentation() == OLD_DIGITS
+    assert resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append,
+                          settings={"augment": False}).build_augmentation() is None
+    clothes = resolve_config(config_file=tmp_path / "old" / "config.toml", data={"dataset": "fashion-mnist"})
+    assert clothes.augmentation == {} and clothes.build_augmentation() == augment.CLOTHES  # another dataset's own
+
+
+def test_repeating_a_run_from_before_configs_recorded_it_takes_its_model_files_record(tmp_path, config,
+                                                                                      monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(augment, "DIGITS", OLD_DIGITS)
+        train_run(config, tmp_path / "old", log=lambda line: None, progress=False)
+        from_before_configs_recorded_it(tmp_path / "old")
         same = []
-        resolve_config(config_file=tmp_path / "old" / "config.toml", log=same.append)
+        assert resolve_config(config_file=tmp_path / "old" / "config.toml", log=same.append
+                              ).build_augmentation() == OLD_DIGITS
         assert same == []  # the same default as the run had: nothing to say
     lines = []
-    resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append)
-    assert len(lines) == 1 and "will not repeat it" in lines[0]
+    repeat = resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append)
+    assert repeat.build_augmentation() == OLD_DIGITS
+    assert len(lines) == 1 and "repeating the augmentation" in lines[0], lines
     assert "100%" not in lines[0] and "80% of images" in lines[0], lines[0]  # p = 1 is not printed
     (tmp_path / "old" / MODEL_FILE).write_bytes(b"garbage")  # a broken model file is for other commands to report
-    assert other_augmentation_note(TrainConfig.load(tmp_path / "old" / "config.toml"), tmp_path / "old") == ""
+    unknown = TrainConfig.load(tmp_path / "old" / "config.toml")
+    assert with_recorded_augmentation(unknown, tmp_path / "old", log=lines.append) == unknown and len(lines) == 1

@@ -354,3 +354,17 @@ def test_the_gallery_never_downloads(tmp_path, shared_dir, monkeypatch):
         response = client.get("/api/gallery", params={"set": "test"})
     assert_error(response, 409, "dataset mnist", "test files are not on this machine", "never downloads")
     assert str(tmp_path) not in response.text  # the server's folders are not a visitor's business
+
+
+def test_a_runs_augmentation_is_shown_in_words(tmp_path):
+    from scratchnn.data.augment import DIGITS
+    from scratchnn.io import save
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.web.inference import ModelService
+    from scratchnn.web.runs import public_config
+
+    config = TrainConfig(augment=True, hidden=[4]).with_augmentation_recorded()
+    assert public_config(config)["augmentation"] == DIGITS.describe()
+    path = save(config.build_model(np.random.default_rng(0)), tmp_path / "m.safetensors",
+                metadata={"config": config.to_dict()})
+    assert ModelService(path).summary()["config"]["augmentation"] == DIGITS.describe()

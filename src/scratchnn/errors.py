@@ -2,6 +2,8 @@
 
 The CLI prints ``str(error)`` and exits non-zero; the library raises these and nothing vaguer.
 """
+import json
+import re
 
 
 class ScratchnnError(Exception):
@@ -48,3 +50,14 @@ class RunInterrupted(KeyboardInterrupt):
 
 class PerformanceWarning(UserWarning):
     """Something in the environment makes training slower than it needs to be (never wrong)."""
+
+
+def names_in_message(names) -> str:
+    """Names read from a file, for a one-line message: plain words as they are, anything else
+    quoted as JSON and cut to 40 characters, so a made-up name cannot break the line.
+
+    >>> names_in_message(["spin", "a\\nb"])
+    'spin, "a\\\\nb"'
+    """
+    return ", ".join(name if re.fullmatch(r"[\w.-]{1,40}", name, re.ASCII) else json.dumps(name[:40])
+                     for name in map(str, names))

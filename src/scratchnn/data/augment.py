@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, ShapeError, names_in_message
 
 FLOATS = (np.float32, np.float64)
 
@@ -126,6 +126,16 @@ class Augmentation:
         return None if values is None else cls.from_dict(values)
 
     @classmethod
+    def text_of(cls, values) -> str:
+        """``describe()`` of a recorded augmentation for people to read ('none' for None), or
+        'not readable (why)' when the record is not a valid one."""
+        try:
+            augmentation = cls.from_record(values)
+        except ConfigError as error:
+            return f"not readable ({error})"
+        return "none" if augmentation is None else augmentation.describe()
+
+    @classmethod
     def from_dict(cls, values: dict) -> Augmentation:
         """The inverse of ``to_dict``; missing keys keep their defaults, unknown keys are an error."""
         if not isinstance(values, dict):
@@ -133,7 +143,7 @@ class Augmentation:
         known = [field.name for field in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(f"unknown augmentation setting(s) {', '.join(map(str, unknown))}; "
+            raise ConfigError(f"unknown augmentation setting(s) {names_in_message(unknown)}; "
                               f"known: {', '.join(known)}")
         return cls(**values)
 

@@ -225,7 +225,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
                   + "</ul></section>") if notes else ""
     figures_html = "".join(_figure_html(f) for f in figures)
     options = "".join(f"<div><dt>{e(key)}</dt><dd>{_config_value(value, path=key in PATH_OPTIONS)}</dd></div>"
-                      for key, value in config.applicable().items())
+                      for key, value in config.shown().items())
     generated = datetime.now().isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -252,13 +252,6 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 """
 
 
-def _augmentation(values: dict) -> str:
-    try:
-        return Augmentation.from_record(values).describe()
-    except ConfigError as error:
-        return f"not readable ({error})"
-
-
 def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, which: str) -> list[tuple[str, str]]:
     """(label, value) lines of the summary table."""
     final = metadata.get("metrics", {})
@@ -272,7 +265,7 @@ def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, wh
     lines = [("Dataset", dataset),
              ("Model", f"{model.widths()}, {model.num_parameters:,} parameters"),
              ("Optimisation", config.describe()),
-             *([("Augmentation", _augmentation(metadata["augmentation"]))] if metadata.get("augmentation") else []),
+             *([("Augmentation", Augmentation.text_of(metadata["augmentation"]))] if metadata.get("augmentation") else []),
              (f"{step.capitalize()}s", f"{final.get('epochs', rows[-1]['epoch'] if rows else '?')} of {config.epochs}"),
              ("Training time", _duration(final["train_seconds"]) if "train_seconds" in final else "not recorded")]
     for split, best_is in (("train", "best during training"), ("dev", "best evaluation")):

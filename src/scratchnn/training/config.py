@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..data.augment import Augmentation, augmentation_for
 from ..doctor.faults import FAULTS
-from ..errors import ConfigError
+from ..errors import ConfigError, names_in_message
 from ..files import atomic_write_bytes
 from ..model import Sequential
 from ..nn import (AvgPool2D, BatchNorm1d, BatchNorm2d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU,
@@ -89,6 +90,12 @@ class TrainConfig:
                                  applies=lambda c: bool(c.conv))
     augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
                            group="network")
+    # what `augment` draws, as data.augment.Augmentation's fields: a table in config.toml such as
+    # {shift = 2.0, p = 0.8}; the values it names replace the dataset's default (DIGITS, CLOTHES).
+    # `train` records the whole of it, so `--config runs/X/config.toml` repeats run X exactly even
+    # after a later version changes the default
+    augmentation: dict = option({}, "the augmentation's settings over the dataset's default (empty: the default)",
+                                group=None, applies=lambda c: c.augment and bool(c.augmentation))
     # the optimiser and its learning-rate schedule
     optimizer: str = option("sgd", "update rule", group="optimisation", choices=tuple(OPTIMIZERS))
     lr: float = option(0.1, "learning rate (the peak one, with a schedule)", group="optimisation", above=0.0)
@@ -176,6 +183,11 @@ class TrainConfig:
         """
         for name, spec in options_of(type(self)).items():
             spec.check(getattr(self, name))
+        if self.augmentation:
+            try:
+                self.build_augmentation(default=True)
+            except ConfigError as error:
+                raise ConfigError(str(error) if "augmentation" in str(error) else f"augmentation {error}") from None
         if self.padding and len(self.padding) != len(self.conv):
             raise ConfigError(f"--padding needs one value per convolution block ({len(self.conv)}), "
                               f"got {','.join(map(str, self.padding))}")
@@ -205,6 +217,13 @@ class TrainConfig:
         specs = options_of(type(self))
         return {name: value for name, value in self.to_dict().items()
                 if name not in specs or specs[name].applies_here(self)}
+
+    def shown(self) -> dict:
+        """``applicable()`` for people to read: the augmentation table in words."""
+        values = self.applicable()
+        if "augmentation" in values:
+            values["augmentation"] = Augmentation.text_of(values["augmentation"])
+        return values
 
     def build_model(self, rng: np.random.Generator, image_shape=(28, 28), num_classes: int = 10,
                     layer_rng: np.random.Generator | None = None) -> Sequential:
@@ -245,9 +264,17 @@ class TrainConfig:
         layers.append(Dense(features, num_classes, init=self.init, bias_init=self.bias_init, rng=rng))
         return Sequential(layers, input_shape, rng=layer_rng)
 
-    def build_augmentation(self) -> Augmentation | None:
-        """The dataset's augmentation (data.augment: DIGITS, or CLOTHES for fashion-mnist)."""
-        return augmentation_for(self.dataset) if self.augment else None
+    def build_augmentation(self, default: bool = False) -> Augmentation | None:
+        """The dataset's augmentation (data.augment: DIGITS, or CLOTHES for fashion-mnist) with the
+        settings in ``augmentation`` put in; None without ``augment`` (unless ``default``)."""
+        if not (self.augment or default):
+            return None
+        return Augmentation.from_dict({**augmentation_for(self.dataset).to_dict(), **self.augmentation})
+
+    def with_augmentation_recorded(self) -> TrainConfig:
+        """A copy whose ``augmentation`` holds every setting of the one it trains with ({} without)."""
+        augmentation = self.build_augmentation()
+        return dataclasses.replace(self, augmentation=augmentation.to_dict() if augmentation else {})
 
     def build_optimizer(self):
         return make_optimizer(self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
@@ -273,7 +300,7 @@ class TrainConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; "
+            raise ConfigError(f"{source}: unknown option(s) {names_in_message(unknown)}; "
                               f"known: {', '.join(known)}")
         config, specs = cls(), options_of(cls)
         for name, value in values.items():
@@ -319,4 +346,7 @@ def _toml_value(value) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; a key that is not a bare word is quoted
+        return "{" + ", ".join(f"{k if re.fullmatch('[A-Za-z0-9_-]+', k) else json.dumps(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     return json.dumps(value)  # a JSON string literal is a valid TOML basic string

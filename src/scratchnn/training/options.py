@@ -56,6 +56,8 @@ class Option:
 
     def check(self, value) -> None:
         """Raise ConfigError if ``value`` is outside this option's range or choices."""
+        if isinstance(value, dict):  # a table of settings: its own type checks it (TrainConfig.validate)
+            return
         for item in value if isinstance(value, list) else [value]:
             if self.choices is not None and item not in self.choices:
                 raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}")
@@ -87,8 +89,8 @@ def option(default, help: str, *, group: str | None, **spec) -> Any:
     if group is not None and group not in GROUPS:
         raise ValueError(f"unknown option group {group!r}")
     meta = {"option": {"help": help, "group": group, **spec}}
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 

@@ -1,6 +1,7 @@
 """Named, documented training configurations (``scratchnn train --preset NAME``)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..data.augment import Augmentation
@@ -75,7 +76,8 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     if config_file and preset:
         raise ConfigError("give --preset or --config, not both (a config file already names its preset)")
     if config_file:  # an older config's relative data paths: from here, else from the config's folder
-        config = locate_data(TrainConfig.load(config_file), Path(config_file).parent)
+        folder = Path(config_file).parent
+        config = with_recorded_augmentation(locate_data(TrainConfig.load(config_file), folder), folder, log)
     else:
         config = get_preset(preset or DEFAULT_PRESET)
     epochs = settings.get("epochs")
@@ -87,26 +89,24 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
     for name, value in settings.items():
         setattr(config, name, value)
-    config = with_data(config, data).validate()
-    if config_file:
-        note = other_augmentation_note(config, Path(config_file).parent)
-        if note:
-            log(note)
-    return config
+    return with_data(config, data).validate()
 
 
-def other_augmentation_note(config: TrainConfig, folder: Path) -> str:
-    """A note when the run saved in ``folder`` (its model file records its augmentation) trained
-    with another augmentation than ``config`` will: its config.toml says only ``augment = true``,
-    and this version's default may have changed since. '' when they agree or nothing is known."""
-    current = config.build_augmentation()
-    if current is None or not (folder / MODEL_FILE).is_file():
-        return ""
+def with_recorded_augmentation(config: TrainConfig, folder: Path, log=print) -> TrainConfig:
+    """``config`` with the augmentation the run saved in ``folder`` trained with, when its
+    config.toml predates configs recording it (it says only ``augment = true``) and its model
+    file records it: so the repeat is exact even where this version's default has changed since
+    (a note says so). Unchanged when nothing is known."""
+    if not config.augment or config.augmentation or not (folder / MODEL_FILE).is_file():
+        return config
     try:
         recorded = Augmentation.from_record(read_metadata(folder / MODEL_FILE).get("augmentation"))
     except (ScratchnnError, OSError):  # an unreadable model file is for the commands that read it to report
-        return ""
-    if recorded is None or recorded == current:
-        return ""
-    return (f"Note: {folder} trained with another augmentation ({recorded.describe()}) than this version's "
-            f"({current.describe()}), so this run will not repeat it")
+        return config
+    if recorded is None:
+        return config
+    current = config.build_augmentation()
+    if recorded != current:
+        log(f"Note: repeating the augmentation {folder}'s model file records ({recorded.describe()}); "
+            f"this version's default is {current.describe()}")
+    return dataclasses.replace(config, augmentation=recorded.to_dict())

@@ -52,13 +52,16 @@ def record_data(config: TrainConfig) -> TrainConfig:
 
 def with_data(config: TrainConfig, given: dict) -> TrainConfig:
     """Write the data options in ``given`` ({field: value}) into ``config``; a new source (dataset,
-    csv, images or labels) replaces the old one and its recorded digests."""
-    sources = ("dataset", "csv", "images", "labels")
+    csv, images or labels) replaces the old one and its recorded digests, and another dataset
+    (digits, clothes) its recorded augmentation, which was that dataset's."""
+    sources, dataset = ("dataset", "csv", "images", "labels"), config.dataset
     if given.keys() & set(sources):
         for name in (*sources, *(f"{name}_sha256" for name in FILES)):
             setattr(config, name, "")
     for name, value in given.items():
         setattr(config, name, value)
+    if config.dataset != dataset:
+        config.augmentation = {}
     return config
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import DataSource
+from ..data.augment import Augmentation
 from ..data.load import FIELDS
 from ..data.tta import check_tta
 from ..errors import ConfigError, ModelFileError, ShapeError
@@ -109,6 +110,8 @@ class ModelService:
         for name in FIELDS:  # data paths as base names ("dataset" is a name already)
             if isinstance(config.get(name), str) and config[name]:
                 config[name] = Path(config[name]).name
+        if config.get("augmentation"):
+            config["augmentation"] = Augmentation.text_of(config["augmentation"])
         return {"name": run, "path": self.path.name, "input_shape": list(model.input_shape),
                 "num_parameters": int(model.num_parameters), "classes": self.classes,
                 "architecture": model.widths(), "summary": model.summary(), "layers": layers,

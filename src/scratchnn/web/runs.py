@@ -114,7 +114,7 @@ class RunFolders:
 
 def public_config(config: TrainConfig) -> dict:
     """The settings that apply to ``config``, data files by base name, no digests or folders."""
-    applicable = {k: v for k, v in config.applicable().items() if k not in HIDDEN}
+    applicable = {k: v for k, v in config.shown().items() if k not in HIDDEN}
     for name in ("csv", "images", "labels"):
         if applicable.get(name):
             applicable[name] = Path(applicable[name]).name
