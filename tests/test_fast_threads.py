@@ -379,3 +379,19 @@ def test_prepare_puts_the_block_layers_in_only_with_more_than_one_thread(monkeyp
     # the first layer (1 channel) never runs Winograd, and its batch norm is folded into it
     assert convs == ["ConvBatchNorm"] + 3 * ["BlockConv2D"]
     assert type(two.net.layers[0].norm).__name__ == "BlockBatchNorm2d" and two.net.layers[0].relu is not None
+
+
+def test_a_worker_keeps_nothing_of_a_call_once_it_has_answered():
+    """A pass's closure holds its work arrays: a worker waiting for its next call must not keep them."""
+    import gc
+    import weakref
+
+    class WorkArrays:
+        pass
+
+    pieces = [WorkArrays(), WorkArrays()]  # one a worker, one the calling thread
+    alive = [weakref.ref(piece) for piece in pieces]
+    assert Blocks(2, min_floats=0).deal(lambda k, share: k, pieces) == [0, 1]
+    del pieces
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None]

@@ -86,6 +86,11 @@ class Sequential:
             yield k, layers[k], dy, dx
             dy = dx
 
+    def release_caches(self) -> None:
+        """Drop what every layer's forward kept for a backward pass (``Layer.release_cache``)."""
+        for layer in self.layers:
+            layer.release_cache()
+
     # --- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
                       image_shape: tuple[int, int] | None = None, views: str = "digits") -> np.ndarray:
@@ -114,6 +119,7 @@ class Sequential:
 
         rows = max(1, batch_size // tta)  # each row's views go through in the same batch
         parts = [view_probas(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
+        self.release_caches()  # no backward follows a prediction
         return np.concatenate(parts, axis=1) if parts else np.zeros((tta, 0, self.num_classes), x.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,

@@ -150,6 +150,10 @@ class _InferenceNet(Sequential):
     def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
         return self.model.inference_batch_size(memory, largest)
 
+    def release_caches(self) -> None:
+        super().release_caches()
+        self.model.release_caches()  # small batches went through the textbook layers
+
 
 def _fast_layer(layer, blocks: Blocks):
     """The layer as the fast path runs it (the layer itself when nothing is faster)."""

@@ -190,7 +190,10 @@ def _work(inbox: queue.SimpleQueue) -> None:
     _local.worker = True
     while True:
         fn, args, k, outbox = inbox.get()
-        outbox.put((k, _outcome(fn, args)))
+        outcome = _outcome(fn, args)
+        del fn, args  # a pass's closure holds its work arrays: not kept alive until the next call
+        outbox.put((k, outcome))
+        del outcome, outbox
 
 
 def _workers(count: int) -> list[queue.SimpleQueue]:

@@ -97,6 +97,14 @@ class Layer:
             self.buffers[name] = self.buffers[name].astype(dtype)
         return self
 
+    def release_cache(self) -> None:
+        """Forget what forward stored for backward (and so do the layers this one wraps): after
+        an inference pass nothing will go backward, and a big batch's cache is many megabytes."""
+        self._cache = None
+        for value in vars(self).values():
+            if isinstance(value, Layer):
+                value.release_cache()
+
     def _take_cache(self):
         """What forward stored for backward; a clear error if forward has not run."""
         if self._cache is None:

@@ -192,6 +192,10 @@ class Conv2D(Layer):
             return self.algorithm in WINOGRAD
         return self.in_channels >= min(rule[0], rule[1])
 
+    def release_cache(self) -> None:
+        super().release_cache()
+        self._scratch.clear()  # the work arrays too: the next batch may have another shape anyway
+
     def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
         buffer = self._scratch.get(name)
