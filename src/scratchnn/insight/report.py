@@ -23,6 +23,7 @@ from .. import __version__
 from ..data import scale_pixels
 from ..data.augment import Augmentation
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
+from ..fast import inference_net
 from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
@@ -204,7 +205,7 @@ def _predict(model, metadata: dict, config: TrainConfig, which: str, notes: list
     if len(labels) == 0:
         notes.append(f"The {description} is empty; figures that need predictions are left out.")
         return None
-    probs = model.predict_proba(scale_pixels(images, model.input_shape))
+    probs = inference_net(model).predict_proba(scale_pixels(images, model.input_shape))  # the fast path's layers
     return images, labels.astype(np.intp), probs, list(classes), description
 
 
