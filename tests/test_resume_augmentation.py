@@ -136,3 +136,18 @@ def test_repeating_a_run_from_before_configs_recorded_it_takes_its_model_files_r
     (tmp_path / "old" / MODEL_FILE).write_bytes(b"garbage")  # a broken model file is for other commands to report
     unknown = TrainConfig.load(tmp_path / "old" / "config.toml")
     assert with_recorded_augmentation(unknown, tmp_path / "old", log=lines.append) == unknown and len(lines) == 1
+
+
+@pytest.mark.parametrize("started_with", [True, False], ids=["augmented", "plain"])
+def test_a_config_edited_half_way_does_not_change_the_runs_augmentation(tmp_path, config, monkeypatch,
+                                                                         started_with):
+    start = dataclasses.replace(config, augment=started_with)
+    train_run(start, tmp_path / "whole", log=lambda line: None, progress=False)
+    interrupted_run(start, tmp_path / "resumed", monkeypatch, augment.DIGITS)
+    edited = TrainConfig.load(tmp_path / "resumed" / "config.toml")
+    dataclasses.replace(edited, augment=not started_with).save(tmp_path / "resumed" / "config.toml")
+    lines = []
+    resume_run(tmp_path / "resumed", log=lines.append, progress=False)
+    assert any("continuing with the augmentation the run started with" in line for line in lines), lines
+    whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "resumed"))
+    assert all(np.array_equal(whole[name], resumed[name]) for name in whole)

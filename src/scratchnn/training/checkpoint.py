@@ -116,20 +116,24 @@ class Checkpoint:
 
 def augmentation_to_continue(current: Augmentation | None,
                              checkpoint: Checkpoint | None) -> tuple[Augmentation | None, str]:
-    """(the augmentation a run trains with, a note for its log or ''): ``current``, this version's
-    for the run's data, on a fresh start; on a resume the one the run started with, which its
-    checkpoint records, so that a later change to a dataset's default does not change a run
-    half-way."""
-    if current is None or checkpoint is None:
+    """(the augmentation a run trains with, a note for its log or ''): ``current`` (its config's)
+    on a fresh start; on a resume the one the run started with, which its checkpoint records, so
+    that neither a later change to a dataset's default (for a config.toml from before configs
+    recorded it) nor an edited config changes a run half-way."""
+    if checkpoint is None:
         return current, ""
     if not checkpoint.records_augmentation:
-        return current, ("Note: the checkpoint does not record which augmentation the run started with "
-                         "(an older version wrote it); continuing with this version's")
+        return current, "" if current is None else (
+            "Note: the checkpoint does not record which augmentation the run started with "
+            "(an older version wrote it); continuing with this version's")
     started = checkpoint.augmentation
-    if started is None or started == current:
+    if started == current:
         return current, ""
-    return started, (f"Note: continuing with the augmentation the run started with ({started.describe()}); "
-                     f"this version's default is {current.describe()}")
+    def words(augmentation):
+        return augmentation.describe() if augmentation else "none"
+
+    return started, (f"Note: continuing with the augmentation the run started with ({words(started)}), "
+                     f"which its checkpoint records, instead of {words(current)}")
 
 
 def load_checkpoint(path) -> Checkpoint:
