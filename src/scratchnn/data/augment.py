@@ -127,13 +127,11 @@ class Augmentation:
 
     @classmethod
     def text_of(cls, values) -> str:
-        """``describe()`` of a recorded augmentation for people to read ('none' for None), or
-        'not readable (why)' when the record is not a valid one."""
+        """``describe()`` of a record ('none' for None), or 'not readable (why)' for a bad one."""
         try:
-            augmentation = cls.from_record(values)
+            return "none" if values is None else cls.from_dict(values).describe()
         except ConfigError as error:
             return f"not readable ({error})"
-        return "none" if augmentation is None else augmentation.describe()
 
     @classmethod
     def from_dict(cls, values: dict) -> Augmentation:
