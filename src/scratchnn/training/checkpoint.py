@@ -129,6 +129,7 @@ def augmentation_to_continue(current: Augmentation | None,
     started = checkpoint.augmentation
     if started == current:
         return current, ""
+
     def words(augmentation):
         return augmentation.describe() if augmentation else "none"
 
