@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # hypothesis over hostile model files (about 15 s
 
 SECONDS = 1.0  # a hang guard: the files are a few kB, a load takes milliseconds
 PEAK_BYTES = 32 * 2**20  # the files are a few kB: anything near this was allocated from a lie
-FUZZ = settings(max_examples=120, deadline=None, database=None,
+FUZZ = settings(max_examples=120, deadline=None,  # failures are kept in .hypothesis/ and replayed first
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 

@@ -31,7 +31,7 @@ def client(model_path, tmp_path_factory):
 
 # Pillow warns about headers between 89 and 179 megapixels before read_image refuses them anyway.
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@settings(max_examples=200, deadline=None, database=None,
+@settings(max_examples=200, deadline=None,  # failures are kept in .hypothesis/ and replayed first
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(request=api_requests())
 def test_no_request_gets_a_server_error(client, request):
