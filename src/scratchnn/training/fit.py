@@ -174,6 +174,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                 break
     if early_stopping is not None:
         early_stopping.restore(model)
+    for used in (net, evaluator, model):  # a trained model keeps nothing of its last batches
+        used.release_caches()
     return history
 
 
