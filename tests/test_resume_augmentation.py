@@ -115,7 +115,9 @@ def test_repeating_a_run_from_its_config_repeats_its_augmentation(tmp_path, conf
     assert resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append,
                           settings={"augment": False}).build_augmentation() is None
     clothes = resolve_config(config_file=tmp_path / "old" / "config.toml", data={"dataset": "fashion-mnist"})
-    assert clothes.augmentation == {} and clothes.build_augmentation() == augment.CLOTHES  # another dataset's own
+    assert clothes.augmentation == {} and clothes.build_augmentation() == augment.CLOTHES  # another kind's own
+    digits = resolve_config(config_file=tmp_path / "old" / "config.toml", data={"dataset": "mnist"})
+    assert digits.build_augmentation() == OLD_DIGITS  # digits again: the run's own
 
 
 def test_repeating_a_run_from_before_configs_recorded_it_takes_its_model_files_record(tmp_path, config,

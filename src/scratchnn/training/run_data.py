@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import DataSource, train_dev_split
+from ..data.augment import augmentation_for
 from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
 from ..model import Sequential
@@ -52,15 +53,15 @@ def record_data(config: TrainConfig) -> TrainConfig:
 
 def with_data(config: TrainConfig, given: dict) -> TrainConfig:
     """Write the data options in ``given`` ({field: value}) into ``config``; a new source (dataset,
-    csv, images or labels) replaces the old one and its recorded digests, and another dataset
-    (digits, clothes) its recorded augmentation, which was that dataset's."""
+    csv, images or labels) replaces the old one and its recorded digests, and data of another
+    kind (digits to clothes) its recorded augmentation, which was made for the old kind."""
     sources, dataset = ("dataset", "csv", "images", "labels"), config.dataset
     if given.keys() & set(sources):
         for name in (*sources, *(f"{name}_sha256" for name in FILES)):
             setattr(config, name, "")
     for name, value in given.items():
         setattr(config, name, value)
-    if config.dataset != dataset:
+    if augmentation_for(config.dataset) != augmentation_for(dataset):
         config.augmentation = {}
     return config
 
