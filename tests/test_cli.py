@@ -151,3 +151,23 @@ def test_a_finished_run_says_what_to_do_next(shared_dir, tmp_path):
     tail = result.stdout[result.stdout.index("Next:"):]
     assert f"scratchnn evaluate {run}" in tail and f"scratchnn serve {run}" in tail
     assert "report.html" not in tail  # --no-report: nothing to open
+
+
+def test_print_config_shows_what_a_run_would_train_with_and_trains_nothing(tmp_path):
+    import dataclasses
+
+    from scratchnn.data.augment import DIGITS
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.presets import get_preset
+
+    result = scratchnn("train", "--preset", "cnn-best", "--epochs", "5", "--print-config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "mine.toml").write_text(result.stdout.replace("p = 0.8}", "p = 0.5}"))
+    printed = TrainConfig.load(tmp_path / "mine.toml")
+    assert printed.epochs == 5 and printed.conv == get_preset("cnn-best").conv
+    assert printed.build_augmentation() == dataclasses.replace(DIGITS, p=0.5)
+    again = scratchnn("train", "--config", tmp_path / "mine.toml", "--print-config", cwd=tmp_path)
+    assert again.stdout == result.stdout.replace("p = 0.8}", "p = 0.5}")  # read back as written
+    assert not (tmp_path / "runs").exists()
+    resumed = scratchnn("train", "--resume", tmp_path, "--print-config", cwd=tmp_path)
+    assert resumed.returncode != 0 and "drop --print-config" in resumed.stderr

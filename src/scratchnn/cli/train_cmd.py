@@ -34,6 +34,9 @@ def add_parser(commands) -> None:
     output.add_argument("--quiet", action="store_true", help="print only the final result")
     output.add_argument("--no-report", action="store_true",
                         help="skip the figures and report.html written at the end (see: scratchnn report)")
+    output.add_argument("--print-config", action="store_true",
+                        help="print the resolved config as TOML (as config.toml will hold it, the augmentation "
+                             "written out) and stop; save it, edit it, train with --config FILE")
     parser.set_defaults(run=run)
 
 
@@ -48,9 +51,14 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
         given += [f"--{name}" for name in ("preset", "config", "out", "seeds") if getattr(args, name) is not None]
+        given += ["--print-config"] * args.print_config  # the run's own is its config.toml
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
+    elif args.print_config:
+        config = resolve_config(args).with_augmentation_recorded()
+        print("# scratchnn train --config FILE trains with this\n" + config.to_toml(), end="")
+        return 0
     elif args.seeds:
         return train_members(args, log)
     else:
