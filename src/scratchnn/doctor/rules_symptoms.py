@@ -171,8 +171,10 @@ def one_class(run: RunHealth):
 @rule("chance-loss", "error",
       "The loss stays at ln C, what a uniform guess over C classes scores, and the accuracy at "
       "1/C: the network has learned nothing yet. Something upstream (the learning rate, the "
-      "initial weights, the labels) stops it; the other findings say which.",
-      "run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data")
+      "initial weights, the labels, an augmentation that leaves the images unreadable) stops it; "
+      "the other findings say which.",
+      "run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data; "
+      "with --augment, train once without it")
 def chance_loss(run: RunHealth):
     """At three evaluations in a row the train loss is within ±10% of ln C and the train accuracy
     is below CHANCE_ACCURACY / C (1.5 / C)."""
