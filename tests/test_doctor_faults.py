@@ -85,6 +85,17 @@ def test_strict_doctor_stops_a_run_that_cannot_learn_with_exit_code_3(shared_dir
     assert "fix: --init he_normal" in report.stdout
 
 
+def test_an_augmentation_that_leaves_the_digits_unreadable_is_named_first(shared_dir, tmp_path):
+    """The README's config table: upside down, 8 pixels off and half or one and a half times the
+    size, every digit. The doctor reads health.csv only; epoch 0 there says how readable they are."""
+    unreadable = {"rotate": 180.0, "shift": 8.0, "scale": 0.5, "p": 1.0}
+    config = configured(shared_dir, "cnn", {"epochs": 3, "train_size": 2000, "augmentation": unreadable})
+    train_run(config, tmp_path, log=lambda line: None, progress=False)
+    first = first_finding(tmp_path)
+    assert first.id == "unreadable-augmentation", f"the doctor said [{first.id}] {first.message} first"
+    assert "once augmented" in first.message
+
+
 @pytest.mark.slow  # three epochs of the cnn recipe: about a minute
 def test_the_cnn_recipe_raises_no_doctors_alarm(shared_dir, tmp_path):
     config = configured(shared_dir, "cnn", {"epochs": 3})
@@ -106,3 +117,15 @@ def test_the_readme_break_it_table_shows_every_fault_with_its_tested_command_and
             if name != "epochs" or "--epochs" in command:  # the tests stop full-batch runs at 100 iterations
                 assert f"{flag} {','.join(map(str, value)) if isinstance(value, list) else value}" in command, row
         assert f"`[{rule}]`" in row, row
+
+
+def test_the_run_summary_counts_findings_in_words():
+    from scratchnn.doctor.findings import Finding
+    from scratchnn.training.run import doctor_summary
+
+    def found(rule_id, severity):
+        return Finding(rule_id, severity, 1, "message", "explanation", "fix")
+
+    findings = [found("a", "error"), found("b", "warning"), found("c", "warning"), found("d", "advice")]
+    assert doctor_summary(findings, Path("runs/x")) == ("Doctor: 1 error, 2 warnings, 1 advice: [a] [b] [c] [d]; "
+                                                        "details: scratchnn doctor runs/x")

@@ -104,3 +104,15 @@ def test_the_example_runs_as_a_script(shared_dir, tmp_path):
     assert done.stdout.startswith("[scalar-bias-gradient] warning: W1:")
     assert (tmp_path / "out" / "health.csv").is_file() and (tmp_path / "out" / "metrics.csv").is_file()
 
+
+
+def test_a_healthlog_learns_of_an_augmentation_that_leaves_the_images_unreadable():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 20)
+    x = np.eye(10)[labels] + 0.1 * rng.random((200, 10))  # each class its own pixel: templates read them all
+    log = HealthLog()
+    log.augmentation(x, labels, rng.permutation(x, axis=1))  # the pixels scrambled: one in ten read right
+    log.evaluation(1, train_loss=2.3, train_accuracy=0.1)
+    found = log.diagnose()
+    assert found and found[0].id == "unreadable-augmentation", found
+    assert "100% of the sampled training images as they are" in found[0].message

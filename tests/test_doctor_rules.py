@@ -140,6 +140,35 @@ def test_unscaled_inputs_past_the_pixel_limit(low, high, epoch):
     assert fires_at(inputs(low, high), "unscaled-inputs") == epoch
 
 
+# --- unreadable-augmentation ---------------------------------------------------------------
+def augmented(plain: float, seen: float, accuracies=(0.1, 0.12)) -> Run:
+    """Template accuracies at epoch 0 (as they are, augmented), then train accuracies from epoch 0."""
+    run = Run().model("template_accuracy", [plain]).model("augmented_template_accuracy", [seen])
+    return run.train([CHANCE] * len(accuracies), list(accuracies))
+
+
+UNREADABLE = thresholds.READABLE / C  # "fewer than 2.5 / C"
+
+
+@covers("unreadable-augmentation")
+@pytest.mark.parametrize("plain, seen, epoch", [
+    (0.86, below(UNREADABLE), 0), (0.86, UNREADABLE, None), (0.86, 0.67, None),  # the digits' default
+    (2 * above(UNREADABLE), below(UNREADABLE), 0),  # half of what it reads as they are: just
+    (2 * below(UNREADABLE), below(UNREADABLE), None),  # not half: these images are hard to read anyway
+])
+def test_unreadable_augmentation_when_the_templates_read_little_of_the_augmented_images(plain, seen, epoch):
+    assert fires_at(augmented(plain, seen), "unreadable-augmentation") == epoch
+
+
+@covers("unreadable-augmentation")
+def test_unreadable_augmentation_is_not_a_run_that_learns_anyway_or_one_without_augmentation():
+    learns = (0.3, thresholds.UNDERFIT_ACCURACY, 0.95)
+    assert fires_at(augmented(0.86, 0.12, learns), "unreadable-augmentation") == 0  # epoch 0's 0.3
+    assert fires_at(augmented(0.86, 0.12, learns[1:]), "unreadable-augmentation") is None  # never below 0.8
+    no_augmentation = Run().model("template_accuracy", [0.86]).train([CHANCE, CHANCE], [0.1, 0.1])
+    assert fires_at(no_augmentation, "unreadable-augmentation") is None
+
+
 # --- memorising ---------------------------------------------------------------------------
 def memorising(dev_accuracy: float = 0.1, dev_loss: float = 2.5, train_losses=(2.0, 1.5, 1.0),
                train_accuracy: float = 0.1) -> Run:
@@ -620,6 +649,7 @@ def test_underfitting_accuracy_levels_off_below_0_8(accuracies, epoch):
 # rule id -> (a run that makes it fire, text its message must contain)
 EXAMPLES = {
     "unscaled-inputs": (lambda: inputs(0.0, 255.0), ["0 to 255"]),
+    "unreadable-augmentation": (lambda: augmented(0.88, 0.12, (0.1, 0.103)), ["88%", "12%", "chance 10%", "0.100"]),
     "memorising": (lambda: memorising(train_accuracy=0.625, dev_accuracy=0.0625), ["0.625", "1.500", "0.062"]),
     "symmetric-units": (lambda: Run().signal("0.Dense", "unit_spread", [2e-4]), ["0.Dense", "0.0002"]),
     "scalar-bias-gradient": (lambda: Run().signal("0.Dense", "bias_update_spread", [0.0]), ["0.Dense"]),

@@ -8,6 +8,7 @@ but the figures.
     log = HealthLog(classes=10)
     log.evaluation(i, train_loss=loss, train_accuracy=acc)
     log.inputs(i, X)                      # the pixels you feed
+    log.augmentation(X, Y, augment(X))    # once, if you augment
     log.outputs(i, Z2)                    # logits (N, C)
     log.weights(i, "W1", W1, grad=dW1, before=W1_before_step)
     log.activation(i, "A1", A1, kind="relu")
@@ -23,7 +24,7 @@ from ..files import atomic_write_bytes
 from .diagnosis import diagnose
 from .findings import Finding
 from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, prediction_share, rms,
-                      saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
+                      saturated_fraction, spread, template_accuracy, unit_spread, update_ratio, write_health_csv)
 
 KINDS = ("relu", "sigmoid", "tanh", "other")
 
@@ -48,6 +49,12 @@ class HealthLog:
         """The pixels the network is fed (any shape)."""
         self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
                                  "input_mean": np.mean(x, dtype=np.float64)})
+
+    def augmentation(self, x: np.ndarray, labels: np.ndarray, x_augmented: np.ndarray) -> None:
+        """Before training, if you augment: sampled images, their labels and the same images
+        augmented; the doctor compares how readable they are (``template_accuracy``)."""
+        self._add(0, MODEL, {"template_accuracy": template_accuracy(x, labels, x),
+                             "augmented_template_accuracy": template_accuracy(x, labels, x_augmented)})
 
     def outputs(self, epoch: int, logits: np.ndarray, classes_axis: int = -1) -> None:
         """Logits (N, C) (the seed's Z2 is (C, N): pass classes_axis=0)."""

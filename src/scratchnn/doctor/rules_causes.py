@@ -12,8 +12,9 @@ import math
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, LARGE_LOGITS, MEMORISING_GAP, ONE_CLASS, PERSIST, SANE_WEIGHTS, SATURATED,
-    SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNSCALED, VANISHING, held, layer_held_above, percent)
+    CHANCE_ACCURACY, LARGE_LOGITS, MEMORISING_GAP, ONE_CLASS, PERSIST, READABLE, SANE_WEIGHTS, SATURATED,
+    SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNDERFIT_ACCURACY, UNREADABLE_SHARE, UNSCALED, VANISHING, held,
+    layer_held_above, percent)
 
 
 @rule("unscaled-inputs", "warning",
@@ -29,6 +30,28 @@ def unscaled_inputs(run: RunHealth):
         high = highs.get(epoch, low)
         if max(abs(low), abs(high)) > UNSCALED:
             return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1")
+    return None
+
+
+@rule("unreadable-augmentation", "warning",
+      "The augmentation moves, turns, scales or bends the training images so far that little of "
+      "what tells the classes apart is left. Even a template of each class's average image "
+      "cannot read them, and the network learns little from them.",
+      "weaken it (smaller shift, rotate, scale or elastic_alpha in the config's augmentation table, "
+      "or a lower p; benchmarks/augment_preview.py draws what it does), or train once without --augment")
+def unreadable_augmentation(run: RunHealth):
+    """A nearest-class-mean template reads fewer than READABLE / C (2.5 / C) of the augmented
+    sampled training images right and fewer than UNREADABLE_SHARE (half) of what it reads of
+    them as they are (augmented_template_accuracy against template_accuracy, epoch 0), and the
+    train accuracy is below UNDERFIT_ACCURACY (0.8) at an evaluation: reported there."""
+    plain, seen = run.value("template_accuracy"), run.value("augmented_template_accuracy")
+    if plain is None or seen is None or not (seen < READABLE / run.classes and seen < UNREADABLE_SHARE * plain):
+        return None
+    for epoch, accuracy in run.metric("train_accuracy"):
+        if accuracy < UNDERFIT_ACCURACY:
+            return Trigger(epoch, f"a template of each class's mean image reads {percent(plain)} of the sampled "
+                                  f"training images as they are, {percent(seen)} once augmented (chance "
+                                  f"{percent(1 / run.classes)}); train accuracy {accuracy:.3f}")
     return None
 
 

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, saturated_fraction,
-                              spread, unit_spread, update_ratio)
+from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, saturated_fraction, spread,
+                              template_accuracy, unit_spread, update_ratio)
 from ..model import Sequential
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
@@ -92,6 +92,19 @@ class HealthRecorder:
         model_rows.update(top_class=top, top_class_share=share,
                           logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
         new = [Row(epoch, MODEL, name, float(value)) for name, value in model_rows.items()] + new
+        self.rows += new
+        return new
+
+    def record_readability(self, x_train: np.ndarray, y_train: np.ndarray, augmentation) -> list[Row]:
+        """Epoch 0's ``template_accuracy`` and ``augmented_template_accuracy``: how much of what
+        tells the classes apart survives ``augmentation`` (a callable (x, rng) -> x), on
+        SAMPLE_SIZE · 4 training images spread over the set, augmented with a generator of its
+        own (the run's are not touched)."""
+        rows_ = np.linspace(0, len(x_train) - 1, min(4 * SAMPLE_SIZE, len(x_train))).astype(np.intp)
+        x, labels = x_train[rows_], y_train[rows_]
+        seen = augmentation(x, np.random.default_rng(0))
+        new = [Row(0, MODEL, "template_accuracy", template_accuracy(x, labels, x)),
+               Row(0, MODEL, "augmented_template_accuracy", template_accuracy(x, labels, seen))]
         self.rows += new
         return new
 

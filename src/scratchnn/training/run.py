@@ -205,6 +205,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     note_if_busy(config.threads, log)
     health = None if config.doctor == "off" else HealthRecorder.for_data(
         x_train, _earlier_health(run_dir, checkpoint, log))
+    if health is not None and augmentation is not None and checkpoint is None:
+        health.record_readability(x_train, y_train, augmentation)
     doctor = Doctor()
     step_name = "Iteration" if not config.batch_size else "Epoch"
     evaluations = 0
@@ -341,8 +343,8 @@ def health_summary(rows: list[Row], findings: list[Finding]) -> dict:
 def doctor_summary(findings: list[Finding], run_dir: Path) -> str:
     if not findings:
         return "Doctor: no findings; the run looks healthy"
-    counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in ("error", "warning", "advice")
-                       if any(f.severity == s for f in findings))
+    counted = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "advice")}
+    counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
     ids = " ".join(f"[{f.id}]" for f in findings)
     return f"Doctor: {counts}: {ids}; details: scratchnn doctor {run_dir}"
 
