@@ -787,3 +787,20 @@ def test_the_live_doctor_reports_each_rule_once_when_it_first_holds():
             reported[finding.id] = epoch
     assert reported == {"unscaled-inputs": 0, "dead-relu": thresholds.PERSIST, "one-class": thresholds.PERSIST}
     assert [f.id for f in doctor.findings] == list(reported)
+
+
+def test_scratchnn_doctor_rules_lists_every_rule_with_when_it_fires(capsys, tmp_path):
+    import json
+
+    from scratchnn.cli.main import main
+
+    assert main(["doctor", "--rules"]) == 0
+    blocks = capsys.readouterr().out.strip().split("\n\n")
+    assert [block.split("\n")[0] for block in blocks] == [f"[{r.id}] {r.severity}" for r in RULES]
+    assert all("\n    when: " in block and "\n    fix: " in block for block in blocks)
+    assert main(["doctor", "--rules", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["trigger"], r["fix"]) for r in listed] == [(r.id, r.trigger, r.fix) for r in RULES]
+    for args in (["doctor"], ["doctor", str(tmp_path), "--rules"]):
+        assert main(args) != 0
+        assert "give a RUN_DIR to diagnose, or --rules" in capsys.readouterr().err

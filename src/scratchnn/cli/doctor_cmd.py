@@ -1,4 +1,5 @@
-"""``scratchnn doctor RUN_DIR``: what went wrong in a run, from its metrics.csv and health.csv."""
+"""``scratchnn doctor RUN_DIR``: what went wrong in a run, from its metrics.csv and health.csv;
+``scratchnn doctor --rules``: everything the doctor recognises, and when."""
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..doctor import diagnose_run
-from ..doctor.show import finding_lines
+from ..doctor import RULES, diagnose_run
+from ..doctor.show import finding_lines, rule_lines
+from ..errors import ConfigError
 
 
 def add_parser(commands) -> None:
@@ -16,12 +18,21 @@ def add_parser(commands) -> None:
         description="Read a run folder's metrics.csv and health.csv and print every finding: one line "
                     "starting with its id in brackets, then what is happening inside the network and the "
                     "flags that fix it. Works on any folder with those two tables (see HealthLog).")
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run folder (runs/...)")
-    parser.add_argument("--json", action="store_true", help="print the findings as a JSON list")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, nargs="?", help="a run folder (runs/...)")
+    parser.add_argument("--rules", action="store_true",
+                        help="list every rule instead: what it means, exactly when it fires, and its fix")
+    parser.add_argument("--json", action="store_true", help="print the findings (or rules) as a JSON list")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rules == (args.run_dir is not None):
+        raise ConfigError("give a RUN_DIR to diagnose, or --rules to list what the doctor recognises")
+    if args.rules:
+        rules = [{"id": r.id, "severity": r.severity, "explanation": r.explanation, "trigger": r.trigger,
+                  "fix": r.fix} for r in RULES]
+        print(json.dumps(rules, indent=2) if args.json else "\n\n".join("\n".join(rule_lines(r)) for r in RULES))
+        return 0
     findings = diagnose_run(args.run_dir)
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=2, allow_nan=False, default=str))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import textwrap
 
-from .findings import Finding
+from .findings import Finding, Rule
 
 COLORS = {"error": "\033[31m", "warning": "\033[33m", "advice": "\033[36m"}  # red, yellow, cyan
 RESET = "\033[0m"
@@ -19,3 +19,11 @@ def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> li
     body = textwrap.wrap(finding.explanation, width, initial_indent="    ", subsequent_indent="    ")
     fix = textwrap.wrap(f"fix: {finding.fix}", width, initial_indent="    ", subsequent_indent="         ")
     return [head, *body, *fix]
+
+
+def rule_lines(rule: Rule, width: int = 100) -> list[str]:
+    """'[dead-relu] warning', then what it means, when it fires (its trigger) and its fix."""
+    def wrapped(text: str, lead: str = "") -> list[str]:
+        return textwrap.wrap(lead + text, width, initial_indent="    ", subsequent_indent="    " + " " * len(lead))
+    return [f"[{rule.id}] {rule.severity}", *wrapped(rule.explanation), *wrapped(rule.trigger, "when: "),
+            *wrapped(rule.fix, "fix: ")]
