@@ -343,3 +343,16 @@ def test_fit_records_the_same_health_on_the_fast_and_textbook_paths(optimizer, b
                                              "bias_update_spread", "top_class_share"}
     for got, expected in zip(fast_rows, textbook_rows):
         assert got.value == pytest.approx(expected.value, rel=1e-9, abs=1e-12), (got, expected)
+
+
+def test_template_accuracy_reads_images_by_their_class_means():
+    from scratchnn.doctor.signals import template_accuracy
+
+    labels = np.array([0, 0, 1, 1])
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    assert template_accuracy(x, labels, x) == 1.0
+    assert template_accuracy(x, labels, x[:, ::-1]) == 0.0  # every image looks like the other class
+    assert template_accuracy(x, labels, np.array([[1.0, 0.0]] * 4)) == 0.5
+    assert np.isnan(template_accuracy(x[:0], labels[:0], x[:0]))
+    with pytest.raises(ValueError, match="one shape"):
+        template_accuracy(x, labels, x[:3])

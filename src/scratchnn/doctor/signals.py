@@ -152,12 +152,16 @@ def template_accuracy(x: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> fl
     """How readable the images ``seen`` (x as the network gets them: augmented, say) are without
     any training: the share that the nearest class mean of ``x`` (N, ...) with ``labels`` (N,)
     labels right. Digits as they are: ~86%; shifted 8 pixels and turned upside down: ~15%."""
-    flat = np.asarray(x, np.float64).reshape(len(x), -1)
-    classes = np.unique(labels)
+    x, seen, labels = np.asarray(x, np.float64), np.asarray(seen, np.float64), np.asarray(labels)
+    if x.shape != seen.shape or labels.shape != x.shape[:1]:
+        raise ValueError(f"template_accuracy needs images and seen images of one shape and a label each, got "
+                         f"{x.shape}, {seen.shape} and {labels.shape}")
+    if not len(x):
+        return math.nan
+    flat, look, classes = x.reshape(len(x), -1), seen.reshape(len(seen), -1), np.unique(labels)
     means = np.stack([flat[labels == c].mean(axis=0) for c in classes])
-    look = np.asarray(seen, np.float64).reshape(len(seen), -1)
     distances = (means ** 2).sum(axis=1) - 2 * look @ means.T  # ‖s − m‖² less the ‖s‖² all classes share
-    return float(np.mean(classes[distances.argmin(axis=1)] == labels)) if len(x) else math.nan
+    return float(np.mean(classes[distances.argmin(axis=1)] == labels))
 
 
 # --- the table ----------------------------------------------------------------------------
