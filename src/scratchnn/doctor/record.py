@@ -24,7 +24,7 @@ from ..files import atomic_write_bytes
 from .diagnosis import diagnose
 from .findings import Finding
 from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, prediction_share, rms,
-                      saturated_fraction, spread, template_accuracy, unit_spread, update_ratio, write_health_csv)
+                      readability, saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
 
 KINDS = ("relu", "sigmoid", "tanh", "other")
 
@@ -53,8 +53,7 @@ class HealthLog:
     def augmentation(self, x: np.ndarray, labels: np.ndarray, x_augmented: np.ndarray) -> None:
         """Before training, if you augment: sampled images, their labels and the same images
         augmented; the doctor compares how readable they are (``template_accuracy``)."""
-        self._add(0, MODEL, {"template_accuracy": template_accuracy(x, labels, x),
-                             "augmented_template_accuracy": template_accuracy(x, labels, x_augmented)})
+        self._add(0, MODEL, readability(x, labels, x_augmented))
 
     def outputs(self, epoch: int, logits: np.ndarray, classes_axis: int = -1) -> None:
         """Logits (N, C) (the seed's Z2 is (C, N): pass classes_axis=0)."""

@@ -164,6 +164,12 @@ def template_accuracy(x: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> fl
     return float(np.mean(classes[distances.argmin(axis=1)] == labels))
 
 
+def readability(x: np.ndarray, labels: np.ndarray, augmented: np.ndarray) -> dict[str, float]:
+    """``template_accuracy`` of the images as they are and once augmented, by signal name."""
+    return {"template_accuracy": template_accuracy(x, labels, x),
+            "augmented_template_accuracy": template_accuracy(x, labels, augmented)}
+
+
 # --- the table ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, saturated_fraction, spread,
-                              template_accuracy, unit_spread, update_ratio)
+from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, readability, saturated_fraction,
+                              spread, unit_spread, update_ratio)
 from ..model import Sequential
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
@@ -37,10 +37,8 @@ class HealthRecorder:
 
     @classmethod
     def for_data(cls, x_train: np.ndarray, rows: list[Row] | None = None) -> HealthRecorder:
-        """A recorder sampling SAMPLE_SIZE training images evenly spread over the set (a slice
-        from the start would be one class if the data came sorted by label)."""
-        rows_ = np.linspace(0, len(x_train) - 1, min(SAMPLE_SIZE, len(x_train))).astype(np.intp)
-        return cls(x_train[rows_], rows)
+        """A recorder sampling SAMPLE_SIZE training images evenly spread over the set."""
+        return cls(x_train[spread_rows(len(x_train), SAMPLE_SIZE)], rows)
 
     # --- the last step before an evaluation ----------------------------------------------
     def before_step(self, model: Sequential) -> None:
@@ -100,11 +98,10 @@ class HealthRecorder:
         tells the classes apart survives ``augmentation`` (a callable (x, rng) -> x), on
         SAMPLE_SIZE · 4 training images spread over the set, augmented with a generator of its
         own (the run's are not touched)."""
-        rows_ = np.linspace(0, len(x_train) - 1, min(4 * SAMPLE_SIZE, len(x_train))).astype(np.intp)
-        x, labels = x_train[rows_], y_train[rows_]
-        seen = augmentation(x, np.random.default_rng(0))
-        new = [Row(0, MODEL, "template_accuracy", template_accuracy(x, labels, x)),
-               Row(0, MODEL, "augmented_template_accuracy", template_accuracy(x, labels, seen))]
+        sample = spread_rows(len(x_train), 4 * SAMPLE_SIZE)
+        x, labels = x_train[sample], y_train[sample]
+        new = [Row(0, MODEL, signal, value)
+               for signal, value in readability(x, labels, augmentation(x, np.random.default_rng(0))).items()]
         self.rows += new
         return new
 
@@ -116,6 +113,12 @@ class HealthRecorder:
                     Row(epoch, label, "weight_rms", rms(layer.params["W"]))]
         self.rows += new
         return new
+
+
+def spread_rows(n: int, count: int) -> np.ndarray:
+    """Up to ``count`` row indices evenly spread over ``n`` rows (a slice from the start would
+    be one class if the data came sorted by label)."""
+    return np.linspace(0, n - 1, min(count, n)).astype(np.intp)
 
 
 def layer_labels(model: Sequential) -> list[tuple[int, str]]:
