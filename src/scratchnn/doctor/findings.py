@@ -65,6 +65,11 @@ class Rule:
             return None
         return Finding(self.id, self.severity, found.epoch, found.message, self.explanation, self.fix, found.layer)
 
+    def to_dict(self) -> dict:
+        """What ``scratchnn doctor --rules --json`` prints: the rule in words, its trigger included."""
+        return {"id": self.id, "severity": self.severity, "explanation": self.explanation,
+                "trigger": self.trigger, "fix": self.fix}
+
 
 RULES: list[Rule] = []
 
