@@ -153,3 +153,6 @@ def test_a_config_edited_half_way_does_not_change_the_runs_augmentation(tmp_path
     assert any("continuing with the augmentation the run started with" in line for line in lines), lines
     whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "resumed"))
     assert all(np.array_equal(whole[name], resumed[name]) for name in whole)
+    said = read_metadata(tmp_path / "resumed" / MODEL_FILE)["config"]  # and the model file says so
+    assert said["augment"] is started_with
+    assert said["augmentation"] == read_metadata(tmp_path / "whole" / MODEL_FILE)["config"]["augmentation"]

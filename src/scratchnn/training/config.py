@@ -273,8 +273,12 @@ class TrainConfig:
 
     def with_augmentation_recorded(self) -> TrainConfig:
         """A copy whose ``augmentation`` holds every setting of the one it trains with ({} without)."""
-        augmentation = self.build_augmentation()
-        return dataclasses.replace(self, augmentation=augmentation.to_dict() if augmentation else {})
+        return self.trained_with(self.build_augmentation())
+
+    def trained_with(self, augmentation: Augmentation | None) -> TrainConfig:
+        """A copy that says it trains with ``augmentation`` (None: without), every setting written out."""
+        return dataclasses.replace(self, augment=augmentation is not None,
+                                   augmentation=augmentation.to_dict() if augmentation else {})
 
     def build_optimizer(self):
         return make_optimizer(self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
