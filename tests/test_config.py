@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from fuzzing import fuzz_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +73,7 @@ def test_an_augmentation_table_changes_the_datasets_default_where_it_says_and_ro
     assert "augmentation" not in TrainConfig(augment=True).shown()  # the dataset's default: nothing to add
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=fuzz_examples(200), deadline=None)
 @given(st.dictionaries(st.text(max_size=8), st.one_of(st.floats(allow_nan=False), st.integers(-10, 10),
                                                       st.text(max_size=4), st.booleans()), max_size=4))
 def test_any_augmentation_table_is_written_as_toml_read_back_the_same_or_refused(tmp_path_factory, table):

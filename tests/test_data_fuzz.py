@@ -6,7 +6,6 @@ The valid seeds are written by the project's own writers; the bombs are built in
 one compressed MiB repeated, so a 4 MB file inflates to 4 GiB without the test ever holding it.
 """
 import gzip
-import os
 import struct
 import time
 import tracemalloc
@@ -14,6 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
+from fuzzing import fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ MiB = 1 << 20
 PEAK = 32 * MiB  # memory a reader may take for a file of a few KB, whatever the file claims
 BOMB_PEAK = 64 * MiB  # and for a 4 MB gzip bomb
 HANG = 20.0  # seconds: a hang guard only (a bomb is refused in well under a second; see the report)
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), deadline=1000,  # ms: a generous hang guard
+FUZZ = settings(max_examples=fuzz_examples(150), deadline=1000,  # ms: a generous hang guard
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

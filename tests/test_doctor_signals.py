@@ -2,10 +2,10 @@
 metrics.csv written, read back and attacked, HealthLog in a learner's own (seed-notation) loop
 giving what HealthRecorder gives, and fit's health rows equal on the fast and textbook paths."""
 import math
-import os
 
 import numpy as np
 import pytest
+from fuzzing import fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,7 @@ from scratchnn.optim import SGD, Adam
 from scratchnn.training.fit import fit
 from scratchnn.training.health import HealthRecorder
 
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), deadline=1000,  # ms: a hang guard
+FUZZ = settings(max_examples=fuzz_examples(150), deadline=1000,  # ms: a hang guard
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

@@ -11,6 +11,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from fuzzing import fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from model_file_support import file_parts, tampered_bytes
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow  # hypothesis over hostile model files (about 15 s
 
 SECONDS = 1.0  # a hang guard: the files are a few kB, a load takes milliseconds
 PEAK_BYTES = 32 * 2**20  # the files are a few kB: anything near this was allocated from a lie
-FUZZ = settings(max_examples=120, deadline=None,  # failures are kept in .hypothesis/ and replayed first
+FUZZ = settings(max_examples=fuzz_examples(120), deadline=None,  # failures are kept in .hypothesis/ and replayed first
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 

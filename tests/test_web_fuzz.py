@@ -6,6 +6,7 @@ from web_support import require  # noqa: E402
 
 require("fastapi", "pip install 'scratchnn[web]'")
 from fastapi.testclient import TestClient  # noqa: E402
+from fuzzing import fuzz_examples  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from scratchnn.web.app import create_app  # noqa: E402
@@ -31,7 +32,7 @@ def client(model_path, tmp_path_factory):
 
 # Pillow warns about headers between 89 and 179 megapixels before read_image refuses them anyway.
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@settings(max_examples=200, deadline=None,  # failures are kept in .hypothesis/ and replayed first
+@settings(max_examples=fuzz_examples(200), deadline=None,  # failures are kept in .hypothesis/ and replayed first
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(request=api_requests())
 def test_no_request_gets_a_server_error(client, request):

@@ -29,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
     if args.rules == (args.run_dir is not None):
         raise ConfigError("give a RUN_DIR to diagnose, or --rules to list what the doctor recognises")
     if args.rules:
-        print(json.dumps([r.to_dict() for r in RULES], indent=2) if args.json else "\n\n".join("\n".join(rule_lines(r)) for r in RULES))
+        if args.json:
+            print(json.dumps([r.to_dict() for r in RULES], indent=2))
+        else:
+            print("\n\n".join("\n".join(rule_lines(r)) for r in RULES))
         return 0
     findings = diagnose_run(args.run_dir)
     if args.json:
