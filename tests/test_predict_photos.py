@@ -118,8 +118,8 @@ def test_a_figure_that_cannot_be_saved_is_one_line_and_the_rest_go_on(capsys, sm
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "give image files to read, or --index N"),
-    (["photo.png", "--index", "3"], "give image files to read, or --index N"),
+    ([], "nothing to predict: give image files after the model"),
+    (["photo.png", "--index", "3"], "give image files to read or --index N for an image of the data set, not both"),
     (["photo.png", "--save", "x.png"], "--save goes with --index"),
 ])
 def test_photos_or_index_not_both(capsys, small_run, args, message):  # noqa: F811
@@ -127,3 +127,12 @@ def test_photos_or_index_not_both(capsys, small_run, args, message):  # noqa: F8
     lines = err.strip().splitlines()
     assert code == 1 and out == "" and len(lines) == 1
     assert lines[0].startswith("scratchnn predict: error: ") and message in lines[0]
+
+
+def test_a_folder_of_photos_after_the_model_is_explained(capsys, small_run, tmp_path):  # noqa: F811
+    """A folder after the model is another model (an ensemble member), so a folder of photos alone
+    leaves nothing to predict: the error says to give its images."""
+    (tmp_path / "photos").mkdir()
+    code, out, err = predict(capsys, small_run, tmp_path / "photos")
+    assert code == 1 and out == ""
+    assert "a folder there is read as another model, so give its images: photos/*.png" in err

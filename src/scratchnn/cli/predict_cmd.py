@@ -84,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         return write_kaggle_submission(args)
     if args.ignore_labels:
         raise ConfigError("--ignore-labels goes with --submission (a test CSV that has a label column)")
-    if (args.index is None) == (not args.photos):
-        raise ConfigError("give image files to read, or --index N for an image of the data set (not both)")
+    if args.index is not None and args.photos:
+        raise ConfigError("give image files to read or --index N for an image of the data set, not both")
+    if args.index is None and not args.photos:
+        raise ConfigError("nothing to predict: give image files after the model (a folder there is read as another "
+                          "model, so give its images: photos/*.png), or --index N for an image of the data set")
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
     if args.photos:
