@@ -105,6 +105,16 @@ def test_bad_usage_gives_one_clear_line(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_run_folder_the_system_cannot_make_is_one_line(tmp_path, shared_dir):
+    """--out under a file: the file system's refusal is the error line, not a traceback."""
+    (tmp_path / "a-file").write_text("in the way\n")
+    result = scratchnn("train", "--preset", "seed", "--iterations", 1, "--out", tmp_path / "a-file" / "run",
+                       "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"scratchnn train: error: {tmp_path}/a-file/run: Not a directory "
+                                                      "(part of the path is a file, not a folder)")
+
+
 def test_a_named_dataset_reports_its_test_accuracy(tmp_path, shared_dir):
     # "fashion-mnist" from --data-dir: 300 training and 100 test images (real MNIST digits)
     from scratchnn.data.idx import read_idx, write_idx

@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,9 +88,27 @@ def test_any_augmentation_table_is_written_as_toml_read_back_the_same_or_refused
         assert loaded.augmentation == table and loaded.build_augmentation() is not None
 
 
-def test_missing_config_file(tmp_path):
-    with pytest.raises(ConfigError, match="no such config file"):
-        TrainConfig.load(tmp_path / "none.toml")
+@pytest.mark.parametrize("name, content, message", [
+    ("none.toml", None, "none.toml: no such file; give a config file"),
+    ("folder", "folder", "folder: a folder, not a file; give a config file"),
+    ("latin1.toml", b"lr = 0.1\n# caf\xe9\n", r"latin1.toml: not UTF-8 text \(byte 14\)"),
+    ("huge.toml", b"# " + b"x" * (300 * 1024), "huge.toml: over 256 KiB, too big for a config file"),
+])
+def test_a_config_file_that_cannot_be_one_is_one_line(tmp_path, name, content, message):
+    if content == "folder":
+        (tmp_path / name).mkdir()
+    elif content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as raised:
+        TrainConfig.load(tmp_path / name)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_endless_config_file_is_refused_after_a_bounded_read():
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    with pytest.raises(ConfigError, match="over 256 KiB"):
+        TrainConfig.load("/dev/zero")
 
 
 def test_seed_preset_is_the_tutorial_network():

@@ -3,15 +3,18 @@
 A power cut cannot be simulated in a test, but what survives one is decided by the order of the
 system calls: the data must be fsynced before the rename, and the folder after it. The calls are
 recorded in order, then a crash (an exception) is injected at each of them in turn.
+And read_small_text, which reads the text files a user hands in, never more than its limit.
 """
 import errno
 import os
 import stat
+import tracemalloc
 
 import pytest
 
 from scratchnn import files
-from scratchnn.files import atomic_write_bytes
+from scratchnn.errors import ConfigError
+from scratchnn.files import atomic_write_bytes, read_small_text
 
 OLD, NEW = b"old checkpoint " * 100, b"new checkpoint, longer than the old one " * 1000
 
@@ -111,3 +114,39 @@ def test_a_folder_that_refuses_fsync_is_not_an_error(tmp_path, monkeypatch):
     # some filesystems answer fsync on a folder with EINVAL: the file is written all the same
     record_calls(monkeypatch, "fsync folder", OSError(errno.EINVAL, "Invalid argument"))
     assert atomic_write_bytes(tmp_path / "a.bin", NEW).read_bytes() == NEW
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file; give a search space"),
+    ("folder", "a folder, not a file; give a search space"),
+    (b"lr = {low = 0.1, high = 1}\n\xff", r"not UTF-8 text \(byte 27\); give a search space, a TOML file"),
+    (b"#" * 1025, "over 1 KiB, too big for a search space, which is a few lines"),
+])
+def test_read_small_text_refuses_what_cannot_be_a_small_text_file_in_one_line(tmp_path, content, message):
+    path = tmp_path / "space.toml"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as raised:
+        read_small_text(path, 1024, "a search space")
+    assert str(raised.value).startswith(str(path)) and "\n" not in str(raised.value)
+
+
+def test_read_small_text_reads_no_more_than_its_limit_of_an_endless_file():
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero here")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="over 64 KiB"):
+            read_small_text("/dev/zero", 64 * 1024, "a search space")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+
+
+def test_read_small_text_reads_a_file_of_exactly_its_limit(tmp_path):
+    (tmp_path / "space.toml").write_text("lr = {low = 1e-4, high = 0.1}  # é\n", encoding="utf-8")
+    size = (tmp_path / "space.toml").stat().st_size
+    assert read_small_text(tmp_path / "space.toml", size, "a search space") == "lr = {low = 1e-4, high = 0.1}  # é\n"

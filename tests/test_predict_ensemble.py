@@ -119,6 +119,21 @@ def test_a_failed_submission_keeps_the_old_file(runs, tmp_path, capsys):
     assert "is the test file itself" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where, message", [
+    ("a-file/submission.csv", "a-file/submission.csv: File exists (part of the path is a file, not a folder)"),
+    ("a-file/deeper/submission.csv", "a-file/deeper/submission.csv: Not a directory (part of the path is a file, not a folder)"),
+])
+def test_a_submission_the_system_cannot_write_is_one_line(runs, test_csv, tmp_path, capsys, where, message):
+    """A place the file system refuses is an error line naming the file asked for (not the
+    temporary file it is written through), not a traceback; nothing is left behind."""
+    (tmp_path / "a-file").write_text("in the way\n")
+    argv = ["predict", str(runs["seed-0"]), "--csv", str(test_csv[0]), "--submission", str(tmp_path / where)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"scratchnn predict: error: {tmp_path}/{message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_predict_one_image_with_an_ensemble_and_tta(runs, capsys):
     said = output(capsys, ["predict", str(runs["ens"]), "--index", "3", "--set", "all", "--tta", "3"])
     assert "(ensemble of 2 models, TTA x3)" in said and "Prediction:" in said

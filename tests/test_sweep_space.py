@@ -9,6 +9,7 @@ from scratchnn.training.presets import PRESETS, get_preset
 from scratchnn.tune.space import DEFAULT_SPACES, parse_space
 
 from sweep_support import env
+from web_support import require
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -72,3 +73,26 @@ def test_without_the_tune_extra_sweep_says_how_to_install_it(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "install the tune extra: pip install 'scratchnn[tune]'" in done.stderr
     assert "optuna" in done.stderr
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("space.toml", b"lr = {low = 1e-4, high = 0.1}\n# \xe9\n", r"space.toml: not UTF-8 text \(byte 32\)"),
+    ("space.toml", "folder", "space.toml: a folder, not a file; give a search space"),
+    ("sweep.json", b"{" * (70 * 1024), "sweep.json: over 64 KiB, too big for the sweep's settings"),
+])
+def test_a_damaged_sweep_folder_is_one_line(tmp_path, name, content, message):
+    """read_sweep_folder reads its files bounded, and a folder or bad bytes where a file should
+    be is a ConfigError naming it (before: a traceback from read_text)."""
+    require("optuna", "pip install -e '.[tune]'")
+    from scratchnn.tune.study import read_sweep_folder
+
+    (tmp_path / "sweep.json").write_text('{"trials": 2, "storage": "study.log", "seed": 0}')
+    (tmp_path / "space.toml").write_text("lr = {low = 1e-4, high = 0.1}\n")
+    if content == "folder":
+        (tmp_path / name).unlink()
+        (tmp_path / name).mkdir()
+    else:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as raised:
+        read_sweep_folder(tmp_path)
+    assert "\n" not in str(raised.value)

@@ -2,6 +2,7 @@
 
 The CLI prints ``str(error)`` and exits non-zero; the library raises these and nothing vaguer.
 """
+import errno
 import json
 import re
 
@@ -61,3 +62,27 @@ def names_in_message(names) -> str:
     """
     return ", ".join(name if re.fullmatch(r"[\w.-]{1,40}", name, re.ASCII) else json.dumps(name[:40])
                      for name in map(str, names))
+
+
+OS_ERROR_HINTS = {errno.ENOENT: "its folder does not exist and cannot be made there",
+                  errno.EACCES: "no permission: choose a place you can write to",
+                  errno.EPERM: "no permission: choose a place you can write to",
+                  errno.EROFS: "a read-only file system: choose another place",
+                  errno.ENOSPC: "the disk is full: free some space and run it again",
+                  errno.EISDIR: "a folder, where a file was expected",
+                  errno.ENOTDIR: "part of the path is a file, not a folder",
+                  errno.EEXIST: "part of the path is a file, not a folder"}
+
+
+def os_error_message(error: OSError) -> str:
+    """A file the system refused, in one line: '/proc/run: No such file or directory (its folder
+    does not exist and cannot be made there)'. For the CLI's last line of defence; the library's
+    readers raise their own, more precise errors first.
+
+    >>> os_error_message(PermissionError(13, "Permission denied", "/srv/runs"))
+    '/srv/runs: Permission denied (no permission: choose a place you can write to)'
+    """
+    where = f"{error.filename}: " if error.filename is not None else ""
+    reason = error.strerror or str(error) or type(error).__name__
+    hint = OS_ERROR_HINTS.get(error.errno)
+    return " ".join((f"{where}{reason}" + (f" ({hint})" if hint else "")).split())  # one line, whatever the name

@@ -1,10 +1,13 @@
-"""Writing files safely: every file scratchnn saves goes through ``atomic_write_bytes``."""
+"""Files written and read safely: every file scratchnn saves goes through ``atomic_write_bytes``;
+the small text files a user hands it (configs, search spaces) are read by ``read_small_text``."""
 from __future__ import annotations
 
 import errno
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import ConfigError
 
 # NOTE: reading the umask means setting it; done once at import, before any thread could race
 UMASK = os.umask(0o022)
@@ -23,8 +26,11 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     plain ``open(path, "w")`` would give (mkstemp's are owner-only).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:  # name the file asked for, not the temporary one
+        raise type(error)(error.errno, error.strerror, str(path)) from error
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~UMASK)
@@ -55,3 +61,25 @@ def fsync_folder(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def read_small_text(path, limit: int, what: str) -> str:
+    """The UTF-8 text of ``path``, a file of at most ``limit`` bytes; a one-line ConfigError naming
+    the file and ``what`` it should be ("a config file") otherwise. No more than ``limit`` + 1
+    bytes are ever read: a huge or endless file (/dev/zero) is refused, not loaded."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(limit + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; give {what}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a file; give {what}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror or error}); give {what}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{path}: over {limit // 1024:,} KiB, too big for {what}, which is a few lines")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); give {what}, a TOML file") from None

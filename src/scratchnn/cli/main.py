@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import ScratchnnError
+from ..errors import ScratchnnError, os_error_message
 from .config_flags import suggest_flag
 from . import (doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, lr_find_cmd, predict_cmd, report_cmd,
                serve_cmd, sweep_cmd, train_cmd)
@@ -61,4 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
         # NOTE: point stdout at devnull so Python's own flush at exit does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:  # a file or folder the system refused (no such folder, no permission, disk full)
+        print(f"scratchnn {args.command}: error: {os_error_message(error)}", file=sys.stderr)
         return 1

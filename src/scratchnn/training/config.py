@@ -17,7 +17,7 @@ import numpy as np
 from ..data.augment import Augmentation, augmentation_for
 from ..doctor.faults import FAULTS
 from ..errors import ConfigError, names_in_message
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
 from ..nn import (AvgPool2D, BatchNorm1d, BatchNorm2d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU,
                   Sigmoid, Tanh)
@@ -33,6 +33,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DOCTOR_MODES = ("off", "on", "strict")
+MAX_CONFIG_BYTES = 256 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 
@@ -325,11 +326,10 @@ class TrainConfig:
     @classmethod
     def load(cls, path) -> TrainConfig:
         path = Path(path)
+        text = read_small_text(path, MAX_CONFIG_BYTES, "a config file (config.toml)")
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from None
         return cls.from_dict(values, source=str(path)).validate()
 

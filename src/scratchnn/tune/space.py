@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..files import read_small_text
 from ..training.config import TrainConfig
 from ..training.options import Option, options_of
 
@@ -153,19 +154,7 @@ def load_space(spec: str | Path, preset: str) -> SearchSpace:
             raise ConfigError(f"no default search space for preset {preset!r} (there is one for "
                               f"{', '.join(DEFAULT_SPACES)}); write a TOML space and pass --space FILE")
         return parse_space(DEFAULT_SPACES[preset], f"default space of {preset}")
-    path = Path(spec)
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_SPACE_BYTES + 1)
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the search space ({error.strerror or error})") from None
-    if len(data) > MAX_SPACE_BYTES:
-        raise ConfigError(f"{path}: over {MAX_SPACE_BYTES // 1024} KiB; a search space is a few lines")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; a search space is a TOML file") from None
-    return parse_space(text, str(path))
+    return parse_space(read_small_text(spec, MAX_SPACE_BYTES, "a search space"), str(spec))
 
 
 def _dimension(name: str, rule: dict, spec: Option, default, where: str) -> Dimension:

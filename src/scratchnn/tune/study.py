@@ -23,9 +23,9 @@ from optuna.trial import TrialState
 from optuna_integration import DaskStorage
 
 from ..errors import ConfigError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, read_small_text
 from ..training.config import TrainConfig
-from .space import SearchSpace, parse_space
+from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 
 SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "sweep.json", "space.toml", "base.toml", "study.log", "best.toml"
 TRIALS_DIR = "trials"
@@ -96,12 +96,14 @@ def read_sweep_folder(path: Path) -> SweepFolder:
     path = Path(path)
     if not is_sweep_folder(path):
         raise ConfigError(f"{path}: not a sweep folder (no {SWEEP_FILE}); give the --out folder of a sweep")
+    text = read_small_text(path / SWEEP_FILE, MAX_SPACE_BYTES, "the sweep's settings (sweep.json)")
     try:
-        settings = json.loads((path / SWEEP_FILE).read_bytes()[:65536])
+        settings = json.loads(text)
         trials, storage_url, seed = int(settings["trials"]), str(settings["storage"]), int(settings["seed"])
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
-    space = parse_space((path / SPACE_FILE).read_text(encoding="utf-8"), str(path / SPACE_FILE))
+    space_file = path / SPACE_FILE
+    space = parse_space(read_small_text(space_file, MAX_SPACE_BYTES, "a search space"), str(space_file))
     return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE))
 
 
