@@ -2,6 +2,8 @@
 metrics.csv written, read back and attacked, HealthLog in a learner's own (seed-notation) loop
 giving what HealthRecorder gives, and fit's health rows equal on the fast and textbook paths."""
 import math
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,13 +181,27 @@ def test_a_header_field_with_a_line_break_still_gives_a_one_line_error(tmp_path)
         assert "\n" not in str(error.value), str(error.value)
 
 
-def test_an_oversize_table_is_refused_before_it_is_read(tmp_path):
-    for name, reader in (("health.csv", read_health_csv), ("metrics.csv", read_metrics_csv)):
-        path = tmp_path / name
-        with path.open("wb") as f:
-            f.truncate(MAX_TABLE_BYTES + 1)  # sparse: nothing is written, the size is what is checked
-        with pytest.raises(DataError, match=f"{MAX_TABLE_BYTES + 1:,} bytes is over the"):
-            reader(path)
+def test_an_oversize_table_is_refused_after_a_bounded_read(tmp_path):
+    """Only MAX_TABLE_BYTES + 1 bytes are read, from a huge file or an endless one (a run
+    folder's metrics.csv pointing at /dev/zero, whose size on disk says 0)."""
+    sources = [tmp_path / "huge"]
+    with sources[0].open("wb") as f:
+        f.truncate(100 * MAX_TABLE_BYTES)  # sparse: reads as zeros, costs no disk
+    if Path("/dev/zero").exists():
+        sources.append(Path("/dev/zero"))
+    for source in sources:
+        for name, reader in (("health.csv", read_health_csv), ("metrics.csv", read_metrics_csv)):
+            path = tmp_path / name
+            path.unlink(missing_ok=True)
+            path.symlink_to(source)
+            tracemalloc.start()
+            try:
+                with pytest.raises(DataError, match=f"over the {MAX_TABLE_BYTES:,} bytes a run's table can hold"):
+                    reader(path)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak < 3 * MAX_TABLE_BYTES
 
 
 def test_missing_and_binary_tables_are_one_line_errors(tmp_path):

@@ -368,3 +368,15 @@ def test_a_runs_augmentation_is_shown_in_words(tmp_path):
     path = save(config.build_model(np.random.default_rng(0)), tmp_path / "m.safetensors",
                 metadata={"config": config.to_dict()})
     assert ModelService(path).summary()["config"]["augmentation"] == DIGITS.describe()
+
+
+def test_a_run_whose_config_is_huge_is_listed_with_its_problem(tmp_path):
+    """A run folder's config.toml is read bounded: a huge one is the run's one-line problem in
+    the list, not a slow or failed request (a config.toml that is not a regular file, such as a
+    link to /dev/zero, is no run at all)."""
+    from scratchnn.web.runs import RunFolders
+
+    (tmp_path / "huge").mkdir()
+    (tmp_path / "huge" / "config.toml").write_bytes(b"#" * (1 << 20))
+    problem = RunFolders(tmp_path).describe("huge")["problem"]
+    assert "config.toml: over 64 KiB, too big for a config file" in problem and str(tmp_path) not in problem

@@ -63,14 +63,21 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def read_at_most(path, limit: int) -> bytes:
+    """The bytes of ``path``, but never more than ``limit`` + 1 of them: more than ``limit`` means
+    the file is too big, found without reading (or holding) the rest. A file's size on disk is
+    no bound: /dev/zero and a FIFO say 0. OSError as ``open`` raises it."""
+    with open(path, "rb") as file:
+        return file.read(limit + 1)
+
+
 def read_small_text(path, limit: int, what: str) -> str:
     """The UTF-8 text of ``path``, a file of at most ``limit`` bytes; a one-line ConfigError naming
     the file and ``what`` it should be ("a config file") otherwise. No more than ``limit`` + 1
     bytes are ever read: a huge or endless file (/dev/zero) is refused, not loaded."""
     path = Path(path)
     try:
-        with open(path, "rb") as file:
-            data = file.read(limit + 1)
+        data = read_at_most(path, limit)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; give {what}") from None
     except IsADirectoryError:

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, read_at_most
 
 HEALTH_FILE = "health.csv"
 METRICS_FILE = "metrics.csv"
@@ -246,10 +246,10 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
     """Yield a bounded CSV's data rows: tuples for health (exact header), dicts otherwise."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_TABLE_BYTES:
-            raise DataError(f"{path}: {size:,} bytes is over the {MAX_TABLE_BYTES:,} a run's table can hold")
-        text = path.read_bytes().decode("utf-8")
+        data = read_at_most(path, MAX_TABLE_BYTES)
+        if len(data) > MAX_TABLE_BYTES:
+            raise DataError(f"{path}: over the {MAX_TABLE_BYTES:,} bytes a run's table can hold")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; a run folder written by scratchnn train has it") from None
     except UnicodeDecodeError:

@@ -33,7 +33,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DOCTOR_MODES = ("off", "on", "strict")
-MAX_CONFIG_BYTES = 256 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
+MAX_CONFIG_BYTES = 64 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 

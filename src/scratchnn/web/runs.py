@@ -22,7 +22,6 @@ from .train_worker import clean, without_folders
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_RUNS = 100
-MAX_CONFIG_BYTES = 64 * 1024
 RUN_CONFIG = "config.toml"
 # The settings a list of runs shows; the full config is in each run's "config".
 KEY_SETTINGS = ("conv", "hidden", "activation", "init", "batchnorm", "dropout", "augment", "optimizer", "lr",
@@ -69,7 +68,7 @@ class RunFolders:
                  "train_seconds": None, "epochs": None, "has_model": (path / MODEL_FILE).is_file(),
                  "findings": [], "problem": ""}
         try:
-            config = _read_config(path / RUN_CONFIG)
+            config = TrainConfig.load(path / RUN_CONFIG)  # bounded: MAX_CONFIG_BYTES
             applicable = public_config(config)
             entry.update(preset=config.preset, config=applicable,
                          settings={k: applicable[k] for k in KEY_SETTINGS if k in applicable})
@@ -119,13 +118,6 @@ def public_config(config: TrainConfig) -> dict:
         if applicable.get(name):
             applicable[name] = Path(applicable[name]).name
     return applicable
-
-
-def _read_config(path: Path) -> TrainConfig:
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ScratchnnError(f"{RUN_CONFIG} is {size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config needs")
-    return TrainConfig.load(path)
 
 
 def _short(error: Exception) -> str:
