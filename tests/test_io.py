@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,14 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path, model, x):
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFileError, match="no such model file"):
         load(tmp_path / "nope.safetensors")
+
+
+def test_a_device_or_pipe_is_no_model_file(tmp_path):
+    """/dev/zero would read forever and a FIFO would block: neither is opened."""
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    for path in [tmp_path / "pipe.safetensors"] + [Path("/dev/zero")] * os.path.exists("/dev/zero"):
+        with pytest.raises(ModelFileError, match="not a regular file; give a model file"):
+            load(path)
 
 
 def test_truncated_file(tmp_path, model):

@@ -79,6 +79,8 @@ def resolve_model_path(path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
+    if path.exists() and not path.is_file():  # a device or a pipe: nothing a model file can be
+        raise ModelFileError(f"{path}: not a regular file; give a model file ({MODEL_FILE}) or its run folder")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file; train one with 'scratchnn train' "
                              f"or pass a run folder that holds {MODEL_FILE}")
