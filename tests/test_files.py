@@ -119,7 +119,7 @@ def test_a_folder_that_refuses_fsync_is_not_an_error(tmp_path, monkeypatch):
 @pytest.mark.parametrize("content, message", [
     (None, "no such file; give a search space"),
     ("folder", "a folder, not a file; give a search space"),
-    (b"lr = {low = 0.1, high = 1}\n\xff", r"not UTF-8 text \(byte 27\); give a search space, a TOML file"),
+    (b"lr = {low = 0.1, high = 1}\n\xff", r"not UTF-8 text \(byte 27\); give a search space$"),
     (b"#" * 1025, "over 1 KiB, too big for a search space, which is a few lines"),
 ])
 def test_read_small_text_refuses_what_cannot_be_a_small_text_file_in_one_line(tmp_path, content, message):

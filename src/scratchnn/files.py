@@ -89,4 +89,4 @@ def read_small_text(path, limit: int, what: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); give {what}, a TOML file") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); give {what}") from None
