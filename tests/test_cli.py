@@ -115,6 +115,14 @@ def test_a_run_folder_the_system_cannot_make_is_one_line(tmp_path, shared_dir):
                                                       "(part of the path is a file, not a folder)")
 
 
+def test_a_network_too_big_to_build_is_one_line_and_leaves_no_run_folder(tmp_path, shared_dir):
+    result = scratchnn("train", "--hidden", "1000000000", "--out", tmp_path / "run",
+                       "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("scratchnn train: error: this network cannot be built: ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_named_dataset_reports_its_test_accuracy(tmp_path, shared_dir):
     # "fashion-mnist" from --data-dir: 300 training and 100 test images (real MNIST digits)
     from scratchnn.data.idx import read_idx, write_idx

@@ -1,4 +1,5 @@
 import dataclasses
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,33 @@ def test_input_dropout_comes_first_and_only_in_training():
     assert type(model.layers[0]).__name__ == "Dropout"
     x = np.ones((4, 784), dtype=np.float32)
     assert np.array_equal(model.forward(x, training=False), model.forward(x, training=False))
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"hidden": [10**9]}, r"layer 0 \(Dense\) out_features must be an integer from 1 to 4,194,304, got 1000000000"),
+    ({"hidden": [40_000, 40_000]}, r"has 1,631,840,010 parameters and buffers \(at most 134,217,728\)"),
+    ({"conv": [100_000], "padding": [1]}, r"layer 1 \(ReLU\) gets samples of 78,400,000 numbers \(at most 67,108,864\)"),
+    ({"conv": [8, 8, 8, 8, 8]}, r"a 3x3 window does not fit a 1x1 input"),
+])
+def test_a_network_too_big_to_build_is_refused_before_anything_is_allocated(settings, message):
+    """The model-file bounds (model_schema) hold for what train builds too: worked out on paper
+    first, so --hidden 1000000000 is one line, not a 2.9 TiB allocation (or the OOM killer)."""
+    config = TrainConfig.from_dict({**TrainConfig().to_dict(), **settings})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match=message) as raised:
+            config.build_model(np.random.default_rng(0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(raised.value).startswith("this network cannot be built: ") and "\n" not in str(raised.value)
+    assert "use fewer or smaller layers" in str(raised.value) and peak < 2**20
+
+
+def test_every_preset_builds_the_layers_its_specs_describe():
+    for name in PRESETS:
+        config = get_preset(name)
+        input_shape, specs = config.layer_specs()
+        model = config.build_model(np.random.default_rng(0))
+        assert model.input_shape == input_shape
+        assert [type(layer) for layer in model.layers] == [kind for kind, _ in specs]

@@ -65,6 +65,13 @@ def state_shapes(architecture) -> dict[str, tuple[int, ...]]:
     keyword known and in range, every layer taking what the one before gives, and the totals
     bounded. Nothing is allocated.
     """
+    return checked_shapes(architecture)[0]
+
+
+def checked_shapes(architecture) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
+    """(``state_shapes``, the shape of one sample at the end): the same checks. A training
+    config uses it to size the first Dense layer after its convolutions, and to refuse a
+    network it could never save, before anything is built."""
     if architecture is None or type(architecture) is not dict:
         raise ModelFileError("the architecture must be an object with 'input_shape' and 'layers', "
                              f"got {type(architecture).__name__} {show(architecture)}")
@@ -98,7 +105,7 @@ def state_shapes(architecture) -> dict[str, tuple[int, ...]]:
         raise ModelFileError(f"the architecture has {total:,} parameters and buffers (at most {MAX_PARAMETERS:,})")
     if len(shape) != 1:
         raise ModelFileError(f"the architecture must end in class scores (N, C), it ends in {shape}")
-    return shapes
+    return shapes, shape
 
 
 # --- the other entries a model file's metadata may hold (unknown ones are kept, unread)

@@ -84,6 +84,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     source = data_source(config)
     data = source.load("train", progress=progress)
     config = record_data(config).with_augmentation_recorded()
+    config.layer_specs(data.images.shape[1:], len(data.classes))  # a network it cannot build leaves no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.toml")
