@@ -163,3 +163,16 @@ def test_the_loop_contract_lr_of_step_k_is_schedule_of_updates_done():
         opt.step([("w", param, np.ones(1))])
     assert used == pytest.approx([0.05, 0.1, 0.1, 0.05])
     assert param[0] == pytest.approx(-0.3)
+
+
+@pytest.mark.parametrize("steps_per_epoch, epochs, warmup_epochs, warmup_steps", [
+    (1, 1, 0.0333, 0),  # `--epochs 1` shrank a preset's warm-up; full-batch training has one step
+    (1, 2, 1.6, 1),     # 1.6 steps round to 2, the whole run: one step is left to decay
+    (10, 2, 1.0, 10),   # unchanged where the warm-up fits
+])
+def test_a_cosine_warm_up_rounded_up_to_the_whole_run_leaves_a_step_to_decay(steps_per_epoch, epochs,
+                                                                              warmup_epochs, warmup_steps):
+    schedule = make_schedule("cosine", 0.1, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                             warmup_epochs=warmup_epochs)
+    assert schedule.warmup_steps == warmup_steps
+    assert schedule(steps_per_epoch * epochs - 1) <= 0.1

@@ -275,8 +275,8 @@ def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, wa
         schedule = StepDecay(lr, step_epochs * steps_per_epoch, 0.1 if gamma is None else gamma)
     elif name == "exponential":
         schedule = Exponential(lr, 0.01 ** (1 / epochs) if gamma is None else gamma, every=steps_per_epoch)
-    elif name == "cosine":
-        return Cosine(lr, total, min_lr=min_lr, warmup_steps=warmup)
+    elif name == "cosine":  # a warm-up rounded up to the whole run (1 step an epoch) leaves it 1 step to decay
+        return Cosine(lr, total, min_lr=min_lr, warmup_steps=min(warmup, total - 1))
     elif name == "one-cycle":
         return OneCycle(lr, max(2, total))
     else:
