@@ -204,3 +204,40 @@ def test_matches_torch_in_training_and_eval(kind, torch_name, shape):
             np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"{torch_name} {name}, training={training}")
         theirs.zero_grad()
+
+
+@pytest.mark.parametrize("n, batch_size, message", [
+    (9, 4, "9 training images in batches of 4 leave a last batch of 1 image, which batch norm cannot "
+           "normalise (it has no variance); use --batch-size 3"),
+    (1, None, "batch norm needs 2 or more training images to normalise a batch, got 1"),
+])
+def test_fit_refuses_a_last_batch_of_one_before_the_first_step(n, batch_size, message):
+    """Found by trying batch sizes: 9,000 digits in batches of 8,999 trained a whole epoch, then
+    failed on its last batch. fit now says so before it changes a weight."""
+    from scratchnn.optim import SGD
+    from scratchnn.training.fit import fit
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Dense(4, 3, rng=1), BatchNorm1d(3), ReLU(), Dense(3, 2, rng=2)])
+    before = [p.copy() for _, p, _ in model.named_parameters()]
+    x, y = rng.random((n, 4), dtype=np.float32), rng.integers(0, 2, n)
+    with pytest.raises(ShapeError) as raised:
+        fit(model, SGD(0.1), x, y, epochs=1, batch_size=batch_size, rng=rng)
+    assert str(raised.value) == message
+    assert all(np.array_equal(a, p) for a, (_, p, _) in zip(before, model.named_parameters()))
+
+
+@pytest.mark.parametrize("layers", ["plain", "batchnorm2d"])
+def test_a_last_batch_of_one_is_fine_without_batchnorm1d(layers):
+    """Only BatchNorm1d normalises over the samples alone (BatchNorm2d has H·W numbers per image)."""
+    from scratchnn import Conv2D, Flatten
+    from scratchnn.optim import SGD
+    from scratchnn.training.fit import fit
+
+    rng = np.random.default_rng(0)
+    if layers == "plain":
+        model, x = Sequential([Dense(4, 3, rng=1), ReLU(), Dense(3, 2, rng=2)]), rng.random((9, 4), dtype=np.float32)
+    else:
+        model = Sequential([Conv2D(1, 2, 3, rng=1), BatchNorm2d(2), ReLU(), Flatten(), Dense(8, 2, rng=2)], (1, 4, 4))
+        x = rng.random((9, 1, 4, 4), dtype=np.float32)
+    assert len(fit(model, SGD(0.1), x, rng.integers(0, 2, 9), epochs=1, batch_size=4, rng=rng)) == 1

@@ -12,6 +12,7 @@ from .. import fast as fast_path
 from ..data.split import batch_indices
 from ..errors import ShapeError, TrainingDiverged
 from ..model import Sequential
+from ..nn import BatchNorm1d
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from .early_stopping import EarlyStopping
 from .health import HealthRecorder
@@ -102,6 +103,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     _check_data(model, x_train, y_train, "training")
+    check_batches(model, len(x_train), batch_size)
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
@@ -195,6 +197,21 @@ def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndar
     correct = int(np.count_nonzero(logits.argmax(axis=1) == labels)) if count_correct else 0
     model.backward(loss_fn.backward())
     return loss * len(labels), correct
+
+
+def check_batches(model: Sequential, n: int, batch_size: int | None) -> None:
+    """A batch of one row has no variance for BatchNorm1d to divide by: refuse, before the first
+    step, a batch size that leaves one image over at the end of every epoch (9,001 in 128s)."""
+    if not any(isinstance(layer, BatchNorm1d) for layer in model.layers):
+        return
+    last = n if not batch_size or batch_size >= n else n % batch_size
+    if last != 1:
+        return
+    if n == 1:
+        raise ShapeError("batch norm needs 2 or more training images to normalise a batch, got 1")
+    near = next(b for d in range(1, n) for b in (batch_size - d, batch_size + d) if 1 < b <= n and n % b != 1)
+    raise ShapeError(f"{n:,} training images in batches of {batch_size} leave a last batch of 1 image, which "
+                     f"batch norm cannot normalise (it has no variance); use --batch-size {near}")
 
 
 def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:

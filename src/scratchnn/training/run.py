@@ -40,7 +40,7 @@ from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import blas_threads, note_if_busy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .fit import EpochResult, evaluate, fit
+from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
 from .progress import TrainingProgress
 from .run_data import check_data_files, config_generators, data_source, locate_data, record_data, run_split
@@ -181,6 +181,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     loss_fn = SoftmaxCrossEntropy(config.label_smoothing)
     setup = apply_faults(config.fault, Setup(model, x_train, y_train, x_dev, y_dev, loss_fn, gens["init"]))
     model, x_train, y_train, x_dev, y_dev = setup.model, setup.x_train, setup.y_train, setup.x_dev, setup.y_dev
+    check_batches(model, len(x_train), config.batch_size)  # before a checkpoint says the run has begun
     if on_setup is not None:
         on_setup(model, x_dev, y_dev)
     optimizer = config.build_optimizer()
