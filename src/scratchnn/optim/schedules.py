@@ -244,6 +244,10 @@ def check_schedule_options(name: str, epochs: int, options: dict, spell: dict[st
         spelled = spell.get(option, option)
         users = [s for key, keys_users in OPTION_USERS.items() if spell.get(key, key) == spelled for s in keys_users]
         raise ConfigError(f"{spelled} does not apply to the {name} schedule, only to {' and '.join(users)}")
+    factor = options.get("factor")
+    if factor and name == "plateau" and not 0 < factor < 1:  # the schedule's own check, in the user's words
+        raise ConfigError(f"{spell.get('factor', 'factor')} multiplies the learning rate on a plateau and must be in "
+                          f"(0, 1), got {factor:g}")
 
 
 def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_epochs: float = 0.0,
