@@ -189,3 +189,22 @@ def test_print_config_shows_what_a_run_would_train_with_and_trains_nothing(tmp_p
     assert not (tmp_path / "runs").exists()
     resumed = scratchnn("train", "--resume", tmp_path, "--print-config", cwd=tmp_path)
     assert resumed.returncode != 0 and "drop --print-config" in resumed.stderr
+
+
+def test_print_config_keeps_its_notes_out_of_the_toml(tmp_path):
+    """`--print-config > mine.toml` must give a file train can read: the notes go to stderr (the
+    warm-up note went to stdout and made the file invalid TOML)."""
+    from scratchnn.training.config import TrainConfig
+
+    result = scratchnn("train", "--preset", "mlp", "--epochs", "1", "--kernel-size", "5", "--print-config",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Note:" not in result.stdout
+    assert "Note: the mlp recipe's 1-epoch warm-up is as long as --epochs 1" in result.stderr
+    assert ("Note: --kernel-size 5 does nothing here; it applies only to networks with convolutions (--conv)"
+            in result.stderr)
+    (tmp_path / "mine.toml").write_text(result.stdout)
+    assert TrainConfig.load(tmp_path / "mine.toml").epochs == 1
+    quiet = scratchnn("train", "--preset", "mlp", "--epochs", "1", "--kernel-size", "5", "--print-config", "--quiet",
+                      cwd=tmp_path)
+    assert quiet.stderr == "" and quiet.stdout == result.stdout

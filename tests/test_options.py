@@ -103,3 +103,19 @@ def test_schedule_options_are_checked_by_the_one_rule():
     TrainConfig(schedule="plateau", lr_gamma=0.5).validate()
     with pytest.raises(ConfigError, match="has its own warm-up"):
         TrainConfig(schedule="one-cycle", warmup=1.0).validate()
+
+
+def test_an_option_set_where_it_does_nothing_gets_a_note():
+    lines = []
+    config = resolve_config(train_args("--preset", "mlp", "--kernel-size", "5", "--pool", "avg", "--momentum", "0.9",
+                                       "--monitor", "dev_accuracy"), lines.append)
+    assert config.kernel_size == 5  # kept as given: only a note, so a config that later adds --conv uses it
+    assert [line for line in lines if "does nothing" in line] == [
+        "Note: --kernel-size 5 does nothing here; it applies only to networks with convolutions (--conv)",
+        "Note: --pool avg does nothing here; it applies only to networks with convolutions (--conv)",
+        "Note: --momentum 0.9 does nothing here; it applies only to --optimizer sgd and rmsprop",
+        "Note: --monitor dev_accuracy does nothing here; it applies only to early stopping (--patience > 0)"]
+    lines.clear()
+    resolve_config(train_args("--preset", "cnn", "--kernel-size", "5", "--pool", "max", "--threads", "1",
+                              "--optimizer", "sgd", "--momentum", "0.9"), lines.append)
+    assert not [line for line in lines if "does nothing" in line]  # each applies (or is the default)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError, RunInterrupted
@@ -40,10 +41,10 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
+def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
     """Preset, then config file, then flags: later ones override earlier ones (``presets.resolve_config``)."""
     return presets.resolve_config(args.preset, given_options(args, TRAIN_GROUPS), given_options(args, ("data",)),
-                                  config_file=args.config)
+                                  config_file=args.config, log=log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
     elif args.print_config:
-        config = resolve_config(args).with_augmentation_recorded()
+        notes = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))  # stdout: TOML
+        config = resolve_config(args, notes).with_augmentation_recorded()
         print("# scratchnn train --config FILE trains with this\n" + config.to_toml(), end="")
         return 0
     elif args.seeds:
         return train_members(args, log)
     else:
-        result = train_run(resolve_config(args), args.out, log=log, progress=not args.quiet)
+        result = train_run(resolve_config(args, log), args.out, log=log, progress=not args.quiet)
     return finish(args, result, log)
 
 
@@ -97,7 +99,7 @@ def seeds_type(text: str) -> list[int]:
 
 def train_members(args: argparse.Namespace, log) -> int:
     """``--seeds``: the same config once per seed, each an ordinary run folder in RUN/seed-S/."""
-    config = resolve_config(args)
+    config = resolve_config(args, log)
     if args.seed is not None:
         raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
     ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")

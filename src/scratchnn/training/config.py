@@ -34,6 +34,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DOCTOR_MODES = ("off", "on", "strict")
+CONV_ONLY = "only to networks with convolutions (--conv)"
 MAX_CONFIG_BYTES = 64 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
@@ -67,14 +68,16 @@ class TrainConfig:
     conv: list[int] = option([], "convolution blocks (conv, activation, 2x2 pooling): output channels, e.g. 32,64",
                              group="network", metavar="CHANNELS", low=1)
     kernel_size: int = option(3, "convolution kernel size K x K", group="network", metavar="K", low=1,
-                              applies=lambda c: bool(c.conv))
+                              applies=lambda c: bool(c.conv), applies_to=CONV_ONLY)
     conv_repeat: int = option(1, "convolutions per block before its pooling (VGG-style: 2)", group="network",
                               metavar="N", low=1, high=4, applies=lambda c: bool(c.conv),
+                              applies_to=CONV_ONLY,
                               summary=lambda v: "" if v == 1 else f"{v} convolutions per block")
     padding: list[int] = option([], "zero padding of each convolution block, e.g. 2,0 (empty: none)",
-                                group="network", metavar="P", low=0, applies=lambda c: bool(c.conv))
+                                group="network", metavar="P", low=0, applies=lambda c: bool(c.conv),
+                                applies_to=CONV_ONLY)
     pool: str = option("max", "pooling after each convolution", group="network", choices=tuple(POOLS),
-                       applies=lambda c: bool(c.conv))
+                       applies=lambda c: bool(c.conv), applies_to=CONV_ONLY)
     # then the dense part: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
     hidden: list[int] = option([10], "dense hidden layer widths, e.g. 10 or 128,64", group="network",
                                metavar="SIZES", low=1)
@@ -89,7 +92,7 @@ class TrainConfig:
                                   group="network", metavar="P", low=0.0, below=1.0)
     conv_dropout: float = option(0.0, "probability of dropping each feature-map value after every conv block's "
                                       "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
-                                 applies=lambda c: bool(c.conv))
+                                 applies=lambda c: bool(c.conv), applies_to=CONV_ONLY)
     augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
                            group="network")
     # what `augment` draws, as data.augment.Augmentation's fields: a table in config.toml such as
@@ -117,9 +120,11 @@ class TrainConfig:
                           summary=lambda v: f"every {_plural(v, 'epoch')}")
     momentum: float = option(0.0, "momentum for sgd and rmsprop, e.g. 0.9", group="optimisation", low=0.0,
                              below=1.0, applies=lambda c: c.optimizer in ("sgd", "rmsprop"),
+                             applies_to="only to --optimizer sgd and rmsprop",
                              summary=lambda v: f"momentum {v:g}")
     nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimisation",
-                            applies=lambda c: c.optimizer == "sgd" and c.momentum > 0, summary=lambda v: "nesterov")
+                            applies=lambda c: c.optimizer == "sgd" and c.momentum > 0, summary=lambda v: "nesterov",
+                            applies_to="only to --optimizer sgd with --momentum > 0")
     weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",
                                  group="optimisation", metavar="L", low=0.0, summary=lambda v: f"weight decay {v:g}")
     label_smoothing: float = option(0.0, "train towards (1 - EPS) on the true class and EPS/C on every class, "
@@ -142,7 +147,8 @@ class TrainConfig:
     patience: int = option(0, "early stopping: stop after N evaluations without improvement (0 = off)",
                            group="training loop", metavar="N", low=0)
     monitor: str = option("dev_loss", "what early stopping watches", group="training loop",
-                          choices=tuple(MONITORS), applies=lambda c: c.patience > 0)
+                          choices=tuple(MONITORS), applies=lambda c: c.patience > 0,
+                          applies_to="only to early stopping (--patience > 0)")
     checkpoint_every: int = option(1, "write checkpoint.safetensors every N evaluations (0 = never)",
                                    group="training loop", metavar="N", low=0)
     threads: int = option(0, "BLAS threads for the matrix products (0: the library's default, every core); "

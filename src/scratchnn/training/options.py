@@ -80,6 +80,10 @@ class Option:
             return (">= " if low[0] == "[" else "> ") + low[1:]
         return ("<= " if high[-1] == "]" else "< ") + high[:-1]
 
+    def shown(self, value) -> str:
+        """The value as a flag takes it: 0.5, 32,64, max."""
+        return _text(value)
+
     def applies_here(self, config) -> bool:
         return self.applies is None or bool(self.applies(config))
 

@@ -8,6 +8,7 @@ from ..data.augment import Augmentation
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from .config import TrainConfig
+from .options import options_of
 from .run_data import locate_data, with_data
 
 PRESETS: dict[str, TrainConfig] = {
@@ -89,7 +90,21 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
     for name, value in settings.items():
         setattr(config, name, value)
-    return with_data(config, data).validate()
+    config = with_data(config, data).validate()
+    for line in ignored_settings(config, settings):
+        log(line)
+    return config
+
+
+def ignored_settings(config: TrainConfig, settings: dict) -> list[str]:
+    """A note for each option the user set that does nothing in ``config`` (``--kernel-size 5``
+    for a network without convolutions): set, it looks used. Strict options are errors instead."""
+    specs, default = options_of(TrainConfig), TrainConfig()
+    return [f"Note: {spec.flag} {spec.shown(value)} does nothing here; it applies {spec.applies_to}"
+            for name, value in settings.items()
+            for spec in [specs.get(name)]
+            if spec is not None and spec.applies_to and not spec.strict and value != getattr(default, name)
+            and not spec.applies_here(config)]
 
 
 def with_recorded_augmentation(config: TrainConfig, folder: Path, log=print) -> TrainConfig:
