@@ -12,6 +12,7 @@ def train(X, Y, iterations=30, lr=0.1, scalar_bias=False, seed=0):
     rng = np.random.default_rng(seed)
     W1, b1, W2, b2 = (rng.random(shape) - 0.5 for shape in [(10, 784), (10, 1), (10, 10), (10, 1)])
     m, log = X.shape[1], HealthLog(classes=10)
+    log.labels(Y)  # the doctor checks that they cover the 10 classes
     for i in range(iterations):
         Z1 = W1.dot(X) + b1
         A1 = np.maximum(Z1, 0)

@@ -5,6 +5,7 @@ Every run trains on the 9,000/1,000 split of the 10,000 MNIST digits in ../share
 doctor then reads only the run folder's metrics.csv and health.csv (``diagnose_run``): it is
 never told which fault ran.
 """
+import gzip
 import subprocess
 from pathlib import Path
 import sys
@@ -14,7 +15,7 @@ import pytest
 from scratchnn.doctor import diagnose_run
 from scratchnn.doctor.faults import FAULTS
 from scratchnn.errors import TrainingDiverged
-from scratchnn.training.presets import get_preset
+from scratchnn.training.presets import get_preset, resolve_config
 from scratchnn.training.run import train_run
 
 SEED_MINIBATCH = {"batch_size": 128, "eval_every": 1, "epochs": 5}
@@ -94,6 +95,20 @@ def test_an_augmentation_that_leaves_the_digits_unreadable_is_named_first(shared
     first = first_finding(tmp_path)
     assert first.id == "unreadable-augmentation", f"the doctor said [{first.id}] {first.message} first"
     assert "once augmented" in first.message
+
+
+def test_training_labels_of_one_class_are_named_first(shared_dir, tmp_path):
+    """Found by training on a CSV of only the 1s: the run looked healthy (the network learns to
+    say 1) and the doctor said nothing. Epoch 0 now records how the labels cover the classes."""
+    rows = gzip.open(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", "rt").read().splitlines()
+    ones = [rows[0]] + [row for row in rows[1:] if row.startswith("1,")][:300]
+    (tmp_path / "ones.csv").write_text("\n".join(ones) + "\n")
+    config = resolve_config("mlp", {"epochs": 2, "dev_size": 50}, {"csv": str(tmp_path / "ones.csv")},
+                            log=lambda line: None)
+    train_run(config, tmp_path / "run", log=lambda line: None, progress=False)
+    first = first_finding(tmp_path / "run")
+    assert first.id == "lopsided-labels", f"the doctor said [{first.id}] {first.message} first"
+    assert "the training labels hold 1 of the network's 10 classes (9 never appear)" in first.message
 
 
 @pytest.mark.slow  # three epochs of the cnn recipe: about a minute

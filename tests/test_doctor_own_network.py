@@ -116,3 +116,12 @@ def test_a_healthlog_learns_of_an_augmentation_that_leaves_the_images_unreadable
     found = log.diagnose()
     assert found and found[0].id == "unreadable-augmentation", found
     assert "100% of the sampled training images as they are" in found[0].message
+
+
+def test_a_healthlog_learns_of_labels_that_miss_classes():
+    log = HealthLog()
+    log.labels(np.array([1] * 90 + [7] * 10))  # HealthLog(classes=10), the default
+    log.evaluation(1, train_loss=0.3, train_accuracy=0.9)
+    found = log.diagnose()
+    assert found and found[0].id == "lopsided-labels", found
+    assert found[0].message.startswith("the training labels hold 2 of the network's 10 classes (8 never appear)")

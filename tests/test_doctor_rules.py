@@ -140,6 +140,30 @@ def test_unscaled_inputs_past_the_pixel_limit(low, high, epoch):
     assert fires_at(inputs(low, high), "unscaled-inputs") == epoch
 
 
+# --- lopsided-labels ----------------------------------------------------------------------
+def lopsided(held: int, share: float, classes: int = C) -> Run:
+    """The training labels at epoch 0: how many classes they hold and the top one's share."""
+    return Run(classes).model("label_classes", [held]).model("top_label_share", [share])
+
+
+LOPSIDED = thresholds.LOPSIDED / C  # "at least 5 / C": half, for digits
+
+
+@covers("lopsided-labels")
+@pytest.mark.parametrize("held, share, classes, epoch", [
+    (10, 0.11, C, None), (9, 0.12, C, 0), (1, 1.0, C, 0),  # MNIST's balance; a class missing; one class
+    (10, below(LOPSIDED), C, None), (10, LOPSIDED, C, 0), (10, above(LOPSIDED), C, 0),
+    (2, below(thresholds.LOPSIDED_MOST), 2, None), (2, thresholds.LOPSIDED_MOST, 2, 0),  # two classes: 90%
+])
+def test_lopsided_labels_when_a_class_is_missing_or_dominates(held, share, classes, epoch):
+    assert fires_at(lopsided(held, share, classes), "lopsided-labels") == epoch
+
+
+@covers("lopsided-labels")
+def test_lopsided_labels_needs_the_label_signals():
+    assert fires_at(Run().model("label_classes", [1]), "lopsided-labels") is None  # an older run's table
+
+
 # --- unreadable-augmentation ---------------------------------------------------------------
 def augmented(plain: float, seen: float, accuracies=(0.1, 0.12)) -> Run:
     """Template accuracies at epoch 0 (as they are, augmented), then train accuracies from epoch 0."""
@@ -649,6 +673,7 @@ def test_underfitting_accuracy_levels_off_below_0_8(accuracies, epoch):
 # rule id -> (a run that makes it fire, text its message must contain)
 EXAMPLES = {
     "unscaled-inputs": (lambda: inputs(0.0, 255.0), ["0 to 255"]),
+    "lopsided-labels": (lambda: lopsided(1, 1.0), ["1 of the network's 10 classes", "9 never appear", "100%"]),
     "unreadable-augmentation": (lambda: augmented(0.88, 0.12, (0.1, 0.103)), ["88%", "12%", "chance 10%", "0.100"]),
     "memorising": (lambda: memorising(train_accuracy=0.625, dev_accuracy=0.0625), ["0.625", "1.500", "0.062"]),
     "symmetric-units": (lambda: Run().signal("0.Dense", "unit_spread", [2e-4]), ["0.Dense", "0.0002"]),

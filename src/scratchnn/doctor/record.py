@@ -23,7 +23,7 @@ import numpy as np
 from ..files import atomic_write_bytes
 from .diagnosis import diagnose
 from .findings import Finding
-from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, prediction_share, rms,
+from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, label_balance, prediction_share, rms,
                       readability, saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
 
 KINDS = ("relu", "sigmoid", "tanh", "other")
@@ -34,6 +34,7 @@ class HealthLog:
 
     def __init__(self, classes: int = 10):
         self.metrics: list[dict] = []
+        self.classes = int(classes)
         self.rows: list[Row] = [Row(0, MODEL, "classes", float(classes))]
 
     def _add(self, epoch: int, layer: str, values: dict) -> None:
@@ -49,6 +50,11 @@ class HealthLog:
         """The pixels the network is fed (any shape)."""
         self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
                                  "input_mean": np.mean(x, dtype=np.float64)})
+
+    def labels(self, labels: np.ndarray) -> None:
+        """Before training: every training label (N,); the doctor checks that they cover the
+        network's classes evenly (``label_classes``, ``top_label_share``)."""
+        self._add(0, MODEL, label_balance(labels, self.classes))
 
     def augmentation(self, x: np.ndarray, labels: np.ndarray, x_augmented: np.ndarray) -> None:
         """Before training, if you augment: sampled images, their labels and the same images

@@ -12,9 +12,9 @@ import math
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, LARGE_LOGITS, MEMORISING_GAP, ONE_CLASS, PERSIST, READABLE, SANE_WEIGHTS, SATURATED,
-    SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNDERFIT_ACCURACY, UNREADABLE_SHARE, UNSCALED, VANISHING, held,
-    layer_held_above, percent)
+    CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, MEMORISING_GAP, ONE_CLASS, PERSIST, READABLE,
+    SANE_WEIGHTS, SATURATED, SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNDERFIT_ACCURACY, UNREADABLE_SHARE, UNSCALED,
+    VANISHING, held, layer_held_above, percent)
 
 
 @rule("unscaled-inputs", "warning",
@@ -30,6 +30,31 @@ def unscaled_inputs(run: RunHealth):
         high = highs.get(epoch, low)
         if max(abs(low), abs(high)) > UNSCALED:
             return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1")
+    return None
+
+
+@rule("lopsided-labels", "warning",
+      "The training labels do not cover the classes evenly: some class has no training image at "
+      "all, or one class has most of them. A network learns what the data shows: a class it "
+      "never sees it can never predict, and one that dominates becomes its answer whenever it is "
+      "unsure, so its accuracy says more about the labels than about what it learned.",
+      "check that --csv (or --labels) is the right file and was not cut from one sorted by label "
+      "(np.bincount(labels) counts each class); give every class its share of the training images "
+      "(for a task that is lopsided by nature, resample the rare classes)")
+def lopsided_labels(run: RunHealth):
+    """The training labels hold fewer classes than the network has (label_classes < C, epoch 0),
+    or the most common one holds at least min(LOPSIDED / C, LOPSIDED_MOST) of them (5 / C: half,
+    for 10 classes; with fewer classes 0.9) (top_label_share)."""
+    held_classes, share = run.value("label_classes"), run.value("top_label_share")
+    if held_classes is None or share is None:
+        return None
+    missing = run.classes - int(held_classes)
+    if missing > 0:
+        return Trigger(0, f"the training labels hold {int(held_classes)} of the network's {run.classes} classes "
+                          f"({missing} never appear); the most common has {percent(share)} of them")
+    if share >= min(LOPSIDED / run.classes, LOPSIDED_MOST):
+        return Trigger(0, f"one class has {percent(share)} of the training labels (an even share is "
+                          f"{percent(1 / run.classes)})")
     return None
 
 

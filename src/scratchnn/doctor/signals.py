@@ -19,6 +19,8 @@ model  ``top_class``, ``top_class_share``  the class predicted most often on the
 model  ``logit_max``       max |logit| on the sampled batch (e^89 overflows float32)
 model  ``steps``           optimizer steps taken so far
 model  ``diverged_loss``   the loss when the NaN guard stopped training (NaN, inf or huge)
+model  ``label_classes``, ``top_label_share``  at epoch 0: how many classes the training
+                           labels hold, and the share of the most common one
 model  ``template_accuracy``, ``augmented_template_accuracy``  with augmentation, at epoch 0:
                            the share of sampled training images a nearest-class-mean template
                            reads right as they are, and after the run's augmentation
@@ -65,7 +67,8 @@ MAX_TABLE_BYTES = 64 * 2**20  # a million rows of health is far more than any ru
 MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
-                 "logit_max", "steps", "diverged_loss", "template_accuracy", "augmented_template_accuracy")
+                 "logit_max", "steps", "diverged_loss", "label_classes", "top_label_share", "template_accuracy",
+                 "augmented_template_accuracy")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
 SIGNALS = MODEL_SIGNALS + WEIGHT_SIGNALS + ACTIVATION_SIGNALS
@@ -146,6 +149,15 @@ def prediction_share(logits: np.ndarray) -> tuple[int, float]:
     counts = np.bincount(np.asarray(logits).argmax(axis=1), minlength=np.asarray(logits).shape[1])
     top = int(counts.argmax())
     return top, float(counts[top]) / max(int(counts.sum()), 1)
+
+
+def label_balance(labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """``label_classes``: how many of the ``num_classes`` classes the training labels (N,) hold;
+    ``top_label_share``: the share of the most common one (10 balanced digits: 10 and ~0.11)."""
+    counts = np.bincount(np.asarray(labels, np.intp).ravel(), minlength=num_classes)
+    total = int(counts.sum())
+    return {"label_classes": float(np.count_nonzero(counts)),
+            "top_label_share": float(counts.max()) / total if total else math.nan}
 
 
 def template_accuracy(x: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> float:

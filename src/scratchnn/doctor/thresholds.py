@@ -37,6 +37,8 @@ OVERFIT_NOISE = 0.01     # ... and more than this (nats) above it: one digit who
 UNDERFIT_ACCURACY = 0.8  # train accuracy a network of any size should pass on digits
 UNDERFIT_PLATEAU = 0.01  # ... rising by less than this over the last three evaluations
 UNDERFIT_AFTER = 5       # evaluations before underfitting is judged
+LOPSIDED = 5.0           # one class holding 5 / C of the training labels (half, for digits) ...
+LOPSIDED_MOST = 0.9      # ... or, with few classes (5 / C > 0.9), 90% of them: the data is lopsided
 READABLE = 2.5           # a class-mean template reading below 2.5 / C of the augmented images ...
 UNREADABLE_SHARE = 0.5   # ... and below half of what it reads of them as they are: the augmentation leaves
                          # little to learn from (digits 0.86 as they are; DIGITS 0.67, turns of 90° 0.34,

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ..doctor.signals import (MODEL, Row, dead_fraction, prediction_share, rms, readability, saturated_fraction,
-                              spread, unit_spread, update_ratio)
+from ..doctor.signals import (MODEL, Row, dead_fraction, label_balance, prediction_share, readability, rms,
+                              saturated_fraction, spread, unit_spread, update_ratio)
 from ..model import Sequential
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
@@ -90,6 +90,13 @@ class HealthRecorder:
         model_rows.update(top_class=top, top_class_share=share,
                           logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
         new = [Row(epoch, MODEL, name, float(value)) for name, value in model_rows.items()] + new
+        self.rows += new
+        return new
+
+    def record_labels(self, y_train: np.ndarray, num_classes: int) -> list[Row]:
+        """Epoch 0's ``label_classes`` and ``top_label_share``: how evenly the training labels
+        cover the network's ``num_classes`` classes (all of them, not a sample)."""
+        new = [Row(0, MODEL, signal, value) for signal, value in label_balance(y_train, num_classes).items()]
         self.rows += new
         return new
 

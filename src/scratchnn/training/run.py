@@ -208,8 +208,10 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     note_if_busy(config.threads, log)
     health = None if config.doctor == "off" else HealthRecorder.for_data(
         x_train, _earlier_health(run_dir, checkpoint, log))
-    if health is not None and augmentation is not None and checkpoint is None:
-        health.record_readability(x_train, y_train, augmentation)
+    if health is not None and checkpoint is None:
+        health.record_labels(y_train, model.num_classes)
+        if augmentation is not None:
+            health.record_readability(x_train, y_train, augmentation)
     doctor = Doctor()
     step_name = "Iteration" if not config.batch_size else "Epoch"
     evaluations = 0
