@@ -89,6 +89,16 @@ def test_a_member_run_that_has_not_finished_is_refused(tmp_path):
         load_ensemble([run])
 
 
+def test_a_run_that_stopped_before_saving_anything_says_how_to_start_it_again(tmp_path):
+    """A run killed before its first checkpoint leaves only config.toml (a batch size its batch
+    norm cannot take, say): not "no such model file" but the command that trains it."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.toml").write_text("preset = \"mlp\"\n")
+    with pytest.raises(ConfigError, match=r"run: the run stopped before it saved anything \(only its config.toml\); "
+                                          r"start it again with 'scratchnn train --resume .*run'"):
+        load_ensemble([tmp_path / "run"])
+
+
 def test_a_folder_without_models_and_a_member_given_twice_are_refused(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(ModelFileError, match="no such model file"):

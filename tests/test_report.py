@@ -167,8 +167,11 @@ def test_a_folder_that_is_not_a_run_gives_one_clear_error(run_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"not a run folder \(no model.safetensors\)"):
         write_report(tmp_path / "empty")
+    (tmp_path / "empty" / "config.toml").write_text("")
+    with pytest.raises(ConfigError, match="the run stopped before it saved anything.*--resume"):
+        write_report(tmp_path / "empty")
     (tmp_path / "empty" / "checkpoint.safetensors").write_bytes(b"")
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="the run has not finished.*--resume"):
         write_report(tmp_path / "empty")
     save(Sequential([Dense(784, 10, rng=0)]), tmp_path / "bare" / MODEL_FILE)  # a model, but no run
     with pytest.raises(ConfigError, match="no training config"):

@@ -28,6 +28,7 @@ from .fast import inference_net
 from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
 from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
+from .training.config import CONFIG_FILE
 from .training.run_data import model_image_shape
 
 MAX_MEMBERS = 64  # a folder of thousands of sub-runs is a mistake, not an ensemble
@@ -174,10 +175,16 @@ def model_files(path) -> list[Path]:
 
 
 def check_finished(folder: Path) -> None:
-    """A ConfigError when ``folder`` holds a checkpoint but no model yet (a run in progress or stopped)."""
-    if not (folder / MODEL_FILE).exists() and (folder / CHECKPOINT_FILE).exists():
+    """A ConfigError when ``folder`` is a run without a model yet: in progress or stopped (a
+    checkpoint), or stopped before its first checkpoint (only its config)."""
+    if (folder / MODEL_FILE).exists():
+        return
+    if (folder / CHECKPOINT_FILE).exists():
         raise ConfigError(f"{folder}: the run has not finished (no {MODEL_FILE}); "
                           f"complete it with 'scratchnn train --resume {folder}'")
+    if (folder / CONFIG_FILE).is_file():
+        raise ConfigError(f"{folder}: the run stopped before it saved anything (only its {CONFIG_FILE}); "
+                          f"start it again with 'scratchnn train --resume {folder}'")
 
 
 def _natural(path: Path) -> list:

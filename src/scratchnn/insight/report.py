@@ -22,12 +22,13 @@ import numpy as np
 from .. import __version__
 from ..data import scale_pixels
 from ..data.augment import Augmentation
+from ..ensemble import check_finished
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
 from ..fast import inference_net
 from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
-from ..training.config import TrainConfig
+from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run import REPORT_FILE
 from ..training.run_data import SETS, data_source, load_set, locate_data
 from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
@@ -150,10 +151,9 @@ def _load_run(run_dir: Path):
     """(model, metadata, config) of a finished run, or a ConfigError saying what is missing."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such folder; give a run folder made by 'scratchnn train' (runs/<name>/)")
+    check_finished(run_dir)  # a run without its model yet: how to finish it
     if not (run_dir / MODEL_FILE).is_file():
-        hint = ("the run has not finished: continue it with 'scratchnn train --resume " + str(run_dir) + "'"
-                if (run_dir / "checkpoint.safetensors").is_file() else "give a folder made by 'scratchnn train'")
-        raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); {hint}")
+        raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); give a folder made by 'scratchnn train'")
     model, metadata = load(run_dir), read_metadata(run_dir)
     if "config" not in metadata:
         raise ConfigError(f"{run_dir / MODEL_FILE}: no training config in its metadata; a report needs a run "
@@ -245,7 +245,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 {health}
 <section><h2>Architecture</h2><pre>{e(model.summary())}</pre></section>
 <section><h2>Configuration</h2><p class="muted">As saved with the model; <code>scratchnn train --config
-{e(str(run_dir / "config.toml"))}</code> repeats the run.</p><dl class="config">{options}</dl></section>
+{e(str(run_dir / CONFIG_FILE))}</code> repeats the run.</p><dl class="config">{options}</dl></section>
 <footer class="muted">Generated {e(generated)} by scratchnn {e(__version__)} (<code>scratchnn report</code>).</footer>
 </main>
 </body>

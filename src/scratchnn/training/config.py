@@ -34,6 +34,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DOCTOR_MODES = ("off", "on", "strict")
+CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch
 CONV_ONLY = "only to networks with convolutions (--conv)"
 MAX_CONFIG_BYTES = 64 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}

@@ -39,7 +39,7 @@ from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import blas_threads, note_if_busy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
 from .progress import TrainingProgress
@@ -87,7 +87,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     config.layer_specs(data.images.shape[1:], len(data.classes))  # a network it cannot build leaves no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.toml")
+    config.save(run_dir / CONFIG_FILE)
     try:
         with blas_threads(config.threads):
             return _train(config, run_dir, None, log, progress, data_source(config), data, on_evaluation, **watch)
@@ -107,9 +107,9 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     for the caller to write it. Stale temporary files of interrupted writes are removed first.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
-    config = locate_data(TrainConfig.load(run_dir / "config.toml"), run_dir)
+    config = locate_data(TrainConfig.load(run_dir / CONFIG_FILE), run_dir)
     swept = sweep_temp_files(run_dir)
     if swept:
         log(f"Removed {len(swept)} temporary file(s) left by an interrupted write: {', '.join(swept)}")
@@ -121,7 +121,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
             return _finished_run(run_dir, checkpoint)
         done = f"{checkpoint.epoch} of {config.epochs} epochs" if checkpoint else "its model is saved"
         raise ConfigError(f"{run_dir}: the run already finished ({done}); start a new one with --config "
-                          + str(run_dir / "config.toml"))
+                          + str(run_dir / CONFIG_FILE))
     check_data_files(config)
     source = data_source(config)
     data = source.load("train", progress=progress)

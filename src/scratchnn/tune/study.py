@@ -24,7 +24,7 @@ from optuna_integration import DaskStorage
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
-from ..training.config import TrainConfig
+from ..training.config import CONFIG_FILE, TrainConfig
 from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 
 SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "sweep.json", "space.toml", "base.toml", "study.log", "best.toml"
@@ -156,6 +156,6 @@ def write_best(folder: SweepFolder, study: optuna.Study) -> TrainConfig | None:
     if not complete:
         return None
     best = max(complete, key=lambda t: (t.value, -t.number))  # the earliest of equal scores
-    config = TrainConfig.load(folder.trial_dir(best.number) / "config.toml")
+    config = TrainConfig.load(folder.trial_dir(best.number) / CONFIG_FILE)
     config.save(folder.path / BEST_FILE)
     return config

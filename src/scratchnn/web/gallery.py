@@ -19,9 +19,9 @@ from ..data import DataSource, locate
 from ..data.load import FIELDS
 from ..errors import DataError, ScratchnnError
 from ..io import MODEL_FILE
-from ..training.config import TrainConfig
+from ..training.config import CONFIG_FILE, TrainConfig
 
-RUN_CONFIG = "config.toml"
+RUN_CONFIG = CONFIG_FILE
 IMAGE_SIDE = 28
 log = logging.getLogger("scratchnn.web")
 

@@ -17,12 +17,12 @@ from ..doctor import diagnose_run
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
 from ..errors import ScratchnnError
 from ..io import MODEL_FILE, read_metadata
-from ..training.config import TrainConfig
+from ..training.config import CONFIG_FILE, TrainConfig
 from .train_worker import clean, without_folders
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_RUNS = 100
-RUN_CONFIG = "config.toml"
+RUN_CONFIG = CONFIG_FILE
 # The settings a list of runs shows; the full config is in each run's "config".
 KEY_SETTINGS = ("conv", "hidden", "activation", "init", "batchnorm", "dropout", "augment", "optimizer", "lr",
                 "schedule", "batch_size", "epochs", "fault")

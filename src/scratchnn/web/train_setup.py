@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from ..data import DataSource
 from ..io import MODEL_FILE
+from ..training.config import CONFIG_FILE
 from ..training.run import RUNS_DIR
 from .inference import ModelService
 from .runs import RunFolders
@@ -36,7 +37,7 @@ class TrainSetup:
 def runs_folder(model_path: Path) -> Path:
     """The folder holding the served run folder, else ``runs/``."""
     model_path = Path(model_path)
-    if model_path.name == MODEL_FILE and (model_path.parent / "config.toml").is_file():
+    if model_path.name == MODEL_FILE and (model_path.parent / CONFIG_FILE).is_file():
         return model_path.parent.parent
     return RUNS_DIR
 
