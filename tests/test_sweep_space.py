@@ -64,6 +64,17 @@ def test_a_flag_that_fixes_a_searched_option_is_refused(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("trials", ["0", "-3"])
+def test_a_sweep_of_no_trials_is_refused_before_anything_is_made(tmp_path, capsys, trials):
+    """--trials 0 fell through to the default and ran 20 trials."""
+    require("optuna", "pip install -e '.[tune]'")
+    from scratchnn.cli.main import main
+
+    assert main(["sweep", "--trials", trials, "--out", str(tmp_path / "s")]) == 1
+    assert f"--trials must be a whole number >= 1, got {trials}" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 def test_without_the_tune_extra_sweep_says_how_to_install_it(tmp_path):
     """The NumPy core and tune/ import without Optuna; the command names the extra to install."""
     code = ("import sys; sys.modules['optuna'] = None\n"
