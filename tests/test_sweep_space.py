@@ -64,14 +64,14 @@ def test_a_flag_that_fixes_a_searched_option_is_refused(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("trials", ["0", "-3"])
-def test_a_sweep_of_no_trials_is_refused_before_anything_is_made(tmp_path, capsys, trials):
-    """--trials 0 fell through to the default and ran 20 trials."""
+@pytest.mark.parametrize("flag, value", [("--trials", "0"), ("--trials", "-3"), ("--workers", "0")])
+def test_a_sweep_of_no_trials_or_workers_is_refused_before_anything_is_made(tmp_path, capsys, flag, value):
+    """--trials 0 fell through to the default and ran 20 trials (--workers 0: every core)."""
     require("optuna", "pip install -e '.[tune]'")
     from scratchnn.cli.main import main
 
-    assert main(["sweep", "--trials", trials, "--out", str(tmp_path / "s")]) == 1
-    assert f"--trials must be a whole number >= 1, got {trials}" in capsys.readouterr().err
+    assert main(["sweep", flag, value, "--out", str(tmp_path / "s")]) == 1
+    assert f"{flag} must be a whole number >= 1, got {value}" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 

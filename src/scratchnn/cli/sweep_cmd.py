@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.workers is not None and args.scheduler:
         raise ConfigError("give --workers (trials on this machine) or --scheduler (a Dask cluster), not both")
-    if args.trials is not None and args.trials < 1:  # 0 fell through to the default, 20 trials
-        raise ConfigError(f"--trials must be a whole number >= 1, got {args.trials}")
+    for flag, value in (("--trials", args.trials), ("--workers", args.workers)):
+        if value is not None and value < 1:  # 0 fell through to the default (20 trials, every core)
+            raise ConfigError(f"{flag} must be a whole number >= 1, got {value}")
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
         given += [f"--{name}" for name in ("space", "preset", "config", "out") if getattr(args, name) is not None]
