@@ -35,7 +35,8 @@ else:  # pragma: no cover - Python 3.10
 
 DOCTOR_MODES = ("off", "on", "strict")
 CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch
-CONV_ONLY = "only to networks with convolutions (--conv)"
+# when a convolution option applies, and the rule in words for the note when it is set without --conv
+CONV_ONLY = {"applies": lambda c: bool(c.conv), "applies_to": "only to networks with convolutions (--conv)"}
 MAX_CONFIG_BYTES = 64 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
 ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
@@ -68,17 +69,14 @@ class TrainConfig:
     # convolutional blocks first (none for an MLP): Conv2D -> [BatchNorm2d] -> activation -> pooling 2x2 each
     conv: list[int] = option([], "convolution blocks (conv, activation, 2x2 pooling): output channels, e.g. 32,64",
                              group="network", metavar="CHANNELS", low=1)
-    kernel_size: int = option(3, "convolution kernel size K x K", group="network", metavar="K", low=1,
-                              applies=lambda c: bool(c.conv), applies_to=CONV_ONLY)
+    kernel_size: int = option(3, "convolution kernel size K x K", group="network", metavar="K", low=1, **CONV_ONLY)
     conv_repeat: int = option(1, "convolutions per block before its pooling (VGG-style: 2)", group="network",
-                              metavar="N", low=1, high=4, applies=lambda c: bool(c.conv),
-                              applies_to=CONV_ONLY,
+                              metavar="N", low=1, high=4, **CONV_ONLY,
                               summary=lambda v: "" if v == 1 else f"{v} convolutions per block")
     padding: list[int] = option([], "zero padding of each convolution block, e.g. 2,0 (empty: none)",
-                                group="network", metavar="P", low=0, applies=lambda c: bool(c.conv),
-                                applies_to=CONV_ONLY)
+                                group="network", metavar="P", low=0, **CONV_ONLY)
     pool: str = option("max", "pooling after each convolution", group="network", choices=tuple(POOLS),
-                       applies=lambda c: bool(c.conv), applies_to=CONV_ONLY)
+                       **CONV_ONLY)
     # then the dense part: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
     hidden: list[int] = option([10], "dense hidden layer widths, e.g. 10 or 128,64", group="network",
                                metavar="SIZES", low=1)
@@ -93,7 +91,7 @@ class TrainConfig:
                                   group="network", metavar="P", low=0.0, below=1.0)
     conv_dropout: float = option(0.0, "probability of dropping each feature-map value after every conv block's "
                                       "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
-                                 applies=lambda c: bool(c.conv), applies_to=CONV_ONLY)
+                                 **CONV_ONLY)
     augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
                            group="network")
     # what `augment` draws, as data.augment.Augmentation's fields: a table in config.toml such as
