@@ -1,5 +1,6 @@
 """The command line end to end, in subprocesses, as a user runs it."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -120,6 +121,17 @@ def test_a_network_too_big_to_build_is_one_line_and_leaves_no_run_folder(tmp_pat
                        "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("scratchnn train: error: this network cannot be built: ")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_network_no_machine_can_train_is_one_line_and_leaves_no_run_folder(tmp_path, shared_dir):
+    # a full batch of 9,000 images through 8,192 channels at 26x26: 450 GB of layer outputs
+    result = scratchnn("train", "--preset", "cnn", "--conv", "8192", "--hidden", "16", "--batch-size", "0",
+                       "--out", tmp_path / "run", "--csv", shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"scratchnn train: error: training needs at least 49\d\.\d GB of memory and this machine has ", line)
+    assert "; try --batch-size " in line or "too big for this machine" in line
     assert not (tmp_path / "run").exists()
 
 

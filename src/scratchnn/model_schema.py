@@ -68,10 +68,10 @@ def state_shapes(architecture) -> dict[str, tuple[int, ...]]:
     return checked_shapes(architecture)[0]
 
 
-def checked_shapes(architecture) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
-    """(``state_shapes``, the shape of one sample at the end): the same checks. A training
-    config uses it to size the first Dense layer after its convolutions, and to refuse a
-    network it could never save, before anything is built."""
+def checked_shapes(architecture) -> tuple[dict[str, tuple[int, ...]], list[tuple[int, ...]]]:
+    """(``state_shapes``, the shape of one sample after each layer): the same checks. A training
+    config uses it to size the first Dense layer after its convolutions, to refuse a network it
+    could never save before anything is built, and to work out a training step's memory."""
     if architecture is None or type(architecture) is not dict:
         raise ModelFileError("the architecture must be an object with 'input_shape' and 'layers', "
                              f"got {type(architecture).__name__} {show(architecture)}")
@@ -92,12 +92,14 @@ def checked_shapes(architecture) -> tuple[dict[str, tuple[int, ...]], tuple[int,
         raise ModelFileError(f"architecture input_shape must hold 1 to 3 sizes, got {show(shape)}")
     shape = tuple(check_int(s, "architecture input_shape entry", 1, MAX_UNITS) for s in shape)
     shapes: dict[str, tuple[int, ...]] = {}
+    outputs: list[tuple[int, ...]] = []
     for i, (kind, args) in enumerate(checked):
         if math.prod(shape) > MAX_SAMPLE:
             raise ModelFileError(f"architecture layer {i} ({kind}) gets samples of {math.prod(shape):,} "
                                  f"numbers (at most {MAX_SAMPLE:,})")
         shape, own = LAYER_TYPES[kind].config_shapes(args, shape, f"architecture layer {i} ({kind})")
         shapes.update((f"{i}.{name}", s) for name, s in own.items())
+        outputs.append(shape)
     if math.prod(shape) > MAX_SAMPLE:
         raise ModelFileError(f"the architecture's output has {math.prod(shape):,} numbers a sample")
     total = sum(math.prod(s) for s in shapes.values())
@@ -105,7 +107,7 @@ def checked_shapes(architecture) -> tuple[dict[str, tuple[int, ...]], tuple[int,
         raise ModelFileError(f"the architecture has {total:,} parameters and buffers (at most {MAX_PARAMETERS:,})")
     if len(shape) != 1:
         raise ModelFileError(f"the architecture must end in class scores (N, C), it ends in {shape}")
-    return shapes, shape
+    return shapes, outputs
 
 
 # --- the other entries a model file's metadata may hold (unknown ones are kept, unread)

@@ -269,7 +269,7 @@ class TrainConfig:
                 if self.conv_dropout:
                     specs.append((Dropout, {"p": self.conv_dropout}))
             specs.append((Flatten, {}))
-            (features,) = _checked(input_shape, specs)[1]
+            (features,) = network_shapes(input_shape, specs)[1][-1]
         for size in self.hidden:
             specs.append((Dense, {"in_features": features, "out_features": size, **weights}))
             if self.batchnorm:
@@ -279,7 +279,7 @@ class TrainConfig:
                 specs.append((Dropout, {"p": self.dropout}))
             features = size
         specs.append((Dense, {"in_features": features, "out_features": num_classes, **weights}))
-        _checked(input_shape, specs)
+        network_shapes(input_shape, specs)
         return input_shape, specs
 
     def build_augmentation(self, default: bool = False) -> Augmentation | None:
@@ -373,8 +373,9 @@ def _toml_value(value) -> str:
     return json.dumps(value)  # a JSON string literal is a valid TOML basic string
 
 
-def _checked(input_shape: tuple, specs: list[tuple[type, dict]]) -> tuple[dict, tuple]:
-    """model_schema.checked_shapes of the network ``specs`` describe, its ModelFileError a ConfigError."""
+def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]]) -> tuple[dict, list[tuple]]:
+    """model_schema.checked_shapes of the network ``specs`` describe (its parameters' and
+    buffers' shapes, each layer's output shape), its ModelFileError a ConfigError."""
     architecture = {"input_shape": list(input_shape),
                     "layers": [{"type": kind.__name__, "config": args} for kind, args in specs]}
     try:

@@ -5,10 +5,9 @@ config + final metrics), ``config.toml`` (the resolved config: ``--config`` it t
 ``metrics.csv`` (one row per evaluated epoch) and ``checkpoint.safetensors`` (everything needed
 to ``--resume`` the run exactly where it stopped).
 
-The folder is created only once the data has loaded, so a failed start leaves nothing behind.
-Whenever a run is interrupted, ``--resume`` completes it: from the start if no checkpoint was
-written yet, from the last checkpoint mid-training, and without training again when the last
-checkpoint already holds the finished training (the model file or the report was not written).
+The folder is made once the data has loaded and the network is known to fit in memory, so a
+failed start leaves nothing behind. ``--resume`` completes an interrupted run: from the start
+without a checkpoint, from the last one mid-training, without training when it holds the end.
 """
 from __future__ import annotations
 
@@ -42,6 +41,7 @@ from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, l
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
+from .memory import check_training_memory
 from .progress import TrainingProgress
 from .run_data import check_data_files, config_generators, data_source, locate_data, record_data, run_split
 from .run_display import RunDisplay
@@ -84,7 +84,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     source = data_source(config)
     data = source.load("train", progress=progress)
     config = record_data(config).with_augmentation_recorded()
-    config.layer_specs(data.images.shape[1:], len(data.classes))  # a network it cannot build leaves no folder
+    check_training_memory(config, data.images.shape, len(data.classes))  # a network it cannot build or fit: no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / CONFIG_FILE)
@@ -125,6 +125,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     check_data_files(config)
     source = data_source(config)
     data = source.load("train", progress=progress)
+    check_training_memory(config, data.images.shape, len(data.classes))  # this machine may have less than the last
     if checkpoint is None:
         log(f"Starting {run_dir} over: it stopped before its first checkpoint")
     elif _training_done(checkpoint, config):

@@ -1,0 +1,129 @@
+"""The memory training needs at least, worked out on paper before the first step.
+
+Back-propagation needs what each layer computed on the way forward (Dense its input, ReLU
+where it was positive, batch norm the normalised values...), so a step on a batch of B images
+keeps every layer's output until its backward pass is done, beside the weights, their
+gradients and the optimizer's state (Adam keeps two more numbers per weight, momentum one),
+and the training images as float32 numbers:
+
+    at least  B × (every layer's output for one image) + parameters × (2 + optimizer slots)
+              + images × (numbers in one image),  × 4 bytes a number
+
+It is a lower bound: the batch's own copy, convolutions' work matrices, gradients on the way
+back and the fast path's copies come on top (traced peaks of a step were 1.0-1.8x it for
+MLPs and ``cnn-best``, 2-5x for 5x5 convolutions and ``lenet5``). So a run above what the
+machine has available cannot run: ``check_training_memory`` refuses it before its first step
+(a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs), instead of a
+MemoryError, or the kernel's out-of-memory killer, partway into the first epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..files import read_at_most
+from .config import TrainConfig, network_shapes
+
+BYTES_PER_NUMBER = 4  # float32, what training computes in
+HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: steps took up to ~5x it
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """Bytes a training step holds at least: ``per_image`` for each image of the batch (layer
+    outputs), ``fixed`` whatever the batch (weights, gradients, optimizer state)."""
+
+    per_image: int
+    fixed: int
+
+    def of(self, batch: int) -> int:
+        """Bytes for a batch of ``batch`` images."""
+        return self.fixed + batch * self.per_image
+
+    def largest_batch(self, available: int) -> int:
+        """The largest batch the bound lets fit in ``available`` bytes (0: not one image)."""
+        return max(0, (available - self.fixed) // max(1, self.per_image))
+
+
+def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10) -> StepMemory:
+    """The lower bound above for ``config``'s network, by arithmetic alone (nothing is built);
+    a network too big to build is refused first (``layer_specs``)."""
+    input_shape, specs = config.layer_specs(image_shape, num_classes)
+    state, outputs = network_shapes(input_shape, specs)
+    numbers = sum(math.prod(shape) for shape in outputs)
+    parameters = sum(math.prod(shape) for name, shape in state.items() if not name.rsplit(".", 1)[-1].startswith("running"))
+    slots = len(config.build_optimizer().state_slots())
+    return StepMemory(numbers * BYTES_PER_NUMBER, parameters * (2 + slots) * BYTES_PER_NUMBER)
+
+
+def available_memory(root: Path = Path("/")) -> int | None:
+    """Bytes a new allocation can still get without failing: the kernel's MemAvailable plus
+    free swap, or less when a control group (a container's limit) allows less; None where the
+    system does not say (not Linux). ``root`` is for tests."""
+    meminfo = _numbers(root / "proc/meminfo", per_line=True)
+    if "MemAvailable" not in meminfo:
+        return None
+    available = (meminfo["MemAvailable"] + meminfo.get("SwapFree", 0)) * 1024
+    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        limit = _numbers(root / "sys/fs/cgroup" / limit_file).get("")
+        usage = _numbers(root / "sys/fs/cgroup" / usage_file).get("")
+        if limit is not None and usage is not None:
+            available = min(available, max(0, limit - usage))
+    return available
+
+
+def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
+                          available: int | None = None) -> None:
+    """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
+    ``available_memory()``). ``data_shape`` (N, H, W) is the images loaded, dev set included:
+    their float32 copy is made before training, and a full-batch run's batch is its training set."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    count, *image_shape = data_shape
+    dev = min(config.dev_size, count - 1)
+    train = min(count - dev, config.train_size or count)  # as run_split takes the sets
+    scaled = (train + dev) * math.prod(image_shape) * BYTES_PER_NUMBER
+    memory = step_memory(config, tuple(image_shape), num_classes)
+    batch = min(config.batch_size or train, train)
+    need = scaled + memory.of(batch)
+    if need <= available:
+        return
+    what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
+    fits = memory.largest_batch(available - scaled) // HEADROOM
+    if scaled >= available:
+        advice = "the images alone take more than that: train on fewer (--train-size)"
+    elif fits < 2:
+        advice = "this network is too big for this machine even a few images at a time: use smaller layers (--hidden, --conv)"
+    else:
+        advice = f"try --batch-size {1 << (fits.bit_length() - 1):,}, or smaller layers (--hidden, --conv)"
+    raise ConfigError(f"training needs at least {_size(need)} of memory and this machine has {_size(available)} "
+                      f"available ({what} keeps {_size(batch * memory.per_image)} of layer outputs for the "
+                      f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
+                      f"images as numbers {_size(scaled)}); {advice}")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _numbers(path: Path, per_line: bool = False) -> dict[str, int]:
+    """A small system file's numbers: {"": n} for a file holding one number, {"Key": n} for
+    ``Key: n kB`` lines; {} when it is missing, unreadable or says "max"."""
+    try:
+        text = read_at_most(path, 65536).decode("ascii", errors="replace")
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines() if per_line else [f":{text}"]:
+        key, _, value = line.partition(":")
+        digits = value.split()[0] if value.split() else ""
+        if digits.isdigit():
+            found[key.strip()] = int(digits)
+    return found

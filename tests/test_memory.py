@@ -1,0 +1,141 @@
+"""training/memory.py: the lower bound on a training step's memory, and runs refused by it."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import scratchnn.training.memory as memory
+from scratchnn.errors import ConfigError
+from scratchnn.training.fit import fit
+from scratchnn.training.memory import available_memory, check_training_memory, step_memory
+from scratchnn.training.presets import get_preset
+from scratchnn.training.run import resume_run, train_run
+
+NETWORKS = [("seed", {}), ("mlp", {}), ("mlp", {"batchnorm": True, "hidden": [512, 256], "augment": False}),
+            ("cnn", {}), ("cnn-best", {"batch_size": 32}), ("lenet5", {}),
+            ("cnn", {"batch_size": 0, "conv": [8, 16], "hidden": [32]}),
+            ("cnn", {"kernel_size": 5, "padding": [2, 2], "optimizer": "sgd", "momentum": 0.9, "pool": "avg"})]
+
+
+def traced_peak(config, images: int, fast: bool) -> int:
+    """Bytes NumPy held at most (tracemalloc) while ``config``'s network trained one epoch on
+    ``images`` random images, counted from before the network was built."""
+    rng = np.random.default_rng(0)
+    x = rng.random((images, 1, 28, 28) if config.conv else (images, 784), dtype=np.float32)
+    y = np.arange(images) % 10
+    augment = config.build_augmentation()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        model = config.build_model(np.random.default_rng(0))
+        fit(model, config.build_optimizer(), x, y, epochs=1, batch_size=config.batch_size, rng=rng, fast=fast,
+            augment=augment, augment_rng=rng if augment else None)
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "textbook"])
+@pytest.mark.parametrize("preset,changes", NETWORKS, ids=[f"{p}-{i}" for i, (p, _) in enumerate(NETWORKS)])
+def test_the_bound_is_below_what_a_training_step_really_holds(preset, changes, fast):
+    config = get_preset(preset)
+    for name, value in changes.items():
+        setattr(config, name, value)
+    images = 256
+    bound = step_memory(config).of(config.batch_size or images)
+    peak = traced_peak(config, images, fast)
+    assert 0 < bound <= peak, (bound, peak)
+
+
+def test_the_bound_counts_layer_outputs_and_the_optimizers_slots():
+    config = get_preset("seed")  # 784 -> 10 (ReLU) -> 10, plain gradient descent: no slots
+    assert step_memory(config) == memory.StepMemory(per_image=4 * 30, fixed=4 * 2 * (7850 + 110))
+    config.optimizer = "adam"  # two more numbers a parameter
+    assert step_memory(config).fixed == 4 * 4 * (7850 + 110)
+    config.batchnorm = True  # running averages are not trained: no gradient, no slots
+    assert step_memory(config) == memory.StepMemory(per_image=4 * 40, fixed=4 * 4 * (7850 + 20 + 110))
+
+
+def test_a_run_that_cannot_fit_is_refused_with_what_it_needs_and_a_batch_to_try():
+    config = get_preset("cnn")
+    config.batch_size = 0  # a full batch of 59,000 images through cnn: 16 GB of layer outputs
+    with pytest.raises(ConfigError) as refused:
+        check_training_memory(config, (60_000, 28, 28), available=8_000_000_000)
+    assert str(refused.value) == (
+        "training needs at least 16.2 GB of memory and this machine has 8.0 GB available (a full batch of "
+        "59,000 images keeps 16.0 GB of layer outputs for the backward pass; the weights, gradients and "
+        "optimizer state take 3.6 MB, the images as numbers 188.2 MB); try --batch-size 4,096, or smaller "
+        "layers (--hidden, --conv)")
+    config.batch_size = 4096  # what it suggests fits with room to spare
+    check_training_memory(config, (60_000, 28, 28), available=8_000_000_000)
+    assert 4 * step_memory(config).of(4096) + 188_160_000 <= 8_000_000_000
+
+
+def test_a_network_too_big_for_even_a_few_images_says_so():
+    config = get_preset("cnn")
+    config.conv = [4096]
+    with pytest.raises(ConfigError, match="too big for this machine even a few images at a time: use smaller layers"):
+        check_training_memory(config, (10_000, 28, 28), available=1_500_000_000)  # its weights &c.: 1.4 GB
+
+
+def test_no_figure_for_the_machine_means_no_check(monkeypatch):
+    config = get_preset("cnn")
+    config.batch_size = 0
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
+    check_training_memory(config, (60_000, 28, 28))
+
+
+def write(root, path, text):
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+
+
+MEMINFO = "MemTotal:       24683784 kB\nMemFree:        20462352 kB\nMemAvailable:   2000000 kB\n" \
+          "SwapTotal:       1000000 kB\nSwapFree:         500000 kB\n"
+
+
+def test_available_memory_is_memavailable_and_free_swap(tmp_path):
+    write(tmp_path, "proc/meminfo", MEMINFO)
+    assert available_memory(tmp_path) == 2_500_000 * 1024
+
+
+@pytest.mark.parametrize("files,expected", [
+    ({"sys/fs/cgroup/memory.max": "1000000000\n", "sys/fs/cgroup/memory.current": "400000000\n"}, 600_000_000),
+    ({"sys/fs/cgroup/memory.max": "max\n", "sys/fs/cgroup/memory.current": "400000000\n"}, 2_560_000_000),
+    ({"sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+      "sys/fs/cgroup/memory/memory.usage_in_bytes": "400000000\n"}, 2_560_000_000),
+    ({"sys/fs/cgroup/memory/memory.limit_in_bytes": "500000000\n",
+      "sys/fs/cgroup/memory/memory.usage_in_bytes": "700000000\n"}, 0),
+], ids=["cgroup2-limit", "cgroup2-no-limit", "cgroup1-no-limit", "cgroup1-over"])
+def test_a_containers_limit_caps_what_is_available(tmp_path, files, expected):
+    write(tmp_path, "proc/meminfo", MEMINFO)
+    for path, text in files.items():
+        write(tmp_path, path, text)
+    assert available_memory(tmp_path) == expected
+
+
+@pytest.mark.parametrize("meminfo", ["", "MemTotal: 1000 kB\n", "MemAvailable: lots\n", "\x00" * 100_000],
+                         ids=["empty", "old-kernel", "garbled", "endless"])
+def test_a_system_that_does_not_say_gives_none(tmp_path, meminfo):
+    write(tmp_path, "proc/meminfo", meminfo)
+    assert available_memory(tmp_path) is None
+    assert available_memory(tmp_path / "not-linux") is None
+
+
+def test_this_machine_says_something_sensible():
+    available = available_memory()
+    assert available is None or 0 <= available < 2**50
+
+
+def test_train_refuses_before_making_its_folder_and_resume_refuses_too(tmp_path, shared_dir, monkeypatch):
+    csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
+    config = get_preset("seed")
+    config.csv, config.epochs = str(csv), 1
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000_000)  # 10 MB: not even the images fit
+    with pytest.raises(ConfigError, match="the images alone take more than that: train on fewer"):
+        train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "run").mkdir()
+    config.save(tmp_path / "run" / "config.toml")  # a run that stopped before its first checkpoint
+    with pytest.raises(ConfigError, match="training needs at least"):
+        resume_run(tmp_path / "run", progress=False, log=lambda line: None)
