@@ -143,6 +143,30 @@ def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(c
     assert [i for i, _ in after] == [i for i, _ in events[6:]]
 
 
+def test_notes_scratchnn_train_would_print_reach_the_page_not_the_servers_terminal(client, runs, capsys):
+    started = client.post("/api/train", json={"preset": "mlp", "epochs": 1, "kernel_size": 5})
+    assert started.status_code == 202, started.text
+    events = [event for _, event in events_until_over(client)]
+    assert events[-1]["status"] == "finished", events[-1]
+    notes = [event["text"] for event in events if event["type"] == "note"]
+    assert notes[:2] == [
+        "the mlp recipe's 1-epoch warm-up is as long as --epochs 1; using 0.025 epochs, the same share of the run",
+        "--kernel-size 5 does nothing here; it applies only to networks with convolutions (--conv)"], notes
+    kinds = [event["type"] for event in events]
+    assert kinds.index("note") < kinds.index("batch"), "the notes come before training, as in a terminal"
+    assert "Note:" not in capsys.readouterr().out
+
+
+def test_a_note_from_the_training_process_is_a_note_event_without_server_folders():
+    events = queue.Queue()
+    watcher = Watcher(events, threading.Event(), threading.Event(), max_seconds=60)
+    watcher.log("Note: this machine is busy (load average 3.0 on 2 cores); see /srv/scratchnn/runs/x/health.csv")
+    watcher.log("Data: csv /srv/data/digits.csv (1,000 train / 1,000 dev)")
+    assert events.get_nowait() == {"type": "note", "text": "this machine is busy (load average 3.0 on 2 cores); "
+                                                           "see health.csv"}
+    assert events.get_nowait() == {"type": "log", "line": "Data: csv digits.csv (1,000 train / 1,000 dev)"}
+
+
 def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs):
     started = client.post("/api/train", json={"preset": "seed", "epochs": 300, "batch_size": 10, "eval_every": 1})
     assert started.status_code == 202, started.text

@@ -149,10 +149,13 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     page.click("#train-settings-box summary")
     set_option(page, "epochs", 40)
     page.select_option("#train-opt-fault", ["zero-init"])
+    set_option(page, "kernel_size", 5)  # an MLP: train's note says it does nothing, on the page too
     page.click("#train-start")
     page.wait_for_selector("#train-findings li.finding", timeout=30_000)
     finding = page.locator("#train-findings li.finding").first.inner_text()
     assert "symmetric-units" in finding and "Fix:" in finding
+    notes = page.locator("#train-notes li").all_inner_texts()
+    assert "Note: --kernel-size 5 does nothing here; it applies only to networks with convolutions (--conv)" in notes
     page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('finished')",
                            timeout=60_000)
     page.screenshot(path=str(artifacts_dir / "web-train-finding.png"), full_page=True)

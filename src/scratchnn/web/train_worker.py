@@ -9,6 +9,7 @@ a dead server. A finished (or stopped) run's folder gets its figures and report.
 (NaN becomes None):
 
     {"type": "log", "line": "Data: csv ... (1,000 train / 1,000 dev)"}
+    {"type": "note", "text": "--momentum 0.9 does nothing here; it applies only to ..."} (a "Note: " line)
     {"type": "setup", "model": "784 -> 10 -> 10", "parameters": 7960, "dev_samples": 1000}
     {"type": "batch", "epoch": 3, "batch": 1, "batches": 1, "loss": 2.1, "accuracy": 0.2, "seconds": 0.4}
     {"type": "evaluation", "epoch": 10, "train_loss": ..., "dev_accuracy": ..., "lr": 0.1,
@@ -37,6 +38,7 @@ BATCH_EVERY = 0.05  # s between batch points: at most 20 a second
 PICTURE_EVERY = 0.5  # s between confusion matrices / weight images
 MAX_TILES = 64  # first-layer units (MLP) or kernels (CNN) drawn
 MAX_MAPS = 8  # feature maps of one dev digit (CNN)
+NOTE = "Note: "  # how a line the user should read starts (a warm-up shrunk, a busy machine...)
 
 
 def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float) -> None:
@@ -93,7 +95,7 @@ class Watcher:
         self.stopped = ""
 
     def log(self, line: str) -> None:
-        self.events.put({"type": "log", "line": without_folders(line)})
+        self.events.put(note_event(line) if line.startswith(NOTE) else {"type": "log", "line": without_folders(line)})
 
     def setup(self, model, x_dev: np.ndarray, y_dev: np.ndarray) -> None:
         self.model, self.x_dev, self.y_dev = model, x_dev, y_dev
@@ -212,6 +214,11 @@ def clean(value):
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def note_event(line: str) -> dict:
+    """The event of a "Note: ..." line: the page lists notes beside the run, not in a log."""
+    return {"type": "note", "text": _one_line(line.removeprefix(NOTE))}
 
 
 def without_folders(text: str) -> str:

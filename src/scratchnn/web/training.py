@@ -24,7 +24,7 @@ from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, options_of
 from ..training.presets import PRESETS, resolve_config
 from .runs import public_config
-from .train_worker import BLAS_THREADS, run_worker
+from .train_worker import BLAS_THREADS, note_event, run_worker
 
 ACTIVE = ("starting", "running", "paused", "stopping")
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -68,9 +68,10 @@ def train_settings() -> dict[str, object]:
     return {name: spec for name, spec in options_of(TrainConfig).items() if spec.group in TRAIN_GROUPS}
 
 
-def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> TrainConfig:
+def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits, log=print) -> TrainConfig:
     """The config a POSTed ``{"preset": ..., <field>: <value>}`` asks for, resolved and validated as
-    ``scratchnn train --preset P --<flag> <value>`` would be (the same code), on the server's data.
+    ``scratchnn train --preset P --<flag> <value>`` would be (the same code), on the server's data;
+    its notes (a warm-up shrunk, a setting that does nothing here) go to ``log``.
 
     Data fields are refused: a page never names files on the server.
     """
@@ -87,7 +88,8 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits) -> Train
     defaults = TrainConfig()
     chosen = {name: _typed(name, value, getattr(defaults, name), settings[name])
               for name, value in body.items() if name != "preset"}
-    config = resolve_config(preset, chosen, {name: getattr(data, name) for name in FIELDS if getattr(data, name)})
+    config = resolve_config(preset, chosen, {name: getattr(data, name) for name in FIELDS if getattr(data, name)},
+                            log=log)
     limits.check(config)
     return config
 
@@ -121,7 +123,8 @@ class TrainingManager:
         """Validate ``body``, create the run folder and spawn the worker; the new state."""
         if self.unavailable:
             raise TrainingUnavailable(self.unavailable)
-        config = resolve_request(body, self.data, self.limits)
+        notes: list[str] = []
+        config = resolve_request(body, self.data, self.limits, log=notes.append)
         with self._lock:
             if self.state["status"] in ACTIVE:
                 raise TrainingBusy(f"{self.state['run']} is training (started by {self.state['who']} at "
@@ -141,6 +144,8 @@ class TrainingManager:
                           "started": datetime.now().strftime("%H:%M:%S"), "config": public_config(config),
                           "epochs": config.epochs, "epoch": 0, "run_id": self.run_id}
             self._append({"type": "status", **self.state})
+            for note in notes:  # what `scratchnn train` would print before it starts
+                self._append(note_event(note))
             threading.Thread(target=self._drain, args=(self._process, events, run_dir, self.run_id),
                              name="scratchnn-train-events", daemon=True).start()
             return dict(self.state)

@@ -17,6 +17,8 @@ let drawQueued = false;
 function newRun(state) {
   run = { name: state.run, epochs: state.epochs, batches: [], evals: [], lastBatch: null, findings: 0 };
   $("train-findings").innerHTML = '<li class="empty">No findings yet.</li>';
+  $("train-notes").innerHTML = "";
+  $("train-notes").hidden = true;
   $("train-weights").innerHTML = '<p class="empty">They appear at the first evaluation.</p>';
   $("train-maps").innerHTML = "";
   $("train-confusion").innerHTML = "";
@@ -150,6 +152,12 @@ function addFinding(f) {
   list.append(item);
 }
 
+function addNote(text) {
+  const list = $("train-notes");
+  list.append(Object.assign(document.createElement("li"), { textContent: `Note: ${text}` }));
+  list.hidden = false;
+}
+
 function progressLine(state) {
   const b = run && run.lastBatch;
   if (!b) return `${state.run}: ${state.status}…`;
@@ -204,6 +212,8 @@ function handle(event) {
     showPictures(event);
   } else if (event.type === "finding") {
     addFinding(event);
+  } else if (event.type === "note") {
+    addNote(event.text);
   } else if (event.type === "done" && event.loaded) {
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: state.run }));
   }
