@@ -7,6 +7,7 @@ import pytest
 from scratchnn.cli.config_flags import add_option_arguments, given_options
 from scratchnn.cli.main import build_parser, parse
 from scratchnn.cli.train_cmd import resolve_config
+from scratchnn.data.augment import DIGITS
 from scratchnn.errors import ConfigError
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.options import TRAIN_GROUPS, option, options_of
@@ -119,3 +120,40 @@ def test_an_option_set_where_it_does_nothing_gets_a_note():
     resolve_config(train_args("--preset", "cnn", "--kernel-size", "5", "--pool", "max", "--threads", "1",
                               "--optimizer", "sgd", "--momentum", "0.9"), lines.append)
     assert not [line for line in lines if "does nothing" in line]  # each applies (or is the default)
+
+
+def test_augmentation_flag_changes_only_the_settings_it_names(tmp_path):
+    config = resolve_config(train_args("--preset", "cnn", "--augmentation", "rotate=5, p=0.5"))
+    assert config.build_augmentation() == dataclasses.replace(DIGITS, rotate=5.0, p=0.5)
+    # over a config file's table: the file's other entries stay
+    TrainConfig(augment=True, augmentation={"shift": 1.0, "rotate": 20.0}).save(tmp_path / "mine.toml")
+    config = resolve_config(train_args("--config", str(tmp_path / "mine.toml"), "--augmentation", "rotate=5"))
+    assert config.augmentation == {"shift": 1.0, "rotate": 5.0}
+    lines = []
+    resolve_config(train_args("--preset", "mlp", "--augmentation", "rotate=5"), lines.append)
+    assert lines == ["Note: --augmentation rotate=5 does nothing here; it applies only with --augment"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("rotat=5", "unknown setting 'rotat' (did you mean 'rotate'?); known: shift, rotate, scale, shear, elastic_alpha, "
+                "elastic_sigma, flip, p"),
+    ("rotate=lots", "rotate must be a number, got 'lots'"),
+    ("rotate", "expected NAME=VALUE pairs like shift=1.5,p=0.5, got 'rotate'"),
+    ("rotate=5,,p=1", "expected NAME=VALUE pairs"),
+])
+def test_a_bad_augmentation_flag_is_one_line_naming_it(capsys, text, message):
+    with pytest.raises(SystemExit):
+        train_args("--preset", "cnn", "--augmentation", text)
+    assert f"argument --augmentation: {message}" in capsys.readouterr().err
+
+
+def test_an_augmentation_out_of_range_is_the_tables_own_error():
+    with pytest.raises(ConfigError, match="augmentation rotate must be between 0 and 180 degrees, got -5"):
+        resolve_config(train_args("--preset", "cnn", "--augmentation", "rotate=-5"))
+
+
+def test_resume_refuses_an_augmentation_flag(tmp_path):
+    from scratchnn.cli.train_cmd import run
+
+    with pytest.raises(ConfigError, match="--resume continues a run with its own config; drop --augmentation"):
+        run(train_args("--resume", str(tmp_path), "--augmentation", "rotate=5"))

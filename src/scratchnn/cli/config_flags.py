@@ -91,6 +91,29 @@ def list_type(spec: Option):
     return parse
 
 
+def table_type(flag: str, names: list[str]):
+    """An argparse type: 'rotate=5,p=0.5' -> {'rotate': 5.0, 'p': 0.5}, each name one of ``names``
+    (a near miss gets "did you mean"), each value a number; what the numbers may be is for the
+    table's own type to say (TrainConfig.validate)."""
+    def parse(text: str) -> dict[str, float]:
+        table = {}
+        for part in text.split(","):
+            name, equals, value = (piece.strip() for piece in part.partition("="))
+            if not (name and equals and value):
+                raise argparse.ArgumentTypeError(f"expected NAME=VALUE pairs like {names[0]}=1.5,p=0.5, got {text!r}")
+            if name not in names:
+                near = difflib.get_close_matches(name, names, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise argparse.ArgumentTypeError(f"unknown setting {name!r}{hint}; known: {', '.join(names)}")
+            try:
+                table[name] = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{name} must be a number, got {value!r}") from None
+        return table
+    parse.__name__ = flag[2:]
+    return parse
+
+
 def suggest_flag(parser: argparse.ArgumentParser, unknown: str) -> str:
     """' (did you mean --epochs?)' for a mistyped flag of ``parser``, else ''."""
     flags = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
+from ..data.augment import Augmentation
 from ..errors import ConfigError, RunInterrupted
 from ..training.config import TrainConfig
 from ..training import presets
@@ -12,7 +14,9 @@ from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run import new_run_dir, resume_run, train_run
 from .common import add_data_arguments
-from .config_flags import add_option_arguments, given_options
+from .config_flags import add_option_arguments, given_options, table_type
+
+AUGMENTATION = [field.name for field in dataclasses.fields(Augmentation)]
 
 
 def add_parser(commands) -> None:
@@ -26,6 +30,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
                         help="continue an interrupted run from its checkpoint, with its own config")
     add_option_arguments(parser, TRAIN_GROUPS)
+    parser.add_argument("--augmentation", metavar="NAME=VALUE,...", type=table_type("--augmentation", AUGMENTATION),
+                        help="change what --augment draws, e.g. rotate=5,p=0.5 (the rest stay the dataset's default, "
+                             "or the config file's); names: " + ", ".join(AUGMENTATION))
     add_data_arguments(parser, "default: --dataset mnist")
     parser.add_argument("--seeds", metavar="S1,S2,...", type=seeds_type,
                         help="train an ensemble: one member per seed, one after another, into RUN/seed-S/ "
@@ -43,15 +50,16 @@ def add_parser(commands) -> None:
 
 def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
     """Preset, then config file, then flags: later ones override earlier ones (``presets.resolve_config``)."""
-    return presets.resolve_config(args.preset, given_options(args, TRAIN_GROUPS), given_options(args, ("data",)),
-                                  config_file=args.config, log=log)
+    settings = given_options(args, TRAIN_GROUPS) | ({"augmentation": args.augmentation} if args.augmentation else {})
+    return presets.resolve_config(args.preset, settings, given_options(args, ("data",)), config_file=args.config, log=log)
 
 
 def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
-        given += [f"--{name}" for name in ("preset", "config", "out", "seeds") if getattr(args, name) is not None]
+        given += [f"--{name}" for name in ("preset", "config", "out", "seeds", "augmentation")
+                  if getattr(args, name) is not None]
         given += ["--print-config"] * args.print_config  # the run's own is its config.toml
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")

@@ -99,7 +99,8 @@ class TrainConfig:
     # `train` records the whole of it, so `--config runs/X/config.toml` repeats run X exactly even
     # after a later version changes the default
     augmentation: dict = option({}, "the augmentation's settings over the dataset's default (empty: the default)",
-                                group=None, applies=lambda c: c.augment and bool(c.augmentation))
+                                group=None, applies=lambda c: c.augment and bool(c.augmentation),
+                                applies_to="only with --augment")
     # the optimiser and its learning-rate schedule
     optimizer: str = option("sgd", "update rule", group="optimisation", choices=tuple(OPTIMIZERS))
     lr: float = option(0.1, "learning rate (the peak one, with a schedule)", group="optimisation", above=0.0)

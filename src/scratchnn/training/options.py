@@ -109,4 +109,6 @@ def option_of(cls, name: str) -> Option:
 
 
 def _text(value) -> str:
+    if isinstance(value, dict):  # a table, as its flag takes it: rotate=5,p=0.5
+        return ",".join(f"{name}={_text(entry)}" for name, entry in value.items())
     return ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)

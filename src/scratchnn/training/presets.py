@@ -88,8 +88,8 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
         settings["warmup"] = share * settings["epochs"]
         log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
-    for name, value in settings.items():
-        setattr(config, name, value)
+    for name, value in settings.items():  # a table (the augmentation) changes only the entries given
+        setattr(config, name, {**getattr(config, name), **value} if isinstance(value, dict) else value)
     config = with_data(config, data).validate()
     for line in ignored_settings(config, settings):
         log(line)
