@@ -21,7 +21,25 @@ def test_a_note_when_our_threads_and_the_load_exceed_the_cores(threads, load, co
         assert f"load average {load:.1f} on {cores} cores" in note and "--threads 1" in note
 
 
+def test_more_threads_than_cores_is_noted_whatever_the_load(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    note = busy_machine_note(64)
+    assert note.startswith("Note: --threads 64 is more than the 2 cores this run may use: ")
+    assert note.endswith("use --threads 2 or fewer.")
+    monkeypatch.setattr("scratchnn.fast.threads.blas_thread_count", lambda: 8)  # a container's 2 of 8 cores
+    assert busy_machine_note(0).startswith("Note: OpenBLAS's default of 8 threads is more than the 2 cores ")
+
+    def unknown():
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(os, "getloadavg", unknown)
+    assert busy_machine_note(3).startswith("Note: --threads 3 is more than the 2 cores")
+    assert busy_machine_note(2) is None
+
+
 def test_the_default_thread_count_is_the_blas_librarys(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
     monkeypatch.setattr("scratchnn.fast.threads.blas_thread_count", lambda: 3)
     monkeypatch.setattr(blas_threads, "crowding_note", lambda threads, load, cores: (threads, load))
@@ -34,6 +52,7 @@ def test_no_note_where_the_load_is_unknown(monkeypatch):
         raise OSError("no load average here")
 
     monkeypatch.setattr(os, "getloadavg", unknown)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert busy_machine_note(2) is None
 
 
