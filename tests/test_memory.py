@@ -139,3 +139,17 @@ def test_train_refuses_before_making_its_folder_and_resume_refuses_too(tmp_path,
     config.save(tmp_path / "run" / "config.toml")  # a run that stopped before its first checkpoint
     with pytest.raises(ConfigError, match="training needs at least"):
         resume_run(tmp_path / "run", progress=False, log=lambda line: None)
+
+
+def test_a_run_that_fits_only_if_it_needs_little_more_than_the_bound_gets_a_note():
+    config = get_preset("cnn")
+    config.conv, config.batch_size = [4096], 512  # 14 GB at least; it was killed on a 24.7 GB machine
+    need = 31_360_000 + step_memory(config).of(512)
+    lines = []
+    check_training_memory(config, (10_000, 28, 28), available=int(1.5 * need), log=lines.append)
+    assert lines == [f"Note: training needs at least {need / 1e9:.1f} GB of memory, often 2x that, and this machine "
+                     f"has {1.5 * need / 1e9:.1f} GB available; if the run is killed (out of memory), try "
+                     "--batch-size 128"]
+    lines.clear()
+    check_training_memory(config, (10_000, 28, 28), available=2 * need, log=lines.append)
+    assert lines == []

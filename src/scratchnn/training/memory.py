@@ -14,11 +14,14 @@ back and the fast path's copies come on top (traced peaks of a step were 1.0-1.8
 MLPs and ``cnn-best``, 2-5x for 5x5 convolutions and ``lenet5``). So a run above what the
 machine has available cannot run: ``check_training_memory`` refuses it before its first step
 (a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs), instead of a
-MemoryError, or the kernel's out-of-memory killer, partway into the first epoch.
+MemoryError, or the kernel's out-of-memory killer, partway into the first epoch. A run within
+LIKELY times the bound may still not fit: it gets a note (``--conv 4096 --batch-size 512``, at
+least 15.6 GB, was killed on a machine with 24.6 GB available).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from .config import TrainConfig, network_shapes
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
 HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: steps took up to ~5x it
+LIKELY = 2  # a note when the bound fits but twice it would not: most steps measured took 1.4-2.5x it
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,11 @@ def available_memory(root: Path = Path("/")) -> int | None:
 
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
-                          available: int | None = None) -> None:
+                          available: int | None = None, log: Callable[[str], None] = print) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
-    ``available_memory()``). ``data_shape`` (N, H, W) is the images loaded, dev set included:
-    their float32 copy is made before training, and a full-batch run's batch is its training set."""
+    ``available_memory()``), and ``log`` a note when it fits only if it needs less than LIKELY
+    times the bound. ``data_shape`` (N, H, W) is the images loaded, dev set included: their
+    float32 copy is made before training, and a full-batch run's batch is its training set."""
     available = available_memory() if available is None else available
     if available is None:
         return
@@ -90,16 +95,23 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     memory = step_memory(config, tuple(image_shape), num_classes)
     batch = min(config.batch_size or train, train)
     need = scaled + memory.of(batch)
-    if need <= available:
+    if need * LIKELY <= available:
         return
-    what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
     fits = memory.largest_batch(available - scaled) // HEADROOM
+    batch_to_try = f"--batch-size {1 << (fits.bit_length() - 1):,}" if fits >= 2 else ""
+    if need <= available:
+        log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and this machine has "
+            f"{_size(available)} available; if the run is killed (out of memory), try "
+            f"{batch_to_try or 'smaller layers'}")
+        return
     if scaled >= available:
         advice = "the images alone take more than that: train on fewer (--train-size)"
-    elif fits < 2:
-        advice = "this network is too big for this machine even a few images at a time: use smaller layers (--hidden, --conv)"
+    elif not batch_to_try:
+        advice = "the network is too big for this machine even a few images at a time: use smaller layers " \
+                 "(--hidden, --conv)"
     else:
-        advice = f"try --batch-size {1 << (fits.bit_length() - 1):,}, or smaller layers (--hidden, --conv)"
+        advice = f"try {batch_to_try}, or smaller layers (--hidden, --conv)"
+    what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
     raise ConfigError(f"training needs at least {_size(need)} of memory and this machine has {_size(available)} "
                       f"available ({what} keeps {_size(batch * memory.per_image)} of layer outputs for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "

@@ -84,7 +84,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     source = data_source(config)
     data = source.load("train", progress=progress)
     config = record_data(config).with_augmentation_recorded()
-    check_training_memory(config, data.images.shape, len(data.classes))  # a network it cannot build or fit: no folder
+    check_training_memory(config, data.images.shape, len(data.classes), log=log)  # too big: no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / CONFIG_FILE)
@@ -125,7 +125,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     check_data_files(config)
     source = data_source(config)
     data = source.load("train", progress=progress)
-    check_training_memory(config, data.images.shape, len(data.classes))  # this machine may have less than the last
+    check_training_memory(config, data.images.shape, len(data.classes), log=log)  # this machine may have less
     if checkpoint is None:
         log(f"Starting {run_dir} over: it stopped before its first checkpoint")
     elif _training_done(checkpoint, config):
