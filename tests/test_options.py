@@ -157,3 +157,9 @@ def test_resume_refuses_an_augmentation_flag(tmp_path):
 
     with pytest.raises(ConfigError, match="--resume continues a run with its own config; drop --augmentation"):
         run(train_args("--resume", str(tmp_path), "--augmentation", "rotate=5"))
+
+
+@pytest.mark.parametrize("command", ["lr-find", "sweep"])
+def test_commands_that_resolve_a_config_as_train_does_take_the_augmentation_flag_too(command):
+    args = build_parser().parse_args([command, "--preset", "cnn", "--augmentation", "rotate=5"])
+    assert resolve_config(args).augmentation == {"rotate": 5.0}

@@ -20,7 +20,7 @@ from ..training.run_data import config_generators, data_source, run_split
 from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
-from .train_cmd import resolve_config
+from .train_cmd import add_augmentation_argument, resolve_config
 
 DEFAULT_OUT = Path("lr_find.png")
 
@@ -35,6 +35,7 @@ def add_parser(commands) -> None:
                         help=f"a named recipe (default: {DEFAULT_PRESET})")
     parser.add_argument("--config", metavar="FILE", type=Path, help="a TOML config, e.g. runs/X/config.toml")
     add_option_arguments(parser, SETTING_GROUPS)  # no doctor or faults: nothing is trained to keep
+    add_augmentation_argument(parser)
     add_data_arguments(parser, "default: --dataset mnist")
     test = parser.add_argument_group("range test")
     test.add_argument("--steps", type=whole_number_type(MIN_STEPS), default=200, metavar="N",

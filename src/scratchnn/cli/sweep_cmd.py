@@ -11,7 +11,7 @@ from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options
-from .train_cmd import resolve_config
+from .train_cmd import add_augmentation_argument, resolve_config
 
 DEFAULT_TRIALS = 20
 
@@ -44,6 +44,7 @@ def add_parser(commands) -> None:
                        help="an Optuna storage URL for the study, e.g. postgresql://... (default: the "
                             "journal file OUT/study.log, kept by the Dask scheduler)")
     add_option_arguments(parser, TRAIN_GROUPS)
+    add_augmentation_argument(parser)
     add_data_arguments(parser, "default: --dataset mnist; every trial loads it itself")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
     parser.set_defaults(run=run)

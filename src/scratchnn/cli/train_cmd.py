@@ -30,9 +30,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
                         help="continue an interrupted run from its checkpoint, with its own config")
     add_option_arguments(parser, TRAIN_GROUPS)
-    parser.add_argument("--augmentation", metavar="NAME=VALUE,...", type=table_type("--augmentation", AUGMENTATION),
-                        help="change what --augment draws, e.g. rotate=5,p=0.5 (the rest stay the dataset's default, "
-                             "or the config file's); names: " + ", ".join(AUGMENTATION))
+    add_augmentation_argument(parser)
     add_data_arguments(parser, "default: --dataset mnist")
     parser.add_argument("--seeds", metavar="S1,S2,...", type=seeds_type,
                         help="train an ensemble: one member per seed, one after another, into RUN/seed-S/ "
@@ -46,6 +44,13 @@ def add_parser(commands) -> None:
                         help="print the resolved config as TOML (as config.toml will hold it, the augmentation "
                              "written out) and stop; save it, edit it, train with --config FILE")
     parser.set_defaults(run=run)
+
+
+def add_augmentation_argument(parser: argparse.ArgumentParser) -> None:
+    """``--augmentation NAME=VALUE,...``, for every command that resolves a config as train does."""
+    parser.add_argument("--augmentation", metavar="NAME=VALUE,...", type=table_type("--augmentation", AUGMENTATION),
+                        help="change what --augment draws, e.g. rotate=5,p=0.5 (the rest stay the dataset's default, "
+                             "or the config file's); names: " + ", ".join(AUGMENTATION))
 
 
 def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
