@@ -153,3 +153,13 @@ def test_a_run_that_fits_only_if_it_needs_little_more_than_the_bound_gets_a_note
     lines.clear()
     check_training_memory(config, (10_000, 28, 28), available=2 * need, log=lines.append)
     assert lines == []
+
+
+def test_resume_finishing_a_run_that_trained_to_its_end_needs_no_room_to_train(tmp_path, shared_dir, monkeypatch):
+    config = get_preset("seed")
+    config.csv, config.epochs, config.train_size = str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"), 2, 500
+    train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
+    (tmp_path / "run" / "model.safetensors").unlink()  # killed while writing the model
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000_000)
+    result = resume_run(tmp_path / "run", progress=False, log=lambda line: None)
+    assert result.model_path.is_file()

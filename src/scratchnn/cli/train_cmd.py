@@ -56,7 +56,8 @@ def add_augmentation_argument(parser: argparse.ArgumentParser) -> None:
 def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
     """Preset, then config file, then flags: later ones override earlier ones (``presets.resolve_config``)."""
     settings = given_options(args, TRAIN_GROUPS) | ({"augmentation": args.augmentation} if args.augmentation else {})
-    return presets.resolve_config(args.preset, settings, given_options(args, ("data",)), config_file=args.config, log=log)
+    return presets.resolve_config(args.preset, settings, given_options(args, ("data",)), config_file=args.config,
+                                  log=log)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ and the training images as float32 numbers:
               + images × (numbers in one image),  × 4 bytes a number
 
 It is a lower bound: the batch's own copy, convolutions' work matrices, gradients on the way
-back and the fast path's copies come on top (traced peaks of a step were 1.0-1.8x it for
-MLPs and ``cnn-best``, 2-5x for 5x5 convolutions and ``lenet5``). So a run above what the
+back and the fast path's copies come on top (traced peaks of a step were 1.4x it for MLPs,
+1.8x for ``cnn-best``, 2.4x for ``cnn``, 4-5x for 5x5 convolutions and ``lenet5``). So a run above what the
 machine has available cannot run: ``check_training_memory`` refuses it before its first step
 (a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs), instead of a
 MemoryError, or the kernel's out-of-memory killer, partway into the first epoch. A run within
@@ -57,7 +57,8 @@ def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10
     input_shape, specs = config.layer_specs(image_shape, num_classes)
     state, outputs = network_shapes(input_shape, specs)
     numbers = sum(math.prod(shape) for shape in outputs)
-    parameters = sum(math.prod(shape) for name, shape in state.items() if not name.rsplit(".", 1)[-1].startswith("running"))
+    trained = [shape for name, shape in state.items() if not name.rsplit(".", 1)[-1].startswith("running")]
+    parameters = sum(math.prod(shape) for shape in trained)  # batch norm's running averages get no gradient
     slots = len(config.build_optimizer().state_slots())
     return StepMemory(numbers * BYTES_PER_NUMBER, parameters * (2 + slots) * BYTES_PER_NUMBER)
 

@@ -125,7 +125,8 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     check_data_files(config)
     source = data_source(config)
     data = source.load("train", progress=progress)
-    check_training_memory(config, data.images.shape, len(data.classes), log=log)  # this machine may have less
+    if checkpoint is None or not _training_done(checkpoint, config):  # this machine may have less memory
+        check_training_memory(config, data.images.shape, len(data.classes), log=log)
     if checkpoint is None:
         log(f"Starting {run_dir} over: it stopped before its first checkpoint")
     elif _training_done(checkpoint, config):
@@ -310,9 +311,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
     if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
         save_state(finished=True)
-    summary = f"train accuracy {metrics['train_accuracy']:.4f}"
-    if len(x_dev):
-        summary += f", dev accuracy {metrics['dev_accuracy']:.4f}"
+    summary = f"train accuracy {metrics['train_accuracy']:.4f}" + (
+        f", dev accuracy {metrics['dev_accuracy']:.4f}" if len(x_dev) else "")
     if "test_accuracy" in metrics:
         summary += f", test accuracy {metrics['test_accuracy']:.4f}"
     log(f"Done in {seconds:.2f} s: {summary}")
