@@ -140,6 +140,7 @@ def test_augmentation_flag_changes_only_the_settings_it_names(tmp_path):
     ("rotate=lots", "rotate must be a number, got 'lots'"),
     ("rotate", "expected NAME=VALUE pairs like shift=1.5,p=0.5, got 'rotate'"),
     ("rotate=5,,p=1", "expected NAME=VALUE pairs"),
+    ("rotate=5,rotate=6", "rotate is given twice in 'rotate=5,rotate=6'; give each setting once"),
 ])
 def test_a_bad_augmentation_flag_is_one_line_naming_it(capsys, text, message):
     with pytest.raises(SystemExit):

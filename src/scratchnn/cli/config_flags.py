@@ -105,6 +105,8 @@ def table_type(flag: str, names: list[str]):
                 near = difflib.get_close_matches(name, names, n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise argparse.ArgumentTypeError(f"unknown setting {name!r}{hint}; known: {', '.join(names)}")
+            if name in table:
+                raise argparse.ArgumentTypeError(f"{name} is given twice in {text!r}; give each setting once")
             try:
                 table[name] = float(value)
             except ValueError:
