@@ -3,6 +3,9 @@ import argparse
 import dataclasses
 
 import pytest
+from fuzzing import fuzz_examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchnn.cli.config_flags import add_option_arguments, given_options
 from scratchnn.cli.main import build_parser, parse
@@ -164,3 +167,25 @@ def test_resume_refuses_an_augmentation_flag(tmp_path):
 def test_commands_that_resolve_a_config_as_train_does_take_the_augmentation_flag_too(command):
     args = build_parser().parse_args([command, "--preset", "cnn", "--augmentation", "rotate=5"])
     assert resolve_config(args).augmentation == {"rotate": 5.0}
+
+
+NAMES = ["shift", "rotate", "scale", "shear", "elastic_alpha", "elastic_sigma", "flip", "p"]
+
+
+@settings(max_examples=fuzz_examples(300), deadline=None)
+@given(st.one_of(st.text(max_size=60), st.lists(st.tuples(st.sampled_from(NAMES + ["rot", ""]),
+                                                          st.one_of(st.floats(allow_nan=True), st.text(max_size=8))),
+                                                max_size=5).map(lambda pairs: ",".join(f"{n}={v}" for n, v in pairs))))
+def test_any_augmentation_text_is_a_table_or_a_one_line_refusal(text):
+    from scratchnn.cli.config_flags import table_type
+
+    try:
+        table = table_type("--augmentation", NAMES)(text)
+    except argparse.ArgumentTypeError as error:
+        assert "\n" not in str(error) and str(error)
+        return
+    assert set(table) <= set(NAMES) and all(type(value) is float for value in table.values())
+    try:
+        TrainConfig(augment=True, augmentation=table).validate()
+    except ConfigError as error:
+        assert "\n" not in str(error) and "augmentation" in str(error)
