@@ -10,8 +10,9 @@ and the training images as float32 numbers:
               + images × (numbers in one image),  × 4 bytes a number
 
 It is a lower bound: the batch's own copy, convolutions' work matrices, gradients on the way
-back and the fast path's copies come on top (traced peaks of a step were 1.4x it for MLPs,
-1.8x for ``cnn-best``, 2.4x for ``cnn``, 4-5x for 5x5 convolutions and ``lenet5``). So a run above what the
+back and the fast path's copies come on top. ``benchmarks/memory_bound.py`` measures how far:
+NumPy's peak was 1.35-1.8x it for MLPs, ``cnn-best`` and CNNs on big batches (fast path), up
+to 3x on the textbook path, 5x for 5x5 convolutions and ``lenet5``; the process grew 5-40% more. So a run above what the
 machine has available cannot run: ``check_training_memory`` refuses it before its first step
 (a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs), instead of a
 MemoryError, or the kernel's out-of-memory killer, partway into the first epoch. A run within
@@ -31,7 +32,7 @@ from .config import TrainConfig, network_shapes
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
 HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: steps took up to ~5x it
-LIKELY = 2  # a note when the bound fits but twice it would not: most steps measured took 1.4-2.5x it
+LIKELY = 2  # a note when the bound fits but twice it would not: big steps measured took 1.35-1.8x it
 
 
 @dataclass(frozen=True)
