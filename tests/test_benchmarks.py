@@ -90,3 +90,11 @@ def test_dev_splits_resumes_an_interrupted_run(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / CHECKPOINT_FILE).write_bytes(b"")
     assert dev_splits.train_command(args, 3, folder)[3:] == ["train", "--resume", str(folder), "--no-report"]
+
+
+def test_memory_bound_measures_a_network_in_a_process_of_its_own(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS[0].parent))
+    import memory_bound
+
+    figures = memory_bound.measure("mlp", {"hidden": [64], "epochs": 1}, 256, fast=True)
+    assert 0 < figures["bound"] <= figures["traced"] and figures["grown"] >= 0
