@@ -132,7 +132,7 @@ def test_a_network_no_machine_can_train_is_one_line_and_leaves_no_run_folder(tmp
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert re.match(r"scratchnn train: error: training needs at least 49\d\.\d GB of memory and this machine ", line)
-    assert "; try --batch-size " in line or "too big for this machine" in line
+    assert "; try --batch-size " in line or "too big to train here" in line
     assert not (tmp_path / "run").exists()
 
 

@@ -74,7 +74,7 @@ def test_a_run_that_cannot_fit_is_refused_with_what_it_needs_and_a_batch_to_try(
 def test_a_network_too_big_for_even_a_few_images_says_so():
     config = get_preset("cnn")
     config.conv = [4096]
-    with pytest.raises(ConfigError, match="too big for this machine even a few images at a time: use smaller layers"):
+    with pytest.raises(ConfigError, match="too big to train here even a few images at a time: use smaller layers"):
         check_training_memory(config, (10_000, 28, 28), available=1_500_000_000)  # its weights &c.: 1.4 GB
 
 
@@ -163,3 +163,16 @@ def test_resume_finishing_a_run_that_trained_to_its_end_needs_no_room_to_train(t
     monkeypatch.setattr(memory, "available_memory", lambda: 10_000_000)
     result = resume_run(tmp_path / "run", progress=False, log=lambda line: None)
     assert result.model_path.is_file()
+
+
+def test_a_callers_cap_below_the_machine_is_the_limit_and_named():
+    config = get_preset("cnn")
+    config.batch_size = 0
+    with pytest.raises(ConfigError, match=r"at least 2\.5 GB of memory and a run may use 1\.0 GB here \(serve --cap\)"):
+        check_training_memory(config, (10_000, 28, 28), available=8_000_000_000, cap=(1_000_000_000, "serve --cap"))
+    with pytest.raises(ConfigError, match=r"and this machine has 2\.0 GB available"):  # the machine has less
+        check_training_memory(config, (10_000, 28, 28), available=2_000_000_000, cap=(4_000_000_000, "serve --cap"))
+    lines = []  # within the cap but near it: the cap is someone's choice, not a risk of being killed
+    check_training_memory(config, (10_000, 28, 28), available=8_000_000_000, cap=(3_000_000_000, "serve --cap"),
+                          log=lines.append)
+    assert lines == []

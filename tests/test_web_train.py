@@ -192,6 +192,32 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
     assert any("--max-train-seconds" in e.get("line", "") for e in events)
 
 
+def test_a_run_needing_more_memory_than_the_server_allows_fails_before_training(runs):
+    setup = TrainSetup(limits=TrainLimits(memory=0.05))  # 50 MB; cnn-best's batches of 128 need 143 MB at least
+    with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:
+        assert client.get("/api/train").json()["limits"]["memory_gb"] == 0.05
+        before = sorted(p.name for p in runs.iterdir())
+        assert client.post("/api/train", json={"preset": "cnn-best", "epochs": 1}).status_code == 202
+        events = [e for _, e in events_until_over(client)]
+    assert events[-1]["status"] == "failed", events[-1]
+    detail = events[-1]["detail"]
+    assert detail.startswith("training needs at least ") and "a run may use 50.0 MB here (scratchnn serve " \
+        "--max-train-memory)" in detail and "try --batch-size " in detail, detail
+    assert not any(e["type"] == "batch" for e in events)
+    assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"
+
+
+def test_serve_refuses_a_memory_limit_that_is_not_a_positive_number():
+    from scratchnn.cli.main import build_parser
+    from scratchnn.cli.serve_cmd import train_setup
+    from scratchnn.errors import ConfigError
+
+    assert train_setup(build_parser().parse_args(["serve", "--max-train-memory", "0.5"])).limits.memory == 0.5
+    for value in ("0", "-1", "nan", "inf"):
+        with pytest.raises(ConfigError, match="--max-train-memory must be a number > 0"):
+            train_setup(build_parser().parse_args(["serve", "--max-train-memory", value]))
+
+
 def test_a_paused_run_still_ends_at_its_time_limit():
     """Paused time counts: the page trains one run at a time, so a forgotten pause must not hold
     the slot (and the run's memory) for ever."""

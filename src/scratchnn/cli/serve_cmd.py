@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import importlib.util
 import socket
 
@@ -65,6 +66,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             f"the page trains one run at a time (default: {limits.seconds:g})")
     group.add_argument("--max-train-width", type=int, metavar="N", default=limits.width,
                        help=f"units a hidden layer may have (default: {limits.width})")
+    group.add_argument("--max-train-memory", type=float, metavar="GB", default=limits.memory,
+                       help=f"memory a run's training step may need at least, worked out before it starts "
+                            f"(default: {limits.memory:g})")
 
 
 def train_setup(args: argparse.Namespace):
@@ -72,11 +76,12 @@ def train_setup(args: argparse.Namespace):
     from ..web.training import TrainLimits
 
     for flag, value in (("--max-train-epochs", args.max_train_epochs), ("--max-train-seconds", args.max_train_seconds),
-                        ("--max-train-width", args.max_train_width)):
-        if not value > 0:
-            raise ConfigError(f"{flag} must be > 0, got {value:g}")
+                        ("--max-train-width", args.max_train_width), ("--max-train-memory", args.max_train_memory)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{flag} must be a number > 0, got {value:g}")
     return TrainSetup(enabled=not args.no_train, limits=TrainLimits(
-        epochs=args.max_train_epochs, seconds=args.max_train_seconds, width=args.max_train_width))
+        epochs=args.max_train_epochs, seconds=args.max_train_seconds, width=args.max_train_width,
+        memory=args.max_train_memory))
 
 
 def run(args: argparse.Namespace) -> int:

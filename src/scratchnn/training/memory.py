@@ -82,12 +82,19 @@ def available_memory(root: Path = Path("/")) -> int | None:
 
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
-                          available: int | None = None, log: Callable[[str], None] = print) -> None:
+                          available: int | None = None, log: Callable[[str], None] = print,
+                          cap: tuple[int, str] | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
     ``available_memory()``), and ``log`` a note when it fits only if it needs less than LIKELY
     times the bound. ``data_shape`` (N, H, W) is the images loaded, dev set included: their
-    float32 copy is made before training, and a full-batch run's batch is its training set."""
+    float32 copy is made before training, and a full-batch run's batch is its training set.
+    ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
+    server's for a run started from its page); the bound is held to it, without the note."""
     available = available_memory() if available is None else available
+    where = f"this machine has {_size(available)} available" if available is not None else ""
+    capped = cap is not None and (available is None or cap[0] < available)
+    if capped:
+        available, where = cap[0], f"a run may use {_size(cap[0])} here ({cap[1]})"
     if available is None:
         return
     count, *image_shape = data_shape
@@ -102,20 +109,20 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     fits = memory.largest_batch(available - scaled) // HEADROOM
     batch_to_try = f"--batch-size {1 << (fits.bit_length() - 1):,}" if fits >= 2 else ""
     if need <= available:
-        log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and this machine has "
-            f"{_size(available)} available; if the run is killed (out of memory), try "
-            f"{batch_to_try or 'smaller layers'}")
+        if not capped:  # a limit someone chose: over it is refused, near it is fine
+            log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and {where}; "
+                f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
         return
     if scaled >= available:
         advice = "the images alone take more than that: train on fewer (--train-size)"
     elif not batch_to_try:
-        advice = "the network is too big for this machine even a few images at a time: use smaller layers " \
+        advice = "the network is too big to train here even a few images at a time: use smaller layers " \
                  "(--hidden, --conv)"
     else:
         advice = f"try {batch_to_try}, or smaller layers (--hidden, --conv)"
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
-    raise ConfigError(f"training needs at least {_size(need)} of memory and this machine has {_size(available)} "
-                      f"available ({what} keeps {_size(batch * memory.per_image)} of layer outputs for the "
+    raise ConfigError(f"training needs at least {_size(need)} of memory and {where} ({what} keeps "
+                      f"{_size(batch * memory.per_image)} of layer outputs for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
                       f"images as numbers {_size(scaled)}); {advice}")
 

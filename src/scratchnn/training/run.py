@@ -64,11 +64,12 @@ class RunResult(RunDisplay):
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              on_evaluation: Callable[[EpochResult], None] | None = None, **watch) -> RunResult:
+              on_evaluation: Callable[[EpochResult], None] | None = None, memory_cap=None, **watch) -> RunResult:
     """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder).
 
     The folder and its ``config.toml`` (data as absolute paths with their SHA-256) are written
-    once the data has loaded, before the first epoch, so a killed run can be resumed.
+    once the data has loaded and the run fits in memory (``memory_cap``: (bytes, the flag that set
+    them), a server's limit), before the first epoch, so a killed run can be resumed.
     ``on_evaluation(result)`` runs after each evaluated epoch is logged and checkpointed (a
     sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
     ``watch`` takes the live hooks of a page that shows training: ``on_batch_end(epoch, batch,
@@ -84,7 +85,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     source = data_source(config)
     data = source.load("train", progress=progress)
     config = record_data(config).with_augmentation_recorded()
-    check_training_memory(config, data.images.shape, len(data.classes), log=log)  # too big: no folder
+    check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / CONFIG_FILE)
@@ -171,8 +172,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
            log: Callable[[str], None], progress: bool, source: DataSource, data,
            on_evaluation: Callable[[EpochResult], None] | None = None,
            on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
-           on_finding: Callable[[Finding], None] | None = None,
-           stop_requested: Callable[[], bool] | None = None,
+           on_finding: Callable[[Finding], None] | None = None, stop_requested: Callable[[], bool] | None = None,
            on_setup: Callable[[Sequential, np.ndarray, np.ndarray], None] | None = None) -> RunResult:
     gens = config_generators(config)
     train_images, y_train, dev_images, y_dev = run_split(config, data.images, data.labels, gens["split"])

@@ -117,7 +117,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         return {"enabled": not manager.unavailable, "reason": manager.unavailable, "state": manager.state,
                 "options": option_list(), "presets": presets(),
                 "limits": {"epochs": limits.epochs, "seconds": limits.seconds, "width": limits.width,
-                           "channels": limits.channels, "layers": limits.layers}}
+                           "channels": limits.channels, "layers": limits.layers, "memory_gb": limits.memory}}
 
     @router.post("/api/train", status_code=202, response_model=TrainState, openapi_extra=_train_body(),
                  responses=_errors(409, 422), summary="Start a run in a worker process")

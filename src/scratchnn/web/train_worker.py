@@ -41,13 +41,14 @@ MAX_MAPS = 8  # feature maps of one dev digit (CNN)
 NOTE = "Note: "  # how a line the user should read starts (a warm-up shrunk, a busy machine...)
 
 
-def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float) -> None:
+def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float, max_memory: float = 4.0) -> None:
     """Train ``config`` (TrainConfig fields) into ``run_dir``, putting events on ``events``.
 
     ``stop`` and ``pause`` are multiprocessing Events: stop ends training after the current batch
     (the model is saved as for a finished run); while pause is set the worker waits between two
     batches. Training also stops after ``max_seconds`` of wall time (pauses included: a paused
-    run still holds the server's one training slot).
+    run still holds the server's one training slot), and a run that needs more than
+    ``max_memory`` GB (at least: training/memory.py) does not start.
     """
     _limit_blas_threads()
     from ..errors import ScratchnnError
@@ -59,7 +60,8 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
         result = train_run(TrainConfig.from_dict(config), Path(run_dir), log=watcher.log, progress=False,
                            on_evaluation=watcher.evaluation, on_batch_end=watcher.batch,
                            on_finding=watcher.finding, stop_requested=watcher.stop_requested,
-                           on_setup=watcher.setup)
+                           on_setup=watcher.setup,
+                           memory_cap=(int(max_memory * 1e9), "scratchnn serve --max-train-memory"))
     except ScratchnnError as error:
         events.put({"type": "error", "detail": _one_line(str(error))})
     except Exception as error:  # noqa: BLE001 - anything else still ends as one line for the page

@@ -48,6 +48,7 @@ class TrainLimits:
     width: int = 1024  # units per hidden layer
     channels: int = 128  # per convolution block
     layers: int = 6  # hidden layers, and convolution blocks
+    memory: float = 4.0  # GB a training step may need at least (training/memory.py's bound)
 
     def check(self, config: TrainConfig) -> None:
         """ConfigError naming the flag of the first setting over a limit."""
@@ -136,7 +137,7 @@ class TrainingManager:
             events, self._stop, self._pause = context.Queue(), context.Event(), context.Event()
             self._process = context.Process(target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
                                             args=(config.to_dict(), str(run_dir), events, self._stop, self._pause,
-                                                  self.limits.seconds))
+                                                  self.limits.seconds, self.limits.memory))
             _spawn_with_threads(self._process, BLAS_THREADS)
             self.run_id += 1
             self._events = []
