@@ -176,3 +176,12 @@ def test_a_callers_cap_below_the_machine_is_the_limit_and_named():
     check_training_memory(config, (10_000, 28, 28), available=8_000_000_000, cap=(3_000_000_000, "serve --cap"),
                           log=lines.append)
     assert lines == []
+
+
+def test_lr_find_refuses_batches_that_cannot_fit_before_its_range_test(shared_dir, monkeypatch, capsys):
+    from scratchnn.cli.main import main
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 100_000_000)  # 100 MB; cnn-best needs 0.9 GB at 1,024
+    code = main(["lr-find", "--preset", "cnn-best", "--batch-size", "1024", "--out", "never.png",
+                 "--csv", str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz")])
+    assert code != 0 and "training needs at least" in capsys.readouterr().err

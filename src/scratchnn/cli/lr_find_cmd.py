@@ -14,6 +14,7 @@ from pathlib import Path
 from ..data import scale_pixels
 from ..errors import ConfigError
 from ..training.config import TrainConfig
+from ..training.memory import check_training_memory
 from ..training.options import SETTING_GROUPS, TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run_data import config_generators, data_source, run_split
@@ -79,6 +80,7 @@ def range_test_inputs(config: TrainConfig):
     weights, its optimizer, and the generator that orders its batches."""
     source = data_source(config)
     data = source.load("train", progress=True)
+    check_training_memory(config, data.images.shape, len(data.classes))  # its steps are training steps
     gens = config_generators(config)
     train_images, y_train, _, _ = run_split(config, data.images, data.labels, gens["split"])
     model = config.build_model(gens["init"], image_shape=data.images.shape[1:], num_classes=len(data.classes),
