@@ -58,12 +58,12 @@ def test_the_bound_counts_layer_outputs_and_the_optimizers_slots():
 
 def test_a_run_that_cannot_fit_is_refused_with_what_it_needs_and_a_batch_to_try():
     config = get_preset("cnn")
-    config.batch_size = 0  # a full batch of 59,000 images through cnn: 16 GB of layer outputs
+    config.batch_size = 0  # a full batch of 59,000 images through cnn: 16 GB of layer outputs, 1.4 GB of im2col
     with pytest.raises(ConfigError) as refused:
         check_training_memory(config, (60_000, 28, 28), available=8_000_000_000)
     assert str(refused.value) == (
-        "training needs at least 16.2 GB of memory and this machine has 8.0 GB available (a full batch of "
-        "59,000 images keeps 16.0 GB of layer outputs for the backward pass; the weights, gradients and "
+        "training needs at least 17.6 GB of memory and this machine has 8.0 GB available (a full batch of "
+        "59,000 images keeps 17.4 GB of what its layers computed, for the backward pass; the weights, gradients and "
         "optimizer state take 3.6 MB, the images as numbers 188.2 MB); try --batch-size 4,096, or smaller "
         "layers (--hidden, --conv)")
     config.batch_size = 4096  # what it suggests fits with room to spare
@@ -168,7 +168,7 @@ def test_resume_finishing_a_run_that_trained_to_its_end_needs_no_room_to_train(t
 def test_a_callers_cap_below_the_machine_is_the_limit_and_named():
     config = get_preset("cnn")
     config.batch_size = 0
-    with pytest.raises(ConfigError, match=r"at least 2\.5 GB of memory and a run may use 1\.0 GB here \(serve --cap\)"):
+    with pytest.raises(ConfigError, match=r"at least 2\.7 GB of memory and a run may use 1\.0 GB here \(serve --cap\)"):
         check_training_memory(config, (10_000, 28, 28), available=8_000_000_000, cap=(1_000_000_000, "serve --cap"))
     with pytest.raises(ConfigError, match=r"and this machine has 2\.0 GB available"):  # the machine has less
         check_training_memory(config, (10_000, 28, 28), available=2_000_000_000, cap=(4_000_000_000, "serve --cap"))

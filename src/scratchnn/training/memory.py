@@ -9,15 +9,17 @@ and the training images as float32 numbers:
     at least  B × (every layer's output for one image) + parameters × (2 + optimizer slots)
               + images × (numbers in one image),  × 4 bytes a number
 
-It is a lower bound: the batch's own copy, convolutions' work matrices, gradients on the way
-back and the fast path's copies come on top. ``benchmarks/memory_bound.py`` measures how far:
-NumPy's peak was 1.35-1.8x it for MLPs, ``cnn-best`` and CNNs on big batches (fast path), up
-to 3x on the textbook path, 5x for 5x5 convolutions and ``lenet5``; the process grew 5-40% more. So a run above what the
-machine has available cannot run: ``check_training_memory`` refuses it before its first step
-(a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs), instead of a
-MemoryError, or the kernel's out-of-memory killer, partway into the first epoch. A run within
-LIKELY times the bound may still not fit: it gets a note (``--conv 4096 --batch-size 512``, at
-least 15.6 GB, was killed on a machine with 24.6 GB available).
+and a convolution that can only run as im2col (not 3x3 stride 1, or fewer than 8 input
+channels) keeps its work matrix too, in_channels · kh · kw numbers per output pixel. It is a
+lower bound: the batch's own copy, gradients on the way back and the fast path's copies come on
+top. ``benchmarks/memory_bound.py`` measures how far: NumPy's peak was 1.35-1.8x it on the fast
+path for every network but ``cnn`` (2.2x), up to 2.9x on the textbook path; the process grew
+1.4-2.7x (3.5x textbook). So a run above what the machine has available cannot run: ``check_training_memory``
+refuses it before its first step (a full batch of 60,000 images through ``cnn``: 16 GB of
+layer outputs, 1.4 GB of work matrices), instead of a MemoryError, or the kernel's
+out-of-memory killer, partway into the first epoch. A run within LIKELY times the bound may
+still not fit: it gets a note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed
+on a machine with 24.6 GB available).
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import read_at_most
+from ..fast.winograd import FAST_RULE
+from ..nn import Conv2D
+from ..nn.conv import AUTO_MIN_CHANNELS_SMALL
 from .config import TrainConfig, network_shapes
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
@@ -38,7 +43,7 @@ LIKELY = 2  # a note when the bound fits but twice it would not: big steps measu
 @dataclass(frozen=True)
 class StepMemory:
     """Bytes a training step holds at least: ``per_image`` for each image of the batch (layer
-    outputs), ``fixed`` whatever the batch (weights, gradients, optimizer state)."""
+    outputs, work matrices), ``fixed`` whatever the batch (weights, gradients, optimizer state)."""
 
     per_image: int
     fixed: int
@@ -57,11 +62,24 @@ def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10
     a network too big to build is refused first (``layer_specs``)."""
     input_shape, specs = config.layer_specs(image_shape, num_classes)
     state, outputs = network_shapes(input_shape, specs)
-    numbers = sum(math.prod(shape) for shape in outputs)
+    numbers = sum(math.prod(shape) for shape in outputs) + sum(
+        _work_matrix(args, shape) for (kind, args), shape in zip(specs, outputs) if kind is Conv2D)
     trained = [shape for name, shape in state.items() if not name.rsplit(".", 1)[-1].startswith("running")]
     parameters = sum(math.prod(shape) for shape in trained)  # batch norm's running averages get no gradient
     slots = len(config.build_optimizer().state_slots())
     return StepMemory(numbers * BYTES_PER_NUMBER, parameters * (2 + slots) * BYTES_PER_NUMBER)
+
+
+def _work_matrix(args: dict, output_shape: tuple) -> int:
+    """Numbers in the im2col work matrix a convolution keeps for its backward pass, one image:
+    (output pixels, in_channels · kh · kw). Counted only where nothing else runs: a 3x3
+    stride-1 convolution of 8 input channels or more may run Winograd's tiles instead, which
+    keep less (``winograd_scheme`` in nn/conv.py, and the fast path's rule)."""
+    kernel = args["kernel_size"]
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    winograd_may_run = (kh, kw) == (3, 3) and args.get("stride", 1) in (1, (1, 1)) and (
+        args["in_channels"] >= min(AUTO_MIN_CHANNELS_SMALL, FAST_RULE[1]))
+    return 0 if winograd_may_run else math.prod(output_shape[1:]) * args["in_channels"] * kh * kw
 
 
 def available_memory(root: Path = Path("/")) -> int | None:
@@ -122,7 +140,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
         advice = f"try {batch_to_try}, or smaller layers (--hidden, --conv)"
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
     raise ConfigError(f"training needs at least {_size(need)} of memory and {where} ({what} keeps "
-                      f"{_size(batch * memory.per_image)} of layer outputs for the "
+                      f"{_size(batch * memory.per_image)} of what its layers computed, for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
                       f"images as numbers {_size(scaled)}); {advice}")
 
