@@ -185,3 +185,27 @@ def test_lr_find_refuses_batches_that_cannot_fit_before_its_range_test(shared_di
     code = main(["lr-find", "--preset", "cnn-best", "--batch-size", "1024", "--out", "never.png",
                  "--csv", str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz")])
     assert code != 0 and "training needs at least" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["seed", "mlp", "cnn", "cnn-best", "lenet5"])
+def test_a_built_model_counts_as_its_config_does(preset):
+    config = get_preset(preset)
+    model = config.build_model(np.random.default_rng(0))
+    assert memory.per_image_bytes(model) == step_memory(config).per_image
+
+
+def test_fit_by_hand_refuses_a_batch_that_cannot_fit(monkeypatch):
+    config = get_preset("cnn")
+    model = config.build_model(np.random.default_rng(0))
+    x, y = np.zeros((1000, 1, 28, 28), np.float32), np.arange(1000) % 10
+    per_image = memory.per_image_bytes(model)  # 284 kB: 1,000 images need 284 MB
+    monkeypatch.setattr(memory, "available_memory", lambda: 100 * per_image)
+    with pytest.raises(ConfigError) as refused:
+        fit(model, config.build_optimizer(), x, y, epochs=1, batch_size=None)
+    assert str(refused.value) == (
+        f"training needs at least {1000 * per_image / 1e6:.1f} MB of memory for the full batch of 1,000 images "
+        f"({per_image / 1e3:.1f} kB an image, for the backward pass) and this machine has {100 * per_image / 1e6:.1f} "
+        "MB available; pass batch_size=16 (or less)")
+    with pytest.raises(ConfigError, match="for batches of 500 images"):
+        fit(model, config.build_optimizer(), x, y, epochs=1, batch_size=500)
+    fit(model, config.build_optimizer(), x[:64], y[:64], epochs=1, batch_size=16)  # 16 of 100 fit

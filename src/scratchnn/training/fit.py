@@ -17,6 +17,7 @@ from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from .early_stopping import EarlyStopping
 from .health import HealthRecorder
 from .history import History
+from .memory import check_batch_memory
 
 DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
 
@@ -104,6 +105,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     _check_data(model, x_train, y_train, "training")
     check_batches(model, len(x_train), batch_size)
+    check_batch_memory(model, len(x_train), batch_size)
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")

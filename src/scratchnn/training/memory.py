@@ -17,7 +17,8 @@ path for every network but ``cnn`` (2.2x), up to 2.9x on the textbook path; the 
 1.4-2.7x (3.5x textbook). So a run above what the machine has available cannot run: ``check_training_memory``
 refuses it before its first step (a full batch of 60,000 images through ``cnn``: 16 GB of
 layer outputs, 1.4 GB of work matrices), instead of a MemoryError, or the kernel's
-out-of-memory killer, partway into the first epoch. A run within LIKELY times the bound may
+out-of-memory killer, partway into the first epoch; ``fit`` checks its batches alike
+(``check_batch_memory``). A run within LIKELY times the bound may
 still not fit: it gets a note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed
 on a machine with 24.6 GB available).
 """
@@ -72,14 +73,41 @@ def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10
 
 def _work_matrix(args: dict, output_shape: tuple) -> int:
     """Numbers in the im2col work matrix a convolution keeps for its backward pass, one image:
-    (output pixels, in_channels · kh · kw). Counted only where nothing else runs: a 3x3
+    (output pixels, in_channels · kh · kw). Counted only where nothing else runs: an "auto" 3x3
     stride-1 convolution of 8 input channels or more may run Winograd's tiles instead, which
     keep less (``winograd_scheme`` in nn/conv.py, and the fast path's rule)."""
-    kernel = args["kernel_size"]
+    kernel, stride, algorithm = args["kernel_size"], args.get("stride", 1), args.get("algorithm", "auto")
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    winograd_may_run = (kh, kw) == (3, 3) and args.get("stride", 1) in (1, (1, 1)) and (
-        args["in_channels"] >= min(AUTO_MIN_CHANNELS_SMALL, FAST_RULE[1]))
+    square = (kh, kw) == (3, 3) and tuple(stride if isinstance(stride, (list, tuple)) else (stride, stride)) == (1, 1)
+    winograd_may_run = algorithm != "im2col" and square and (
+        algorithm != "auto" or args["in_channels"] >= min(AUTO_MIN_CHANNELS_SMALL, FAST_RULE[1]))
     return 0 if winograd_may_run else math.prod(output_shape[1:]) * args["in_channels"] * kh * kw
+
+
+def per_image_bytes(model) -> int:
+    """``step_memory``'s ``per_image`` for a built model (a Sequential): what one image of a
+    batch keeps for the backward pass, at least."""
+    numbers = sum(math.prod(shape) + (_work_matrix(layer.config(), shape) if isinstance(layer, Conv2D) else 0)
+                  for layer, shape in zip(model.layers, model.output_shapes()))
+    return numbers * BYTES_PER_NUMBER
+
+
+def check_batch_memory(model, images: int, batch_size: int | None, available: int | None = None) -> None:
+    """For ``fit`` called by hand (a notebook, a learner's own loop): refuse batches whose layer
+    outputs alone cannot fit in the memory available, instead of a MemoryError partway in, or a
+    kernel the out-of-memory killer ends without a word. Weights and data already exist."""
+    available = available_memory() if available is None else available
+    batch = min(batch_size or images, images)
+    per_image = per_image_bytes(model)
+    if available is None or batch * per_image <= available:
+        return
+    fits = available // per_image // HEADROOM
+    what = f"the full batch of {batch:,} images" if not batch_size or batch_size >= images else \
+        f"batches of {batch:,} images"
+    advice = (f"pass batch_size={1 << (fits.bit_length() - 1):,} (or less)" if fits >= 2 else
+              "the network is too big to train here even a few images at a time: use smaller layers")
+    raise ConfigError(f"training needs at least {_size(batch * per_image)} of memory for {what} ({_size(per_image)} "
+                      f"an image, for the backward pass) and this machine has {_size(available)} available; {advice}")
 
 
 def available_memory(root: Path = Path("/")) -> int | None:
