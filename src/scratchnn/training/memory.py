@@ -9,18 +9,18 @@ and the training images as float32 numbers:
     at least  B × (every layer's output for one image) + parameters × (2 + optimizer slots)
               + images × (numbers in one image),  × 4 bytes a number
 
-and a convolution that can only run as im2col (not 3x3 stride 1, or fewer than 8 input
-channels) keeps its work matrix too, in_channels · kh · kw numbers per output pixel. It is a
-lower bound: the batch's own copy, gradients on the way back and the fast path's copies come on
-top. ``benchmarks/memory_bound.py`` measures how far: NumPy's peak was 1.35-1.8x it on the fast
-path for every network but ``cnn`` (2.2x), up to 2.9x on the textbook path; the process grew
-1.4-2.7x (3.5x textbook). So a run above what the machine has available cannot run: ``check_training_memory``
-refuses it before its first step (a full batch of 60,000 images through ``cnn``: 16 GB of
-layer outputs, 1.4 GB of work matrices), instead of a MemoryError, or the kernel's
-out-of-memory killer, partway into the first epoch; ``fit`` checks its batches alike
-(``check_batch_memory``). A run within LIKELY times the bound may
-still not fit: it gets a note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed
-on a machine with 24.6 GB available).
+and a convolution that can only run as im2col (not 3x3 stride 1, or fewer than 8 input channels)
+keeps its work matrix too, in_channels · kh · kw numbers per output pixel. It is a lower bound:
+the batch's own copy, gradients on the way back and the fast path's copies come on top.
+``benchmarks/memory_bound.py`` measures how far: NumPy's peak was 1.35-1.8x it on the fast path
+for every network but ``cnn`` (2.2x), up to 2.9x on the textbook path; the process grew 1.4-2.7x
+(3.5x textbook). So a run above what the machine has available cannot run:
+``check_training_memory`` refuses it before its first step (a full batch of 60,000 images
+through ``cnn``: 16 GB of layer outputs, 1.4 GB of work matrices), instead of a MemoryError, or
+the kernel's out-of-memory killer, partway into the first epoch; ``fit`` checks its batches
+alike (``check_batch_memory``). A run within LIKELY times the bound may still not fit: it gets a
+note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed on a machine with 24.6 GB
+available).
 """
 from __future__ import annotations
 
