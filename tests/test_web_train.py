@@ -284,3 +284,24 @@ def test_first_layer_images_show_kernels_and_feature_maps_of_a_cnn():
 def test_server_folders_are_cut_from_text():
     assert without_folders("Data: csv /srv/data/d.csv (1,000 train)") == "Data: csv d.csv (1,000 train)"
     assert without_folders("details: scratchnn doctor /srv/runs/x") == "details: scratchnn doctor x"
+
+
+def test_each_server_limit_is_named_by_its_own_flag():
+    from scratchnn.cli.main import build_parser
+    from scratchnn.cli.serve_cmd import train_setup
+    from scratchnn.errors import ConfigError
+    from scratchnn.training.presets import get_preset
+
+    limits = train_setup(build_parser().parse_args(["serve", "--max-train-channels", "16", "--max-train-layers", "2",
+                                                    "--max-train-width", "64"])).limits
+    assert (limits.channels, limits.layers, limits.width) == (16, 2, 64)
+    for changes, flag in (({"conv": [32, 64], "hidden": [32]}, "--max-train-channels"),
+                          ({"conv": [8, 8, 8], "hidden": [32]}, "--max-train-layers"),
+                          ({"hidden": [128]}, "--max-train-width"), ({"hidden": [8, 8, 8]}, "--max-train-layers")):
+        config = get_preset("cnn" if "conv" in changes else "mlp")
+        for name, value in changes.items():
+            setattr(config, name, value)
+        with pytest.raises(ConfigError, match=f"\\(scratchnn serve {flag}\\)$"):
+            limits.check(config)
+    with pytest.raises(ConfigError, match="--max-train-layers must be a number > 0"):
+        train_setup(build_parser().parse_args(["serve", "--max-train-layers", "0"]))

@@ -66,6 +66,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             f"the page trains one run at a time (default: {limits.seconds:g})")
     group.add_argument("--max-train-width", type=int, metavar="N", default=limits.width,
                        help=f"units a hidden layer may have (default: {limits.width})")
+    group.add_argument("--max-train-channels", type=int, metavar="N", default=limits.channels,
+                       help=f"channels a convolution block may have (default: {limits.channels})")
+    group.add_argument("--max-train-layers", type=int, metavar="N", default=limits.layers,
+                       help=f"hidden layers, and convolution blocks, a network may have (default: {limits.layers})")
     group.add_argument("--max-train-memory", type=float, metavar="GB", default=limits.memory,
                        help=f"memory a run's training step may need at least, worked out before it starts "
                             f"(default: {limits.memory:g})")
@@ -76,12 +80,13 @@ def train_setup(args: argparse.Namespace):
     from ..web.training import TrainLimits
 
     for flag, value in (("--max-train-epochs", args.max_train_epochs), ("--max-train-seconds", args.max_train_seconds),
-                        ("--max-train-width", args.max_train_width), ("--max-train-memory", args.max_train_memory)):
+                        ("--max-train-width", args.max_train_width), ("--max-train-channels", args.max_train_channels),
+                        ("--max-train-layers", args.max_train_layers), ("--max-train-memory", args.max_train_memory)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{flag} must be a number > 0, got {value:g}")
     return TrainSetup(enabled=not args.no_train, limits=TrainLimits(
         epochs=args.max_train_epochs, seconds=args.max_train_seconds, width=args.max_train_width,
-        memory=args.max_train_memory))
+        channels=args.max_train_channels, layers=args.max_train_layers, memory=args.max_train_memory))
 
 
 def run(args: argparse.Namespace) -> int:

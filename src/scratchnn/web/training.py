@@ -55,13 +55,15 @@ class TrainLimits:
         if config.epochs > self.epochs:
             raise ConfigError(f"--epochs: this server trains at most {self.epochs} epochs a run, got "
                               f"{config.epochs} (scratchnn serve --max-train-epochs)")
-        for name, most, what in (("hidden", self.width, "units a layer"), ("conv", self.channels, "channels a block")):
+        for name, most, what, flag in (("hidden", self.width, "units a layer", "width"),
+                                       ("conv", self.channels, "channels a block", "channels")):
             values = getattr(config, name)
             if len(values) > self.layers:
-                raise ConfigError(f"--{name}: this server trains at most {self.layers} layers, got {len(values)}")
+                raise ConfigError(f"--{name}: this server trains at most {self.layers} layers, got {len(values)} "
+                                  "(scratchnn serve --max-train-layers)")
             if values and max(values) > most:
                 raise ConfigError(f"--{name}: this server trains at most {most} {what}, got {max(values)} "
-                                  "(scratchnn serve --max-train-width)")
+                                  f"(scratchnn serve --max-train-{flag})")
 
 
 def train_settings() -> dict[str, object]:
