@@ -37,7 +37,7 @@ from ..nn.conv import AUTO_MIN_CHANNELS_SMALL
 from .config import TrainConfig, network_shapes
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
-HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: steps took up to ~5x it
+HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 3.5x it
 LIKELY = 2  # a note when the bound fits but twice it would not: big steps measured took 1.35-1.8x it
 
 
@@ -78,8 +78,8 @@ def _work_matrix(args: dict, output_shape: tuple) -> int:
     keep less (``winograd_scheme`` in nn/conv.py, and the fast path's rule)."""
     kernel, stride, algorithm = args["kernel_size"], args.get("stride", 1), args.get("algorithm", "auto")
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    square = (kh, kw) == (3, 3) and tuple(stride if isinstance(stride, (list, tuple)) else (stride, stride)) == (1, 1)
-    winograd_may_run = algorithm != "im2col" and square and (
+    strides = tuple(stride) if isinstance(stride, (list, tuple)) else (stride, stride)
+    winograd_may_run = algorithm != "im2col" and (kh, kw) == (3, 3) and strides == (1, 1) and (
         algorithm != "auto" or args["in_channels"] >= min(AUTO_MIN_CHANNELS_SMALL, FAST_RULE[1]))
     return 0 if winograd_may_run else math.prod(output_shape[1:]) * args["in_channels"] * kh * kw
 
