@@ -209,3 +209,29 @@ def test_fit_by_hand_refuses_a_batch_that_cannot_fit(monkeypatch):
     with pytest.raises(ConfigError, match="for batches of 500 images"):
         fit(model, config.build_optimizer(), x, y, epochs=1, batch_size=500)
     fit(model, config.build_optimizer(), x[:64], y[:64], epochs=1, batch_size=16)  # 16 of 100 fit
+
+
+def test_the_processs_own_control_group_and_its_ancestors_are_read(tmp_path):
+    write(tmp_path, "proc/meminfo", MEMINFO)  # 2.56 GB available
+    write(tmp_path, "proc/self/cgroup", "9:name=systemd:/\n4:memory:/jobs/job-7\n0::/\n")
+    write(tmp_path, "sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n")  # the top: no limit
+    write(tmp_path, "sys/fs/cgroup/memory/memory.usage_in_bytes", "3000000000\n")
+    write(tmp_path, "sys/fs/cgroup/memory/jobs/job-7/memory.limit_in_bytes", "2000000000\n")  # the job's own
+    write(tmp_path, "sys/fs/cgroup/memory/jobs/job-7/memory.usage_in_bytes", "500000000\n")
+    assert available_memory(tmp_path) == 1_500_000_000
+    write(tmp_path, "sys/fs/cgroup/memory/jobs/memory.limit_in_bytes", "4000000000\n")  # all jobs together
+    write(tmp_path, "sys/fs/cgroup/memory/jobs/memory.usage_in_bytes", "3200000000\n")
+    assert available_memory(tmp_path) == 800_000_000  # the tighter room, an ancestor's
+    write(tmp_path, "proc/self/cgroup", "0::/user.slice/app.scope\n")  # cgroup v2
+    write(tmp_path, "sys/fs/cgroup/user.slice/memory.max", "1000000000\n")
+    write(tmp_path, "sys/fs/cgroup/user.slice/memory.current", "900000000\n")
+    write(tmp_path, "sys/fs/cgroup/user.slice/app.scope/memory.max", "max\n")
+    assert available_memory(tmp_path) == 100_000_000
+
+
+def test_a_cgroup_path_cannot_climb_out_of_the_cgroup_folder(tmp_path):
+    write(tmp_path, "proc/meminfo", MEMINFO)
+    write(tmp_path, "proc/self/cgroup", "0::/../../etc\n")
+    write(tmp_path, "etc/memory.max", "1\n")
+    write(tmp_path, "etc/memory.current", "0\n")
+    assert available_memory(tmp_path) == 2_500_000 * 1024

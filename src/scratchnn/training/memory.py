@@ -112,19 +112,45 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
 
 def available_memory(root: Path = Path("/")) -> int | None:
     """Bytes a new allocation can still get without failing: the kernel's MemAvailable plus
-    free swap, or less when a control group (a container's limit) allows less; None where the
-    system does not say (not Linux). ``root`` is for tests."""
+    free swap, or less when a control group (a container's, a systemd slice's) allows less;
+    None where the system does not say (not Linux). ``root`` is for tests."""
     meminfo = _numbers(root / "proc/meminfo", per_line=True)
     if "MemAvailable" not in meminfo:
         return None
     available = (meminfo["MemAvailable"] + meminfo.get("SwapFree", 0)) * 1024
-    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
-        limit = _numbers(root / "sys/fs/cgroup" / limit_file).get("")
-        usage = _numbers(root / "sys/fs/cgroup" / usage_file).get("")
-        if limit is not None and usage is not None:
-            available = min(available, max(0, limit - usage))
-    return available
+    room = _cgroup_room(root)
+    return available if room is None else min(available, room)
+
+
+CGROUP_FILES = {2: ("sys/fs/cgroup", "memory.max", "memory.current"),
+                1: ("sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")}
+
+
+def _cgroup_room(root: Path) -> int | None:
+    """What the tightest memory limit over this process's control group and its ancestors still
+    allows (limit − usage, each level's own), from /proc/self/cgroup's paths (v2's "0::PATH",
+    v1's "N:memory:PATH"); the top level's files where it does not say. None: no limit found."""
+    try:
+        lines = read_at_most(root / "proc/self/cgroup", 65536).decode("ascii", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    paths = {}
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            paths[2] = path
+        elif "memory" in controllers.split(","):
+            paths[1] = path
+    room = None
+    for version, (base, limit_file, usage_file) in CGROUP_FILES.items():
+        parts = [part for part in paths.get(version, "/").split("/") if part not in ("", ".", "..")]
+        for depth in range(len(parts), -1, -1):  # the process's own group, then each ancestor
+            folder = root / base / "/".join(parts[:depth])
+            limit, usage = _numbers(folder / limit_file).get(""), _numbers(folder / usage_file).get("")
+            if limit is not None and usage is not None:
+                room = max(0, limit - usage) if room is None else min(room, max(0, limit - usage))
+    return room
 
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
