@@ -139,6 +139,14 @@ def test_train_refuses_before_making_its_folder_and_resume_refuses_too(tmp_path,
     config.save(tmp_path / "run" / "config.toml")  # a run that stopped before its first checkpoint
     with pytest.raises(ConfigError, match="training needs at least"):
         resume_run(tmp_path / "run", progress=False, log=lambda line: None)
+    cnn = get_preset("cnn")  # a run resumed where less memory is free: its batch size is its own
+    cnn.csv = config.csv
+    cnn.save(tmp_path / "run" / "config.toml")
+    monkeypatch.setattr(memory, "available_memory", lambda: 60_000_000)  # batches of 128 need 71 MB at least
+    with pytest.raises(ConfigError) as refused:
+        resume_run(tmp_path / "run", progress=False, log=lambda line: None)
+    assert str(refused.value).endswith(f"; resume it where more memory is free, or start it again smaller (scratchnn "
+                                       f"train --config {tmp_path / 'run' / 'config.toml'} --batch-size 16)")
 
 
 def test_a_run_that_fits_only_if_it_needs_little_more_than_the_bound_gets_a_note():

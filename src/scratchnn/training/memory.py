@@ -155,13 +155,15 @@ def _cgroup_room(root: Path) -> int | None:
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
                           available: int | None = None, log: Callable[[str], None] = print,
-                          cap: tuple[int, str] | None = None) -> None:
+                          cap: tuple[int, str] | None = None, resume_of: Path | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
     ``available_memory()``), and ``log`` a note when it fits only if it needs less than LIKELY
     times the bound. ``data_shape`` (N, H, W) is the images loaded, dev set included: their
     float32 copy is made before training, and a full-batch run's batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
-    server's for a run started from its page); the bound is held to it, without the note."""
+    server's for a run started from its page); the bound is held to it, without the note.
+    ``resume_of`` is the run folder being resumed: its batch size is fixed, so the advice is to
+    resume it with more memory or to start it again with another."""
     available = available_memory() if available is None else available
     where = f"this machine has {_size(available)} available" if available is not None else ""
     capped = cap is not None and (available is None or cap[0] < available)
@@ -192,6 +194,9 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
                  "(--hidden, --conv)"
     else:
         advice = f"try {batch_to_try}, or smaller layers (--hidden, --conv)"
+    if resume_of is not None and scaled < available:
+        advice = (f"resume it where more memory is free, or start it again smaller (scratchnn train --config "
+                  f"{Path(resume_of) / 'config.toml'} {batch_to_try or '--hidden ... --conv ...'})")
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
     raise ConfigError(f"training needs at least {_size(need)} of memory and {where} ({what} keeps "
                       f"{_size(batch * memory.per_image)} of what its layers computed, for the "

@@ -127,7 +127,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     source = data_source(config)
     data = source.load("train", progress=progress)
     if checkpoint is None or not _training_done(checkpoint, config):  # this machine may have less memory
-        check_training_memory(config, data.images.shape, len(data.classes), log=log)
+        check_training_memory(config, data.images.shape, len(data.classes), log=log, resume_of=run_dir)
     if checkpoint is None:
         log(f"Starting {run_dir} over: it stopped before its first checkpoint")
     elif _training_done(checkpoint, config):
