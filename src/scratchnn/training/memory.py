@@ -38,6 +38,7 @@ from .config import TrainConfig, network_shapes
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
 HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 3.5x it
+TOO_BIG = "the network is too big to train here even a few images at a time: use smaller layers"
 LIKELY = 2  # a note when the bound fits but twice it would not: big steps measured took 1.35-1.8x it
 
 
@@ -104,8 +105,7 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
     fits = available // per_image // HEADROOM
     what = f"the full batch of {batch:,} images" if not batch_size or batch_size >= images else \
         f"batches of {batch:,} images"
-    advice = (f"pass batch_size={1 << (fits.bit_length() - 1):,} (or less)" if fits >= 2 else
-              "the network is too big to train here even a few images at a time: use smaller layers")
+    advice = f"pass batch_size={_batch_to_try(fits):,} (or less)" if fits >= 2 else TOO_BIG
     raise ConfigError(f"training needs at least {_size(batch * per_image)} of memory for {what} ({_size(per_image)} "
                       f"an image, for the backward pass) and this machine has {_size(available)} available; {advice}")
 
@@ -181,7 +181,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     if need * LIKELY <= available:
         return
     fits = memory.largest_batch(available - scaled) // HEADROOM
-    batch_to_try = f"--batch-size {1 << (fits.bit_length() - 1):,}" if fits >= 2 else ""
+    batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if need <= available:
         if not capped:  # a limit someone chose: over it is refused, near it is fine
             log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and {where}; "
@@ -190,8 +190,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     if scaled >= available:
         advice = "the images alone take more than that: train on fewer (--train-size)"
     elif not batch_to_try:
-        advice = "the network is too big to train here even a few images at a time: use smaller layers " \
-                 "(--hidden, --conv)"
+        advice = f"{TOO_BIG} (--hidden, --conv)"
     else:
         advice = f"try {batch_to_try}, or smaller layers (--hidden, --conv)"
     if resume_of is not None and scaled < available:
@@ -202,6 +201,11 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
                       f"{_size(batch * memory.per_image)} of what its layers computed, for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
                       f"images as numbers {_size(scaled)}); {advice}")
+
+
+def _batch_to_try(fits: int) -> int:
+    """The power of two at most ``fits`` (>= 1): a batch size that reads as a choice, not a sum."""
+    return 1 << (fits.bit_length() - 1)
 
 
 def _size(count: int) -> str:
