@@ -6,6 +6,7 @@ recorded in order, then a crash (an exception) is injected at each of them in tu
 And read_small_text, which reads the text files a user hands in, never more than its limit.
 """
 import errno
+import functools
 import os
 import stat
 import tracemalloc
@@ -13,7 +14,7 @@ import tracemalloc
 import pytest
 
 from scratchnn import files
-from scratchnn.errors import ConfigError
+from scratchnn.errors import ConfigError, ScratchnnError
 from scratchnn.files import atomic_write_bytes, read_small_text
 
 OLD, NEW = b"old checkpoint " * 100, b"new checkpoint, longer than the old one " * 1000
@@ -150,3 +151,24 @@ def test_read_small_text_reads_a_file_of_exactly_its_limit(tmp_path):
     (tmp_path / "space.toml").write_text("lr = {low = 1e-4, high = 0.1}  # é\n", encoding="utf-8")
     size = (tmp_path / "space.toml").stat().st_size
     assert read_small_text(tmp_path / "space.toml", size, "a search space") == "lr = {low = 1e-4, high = 0.1}  # é\n"
+
+
+def test_why_unreadable_says_the_same_words_for_every_reader(tmp_path):
+    """Configs, data files, model files, run tables and photos all explain a failed open alike."""
+    from scratchnn.data.idx import read_idx
+    from scratchnn.doctor.signals import read_metrics_csv
+    from scratchnn.io import read_tensors
+    from scratchnn.photos.preprocess import read_image
+
+    for error, words in [(FileNotFoundError(errno.ENOENT, "No such file or directory"), "no such file"),
+                         (IsADirectoryError(errno.EISDIR, "Is a directory"), "a folder, not a file"),
+                         (OSError(errno.EIO, "Input/output error"), "cannot be read (Input/output error)")]:
+        assert files.why_unreadable(error) == words
+    folder = tmp_path / "model.safetensors"
+    folder.mkdir()
+    config = functools.partial(read_small_text, limit=100, what="a config")
+    for read in (read_idx, read_metrics_csv, read_tensors, read_image, config):
+        with pytest.raises(ScratchnnError, match=r"^.*: a folder, not a file"):
+            read(folder)
+        with pytest.raises(ScratchnnError, match=r"^.*: no such file"):
+            read(tmp_path / "missing")

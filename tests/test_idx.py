@@ -187,7 +187,7 @@ def test_cut_off_gzip_stream(tmp_path):
 
 
 def test_folder_instead_of_file(tmp_path):
-    assert_data_error(tmp_path, "cannot read")
+    assert_data_error(tmp_path, "a folder, not a file")
 
 
 # --- pairs ---------------------------------------------------------------------------------

@@ -212,7 +212,7 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, name, content, messag
 
 
 def test_a_folder_is_not_an_image(tmp_path):
-    with pytest.raises(ImageError, match="is a folder"):
+    with pytest.raises(ImageError, match="a folder, not a file"):
         read_image(tmp_path)
 
 

@@ -71,6 +71,16 @@ def read_at_most(path, limit: int) -> bytes:
         return file.read(limit + 1)
 
 
+def why_unreadable(error: OSError) -> str:
+    """Why ``open`` failed, in the words every one-line error uses: "no such file", "a folder, not
+    a file" or "cannot be read (Permission denied)"."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "a folder, not a file"
+    return f"cannot be read ({error.strerror or error})"
+
+
 def read_small_text(path, limit: int, what: str) -> str:
     """The UTF-8 text of ``path``, a file of at most ``limit`` bytes; a one-line ConfigError naming
     the file and ``what`` it should be ("a config file") otherwise. No more than ``limit`` + 1
@@ -78,12 +88,8 @@ def read_small_text(path, limit: int, what: str) -> str:
     path = Path(path)
     try:
         data = read_at_most(path, limit)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; give {what}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: a folder, not a file; give {what}") from None
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror or error}); give {what}") from None
+        raise ConfigError(f"{path}: {why_unreadable(error)}; give {what}") from None
     if len(data) > limit:
         raise ConfigError(f"{path}: over {limit // 1024:,} KiB, too big for {what}, which is a few lines")
     try:

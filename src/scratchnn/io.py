@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelFileError, ScratchnnError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, why_unreadable
 from .model import Sequential
 from .model_schema import check_metadata, show
 
@@ -187,10 +187,8 @@ def _check_header_size(path: Path) -> None:
     try:
         with open(path, "rb") as f:
             start = f.read(8)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
     except OSError as error:
-        raise ModelFileError(f"{path}: cannot be read ({error.strerror})") from None
+        raise ModelFileError(f"{path}: {why_unreadable(error)}") from None
     claimed = int.from_bytes(start, "little") if len(start) == 8 else 0
     if claimed > MAX_HEADER_BYTES:
         raise ModelFileError(f"{path}: not a readable safetensors file (its header claims {claimed:,} bytes, "

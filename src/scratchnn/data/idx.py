@@ -25,7 +25,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import DataError, ShapeError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, why_unreadable
 
 # type code -> big-endian dtype stored in the file
 TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
@@ -49,10 +49,8 @@ def open_data(path) -> Iterator[BinaryIO]:
     path = Path(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 (closed below, after the caller is done)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path") from None
     except OSError as error:
-        raise DataError(f"{path}: cannot read the file ({error.strerror or error})") from None
+        raise DataError(f"{path}: {why_unreadable(error)}; check the path") from None
     gzipped = False
     with raw:
         try:
@@ -61,7 +59,7 @@ def open_data(path) -> Iterator[BinaryIO]:
             yield stream
         except CORRUPT_GZIP as error:
             if not gzipped:
-                raise DataError(f"{path}: cannot read the file ({getattr(error, 'strerror', None) or error})"
+                raise DataError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})"
                                 ) from None
             raise DataError(f"{path}: corrupt gzip data ({error}); download the file again") from None
 

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..files import atomic_write_bytes, read_at_most
+from ..files import atomic_write_bytes, read_at_most, why_unreadable
 
 HEALTH_FILE = "health.csv"
 METRICS_FILE = "metrics.csv"
@@ -262,12 +262,10 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
         if len(data) > MAX_TABLE_BYTES:
             raise DataError(f"{path}: over the {MAX_TABLE_BYTES:,} bytes a run's table can hold")
         text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; a run folder written by scratchnn train has it") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; expected a CSV table") from None
     except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise DataError(f"{path}: {why_unreadable(error)}; a run folder written by scratchnn train has it") from None
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)

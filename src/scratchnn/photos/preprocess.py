@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, ImageError, ShapeError
+from ..files import why_unreadable
 from .image_ops import box_mean, box_sum, components, dilate, otsu_threshold
 
 MAX_PIXELS = 40_000_000  # a 24-megapixel camera photo passes; a 20,000 x 20,000 "bomb" does not
@@ -61,12 +62,8 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
     where = "" if is_bytes else f"{os.fspath(source)}: "
     try:
         file = io.BytesIO(source) if is_bytes else open(source, "rb")
-    except FileNotFoundError:
-        raise ImageError(f"{where}no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{where}is a folder; give an image file") from None
     except OSError as error:
-        raise ImageError(f"{where}cannot be read ({error.strerror or error})") from None
+        raise ImageError(f"{where}{why_unreadable(error)}; give an image file") from None
     with file:
         try:
             image = Image.open(file, formats=formats)
