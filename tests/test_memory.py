@@ -161,6 +161,9 @@ def test_a_run_that_fits_only_if_it_needs_little_more_than_the_bound_gets_a_note
     lines.clear()
     check_training_memory(config, (10_000, 28, 28), available=2 * need, log=lines.append)
     assert lines == []
+    config.textbook = True  # the textbook path grew a big run's process up to 2.8x the bound
+    check_training_memory(config, (10_000, 28, 28), available=2 * need, log=lines.append)
+    assert lines and "often 3x that" in lines[0]
 
 
 def test_resume_finishing_a_run_that_trained_to_its_end_needs_no_room_to_train(tmp_path, shared_dir, monkeypatch):

@@ -18,9 +18,9 @@ for every network but ``cnn`` (2.2x), up to 2.9x on the textbook path; the proce
 ``check_training_memory`` refuses it before its first step (a full batch of 60,000 images
 through ``cnn``: 16 GB of layer outputs, 1.4 GB of work matrices), instead of a MemoryError, or
 the kernel's out-of-memory killer, partway into the first epoch; ``fit`` checks its batches
-alike (``check_batch_memory``). A run within LIKELY times the bound may still not fit: it gets a
-note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed on a machine with 24.6 GB
-available).
+alike (``check_batch_memory``). A run within LIKELY times the bound (2x, 3x on the textbook
+path) may still not fit: it gets a note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was
+killed on a machine with 24.6 GB available).
 """
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ from .config import TrainConfig, network_shapes
 BYTES_PER_NUMBER = 4  # float32, what training computes in
 HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 3.5x it
 TOO_BIG = "the network is too big to train here even a few images at a time: use smaller layers"
-LIKELY = 2  # a note when the bound fits but twice it would not: big steps measured took 1.35-1.8x it
+# a note when the bound fits but this many times it would not: big steps measured (over 100 MB)
+# grew the process 1.4-1.6x the bound on the fast path and up to 2.8x on the textbook path
+LIKELY = {"fast": 2, "textbook": 3}
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
                           available: int | None = None, log: Callable[[str], None] = print,
                           cap: tuple[int, str] | None = None, resume_of: Path | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
-    ``available_memory()``), and ``log`` a note when it fits only if it needs less than LIKELY
-    times the bound. ``data_shape`` (N, H, W) is the images loaded, dev set included: their
+    ``available_memory()``), and ``log`` a note when it fits but LIKELY times the bound would not. ``data_shape`` (N, H, W) is the images loaded, dev set included: their
     float32 copy is made before training, and a full-batch run's batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
     server's for a run started from its page); the bound is held to it, without the note.
@@ -178,13 +179,14 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     memory = step_memory(config, tuple(image_shape), num_classes)
     batch = min(config.batch_size or train, train)
     need = scaled + memory.of(batch)
-    if need * LIKELY <= available:
+    likely = LIKELY["textbook" if config.textbook else "fast"]
+    if need * likely <= available:
         return
     fits = memory.largest_batch(available - scaled) // HEADROOM
     batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if need <= available:
         if not capped:  # a limit someone chose: over it is refused, near it is fine
-            log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and {where}; "
+            log(f"Note: training needs at least {_size(need)} of memory, often {likely}x that, and {where}; "
                 f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
         return
     if scaled >= available:
