@@ -159,8 +159,9 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
                           available: int | None = None, log: Callable[[str], None] = print,
                           cap: tuple[int, str] | None = None, resume_of: Path | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
-    ``available_memory()``), and ``log`` a note when it fits but LIKELY times the bound would not. ``data_shape`` (N, H, W) is the images loaded, dev set included: their
-    float32 copy is made before training, and a full-batch run's batch is its training set.
+    ``available_memory()``), and ``log`` a note when it fits but LIKELY times the bound would
+    not. ``data_shape`` (N, H, W) is the images loaded, dev set included: their float32 copy is
+    made before training, and a full-batch run's batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
     server's for a run started from its page); the bound is held to it, without the note.
     ``resume_of`` is the run folder being resumed: its batch size is fixed, so the advice is to
