@@ -136,7 +136,7 @@ def test_the_readme_break_it_table_shows_every_fault_with_its_tested_command_and
 
 def test_the_run_summary_counts_findings_in_words():
     from scratchnn.doctor.findings import Finding
-    from scratchnn.training.run import doctor_summary
+    from scratchnn.training.run_health import doctor_summary
 
     def found(rule_id, severity):
         return Finding(rule_id, severity, 1, "message", "explanation", "fix")

@@ -27,10 +27,10 @@ from .. import __version__
 from ..data import DataSource, scale_pixels
 from ..data.augment import Augmentation
 from ..doctor.faults import Setup, apply_faults
-from ..doctor.diagnosis import Doctor, diagnose
+from ..doctor.diagnosis import Doctor
 from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
-from ..doctor.signals import HEALTH_FILE, Row, read_health_csv, write_health_csv
+from ..doctor.signals import HEALTH_FILE, write_health_csv
 from ..errors import ConfigError, DataError, DoctorStopped, RunInterrupted, TrainingDiverged
 from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, load, read_metadata, save
@@ -45,6 +45,7 @@ from .memory import check_training_memory
 from .progress import TrainingProgress
 from .run_data import check_data_files, config_generators, data_source, locate_data, record_data, run_split
 from .run_display import RunDisplay
+from .run_health import diagnose_history, doctor_summary, earlier_health, health_summary
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
@@ -209,7 +210,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         log(f"Faults on purpose: {', '.join(config.fault)} (the doctor is not told)")
     note_if_busy(config.threads, log)
     health = None if config.doctor == "off" else HealthRecorder.for_data(
-        x_train, _earlier_health(run_dir, checkpoint, log))
+        x_train, earlier_health(run_dir, checkpoint, log))
     if health is not None and checkpoint is None:
         health.record_labels(y_train, model.num_classes)
         if augmentation is not None:
@@ -320,39 +321,6 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     if health is not None:
         log(doctor_summary(findings, run_dir))
     return RunResult(model, history, run_dir, model_path, seconds, metrics, findings)
-
-
-def _earlier_health(run_dir: Path, checkpoint: Checkpoint | None, log: Callable[[str], None]) -> list[Row]:
-    """The health rows a resumed run had recorded up to its checkpoint (none on a fresh start)."""
-    if checkpoint is None or not (run_dir / HEALTH_FILE).exists():
-        return []
-    try:
-        rows = read_health_csv(run_dir / HEALTH_FILE)
-    except DataError as error:
-        log(f"Health signals before epoch {checkpoint.epoch} are lost ({error}); the doctor watches from here on")
-        return []
-    return [row for row in rows if row.epoch <= checkpoint.epoch]
-
-
-def diagnose_history(history: list[EpochResult], rows: list[Row]) -> list[Finding]:
-    return diagnose([dataclasses.asdict(r) for r in history], rows)
-
-
-def health_summary(rows: list[Row], findings: list[Finding]) -> dict:
-    """What the model file keeps of the run's health: the last value of each signal, and the findings."""
-    last: dict[str, dict[str, float]] = {}
-    for row in rows:
-        last.setdefault(row.layer, {})[row.signal] = row.value
-    return {"last": last, "findings": [f.to_dict() for f in findings]}
-
-
-def doctor_summary(findings: list[Finding], run_dir: Path) -> str:
-    if not findings:
-        return "Doctor: no findings; the run looks healthy"
-    counted = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "advice")}
-    counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
-    ids = " ".join(f"[{f.id}]" for f in findings)
-    return f"Doctor: {counts}: {ids}; details: scratchnn doctor {run_dir}"
 
 
 def _final_metrics(model, x_train, y_train, x_dev, y_dev, source: DataSource, classes, progress, log) -> dict:

@@ -1,0 +1,49 @@
+"""A run's health, kept and told: the rows a resumed run had recorded, what the model file keeps
+of them, and the doctor's one-line verdict at the end of ``scratchnn train``."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from ..doctor.diagnosis import diagnose
+from ..doctor.findings import Finding
+from ..doctor.signals import HEALTH_FILE, Row, read_health_csv
+from ..errors import DataError
+from .checkpoint import Checkpoint
+from .fit import EpochResult
+
+
+def earlier_health(run_dir: Path, checkpoint: Checkpoint | None, log: Callable[[str], None]) -> list[Row]:
+    """The health rows a resumed run had recorded up to its checkpoint (none on a fresh start)."""
+    if checkpoint is None or not (run_dir / HEALTH_FILE).exists():
+        return []
+    try:
+        rows = read_health_csv(run_dir / HEALTH_FILE)
+    except DataError as error:
+        log(f"Health signals before epoch {checkpoint.epoch} are lost ({error}); the doctor watches from here on")
+        return []
+    return [row for row in rows if row.epoch <= checkpoint.epoch]
+
+
+def diagnose_history(history: list[EpochResult], rows: list[Row]) -> list[Finding]:
+    """Every finding the doctor's rules make of a run's epochs and health rows."""
+    return diagnose([dataclasses.asdict(r) for r in history], rows)
+
+
+def health_summary(rows: list[Row], findings: list[Finding]) -> dict:
+    """What the model file keeps of the run's health: the last value of each signal, and the findings."""
+    last: dict[str, dict[str, float]] = {}
+    for row in rows:
+        last.setdefault(row.layer, {})[row.signal] = row.value
+    return {"last": last, "findings": [f.to_dict() for f in findings]}
+
+
+def doctor_summary(findings: list[Finding], run_dir: Path) -> str:
+    """The run's last line from the doctor: the findings counted by severity, and where to read them."""
+    if not findings:
+        return "Doctor: no findings; the run looks healthy"
+    counted = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "advice")}
+    counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
+    ids = " ".join(f"[{f.id}]" for f in findings)
+    return f"Doctor: {counts}: {ids}; details: scratchnn doctor {run_dir}"
