@@ -146,18 +146,27 @@ def test_pixel_out_of_range(tmp_path, digits, value):
     assert_line_error(write_text(tmp_path / "range.csv", lines), 3, f"pixel7 = {int(value)}", "0..255")
 
 
-@pytest.mark.parametrize("value", ["10", "-1", "255"])
+@pytest.mark.parametrize("value", ["256", "-1", "1000"])
 def test_label_out_of_range(tmp_path, digits, value):
     lines = [HEADER, *rows(*digits)]
     lines[4] = value + lines[4][lines[4].index(","):]
-    assert_line_error(write_text(tmp_path / "label.csv", lines), 5, f"label {value}", "0..9")
+    assert_line_error(write_text(tmp_path / "label.csv", lines), 5, f"label {value}", "0..255")
+
+
+def test_labels_above_9_are_more_classes_and_pixels_may_count_from_1(tmp_path, digits):
+    """Kaggle's Sign Language MNIST: label,pixel1,...,pixel784 and 24 letters numbered 0..24."""
+    images, labels = digits
+    header = ",".join(["label"] + [f"pixel{i}" for i in range(1, 785)])
+    path = write_text(tmp_path / "signs.csv", [header, *rows(images, labels + 15)])
+    read_images, read_labels = read_kaggle_csv(path)
+    assert np.array_equal(read_images, images) and np.array_equal(read_labels, labels + 15)
 
 
 def test_first_problem_in_file_order_is_reported(tmp_path, digits):
     lines = [HEADER, *rows(*digits)]
-    lines[2] = "12" + lines[2][lines[2].index(","):]  # a label problem on line 3 ...
+    lines[2] = "312" + lines[2][lines[2].index(","):]  # a label problem on line 3 ...
     lines[5] = lines[5] + ",0"  # ... comes before a column problem on line 6
-    assert_line_error(write_text(tmp_path / "two.csv", lines), 3, "label 12")
+    assert_line_error(write_text(tmp_path / "two.csv", lines), 3, "label 312")
 
 
 def test_bad_line_far_into_a_large_file(tmp_path):
@@ -187,8 +196,8 @@ def test_write_checks_its_inputs(tmp_path, digits):
         write_kaggle_csv(tmp_path / "a.csv", images[:, :27])
     with pytest.raises(ShapeError, match="labels must have shape"):
         write_kaggle_csv(tmp_path / "a.csv", images, labels[:3])
-    with pytest.raises(ShapeError, match="labels must be in 0..9"):
-        write_kaggle_csv(tmp_path / "a.csv", images, labels + 5)
+    with pytest.raises(ShapeError, match="labels must be in 0..255"):
+        write_kaggle_csv(tmp_path / "a.csv", images, labels.astype(np.int64) + 250)
     with pytest.raises(ShapeError, match="pixels must be integers"):
         write_kaggle_csv(tmp_path / "a.csv", images / 255)
     assert not list(tmp_path.iterdir())
@@ -242,8 +251,8 @@ def test_every_kind_of_line_end(tmp_path, digits, newline):
 
 def test_line_numbers_count_cr_only_line_ends(tmp_path, digits):
     lines = [HEADER, *rows(*digits)]
-    lines[4] = "12" + lines[4][lines[4].index(","):]
-    assert_line_error(write_text(tmp_path / "mac.csv", lines, "\r"), 5, "label 12")
+    lines[4] = "312" + lines[4][lines[4].index(","):]
+    assert_line_error(write_text(tmp_path / "mac.csv", lines, "\r"), 5, "label 312")
 
 
 def test_a_long_value_is_cut_in_the_message(tmp_path, digits):
@@ -296,7 +305,7 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path, digits):
 
 
 @pytest.mark.parametrize("column, value, words", [
-    (0, "9" * 5000, ["label 99999", "... is outside 0..9"]),  # int() refuses 4,300+ digits
+    (0, "9" * 5000, ["label 99999", "... is outside 0..255"]),  # int() refuses 4,300+ digits
     (3, "-" + "0" * 5000 + "1", ["pixel2 = -0000", "... is outside 0..255"]),
     (3, "+" + "0" * 5000 + "7", None),  # a long way to write 7 is still 7
 ])

@@ -1,5 +1,9 @@
 """Kaggle "Digit Recognizer" CSV files: ``label,pixel0,...,pixel783``, one image per line.
 
+The label is the class's number, 0..9 for digits; a file of more classes (up to 256: letters,
+signs) numbers them 0, 1, 2... Kaggle's Fashion-MNIST and Sign Language MNIST files, which
+count their pixels from 1 (``label,pixel1,...,pixel784``), read alike.
+
 The training file has the label column, the test file does not; either may be gzipped and
 either may lack the header line. ``read_kaggle_test_csv`` insists on the test file's form, and
 ``write_submission`` writes the ``ImageId,Label`` file Kaggle scores. Every value is checked,
@@ -29,6 +33,9 @@ SIDE = 28
 PIXELS = SIDE * SIDE
 HEADER_WITH_LABEL = ["label"] + [f"pixel{i}" for i in range(PIXELS)]
 HEADER_WITHOUT_LABEL = HEADER_WITH_LABEL[1:]
+# Kaggle's Fashion-MNIST and Sign Language MNIST files count their pixels from 1
+HEADER_FROM_1 = ["label"] + [f"pixel{i}" for i in range(1, PIXELS + 1)]
+MAX_LABEL = 255  # labels are stored as uint8: up to 256 classes (a digit file uses 0..9)
 INTEGER = re.compile(r"[+-]?[0-9]+")  # what NumPy's loadtxt accepts as an integer (no "1_0", no "1.0")
 NUMBERS = [str(value) for value in range(256)]
 CHUNK = 1000  # lines per loadtxt call: the text in memory at once stays small
@@ -122,9 +129,9 @@ def _lines(path: Path, text: io.TextIOBase) -> Iterator[tuple[int, str]]:
 def _read_header(path: Path, number: int, line: str) -> tuple[bool, bool]:
     """(has_label, whether this first non-blank line is already an image) from line ``number``."""
     fields = [field.strip().strip('"') for field in line.split(",")]
-    if fields == HEADER_WITH_LABEL:
+    if fields in (HEADER_WITH_LABEL, HEADER_FROM_1):
         return True, False
-    if fields == HEADER_WITHOUT_LABEL:
+    if fields in (HEADER_WITHOUT_LABEL, HEADER_FROM_1[1:]):
         return False, False
     if all(INTEGER.fullmatch(f) for f in fields) and len(fields) in (PIXELS, PIXELS + 1):
         return len(fields) == PIXELS + 1, True  # no header: this line is the first image
@@ -157,8 +164,8 @@ def _parse(path: Path, lines: Iterable[tuple[int, str]], has_label: bool) -> np.
     """uint8 (N, columns) from the numbered data lines, or None when there are none.
 
     NumPy's C parser reads CHUNK lines at a time; loadtxt with dtype uint8 rejects anything that
-    is not an integer in 0..255, so one call checks a whole chunk, and only when it (or the label
-    range) fails are that chunk's lines checked one by one to name the first bad one.
+    is not an integer in 0..255, so one call checks a whole chunk, and only when it fails are
+    that chunk's lines checked one by one to name the first bad one.
     """
     columns = PIXELS + has_label
     chunks, rows = [], 0
@@ -178,14 +185,12 @@ def _parse(path: Path, lines: Iterable[tuple[int, str]], has_label: bool) -> np.
 
 
 def _fast_parse(rows: list[str], columns: int) -> np.ndarray | None:
-    """uint8 (N, columns), or None if any row is malformed or any label is above 9."""
+    """uint8 (N, columns), or None if any row is malformed or any value is outside 0..255."""
     try:
         values = np.loadtxt(rows, delimiter=",", dtype=np.uint8, comments=None, ndmin=2)
     except ValueError:
         return None
-    if values.shape[1] != columns or (columns > PIXELS and values[:, 0].max(initial=0) > 9):
-        return None
-    return values
+    return values if values.shape[1] == columns else None
 
 
 def _check_line(path: Path, number: int, line: str, columns: int) -> None:
@@ -203,8 +208,8 @@ def _check_line(path: Path, number: int, line: str, columns: int) -> None:
         if not INTEGER.fullmatch(text):
             raise DataError(f"{where}: {name} = {_shorten(text)} is not an integer")
         shown = text if len(text) <= SHOWN else text[:SHOWN] + "..."
-        if name == "label" and not _in_range(text, 9):
-            raise DataError(f"{where}: label {shown} is outside 0..9")
+        if name == "label" and not _in_range(text, MAX_LABEL):
+            raise DataError(f"{where}: label {shown} is outside 0..{MAX_LABEL} (the classes are numbered 0, 1, 2...)")
         if name != "label" and not _in_range(text, 255):
             raise DataError(f"{where}: {name} = {shown} is outside 0..255")
 
@@ -231,7 +236,7 @@ def write_kaggle_csv(path, images: np.ndarray, labels: np.ndarray | None = None)
         labels = np.asarray(labels)
         if labels.shape != (len(pixels),):
             raise ShapeError(f"labels must have shape ({len(pixels)},) to match the images, got {labels.shape}")
-        _check_integers(labels, 9, "labels")
+        _check_integers(labels, MAX_LABEL, "labels")
         pixels = np.column_stack([labels, pixels])
         header = HEADER_WITH_LABEL
     # a lookup table of the 256 spellings is ~3x faster than np.savetxt's per-value formatting

@@ -12,7 +12,8 @@ from .idx import read_idx_pair
 from .kaggle_csv import read_kaggle_csv
 from .sources import SPLITS, get_dataset, load_dataset
 
-DIGITS = tuple(str(digit) for digit in range(10))  # classes of a CSV or IDX pair: digits
+DIGITS = tuple(str(digit) for digit in range(10))  # classes of a CSV or IDX pair of digits
+MAX_CLASSES = 256  # labels are uint8
 FIELDS = ("dataset", "csv", "images", "labels", "data_dir")
 
 
@@ -97,8 +98,15 @@ class DataSource:
                                 "used to train or evaluate; use a CSV whose header starts with 'label'")
         else:
             images, labels = _read_once((self.images, self.labels),
-                                        lambda: read_idx_pair(self.images, self.labels, num_classes=len(DIGITS)))
-        return LabeledImages(images, labels, DIGITS)
+                                        lambda: read_idx_pair(self.images, self.labels, num_classes=MAX_CLASSES))
+        return LabeledImages(images, labels, numbered_classes(labels))
+
+
+def numbered_classes(labels: np.ndarray) -> tuple[str, ...]:
+    """The class names of a CSV or IDX pair, whose labels are class numbers: the digits "0".."9",
+    or "0".."K-1" when a label is above 9 (K = the largest label + 1: letters, signs...)."""
+    top = int(labels.max(initial=0))
+    return DIGITS if top < len(DIGITS) else tuple(str(k) for k in range(top + 1))
 
 
 _last_read: tuple[tuple, tuple] | None = None  # (the files' identities, their arrays): one entry

@@ -24,6 +24,7 @@ from ..data import DataSource, train_dev_split
 from ..data.augment import augmentation_for
 from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
+from ..io import class_names
 from ..model import Sequential
 from .config import TrainConfig
 
@@ -160,7 +161,8 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
     is a named dataset's test split; ``all`` is every row of the source's training data.
     ``download=False``: a named dataset that is not on this machine is a DataError. The files
     the config recorded must still be there with their SHA-256; with ``model`` (and its
-    ``metadata``), images whose (H, W) differ from the model's are a DataError naming the file.
+    ``metadata``), images whose (H, W) differ from the model's, or a label that is not one of its
+    classes, are a DataError naming the file, and the classes are the model's.
     """
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
@@ -168,11 +170,17 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
         check_data_files(config)
     source = source or data_source(config)
     data = source.load("test" if which == "test" else "train", download=download, progress=progress)
-    images, labels = data.images, data.labels
+    images, labels, classes = data.images, data.labels, data.classes
     if model is not None:
-        check_image_shape(images, source.csv or source.images or source.describe(), model, metadata or {})
+        name = source.csv or source.images or source.describe()
+        check_image_shape(images, name, model, metadata or {})
+        top = int(labels.max(initial=0))
+        if top >= model.num_classes:
+            raise DataError(f"{source.labels or name}: label {top} is not one of the model's {model.num_classes} "
+                            f"classes (0..{model.num_classes - 1}); give data of the classes it was trained on")
+        classes = tuple(class_names(model, metadata or {}))  # a file that lacks a class still has the model's
     if which in ("train", "dev"):
         train_images, train_labels, dev_images, dev_labels = run_split(
             config, images, labels, config_generators(config)["split"])
         images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
-    return images, labels, data.classes, f"{which} set of {source.describe()}"
+    return images, labels, classes, f"{which} set of {source.describe()}"
