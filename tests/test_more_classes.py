@@ -54,3 +54,39 @@ def test_a_label_the_model_has_no_class_for_is_one_line_naming_the_file(shapes, 
     error = capsys.readouterr().err.strip()
     assert error == (f"scratchnn evaluate: error: {shapes / 'shapes.csv'}: label 11 is not one of the model's 10 "
                      "classes (0..9); give data of the classes it was trained on")
+
+
+def test_class_names_name_the_numbers_everywhere_a_class_is_shown(shapes, tmp_path, capsys):
+    names = "N/A,a,b,c,d,e,f,g,h,i,j,k"  # EMNIST letters number a..z from 1
+    config = tiny(csv=str(shapes / "shapes.csv"), class_names=names)
+    train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
+    assert read_metadata(tmp_path / "run")["classes"] == names.split(",")
+    assert TrainConfig.load(tmp_path / "run" / "config.toml").class_names == names
+    assert main(["predict", str(tmp_path / "run"), "--index", "0"]) == 0
+    assert "True label: " in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert "\n  N/A  " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("names, message", [
+    ("a,b,c", "shapes.csv: label 11 has no name: --class-names names 3 classes (labels 0..2); give every class a name"),
+    ("a,b,a", "--class-names names two classes 'a'; give each class its own name"),
+    ("a,,b", "--class-names: '' is not a class name: a name is 1 to 40 printable characters, and names are "
+             "separated by commas"),
+    ("a\tb,c", "--class-names: 'a\\tb' is not a class name"),
+    ("x" * 41 + ",b", "--class-names: 'xxxxxxxx"),
+    ("only", "--class-names gives 1 name(s); a network tells 2 to 256 classes apart"),
+])
+def test_class_names_that_cannot_name_the_classes_are_one_line_and_no_run_folder(shapes, tmp_path, capsys,
+                                                                                 names, message):
+    args = ["train", "--csv", str(shapes / "shapes.csv"), "--class-names", names, "--out", str(tmp_path / "run")]
+    assert main(args) == 1
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error, error
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_names_belong_to_a_csv_or_an_idx_pair(capsys):
+    assert main(["train", "--dataset", "fashion-mnist", "--class-names", "a,b"]) == 1
+    assert capsys.readouterr().err.strip() == ("scratchnn train: error: --class-names applies only to --csv or "
+                                               "--images (a named dataset names its classes)")

@@ -14,6 +14,7 @@ from .sources import SPLITS, get_dataset, load_dataset
 
 DIGITS = tuple(str(digit) for digit in range(10))  # classes of a CSV or IDX pair of digits
 MAX_CLASSES = 256  # labels are uint8
+MAX_NAME = 40  # characters of a class name (--class-names)
 FIELDS = ("dataset", "csv", "images", "labels", "data_dir")
 
 
@@ -100,6 +101,21 @@ class DataSource:
             images, labels = _read_once((self.images, self.labels),
                                         lambda: read_idx_pair(self.images, self.labels, num_classes=MAX_CLASSES))
         return LabeledImages(images, labels, numbered_classes(labels))
+
+
+def named_classes(text: str) -> tuple[str, ...]:
+    """The class names of ``--class-names a,b,c`` (for the labels 0, 1, 2), or a ConfigError."""
+    names = tuple(name.strip() for name in text.split(","))
+    bad = next((name for name in names if not name or len(name) > MAX_NAME or not name.isprintable()), None)
+    if bad is not None:
+        raise ConfigError(f"--class-names: {bad[:MAX_NAME]!r} is not a class name: a name is 1 to {MAX_NAME} "
+                          "printable characters, and names are separated by commas")
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise ConfigError(f"--class-names gives {len(names)} name(s); a network tells 2 to {MAX_CLASSES} classes apart")
+    twice = next((name for k, name in enumerate(names) if name in names[:k]), None)
+    if twice is not None:
+        raise ConfigError(f"--class-names names two classes {twice!r}; give each class its own name")
+    return names
 
 
 def numbered_classes(labels: np.ndarray) -> tuple[str, ...]:

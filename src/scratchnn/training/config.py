@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import Augmentation, augmentation_for
+from ..data.load import named_classes
 from ..doctor.faults import FAULTS
 from ..errors import ConfigError, ModelFileError, names_in_message
 from ..files import atomic_write_bytes, read_small_text
@@ -174,6 +175,9 @@ class TrainConfig:
                          applies=lambda c: bool(c.images))
     labels: str = option("", "the IDX labels file that goes with --images", group="data", metavar="FILE",
                          applies=lambda c: bool(c.labels))
+    class_names: str = option("", "names of the classes, a CSV's or IDX pair's labels 0, 1, 2...: e.g. a,b,c",
+                              group="data", metavar="NAMES", applies=lambda c: bool(c.csv or c.images), strict=True,
+                              applies_to="only to --csv or --images (a named dataset names its classes)")
     data_dir: str = option("", "folder to look in first for a named dataset (or set SCRATCHNN_DATA)",
                            group="data", metavar="DIR", applies=lambda c: bool(c.data_dir))
     csv_sha256: str = option("", "SHA-256 of the CSV the run was trained on", group=None,
@@ -196,6 +200,10 @@ class TrainConfig:
                 self.build_augmentation(default=True)
             except ConfigError as error:
                 raise ConfigError(str(error) if "augmentation" in str(error) else f"augmentation {error}") from None
+        if self.class_names and not (self.csv or self.images):
+            raise ConfigError(f"--class-names applies {option_of(type(self), 'class_names').applies_to}")
+        if self.class_names:
+            named_classes(self.class_names)
         if self.padding and len(self.padding) != len(self.conv):
             raise ConfigError(f"--padding needs one value per convolution block ({len(self.conv)}), "
                               f"got {','.join(map(str, self.padding))}")

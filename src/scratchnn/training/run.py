@@ -43,7 +43,8 @@ from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
 from .memory import check_training_memory
 from .progress import TrainingProgress
-from .run_data import check_data_files, config_generators, data_source, locate_data, record_data, run_split
+from .run_data import (check_data_files, config_generators, data_source, load_data, locate_data, record_data,
+                       run_split)
 from .run_display import RunDisplay
 from .run_health import diagnose_history, doctor_summary, earlier_health, health_summary
 
@@ -84,7 +85,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
     source = data_source(config)
-    data = source.load("train", progress=progress)
+    data = load_data(config, source, progress=progress)
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
@@ -126,7 +127,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
                           + str(run_dir / CONFIG_FILE))
     check_data_files(config)
     source = data_source(config)
-    data = source.load("train", progress=progress)
+    data = load_data(config, source, progress=progress)
     if checkpoint is None or not _training_done(checkpoint, config):  # this machine may have less memory
         check_training_memory(config, data.images.shape, len(data.classes), log=log, resume_of=run_dir)
     if checkpoint is None:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import DataSource, train_dev_split
+from ..data import DataSource, LabeledImages, train_dev_split
 from ..data.augment import augmentation_for
+from ..data.load import named_classes
 from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
 from ..io import class_names
@@ -153,6 +154,20 @@ def data_source(config: TrainConfig) -> DataSource:
     return source
 
 
+def load_data(config: TrainConfig, source: DataSource, split: str = "train", **options) -> LabeledImages:
+    """``source.load(split, **options)``, its classes named by ``--class-names`` when given (a CSV's
+    or IDX pair's labels are numbers); a label past the last name is a DataError."""
+    data = source.load(split, **options)
+    if not config.class_names:
+        return data
+    names = named_classes(config.class_names)
+    top = int(data.labels.max(initial=0))
+    if top >= len(names):
+        raise DataError(f"{source.labels or source.csv}: label {top} has no name: --class-names names {len(names)} "
+                        f"classes (labels 0..{len(names) - 1}); give every class a name")
+    return dataclasses.replace(data, classes=names)
+
+
 def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,
              download: bool = True, model: Sequential | None = None, metadata: dict | None = None):
     """(images uint8 (N, H, W), labels (N,), classes, description) of one set of a run's data.
@@ -169,7 +184,7 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
     if source is None:
         check_data_files(config)
     source = source or data_source(config)
-    data = source.load("test" if which == "test" else "train", download=download, progress=progress)
+    data = load_data(config, source, "test" if which == "test" else "train", download=download, progress=progress)
     images, labels, classes = data.images, data.labels, data.classes
     if model is not None:
         name = source.csv or source.images or source.describe()
