@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from scratchnn.cli.main import main
-from scratchnn.data import DataSource, write_idx
+from scratchnn.data import DataSource, scale_pixels, write_idx
 from scratchnn.data.kaggle_csv import write_kaggle_csv
 from scratchnn.io import read_metadata
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import train_run
+from scratchnn.training.run_data import load_data, load_set, with_data
 
 CLASSES = 12
 
@@ -86,7 +87,31 @@ def test_class_names_that_cannot_name_the_classes_are_one_line_and_no_run_folder
     assert not (tmp_path / "run").exists()
 
 
-def test_class_names_belong_to_a_csv_or_an_idx_pair(capsys):
-    assert main(["train", "--dataset", "fashion-mnist", "--class-names", "a,b"]) == 1
-    assert capsys.readouterr().err.strip() == ("scratchnn train: error: --class-names applies only to --csv or "
-                                               "--images (a named dataset names its classes)")
+@pytest.mark.parametrize("flag", [["--class-names", "a,b"], ["--transpose"]])
+def test_class_names_and_transpose_belong_to_a_csv_or_an_idx_pair(capsys, flag):
+    assert main(["train", "--dataset", "fashion-mnist", *flag]) == 1
+    assert capsys.readouterr().err.strip() == (f"scratchnn train: error: {flag[0]} applies only to --csv or --images, "
+                                               "not to a named dataset")
+
+
+def test_transpose_turns_every_image_over_its_diagonal_wherever_the_run_reads_its_data(shapes, tmp_path):
+    """EMNIST's IDX files hold each letter transposed: --transpose trains on them upright, and
+    evaluate, predict and the report read the run's data the same way."""
+    idx = {"images": str(shapes / "images-idx3-ubyte"), "labels": str(shapes / "labels-idx1-ubyte")}
+    source = DataSource(**idx)
+    plain = source.load()
+    config = tiny(**idx, transpose=True)
+    turned = load_data(config, source)
+    assert np.array_equal(turned.images, plain.images.transpose(0, 2, 1)) and turned.images.flags.c_contiguous
+    result = train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
+    images, labels, _, _ = load_set(TrainConfig.load(tmp_path / "run" / "config.toml"), "dev")
+    predictions = result.model.predict(scale_pixels(images, result.model.input_shape))
+    assert result.metrics["dev_accuracy"] == (predictions == labels).mean() > 0.9
+
+
+def test_a_named_dataset_given_to_evaluate_drops_the_runs_names_and_transpose(shapes, tmp_path):
+    config = tiny(csv=str(shapes / "shapes.csv"), class_names="a,b,c,d,e,f,g,h,i,j,k,l", transpose=True)
+    again = with_data(config, {"dataset": "mnist"}).validate()
+    assert (again.dataset, again.csv, again.class_names, again.transpose) == ("mnist", "", "", False)
+    other = with_data(tiny(csv=str(shapes / "shapes.csv"), transpose=True), {"csv": "other.csv"})
+    assert other.transpose  # another file of the same kind is read the same way

@@ -176,8 +176,9 @@ class TrainConfig:
     labels: str = option("", "the IDX labels file that goes with --images", group="data", metavar="FILE",
                          applies=lambda c: bool(c.labels))
     class_names: str = option("", "names of the classes, a CSV's or IDX pair's labels 0, 1, 2...: e.g. a,b,c",
-                              group="data", metavar="NAMES", applies=lambda c: bool(c.csv or c.images), strict=True,
-                              applies_to="only to --csv or --images (a named dataset names its classes)")
+                              group="data", metavar="NAMES", applies=lambda c: bool(c.class_names))
+    transpose: bool = option(False, "turn each image of --csv or --images over its diagonal (EMNIST's files hold "
+                                    "them so)", group="data", applies=lambda c: c.transpose)
     data_dir: str = option("", "folder to look in first for a named dataset (or set SCRATCHNN_DATA)",
                            group="data", metavar="DIR", applies=lambda c: bool(c.data_dir))
     csv_sha256: str = option("", "SHA-256 of the CSV the run was trained on", group=None,
@@ -200,8 +201,10 @@ class TrainConfig:
                 self.build_augmentation(default=True)
             except ConfigError as error:
                 raise ConfigError(str(error) if "augmentation" in str(error) else f"augmentation {error}") from None
-        if self.class_names and not (self.csv or self.images):
-            raise ConfigError(f"--class-names applies {option_of(type(self), 'class_names').applies_to}")
+        for name in ("class_names", "transpose"):
+            if getattr(self, name) and not (self.csv or self.images):
+                raise ConfigError(f"{option_of(type(self), name).flag} applies only to --csv or --images, not to a "
+                                  "named dataset")
         if self.class_names:
             named_classes(self.class_names)
         if self.padding and len(self.padding) != len(self.conv):

@@ -56,11 +56,14 @@ def record_data(config: TrainConfig) -> TrainConfig:
 def with_data(config: TrainConfig, given: dict) -> TrainConfig:
     """Write the data options in ``given`` ({field: value}) into ``config``; a new source (dataset,
     csv, images or labels) replaces the old one and its recorded digests, and data of another
-    kind (digits to clothes) its recorded augmentation, which was made for the old kind."""
+    kind (digits to clothes) its recorded augmentation, which was made for the old kind. A named
+    dataset names its own classes and holds its images upright: no --class-names, --transpose."""
     sources, dataset = ("dataset", "csv", "images", "labels"), config.dataset
     if given.keys() & set(sources):
         for name in (*sources, *(f"{name}_sha256" for name in FILES)):
             setattr(config, name, "")
+    if given.get("dataset"):
+        config.class_names, config.transpose = "", False
     for name, value in given.items():
         setattr(config, name, value)
     if augmentation_for(config.dataset) != augmentation_for(dataset):
@@ -155,9 +158,12 @@ def data_source(config: TrainConfig) -> DataSource:
 
 
 def load_data(config: TrainConfig, source: DataSource, split: str = "train", **options) -> LabeledImages:
-    """``source.load(split, **options)``, its classes named by ``--class-names`` when given (a CSV's
-    or IDX pair's labels are numbers); a label past the last name is a DataError."""
+    """``source.load(split, **options)``, each image turned over its diagonal with ``--transpose``,
+    the classes named by ``--class-names`` when given (a CSV's or IDX pair's labels are numbers);
+    a label past the last name is a DataError."""
     data = source.load(split, **options)
+    if config.transpose:
+        data = dataclasses.replace(data, images=np.ascontiguousarray(data.images.transpose(0, 2, 1)))
     if not config.class_names:
         return data
     names = named_classes(config.class_names)
