@@ -175,7 +175,7 @@ class TrainConfig:
                          applies=lambda c: bool(c.images))
     labels: str = option("", "the IDX labels file that goes with --images", group="data", metavar="FILE",
                          applies=lambda c: bool(c.labels))
-    class_names: str = option("", "names of the classes, a CSV's or IDX pair's labels 0, 1, 2...: e.g. a,b,c",
+    class_names: str = option("", "names for the labels 0, 1, 2... of --csv or --images, in order: e.g. a,b,c",
                               group="data", metavar="NAMES", applies=lambda c: bool(c.class_names))
     transpose: bool = option(False, "turn each image of --csv or --images over its diagonal (EMNIST's files hold "
                                     "them so)", group="data", applies=lambda c: c.transpose)
