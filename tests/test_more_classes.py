@@ -2,9 +2,15 @@
 and a CSV or IDX pair whose labels go past 9 trains a network with that many outputs."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fuzzing import fuzz_examples
 
 from scratchnn.cli.main import main
 from scratchnn.data import DataSource, scale_pixels, write_idx
+from scratchnn.data.load import named_classes
+from scratchnn.errors import ConfigError
 from scratchnn.data.kaggle_csv import write_kaggle_csv
 from scratchnn.io import read_metadata
 from scratchnn.training.config import TrainConfig
@@ -115,3 +121,17 @@ def test_a_named_dataset_given_to_evaluate_drops_the_runs_names_and_transpose(sh
     assert (again.dataset, again.csv, again.class_names, again.transpose) == ("mnist", "", "", False)
     other = with_data(tiny(csv=str(shapes / "shapes.csv"), transpose=True), {"csv": "other.csv"})
     assert other.transpose  # another file of the same kind is read the same way
+
+
+@settings(max_examples=fuzz_examples(300), deadline=None)
+@given(st.text(max_size=300) | st.lists(st.text(max_size=12), max_size=300).map(",".join))
+def test_any_class_names_text_is_names_or_one_line(text):
+    """Whatever is typed after --class-names: printable, distinct names of 1-40 characters, or a
+    one-line ConfigError that names the flag."""
+    try:
+        names = named_classes(text)
+    except ConfigError as error:
+        assert str(error).startswith("--class-names") and "\n" not in str(error) and len(str(error)) < 200
+        return
+    assert 2 <= len(names) <= 256 and len(set(names)) == len(names)
+    assert all(0 < len(name) <= 40 and name.isprintable() and "," not in name for name in names)
