@@ -5,6 +5,7 @@ Uses Debian's /usr/bin/chromium (``playwright install`` is never run). Without i
 Playwright, the tests skip, except under CI (any non-empty CI), where they fail: CI must run them.
 """
 import colorsys
+import contextlib
 import socket
 import subprocess
 import sys
@@ -37,14 +38,13 @@ def model_path(shared_dir, tmp_path_factory):
     return train_tiny_model(shared_dir, tmp_path_factory.getbasetemp() / "web-model")
 
 
-@pytest.fixture(scope="module")
-def server(model_path):
-    """`scratchnn serve MODEL --port P --tta 2` in a subprocess; yields its base URL once it answers."""
+@contextlib.contextmanager
+def serving(model, *args):
+    """`scratchnn serve MODEL --port P ARGS` in a subprocess; yields its base URL once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model_path), "--port", str(port),
-                                "--tta", "2"],
+    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model), "--port", str(port), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -58,12 +58,20 @@ def server(model_path):
                 process.kill()
                 pytest.fail(f"scratchnn serve did not start: {process.communicate()[0]}")
             time.sleep(0.2)
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(model_path):
+    with serving(model_path, "--tta", "2") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +179,29 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     assert "TTA x2" in page.locator("#model-line").inner_text()
     assert "x2: the image and 1 fixed view of it" in page.locator("#model-facts").inner_text()
     page.screenshot(path=str(artifacts_dir / "web-model-tab.png"), full_page=True)
+
+
+def test_a_model_of_other_classes_asks_for_one_of_them(browser, tmp_path):
+    """A model of twelve classes named a..l (letters, say) is not asked for a digit."""
+    import numpy as np
+
+    from scratchnn.data import write_idx
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
+
+    labels = np.arange(240, dtype=np.uint8) % 12
+    write_idx(tmp_path / "images-idx3-ubyte", np.random.default_rng(0).integers(0, 255, (240, 28, 28), np.uint8))
+    write_idx(tmp_path / "labels-idx1-ubyte", labels)
+    config = TrainConfig(hidden=[8], epochs=1, batch_size=60, dev_size=40, images=str(tmp_path / "images-idx3-ubyte"),
+                         labels=str(tmp_path / "labels-idx1-ubyte"), class_names="a,b,c,d,e,f,g,h,i,j,k,l",
+                         doctor="off").validate()
+    train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
+    with serving(tmp_path / "run") as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("() => document.querySelector('#tagline').textContent.startsWith('Draw one of a, b')")
+        assert page.title() == "scratchnn: draw one of its classes"
+        assert page.locator("#pad-title").inner_text() == "Your drawing"
+        assert page.locator("#status").inner_text().startswith("Draw one of its 12 classes (a, b, c, …)")
+        assert page.locator("#gallery-title").inner_text() == "Images the model gets wrong"
+        page.close()

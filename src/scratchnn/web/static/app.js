@@ -7,6 +7,8 @@ import { drawBars, drawLayers, fillTable, paintImage } from "./render.js";
 const SEND_SIDE = 112; // the canvas is sent downsampled to 112x112 grey values (4x MNIST's 28)
 const $ = (id) => document.getElementById(id);
 let classes = [...Array(10).keys()].map(String); // names of the classes, from /api/model
+let things = "digits"; // what the model reads: "digits", or "images" for a model of other classes
+let hint = "Draw one digit, big and centred, with the mouse, a finger or a pen.";
 
 // ---------------------------------------------------------------------------------------------
 // Tabs
@@ -108,7 +110,7 @@ for (const type of ["pointerup", "pointercancel"]) {
 
 $("clear").addEventListener("click", () => {
   startOver("canvas");
-  showEmpty("Draw one digit, big and centred, with the mouse, a finger or a pen.");
+  showEmpty(hint);
 });
 
 brush.addEventListener("input", () => { $("brush-value").textContent = brush.value; });
@@ -242,7 +244,7 @@ async function loadGallery(seed = null) {
   try {
     const gallery = await api(`/api/gallery?${query}`);
     const right = gallery.size ? (100 * (1 - gallery.mistakes / gallery.size)).toFixed(1) : "0";
-    status.textContent = `${gallery.mistakes.toLocaleString()} of ${gallery.size.toLocaleString()} ${which} digits `
+    status.textContent = `${gallery.mistakes.toLocaleString()} of ${gallery.size.toLocaleString()} ${which} ${things} `
       + `are wrong (${right} % right). Showing ${gallery.items.length}; click one to look inside.`;
     grid.innerHTML = "";
     for (const item of gallery.items) grid.append(galleryTile(item));
@@ -303,10 +305,26 @@ $("gallery-set").addEventListener("change", () => loadGallery());
 const percent = (x) => `${(x * 100).toFixed(1)} %`;
 const known = (x) => Number.isFinite(x);  // a metric that was not measured (no dev set) arrives as null
 
+// A model of other classes than the digits 0-9 (letters, clothes) asks for one of its own classes.
+function nameTheClasses() {
+  if (classes.length === 10 && classes.every((name, i) => name === String(i))) return;
+  const some = classes.slice(0, 3).join(", ") + (classes.length > 3 ? ", …" : "");
+  const wasHint = $("status").textContent === hint;
+  things = "images";
+  hint = `Draw one of its ${classes.length} classes (${some}), big and centred, with the mouse, a finger or a pen.`;
+  $("tagline").textContent = `Draw one of ${some} and watch a NumPy network think`;
+  document.title = "scratchnn: draw one of its classes";
+  $("pad-title").textContent = "Your drawing";
+  $("gallery-title").textContent = "Images the model gets wrong";
+  $("pad").setAttribute("aria-label", "Drawing area: draw with the mouse, a finger or a pen");
+  if (wasHint) setStatus(hint);
+}
+
 async function loadModel() {
   try {
     const model = await api("/api/model");
     classes = model.classes;
+    nameTheClasses();
     drawBars($("bars"), classes, null);
     for (const option of $("gallery-set").options) option.disabled = !model.gallery_sets.includes(option.value);
     const m = model.metrics;
