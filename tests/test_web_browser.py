@@ -6,6 +6,7 @@ Playwright, the tests skip, except under CI (any non-empty CI), where they fail:
 """
 import colorsys
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -39,13 +40,17 @@ def model_path(shared_dir, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def serving(model, *args):
-    """`scratchnn serve MODEL --port P ARGS` in a subprocess; yields its base URL once it answers."""
+def serving(model, *args, cwd=None):
+    """`scratchnn serve MODEL --port P ARGS` in a subprocess (in ``cwd``, default this folder);
+    yields its base URL once it answers, and stops it after."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # another working directory: PYTHONPATH entries made absolute, so the same code is served
+    path = os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
     process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model), "--port", str(port), *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               cwd=cwd, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -63,7 +68,7 @@ def serving(model, *args):
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
 

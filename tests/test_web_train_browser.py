@@ -3,48 +3,14 @@ a seed run on 2,000 real digits with curves and weights updating, Pause, a reloa
 history comes back), a second browser, Stop, the Draw tab answering with the new model; a broken
 run's doctor finding; two runs overlaid with their differing settings; a phone-sized screen; and
 --no-train. Screenshots go to the artefacts folder."""
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, draw_stroke, sync_playwright  # noqa: F401
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, draw_stroke, serving, sync_playwright  # noqa: F401
 from test_web_train import base_run
 
 pytestmark = pytest.mark.slow  # two servers and four trainings: about a minute
-
-
-def serve(model, cwd, *flags):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # another working directory: PYTHONPATH entries made absolute, so the same code is served
-    path = os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
-    process = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model), "--port", str(port), *flags],
-                               cwd=cwd, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/model", timeout=2):
-                return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"scratchnn serve did not start: {process.communicate()[0]}")
-            time.sleep(0.2)
-
-
-def shut(process):
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +22,8 @@ def runs(shared_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(runs):
-    process, url = serve(runs / "base", runs.parent)
-    yield url
-    shut(process)
+    with serving(runs / "base", cwd=runs.parent) as url:
+        yield url
 
 
 def open_page(browser, url, width=1200, height=900):
@@ -186,13 +151,10 @@ def test_phone_sized_screen_and_no_train(browser, runs, server, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "web-train-phone.png"), full_page=True)
     close_page(page, server)
 
-    process, url = serve(runs / "base", runs.parent, "--no-train")
-    try:
+    with serving(runs / "base", "--no-train", cwd=runs.parent) as url:
         page = open_page(browser, url)
         page.click("#tab-button-train")
         page.wait_for_function("() => !document.querySelector('#train-off').hidden")
         assert "--no-train" in page.locator("#train-off").inner_text()
         assert not page.locator("#train-on").is_visible()
         close_page(page, url)
-    finally:
-        shut(process)
