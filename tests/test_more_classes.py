@@ -135,3 +135,13 @@ def test_any_class_names_text_is_names_or_one_line(text):
         return
     assert 2 <= len(names) <= 256 and len(set(names)) == len(names)
     assert all(0 < len(name) <= 40 and name.isprintable() and "," not in name for name in names)
+
+
+def test_a_photo_split_into_characters_reads_as_a_word_for_a_model_of_letters(capsys):
+    from scratchnn.cli.predict_cmd import print_number
+
+    probs = np.eye(3)[[2, 0, 1]] * 0.9 + 0.05
+    print_number("word.png", [np.zeros((28, 28))] * 3, probs, ["a", "b", "c"])
+    out = capsys.readouterr().out
+    assert "word.png: 3 characters, as the model sees them:" in out and "Reads: cab" in out
+    assert "  character 1: c (95.0%)" in out and "digit" not in out

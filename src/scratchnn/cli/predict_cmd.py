@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import read_kaggle_test_csv, scale_pixels, write_submission
+from ..data.load import DIGITS as DIGIT_NAMES
 from ..ensemble import average
 from ..errors import ConfigError, ImageError
 from ..training.run_data import check_image_shape
@@ -136,7 +137,7 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     if target.exists() and source.exists() and target.samefile(source):
         raise ConfigError(f"--submission {target} is the test file itself; write the submission to another file")
     ensemble = load_models(args)
-    if ensemble.classes != [str(digit) for digit in range(10)]:
+    if ensemble.classes != list(DIGIT_NAMES):
         raise ConfigError("a Digit Recognizer submission needs a model of the digits 0..9; this one's classes are "
                           + ", ".join(ensemble.classes[:4]) + ("..." if len(ensemble.classes) > 4 else ""))
     images = read_kaggle_test_csv(source, ignore_labels=args.ignore_labels)
@@ -204,17 +205,19 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
 
 
 def print_number(path, digits: list[np.ndarray], probs: np.ndarray, classes) -> None:
-    """The digits (28, 28) side by side as far as the terminal is wide, then the number they read."""
-    print(f"{path}: {len(digits)} digit{'s' * (len(digits) != 1)}, as the model sees them:")
+    """The digits (28, 28) side by side as far as the terminal is wide, then the number they read
+    (for a model of other classes, letters say, the characters and the word they read)."""
+    noun, reading = ("digit", "Number") if list(classes) == list(DIGIT_NAMES) else ("character", "Reads")
+    print(f"{path}: {len(digits)} {noun}{'s' * (len(digits) != 1)}, as the model sees them:")
     per_row = max(1, (shutil.get_terminal_size((80, 24)).columns + 2) // (2 * 28 + 2))
     for start in range(0, len(digits), per_row):
         blocks = [render_image(to_pixels(d)).splitlines() for d in digits[start:start + per_row]]
         for lines in zip(*[block + [""] * (28 - len(block)) for block in blocks]):
             print("  ".join(line.ljust(2 * 28) for line in lines).rstrip())
     best = probs.argmax(1)
-    print("Number: " + "".join(classes[k] for k in best))
+    print(f"{reading}: " + "".join(classes[k] for k in best))
     for k, (p, b) in enumerate(zip(probs, best)):
-        print(f"  digit {k + 1}: {classes[b]} ({p[b]:.1%})   top 3: {top3(p, classes)}")
+        print(f"  {noun} {k + 1}: {classes[b]} ({p[b]:.1%})   top 3: {top3(p, classes)}")
 
 
 def top3(probs: np.ndarray, classes) -> str:

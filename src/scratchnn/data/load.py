@@ -108,7 +108,9 @@ def named_classes(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(","))
     bad = next((name for name in names if not name or len(name) > MAX_NAME or not name.isprintable()), None)
     if bad is not None:
-        raise ConfigError(f"--class-names: {bad[:MAX_NAME]!r} is not a class name: a name is 1 to {MAX_NAME} "
+        shown = repr(bad[:MAX_NAME])
+        shown = shown if len(shown) <= 50 else shown[:47] + "..."  # escapes of unprintable characters are long
+        raise ConfigError(f"--class-names: {shown} is not a class name: a name is 1 to {MAX_NAME} "
                           "printable characters, and names are separated by commas")
     if not 2 <= len(names) <= MAX_CLASSES:
         raise ConfigError(f"--class-names gives {len(names)} name(s); a network tells 2 to {MAX_CLASSES} classes apart")
