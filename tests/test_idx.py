@@ -125,12 +125,12 @@ def test_a_header_promising_more_than_the_cap_is_refused_before_reading(tmp_path
     assert read_idx(path).shape == (10, 7, 8)
 
 
-def test_the_default_cap_holds_ten_times_mnist(tmp_path):
+def test_the_default_cap_holds_emnist_byclass_nearly_twice(tmp_path):
     path = tmp_path / "huge-idx3-ubyte"
-    path.write_bytes(idx_bytes(0x08, (600_000, 28, 28), b""))
-    assert_data_error(path, "truncated: header promises 470400000 bytes", "file has 0")
+    path.write_bytes(idx_bytes(0x08, (1_300_000, 28, 28), b""))  # EMNIST ByClass has 697,932 training images
+    assert_data_error(path, "truncated: header promises 1019200000 bytes", "file has 0")
     path.write_bytes(idx_bytes(0x08, (2_000_000, 28, 28), b""))
-    assert_data_error(path, "1,568,000,000 bytes of data", "more than the 536,870,912")
+    assert_data_error(path, "1,568,000,000 bytes of data", "more than the 1,073,741,824")
 
 
 def test_trailing_bytes_are_counted_up_to_a_bound(tmp_path):

@@ -33,9 +33,10 @@ TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
 CODES = {dtype.newbyteorder("="): code for code, dtype in TYPES.items()}  # native dtype -> code
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 6  # zlib's usual trade-off: level 9 (gzip's default) is ~5x slower for ~4% smaller files
-# The most data one IDX file may hold, and so what a hostile one can cost: 512 MiB is 11x MNIST's
-# 60,000 training images (47 MB) and 2.8x EMNIST Digits (188 MB), the largest digit set in IDX.
-MAX_DATA_BYTES = 1 << 29
+# The most data one IDX file may hold, and so what a hostile one can cost: 1 GiB is 23x MNIST's
+# 60,000 training images (47 MB) and nearly 2x EMNIST ByClass's 697,932 letters and digits (547 MB), the
+# largest set in IDX (512 MiB, the bound until labels past 9 were read, refused it).
+MAX_DATA_BYTES = 1 << 30
 BLOCK = 1 << 20  # bytes per read: memory beyond the result stays this small
 SHOWN_TRAILING = 1 << 20  # trailing bytes counted exactly; beyond this the message says "more than"
 CORRUPT_GZIP = (OSError, EOFError, zlib.error)  # bad CRC or header, cut-off stream, bad deflate data
