@@ -145,3 +145,14 @@ def test_a_photo_split_into_characters_reads_as_a_word_for_a_model_of_letters(ca
     out = capsys.readouterr().out
     assert "word.png: 3 characters, as the model sees them:" in out and "Reads: cab" in out
     assert "  character 1: c (95.0%)" in out and "digit" not in out
+
+
+def test_kmnist_is_a_named_dataset_with_its_own_class_names(tmp_path):
+    """Kuzushiji-MNIST found in --data-dir as a download would leave it (no network here)."""
+    folder = tmp_path / "kmnist"
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 30), ("t10k", 20)):
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 255, (count, 28, 28), np.uint8))
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", np.arange(count, dtype=np.uint8) % 10)
+    data = DataSource(dataset="kmnist", data_dir=str(tmp_path)).load("test", download=False, progress=False)
+    assert len(data) == 20 and data.classes[:3] == ("o", "ki", "su")

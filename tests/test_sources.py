@@ -12,7 +12,7 @@ import pytest
 
 from scratchnn.data import sources
 from scratchnn.data.idx import write_idx
-from scratchnn.data.sources import DatasetSpec, RemoteFile, get_dataset, load_dataset, locate
+from scratchnn.data.sources import DATASETS, DatasetSpec, RemoteFile, get_dataset, load_dataset, locate
 from scratchnn.errors import DataError
 
 TRAIN = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
@@ -264,7 +264,7 @@ def test_cache_folder_follows_xdg_or_home(monkeypatch, tmp_path):
 # --- the registry ----------------------------------------------------------------------------
 
 def test_unknown_dataset_and_split():
-    with pytest.raises(DataError, match="unknown dataset 'cifar'; choose one of mnist, fashion-mnist"):
+    with pytest.raises(DataError, match="unknown dataset 'cifar'; choose one of mnist, fashion-mnist, kmnist"):
         get_dataset("cifar")
     with pytest.raises(DataError, match="unknown split 'validation'"):
         locate("mnist", "validation")
@@ -275,7 +275,11 @@ def test_registry_names_and_classes():
     assert mnist.classes == tuple("0123456789") and fashion.classes[9] == "Ankle boot"
     assert [f.name for f in mnist.files("train") + mnist.files("test")] == [*TRAIN, *TEST]
     assert mnist.mirrors[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
-    assert all(len(f.md5) == 32 for spec in (mnist, fashion) for f in spec.train + spec.test)
+    assert all(len(f.md5) == 32 for spec in DATASETS.values() for f in spec.train + spec.test)
+    kmnist = get_dataset("kmnist")  # the files and names torchvision's KMNIST uses, from the authors' site
+    assert kmnist.classes == ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+    assert [f.name for f in kmnist.files("train") + kmnist.files("test")] == [*TRAIN, *TEST]
+    assert kmnist.mirrors[0] == "https://codh.rois.ac.jp/kmnist/dataset/kmnist/"
 
 
 def test_published_checksums_match_the_real_files(shared_dir):

@@ -1,4 +1,4 @@
-"""Named datasets (MNIST, Fashion-MNIST): where their files are, or where to download them from.
+"""Named datasets (MNIST, Fashion-MNIST, Kuzushiji-MNIST): where their files are, or where to download them from.
 
 Search order for the two files of a split, stopping at the first folder that has both (each
 as ``name.gz`` or un-gzipped ``name``):
@@ -87,7 +87,19 @@ FASHION_MNIST = DatasetSpec(
              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
 )
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
+# Kuzushiji-MNIST (Clanuwat et al. 2018): ten cursive hiragana from Japanese books of the Edo
+# period, in MNIST's format and sizes, named as the authors romanise them; harder than the digits
+KMNIST = DatasetSpec(
+    name="kmnist",
+    train=(RemoteFile("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
+           RemoteFile("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344")),
+    test=(RemoteFile("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
+          RemoteFile("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134")),
+    mirrors=("https://codh.rois.ac.jp/kmnist/dataset/kmnist/", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"),
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST, KMNIST)}
 
 
 def get_dataset(name: str) -> DatasetSpec:

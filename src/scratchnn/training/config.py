@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.augment import Augmentation, augmentation_for
 from ..data.load import named_classes
+from ..data.sources import DATASETS
 from ..doctor.faults import FAULTS
 from ..errors import ConfigError, ModelFileError, names_in_message
 from ..files import atomic_write_bytes, read_small_text
@@ -167,7 +168,7 @@ class TrainConfig:
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
     # `train` saves files as absolute paths with their SHA-256, so a run folder opened from any
     # directory finds its data, and a moved or changed file is named as such (see run_data)
-    dataset: str = option("", "a named dataset: mnist or fashion-mnist", group="data", metavar="NAME",
+    dataset: str = option("", f"a named dataset: {', '.join(DATASETS)}", group="data", metavar="NAME",
                           applies=lambda c: bool(c.dataset))
     csv: str = option("", "a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz)", group="data", metavar="FILE",
                       applies=lambda c: bool(c.csv))
