@@ -1,4 +1,5 @@
-"""Named datasets (MNIST, Fashion-MNIST, Kuzushiji-MNIST): where their files are, or where to download them from.
+"""Named datasets (MNIST, Fashion-MNIST, Kuzushiji-MNIST): where their files are, or where to
+download them from.
 
 Search order for the two files of a split, stopping at the first folder that has both (each
 as ``name.gz`` or un-gzipped ``name``):
