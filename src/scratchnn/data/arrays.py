@@ -45,8 +45,9 @@ class TrainDev:
 def load(name: str = "mnist", *, data_dir=None, dev_size: int = DEV_SIZE, seed: int = 0,
          input_shape=(784,), download: bool = True, progress: bool = True) -> TrainDev:
     """A named dataset's training images ("mnist", "fashion-mnist", "kmnist"), found as
-    ``scratchnn train --dataset NAME`` finds them (``data_dir``, $SCRATCHNN_DATA, the system and user caches) or
-    downloaded once, split into train and dev. ``input_shape`` (1, 28, 28) feeds a CNN."""
+    ``scratchnn train --dataset NAME`` finds them (``data_dir``, $SCRATCHNN_DATA, the system and
+    user caches) or downloaded once, split into train and dev. ``input_shape`` (1, 28, 28)
+    feeds a CNN."""
     return _split(DataSource(dataset=name, data_dir=_path(data_dir)), dev_size, seed, input_shape,
                   download=download, progress=progress)
 
