@@ -156,3 +156,13 @@ def test_kmnist_is_a_named_dataset_with_its_own_class_names(tmp_path):
         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", np.arange(count, dtype=np.uint8) % 10)
     data = DataSource(dataset="kmnist", data_dir=str(tmp_path)).load("test", download=False, progress=False)
     assert len(data) == 20 and data.classes[:3] == ("o", "ki", "su")
+
+
+def test_the_python_helpers_transpose_as_the_run_does(shapes):
+    from scratchnn.data import load_csv, load_idx
+
+    plain = load_csv(shapes / "shapes.csv", dev_size=100, input_shape=(28, 28))
+    turned = load_idx(shapes / "images-idx3-ubyte", shapes / "labels-idx1-ubyte", dev_size=100,
+                      input_shape=(28, 28), transpose=True)
+    assert np.array_equal(turned.x_train, plain.x_train.transpose(0, 2, 1))
+    assert turned.classes == tuple(str(k) for k in range(CLASSES))

@@ -52,18 +52,22 @@ def load(name: str = "mnist", *, data_dir=None, dev_size: int = DEV_SIZE, seed: 
                   download=download, progress=progress)
 
 
-def load_csv(path, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,)) -> TrainDev:
-    """A Kaggle-style CSV (``label,pixel0,...,pixel783``, optionally .gz) split into train and dev."""
-    return _split(DataSource(csv=str(path)), dev_size, seed, input_shape)
+def load_csv(path, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,),
+             transpose: bool = False) -> TrainDev:
+    """A Kaggle-style CSV (``label,pixel0,...,pixel783``, optionally .gz) split into train and dev;
+    ``transpose`` turns each image over its diagonal (``train --transpose``: EMNIST's files)."""
+    return _split(DataSource(csv=str(path)), dev_size, seed, input_shape, transpose)
 
 
-def load_idx(images, labels, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,)) -> TrainDev:
-    """An IDX pair (``t10k-images-idx3-ubyte.gz`` + labels) split into train and dev."""
-    return _split(DataSource(images=str(images), labels=str(labels)), dev_size, seed, input_shape)
+def load_idx(images, labels, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,),
+             transpose: bool = False) -> TrainDev:
+    """An IDX pair (``t10k-images-idx3-ubyte.gz`` + labels) split into train and dev; ``transpose``
+    as ``load_csv``'s."""
+    return _split(DataSource(images=str(images), labels=str(labels)), dev_size, seed, input_shape, transpose)
 
 
-def _split(source: DataSource, dev_size: int, seed: int, input_shape, **how) -> TrainDev:
-    data = source.load("train", **how)
+def _split(source: DataSource, dev_size: int, seed: int, input_shape, transpose: bool = False, **how) -> TrainDev:
+    data = source.load("train", transpose=transpose, **how)
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, dev_size,
                                                                seeded_generators(seed)["split"])
     return TrainDev(scale_pixels(train_images, input_shape), y_train.astype(np.intp),

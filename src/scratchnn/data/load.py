@@ -80,8 +80,16 @@ class DataSource:
         return cls(**{key: (str(value) if value not in (None, "") else None)
                       for key, value in values.items()}).validate()
 
-    def load(self, split: str = "train", *, download: bool = True, progress: bool = True) -> LabeledImages:
-        """The labelled images of ``split``: "train", or "test" (named datasets only)."""
+    def load(self, split: str = "train", *, download: bool = True, progress: bool = True,
+             transpose: bool = False) -> LabeledImages:
+        """The labelled images of ``split``: "train", or "test" (named datasets only); ``transpose``
+        turns each image over its diagonal (EMNIST's files hold them so)."""
+        data = self._load(split, download, progress)
+        if not transpose:
+            return data
+        return dataclasses.replace(data, images=np.ascontiguousarray(data.images.transpose(0, 2, 1)))
+
+    def _load(self, split: str, download: bool, progress: bool) -> LabeledImages:
         self.validate()
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; choose 'train' or 'test'")

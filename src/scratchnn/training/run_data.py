@@ -158,12 +158,10 @@ def data_source(config: TrainConfig) -> DataSource:
 
 
 def load_data(config: TrainConfig, source: DataSource, split: str = "train", **options) -> LabeledImages:
-    """``source.load(split, **options)``, each image turned over its diagonal with ``--transpose``,
-    the classes named by ``--class-names`` when given (a CSV's or IDX pair's labels are numbers);
-    a label past the last name is a DataError."""
-    data = source.load(split, **options)
-    if config.transpose:
-        data = dataclasses.replace(data, images=np.ascontiguousarray(data.images.transpose(0, 2, 1)))
+    """``source.load(split, **options)`` as the run reads its data: each image turned over its
+    diagonal with ``--transpose``, the classes named by ``--class-names`` (a CSV's or IDX pair's
+    labels are numbers); a label past the last name is a DataError."""
+    data = source.load(split, transpose=config.transpose, **options)
     if not config.class_names:
         return data
     names = named_classes(config.class_names)
