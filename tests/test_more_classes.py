@@ -166,3 +166,24 @@ def test_the_python_helpers_transpose_as_the_run_does(shapes):
                       input_shape=(28, 28), transpose=True)
     assert np.array_equal(turned.x_train, plain.x_train.transpose(0, 2, 1))
     assert turned.classes == tuple(str(k) for k in range(CLASSES))
+
+
+def test_class_names_cannot_rename_a_trained_models_classes(shapes, tmp_path, capsys):
+    train_run(tiny(csv=str(shapes / "shapes.csv")), tmp_path / "run", progress=False, log=lambda line: None)
+    names = "a,b,c,d,e,f,g,h,i,j,k,l"
+    assert main(["evaluate", str(tmp_path / "run"), "--class-names", names]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "scratchnn evaluate: error: --class-names gives other names than the model's (0, 1, 2, 3, ...): a model "
+        "keeps the names it was trained with; leave --class-names out")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--class-names", "x,y"], "--class-names goes with --index (an image of a data set); photos need no data "
+                               "flags: leave it out"),
+    (["--csv", "digits.csv", "--transpose"], "--csv, --transpose go with --index (an image of a data set); photos "
+                                             "need no data flags: leave them out"),
+])
+def test_data_flags_given_with_photos_are_refused_not_ignored(shapes, tmp_path, capsys, flags, message):
+    train_run(tiny(csv=str(shapes / "shapes.csv")), tmp_path / "run", progress=False, log=lambda line: None)
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "photo.png"), *flags]) == 1
+    assert capsys.readouterr().err.strip() == f"scratchnn predict: error: {message}"

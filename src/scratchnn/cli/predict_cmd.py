@@ -27,9 +27,12 @@ from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..data.load import DIGITS as DIGIT_NAMES
 from ..ensemble import average
 from ..errors import ConfigError, ImageError
+from ..training.config import TrainConfig
+from ..training.options import option_of
 from ..training.run_data import check_image_shape
 from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
                      load_ensemble_and_set, load_models, member_probas)
+from .config_flags import given_options
 from .terminal_image import render_image
 
 DIGITS = ("auto", "single", "multi")
@@ -92,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
                           "model, so give its images: photos/*.png), or --index N for an image of the data set")
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
+    data_flags = [option_of(TrainConfig, name).flag for name in given_options(args, ("data",))]
+    if args.photos and data_flags:
+        one = len(data_flags) == 1
+        raise ConfigError(f"{', '.join(data_flags)} go{'es' * one} with --index (an image of a data set); photos "
+                          f"need no data flags: leave {'it' if one else 'them'} out")
     if args.photos:
         return predict_photos(load_models(args), args)
     ensemble, images, labels, classes, description = load_ensemble_and_set(args)

@@ -188,6 +188,12 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
     if source is None:
         check_data_files(config)
     source = source or data_source(config)
+    if model is not None and config.class_names:  # given to evaluate, predict...: it cannot rename a model's classes
+        theirs = tuple(class_names(model, metadata or {}))
+        if named_classes(config.class_names) != theirs:
+            shown = ", ".join(theirs[:4]) + (", ..." if len(theirs) > 4 else "")
+            raise ConfigError(f"--class-names gives other names than the model's ({shown}): a model keeps the "
+                              "names it was trained with; leave --class-names out")
     data = load_data(config, source, "test" if which == "test" else "train", download=download, progress=progress)
     images, labels, classes = data.images, data.labels, data.classes
     if model is not None:
