@@ -187,3 +187,11 @@ def test_data_flags_given_with_photos_are_refused_not_ignored(shapes, tmp_path, 
     train_run(tiny(csv=str(shapes / "shapes.csv")), tmp_path / "run", progress=False, log=lambda line: None)
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "photo.png"), *flags]) == 1
     assert capsys.readouterr().err.strip() == f"scratchnn predict: error: {message}"
+
+
+@pytest.mark.parametrize("flag", [["--class-names", "a,b"], ["--transpose"]])
+def test_serve_refuses_the_flags_it_would_ignore(tmp_path, capsys, flag):
+    pytest.importorskip("fastapi")
+    assert main(["serve", str(tmp_path / "run"), "--csv", "x.csv", *flag]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"scratchnn serve: error: {flag[0]} is for train: a served run reads its data"), error

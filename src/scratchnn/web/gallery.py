@@ -114,9 +114,10 @@ def _trusted_config(model_path: Path, metadata: dict, data: DataSource | None) -
             return None, (f"the run's {RUN_CONFIG} cannot be read, so the gallery cannot rebuild its dev split; "
                           "'scratchnn evaluate MODEL' says why")
         return None, "the model's training config is not valid, so the gallery cannot rebuild its dev split"
-    if data is not None:
-        for name in FIELDS:
-            setattr(config, name, getattr(data, name) or "")
+    if data is not None:  # the server's data in place of the run's (a named dataset drops --transpose)
+        from ..training.run_data import with_data
+
+        config = with_data(config, {name: getattr(data, name) or "" for name in FIELDS})
     elif not in_run_folder:
         return None, ("this model file is not in a run folder, and the server reads no data a model file names: "
                       "start 'scratchnn serve' with --dataset NAME, --csv FILE or --images/--labels, or serve "
