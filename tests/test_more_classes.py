@@ -195,3 +195,10 @@ def test_serve_refuses_the_flags_it_would_ignore(tmp_path, capsys, flag):
     assert main(["serve", str(tmp_path / "run"), "--csv", "x.csv", *flag]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"scratchnn serve: error: {flag[0]} is for train: a served run reads its data"), error
+
+
+def test_a_kaggle_submission_takes_no_transpose_or_class_names(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "run"), "--csv", "test.csv", "--submission", str(tmp_path / "s.csv"),
+                 "--transpose"]) == 1
+    assert capsys.readouterr().err.strip() == ("scratchnn predict: error: --submission needs --csv TEST.csv (Kaggle's "
+                                               "label-less pixel0..pixel783 file) and no other data flag")

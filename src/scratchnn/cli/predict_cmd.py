@@ -136,9 +136,9 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     """Predict every image of the label-less ``--csv`` and write ``--submission`` (ImageId,Label)."""
     if args.photos or args.index is not None or args.save:
         raise ConfigError("--submission predicts the images of --csv TEST.csv: give no photos, --index or --save with it")
-    if not args.csv or args.dataset or args.images or args.labels:
+    if not args.csv or args.dataset or args.images or args.labels or args.class_names or args.transpose:
         raise ConfigError("--submission needs --csv TEST.csv (Kaggle's label-less pixel0..pixel783 file) "
-                          "and no other data source")
+                          "and no other data flag")
     target, source = Path(args.submission), Path(args.csv)
     if target.is_dir():
         raise ConfigError(f"--submission {target} is a folder; give a file name such as submission.csv")
