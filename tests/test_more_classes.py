@@ -202,3 +202,20 @@ def test_a_kaggle_submission_takes_no_transpose_or_class_names(tmp_path, capsys)
                  "--transpose"]) == 1
     assert capsys.readouterr().err.strip() == ("scratchnn predict: error: --submission needs --csv TEST.csv (Kaggle's "
                                                "label-less pixel0..pixel783 file) and no other data flag")
+
+
+def test_a_labels_file_that_numbers_few_of_its_classes_is_refused_before_training(shapes, tmp_path, shared_dir,
+                                                                                 capsys):
+    """One damaged byte in MNIST's labels (a 200) must not train 201 classes, 190 of them empty."""
+    from scratchnn.data.idx import read_idx
+
+    labels = read_idx(shared_dir / "datasets" / "mnist" / "t10k-labels-idx1-ubyte.gz").copy()
+    labels[1234] = 200
+    write_idx(tmp_path / "labels-idx1-ubyte", labels)
+    images = shared_dir / "datasets" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    assert main(["train", "--images", str(images), "--labels", str(tmp_path / "labels-idx1-ubyte"),
+                 "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"scratchnn train: error: {tmp_path / 'labels-idx1-ubyte'}: labels go up to 200, but only 11 of the numbers "
+        "0..200 are labels; the file is damaged, or its labels are not class numbers 0, 1, 2...: renumber them")
+    assert not (tmp_path / "run").exists()

@@ -43,8 +43,8 @@ from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
 from .memory import check_training_memory
 from .progress import TrainingProgress
-from .run_data import (check_data_files, config_generators, data_source, load_data, locate_data, record_data,
-                       run_split)
+from .run_data import (check_class_numbers, check_data_files, config_generators, data_source, load_data,
+                       locate_data, record_data, run_split)
 from .run_display import RunDisplay
 from .run_health import diagnose_history, doctor_summary, earlier_health, health_summary
 
@@ -86,6 +86,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
                           "or choose another --out")
     source = data_source(config)
     data = load_data(config, source, progress=progress)
+    check_class_numbers(data, source)
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)

@@ -172,6 +172,18 @@ def load_data(config: TrainConfig, source: DataSource, split: str = "train", **o
     return dataclasses.replace(data, classes=names)
 
 
+def check_class_numbers(data: LabeledImages, source: DataSource) -> None:
+    """Before training on a CSV or IDX pair whose labels go past 9: a DataError when most of the
+    numbers 0..top are no label at all. A damaged labels file (one byte of MNIST's turned to 200)
+    would otherwise train 201 classes, 190 of them empty; EMNIST letters (1..26) lacks only 0."""
+    top = int(data.labels.max(initial=0))
+    used = np.unique(data.labels).size
+    if source.dataset is None and top >= 10 and 2 * used <= top:
+        raise DataError(f"{source.labels or source.csv}: labels go up to {top}, but only {used} of the numbers "
+                        f"0..{top} are labels; the file is damaged, or its labels are not class numbers 0, 1, 2...: "
+                        "renumber them")
+
+
 def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,
              download: bool = True, model: Sequential | None = None, metadata: dict | None = None):
     """(images uint8 (N, H, W), labels (N,), classes, description) of one set of a run's data.
