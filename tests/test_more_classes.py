@@ -1,5 +1,7 @@
 """Data of more than ten classes (EMNIST letters, Sign Language MNIST): labels are class numbers,
 and a CSV or IDX pair whose labels go past 9 trains a network with that many outputs."""
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -219,3 +221,13 @@ def test_a_labels_file_that_numbers_few_of_its_classes_is_refused_before_trainin
         f"scratchnn train: error: {tmp_path / 'labels-idx1-ubyte'}: labels go up to 200, but only 11 of the numbers "
         "0..200 are labels; the file is damaged, or its labels are not class numbers 0, 1, 2...: renumber them")
     assert not (tmp_path / "run").exists()
+
+
+def test_labels_that_start_at_1_leave_class_0_empty_and_the_doctor_says_so(shapes, tmp_path):
+    """EMNIST letters number a..z from 1: the network gets a class 0 that no image has."""
+    data = DataSource(csv=str(shapes / "shapes.csv")).load()
+    write_kaggle_csv(tmp_path / "from1.csv", data.images, data.labels + 1)
+    config = dataclasses.replace(tiny(csv=str(tmp_path / "from1.csv")), doctor="on")
+    result = train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
+    assert result.model.num_classes == CLASSES + 1
+    assert any(f.id == "lopsided-labels" and "(1 never appears)" in f.message for f in result.findings)
