@@ -50,8 +50,9 @@ def lopsided_labels(run: RunHealth):
         return None
     missing = run.classes - int(held_classes)
     if missing > 0:
+        never = f"{missing} never appear{'s' * (missing == 1)}"
         return Trigger(0, f"the training labels hold {int(held_classes)} of the network's {run.classes} classes "
-                          f"({missing} never appear{'s' * (missing == 1)}); the most common has {percent(share)} of them")
+                          f"({never}); the most common has {percent(share)} of them")
     if share >= min(LOPSIDED / run.classes, LOPSIDED_MOST):
         return Trigger(0, f"one class has {percent(share)} of the training labels (an even share is "
                           f"{percent(1 / run.classes)})")
