@@ -132,10 +132,12 @@ def check_web_extra() -> None:
 
 def _data_source(args: argparse.Namespace):
     from ..data import DataSource
+    from ..training.config import TrainConfig
+    from ..training.options import option_of
 
     for name in ("class_names", "transpose"):
         if getattr(args, name, None):
-            raise ConfigError(f"--{name.replace('_', '-')} is for train: a served run reads its data as it was trained "
+            raise ConfigError(f"{option_of(TrainConfig, name).flag} is for train: a served run reads its data as it was trained "
                               "to (its config.toml), and the Train tab trains on the server's data as it is")
     given = {name: getattr(args, name) for name in ("dataset", "csv", "images", "labels", "data_dir")}
     if not any(given.values()):

@@ -200,8 +200,8 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
     if source is None:
         check_data_files(config)
     source = source or data_source(config)
-    if model is not None and config.class_names:  # given to evaluate, predict...: it cannot rename a model's classes
-        theirs = tuple(class_names(model, metadata or {}))
+    theirs = tuple(class_names(model, metadata or {})) if model is not None else None  # the model's names
+    if theirs is not None and config.class_names:  # given to evaluate, predict...: it cannot rename them
         if named_classes(config.class_names) != theirs:
             shown = ", ".join(theirs[:4]) + (", ..." if len(theirs) > 4 else "")
             raise ConfigError(f"--class-names gives other names than the model's ({shown}): a model keeps the "
@@ -215,7 +215,7 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
         if top >= model.num_classes:
             raise DataError(f"{source.labels or name}: label {top} is not one of the model's {model.num_classes} "
                             f"classes (0..{model.num_classes - 1}); give data of the classes it was trained on")
-        classes = tuple(class_names(model, metadata or {}))  # a file that lacks a class still has the model's
+        classes = theirs  # a file that lacks a class still has the model's
     if which in ("train", "dev"):
         train_images, train_labels, dev_images, dev_labels = run_split(
             config, images, labels, config_generators(config)["split"])
