@@ -137,8 +137,9 @@ def _data_source(args: argparse.Namespace):
 
     for name in ("class_names", "transpose"):
         if getattr(args, name, None):
-            raise ConfigError(f"{option_of(TrainConfig, name).flag} is for train: a served run reads its data as it "
-                              "was trained to (its config.toml), and the page's Train tab uses the server's data as it is")
+            raise ConfigError(f"{option_of(TrainConfig, name).flag} is for train: a served run reads its data "
+                              "as it was trained to (its config.toml), and the page's Train tab uses the server's "
+                              "data as it is")
     given = {name: getattr(args, name) for name in ("dataset", "csv", "images", "labels", "data_dir")}
     if not any(given.values()):
         return None
