@@ -47,7 +47,8 @@ def csv_seeds(folder):
     train = write_kaggle_csv(folder / "train.csv", images, labels).read_bytes()
     test = write_kaggle_csv(folder / "test.csv", images).read_bytes()
     headless = train.split(b"\n", 1)[1]
-    return [train, test, headless, gzip.compress(train, 1), train.replace(b"\n", b"\r\n")]
+    small = write_kaggle_csv(folder / "small.csv", images[:, :8, :8], labels).read_bytes()  # 8x8, the smallest side
+    return [train, test, headless, gzip.compress(train, 1), train.replace(b"\n", b"\r\n"), small]
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ BOMBS = {  # name: (reader, head, unit of 1 MiB, words the error must hold); eac
     "idx-honest-header": (read_idx, idx_header((5_478_274, 28, 28)), bytes(MiB), "more than the"),
     "idx-header-within-cap": (read_idx, idx_header((20_000, 28, 28)), bytes(MiB), "unexpected trailing"),
     "csv-zeros": (read_kaggle_csv, CSV_HEADER, bytes(MiB), "line 2 is longer than"),
-    "csv-one-line": (read_kaggle_csv, CSV_HEADER, b"0," * (MiB // 2), "line 2 is longer than"),
+    "csv-one-line": (read_kaggle_csv, CSV_HEADER, b"0," * (MiB // 2), "line 2 holds more than 785 comma-separated values"),
     "csv-blank-lines": (read_kaggle_csv, CSV_HEADER, b"\n" * MiB, "blank lines"),
 }
 

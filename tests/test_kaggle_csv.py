@@ -269,7 +269,7 @@ def test_a_long_value_is_cut_in_the_message(tmp_path, digits):
 
 def test_a_line_longer_than_the_limit_is_refused_unparsed(tmp_path, digits):
     padded = " , ".join(rows(*digits)[0].split(","))
-    padded += " " * (kaggle_csv.MAX_LINE_CHARS - len(padded))  # spaces around values are fine
+    padded += " " * (kaggle_csv.CHARS_PER_VALUE * 785 - len(padded))  # spaces around values are fine
     x, _ = read_kaggle_csv(write_text(tmp_path / "wide.csv", [HEADER, padded]))
     np.testing.assert_array_equal(x[0], digits[0][0])
     path = write_text(tmp_path / "too-wide.csv", [HEADER, padded + " ", *rows(*digits)])
@@ -279,7 +279,9 @@ def test_a_line_longer_than_the_limit_is_refused_unparsed(tmp_path, digits):
 def test_a_line_of_a_hundred_megabytes_is_refused_after_reading_one_line(tmp_path):
     path = tmp_path / "one-line.csv.gz"
     path.write_bytes(gzip.compress(b"0," * (50 << 20), 1))
-    assert_one_short_line(path, "line 1 is longer than")
+    assert_one_short_line(path, "line 1 holds more than 16,385 comma-separated values", "128x128")
+    path.write_bytes(gzip.compress(b"0" * (50 << 20), 1))
+    assert_one_short_line(path, "line 1 is longer than 524,320 characters")
 
 
 def test_the_row_limit(tmp_path, digits, monkeypatch):
@@ -317,3 +319,77 @@ def test_numbers_with_thousands_of_digits(tmp_path, digits, column, value, words
         assert read_kaggle_csv(path)[0][0, 0, 2] == 7
     else:
         assert_one_short_line(path, "line 2", *words)
+
+
+# --- square images of other sides ------------------------------------------------------------
+
+@pytest.mark.parametrize("side", [8, 16, 64])
+def test_square_images_of_any_side_round_trip(tmp_path, side):
+    rng = np.random.default_rng(side)
+    images, labels = rng.integers(0, 256, (5, side, side), dtype=np.uint8), np.array([0, 25, 3, 3, 7], np.uint8)
+    path = write_kaggle_csv(tmp_path / "train.csv", images, labels)
+    assert path.read_text().splitlines()[0].endswith(f",pixel{side * side - 1}")
+    x, y = read_kaggle_csv(path)
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+    headless = write_text(tmp_path / "plain.csv", rows(images, labels))  # side * side + 1 integers: a label first
+    np.testing.assert_array_equal(read_kaggle_csv(headless)[1], labels)
+    unlabelled = write_text(tmp_path / "test.csv", rows(images))
+    assert read_kaggle_csv(unlabelled)[1] is None
+
+
+def test_a_header_counted_from_1_gives_the_side_too(tmp_path):
+    images = np.arange(2 * 64, dtype=np.uint8).reshape(2, 8, 8)
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 65))
+    x, y = read_kaggle_csv(write_text(tmp_path / "from1.csv", [header, *rows(images, np.array([1, 2]))]))
+    np.testing.assert_array_equal(x, images)
+
+
+@pytest.mark.parametrize("header, columns", [
+    ("label," + ",".join(f"pixel{i}" for i in range(50)), 51),  # 50 pixels: not a square
+    ("label," + ",".join(f"pixel{i}" for i in range(49)), 50),  # 7x7: smaller than the smallest side
+    (",".join(["7"] * 50), 50),  # a header-less line of 50 integers
+    ("label," + ",".join(f"pixel{i}" for i in range(2, 66)), 65),  # counted from 2
+])
+def test_a_row_that_is_no_square_image_is_refused(tmp_path, header, columns):
+    assert_line_error(write_text(tmp_path / "odd.csv", [header, "1," + ",".join(["0"] * (columns - 1))]), 1,
+                      "header must be 'label,pixel0,...,pixel783'", "another square side from 8 to 128",
+                      f"({columns} columns)")
+
+
+def test_the_side_of_the_header_holds_for_every_line(tmp_path, digits):
+    images = digits[0][:, :8, :8]
+    lines = [",".join(["label"] + [f"pixel{i}" for i in range(64)]), *rows(images, digits[1])]
+    lines[3] = rows(*digits)[2]  # a 28x28 row in an 8x8 file
+    assert_line_error(write_text(tmp_path / "mixed.csv", lines), 4,
+                      "holds more than 65 comma-separated values, the width of this file's rows")
+    lines[3] = lines[3][:40]  # a short row
+    assert_line_error(write_text(tmp_path / "mixed.csv", lines), 4,
+                      "expected 65 comma-separated values (label + 64 pixels), got")
+
+
+def test_the_line_limit_follows_the_side(tmp_path, digits):
+    images = digits[0][:, :8, :8]
+    lines = [",".join(["label"] + [f"pixel{i}" for i in range(64)]), *rows(images, digits[1])]
+    lines[2] += " " * (kaggle_csv.CHARS_PER_VALUE * 65)  # 2,080 characters fit a row of 8x8 values and a label
+    assert_line_error(write_text(tmp_path / "wide.csv", lines), 3, "longer than 2,080 characters")
+    first = ",".join(["7"] * 64) + " " * 30_000  # the first line may be a row of the largest side
+    assert len(read_kaggle_csv(write_text(tmp_path / "first.csv", [first]))[0]) == 1
+
+
+def test_the_row_limit_follows_the_side(tmp_path, digits, monkeypatch):
+    monkeypatch.setattr(kaggle_csv, "MAX_VALUES", 65 * 4)
+    path = write_kaggle_csv(tmp_path / "small.csv", digits[0][:, :8, :8], digits[1])
+    assert_one_short_line(path, "more than 4 images (line 6)", "of 64 pixels an image")
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 27), (2, 50), (2, 7, 7), (2, 129, 129), (2, 4, 4, 4)])
+def test_only_square_images_of_a_readable_side_are_written(tmp_path, shape):
+    with pytest.raises(ShapeError, match="must be square"):
+        write_kaggle_csv(tmp_path / "x.csv", np.zeros(shape, np.uint8))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_submission_writes_class_numbers_past_9(tmp_path):
+    path = kaggle_csv.write_submission(tmp_path / "submission.csv", np.array([25, 0, 11]))
+    assert path.read_text() == "ImageId,Label\n1,25\n2,0\n3,11\n"

@@ -153,9 +153,9 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     check_image_shape(images, str(source), first.model, first.metadata)
     predictions = average(member_probas(ensemble, images, args.tta)).argmax(axis=1)
     write_submission(target, predictions)
-    counts = np.bincount(predictions, minlength=10)
+    counts = np.bincount(predictions, minlength=len(ensemble.classes))
     print(f"Wrote {target}: {len(predictions):,} predictions for {source}{in_brackets(answered_by(ensemble, args.tta))}")
-    print("Labels predicted: " + ", ".join(f"{digit}: {count:,}" for digit, count in enumerate(counts)))
+    print("Labels predicted: " + ", ".join(f"{label}: {count:,}" for label, count in enumerate(counts)))
     return 0
 
 

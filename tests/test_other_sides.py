@@ -1,0 +1,53 @@
+"""CSV files of square images of another side than 28 (8x8 scikit-learn digits, 12x12, 64x64):
+the side comes from the file, a network of that input trains, and every command that reads the
+run's data or a test file of another side says so in one line."""
+import numpy as np
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.io import read_metadata
+
+SIDE = 12
+
+
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory):
+    """600 12x12 images of 10 classes, each class a bright row of its own, as a training CSV and
+    a label-less test CSV."""
+    folder = tmp_path_factory.mktemp("bars")
+    rng = np.random.default_rng(0)
+    labels = np.arange(600, dtype=np.uint8) % 10
+    images = rng.integers(0, 50, (600, SIDE, SIDE)).astype(np.uint8)
+    images[np.arange(600), labels + 1] = 255
+    write_kaggle_csv(folder / "train.csv.gz", images, labels)
+    write_kaggle_csv(folder / "test.csv", images[:40])
+    return folder
+
+
+@pytest.mark.parametrize("preset", ["seed", "cnn"])
+def test_a_csv_of_12x12_images_trains_a_network_of_that_input(bars, tmp_path, capsys, preset):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", preset, "--csv", str(bars / "train.csv.gz"), "--dev-size", "100",
+                 "--epochs", "2", "--out", str(run)]) == 0
+    assert read_metadata(run)["image_shape"] == [SIDE, SIDE]
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    assert "Accuracy" in capsys.readouterr().out
+    assert main(["predict", str(run), "--index", "3"]) == 0
+    assert "True label: " in capsys.readouterr().out
+
+
+def test_a_submission_needs_test_images_of_the_models_side(bars, tmp_path, capsys, shared_dir):
+    run = tmp_path / "run"
+    assert main(["train", "--csv", str(bars / "train.csv.gz"), "--dev-size", "100", "--iterations", "30",
+                 "--out", str(run)]) == 0
+    assert main(["predict", str(run), "--csv", str(bars / "test.csv"), "--submission", str(tmp_path / "s.csv")]) == 0
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 41
+    capsys.readouterr()
+    digits = shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz"
+    assert main(["predict", str(run), "--csv", str(digits), "--ignore-labels",
+                 "--submission", str(tmp_path / "t.csv")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "images are 28x28, the model takes 12x12 images" in error and "\n" not in error
+    assert not (tmp_path / "t.csv").exists()
