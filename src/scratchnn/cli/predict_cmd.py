@@ -43,17 +43,18 @@ def add_parser(commands) -> None:
         "predict", help="predict the digit in photos, in one image of a data set, or write a Kaggle submission",
         description="With image files: read each photo (PNG, JPEG, BMP, GIF, WebP...), prepare it the "
                     "way MNIST was made (flatten the lighting, find the ink, crop, fit 20x20, centre in "
-                    "28x28) and print the prediction with the top 3 probabilities; a written number is "
-                    "split into digits. With --index: draw one image of the data set with the predicted "
+                    "28x28) and print the prediction with the top 3 probabilities; a written number "
+                    "(or, for a model of letters, a word) is split into its characters. With --index: draw one image of the data set with the predicted "
                     "and the true label (the seed's test_prediction). With --csv TEST.csv --submission "
                     "OUT.csv: Kaggle's Digit Recognizer submission for every image of the test file. "
                     "Several models answer as an ensemble; --tta N averages over N views of each image.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="MODEL... [IMAGE...]: one or more models (model files or run folders; several make an "
-                             "ensemble that averages their probabilities), then the photos or scans of digits to read")
+                             "ensemble that averages their probabilities), then the photos or scans to read")
     parser.add_argument("--digits", choices=DIGITS, default="auto",
-                        help="single: all the ink is one digit; multi: a number, read digit by digit, left "
-                             "to right; auto: a number when the ink falls apart into several digits (default)")
+                        help="single: all the ink is one digit (one character); multi: a number (or a word), read "
+                             "character by character, left to right; auto: several when the ink falls apart into "
+                             "several pieces (default)")
     parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
                         help="dark ink on light paper, light on dark, or auto-detect (default)")
     parser.add_argument("--explain-preprocessing", metavar="OUT.png", type=Path,
