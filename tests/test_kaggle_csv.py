@@ -332,10 +332,36 @@ def test_square_images_of_any_side_round_trip(tmp_path, side):
     x, y = read_kaggle_csv(path)
     np.testing.assert_array_equal(x, images)
     np.testing.assert_array_equal(y, labels)
-    headless = write_text(tmp_path / "plain.csv", rows(images, labels))  # side * side + 1 integers: a label first
-    np.testing.assert_array_equal(read_kaggle_csv(headless)[1], labels)
-    unlabelled = write_text(tmp_path / "test.csv", rows(images))
-    assert read_kaggle_csv(unlabelled)[1] is None
+    names = [f"pixel{i}" for i in range(side * side)]
+    last = write_text(tmp_path / "last.csv", [",".join([*names, "label"]),  # the label in the last column
+                                              *(f"{row},{label}" for row, label in zip(rows(images), labels))])
+    x, y = read_kaggle_csv(last)
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+    unlabelled = write_text(tmp_path / "test.csv", [",".join(names), *rows(images)])
+    x, y = read_kaggle_csv(unlabelled)
+    np.testing.assert_array_equal(x, images)
+    assert y is None
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_without_a_header_another_side_asks_for_one(tmp_path, labels):
+    """Without a header only Kaggle's layout is known (a label, then 28x28); scikit-learn's 8x8
+    digits file puts its label last, and reading its first pixel as the label would train on
+    nonsense, so a row of another length is refused with the header to add."""
+    images = np.zeros((2, 8, 8), np.uint8)
+    path = write_text(tmp_path / "plain.csv", rows(images, np.array([1, 2]) if labels else None))
+    assert_line_error(path, 1, f"{64 + labels} integers and no header", "For 8x8 images add a header line",
+                      "'label,pixel0,...,pixel63' (or with label last)")
+
+
+def test_the_mnist_in_csv_header_names_pixels_by_row_and_column(tmp_path, digits):
+    header = "label," + ",".join(f"{row}x{column}" for row in range(1, 29) for column in range(1, 29))
+    x, y = read_kaggle_csv(write_text(tmp_path / "mnist_train.csv", [header, *rows(*digits)]))
+    np.testing.assert_array_equal(x, digits[0])
+    np.testing.assert_array_equal(y, digits[1])
+    swapped = header.replace("1x2,", "@").replace("1x1,", "1x2,").replace("@", "1x1,")  # columns out of order
+    assert_line_error(write_text(tmp_path / "swapped.csv", [swapped, *rows(*digits)]), 1, "header must be")
 
 
 def test_a_header_counted_from_1_gives_the_side_too(tmp_path):
@@ -353,7 +379,7 @@ def test_a_header_counted_from_1_gives_the_side_too(tmp_path):
 ])
 def test_a_row_that_is_no_square_image_is_refused(tmp_path, header, columns):
     assert_line_error(write_text(tmp_path / "odd.csv", [header, "1," + ",".join(["0"] * (columns - 1))]), 1,
-                      "header must be 'label,pixel0,...,pixel783'", "another square side from 8 to 128",
+                      "header must be 'label,pixel0,...,pixel783'", "any square side from 8 to 128",
                       f"({columns} columns)")
 
 
@@ -373,14 +399,14 @@ def test_the_line_limit_follows_the_side(tmp_path, digits):
     lines = [",".join(["label"] + [f"pixel{i}" for i in range(64)]), *rows(images, digits[1])]
     lines[2] += " " * (kaggle_csv.CHARS_PER_VALUE * 65)  # 2,080 characters fit a row of 8x8 values and a label
     assert_line_error(write_text(tmp_path / "wide.csv", lines), 3, "longer than 2,080 characters")
-    first = ",".join(["7"] * 64) + " " * 30_000  # the first line may be a row of the largest side
+    first = ",".join(["7"] * 784) + " " * 30_000  # the first line may be as long as a row of the largest side
     assert len(read_kaggle_csv(write_text(tmp_path / "first.csv", [first]))[0]) == 1
 
 
 def test_the_row_limit_follows_the_side(tmp_path, digits, monkeypatch):
     monkeypatch.setattr(kaggle_csv, "MAX_VALUES", 65 * 4)
     path = write_kaggle_csv(tmp_path / "small.csv", digits[0][:, :8, :8], digits[1])
-    assert_one_short_line(path, "more than 4 images (line 6)", "of 64 pixels an image")
+    assert_one_short_line(path, "more than 4 images (line 6)", "one CSV of 8x8 images")
 
 
 @pytest.mark.parametrize("shape", [(2, 28, 27), (2, 50), (2, 7, 7), (2, 129, 129), (2, 4, 4, 4)])

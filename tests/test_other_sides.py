@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from scratchnn.cli.main import main
+from scratchnn.cli.train_cmd import next_steps
 from scratchnn.data.kaggle_csv import write_kaggle_csv
 from scratchnn.io import read_metadata
 
@@ -31,7 +32,8 @@ def test_a_csv_of_12x12_images_trains_a_network_of_that_input(bars, tmp_path, ca
     assert main(["train", "--preset", preset, "--csv", str(bars / "train.csv.gz"), "--dev-size", "100",
                  "--epochs", "2", "--out", str(run)]) == 0
     assert read_metadata(run)["image_shape"] == [SIDE, SIDE]
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert f"scratchnn evaluate {run}" in out and "scratchnn predict" not in out and "scratchnn serve" not in out
     assert main(["evaluate", str(run)]) == 0
     assert "Accuracy" in capsys.readouterr().out
     assert main(["predict", str(run), "--index", "3"]) == 0
@@ -51,3 +53,12 @@ def test_a_submission_needs_test_images_of_the_models_side(bars, tmp_path, capsy
     error = capsys.readouterr().err.strip()
     assert "images are 28x28, the model takes 12x12 images" in error and "\n" not in error
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_their_classes(tmp_path):
+    digits = next_steps(tmp_path, report=True, metadata={"image_shape": [28, 28], "classes": list("0123456789")})
+    assert "my-digit.png" in digits and "draw digits at" in digits and "report.html" in digits
+    letters = next_steps(tmp_path, report=False, metadata={"image_shape": [28, 28], "classes": list("abc")})
+    assert "my-drawing.png" in letters and "draw one at" in letters and "report.html" not in letters
+    small = next_steps(tmp_path, report=False, metadata={"image_shape": [12, 12], "classes": list("0123456789")})
+    assert "evaluate" in small and "predict" not in small and "serve" not in small

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data.augment import Augmentation
 from ..errors import ConfigError, RunInterrupted
+from ..io import read_metadata
 from ..training.config import TrainConfig
 from ..training import presets
 from ..training.options import TRAIN_GROUPS, option_of
@@ -17,6 +18,7 @@ from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options, table_type
 
 AUGMENTATION = [field.name for field in dataclasses.fields(Augmentation)]
+DIGITS = [str(digit) for digit in range(10)]  # a model of these classes reads digits
 
 
 def add_parser(commands) -> None:
@@ -91,7 +93,7 @@ def finish(args: argparse.Namespace, result, log) -> int:
             write_report(result.run_dir, log=log)
         except KeyboardInterrupt:
             raise RunInterrupted(result.run_dir) from None
-    log(next_steps(result.run_dir, report=not args.no_report))
+    log(next_steps(result.run_dir, report=not args.no_report, metadata=read_metadata(result.model_path)))
     if args.quiet:
         test = result.metrics.get("test_accuracy")
         dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
@@ -126,11 +128,17 @@ def train_members(args: argparse.Namespace, log) -> int:
     return 0
 
 
-def next_steps(run_dir: Path, report: bool) -> str:
-    """What a learner can do with a finished run, as commands to copy."""
+def next_steps(run_dir: Path, report: bool, metadata: dict | None = None) -> str:
+    """What a learner can do with a finished run, as commands to copy: photos and the page only
+    for a model of 28x28 images (the size they make), in words of its classes (``metadata``: the
+    model file's)."""
+    metadata = metadata or {}
     steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page")] if report else []
-    steps += [(f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix"),
-              (f"scratchnn predict {run_dir} my-digit.png", "your own handwriting"),
-              (f"scratchnn serve {run_dir}", "draw digits at http://127.0.0.1:8000")]
+    steps.append((f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix"))
+    if metadata.get("image_shape", [28, 28]) == [28, 28]:
+        digits = metadata.get("classes", DIGITS) == DIGITS
+        steps += [(f"scratchnn predict {run_dir} {'my-digit' if digits else 'my-drawing'}.png",
+                   "your own handwriting"),
+                  (f"scratchnn serve {run_dir}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000")]
     width = max(len(command) for command, _ in steps)
     return "\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)])

@@ -2,9 +2,12 @@
 
 The label is the class's number, 0..9 for digits; a file of more classes (up to 256: letters,
 signs) numbers them 0, 1, 2... Kaggle's Fashion-MNIST and Sign Language MNIST files, which
-count their pixels from 1 (``label,pixel1,...,pixel784``), read alike. The images are square,
-28x28 as MNIST's or of any side from ``MIN_SIDE`` to ``MAX_SIDE`` (``pixel0..pixel63`` for 8x8):
-the header, or the first line's number of values, gives the side.
+count their pixels from 1 (``label,pixel1,...,pixel784``), and the "MNIST in CSV" files that
+name them by row and column (``label,1x1,1x2,...,28x28``), read alike. The images are square,
+28x28 as MNIST's or of any side from ``MIN_SIDE`` to ``MAX_SIDE`` (``pixel0..pixel63`` for 8x8),
+and a header may put the label last (``pixel0,...,pixel63,label``). A file without a header is
+read as Kaggle's are, a label and then 28x28 pixels (or the pixels alone): a row of another
+length has no known label column, so it asks for a header.
 
 The training file has the label column, the test file does not; either may be gzipped and
 either may lack the header line. ``read_kaggle_test_csv`` insists on the test file's form, and
@@ -26,6 +29,7 @@ import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +66,8 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
     """Images uint8 (N, side, side) and labels uint8 (N,), or None when the file has no label column.
 
     The header is optional: without one, a first line of 785 integers means label + pixels of
-    28x28, 784 integers means pixels only (and so for any square side: 65 or 64 for 8x8).
-    Blank lines are skipped; LF, CRLF and CR-only (old Mac) line ends are all fine.
+    28x28, 784 integers means pixels only; images of another side need the header that names
+    their columns. Blank lines are skipped; LF, CRLF and CR-only (old Mac) line ends are all fine.
     """
     path = Path(path)
     with open_data(path) as stream:
@@ -74,14 +78,16 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
         if first is None:
             raise DataError(f"{path}: empty file; expected a header 'label,pixel0,...,pixel783' and one "
                             "image per line")
-        side, has_label, is_data = _read_header(path, *first)
-        lines.values = side * side + has_label  # the side is known: a row's worth
-        values = _parse(path, itertools.chain([first] if is_data else [], lines), side * side, has_label)
+        columns, is_data = _read_header(path, *first)
+        lines.values = columns.count  # the side is known: a row's worth
+        values = _parse(path, itertools.chain([first] if is_data else [], lines), columns)
         if values is None:
             raise DataError(f"{path}: no images after the header on line {first[0]}")
         text.detach()  # the stream is closed by open_data, not by the wrapper
-    images = values[:, has_label:].reshape(-1, side, side)
-    return np.ascontiguousarray(images), (values[:, 0].copy() if has_label else None)
+    if columns.label is None:
+        return values.reshape(-1, columns.side, columns.side), None
+    pixels = values[:, 1:] if columns.label == 0 else values[:, :-1]
+    return np.ascontiguousarray(pixels).reshape(-1, columns.side, columns.side), values[:, columns.label].copy()
 
 
 def read_kaggle_test_csv(path, *, ignore_labels: bool = False) -> np.ndarray:
@@ -157,26 +163,50 @@ class _Lines:
                 "of a row)")
 
 
-def _read_header(path: Path, number: int, line: str) -> tuple[int, bool, bool]:
-    """(side, has_label, whether this first non-blank line is already an image) from line ``number``."""
+@dataclass(frozen=True)
+class _Columns:
+    """What a row holds: ``side`` x ``side`` pixels, and the label in column ``label`` (0, the
+    last, or None for none)."""
+    side: int
+    label: int | None
+
+    @property
+    def count(self) -> int:
+        return self.side * self.side + (self.label is not None)
+
+    def name(self, column: int) -> str:
+        """The header name of ``column`` (0-based), as messages show it: label or pixelK."""
+        return "label" if column == self.label else f"pixel{column - (self.label == 0)}"
+
+    def describe(self) -> str:
+        pixels = f"{self.side * self.side} pixels"
+        return pixels if self.label is None else f"label + {pixels}" if self.label == 0 else f"{pixels} + label"
+
+
+def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
+    """(the columns, whether this first non-blank line is already an image) from line ``number``."""
     fields = [field.strip().strip('"') for field in line.split(",")]
-    has_label = fields[0] == "label"
-    names = fields[has_label:]
+    label = 0 if fields[0] == "label" else len(fields) - 1 if fields[-1] == "label" else None
+    names = fields[1:] if label == 0 else fields[:-1] if label else fields
     side = _square_side(len(names))
-    if side and names[0] in ("pixel0", "pixel1") and names == _pixel_names(side, int(names[0] == "pixel1")):
-        return side, has_label, False
-    if all(INTEGER.fullmatch(f) for f in fields):  # no header: this line is the first image
-        side, labelled = _square_side(len(fields)), _square_side(len(fields) - 1)
-        if side or labelled:
-            return side or labelled, bool(labelled), True
+    if side and names == _pixel_names(side, names[0]):
+        return _Columns(side, label), False
     where = f"{path}: line {number}"
+    if all(INTEGER.fullmatch(f) for f in fields):  # no header: this line is the first image
+        if len(fields) in (PIXELS, PIXELS + 1):
+            return _Columns(SIDE, 0 if len(fields) > PIXELS else None), True
+        side = _square_side(len(fields) - 1) or _square_side(len(fields))
+        if side:
+            raise DataError(f"{where}: {len(fields)} integers and no header: without one scratchnn reads 785 "
+                            f"(a label, then 28x28 pixels) or 784. For {side}x{side} images add a header line "
+                            f"naming the columns, 'label,pixel0,...,pixel{side * side - 1}' (or with label last)")
     separated = _other_separator(line)
     if separated:
         raise DataError(f"{where}: looks like {separated}; scratchnn reads comma-separated files (header "
                         f"'label,pixel0,...,pixel783'): save it with commas. The line starts {_shorten(line)}")
     raise DataError(f"{where}: header must be 'label,pixel0,...,pixel783' (train) or 'pixel0,...,pixel783' "
-                    f"(test), or the line must hold 785 or 784 integers (28x28; as many for another square "
-                    f"side from {MIN_SIDE} to {MAX_SIDE}); got {_shorten(line)} ({len(fields)} columns)")
+                    f"(test), for any square side from {MIN_SIDE} to {MAX_SIDE}, or the line must hold 785 or "
+                    f"784 integers; got {_shorten(line)} ({len(fields)} columns)")
 
 
 def _square_side(pixels: int) -> int:
@@ -185,9 +215,14 @@ def _square_side(pixels: int) -> int:
     return side if side * side == pixels and MIN_SIDE <= side <= MAX_SIDE else 0
 
 
-def _pixel_names(side: int, first: int = 0) -> list[str]:
-    """The pixel columns' header names of a side x side image, counted from ``first``."""
-    return [f"pixel{i}" for i in range(first, first + side * side)]
+def _pixel_names(side: int, first: str = "pixel0") -> list[str]:
+    """The pixel columns' header names of a side x side image in the style whose first is ``first``:
+    pixel0, pixel1, ... (Kaggle's); from pixel1 (Kaggle's Fashion-MNIST); 1x1, 1x2, ... (row x
+    column, the "MNIST in CSV" files); [] for another style."""
+    if first == "1x1":
+        return [f"{row}x{column}" for row in range(1, side + 1) for column in range(1, side + 1)]
+    start = {"pixel0": 0, "pixel1": 1}.get(first)
+    return [] if start is None else [f"pixel{i}" for i in range(start, start + side * side)]
 
 
 def _other_separator(line: str) -> str | None:
@@ -205,26 +240,25 @@ def _shorten(text: str) -> str:
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
 
 
-def _parse(path: Path, lines: Iterable[tuple[int, str]], pixels: int, has_label: bool) -> np.ndarray | None:
+def _parse(path: Path, lines: Iterable[tuple[int, str]], columns: _Columns) -> np.ndarray | None:
     """uint8 (N, columns) from the numbered data lines, or None when there are none.
 
     NumPy's C parser reads a chunk of lines at a time; loadtxt with dtype uint8 rejects anything
     that is not an integer in 0..255, so one call checks a whole chunk, and only when it fails
     are that chunk's lines checked one by one to name the first bad one.
     """
-    columns = pixels + has_label
-    most = min(MAX_ROWS, MAX_VALUES // columns)
+    most = min(MAX_ROWS, MAX_VALUES // columns.count)
     chunks, rows = [], 0
-    while chunk := list(itertools.islice(lines, max(1, CHUNK_VALUES // columns))):
+    while chunk := list(itertools.islice(lines, max(1, CHUNK_VALUES // columns.count))):
         rows += len(chunk)
         if rows > most:
             raise DataError(f"{path}: more than {most:,} images (line {chunk[most - rows][0]}), the most "
-                            f"scratchnn reads from one CSV of {pixels} pixels an image; split the file or use "
-                            "a smaller one")
-        values = _fast_parse([line for _, line in chunk], columns)
+                            f"scratchnn reads from one CSV of {columns.side}x{columns.side} images; split the "
+                            "file or use a smaller one")
+        values = _fast_parse([line for _, line in chunk], columns.count)
         if values is None:
             for number, line in chunk:
-                _check_line(path, number, line, pixels, has_label)
+                _check_line(path, number, line, columns)
             raise DataError(f"{path}: lines {chunk[0][0]} to {chunk[-1][0]} could not be parsed as "
                             "comma-separated integers")
         chunks.append(values)
@@ -240,18 +274,17 @@ def _fast_parse(rows: list[str], columns: int) -> np.ndarray | None:
     return values if values.shape[1] == columns else None
 
 
-def _check_line(path: Path, number: int, line: str, pixels: int, has_label: bool) -> None:
-    """Raise a DataError if line ``number`` (1-based) is not (a label and) ``pixels`` integers in range."""
+def _check_line(path: Path, number: int, line: str, columns: _Columns) -> None:
+    """Raise a DataError if line ``number`` (1-based) is not the integers ``columns`` says, in range."""
     fields = line.split(",")
     where = f"{path}: line {number}"
-    columns = pixels + has_label
-    if len(fields) != columns:
-        kind = f"label + {pixels} pixels" if has_label else f"{pixels} pixels"
+    if len(fields) != columns.count:
         separated = _other_separator(line)
         hint = f"; it looks like {separated}, scratchnn reads comma-separated files" if separated else ""
-        raise DataError(f"{where}: expected {columns} comma-separated values ({kind}), got {len(fields)}{hint}")
+        raise DataError(f"{where}: expected {columns.count} comma-separated values ({columns.describe()}), "
+                        f"got {len(fields)}{hint}")
     for column, field in enumerate(fields):
-        name = "label" if has_label and column == 0 else f"pixel{column - has_label}"
+        name = columns.name(column)
         text = field.strip()
         if not INTEGER.fullmatch(text):
             raise DataError(f"{where}: {name} = {_shorten(text)} is not an integer")
@@ -282,7 +315,7 @@ def write_kaggle_csv(path, images: np.ndarray, labels: np.ndarray | None = None)
                          f"{MAX_SIDE}), got {images.shape}")
     pixels = images.reshape(len(images), side * side)
     _check_integers(pixels, 255, "pixels")
-    header = _pixel_names(side)
+    header = _pixel_names(side)  # pixel0, pixel1, ...
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (len(pixels),):
