@@ -62,3 +62,11 @@ def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_th
     assert "my-drawing.png" in letters and "draw one at" in letters and "report.html" not in letters
     small = next_steps(tmp_path, report=False, metadata={"image_shape": [12, 12], "classes": list("0123456789")})
     assert "evaluate" in small and "predict" not in small and "serve" not in small
+
+
+def test_the_python_helper_gives_rows_of_the_files_pixels(bars):
+    from scratchnn.data import load_csv
+
+    data = load_csv(bars / "train.csv.gz", dev_size=100)
+    assert data.x_train.shape == (500, SIDE * SIDE) and data.x_dev.shape == (100, SIDE * SIDE)
+    assert load_csv(bars / "train.csv.gz", dev_size=100, input_shape=(1, SIDE, SIDE)).x_dev.shape == (100, 1, SIDE, SIDE)

@@ -9,6 +9,7 @@ the dev set. So a notebook's dev set is exactly the dev set of a run folder.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,23 +44,24 @@ class TrainDev:
 
 
 def load(name: str = "mnist", *, data_dir=None, dev_size: int = DEV_SIZE, seed: int = 0,
-         input_shape=(784,), download: bool = True, progress: bool = True) -> TrainDev:
+         input_shape=None, download: bool = True, progress: bool = True) -> TrainDev:
     """A named dataset's training images ("mnist", "fashion-mnist", "kmnist"), found as
     ``scratchnn train --dataset NAME`` finds them (``data_dir``, $SCRATCHNN_DATA, the system and
     user caches) or downloaded once, split into train and dev. ``input_shape`` (1, 28, 28)
-    feeds a CNN."""
+    feeds a CNN; by default each image is a row of its pixels, (784,) for 28x28."""
     return _split(DataSource(dataset=name, data_dir=_path(data_dir)), dev_size, seed, input_shape,
                   download=download, progress=progress)
 
 
-def load_csv(path, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,),
+def load_csv(path, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=None,
              transpose: bool = False) -> TrainDev:
-    """A Kaggle-style CSV (``label,pixel0,...,pixel783``, optionally .gz) split into train and dev;
-    ``transpose`` turns each image over its diagonal (``train --transpose``: EMNIST's files)."""
+    """A Kaggle-style CSV (``label,pixel0,...,pixel783``, or square images of another side, optionally
+    .gz) split into train and dev; ``transpose`` turns each image over its diagonal (``train
+    --transpose``: EMNIST's files)."""
     return _split(DataSource(csv=str(path)), dev_size, seed, input_shape, transpose)
 
 
-def load_idx(images, labels, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=(784,),
+def load_idx(images, labels, *, dev_size: int = DEV_SIZE, seed: int = 0, input_shape=None,
              transpose: bool = False) -> TrainDev:
     """An IDX pair (``t10k-images-idx3-ubyte.gz`` + labels) split into train and dev; ``transpose``
     as ``load_csv``'s."""
@@ -68,6 +70,7 @@ def load_idx(images, labels, *, dev_size: int = DEV_SIZE, seed: int = 0, input_s
 
 def _split(source: DataSource, dev_size: int, seed: int, input_shape, transpose: bool = False, **how) -> TrainDev:
     data = source.load("train", transpose=transpose, **how)
+    input_shape = input_shape or (math.prod(data.images.shape[1:]),)  # a row of pixels, of whatever side
     train_images, y_train, dev_images, y_dev = train_dev_split(data.images, data.labels, dev_size,
                                                                seeded_generators(seed)["split"])
     return TrainDev(scale_pixels(train_images, input_shape), y_train.astype(np.intp),
