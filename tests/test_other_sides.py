@@ -69,4 +69,5 @@ def test_the_python_helper_gives_rows_of_the_files_pixels(bars):
 
     data = load_csv(bars / "train.csv.gz", dev_size=100)
     assert data.x_train.shape == (500, SIDE * SIDE) and data.x_dev.shape == (100, SIDE * SIDE)
-    assert load_csv(bars / "train.csv.gz", dev_size=100, input_shape=(1, SIDE, SIDE)).x_dev.shape == (100, 1, SIDE, SIDE)
+    images = load_csv(bars / "train.csv.gz", dev_size=100, input_shape=(1, SIDE, SIDE))
+    assert images.x_dev.shape == (100, 1, SIDE, SIDE)
