@@ -28,3 +28,16 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("SCRATCHNN_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Empty system and cache folders for named datasets, no SCRATCHNN_* variables: a test of
+    where datasets are found or downloaded starts from nothing. Returns tmp_path."""
+    from scratchnn.data import sources
+
+    monkeypatch.setattr(sources, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SCRATCHNN_DATA", raising=False)
+    monkeypatch.delenv("SCRATCHNN_MIRRORS", raising=False)
+    return tmp_path

@@ -45,7 +45,7 @@ class TrainDev:
 
 def load(name: str = "mnist", *, data_dir=None, dev_size: int = DEV_SIZE, seed: int = 0,
          input_shape=None, download: bool = True, progress: bool = True) -> TrainDev:
-    """A named dataset's training images ("mnist", "fashion-mnist", "kmnist"), found as
+    """A named dataset's training images ("mnist", "fashion-mnist", "kmnist", "emnist-letters"...), found as
     ``scratchnn train --dataset NAME`` finds them (``data_dir``, $SCRATCHNN_DATA, the system and
     user caches) or downloaded once, split into train and dev. ``input_shape`` (1, 28, 28)
     feeds a CNN; by default each image is a row of its pixels, (784,) for 28x28."""

@@ -1,5 +1,5 @@
-"""Named datasets (MNIST, Fashion-MNIST, Kuzushiji-MNIST): where their files are, or where to
-download them from.
+"""Named datasets (MNIST, Fashion-MNIST, Kuzushiji-MNIST, EMNIST's six splits): where their files
+are, or where to download them from.
 
 Search order for the two files of a split, stopping at the first folder that has both (each
 as ``name.gz`` or un-gzipped ``name``):
@@ -9,6 +9,8 @@ as ``name.gz`` or un-gzipped ``name``):
 3. the user cache ``$XDG_CACHE_HOME/scratchnn/<dataset>/`` (default ``~/.cache/...``);
 4. a download from the dataset's mirrors (env ``SCRATCHNN_MIRRORS`` replaces them) into the
    cache: streamed to a temp file, checked against the published checksums, then renamed.
+   EMNIST publishes all its splits in one zip: the first download of any of them fetches the
+   archive once, copies every split's files into their own cache folders, and deletes it.
 
 Checksums describe the published downloads only; local files (Debian recompressed its copies)
 are checked by the IDX reader instead.
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .archive import unpack
 from .idx import read_idx_pair
 
 SPLITS = ("train", "test")
@@ -41,20 +44,39 @@ MAX_DOWNLOAD = 64 << 20
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One published file: its name and the checksums of its .gz as published."""
+    """One published file: its name and the checksums of its .gz as published (none for a file
+    that comes in an archive, which has its own); a download of more than ``max_bytes`` (default
+    MAX_DOWNLOAD) is cut off."""
     name: str
-    md5: str
+    md5: str = ""
     sha256: str | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One published zip holding the files of several datasets, each as member ``folder + name``;
+    downloaded into the cache folder ``home`` and deleted once they are copied out. ``about``
+    says what it is, for the line that announces the download."""
+    file: RemoteFile
+    folder: str
+    home: str
+    about: str
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: files per split (images, labels), mirrors (base URLs), class names."""
+    """A named dataset: files per split (images, labels), mirrors (base URLs), class names; the
+    archive the files come in, if any; whether its images are stored transposed (rows and
+    columns swapped) and the label of its first class, both undone as it is loaded."""
     name: str
     train: tuple[RemoteFile, RemoteFile]
     test: tuple[RemoteFile, RemoteFile]
     mirrors: tuple[str, ...]
     classes: tuple[str, ...]
+    archive: Archive | None = None
+    transposed: bool = False
+    first_label: int = 0
 
     def files(self, split: str) -> tuple[RemoteFile, RemoteFile]:
         """(images, labels) of ``split`` ("train" or "test")."""
@@ -100,7 +122,30 @@ KMNIST = DatasetSpec(
     classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
 )
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST, KMNIST)}
+# EMNIST (Cohen et al. 2017): NIST's handwritten digits and letters in MNIST's format, 28x28, each
+# image stored transposed. Its six splits come in one 536 MB zip, checked against the MD5 that
+# torchvision publishes. The letters split merges capitals and small letters into 26 classes,
+# numbered from 1; balanced and bymerge merge the 15 letters whose capital and small forms look alike.
+EMNIST_ZIP = Archive(RemoteFile("gzip.zip", "58c8d27c78d21e728a6bc7b3cc06412e", max_bytes=600 << 20),
+                     folder="gzip/", home="emnist", about="NIST's gzip.zip of all six EMNIST splits (half a gigabyte)")
+EMNIST_MIRRORS = ("https://biometrics.nist.gov/cs_links/EMNIST/",)
+DIGITS_NAMES = tuple("0123456789")
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _emnist(split: str, classes: str | tuple[str, ...], first_label: int = 0) -> DatasetSpec:
+    def pair(part: str) -> tuple[RemoteFile, RemoteFile]:
+        return (RemoteFile(f"emnist-{split}-{part}-images-idx3-ubyte.gz"),
+                RemoteFile(f"emnist-{split}-{part}-labels-idx1-ubyte.gz"))
+    return DatasetSpec(f"emnist-{split}", pair("train"), pair("test"), EMNIST_MIRRORS, tuple(classes), EMNIST_ZIP,
+                       transposed=True, first_label=first_label)
+
+
+EMNIST = (_emnist("letters", LETTERS.lower(), first_label=1), _emnist("digits", DIGITS_NAMES),
+          _emnist("mnist", DIGITS_NAMES), _emnist("balanced", DIGITS_NAMES + tuple(LETTERS + "abdefghnqrt")),
+          _emnist("bymerge", DIGITS_NAMES + tuple(LETTERS + "abdefghnqrt")),
+          _emnist("byclass", DIGITS_NAMES + tuple(LETTERS + LETTERS.lower())))
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST, KMNIST, *EMNIST)}
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -121,10 +166,19 @@ def cache_dir(name: str) -> Path:
 
 def load_dataset(name: str, split: str = "train", data_dir=None, *, download: bool = True,
                  progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 (N, 28, 28) and labels uint8 (N,) of a named dataset's split."""
+    """Images uint8 (N, 28, 28), upright, and labels uint8 (N,) in 0..C-1 of a named dataset's split."""
     spec = get_dataset(name)
-    images, labels = locate(name, split, data_dir, download=download, progress=progress)
-    return read_idx_pair(images, labels, num_classes=len(spec.classes))
+    images_path, labels_path = locate(name, split, data_dir, download=download, progress=progress)
+    images, labels = read_idx_pair(images_path, labels_path, num_classes=len(spec.classes) + spec.first_label)
+    if spec.first_label:
+        low = int(labels.min(initial=spec.first_label))
+        if low < spec.first_label:
+            raise DataError(f"{labels_path}: label {low} is below {spec.first_label}, where {name}'s classes "
+                            "start; the file is damaged or not this dataset's")
+        labels = labels - np.uint8(spec.first_label)
+    if spec.transposed:
+        images = np.ascontiguousarray(images.transpose(0, 2, 1))
+    return images, labels
 
 
 def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirrors=None,
@@ -142,15 +196,18 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
         if all(found):
             return found[0], found[1]
     if download:
-        problem = _download_missing(files, cache, _mirrors(spec, mirrors), progress)
+        urls = _mirrors(spec, mirrors)
+        problem = (_download_archive(spec, urls, progress) if spec.archive else
+                   _download_missing(files, cache, urls, progress))
         if problem is None:  # a file already in the cache may be the un-gzipped one
             return _find(cache, files[0].name), _find(cache, files[1].name)
         problem = f"download failed ({problem})"
     else:
         problem = "downloads are off"
     looked = ", ".join(str(folder) + (f" ({label})" if label else "") for folder, label in places)
+    origin = f" (in {spec.archive.folder} of {spec.archive.file.name})" if spec.archive else ""
     raise DataError(f"{name}: {split} files not found. Looked in: {looked}; {problem}. Put {files[0].name} "
-                    f"and {files[1].name} in one of those folders, or pass --data-dir DIR.")
+                    f"and {files[1].name}{origin} in one of those folders, or pass --data-dir DIR.")
 
 
 def _search_folders(name: str, data_dir) -> list[tuple[Path, str]]:
@@ -208,6 +265,23 @@ def _download_missing(files, cache: Path, mirrors: list[str], progress: bool) ->
     return None
 
 
+def _download_archive(spec: DatasetSpec, mirrors: list[str], progress: bool) -> str | None:
+    """Download ``spec``'s archive and copy the files of every dataset that comes in it into their
+    cache folders; None on success, else why not. The archive is deleted once they are out."""
+    archive, home = spec.archive, cache_dir(spec.archive.home)
+    if progress:
+        print(f"{spec.name}: downloading {archive.about} once; its files go to {home.parent}", file=sys.stderr)
+    problem = _download_missing([archive.file], home, mirrors, progress)
+    if problem is not None:
+        return problem
+    members = {archive.folder + remote.name: cache_dir(other.name) / remote.name
+               for other in DATASETS.values() if other.archive == archive for remote in other.train + other.test}
+    problem = unpack(home / archive.file.name, members, archive.file.max_bytes)
+    if problem is None:
+        (home / archive.file.name).unlink()
+    return problem
+
+
 def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
     """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why."""
     try:
@@ -219,14 +293,15 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             size = int(response.headers.get("Content-Length") or 0) or None
-            too_big = f"the server sends more than {MAX_DOWNLOAD:,} bytes, more than any dataset file needs"
-            if (size or 0) > MAX_DOWNLOAD:
+            most = remote.max_bytes or MAX_DOWNLOAD
+            too_big = f"the server sends more than {most:,} bytes, more than {remote.name} needs"
+            if (size or 0) > most:
                 return too_big
             received = 0
             with _progress_bar(remote.name, size, progress) as bar:
                 while block := response.read(BLOCK):
                     received += len(block)
-                    if received > MAX_DOWNLOAD:  # no Content-Length, or one that lied
+                    if received > most:  # no Content-Length, or one that lied
                         return too_big
                     out.write(block)
                     md5.update(block)

@@ -1,0 +1,54 @@
+"""Files copied out of a downloaded zip archive, within bounds (EMNIST's six splits come in one).
+
+The archive was checked against its published checksum when it was downloaded; each member is
+checked again by the zip's own CRC-32 as it is read (``zipfile`` raises at the end of a member
+whose bytes do not match). A member may not be larger than ``max_bytes``, whatever its header
+says: the bytes are counted as they are copied. Each file is written to a temporary name, synced
+and renamed, so a folder never holds half a file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+BLOCK = 1 << 20
+
+
+def unpack(archive: Path, members: dict[str, Path], max_bytes: int) -> str | None:
+    """Copy each member (its name in the archive) to its path; None on success, else why not."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            for name, target in members.items():
+                problem = _copy(zipped, name, target, max_bytes)
+                if problem is not None:
+                    return f"{archive.name}: {name}: {problem}"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # not a zip, cut off, a bad entry
+        return f"{archive.name} cannot be unpacked ({error})"
+    return None
+
+
+def _copy(zipped: zipfile.ZipFile, name: str, target: Path, max_bytes: int) -> str | None:
+    try:
+        info = zipped.getinfo(name)
+    except KeyError:
+        return "not in the archive"
+    if info.file_size > max_bytes:
+        return f"{info.file_size:,} bytes, more than the {max_bytes:,} a member may have"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        copied = 0
+        with os.fdopen(fd, "wb") as out, zipped.open(info) as member:
+            while block := member.read(BLOCK):
+                copied += len(block)
+                if copied > max_bytes:
+                    return f"more than the {max_bytes:,} bytes a member may have"
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        return None
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
