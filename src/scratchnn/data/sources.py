@@ -199,8 +199,9 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
         urls = _mirrors(spec, mirrors)
         problem = (_download_archive(spec, urls, progress) if spec.archive else
                    _download_missing(files, cache, urls, progress))
-        if problem is None:  # a file already in the cache may be the un-gzipped one
-            return _find(cache, files[0].name), _find(cache, files[1].name)
+        found = [_find(cache, remote.name) for remote in files]  # the un-gzipped one, if that was there
+        if all(found):  # (or put there by another process downloading at the same time, as sweeps do)
+            return found[0], found[1]
         problem = f"download failed ({problem})"
     else:
         problem = "downloads are off"
@@ -278,7 +279,7 @@ def _download_archive(spec: DatasetSpec, mirrors: list[str], progress: bool) -> 
                for other in DATASETS.values() if other.archive == archive for remote in other.train + other.test}
     problem = unpack(home / archive.file.name, members, archive.file.max_bytes)
     if problem is None:
-        (home / archive.file.name).unlink()
+        (home / archive.file.name).unlink(missing_ok=True)  # another process may have unpacked it too
     return problem
 
 
