@@ -6,9 +6,11 @@ import pytest
 
 from scratchnn.data import kaggle_csv
 from scratchnn.data.idx import read_idx
-from scratchnn.data.kaggle_csv import HEADER_WITH_LABEL, HEADER_WITHOUT_LABEL, read_kaggle_csv, write_kaggle_csv
+from scratchnn.data.kaggle_csv import read_kaggle_csv, write_kaggle_csv
 from scratchnn.errors import DataError, ShapeError
 
+HEADER_WITHOUT_LABEL = [f"pixel{i}" for i in range(784)]  # Kaggle's test.csv
+HEADER_WITH_LABEL = ["label", *HEADER_WITHOUT_LABEL]  # and its train.csv
 HEADER = ",".join(HEADER_WITH_LABEL)
 
 
@@ -333,7 +335,7 @@ def test_square_images_of_any_side_round_trip(tmp_path, side):
     np.testing.assert_array_equal(x, images)
     np.testing.assert_array_equal(y, labels)
     names = [f"pixel{i}" for i in range(side * side)]
-    last = write_text(tmp_path / "last.csv", [",".join([*names, "label"]),  # the label in the last column
+    last = write_text(tmp_path / "last.csv", [",".join([*names, "Label"]),  # the label in the last column
                                               *(f"{row},{label}" for row, label in zip(rows(images), labels))])
     x, y = read_kaggle_csv(last)
     np.testing.assert_array_equal(x, images)

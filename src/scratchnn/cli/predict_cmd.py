@@ -44,10 +44,11 @@ def add_parser(commands) -> None:
         description="With image files: read each photo (PNG, JPEG, BMP, GIF, WebP...), prepare it the "
                     "way MNIST was made (flatten the lighting, find the ink, crop, fit 20x20, centre in "
                     "28x28) and print the prediction with the top 3 probabilities; a written number "
-                    "(or, for a model of letters, a word) is split into its characters. With --index: draw one image of the data set with the predicted "
-                    "and the true label (the seed's test_prediction). With --csv TEST.csv --submission "
-                    "OUT.csv: Kaggle's Digit Recognizer submission for every image of the test file. "
-                    "Several models answer as an ensemble; --tta N averages over N views of each image.")
+                    "(or, for a model of letters, a word) is split into its characters. With --index: draw "
+                    "one image of the data set with the predicted and the true label (the seed's "
+                    "test_prediction). With --csv TEST.csv --submission OUT.csv: Kaggle's Digit Recognizer "
+                    "submission for every image of the test file. Several models answer as an ensemble; "
+                    "--tta N averages over N views of each image.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="MODEL... [IMAGE...]: one or more models (model files or run folders; several make an "
                              "ensemble that averages their probabilities), then the photos or scans to read")

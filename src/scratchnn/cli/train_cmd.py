@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..data.augment import Augmentation
+from ..data.load import DIGITS
 from ..errors import ConfigError, RunInterrupted
 from ..io import read_metadata
 from ..training.config import TrainConfig
@@ -18,7 +19,6 @@ from .common import add_data_arguments
 from .config_flags import add_option_arguments, given_options, table_type
 
 AUGMENTATION = [field.name for field in dataclasses.fields(Augmentation)]
-DIGITS = [str(digit) for digit in range(10)]  # a model of these classes reads digits
 
 
 def add_parser(commands) -> None:
@@ -136,7 +136,7 @@ def next_steps(run_dir: Path, report: bool, metadata: dict | None = None) -> str
     steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page")] if report else []
     steps.append((f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix"))
     if metadata.get("image_shape", [28, 28]) == [28, 28]:
-        digits = metadata.get("classes", DIGITS) == DIGITS
+        digits = tuple(metadata.get("classes", DIGITS)) == DIGITS
         steps += [(f"scratchnn predict {run_dir} {'my-digit' if digits else 'my-drawing'}.png",
                    "your own handwriting"),
                   (f"scratchnn serve {run_dir}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000")]

@@ -42,10 +42,6 @@ SIDE = 28  # MNIST's, the side the messages show
 PIXELS = SIDE * SIDE
 MIN_SIDE, MAX_SIDE = 8, 128  # 8x8: scikit-learn's digits; 128x128 = 16,384 pixels a line
 WIDEST = MAX_SIDE ** 2 + 1  # values in a row of the largest side, with its label
-HEADER_WITH_LABEL = ["label"] + [f"pixel{i}" for i in range(PIXELS)]
-HEADER_WITHOUT_LABEL = HEADER_WITH_LABEL[1:]
-# Kaggle's Fashion-MNIST and Sign Language MNIST files count their pixels from 1
-HEADER_FROM_1 = ["label"] + [f"pixel{i}" for i in range(1, PIXELS + 1)]
 MAX_LABEL = 255  # labels are stored as uint8: up to 256 classes (a digit file uses 0..9)
 INTEGER = re.compile(r"[+-]?[0-9]+")  # what NumPy's loadtxt accepts as an integer (no "1_0", no "1.0")
 NUMBERS = [str(value) for value in range(256)]
@@ -186,7 +182,7 @@ class _Columns:
 def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
     """(the columns, whether this first non-blank line is already an image) from line ``number``."""
     fields = [field.strip().strip('"') for field in line.split(",")]
-    label = 0 if fields[0] == "label" else len(fields) - 1 if fields[-1] == "label" else None
+    label = 0 if fields[0].lower() == "label" else len(fields) - 1 if fields[-1].lower() == "label" else None
     names = fields[1:] if label == 0 else fields[:-1] if label else fields
     side = _square_side(len(names))
     if side and names == _pixel_names(side, names[0]):

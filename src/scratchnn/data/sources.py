@@ -123,7 +123,7 @@ KMNIST = DatasetSpec(
 )
 
 # EMNIST (Cohen et al. 2017): NIST's handwritten digits and letters in MNIST's format, 28x28, each
-# image stored transposed. Its six splits come in one 536 MB zip, checked against the MD5 that
+# image stored transposed. Its six splits come in one zip of half a gigabyte, checked against the MD5 that
 # torchvision publishes. The letters split merges capitals and small letters into 26 classes,
 # numbered from 1; balanced and bymerge merge the 15 letters whose capital and small forms look alike.
 EMNIST_ZIP = Archive(RemoteFile("gzip.zip", "58c8d27c78d21e728a6bc7b3cc06412e", max_bytes=600 << 20),
