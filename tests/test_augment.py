@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchnn.data.augment import DIGITS, Augmentation, affine, elastic_field, smoothing_matrix, warp
+from scratchnn.data.augment import DIGITS, Augmentation
+from scratchnn.data.warp import affine, elastic_field, smoothing_matrix, warp
 from scratchnn.data.idx import read_idx
 from scratchnn.errors import ConfigError, ShapeError
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scratchnn import Dense, Flatten, ReLU, Sequential
-from scratchnn.data.augment import affine
+from scratchnn.data.warp import affine
 from scratchnn.data.tta import (MAX_TTA, VIEW_LISTS, VIEWS, check_tta, image_shape_for, tta_views, view_probas,
                                 views_for)
 from scratchnn.errors import ConfigError, ShapeError

@@ -19,7 +19,7 @@ views should be ones the model learnt from, the ones its training augmentation m
 ``tta=N`` takes the first N of a list, so the same N gives the same transforms on every call,
 and no global random state is touched.
 
-Each transform is one ``augment.affine`` call (bilinear reads, zeros outside the frame), so
+Each transform is one ``warp.affine`` call (bilinear reads, zeros outside the frame), so
 inputs must be grayscale images with pixels in [0, 1], as ``scale_pixels`` makes them: an MLP's
 (N, H·W) rows and a CNN's (N, 1, H, W) maps are viewed as (N, H, W) images and back.
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .augment import affine
+from .warp import affine
 
 MAX_TTA = 16  # transforms per image: the identity and 15 others
 SEED = 18  # the drawn transforms' generator (issue 18); changing it changes every N > 7
