@@ -18,15 +18,13 @@ from ..data.augment import Augmentation, augmentation_for
 from ..data.load import named_classes
 from ..data.sources import DATASETS
 from ..doctor.faults import FAULTS
-from ..errors import ConfigError, ModelFileError, names_in_message
+from ..errors import ConfigError, names_in_message
 from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
-from ..model_schema import checked_shapes
-from ..nn import (AvgPool2D, BatchNorm1d, BatchNorm2d, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU,
-                  Sigmoid, Tanh)
 from ..nn.init import INITIALIZERS
 from ..optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 from ..optim.schedules import OPTION_USERS, check_schedule_options
+from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
 from .options import option, option_of, options_of
 
@@ -40,8 +38,6 @@ CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written be
 # when a convolution option applies, and the rule in words for the note when it is set without --conv
 CONV_ONLY = {"applies": lambda c: bool(c.conv), "applies_to": "only to networks with convolutions (--conv)"}
 MAX_CONFIG_BYTES = 64 * 1024  # a config.toml is ~2 kB; refuse to read a huge file
-ACTIVATIONS = {"relu": ReLU, "leaky-relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 
 
 def _schedule_uses(key: str):
@@ -247,53 +243,14 @@ class TrainConfig:
 
     def build_model(self, rng: np.random.Generator, image_shape=(28, 28), num_classes: int = 10,
                     layer_rng: np.random.Generator | None = None) -> Sequential:
-        """The network for images of ``image_shape`` (H, W) and ``num_classes`` classes.
-
-        An MLP (no ``conv``) reads x (N, H·W); a CNN reads x (N, 1, H, W) through its conv
-        blocks, then Flatten and the same dense part. ``rng`` draws the initial weights;
-        ``layer_rng`` drives dropout masks during training. The layers are first worked out
-        on paper (``layer_specs``): a network too big to save is refused before it is built.
-        """
-        input_shape, specs = self.layer_specs(image_shape, num_classes)
-        layers = [kind(**args, rng=rng) if kind in (Conv2D, Dense) else kind(**args) for kind, args in specs]
-        return Sequential(layers, input_shape, rng=layer_rng)
+        """The network for images of ``image_shape`` (H, W) and ``num_classes`` classes (see
+        architecture.py); ``rng`` draws the initial weights, ``layer_rng`` drives dropout masks."""
+        return build_model(self, rng, image_shape, num_classes, layer_rng)
 
     def layer_specs(self, image_shape=(28, 28), num_classes: int = 10) -> tuple[tuple, list[tuple[type, dict]]]:
         """(input shape, [(layer class, its keyword arguments), ...]) of ``build_model``'s network,
-        by arithmetic alone, checked against the bounds every model file obeys (model_schema):
-        a ConfigError names what is too big (``--hidden 1000000000`` would need 2.9 TiB)."""
-        height, width = image_shape
-        input_shape = (1, height, width) if self.conv else (height * width,)
-        specs, features = [], height * width
-        if self.input_dropout:
-            specs.append((Dropout, {"p": self.input_dropout}))
-        weights = {"init": self.init, "bias_init": self.bias_init}
-        if self.conv:
-            channels, paddings = 1, self.padding or [0] * len(self.conv)
-            for out_channels, padding in zip(self.conv, paddings):
-                for _ in range(self.conv_repeat):  # conv -> [BN] -> activation, then one pooling per block
-                    specs.append((Conv2D, {"in_channels": channels, "out_channels": out_channels,
-                                           "kernel_size": self.kernel_size, "padding": padding, **weights}))
-                    if self.batchnorm:
-                        specs.append((BatchNorm2d, {"channels": out_channels}))
-                    specs.append((ACTIVATIONS[self.activation], {}))
-                    channels = out_channels
-                specs.append((POOLS[self.pool], {"size": 2}))
-                if self.conv_dropout:
-                    specs.append((Dropout, {"p": self.conv_dropout}))
-            specs.append((Flatten, {}))
-            (features,) = network_shapes(input_shape, specs)[1][-1]
-        for size in self.hidden:
-            specs.append((Dense, {"in_features": features, "out_features": size, **weights}))
-            if self.batchnorm:
-                specs.append((BatchNorm1d, {"features": size}))
-            specs.append((ACTIVATIONS[self.activation], {}))
-            if self.dropout:
-                specs.append((Dropout, {"p": self.dropout}))
-            features = size
-        specs.append((Dense, {"in_features": features, "out_features": num_classes, **weights}))
-        network_shapes(input_shape, specs)
-        return input_shape, specs
+        worked out on paper and checked (architecture.py)."""
+        return layer_specs(self, image_shape, num_classes)
 
     def build_augmentation(self, default: bool = False) -> Augmentation | None:
         """The dataset's augmentation (data.augment: DIGITS, or CLOTHES for fashion-mnist) with the
@@ -384,15 +341,3 @@ def _toml_value(value) -> str:
         return "{" + ", ".join(f"{k if re.fullmatch('[A-Za-z0-9_-]+', k) else json.dumps(k)} = {_toml_value(v)}"
                                for k, v in value.items()) + "}"
     return json.dumps(value)  # a JSON string literal is a valid TOML basic string
-
-
-def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]]) -> tuple[dict, list[tuple]]:
-    """model_schema.checked_shapes of the network ``specs`` describe (its parameters' and
-    buffers' shapes, each layer's output shape), its ModelFileError a ConfigError."""
-    architecture = {"input_shape": list(input_shape),
-                    "layers": [{"type": kind.__name__, "config": args} for kind, args in specs]}
-    try:
-        return checked_shapes(architecture)
-    except ModelFileError as error:
-        raise ConfigError(f"this network cannot be built: {error}; use fewer or smaller layers "
-                          "(--hidden, --conv, --conv-repeat)") from None

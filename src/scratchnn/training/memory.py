@@ -34,7 +34,8 @@ from ..files import read_at_most
 from ..fast.winograd import FAST_RULE
 from ..nn import Conv2D
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL
-from .config import TrainConfig, network_shapes
+from .architecture import network_shapes
+from .config import TrainConfig
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
 HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 3.5x it
