@@ -35,7 +35,6 @@ from PIL import Image, ImageDraw
 
 from scratchnn.cli.common import apply_data_options
 from scratchnn.data import scale_pixels
-from scratchnn.data.framing import photo_box
 from scratchnn.errors import ImageError
 from scratchnn.io import load, read_metadata, resolve_model_path
 from scratchnn.photos.preprocess import read_image, to_mnist
@@ -131,15 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("mnist", "strokes", "both"), default="both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-photos", type=Path, metavar="DIR")
-    parser.add_argument("--box", type=int, default=None, metavar="N",
-                        help="fit the ink into N x N (default: the model's, as its training images were framed)")
     for name in ("dataset", "csv", "images", "labels", "data_dir"):
         parser.add_argument("--" + name.replace("_", "-"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     path = resolve_model_path(args.model)
     model, metadata = load(path), read_metadata(path)
-    box = args.box or photo_box(metadata)
     config = apply_data_options(TrainConfig.from_dict(metadata.get("config", {})), args)
     images, labels, _, description = load_set(config, args.set, progress=False)
     rng = np.random.default_rng(args.seed)
@@ -147,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = images[pick], labels[pick].astype(np.intp)
     original = model.predict(scale_pixels(images, model.input_shape))
     print(f"Model: {path} ({model.widths()})")
-    print(f"Digits: {len(images):,} of the {description}; ink fitted into {box}x{box}")
+    print(f"Digits: {len(images):,} of the {description}")
     if args.save_photos:
         args.save_photos.mkdir(parents=True, exist_ok=True)
     kinds = ("mnist", "strokes") if args.kind == "both" else (args.kind,)
@@ -160,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 (args.save_photos / f"{kind}-{n:04d}-label{label}.jpg").write_bytes(photo)
             start = time.perf_counter()
             try:
-                x = to_mnist(read_image(photo), box=box).reshape(1, *model.input_shape)
+                x = to_mnist(read_image(photo)).reshape(1, *model.input_shape)
             except ImageError:
                 continue
             finally:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.framing import photo_box
 from .data.tta import mean_of_views, views_for
 from .errors import ConfigError, ShapeError
 from .fast import inference_net
@@ -51,11 +50,6 @@ class Member:
     def image_shape(self) -> tuple[int, int] | None:
         shape = model_image_shape(self.model, self.metadata)
         return tuple(shape) if shape is not None else None
-
-    @property
-    def ink_box(self) -> int:
-        """The box a photo's ink is fitted into for this model (``data.framing.photo_box``)."""
-        return photo_box(self.metadata)
 
     @property
     def views(self) -> str:
@@ -91,11 +85,6 @@ class Ensemble:
         self.fast = fast
         # what predicts: each member's model on the fast layers (built once), or the model itself
         self.nets = [inference_net(m.model) if fast else m.model for m in self.members]
-
-    @property
-    def ink_box(self) -> int:
-        """The box a photo's ink is fitted into: the members' (their median, should they differ)."""
-        return int(np.median([member.ink_box for member in self.members]))
 
     @property
     def models(self) -> list[Sequential]:

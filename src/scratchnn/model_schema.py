@@ -125,10 +125,6 @@ def _image_shape(value, where):
         check_int(side, f"{where} entry", 1, MAX_UNITS)
 
 
-def _box(value, where):
-    check_int(value, where, 1, MAX_UNITS)
-
-
 def _numbers(value, where):
     check_type(value, dict, where, "an object of numbers")
     for key, number in value.items():
@@ -151,7 +147,7 @@ def _text(value, where):
         raise ModelFileError(f"{where} must be a string of at most {MAX_TEXT} characters, got {show(value)}")
 
 
-METADATA_SCHEMA = {"config": _optional_object, "classes": _strings, "image_shape": _image_shape, "ink_box": _box,
+METADATA_SCHEMA = {"config": _optional_object, "classes": _strings, "image_shape": _image_shape,
                    "metrics": _numbers, "created": _text, "scratchnn_version": _text, "kind": _text,
                    "augmentation": _optional_numbers}
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data import scale_pixels
-from ..data.framing import photo_box
 from ..errors import ConfigError
 from ..insight.explain import format_trace, trace
 from ..io import class_names
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"Image {args.index} of the {description}"
     else:
         classes = class_names(model, metadata)
-        x, picture = _read_photo(args.image, model.input_shape, args.ink, photo_box(metadata))
+        x, picture = _read_photo(args.image, model.input_shape, args.ink)
         true_label, title = None, f"Image {args.image} as the model sees it"
     label = true_label if args.label is None else _class_index(args.label, classes)
     result = trace(model, x, label)
@@ -66,12 +65,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_photo(path: Path, input_shape: tuple[int, ...], ink: str, box: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x (*input_shape) in 0..1, the same as a uint8 picture (28, 28)) for an image file, its ink
-    fitted into ``box`` (the model's training images' framing)."""
+def _read_photo(path: Path, input_shape: tuple[int, ...], ink: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x (*input_shape) in 0..1, the same as a uint8 picture (28, 28)) for an image file."""
     from ..photos.preprocess import WORK_SIDE, read_image, to_mnist  # Pillow, only when a photo is given
 
-    small = to_mnist(read_image(path, reduce_to=WORK_SIDE), ink=ink, box=box)
+    small = to_mnist(read_image(path, reduce_to=WORK_SIDE), ink=ink)
     if small.size != int(np.prod(input_shape)):
         raise ConfigError(f"the model takes input {input_shape}, but --image gives a "
                           f"{'x'.join(map(str, small.shape))} image; use a model trained on 28x28 digits")

@@ -168,7 +168,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
     if math.prod(ensemble.input_shape) != 28 * 28:
         raise ConfigError(f"this model takes inputs of shape {ensemble.input_shape}; photos become 28x28 digits, "
                           "so give a model trained on 28x28 images")
-    classes, box = ensemble.classes, ensemble.ink_box  # photos framed as its training images were
+    classes = ensemble.classes
     if len(ensemble) > 1 or args.tta > 1:
         print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
               f"Answered with {answered_by(ensemble, args.tta)}\n")
@@ -178,8 +178,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         try:
             gray = read_image(path, reduce_to=WORK_SIDE)
             try:
-                digits = ([to_mnist(gray, ink=args.ink, box=box)] if args.digits == "single" else
-                          split_digits(gray, ink=args.ink, box=box))
+                digits = [to_mnist(gray, ink=args.ink)] if args.digits == "single" else split_digits(gray, ink=args.ink)
             except ImageError as error:
                 raise ImageError(f"{path}: {error}") from None
         except ImageError as error:
@@ -204,7 +203,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too
                 stem = stems[n] if stems.count(stems[n]) == 1 else f"{stems[n]}-{n + 1}"
                 out = out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
-            steps = preprocess_steps(gray, ink=args.ink, multi=args.digits == "multi" or len(digits) > 1, box=box)
+            steps = preprocess_steps(gray, ink=args.ink, multi=args.digits == "multi" or len(digits) > 1)
             try:
                 saved = save_preprocessing_figure(steps, out, title=str(path))
             except ConfigError as error:  # an unwritable folder, an unknown image suffix

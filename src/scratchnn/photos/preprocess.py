@@ -11,10 +11,6 @@ the centre. A photo needs more work before that:
     segment      8-connected components, merged into one digit where their x-ranges overlap
     normalise    crop with grey edges, scale to fit 20x20, paste centred by centre of mass
 
-A model trained on other images gets its photos framed as those were: ``box`` is the side the
-ink is fitted into, measured from its training images (``data.framing.ink_box``: 20 for MNIST,
-28 for Fashion-MNIST's clothes, which fill the frame).
-
 Grey images are float (H, W) in 0..1 with 0 = black. Outputs look like MNIST: bright ink (1) on
 black (0). The only library module that imports Pillow.
 """
@@ -29,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.framing import MIN_BOX
 from ..errors import ConfigError, ImageError, ShapeError
 from ..files import why_unreadable
 from .image_ops import box_mean, box_sum, components, dilate, otsu_threshold
@@ -127,33 +122,31 @@ def _grey(image: Image.Image) -> np.ndarray:
     return np.asarray(_grey_image(image), np.float32) / np.float32(255)
 
 
-def to_mnist(gray: np.ndarray, *, ink: str = "auto", box: int = BOX) -> np.ndarray:
+def to_mnist(gray: np.ndarray, *, ink: str = "auto") -> np.ndarray:
     """One digit: grey photo (H, W) in 0..1 (or uint8) -> float32 (28, 28), bright ink on black.
 
     ``ink``: "dark" (ink on light paper), "light" (chalk on a board, MNIST itself) or "auto".
-    ``box``: the side the ink is fitted into (MNIST's 20). All ink that is not noise counts.
-    Raises ImageError when no ink stands out from the paper.
+    All ink that is not noise counts. Raises ImageError when no ink stands out from the paper.
     """
-    return _digit(_find_ink(gray, ink), None, _checked_box(box))[-1]
+    return _digit(_find_ink(gray, ink), None)[-1]
 
 
-def split_digits(gray: np.ndarray, *, ink: str = "auto", box: int = BOX) -> list[np.ndarray]:
+def split_digits(gray: np.ndarray, *, ink: str = "auto") -> list[np.ndarray]:
     """A written number: grey photo (H, W) -> one float32 (28, 28) per digit, left to right.
 
     Ink components whose x-ranges overlap are one digit (the two strokes of a broken 5).
     """
     found = _find_ink(gray, ink)
-    return [_digit(found, group, _checked_box(box))[-1] for group in found.groups]
+    return [_digit(found, group)[-1] for group in found.groups]
 
 
-def preprocess_steps(gray: np.ndarray, *, ink: str = "auto", multi: bool = False,
-                     box: int = BOX) -> list[tuple[str, np.ndarray]]:
+def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",
+                     multi: bool = False) -> list[tuple[str, np.ndarray]]:
     """(name, image) for every step, to show how a photo became the model's input.
 
     Images are grey (h, w) in 0..1, or RGB (h, w, 3) for the segmentation. One digit: photo,
     flattened, threshold, ink kept, crop, 20x20, 28x28. ``multi``: the segmentation and each digit.
     """
-    box = _checked_box(box)
     found = _find_ink(gray, ink)
     steps = [("photo (as analysed)", found.work),
              (f"flattened ({found.ink} ink)", np.clip(found.flat / found.level, 0, 1)),
@@ -164,17 +157,10 @@ def preprocess_steps(gray: np.ndarray, *, ink: str = "auto", multi: bool = False
         for k, group in enumerate(found.groups):
             colours[np.isin(found.labels, group)] = PALETTE[k % len(PALETTE)]
         steps.append((f"{len(found.groups)} digit(s)", colours))
-        return steps + [(f"digit {k + 1}: 28x28", _digit(found, group, box)[-1])
-                        for k, group in enumerate(found.groups)]
-    crop, small, field = _digit(found, None, box)
-    return steps + [("crop (grey edges kept)", crop), (f"fit {box}x{box} ({small.shape[1]}x{small.shape[0]})", small),
+        return steps + [(f"digit {k + 1}: 28x28", _digit(found, group)[-1]) for k, group in enumerate(found.groups)]
+    crop, small, field = _digit(found, None)
+    return steps + [("crop (grey edges kept)", crop), (f"fit 20x20 ({small.shape[1]}x{small.shape[0]})", small),
                     ("28x28 (centre of mass at 14, 14)", field)]
-
-
-def _checked_box(box) -> int:
-    if isinstance(box, bool) or not isinstance(box, (int, np.integer)) or not MIN_BOX <= box <= FIELD:
-        raise ConfigError(f"box must be a whole number of pixels from {MIN_BOX} to {FIELD}, got {box!r}")
-    return int(box)
 
 
 # ------------------------------------------------------------------ finding the ink
@@ -306,8 +292,8 @@ def _group(stats: np.ndarray, keep: np.ndarray) -> list[np.ndarray]:
     return [np.array(group) for group, ok in zip(groups, tall) if ok]
 
 
-def _digit(found: _Ink, group: np.ndarray | None, box: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(crop, fitted (<=box, <=box), field (28, 28)) of one group of components (None: all the ink)."""
+def _digit(found: _Ink, group: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crop, fitted (<=20, <=20), field (28, 28)) of one group of components (None: all the ink)."""
     mine = found.labels > 0 if group is None else np.isin(found.labels, group)
     rows, cols = np.flatnonzero(mine.any(1)), np.flatnonzero(mine.any(0))
     window = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # the ink's box: its edges at the threshold
@@ -315,7 +301,7 @@ def _digit(found: _Ink, group: np.ndarray | None, box: int) -> tuple[np.ndarray,
     reach = max(1, round(0.03 * mine.shape[0]))  # how far grey edges may spread around the strokes
     near = (box_sum(mine.astype(np.float32), reach) > 0.5) & ((found.labels[window] == 0) | mine)
     crop = (np.clip(flat / found.level, 0, 1) * (near & (flat > low))).astype(np.float32)  # greys as they are
-    small = fit_box(crop, _pen_width(mine), box)
+    small = fit_box(crop, _pen_width(mine))
     return crop, small, centre_in_field(small)
 
 
@@ -326,18 +312,16 @@ def _pen_width(mask: np.ndarray) -> float:
     return 2 * np.count_nonzero(mask) / max(perimeter, 1)
 
 
-def fit_box(crop: np.ndarray, pen: float | None = None, box: int = BOX) -> np.ndarray:
-    """crop (h, w) of ink in 0..1 -> float32 scaled to fit box x box (MNIST: 20x20), aspect ratio kept.
+def fit_box(crop: np.ndarray, pen: float | None = None) -> np.ndarray:
+    """crop (h, w) of ink in 0..1 -> float32 scaled to fit BOX x BOX (20x20), aspect ratio kept.
 
     A thin pen is thickened first (grey dilation) so strokes come out about as wide as MNIST's
-    (PEN px in a 20x20 box, in proportion in another); ``pen`` is the crop's stroke width in its
-    own pixels.
+    (PEN px in the box); ``pen`` is the crop's stroke width in its own pixels.
     """
     height, width = crop.shape
-    scale = box / max(height, width)
-    thinnest = PEN * box / BOX
-    if pen is not None and pen * scale < thinnest:
-        crop = dilate(crop, round((thinnest / scale - pen) / 2))
+    scale = BOX / max(height, width)
+    if pen is not None and pen * scale < PEN:
+        crop = dilate(crop, round((PEN / scale - pen) / 2))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
     small = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, resample))

@@ -26,7 +26,6 @@ import numpy as np
 from .. import __version__
 from ..data import DataSource, scale_pixels
 from ..data.augment import Augmentation
-from ..data.framing import ink_box
 from ..doctor.faults import Setup, apply_faults
 from ..doctor.diagnosis import Doctor
 from ..doctor.findings import Finding
@@ -311,7 +310,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
         "augmentation": Augmentation.record(augmentation),
         "health": health_summary(health.rows if health else [], findings),
-        "image_shape": [int(n) for n in data.images.shape[1:]], "ink_box": ink_box(data.images),
+        "image_shape": [int(n) for n in data.images.shape[1:]],
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
     if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
         save_state(finished=True)

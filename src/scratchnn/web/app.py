@@ -122,8 +122,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
     async def predict(request: Request):
         """Send JSON ``{"pixels": [[...]]}`` (a canvas, grey 0..1, light ink on dark, 28..280 a side)
         or a multipart upload ``file`` (PNG/JPEG). Both go through the MNIST-style preprocessing
-        of ``scratchnn predict`` (crop, fit in the box of the model's training images, 20x20 for
-        MNIST, centre of mass) before the network sees them.
+        of ``scratchnn predict`` (crop, fit in 20x20, centre of mass) before the network sees them.
         """
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         # The body is read here, on the event loop (the middleware already capped its size);
@@ -173,24 +172,24 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
 def _timed(make_input, service: ModelService, *args) -> dict:
     """Preprocess and predict, with the server time it took (ms)."""
     start = time.perf_counter()
-    result = service.predict(make_input(*args, box=service.ensemble.ink_box))
+    result = service.predict(make_input(*args))
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return result
 
 
-def _canvas_input(canvas: CanvasRequest, box: int) -> np.ndarray:
-    """(28, 28) input from a drawn canvas (H, W), light ink on dark, its ink fitted into ``box``."""
+def _canvas_input(canvas: CanvasRequest) -> np.ndarray:
+    """(28, 28) input from a drawn canvas (H, W), light ink on dark."""
     pixels = np.asarray(canvas.pixels, np.float32)
     if not canvas.preprocess:
         return pixels
     try:
-        return to_mnist(pixels, ink="light", box=box)
+        return to_mnist(pixels, ink="light")
     except ImageError:  # its message speaks of photos; say it in terms of the canvas
         raise ImageError("no ink found on the canvas: draw a digit, light strokes on the dark background, "
                          "larger than a dot") from None
 
 
-def _image_input(data: bytes, ink: str, box: int) -> np.ndarray:
+def _image_input(data: bytes, ink: str) -> np.ndarray:
     """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one.
 
     Tighter than the command line, as anyone may send one: PNG, JPEG, WebP, GIF or BMP only, a
@@ -199,4 +198,4 @@ def _image_input(data: bytes, ink: str, box: int) -> np.ndarray:
     """
     with _decoding:
         return to_mnist(read_image(data, max_pixels=UPLOAD_MAX_PIXELS, formats=UPLOAD_FORMATS,
-                                   reduce_to=WORK_SIDE), ink=ink, box=box)
+                                   reduce_to=WORK_SIDE), ink=ink)

@@ -19,10 +19,9 @@ class CanvasRequest(BaseModel):
     """A drawn canvas: grey values 0..1 with light ink on a dark background (1 = ink), as MNIST.
 
     ``pixels`` is (H, W) with 28 <= H, W <= 280, e.g. the canvas downsampled to 112x112 in the
-    browser; it goes through the MNIST-style preprocessing (crop, fit in the box of the model's
-    training images, 20x20 for MNIST, centre of mass in a 28x28 frame). With ``preprocess:
-    false`` the pixels must already be a 28x28 MNIST-style image (a gallery digit) and are fed
-    as they are.
+    browser; it goes through the MNIST-style preprocessing (crop, fit in 20x20, centre of mass
+    in a 28x28 frame). With ``preprocess: false`` the pixels must already be a 28x28 MNIST-style
+    image (a gallery digit) and are fed as they are.
     """
 
     # The example is a valid request: a vertical stroke (a "1") 16 rows tall, which the preprocessing
