@@ -161,3 +161,18 @@ def test_two_processes_downloading_at_once_both_get_the_files(served, tmp_path, 
     monkeypatch.setattr(sources, "unpack", unpacked_by_another_first)
     images, _ = load_dataset("emnist-letters", progress=False)
     np.testing.assert_array_equal(images, served.upright["letters"])
+
+
+def test_an_archive_left_in_the_cache_is_checked_before_it_is_unpacked(served, tmp_path):
+    home = tmp_path / "cache" / "scratchnn" / "emnist"
+    home.mkdir(parents=True)
+    (home / "gzip.zip").write_bytes(zipped(tmp_path / "files", ["letters"]))  # a zip, but not the published one
+    with pytest.raises(DataError) as info:
+        load_dataset("emnist-letters", progress=False)
+    message = str(info.value)
+    assert f"{home / 'gzip.zip'} is not gzip.zip as published (MD5" in message, message
+    assert "delete it and it is downloaded again" in message and "\n" not in message
+    assert served.requests == [] and (home / "gzip.zip").exists()  # kept: what to do with it is the user's call
+    (home / "gzip.zip").unlink()
+    images, _ = load_dataset("emnist-letters", progress=False)
+    np.testing.assert_array_equal(images, served.upright["letters"])

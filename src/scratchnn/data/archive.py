@@ -1,19 +1,27 @@
 """Files copied out of a downloaded zip archive, within bounds (EMNIST's six splits come in one).
 
-The archive was checked against its published checksum when it was downloaded; each member is
+The archive is checked against its published checksum before it is unpacked; each member is
 checked again by the zip's own CRC-32 as it is read (``zipfile`` raises at the end of a member
-whose bytes do not match). A member may not be larger than ``max_bytes``, whatever its header
-says: the bytes are counted as they are copied. Each file is written to a temporary name, synced
-and renamed, so a folder never holds half a file.
+whose bytes do not match). A damaged or hostile archive (cut off, flipped bytes, an unknown
+compression, an encrypted member) gives one line saying so, never a traceback. A member may not
+be larger than ``max_bytes``, whatever its header says: the bytes are counted as they are
+copied. Each file is written to a temporary name, synced and renamed, so a folder never holds
+half a file.
 """
 from __future__ import annotations
 
+import lzma
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 BLOCK = 1 << 20
+# what zipfile raises on a damaged archive: a bad directory or CRC, a cut-off or corrupt compressed
+# stream, a compression method or an encryption it does not know, a size past what it supports
+DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, ValueError,
+           NotImplementedError, RuntimeError)
 
 
 def unpack(archive: Path, members: dict[str, Path], max_bytes: int) -> str | None:
@@ -24,8 +32,10 @@ def unpack(archive: Path, members: dict[str, Path], max_bytes: int) -> str | Non
                 problem = _copy(zipped, name, target, max_bytes)
                 if problem is not None:
                     return f"{archive.name}: {name}: {problem}"
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # not a zip, cut off, a bad entry
-        return f"{archive.name} cannot be unpacked ({error})"
+    except OSError as error:
+        return f"{archive.name} cannot be unpacked ({error.strerror or error})"
+    except DAMAGED as error:
+        return f"{archive.name} cannot be unpacked, it is damaged ({str(error)[:200] or type(error).__name__})"
     return None
 
 

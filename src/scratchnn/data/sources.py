@@ -270,17 +270,35 @@ def _download_archive(spec: DatasetSpec, mirrors: list[str], progress: bool) -> 
     """Download ``spec``'s archive and copy the files of every dataset that comes in it into their
     cache folders; None on success, else why not. The archive is deleted once they are out."""
     archive, home = spec.archive, cache_dir(spec.archive.home)
-    if progress:
+    zipped = home / archive.file.name
+    if zipped.is_file():  # left by an unpacking that failed, or put there by hand: checked first
+        found = _md5(zipped)
+        if found != archive.file.md5:
+            return f"{zipped} is not {archive.file.name} as published (MD5 {found}, expected {archive.file.md5}); " \
+                   "delete it and it is downloaded again"
+    elif progress:
         print(f"{spec.name}: downloading {archive.about} once; its files go to {home.parent}", file=sys.stderr)
     problem = _download_missing([archive.file], home, mirrors, progress)
     if problem is not None:
         return problem
     members = {archive.folder + remote.name: cache_dir(other.name) / remote.name
                for other in DATASETS.values() if other.archive == archive for remote in other.train + other.test}
-    problem = unpack(home / archive.file.name, members, archive.file.max_bytes)
+    problem = unpack(zipped, members, archive.file.max_bytes)
     if problem is None:
-        (home / archive.file.name).unlink(missing_ok=True)  # another process may have unpacked it too
+        zipped.unlink(missing_ok=True)  # another process may have unpacked it too
     return problem
+
+
+def _md5(path: Path) -> str | None:
+    """The MD5 of a file, read block by block; None if it cannot be read."""
+    digest = hashlib.md5()
+    try:
+        with open(path, "rb") as stream:
+            while block := stream.read(BLOCK):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
