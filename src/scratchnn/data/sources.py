@@ -131,6 +131,7 @@ EMNIST_ZIP = Archive(RemoteFile("gzip.zip", "58c8d27c78d21e728a6bc7b3cc06412e", 
 EMNIST_MIRRORS = ("https://biometrics.nist.gov/cs_links/EMNIST/",)
 DIGITS_NAMES = tuple("0123456789")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MERGED = DIGITS_NAMES + tuple(LETTERS + "abdefghnqrt")  # the 11 small letters unlike their capitals kept
 
 
 def _emnist(split: str, classes: str | tuple[str, ...], first_label: int = 0) -> DatasetSpec:
@@ -142,8 +143,7 @@ def _emnist(split: str, classes: str | tuple[str, ...], first_label: int = 0) ->
 
 
 EMNIST = (_emnist("letters", LETTERS.lower(), first_label=1), _emnist("digits", DIGITS_NAMES),
-          _emnist("mnist", DIGITS_NAMES), _emnist("balanced", DIGITS_NAMES + tuple(LETTERS + "abdefghnqrt")),
-          _emnist("bymerge", DIGITS_NAMES + tuple(LETTERS + "abdefghnqrt")),
+          _emnist("mnist", DIGITS_NAMES), _emnist("balanced", MERGED), _emnist("bymerge", MERGED),
           _emnist("byclass", DIGITS_NAMES + tuple(LETTERS + LETTERS.lower())))
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST, FASHION_MNIST, KMNIST, *EMNIST)}
 
