@@ -256,8 +256,18 @@ def test_first_layer_figure_draws_convolution_kernels(rng):
 
 
 def test_first_layer_figure_refuses_what_is_not_an_image():
-    with pytest.raises(ShapeError, match="not a square image"):
+    with pytest.raises(ShapeError, match="not a square image, and the model's file does not say its image shape"):
         first_layer_figure(Sequential([Dense(50, 10, rng=0)]))
+    with pytest.raises(ShapeError, match="not a square image"):  # a shape of other images says nothing
+        first_layer_figure(Sequential([Dense(50, 10, rng=0)]), image_shape=[7, 8])
+
+
+def test_first_layer_figure_of_an_mlp_on_rectangular_images_uses_their_shape():
+    model = Sequential([Dense(5 * 10, 4, rng=0)])
+    fig = first_layer_figure(model, image_shape=[5, 10])
+    shown = tiles(fig, 4, 5, 10, gap=1)
+    assert np.allclose(shown[2], model.layers[0].params["W"][:, 2].reshape(5, 10))
+    assert "as 5x10" in fig.get_suptitle()
     with pytest.raises(ShapeError, match="no layer with weights"):
         first_layer_figure(Sequential([ReLU()], input_shape=(4,)))
 

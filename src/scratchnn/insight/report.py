@@ -98,7 +98,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
         add("first_layer", "First-layer weights", "What the first layer looks for: each tile holds the weights into "
             "one unit (or one kernel), in order from the top left; red where a bright pixel excites it, blue where "
             "it inhibits it.",
-            plots.first_layer_figure(model))
+            plots.first_layer_figure(model, image_shape=metadata.get("image_shape")))
     except ShapeError as error:
         notes.append(f"No first-layer figure: {error}.")
     health = read_health(run_dir, notes)

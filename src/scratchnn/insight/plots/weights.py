@@ -11,10 +11,11 @@ from ...errors import ShapeError
 from .common import grid_shape, mosaic, text_width
 
 
-def first_layer_weights(model) -> tuple[np.ndarray, str, str]:
+def first_layer_weights(model, image_shape=None) -> tuple[np.ndarray, str, str]:
     """(weights as images (K, H, W), what one image is, which layer) of the model's first layer with W.
 
-    Dense W (D, M): column j, the weights into unit j, reshaped to the input image (H, W);
+    Dense W (D, M): column j, the weights into unit j, reshaped to the input image (H, W): the
+    ``image_shape`` the model was trained on (its file's), else a square one;
     Conv2D W (F, C, KH, KW): each of the F kernels (averaged over C input channels when C > 1).
     Layers before it without weights (Dropout on the pixels) are skipped.
     """
@@ -37,11 +38,13 @@ def first_layer_weights(model) -> tuple[np.ndarray, str, str]:
     shape = tuple(model.input_shape)
     if int(np.prod(shape)) != inputs:
         shape = (inputs,)
-    if len(shape) == 1:
+    if len(shape) == 1 and image_shape is not None and math.prod(image_shape) == inputs:
+        shape = tuple(image_shape)
+    elif len(shape) == 1:
         side = math.isqrt(inputs)
         if side * side != inputs:
             raise ShapeError(f"cannot draw the first layer's weights as images: its {inputs} inputs are "
-                             "not a square image")
+                             "not a square image, and the model's file does not say its image shape")
         shape = (side, side)
     # NOTE: x @ W with W (D, M): the weights into unit j are column j, hence the transpose
     images = W.T.reshape(units, *shape)
@@ -51,11 +54,11 @@ def first_layer_weights(model) -> tuple[np.ndarray, str, str]:
     return images, what, f"{name} layer {index}"
 
 
-def first_layer_figure(model, max_units: int = 64) -> Figure:
+def first_layer_figure(model, max_units: int = 64, image_shape=None) -> Figure:
     """The first ``max_units`` weight images of the first layer with weights (see
     ``first_layer_weights``), tiled row by row from the top left, on one diverging colour scale
     centred on 0: red pixels excite the unit, blue ones inhibit it."""
-    images, what, layer = first_layer_weights(model)
+    images, what, layer = first_layer_weights(model, image_shape)
     shown = images[:max_units]
     limit = float(np.abs(shown).max()) or 1.0
     part = f"the first {len(shown)} of {len(images)}" if len(shown) < len(images) else f"all {len(images)}"
