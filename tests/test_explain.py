@@ -283,6 +283,15 @@ def test_figure_has_the_input_probabilities_gradients_and_a_row_per_layer(tmp_pa
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_mlps_input_is_drawn_in_the_shape_of_its_images():
+    model = Sequential([Dense(6, 3, rng=0)])
+    x = np.arange(6, dtype=np.float32) / 8
+    drawn = explain_figure(trace(model, x), CLASSES, image_shape=[2, 3]).subfigs[0].axes[0].images[0]
+    np.testing.assert_array_equal(drawn.get_array(), x.reshape(2, 3))
+    square = explain_figure(trace(Sequential([Dense(4, 3, rng=0)]), np.arange(4.0)), CLASSES)
+    assert square.subfigs[0].axes[0].images[0].get_array().shape == (2, 2)  # no shape given: a square one
+
+
 # --- the command line ------------------------------------------------------------------------
 def scratchnn(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "scratchnn", *map(str, args)], capture_output=True, text=True,

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from ..insight.plots import save_figure
         from ..insight.plots.trace import explain_figure
 
-        save_figure(explain_figure(result, classes), args.save)
+        save_figure(explain_figure(result, classes, image_shape=metadata.get("image_shape")), args.save)
         print(f"Saved {args.save}")
     return 0
 

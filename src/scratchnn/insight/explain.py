@@ -353,10 +353,13 @@ def _size(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape[-2:])) if len(shape) == 3 else format_shape(shape)
 
 
-def input_image(x: np.ndarray) -> np.ndarray:
-    """A 2-D picture (H, W) of one input sample: (H, W), (1, H, W), or a square (H·W,) vector."""
+def input_image(x: np.ndarray, image_shape=None) -> np.ndarray:
+    """A 2-D picture (H, W) of one input sample: (H, W), (1, H, W), or an (H·W,) vector of
+    ``image_shape`` (the model file's), else a square one."""
     if x.ndim == 3:
         return x[0] if len(x) == 1 else x.mean(axis=0)
+    if x.ndim == 1 and image_shape is not None and math.prod(image_shape) == x.size:
+        return x.reshape(tuple(image_shape))
     if x.ndim == 1 and math.isqrt(x.size) ** 2 == x.size:
         side = math.isqrt(x.size)
         return x.reshape(side, side)

@@ -18,8 +18,9 @@ MAX_MAPS = 16  # feature maps drawn per layer; the rest are named in the row tit
 MAX_LABELLED = 20  # a strip this short gets a tick per unit (and the logits their values)
 
 
-def explain_figure(trace: Trace, classes: Sequence[str]) -> Figure:
-    """One figure: the input (H, W), probabilities (C,), gradient norms, then every layer's output."""
+def explain_figure(trace: Trace, classes: Sequence[str], image_shape=None) -> Figure:
+    """One figure: the input (H, W), probabilities (C,), gradient norms, then every layer's output;
+    an MLP's input vector is drawn as an image of ``image_shape`` (the model file's), else square."""
     if len(classes) != len(trace.softmax.probs):
         raise ShapeError(f"got {len(classes)} class names for a model with {len(trace.softmax.probs)} classes")
     # n square maps share ~8 inches of width, so a row of them needs ~8/n inches plus its title
@@ -27,7 +28,7 @@ def explain_figure(trace: Trace, classes: Sequence[str]) -> Figure:
                        else 1.05 for step in trace.steps]
     fig = Figure(figsize=(10, sum(heights)), layout="constrained")
     rows = fig.subfigures(len(heights), 1, height_ratios=heights)
-    _draw_top(rows[0], trace, classes)
+    _draw_top(rows[0], trace, classes, image_shape)
     for row, step in zip(rows[1:], trace.steps):
         if len(step.output_shape) == 3:
             _draw_maps(row, step)
@@ -36,7 +37,7 @@ def explain_figure(trace: Trace, classes: Sequence[str]) -> Figure:
     return fig
 
 
-def _draw_top(fig, trace: Trace, classes: Sequence[str]) -> None:
+def _draw_top(fig, trace: Trace, classes: Sequence[str], image_shape) -> None:
     probs, best, label = trace.softmax.probs, trace.prediction, trace.label
     has_grads = label is not None
     axes = fig.subplots(1, 3 if has_grads else 2, width_ratios=[1, 1.6, 1.6] if has_grads else [1, 1.6])
@@ -45,7 +46,7 @@ def _draw_top(fig, trace: Trace, classes: Sequence[str]) -> None:
         title += f"   True label: {classes[label]}   Loss -log p[{label}] = {trace.loss:.3f}"
     fig.suptitle(title, color="black" if label in (None, best) else "firebrick")
 
-    axes[0].imshow(input_image(trace.x), cmap="gray", interpolation="nearest")
+    axes[0].imshow(input_image(trace.x, image_shape), cmap="gray", interpolation="nearest")
     axes[0].set_title(f"input {format_shape(trace.x.shape)}", fontsize="medium")
     axes[0].set_axis_off()
 
