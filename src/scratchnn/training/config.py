@@ -166,7 +166,9 @@ class TrainConfig:
     # directory finds its data, and a moved or changed file is named as such (see run_data)
     dataset: str = option("", f"a named dataset: {', '.join(DATASETS)}", group="data", metavar="NAME",
                           applies=lambda c: bool(c.dataset))
-    csv: str = option("", "a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz)", group="data", metavar="FILE",
+    csv: str = option("", "a Kaggle 'Digit Recognizer' CSV (.csv or .csv.gz): label,pixel0..pixel783, or "
+                      "square images of another side under a header that names their columns", group="data",
+                      metavar="FILE",
                       applies=lambda c: bool(c.csv))
     images: str = option("", "an IDX images file (.gz or raw)", group="data", metavar="FILE",
                          applies=lambda c: bool(c.images))
