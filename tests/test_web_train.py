@@ -207,6 +207,24 @@ def test_a_run_needing_more_memory_than_the_server_allows_fails_before_training(
     assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"
 
 
+def test_data_of_another_image_size_is_refused_before_training(runs, tmp_path):
+    """A model of 12x12 images could not be drawn for or served by the page: no run starts."""
+    from scratchnn.data import DataSource, write_kaggle_csv
+
+    images = np.zeros((200, 12, 12), np.uint8)
+    images[:, 2:10, 5] = 255
+    small = write_kaggle_csv(tmp_path / "small.csv", images, np.arange(200, dtype=np.uint8) % 10)
+    with TestClient(create_app(runs / "base", data=DataSource(csv=str(small))), base_url=LOCAL) as client:
+        before = sorted(p.name for p in runs.iterdir())
+        assert client.post("/api/train", json={"preset": "mlp", "epochs": 1}).status_code == 202
+        events = [e for _, e in events_until_over(client)]
+    assert events[-1]["status"] == "failed", events[-1]
+    assert "small.csv holds 12x12 images, but the page draws and serves 28x28 images only; give data of 28x28 " \
+           "images" in events[-1]["detail"], events[-1]["detail"]
+    assert not any(e["type"] == "batch" for e in events)
+    assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"
+
+
 def test_serve_refuses_a_memory_limit_that_is_not_a_positive_number():
     from scratchnn.cli.main import build_parser
     from scratchnn.cli.serve_cmd import train_setup

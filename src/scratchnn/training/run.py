@@ -66,12 +66,14 @@ class RunResult(RunDisplay):
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              on_evaluation: Callable[[EpochResult], None] | None = None, memory_cap=None, **watch) -> RunResult:
+              on_evaluation: Callable[[EpochResult], None] | None = None, memory_cap=None, image_shape=None,
+              **watch) -> RunResult:
     """Train as ``config`` says and save everything in ``out_dir`` (default: a new run folder).
 
     The folder and its ``config.toml`` (data as absolute paths with their SHA-256) are written
     once the data has loaded and the run fits in memory (``memory_cap``: (bytes, the flag that set
-    them), a server's limit), before the first epoch, so a killed run can be resumed.
+    them), a server's limit) and its images have the ``image_shape`` asked for ((H, W), why: a page
+    that draws 28x28), before the first epoch, so a killed run can be resumed.
     ``on_evaluation(result)`` runs after each evaluated epoch is logged and checkpointed (a
     sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
     ``watch`` takes the live hooks of a page that shows training: ``on_batch_end(epoch, batch,
@@ -87,6 +89,10 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     source = data_source(config)
     data = load_data(config, source, progress=progress)
     check_class_numbers(data, source)
+    if image_shape is not None and data.images.shape[1:] != tuple(image_shape[0]):
+        (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
+        raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
+                          f"{want_h}x{want_w} images")
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)

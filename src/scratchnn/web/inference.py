@@ -27,14 +27,13 @@ from ..errors import ConfigError, ModelFileError, ShapeError
 from ..ensemble import load_ensemble
 from ..io import MODEL_FILE
 from ..nn.activations import Activation, softmax
-from .gallery import GalleryData
+from .gallery import IMAGE_SIDE, GalleryData
 
 # Hidden activations are the outputs of these layers (what a unit "fires"); pre-activations,
 # dropout (the identity at inference) and the logits are left out.
 ACTIVATION_LAYERS = Activation
 MAX_MAPS = 16  # feature maps sent per convolutional layer, so a response stays small
 MAX_MAP_SIDE = 14  # larger maps are average-pooled down to at most this many pixels a side
-IMAGE_SIDE = 28
 
 
 class ModelService:

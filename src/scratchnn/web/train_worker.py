@@ -54,6 +54,7 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     from ..errors import ScratchnnError
     from ..training.config import TrainConfig
     from ..training.run import train_run
+    from .gallery import IMAGE_SIDE
 
     watcher = Watcher(events, stop, pause, max_seconds)
     try:
@@ -61,7 +62,8 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
                            on_evaluation=watcher.evaluation, on_batch_end=watcher.batch,
                            on_finding=watcher.finding, stop_requested=watcher.stop_requested,
                            on_setup=watcher.setup,
-                           memory_cap=(int(max_memory * 1e9), "scratchnn serve --max-train-memory"))
+                           memory_cap=(int(max_memory * 1e9), "scratchnn serve --max-train-memory"),
+                           image_shape=((IMAGE_SIDE, IMAGE_SIDE), "the page draws and serves 28x28 images only"))
     except ScratchnnError as error:
         events.put({"type": "error", "detail": _one_line(str(error))})
     except Exception as error:  # noqa: BLE001 - anything else still ends as one line for the page
