@@ -56,11 +56,11 @@ def test_a_submission_needs_test_images_of_the_models_side(bars, tmp_path, capsy
 
 
 def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_their_classes(tmp_path):
-    digits = next_steps(tmp_path, report=True, metadata={"image_shape": [28, 28], "classes": list("0123456789")})
+    digits = next_steps(tmp_path, report=True, classes=list("0123456789"), input_shape=(1, 28, 28))
     assert "my-digit.png" in digits and "draw digits at" in digits and "report.html" in digits
-    letters = next_steps(tmp_path, report=False, metadata={"image_shape": [28, 28], "classes": list("abc")})
+    letters = next_steps(tmp_path, report=False, classes=list("abc"), input_shape=(784,))
     assert "my-drawing.png" in letters and "draw one at" in letters and "report.html" not in letters
-    small = next_steps(tmp_path, report=False, metadata={"image_shape": [12, 12], "classes": list("0123456789")})
+    small = next_steps(tmp_path, report=False, classes=list("0123456789"), input_shape=(144,))
     assert "evaluate" in small and "predict" not in small and "serve" not in small
 
 

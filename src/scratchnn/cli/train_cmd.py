@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
 from ..data.augment import Augmentation
 from ..data.load import DIGITS
 from ..errors import ConfigError, RunInterrupted
-from ..io import read_metadata
 from ..training.config import TrainConfig
 from ..training import presets
 from ..training.options import TRAIN_GROUPS, option_of
@@ -93,7 +93,8 @@ def finish(args: argparse.Namespace, result, log) -> int:
             write_report(result.run_dir, log=log)
         except KeyboardInterrupt:
             raise RunInterrupted(result.run_dir) from None
-    log(next_steps(result.run_dir, report=not args.no_report, metadata=read_metadata(result.model_path)))
+    log(next_steps(result.run_dir, report=not args.no_report, classes=result.classes,
+                   input_shape=result.model.input_shape))
     if args.quiet:
         test = result.metrics.get("test_accuracy")
         dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
@@ -128,15 +129,13 @@ def train_members(args: argparse.Namespace, log) -> int:
     return 0
 
 
-def next_steps(run_dir: Path, report: bool, metadata: dict | None = None) -> str:
+def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,)) -> str:
     """What a learner can do with a finished run, as commands to copy: photos and the page only
-    for a model of 28x28 images (the size they make), in words of its classes (``metadata``: the
-    model file's)."""
-    metadata = metadata or {}
+    for a model of 28x28 images (the size they make), in words of its ``classes``."""
     steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page")] if report else []
     steps.append((f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix"))
-    if metadata.get("image_shape", [28, 28]) == [28, 28]:
-        digits = tuple(metadata.get("classes", DIGITS)) == DIGITS
+    if math.prod(input_shape) == 28 * 28:
+        digits = tuple(classes) == DIGITS
         steps += [(f"scratchnn predict {run_dir} {'my-digit' if digits else 'my-drawing'}.png",
                    "your own handwriting"),
                   (f"scratchnn serve {run_dir}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000")]

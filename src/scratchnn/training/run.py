@@ -33,7 +33,7 @@ from ..doctor.show import finding_lines
 from ..doctor.signals import HEALTH_FILE, write_health_csv
 from ..errors import ConfigError, DataError, DoctorStopped, RunInterrupted, TrainingDiverged
 from ..files import atomic_write_bytes
-from ..io import MODEL_FILE, load, read_metadata, save
+from ..io import MODEL_FILE, class_names, load, read_metadata, save
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import blas_threads, note_if_busy
@@ -62,6 +62,7 @@ class RunResult(RunDisplay):
     train_seconds: float
     metrics: dict
     findings: list[Finding] = dataclasses.field(default_factory=list)
+    classes: tuple[str, ...] = ()  # the class names, as the model file keeps them
 
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
@@ -164,7 +165,7 @@ def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
     history = checkpoint.history if checkpoint else []
     return RunResult(model, history, run_dir, run_dir / MODEL_FILE, float(metrics.get("train_seconds", 0.0)),
-                     metrics)
+                     metrics, classes=tuple(class_names(model, metadata)))
 
 
 def sweep_temp_files(run_dir: Path) -> list[str]:
@@ -328,7 +329,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log(f"Model saved to {model_path}")
     if health is not None:
         log(doctor_summary(findings, run_dir))
-    return RunResult(model, history, run_dir, model_path, seconds, metrics, findings)
+    return RunResult(model, history, run_dir, model_path, seconds, metrics, findings, tuple(data.classes))
 
 
 def _final_metrics(model, x_train, y_train, x_dev, y_dev, source: DataSource, classes, progress, log) -> dict:
