@@ -72,6 +72,18 @@ def test_mistakes_on_the_command_line_get_a_suggestion(capsys):
     assert parse(["train", "--optimizer", "AdamW"]).optimizer == "adamw"
 
 
+def test_a_mistyped_or_missing_command_gets_the_commands(capsys):
+    for argv, message in ((["trian", "--epochs", "3"], "unknown command 'trian'; did you mean 'train'? (the commands: "
+                                                       "train, lr-find, sweep, evaluate, predict, explain, report,"),
+                          (["draw"], "unknown command 'draw' (the commands: train,"),
+                          ([], "train      train a network and save it in a run folder")):
+        with pytest.raises(SystemExit) as exit:
+            parse(argv)
+        assert exit.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("usage: scratchnn [-h]"), err
+
+
 def test_a_warmup_the_user_did_not_set_shrinks_to_fit_the_run(capsys):
     config = resolve_config(train_args("--epochs", "1"))  # the mlp preset warms up for 1 of 40 epochs
     assert config.warmup == pytest.approx(1 / 40) and config.epochs == 1

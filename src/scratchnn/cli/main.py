@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 
@@ -40,9 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse; a flag the command does not know gets that command's usage and the nearest flag."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # a bare `scratchnn`: the list of commands, not only "COMMAND is required"
+        parser.print_help(sys.stderr)
+        parser.exit(2)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if not argv[0].startswith("-") and argv[0] not in (names := list(commands.choices)):
+        near = difflib.get_close_matches(argv[0], names, n=1, cutoff=0.6)
+        parser.error(f"unknown command {argv[0]!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+                     + f" (the commands: {', '.join(names)})")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         command = commands.choices[args.command]
         command.error(f"unrecognized arguments: {' '.join(unknown)}{suggest_flag(command, unknown[0])}")
     return args
