@@ -58,6 +58,18 @@ def test_train_evaluate_predict_end_to_end(tmp_path, shared_dir):
     assert result.returncode == 0, result.stderr
     assert "dev set of csv" in result.stdout and "(1,000 images)" in result.stdout
     assert "Confusion matrix" in result.stdout and "Per-class accuracy" in result.stdout
+    assert "misread" not in result.stdout  # the list only when asked for
+
+    result = scratchnn("evaluate", run, "--mistakes", 3)
+    assert result.returncode == 0, result.stderr
+    wrong = round((1 - float(re.search(r"Accuracy: ([\d.]+)", result.stdout)[1])) * 1000)
+    assert f"The 3 misread images it was surest of, of {wrong:,} (index: image N of the dev set" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()[-3:]]
+    confidences = [float(row[3]) for row in rows]
+    assert confidences == sorted(confidences, reverse=True) and all(row[1] != row[2] for row in rows)
+    shown = scratchnn("predict", run, "--index", rows[0][0])  # the same image, as predict reads it
+    assert f"Prediction: {rows[0][2]} (probability " in shown.stdout
+    assert f"True label: {rows[0][1]}   (wrong)" in shown.stdout
 
     png = tmp_path / "prediction.png"
     result = scratchnn("predict", run / "model.safetensors", "--index", 5, "--save", png)

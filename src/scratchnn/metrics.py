@@ -48,3 +48,15 @@ def format_report(matrix: np.ndarray, classes: Sequence[str]) -> str:
     for name, row in zip(classes, matrix):
         lines.append(f"  {name:>{width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def confident_mistakes(probas: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the misread rows of ``probas`` (N, C), the most confident wrong answer first
+    (ties: lower index first); at most ``limit`` of them.
+
+    >>> confident_mistakes(np.array([[.9, .1], [.4, .6], [.2, .8]]), np.array([1, 0, 1]), 5)
+    array([0, 1])
+    """
+    wrong = np.flatnonzero(probas.argmax(axis=1) != labels)
+    order = np.argsort(-probas[wrong].max(axis=1), kind="stable")
+    return wrong[order[:limit]]

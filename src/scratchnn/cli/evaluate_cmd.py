@@ -9,7 +9,8 @@ import argparse
 
 from ..data.tta import VIEW_KINDS
 from ..ensemble import average
-from ..metrics import accuracy, confusion_matrix, format_report
+from ..errors import ConfigError
+from ..metrics import accuracy, confident_mistakes, confusion_matrix, format_report
 from .common import (add_data_arguments, add_models_argument, add_set_argument, add_textbook_argument, add_tta_argument,
                      load_ensemble_and_set, plain_and_tta_probas)
 
@@ -23,12 +24,17 @@ def add_parser(commands) -> None:
     add_models_argument(parser)
     add_set_argument(parser)
     add_tta_argument(parser)
+    parser.add_argument("--mistakes", type=int, default=0, metavar="N",
+                        help="also list the N misread images the model was surest of: index in the set (for "
+                             "predict --index), true and predicted class, and the probabilities")
     add_textbook_argument(parser)
     add_data_arguments(parser, "default: the data the model was trained on")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mistakes < 0:
+        raise ConfigError(f"--mistakes takes how many misread images to list (0 or more), got {args.mistakes}")
     ensemble, images, labels, classes, description = load_ensemble_and_set(args)
     labels = labels.astype(int)
     plain, averaged = plain_and_tta_probas(ensemble, images, args.tta,
@@ -44,14 +50,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"TTA x{args.tta}: the original and {args.tta - 1} view{'s' * (args.tta > 2)} ({'; '.join(kinds)})")
     if len(ensemble) > 1 or args.tta > 1:
         print(accuracy_table(columns, [member.name for member in ensemble.members], labels) + "\n")
-    predictions = average(list(columns.values())[-1]).argmax(axis=1)  # the ensemble, with TTA when asked
+    probas = average(list(columns.values())[-1])  # the ensemble, with TTA when asked
+    predictions = probas.argmax(axis=1)
     matrix = confusion_matrix(labels, predictions, len(classes))
     which = (f"ensemble of {len(ensemble)}" if len(ensemble) > 1 else "") + (
         f"{', ' * (len(ensemble) > 1)}TTA x{args.tta}" if args.tta > 1 else "")
     print(f"Accuracy{f' ({which})' if which else ''}: {accuracy(predictions, labels):.4f} "
           f"({int(matrix.trace()):,}/{len(labels):,})\n")
     print(format_report(matrix, classes))
+    if args.mistakes:
+        print("\n" + mistakes_table(probas, labels, classes, args.mistakes, args.set))
     return 0
+
+
+def mistakes_table(probas, labels, classes: list[str], limit: int, set_name: str) -> str:
+    """The most confident mistakes, one line each, and how to look at one."""
+    rows = confident_mistakes(probas, labels, limit)
+    wrong = int((probas.argmax(axis=1) != labels).sum())
+    if not wrong:
+        return f"No mistakes on the {set_name} set."
+    which = (f"All {wrong:,} misread images, the surest first" if len(rows) == wrong else
+             f"The {len(rows)} misread image{'s' * (len(rows) > 1)} it was surest of, of {wrong:,}")
+    lines = [f"{which} (index: image N of the {set_name} set, as predict --index N shows it):",
+             f"  {'index':>7}  {'true':>6}  {'predicted':>9}  {'p(predicted)':>12}  {'p(true)':>7}"]
+    for i in rows:
+        predicted = int(probas[i].argmax())
+        lines.append(f"  {i:>7}  {classes[labels[i]]:>6}  {classes[predicted]:>9}  {probas[i, predicted]:>12.3f}  "
+                     f"{probas[i, labels[i]]:>7.3f}")
+    return "\n".join(lines)
 
 
 def accuracy_table(columns: dict[str, list], names: list[str], labels) -> str:
