@@ -2,7 +2,8 @@
 
 NumPy's matrix products run on OpenBLAS threads, by default one per core. A product split over
 more threads adds its terms in another order, so the last bits of the weights depend on the
-thread count; one thread repeats a run on any machine.
+thread count; one thread repeats a run whatever the core count (on the same kind of CPU: other
+vector kernels add in another order too).
 
 OpenBLAS threads wait for each other by spinning, so when another program holds a core, every
 product waits for the thread that shares it, spinning: on a 2-core machine beside a 2-process

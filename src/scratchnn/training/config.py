@@ -150,7 +150,8 @@ class TrainConfig:
     checkpoint_every: int = option(1, "write checkpoint.safetensors every N evaluations (0 = never)",
                                    group="training loop", metavar="N", low=0)
     threads: int = option(0, "BLAS threads for the matrix products (0: the library's default, every core); "
-                             "1 repeats a run bit for bit on any machine", group="training loop", metavar="N",
+                             "1 repeats a run bit for bit on any number of cores (another kind of CPU may round "
+                             "differently)", group="training loop", metavar="N",
                           low=0, applies=lambda c: c.threads > 0)
     textbook: bool = option(False, "train on the plain textbook code, without the speed machinery "
                                    "(same numbers, slower)", group="training loop")
