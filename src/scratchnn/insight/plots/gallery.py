@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ...metrics import confident_mistakes
 from .common import as_images, check_labels, check_probs, grid_shape, pixel_range, text_width
 
 RIGHT, WRONG = "forestgreen", "firebrick"
@@ -115,8 +116,7 @@ def mistakes_gallery(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, 
     if len(wrong) == 0:
         return _message_figure("Most confident mistakes", f"No mistakes: all {len(images):,} images are "
                                                           "classified correctly")
-    confidence = probs[wrong, predicted[wrong]]
-    chosen = wrong[np.argsort(-confidence, kind="stable")[:n]]
+    chosen = confident_mistakes(probs, labels, n)
     titles = [f"pred: {classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})\ntrue: {classes[labels[i]]}"
               for i in chosen]
     suptitle = (f"The {len(chosen)} most confident mistakes ({len(wrong):,} wrong of {len(images):,} "
