@@ -36,6 +36,8 @@ def train(X, Y, iterations=30, lr=0.1, scalar_bias=False, seed=0):
 
 
 if __name__ == "__main__":  # python examples/doctor_own_network.py IMAGES LABELS OUT_DIR [--scalar-bias]
+    if len(sys.argv) < 4:
+        sys.exit("usage: python examples/doctor_own_network.py IMAGES.gz LABELS.gz OUT_DIR [--scalar-bias]")
     images, labels = read_idx_pair(sys.argv[1], sys.argv[2])
     log = train(images[:2000].reshape(-1, 784).T / 255, labels[:2000], scalar_bias="--scalar-bias" in sys.argv)
     for finding in log.diagnose():
