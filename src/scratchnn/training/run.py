@@ -321,7 +321,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
     if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
         save_state(finished=True)
-    summary = f"train accuracy {metrics['train_accuracy']:.4f}" + (
+    summary = f"train accuracy {metrics['train_accuracy']:.4f} (the finished model)" + (
         f", dev accuracy {metrics['dev_accuracy']:.4f}" if len(x_dev) else "")
     if "test_accuracy" in metrics:
         summary += f", test accuracy {metrics['test_accuracy']:.4f}"
