@@ -105,6 +105,15 @@ def test_describe_reads_the_options_that_apply():
     assert adam.describe() == "adam lr 0.1, full batch"
 
 
+def test_describe_network_names_what_the_widths_leave_out():
+    assert get_preset("mlp").describe_network() == "batch norm, dropout 0.3, input dropout 0.2"
+    assert get_preset("cnn-best").describe_network("; ") == "; 2 convolutions per block, batch norm, dropout 0.4"
+    assert get_preset("lenet5").describe_network() == "avg pooling, tanh"
+    assert get_preset("seed").describe_network("; ") == ""  # the widths say it all
+    mlp = TrainConfig(pool="avg", conv_dropout=0.25, activation="relu")  # conv options mean nothing to an MLP
+    assert mlp.describe_network() == ""
+
+
 def test_applicable_options_depend_on_the_network():
     mlp, cnn = get_preset("mlp").applicable(), get_preset("cnn").applicable()
     assert "kernel_size" not in mlp and "pool" not in mlp and "kernel_size" in cnn

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise ConfigError(f"{args.out}: the folder {args.out.parent} does not exist; create it or choose another --out")
     model, optimizer, x_train, y_train, order = range_test_inputs(config)
-    print(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
+    print(f"Model: {model.widths()} ({model.num_parameters:,} parameters{config.describe_network('; ')}), "
+        f"{config.describe()}")
     print(f"Range test: lr {args.start_lr:g} to {args.end_lr:g} over up to {args.steps} mini-batches "
           f"of {config.batch_size} ({len(x_train):,} training digits)")
     result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size)

@@ -74,22 +74,24 @@ class TrainConfig:
     padding: list[int] = option([], "zero padding of each convolution block, e.g. 2,0 (empty: none)",
                                 group="network", metavar="P", low=0, **CONV_ONLY)
     pool: str = option("max", "pooling after each convolution", group="network", choices=tuple(POOLS),
-                       **CONV_ONLY)
+                       summary=lambda v: "" if v == "max" else f"{v} pooling", **CONV_ONLY)
     # then the dense part: Dense -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer
     hidden: list[int] = option([10], "dense hidden layer widths, e.g. 10 or 128,64", group="network",
                                metavar="SIZES", low=1)
-    activation: str = option("relu", "hidden-layer activation", group="network", choices=tuple(ACTIVATIONS))
+    activation: str = option("relu", "hidden-layer activation", group="network", choices=tuple(ACTIVATIONS),
+                             summary=lambda v: "" if v == "relu" else v)
     init: str = option("seed_uniform", "weight initialiser", group="network", choices=tuple(INITIALIZERS))
     bias_init: str = option("seed_uniform", "bias initialiser", group="network", choices=tuple(INITIALIZERS))
     batchnorm: bool = option(False, "batch normalisation after each convolution and hidden Dense layer",
-                             group="network")
+                             group="network", summary=lambda v: "batch norm")
     dropout: float = option(0.0, "probability of dropping each hidden unit while training", group="network",
-                            metavar="P", low=0.0, below=1.0)
+                            metavar="P", low=0.0, below=1.0, summary=lambda v: f"dropout {v:g}")
     input_dropout: float = option(0.0, "probability of dropping each input pixel while training",
-                                  group="network", metavar="P", low=0.0, below=1.0)
+                                  group="network", metavar="P", low=0.0, below=1.0,
+                                  summary=lambda v: f"input dropout {v:g}")
     conv_dropout: float = option(0.0, "probability of dropping each feature-map value after every conv block's "
                                       "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
-                                 **CONV_ONLY)
+                                 summary=lambda v: f"conv dropout {v:g}", **CONV_ONLY)
     augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
                            group="network")
     # what `augment` draws, as data.augment.Augmentation's fields: a table in config.toml such as
@@ -224,12 +226,22 @@ class TrainConfig:
 
         The words come from the options' own ``summary``: every option that applies and is set.
         """
-        extras = [spec.summary(getattr(self, name)) for name, spec in options_of(type(self)).items()
-                  if spec.group == "optimisation" and spec.summary and getattr(self, name)
-                  and spec.applies_here(self)]
-        text = f"{self.optimizer} lr {self.lr:g}" + (f" ({', '.join(e for e in extras if e)})" if any(extras) else "")
+        extras = self._summaries("optimisation")
+        text = f"{self.optimizer} lr {self.lr:g}" + (f" ({', '.join(extras)})" if extras else "")
         text += ", full batch" if not self.batch_size else f", batch {self.batch_size}"
         return text + (", augmented" if self.augment else "")
+
+    def describe_network(self, lead: str = "") -> str:
+        """What the layer widths leave out, after ``lead``: 'batch norm, dropout 0.3, input dropout
+        0.2'; '' (without ``lead``) for a network with none of it."""
+        words = ", ".join(self._summaries("network"))
+        return lead + words if words else ""
+
+    def _summaries(self, group: str) -> list[str]:
+        """The words of every option of ``group`` that applies here and is set (its ``summary``)."""
+        words = [spec.summary(getattr(self, name)) for name, spec in options_of(type(self)).items()
+                 if spec.group == group and spec.summary and getattr(self, name) and spec.applies_here(self)]
+        return [word for word in words if word]
 
     def applicable(self) -> dict:
         """The options that mean something for this run (no kernel_size for an MLP), as a dict."""

@@ -209,7 +209,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     bar = TrainingProgress(config.epochs, start_epoch, enabled=progress)
     log = _through(bar, log)
     log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
-    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters), {config.describe()}")
+    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters{config.describe_network('; ')}), "
+        f"{config.describe()}")
     augmentation, note = augmentation_to_continue(config.build_augmentation(), checkpoint)
     config = config.trained_with(augmentation)  # a config edited before --resume does not say otherwise
     for line in (note, augmentation and f"Augmentation: {augmentation.describe()}"):
