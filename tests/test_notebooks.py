@@ -35,6 +35,16 @@ def test_the_stored_outputs_name_no_folder_of_the_machine_that_built_them(source
     assert not re.findall(r"(?<![\w.])/[\w.-]+/\S*datasets", text), "an absolute path in the published outputs"
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
+def test_every_figure_a_cell_returns_is_shown_as_a_picture(source):
+    nb = nbformat.read(NOTEBOOKS / f"{source.stem}.ipynb", as_version=4)
+    for number, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if data.get("text/plain", "").startswith("<Figure size"):
+                assert "image/png" in data, f"cell {number} shows {data['text/plain']!r}, not the figure"
+
+
 def test_a_changed_source_makes_its_notebook_stale(tmp_path, monkeypatch):
     source = tmp_path / "src" / SOURCES[0].name
     source.parent.mkdir()

@@ -47,6 +47,12 @@ z1, a1, p = forward(x_train, W1, b1, W2, b2)
 print("x", x_train.shape, "z1", z1.shape, "p", p.shape, f"loss {loss(p, y_train):.3f}  (ln 10 = {np.log(10):.3f})")
 
 # %% [markdown]
+# A network that knew nothing and said so would give every class 1/10, a loss of ln 10. This one
+# starts above it: weights of up to ±0.5 on ~150 inked pixels give scores a few units apart, so
+# the untrained network is confidently wrong about many digits, and a confident wrong answer
+# costs more than "no idea".
+
+# %% [markdown]
 # ## The backward pass, step by step
 #
 # With $Y$ the one-hot labels $(N, 10)$, the gradient of the mean cross-entropy with respect to
@@ -163,10 +169,15 @@ for check in check_model(model, SoftmaxCrossEntropy(), x_train[:5], y_train[:5])
 # %% [markdown]
 # ## The command line does the same
 #
-# `scratchnn train --preset seed` trains exactly this recipe and saves a run folder (model,
-# metrics, health signals for the doctor). In Python it is `train_run`; a run shows its metrics,
-# the doctor's findings and its model. Its folder is under `runs/` beside this notebook, where
-# `scratchnn evaluate`, `report` and `serve` find it.
+# `scratchnn train --preset seed --images IMAGES --labels LABELS` (the two files this notebook
+# reads; without them it downloads MNIST's 60,000 training digits) trains exactly this recipe
+# and saves a run folder (model, metrics, health signals for the doctor). In Python it is
+# `train_run`; a run shows its metrics, the doctor's findings and its model. Its folder is under
+# `runs/` beside this notebook, where `scratchnn evaluate`, `report` and `serve` find it.
+#
+# Its dev accuracy differs from the two above by a point or so: each drew its own random weights
+# (the loop by hand from `default_rng(0)`, the `Sequential` from `rng=1` and `2`, the preset
+# from its seed 0). The same recipe, other starting points.
 
 # %%
 from scratchnn.training.presets import get_preset

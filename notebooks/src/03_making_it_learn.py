@@ -132,7 +132,8 @@ for fault, changes in broken.items():
     print(f"   doctor: {findings[0].line() if findings else 'nothing found'}\n")
 
 # %% [markdown]
-# Each finding comes with an explanation and a fix (as flags to `scratchnn train`):
+# Each finding comes with an explanation and a fix (as flags to `scratchnn train` where a flag
+# fixes it, else the change to make):
 
 # %%
 from IPython.display import HTML

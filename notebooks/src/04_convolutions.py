@@ -36,7 +36,11 @@ print("digit", digit.shape, "-> cols", cols.shape, "; output side", conv_output_
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
 left.imshow(digit[0, 0], cmap="gray")
-picked = [(6, 8), (12, 14), (20, 10)]            # three window positions (row, column)
+ink = cols.reshape(26, 26, 9).sum(axis=2)        # the ink in the window at each (row, column)
+picked = []                                      # three windows on the stroke, one per third of the band
+for top, bottom in ((5, 10), (10, 16), (16, 22)):
+    r, c = np.unravel_index(np.argmax(ink[top:bottom]), ink[top:bottom].shape)
+    picked.append((top + int(r), int(c)))
 colours = ["tab:red", "tab:green", "tab:blue"]
 for (r, c), colour in zip(picked, colours):
     left.add_patch(Rectangle((c - 0.5, r - 0.5), 3, 3, fill=False, color=colour, lw=2))

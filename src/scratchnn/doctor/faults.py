@@ -119,7 +119,7 @@ def tiny_init(setup: Setup) -> None:
         layer.params["W"][...] = setup.rng.normal(0, 1e-4, layer.params["W"].shape)
 
 
-@fault("huge-init", "weights drawn from N(0, 1) whatever the layer size: logits in the hundreds")
+@fault("huge-init", "weights drawn from N(0, 1) whatever the layer size: logits in the tens or hundreds")
 def huge_init(setup: Setup) -> None:
     for layer in _weighted(setup.model):
         layer.params["W"][...] = setup.rng.normal(0, 1, layer.params["W"].shape)
@@ -137,7 +137,7 @@ def shuffled_labels(setup: Setup) -> None:
     setup.y_train = setup.rng.permutation(setup.y_train)
 
 
-@fault("sigmoid-deep", "six sigmoid layers with weights from N(0, 0.01²): the gradient vanishes")
+@fault("sigmoid-deep", "five sigmoid layers with weights from N(0, 0.01²): the gradient vanishes")
 def sigmoid_deep(setup: Setup) -> None:
     model, rng = setup.model, setup.rng
     features, layers = int(np.prod(model.input_shape)), []

@@ -165,7 +165,7 @@ def softmax_overflow(run: RunHealth):
 
 @rule("large-init", "warning",
       "The untrained network is already certain of its answers: its initial weights are so "
-      "large that the logits reach hundreds, the softmax puts all its mass on one class and "
+      "large that the logits reach tens or hundreds, the softmax puts all its mass on one class and "
       "the loss starts far above chance. Gradients through such a network are huge or zero.",
       "--init he_normal for ReLU, --init glorot_uniform for tanh and sigmoid: weights scaled "
       "by 1/sqrt(fan_in) keep every layer's output near unit size")

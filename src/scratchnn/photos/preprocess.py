@@ -159,7 +159,8 @@ def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",
         steps.append((f"{len(found.groups)} digit(s)", colours))
         return steps + [(f"digit {k + 1}: 28x28", _digit(found, group)[-1]) for k, group in enumerate(found.groups)]
     crop, small, field = _digit(found, None)
-    return steps + [("crop (grey edges kept)", crop), (f"fit 20x20 ({small.shape[1]}x{small.shape[0]})", small),
+    height, width = small.shape
+    return steps + [("crop (grey edges kept)", crop), (f"fit 20x20 ({width} wide, {height} high)", small),
                     ("28x28 (centre of mass at 14, 14)", field)]
 
 

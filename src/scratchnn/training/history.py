@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 
 import numpy as np
 
@@ -31,11 +30,6 @@ class History(list):
         with it): loss and accuracy, train beside dev, and the learning rate, per evaluation."""
         from ..insight.plots.curves import training_curves  # matplotlib only when a plot is asked for
 
-        if "ipykernel" in sys.modules:  # in Jupyter: show a returned Figure inline, no %matplotlib needed
-            try:
-                import matplotlib_inline.backend_inline  # noqa: F401  (importing it registers the display)
-            except ImportError:
-                pass
         return training_curves(self, step_name)
 
     def _table(self) -> tuple[list[str], list[list[str]]]:

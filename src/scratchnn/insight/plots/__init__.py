@@ -13,7 +13,12 @@ Every function takes plain arrays and values and returns a ``matplotlib.figure.F
     lr_find_figure(lrs, losses, smoothed, steepest, min_over_10)   the learning-rate range test
     gradient_figure(health_rows)                        gradient RMS and update ratio per layer over time
     units_figure(health_rows)                           dead and saturated units per activation layer
+
+In a Jupyter kernel, importing this package makes a Figure that a cell returns display as the
+picture, with no ``%matplotlib inline`` needed.
 """
+import sys
+
 from .classes import confusion_figure, per_class_accuracy_figure
 from .common import figure_png, save_figure
 from .curves import training_curves
@@ -25,3 +30,9 @@ from .weights import first_layer_figure
 __all__ = ["confusion_figure", "figure_png", "first_layer_figure", "gradient_figure", "lr_find_figure",
            "mistakes_gallery", "per_class_accuracy_figure", "prediction_figure", "prediction_sheet", "save_figure",
            "training_curves", "units_figure"]
+
+if "ipykernel" in sys.modules:
+    try:
+        import matplotlib_inline.backend_inline  # noqa: F401  (importing it registers the inline display)
+    except ImportError:  # a kernel without it shows '<Figure ...>', as matplotlib itself would
+        pass
