@@ -32,7 +32,8 @@ class Option:
     bound every element. ``choices`` is the set of allowed strings. ``applies(config)`` says
     whether the option means anything for this config (the report shows only those); with
     ``strict`` a value set where it does not apply is an error, not just ignored.
-    ``summary(value)`` is the option's words in ``describe()``.
+    ``summary(value)`` is the option's words in ``describe()`` (an optimisation option) or
+    ``describe_network()`` (a network one); '' says nothing.
     """
 
     name: str
