@@ -105,6 +105,15 @@ def test_describe_reads_the_options_that_apply():
     assert adam.describe() == "adam lr 0.1, full batch"
 
 
+def test_an_option_noted_as_doing_nothing_does_nothing_rather_than_fail_later(capsys):
+    """--momentum on adamw: the note said it does nothing; building the optimizer used to raise."""
+    config = resolve_config(train_args("--preset", "mlp", "--momentum", "0.9"))
+    assert "--momentum 0.9 does nothing here" in capsys.readouterr().out
+    assert type(config.build_optimizer()).__name__ == "AdamW"
+    sgd = resolve_config(train_args("--preset", "seed", "--momentum", "0.9", "--nesterov")).build_optimizer()
+    assert (sgd.momentum, sgd.nesterov) == (0.9, True)
+
+
 def test_describe_network_names_what_the_widths_leave_out():
     assert get_preset("mlp").describe_network() == "batch norm, dropout 0.3, input dropout 0.2"
     assert get_preset("cnn-best").describe_network("; ") == "; 2 convolutions per block, batch norm, dropout 0.4"

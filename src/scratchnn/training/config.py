@@ -284,8 +284,11 @@ class TrainConfig:
                                    augmentation=augmentation.to_dict() if augmentation else {})
 
     def build_optimizer(self):
-        return make_optimizer(self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                              weight_decay=self.weight_decay)
+        """The optimizer, given only the options that apply to it: a --momentum that does nothing
+        for adamw was noted as such when the config was resolved, not an error now."""
+        used = {name: getattr(self, name) for name in ("momentum", "nesterov")
+                if option_of(type(self), name).applies_here(self)}
+        return make_optimizer(self.optimizer, self.lr, weight_decay=self.weight_decay, **used)
 
     def build_schedule(self, steps_per_epoch: int):
         """The learning rate as a function of the step; epochs-based options turned into steps."""

@@ -131,7 +131,7 @@ class TrainingManager:
         with self._lock:
             if self.state["status"] in ACTIVE:
                 raise TrainingBusy(f"{self.state['run']} is training (started by {self.state['who']} at "
-                                   f"{self.state['started']}); wait for it or press Stop")
+                                   f"{self.state['started']}); wait for it to finish")
             from ..training.run import new_run_dir
 
             run_dir = new_run_dir(config.preset, self.runs_dir)

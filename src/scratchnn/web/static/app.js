@@ -364,10 +364,20 @@ async function loadModel() {
       [l.index, l.description, `(N, ${l.output_shape.join(", ")})`, l.parameters.toLocaleString()]));
     fillTable($("model-config"), ["Option", "Value"], Object.entries(model.config)
       .filter(([, v]) => v !== "" && v !== null)
-      .map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)]));
+      .map(([k, v]) => [k, configText(v)]));
   } catch (error) {
     $("model-line").textContent = `Could not load the model: ${error.message}`;
   }
+}
+
+function configText(value) {
+  // A config value as a line of text: a list joined, a table (the augmentation) as name=value pairs.
+  if (Array.isArray(value)) return value.length ? value.join(", ") : "none";
+  if (value && typeof value === "object") {
+    const pairs = Object.entries(value).map(([k, v]) => `${k}=${v}`);
+    return pairs.length ? pairs.join(", ") : "none";
+  }
+  return String(value);
 }
 
 // A run ended or the Runs tab loaded one: the Draw tab answers with the new model at once.

@@ -74,15 +74,19 @@ export function drawLayers(box, activations) {
     const title = document.createElement("div");
     title.className = "layer-title";
     let units = `${layer.shape[0]} units`;
+    let counted = "";  // what the firing count is out of, when it is not the whole layer
     if (layer.maps) {
       const [h, w] = [layer.maps[0].length, layer.maps[0][0].length];
       units = `${layer.shape[0]} feature maps ${layer.shape[1]}×${layer.shape[2]}`
         + (h !== layer.shape[1] || w !== layer.shape[2] ? ` (shown at ${h}×${w})` : "");
+      if (layer.maps.length !== layer.shape[0] || h !== layer.shape[1] || w !== layer.shape[2]) {
+        counted = ` in the ${layer.maps.length} maps shown`;
+      }
     }
     title.innerHTML = `<strong></strong> <span></span>`;
     title.querySelector("strong").textContent = `Hidden layer ${n + 1}`;
     title.querySelector("span").textContent =
-      `${layer.name} (layer ${layer.index}) · ${units} · ${active} of ${flat.length} firing · peak ${peak.toFixed(2)}`;
+      `${layer.name} (layer ${layer.index}) · ${units} · ${active} of ${flat.length} firing${counted} · peak ${peak.toFixed(2)}`;
     row.append(title);
     if (layer.values) {
       const strip = document.createElement("canvas");

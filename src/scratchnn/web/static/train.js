@@ -60,9 +60,10 @@ function readInput(input) {
   const type = input.dataset.type;
   if (type === "bool") return input.checked;
   if (input.multiple) return [...input.selectedOptions].map((o) => o.value);
-  if (type === "list") return input.value.split(",").map((v) => v.trim()).filter((v) => v !== "").map(Number);
-  if (type === "int") return input.value === "" ? null : Number(input.value);
-  if (type === "float") return input.value === "" ? null : Number(input.value);
+  // what is not a number goes as typed, so the server's error quotes it (NaN would reach it as null)
+  const number = (text) => (Number.isFinite(Number(text)) ? Number(text) : text);
+  if (type === "list") return input.value.split(",").map((v) => v.trim()).filter((v) => v !== "").map(number);
+  if (type === "int" || type === "float") return input.value === "" ? null : number(input.value);
   return input.value;
 }
 
