@@ -110,7 +110,7 @@ def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(c
     started = client.post("/api/train", json={"preset": "seed", "epochs": 40, "fault": ["zero-init"]})
     assert started.status_code == 202, started.text
     name = started.json()["run"]
-    assert_error(client.post("/api/train", json={"preset": "seed", "epochs": 10}), 409, name, "Stop")
+    assert_error(client.post("/api/train", json={"preset": "seed", "epochs": 10}), 409, name, "wait for it to finish")
     events = events_until_over(client)
     kinds = [event["type"] for _, event in events]
     assert kinds[0] == "status" and events[-1][1]["status"] == "finished", kinds
