@@ -253,6 +253,8 @@ def test_no_train_turns_training_off(runs):
         assert not info["enabled"] and "--no-train" in info["reason"]
         assert_error(client.post("/api/train", json={"preset": "seed", "epochs": 5}), 409, "--no-train")
         assert client.get("/api/runs").status_code == 200  # comparing runs is still allowed
+        # but not switching the model every visitor gets
+        assert_error(client.post("/api/runs/base/load"), 409, "serves one model", "--no-train")
 
 
 def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_path):
@@ -277,7 +279,7 @@ def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_
 
 
 def test_a_run_loaded_from_the_runs_tab_predicts_on_the_layers_the_server_started_with(runs):
-    app = create_app(runs / "base", fast=False, train=TrainSetup(enabled=False))
+    app = create_app(runs / "base", fast=False)
     with TestClient(app, base_url=LOCAL) as client:
         first = app.state.service
         assert client.post("/api/runs/base/load").json()["name"] == "base"

@@ -105,7 +105,8 @@ def presets() -> dict[str, dict]:
     return {name: {key: getattr(config, key) for key in settings} for name, config in PRESETS.items()}
 
 
-def training_router(manager: TrainingManager, runs: RunFolders, use_run, current_run) -> APIRouter:
+def training_router(manager: TrainingManager, runs: RunFolders, use_run, current_run,
+                    switchable: bool = True) -> APIRouter:
     """The routes above, over ``manager`` and ``runs``; ``use_run(path)`` serves a model,
     ``current_run()`` names the served one."""
     router = APIRouter()
@@ -162,9 +163,12 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
     def run_curves(name: str = name_param):
         return {"name": name, "rows": runs.curves(name)}
 
-    @router.post("/api/runs/{name}/load", response_model=ModelSummary, responses=_errors(404, 422),
+    @router.post("/api/runs/{name}/load", response_model=ModelSummary, responses=_errors(404, 409, 422),
                  summary="Serve this run's model")
     def load_run(name: str = name_param):
+        if not switchable:  # a demo server: no visitor changes the model every other visitor gets
+            raise TrainingUnavailable("this server serves one model (scratchnn serve --no-train); "
+                                      "loading another run is switched off")
         folder = runs.folder(name)
         if not (folder / "model.safetensors").is_file():
             raise RunNotFound(f"run {name!r} has no model yet (still training, or stopped before saving)")

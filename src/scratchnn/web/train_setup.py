@@ -63,4 +63,5 @@ def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> No
         f"this server has no training data it may read: {gallery.problem}")
     manager = TrainingManager(runs_dir, gallery.config, setup.limits, on_model=use_model, unavailable=problem)
     app.state.training = manager
-    app.include_router(training_router(manager, RunFolders(runs_dir), use_model, current_run))
+    app.include_router(training_router(manager, RunFolders(runs_dir), use_model, current_run,
+                                       switchable=setup.enabled))
