@@ -72,15 +72,16 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             raise ImageError(f"{where}not an image scratchnn can read; give a file in one of: {names}") from None
         except Image.DecompressionBombError:  # Pillow's own limit (2 x 89.5 million pixels) came first
             limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
-            raise ImageError(f"{where}more than {limit:,} pixels (a decompression bomb?); "
-                             "scale the image down first") from None
+            raise ImageError(f"{where}more than {limit:,} pixels, the most read (a guard against decompression "
+                             "bombs: small files that decode to gigabytes); scale the image down first") from None
         except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
             raise ImageError(f"{where}the image header is corrupt or truncated ({error})") from None
         with image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageError(f"{where}{width:,} x {height:,} pixels is more than the {max_pixels:,} "
-                                 "allowed (a decompression bomb?); scale the image down first")
+                raise ImageError(f"{where}{width:,} x {height:,} pixels is more than the {max_pixels:,} allowed "
+                                 "(a guard against decompression bombs: small files that decode to gigabytes); "
+                                 "scale the image down first")
             if width * height == 0:
                 raise ImageError(f"{where}the image has no pixels ({width} x {height})")
             try:
