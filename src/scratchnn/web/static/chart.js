@@ -5,7 +5,7 @@ export const COLORS = ["#4f46e5", "#e4572e", "#0f7b6c", "#b8860b", "#8e44ad", "#
 export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = null, yLabel = "" } = {}) {
   // series: [{points: [[x, y], ...], color, width = 2, dots = false}]; null y values are skipped.
   const ctx = canvas.getContext("2d");
-  const w = canvas.width, h = canvas.height, left = 44, right = 10, top = 10, bottom = 24;
+  const w = canvas.width, h = canvas.height, left = 44, right = 14, top = 10, bottom = 24;
   ctx.clearRect(0, 0, w, h);
   const all = series.flatMap((s) => s.points.filter(([, y]) => Number.isFinite(y)));
   const xs = all.map(([x]) => x), ys = all.map(([, y]) => y);
@@ -17,14 +17,14 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
   const py = (y) => top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom);
   ctx.strokeStyle = "#e2e5ec"; ctx.fillStyle = "#5f6778"; ctx.lineWidth = 1;
   ctx.font = "11px system-ui, sans-serif";
-  for (let i = 0; i <= 4; i += 1) {
-    const y = y0 + ((y1 - y0) * i) / 4;
+  const yStep = niceStep((y1 - y0) / 4), digits = Math.max(0, -Math.floor(Math.log10(yStep)));
+  for (let y = Math.ceil(y0 / yStep - 1e-9) * yStep; y <= y1 + yStep * 1e-9; y += yStep) {
     ctx.beginPath(); ctx.moveTo(left, py(y)); ctx.lineTo(w - right, py(y)); ctx.stroke();
-    ctx.textAlign = "right"; ctx.fillText(y.toPrecision(3), left - 4, py(y) + 4);
+    ctx.textAlign = "right"; ctx.fillText(y.toFixed(digits), left - 4, py(y) + 4);
   }
   ctx.textAlign = "center";
-  for (let i = 0; i <= 4; i += 1) ctx.fillText(String(Math.round((x1 * i) / 4)), px((x1 * i) / 4), h - 6);
-  if (yLabel) { ctx.textAlign = "left"; ctx.fillText(yLabel, left + 4, top + 10); }
+  const xStep = Math.max(1, niceStep(x1 / 4));  // epochs and steps are whole numbers: no tick twice
+  for (let x = 0; x <= x1; x += xStep) ctx.fillText(String(x), px(x), h - 6);
   for (const s of series) {
     const points = s.points.filter(([, y]) => Number.isFinite(y));
     ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width ?? 2;
@@ -35,6 +35,18 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
       for (const [x, y] of points) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.5, 0, 2 * Math.PI); ctx.fill(); }
     }
   }
+  if (yLabel) {  // last, on a white patch, so no curve runs through it
+    ctx.textAlign = "left";
+    ctx.fillStyle = "rgba(255,255,255,0.85)";
+    ctx.fillRect(left + 2, top + 1, ctx.measureText(yLabel).width + 4, 13);
+    ctx.fillStyle = "#5f6778"; ctx.fillText(yLabel, left + 4, top + 11);
+  }
+}
+
+function niceStep(rough) {
+  // 1, 2 or 5 times a power of ten, at least ``rough``: ticks at round numbers
+  const power = 10 ** Math.floor(Math.log10(rough));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= rough * (1 - 1e-9));
 }
 
 export function paintTiles(box, picture, { signed = true, size = 42 } = {}) {
