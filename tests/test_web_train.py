@@ -6,12 +6,13 @@ import gzip
 import json
 import os
 import queue
+import shutil
 import threading
 import time
 
 import numpy as np
 import pytest
-from web_support import MNIST_CSV, require
+from web_support import MNIST_CSV, drawn_one, require
 
 require("fastapi", "pip install 'scratchnn[web]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -276,6 +277,19 @@ def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_
         assert client.get(f"/api/runs/{bad}/curves").status_code in (404, 422), bad
     assert client.post("/api/runs/base/load").json()["name"] == "base"
     assert client.get("/api/model").json()["name"] == "base"
+
+
+def test_every_answer_names_the_model_that_gave_it(client, runs):
+    """A page opened before a run ended (or another page loaded one) learns of it from its next answer."""
+    canvas = {"pixels": drawn_one().tolist()}
+    assert client.post("/api/predict", json=canvas).json()["model"] == client.get("/api/model").json()["name"]
+    other = runs / "base-again"
+    shutil.copytree(runs / "base", other)
+    try:
+        assert client.post("/api/runs/base-again/load").json()["name"] == "base-again"
+        assert client.post("/api/predict", json=canvas).json()["model"] == "base-again"
+    finally:
+        shutil.rmtree(other)
 
 
 def test_a_run_loaded_from_the_runs_tab_predicts_on_the_layers_the_server_started_with(runs):

@@ -91,9 +91,15 @@ class ModelService:
         best = int(np.argmax(probs))
         return {"prediction": best, "label": self.classes[best], "probabilities": probs.tolist(),
                 "input": np.round(image, 3).tolist(), "activations": activations,
-                "members": len(self.ensemble), "activations_from": self.members[0], "tta": self.tta}
+                "members": len(self.ensemble), "activations_from": self.members[0], "tta": self.tta,
+                "model": self.name}
 
     # --- the model ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The served model's name: its run folder's, or the model file's without .safetensors."""
+        return self.path.parent.name if self.path.name == MODEL_FILE else self.path.stem
+
     def summary(self) -> dict:
         """Layers, parameter counts, metrics and training config, as JSON-ready data.
 
@@ -104,7 +110,7 @@ class ModelService:
         layers = [{"index": i, "type": type(layer).__name__, "description": repr(layer),
                    "output_shape": list(shape), "parameters": int(sum(p.size for p in layer.params.values()))}
                   for i, (layer, shape) in enumerate(zip(model.layers, model.output_shapes()))]
-        run = self.path.parent.name if self.path.name == MODEL_FILE else self.path.stem
+        run = self.name
         config = dict(self.metadata.get("config") or {})
         for name in FIELDS:  # data paths as base names ("dataset" is a name already)
             if isinstance(config.get(name), str) and config[name]:

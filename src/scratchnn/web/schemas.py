@@ -66,6 +66,8 @@ class PredictResponse(BaseModel):
     tta: int = Field(1, description="views of the image whose probabilities were averaged (test-time augmentation "
                                     "when > 1; the activations are the image's own)")
     milliseconds: float = Field(description="server time for preprocessing and the forward pass")
+    model: str = Field("", description="the served model that answered (GET /api/model's name); it changes "
+                                       "when a run trained from the page ends or one is loaded from Runs")
 
 
 class LayerInfo(BaseModel):

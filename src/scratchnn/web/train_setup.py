@@ -54,8 +54,7 @@ def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> No
         return service
 
     def current_run() -> str:
-        path = app.state.service.path
-        return path.parent.name if path.name == MODEL_FILE else path.stem
+        return app.state.service.name
 
     runs_dir = setup.runs_dir or runs_folder(first.path)
     gallery = first.gallery

@@ -15,6 +15,7 @@ let hint = "Draw one digit, big and centred, with the mouse, a finger or a pen."
 
 const tabs = ["draw", "gallery", "model", "train", "runs"];
 let galleryLoaded = false;
+let servedModel = ""; // the model /api/model last described; an answer from another means it changed
 
 function showTab(name) {
   for (const tab of tabs) {
@@ -220,6 +221,10 @@ function showEmpty(message, isError = false) {
 }
 
 function show(result, status) {
+  if (servedModel && result.model && result.model !== servedModel) {
+    // another page's run ended, or it loaded a run: describe the model that answered, not the old one
+    document.dispatchEvent(new CustomEvent("modelchanged", { detail: result.model }));
+  }
   setStatus(status);
   const p = result.probabilities[result.prediction];
   $("prediction").textContent = result.label;
@@ -323,6 +328,7 @@ function nameTheClasses() {
 async function loadModel() {
   try {
     const model = await api("/api/model");
+    servedModel = model.name;
     classes = model.classes;
     nameTheClasses();
     drawBars($("bars"), classes, null);
@@ -384,6 +390,7 @@ function configText(value) {
 document.addEventListener("modelchanged", () => {
   galleryLoaded = false;
   loadModel();
+  if (!$("tab-gallery").hidden) loadGallery();  // the open gallery shows the new model's mistakes
   if (hasInk) requestPrediction();
 });
 
