@@ -279,6 +279,20 @@ def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_
     assert client.get("/api/model").json()["name"] == "base"
 
 
+def test_a_run_without_a_model_does_not_look_healthy_in_the_list(client, runs):
+    failed = runs / "failed-early"  # what a run that failed before its first evaluation leaves
+    failed.mkdir()
+    shutil.copy(runs / "base" / "config.toml", failed / "config.toml")
+    try:
+        entry = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == "failed-early")
+        assert not entry["has_model"] and entry["findings"] == []
+        assert entry["problem"].startswith("no model: still training, or it failed")
+        base = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == "base")
+        assert base["has_model"] and base["problem"] == ""
+    finally:
+        shutil.rmtree(failed)
+
+
 def test_every_answer_names_the_model_that_gave_it(client, runs):
     """A page opened before a run ended (or another page loaded one) learns of it from its next answer."""
     canvas = {"pixels": drawn_one().tolist()}

@@ -83,6 +83,8 @@ class RunFolders:
             entry["problem"] = entry["problem"] or findings
         else:
             entry["findings"] = findings
+        if not entry["has_model"] and not entry["problem"]:  # else a failed run looks like a healthy one
+            entry["problem"] = "no model: still training, or it failed or was stopped before saving one"
         return clean(entry)
 
     def curves(self, name: str) -> list[dict]:
