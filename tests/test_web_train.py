@@ -191,6 +191,8 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
         events = [e for _, e in events_until_over(client)]
     assert next(e for e in events if e["type"] == "done")["stopped"] == "time"
     assert any("--max-train-seconds" in e.get("line", "") for e in events)
+    last = events[-1]  # the page's final line says why it stopped: no one pressed Stop
+    assert last["status"] == "stopped" and "limit of 1 s a run (serve --max-train-seconds)" in last["detail"]
 
 
 def test_a_run_needing_more_memory_than_the_server_allows_fails_before_training(runs):

@@ -227,6 +227,9 @@ class TrainingManager:
             self._drop_earlier_pictures()
         if kind == "done":
             self.state["model"] = event["model_path"]
+            if event.get("stopped") == "time":  # else it reads as if someone had pressed Stop
+                self.state["detail"] = (f"the server's limit of {self.limits.seconds:g} s a run "
+                                        "(serve --max-train-seconds) stopped it")
             self._append(event)
             self._set_status("stopped" if event.get("stopped") else "finished")
             return

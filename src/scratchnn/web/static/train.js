@@ -168,7 +168,8 @@ function progressLine(state) {
   const done = (b.epoch - 1 + b.batch / b.batches) / run.epochs;
   const left = done > 0 ? (b.seconds * (1 - done)) / done : NaN;
   return `${state.run}: epoch ${b.epoch} of ${run.epochs}, batch ${b.batch} of ${b.batches}`
-    + (Number.isFinite(left) ? ` · about ${Math.ceil(left)} s left` : "") + (state.status === "paused" ? " · paused" : "");
+    + (Number.isFinite(left) ? ` · about ${Math.ceil(left)} s left` : "")
+    + (state.status === "paused" ? " · paused" : state.status === "stopping" ? " · stopping after this batch…" : "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -195,6 +196,7 @@ function handle(event) {
     else if (event.status === "finished" || event.status === "stopped") {
       const last = run.evals[run.evals.length - 1];
       line.textContent = `${event.run} ${event.status}`
+        + (event.detail ? ` (${event.detail})` : "")
         + (last && Number.isFinite(last.dev_accuracy) ? ` at epoch ${last.epoch}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
         + ". The Draw tab now uses this model.";
     } else line.textContent = progressLine(event);
