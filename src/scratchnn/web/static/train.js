@@ -232,7 +232,12 @@ function watch() {
   stream.onmessage = (message) => handle(JSON.parse(message.data));
   // A dropped connection: EventSource reconnects by itself with Last-Event-ID, and the server
   // sends what was missed. Nothing to do here but say so.
-  stream.onerror = () => { if (stream && stream.readyState === EventSource.CONNECTING) $("train-progress").textContent += " (reconnecting…)"; };
+  stream.onerror = () => {
+    const line = $("train-progress");  // each failed retry fires again: say it once
+    if (stream && stream.readyState === EventSource.CONNECTING && !line.textContent.endsWith(" (reconnecting…)")) {
+      line.textContent += " (reconnecting…)";
+    }
+  };
 }
 
 async function start() {
