@@ -84,6 +84,8 @@ def test_train_watch_pause_reload_stop_and_draw_with_the_new_model(browser, serv
     page.wait_for_function(f"() => Number(document.querySelector('#train-loss').dataset.points) >= {before}")
     assert page.locator("#train-weights canvas").count() == 10
     assert "paused" in page.locator("#train-progress").inner_text()
+    # the form shows the run it replays, not the preset's own settings
+    assert (page.input_value("#train-opt-epochs"), page.input_value("#train-opt-batch_size")) == ("300", "10")
 
     other = open_page(browser, server)  # a second browser sees the run, and cannot start another
     other.click("#tab-button-train")

@@ -74,6 +74,16 @@ function writeInput(input, value) {
   else input.value = value ?? "";
 }
 
+function showSettingsOf(config) {
+  // A page opened during (or after) a run replays it: its form shows that run's settings, so the
+  // form and the curves describe the same run, and Start would repeat it.
+  if (config.preset in info.presets) $("train-preset").value = config.preset;
+  fillFromPreset();
+  for (const input of $("train-settings").querySelectorAll("[data-name]")) {
+    if (input.dataset.name in config) writeInput(input, config[input.dataset.name]);
+  }
+}
+
 function fillFromPreset() {
   const preset = info.presets[$("train-preset").value] || {};
   const defaults = Object.fromEntries(info.options.map((o) => [o.name, o.type === "list" ? [] : null]));
@@ -288,7 +298,10 @@ async function init() {
     postJSON(state.status === "paused" ? "/api/train/resume" : "/api/train/pause", {}).catch(() => {}));
   state = info.state;
   setButtons();
-  if (state.status !== "idle") watch(); // a run is on (or just ended): replay it
+  if (state.status !== "idle") { // a run is on (or just ended): replay it
+    if (state.config) showSettingsOf(state.config);
+    watch();
+  }
 }
 
 init();
