@@ -177,6 +177,12 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Image ')")
     assert page.locator("#tab-draw").is_visible() and not page.locator("#tab-gallery").is_visible()
     assert page.locator("#prediction").inner_text() == said != label
+    assert page.evaluate("document.activeElement.id") == "tab-button-draw"  # not lost to <body>
+    page.keyboard.press("ArrowRight")  # the tab strip takes the arrow keys
+    assert page.locator("#tab-gallery").is_visible() and page.evaluate("document.activeElement.id") == \
+        "tab-button-gallery"
+    page.keyboard.press("ArrowLeft")
+    assert page.locator("#tab-draw").is_visible()
 
     page.click("#tab-button-model")
     assert page.locator("#model-layers tbody tr").count() == 3

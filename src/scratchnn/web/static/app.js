@@ -27,6 +27,17 @@ function showTab(name) {
 }
 
 for (const tab of tabs) $(`tab-button-${tab}`).addEventListener("click", () => showTab(tab));
+// The tab strip as the ARIA tabs pattern has it: the arrow keys, Home and End move between tabs.
+for (const [i, tab] of tabs.entries()) {
+  $(`tab-button-${tab}`).addEventListener("keydown", (event) => {
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    const next = tabs[(to + tabs.length) % tabs.length];
+    showTab(next);
+    $(`tab-button-${next}`).focus();
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Drawing: pointer events cover mouse, touch and pen alike
@@ -281,6 +292,7 @@ function galleryTile(item) {
 
 async function openGalleryItem(item) {
   showTab("draw");
+  $("tab-button-draw").focus();  // the tile just pressed is hidden now: keep the keyboard in the page
   startOver("gallery");
   const sent = generation;
   // Show the digit big on the pad (drawing on it starts afresh), and send its exact 28x28 pixels.
