@@ -128,6 +128,23 @@ def test_photo_upload_is_preprocessed_like_mnist(client, fmt):
     assert response.json()["prediction"] == 1
 
 
+def test_an_upload_says_how_many_digits_its_ink_falls_apart_into(client, shared_dir):
+    from PIL import Image
+
+    from scratchnn.data import read_idx_pair
+
+    images, labels = read_idx_pair(shared_dir / "datasets/mnist/t10k-images-idx3-ubyte.gz",
+                                   shared_dir / "datasets/mnist/t10k-labels-idx1-ubyte.gz")
+    number = np.hstack([np.pad(images[i], 4) for i in (0, 1, 2)])  # 7, 2, 1: a number, dark on white
+    buffer = io.BytesIO()
+    Image.fromarray(255 - number).resize((number.shape[1] * 4, number.shape[0] * 4)).save(buffer, "PNG")
+    answer = client.post("/api/predict", files={"file": ("721.png", buffer.getvalue(), "image/png")}).json()
+    assert labels[:3].tolist() == [7, 2, 1] and answer["digits_seen"] == 3
+    one = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")}).json()
+    assert one["digits_seen"] == 1
+    assert client.post("/api/predict", json={"pixels": drawn_one().tolist()}).json()["digits_seen"] == 1  # a canvas
+
+
 def test_ink_can_be_named_for_an_upload(client):
     def post(**data):
         return client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")}, data=data)

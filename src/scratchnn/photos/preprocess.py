@@ -141,6 +141,11 @@ def split_digits(gray: np.ndarray, *, ink: str = "auto") -> list[np.ndarray]:
     return [_digit(found, group)[-1] for group in found.groups]
 
 
+def count_digits(gray: np.ndarray, *, ink: str = "auto") -> int:
+    """How many digits ``split_digits`` would read in the photo: its ink's groups, left to right."""
+    return len(_find_ink(gray, ink).groups)
+
+
 def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",
                      multi: bool = False) -> list[tuple[str, np.ndarray]]:
     """(name, image) for every step, to show how a photo became the model's input.

@@ -33,7 +33,7 @@ from starlette.datastructures import UploadFile
 from .. import __version__
 from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
-from ..photos.preprocess import INKS, WORK_SIDE, read_image, to_mnist
+from ..photos.preprocess import INKS, WORK_SIDE, count_digits, read_image, to_mnist
 from .gallery import GalleryUnavailable
 from .hosts import HostAllowList, allowed_host_names
 from .inference import ModelService
@@ -170,9 +170,12 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
 
 
 def _timed(make_input, service: ModelService, *args) -> dict:
-    """Preprocess and predict, with the server time it took (ms)."""
+    """Preprocess and predict, with the server time it took (ms). ``make_input`` gives the
+    (28, 28) image, or the image and more facts for the answer (a photo's digit count)."""
     start = time.perf_counter()
-    result = service.predict(make_input(*args))
+    made = make_input(*args)
+    image, facts = made if isinstance(made, tuple) else (made, {})
+    result = service.predict(image) | facts
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return result
 
@@ -189,13 +192,14 @@ def _canvas_input(canvas: CanvasRequest) -> np.ndarray:
                          "larger than a dot") from None
 
 
-def _image_input(data: bytes, ink: str) -> np.ndarray:
-    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one.
+def _image_input(data: bytes, ink: str) -> tuple[np.ndarray, dict]:
+    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one, and how many
+    digits its ink falls apart into (``digits_seen``): the page reads one, and says so for a number.
 
     Tighter than the command line, as anyone may send one: PNG, JPEG, WebP, GIF or BMP only, a
     header over UPLOAD_MAX_PIXELS is refused before anything is decoded, big photos are decoded
     small, and at most DECODERS uploads are decoded at once (the rest wait their turn).
     """
     with _decoding:
-        return to_mnist(read_image(data, max_pixels=UPLOAD_MAX_PIXELS, formats=UPLOAD_FORMATS,
-                                   reduce_to=WORK_SIDE), ink=ink)
+        gray = read_image(data, max_pixels=UPLOAD_MAX_PIXELS, formats=UPLOAD_FORMATS, reduce_to=WORK_SIDE)
+        return to_mnist(gray, ink=ink), {"digits_seen": count_digits(gray, ink=ink)}

@@ -66,6 +66,9 @@ class PredictResponse(BaseModel):
     tta: int = Field(1, description="views of the image whose probabilities were averaged (test-time augmentation "
                                     "when > 1; the activations are the image's own)")
     milliseconds: float = Field(description="server time for preprocessing and the forward pass")
+    digits_seen: int = Field(1, description="for a photo: how many digits its ink falls apart into, left to right "
+                                            "(as scratchnn predict reads a number); the answer reads all the ink "
+                                            "as one digit")
     model: str = Field("", description="the served model that answered (GET /api/model's name); it changes "
                                        "when a run trained from the page ends or one is loaded from Runs")
 

@@ -193,7 +193,12 @@ $("upload").addEventListener("change", async (event) => {
   form.append("file", file);
   try {
     const result = await api("/api/predict", { method: "POST", body: form });
-    if (sent === generation) show(result, `Photo ${file.name}: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
+    if (sent === generation) {
+      show(result, result.digits_seen > 1
+        ? `Photo ${file.name} looks like ${result.digits_seen} digits side by side; this page reads one, so `
+          + "the answer is for all the ink at once. Upload one digit, or read the number with scratchnn predict."
+        : `Photo ${file.name}: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
+    }
   } catch (error) {
     if (sent === generation) showEmpty(error.message, true);
   }
