@@ -141,9 +141,11 @@ def split_digits(gray: np.ndarray, *, ink: str = "auto") -> list[np.ndarray]:
     return [_digit(found, group)[-1] for group in found.groups]
 
 
-def count_digits(gray: np.ndarray, *, ink: str = "auto") -> int:
-    """How many digits ``split_digits`` would read in the photo: its ink's groups, left to right."""
-    return len(_find_ink(gray, ink).groups)
+def to_mnist_counted(gray: np.ndarray, *, ink: str = "auto") -> tuple[np.ndarray, int]:
+    """``to_mnist``'s (28, 28) image, and how many digits ``split_digits`` would read in the same
+    ink (its groups, left to right), from one search for the ink."""
+    found = _find_ink(gray, ink)
+    return _digit(found, None)[-1], len(found.groups)
 
 
 def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",

@@ -33,7 +33,7 @@ from starlette.datastructures import UploadFile
 from .. import __version__
 from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
-from ..photos.preprocess import INKS, WORK_SIDE, count_digits, read_image, to_mnist
+from ..photos.preprocess import INKS, WORK_SIDE, read_image, to_mnist, to_mnist_counted
 from .gallery import GalleryUnavailable
 from .hosts import HostAllowList, allowed_host_names
 from .inference import ModelService
@@ -171,22 +171,21 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
 
 def _timed(make_input, service: ModelService, *args) -> dict:
     """Preprocess and predict, with the server time it took (ms). ``make_input`` gives the
-    (28, 28) image, or the image and more facts for the answer (a photo's digit count)."""
+    (28, 28) image and what more the answer says of it (a photo's digit count)."""
     start = time.perf_counter()
-    made = make_input(*args)
-    image, facts = made if isinstance(made, tuple) else (made, {})
+    image, facts = make_input(*args)
     result = service.predict(image) | facts
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return result
 
 
-def _canvas_input(canvas: CanvasRequest) -> np.ndarray:
-    """(28, 28) input from a drawn canvas (H, W), light ink on dark."""
+def _canvas_input(canvas: CanvasRequest) -> tuple[np.ndarray, dict]:
+    """(28, 28) input from a drawn canvas (H, W), light ink on dark; nothing more to say of it."""
     pixels = np.asarray(canvas.pixels, np.float32)
     if not canvas.preprocess:
-        return pixels
+        return pixels, {}
     try:
-        return to_mnist(pixels, ink="light")
+        return to_mnist(pixels, ink="light"), {}
     except ImageError:  # its message speaks of photos; say it in terms of the canvas
         raise ImageError("no ink found on the canvas: draw a digit, light strokes on the dark background, "
                          "larger than a dot") from None
@@ -202,4 +201,5 @@ def _image_input(data: bytes, ink: str) -> tuple[np.ndarray, dict]:
     """
     with _decoding:
         gray = read_image(data, max_pixels=UPLOAD_MAX_PIXELS, formats=UPLOAD_FORMATS, reduce_to=WORK_SIDE)
-        return to_mnist(gray, ink=ink), {"digits_seen": count_digits(gray, ink=ink)}
+        image, digits = to_mnist_counted(gray, ink=ink)
+        return image, {"digits_seen": digits}
