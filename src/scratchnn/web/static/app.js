@@ -239,6 +239,7 @@ function showEmpty(message, isError = false) {
 function show(result, status) {
   if (servedModel && result.model && result.model !== servedModel) {
     // another page's run ended, or it loaded a run: describe the model that answered, not the old one
+    servedModel = result.model;  // at once: answers that arrive before /api/model does are not news
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: result.model }));
   }
   setStatus(status);
