@@ -3,6 +3,7 @@ a seed run on 2,000 real digits with curves and weights updating, Pause, a reloa
 history comes back), a second browser, Stop, the Draw tab answering with the new model; a broken
 run's doctor finding; two runs overlaid with their differing settings; a phone-sized screen; and
 --no-train. Screenshots go to the artefacts folder."""
+import shutil
 import time
 import urllib.request
 
@@ -160,3 +161,24 @@ def test_phone_sized_screen_and_no_train(browser, runs, server, artifacts_dir):
         assert "--no-train" in page.locator("#train-off").inner_text()
         assert not page.locator("#train-on").is_visible()
         close_page(page, url)
+
+
+def test_a_page_open_before_another_loads_a_run_describes_the_model_that_answers(browser, runs, server):
+    """Page A sits on Draw; another client loads a run. A's next answer comes from that model, and
+    A's header now names it (it kept the old name and accuracy before)."""
+    twin = runs / "base-twin"
+    shutil.copytree(runs / "base", twin)
+    page = open_page(browser, server)
+    try:
+        page.wait_for_function("() => !document.querySelector('#model-line').textContent.includes('base-twin')")
+        request = urllib.request.Request(f"{server}/api/runs/base-twin/load", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        draw_stroke(page, [(0.55, 0.2), (0.5, 0.8)])
+        page.wait_for_function("() => document.querySelector('#model-line').textContent.startsWith('base-twin')",
+                               timeout=15_000)
+    finally:
+        back = urllib.request.Request(f"{server}/api/runs/base/load", data=b"", method="POST")
+        urllib.request.urlopen(back, timeout=30).close()
+        close_page(page, server)
+        shutil.rmtree(twin)
