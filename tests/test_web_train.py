@@ -250,6 +250,17 @@ def test_a_paused_run_still_ends_at_its_time_limit():
     assert watcher.stopped == "time" and time.monotonic() - started < 5
 
 
+def test_a_batch_counts_training_time_not_paused_time():
+    """The page estimates the time left from a batch's seconds: a pause must not inflate it."""
+    stop, pause, events = threading.Event(), threading.Event(), queue.Queue()
+    watcher = Watcher(events, stop, pause, max_seconds=60)
+    pause.set()
+    threading.Timer(0.5, pause.clear).start()
+    assert not watcher.stop_requested()  # returns once resumed, 0.5 s later
+    watcher.batch(1, 1, 1, loss=2.3, accuracy=0.1)
+    assert watcher.paused >= 0.45 and events.get_nowait()["seconds"] < 0.3
+
+
 def test_no_train_turns_training_off(runs):
     with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
         info = client.get("/api/train").json()

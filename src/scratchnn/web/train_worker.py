@@ -93,7 +93,7 @@ class Watcher:
 
     def __init__(self, events, stop, pause, max_seconds: float):
         self.events, self.stop, self.pause, self.max_seconds = events, stop, pause, max_seconds
-        self.start = time.monotonic()
+        self.start, self.paused = time.monotonic(), 0.0  # paused: seconds spent paused so far
         self.last_batch = self.last_picture = -math.inf
         self.model = self.x_dev = self.y_dev = None
         self.stopped = ""
@@ -112,7 +112,7 @@ class Watcher:
             return
         self.last_batch = now
         self.events.put(clean({"type": "batch", "epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
-                               "accuracy": accuracy, "seconds": now - self.start}))
+                               "accuracy": accuracy, "seconds": now - self.start - self.paused}))
 
     def evaluation(self, result) -> None:
         event = {"type": "evaluation", **dataclasses.asdict(result), "confusion": None, "weights": None}
@@ -135,8 +135,10 @@ class Watcher:
         self.events.put({"type": "finding", **clean(finding.to_dict())})
 
     def stop_requested(self) -> bool:
+        paused_at = time.monotonic()
         while self.pause.is_set() and not self.stop.is_set() and not self._out_of_time():
             time.sleep(0.05)
+        self.paused += time.monotonic() - paused_at  # the page's "s left" counts training time only
         if self.stop.is_set():
             self.stopped = self.stopped or "asked"
         elif self._out_of_time():
