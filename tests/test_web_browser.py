@@ -124,6 +124,7 @@ def test_drawing_a_one_shows_a_prediction_and_bars(page, artifacts_dir):
         new MutationObserver(() => { window.answerShown = performance.now(); })
             .observe(document.querySelector('#confidence'), {childList: true, characterData: true, subtree: true});
     }""")
+    assert "none" in page.locator("#prediction").get_attribute("class")  # "?" is no answer: not in its colour
     draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
     page.wait_for_function("() => window.answerShown !== null && window.strokeEnded !== null "
                            "&& window.answerShown > window.strokeEnded")
@@ -166,6 +167,7 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     page.click("#tab-button-gallery")
     page.wait_for_selector("#gallery .tile")
     assert page.locator("#gallery-set option[value=test]").is_disabled()  # a CSV run has no test split
+    assert "none in this data" in page.locator("#gallery-set option[value=test]").inner_text()  # and says so
     assert page.locator("#gallery .tile").count() == 24
     assert "of 1,000 dev digits are wrong" in page.locator("#gallery-status").inner_text()
     tile = page.locator("#gallery .tile").first

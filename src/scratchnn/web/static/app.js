@@ -230,6 +230,7 @@ function setStatus(text, isError = false) {
 function showEmpty(message, isError = false) {
   setStatus(message, isError);
   $("prediction").textContent = "?";
+  $("prediction").classList.add("none");  // a question mark, not an answer: not in the answer's colour
   $("confidence").textContent = isError ? "No prediction" : "Draw something";
   paintImage($("seen"), null);
   drawBars($("bars"), classes, null);
@@ -244,6 +245,7 @@ function show(result, status) {
   }
   setStatus(status);
   const p = result.probabilities[result.prediction];
+  $("prediction").classList.remove("none");
   $("prediction").textContent = result.label;
   $("confidence").textContent = `${(p * 100).toFixed(1)} % sure`;
   paintImage($("seen"), result.input, 1);
@@ -350,7 +352,12 @@ async function loadModel() {
     classes = model.classes;
     nameTheClasses();
     drawBars($("bars"), classes, null);
-    for (const option of $("gallery-set").options) option.disabled = !model.gallery_sets.includes(option.value);
+    for (const option of $("gallery-set").options) {
+      option.disabled = !model.gallery_sets.includes(option.value);
+      option.title = option.disabled ? `the served model's data has no ${option.value} set (a CSV or IDX file `
+        + "has its dev split only; a named dataset such as --dataset mnist has a test set)" : "";
+      option.textContent = option.disabled ? `${option.value} (none in this data)` : option.value;
+    }
     const m = model.metrics;
     const which = known(m.test_accuracy) ? "test" : "dev";
     const accuracy = m[`${which}_accuracy`];
