@@ -115,7 +115,7 @@ class ModelService:
         for name in FIELDS:  # data paths as base names ("dataset" is a name already)
             if isinstance(config.get(name), str) and config[name]:
                 config[name] = Path(config[name]).name
-        if config.get("augmentation"):
+        if isinstance(config.get("augmentation"), dict):  # an empty table too: it reads 'nothing'
             config["augmentation"] = Augmentation.text_of(config["augmentation"])
         return {"name": run, "path": self.path.name, "input_shape": list(model.input_shape),
                 "num_parameters": int(model.num_parameters), "classes": self.classes,

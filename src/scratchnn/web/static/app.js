@@ -402,12 +402,8 @@ async function loadModel() {
 }
 
 function configText(value) {
-  // A config value as a line of text: a list joined, a table (the augmentation) as name=value pairs.
+  // A config value as a line of text: a list joined ('none' when empty); the server words the rest.
   if (Array.isArray(value)) return value.length ? value.join(", ") : "none";
-  if (value && typeof value === "object") {
-    const pairs = Object.entries(value).map(([k, v]) => `${k}=${v}`);
-    return pairs.length ? pairs.join(", ") : "none";
-  }
   return String(value);
 }
 
