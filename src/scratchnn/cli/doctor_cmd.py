@@ -10,6 +10,7 @@ from pathlib import Path
 from ..doctor import RULES, diagnose_run
 from ..doctor.show import finding_lines, rule_lines
 from ..errors import ConfigError
+from ..training.run_health import run_settings
 
 
 def add_parser(commands) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join("\n".join(rule_lines(r)) for r in RULES))
         return 0
-    findings = diagnose_run(args.run_dir)
+    findings = diagnose_run(args.run_dir, run_settings(args.run_dir))  # fixes in the run's own values
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=2, allow_nan=False, default=str))
         return 0

@@ -3,20 +3,22 @@ most telling finding first."""
 from __future__ import annotations
 
 from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)
+from .advice import Settings, fitted
 from .findings import RULES, Finding, RunHealth
 from .signals import Row, check_health_rows
 
 
-def diagnose(metrics, health) -> list[Finding]:
+def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]:
     """Every finding on a run's tables, the most telling first.
 
     ``metrics`` and ``health`` are rows (dicts for metrics, ``Row``s or 4-tuples for health), or
     a ``RunHealth``'s inputs; see doctor.signals for their columns. Findings come in diagnosis
-    order (causes before symptoms), ``advice`` after every error and warning.
+    order (causes before symptoms), ``advice`` after every error and warning. Given the run's
+    ``settings``, each fix names the values to change (doctor.advice).
     """
     run = metrics if isinstance(metrics, RunHealth) else RunHealth(metrics, health)
     findings = [f for f in (r.examine(run) for r in RULES) if f is not None]
-    return sorted(findings, key=lambda f: f.severity == "advice")  # stable: keeps the rules' order
+    return fitted(sorted(findings, key=lambda f: f.severity == "advice"), run, settings)  # stable sort: rules' order
 
 
 class Doctor:
@@ -25,9 +27,10 @@ class Doctor:
     It is called at every evaluation with the run's growing health table, so it validates only
     the rows added since the last call and examines only the rules that have not fired yet
     (each reports once): on the seed network, revalidating and re-examining everything each
-    time cost 8% of the training time."""
+    time cost 8% of the training time. Given the run's ``settings``, fixes name its values."""
 
-    def __init__(self):
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings
         self.seen: dict[str, Finding] = {}
         self._rows: list[Row] = []  # the health rows validated so far
 
@@ -37,7 +40,7 @@ class Doctor:
         self._rows += check_health_rows(health[len(self._rows):])
         run = RunHealth(metrics, self._rows, health_checked=True)
         found = [f for f in (r.examine(run) for r in RULES if r.id not in self.seen) if f is not None]
-        new = sorted(found, key=lambda f: f.severity == "advice")  # diagnose's order
+        new = fitted(sorted(found, key=lambda f: f.severity == "advice"), run, self.settings)  # diagnose's order
         self.seen.update((f.id, f) for f in new)
         return new
 

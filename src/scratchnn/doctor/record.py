@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write_bytes
+from .advice import Settings
 from .diagnosis import diagnose
 from .findings import Finding
 from .signals import (HEALTH_FILE, METRICS_FILE, MODEL, Row, dead_fraction, label_balance, prediction_share, rms,
@@ -102,8 +103,10 @@ class HealthLog:
         for name, w in (weights or {}).items():
             self._add(epoch, name, {"weight_rms": rms(w)})
 
-    def diagnose(self) -> list[Finding]:
-        return diagnose(self.metrics, self.rows)
+    def diagnose(self, settings: Settings | None = None) -> list[Finding]:
+        """The doctor's findings on what was logged; with ``settings`` (e.g. ``Settings({"lr": 0.5})``)
+        each fix names the values to change."""
+        return diagnose(self.metrics, self.rows, settings)
 
     def save(self, folder) -> Path:
         """Write metrics.csv and health.csv into ``folder`` (created if needed)."""

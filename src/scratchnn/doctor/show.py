@@ -17,13 +17,15 @@ def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> li
         tag = f"[{finding.id}] {finding.severity}"
         head = COLORS[finding.severity] + tag + RESET + head[len(tag):]
     body = textwrap.wrap(finding.explanation, width, initial_indent="    ", subsequent_indent="    ")
-    fix = textwrap.wrap(f"fix: {finding.fix}", width, initial_indent="    ", subsequent_indent="         ")
+    fix = textwrap.wrap(f"fix: {finding.fix}", width, initial_indent="    ", subsequent_indent="         ",
+                        break_on_hyphens=False)  # a flag (--bias-init, lr-find) stays whole
     return [head, *body, *fix]
 
 
 def rule_lines(rule: Rule, width: int = 100) -> list[str]:
     """'[dead-relu] warning', then what it means, when it fires (its trigger) and its fix."""
     def wrapped(text: str, lead: str = "") -> list[str]:
-        return textwrap.wrap(lead + text, width, initial_indent="    ", subsequent_indent="    " + " " * len(lead))
+        return textwrap.wrap(lead + text, width, initial_indent="    ", subsequent_indent="    " + " " * len(lead),
+                             break_on_hyphens=False)
     return [f"[{rule.id}] {rule.severity}", *wrapped(rule.explanation), *wrapped(rule.trigger, "when: "),
             *wrapped(rule.fix, "fix: ")]

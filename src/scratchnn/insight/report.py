@@ -31,6 +31,7 @@ from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run import REPORT_FILE
 from ..training.run_data import SETS, data_source, load_set, locate_data
+from ..training.run_health import run_settings
 from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
 
 METRICS_FILE = "metrics.csv"
@@ -101,7 +102,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
             plots.first_layer_figure(model, image_shape=metadata.get("image_shape")))
     except ShapeError as error:
         notes.append(f"No first-layer figure: {error}.")
-    health = read_health(run_dir, notes)
+    health = read_health(run_dir, notes, run_settings(run_dir))
     for figure in health_figures(health, step):
         add(*figure, into=health_section)
     drawn = figures + health_section

@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..doctor import diagnose
+from ..doctor import Settings, diagnose
 from ..doctor.findings import Finding
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, Row, read_health_csv, read_metrics_csv
 from ..errors import DataError, ShapeError
@@ -33,8 +33,9 @@ class Health:
     missing: list[str] = field(default_factory=list)
 
 
-def read_health(run_dir: Path, notes: list[str]) -> Health:
-    """The run's health table and the doctor's findings on it; notes for what could not be read."""
+def read_health(run_dir: Path, notes: list[str], settings: Settings | None = None) -> Health:
+    """The run's health table and the doctor's findings on it (fixes fitted to the run's
+    ``settings``); notes for what could not be read."""
     path = run_dir / HEALTH_FILE
     if not path.exists():
         return Health(None, absent=ABSENT)
@@ -44,7 +45,7 @@ def read_health(run_dir: Path, notes: list[str]) -> Health:
         notes.append(f"{HEALTH_FILE} could not be read ({error}), so there is no Health section.")
         return Health(None, absent=f"The run's {HEALTH_FILE} could not be read (see the notes).")
     try:
-        findings = diagnose(read_metrics_csv(run_dir / METRICS_FILE), rows)
+        findings = diagnose(read_metrics_csv(run_dir / METRICS_FILE), rows, settings)
     except DataError as error:
         notes.append(f"The doctor could not read this run's tables ({error}), so the Health section has no findings.")
         findings = None

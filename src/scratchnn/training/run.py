@@ -46,7 +46,7 @@ from .progress import TrainingProgress
 from .run_data import (check_class_numbers, check_data_files, config_generators, data_source, load_data,
                        locate_data, record_data, run_split)
 from .run_display import RunDisplay
-from .run_health import diagnose_history, doctor_summary, earlier_health, health_summary
+from .run_health import diagnose_history, doctor_settings, doctor_summary, earlier_health, health_summary
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
@@ -225,7 +225,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         health.record_labels(y_train, model.num_classes)
         if augmentation is not None:
             health.record_readability(x_train, y_train, augmentation)
-    doctor = Doctor()
+    doctor = Doctor(doctor_settings(config, run_dir))
     step_name = "Iteration" if not config.batch_size else "Epoch"
     evaluations = 0
 
@@ -313,7 +313,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     findings = doctor.findings
     if health is not None:
         write_health_csv(run_dir / HEALTH_FILE, health.rows)
-        findings = diagnose_history(history, health.rows)
+        findings = diagnose_history(history, health.rows, doctor.settings)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
         "augmentation": Augmentation.record(augmentation),

@@ -6,11 +6,13 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from ..doctor.advice import Settings
 from ..doctor.diagnosis import diagnose
 from ..doctor.findings import Finding
 from ..doctor.signals import HEALTH_FILE, Row, read_health_csv
-from ..errors import DataError
+from ..errors import DataError, ScratchnnError
 from .checkpoint import Checkpoint
+from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
 
 
@@ -26,9 +28,23 @@ def earlier_health(run_dir: Path, checkpoint: Checkpoint | None, log: Callable[[
     return [row for row in rows if row.epoch <= checkpoint.epoch]
 
 
-def diagnose_history(history: list[EpochResult], rows: list[Row]) -> list[Finding]:
+def doctor_settings(config: TrainConfig, run_dir: Path) -> Settings | None:
+    """What the doctor's fixes may read of a run: its config, and the config file lr-find takes.
+    None for a run with faults on purpose: the doctor is not told what was broken."""
+    return None if config.fault else Settings(config.to_dict(), str(run_dir / CONFIG_FILE))
+
+
+def run_settings(run_dir: Path) -> Settings | None:
+    """``doctor_settings`` of a run folder, from its config.toml (None if it cannot be read)."""
+    try:
+        return doctor_settings(TrainConfig.load(run_dir / CONFIG_FILE), run_dir)
+    except (OSError, ScratchnnError):
+        return None
+
+
+def diagnose_history(history: list[EpochResult], rows: list[Row], settings: Settings | None = None) -> list[Finding]:
     """Every finding the doctor's rules make of a run's epochs and health rows."""
-    return diagnose([dataclasses.asdict(r) for r in history], rows)
+    return diagnose([dataclasses.asdict(r) for r in history], rows, settings)
 
 
 def health_summary(rows: list[Row], findings: list[Finding]) -> dict:

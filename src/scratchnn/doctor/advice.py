@@ -1,0 +1,211 @@
+"""Fixes fitted to the run: a finding's fix, written with the settings the run trained with.
+
+The rules diagnose from the two tables alone, and their fix is general advice ("lower --lr by
+10x (or use --schedule cosine --warmup 1)"). Told the run's settings (``scratchnn train`` tells
+the live doctor; ``scratchnn doctor RUN_DIR`` and the report read the run's config.toml), the
+doctor names values instead and leaves out what the run already does: a run at ``--lr 50``
+that warms up already is told "lower --lr from 50 to 0.5", not to warm up. A run with
+``--fault`` gets the general advice: the doctor is not told what was broken on purpose.
+
+How far to lower the rate comes from the first step's update ratio ‖ΔW‖/‖W‖, which is
+proportional to the learning rate for SGD and Adam alike: a first step that moved the weights by
+1,100% of their size needs a rate 1,100% / 10% = 110 times smaller to move them by the 10% that
+the doctor still lets pass, rounded up to a power of ten (1,000: the mlp preset at --lr 50 is
+told 0.05, which trains as well as its own 2e-3; the seed network at --lr 10 is told 0.1, its
+own rate). How far to raise a rate that barely moves anything comes from the latest
+ratio against the healthy 0.1%. Both are first guesses; ``scratchnn lr-find`` measures one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from .findings import Finding, RunHealth
+from .thresholds import HIGH_UPDATE
+
+HEALTHY_UPDATE = 1e-3  # a healthy step changes the weights by about a thousandth of their size
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run trained with: any of ``TrainConfig``'s fields by name (lr, optimizer, schedule,
+    warmup, init, bias_init, activation, batchnorm, hidden, dropout, weight_decay, augment,
+    patience, epochs), and the config file that ``scratchnn lr-find --config`` can read."""
+
+    values: Mapping[str, object] = field(default_factory=dict)
+    config_file: str = ""
+
+    def get(self, name: str, default=None):
+        return self.values.get(name, default)
+
+
+FITTERS: dict[str, Callable[[RunHealth, Settings, Finding], str | None]] = {}
+
+
+def fits(rule_id: str):
+    """Register the decorated function as the fitted fix of rule ``rule_id``: given the run's
+    tables, its settings and the finding, it returns the fix with the run's values, or None to
+    keep the rule's general one."""
+    def register(fitter):
+        FITTERS[rule_id] = fitter
+        return fitter
+    return register
+
+
+def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None) -> list[Finding]:
+    """The findings, each fix fitted to ``settings`` where its rule has a fitter."""
+    if settings is None:
+        return findings
+    out = []
+    for finding in findings:
+        fitter = FITTERS.get(finding.id)
+        fix = fitter(run, settings, finding) if fitter else None
+        out.append(dataclasses.replace(finding, fix=fix) if fix else finding)
+    return out
+
+
+def number(value: float) -> str:
+    """0.5, 2e-05, 50: a learning rate as a learner would type it."""
+    return f"{value:.3g}"
+
+
+def listed(parts: list[str], last: str = "or") -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    parts = [p for p in parts if p]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} {last} {parts[-1]}"
+
+
+def _power_of_ten_above(factor: float) -> float:
+    """The power of ten at or above ``factor``, and at least 10."""
+    return 10.0 ** max(1, math.ceil(math.log10(factor) - 1e-9)) if factor > 1 else 10.0
+
+
+def first_step_ratio(run: RunHealth) -> float | None:
+    """The largest update ratio of the first step (epoch 0) over the layers, if recorded."""
+    ratios = [run.value("update_ratio", layer, 0) for layer in run.layers("update_ratio")]
+    finite = [r for r in ratios if r is not None and math.isfinite(r)]
+    return max(finite) if finite else None
+
+
+def lower_lr(run: RunHealth, settings: Settings) -> str:
+    """'lower --lr from 50 to 0.5', the factor from the first step's update ratio (at least 10)."""
+    lr = settings.get("lr")
+    if not lr:
+        return "lower --lr by 10x"
+    ratio = first_step_ratio(run)
+    factor = _power_of_ten_above(ratio / HIGH_UPDATE) if ratio else 10.0
+    return f"lower --lr from {number(lr)} to {number(lr / factor)}"
+
+
+def warm_up(settings: Settings) -> str:
+    """The warm-up a run lacks ('' when it warms up already)."""
+    if settings.get("warmup", 0) > 0:
+        return ""
+    return "--warmup 1" if settings.get("schedule", "constant") != "constant" else "--schedule cosine --warmup 1"
+
+
+def lr_find(settings: Settings) -> str:
+    if not settings.config_file:
+        return "scratchnn lr-find suggests one"
+    return f"scratchnn lr-find --config {settings.config_file} measures one for this network in seconds"
+
+
+def unit_init(settings: Settings) -> str:
+    """The initialiser for the run's activation ('' when the run uses it already)."""
+    wanted = "glorot_uniform" if settings.get("activation") in ("sigmoid", "tanh") else "he_normal"
+    return "" if settings.get("init") == wanted else f"--init {wanted} (now {settings.get('init')})"
+
+
+@fits("lr-too-high")
+def _lr_too_high(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    warm = warm_up(settings)
+    return f"{lower_lr(run, settings)}{f' (or keep it and add {warm})' if warm else ''}; {lr_find(settings)}"
+
+
+@fits("exploding")
+def _exploding(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    return "; ".join(p for p in (lower_lr(run, settings), unit_init(settings), warm_up(settings)) if p)
+
+
+@fits("lr-too-low")
+def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    """The ratio at the finding's epoch, not the last one: a schedule may have decayed the rate since."""
+    lr = settings.get("lr")
+    ratios = [r for layer in run.layers("update_ratio")
+              for r in [run.value("update_ratio", layer, finding.epoch)] if r is not None and math.isfinite(r) and r > 0]
+    if not lr or not ratios:
+        return None
+    factor = _power_of_ten_above(HEALTHY_UPDATE / max(ratios))
+    return (f"raise --lr from {number(lr)} to {number(lr * factor)} (its steps change the weights by "
+            f"{max(ratios):.2g} of their size; about {HEALTHY_UPDATE:g} is healthy); {lr_find(settings)}")
+
+
+@fits("dead-relu")
+def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    init = [f"--{flag.replace('_', '-')} {wanted}" for flag, wanted in (("init", "he_normal"), ("bias_init", "zeros"))
+            if settings.get(flag) != wanted]
+    leaky = "--activation leaky-relu" if settings.get("activation") == "relu" else ""
+    return listed([lower_lr(run, settings), " ".join(init), leaky])
+
+
+@fits("one-class")
+def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    return f"{lower_lr(run, settings)} (scratchnn shuffles every epoch already)"
+
+
+@fits("chance-loss")
+def _chance_loss(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    without = "; train once with --no-augment" if settings.get("augment") else ""
+    return f"run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data{without}"
+
+
+@fits("vanishing-gradients")
+def _vanishing(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    hidden = settings.get("hidden") or []
+    relu = settings.get("activation") in ("sigmoid", "tanh")
+    parts = ["--activation relu --init he_normal" if relu else unit_init(settings),
+             "" if settings.get("batchnorm") else "--batchnorm",
+             f"fewer layers than {len(hidden)} (--hidden 256,128)" if len(hidden) > 2 else ""]
+    if any(parts):
+        return listed(parts)
+    return ("this run has the usual cures already (ReLU, He initialisation, batch norm, at most two hidden "
+            "layers): look at the other findings. Steps too large kill units, and a dead layer passes no gradient back")
+
+
+@fits("saturated")
+def _saturated(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    parts = [unit_init(settings), "" if settings.get("batchnorm") else "--batchnorm", "--activation relu"]
+    return listed(parts)
+
+
+@fits("large-init")
+@fits("small-init")
+@fits("symmetric-units")
+def _init(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    return unit_init(settings) or None
+
+
+@fits("overfitting")
+def _overfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    dev = run.metric("dev_loss")
+    best = min(dev, key=lambda ev: ev[1])[0] if dev else None
+    dropout, decay = settings.get("dropout", 0.0), settings.get("weight_decay", 0.0)
+    parts = ["" if settings.get("patience") else "--patience 5 (early stopping, the best weights kept)",
+             f"--dropout {number(min(0.5, dropout + 0.2))} (now {number(dropout)})" if dropout < 0.5 else "",
+             f"--weight-decay {number(decay * 3 if decay else 0.01)} (now {number(decay)})",
+             "" if settings.get("augment") else "--augment",
+             f"fewer epochs (the dev loss was lowest at epoch {best}: --epochs {best})" if best else "fewer epochs"]
+    return listed(parts)
+
+
+@fits("underfitting")
+def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    epochs, lr, hidden = settings.get("epochs"), settings.get("lr"), settings.get("hidden") or []
+    parts = [f"more epochs (--epochs {2 * epochs}, now {epochs})" if epochs else "more epochs (--epochs)",
+             f"a larger --lr than {number(lr)} ({lr_find(settings)})" if lr else "a larger --lr",
+             f"wider or more layers (--hidden 512,256; now {','.join(map(str, hidden))})"
+             if sum(hidden) < 768 and not settings.get("conv") else "",
+             "--optimizer adam" if settings.get("optimizer") == "sgd" else ""]
+    return listed(parts)

@@ -1,0 +1,174 @@
+"""Fixes fitted to the run (doctor/advice.py): the values to change, and nothing the run does already.
+
+Unit cases on hand-made tables, then whole runs: ``scratchnn train`` and ``scratchnn doctor`` name
+the run's own learning rate; a run with ``--fault`` keeps the general fixes."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from scratchnn.doctor import RULES, Doctor, Settings, diagnose
+from scratchnn.doctor.advice import FITTERS
+from scratchnn.doctor.signals import check_health_rows
+from scratchnn.training.config import CONFIG_FILE
+from scratchnn.training.presets import get_preset
+from scratchnn.training.run_health import doctor_settings, run_settings
+
+CONFIG = "runs/x/config.toml"
+LR_FIND = f"scratchnn lr-find --config {CONFIG} measures one for this network in seconds"
+
+
+def general(rule_id: str) -> str:
+    return next(r.fix for r in RULES if r.id == rule_id)
+
+
+def metrics(losses, accuracies=None, dev_losses=None):
+    n = len(losses)
+    return [{"epoch": e, "train_loss": losses[e], "train_accuracy": (accuracies or [0.1] * n)[e],
+             "dev_loss": (dev_losses or [math.nan] * n)[e], "dev_accuracy": math.nan} for e in range(n)]
+
+
+def first_step(ratio: float, weights=(0.05, 5.0)):
+    """Health rows of a first step that moved the weights by ``ratio`` and blew them up after."""
+    return [(0, "model", "classes", 10), (0, "1.Dense", "update_ratio", ratio),
+            (0, "1.Dense", "weight_rms", weights[0]), (1, "1.Dense", "weight_rms", weights[1])]
+
+
+def finding(rule_id, rows, health, **values):
+    settings = Settings({**get_preset("mlp").to_dict(), **values}, CONFIG)
+    found = [f for f in diagnose(rows, health, settings) if f.id == rule_id]
+    assert found, f"[{rule_id}] did not fire"
+    return found[0]
+
+
+@pytest.mark.parametrize("ratio, lr, told", [(11.0, 50, 0.05),   # 110x too far: 1,000x lower
+                                             (1.1, 5, 0.05),      # 11x: 100x
+                                             (1.0, 5, 0.5),       # 10x exactly: 10x
+                                             (0.3, 0.5, 0.05),    # within the doctor's limit: 10x all the same
+                                             (4.19, 10, 0.1)])    # the seed network at --lr 10: its own 0.1
+def test_lr_too_high_names_a_rate_from_how_far_the_first_step_went(ratio, lr, told):
+    found = finding("lr-too-high", metrics([2.0, 2.0]), first_step(ratio), lr=lr, warmup=1.0)
+    assert found.fix == f"lower --lr from {lr:g} to {told:g}; {LR_FIND}"
+
+
+@pytest.mark.parametrize("schedule, warmup, added", [("constant", 0.0, "--schedule cosine --warmup 1"),
+                                                     ("cosine", 0.0, "--warmup 1"), ("cosine", 2.0, None)])
+def test_warm_up_is_offered_only_to_a_run_that_does_not_warm_up(schedule, warmup, added):
+    found = finding("lr-too-high", metrics([2.0, 2.0]), first_step(11.0), lr=50, schedule=schedule, warmup=warmup)
+    assert ("warmup" in found.fix) == (added is not None)
+    if added:
+        assert f"(or keep it and add {added})" in found.fix
+
+
+def test_without_settings_or_a_fitter_the_general_fix_stands():
+    rows, health = metrics([2.0, 2.0]), first_step(11.0)
+    assert [f.fix for f in diagnose(rows, health) if f.id == "lr-too-high"] == [general("lr-too-high")]
+    assert {f.id for f in diagnose(rows, health, Settings())} == {f.id for f in diagnose(rows, health)}
+    # an empty Settings knows no rate: the general words, no lr-find command it could not write
+    fix = next(f.fix for f in diagnose(rows, health, Settings()) if f.id == "lr-too-high")
+    assert fix.startswith("lower --lr by 10x") and "--config" not in fix
+    assert "scalar-bias-gradient" not in FITTERS and "softmax-overflow" not in FITTERS  # code to fix, not flags
+
+
+def test_lr_too_low_names_the_rate_that_would_move_the_weights_a_thousandth():
+    """From the ratio when the finding fired: by the last evaluation a cosine schedule had taken
+    the rate (and the ratio) to nearly 0, which once made the doctor say --lr 1e+03."""
+    ratios = [2e-7, 2e-7, 2e-7, 1e-9, 1e-16]
+    health = [(0, "model", "classes", 10)] + [(e, "1.Dense", signal, value) for e, ratio in enumerate(ratios)
+                                              for signal, value in (("update_ratio", ratio), ("grad_rms", 0.1))]
+    found = finding("lr-too-low", metrics([2.3] * 5), health, lr=1e-6)
+    assert found.fix.startswith("raise --lr from 1e-06 to 0.01 (its steps change the weights by 2e-07")
+    assert found.fix.endswith(LR_FIND)
+
+
+def dead(**values):
+    health = [(0, "model", "classes", 10)] + [(e, "3.ReLU", "dead_fraction", 0.9) for e in range(3)]
+    return finding("dead-relu", metrics([2.0, 1.9, 1.8]), health, lr=0.5, **values).fix
+
+
+def test_dead_relu_leaves_out_the_initialisation_the_run_has():
+    assert dead(init="he_normal", bias_init="zeros") == "lower --lr from 0.5 to 0.05 or --activation leaky-relu"
+    assert dead(init="seed_uniform", bias_init="seed_uniform") == (
+        "lower --lr from 0.5 to 0.05, --init he_normal --bias-init zeros or --activation leaky-relu")
+
+
+def overfit(**values):
+    dev = [0.5, 0.3, 0.2, 0.25, 0.3, 0.35]
+    rows = metrics([1.0, 0.5, 0.3, 0.2, 0.1, 0.05], [0.7, 0.8, 0.9, 0.95, 0.98, 0.99], dev)
+    for row, accuracy in zip(rows, [0.7, 0.8, 0.9, 0.9, 0.9, 0.9]):
+        row["dev_accuracy"] = accuracy
+    return finding("overfitting", rows, [(0, "model", "classes", 10)], **values).fix
+
+
+def test_overfitting_names_the_best_epoch_and_only_the_cures_not_in_use():
+    bare = overfit(patience=0, dropout=0.0, weight_decay=0.0, augment=False)
+    assert bare == ("--patience 5 (early stopping, the best weights kept), --dropout 0.2 (now 0), --weight-decay "
+                    "0.01 (now 0), --augment or fewer epochs (the dev loss was lowest at epoch 2: --epochs 2)")
+    used = overfit(patience=5, dropout=0.5, weight_decay=0.01, augment=True)
+    assert used == "--weight-decay 0.03 (now 0.01) or fewer epochs (the dev loss was lowest at epoch 2: --epochs 2)"
+
+
+def underfit(**values):
+    rows = metrics([1.5] * 6, [0.5] * 6)
+    return finding("underfitting", rows, [(0, "model", "classes", 10)], **values).fix
+
+
+def test_underfitting_doubles_the_run_and_offers_adam_only_to_sgd():
+    fix = underfit(epochs=20, lr=0.01, optimizer="sgd", hidden=[10], conv=[])
+    assert fix.startswith("more epochs (--epochs 40, now 20), a larger --lr than 0.01 (")
+    assert "--hidden 512,256; now 10" in fix and fix.endswith("or --optimizer adam")
+    assert "--optimizer" not in underfit(epochs=20, lr=0.01, optimizer="adamw", hidden=[512, 256], conv=[])
+
+
+def vanishing(**values):
+    health = [(0, "model", "classes", 10), (0, "1.Dense", "grad_rms", 1e-6), (0, "9.Dense", "grad_rms", 1.0),
+              (1, "1.Dense", "grad_rms", 1e-6), (1, "9.Dense", "grad_rms", 1.0)]
+    return finding("vanishing-gradients", metrics([2.0, 2.0]), health, **values).fix
+
+
+def test_vanishing_gradients_points_elsewhere_when_the_run_has_every_cure():
+    assert vanishing(activation="sigmoid", init="glorot_uniform", batchnorm=False, hidden=[128] * 5) == (
+        "--activation relu --init he_normal, --batchnorm or fewer layers than 5 (--hidden 256,128)")
+    cured = vanishing(activation="relu", init="he_normal", batchnorm=True, hidden=[512, 256])
+    assert cured.startswith("this run has the usual cures already") and "look at the other findings" in cured
+
+
+def test_the_live_doctor_fits_its_fixes_too():
+    doctor = Doctor(Settings({"lr": 50.0, "warmup": 1.0}, CONFIG))
+    new = doctor.update(metrics([2.0, 2.0]), [])
+    assert new == []  # nothing in health yet
+    found = doctor.update(metrics([2.0, 2.0]), check_health_rows(first_step(11.0)))
+    assert [f.fix for f in found if f.id == "lr-too-high"] == [f"lower --lr from 50 to 0.05; {LR_FIND}"]
+
+
+def test_a_run_with_a_fault_on_purpose_gets_the_general_fixes(tmp_path):
+    config = get_preset("seed")
+    assert doctor_settings(config, tmp_path).config_file == str(tmp_path / CONFIG_FILE)
+    config.fault = ["huge-init"]
+    assert doctor_settings(config, tmp_path) is None
+    config.save(tmp_path / CONFIG_FILE)
+    assert run_settings(tmp_path) is None
+    (tmp_path / CONFIG_FILE).write_text("lr = 'fast'\n")  # unreadable: the general fixes, no error
+    assert run_settings(tmp_path) is None
+    assert run_settings(tmp_path / "missing") is None
+
+
+def test_train_and_doctor_tell_a_seed_run_at_lr_10_its_own_rate(shared_dir, tmp_path):
+    mnist = shared_dir / "datasets/mnist"
+    run_dir = tmp_path / "run"
+    train = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "seed", "--lr", "10",
+                            "--epochs", "30", "--images", str(mnist / "t10k-images-idx3-ubyte.gz"),
+                            "--labels", str(mnist / "t10k-labels-idx1-ubyte.gz"), "--out", str(run_dir),
+                            "--no-report"], capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    told = "fix: lower --lr from 10 to 0.1 (or keep it and add --schedule cosine --warmup 1); scratchnn"
+    assert told in train.stdout
+    doctor = subprocess.run([sys.executable, "-m", "scratchnn", "doctor", str(run_dir)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    assert told in doctor.stdout
+    assert f"lr-find --config {run_dir / CONFIG_FILE}" in " ".join(doctor.stdout.split())
+    assert "--init he_normal --bias-init zeros" in doctor.stdout  # the seed's uniform init, named
