@@ -339,6 +339,23 @@ def test_an_mnist_digit_comes_back_as_itself(shared_dir):
         assert similarity(again, digit / 255) > 0.9
 
 
+def test_a_dot_is_not_a_digit(shared_dir):
+    """A click of a pen or a blot is refused (the network would give it a confident class); a short
+    thick stroke, a "1" of three pen widths, and 1,000 real digits all pass."""
+    rows, cols = np.mgrid[:280, :280]
+    for radius in (4, 11, 30):
+        dot = (((rows - 40) ** 2 + (cols - 200) ** 2) <= radius ** 2).astype(np.float32)
+        with pytest.raises(ImageError, match="the ink is a dot, not a digit"):
+            to_mnist(dot, ink="light")
+        with pytest.raises(ImageError, match="the ink is a dot, not a digit"):
+            split_digits(1 - dot)  # dark on white paper, read as a number
+    stroke = np.zeros((280, 280), np.float32)
+    stroke[100:160, 130:150] = 1
+    assert to_mnist(stroke, ink="light").max() > 0
+    for digit in read_idx(shared_dir / MNIST.format("images", 3))[:1000]:
+        to_mnist(digit)
+
+
 @pytest.mark.parametrize("page", ["white", "grey with uneven light and noise", "JPEG of grey paper"])
 def test_an_empty_page_says_no_ink(page):
     canvas = np.zeros((200, 260), np.float32)

@@ -245,6 +245,13 @@ def test_empty_canvas_is_refused(client):
     assert_error(client.post("/api/predict", json={"pixels": [[0.0] * 112] * 112}), 422, "no ink")
 
 
+def test_a_click_on_the_pad_is_no_digit(client):
+    """One click of the page's pen (22 px on 280) in a corner got a confident class; now a 422."""
+    rows, cols = np.mgrid[:280, :280]
+    click = (((rows - 30) ** 2 + (cols - 250) ** 2) <= 11 ** 2).astype(float)
+    assert_error(client.post("/api/predict", json={"pixels": click.tolist()}), 422, "the ink is a dot, not a digit")
+
+
 def test_oversized_body_is_refused_before_it_is_read(client):
     body = b'{"pixels": [' + b"0," * (3 * 1024 * 1024) + b"0]}"
     assert_error(post_json(client, body), 413, "too large", "5 MB")

@@ -116,6 +116,21 @@ def draw_stroke(page, points, steps=12):
     page.mouse.up()
 
 
+def test_a_click_on_the_pad_asks_for_more_ink_and_sends_nothing(page):
+    """A click is a dot: the network would read it as some digit with confidence, so the page asks
+    for more, sends nothing and shows no answer; drawing on from there sends the digit."""
+    sent = []
+    page.on("request", lambda request: "/api/predict" in request.url and sent.append(request.url))
+    draw_stroke(page, [(0.9, 0.1)])
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Keep drawing')")
+    page.wait_for_timeout(300)
+    assert sent == [] and page.locator("#prediction").inner_text() == "?"
+    assert "error" not in (page.locator("#status").get_attribute("class") or "")
+    draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
+    page.wait_for_function("() => document.querySelector('#confidence').textContent.includes('% sure')")
+    assert sent
+
+
 def test_drawing_a_one_shows_a_prediction_and_bars(page, artifacts_dir):
     # Time from the end of the stroke to the last change of the answer on screen.
     page.evaluate("""() => {

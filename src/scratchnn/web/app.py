@@ -33,7 +33,7 @@ from starlette.datastructures import UploadFile
 from .. import __version__
 from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
-from ..photos.preprocess import INKS, WORK_SIDE, read_image, to_mnist, to_mnist_counted
+from ..photos.preprocess import INKS, WORK_SIDE, NoInk, read_image, to_mnist, to_mnist_counted
 from .gallery import GalleryUnavailable
 from .hosts import HostAllowList, allowed_host_names
 from .inference import ModelService
@@ -186,7 +186,7 @@ def _canvas_input(canvas: CanvasRequest) -> tuple[np.ndarray, dict]:
         return pixels, {}
     try:
         return to_mnist(pixels, ink="light"), {}
-    except ImageError:  # its message speaks of photos; say it in terms of the canvas
+    except NoInk:  # its message speaks of photos; say it in terms of the canvas
         raise ImageError("no ink found on the canvas: draw a digit, light strokes on the dark background, "
                          "larger than a dot") from None
 

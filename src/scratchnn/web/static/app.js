@@ -49,12 +49,26 @@ let stroke = null; // the last point of the stroke being drawn
 let hasInk = false;
 let source = "canvas"; // "canvas", "photo" or "gallery": what the prediction on screen came from
 let generation = 0; // bumped by Clear, so a late answer for the old drawing is dropped
+// The drawing's extent and widest pen so far. Ink under DOT pen widths long is a dot, and the network
+// would read even a dot as some digit: it is not sent (the server refuses one too: photos/preprocess.py).
+const DOT = 3.5;
+let extent = null;
 
 function wipePad() {
   ink.fillStyle = "#000";
   ink.fillRect(0, 0, pad.width, pad.height);
   hasInk = false;
+  extent = null;
 }
+
+function spread(point, event) {
+  const r = penWidth(event) / 2;
+  const e = extent ?? { x0: point.x, x1: point.x, y0: point.y, y1: point.y, pen: 0 };
+  extent = { x0: Math.min(e.x0, point.x - r), x1: Math.max(e.x1, point.x + r), y0: Math.min(e.y0, point.y - r),
+             y1: Math.max(e.y1, point.y + r), pen: Math.max(e.pen, 2 * r) };
+}
+
+const onlyADot = () => extent && Math.max(extent.x1 - extent.x0, extent.y1 - extent.y0) < DOT * extent.pen;
 
 function startOver(newSource) {
   wipePad();
@@ -80,6 +94,7 @@ function dot(point, event) {
   ink.beginPath();
   ink.arc(point.x, point.y, penWidth(event) / 2, 0, 2 * Math.PI);
   ink.fill();
+  spread(point, event);
 }
 
 function lineTo(point, event) {
@@ -91,6 +106,7 @@ function lineTo(point, event) {
   ink.moveTo(stroke.x, stroke.y);
   ink.lineTo(point.x, point.y);
   ink.stroke();
+  spread(point, event);
   stroke = point;
 }
 
@@ -146,6 +162,10 @@ async function pump() {
   if (inFlight || !dirty) return;
   dirty = false;
   if (!hasInk) return;
+  if (onlyADot()) {
+    showEmpty("Keep drawing: so far this is a dot, and the network would read even a dot as some digit.");
+    return;
+  }
   inFlight = true;
   const sent = generation;
   try {
