@@ -24,11 +24,11 @@ pytestmark = pytest.mark.slow  # schemathesis runs every check on every operatio
 
 EXAMPLES = int(os.environ.get("SCRATCHNN_SCHEMA_EXAMPLES", "25"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-OPERATIONS = ["POST /api/predict", "GET /api/model", "GET /api/gallery", "GET /api/train", "POST /api/train", "GET /api/train/events",
-              "POST /api/train/stop", "POST /api/train/pause", "POST /api/train/resume", "GET /api/runs",
-              "GET /api/runs/{name}/curves", "POST /api/runs/{name}/load"]
-NO_INPUT = ("GET /api/model", "GET /api/train", "GET /api/train/events", "POST /api/train/stop", "POST /api/train/pause",
-            "POST /api/train/resume", "GET /api/runs")
+OPERATIONS = ["POST /api/predict", "GET /api/model", "GET /api/gallery", "GET /api/train", "GET /api/train/state",
+              "POST /api/train", "GET /api/train/events", "POST /api/train/stop", "POST /api/train/pause",
+              "POST /api/train/resume", "GET /api/runs", "GET /api/runs/{name}/curves", "POST /api/runs/{name}/load"]
+NO_INPUT = ("GET /api/model", "GET /api/train", "GET /api/train/state", "GET /api/train/events", "POST /api/train/stop",
+            "POST /api/train/pause", "POST /api/train/resume", "GET /api/runs")
 HOST = {"host": "localhost"}  # the app answers only its own names; schemathesis sends testserver
 
 

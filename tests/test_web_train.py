@@ -101,6 +101,7 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert_error(client.post("/api/train", json={"hidden": [5000], "epochs": 1}), 422, "--hidden", "--max-train-width")
     assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"
     assert client.get("/api/train").json()["state"]["status"] == "idle"
+    assert client.get("/api/train/state").json()["status"] == "idle"  # what an idle page polls
 
 
 def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(client, runs):

@@ -1,8 +1,9 @@
 """The Train and Runs tabs in Debian's headless Chromium against `scratchnn serve` in a subprocess:
 a seed run on 2,000 real digits with curves and weights updating, Pause, a reload mid-run (the
 history comes back), a second browser, Stop, the Draw tab answering with the new model; a broken
-run's doctor finding; two runs overlaid with their differing settings; a phone-sized screen; and
---no-train. Screenshots go to the artefacts folder."""
+run's doctor finding; two runs overlaid with their differing settings; a phone-sized screen;
+--no-train; and an idle page that follows a run another visitor starts. Screenshots go to the artefacts folder."""
+import json
 import shutil
 import time
 import urllib.request
@@ -182,3 +183,25 @@ def test_a_page_open_before_another_loads_a_run_describes_the_model_that_answers
         urllib.request.urlopen(back, timeout=30).close()
         close_page(page, server)
         shutil.rmtree(twin)
+
+
+def test_an_idle_page_follows_a_run_another_visitor_starts(browser, server):
+    """Page A sits on the Train tab with nothing running; another client starts a run. A shows
+    that run's progress, settings and curve without a reload (it showed nothing until reloaded)."""
+    page = open_page(browser, server)
+    try:
+        page.click("#tab-button-train")
+        body = b'{"preset": "seed", "epochs": 60, "hidden": [24]}'
+        request = urllib.request.Request(f"{server}/api/train", data=body, method="POST",
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202
+            name = json.load(response)["run"]
+        page.wait_for_function(f"() => document.querySelector('#train-progress').textContent.includes({name!r})",
+                               timeout=20_000)
+        assert page.locator("#train-opt-hidden").input_value() == "24"  # the run's settings, not the form's
+        page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('finished')",
+                               timeout=60_000)
+        assert points(page) > 0
+    finally:
+        close_page(page, server)

@@ -120,6 +120,11 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
                 "limits": {"epochs": limits.epochs, "seconds": limits.seconds, "width": limits.width,
                            "channels": limits.channels, "layers": limits.layers, "memory_gb": limits.memory}}
 
+    @router.get("/api/train/state", response_model=TrainState, summary="The run on now, or the last one")
+    def train_state():
+        """What an idle page asks every few seconds, to follow a run another visitor starts."""
+        return manager.state
+
     @router.post("/api/train", status_code=202, response_model=TrainState, openapi_extra=_train_body(),
                  responses=_errors(409, 422), summary="Start a run in a worker process")
     async def start(request: Request):

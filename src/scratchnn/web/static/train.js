@@ -269,6 +269,25 @@ async function start() {
   }
 }
 
+// A run another visitor starts: an idle page asks every few seconds (while it is shown) and follows it.
+const FOLLOW_MS = 3000;
+
+async function follow() {
+  if (stream || document.visibilityState !== "visible") return;
+  try {
+    const now = await api("/api/train/state");
+    // a run this page watches or has seen end; a run that started and ended between two rounds is shown too
+    const known = state && now.run === state.run && (ACTIVE.includes(state.status) || state.status === now.status);
+    if (stream || known || now.status === "idle") return;
+    state = now;
+    setButtons();
+    if (now.config) showSettingsOf(now.config);
+    watch();
+  } catch {
+    // the server restarting: the next round asks again
+  }
+}
+
 async function init() {
   try {
     info = await api("/api/train");
@@ -303,6 +322,7 @@ async function init() {
     if (state.config) showSettingsOf(state.config);
     watch();
   }
+  if (info.enabled) setInterval(follow, FOLLOW_MS);
 }
 
 init();
