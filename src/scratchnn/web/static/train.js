@@ -117,12 +117,12 @@ function redraw() {
     const evals = run.evals;
     drawChart($("train-loss"), [
       { points: run.batches, color: "#c9cde0", width: 1 },
-      { points: evals.map((e) => [e.epoch, e.train_loss]), color: COLORS[0], dots: true },
-      { points: evals.map((e) => [e.epoch, e.dev_loss]), color: COLORS[1], dots: true },
+      { points: evals.map((e) => [e.at, e.train_loss]), color: COLORS[0], dots: true },
+      { points: evals.map((e) => [e.at, e.dev_loss]), color: COLORS[1], dots: true },
     ], { yMin: 0, xMax: run.epochs, yLabel: "loss" });
     drawChart($("train-accuracy"), [
-      { points: evals.map((e) => [e.epoch, e.train_accuracy]), color: COLORS[0], dots: true },
-      { points: evals.map((e) => [e.epoch, e.dev_accuracy]), color: COLORS[1], dots: true },
+      { points: evals.map((e) => [e.at, e.train_accuracy]), color: COLORS[0], dots: true },
+      { points: evals.map((e) => [e.at, e.dev_accuracy]), color: COLORS[1], dots: true },
     ], { yMin: 0, yMax: 1, xMax: run.epochs, yLabel: "accuracy" });
     $("train-loss").dataset.points = String(run.batches.length + evals.length);
   });
@@ -207,7 +207,8 @@ function handle(event) {
       const last = run.evals[run.evals.length - 1];
       line.textContent = `${event.run} ${event.status}`
         + (event.detail ? ` (${event.detail})` : "")
-        + (last && Number.isFinite(last.dev_accuracy) ? ` at epoch ${last.epoch}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
+        + (last && Number.isFinite(last.dev_accuracy)
+          ? ` ${last.cut || `at epoch ${last.epoch}`}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
         + ". The Draw tab now uses this model.";
       if (!run.findings) $("train-findings").innerHTML = '<li class="empty">No findings: the run looks healthy.</li>';
     } else line.textContent = progressLine(event);
@@ -221,7 +222,11 @@ function handle(event) {
     $("train-progress").textContent = progressLine(state);
     redraw();
   } else if (event.type === "evaluation") {
-    run.evals.push(event);
+    // Plotted where its last batch was: an epoch cut short by Stop ends between two whole epochs.
+    const b = run.lastBatch;
+    const partial = b && b.epoch === event.epoch && b.batch < b.batches;
+    run.evals.push({ ...event, at: partial ? b.epoch - 1 + b.batch / b.batches : event.epoch,
+                     cut: partial ? `during epoch ${b.epoch} (batch ${b.batch} of ${b.batches})` : "" });
     $("train-lr").textContent = `lr ${Number(event.lr).toPrecision(3)}`;
     showPictures(event);
     redraw();
