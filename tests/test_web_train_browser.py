@@ -155,7 +155,19 @@ def test_phone_sized_screen_and_no_train(browser, runs, server, artifacts_dir):
     page.click("#train-settings-box summary")
     wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert wide <= 0, f"the Train tab is {wide} px wider than a phone"
+    # a touch screen cannot hover: a setting's explanation shows while its input has focus (a tap)
+    assert not page.locator("#train-opt-lr-help").is_visible()
+    page.focus("#train-opt-lr")
+    assert page.locator("#train-opt-lr-help").is_visible() and not page.locator("#train-opt-epochs-help").is_visible()
+    assert "learning rate" in page.locator("#train-opt-lr-help").inner_text()
     page.screenshot(path=str(artifacts_dir / "web-train-phone.png"), full_page=True)
+    page.click("#tab-button-runs")
+    assert page.locator("#tab-runs .scroll-hint").is_visible()  # the runs table scrolls sideways on a phone
+    page.click("#tab-button-model")
+    page.wait_for_function("() => document.querySelector('#model-config').textContent.includes('csv_sha256')")
+    spill = page.evaluate("() => { const t = document.querySelector('#model-config');"
+                          " return t.scrollWidth - t.parentElement.clientWidth; }")
+    assert spill <= 0, f"the training config is {spill} px wider than its card (a long value must wrap)"
     close_page(page, server)
 
     with serving(runs / "base", "--no-train", cwd=runs.parent) as url:

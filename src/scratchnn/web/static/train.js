@@ -51,8 +51,11 @@ function inputFor(option) {
   input.dataset.name = option.name;
   input.dataset.type = option.type;
   input.title = option.help;
+  const help = Object.assign(document.createElement("small"), { id: `${id}-help`, className: "help",
+                                                                textContent: option.help });
+  input.setAttribute("aria-describedby", help.id);
   const label = Object.assign(document.createElement("label"), { htmlFor: id, title: option.help });
-  label.append(Object.assign(document.createElement("span"), { textContent: option.flag }), input);
+  label.append(Object.assign(document.createElement("span"), { textContent: option.flag }), input, help);
   return label;
 }
 
