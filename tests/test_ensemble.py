@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from scratchnn import Dense, Flatten, ReLU, Sequential
+from scratchnn.data.augment import CLOTHES
 from scratchnn.cli.main import main
 from scratchnn.ensemble import Ensemble, Member, load_ensemble, model_files
 from scratchnn.errors import ConfigError, ModelFileError, ShapeError
@@ -43,6 +44,9 @@ def test_each_member_averages_the_views_of_the_data_it_was_trained_on(tmp_path):
     digits = saved(tmp_path / "d" / MODEL_FILE, mlp(10), config={"dataset": "mnist"})
     ensemble = load_ensemble([fashion.parent, digits.parent])
     assert [m.views for m in ensemble.members] == ["clothes", "digits"] and Member("m", mlp(0)).views == "digits"
+    # a CSV of clothes (no dataset name) trained with --augmentation clothes: its mirrors decide
+    csv_clothes = saved(tmp_path / "c" / MODEL_FILE, mlp(20), config={"dataset": ""}, augmentation=CLOTHES.to_dict())
+    assert load_ensemble([csv_clothes.parent]).members[0].views == "clothes"
     expected = np.mean([mlp(0).predict_proba(x(), tta=4, views="clothes").astype(np.float64),
                         mlp(10).predict_proba(x(), tta=4).astype(np.float64)], axis=0)
     assert np.allclose(ensemble.predict_proba(x(), tta=4), expected, atol=1e-7)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scratchnn.cli.config_flags import add_option_arguments, given_options
 from scratchnn.cli.main import build_parser, parse
 from scratchnn.cli.train_cmd import resolve_config
-from scratchnn.data.augment import DIGITS
+from scratchnn.data.augment import CLOTHES, DIGITS
 from scratchnn.errors import ConfigError
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.options import TRAIN_GROUPS, option, options_of
@@ -167,11 +167,26 @@ def test_augmentation_flag_changes_only_the_settings_it_names(tmp_path):
     assert lines == ["Note: --augmentation rotate=5 does nothing here; it applies only with --augment"]
 
 
+def test_augmentation_flag_can_start_from_a_kinds_whole_table():
+    """A CSV of Fashion-MNIST has no dataset name to pick the clothes' augmentation: name it."""
+    config = resolve_config(train_args("--preset", "cnn", "--augmentation", "clothes"))
+    assert config.build_augmentation() == CLOTHES
+    config = resolve_config(train_args("--preset", "cnn", "--augmentation", "clothes, p=0.8"))
+    assert config.build_augmentation() == dataclasses.replace(CLOTHES, p=0.8)
+    config = resolve_config(train_args("--preset", "cnn", "--dataset", "fashion-mnist", "--augmentation", "digits"))
+    assert config.build_augmentation() == DIGITS  # a table given with the dataset is kept (it was dropped)
+    config = resolve_config(train_args("--preset", "cnn", "--dataset", "fashion-mnist", "--augmentation", "p=0.5"))
+    assert config.build_augmentation() == dataclasses.replace(CLOTHES, p=0.5)
+
+
 @pytest.mark.parametrize("text,message", [
     ("rotat=5", "unknown setting 'rotat' (did you mean 'rotate'?); known: shift, rotate, scale, shear, elastic_alpha, "
                 "elastic_sigma, flip, p"),
     ("rotate=lots", "rotate must be a number, got 'lots'"),
-    ("rotate", "expected NAME=VALUE pairs like shift=1.5,p=0.5, got 'rotate'"),
+    ("rotate", "expected NAME=VALUE pairs like shift=1.5,p=0.5 (or a whole table first: digits, clothes), got 'rotate'"),
+    ("p=0.5,clothes", "'clothes' names a whole table: give it first, then NAME=VALUE pairs, e.g. clothes,p=0.5"),
+    ("clothez", "unknown table 'clothez' (did you mean 'clothes'?); the whole tables: digits, clothes"),
+    ("clothes,p=0.5,p=1", "p is given twice"),
     ("rotate=5,,p=1", "expected NAME=VALUE pairs"),
     ("rotate=5,rotate=6", "rotate is given twice in 'rotate=5,rotate=6'; give each setting once"),
 ])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from scratchnn import Dense, Flatten, ReLU, Sequential
+from scratchnn.data.augment import CLOTHES, DIGITS
 from scratchnn.data.warp import affine
 from scratchnn.data.tta import (MAX_TTA, VIEW_LISTS, VIEWS, check_tta, image_shape_for, tta_views, view_probas,
                                 views_for)
@@ -83,6 +84,14 @@ def test_clothes_views_are_mirrors_and_whole_pixel_shifts():
         assert moved.shape == images.shape and set(np.unique(moved)) <= set(np.unique(images)) | {0}, view
     assert np.array_equal(clothes[1](images), images[:, :, ::-1])
     assert np.array_equal(clothes[3](images)[:, :, 1:], images[:, :, ::-1][:, :, :-1])  # mirrored, then 1 px right
+
+
+def test_views_follow_the_training_augmentation_else_the_dataset():
+    """A model trained with mirrors is asked mirrored views (a CSV of clothes with --augmentation
+    clothes had the digits' turns); one trained without augmentation, its dataset's."""
+    assert views_for("fashion-mnist") == "clothes" and views_for("mnist") == views_for("") == "digits"
+    assert views_for("", CLOTHES.to_dict()) == "clothes" and views_for("fashion-mnist", DIGITS.to_dict()) == "digits"
+    assert views_for("", {"flip": "a lot"}) == "digits" and views_for("fashion-mnist", None) == "clothes"
 
 
 def test_views_follow_the_dataset_and_change_the_answer():

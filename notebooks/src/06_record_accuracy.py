@@ -43,8 +43,8 @@ maps = Conv2D(1, 8, 3, padding=1, rng=rng).forward(images)  # (64, 8, 28, 28)
 normalised = BatchNorm2d(8).forward(maps, training=True)
 print("channel   mean before   std before   mean after   std after")
 for c in range(8):
-    print(f"{c:>7} {maps[:, c].mean():>13.3f} {maps[:, c].std():>12.3f} "
-          f"{normalised[:, c].mean():>12.3f} {normalised[:, c].std():>11.3f}")
+    after = round(float(normalised[:, c].mean()), 3) + 0.0  # 0 up to float rounding; + 0.0 turns -0.0 into 0.0
+    print(f"{c:>7} {maps[:, c].mean():>13.3f} {maps[:, c].std():>12.3f} {after:>12.3f} {normalised[:, c].std():>11.3f}")
 
 # %% [markdown]
 # Its backward pass is the one layer in this project where the gradient is not obvious: every
@@ -124,6 +124,23 @@ run
 
 # %%
 run.history.plot()
+
+# %% [markdown]
+# Its learning-rate panel samples the rate once, at the end of each epoch, so the warm-up (the
+# whole first epoch, rising over its 71 mini-batches) does not show. The preset's schedule
+# itself, step by step:
+
+# %%
+import matplotlib.pyplot as plt
+
+recipe = get_preset("cnn-best")
+steps_per_epoch = -(-9000 // recipe.batch_size)  # 71 mini-batches of 128 make an epoch
+schedule = recipe.build_schedule(steps_per_epoch)
+steps = np.arange(recipe.epochs * steps_per_epoch)
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot(steps / steps_per_epoch, [schedule(int(t)) for t in steps])
+ax.set_xlabel("epoch"); ax.set_ylabel("learning rate")
+plt.show()
 
 # %% [markdown]
 # ## Test-time augmentation

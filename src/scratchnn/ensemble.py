@@ -53,10 +53,11 @@ class Member:
 
     @property
     def views(self) -> str:
-        """The test-time views that suit the data it was trained on (``data.tta.views_for``)."""
-        config = self.metadata.get("config")
+        """The test-time views that suit how it was trained (``data.tta.views_for``): mirrors for a
+        model trained on mirrored images, else shifts and turns."""
+        config, augmentation = self.metadata.get("config"), self.metadata.get("augmentation")
         dataset = config.get("dataset") if isinstance(config, dict) else None
-        return views_for(dataset if isinstance(dataset, str) else "")
+        return views_for(dataset if isinstance(dataset, str) else "", augmentation)
 
 
 class Ensemble:

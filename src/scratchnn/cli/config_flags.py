@@ -91,22 +91,41 @@ def list_type(spec: Option):
     return parse
 
 
-def table_type(flag: str, names: list[str]):
+def table_type(flag: str, names: list[str], bases: dict[str, dict] | None = None):
     """An argparse type: 'rotate=5,p=0.5' -> {'rotate': 5.0, 'p': 0.5}, each name one of ``names``
     (a near miss gets "did you mean"), each value a number; what the numbers may be is for the
-    table's own type to say (TrainConfig.validate)."""
+    table's own type to say (TrainConfig.validate). A first part that is a key of ``bases``
+    starts from that whole table: 'clothes,p=0.5' is the clothes' settings with p = 0.5."""
+    bases = bases or {}
+
     def parse(text: str) -> dict[str, float]:
         table = {}
+        first, _, rest = text.partition(",")
+        if first.strip() in bases:
+            table, text = dict(bases[first.strip()]), rest
+            if not text.strip():
+                return table
+        given: set[str] = set()
         for part in text.split(","):
             name, equals, value = (piece.strip() for piece in part.partition("="))
             if not (name and equals and value):
-                raise argparse.ArgumentTypeError(f"expected NAME=VALUE pairs like {names[0]}=1.5,p=0.5, got {text!r}")
+                if name in bases:
+                    raise argparse.ArgumentTypeError(f"{name!r} names a whole table: give it first, "
+                                                     f"then NAME=VALUE pairs, e.g. {name},p=0.5")
+                near = difflib.get_close_matches(name, list(bases), n=1)
+                if near:
+                    raise argparse.ArgumentTypeError(f"unknown table {name!r} (did you mean {near[0]!r}?); "
+                                                     f"the whole tables: {', '.join(bases)}")
+                kinds = f" (or a whole table first: {', '.join(bases)})" if bases else ""
+                raise argparse.ArgumentTypeError(f"expected NAME=VALUE pairs like {names[0]}=1.5,p=0.5{kinds}, "
+                                                 f"got {text!r}")
             if name not in names:
                 near = difflib.get_close_matches(name, names, n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise argparse.ArgumentTypeError(f"unknown setting {name!r}{hint}; known: {', '.join(names)}")
-            if name in table:
+            if name in given:
                 raise argparse.ArgumentTypeError(f"{name} is given twice in {text!r}; give each setting once")
+            given.add(name)
             try:
                 table[name] = float(value)
             except ValueError:

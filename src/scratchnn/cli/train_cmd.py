@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..data.augment import Augmentation
+from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
 from ..errors import ConfigError, RunInterrupted
 from ..training.config import TrainConfig
@@ -50,9 +50,13 @@ def add_parser(commands) -> None:
 
 def add_augmentation_argument(parser: argparse.ArgumentParser) -> None:
     """``--augmentation NAME=VALUE,...``, for every command that resolves a config as train does."""
-    parser.add_argument("--augmentation", metavar="NAME=VALUE,...", type=table_type("--augmentation", AUGMENTATION),
+    kinds = {kind: augmentation.to_dict() for kind, augmentation in KINDS.items()}
+    parser.add_argument("--augmentation", metavar="NAME=VALUE,...",
+                        type=table_type("--augmentation", AUGMENTATION, bases=kinds),
                         help="change what --augment draws, e.g. rotate=5,p=0.5 (the rest stay the dataset's default, "
-                             "or the config file's); names: " + ", ".join(AUGMENTATION))
+                             "or the config file's), or start from a kind's whole table: clothes (mirrors only, "
+                             "for a CSV of Fashion-MNIST) or digits, e.g. clothes,p=0.8; names: "
+                             + ", ".join(AUGMENTATION))
 
 
 def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:

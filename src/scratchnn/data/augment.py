@@ -184,6 +184,7 @@ DIGITS = Augmentation(shift=2.0, rotate=12.0, scale=0.1, shear=8.0, elastic_alph
 # mirrors gave 92.1% test, mirrors alone 92.5%.
 CLOTHES = Augmentation(flip=0.5)
 AUGMENTATIONS = {"fashion-mnist": CLOTHES}  # by dataset name; any other data gets DIGITS
+KINDS = {"digits": DIGITS, "clothes": CLOTHES}  # by kind, for data without a name (--augmentation clothes)
 
 
 def augmentation_for(dataset: str) -> Augmentation:

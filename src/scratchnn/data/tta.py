@@ -83,8 +83,13 @@ VIEWS = VIEW_LISTS["digits"]
 TTA_VIEWS = {"fashion-mnist": "clothes"}  # by dataset name, as augment.AUGMENTATIONS; any other: digits
 
 
-def views_for(dataset: str) -> str:
-    """The view list that suits a named dataset: "clothes" for fashion-mnist, else "digits"."""
+def views_for(dataset: str, augmentation: dict | None = None) -> str:
+    """The view list that suits a model: what its training ``augmentation`` (the table a model file
+    records) taught it to ignore, mirrors ("clothes") or else shifts and turns ("digits"); for a
+    model trained without one, what suits its named dataset ("clothes" for fashion-mnist)."""
+    if isinstance(augmentation, dict):
+        flip = augmentation.get("flip", 0)
+        return "clothes" if isinstance(flip, (int, float)) and flip > 0 else "digits"
     return TTA_VIEWS.get(dataset, "digits")
 
 

@@ -88,9 +88,11 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
         settings["warmup"] = share * settings["epochs"]
         log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
+    # the data first: data of another kind drops the old config's augmentation table, not one given now
+    config = with_data(config, data)
     for name, value in settings.items():  # a table (the augmentation) changes only the entries given
         setattr(config, name, {**getattr(config, name), **value} if isinstance(value, dict) else value)
-    config = with_data(config, data).validate()
+    config = config.validate()
     for line in ignored_settings(config, settings):
         log(line)
     return config
