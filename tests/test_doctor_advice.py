@@ -172,3 +172,15 @@ def test_train_and_doctor_tell_a_seed_run_at_lr_10_its_own_rate(shared_dir, tmp_
     assert told in doctor.stdout
     assert f"lr-find --config {run_dir / CONFIG_FILE}" in " ".join(doctor.stdout.split())
     assert "--init he_normal --bias-init zeros" in doctor.stdout  # the seed's uniform init, named
+
+
+def test_a_learners_own_loop_may_tell_only_some_settings():
+    """HealthLog users pass what they know (Settings({"lr": 0.5})): nothing unknown is quoted as None."""
+    health = first_step(11.0) + [(e, "3.ReLU", "dead_fraction", 0.9) for e in range(3)]
+    findings = diagnose(metrics([2.0, 1.9, 1.8]), health, Settings({"lr": 0.5}))
+    fixes = {f.id: f.fix for f in findings}
+    assert fixes["lr-too-high"].startswith("lower --lr from 0.5 to 0.0005 (or keep it and add --schedule cosine")
+    assert "scratchnn lr-find suggests one" in fixes["lr-too-high"] and "--config" not in fixes["lr-too-high"]
+    assert fixes["dead-relu"] == ("lower --lr from 0.5 to 0.0005, --init he_normal --bias-init zeros or "
+                                  "--activation leaky-relu")
+    assert all("None" not in fix for fix in fixes.values())

@@ -74,7 +74,7 @@ def number(value: float) -> str:
 def listed(parts: list[str], last: str = "or") -> str:
     """'a', 'a or b', 'a, b or c'."""
     parts = [p for p in parts if p]
-    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} {last} {parts[-1]}"
+    return "" if not parts else parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} {last} {parts[-1]}"
 
 
 def _power_of_ten_above(factor: float) -> float:
@@ -115,7 +115,8 @@ def lr_find(settings: Settings) -> str:
 def unit_init(settings: Settings) -> str:
     """The initialiser for the run's activation ('' when the run uses it already)."""
     wanted = "glorot_uniform" if settings.get("activation") in ("sigmoid", "tanh") else "he_normal"
-    return "" if settings.get("init") == wanted else f"--init {wanted} (now {settings.get('init')})"
+    init = settings.get("init")
+    return "" if init == wanted else f"--init {wanted}" + (f" (now {init})" if init else "")
 
 
 @fits("lr-too-high")
@@ -133,8 +134,8 @@ def _exploding(run: RunHealth, settings: Settings, finding: Finding) -> str:
 def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
     """The ratio at the finding's epoch, not the last one: a schedule may have decayed the rate since."""
     lr = settings.get("lr")
-    ratios = [r for layer in run.layers("update_ratio")
-              for r in [run.value("update_ratio", layer, finding.epoch)] if r is not None and math.isfinite(r) and r > 0]
+    at_finding = (run.value("update_ratio", layer, finding.epoch) for layer in run.layers("update_ratio"))
+    ratios = [r for r in at_finding if r is not None and math.isfinite(r) and r > 0]
     if not lr or not ratios:
         return None
     factor = _power_of_ten_above(HEALTHY_UPDATE / max(ratios))
@@ -146,7 +147,7 @@ def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | N
 def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
     init = [f"--{flag.replace('_', '-')} {wanted}" for flag, wanted in (("init", "he_normal"), ("bias_init", "zeros"))
             if settings.get(flag) != wanted]
-    leaky = "--activation leaky-relu" if settings.get("activation") == "relu" else ""
+    leaky = "--activation leaky-relu" if settings.get("activation", "relu") == "relu" else ""
     return listed([lower_lr(run, settings), " ".join(init), leaky])
 
 
