@@ -12,8 +12,13 @@ proportional to the learning rate for SGD and Adam alike: a first step that move
 1,100% of their size needs a rate 1,100% / 10% = 110 times smaller to move them by the 10% that
 the doctor still lets pass, rounded up to a power of ten (1,000: the mlp preset at --lr 50 is
 told 0.05, which trains as well as its own 2e-3; the seed network at --lr 10 is told 0.1, its
-own rate). How far to raise a rate that barely moves anything comes from the latest
-ratio against the healthy 0.1%. Both are first guesses; ``scratchnn lr-find`` measures one.
+own rate). How far to raise a rate that barely moves anything comes from the ratio when the
+finding fired against 1%, the upper end of what healthy runs show (the seed network at its own
+0.1: 0.2-1%). Both are first guesses; ``scratchnn lr-find`` measures one.
+
+A symptom whose cause the doctor found too (weights that grew from a start near zero, one class
+for every image from labels that are mostly one class) is not blamed on the learning rate: its
+fix points to the cause's finding (``CAUSES``). Without settings, too.
 """
 from __future__ import annotations
 
@@ -26,6 +31,16 @@ from .findings import Finding, RunHealth
 from .thresholds import HIGH_UPDATE
 
 HEALTHY_UPDATE = 1e-3  # a healthy step changes the weights by about a thousandth of their size
+BRISK_UPDATE = HIGH_UPDATE / 10  # where a too-low rate is raised to: the upper end of healthy steps
+
+# Findings that cause others: the rules that read the untrained network, the inputs, the labels and
+# the loss code. What a cause sets off (a ratio measured against weights near zero, one class for
+# every image) is for the cause's fix; vanishing gradients and saturation cause it only in a
+# sigmoid or tanh network (in a ReLU one, steps too large killed the units first).
+CAUSES = ("unscaled-inputs", "lopsided-labels", "unreadable-augmentation", "memorising", "symmetric-units",
+          "scalar-bias-gradient", "softmax-overflow", "large-init", "small-init")
+SATURATING_CAUSES = ("vanishing-gradients", "saturated")
+SYMPTOMS = ("lr-too-high", "lr-too-low", "exploding", "dead-relu", "one-class", "chance-loss", "underfitting")
 
 
 @dataclass(frozen=True)
@@ -55,15 +70,25 @@ def fits(rule_id: str):
 
 
 def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None) -> list[Finding]:
-    """The findings, each fix fitted to ``settings`` where its rule has a fitter."""
-    if settings is None:
-        return findings
+    """The findings, each fix fitted to ``settings`` where its rule has a fitter; a symptom of a
+    cause also found points to that cause instead."""
+    cause = root_cause(findings, settings)
     out = []
     for finding in findings:
-        fitter = FITTERS.get(finding.id)
+        fitter = FITTERS.get(finding.id) if settings is not None else None
         fix = fitter(run, settings, finding) if fitter else None
+        if cause is not None and finding.id in SYMPTOMS:
+            fix = f"this follows from [{cause.id}] (epoch {cause.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix) if fix else finding)
     return out
+
+
+def root_cause(findings: list[Finding], settings: Settings | None) -> Finding | None:
+    """The first finding that causes others (CAUSES; SATURATING_CAUSES unless the run is known
+    to use ReLU-like units), or None."""
+    saturating = settings is None or settings.get("activation") in (None, "sigmoid", "tanh")
+    causes = CAUSES + (SATURATING_CAUSES if saturating else ())
+    return next((f for f in findings if f.id in causes), None)
 
 
 def number(value: float) -> str:
@@ -89,27 +114,34 @@ def first_step_ratio(run: RunHealth) -> float | None:
     return max(finite) if finite else None
 
 
+def lr_factor(run: RunHealth) -> float:
+    """How many times too large the rate is, from the first step's update ratio: a power of ten, at least 10."""
+    ratio = first_step_ratio(run)
+    return _power_of_ten_above(ratio / HIGH_UPDATE) if ratio else 10.0
+
+
 def lower_lr(run: RunHealth, settings: Settings) -> str:
-    """'lower --lr from 50 to 0.5', the factor from the first step's update ratio (at least 10)."""
+    """'lower --lr from 50 to 0.05', by ``lr_factor``."""
     lr = settings.get("lr")
     if not lr:
         return "lower --lr by 10x"
-    ratio = first_step_ratio(run)
-    factor = _power_of_ten_above(ratio / HIGH_UPDATE) if ratio else 10.0
-    return f"lower --lr from {number(lr)} to {number(lr / factor)}"
+    return f"lower --lr from {number(lr)} to {number(lr / lr_factor(run))}"
 
 
 def warm_up(settings: Settings) -> str:
-    """The warm-up a run lacks ('' when it warms up already)."""
-    if settings.get("warmup", 0) > 0:
+    """The warm-up a run lacks ('' when it warms up already, or trains on the full batch: there a
+    warm-up epoch is one step)."""
+    if settings.get("warmup", 0) > 0 or settings.get("batch_size") == 0:
         return ""
     return "--warmup 1" if settings.get("schedule", "constant") != "constant" else "--schedule cosine --warmup 1"
 
 
 def lr_find(settings: Settings) -> str:
+    """The lr-find command for this run (its range test needs mini-batches: a full-batch run's gets some)."""
     if not settings.config_file:
         return "scratchnn lr-find suggests one"
-    return f"scratchnn lr-find --config {settings.config_file} measures one for this network in seconds"
+    batches = " --batch-size 128" if settings.get("batch_size") == 0 else ""
+    return f"scratchnn lr-find --config {settings.config_file}{batches} measures one for this network in seconds"
 
 
 def unit_init(settings: Settings) -> str:
@@ -121,13 +153,14 @@ def unit_init(settings: Settings) -> str:
 
 @fits("lr-too-high")
 def _lr_too_high(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    warm = warm_up(settings)
+    warm = warm_up(settings) if lr_factor(run) <= 10 else ""  # a warm-up tames a rate a little too large
     return f"{lower_lr(run, settings)}{f' (or keep it and add {warm})' if warm else ''}; {lr_find(settings)}"
 
 
 @fits("exploding")
 def _exploding(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    return "; ".join(p for p in (lower_lr(run, settings), unit_init(settings), warm_up(settings)) if p)
+    warm = warm_up(settings) if lr_factor(run) <= 10 else ""
+    return "; ".join(p for p in (lower_lr(run, settings), unit_init(settings), warm) if p)
 
 
 @fits("lr-too-low")
@@ -138,9 +171,10 @@ def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | N
     ratios = [r for r in at_finding if r is not None and math.isfinite(r) and r > 0]
     if not lr or not ratios:
         return None
-    factor = _power_of_ten_above(HEALTHY_UPDATE / max(ratios))
+    factor = _power_of_ten_above(BRISK_UPDATE / max(ratios))
     return (f"raise --lr from {number(lr)} to {number(lr * factor)} (its steps change the weights by "
-            f"{max(ratios):.2g} of their size; about {HEALTHY_UPDATE:g} is healthy); {lr_find(settings)}")
+            f"{max(ratios):.2g} of their size; healthy runs: {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
+            f"{lr_find(settings)}")
 
 
 @fits("dead-relu")
