@@ -214,6 +214,18 @@ def test_a_symptom_of_a_cause_the_doctor_found_points_to_the_cause():
         assert "--init he_normal" in fixes["symmetric-units"]
 
 
+def test_the_live_doctor_remembers_the_cause_it_found_evaluations_ago(shared_dir, tmp_path):
+    mnist = shared_dir / "datasets/mnist"
+    train = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "seed", "--init", "zeros",
+                            "--epochs", "60", "--images", str(mnist / "t10k-images-idx3-ubyte.gz"),
+                            "--labels", str(mnist / "t10k-labels-idx1-ubyte.gz"), "--out", str(tmp_path / "run"),
+                            "--no-report"], capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    assert "[symmetric-units] error" in train.stdout and "[lr-too-high] warning" in train.stdout
+    assert "lower --lr" not in train.stdout, train.stdout  # printed ten evaluations after the cause
+    assert train.stdout.count("fix: this follows from [symmetric-units] (epoch 0): fix that first") >= 2
+
+
 def test_in_a_sigmoid_network_vanishing_gradients_cause_the_rest_but_not_in_a_relu_one():
     health = [(0, "model", "classes", 10)] + [(e, layer, "grad_rms", g) for e in range(3)
                                               for layer, g in (("0.Dense", 1e-6), ("10.Dense", 1.0))]

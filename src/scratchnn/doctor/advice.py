@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .findings import Finding, RunHealth
@@ -69,10 +69,11 @@ def fits(rule_id: str):
     return register
 
 
-def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None) -> list[Finding]:
+def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
+           earlier: Iterable[Finding] = ()) -> list[Finding]:
     """The findings, each fix fitted to ``settings`` where its rule has a fitter; a symptom of a
-    cause also found points to that cause instead."""
-    cause = root_cause(findings, settings)
+    cause also found (now, or ``earlier`` by the live doctor) points to that cause instead."""
+    cause = root_cause([*earlier, *findings], settings)
     out = []
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None

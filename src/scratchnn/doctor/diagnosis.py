@@ -40,7 +40,8 @@ class Doctor:
         self._rows += check_health_rows(health[len(self._rows):])
         run = RunHealth(metrics, self._rows, health_checked=True)
         found = [f for f in (r.examine(run) for r in RULES if r.id not in self.seen) if f is not None]
-        new = fitted(sorted(found, key=lambda f: f.severity == "advice"), run, self.settings)  # diagnose's order
+        new = fitted(sorted(found, key=lambda f: f.severity == "advice"), run, self.settings,  # diagnose's order
+                     earlier=self.seen.values())
         self.seen.update((f.id, f) for f in new)
         return new
 
