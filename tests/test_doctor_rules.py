@@ -37,7 +37,7 @@ STREAK3 = 3               # chance-loss, exploding, overfitting: "three evaluati
 DEV_RISE = 1.1            # overfitting: "to over 1.1x its lowest value"
 UNDERFIT_MIN_EVALS = 5    # underfitting: "after at least five evaluations"
 UNDERFIT_CEILING = 0.8    # underfitting: "below 0.8"
-UNDERFIT_RISE = 0.01      # underfitting: "rose by less than 1 point over the last three evaluations"
+UNDERFIT_RISE = 0.01      # underfitting: "rose by less than 1 point over the last three evaluations" (and a fifth)
 
 
 def above(x: float) -> float:
@@ -669,6 +669,18 @@ def test_underfitting_accuracy_levels_off_below_0_8(accuracies, epoch):
     assert fires_at(plateau(accuracies), "underfitting") == epoch
 
 
+@covers("underfitting")
+@pytest.mark.parametrize("step, last, epoch", [
+    (0.003, 58, None),  # 0.9 point over three evaluations, more over the last fifth: slow, not stuck
+    (0.0, 24, None),    # flat since epoch 20: three evaluations, but not yet a fifth of the run
+    (0.0, 25, 25)])     # ... and now a fifth too
+def test_underfitting_plateau_spans_a_fifth_of_the_epochs_so_far(step, last, epoch):
+    """Evaluated every iteration, the seed network gains 0.4 point an iteration; three evaluations
+    are too short to tell slow from stuck, so the plateau must also span the last fifth."""
+    accuracies = [0.2 + 0.02 * e for e in range(20)] + [0.6 + step * e for e in range(40)]
+    assert fires_at(plateau(accuracies[:last + 1]), "underfitting") == epoch
+
+
 # --- every rule's finding: its numbers, its explanation, its fix -----------------------
 # rule id -> (a run that makes it fire, text its message must contain)
 EXAMPLES = {
@@ -812,6 +824,19 @@ def test_the_live_doctor_reports_each_rule_once_when_it_first_holds():
             reported[finding.id] = epoch
     assert reported == {"unscaled-inputs": 0, "dead-relu": thresholds.PERSIST, "one-class": thresholds.PERSIST}
     assert [f.id for f in doctor.findings] == list(reported)
+
+
+def test_diagnose_finds_what_the_live_doctor_printed_even_if_it_passed():
+    """Stuck at 0.3 for five evaluations, then learning: the full tables no longer show a plateau,
+    but the live doctor printed [underfitting] at epoch 4; diagnose (train's summary, scratchnn
+    doctor) says the same, where it once dropped it."""
+    run = plateau([0.2] + [0.3] * 5 + [0.5, 0.7, 0.9, 0.95])
+    assert run.finding("underfitting") is None  # at the end: no plateau
+    assert [(f.id, f.epoch) for f in run.diagnose()] == [("underfitting", 4)]
+    live = Doctor()
+    printed = [f for epoch in range(10) for f in live.update([m for m in run.metrics if m["epoch"] <= epoch],
+                                                             [row for row in run.health if row[0] <= epoch])]
+    assert printed == run.diagnose()
 
 
 def test_scratchnn_doctor_rules_lists_every_rule_with_when_it_fires(capsys, tmp_path):

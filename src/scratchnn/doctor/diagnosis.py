@@ -12,13 +12,19 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
     """Every finding on a run's tables, the most telling first.
 
     ``metrics`` and ``health`` are rows (dicts for metrics, ``Row``s or 4-tuples for health), or
-    a ``RunHealth``'s inputs; see doctor.signals for their columns. Findings come in diagnosis
-    order (causes before symptoms), ``advice`` after every error and warning. Given the run's
-    ``settings``, each fix names the values to change (doctor.advice).
+    a ``RunHealth``'s inputs; see doctor.signals for their columns. The tables are read as the
+    live doctor read them, evaluation by evaluation, so what ``scratchnn train`` printed, its
+    summary and ``scratchnn doctor`` agree: a condition that held for a while and not at the end
+    (a loss at chance for 30 iterations, then learning) is a finding, at the epoch it held.
+    Findings come in diagnosis order (causes before symptoms), ``advice`` after every error and
+    warning. Given the run's ``settings``, each fix names the values to change (doctor.advice).
     """
     run = metrics if isinstance(metrics, RunHealth) else RunHealth(metrics, health)
-    findings = [f for f in (r.examine(run) for r in RULES) if f is not None]
-    return fitted(sorted(findings, key=lambda f: f.severity == "advice"), run, settings)  # stable sort: rules' order
+    doctor = Doctor(settings)
+    for epoch in run.epochs:
+        doctor.examine(run.up_to(epoch))
+    order = {rule.id: i for i, rule in enumerate(RULES)}
+    return sorted(doctor.findings, key=lambda f: (f.severity == "advice", order[f.id]))
 
 
 class Doctor:
@@ -38,7 +44,10 @@ class Doctor:
         if len(health) < len(self._rows):  # not the same growing table: start over
             self._rows = []
         self._rows += check_health_rows(health[len(self._rows):])
-        run = RunHealth(metrics, self._rows, health_checked=True)
+        return self.examine(RunHealth(metrics, self._rows, health_checked=True))
+
+    def examine(self, run: RunHealth) -> list[Finding]:
+        """The findings of the rules that have not fired yet on ``run``'s tables as they stand."""
         found = [f for f in (r.examine(run) for r in RULES if r.id not in self.seen) if f is not None]
         new = fitted(sorted(found, key=lambda f: f.severity == "advice"), run, self.settings,  # diagnose's order
                      earlier=self.seen.values())

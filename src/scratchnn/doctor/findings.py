@@ -96,8 +96,9 @@ class RunHealth:
     ``health_checked`` says they are ``Row``s that ``check_health_rows`` returned already.
     """
 
-    def __init__(self, metrics: Iterable[dict], health: Iterable, health_checked: bool = False):
-        self.metrics = check_metric_rows(list(metrics))
+    def __init__(self, metrics: Iterable[dict], health: Iterable, health_checked: bool = False,
+                 metrics_checked: bool = False):
+        self.metrics = list(metrics) if metrics_checked else check_metric_rows(list(metrics))
         self.rows = list(health) if health_checked else check_health_rows(list(health))
         self._signals: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self._layers: dict[str, list[str]] = defaultdict(list)
@@ -107,9 +108,9 @@ class RunHealth:
                 self._layers[row.signal].append(row.layer)
 
     def up_to(self, epoch: int) -> RunHealth:
-        """The tables as they stood at ``epoch`` (what a live doctor saw then)."""
+        """The tables as they stood at ``epoch`` (what a live doctor saw then); checked already."""
         return RunHealth([m for m in self.metrics if m["epoch"] <= epoch],
-                         [r for r in self.rows if r.epoch <= epoch])
+                         [r for r in self.rows if r.epoch <= epoch], health_checked=True, metrics_checked=True)
 
     @property
     def epochs(self) -> list[int]:

@@ -14,7 +14,7 @@ from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GRAD_GROWTH,
     HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST, STILL,
-    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, WEIGHT_GROWTH, held, layer_held_above, percent)
+    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held, layer_held_above, percent)
 
 
 @rule("lr-too-high", "warning",
@@ -222,11 +222,15 @@ def overfitting(run: RunHealth):
 def underfitting(run: RunHealth):
     """After at least UNDERFIT_AFTER (5) evaluations, the train accuracy is above chance (1.5 / C)
     and below UNDERFIT_ACCURACY (0.8), and rose by less than UNDERFIT_PLATEAU (1 point) over the
-    last three evaluations."""
+    last three evaluations and over the last UNDERFIT_SPAN (a fifth) of the epochs so far,
+    whichever is longer (evaluated every iteration, the seed network gains 0.4 point an
+    iteration: three evaluations are too short to tell slow from stuck)."""
     accuracy = run.metric("train_accuracy")
     if len(accuracy) < UNDERFIT_AFTER:
         return None
-    (_, before), (epoch, now) = accuracy[-4], accuracy[-1]
+    epoch, now = accuracy[-1]
+    start = min(accuracy[-4][0], epoch - UNDERFIT_SPAN * epoch)
+    before = [value for e, value in accuracy if e <= start][-1]
     if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and now - before < UNDERFIT_PLATEAU:
         return Trigger(epoch, f"train accuracy levelled off at {now:.3f}")
     return None

@@ -37,6 +37,7 @@ OVERFIT_NOISE = 0.01     # ... and more than this (nats) above it: one digit who
 UNDERFIT_ACCURACY = 0.8  # train accuracy a network of any size should pass on digits
 UNDERFIT_PLATEAU = 0.01  # ... rising by less than this over the last three evaluations
 UNDERFIT_AFTER = 5       # evaluations before underfitting is judged
+UNDERFIT_SPAN = 0.2      # ... and the plateau spans at least this share of the epochs so far
 LOPSIDED = 5.0           # one class holding 5 / C of the training labels (half, for digits) ...
 LOPSIDED_MOST = 0.9      # ... or, with few classes (5 / C > 0.9), 90% of them: the data is lopsided
 READABLE = 2.5           # a class-mean template reading below 2.5 / C of the augmented images ...
