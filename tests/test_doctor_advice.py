@@ -223,7 +223,9 @@ def test_the_live_doctor_remembers_the_cause_it_found_evaluations_ago(shared_dir
     assert train.returncode == 0, train.stderr
     assert "[symmetric-units] error" in train.stdout and "[lr-too-high] warning" in train.stdout
     assert "lower --lr" not in train.stdout, train.stdout  # printed ten evaluations after the cause
-    assert train.stdout.count("fix: this follows from [symmetric-units] (epoch 0): fix that first") >= 2
+    assert train.stdout.count("fix: this follows from [symmetric-units] (iteration 0): fix that first") >= 2
+    assert "[symmetric-units] error: 0.Dense: its units are identical (spread 0 across units) (iteration 0)" \
+        in train.stdout  # the seed trains on the full batch: its log counts iterations, and so does the doctor
 
 
 def test_in_a_sigmoid_network_vanishing_gradients_cause_the_rest_but_not_in_a_relu_one():

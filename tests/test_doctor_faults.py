@@ -77,7 +77,7 @@ def test_strict_doctor_stops_a_run_that_cannot_learn_with_exit_code_3(shared_dir
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 3, run.stderr
     assert "[symmetric-units] error" in run.stdout
-    assert "--doctor strict stopped the run at epoch 10" in run.stderr
+    assert "--doctor strict stopped the run at iteration 10" in run.stderr  # full batch: one step an epoch
     assert (tmp_path / "run" / "health.csv").is_file() and not (tmp_path / "run" / "model.safetensors").exists()
     report = subprocess.run([sys.executable, "-m", "scratchnn", "doctor", str(tmp_path / "run")],
                             capture_output=True, text=True, timeout=60)

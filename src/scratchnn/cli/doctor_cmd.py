@@ -35,12 +35,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join("\n".join(rule_lines(r)) for r in RULES))
         return 0
-    findings = diagnose_run(args.run_dir, run_settings(args.run_dir))  # fixes in the run's own values
+    settings = run_settings(args.run_dir)
+    findings = diagnose_run(args.run_dir, settings)  # fixes in the run's own values
+    step = "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=2, allow_nan=False, default=str))
         return 0
     if not findings:
         print(f"{args.run_dir}: no findings; the run looks healthy")
     for finding in findings:
-        print("\n".join(finding_lines(finding, color=sys.stdout.isatty())))
+        print("\n".join(finding_lines(finding, color=sys.stdout.isatty(), step=step)))
     return 0

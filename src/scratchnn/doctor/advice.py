@@ -74,12 +74,13 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
     """The findings, each fix fitted to ``settings`` where its rule has a fitter; a symptom of a
     cause also found (now, or ``earlier`` by the live doctor) points to that cause instead."""
     cause = root_cause([*earlier, *findings], settings)
+    step = "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"  # Finding.line
     out = []
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None
         fix = fitter(run, settings, finding) if fitter else None
         if cause is not None and finding.id in SYMPTOMS:
-            fix = f"this follows from [{cause.id}] (epoch {cause.epoch}): fix that first"
+            fix = f"this follows from [{cause.id}] ({step} {cause.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix) if fix else finding)
     return out
 

@@ -38,9 +38,10 @@ class Finding:
     fix: str
     layer: str | None = None
 
-    def line(self) -> str:
-        """'[dead-relu] warning: 3.ReLU: 83% of its 256 units never fired (epoch 2)'."""
-        return f"[{self.id}] {self.severity}: {self.message} (epoch {self.epoch})"
+    def line(self, step: str = "epoch") -> str:
+        """'[dead-relu] warning: 3.ReLU: 83% of its 256 units never fired (epoch 2)'; ``step``
+        "iteration" for a full-batch run, where an epoch is one step."""
+        return f"[{self.id}] {self.severity}: {self.message} ({step} {self.epoch})"
 
     def to_dict(self) -> dict:
         return asdict(self)

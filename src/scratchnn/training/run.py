@@ -240,7 +240,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         """Print the findings that are new since the last evaluation (once per rule)."""
         new = doctor.update([dataclasses.asdict(r) for r in history], health.rows) if health else []
         for finding in new:
-            for line in finding_lines(finding, color=progress and log is print):
+            for line in finding_lines(finding, color=progress and log is print, step=step_name.lower()):
                 log(line)
             if on_finding is not None:
                 on_finding(finding)
@@ -267,7 +267,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if stop:
             write_health_csv(run_dir / HEALTH_FILE, health.rows)
             write_metrics_csv(run_dir / "metrics.csv", history)
-            raise DoctorStopped(f"--doctor strict stopped the run at epoch {result.epoch}: [{stop.id}] "
+            raise DoctorStopped(f"--doctor strict stopped the run at {step_name.lower()} {result.epoch}: [{stop.id}] "
                                 f"{stop.message}; its health and metrics are in {run_dir} (scratchnn doctor {run_dir})")
         if on_evaluation is not None:
             on_evaluation(result)
