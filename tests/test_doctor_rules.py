@@ -851,6 +851,41 @@ def test_scratchnn_doctor_rules_lists_every_rule_with_when_it_fires(capsys, tmp_
     assert main(["doctor", "--rules", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["trigger"], r["fix"]) for r in listed] == [(r.id, r.trigger, r.fix) for r in RULES]
-    for args in (["doctor"], ["doctor", str(tmp_path), "--rules"]):
-        assert main(args) != 0
-        assert "give a RUN_DIR to diagnose, or --rules" in capsys.readouterr().err
+    assert main(["doctor"]) != 0
+    assert "give a RUN_DIR to diagnose, or --rules" in capsys.readouterr().err
+    assert main(["doctor", str(tmp_path), "--rules"]) != 0
+    assert "or --rules to list what the doctor recognises, not both" in capsys.readouterr().err
+
+
+def save_run(run: Run, folder) -> None:
+    """The run's tables as a run folder's metrics.csv and health.csv."""
+    from scratchnn.doctor.signals import check_health_rows, write_health_csv
+
+    folder.mkdir(parents=True)
+    columns = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+    rows = [",".join(str(m[c]) if c == "epoch" else repr(float(m[c])) for c in columns) for m in run.metrics]
+    (folder / "metrics.csv").write_text("\n".join([",".join(columns), *rows]) + "\n")
+    write_health_csv(folder / "health.csv", check_health_rows(run.health))
+
+
+def test_scratchnn_doctor_names_what_a_wrong_argument_is(capsys, tmp_path):
+    from scratchnn.cli.main import main
+
+    run = tmp_path / "run"
+    save_run(sick(), run)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "off").mkdir()
+    (tmp_path / "off" / "config.toml").write_text('doctor = "off"\n')
+    for argument, words in [(tmp_path / "nope", "no such folder"), (run / "metrics.csv", "is a file; give the run "
+                                                                    f"folder that holds it ({run})"),
+                            (tmp_path / "empty", "not a run folder (no metrics.csv)"),
+                            (tmp_path / "off", "trained with --doctor off, so it recorded no health.csv")]:
+        assert main(["doctor", str(argument)]) != 0
+        assert words in capsys.readouterr().err
+    # a folder of runs (train --seeds): each member, by name
+    for member in ("seed-0", "seed-1"):
+        save_run(sick(), tmp_path / "duo" / member)
+    assert main(["doctor", str(tmp_path / "duo")]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'duo' / 'seed-0'}:" in out and f"{tmp_path / 'duo' / 'seed-1'}:" in out
+    assert out.count("[unscaled-inputs] warning") == 2

@@ -167,6 +167,11 @@ def test_a_folder_that_is_not_a_run_gives_one_clear_error(run_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"not a run folder \(no model.safetensors\)"):
         write_report(tmp_path / "empty")
+    (tmp_path / "duo" / "seed-0").mkdir(parents=True)
+    (tmp_path / "duo" / "seed-0" / "model.safetensors").write_bytes(b"")  # train --seeds: members each
+    with pytest.raises(ConfigError, match=r"duo holds the runs seed-0 \(train --seeds\); report each: scratchnn "
+                                          r"report .*seed-0"):
+        write_report(tmp_path / "duo")
     (tmp_path / "empty" / "config.toml").write_text("")
     with pytest.raises(ConfigError, match="the run stopped before it saved anything.*--resume"):
         write_report(tmp_path / "empty")

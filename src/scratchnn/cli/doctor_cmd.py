@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..doctor import RULES, diagnose_run
 from ..doctor.show import finding_lines, rule_lines
+from ..doctor.signals import HEALTH_FILE, METRICS_FILE
 from ..errors import ConfigError
+from ..training.config import CONFIG_FILE
 from ..training.run_health import run_settings
 
 
@@ -27,7 +29,9 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.rules == (args.run_dir is not None):
+    if args.rules and args.run_dir is not None:
+        raise ConfigError("give a RUN_DIR to diagnose or --rules to list what the doctor recognises, not both")
+    if not args.rules and args.run_dir is None:
         raise ConfigError("give a RUN_DIR to diagnose, or --rules to list what the doctor recognises")
     if args.rules:
         if args.json:
@@ -35,14 +39,44 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join("\n".join(rule_lines(r)) for r in RULES))
         return 0
-    settings = run_settings(args.run_dir)
-    findings = diagnose_run(args.run_dir, settings)  # fixes in the run's own values
-    step = "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
+    folders = run_folders(args.run_dir)
+    reports = {folder: diagnosed(folder) for folder in folders}
     if args.json:
-        print(json.dumps([f.to_dict() for f in findings], indent=2, allow_nan=False, default=str))
+        found = [finding.to_dict() | ({"run": str(folder)} if len(folders) > 1 else {})
+                 for folder, (findings, _) in reports.items() for finding in findings]
+        print(json.dumps(found, indent=2, allow_nan=False, default=str))
         return 0
-    if not findings:
-        print(f"{args.run_dir}: no findings; the run looks healthy")
-    for finding in findings:
-        print("\n".join(finding_lines(finding, color=sys.stdout.isatty(), step=step)))
+    for folder, (findings, step) in reports.items():
+        if not findings:
+            print(f"{folder}: no findings; the run looks healthy")
+        elif len(folders) > 1:
+            print(f"{folder}:")
+        for finding in findings:
+            print("\n".join(finding_lines(finding, color=sys.stdout.isatty(), step=step)))
     return 0
+
+
+def run_folders(path: Path) -> list[Path]:
+    """The run folder to diagnose, or each member of a folder of runs (``train --seeds``); a
+    ConfigError that names what ``path`` is otherwise."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such folder; give a run folder (runs/...)")
+    if not path.is_dir():
+        raise ConfigError(f"{path} is a file; give the run folder that holds it ({path.parent})")
+    if (path / METRICS_FILE).exists() or (path / CONFIG_FILE).exists():
+        return [path]
+    members = sorted((sub for sub in path.iterdir() if (sub / METRICS_FILE).exists()), key=lambda p: p.name)
+    if not members:
+        raise ConfigError(f"{path}: not a run folder (no {METRICS_FILE}); give a folder made by 'scratchnn train'")
+    return members
+
+
+def diagnosed(folder: Path):
+    """(findings, what their numbers count) of one run folder; one that trained with --doctor off
+    is named as such."""
+    settings = run_settings(folder)
+    if settings is not None and settings.get("doctor") == "off" and not (folder / HEALTH_FILE).exists():
+        raise ConfigError(f"{folder} trained with --doctor off, so it recorded no {HEALTH_FILE}; "
+                          "train it again with --doctor on to diagnose it")
+    findings = diagnose_run(folder, settings)  # fixes in the run's own values
+    return findings, "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"

@@ -154,6 +154,10 @@ def _load_run(run_dir: Path):
         raise ConfigError(f"{run_dir}: no such folder; give a run folder made by 'scratchnn train' (runs/<name>/)")
     check_finished(run_dir)  # a run without its model yet: how to finish it
     if not (run_dir / MODEL_FILE).is_file():
+        members = sorted(sub.name for sub in run_dir.iterdir() if (sub / MODEL_FILE).is_file())
+        if members:  # train --seeds: each member has its own report
+            raise ConfigError(f"{run_dir} holds the runs {', '.join(members[:4])}{'...' if len(members) > 4 else ''} "
+                              f"(train --seeds); report each: scratchnn report {run_dir / members[0]}")
         raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); give a folder made by 'scratchnn train'")
     model, metadata = load(run_dir), read_metadata(run_dir)
     if "config" not in metadata:
