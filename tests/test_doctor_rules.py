@@ -490,6 +490,14 @@ def test_lr_too_low_a_streak_broken_by_a_fast_evaluation_does_not_count():
 
 # --- exploding ----------------------------------------------------------------------------
 @covers("exploding")
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_exploding_a_loss_that_became_nan_or_infinite_in_metrics(bad):
+    """A learner's own loop that records a NaN loss and goes on (no diverged() call) has exploded."""
+    assert fires_at(Run().train([2.3, 1.9, bad, bad]), "exploding") == 2
+    assert "the loss became" in Run().train([2.3, 1.9, bad]).finding("exploding").message
+
+
+@covers("exploding")
 @pytest.mark.parametrize("loss", [math.nan, math.inf, 1e30])
 def test_exploding_whenever_training_diverged(loss):
     run = Run().signal("0.Dense", "grad_rms", [0.01, 0.02, 3e5]).at(2, "model", "diverged_loss", loss)
@@ -889,3 +897,7 @@ def test_scratchnn_doctor_names_what_a_wrong_argument_is(capsys, tmp_path):
     out = capsys.readouterr().out
     assert f"{tmp_path / 'duo' / 'seed-0'}:" in out and f"{tmp_path / 'duo' / 'seed-1'}:" in out
     assert out.count("[unscaled-inputs] warning") == 2
+    # a health.csv cut to its header had nothing to examine: not "the run looks healthy"
+    (run / "health.csv").write_text((run / "health.csv").read_text().splitlines()[0] + "\n")
+    assert main(["doctor", str(run)]) == 0
+    assert "nothing to examine: its health.csv has no rows" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.doctor import HealthLog, diagnose
-from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, Row, dead_fraction, prediction_share,
+from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, Row, check_metric_rows, dead_fraction, prediction_share,
                                       read_health_csv, read_metrics_csv, rms, saturated_fraction, spread,
                                       unit_spread, update_ratio, write_health_csv)
 from scratchnn.errors import DataError
@@ -372,3 +372,15 @@ def test_template_accuracy_reads_images_by_their_class_means():
     assert np.isnan(template_accuracy(x[:0], labels[:0], x[:0]))
     with pytest.raises(ValueError, match="one shape"):
         template_accuracy(x, labels, x[:3])
+
+
+@pytest.mark.parametrize("column, value, words", [("train_loss", -1.0, "a cross-entropy loss is 0 or more, got -1.0"),
+                                                  ("dev_loss", -0.5, "dev_loss: a cross-entropy loss is 0 or more"),
+                                                  ("train_accuracy", 1.5, "an accuracy is between 0 and 1, got 1.5"),
+                                                  ("dev_accuracy", -0.1, "an accuracy is between 0 and 1")])
+def test_metrics_out_of_their_range_are_refused_naming_the_cell(column, value, words):
+    row = {"epoch": 0, "train_loss": 2.3, "train_accuracy": 0.1, "dev_loss": 2.3, "dev_accuracy": 0.1, column: value}
+    with pytest.raises(DataError, match=f"metrics, row 2, {column}: ") as error:
+        check_metric_rows([row])
+    assert words in str(error.value)
+    assert math.isnan(check_metric_rows([{**row, column: math.nan}])[0][column])  # NaN: not measured, or diverged

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..doctor import RULES, diagnose_run
 from ..doctor.show import finding_lines, rule_lines
-from ..doctor.signals import HEALTH_FILE, METRICS_FILE
+from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv
 from ..errors import ConfigError
 from ..training.config import CONFIG_FILE
 from ..training.run_health import run_settings
@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(found, indent=2, allow_nan=False, default=str))
         return 0
     for folder, (findings, step) in reports.items():
-        if not findings:
+        if not findings and not read_health_csv(folder / HEALTH_FILE):
+            print(f"{folder}: no findings, and nothing to examine: its {HEALTH_FILE} has no rows (a run stopped "
+                  "before its first evaluation, or a table cut short)")
+        elif not findings:
             print(f"{folder}: no findings; the run looks healthy")
         elif len(folders) > 1:
             print(f"{folder}:")

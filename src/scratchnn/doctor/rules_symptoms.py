@@ -96,14 +96,16 @@ def lr_too_low(run: RunHealth):
       "lower --lr by 10x; scale inputs to 0..1; --init he_normal; gradient-friendly --schedule "
       "cosine --warmup 1")
 def exploding(run: RunHealth):
-    """Training diverged (a diverged_loss row), or the train loss rose at three evaluations in a
+    """Training diverged (a diverged_loss row, or a train loss in metrics.csv that is NaN or
+    infinite: a loop of one's own that went on), or the train loss rose at three evaluations in a
     row to over EXPLODED_LOSS (2) times its lowest value and more than LOSS_NOISE (0.1) above it,
     or some layer's grad_rms rose at each of three evaluations in a row to over GRAD_GROWTH (10)
     times the first of them and above its epoch-0 value (the gradients of a nearly fitted
     network are tiny, and one hard batch multiplies them without anything exploding), unless the
     train loss is lower at the last of those evaluations than at the first (health.csv records one
     batch's gradient, and a network whose loss still falls is learning, not exploding)."""
-    diverged = run.series("diverged_loss")
+    diverged = run.series("diverged_loss") or [(m["epoch"], m["train_loss"]) for m in run.metrics
+                                               if math.isinf(m["train_loss"]) or math.isnan(m["train_loss"])][:1]
     if diverged:
         epoch, loss = diverged[0]
         grads = [(layer, run.value("grad_rms", layer, epoch)) for layer in run.layers("grad_rms")]
