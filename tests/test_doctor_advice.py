@@ -238,3 +238,16 @@ def test_in_a_sigmoid_network_vanishing_gradients_cause_the_rest_but_not_in_a_re
     sigmoid, relu = fixes["sigmoid"], fixes["relu"]
     assert sigmoid["one-class"] == "this follows from [vanishing-gradients] (epoch 0): fix that first"
     assert relu["one-class"].startswith("lower --lr from 0.1")
+
+
+def test_an_unreadable_augmentation_is_told_the_strengths_to_go_back_to():
+    health = [(0, "model", "classes", 10), (0, "model", "template_accuracy", 0.87),
+              (0, "model", "augmented_template_accuracy", 0.13)]
+    rows = metrics([2.3, 2.3], [0.11, 0.11])
+    turned = finding("unreadable-augmentation", rows, health, augment=True,
+                     augmentation={"rotate": 180.0, "shift": 8.0, "scale": 0.5, "p": 1.0})
+    assert turned.fix.startswith("--augmentation shift=2,rotate=12,scale=0.1 (now shift 8, rotate 180, scale 0.5; "
+                                 "those are the data's own strengths), or train once with --no-augment")
+    # the data's own strengths already (a table nothing can read): the general advice
+    own = finding("unreadable-augmentation", rows, health, augment=True, augmentation={})
+    assert own.fix == general("unreadable-augmentation")

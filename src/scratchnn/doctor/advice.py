@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..data.augment import augmentation_for
 from .findings import Finding, RunHealth
 from .thresholds import HIGH_UPDATE
 
@@ -246,3 +247,18 @@ def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
              if sum(hidden) < 768 and not settings.get("conv") else "",
              "--optimizer adam" if settings.get("optimizer") == "sgd" else ""]
     return listed(parts)
+
+
+@fits("unreadable-augmentation")
+def _unreadable_augmentation(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    """Back to the dataset's own strengths for each setting the run turned up past them."""
+    default = augmentation_for(str(settings.get("dataset") or "")).to_dict()
+    table = {**default, **(settings.get("augmentation") or {})}
+    stronger = [name for name in ("shift", "rotate", "scale", "shear", "elastic_alpha")
+                if isinstance(table.get(name), (int, float)) and table[name] > default[name]]
+    if not stronger:
+        return None
+    back = ",".join(f"{name}={number(default[name])}" for name in stronger)
+    now = ", ".join(f"{name} {number(table[name])}" for name in stronger)
+    return (f"--augmentation {back} (now {now}; those are the data's own strengths), or train once with "
+            "--no-augment; python benchmarks/augment_preview.py (in the repository) draws what a table does")
