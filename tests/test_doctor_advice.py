@@ -251,3 +251,22 @@ def test_an_unreadable_augmentation_is_told_the_strengths_to_go_back_to():
     # the data's own strengths already (a table nothing can read): the general advice
     own = finding("unreadable-augmentation", rows, health, augment=True, augmentation={})
     assert own.fix == general("unreadable-augmentation")
+
+
+def test_a_divergence_names_the_doctors_cause_and_lr_find_names_the_faults_it_leaves_out(shared_dir, tmp_path):
+    """Unscaled inputs blow the loss up in one step: 'try a lower --lr' alone contradicted the
+    doctor's [unscaled-inputs] just above it."""
+    mnist = shared_dir / "datasets/mnist"
+    data = ["--images", str(mnist / "t10k-images-idx3-ubyte.gz"),
+            "--labels", str(mnist / "t10k-labels-idx1-ubyte.gz")]
+    train = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "seed",
+                            "--fault", "unscaled-inputs", *data, "--out", str(tmp_path / "run"), "--no-report"],
+                           capture_output=True, text=True, timeout=300)
+    assert train.returncode != 0
+    assert "training diverged; try a lower --lr (or fix what the doctor found first: [unscaled-inputs])" in train.stderr
+    find = subprocess.run([sys.executable, "-m", "scratchnn", "lr-find", "--config",
+                           str(tmp_path / "run" / CONFIG_FILE), "--batch-size", "128", "--steps", "20",
+                           "--out", str(tmp_path / "lr.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert find.returncode == 0, find.stderr
+    assert "Note: the range test runs without the config's faults (unscaled-inputs)" in find.stdout

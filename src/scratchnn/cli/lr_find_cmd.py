@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise ConfigError(f"{args.out}: the folder {args.out.parent} does not exist; create it or choose another --out")
     model, optimizer, x_train, y_train, order = range_test_inputs(config)
+    if config.fault:  # a config saved by a run of the break-it lab
+        print(f"Note: the range test runs without the config's faults ({', '.join(config.fault)}): it measures "
+              "the network as it should be; training with the config keeps them")
     print(f"Model: {model.widths()} ({model.num_parameters:,} parameters{config.describe_network('; ')}), "
         f"{config.describe()}")
     print(f"Range test: lr {args.start_lr:g} to {args.end_lr:g} over up to {args.steps} mini-batches "

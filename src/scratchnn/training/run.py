@@ -288,16 +288,20 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                 loss_fn=setup.loss_fn)
     except TrainingDiverged as error:
         bar.close()
+        cause = ""
         if health is not None:
             write_health_csv(run_dir / HEALTH_FILE, health.rows)
             write_metrics_csv(run_dir / "metrics.csv", history)
             examine()
+            first = next((f for f in doctor.findings if f.severity != "advice"), None)
+            if first is not None and first.id not in ("lr-too-high", "exploding"):  # the rate is not the cause
+                cause = f" (or fix what the doctor found first: [{first.id}])"
         saved = "nothing was saved"
         if config.checkpoint_every:
             epoch = load_checkpoint(run_dir / CHECKPOINT_FILE).epoch
             saved = (f"the last good checkpoint (epoch {epoch}{', the initial weights' if epoch == 0 else ''}) "
                      f"is in {run_dir / CHECKPOINT_FILE}")
-        raise TrainingDiverged(f"{error}; {saved}") from None
+        raise TrainingDiverged(f"{error}{cause}; {saved}") from None
     finally:
         bar.close()
     seconds = time.perf_counter() - start
