@@ -270,3 +270,13 @@ def test_a_divergence_names_the_doctors_cause_and_lr_find_names_the_faults_it_le
                           capture_output=True, text=True, timeout=300)
     assert find.returncode == 0, find.stderr
     assert "Note: the range test runs without the config's faults (unscaled-inputs)" in find.stdout
+
+
+def test_a_wide_train_dev_gap_is_told_to_get_more_images_first():
+    rows = metrics([1.0] * 5, [0.9] + [1.0] * 4)
+    for row, dev in zip(rows, [0.8] + [0.84] * 4):
+        row["dev_accuracy"] = dev
+    found = finding("train-dev-gap", rows, [(0, "model", "classes", 10)], train_size=200, dropout=0.3,
+                    weight_decay=0.01, augment=False)
+    assert found.fix == ("more training images (--train-size 400, or 0 for all; now 200), --dropout 0.5 (now 0.3), "
+                         "--weight-decay 0.03 (now 0.01) or --augment")

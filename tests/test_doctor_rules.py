@@ -689,6 +689,26 @@ def test_underfitting_plateau_spans_a_fifth_of_the_epochs_so_far(step, last, epo
     assert fires_at(plateau(accuracies[:last + 1]), "underfitting") == epoch
 
 
+# --- train-dev-gap ------------------------------------------------------------------------
+GAP = thresholds.GAP      # train-dev-gap: "more than 10 points above the dev accuracy"
+
+
+def gap(train, dev) -> Run:
+    return Run().train([1.0] * len(train), list(train), [1.0] * len(dev), list(dev))
+
+
+@covers("train-dev-gap")
+@pytest.mark.parametrize("train, dev, epoch", [
+    ([0.9] + [1.0] * 4, [0.8] + [0.84] * 4, 4),                 # 200 digits: 16 points apart, dev stalled
+    ([0.9] + [1.0] * 5, [0.8, 0.84, 0.85, 0.86, 0.87, 0.88], None),  # dev still rising a point an evaluation
+    ([0.9] + [1.0] * 4, [0.8] + [1.0 - GAP] * 4, None),          # exactly 10 points apart
+    ([0.9] + [1.0] * 4, [0.8] + [below(1.0 - GAP)] * 4, 4),      # just over
+    ([0.9, 1.0, 0.9, 1.0, 0.9], [0.8] + [0.84] * 4, None),       # never apart two evaluations in a row
+    ([0.9] + [1.0] * 4, [math.nan] * 5, None)])                  # no dev set
+def test_train_dev_gap_wide_and_dev_stalled(train, dev, epoch):
+    assert fires_at(gap(train, dev), "train-dev-gap") == epoch
+
+
 # --- every rule's finding: its numbers, its explanation, its fix -----------------------
 # rule id -> (a run that makes it fire, text its message must contain)
 EXAMPLES = {
@@ -712,6 +732,7 @@ EXAMPLES = {
     "chance-loss": (lambda: at_chance([2.31] * STREAK3), ["2.310", "2.303"]),
     "overfitting": (lambda: overfit([1.0, 1.02, 1.05, 1.25]), ["1.250", "1.000", "0.150"]),
     "underfitting": (lambda: plateau([0.5, 0.7, 0.7, 0.7, 0.7]), ["0.700"]),
+    "train-dev-gap": (lambda: gap([0.9] + [1.0] * 4, [0.8] + [0.84] * 4), ["1.000", "0.840", "0.160", "+0.000"]),
 }
 
 

@@ -225,17 +225,30 @@ def _init(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
     return unit_init(settings) or None
 
 
+def regularisers(settings: Settings) -> list[str]:
+    """More of what keeps a network from memorising: dropout, weight decay, augmentation."""
+    dropout, decay = settings.get("dropout", 0.0), settings.get("weight_decay", 0.0)
+    return [f"--dropout {number(min(0.5, dropout + 0.2))} (now {number(dropout)})" if dropout < 0.5 else "",
+            f"--weight-decay {number(decay * 3 if decay else 0.01)} (now {number(decay)})",
+            "" if settings.get("augment") else "--augment"]
+
+
 @fits("overfitting")
 def _overfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     dev = run.metric("dev_loss")
     best = min(dev, key=lambda ev: ev[1])[0] if dev else None
-    dropout, decay = settings.get("dropout", 0.0), settings.get("weight_decay", 0.0)
-    parts = ["" if settings.get("patience") else "--patience 5 (early stopping, the best weights kept)",
-             f"--dropout {number(min(0.5, dropout + 0.2))} (now {number(dropout)})" if dropout < 0.5 else "",
-             f"--weight-decay {number(decay * 3 if decay else 0.01)} (now {number(decay)})",
-             "" if settings.get("augment") else "--augment",
-             f"fewer epochs (the dev loss was lowest at epoch {best}: --epochs {best})" if best else "fewer epochs"]
-    return listed(parts)
+    return listed(["" if settings.get("patience") else "--patience 5 (early stopping, the best weights kept)",
+                   *regularisers(settings),
+                   f"fewer epochs (the dev loss was lowest at epoch {best}: --epochs {best})" if best
+                   else "fewer epochs"])
+
+
+@fits("train-dev-gap")
+def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    size = settings.get("train_size")
+    more = f"more training images (--train-size {2 * size}, or 0 for all; now {size})" if size else \
+        "more training images"
+    return listed([more, *regularisers(settings)])
 
 
 @fits("underfitting")

@@ -12,7 +12,7 @@ from itertools import accumulate
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GRAD_GROWTH,
+    CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP, GRAD_GROWTH,
     HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST, STILL,
     UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held, layer_held_above, percent)
 
@@ -212,6 +212,28 @@ def overfitting(run: RunHealth):
         if rising and risen and fitting:
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
                                                f"while train accuracy is {gap[-1]:.3f} above dev")
+    return None
+
+
+@rule("train-dev-gap", "advice",
+      "The network is right about far more of its training images than of images it has not seen, "
+      "and its dev accuracy has stopped improving: much of what it learned from the training images "
+      "does not carry over to new ones. Few training images, or a large network without "
+      "regularisation, do this; more epochs will not close the gap.",
+      "more training images; --augment, --dropout 0.3 or --weight-decay 0.01")
+def train_dev_gap(run: RunHealth):
+    """At two evaluations in a row the train accuracy is more than GAP (10 points) above the dev
+    accuracy, and the dev accuracy rose by less than UNDERFIT_PLATEAU (1 point) over the last
+    three evaluations."""
+    rows = [m for m in run.metrics if not (math.isnan(m["dev_accuracy"]) or math.isnan(m["train_accuracy"]))]
+    streak = 0
+    for i, m in enumerate(rows):
+        gap = m["train_accuracy"] - m["dev_accuracy"]
+        streak = streak + 1 if gap > GAP else 0
+        rose = m["dev_accuracy"] - rows[i - 3]["dev_accuracy"] if i >= 3 else math.inf
+        if streak >= PERSIST and rose < UNDERFIT_PLATEAU:
+            return Trigger(m["epoch"], f"train accuracy {m['train_accuracy']:.3f}, dev {m['dev_accuracy']:.3f} "
+                                       f"({gap:.3f} apart); dev rose {rose:+.3f} over the last three evaluations")
     return None
 
 
