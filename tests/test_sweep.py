@@ -76,6 +76,21 @@ def test_diverging_trials_are_failed_not_a_crash(digits, tmp_path):
     assert len(trials) == 3 and all(t.state == TrialState.FAIL for t in trials)
     assert all("training diverged" in t.user_attrs["error"] for t in trials), [t.user_attrs for t in trials]
     assert not (tmp_path / "hot" / "best.toml").exists()
+    # what the doctor made of each, in the trial, its line and sweep.html
+    assert all("[exploding] error" in t.user_attrs["findings"] for t in trials), [t.user_attrs for t in trials]
+    assert all("doctor: " in line for line in done.stdout.splitlines() if line.startswith("Trial "))
+    assert scratchnn("report", tmp_path / "hot").returncode == 0
+    assert "<th>doctor</th>" in (tmp_path / "hot" / "sweep.html").read_text()
+
+
+def test_a_best_trial_the_doctor_found_broken_is_said_to_be(digits, tmp_path):
+    """Every trial at chance: the 'best' is the least bad, and the sweep says so before anyone repeats it."""
+    (tmp_path / "warm.toml").write_text("lr = {low = 5, high = 20, log = true}\n")
+    done = scratchnn("sweep", "--space", tmp_path / "warm.toml", "--preset", "mlp", "--csv", digits, "--epochs", 2,
+                     "--train-size", 1000, "--trials", 2, "--workers", 1, "--out", tmp_path / "warm")
+    assert done.returncode == 0, done.stderr
+    note = r"Note: the doctor found \[[a-z-]+\] (error|warning).* in the best trial too \(scratchnn doctor \S+trials/"
+    assert re.search(note + r"\d{4}\): the space itself may be off", done.stdout), done.stdout
 
 
 def test_a_killed_sweep_resumes_without_repeating_trials(digits, tmp_path):
@@ -135,7 +150,7 @@ def test_a_trial_below_the_median_is_pruned_in_its_worker(digits, tmp_path):
     config.csv, config.dev_size, config.epochs, config.hidden, config.lr = str(digits), 500, 4, [32], 1e-6
     trial = study.ask()
     outcome = run_trial(storage, STUDY_NAME, trial._trial_id, config.to_dict(), str(tmp_path / "trial"))
-    assert outcome == {"state": "pruned", "reason": outcome["reason"]}
+    assert outcome == {"state": "pruned", "reason": outcome["reason"], "findings": outcome["findings"]}
     assert outcome["reason"].startswith("pruned after epoch 2: dev accuracy")
     assert study.trials[-1].intermediate_values.keys() == {1, 2}
     assert "pruned after epoch 2" in (tmp_path / "trial" / "train.log").read_text()

@@ -101,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     trial = max(complete, key=lambda t: (t.value, -t.number))
     print(f"Best: trial {trial.number}, dev accuracy {trial.value:.4f}; its config: {best}")
+    found = trial.user_attrs.get("findings", [])  # its errors and warnings
+    if found:  # the best of a bad lot: say so before anyone repeats it
+        where = folder_path / "trials" / f"{trial.number:04d}"
+        print(f"Note: the doctor found {', '.join(found)} in the best trial too (scratchnn doctor {where}): the "
+              "space itself may be off, e.g. an lr range too high; narrow it in the space file")
     # best.toml says threads = 1, as the trials ran: the same sums in the same order, the same weights
     steps = [(f"scratchnn train --config {best}", "the best trial again, bit for bit"),
              (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}")]

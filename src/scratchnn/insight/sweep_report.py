@@ -96,7 +96,7 @@ def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
     names = sorted({name for t in trials for name in t.params})
-    head = "".join(f"<th>{e(n)}</th>" for n in ("trial", *names, "outcome", "seconds", "report"))
+    head = "".join(f"<th>{e(n)}</th>" for n in ("trial", *names, "outcome", "doctor", "seconds", "report"))
     rows = []
     for t in trials:
         outcome = (f"dev accuracy {t.value:.4f}" if t.state.name == "COMPLETE" else
@@ -105,7 +105,8 @@ def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
         seconds = f"{t.duration.total_seconds():.1f}" if t.duration else ""
         report = Path("trials") / f"{t.number:04d}" / REPORT_FILE
         link = f"<a href='{e(report.as_posix())}'>report</a>" if (sweep_dir / report).exists() else ""
-        cells = [str(t.number), *(_value(t.params.get(n, "")) for n in names), outcome, seconds]
+        doctor = " ".join(t.user_attrs.get("findings") or []) or ("healthy" if "findings" in t.user_attrs else "")
+        cells = [str(t.number), *(_value(t.params.get(n, "")) for n in names), outcome, doctor, seconds]
         rows.append(f"<tr{' class=best' if t is best else ''}>" + "".join(f"<td>{e(c)}</td>" for c in cells)
                     + f"<td>{link}</td></tr>")
     figures_html = "".join(

@@ -105,6 +105,7 @@ def _finish(study: optuna.Study, trial, future) -> None:
     except Exception as error:  # noqa: BLE001 - one broken trial must not stop the sweep
         _fail(study, trial, f"{type(error).__name__}: {error}")
         return
+    trial.set_user_attr("findings", outcome.get("findings", []))
     if outcome["state"] == "complete":
         study.tell(trial.number, outcome["value"])
     elif outcome["state"] == "pruned":
@@ -133,6 +134,8 @@ def progress_line(study: optuna.Study, number: int, done: int, total: int, finis
         outcome = trial.user_attrs.get("pruned", "pruned")
     else:
         outcome = f"failed: {trial.user_attrs.get('error', 'unknown reason')}"
+    findings = trial.user_attrs.get("findings")
+    outcome += f"  doctor: {' '.join(findings)}" if findings else ""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
     best_text = f"best {best.value:.4f} (trial {best.number})" if best else "no trial complete yet"

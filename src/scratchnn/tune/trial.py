@@ -12,10 +12,12 @@ from pathlib import Path
 
 import optuna
 
+from ..doctor import diagnose_run
 from ..errors import ScratchnnError
 from ..training.config import TrainConfig
 from ..training.fit import EpochResult
 from ..training.run import train_run
+from ..training.run_health import run_settings
 from .study import make_pruner
 
 LOG_FILE = "train.log"
@@ -50,9 +52,19 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
         result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation)
     except optuna.TrialPruned as pruned:
         log(str(pruned))
-        return {"state": "pruned", "reason": str(pruned)}
+        return {"state": "pruned", "reason": str(pruned)} | doctor_said(folder)
     except ScratchnnError as error:  # TrainingDiverged among them
         log(f"failed: {error}")
-        return {"state": "fail", "error": str(error)}
+        return {"state": "fail", "error": str(error)} | doctor_said(folder)
     return {"state": "complete", "value": float(result.metrics["dev_accuracy"]),
-            "seconds": float(result.train_seconds)}
+            "seconds": float(result.train_seconds)} | doctor_said(folder)
+
+
+def doctor_said(folder: Path) -> dict:
+    """{"findings": ["[one-class] error", ...]}: the trial's errors and warnings, from its tables
+    (what a pruned or diverged trial recorded too); empty when it recorded none."""
+    try:
+        findings = diagnose_run(folder, run_settings(folder))
+    except (ScratchnnError, OSError):  # stopped before its first evaluation: no tables
+        return {"findings": []}
+    return {"findings": [f"[{f.id}] {f.severity}" for f in findings if f.severity in ("error", "warning")]}
