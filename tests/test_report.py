@@ -159,6 +159,25 @@ def test_a_full_batch_run_counts_iterations_and_missing_data_is_a_note(shared_di
     assert "4 figures: training_curves.png, first_layer.png, health_gradients.png, health_units.png" in lines[-1]
 
 
+def test_a_run_without_a_model_gets_its_curves_and_health_figures_and_what_to_do(shared_dir, tmp_path):
+    """A run --doctor strict stopped (or one that diverged) has no model and so no page, and resuming
+    it repeats the failure; its tables still draw what a learner needs then."""
+    from scratchnn.errors import DoctorStopped
+
+    csv_path = small_csv(shared_dir, tmp_path)
+    with pytest.raises(DoctorStopped):
+        tiny_run(csv_path, tmp_path / "zeros", init="zeros", doctor="strict", epochs=20)
+    with pytest.raises(ConfigError) as error:
+        write_report(tmp_path / "zeros")
+    message = str(error.value)
+    assert "the run has no model.safetensors, so no report page; drew training_curves.png, health_gradients.png, " \
+           "health_units.png from its tables instead; the doctor's first finding: [symmetric-units]" in message
+    assert "--doctor strict stopped it, and would again" in message and "\n" not in message
+    assert all((tmp_path / "zeros" / f"{name}.png").stat().st_size > 1000
+               for name in ("training_curves", "health_gradients", "health_units"))
+    assert not (tmp_path / "zeros" / REPORT_FILE).exists()
+
+
 def test_a_folder_that_is_not_a_run_gives_one_clear_error(run_dir, tmp_path):
     with pytest.raises(ConfigError, match="unknown set 'val'; choose one of train, dev, test, all"):
         write_report(run_dir, which="val")

@@ -66,6 +66,8 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
     run_dir = Path(run_dir)
+    if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
+        _refuse_unfinished(run_dir)
     model, metadata, config = _load_run(run_dir)
     notes: list[str] = []
     rows = read_metrics(run_dir / METRICS_FILE, notes)
@@ -118,6 +120,35 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
         log(f"Note: {note}")
     log(f"Report: {path} ({len(drawn)} figures: {', '.join(f.name + '.png' for f in drawn)})")
     return path
+
+
+def _refuse_unfinished(run_dir: Path) -> None:
+    """A run without a model (it diverged, --doctor strict stopped it, or it was interrupted) has
+    no page, but its tables still draw what a learner needs most then: the training curves and
+    the health figures. Drawn, then a ConfigError naming them, the doctor's first finding and
+    what to do next."""
+    from . import plots
+
+    notes: list[str] = []
+    settings = run_settings(run_dir)
+    step = "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
+    rows = read_metrics(run_dir / METRICS_FILE, notes)
+    drawn = [("training_curves", plots.training_curves(rows, step))] if rows else []
+    health = read_health(run_dir, notes, settings)
+    drawn += [(name, figure) for name, _, _, figure in health_figures(health, step)]
+    for name, figure in drawn:
+        atomic_write_bytes(run_dir / f"{name}.png", plots.figure_png(figure, DPI))
+    first = next((f for f in health.findings or [] if f.severity != "advice"), None)
+    diverged = first is not None and any(f.id == "exploding" for f in health.findings)
+    stopped = first is not None and first.severity == "error" and settings is not None \
+        and settings.get("doctor") == "strict"
+    names = ", ".join(name + ".png" for name, _ in drawn)
+    drew = f"drew {names} from its tables instead" if drawn else "nothing to draw"
+    found = f"; the doctor's first finding: [{first.id}] (scratchnn doctor {run_dir})" if first else ""
+    then = ("resuming would diverge again: change what the doctor names and train anew" if diverged else
+            "--doctor strict stopped it, and would again: change what the doctor names and train anew" if stopped else
+            f"if it was interrupted, complete it with 'scratchnn train --resume {run_dir}'")
+    raise ConfigError(f"{run_dir}: the run has no {MODEL_FILE}, so no report page; {drew}{found}; {then}")
 
 
 def figures_in_report(path: Path) -> set[str]:
