@@ -114,7 +114,8 @@ def summary(result: LRFindResult, command: str, figure: Path) -> str:
     last = result.lrs[-1]
     how = (f"Stopped after {len(result.lrs)} steps at lr {last:.2g}: the smoothed loss passed 4x its minimum"
            if result.stopped_early else
-           f"Ran all {len(result.lrs)} steps up to lr {last:.2g} without the loss diverging")
+           f"Ran all {len(result.lrs)} steps up to lr {last:.2g}; the smoothed loss never passed 4x its minimum "
+           "(a loss back at chance is not past it)")
     return "\n".join([
         how,
         (f"Suggested --lr {result.suggestion:.2g} (steepest descent of the smoothed loss); "
