@@ -46,7 +46,8 @@ from .progress import TrainingProgress
 from .run_data import (check_class_numbers, check_data_files, config_generators, data_source, load_data,
                        locate_data, record_data, run_split)
 from .run_display import RunDisplay
-from .run_health import diagnose_history, doctor_settings, doctor_summary, earlier_health, health_summary
+from .run_health import (diagnose_history, doctor_settings, doctor_summary, earlier_health, health_summary,
+                         still_learning)
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
@@ -334,6 +335,9 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log(f"Model saved to {model_path}")
     if health is not None:
         log(doctor_summary(findings, run_dir))
+    if not (stop_requested is not None and stop_requested()):
+        for line in filter(None, [still_learning(history, config.epochs, step_name.lower())]):
+            log(line)
     return RunResult(model, history, run_dir, model_path, seconds, metrics, findings, tuple(data.classes))
 
 

@@ -63,3 +63,24 @@ def doctor_summary(findings: list[Finding], run_dir: Path) -> str:
     counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
     ids = " ".join(f"[{f.id}]" for f in findings)
     return f"Doctor: {counts}: {ids}; details: scratchnn doctor {run_dir}"
+
+
+STILL_FALLING = 0.02  # the train loss fell by more than this share over the last fifth of the run ...
+STILL_RISING = 0.01  # ... and the dev accuracy rose by more than this: the run ended mid-descent
+
+
+def still_learning(history: list[EpochResult], epochs: int, step: str = "epoch") -> str:
+    """A note when the run ended while it was still learning fast (the doctor's rules see what
+    went wrong, not a run cut short: "no findings" then reads as "nothing to gain"), else ''."""
+    if len(history) < 2 or history[-1].epoch < epochs:  # stopped early, or by a patience rule
+        return ""
+    start = history[-1].epoch - max(1, epochs // 5)
+    earlier = [r for r in history if r.epoch <= start] or history[:1]
+    before, last = earlier[-1], history[-1]
+    fell = 1 - last.train_loss / before.train_loss if before.train_loss > 0 else 0.0
+    rose = last.dev_accuracy - before.dev_accuracy  # NaN without a dev set: no note
+    if not (fell > STILL_FALLING and rose > STILL_RISING):
+        return ""
+    return (f"Still learning when it ended: from {step} {before.epoch} to {last.epoch} the train loss fell "
+            f"{fell:.0%} and the dev accuracy rose {100 * rose:.1f} points; more {step}s would likely help "
+            f"(--epochs {2 * epochs})")

@@ -1,0 +1,31 @@
+"""The note a run that ended mid-descent gets: the doctor's rules look for what went wrong, so a
+run cut short reads "no findings" and looks finished (the seed network after 40 iterations, the
+mlp's recipe on SGD for 3 epochs)."""
+import math
+
+from scratchnn.training.fit import EpochResult
+from scratchnn.training.run_health import still_learning
+
+
+def history(rows):
+    return [EpochResult(epoch, loss, math.nan, loss, dev, 0.1, 1.0) for epoch, loss, dev in rows]
+
+
+def test_a_run_still_learning_fast_at_its_end_is_told_to_train_longer():
+    seed_40 = history([(10, 2.25, 0.18), (20, 2.04, 0.266), (30, 1.88, 0.317), (40, 1.73, 0.383)])
+    assert still_learning(seed_40, 40, "iteration") == (
+        "Still learning when it ended: from iteration 30 to 40 the train loss fell 8% and the dev accuracy rose "
+        "6.6 points; more iterations would likely help (--epochs 80)")
+    sgd_3 = history([(1, 2.80, 0.148), (2, 2.43, 0.359), (3, 2.23, 0.397)])
+    assert "from epoch 2 to 3" in still_learning(sgd_3, 3) and "(--epochs 6)" in still_learning(sgd_3, 3)
+
+
+def test_a_settled_run_or_one_stopped_early_gets_no_note():
+    settled = history([(e, 0.05, 0.975) for e in range(1, 41)])
+    assert still_learning(settled, 40) == ""
+    rising_dev_only = history([(1, 0.5, 0.90), (2, 0.499, 0.95)])  # the loss no longer falls
+    assert still_learning(rising_dev_only, 2) == ""
+    early_stopped = history([(10, 2.25, 0.18), (20, 2.04, 0.266)])  # patience ended it before --epochs
+    assert still_learning(early_stopped, 40) == ""
+    no_dev = history([(1, 2.8, math.nan), (2, 2.4, math.nan)])
+    assert still_learning(no_dev, 2) == "" and still_learning([], 5) == ""
