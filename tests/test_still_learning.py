@@ -14,7 +14,7 @@ def history(rows):
 def test_a_run_still_learning_fast_at_its_end_is_told_to_train_longer():
     seed_40 = history([(10, 2.25, 0.18), (20, 2.04, 0.266), (30, 1.88, 0.317), (40, 1.73, 0.383)])
     assert still_learning(seed_40, 40, "iteration") == (
-        "Still learning when it ended: from iteration 30 to 40 the train loss fell 8% and the dev accuracy rose "
+        "Note: still learning when it ended: from iteration 30 to 40 the train loss fell 8% and the dev accuracy rose "
         "6.6 points; more iterations would likely help (--epochs 80)")
     sgd_3 = history([(1, 2.80, 0.148), (2, 2.43, 0.359), (3, 2.23, 0.397)])
     assert "from epoch 2 to 3" in still_learning(sgd_3, 3) and "(--epochs 6)" in still_learning(sgd_3, 3)

@@ -81,6 +81,6 @@ def still_learning(history: list[EpochResult], epochs: int, step: str = "epoch")
     rose = last.dev_accuracy - before.dev_accuracy  # NaN without a dev set: no note
     if not (fell > STILL_FALLING and rose > STILL_RISING):
         return ""
-    return (f"Still learning when it ended: from {step} {before.epoch} to {last.epoch} the train loss fell "
+    return (f"Note: still learning when it ended: from {step} {before.epoch} to {last.epoch} the train loss fell "
             f"{fell:.0%} and the dev accuracy rose {100 * rose:.1f} points; more {step}s would likely help "
             f"(--epochs {2 * epochs})")
