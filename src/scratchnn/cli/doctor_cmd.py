@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..doctor import RULES, diagnose_run
+from ..doctor.advice import step_name
 from ..doctor.show import finding_lines, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv
 from ..errors import ConfigError
@@ -82,4 +83,4 @@ def diagnosed(folder: Path):
         raise ConfigError(f"{folder} trained with --doctor off, so it recorded no {HEALTH_FILE}; "
                           "train it again with --doctor on to diagnose it")
     findings = diagnose_run(folder, settings)  # fixes in the run's own values
-    return findings, "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
+    return findings, step_name(settings)

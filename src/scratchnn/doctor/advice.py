@@ -4,7 +4,7 @@ The rules diagnose from the two tables alone, and their fix is general advice ("
 10x (or use --schedule cosine --warmup 1)"). Told the run's settings (``scratchnn train`` tells
 the live doctor; ``scratchnn doctor RUN_DIR`` and the report read the run's config.toml), the
 doctor names values instead and leaves out what the run already does: a run at ``--lr 50``
-that warms up already is told "lower --lr from 50 to 0.5", not to warm up. A run with
+that warms up already is told "lower --lr from 50 to 0.05", not to warm up. A run with
 ``--fault`` gets the general advice: the doctor is not told what was broken on purpose.
 
 How far to lower the rate comes from the first step's update ratio ‖ΔW‖/‖W‖, which is
@@ -75,7 +75,7 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
     """The findings, each fix fitted to ``settings`` where its rule has a fitter; a symptom of a
     cause also found (now, or ``earlier`` by the live doctor) points to that cause instead."""
     cause = root_cause([*earlier, *findings], settings)
-    step = "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"  # Finding.line
+    step = step_name(settings)
     out = []
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None
@@ -84,6 +84,11 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
             fix = f"this follows from [{cause.id}] ({step} {cause.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix) if fix else finding)
     return out
+
+
+def step_name(settings: Settings | None) -> str:
+    """What a finding's number counts: "iteration" for a full-batch run (an epoch is one step), else "epoch"."""
+    return "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
 
 
 def root_cause(findings: list[Finding], settings: Settings | None) -> Finding | None:

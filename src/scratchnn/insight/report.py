@@ -22,6 +22,7 @@ import numpy as np
 from .. import __version__
 from ..data import scale_pixels
 from ..data.augment import Augmentation
+from ..doctor.advice import step_name
 from ..ensemble import check_finished
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
 from ..fast import inference_net
@@ -131,7 +132,7 @@ def _refuse_unfinished(run_dir: Path) -> None:
 
     notes: list[str] = []
     settings = run_settings(run_dir)
-    step = "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
+    step = step_name(settings)
     rows = read_metrics(run_dir / METRICS_FILE, notes)
     drawn = [("training_curves", plots.training_curves(rows, step))] if rows else []
     health = read_health(run_dir, notes, settings)
