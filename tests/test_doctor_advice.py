@@ -81,7 +81,7 @@ def test_without_settings_or_a_fitter_the_general_fix_stands():
     assert {f.id for f in diagnose(rows, health, Settings())} == {f.id for f in diagnose(rows, health)}
     # an empty Settings knows no rate: the general words, no lr-find command it could not write
     fix = next(f.fix for f in diagnose(rows, health, Settings()) if f.id == "lr-too-high")
-    assert fix.startswith("lower --lr by 10x") and "--config" not in fix
+    assert fix.startswith("lower the learning rate by 10x") and "--config" not in fix
     assert "scalar-bias-gradient" not in FITTERS and "softmax-overflow" not in FITTERS  # code to fix, not flags
 
 
@@ -194,9 +194,9 @@ def test_a_learners_own_loop_may_tell_only_some_settings():
     health = first_step(11.0) + [(e, "3.ReLU", "dead_fraction", 0.9) for e in range(3)]
     findings = diagnose(metrics([2.0, 1.9, 1.8]), health, Settings({"lr": 0.5}))
     fixes = {f.id: f.fix for f in findings}
-    assert fixes["lr-too-high"] == "lower --lr from 0.5 to 0.0005; scratchnn lr-find suggests one"
-    assert fixes["dead-relu"] == ("lower --lr from 0.5 to 0.0005, --init he_normal --bias-init zeros or "
-                                  "--activation leaky-relu")
+    assert fixes["lr-too-high"] == "lower the learning rate from 0.5 to 0.0005; scratchnn lr-find suggests one"
+    assert fixes["dead-relu"] == ("lower the learning rate from 0.5 to 0.0005, --init he_normal --bias-init zeros "
+                                  "or --activation leaky-relu")
     assert all("None" not in fix for fix in fixes.values())
 
 
@@ -237,7 +237,7 @@ def test_in_a_sigmoid_network_vanishing_gradients_cause_the_rest_but_not_in_a_re
              for activation in ("sigmoid", "relu")}
     sigmoid, relu = fixes["sigmoid"], fixes["relu"]
     assert sigmoid["one-class"] == "this follows from [vanishing-gradients] (epoch 0): fix that first"
-    assert relu["one-class"].startswith("lower --lr from 0.1")
+    assert relu["one-class"] == "lower the learning rate from 0.1 to 0.01; shuffle the data every epoch"
 
 
 def test_an_unreadable_augmentation_is_told_the_strengths_to_go_back_to():

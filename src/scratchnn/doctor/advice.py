@@ -56,6 +56,11 @@ class Settings:
     def get(self, name: str, default=None):
         return self.values.get(name, default)
 
+    @property
+    def lr_name(self) -> str:
+        """"--lr" for a scratchnn run (it has a config file), "the learning rate" for a loop of one's own."""
+        return "--lr" if self.config_file else "the learning rate"
+
 
 FITTERS: dict[str, Callable[[RunHealth, Settings, Finding], str | None]] = {}
 
@@ -132,8 +137,8 @@ def lower_lr(run: RunHealth, settings: Settings) -> str:
     """'lower --lr from 50 to 0.05', by ``lr_factor``."""
     lr = settings.get("lr")
     if not lr:
-        return "lower --lr by 10x"
-    return f"lower --lr from {number(lr)} to {number(lr / lr_factor(run))}"
+        return f"lower {settings.lr_name} by 10x"
+    return f"lower {settings.lr_name} from {number(lr)} to {number(lr / lr_factor(run))}"
 
 
 def warm_up(settings: Settings) -> str:
@@ -141,6 +146,8 @@ def warm_up(settings: Settings) -> str:
     warm-up epoch is one step)."""
     if settings.get("warmup", 0) > 0 or settings.get("batch_size") == 0:
         return ""
+    if not settings.config_file:
+        return "a warm-up (the rate rising from 0 over the first epoch)"
     return "--warmup 1" if settings.get("schedule", "constant") != "constant" else "--schedule cosine --warmup 1"
 
 
@@ -180,7 +187,7 @@ def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | N
     if not lr or not ratios:
         return None
     factor = _power_of_ten_above(BRISK_UPDATE / max(ratios))
-    return (f"raise --lr from {number(lr)} to {number(lr * factor)} (its steps change the weights by "
+    return (f"raise {settings.lr_name} from {number(lr)} to {number(lr * factor)} (its steps change the weights by "
             f"{max(ratios):.2g} of their size; healthy runs: {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
             f"{lr_find(settings)}")
 
@@ -195,7 +202,8 @@ def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
 
 @fits("one-class")
 def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    return f"{lower_lr(run, settings)} (scratchnn shuffles every epoch already)"
+    shuffled = " (scratchnn shuffles every epoch already)" if settings.config_file else "; shuffle the data every epoch"
+    return f"{lower_lr(run, settings)}{shuffled}"
 
 
 @fits("chance-loss")

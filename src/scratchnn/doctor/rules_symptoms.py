@@ -112,7 +112,7 @@ def exploding(run: RunHealth):
         worst = max(((l, g) for l, g in grads if g is not None and not math.isnan(g)), key=lambda lg: lg[1],
                     default=None)
         detail = f"; gradient RMS of {worst[0]} was {worst[1]:.3g}" if worst else ""
-        return Trigger(epoch, f"training diverged at epoch {epoch}: the loss became {loss:.4g}{detail}")
+        return Trigger(epoch, f"training diverged: the loss became {loss:.4g}{detail}")
     losses = run.metric("train_loss")
     lowest_so_far = list(accumulate((v for _, v in losses), min))
     for i in range(3, len(losses)):
