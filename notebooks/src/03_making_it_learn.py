@@ -142,3 +142,35 @@ from scratchnn.display import html_table
 HTML(html_table(["fault planted", "the doctor's diagnosis", "why", "fix"],
                 [[fault, f"[{f.id}] {f.message}", f.explanation, f.fix] for fault, f in diagnoses.items() if f],
                 caption="Broken runs and what the doctor said"))
+
+# %% [markdown]
+# ### A mistake of your own, and following its fix
+#
+# Without `--fault` the doctor is told the run's settings (its config), so a fix names values
+# instead of "lower it by 10x": how far to lower the learning rate comes from how far the first
+# step moved the weights (‖ΔW‖/‖W‖ grows in proportion to the rate). Below, the seed network at
+# a learning rate 100 times its own, then trained again as the fix says.
+
+# %%
+import re
+
+
+def seed_run(**changes):
+    config = get_preset("seed")
+    for name, value in {**DATA, **full_batch, **changes}.items():
+        setattr(config, name, value)
+    return train_run(config, Path(tempfile.mkdtemp()) / "run", log=lambda line: None, progress=False)
+
+
+too_fast = seed_run(lr=10.0)
+first = next(iter(too_fast.findings), None)
+if first is None:
+    print("the doctor found nothing in this short run")
+else:
+    print(first.line("iteration"))
+    print("   fix:", first.fix.split(";")[0])  # the rest names the run's folder for lr-find
+    told = re.search(r"from \S+ to ([0-9.e+-]+)", first.fix)
+    if told:
+        again = seed_run(lr=float(told[1]))
+        print(f"\ndev accuracy {too_fast.metrics['dev_accuracy']:.3f} at lr 10, {again.metrics['dev_accuracy']:.3f} "
+              f"at lr {told[1]}; findings then: {', '.join(f.id for f in again.findings) or 'none'}")
