@@ -99,6 +99,18 @@ def test_lr_too_low_names_the_rate_that_would_move_the_weights_a_hundredth():
     assert found.fix.endswith(LR_FIND)
 
 
+def test_a_plateau_under_a_rate_found_too_high_is_not_told_to_raise_it():
+    """The audit's contradiction: [lr-too-high] said lower, [underfitting] said 'a larger --lr'."""
+    health = first_step(11.0)
+    rows = metrics([1.5] * 6, [0.5] * 6)
+    fixes = {f.id: f.fix for f in diagnose(rows, health, Settings({"lr": 0.5}))}
+    assert fixes["lr-too-high"].startswith("lower the learning rate from 0.5")
+    assert fixes["underfitting"] == "this follows from [lr-too-high] (epoch 0): fix that first"
+    alone = {f.id: f.fix for f in diagnose(rows, [(0, "model", "classes", 10)], Settings({"lr": 0.5}))}
+    assert "a larger learning rate than 0.5" in alone["underfitting"]  # a loop of one's own: no --lr
+    assert alone["underfitting"].startswith("more epochs (--epochs)") and "now )" not in alone["underfitting"]
+
+
 def dead(**values):
     health = [(0, "model", "classes", 10)] + [(e, "3.ReLU", "dead_fraction", 0.9) for e in range(3)]
     return finding("dead-relu", metrics([2.0, 1.9, 1.8]), health, lr=0.5, **values).fix
@@ -186,7 +198,9 @@ def test_train_and_doctor_tell_a_seed_run_at_lr_10_its_own_rate(shared_dir, tmp_
     assert doctor.returncode == 0, doctor.stderr
     assert told in doctor.stdout
     assert f"lr-find --config {run_dir / CONFIG_FILE} --batch-size 128" in " ".join(doctor.stdout.split())
-    assert "--init he_normal --bias-init zeros" in doctor.stdout  # the seed's uniform init, named
+    # the dead units and the one class for everything come from the rate: pointed to it, not told to raise it
+    assert doctor.stdout.count("fix: this follows from [lr-too-high] (iteration") >= 2
+    assert "a larger --lr" not in doctor.stdout
 
 
 def test_a_learners_own_loop_may_tell_only_some_settings():
@@ -195,8 +209,7 @@ def test_a_learners_own_loop_may_tell_only_some_settings():
     findings = diagnose(metrics([2.0, 1.9, 1.8]), health, Settings({"lr": 0.5}))
     fixes = {f.id: f.fix for f in findings}
     assert fixes["lr-too-high"] == "lower the learning rate from 0.5 to 0.0005; scratchnn lr-find suggests one"
-    assert fixes["dead-relu"] == ("lower the learning rate from 0.5 to 0.0005, --init he_normal --bias-init zeros "
-                                  "or --activation leaky-relu")
+    assert fixes["dead-relu"] == "this follows from [lr-too-high] (epoch 0): fix that first"
     assert all("None" not in fix for fix in fixes.values())
 
 

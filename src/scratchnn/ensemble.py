@@ -15,6 +15,7 @@ probabilities up to float rounding, sooner); ``fast=False`` runs each member's t
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class Ensemble:
     """
 
     def __init__(self, members: Iterable[Sequential | Member], fast: bool = True):
+        members = list(members)
+        if any(isinstance(m, (str, os.PathLike)) for m in members):
+            raise ConfigError("Ensemble takes models; for files or run folders use load_ensemble(paths)")
         self.members = [m if isinstance(m, Member) else Member(f"member {i + 1}", m)
                         for i, m in enumerate(members)]
         if not self.members:
@@ -199,8 +203,11 @@ def member_name(file: Path) -> str:
 
 
 def load_ensemble(paths: Iterable, fast: bool = True) -> Ensemble:
-    """The ensemble of every model behind ``paths`` (files, run folders, folders of member runs),
+    """The ensemble of every model behind ``paths`` (files, run folders, folders of member runs;
+    one path alone is one of those),
     predicting on the fast layers unless ``fast`` is False (see ``Ensemble``)."""
+    if isinstance(paths, (str, os.PathLike)):  # one folder of member runs (train --seeds), or one model
+        paths = [paths]
     files = [file for path in paths for file in model_files(path)]
     if len(files) > MAX_MEMBERS:
         raise ConfigError(f"{len(files)} models given, more than the {MAX_MEMBERS} an ensemble may have")

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .data.split import refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
 from .errors import ShapeError
@@ -145,6 +146,7 @@ class Sequential:
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.number):
             raise ShapeError(f"input must be numeric, got dtype {x.dtype}")
+        refuse_raw_pixels(x)
         x = x.astype(self.dtype, copy=False)
         if x.ndim == len(self.input_shape):  # one sample: make it a batch of one
             x = x[None]

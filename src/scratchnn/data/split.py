@@ -46,6 +46,14 @@ def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.
     return gens
 
 
+def refuse_raw_pixels(x: np.ndarray, what: str = "input") -> None:
+    """A ShapeError for uint8 input: raw pixels 0..255, which a network trained on 0..1 reads as
+    255 times too bright (the loss explodes, or a prediction is sure of anything)."""
+    if np.asarray(x).dtype == np.uint8:
+        raise ShapeError(f"{what} is uint8, raw pixels 0..255 by the look of it; scale it to 0..1 first: "
+                         "scale_pixels(images, model.input_shape), or x / 255")
+
+
 def scale_pixels(images: np.ndarray, input_shape=(784,)) -> np.ndarray:
     """uint8 images (N, H, W) -> float32 x (N, *input_shape) = pixel / 255 in [0, 1], C-contiguous.
 

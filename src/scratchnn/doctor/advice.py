@@ -42,6 +42,10 @@ CAUSES = ("unscaled-inputs", "lopsided-labels", "unreadable-augmentation", "memo
           "scalar-bias-gradient", "softmax-overflow", "large-init", "small-init")
 SATURATING_CAUSES = ("vanishing-gradients", "saturated")
 SYMPTOMS = ("lr-too-high", "lr-too-low", "exploding", "dead-relu", "one-class", "chance-loss", "underfitting")
+# Without such a cause, a rate found too high is the cause of the rest: dead units, one class,
+# a loss at chance, a plateau (whose own fix, "a larger --lr", would contradict it).
+RATE_CAUSES = ("lr-too-high", "exploding")
+RATE_SYMPTOMS = ("lr-too-low", "dead-relu", "one-class", "chance-loss", "underfitting")
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,18 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
            earlier: Iterable[Finding] = ()) -> list[Finding]:
     """The findings, each fix fitted to ``settings`` where its rule has a fitter; a symptom of a
     cause also found (now, or ``earlier`` by the live doctor) points to that cause instead."""
-    cause = root_cause([*earlier, *findings], settings)
+    everything = [*earlier, *findings]
+    cause = root_cause(everything, settings)
+    rate = next((f for f in everything if f.id in RATE_CAUSES), None)
     step = step_name(settings)
     out = []
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None
         fix = fitter(run, settings, finding) if fitter else None
-        if cause is not None and finding.id in SYMPTOMS:
-            fix = f"this follows from [{cause.id}] ({step} {cause.epoch}): fix that first"
+        because = cause if cause is not None and finding.id in SYMPTOMS else \
+            rate if finding.id in RATE_SYMPTOMS else None
+        if because is not None and because is not finding:
+            fix = f"this follows from [{because.id}] ({step} {because.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix) if fix else finding)
     return out
 
@@ -267,9 +275,10 @@ def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str:
 @fits("underfitting")
 def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     epochs, lr, hidden = settings.get("epochs"), settings.get("lr"), settings.get("hidden") or []
+    rate = "--lr" if settings.config_file else "learning rate"
     parts = [f"more epochs (--epochs {2 * epochs}, now {epochs})" if epochs else "more epochs (--epochs)",
-             f"a larger --lr than {number(lr)} ({lr_find(settings)})" if lr else "a larger --lr",
-             f"wider or more layers (--hidden 512,256; now {','.join(map(str, hidden))})"
+             f"a larger {rate} than {number(lr)} ({lr_find(settings)})" if lr else f"a larger {rate}",
+             "wider or more layers (--hidden 512,256" + (f"; now {','.join(map(str, hidden))})" if hidden else ")")
              if sum(hidden) < 768 and not settings.get("conv") else "",
              "--optimizer adam" if settings.get("optimizer") == "sgd" else ""]
     return listed(parts)

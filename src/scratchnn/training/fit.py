@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import fast as fast_path
-from ..data.split import batch_indices
+from ..data.split import batch_indices, refuse_raw_pixels
 from ..errors import ShapeError, TrainingDiverged
 from ..model import Sequential
 from ..nn import BatchNorm1d
@@ -42,6 +42,7 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
     """(mean loss, accuracy) of the model on x (N, ...) with labels (N,); NaN for an empty set.
 
     Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
+    refuse_raw_pixels(x, "x")
     if len(x) == 0:
         return float("nan"), float("nan")
     batch_size = batch_size or model.inference_batch_size()
@@ -57,20 +58,22 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
 
 def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int,
         batch_size: int | None = None, x_dev: np.ndarray | None = None, y_dev: np.ndarray | None = None,
-        rng: np.random.Generator | None = None, schedule=None, early_stopping: EarlyStopping | None = None,
+        rng: np.random.Generator | int | None = None, schedule=None, early_stopping: EarlyStopping | None = None,
         eval_every: int = 1, start_epoch: int = 0, loss_fn=None,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         augment_rng: np.random.Generator | None = None,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
         on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
         health: HealthRecorder | None = None, stop_requested: Callable[[], bool] | None = None,
-        fast: bool = True) -> History:
+        fast: bool = True, shuffle: bool = True) -> History:
     """Train ``model`` in place; return a History (a list) of an EpochResult for every
     ``eval_every``-th epoch and the last; ``history.plot()`` draws the curves.
 
     Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
     optimizer.step. ``batch_size`` None or 0 means the full batch, one step per epoch (the
-    seed's gradient descent); otherwise the rows are reshuffled with ``rng`` every epoch.
+    seed's gradient descent); otherwise the rows are reshuffled every epoch with ``rng`` (a
+    Generator or an int seed; None: fresh entropy), unless ``shuffle`` is False (then batches
+    come in the data's order, which for data stored class by class teaches one class a batch).
     ``augment(x_batch, augment_rng)``, if given, returns a randomly transformed copy of each
     batch (see scratchnn.data.augment); the model never sees the same image twice.
     Accuracy and dev metrics are measured on evaluated epochs only: with full batches an epoch
@@ -106,11 +109,14 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     _check_data(model, x_train, y_train, "training")
     check_batches(model, len(x_train), batch_size)
     check_batch_memory(model, len(x_train), batch_size)
+    if (x_dev is None) != (y_dev is None):
+        raise ShapeError("give x_dev and y_dev together (the dev images and their labels), or neither")
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
     _check_data(model, x_dev, y_dev, "dev")
     if augment and augment_rng is None:
         raise ValueError("augment needs augment_rng, the generator of its random transforms")
+    rng = np.random.default_rng(rng) if shuffle else None
     net, evaluator, x_fit, step = model, model, x_train, optimizer.step
     if fast:
         run = fast_path.prepare(model, optimizer, x_train, full_batch=not batch_size, fixed_inputs=augment is None)
@@ -218,6 +224,7 @@ def check_batches(model: Sequential, n: int, batch_size: int | None) -> None:
 
 def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:
     """Validate once, up front, what the loop would otherwise trip over mid-training."""
+    refuse_raw_pixels(x, f"the {name} data")
     if x.shape[1:] != model.input_shape:
         raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")
     if name == "training" and len(x) == 0:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.split import batch_indices
+from ..data.split import batch_indices, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
 from ..model import Sequential
 from ..nn.base import layer_from_config
@@ -95,6 +95,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     check_settings(start_lr=start_lr, end_lr=end_lr, steps=steps, batch_size=batch_size, smoothing=smoothing,
                    stop_factor=stop_factor)
     x, y = np.asarray(x), np.asarray(y)
+    refuse_raw_pixels(x, "x")
     if x.shape[1:] != model.input_shape:
         raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}")
     if len(x) == 0 or len(y) != len(x):
