@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import ShapeError
+
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of predictions (N,) equal to labels (N,); 0.0 for an empty set.
@@ -12,6 +14,10 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     >>> accuracy(np.array([3, 1, 4, 1]), np.array([3, 1, 4, 7]))
     0.75
     """
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.ndim != 1 or predictions.shape != labels.shape:
+        raise ShapeError(f"accuracy compares class indices (N,) with labels (N,), got {predictions.shape} and "
+                         f"{labels.shape}; for probabilities (N, C) pass probs.argmax(axis=1)")
     return float(np.mean(predictions == labels)) if len(labels) else 0.0
 
 

@@ -8,9 +8,10 @@ import numpy as np
 from .data.split import refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
-from .errors import ShapeError
+from .errors import ModelFileError, ShapeError
+from .model_schema import checked_layer
 from .nn.activations import softmax
-from .nn.base import Layer, layer_from_config, layer_to_config
+from .nn.base import LAYER_TYPES, Layer, layer_from_config, layer_to_config
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 
@@ -41,6 +42,23 @@ class Sequential:
                 raise ShapeError(f"give input_shape: it cannot be inferred from {first!r}")
             input_shape = (first.in_features,)
         self.input_shape = tuple(int(s) for s in input_shape)
+        self._check_chain()
+
+    def _check_chain(self) -> None:
+        """Each layer takes what the one before gives (what loading a model file checks), so a
+        model that could never be read back is refused here, not after it is saved. A network with
+        a learner's own layer class is not checked."""
+        if any(LAYER_TYPES.get(type(layer).__name__) is not type(layer) or not type(layer).__module__.startswith(
+                "scratchnn.") for layer in self.layers):
+            return  # the fast path's own layers, or a learner's, which may change the shape undeclared
+        shape = self.input_shape
+        try:
+            for i, entry in enumerate(self.config()["layers"]):
+                kind, args = checked_layer(entry, i)
+                shape, _ = LAYER_TYPES[kind].config_shapes(args, shape, f"layer {i} ({kind})")
+        except ModelFileError as error:
+            raise ShapeError(f"{str(error).replace('architecture layer', 'layer')}; make each layer take what the one "
+                             "before gives") from None
 
     # --- the two passes -------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

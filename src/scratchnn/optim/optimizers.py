@@ -29,6 +29,10 @@ class Optimizer:
     """
 
     def __init__(self, lr: float):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"the first argument is the learning rate, a number such as 0.1, got a "
+                              f"{type(lr).__name__}; the parameters go to each step: "
+                              "opt.step(model.named_parameters())")
         if not (lr > 0 and math.isfinite(lr)):
             raise ConfigError(f"learning rate must be > 0, got {lr}")
         self.lr = float(lr)
@@ -37,6 +41,9 @@ class Optimizer:
 
     def step(self, named_parameters) -> None:
         """Apply one update to every (name, param, grad) triple."""
+        if callable(named_parameters) or isinstance(named_parameters, (dict, str)):
+            raise ConfigError("step takes this step's (name, param, grad) triples: "
+                              "opt.step(model.named_parameters()), after model.backward")
         self.steps += 1
         for name, param, grad in named_parameters:
             self.update(name, param, grad)

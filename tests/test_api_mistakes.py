@@ -1,0 +1,105 @@
+"""Plausible mistakes of a learner using the Python API (from an audit), each a clear one-line
+error naming the fix, or the behaviour the docs promise."""
+import numpy as np
+import pytest
+
+import scratchnn
+from scratchnn import Dense, ReLU, Sequential
+from scratchnn.data import load_csv
+from scratchnn.ensemble import Ensemble, load_ensemble
+from scratchnn.errors import ConfigError, ShapeError
+from scratchnn.io import save
+from scratchnn.metrics import accuracy
+from scratchnn.nn.base import Layer
+from scratchnn.optim import SGD, Adam
+from scratchnn.training.fit import evaluate, fit
+from scratchnn.tune.lr_find import lr_find
+
+
+def mlp(seed=0):
+    return Sequential([Dense(784, 32, rng=seed), ReLU(), Dense(32, 10, rng=seed + 1)])
+
+
+@pytest.fixture(scope="module")
+def digits(shared_dir):
+    data = load_csv(shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz")
+    return data.x_train[:2000], data.y_train[:2000], data.x_dev[:500], data.y_dev[:500]
+
+
+def test_fit_shuffles_by_default_and_takes_a_seed(digits):
+    """Digits stored class by class: in the data's order every batch is one class and the network
+    ends up answering the last one; fit's default shuffles (with rng=None it once did not)."""
+    x, y, x_dev, y_dev = digits
+    order = np.argsort(y, kind="stable")
+    shuffled, in_order = mlp(), mlp()
+    fit(shuffled, SGD(0.1), x[order], y[order], epochs=2, batch_size=50, rng=0)
+    fit(in_order, SGD(0.1), x[order], y[order], epochs=2, batch_size=50, shuffle=False)
+    assert accuracy(shuffled.predict(x_dev), y_dev) > 0.7
+    assert np.bincount(in_order.predict(x_dev), minlength=10).max() > 0.5 * len(x_dev)  # mostly the last class
+    again = mlp()
+    fit(again, SGD(0.1), x[order], y[order], epochs=2, batch_size=50, rng=0)  # a seed repeats exactly
+    assert all(np.array_equal(a, b) for (_, a, _), (_, b, _) in zip(again.named_parameters(),
+                                                                     shuffled.named_parameters()))
+
+
+def test_raw_uint8_pixels_are_refused_with_the_fix(digits):
+    x, y, _, _ = digits
+    raw = np.round(x * 255).astype(np.uint8)
+    for call in (lambda: fit(mlp(), SGD(0.1), raw, y, epochs=1, batch_size=50), lambda: evaluate(mlp(), raw, y),
+                 lambda: mlp().predict(raw), lambda: mlp().predict_proba(raw[0]),
+                 lambda: lr_find(mlp(), SGD(0.1), raw, y, steps=10)):
+        with pytest.raises(ShapeError, match=r"uint8, raw pixels 0\.\.255 by the look of it; scale it to 0\.\.1 "
+                                             r"first: scale_pixels"):
+            call()
+
+
+def test_fit_names_a_dev_set_without_labels(digits):
+    x, y, x_dev, _ = digits
+    with pytest.raises(ShapeError, match="give x_dev and y_dev together"):
+        fit(mlp(), SGD(0.1), x, y, epochs=1, x_dev=x_dev)
+
+
+def test_a_model_whose_layers_do_not_chain_is_refused_when_built():
+    """It could be saved, and never loaded back."""
+    with pytest.raises(ShapeError, match=r"layer 2 \(Dense\) takes \(64,\) features but the layer before gives "
+                                         r"\(32,\); make each layer take what the one before gives"):
+        Sequential([Dense(784, 32), ReLU(), Dense(64, 10)])
+
+    class Halve(Layer, register=False):  # a learner's own layer, changing the shape its own way: not checked
+        def forward(self, x, training=False):
+            return x[:, ::2]
+
+        def backward(self, dy, need_dx=True):
+            return np.repeat(dy, 2, axis=1)
+
+    assert Sequential([Dense(784, 32), Halve(), Dense(16, 10)]).num_classes == 10
+
+
+def test_optimizer_misuse_says_how_it_is_used():
+    model = mlp()
+    for call in (lambda: Adam(model), lambda: SGD("0.1"), lambda: SGD(model.named_parameters())):
+        with pytest.raises(ConfigError, match="the first argument is the learning rate, a number such as 0.1"):
+            call()
+    for wrong in (model.state_dict(), model.named_parameters):
+        with pytest.raises(ConfigError, match=r"opt.step\(model.named_parameters\(\)\)"):
+            SGD(0.1).step(wrong)
+
+
+def test_one_path_makes_an_ensemble_and_file_names_point_to_load_ensemble(tmp_path):
+    for seed in (0, 1):
+        (tmp_path / "trio" / f"seed-{seed}").mkdir(parents=True)
+        save(mlp(seed), tmp_path / "trio" / f"seed-{seed}" / "model.safetensors")
+    assert len(load_ensemble(str(tmp_path / "trio")).members) == 2  # it read the string letter by letter
+    assert len(load_ensemble(tmp_path / "trio" / "seed-0").members) == 1
+    with pytest.raises(ConfigError, match=r"Ensemble takes models; for files or run folders use load_ensemble"):
+        Ensemble([str(tmp_path / "trio" / "seed-0" / "model.safetensors")])
+
+
+def test_subpackages_load_when_named_and_accuracy_checks_its_shapes():
+    assert scratchnn.doctor.HealthLog and scratchnn.ensemble.Ensemble and scratchnn.optim.SGD
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        scratchnn.nope
+    with pytest.raises(ShapeError, match=r"pass probs.argmax\(axis=1\)"):
+        accuracy(np.zeros((4, 10)), np.zeros(4, int))
+    with pytest.raises(ShapeError, match=r"got \(4,\) and \(4, 1\)"):
+        accuracy(np.zeros(4, int), np.zeros((4, 1), int))  # it once broadcast to 4x4 and returned a number
