@@ -103,3 +103,27 @@ def test_subpackages_load_when_named_and_accuracy_checks_its_shapes():
         accuracy(np.zeros((4, 10)), np.zeros(4, int))
     with pytest.raises(ShapeError, match=r"got \(4,\) and \(4, 1\)"):
         accuracy(np.zeros(4, int), np.zeros((4, 1), int))  # it once broadcast to 4x4 and returned a number
+
+
+def test_images_in_another_layout_get_the_reshape_that_fits():
+    from scratchnn import Conv2D, Flatten, MaxPool2D
+
+    mlp_model = mlp()
+    cnn = Sequential([Conv2D(1, 4, 3, padding=1, rng=0), MaxPool2D(2), Flatten(), Dense(4 * 14 * 14, 10, rng=0)],
+                     input_shape=(1, 28, 28))
+    for model, x, hint in [(mlp_model, np.zeros((3, 28, 28)), r"3 image\(s\) of 784 pixels, not flattened; flatten "
+                                                             r"with x.reshape\(-1, 784\)"),
+                           (mlp_model, np.zeros((28, 28)), r"1 image\(s\) of 784 pixels"),
+                           (cnn, np.zeros((3, 28, 28)), r"got \(3, 28, 28\): 3 image\(s\) of 28x28 without "
+                                                        r"their channel axis; add it with x.reshape\(-1, 1, 28, 28\)")]:
+        with pytest.raises(ShapeError, match=hint):
+            model.predict(x)
+    with pytest.raises(ShapeError, match=r"expects samples of shape \(784,\), got \(10,\)$"):
+        mlp_model.predict(np.zeros((3, 10)))  # nothing to suggest
+
+
+def test_the_range_test_plots_itself_like_history(digits):
+    x, y, _, _ = digits
+    result = lr_find(mlp(), SGD(0.1), x, y, steps=20, rng=0)
+    figure = result.plot()
+    assert len(figure.axes) == 1 and figure.axes[0].get_xscale() == "log"

@@ -42,3 +42,10 @@ def test_the_python_example_runs_as_written(shared_dir):
     scope = {}
     exec(compile(code.replace("../shared", str(shared_dir)), "README.md", "exec"), scope)
     assert len(scope["history"]) == 500 and scope["history"][-1].dev_accuracy > 0.8  # the tutorial's ~85%
+    start, end, info = blocks(example)[1]  # the doctor on a Python fit, in the same session
+    assert info == "python"
+    printed = []
+    scope["print"] = printed.append
+    exec(compile("\n".join(example.splitlines()[start:end - 1]), "README.md", "exec"), scope)
+    assert printed[0] == ("[symmetric-units] error: 0.Dense: its units are identical (spread 0 across units) "
+                          "(iteration 0)"), printed

@@ -169,10 +169,23 @@ class Sequential:
         if x.ndim == len(self.input_shape):  # one sample: make it a batch of one
             x = x[None]
         if x.shape[1:] != self.input_shape:
-            raise ShapeError(f"model expects samples of shape {self.input_shape}, got {x.shape[1:]}")
+            raise ShapeError(f"model expects samples of shape {self.input_shape}, got {x.shape[1:]}"
+                             + self._reshape_hint(x.shape))
         if not np.isfinite(x).all():
             raise ShapeError("input contains NaN or infinite values; clean the data first")
         return x
+
+    def _reshape_hint(self, shape: tuple[int, ...]) -> str:
+        """How to reshape images the model does take in another layout ('' when there is none)."""
+        size, want = int(np.prod(shape)), tuple(self.input_shape)
+        if len(want) == 3 and shape[-2:] == want[1:] and want[0] == 1:  # (N, H, W) for a CNN
+            images = size // (want[1] * want[2])
+            return (f": {images} image(s) of {want[1]}x{want[2]} without their channel axis; "
+                    f"add it with x.reshape(-1, 1, {want[1]}, {want[2]})")
+        if len(want) == 1 and size % want[0] == 0 and len(shape) >= 2:  # images for an MLP
+            return (f": {size // want[0]} image(s) of {want[0]} pixels, not flattened; "
+                    f"flatten with x.reshape(-1, {want[0]})")
+        return ""
 
     # --- parameters ---------------------------------------------------------------------------
     def named_parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -72,6 +72,13 @@ class LRFindResult:
         """
         return self.steepest
 
+    def plot(self):
+        """The range test as a matplotlib Figure (shown inline when a notebook cell ends with it):
+        each batch's loss, the smoothed curve and both readings, as ``scratchnn lr-find`` draws it."""
+        from ..insight.plots import lr_find_figure  # matplotlib only when a plot is asked for
+
+        return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest, self.min_over_10)
+
 
 def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, *, start_lr: float = 1e-7,
             end_lr: float = 10.0, steps: int = 200, batch_size: int = 128,
