@@ -127,3 +127,15 @@ def test_the_range_test_plots_itself_like_history(digits):
     result = lr_find(mlp(), SGD(0.1), x, y, steps=20, rng=0)
     figure = result.plot()
     assert len(figure.axes) == 1 and figure.axes[0].get_xscale() == "log"
+
+
+def test_an_ensemble_built_in_python_can_be_told_its_views():
+    """Fashion-MNIST models built in Python carry no training record: views= says mirrors."""
+    x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    ensemble = Ensemble([mlp(0), mlp(10)])
+    expected = np.mean([m.predict_proba(x, tta=3, views="clothes").astype(np.float64) for m in (mlp(0), mlp(10))],
+                       axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(x, tta=3, views="clothes"), expected, atol=1e-6)
+    assert np.array_equal(ensemble.predict(x, tta=3, views="clothes"), expected.argmax(axis=1))
+    with pytest.raises(ConfigError, match="views must be one of"):
+        ensemble.predict(x, tta=3, views="shirts")

@@ -99,24 +99,30 @@ class Ensemble:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def member_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
+    def member_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
+                      views: str | None = None) -> list[np.ndarray]:
         """Each member's probabilities (N, C) for x, in member order (``tta`` as in Sequential, with
-        the views that suit the data each member was trained on)."""
-        return [mean_of_views(p) for p in self.member_view_probas(x, batch_size, tta=tta)]
+        the views that suit the data each member was trained on, or ``views`` for all of them)."""
+        return [mean_of_views(p) for p in self.member_view_probas(x, batch_size, tta=tta, views=views)]
 
-    def member_view_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> list[np.ndarray]:
+    def member_view_probas(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
+                           views: str | None = None) -> list[np.ndarray]:
         """Each member's probabilities of each TTA view apart, (tta, N, C): row 0 is the plain
-        prediction, the mean over rows the TTA one (so both cost one pass; Sequential.view_probas)."""
-        return [net.view_probas(x, batch_size, tta=tta, image_shape=self.image_shape, views=m.views)
+        prediction, the mean over rows the TTA one (so both cost one pass; Sequential.view_probas).
+        ``views`` ("digits", "clothes") overrides each member's own (an ensemble of models built
+        in Python has no training record to choose by)."""
+        return [net.view_probas(x, batch_size, tta=tta, image_shape=self.image_shape, views=views or m.views)
                 for m, net in zip(self.members, self.nets)]
 
-    def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
+                      views: str | None = None) -> np.ndarray:
         """The members' mean probabilities (N, C) for x (N, *input_shape)."""
-        return average(self.member_probas(x, batch_size, tta=tta))
+        return average(self.member_probas(x, batch_size, tta=tta, views=views))
 
-    def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
+                views: str | None = None) -> np.ndarray:
         """Predicted class index (N,) of the averaged probabilities."""
-        return self.predict_proba(x, batch_size, tta=tta).argmax(axis=1)
+        return self.predict_proba(x, batch_size, tta=tta, views=views).argmax(axis=1)
 
     def __len__(self) -> int:
         return len(self.members)
