@@ -139,3 +139,27 @@ def test_an_ensemble_built_in_python_can_be_told_its_views():
     assert np.array_equal(ensemble.predict(x, tta=3, views="clothes"), expected.argmax(axis=1))
     with pytest.raises(ConfigError, match="views must be one of"):
         ensemble.predict(x, tta=3, views="shirts")
+
+
+def test_check_model_can_check_the_training_passes():
+    """A learner's dropout that forgets the 1/(1-p) scale in its training backward passed the
+    end-to-end check, which ran in inference mode only."""
+    from scratchnn.gradcheck import check_model
+    from scratchnn.nn import Dropout, SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((6, 8)), rng.integers(0, 10, 6)
+
+    class Unscaled(Dropout, register=False):
+        def backward(self, dy, need_dx=True):
+            training = not isinstance(self._cache, str)  # an eval-mode forward caches "identity"
+            return super().backward(dy, need_dx) * ((1 - self.p) if training else 1)  # forgot the 1/(1-p)
+
+    def model(drop):
+        return Sequential([Dense(8, 6, rng=1), ReLU(), drop, Dense(6, 10, rng=2)], rng=3)
+
+    assert all(c.error < 1e-6 for c in check_model(model(Dropout(0.5)), SoftmaxCrossEntropy(), x, labels,
+                                                   training=True))
+    assert max(c.error for c in check_model(model(Unscaled(0.5)), SoftmaxCrossEntropy(), x, labels,
+                                            training=True)) > 0.1
+    assert all(c.error < 1e-6 for c in check_model(model(Unscaled(0.5)), SoftmaxCrossEntropy(), x, labels))

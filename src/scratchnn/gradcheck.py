@@ -20,7 +20,9 @@ import numpy as np
 from .model import Sequential
 from .nn.activations import ReLU
 from .nn.base import LAYER_TYPES, Layer
+from .nn.batchnorm import BatchNorm1d
 from .nn.dense import Dense
+from .nn.dropout import Dropout
 from .nn.losses import SoftmaxCrossEntropy
 
 TOLERANCE = 1e-6
@@ -102,18 +104,26 @@ def check_loss(loss, logits: np.ndarray, labels: np.ndarray, h: float = 1e-5) ->
     return Check(name, "logits", relative_error(analytic, numeric))
 
 
-def check_model(model, loss, x: np.ndarray, labels: np.ndarray, h: float = 1e-5) -> list[Check]:
-    """End to end: backprop through loss and every layer vs finite differences of the loss."""
+def check_model(model, loss, x: np.ndarray, labels: np.ndarray, h: float = 1e-5,
+                training: bool = False) -> list[Check]:
+    """End to end: backprop through loss and every layer vs finite differences of the loss.
+
+    ``training=True`` checks the training-mode passes (batch norm's batch statistics, dropout's
+    masks and 1/(1-p) scale): each forward draws the same masks, from the model's generator
+    reset to its state before the first."""
     model = copy.deepcopy(model).astype(np.float64)
     x = np.array(x, dtype=np.float64)
+    rng_state = model.rng.bit_generator.state
 
     def value():
-        return loss.forward(model.forward(x, training=False), labels)
+        model.rng.bit_generator.state = rng_state  # the same dropout masks every time
+        return loss.forward(model.forward(x, training=training), labels)
 
     value()
     model.backward(loss.backward())
     analytic = {name: grad.copy() for name, _, grad in model.named_parameters()}
-    return [Check(f"Sequential {model.widths()}", name, relative_error(analytic[name], numerical_gradient(value, param, h)))
+    what = f"Sequential {model.widths()}" + (" (training)" if training else "")
+    return [Check(what, name, relative_error(analytic[name], numerical_gradient(value, param, h)))
             for name, param, _ in model.named_parameters()]
 
 
@@ -133,4 +143,9 @@ def check_everything(seed: int = 0) -> list[Check]:
                                  rng.integers(0, 10, 6)))
     model = Sequential([Dense(8, 6, rng=rng), ReLU(), Dense(6, 10, rng=rng)])
     checks += check_model(model, SoftmaxCrossEntropy(), rng.standard_normal((4, 8)), rng.integers(0, 10, 4))
+    # training mode end to end: batch norm on the batch's statistics, dropout's masks and scale
+    # (batch norm after the ReLU: right after a Dense it would cancel the bias's gradient, exactly 0)
+    trained = Sequential([Dense(8, 6, rng=rng), ReLU(), BatchNorm1d(6), Dropout(0.3), Dense(6, 10, rng=rng)], rng=seed)
+    checks += check_model(trained, SoftmaxCrossEntropy(), rng.standard_normal((6, 8)), rng.integers(0, 10, 6),
+                          training=True)
     return checks
