@@ -120,6 +120,9 @@ def test_images_in_another_layout_get_the_reshape_that_fits():
             model.predict(x)
     with pytest.raises(ShapeError, match=r"expects samples of shape \(784,\), got \(10,\)$"):
         mlp_model.predict(np.zeros((3, 10)))  # nothing to suggest
+    with pytest.raises(ShapeError, match=r"got \(10,\): 10 sample\(s\) in columns, as the tutorial's X; scratchnn "
+                                         r"takes the batch first, x.T"):
+        mlp_model.predict(np.zeros((784, 10)))
 
 
 def test_the_range_test_plots_itself_like_history(digits):

@@ -182,7 +182,9 @@ class Sequential:
             images = size // (want[1] * want[2])
             return (f": {images} image(s) of {want[1]}x{want[2]} without their channel axis; "
                     f"add it with x.reshape(-1, 1, {want[1]}, {want[2]})")
-        if len(want) == 1 and size % want[0] == 0 and len(shape) >= 2:  # images for an MLP
+        if len(want) == 1 and len(shape) == 2 and shape[0] == want[0]:  # the tutorial's X of (784, m)
+            return f": {shape[1]} sample(s) in columns, as the tutorial's X; scratchnn takes the batch first, x.T"
+        if len(want) == 1 and size % want[0] == 0 and (len(shape) >= 3 or size == want[0]):  # images, for an MLP
             return (f": {size // want[0]} image(s) of {want[0]} pixels, not flattened; "
                     f"flatten with x.reshape(-1, {want[0]})")
         return ""
