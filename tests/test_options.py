@@ -183,7 +183,8 @@ def test_augmentation_flag_can_start_from_a_kinds_whole_table():
     ("rotat=5", "unknown setting 'rotat' (did you mean 'rotate'?); known: shift, rotate, scale, shear, elastic_alpha, "
                 "elastic_sigma, flip, p"),
     ("rotate=lots", "rotate must be a number, got 'lots'"),
-    ("rotate", "expected NAME=VALUE pairs like shift=1.5,p=0.5 (or a whole table first: digits, clothes), got 'rotate'"),
+    ("rotate", "expected NAME=VALUE pairs like shift=1.5,p=0.5 (or a whole table first: digits, clothes), "
+               "got 'rotate'"),
     ("p=0.5,clothes", "'clothes' names a whole table: give it first, then NAME=VALUE pairs, e.g. clothes,p=0.5"),
     ("clothez", "unknown table 'clothez' (did you mean 'clothes'?); the whole tables: digits, clothes"),
     ("clothes,p=0.5,p=1", "p is given twice"),
