@@ -283,8 +283,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if not done:
             fit(model, optimizer, x_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
                 x_dev=x_dev, y_dev=y_dev, rng=gens["order"], shuffle=setup.shuffle, schedule=schedule,
-                early_stopping=stopping, eval_every=config.eval_every, start_epoch=start_epoch, on_epoch_end=on_epoch_end,
-                augment=augmentation, augment_rng=gens["augment"],
+                early_stopping=stopping, eval_every=config.eval_every, start_epoch=start_epoch,
+                on_epoch_end=on_epoch_end, augment=augmentation, augment_rng=gens["augment"],
                 on_batch_end=batch_done, health=health, stop_requested=stop_requested, fast=setup.fast and not config.textbook,
                 loss_fn=setup.loss_fn)
     except TrainingDiverged as error:
