@@ -275,7 +275,7 @@ def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str:
 @fits("underfitting")
 def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     epochs, lr, hidden = settings.get("epochs"), settings.get("lr"), settings.get("hidden") or []
-    rate = "--lr" if settings.config_file else "learning rate"
+    rate = settings.lr_name.removeprefix("the ")  # "--lr", or "learning rate" for a loop of one's own
     parts = [f"more epochs (--epochs {2 * epochs}, now {epochs})" if epochs else "more epochs (--epochs)",
              f"a larger {rate} than {number(lr)} ({lr_find(settings)})" if lr else f"a larger {rate}",
              "wider or more layers (--hidden 512,256" + (f"; now {','.join(map(str, hidden))})" if hidden else ")")

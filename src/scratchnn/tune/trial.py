@@ -57,14 +57,15 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
         log(f"failed: {error}")
         return {"state": "fail", "error": str(error)} | doctor_said(folder)
     return {"state": "complete", "value": float(result.metrics["dev_accuracy"]),
-            "seconds": float(result.train_seconds)} | doctor_said(folder)
+            "seconds": float(result.train_seconds)} | doctor_said(folder, result.findings)
 
 
-def doctor_said(folder: Path) -> dict:
-    """{"findings": ["[one-class] error", ...]}: the trial's errors and warnings, from its tables
-    (what a pruned or diverged trial recorded too); empty when it recorded none."""
-    try:
-        findings = diagnose_run(folder, run_settings(folder))
-    except (ScratchnnError, OSError):  # stopped before its first evaluation: no tables
-        return {"findings": []}
+def doctor_said(folder: Path, findings=None) -> dict:
+    """{"findings": ["[one-class] error", ...]}: the trial's errors and warnings: those its run
+    returned, or for a pruned or diverged trial, what its tables recorded; empty when none."""
+    if findings is None:
+        try:
+            findings = diagnose_run(folder, run_settings(folder))
+        except (ScratchnnError, OSError):  # stopped before its first evaluation: no tables
+            findings = []
     return {"findings": [f"[{f.id}] {f.severity}" for f in findings if f.severity in ("error", "warning")]}
