@@ -6,6 +6,10 @@ could plausibly type, with the cause a person would name. The script trains each
 (100 iterations for full batch), reads only the run folder's tables (diagnose_run) and prints
 the first error or warning beside the expected cause, then the score. It asserts nothing.
 
+With ``--healthy``, runs that should train well (each preset's own recipe, and ordinary
+changes a learner makes to it: another optimizer, batch size, schedule, width, activation or seed)
+are trained the same way and every error or warning is printed: the doctor's false alarms.
+
 With ``--follow``, each case is trained again with the first flags its first finding's fix names
 (fitted to the run: "lower --lr from 10 to 0.1" is followed as ``--lr 0.1``), and the second run's
 first finding and dev accuracy are printed: does a learner who does what the doctor says get a
@@ -14,6 +18,7 @@ healthy run?
     python benchmarks/doctor_cases.py                  # all cases
     python benchmarks/doctor_cases.py --only lr        # the cases whose name contains "lr"
     python benchmarks/doctor_cases.py --follow         # and train each again as its fix says
+    python benchmarks/doctor_cases.py --healthy        # good runs: does the doctor stay quiet?
 """
 from __future__ import annotations
 
@@ -55,6 +60,32 @@ CASES = {
     "labels shuffled in the CSV": ("--preset mlp --epochs 5 --csv {shuffled}", "memorising"),
 }
 
+# name: flags of a run that should train well (at most 5 epochs, 100 full-batch iterations)
+HEALTHY = {
+    "seed, the tutorial's 500 iterations": "--preset seed",
+    "seed, 1 hidden layer of 64": "--preset seed --hidden 64 --epochs 100",
+    "seed, he_normal init": "--preset seed --init he_normal --epochs 100",
+    "seed, mini-batches of 128": f"--preset seed {MINI}",
+    "mlp": "--preset mlp --epochs 5",
+    "mlp, seed 1": "--preset mlp --epochs 5 --seed 1",
+    "mlp, batch 32": "--preset mlp --epochs 5 --batch-size 32",
+    "mlp, batch 512": "--preset mlp --epochs 5 --batch-size 512",
+    "mlp, SGD momentum 0.9 lr 0.05": "--preset mlp --epochs 5 --optimizer sgd --momentum 0.9 --lr 0.05",
+    "mlp, SGD lr 0.1": "--preset mlp --epochs 5 --optimizer sgd --lr 0.1",
+    "mlp, Adam lr 1e-3": "--preset mlp --epochs 5 --optimizer adam --lr 1e-3",
+    "mlp, RMSprop lr 1e-3": "--preset mlp --epochs 5 --optimizer rmsprop --lr 1e-3",
+    "mlp, one-cycle": "--preset mlp --epochs 5 --schedule one-cycle",
+    "mlp, constant rate": "--preset mlp --epochs 5 --schedule constant --warmup 0",
+    "mlp, no batch norm": "--preset mlp --epochs 5 --no-batchnorm",
+    "mlp, tanh, glorot": "--preset mlp --epochs 5 --activation tanh --init glorot_uniform",
+    "mlp, leaky-relu": "--preset mlp --epochs 5 --activation leaky-relu",
+    "mlp, no dropout": "--preset mlp --epochs 5 --dropout 0 --input-dropout 0",
+    "mlp, 3,000 images": "--preset mlp --epochs 5 --train-size 3000",
+    "deep-mlp": "--preset deep-mlp --epochs 5",
+    "lenet5": "--preset lenet5 --epochs 3",
+    "cnn": "--preset cnn --epochs 2",
+}
+
 
 def shuffled_labels_csv(source: Path, folder: Path, seed: int = 0) -> Path:
     """The same images with their labels permuted: labels that carry no signal."""
@@ -92,12 +123,38 @@ def train_case(argv_: list[str], run_dir: Path):
     return (findings[0] if findings else None), dev, time.perf_counter() - start
 
 
+def healthy(args) -> int:
+    """Train the HEALTHY runs; print each one's errors and warnings (false alarms) and its dev accuracy."""
+    quiet, total = 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"{'run':38} {'dev':>6} {'s':>6}  errors and warnings")
+        for number, (name, flags) in enumerate(HEALTHY.items()):
+            if args.only not in name:
+                continue
+            run_dir = Path(tmp) / f"run{number}"
+            start = time.perf_counter()
+            train_run(resolve_config(parse(["train", *shlex.split(flags), "--no-report", "--csv", str(args.csv),
+                                            "--out", str(run_dir)])), run_dir, log=lambda line: None, progress=False)
+            found = [f for f in diagnose_run(run_dir, run_settings(run_dir)) if f.severity in ("error", "warning")]
+            with open(run_dir / "metrics.csv") as table:
+                dev = float(list(csv.DictReader(table))[-1]["dev_accuracy"])
+            total += 1
+            quiet += not found
+            alarms = "; ".join(f"[{f.id}] {f.message}" for f in found) or "none"
+            print(f"{name:38} {dev:6.3f} {time.perf_counter() - start:6.1f}  {alarms}", flush=True)
+    print(f"\n{quiet} of {total} runs that should be healthy have no error or warning.")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=SHARED_CSV, help="digits to train on (Kaggle CSV)")
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     parser.add_argument("--follow", action="store_true", help="train each case again as its first fix says")
+    parser.add_argument("--healthy", action="store_true", help="train runs that should be healthy instead")
     args = parser.parse_args(argv)
+    if args.healthy:
+        return healthy(args)
     hits, total, cured = 0, 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

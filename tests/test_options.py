@@ -96,6 +96,22 @@ def test_a_warmup_the_user_did_not_set_shrinks_to_fit_the_run(capsys):
         assert "warm-up" not in capsys.readouterr().out
 
 
+def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule_does_not_use_it(capsys, tmp_path):
+    config = resolve_config(train_args("--schedule", "one-cycle"))  # the mlp preset warms up for 1 epoch
+    assert config.schedule == "one-cycle" and config.warmup == 0
+    assert capsys.readouterr().out == ("Note: the one-cycle schedule warms up by itself (over 30% of the run); "
+                                       "the mlp recipe's --warmup 1 is left out\n")
+    with pytest.raises(ConfigError, match="the one-cycle schedule has its own warm-up"):
+        resolve_config(train_args("--schedule", "one-cycle", "--warmup", "1"))  # one the user typed is theirs
+    saved = tmp_path / "config.toml"
+    saved.write_text('preset = "mlp"\nschedule = "cosine"\nmin_lr = 1e-5\nwarmup = 2.0\n')
+    config = resolve_config(train_args("--config", str(saved), "--schedule", "step"))
+    assert (config.min_lr, config.warmup) == (0, 2.0)  # a step schedule warms up too
+    assert capsys.readouterr().out == "Note: the step schedule does not use --min-lr; config.toml's --min-lr 1e-05 is left out\n"
+    resolve_config(train_args("--schedule", "cosine"))
+    assert capsys.readouterr().out == ""
+
+
 def test_describe_reads_the_options_that_apply():
     assert get_preset("mlp").describe() == "adamw lr 0.002 (cosine, 1 warm-up epoch, weight decay 0.01), batch 128"
     assert get_preset("seed").describe() == "sgd lr 0.1, full batch"

@@ -7,8 +7,9 @@ from pathlib import Path
 from ..data.augment import Augmentation
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
-from .config import TrainConfig
-from .options import options_of
+from ..optim.schedules import OPTION_USERS
+from .config import SCHEDULE_KEYS, TrainConfig
+from .options import option_of, options_of
 from .run_data import locate_data, with_data
 
 PRESETS: dict[str, TrainConfig] = {
@@ -58,6 +59,22 @@ PRESETS: dict[str, TrainConfig] = {
 DEFAULT_PRESET = "mlp"
 
 
+def _unused_schedule_options(config: TrainConfig, settings: dict, source: str, log) -> dict:
+    """{field: 0} for each schedule option of ``config`` (from ``source``) that ``settings`` leaves
+    as it was and ``settings["schedule"]`` does not use (``validate`` refuses only what the user typed)."""
+    schedule = settings["schedule"]
+    unused = {}
+    for name, keys in SCHEDULE_KEYS.items():
+        value = getattr(config, name)
+        if name in settings or not value or any(schedule in OPTION_USERS[key] for key in keys):
+            continue
+        unused[name] = type(value)(0)
+        flag = option_of(TrainConfig, name).flag
+        why = "warms up by itself (over 30% of the run)" if name == "warmup" else f"does not use {flag}"
+        log(f"Note: the {schedule} schedule {why}; {source} {flag} {value:g} is left out")
+    return unused
+
+
 def get_preset(name: str) -> TrainConfig:
     """A fresh copy of the named preset (safe to modify)."""
     if name not in PRESETS:
@@ -71,7 +88,9 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     then the data options ``data``: later ones override earlier ones. Validated.
 
     A warm-up the user did not set that would last the whole run (``epochs`` lowered below a
-    preset's warm-up) shrinks to the same share of the run instead of being refused.
+    preset's warm-up) shrinks to the same share of the run instead of being refused; a schedule
+    option the user did not set that the schedule they chose does not use (the mlp recipe's
+    warm-up under ``--schedule one-cycle``, which warms up itself) is left out, with a note.
     """
     settings, data = dict(settings or {}), dict(data or {})
     if config_file and preset:
@@ -88,6 +107,9 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
         settings["warmup"] = share * settings["epochs"]
         log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
+    if "schedule" in settings:
+        source = f"{Path(config_file).name}'s" if config_file else f"the {config.preset} recipe's"
+        settings.update(_unused_schedule_options(config, settings, source, log))
     # the data first: data of another kind drops the old config's augmentation table, not one given now
     config = with_data(config, data)
     for name, value in settings.items():  # a table (the augmentation) changes only the entries given
