@@ -3,12 +3,15 @@
     python notebooks/build.py              # every notebook: build, execute (full settings), store
     python notebooks/build.py 04           # the notebooks whose name starts with 04
     python notebooks/build.py --check      # exit 1 if a stored notebook is stale (what CI checks)
+    python notebooks/build.py --text 05    # only text cells changed: take them, keep the outputs
 
 A source is a Python file in the "percent" format: ``# %%`` starts a code cell, ``# %% [markdown]``
 a text cell whose lines start with ``# ``; ``# %% setup`` is replaced by SETUP, the one cell that
 finds the digits. The stored .ipynb keeps its outputs (so it reads well on the web, figures
 included) and, in its metadata, the SHA-256 of the cells it was executed from: ``--check`` fails
 when a source changed after the last execution, or when a cell has no output or an error.
+``--text`` stores a source whose code cells are exactly those the stored notebook executed
+(only its prose changed) without running it again: outputs come from code cells alone.
 """
 from __future__ import annotations
 
@@ -121,6 +124,27 @@ def build(source: Path) -> float:
     return time.perf_counter() - start
 
 
+def update_text(source: Path) -> None:
+    """Take the source's text cells into the stored notebook, keeping its outputs; refused unless
+    the stored notebook is fresh but for its text cells and its code cells are the source's."""
+    path, cells = target(source), cells_of(source)
+    stored = nbformat.read(path, as_version=4)
+    if stored.metadata.get("scratchnn", {}).get("executed_from") != digest(stored.cells):
+        raise SystemExit(f"{path.name} was edited after it was executed: rebuild it")
+    code = [(c.cell_type, c.source) for c in cells if c.cell_type != "markdown"]
+    if code != [(c.cell_type, c.source) for c in stored.cells if c.cell_type != "markdown"]:
+        raise SystemExit(f"{path.name}: the code cells of src/{source.name} changed, so the outputs would too: "
+                         f"rebuild it (python notebooks/build.py {source.stem[:2]})")
+    if [c.cell_type for c in cells] == [c.cell_type for c in stored.cells]:  # text edited in place: ids kept
+        for new, old in zip(cells, stored.cells):
+            old.source = new.source
+    else:
+        ran = iter(c for c in stored.cells if c.cell_type != "markdown")
+        stored.cells = [cell if cell.cell_type == "markdown" else next(ran) for cell in cells]
+    stored.metadata.scratchnn = {"executed_from": digest(stored.cells)}
+    nbformat.write(stored, path)
+
+
 def problems(source: Path) -> list[str]:
     """Why the stored notebook of ``source`` is stale or broken (empty: it is fresh)."""
     path = target(source)
@@ -150,6 +174,11 @@ def main(argv: list[str]) -> int:
         found = [p for s in sources() for p in problems(s)]
         print("\n".join(found) or "every notebook is fresh")
         return 1 if found else 0
+    if "--text" in argv:
+        for source in sources([a for a in argv if a != "--text"]):
+            update_text(source)
+            print(f"{target(source).name}: text cells taken from src/{source.name}")
+        return 0
     for source in sources(argv):
         print(f"{target(source).name}: {build(source):.0f} s", flush=True)
     return 0

@@ -54,6 +54,25 @@ def test_a_changed_source_makes_its_notebook_stale(tmp_path, monkeypatch):
     assert build.problems(source) == [f"{source.stem}.ipynb differs from src/{source.name}: rebuild it"]
 
 
+def test_changed_text_is_taken_without_running_again_but_changed_code_is_refused(tmp_path, monkeypatch):
+    source = tmp_path / "src" / SOURCES[0].name
+    source.parent.mkdir()
+    stored = NOTEBOOKS / f"{source.stem}.ipynb"
+    (tmp_path / stored.name).write_bytes(stored.read_bytes())
+    monkeypatch.setattr(build, "HERE", tmp_path)
+    text = SOURCES[0].read_text()
+    source.write_text(text.replace("# # 1. The seed network", "# # 1. The seed network, retitled", 1))
+    build.update_text(source)
+    assert build.problems(source) == []
+    updated, before = (nbformat.read(path, as_version=4) for path in (tmp_path / stored.name, stored))
+    assert updated.cells[0].source.startswith("# 1. The seed network, retitled")
+    assert [(c.get("id"), c.get("outputs")) for c in updated.cells[1:]] == \
+        [(c.get("id"), c.get("outputs")) for c in before.cells[1:]]  # the rest as it was, outputs kept
+    source.write_text(text.replace("rng = np.random.default_rng(0)", "rng = np.random.default_rng(1)", 1))
+    with pytest.raises(SystemExit, match="the code cells of src/01_seed_network.py changed, so the outputs would too"):
+        build.update_text(source)
+
+
 @pytest.fixture
 def quick(shared_dir, monkeypatch):
     monkeypatch.setenv(build.QUICK, "1")

@@ -21,7 +21,10 @@
 # $$\text{rel}(g, \hat g) = \frac{\lVert g - \hat g \rVert}{\lVert g \rVert + \lVert \hat g \rVert},$$
 #
 # which does not care how large the gradient is: below $10^{-7}$ in float64 means the same
-# numbers; $10^{-2}$ or more means a bug.
+# numbers; $10^{-2}$ or more means a bug. In between, look closer: a kink (ReLU at 0, a tie in
+# max-pooling) that $h$ stepped over, or a small term that is missing. `scratchnn gradcheck`
+# passes a layer below $10^{-6}$. A pass is strong evidence at the points tried, not a proof:
+# a check on five digits cannot see a bug that only shows on a sixth.
 #
 # ## Why float64
 #

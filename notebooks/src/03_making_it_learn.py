@@ -44,8 +44,10 @@ plt.show()
 # ## Mini-batches and optimizers
 #
 # Full-batch gradient descent takes one careful step per pass over the data. **Mini-batches**
-# of $B$ images take $N/B$ noisy steps instead. **Momentum** averages the steps,
-# $v \leftarrow \mu v + g,\; \theta \leftarrow \theta - \eta v$; **Adam** also divides each
+# of $B$ images take $N/B$ noisy steps instead. **Momentum** keeps a running sum of the steps,
+# $v \leftarrow \mu v + g,\; \theta \leftarrow \theta - \eta v$: where the gradient keeps its direction
+# $v$ grows to $g/(1-\mu)$, ten times $g$ at $\mu = 0.9$, so at the same $\eta$ momentum also
+# takes steps up to ten times longer (compare it with plain SGD at $10\eta$ too); **Adam** also divides each
 # parameter's step by a running RMS of its gradients:
 #
 # $$m \leftarrow \beta_1 m + (1-\beta_1) g, \quad s \leftarrow \beta_2 s + (1-\beta_2) g^2, \quad
@@ -76,15 +78,16 @@ plt.show()
 # ## Learning-rate schedules
 #
 # A large rate moves fast early; a small one settles late. A schedule gives both: a short
-# **warm-up** from small, then a **cosine** decay $\eta_t = \eta_{\min} + \frac{1}{2}(\eta_0 - \eta_{\min})(1 + \cos \frac{\pi t}{T})$,
-# or **one-cycle**, up then down. A schedule is just a function of the step:
+# **warm-up** from small, then a **cosine** decay $\eta_t = \eta_{\min} + \frac{1}{2}(\eta_0 - \eta_{\min})(1 + \cos \frac{\pi t}{T})$
+# over the $T$ steps after the warm-up (what `--schedule cosine --warmup 1` trains with), or
+# **one-cycle**, up then down. A schedule is just a function of the step:
 
 # %%
-from scratchnn.optim import Cosine, OneCycle, StepDecay, WarmUp
+from scratchnn.optim import Cosine, OneCycle, StepDecay
 
 steps = np.arange(1000)
 schedules = {"step decay (x0.1 every 400)": StepDecay(1e-2, step_size=400, gamma=0.1),
-             "warm-up 100 + cosine": WarmUp(Cosine(1e-2, total_steps=1000), warmup_steps=100),
+             "warm-up 100 + cosine": Cosine(1e-2, total_steps=1000, warmup_steps=100),
              "one-cycle": OneCycle(1e-2, total_steps=1000)}
 fig, ax = plt.subplots(figsize=(6, 3))
 for name, schedule in schedules.items():

@@ -19,7 +19,8 @@
 #
 # For a kernel of size $K_H \times K_W$, stride $S$ and padding $P$, the output has
 #
-# $$O_H = \frac{H + 2P - K_H}{S} + 1, \qquad O_W = \frac{W + 2P - K_W}{S} + 1$$
+# $$O_H = \left\lfloor \frac{H + 2P - K_H}{S} \right\rfloor + 1, \qquad
+#   O_W = \left\lfloor \frac{W + 2P - K_W}{S} \right\rfloor + 1$$
 #
 # positions: $28 - 3 + 1 = 26$ per side for a 3×3 kernel without padding. **im2col** copies the
 # window under each of those $26 \cdot 26 = 676$ positions into a row of 9 numbers.
@@ -131,8 +132,9 @@ run.history.plot()
 # ## What the first layer learned
 #
 # Each first-layer kernel is a 3×3 picture of what that unit looks for. Red weights excite it,
-# blue ones inhibit it: most are small edge and corner detectors, like the hand-made Sobel
-# kernels above, found from the data alone.
+# blue ones inhibit it. Some read as edge detectors, light on one side and dark on the other
+# like the hand-made Sobel kernels above, found from the data alone; many are harder to name:
+# nine weights are little room, and the layers after them do the rest.
 
 # %%
 from scratchnn.insight.plots.weights import first_layer_figure

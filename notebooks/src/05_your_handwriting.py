@@ -55,8 +55,9 @@ preprocessing_figure(steps)
 # ## What the network sees
 #
 # A network trained on MNIST (the `mlp` recipe: 784-512-256-10 with batch normalisation and
-# dropout, for 15 of its 40 epochs; 2 with `SCRATCHNN_NOTEBOOK_QUICK=1`) gives its
-# probabilities for the photo's 28×28 input $x$ (1, 784): $p = \mathrm{softmax}(f(x))$.
+# dropout, its whole schedule compressed into 15 epochs instead of 40; 2 with
+# `SCRATCHNN_NOTEBOOK_QUICK=1`) gives its probabilities for the photo's 28×28 input $x$ (1, 784):
+# $p = \mathrm{softmax}(f(x))$.
 
 # %%
 from scratchnn.training.presets import get_preset
@@ -112,7 +113,7 @@ for k in range(len(bins) - 1):
 
 # %% [markdown]
 # Compare each band's accuracy with its mean confidence. Where the network is sure (above 0.99,
-# most of the digits) it is right about as often as it says. In the middle bands it says more
-# than it delivers: digits it gives 0.7 to 0.9 it gets right only about 60% of the time. A
+# most of the digits) it is right about as often as it says, and from 0.5 to 0.7 too. Between
+# 0.7 and 0.9 it says more than it delivers: those digits it gets right only about 60% of the time. A
 # network trained to minimise cross-entropy is often overconfident on the digits it hesitates
 # over, so read a middle probability as "unsure", not as a promise.

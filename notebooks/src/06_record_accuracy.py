@@ -12,7 +12,7 @@
 # 4. **ensembles**: several networks, their probabilities averaged;
 # 5. what **1,000 dev digits** can and cannot tell apart.
 #
-# With full settings this trains three `cnn-best` networks, about 11 minutes on 2 cores; with
+# With full settings this trains three `cnn-best` networks, 4 to 8 minutes each on 2 cores; with
 # `SCRATCHNN_NOTEBOOK_QUICK=1` tiny versions train in seconds (and are far from 99%).
 
 # %% setup
