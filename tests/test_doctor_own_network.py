@@ -73,7 +73,8 @@ def test_scratchnn_doctor_json_on_a_saved_healthlog(tmp_path, capsys):
     printed = doctor_json(log.save(tmp_path / "mine"), capsys)
     assert [f["id"] for f in printed] == ["unscaled-inputs", "dead-relu"]
     assert printed == [f.to_dict() for f in log.diagnose()]
-    assert set(printed[1]) == {"id", "severity", "epoch", "message", "explanation", "fix", "layer"}
+    assert set(printed[1]) == {"id", "severity", "epoch", "message", "explanation", "fix", "layer", "step"}
+    assert printed[1]["step"] == "epoch"  # a HealthLog counts steps only where told
     assert printed[1]["layer"] == "A1" and printed[1]["epoch"] == 1 and "70%" in printed[1]["message"]
 
 

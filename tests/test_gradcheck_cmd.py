@@ -45,3 +45,23 @@ def test_the_tolerance_is_tight_enough_for_float64_central_differences():
     assert gradcheck.TOLERANCE <= 1e-6
     errors = [c.error for c in gradcheck.check_everything(seed=1)]
     assert max(errors) < gradcheck.TOLERANCE / 10, max(errors)
+
+
+def test_layers_that_compute_otherwise_in_inference_are_checked_in_both_modes():
+    checked = {c.what.split(" (")[0] for c in gradcheck.check_everything() if c.what.endswith("(inference)")}
+    assert checked == {"BatchNorm1d", "BatchNorm2d", "Dropout"}, checked
+
+
+def test_an_inference_only_mistake_fails(monkeypatch):
+    """Batch norm's inference backward with the batch's σ instead of the running one: the
+    training rows pass, the inference rows must not."""
+    original = BatchNorm2d.backward
+
+    def wrong(self, dy, *args, **kwargs):
+        training = self._cache[2]
+        dx = original(self, dy, *args, **kwargs)
+        return dx if training else dx * 1.01
+
+    monkeypatch.setattr(BatchNorm2d, "backward", wrong)
+    failed = {c.what for c in gradcheck.check_everything() if not c.ok}
+    assert failed and all(what.startswith("BatchNorm2d") and what.endswith("(inference)") for what in failed), failed

@@ -112,6 +112,16 @@ def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule
     assert capsys.readouterr().out == ""
 
 
+def test_adamw_without_weight_decay_is_said_to_be_adam(capsys):
+    resolve_config(train_args("--preset", "seed", "--optimizer", "adamw"))
+    assert capsys.readouterr().out == ("Note: adamw without weight decay is adam (the decoupled decay is all that "
+                                       "sets it apart); the usual amount is --weight-decay 0.01\n")
+    for flags in (("--preset", "seed", "--optimizer", "adamw", "--weight-decay", "0.01"),
+                  ("--preset", "mlp", "--optimizer", "adamw")):  # the mlp recipe's own decay
+        resolve_config(train_args(*flags))
+        assert capsys.readouterr().out == ""
+
+
 def test_describe_reads_the_options_that_apply():
     assert get_preset("mlp").describe() == "adamw lr 0.002 (cosine, 1 warm-up epoch, weight decay 0.01), batch 128"
     assert get_preset("seed").describe() == "sgd lr 0.1, full batch"

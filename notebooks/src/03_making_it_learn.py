@@ -170,7 +170,7 @@ first = next(iter(too_fast.findings), None)
 if first is None:
     print("the doctor found nothing in this short run")
 else:
-    print(first.line("iteration"))
+    print(first.line())
     print("   fix:", first.fix.split(";")[0])  # the rest names the run's folder for lr-find
     told = re.search(r"from \S+ to ([0-9.e+-]+)", first.fix)
     if told:

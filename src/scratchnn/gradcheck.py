@@ -1,4 +1,4 @@
-"""Finite-difference gradient checks: proof that every backward pass is right.
+"""Finite-difference gradient checks: strong evidence, at the points tried, that every backward pass is right.
 
 For a layer y = f(x) and a random upstream gradient dy, backward must return the
 vector-Jacobian product dx = (∂y/∂x)ᵀ·dy. That is the gradient of the scalar s(x) = Σ y·dy,
@@ -79,7 +79,9 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator, training:
 
     dy = rng.standard_normal(forward().shape)
     dx = layer.backward(dy)
-    name = f"{type(layer).__name__} {x.shape} -> {dy.shape}"
+    algorithm = getattr(layer, "algorithm", None)  # a convolution's: which of the ways to compute it
+    name = (f"{type(layer).__name__}{f' {algorithm}' if algorithm else ''} {x.shape} -> {dy.shape}"
+            f"{'' if training else ' (inference)'}")
     checks = [Check(name, "x", relative_error(dx, numerical_gradient(lambda: np.sum(forward() * dy), x, h)))]
     analytic = {key: grad.copy() for key, grad in layer.grads.items()}
     for key, param in layer.params.items():
@@ -91,6 +93,16 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator, training:
 def _layer_rng_state(layer: Layer):
     rng = getattr(layer, "rng", None)
     return copy.deepcopy(rng.bit_generator.state) if isinstance(rng, np.random.Generator) else None
+
+
+def _after_a_training_pass(layer: Layer, x: np.ndarray) -> Layer | None:
+    """A copy of ``layer`` after one training-mode forward on ``x`` (batch norm's running
+    statistics moved off 0 and 1), if its inference-mode forward differs from the training one."""
+    layer = copy.deepcopy(layer).astype(np.float64)
+    x = np.array(x, dtype=np.float64)
+    trained = layer.forward(x, training=True)
+    layer.release_cache()
+    return None if np.allclose(trained, layer.forward(x, training=False)) else layer
 
 
 def check_loss(loss, logits: np.ndarray, labels: np.ndarray, h: float = 1e-5) -> Check:
@@ -135,9 +147,15 @@ def standard_cases(rng: np.random.Generator) -> list[tuple[Layer, np.ndarray]]:
 
 
 def check_everything(seed: int = 0) -> list[Check]:
-    """Every layer type, the loss, and a small model end to end."""
+    """Every layer type (in inference mode too where that computes something else: batch norm's
+    running statistics, dropout's identity), the loss, and a small model end to end."""
     rng = np.random.default_rng(seed)
-    checks = [c for layer, x in standard_cases(rng) for c in check_layer(layer, x, rng)]
+    checks = []
+    for layer, x in standard_cases(rng):
+        checks += check_layer(layer, x, rng)
+        trained = _after_a_training_pass(layer, x)
+        if trained is not None:
+            checks += check_layer(trained, x, rng, training=False)
     for smoothing in (0.0, 0.1):
         checks.append(check_loss(SoftmaxCrossEntropy(smoothing), rng.standard_normal((6, 10)) * 3,
                                  rng.integers(0, 10, 6)))

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from ..doctor import RULES, diagnose_run
-from ..doctor.advice import step_name
 from ..doctor.show import finding_lines, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv
 from ..errors import ConfigError
@@ -44,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     reports = {folder: diagnosed(folder) for folder in folders}
     if args.json:
         found = [finding.to_dict() | ({"run": str(folder)} if len(folders) > 1 else {})
-                 for folder, (findings, _) in reports.items() for finding in findings]
+                 for folder, findings in reports.items() for finding in findings]
         print(json.dumps(found, indent=2, allow_nan=False, default=str))
         return 0
-    for folder, (findings, step) in reports.items():
+    for folder, findings in reports.items():
         if not findings and not read_health_csv(folder / HEALTH_FILE):
             print(f"{folder}: no findings, and nothing to examine: its {HEALTH_FILE} has no rows (a run stopped "
                   "before its first evaluation, or a table cut short)")
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         elif len(folders) > 1:
             print(f"{folder}:")
         for finding in findings:
-            print("\n".join(finding_lines(finding, color=sys.stdout.isatty(), step=step)))
+            print("\n".join(finding_lines(finding, color=sys.stdout.isatty())))
     return 0
 
 
@@ -76,11 +75,9 @@ def run_folders(path: Path) -> list[Path]:
 
 
 def diagnosed(folder: Path):
-    """(findings, what their numbers count) of one run folder; one that trained with --doctor off
-    is named as such."""
+    """The findings of one run folder; one that trained with --doctor off is named as such."""
     settings = run_settings(folder)
     if settings is not None and settings.get("doctor") == "off" and not (folder / HEALTH_FILE).exists():
         raise ConfigError(f"{folder} trained with --doctor off, so it recorded no {HEALTH_FILE}; "
                           "train it again with --doctor on to diagnose it")
-    findings = diagnose_run(folder, settings)  # fixes in the run's own values
-    return findings, step_name(settings)
+    return diagnose_run(folder, settings)  # fixes in the run's own values

@@ -74,3 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a file or folder the system refused (no such folder, no permission, disk full)
         print(f"scratchnn {args.command}: error: {os_error_message(error)}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":  # python -m scratchnn.cli.main, as python -m scratchnn
+    sys.exit(main())

@@ -25,7 +25,9 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "train", help="train a network and save it in a run folder",
         description="Train a network. Settings come from --preset, then --config, then the flags; "
-                    "the resolved config is saved in the run folder so the run can be repeated.")
+                    "the resolved config is saved in the run folder so the run can be repeated. A flag's "
+                    "value unless given is the preset's: --print-config shows them all (e.g. "
+                    "'scratchnn train --preset seed --print-config').")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help=f"a named recipe (default: {DEFAULT_PRESET}); 'seed' is the original tutorial")
     parser.add_argument("--config", metavar="FILE", type=Path, help="a TOML config, e.g. runs/X/config.toml")

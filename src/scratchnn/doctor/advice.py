@@ -80,13 +80,14 @@ def fits(rule_id: str):
 
 
 def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
-           earlier: Iterable[Finding] = ()) -> list[Finding]:
+           earlier: Iterable[Finding] = (), step: str | None = None) -> list[Finding]:
     """The findings, each fix fitted to ``settings`` where its rule has a fitter; a symptom of a
-    cause also found (now, or ``earlier`` by the live doctor) points to that cause instead."""
+    cause also found (now, or ``earlier`` by the live doctor) points to that cause instead.
+    ``step``: what their numbers count (default: ``step_name``)."""
     everything = [*earlier, *findings]
     cause = root_cause(everything, settings)
     rate = next((f for f in everything if f.id in RATE_CAUSES), None)
-    step = step_name(settings)
+    step = step or step_name(settings, run)
     out = []
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None
@@ -95,13 +96,17 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
             rate if finding.id in RATE_SYMPTOMS else None
         if because is not None and because is not finding:
             fix = f"this follows from [{because.id}] ({step} {because.epoch}): fix that first"
-        out.append(dataclasses.replace(finding, fix=fix) if fix else finding)
+        out.append(dataclasses.replace(finding, fix=fix or finding.fix, step=step))
     return out
 
 
-def step_name(settings: Settings | None) -> str:
-    """What a finding's number counts: "iteration" for a full-batch run (an epoch is one step), else "epoch"."""
-    return "iteration" if settings is not None and settings.get("batch_size") == 0 else "epoch"
+def step_name(settings: Settings | None, run: RunHealth | None = None) -> str:
+    """What a finding's number counts: "iteration" for a full-batch run (an epoch is one step),
+    else "epoch"; from the settings' batch size, else from the tables' step counts."""
+    batch_size = settings.get("batch_size") if settings is not None else None
+    if batch_size is not None:
+        return "iteration" if batch_size == 0 else "epoch"
+    return "iteration" if run is not None and run.one_step_per_epoch else "epoch"
 
 
 def root_cause(findings: list[Finding], settings: Settings | None) -> Finding | None:

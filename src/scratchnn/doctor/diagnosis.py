@@ -3,7 +3,7 @@ most telling finding first."""
 from __future__ import annotations
 
 from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)
-from .advice import Settings, fitted
+from .advice import Settings, fitted, step_name
 from .findings import RULES, Finding, RunHealth
 from .signals import Row, check_health_rows
 
@@ -20,7 +20,7 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
     warning. Given the run's ``settings``, each fix names the values to change (doctor.advice).
     """
     run = metrics if isinstance(metrics, RunHealth) else RunHealth(metrics, health)
-    doctor = Doctor(settings)
+    doctor = Doctor(settings, step_name(settings, run))  # the whole run tells what a step is
     for epoch in run.epochs:
         doctor.examine(run.up_to(epoch))
     order = {rule.id: i for i, rule in enumerate(RULES)}
@@ -33,10 +33,11 @@ class Doctor:
     It is called at every evaluation with the run's growing health table, so it validates only
     the rows added since the last call and examines only the rules that have not fired yet
     (each reports once): on the seed network, revalidating and re-examining everything each
-    time cost 8% of the training time. Given the run's ``settings``, fixes name its values."""
+    time cost 8% of the training time. Given the run's ``settings``, fixes name its values;
+    ``step`` is what the findings' numbers count (default: as the settings or the tables say)."""
 
-    def __init__(self, settings: Settings | None = None):
-        self.settings = settings
+    def __init__(self, settings: Settings | None = None, step: str | None = None):
+        self.settings, self.step = settings, step
         self.seen: dict[str, Finding] = {}
         self._rows: list[Row] = []  # the health rows validated so far
 
@@ -50,7 +51,7 @@ class Doctor:
         """The findings of the rules that have not fired yet on ``run``'s tables as they stand."""
         found = [f for f in (r.examine(run) for r in RULES if r.id not in self.seen) if f is not None]
         new = fitted(sorted(found, key=lambda f: f.severity == "advice"), run, self.settings,  # diagnose's order
-                     earlier=self.seen.values())
+                     earlier=self.seen.values(), step=self.step)
         self.seen.update((f.id, f) for f in new)
         return new
 

@@ -37,11 +37,12 @@ class Finding:
     explanation: str
     fix: str
     layer: str | None = None
+    step: str = "epoch"  # what ``epoch`` counts: "iteration" in a full-batch run, where an epoch is one step
 
-    def line(self, step: str = "epoch") -> str:
+    def line(self, step: str | None = None) -> str:
         """'[dead-relu] warning: 3.ReLU: 83% of its 256 units never fired (epoch 2)'; ``step``
-        "iteration" for a full-batch run, where an epoch is one step."""
-        return f"[{self.id}] {self.severity}: {self.message} ({step} {self.epoch})"
+        overrides what the number is called (the finding's own ``step`` by default)."""
+        return f"[{self.id}] {self.severity}: {self.message} ({step or self.step} {self.epoch})"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +118,17 @@ class RunHealth:
     def epochs(self) -> list[int]:
         """Every epoch that has a row in either table, in order."""
         return sorted({m["epoch"] for m in self.metrics} | {r.epoch for r in self.rows})
+
+    @property
+    def one_step_per_epoch(self) -> bool:
+        """Whether an epoch is one optimizer step (a full-batch run, or a training set no larger
+        than a batch): ``steps_per_epoch`` says so, else every evaluation came after as many
+        steps as epochs (a table without it, as a loop of one's own writes)."""
+        recorded = self.value("steps_per_epoch", MODEL, 0)
+        if recorded is not None:
+            return recorded == 1
+        steps = [(epoch, count) for epoch, count in self.series("steps") if epoch > 0]
+        return bool(steps) and all(count == epoch for epoch, count in steps)
 
     def series(self, signal: str, layer: str = MODEL) -> list[tuple[int, float]]:
         """(epoch, value) of one signal of one layer, in epoch order."""

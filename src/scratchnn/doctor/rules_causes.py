@@ -130,8 +130,9 @@ def symmetric_units(run: RunHealth):
       "one number per unit (the sum of that unit's upstream gradients over the batch); summing "
       "over the units as well gives one number for all of them, the original tutorial's bug, "
       "and the biases can no longer learn what each unit needs.",
-      "sum the upstream gradient over the batch axis only: db = dy.sum(axis=0) / N for dy of (N, units), "
-      "or dZ.sum(axis=1, keepdims=True) / m for the tutorial's (units, m)")
+      "sum the upstream gradient over the batch axis only: db = dy.sum(axis=0) for dy of (N, units) "
+      "(a mean loss's dy already carries its 1/N), or np.sum(dZ, axis=1, keepdims=True) / m for the "
+      "tutorial's dZ of (units, m)")
 def scalar_bias_gradient(run: RunHealth):
     """A layer's last bias update had bias_update_spread < SCALAR_BIAS (1e-6) at any evaluation
     (the spread across units of Δb over its RMS; only recorded when the bias moved)."""

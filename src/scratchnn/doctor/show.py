@@ -10,10 +10,9 @@ COLORS = {"error": "\033[31m", "warning": "\033[33m", "advice": "\033[36m"}  # r
 RESET = "\033[0m"
 
 
-def finding_lines(finding: Finding, color: bool = False, width: int = 100, step: str = "epoch") -> list[str]:
-    """'[dead-relu] warning: ...' (coloured by severity on a terminal), the explanation, the fix;
-    ``step`` names what the finding's number counts (Finding.line)."""
-    head = finding.line(step)
+def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> list[str]:
+    """'[dead-relu] warning: ...' (coloured by severity on a terminal), the explanation, the fix."""
+    head = finding.line()
     if color and not os.environ.get("NO_COLOR"):
         tag = f"[{finding.id}] {finding.severity}"
         head = COLORS[finding.severity] + tag + RESET + head[len(tag):]

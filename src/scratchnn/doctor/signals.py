@@ -18,6 +18,7 @@ model  ``top_class``, ``top_class_share``  the class predicted most often on the
                            batch, and its share of the predictions
 model  ``logit_max``       max |logit| on the sampled batch (e^89 overflows float32)
 model  ``steps``           optimizer steps taken so far
+model  ``steps_per_epoch``  at epoch 0: optimizer steps in an epoch (1: full batch)
 model  ``diverged_loss``   the loss when the NaN guard stopped training (NaN, inf or huge)
 model  ``label_classes``, ``top_label_share``  at epoch 0: how many classes the training
                            labels hold, and the share of the most common one
@@ -67,7 +68,7 @@ MAX_TABLE_BYTES = 64 * 2**20  # a million rows of health is far more than any ru
 MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
-                 "logit_max", "steps", "diverged_loss", "label_classes", "top_label_share", "template_accuracy",
+                 "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share", "template_accuracy",
                  "augmented_template_accuracy")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")

@@ -22,7 +22,6 @@ import numpy as np
 from .. import __version__
 from ..data import scale_pixels
 from ..data.augment import Augmentation
-from ..doctor.advice import step_name
 from ..ensemble import check_finished
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
 from ..fast import inference_net
@@ -72,7 +71,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     model, metadata, config = _load_run(run_dir)
     notes: list[str] = []
     rows = read_metrics(run_dir / METRICS_FILE, notes)
-    step = "iteration" if not config.batch_size else "epoch"
+    step = config.step_name
     figures: list[ReportFigure] = []
     health_section: list[ReportFigure] = []  # drawn in the page's Health section, not under Figures
 
@@ -132,7 +131,10 @@ def _refuse_unfinished(run_dir: Path) -> None:
 
     notes: list[str] = []
     settings = run_settings(run_dir)
-    step = step_name(settings)
+    try:  # a run with --fault has no settings (the doctor is not told), yet counts its steps the same
+        step = TrainConfig.load(run_dir / CONFIG_FILE).step_name
+    except (OSError, ScratchnnError):
+        step = "epoch"
     rows = read_metrics(run_dir / METRICS_FILE, notes)
     drawn = [("training_curves", plots.training_curves(rows, step))] if rows else []
     health = read_health(run_dir, notes, settings)
@@ -293,7 +295,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, which: str) -> list[tuple[str, str]]:
     """(label, value) lines of the summary table."""
     final = metadata.get("metrics", {})
-    step = "iteration" if not config.batch_size else "epoch"
+    step = config.step_name
     try:
         dataset = data_source(config).describe()
     except ScratchnnError as error:

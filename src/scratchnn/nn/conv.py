@@ -75,7 +75,7 @@ class Conv2D(Layer):
         in_channels, out_channels: C and F.
         kernel_size, stride, padding: ints, or (height, width) pairs.
         init, bias_init: initialiser names from ``scratchnn.nn.init``; fan_in = C·KH·KW,
-            fan_out = F·KH·KW (one kernel entry feeds F outputs at KH·KW positions).
+            fan_out = F·KH·KW (one input value feeds each of the F output channels at KH·KW positions).
         algorithm: how the same convolution is computed. "im2col": the products above.
             "winograd" (3x3 kernels, stride 1): Winograd's F(2x2, 3x3), 16 multiplications per
             2x2 outputs instead of 36, paid for with additions that transform 4x4 input tiles
@@ -239,8 +239,8 @@ class Conv2D(Layer):
 
     @classmethod
     def gradcheck_cases(cls, rng):
-        return [(cls(2, 3, 3, bias_init="glorot_uniform", rng=rng), rng.standard_normal((2, 2, 5, 4))),
-                (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", rng=rng),
+        return [(cls(2, 3, 3, bias_init="glorot_uniform", algorithm="im2col", rng=rng), rng.standard_normal((2, 2, 5, 4))),
+                (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", algorithm="im2col", rng=rng),
                  rng.standard_normal((2, 2, 5, 6))),
                 # Winograd: odd sides (a last tile half outside), padding
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd", rng=rng),

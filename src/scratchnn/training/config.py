@@ -92,8 +92,10 @@ class TrainConfig:
     conv_dropout: float = option(0.0, "probability of dropping each feature-map value after every conv block's "
                                       "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
                                  summary=lambda v: f"conv dropout {v:g}", **CONV_ONLY)
-    augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion of every batch",
-                           group="network")
+    augment: bool = option(False, "a new random transform of every training image in every batch: for "
+                           "digits shifts, rotations, scaling, slant and elastic distortion of four in five "
+                           "(the fifth stays sharp); for clothes (fashion-mnist) left-right mirrors; "
+                           "--augmentation changes it", group="network")
     # what `augment` draws, as data.augment.Augmentation's fields: a table in config.toml such as
     # {shift = 2.0, p = 0.8}; the values it names replace the dataset's default (DIGITS, CLOTHES).
     # `train` records the whole of it, so `--config runs/X/config.toml` repeats run X exactly even
@@ -136,7 +138,7 @@ class TrainConfig:
                          group="training loop", metavar="N", low=1, aliases=("--iterations",))
     batch_size: int = option(0, "mini-batch size; 0 = full batch", group="training loop", metavar="N", low=0)
     dev_size: int = option(1000, "images held out as the dev set", group="training loop", metavar="N", low=0)
-    seed: int = option(0, "random seed for split, weights, order and dropout", group="training loop",
+    seed: int = option(0, "random seed for split, weights, order, dropout and augmentation", group="training loop",
                        metavar="N", low=0)
     train_size: int = option(0, "train on the first N images of the shuffled training split (0: all of them)",
                              group="training loop", metavar="N", low=0, applies=lambda c: c.train_size > 0)
@@ -220,6 +222,11 @@ class TrainConfig:
             given[next((k for k in keys if self.schedule in OPTION_USERS[k]), keys[0])] = getattr(self, name)
         check_schedule_options(self.schedule, self.epochs, given, spell)
         return self
+
+    @property
+    def step_name(self) -> str:
+        """What one of the run's evaluation numbers counts: "iteration" on the full batch (an epoch is one step)."""
+        return "iteration" if not self.batch_size else "epoch"
 
     def describe(self) -> str:
         """'adamw lr 0.002 (cosine, 1 warm-up epoch, weight decay 0.01), batch 128, augmented'.

@@ -125,7 +125,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = History()
     if health is not None and start_epoch == 0:
-        health.record(model, 0, optimizer.steps)
+        health.record(model, 0, optimizer.steps, steps_per_epoch=batches)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, not warned
         for epoch in range(start_epoch + 1, epochs + 1):
@@ -140,9 +140,9 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                 if not loss_sum <= diverged * len(y):  # also catches NaN
                     if health is not None:
                         health.record_divergence(model, epoch, loss_sum / len(y))
-                    raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at epoch {epoch} (step "
-                                           f"{optimizer.steps + 1}, learning rate {optimizer.lr:g}): training "
-                                           "diverged; try a lower --lr")
+                    at = f"iteration {epoch} (" if batches == 1 else f"epoch {epoch} (step {optimizer.steps + 1}, "
+                    raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at {at}learning rate "
+                                           f"{optimizer.lr:g}): training diverged; try a lower --lr")
                 first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
                 watched = health is not None and (first or measured and batch + 1 == batches)
                 if watched:
@@ -162,7 +162,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
             if not measured and not halted:
                 continue
             try:
-                _check_weights(model, epoch, optimizer.lr)
+                _check_weights(model, f"{'iteration' if batches == 1 else 'epoch'} {epoch}", optimizer.lr)
             except TrainingDiverged:
                 if health is not None:
                     health.record_divergence(model, epoch, math.nan)
@@ -189,11 +189,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     return history
 
 
-def _check_weights(model: Sequential, epoch: int, lr: float) -> None:
-    """Stop before a NaN or infinite weight can reach a checkpoint or a model file."""
+def _check_weights(model: Sequential, when: str, lr: float) -> None:
+    """Stop before a NaN or infinite weight can reach a checkpoint or a model file; ``when``: 'epoch 3'."""
     for name, param, _ in model.named_parameters():
         if not np.isfinite(param).all():
-            raise TrainingDiverged(f"weights {name} became NaN or infinite at epoch {epoch} "
+            raise TrainingDiverged(f"weights {name} became NaN or infinite at {when} "
                                    f"(learning rate {lr:g}); try a lower --lr")
 
 

@@ -66,8 +66,9 @@ class HealthRecorder:
             self.rows += [Row(0, layer, signal, value) for layer, signal, value in self._step_rows]
 
     # --- an evaluation ---------------------------------------------------------------------
-    def record(self, model: Sequential, epoch: int, steps: int) -> list[Row]:
-        """Measure the network now (after ``steps`` optimizer steps); return the new rows."""
+    def record(self, model: Sequential, epoch: int, steps: int, steps_per_epoch: int | None = None) -> list[Row]:
+        """Measure the network now (after ``steps`` optimizer steps; at epoch 0 also how many an
+        epoch takes, if given); return the new rows."""
         new = [Row(epoch, layer, signal, value) for layer, signal, value in self._step_rows]
         self._step_rows = []
         x = self.x_sample
@@ -75,6 +76,8 @@ class HealthRecorder:
                       "input_mean": float(np.mean(x, dtype=np.float64))}
         if epoch == 0:
             model_rows["classes"] = model.num_classes
+            if steps_per_epoch is not None:
+                model_rows["steps_per_epoch"] = steps_per_epoch
         labels = dict(layer_labels(model))
         logits = None
         for index, layer, y in model.forward_steps(x):

@@ -227,7 +227,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if augmentation is not None:
             health.record_readability(x_train, y_train, augmentation)
     doctor = Doctor(doctor_settings(config, run_dir))
-    step_name = "Iteration" if not config.batch_size else "Epoch"
+    step_name = config.step_name.capitalize()
     evaluations = 0
 
     def save_state(finished: bool = False) -> None:
@@ -241,7 +241,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         """Print the findings that are new since the last evaluation (once per rule)."""
         new = doctor.update([dataclasses.asdict(r) for r in history], health.rows) if health else []
         for finding in new:
-            for line in finding_lines(finding, color=progress and log is print, step=step_name.lower()):
+            for line in finding_lines(finding, color=progress and log is print):
                 log(line)
             if on_finding is not None:
                 on_finding(finding)

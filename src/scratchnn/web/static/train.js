@@ -163,7 +163,7 @@ function addFinding(f) {
   const item = document.createElement("li");
   item.className = `finding ${f.severity}`;
   item.append(Object.assign(document.createElement("strong"), { textContent: `[${f.id}] ${f.severity}: ` }),
-              document.createTextNode(`${f.message} (epoch ${f.epoch})`),
+              document.createTextNode(`${f.message} (${f.step || "epoch"} ${f.epoch})`),
               Object.assign(document.createElement("p"), { textContent: f.explanation }),
               Object.assign(document.createElement("p"), { className: "fix", textContent: `Fix: ${f.fix}` }));
   list.append(item);
