@@ -227,6 +227,17 @@ def test_a_symptom_of_a_cause_the_doctor_found_points_to_the_cause():
         assert "--init he_normal" in fixes["symmetric-units"]
 
 
+def test_logits_made_large_by_unscaled_pixels_are_not_blamed_on_the_init():
+    """The page audit: pixels fed as 0..255 made the untrained logits reach 1,170, and [large-init]
+    sent the learner to change --init for nothing."""
+    health = [(0, "model", "classes", 10), (0, "model", "input_min", 0.0), (0, "model", "input_max", 255.0),
+              (0, "model", "logit_max", 1170.0)]
+    fixes = {f.id: f.fix for f in diagnose(metrics([2.3, 2.2]), health, None)}
+    assert fixes["large-init"] == "this follows from [unscaled-inputs] (epoch 0): fix that first"
+    alone = {f.id: f.fix for f in diagnose(metrics([2.3, 2.2]), health[:2] + health[3:], None)}
+    assert "--init" in alone["large-init"]  # without unscaled pixels, the init is the cause
+
+
 def test_the_live_doctor_remembers_the_cause_it_found_evaluations_ago(shared_dir, tmp_path):
     mnist = shared_dir / "datasets/mnist"
     train = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "seed", "--init", "zeros",

@@ -104,7 +104,24 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert client.get("/api/train/state").json()["status"] == "idle"  # what an idle page polls
 
 
-def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(client, runs):
+def test_another_sites_page_cannot_start_stop_or_swap_a_run(client, runs):
+    """A page on another site can POST from a visitor's browser without asking first (a form, or
+    fetch with text/plain): the audit started a run that way and it became the served model."""
+    before = sorted(p.name for p in runs.iterdir())
+    plain = '{"preset": "seed", "epochs": 5}'
+    assert_error(client.post("/api/train", content=plain, headers={"content-type": "text/plain"}), 415,
+                 "Content-Type: application/json")
+    for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"}, {"origin": "null"},
+                    {"origin": "http://localhost:9999"}):  # another port is another origin
+        for path in ("/api/train", "/api/train/stop", "/api/train/pause", f"/api/runs/{before[0]}/load"):
+            assert_error(client.post(path, json={"preset": "seed", "epochs": 5}, headers=headers), 403,
+                         "another site's page")
+    assert sorted(p.name for p in runs.iterdir()) == before
+    same = {"origin": str(client.base_url).rstrip("/"), "sec-fetch-site": "same-origin"}  # what the page sends
+    assert client.post("/api/train/stop", headers=same).status_code == 200
+
+
+def test_a_run_streams_its_story_refuses_a_second_and_is_not_served_when_the_doctor_found_an_error(client, runs):
     info = client.get("/api/train").json()
     assert info["enabled"] and {"lr", "hidden", "fault", "doctor"} <= {o["name"] for o in info["options"]}
     assert "csv" not in {o["name"] for o in info["options"]}
@@ -132,7 +149,12 @@ def test_a_run_streams_its_story_refuses_a_second_and_becomes_the_served_model(c
     logs = " ".join(e["line"] for _, e in events if e["type"] == "log")
     assert str(runs) not in logs and "digits-2000.csv" in logs, "server folders leak into the log"
     done = next(e for _, e in events if e["type"] == "done")
-    assert done["loaded"] and done["stopped"] == ""
+    assert not done["loaded"] and done["stopped"] == ""  # one learner's broken run is not the class's model
+    final = events[-1][1]
+    assert final["served"] is False and final["detail"] == ("not served, because the doctor found [symmetric-units] "
+                                                            "error; the Runs tab can load it anyway"), final
+    assert client.get("/api/model").json()["name"] == "base"
+    assert client.post(f"/api/runs/{name}/load").status_code == 200  # asked for, it is served
     assert client.get("/api/model").json()["name"] == name
     for file in ("model.safetensors", "config.toml", "metrics.csv", "health.csv", "report.html"):
         assert (runs / name / file).is_file(), file  # the run folder `scratchnn train` leaves

@@ -130,6 +130,9 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     assert "Note: --kernel-size 5 does nothing here; it applies only to networks with convolutions (--conv)" in notes
     page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('finished')",
                            timeout=60_000)
+    progress = page.locator("#train-progress").inner_text()
+    assert "not served, because the doctor found [symmetric-units] error" in progress, progress
+    assert "The Draw tab now uses this model" not in progress
     page.screenshot(path=str(artifacts_dir / "web-train-finding.png"), full_page=True)
 
     page.click("#tab-button-runs")

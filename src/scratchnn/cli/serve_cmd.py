@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..training.run import RUNS_DIR
     from ..web.app import create_app
-    from ..web.hosts import WILDCARD_HOSTS, allowed_host_names
+    from ..web.hosts import LOCAL_HOSTS, WILDCARD_HOSTS, allowed_host_names
     from ..web.inference import newest_model
     from ..web.server import server_config
 
@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
               "address others will use")
+    if args.host not in LOCAL_HOSTS and not args.no_train:
+        print("Note: anyone who can open this page can train on this machine, and a finished run is served to "
+              "everyone; --no-train serves predictions only")
     uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
 

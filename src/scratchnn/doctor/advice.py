@@ -46,6 +46,9 @@ SYMPTOMS = ("lr-too-high", "lr-too-low", "exploding", "dead-relu", "one-class", 
 # a loss at chance, a plateau (whose own fix, "a larger --lr", would contradict it).
 RATE_CAUSES = ("lr-too-high", "exploding")
 RATE_SYMPTOMS = ("lr-too-low", "dead-relu", "one-class", "chance-loss", "underfitting")
+# Pixels 255 times too large make an untrained network's logits as large as a bad init's, and
+# saturate its units: their fixes (--init ...) would change the wrong thing.
+UNSCALED_SYMPTOMS = ("large-init", "saturated", "vanishing-gradients")
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,9 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None
         fix = fitter(run, settings, finding) if fitter else None
-        because = cause if cause is not None and finding.id in SYMPTOMS else \
-            rate if finding.id in RATE_SYMPTOMS else None
+        caused = finding.id in SYMPTOMS or (cause is not None and cause.id == "unscaled-inputs"
+                                            and finding.id in UNSCALED_SYMPTOMS)
+        because = cause if cause is not None and caused else rate if finding.id in RATE_SYMPTOMS else None
         if because is not None and because is not finding:
             fix = f"this follows from [{because.id}] ({step} {because.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix or finding.fix, step=step))

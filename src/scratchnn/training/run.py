@@ -335,6 +335,9 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     log(f"Model saved to {model_path}")
     if health is not None:
         log(doctor_summary(findings, run_dir))
+    if config.fault and health is not None:
+        log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are what "
+            "to do where the same mistake was made by accident. To train normally, run it again without --fault")
     if not (stop_requested is not None and stop_requested()):
         for line in filter(None, [still_learning(history, config.epochs, step_name.lower())]):
             log(line)

@@ -35,7 +35,7 @@ from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
 from ..photos.preprocess import INKS, WORK_SIDE, NoInk, read_image, to_mnist, to_mnist_counted
 from .gallery import GalleryUnavailable
-from .hosts import HostAllowList, allowed_host_names
+from .hosts import HostAllowList, SameSiteWrites, allowed_host_names
 from .inference import ModelService
 from .limits import MAX_BODY_BYTES, BodySizeLimit
 from .schemas import CanvasRequest, ErrorMessage, Gallery, ModelSummary, PredictResponse, one_line
@@ -100,6 +100,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
     def current() -> ModelService:
         return app.state.service
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SameSiteWrites)  # another site's page cannot start, stop or swap what this one serves
     # added last, so it runs first: a request for another host is refused before its body is read
     app.add_middleware(HostAllowList, allowed=allowed_host_names() if allowed_hosts is None else allowed_hosts)
 

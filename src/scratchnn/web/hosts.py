@@ -4,6 +4,13 @@ DNS rebinding: a page on ``evil.example`` points its name at 127.0.0.1 and its s
 to the local server as "same origin". The browser still sends ``Host: evil.example``, so refusing
 every Host that is not one of our own names stops it. Starlette's TrustedHostMiddleware answers
 in plain text and splits ``[::1]:8000`` at the first colon; this one speaks IPv6 and JSON.
+
+Cross-site requests: a page on ``evil.example`` can make a visitor's browser POST to
+``http://127.0.0.1:8000/api/train`` (a form, or fetch with a "simple" content type, needs no
+preflight), with the right Host. ``SameSiteWrites`` refuses any request but GET, HEAD and
+OPTIONS whose ``Origin`` is not this server's own, or that the browser marks as from another
+site (``Sec-Fetch-Site``): what the page does, another site's page cannot. Clients that are not
+browsers (curl, scripts) send neither header and are unaffected.
 """
 from __future__ import annotations
 
@@ -68,6 +75,28 @@ class HostAllowList:
         detail = ("this server answers only requests addressed to " + ", ".join(sorted(self.allowed))
                   + "; start 'scratchnn serve' with --allowed-host NAME to add the name you use")
         await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+
+
+class SameSiteWrites:
+    """Answer 403 with one line of JSON to a state-changing request another site's page sent."""
+
+    SAFE = ("GET", "HEAD", "OPTIONS")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in self.SAFE:
+            return await self.app(scope, receive, send)
+        headers = {key: value.decode("latin-1") for key, value in scope.get("headers") or ()}
+        origin, site = headers.get(b"origin"), headers.get(b"sec-fetch-site")
+        foreign = site not in (None, "same-origin", "none") or \
+            (origin is not None and origin.lower().partition("://")[2] != headers.get(b"host", "").lower())
+        if not foreign:
+            return await self.app(scope, receive, send)
+        detail = ("refused: this request came from another site's page; use the page this server serves, or a "
+                  "client such as curl")
+        await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
 
 
 def _bare(name: str) -> str:

@@ -68,7 +68,7 @@ class RunCurves(BaseModel):
 
 
 def _errors(*statuses: int) -> dict:
-    text = {404: "no such run", 409: "another run is training, or this server does not train",
+    text = {404: "no such run", 409: "another run is training, or this server does not train", 415: "not JSON",
             422: "a setting out of range, of the wrong type or unknown", 429: "too many pages are watching"}
     return {status: {"model": ErrorMessage, "description": text[status]} for status in statuses}
 
@@ -126,8 +126,12 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         return manager.state
 
     @router.post("/api/train", status_code=202, response_model=TrainState, openapi_extra=_train_body(),
-                 responses=_errors(409, 422), summary="Start a run in a worker process")
+                 responses=_errors(409, 415, 422), summary="Start a run in a worker process")
     async def start(request: Request):
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise HTTPException(415, f"send the settings as JSON (Content-Type: application/json), not "
+                                     f"{media[:60] or 'no content type'}: {{\"preset\": \"seed\"}}")
         try:
             body = json.loads(await request.body() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -132,7 +132,9 @@ class Watcher:
                 "weights": first_layer_images(self.model, self.x_dev[:1] if len(self.x_dev) else None)}
 
     def finding(self, finding) -> None:
-        self.events.put({"type": "finding", **clean(finding.to_dict())})
+        fields = {name: without_folders(value) if isinstance(value, str) else value  # the lr-find command's path
+                  for name, value in finding.to_dict().items()}
+        self.events.put({"type": "finding", **clean(fields)})
 
     def stop_requested(self) -> bool:
         paused_at = time.monotonic()

@@ -5,7 +5,10 @@ drains its event queue, and the run's event log: every event the page needs to r
 numbered, so a browser that reconnects (or reloads) asks for everything after the last number it
 saw, or for everything. Superseded pictures (weights, confusion) are dropped from the log as new
 ones arrive, so a replay stays small. When the run ends, finished or stopped, ``on_model(path)``
-makes its model the page's model before the page hears that the run is done.
+makes its model the page's model before the page hears that the run is done, unless the doctor
+found an error in it (a run that cannot learn, such as one with ``--fault shuffled-labels``):
+the page is every visitor's, and one learner breaking a network on purpose should not break
+drawing for the class. The Runs tab still loads it when asked.
 """
 from __future__ import annotations
 
@@ -190,7 +193,7 @@ class TrainingManager:
 
     # --- the worker's events ------------------------------------------------------------------------
     def _drain(self, process, events, run_dir: Path, run_id: int) -> None:
-        ended = False
+        ended, errors = False, []
         while not ended:
             try:
                 event = events.get(timeout=0.5)
@@ -203,7 +206,13 @@ class TrainingManager:
                     event = {"type": "error", "detail": f"the training process ended unexpectedly "
                                                         f"(exit code {process.exitcode}); see the server's log"}
             ended = event.get("type") in ("done", "error")
-            if event.get("type") == "done":
+            if event.get("type") == "finding" and event.get("severity") == "error":
+                errors.append(event.get("id"))
+            if event.get("type") == "done" and errors:
+                event["loaded"] = False
+                event["load_error"] = (f"not served, because the doctor found [{errors[0]}] error; the Runs tab can "
+                                       "load it anyway")
+            elif event.get("type") == "done":
                 try:
                     self.on_model(Path(event["model_path"]))
                     event["loaded"] = True
@@ -226,10 +235,13 @@ class TrainingManager:
         if kind in ("evaluation", "pictures") and event.get("weights") is not None:
             self._drop_earlier_pictures()
         if kind == "done":
-            self.state["model"] = event["model_path"]
+            self.state["model"], self.state["served"] = event["model_path"], event["loaded"]
+            details = [event["load_error"]] if not event["loaded"] else []
             if event.get("stopped") == "time":  # else it reads as if someone had pressed Stop
-                self.state["detail"] = (f"the server's limit of {self.limits.seconds:g} s a run "
-                                        "(serve --max-train-seconds) stopped it")
+                details.insert(0, f"the server's limit of {self.limits.seconds:g} s a run (serve "
+                                  "--max-train-seconds) stopped it")
+            if details:
+                self.state["detail"] = "; ".join(details)
             self._append(event)
             self._set_status("stopped" if event.get("stopped") else "finished")
             return

@@ -212,7 +212,7 @@ function handle(event) {
         + (event.detail ? ` (${event.detail})` : "")
         + (last && Number.isFinite(last.dev_accuracy)
           ? ` ${last.cut || `at epoch ${last.epoch}`}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
-        + ". The Draw tab now uses this model.";
+        + (event.served === false ? "." : ". The Draw tab now uses this model.");
       if (!run.findings) $("train-findings").innerHTML = '<li class="empty">No findings: the run looks healthy.</li>';
     } else line.textContent = progressLine(event);
     if (!ACTIVE.includes(event.status) && stream) { stream.close(); stream = null; }
