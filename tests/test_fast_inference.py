@@ -15,7 +15,8 @@ from scratchnn.fast.products import DenseProducts
 from scratchnn.fast.threads import Blocks
 from scratchnn.fast.winograd import BlockConv2D
 from scratchnn.io import MODEL_FILE, save
-from scratchnn.nn import Dense
+from scratchnn.model import Sequential
+from scratchnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratchnn.training.presets import get_preset
 
 PRESETS = ("seed", "mlp", "deep-mlp", "cnn", "cnn-best", "lenet5")
@@ -173,3 +174,28 @@ def test_an_ensemble_predicts_on_fast_nets_unless_told_otherwise(tmp_path):
     assert not load_ensemble([tmp_path / "0"], fast=False).fast and load_ensemble([tmp_path / "0"]).fast
     assert Ensemble([Member("a", models[0])]).nets[0].model is models[0]
 
+
+
+def test_predictions_from_several_threads_are_the_ones_made_one_at_a_time():
+    """The engineer's audit: 20 threads on one CNN gave probabilities up to 0.49 off, silently (the
+    convolutions' work arrays are kept between batches). Calls on one model, or on a fast net of
+    it, now take turns."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                        Dense(8 * 14 * 14, 10, rng=rng)], input_shape=(1, 28, 28))
+    xs = [rng.random((40, 1, 28, 28), dtype=np.float32) for _ in range(16)]
+    alone = [model.predict_proba(x) for x in xs]
+    nets, together = [model, inference_net(model)], [None] * len(xs)
+
+    def predict(i):
+        together[i] = nets[i % 2].predict_proba(xs[i])
+
+    threads = [threading.Thread(target=predict, args=(i,)) for i in range(len(xs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for mine, theirs in zip(together, alone):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5)

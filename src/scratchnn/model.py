@@ -1,6 +1,8 @@
 """Sequential: a stack of layers applied in order, the whole network as one function."""
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -14,6 +16,17 @@ from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, layer_from_config, layer_to_config
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
+_PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
+_PREDICTING_LOCK = threading.Lock()
+
+
+def prediction_lock(model: Sequential) -> threading.RLock:
+    """The lock predictions on ``model`` take turns with. Its layers keep work arrays between
+    batches (a convolution's im2col matrix) and caches, so two predictions at once on one model
+    (threads of a web app) would write into each other's: one model answers one call at a time.
+    For predictions in parallel, give each thread its own copy (``copy.deepcopy(model)``)."""
+    with _PREDICTING_LOCK:
+        return _PREDICTING.setdefault(model, threading.RLock())
 
 
 class Sequential:
@@ -105,6 +118,12 @@ class Sequential:
             yield k, layers[k], dy, dx
             dy = dx
 
+    @property
+    def layers_owner(self) -> Sequential:
+        """The model whose layers (and so whose work arrays) these are: itself; a fast net of a
+        model shares that model's (fast.inference_net)."""
+        return self
+
     def release_caches(self) -> None:
         """Drop what every layer's forward kept for a backward pass (``Layer.release_cache``)."""
         for layer in self.layers:
@@ -120,7 +139,8 @@ class Sequential:
         image (test-time augmentation, ``scratchnn.data.tta``): shifts and rotations for
         ``views="digits"``, mirrors and shifts for ``"clothes"``; pixels must be in [0, 1]. An
         MLP's rows are seen as ``image_shape`` (H, W) images, square by default. With TTA a
-        batch holds ``batch_size // tta`` images (at least one) and all their views.
+        batch holds ``batch_size // tta`` images (at least one) and all their views. Safe to
+        call from several threads: calls on one model take turns (``prediction_lock``).
         """
         return mean_of_views(self.view_probas(x, batch_size, tta=tta, image_shape=image_shape, views=views))
 
@@ -137,8 +157,9 @@ class Sequential:
             return softmax(self.forward(batch))
 
         rows = max(1, batch_size // tta)  # each row's views go through in the same batch
-        parts = [view_probas(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
-        self.release_caches()  # no backward follows a prediction
+        with prediction_lock(self.layers_owner):  # safe from several threads: one call at a time
+            parts = [view_probas(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
+            self.release_caches()  # no backward follows a prediction
         return np.concatenate(parts, axis=1) if parts else np.zeros((tta, 0, self.num_classes), x.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,

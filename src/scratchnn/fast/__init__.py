@@ -115,8 +115,8 @@ def inference_net(model: Sequential, blocks: Blocks | None = None) -> Sequential
 
     The layers wrap the model's own arrays (no copy, no packing) and ``model`` is left as it was,
     to be used on its own too; nothing process-wide is set (no allocator setting: that is for a
-    training's repeated steps). The net must not run at the same time as ``model`` or another
-    net of it: they share the layers' caches. It predicts in the model's batches
+    training's repeated steps). It shares the layers' caches with ``model`` and any other net
+    of it, so its predictions take turns with theirs (``prediction_lock``). It predicts in the model's batches
     (``inference_batch_size``); ``blocks`` (default: as many threads as BLAS uses now) runs the
     Winograd layers.
     """
@@ -149,6 +149,10 @@ class _InferenceNet(Sequential):
 
     def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
         return self.model.inference_batch_size(memory, largest)
+
+    @property
+    def layers_owner(self) -> Sequential:
+        return self.model
 
     def release_caches(self) -> None:
         super().release_caches()
