@@ -48,9 +48,23 @@ def test_raw_uint8_pixels_are_refused_with_the_fix(digits):
     for call in (lambda: fit(mlp(), SGD(0.1), raw, y, epochs=1, batch_size=50), lambda: evaluate(mlp(), raw, y),
                  lambda: mlp().predict(raw), lambda: mlp().predict_proba(raw[0]),
                  lambda: lr_find(mlp(), SGD(0.1), raw, y, steps=10)):
-        with pytest.raises(ShapeError, match=r"uint8, raw pixels 0\.\.255 by the look of it; scale it to 0\.\.1 "
-                                             r"first: scale_pixels"):
+        with pytest.raises(ShapeError, match=r"uint8 with values up to 255, raw pixels 0\.\.255 by the look of it; "
+                                             r"scale it to 0\.\.1 first: scale_pixels"):
             call()
+
+
+def test_pixels_0_to_255_of_other_dtypes_are_refused_where_a_model_predicts(digits):
+    """The engineer's audit: int64 (what pandas reads from a CSV) and floats of 0..255 went through
+    predict silently, a CNN 99% sure of wrong answers."""
+    x, y, _, _ = digits
+    for raw in (np.round(x * 255).astype(np.int64), np.round(x * 255).astype(np.float32)):
+        with pytest.raises(ShapeError, match=rf"is {raw.dtype} with values up to 255, raw pixels 0\.\.255"):
+            mlp().predict(raw)
+    with pytest.raises(ShapeError, match="is int64 with values up to 255"):
+        fit(mlp(), SGD(0.1), np.round(x * 255).astype(np.int64), y, epochs=1, batch_size=50)
+    fit(mlp(), SGD(1e-6), x * 255, y, epochs=1, batch_size=50)  # floats: the lab's unscaled inputs, for the doctor
+    mlp().predict(x * 3.5)  # not whole numbers: not pixels, whatever they are
+    mlp().predict(np.round(x).astype(np.int64))  # 0s and 1s: a binary image
 
 
 def test_fit_names_a_dev_set_without_labels(digits):
@@ -114,13 +128,13 @@ def test_images_in_another_layout_get_the_reshape_that_fits():
     for model, x, hint in [(mlp_model, np.zeros((3, 28, 28)), r"3 image\(s\) of 784 pixels, not flattened; flatten "
                                                              r"with x.reshape\(-1, 784\)"),
                            (mlp_model, np.zeros((28, 28)), r"1 image\(s\) of 784 pixels"),
-                           (cnn, np.zeros((3, 28, 28)), r"got \(3, 28, 28\): 3 image\(s\) of 28x28 without "
+                           (cnn, np.zeros((3, 28, 28)), r"got an array of shape \(3, 28, 28\): 3 image\(s\) of 28x28 without "
                                                         r"their channel axis; add it with x.reshape\(-1, 1, 28, 28\)")]:
         with pytest.raises(ShapeError, match=hint):
             model.predict(x)
-    with pytest.raises(ShapeError, match=r"expects samples of shape \(784,\), got \(10,\)$"):
+    with pytest.raises(ShapeError, match=r"expects samples of shape \(784,\), got an array of shape \(3, 10\)$"):
         mlp_model.predict(np.zeros((3, 10)))  # nothing to suggest
-    with pytest.raises(ShapeError, match=r"got \(10,\): 10 sample\(s\) in columns, as the tutorial's X; scratchnn "
+    with pytest.raises(ShapeError, match=r"got an array of shape \(784, 10\): 10 sample\(s\) in columns, as the tutorial's X; scratchnn "
                                          r"takes the batch first, x.T"):
         mlp_model.predict(np.zeros((784, 10)))
 

@@ -70,7 +70,7 @@ def test_write_rejects_unsupported_dtypes(tmp_path, dtype):
 
 
 def test_write_rejects_a_scalar(tmp_path):
-    with pytest.raises(ShapeError, match="1 to 255 dimensions"):
+    with pytest.raises(ShapeError, match="1 to 32 dimensions"):
         write_idx(tmp_path / "x.idx", np.uint8(3))
 
 
@@ -94,6 +94,14 @@ def test_zero_dimensions(tmp_path):
     path = tmp_path / "bad.idx"
     path.write_bytes(bytes([0, 0, 0x08, 0]))
     assert_data_error(path, "0 dimensions")
+
+
+@pytest.mark.parametrize("ndim", [33, 70, 255])
+def test_more_dimensions_than_numpy_holds(tmp_path, ndim):
+    """The audit's 1 KB file of 70 dimensions, each of size 1: a ValueError traceback from reshape."""
+    path = tmp_path / "bad.idx"
+    path.write_bytes(idx_bytes(0x08, (1,) * ndim))
+    assert_data_error(path, f"declares {ndim} dimensions (expected 1 to 32")
 
 
 @pytest.mark.parametrize("shape", [(200, 0, 0), (0, 28, 28), (0,), (5, 28, 0)])

@@ -185,12 +185,12 @@ class Sequential:
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.number):
             raise ShapeError(f"input must be numeric, got dtype {x.dtype}")
-        refuse_raw_pixels(x)
-        x = x.astype(self.dtype, copy=False)
+        refuse_raw_pixels(x, whole_floats=True)
+        x, given = x.astype(self.dtype, copy=False), x.shape
         if x.ndim == len(self.input_shape):  # one sample: make it a batch of one
             x = x[None]
         if x.shape[1:] != self.input_shape:
-            raise ShapeError(f"model expects samples of shape {self.input_shape}, got {x.shape[1:]}"
+            raise ShapeError(f"model expects samples of shape {self.input_shape}, got an array of shape {given}"
                              + self._reshape_hint(x.shape))
         if not np.isfinite(x).all():
             raise ShapeError("input contains NaN or infinite values; clean the data first")

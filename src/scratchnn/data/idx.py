@@ -31,6 +31,7 @@ from ..files import atomic_write_bytes, why_unreadable
 TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
          0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 CODES = {dtype.newbyteorder("="): code for code, dtype in TYPES.items()}  # native dtype -> code
+MAX_DIMS = 32  # NumPy 1 allows 32 dimensions, NumPy 2 64; the IDX header's byte would allow 255
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 6  # zlib's usual trade-off: level 9 (gzip's default) is ~5x slower for ~4% smaller files
 # The most data one IDX file may hold, and so what a hostile one can cost: 1 GiB is 23x MNIST's
@@ -105,9 +106,9 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...
         known = ", ".join(f"0x{c:02X}" for c in TYPES)
         raise DataError(f"{path}: unknown IDX type code 0x{code:02X} (expected one of {known}); "
                         "the file is damaged or not IDX")
-    if ndim == 0:
-        raise DataError(f"{path}: IDX header declares 0 dimensions (expected at least 1); "
-                        "the file is damaged")
+    if not 1 <= ndim <= MAX_DIMS:
+        raise DataError(f"{path}: IDX header declares {ndim} dimensions (expected 1 to {MAX_DIMS}; MNIST's files "
+                        "have 1 or 3); the file is damaged")
     header = 4 + 4 * ndim  # at most 1,024 bytes: ndim is one byte
     sizes = stream.read(4 * ndim)
     if len(sizes) < 4 * ndim:
@@ -158,7 +159,7 @@ def _read_data(stream: BinaryIO, expected: int) -> bytearray:
 
 
 def write_idx(path, array: np.ndarray) -> Path:
-    """Write ``array`` (any shape, 1 to 255 dimensions) as IDX, gzipped when the name ends in .gz.
+    """Write ``array`` (any shape, 1 to MAX_DIMS dimensions) as IDX, gzipped when the name ends in .gz.
 
     Supported dtypes: uint8, int8, int16, int32, float32, float64. The write is atomic.
     """
@@ -167,8 +168,8 @@ def write_idx(path, array: np.ndarray) -> Path:
     if native not in CODES:
         raise ShapeError(f"cannot write dtype {array.dtype} as IDX; convert to one of "
                          f"{', '.join(str(d) for d in CODES)}")
-    if not 1 <= array.ndim <= 255:
-        raise ShapeError(f"IDX needs 1 to 255 dimensions, got an array of shape {array.shape}")
+    if not 1 <= array.ndim <= MAX_DIMS:
+        raise ShapeError(f"IDX files here have 1 to {MAX_DIMS} dimensions, got an array of shape {array.shape}")
     if max(array.shape) > 0xFFFFFFFF:
         raise ShapeError(f"IDX sizes are uint32; shape {array.shape} is too large")
     code = CODES[native]

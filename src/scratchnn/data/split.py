@@ -46,12 +46,19 @@ def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.
     return gens
 
 
-def refuse_raw_pixels(x: np.ndarray, what: str = "input") -> None:
-    """A ShapeError for uint8 input: raw pixels 0..255, which a network trained on 0..1 reads as
-    255 times too bright (the loss explodes, or a prediction is sure of anything)."""
-    if np.asarray(x).dtype == np.uint8:
-        raise ShapeError(f"{what} is uint8, raw pixels 0..255 by the look of it; scale it to 0..1 first: "
-                         "scale_pixels(images, model.input_shape), or x / 255")
+def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = False) -> None:
+    """A ShapeError for raw pixels 0..255, which a network trained on 0..1 reads as 255 times too
+    bright (the loss explodes, or a prediction is sure of anything): uint8, or integers above 1
+    (pandas reads a CSV's pixels as int64), or with ``whole_floats`` (predictions) whole numbers
+    above 1 in floats (``x.astype("float32")`` without the / 255). Training still takes such
+    floats: the break-it lab feeds them on purpose, and the doctor names them ([unscaled-inputs])."""
+    x = np.asarray(x)
+    kind = x.dtype.kind
+    raw = x.dtype == np.uint8 or (x.size and (kind in "ui" or whole_floats and kind == "f") and 1 < x.max() <= 255
+                                  and (kind in "ui" or bool(np.all(np.mod(x, 1) == 0))))
+    if raw:
+        raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, raw pixels 0..255 by the look of it; "
+                         "scale it to 0..1 first: scale_pixels(images, model.input_shape), or x / 255")
 
 
 def scale_pixels(images: np.ndarray, input_shape=(784,)) -> np.ndarray:
