@@ -210,8 +210,8 @@ def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
         raise empty
     keep = stats[:, 0] >= SPECK * stats[:, 0].max()
     groups = _group(stats, keep)
-    if not groups:
-        raise empty
+    if not groups:  # ink, but all of it flatter than a digit: a dash, a line, the bar of a 7 so far
+        raise ImageError("the ink is a line or a dash, too flat for a digit: draw or photograph a whole digit")
     kept = np.concatenate(groups)
     lookup = np.zeros(len(stats) + 1, labels.dtype)
     lookup[kept] = kept

@@ -46,6 +46,7 @@ STATIC_DIR = Path(str(files("scratchnn.web") / "static"))
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 UPLOAD_MAX_PIXELS = 16_000_000  # a 12-megapixel phone photo passes
 DECODERS = 2  # uploads decoded at the same time: a burst of big photos cannot take all memory
+FILLED = 0.8  # a canvas more than this share ink was filled, not drawn on (a digit's strokes cover well under half)
 _decoding = threading.BoundedSemaphore(DECODERS)
 # The page loads nothing from elsewhere; the policy makes the browser hold it to that.
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
@@ -183,6 +184,8 @@ def _timed(make_input, service: ModelService, *args) -> dict:
 def _canvas_input(canvas: CanvasRequest) -> tuple[np.ndarray, dict]:
     """(28, 28) input from a drawn canvas (H, W), light ink on dark; nothing more to say of it."""
     pixels = np.asarray(canvas.pixels, np.float32)
+    if np.mean(pixels > 0.5) > FILLED:
+        raise ImageError(f"{np.mean(pixels > 0.5):.0%} of the canvas is ink: press Clear and draw one digit")
     if not canvas.preprocess:
         return pixels, {}
     try:

@@ -168,12 +168,17 @@ async function pump() {
   }
   inFlight = true;
   const sent = generation;
+  const slow = setTimeout(() => { if (sent === generation) setStatus("Reading your digit…"); }, 300);
   try {
     const result = await postJSON("/api/predict", { pixels: padPixels() });
     if (sent === generation) show(result, `Your drawing: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
   } catch (error) {
-    if (sent === generation) setStatus(error.message, true);
+    // an answer for an earlier drawing must not stay beside this one's error; mid-stroke, a
+    // drawing not yet readable (the bar of a 7 alone) is a hint, not an error
+    const unreadable = stroke && error.status === 422;
+    if (sent === generation) showEmpty(unreadable ? `Keep drawing: ${error.message}` : error.message, !unreadable);
   } finally {
+    clearTimeout(slow);
     inFlight = false;
     if (dirty) pump();
   }
@@ -210,8 +215,8 @@ $("upload").addEventListener("change", async (event) => {
   previewPhoto(file);
   setStatus(`Reading ${file.name}…`);
   const form = new FormData();
-  form.append("file", file);
   try {
+    form.append("file", file.size > BIG_PHOTO ? await smaller(file) : file, file.name);
     const result = await api("/api/predict", { method: "POST", body: form });
     if (sent === generation) {
       show(result, result.digits_seen > 1
@@ -223,6 +228,25 @@ $("upload").addEventListener("change", async (event) => {
     if (sent === generation) showEmpty(error.message, true);
   }
 });
+
+// A phone's photo is 3-8 MB and the server takes 5: a big one is sent as a JPEG of at most
+// SMALLER_SIDE pixels a side, made here (the browser applies the photo's EXIF orientation).
+const BIG_PHOTO = 4 * 1024 * 1024;
+const SMALLER_SIDE = 1600;
+
+async function smaller(file) {
+  const bitmap = await createImageBitmap(file).catch(() => null);
+  if (!bitmap) return file;  // not an image the browser reads: the server says what it is
+  const scale = Math.min(1, SMALLER_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#fff";  // transparency composited on white paper, as the server would
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return new Promise((done) => canvas.toBlob((blob) => done(blob || file), "image/jpeg", 0.92));
+}
 
 function previewPhoto(file) {
   const url = URL.createObjectURL(file);
@@ -251,23 +275,29 @@ function showEmpty(message, isError = false) {
   setStatus(message, isError);
   $("prediction").textContent = "?";
   $("prediction").classList.add("none");  // a question mark, not an answer: not in the answer's colour
+  $("prediction").classList.remove("unsure");
   $("confidence").textContent = isError ? "No prediction" : "Draw something";
   paintImage($("seen"), null);
   drawBars($("bars"), classes, null);
   $("layers").innerHTML = '<p class="empty">The activations appear when you draw.</p>';
 }
 
+const UNSURE = 0.5;  // below this the top class has less than half the probability: the network guesses
+
 function show(result, status) {
-  if (servedModel && result.model && result.model !== servedModel) {
+  const changed = servedModel && result.model && result.model !== servedModel;
+  if (changed) {
     // another page's run ended, or it loaded a run: describe the model that answered, not the old one
     servedModel = result.model;  // at once: answers that arrive before /api/model does are not news
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: result.model }));
   }
-  setStatus(status);
   const p = result.probabilities[result.prediction];
+  const news = changed ? ` The server now answers with another model, ${result.model} (a run ended, or one was loaded).` : "";
+  setStatus(`${status.replace(/\.$/, "")}: ${result.label}, ${(p * 100).toFixed(1)} % sure.${news}`);  // read aloud
   $("prediction").classList.remove("none");
+  $("prediction").classList.toggle("unsure", p < UNSURE);  // a guess must not look like an answer
   $("prediction").textContent = result.label;
-  $("confidence").textContent = `${(p * 100).toFixed(1)} % sure`;
+  $("confidence").textContent = `${(p * 100).toFixed(1)} % sure` + (p < UNSURE ? ": a guess, not an answer" : "");
   paintImage($("seen"), result.input, 1);
   drawBars($("bars"), classes, result.probabilities, result.prediction);
   drawLayers($("layers"), result.activations);

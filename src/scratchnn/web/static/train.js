@@ -14,12 +14,17 @@ let stream = null;
 let run = null; // {name, epochs, batches: [[x, loss]], evals: [...], started: ms}
 let drawQueued = false;
 
+// Read aloud: the run's milestones (an evaluation, a finding, the end), not every batch.
+function announce(text) { $("train-announce").textContent = text; }
+
 function newRun(state) {
   run = { name: state.run, epochs: state.epochs, batches: [], evals: [], lastBatch: null, findings: 0 };
   $("train-findings").innerHTML = '<li class="empty">No findings yet.</li>';
   $("train-notes").innerHTML = "";
   $("train-notes").hidden = true;
   $("train-weights").innerHTML = '<p class="empty">They appear at the first evaluation.</p>';
+  $("train-weights-title").textContent = "First-layer weights";  // nothing of the last run stays
+  $("train-lr").textContent = "lr –";
   $("train-maps").innerHTML = "";
   $("train-confusion").innerHTML = "";
   $("train-loss").dataset.points = "0";
@@ -215,6 +220,7 @@ function handle(event) {
         + (event.served === false ? "." : ". The Draw tab now uses this model.");
       if (!run.findings) $("train-findings").innerHTML = '<li class="empty">No findings: the run looks healthy.</li>';
     } else line.textContent = progressLine(event);
+    if (!ACTIVE.includes(event.status) || event.status === "starting") announce(line.textContent);
     if (!ACTIVE.includes(event.status) && stream) { stream.close(); stream = null; }
     return;
   }
@@ -231,12 +237,16 @@ function handle(event) {
     run.evals.push({ ...event, at: partial ? b.epoch - 1 + b.batch / b.batches : event.epoch,
                      cut: partial ? `during epoch ${b.epoch} (batch ${b.batch} of ${b.batches})` : "" });
     $("train-lr").textContent = `lr ${Number(event.lr).toPrecision(3)}`;
+    if (Number.isFinite(event.dev_accuracy)) {
+      announce(`Epoch ${event.epoch}: dev accuracy ${(event.dev_accuracy * 100).toFixed(1)} %`);
+    }
     showPictures(event);
     redraw();
   } else if (event.type === "pictures") {
     showPictures(event);
   } else if (event.type === "finding") {
     addFinding(event);
+    announce(`The doctor: ${event.id}, ${event.severity}: ${event.message}`);
   } else if (event.type === "note") {
     addNote(event.text);
   } else if (event.type === "done" && event.loaded) {
@@ -250,13 +260,46 @@ function watch() {
   stream = new EventSource("/api/train/events");
   stream.onmessage = (message) => handle(JSON.parse(message.data));
   // A dropped connection: EventSource reconnects by itself with Last-Event-ID, and the server
-  // sends what was missed. Nothing to do here but say so.
+  // sends what was missed. But a server that restarted knows nothing of that run: once the
+  // connection is back, ask what the server is doing now and show that.
+  let dropped = false;
   stream.onerror = () => {
+    dropped = true;
     const line = $("train-progress");  // each failed retry fires again: say it once
     if (stream && stream.readyState === EventSource.CONNECTING && !line.textContent.endsWith(" (reconnecting…)")) {
       line.textContent += " (reconnecting…)";
     }
   };
+  stream.onopen = () => {
+    if (dropped) { dropped = false; resync(); }
+  };
+}
+
+async function resync() {
+  let now;
+  try {
+    now = await api("/api/train/state");
+  } catch {
+    return;  // down again: the next reconnection asks again
+  }
+  if (run && now.run === run.name && ACTIVE.includes(now.status)) return;  // the same run goes on: the stream has it
+  if (stream) { stream.close(); stream = null; }
+  state = now;
+  setButtons();
+  const line = $("train-progress");
+  line.classList.remove("error");
+  if (ACTIVE.includes(now.status) || now.run === (run && run.name)) {
+    watch();  // another run, or this one's end: replay it
+  } else {
+    line.textContent = "The server restarted, so the run it was training has ended; what it saved is in the Runs tab. "
+      + "Pick a preset and press Start.";
+    announce(line.textContent);
+  }
+}
+
+function reportFailure(error) {  // Stop and Pause: a request that failed says so, where the progress is
+  const line = $("train-progress");
+  line.textContent = `${line.textContent.replace(/ \(reconnecting…\)$/, "")} · ${error.message}`;
 }
 
 async function start() {
@@ -321,9 +364,9 @@ async function init() {
   fillFromPreset();
   $("train-preset").addEventListener("change", fillFromPreset);
   $("train-start").addEventListener("click", start);
-  $("train-stop").addEventListener("click", () => postJSON("/api/train/stop", {}).catch(() => {}));
+  $("train-stop").addEventListener("click", () => postJSON("/api/train/stop", {}).catch(reportFailure));
   $("train-pause").addEventListener("click", () =>
-    postJSON(state.status === "paused" ? "/api/train/resume" : "/api/train/pause", {}).catch(() => {}));
+    postJSON(state.status === "paused" ? "/api/train/resume" : "/api/train/pause", {}).catch(reportFailure));
   state = info.state;
   setButtons();
   if (state.status !== "idle") { // a run is on (or just ended): replay it
