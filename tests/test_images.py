@@ -162,6 +162,20 @@ def test_transparency_is_composited_onto_white():
     assert gray[0, 0] == 1 and gray[10, 15] == 0
 
 
+@pytest.mark.parametrize("reduce_to", [None, 8])
+def test_a_light_drawing_on_transparency_is_put_on_dark_paper(reduce_to):
+    """The engineer's audit: a white digit on a transparent background (as drawing apps export it)
+    went onto white paper and vanished ("no ink found"). Big ones are reduced before compositing."""
+    rgba = np.zeros((40, 60, 4), np.uint8)  # transparent ...
+    rgba[10:30, 20:40] = (255, 255, 255, 255)  # ... and a white square drawn on it
+    gray = read_image(encode(rgba, "PNG"), reduce_to=reduce_to)
+    assert gray[0, 0] == 0 and gray[gray.shape[0] // 2, gray.shape[1] // 2] == 1
+    rgba[...] = (250, 250, 250, 255)  # a light photo whose border alone is transparent: white paper still
+    rgba[:3] = 0
+    gray = read_image(encode(rgba, "PNG"), reduce_to=reduce_to)
+    assert gray.min() > 0.9
+
+
 def test_16_bit_png_keeps_its_whole_range():
     pixels = np.array([[0, 16384, 32768, 65535]], np.uint16)
     gray = read_image(encode(Image.fromarray(pixels), "PNG"))

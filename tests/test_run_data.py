@@ -170,3 +170,19 @@ def test_evaluate_on_an_unfinished_run_says_resume(tmp_path, capsys):
     (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"")
     assert main(["evaluate", str(tmp_path / "run")]) == 1
     assert f"complete it with 'scratchnn train --resume {tmp_path / 'run'}'" in capsys.readouterr().err
+
+
+def test_a_model_saved_from_python_is_evaluated_on_data_the_user_names(tmp_path, capsys, shared_dir):
+    """The engineer's audit: such a model records no training data, and evaluate tried three MNIST
+    download mirrors, unasked."""
+    from scratchnn import Dense, Sequential
+
+    path = tmp_path / "mine.safetensors"
+    save(Sequential([Dense(784, 10, rng=0)]), path)
+    for command in (["evaluate", str(path)], ["predict", str(path), "--index", "3"],
+                    ["explain", str(path), "--index", "3"]):
+        assert main(command) == 1
+        assert "records no training data (a model saved from Python" in capsys.readouterr().err
+    csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
+    assert main(["evaluate", str(path), "--csv", str(csv), "--set", "all"]) == 0
+    assert "Accuracy:" in capsys.readouterr().out

@@ -133,7 +133,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_model(tmp_path, mnist_s
     assert again.returncode == 1 and "already finished" in again.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"])
 def test_a_kill_from_outside_at_whatever_moment_resumes_bit_for_bit(tmp_path, mnist_slice, sig):
     """The signal comes from another process, as a user's would, once training is under way."""
     settings = config(mnist_slice, epochs=30)
@@ -150,7 +150,10 @@ def test_a_kill_from_outside_at_whatever_moment_resumes_bit_for_bit(tmp_path, mn
             break
         time.sleep(0.01)
     process.wait(timeout=240)
-    assert process.returncode in (-signal.SIGKILL, 130), process.stderr.read()
+    stderr = process.stderr.read()
+    assert process.returncode in (-signal.SIGKILL, 130), stderr
+    if sig != signal.SIGKILL:  # SIGTERM as Ctrl+C: it says how to go on (it used to end without a word)
+        assert "interrupted" in stderr and "--resume" in stderr, stderr
     resumed = scratchnn("train", "--resume", run, "--no-report")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_tensors(read_tensors(tmp_path / "whole" / MODEL_FILE)[0], run / MODEL_FILE)

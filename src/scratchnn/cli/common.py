@@ -99,8 +99,17 @@ def config_with_data_options(metadata: dict, path: Path, args: argparse.Namespac
     return apply_data_options(locate_data(config, path.parent), args)
 
 
+def require_known_data(metadata: dict, path, args: argparse.Namespace) -> None:
+    """Before a set is loaded: a model that records no training config (saved from Python) needs
+    the data named, or its default would be MNIST, downloaded unasked."""
+    if not metadata.get("config") and not given_options(args, ("data",)):
+        raise ConfigError(f"{path} records no training data (a model saved from Python, not by 'scratchnn train'); "
+                          "name the data to use: --csv FILE, --images FILE --labels FILE, or --dataset NAME")
+
+
 def load_model_set(args: argparse.Namespace, model, metadata: dict, config: TrainConfig):
     """(images, labels, classes, description) of ``args.set``, refused unless they fit the model."""
+    require_known_data(metadata, args.model, args)
     return load_set(config, args.set, model=model, metadata=metadata)
 
 
@@ -119,6 +128,7 @@ def load_ensemble_and_set(args: argparse.Namespace):
     """
     ensemble = load_models(args)
     first, *others = ensemble.members
+    require_known_data(first.metadata, first.path, args)
     config = config_with_data_options(first.metadata, first.path, args)
     images, labels, classes, description = load_set(config, args.set, model=first.model, metadata=first.metadata)
     for member in others:

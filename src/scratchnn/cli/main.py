@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..errors import ScratchnnError, os_error_message
@@ -57,8 +59,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _terminated(signum, frame):
+    """SIGTERM (kill, a container or a job scheduler stopping the process) ends a command as Ctrl+C
+    does: a run keeps its checkpoint and says how to resume, instead of vanishing without a word."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if threading.current_thread() is threading.main_thread():  # serve's uvicorn installs its own handlers
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.run(args) or 0
     except ScratchnnError as error:

@@ -103,16 +103,33 @@ def _decoded_small(image: Image.Image, reduce_to: int | None) -> Image.Image:
         return (image if image.mode in ("I", "F") else image.convert("I")).reduce(k)
     if image.format == "JPEG":  # the decoder scales by 1/2, 1/4 or 1/8 for free
         image.draft("L", (image.width // k, image.height // k))
-    grey = _grey_image(image)
+    if image.has_transparency_data:  # reduced before it is composited: 2 bytes a pixel at full size, not 13
+        return _composited(_grey_alpha(image).reduce(k))
+    grey = image.convert("L")
     k = max(grey.size) // reduce_to
     return grey.reduce(k) if k >= 2 else grey
 
 
 def _grey_image(image: Image.Image) -> Image.Image:
-    """8-bit grey ("L") with transparency composited onto white paper."""
-    if image.has_transparency_data:
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    return image.convert("L")
+    """8-bit grey ("L"); transparency composited onto paper (``_composited``)."""
+    return _composited(_grey_alpha(image)) if image.has_transparency_data else image.convert("L")
+
+
+def _grey_alpha(image: Image.Image) -> Image.Image:
+    """Grey and alpha ("LA"); a palette's transparency goes through RGBA, which keeps it."""
+    return (image.convert("RGBA") if image.mode == "P" else image).convert("LA")
+
+
+def _composited(image: Image.Image) -> Image.Image:
+    """An "LA" image on paper, as "L": white paper, or black where most of the image is
+    transparent and what is drawn is light (a white digit on a transparent background, as drawing
+    apps export one, would vanish on white)."""
+    grey_alpha = np.asarray(image, np.float32)
+    grey, alpha = grey_alpha[..., 0], grey_alpha[..., 1] / 255
+    drawn = float(alpha.sum())
+    light_ink = drawn > 0 and float((grey * alpha).sum()) / drawn > 127.5 and float(np.mean(alpha < 0.5)) > 0.5
+    paper = 0.0 if light_ink else 255.0
+    return Image.fromarray(np.round(grey * alpha + paper * (1 - alpha)).astype(np.uint8), "L")
 
 
 def _grey(image: Image.Image) -> np.ndarray:
