@@ -180,3 +180,10 @@ def test_check_model_can_check_the_training_passes():
     assert max(c.error for c in check_model(model(Unscaled(0.5)), SoftmaxCrossEntropy(), x, labels,
                                             training=True)) > 0.1
     assert all(c.error < 1e-6 for c in check_model(model(Unscaled(0.5)), SoftmaxCrossEntropy(), x, labels))
+
+
+def test_a_batch_size_that_is_no_number_of_rows_is_refused(digits):
+    x = digits[0][:5]
+    for wrong in (-1, 0, 2.5, "8"):
+        with pytest.raises(ShapeError, match="batch_size must be a whole number above 0"):
+            mlp().predict(x, batch_size=wrong)

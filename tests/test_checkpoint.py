@@ -100,3 +100,19 @@ def test_tampered_checkpoint_tensors_are_named(checkpoint, edit, message):
     tamper(checkpoint, tensors=edit)
     with pytest.raises(ModelFileError, match=message):
         load_checkpoint(checkpoint)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_checkpoint_says_how_to_go_on(checkpoint, damage):
+    """'re-save it' (the model file's advice) cannot be done to a checkpoint: train the settings anew."""
+    data = bytearray(checkpoint.read_bytes())
+    if damage == "truncate":
+        data = data[:len(data) // 2]
+    else:
+        data[-5] ^= 0xFF  # a tensor byte: the checksum no longer matches
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError) as error:
+        load_checkpoint(checkpoint)
+    assert str(error.value).endswith(f"it cannot be resumed from; train the same settings anew: scratchnn train "
+                                     f"--config {checkpoint.parent / 'config.toml'}"), error.value
+    assert "re-save" not in str(error.value)

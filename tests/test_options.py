@@ -1,6 +1,7 @@
 """One declaration per option: flags, checks, describe() and the report all come from it."""
 import argparse
 import dataclasses
+import re
 
 import pytest
 from fuzzing import fuzz_examples
@@ -110,6 +111,15 @@ def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule
     assert capsys.readouterr().out == "Note: the step schedule does not use --min-lr; config.toml's --min-lr 1e-05 is left out\n"
     resolve_config(train_args("--schedule", "cosine"))
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("line, message", [("lr = nan", "--lr must be a finite number, got nan"),
+                                           ('augmentation = {rotate = "x"}', "augmentation rotate must be a number")])
+def test_a_bad_value_in_a_config_file_names_the_file(tmp_path, line, message):
+    saved = tmp_path / "mine.toml"
+    saved.write_text(f'preset = "mlp"\n{line}\n')
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(saved))}: {re.escape(message)}"):
+        resolve_config(train_args("--config", str(saved)))
 
 
 def test_adamw_without_weight_decay_is_said_to_be_adam(capsys):

@@ -134,6 +134,14 @@ def test_a_submission_the_system_cannot_write_is_one_line(runs, test_csv, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
+def test_a_submission_into_a_folder_that_does_not_exist_is_refused(runs, test_csv, tmp_path, capsys):
+    """The engineer's audit: --submission /nonexistent/dir/s.csv made /nonexistent/dir."""
+    argv = ["predict", str(runs["seed-0"]), "--csv", str(test_csv[0]), "--submission", str(tmp_path / "typo/s.csv")]
+    assert main(argv) == 1
+    assert f"the folder {tmp_path / 'typo'} does not exist; create it first" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_predict_one_image_with_an_ensemble_and_tta(runs, capsys):
     said = output(capsys, ["predict", str(runs["ens"]), "--index", "3", "--set", "all", "--tta", "3"])
     assert "(ensemble of 2 models, TTA x3)" in said and "Prediction:" in said

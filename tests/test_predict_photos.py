@@ -63,6 +63,11 @@ def test_each_photo_is_predicted_and_each_bad_file_gets_one_line(capsys, small_r
         assert line.startswith(f"scratchnn predict: error: {photos[name]}: ") and reason in line, line
 
 
+def test_a_photo_given_before_the_model_is_named_as_such(capsys, small_run, photos):  # noqa: F811
+    code, out, err = predict(capsys, photos["seven"], small_run)
+    assert code == 1 and f"{photos['seven']} is an image, not a model: give the model first" in err, err
+
+
 def test_a_single_photo_shows_the_28x28_and_the_top_3(capsys, small_run, photos):  # noqa: F811
     code, out, err = predict(capsys, small_run, photos["seven"])
     assert (code, err) == (0, "")

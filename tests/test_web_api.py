@@ -234,8 +234,8 @@ def post_json(client, body):
     ({"image": []}, ["image", "extra", "1 more"]),
     ({"\n": None}, ['["\\n"]', "extra", "1 more"]),  # a made-up field name is quoted: the error stays one line
     ({"x" * 5000: 1}, ['["' + "x" * 40 + '..."]', "extra"]),
-    ([1, 2, 3], ["object"]),
-    (b"{not json", ["json"]),
+    ([1, 2, 3], ["object", 'send a JSON object {"pixels"']),
+    (b"{not json", ["json", 'send a JSON object {"pixels"']),
 ])
 def test_bad_canvas_is_refused_with_a_clear_message(client, body, words):
     assert_error(post_json(client, body), 422, *words)
@@ -243,6 +243,20 @@ def test_bad_canvas_is_refused_with_a_clear_message(client, body, words):
 
 def test_empty_canvas_is_refused(client):
     assert_error(client.post("/api/predict", json={"pixels": [[0.0] * 112] * 112}), 422, "no ink")
+
+
+def test_a_filled_canvas_or_a_lone_bar_says_what_it_is(client):
+    """The page audit: both got 'no ink found', the bar of a 7 with plenty of ink on it."""
+    assert_error(client.post("/api/predict", json={"pixels": [[1.0] * 112] * 112}), 422, "100% of the canvas is ink",
+                 "press Clear")
+    bar = np.zeros((112, 112))  # as the page sends it: 112 a side, an 8-pixel pen 3 rows thick
+    bar[24:27, 24:88] = 1.0
+    assert_error(client.post("/api/predict", json={"pixels": bar.tolist()}), 422, "a line or a dash, too flat")
+
+
+def test_a_broken_multipart_body_says_how_to_send_a_photo(client):
+    response = client.post("/api/predict", content=b"xx", headers={"content-type": "multipart/form-data"})
+    assert_error(response, 400, "Missing boundary", "curl -F file=@photo.png")
 
 
 def test_a_click_on_the_pad_is_no_digit(client):

@@ -123,7 +123,8 @@ def test_serve_checks_the_whole_web_extra_before_starting(model_path, monkeypatc
     monkeypatch.setattr(uvicorn, "run", started)
     assert main(["serve", str(model_path), "--port", "1"]) == 1
     error = capsys.readouterr().err.strip()
-    assert f"needs the web extra ({missing} missing)" in error and "\n" not in error
+    assert error.startswith(f"scratchnn serve: error: the web extra is not installed ({missing} missing)"), error
+    assert "\n" not in error
     assert "pip install 'scratchnn[web]'" in error and "pip install '.[web]'" in error
 
 

@@ -126,11 +126,13 @@ def write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict) -> Path:
     return path
 
 
-def read_tensors(path, check: LayoutCheck | None = None) -> tuple[dict[str, np.ndarray], dict]:
+def read_tensors(path, check: LayoutCheck | None = None,
+                 remedy: str = "re-save it or train again") -> tuple[dict[str, np.ndarray], dict]:
     """Read and verify a file written by ``write_tensors``: (tensors, decoded metadata).
 
     ``check`` sees the checked metadata, the architecture's parameter shapes and the file's
     tensor shapes before any tensor is read, and raises ModelFileError if they do not fit.
+    ``remedy``: what an error of a damaged file tells the user to do.
     """
     path = Path(path)
     _check_header_size(path)
@@ -152,21 +154,20 @@ def read_tensors(path, check: LayoutCheck | None = None) -> tuple[dict[str, np.n
             raise ModelFileError(f"{path}: {error}") from None
         return header, version, metadata, {key: f.get_tensor(key) for key in f.keys()}
 
-    header, version, metadata, tensors = _open(path, read)
+    header, version, metadata, tensors = _open(path, read, remedy)
     if "sha256" not in header:
         raise ModelFileError(f"{path}: the checksum (sha256) is missing from its metadata; "
-                             "the file was not written whole by scratchnn: re-save it or train again")
+                             f"the file was not written whole by scratchnn: {remedy}")
     if header["sha256"] != _digest(tensors, header if version >= 2 else None):
         what = "tensors or metadata were" if version >= 2 else "tensor data was"
-        raise ModelFileError(f"{path}: checksum mismatch, the {what} changed after saving; "
-                             "re-save it or train again")
+        raise ModelFileError(f"{path}: checksum mismatch, the {what} changed after saving; {remedy}")
     for name, tensor in tensors.items():
         if not np.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
     return tensors, metadata
 
 
-def _open(path: Path, read):
+def _open(path: Path, read, remedy: str = "re-save it or train again"):
     """``read(f)`` on the file opened by safetensors; its errors become one ModelFileError."""
     from safetensors import safe_open
 
@@ -179,7 +180,7 @@ def _open(path: Path, read):
         raise ModelFileError(f"{path}: no such file") from None
     except Exception as error:  # safetensors raises its own SafetensorError (and OSError)
         raise ModelFileError(f"{path}: not a readable safetensors file ({show(str(error), 120)}); "
-                             "it is truncated or corrupted: re-save it or train again") from None
+                             f"it is truncated or corrupted: {remedy}") from None
 
 
 def _check_header_size(path: Path) -> None:

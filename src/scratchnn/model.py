@@ -149,6 +149,8 @@ class Sequential:
         """The class probabilities of each TTA view apart: (tta, N, C), row 0 for the images as
         they are; ``predict_proba`` is their mean. Arguments as in ``predict_proba``."""
         x = self._checked_input(x)
+        if batch_size is not None and not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+            raise ShapeError(f"batch_size must be a whole number above 0 (rows per batch), got {batch_size!r}")
         batch_size = batch_size or self.inference_batch_size()
         shape = image_shape_for(self.input_shape, image_shape) if check_tta(tta) > 1 else None
         check_views(views)

@@ -75,6 +75,10 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
+# what a photo's name ends with (photos/preprocess.py FORMATS): never a model
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
 def split_models(paths: list[str]) -> tuple[list[str], list[Path]]:
     """(models, photos): the first path and those right after it that are folders or .safetensors
     files are models; the rest are photos."""
@@ -86,6 +90,10 @@ def split_models(paths: list[str]) -> tuple[list[str], list[Path]]:
 
 def run(args: argparse.Namespace) -> int:
     args.models, args.photos = split_models(args.paths)
+    first = Path(args.models[0])
+    if first.suffix.lower() in PHOTO_SUFFIXES and first.is_file():  # the photo typed before the model
+        raise ConfigError(f"{first} is an image, not a model: give the model first, then the images "
+                          f"(scratchnn predict MODEL {first.name})")
     if args.submission is not None:
         return write_kaggle_submission(args)
     if args.ignore_labels:
@@ -144,6 +152,10 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     target, source = Path(args.submission), Path(args.csv)
     if target.is_dir():
         raise ConfigError(f"--submission {target} is a folder; give a file name such as submission.csv")
+    folder = target.absolute().parent
+    if not folder.exists() and not any(up.is_file() for up in folder.parents):  # a typo must not make folders
+        raise ConfigError(f"--submission {target}: the folder {target.parent} does not exist; create it first, or "
+                          "write the file elsewhere")
     if target.exists() and source.exists() and target.samefile(source):
         raise ConfigError(f"--submission {target} is the test file itself; write the submission to another file")
     ensemble = load_models(args)

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         from ..insight.sweep_report import write_sweep_report
         from ..tune.parallel import require_tune_extra
 
-        require_tune_extra("scratchnn report on a sweep folder")
+        require_tune_extra("a sweep folder's report")
         write_sweep_report(args.run_dir)
         return 0
     from ..insight.report import write_report  # matplotlib only for this command

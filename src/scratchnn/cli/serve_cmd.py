@@ -130,7 +130,7 @@ def check_web_extra() -> None:
     missing = [package for package, modules in WEB_PACKAGES.items()
                if all(importlib.util.find_spec(module) is None for module in modules)]
     if missing:
-        raise ScratchnnError(f"scratchnn serve needs the web extra ({', '.join(missing)} missing): {INSTALL_HINT}")
+        raise ScratchnnError(f"the web extra is not installed ({', '.join(missing)} missing): {INSTALL_HINT}")
 
 
 def _data_source(args: argparse.Namespace):

@@ -53,7 +53,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..tune.parallel import require_tune_extra
 
-    require_tune_extra()
+    require_tune_extra("a sweep")
     from optuna.trial import TrialState
 
     from ..tune.parallel import dask_client

@@ -72,8 +72,8 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
         lines = _Lines(path, text, values=WIDEST)
         first = next(lines, None)
         if first is None:
-            raise DataError(f"{path}: empty file; expected a header 'label,pixel0,...,pixel783' and one "
-                            "image per line")
+            raise DataError(f"{path}: empty file; expected a header 'label,pixel0,...,pixel783' (train) or "
+                            "'pixel0,...,pixel783' (test) and one image per line")
         columns, is_data = _read_header(path, *first)
         lines.values = columns.count  # the side is known: a row's worth
         values = _parse(path, itertools.chain([first] if is_data else [], lines), columns)

@@ -21,6 +21,7 @@ from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
 from ..model_schema import buffer_names, check_type
 from ..nn.schema import check_int, check_number, is_number, show
+from .config import CONFIG_FILE
 from .early_stopping import EarlyStopping
 from .fit import EpochResult
 
@@ -143,7 +144,8 @@ def load_checkpoint(path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no checkpoint to resume from (a run writes one after its first epoch)")
-    tensors, metadata = read_tensors(path, check=checkpoint_layout)
+    remedy = f"it cannot be resumed from; train the same settings anew: scratchnn train --config {path.parent / CONFIG_FILE}"
+    tensors, metadata = read_tensors(path, check=checkpoint_layout, remedy=remedy)
     history = [EpochResult(**row) for row in metadata["history"]]
     return Checkpoint(path, metadata["epoch"], history, tensors, metadata)
 

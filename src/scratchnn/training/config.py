@@ -343,7 +343,11 @@ class TrainConfig:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from None
-        return cls.from_dict(values, source=str(path)).validate()
+        config = cls.from_dict(values, source=str(path))
+        try:
+            return config.validate()
+        except ConfigError as error:  # worded for the flags; say which file holds the value
+            raise ConfigError(f"{path}: {error}") from None
 
 
 def _same_kind(default, value, words: bool = False) -> bool:

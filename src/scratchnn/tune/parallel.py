@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from ..errors import ConfigError
 
 TUNE_MODULES = ("optuna", "optuna_integration", "distributed", "threadpoolctl")
-INSTALL_HINT = "install the tune extra: pip install 'scratchnn[tune]'"
+INSTALL_HINT = "install the tune extra: pip install 'scratchnn[tune]' (from a checkout: pip install '.[tune]')"
 
 
-def require_tune_extra(command: str = "scratchnn sweep") -> None:
+def require_tune_extra(command: str = "this command") -> None:
     """A ConfigError that says how to install what is missing (checked before anything starts)."""
     missing = []
     for name in TUNE_MODULES:

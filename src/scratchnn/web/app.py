@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..data import DataSource
@@ -46,6 +47,7 @@ STATIC_DIR = Path(str(files("scratchnn.web") / "static"))
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 UPLOAD_MAX_PIXELS = 16_000_000  # a 12-megapixel phone photo passes
 DECODERS = 2  # uploads decoded at the same time: a burst of big photos cannot take all memory
+CANVAS_SHAPE = '; send a JSON object {"pixels": [[...], ...]}: rows of grey values 0..1, 28 to 280 a side'
 FILLED = 0.8  # a canvas more than this share ink was filled, not drawn on (a digit's strokes cover well under half)
 _decoding = threading.BoundedSemaphore(DECODERS)
 # The page loads nothing from elsewhere; the policy makes the browser hold it to that.
@@ -134,16 +136,25 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
             try:
                 canvas = CanvasRequest.model_validate_json(body)
             except ValidationError as error:
-                raise HTTPException(422, one_line(error)) from None
+                whole = not error.errors()[0].get("loc")  # not JSON, or not an object: say what is
+                raise HTTPException(422, one_line(error) + (CANVAS_SHAPE if whole else "")) from None
             return await run_in_threadpool(_timed, _canvas_input, current(), canvas)
         if media == "multipart/form-data":
-            async with request.form(max_files=1, max_fields=4) as form:
+            try:
+                form = await request.form(max_files=1, max_fields=4)
+            except StarletteHTTPException as error:  # Starlette's own words ("Missing boundary in multipart.")
+                raise HTTPException(error.status_code, f"the multipart body cannot be read ({error.detail.rstrip('.')}); "
+                                                       "send the photo in the field 'file', as curl -F file=@photo.png "
+                                                       "does") from None
+            try:
                 upload, ink = form.get("file"), form.get("ink", "auto")
                 if not isinstance(upload, UploadFile):
                     raise HTTPException(422, "send the image as a file in the multipart field 'file'")
                 if ink not in INKS:
                     raise HTTPException(422, f"ink must be one of {', '.join(INKS)}, got {str(ink)[:40]!r}")
                 data = await upload.read()
+            finally:
+                await form.close()  # the upload's spooled file
             return await run_in_threadpool(_timed, _image_input, current(), data, ink)
         raise HTTPException(415, f"unsupported content type {media[:60]!r}: send JSON {{\"pixels\": [[...]]}} "
                                  "(application/json) or a photo in the multipart/form-data field 'file'")
