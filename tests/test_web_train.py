@@ -325,6 +325,11 @@ def test_a_run_without_a_model_does_not_look_healthy_in_the_list(client, runs):
         assert entry["problem"].startswith("no model: still training, or it failed")
         base = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == "base")
         assert base["has_model"] and base["problem"] == ""
+        # one that diverged says so: the server knows from its tables (the audit saw "still training, or...")
+        (failed / "metrics.csv").write_text("epoch,train_loss,train_accuracy,dev_loss,dev_accuracy,lr,seconds\n")
+        (failed / "health.csv").write_text("epoch,layer,signal,value\n0,model,classes,10\n1,model,diverged_loss,inf\n")
+        entry = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == "failed-early")
+        assert entry["problem"] == "no model: training diverged (the loss or the weights became infinite)", entry
     finally:
         shutil.rmtree(failed)
 

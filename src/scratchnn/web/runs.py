@@ -84,7 +84,9 @@ class RunFolders:
         else:
             entry["findings"] = findings
         if not entry["has_model"] and not entry["problem"]:  # else a failed run looks like a healthy one
-            entry["problem"] = "no model: still training, or it failed or was stopped before saving one"
+            diverged = any(f["id"] == "exploding" for f in entry["findings"])
+            entry["problem"] = ("no model: training diverged (the loss or the weights became infinite)" if diverged
+                                else "no model: still training, or it failed or was stopped before saving one")
         return clean(entry)
 
     def curves(self, name: str) -> list[dict]:

@@ -2,10 +2,14 @@
 
 export const COLORS = ["#4f46e5", "#e4572e", "#0f7b6c", "#b8860b", "#8e44ad", "#17a2b8", "#c2185b", "#5f6778"];
 
-export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = null, yLabel = "" } = {}) {
+export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = null, yLabel = "", xLabel = "" } = {}) {
   // series: [{points: [[x, y], ...], color, width = 2, dots = false}]; null y values are skipped.
   const ctx = canvas.getContext("2d");
-  const w = canvas.width, h = canvas.height, left = 44, right = 14, top = 10, bottom = 24;
+  // text and margins in canvas pixels per CSS pixel: a 520-pixel canvas shown 325 wide on a phone
+  // keeps 11-pixel text, not 7
+  const s = Math.max(1, canvas.width / (canvas.clientWidth || canvas.width));
+  const w = canvas.width, h = canvas.height, left = 44 * s, right = 14 * s, top = 10 * s;
+  const bottom = (xLabel ? 38 : 24) * s, ticks = h - bottom + 18 * s;  // the x ticks' row; the x axis' name under it
   ctx.clearRect(0, 0, w, h);
   const all = series.flatMap((s) => s.points.filter(([, y]) => Number.isFinite(y)));
   const xs = all.map(([x]) => x), ys = all.map(([, y]) => y);
@@ -16,15 +20,16 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
   const px = (x) => left + (x / x1) * (w - left - right);
   const py = (y) => top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom);
   ctx.strokeStyle = "#e2e5ec"; ctx.fillStyle = "#5f6778"; ctx.lineWidth = 1;
-  ctx.font = "11px system-ui, sans-serif";
+  ctx.font = `${Math.round(11 * s)}px system-ui, sans-serif`;
   const yStep = niceStep((y1 - y0) / 4), digits = Math.max(0, -Math.floor(Math.log10(yStep)));
   for (let y = Math.ceil(y0 / yStep - 1e-9) * yStep; y <= y1 + yStep * 1e-9; y += yStep) {
     ctx.beginPath(); ctx.moveTo(left, py(y)); ctx.lineTo(w - right, py(y)); ctx.stroke();
-    ctx.textAlign = "right"; ctx.fillText(y.toFixed(digits), left - 4, py(y) + 4);
+    ctx.textAlign = "right"; ctx.fillText(y.toFixed(digits), left - 4 * s, py(y) + 4 * s);
   }
   ctx.textAlign = "center";
   const xStep = Math.max(1, niceStep(x1 / 4));  // epochs and steps are whole numbers: no tick twice
-  for (let x = 0; x <= x1; x += xStep) ctx.fillText(String(x), px(x), h - 6);
+  for (let x = 0; x <= x1; x += xStep) ctx.fillText(String(x), px(x), ticks);
+  if (xLabel) ctx.fillText(xLabel, (left + w - right) / 2, h - 4 * s);
   for (const s of series) {
     const points = s.points.filter(([, y]) => Number.isFinite(y));
     ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width ?? 2;
@@ -32,14 +37,14 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
     points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
     ctx.stroke();
     if (s.dots || points.length === 1) {
-      for (const [x, y] of points) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.5, 0, 2 * Math.PI); ctx.fill(); }
+      for (const [x, y] of points) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.5 * s, 0, 2 * Math.PI); ctx.fill(); }
     }
   }
   if (yLabel) {  // last, on a white patch, so no curve runs through it
     ctx.textAlign = "left";
     ctx.fillStyle = "rgba(255,255,255,0.85)";
-    ctx.fillRect(left + 2, top + 1, ctx.measureText(yLabel).width + 4, 13);
-    ctx.fillStyle = "#5f6778"; ctx.fillText(yLabel, left + 4, top + 11);
+    ctx.fillRect(left + 2 * s, top + s, ctx.measureText(yLabel).width + 4 * s, 13 * s);
+    ctx.fillStyle = "#5f6778"; ctx.fillText(yLabel, left + 4 * s, top + 11 * s);
   }
 }
 

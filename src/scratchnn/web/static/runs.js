@@ -73,7 +73,7 @@ async function compare() {
   }
   drawChart($("runs-chart"), names.map((name, i) => ({
     points: curves.get(name).map((row) => [row.epoch, row.dev_accuracy]), color: COLORS[i % COLORS.length], dots: true,
-  })), { yMin: 0, yMax: 1, yLabel: "dev accuracy" });
+  })), { yMin: 0, yMax: 1, yLabel: "dev accuracy", xLabel: "epoch" });
   $("runs-chart").dataset.series = String(names.length);
   const legend = $("runs-legend");
   legend.innerHTML = "";

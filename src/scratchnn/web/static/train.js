@@ -124,14 +124,14 @@ function redraw() {
     if (!run) return;
     const evals = run.evals;
     drawChart($("train-loss"), [
-      { points: run.batches, color: "#c9cde0", width: 1 },
+      { points: run.batches, color: "#9aa1b5", width: 1 },  // each batch's loss: the noisy grey one
       { points: evals.map((e) => [e.at, e.train_loss]), color: COLORS[0], dots: true },
       { points: evals.map((e) => [e.at, e.dev_loss]), color: COLORS[1], dots: true },
-    ], { yMin: 0, xMax: run.epochs, yLabel: "loss" });
+    ], { yMin: 0, xMax: run.epochs, yLabel: "loss", xLabel: "epoch" });
     drawChart($("train-accuracy"), [
       { points: evals.map((e) => [e.at, e.train_accuracy]), color: COLORS[0], dots: true },
       { points: evals.map((e) => [e.at, e.dev_accuracy]), color: COLORS[1], dots: true },
-    ], { yMin: 0, yMax: 1, xMax: run.epochs, yLabel: "accuracy" });
+    ], { yMin: 0, yMax: 1, xMax: run.epochs, yLabel: "accuracy", xLabel: "epoch" });
     $("train-loss").dataset.points = String(run.batches.length + evals.length);
   });
 }
