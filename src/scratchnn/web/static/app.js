@@ -69,6 +69,10 @@ function spread(point, event) {
 }
 
 const onlyADot = () => extent && Math.max(extent.x1 - extent.x0, extent.y1 - extent.y0) < DOT * extent.pen;
+// MNIST's digits are about 7 to 10 strokes tall; one only a few pen widths tall is mostly blot once it is
+// scaled to 20x20, and small thick 3s, 5s and 7s came back as 8s in the class's tests
+const CRAMPED = 5;
+const pensTall = () => (extent ? Math.max(extent.x1 - extent.x0, extent.y1 - extent.y0) / extent.pen : Infinity);
 
 function startOver(newSource) {
   wipePad();
@@ -171,7 +175,11 @@ async function pump() {
   const slow = setTimeout(() => { if (sent === generation) setStatus("Reading your digit…"); }, 300);
   try {
     const result = await postJSON("/api/predict", { pixels: padPixels() });
-    if (sent === generation) show(result, `Your drawing: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
+    const tip = !stroke && pensTall() < CRAMPED
+      ? ` Tip: it is only ${pensTall().toFixed(1)} pen widths tall; draw it bigger, or with a thinner brush.` : "";
+    if (sent === generation) {
+      show(result, `Your drawing: answered in ${result.milliseconds.toFixed(1)} ms on the server`, tip);
+    }
   } catch (error) {
     // an answer for an earlier drawing must not stay beside this one's error; mid-stroke, a
     // drawing not yet readable (the bar of a 7 alone) is a hint, not an error
@@ -284,7 +292,7 @@ function showEmpty(message, isError = false) {
 
 const UNSURE = 0.5;  // below this the top class has less than half the probability: the network guesses
 
-function show(result, status) {
+function show(result, status, tip = "") {
   const changed = servedModel && result.model && result.model !== servedModel;
   if (changed) {
     // another page's run ended, or it loaded a run: describe the model that answered, not the old one
@@ -293,7 +301,7 @@ function show(result, status) {
   }
   const p = result.probabilities[result.prediction];
   const news = changed ? ` The server now answers with another model, ${result.model} (a run ended, or one was loaded).` : "";
-  setStatus(`${status.replace(/\.$/, "")}: ${result.label}, ${(p * 100).toFixed(1)} % sure.${news}`);  // read aloud
+  setStatus(`${status.replace(/\.$/, "")}: ${result.label}, ${(p * 100).toFixed(1)} % sure.${news}${tip}`);  // read aloud
   $("prediction").classList.remove("none");
   $("prediction").classList.toggle("unsure", p < UNSURE);  // a guess must not look like an answer
   $("prediction").textContent = result.label;
