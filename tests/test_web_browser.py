@@ -158,12 +158,25 @@ def test_an_answer_never_stays_beside_an_error_and_a_server_that_is_gone_is_name
 def test_a_digit_only_a_few_pen_widths_tall_gets_a_tip(page):
     """The class audit: small 3s, 5s and 7s drawn with the default brush came back as 8s, silently."""
     draw_stroke(page, [(0.5, 0.38), (0.5, 0.62)])  # a short 1: 89 pixels of a 22-pixel pen
-    page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('Tip')")  # once it ends
     assert "Tip: it is only 4.1 pen widths tall; draw it bigger" in page.locator("#status").inner_text()
     page.click("#clear")
     draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
     assert "Tip" not in page.locator("#status").inner_text()
+
+
+def test_undo_takes_back_the_last_stroke(page):
+    assert page.locator("#undo").is_disabled()
+    draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])  # a 1 ...
+    page.wait_for_function("() => document.querySelector('#prediction').textContent === '1'")
+    draw_stroke(page, [(0.2, 0.3), (0.8, 0.3)])  # ... crossed out
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => document.querySelector('#prediction').textContent === '1'")
+    page.click("#undo")
+    page.wait_for_function("() => document.querySelector('#prediction').textContent === '?'")
+    assert page.locator("#undo").is_disabled()
 
 
 def test_a_photo_bigger_than_the_server_takes_is_made_smaller_first(page):

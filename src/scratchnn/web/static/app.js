@@ -59,6 +59,23 @@ function wipePad() {
   ink.fillRect(0, 0, pad.width, pad.height);
   hasInk = false;
   extent = null;
+  strokesBefore.length = 0;
+  $("undo").disabled = true;
+}
+
+// Undo: the pad as it was before each stroke (a 280x280 picture is 300 kB; the last UNDOS are kept).
+const UNDOS = 30;
+const strokesBefore = [];
+
+function undo() {
+  const before = strokesBefore.pop();
+  if (!before) return;
+  ink.putImageData(before.image, 0, 0);
+  ({ extent, hasInk } = before);
+  $("undo").disabled = strokesBefore.length === 0;
+  generation += 1;  // an answer on its way is for the stroke taken back
+  if (hasInk) requestPrediction();
+  else showEmpty(hint);
 }
 
 function spread(point, event) {
@@ -118,6 +135,9 @@ pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return;
   event.preventDefault();
   if (source !== "canvas") startOver("canvas"); // drawing over a photo or gallery digit starts afresh
+  strokesBefore.push({ image: ink.getImageData(0, 0, pad.width, pad.height), extent, hasInk });
+  if (strokesBefore.length > UNDOS) strokesBefore.shift();
+  $("undo").disabled = false;
   pad.setPointerCapture(event.pointerId);
   stroke = padPoint(event);
   dot(stroke, event);
@@ -143,6 +163,14 @@ for (const type of ["pointerup", "pointercancel"]) {
 $("clear").addEventListener("click", () => {
   startOver("canvas");
   showEmpty(hint);
+});
+$("undo").addEventListener("click", undo);
+document.addEventListener("keydown", (event) => {  // Ctrl+Z (Cmd+Z) on the Draw tab, not in a form field
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !event.shiftKey
+      && !$("tab-draw").hidden && !["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement?.tagName)) {
+    event.preventDefault();
+    undo();
+  }
 });
 
 brush.addEventListener("input", () => { $("brush-value").textContent = brush.value; });
