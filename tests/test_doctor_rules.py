@@ -408,6 +408,18 @@ def test_lr_too_high_after_the_first_step_needs_a_streak(values, epoch):
 
 
 @covers("lr-too-high")
+@pytest.mark.parametrize("losses, epoch", [
+    ([2.3, 1.7, 1.2, 1.0, 0.9], None),            # falls at every evaluation: large steps that work
+    ([2.3, 1.7, 1.2, 1.3, 0.9], 3),               # rose at 3, a high-step evaluation
+    ([2.3, 1.7, 1.7 * (1 - thresholds.STILL / 2), 1.0, 0.9], 2)])  # fell by less than STILL at 2
+def test_lr_too_high_after_the_first_step_needs_a_loss_that_stops_falling(losses, epoch):
+    """The seed network at --lr 0.5 steps 12% of its weights and its loss falls at every
+    evaluation; it ends at 0.888 where its own 0.1 reaches 0.847: no warning for that."""
+    ratios = [1e-3, above(thresholds.HIGH_UPDATE), above(thresholds.HIGH_UPDATE), above(thresholds.HIGH_UPDATE), 1e-3]
+    assert fires_at(updates(ratios).train(losses), "lr-too-high") == epoch
+
+
+@covers("lr-too-high")
 @pytest.mark.parametrize("last, epoch", [(thresholds.DIVERGED_UPDATE, None), (above(thresholds.DIVERGED_UPDATE), 2)])
 def test_lr_too_high_when_a_run_diverged_after_large_steps(last, epoch):
     run = updates([1e-3, 5e-3, last]).at(3, "model", "diverged_loss", math.nan)

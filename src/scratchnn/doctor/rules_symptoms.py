@@ -17,6 +17,19 @@ from .thresholds import (
     UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held, layer_held_above, percent)
 
 
+def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
+    """``since`` (or the later evaluation that shows it) if the train loss failed to fall by
+    STILL at an evaluation with a high step ratio or right after one; None while it falls
+    steadily; ``since`` when no loss was recorded."""
+    losses = run.metric("train_loss")
+    if not losses:
+        return since
+    for (before, previous), (epoch, loss) in zip(losses, losses[1:]):
+        if (epoch in high or before in high) and loss > previous * (1 - STILL):
+            return max(epoch, since)
+    return None
+
+
 @rule("lr-too-high", "warning",
       "Each step changes the weights by a large part of their size, so the network jumps past "
       "the minimum instead of descending into it: the loss bounces up and down or climbs. "
@@ -24,7 +37,10 @@ from .thresholds import (
       "lower --lr by 10x (or use --schedule cosine --warmup 1)")
 def lr_too_high(run: RunHealth):
     """Some layer's update_ratio of the first step (epoch 0) > FIRST_UPDATE (0.5); or > HIGH_UPDATE
-    (0.1) at two evaluations in a row after it; or training diverged and the last update_ratio
+    (0.1) at two evaluations in a row after it, and at one of those or the one before, the train
+    loss fell by less than STILL (0.5%) or rose (without a recorded loss, the ratios alone: the
+    seed network at --lr 0.5 takes 12% steps while its loss falls at every evaluation, and ends
+    better than at its own 0.1); or training diverged and the last update_ratio
     recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
     WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
     evaluations and ends over OSCILLATION (1.2) times its lowest value and more than
@@ -42,6 +58,8 @@ def lr_too_high(run: RunHealth):
         first = dict(series).get(0)
         epoch = 0 if first is not None and first > FIRST_UPDATE else held(
             [(e, r) for e, r in series if e > 0], lambda ratio: ratio > HIGH_UPDATE)
+        if epoch:
+            epoch = _not_descending(run, epoch, {e for e, r in series if e > 0 and r > HIGH_UPDATE})
         if epoch is None and diverged and series and series[-1][1] > DIVERGED_UPDATE:
             epoch = series[-1][0]
         if epoch is not None:
