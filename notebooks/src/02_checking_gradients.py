@@ -119,3 +119,18 @@ for bug in (None, "extra-mean"):
     history = fit(model, SGD(lr=0.05, momentum=0.9), x_train, y_train, epochs=epochs, batch_size=128,
                   x_dev=x_dev, y_dev=y_dev, rng=np.random.default_rng(0), fast=False)
     print(f"{bug or 'correct':10}: dev accuracy {history[-1].dev_accuracy:.3f} after {epochs} epochs")
+
+# %% [markdown]
+# ## Try it
+#
+# 1. **A bug with an exact answer**: add a third bug to `BuggyDense`, `self.grads["W"] *= 2` (a
+#    gradient twice too large), and check it. Before you run it, work out the relative error of
+#    $2g$ against $g$: $\frac{\lVert 2g - g \rVert}{\lVert 2g \rVert + \lVert g \rVert} = \frac{1}{3}$.
+#    The check prints 0.333 for `dW` and passes `dx` and `db`.
+# 2. **Does training notice?** Train the network above with `bug="scalar-bias"` and with your
+#    `*= 2` bug. On these digits (5 epochs) the correct layer reached 0.920, the scalar bias 0.923
+#    and the doubled gradient 0.935: the doubled one is a first layer learning at twice the rate,
+#    which happens to help here. Accuracy cannot tell a right gradient from a wrong one; the check can.
+# 3. **The step h**: call `check_layer(..., h=...)` on a `Tanh()` layer with h from 1e-1 to 1e-9 in
+#    float64 and find where the error is smallest. Compare with the figure above: why does
+#    the best h for float32 lie so much higher?

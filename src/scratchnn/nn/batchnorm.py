@@ -3,7 +3,13 @@ of (N, C, H, W) images. Both are one computation on a matrix of rows (M, C): eac
 normalised with the statistics of its M numbers. For BatchNorm1d the rows are the N samples;
 for BatchNorm2d they are the H·W·N pixels of every image (the statistics axes (0, 2, 3) of x),
 and since convolution outputs are stored pixel-major, (H, W, N, C) in memory (see ``im2col``),
-that matrix is a view of x, not a copy."""
+that matrix is a view of x, not a copy.
+
+A bias just before a batch norm does nothing: the mean subtraction removes it (x + b − μ(x + b)
+= x − μ(x)), so its true gradient is exactly 0 and β does its job. The presets keep it anyway
+(``Dense`` and ``Conv2D`` always have one); Adam turns the gradient's float rounding, ~1e-9, into
+steps of its usual size, so such a bias drifts (to ~0.01 in 3 epochs) without changing a single
+output. PyTorch users write ``bias=False`` there; here it costs one number per unit."""
 from __future__ import annotations
 
 import numpy as np
