@@ -8,8 +8,9 @@ that matrix is a view of x, not a copy.
 A bias just before a batch norm does nothing: the mean subtraction removes it (x + b − μ(x + b)
 = x − μ(x)), so its true gradient is exactly 0 and β does its job. The presets keep it anyway
 (``Dense`` and ``Conv2D`` always have one); Adam turns the gradient's float rounding, ~1e-9, into
-steps of its usual size, so such a bias drifts (to ~0.01 in 3 epochs) without changing a single
-output. PyTorch users write ``bias=False`` there; here it costs one number per unit."""
+steps of its usual size, so such a bias drifts (to ~0.01 in 3 epochs) and the normalisation
+takes it out again (the running mean follows it). PyTorch users write ``bias=False`` there; here
+it costs one number per unit."""
 from __future__ import annotations
 
 import numpy as np
