@@ -20,6 +20,7 @@ let servedModel = ""; // the model /api/model last described; an answer from ano
 function showTab(name) {
   for (const tab of tabs) {
     $(`tab-button-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`tab-button-${tab}`).tabIndex = tab === name ? 0 : -1;  // Tab reaches the strip once; arrows move in it
     $(`tab-${tab}`).hidden = tab !== name;
   }
   if (name === "gallery" && !galleryLoaded) loadGallery();
