@@ -61,7 +61,7 @@ def test_one_member_is_the_model_itself():
 
 @pytest.mark.parametrize("odd, words", [
     (Member("b", mlp(5, classes=5)), "'b' has 5 classes, 'a' has 10"),
-    (Member("b", Sequential([Flatten(), *mlp(5).layers], input_shape=(1, 28, 28))), "'b' takes input (1, 28, 28)"),
+    (Member("b", mlp(5, inputs=392)), "'b' takes input (392,), 'a' takes (784,)"),
     (Member("b", mlp(5), {"classes": list("abcdefghij")}), "'b' calls class 0 'a', 'a' calls it '0'"),
     (Member("b", mlp(5), {"image_shape": [14, 56]}), "'b' reads 14x56 images, 'a' reads 28x28"),
 ])
@@ -70,6 +70,17 @@ def test_members_that_disagree_are_refused_in_one_line(odd, words):
         Ensemble([Member("a", mlp(0)), odd])
     message = str(error.value)
     assert words in message and "\n" not in message, message
+
+
+def test_an_mlp_and_a_cnn_of_the_same_images_answer_together():
+    """The engineer's audit: refused as "members must read the same inputs", though (784,) rows and
+    (1, 28, 28) images are the same 28x28 digits; each member now gets them in its own shape."""
+    cnn = Sequential([Flatten(), *mlp(5).layers], input_shape=(1, 28, 28))
+    ensemble = Ensemble([mlp(0), cnn])
+    expected = np.mean([mlp(0).predict_proba(x()).astype(np.float64),
+                        cnn.predict_proba(x().reshape(-1, 1, 28, 28)).astype(np.float64)], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(x()), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ensemble.predict_proba(x().reshape(-1, 1, 28, 28)), expected, rtol=1e-6, atol=1e-7)
 
 
 def test_a_folder_of_member_runs_is_an_ensemble_in_natural_order(tmp_path):

@@ -3,8 +3,9 @@
     p(x) = 1/M · Σ_m p_m(x)
 
 Networks trained from different seeds make partly different mistakes, so their average is
-usually right more often than any one of them. Members must read the same inputs (input shape
-and image shape) and name the same classes in the same order, or the average means nothing.
+usually right more often than any one of them. Members must read the same images (image shape)
+and name the same classes in the same order, or the average means nothing; an MLP (784,) and a
+CNN (1, 28, 28) read the same 28x28 images, each given them in its own shape.
 
 A run folder normally holds one ``model.safetensors``; a folder without one whose sub-folders
 each hold one (``train --seeds 0,1,2`` writes ``RUN/seed-0/``, ``RUN/seed-1/``...) is read as
@@ -111,7 +112,8 @@ class Ensemble:
         prediction, the mean over rows the TTA one (so both cost one pass; Sequential.view_probas).
         ``views`` ("digits", "clothes") overrides each member's own (an ensemble of models built
         in Python has no training record to choose by)."""
-        return [net.view_probas(x, batch_size, tta=tta, image_shape=self.image_shape, views=views or m.views)
+        return [net.view_probas(_as_input_of(net, x), batch_size, tta=tta, image_shape=self.image_shape,
+                                views=views or m.views)
                 for m, net in zip(self.members, self.nets)]
 
     def predict_proba(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
@@ -139,12 +141,23 @@ def average(probas: Sequence[np.ndarray]) -> np.ndarray:
     return (total / len(probas)).astype(probas[0].dtype)
 
 
+def _as_input_of(model, x: np.ndarray) -> np.ndarray:
+    """x (N, ...) in the member's own input shape, where it holds the same numbers per sample (an
+    MLP's (784,) rows of a CNN's (1, 28, 28) images, row by row); else as given, for it to refuse."""
+    x = np.asarray(x)
+    if x.ndim > 1 and x.shape[1:] != model.input_shape and x[0].size == np.prod(model.input_shape):
+        return x.reshape(len(x), *model.input_shape)
+    return x
+
+
 def check_members(members: Sequence[Member]) -> None:
-    """A one-line error naming the first member whose inputs or classes differ from the first's."""
+    """A one-line error naming the first member whose images or classes differ from the first's."""
     first = members[0]
     for member in members[1:]:
         what = f"ensemble member {member.name!r}"
-        if member.model.input_shape != first.model.input_shape:
+        same_images = first.image_shape is not None and member.image_shape == first.image_shape and \
+            np.prod(member.model.input_shape) == np.prod(first.model.input_shape)
+        if member.model.input_shape != first.model.input_shape and not same_images:
             raise ShapeError(f"{what} takes input {member.model.input_shape}, {first.name!r} takes "
                              f"{first.model.input_shape}; members must read the same inputs")
         if member.image_shape != first.image_shape:
