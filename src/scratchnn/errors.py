@@ -31,6 +31,10 @@ class ImageError(ScratchnnError, ValueError):
     """A photo cannot be read (missing, not an image, corrupt, too large) or holds no digit."""
 
 
+class MissingExtra(ScratchnnError, ImportError):
+    """An optional part of scratchnn is not installed (the message names the pip extra)."""
+
+
 class TrainingDiverged(ScratchnnError, ArithmeticError):
     """The loss or the weights became NaN or infinite during training."""
 

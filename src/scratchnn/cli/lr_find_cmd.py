@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 
 from ..data import scale_pixels
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingExtra
 from ..training.config import TrainConfig
 from ..training.memory import check_training_memory
 from ..training.options import SETTING_GROUPS, TRAIN_GROUPS, option_of
@@ -56,12 +56,15 @@ def run(args: argparse.Namespace) -> int:
     if not config.batch_size:
         raise ConfigError(f"the {config.preset} config trains on the full batch (batch_size 0); the range test "
                           "needs mini-batches: pass --batch-size N, e.g. --batch-size 128")
-    # matplotlib: imported only here, for this command's figure
-    from ..insight.plots import lr_find_figure, save_figure
-    from ..insight.plots.common import figure_format
-
-    figure_format(args.out)
-    if not args.out.parent.is_dir():
+    try:  # matplotlib: imported only here, for this command's figure (the suggestion needs none)
+        from ..insight.plots import lr_find_figure, save_figure
+        from ..insight.plots.common import figure_format
+    except MissingExtra as error:
+        lr_find_figure = save_figure = None
+        no_figure = str(error)
+    else:
+        figure_format(args.out)
+    if save_figure and not args.out.parent.is_dir():
         raise ConfigError(f"{args.out}: the folder {args.out.parent} does not exist; create it or choose another --out")
     model, optimizer, x_train, y_train, order = range_test_inputs(config)
     if config.fault:  # a config saved by a run of the break-it lab
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
           f"of {config.batch_size} ({len(x_train):,} training digits)")
     result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size)
     path = save_figure(lr_find_figure(result.lrs, result.losses, result.smoothed, result.steepest,
-                                      result.min_over_10), args.out)
+                                      result.min_over_10), args.out) if save_figure else f"none ({no_figure})"
     print(summary(result, train_command(args, result.suggestion), path))
     return 0
 
@@ -109,7 +112,7 @@ def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_siz
                        steps=args.steps, batch_size=batch_size, rng=order, on_step=on_step)
 
 
-def summary(result: LRFindResult, command: str, figure: Path) -> str:
+def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
     """What the test found, the suggestion, the command to use it and where the figure is."""
     last = result.lrs[-1]
     how = (f"Stopped after {len(result.lrs)} steps at lr {last:.2g}: the smoothed loss passed 4x its minimum"

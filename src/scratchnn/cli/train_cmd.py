@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
-from ..errors import ConfigError, RunInterrupted
+from ..errors import ConfigError, MissingExtra, RunInterrupted
 from ..training.config import TrainConfig
 from ..training import presets
 from ..training.options import TRAIN_GROUPS, option_of
@@ -92,14 +92,18 @@ def run(args: argparse.Namespace) -> int:
 
 def finish(args: argparse.Namespace, result, log) -> int:
     """The report, the next steps and (with --quiet) the one-line result of a trained run."""
-    if not args.no_report:
+    reported = not args.no_report
+    if reported:
         from ..insight.report import write_report  # matplotlib: imported only when drawing
 
         try:
             write_report(result.run_dir, log=log)
         except KeyboardInterrupt:
             raise RunInterrupted(result.run_dir) from None
-    log(next_steps(result.run_dir, report=not args.no_report, classes=result.classes,
+        except MissingExtra as error:  # the model is saved: no figures is a note, not a failed run
+            log(f"Note: no report.html: {error}")
+            reported = False
+    log(next_steps(result.run_dir, report=reported, classes=result.classes,
                    input_shape=result.model.input_shape))
     if args.quiet:
         test = result.metrics.get("test_accuracy")

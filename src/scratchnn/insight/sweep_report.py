@@ -14,7 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
+from . import plots  # noqa: F401  (first: without matplotlib, the one-line MissingExtra that names the extra)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -19,6 +19,14 @@ picture, with no ``%matplotlib inline`` needed.
 """
 import sys
 
+try:  # the plots extra: a predicting-only install goes without matplotlib's ~80 MB
+    import matplotlib  # noqa: F401
+except ImportError:
+    from ...errors import MissingExtra
+
+    raise MissingExtra("figures need matplotlib, which is not installed: pip install 'scratchnn[plots]' "
+                       "(from a checkout: pip install '.[plots]')") from None
+
 from .classes import confusion_figure, per_class_accuracy_figure
 from .common import figure_png, save_figure
 from .curves import training_curves

@@ -1,0 +1,43 @@
+"""Without the plots extra (matplotlib), training, evaluating and predicting still work; what
+draws a figure says which extra to install, in one line, and train ends without its report."""
+import sys
+
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.errors import MissingExtra
+from scratchnn.io import MODEL_FILE
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(("matplotlib.", "scratchnn.insight.plots"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+
+
+def test_train_evaluate_and_predict_need_no_matplotlib(no_matplotlib, shared_dir, tmp_path, capsys):
+    csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "seed", "--epochs", "20", "--csv", str(csv), "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "Note: no report.html: figures need matplotlib, which is not installed: pip install " \
+           "'scratchnn[plots]'" in out, out
+    assert (run / MODEL_FILE).is_file() and not (run / "report.html").exists()
+    assert "report.html" not in out.split("Note: no report.html")[1], "the next steps offer a page never written"
+    assert main(["evaluate", str(run)]) == 0 and "Accuracy:" in capsys.readouterr().out
+    assert main(["predict", str(run), "--index", "3"]) == 0
+    capsys.readouterr()
+    assert main(["lr-find", "--preset", "mlp", "--steps", "20", "--csv", str(csv), "--out", str(tmp_path / "lr.png")]) == 0
+    out = capsys.readouterr().out
+    assert "Suggested" in out and "Figure: none (figures need matplotlib" in out, out
+    assert main(["report", str(run)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scratchnn report: error: figures need matplotlib") and "\n" not in err, err
+
+
+def test_a_plot_asked_for_in_python_names_the_extra(no_matplotlib):
+    from scratchnn.training.history import History
+
+    with pytest.raises(MissingExtra, match=r"pip install 'scratchnn\[plots\]'"):
+        History().plot()
