@@ -145,6 +145,9 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     differing = page.locator("#runs-diff tr.differs td:first-child").all_inner_texts()
     assert "fault" in differing, differing
     assert "zero-init" in page.locator("#runs-table").inner_text() or "symmetric-units" in page.locator("#runs-table").inner_text()
+    page.locator("#runs-table button.tag", has_text="symmetric-units").first.click()  # a tap reads it out
+    assert "[symmetric-units] error:" in page.locator("#runs-status").inner_text()
+    assert "Fix: " in page.locator("#runs-status").inner_text()
     page.screenshot(path=str(artifacts_dir / "web-runs-compare.png"), full_page=True)
     base = page.locator("#runs-table tbody tr", has_text="base")
     base.locator("button", has_text="Load").click()

@@ -34,9 +34,11 @@ async function loadRuns() {
       box.setAttribute("aria-label", `compare ${r.name}`);
       box.addEventListener("change", () => { (box.checked ? ticked.add(r.name) : ticked.delete(r.name)); compare(); });
       rows[i].cells[0].append(box);
-      for (const f of r.findings) {
-        const tag = Object.assign(document.createElement("span"), { className: `tag ${f.severity}`, textContent: f.id,
-                                                                    title: `${f.message}. Fix: ${f.fix}` });
+      for (const f of r.findings) {  // a button: a tap or Enter reads the finding out (a hover title cannot)
+        const said = `${r.name}: [${f.id}] ${f.severity}: ${f.message}. Fix: ${f.fix}`;
+        const tag = Object.assign(document.createElement("button"), { type: "button", className: `tag ${f.severity}`,
+                                                                      textContent: f.id, title: said });
+        tag.addEventListener("click", () => { $("runs-status").textContent = said; });
         rows[i].cells[6].append(tag, " ");
       }
       if (r.has_model) {
