@@ -474,8 +474,7 @@ async function loadModel() {
     dl.innerHTML = "";
     for (const [key, value] of facts) {
       const item = document.createElement("div");
-      item.append(Object.assign(document.createElement("dt"), { textContent: key }),
-                  Object.assign(document.createElement("dd"), { textContent: value }));
+      item.append(Object.assign(document.createElement("dt"), { textContent: key }), breakable(value));
       dl.append(item);
     }
     fillTable($("model-layers"), ["#", "Layer", "Output", "Parameters"], model.layers.map((l) =>
@@ -486,6 +485,13 @@ async function loadModel() {
   } catch (error) {
     $("model-line").textContent = `Could not load the model: ${error.message}`;
   }
+}
+
+function breakable(text) {
+  // a <dd> of the text that may break after a dot, slash or underscore ("model.<wbr>safetensors"), not mid-word
+  const dd = document.createElement("dd");
+  for (const part of String(text).split(/(?<=[./_])/)) dd.append(part, document.createElement("wbr"));
+  return dd;
 }
 
 function configText(value) {
