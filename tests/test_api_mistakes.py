@@ -128,13 +128,15 @@ def test_images_in_another_layout_get_the_reshape_that_fits():
     for model, x, hint in [(mlp_model, np.zeros((3, 28, 28)), r"3 image\(s\) of 784 pixels, not flattened; flatten "
                                                              r"with x.reshape\(-1, 784\)"),
                            (mlp_model, np.zeros((28, 28)), r"1 image\(s\) of 784 pixels"),
-                           (cnn, np.zeros((3, 28, 28)), r"got an array of shape \(3, 28, 28\): 3 image\(s\) of 28x28 without "
+                           (cnn, np.zeros((3, 28, 28)), r"got an array of shape \(3, 28, 28\): 3 image\(s\) of 28x28 "
+                                                        r"without "
                                                         r"their channel axis; add it with x.reshape\(-1, 1, 28, 28\)")]:
         with pytest.raises(ShapeError, match=hint):
             model.predict(x)
     with pytest.raises(ShapeError, match=r"expects samples of shape \(784,\), got an array of shape \(3, 10\)$"):
         mlp_model.predict(np.zeros((3, 10)))  # nothing to suggest
-    with pytest.raises(ShapeError, match=r"got an array of shape \(784, 10\): 10 sample\(s\) in columns, as the tutorial's X; scratchnn "
+    with pytest.raises(ShapeError, match=r"got an array of shape \(784, 10\): 10 sample\(s\) in columns, as the "
+                                         r"tutorial's X; scratchnn "
                                          r"takes the batch first, x.T"):
         mlp_model.predict(np.zeros((784, 10)))
 

@@ -108,7 +108,8 @@ def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule
     saved.write_text('preset = "mlp"\nschedule = "cosine"\nmin_lr = 1e-5\nwarmup = 2.0\n')
     config = resolve_config(train_args("--config", str(saved), "--schedule", "step"))
     assert (config.min_lr, config.warmup) == (0, 2.0)  # a step schedule warms up too
-    assert capsys.readouterr().out == "Note: the step schedule does not use --min-lr; config.toml's --min-lr 1e-05 is left out\n"
+    assert capsys.readouterr().out == ("Note: the step schedule does not use --min-lr; config.toml's --min-lr 1e-05 is "
+                                       "left out\n")
     resolve_config(train_args("--schedule", "cosine"))
     assert capsys.readouterr().out == ""
 

@@ -11,7 +11,8 @@ from scratchnn.io import MODEL_FILE
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(("matplotlib.", "scratchnn.insight.plots"))]:
+    plotting = ("matplotlib.", "scratchnn.insight.plots")
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(plotting)]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
 
@@ -28,7 +29,8 @@ def test_train_evaluate_and_predict_need_no_matplotlib(no_matplotlib, shared_dir
     assert main(["evaluate", str(run)]) == 0 and "Accuracy:" in capsys.readouterr().out
     assert main(["predict", str(run), "--index", "3"]) == 0
     capsys.readouterr()
-    assert main(["lr-find", "--preset", "mlp", "--steps", "20", "--csv", str(csv), "--out", str(tmp_path / "lr.png")]) == 0
+    lr_find = ["lr-find", "--preset", "mlp", "--steps", "20", "--csv", str(csv), "--out", str(tmp_path / "lr.png")]
+    assert main(lr_find) == 0
     out = capsys.readouterr().out
     assert "Suggested" in out and "Figure: none (figures need matplotlib" in out, out
     assert main(["report", str(run)]) == 1

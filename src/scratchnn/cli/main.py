@@ -67,8 +67,17 @@ def _terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if threading.current_thread() is threading.main_thread():  # serve's uvicorn installs its own handlers
-        signal.signal(signal.SIGTERM, _terminated)
+    on_main = threading.current_thread() is threading.main_thread()  # (serve's uvicorn installs its own handlers)
+    before = signal.signal(signal.SIGTERM, _terminated) if on_main else None
+    try:
+        return _run(args)
+    finally:  # a program that calls main() keeps its own SIGTERM handling afterwards
+        if on_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, its scratchnn errors, interruptions and refused files turned into one line and an exit code."""
     try:
         return args.run(args) or 0
     except ScratchnnError as error:

@@ -68,8 +68,8 @@ MAX_TABLE_BYTES = 64 * 2**20  # a million rows of health is far more than any ru
 MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
-                 "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share", "template_accuracy",
-                 "augmented_template_accuracy")
+                 "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share",
+                 "template_accuracy", "augmented_template_accuracy")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
 SIGNALS = MODEL_SIGNALS + WEIGHT_SIGNALS + ACTIVATION_SIGNALS

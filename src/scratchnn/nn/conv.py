@@ -239,7 +239,8 @@ class Conv2D(Layer):
 
     @classmethod
     def gradcheck_cases(cls, rng):
-        return [(cls(2, 3, 3, bias_init="glorot_uniform", algorithm="im2col", rng=rng), rng.standard_normal((2, 2, 5, 4))),
+        return [(cls(2, 3, 3, bias_init="glorot_uniform", algorithm="im2col", rng=rng),
+                 rng.standard_normal((2, 2, 5, 4))),
                 (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", algorithm="im2col", rng=rng),
                  rng.standard_normal((2, 2, 5, 6))),
                 # Winograd: odd sides (a last tile half outside), padding

@@ -144,7 +144,8 @@ def load_checkpoint(path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no checkpoint to resume from (a run writes one after its first epoch)")
-    remedy = f"it cannot be resumed from; train the same settings anew: scratchnn train --config {path.parent / CONFIG_FILE}"
+    remedy = ("it cannot be resumed from; train the same settings anew: "
+              f"scratchnn train --config {path.parent / CONFIG_FILE}")
     tensors, metadata = read_tensors(path, check=checkpoint_layout, remedy=remedy)
     history = [EpochResult(**row) for row in metadata["history"]]
     return Checkpoint(path, metadata["epoch"], history, tensors, metadata)

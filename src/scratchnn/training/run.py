@@ -226,7 +226,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         health.record_labels(y_train, model.num_classes)
         if augmentation is not None:
             health.record_readability(x_train, y_train, augmentation)
-    doctor = Doctor(doctor_settings(config, run_dir))
+    doctor = Doctor(doctor_settings(config, run_dir), config.step_name)  # a fault run's steps count as any run's
     step_name = config.step_name.capitalize()
     evaluations = 0
 

@@ -143,9 +143,9 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
             try:
                 form = await request.form(max_files=1, max_fields=4)
             except StarletteHTTPException as error:  # Starlette's own words ("Missing boundary in multipart.")
-                raise HTTPException(error.status_code, f"the multipart body cannot be read ({error.detail.rstrip('.')}); "
-                                                       "send the photo in the field 'file', as curl -F file=@photo.png "
-                                                       "does") from None
+                why = error.detail.rstrip(".")
+                raise HTTPException(error.status_code, f"the multipart body cannot be read ({why}); send the photo in "
+                                                       "the field 'file', as curl -F file=@photo.png does") from None
             try:
                 upload, ink = form.get("file"), form.get("ink", "auto")
                 if not isinstance(upload, UploadFile):

@@ -329,8 +329,10 @@ function show(result, status, tip = "") {
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: result.model }));
   }
   const p = result.probabilities[result.prediction];
-  const news = changed ? ` The server now answers with another model, ${result.model} (a run ended, or one was loaded).` : "";
-  setStatus(`${status.replace(/\.$/, "")}: ${result.label}, ${(p * 100).toFixed(1)} % sure.${news}${tip}`);  // read aloud
+  const news = changed
+    ? ` The server now answers with another model, ${result.model} (a run ended, or one was loaded).` : "";
+  const answer = `${result.label}, ${(p * 100).toFixed(1)} % sure.`;
+  setStatus(`${status.replace(/\.$/, "")}: ${answer}${news}${tip}`);  // the status line is read aloud
   $("prediction").classList.remove("none");
   $("prediction").classList.toggle("unsure", p < UNSURE);  // a guess must not look like an answer
   $("prediction").textContent = result.label;
