@@ -128,7 +128,7 @@ def test_photo_upload_is_preprocessed_like_mnist(client, fmt):
     assert response.json()["prediction"] == 1
 
 
-def test_an_upload_says_how_many_digits_its_ink_falls_apart_into(client, shared_dir):
+def test_an_upload_of_a_number_is_read_digit_by_digit(client, shared_dir):
     from PIL import Image
 
     from scratchnn.data import read_idx_pair
@@ -140,8 +140,11 @@ def test_an_upload_says_how_many_digits_its_ink_falls_apart_into(client, shared_
     Image.fromarray(255 - number).resize((number.shape[1] * 4, number.shape[0] * 4)).save(buffer, "PNG")
     answer = client.post("/api/predict", files={"file": ("721.png", buffer.getvalue(), "image/png")}).json()
     assert labels[:3].tolist() == [7, 2, 1] and answer["digits_seen"] == 3
+    # read digit by digit as scratchnn predict reads a number (this small model reads the 7 and the 1)
+    assert len(answer["number"]) == 3 and answer["number"][0] == "7" and answer["number"][2] == "1", answer["number"]
+    assert len(answer["number_probabilities"]) == 3 and all(0 < p <= 1 for p in answer["number_probabilities"])
     one = client.post("/api/predict", files={"file": ("one.png", photo_of_one(), "image/png")}).json()
-    assert one["digits_seen"] == 1
+    assert one["digits_seen"] == 1 and one["number"] == "" and one["number_probabilities"] == []
     assert client.post("/api/predict", json={"pixels": drawn_one().tolist()}).json()["digits_seen"] == 1  # a canvas
 
 

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from web_support import missing, photo_of_one, train_tiny_model
@@ -177,6 +178,24 @@ def test_undo_takes_back_the_last_stroke(page):
     page.click("#undo")
     page.wait_for_function("() => document.querySelector('#prediction').textContent === '?'")
     assert page.locator("#undo").is_disabled()
+
+
+def test_a_photo_of_a_number_is_read_digit_by_digit(page, shared_dir):
+    """The page read a number's ink as one digit and sent the learner to the command line."""
+    import io
+
+    from PIL import Image
+
+    from scratchnn.data import read_idx_pair
+    images, _ = read_idx_pair(shared_dir / "datasets/mnist/t10k-images-idx3-ubyte.gz",
+                              shared_dir / "datasets/mnist/t10k-labels-idx1-ubyte.gz")
+    number = np.hstack([np.pad(images[i], 4) for i in (0, 1, 2)])  # 7, 2, 1 as a photo: dark on white
+    buffer = io.BytesIO()
+    Image.fromarray(255 - number).resize((number.shape[1] * 4, number.shape[0] * 4)).save(buffer, "PNG")
+    page.set_input_files("#upload", files=[{"name": "721.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('reads as')")
+    status = page.locator("#status").inner_text()
+    assert status.startswith("Photo 721.png reads as ") and status.count(" %") >= 4, status  # 3 digits, the whole
 
 
 def test_a_photo_bigger_than_the_server_takes_is_made_smaller_first(page):

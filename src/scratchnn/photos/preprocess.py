@@ -164,11 +164,12 @@ def split_digits(gray: np.ndarray, *, ink: str = "auto") -> list[np.ndarray]:
     return [_digit(found, group)[-1] for group in found.groups]
 
 
-def to_mnist_counted(gray: np.ndarray, *, ink: str = "auto") -> tuple[np.ndarray, int]:
-    """``to_mnist``'s (28, 28) image, and how many digits ``split_digits`` would read in the same
-    ink (its groups, left to right), from one search for the ink."""
+def to_mnist_and_digits(gray: np.ndarray, *, ink: str = "auto") -> tuple[np.ndarray, list[np.ndarray]]:
+    """``to_mnist``'s (28, 28) image of all the ink, and ``split_digits``' one per digit, left to
+    right, from one search for the ink (a single (28, 28) when the ink is one digit)."""
     found = _find_ink(gray, ink)
-    return _digit(found, None)[-1], len(found.groups)
+    whole = _digit(found, None)[-1]
+    return whole, [_digit(found, group)[-1] for group in found.groups] if len(found.groups) > 1 else [whole]
 
 
 def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",

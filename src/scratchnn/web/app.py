@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..data import DataSource
 from ..errors import ImageError, ScratchnnError
-from ..photos.preprocess import INKS, WORK_SIDE, NoInk, read_image, to_mnist, to_mnist_counted
+from ..photos.preprocess import INKS, WORK_SIDE, NoInk, read_image, to_mnist, to_mnist_and_digits
 from .gallery import GalleryUnavailable
 from .hosts import HostAllowList, SameSiteWrites, allowed_host_names
 from .inference import ModelService
@@ -48,6 +48,7 @@ UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 UPLOAD_MAX_PIXELS = 16_000_000  # a 12-megapixel phone photo passes
 DECODERS = 2  # uploads decoded at the same time: a burst of big photos cannot take all memory
 CANVAS_SHAPE = '; send a JSON object {"pixels": [[...], ...]}: rows of grey values 0..1, 28 to 280 a side'
+MAX_DIGITS = 20  # digits of a photographed number read one by one; the rest are counted, not read
 FILLED = 0.8  # a canvas more than this share ink was filled, not drawn on (a digit's strokes cover well under half)
 _decoding = threading.BoundedSemaphore(DECODERS)
 # The page loads nothing from elsewhere; the policy makes the browser hold it to that.
@@ -184,31 +185,35 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
 
 def _timed(make_input, service: ModelService, *args) -> dict:
     """Preprocess and predict, with the server time it took (ms). ``make_input`` gives the
-    (28, 28) image and what more the answer says of it (a photo's digit count)."""
+    (28, 28) image and the digits it falls apart into: more than one (a photo of a number) are
+    read one by one too, as ``scratchnn predict`` reads a number."""
     start = time.perf_counter()
-    image, facts = make_input(*args)
-    result = service.predict(image) | facts
+    image, digits = make_input(*args)
+    result = service.predict(image) | {"digits_seen": len(digits)}
+    if len(digits) > 1:
+        result["number"], result["number_probabilities"] = service.read_number(digits[:MAX_DIGITS])
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return result
 
 
-def _canvas_input(canvas: CanvasRequest) -> tuple[np.ndarray, dict]:
-    """(28, 28) input from a drawn canvas (H, W), light ink on dark; nothing more to say of it."""
+def _canvas_input(canvas: CanvasRequest) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(28, 28) input from a drawn canvas (H, W), light ink on dark: one digit, whatever is drawn."""
     pixels = np.asarray(canvas.pixels, np.float32)
     if np.mean(pixels > 0.5) > FILLED:
         raise ImageError(f"{np.mean(pixels > 0.5):.0%} of the canvas is ink: press Clear and draw one digit")
     if not canvas.preprocess:
-        return pixels, {}
+        return pixels, [pixels]
     try:
-        return to_mnist(pixels, ink="light"), {}
+        image = to_mnist(pixels, ink="light")
+        return image, [image]
     except NoInk:  # its message speaks of photos; say it in terms of the canvas
         raise ImageError("no ink found on the canvas: draw a digit, light strokes on the dark background, "
                          "larger than a dot") from None
 
 
-def _image_input(data: bytes, ink: str) -> tuple[np.ndarray, dict]:
-    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one, and how many
-    digits its ink falls apart into (``digits_seen``): the page reads one, and says so for a number.
+def _image_input(data: bytes, ink: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(28, 28) input from the bytes of a photo, as ``scratchnn predict`` prepares one, and one
+    per digit its ink falls apart into, left to right (a photo of a number).
 
     Tighter than the command line, as anyone may send one: PNG, JPEG, WebP, GIF or BMP only, a
     header over UPLOAD_MAX_PIXELS is refused before anything is decoded, big photos are decoded
@@ -216,5 +221,4 @@ def _image_input(data: bytes, ink: str) -> tuple[np.ndarray, dict]:
     """
     with _decoding:
         gray = read_image(data, max_pixels=UPLOAD_MAX_PIXELS, formats=UPLOAD_FORMATS, reduce_to=WORK_SIDE)
-        image, digits = to_mnist_counted(gray, ink=ink)
-        return image, {"digits_seen": digits}
+        return to_mnist_and_digits(gray, ink=ink)

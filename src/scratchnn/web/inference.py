@@ -94,6 +94,16 @@ class ModelService:
                 "members": len(self.ensemble), "activations_from": self.members[0], "tta": self.tta,
                 "model": self.name}
 
+    def read_number(self, digits: list[np.ndarray]) -> tuple[str, list[float]]:
+        """Each (28, 28) digit's label, joined left to right, and its probability: a number."""
+        x = np.stack(digits).reshape(len(digits), *self.model.input_shape).astype(self.model.dtype)
+        with self._model_lock:
+            probs = self.ensemble.predict_proba(x, tta=self.tta)
+        best = probs.argmax(axis=1)
+        labels = [self.classes[i] for i in best]
+        return ("" if all(len(label) == 1 for label in labels) else " ").join(labels), \
+            [float(probs[k, i]) for k, i in enumerate(best)]
+
     # --- the model ------------------------------------------------------------------------------
     @property
     def name(self) -> str:

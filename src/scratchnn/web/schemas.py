@@ -67,8 +67,13 @@ class PredictResponse(BaseModel):
                                     "when > 1; the activations are the image's own)")
     milliseconds: float = Field(description="server time for preprocessing and the forward pass")
     digits_seen: int = Field(1, description="for a photo: how many digits its ink falls apart into, left to right "
-                                            "(as scratchnn predict reads a number); the answer reads all the ink "
+                                            "(as scratchnn predict reads a number); the fields above read all the ink "
                                             "as one digit")
+    number: str = Field("", description="for a photo of more than one digit: each digit's label, left to right, "
+                                        "read one by one (the first 20; joined with spaces when a label is "
+                                        "longer than one character)")
+    number_probabilities: list[float] = Field(default_factory=list,
+                                              description="the probability of each of the number's digits")
     model: str = Field("", description="the served model that answered (GET /api/model's name); it changes "
                                        "when a run trained from the page ends or one is loaded from Runs")
 

@@ -256,9 +256,11 @@ $("upload").addEventListener("change", async (event) => {
     form.append("file", file.size > BIG_PHOTO ? await smaller(file) : file, file.name);
     const result = await api("/api/predict", { method: "POST", body: form });
     if (sent === generation) {
-      show(result, result.digits_seen > 1
-        ? `Photo ${file.name} looks like ${result.digits_seen} digits side by side; this page reads one, so `
-          + "the answer is for all the ink at once. Upload one digit, or read the number with scratchnn predict."
+      show(result, result.number
+        ? `Photo ${file.name} reads as ${result.number}${result.digits_seen > result.number_probabilities.length
+            ? ` (its first ${result.number_probabilities.length} of ${result.digits_seen} digits)` : ""}, each digit `
+          + result.number_probabilities.map((p) => `${(p * 100).toFixed(0)} %`).join(", ")
+          + " sure. The picture and bars below read all its ink as one digit"
         : `Photo ${file.name}: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
     }
   } catch (error) {
