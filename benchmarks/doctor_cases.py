@@ -19,6 +19,7 @@ healthy run?
     python benchmarks/doctor_cases.py --only lr        # the cases whose name contains "lr"
     python benchmarks/doctor_cases.py --follow         # and train each again as its fix says
     python benchmarks/doctor_cases.py --healthy        # good runs: does the doctor stay quiet?
+    python benchmarks/doctor_cases.py --cnn --only cnn # the same mistakes in convolutional networks
 """
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ CASES = {
     "tutorial init, no batch norm (mlp)": ("--preset mlp --init seed_uniform --no-batchnorm --epochs 5",
                                            "large-init"),
     "labels shuffled in the CSV": ("--preset mlp --epochs 5 --csv {shuffled}", "memorising"),
+}
+# The same mistakes in convolutional networks (--cnn: each epoch takes seconds, not a fraction of one)
+CNN_CASES = {
+    "zero weights (cnn)": ("--preset cnn --init zeros --epochs 2", "symmetric-units"),
+    "lr 100x too high (cnn)": ("--preset cnn --lr 0.2 --epochs 2", "lr-too-high"),
+    "lr 10,000x too low (lenet5, SGD)": ("--preset lenet5 --optimizer sgd --lr 1e-5 --epochs 2", "lr-too-low"),
+    "unreadable augmentation (cnn)": ("--preset cnn --augmentation rotate=180,shift=8,scale=0.5 --epochs 2",
+                                      "unreadable-augmentation"),
 }
 
 # name: flags of a run that should train well (at most 5 epochs, 100 full-batch iterations)
@@ -154,6 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     parser.add_argument("--follow", action="store_true", help="train each case again as its first fix says")
     parser.add_argument("--healthy", action="store_true", help="train runs that should be healthy instead")
+    parser.add_argument("--cnn", action="store_true", help="the convolutional cases too (a few minutes more)")
     args = parser.parse_args(argv)
     if args.healthy:
         return healthy(args)
@@ -162,7 +172,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         shuffled = shuffled_labels_csv(args.csv, tmp)
         print(f"{'case':38} {'expected':22} {'first finding':22} {'s':>6}  message")
-        for number, (name, (flags, expected)) in enumerate(CASES.items()):
+        for number, (name, (flags, expected)) in enumerate({**CASES, **(CNN_CASES if args.cnn else {})}.items()):
             if args.only not in name:
                 continue
             flags = flags.format(shuffled=shuffled)

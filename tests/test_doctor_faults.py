@@ -67,7 +67,7 @@ def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
     assert first.id == rule, f"--fault {fault}: the doctor said [{first.id}] {first.message} first"
     assert first.epoch <= changes.get("epochs", 5)
     # told nothing of the run, the doctor still counts a full-batch run's steps as its log does
-    assert first.step == ("epoch" if changes.get("batch_size") else "iteration"), first.line()
+    assert first.step == config.step_name, first.line()
 
 
 def test_strict_doctor_stops_a_run_that_cannot_learn_with_exit_code_3(shared_dir, tmp_path):
