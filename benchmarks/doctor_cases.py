@@ -116,7 +116,7 @@ def fix_flags(fix: str) -> list[str]:
     moved = re.search(r"(--[a-z-]+) from \S+ to (\S+)", first)
     if moved:
         return [moved[1], moved[2]]
-    return " ".join(re.findall(r"--[a-z-]+(?: (?!--)[\w.,]+)?", first)).split()  # each flag, and its value
+    return " ".join(re.findall(r"--[a-z-]+(?: (?!--)[\w.,=]+)?", first)).split()  # each flag, and its value
 
 
 def train_case(argv_: list[str], run_dir: Path):

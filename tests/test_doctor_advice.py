@@ -93,10 +93,20 @@ def test_lr_too_low_names_the_rate_that_would_move_the_weights_a_hundredth():
     ratios = [2e-7, 2e-7, 2e-7, 1e-9, 1e-16]
     health = [(0, "model", "classes", 10)] + [(e, "1.Dense", signal, value) for e, ratio in enumerate(ratios)
                                               for signal, value in (("update_ratio", ratio), ("grad_rms", 0.1))]
-    found = finding("lr-too-low", metrics([2.3] * 5), health, lr=1e-6)
+    found = finding("lr-too-low", metrics([2.3] * 5), health, lr=1e-6, optimizer="sgd")
     assert found.fix.startswith("raise --lr from 1e-06 to 0.1 (its steps change the weights by 2e-07 of their "
                                 "size; healthy runs: 0.001 to 0.01)")
     assert found.fix.endswith(LR_FIND)
+
+
+@pytest.mark.parametrize("optimizer, told", [("sgd", "0.1"), ("adamw", "0.01"), ("adam", "0.01")])
+def test_a_raised_rate_is_never_past_its_update_rules_usual_upper_end(optimizer, told):
+    """The CNN cases: lenet5 with SGD at 1e-5 took steps of 1e-10 of its weights (its gradients
+    were tiny too), was told --lr 1e+03 and diverged at once; told 0.1 it reached dev 0.860."""
+    health = [(0, "model", "classes", 10)] + [(e, "1.Dense", signal, value) for e in range(5)
+                                              for signal, value in (("update_ratio", 1e-10), ("grad_rms", 0.1))]
+    found = finding("lr-too-low", metrics([2.3] * 5), health, lr=1e-5, optimizer=optimizer)
+    assert found.fix.startswith(f"raise --lr from 1e-05 to {told} ("), found.fix
 
 
 def test_a_plateau_under_a_rate_found_too_high_is_not_told_to_raise_it():

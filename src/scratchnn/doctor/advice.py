@@ -33,6 +33,10 @@ from .thresholds import HIGH_UPDATE
 
 HEALTHY_UPDATE = 1e-3  # a healthy step changes the weights by about a thousandth of their size
 BRISK_UPDATE = HIGH_UPDATE / 10  # where a too-low rate is raised to: the upper end of healthy steps
+# The most a raised rate is told to be, by update rule: where the gradients themselves are tiny, a
+# 1% step asks for far more (lenet5 with SGD at 1e-5 took 1e-10 steps and was told 1e+03, which
+# diverged at once; 0.1 trains it). Each is its rule's usual upper end; lr-find measures the rest.
+MOST_RAISED = {"sgd": 0.1, "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01}
 
 # Findings that cause others: the rules that read the untrained network, the inputs, the labels and
 # the loss code. What a cause sets off (a ratio measured against weights near zero, one class for
@@ -203,8 +207,9 @@ def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | N
     ratios = [r for r in at_finding if r is not None and math.isfinite(r) and r > 0]
     if not lr or not ratios:
         return None
-    factor = _power_of_ten_above(BRISK_UPDATE / max(ratios))
-    return (f"raise {settings.lr_name} from {number(lr)} to {number(lr * factor)} (its steps change the weights by "
+    raised = lr * _power_of_ten_above(BRISK_UPDATE / max(ratios))
+    raised = max(lr * 10, min(raised, MOST_RAISED.get(settings.get("optimizer"), raised)))  # at least 10x, as before
+    return (f"raise {settings.lr_name} from {number(lr)} to {number(raised)} (its steps change the weights by "
             f"{max(ratios):.2g} of their size; healthy runs: {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
             f"{lr_find(settings)}")
 

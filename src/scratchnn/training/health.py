@@ -9,6 +9,7 @@ keeps them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -107,7 +108,12 @@ class HealthRecorder:
         """Epoch 0's ``template_accuracy`` and ``augmented_template_accuracy``: how much of what
         tells the classes apart survives ``augmentation`` (a callable (x, rng) -> x), on
         SAMPLE_SIZE · 4 training images spread over the set, augmented with a generator of its
-        own (the run's are not touched)."""
+        own (the run's are not touched). Every image is transformed (an ``Augmentation``'s ``p``
+        taken as 1): the share it leaves sharp would hide what it does to the rest (a CNN trained
+        on digits turned up to 180°, a fifth left sharp, read 32% of them, and its training
+        accuracy stayed at 0.30)."""
+        if dataclasses.is_dataclass(augmentation) and getattr(augmentation, "p", 1.0) < 1.0:
+            augmentation = dataclasses.replace(augmentation, p=1.0)
         sample = spread_rows(len(x_train), 4 * SAMPLE_SIZE)
         x, labels = x_train[sample], y_train[sample]
         new = [Row(0, MODEL, signal, value)
