@@ -135,7 +135,7 @@ class TrainConfig:
                                     summary=lambda v: f"label smoothing {v:g}")
     # the loop
     epochs: int = option(500, "passes over the training data (full batch: one iteration each)",
-                         group="training loop", metavar="N", low=1, aliases=("--iterations",))
+                         group="training loop", metavar="N", low=1, high=1_000_000, aliases=("--iterations",))
     batch_size: int = option(0, "mini-batch size; 0 = full batch", group="training loop", metavar="N", low=0)
     dev_size: int = option(1000, "images held out as the dev set", group="training loop", metavar="N", low=0)
     seed: int = option(0, "random seed for split, weights, order, dropout and augmentation", group="training loop",
