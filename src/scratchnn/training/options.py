@@ -73,8 +73,10 @@ class Option:
 
     def range_text(self) -> str:
         """'in [0, 1)', '>= 1', '> 0' ..."""
-        low = (f"[{self.low:g}" if self.low is not None else f"({self.above:g}" if self.above is not None else None)
-        high = (f"{self.high:g}]" if self.high is not None else f"{self.below:g})" if self.below is not None else None)
+        low = (f"[{_bound(self.low)}" if self.low is not None else f"({_bound(self.above)}" if self.above is not None
+               else None)
+        high = (f"{_bound(self.high)}]" if self.high is not None else f"{_bound(self.below)})" if self.below is not None
+                else None)
         if low and high:
             return f"in {low}, {high}"
         if low:
@@ -103,6 +105,11 @@ def options_of(cls) -> dict[str, Option]:
     """Every declared option of a dataclass, in declaration order, by field name."""
     return {f.name: Option(name=f.name, **f.metadata["option"]) for f in dataclasses.fields(cls)
             if "option" in f.metadata}
+
+
+def _bound(value: float) -> str:
+    """A range's end as a person writes it: 1000000, not 1e+06; 0.5 as 0.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def option_of(cls, name: str) -> Option:
