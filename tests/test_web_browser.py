@@ -193,9 +193,11 @@ def test_a_photo_of_a_number_is_read_digit_by_digit(page, shared_dir):
     buffer = io.BytesIO()
     Image.fromarray(255 - number).resize((number.shape[1] * 4, number.shape[0] * 4)).save(buffer, "PNG")
     page.set_input_files("#upload", files=[{"name": "721.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
-    page.wait_for_function("() => document.querySelector('#status').textContent.includes('reads as')")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('digit by digit')")
     status = page.locator("#status").inner_text()
-    assert status.startswith("Photo 721.png reads as ") and status.count(" %") >= 4, status  # 3 digits, the whole
+    assert status.startswith("Photo 721.png, 3 digits, each ") and status.count(" %") == 3, status
+    said = page.locator("#prediction").inner_text()  # the answer panel shows the number, not one digit
+    assert len(said) == 3 and status.endswith(f": {said}, read digit by digit."), (said, status)
 
 
 def test_a_photo_bigger_than_the_server_takes_is_made_smaller_first(page):

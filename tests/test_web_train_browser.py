@@ -199,6 +199,13 @@ def test_a_page_open_before_another_loads_a_run_describes_the_model_that_answers
         draw_stroke(page, [(0.55, 0.2), (0.5, 0.8)])
         page.wait_for_function("() => document.querySelector('#model-line').textContent.startsWith('base-twin')",
                                timeout=15_000)
+        # the status line (read aloud) says so, and keeps saying it through the answer asked for again
+        # at once (which overwrote it: the re-audit never saw the sentence)
+        page.wait_for_timeout(1000)
+        assert "The server now answers with another model, base-twin" in page.locator("#status").inner_text()
+        draw_stroke(page, [(0.4, 0.5), (0.6, 0.5)])  # a new stroke: the news has been told
+        page.wait_for_timeout(1000)
+        assert "another model" not in page.locator("#status").inner_text()
     finally:
         back = urllib.request.Request(f"{server}/api/runs/base/load", data=b"", method="POST")
         urllib.request.urlopen(back, timeout=30).close()

@@ -93,6 +93,7 @@ const CRAMPED = 5;
 const pensTall = () => (extent ? Math.max(extent.x1 - extent.x0, extent.y1 - extent.y0) / extent.pen : Infinity);
 
 function startOver(newSource) {
+  modelNews = "";
   wipePad();
   source = newSource;
   generation += 1;
@@ -136,6 +137,7 @@ pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return;
   event.preventDefault();
   if (source !== "canvas") startOver("canvas"); // drawing over a photo or gallery digit starts afresh
+  modelNews = "";  // said with the answers that followed the change; a new stroke is a new drawing
   strokesBefore.push({ image: ink.getImageData(0, 0, pad.width, pad.height), extent, hasInk });
   if (strokesBefore.length > UNDOS) strokesBefore.shift();
   $("undo").disabled = false;
@@ -212,7 +214,8 @@ async function pump() {
   } catch (error) {
     // an answer for an earlier drawing must not stay beside this one's error; mid-stroke, a
     // drawing not yet readable (the bar of a 7 alone) is a hint, not an error
-    const unreadable = stroke && error.status === 422;
+    // (not a canvas painted over: "press Clear" is no reason to keep drawing)
+    const unreadable = stroke && error.status === 422 && !error.message.includes("press Clear");
     if (sent === generation) showEmpty(unreadable ? `Keep drawing: ${error.message}` : error.message, !unreadable);
   } finally {
     clearTimeout(slow);
@@ -257,10 +260,9 @@ $("upload").addEventListener("change", async (event) => {
     const result = await api("/api/predict", { method: "POST", body: form });
     if (sent === generation) {
       show(result, result.number
-        ? `Photo ${file.name} reads as ${result.number}${result.digits_seen > result.number_probabilities.length
-            ? ` (its first ${result.number_probabilities.length} of ${result.digits_seen} digits)` : ""}, each digit `
-          + result.number_probabilities.map((p) => `${(p * 100).toFixed(0)} %`).join(", ")
-          + " sure. The picture and bars below read all its ink as one digit"
+        ? `Photo ${file.name}, ${result.digits_seen} digits${result.digits_seen > result.number_probabilities.length
+            ? ` (the first ${result.number_probabilities.length} read)` : ""}, each `
+          + result.number_probabilities.map((p) => `${(p * 100).toFixed(0)} %`).join(", ") + " sure"
         : `Photo ${file.name}: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
     }
   } catch (error) {
@@ -323,22 +325,30 @@ function showEmpty(message, isError = false) {
 
 const UNSURE = 0.5;  // below this the top class has less than half the probability: the network guesses
 
+// Said with every answer until the learner starts a new drawing: the answer that follows a change
+// (the page asks again at once) would otherwise replace the sentence before anyone reads it.
+let modelNews = "";
+
 function show(result, status, tip = "") {
-  const changed = servedModel && result.model && result.model !== servedModel;
-  if (changed) {
+  if (servedModel && result.model && result.model !== servedModel) {
     // another page's run ended, or it loaded a run: describe the model that answered, not the old one
     servedModel = result.model;  // at once: answers that arrive before /api/model does are not news
+    modelNews = ` The server now answers with another model, ${result.model} (a run ended, or one was loaded).`;
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: result.model }));
   }
   const p = result.probabilities[result.prediction];
-  const news = changed
-    ? ` The server now answers with another model, ${result.model} (a run ended, or one was loaded).` : "";
-  const answer = `${result.label}, ${(p * 100).toFixed(1)} % sure.`;
-  setStatus(`${status.replace(/\.$/, "")}: ${answer}${news}${tip}`);  // the status line is read aloud
+  const guess = p < UNSURE;  // a guess must not look, or sound, like an answer
+  const answer = result.number  // a photographed number: its digits, read one by one
+    ? `${result.number}, read digit by digit.`
+    : `${result.label}, ${(p * 100).toFixed(1)} % sure${guess ? ", a guess" : ""}.`;
+  setStatus(`${status.replace(/\.$/, "")}: ${answer}${modelNews}${tip}`);  // the status line is read aloud
   $("prediction").classList.remove("none");
-  $("prediction").classList.toggle("unsure", p < UNSURE);  // a guess must not look like an answer
-  $("prediction").textContent = result.label;
-  $("confidence").textContent = `${(p * 100).toFixed(1)} % sure` + (p < UNSURE ? ": a guess, not an answer" : "");
+  $("prediction").classList.toggle("unsure", guess && !result.number);
+  $("prediction").textContent = result.number || result.label;
+  $("confidence").textContent = result.number
+    ? `${result.number_probabilities.length} digits, each at least `
+      + `${(Math.min(...result.number_probabilities) * 100).toFixed(0)} % sure; the bars read all the ink as one`
+    : `${(p * 100).toFixed(1)} % sure` + (guess ? ": a guess, not an answer" : "");
   paintImage($("seen"), result.input, 1);
   drawBars($("bars"), classes, result.probabilities, result.prediction);
   drawLayers($("layers"), result.activations);
