@@ -394,3 +394,25 @@ def test_each_server_limit_is_named_by_its_own_flag():
             limits.check(config)
     with pytest.raises(ConfigError, match="--max-train-layers must be a number > 0"):
         train_setup(build_parser().parse_args(["serve", "--max-train-layers", "0"]))
+
+
+def test_a_server_asked_to_exit_stops_the_run_and_ends_the_event_streams(client, runs):
+    """The re-audit: SIGTERM with a page watching took 8 s, the run training on, while the open
+    event stream held the shutdown; serve's server now tells the manager first."""
+    manager = client.app.state.training
+    started = client.post("/api/train", json={"preset": "seed", "epochs": 300, "batch_size": 10, "eval_every": 1})
+    assert started.status_code == 202, started.text
+    with client.stream("GET", "/api/train/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch":
+                break
+    manager.closing()  # what handle_exit calls
+    run_id, _, over = manager.events_after(manager.run_id, 0)
+    assert over, "a page's event stream would keep the server open"
+    kinds = [event["type"] for _, event in events_until_over(client)]  # ends, however far the run got
+    assert kinds and kinds[0] == "status"
+    deadline = time.monotonic() + 60  # a hang guard only: the run stops after its batch and saves its model
+    while manager.state["status"] in ("starting", "running", "paused", "stopping") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert manager.state["status"] == "stopped", manager.state
+    assert (runs / started.json()["run"] / "model.safetensors").is_file()

@@ -120,6 +120,7 @@ class TrainingManager:
         self.unavailable = unavailable or ("" if data is not None else "this server has no training data")
         self._lock = threading.Lock()
         self._process = self._stop = self._pause = None
+        self._closing = False
         self.run_id = 0
         self.state: dict = {"status": "idle"}
         self._events: list[dict | None] = []  # None: a superseded picture
@@ -172,6 +173,14 @@ class TrainingManager:
                 self._set_status("paused" if paused else "running")
             return dict(self.state)
 
+    def closing(self) -> None:
+        """The server was asked to stop (Ctrl+C, SIGTERM): the run stops after its batch and the
+        pages' event streams end now, instead of holding the shutdown open while it trains on."""
+        self._closing = True
+        if self._stop is not None:
+            self._stop.set()
+            self._pause.clear()
+
     def close(self, seconds: float = 10.0) -> None:
         """Stop a run when the server shuts down: its model is saved if it ends in ``seconds``."""
         process = self._process
@@ -189,7 +198,7 @@ class TrainingManager:
         with self._lock:
             start = seq if run_id == self.run_id else 0
             found = [(i + 1, event) for i, event in enumerate(self._events[start:], start) if event is not None]
-            return self.run_id, found, self.state["status"] not in ACTIVE
+            return self.run_id, found, self.state["status"] not in ACTIVE or self._closing
 
     # --- the worker's events ------------------------------------------------------------------------
     def _drain(self, process, events, run_dir: Path, run_id: int) -> None:
