@@ -191,13 +191,19 @@ def test_a_note_from_the_training_process_is_a_note_event_without_server_folders
     assert events.get_nowait() == {"type": "log", "line": "Data: csv digits.csv (1,000 train / 1,000 dev)"}
 
 
-def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs):
+def started_long_run(client):
+    """A seed run of 300 epochs of 10-image batches, once its first batch has trained: the response."""
     started = client.post("/api/train", json={"preset": "seed", "epochs": 300, "batch_size": 10, "eval_every": 1})
     assert started.status_code == 202, started.text
     with client.stream("GET", "/api/train/events") as stream:
         for line in stream.iter_lines():
             if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch":
                 break
+    return started
+
+
+def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs):
+    started = started_long_run(client)
     assert client.post("/api/train/pause").json()["status"] == "paused"
     assert client.post("/api/train/stop").json()["status"] == "stopping"
     events = [e for _, e in events_until_over(client)]
@@ -400,12 +406,7 @@ def test_a_server_asked_to_exit_stops_the_run_and_ends_the_event_streams(client,
     """The re-audit: SIGTERM with a page watching took 8 s, the run training on, while the open
     event stream held the shutdown; serve's server now tells the manager first."""
     manager = client.app.state.training
-    started = client.post("/api/train", json={"preset": "seed", "epochs": 300, "batch_size": 10, "eval_every": 1})
-    assert started.status_code == 202, started.text
-    with client.stream("GET", "/api/train/events") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch":
-                break
+    started = started_long_run(client)
     manager.closing()  # what handle_exit calls
     run_id, _, over = manager.events_after(manager.run_id, 0)
     assert over, "a page's event stream would keep the server open"
