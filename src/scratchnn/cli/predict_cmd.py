@@ -75,10 +75,6 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
-# what a photo's name ends with (photos/preprocess.py FORMATS): never a model
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-
-
 def split_models(paths: list[str]) -> tuple[list[str], list[Path]]:
     """(models, photos): the first path and those right after it that are folders or .safetensors
     files are models; the rest are photos."""
@@ -90,8 +86,10 @@ def split_models(paths: list[str]) -> tuple[list[str], list[Path]]:
 
 def run(args: argparse.Namespace) -> int:
     args.models, args.photos = split_models(args.paths)
+    from ..photos.preprocess import photo_suffixes  # Pillow: only when a command runs
+
     first = Path(args.models[0])
-    if first.suffix.lower() in PHOTO_SUFFIXES and first.is_file():  # the photo typed before the model
+    if first.suffix.lower() in photo_suffixes() and first.is_file():  # the photo typed before the model
         raise ConfigError(f"{first} is an image, not a model: give the model first, then the images "
                           f"(scratchnn predict MODEL {first.name})")
     if args.submission is not None:

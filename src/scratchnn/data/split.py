@@ -53,9 +53,9 @@ def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = F
     above 1 in floats (``x.astype("float32")`` without the / 255). Training still takes such
     floats: the break-it lab feeds them on purpose, and the doctor names them ([unscaled-inputs])."""
     x = np.asarray(x)
-    kind = x.dtype.kind
-    raw = x.dtype == np.uint8 or (x.size and (kind in "ui" or whole_floats and kind == "f") and 1 < x.max() <= 255
-                                  and (kind in "ui" or bool(np.all(np.mod(x, 1) == 0))))
+    integers, floats = x.dtype.kind in "ui", whole_floats and x.dtype.kind == "f"
+    raw = x.dtype == np.uint8 or ((integers or floats) and x.size > 0 and 1 < x.max() <= 255
+                                  and (integers or bool(np.all(np.mod(x, 1) == 0))))
     if raw:
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, raw pixels 0..255 by the look of it; "
                          "scale it to 0..1 first: scale_pixels(images, model.input_shape), or x / 255")

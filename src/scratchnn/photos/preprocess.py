@@ -48,6 +48,11 @@ PALETTE = np.array([[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0
                     [0.58, 0.4, 0.74], [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.74, 0.74, 0.13]])
 
 
+def photo_suffixes(formats=FORMATS) -> frozenset[str]:
+    """The file name endings Pillow gives the formats ``read_image`` accepts: ".png", ".jpg", ..."""
+    return frozenset(suffix for suffix, kind in Image.registered_extensions().items() if kind in formats)
+
+
 def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS, formats=FORMATS,
                reduce_to: int | None = None) -> np.ndarray:
     """Decode a photo (a path or the file's bytes) to grey float32 (H, W) in 0..1, 0 = black.
