@@ -321,6 +321,20 @@ def test_runs_are_listed_with_findings_and_only_by_safe_names(client, runs, tmp_
     assert client.get("/api/model").json()["name"] == "base"
 
 
+def test_a_run_named_as_people_name_folders_is_listed_and_loads(client, runs):
+    """--out "runs/my run (2)" or "étude_3" is a run too (the audit saw only [A-Za-z0-9._-] listed)."""
+    from urllib.parse import quote
+    for name in ("my run (2)", "étude_3", "_draft"):
+        shutil.copytree(runs / "base", runs / name)
+        try:
+            assert name in [r["name"] for r in client.get("/api/runs").json()["runs"]], name
+            assert [r["epoch"] for r in client.get(f"/api/runs/{quote(name)}/curves").json()["rows"]] == [10, 20]
+            assert client.post(f"/api/runs/{quote(name)}/load").json()["name"] == name
+        finally:
+            shutil.rmtree(runs / name)
+    assert client.post("/api/runs/base/load").json()["name"] == "base"
+
+
 def test_a_run_without_a_model_does_not_look_healthy_in_the_list(client, runs):
     failed = runs / "failed-early"  # what a run that failed before its first evaluation leaves
     failed.mkdir()

@@ -1,8 +1,9 @@
 """The Runs tab: the run folders beside the served one, read safely and briefly.
 
-A run is named by its folder's name only (``20261203-101500-seed``), checked against
-``RUN_NAME`` and looked up among the real (not symlinked) folders directly inside the runs
-folder, so no request reaches a path outside it. At most ``MAX_RUNS`` folders are listed (the
+A run is named by its folder's name only (``20261203-101500-seed``, ``my run``, ``étude 2``),
+checked against ``RUN_NAME`` (a letter, digit or _ first, then no path separator or control
+character: no ``..``, no hidden folder) and looked up among the real (not symlinked) folders
+directly inside the runs folder, so no request reaches a path outside it. At most ``MAX_RUNS`` folders are listed (the
 newest); each file is read through the bounded, validating readers (``TrainConfig.load`` after
 a size check, ``doctor.signals``, ``io.read_metadata``), and what cannot be read is said in the
 run's ``problem`` instead of failing the list. Findings are computed once per health.csv version.
@@ -20,7 +21,7 @@ from ..io import MODEL_FILE, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from .train_worker import clean, without_folders
 
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+RUN_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f]{0,254}")  # what a folder may be named, less ../ and .hidden
 MAX_RUNS = 100
 RUN_CONFIG = CONFIG_FILE
 # The settings a list of runs shows; the full config is in each run's "config".
