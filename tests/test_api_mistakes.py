@@ -7,11 +7,12 @@ import scratchnn
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.data import load_csv
 from scratchnn.ensemble import Ensemble, load_ensemble
-from scratchnn.errors import ConfigError, ShapeError
-from scratchnn.io import save
-from scratchnn.metrics import accuracy
+from scratchnn.errors import ConfigError, ModelFileError, ShapeError
+from scratchnn.io import load, save
+from scratchnn.metrics import accuracy, confusion_matrix
 from scratchnn.nn.base import Layer
 from scratchnn.optim import SGD, Adam
+from scratchnn.training.early_stopping import EarlyStopping
 from scratchnn.training.fit import evaluate, fit
 from scratchnn.tune.lr_find import lr_find
 
@@ -63,7 +64,11 @@ def test_pixels_0_to_255_of_other_dtypes_are_refused_where_a_model_predicts(digi
     with pytest.raises(ShapeError, match="is int64 with values up to 255"):
         fit(mlp(), SGD(0.1), np.round(x * 255).astype(np.int64), y, epochs=1, batch_size=50)
     fit(mlp(), SGD(1e-6), x * 255, y, epochs=1, batch_size=50)  # floats: the lab's unscaled inputs, for the doctor
-    mlp().predict(x * 3.5)  # not whole numbers: not pixels, whatever they are
+    blurred = (raw + np.roll(raw, 1, axis=1)) / 2  # 0..255 as floats, halves too (the API audit: 0.57 at 99.9%)
+    with pytest.raises(ShapeError, match="raw pixels 0..255"):
+        mlp().predict(blurred)
+    mlp().predict((x - 0.13) / 0.31)  # standardised inputs (below 0) are not pixels
+    mlp().predict(x * 1.5)  # nor values a little above 1
     mlp().predict(np.round(x).astype(np.int64))  # 0s and 1s: a binary image
 
 
@@ -189,3 +194,94 @@ def test_a_batch_size_that_is_no_number_of_rows_is_refused(digits):
     for wrong in (-1, 0, 2.5, "8"):
         with pytest.raises(ShapeError, match="batch_size must be a whole number above 0"):
             mlp().predict(x, batch_size=wrong)
+
+
+def test_one_layer_object_in_two_places_is_refused():
+    """[Dense(64, 64), ReLU()] * 3 repeats one Dense: its gradient was overwritten by its other uses
+    (gradient check off by 0.4-0.7) while fit trained on without a word (the API audit)."""
+    with pytest.raises(ShapeError, match=r"layers 2 and 4 are the same Dense object: .*not \[\.\.\.\] \* n"):
+        Sequential([Dense(784, 64), ReLU()] + [Dense(64, 64), ReLU()] * 2 + [Dense(64, 10)])
+    with pytest.raises(ShapeError, match=r"layer 1 is the class ReLU, not a layer"):
+        Sequential([Dense(784, 32), ReLU, Dense(32, 10)])
+    with pytest.raises(ShapeError, match="layer 0 is a str"):
+        Sequential(["Dense"])
+    with pytest.raises(ConfigError, match="at least one input and one unit"):
+        Dense(0, 10)
+    assert Sequential([Dense(784, 10)], input_shape=784).input_shape == (784,)
+
+
+def test_a_learners_layer_named_like_ours_does_not_change_what_loading_builds(tmp_path):
+    """Notebook 02's exercise subclasses Dense with a bug: the class took the name 'Dense' over, and
+    every model file loaded afterwards got the buggy backward pass (the API audit)."""
+    class Dense(scratchnn.Dense):  # noqa: F811  a learner's, named like ours on purpose
+        pass
+
+    path = save(mlp(), tmp_path / "m.safetensors")
+    assert type(load(path).layers[0]) is scratchnn.Dense
+
+    class LearnersOwnLayer(ReLU):  # a new name still registers, so a model with it loads
+        pass
+
+    again = load(save(Sequential([scratchnn.Dense(784, 10), LearnersOwnLayer()]), tmp_path / "own.safetensors"))
+    assert type(again.layers[1]) is LearnersOwnLayer
+
+
+def test_early_stopping_without_a_dev_set_is_refused(digits):
+    """It stopped after `patience` epochs with nothing to watch, restoring nothing (the API audit)."""
+    x, y, _, _ = digits
+    with pytest.raises(ConfigError, match="early stopping watches the dev set: give x_dev and y_dev"):
+        fit(mlp(), SGD(0.1), x, y, epochs=10, batch_size=64, early_stopping=EarlyStopping(patience=2))
+
+
+def test_fit_takes_lists_and_names_slips_of_its_own_arguments(digits):
+    x, y, x_dev, y_dev = digits
+    model = mlp()
+    fit(model, SGD(0.1), x[:200].tolist(), [int(v) for v in y[:200]], epochs=1, batch_size=50,
+        x_dev=x_dev[:50].tolist(), y_dev=[int(v) for v in y_dev[:50]])
+    with pytest.raises(ConfigError, match=r"fit needs an optimizer object, got SGD: e\.g\. SGD\(0\.1\), not SGD"):
+        fit(mlp(), SGD, x, y, epochs=1, batch_size=50)
+    for wrong in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match="eval_every is a whole number of epochs >= 1"):
+            fit(mlp(), SGD(0.1), x, y, epochs=1, batch_size=50, eval_every=wrong)
+
+
+def test_state_dict_is_a_snapshot_that_load_state_dict_brings_back(digits):
+    """A state_dict taken after one fit followed the next one (live arrays), one taken before did
+    not (fit packs the parameters): now both are copies (the API audit)."""
+    x, y, _, _ = digits
+    model = mlp()
+    fit(model, SGD(0.1), x, y, epochs=1, batch_size=50, rng=0)
+    best = model.state_dict()
+    before = {name: array.copy() for name, array in best.items()}
+    fit(model, SGD(0.1), x, y, epochs=1, batch_size=50, rng=1)
+    assert all(np.array_equal(best[name], before[name]) for name in best)
+    assert not np.array_equal(model.state_dict()["0.W"], best["0.W"])
+    model.load_state_dict(best)
+    assert all(np.array_equal(model.state_dict()[name], before[name]) for name in best)
+
+
+def test_save_refuses_metadata_it_could_not_read_back(tmp_path):
+    """The API audit: deep or huge metadata saved, then load called the file corrupted; an
+    'architecture' key replaced the real one and 'sha256' vanished."""
+    path = tmp_path / "m.safetensors"
+    deep: list = [1]
+    for _ in range(17):
+        deep = [deep]
+    for metadata, message in (({"notes": deep}, "nests 18 levels deep; a model file holds at most 16"),
+                              ({"notes": "x" * 9_000_000}, "header holds at most 8,388,608"),
+                              ({"architecture": {}}, "'architecture' is the file's own"),
+                              ({"sha256": "x"}, "'sha256' is the file's own")):
+        with pytest.raises(ModelFileError, match=message):
+            save(mlp(), path, metadata=metadata)
+        assert not path.exists()
+    save(mlp(), path, metadata={"notes": [1, 2]})
+    assert load(path).predict(np.zeros((1, 784), np.float32)).shape == (1,)
+
+
+def test_confusion_matrix_refuses_what_is_not_a_class_index():
+    """A prediction 10 for true class 0 was counted as (true 1, predicted 0) (the API audit)."""
+    for labels, predictions in (([0, 1], [10, 1]), ([0, 1], [0, -1]), ([0.0, 1.0], [0, 1])):
+        with pytest.raises(ShapeError, match="must be class indices 0..9"):
+            confusion_matrix(np.array(labels), np.array(predictions), 10)
+    with pytest.raises(ShapeError, match="compares labels"):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 10)

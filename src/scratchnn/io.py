@@ -46,6 +46,10 @@ LayoutCheck = Callable[[dict, "Shapes | None", Shapes], None]
 
 def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
     """Write the model's parameters and architecture (plus JSON-ready ``metadata``) to ``path``."""
+    taken = sorted(set(metadata or {}) & {"architecture", *RESERVED})
+    if taken:
+        raise ModelFileError(f"metadata key {taken[0]!r} is the file's own (the model's architecture, format and "
+                             "checksum): name yours otherwise, e.g. 'notes'")
     return write_tensors(path, model.state_dict(), {"architecture": model.config(), **(metadata or {})})
 
 
@@ -119,10 +123,19 @@ def write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict) -> Path:
             raise ModelFileError(f"{path}: tensor {name!r} is {tensor.dtype}; scratchnn files hold float32, "
                                  "cast the model with .astype(np.float32) before saving")
     header = {key: json.dumps(value) for key, value in metadata.items()}
+    for key, text in header.items():  # what read_tensors would refuse is refused before writing
+        if nesting_depth(text) > MAX_DEPTH:
+            raise ModelFileError(f"metadata {show(key)} nests {nesting_depth(text):,} levels deep; a model file "
+                                 f"holds at most {MAX_DEPTH}, so it could not be read back")
     header.update(format=FORMAT, format_version=str(FORMAT_VERSION))
     header["sha256"] = _digest(tensors, header)
     path = Path(path)
-    atomic_write_bytes(path, to_safetensors_bytes(tensors, metadata=header))
+    data = to_safetensors_bytes(tensors, metadata=header)
+    if int.from_bytes(data[:8], "little") > MAX_HEADER_BYTES:
+        raise ModelFileError(f"the metadata takes {int.from_bytes(data[:8], 'little'):,} bytes; a model file's "
+                             f"header holds at most {MAX_HEADER_BYTES:,}, so it could not be read back: keep "
+                             "large data beside the model, not in it")
+    atomic_write_bytes(path, data)
     return path
 
 

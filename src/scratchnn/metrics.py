@@ -28,6 +28,14 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     array([[1, 0],
            [1, 1]])
     """
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.ndim != 1 or predictions.shape != labels.shape:
+        raise ShapeError(f"confusion_matrix compares labels (N,) with class indices (N,), got {labels.shape} and "
+                         f"{predictions.shape}; for probabilities (N, C) pass probs.argmax(axis=1)")
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        if len(values) and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= num_classes):
+            raise ShapeError(f"confusion_matrix: {name} must be class indices 0..{num_classes - 1}, got "
+                             f"{values.dtype} from {values.min()} to {values.max()}")
     return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(
         num_classes, num_classes)
 

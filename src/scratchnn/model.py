@@ -29,6 +29,22 @@ def prediction_lock(model: Sequential) -> threading.RLock:
         return _PREDICTING.setdefault(model, threading.RLock())
 
 
+def _check_layers(layers: list) -> None:
+    """Each entry a layer object, each object once: ``[Dense(64, 64), ReLU()] * 3`` repeats the
+    same Dense, whose gradient would then be overwritten by its other uses' (the math assumes
+    every layer has weights of its own)."""
+    seen: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer, type):
+            raise ShapeError(f"layer {i} is the class {layer.__name__}, not a layer: write {layer.__name__}(...)")
+        if not isinstance(layer, Layer):
+            raise ShapeError(f"layer {i} is a {type(layer).__name__}, not a scratchnn layer (nn.Dense, nn.ReLU, ...)")
+        if id(layer) in seen:
+            raise ShapeError(f"layers {seen[id(layer)]} and {i} are the same {type(layer).__name__} object: "
+                             "give each place its own (a list comprehension, not [...] * n)")
+        seen[id(layer)] = i
+
+
 class Sequential:
     """Layers applied in order: x (N, *input_shape) -> logits (N, C).
 
@@ -43,6 +59,7 @@ class Sequential:
     def __init__(self, layers: Iterable[Layer], input_shape: Iterable[int] | None = None,
                  rng: np.random.Generator | int | None = None):
         self.layers = list(layers)
+        _check_layers(self.layers)
         self.rng = np.random.default_rng(rng)  # the one generator behind dropout masks
         for layer in self.layers:
             if layer.uses_rng:
@@ -54,6 +71,8 @@ class Sequential:
             if not hasattr(first, "in_features"):
                 raise ShapeError(f"give input_shape: it cannot be inferred from {first!r}")
             input_shape = (first.in_features,)
+        if isinstance(input_shape, (int, np.integer)):
+            input_shape = (input_shape,)  # 784 means (784,)
         self.input_shape = tuple(int(s) for s in input_shape)
         self._check_chain()
 
@@ -219,7 +238,14 @@ class Sequential:
                 for i, layer in enumerate(self.layers) for key in layer.params]
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Every parameter and buffer by name ("0.W", "3.running_mean"): what a model file holds."""
+        """Every parameter and buffer by name ("0.W", "3.running_mean"): what a model file holds.
+
+        Copies, taken now: ``best = model.state_dict()`` stays what it was while training goes on,
+        and ``model.load_state_dict(best)`` brings it back."""
+        return {name: array.copy() for name, array in self._live_state().items()}
+
+    def _live_state(self) -> dict[str, np.ndarray]:
+        """state_dict's arrays themselves (what training writes into)."""
         state = {name: param for name, param, _ in self.named_parameters()}
         state.update((f"{i}.{key}", buffer) for i, layer in enumerate(self.layers)
                      for key, buffer in layer.buffers.items())
@@ -227,7 +253,7 @@ class Sequential:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy arrays into parameters and buffers; strict: every key present, every shape equal."""
-        own = self.state_dict()
+        own = self._live_state()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:

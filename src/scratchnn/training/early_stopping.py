@@ -37,7 +37,7 @@ class EarlyStopping:
         if better:
             self.best, self.best_epoch, self.bad_evaluations = value, epoch, 0
             if self.restore_best:
-                self.best_weights = {name: array.copy() for name, array in model.state_dict().items()}
+                self.best_weights = model.state_dict()  # copies
         else:
             self.bad_evaluations += 1
         return self.bad_evaluations >= self.patience

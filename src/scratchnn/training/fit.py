@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import fast as fast_path
 from ..data.split import batch_indices, refuse_raw_pixels
-from ..errors import ShapeError, TrainingDiverged
+from ..errors import ConfigError, ShapeError, TrainingDiverged
 from ..model import Sequential
 from ..nn import BatchNorm1d
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
@@ -106,6 +106,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     as they are: ``model.forward``, ``model.backward``, ``optimizer.step``.
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
+    _check_loop(model, optimizer, eval_every)
+    x_train, y_train = _as_arrays(x_train, y_train)
     _check_data(model, x_train, y_train, "training")
     check_batches(model, len(x_train), batch_size)
     check_batch_memory(model, len(x_train), batch_size)
@@ -113,7 +115,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         raise ShapeError("give x_dev and y_dev together (the dev images and their labels), or neither")
     if x_dev is None:
         x_dev, y_dev = x_train[:0], y_train[:0]
+    x_dev, y_dev = _as_arrays(x_dev, y_dev)
     _check_data(model, x_dev, y_dev, "dev")
+    if early_stopping is not None and len(x_dev) == 0:
+        raise ConfigError("early stopping watches the dev set: give x_dev and y_dev (it would stop after "
+                          f"{early_stopping.patience} epochs with nothing to watch)")
     if augment and augment_rng is None:
         raise ValueError("augment needs augment_rng, the generator of its random transforms")
     rng = np.random.default_rng(rng) if shuffle else None
@@ -220,6 +226,23 @@ def check_batches(model: Sequential, n: int, batch_size: int | None) -> None:
     near = next(b for d in range(1, n) for b in (batch_size - d, batch_size + d) if 1 < b <= n and n % b != 1)
     raise ShapeError(f"{n:,} training images in batches of {batch_size} leave a last batch of 1 image, which "
                      f"batch norm cannot normalise (it has no variance); use --batch-size {near}")
+
+
+def _check_loop(model: Sequential, optimizer, eval_every: int) -> None:
+    """The loop's own arguments: what a slip of the hand gives (a class for an instance)."""
+    if not isinstance(model, Sequential):
+        raise ConfigError(f"fit trains a Sequential model, got {type(model).__name__}")
+    if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
+        name = getattr(optimizer, "__name__", type(optimizer).__name__)
+        raise ConfigError(f"fit needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ConfigError(f"eval_every is a whole number of epochs >= 1, got {eval_every!r}")
+
+
+def _as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Lists (of pixel rows, of labels) as arrays, as predict takes them; arrays as they are."""
+    return (x if isinstance(x, np.ndarray) else np.asarray(x),
+            labels if isinstance(labels, np.ndarray) else np.asarray(labels))
 
 
 def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:
