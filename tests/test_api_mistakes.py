@@ -285,3 +285,13 @@ def test_confusion_matrix_refuses_what_is_not_a_class_index():
             confusion_matrix(np.array(labels), np.array(predictions), 10)
     with pytest.raises(ShapeError, match="compares labels"):
         confusion_matrix(np.array([0, 1]), np.array([0]), 10)
+
+
+def test_a_divergence_names_unscaled_inputs_and_keeps_the_history(digits):
+    """From Python, 0..255 floats diverged with 'try a lower --lr' and the evaluations were lost."""
+    x, y, x_dev, y_dev = digits
+    with pytest.raises(scratchnn.errors.TrainingDiverged, match=r"the inputs reach 255: scale them to 0\.\.1") as caught:
+        fit(mlp(), SGD(0.1), x * 255, y, epochs=3, batch_size=50, x_dev=x_dev, y_dev=y_dev)
+    assert isinstance(caught.value.history, list)
+    with pytest.raises(scratchnn.errors.TrainingDiverged, match=r"try a lower learning rate \(--lr\)") as caught:
+        fit(mlp(), SGD(1e4), x, y, epochs=3, batch_size=50, x_dev=x_dev, y_dev=y_dev)

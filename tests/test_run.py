@@ -144,7 +144,8 @@ def test_divergence_stops_with_the_lr_hint_and_keeps_the_last_good_checkpoint(tm
     # plain SGD with a huge rate from epoch 3: epochs 1-2 are sane and checkpointed
     config = small_config(digits, optimizer="sgd", lr=0.05, schedule="step", lr_step=2, lr_gamma=1e7,
                           warmup=0.0, dropout=0.0, epochs=6)
-    with pytest.raises(TrainingDiverged, match=r"at epoch 3 .*try a lower --lr.*last good checkpoint \(epoch 2\)"):
+    told = r"at epoch 3 .*try a lower learning rate \(--lr\).*last good checkpoint \(epoch 2\)"
+    with pytest.raises(TrainingDiverged, match=told):
         train_run(config, tmp_path / "run", log=quiet, progress=False)
     checkpoint = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)
     assert checkpoint.epoch == 2
@@ -158,7 +159,7 @@ def test_cli_lr_50_exits_non_zero_with_the_divergence_message(tmp_path, digits):
                  "--lr", "50", "--out", tmp_path / "run")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert "loss became" in last and "try a lower --lr" in last and "checkpoint (epoch 0" in last, last
+    assert "loss became" in last and "try a lower learning rate (--lr)" in last and "checkpoint (epoch 0" in last, last
     checkpoint = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)
     assert checkpoint.epoch == 0 and all(np.isfinite(a).all() for a in checkpoint.tensors.values())
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr

@@ -131,7 +131,7 @@ def test_a_schedule_sets_the_learning_rate_of_every_step():
 def test_divergence_raises_with_the_epoch_and_the_hint(lr):
     from scratchnn.errors import TrainingDiverged
     x, y = blobs(100)
-    with pytest.raises(TrainingDiverged, match=r"at epoch 1 .*try a lower --lr"):
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1 .*try a lower learning rate \(--lr\)"):
         fit(mlp(), SGD(lr), x, y, epochs=3, batch_size=10, rng=np.random.default_rng(0))
 
 

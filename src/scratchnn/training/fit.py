@@ -130,6 +130,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     history = History()
+    remedy = _divergence_remedy(x_train)
     if health is not None and start_epoch == 0:
         health.record(model, 0, optimizer.steps, steps_per_epoch=batches)
     start = time.perf_counter()
@@ -147,8 +148,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                     if health is not None:
                         health.record_divergence(model, epoch, loss_sum / len(y))
                     at = f"iteration {epoch} (" if batches == 1 else f"epoch {epoch} (step {optimizer.steps + 1}, "
-                    raise TrainingDiverged(f"loss became {loss_sum / len(y):.4g} at {at}learning rate "
-                                           f"{optimizer.lr:g}): training diverged; try a lower --lr")
+                    raise _diverged(f"loss became {loss_sum / len(y):.4g} at {at}learning rate "
+                                    f"{optimizer.lr:g}): training diverged; {remedy}", history)
                 first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
                 watched = health is not None and (first or measured and batch + 1 == batches)
                 if watched:
@@ -168,11 +169,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
             if not measured and not halted:
                 continue
             try:
-                _check_weights(model, f"{'iteration' if batches == 1 else 'epoch'} {epoch}", optimizer.lr)
-            except TrainingDiverged:
+                _check_weights(model, f"{'iteration' if batches == 1 else 'epoch'} {epoch}", optimizer.lr, remedy)
+            except TrainingDiverged as error:
                 if health is not None:
                     health.record_divergence(model, epoch, math.nan)
-                raise
+                raise _diverged(str(error), history) from None
             dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev)
             result = EpochResult(epoch, total_loss / seen, correct / seen if measured else math.nan, dev_loss,
                                  dev_accuracy, optimizer.lr, time.perf_counter() - start)
@@ -195,12 +196,26 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     return history
 
 
-def _check_weights(model: Sequential, when: str, lr: float) -> None:
+def _check_weights(model: Sequential, when: str, lr: float, remedy: str) -> None:
     """Stop before a NaN or infinite weight can reach a checkpoint or a model file; ``when``: 'epoch 3'."""
     for name, param, _ in model.named_parameters():
         if not np.isfinite(param).all():
-            raise TrainingDiverged(f"weights {name} became NaN or infinite at {when} "
-                                   f"(learning rate {lr:g}); try a lower --lr")
+            raise TrainingDiverged(f"weights {name} became NaN or infinite at {when} (learning rate {lr:g}); {remedy}")
+
+
+def _divergence_remedy(x: np.ndarray) -> str:
+    """What to try after a divergence: inputs that look like pixels 0..255 first, else a lower rate."""
+    top = float(np.max(x)) if x.size else 0.0
+    if top > 2 and float(np.min(x)) >= 0:
+        return f"the inputs reach {top:g}: scale them to 0..1 first (pixels / 255)"
+    return "try a lower learning rate (--lr)"
+
+
+def _diverged(message: str, history: History) -> TrainingDiverged:
+    """The error, carrying the evaluations made before it (``error.history``, for the doctor)."""
+    error = TrainingDiverged(message)
+    error.history = history
+    return error
 
 
 def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray,
