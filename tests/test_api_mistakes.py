@@ -1,5 +1,7 @@
 """Plausible mistakes of a learner using the Python API (from an audit), each a clear one-line
 error naming the fix, or the behaviour the docs promise."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -7,10 +9,12 @@ import scratchnn
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.data import load_csv
 from scratchnn.ensemble import Ensemble, load_ensemble
-from scratchnn.errors import ConfigError, ModelFileError, ShapeError
+from scratchnn.errors import ConfigError, InferenceBackward, ModelFileError, ShapeError
 from scratchnn.io import load, save
 from scratchnn.metrics import accuracy, confusion_matrix
+from scratchnn.nn import BatchNorm1d, Dropout
 from scratchnn.nn.base import Layer
+from scratchnn.nn.losses import SoftmaxCrossEntropy
 from scratchnn.optim import SGD, Adam
 from scratchnn.training.early_stopping import EarlyStopping
 from scratchnn.training.fit import evaluate, fit
@@ -295,3 +299,21 @@ def test_a_divergence_names_unscaled_inputs_and_keeps_the_history(digits):
     assert isinstance(caught.value.history, list)
     with pytest.raises(scratchnn.errors.TrainingDiverged, match=r"try a lower learning rate \(--lr\)") as caught:
         fit(mlp(), SGD(1e4), x, y, epochs=3, batch_size=50, x_dev=x_dev, y_dev=y_dev)
+
+
+def test_a_hand_written_loop_that_forgets_training_mode_is_warned(digits):
+    """Both audits: forward(x) without training=True trained on, dropout off and batch norm's
+    running statistics never updated, without a word."""
+    x, y, _, _ = digits
+    model = Sequential([Dense(784, 32), BatchNorm1d(32), ReLU(), Dropout(0.2), Dense(32, 10)])
+    loss = SoftmaxCrossEntropy()
+    loss.forward(model.forward(x[:50]), y[:50])
+    with pytest.warns(InferenceBackward, match=r"BatchNorm1d and Dropout ran as at test time.*training=True"):
+        model.backward(loss.backward())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss.forward(model.forward(x[:50], training=True), y[:50])
+        model.backward(loss.backward())  # the loop as it should be: quiet
+        plain = mlp()
+        loss.forward(plain.forward(x[:50]), y[:50])
+        plain.backward(loss.backward())  # nothing in it trains differently: quiet too

@@ -297,7 +297,7 @@ def test_a_divergence_names_the_doctors_cause_and_lr_find_names_the_faults_it_le
                             "--fault", "unscaled-inputs", *data, "--out", str(tmp_path / "run"), "--no-report"],
                            capture_output=True, text=True, timeout=300)
     assert train.returncode != 0
-    assert "training diverged; try a lower --lr (or fix what the doctor found first: [unscaled-inputs])" in train.stderr
+    assert "training diverged; the inputs reach 255: scale them to 0..1 first (pixels / 255); the last" in train.stderr
     find = subprocess.run([sys.executable, "-m", "scratchnn", "lr-find", "--config",
                            str(tmp_path / "run" / CONFIG_FILE), "--batch-size", "128", "--steps", "20",
                            "--out", str(tmp_path / "lr.png")],

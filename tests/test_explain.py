@@ -105,6 +105,7 @@ def random_model(rng, *extra: Layer) -> Sequential:
 
 
 @pytest.mark.parametrize("label", [0, 2])
+@pytest.mark.filterwarnings("ignore::scratchnn.errors.InferenceBackward")  # explain's gradients are inference mode's
 def test_loss_and_gradient_norms_equal_an_explicit_backward(label):
     rng = np.random.default_rng(label)
     model, x = random_model(rng), rng.normal(size=6)
@@ -183,6 +184,7 @@ class ReusesBuffer(Layer, register=False):
         return dy * self.params["s"]
 
 
+@pytest.mark.filterwarnings("ignore::scratchnn.errors.InferenceBackward")  # as a saliency map runs it
 def test_a_trace_between_forward_and_backward_changes_nothing():
     rng = np.random.default_rng(4)
     model = random_model(rng, ReusesBuffer())

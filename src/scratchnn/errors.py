@@ -45,6 +45,12 @@ class DoctorStopped(ScratchnnError):
     exit_code = 3
 
 
+class InferenceBackward(UserWarning):
+    """A backward pass after an inference-mode forward on a network with dropout or batch norm:
+    in a hand-written training loop, ``model.forward(x, training=True)`` was forgotten. (A check
+    of the inference-mode gradients does it on purpose and silences this warning.)"""
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run: the message says what was kept and the command that continues it."""
 

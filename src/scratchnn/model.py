@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable
 
@@ -10,7 +11,7 @@ import numpy as np
 from .data.split import refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
-from .errors import ModelFileError, ShapeError
+from .errors import InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, layer_from_config, layer_to_config
@@ -107,6 +108,7 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}),"
                              f" got {x.shape}")
+        self._trained_forward = training
         for i, layer in enumerate(self.layers):
             x = layer.forward(x, training=training)
             yield i, layer, x
@@ -118,6 +120,13 @@ class Sequential:
         ``need_dx`` asks for ∂L/∂x the pass stops there and skips the input gradient
         (for the seed network that is the (N, 784) product, most of the backward work).
         """
+        if not getattr(self, "_trained_forward", True):
+            differ = sorted({type(layer).__name__ for layer in self.layers if layer.trains_differently})
+            if differ:
+                warnings.warn(InferenceBackward(
+                    f"backward after forward(x) in inference mode: {' and '.join(differ)} ran as at test time "
+                    "(no dropout masks; batch norm's running statistics used and not updated); "
+                    "to train, call model.forward(x, training=True)"), stacklevel=2)
         dx = None
         for _, _, _, dx in self.backward_steps(dlogits, need_dx):
             pass

@@ -38,6 +38,7 @@ class Layer:
     """
 
     uses_rng = False
+    trains_differently = False  # True: forward(training=True) is another function (dropout, batch norm)
     buffer_names: tuple[str, ...] = ()  # the keys of self.buffers: saved, never trained
     required_keywords: dict = {}  # keyword -> checker(value, where), as in nn/schema.py
     optional_keywords: dict = {}

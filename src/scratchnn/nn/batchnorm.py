@@ -45,6 +45,8 @@ class _BatchNorm(Layer, register=False):
     input into rows and back.
     """
 
+    trains_differently = True  # batch statistics while training, running averages after
+
     size_name = "features"
     rows_are = "samples per batch"
     buffer_names = ("running_mean", "running_var")

@@ -23,6 +23,7 @@ class Dropout(Layer):
     """
 
     uses_rng = True
+    trains_differently = True
     optional_keywords = {"p": fraction}  # what a model file may say (see nn/schema.py)
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None):

@@ -295,7 +295,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
             write_metrics_csv(run_dir / "metrics.csv", history)
             examine()
             first = next((f for f in doctor.findings if f.severity != "advice"), None)
-            if first is not None and first.id not in ("lr-too-high", "exploding"):  # the rate is not the cause
+            named = ("lr-too-high", "exploding") + (("unscaled-inputs",) if "the inputs reach" in str(error) else ())
+            if first is not None and first.id not in named:  # the message does not name the cause yet
                 cause = f" (or fix what the doctor found first: [{first.id}])"
         saved = "nothing was saved"
         if config.checkpoint_every:
