@@ -59,10 +59,14 @@ def test_every_fault_has_a_case():
 def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
     preset, changes, rule = CASES[fault]
     config = configured(shared_dir, preset, changes, [fault])
+    said: list[str] = []
     try:
-        train_run(config, tmp_path, log=lambda line: None, progress=False)
+        train_run(config, tmp_path, log=said.append, progress=False)
     except TrainingDiverged:
         pass  # unscaled inputs and the naive softmax break training: the folder keeps the tables
+    assert f"Faults on purpose (the doctor is not told): {fault}: {FAULTS[fault].what}" in said
+    if any(f.severity == "error" for f in diagnose_run(tmp_path)):  # the audit: "train longer" under [one-class]
+        assert not [line for line in said if "still learning" in line], said
     first = first_finding(tmp_path)
     assert first.id == rule, f"--fault {fault}: the doctor said [{first.id}] {first.message} first"
     assert first.epoch <= changes.get("epochs", 5)
@@ -149,3 +153,18 @@ def test_the_run_summary_counts_findings_in_words():
     findings = [found("a", "error"), found("b", "warning"), found("c", "warning"), found("d", "advice")]
     assert doctor_summary(findings, Path("runs/x")) == ("Doctor: 1 error, 2 warnings, 1 advice: [a] [b] [c] [d]; "
                                                         "details: scratchnn doctor runs/x")
+
+
+def test_the_faults_are_listed_with_what_each_breaks_and_a_cnn_is_refused_sigmoid_deep(tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "scratchnn", "doctor", "--faults"], capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0 and all(f"{name}" in listed.stdout and fault.what in listed.stdout
+                                          for name, fault in FAULTS.items()), listed.stdout
+    unknown = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--fault", "help"], capture_output=True,
+                             text=True, timeout=120)
+    assert "(scratchnn doctor --faults says what each breaks)" in unknown.stderr.splitlines()[-1]
+    cnn = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "cnn", "--fault", "sigmoid-deep",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert cnn.returncode != 0 and "Traceback" not in cnn.stderr, cnn.stderr  # a one-line error, before any folder
+    assert cnn.stderr.strip().endswith("train it without --conv (e.g. --preset mlp --fault sigmoid-deep)")
+    assert not (tmp_path / "run").exists()

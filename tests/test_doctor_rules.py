@@ -69,11 +69,12 @@ class Run:
         self.health.append((epoch, layer, signal, value))
         return self
 
-    def train(self, losses, accuracies=None, dev_losses=None, dev_accuracies=None) -> Run:
-        """Metrics rows: one per loss; accuracies default to a guess (1/C), dev columns to NaN."""
+    def train(self, losses, accuracies=None, dev_losses=None, dev_accuracies=None, lrs=None) -> Run:
+        """Metrics rows: one per loss; accuracies default to a guess (1/C), dev columns and lr to NaN."""
         n = len(losses)
         columns = {"train_loss": losses, "train_accuracy": accuracies or [1 / C] * n,
-                   "dev_loss": dev_losses or [math.nan] * n, "dev_accuracy": dev_accuracies or [math.nan] * n}
+                   "dev_loss": dev_losses or [math.nan] * n, "dev_accuracy": dev_accuracies or [math.nan] * n,
+                   "lr": lrs or [math.nan] * n}
         self.metrics += [{"epoch": i, **{k: v[i] for k, v in columns.items()}} for i in range(n)]
         return self
 
@@ -447,12 +448,12 @@ def test_lr_too_high_a_nearly_fitted_loss_wobbling_is_noise():
 
 
 # --- lr-too-low ---------------------------------------------------------------------------
-def slow(ratios, losses, grads=None) -> Run:
+def slow(ratios, losses, grads=None, accuracies=None, lrs=None) -> Run:
     """Two layers, the first with these update ratios (the other at 1e-6), healthy gradients."""
     n = len(ratios)
     return (Run().signal("0.Dense", "update_ratio", ratios).signal("2.Dense", "update_ratio", [1e-6] * n)
             .signal("0.Dense", "grad_rms", grads or [0.01] * n).signal("2.Dense", "grad_rms", grads or [0.02] * n)
-            .train(losses))
+            .train(losses, accuracies, lrs=lrs))
 
 
 STILL_LOSS = 2.0 * (1 - thresholds.STILL / 2)  # moved by half the STILL limit from 2.0
@@ -480,6 +481,29 @@ def test_lr_too_low_needs_a_loss_above_half_of_chance():
     assert fires_at(slow([1e-6, 1e-6], [CHANCE / 2, CHANCE / 2]), "lr-too-low") is None  # "above": not at it
     high = above(CHANCE / 2)
     assert fires_at(slow([1e-6, 1e-6], [high, high]), "lr-too-low") == 1
+
+
+@covers("lr-too-low")
+@pytest.mark.parametrize("ratio, accuracy, epoch", [
+    (below(thresholds.SLOW_UPDATE), below(thresholds.UNDERFIT_ACCURACY), 2),
+    (thresholds.SLOW_UPDATE, 0.3, None),                     # "below"
+    (1e-4, thresholds.UNDERFIT_ACCURACY, None)])             # past 0.8 it is learning, however slowly
+def test_lr_too_low_crawling_steps_while_accuracy_is_low(ratio, accuracy, epoch):
+    """The audit: the seed network at lr 1e-4 (steps of 4e-5, accuracy 0.086 after 500 iterations,
+    its loss still moving) was called healthy. Epoch 0 (the first step) does not count."""
+    found = slow([ratio] * 3, [3.0, 2.9, 2.8], accuracies=[0.1, accuracy, accuracy])
+    assert fires_at(found, "lr-too-low") == epoch
+    if epoch is not None:
+        assert "(healthy: about 0.001) and train accuracy is" in found.finding("lr-too-low").message
+
+
+@covers("lr-too-low")
+def test_lr_too_low_reads_steps_at_the_runs_own_rate_not_a_schedules_decay():
+    decayed = [1e-3, 1e-3, 1e-5, 1e-6]  # a cosine schedule's tail: the steps shrink with the rate
+    assert fires_at(slow([1e-3, 1e-3, 1e-5, 1e-6], [3.0, 2.0, 1.9, 1.8], accuracies=[0.1, 0.5, 0.6, 0.6],
+                         lrs=decayed), "lr-too-low") is None
+    assert fires_at(slow([1e-3, 1e-3, 1e-5, 1e-6], [3.0, 2.0, 1.9, 1.8], accuracies=[0.1, 0.5, 0.6, 0.6]),
+                    "lr-too-low") == 3  # without the lr column the steps are taken as the rate's own
 
 
 @covers("lr-too-low")
@@ -584,9 +608,10 @@ def at_chance(losses, accuracy: float = 0.1) -> Run:
     ([CHANCE] * STREAK3, STREAK3 - 1),
     ([CHANCE] * (STREAK3 - 1), None),
     ([CHANCE] * (STREAK3 - 1) + [1.0] + [CHANCE] * (STREAK3 - 1), None),
-    ([CHANCE + BAND] * STREAK3, STREAK3 - 1),    # the band's edges are inside it ("within")
-    ([CHANCE - BAND] * STREAK3, STREAK3 - 1),
-    ([CHANCE + above(BAND)] * STREAK3, None),
+    ([CHANCE + BAND] * STREAK3, STREAK3 - 1),
+    ([CHANCE - BAND] * STREAK3, STREAK3 - 1),    # the band's lower edge is inside it
+    ([CHANCE + above(BAND)] * STREAK3, STREAK3 - 1),  # worse than chance is no better (the audit's seed
+    ([1.3 * CHANCE] * STREAK3, STREAK3 - 1),          # network at lr 1e-4: loss 3.0, accuracy 0.086)
     ([CHANCE - above(BAND)] * STREAK3, None)])
 def test_chance_loss_needs_three_evaluations_in_the_band(losses, epoch):
     assert fires_at(at_chance(losses), "chance-loss") == epoch
@@ -613,7 +638,8 @@ def test_chance_loss_band_is_inclusive_at_exactly_ten_percent():
 def test_chance_loss_uses_the_recorded_number_of_classes():
     run = Run(classes=2).train([math.log(2)] * STREAK3, [0.5] * STREAK3)
     assert fires_at(run, "chance-loss") == STREAK3 - 1
-    assert fires_at(Run(classes=2).train([CHANCE] * STREAK3, [0.5] * STREAK3), "chance-loss") is None
+    assert fires_at(Run(classes=2).train([1.0] * STREAK3, [0.5] * STREAK3), "chance-loss") == STREAK3 - 1
+    assert fires_at(Run(classes=10).train([1.0] * STREAK3, [0.12] * STREAK3), "chance-loss") is None
 
 
 # --- overfitting --------------------------------------------------------------------------
@@ -684,7 +710,8 @@ def plateau(accuracies) -> Run:
     ([0.1] * 5 + [CHANCE_ACC] * 4, None),                           # at chance: not above it
     ([0.5] * 2 + [0.6] * 3 + [0.6 + below(UNDERFIT_RISE)], 5),     # rose by just under a point
     ([0.5] * 2 + [0.6] * 3 + [0.6 + above(UNDERFIT_RISE)], None),
-    ([0.5] * 2 + [0.7] * 3 + [0.65], 5)])                          # falling is not rising either
+    ([0.5] * 2 + [0.7] * 3 + [0.7 - below(UNDERFIT_RISE)], 5),     # nor falling by under a point
+    ([0.5] * 2 + [0.7] * 3 + [0.65], None)])                       # a dip is no plateau (the audit: 0.67, 0.49, 0.71)
 def test_underfitting_accuracy_levels_off_below_0_8(accuracies, epoch):
     assert fires_at(plateau(accuracies), "underfitting") == epoch
 

@@ -168,7 +168,7 @@ def test_metrics_csv_keeps_the_doctors_columns_and_nan_for_a_missing_dev_set(tmp
     path.write_text("epoch,train_loss,train_accuracy,lr,seconds\n1,2.25,0.125,0.1,3\n2,2.0,0.5,0.1,3\n")
     rows = read_metrics_csv(path)
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["train_loss"] == 2.0
-    assert set(rows[0]) == {"epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy"}
+    assert set(rows[0]) == {"epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr"}
     assert math.isnan(rows[0]["dev_loss"])
 
 

@@ -56,7 +56,7 @@ def choice_type(spec: Option):
         if text.lower() in by_lower:
             return by_lower[text.lower()]
         near = difflib.get_close_matches(text.lower(), list(by_lower), n=1)
-        hint = f"; did you mean {by_lower[near[0]]!r}?" if near else ""
+        hint = f"; did you mean {by_lower[near[0]]!r}?" if near else spec.choices_told
         raise argparse.ArgumentTypeError(f"unknown {spec.flag[2:]} {text!r}: choose one of "
                                          f"{', '.join(spec.choices)}{hint}")
     parse.__name__ = spec.flag[2:]  # argparse names the type in some messages

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..doctor import RULES, diagnose_run
+from ..doctor.faults import FAULTS
 from ..doctor.show import finding_lines, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv
 from ..errors import ConfigError
@@ -24,11 +25,24 @@ def add_parser(commands) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, nargs="?", help="a run folder (runs/...)")
     parser.add_argument("--rules", action="store_true",
                         help="list every rule instead: what it means, exactly when it fires, and its fix")
+    parser.add_argument("--faults", action="store_true",
+                        help="list the break-it lab's faults instead (scratchnn train --fault NAME): what each breaks")
     parser.add_argument("--json", action="store_true", help="print the findings (or rules) as a JSON list")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.faults:
+        if args.rules or args.run_dir is not None:
+            raise ConfigError("--faults lists the lab's faults on its own; give it without RUN_DIR or --rules")
+        if args.json:
+            print(json.dumps([{"name": f.name, "what": f.what} for f in FAULTS.values()], indent=2))
+        else:
+            width = max(map(len, FAULTS))
+            print("\n".join(f"{f.name:<{width}}  {f.what}" for f in FAULTS.values()))
+            print("\nscratchnn train --preset mlp --fault NAME breaks a run on purpose; the doctor is not told, "
+                  "and names the cause itself.")
+        return 0
     if args.rules and args.run_dir is not None:
         raise ConfigError("give a RUN_DIR to diagnose or --rules to list what the doctor recognises, not both")
     if not args.rules and args.run_dir is None:

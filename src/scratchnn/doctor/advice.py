@@ -37,6 +37,7 @@ BRISK_UPDATE = HIGH_UPDATE / 10  # where a too-low rate is raised to: the upper 
 # 1% step asks for far more (lenet5 with SGD at 1e-5 took 1e-10 steps and was told 1e+03, which
 # diverged at once; 0.1 trains it). Each is its rule's usual upper end; lr-find measures the rest.
 MOST_RAISED = {"sgd": 0.1, "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01}
+LABELS_SUSPECT = 0.5  # a plateau of train accuracy below this: even the seed network passes 0.8 on digits
 
 # Findings that cause others: the rules that read the untrained network, the inputs, the labels and
 # the loss code. What a cause sets off (a ratio measured against weights near zero, one class for
@@ -50,6 +51,8 @@ SYMPTOMS = ("lr-too-high", "lr-too-low", "exploding", "dead-relu", "one-class", 
 # a loss at chance, a plateau (whose own fix, "a larger --lr", would contradict it).
 RATE_CAUSES = ("lr-too-high", "exploding")
 RATE_SYMPTOMS = ("lr-too-low", "dead-relu", "one-class", "chance-loss", "underfitting")
+# A rate found too low is the cause of a loss left at chance and of a plateau.
+SLOW_SYMPTOMS = ("chance-loss", "underfitting")
 # Pixels 255 times too large make an untrained network's logits as large as a bad init's, and
 # saturate its units: their fixes (--init ...) would change the wrong thing.
 UNSCALED_SYMPTOMS = ("large-init", "saturated", "vanishing-gradients")
@@ -94,6 +97,7 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
     everything = [*earlier, *findings]
     cause = root_cause(everything, settings)
     rate = next((f for f in everything if f.id in RATE_CAUSES), None)
+    slow = next((f for f in everything if f.id == "lr-too-low"), None)
     step = step or step_name(settings, run)
     out = []
     for finding in findings:
@@ -101,7 +105,8 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
         fix = fitter(run, settings, finding) if fitter else None
         caused = finding.id in SYMPTOMS or (cause is not None and cause.id == "unscaled-inputs"
                                             and finding.id in UNSCALED_SYMPTOMS)
-        because = cause if cause is not None and caused else rate if finding.id in RATE_SYMPTOMS else None
+        because = (cause if cause is not None and caused else rate if rate is not None and finding.id in RATE_SYMPTOMS
+                   else slow if finding.id in SLOW_SYMPTOMS else None)
         if because is not None and because is not finding:
             fix = f"this follows from [{because.id}] ({step} {because.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix or finding.fix, step=step))
@@ -230,8 +235,22 @@ def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
 
 @fits("chance-loss")
 def _chance_loss(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    without = "; train once with --no-augment" if settings.get("augment") else ""
-    return f"run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data{without}"
+    """Steps smaller than a healthy one: the raised rate. Otherwise what is left upstream: the labels
+    (a label column shifted by a row, or shuffled, trains to chance at healthy steps), the
+    backward pass, a known-good recipe, the augmentation."""
+    ratios = [r for layer in run.layers("update_ratio")
+              if (r := run.value("update_ratio", layer, finding.epoch)) is not None and math.isfinite(r)]
+    if ratios and 0 < max(ratios) < HEALTHY_UPDATE:  # learned nothing, at steps below a healthy one
+        raised = _lr_too_low(run, settings, finding)
+        if raised:
+            return raised
+    parts = ["check that each image has its own label (a label column shifted by one row, or shuffled, "
+             "trains to chance)", "run scratchnn gradcheck to rule out a wrong backward pass"]
+    if settings.get("preset") != "seed":
+        parts.append("try --preset seed on the same data")
+    if settings.get("augment"):
+        parts.append("train once with --no-augment")
+    return "; ".join(parts)
 
 
 @fits("vanishing-gradients")
@@ -290,11 +309,16 @@ def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str:
 def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     epochs, lr, hidden = settings.get("epochs"), settings.get("lr"), settings.get("hidden") or []
     rate = settings.lr_name.removeprefix("the ")  # "--lr", or "learning rate" for a loop of one's own
+    level = dict(run.metric("train_accuracy")).get(finding.epoch, 1.0)
     parts = [f"more epochs (--epochs {2 * epochs}, now {epochs})" if epochs else "more epochs (--epochs)",
              f"a larger {rate} than {number(lr)} ({lr_find(settings)})" if lr else f"a larger {rate}",
              "wider or more layers (--hidden 512,256" + (f"; now {','.join(map(str, hidden))})" if hidden else ")")
              if sum(hidden) < 768 and not settings.get("conv") else "",
              "--optimizer adam" if settings.get("optimizer") == "sgd" else ""]
+    level = dict(run.metric("train_accuracy")).get(finding.epoch, 1.0)
+    if level < LABELS_SUSPECT:
+        return (f"first check that each image has its own label (at {level:.0%}, a label column shifted by one row "
+                f"is likelier than a network too small); then {listed(parts)}")
     return listed(parts)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..model import Sequential
 from ..nn import Dense, Sigmoid
 
@@ -53,10 +54,10 @@ def fault(name: str, what: str):
 
 
 def apply_faults(names, setup: Setup) -> Setup:
-    """Apply the named faults in order; an unknown name is a ValueError listing the known ones."""
+    """Apply the named faults in order; an unknown name is a ConfigError listing the known ones."""
     for name in names:
         if name not in FAULTS:
-            raise ValueError(f"unknown fault {name!r}; choose one of {', '.join(FAULTS)}")
+            raise ConfigError(f"unknown fault {name!r}; choose one of {', '.join(FAULTS)}")
         FAULTS[name].apply(setup)
     return setup
 
@@ -142,7 +143,7 @@ def sigmoid_deep(setup: Setup) -> None:
     model, rng = setup.model, setup.rng
     features, layers = int(np.prod(model.input_shape)), []
     if len(model.input_shape) != 1:
-        raise ValueError("the sigmoid-deep fault builds an MLP; train it without --conv")
+        raise ConfigError("the sigmoid-deep fault builds an MLP of its own; train it without --conv")
     for width in (128,) * 5:
         layers += [Dense(features, width, init="zeros", bias_init="zeros"), Sigmoid()]
         features = width

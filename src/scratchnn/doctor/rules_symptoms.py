@@ -14,7 +14,8 @@ from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP, GRAD_GROWTH,
     HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST, STILL,
-    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held, layer_held_above, percent)
+    SLOW_UPDATE, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held,
+    layer_held_above, percent)
 
 
 def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
@@ -78,18 +79,23 @@ def lr_too_high(run: RunHealth):
 
 
 @rule("lr-too-low", "warning",
-      "Each step changes the weights by less than a hundred-thousandth of their size, so the "
-      "loss hardly moves. The gradients are there and point the right way, but the learning "
-      "rate scales them down to nothing: the network would need millions of steps to learn.",
+      "Each step changes the weights by a tiny fraction of their size (healthy steps: about a "
+      "thousandth), so the loss hardly moves and the accuracy crawls. The gradients are there and "
+      "point the right way, but the learning rate scales them down to almost nothing: the network "
+      "would need thousands of times more steps to learn.",
       "raise --lr by 10x or more (try scratchnn lr-find for a first guess)")
 def lr_too_low(run: RunHealth):
-    """At two evaluations in a row every layer's update_ratio is below LOW_UPDATE (1e-5), some
-    layer has a nonzero grad_rms, and the train loss stays above half of ln C and changes by
-    less than STILL (0.5%) between them."""
+    """At two evaluations in a row (after the first step) some layer has a nonzero grad_rms and
+    either every layer's update_ratio is below LOW_UPDATE (1e-5) while the train loss stays above
+    half of ln C and changes by less than STILL (0.5%) between them, or every layer's
+    update_ratio, scaled to the run's highest rate so far (a schedule's decay is not the rate
+    the user chose; without an lr column, as it is), is below SLOW_UPDATE (2e-4) while the train
+    accuracy is below UNDERFIT_ACCURACY (0.8)."""
     layers = run.layers("update_ratio")
-    losses = dict(run.metric("train_loss"))
-    streak, previous = 0, None
+    losses, accuracies, rates = (dict(run.metric(column)) for column in ("train_loss", "train_accuracy", "lr"))
+    stalls, crawls, previous, peak = 0, 0, None, 0.0
     for epoch in run.epochs:
+        peak = max(peak, rates.get(epoch, 0.0))
         ratios = [run.value("update_ratio", layer, epoch) for layer in layers]
         grads = [run.value("grad_rms", layer, epoch) or 0.0 for layer in layers]
         if not any(g > 0 for g in grads):
@@ -98,12 +104,17 @@ def lr_too_low(run: RunHealth):
         if not ratios or None in ratios or not all(map(math.isfinite, ratios)) or loss is None:
             continue
         still = previous is not None and abs(loss - previous) < STILL * abs(previous)
-        slow = max(ratios) < LOW_UPDATE and loss > run.chance_loss / 2
-        streak = streak + 1 if slow else 0
+        stalled = max(ratios) < LOW_UPDATE and loss > run.chance_loss / 2
+        full_rate = max(ratios) * peak / rates[epoch] if rates.get(epoch) else max(ratios)  # no lr: constant
+        crawling = epoch > 0 and full_rate < SLOW_UPDATE and accuracies.get(epoch, 1.0) < UNDERFIT_ACCURACY
+        stalls, crawls = stalls + 1 if stalled else 0, crawls + 1 if crawling else 0
         previous = loss
-        if streak >= PERSIST and still:
+        if stalls >= PERSIST and still:
             return Trigger(epoch, f"steps change the weights by {max(ratios):.2g} of their size and the loss "
                                   f"stays at {loss:.3f}")
+        if crawls >= PERSIST:
+            return Trigger(epoch, f"steps change the weights by {max(ratios):.2g} of their size (healthy: "
+                                  f"about 0.001) and train accuracy is {accuracies[epoch]:.3f}")
     return None
 
 
@@ -189,19 +200,20 @@ def one_class(run: RunHealth):
 
 
 @rule("chance-loss", "error",
-      "The loss stays at ln C, what a uniform guess over C classes scores, and the accuracy at "
-      "1/C: the network has learned nothing yet. Something upstream (the learning rate, the "
+      "The loss stays at ln C (what a uniform guess over C classes scores) or above, and the "
+      "accuracy at 1/C: the network has learned nothing yet. Something upstream (the learning rate, the "
       "initial weights, the labels, an augmentation that leaves the images unreadable) stops it; "
       "the other findings say which.",
       "run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data; "
       "with --augment, train once without it")
 def chance_loss(run: RunHealth):
-    """At three evaluations in a row the train loss is within ±10% of ln C and the train accuracy
-    is below CHANCE_ACCURACY / C (1.5 / C)."""
+    """At three evaluations in a row the train loss is above ln C less 10% (at chance, or worse:
+    a loss of 3 for digits, where ln 10 = 2.303) and the train accuracy is below CHANCE_ACCURACY / C
+    (1.5 / C)."""
     chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
     rows = [(m["epoch"], m) for m in run.metrics]
-    epoch = held(rows, lambda m: abs(m["train_loss"] - chance) <= CHANCE_BAND * chance
-                  and m["train_accuracy"] < limit, times=3)
+    epoch = held(rows, lambda m: m["train_loss"] >= (1 - CHANCE_BAND) * chance
+                 and m["train_accuracy"] < limit, times=3)
     if epoch is None:
         return None
     loss = next(m["train_loss"] for e, m in rows if e == epoch)
@@ -263,16 +275,17 @@ def train_dev_gap(run: RunHealth):
       "--optimizer adam")
 def underfitting(run: RunHealth):
     """After at least UNDERFIT_AFTER (5) evaluations, the train accuracy is above chance (1.5 / C)
-    and below UNDERFIT_ACCURACY (0.8), and rose by less than UNDERFIT_PLATEAU (1 point) over the
-    last three evaluations and over the last UNDERFIT_SPAN (a fifth) of the epochs so far,
-    whichever is longer (evaluated every iteration, the seed network gains 0.4 point an
-    iteration: three evaluations are too short to tell slow from stuck)."""
+    and below UNDERFIT_ACCURACY (0.8), and moved by less than UNDERFIT_PLATEAU (1 point) either
+    way over the last three evaluations and over the last UNDERFIT_SPAN (a fifth) of the epochs
+    so far, whichever is longer (evaluated every iteration, the seed network gains 0.4 point an
+    iteration: three evaluations are too short to tell slow from stuck; and a dip of one
+    evaluation, 0.67 -> 0.49 -> 0.71, is no plateau)."""
     accuracy = run.metric("train_accuracy")
     if len(accuracy) < UNDERFIT_AFTER:
         return None
     epoch, now = accuracy[-1]
     start = min(accuracy[-4][0], epoch - UNDERFIT_SPAN * epoch)
     before = [value for e, value in accuracy if e <= start][-1]
-    if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and now - before < UNDERFIT_PLATEAU:
+    if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and abs(now - before) < UNDERFIT_PLATEAU:
         return Trigger(epoch, f"train accuracy levelled off at {now:.3f}")
     return None

@@ -73,7 +73,7 @@ MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class",
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
 SIGNALS = MODEL_SIGNALS + WEIGHT_SIGNALS + ACTIVATION_SIGNALS
-METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr")  # lr: optional too
 SATURATION = 0.99  # |tanh| or max(σ, 1 − σ) past this is on the flat part: slope < 0.02
 
 
@@ -252,6 +252,8 @@ def check_metric_rows(rows: Iterable[dict], source: str = "metrics") -> list[dic
                 raise DataError(f"{where}, {column}: a cross-entropy loss is 0 or more, got {value!r}")
             if "accuracy" in column and not (math.isnan(value) or 0 <= value <= 1):
                 raise DataError(f"{where}, {column}: an accuracy is between 0 and 1, got {value!r}")
+            if column == "lr" and not (math.isnan(value) or 0 <= value < math.inf):
+                raise DataError(f"{where}, lr: a learning rate is 0 or more and finite, got {value!r}")
         checked.append(values)
     epochs = [r["epoch"] for r in checked]
     if epochs != sorted(set(epochs)):

@@ -17,10 +17,13 @@ FIRST_UPDATE = 0.5       # ‖ΔW‖/‖W‖ of the very first step above this: 
 DIVERGED_UPDATE = 1e-2   # a run that diverged after steps of 10x the healthy 1e-3
 WEIGHT_GROWTH = 10.0     # weight RMS this many times its initial value: steps blew the weights up
 LOW_UPDATE = 1e-5        # ‖ΔW‖/‖W‖ below this in every layer: nothing moves
+SLOW_UPDATE = 2e-4       # ... below this at the run's full rate while train accuracy is under UNDERFIT_ACCURACY:
+                         # learning at a crawl (seed preset at lr 1e-4: 4e-5; mlp at 2e-5: 1.5e-4; the
+                         # seed preset itself stays above 1e-3 until it passes 0.8)
 STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
 DEAD = 0.5               # share of a ReLU layer's units that never fired
 ONE_CLASS = 0.6          # share of predictions taken by one class
-CHANCE_BAND = 0.1        # train loss within ±10% of ln C ...
+CHANCE_BAND = 0.1        # train loss above ln C less 10% (at chance or worse) ...
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 PERSIST = 2              # evaluations a condition must hold in a row (one is noise)
 MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance

@@ -164,7 +164,8 @@ class TrainConfig:
                                "appear), strict (an error finding stops the run, exit code 3)",
                          group="doctor", choices=DOCTOR_MODES, summary=lambda v: "" if v == "on" else f"doctor {v}")
     fault: list[str] = option([], "reproduce a classic mistake on purpose (repeatable): "
-                                  + ", ".join(FAULTS), group="doctor", metavar="NAME", choices=tuple(FAULTS),
+                                  + ", ".join(FAULTS) + " (scratchnn doctor --faults says what each breaks)",
+                              group="doctor", metavar="NAME", choices=tuple(FAULTS),
                               applies=lambda c: bool(c.fault))
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
     # `train` saves files as absolute paths with their SHA-256, so a run folder opened from any
@@ -214,6 +215,9 @@ class TrainConfig:
         if self.padding and len(self.padding) != len(self.conv):
             raise ConfigError(f"--padding needs one value per convolution block ({len(self.conv)}), "
                               f"got {','.join(map(str, self.padding))}")
+        if "sigmoid-deep" in self.fault and self.conv:
+            raise ConfigError("the sigmoid-deep fault builds an MLP of its own; train it without --conv "
+                              "(e.g. --preset mlp --fault sigmoid-deep)")
         if self.patience and self.monitor.startswith("dev") and self.dev_size == 0:
             raise ConfigError("early stopping (--patience) watches the dev set; give --dev-size > 0")
         given, spell = {}, {}

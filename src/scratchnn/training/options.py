@@ -55,13 +55,19 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def choices_told(self) -> str:
+        """Where the choices are explained, for an error that lists them ('' when their names suffice)."""
+        return " (scratchnn doctor --faults says what each breaks)" if self.flag == "--fault" else ""
+
     def check(self, value) -> None:
         """Raise ConfigError if ``value`` is outside this option's range or choices."""
         if isinstance(value, dict):  # a table of settings: its own type checks it (TrainConfig.validate)
             return
         for item in value if isinstance(value, list) else [value]:
             if self.choices is not None and item not in self.choices:
-                raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}")
+                raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}"
+                                  f"{self.choices_told}")
             if isinstance(item, (bool, str)):
                 continue
             if not math.isfinite(item):

@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..data import DataSource, scale_pixels
 from ..data.augment import Augmentation
-from ..doctor.faults import Setup, apply_faults
+from ..doctor.faults import FAULTS, Setup, apply_faults
 from ..doctor.diagnosis import Doctor
 from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
@@ -218,7 +218,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if line:
             log(line)
     if config.fault:
-        log(f"Faults on purpose: {', '.join(config.fault)} (the doctor is not told)")
+        log("Faults on purpose (the doctor is not told): "
+            + "; ".join(f"{name}: {FAULTS[name].what}" for name in config.fault))
     note_if_busy(config.threads, log)
     health = None if config.doctor == "off" else HealthRecorder.for_data(
         x_train, earlier_health(run_dir, checkpoint, log))
@@ -339,7 +340,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     if config.fault and health is not None:
         log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are what "
             "to do where the same mistake was made by accident. To train normally, run it again without --fault")
-    if not (stop_requested is not None and stop_requested()):
+    broken = any(f.severity == "error" for f in findings)  # more of a broken run is not what it needs
+    if not broken and not (stop_requested is not None and stop_requested()):
         for line in filter(None, [still_learning(history, config.epochs, step_name.lower())]):
             log(line)
     return RunResult(model, history, run_dir, model_path, seconds, metrics, findings, tuple(data.classes))
