@@ -54,6 +54,9 @@ CASES = {
     "lr 500x too high (mlp)": ("--preset mlp --lr 1 --epochs 5", "lr-too-high"),
     "lr 10,000x too low (seed)": ("--preset seed --lr 1e-5 --epochs 100", "lr-too-low"),
     "lr 20,000x too low (mlp)": ("--preset mlp --lr 1e-7 --epochs 5", "lr-too-low"),
+    # too low, but the loss still moves: learning at a crawl (both were called healthy before)
+    "lr 1,000x too low (seed)": ("--preset seed --lr 1e-4 --epochs 100", "lr-too-low"),
+    "lr 100x too low (mlp)": ("--preset mlp --lr 2e-5 --epochs 5", "lr-too-low"),
     "deep sigmoid, tutorial init": (f"--preset seed --hidden 128,128,128,128,128 --activation sigmoid {MINI}",
                                     "vanishing-gradients"),
     "deep tanh, tutorial init": (f"--preset seed --hidden 512,512,512 --activation tanh {MINI}", "saturated"),

@@ -38,4 +38,4 @@ def study_trials(sweep_dir: Path):
     from scratchnn.tune.study import open_study, read_sweep_folder
 
     folder = read_sweep_folder(sweep_dir)
-    return open_study(folder.storage(), folder.seed).get_trials()
+    return open_study(folder.storage(), folder.seed, name=folder.study).get_trials()

@@ -94,8 +94,8 @@ def test_lr_too_low_names_the_rate_that_would_move_the_weights_a_hundredth():
     health = [(0, "model", "classes", 10)] + [(e, "1.Dense", signal, value) for e, ratio in enumerate(ratios)
                                               for signal, value in (("update_ratio", ratio), ("grad_rms", 0.1))]
     found = finding("lr-too-low", metrics([2.3] * 5), health, lr=1e-6, optimizer="sgd")
-    assert found.fix.startswith("raise --lr from 1e-06 to 0.1 (its steps change the weights by 2e-07 of their "
-                                "size; healthy runs: 0.001 to 0.01)")
+    assert found.fix.startswith("raise --lr from 1e-06 to 0.1 (each step changes the weights by 2e-07 of their "
+                                "size; a healthy step, by 0.001 to 0.01)")
     assert found.fix.endswith(LR_FIND)
 
 
@@ -218,7 +218,11 @@ def test_a_learners_own_loop_may_tell_only_some_settings():
     health = first_step(11.0) + [(e, "3.ReLU", "dead_fraction", 0.9) for e in range(3)]
     findings = diagnose(metrics([2.0, 1.9, 1.8]), health, Settings({"lr": 0.5}))
     fixes = {f.id: f.fix for f in findings}
-    assert fixes["lr-too-high"] == "lower the learning rate from 0.5 to 0.0005; scratchnn lr-find suggests one"
+    assert fixes["lr-too-high"] == (  # no scratchnn command: the loop is the learner's own (the doctor audit)
+        "lower the learning rate from 0.5 to 0.0005; a range test finds one: raise the rate step by step from 1e-6 "
+        "and take a tenth of the rate where the loss falls fastest; if the loss climbs at a rate 10x lower too, "
+        "check your backward pass against finite differences (scratchnn.gradcheck.numerical_gradient): a gradient "
+        "with the wrong sign climbs at any rate")
     assert fixes["dead-relu"] == "this follows from [lr-too-high] (epoch 0): fix that first"
     assert all("None" not in fix for fix in fixes.values())
 

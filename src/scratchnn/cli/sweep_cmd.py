@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     from ..tune.parallel import dask_client
-    from ..tune.space import load_space
-    from ..tune.study import BEST_FILE
+    from ..tune.space import NOT_SEARCHED, load_space
+    from ..tune.study import BEST_FILE, sweep_lock
     from ..tune.sweep import resume_sweep, run_sweep, start_sweep
 
     log = (lambda line: None) if args.quiet else print
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.out is None:
             raise ConfigError("give --out DIR, the folder the sweep's trials and best.toml go into")
+        if "threads" in given_options(args, TRAIN_GROUPS):
+            raise ConfigError(f"--threads: {NOT_SEARCHED['threads']}; drop --threads")
         base = resolve_config(args)
         space = load_space(args.space or "default", base.preset)
         fixed = sorted(set(space.names) & set(given_options(args, TRAIN_GROUPS)))
@@ -86,15 +88,23 @@ def run(args: argparse.Namespace) -> int:
                               "drop the flag or the line of the space")
         folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage)
         folder_path = folder.path
+    resume = f"continue with 'scratchnn sweep --resume {folder_path}'"
     try:
-        with dask_client(args.workers or os.cpu_count() or 1, args.scheduler) as client:
+        with sweep_lock(folder_path), dask_client(args.workers or os.cpu_count() or 1, args.scheduler, log) as client:
             if args.resume:
                 study = resume_sweep(folder_path, client, args.trials, log=log)
             else:
                 study = run_sweep(folder, client, create=True, log=log)
             complete = study.get_trials(states=(TrialState.COMPLETE,))  # before the cluster goes
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"finished trials are kept; continue with 'scratchnn sweep --resume {folder_path}'") from None
+        raise KeyboardInterrupt(f"finished trials are kept; {resume}") from None
+    except ConfigError:
+        if not args.resume:
+            folder.remove_if_unused()  # no cluster or no storage: a rerun of the command starts afresh
+        raise
+    except (OSError, TimeoutError) as error:  # the scheduler went away mid-sweep (CommClosedError is an OSError)
+        raise ConfigError(f"lost the Dask cluster ({type(error).__name__}: {error}); finished trials are kept: "
+                          f"start it again and {resume}") from None
     best = folder_path / BEST_FILE
     if not complete:
         print(f"No trial finished well in {folder_path}; see the reasons above and in {folder_path}/trials/*/train.log")

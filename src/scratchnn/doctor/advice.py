@@ -178,9 +178,11 @@ def warm_up(settings: Settings) -> str:
 
 
 def lr_find(settings: Settings) -> str:
-    """The lr-find command for this run (its range test needs mini-batches: a full-batch run's gets some)."""
+    """The lr-find command for this run (its range test needs mini-batches: a full-batch run's gets some);
+    for a loop of one's own, the range test in words."""
     if not settings.config_file:
-        return "scratchnn lr-find suggests one"
+        return ("a range test finds one: raise the rate step by step from 1e-6 and take a tenth of the rate "
+                "where the loss falls fastest")
     batches = " --batch-size 128" if settings.get("batch_size") == 0 else ""
     return f"scratchnn lr-find --config {settings.config_file}{batches} measures one for this network in seconds"
 
@@ -189,19 +191,34 @@ def unit_init(settings: Settings) -> str:
     """The initialiser for the run's activation ('' when the run uses it already)."""
     wanted = "glorot_uniform" if settings.get("activation") in ("sigmoid", "tanh") else "he_normal"
     init = settings.get("init")
-    return "" if init == wanted else f"--init {wanted}" + (f" (now {init})" if init else "")
+    if init == wanted:
+        return ""
+    if not settings.config_file:  # a loop of one's own: the initialisation in words
+        return ("weights drawn as He's N(0, 2/fan_in)" if wanted == "he_normal"
+                else "weights drawn as Glorot's U(±√(6/(fan_in + fan_out)))")
+    return f"--init {wanted}" + (f" (now {init})" if init else "")
 
 
 @fits("lr-too-high")
 def _lr_too_high(run: RunHealth, settings: Settings, finding: Finding) -> str:
     warm = warm_up(settings) if lr_factor(run) <= 10 else ""  # a warm-up tames a rate a little too large
-    return f"{lower_lr(run, settings)}{f' (or keep it and add {warm})' if warm else ''}; {lr_find(settings)}"
+    fix = f"{lower_lr(run, settings)}{f' (or keep it and add {warm})' if warm else ''}; {lr_find(settings)}"
+    return fix + own_backward(settings)
+
+
+def own_backward(settings: Settings) -> str:
+    """For a loop of one's own: a backward pass with a wrong sign climbs at any rate (a learner's
+    sign error was told to lower the rate, and lower again); scratchnn's own passes are checked."""
+    if settings.config_file:
+        return ""
+    return ("; if the loss climbs at a rate 10x lower too, check your backward pass against finite differences "
+            "(scratchnn.gradcheck.numerical_gradient): a gradient with the wrong sign climbs at any rate")
 
 
 @fits("exploding")
 def _exploding(run: RunHealth, settings: Settings, finding: Finding) -> str:
     warm = warm_up(settings) if lr_factor(run) <= 10 else ""
-    return "; ".join(p for p in (lower_lr(run, settings), unit_init(settings), warm) if p)
+    return "; ".join(p for p in (lower_lr(run, settings), unit_init(settings), warm) if p) + own_backward(settings)
 
 
 @fits("lr-too-low")
@@ -214,8 +231,8 @@ def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | N
         return None
     raised = lr * _power_of_ten_above(BRISK_UPDATE / max(ratios))
     raised = max(lr * 10, min(raised, MOST_RAISED.get(settings.get("optimizer"), raised)))  # at least 10x, as before
-    return (f"raise {settings.lr_name} from {number(lr)} to {number(raised)} (its steps change the weights by "
-            f"{max(ratios):.2g} of their size; healthy runs: {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
+    return (f"raise {settings.lr_name} from {number(lr)} to {number(raised)} (each step changes the weights by "
+            f"{max(ratios):.2g} of their size; a healthy step, by {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
             f"{lr_find(settings)}")
 
 

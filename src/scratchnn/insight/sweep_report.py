@@ -43,7 +43,7 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
     from ..tune.study import open_study, read_sweep_folder
 
     folder = read_sweep_folder(Path(sweep_dir))
-    study = open_study(folder.storage(), folder.seed)
+    study = open_study(folder.storage(), folder.seed, name=folder.study)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     notes, figures = [], []

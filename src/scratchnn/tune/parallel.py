@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,20 +32,21 @@ def require_tune_extra(command: str = "this command") -> None:
 
 
 @contextmanager
-def dask_client(workers: int, scheduler: str | None = None) -> Iterator:
+def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterator:
     """A ``distributed.Client``: to ``scheduler`` if given, else to a LocalCluster of ``workers``
     processes with one thread each, started here and stopped on the way out."""
     from distributed import Client, LocalCluster
 
     if scheduler:
-        try:
-            client = Client(scheduler, timeout="15s")
-        except (OSError, TimeoutError) as error:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({error}); start one with "
-                              "'dask scheduler' and workers with 'dask worker ADDRESS'") from None
+        client = _connect(Client, check_scheduler_address(scheduler))
         with client:
             if not client.scheduler_info().get("workers"):
-                client.wait_for_workers(1, timeout=60)
+                log(f"Waiting up to {WORKER_WAIT} s for a worker to join {scheduler} ...")
+                try:
+                    client.wait_for_workers(1, timeout=WORKER_WAIT)
+                except TimeoutError:
+                    raise ConfigError(f"the Dask scheduler at {scheduler} has no workers after {WORKER_WAIT} s; "
+                                      f"start some with 'dask worker {scheduler}'") from None
             yield client
         return
     if workers < 1:
@@ -54,6 +57,50 @@ def dask_client(workers: int, scheduler: str | None = None) -> Iterator:
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
                       dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
+
+
+WORKER_WAIT = 60  # seconds a cluster without workers is waited for
+CONNECT_WAIT = 20  # seconds: beyond Client's own 15 s, a port that accepts and never answers (the dashboard's)
+ADDRESS = re.compile(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``tcp://HOST:PORT`` (or ``tls://``, or ``HOST:PORT``) as ``dask scheduler`` prints it; a
+    ConfigError naming the usual slip otherwise (the dashboard's http:// address)."""
+    found = ADDRESS.fullmatch(address.strip())
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(f"--scheduler {address} is a web address (the scheduler's dashboard, port 8787 by default); "
+                          "give the address 'dask scheduler' prints, tcp://HOST:8786")
+    if not found or not 0 < int(found.group(3)) < 65536:
+        raise ConfigError(f"--scheduler {address!r} is not a scheduler address; give tcp://HOST:PORT, as "
+                          "'dask scheduler' prints it (tcp://127.0.0.1:8786)")
+    return address.strip()
+
+
+def _connect(client_type, address: str):
+    """A Client of the scheduler at ``address``, or a one-line ConfigError: unreachable, or no
+    answer in CONNECT_WAIT seconds (a port that is open but not a scheduler's hung for minutes)."""
+    outcome: dict = {}
+
+    def connect() -> None:
+        try:
+            outcome["client"] = client_type(address, timeout="15s")
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=connect, name="scratchnn-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_WAIT)
+    if thread.is_alive():
+        raise ConfigError(f"no Dask scheduler answered at {address} in {CONNECT_WAIT} s: is it the dashboard's port "
+                          "(8787)? 'dask scheduler' prints the scheduler's (tcp://...:8786)")
+    error = outcome.get("error")
+    if isinstance(error, (OSError, TimeoutError, ValueError)):
+        raise ConfigError(f"cannot reach the Dask scheduler at {address} ({error}); start one with "
+                          "'dask scheduler' and workers with 'dask worker ADDRESS'") from None
+    if error is not None:
+        raise error
+    return outcome["client"]
 
 
 def cluster_storage(client, storage):

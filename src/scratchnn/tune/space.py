@@ -33,6 +33,15 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SEARCHABLE_GROUPS = ("network", "optimisation", "training loop")  # not the data: every trial sees the same
+# Options of those groups a search would make meaningless: trials scored on other dev digits, or a
+# setting every trial overrides.
+NOT_SEARCHED = {
+    "dev_size": "trials scored on dev sets of other sizes cannot be compared; every trial uses the base config's",
+    "split_seed": "trials scored on other dev digits cannot be compared; give --split-seed N to fix the split",
+    "seed": "the seed also draws the dev split, so trials would be scored on other digits; compare seeds with "
+            "scratchnn train --seeds 0,1,2",
+    "threads": "every trial runs on one BLAS thread (one trial per core: --workers)",
+}
 RANGE_KEYS = {"low", "high", "log", "step"}
 MAX_SPACE_BYTES = 64 * 1024  # a search space is a few lines; refuse to read a huge file
 
@@ -136,9 +145,12 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     dimensions = []
     for name, rule in table.items():
         where = f"{source}, line {_line_of(text, name)}"
+        if name in NOT_SEARCHED:
+            raise ConfigError(f"{where}: {name} cannot be searched: {NOT_SEARCHED[name]}")
         if name not in specs:
-            near = difflib.get_close_matches(name, list(specs), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; searchable: {', '.join(specs)}"
+            near = difflib.get_close_matches(name, [n for n in specs if n not in NOT_SEARCHED], n=1)
+            hint = (f"; did you mean {near[0]!r}?" if near
+                    else f"; searchable: {', '.join(n for n in specs if n not in NOT_SEARCHED)}")
             raise ConfigError(f"{where}: unknown option {name!r}{hint}")
         if not isinstance(rule, dict):
             raise ConfigError(f"{where}: {name} must be a table like {{low = 0.1, high = 1}} or "

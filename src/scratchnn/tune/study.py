@@ -12,7 +12,12 @@ reported to the pruner (median rule). Needs the ``tune`` extra (Optuna).
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,7 @@ from ..training.config import CONFIG_FILE, TrainConfig
 from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 
 SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "sweep.json", "space.toml", "base.toml", "study.log", "best.toml"
+LOCK_FILE = "sweep.lock"  # the pid and host of the sweep running in the folder
 TRIALS_DIR = "trials"
 STUDY_NAME = "sweep"
 INTERRUPTED = "interrupted"  # user attribute of a trial the sweep lost (killed while it ran)
@@ -46,6 +52,7 @@ class SweepFolder:
     seed: int
     space: SearchSpace
     base: TrainConfig
+    study: str = STUDY_NAME  # its own name in a --storage database that other sweeps share
 
     def trial_dir(self, number: int) -> Path:
         return self.path / TRIALS_DIR / f"{number:04d}"
@@ -56,8 +63,18 @@ class SweepFolder:
             return self.storage_url
         return JournalStorage(JournalFileBackend(str((self.path / STUDY_FILE).absolute())))
 
+    def remove_if_unused(self) -> None:
+        """Undo ``create_sweep_folder`` when the sweep could not start (no cluster, a bad storage):
+        no trial ran, so its files go, and a rerun of the same command starts afresh."""
+        if (self.path / TRIALS_DIR).exists():
+            return
+        for name in (SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE):
+            (self.path / name).unlink(missing_ok=True)
+        if not any(self.path.iterdir()):
+            self.path.rmdir()
+
     def write(self) -> None:
-        settings = {"study": STUDY_NAME, "storage": self.storage_url, "trials": self.trials, "seed": self.seed}
+        settings = {"study": self.study, "storage": self.storage_url, "trials": self.trials, "seed": self.seed}
         atomic_write_bytes(self.path / SPACE_FILE, self.space.text.encode())
         self.base.save(self.path / BASE_FILE)
         atomic_write_bytes(self.path / SWEEP_FILE, (json.dumps(settings, indent=2) + "\n").encode())
@@ -74,6 +91,46 @@ class ClusterStorage(DaskStorage):
         return (ClusterStorage, (None, self.name, None, False))
 
 
+@contextmanager
+def sweep_lock(path: Path) -> Iterator[None]:
+    """Hold ``path/sweep.lock`` while a sweep runs there: a second ``--resume`` of a running sweep
+    would mark its live trials failed and the first sweep then crashes. A lock left by a sweep that
+    was killed (its pid is gone, on this host) is taken over."""
+    lock, mine = Path(path) / LOCK_FILE, f"{os.getpid()} {socket.gethostname()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            holder = read_small_text(lock, 1024, "the sweep's lock file").split()
+            if not _gone(holder):
+                who = f"pid {holder[0]} on {holder[1]}" if len(holder) == 2 else "another sweep"
+                raise ConfigError(f"{path} is in use by a running sweep ({who}); wait for it to end, or if it "
+                                  f"is gone, delete {lock}") from None
+            lock.unlink(missing_ok=True)  # its sweep was killed: take it over
+    else:
+        raise ConfigError(f"{path}: cannot take {lock}; delete it if no sweep runs there")
+    with os.fdopen(fd, "w") as file:
+        file.write(mine)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _gone(holder: list[str]) -> bool:
+    """True when the lock's sweep ran on this host and its process no longer exists."""
+    if len(holder) != 2 or holder[1] != socket.gethostname() or not holder[0].isdigit():
+        return False
+    try:
+        os.kill(int(holder[0]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def is_sweep_folder(path: Path) -> bool:
     return (Path(path) / SWEEP_FILE).is_file()
 
@@ -86,9 +143,19 @@ def create_sweep_folder(path: Path, trials: int, storage_url: str, space: Search
         raise ConfigError(f"{path} already holds a sweep; continue it with --resume {path}, or choose another --out")
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"{path} is not empty; give a new folder to --out")
-    folder = SweepFolder(path, trials, storage_url, base.seed, space, base)
+    name = f"{STUDY_NAME}-{path.name}-{uuid.uuid4().hex[:8]}" if storage_url else STUDY_NAME
+    folder = SweepFolder(path, trials, absolute_sqlite(storage_url), base.seed, space, base, name)
     folder.write()
     return folder
+
+
+def absolute_sqlite(url: str) -> str:
+    """A SQLite URL with a relative path (sqlite:///rel.db) made absolute, as data paths are: a
+    --resume from another folder would otherwise open (and create) another, empty database."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix):].startswith("/") and url[len(prefix):] not in ("", ":memory:"):
+        return prefix + str(Path(url[len(prefix):]).absolute())
+    return url
 
 
 def read_sweep_folder(path: Path) -> SweepFolder:
@@ -100,11 +167,12 @@ def read_sweep_folder(path: Path) -> SweepFolder:
     try:
         settings = json.loads(text)
         trials, storage_url, seed = int(settings["trials"]), str(settings["storage"]), int(settings["seed"])
+        study = str(settings.get("study", STUDY_NAME))
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
     space_file = path / SPACE_FILE
     space = parse_space(read_small_text(space_file, MAX_SPACE_BYTES, "a search space"), str(space_file))
-    return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE))
+    return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE), study)
 
 
 def make_pruner() -> optuna.pruners.BasePruner:
@@ -116,17 +184,17 @@ def make_pruner() -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
 
 
-def open_study(storage, seed: int, create: bool = False) -> optuna.Study:
+def open_study(storage, seed: int, create: bool = False, name: str = STUDY_NAME) -> optuna.Study:
     """The sweep's study in ``storage``; TPE's seed moves on with the trials already asked for,
     so a resumed sweep does not propose the first trials again."""
     if create:
-        return optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize",
+        return optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                    sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner())
     try:
-        asked = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials(deepcopy=False))
+        asked = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
     except KeyError:
         raise ConfigError("the sweep's study is not in its storage; start a new sweep") from None
-    return optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=make_pruner(),
+    return optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(),
                              sampler=optuna.samplers.TPESampler(seed=seed + asked))
 
 

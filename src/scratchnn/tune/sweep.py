@@ -19,7 +19,7 @@ from ..training.config import TrainConfig
 from ..training.run_data import record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
-from .study import (STUDY_NAME, SweepFolder, counts, create_sweep_folder, open_study, read_sweep_folder,
+from .study import (SweepFolder, counts, create_sweep_folder, open_study, read_sweep_folder,
                     recover_interrupted, write_best)
 from .trial import run_trial
 
@@ -40,7 +40,7 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         raise ConfigError(f"the Dask scheduler could not open the study's storage ({type(error).__name__}: {error}); "
                           "run the sweep where the scheduler runs, put its folder on a shared disk, or give "
                           "--storage URL (a database the scheduler can reach)") from None
-    study = open_study(storage, folder.seed, create=create)
+    study = open_study(storage, folder.seed, create=create, name=folder.study)
     lost = recover_interrupted(study)
     if lost:
         log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
@@ -91,7 +91,7 @@ def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: 
         _fail(study, trial, str(error))
         log(f"Trial {trial.number} failed before starting: {error}")
         return
-    future = client.submit(run_trial, storage, STUDY_NAME, trial._trial_id, config.to_dict(),
+    future = client.submit(run_trial, storage, folder.study, trial._trial_id, config.to_dict(),
                            str(folder.trial_dir(trial.number).absolute()), pure=False,
                            key=f"trial-{trial.number:04d}-{time.time_ns()}")
     running[future] = trial

@@ -7,6 +7,7 @@ parallelism is one trial per core, not threads fighting over the cores.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
     config = TrainConfig.from_dict(config, source="trial")
     config.threads = 1  # one trial per core; and best.toml, its config, then repeats it bit for bit
     folder = Path(trial_dir)
+    again = folder.is_dir() and any(folder.iterdir())
+    if again:  # Dask runs a task again when its worker died: this trial's own folder, half trained
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
     def log(line: str) -> None:
@@ -48,6 +52,8 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
         if result.epoch < config.epochs and trial.should_prune():  # the last epoch is a finished run
             raise optuna.TrialPruned(f"pruned after epoch {result.epoch}: dev accuracy {result.dev_accuracy:.4f}")
 
+    if again:
+        log("started again from the beginning: the worker of the first attempt stopped")
     try:
         result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation)
     except optuna.TrialPruned as pruned:

@@ -1,0 +1,133 @@
+"""What went wrong for an engineer tuning with ``scratchnn sweep`` (an audit): a worker lost mid-trial,
+a second --resume of a running sweep, a start that failed half-way, scheduler addresses that are
+not one, a database shared by sweeps, options whose search compares nothing."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+pytest.importorskip("optuna")  # the tune extra
+
+from scratchnn.errors import ConfigError  # noqa: E402
+from scratchnn.tune import parallel  # noqa: E402
+from scratchnn.tune.space import parse_space  # noqa: E402
+from scratchnn.tune.study import LOCK_FILE, absolute_sqlite, sweep_lock  # noqa: E402
+
+from sweep_support import SMALL, SPACE, scratchnn, write_digits  # noqa: E402
+
+
+def test_a_running_sweeps_folder_is_refused_to_a_second_one_and_a_killed_ones_lock_is_taken_over(tmp_path):
+    with sweep_lock(tmp_path):
+        with pytest.raises(ConfigError, match=rf"is in use by a running sweep \(pid {os.getpid()} on "):
+            with sweep_lock(tmp_path):
+                pass
+    assert not (tmp_path / LOCK_FILE).exists()  # let go when the sweep ends
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK_FILE).write_text(f"{dead.stdout.strip()} {socket.gethostname()}\n")  # a killed sweep's
+    with sweep_lock(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text().split()[0] == str(os.getpid())
+    (tmp_path / LOCK_FILE).write_text("1 another-host\n")  # elsewhere: this machine cannot tell, so it waits
+    with pytest.raises(ConfigError, match="pid 1 on another-host"):
+        with sweep_lock(tmp_path):
+            pass
+
+
+@pytest.mark.parametrize("address, message", [
+    ("http://127.0.0.1:8787", "is a web address (the scheduler's dashboard"),
+    ("tcp://127.0.0.1:44523x", "is not a scheduler address; give tcp://HOST:PORT"),
+    ("127.0.0.1", "is not a scheduler address"),
+])
+def test_what_is_no_scheduler_address_is_one_line(address, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parallel.check_scheduler_address(address)
+    assert parallel.check_scheduler_address("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
+
+
+def test_a_port_that_accepts_and_never_answers_is_given_up_on(monkeypatch):
+    """The dashboard's port hung the sweep for 3 minutes 20 seconds before."""
+    from distributed import Client
+
+    monkeypatch.setattr(parallel, "CONNECT_WAIT", 2)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        accepted = []
+        threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=r"no Dask scheduler answered at .* in 2 s: is it the dashboard's port"):
+            parallel._connect(Client, address)
+
+
+def test_a_sweep_that_cannot_start_leaves_no_folder_behind(tmp_path):
+    """sweep.json was written before the scheduler was tried: the same command then said 'already
+    holds a sweep', and its --resume 'the study is not in its storage'."""
+    (tmp_path / "space.toml").write_text(SPACE)
+    for _ in range(2):  # the same command twice: the same error, not another one
+        done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--scheduler", "tcp://127.0.0.1:1",
+                         "--out", tmp_path / "s", "--csv", tmp_path / "space.toml", timeout=120)
+        assert done.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in done.stderr, done.stderr
+        assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name", ["dev_size", "split_seed", "seed", "threads"])
+def test_options_whose_search_compares_nothing_are_refused(name):
+    with pytest.raises(ConfigError, match=rf"line 1: {name} cannot be searched: "):
+        parse_space(f"{name} = {{low = 1, high = 4}}\n", "space.toml")
+
+
+def test_threads_given_to_a_sweep_is_refused_not_ignored(tmp_path, capsys):
+    from scratchnn.cli.main import main
+
+    assert main(["sweep", "--threads", "2", "--out", str(tmp_path / "s")]) == 1
+    assert "--threads: every trial runs on one BLAS thread (one trial per core: --workers); drop --threads" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_relative_sqlite_url_is_kept_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_sqlite("sqlite:///rel.db") == f"sqlite:///{tmp_path / 'rel.db'}"
+    for kept in ("sqlite:////abs/x.db", "sqlite:///:memory:", "postgresql://u@h/db", ""):
+        assert absolute_sqlite(kept) == kept
+
+
+def test_two_sweeps_share_one_database_each_with_its_own_study(shared_dir, tmp_path):
+    """The study was always named 'sweep': the second sweep on a database died with DuplicatedStudyError."""
+    digits = write_digits(shared_dir, tmp_path / "digits.csv", 1200)
+    (tmp_path / "space.toml").write_text(SPACE)
+    for out in ("a", "b"):
+        done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--csv", digits, *SMALL, "--dev-size", 300,
+                         "--epochs", 1, "--trials", 1, "--workers", 1, "--storage", "sqlite:///shared.db",
+                         "--out", tmp_path / out, cwd=tmp_path, timeout=240)
+        assert done.returncode == 0, done.stdout + done.stderr
+    import optuna
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'shared.db'}"))
+    assert len(names) == 2 and names[0].startswith("sweep-a-") and names[1].startswith("sweep-b-")
+
+
+def test_a_trial_run_again_after_its_worker_died_starts_afresh(shared_dir, tmp_path):
+    """Dask runs a lost worker's task again: the retry found its own half-written folder and failed
+    ('already holds a run; continue it with --resume ...'), and the trial was lost."""
+    import optuna
+
+    from scratchnn.training.presets import get_preset
+    from scratchnn.tune.study import STUDY_NAME, make_pruner
+    from scratchnn.tune.trial import run_trial
+
+    digits = write_digits(shared_dir, tmp_path / "digits.csv", 1200)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", pruner=make_pruner())
+    config = get_preset("mlp")
+    config.csv, config.dev_size, config.epochs, config.hidden, config.warmup = str(digits), 300, 1, [32], 0.0
+    folder = tmp_path / "trials" / "0000"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text("# what the first attempt left\n")
+    (folder / "metrics.csv").write_text("epoch,train_loss\n")
+    trial = study.ask()
+    outcome = run_trial(storage, STUDY_NAME, trial._trial_id, config.to_dict(), str(folder))
+    assert outcome["state"] == "complete", outcome
+    assert "started again from the beginning" in (folder / "train.log").read_text()
