@@ -90,7 +90,8 @@ def test_a_best_trial_the_doctor_found_broken_is_said_to_be(digits, tmp_path):
                      "--train-size", 1000, "--trials", 2, "--workers", 1, "--out", tmp_path / "warm")
     assert done.returncode == 0, done.stderr
     note = r"Note: the doctor found \[[a-z-]+\] (error|warning).* in the best trial too \(scratchnn doctor \S+trials/"
-    assert re.search(note + r"\d{4}\): the space itself may be off", done.stdout), done.stdout
+    assert re.search(note + r"\d{4}\): the trials may all share it", done.stdout), done.stdout
+    assert "narrow that range in a copy of" in " ".join(done.stdout.split())
 
 
 def test_a_killed_sweep_resumes_without_repeating_trials(digits, tmp_path):
@@ -154,3 +155,12 @@ def test_a_trial_below_the_median_is_pruned_in_its_worker(digits, tmp_path):
     assert outcome["reason"].startswith("pruned after epoch 2: dev accuracy")
     assert study.trials[-1].intermediate_values.keys() == {1, 2}
     assert "pruned after epoch 2" in (tmp_path / "trial" / "train.log").read_text()
+
+
+def test_a_resume_cannot_lower_the_total_below_the_trials_done(sweep):
+    """'--resume DIR --trials 1' printed '3 of 1 trials done' and saved the total (the sweep audit)."""
+    out, _ = sweep
+    before = (out / "sweep.json").read_text()
+    done = scratchnn("sweep", "--resume", out, "--trials", 2, "--workers", 1)
+    assert done.returncode == 1 and "--trials 2 is below the 6 trials this sweep has done" in done.stderr, done.stderr
+    assert (out / "sweep.json").read_text() == before and not (out / "sweep.lock").exists()

@@ -131,3 +131,52 @@ def test_a_trial_run_again_after_its_worker_died_starts_afresh(shared_dir, tmp_p
     outcome = run_trial(storage, STUDY_NAME, trial._trial_id, config.to_dict(), str(folder))
     assert outcome["state"] == "complete", outcome
     assert "started again from the beginning" in (folder / "train.log").read_text()
+
+
+def test_data_that_is_not_there_is_one_error_before_the_sweep_not_one_per_trial(tmp_path):
+    """A missing --csv was 'its folder does not exist and cannot be made there'; a named dataset that
+    cannot be fetched failed in every trial, one by one."""
+    from sweep_support import env
+
+    (tmp_path / "space.toml").write_text(SPACE)
+    quiet = {**env(), "XDG_CACHE_HOME": str(tmp_path / "cache"), "SCRATCHNN_MIRRORS": "http://127.0.0.1:1/"}
+    for data, message in ((["--csv", "nope.csv"], f"{tmp_path / 'nope.csv'}: no such file; check the path"),
+                          ([], "mnist: train files not found")):
+        done = subprocess.run([sys.executable, "-m", "scratchnn", "sweep", "--space", "space.toml", *data,
+                               "--workers", "1", "--out", "s"], capture_output=True, text=True, env=quiet,
+                              cwd=tmp_path, timeout=120)
+        assert done.returncode == 1 and message in done.stderr.splitlines()[-1], done.stderr
+        assert "Trial" not in done.stdout and not (tmp_path / "s").exists()
+
+
+def test_a_step_that_does_not_divide_its_range_is_refused_with_the_end_that_fits():
+    """Optuna moved high down itself with a warning naming its own source file."""
+    with pytest.raises(ConfigError, match=r"line 1: lr step 0.03 does not divide 0.001..0.1; .*\(high = 0.091, say\)"):
+        parse_space("lr = {low = 0.001, high = 0.1, step = 0.03}\n", "space.toml")
+    parse_space("epochs = {low = 5, high = 20, step = 5}\n", "space.toml")
+
+
+def test_ctrl_c_in_a_terminal_stops_a_local_sweep_in_one_line(shared_dir, tmp_path):
+    """The terminal sends SIGINT to the whole process group: each Dask worker printed a traceback."""
+    import signal
+    import time
+
+    from sweep_support import env
+
+    digits = write_digits(shared_dir, tmp_path / "digits.csv", 2000)
+    (tmp_path / "space.toml").write_text(SPACE)
+    sweep = subprocess.Popen([sys.executable, "-m", "scratchnn", "sweep", "--space", "space.toml", "--csv", digits,
+                              "--epochs", "40", "--hidden", "32", "--trials", "4", "--workers", "2", "--out", "s"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=tmp_path,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "s").glob("trials/*/metrics.csv")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(sweep.pid, signal.SIGINT)
+        _, stderr = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].endswith("continue with 'scratchnn sweep --resume s'")

@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if found:  # the best of a bad lot: say so before anyone repeats it
         where = folder_path / "trials" / f"{trial.number:04d}"
         print(f"Note: the doctor found {', '.join(found)} in the best trial too (scratchnn doctor {where}): the "
-              "space itself may be off, e.g. an lr range too high; narrow it in the space file")
+              "trials may all share it. Read the finding's fix; if it names a searched option, narrow that range "
+              f"in a copy of {folder_path / 'space.toml'} and give it to a new sweep with --space")
     # best.toml says threads = 1, as the trials ran: the same sums in the same order, the same weights
     steps = [(f"scratchnn train --config {best}", "the best trial again, bit for bit"),
              (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}")]

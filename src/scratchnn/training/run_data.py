@@ -25,6 +25,7 @@ from ..data.augment import augmentation_for
 from ..data.load import named_classes
 from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
+from ..files import why_unreadable
 from ..io import class_names
 from ..model import Sequential
 from .config import TrainConfig
@@ -35,9 +36,13 @@ MNIST_SIDE = 28
 
 
 def file_sha256(path) -> str:
-    """Hex SHA-256 of a file, read in chunks (memory stays flat however large it is)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """Hex SHA-256 of a file, read in chunks (memory stays flat however large it is); a missing or
+    unreadable file is a DataError that says so (not the writer's 'its folder does not exist')."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as error:
+        raise DataError(f"{path}: {why_unreadable(error)}; check the path") from None
 
 
 def absolute_data_paths(config: TrainConfig) -> TrainConfig:

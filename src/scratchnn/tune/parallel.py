@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,9 +55,26 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
     # NOTE: dashboard on any free port (the scheduler serves HTTP anyway; 8787 may be taken by
     # another sweep); memory_limit=0: no per-worker memory cap; Dask's default would pause a trial's worker
     # at a fraction of the machine's memory meant for data frames, not for one training run
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with _sigint_ignored_by_children():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Start processes that ignore SIGINT: Ctrl+C in a terminal reaches the whole process group,
+    and each Dask worker printed a KeyboardInterrupt traceback of its own. The sweep (this process)
+    still stops on it, and shuts its workers down as it leaves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the processes started now
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 WORKER_WAIT = 60  # seconds a cluster without workers is waited for

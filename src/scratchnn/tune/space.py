@@ -208,6 +208,11 @@ def _dimension(name: str, rule: dict, spec: Option, default, where: str) -> Dime
         raise ConfigError(f"{where}: {name} takes log or step, not both")
     if step is not None and step <= 0:
         raise ConfigError(f"{where}: {name} step must be > 0, got {step:g}")
+    if step is not None and high > low:
+        steps = (high - low) / step  # Optuna would move high down to a whole number of steps, with a warning
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+            raise ConfigError(f"{where}: {name} step {step:g} does not divide {low:g}..{high:g}; make high - low a "
+                              f"whole number of steps (high = {low + math.floor(steps) * step:g}, say)")
     for value in (low, high):
         _check_value(name, value, spec, default, where)
     kind = "int" if isinstance(default, int) else "float"

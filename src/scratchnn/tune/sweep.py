@@ -14,9 +14,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from ..data.sources import locate
 from ..errors import ConfigError, ScratchnnError
 from ..training.config import TrainConfig
-from ..training.run_data import record_data
+from ..training.run_data import data_source, record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
 from .study import (SweepFolder, counts, create_sweep_folder, open_study, read_sweep_folder,
@@ -29,22 +30,39 @@ def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, s
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
     base.validate()
-    return create_sweep_folder(out, trials, storage_url, space, record_data(base))
+    recorded = record_data(base)  # a data file that is missing fails here, once
+    source = data_source(base)
+    if source.dataset:  # a named dataset: fetched once, here, not by every trial (or failing in each)
+        for split in ("train", "test"):
+            locate(source.dataset, split, source.data_dir)
+    return create_sweep_folder(out, trials, storage_url, space, recorded)
 
 
-def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], None] = print) -> optuna.Study:
-    """Run the sweep's remaining trials on ``client``'s workers; returns the study."""
+def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], None] = print,
+              new_total: bool = False) -> optuna.Study:
+    """Run the sweep's remaining trials on ``client``'s workers; returns the study. ``new_total``:
+    ``folder.trials`` was changed (``--resume --trials N``), and is saved if it is not below the trials done."""
     try:
         storage = cluster_storage(client, folder.storage())
     except Exception as error:  # noqa: BLE001 - raised in the scheduler: no such folder there, a bad URL...
-        raise ConfigError(f"the Dask scheduler could not open the study's storage ({type(error).__name__}: {error}); "
-                          "run the sweep where the scheduler runs, put its folder on a shared disk, or give "
-                          "--storage URL (a database the scheduler can reach)") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        remedy = (f"check --storage {folder.storage_url}: its folder or server must exist where the Dask scheduler "
+                  "runs, and its driver be installed there (postgresql:// needs psycopg2, mysql:// pymysql)"
+                  if folder.storage_url else
+                  "run the sweep where the scheduler runs, put its folder on a shared disk, or give "
+                  "--storage URL (a database the scheduler can reach)")
+        raise ConfigError(f"the Dask scheduler could not open the study's storage ({type(error).__name__}: {first}); "
+                          f"{remedy}") from None
     study = open_study(storage, folder.seed, create=create, name=folder.study)
     lost = recover_interrupted(study)
     if lost:
         log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
     done_before = counts(study)
+    if new_total:
+        if folder.trials < done_before:
+            raise ConfigError(f"--trials {folder.trials} is below the {done_before} trials this sweep has done; "
+                              "give the new total, more than that")
+        folder.write()
     log(f"Sweep {folder.path}: {done_before} of {folder.trials} trials done; {slots(client)} at a time; "
         f"searching {', '.join(d.describe() for d in folder.space.dimensions)}")
     from distributed import as_completed
@@ -76,9 +94,8 @@ def resume_sweep(path: Path, client, trials: int | None = None, log: Callable[[s
     if trials is not None:
         if trials < 1:
             raise ConfigError(f"--trials must be >= 1, got {trials}")
-        folder.trials = trials
-        folder.write()
-    return run_sweep(folder, client, create=False, log=log)
+        folder.trials = trials  # saved once the study shows it is not below the trials done
+    return run_sweep(folder, client, create=False, log=log, new_total=trials is not None)
 
 
 def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: dict, pending, log) -> None:
