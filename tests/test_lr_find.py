@@ -285,6 +285,24 @@ def test_a_full_batch_config_is_refused_with_the_flag_to_pass(digits_csv, capsys
     assert len(error.splitlines()) == 1 and "full batch" in error and "--batch-size N" in error, error
     assert main(["lr-find", "--preset", "seed", "--csv", str(digits_csv), "--batch-size", "64", "--steps", "15",
                  "--dev-size", "50", "--out", str(digits_csv.parent / "seed.png")]) == 0
+    # the seed's 500 full-batch iterations as 500 steps of 64 (350 digits: 6 a pass), not 500 passes (the audit:
+    # the printed command trained 35,000 steps and diverged)
+    out = capsys.readouterr().out
+    command = next(line for line in out.splitlines() if line.startswith("Train with it:"))
+    assert "--epochs 84 --lr" in command and "(--epochs 84: the seed recipe's 500 full-batch iterations" in out, out
+
+
+def test_lr_is_what_lr_find_measures(digits_csv, capsys):
+    assert main(["lr-find", "--csv", str(digits_csv), "--lr", "0.1"]) == 1
+    assert "lr-find measures the learning rate, from --start-lr to --end-lr; drop --lr" in capsys.readouterr().err
+
+
+def test_a_loss_that_never_turns_up_gives_no_lowest_loss_rule(digits_csv, capsys):
+    """Up to lr 1e-3 the loss of the mlp only falls: its lowest point is the end of the range."""
+    assert main(["lr-find", "--csv", str(digits_csv), "--hidden", "16", "--steps", "20", "--dev-size", "50",
+                 "--end-lr", "1e-3", "--out", str(digits_csv.parent / "low.png")]) == 0
+    out = capsys.readouterr().out
+    assert "the lowest-loss/10 rule needs the loss to turn up, and it had not by the end: raise --end-lr" in out, out
 
 
 @pytest.mark.parametrize("value, message", [("0", "must be >= 10"), ("-5", "must be >= 10"), ("9", "must be >= 10"),

@@ -52,6 +52,8 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_settings(start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    if "lr" in given_options(args, TRAIN_GROUPS):
+        raise ConfigError("lr-find measures the learning rate, from --start-lr to --end-lr; drop --lr")
     config = resolve_config(args)
     if not config.batch_size:
         raise ConfigError(f"the {config.preset} config trains on the full batch (batch_size 0); the range test "
@@ -77,8 +79,25 @@ def run(args: argparse.Namespace) -> int:
     result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size)
     path = save_figure(lr_find_figure(result.lrs, result.losses, result.smoothed, result.steepest,
                                       result.min_over_10), args.out) if save_figure else f"none ({no_figure})"
-    print(summary(result, train_command(args, result.suggestion), path))
+    epochs = same_steps_epochs(args, config, len(x_train))
+    print(summary(result, train_command(args, result.suggestion, epochs), path))
+    if epochs:
+        print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations as as many "
+              f"mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over the data)")
     return 0
+
+
+def same_steps_epochs(args: argparse.Namespace, config: TrainConfig, rows: int) -> int | None:
+    """Epochs of ``config.batch_size`` that take as many steps as the recipe's full-batch
+    iterations, when --batch-size turned a full-batch recipe (the seed's 500 iterations) into a
+    mini-batch one and --epochs was not given; else None."""
+    given = given_options(args, TRAIN_GROUPS)
+    if "batch_size" not in given or "epochs" in given:
+        return None
+    recipe = TrainConfig.load(args.config) if args.config else PRESETS[args.preset or DEFAULT_PRESET]
+    if recipe.batch_size:
+        return None
+    return max(1, math.ceil(config.epochs / math.ceil(rows / config.batch_size)))
 
 
 def range_test_inputs(config: TrainConfig):
@@ -115,6 +134,7 @@ def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_siz
 def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
     """What the test found, the suggestion, the command to use it and where the figure is."""
     last = result.lrs[-1]
+    lowest_at_end = 10 * result.min_over_10 >= result.lrs[int(0.95 * (len(result.lrs) - 1))]  # no minimum seen
     how = (f"Stopped after {len(result.lrs)} steps at lr {last:.2g}: the smoothed loss passed 4x its minimum"
            if result.stopped_early else
            f"Ran all {len(result.lrs)} steps up to lr {last:.2g}; the smoothed loss never passed 4x its minimum "
@@ -122,13 +142,15 @@ def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
     return "\n".join([
         how,
         (f"Suggested --lr {result.suggestion:.2g} (steepest descent of the smoothed loss); "
-         f"the lowest-loss/10 rule gives {result.min_over_10:.2g}"),
+         + (f"the lowest-loss/10 rule gives {result.min_over_10:.2g}" if not lowest_at_end else
+            "the lowest-loss/10 rule needs the loss to turn up, and it had not by the end: raise --end-lr "
+            "to see it")),
         f"Train with it:  {command}",
         f"Figure: {figure}"])
 
 
-def train_command(args: argparse.Namespace, lr: float) -> str:
-    """``scratchnn train`` with the settings this command was given and ``--lr lr``."""
+def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None) -> str:
+    """``scratchnn train`` with the settings this command was given and ``--lr lr`` (and ``--epochs``)."""
     words = ["scratchnn", "train"]
     if args.config:
         words += ["--config", str(args.config)]
@@ -144,7 +166,7 @@ def train_command(args: argparse.Namespace, lr: float) -> str:
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}"
                       if isinstance(value, float) else str(value)]
-    return shlex.join([*words, "--lr", f"{lr:.2g}"])
+    return shlex.join([*words, *(["--epochs", str(epochs)] if epochs else []), "--lr", f"{lr:.2g}"])
 
 
 def whole_number_type(low: int):
