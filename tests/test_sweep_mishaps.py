@@ -180,3 +180,29 @@ def test_ctrl_c_in_a_terminal_stops_a_local_sweep_in_one_line(shared_dir, tmp_pa
             os.killpg(sweep.pid, signal.SIGKILL)
     assert sweep.returncode == 130 and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].endswith("continue with 'scratchnn sweep --resume s'")
+
+
+def test_a_stopped_sweeps_trials_stop_after_their_batch(shared_dir, tmp_path):
+    """On a cluster the sweep does not own, Ctrl+C left its trials training for nobody until the
+    next --resume asked them again: the sweep now sets a Dask Event each trial polls."""
+    import optuna
+    from distributed import Client, Event, LocalCluster
+
+    from scratchnn.training.presets import get_preset
+    from scratchnn.tune.study import STUDY_NAME, make_pruner
+    from scratchnn.tune.trial import run_trial
+
+    digits = write_digits(shared_dir, tmp_path / "digits.csv", 1200)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", pruner=make_pruner())
+    config = get_preset("mlp")
+    config.csv, config.dev_size, config.epochs, config.hidden = str(digits), 300, 200, [32]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        Event("stop-test", client=client).set()
+        trial = study.ask()
+        outcome = client.submit(run_trial, storage, STUDY_NAME, trial._trial_id, config.to_dict(),
+                                str(tmp_path / "trial"), "stop-test").result(timeout=120)
+    rows = (tmp_path / "trial" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("1,"), rows  # the header and the epoch it stopped in
+    assert outcome["state"] == "complete", outcome

@@ -8,6 +8,7 @@ progress line printed: trial number, params, dev accuracy, best so far, ETA.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,19 +68,29 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         f"searching {', '.join(d.describe() for d in folder.space.dimensions)}")
     from distributed import as_completed
 
+    from distributed import Event
+
     running, start = {}, time.perf_counter()
+    stop = Event(f"scratchnn-sweep-stop-{uuid.uuid4().hex}", client=client)  # set when this sweep is stopped
     pending = as_completed()
-    while counts(study) + len(running) < folder.trials and len(running) < slots(client):
-        _submit(study, storage, folder, client, running, pending, log)
-    for future in pending:
-        trial = running.pop(future)
-        _finish(study, trial, future)
-        done = counts(study)
-        while done + len(running) < folder.trials and len(running) < slots(client):
-            _submit(study, storage, folder, client, running, pending, log)  # the free worker first
-        write_best(folder, study)
-        log(progress_line(study, trial.number, done, folder.trials, done - done_before,
-                          time.perf_counter() - start))
+    try:
+        while counts(study) + len(running) < folder.trials and len(running) < slots(client):
+            _submit(study, storage, folder, client, running, pending, log, stop.name)
+        for future in pending:
+            trial = running.pop(future)
+            _finish(study, trial, future)
+            done = counts(study)
+            while done + len(running) < folder.trials and len(running) < slots(client):
+                _submit(study, storage, folder, client, running, pending, log, stop.name)  # the free worker first
+            write_best(folder, study)
+            log(progress_line(study, trial.number, done, folder.trials, done - done_before,
+                              time.perf_counter() - start))
+    except BaseException:  # Ctrl+C above all: the trials still training stop after their batch
+        try:
+            stop.set()
+        except Exception:  # noqa: BLE001 - the cluster itself is gone: nothing trains for us any more
+            pass
+        raise
     return study
 
 
@@ -98,7 +109,8 @@ def resume_sweep(path: Path, client, trials: int | None = None, log: Callable[[s
     return run_sweep(folder, client, create=False, log=log, new_total=trials is not None)
 
 
-def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: dict, pending, log) -> None:
+def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: dict, pending, log,
+            stop_event: str) -> None:
     """Ask for the next trial and send it to the cluster; a config the options refuse fails at once."""
     trial = study.ask()
     params = folder.space.suggest(trial)
@@ -109,7 +121,7 @@ def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: 
         log(f"Trial {trial.number} failed before starting: {error}")
         return
     future = client.submit(run_trial, storage, folder.study, trial._trial_id, config.to_dict(),
-                           str(folder.trial_dir(trial.number).absolute()), pure=False,
+                           str(folder.trial_dir(trial.number).absolute()), stop_event, pure=False,
                            key=f"trial-{trial.number:04d}-{time.time_ns()}")
     running[future] = trial
     pending.add(future)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import optuna
@@ -24,9 +25,12 @@ from .study import make_pruner
 LOG_FILE = "train.log"
 
 
-def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: str) -> dict:
+def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: str,
+              stop_event: str | None = None) -> dict:
     """Train ``config`` into ``trial_dir``, reporting each evaluation's dev accuracy to the trial.
 
+    ``stop_event``: the name of a Dask Event the sweep sets when it is stopped (Ctrl+C): the trial
+    stops after its batch (on a cluster the sweep does not own, it would train on for nobody).
     Returns ``{"state": "complete", "value": dev accuracy}``, ``{"state": "pruned", "epoch": E}``
     or ``{"state": "fail", "error": message}``: a diverging or invalid trial is an outcome of
     the search, not a crash of the sweep.
@@ -55,7 +59,8 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
     if again:
         log("started again from the beginning: the worker of the first attempt stopped")
     try:
-        result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation)
+        result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation,
+                           stop_requested=sweep_stopped(stop_event) if stop_event else None)
     except optuna.TrialPruned as pruned:
         log(str(pruned))
         return {"state": "pruned", "reason": str(pruned)} | doctor_said(folder)
@@ -64,6 +69,29 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
         return {"state": "fail", "error": str(error)} | doctor_said(folder)
     return {"state": "complete", "value": float(result.metrics["dev_accuracy"]),
             "seconds": float(result.train_seconds)} | doctor_said(folder, result.findings)
+
+
+STOP_POLL = 2.0  # seconds between two looks at the sweep's stop event (each is a message to the scheduler)
+
+
+def sweep_stopped(name: str):
+    """stop_requested for train_run: whether the Dask Event ``name`` is set, asked at most every
+    STOP_POLL seconds (it is polled after every batch)."""
+    from distributed import Event
+
+    event, last, stopped = Event(name), 0.0, False
+
+    def requested() -> bool:
+        nonlocal last, stopped
+        now = time.monotonic()
+        if not stopped and now - last >= STOP_POLL:
+            last = now
+            try:
+                stopped = event.is_set()
+            except Exception:  # noqa: BLE001 - the scheduler went away: the sweep is over
+                stopped = True
+        return stopped
+    return requested
 
 
 def doctor_said(folder: Path, findings=None) -> dict:
