@@ -45,8 +45,13 @@ def lr_too_high(run: RunHealth):
     recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
     WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
     evaluations and ends over OSCILLATION (1.2) times its lowest value and more than
-    LOSS_NOISE (0.1) above it."""
-    diverged = run.series("diverged_loss")
+    LOSS_NOISE (0.1) above it. Of those that hold, the earliest is named (so the live doctor, which
+    sees several at its first evaluation, names what ``scratchnn doctor`` names afterwards)."""
+    found = [t for t in (_grown_weights(run), _large_steps(run), _climbing_loss(run)) if t is not None]
+    return min(found, key=lambda t: t.epoch) if found else None
+
+
+def _grown_weights(run: RunHealth) -> Trigger | None:
     for layer in run.layers("weight_rms"):
         series = run.series("weight_rms", layer)
         start = dict(series).get(0)
@@ -54,6 +59,11 @@ def lr_too_high(run: RunHealth):
         if grown:
             return Trigger(grown[0], f"{layer}'s weights grew {grown[1] / start:.0f}x their initial size "
                                      f"(RMS {start:.3g} -> {grown[1]:.3g})", layer)
+    return None
+
+
+def _large_steps(run: RunHealth) -> Trigger | None:
+    diverged = run.series("diverged_loss")
     for layer in run.layers("update_ratio"):
         series = [(e, r) for e, r in run.series("update_ratio", layer) if math.isfinite(r)]
         first = dict(series).get(0)
@@ -67,6 +77,10 @@ def lr_too_high(run: RunHealth):
             ratio = dict(series)[epoch]
             return Trigger(epoch, f"one step changed {layer}'s weights by {percent(ratio)} of their size "
                                   "(healthy: about 0.1%)", layer)
+    return None
+
+
+def _climbing_loss(run: RunHealth) -> Trigger | None:
     losses = run.metric("train_loss")
     if len(losses) >= 4:
         recent = [v for _, v in losses[-4:]]
