@@ -277,7 +277,8 @@ def train_dev_gap(run: RunHealth):
         rose = m["dev_accuracy"] - rows[i - 3]["dev_accuracy"] if i >= 3 else math.inf
         if streak >= PERSIST and rose < UNDERFIT_PLATEAU:
             return Trigger(m["epoch"], f"train accuracy {m['train_accuracy']:.3f}, dev {m['dev_accuracy']:.3f} "
-                                       f"({gap:.3f} apart); dev rose {rose:+.3f} over the last three evaluations")
+                                       f"({gap:.3f} apart); dev {'rose' if rose >= 0 else 'fell'} {abs(rose):.3f} "
+                                       "over the last three evaluations")
     return None
 
 
