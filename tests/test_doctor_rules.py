@@ -961,3 +961,20 @@ def test_scratchnn_doctor_names_what_a_wrong_argument_is(capsys, tmp_path):
     (run / "health.csv").write_text((run / "health.csv").read_text().splitlines()[0] + "\n")
     assert main(["doctor", str(run)]) == 0
     assert "nothing to examine: its health.csv has no rows" in capsys.readouterr().out
+
+
+def test_a_healthy_run_cut_short_says_how_far_it_went(capsys, tmp_path):
+    """The audit: Ctrl+C at epoch 11 of 30 read 'no findings; the run looks healthy', as a finished run does."""
+    from scratchnn.cli.main import main
+
+    run = tmp_path / "run"
+    save_run(Run().signal("0.Dense", "update_ratio", [1e-3] * 4).train([1.0, 0.8, 0.6, 0.5], [0.7, 0.8, 0.9, 0.92]),
+             run)
+    (run / "config.toml").write_text("epochs = 30\nbatch_size = 128\n")
+    assert main(["doctor", str(run)]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        "no findings; the run looks healthy, as far as it went: it stopped at epoch 3 of 30 (interrupted, or early "
+        "stopping)")
+    (run / "config.toml").write_text("epochs = 3\nbatch_size = 128\n")
+    assert main(["doctor", str(run)]) == 0
+    assert capsys.readouterr().out.strip().endswith("no findings; the run looks healthy")

@@ -3,6 +3,7 @@ fast path warns when NumPy came first and the threads still spin."""
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -78,12 +79,17 @@ def small_cnn() -> Sequential:
 
 def test_the_fast_path_warns_when_openblas_spins(monkeypatch):
     monkeypatch.setattr("scratchnn.openblas_idle.LOADED_BEFORE", True)
+    monkeypatch.setattr("scratchnn.fast._WARNED", [])
     model = small_cnn()
     with pytest.warns(PerformanceWarning, match="Import scratchnn before numpy"):
         fast_path.prepare(model, Adam(1e-3), np.zeros((8, 1, 6, 6)), full_batch=False, blocks=Blocks(2))
+    with warnings.catch_warnings():  # once a process (the API audit: every CNN fit said it again)
+        warnings.simplefilter("error", PerformanceWarning)
+        fast_path.prepare(small_cnn(), Adam(1e-3), np.zeros((8, 1, 6, 6)), full_batch=False, blocks=Blocks(2))
 
 
 def test_no_warning_without_threaded_layers_or_when_the_threads_sleep(monkeypatch, recwarn):
+    monkeypatch.setattr("scratchnn.fast._WARNED", [])
     fast_path.prepare(small_cnn(), Adam(1e-3), np.zeros((8, 1, 6, 6)), full_batch=False, blocks=Blocks(2))
     monkeypatch.setattr("scratchnn.openblas_idle.LOADED_BEFORE", True)
     fast_path.prepare(small_cnn(), Adam(1e-3), np.zeros((8, 1, 6, 6)), full_batch=False, blocks=Blocks(1))

@@ -10,8 +10,8 @@ from pathlib import Path
 from ..doctor import RULES, diagnose_run
 from ..doctor.faults import FAULTS
 from ..doctor.show import finding_lines, rule_lines
-from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv
-from ..errors import ConfigError
+from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
+from ..errors import ConfigError, ScratchnnError
 from ..training.config import CONFIG_FILE
 from ..training.run_health import run_settings
 
@@ -65,12 +65,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"{folder}: no findings, and nothing to examine: its {HEALTH_FILE} has no rows (a run stopped "
                   "before its first evaluation, or a table cut short)")
         elif not findings:
-            print(f"{folder}: no findings; the run looks healthy")
+            print(f"{folder}: no findings; the run looks healthy{stopped_short(folder)}")
         elif len(folders) > 1:
             print(f"{folder}:")
         for finding in findings:
             print("\n".join(finding_lines(finding, color=sys.stdout.isatty())))
     return 0
+
+
+def stopped_short(folder: Path) -> str:
+    """', so far: it stopped at epoch 11 of 30 ...' for a run that ended before its --epochs, else ''."""
+    settings = run_settings(folder)
+    epochs = settings.get("epochs") if settings is not None else None
+    try:
+        rows = read_metrics_csv(folder / METRICS_FILE)
+    except (ScratchnnError, OSError):
+        return ""
+    if not epochs or not rows or rows[-1]["epoch"] >= epochs:
+        return ""
+    step = "iteration" if settings.get("batch_size") == 0 else "epoch"
+    return (f", as far as it went: it stopped at {step} {rows[-1]['epoch']} of {epochs} (interrupted, "
+            "or early stopping)")
 
 
 def run_folders(path: Path) -> list[Path]:

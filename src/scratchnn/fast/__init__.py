@@ -66,6 +66,7 @@ __all__ = ["FastTraining", "inference_net", "prepare"]
 SPINNING = ("NumPy was imported before scratchnn, so OpenBLAS keeps its idle threads spinning for ~0.1 s after "
             "each product, on the cores this network's threaded passes need (a 2-core cnn-best epoch took ~25% "
             "longer). Import scratchnn before numpy, or set OPENBLAS_THREAD_TIMEOUT=4 before Python starts.")
+_WARNED: list[bool] = []
 
 
 @dataclass
@@ -93,7 +94,9 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
     blocks = blocks or Blocks(blas_thread_count())
     flat = FlatStep.for_model(optimizer, model, packed, blocks)
     layers = [_fast_layer(layer, blocks) for layer in model.layers]
-    if any(isinstance(layer, (BlockBatchNorm2d, BlockConv2D)) for layer in layers) and openblas_spins():
+    if any(isinstance(layer, (BlockBatchNorm2d, BlockConv2D)) for layer in layers) and openblas_spins() \
+            and not _WARNED:
+        _WARNED.append(True)  # once a process: every later fit would say the same
         warnings.warn(SPINNING, PerformanceWarning, stacklevel=3)
     evaluator = _InferenceNet(_in_run_order(layers, model), model)  # the model's batch sizes for the dev set
     net, x = evaluator, x_train

@@ -122,6 +122,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                           f"{early_stopping.patience} epochs with nothing to watch)")
     if augment and augment_rng is None:
         raise ValueError("augment needs augment_rng, the generator of its random transforms")
+    if augment and not isinstance(augment_rng, np.random.Generator):
+        augment_rng = np.random.default_rng(augment_rng)  # a seed, as rng takes one
     rng = np.random.default_rng(rng) if shuffle else None
     net, evaluator, x_fit, step = model, model, x_train, optimizer.step
     if fast:
