@@ -139,7 +139,11 @@ def test_images_in_another_layout_get_the_reshape_that_fits():
                            (mlp_model, np.zeros((28, 28)), r"1 image\(s\) of 784 pixels"),
                            (cnn, np.zeros((3, 28, 28)), r"got an array of shape \(3, 28, 28\): 3 image\(s\) of 28x28 "
                                                         r"without "
-                                                        r"their channel axis; add it with x.reshape\(-1, 1, 28, 28\)")]:
+                                                        r"their channel axis; add it with x.reshape\(-1, 1, 28, 28\)"),
+                           (cnn, np.zeros((3, 784)), r"3 image\(s\) flattened; a CNN takes \(N, 1, 28, 28\): "
+                                                     r"x.reshape\(-1, 1, 28, 28\)"),
+                           (cnn, np.zeros((3, 28, 28, 1)), r"3 image\(s\) channels last; a CNN takes \(N, 1, 28, 28\): "
+                                                           r"x.transpose\(0, 3, 1, 2\)")]:
         with pytest.raises(ShapeError, match=hint):
             model.predict(x)
     with pytest.raises(ShapeError, match=r"expects samples of shape \(784,\), got an array of shape \(3, 10\)$"):
@@ -294,7 +298,8 @@ def test_confusion_matrix_refuses_what_is_not_a_class_index():
 def test_a_divergence_names_unscaled_inputs_and_keeps_the_history(digits):
     """From Python, 0..255 floats diverged with 'try a lower --lr' and the evaluations were lost."""
     x, y, x_dev, y_dev = digits
-    with pytest.raises(scratchnn.errors.TrainingDiverged, match=r"the inputs reach 255: scale them to 0\.\.1") as caught:
+    told = r"the inputs reach 255: scale them to 0\.\.1"
+    with pytest.raises(scratchnn.errors.TrainingDiverged, match=told) as caught:
         fit(mlp(), SGD(0.1), x * 255, y, epochs=3, batch_size=50, x_dev=x_dev, y_dev=y_dev)
     assert isinstance(caught.value.history, list)
     with pytest.raises(scratchnn.errors.TrainingDiverged, match=r"try a lower learning rate \(--lr\)") as caught:

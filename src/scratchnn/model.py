@@ -233,6 +233,10 @@ class Sequential:
             images = size // (want[1] * want[2])
             return (f": {images} image(s) of {want[1]}x{want[2]} without their channel axis; "
                     f"add it with x.reshape(-1, 1, {want[1]}, {want[2]})")
+        if len(want) == 3 and len(shape) >= 2 and shape[1:] in ((int(np.prod(want)),), (*want[1:], want[0])):
+            how = "flattened" if len(shape) == 2 else "channels last"  # (N, 784), or (N, 28, 28, 1) as Keras keeps it
+            return (f": {shape[0]} image(s) {how}; a CNN takes (N, {', '.join(map(str, want))}): "
+                    + (f"x.reshape(-1, {', '.join(map(str, want))})" if len(shape) == 2 else "x.transpose(0, 3, 1, 2)"))
         if len(want) == 1 and len(shape) == 2 and shape[0] == want[0]:  # the tutorial's X of (784, m)
             return f": {shape[1]} sample(s) in columns, as the tutorial's X; scratchnn takes the batch first, x.T"
         if len(want) == 1 and size % want[0] == 0 and (len(shape) >= 3 or size == want[0]):  # images, for an MLP
