@@ -69,7 +69,8 @@ def test_a_sweep_that_cannot_start_leaves_no_folder_behind(tmp_path):
     for _ in range(2):  # the same command twice: the same error, not another one
         done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--scheduler", "tcp://127.0.0.1:1",
                          "--out", tmp_path / "s", "--csv", tmp_path / "space.toml", timeout=120)
-        assert done.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in done.stderr, done.stderr
+        assert done.returncode == 1, done.stderr
+        assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in done.stderr, done.stderr
         assert not (tmp_path / "s").exists()
 
 
