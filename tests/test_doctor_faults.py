@@ -168,3 +168,12 @@ def test_the_faults_are_listed_with_what_each_breaks_and_a_cnn_is_refused_sigmoi
     assert cnn.returncode != 0 and "Traceback" not in cnn.stderr, cnn.stderr  # a one-line error, before any folder
     assert cnn.stderr.strip().endswith("train it without --conv (e.g. --preset mlp --fault sigmoid-deep)")
     assert not (tmp_path / "run").exists()
+
+
+def test_strict_doctor_names_the_cause_of_the_error_it_stops_on(shared_dir, tmp_path):
+    """It stopped on [one-class] and said nothing of the rate it had traced it to (the doctor audit)."""
+    run = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "seed", "--lr", "10", "--epochs",
+                          "100", "--csv", str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"), "--doctor", "strict",
+                          "--out", str(tmp_path / "run"), "--no-report"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 3, run.stderr
+    assert "; this follows from [lr-too-high] (iteration 0); its health and metrics are in" in run.stderr, run.stderr

@@ -269,8 +269,10 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if stop:
             write_health_csv(run_dir / HEALTH_FILE, health.rows)
             write_metrics_csv(run_dir / "metrics.csv", history)
+            cause = stop.fix.removesuffix(": fix that first") if stop.fix.startswith("this follows from") else ""
             raise DoctorStopped(f"--doctor strict stopped the run at {step_name.lower()} {result.epoch}: [{stop.id}] "
-                                f"{stop.message}; its health and metrics are in {run_dir} (scratchnn doctor {run_dir})")
+                                f"{stop.message}{f'; {cause}' if cause else ''}; its health and metrics are in "
+                                f"{run_dir} (scratchnn doctor {run_dir})")
         if on_evaluation is not None:
             on_evaluation(result)
 
