@@ -322,3 +322,17 @@ def test_a_hand_written_loop_that_forgets_training_mode_is_warned(digits):
         plain = mlp()
         loss.forward(plain.forward(x[:50]), y[:50])
         plain.backward(loss.backward())  # nothing in it trains differently: quiet too
+
+
+def test_a_schedule_shorter_than_the_run_is_warned(digits):
+    """Cosine(0.1, total_steps=3) meant 3 epochs: the rate sat at 0 for the rest, without a word."""
+    from scratchnn.optim.schedules import Cosine, WarmUp
+
+    x, y, _, _ = digits
+    for schedule in (Cosine(0.1, total_steps=3), WarmUp(Cosine(0.1, total_steps=3), 2)):
+        with pytest.warns(UserWarning, match=r"the schedule ends at step 3 and the run takes 120: .*\(0\); "
+                                             r"total_steps counts steps \(epochs x batches per epoch\), not epochs"):
+            fit(mlp(), SGD(0.1), x, y, epochs=3, batch_size=50, schedule=schedule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(mlp(), SGD(0.1), x, y, epochs=3, batch_size=50, schedule=Cosine(0.1, total_steps=120))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -131,6 +132,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         net, evaluator, x_fit, step = run.net, run.evaluator, run.x, run.step
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
+    _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * batches)
     history = History()
     remedy = _divergence_remedy(x_train)
     if health is not None and start_epoch == 0:
@@ -243,6 +245,16 @@ def check_batches(model: Sequential, n: int, batch_size: int | None) -> None:
     near = next(b for d in range(1, n) for b in (batch_size - d, batch_size + d) if 1 < b <= n and n % b != 1)
     raise ShapeError(f"{n:,} training images in batches of {batch_size} leave a last batch of 1 image, which "
                      f"batch norm cannot normalise (it has no variance); use --batch-size {near}")
+
+
+def _check_schedule_length(schedule, last_step: int) -> None:
+    """Warn when a schedule with a length (Cosine, OneCycle) ends before the run: it then holds its
+    last rate, 0 for a cosine, for the rest (total_steps given in epochs is the usual slip)."""
+    total = getattr(schedule, "total_steps", None) or getattr(getattr(schedule, "schedule", None), "total_steps", None)
+    if total and total < last_step:
+        warnings.warn(f"the schedule ends at step {total:,} and the run takes {last_step:,}: from there on it stays at "
+                      f"its last learning rate ({schedule(total):.3g}); total_steps counts steps (epochs x batches "
+                      "per epoch), not epochs", UserWarning, stacklevel=3)
 
 
 def _check_loop(model: Sequential, optimizer, eval_every: int) -> None:
