@@ -336,3 +336,18 @@ def test_a_schedule_shorter_than_the_run_is_warned(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit(mlp(), SGD(0.1), x, y, epochs=3, batch_size=50, schedule=Cosine(0.1, total_steps=120))
+
+
+def test_the_review_of_the_api_fixes(digits):
+    """NumPy integers are whole numbers for eval_every; lr_find's copy keeps a learner's own class."""
+    from scratchnn.tune.lr_find import copy_model
+
+    x, y, _, _ = digits
+    assert len(fit(mlp(), SGD(0.1), x, y, epochs=2, batch_size=50, eval_every=np.int64(1))) == 2
+
+    class Dense(scratchnn.Dense):  # noqa: F811  a learner's, named like ours
+        pass
+
+    model = Sequential([Dense(784, 10, rng=0), ReLU(), scratchnn.Dense(10, 10, rng=1)])
+    copied = copy_model(model, np.random.default_rng(0))
+    assert type(copied.layers[0]) is Dense and np.array_equal(copied.layers[0].params["W"], model.layers[0].params["W"])

@@ -610,8 +610,13 @@ def at_chance(losses, accuracy: float = 0.1) -> Run:
     ([CHANCE] * (STREAK3 - 1) + [1.0] + [CHANCE] * (STREAK3 - 1), None),
     ([CHANCE + BAND] * STREAK3, STREAK3 - 1),
     ([CHANCE - BAND] * STREAK3, STREAK3 - 1),    # the band's lower edge is inside it
-    ([CHANCE + above(BAND)] * STREAK3, STREAK3 - 1),  # worse than chance is no better (the audit's seed
-    ([1.3 * CHANCE] * STREAK3, STREAK3 - 1),          # network at lr 1e-4: loss 3.0, accuracy 0.086)
+    ([CHANCE + above(BAND)] * (STREAK3 + 1), STREAK3),  # worse than chance and still is no better (the audit's
+    ([1.3 * CHANCE] * (STREAK3 + 1), STREAK3),          # seed network at lr 1e-4: loss 3.2, accuracy 0.086);
+    ([1.3 * CHANCE] * STREAK3, None),                   # "still" needs the evaluation before
+    ([3.14, 2.80, 2.62], None),                       # an untrained network's loss above chance, falling fast:
+    ([3.14, 2.80, 2.62, 2.40, 2.30, 2.30, 2.30, 2.30], 7),  # healthy until it stays at chance (the review)
+    ([2.50, 2.47, 2.44, 2.41], None),                 # in the band, but falling over 1% an evaluation
+    ([2.50, 2.48, 2.46, 2.44], 2),
     ([CHANCE - above(BAND)] * STREAK3, None)])
 def test_chance_loss_needs_three_evaluations_in_the_band(losses, epoch):
     assert fires_at(at_chance(losses), "chance-loss") == epoch
@@ -638,7 +643,7 @@ def test_chance_loss_band_is_inclusive_at_exactly_ten_percent():
 def test_chance_loss_uses_the_recorded_number_of_classes():
     run = Run(classes=2).train([math.log(2)] * STREAK3, [0.5] * STREAK3)
     assert fires_at(run, "chance-loss") == STREAK3 - 1
-    assert fires_at(Run(classes=2).train([1.0] * STREAK3, [0.5] * STREAK3), "chance-loss") == STREAK3 - 1
+    assert fires_at(Run(classes=2).train([1.0] * (STREAK3 + 1), [0.5] * (STREAK3 + 1)), "chance-loss") == STREAK3
     assert fires_at(Run(classes=10).train([1.0] * STREAK3, [0.12] * STREAK3), "chance-loss") is None
 
 

@@ -384,3 +384,10 @@ def test_metrics_out_of_their_range_are_refused_naming_the_cell(column, value, w
         check_metric_rows([row])
     assert words in str(error.value)
     assert math.isnan(check_metric_rows([{**row, column: math.nan}])[0][column])  # NaN: not measured, or diverged
+
+
+def test_a_blank_lr_column_is_no_number_recorded_not_a_damaged_file(tmp_path):
+    """metrics.csv gained an optional lr column for the doctor; one left blank must not stop it (the review)."""
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,train_loss,train_accuracy,lr\n1,2.25,0.125,\n2,2.0,0.5,\n")
+    assert all(math.isnan(row["lr"]) for row in read_metrics_csv(path))

@@ -21,11 +21,18 @@ from sweep_support import SMALL, SPACE, scratchnn, write_digits  # noqa: E402
 
 
 def test_a_running_sweeps_folder_is_refused_to_a_second_one_and_a_killed_ones_lock_is_taken_over(tmp_path):
-    with sweep_lock(tmp_path):
-        with pytest.raises(ConfigError, match=rf"is in use by a running sweep \(pid {os.getpid()} on "):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another sweep, running
+    try:
+        (tmp_path / LOCK_FILE).write_text(f"{other.pid} {socket.gethostname()}\n")
+        with pytest.raises(ConfigError, match=rf"is in use by a running sweep \(pid {other.pid} on "):
             with sweep_lock(tmp_path):
                 pass
-    assert not (tmp_path / LOCK_FILE).exists()  # let go when the sweep ends
+    finally:
+        other.kill()
+        other.wait()
+    with sweep_lock(tmp_path):  # its process is gone: taken over, and let go when this sweep ends
+        assert (tmp_path / LOCK_FILE).read_text().split()[0] == str(os.getpid())
+    assert not (tmp_path / LOCK_FILE).exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / LOCK_FILE).write_text(f"{dead.stdout.strip()} {socket.gethostname()}\n")  # a killed sweep's
     with sweep_lock(tmp_path):
@@ -207,3 +214,31 @@ def test_a_stopped_sweeps_trials_stop_after_their_batch(shared_dir, tmp_path):
     rows = (tmp_path / "trial" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("1,"), rows  # the header and the epoch it stopped in
     assert outcome["state"] == "complete", outcome
+
+
+def test_the_review_of_the_sweep_fixes(tmp_path, monkeypatch):
+    """A --resume of a folder that holds no sweep says so (it was 'lost the Dask cluster'); a folder
+    the user made stays after a failed start; every Dask protocol and Docker's host names pass; a
+    lock of this very pid (a restarted container) or an empty one a minute old is taken over."""
+    missing = scratchnn("sweep", "--resume", tmp_path / "nonexistent", timeout=120)
+    assert missing.returncode == 1 and "not a sweep folder (no sweep.json)" in missing.stderr, missing.stderr
+    (tmp_path / "space.toml").write_text(SPACE)
+    (tmp_path / "mine").mkdir()
+    failed = scratchnn("sweep", "--space", tmp_path / "space.toml", "--scheduler", "tcp://127.0.0.1:1", "--out",
+                       tmp_path / "mine", "--csv", tmp_path / "space.toml", timeout=120)
+    assert failed.returncode == 1 and (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
+    for address in ("ws://127.0.0.1:18787", "tcp://dask_scheduler:8786", "tls://[::1]:8786"):
+        assert parallel.check_scheduler_address(address) == address
+    with pytest.raises(ConfigError, match="Dask has no protocol 'foo' here"):
+        parallel.check_scheduler_address("foo://h:1")
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    with sweep_lock(tmp_path):
+        pass
+    lock.write_text("")
+    with pytest.raises(ConfigError, match="in use by a running sweep"):  # just made: its sweep may write it yet
+        with sweep_lock(tmp_path):
+            pass
+    os.utime(lock, (0, 0))
+    with sweep_lock(tmp_path):
+        pass

@@ -335,6 +335,24 @@ def test_a_run_named_as_people_name_folders_is_listed_and_loads(client, runs):
     assert client.post("/api/runs/base/load").json()["name"] == "base"
 
 
+def test_names_that_cannot_be_shown_are_left_out_and_do_not_break_the_list(client, runs):
+    """The review: a folder named in another encoding (a lone surrogate in Python) made GET /api/runs
+    a 500; a right-to-left override would reorder what the page shows; 150 characters were listed but
+    their curves refused (the path limit was 100)."""
+    odd = [os.fsdecode(b"run\xe9"), "run\u202egpj.exe", "x" * 150]
+    for name in odd:
+        shutil.copytree(runs / "base", runs / name)
+    try:
+        listed = client.get("/api/runs")
+        assert listed.status_code == 200, listed.text
+        names = [r["name"] for r in listed.json()["runs"]]
+        assert odd[0] not in names and odd[1] not in names and odd[2] in names
+        assert client.get(f"/api/runs/{odd[2]}/curves").status_code == 200
+    finally:
+        for name in odd:
+            shutil.rmtree(runs / name)
+
+
 def test_a_run_without_a_model_does_not_look_healthy_in_the_list(client, runs):
     failed = runs / "failed-early"  # what a run that failed before its first evaluation leaves
     failed.mkdir()

@@ -134,7 +134,8 @@ def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_siz
 def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
     """What the test found, the suggestion, the command to use it and where the figure is."""
     last = result.lrs[-1]
-    lowest_at_end = 10 * result.min_over_10 >= result.lrs[int(0.95 * (len(result.lrs) - 1))]  # no minimum seen
+    lowest_at_end = (not result.stopped_early  # no minimum seen
+                     and 10 * result.min_over_10 >= result.lrs[int(0.95 * (len(result.lrs) - 1))])
     how = (f"Stopped after {len(result.lrs)} steps at lr {last:.2g}: the smoothed loss passed 4x its minimum"
            if result.stopped_early else
            f"Ran all {len(result.lrs)} steps up to lr {last:.2g}; the smoothed loss never passed 4x its minimum "

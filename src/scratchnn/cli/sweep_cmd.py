@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..tune.parallel import dask_client
     from ..tune.space import NOT_SEARCHED, load_space
-    from ..tune.study import BEST_FILE, sweep_lock
+    from ..tune.study import BEST_FILE, read_sweep_folder, sweep_lock
     from ..tune.sweep import resume_sweep, run_sweep, start_sweep
 
     log = (lambda line: None) if args.quiet else print
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         given += ["--storage"] if args.storage else []
         if given:
             raise ConfigError(f"--resume continues a sweep with its own space and config; drop {', '.join(given)}")
+        read_sweep_folder(args.resume)  # a folder that holds no sweep is said so, before any lock or cluster
         folder_path = args.resume
     else:
         if args.out is None:
@@ -103,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             folder.remove_if_unused()  # no cluster or no storage: a rerun of the command starts afresh
         raise
     except (OSError, TimeoutError) as error:  # the scheduler went away mid-sweep (CommClosedError is an OSError)
+        if isinstance(error, OSError) and error.errno is not None and not isinstance(error, ConnectionError):
+            raise  # a file's error (a full disk writing best.toml): not the cluster's
         raise ConfigError(f"lost the Dask cluster ({type(error).__name__}: {error}); finished trials are kept: "
                           f"start it again and {resume}") from None
     best = folder_path / BEST_FILE

@@ -12,7 +12,7 @@ from itertools import accumulate
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, CHANCE_BAND, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP, GRAD_GROWTH,
+    CHANCE_ACCURACY, CHANCE_BAND, CHANCE_FALL, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP, GRAD_GROWTH,
     HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST, STILL,
     SLOW_UPDATE, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held,
     layer_held_above, percent)
@@ -214,23 +214,32 @@ def one_class(run: RunHealth):
 
 
 @rule("chance-loss", "error",
-      "The loss stays at ln C (what a uniform guess over C classes scores) or above, and the "
-      "accuracy at 1/C: the network has learned nothing yet. Something upstream (the learning rate, the "
+      "The loss stays at ln C (what a uniform guess over C classes scores), or above it and still, "
+      "and the accuracy at 1/C: the network has learned nothing yet. Something upstream (the learning rate, the "
       "initial weights, the labels, an augmentation that leaves the images unreadable) stops it; "
       "the other findings say which.",
       "run scratchnn gradcheck to rule out a wrong backward pass; try --preset seed on the same data; "
       "with --augment, train once without it")
 def chance_loss(run: RunHealth):
-    """At three evaluations in a row the train loss is above ln C less 10% (at chance, or worse:
-    a loss of 3 for digits, where ln 10 = 2.303) and the train accuracy is below CHANCE_ACCURACY / C
-    (1.5 / C)."""
+    """At three evaluations in a row the train accuracy is below CHANCE_ACCURACY / C (1.5 / C) and
+    the train loss is within ±10% of ln C and fell by at most CHANCE_FALL (1%) since the evaluation
+    before, or is above that band and changed by less than STILL (0.5%) since the evaluation before
+    (worse than chance and stuck there: the seed network at lr 1e-4, 3.2 for digits, where
+    ln 10 = 2.303; an untrained network starts near 3 too, and falls fast)."""
     chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
-    rows = [(m["epoch"], m) for m in run.metrics]
-    epoch = held(rows, lambda m: m["train_loss"] >= (1 - CHANCE_BAND) * chance
-                 and m["train_accuracy"] < limit, times=3)
+    rows, previous = [], None
+    for m in run.metrics:
+        loss = m["train_loss"]
+        stuck = previous is not None and abs(loss - previous) < STILL * abs(previous)
+        falling = previous is not None and loss < previous * (1 - CHANCE_FALL)
+        at_chance = (abs(loss - chance) <= CHANCE_BAND * chance and not falling
+                     or loss > chance * (1 + CHANCE_BAND) and stuck)
+        rows.append((m["epoch"], at_chance and m["train_accuracy"] < limit))
+        previous = loss
+    epoch = held(rows, bool, times=3)
     if epoch is None:
         return None
-    loss = next(m["train_loss"] for e, m in rows if e == epoch)
+    loss = next(m["train_loss"] for m in run.metrics if m["epoch"] == epoch)
     return Trigger(epoch, f"the train loss stays at {loss:.3f}, chance level is ln {run.classes} = {chance:.3f}")
 
 

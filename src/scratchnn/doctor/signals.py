@@ -247,7 +247,9 @@ def check_metric_rows(rows: Iterable[dict], source: str = "metrics") -> list[dic
             raise DataError(f"{where}: missing {', '.join(missing)}")
         values = {"epoch": _integer(row["epoch"], where)}
         for column in METRIC_COLUMNS[1:]:
-            value = values[column] = _number(row.get(column, math.nan), f"{where}, {column}")
+            cell = row.get(column, math.nan)
+            cell = math.nan if column == "lr" and cell == "" else cell  # an lr column left blank: not recorded
+            value = values[column] = _number(cell, f"{where}, {column}")
             if "loss" in column and value < 0:  # NaN and inf pass: a diverged loss is a finding, not bad data
                 raise DataError(f"{where}, {column}: a cross-entropy loss is 0 or more, got {value!r}")
             if "accuracy" in column and not (math.isnan(value) or 0 <= value <= 1):

@@ -23,8 +23,10 @@ SLOW_UPDATE = 2e-4       # ... below this at the run's full rate while train acc
 STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
 DEAD = 0.5               # share of a ReLU layer's units that never fired
 ONE_CLASS = 0.6          # share of predictions taken by one class
-CHANCE_BAND = 0.1        # train loss above ln C less 10% (at chance or worse) ...
+CHANCE_BAND = 0.1        # train loss within ±10% of ln C (or above it and still) ...
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
+CHANCE_FALL = 0.01       # ... unless the loss fell by more than this share since the evaluation before: the seed
+                         # network evaluated every iteration passes through the band at 1.3-3% an iteration
 PERSIST = 2              # evaluations a condition must hold in a row (one is noise)
 MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance
 SANE_WEIGHTS = 1e6       # weight RMS below this: finite weights that give finite logits

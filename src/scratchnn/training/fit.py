@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable
@@ -264,7 +265,7 @@ def _check_loop(model: Sequential, optimizer, eval_every: int) -> None:
     if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
         name = getattr(optimizer, "__name__", type(optimizer).__name__)
         raise ConfigError(f"fit needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+    if isinstance(eval_every, bool) or not isinstance(eval_every, numbers.Integral) or eval_every < 1:
         raise ConfigError(f"eval_every is a whole number of epochs >= 1, got {eval_every!r}")
 
 

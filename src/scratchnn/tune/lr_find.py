@@ -39,7 +39,6 @@ import numpy as np
 from ..data.split import batch_indices, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
 from ..model import Sequential
-from ..nn.base import layer_from_config
 from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
 
@@ -160,10 +159,10 @@ def suggestions(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
 
 
 def copy_model(model: Sequential, rng: np.random.Generator) -> Sequential:
-    """An independent copy of ``model``: its layers rebuilt from ``model.config()``, then its
-    parameters and buffers copied in (in the model's dtype); dropout masks drawn from ``rng``."""
-    config = model.config()
-    copy = Sequential([layer_from_config(entry) for entry in config["layers"]], config["input_shape"], rng=rng)
+    """An independent copy of ``model``: each layer rebuilt by its own class from its config (a
+    learner's own class stays theirs, not the registry's of that name), then its parameters and
+    buffers copied in (in the model's dtype); dropout masks drawn from ``rng``."""
+    copy = Sequential([type(layer)(**layer.config()) for layer in model.layers], model.input_shape, rng=rng)
     copy.astype(model.dtype)
     copy.load_state_dict(model.state_dict())
     return copy

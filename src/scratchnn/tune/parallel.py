@@ -79,16 +79,22 @@ def _sigint_ignored_by_children() -> Iterator[None]:
 
 WORKER_WAIT = 60  # seconds a cluster without workers is waited for
 CONNECT_WAIT = 20  # seconds: beyond Client's own 15 s, a port that accepts and never answers (the dashboard's)
-ADDRESS = re.compile(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
+ADDRESS = re.compile(r"(?:([a-z]+)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):(\d{1,5})")
 
 
 def check_scheduler_address(address: str) -> str:
-    """``tcp://HOST:PORT`` (or ``tls://``, or ``HOST:PORT``) as ``dask scheduler`` prints it; a
-    ConfigError naming the usual slip otherwise (the dashboard's http:// address)."""
+    """``tcp://HOST:PORT`` (or any protocol Dask has: tls, ws, wss, ucx...; or ``HOST:PORT``) as
+    ``dask scheduler`` prints it; a ConfigError naming the usual slip otherwise (the dashboard's
+    http:// address)."""
+    from distributed.comm.registry import backends
+
     found = ADDRESS.fullmatch(address.strip())
     if address.startswith(("http://", "https://")):
         raise ConfigError(f"--scheduler {address} is a web address (the scheduler's dashboard, port 8787 by default); "
                           "give the address 'dask scheduler' prints, tcp://HOST:8786")
+    if found and found.group(1) and found.group(1) not in backends:
+        raise ConfigError(f"--scheduler {address}: Dask has no protocol {found.group(1)!r} here; it has "
+                          f"{', '.join(sorted(backends))} (tcp://HOST:8786, as 'dask scheduler' prints it)")
     if not found or not 0 < int(found.group(3)) < 65536:
         raise ConfigError(f"--scheduler {address!r} is not a scheduler address; give tcp://HOST:PORT, as "
                           "'dask scheduler' prints it (tcp://127.0.0.1:8786)")

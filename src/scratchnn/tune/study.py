@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ class SweepFolder:
     space: SearchSpace
     base: TrainConfig
     study: str = STUDY_NAME  # its own name in a --storage database that other sweeps share
+    made_folder: bool = False  # create_sweep_folder made ``path`` (remove_if_unused may take it away again)
 
     def trial_dir(self, number: int) -> Path:
         return self.path / TRIALS_DIR / f"{number:04d}"
@@ -70,7 +72,7 @@ class SweepFolder:
             return
         for name in (SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE):
             (self.path / name).unlink(missing_ok=True)
-        if not any(self.path.iterdir()):
+        if self.made_folder and not any(self.path.iterdir()):  # a folder the user made stays
             self.path.rmdir()
 
     def write(self) -> None:
@@ -103,7 +105,7 @@ def sweep_lock(path: Path) -> Iterator[None]:
             break
         except FileExistsError:
             holder = read_small_text(lock, 1024, "the sweep's lock file").split()
-            if not _gone(holder):
+            if not _gone(holder, lock):
                 who = f"pid {holder[0]} on {holder[1]}" if len(holder) == 2 else "another sweep"
                 raise ConfigError(f"{path} is in use by a running sweep ({who}); wait for it to end, or if it "
                                   f"is gone, delete {lock}") from None
@@ -118,10 +120,16 @@ def sweep_lock(path: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def _gone(holder: list[str]) -> bool:
-    """True when the lock's sweep ran on this host and its process no longer exists."""
-    if len(holder) != 2 or holder[1] != socket.gethostname() or not holder[0].isdigit():
-        return False
+def _gone(holder: list[str], lock: Path) -> bool:
+    """True when the lock's sweep ran on this host and its process no longer exists (or is this
+    one: a container restarted with the same pid), or the lock is empty and a minute old (a sweep
+    killed between making it and writing it)."""
+    if not holder:
+        return time.time() - lock.stat().st_mtime > 60
+    if len(holder) != 2 or holder[1] != socket.gethostname() or not holder[0].isdigit() or os.name == "nt":
+        return False  # another machine's, or Windows (where os.kill(pid, 0) would signal it): let the user say
+    if int(holder[0]) == os.getpid():
+        return True
     try:
         os.kill(int(holder[0]), 0)
     except ProcessLookupError:
@@ -144,7 +152,8 @@ def create_sweep_folder(path: Path, trials: int, storage_url: str, space: Search
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"{path} is not empty; give a new folder to --out")
     name = f"{STUDY_NAME}-{path.name}-{uuid.uuid4().hex[:8]}" if storage_url else STUDY_NAME
-    folder = SweepFolder(path, trials, absolute_sqlite(storage_url), base.seed, space, base, name)
+    folder = SweepFolder(path, trials, absolute_sqlite(storage_url), base.seed, space, base, name,
+                         made_folder=not path.exists())
     folder.write()
     return folder
 

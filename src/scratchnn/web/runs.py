@@ -10,6 +10,7 @@ run's ``problem`` instead of failing the list. Findings are computed once per he
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -21,7 +22,21 @@ from ..io import MODEL_FILE, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from .train_worker import clean, without_folders
 
-RUN_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f]{0,254}")  # what a folder may be named, less ../ and .hidden
+RUN_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f:]{0,254}" if os.name == "nt" else r"\w[^/\\\x00-\x1f\x7f]{0,254}")
+MAX_NAME = 255  # a folder name's bytes on most file systems
+
+
+def is_run_name(name) -> bool:
+    """A name a run folder may have here: ``RUN_NAME`` (no separator, no ``..``, no hidden
+    folder; on Windows no drive either), printable (no control or bidi format characters), and
+    valid UTF-8 (a folder named in another encoding reaches Python as unencodable surrogates)."""
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or not name.isprintable():
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 MAX_RUNS = 100
 RUN_CONFIG = CONFIG_FILE
 # The settings a list of runs shows; the full config is in each run's "config".
@@ -46,7 +61,7 @@ class RunFolders:
         """The newest ``MAX_RUNS`` run folders' names, newest first."""
         try:
             entries = [p for p in self.runs_dir.iterdir()
-                       if RUN_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+                       if is_run_name(p.name) and p.is_dir() and not p.is_symlink()
                        and (p / RUN_CONFIG).is_file()]
         except OSError:
             return []
@@ -55,7 +70,7 @@ class RunFolders:
 
     def folder(self, name: str) -> Path:
         """The folder of run ``name``; RunNotFound unless it is one of ``names()``'s kind."""
-        if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+        if not is_run_name(name):
             raise RunNotFound(f"no run named {str(name)[:40]!r}: a run is named by its folder, e.g. 20261203-101500-seed")
         path = self.runs_dir / name
         if not path.is_dir() or path.is_symlink() or not (path / RUN_CONFIG).is_file():

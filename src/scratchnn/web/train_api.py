@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS
-from .runs import RUN_NAME, RunFolders, RunNotFound
+from .runs import MAX_NAME, RUN_NAME, RunFolders, RunNotFound
 from .schemas import ErrorMessage, ModelSummary
 from .training import TrainingBusy, TrainingManager, TrainingUnavailable, train_settings
 
@@ -165,7 +165,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
     def run_list():
         return {"current": current_run(), "runs": [runs.describe(name) for name in runs.names()]}
 
-    name_param = PathParam(pattern=RUN_NAME.pattern, max_length=100, description="a run folder's name")
+    name_param = PathParam(pattern=RUN_NAME.pattern, max_length=MAX_NAME, description="a run folder's name")
 
     @router.get("/api/runs/{name}/curves", response_model=RunCurves, responses=_errors(404, 422),
                 summary="A run's loss and accuracy per evaluation")
