@@ -135,7 +135,6 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * batches)
     history = History()
-    remedy = _divergence_remedy(x_train)
     if health is not None and start_epoch == 0:
         health.record(model, 0, optimizer.steps, steps_per_epoch=batches)
     start = time.perf_counter()
@@ -154,7 +153,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                         health.record_divergence(model, epoch, loss_sum / len(y))
                     at = f"iteration {epoch} (" if batches == 1 else f"epoch {epoch} (step {optimizer.steps + 1}, "
                     raise _diverged(f"loss became {loss_sum / len(y):.4g} at {at}learning rate "
-                                    f"{optimizer.lr:g}): training diverged; {remedy}", history)
+                                    f"{optimizer.lr:g}): training diverged", history, x_train)
                 first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
                 watched = health is not None and (first or measured and batch + 1 == batches)
                 if watched:
@@ -174,11 +173,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
             if not measured and not halted:
                 continue
             try:
-                _check_weights(model, f"{'iteration' if batches == 1 else 'epoch'} {epoch}", optimizer.lr, remedy)
+                _check_weights(model, f"{'iteration' if batches == 1 else 'epoch'} {epoch}", optimizer.lr)
             except TrainingDiverged as error:
                 if health is not None:
                     health.record_divergence(model, epoch, math.nan)
-                raise _diverged(str(error), history) from None
+                raise _diverged(str(error), history, x_train) from None
             dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev)
             result = EpochResult(epoch, total_loss / seen, correct / seen if measured else math.nan, dev_loss,
                                  dev_accuracy, optimizer.lr, time.perf_counter() - start)
@@ -201,11 +200,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     return history
 
 
-def _check_weights(model: Sequential, when: str, lr: float, remedy: str) -> None:
+def _check_weights(model: Sequential, when: str, lr: float) -> None:
     """Stop before a NaN or infinite weight can reach a checkpoint or a model file; ``when``: 'epoch 3'."""
     for name, param, _ in model.named_parameters():
         if not np.isfinite(param).all():
-            raise TrainingDiverged(f"weights {name} became NaN or infinite at {when} (learning rate {lr:g}); {remedy}")
+            raise TrainingDiverged(f"weights {name} became NaN or infinite at {when} (learning rate {lr:g})")
 
 
 def _divergence_remedy(x: np.ndarray) -> str:
@@ -216,9 +215,10 @@ def _divergence_remedy(x: np.ndarray) -> str:
     return "try a lower learning rate (--lr)"
 
 
-def _diverged(message: str, history: History) -> TrainingDiverged:
-    """The error, carrying the evaluations made before it (``error.history``, for the doctor)."""
-    error = TrainingDiverged(message)
+def _diverged(message: str, history: History, x: np.ndarray) -> TrainingDiverged:
+    """The error, with what to try (read from the inputs ``x`` only now, not on every run) and the
+    evaluations made before it (``error.history``, for the doctor)."""
+    error = TrainingDiverged(f"{message}; {_divergence_remedy(x)}")
     error.history = history
     return error
 
