@@ -1,10 +1,10 @@
 """The Runs tab: the run folders beside the served one, read safely and briefly.
 
 A run is named by its folder's name only (``20261203-101500-seed``, ``my run``, ``étude 2``),
-checked against ``RUN_NAME`` (a letter, digit or _ first, then no path separator or control
-character: no ``..``, no hidden folder) and looked up among the real (not symlinked) folders
-directly inside the runs folder, so no request reaches a path outside it. At most ``MAX_RUNS`` folders are listed (the
-newest); each file is read through the bounded, validating readers (``TrainConfig.load`` after
+checked by ``is_run_name`` (a letter, digit or _ first, then no path separator: no ``..``, no
+hidden folder; printable UTF-8) and looked up among the real (not symlinked) folders directly
+inside the runs folder, so no request reaches a path outside it. At most ``MAX_RUNS`` folders
+are listed (the newest); each file is read through the bounded, validating readers (``TrainConfig.load`` after
 a size check, ``doctor.signals``, ``io.read_metadata``), and what cannot be read is said in the
 run's ``problem`` instead of failing the list. Findings are computed once per health.csv version.
 """
