@@ -40,8 +40,9 @@ def test_page_and_its_files_are_served_with_a_self_only_policy(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg"):
-        assert asset in page.text
+    for asset in ("static/app.js", "static/style.css", "static/favicon.svg"):  # relative: it works under a path
+        assert f'"{asset}"' in page.text and f'"/{asset}"' not in page.text
+        assert client.get(f"/{asset}").status_code == 200
     files = sorted(path.name for path in STATIC_DIR.iterdir())
     assert files == ["api.js", "app.js", "chart.js", "favicon.svg", "index.html", "render.js", "runs.js", "style.css",
                      "train.js"]

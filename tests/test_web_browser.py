@@ -6,11 +6,15 @@ Playwright, the tests skip, except under CI (any non-empty CI), where they fail:
 """
 import colorsys
 import contextlib
+import http.client
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -317,3 +321,65 @@ def test_a_model_of_other_classes_asks_for_one_of_them(browser, tmp_path):
         assert page.locator("#status").inner_text().startswith("Draw one of its 12 classes (a, b, c, …)")
         assert page.locator("#gallery-title").inner_text() == "Images the model gets wrong"
         page.close()
+
+
+class PrefixProxy(http.server.ThreadingHTTPServer):
+    """A reverse proxy as nginx's plainest block does it (``location /digits/ { proxy_pass
+    http://upstream/; }``): the prefix taken off, the Host set to the upstream's own address."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, prefix: str):
+        self.upstream, self.prefix = urllib.parse.urlsplit(upstream), prefix
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # quiet
+        pass
+
+    def forward(self):
+        proxy = self.server
+        if not self.path.startswith(proxy.prefix):
+            self.send_error(404)
+            return
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+        connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
+        connection.request(self.command, "/" + self.path[len(proxy.prefix):], body=body or None, headers=headers)
+        answer = connection.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        connection.close()
+
+    do_GET = do_POST = forward
+
+
+def test_the_page_works_under_a_path_prefix_behind_a_proxy_that_rewrites_the_host(browser, server):
+    """The deployment audit: under /digits/ the page's /static and /api paths missed the prefix (it
+    stayed on "Loading the model..."), and behind a proxy that passes its own Host every drawing was
+    refused as another site's (403)."""
+    proxy = PrefixProxy(server, "/digits/")
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{proxy.server_address[1]}/digits/"
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    statuses: list[tuple[int, str]] = []
+    page.on("response", lambda response: statuses.append((response.status, response.url)))
+    try:
+        page.goto(base)
+        page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('parameters')")
+        draw_stroke(page, [(0.5, 0.15), (0.5, 0.85)])  # a 1
+        page.wait_for_function("() => document.querySelector('#confidence').textContent.includes('% sure')")
+    finally:
+        context.close()
+        proxy.shutdown()
+    assert [s for s in statuses if s[0] >= 400] == [], statuses
+    assert all(url.startswith(base) for _, url in statuses), statuses
+    assert any(url == base + "api/predict" for _, url in statuses)

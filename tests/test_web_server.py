@@ -152,3 +152,13 @@ def test_serve_help_states_the_limits_it_sets(capsys):
                    f"under {limits.MAX_BODY_BYTES // 2**20} MB", f"after {server.TIMEOUT_KEEP_ALIVE} s",
                    f"at most {server.LIMIT_CONCURRENCY}", "--allowed-host", "reverse proxy"):
         assert figure in text, figure
+
+
+def test_serving_on_every_address_prints_addresses_a_browser_can_open():
+    """The deployment audit: --host 0.0.0.0 printed http://0.0.0.0:18101, which the server then refused."""
+    from scratchnn.cli.serve_cmd import _urls
+
+    assert _urls("0.0.0.0", 8000, ["digits.lan"]) == ("http://localhost:8000 or http://digits.lan:8000 "
+                                                       "(every address of this machine)")
+    assert _urls("127.0.0.1", 8000, None) == "http://127.0.0.1:8000"
+    assert _urls("::1", 8000, None) == "http://[::1]:8000"

@@ -104,6 +104,22 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert client.get("/api/train/state").json()["status"] == "idle"  # what an idle page polls
 
 
+def test_the_operators_console_says_who_started_what_and_what_was_refused(client, runs, caplog, monkeypatch):
+    """The deployment audit: the console showed nothing of runs or of the 403s students met."""
+    import logging
+
+    from scratchnn.web import operator_log
+
+    monkeypatch.setattr(operator_log, "_last", {})
+    with caplog.at_level(logging.INFO, logger="scratchnn.serve"):
+        assert client.post("/api/train/stop", headers={"sec-fetch-site": "cross-site"}).status_code == 403
+        assert client.post("/api/train/stop", headers={"sec-fetch-site": "cross-site"}).status_code == 403
+        assert client.post("/api/runs/base/load").status_code == 200
+    lines = [record.getMessage() for record in caplog.records if record.name == "scratchnn.serve"]
+    assert len([line for line in lines if "refused POST /api/train/stop (403): another site's page" in line]) == 1
+    assert any(line.startswith("run base loaded from the Runs tab by ") for line in lines), lines
+
+
 def test_another_sites_page_cannot_start_stop_or_swap_a_run(client, runs):
     """A page on another site can POST from a visitor's browser without asking first (a form, or
     fetch with text/plain): the audit started a run that way and it became the served model."""
@@ -112,13 +128,20 @@ def test_another_sites_page_cannot_start_stop_or_swap_a_run(client, runs):
     assert_error(client.post("/api/train", content=plain, headers={"content-type": "text/plain"}), 415,
                  "Content-Type: application/json")
     for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"}, {"origin": "null"},
-                    {"origin": "http://localhost:9999"}):  # another port is another origin
+                    {"origin": "http://localhost:9999"},  # another port is another origin
+                    {"sec-fetch-site": "same-site"},  # ... which the browser calls the same site
+                    {"origin": "http://evil.example", "x-forwarded-host": "digits.school.lan"}):
         for path in ("/api/train", "/api/train/stop", "/api/train/pause", f"/api/runs/{before[0]}/load"):
             assert_error(client.post(path, json={"preset": "seed", "epochs": 5}, headers=headers), 403,
                          "another site's page")
     assert sorted(p.name for p in runs.iterdir()) == before
     same = {"origin": str(client.base_url).rstrip("/"), "sec-fetch-site": "same-origin"}  # what the page sends
     assert client.post("/api/train/stop", headers=same).status_code == 200
+    # behind a reverse proxy (the deployment audit: every write was 403 behind nginx's usual block): the
+    # browser says same-origin whatever Host the proxy passes; an older one's Origin is the proxy's name
+    for proxied in ({"origin": "https://digits.school.lan", "sec-fetch-site": "same-origin"},
+                    {"origin": "https://digits.school.lan", "x-forwarded-host": "digits.school.lan"}):
+        assert client.post("/api/train/stop", headers=proxied).status_code == 200, proxied
 
 
 def test_a_run_streams_its_story_refuses_a_second_and_is_not_served_when_the_doctor_found_an_error(client, runs):

@@ -17,9 +17,10 @@ INSTALL_HINT = "pip install 'scratchnn[web]' (from a checkout: pip install '.[we
 WEB_PACKAGES = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart")}
 LIMITS = """\
 limits: a request head must arrive within 10 s of opening a connection (or of the last response),
-a body within 30 s and under 5 MB; idle keep-alive connections close after 5 s; at most 64
-connections at once (more get 503). For a network, put a reverse proxy in front for TLS,
-per-client connection and rate limits, and authentication.
+a body within 30 s and under 5 MB; idle keep-alive connections close after 5 s; at most 200
+connections at once (more get 503), 64 of them pages following a run. For a network, put a
+reverse proxy in front for TLS, per-client connection and rate limits, and authentication (the
+page works under a path too; the README shows the nginx lines).
 
 hosts: only requests addressed to localhost, 127.0.0.1, ::1 or --host are answered (others get
 400: DNS rebinding); add the names people use with --allowed-host.
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from ..web.app import create_app
     from ..web.hosts import LOCAL_HOSTS, WILDCARD_HOSTS, allowed_host_names
     from ..web.inference import newest_model
+    from ..web.operator_log import print_to_console
     from ..web.server import server_config
 
     models = args.models or [newest_model(RUNS_DIR)]
@@ -113,13 +115,14 @@ def run(args: argparse.Namespace) -> int:
         what = f"{what} with TTA x{args.tta}"
     if args.textbook:
         what = f"{what} on the textbook layers"
-    print(f"Serving {what} at http://{_url_host(args.host)}:{args.port}  (Ctrl+C to stop)")
+    print(f"Serving {what} at {_urls(args.host, args.port, args.allowed_host)}  (Ctrl+C to stop)")
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
               "address others will use")
     if args.host not in LOCAL_HOSTS and not args.no_train:
         print("Note: anyone who can open this page can train on this machine, and a finished run is served to "
               "everyone; --no-train serves predictions only")
+    print_to_console()  # runs started, stopped and loaded, and refused requests, with the time
     _server_class()(server_config(app, args.host, args.port)).run()
     return 0
 
@@ -179,3 +182,12 @@ def _check_port(host: str, port: int) -> None:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _urls(host: str, port: int, allowed: list[str] | None) -> str:
+    """Where to open the page: on every address (0.0.0.0, a container), the names it answers to,
+    not the wildcard itself, which the browser cannot open and the server would refuse."""
+    if host not in ("0.0.0.0", "::", ""):
+        return f"http://{_url_host(host)}:{port}"
+    names = ["localhost", *(allowed or [])]
+    return " or ".join(f"http://{_url_host(name)}:{port}" for name in names) + " (every address of this machine)"

@@ -8,15 +8,21 @@ in plain text and splits ``[::1]:8000`` at the first colon; this one speaks IPv6
 Cross-site requests: a page on ``evil.example`` can make a visitor's browser POST to
 ``http://127.0.0.1:8000/api/train`` (a form, or fetch with a "simple" content type, needs no
 preflight), with the right Host. ``SameSiteWrites`` refuses any request but GET, HEAD and
-OPTIONS whose ``Origin`` is not this server's own, or that the browser marks as from another
-site (``Sec-Fetch-Site``): what the page does, another site's page cannot. Clients that are not
-browsers (curl, scripts) send neither header and are unaffected.
+OPTIONS that the browser marks as from another site (``Sec-Fetch-Site``, which no page can set),
+or, from a browser too old to send that, whose ``Origin`` is not this server's own: what the
+page does, another site's page cannot. Clients that are not browsers (curl, scripts) send
+neither header and are unaffected. Behind a reverse proxy the browser still calls the page and
+its API one origin ("same-origin"), whatever Host the proxy passes on; for the older browsers,
+the Origin may match the proxy's ``X-Forwarded-Host`` too (a page of another site cannot add
+that header without a preflight, which this server does not answer).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from starlette.responses import JSONResponse
+
+from .operator_log import refused
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Listening on every address: the names people will use are not known here (--allowed-host).
@@ -72,6 +78,8 @@ class HostAllowList:
         if scope["type"] == "websocket":  # the app has none, but refuse before it is asked
             return await send({"type": "websocket.close", "code": 1008})
         # NOTE: the refused name is not echoed: it is the attacker's text, and no one needs it back
+        refused("host", "refused a request addressed to a name this server does not answer to (400): add the "
+                "name people use with --allowed-host NAME")
         detail = ("this server answers only requests addressed to " + ", ".join(sorted(self.allowed))
                   + "; start 'scratchnn serve' with --allowed-host NAME to add the name you use")
         await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
@@ -90,12 +98,20 @@ class SameSiteWrites:
             return await self.app(scope, receive, send)
         headers = {key: value.decode("latin-1") for key, value in scope.get("headers") or ()}
         origin, site = headers.get(b"origin"), headers.get(b"sec-fetch-site")
-        foreign = site not in (None, "same-origin", "none") or \
-            (origin is not None and origin.lower().partition("://")[2] != headers.get(b"host", "").lower())
+        if site is not None:  # the browser's own word, which no page can forge
+            foreign = site not in ("same-origin", "none")
+        else:
+            ours = {headers.get(b"host", "").lower(), headers.get(b"x-forwarded-host", "").partition(",")[0].strip()
+                    .lower()} - {""}
+            foreign = origin is not None and origin.lower().partition("://")[2] not in ours
         if not foreign:
             return await self.app(scope, receive, send)
+        refused("site", "refused %s %s (403): another site's page sent it, by the browser's headers; behind a "
+                "reverse proxy, pass the browser's Host on (nginx: proxy_set_header Host $http_host)",
+                scope["method"], scope.get("path", "")[:80])
         detail = ("refused: this request came from another site's page; use the page this server serves, or a "
-                  "client such as curl")
+                  "client such as curl (behind a reverse proxy, pass the browser's Host on: nginx's "
+                  "proxy_set_header Host $http_host)")
         await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
 
 

@@ -17,7 +17,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 TIMEOUT_KEEP_ALIVE = 5  # s an idle keep-alive connection stays open after a response
 HEADER_SECONDS = 10.0  # s from opening a connection (or the last response) to a complete request head
-LIMIT_CONCURRENCY = 64  # connections + running requests; beyond it uvicorn answers 503 at once
+LIMIT_CONCURRENCY = 200  # connections + running requests; beyond it uvicorn answers 503 at once (a class of
+# 30 browsers holds about 3 each: the event stream and a keep-alive or two; MAX_WATCHERS streams fit)
 MAX_HEADER_BYTES = 16 * 1024  # request line + headers; a browser sends well under 2 kB
 GRACEFUL_SHUTDOWN_SECONDS = 5  # Ctrl+C waits this long for requests in flight, not for idle clients
 

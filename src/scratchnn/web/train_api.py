@@ -27,13 +27,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS
+from .operator_log import OPERATOR
 from .runs import MAX_NAME, RUN_NAME, RunFolders, RunNotFound
 from .schemas import ErrorMessage, ModelSummary
 from .training import TrainingBusy, TrainingManager, TrainingUnavailable, train_settings
 
 POLL_SECONDS = 0.2  # the event stream sends what arrived, at most 5 times a second
 PING_SECONDS = 15.0  # a comment line keeps idle proxies from closing the stream
-MAX_WATCHERS = 16  # event streams open at once: each holds a connection
+MAX_WATCHERS = 64  # event streams open at once: each holds a connection (a class of 30 pages, with room)
 EVENT_STREAM = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -136,8 +137,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
             body = json.loads(await request.body() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise HTTPException(422, "send the settings as a JSON object like {\"preset\": \"seed\"}") from None
-        who = request.client.host if request.client else "someone"
-        return await run_in_threadpool(manager.start, body, who)
+        return await run_in_threadpool(manager.start, body, client_of(request))
 
     @router.post("/api/train/stop", response_model=TrainState, summary="Stop the run after its current batch")
     def stop():
@@ -156,8 +156,8 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
     async def events(request: Request):
         run_id, seq = _last_event_id(request.headers.get("last-event-id", ""))
         if not watchers.acquire(blocking=False):
-            return JSONResponse({"detail": f"{MAX_WATCHERS} pages are watching already; close one and reload"},
-                                status_code=429)
+            detail = f"{MAX_WATCHERS} pages are watching already; the page tries again by itself"
+            return JSONResponse({"detail": detail}, status_code=429)
         return StreamingResponse(_stream(manager, run_id, seq, watchers), media_type="text/event-stream",
                                  headers=EVENT_STREAM)
 
@@ -174,14 +174,16 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
 
     @router.post("/api/runs/{name}/load", response_model=ModelSummary, responses=_errors(404, 409, 422),
                  summary="Serve this run's model")
-    def load_run(name: str = name_param):
+    def load_run(request: Request, name: str = name_param):
         if not switchable:  # a demo server: no visitor changes the model every other visitor gets
             raise TrainingUnavailable("this server serves one model (scratchnn serve --no-train); "
                                       "loading another run is switched off")
         folder = runs.folder(name)
         if not (folder / "model.safetensors").is_file():
             raise RunNotFound(f"run {name!r} has no model yet (still training, or stopped before saving)")
-        return use_run(folder / "model.safetensors").summary()
+        summary = use_run(folder / "model.safetensors").summary()
+        OPERATOR.info("run %s loaded from the Runs tab by %s; now served to every page", name, client_of(request))
+        return summary
 
     return router
 
@@ -207,6 +209,12 @@ async def _stream(manager: TrainingManager, run_id: int, seq: int, watchers):
                 quiet = 0.0
     finally:
         watchers.release()
+
+
+def client_of(request: Request) -> str:
+    """Who sent ``request``, for the run's 'started by' and the operator's console: its address
+    (behind a proxy on this machine, the browser's: uvicorn reads X-Forwarded-For from 127.0.0.1)."""
+    return request.client.host if request.client else "someone"
 
 
 def _last_event_id(header: str) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from ..errors import ConfigError, ScratchnnError
 from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, options_of
 from ..training.presets import PRESETS, resolve_config
+from .operator_log import OPERATOR
 from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
 
@@ -155,12 +156,14 @@ class TrainingManager:
                 self._append(note_event(note))
             threading.Thread(target=self._drain, args=(self._process, events, run_dir, self.run_id),
                              name="scratchnn-train-events", daemon=True).start()
+            OPERATOR.info("run %s started by %s (%s, %d epochs)", run_dir.name, who[:60], config.preset, config.epochs)
             return dict(self.state)
 
     def stop(self) -> dict:
         """Ask the run to stop after its current batch (its model is saved); the state."""
         with self._lock:
             if self.state["status"] in ("starting", "running", "paused"):
+                OPERATOR.info("run %s: Stop pressed", self.state["run"])
                 self._stop.set()
                 self._pause.clear()
                 self._set_status("stopping")
@@ -253,11 +256,14 @@ class TrainingManager:
                 self.state["detail"] = "; ".join(details)
             self._append(event)
             self._set_status("stopped" if event.get("stopped") else "finished")
+            OPERATOR.info("run %s %s; %s", self.state["run"], self.state["status"],
+                          "now served to every page" if event["loaded"] else f"not served: {event['load_error']}")
             return
         if kind == "error":
             self.state["detail"] = event["detail"]
             self._append(event)
             self._set_status("failed")
+            OPERATOR.warning("run %s failed: %s", self.state["run"], event["detail"])
             return
         self._append(event)
 

@@ -205,7 +205,7 @@ async function pump() {
   const sent = generation;
   const slow = setTimeout(() => { if (sent === generation) setStatus("Reading your digit…"); }, 300);
   try {
-    const result = await postJSON("/api/predict", { pixels: padPixels() });
+    const result = await postJSON("api/predict", { pixels: padPixels() });
     const tip = !stroke && pensTall() < CRAMPED
       ? ` Tip: it is only ${pensTall().toFixed(1)} pen widths tall; draw it bigger, or with a thinner brush.` : "";
     if (sent === generation) {
@@ -257,7 +257,7 @@ $("upload").addEventListener("change", async (event) => {
   const form = new FormData();
   try {
     form.append("file", file.size > BIG_PHOTO ? await smaller(file) : file, file.name);
-    const result = await api("/api/predict", { method: "POST", body: form });
+    const result = await api("api/predict", { method: "POST", body: form });
     if (sent === generation) {
       show(result, result.number
         ? `Photo ${file.name}, ${result.digits_seen} digits${result.digits_seen > result.number_probabilities.length
@@ -367,7 +367,7 @@ async function loadGallery(seed = null) {
   const query = new URLSearchParams({ set: which, n: "24" });
   if (seed !== null) query.set("seed", String(seed));
   try {
-    const gallery = await api(`/api/gallery?${query}`);
+    const gallery = await api(`api/gallery?${query}`);
     const right = gallery.size ? (100 * (1 - gallery.mistakes / gallery.size)).toFixed(1) : "0";
     status.textContent = `${gallery.mistakes.toLocaleString()} of ${gallery.size.toLocaleString()} ${which} ${things} `
       + `are wrong (${right} % right). Showing ${gallery.items.length}; click one to look inside.`;
@@ -413,7 +413,7 @@ async function openGalleryItem(item) {
   ink.imageSmoothingEnabled = true;
   try {
     const pixels = item.pixels.map((row) => row.map((v) => v / 255));
-    const result = await postJSON("/api/predict", { pixels, preprocess: false });
+    const result = await postJSON("api/predict", { pixels, preprocess: false });
     if (sent === generation) {
       show(result, `Image ${item.index} of the ${$("gallery-set").value} set, true label ${classes[item.label]}`);
     }
@@ -448,7 +448,7 @@ function nameTheClasses() {
 
 async function loadModel() {
   try {
-    const model = await api("/api/model");
+    const model = await api("api/model");
     servedModel = model.name;
     classes = model.classes;
     nameTheClasses();

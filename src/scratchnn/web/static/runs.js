@@ -17,7 +17,7 @@ const settingsText = (s) => Object.entries(s).filter(([k, v]) => k !== "fault" |
 async function loadRuns() {
   $("runs-status").textContent = "Loading…";
   try {
-    const list = await api("/api/runs");
+    const list = await api("api/runs");
     runs = list.runs;
     for (const name of [...ticked]) if (!runs.some((r) => r.name === name)) ticked.delete(name);
     $("runs-status").textContent = runs.length
@@ -56,7 +56,7 @@ async function loadRuns() {
 async function useRun(name, button) {
   button.disabled = true;
   try {
-    await api(`/api/runs/${encodeURIComponent(name)}/load`, { method: "POST" });
+    await api(`api/runs/${encodeURIComponent(name)}/load`, { method: "POST" });
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: name }));
     $("runs-status").textContent = `The page now serves ${name}: draw in the Draw tab.`;
     await loadRuns();
@@ -70,7 +70,8 @@ async function compare() {
   const names = [...ticked];
   for (const name of names) {
     if (!curves.has(name)) {
-      try { curves.set(name, (await api(`/api/runs/${encodeURIComponent(name)}/curves`)).rows); } catch { curves.set(name, []); }
+      const url = `api/runs/${encodeURIComponent(name)}/curves`;
+      try { curves.set(name, (await api(url)).rows); } catch { curves.set(name, []); }
     }
   }
   drawChart($("runs-chart"), names.map((name, i) => ({

@@ -11,6 +11,7 @@ const ACTIVE = ["starting", "running", "paused", "stopping"];
 const GROUPS = ["network", "optimisation", "training loop", "doctor"];
 let info = null;
 let stream = null;
+let refused = false; // the server refused this page's event stream (429): follow() asks again
 let run = null; // {name, epochs, batches: [[x, loss]], evals: [...], started: ms}
 let drawQueued = false;
 
@@ -257,7 +258,7 @@ function handle(event) {
 function watch() {
   if (stream) stream.close();
   run = null;
-  stream = new EventSource("/api/train/events");
+  stream = new EventSource("api/train/events");
   stream.onmessage = (message) => handle(JSON.parse(message.data));
   // A dropped connection: EventSource reconnects by itself with Last-Event-ID, and the server
   // sends what was missed. But a server that restarted knows nothing of that run: once the
@@ -266,11 +267,20 @@ function watch() {
   stream.onerror = () => {
     dropped = true;
     const line = $("train-progress");  // each failed retry fires again: say it once
+    if (stream && stream.readyState === EventSource.CLOSED) {
+      // refused, not dropped (too many pages watching: 429): the browser gives up; follow() asks again
+      stream = null;
+      refused = true;
+      line.textContent = "This page cannot follow the run just now (too many pages are watching it, or the server "
+        + "did not answer); it tries again every few seconds.";
+      return;
+    }
     if (stream && stream.readyState === EventSource.CONNECTING && !line.textContent.endsWith(" (reconnecting…)")) {
       line.textContent += " (reconnecting…)";
     }
   };
   stream.onopen = () => {
+    refused = false;
     if (dropped) { dropped = false; resync(); }
   };
 }
@@ -278,7 +288,7 @@ function watch() {
 async function resync() {
   let now;
   try {
-    now = await api("/api/train/state");
+    now = await api("api/train/state");
   } catch {
     return;  // down again: the next reconnection asks again
   }
@@ -311,7 +321,7 @@ async function start() {
   newRun({ run: "", epochs: 0 });
   $("train-progress").textContent = "Starting…";
   try {
-    await postJSON("/api/train", requestBody());
+    await postJSON("api/train", requestBody());
     watch();
   } catch (error) {
     $("train-progress").textContent = error.message;
@@ -326,9 +336,10 @@ const FOLLOW_MS = 3000;
 async function follow() {
   if (stream || document.visibilityState !== "visible") return;
   try {
-    const now = await api("/api/train/state");
+    const now = await api("api/train/state");
     // a run this page watches or has seen end; a run that started and ended between two rounds is shown too
-    const known = state && now.run === state.run && (ACTIVE.includes(state.status) || state.status === now.status);
+    const known = !refused && state && now.run === state.run
+      && (ACTIVE.includes(state.status) || state.status === now.status);
     if (stream || known || now.status === "idle") return;
     state = now;
     setButtons();
@@ -341,7 +352,7 @@ async function follow() {
 
 async function init() {
   try {
-    info = await api("/api/train");
+    info = await api("api/train");
   } catch (error) {
     $("train-progress").textContent = `Could not ask the server about training: ${error.message}`;
     return;
@@ -364,9 +375,9 @@ async function init() {
   fillFromPreset();
   $("train-preset").addEventListener("change", fillFromPreset);
   $("train-start").addEventListener("click", start);
-  $("train-stop").addEventListener("click", () => postJSON("/api/train/stop", {}).catch(reportFailure));
+  $("train-stop").addEventListener("click", () => postJSON("api/train/stop", {}).catch(reportFailure));
   $("train-pause").addEventListener("click", () =>
-    postJSON(state.status === "paused" ? "/api/train/resume" : "/api/train/pause", {}).catch(reportFailure));
+    postJSON(state.status === "paused" ? "api/train/resume" : "api/train/pause", {}).catch(reportFailure));
   state = info.state;
   setButtons();
   if (state.status !== "idle") { // a run is on (or just ended): replay it
