@@ -313,6 +313,22 @@ def test_a_batch_counts_training_time_not_paused_time():
     assert watcher.paused >= 0.45 and events.get_nowait()["seconds"] < 0.3
 
 
+def test_keep_model_trains_but_never_swaps_the_served_model(runs):
+    """The deployment audit: in a class, any student's finished run became every page's model (a "1"
+    read at 99.9% came back as a 9 at 51%); --keep-model trains and compares, and serves what it started with."""
+    with TestClient(create_app(runs / "base", train=TrainSetup(keep_model=True)), base_url=LOCAL) as client:
+        served = client.get("/api/model").json()
+        started = client.post("/api/train", json={"preset": "seed", "epochs": 10})
+        assert started.status_code == 202, started.text
+        events_until_over(client)
+        state = client.get("/api/train/state").json()
+        assert state["status"] == "finished" and not state["served"], state
+        assert state["detail"].startswith("not served: this server keeps the model it started with")
+        assert client.get("/api/model").json() == served
+        assert_error(client.post("/api/runs/base/load"), 409, "serves one model", "--keep-model")
+        shutil.rmtree(runs / state["run"])
+
+
 def test_no_train_turns_training_off(runs):
     with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
         info = client.get("/api/train").json()

@@ -60,6 +60,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     limits = TrainLimits()
     group = parser.add_argument_group("training from the page", "new runs are saved beside the served run folder")
     group.add_argument("--no-train", action="store_true", help="no Train tab: a demo server that only predicts")
+    group.add_argument("--keep-model", action="store_true",
+                       help="train from the page but keep serving this model: runs are saved and compared in the "
+                            "Runs tab, never served (Load is off); for a class, no one's run replaces everyone's")
     group.add_argument("--max-train-epochs", type=int, metavar="N", default=limits.epochs,
                        help=f"epochs one run may ask for (default: {limits.epochs})")
     group.add_argument("--max-train-seconds", type=float, metavar="S", default=limits.seconds,
@@ -85,7 +88,10 @@ def train_setup(args: argparse.Namespace):
                         ("--max-train-layers", args.max_train_layers), ("--max-train-memory", args.max_train_memory)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{flag} must be a number > 0, got {value:g}")
-    return TrainSetup(enabled=not args.no_train, limits=TrainLimits(
+    if args.keep_model and args.no_train:
+        raise ConfigError("--keep-model keeps the model while the page trains; with --no-train nothing trains: "
+                          "give one of them")
+    return TrainSetup(enabled=not args.no_train, keep_model=args.keep_model, limits=TrainLimits(
         epochs=args.max_train_epochs, seconds=args.max_train_seconds, width=args.max_train_width,
         channels=args.max_train_channels, layers=args.max_train_layers, memory=args.max_train_memory))
 
@@ -119,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
               "address others will use")
-    if args.host not in LOCAL_HOSTS and not args.no_train:
-        print("Note: anyone who can open this page can train on this machine, and a finished run is served to "
-              "everyone; --no-train serves predictions only")
+    if args.host not in LOCAL_HOSTS and not args.no_train:  # a network: say who can do what
+        print("Note: anyone who can open this page can train on this machine"
+              + ("" if args.keep_model else ", and a finished run is served to everyone (--keep-model keeps this "
+                 "model)") + "; --no-train serves predictions only")
     print_to_console()  # runs started, stopped and loaded, and refused requests, with the time
     _server_class()(server_config(app, args.host, args.port)).run()
     return 0

@@ -176,7 +176,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
                  summary="Serve this run's model")
     def load_run(request: Request, name: str = name_param):
         if not switchable:  # a demo server: no visitor changes the model every other visitor gets
-            raise TrainingUnavailable("this server serves one model (scratchnn serve --no-train); "
+            raise TrainingUnavailable("this server serves one model (scratchnn serve --no-train or --keep-model); "
                                       "loading another run is switched off")
         folder = runs.folder(name)
         if not (folder / "model.safetensors").is_file():

@@ -20,16 +20,20 @@ from ..training.run import RUNS_DIR
 from .inference import ModelService
 from .runs import RunFolders
 from .train_api import training_router
-from .training import TrainingManager, TrainLimits
+from .training import TrainingManager, TrainingUnavailable, TrainLimits
 
 NO_TRAIN = "training is switched off on this server (scratchnn serve --no-train)"
+KEPT = ("not served: this server keeps the model it started with (scratchnn serve --keep-model); compare the run "
+        "in the Runs tab")
 
 
 @dataclass(frozen=True)
 class TrainSetup:
-    """``scratchnn serve``'s training flags: on or off, the limits, and (for tests) the runs folder."""
+    """``scratchnn serve``'s training flags: on or off, whether a run may replace the served model
+    (``keep_model``: never), the limits, and (for tests) the runs folder."""
 
     enabled: bool = True
+    keep_model: bool = False
     limits: TrainLimits = field(default_factory=TrainLimits)
     runs_dir: Path | None = None
 
@@ -56,11 +60,15 @@ def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> No
     def current_run() -> str:
         return app.state.service.name
 
+    def keep_model(path: Path) -> ModelService:
+        raise TrainingUnavailable(KEPT)
+
     runs_dir = setup.runs_dir or runs_folder(first.path)
     gallery = first.gallery
     problem = NO_TRAIN if not setup.enabled else "" if gallery.config is not None else (
         f"this server has no training data it may read: {gallery.problem}")
-    manager = TrainingManager(runs_dir, gallery.config, setup.limits, on_model=use_model, unavailable=problem)
+    manager = TrainingManager(runs_dir, gallery.config, setup.limits,
+                              on_model=keep_model if setup.keep_model else use_model, unavailable=problem)
     app.state.training = manager
     app.include_router(training_router(manager, RunFolders(runs_dir), use_model, current_run,
-                                       switchable=setup.enabled))
+                                       switchable=setup.enabled and not setup.keep_model))
