@@ -246,7 +246,16 @@ def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
 
 @fits("one-class")
 def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
+    """Steps that were never large point away from the rate, to the data: labels that are not
+    their images' (a seed network on shuffled labels was told to lower its healthy 0.1)."""
     shuffled = " (scratchnn shuffles every epoch already)" if settings.config_file else "; shuffle the data every epoch"
+    ratios = [r for layer in run.layers("update_ratio") for e, r in run.series("update_ratio", layer)
+              if e <= finding.epoch and math.isfinite(r)]
+    if ratios and max(ratios) < HIGH_UPDATE:
+        mixed = "" if settings.config_file else " and that batches mix the classes"
+        return (f"its steps were never large (at most {max(ratios):.2g} of the weights' size), so look at the data "
+                f"first: check that each image has its own label{mixed}; else {lower_lr(run, settings)}"
+                f"{shuffled if settings.config_file else ''}")
     return f"{lower_lr(run, settings)}{shuffled}"
 
 
