@@ -176,6 +176,11 @@ def test_a_run_without_a_model_gets_its_curves_and_health_figures_and_what_to_do
     assert all((tmp_path / "zeros" / f"{name}.png").stat().st_size > 1000
                for name in ("training_curves", "health_gradients", "health_units"))
     assert not (tmp_path / "zeros" / REPORT_FILE).exists()
+    # the break-it lab's run too, which tells the doctor nothing (the README audit: it was offered --resume)
+    with pytest.raises(DoctorStopped):
+        tiny_run(csv_path, tmp_path / "lab", fault=["zero-init"], doctor="strict", epochs=20)
+    with pytest.raises(ConfigError, match="--doctor strict stopped it, and would again"):
+        write_report(tmp_path / "lab")
 
 
 def test_a_folder_that_is_not_a_run_gives_one_clear_error(run_dir, tmp_path):

@@ -132,9 +132,10 @@ def _refuse_unfinished(run_dir: Path) -> None:
     notes: list[str] = []
     settings = run_settings(run_dir)
     try:  # a run with --fault has no settings (the doctor is not told), yet counts its steps the same
-        step = TrainConfig.load(run_dir / CONFIG_FILE).step_name
+        config = TrainConfig.load(run_dir / CONFIG_FILE)
+        step, strict = config.step_name, config.doctor == "strict"
     except (OSError, ScratchnnError):
-        step = "epoch"
+        step, strict = "epoch", False
     rows = read_metrics(run_dir / METRICS_FILE, notes)
     drawn = [("training_curves", plots.training_curves(rows, step))] if rows else []
     health = read_health(run_dir, notes, settings)
@@ -143,8 +144,7 @@ def _refuse_unfinished(run_dir: Path) -> None:
         atomic_write_bytes(run_dir / f"{name}.png", plots.figure_png(figure, DPI))
     first = next((f for f in health.findings or [] if f.severity != "advice"), None)
     diverged = first is not None and any(f.id == "exploding" for f in health.findings)
-    stopped = first is not None and first.severity == "error" and settings is not None \
-        and settings.get("doctor") == "strict"
+    stopped = first is not None and first.severity == "error" and strict  # a --fault run's too (it has no settings)
     names = ", ".join(name + ".png" for name, _ in drawn)
     drew = f"drew {names} from its tables instead" if drawn else "nothing to draw"
     found = f"; the doctor's first finding: [{first.id}] (scratchnn doctor {run_dir})" if first else ""
