@@ -324,7 +324,8 @@ def test_one_class_at_steps_that_were_never_large_points_to_the_data_first():
     """The doctor audit: the seed network on shuffled labels (steps of 3.5% at most) was told to lower
     its healthy rate from 0.1 to 0.01; labels that are not their images' are likelier."""
     health = [(0, "model", "classes", 10)] + [(e, "0.Dense", "update_ratio", 0.035) for e in range(4)]
-    health += [(e, "model", "top_class_share", 0.9) for e in range(4)] + [(e, "model", "top_class", 2) for e in range(4)]
+    health += [(e, "model", signal, value) for e in range(4) for signal, value in (("top_class_share", 0.9),
+                                                                                   ("top_class", 2))]
     found = [f for f in diagnose(metrics([2.3, 2.3, 2.3, 2.3]), health, Settings({"lr": 0.1}, "run/config.toml"))
              if f.id == "one-class"]
     assert found and found[0].fix.startswith("its steps were never large (at most 0.035 of the weights' size), so "
