@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         given += ["--storage"] if args.storage else []
         if given:
             raise ConfigError(f"--resume continues a sweep with its own space and config; drop {', '.join(given)}")
-        read_sweep_folder(args.resume)  # a folder that holds no sweep is said so, before any lock or cluster
-        folder_path = args.resume
+        folder = read_sweep_folder(args.resume)  # one that holds no sweep is said so, before any lock or cluster
+        folder_path = folder.path
     else:
         if args.out is None:
             raise ConfigError("give --out DIR, the folder the sweep's trials and best.toml go into")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with sweep_lock(folder_path), dask_client(args.workers or os.cpu_count() or 1, args.scheduler, log) as client:
             if args.resume:
-                study = resume_sweep(folder_path, client, args.trials, log=log)
+                study = resume_sweep(folder, client, args.trials, log=log)
             else:
                 study = run_sweep(folder, client, create=True, log=log)
             complete = study.get_trials(states=(TrialState.COMPLETE,))  # before the cluster goes

@@ -146,11 +146,16 @@ def _power_of_ten_above(factor: float) -> float:
     return 10.0 ** max(1, math.ceil(math.log10(factor) - 1e-9)) if factor > 1 else 10.0
 
 
-def first_step_ratio(run: RunHealth) -> float | None:
-    """The largest update ratio of the first step (epoch 0) over the layers, if recorded."""
-    ratios = [run.value("update_ratio", layer, 0) for layer in run.layers("update_ratio")]
+def step_ratio(run: RunHealth, epoch: int) -> float | None:
+    """The largest finite update ratio over the layers at ``epoch``, if recorded."""
+    ratios = [run.value("update_ratio", layer, epoch) for layer in run.layers("update_ratio")]
     finite = [r for r in ratios if r is not None and math.isfinite(r)]
     return max(finite) if finite else None
+
+
+def first_step_ratio(run: RunHealth) -> float | None:
+    """The largest update ratio of the first step (epoch 0) over the layers, if recorded."""
+    return step_ratio(run, 0)
 
 
 def lr_factor(run: RunHealth) -> float:
@@ -224,15 +229,13 @@ def _exploding(run: RunHealth, settings: Settings, finding: Finding) -> str:
 @fits("lr-too-low")
 def _lr_too_low(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
     """The ratio at the finding's epoch, not the last one: a schedule may have decayed the rate since."""
-    lr = settings.get("lr")
-    at_finding = (run.value("update_ratio", layer, finding.epoch) for layer in run.layers("update_ratio"))
-    ratios = [r for r in at_finding if r is not None and math.isfinite(r) and r > 0]
-    if not lr or not ratios:
+    lr, ratio = settings.get("lr"), step_ratio(run, finding.epoch)
+    if not lr or ratio is None or ratio <= 0:
         return None
-    raised = lr * _power_of_ten_above(BRISK_UPDATE / max(ratios))
+    raised = lr * _power_of_ten_above(BRISK_UPDATE / ratio)
     raised = max(lr * 10, min(raised, MOST_RAISED.get(settings.get("optimizer"), raised)))  # at least 10x, as before
     return (f"raise {settings.lr_name} from {number(lr)} to {number(raised)} (each step changes the weights by "
-            f"{max(ratios):.2g} of their size; a healthy step, by {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
+            f"{ratio:.2g} of their size; a healthy step, by {HEALTHY_UPDATE:g} to {BRISK_UPDATE:g}); "
             f"{lr_find(settings)}")
 
 
@@ -264,9 +267,8 @@ def _chance_loss(run: RunHealth, settings: Settings, finding: Finding) -> str:
     """Steps smaller than a healthy one: the raised rate. Otherwise what is left upstream: the labels
     (a label column shifted by a row, or shuffled, trains to chance at healthy steps), the
     backward pass, a known-good recipe, the augmentation."""
-    ratios = [r for layer in run.layers("update_ratio")
-              if (r := run.value("update_ratio", layer, finding.epoch)) is not None and math.isfinite(r)]
-    if ratios and 0 < max(ratios) < HEALTHY_UPDATE:  # learned nothing, at steps below a healthy one
+    ratio = step_ratio(run, finding.epoch)
+    if ratio is not None and 0 < ratio < HEALTHY_UPDATE:  # learned nothing, at steps below a healthy one
         raised = _lr_too_low(run, settings, finding)
         if raised:
             return raised

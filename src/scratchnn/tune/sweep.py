@@ -21,7 +21,7 @@ from ..training.config import TrainConfig
 from ..training.run_data import data_source, record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
-from .study import (SweepFolder, counts, create_sweep_folder, open_study, read_sweep_folder,
+from .study import (SweepFolder, counts, create_sweep_folder, open_study,
                     recover_interrupted, write_best)
 from .trial import run_trial
 
@@ -99,9 +99,9 @@ def slots(client) -> int:
     return max(1, sum(info.get("nthreads", 1) for info in client.scheduler_info()["workers"].values()))
 
 
-def resume_sweep(path: Path, client, trials: int | None = None, log: Callable[[str], None] = print) -> optuna.Study:
-    """Continue the sweep in ``path`` (``trials``: a new total), without repeating finished trials."""
-    folder = read_sweep_folder(path)
+def resume_sweep(folder: SweepFolder, client, trials: int | None = None,
+                 log: Callable[[str], None] = print) -> optuna.Study:
+    """Continue ``folder``'s sweep (``trials``: a new total), without repeating finished trials."""
     if trials is not None:
         if trials < 1:
             raise ConfigError(f"--trials must be >= 1, got {trials}")
