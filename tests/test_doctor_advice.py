@@ -188,9 +188,11 @@ def test_a_run_with_a_fault_on_purpose_gets_the_general_fixes(tmp_path):
     assert doctor_settings(config, tmp_path) is None
     config.save(tmp_path / CONFIG_FILE)
     assert run_settings(tmp_path) is None
-    (tmp_path / CONFIG_FILE).write_text("lr = 'fast'\n")  # unreadable: the general fixes, no error
-    assert run_settings(tmp_path) is None
-    assert run_settings(tmp_path / "missing") is None
+    (tmp_path / CONFIG_FILE).write_text("lr = 'fast'\n")  # unreadable: the general fixes, and a note
+    notes: list[str] = []
+    assert run_settings(tmp_path, notes) is None
+    assert len(notes) == 1 and "the run's settings cannot be read" in notes[0] and "lr" in notes[0]
+    assert run_settings(tmp_path / "missing", notes) is None and len(notes) == 1  # no config: nothing to tell
 
 
 def test_train_and_doctor_tell_a_seed_run_at_lr_10_its_own_rate(shared_dir, tmp_path):
@@ -211,6 +213,12 @@ def test_train_and_doctor_tell_a_seed_run_at_lr_10_its_own_rate(shared_dir, tmp_
     # the dead units and the one class for everything come from the rate: pointed to it, not told to raise it
     assert doctor.stdout.count("fix: this follows from [lr-too-high] (iteration") >= 2
     assert "a larger --lr" not in doctor.stdout
+    (run_dir / CONFIG_FILE).write_text("lr = [\n")  # a config made unreadable: said, and the general fixes
+    doctor = subprocess.run([sys.executable, "-m", "scratchnn", "doctor", str(run_dir)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    assert "note: the run's settings cannot be read" in doctor.stderr and "not valid TOML" in doctor.stderr
+    assert "[lr-too-high]" in doctor.stdout and told not in doctor.stdout
 
 
 def test_a_learners_own_loop_may_tell_only_some_settings():

@@ -65,6 +65,8 @@ def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
     except TrainingDiverged:
         pass  # unscaled inputs and the naive softmax break training: the folder keeps the tables
     assert f"Faults on purpose (the doctor is not told): {fault}: {FAULTS[fault].what}" in said
+    model_line = next(line for line in said if line.startswith("Model: "))
+    assert ("the fault's own network" in model_line) == (fault == "sigmoid-deep"), model_line  # not the preset's
     if any(f.severity == "error" for f in diagnose_run(tmp_path)):  # the audit: "train longer" under [one-class]
         assert not [line for line in said if "still learning" in line], said
     first = first_finding(tmp_path)

@@ -105,7 +105,10 @@ def run_folders(path: Path) -> list[Path]:
 
 def diagnosed(folder: Path):
     """The findings of one run folder; one that trained with --doctor off is named as such."""
-    settings = run_settings(folder)
+    notes: list[str] = []
+    settings = run_settings(folder, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if settings is not None and settings.get("doctor") == "off" and not (folder / HEALTH_FILE).exists():
         raise ConfigError(f"{folder} trained with --doctor off, so it recorded no {HEALTH_FILE}; "
                           "train it again with --doctor on to diagnose it")

@@ -201,7 +201,7 @@ def small_init(run: RunHealth):
       "The gradient shrinks on its way back through the layers, so the first layers barely "
       "learn while the last ones do. Small weights and saturating activations (sigmoid's slope "
       "is at most 0.25) multiply it down at every layer.",
-      "--activation relu --init he_normal, or --batchnorm; fewer layers (--hidden 256,128)")
+      "--activation relu --init he_normal, or --batchnorm; past two hidden layers, fewer (--hidden 256,128)")
 def vanishing_gradients(run: RunHealth):
     """grad_rms of the first layer with weights is below VANISHING (1e-2) times that of the last
     one at epoch 0 (the untrained network: depth and initialisation alone), or at two

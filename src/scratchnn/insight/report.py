@@ -104,7 +104,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
             plots.first_layer_figure(model, image_shape=metadata.get("image_shape")))
     except ShapeError as error:
         notes.append(f"No first-layer figure: {error}.")
-    health = read_health(run_dir, notes, run_settings(run_dir))
+    health = read_health(run_dir, notes, run_settings(run_dir, notes))
     for figure in health_figures(health, step):
         add(*figure, into=health_section)
     drawn = figures + health_section

@@ -192,6 +192,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     x_train, x_dev = scale_pixels(train_images, model.input_shape), scale_pixels(dev_images, model.input_shape)
     del train_images, dev_images
     loss_fn = SoftmaxCrossEntropy(config.label_smoothing)
+    built = model
     setup = apply_faults(config.fault, Setup(model, x_train, y_train, x_dev, y_dev, loss_fn, gens["init"]))
     model, x_train, y_train, x_dev, y_dev = setup.model, setup.x_train, setup.y_train, setup.x_dev, setup.y_dev
     check_batches(model, len(x_train), config.batch_size)  # before a checkpoint says the run has begun
@@ -210,8 +211,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     bar = TrainingProgress(config.epochs, start_epoch, enabled=progress)
     log = _through(bar, log)
     log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
-    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters{config.describe_network('; ')}), "
-        f"{config.describe()}")
+    network = config.describe_network("; ") if model is built else "; the fault's own network"
+    log(f"Model: {model.widths()} ({model.num_parameters:,} parameters{network}), {config.describe()}")
     augmentation, note = augmentation_to_continue(config.build_augmentation(), checkpoint)
     config = config.trained_with(augmentation)  # a config edited before --resume does not say otherwise
     for line in (note, augmentation and f"Augmentation: {augmentation.describe()}"):

@@ -34,11 +34,17 @@ def doctor_settings(config: TrainConfig, run_dir: Path) -> Settings | None:
     return None if config.fault else Settings(config.to_dict(), str(run_dir / CONFIG_FILE))
 
 
-def run_settings(run_dir: Path) -> Settings | None:
-    """``doctor_settings`` of a run folder, from its config.toml (None if it cannot be read)."""
+def run_settings(run_dir: Path, notes: list[str] | None = None) -> Settings | None:
+    """``doctor_settings`` of a run folder, from its config.toml; None if there is none, or if it
+    cannot be read, which is added to ``notes`` (the fixes are then general ones)."""
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        return None
     try:
-        return doctor_settings(TrainConfig.load(run_dir / CONFIG_FILE), run_dir)
-    except (OSError, ScratchnnError):
+        return doctor_settings(TrainConfig.load(path), run_dir)
+    except (OSError, ScratchnnError) as error:
+        if notes is not None:
+            notes.append(f"the run's settings cannot be read ({error}): the fixes use none of its values")
         return None
 
 
