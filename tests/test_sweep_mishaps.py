@@ -213,7 +213,8 @@ def test_a_stopped_sweeps_trials_stop_after_their_batch(shared_dir, tmp_path):
                                 str(tmp_path / "trial"), "stop-test").result(timeout=120)
     rows = (tmp_path / "trial" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("1,"), rows  # the header and the epoch it stopped in
-    assert outcome["state"] == "complete", outcome
+    assert outcome["state"] == "stopped" and outcome["epoch"] == 1, outcome  # not a finished trial's accuracy
+    assert study.trials[0].state == optuna.trial.TrialState.RUNNING  # --resume marks it interrupted and asks again
 
 
 def test_the_review_of_the_sweep_fixes(tmp_path, monkeypatch):

@@ -135,6 +135,8 @@ def _finish(study: optuna.Study, trial, future) -> None:
         _fail(study, trial, f"{type(error).__name__}: {error}")
         return
     trial.set_user_attr("findings", outcome.get("findings", []))
+    if outcome["state"] == "stopped":  # the sweep was stopped: left running, so --resume asks for it again
+        return
     if outcome["state"] == "complete":
         study.tell(trial.number, outcome["value"])
     elif outcome["state"] == "pruned":

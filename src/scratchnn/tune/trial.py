@@ -31,9 +31,10 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
 
     ``stop_event``: the name of a Dask Event the sweep sets when it is stopped (Ctrl+C): the trial
     stops after its batch (on a cluster the sweep does not own, it would train on for nobody).
-    Returns ``{"state": "complete", "value": dev accuracy}``, ``{"state": "pruned", "epoch": E}``
+    Returns ``{"state": "complete", "value": dev accuracy}``, ``{"state": "pruned", "reason": ...}``
     or ``{"state": "fail", "error": message}``: a diverging or invalid trial is an outcome of
-    the search, not a crash of the sweep.
+    the search, not a crash of the sweep. A trial the stop event cut short is none of these
+    (``{"state": "stopped", "epoch": E}``): the sweep leaves it running, and ``--resume`` asks for it again.
     """
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner())
     trial = optuna.Trial(study, trial_id)
@@ -58,15 +59,18 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
 
     if again:
         log("started again from the beginning: the worker of the first attempt stopped")
+    stopped = sweep_stopped(stop_event) if stop_event else None
     try:
         result = train_run(config, folder, log=log, progress=False, on_evaluation=on_evaluation,
-                           stop_requested=sweep_stopped(stop_event) if stop_event else None)
+                           stop_requested=stopped)
     except optuna.TrialPruned as pruned:
         log(str(pruned))
         return {"state": "pruned", "reason": str(pruned)} | doctor_said(folder)
     except ScratchnnError as error:  # TrainingDiverged among them
         log(f"failed: {error}")
         return {"state": "fail", "error": str(error)} | doctor_said(folder)
+    if stopped is not None and stopped() and result.metrics["epochs"] < config.epochs:
+        return {"state": "stopped", "epoch": result.metrics["epochs"]} | doctor_said(folder, result.findings)
     return {"state": "complete", "value": float(result.metrics["dev_accuracy"]),
             "seconds": float(result.train_seconds)} | doctor_said(folder, result.findings)
 
