@@ -152,6 +152,13 @@ def test_an_answer_never_stays_beside_an_error_and_a_server_that_is_gone_is_name
                                                           "serve' still running?")
     assert page.locator("#prediction").inner_text() == "?"
     page.unroute("**/api/predict")
+    # uvicorn's connection cap answers a plain-text 503, with no JSON detail: the page says what it means
+    page.route("**/api/predict", lambda route: route.fulfill(status=503, body="Service Unavailable",
+                                                             content_type="text/plain"))
+    draw_stroke(page, [(0.3, 0.6), (0.7, 0.6)])
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('busy')")
+    assert page.locator("#status").inner_text().startswith("The scratchnn server is busy (too many connections")
+    page.unroute("**/api/predict")
     page.click("#clear")
     page.fill("#brush", "40")
     for row in range(12):  # paint the whole pad: that is no digit, and the server says what to do

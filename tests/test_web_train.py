@@ -488,3 +488,44 @@ def test_a_server_asked_to_exit_stops_the_run_and_ends_the_event_streams(client,
         time.sleep(0.1)
     assert manager.state["status"] == "stopped", manager.state
     assert (runs / started.json()["run"] / "model.safetensors").is_file()
+
+
+def test_ctrl_c_in_the_servers_terminal_stops_the_run_saves_its_model_and_says_so(shared_dir, runs, tmp_path):
+    """The terminal sends SIGINT to the whole process group: the training process printed a
+    KeyboardInterrupt traceback and lost the model, and the console named no run. It now ignores
+    SIGINT (the server stops it after its batch), and the console names the run and its folder."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path / "served"
+    shutil.copytree(runs / "base", folder)
+    serve = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(folder), "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        body = json.dumps({"preset": "seed", "epochs": 300, "batch_size": 10}).encode()
+        while time.monotonic() < deadline:  # until the server answers
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/train", data=body, headers={
+                    "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"})
+                run = json.loads(urllib.request.urlopen(request, timeout=10).read())["run"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        while not (tmp_path / run / "health.csv").exists() and time.monotonic() < deadline + 60:
+            time.sleep(0.2)  # a checkpoint, then its first evaluation: well into training
+        os.killpg(serve.pid, signal.SIGINT)
+        _, stderr = serve.communicate(timeout=120)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert "Traceback" not in stderr, stderr
+    assert f"run {run} stopped with the server; its model is saved in {tmp_path / run}" in stderr, stderr
+    assert (tmp_path / run / "model.safetensors").is_file()

@@ -28,6 +28,7 @@ import base64
 import dataclasses
 import math
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     run still holds the server's one training slot), and a run that needs more than
     ``max_memory`` GB (at least: training/memory.py) does not start.
     """
+    # Ctrl+C in the server's terminal reaches this process too: the server stops the run through
+    # ``stop`` (its model is saved), so here it would only print a traceback and lose the model
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_blas_threads()
     from ..errors import ScratchnnError
     from ..training.config import TrainConfig

@@ -120,7 +120,7 @@ class TrainingManager:
         self.runs_dir, self.data, self.limits, self.on_model = Path(runs_dir), data, limits, on_model
         self.unavailable = unavailable or ("" if data is not None else "this server has no training data")
         self._lock = threading.Lock()
-        self._process = self._stop = self._pause = None
+        self._process = self._stop = self._pause = self._drainer = None
         self._closing = False
         self.run_id = 0
         self.state: dict = {"status": "idle"}
@@ -154,8 +154,9 @@ class TrainingManager:
             self._append({"type": "status", **self.state})
             for note in notes:  # what `scratchnn train` would print before it starts
                 self._append(note_event(note))
-            threading.Thread(target=self._drain, args=(self._process, events, run_dir, self.run_id),
-                             name="scratchnn-train-events", daemon=True).start()
+            self._drainer = threading.Thread(target=self._drain, args=(self._process, events, run_dir, self.run_id),
+                                             name="scratchnn-train-events", daemon=True)
+            self._drainer.start()
             OPERATOR.info("run %s started by %s (%s, %d epochs)", run_dir.name, who[:60], config.preset, config.epochs)
             return dict(self.state)
 
@@ -185,14 +186,21 @@ class TrainingManager:
             self._pause.clear()
 
     def close(self, seconds: float = 10.0) -> None:
-        """Stop a run when the server shuts down: its model is saved if it ends in ``seconds``."""
+        """Stop a run when the server shuts down: its model is saved if it ends in ``seconds``,
+        else its folder keeps its last checkpoint; the console says which."""
         process = self._process
         if process is not None and process.is_alive():
+            self._closing = True
             self._stop.set()
             self._pause.clear()
             process.join(seconds)
             if process.is_alive():
                 process.terminate()
+                run = self.runs_dir / self.state["run"]
+                OPERATOR.warning("run %s did not stop within %g s and was ended; its folder keeps its last "
+                                 "checkpoint: scratchnn train --resume %s", run.name, seconds, run)
+            if self._drainer is not None:
+                self._drainer.join(3)  # the run's last line in the console, before the server's own
 
     # --- what the page reads ---------------------------------------------------------------------
     def events_after(self, run_id: int, seq: int) -> tuple[int, list[tuple[int, dict]], bool]:
@@ -256,8 +264,12 @@ class TrainingManager:
                 self.state["detail"] = "; ".join(details)
             self._append(event)
             self._set_status("stopped" if event.get("stopped") else "finished")
-            OPERATOR.info("run %s %s; %s", self.state["run"], self.state["status"],
-                          "now served to every page" if event["loaded"] else f"not served: {event['load_error']}")
+            if self._closing and event.get("stopped"):
+                OPERATOR.info("run %s stopped with the server; its model is saved in %s", self.state["run"],
+                              self.runs_dir / self.state["run"])
+            else:
+                OPERATOR.info("run %s %s; %s", self.state["run"], self.state["status"],
+                              "now served to every page" if event["loaded"] else f"not served: {event['load_error']}")
             return
         if kind == "error":
             self.state["detail"] = event["detail"]

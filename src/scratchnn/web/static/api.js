@@ -3,6 +3,14 @@
 export const NOT_ANSWERING = "The scratchnn server is not answering: is 'scratchnn serve' still running? "
   + "Try again once it is.";
 
+// What a status without our JSON detail means: the server's connection cap (uvicorn's plain-text 503)
+// or a proxy in front of it that could not reach it
+const WITHOUT_DETAIL = {
+  503: "The scratchnn server is busy (too many connections at once): try again in a moment.",
+  502: NOT_ANSWERING,
+  504: NOT_ANSWERING,
+};
+
 export async function api(path, options = {}) {
   let response;
   try {
@@ -13,8 +21,8 @@ export async function api(path, options = {}) {
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw Object.assign(new Error(body.detail || `${response.status} ${response.statusText}`),
-                        { status: response.status });
+    const said = body.detail || WITHOUT_DETAIL[response.status] || `${response.status} ${response.statusText}`;
+    throw Object.assign(new Error(said), { status: response.status });
   }
   return body;
 }
