@@ -87,6 +87,9 @@ def test_a_model_whose_layers_do_not_chain_is_refused_when_built():
     with pytest.raises(ShapeError, match=r"layer 2 \(Dense\) takes \(64,\) features but the layer before gives "
                                          r"\(32,\); make each layer take what the one before gives"):
         Sequential([Dense(784, 32), ReLU(), Dense(64, 10)])
+    with pytest.raises(ShapeError, match=r"layer 0 \(Dense\) takes \(100,\) features but the input gives \(784,\); "
+                                         r"give input_shape what the data is"):  # no layer before the first
+        Sequential([Dense(100, 10)], input_shape=(784,))
 
     class Halve(Layer, register=False):  # a learner's own layer, changing the shape its own way: not checked
         def forward(self, x, training=False):
@@ -126,6 +129,7 @@ def test_subpackages_load_when_named_and_accuracy_checks_its_shapes():
         accuracy(np.zeros((4, 10)), np.zeros(4, int))
     with pytest.raises(ShapeError, match=r"got \(4,\) and \(4, 1\)"):
         accuracy(np.zeros(4, int), np.zeros((4, 1), int))  # it once broadcast to 4x4 and returned a number
+    assert np.isnan(accuracy(np.zeros(0, int), np.zeros(0, int)))  # no examples: as evaluate says, not 0.0
 
 
 def test_images_in_another_layout_get_the_reshape_that_fits():

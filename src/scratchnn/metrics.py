@@ -9,7 +9,8 @@ from .errors import ShapeError
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of predictions (N,) equal to labels (N,); 0.0 for an empty set.
+    """Fraction of predictions (N,) equal to labels (N,); NaN for an empty set (no examples: no
+    accuracy, as ``evaluate`` says).
 
     >>> accuracy(np.array([3, 1, 4, 1]), np.array([3, 1, 4, 7]))
     0.75
@@ -18,7 +19,7 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     if predictions.ndim != 1 or predictions.shape != labels.shape:
         raise ShapeError(f"accuracy compares class indices (N,) with labels (N,), got {predictions.shape} and "
                          f"{labels.shape}; for probabilities (N, C) pass probs.argmax(axis=1)")
-    return float(np.mean(predictions == labels)) if len(labels) else 0.0
+    return float(np.mean(predictions == labels)) if len(labels) else float("nan")
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

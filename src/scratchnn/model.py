@@ -90,8 +90,10 @@ class Sequential:
                 kind, args = checked_layer(entry, i)
                 shape, _ = LAYER_TYPES[kind].config_shapes(args, shape, f"layer {i} ({kind})")
         except ModelFileError as error:
-            raise ShapeError(f"{str(error).replace('architecture layer', 'layer')}; make each layer take what the one "
-                             "before gives") from None
+            said = str(error).replace("architecture layer", "layer")
+            fix = ("give input_shape what the data is, and the first layer the same" if "the input gives" in said
+                   else "make each layer take what the one before gives")
+            raise ShapeError(f"{said}; {fix}") from None
 
     # --- the two passes -------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -5,12 +5,12 @@ import numpy as np
 
 from ..errors import ModelFileError, ShapeError
 from .base import Layer
+from .schema import images_in
 
 
 def window_sides(shape, channels: int, kernel, stride, padding, where: str) -> list[int]:
     """[OH, OW] for one sample of ``shape`` (from a model file), which must be (channels, H, W)."""
-    if len(shape) != 3 or shape[0] != channels:
-        raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
+    images_in(shape, channels, where)
     sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
     if min(sides) < 1:
         raise ModelFileError(f"{where}: a {kernel[0]}x{kernel[1]} window does not fit a "

@@ -16,6 +16,8 @@ Bounds (far above any MNIST-sized network, far below what would exhaust a machin
 """
 from __future__ import annotations
 
+import re
+
 from ..errors import ModelFileError
 from .init import INITIALIZERS
 
@@ -103,10 +105,15 @@ def fraction(value, where):
 def features_in(shape: tuple[int, ...], width: int, where: str) -> None:
     """Refuse an input sample that is not ``width`` features, as a layer on (N, D) rows would."""
     if shape != (width,):
-        raise ModelFileError(f"{where} takes ({width},) features but the layer before gives {shape}")
+        raise ModelFileError(f"{where} takes ({width},) features but {_giver(where)} gives {shape}")
 
 
 def images_in(shape: tuple[int, ...], channels: int, where: str) -> None:
     """Refuse an input sample that is not images (``channels``, H, W), as a layer on (N, C, H, W) would."""
     if len(shape) != 3 or shape[0] != channels:
-        raise ModelFileError(f"{where} takes images ({channels}, H, W) but the layer before gives {shape}")
+        raise ModelFileError(f"{where} takes images ({channels}, H, W) but {_giver(where)} gives {shape}")
+
+
+def _giver(where: str) -> str:
+    """What feeds the layer ``where`` names ("layer 0 (Dense)": the model's input)."""
+    return "the input" if re.search(r"\blayer 0 \(", where) else "the layer before"
