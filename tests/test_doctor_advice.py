@@ -339,3 +339,21 @@ def test_one_class_at_steps_that_were_never_large_points_to_the_data_first():
     assert found and found[0].fix.startswith("its steps were never large (at most 0.035 of the weights' size), so "
                                              "look at the data first: check that each image has its own label; "
                                              "else lower --lr from 0.1 to 0.01"), found
+
+
+def test_the_live_doctor_and_the_doctor_afterwards_name_the_same_cause():
+    """The audit: live, [exploding] followed from [large-init] (met at epoch 0), afterwards from
+    [softmax-overflow] (first in rule order). The cause that comes first in CAUSES wins in both:
+    with a stable softmax the same logits train."""
+    from scratchnn.doctor import Finding
+    from scratchnn.doctor.advice import fitted
+    from scratchnn.doctor.findings import RunHealth
+
+    def made(rule_id, epoch):
+        return Finding(rule_id, "error", epoch, "m", "e", "general")
+
+    run = RunHealth(metrics([2.3, math.inf]), [])
+    live = fitted([made("softmax-overflow", 1), made("exploding", 1)], run, None, earlier=[made("large-init", 0)])
+    after = fitted([made("softmax-overflow", 1), made("large-init", 0), made("exploding", 1)], run, None)
+    said = "this follows from [softmax-overflow] (epoch 1): fix that first"
+    assert live[-1].fix == after[-1].fix == said

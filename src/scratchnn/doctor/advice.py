@@ -123,11 +123,15 @@ def step_name(settings: Settings | None, run: RunHealth | None = None) -> str:
 
 
 def root_cause(findings: list[Finding], settings: Settings | None) -> Finding | None:
-    """The first finding that causes others (CAUSES; SATURATING_CAUSES unless the run is known
-    to use ReLU-like units), or None."""
+    """The finding that causes others (CAUSES; SATURATING_CAUSES unless the run is known to use
+    ReLU-like units) that comes first in that order, the earliest of its kind; or None. By that
+    order, not by the order of ``findings``: the live doctor meets them in time (a large init at
+    epoch 0, the naive softmax's overflow at 1) and ``scratchnn doctor`` in rule order, and both
+    must name the same cause (the overflow: with a stable softmax, the same logits train)."""
     saturating = settings is None or settings.get("activation") in (None, "sigmoid", "tanh")
     causes = CAUSES + (SATURATING_CAUSES if saturating else ())
-    return next((f for f in findings if f.id in causes), None)
+    found = [(causes.index(f.id), f.epoch, f) for f in findings if f.id in causes]
+    return min(found, key=lambda entry: entry[:2])[2] if found else None
 
 
 def number(value: float) -> str:
