@@ -64,6 +64,20 @@ def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_th
     assert "evaluate" in small and "predict" not in small and "serve" not in small
 
 
+def test_a_next_step_whose_extra_is_missing_says_how_to_install_it(tmp_path, monkeypatch):
+    """A core install was offered 'scratchnn serve RUN', which then asks for the web extra."""
+    import importlib.util
+
+    assert "first: pip install" not in next_steps(tmp_path, report=False)  # this venv has every extra
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else
+                        real_find_spec(name, *a))
+    lines = next_steps(tmp_path, report=False).splitlines()
+    assert [line for line in lines if "first: pip install" in line] == [
+        next(line for line in lines if "scratchnn serve" in line)]
+    assert lines[-1].endswith("draw digits at http://127.0.0.1:8000 (first: pip install 'scratchnn[web]')")
+
+
 def test_the_python_helper_gives_rows_of_the_files_pixels(bars):
     from scratchnn.data import load_csv
 

@@ -29,6 +29,10 @@ def test_train_evaluate_and_predict_need_no_matplotlib(no_matplotlib, shared_dir
     assert main(["evaluate", str(run)]) == 0 and "Accuracy:" in capsys.readouterr().out
     assert main(["predict", str(run), "--index", "3"]) == 0
     capsys.readouterr()
+    for command in (["predict", str(run), "--index", "3"], ["explain", str(run), "--index", "3"]):
+        assert main([*command, "--save", str(tmp_path / "x.png")]) == 1  # said first, not after the answer
+        said = capsys.readouterr()
+        assert said.out == "" and "figures need matplotlib" in said.err and said.err.count("\n") == 1, said
     lr_find = ["lr-find", "--preset", "mlp", "--steps", "20", "--csv", str(csv), "--out", str(tmp_path / "lr.png")]
     assert main(lr_find) == 0
     out = capsys.readouterr().out
@@ -43,3 +47,18 @@ def test_a_plot_asked_for_in_python_names_the_extra(no_matplotlib):
 
     with pytest.raises(MissingExtra, match=r"pip install 'scratchnn\[plots\]'"):
         History().plot()
+
+
+def test_a_matplotlib_that_cannot_be_imported_is_not_called_missing(monkeypatch):
+    """A matplotlib built for NumPy 1 under NumPy 2 fails at import: it was 'not installed'."""
+    import importlib.machinery
+    import types
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(("matplotlib.", "scratchnn.insight.plots"))]:
+        monkeypatch.delitem(sys.modules, name)
+    broken = types.ModuleType("matplotlib")  # found, but its compiled parts do not load
+    broken.__spec__ = importlib.machinery.ModuleSpec("matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", broken)
+    with pytest.raises(MissingExtra, match=r"matplotlib, which is installed but cannot be imported \(.*\); a build "
+                                           r"older than 3.8.4 with NumPy 2 does this: pip install 'matplotlib>=3.8.4'"):
+        import scratchnn.insight.plots  # noqa: F401

@@ -49,3 +49,17 @@ def test_the_python_example_runs_as_written(shared_dir):
     exec(compile("\n".join(example.splitlines()[start:end - 1]), "README.md", "exec"), scope)
     assert printed[0] == ("[symmetric-units] error: 0.Dense: its units are identical (spread 0 across units) "
                           "(iteration 0)"), printed
+
+
+def test_set_up_holds_two_commands_and_ci_runs_the_second_word_for_word():
+    """README's set-up section: one command installs and trains, one installs and runs the tests;
+    .ci/run runs that test command as written (it once ran a copy, after its own venv steps)."""
+    text = README.read_text()
+    section = text.split("## Set up on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    commands = [lines[start:end - 1] for start, end, info in blocks(section) if info == "sh"]
+    assert len(commands) == 2 and all(len(command) == 1 for command in commands), commands
+    train, tests = commands[0][0], commands[1][0]
+    assert train.startswith("python3 -m venv .venv && ") and "scratchnn train" in train
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    assert tests in ci and "pytest" in tests, f"{tests!r} is not a line of .ci/run"

@@ -1,5 +1,6 @@
 """`scratchnn serve`'s server on a real socket: idle and slow clients are closed after their
 deadlines, and the command refuses to start without the whole web extra."""
+import importlib.metadata
 import importlib.util
 import socket
 import threading
@@ -126,6 +127,18 @@ def test_serve_checks_the_whole_web_extra_before_starting(model_path, monkeypatc
     assert error.startswith(f"scratchnn serve: error: the web extra is not installed ({missing} missing)"), error
     assert "\n" not in error
     assert "pip install 'scratchnn[web]'" in error and "pip install '.[web]'" in error
+
+
+def test_serve_names_pydantic_1_before_starting(model_path, monkeypatch, capsys):
+    """FastAPI takes pydantic 1 too, and pip then reports no conflict: serve crashed with an ImportError."""
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "1.10.13" if name == "pydantic" else real_version(name))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: pytest.fail("serve started with pydantic 1"))
+    assert main(["serve", str(model_path), "--port", "1"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == ("scratchnn serve: error: the web extra needs pydantic 2, and 1.10.13 is installed: pip install "
+                     "'scratchnn[web]' (from a checkout: pip install '.[web]') (pip install 'pydantic>=2' upgrades it)")
 
 
 @pytest.mark.parametrize("flags, fast", [([], True), (["--textbook"], False)])

@@ -147,3 +147,26 @@ def _set_key(config: TrainConfig, which: str) -> tuple:
     """What decides a set's images: the data source, and for train/dev the seeded split."""
     source = tuple(getattr(config, name) for name in ("dataset", "csv", "images", "labels", "data_dir"))
     return source + ((config.seed, config.dev_size) if which in ("train", "dev") else ())
+
+
+# The extras the next steps may need: the module that shows one is installed, and its name
+EXTRAS = {"web": "fastapi", "plots": "matplotlib", "tune": "optuna"}
+
+
+def next_steps_lines(steps: list[tuple[str, str, str | None]]) -> str:
+    """'Next:' and one line per (command, what it does, the extra it needs or None), the commands
+    aligned; a step whose extra is not installed says how to install it."""
+    import importlib.util
+
+    def what(text: str, extra: str | None) -> str:
+        if extra is None or importlib.util.find_spec(EXTRAS[extra]) is not None:
+            return text
+        return f"{text} (first: pip install 'scratchnn[{extra}]')"
+
+    width = max(len(command) for command, _, _ in steps)
+    return "\n".join(["Next:", *(f"  {command:<{width}}   {what(text, extra)}" for command, text, extra in steps)])
+
+
+def require_plots() -> None:
+    """Raise the plots extra's MissingExtra now, before a command prints what it found."""
+    from ..insight import plots  # noqa: F401

@@ -10,7 +10,8 @@ from ..data import scale_pixels
 from ..errors import ConfigError
 from ..insight.explain import format_trace, trace
 from ..io import class_names
-from .common import add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set
+from .common import (add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set,
+                     require_plots)
 from .terminal_image import render_image
 
 
@@ -38,6 +39,8 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.index is None) == (args.image is None):
         raise ConfigError("give exactly one of --index N (an image of the --set) or --image FILE")
+    if args.save:
+        require_plots()  # before the walk is printed
     model, metadata, config = load_model_and_config(args)
     if args.index is not None:
         images, labels, classes, description = load_model_set(args, model, metadata, config)

@@ -31,7 +31,7 @@ from ..training.config import TrainConfig
 from ..training.options import option_of
 from ..training.run_data import check_image_shape
 from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
-                     load_ensemble_and_set, load_models, member_probas)
+                     load_ensemble_and_set, load_models, member_probas, require_plots)
 from .config_flags import given_options
 from .terminal_image import render_image
 
@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
                           "model, so give its images: photos/*.png), or --index N for an image of the data set")
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
+    if args.save or args.explain_preprocessing:
+        require_plots()  # before anything is printed: the answer, then "needs matplotlib", read as a failure
     data_flags = [option_of(TrainConfig, name).flag for name in given_options(args, ("data",))]
     if args.photos and data_flags:
         one = len(data_flags) == 1

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import math
+import importlib.metadata
 import importlib.util
+import math
 import socket
 
 from ..data.tta import check_tta
@@ -157,6 +158,10 @@ def check_web_extra() -> None:
                if all(importlib.util.find_spec(module) is None for module in modules)]
     if missing:
         raise ScratchnnError(f"the web extra is not installed ({', '.join(missing)} missing): {INSTALL_HINT}")
+    pydantic = importlib.metadata.version("pydantic")
+    if int(pydantic.split(".")[0]) < 2:  # FastAPI takes either; the page's schemas are pydantic 2's
+        raise ScratchnnError(f"the web extra needs pydantic 2, and {pydantic} is installed: {INSTALL_HINT} "
+                             "(pip install 'pydantic>=2' upgrades it)")
 
 
 def _data_source(args: argparse.Namespace):

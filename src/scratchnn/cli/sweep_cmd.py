@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
-from .common import add_data_arguments
+from .common import add_data_arguments, next_steps_lines
 from .config_flags import add_option_arguments, given_options
 from .train_cmd import add_augmentation_argument, resolve_config
 
@@ -121,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
               "trials may all share it. Read the finding's fix; if it names a searched option, narrow that range "
               f"in a copy of {folder_path / 'space.toml'} and give it to a new sweep with --space")
     # best.toml says threads = 1, as the trials ran: the same sums in the same order, the same weights
-    steps = [(f"scratchnn train --config {best}", "the best trial again, bit for bit"),
-             (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}")]
-    width = max(len(command) for command, _ in steps)
-    log("\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)]))
+    log(next_steps_lines([(f"scratchnn train --config {best}", "the best trial again, bit for bit", None),
+                          (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}",
+                           "plots")]))
     return 0

@@ -15,7 +15,7 @@ from ..training import presets
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run import new_run_dir, resume_run, train_run
-from .common import add_data_arguments
+from .common import add_data_arguments, next_steps_lines
 from .config_flags import add_option_arguments, given_options, table_type
 
 AUGMENTATION = [field.name for field in dataclasses.fields(Augmentation)]
@@ -142,12 +142,12 @@ def train_members(args: argparse.Namespace, log) -> int:
 def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,)) -> str:
     """What a learner can do with a finished run, as commands to copy: photos and the page only
     for a model of 28x28 images (the size they make), in words of its ``classes``."""
-    steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page")] if report else []
-    steps.append((f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix"))
+    steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page", None)] if report else []
+    steps.append((f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix", None))
     if math.prod(input_shape) == 28 * 28:
         digits = tuple(classes) == DIGITS
         steps += [(f"scratchnn predict {run_dir} {'my-digit' if digits else 'my-drawing'}.png",
-                   "your own handwriting"),
-                  (f"scratchnn serve {run_dir}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000")]
-    width = max(len(command) for command, _ in steps)
-    return "\n".join(["Next:", *(f"  {command:<{width}}   {what}" for command, what in steps)])
+                   "your own handwriting", None),
+                  (f"scratchnn serve {run_dir}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000",
+                   "web")]
+    return next_steps_lines(steps)

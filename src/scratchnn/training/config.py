@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +27,6 @@ from ..optim.schedules import OPTION_USERS, check_schedule_options
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
 from .options import option, option_of, options_of
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 DOCTOR_MODES = ("off", "on", "strict")
 CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +26,6 @@ from ..errors import ConfigError
 from ..files import read_small_text
 from ..training.config import TrainConfig
 from ..training.options import Option, options_of
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 SEARCHABLE_GROUPS = ("network", "optimisation", "training loop")  # not the data: every trial sees the same
 # Options of those groups a search would make meaningless: trials scored on other dev digits, or a

@@ -20,12 +20,17 @@ picture, with no ``%matplotlib inline`` needed.
 import sys
 
 try:  # the plots extra: a predicting-only install goes without matplotlib's ~80 MB
-    import matplotlib  # noqa: F401
-except ImportError:
+    import matplotlib.figure  # noqa: F401  (loads its compiled parts: a build for another NumPy fails here)
+except ImportError as error:
+    import importlib.util
+
     from ...errors import MissingExtra
 
-    raise MissingExtra("figures need matplotlib, which is not installed: pip install 'scratchnn[plots]' "
-                       "(from a checkout: pip install '.[plots]')") from None
+    if importlib.util.find_spec("matplotlib") is None:
+        raise MissingExtra("figures need matplotlib, which is not installed: pip install 'scratchnn[plots]' "
+                           "(from a checkout: pip install '.[plots]')") from None
+    raise MissingExtra(f"figures need matplotlib, which is installed but cannot be imported ({error}); "
+                       "a build older than 3.8.4 with NumPy 2 does this: pip install 'matplotlib>=3.8.4'") from None
 
 from .classes import confusion_figure, per_class_accuracy_figure
 from .common import figure_png, save_figure
