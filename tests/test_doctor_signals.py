@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.doctor import HealthLog, diagnose
-from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, Row, check_metric_rows, dead_fraction, prediction_share,
-                                      read_health_csv, read_metrics_csv, rms, saturated_fraction, spread,
+from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, HealthText, Row, check_metric_rows, dead_fraction,
+                                      prediction_share, read_health_csv, read_metrics_csv, rms, saturated_fraction, spread,
                                       unit_spread, update_ratio, write_health_csv)
 from scratchnn.errors import DataError
 from scratchnn.nn.losses import SoftmaxCrossEntropy
@@ -125,6 +125,15 @@ def test_health_csv_round_trips_every_value_exactly(tmp_path):
     for got, wrote in zip(back, ROWS):
         assert got.value == wrote.value or (math.isnan(got.value) and math.isnan(wrote.value)), wrote
     assert not list(tmp_path.glob(".*")), "a temporary file was left behind"
+
+
+def test_a_growing_table_written_piece_by_piece_is_the_table_written_at_once(tmp_path):
+    """A run writes health.csv at every checkpoint: HealthText formats only the rows added."""
+    text, rows = HealthText(), []
+    for row in ROWS:
+        rows.append(row)
+        write_health_csv(tmp_path / "growing.csv", rows, text)
+    assert (tmp_path / "growing.csv").read_bytes() == write_health_csv(tmp_path / "once.csv", rows).read_bytes()
 
 
 HEALTH_ERRORS = [

@@ -192,13 +192,26 @@ class Row:
     value: float
 
 
-def write_health_csv(path, rows: Iterable[Row]) -> Path:
-    """Write the rows as health.csv, atomically (a reader never sees half a table)."""
+class HealthText:
+    """health.csv's rows as text so far, for a table that only grows (a run writes it at every
+    checkpoint): each ``write_health_csv`` then formats only the rows added since the last."""
+
+    def __init__(self):
+        self.rows, self.chunks = 0, []
+
+
+def write_health_csv(path, rows: list[Row], text: HealthText | None = None) -> Path:
+    """Write the rows as health.csv, atomically (a reader never sees half a table); ``text``:
+    the rows formatted by earlier calls (a fresh one formats them all)."""
+    text = HealthText() if text is None else text
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HEADER)
-    writer.writerows((r.epoch, r.layer, r.signal, repr(float(r.value))) for r in rows)
-    atomic_write_bytes(Path(path), buffer.getvalue().encode())
+    if not text.chunks:
+        writer.writerow(HEADER)
+    writer.writerows((r.epoch, r.layer, r.signal, repr(float(r.value))) for r in rows[text.rows:])
+    text.rows = len(rows)
+    text.chunks.append(buffer.getvalue())
+    atomic_write_bytes(Path(path), "".join(text.chunks).encode())
     return Path(path)
 
 

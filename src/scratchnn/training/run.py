@@ -30,7 +30,7 @@ from ..doctor.faults import FAULTS, Setup, apply_faults
 from ..doctor.diagnosis import Doctor
 from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
-from ..doctor.signals import HEALTH_FILE, write_health_csv
+from ..doctor.signals import HEALTH_FILE, HealthText, write_health_csv
 from ..errors import ConfigError, DataError, DoctorStopped, RunInterrupted, TrainingDiverged
 from ..files import atomic_write_bytes
 from ..io import MODEL_FILE, class_names, load, read_metadata, save
@@ -237,11 +237,15 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
                         early_stopping=stopping, generators=gens, history=history, augmentation=augmentation,
                         finished=finished)
         if health is not None:
-            write_health_csv(run_dir / HEALTH_FILE, health.rows)
+            write_health_csv(run_dir / HEALTH_FILE, health.rows, health_text)
 
-    def examine() -> list[Finding]:
+    metric_rows: list[dict] = []  # history as the doctor reads it, converted once per evaluation
+    health_text = HealthText()  # health.csv as written so far: a checkpoint formats only the new rows
+
+    def examine(last: bool = False) -> list[Finding]:
         """Print the findings that are new since the last evaluation (once per rule)."""
-        new = doctor.update([dataclasses.asdict(r) for r in history], health.rows) if health else []
+        metric_rows.extend(dataclasses.asdict(r) for r in history[len(metric_rows):])
+        new = doctor.update(metric_rows, health.rows, last) if health else []
         for finding in new:
             for line in finding_lines(finding, color=progress and log is print):
                 log(line)
@@ -262,13 +266,13 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
             + (f"dev loss {result.dev_loss:.4f}  dev accuracy {result.dev_accuracy:.4f}  " if len(x_dev) else "")
             + f"lr {result.lr:.3g}  {result.seconds:.2f} s")
         evaluations += 1
-        new = examine()
+        new = examine(last=result.epoch >= config.epochs)
         stop = config.doctor == "strict" and next((f for f in new if f.severity == "error"), None)
         if config.checkpoint_every and evaluations % config.checkpoint_every == 0:
             save_state()
             write_metrics_csv(run_dir / "metrics.csv", history)
         if stop:
-            write_health_csv(run_dir / HEALTH_FILE, health.rows)
+            write_health_csv(run_dir / HEALTH_FILE, health.rows, health_text)
             write_metrics_csv(run_dir / "metrics.csv", history)
             cause = stop.fix.removesuffix(": fix that first") if stop.fix.startswith("this follows from") else ""
             raise DoctorStopped(f"--doctor strict stopped the run at {step_name.lower()} {result.epoch}: [{stop.id}] "
@@ -295,9 +299,9 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         bar.close()
         cause = ""
         if health is not None:
-            write_health_csv(run_dir / HEALTH_FILE, health.rows)
+            write_health_csv(run_dir / HEALTH_FILE, health.rows, health_text)
             write_metrics_csv(run_dir / "metrics.csv", history)
-            examine()
+            examine(last=True)
             first = next((f for f in doctor.findings if f.severity != "advice"), None)
             named = ("lr-too-high", "exploding") + (("unscaled-inputs",) if "the inputs reach" in str(error) else ())
             if first is not None and first.id not in named:  # the message does not name the cause yet
@@ -322,7 +326,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     write_metrics_csv(run_dir / "metrics.csv", history)
     findings = doctor.findings
     if health is not None:
-        write_health_csv(run_dir / HEALTH_FILE, health.rows)
+        write_health_csv(run_dir / HEALTH_FILE, health.rows, health_text)
         findings = diagnose_history(history, health.rows, doctor.settings)
     model_path = save(model, run_dir / MODEL_FILE, metadata={
         "config": config.to_dict(), "metrics": metrics, "classes": list(data.classes),
