@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -106,11 +107,18 @@ def test_a_config_file_that_cannot_be_one_is_one_line(tmp_path, name, content, m
     assert "\n" not in str(raised.value)
 
 
-def test_an_endless_config_file_is_refused_after_a_bounded_read():
+def test_an_endless_config_file_or_a_pipe_is_refused_without_reading_on(tmp_path):
     if not Path("/dev/zero").exists():
         pytest.skip("no /dev/zero here")
+    os.mkfifo(tmp_path / "pipe")  # nobody writes to it: open() alone would wait for ever
+    for path in ("/dev/zero", tmp_path / "pipe"):
+        with pytest.raises(ConfigError, match="a pipe, device or socket, not a file; give a config file"):
+            TrainConfig.load(path)
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as f:
+        f.truncate(2**30)  # sparse: a gigabyte that costs no disk
     with pytest.raises(ConfigError, match="over 64 KiB"):
-        TrainConfig.load("/dev/zero")
+        TrainConfig.load(huge)
 
 
 def test_seed_preset_is_the_tutorial_network():

@@ -2,6 +2,7 @@
 metrics.csv written, read back and attacked, HealthLog in a learner's own (seed-notation) loop
 giving what HealthRecorder gives, and fit's health rows equal on the fast and textbook paths."""
 import math
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -13,9 +14,9 @@ from hypothesis import strategies as st
 
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.doctor import HealthLog, diagnose
-from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, HealthText, Row, check_metric_rows, dead_fraction,
-                                      prediction_share, read_health_csv, read_metrics_csv, rms, saturated_fraction, spread,
-                                      unit_spread, update_ratio, write_health_csv)
+from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, MAX_TABLE_ROWS, HealthText, Row, check_metric_rows,
+                                      dead_fraction, prediction_share, read_health_csv, read_metrics_csv, rms,
+                                      saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
 from scratchnn.errors import DataError
 from scratchnn.nn.losses import SoftmaxCrossEntropy
 from scratchnn.optim import SGD, Adam
@@ -190,27 +191,38 @@ def test_a_header_field_with_a_line_break_still_gives_a_one_line_error(tmp_path)
         assert "\n" not in str(error.value), str(error.value)
 
 
-def test_an_oversize_table_is_refused_after_a_bounded_read(tmp_path):
-    """Only MAX_TABLE_BYTES + 1 bytes are read, from a huge file or an endless one (a run
-    folder's metrics.csv pointing at /dev/zero, whose size on disk says 0)."""
-    sources = [tmp_path / "huge"]
-    with sources[0].open("wb") as f:
+def test_an_oversize_table_is_refused_after_a_bounded_read_and_a_pipe_before_any(tmp_path):
+    """Only MAX_TABLE_BYTES + 1 bytes are read from a huge file; a run folder's metrics.csv
+    pointing at /dev/zero (endless, its size on disk says 0) or at a pipe nobody writes to (open()
+    waited for ever) is refused before it is read."""
+    huge = tmp_path / "huge"
+    with huge.open("wb") as f:
         f.truncate(100 * MAX_TABLE_BYTES)  # sparse: reads as zeros, costs no disk
-    if Path("/dev/zero").exists():
-        sources.append(Path("/dev/zero"))
-    for source in sources:
+    os.mkfifo(tmp_path / "pipe")
+    others = [tmp_path / "pipe", *([Path("/dev/zero")] if Path("/dev/zero").exists() else [])]
+    for source in [huge, *others]:
         for name, reader in (("health.csv", read_health_csv), ("metrics.csv", read_metrics_csv)):
             path = tmp_path / name
             path.unlink(missing_ok=True)
             path.symlink_to(source)
+            said = (f"over the {MAX_TABLE_BYTES:,} bytes a run's table can hold" if source == huge
+                    else "a pipe, device or socket, not a file")
             tracemalloc.start()
             try:
-                with pytest.raises(DataError, match=f"over the {MAX_TABLE_BYTES:,} bytes a run's table can hold"):
+                with pytest.raises(DataError, match=said):
                     reader(path)
                 peak = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
             assert peak < 3 * MAX_TABLE_BYTES
+
+
+def test_a_table_of_more_rows_than_a_run_writes_is_refused(tmp_path):
+    """A 64 MiB health.csv took 1.2 GB and 41 s to diagnose: rows past MAX_TABLE_ROWS are refused."""
+    rows = MAX_TABLE_ROWS + 1
+    (tmp_path / "health.csv").write_text("epoch,layer,signal,value\n" + "0,model,steps,0\n" * rows)
+    with pytest.raises(DataError, match=f"more than the {MAX_TABLE_ROWS:,} rows a run's table can hold"):
+        read_health_csv(tmp_path / "health.csv")
 
 
 def test_missing_and_binary_tables_are_one_line_errors(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 from scratchnn import files
 from scratchnn.errors import ConfigError, ScratchnnError
-from scratchnn.files import atomic_write_bytes, read_small_text
+from scratchnn.files import atomic_write_bytes, read_at_most, read_small_text
 
 OLD, NEW = b"old checkpoint " * 100, b"new checkpoint, longer than the old one " * 1000
 
@@ -134,17 +134,29 @@ def test_read_small_text_refuses_what_cannot_be_a_small_text_file_in_one_line(tm
     assert str(raised.value).startswith(str(path)) and "\n" not in str(raised.value)
 
 
-def test_read_small_text_reads_no_more_than_its_limit_of_an_endless_file():
-    if not os.path.exists("/dev/zero"):
-        pytest.skip("no /dev/zero here")
+def test_read_small_text_reads_no_more_than_its_limit_of_a_huge_file(tmp_path):
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as f:
+        f.truncate(2**32)  # sparse: 4 GB that cost no disk
     tracemalloc.start()
     try:
         with pytest.raises(ConfigError, match="over 64 KiB"):
-            read_small_text("/dev/zero", 64 * 1024, "a search space")
+            read_small_text(huge, 64 * 1024, "a search space")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 1024 * 1024
+
+
+def test_a_pipe_or_a_device_is_refused_before_it_is_read(tmp_path):
+    """A named pipe nobody writes to made open() wait for ever (a run folder's table as one hung
+    the doctor and the page's Runs list); /dev/zero is endless."""
+    os.mkfifo(tmp_path / "pipe")
+    for path in [tmp_path / "pipe", *(["/dev/zero"] if os.path.exists("/dev/zero") else [])]:
+        with pytest.raises(ConfigError, match=r"a pipe, device or socket, not a file; give a search space$"):
+            read_small_text(path, 64 * 1024, "a search space")
+    with pytest.raises(IsADirectoryError):
+        read_at_most(tmp_path, 10)
 
 
 def test_read_small_text_reads_a_file_of_exactly_its_limit(tmp_path):

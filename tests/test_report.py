@@ -135,10 +135,14 @@ def test_a_run_with_one_evaluation_draws_single_points(run_dir, tmp_path):
 
 def test_a_garbled_metrics_file_is_reported_not_fatal(run_dir, tmp_path):
     run = copy_run(run_dir, tmp_path)
-    (run / "metrics.csv").write_text("epoch,train_loss\n1,oops\n")
+    (run / "metrics.csv").write_text("epoch,train_loss,train_accuracy\n1,oops,0.5\n")
     text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
-    assert "metrics.csv line 2 is not a row of numbers" in text
+    assert "No training curves: metrics.csv, row 2, train_loss: expected a number, got 'oops'." in html.unescape(text)
     assert not (run / "training_curves.png").exists()
+    # read as the doctor reads it: bounded, and a value no evaluation gives is named (1e308 crashed the figure)
+    (run / "metrics.csv").write_text("epoch,train_loss,train_accuracy\n1,0.5,1e308\n")
+    text = html.unescape(write_report(run, log=lambda line: None).read_text(encoding="utf-8"))
+    assert "an accuracy is between 0 and 1, got 1e+308" in text
 
 
 def test_a_full_batch_run_counts_iterations_and_missing_data_is_a_note(shared_dir, tmp_path):
@@ -279,3 +283,20 @@ def test_an_augmented_run_names_its_augmentation(shared_dir, run_dir, report, tm
     augmented = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "augmented", augment=True)
     text = write_report(augmented, log=lambda line: None).read_text(encoding="utf-8")
     assert f"Augmentation</th><td>{html.escape(DIGITS.describe())}</td>" in text
+
+
+def test_tables_and_a_page_that_are_pipes_or_devices_are_refused_not_read(run_dir, tmp_path):
+    """The audit: metrics.csv or report.html linked to /dev/zero took 4 GB and a MemoryError;
+    a named pipe nobody writes to hung the command."""
+    import os
+
+    run = copy_run(run_dir, tmp_path)
+    os.mkfifo(tmp_path / "pipe")
+    (run / "metrics.csv").unlink()
+    (run / "metrics.csv").symlink_to(tmp_path / "pipe")
+    text = html.unescape(write_report(run, log=lambda line: None).read_text(encoding="utf-8"))
+    assert "No training curves: metrics.csv: a pipe, device or socket, not a file" in text
+    (run / REPORT_FILE).unlink()
+    (run / REPORT_FILE).symlink_to(tmp_path / "pipe")
+    with pytest.raises(ConfigError, match=r"report.html: a pipe, device or socket, not a file; remove it"):
+        write_report(run, log=lambda line: None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -66,9 +67,31 @@ def fsync_folder(folder: Path) -> None:
 def read_at_most(path, limit: int) -> bytes:
     """The bytes of ``path``, but never more than ``limit`` + 1 of them: more than ``limit`` means
     the file is too big, found without reading (or holding) the rest. A file's size on disk is
-    no bound: /dev/zero and a FIFO say 0. OSError as ``open`` raises it."""
-    with open(path, "rb") as file:
+    no bound: /dev/zero says 0. OSError as ``open`` raises it, and ``NotARegularFile``."""
+    with open_regular(path) as file:
         return file.read(limit + 1)
+
+
+class NotARegularFile(OSError):
+    """A pipe, a device or a socket where a file was expected."""
+
+
+def open_regular(path):
+    """``open(path, "rb")`` for a regular file; NotARegularFile for anything else. A named pipe
+    that nobody writes to would block ``open`` for ever (a run folder's table made one hangs the
+    page's Runs list), so it is opened without waiting, and looked at before it is read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(errno.EINVAL, "a pipe, device or socket, not a file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def why_unreadable(error: OSError) -> str:
@@ -78,6 +101,8 @@ def why_unreadable(error: OSError) -> str:
         return "no such file"
     if isinstance(error, IsADirectoryError):
         return "a folder, not a file"
+    if isinstance(error, NotARegularFile):
+        return "a pipe, device or socket, not a file"
     return f"cannot be read ({error.strerror or error})"
 
 

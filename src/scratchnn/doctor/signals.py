@@ -50,7 +50,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +66,10 @@ HEALTH_FILE = "health.csv"
 METRICS_FILE = "metrics.csv"
 MODEL = "model"  # the layer label of whole-network signals
 HEADER = ("epoch", "layer", "signal", "value")
-MAX_TABLE_BYTES = 64 * 2**20  # a million rows of health is far more than any run writes
+# A seed run evaluated at each of 3,000 iterations writes 60,000 rows of health (2.4 MB); read
+# tables take ~20x their bytes in memory, so both bounds keep the doctor under a few hundred MB
+MAX_TABLE_BYTES = 16 * 2**20
+MAX_TABLE_ROWS = 400_000
 MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
@@ -231,11 +236,12 @@ def check_health_rows(rows: Iterable, source: str = "health") -> list[Row]:
             raise DataError(f"{where}: expected 4 fields (epoch, layer, signal, value), got {len(row)}")
         epoch, layer, signal, value = row
         epoch = _integer(epoch, where)
-        layer = str(layer)
+        layer = sys.intern(str(layer))  # one string per layer name, not one per row
         if not layer or len(layer) > MAX_LABEL or not layer.isprintable():
             raise DataError(f"{where}: layer label must be 1-{MAX_LABEL} printable characters, got {layer[:40]!r}")
         if signal not in SIGNALS:
             raise DataError(f"{where}: unknown signal {str(signal)[:40]!r}; known: {', '.join(SIGNALS)}")
+        signal = sys.intern(str(signal))
         if (layer == MODEL) != (signal in MODEL_SIGNALS):
             raise DataError(f"{where}: {signal} belongs to " + ("the model" if signal in MODEL_SIGNALS else "a layer")
                             + f", got layer {layer!r}")
@@ -296,7 +302,7 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
         if required == HEADER:
             if tuple(header) != HEADER:
                 raise DataError(f"{path}: header must be {','.join(HEADER)}, got {_shown(header)}")
-            rows = list(reader)
+            rows = list(itertools.islice(reader, MAX_TABLE_ROWS + 1))
         else:
             missing = [c for c in required if c not in header]
             if missing or len(set(header)) != len(header):
@@ -309,8 +315,12 @@ def _csv_lines(path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
                     raise DataError(f"{path}, row {reader.line_num}: {len(line)} fields, the header has {len(header)}")
                 row = dict(zip(header, line))
                 rows.append({c: row[c] for c in keep})
+                if len(rows) > MAX_TABLE_ROWS:
+                    break
     except csv.Error as error:
         raise DataError(f"{path}: not a valid CSV table ({error})") from None
+    if len(rows) > MAX_TABLE_ROWS:
+        raise DataError(f"{path}: more than the {MAX_TABLE_ROWS:,} rows a run's table can hold")
     return rows
 
 

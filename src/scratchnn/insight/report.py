@@ -9,7 +9,6 @@ file; every string that comes from the run is HTML-escaped.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import math
 from collections.abc import Callable
@@ -25,7 +24,8 @@ from ..data.augment import Augmentation
 from ..ensemble import check_finished
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
 from ..fast import inference_net
-from ..files import atomic_write_bytes
+from ..doctor.signals import read_metrics_csv
+from ..files import atomic_write_bytes, read_at_most, why_unreadable
 from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
@@ -35,6 +35,7 @@ from ..training.run_health import run_settings
 from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
 
 METRICS_FILE = "metrics.csv"
+MAX_PAGE_BYTES = 64 * 2**20  # report.html is read back only for its figure names (a page is ~1 MB)
 DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too
 
 
@@ -157,9 +158,11 @@ def _refuse_unfinished(run_dir: Path) -> None:
 def figures_in_report(path: Path) -> set[str]:
     """The figure names a report page written by ``write_report`` embeds (none if there is no page)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_at_most(path, MAX_PAGE_BYTES).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return set()
+    except OSError as error:  # a folder, a pipe: not a page this command wrote
+        raise ConfigError(f"{path}: {why_unreadable(error)}; remove it, and the report is drawn anew") from None
     return {name for name in FIGURE_NAMES if f"<figure id='{name}'>" in text}
 
 
@@ -202,26 +205,16 @@ def _load_run(run_dir: Path):
 
 
 def read_metrics(path: Path, notes: list[str]) -> list[dict[str, float]]:
-    """The rows of metrics.csv as floats; a note (and no rows) when it is missing or unreadable."""
-    from .plots.curves import COLUMNS
-
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            raw = list(csv.DictReader(f))
-    except FileNotFoundError:
+    """The rows of metrics.csv, as the doctor reads them (bounded, checked); a note (and no rows)
+    when it is missing or unreadable."""
+    if not path.exists() and not path.is_symlink():
         notes.append(f"No {path.name} in this run, so there are no training curves.")
         return []
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        notes.append(f"{path.name} could not be read ({error}), so there are no training curves.")
+    try:
+        rows = read_metrics_csv(path)
+    except DataError as error:
+        notes.append(f"No training curves: {str(error).replace(str(path), path.name)}.")
         return []
-    rows = []
-    for number, row in enumerate(raw, start=2):  # line 1 is the header
-        try:
-            rows.append({name: float(row[name]) for name in COLUMNS})
-        except (KeyError, TypeError, ValueError):
-            notes.append(f"{path.name} line {number} is not a row of numbers with columns {', '.join(COLUMNS)}, "
-                         "so there are no training curves.")
-            return []
     if not rows:
         notes.append(f"{path.name} has no rows (no evaluation finished), so there are no training curves.")
     elif len(rows) == 1:
