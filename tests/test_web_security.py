@@ -119,6 +119,61 @@ def test_a_reader_error_never_echoes_the_file(model_path, tmp_path):
     assert "notes.csv cannot be read" in response.json()["detail"]
 
 
+def _runs_beside(model_path, runs: Path, *names: str) -> None:
+    """Copies of the tiny model's run folder, one per name, in ``runs``."""
+    import shutil
+
+    for name in names:
+        shutil.copytree(model_path.parent, runs / name)
+
+
+def test_a_link_inside_a_run_folder_is_refused_before_it_is_read(model_path, tmp_path, monkeypatch):
+    """The audit: web/leak/metrics.csv -> secret.txt made /api/runs/leak/curves answer 422 quoting the
+    secret (the header the reader got), with the server's relative path garbled to 'webmetrics.csv'."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"SECRET_API_KEY={SECRET}\n")
+    _runs_beside(model_path, tmp_path / "web", "served", "leak", "linked-model")
+    (tmp_path / "web" / "leak" / "metrics.csv").unlink()
+    (tmp_path / "web" / "leak" / "metrics.csv").symlink_to(secret)
+    (tmp_path / "web" / "linked-model" / "model.safetensors").unlink()
+    (tmp_path / "web" / "linked-model" / "model.safetensors").symlink_to(model_path)
+    opened = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: opened.append(self) or real_open(self, *a, **k))
+    monkeypatch.chdir(tmp_path)  # a relative runs folder, as 'scratchnn serve web/served' gives
+    refused = "metrics.csv is a link (or not a regular file); the page reads only regular files inside a run folder"
+    with TestClient(create_app(Path("web/served")), base_url=LOCAL_BASE_URL) as client:
+        curves = client.get("/api/runs/leak/curves")
+        listed = {run["name"]: run for run in client.get("/api/runs").json()["runs"]}
+        loaded = client.post("/api/runs/linked-model/load")
+        text = "\n".join(r.text for r in (curves, loaded)) + json.dumps(listed)
+    assert curves.status_code == 422 and curves.json()["detail"] == refused
+    assert listed["leak"]["problem"] == refused and listed["served"]["problem"] == ""
+    assert loaded.status_code == 422 and loaded.json()["detail"].startswith("model.safetensors is a link")
+    assert listed["linked-model"]["problem"].startswith("model.safetensors is a link")
+    assert not listed["linked-model"]["has_model"]
+    assert SECRET not in text and "web/" not in text and str(tmp_path) not in text
+    assert secret.resolve() not in [p.resolve() for p in opened]
+
+
+def test_what_a_run_file_holds_is_not_quoted_back(model_path, tmp_path, monkeypatch):
+    """A regular file (a hard link, a copy) may hold anything too: the reader's 'got ...' is not passed on."""
+    _runs_beside(model_path, tmp_path / "web", "served", "odd", "odd-config")
+    (tmp_path / "web" / "odd" / "metrics.csv").write_text(f"SECRET_API_KEY={SECRET}\n")
+    (tmp_path / "web" / "odd-config" / "config.toml").write_text(f'{SECRET.replace("-", "_")} = "{SECRET}"\n')
+    monkeypatch.chdir(tmp_path)
+    with TestClient(create_app(Path("web/served")), base_url=LOCAL_BASE_URL) as client:
+        curves = client.get("/api/runs/odd/curves")
+        listed = {run["name"]: run for run in client.get("/api/runs").json()["runs"]}
+    assert curves.status_code == 422, curves.text
+    header = "metrics.csv: header needs the columns epoch, train_loss, train_accuracy once each"
+    assert curves.json()["detail"] == header
+    assert listed["odd"]["problem"].startswith("the doctor cannot read this run: metrics.csv: header needs")
+    assert listed["odd-config"]["problem"].startswith("config.toml: unknown option(s); known: ")
+    text = curves.text + json.dumps(listed)
+    assert SECRET not in text and SECRET.replace("-", "_") not in text and "web/" not in text
+
+
 def test_the_command_lines_data_replaces_the_run_folders(model_path, shared_dir, tmp_path):
     """A bare model file gets its gallery from --csv, with the dev split of its own seed and dev size."""
     from scratchnn.data import DataSource

@@ -450,6 +450,10 @@ def test_first_layer_images_show_kernels_and_feature_maps_of_a_cnn():
 def test_server_folders_are_cut_from_text():
     assert without_folders("Data: csv /srv/data/d.csv (1,000 train)") == "Data: csv d.csv (1,000 train)"
     assert without_folders("details: scratchnn doctor /srv/runs/x") == "details: scratchnn doctor x"
+    # a relative path was cut after its first folder: 'web/leak/metrics.csv' became 'webmetrics.csv'
+    assert without_folders("web/leak/metrics.csv: empty") == "metrics.csv: empty"
+    assert without_folders("saved ./runs/x/model.safetensors") == "saved model.safetensors"
+    assert without_folders("Epoch 3/10, T-shirt/top") == "Epoch 3/10, T-shirt/top"  # no folders there
 
 
 def test_each_server_limit_is_named_by_its_own_flag():

@@ -3,21 +3,25 @@
 A run is named by its folder's name only (``20261203-101500-seed``, ``my run``, ``étude 2``),
 checked by ``is_run_name`` (a letter, digit or _ first, then no path separator: no ``..``, no
 hidden folder; printable UTF-8) and looked up among the real (not symlinked) folders directly
-inside the runs folder, so no request reaches a path outside it. At most ``MAX_RUNS`` folders
-are listed (the newest); each file is read through the bounded, validating readers (``TrainConfig.load`` after
-a size check, ``doctor.signals``, ``io.read_metadata``), and what cannot be read is said in the
-run's ``problem`` instead of failing the list. Findings are computed once per health.csv version.
+inside the runs folder, so no request reaches a path outside it. A run whose files include a link
+(or a device, a pipe...) is not read at all: a link inside a real folder may still point anywhere.
+At most ``MAX_RUNS`` folders are listed (the newest); each file is read through the bounded,
+validating readers (``TrainConfig.load`` after a size check, ``doctor.signals``, ``io.read_metadata``),
+and what cannot be read is said in the run's ``problem`` (without what the file held) instead of
+failing the list. Findings are computed once per health.csv version.
 """
 from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..doctor import diagnose_run
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
-from ..errors import ScratchnnError
+from ..errors import DataError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from .train_worker import clean, without_folders
@@ -43,6 +47,7 @@ RUN_CONFIG = CONFIG_FILE
 KEY_SETTINGS = ("conv", "hidden", "activation", "init", "batchnorm", "dropout", "augment", "optimizer", "lr",
                 "schedule", "batch_size", "epochs", "fault")
 HIDDEN = ("csv_sha256", "images_sha256", "labels_sha256", "data_dir")
+RUN_FILES = (RUN_CONFIG, MODEL_FILE, METRICS_FILE, HEALTH_FILE)  # every file the page reads in a run folder
 
 
 class RunNotFound(ScratchnnError):
@@ -77,12 +82,22 @@ class RunFolders:
             raise RunNotFound(f"no run named {name!r} in the runs folder; GET /api/runs lists them")
         return path
 
+    def readable(self, name: str) -> Path:
+        """``folder(name)``, if the page may read its files; a one-line DataError naming the one it may not."""
+        path = self.folder(name)
+        refused = refused_file(path)
+        if refused:
+            raise DataError(refused)
+        return path
+
     def describe(self, name: str) -> dict:
         """One run: preset, key settings, config, dev accuracy, time, whether it has a model, findings."""
         path = self.folder(name)
         entry = {"name": name, "preset": "", "settings": {}, "config": {}, "dev_accuracy": None,
                  "train_seconds": None, "epochs": None, "has_model": (path / MODEL_FILE).is_file(),
-                 "findings": [], "problem": ""}
+                 "findings": [], "problem": refused_file(path)}
+        if entry["problem"]:
+            return clean({**entry, "has_model": False})
         try:
             config = TrainConfig.load(path / RUN_CONFIG)  # bounded: MAX_CONFIG_BYTES
             applicable = public_config(config)
@@ -93,7 +108,7 @@ class RunFolders:
                 entry.update(dev_accuracy=metrics.get("dev_accuracy"), train_seconds=metrics.get("train_seconds"),
                              epochs=metrics.get("epochs"))
         except (ScratchnnError, OSError, ValueError) as error:
-            entry["problem"] = _short(error)
+            entry["problem"] = _short(error, path)
         findings = self._diagnosed(path)
         if isinstance(findings, str):
             entry["problem"] = entry["problem"] or findings
@@ -107,10 +122,11 @@ class RunFolders:
 
     def curves(self, name: str) -> list[dict]:
         """metrics.csv of run ``name``: one row per evaluation (epoch, train/dev loss and accuracy)."""
-        path = self.folder(name) / METRICS_FILE
+        path = self.readable(name) / METRICS_FILE
         if not path.is_file():
             return []
-        return clean(read_metrics_csv(path))
+        with reading(path.parent):
+            return clean(read_metrics_csv(path))
 
     def _diagnosed(self, path: Path) -> list[dict] | str:
         """The doctor's findings on a run (cached per metrics/health version); a problem as text."""
@@ -125,7 +141,7 @@ class RunFolders:
         try:
             found: list[dict] | str = [f.to_dict() for f in diagnose_run(path)]
         except (ScratchnnError, OSError, ValueError) as error:
-            found = f"the doctor cannot read this run: {_short(error)}"
+            found = f"the doctor cannot read this run: {_short(error, path)}"
         with self._lock:
             self._findings[path.name] = (version, found)
         return found
@@ -140,6 +156,36 @@ def public_config(config: TrainConfig) -> dict:
     return applicable
 
 
-def _short(error: Exception) -> str:
-    """An error as one line, paths by base name."""
-    return without_folders(" ".join(str(error).split()))[:300]
+def refused_file(folder: Path) -> str:
+    """The first of ``RUN_FILES`` in ``folder`` that is there but is a link or not a regular file, as
+    the run's one-line problem; '' if none is. Checked before anything is opened."""
+    for name in RUN_FILES:
+        try:
+            mode = (folder / name).lstat().st_mode
+        except OSError:  # not there (or not even listable): the reader says so in its own words
+            continue
+        if not stat.S_ISREG(mode):
+            return f"{name} is a link (or not a regular file); the page reads only regular files inside a run folder"
+    return ""
+
+
+@contextmanager
+def reading(folder: Path):
+    """Turn an error of reading ``folder``'s files into a DataError (422) worded by ``_short``."""
+    try:
+        yield
+    except (ScratchnnError, OSError, ValueError) as error:
+        raise DataError(_short(error, folder)) from None
+
+
+def _short(error: Exception, folder: Path | None = None) -> str:
+    """An error as one line, without server folders (files by their name in the run folder) and
+    without what a file held: a value, a header or a name read from a file is not repeated, as a
+    file of a run folder may hold anything ('header must be ..., got SECRET' -> 'header must be ...')."""
+    text = " ".join(str(error).split())
+    if folder is not None:
+        text = text.replace(f"{folder}{os.sep}", "")
+    text = re.sub(r",? got .*", "", text)  # the doctor's and the config's readers end with what they read
+    text = re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", "…", text)  # repr() and JSON quotes
+    text = re.sub(r"unknown option\(s\) [^;]*", "unknown option(s)", text)  # names read from the file
+    return without_folders(text)[:300]

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS
 from .operator_log import OPERATOR
-from .runs import MAX_NAME, RUN_NAME, RunFolders, RunNotFound
+from .runs import MAX_NAME, RUN_NAME, RunFolders, RunNotFound, reading
 from .schemas import ErrorMessage, ModelSummary
 from .training import TrainingBusy, TrainingManager, TrainingUnavailable, train_settings
 
@@ -178,10 +178,11 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         if not switchable:  # a demo server: no visitor changes the model every other visitor gets
             raise TrainingUnavailable("this server serves one model (scratchnn serve --no-train or --keep-model); "
                                       "loading another run is switched off")
-        folder = runs.folder(name)
+        folder = runs.readable(name)
         if not (folder / "model.safetensors").is_file():
             raise RunNotFound(f"run {name!r} has no model yet (still training, or stopped before saving)")
-        summary = use_run(folder / "model.safetensors").summary()
+        with reading(folder):
+            summary = use_run(folder / "model.safetensors").summary()
         OPERATOR.info("run %s loaded from the Runs tab by %s; now served to every page", name, client_of(request))
         return summary
 

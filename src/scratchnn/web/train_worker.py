@@ -234,9 +234,10 @@ def note_event(line: str) -> dict:
 
 
 def without_folders(text: str) -> str:
-    """``text`` with every absolute path cut to its last part: where the server keeps its files is
-    not the page's business ('/srv/runs/x/model.safetensors' -> 'model.safetensors')."""
-    return re.sub(r"(?:/[^\s:/,()']+)+/([^\s:/,()']+)", r"\1", text)
+    """``text`` with every path of two or more folders cut to its last part: where the server keeps
+    its files is not the page's business ('/srv/runs/x/model.safetensors' and 'runs/x/model.safetensors'
+    -> 'model.safetensors'; 'Epoch 3/10' is no path)."""
+    return re.sub(r"[^\s:/,()']*(?:/[^\s:/,()']+)+/([^\s:/,()']+)", r"\1", text)
 
 
 def _one_line(text: str, limit: int = 400) -> str:
