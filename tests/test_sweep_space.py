@@ -1,4 +1,5 @@
 """The TOML search space: what it accepts, and errors that name the line of the mistake."""
+import json
 import subprocess
 import sys
 
@@ -107,3 +108,53 @@ def test_a_damaged_sweep_folder_is_one_line(tmp_path, name, content, message):
     with pytest.raises(ConfigError, match=message) as raised:
         read_sweep_folder(tmp_path)
     assert "\n" not in str(raised.value)
+
+
+def test_a_seed_the_sampler_cannot_take_is_refused_before_anything_is_made(tmp_path, capsys):
+    """--seed 5000000000 crashed in Optuna (ValueError: Seed must be between 0 and 2**32 - 1) after the
+    sweep folder was made."""
+    require("optuna", "pip install -e '.[tune]'")
+    from scratchnn.cli.main import main
+
+    assert main(["sweep", "--seed", "5000000000", "--out", str(tmp_path / "s")]) == 1
+    error = capsys.readouterr().err
+    assert "--seed must be between 0 and 2**32 - 1 (4294967295) for a sweep, got 5000000000" in error
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_sampler_seed_stays_in_range_so_a_sweep_of_the_highest_seed_resumes(tmp_path):
+    """A resumed sweep seeds TPE with seed + trials asked: 4294967295 + 1 was out of NumPy's range."""
+    require("optuna", "pip install -e '.[tune]'")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from scratchnn.tune.study import MAX_SEED, open_study, sampler_seed
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.log")))
+    open_study(storage, MAX_SEED, create=True).ask()
+    open_study(storage, MAX_SEED).ask()  # raised ValueError: Seed must be between 0 and 2**32 - 1
+    assert sampler_seed(MAX_SEED, 1) == 0 and sampler_seed(5, 2) == 7
+
+
+def _sweep_folder(path, **settings):
+    path.mkdir(exist_ok=True)
+    (path / "sweep.json").write_text(json.dumps({"trials": 2, "storage": "", "seed": 0, **settings}))
+    (path / "space.toml").write_text("lr = {low = 1e-4, high = 0.1}\n")
+    get_preset("seed").save(path / "base.toml")
+    return path
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"seed": 10**30}, "seed must be a whole number from 0 to 2**32 - 1, got 1000000000000000000000000000000"),
+    ({"seed": 1e30}, "seed must be a whole number from 0 to 2**32 - 1, got 1e+30"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 2**32 - 1, got -1"),
+])
+def test_a_sweep_json_value_of_the_wrong_kind_is_a_damaged_file(tmp_path, settings, message):
+    require("optuna", "pip install -e '.[tune]'")
+    from scratchnn.tune.study import read_sweep_folder
+
+    folder = _sweep_folder(tmp_path / "s", **settings)
+    with pytest.raises(ConfigError) as raised:
+        read_sweep_folder(folder)
+    assert str(raised.value) == f"{folder / 'sweep.json'}: unreadable sweep settings ({message}); start a new sweep"
+

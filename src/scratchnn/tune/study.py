@@ -38,6 +38,7 @@ LOCK_FILE = "sweep.lock"  # the pid and host of the sweep running in the folder
 TRIALS_DIR = "trials"
 STUDY_NAME = "sweep"
 INTERRUPTED = "interrupted"  # user attribute of a trial the sweep lost (killed while it ran)
+MAX_SEED = 2**32 - 1  # Optuna's samplers seed a NumPy RandomState, which takes 0 .. 2**32 - 1
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -175,13 +176,25 @@ def read_sweep_folder(path: Path) -> SweepFolder:
     text = read_small_text(path / SWEEP_FILE, MAX_SPACE_BYTES, "the sweep's settings (sweep.json)")
     try:
         settings = json.loads(text)
-        trials, storage_url, seed = int(settings["trials"]), str(settings["storage"]), int(settings["seed"])
+        trials, storage_url, seed = int(settings["trials"]), str(settings["storage"]), settings["seed"]
         study = str(settings.get("study", STUDY_NAME))
+        if not _whole(seed) or not 0 <= seed <= MAX_SEED:  # 1e30 crashed Optuna's sampler
+            raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {str(seed)[:40]}")
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
     space_file = path / SPACE_FILE
     space = parse_space(read_small_text(space_file, MAX_SPACE_BYTES, "a search space"), str(space_file))
     return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE), study)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def sampler_seed(seed: int, asked: int = 0) -> int:
+    """TPE's seed after ``asked`` trials, kept within ``MAX_SEED`` (a sweep started with --seed
+    4294967295 could not be resumed: its next seed was out of NumPy's range)."""
+    return (seed + asked) % (MAX_SEED + 1)
 
 
 def make_pruner() -> optuna.pruners.BasePruner:
@@ -198,13 +211,13 @@ def open_study(storage, seed: int, create: bool = False, name: str = STUDY_NAME)
     so a resumed sweep does not propose the first trials again."""
     if create:
         return optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                                   sampler=optuna.samplers.TPESampler(seed=seed), pruner=make_pruner())
+                                   sampler=optuna.samplers.TPESampler(seed=sampler_seed(seed)), pruner=make_pruner())
     try:
         asked = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
     except KeyError:
         raise ConfigError("the sweep's study is not in its storage; start a new sweep") from None
     return optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(),
-                             sampler=optuna.samplers.TPESampler(seed=seed + asked))
+                             sampler=optuna.samplers.TPESampler(seed=sampler_seed(seed, asked)))
 
 
 def counts(study: optuna.Study) -> int:

@@ -21,7 +21,7 @@ from ..training.config import TrainConfig
 from ..training.run_data import data_source, record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
-from .study import (SweepFolder, counts, create_sweep_folder, open_study,
+from .study import (MAX_SEED, SweepFolder, counts, create_sweep_folder, open_study,
                     recover_interrupted, write_best)
 from .trial import run_trial
 
@@ -30,6 +30,8 @@ def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, s
     """Create the sweep folder; the base config's data paths become absolute with their SHA-256."""
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if base.seed > MAX_SEED:  # before anything is made: the sampler would refuse it after the folder was
+        raise ConfigError(f"--seed must be between 0 and 2**32 - 1 ({MAX_SEED}) for a sweep, got {base.seed}")
     base.validate()
     recorded = record_data(base)  # a data file that is missing fails here, once
     source = data_source(base)
