@@ -145,9 +145,13 @@ def _sweep_folder(path, **settings):
 
 
 @pytest.mark.parametrize("settings, message", [
+    ({"trials": 2.9}, "trials must be a whole number >= 1, got 2.9"),  # was read as 2
+    ({"trials": True}, "trials must be a whole number >= 1, got True"),
+    ({"trials": 0}, "trials must be a whole number >= 1, got 0"),
     ({"seed": 10**30}, "seed must be a whole number from 0 to 2**32 - 1, got 1000000000000000000000000000000"),
     ({"seed": 1e30}, "seed must be a whole number from 0 to 2**32 - 1, got 1e+30"),
     ({"seed": -1}, "seed must be a whole number from 0 to 2**32 - 1, got -1"),
+    ({"storage": 5}, "storage and study must be text"),
 ])
 def test_a_sweep_json_value_of_the_wrong_kind_is_a_damaged_file(tmp_path, settings, message):
     require("optuna", "pip install -e '.[tune]'")
@@ -158,3 +162,24 @@ def test_a_sweep_json_value_of_the_wrong_kind_is_a_damaged_file(tmp_path, settin
         read_sweep_folder(folder)
     assert str(raised.value) == f"{folder / 'sweep.json'}: unreadable sweep settings ({message}); start a new sweep"
 
+
+def test_a_sqlite_storage_read_from_sweep_json_is_never_created(tmp_path):
+    """A sweep.json naming sqlite:////any/path/x.db made --resume create (or fill an empty) database there."""
+    require("optuna", "pip install -e '.[tune]'")
+    import optuna
+
+    from scratchnn.tune.study import read_sweep_folder
+
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for database in (tmp_path / "none.db", empty):
+        folder = _sweep_folder(tmp_path / "s", storage=f"sqlite:///{database}")
+        with pytest.raises(ConfigError, match=rf"the sweep's storage sqlite:///{database} does not exist or is "
+                                              "empty, so it holds no study: put its database back there"):
+            read_sweep_folder(folder)
+    assert not (tmp_path / "none.db").exists() and empty.stat().st_size == 0
+    made = f"sqlite:///{tmp_path / 'made.db'}"
+    optuna.create_study(study_name="sweep", storage=made)  # a database the sweep made: resumed as before
+    assert read_sweep_folder(_sweep_folder(tmp_path / "s", storage=made)).storage_url == made
+    for url in ("postgresql://sweeps@db.example/optuna", "not a url"):  # servers' databases; Optuna refuses the rest
+        assert read_sweep_folder(_sweep_folder(tmp_path / "s", storage=url)).storage_url == url

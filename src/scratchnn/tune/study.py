@@ -176,12 +176,17 @@ def read_sweep_folder(path: Path) -> SweepFolder:
     text = read_small_text(path / SWEEP_FILE, MAX_SPACE_BYTES, "the sweep's settings (sweep.json)")
     try:
         settings = json.loads(text)
-        trials, storage_url, seed = int(settings["trials"]), str(settings["storage"]), settings["seed"]
-        study = str(settings.get("study", STUDY_NAME))
+        trials, storage_url, seed = settings["trials"], settings["storage"], settings["seed"]
+        study = settings.get("study", STUDY_NAME)
+        if not _whole(trials) or trials < 1:  # 2.9 was read as 2
+            raise ValueError(f"trials must be a whole number >= 1, got {str(trials)[:40]}")
         if not _whole(seed) or not 0 <= seed <= MAX_SEED:  # 1e30 crashed Optuna's sampler
             raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {str(seed)[:40]}")
+        if not isinstance(storage_url, str) or not isinstance(study, str):
+            raise ValueError("storage and study must be text")
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
+    existing_storage(storage_url)
     space_file = path / SPACE_FILE
     space = parse_space(read_small_text(space_file, MAX_SPACE_BYTES, "a search space"), str(space_file))
     return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE), study)
@@ -189,6 +194,28 @@ def read_sweep_folder(path: Path) -> SweepFolder:
 
 def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def existing_storage(url: str) -> str:
+    """``url``, a storage read from sweep.json, if opening it creates no database: a SQLite URL must
+    name a database file that is there and not empty, as SQLite creates a missing file and Optuna
+    fills an empty one (a damaged or crafted sweep.json made --resume write a database anywhere).
+    Other URLs open a server's existing database; what is no URL at all, Optuna refuses."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not url:  # the journal file DIR/study.log, inside the sweep folder
+        return url
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite":
+        database = Path(parsed.database or ":memory:")
+        if not database.is_file() or database.stat().st_size == 0:
+            raise ConfigError(f"the sweep's storage {url} does not exist or is empty, so it holds no study: put its "
+                              "database back there, or start a new sweep with --out")
+    return url
 
 
 def sampler_seed(seed: int, asked: int = 0) -> int:
