@@ -417,6 +417,47 @@ def test_cnn_save_load_round_trip_gives_identical_predictions(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
 
 
+# A 1 KB file the auditor wrote: padding 2000 makes 4028x4028 images, whose 64x64 windows at
+# stride 1 would be a 240 GiB im2col matrix (mk_pool.py); 5x5 windows, 1.6 GB (mk_pool2.py).
+POOL_BOMBS = {"64x64 windows": (64, 3965, "64,394,137,600"), "5x5 windows": (5, 4024, "404,814,400")}
+
+
+@pytest.mark.parametrize("size,second,work", POOL_BOMBS.values(), ids=POOL_BOMBS.keys())
+def test_a_pool_whose_work_matrix_is_too_big_is_refused_at_load(tmp_path, size, second, work):
+    from model_file_support import tamper
+    from scratchnn.errors import ModelFileError
+
+    layers = [Conv2D(1, 1, 1), MaxPool2D(size, stride=1), MaxPool2D(second), Flatten(), Dense(1, 10)]
+    path = save(Sequential([Conv2D(1, 1, 1), Flatten(), Dense(784, 10)], input_shape=(1, 28, 28)),
+                tmp_path / "model.safetensors")
+
+    def swap_layers(metadata):
+        metadata["architecture"]["layers"] = [layer_to_config(layer) for layer in layers]
+        metadata["architecture"]["layers"][0]["config"]["padding"] = 2000
+
+    def swap_dense(arrays):
+        arrays["4.W"], arrays["4.b"] = np.zeros((1, 10), np.float32), arrays.pop("2.b")
+        del arrays["2.W"]
+
+    tamper(path, metadata=swap_layers, tensors=swap_dense)
+    message = rf"layer 1 \(MaxPool2D\) would need a work matrix of {work} numbers"
+    with pytest.raises(ModelFileError, match=message):
+        load(path)
+    layers[0] = Conv2D(1, 1, 1, padding=2000)
+    with pytest.raises(ShapeError, match=message):  # the same check for a model built in Python
+        Sequential(layers, input_shape=(1, 28, 28))
+
+
+def test_inference_batches_count_a_pools_im2col_matrix():
+    # tiling 2x2 windows work on views of x; 3x3 windows at stride 1 copy 9 numbers per output
+    assert MaxPool2D(2).work_floats((4, 26, 26)) == 0 and AvgPool2D(3).work_floats((4, 26, 26)) == 0
+    assert MaxPool2D(3, stride=1).work_floats((4, 26, 26)) == AvgPool2D(3, stride=1).work_floats((4, 26, 26))
+    assert MaxPool2D(3, stride=1).work_floats((4, 26, 26)) == 24 * 24 * 9 * 4
+    model = Sequential([MaxPool2D(20, stride=1), Flatten(), Dense(81, 10)], input_shape=(1, 28, 28))
+    floats = 9 * 9 * 400 + 2 * 81 + 10  # the windows, the pooled and flattened outputs, the logits
+    assert model.inference_batch_size(memory=floats * 4 * 10) == 10
+
+
 def test_cnn_learns_a_small_batch():
     # Training sanity: 24 random images with random labels are memorised by a tiny CNN.
     from scratchnn.optim import Adam

@@ -92,6 +92,7 @@ class Sequential:
         except ModelFileError as error:
             said = str(error).replace("architecture layer", "layer")
             fix = ("give input_shape what the data is, and the first layer the same" if "the input gives" in said
+                   else "use smaller windows, a larger stride or less padding" if "work matrix" in said
                    else "make each layer take what the one before gives")
             raise ShapeError(f"{said}; {fix}") from None
 
@@ -203,7 +204,7 @@ class Sequential:
         """Rows per inference batch (1..largest) whose forward pass fits in ``memory`` bytes.
 
         Per sample a forward pass holds every layer's output and its work arrays
-        (``Layer.work_floats``: a convolution's im2col matrix). The benchmark CNN needs ~400 kB
+        (``Layer.work_floats``: a convolution's or pool's im2col matrix). The benchmark CNN needs ~400 kB
         a digit, so 4,096 digits at once would take 1.6 GB; the MLPs need ~10 kB.
         """
         floats, shape = 0, self.input_shape

@@ -12,7 +12,7 @@ before gives), as forward would require, so a model that loads also runs.
 Bounds (far above any MNIST-sized network, far below what would exhaust a machine):
     MAX_UNITS       units, features or channels of one layer, and one side of an input (nn/schema.py)
     MAX_PARAMETERS  numbers in all parameters and buffers together (512 MiB of float32)
-    MAX_SAMPLE      numbers in one sample at any layer (input, output, a convolution's work matrix)
+    MAX_SAMPLE      numbers in one sample at any layer (input, output, a convolution's or pool's work matrix)
 
 Every check raises ``ModelFileError`` with a message that names the offending entry; the
 loader puts the file's path in front.

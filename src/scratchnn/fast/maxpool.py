@@ -82,6 +82,9 @@ class BlockMaxPool2D(Layer, register=False):
     def output_shape(self, input_shape):
         return self.pool.output_shape(input_shape)
 
+    def work_floats(self, input_shape):
+        return self.pool.work_floats(input_shape)
+
     def __repr__(self):
         relu = "" if self.relu is None else f", relu={self.relu!r}"
         return f"BlockMaxPool2D({self.pool!r}, {self.blocks!r}{relu})"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelFileError
 from .base import Layer
 from .check_inputs import distinct_values
 from .im2col import as_pair, col2im, conv_output_shape, from_pixel_major, im2col, pixel_major
 from .image_shapes import check_images, check_sample, unpair, window_sides
-from .schema import optional, window
+from .schema import MAX_SAMPLE, optional, window
 
 
 class _Pool2D(Layer, register=False):
@@ -32,11 +33,26 @@ class _Pool2D(Layer, register=False):
         c, h, w = check_sample(self, input_shape)
         return (c, *conv_output_shape(h, w, self.size, self.stride))
 
+    def uses_im2col(self) -> bool:
+        """Whether forward lays every window out as a row (im2col); the other paths use views of x."""
+        raise NotImplementedError
+
+    def work_floats(self, input_shape):
+        """The im2col matrix, OH·OW rows of KH·KW·C numbers per sample, when forward makes one."""
+        c, oh, ow = self.output_shape(input_shape)
+        return oh * ow * self.size[0] * self.size[1] * c if self.uses_im2col() else 0
+
     @classmethod
     def config_shapes(cls, args, shape, where):
         size = args.get("size", (2, 2))  # __init__'s default
         stride = args.get("stride") or size
-        return (shape[0], *window_sides(shape, shape[0], size, stride, (0, 0), where)), {}
+        sides = window_sides(shape, shape[0], size, stride, (0, 0), where)
+        # The im2col matrix (and backward's gradient of it); windows that tile hold at most the input.
+        work = sides[0] * sides[1] * size[0] * size[1] * shape[0]
+        if work > MAX_SAMPLE:
+            raise ModelFileError(f"{where} would need a work matrix of {work:,} numbers a sample "
+                                 f"(at most {MAX_SAMPLE:,})")
+        return (shape[0], *sides), {}
 
 
 class MaxPool2D(_Pool2D):
@@ -53,10 +69,13 @@ class MaxPool2D(_Pool2D):
     maxima (of each window row's two pixels, then of the two rows). Other windows use im2col.
     """
 
+    def uses_im2col(self) -> bool:
+        return not self.size == self.stride == (2, 2)
+
     def forward(self, x, training=False):
         n, c, h, w = check_images(self, x)
         oh, ow = conv_output_shape(h, w, self.size, self.stride)
-        if self.size == self.stride == (2, 2):
+        if not self.uses_im2col():
             return self._forward_2x2(x, oh, ow)
         cols = im2col(x, self.size, self.stride).reshape(oh * ow * n, -1, c)  # (M, KH·KW, C)
         winner = cols.argmax(axis=1)[:, None]  # (M, 1, C): the first maximum of each window
@@ -127,12 +146,15 @@ class AvgPool2D(_Pool2D):
     every pixel of its block. Overlapping or gapped windows use im2col.
     """
 
+    def uses_im2col(self) -> bool:
+        return self.stride != self.size
+
     def forward(self, x, training=False):
         n, c, h, w = check_images(self, x)
         oh, ow = conv_output_shape(h, w, self.size, self.stride)
         (kh, kw), area = self.size, self.size[0] * self.size[1]
         self._cache = x.shape
-        if self.stride == self.size:  # (odd H or W drop their last rows/columns)
+        if not self.uses_im2col():  # (odd H or W drop their last rows/columns)
             blocks = pixel_major(x)[:kh * oh, :kw * ow].reshape(oh, kh, ow, kw, n * c)
             y = blocks.sum(axis=(1, 3)) * np.asarray(1 / area, x.dtype)
         else:

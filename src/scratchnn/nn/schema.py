@@ -12,7 +12,7 @@ A checker takes ``(value, where)`` and returns the checked value (a window side 
 Bounds (far above any MNIST-sized network, far below what would exhaust a machine):
     MAX_UNITS       units, features or channels of one layer, and one side of an input
     MAX_WINDOW      kernel, pooling window, stride and padding sides
-    MAX_SAMPLE      numbers in one sample at any layer (input, output, a convolution's work matrix)
+    MAX_SAMPLE      numbers in one sample at any layer (input, output, a convolution's or pool's work matrix)
 """
 from __future__ import annotations
 
