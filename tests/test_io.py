@@ -172,6 +172,11 @@ TAMPERED = {
     "classes not strings": (set_entry("classes", [0, 1]), "metadata 'classes' must be a list of strings"),
     "image_shape of three": (set_entry("image_shape", [28, 28, 1]), r"image_shape' must be \[height, width\]"),
     "image_shape negative": (set_entry("image_shape", [28, -1]), "image_shape' entry must be an integer"),
+    "image_shape not the input": (set_entry("image_shape", [5, 5]),
+                                  r"image_shape' says 5x5 images, the architecture's input_shape is \(784,\)"),
+    "image_shape huge": (set_entry("image_shape", [4_000_000, 4_000_000]), "says 4000000x4000000 images"),
+    "classes too few": (set_entry("classes", list("abc")),
+                        "'classes' names 3 classes, the architecture has 10 outputs"),
     "metrics a string": (set_entry("metrics", "great"), "metadata 'metrics' must be an object"),
     "input_shape of floats": (lambda m: m["architecture"].__setitem__("input_shape", [784.0]),
                               "input_shape entry must be an integer"),
@@ -195,6 +200,25 @@ RAW = {
     "not JSON": (lambda h: h.__setitem__("config", "{lr: 1"), "'config' is not valid JSON"),
     "a 5,000-digit integer": (lambda h: h.__setitem__("config", "1" * 5000), "'config' is not valid JSON"),
 }
+
+
+def test_a_cnn_file_says_the_images_its_input_takes(tmp_path):
+    from scratchnn.nn import Conv2D, Flatten
+
+    cnn = Sequential([Conv2D(1, 2, 3, rng=0), Flatten(), Dense(2 * 26 * 26, 10, rng=1)], input_shape=(1, 28, 28))
+    path = save(cnn, tmp_path / MODEL_FILE, metadata={"image_shape": [28, 28]})
+    assert read_metadata(path)["image_shape"] == [28, 28]
+    tamper(path, metadata=set_entry("image_shape", [14, 56]))  # the same pixels, other images
+    with pytest.raises(ModelFileError, match=r"says 14x56 images, the architecture's input_shape is \(1, 28, 28\)"):
+        load(path)
+
+
+def test_metadata_load_would_refuse_is_refused_before_saving(tmp_path, model):
+    for metadata, message in (({"classes": list("abc")}, "names 3 classes"),
+                              ({"image_shape": [5, 5]}, "says 5x5 images")):
+        with pytest.raises(ModelFileError, match=f"{message}.*; fix the metadata, a file saying so could not be"):
+            save(model, tmp_path / MODEL_FILE, metadata=metadata)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("edit,message", RAW.values(), ids=RAW.keys())

@@ -50,7 +50,12 @@ def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
     if taken:
         raise ModelFileError(f"metadata key {taken[0]!r} is the file's own (the model's architecture, format and "
                              "checksum): name yours otherwise, e.g. 'notes'")
-    return write_tensors(path, model.state_dict(), {"architecture": model.config(), **(metadata or {})})
+    metadata = {"architecture": model.config(), **(metadata or {})}
+    try:  # what load would refuse (classes that are not the model's outputs, say) is refused here
+        check_metadata(json.loads(json.dumps(metadata)))
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}; fix the metadata, a file saying so could not be loaded") from None
+    return write_tensors(path, model.state_dict(), metadata)
 
 
 def load(path) -> Sequential:

@@ -157,7 +157,31 @@ def check_metadata(metadata: dict) -> dict[str, tuple[int, ...]] | None:
     for key, check in METADATA_SCHEMA.items():
         if key in metadata:
             check(metadata[key], f"metadata {key!r}")
-    return state_shapes(metadata["architecture"]) if "architecture" in metadata else None
+    if "architecture" not in metadata:
+        return None
+    state, outputs = checked_shapes(metadata["architecture"])
+    _fits_architecture(metadata, _input_shape(metadata["architecture"]), outputs[-1][0])
+    return state
+
+
+def _input_shape(architecture: dict) -> tuple[int, ...]:
+    """A checked architecture's input_shape (its first Dense layer's in_features when it gives none)."""
+    shape = architecture.get("input_shape")
+    return tuple(shape) if shape is not None else (architecture["layers"][0]["config"]["in_features"],)
+
+
+def _fits_architecture(metadata: dict, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Refuse an ``image_shape`` other than the model's input (H, W of a CNN's (C, H, W), H·W
+    inputs of an MLP) and ``classes`` that do not name the model's outputs one by one."""
+    if "image_shape" in metadata:
+        height, width = metadata["image_shape"]
+        fits = (height, width) == input_shape[1:] if len(input_shape) == 3 else height * width == math.prod(input_shape)
+        if not fits:
+            raise ModelFileError(f"metadata 'image_shape' says {height}x{width} images, the architecture's input_shape "
+                                 f"is {input_shape}")
+    if "classes" in metadata and len(metadata["classes"]) != num_classes:
+        raise ModelFileError(f"metadata 'classes' names {len(metadata['classes']):,} classes, the architecture has "
+                             f"{num_classes:,} outputs")
 
 
 def buffer_names() -> set[str]:
