@@ -64,6 +64,10 @@ TAMPERED = {
     "optimizer extra key": (("optimizer", "state", {}), "optimizer must hold exactly lr and steps"),
     "schedule a list": (("schedule", [1]), "schedule must be an object"),
     "schedule value a word": (("schedule", "lr", "x"), "schedule lr must be a number"),
+    "schedule lr 1e300": (("schedule", "lr", 1e300), r"schedule lr must be a number in \[0, 1e\+06\], got 1e\+300"),
+    "schedule min_lr negative": (("schedule", "min_lr", -5), r"schedule min_lr must be a number in \[0, "),
+    "schedule steps negative": (("schedule", "total_steps", -5), "schedule total_steps must be a whole number >= 1"),
+    "schedule steps a float": (("schedule", "warmup_steps", 2.5), "schedule warmup_steps must be a whole number >= 0"),
     "early stopping best a word": (("early_stopping", "best", "x"), "early_stopping best must be a number"),
     "generator of another kind": (("generators", "order", "bit_generator", "MT19937"), "PCG64 bit-generator state"),
     "generator state a float": (("generators", "order", "state", "state", 1.5), "order' state must be an integer"),
@@ -100,6 +104,14 @@ def test_tampered_checkpoint_tensors_are_named(checkpoint, edit, message):
     tamper(checkpoint, tensors=edit)
     with pytest.raises(ModelFileError, match=message):
         load_checkpoint(checkpoint)
+
+
+def test_a_schedule_out_of_range_says_how_to_go_on(checkpoint):
+    tamper(checkpoint, metadata=put("schedule", "lr", 1e300))  # resumed, the run would diverge
+    with pytest.raises(ModelFileError, match="schedule lr must be") as error:
+        load_checkpoint(checkpoint)
+    assert str(error.value).endswith(f"it cannot be resumed from; train the same settings anew: scratchnn train "
+                                     f"--config {checkpoint.parent / 'config.toml'}"), error.value
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

@@ -100,6 +100,30 @@ def test_state_round_trips_through_json(name):
     assert restored.state_dict() == s.state_dict()
 
 
+DAMAGED_STATES = {
+    "lr 1e300": ("plateau", ("lr",), 1e300, r"schedule lr must be a number in \[0, 1e\+06\], got 1e\+300"),
+    "a negative count": ("step", ("step_size",), -5, "schedule step_size must be a whole number >= 1, got -5"),
+    "a zero divisor": ("one-cycle", ("div_factor",), 0.0, "schedule div_factor must be a finite number > 0"),
+    "an endless factor": ("step", ("gamma",), math.inf, "schedule gamma must be a finite number >= 0, got inf"),
+    "best below 0": ("plateau", ("best",), -1.0, "schedule best must be null or a finite number >= 0"),
+    "no warm-up steps": ("warm-plateau", ("warmup_steps",), 0, "schedule warmup_steps must be a whole number >= 1"),
+    "inside the warm-up": ("warm-plateau", ("schedule", "lr"), -0.1, "schedule schedule lr must be a number in"),
+}
+
+
+@pytest.mark.parametrize("name,keys,value,message", DAMAGED_STATES.values(), ids=DAMAGED_STATES.keys())
+def test_a_state_out_of_range_is_refused_before_anything_is_restored(name, keys, value, message):
+    s = ALL[name]()
+    state = json.loads(json.dumps(s.state_dict()))
+    target = state
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        s.load_state_dict(state)
+    assert s.state_dict() == ALL[name]().state_dict()
+
+
 def test_plateau_state_holds_its_counters():
     s = ReduceOnPlateau(0.1, factor=0.5, patience=3)
     assert s.state_dict()["best"] is None

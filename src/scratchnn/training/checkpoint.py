@@ -21,6 +21,7 @@ from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
 from ..model_schema import buffer_names, check_type
 from ..nn.schema import check_int, check_number, is_number, show
+from ..optim.schedules import check_state
 from .config import CONFIG_FILE
 from .early_stopping import EarlyStopping
 from .fit import EpochResult
@@ -146,7 +147,11 @@ def load_checkpoint(path) -> Checkpoint:
         raise ModelFileError(f"{path}: no checkpoint to resume from (a run writes one after its first epoch)")
     remedy = ("it cannot be resumed from; train the same settings anew: "
               f"scratchnn train --config {path.parent / CONFIG_FILE}")
-    tensors, metadata = read_tensors(path, check=checkpoint_layout, remedy=remedy)
+    try:
+        tensors, metadata = read_tensors(path, check=checkpoint_layout, remedy=remedy)
+    except ModelFileError as error:  # a value out of range is damage too: say how to go on, as for the rest
+        said = str(error)
+        raise ModelFileError(said if said.endswith(remedy) else f"{said}; {remedy}") from None
     history = [EpochResult(**row) for row in metadata["history"]]
     return Checkpoint(path, metadata["epoch"], history, tensors, metadata)
 
@@ -210,7 +215,10 @@ def _check_metadata(meta: dict) -> None:
     check_number(optimizer["lr"], "checkpoint optimizer lr", 0, 1e6)
     check_int(optimizer["steps"], "checkpoint optimizer steps", 0)
     if meta.get("schedule") is not None:
-        _check_numbers(meta["schedule"], "checkpoint schedule", depth=3)
+        try:
+            check_state(meta["schedule"], "checkpoint schedule")
+        except ConfigError as error:
+            raise ModelFileError(str(error)) from None
     stopping = meta.get("early_stopping")
     if stopping is not None:
         check_type(stopping, dict, "checkpoint early_stopping", "an object")
@@ -232,16 +240,6 @@ def _check_augmentation(values) -> None:
         Augmentation.from_record(values)
     except ConfigError as error:
         raise ModelFileError(f"checkpoint augmentation: {error}") from None
-
-
-def _check_numbers(value, where: str, depth: int) -> None:
-    """An object whose values are numbers, null or (``depth`` levels of) such objects: a schedule's state."""
-    check_type(value, dict, where, "an object")
-    for key, item in value.items():
-        if isinstance(item, dict) and depth > 1:
-            _check_numbers(item, f"{where} {key}", depth - 1)
-        elif item is not None and not is_number(item):
-            raise ModelFileError(f"{where} {key} must be a number, got {show(item)}")
 
 
 def _check_generator(state, where: str) -> None:
