@@ -111,6 +111,22 @@ def half_writer(fdopen, error):
     return lambda fd, *args, **kwargs: HalfWriter(fdopen(fd, *args, **kwargs))
 
 
+def test_a_folder_where_the_file_goes_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    from scratchnn.errors import os_error_message
+
+    path = tmp_path / "metrics.csv"
+    path.mkdir()  # train --resume said '.metrics.csv.15_k8rp1.tmp: Is a directory'
+    with pytest.raises(IsADirectoryError) as caught:
+        atomic_write_bytes(path, NEW)
+    assert os_error_message(caught.value).startswith(f"{path}: a folder is in the way of the file: move or rename")
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"] and path.is_dir()
+    # a folder made there after the check: the rename's error names the file too
+    record_calls(monkeypatch, "replace", IsADirectoryError(errno.EISDIR, "Is a directory", str(tmp_path / ".x.tmp")))
+    with pytest.raises(IsADirectoryError) as caught:
+        atomic_write_bytes(tmp_path / "model.safetensors", NEW)
+    assert caught.value.filename == str(tmp_path / "model.safetensors")
+
+
 def test_a_folder_that_refuses_fsync_is_not_an_error(tmp_path, monkeypatch):
     # some filesystems answer fsync on a folder with EINVAL: the file is written all the same
     record_calls(monkeypatch, "fsync folder", OSError(errno.EINVAL, "Invalid argument"))

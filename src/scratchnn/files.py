@@ -27,6 +27,9 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     plain ``open(path, "w")`` would give (mkstemp's are owner-only).
     """
     path = Path(path)
+    if path.is_dir():  # the rename would fail, naming the temporary file, after the whole write
+        raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the file: move or rename the folder",
+                                str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -38,7 +41,12 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:  # likewise, when the system's error names the temporary file
+            if error.filename is None:
+                raise
+            raise type(error)(error.errno, error.strerror, str(path)) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
