@@ -54,7 +54,8 @@ def test_a_matplotlib_that_cannot_be_imported_is_not_called_missing(monkeypatch)
     import importlib.machinery
     import types
 
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(("matplotlib.", "scratchnn.insight.plots"))]:
+    plotting = ("matplotlib.", "scratchnn.insight.plots")
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(plotting)]:
         monkeypatch.delitem(sys.modules, name)
     broken = types.ModuleType("matplotlib")  # found, but its compiled parts do not load
     broken.__spec__ = importlib.machinery.ModuleSpec("matplotlib", None)
