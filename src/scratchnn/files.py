@@ -90,9 +90,10 @@ def open_regular(path):
     page's Runs list), so it is opened without waiting, and looked at before it is read."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(mode):
             raise NotARegularFile(errno.EINVAL, "a pipe, device or socket, not a file", str(path))
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
