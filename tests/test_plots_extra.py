@@ -9,11 +9,20 @@ from scratchnn.errors import MissingExtra
 from scratchnn.io import MODEL_FILE
 
 
-@pytest.fixture
-def no_matplotlib(monkeypatch):
+def forget_plots(monkeypatch):
+    """Make the next import of scratchnn.insight.plots (and matplotlib) run again, as in a fresh
+    process: out of sys.modules, and off its package (``from . import plots`` reads the attribute)."""
+    import scratchnn.insight
+
     plotting = ("matplotlib.", "scratchnn.insight.plots")
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(plotting)]:
         monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delattr(scratchnn.insight, "plots", raising=False)
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    forget_plots(monkeypatch)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
 
 
@@ -54,9 +63,7 @@ def test_a_matplotlib_that_cannot_be_imported_is_not_called_missing(monkeypatch)
     import importlib.machinery
     import types
 
-    plotting = ("matplotlib.", "scratchnn.insight.plots")
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(plotting)]:
-        monkeypatch.delitem(sys.modules, name)
+    forget_plots(monkeypatch)
     broken = types.ModuleType("matplotlib")  # found, but its compiled parts do not load
     broken.__spec__ = importlib.machinery.ModuleSpec("matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib", broken)
