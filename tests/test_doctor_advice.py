@@ -357,3 +357,23 @@ def test_the_live_doctor_and_the_doctor_afterwards_name_the_same_cause():
     after = fitted([made("softmax-overflow", 1), made("large-init", 0), made("exploding", 1)], run, None)
     said = "this follows from [softmax-overflow] (epoch 1): fix that first"
     assert live[-1].fix == after[-1].fix == said
+
+
+def test_a_run_that_ends_early_is_examined_at_its_end_so_the_summary_names_only_what_was_printed(
+        shared_dir, tmp_path, monkeypatch):
+    """The review: past 100 evaluations the live doctor skips most of them, and a run stopped by
+    early stopping (or Stop, or a sweep) never reached its 'last' one, so the end-of-run summary
+    named findings never printed. Here no evaluation is examined but the last ones."""
+    from scratchnn.doctor import diagnosis
+    from scratchnn.training.run import train_run
+
+    monkeypatch.setattr(diagnosis, "examined", lambda evaluations: False)
+    mnist = shared_dir / "datasets/mnist"
+    config = get_preset("seed")
+    config.images, config.labels = str(mnist / "t10k-images-idx3-ubyte.gz"), str(mnist / "t10k-labels-idx1-ubyte.gz")
+    config.lr, config.epochs, config.eval_every, config.patience = 10.0, 60, 1, 2  # diverging: dev loss stops falling
+    said: list[str] = []
+    result = train_run(config, tmp_path / "run", log=said.append, progress=False)
+    assert result.history[-1].epoch < config.epochs, "early stopping did not stop the run"
+    printed = {line.split("]")[0] + "]" for line in said if line.startswith("[")}
+    assert result.findings and printed == {f"[{f.id}]" for f in result.findings}, (printed, result.findings)

@@ -178,6 +178,8 @@ def test_a_sqlite_storage_read_from_sweep_json_is_never_created(tmp_path):
                                               "empty, so it holds no study: put its database back there"):
             read_sweep_folder(folder)
     assert not (tmp_path / "none.db").exists() and empty.stat().st_size == 0
+    remote = read_sweep_folder(folder, storage_here=False)  # --scheduler: the file is on the scheduler's machine
+    assert remote.storage_url == f"sqlite:///{empty}"
     made = f"sqlite:///{tmp_path / 'made.db'}"
     optuna.create_study(study_name="sweep", storage=made)  # a database the sweep made: resumed as before
     assert read_sweep_folder(_sweep_folder(tmp_path / "s", storage=made)).storage_url == made

@@ -172,6 +172,9 @@ def test_what_a_run_file_holds_is_not_quoted_back(model_path, tmp_path, monkeypa
     assert listed["odd-config"]["problem"].startswith("config.toml: unknown option(s); known: ")
     text = curves.text + json.dumps(listed)
     assert SECRET not in text and SECRET.replace("-", "_") not in text and "web/" not in text
+    from scratchnn.web.runs import _short  # quotes go, apostrophes inside words stay (the review)
+    assert _short(ValueError("the model's file doesn't load: unknown optimizer 'sgdx'")) == (
+        "the model's file doesn't load: unknown optimizer …")
 
 
 def test_the_command_lines_data_replaces_the_run_folders(model_path, shared_dir, tmp_path):

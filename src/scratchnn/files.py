@@ -88,14 +88,15 @@ def open_regular(path):
     """``open(path, "rb")`` for a regular file; NotARegularFile for anything else. A named pipe
     that nobody writes to would block ``open`` for ever (a run folder's table made one hangs the
     page's Runs list), so it is opened without waiting, and looked at before it is read."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # not on Windows, whose open() does not wait for a writer
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_BINARY", 0))
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
         if not stat.S_ISREG(mode):
             raise NotARegularFile(errno.EINVAL, "a pipe, device or socket, not a file", str(path))
-        if hasattr(os, "set_blocking"):
+        if nonblocking:
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         given += ["--storage"] if args.storage else []
         if given:
             raise ConfigError(f"--resume continues a sweep with its own space and config; drop {', '.join(given)}")
-        folder = read_sweep_folder(args.resume)  # one that holds no sweep is said so, before any lock or cluster
+        # one that holds no sweep is said so, before any lock or cluster
+        folder = read_sweep_folder(args.resume, storage_here=not args.scheduler)
         folder_path = folder.path
     else:
         if args.out is None:

@@ -46,7 +46,9 @@ def examined(evaluations: int) -> bool:
 
 
 class Doctor:
-    """The live doctor: ``update`` after each evaluation returns the findings that are new.
+    """The live doctor: ``update`` after each evaluation returns the findings that are new, at
+    the evaluations ``examined`` picks; pass ``last=True`` at the run's last one (or call it once
+    more after the loop), so it has looked at everything ``diagnose`` will.
 
     It is called at every evaluation with the run's growing health table, so it validates only
     the rows added since the last call and examines only the rules that have not fired yet

@@ -66,10 +66,11 @@ HEALTH_FILE = "health.csv"
 METRICS_FILE = "metrics.csv"
 MODEL = "model"  # the layer label of whole-network signals
 HEADER = ("epoch", "layer", "signal", "value")
-# A seed run evaluated at each of 3,000 iterations writes 60,000 rows of health (2.4 MB); read
-# tables take ~20x their bytes in memory, so both bounds keep the doctor under a few hundred MB
-MAX_TABLE_BYTES = 16 * 2**20
-MAX_TABLE_ROWS = 400_000
+# A run writes 20 (seed) to 51 (cnn-best) rows of health an evaluation, ~40 bytes each: a seed run
+# evaluated at each of 3,000 iterations, 60,000 rows (2.4 MB). Read tables take ~20x their bytes in
+# memory; these bounds (cnn-best: ~19,000 evaluations) keep the doctor to a few hundred MB.
+MAX_TABLE_BYTES = 32 * 2**20
+MAX_TABLE_ROWS = 1_000_000
 MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",

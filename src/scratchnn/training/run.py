@@ -239,8 +239,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if health is not None:
             write_health_csv(run_dir / HEALTH_FILE, health.rows, health_text)
 
-    metric_rows: list[dict] = []  # history as the doctor reads it, converted once per evaluation
-    health_text = HealthText()  # health.csv as written so far: a checkpoint formats only the new rows
+    metric_rows, health_text = [], HealthText()  # history as the doctor reads it; health.csv's text so far
 
     def examine(last: bool = False) -> list[Finding]:
         """Print the findings that are new since the last evaluation (once per rule)."""
@@ -315,6 +314,8 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     finally:
         bar.close()
     seconds = time.perf_counter() - start
+    if history and not done:  # a run that ended early (patience, Stop, a sweep's stop) is examined at its end too
+        examine(last=True)
     if stop_requested is not None and history and history[-1].epoch <= config.epochs and stop_requested():
         log(f"Stopped as asked during epoch {history[-1].epoch}; the model keeps the weights it had then")
     if stopping is not None and stopping.best_epoch and history[-1].epoch < config.epochs:

@@ -168,8 +168,10 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
-def read_sweep_folder(path: Path) -> SweepFolder:
-    """The settings of an existing sweep folder; a ConfigError if it is not one."""
+def read_sweep_folder(path: Path, storage_here: bool = True) -> SweepFolder:
+    """The settings of an existing sweep folder; a ConfigError if it is not one. ``storage_here``:
+    the storage is opened on this machine, so a SQLite file it names must be here already (a
+    remote scheduler opens it on its own machine)."""
     path = Path(path)
     if not is_sweep_folder(path):
         raise ConfigError(f"{path}: not a sweep folder (no {SWEEP_FILE}); give the --out folder of a sweep")
@@ -186,7 +188,8 @@ def read_sweep_folder(path: Path) -> SweepFolder:
             raise ValueError("storage and study must be text")
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
-    existing_storage(storage_url)
+    if storage_here:
+        existing_storage(storage_url)
     space_file = path / SPACE_FILE
     space = parse_space(read_small_text(space_file, MAX_SPACE_BYTES, "a search space"), str(space_file))
     return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE), study)

@@ -186,6 +186,7 @@ def _short(error: Exception, folder: Path | None = None) -> str:
     if folder is not None:
         text = text.replace(f"{folder}{os.sep}", "")
     text = re.sub(r",? got .*", "", text)  # the doctor's and the config's readers end with what they read
-    text = re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", "…", text)  # repr() and JSON quotes
+    # repr() and JSON quotes; not an apostrophe inside a word ("the model's file doesn't load")
+    text = re.sub(r"(?<!\w)'[^']*'(?!\w)|\"(?:[^\"\\]|\\.)*\"", "…", text)
     text = re.sub(r"unknown option\(s\) [^;]*", "unknown option(s)", text)  # names read from the file
     return without_folders(text)[:300]

@@ -275,7 +275,8 @@ class TrainingManager:
             self.state["detail"] = event["detail"]
             self._append(event)
             self._set_status("failed")
-            OPERATOR.warning("run %s failed: %s", self.state["run"], event["detail"])
+            if not self._closing:  # else close() ended it, and said so
+                OPERATOR.warning("run %s failed: %s", self.state["run"], event["detail"])
             return
         self._append(event)
 
