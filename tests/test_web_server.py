@@ -134,7 +134,7 @@ def test_serve_names_pydantic_1_before_starting(model_path, monkeypatch, capsys)
     real_version = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version",
                         lambda name: "1.10.13" if name == "pydantic" else real_version(name))
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: pytest.fail("serve started with pydantic 1"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: pytest.fail("serve started with pydantic 1"))
     assert main(["serve", str(model_path), "--port", "1"]) == 1
     error = capsys.readouterr().err.strip()
     assert error == ("scratchnn serve: error: the web extra needs pydantic 2, and 1.10.13 is installed: pip install "
@@ -144,7 +144,7 @@ def test_serve_names_pydantic_1_before_starting(model_path, monkeypatch, capsys)
 @pytest.mark.parametrize("flags, fast", [([], True), (["--textbook"], False)])
 def test_serve_predicts_on_the_fast_layers_unless_told_textbook(model_path, monkeypatch, capsys, flags, fast):
     served = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config.app))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config.app))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
@@ -153,6 +153,29 @@ def test_serve_predicts_on_the_fast_layers_unless_told_textbook(model_path, monk
     assert service.fast is fast and service.ensemble.fast is fast
     assert (service.ensemble.nets[0] is service.model) is not fast  # the textbook model, or its fast net
     assert ("on the textbook layers" in capsys.readouterr().out) is not fast
+
+
+def test_port_0_serves_on_a_free_port_and_prints_it(model_path, tmp_path):
+    """The install audit: --port 0 was refused, so a script could not ask for a free port."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    serve = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(model_path), "--port", "0", "--no-train"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = serve.stdout.readline()
+        port = int(re.search(r"at http://127\.0\.0\.1:(\d+) ", line).group(1))
+        assert port > 0, line
+        answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/model", timeout=HANG_GUARD)
+        assert answer.status == 200 and b"parameters" in answer.read()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.communicate(timeout=HANG_GUARD)
+    assert os.name != "posix" or serve.returncode in (0, 130), serve.returncode
 
 
 def test_serve_help_states_the_limits_it_sets(capsys):

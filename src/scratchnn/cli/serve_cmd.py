@@ -42,7 +42,8 @@ def add_parser(commands) -> None:
                              "show the first member)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="port to listen on (default: 8000; 0: a free one, printed with the address)")
     parser.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
                         help="another name requests may address the server by, e.g. mypi.local "
                              "(repeatable; localhost, 127.0.0.1, ::1 and --host always are)")
@@ -98,8 +99,8 @@ def train_setup(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 1 <= args.port <= 65535:
-        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535 (or 0 for a free one), got {args.port}")
     check_tta(args.tta)
     check_web_extra()
 
@@ -114,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     hosts = allowed_host_names(args.host, args.allowed_host)
     app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args), tta=args.tta,
                      fast=not args.textbook)
-    _check_port(args.host, args.port)
+    listening = _listen(args.host, args.port)
+    port = listening.getsockname()[1]  # the one the system chose, for --port 0
     ensemble = app.state.service.ensemble
     what = (f"the ensemble of {len(ensemble)} ({', '.join(m.name for m in ensemble.members)}; layer views: the first)"
             if len(ensemble) > 1 else app.state.service.path)
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         what = f"{what} with TTA x{args.tta}"
     if args.textbook:
         what = f"{what} on the textbook layers"
-    print(f"Serving {what} at {_urls(args.host, args.port, args.allowed_host)}  (Ctrl+C to stop)")
+    print(f"Serving {what} at {_urls(args.host, port, args.allowed_host)}  (Ctrl+C to stop)", flush=True)
     if args.host in WILDCARD_HOSTS and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
               "address others will use")
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
               + ("" if args.keep_model else ", and a finished run is served to everyone (--keep-model keeps this "
                  "model)") + "; --no-train serves predictions only")
     print_to_console()  # runs started, stopped and loaded, and refused requests, with the time
-    _server_class()(server_config(app, args.host, args.port)).run()
+    _server_class()(server_config(app, args.host, port)).run(sockets=[listening])
     return 0
 
 
@@ -182,11 +184,13 @@ def _data_source(args: argparse.Namespace):
     return DataSource(**given).validate()
 
 
-def _check_port(host: str, port: int) -> None:
-    """Fail with one line now rather than with uvicorn's log and traceback later."""
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket the server runs on (uvicorn takes it as it is), made now: a port in
+    use fails with one line rather than with uvicorn's log and traceback later, and port 0
+    gets a free one whose number the printed address can give."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        socket.create_server((host, port), family=family).close()
+        return socket.create_server((host, port), family=family)
     except OSError as error:
         raise ScratchnnError(f"cannot listen on {_url_host(host)}:{port} ({error.strerror or error}); "
                              "choose another --port or --host") from None
