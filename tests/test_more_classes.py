@@ -56,6 +56,34 @@ def test_twelve_classes_train_a_network_of_twelve_outputs(shapes, tmp_path):
     assert result.metrics["dev_accuracy"] > 0.9  # each class is a square of its own: easy to learn
 
 
+def test_a_model_of_named_classes_writes_a_submission_of_class_numbers(shapes, tmp_path, capsys):
+    """The own-dataset audit: a model of other classes could not predict a label-less CSV at all
+    ('a Digit Recognizer submission needs a model of the digits 0..9'). Label is the class number,
+    as the training file numbers it; the counts name the classes."""
+    names = [f"shape{k}" for k in range(CLASSES)]
+    train_run(tiny(csv=str(shapes / "shapes.csv"), class_names=",".join(names)), tmp_path / "run", progress=False,
+              log=lambda line: None)
+    rows = (shapes / "shapes.csv").read_text().splitlines()
+    test = tmp_path / "test.csv"
+    test.write_text("\n".join([rows[0].split(",", 1)[1]] + [row.split(",", 1)[1] for row in rows[1:25]]) + "\n")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "--csv", str(test), "--submission", str(tmp_path / "s.csv")]) == 0
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0] == "ImageId,Label" and len(lines) == 25
+    predicted = [int(line.split(",")[1]) for line in lines[1:]]
+    assert sum(p == int(row.split(",")[0]) for p, row in zip(predicted, rows[1:25])) >= 20  # easy squares
+    assert "Labels predicted: 0 (shape0): " in capsys.readouterr().out
+    # a photo whose ink falls into two pieces is one thing for a model of classes named by words
+    from PIL import Image
+
+    picture = np.full((200, 200), 255, np.uint8)  # two dark legs on white paper, apart: a trouser
+    picture[30:170, 60:85] = picture[30:170, 115:140] = 0
+    Image.fromarray(picture).save(tmp_path / "two-pieces.png")
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "two-pieces.png")]) == 0
+    out = capsys.readouterr().out
+    assert "characters" not in out and "Reads:" not in out, out
+
+
 def test_a_label_the_model_has_no_class_for_is_one_line_naming_the_file(shapes, tmp_path, shared_dir, capsys):
     digits = str(shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz")
     train_run(tiny(csv=digits, train_size=300), tmp_path / "digits", progress=False, log=lambda line: None)

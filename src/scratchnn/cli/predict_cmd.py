@@ -55,7 +55,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--digits", choices=DIGITS, default="auto",
                         help="single: all the ink is one digit (one character); multi: a number (or a word), read "
                              "character by character, left to right; auto: several when the ink falls apart into "
-                             "several pieces (default)")
+                             "several pieces, for a model of characters; single for one of classes named by words "
+                             "(default)")
     parser.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
                         help="dark ink on light paper, light on dark, or auto-detect (default)")
     parser.add_argument("--explain-preprocessing", metavar="OUT.png", type=Path,
@@ -158,10 +159,7 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
                           "write the file elsewhere")
     if target.exists() and source.exists() and target.samefile(source):
         raise ConfigError(f"--submission {target} is the test file itself; write the submission to another file")
-    ensemble = load_models(args)
-    if ensemble.classes != list(DIGIT_NAMES):
-        raise ConfigError("a Digit Recognizer submission needs a model of the digits 0..9; this one's classes are "
-                          + ", ".join(ensemble.classes[:4]) + ("..." if len(ensemble.classes) > 4 else ""))
+    ensemble = load_models(args)  # any classes: Label is the class number, as the training file numbered it
     images = read_kaggle_test_csv(source, ignore_labels=args.ignore_labels)
     first = ensemble.members[0]
     check_image_shape(images, str(source), first.model, first.metadata)
@@ -169,7 +167,9 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     write_submission(target, predictions)
     counts = np.bincount(predictions, minlength=len(ensemble.classes))
     print(f"Wrote {target}: {len(predictions):,} predictions for {source}{in_brackets(answered_by(ensemble, args.tta))}")
-    print("Labels predicted: " + ", ".join(f"{label}: {count:,}" for label, count in enumerate(counts)))
+    named = ensemble.classes != [str(label) for label in range(len(ensemble.classes))]  # say what a number is
+    print("Labels predicted: " + ", ".join(f"{label}{f' ({name})' if named else ''}: {count:,}"
+                                           for label, (name, count) in enumerate(zip(ensemble.classes, counts))))
     return 0
 
 
@@ -181,6 +181,8 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         raise ConfigError(f"this model takes inputs of shape {ensemble.input_shape}; photos become 28x28 digits, "
                           "so give a model trained on 28x28 images")
     classes = ensemble.classes
+    # a photo of a class named by a word (a trouser) is one thing, whatever pieces its ink falls into
+    split = args.digits if args.digits != "auto" or all(len(name) == 1 for name in classes) else "single"
     if len(ensemble) > 1 or args.tta > 1:
         print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
               f"Answered with {answered_by(ensemble, args.tta)}\n")
@@ -190,7 +192,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         try:
             gray = read_image(path, reduce_to=WORK_SIDE)
             try:
-                digits = [to_mnist(gray, ink=args.ink)] if args.digits == "single" else split_digits(gray, ink=args.ink)
+                digits = [to_mnist(gray, ink=args.ink)] if split == "single" else split_digits(gray, ink=args.ink)
             except ImageError as error:
                 raise ImageError(f"{path}: {error}") from None
         except ImageError as error:
@@ -200,7 +202,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         if n:
             print()
         probs = ensemble.predict_proba(np.stack(digits).reshape(len(digits), *ensemble.input_shape), tta=args.tta)
-        if args.digits == "multi" or len(digits) > 1:
+        if split == "multi" or len(digits) > 1:
             print_number(path, digits, probs, classes)
         else:
             print(f"{path} (the 28x28 image the model sees):")
@@ -215,7 +217,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too
                 stem = stems[n] if stems.count(stems[n]) == 1 else f"{stems[n]}-{n + 1}"
                 out = out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
-            steps = preprocess_steps(gray, ink=args.ink, multi=args.digits == "multi" or len(digits) > 1)
+            steps = preprocess_steps(gray, ink=args.ink, multi=split == "multi" or len(digits) > 1)
             try:
                 saved = save_preprocessing_figure(steps, out, title=str(path))
             except ConfigError as error:  # an unwritable folder, an unknown image suffix
