@@ -1,5 +1,6 @@
 """IDX reading and writing: round trips, every kind of damage, and the real MNIST test files."""
 import gzip
+import re
 import os
 import threading
 
@@ -249,3 +250,13 @@ def test_a_pipe_is_read_like_a_file(tmp_path, gzipped):
         np.testing.assert_array_equal(read_idx(fifo), array)
     finally:
         writer.join(5)
+
+
+def test_images_of_floats_or_colours_are_told_how_to_save_them(tmp_path):
+    """The own-dataset audit: both were told to 'pass an images file', which they are."""
+    labels = write_idx(tmp_path / "labels", np.zeros(3, np.uint8))
+    for images, fix in [(np.zeros((3, 8, 8), np.float32), "save the pixels as integers 0..255 (uint8)"),
+                        (np.zeros((3, 8, 8, 3), np.uint8), "save the images as grey: one 0..255 value a pixel")]:
+        path = write_idx(tmp_path / "images", images)
+        with pytest.raises(DataError, match=re.escape(fix)):
+            read_idx_pair(path, labels)

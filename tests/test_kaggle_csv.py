@@ -1,5 +1,6 @@
 """Kaggle Digit Recognizer CSV: round trips, header variants, errors that name the line."""
 import gzip
+import re
 
 import numpy as np
 import pytest
@@ -373,16 +374,30 @@ def test_a_header_counted_from_1_gives_the_side_too(tmp_path):
     np.testing.assert_array_equal(x, images)
 
 
-@pytest.mark.parametrize("header, columns", [
-    ("label," + ",".join(f"pixel{i}" for i in range(50)), 51),  # 50 pixels: not a square
-    ("label," + ",".join(f"pixel{i}" for i in range(49)), 50),  # 7x7: smaller than the smallest side
-    (",".join(["7"] * 50), 50),  # a header-less line of 50 integers
-    ("label," + ",".join(f"pixel{i}" for i in range(2, 66)), 65),  # counted from 2
+@pytest.mark.parametrize("header, columns, last", [
+    ("label," + ",".join(f"pixel{i}" for i in range(50)), 51, 783),  # 50 pixels: not a square
+    ("label," + ",".join(f"pixel{i}" for i in range(49)), 50, 783),  # 7x7: smaller than the smallest side
+    (",".join(["7"] * 50), 50, 783),  # a header-less line of 50 integers
+    ("label," + ",".join(f"pixel{i}" for i in range(2, 66)), 65, 63),  # counted from 2: the 8x8 header is named
 ])
-def test_a_row_that_is_no_square_image_is_refused(tmp_path, header, columns):
+def test_a_row_that_is_no_square_image_is_refused(tmp_path, header, columns, last):
     assert_line_error(write_text(tmp_path / "odd.csv", [header, "1," + ",".join(["0"] * (columns - 1))]), 1,
-                      "header must be 'label,pixel0,...,pixel783'", "any square side from 8 to 128",
+                      f"header must be 'label,pixel0,...,pixel{last}'", "any square side from 8 to 128",
                       f"({columns} columns)")
+
+
+@pytest.mark.parametrize("first, cells, fix", [
+    ("class", ["3"] + ["0"] * 64, "name the label column 'label' (here 'class') and put it first or last"),
+    ("label", ["3"] + ["0.5"] * 64, "pixels are integers 0..255: scale 0..1 values by 255 and round them"),
+    ("label", ["dog"] + ["0"] * 64, "number the classes 0, 1, 2... in the file and give their names with "
+                                    "--class-names"),
+    ("label", ['"3"'] + ['"0"'] * 64, "save the file without quotes around numbers"),
+])
+def test_a_file_of_ones_own_is_told_what_to_change(tmp_path, first, cells, fix):
+    """The own-dataset audit: these were refused naming no fix (and the header error cited pixel783)."""
+    header = ",".join([first] + [f"pixel{i}" for i in range(64)])
+    with pytest.raises(DataError, match=re.escape(fix)):
+        read_kaggle_csv(write_text(tmp_path / "own.csv", [header, ",".join(cells)]))
 
 
 def test_the_side_of_the_header_holds_for_every_line(tmp_path, digits):

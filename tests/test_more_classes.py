@@ -259,3 +259,27 @@ def test_labels_that_start_at_1_leave_class_0_empty_and_the_doctor_says_so(shape
     result = train_run(config, tmp_path / "run", progress=False, log=lambda line: None)
     assert result.model.num_classes == CLASSES + 1
     assert any(f.id == "lopsided-labels" and "(1 never appears)" in f.message for f in result.findings)
+
+
+def test_labels_numbered_from_1_or_names_beyond_the_labels_are_said_and_the_data_line_says_what_was_read(
+        shapes, tmp_path):
+    """The own-dataset audit: labels 1..10 trained 11 outputs with only the doctor's 'a class never
+    appears'; extra --class-names silently added outputs; the Data line said neither size nor classes."""
+    from scratchnn.data.kaggle_csv import read_kaggle_csv
+
+    images, labels = read_kaggle_csv(shapes / "shapes.csv")
+    keep = labels < 10
+    write_kaggle_csv(tmp_path / "from1.csv", images[keep], labels[keep] + 1)
+    said: list[str] = []
+    train_run(tiny(csv=str(tmp_path / "from1.csv")), tmp_path / "a", progress=False, log=said.append)
+    assert any(line.startswith("Note: no image is labelled 0, and each of 1..10 is: if the classes are numbered "
+                               "from 1, subtract 1 from every label") for line in said), said
+    assert any(line.startswith("Data: csv ") and line.endswith("28x28 images of 11 classes (0..10)") for line in said)
+    said.clear()
+    two = labels < 2
+    write_kaggle_csv(tmp_path / "two.csv", np.concatenate([images[two]] * 3), np.concatenate([labels[two]] * 3))
+    train_run(tiny(csv=str(tmp_path / "two.csv"), class_names="cat,dog,bird"), tmp_path / "b", progress=False,
+              log=said.append)
+    assert any("no training image is of class bird: the network has an output for it that nothing trains" in line
+               for line in said), said
+    assert any(line.endswith("28x28 images of 3 classes (cat, dog, bird)") for line in said)

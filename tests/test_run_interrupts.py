@@ -157,3 +157,32 @@ def test_a_kill_from_outside_at_whatever_moment_resumes_bit_for_bit(tmp_path, mn
     resumed = scratchnn("train", "--resume", run, "--no-report")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_tensors(read_tensors(tmp_path / "whole" / MODEL_FILE)[0], run / MODEL_FILE)
+
+
+def test_a_config_edited_before_resume_is_refused_naming_the_edit(tmp_path, mnist_slice, whole):
+    """The reproducibility audit: an lr edited in config.toml was ignored by --resume (the checkpoint's
+    schedule came back) while config.toml and the model file said it was used, so '--config' of the folder
+    did not repeat it. What made the run is held to its checkpoint; threads and the like may change."""
+    from scratchnn.errors import ConfigError
+    from scratchnn.training.config import CONFIG_FILE
+    from scratchnn.training.run import resume_run
+
+    from scratchnn.errors import RunInterrupted
+
+    run = tmp_path / "run"
+
+    def interrupt(result):
+        if result.epoch == 2:
+            raise KeyboardInterrupt  # Ctrl+C after the second epoch's evaluation
+    with pytest.raises(RunInterrupted):
+        train_run(config(mnist_slice), run, log=lambda line: None, progress=False, on_evaluation=interrupt)
+    assert load_checkpoint(run / CHECKPOINT_FILE).epoch == 2 and not (run / MODEL_FILE).exists()
+    text = (run / CONFIG_FILE).read_text()
+    assert "lr = 0.003\n" in text and "epochs = 4\n" in text and "threads = 0\n" in text
+    (run / CONFIG_FILE).write_text(text.replace("lr = 0.003", "lr = 0.01").replace("epochs = 4", "epochs = 8"))
+    with pytest.raises(ConfigError, match=r"config.toml was edited after the run began \(lr 0.003 -> 0.01, epochs 4 "
+                                          r"-> 8\); --resume continues a run as it began: put the values back"):
+        resume_run(run, log=lambda line: None, progress=False)
+    (run / CONFIG_FILE).write_text(text.replace("threads = 0", "threads = 1"))  # how it runs, not what it learns
+    resume_run(run, log=lambda line: None, progress=False)
+    assert (run / MODEL_FILE).is_file()

@@ -234,6 +234,8 @@ def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs)
     done = next(e for e in events if e["type"] == "done")
     assert done["stopped"] == "asked" and done["metrics"]["epochs"] < 300
     assert client.get("/api/model").json()["name"] == started.json()["run"]
+    # it trained on one BLAS thread, and its config says so: 'train --config' of the folder repeats it
+    assert TrainConfig.load(runs / started.json()["run"] / "config.toml").threads == 1
 
 
 def test_a_run_over_its_time_is_stopped_and_saved(runs):

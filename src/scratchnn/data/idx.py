@@ -185,8 +185,12 @@ def read_idx_pair(images_path, labels_path, num_classes: int = 10) -> tuple[np.n
     """Images uint8 (N, H, W) and labels uint8 (N,) in 0..num_classes-1 from two matching IDX files."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
+        fix = ("pass an images file (...-images-idx3-ubyte)" if images.ndim < 3 else
+               "save the images as grey: one 0..255 value a pixel, (N, H, W)" if images.ndim == 4 else
+               "save the pixels as integers 0..255 (uint8): scale 0..1 values by 255 and round them"
+               if images.ndim == 3 else "pass images of shape (N, H, W)")
         raise DataError(f"{images_path}: expected uint8 images of shape (N, H, W), got {images.dtype} "
-                        f"{images.shape}; pass an images file (...-images-idx3-ubyte)")
+                        f"{images.shape}; {fix}")
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise DataError(f"{labels_path}: expected uint8 labels of shape (N,), got {labels.dtype} "
                         f"{labels.shape}; pass a labels file (...-labels-idx1-ubyte)")

@@ -200,9 +200,14 @@ def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
     if separated:
         raise DataError(f"{where}: looks like {separated}; scratchnn reads comma-separated files (header "
                         f"'label,pixel0,...,pixel783'): save it with commas. The line starts {_shorten(line)}")
-    raise DataError(f"{where}: header must be 'label,pixel0,...,pixel783' (train) or 'pixel0,...,pixel783' "
+    side = _square_side(len(fields) - 1) or _square_side(len(fields)) or SIDE
+    last = side * side - 1
+    others = [f for f in fields if not f.lower().startswith("pixel") and f.lower() != "label"]
+    hint = (f"; name the label column 'label' (here {_shorten(others[0])}) and put it first or last"
+            if len(others) == 1 and _square_side(len(fields) - 1) else "")
+    raise DataError(f"{where}: header must be 'label,pixel0,...,pixel{last}' (train) or 'pixel0,...,pixel{last}' "
                     f"(test), for any square side from {MIN_SIDE} to {MAX_SIDE}, or the line must hold 785 or "
-                    f"784 integers; got {_shorten(line)} ({len(fields)} columns)")
+                    f"784 integers; got {_shorten(line)} ({len(fields)} columns){hint}")
 
 
 def _square_side(pixels: int) -> int:
@@ -283,12 +288,25 @@ def _check_line(path: Path, number: int, line: str, columns: _Columns) -> None:
         name = columns.name(column)
         text = field.strip()
         if not INTEGER.fullmatch(text):
-            raise DataError(f"{where}: {name} = {_shorten(text)} is not an integer")
+            raise DataError(f"{where}: {name} = {_shorten(text)} is not an integer; {_integer_fix(name, text)}")
         shown = text if len(text) <= SHOWN else text[:SHOWN] + "..."
         if name == "label" and not _in_range(text, MAX_LABEL):
             raise DataError(f"{where}: label {shown} is outside 0..{MAX_LABEL} (the classes are numbered 0, 1, 2...)")
         if name != "label" and not _in_range(text, 255):
             raise DataError(f"{where}: {name} = {shown} is outside 0..255")
+
+
+def _integer_fix(name: str, text: str) -> str:
+    """What to do about a cell that is not an integer: what the file should hold instead."""
+    if text.startswith('"') or text.startswith("'"):
+        return "save the file without quotes around numbers"
+    try:
+        float(text)
+    except ValueError:
+        return ("number the classes 0, 1, 2... in the file and give their names with --class-names "
+                "(e.g. --class-names cat,dog)" if name == "label" else "pixels are integers 0..255")
+    return ("the classes are numbered 0, 1, 2..." if name == "label" else
+            "pixels are integers 0..255: scale 0..1 values by 255 and round them, and write whole numbers")
 
 
 def _in_range(integer: str, top: int) -> bool:

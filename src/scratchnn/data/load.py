@@ -28,6 +28,13 @@ class LabeledImages:
     def __len__(self) -> int:
         return len(self.images)
 
+    def describe(self) -> str:
+        """'28x28 images of 10 classes (0..9)', or with the classes' names: what was read, in words."""
+        names = ("0.." + self.classes[-1] if list(self.classes) == [str(k) for k in range(len(self.classes))]
+                 else ", ".join(self.classes[:12]) + ("..." if len(self.classes) > 12 else ""))
+        height, width = self.images.shape[1:3]
+        return f"{height}x{width} images of {len(self.classes)} classes ({names})"
+
 
 @dataclass(frozen=True)
 class DataSource:

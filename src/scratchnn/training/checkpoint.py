@@ -139,6 +139,36 @@ def augmentation_to_continue(current: Augmentation | None,
                      f"which its checkpoint records, instead of {words(current)}")
 
 
+# What a resumed run may take from an edited config.toml: how often it evaluates, checkpoints and is
+# diagnosed, its BLAS threads and its layers' code (the textbook ones compute the same numbers); the
+# augmentation has its own rule (augmentation_to_continue). Everything else made the run.
+MAY_CHANGE = frozenset({"eval_every", "checkpoint_every", "threads", "textbook", "doctor", "augment",
+                        "augmentation"})
+RUN_GROUPS = ("network", "optimisation", "training loop")
+
+
+def refuse_edits(config, checkpoint: Checkpoint | None, config_file: Path) -> None:
+    """A ConfigError when ``config`` (config.toml as it is now) changed what trains since the run
+    began, as its ``checkpoint`` records it: resumed, the run goes on with what it began with (the
+    checkpoint's schedule and optimizer state), so an edited lr was ignored while the folder said it
+    was used, and more epochs ran at a finished cosine's rate 0. Checkpoints of older versions
+    record no config: nothing to hold it to."""
+    from .options import options_of
+
+    began = checkpoint.metadata.get("config") if checkpoint is not None else None
+    if not isinstance(began, dict):
+        return
+    now = config.to_dict()
+    changed = [name for name, spec in options_of(type(config)).items()
+               if (spec.group in RUN_GROUPS or name == "fault") and name not in MAY_CHANGE
+               and name in began and began[name] != now.get(name)]
+    if changed:
+        edits = ", ".join(f"{name} {show(began[name])} -> {show(now.get(name))}" for name in changed[:4])
+        raise ConfigError(f"{config_file} was edited after the run began ({edits}); --resume continues a run as it "
+                          f"began: put the values back, or train the edited settings anew with "
+                          f"'scratchnn train --config {config_file} --out NEW'")
+
+
 def load_checkpoint(path) -> Checkpoint:
     """Read and check a checkpoint: its metadata against the layout ``save_checkpoint`` writes
     and its tensors against the architecture, before anything is restored (see ``io.read_tensors``)."""

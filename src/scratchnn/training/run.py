@@ -1,13 +1,12 @@
 """Training a run end to end: data -> split -> model -> fit -> run folder with model and metrics.
 
-A run folder (``runs/<time>-<preset>/``) holds ``model.safetensors`` (weights + architecture +
-config + final metrics), ``config.toml`` (the resolved config: ``--config`` it to repeat the run),
-``metrics.csv`` (one row per evaluated epoch) and ``checkpoint.safetensors`` (everything needed
-to ``--resume`` the run exactly where it stopped).
+A run folder (``runs/<time>-<preset>/``) holds ``model.safetensors`` (weights + architecture + config + final
+metrics), ``config.toml`` (the resolved config: ``--config`` it to repeat the run), ``metrics.csv`` (one row per
+evaluated epoch) and ``checkpoint.safetensors`` (everything needed to ``--resume`` the run exactly where it stopped).
 
-The folder is made once the data has loaded and the network is known to fit in memory, so a
-failed start leaves nothing behind. ``--resume`` completes an interrupted run: from the start
-without a checkpoint, from the last one mid-training, without training when it holds the end.
+The folder is made once the data has loaded and the network is known to fit in memory, so a failed start leaves
+nothing behind. ``--resume`` completes an interrupted run as it began (a config.toml edited since is refused): from
+the start without a checkpoint, from the last one mid-training, without training when it holds the end.
 """
 from __future__ import annotations
 
@@ -37,7 +36,8 @@ from ..io import MODEL_FILE, class_names, load, read_metadata, save
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import blas_threads, note_if_busy
-from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, refuse_edits,
+                         save_checkpoint)
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
@@ -90,7 +90,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
                           "or choose another --out")
     source = data_source(config)
     data = load_data(config, source, progress=progress)
-    check_class_numbers(data, source)
+    check_class_numbers(data, source, log)
     if image_shape is not None and data.images.shape[1:] != tuple(image_shape[0]):
         (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
         raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
@@ -126,6 +126,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     if swept:
         log(f"Removed {len(swept)} temporary file(s) left by an interrupted write: {', '.join(swept)}")
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE) if (run_dir / CHECKPOINT_FILE).exists() else None
+    refuse_edits(config, checkpoint, run_dir / CONFIG_FILE)
     has_model = (run_dir / MODEL_FILE).is_file()
     if has_model and (checkpoint is None or checkpoint.metadata.get("finished")):
         if report and not (run_dir / REPORT_FILE).exists():
@@ -134,7 +135,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         done = f"{checkpoint.epoch} of {config.epochs} epochs" if checkpoint else "its model is saved"
         raise ConfigError(f"{run_dir}: the run already finished ({done}); start a new one with --config "
                           + str(run_dir / CONFIG_FILE))
-    check_data_files(config)
+    check_data_files(config, resuming=True)
     source = data_source(config)
     data = load_data(config, source, progress=progress)
     if checkpoint is None or not _training_done(checkpoint, config):  # this machine may have less memory
@@ -210,7 +211,7 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
     start_epoch = checkpoint.epoch if checkpoint else 0
     bar = TrainingProgress(config.epochs, start_epoch, enabled=progress)
     log = _through(bar, log)
-    log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev)")
+    log(f"Data: {source.describe()} ({len(x_train):,} train / {len(x_dev):,} dev): {data.describe()}")
     network = config.describe_network("; ") if model is built else "; the fault's own network"
     log(f"Model: {model.widths()} ({model.num_parameters:,} parameters{network}), {config.describe()}")
     augmentation, note = augmentation_to_continue(config.build_augmentation(), checkpoint)
@@ -229,13 +230,12 @@ def _train(config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
         if augmentation is not None:
             health.record_readability(x_train, y_train, augmentation)
     doctor = Doctor(doctor_settings(config, run_dir), config.step_name)  # a fault run's steps count as any run's
-    step_name = config.step_name.capitalize()
-    evaluations = 0
+    step_name, evaluations = config.step_name.capitalize(), 0
 
     def save_state(finished: bool = False) -> None:
         save_checkpoint(run_dir / CHECKPOINT_FILE, model=model, optimizer=optimizer, schedule=schedule,
                         early_stopping=stopping, generators=gens, history=history, augmentation=augmentation,
-                        finished=finished)
+                        finished=finished, config=config.to_dict())  # what --resume holds an edited one to
         if health is not None:
             write_health_csv(run_dir / HEALTH_FILE, health.rows, health_text)
 

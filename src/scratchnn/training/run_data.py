@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -95,19 +96,21 @@ def locate_data(config: TrainConfig, run_dir) -> TrainConfig:
     return dataclasses.replace(config, **found)
 
 
-def check_data_files(config: TrainConfig) -> None:
-    """A DataError if a data file the run recorded is missing or no longer has its SHA-256."""
+def check_data_files(config: TrainConfig, resuming: bool = False) -> None:
+    """A DataError if a data file the run recorded is missing or no longer has its SHA-256;
+    ``resuming``: a run can only go on with the data it began with (no other --csv to offer)."""
     for name in FILES:
         path, digest = getattr(config, name), getattr(config, f"{name}_sha256")
         if not (path and digest):
             continue
         trained_on = f"the run was trained on {path} (sha256 {digest[:12]}...)"
+        other = ("; a resumed run goes on with the data it began with" if resuming else
+                 f", or give the data explicitly with --{name}")
         if not Path(path).is_file():
-            raise DataError(f"{trained_on}; that file is missing: put it back, or give the data with --{name}")
+            raise DataError(f"{trained_on}; that file is missing: put it back{other}")
         now = file_sha256(path)
         if now != digest:
-            raise DataError(f"{trained_on}; that file has changed (sha256 now {now[:12]}...): restore it, "
-                            f"or give the data explicitly with --{name}")
+            raise DataError(f"{trained_on}; that file has changed (sha256 now {now[:12]}...): restore it{other}")
 
 
 def model_image_shape(model, metadata: dict) -> tuple[int, int] | None:
@@ -177,16 +180,28 @@ def load_data(config: TrainConfig, source: DataSource, split: str = "train", **o
     return dataclasses.replace(data, classes=names)
 
 
-def check_class_numbers(data: LabeledImages, source: DataSource) -> None:
+def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[str], None] = print) -> None:
     """Before training on a CSV or IDX pair whose labels go past 9: a DataError when most of the
     numbers 0..top are no label at all. A damaged labels file (one byte of MNIST's turned to 200)
-    would otherwise train 201 classes, 190 of them empty; EMNIST letters (1..26) lacks only 0."""
+    would otherwise train 201 classes, 190 of them empty; EMNIST letters (1..26) lacks only 0.
+    Logs a note on classes no image trains: labels numbered from 1, names beyond the labels."""
     top = int(data.labels.max(initial=0))
     used = np.unique(data.labels).size
     if source.dataset is None and top >= 10 and 2 * used <= top:
         raise DataError(f"{source.labels or source.csv}: labels go up to {top}, but only {used} of the numbers "
                         f"0..{top} are labels; the file is damaged, or its labels are not class numbers 0, 1, 2...: "
                         "renumber them")
+    counts = np.bincount(data.labels, minlength=len(data.classes))
+    empty = [data.classes[k] for k in np.flatnonzero(counts == 0)]
+    if source.dataset is not None or not empty:  # a named dataset's gaps are its own (EMNIST letters: no 0)
+        return
+    if empty == [data.classes[0]] and top >= 2:
+        log(f"Note: no image is labelled 0, and each of 1..{top} is: if the classes are numbered from 1, subtract 1 "
+            f"from every label (else class {data.classes[0]} is an output no image trains)")
+        return
+    shown = ", ".join(empty[:5]) + ("..." if len(empty) > 5 else "")
+    log(f"Note: no training image is of class{'es' * (len(empty) > 1)} {shown}: the network has an output for "
+        f"{'each' if len(empty) > 1 else 'it'} that nothing trains (check --class-names against the labels)")
 
 
 def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,

@@ -98,6 +98,7 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits, log=prin
     config = resolve_config(preset, chosen, {name: getattr(data, name) for name in FIELDS if getattr(data, name)},
                             log=log)
     limits.check(config)
+    config.threads = BLAS_THREADS  # what the worker runs on, so its config.toml repeats it (0 would mean every core)
     return config
 
 
