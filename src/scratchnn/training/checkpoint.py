@@ -25,6 +25,7 @@ from ..optim.schedules import check_state
 from .config import CONFIG_FILE
 from .early_stopping import EarlyStopping
 from .fit import EpochResult
+from .options import options_of
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 MAX_EPOCHS = 10**6
@@ -153,8 +154,6 @@ def refuse_edits(config, checkpoint: Checkpoint | None, config_file: Path) -> No
     checkpoint's schedule and optimizer state), so an edited lr was ignored while the folder said it
     was used, and more epochs ran at a finished cosine's rate 0. Checkpoints of older versions
     record no config: nothing to hold it to."""
-    from .options import options_of
-
     began = checkpoint.metadata.get("config") if checkpoint is not None else None
     if not isinstance(began, dict):
         return
