@@ -233,3 +233,16 @@ def test_print_config_keeps_its_notes_out_of_the_toml(tmp_path):
     quiet = scratchnn("train", "--preset", "mlp", "--epochs", "1", "--kernel-size", "5", "--print-config", "--quiet",
                       cwd=tmp_path)
     assert quiet.stderr == "" and quiet.stdout == result.stdout
+
+
+def test_a_path_after_an_option_joins_the_commands_list_of_paths():
+    """Two audits: 'predict RUN --tta 8 photo.png' and 'predict RUN --digits single photo.png' said
+    'unrecognized arguments: photo.png' (argparse takes a positional list in one piece)."""
+    from scratchnn.cli.main import parse
+
+    args = parse(["predict", "RUN", "--tta", "8", "a.png", "b.png"])
+    assert args.paths == ["RUN", "a.png", "b.png"] and args.tta == 8
+    assert parse(["evaluate", "A", "--tta", "4", "B"]).models == ["A", "B"]
+    for argv in (["predict", "RUN", "--bogus", "a.png"], ["train", "--preset", "seed", "extra"]):
+        with pytest.raises(SystemExit):  # a flag it does not know, or a word where no list is: refused as before
+            parse(argv)

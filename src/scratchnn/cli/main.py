@@ -55,6 +55,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         command = commands.choices[args.command]
+        listed = next((a for a in command._actions if not a.option_strings and a.nargs in ("+", "*")), None)
+        if listed is not None and not any(token.startswith("-") for token in unknown):
+            # more of a list after an option (`predict RUN --tta 8 photo.png`): argparse takes a
+            # positional list in one piece, so the rest came back unknown
+            setattr(args, listed.dest, [*(getattr(args, listed.dest) or []), *unknown])
+            return args
         command.error(f"unrecognized arguments: {' '.join(unknown)}{suggest_flag(command, unknown[0])}")
     return args
 
