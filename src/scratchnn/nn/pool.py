@@ -38,9 +38,9 @@ class _Pool2D(Layer, register=False):
         raise NotImplementedError
 
     def work_floats(self, input_shape):
-        """The im2col matrix, OH·OW rows of KH·KW·C numbers per sample, when forward makes one."""
+        """The im2col matrix per sample, when forward makes one."""
         c, oh, ow = self.output_shape(input_shape)
-        return oh * ow * self.size[0] * self.size[1] * c if self.uses_im2col() else 0
+        return _im2col_floats(c, (oh, ow), self.size) if self.uses_im2col() else 0
 
     @classmethod
     def config_shapes(cls, args, shape, where):
@@ -48,11 +48,16 @@ class _Pool2D(Layer, register=False):
         stride = args.get("stride") or size
         sides = window_sides(shape, shape[0], size, stride, (0, 0), where)
         # The im2col matrix (and backward's gradient of it); windows that tile hold at most the input.
-        work = sides[0] * sides[1] * size[0] * size[1] * shape[0]
+        work = _im2col_floats(shape[0], sides, size)
         if work > MAX_SAMPLE:
             raise ModelFileError(f"{where} would need a work matrix of {work:,} numbers a sample "
                                  f"(at most {MAX_SAMPLE:,})")
         return (shape[0], *sides), {}
+
+
+def _im2col_floats(channels: int, sides, size) -> int:
+    """Numbers in one sample's im2col matrix: OH·OW rows of KH·KW·C."""
+    return sides[0] * sides[1] * size[0] * size[1] * channels
 
 
 class MaxPool2D(_Pool2D):

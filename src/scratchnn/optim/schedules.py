@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
+from ..nn.schema import show
 from .arguments import check, count, positive
 
 
@@ -221,7 +222,7 @@ MAX_RATE = 1e6
 def check_state(state: dict, where: str = "schedule") -> None:
     """Refuse (ConfigError) a saved schedule state outside those ranges; WarmUp's holds the wrapped one's."""
     if type(state) is not dict:
-        raise ConfigError(f"{where} must be an object of numbers, got {_shown(state)}")
+        raise ConfigError(f"{where} must be an object of numbers, got {show(state)}")
     for key, value in state.items():
         name, real = f"{where} {key}", isinstance(value, (int, float)) and not isinstance(value, bool)
         if key == "schedule" and "warmup_steps" in state:
@@ -229,19 +230,14 @@ def check_state(state: dict, where: str = "schedule") -> None:
         elif key in COUNTS:
             low = 1 if key == "warmup_steps" and "schedule" in state else COUNTS[key]
             if type(value) is not int or value < low:
-                raise ConfigError(f"{name} must be a whole number >= {low}, got {_shown(value)}")
+                raise ConfigError(f"{name} must be a whole number >= {low}, got {show(value)}")
         elif key == "best" and value is None:
             continue
         elif not (real and (value > 0 if key in DIVISORS else value >= 0)
                   and value <= (MAX_RATE if key in RATES else math.inf) and math.isfinite(value)):
             allowed = (f"a number in [0, {MAX_RATE:g}]" if key in RATES else "a finite number > 0" if key in DIVISORS
                        else "null or a finite number >= 0" if key == "best" else "a finite number >= 0")
-            raise ConfigError(f"{name} must be {allowed}, got {_shown(value)}")
-
-
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+            raise ConfigError(f"{name} must be {allowed}, got {show(value)}")
 
 
 SCHEDULES = {"constant": Constant, "step": StepDecay, "exponential": Exponential, "cosine": Cosine,

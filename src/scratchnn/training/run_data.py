@@ -186,12 +186,12 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
     would otherwise train 201 classes, 190 of them empty; EMNIST letters (1..26) lacks only 0.
     Logs a note on classes no image trains: labels numbered from 1, names beyond the labels."""
     top = int(data.labels.max(initial=0))
-    used = np.unique(data.labels).size
+    counts = np.bincount(data.labels, minlength=len(data.classes))
+    used = np.count_nonzero(counts)
     if source.dataset is None and top >= 10 and 2 * used <= top:
         raise DataError(f"{source.labels or source.csv}: labels go up to {top}, but only {used} of the numbers "
                         f"0..{top} are labels; the file is damaged, or its labels are not class numbers 0, 1, 2...: "
                         "renumber them")
-    counts = np.bincount(data.labels, minlength=len(data.classes))
     empty = [data.classes[k] for k in np.flatnonzero(counts == 0)]
     if source.dataset is not None or not empty:  # a named dataset's gaps are its own (EMNIST letters: no 0)
         return

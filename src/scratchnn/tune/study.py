@@ -199,8 +199,8 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def existing_storage(url: str) -> str:
-    """``url``, a storage read from sweep.json, if opening it creates no database: a SQLite URL must
+def existing_storage(url: str) -> None:
+    """Refuse ``url``, a storage read from sweep.json, if opening it would make a database: a SQLite URL must
     name a database file that is there and not empty, as SQLite creates a missing file and Optuna
     fills an empty one (a damaged or crafted sweep.json made --resume write a database anywhere).
     Other URLs open a server's existing database; what is no URL at all, Optuna refuses."""
@@ -208,17 +208,16 @@ def existing_storage(url: str) -> str:
     from sqlalchemy.exc import ArgumentError
 
     if not url:  # the journal file DIR/study.log, inside the sweep folder
-        return url
+        return
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return url
+        return
     if parsed.get_backend_name() == "sqlite":
         database = Path(parsed.database or ":memory:")
         if not database.is_file() or database.stat().st_size == 0:
             raise ConfigError(f"the sweep's storage {url} does not exist or is empty, so it holds no study: put its "
                               "database back there, or start a new sweep with --out")
-    return url
 
 
 def sampler_seed(seed: int, asked: int = 0) -> int:
