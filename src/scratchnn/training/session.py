@@ -1,0 +1,326 @@
+"""One training session in a run folder: the config's network, fit, and what watches each evaluation.
+
+``train_run`` and ``resume_run`` (run.py) load the data and make the folder; a TrainingSession
+then builds the network and its optimizer, schedule and early stopping from the config (a
+checkpoint's state restored into them), trains with ``fit``, and at every evaluation logs a line,
+lets the doctor examine the run and writes a checkpoint, metrics.csv and health.csv. At the end
+it measures the finished model and saves it with everything needed to read it back.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io as _io
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..data import DataSource, scale_pixels
+from ..data.augment import Augmentation
+from ..doctor.diagnosis import Doctor
+from ..doctor.faults import FAULTS, Setup, apply_faults
+from ..doctor.findings import Finding
+from ..doctor.show import finding_lines
+from ..doctor.signals import HEALTH_FILE, HealthText, write_health_csv
+from ..errors import DataError, DoctorStopped, TrainingDiverged
+from ..files import atomic_write_bytes
+from ..io import MODEL_FILE, save
+from ..model import Sequential
+from ..nn.losses import SoftmaxCrossEntropy
+from .blas_threads import note_if_busy
+from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .fit import EpochResult, check_batches, evaluate, fit
+from .health import HealthRecorder
+from .progress import TrainingProgress
+from .run_data import config_generators, run_split
+from .run_display import RunDisplay
+from .run_health import (diagnose_history, doctor_settings, doctor_summary, earlier_health, health_summary,
+                         still_learning)
+
+METRICS_FILE = "metrics.csv"
+
+
+@dataclass(repr=False)  # RunDisplay: a few lines in a terminal, tables in a notebook
+class RunResult(RunDisplay):
+    model: Sequential
+    history: list[EpochResult]
+    run_dir: Path
+    model_path: Path
+    train_seconds: float
+    metrics: dict
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    classes: tuple[str, ...] = ()  # the class names, as the model file keeps them
+
+
+def training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
+    """True when the checkpoint holds the end of training: the last epoch, or early stopping's stop."""
+    stopping = checkpoint.metadata.get("early_stopping")
+    bad = stopping.get("bad_evaluations") if isinstance(stopping, dict) else None
+    stopped = bool(config.patience) and isinstance(bad, int) and bad >= config.patience
+    return checkpoint.epoch >= config.epochs or bool(checkpoint.metadata.get("finished")) or stopped
+
+
+class TrainingSession:
+    """Train ``config``'s network on ``data`` in ``run_dir``, from ``checkpoint`` when resuming.
+
+    The network, its optimizer, schedule and early stopping are built (and restored) here, before
+    anything is logged; ``run()`` trains and returns the RunResult. The hooks are train_run's
+    ``watch`` (a page that shows training) and ``on_evaluation`` (a sweep's pruner).
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: Path, checkpoint: Checkpoint | None,
+                 log: Callable[[str], None], progress: bool, source: DataSource, data,
+                 on_evaluation: Callable[[EpochResult], None] | None = None,
+                 on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
+                 on_finding: Callable[[Finding], None] | None = None,
+                 stop_requested: Callable[[], bool] | None = None,
+                 on_setup: Callable[[Sequential, np.ndarray, np.ndarray], None] | None = None):
+        self.config, self.run_dir, self.checkpoint, self.source, self.data = config, run_dir, checkpoint, source, data
+        self.on_evaluation, self.on_batch_end, self.on_finding = on_evaluation, on_batch_end, on_finding
+        self.stop_requested = stop_requested
+        self.gens = config_generators(config)
+        train_images, y_train, dev_images, y_dev = run_split(config, data.images, data.labels, self.gens["split"])
+        self.built = config.build_model(self.gens["init"], image_shape=data.images.shape[1:],
+                                        num_classes=len(data.classes), layer_rng=self.gens["layers"])
+        x_train, x_dev = (scale_pixels(images, self.built.input_shape) for images in (train_images, dev_images))
+        del train_images, dev_images
+        self.setup = apply_faults(config.fault, Setup(self.built, x_train, y_train, x_dev, y_dev,
+                                                      SoftmaxCrossEntropy(config.label_smoothing), self.gens["init"]))
+        self.model, self.x_train, self.y_train = self.setup.model, self.setup.x_train, self.setup.y_train
+        self.x_dev, self.y_dev = self.setup.x_dev, self.setup.y_dev
+        check_batches(self.model, len(self.x_train), config.batch_size)  # before a checkpoint says it has begun
+        if on_setup is not None:
+            on_setup(self.model, self.x_dev, self.y_dev)
+        self.optimizer = config.build_optimizer()
+        steps_per_epoch = 1 if not config.batch_size else -(-len(self.x_train) // config.batch_size)
+        self.schedule = config.build_schedule(steps_per_epoch)
+        self.stopping = config.build_early_stopping()
+        self.history: list[EpochResult] = []
+        if checkpoint is not None:
+            checkpoint.restore(model=self.model, optimizer=self.optimizer, schedule=self.schedule,
+                               early_stopping=self.stopping, generators=self.gens)
+            self.history = list(checkpoint.history)
+        self.start_epoch = checkpoint.epoch if checkpoint else 0
+        self.bar = TrainingProgress(config.epochs, self.start_epoch, enabled=progress)
+        self.log = self.bar.write if log is print else log  # log lines above the progress bar in a terminal
+        self.progress, self.color = progress, log is print and sys.stdout.isatty()  # the doctor's colours
+        self.step_name = config.step_name.capitalize()
+        self.augmentation: Augmentation | None = None
+        self.health: HealthRecorder | None = None
+        self.doctor: Doctor | None = None
+        self.evaluations = 0
+        self.metric_rows: list[dict] = []  # the history as the doctor reads it
+        self.health_text = HealthText()  # health.csv's text so far
+
+    def run(self) -> RunResult:
+        self._announce()
+        self._start_doctor()
+        if self.config.checkpoint_every and self.checkpoint is None:
+            self.save_state()  # epoch 0: even a run killed in its first epoch can be resumed
+        done = self.checkpoint is not None and training_done(self.checkpoint, self.config)
+        if done and self.stopping is not None:
+            self.stopping.restore(self.model)  # what fit does once training ends: the best weights come back
+        seconds = 0.0 if done else self._fit()
+        if self.history and not done:  # a run that ended early (patience, Stop, a sweep's stop) is examined too
+            self.examine(last=True)
+        return self._finish(seconds)
+
+    def _announce(self) -> None:
+        """Log the data, the network and how it trains; settle the augmentation a resumed run continues."""
+        config, log = self.config, self.log
+        log(f"Data: {self.source.describe()} ({len(self.x_train):,} train / {len(self.x_dev):,} dev): "
+            f"{self.data.describe()}")
+        network = config.describe_network("; ") if self.model is self.built else "; the fault's own network"
+        log(f"Model: {self.model.widths()} ({self.model.num_parameters:,} parameters{network}), {config.describe()}")
+        self.augmentation, note = augmentation_to_continue(config.build_augmentation(), self.checkpoint)
+        self.config = config.trained_with(self.augmentation)  # a config edited before --resume does not say otherwise
+        for line in (note, self.augmentation and f"Augmentation: {self.augmentation.describe()}"):
+            if line:
+                log(line)
+        if config.fault:
+            log("Faults on purpose (the doctor is not told): "
+                + "; ".join(f"{name}: {FAULTS[name].what}" for name in config.fault))
+        note_if_busy(config.threads, log)
+
+    def _start_doctor(self) -> None:
+        """The health recorder (a resumed run's rows so far) and the doctor that reads it."""
+        if self.config.doctor != "off":
+            self.health = HealthRecorder.for_data(self.x_train, earlier_health(self.run_dir, self.checkpoint, self.log))
+            if self.checkpoint is None:
+                self.health.record_labels(self.y_train, self.model.num_classes)
+                if self.augmentation is not None:
+                    self.health.record_readability(self.x_train, self.y_train, self.augmentation)
+        # a fault run's steps count as any run's
+        self.doctor = Doctor(doctor_settings(self.config, self.run_dir), self.config.step_name)
+
+    def save_state(self, finished: bool = False) -> None:
+        """The checkpoint --resume continues from, and health.csv as far as it goes."""
+        save_checkpoint(self.run_dir / CHECKPOINT_FILE, model=self.model, optimizer=self.optimizer,
+                        schedule=self.schedule, early_stopping=self.stopping, generators=self.gens,
+                        history=self.history, augmentation=self.augmentation, finished=finished,
+                        config=self.config.to_dict())  # what --resume holds an edited config.toml to
+        self._write_health()
+
+    def _write_health(self) -> None:
+        if self.health is not None:
+            write_health_csv(self.run_dir / HEALTH_FILE, self.health.rows, self.health_text)
+
+    def _write_tables(self) -> None:
+        self._write_health()
+        write_metrics_csv(self.run_dir / METRICS_FILE, self.history)
+
+    def examine(self, last: bool = False) -> list[Finding]:
+        """Print the findings that are new since the last evaluation (once per rule)."""
+        self.metric_rows.extend(dataclasses.asdict(r) for r in self.history[len(self.metric_rows):])
+        new = self.doctor.update(self.metric_rows, self.health.rows, last) if self.health else []
+        for finding in new:
+            for line in finding_lines(finding, color=self.color):
+                self.log(line)
+            if self.on_finding is not None:
+                self.on_finding(finding)
+        return new
+
+    def _batch_done(self, *progress_of_batch) -> None:
+        self.bar.on_batch_end(*progress_of_batch)
+        if self.on_batch_end is not None:
+            self.on_batch_end(*progress_of_batch)
+
+    def _evaluated(self, result: EpochResult) -> None:
+        """fit's on_epoch_end: log the evaluation, examine it, checkpoint, and stop if the doctor must."""
+        config = self.config
+        self.history.append(result)
+        self.log(f"{self.step_name} {result.epoch:>{len(str(config.epochs))}}/{config.epochs}  "
+                 f"loss {result.train_loss:.4f}  train accuracy {result.train_accuracy:.4f}  "
+                 + (f"dev loss {result.dev_loss:.4f}  dev accuracy {result.dev_accuracy:.4f}  "
+                    if len(self.x_dev) else "")
+                 + f"lr {result.lr:.3g}  {result.seconds:.2f} s")
+        self.evaluations += 1
+        new = self.examine(last=result.epoch >= config.epochs)
+        stop = config.doctor == "strict" and next((f for f in new if f.severity == "error"), None)
+        if config.checkpoint_every and self.evaluations % config.checkpoint_every == 0:
+            self.save_state()
+            write_metrics_csv(self.run_dir / METRICS_FILE, self.history)
+        if stop:
+            self._write_tables()
+            cause = stop.fix.removesuffix(": fix that first") if stop.fix.startswith("this follows from") else ""
+            raise DoctorStopped(f"--doctor strict stopped the run at {self.step_name.lower()} {result.epoch}: "
+                                f"[{stop.id}] {stop.message}{f'; {cause}' if cause else ''}; its health and "
+                                f"metrics are in {self.run_dir} (scratchnn doctor {self.run_dir})")
+        if self.on_evaluation is not None:
+            self.on_evaluation(result)
+
+    def _fit(self) -> float:
+        """Train from the start epoch to the end; seconds taken. A divergence says what was saved."""
+        config, setup = self.config, self.setup
+        start = time.perf_counter()
+        try:
+            fit(self.model, self.optimizer, self.x_train, self.y_train, epochs=config.epochs,
+                batch_size=config.batch_size, x_dev=self.x_dev, y_dev=self.y_dev, rng=self.gens["order"],
+                shuffle=setup.shuffle, schedule=self.schedule, early_stopping=self.stopping,
+                eval_every=config.eval_every, start_epoch=self.start_epoch, on_epoch_end=self._evaluated,
+                augment=self.augmentation, augment_rng=self.gens["augment"], on_batch_end=self._batch_done,
+                health=self.health, stop_requested=self.stop_requested, fast=setup.fast and not config.textbook,
+                loss_fn=setup.loss_fn)
+        except TrainingDiverged as error:
+            self.bar.close()
+            raise TrainingDiverged(f"{error}{self._cause_of(error)}; {self._saved()}") from None
+        finally:
+            self.bar.close()
+        return time.perf_counter() - start
+
+    def _cause_of(self, error: TrainingDiverged) -> str:
+        """What the doctor found first, when the divergence's own message does not name it."""
+        if self.health is None:
+            return ""
+        self._write_tables()
+        self.examine(last=True)
+        first = next((f for f in self.doctor.findings if f.severity != "advice"), None)
+        named = ("lr-too-high", "exploding") + (("unscaled-inputs",) if "the inputs reach" in str(error) else ())
+        return f" (or fix what the doctor found first: [{first.id}])" if first and first.id not in named else ""
+
+    def _saved(self) -> str:
+        if not self.config.checkpoint_every:
+            return "nothing was saved"
+        epoch = load_checkpoint(self.run_dir / CHECKPOINT_FILE).epoch
+        return (f"the last good checkpoint (epoch {epoch}{', the initial weights' if epoch == 0 else ''}) "
+                f"is in {self.run_dir / CHECKPOINT_FILE}")
+
+    def _stopped_as_asked(self) -> bool:
+        return self.stop_requested is not None and self.stop_requested()
+
+    def _finish(self, seconds: float) -> RunResult:
+        """Measure the finished model, save it and the tables, and log the summary and the doctor's word."""
+        config, history, log = self.config, self.history, self.log
+        if history and history[-1].epoch <= config.epochs and self._stopped_as_asked():
+            log(f"Stopped as asked during epoch {history[-1].epoch}; the model keeps the weights it had then")
+        if self.stopping is not None and self.stopping.best_epoch and history[-1].epoch < config.epochs:
+            log(f"Early stopping: no better {config.monitor} for {config.patience} evaluations; "
+                f"keeping the weights of epoch {self.stopping.best_epoch}")
+        metrics = self._final_metrics()
+        earlier = sum(r.seconds for r in self.checkpoint.history) if self.checkpoint else 0.0  # before a resume
+        metrics.update(train_seconds=earlier + seconds, epochs=history[-1].epoch if history else 0)
+        self._write_tables()
+        findings = self.doctor.findings
+        if self.health is not None:
+            findings = diagnose_history(history, self.health.rows, self.doctor.settings)
+        model_path = save(self.model, self.run_dir / MODEL_FILE, metadata={
+            "config": config.to_dict(), "metrics": metrics, "classes": list(self.data.classes),
+            "augmentation": Augmentation.record(self.augmentation),
+            "health": health_summary(self.health.rows if self.health else [], findings),
+            "image_shape": [int(n) for n in self.data.images.shape[1:]],
+            "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
+        if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
+            self.save_state(finished=True)
+        summary = f"train accuracy {metrics['train_accuracy']:.4f} (the finished model)" + (
+            f", dev accuracy {metrics['dev_accuracy']:.4f}" if len(self.x_dev) else "")
+        if "test_accuracy" in metrics:
+            summary += f", test accuracy {metrics['test_accuracy']:.4f}"
+        log(f"Done in {seconds:.2f} s: {summary}")
+        log(f"Model saved to {model_path}")
+        if self.health is not None:
+            log(doctor_summary(findings, self.run_dir))
+        if config.fault and self.health is not None:
+            log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
+                "what to do where the same mistake was made by accident. To train normally, run it again without "
+                "--fault")
+        broken = any(f.severity == "error" for f in findings)  # more of a broken run is not what it needs
+        if not broken and not self._stopped_as_asked():
+            for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
+                log(line)
+        return RunResult(self.model, history, self.run_dir, model_path, seconds, metrics, findings,
+                         tuple(self.data.classes))
+
+    def _final_metrics(self) -> dict:
+        """Loss and accuracy of the final weights on train, dev and (named datasets) test."""
+        model = self.model
+        train_loss, train_accuracy = evaluate(model, self.x_train, self.y_train)
+        dev_loss, dev_accuracy = evaluate(model, self.x_dev, self.y_dev)
+        metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "dev_loss": dev_loss,
+                   "dev_accuracy": dev_accuracy, "train_samples": len(self.x_train), "dev_samples": len(self.x_dev)}
+        if self.source.dataset is not None:
+            try:
+                test = self.source.load("test", progress=self.progress)
+            except DataError as error:
+                self.log(f"No test accuracy: {error}")
+            else:
+                x_test = scale_pixels(test.images, model.input_shape)
+                metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, x_test, test.labels.astype(np.intp))
+                metrics["test_samples"] = len(x_test)
+        return metrics
+
+
+def write_metrics_csv(path: Path, history: list[EpochResult]) -> None:
+    """metrics.csv: one row of EpochResult's fields per evaluation, written atomically."""
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer)
+    fields = [f.name for f in dataclasses.fields(EpochResult)]
+    writer.writerow(fields)
+    writer.writerows([getattr(r, f) for f in fields] for r in history)
+    atomic_write_bytes(path, buffer.getvalue().encode())
