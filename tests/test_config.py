@@ -35,7 +35,8 @@ def test_unknown_option_is_named(tmp_path):
     ('lr = "fast"', "lr must be float"),
     ("hidden = 10", "hidden must be list"),
     ("epochs = 1.5", "epochs must be int"),
-    ("lr = -1.0", "--lr must be > 0, got -1"),
+    ("lr = -1.0", r"--lr must be in \(0, 1000000\], got -1"),
+    ("lr = 2e6", r"--lr must be in \(0, 1000000\], got 2e\+06"),  # a checkpoint could not resume it
     ('schedule = "plateau"\nlr_gamma = 2.0', r"--lr-gamma multiplies the learning rate on a plateau and must be in \(0, 1\), got 2"),
     ("epochs = 0", r"--epochs must be in \[1, 1000000\], got 0"),
     ("hidden = [10, 0]", "--hidden must be >= 1, got 10,0"),

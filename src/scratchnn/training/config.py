@@ -23,7 +23,7 @@ from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
 from ..nn.init import INITIALIZERS
 from ..optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
-from ..optim.schedules import OPTION_USERS, check_schedule_options
+from ..optim.schedules import MAX_RATE, OPTION_USERS, check_schedule_options
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
 from .options import option, option_of, options_of
@@ -100,13 +100,14 @@ class TrainConfig:
                                 applies_to="only with --augment")
     # the optimiser and its learning-rate schedule
     optimizer: str = option("sgd", "update rule", group="optimisation", choices=tuple(OPTIMIZERS))
-    lr: float = option(0.1, "learning rate (the peak one, with a schedule)", group="optimisation", above=0.0)
+    lr: float = option(0.1, "learning rate (the peak one, with a schedule)", group="optimisation", above=0.0,
+                       high=MAX_RATE)  # what a checkpoint may hold, so that every run can be resumed
     schedule: str = option("constant", "learning-rate schedule", group="optimisation", choices=tuple(SCHEDULES),
                            summary=lambda v: "" if v == "constant" else v)
     warmup: float = option(0.0, "epochs of linear learning-rate warm-up", group="optimisation", metavar="EPOCHS",
                            low=0.0, applies=_schedule_uses("warmup_epochs"), strict=True,
                            summary=lambda v: _plural(v, "warm-up epoch"))
-    min_lr: float = option(0.0, "lowest learning rate (cosine, plateau)", group="optimisation", low=0.0,
+    min_lr: float = option(0.0, "lowest learning rate (cosine, plateau)", group="optimisation", low=0.0, high=MAX_RATE,
                            applies=_schedule_uses("min_lr"), strict=True, summary=lambda v: f"min lr {v:g}")
     lr_gamma: float = option(0.0, "decay factor (step, exponential) or reduce factor (plateau); 0: the default",
                              group="optimisation", metavar="F", low=0.0, strict=True,
