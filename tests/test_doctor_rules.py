@@ -161,6 +161,22 @@ def test_lopsided_labels_when_a_class_is_missing_or_dominates(held, share, class
 
 
 @covers("lopsided-labels")
+@pytest.mark.parametrize("least, classes, epoch", [
+    (0.09, C, None), (thresholds.RARE / C, C, None), (below(thresholds.RARE / C), C, 0),  # MNIST's 5s: 9%
+    (0.0003, C, 0), (0.003, 62, None), (0.001, 62, 0),  # 3 of 9,000 digits; EMNIST byclass's rarest ~0.3%
+])
+def test_lopsided_labels_when_a_class_is_rare(least, classes, epoch):
+    run = lopsided(classes, 1.5 / classes, classes).model("least_label_share", [least])
+    assert fires_at(run, "lopsided-labels") == epoch
+
+
+def test_a_rare_class_is_named_with_its_share():
+    run = lopsided(C, 0.112, C).model("least_label_share", [3 / 9000])
+    found = run.finding("lopsided-labels")
+    assert "the rarest class has 0.03% of the training labels (an even share is 10%)" in found.message
+
+
+@covers("lopsided-labels")
 def test_lopsided_labels_needs_the_label_signals():
     assert fires_at(Run().model("label_classes", [1]), "lopsided-labels") is None  # an older run's table
 

@@ -54,7 +54,7 @@ class HealthLog:
 
     def labels(self, labels: np.ndarray) -> None:
         """Before training: every training label (N,); the doctor checks that they cover the
-        network's classes evenly (``label_classes``, ``top_label_share``)."""
+        network's classes evenly (``label_classes``, ``top_label_share``, ``least_label_share``)."""
         self._add(0, MODEL, label_balance(labels, self.classes))
 
     def augmentation(self, x: np.ndarray, labels: np.ndarray, x_augmented: np.ndarray) -> None:

@@ -12,7 +12,7 @@ import math
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, MEMORISING_GAP, ONE_CLASS, PERSIST, READABLE,
+    CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, MEMORISING_GAP, ONE_CLASS, PERSIST, RARE, READABLE,
     SANE_WEIGHTS, SATURATED, SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNDERFIT_ACCURACY, UNREADABLE_SHARE, UNSCALED,
     VANISHING, held, layer_held_above, percent)
 
@@ -35,8 +35,9 @@ def unscaled_inputs(run: RunHealth):
 
 @rule("lopsided-labels", "warning",
       "The training labels do not cover the classes evenly: some class has no training image at "
-      "all, or one class has most of them. A network learns what the data shows: a class it "
-      "never sees it can never predict, and one that dominates becomes its answer whenever it is "
+      "all, or hardly any, or one class has most of them. A network learns what the data shows: a "
+      "class it never sees it can never predict, one it sees a few times it barely learns (the "
+      "overall accuracy hardly notices), and one that dominates becomes its answer whenever it is "
       "unsure, so its accuracy says more about the labels than about what it learned.",
       "check that --csv (or --labels) is the right file and was not cut from one sorted by label "
       "(np.bincount(labels) counts each class); give every class its share of the training images "
@@ -44,7 +45,8 @@ def unscaled_inputs(run: RunHealth):
 def lopsided_labels(run: RunHealth):
     """The training labels hold fewer classes than the network has (label_classes < C, epoch 0),
     or the most common one holds at least min(LOPSIDED / C, LOPSIDED_MOST) of them (5 / C: half,
-    for 10 classes; with fewer classes 0.9) (top_label_share)."""
+    for 10 classes; with fewer classes 0.9) (top_label_share), or the rarest one they hold under
+    RARE / C (least_label_share; 1% for 10 classes; an older run's table has none)."""
     held_classes, share = run.value("label_classes"), run.value("top_label_share")
     if held_classes is None or share is None:
         return None
@@ -55,6 +57,10 @@ def lopsided_labels(run: RunHealth):
                           f"({never}); the most common has {percent(share)} of them")
     if share >= min(LOPSIDED / run.classes, LOPSIDED_MOST):
         return Trigger(0, f"one class has {percent(share)} of the training labels (an even share is "
+                          f"{percent(1 / run.classes)})")
+    least = run.value("least_label_share")
+    if least is not None and least < RARE / run.classes:
+        return Trigger(0, f"the rarest class has {percent(least)} of the training labels (an even share is "
                           f"{percent(1 / run.classes)})")
     return None
 

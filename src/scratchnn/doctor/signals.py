@@ -20,8 +20,9 @@ model  ``logit_max``       max |logit| on the sampled batch (e^89 overflows floa
 model  ``steps``           optimizer steps taken so far
 model  ``steps_per_epoch``  at epoch 0: optimizer steps in an epoch (1: full batch)
 model  ``diverged_loss``   the loss when the NaN guard stopped training (NaN, inf or huge)
-model  ``label_classes``, ``top_label_share``  at epoch 0: how many classes the training
-                           labels hold, and the share of the most common one
+model  ``label_classes``, ``top_label_share``, ``least_label_share``  at epoch 0: how many
+                           classes the training labels hold, the share of the most common one
+                           and of the rarest one they hold
 model  ``template_accuracy``, ``augmented_template_accuracy``  with augmentation, at epoch 0:
                            the share of sampled training images a nearest-class-mean template
                            reads right as they are, and after the run's augmentation
@@ -75,7 +76,7 @@ MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
                  "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share",
-                 "template_accuracy", "augmented_template_accuracy")
+                 "least_label_share", "template_accuracy", "augmented_template_accuracy")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
 SIGNALS = MODEL_SIGNALS + WEIGHT_SIGNALS + ACTIVATION_SIGNALS
@@ -160,11 +161,13 @@ def prediction_share(logits: np.ndarray) -> tuple[int, float]:
 
 def label_balance(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """``label_classes``: how many of the ``num_classes`` classes the training labels (N,) hold;
-    ``top_label_share``: the share of the most common one (10 balanced digits: 10 and ~0.11)."""
+    ``top_label_share`` and ``least_label_share``: the share of the most common one and of the
+    rarest one they hold (10 balanced digits: 10, ~0.11 and ~0.09)."""
     counts = np.bincount(np.asarray(labels, np.intp).ravel(), minlength=num_classes)
-    total = int(counts.sum())
-    return {"label_classes": float(np.count_nonzero(counts)),
-            "top_label_share": float(counts.max()) / total if total else math.nan}
+    total, held = int(counts.sum()), counts[counts > 0]
+    return {"label_classes": float(held.size),
+            "top_label_share": float(counts.max()) / total if total else math.nan,
+            "least_label_share": float(held.min()) / total if total else math.nan}
 
 
 def template_accuracy(x: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> float:

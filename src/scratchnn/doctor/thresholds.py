@@ -48,6 +48,8 @@ UNDERFIT_AFTER = 5       # evaluations before underfitting is judged
 UNDERFIT_SPAN = 0.2      # ... and the plateau spans at least this share of the epochs so far
 LOPSIDED = 5.0           # one class holding 5 / C of the training labels (half, for digits) ...
 LOPSIDED_MOST = 0.9      # ... or, with few classes (5 / C > 0.9), 90% of them: the data is lopsided
+RARE = 0.1               # ... or one class has under a tenth of its even share 1 / C (digits: under 1%;
+                         # MNIST's rarest, the 5s, has 9%; EMNIST byclass's rarest about a sixth)
 READABLE = 2.5           # a class-mean template reading below 2.5 / C of the augmented images ...
 UNREADABLE_SHARE = 0.5   # ... and below half of what it reads of them as they are: the augmentation leaves
                          # little to learn from (digits 0.86 as they are; DIGITS 0.67, turns of 90° 0.34,
@@ -65,7 +67,8 @@ def held(series, test, times: int = PERSIST) -> int | None:
 
 
 def percent(share: float) -> str:
-    return f"{100 * share:.0f}%"
+    """'45%'; a share under 1% keeps a significant figure ('0.03%', not '0%')."""
+    return f"{100 * share:.0f}%" if share >= 0.005 or share == 0 else f"{100 * share:.1g}%"
 
 
 def layer_held_above(run, signal: str, limit: float) -> tuple[str, int, float] | None:

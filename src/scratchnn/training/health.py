@@ -98,7 +98,7 @@ class HealthRecorder:
         return new
 
     def record_labels(self, y_train: np.ndarray, num_classes: int) -> list[Row]:
-        """Epoch 0's ``label_classes`` and ``top_label_share``: how evenly the training labels
+        """Epoch 0's ``label_classes``, ``top_label_share`` and ``least_label_share``: how evenly the training labels
         cover the network's ``num_classes`` classes (all of them, not a sample)."""
         new = [Row(0, MODEL, signal, value) for signal, value in label_balance(y_train, num_classes).items()]
         self.rows += new
