@@ -3,6 +3,7 @@ bad ones a 4xx with a one-line message."""
 import io
 import json
 import os
+import re
 import socket
 import sys
 
@@ -115,6 +116,9 @@ def test_a_cnn_shows_its_feature_maps_pooled_small(tmp_path):
     np.testing.assert_allclose(maps, relu[:MAX_MAPS].reshape(MAX_MAPS, 13, 2, 13, 2).mean(axis=(2, 4)), atol=2e-3)
     # "input" is rounded to 3 decimals for the page, so the numbers agree to about that
     np.testing.assert_allclose(result["probabilities"], model.predict_proba(x)[0], rtol=2e-3, atol=1e-5)
+    # the maps and the input travel with their decimals only, not as float32's 17-digit expansions
+    decimals = re.findall(r"\.(\d+)", json.dumps({"maps": layer["maps"], "input": result["input"]}))
+    assert max(map(len, decimals)) <= 4, max(decimals, key=len)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
