@@ -85,7 +85,7 @@ def assert_error(response, status, *words):
 
 def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client, runs):
     before = sorted(p.name for p in runs.iterdir())
-    assert_error(client.post("/api/train", json={"preset": "seed", "lr": -1}), 422, "--lr", "> 0")
+    assert_error(client.post("/api/train", json={"preset": "seed", "lr": -1}), 422, "--lr", "in (0, ")
     assert_error(client.post("/api/train", json={"preset": "seed", "hidden": "128"}), 422, "--hidden", "list")
     assert_error(client.post("/api/train", json={"preset": "seed", "activation": "swish"}), 422, "activation", "relu")
     assert_error(client.post("/api/train", json={"preset": "seed", "dropout": 1.0}), 422, "--dropout")

@@ -59,7 +59,7 @@ class RunFolders:
 
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
-        self._findings: dict[str, tuple[tuple, list[dict] | str]] = {}
+        self._cache: dict[tuple[str, str], tuple[tuple, object]] = {}  # (what, run) -> (files' version, value)
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -104,7 +104,8 @@ class RunFolders:
             entry.update(preset=config.preset, config=applicable,
                          settings={k: applicable[k] for k in KEY_SETTINGS if k in applicable})
             if entry["has_model"]:
-                metrics = read_metadata(path / MODEL_FILE).get("metrics") or {}
+                model = path / MODEL_FILE  # verified whole (20 ms for cnn-best): once per version of the file
+                metrics = self._once("metrics", path, (model,), lambda: read_metadata(model).get("metrics") or {})
                 entry.update(dev_accuracy=metrics.get("dev_accuracy"), train_seconds=metrics.get("train_seconds"),
                              epochs=metrics.get("epochs"))
         except (ScratchnnError, OSError, ValueError) as error:
@@ -129,22 +130,30 @@ class RunFolders:
             return clean(read_metrics_csv(path))
 
     def _diagnosed(self, path: Path) -> list[dict] | str:
-        """The doctor's findings on a run (cached per metrics/health version); a problem as text."""
+        """The doctor's findings on a run (once per version of its tables); a problem as text."""
         health, metrics = path / HEALTH_FILE, path / METRICS_FILE
         if not health.is_file() or not metrics.is_file():
             return []
-        version = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (health, metrics))
+
+        def diagnosed() -> list[dict] | str:
+            try:
+                return [f.to_dict() for f in diagnose_run(path)]
+            except (ScratchnnError, OSError, ValueError) as error:
+                return f"the doctor cannot read this run: {_short(error, path)}"
+        return self._once("findings", path, (health, metrics), diagnosed)
+
+    def _once(self, what: str, path: Path, files: tuple[Path, ...], compute):
+        """``compute()`` for run ``path``, again only once one of ``files`` changed (time or size):
+        the list is asked for by every page that shows it, and most runs are finished."""
+        version = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files)
         with self._lock:
-            cached = self._findings.get(path.name)
+            cached = self._cache.get((what, path.name))
         if cached and cached[0] == version:
             return cached[1]
-        try:
-            found: list[dict] | str = [f.to_dict() for f in diagnose_run(path)]
-        except (ScratchnnError, OSError, ValueError) as error:
-            found = f"the doctor cannot read this run: {_short(error, path)}"
+        value = compute()
         with self._lock:
-            self._findings[path.name] = (version, found)
-        return found
+            self._cache[(what, path.name)] = (version, value)
+        return value
 
 
 def public_config(config: TrainConfig) -> dict:
