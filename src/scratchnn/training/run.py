@@ -66,8 +66,10 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     config.save(run_dir / CONFIG_FILE)
     try:
         with blas_threads(config.threads):
-            return TrainingSession(config, run_dir, None, log, progress, data_source(config), data, on_evaluation,
-                                       **watch).run()
+            session = TrainingSession(config, run_dir, None, log, progress, data_source(config), data,
+                                      on_evaluation, **watch)
+            del data  # training holds the images as float32 only
+            return session.run()
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
 
@@ -113,7 +115,9 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
     try:
         with blas_threads(config.threads):
-            return TrainingSession(config, run_dir, checkpoint, log, progress, source, data).run()
+            session = TrainingSession(config, run_dir, checkpoint, log, progress, source, data)
+            del data  # training holds the images as float32 only
+            return session.run()
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
 

@@ -82,7 +82,10 @@ class TrainingSession:
                  on_finding: Callable[[Finding], None] | None = None,
                  stop_requested: Callable[[], bool] | None = None,
                  on_setup: Callable[[Sequential, np.ndarray, np.ndarray], None] | None = None):
-        self.config, self.run_dir, self.checkpoint, self.source, self.data = config, run_dir, checkpoint, source, data
+        self.config, self.run_dir, self.checkpoint, self.source = config, run_dir, checkpoint, source
+        # what is kept of the data: the images stay only as the split's float32 copies (the caller
+        # drops its own reference to the uint8 ones once the session is made)
+        self.data_text, self.classes, self.image_shape = data.describe(), tuple(data.classes), data.images.shape[1:]
         self.on_evaluation, self.on_batch_end, self.on_finding = on_evaluation, on_batch_end, on_finding
         self.stop_requested = stop_requested
         self.gens = config_generators(config)
@@ -136,7 +139,7 @@ class TrainingSession:
         """Log the data, the network and how it trains; settle the augmentation a resumed run continues."""
         config, log = self.config, self.log
         log(f"Data: {self.source.describe()} ({len(self.x_train):,} train / {len(self.x_dev):,} dev): "
-            f"{self.data.describe()}")
+            f"{self.data_text}")
         network = config.describe_network("; ") if self.model is self.built else "; the fault's own network"
         log(f"Model: {self.model.widths()} ({self.model.num_parameters:,} parameters{network}), {config.describe()}")
         self.augmentation, note = augmentation_to_continue(config.build_augmentation(), self.checkpoint)
@@ -271,10 +274,10 @@ class TrainingSession:
         if self.health is not None:
             findings = diagnose_history(history, self.health.rows, self.doctor.settings)
         model_path = save(self.model, self.run_dir / MODEL_FILE, metadata={
-            "config": config.to_dict(), "metrics": metrics, "classes": list(self.data.classes),
+            "config": config.to_dict(), "metrics": metrics, "classes": list(self.classes),
             "augmentation": Augmentation.record(self.augmentation),
             "health": health_summary(self.health.rows if self.health else [], findings),
-            "image_shape": [int(n) for n in self.data.images.shape[1:]],
+            "image_shape": [int(n) for n in self.image_shape],
             "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
         if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
             self.save_state(finished=True)
@@ -295,7 +298,7 @@ class TrainingSession:
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
         return RunResult(self.model, history, self.run_dir, model_path, seconds, metrics, findings,
-                         tuple(self.data.classes))
+                         self.classes)
 
     def _final_metrics(self) -> dict:
         """Loss and accuracy of the final weights on train, dev and (named datasets) test."""
