@@ -294,7 +294,10 @@ def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, wa
     exponential: ×gamma per epoch, smoothly; default gamma = 0.01^(1/epochs), so lr/100 at the end.
     cosine: to min_lr at the end. one-cycle: peak lr, has its own warm-up (30% of the run).
     plateau: ×factor after ``patience`` evaluations without improvement, not below min_lr.
-    warmup_epochs (rounded to whole steps) adds a linear warm-up to all but one-cycle.
+    warmup_epochs (rounded to whole steps) adds a linear warm-up to all but one-cycle. Cosine
+    warms up on its own clock (its half cosine fills the steps after the warm-up, so it still
+    ends at min_lr); the others are wrapped in WarmUp, which scales their first steps and leaves
+    their clock alone (a step decay still falls at its epoch).
     An option the schedule does not use (gamma for cosine, say) is an error.
 
     >>> make_schedule("step", 0.1, steps_per_epoch=10, epochs=9)
