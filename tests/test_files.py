@@ -200,3 +200,9 @@ def test_why_unreadable_says_the_same_words_for_every_reader(tmp_path):
             read(folder)
         with pytest.raises(ScratchnnError, match=r"^.*: no such file"):
             read(tmp_path / "missing")
+
+
+def test_a_python_without_fchmod_still_writes(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "fchmod")  # Windows before Python 3.13: every save raised AttributeError
+    assert atomic_write_bytes(tmp_path / "model.safetensors", NEW).read_bytes() == NEW
+

@@ -37,7 +37,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         raise type(error)(error.errno, error.strerror, str(path)) from error
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~UMASK)
+            if hasattr(os, "fchmod"):  # not on Windows before Python 3.13 (nor needed: no mode bits there)
+                os.fchmod(f.fileno(), 0o666 & ~UMASK)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
