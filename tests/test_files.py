@@ -206,3 +206,45 @@ def test_a_python_without_fchmod_still_writes(tmp_path, monkeypatch):
     monkeypatch.delattr(os, "fchmod")  # Windows before Python 3.13: every save raised AttributeError
     assert atomic_write_bytes(tmp_path / "model.safetensors", NEW).read_bytes() == NEW
 
+
+def refusing_replace(monkeypatch, refusals: int) -> list:
+    """os.replace that raises Windows' PermissionError (WinError 5) the first ``refusals`` times."""
+    tries, real_replace = [], os.replace
+
+    def replace(src, dst):
+        tries.append(dst)
+        if len(tries) <= refusals:
+            raise PermissionError(errno.EACCES, "Access is denied", str(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    monkeypatch.setattr(files, "REPLACE_WAIT", 0)
+    return tries
+
+
+def test_windows_waits_for_a_program_that_holds_the_file_then_names_it(tmp_path, monkeypatch):
+    from scratchnn.errors import os_error_message
+
+    monkeypatch.setattr(files, "WINDOWS", True)
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(OLD)
+    tries = refusing_replace(monkeypatch, 3)  # a virus scan that lets go
+    assert atomic_write_bytes(path, NEW).read_bytes() == NEW and len(tries) == 4
+    tries = refusing_replace(monkeypatch, 100)  # a spreadsheet that keeps it open
+    with pytest.raises(files.FileInUse) as caught:
+        atomic_write_bytes(path, OLD)
+    assert len(tries) == files.REPLACE_TRIES
+    message = os_error_message(caught.value)
+    assert str(caught.value) == message
+    assert message == (f"{path}: another program has the file open (a spreadsheet, an editor, a virus scan) or it is "
+                       "read-only: close that program and try again")
+    assert path.read_bytes() == NEW and [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+
+
+def test_elsewhere_a_refused_rename_is_not_tried_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "WINDOWS", False)
+    tries = refusing_replace(monkeypatch, 100)
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_bytes(tmp_path / "model.safetensors", NEW)
+    assert len(tries) == 1 and not isinstance(caught.value, files.FileInUse)
+    assert caught.value.filename == str(tmp_path / "model.safetensors")

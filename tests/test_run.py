@@ -176,3 +176,33 @@ def test_a_run_killed_in_its_first_epoch_resumes_from_the_initial_weights(tmp_pa
     whole = cli("train", "--config", str(tmp_path / "config.toml"), "--out", str(tmp_path / "whole"), "--quiet")
     assert resumed.returncode == whole.returncode == 0, resumed.stderr + whole.stderr
     assert_same_tensors(tensors(tmp_path / "whole" / MODEL_FILE), tensors(tmp_path / "killed" / MODEL_FILE))
+
+
+@pytest.mark.parametrize("held", ["metrics.csv", "health.csv", CHECKPOINT_FILE, MODEL_FILE])
+def test_a_table_another_program_holds_open_is_a_note_and_the_saved_state_still_fails_loudly(
+        tmp_path, digits, monkeypatch, held):
+    """Windows refuses to replace a file another program has open (a spreadsheet on metrics.csv)."""
+    import os
+
+    from scratchnn import files
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(dst) == held:
+            raise PermissionError(13, "Access is denied", src)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files, "WINDOWS", True)
+    monkeypatch.setattr(files, "REPLACE_WAIT", 0)
+    monkeypatch.setattr(files.os, "replace", replace)
+    lines = []
+    config = small_config(digits, epochs=2, doctor="on")
+    if held in ("metrics.csv", "health.csv"):
+        result = train_run(config, tmp_path / "run", log=lines.append, progress=False)
+        assert result.model_path.is_file() and (tmp_path / "run" / CHECKPOINT_FILE).is_file()
+        notes = [line for line in lines if line.startswith(f"Note: {held} was not updated (another program has")]
+        assert notes and "training goes on" in notes[0], lines
+    else:
+        with pytest.raises(files.FileInUse, match="close that program"):
+            train_run(config, tmp_path / "run", log=lines.append, progress=False)

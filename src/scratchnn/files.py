@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import ConfigError
@@ -13,6 +14,17 @@ from .errors import ConfigError
 # NOTE: reading the umask means setting it; done once at import, before any thread could race
 UMASK = os.umask(0o022)
 os.umask(UMASK)
+WINDOWS = os.name == "nt"
+# Windows refuses to rename onto a file another program has open (a spreadsheet showing
+# metrics.csv, a virus scan, the page's Runs tab reading it): most let go within moments
+REPLACE_TRIES, REPLACE_WAIT = 10, 0.05
+
+
+class FileInUse(PermissionError):
+    """Windows: the file cannot be replaced, another program holds it open (or it is read-only)."""
+
+    def __str__(self):  # one line wherever it is shown, not "[Errno None] ..."
+        return f"{self.filename}: {self.strerror}"
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -43,7 +55,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         try:
-            os.replace(tmp, path)
+            _replace(tmp, path)
         except OSError as error:  # likewise, when the system's error names the temporary file
             if error.filename is None:
                 raise
@@ -53,6 +65,22 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         raise
     fsync_folder(path.parent)
     return path
+
+
+def _replace(tmp: str, path: Path) -> None:
+    """``os.replace``; on Windows a file held open by another program is tried again for a moment,
+    then FileInUse names it."""
+    for attempt in range(REPLACE_TRIES if WINDOWS else 1):
+        try:
+            return os.replace(tmp, path)
+        except PermissionError:
+            if not WINDOWS:
+                raise
+            if attempt + 1 < REPLACE_TRIES:
+                time.sleep(REPLACE_WAIT)
+    # errno None: not the generic "no permission" hint, which would send the user elsewhere
+    raise FileInUse(None, "another program has the file open (a spreadsheet, an editor, a virus scan) or it "
+                    "is read-only: close that program and try again", str(path))
 
 
 def fsync_folder(folder: Path) -> None:

@@ -29,7 +29,7 @@ from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
 from ..doctor.signals import HEALTH_FILE, HealthText, write_health_csv
 from ..errors import DataError, DoctorStopped, TrainingDiverged
-from ..files import atomic_write_bytes
+from ..files import FileInUse, atomic_write_bytes
 from ..io import MODEL_FILE, save
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
@@ -173,11 +173,21 @@ class TrainingSession:
 
     def _write_health(self) -> None:
         if self.health is not None:
-            write_health_csv(self.run_dir / HEALTH_FILE, self.health.rows, self.health_text)
+            self._write_table(write_health_csv, HEALTH_FILE, self.health.rows, self.health_text)
 
     def _write_tables(self) -> None:
         self._write_health()
-        write_metrics_csv(self.run_dir / METRICS_FILE, self.history)
+        self._write_table(write_metrics_csv, METRICS_FILE, self.history)
+
+    def _write_table(self, write: Callable, name: str, *rows) -> None:
+        """metrics.csv or health.csv. One another program holds open (Windows: a spreadsheet showing
+        it) is a note, not the end of the run: the checkpoint and the model are what a run keeps,
+        and the table is written whole again at the next evaluation."""
+        try:
+            write(self.run_dir / name, *rows)
+        except FileInUse as error:
+            self.log(f"Note: {name} was not updated ({error.strerror}); training goes on, and the next evaluation "
+                     f"writes it again (after the run: scratchnn train --resume {self.run_dir})")
 
     def examine(self, last: bool = False) -> list[Finding]:
         """Print the findings that are new since the last evaluation (once per rule)."""
@@ -209,7 +219,7 @@ class TrainingSession:
         stop = config.doctor == "strict" and next((f for f in new if f.severity == "error"), None)
         if config.checkpoint_every and self.evaluations % config.checkpoint_every == 0:
             self.save_state()
-            write_metrics_csv(self.run_dir / METRICS_FILE, self.history)
+            self._write_table(write_metrics_csv, METRICS_FILE, self.history)
         if stop:
             self._write_tables()
             cause = stop.fix.removesuffix(": fix that first") if stop.fix.startswith("this follows from") else ""
