@@ -246,3 +246,37 @@ def test_a_path_after_an_option_joins_the_commands_list_of_paths():
     for argv in (["predict", "RUN", "--bogus", "a.png"], ["train", "--preset", "seed", "extra"]):
         with pytest.raises(SystemExit):  # a flag it does not know, or a word where no list is: refused as before
             parse(argv)
+
+
+def test_output_that_is_not_utf8_gets_the_math_in_ascii_instead_of_a_crash(tmp_path):
+    """Windows' redirected output is cp1252: explain's Σ, ∂L/∂W and ‖grad‖ raised UnicodeEncodeError."""
+    from PIL import Image
+
+    from scratchnn.io import save
+    from scratchnn.model import Sequential
+    from scratchnn.nn import Dense, ReLU
+
+    save(Sequential([Dense(784, 8, rng=0), ReLU(), Dense(8, 10, rng=1)]), tmp_path / "model.safetensors")
+    one = np.zeros((28, 28), np.uint8)
+    one[5:23, 12:16] = 255
+    Image.fromarray(one).save(tmp_path / "one.png")
+    result = subprocess.run([sys.executable, "-m", "scratchnn", "explain", str(tmp_path / "model.safetensors"),
+                             "--image", str(tmp_path / "one.png"), "--label", "1"], capture_output=True,
+                            env={**os.environ, "PYTHONIOENCODING": "cp1252"}, timeout=300)
+    assert result.returncode == 0, result.stderr.decode("cp1252")
+    out = result.stdout.decode("cp1252")
+    assert "dL/dlogits = p - onehot(1)" in out and "log sum exp(shifted)" in out and "||grad||" in out, out
+
+
+def test_plain_output_leaves_utf8_and_streams_with_their_own_error_handling_alone():
+    import io
+
+    from scratchnn.cli.console import plain_output
+
+    cp1252, utf8 = (io.TextIOWrapper(io.BytesIO(), encoding=name) for name in ("cp1252", "utf-8"))
+    escaping = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="surrogateescape")  # a C locale's stdout
+    plain_output(cp1252, utf8, escaping, None)
+    assert (cp1252.errors, utf8.errors, escaping.errors) == ("scratchnn-plain", "strict", "surrogateescape")
+    cp1252.write("γ·x̂ + β ≤ ‖W‖ é")
+    cp1252.flush()
+    assert cp1252.buffer.getvalue().decode("cp1252") == "gamma·x^ + beta <= ||W|| é"

@@ -11,6 +11,7 @@ import threading
 from .. import __version__
 from ..errors import ScratchnnError, os_error_message
 from .config_flags import suggest_flag
+from .console import plain_output
 from . import (doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, lr_find_cmd, predict_cmd, report_cmd,
                serve_cmd, sweep_cmd, train_cmd)
 
@@ -72,6 +73,7 @@ def _terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    plain_output(sys.stdout, sys.stderr)  # Σ, ∂, ‖ where output is not UTF-8 (Windows' redirected output: cp1252)
     args = parse(argv)
     on_main = threading.current_thread() is threading.main_thread()  # (serve's uvicorn installs its own handlers)
     before = signal.signal(signal.SIGTERM, _terminated) if on_main else None
