@@ -246,3 +246,50 @@ def test_a_cgroup_path_cannot_climb_out_of_the_cgroup_folder(tmp_path):
     write(tmp_path, "etc/memory.max", "1\n")
     write(tmp_path, "etc/memory.current", "0\n")
     assert available_memory(tmp_path) == 2_500_000 * 1024
+
+
+class FakeKernel32:
+    """ctypes.windll.kernel32 with a GlobalMemoryStatusEx that fills in ``fields`` (0: it fails)."""
+
+    def __init__(self, **fields):
+        self.fields, self.sizes = fields, []
+
+    def GlobalMemoryStatusEx(self, pointer):
+        status = pointer._obj
+        self.sizes.append(status.dwLength)
+        for name, value in self.fields.items():
+            setattr(status, name, value)
+        return int(bool(self.fields))
+
+
+def test_windows_says_its_available_physical_memory(monkeypatch, tmp_path):
+    import ctypes
+    import sys
+    import types
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    kernel32 = FakeKernel32(ullAvailPhys=6_000_000_000, ullAvailVirtual=2**47)
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=kernel32), raising=False)
+    assert available_memory(tmp_path) == 6_000_000_000
+    assert kernel32.sizes == [64], "dwLength must be sizeof(MEMORYSTATUSEX), or Windows refuses the call"
+    kernel32.fields["ullAvailVirtual"] = 1_500_000_000  # a 32-bit Python: its address space is the limit
+    assert available_memory(tmp_path) == 1_500_000_000
+    kernel32.fields.clear()
+    assert available_memory(tmp_path) is None
+
+
+def test_macos_says_its_physical_memory_and_nothing_where_sysconf_does_not(monkeypatch, tmp_path):
+    import os
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(os, "sysconf", {"SC_PHYS_PAGES": 1_048_576, "SC_PAGESIZE": 16384}.__getitem__)
+    assert available_memory(tmp_path) == 16 * 2**30
+
+    def unknown(name):
+        raise ValueError("unrecognized configuration name")
+
+    monkeypatch.setattr(os, "sysconf", unknown)
+    assert available_memory(tmp_path) is None
+
+

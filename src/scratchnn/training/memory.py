@@ -25,6 +25,8 @@ killed on a machine with 24.6 GB available).
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,15 +116,54 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
 
 
 def available_memory(root: Path = Path("/")) -> int | None:
-    """Bytes a new allocation can still get without failing: the kernel's MemAvailable plus
-    free swap, or less when a control group (a container's, a systemd slice's) allows less;
-    None where the system does not say (not Linux). ``root`` is for tests."""
+    """Bytes a new allocation can still get without failing; None where the system does not say.
+
+    Linux: the kernel's MemAvailable plus free swap, or less when a control group (a container's,
+    a systemd slice's) allows less (``root`` is for tests). Windows: the physical memory
+    GlobalMemoryStatusEx calls available (its standby cache included, the page file not).
+    macOS: all of the machine's physical memory, as its sysconf says nothing of what is free
+    (and its free pages leave out the cache and compressed memory it gives back when asked), so
+    there only a run bigger than the machine is refused.
+    """
+    if sys.platform == "win32":
+        return _windows_available()
+    if sys.platform == "darwin":
+        return _physical_memory()
     meminfo = _numbers(root / "proc/meminfo", per_line=True)
     if "MemAvailable" not in meminfo:
         return None
     available = (meminfo["MemAvailable"] + meminfo.get("SwapFree", 0)) * 1024
     room = _cgroup_room(root)
     return available if room is None else min(available, room)
+
+
+def _windows_available() -> int | None:
+    """GlobalMemoryStatusEx's available physical memory, or the address space left if less (a
+    32-bit Python); None if the call fails."""
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):  # MEMORYSTATUSEX
+        _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),
+                    *((name, ctypes.c_uint64) for name in ("ullTotalPhys", "ullAvailPhys", "ullTotalPageFile",
+                                                           "ullAvailPageFile", "ullTotalVirtual", "ullAvailVirtual",
+                                                           "ullAvailExtendedVirtual"))]
+
+    status = MemoryStatus(dwLength=ctypes.sizeof(MemoryStatus))
+    try:
+        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+            return None
+    except (AttributeError, OSError):
+        return None
+    return min(status.ullAvailPhys, status.ullAvailVirtual)
+
+
+def _physical_memory() -> int | None:
+    """The machine's physical memory by sysconf (pages × page size); None where it does not say."""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGESIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf, or a name this system does not know
+        return None
+    return pages * size if pages > 0 and size > 0 else None
 
 
 CGROUP_FILES = {2: ("sys/fs/cgroup", "memory.max", "memory.current"),
