@@ -293,3 +293,23 @@ def test_macos_says_its_physical_memory_and_nothing_where_sysconf_does_not(monke
     assert available_memory(tmp_path) is None
 
 
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_running_out_of_memory_anyway_is_one_line_naming_what_to_lower(monkeypatch, capsys, tmp_path, resume):
+    from scratchnn.cli import train_cmd
+    from scratchnn.cli.main import main
+
+    def allocate(*args, **kwargs):
+        raise MemoryError("Unable to allocate 16.0 GiB for an array with shape (59000, 32, 28, 28) and data type "
+                          "float32")
+
+    monkeypatch.setattr(train_cmd, "train_run", allocate)
+    monkeypatch.setattr(train_cmd, "resume_run", allocate)
+    argv = ["--resume", str(tmp_path)] if resume else ["--preset", "cnn", "--out", str(tmp_path / "run")]
+    assert main(["train", *argv]) == 1
+    advice = ("close other programs and resume it again, or start it again smaller (--batch-size, --hidden, --conv)"
+              if resume else "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images "
+              "(--train-size)")
+    assert capsys.readouterr().err == (
+        "scratchnn train: error: out of memory (Unable to allocate 16.0 GiB for an array with shape (59000, 32, 28, "
+        f"28) and data type float32): {advice}\n")

@@ -101,6 +101,28 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as error:  # a file or folder the system refused (no such folder, no permission, disk full)
         print(f"scratchnn {args.command}: error: {os_error_message(error)}", file=sys.stderr)
         return 1
+    except MemoryError as error:  # the memory check before training is a lower bound: a run near it may not fit
+        print(f"scratchnn {args.command}: error: {out_of_memory(args, error)}", file=sys.stderr)
+        return 1
+
+
+def out_of_memory(args: argparse.Namespace, error: MemoryError) -> str:
+    """A MemoryError in one line, with what to lower for this command.
+
+    >>> out_of_memory(argparse.Namespace(command="predict"), MemoryError())
+    'out of memory: use a smaller --tta, or close other programs'
+    """
+    what = " ".join(str(error).split())  # NumPy's names the array: "Unable to allocate 1.9 GiB for an array ..."
+    if getattr(args, "resume", None):
+        advice = ("close other programs and resume it again, or start it again smaller (--batch-size, --hidden, "
+                  "--conv)")
+    elif args.command in ("train", "lr-find", "sweep"):
+        advice = "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size)"
+    elif args.command in ("predict", "evaluate", "serve"):
+        advice = "use a smaller --tta, or close other programs"
+    else:
+        advice = "close other programs, or use a machine with more memory"
+    return f"out of memory{f' ({what})' if what else ''}: {advice}"
 
 
 if __name__ == "__main__":  # python -m scratchnn.cli.main, as python -m scratchnn
