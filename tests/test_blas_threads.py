@@ -66,3 +66,18 @@ def test_a_training_run_prints_the_note(monkeypatch, tmp_path, shared_dir):
     lines = []
     train_run(config, tmp_path / "run", log=lines.append, progress=False)
     assert "Note: busy (1)" in lines
+
+
+def test_the_pages_training_process_starts_with_accelerates_thread_limit_too(monkeypatch):
+    from scratchnn.web import training
+
+    seen = {}
+
+    class Process:
+        def start(self):
+            seen.update({name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")})
+
+    monkeypatch.setenv("VECLIB_MAXIMUM_THREADS", "8")
+    training._spawn_with_threads(Process(), 1)
+    assert seen == {"OPENBLAS_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
+    assert os.environ["VECLIB_MAXIMUM_THREADS"] == "8"  # the server's own setting comes back

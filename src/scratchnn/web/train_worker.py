@@ -248,8 +248,9 @@ def _one_line(text: str, limit: int = 400) -> str:
 def _limit_blas_threads() -> None:
     """One BLAS thread for the training, so the server's predictions keep the other cores.
 
-    ``threadpoolctl`` when installed; the server also sets OPENBLAS/OMP/MKL_NUM_THREADS in the
-    environment the process is spawned with (read before NumPy's import, whoever imports it first).
+    ``threadpoolctl`` when installed; the server also sets OPENBLAS/OMP/MKL_NUM_THREADS and
+    VECLIB_MAXIMUM_THREADS (Accelerate, which threadpoolctl cannot set) in the environment the
+    process is spawned with (read before NumPy's import, whoever imports it first).
     """
     try:
         from threadpoolctl import threadpool_limits

@@ -31,7 +31,7 @@ from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
 
 ACTIVE = ("starting", "running", "paused", "stopping")
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _environment = threading.Lock()  # spawning reads os.environ: one spawn at a time changes it
 
 
