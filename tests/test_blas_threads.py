@@ -68,6 +68,34 @@ def test_a_training_run_prints_the_note(monkeypatch, tmp_path, shared_dir):
     assert "Note: busy (1)" in lines
 
 
+def test_without_a_blas_library_threadpoolctl_can_set_the_count_is_the_cores_or_accelerates_own(monkeypatch):
+    """Apple's Accelerate is invisible to threadpoolctl: its products take every core (or
+    VECLIB_MAXIMUM_THREADS), so the elementwise passes' blocks should too, not 1."""
+    import threadpoolctl
+
+    from scratchnn.fast.threads import blas_controllable, blas_thread_count
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [{"user_api": "openmp", "num_threads": 9}])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.delenv("VECLIB_MAXIMUM_THREADS", raising=False)
+    assert not blas_controllable() and blas_thread_count() == 3
+    monkeypatch.setenv("VECLIB_MAXIMUM_THREADS", "1")  # as the page's training process is started
+    assert blas_thread_count() == 1
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [{"user_api": "blas", "num_threads": 2}])
+    assert blas_controllable() and blas_thread_count() == 2  # OpenBLAS, as before
+
+
+def test_threads_asked_where_they_cannot_be_set_get_a_note_and_the_default_gets_none(monkeypatch):
+    import threadpoolctl
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [])
+    monkeypatch.setattr(os, "getloadavg", lambda: (8.0, 8.0, 8.0))  # busy, but Accelerate's threads are no OpenBLAS
+    assert busy_machine_note(2).startswith("Note: --threads 2 does nothing here: no BLAS library whose threads can "
+                                           "be set was found")
+    assert "VECLIB_MAXIMUM_THREADS=2" in busy_machine_note(2)
+    assert busy_machine_note(0) is None
+
+
 def test_the_pages_training_process_starts_with_accelerates_thread_limit_too(monkeypatch):
     from scratchnn.web import training
 

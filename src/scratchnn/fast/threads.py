@@ -43,11 +43,30 @@ _limit_users = 0  # the open contexts
 
 
 def blas_thread_count() -> int:
-    """The number of threads the BLAS library in use runs a product on (1 if none is found)."""
+    """The number of threads the BLAS library in use runs a product on. Where threadpoolctl finds
+    none it can read (Accelerate, on macOS), that library's own limit VECLIB_MAXIMUM_THREADS if
+    set, else the cores this process may use: what such a library takes by default."""
+    counts = _blas_thread_counts()
+    if counts:
+        return max(1, min(counts))
+    veclib = os.environ.get("VECLIB_MAXIMUM_THREADS", "").strip()
+    return int(veclib) if veclib.isdigit() and int(veclib) > 0 else usable_cores()
+
+
+def blas_controllable() -> bool:
+    """Whether threadpoolctl finds a BLAS library whose thread count it can set (``--threads``)."""
+    return bool(_blas_thread_counts())
+
+
+def _blas_thread_counts() -> list[int]:
     from threadpoolctl import threadpool_info
 
-    counts = [info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"]
-    return max(1, min(counts, default=1))
+    return [info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or ``taskset`` may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextlib.contextmanager

@@ -42,13 +42,15 @@ def note_if_busy(threads: int, log: Callable[[str], None]) -> None:
 def busy_machine_note(threads: int) -> str | None:
     """``crowding_note`` for this machine now, for a run asking ``threads`` BLAS threads (0: the
     library's default); only the note of more threads than cores where the load average is
-    unknown (Windows)."""
+    unknown (Windows); only ``uncontrolled_note`` where no BLAS library's threads can be set."""
+    from ..fast.threads import blas_controllable, blas_thread_count, usable_cores
+
+    if not blas_controllable():  # nothing known of the library's threads (Accelerate): they may not spin
+        return uncontrolled_note(threads) if threads else None
     asked = threads
     if threads == 0:
-        from ..fast.threads import blas_thread_count
-
         threads = blas_thread_count()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     if threads > cores:
         return more_threads_than_cores_note(threads, cores, asked=bool(asked))
     try:
@@ -56,6 +58,19 @@ def busy_machine_note(threads: int) -> str | None:
     except (AttributeError, OSError):
         return None
     return crowding_note(threads, load, cores)
+
+
+def uncontrolled_note(threads: int) -> str:
+    """The note for ``--threads`` where threadpoolctl finds no BLAS library it can set.
+
+    >>> print(uncontrolled_note(2))
+    Note: --threads 2 does nothing here: no BLAS library whose threads can be set was found (NumPy's may \
+be Apple's Accelerate); set its own variable before starting instead (VECLIB_MAXIMUM_THREADS=2 for \
+Accelerate).
+    """
+    return (f"Note: --threads {threads} does nothing here: no BLAS library whose threads can be set was found "
+            "(NumPy's may be Apple's Accelerate); set its own variable before starting instead "
+            f"(VECLIB_MAXIMUM_THREADS={threads} for Accelerate).")
 
 
 def more_threads_than_cores_note(threads: int, cores: int, asked: bool = True) -> str:
