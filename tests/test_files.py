@@ -248,3 +248,27 @@ def test_elsewhere_a_refused_rename_is_not_tried_again(tmp_path, monkeypatch):
         atomic_write_bytes(tmp_path / "model.safetensors", NEW)
     assert len(tries) == 1 and not isinstance(caught.value, files.FileInUse)
     assert caught.value.filename == str(tmp_path / "model.safetensors")
+
+
+def test_text_saved_by_windows_editors_is_read_or_named(tmp_path):
+    """Notepad and PowerShell 5 put a BOM before UTF-8 ("not valid TOML (line 1, column 1)") and
+    save "Unicode" as UTF-16 ("not UTF-8 text (byte 0)")."""
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.tune.space import load_space
+
+    text = 'lr = {low = 1e-4, high = 0.1, log = true}  # é\n'
+    (tmp_path / "space.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_small_text(tmp_path / "space.toml", 1024, "a search space") == text
+    assert "lr" in str(load_space(tmp_path / "space.toml", "mlp"))
+    (tmp_path / "config.toml").write_bytes(b"\xef\xbb\xbf" + TrainConfig(epochs=3).to_toml().encode())
+    assert TrainConfig.load(tmp_path / "config.toml").epochs == 3
+    for encoding in ("utf-16", "utf-16-be"):  # with its BOM, as Windows writes it
+        data = text.encode(encoding) if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding)
+        (tmp_path / "space.toml").write_bytes(data)
+        with pytest.raises(ConfigError) as refused:
+            read_small_text(tmp_path / "space.toml", 1024, "a search space")
+        assert str(refused.value) == f"{tmp_path / 'space.toml'}: saved as UTF-16: save it as UTF-8 (it should be a " \
+                                     "search space)"
+    (tmp_path / "space.toml").write_bytes(b"\xef\xbb\xbfab\xff")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 5\)"):  # counted in the file, BOM included
+        read_small_text(tmp_path / "space.toml", 1024, "a search space")

@@ -2,6 +2,7 @@
 the small text files a user hands it (configs, search spaces) are read by ``read_small_text``."""
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
@@ -146,9 +147,10 @@ def why_unreadable(error: OSError) -> str:
 
 
 def read_small_text(path, limit: int, what: str) -> str:
-    """The UTF-8 text of ``path``, a file of at most ``limit`` bytes; a one-line ConfigError naming
-    the file and ``what`` it should be ("a config file") otherwise. No more than ``limit`` + 1
-    bytes are ever read: a huge or endless file (/dev/zero) is refused, not loaded."""
+    """The UTF-8 text of ``path`` (without the BOM Windows editors may put first), a file of at
+    most ``limit`` bytes; a one-line ConfigError naming the file and ``what`` it should be ("a
+    config file") otherwise, and a UTF-16 file as such. No more than ``limit`` + 1 bytes are ever
+    read: a huge or endless file (/dev/zero) is refused, not loaded."""
     path = Path(path)
     try:
         data = read_at_most(path, limit)
@@ -156,7 +158,10 @@ def read_small_text(path, limit: int, what: str) -> str:
         raise ConfigError(f"{path}: {why_unreadable(error)}; give {what}") from None
     if len(data) > limit:
         raise ConfigError(f"{path}: over {limit // 1024:,} KiB, too big for {what}, which is a few lines")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode", PowerShell 5's >
+        raise ConfigError(f"{path}: saved as UTF-16: save it as UTF-8 (it should be {what})")
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0  # Notepad's and PowerShell's UTF-8
     try:
-        return data.decode("utf-8")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); give {what}") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte {bom + error.start}); give {what}") from None
