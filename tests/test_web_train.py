@@ -456,6 +456,10 @@ def test_server_folders_are_cut_from_text():
     assert without_folders("web/leak/metrics.csv: empty") == "metrics.csv: empty"
     assert without_folders("saved ./runs/x/model.safetensors") == "saved model.safetensors"
     assert without_folders("Epoch 3/10, T-shirt/top") == "Epoch 3/10, T-shirt/top"  # no folders there
+    # Windows: backslashes, drive letters, shares
+    assert without_folders(r"saved to C:\Users\alice\runs\x\model.safetensors") == "saved to model.safetensors"
+    assert without_folders(r"csv D:\d.csv, runs\x\health.csv (E:/data/a.csv)") == "csv d.csv, health.csv (a.csv)"
+    assert without_folders(r"from \\server\share\runs\x: no model") == "from x: no model"
 
 
 def test_each_server_limit_is_named_by_its_own_flag():

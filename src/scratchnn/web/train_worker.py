@@ -233,11 +233,17 @@ def note_event(line: str) -> dict:
     return {"type": "note", "text": _one_line(line.removeprefix(NOTE))}
 
 
+_NAME = r"[^\s:/\\,()']"  # a character of a file or folder name (/ and Windows' \ separate them)
+# a path with a drive letter ('C:\data.csv'), or of two or more separators (a Windows share's \\server\share too)
+_PATH = re.compile(rf"(?:(?<!\w)[A-Za-z]:(?:[/\\]{_NAME}+)*|(?:\\\\|//)?{_NAME}*(?:[/\\]{_NAME}+)+)[/\\]({_NAME}+)")
+
+
 def without_folders(text: str) -> str:
-    """``text`` with every path of two or more folders cut to its last part: where the server keeps
-    its files is not the page's business ('/srv/runs/x/model.safetensors' and 'runs/x/model.safetensors'
-    -> 'model.safetensors'; 'Epoch 3/10' is no path)."""
-    return re.sub(r"[^\s:/,()']*(?:/[^\s:/,()']+)+/([^\s:/,()']+)", r"\1", text)
+    """``text`` with every path of two or more folders (or with a drive letter) cut to its last
+    part: where the server keeps its files is not the page's business ('/srv/runs/x/model.safetensors',
+    'runs/x/model.safetensors' and 'C:\\Users\\me\\runs\\x\\model.safetensors' -> 'model.safetensors';
+    'Epoch 3/10' is no path)."""
+    return _PATH.sub(r"\1", text)
 
 
 def _one_line(text: str, limit: int = 400) -> str:
