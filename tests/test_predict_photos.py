@@ -113,6 +113,21 @@ def test_photos_named_alike_get_a_figure_each(capsys, small_run, photos, tmp_pat
     assert {p.name for p in tmp_path.glob("*.png")} == {"s-seven-1.png", "s-seven-2.png"}
 
 
+def test_photos_named_alike_but_for_case_get_figures_a_case_blind_folder_keeps_apart(capsys, tmp_path):
+    """Windows and macOS see s-Digit.png and s-digit.png as one file: the second figure replaced the first."""
+    from scratchnn.io import save
+    from scratchnn.model import Sequential
+    from scratchnn.nn import Dense
+
+    save(Sequential([Dense(784, 10, rng=0)]), tmp_path / "model.safetensors")
+    one = np.full((120, 90), 0.9)
+    one[20:100, 40:52] = 0.1  # a dark stroke on light paper
+    photos = [save_photo(tmp_path / "Digit.png", one), save_photo(tmp_path / "digit.jpg", one, "JPEG")]
+    code, _, err = predict(capsys, tmp_path / "model.safetensors", *photos, "--explain-preprocessing", tmp_path / "s.png")
+    assert code == 0, err
+    assert {p.name for p in tmp_path.glob("s-*.png")} == {"s-Digit-1.png", "s-digit-2.png"}
+
+
 def test_a_figure_that_cannot_be_saved_is_one_line_and_the_rest_go_on(capsys, small_run, photos, tmp_path):  # noqa: F811
     code, out, err = predict(capsys, small_run, photos["seven"], photos["number"],
                              "--explain-preprocessing", tmp_path / "steps.docx")

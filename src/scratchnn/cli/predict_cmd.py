@@ -215,7 +215,9 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
 
             out = args.explain_preprocessing
             if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too
-                stem = stems[n] if stems.count(stems[n]) == 1 else f"{stems[n]}-{n + 1}"
+                # alike as Windows and macOS compare names: Digit.png and digit.jpg would share one figure
+                alike = [other.casefold() for other in stems].count(stems[n].casefold())
+                stem = stems[n] if alike == 1 else f"{stems[n]}-{n + 1}"
                 out = out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
             steps = preprocess_steps(gray, ink=args.ink, multi=split == "multi" or len(digits) > 1)
             try:
