@@ -54,6 +54,16 @@ def test_what_is_no_scheduler_address_is_one_line(address, message):
     assert parallel.check_scheduler_address("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
 
 
+def test_the_lock_is_written_as_the_utf8_it_is_read_as(tmp_path):
+    """Windows' default file encoding is cp1252: a host named "Jürgen-PC" wrote a lock the next
+    sweep could not read ("not UTF-8 text"). Warned of as Python warns of any default encoding."""
+    probe = (f"import warnings\nfrom scratchnn.tune.study import sweep_lock\n"
+             f"warnings.simplefilter('error', EncodingWarning)\nwith sweep_lock({str(tmp_path)!r}):\n    pass\n")
+    result = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-c", probe], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_port_that_accepts_and_never_answers_is_given_up_on(monkeypatch):
     """The dashboard's port hung the sweep for 3 minutes 20 seconds before."""
     from distributed import Client

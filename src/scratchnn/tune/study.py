@@ -113,7 +113,7 @@ def sweep_lock(path: Path) -> Iterator[None]:
             lock.unlink(missing_ok=True)  # its sweep was killed: take it over
     else:
         raise ConfigError(f"{path}: cannot take {lock}; delete it if no sweep runs there")
-    with os.fdopen(fd, "w") as file:
+    with os.fdopen(fd, "w", encoding="utf-8") as file:  # read back as UTF-8: a host named "Jürgen-PC" on Windows
         file.write(mine)
     try:
         yield
