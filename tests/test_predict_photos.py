@@ -123,7 +123,8 @@ def test_photos_named_alike_but_for_case_get_figures_a_case_blind_folder_keeps_a
     one = np.full((120, 90), 0.9)
     one[20:100, 40:52] = 0.1  # a dark stroke on light paper
     photos = [save_photo(tmp_path / "Digit.png", one), save_photo(tmp_path / "digit.jpg", one, "JPEG")]
-    code, _, err = predict(capsys, tmp_path / "model.safetensors", *photos, "--explain-preprocessing", tmp_path / "s.png")
+    code, _, err = predict(capsys, tmp_path / "model.safetensors", *photos,
+                           "--explain-preprocessing", tmp_path / "s.png")
     assert code == 0, err
     assert {p.name for p in tmp_path.glob("s-*.png")} == {"s-Digit-1.png", "s-digit-2.png"}
 
