@@ -186,8 +186,8 @@ class TrainingSession:
         try:
             write(self.run_dir / name, *rows)
         except FileInUse as error:
-            self.log(f"Note: {name} was not updated ({error.strerror}); training goes on, and the next evaluation "
-                     f"writes it again (after the run: scratchnn train --resume {self.run_dir})")
+            self.log(f"Note: {name} was not updated ({error.strerror}); training goes on, the next evaluation "
+                     "writes it whole again, and the checkpoint and the model are saved as usual")
 
     def examine(self, last: bool = False) -> list[Finding]:
         """Print the findings that are new since the last evaluation (once per rule)."""
