@@ -53,10 +53,6 @@ def test_unknown_option_is_named(tmp_path):
     ("augment = true\naugmentation = {shift = {a = 1}}", "augmentation shift must be a number"),
     ("augment = true\naugmentation = {rotate = nan}", "augmentation rotate must be a finite number"),
     ("augmentation = {shift = -1.0}", "augmentation shift must be >= 0 pixels"),
-    # the preset names the run folder: "my/run:x" made nested folders, ".." one outside runs/
-    ('preset = "my/run:x"', r'preset "my/run:x" cannot name a run folder: use up to 64 letters, digits, .-., ._. and'),
-    ('preset = ".."', "preset .. cannot name a run folder"),
-    ('preset = "C:\\\\x"', r'preset "C:\\\\x" cannot name a run folder'),
 ])
 def test_bad_values_are_clear_errors(tmp_path, text, message):
     path = tmp_path / "c.toml"

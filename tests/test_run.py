@@ -206,3 +206,16 @@ def test_a_table_another_program_holds_open_is_a_note_and_the_saved_state_still_
     else:
         with pytest.raises(files.FileInUse, match="close that program"):
             train_run(config, tmp_path / "run", log=lines.append, progress=False)
+
+
+@pytest.mark.parametrize("preset, words", [
+    ("my/run:x", 'preset "my/run:x" cannot name a run folder'), ("..", "preset .. cannot name a run folder"),
+    ("C:\\x", "cannot name a run folder"), ("my run", "or choose the folder with --out"),
+])
+def test_a_preset_that_cannot_name_a_folder_is_refused_before_anything_is_made(tmp_path, monkeypatch, preset, words):
+    """A config file's preset ends the new run folder's name: "my/run:x" made nested folders and
+    "../x" one outside runs/. It is refused before the data is read; with --out it is only a name."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")) as error:
+        train_run(TrainConfig(preset=preset, csv="nowhere.csv"), log=lambda line: None, progress=False)
+    assert "\n" not in str(error.value) and not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []

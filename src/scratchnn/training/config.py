@@ -199,9 +199,6 @@ class TrainConfig:
         """
         for name, spec in options_of(type(self)).items():
             spec.check(getattr(self, name))
-        if not re.fullmatch(r"[\w-](?:[\w.-]{0,62}[\w-])?", self.preset, re.ASCII):  # it names the run's folder
-            raise ConfigError(f"preset {names_in_message([self.preset])} cannot name a run folder: use up to 64 "
-                              "letters, digits, '-', '_' and '.', not starting or ending with '.'")
         if self.augmentation:
             try:
                 self.build_augmentation(default=True)

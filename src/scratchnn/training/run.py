@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import ConfigError, RunInterrupted
+from ..errors import ConfigError, RunInterrupted, names_in_message
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits
@@ -49,6 +49,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     y_dev)`` once before the first epoch (the live model, trained in place, and its dev set).
     """
     config.validate()
+    if not out_dir:
+        check_run_name(config.preset)  # before the data is read
     if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
@@ -143,6 +145,7 @@ def sweep_temp_files(run_dir: Path) -> list[str]:
 
 def new_run_dir(name: str, base: Path = RUNS_DIR) -> Path:
     """A fresh ``base/<YYYYmmdd-HHMMSS>-<name>`` folder (suffixed -2, -3... if taken)."""
+    check_run_name(name)
     stem = f"{datetime.now():%Y%m%d-%H%M%S}-{name}"
     for i in range(1, 1000):
         path = base / (stem if i == 1 else f"{stem}-{i}")
@@ -152,3 +155,12 @@ def new_run_dir(name: str, base: Path = RUNS_DIR) -> Path:
         except FileExistsError:
             continue
     raise ConfigError(f"could not create a new run folder under {base}; pass --out DIR")
+
+
+def check_run_name(preset: str) -> None:
+    """Refuse a preset that cannot end a run folder's name: a config file's ``"my/run:x"`` made
+    nested folders, ``"../x"`` one outside runs/, and ``:`` is no name on Windows. Runs saved
+    under such a preset still load; only new folders are named by it."""
+    if not re.fullmatch(r"[\w-](?:[\w.-]{0,62}[\w-])?", preset, re.ASCII):
+        raise ConfigError(f"preset {names_in_message([preset])} cannot name a run folder: use up to 64 letters, "
+                          "digits, '-', '_' and '.', not starting or ending with '.', or choose the folder with --out")
