@@ -22,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -47,6 +48,9 @@ STATIC_DIR = Path(str(files("scratchnn.web") / "static"))
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 UPLOAD_MAX_PIXELS = 16_000_000  # a 12-megapixel phone photo passes
 DECODERS = 2  # uploads decoded at the same time: a burst of big photos cannot take all memory
+# requests prepared and predicted at the same time: the model's lock takes them one by one anyway,
+# and every thread the work ran on keeps its own C memory pool (50 at once grew a server by 160 MB)
+PREDICTORS = 2
 CANVAS_SHAPE = '; send a JSON object {"pixels": [[...], ...]}: rows of grey values 0..1, 28 to 280 a side'
 MAX_DIGITS = 20  # digits of a photographed number read one by one; the rest are counted, not read
 FILLED = 0.8  # a canvas more than this share ink was filled, not drawn on (a digit's strokes cover well under half)
@@ -139,7 +143,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
             except ValidationError as error:
                 whole = not error.errors()[0].get("loc")  # not JSON, or not an object: say what is
                 raise HTTPException(422, one_line(error) + (CANVAS_SHAPE if whole else "")) from None
-            return await run_in_threadpool(_timed, _canvas_input, current(), canvas)
+            return await to_thread.run_sync(_timed, _canvas_input, current(), canvas, limiter=_predicting(request))
         if media == "multipart/form-data":
             try:
                 form = await request.form(max_files=1, max_fields=4)
@@ -156,7 +160,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
                 data = await upload.read()
             finally:
                 await form.close()  # the upload's spooled file
-            return await run_in_threadpool(_timed, _image_input, current(), data, ink)
+            return await to_thread.run_sync(_timed, _image_input, current(), data, ink, limiter=_predicting(request))
         raise HTTPException(415, f"unsupported content type {media[:60]!r}: send JSON {{\"pixels\": [[...]]}} "
                                  "(application/json) or a photo in the multipart/form-data field 'file'")
 
@@ -181,6 +185,14 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
     add_training(app, train or TrainSetup(), data)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _predicting(request: Request) -> CapacityLimiter:
+    """The app's limiter of PREDICTORS threads, made on its event loop at the first prediction."""
+    state = request.app.state
+    if getattr(state, "predicting", None) is None:
+        state.predicting = CapacityLimiter(PREDICTORS)
+    return state.predicting
 
 
 def _timed(make_input, service: ModelService, *args) -> dict:
