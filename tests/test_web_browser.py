@@ -186,9 +186,12 @@ def test_undo_takes_back_the_last_stroke(page):
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
     page.keyboard.press("Control+z")
     page.wait_for_function("() => document.querySelector('#prediction').textContent === '1'")
-    page.click("#undo")
+    page.focus("#undo")
+    page.keyboard.press("Enter")
     page.wait_for_function("() => document.querySelector('#prediction').textContent === '?'")
     assert page.locator("#undo").is_disabled()
+    # the a11y audit: the keyboard's focus fell to <body> with the button disabled under it
+    assert page.evaluate("document.activeElement.id") == "clear"
 
 
 def test_a_photo_of_a_number_is_read_digit_by_digit(page, shared_dir):

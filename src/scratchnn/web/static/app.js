@@ -73,6 +73,8 @@ function undo() {
   if (!before) return;
   ink.putImageData(before.image, 0, 0);
   ({ extent, hasInk } = before);
+  // the last stroke taken back: the keyboard's focus moves to Clear before Undo is disabled (not to <body>)
+  if (strokesBefore.length === 0 && document.activeElement === $("undo")) $("clear").focus();
   $("undo").disabled = strokesBefore.length === 0;
   generation += 1;  // an answer on its way is for the stroke taken back
   if (hasInk) requestPrediction();

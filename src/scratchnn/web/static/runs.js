@@ -23,6 +23,8 @@ async function loadRuns() {
     $("runs-status").textContent = runs.length
       ? `${runs.length} run${runs.length === 1 ? "" : "s"}; the page serves ${list.current}.`
       : "No run folders beside the served model yet: train one in the Train tab.";
+    // the table is built anew: the control that had the keyboard's focus gets it back in its new row
+    const focused = $("runs-table").contains(document.activeElement) ? document.activeElement.dataset.key : undefined;
     fillTable($("runs-table"), ["", "Run", "Preset", "Settings", "Dev accuracy", "Time", "Findings", ""],
       runs.map((r) => ["", r.name + (r.name === list.current ? " (served)" : ""), r.preset, settingsText(r.settings),
                        Number.isFinite(r.dev_accuracy) ? `${(r.dev_accuracy * 100).toFixed(1)} %` : "–",
@@ -32,21 +34,26 @@ async function loadRuns() {
     runs.forEach((r, i) => {
       const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: ticked.has(r.name) });
       box.setAttribute("aria-label", `compare ${r.name}`);
+      box.dataset.key = `compare ${r.name}`;
       box.addEventListener("change", () => { (box.checked ? ticked.add(r.name) : ticked.delete(r.name)); compare(); });
       rows[i].cells[0].append(box);
       for (const f of r.findings) {  // a button: a tap or Enter reads the finding out (a hover title cannot)
         const said = `${r.name}: [${f.id}] ${f.severity}: ${f.message}. Fix: ${f.fix}`;
         const tag = Object.assign(document.createElement("button"), { type: "button", className: `tag ${f.severity}`,
                                                                       textContent: f.id, title: said });
+        tag.dataset.key = `${r.name} ${f.id}`;
         tag.addEventListener("click", () => { $("runs-status").textContent = said; });
         rows[i].cells[6].append(tag, " ");
       }
       if (r.has_model) {
         const load = Object.assign(document.createElement("button"), { type: "button", textContent: "Load" });
+        load.setAttribute("aria-label", `Load ${r.name}`);
+        load.dataset.key = `load ${r.name}`;
         load.addEventListener("click", () => useRun(r.name, load));
         rows[i].cells[7].append(load);
       }
     });
+    if (focused) $("runs-table").querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
     compare();
   } catch (error) {
     $("runs-status").textContent = `Could not list the runs: ${error.message}`;
@@ -54,7 +61,9 @@ async function loadRuns() {
 }
 
 async function useRun(name, button) {
-  button.disabled = true;
+  if (button.getAttribute("aria-disabled") === "true") return;  // pressed again while the first press is on its way
+  // NOTE: marked, not disabled: a disabled button would drop the keyboard's focus to <body>
+  button.setAttribute("aria-disabled", "true");
   try {
     await api(`api/runs/${encodeURIComponent(name)}/load`, { method: "POST" });
     document.dispatchEvent(new CustomEvent("modelchanged", { detail: name }));
@@ -62,7 +71,8 @@ async function useRun(name, button) {
     await loadRuns();
   } catch (error) {
     $("runs-status").textContent = `Could not load ${name}: ${error.message}`;
-    button.disabled = false;
+  } finally {
+    button.removeAttribute("aria-disabled");  // a button of the table as it was, if the list could not be read again
   }
 }
 

@@ -197,11 +197,19 @@ function progressLine(state) {
 let state = { status: "idle" };
 
 function setButtons() {
+  const [start, stop, pause] = [$("train-start"), $("train-stop"), $("train-pause")];
+  const had = document.activeElement;
   const active = ACTIVE.includes(state.status);
-  $("train-start").disabled = active || !info.enabled;
-  $("train-stop").disabled = !active || state.status === "stopping";
-  $("train-pause").disabled = !["running", "paused"].includes(state.status);
-  $("train-pause").textContent = state.status === "paused" ? "Resume" : "Pause";
+  start.disabled = active || !info.enabled;
+  stop.disabled = !active;
+  // stopping: Stop is marked, not disabled, so the keyboard's focus stays on it until the run has ended
+  stop.setAttribute("aria-disabled", String(state.status === "stopping"));
+  pause.disabled = !["running", "paused"].includes(state.status);
+  pause.textContent = state.status === "paused" ? "Resume" : "Pause";
+  // a button disabled under the keyboard's focus drops it to <body>: the next one that can act takes it
+  if ([start, stop, pause].includes(had) && had.disabled) {
+    [stop, pause, start, $("train-preset")].find((control) => !control.disabled).focus();
+  }
 }
 
 function handle(event) {
@@ -313,7 +321,10 @@ function reportFailure(error) {  // Stop and Pause: a request that failed says s
 }
 
 async function start() {
-  $("train-start").disabled = true;
+  const button = $("train-start");
+  if (button.getAttribute("aria-disabled") === "true") return;  // pressed again while the first press is on its way
+  // NOTE: marked, not disabled: a disabled button would drop the keyboard's focus to <body> at once
+  button.setAttribute("aria-disabled", "true");
   $("train-progress").classList.remove("error");
   // The previous run's replay must not mix into the new run's display: stop it and clear now,
   // before the server answers (its findings would otherwise read as the new run's).
@@ -321,12 +332,14 @@ async function start() {
   newRun({ run: "", epochs: 0 });
   $("train-progress").textContent = "Starting…";
   try {
-    await postJSON("api/train", requestBody());
+    state = await postJSON("api/train", requestBody());  // "starting": setButtons moves the focus on to Stop
+    setButtons();
     watch();
   } catch (error) {
     $("train-progress").textContent = error.message;
     $("train-progress").classList.add("error");
-    $("train-start").disabled = false;
+  } finally {
+    button.removeAttribute("aria-disabled");
   }
 }
 
@@ -375,7 +388,9 @@ async function init() {
   fillFromPreset();
   $("train-preset").addEventListener("change", fillFromPreset);
   $("train-start").addEventListener("click", start);
-  $("train-stop").addEventListener("click", () => postJSON("api/train/stop", {}).catch(reportFailure));
+  $("train-stop").addEventListener("click", () => {
+    if ($("train-stop").getAttribute("aria-disabled") !== "true") postJSON("api/train/stop", {}).catch(reportFailure);
+  });
   $("train-pause").addEventListener("click", () =>
     postJSON(state.status === "paused" ? "api/train/resume" : "api/train/pause", {}).catch(reportFailure));
   state = info.state;

@@ -1,0 +1,66 @@
+"""The Train and Runs tabs from the keyboard and a screen reader's side, in Debian's headless
+Chromium against `scratchnn serve` on the 2,000-digit seed run (the accessibility audit): the
+keyboard's focus never falls to <body> when the button under it is disabled."""
+import pytest
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, serving, sync_playwright  # noqa: F401
+from test_web_train import base_run
+from test_web_train_browser import close_page, open_page, set_option
+
+FOCUSED = "(e => e.id || e.getAttribute('aria-label') || e.tagName)(document.activeElement)"
+
+
+@pytest.fixture(scope="module")
+def runs(shared_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("a11y") / "runs"
+    base_run(shared_dir, runs)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    with serving(runs / "base", cwd=runs.parent) as url:
+        yield url
+
+
+def status_is(page, *words, timeout=30_000):
+    """Wait until the Train tab's progress line contains one of ``words``."""
+    page.wait_for_function(f"() => {list(words)!r}.some((w) => "
+                           "document.querySelector('#train-progress').textContent.includes(w))", timeout=timeout)
+
+
+def test_start_and_stop_from_the_keyboard_keep_the_focus_on_a_button(browser, server):
+    """Start disabled itself under the keyboard (and Stop, once pressed): the focus fell to <body>,
+    and the next Tab started again from the top of the page."""
+    page = open_page(browser, server)
+    try:
+        page.click("#tab-button-train")
+        page.click("#train-settings-box summary")
+        set_option(page, "epochs", 200)
+        set_option(page, "eval_every", 1)
+        page.focus("#train-start")
+        page.keyboard.press("Enter")
+        status_is(page, "epoch ")
+        assert page.evaluate(FOCUSED) == "train-stop"  # Start is disabled while the run is on
+        page.keyboard.press("Enter")  # Stop
+        status_is(page, "stopped")
+        assert page.evaluate(FOCUSED) == "train-start"  # Stop is disabled once the run has ended
+    finally:
+        close_page(page, server)
+
+
+def test_load_in_the_runs_table_keeps_the_focus_on_the_rebuilt_row(browser, server):
+    """Load rebuilds the Runs table: the pressed button was gone and the focus with it."""
+    page = open_page(browser, server)
+    try:
+        page.click("#tab-button-runs")
+        load = page.locator("#runs-table button", has_text="Load").first
+        name = load.get_attribute("aria-label")
+        assert name.startswith("Load "), name  # a screen reader's list of buttons says which run
+        load.evaluate("button => { button.old = true; }")
+        load.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => (b => b && !b.old)(document.querySelector('[aria-label=\"{name}\"]'))")
+        page.wait_for_load_state("networkidle")  # the table is built twice: for the new model, and by Load itself
+        assert page.evaluate(FOCUSED) == name
+    finally:
+        close_page(page, server)
