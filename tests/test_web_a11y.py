@@ -64,3 +64,33 @@ def test_load_in_the_runs_table_keeps_the_focus_on_the_rebuilt_row(browser, serv
         assert page.evaluate(FOCUSED) == name
     finally:
         close_page(page, server)
+
+
+def test_a_refused_setting_is_announced_marked_described_and_focused(browser, server):
+    """'--lr must be in (0, 1000000], got -5' went into a line no screen reader reads out, and
+    nothing told which field it was about."""
+    page = open_page(browser, server)
+    try:
+        page.click("#tab-button-train")
+        page.click("#train-settings-box summary")
+        set_option(page, "lr", -5)
+        page.focus("#train-start")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#train-opt-lr[aria-invalid=true]")
+        error = page.locator("#train-progress").inner_text()
+        assert error.startswith("--lr must be in (0, "), error
+        assert page.locator("#train-announce").inner_text() == error  # the live region says it
+        assert page.evaluate(FOCUSED) == "train-opt-lr"
+        described = page.evaluate("() => document.querySelector('#train-opt-lr').getAttribute('aria-describedby')"
+                                  ".split(' ').map((id) => document.getElementById(id).textContent).join(' ')")
+        assert error in described and "learning rate" in described  # the error, and the setting's help
+        set_option(page, "lr", 0.1)
+        set_option(page, "epochs", 0)
+        page.focus("#train-start")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#train-opt-epochs[aria-invalid=true]")
+        assert page.evaluate(FOCUSED) == "train-opt-epochs"
+        assert page.locator("#train-opt-lr").get_attribute("aria-invalid") is None  # a setting the server took
+        assert page.locator("#train-opt-lr").get_attribute("aria-describedby") == "train-opt-lr-help"
+    finally:
+        close_page(page, server)

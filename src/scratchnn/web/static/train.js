@@ -325,6 +325,7 @@ async function start() {
   if (button.getAttribute("aria-disabled") === "true") return;  // pressed again while the first press is on its way
   // NOTE: marked, not disabled: a disabled button would drop the keyboard's focus to <body> at once
   button.setAttribute("aria-disabled", "true");
+  markInvalid(null);
   $("train-progress").classList.remove("error");
   // The previous run's replay must not mix into the new run's display: stop it and clear now,
   // before the server answers (its findings would otherwise read as the new run's).
@@ -338,9 +339,30 @@ async function start() {
   } catch (error) {
     $("train-progress").textContent = error.message;
     $("train-progress").classList.add("error");
+    announce(error.message);  // the progress line is no live region: a screen reader heard nothing
+    markInvalid(error.message);
   } finally {
     button.removeAttribute("aria-disabled");
   }
+}
+
+// The server's errors start with the setting's flag ("--lr must be in (0, 1000000], got -5"): that field is
+// marked invalid, described by the error (the progress line) and focused. null unmarks the field.
+function markInvalid(message) {
+  for (const input of document.querySelectorAll("#tab-train [aria-invalid]")) {
+    input.removeAttribute("aria-invalid");
+    const rest = input.getAttribute("aria-describedby").replace(/ ?train-progress$/, "");
+    if (rest) input.setAttribute("aria-describedby", rest);
+    else input.removeAttribute("aria-describedby");
+  }
+  const flag = message?.match(/^--[a-z0-9-]+/)?.[0];
+  const option = info.options.find((o) => o.flag === flag);
+  const input = option ? $(`train-opt-${option.name}`) : flag === "--preset" ? $("train-preset") : null;
+  if (!input) return;
+  if (option) $("train-settings-box").open = true;
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", `${input.getAttribute("aria-describedby") || ""} train-progress`.trim());
+  input.focus();
 }
 
 // A run another visitor starts: an idle page asks every few seconds (while it is shown) and follows it.
