@@ -194,6 +194,31 @@ def test_undo_takes_back_the_last_stroke(page):
     assert page.evaluate("document.activeElement.id") == "clear"
 
 
+def test_a_digit_drawn_with_the_keyboard_alone_gets_an_answer(page):
+    """The a11y audit: without a mouse, a finger or a pen there was no way to draw. The arrow keys
+    move a pen, Space puts it down and lifts it; Undo takes the keyboard's stroke back too."""
+    page.focus("#tab-button-draw")
+    page.keyboard.press("Tab")  # from the tabs to the pad
+    assert page.evaluate("document.activeElement.id") == "pad"
+    assert "arrow keys" in page.locator("#pad").get_attribute("aria-label")
+    assert page.locator("#pen").is_visible()
+    for _ in range(7):
+        page.keyboard.press("ArrowUp")  # from the middle to the top
+    page.keyboard.press("Space")
+    assert "down" in page.locator("#pen").get_attribute("class")
+    for _ in range(14):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("Space")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
+    assert page.locator("#prediction").inner_text() == "1"
+    assert page.evaluate("window.scrollY") == 0  # Space and the arrows did not scroll the page
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => document.querySelector('#prediction').textContent === '?'")
+    page.keyboard.press("Tab")
+    assert not page.locator("#pen").is_visible()  # the ring shows only while the pad has the focus
+
+
 def test_a_photo_of_a_number_is_read_digit_by_digit(page, shared_dir):
     """The page read a number's ink as one digit and sent the learner to the command line."""
     import io

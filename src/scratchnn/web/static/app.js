@@ -135,35 +135,82 @@ function lineTo(point, event) {
   stroke = point;
 }
 
-pad.addEventListener("pointerdown", (event) => {
-  if (event.button !== 0) return;
-  event.preventDefault();
+// A stroke begins (a pointer pressed, the keyboard's pen put down): the pad as it was is kept for Undo.
+function beginStroke(point, event) {
   if (source !== "canvas") startOver("canvas"); // drawing over a photo or gallery digit starts afresh
   modelNews = "";  // said with the answers that followed the change; a new stroke is a new drawing
   strokesBefore.push({ image: ink.getImageData(0, 0, pad.width, pad.height), extent, hasInk });
   if (strokesBefore.length > UNDOS) strokesBefore.shift();
   $("undo").disabled = false;
-  pad.setPointerCapture(event.pointerId);
-  stroke = padPoint(event);
+  stroke = point;
   dot(stroke, event);
   hasInk = true;
   requestPrediction();
+}
+
+function endStroke() {
+  if (!stroke) return;
+  stroke = null;
+  requestPrediction();
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0) return;
+  event.preventDefault();
+  pen.down = false;  // the keyboard's stroke, if any, ends where the pointer's begins
+  pad.setPointerCapture(event.pointerId);
+  beginStroke(padPoint(event), event);
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!stroke) return;
+  if (!stroke || pen.down) return;
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
   for (const e of events.length ? events : [event]) lineTo(padPoint(e), e);
   requestPrediction();
 });
 
 for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, () => {
-    if (!stroke) return;
-    stroke = null;
-    requestPrediction();
-  });
+  pad.addEventListener(type, () => { if (!pen.down) endStroke(); });  // not the keyboard's stroke
 }
+
+// A pen for the keyboard: the arrow keys move it (with Shift, in smaller steps), Space puts it down or lifts it.
+const pen = { x: pad.width / 2, y: pad.height / 2, down: false };
+const KEYBOARD = { pointerType: "keyboard" };  // for penWidth: the brush's width, as a mouse draws
+const STEP = 14, SMALL_STEP = 4;  // pad pixels: 20 steps across the pad
+
+function showPen() {  // a ring where the pen is, while the pad has the focus; filled while it is down
+  const ring = $("pen");
+  ring.hidden = document.activeElement !== pad;
+  ring.classList.toggle("down", pen.down);
+  ring.style.left = `${(100 * pen.x) / pad.width}%`;
+  ring.style.top = `${(100 * pen.y) / pad.height}%`;
+}
+
+pad.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;  // Ctrl+Z, and the browser's own keys
+  const step = event.shiftKey ? SMALL_STEP : STEP;
+  const move = { ArrowUp: [0, -step], ArrowDown: [0, step], ArrowLeft: [-step, 0], ArrowRight: [step, 0] }[event.key];
+  if (!move && event.key !== " ") return;
+  event.preventDefault();  // the page does not scroll
+  if (move) {
+    pen.x = Math.min(pad.width, Math.max(0, pen.x + move[0]));
+    pen.y = Math.min(pad.height, Math.max(0, pen.y + move[1]));
+    if (pen.down && stroke) {
+      lineTo({ x: pen.x, y: pen.y }, KEYBOARD);
+      requestPrediction();
+    }
+  } else if (!event.repeat) {  // Space held down puts the pen down once
+    pen.down = !pen.down;
+    if (pen.down) beginStroke({ x: pen.x, y: pen.y }, KEYBOARD);
+    else endStroke();
+  }
+  showPen();
+});
+pad.addEventListener("focus", showPen);
+pad.addEventListener("blur", () => {
+  if (pen.down) { pen.down = false; endStroke(); }
+  showPen();
+});
 
 $("clear").addEventListener("click", () => {
   startOver("canvas");
@@ -444,7 +491,7 @@ function nameTheClasses() {
   document.title = "scratchnn: draw one of its classes";
   $("pad-title").textContent = "Your drawing";
   $("gallery-title").textContent = "Images the model gets wrong";
-  $("pad").setAttribute("aria-label", "Drawing area: draw with the mouse, a finger or a pen");
+  $("pad").setAttribute("aria-label", $("pad").getAttribute("aria-label").replace("one digit", "one of its classes"));
   if (wasHint) setStatus(hint);
 }
 
