@@ -206,6 +206,7 @@ def test_a_digit_drawn_with_the_keyboard_alone_gets_an_answer(page):
         page.keyboard.press("ArrowUp")  # from the middle to the top
     page.keyboard.press("Space")
     assert "down" in page.locator("#pen").get_attribute("class")
+    assert page.locator("#status").get_attribute("aria-live") == "off"  # as for a pointer's stroke
     for _ in range(14):
         page.keyboard.press("ArrowDown")
     page.keyboard.press("Shift+ArrowLeft")
@@ -217,6 +218,26 @@ def test_a_digit_drawn_with_the_keyboard_alone_gets_an_answer(page):
     page.wait_for_function("() => document.querySelector('#prediction').textContent === '?'")
     page.keyboard.press("Tab")
     assert not page.locator("#pen").is_visible()  # the ring shows only while the pad has the focus
+
+
+def test_the_status_line_is_silent_mid_stroke_and_its_milliseconds_are_not_read_out(page):
+    """The a11y audit: the status line (a live region) changed some 40 times in one stroke, each
+    time with new milliseconds, and a screen reader read out one answer after another."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.15 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.6 * box["height"], steps=8)
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
+    assert page.locator("#status").get_attribute("aria-live") == "off"  # mid-stroke
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.85 * box["height"], steps=4)
+    page.mouse.up()
+    assert page.locator("#status").get_attribute("aria-live") == "polite"
+    page.wait_for_load_state("networkidle")
+    status = page.locator("#status")
+    assert " ms on the server" in status.inner_text()  # still shown
+    spoken = status.evaluate("e => [...e.childNodes].filter((n) => !n.getAttribute?.('aria-hidden'))"
+                             ".map((n) => n.textContent).join('')")
+    assert spoken.startswith("Your drawing: ") and "% sure" in spoken and " ms" not in spoken, spoken
 
 
 def test_a_photo_of_a_number_is_read_digit_by_digit(page, shared_dir):

@@ -142,6 +142,8 @@ function beginStroke(point, event) {
   strokesBefore.push({ image: ink.getImageData(0, 0, pad.width, pad.height), extent, hasInk });
   if (strokesBefore.length > UNDOS) strokesBefore.shift();
   $("undo").disabled = false;
+  // the status line is not read out mid-stroke: it changed some 40 times a stroke, each answer overtaking the last
+  $("status").setAttribute("aria-live", "off");
   stroke = point;
   dot(stroke, event);
   hasInk = true;
@@ -149,6 +151,7 @@ function beginStroke(point, event) {
 }
 
 function endStroke() {
+  $("status").setAttribute("aria-live", "polite");  // the stroke's answer is read out
   if (!stroke) return;
   stroke = null;
   requestPrediction();
@@ -258,7 +261,7 @@ async function pump() {
     const tip = !stroke && pensTall() < CRAMPED
       ? ` Tip: it is only ${pensTall().toFixed(1)} pen widths tall; draw it bigger, or with a thinner brush.` : "";
     if (sent === generation) {
-      show(result, `Your drawing: answered in ${result.milliseconds.toFixed(1)} ms on the server`, tip);
+      show(result, "Your drawing", tip, result.milliseconds);
     }
   } catch (error) {
     // an answer for an earlier drawing must not stay beside this one's error; mid-stroke, a
@@ -312,7 +315,7 @@ $("upload").addEventListener("change", async (event) => {
         ? `Photo ${file.name}, ${result.digits_seen} digits${result.digits_seen > result.number_probabilities.length
             ? ` (the first ${result.number_probabilities.length} read)` : ""}, each `
           + result.number_probabilities.map((p) => `${(p * 100).toFixed(0)} %`).join(", ") + " sure"
-        : `Photo ${file.name}: answered in ${result.milliseconds.toFixed(1)} ms on the server`);
+        : `Photo ${file.name}`, "", result.milliseconds);
     }
   } catch (error) {
     if (sent === generation) showEmpty(error.message, true);
@@ -355,9 +358,9 @@ function previewPhoto(file) {
 // ---------------------------------------------------------------------------------------------
 // Showing an answer
 
-function setStatus(text, isError = false) {
+function setStatus(text, isError = false) {  // text: a string, or strings and elements
   const status = $("status");
-  status.textContent = text;
+  status.replaceChildren(...[text].flat());
   status.classList.toggle("error", isError);
 }
 
@@ -378,7 +381,14 @@ const UNSURE = 0.5;  // below this the top class has less than half the probabil
 // (the page asks again at once) would otherwise replace the sentence before anyone reads it.
 let modelNews = "";
 
-function show(result, status, tip = "") {
+// Shown on the status line but not read out: the milliseconds, new with every answer, are no part of it.
+function unspoken(text) {
+  const span = Object.assign(document.createElement("span"), { textContent: text });
+  span.setAttribute("aria-hidden", "true");
+  return span;
+}
+
+function show(result, status, tip = "", milliseconds = null) {
   if (servedModel && result.model && result.model !== servedModel) {
     // another page's run ended, or it loaded a run: describe the model that answered, not the old one
     servedModel = result.model;  // at once: answers that arrive before /api/model does are not news
@@ -390,7 +400,8 @@ function show(result, status, tip = "") {
   const answer = result.number  // a photographed number: its digits, read one by one
     ? `${result.number}, read digit by digit.`
     : `${result.label}, ${(p * 100).toFixed(1)} % sure${guess ? ", a guess" : ""}.`;
-  setStatus(`${status.replace(/\.$/, "")}: ${answer}${modelNews}${tip}`);  // the status line is read aloud
+  const time = milliseconds === null ? [] : [unspoken(`: answered in ${milliseconds.toFixed(1)} ms on the server`)];
+  setStatus([status.replace(/\.$/, ""), ...time, `: ${answer}${modelNews}${tip}`]);  // the status line is read aloud
   $("prediction").classList.remove("none");
   $("prediction").classList.toggle("unsure", guess && !result.number);
   $("prediction").textContent = result.number || result.label;
