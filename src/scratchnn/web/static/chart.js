@@ -11,7 +11,7 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
   const w = canvas.width, h = canvas.height, left = 44 * s, right = 14 * s, top = 10 * s;
   const bottom = (xLabel ? 38 : 24) * s, ticks = h - bottom + 18 * s;  // the x ticks' row; the x axis' name under it
   ctx.clearRect(0, 0, w, h);
-  const all = series.flatMap((s) => s.points.filter(([, y]) => Number.isFinite(y)));
+  const all = series.flatMap((line) => line.points.filter(([, y]) => Number.isFinite(y)));
   const xs = all.map(([x]) => x), ys = all.map(([, y]) => y);
   const x1 = Math.max(xMax ?? 0, ...xs, 1);
   let y0 = yMin ?? Math.min(...ys, Infinity), y1 = yMax ?? Math.max(...ys, -Infinity);
@@ -30,13 +30,13 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
   const xStep = Math.max(1, niceStep(x1 / 4));  // epochs and steps are whole numbers: no tick twice
   for (let x = 0; x <= x1; x += xStep) ctx.fillText(String(x), px(x), ticks);
   if (xLabel) ctx.fillText(xLabel, (left + w - right) / 2, h - 4 * s);
-  for (const s of series) {
-    const points = s.points.filter(([, y]) => Number.isFinite(y));
-    ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width ?? 2;
+  for (const line of series) {  // NOTE: not `s`, the scale: the dots' radius was NaN, and no dot was drawn
+    const points = line.points.filter(([, y]) => Number.isFinite(y));
+    ctx.strokeStyle = line.color; ctx.fillStyle = line.color; ctx.lineWidth = line.width ?? 2;
     ctx.beginPath();
     points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
     ctx.stroke();
-    if (s.dots || points.length === 1) {
+    if (line.dots || points.length === 1) {
       for (const [x, y] of points) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.5 * s, 0, 2 * Math.PI); ctx.fill(); }
     }
   }
