@@ -1,6 +1,8 @@
 """The Train and Runs tabs from the keyboard and a screen reader's side, in Debian's headless
 Chromium against `scratchnn serve` on the 2,000-digit seed run (the accessibility audit): the
 keyboard's focus never falls to <body> when the button under it is disabled."""
+import re
+
 import pytest
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, serving, sync_playwright  # noqa: F401
 from test_web_train import base_run
@@ -28,9 +30,10 @@ def status_is(page, *words, timeout=30_000):
                            "document.querySelector('#train-progress').textContent.includes(w))", timeout=timeout)
 
 
-def test_start_and_stop_from_the_keyboard_keep_the_focus_on_a_button(browser, server):
+def test_start_and_stop_keep_the_keyboard_focus_on_a_button_and_the_charts_say_their_values(browser, server):
     """Start disabled itself under the keyboard (and Stop, once pressed): the focus fell to <body>,
-    and the next Tab started again from the top of the page."""
+    and the next Tab started again from the top of the page. The charts were canvases with only a
+    name ("Loss curves"): their labels now give the latest values."""
     page = open_page(browser, server)
     try:
         page.click("#tab-button-train")
@@ -41,6 +44,13 @@ def test_start_and_stop_from_the_keyboard_keep_the_focus_on_a_button(browser, se
         page.keyboard.press("Enter")
         status_is(page, "epoch ")
         assert page.evaluate(FOCUSED) == "train-stop"  # Start is disabled while the run is on
+        page.wait_for_function("() => document.querySelector('#train-loss').getAttribute('aria-label')"
+                               ".startsWith('Loss at')")
+        loss, accuracy = (page.locator(f"#train-{chart}").get_attribute("aria-label") for chart in ("loss", "accuracy"))
+        number = r"\d+\.\d\d"
+        assert re.fullmatch(rf"Loss at epoch \d+ of 200: train {number}, dev {number}; last batch {number}", loss), loss
+        assert re.fullmatch(r"Accuracy at epoch \d+ of 200: train [\d.]+ %, dev [\d.]+ %", accuracy), accuracy
+        assert page.locator("#train-loss").get_attribute("role") == "img"
         page.keyboard.press("Enter")  # Stop
         status_is(page, "stopped")
         assert page.evaluate(FOCUSED) == "train-start"  # Stop is disabled once the run has ended
@@ -49,10 +59,15 @@ def test_start_and_stop_from_the_keyboard_keep_the_focus_on_a_button(browser, se
 
 
 def test_load_in_the_runs_table_keeps_the_focus_on_the_rebuilt_row(browser, server):
-    """Load rebuilds the Runs table: the pressed button was gone and the focus with it."""
+    """Load rebuilds the Runs table: the pressed button was gone and the focus with it. The
+    comparison's lines differed only in colour, and its canvas said no value."""
     page = open_page(browser, server)
     try:
         page.click("#tab-button-runs")
+        page.locator("#runs-table input[aria-label='compare base']").check()
+        page.wait_for_function("() => document.querySelector('#runs-chart').dataset.series === '1'")
+        said = page.locator("#runs-chart").get_attribute("aria-label")
+        assert re.search(r"base \(solid line\): [\d.]+ % at epoch 20$", said), said
         load = page.locator("#runs-table button", has_text="Load").first
         name = load.get_attribute("aria-label")
         assert name.startswith("Load "), name  # a screen reader's list of buttons says which run

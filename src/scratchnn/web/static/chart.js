@@ -1,9 +1,12 @@
 // Line charts on a canvas, no library: axes with a few ticks, one polyline per series.
 
 export const COLORS = ["#4f46e5", "#e4572e", "#0f7b6c", "#b8860b", "#8e44ad", "#17a2b8", "#c2185b", "#5f6778"];
+// Lines told apart by more than their colour: solid, dashed, dotted, dash-dot (in CSS pixels)
+export const DASHES = [[], [9, 5], [2, 4], [12, 4, 2, 4]];
+export const DASH_NAMES = ["solid", "dashed", "dotted", "dash-dot"];
 
 export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = null, yLabel = "", xLabel = "" } = {}) {
-  // series: [{points: [[x, y], ...], color, width = 2, dots = false}]; null y values are skipped.
+  // series: [{points: [[x, y], ...], color, width = 2, dots = false, dash = []}]; null y values are skipped.
   const ctx = canvas.getContext("2d");
   // text and margins in canvas pixels per CSS pixel: a 520-pixel canvas shown 325 wide on a phone
   // keeps 11-pixel text, not 7
@@ -33,9 +36,11 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
   for (const line of series) {  // NOTE: not `s`, the scale: the dots' radius was NaN, and no dot was drawn
     const points = line.points.filter(([, y]) => Number.isFinite(y));
     ctx.strokeStyle = line.color; ctx.fillStyle = line.color; ctx.lineWidth = line.width ?? 2;
+    ctx.setLineDash((line.dash ?? []).map((d) => d * s));
     ctx.beginPath();
     points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
     ctx.stroke();
+    ctx.setLineDash([]);
     if (line.dots || points.length === 1) {
       for (const [x, y] of points) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.5 * s, 0, 2 * Math.PI); ctx.fill(); }
     }
@@ -46,6 +51,16 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
     ctx.fillRect(left + 2 * s, top + s, ctx.measureText(yLabel).width + 4 * s, 13 * s);
     ctx.fillStyle = "#5f6778"; ctx.fillText(yLabel, left + 4 * s, top + 11 * s);
   }
+}
+
+export function lineKey(color, dash = []) {
+  // a legend's sample of a line, in its colour and dash pattern
+  const key = Object.assign(document.createElement("canvas"), { width: 28, height: 8, className: "line-key" });
+  const ctx = key.getContext("2d");
+  Object.assign(ctx, { strokeStyle: color, lineWidth: 2 });
+  ctx.setLineDash(dash);
+  ctx.beginPath(); ctx.moveTo(0, 4); ctx.lineTo(28, 4); ctx.stroke();
+  return key;
 }
 
 function niceStep(rough) {

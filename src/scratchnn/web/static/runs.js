@@ -2,7 +2,7 @@
 // and see which settings differ; Load serves a run's model (the Draw tab uses it at once).
 
 import { api } from "./api.js";
-import { COLORS, drawChart } from "./chart.js";
+import { COLORS, DASH_NAMES, DASHES, drawChart, lineKey } from "./chart.js";
 import { fillTable } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -84,17 +84,22 @@ async function compare() {
       try { curves.set(name, (await api(url)).rows); } catch { curves.set(name, []); }
     }
   }
+  // each run its colour and its dash pattern: told apart without telling colours apart
+  const color = (i) => COLORS[i % COLORS.length], dash = (i) => DASHES[i % DASHES.length];
   drawChart($("runs-chart"), names.map((name, i) => ({
-    points: curves.get(name).map((row) => [row.epoch, row.dev_accuracy]), color: COLORS[i % COLORS.length], dots: true,
+    points: curves.get(name).map((row) => [row.epoch, row.dev_accuracy]), color: color(i), dash: dash(i), dots: true,
   })), { yMin: 0, yMax: 1, yLabel: "dev accuracy", xLabel: "epoch" });
   $("runs-chart").dataset.series = String(names.length);
+  const ends = names.map((name, i) => {
+    const last = curves.get(name).filter((row) => Number.isFinite(row.dev_accuracy)).at(-1);
+    return `${name} (${DASH_NAMES[i % DASHES.length]} line): `
+      + (last ? `${(last.dev_accuracy * 100).toFixed(1)} % at epoch ${last.epoch}` : "no dev accuracy");
+  });
+  $("runs-chart").setAttribute("aria-label", names.length ? `Dev accuracy of the ticked runs, at their last `
+    + `evaluation: ${ends.join("; ")}` : "Dev accuracy of the ticked runs: tick two or more in the table");
   const legend = $("runs-legend");
   legend.innerHTML = "";
-  names.forEach((name, i) => {
-    const key = Object.assign(document.createElement("span"), { className: "key" });
-    key.style.background = COLORS[i % COLORS.length];
-    legend.append(key, `${name}  `);
-  });
+  names.forEach((name, i) => legend.append(lineKey(color(i), dash(i)), `${name}  `));
   // Settings side by side; the rows where the ticked runs differ are highlighted.
   const chosen = names.map((n) => runs.find((r) => r.name === n)).filter(Boolean);
   const keys = [...new Set(chosen.flatMap((r) => Object.keys(r.config)))];
