@@ -142,8 +142,8 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     boxes.nth(0).check()
     boxes.nth(1).check()
     page.wait_for_function("() => document.querySelector('#runs-chart').dataset.series === '2'")
-    differing = page.locator("#runs-diff tr.differs td:first-child").all_inner_texts()
-    assert "fault" in differing, differing
+    differing = page.locator("#runs-diff tr.differs th").all_text_contents()
+    assert "fault (differs)" in differing, differing  # said, not only coloured
     assert "zero-init" in page.locator("#runs-table").inner_text() or "symmetric-units" in page.locator("#runs-table").inner_text()
     page.locator("#runs-table button.tag", has_text="symmetric-units").first.click()  # a tap reads it out
     assert "[symmetric-units] error:" in page.locator("#runs-status").inner_text()

@@ -115,14 +115,26 @@ export function drawLayers(box, activations) {
   });
 }
 
-export function fillTable(table, header, rows) {
-  // Plain text cells (textContent: nothing from the server is parsed as HTML).
+export function fillTable(table, header, rows, { rowHeaders = false } = {}) {
+  // Plain text cells (textContent: nothing from the server is parsed as HTML). rowHeaders: each row's
+  // first cell is its header (<th scope="row">), which a screen reader says with every cell of the row.
   table.innerHTML = "";
   const head = table.createTHead().insertRow();
-  for (const text of header) head.append(Object.assign(document.createElement("th"), { textContent: text }));
+  for (const text of header) {
+    head.append(Object.assign(document.createElement("th"), { textContent: text, scope: "col" }));
+  }
   const body = table.createTBody();
   for (const row of rows) {
     const tr = body.insertRow();
-    for (const cell of row) tr.insertCell().textContent = cell;
+    row.forEach((text, i) => {
+      const cell = rowHeaders && i === 0 ? tr.appendChild(document.createElement("th")) : tr.insertCell();
+      if (cell.tagName === "TH") cell.scope = "row";
+      cell.textContent = text;
+    });
   }
+}
+
+export function unseen(text) {
+  // Read out, not shown: what a colour or an empty header cell says to the eye.
+  return Object.assign(document.createElement("span"), { className: "visually-hidden", textContent: text });
 }

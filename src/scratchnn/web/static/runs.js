@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { COLORS, DASH_NAMES, DASHES, drawChart, lineKey } from "./chart.js";
-import { fillTable } from "./render.js";
+import { fillTable, unseen } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 let runs = [];
@@ -30,6 +30,9 @@ async function loadRuns() {
                        Number.isFinite(r.dev_accuracy) ? `${(r.dev_accuracy * 100).toFixed(1)} %` : "–",
                        Number.isFinite(r.train_seconds) ? `${r.train_seconds.toFixed(1)} s` : "–",
                        r.problem || (r.findings.length ? "" : "none"), ""]));
+    const head = $("runs-table").tHead.rows[0].cells;  // the columns of checkboxes and of Load buttons
+    head[0].append(unseen("Compare"));
+    head[7].append(unseen("Load"));
     const rows = $("runs-table").tBodies[0].rows;
     runs.forEach((r, i) => {
       const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: ticked.has(r.name) });
@@ -106,9 +109,14 @@ async function compare() {
   const rows = keys.map((k) => [k, ...chosen.map((r) => short(r.config[k]))]);
   const differs = rows.map((row) => new Set(row.slice(1)).size > 1);
   const order = rows.map((row, i) => [differs[i], i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
-  fillTable($("runs-diff"), ["Setting", ...chosen.map((r) => r.name)], chosen.length ? order.map((i) => rows[i]) : []);
-  if (chosen.length) {
-    [...$("runs-diff").tBodies[0].rows].forEach((tr, j) => tr.classList.toggle("differs", differs[order[j]] && chosen.length > 1));
+  fillTable($("runs-diff"), ["Setting", ...chosen.map((r) => r.name)], chosen.length ? order.map((i) => rows[i]) : [],
+            { rowHeaders: true });
+  if (chosen.length > 1) {
+    [...$("runs-diff").tBodies[0].rows].forEach((tr, j) => {
+      if (!differs[order[j]]) return;
+      tr.classList.add("differs");
+      tr.cells[0].append(unseen(" (differs)"));  // the row's colour, said
+    });
   }
 }
 

@@ -165,7 +165,7 @@ function showPictures(event) {
   if (event.confusion) {
     const m = event.confusion;
     fillTable($("train-confusion"), ["true \\ said", ...m.map((_, i) => String(i))],
-              m.map((row, i) => [String(i), ...row.map(String)]));
+              m.map((row, i) => [String(i), ...row.map(String)]), { rowHeaders: true });
     const rows = $("train-confusion").tBodies[0].rows;
     m.forEach((row, i) => row.forEach((count, j) => {
       const share = count / Math.max(1, row.reduce((a, b) => a + b, 0));
