@@ -61,8 +61,11 @@ function inputFor(option) {
   const help = Object.assign(document.createElement("small"), { id: `${id}-help`, className: "help",
                                                                 textContent: option.help });
   input.setAttribute("aria-describedby", help.id);
+  // named by its flag alone: the label's whole text, help included, was its name, and the help was read twice
+  const flag = Object.assign(document.createElement("span"), { id: `${id}-flag`, textContent: option.flag });
+  input.setAttribute("aria-labelledby", flag.id);
   const label = Object.assign(document.createElement("label"), { htmlFor: id, title: option.help });
-  label.append(Object.assign(document.createElement("span"), { textContent: option.flag }), input, help);
+  label.append(flag, input, help);
   return label;
 }
 
