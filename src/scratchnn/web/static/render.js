@@ -22,7 +22,7 @@ export function drawBars(list, classes, probabilities, winner = -1) {
     for (const name of classes) {
       const item = document.createElement("li");
       item.innerHTML = '<span class="bar-label"></span><span class="bar-track"><span class="bar-fill"></span></span>'
-        + '<span class="bar-value"></span>';
+        + '<span class="bar-value"></span><span class="visually-hidden"></span>';  // the last: the winner, said
       item.querySelector(".bar-label").textContent = name;
       list.append(item);
     }
@@ -32,6 +32,7 @@ export function drawBars(list, classes, probabilities, winner = -1) {
     item.classList.toggle("win", i === winner);
     item.querySelector(".bar-fill").style.width = `${(p * 100).toFixed(2)}%`;
     item.querySelector(".bar-value").textContent = probabilities ? `${(p * 100).toFixed(1)} %` : "";
+    item.querySelector(".visually-hidden").textContent = i === winner ? " (prediction)" : "";
   });
 }
 
