@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from scratchnn.errors import ConfigError, ShapeError
+from scratchnn.fast.loss import FastSoftmaxCrossEntropy, fast_loss
 from scratchnn.gradcheck import check_loss
 from scratchnn.nn import SoftmaxCrossEntropy, softmax
 
@@ -94,3 +95,26 @@ def test_smoothed_loss_is_lowest_at_the_smoothed_target_not_at_certainty():
 def test_label_smoothing_out_of_range_is_refused(eps):
     with pytest.raises(ConfigError, match=r"label_smoothing must be in \[0, 1\)"):
         SoftmaxCrossEntropy(label_smoothing=eps)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_the_fast_paths_loss_agrees_with_the_textbook_loss(eps):
+    # fast/loss.py sums over the classes of logitsᵀ: the same math, rounded in another order
+    rng = np.random.default_rng(3)
+    logits, labels = (rng.standard_normal((33, 10)) * 3).astype(np.float32), rng.integers(0, 10, 33)
+    given = logits.copy()
+    plain, fast = SoftmaxCrossEntropy(eps), fast_loss(SoftmaxCrossEntropy(eps))
+    assert type(fast) is FastSoftmaxCrossEntropy and fast.label_smoothing == eps
+    assert fast.forward(logits, labels) == pytest.approx(plain.forward(logits, labels), rel=1e-6)
+    fast_dlogits = fast.backward()
+    assert fast_dlogits.shape == logits.shape and fast_dlogits.dtype == np.float32
+    np.testing.assert_allclose(fast_dlogits, plain.backward(), rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(logits, given)  # neither changes the caller's logits
+
+
+def test_fast_loss_leaves_other_losses_as_they_are():
+    class Mine(SoftmaxCrossEntropy):
+        pass
+
+    mine = Mine()
+    assert fast_loss(mine) is mine

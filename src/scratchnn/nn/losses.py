@@ -33,6 +33,8 @@ class SoftmaxCrossEntropy:
 
     >>> SoftmaxCrossEntropy(label_smoothing=0.1).forward(np.array([[0.0, 0.0]]), np.array([0]))  # ln 2 still
     0.6931471805599453
+
+    ``fast/loss.py`` computes the same on logitsᵀ, the layout the fast path trains faster with.
     """
 
     def __init__(self, label_smoothing: float = 0.0):
@@ -46,36 +48,29 @@ class SoftmaxCrossEntropy:
             raise ShapeError(f"logits must be (N, C), got shape {logits.shape}")
         n, num_classes = logits.shape
         labels = check_labels(labels, n, num_classes)
-        # NOTE: the math runs on logitsᵀ (C, N), contiguous: reducing over the few classes of
-        # each sample then sweeps long rows, ~5x faster than reducing (N, C) along axis 1.
-        z = np.array(logits.T, order="C")  # a copy: the caller's logits are never changed
-        z -= z.max(axis=0)
+        z = logits - logits.max(axis=1, keepdims=True)  # a new array: the caller's logits are never changed
         exp = np.exp(z)
-        sums = exp.sum(axis=0)
-        true = labels.astype(np.intp)  # flat positions of z[yₙ, n]: yₙ·N + n
-        true *= n
-        true += np.arange(n)
-        log_sums = np.log(sums)
-        log_p_true = z.ravel().take(true) - log_sums
+        sums = exp.sum(axis=1, keepdims=True)
+        log_p = z - np.log(sums)  # (N, C)
+        log_p_true = log_p[np.arange(n), labels]  # log p[n, yₙ]
         eps = self.label_smoothing
-        if eps:  # Σⱼ qⱼ log pⱼ = (1 − ε) log p_y + ε · mean_j(log pⱼ), and mean_j log pⱼ = mean_j zⱼ − log Σ
-            log_p_true = (1 - eps) * log_p_true + eps * (z.mean(axis=0) - log_sums)
-        exp /= sums
-        self._cache = (exp, true)
-        return -float(log_p_true.sum(dtype=np.float64)) / n
+        if eps:  # Σⱼ qⱼ log pⱼ = (1 − ε) log p_y + ε · mean_j(log pⱼ)
+            log_p_true = (1 - eps) * log_p_true + eps * log_p.mean(axis=1)
+        self._cache = (exp / sums, labels)  # p, for backward
+        return -float(log_p_true.mean(dtype=np.float64))
 
     def backward(self) -> np.ndarray:
         if self._cache is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        probs, true = self._cache  # probs is (C, N)
-        num_classes, n = probs.shape
+        probs, labels = self._cache
+        n, num_classes = probs.shape
         eps = self.label_smoothing
-        scale = probs.dtype.type(1 / n)
-        dlogits = probs * scale
+        dlogits = probs.copy()  # p − q, with q = (1 − ε)·onehot(y) + ε/C
         if eps:
-            dlogits -= probs.dtype.type(eps / (num_classes * n))  # the ε/C every class is owed
-        dlogits.ravel()[true] -= probs.dtype.type((1 - eps) / n)  # p − q, over N
-        return dlogits.T  # (N, C), a transposed view: BLAS and column sums read it directly
+            dlogits -= eps / num_classes
+        dlogits[np.arange(n), labels] -= 1 - eps
+        dlogits /= n
+        return dlogits
 
 
 def check_labels(labels: np.ndarray, count: int, num_classes: int) -> np.ndarray:

@@ -128,9 +128,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         augment_rng = np.random.default_rng(augment_rng)  # a seed, as rng takes one
     rng = np.random.default_rng(rng) if shuffle else None
     net, evaluator, x_fit, step = model, model, x_train, optimizer.step
+    dev_loss_fn = SoftmaxCrossEntropy()  # the dev loss is plain cross-entropy, whatever the training loss
     if fast:
         run = fast_path.prepare(model, optimizer, x_train, full_batch=not batch_size, fixed_inputs=augment is None)
         net, evaluator, x_fit, step = run.net, run.evaluator, run.x, run.step
+        loss_fn, dev_loss_fn = fast_path.fast_loss(loss_fn), fast_path.fast_loss(dev_loss_fn)
     diverged = DIVERGED * math.log(model.num_classes)
     batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
     _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * batches)
@@ -178,7 +180,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                 if health is not None:
                     health.record_divergence(model, epoch, math.nan)
                 raise _diverged(str(error), history, x_train) from None
-            dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev)
+            dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev, loss_fn=dev_loss_fn)
             result = EpochResult(epoch, total_loss / seen, correct / seen if measured else math.nan, dev_loss,
                                  dev_accuracy, optimizer.lr, time.perf_counter() - start)
             history.append(result)
