@@ -17,6 +17,7 @@ from scratchnn.fast.winograd import BlockConv2D
 from scratchnn.io import MODEL_FILE, save
 from scratchnn.model import Sequential
 from scratchnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratchnn.nn.pool import _Pool2D
 from scratchnn.training.presets import get_preset
 
 PRESETS = ("seed", "mlp", "deep-mlp", "cnn", "cnn-best", "lenet5")
@@ -38,17 +39,25 @@ def trained_like(name: str, seed: int = 0):
     return model
 
 
+def rows_on_views(model, monkeypatch) -> int:
+    """The model's inference batch size with no pool's im2col matrix counted: the fast path pools
+    the presets' windows (2x2 max, tiling average) on views of x."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_Pool2D, "work_floats", lambda self, shape: 0)
+        return model.inference_batch_size()
+
+
 def inputs(model, n=20):
     return scale_pixels(digits(n)[0], model.input_shape)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("preset", PRESETS)
-def test_the_fast_net_gives_the_textbook_probabilities(preset, workers):
+def test_the_fast_net_gives_the_textbook_probabilities(preset, workers, monkeypatch):
     model = trained_like(preset)
     x = inputs(model, 40)
     net = inference_net(model, Blocks(workers, min_floats=0))
-    assert net.inference_batch_size() == model.inference_batch_size()
+    assert net.inference_batch_size() == rows_on_views(model, monkeypatch)
     for tta in (1, 4):
         for batch_size in (1, 33, None):  # 33: a fast batch of 33 (TTA: 8 digits' 32 views), then a small one
             expected = model.predict_proba(x, batch_size, tta=tta)
@@ -146,13 +155,13 @@ def test_a_prediction_keeps_nothing_once_it_has_answered(path):
 
 
 @pytest.mark.parametrize("preset", ["cnn-best", "cnn", "mlp"])
-def test_training_measures_its_dev_set_in_the_models_batches(preset):
+def test_training_measures_its_dev_set_in_the_models_batches(preset, monkeypatch):
     """The fused fast layers hold fewer outputs than the textbook ones, so their own estimate of
     the rows that fit in memory is too high (cnn-best: 140 rows against 107); fit's dev passes
-    use the model's."""
+    use the model's layers' outputs (and no pool's im2col matrix: the fast pools make none)."""
     config = get_preset(preset)
     model = config.build_model(np.random.default_rng(0))
-    expected = model.inference_batch_size()
+    expected = rows_on_views(model, monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NumPy came before scratchnn in this process (openblas_idle)
         run = prepare(model, config.build_optimizer(), inputs(model, 256), full_batch=False, fixed_inputs=False)

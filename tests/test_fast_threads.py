@@ -246,10 +246,11 @@ def assert_raises_alike(expected_call, call):
 
 
 @pytest.mark.parametrize("shape", [(3, 4, 8, 6), (2, 3, 7, 9), (1, 2, 2, 2), (2, 2, 1, 4)])
-@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("workers", [1, 2, 3])
 def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monkeypatch):
     """Odd sides drop a row or column (no gradient there); ties (zeros after a ReLU) go to the
-    first maximum both ways; a 1-row image runs the textbook's way (and its error)."""
+    first maximum both ways (the textbook's argmax, the views' top-then-left); a 1-row image
+    runs the textbook's way (and its error)."""
     pool_row_by_row(monkeypatch)
     rng = np.random.default_rng(sum(shape))
     n, c, h, w = shape
@@ -257,6 +258,7 @@ def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monk
     textbook, blocked = MaxPool2D(2), BlockMaxPool2D(MaxPool2D(2), Blocks(workers, min_floats=0))
     if h < 2:
         return assert_raises_alike(lambda: textbook.forward(x, training=True), lambda: blocked.forward(x, training=True))
+    np.testing.assert_array_equal(blocked.forward(x), textbook.forward(x))  # evaluation: views too
     y = blocked.forward(x, training=True)
     np.testing.assert_array_equal(y, textbook.forward(x, training=True))
     dy = rng.standard_normal(y.shape)
@@ -267,7 +269,7 @@ def test_maxpool_on_blocks_computes_what_the_layer_computes(shape, workers, monk
 @pytest.mark.parametrize("training", [True, False])
 def test_maxpool_applying_the_relu_after_it_computes_what_the_two_layers_compute(shape, training, monkeypatch):
     """Pooled values of exactly 0 (windows of zeros) and below: ReLU'(0) = 0 both ways; a 1-row
-    image and evaluation run the textbook layers one after the other."""
+    image runs the textbook layers one after the other."""
     pool_row_by_row(monkeypatch)
     rng = np.random.default_rng(sum(shape))
     n, c, h, w = shape

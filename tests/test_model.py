@@ -126,8 +126,8 @@ def test_inference_batches_are_sized_to_fit_the_memory_budget():
     cnn = Sequential([Conv2D(1, 32, 3, rng=0), ReLU(), MaxPool2D(2), Flatten(), Dense(32 * 13 * 13, 10, rng=1)],
                      input_shape=(1, 28, 28))
     # per digit: conv and ReLU outputs 32x26x26, pooled and flattened 32x13x13, the logits,
-    # and the convolution's 26x26 im2col rows of 3·3·1 + 1 numbers
-    floats = 2 * 32 * 26 * 26 + 2 * 32 * 13 * 13 + 10 + 26 * 26 * 10
+    # the convolution's 26x26 im2col rows of 3·3·1 + 1 numbers and the pool's 13x13 of 2·2·32
+    floats = 2 * 32 * 26 * 26 + 2 * 32 * 13 * 13 + 10 + 26 * 26 * 10 + 13 * 13 * 4 * 32
     assert cnn.inference_batch_size(memory=floats * 4 * 100) == 100
     assert cnn.inference_batch_size(memory=1) == 1
     x = np.random.default_rng(0).random((7, 1, 28, 28), dtype=np.float32)

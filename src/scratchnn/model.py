@@ -207,12 +207,7 @@ class Sequential:
         (``Layer.work_floats``: a convolution's or pool's im2col matrix). The benchmark CNN needs ~400 kB
         a digit, so 4,096 digits at once would take 1.6 GB; the MLPs need ~10 kB.
         """
-        floats, shape = 0, self.input_shape
-        for layer in self.layers:
-            floats += layer.work_floats(shape)
-            shape = layer.output_shape(shape)
-            floats += int(np.prod(shape))
-        return int(np.clip(memory // (floats * self.dtype.itemsize), 1, largest))
+        return rows_that_fit(self.layers, self.input_shape, self.dtype, memory, largest)
 
     def _checked_input(self, x) -> np.ndarray:
         x = np.asarray(x)
@@ -351,3 +346,13 @@ class Sequential:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n])"
 
+
+def rows_that_fit(layers, input_shape: tuple[int, ...], dtype, memory: int, largest: int) -> int:
+    """Rows (1..largest) whose pass through ``layers`` holds at most ``memory`` bytes: per sample
+    every layer's output and work arrays (``Layer.work_floats``), in numbers of ``dtype``."""
+    floats, shape = 0, tuple(input_shape)
+    for layer in layers:
+        floats += layer.work_floats(shape)
+        shape = layer.output_shape(shape)
+        floats += int(np.prod(shape))
+    return int(np.clip(memory // (floats * np.dtype(dtype).itemsize), 1, largest))

@@ -13,13 +13,15 @@ ways and compares the weights):
     products.py    Dense with its products in the memory order OpenBLAS is fastest at
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers; a ReLU
-                   after a threaded pool or batch norm is applied by that layer as it writes;
+                   after a 2x2 max pool or a threaded batch norm is applied by that layer as it writes;
                    a threaded batch norm and the pool after it run as one layer, pooling first;
                    the first convolution and its batch norm as one product
+    avgpool.py     average pooling whose windows tile the image, on views of x (no im2col)
     threads.py     elementwise passes cut into blocks of rows, one per core (NumPy uses one):
     batchnorm.py   BatchNorm2d's training passes, with the ReLU that follows it applied as it writes,
     relu.py        ReLU's,
-    maxpool.py     2x2 max pooling's, with the ReLU that follows it applied as it writes,
+    maxpool.py     2x2 max pooling's, on views of x (no im2col), with the ReLU that follows it
+                   applied as it writes (on one thread too),
     batchnorm_pool.py  a batch norm then a 2x2 max pool, pooling first (4x fewer numbers),
     conv_batchnorm.py  the first convolution with the batch norm after it folded into its product, and
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
@@ -28,8 +30,8 @@ The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when 
 (openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.
 
 ``inference_net`` runs a trained model's evaluation-mode forward on the same layers (the products,
-the reordering and the Winograd pipelines; batch norm, ReLU and pooling evaluate the textbook's
-way): ``Ensemble``, and with it evaluate, predict and serve, predicts through it.
+the reordering, the pools on views and the Winograd pipelines; batch norm and ReLU evaluate the
+textbook's way): ``Ensemble``, and with it evaluate, predict and serve, predicts through it.
 
 ``scratchnn train --textbook`` (or ``fit(..., fast=False)``) trains on the textbook path;
 ``scratchnn evaluate``, ``predict`` and ``serve`` with ``--textbook`` (or ``load_ensemble(...,
@@ -44,13 +46,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PerformanceWarning
-from ..model import INFERENCE_MEMORY, Sequential
+from ..model import INFERENCE_MEMORY, Sequential, rows_that_fit
 from ..nn.activations import ReLU
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.conv import Conv2D
 from ..nn.dense import Dense
-from ..nn.pool import MaxPool2D
+from ..nn.pool import AvgPool2D, MaxPool2D
 from .allocator import keep_freed_memory
+from .avgpool import TiledAvgPool2D
 from .batchnorm import BlockBatchNorm2d
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
@@ -100,7 +103,7 @@ def prepare(model: Sequential, optimizer, x_train: np.ndarray, *, full_batch: bo
             and not _WARNED:
         _WARNED.append(True)  # once a process: every later fit would say the same
         warnings.warn(SPINNING, PerformanceWarning, stacklevel=3)
-    evaluator = _InferenceNet(_in_run_order(layers, model), model)  # the model's batch sizes for the dev set
+    evaluator = _InferenceNet(layers, model)
     net, x = evaluator, x_train
     if fixed_inputs and x.ndim == 2 and type(model.layers[0]) is Dense:
         columns = used_columns(x)
@@ -126,7 +129,7 @@ def inference_net(model: Sequential, blocks: Blocks | None = None) -> Sequential
     Winograd layers.
     """
     blocks = blocks or Blocks(blas_thread_count())
-    return _InferenceNet(_in_run_order([_fast_layer(layer, blocks) for layer in model.layers], model), model)
+    return _InferenceNet([_fast_layer(layer, blocks) for layer in model.layers], model)
 
 
 # Below this many rows a net with threaded convolutions runs a batch on the textbook layers:
@@ -138,13 +141,15 @@ SMALL_BATCH = 32
 
 
 class _InferenceNet(Sequential):
-    """Fast layers that predict in the batches of their textbook ``model``, whose estimate counts
-    every layer's output (fused layers count fewer: their estimate would be too small). With
-    threaded convolutions, a batch of fewer than SMALL_BATCH rows goes through ``model`` itself."""
+    """``model``'s fast ``layers`` (one for each of its layers, as ``_fast_layer`` makes them), run
+    reordered and fused. It predicts in batches sized by the layers before fusing, whose estimate
+    counts every layer's output (fused layers count fewer: their estimate would be too small) and
+    no pool's im2col matrix (their pools make none). With threaded convolutions, a batch of fewer
+    than SMALL_BATCH rows goes through ``model`` itself."""
 
     def __init__(self, layers: list, model: Sequential):
-        super().__init__(layers, model.input_shape, model.rng)
-        self.model = model
+        super().__init__(_in_run_order(layers, model), model.input_shape, model.rng)
+        self.model, self.unfused = model, list(layers)
         self.threaded = any(isinstance(layer, BlockConv2D) for layer in layers)  # Winograd pieces on threads
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -153,7 +158,7 @@ class _InferenceNet(Sequential):
         return super().forward(x, training)
 
     def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
-        return self.model.inference_batch_size(memory, largest)
+        return rows_that_fit(self.unfused, self.input_shape, self.model.dtype, memory, largest)
 
     @property
     def layers_owner(self) -> Sequential:
@@ -172,8 +177,10 @@ def _fast_layer(layer, blocks: Blocks):
         return BlockBatchNorm2d(layer, blocks)
     if blocks.workers > 1 and type(layer) is ReLU:
         return BlockReLU(layer, blocks)
-    if blocks.workers > 1 and type(layer) is MaxPool2D:
+    if type(layer) is MaxPool2D:
         return BlockMaxPool2D(layer, blocks)
+    if type(layer) is AvgPool2D:
+        return TiledAvgPool2D(layer)
     if blocks.workers > 1 and type(layer) is Conv2D and layer.may_use_winograd(FAST_RULE):
         return BlockConv2D(layer, blocks)
     return layer

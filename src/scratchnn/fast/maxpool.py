@@ -1,11 +1,16 @@
-"""2x2 max pooling in training with its passes split across threads (see threads.py).
+"""2x2 max pooling with stride 2 (the usual pool) on views of x, its passes split across threads.
 
-The math is ``nn.pool.MaxPool2D``'s 2x2 fast path, on the same views of a pixel-major x: the
-maximum of each window row's two pixels, then of the two rows; going back, dy routed to the top
-or bottom row (top wins ties), then to the left or right pixel (left wins ties). Output rows are
-independent, so each thread takes a block of them, a chunk at a time, and going back each
-chunk's routed rows are a small array that stays in cache. Other windows, and evaluation, run
-the textbook's way.
+``nn.pool.MaxPool2D`` copies every window into a row (im2col) and takes its argmax. For 2x2
+windows that tile the image no copy is needed: a pixel-major x (see ``nn/im2col.py``) seen as
+(2·OH, OW, 2, N·C) puts each window row's two pixels side by side, every pixel a run of N·C
+floats, and the maximum is two elementwise maxima, of each window row's two pixels, then of
+the two rows (odd H or W drop their last row/column). Going back, dy is routed to the top or
+bottom row (top wins ties), then to the left or right pixel (left wins ties): the first
+maximum in row-major order, as the textbook's argmax picks it, so the numbers are the same.
+
+Output rows are independent, so each thread takes a block of them, a chunk at a time, and going
+back each chunk's routed rows are a small array that stays in cache. Other windows run the
+textbook's way.
 
 A ReLU that runs right after the pool (``order.py`` puts it there) is applied by the pool as it
 writes each chunk of its output, and going back its mask [y > 0] is applied to each chunk of dy
@@ -23,8 +28,8 @@ from .threads import Blocks, chunks
 
 
 class BlockMaxPool2D(Layer, register=False):
-    """``pool`` (a MaxPool2D), trained on ``blocks``' threads when its windows are 2x2, stride 2;
-    with ``relu`` (the ReLU layer that follows it), the two layers' work as one."""
+    """``pool`` (a MaxPool2D), run on views of x and ``blocks``' threads when its windows are 2x2,
+    stride 2; with ``relu`` (the ReLU layer that follows it), the two layers' work as one."""
 
     def __init__(self, pool: MaxPool2D, blocks: Blocks, relu: Layer | None = None):
         super().__init__()
@@ -32,7 +37,7 @@ class BlockMaxPool2D(Layer, register=False):
         self.params, self.grads = pool.params, pool.grads
 
     def forward(self, x, training=False):
-        if not (training and x.ndim == 4 and self.pool.size == self.pool.stride == (2, 2) and min(x.shape[2:]) >= 2):
+        if not self.tiles_2x2() or x.ndim != 4 or min(x.shape[2:]) < 2:
             self._cache = ("textbook",)
             y = self.pool.forward(x, training)
             return y if self.relu is None else self.relu.forward(y, training)
@@ -82,8 +87,12 @@ class BlockMaxPool2D(Layer, register=False):
     def output_shape(self, input_shape):
         return self.pool.output_shape(input_shape)
 
+    def tiles_2x2(self) -> bool:
+        """Whether the pool's windows are 2x2 with stride 2, the ones pooled on views of x."""
+        return self.pool.size == self.pool.stride == (2, 2)
+
     def work_floats(self, input_shape):
-        return self.pool.work_floats(input_shape)
+        return 0 if self.tiles_2x2() else self.pool.work_floats(input_shape)  # views, no im2col matrix
 
     def __repr__(self):
         relu = "" if self.relu is None else f", relu={self.relu!r}"

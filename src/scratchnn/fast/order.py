@@ -7,11 +7,12 @@ the ReLU a quarter of the numbers (2x2 windows): ~10% of the benchmark CNN's ste
 LeakyReLU or sigmoid can round two different inputs to one output, and then the tied window
 would route its gradient elsewhere.
 
-Then a ReLU right after a threaded pool or batch norm is applied by that layer as it writes its
-output (``with_relus_applied``), so it costs no pass of its own over memory; a threaded batch
-norm right before a threaded pool runs with it as one layer that pools first (``with_pools_first``,
-see batchnorm_pool.py); and a batch norm right after the first layer's convolution is folded into
-that convolution's product (``with_first_conv_folded``, see conv_batchnorm.py).
+Then a ReLU right after a 2x2 max pool (pooled on views, maxpool.py) or a threaded batch norm is
+applied by that layer as it writes its output (``with_relus_applied``), so it costs no pass of
+its own over memory; a threaded batch norm right before a threaded pool runs with it as one
+layer that pools first (``with_pools_first``, see batchnorm_pool.py); and a batch norm right
+after the first layer's convolution is folded into that convolution's product
+(``with_first_conv_folded``, see conv_batchnorm.py).
 """
 from __future__ import annotations
 
