@@ -10,7 +10,9 @@ The optimizer's own ``state`` keeps its by-name entries, as views into the flat 
 ``state_dict`` (and a checkpoint) holds the same names and slots whichever path trained.
 
 SGD and RMSprop perform the textbook's operations in the textbook's order: the numbers are the
-same, bit for bit. Adam folds the bias corrections into two scalars,
+same, bit for bit, but for one step the textbook does not take: every FLUSH_EVERY steps, state
+entries below 1e-30 in magnitude are set to exactly 0 (``FlatStep.flush_tiny_state``, against
+subnormal slowdowns), which moves an update by at most ~lr·1e-22. Adam folds the bias corrections into two scalars,
 
     lr·m̂/(√v̂ + ε) = c·m/(√v + ε·k),   k = √(1 − β2ᵗ),   c = lr·k/(1 − β1ᵗ),
 

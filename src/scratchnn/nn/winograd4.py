@@ -13,8 +13,8 @@ bigger constants cost float32 some precision (~5e-6 relative error against ~1e-6
 notices). Tiles past the image (OH or OW not a multiple of 4) read zeros and are dropped.
 
 The products, the bias and the forward and backward passes are those of F(2x2, 3x3) with 36
-slots instead of 16 (``winograd.forward(..., scheme=winograd4)`` and ``winograd.backward``, which
-call this module's tile transforms): backward is the transposed map
+slots instead of 16 (``winograd.forward(..., scheme=F4)`` and ``winograd.backward(..., scheme=F4)``,
+``F4`` below, which call its tile transforms): backward is the transposed map
     dM = A dY Aᵀ per tile,  dU = Vᵀ·dM,  dW = Gᵀ dU G,  dV = dM·Uᵀ,  dx = B dV Bᵀ added into place,
 with neighbouring tiles sharing two rows (columns) of the padded image, whose gradients add.
 Arrays are pixel-major, (H, W, N, C) in memory, as in every convolution layer here.
