@@ -36,22 +36,10 @@ from .schema import MAX_SAMPLE, initializer, one_of, units, window
 ALGORITHMS = ("im2col", "winograd", "winograd4", "winograd5", "winograd7", "auto")
 # the algorithm's scheme: F(2x2, 3x3) (a module), F(m x m, 3x3) for m = 4, 5, 7 (winograd4.MatrixTiles)
 WINOGRAD = {"winograd": winograd, "winograd4": F4, "winograd5": F5, "winograd7": F7}
-# "auto" runs Winograd for a 3x3 stride-1 convolution with at least 32 input channels, or 8 with
-# outputs at least 14 a side (the last lines below). F(4x4, 3x3) first, measured with
-# benchmarks/conv_benchmark.py --grid --cpu-time (C, F in 8..64, N=128, forward + backward, one
-# BLAS thread), its time over im2col's:
-#   C >= 32: 11x11 outputs 0.63-0.82, 14x14 0.64-0.81, 28x28 0.48-0.60
-#   C = 16:  28x28 0.51-0.66; 11x11 and 14x14 0.71-1.12     C = 8: 0.68-1.64     C = 1: ~7
-# F(2x2, 3x3) was 0-10% quicker than F(4x4, 3x3) at 14x14 with C >= 32 on one thread, but 8-13%
-# slower as the fast path's per-thread pipelines run them on two; at 28x28 and 11x11 it is slower.
-# Where "auto" runs Winograd it takes the tiling, F(4x4, 3x3), F(5x5, 3x3) or F(7x7, 3x3), that
-# needs the fewest products (nn/winograd5.py, nn/winograd7.py), the smaller tile on a tie.
-# conv_benchmark.py --fast (2 threads, batch 128, forward + backward), F(4x4) / F(5x5) / F(7x7):
-# 32 -> 32 channels on 28x28 37.8 / 39.2 / 32.1 ms, 32 -> 64 on 14x14 20.0 / 17.1 / 14.3 ms,
-# 64 -> 64 on 14x14 31.0 / 24.7 / 21.5 ms, 32 -> 64 on 11x11 outputs (a tie) 12.6 / 16.3 / 14.3 ms.
-# With F(7x7, 3x3) on 14x14 and 28x28 outputs, fewer channels pay too (the same grid, one thread,
-# F(7x7) over im2col): C = 16 0.43-0.65, C = 8 0.42-0.87 (11x11 outputs, F(4x4): C = 16 0.66-1.20,
-# C = 8 0.76-1.44), so "auto" now takes Winograd from 8 channels on outputs of at least 14 a side.
+# "auto" runs Winograd on a 3x3 stride-1 convolution with at least 32 input channels, or 8 when its outputs
+# are at least 14 a side: there it measured faster than im2col (docs/speed-log.md, "Convolution algorithms"),
+# in the tiling, F(4x4), F(5x5) or F(7x7), that needs the fewest products (the smaller tile on a tie).
+# Elsewhere, im2col: with few channels the tile transforms cost more than the products they save.
 AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 8, 14
 AUTO_RULE = (AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL)  # scratchnn.fast has its own
 
@@ -62,9 +50,9 @@ class Conv2D(Layer):
         y[n, f, oh, ow] = b[f] + Σ_{c,kh,kw} W[f, c, kh, kw] · x_pad[n, c, oh·sh + kh, ow·sw + kw]
 
     with W (F, C, KH, KW), b (F,), x_pad = x with ``padding`` zeros around H and W. As matrices,
-    with cols = im2col(x) (N·OH·OW, KH·KW·C) and Wm = kernel_matrix(W) (KH·KW·C, F):
+    with cols = im2col(x) (OH·OW·N, KH·KW·C), rows ordered (oh, ow, n), and Wm = kernel_matrix(W) (KH·KW·C, F):
 
-        forward    Y = cols·Wm + b            (N·OH·OW, F): one GEMM, Y is y channels-last
+        forward    Y = cols·Wm + b            (OH·OW·N, F): one GEMM, Y is y channels-last
         backward   dWm = colsᵀ·dY   db = Σ_rows dY   dcols = dY·Wmᵀ   dx = col2im(dcols)
 
     NOTE: the bias is the weight of an input that is always 1. cols gets a last column of ones
