@@ -5,17 +5,18 @@ import numpy as np
 
 from ..errors import ModelFileError, ShapeError
 from .base import Layer
+from .im2col import conv_output_shape
 from .schema import images_in
 
 
 def window_sides(shape, channels: int, kernel, stride, padding, where: str) -> list[int]:
     """[OH, OW] for one sample of ``shape`` (from a model file), which must be (channels, H, W)."""
     images_in(shape, channels, where)
-    sides = [(shape[1 + i] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in (0, 1)]
-    if min(sides) < 1:
+    try:
+        return list(conv_output_shape(shape[1], shape[2], kernel, stride, padding))
+    except ShapeError:
         raise ModelFileError(f"{where}: a {kernel[0]}x{kernel[1]} window does not fit a "
-                             f"{shape[1]}x{shape[2]} input with padding {padding[0]}x{padding[1]}")
-    return sides
+                             f"{shape[1]}x{shape[2]} input with padding {padding[0]}x{padding[1]}") from None
 
 
 def check_images(layer: Layer, x: np.ndarray, channels: int | None = None) -> tuple[int, int, int, int]:
