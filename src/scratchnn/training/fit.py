@@ -7,6 +7,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -71,8 +72,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     """Train ``model`` in place; return a History (a list) of an EpochResult for every
     ``eval_every``-th epoch and the last; ``history.plot()`` draws the curves.
 
-    Each step: lr = schedule(step); logits = forward(batch); loss; backward(∂L/∂logits);
-    optimizer.step. ``batch_size`` None or 0 means the full batch, one step per epoch (the
+    Each step: lr = schedule(step), then ``learning_step``: logits = forward(batch); loss;
+    backward(∂L/∂logits); optimizer.step. ``batch_size`` None or 0 means the full batch, one step per epoch (the
     seed's gradient descent); otherwise the rows are reshuffled every epoch with ``rng`` (a
     Generator or an int seed; None: fresh entropy), unless ``shuffle`` is False (then batches
     come in the data's order, which for data stored class by class teaches one class a batch).
@@ -106,104 +107,178 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     the classes in another order, products run in other memory orders, Adam folds its bias
     corrections, and a CNN's Winograd layers sum per thread, a batch norm before a max pool
     normalises the pooled quarter and the first convolution takes its batch norm into its
-    product. NOTE: it packs the model's parameters into
-    one flat array (arrays taken from ``layer.params`` before are no longer the model's) and asks
-    glibc to keep freed memory for the whole process. ``fast=False`` runs the textbook objects
-    as they are: ``model.forward``, ``model.backward``, ``optimizer.step``.
+    product. NOTE: it packs the model's parameters into one flat array (arrays taken from
+    ``layer.params`` before are no longer the model's) and asks glibc to keep freed memory for
+    the whole process. ``fast=False`` runs the textbook objects as they are: ``model.forward``,
+    ``model.backward``, ``optimizer.step``.
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
-    _check_loop(model, optimizer, eval_every)
-    x_train, y_train = _as_arrays(x_train, y_train)
-    _check_data(model, x_train, y_train, "training")
-    check_batches(model, len(x_train), batch_size)
-    check_batch_memory(model, len(x_train), batch_size)
-    if (x_dev is None) != (y_dev is None):
-        raise ShapeError("give x_dev and y_dev together (the dev images and their labels), or neither")
-    if x_dev is None:
-        x_dev, y_dev = x_train[:0], y_train[:0]
-    x_dev, y_dev = _as_arrays(x_dev, y_dev)
-    _check_data(model, x_dev, y_dev, "dev")
-    if early_stopping is not None and len(x_dev) == 0:
-        raise ConfigError("early stopping watches the dev set: give x_dev and y_dev (it would stop after "
-                          f"{early_stopping.patience} epochs with nothing to watch)")
-    if augment and augment_rng is None:
-        raise ValueError("augment needs augment_rng, the generator of its random transforms")
-    if augment and not isinstance(augment_rng, np.random.Generator):
-        augment_rng = np.random.default_rng(augment_rng)  # a seed, as rng takes one
+    x_train, y_train, x_dev, y_dev, augment_rng = _checked_arguments(
+        model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, eval_every, early_stopping, augment, augment_rng)
     rng = np.random.default_rng(rng) if shuffle else None
-    net, evaluator, x_fit, step = model, model, x_train, optimizer.step
-    dev_loss_fn = SoftmaxCrossEntropy()  # the dev loss is plain cross-entropy, whatever the training loss
-    if fast:
-        run = fast_path.prepare(model, optimizer, x_train, full_batch=not batch_size, fixed_inputs=augment is None)
-        net, evaluator, x_fit, step = run.net, run.evaluator, run.x, run.step
-        loss_fn, dev_loss_fn = fast_path.fast_loss(loss_fn), fast_path.fast_loss(dev_loss_fn)
-    diverged = DIVERGED * math.log(model.num_classes)
-    batches = 1 if not batch_size else -(-len(x_fit) // batch_size)
-    _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * batches)
-    history = History()
+    passes = _passes(model, optimizer, x_train, loss_fn, batch_size, augment, fast)  # textbook or fast objects
+    loop = _Loop(model, optimizer, passes, x_train, y_train, batch_size, rng, schedule, augment, augment_rng, health,
+                 on_batch_end, stop_requested)
+    _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * loop.batches)
     if health is not None and start_epoch == 0:
-        health.record(model, 0, optimizer.steps, steps_per_epoch=batches)
+        health.record(model, 0, optimizer.steps, steps_per_epoch=loop.batches)
     start = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, not warned
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught (learning_step), not warned
         for epoch in range(start_epoch + 1, epochs + 1):
             measured = epoch % eval_every == 0 or epoch == epochs
-            total_loss, correct, seen, halted = 0.0, 0, 0, False
-            for batch, rows in enumerate(batch_indices(len(x_fit), batch_size or None, rng)):
-                if schedule is not None:
-                    optimizer.lr = schedule(optimizer.steps)
-                y = y_train[rows]
-                x = x_fit[rows] if augment is None else augment(x_fit[rows], augment_rng)
-                loss_sum, batch_correct = compute_gradients(net, loss_fn, x, y, measured)
-                if not loss_sum <= diverged * len(y):  # also catches NaN
-                    if health is not None:
-                        health.record_divergence(model, epoch, loss_sum / len(y))
-                    at = f"iteration {epoch} (" if batches == 1 else f"epoch {epoch} (step {optimizer.steps + 1}, "
-                    raise _diverged(f"loss became {loss_sum / len(y):.4g} at {at}learning rate "
-                                    f"{optimizer.lr:g}): training diverged", history, x_train)
-                first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
-                watched = health is not None and (first or measured and batch + 1 == batches)
-                if watched:
-                    health.before_step(model)
-                step(model.named_parameters())
-                if watched:
-                    health.after_step(model, first=first)
-                total_loss += loss_sum
-                correct += batch_correct
-                seen += len(y)
-                if on_batch_end is not None:
-                    on_batch_end(epoch, batch + 1, batches, loss_sum / len(y),
-                                 batch_correct / len(y) if measured else math.nan)
-                if stop_requested is not None and stop_requested():
-                    halted = True
-                    break
-            if not measured and not halted:
+            sums = loop.train_epoch(epoch, measured)
+            if not measured and not sums.halted:
                 continue
-            try:
-                _check_weights(model, f"{'iteration' if batches == 1 else 'epoch'} {epoch}", optimizer.lr)
-            except TrainingDiverged as error:
-                if health is not None:
-                    health.record_divergence(model, epoch, math.nan)
-                raise _diverged(str(error), history, x_train) from None
-            dev_loss, dev_accuracy = evaluate(evaluator, x_dev, y_dev, loss_fn=dev_loss_fn)
-            result = EpochResult(epoch, total_loss / seen, correct / seen if measured else math.nan, dev_loss,
-                                 dev_accuracy, optimizer.lr, time.perf_counter() - start)
-            history.append(result)
-            if health is not None:
-                health.record(model, epoch, optimizer.steps)
+            result = loop.evaluated(epoch, sums, measured, x_dev, y_dev, start)
             if hasattr(schedule, "observe"):
-                schedule.observe(dev_loss if len(x_dev) else result.train_loss)
+                schedule.observe(result.dev_loss if len(x_dev) else result.train_loss)
             stop = early_stopping is not None and early_stopping.update(
                 epoch, getattr(result, early_stopping.monitor), model)
             if on_epoch_end is not None:
                 on_epoch_end(result)
             start = time.perf_counter()
-            if stop or halted:
+            if stop or sums.halted:
                 break
     if early_stopping is not None:
         early_stopping.restore(model)
-    for used in (net, evaluator, model):  # a trained model keeps nothing of its last batches
+    for used in (passes.net, passes.evaluator, model):  # a trained model keeps nothing of its last batches
         used.release_caches()
-    return history
+    return loop.history
+
+
+def learning_step(net: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray, update: Callable[[], None], *,
+                  count_correct: bool = True, max_loss: float = math.inf) -> tuple[float, int]:
+    """One step of gradient descent on a batch x (B, ...) with labels (B,):
+
+        logits = net.forward(x, training=True)
+        loss = loss_fn.forward(logits, labels)     the batch's mean loss
+        net.backward(loss_fn.backward())           ∂loss/∂θ into every layer's grads
+        update()                                   the optimizer's step, optimizer.step(model.named_parameters())
+
+    Returns (the batch's summed loss, how many rows the logits classify right; 0 unless
+    ``count_correct``). A mean loss that is not finite or over ``max_loss`` raises
+    TrainingDiverged (its ``loss``) before ``update``: no weight takes that step.
+    """
+    logits = net.forward(x, training=True)
+    loss_sum = loss_fn.forward(logits, labels) * len(labels)
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == labels)) if count_correct else 0
+    net.backward(loss_fn.backward())
+    if not loss_sum <= max_loss * len(labels):  # also catches NaN
+        error = TrainingDiverged(f"loss became {loss_sum / len(labels):.4g}: training diverged")
+        error.loss = loss_sum / len(labels)
+        raise error
+    update()
+    return loss_sum, correct
+
+
+@dataclass
+class _Passes:
+    """What the loop runs: the textbook objects as they are, or the fast path's (``scratchnn.fast``)."""
+
+    net: Sequential                # training batches' forward and backward passes
+    evaluator: Sequential          # the dev set's forward passes
+    x: np.ndarray                  # the training inputs as ``net`` reads them
+    step: Callable[[list], None]   # the optimizer's step(named_parameters)
+    loss_fn: object                # the training loss
+    dev_loss_fn: object            # the dev set's: plain cross-entropy, whatever the training loss
+
+
+def _passes(model: Sequential, optimizer, x_train: np.ndarray, loss_fn, batch_size: int | None, augment,
+            fast: bool) -> _Passes:
+    """The textbook objects, or with ``fast`` the fast path's (the same numbers to float rounding)."""
+    if not fast:
+        return _Passes(model, model, x_train, optimizer.step, loss_fn, SoftmaxCrossEntropy())
+    run = fast_path.prepare(model, optimizer, x_train, full_batch=not batch_size, fixed_inputs=augment is None)
+    return _Passes(run.net, run.evaluator, run.x, run.step, fast_path.fast_loss(loss_fn),
+                   fast_path.fast_loss(SoftmaxCrossEntropy()))
+
+
+@dataclass
+class _Sums:
+    """One epoch's batches so far: summed loss, right answers, rows seen; halted by stop_requested."""
+
+    loss: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    halted: bool = False
+
+
+class _Loop:
+    """fit's epochs: the batches of each (a ``learning_step`` apiece, with the schedule, the
+    health recorder, progress and stop requests around it) and each evaluation."""
+
+    def __init__(self, model: Sequential, optimizer, passes: _Passes, x_train: np.ndarray, y_train: np.ndarray,
+                 batch_size: int | None, rng, schedule, augment, augment_rng, health: HealthRecorder | None,
+                 on_batch_end, stop_requested):
+        self.model, self.optimizer, self.passes, self.x_train, self.y_train = model, optimizer, passes, x_train, y_train
+        self.batch_size, self.rng, self.schedule = batch_size, rng, schedule
+        self.augment, self.augment_rng, self.health = augment, augment_rng, health
+        self.on_batch_end, self.stop_requested = on_batch_end, stop_requested
+        self.batches = 1 if not batch_size else -(-len(passes.x) // batch_size)
+        self.max_loss = DIVERGED * math.log(model.num_classes)
+        self.history = History()
+
+    def train_epoch(self, epoch: int, measured: bool) -> _Sums:
+        """A learning step on each batch of the (reshuffled) training rows, or until a stop is requested."""
+        sums, optimizer, x_fit = _Sums(), self.optimizer, self.passes.x
+        for batch, rows in enumerate(batch_indices(len(x_fit), self.batch_size or None, self.rng)):
+            if self.schedule is not None:
+                optimizer.lr = self.schedule(optimizer.steps)
+            y = self.y_train[rows]
+            x = x_fit[rows] if self.augment is None else self.augment(x_fit[rows], self.augment_rng)
+            first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
+            watched = self.health is not None and (first or measured and batch + 1 == self.batches)
+            try:
+                loss_sum, correct = learning_step(self.passes.net, self.passes.loss_fn, x, y,
+                                                  partial(self._update, watched, first), count_correct=measured,
+                                                  max_loss=self.max_loss)
+            except TrainingDiverged as error:
+                raise self._diverged_at(epoch, error.loss) from None
+            sums.loss += loss_sum
+            sums.correct += correct
+            sums.seen += len(y)
+            if self.on_batch_end is not None:
+                self.on_batch_end(epoch, batch + 1, self.batches, loss_sum / len(y),
+                                  correct / len(y) if measured else math.nan)
+            if self.stop_requested is not None and self.stop_requested():
+                sums.halted = True
+                break
+        return sums
+
+    def _update(self, watched: bool, first: bool) -> None:
+        """The optimizer's step on the model's parameters; the health recorder, when ``watched``,
+        sees the weights before and after it."""
+        if watched:
+            self.health.before_step(self.model)
+        self.passes.step(self.model.named_parameters())
+        if watched:
+            self.health.after_step(self.model, first=first)
+
+    def _diverged_at(self, epoch: int, loss: float) -> TrainingDiverged:
+        """The error for a step whose loss diverged (recorded for the doctor first)."""
+        if self.health is not None:
+            self.health.record_divergence(self.model, epoch, loss)
+        at = f"iteration {epoch} (" if self.batches == 1 else f"epoch {epoch} (step {self.optimizer.steps + 1}, "
+        return _diverged(f"loss became {loss:.4g} at {at}learning rate {self.optimizer.lr:g}): training diverged",
+                         self.history, self.x_train)
+
+    def evaluated(self, epoch: int, sums: _Sums, measured: bool, x_dev: np.ndarray, y_dev: np.ndarray,
+                  start: float) -> EpochResult:
+        """The epoch's EpochResult (dev set measured now, seconds since ``start``), after checking
+        the weights are finite; added to the history, and the network's health recorded."""
+        try:
+            _check_weights(self.model, f"{'iteration' if self.batches == 1 else 'epoch'} {epoch}", self.optimizer.lr)
+        except TrainingDiverged as error:
+            if self.health is not None:
+                self.health.record_divergence(self.model, epoch, math.nan)
+            raise _diverged(str(error), self.history, self.x_train) from None
+        dev_loss, dev_accuracy = evaluate(self.passes.evaluator, x_dev, y_dev, loss_fn=self.passes.dev_loss_fn)
+        result = EpochResult(epoch, sums.loss / sums.seen, sums.correct / sums.seen if measured else math.nan,
+                             dev_loss, dev_accuracy, self.optimizer.lr, time.perf_counter() - start)
+        self.history.append(result)
+        if self.health is not None:
+            self.health.record(self.model, epoch, self.optimizer.steps)
+        return result
 
 
 def _check_weights(model: Sequential, when: str, lr: float) -> None:
@@ -229,16 +304,6 @@ def _diverged(message: str, history: History, x: np.ndarray) -> TrainingDiverged
     return error
 
 
-def compute_gradients(model: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray,
-                      count_correct: bool = True) -> tuple[float, int]:
-    """Fill the model's grads with ∂(mean loss over the batch)/∂θ; return (summed loss, # correct)."""
-    logits = model.forward(x, training=True)
-    loss = loss_fn.forward(logits, labels)
-    correct = int(np.count_nonzero(logits.argmax(axis=1) == labels)) if count_correct else 0
-    model.backward(loss_fn.backward())
-    return loss * len(labels), correct
-
-
 def check_batches(model: Sequential, n: int, batch_size: int | None) -> None:
     """A batch of one row has no variance for BatchNorm1d to divide by: refuse, before the first
     step, a batch size that leaves one image over at the end of every epoch (9,001 in 128s)."""
@@ -262,6 +327,31 @@ def _check_schedule_length(schedule, last_step: int) -> None:
         warnings.warn(f"the schedule ends at step {total:,} and the run takes {last_step:,}: from there on it stays at "
                       f"its last learning rate ({schedule(total):.3g}); total_steps counts steps (epochs x batches "
                       "per epoch), not epochs", UserWarning, stacklevel=3)
+
+
+def _checked_arguments(model: Sequential, optimizer, x_train, y_train, x_dev, y_dev, batch_size: int | None,
+                       eval_every: int, early_stopping: EarlyStopping | None, augment, augment_rng):
+    """fit's arguments checked up front, before anything is trained or packed: (x_train, y_train,
+    x_dev, y_dev, augment_rng) as arrays (an empty dev set when none is given) and a Generator."""
+    _check_loop(model, optimizer, eval_every)
+    x_train, y_train = _as_arrays(x_train, y_train)
+    _check_data(model, x_train, y_train, "training")
+    check_batches(model, len(x_train), batch_size)
+    check_batch_memory(model, len(x_train), batch_size)
+    if (x_dev is None) != (y_dev is None):
+        raise ShapeError("give x_dev and y_dev together (the dev images and their labels), or neither")
+    if x_dev is None:
+        x_dev, y_dev = x_train[:0], y_train[:0]
+    x_dev, y_dev = _as_arrays(x_dev, y_dev)
+    _check_data(model, x_dev, y_dev, "dev")
+    if early_stopping is not None and len(x_dev) == 0:
+        raise ConfigError("early stopping watches the dev set: give x_dev and y_dev (it would stop after "
+                          f"{early_stopping.patience} epochs with nothing to watch)")
+    if augment and augment_rng is None:
+        raise ValueError("augment needs augment_rng, the generator of its random transforms")
+    if augment and not isinstance(augment_rng, np.random.Generator):
+        augment_rng = np.random.default_rng(augment_rng)  # a seed, as rng takes one
+    return x_train, y_train, x_dev, y_dev, augment_rng
 
 
 def _check_loop(model: Sequential, optimizer, eval_every: int) -> None:
