@@ -151,3 +151,20 @@ def test_a_stop_request_ends_training_after_that_batch_and_reports_it(fast):
     halted = fit(model, SGD(0.1), x, y, epochs=5, batch_size=10, rng=np.random.default_rng(2), eval_every=2,
                  stop_requested=lambda: True, fast=fast)
     assert [r.epoch for r in halted] == [1] and np.isnan(halted[0].train_accuracy)  # epoch 1 is not measured
+
+
+def test_a_learning_step_is_forward_loss_backward_update_and_refuses_a_diverged_loss():
+    from scratchnn.nn import SoftmaxCrossEntropy
+    from scratchnn.training.fit import StepDiverged, learning_step
+
+    x, y = blobs(8)
+    model, loss_fn, optimizer = mlp(), SoftmaxCrossEntropy(), SGD(0.1)
+    before = [param.copy() for _, param, _ in model.named_parameters()]
+    loss = loss_fn.forward(model.forward(x), y)
+    loss_sum, _ = learning_step(model, loss_fn, x, y, lambda: optimizer.step(model.named_parameters()))
+    assert loss_sum == pytest.approx(8 * loss, rel=1e-6) and optimizer.steps == 1
+    assert all(not np.array_equal(a, p) for a, (_, p, _) in zip(before, model.named_parameters()))
+    taken = []
+    with pytest.raises(StepDiverged, match="loss became") as error:
+        learning_step(model, loss_fn, x, y, lambda: taken.append(1), max_loss=1e-9)
+    assert not taken and error.value.loss > 1e-9  # the update never ran

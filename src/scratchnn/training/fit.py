@@ -156,19 +156,25 @@ def learning_step(net: Sequential, loss_fn, x: np.ndarray, labels: np.ndarray, u
         update()                                   the optimizer's step, optimizer.step(model.named_parameters())
 
     Returns (the batch's summed loss, how many rows the logits classify right; 0 unless
-    ``count_correct``). A mean loss that is not finite or over ``max_loss`` raises
-    TrainingDiverged (its ``loss``) before ``update``: no weight takes that step.
+    ``count_correct``). A mean loss that is not finite or over ``max_loss`` raises StepDiverged
+    (a TrainingDiverged, with the ``loss``) before ``update``: no weight takes that step.
     """
     logits = net.forward(x, training=True)
     loss_sum = loss_fn.forward(logits, labels) * len(labels)
     correct = int(np.count_nonzero(logits.argmax(axis=1) == labels)) if count_correct else 0
     net.backward(loss_fn.backward())
     if not loss_sum <= max_loss * len(labels):  # also catches NaN
-        error = TrainingDiverged(f"loss became {loss_sum / len(labels):.4g}: training diverged")
-        error.loss = loss_sum / len(labels)
-        raise error
+        raise StepDiverged(loss_sum / len(labels))
     update()
     return loss_sum, correct
+
+
+class StepDiverged(TrainingDiverged):
+    """learning_step's refusal of a step whose mean ``loss`` is not finite or too large."""
+
+    def __init__(self, loss: float):
+        super().__init__(f"loss became {loss:.4g}: training diverged")
+        self.loss = loss
 
 
 @dataclass
@@ -232,7 +238,7 @@ class _Loop:
                 loss_sum, correct = learning_step(self.passes.net, self.passes.loss_fn, x, y,
                                                   partial(self._update, watched, first), count_correct=measured,
                                                   max_loss=self.max_loss)
-            except TrainingDiverged as error:
+            except StepDiverged as error:
                 raise self._diverged_at(epoch, error.loss) from None
             sums.loss += loss_sum
             sums.correct += correct
