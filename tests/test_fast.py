@@ -424,7 +424,7 @@ def test_relu_then_maxpool_runs_pooled_first_with_identical_numbers():
     for a, b in zip(declared[2], reordered[2]):
         np.testing.assert_array_equal(a, b)
     run = prepare(model, SGD(0.1), x.astype(np.float32), full_batch=False)
-    textbook = []  # on 2+ threads the fast path wraps them: a BlockMaxPool2D applying the ReLU
+    textbook = []  # the fast path wraps them: a BlockMaxPool2D applying the ReLU
     for layer in run.evaluator.layers:
         parts = [layer.pool, layer.relu] if isinstance(layer, BlockMaxPool2D) else [layer]
         textbook += [getattr(part, "relu", part) for part in parts if part is not None]
