@@ -3,25 +3,11 @@ Chromium against `scratchnn serve` on the 2,000-digit seed run (the accessibilit
 keyboard's focus never falls to <body> when the button under it is disabled."""
 import re
 
-import pytest
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, serving, sync_playwright  # noqa: F401
-from test_web_train import base_run
-from test_web_train_browser import close_page, open_page, set_option
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, sync_playwright  # noqa: F401
+# the Train tab's own browser tests' seed run and server, one of each for this module too
+from test_web_train_browser import close_page, open_page, runs, server, set_option  # noqa: F401
 
 FOCUSED = "(e => e.id || e.getAttribute('aria-label') || e.tagName)(document.activeElement)"
-
-
-@pytest.fixture(scope="module")
-def runs(shared_dir, tmp_path_factory):
-    runs = tmp_path_factory.mktemp("a11y") / "runs"
-    base_run(shared_dir, runs)
-    return runs
-
-
-@pytest.fixture(scope="module")
-def server(runs):
-    with serving(runs / "base", cwd=runs.parent) as url:
-        yield url
 
 
 def status_is(page, *words, timeout=30_000):
