@@ -37,6 +37,8 @@ def test_start_and_stop_keep_the_keyboard_focus_on_a_button_and_the_charts_say_t
         assert re.fullmatch(rf"Loss at epoch \d+ of 200: train {number}, dev {number}; last batch {number}", loss), loss
         assert re.fullmatch(r"Accuracy at epoch \d+ of 200: train [\d.]+ %, dev [\d.]+ %", accuracy), accuracy
         assert page.locator("#train-loss").get_attribute("role") == "img"
+        # the dev curves are dashed, and so is their key: train and dev differed by colour only
+        assert page.evaluate("getComputedStyle(document.querySelector('.k-dev')).borderTopStyle") == "dashed"
         page.keyboard.press("Enter")  # Stop
         status_is(page, "stopped")
         assert page.evaluate(FOCUSED) == "train-start"  # Stop is disabled once the run has ended

@@ -3,7 +3,7 @@
 // browser replays the run so far from the server, so nothing is lost by closing the page.
 
 import { api, postJSON } from "./api.js";
-import { COLORS, drawChart, paintTiles } from "./chart.js";
+import { COLORS, DASHES, drawChart, paintTiles } from "./chart.js";
 import { fillTable } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -131,11 +131,11 @@ function redraw() {
     drawChart($("train-loss"), [
       { points: run.batches, color: BATCH_GREY, width: 1 },  // each batch's loss: the noisy grey one
       { points: evals.map((e) => [e.at, e.train_loss]), color: COLORS[0], dots: true },
-      { points: evals.map((e) => [e.at, e.dev_loss]), color: COLORS[1], dots: true },
+      { points: evals.map((e) => [e.at, e.dev_loss]), color: COLORS[1], dots: true, dash: DASHES[1] },
     ], { yMin: 0, xMax: run.epochs, yLabel: "loss", xLabel: "epoch" });
     drawChart($("train-accuracy"), [
       { points: evals.map((e) => [e.at, e.train_accuracy]), color: COLORS[0], dots: true },
-      { points: evals.map((e) => [e.at, e.dev_accuracy]), color: COLORS[1], dots: true },
+      { points: evals.map((e) => [e.at, e.dev_accuracy]), color: COLORS[1], dots: true, dash: DASHES[1] },
     ], { yMin: 0, yMax: 1, xMax: run.epochs, yLabel: "accuracy", xLabel: "epoch" });
     $("train-loss").dataset.points = String(run.batches.length + evals.length);
     describeCharts();
