@@ -190,7 +190,11 @@ def test_why_unreadable_says_the_same_words_for_every_reader(tmp_path):
 
     for error, words in [(FileNotFoundError(errno.ENOENT, "No such file or directory"), "no such file"),
                          (IsADirectoryError(errno.EISDIR, "Is a directory"), "a folder, not a file"),
-                         (OSError(errno.EIO, "Input/output error"), "cannot be read (Input/output error)")]:
+                         (OSError(errno.EIO, "Input/output error"), "cannot be read (Input/output error)"),
+                         # what Windows raises opening a folder (its name given)
+                         (PermissionError(errno.EACCES, "Permission denied", str(tmp_path)), "a folder, not a file"),
+                         (PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x")),
+                          "cannot be read (Permission denied)")]:
         assert files.why_unreadable(error) == words
     folder = tmp_path / "model.safetensors"
     folder.mkdir()

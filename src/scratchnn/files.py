@@ -139,7 +139,8 @@ def why_unreadable(error: OSError) -> str:
     a file" or "cannot be read (Permission denied)"."""
     if isinstance(error, FileNotFoundError):
         return "no such file"
-    if isinstance(error, IsADirectoryError):
+    if isinstance(error, IsADirectoryError) or (  # Windows says "Permission denied" of a folder
+            isinstance(error, PermissionError) and error.filename and os.path.isdir(error.filename)):
         return "a folder, not a file"
     if isinstance(error, NotARegularFile):
         return "a pipe, device or socket, not a file"
