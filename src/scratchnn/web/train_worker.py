@@ -74,9 +74,10 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
         events.put({"type": "error", "detail": _one_line(f"training failed: {type(error).__name__}: {error}")})
     else:
         watcher.pictures()
-        _write_report(result.run_dir, watcher.log)
+        # the run is over and its model served before its figures are drawn (a few seconds)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped})
+        _write_report(result.run_dir, watcher.log)
 
 
 def _write_report(run_dir: Path, log) -> None:

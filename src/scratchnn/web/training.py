@@ -123,6 +123,7 @@ class TrainingManager:
         self._lock = threading.Lock()
         self._process = self._stop = self._pause = self._drainer = None
         self._closing = False
+        self._draining = False  # the worker may still be drawing the report of a run that is over
         self.run_id = 0
         self.state: dict = {"status": "idle"}
         self._events: list[dict | None] = []  # None: a superseded picture
@@ -155,6 +156,7 @@ class TrainingManager:
             self._append({"type": "status", **self.state})
             for note in notes:  # what `scratchnn train` would print before it starts
                 self._append(note_event(note))
+            self._draining = True
             self._drainer = threading.Thread(target=self._drain, args=(self._process, events, run_dir, self.run_id),
                                              name="scratchnn-train-events", daemon=True)
             self._drainer.start()
@@ -190,7 +192,15 @@ class TrainingManager:
         """Stop a run when the server shuts down: its model is saved if it ends in ``seconds``,
         else its folder keeps its last checkpoint; the console says which."""
         process = self._process
-        if process is not None and process.is_alive():
+        if process is not None and process.is_alive() and self.state["status"] not in ACTIVE:
+            self._closing = True  # the run is over, its model saved: only its report is being drawn
+            process.join(seconds)
+            if process.is_alive():
+                process.terminate()
+                run = self.runs_dir / self.state["run"]
+                OPERATOR.warning("run %s: its report was not finished (draw it with: scratchnn report %s)",
+                                 run.name, run)
+        elif process is not None and process.is_alive():
             self._closing = True
             self._stop.set()
             self._pause.clear()
@@ -210,12 +220,16 @@ class TrainingManager:
         with self._lock:
             start = seq if run_id == self.run_id else 0
             found = [(i + 1, event) for i, event in enumerate(self._events[start:], start) if event is not None]
-            return self.run_id, found, self.state["status"] not in ACTIVE or self._closing
+            over = self.state["status"] not in ACTIVE and not self._draining  # the report's lines come last
+            return self.run_id, found, over or self._closing
 
     # --- the worker's events ------------------------------------------------------------------------
     def _drain(self, process, events, run_dir: Path, run_id: int) -> None:
-        ended, errors = False, []
-        while not ended:
+        """Record the worker's events until its process ends. The run is over at "done" (its model
+        then served) or "error"; after "done" the process draws the run's report, and its lines
+        are kept too (a newer run's start drops them, still reading them so the process can end)."""
+        done, errors = False, []
+        while True:
             try:
                 event = events.get(timeout=0.5)
             except queue.Empty:
@@ -224,16 +238,18 @@ class TrainingManager:
                 try:  # its last events may still be in the pipe
                     event = events.get(timeout=1.0)
                 except queue.Empty:
+                    if done:
+                        break
                     event = {"type": "error", "detail": f"the training process ended unexpectedly "
                                                         f"(exit code {process.exitcode}); see the server's log"}
-            ended = event.get("type") in ("done", "error")
-            if event.get("type") == "finding" and event.get("severity") == "error":
+            kind = event.get("type")
+            if kind == "finding" and event.get("severity") == "error":
                 errors.append(event.get("id"))
-            if event.get("type") == "done" and errors:
+            if kind == "done" and errors:
                 event["loaded"] = False
                 event["load_error"] = (f"not served, because the doctor found [{errors[0]}] error; the Runs tab can "
                                        "load it anyway")
-            elif event.get("type") == "done":
+            elif kind == "done":
                 try:
                     self.on_model(Path(event["model_path"]))
                     event["loaded"] = True
@@ -241,10 +257,15 @@ class TrainingManager:
                     event["loaded"], event["load_error"] = False, str(error)
                 event["model_path"] = Path(event["model_path"]).name
             with self._lock:
-                if run_id != self.run_id:
-                    return
-                self._record(event)
+                if run_id == self.run_id:
+                    self._record(event)
+            if kind == "error":
+                break
+            done = done or kind == "done"
         process.join(5)
+        with self._lock:
+            if run_id == self.run_id:
+                self._draining = False
         _remove_if_empty(run_dir)
 
     def _record(self, event: dict) -> None:
