@@ -142,7 +142,7 @@ HEALTH_ERRORS = [
     ("epoch,layer,signal\n0,model,steps\n", "header must be epoch,layer,signal,value"),
     ("Epoch,layer,signal,value\n", "header must be"),
     ("epoch,layer,signal,value\n0,model,steps\n", "row 2: expected 4 fields"),
-    ("epoch,layer,signal,value\n0,model,steps,1\n0,0.Dense,gradient_rms,1\n", "row 3: unknown signal 'gradient_rms'"),
+    ("epoch,layer,signal,value\n0,model,steps,1\n0,0.Dense,gradient_rms,1\n", "row 3: unknown signal 'gradient_rms'; did you mean 'grad_rms'?"),
     ("epoch,layer,signal,value\n1.5,model,steps,1\n", "epoch must be a whole number, got '1.5'"),
     ("epoch,layer,signal,value\nx,model,steps,1\n", "epoch must be a whole number, got 'x'"),
     ("epoch,layer,signal,value\n-1,model,steps,1\n", "epoch must be between 0 and 1e9, got -1"),

@@ -50,6 +50,7 @@ Nothing here knows scratchnn's layers: a learner's own NumPy loop records the sa
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import itertools
 import math
@@ -244,7 +245,10 @@ def check_health_rows(rows: Iterable, source: str = "health") -> list[Row]:
         if not layer or len(layer) > MAX_LABEL or not layer.isprintable():
             raise DataError(f"{where}: layer label must be 1-{MAX_LABEL} printable characters, got {layer[:40]!r}")
         if signal not in SIGNALS:
-            raise DataError(f"{where}: unknown signal {str(signal)[:40]!r}; known: {', '.join(SIGNALS)}")
+            close = difflib.get_close_matches(str(signal)[:40], SIGNALS, n=1)
+            raise DataError(f"{where}: unknown signal {str(signal)[:40]!r}; "
+                            + (f"did you mean {close[0]!r}?" if close else f"the {len(SIGNALS)} signals are "
+                               "listed in scratchnn.doctor.signals.SIGNALS (doctor/signals.py says what each is)"))
         signal = sys.intern(str(signal))
         if (layer == MODEL) != (signal in MODEL_SIGNALS):
             raise DataError(f"{where}: {signal} belongs to " + ("the model" if signal in MODEL_SIGNALS else "a layer")
