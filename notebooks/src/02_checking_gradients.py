@@ -23,7 +23,7 @@
 # which does not care how large the gradient is: below $10^{-7}$ in float64 means the same
 # numbers; $10^{-2}$ or more means a bug. In between, look closer: a kink (ReLU at 0, a tie in
 # max-pooling) that $h$ stepped over, or a small term that is missing. `scratchnn gradcheck`
-# passes a layer below $10^{-6}$. A pass is strong evidence at the points tried, not a proof:
+# passes a layer below $10^{-7}$, with inputs drawn away from kinks. A pass is strong evidence at the points tried, not a proof:
 # a check on five digits cannot see a bug that only shows on a sixth.
 #
 # ## Why float64
@@ -73,7 +73,9 @@ for layer, x in cases:
         print(f"{check.what:38} d{check.wrt:2} relative error {check.error:.1e}  {'ok' if check.ok else 'WRONG'}")
 
 # %% [markdown]
-# `scratchnn gradcheck` runs this for every layer type, the loss and a small model.
+# `scratchnn gradcheck` runs this for every layer type (in inference mode too where that computes
+# otherwise), the loss, and two small models end to end, one in training mode with batch norm and
+# dropout.
 #
 # ## A wrong backward, caught
 #
