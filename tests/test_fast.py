@@ -80,12 +80,13 @@ def train_preset(name, fast, epochs=3, stop=None, state=None, start_epoch=0, dty
     return model, optimizer, schedule, gens
 
 
-def assert_close(fast: dict, textbook: dict, what: str, exact: bool = False):
+def assert_close(fast: dict, textbook: dict, what: str, exact: bool = False, noise=()):
     """Same keys; arrays bit for bit, or each within RELATIVE of the largest value of its kind.
 
-    "Of its kind": over every array whose name ends the same ("W", "b", "m", ...). NOTE: a Dense
-    bias followed by BatchNorm has a gradient of exactly 0 in exact arithmetic (the normalising
-    removes it), so it holds rounding noise only (~1e-12), which no tolerance of its own fits.
+    "Of its kind": over every array whose name ends the same ("W", "b", "m", ...). NOTE: a bias
+    followed by BatchNorm has a gradient of exactly 0 in exact arithmetic (the normalising removes
+    it), so it holds rounding noise only, which no tolerance of its own fits: the names in
+    ``noise`` (``noise_biases``) are instead checked to stay under NOISE on both paths.
     """
     assert fast.keys() == textbook.keys(), what
     scale: dict[str, float] = {}
@@ -95,9 +96,24 @@ def assert_close(fast: dict, textbook: dict, what: str, exact: bool = False):
     for name, expected in textbook.items():
         if exact:
             np.testing.assert_array_equal(fast[name], expected, err_msg=f"{what}: {name}")
+        elif name in noise:
+            for path, array in (("fast", fast[name]), ("textbook", expected)):
+                assert np.abs(array).max(initial=0) < NOISE, f"{what}: {name} moved on the {path} path"
         else:
             atol = RELATIVE * scale[name.rsplit(".", 1)[-1]]
             np.testing.assert_allclose(fast[name], expected, rtol=RELATIVE, atol=atol, err_msg=f"{what}: {name}")
+
+
+# A bias a batch norm follows moves only by rounding: float64 noise in its gradient (~1e-13: the
+# textbook's column sums run row by row down 100,352 pixels of a 28x28 layer; the folded first
+# layer's is exactly 0), which Adam steps by lr·noise/eps: ~5e-8 after 6 steps.
+NOISE = 1e-6
+
+
+def noise_biases(model) -> set[str]:
+    """The names of the biases a batch norm follows (see NOISE)."""
+    pairs = enumerate(zip(model.layers, model.layers[1:]))
+    return {f"{i}.b" for i, (layer, after) in pairs if "b" in layer.params and "running_mean" in after.buffers}
 
 
 def flat_state(optimizer) -> dict:
@@ -110,7 +126,7 @@ def test_every_preset_trains_to_the_same_weights_on_both_paths(preset, dtype):
     textbook, textbook_opt, _, _ = train_preset(preset, fast=False, dtype=dtype)
     fast, fast_opt, _, _ = train_preset(preset, fast=True, dtype=dtype)
     assert fast_opt.steps == textbook_opt.steps >= 6
-    assert_close(fast.state_dict(), textbook.state_dict(), preset)
+    assert_close(fast.state_dict(), textbook.state_dict(), preset, noise=noise_biases(textbook))
     assert_close(flat_state(fast_opt), flat_state(textbook_opt), f"{preset} optimizer state")
     initial = get_preset(preset).build_model(np.random.default_rng([7, 0])).state_dict()
     for name, p, _ in textbook.named_parameters():
@@ -122,7 +138,8 @@ def test_a_cnn_with_batchnorm2d_trains_to_the_same_weights_on_both_paths():
     fast, fast_opt, _, _ = train_preset("cnn", fast=True, batchnorm=True)
     assert [type(layer) for layer in fast.layers].count(BatchNorm2d) == 2
     assert fast_opt.steps == textbook_opt.steps >= 6
-    assert_close(fast.state_dict(), textbook.state_dict(), "cnn --batchnorm")  # running statistics too
+    # running statistics too
+    assert_close(fast.state_dict(), textbook.state_dict(), "cnn --batchnorm", noise=noise_biases(textbook))
     assert_close(flat_state(fast_opt), flat_state(textbook_opt), "cnn --batchnorm optimizer state")
     assert not np.array_equal(fast.layers[1].buffers["running_var"], np.ones(32)), "the statistics never moved"
 

@@ -21,7 +21,11 @@ from scratchnn.nn.pool import _Pool2D
 from scratchnn.training.presets import get_preset
 
 PRESETS = ("seed", "mlp", "deep-mlp", "cnn", "cnn-best", "lenet5")
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}  # probabilities: products in another order, Winograd on threads
+# probabilities: products in another order, Winograd on threads, batch norm's evaluation in two
+# passes (x·γ/σ + (β − μ·γ/σ)) against the textbook's (x − μ)/σ·γ + β. cnn-best's Winograd layers
+# amplify float32 rounding: either path's probabilities are ~7e-6 from the float64 model's
+# (logits ~3e-5), and so up to ~1e-5 from each other.
+TOLERANCE = {"rtol": 5e-5, "atol": 1e-5}
 
 
 def trained_like(name: str, seed: int = 0):
@@ -75,7 +79,7 @@ def test_a_small_batch_runs_on_the_textbook_layers_a_large_one_on_the_fast_ones(
     x = inputs(model, SMALL_BATCH)
     np.testing.assert_array_equal(net.forward(x[:SMALL_BATCH - 1]), model.forward(x[:SMALL_BATCH - 1]))
     monkeypatch.setattr(model, "forward", lambda *args, **kwargs: pytest.fail("the textbook layers ran"))
-    np.testing.assert_allclose(net.forward(x), trained_like("cnn-best").forward(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(net.forward(x), trained_like("cnn-best").forward(x), rtol=1e-4, atol=1e-4)  # logits
     for unthreaded in (inference_net(model, Blocks(1)), inference_net(trained_like("mlp"), Blocks(2))):
         assert not unthreaded.threaded  # an MLP's fast products cost nothing extra on a small batch
         monkeypatch.setattr(unthreaded.model, "forward", lambda *args, **kwargs: pytest.fail("textbook"))

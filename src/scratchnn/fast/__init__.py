@@ -10,6 +10,7 @@ ways and compares the weights):
     flat_optim.py  the optimizer's state packed the same way; each update rule as a few
                    in-place NumPy calls over all parameters at once, a block per thread
     loss.py        softmax cross-entropy on the transposed logits (``fast_loss``), ~5x faster sums
+    batchnorm_rows.py  batch norm's sums along wide views of memory, its evaluation in two passes
     products.py    Dense with its products in the memory order OpenBLAS is fastest at
     columns.py     the first Dense reads only the input columns that are nonzero somewhere
     order.py       a ReLU followed by a MaxPool2D runs after it, on 4x fewer numbers; a ReLU
@@ -30,8 +31,8 @@ The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when 
 (openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.
 
 ``inference_net`` runs a trained model's evaluation-mode forward on the same layers (the products,
-the reordering, the pools on views and the Winograd pipelines; batch norm and ReLU evaluate the
-textbook's way): ``Ensemble``, and with it evaluate, predict and serve, predicts through it.
+the reordering, the pools on views, batch norm in two passes and the Winograd pipelines; ReLU
+evaluates the textbook's way): ``Ensemble``, and with it evaluate, predict and serve, predicts through it.
 
 ``scratchnn train --textbook`` (or ``fit(..., fast=False)``) trains on the textbook path;
 ``scratchnn evaluate``, ``predict`` and ``serve`` with ``--textbook`` (or ``load_ensemble(...,
@@ -48,13 +49,14 @@ import numpy as np
 from ..errors import PerformanceWarning
 from ..model import INFERENCE_MEMORY, Sequential, rows_that_fit
 from ..nn.activations import ReLU
-from ..nn.batchnorm import BatchNorm2d
+from ..nn.batchnorm import BatchNorm1d, BatchNorm2d
 from ..nn.conv import Conv2D
 from ..nn.dense import Dense
 from ..nn.pool import AvgPool2D, MaxPool2D
 from .allocator import keep_freed_memory
 from .avgpool import TiledAvgPool2D
 from .batchnorm import BlockBatchNorm2d
+from .batchnorm_rows import RowBatchNorm
 from .columns import DenseOnColumns, used_columns
 from .flat_optim import FlatStep
 from .loss import fast_loss
@@ -175,6 +177,8 @@ def _fast_layer(layer, blocks: Blocks):
         return DenseProducts(layer)
     if blocks.workers > 1 and type(layer) is BatchNorm2d:
         return BlockBatchNorm2d(layer, blocks)
+    if type(layer) in (BatchNorm1d, BatchNorm2d):
+        return RowBatchNorm(layer)
     if blocks.workers > 1 and type(layer) is ReLU:
         return BlockReLU(layer, blocks)
     if type(layer) is MaxPool2D:

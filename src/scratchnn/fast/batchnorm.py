@@ -4,12 +4,12 @@ The math is ``nn.batchnorm``'s, on the same matrix of pixel rows (H·W, N·C) of
 Every pass is cut into blocks of pixel rows, one per thread. A pass that sums over rows (μ, v,
 Σdy, Σdy·x̂) sums its block, and the blocks' sums are added (C numbers each); a pass that writes
 rows (x − μ, y, dx) writes its block. A thread runs passes that follow one another chunk by chunk
-(threads.chunks), so the second finds the numbers still in cache. Evaluation (the running
-statistics) is left to the textbook layer.
+(threads.chunks), so the second finds the numbers still in cache.
 
 A ReLU right after the layer (a conv block's BatchNorm2d -> ReLU) is applied by it as it writes
 each chunk of y, and going back its mask [y > 0] is applied to each chunk of dy in the pass that
 sums it: ``with_relus_applied`` drops the ReLU from the list, saving a pass over memory each way.
+Evaluation, and a batch the blocks do not take, run on one thread (``RowBatchNorm``).
 
 The layer keeps x − μ, not x̂ = (x − μ)/σ: y = (x − μ)·(γ/σ) + β is then two passes, not three,
 and backward folds 1/σ into its C-number factors (BatchNorm2d forward, batch 128, 32 channels at
@@ -23,6 +23,7 @@ import numpy as np
 from ..nn.base import Layer
 from ..nn.batchnorm import BatchNorm2d
 from ..nn.im2col import from_pixel_major, pixel_major
+from .batchnorm_rows import RowBatchNorm
 from .relu import relu_gradient
 from .threads import Blocks, chunks
 
@@ -34,13 +35,14 @@ class BlockBatchNorm2d(Layer, register=False):
     def __init__(self, bn: BatchNorm2d, blocks: Blocks, relu: Layer | None = None):
         super().__init__()
         self.bn, self.blocks, self.relu = bn, blocks, relu
+        self.one_thread = RowBatchNorm(bn)  # evaluation, and batches too small to cut
         self.params, self.grads, self.buffers = bn.params, bn.grads, bn.buffers
 
     def forward(self, x, training=False):
         n = len(x) if x.ndim == 4 else 0
         if not training or x.ndim != 4 or x.shape[1] != self.bn.size or n * x.shape[2] * x.shape[3] < 2:
-            self._cache = ("textbook",)
-            y = self.bn.forward(x, training)  # evaluation; or the textbook's error
+            self._cache = ("one thread",)
+            y = self.one_thread.forward(x, training)  # evaluation; or the layer's error
             return y if self.relu is None else self.relu.forward(y, training)
         n, c, h, w = x.shape
         rows = pixel_major(x).reshape(h * w, n * c)
@@ -75,8 +77,8 @@ class BlockBatchNorm2d(Layer, register=False):
 
     def backward(self, dy, need_dx=True):
         cache = self._take_cache()
-        if cache[0] == "textbook":
-            return self.bn.backward(dy if self.relu is None else self.relu.backward(dy), need_dx)
+        if cache[0] == "one thread":
+            return self.one_thread.backward(dy if self.relu is None else self.relu.backward(dy), need_dx)
         _, centred, inv_std, n, y = cache
         _, c, h, w = dy.shape
         rows = pixel_major(dy).reshape(h * w, n * c)
@@ -93,10 +95,7 @@ class BlockBatchNorm2d(Layer, register=False):
                 total[rows.shape[1]:] += np.einsum("pk,pk->k", rows[a:b], centred[a:b])
             return total
 
-        dbeta, centred_sum = channel_sums(self.blocks, sums, rows, n, c).reshape(2, c)
-        dgamma = centred_sum * inv_std  # Σ dy·x̂
-        self.grads["beta"][...] = dbeta
-        self.grads["gamma"][...] = dgamma
+        dbeta, dgamma = parameter_gradients(self, sums, rows, n, c, inv_std)
         if not need_dx:
             return None
         m = h * w * n
@@ -129,3 +128,13 @@ def channel_sums(blocks: Blocks, fn, rows: np.ndarray, n: int, c: int) -> np.nda
     each run of N·C columns folded to the C channels: (k·C,)."""
     total = np.sum(blocks.run(fn, len(rows), rows.size), axis=0)
     return total.reshape(-1, n, c).sum(axis=1).ravel()
+
+
+def parameter_gradients(layer: Layer, sums, rows: np.ndarray, n: int, c: int, inv_std: np.ndarray):
+    """dβ = Σdy and dγ = Σdy·x̂ = Σdy·(x − μ)/σ (C,) each, into ``layer.grads``, from ``sums``
+    (start, stop) -> a block's per-column Σdy and Σdy·(x − μ) side by side (2·N·C,)."""
+    dbeta, centred_sum = channel_sums(layer.blocks, sums, rows, n, c).reshape(2, c)
+    dgamma = centred_sum * inv_std
+    layer.grads["beta"][...] = dbeta
+    layer.grads["gamma"][...] = dgamma
+    return dbeta, dgamma

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..nn.base import Layer
 from ..nn.im2col import from_pixel_major, pixel_major
-from .batchnorm import BlockBatchNorm2d, channel_sums
+from .batchnorm import BlockBatchNorm2d, channel_sums, parameter_gradients
 from .maxpool import BlockMaxPool2D, route_to_maxima, window_maxima
 from .relu import relu_gradient
 from .threads import chunks
@@ -111,10 +111,7 @@ class BlockBatchNormPool(Layer, register=False):
                 total[k:] += np.einsum("ijk,ijk->k", d_pool[a:b], pooled[a:b] - wide_mean)
             return total
 
-        dbeta, centred_sum = channel_sums(self.blocks, sums, d_pool, n, c).reshape(2, c)
-        dgamma = centred_sum * inv_std  # Σ dy_bn·x̂
-        self.grads["beta"][...] = dbeta
-        self.grads["gamma"][...] = dgamma
+        dbeta, dgamma = parameter_gradients(self, sums, d_pool, n, c, inv_std)  # Σ dy_bn, Σ dy_bn·x̂
         if not need_dx:
             return None
         m = h * w * n

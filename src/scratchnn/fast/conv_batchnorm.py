@@ -38,9 +38,9 @@ from .threads import Blocks, chunks
 
 
 class ConvBatchNorm(Layer, register=False):
-    """``conv`` (a Conv2D on im2col, the network's first layer) then ``norm`` (a BatchNorm2d or a
-    BlockBatchNorm2d, maybe applying the ReLU after it) as one layer; shares their params, grads
-    and buffers. x (N, C, H, W) -> y (N, F, OH, OW)."""
+    """``conv`` (a Conv2D on im2col, the network's first layer) then ``norm`` (a BatchNorm2d, a
+    RowBatchNorm of one or a BlockBatchNorm2d, maybe applying the ReLU after it) as one layer;
+    shares their params, grads and buffers. x (N, C, H, W) -> y (N, F, OH, OW)."""
 
     def __init__(self, conv: Conv2D, norm: Layer):
         super().__init__()

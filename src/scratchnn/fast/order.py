@@ -23,6 +23,7 @@ from ..nn.conv import Conv2D
 from ..nn.pool import MaxPool2D
 from .batchnorm import BlockBatchNorm2d
 from .batchnorm_pool import BlockBatchNormPool
+from .batchnorm_rows import RowBatchNorm
 from .conv_batchnorm import ConvBatchNorm
 from .maxpool import BlockMaxPool2D
 from .relu import BlockReLU
@@ -67,9 +68,10 @@ def with_pools_first(layers: list[Layer]) -> list[Layer]:
 
 
 def with_first_conv_folded(layers: list[Layer]) -> list[Layer]:
-    """``layers`` (in the order they run), a first Conv2D that a BatchNorm2d (textbook or
+    """``layers`` (in the order they run), a first Conv2D that a BatchNorm2d (textbook, on rows or
     threaded, maybe applying a ReLU) follows run with it as one ConvBatchNorm: the first layer
     only, the one whose input gradient nothing needs."""
-    if len(layers) >= 2 and type(layers[0]) is Conv2D and type(layers[1]) in (BatchNorm2d, BlockBatchNorm2d):
+    norms = (BatchNorm2d, RowBatchNorm, BlockBatchNorm2d)
+    if len(layers) >= 2 and type(layers[0]) is Conv2D and type(layers[1]) in norms:
         return [ConvBatchNorm(layers[0], layers[1]), *layers[2:]]
     return list(layers)

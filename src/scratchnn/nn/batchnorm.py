@@ -1,16 +1,18 @@
 """Batch normalisation: BatchNorm1d over the batch of (N, D) features, BatchNorm2d per channel
 of (N, C, H, W) images. Both are one computation on a matrix of rows (M, C): each column is
 normalised with the statistics of its M numbers. For BatchNorm1d the rows are the N samples;
-for BatchNorm2d they are the H·W·N pixels of every image (the statistics axes (0, 2, 3) of x),
-and since convolution outputs are stored pixel-major, (H, W, N, C) in memory (see ``im2col``),
-that matrix is a view of x, not a copy.
+for BatchNorm2d they are the N·H·W pixels of every image (the statistics axes (0, 2, 3) of x).
 
 A bias just before a batch norm does nothing: the mean subtraction removes it (x + b − μ(x + b)
 = x − μ(x)), so its true gradient is exactly 0 and β does its job. The presets keep it anyway
 (``Dense`` and ``Conv2D`` always have one); Adam turns the gradient's float rounding, ~1e-9, into
 steps of its usual size, so such a bias drifts (to ~0.01 in 3 epochs) and the normalisation
 takes it out again (the running mean follows it). PyTorch users write ``bias=False`` there; here
-it costs one number per unit."""
+it costs one number per unit.
+
+The fast path (``scratchnn.fast``) runs these layers with sums along wider views of memory, an
+evaluation in two passes, on threads, and fused with the layers around them (fast/batchnorm*.py).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -24,22 +26,20 @@ from .schema import check_number, features_in, images_in, units
 class _BatchNorm(Layer, register=False):
     """y = γ·x̂ + β with x̂ = (x − μ)/σ per column of a matrix of rows x (M, C); γ, β (C,).
 
-    The rows come as an array (P, Q, C) with M = P·Q (BatchNorm1d: (N, 1, D); BatchNorm2d: the
-    (H·W, N, C) pixel-major memory), so that sums over the rows run along its long (P, Q·C) view.
-
     Training normalises with the statistics of the M rows, per column c:
-        μ = Σₘ x / M      v = Σₘ (x − μ)² / M (biased)      σ = √(v + eps)
+        μ = mean of x      v = mean of (x − μ)² (biased)      σ = √(v + eps)
     and updates the buffers (as PyTorch does: the running variance takes the unbiased v·M/(M − 1)):
         running_mean ← (1 − momentum)·running_mean + momentum·μ
         running_var  ← (1 − momentum)·running_var  + momentum·v·M/(M − 1)
     Evaluation uses μ = running_mean, σ = √(running_var + eps), so a sample's output does not
-    depend on the rest of its batch; with μ and σ constants, y = x·(γ/σ) + (β − μ·γ/σ) is two
-    passes over x instead of four (PyTorch's CPU kernel computes it so too).
+    depend on the rest of its batch.
 
-    Backward, for upstream dy (M, C):
-        dγ = Σₘ dy·x̂      dβ = Σₘ dy
-        training:  dx = (γ/σ)/M · (M·dy − Σₘ dy − x̂·Σₘ(dy·x̂))   (μ and σ depend on every row)
-        eval:      dx = dy·γ/σ                                   (μ and σ are constants)
+    Backward, for upstream dy (M, C), means and sums over the M rows:
+        dγ = Σ dy·x̂      dβ = Σ dy
+        training:  dx = (γ/σ)·(dy − mean(dy) − x̂·mean(dy·x̂))   (μ and σ depend on every row)
+        eval:      dx = (γ/σ)·dy                               (μ and σ are constants)
+    The training dx is the chain rule through x̂ = (x − μ)/σ: dx̂ = γ·dy, and moving one x moves
+    μ (the mean(dy) term) and σ (the x̂·mean(dy·x̂) term) for every row of its column.
 
     Subclasses name the width (``size_name``), say what a row is (``rows_are``) and turn their
     input into rows and back.
@@ -69,28 +69,35 @@ class _BatchNorm(Layer, register=False):
         self.buffers = {"running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
 
     def _normalise(self, x, training):
-        """y (P, Q, C) for rows x (P, Q, C); caches what ``_backward_rows`` needs."""
-        if not training:  # μ and σ are constants: y = x·(γ/σ) + (β − μ·γ/σ)
-            inv_std = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
-            scale = self.params["gamma"] * inv_std
-            self._cache = (x, inv_std, training)  # x, not x̂: only a backward needs x̂, and makes it
-            y = x * scale
-            y += self.params["beta"] - self.buffers["running_mean"] * scale
-            return y
-        m = x.shape[0] * x.shape[1]
+        """y (M, C) for rows x (M, C); caches x̂ and σ for ``_backward_rows``."""
+        if training:
+            self.check_rows(len(x))
+            mean = x.mean(axis=0)
+            var = ((x - mean) ** 2).mean(axis=0)
+            self.update_running_statistics(mean, var, len(x))
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        std = np.sqrt(var + self.eps)
+        x_hat = (x - mean) / std
+        self._cache = (x_hat, std, training)
+        return self.params["gamma"] * x_hat + self.params["beta"]
+
+    def _backward_rows(self, dy, need_dx):
+        """dx (M, C) for dy (M, C), or None; fills grads."""
+        x_hat, std, training = self._take_cache()
+        self.grads["gamma"][...] = (dy * x_hat).sum(axis=0)
+        self.grads["beta"][...] = dy.sum(axis=0)
+        if not need_dx:
+            return None
+        if not training:
+            return self.params["gamma"] / std * dy
+        return self.params["gamma"] / std * (dy - dy.mean(axis=0) - x_hat * (dy * x_hat).mean(axis=0))
+
+    def check_rows(self, m: int) -> None:
+        """A training batch of m rows must have a variance: ShapeError naming the fix if m < 2."""
         if m < 2:
             raise ShapeError(f"{self!r} needs at least 2 {self.rows_are} in training mode "
                              f"(a batch of {m} has no variance); change the batch size")
-        mean = _row_sums(x) / m
-        x_hat = x - mean
-        var = _row_sums(x_hat, x_hat) / m  # Σₘ (x − μ)²
-        inv_std = 1 / np.sqrt(var + self.eps)
-        x_hat *= inv_std
-        self.update_running_statistics(mean, var, m)
-        self._cache = (x_hat, inv_std, training)
-        y = x_hat * self.params["gamma"]
-        y += self.params["beta"]
-        return y
 
     def update_running_statistics(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
         """Fold one batch's μ and biased v (over m rows) into the running averages."""
@@ -102,27 +109,6 @@ class _BatchNorm(Layer, register=False):
         running_var *= 1 - k
         running_var += (k * m / (m - 1)) * var
 
-    def _backward_rows(self, dy, need_dx):
-        """dx (P, Q, C) for dy (P, Q, C), or None; fills grads."""
-        cached, inv_std, training = self._take_cache()
-        x_hat = cached if training else (cached - self.buffers["running_mean"]) * inv_std
-        dbeta = _row_sums(dy)
-        dgamma = _row_sums(dy, x_hat)
-        self.grads["beta"][...] = dbeta
-        self.grads["gamma"][...] = dgamma
-        if not need_dx:
-            return None
-        scale = self.params["gamma"] * inv_std  # γ/σ (C,)
-        if not training:
-            return dy * scale
-        # (γ/σ)/M · (M·dy − Σdy − x̂·Σ(dy·x̂)), as γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M) in place
-        m = dy.shape[0] * dy.shape[1]
-        dx = x_hat * (dgamma / m)
-        dx += dbeta / m
-        np.subtract(dy, dx, out=dx)
-        dx *= scale
-        return dx
-
     def config(self):
         return {self.size_name: self.size, "momentum": self.momentum, "eps": self.eps}
 
@@ -132,7 +118,7 @@ class BatchNorm1d(_BatchNorm):
     samples, so per feature d: μ = Σₙ x / N, and so on (the math is ``_BatchNorm``'s):
 
         y = γ·(x − μ)/σ + β
-        dγ = Σₙ dy·x̂    dβ = Σₙ dy    dx = (γ/σ)/N · (N·dy − Σₙ dy − x̂·Σₙ(dy·x̂))  (training)
+        dγ = Σₙ dy·x̂    dβ = Σₙ dy    dx = (γ/σ)·(dy − meanₙ(dy) − x̂·meanₙ(dy·x̂))  (training)
 
     Args:
         features: D, the width of the input.
@@ -151,11 +137,10 @@ class BatchNorm1d(_BatchNorm):
 
     def forward(self, x, training=False):
         check_features(self, x, self.size)
-        return self._normalise(x[:, None], training)[:, 0]
+        return self._normalise(x, training)
 
     def backward(self, dy, need_dx=True):
-        dx = self._backward_rows(dy[:, None], need_dx)
-        return None if dx is None else dx[:, 0]
+        return self._backward_rows(dy, need_dx)
 
     @classmethod
     def config_shapes(cls, args, shape, where):
@@ -175,12 +160,12 @@ class BatchNorm2d(_BatchNorm):
     same kernel. With M = N·H·W and sums over n, h, w, per channel c:
 
         μ = Σ x / M    v = Σ (x − μ)² / M    x̂ = (x − μ)/√(v + eps)    y = γ·x̂ + β
-        dγ = Σ dy·x̂    dβ = Σ dy    dx = (γ/σ)/M · (M·dy − Σ dy − x̂·Σ(dy·x̂))   (training)
-        dx = dy·γ/σ with σ = √(running_var + eps)                                 (eval)
+        dγ = Σ dy·x̂    dβ = Σ dy    dx = (γ/σ)·(dy − Σ dy/M − x̂·Σ(dy·x̂)/M)   (training)
+        dx = dy·γ/σ with σ = √(running_var + eps)                           (eval)
 
     The running statistics follow PyTorch (``momentum``; unbiased variance v·M/(M − 1)). The
-    work is BatchNorm1d's on the (H·W·N, C) matrix of pixels, a view of a pixel-major x; the
-    output is pixel-major too, like a convolution's.
+    work is BatchNorm1d's on the (H·W·N, C) matrix of pixel rows (``pixel_rows``), a view of a
+    pixel-major x; the output is pixel-major too, like a convolution's.
 
     Args:
         channels: C, the number of feature maps.
@@ -203,13 +188,13 @@ class BatchNorm2d(_BatchNorm):
         if x.ndim != 4 or x.shape[1] != self.size:
             raise ShapeError(f"{self!r} expects images of shape (N, {self.size}, H, W), got {x.shape}")
         n, c, h, w = x.shape
-        y = self._normalise(pixel_major(x).reshape(h * w, n, c), training)
+        y = self._normalise(pixel_rows(x), training)
         return from_pixel_major(y.reshape(h, w, n, c))
 
     def backward(self, dy, need_dx=True):
         self._take_cache()  # the clear error when forward has not run, before dy's shape is read
         n, c, h, w = dy.shape
-        dx = self._backward_rows(pixel_major(dy).reshape(h * w, n, c), need_dx)
+        dx = self._backward_rows(pixel_rows(dy), need_dx)
         return None if dx is None else from_pixel_major(dx.reshape(h, w, n, c))
 
     @classmethod
@@ -225,17 +210,11 @@ class BatchNorm2d(_BatchNorm):
                  from_pixel_major(1 - 2 * rng.standard_normal((3, 2, 4, 2))))]
 
 
-def _row_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Σ a (or Σ a·b) over the rows of (P, Q, C) arrays: (C,).
-
-    NOTE: summed along the (P, Q·C) view first, then Q rows of C. NumPy sums down the columns
-    of a matrix one row at a time, and rows of C = 32 numbers make that ~5x slower than rows
-    of Q·C = 4,096 (and, fewer numbers in a row of additions, a little more accurate).
-    """
-    p, q, c = a.shape
-    wide = a.reshape(p, q * c)
-    sums = wide.sum(axis=0) if b is None else np.einsum("pk,pk->k", wide, b.reshape(p, q * c))
-    return sums.reshape(q, c).sum(axis=0)
+def pixel_rows(x: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) as its pixels' rows (H·W·N, C), ordered (h, w, n): a view of a pixel-major x,
+    the memory a convolution gives (see ``im2col``), so each row is one pixel's C channels."""
+    n, c, h, w = x.shape
+    return pixel_major(x).reshape(h * w * n, c)
 
 
 def batchnorm_with_random_affine(size: int, rng: np.random.Generator, kind: type = BatchNorm1d) -> _BatchNorm:
