@@ -138,8 +138,7 @@ class Conv2D(Layer):
             scheme, cache = cache
             return winograd.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx, scheme)
         x_shape, cols, wm = cache
-        n, _, oh, ow = dy.shape
-        (kh, kw), c, f = self.kernel_size, self.in_channels, self.out_channels
+        n, f, oh, ow = dy.shape
         dy_rows = dy.transpose(2, 3, 0, 1).reshape(oh * ow * n, f)  # a view when dy is pixel-major
         # [dWm; db] (KH·KW·C + 1, F) = [cols 1]ᵀ·dY. NOTE: transposes are views that BLAS reads
         # without a copy; OpenBLAS is ~20% faster at the transposed product dYᵀ·cols when cols
@@ -149,15 +148,8 @@ class Conv2D(Layer):
         self.grads["b"][...] = dwb[-1]
         if not need_dx:
             return None
-        wm = wm[:-1]  # the kernel rows only: the bias has no input to pass a gradient to
-        # dcols = dY·Wmᵀ computed as KH·KW products dY·W_kᵀ (OH·OW·N, C), one per kernel offset
-        # (one batched matmul call): in that kernel-offset-major memory col2im adds contiguous
-        # runs of OW·N·C floats; dY·Wmᵀ in one product is ~3x slower to scatter back.
-        dtype = np.result_type(dy_rows, wm)
-        dcols = self._buffer("dcols", (kh * kw, oh * ow * n, c), dtype)
-        np.matmul(dy_rows, wm.reshape(kh * kw, c, f).transpose(0, 2, 1), out=dcols)
-        blocks = dcols.reshape(kh, kw, oh, ow, n, c).transpose(2, 3, 4, 0, 1, 5)  # (OH, OW, N, KH, KW, C)
-        return col2im(blocks, x_shape, self.kernel_size, self.stride, self.padding)
+        dcols = dy_rows @ wm[:-1].T  # (OH·OW·N, KH·KW·C); Wm's rows only: the bias has no input
+        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
     def winograd_scheme(self, height: int, width: int, rule: tuple[int, int, int] = AUTO_RULE):
         """The Winograd scheme (``nn.winograd``, or ``F4``, ``F5``, ``F7`` of ``nn.winograd4/5/7``)

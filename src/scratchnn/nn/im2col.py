@@ -125,8 +125,6 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, int, int, int], kernel_size
     input_shape = (N, C, H, W), pixel-major in memory; the padding border is dropped.
 
     Loops over the KH·KW kernel offsets: each is one strided add of an (OH, OW, N, C) block.
-    NOTE: it is fastest when cols[:, :, :, kh, kw] is contiguous (kernel-offset-major memory,
-    as Conv2D.backward produces it), since each add is then a run of OW·N·C floats.
     """
     n, c, h, w = (int(s) for s in input_shape)
     (kh, kw), (sh, sw) = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
