@@ -5,7 +5,7 @@ import pytest
 from scratchnn import Dense, Sequential
 from scratchnn.errors import ConfigError
 from scratchnn.gradcheck import check_layer
-from scratchnn.nn.check_inputs import away_from_zero
+from scratchnn.nn.gradcheck_inputs import away_from_zero
 from scratchnn.io import MODEL_FILE, load, save
 from scratchnn.nn import LeakyReLU, Sigmoid, Tanh, layer_from_config, layer_to_config
 

@@ -20,7 +20,7 @@ from scratchnn.nn import (
     layer_from_config,
     layer_to_config,
 )
-from scratchnn.nn.check_inputs import distinct_values
+from scratchnn.nn.gradcheck_inputs import distinct_values
 
 TIGHT = 1e-7
 # (kernel_size, stride, padding, input (N, C, H, W)): square and not, overlapping windows,

@@ -25,7 +25,7 @@ MODULES = [name for name in ALL_MODULES if examples(importlib.import_module(name
 
 # The modules whose docstrings give a formula worth running: losing their examples (a docstring
 # rewritten without one) should be noticed, not silently drop them from the collection above.
-MUST_HAVE_EXAMPLES = {"scratchnn.metrics", "scratchnn.nn.losses", "scratchnn.nn.im2col", "scratchnn.nn.shape",
+MUST_HAVE_EXAMPLES = {"scratchnn.metrics", "scratchnn.nn.losses", "scratchnn.nn.im2col", "scratchnn.nn.flatten",
                       "scratchnn.optim.schedules", "scratchnn.data.split", "scratchnn.model"}
 
 

@@ -5,7 +5,7 @@ import pytest
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.gradcheck import check_layer, standard_cases
 from scratchnn.nn import LAYER_TYPES, Dense, Layer, ReLU, layer_from_config, layer_to_config
-from scratchnn.nn.check_inputs import away_from_zero
+from scratchnn.nn.gradcheck_inputs import away_from_zero
 
 TIGHT = 1e-7
 

@@ -9,7 +9,7 @@ from .im2col import col2im, conv_output_shape, im2col
 from .init import INITIALIZERS, get_initializer, glorot_uniform, he_normal, seed_uniform, zeros
 from .losses import SoftmaxCrossEntropy
 from .pool import AvgPool2D, MaxPool2D
-from .shape import Flatten
+from .flatten import Flatten
 
 __all__ = [
     "Layer", "LAYER_TYPES", "layer_from_config", "layer_to_config",

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Layer
-from .check_inputs import away_from_zero
+from .gradcheck_inputs import away_from_zero
 from .schema import fraction
 
 

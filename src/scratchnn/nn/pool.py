@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .base import Layer
-from .check_inputs import distinct_values
+from .gradcheck_inputs import distinct_values
 from .im2col import as_pair, col2im, conv_output_shape, from_pixel_major, im2col, pixel_major
 from .image_shapes import check_images, check_sample, unpair, window_sides
 from .schema import MAX_SAMPLE, optional, window

@@ -22,7 +22,7 @@ from .health import HealthRecorder
 from .history import History
 from .memory import check_batch_memory
 
-DIVERGED = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
+DIVERGED_FACTOR = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
 
 
 @dataclass
@@ -98,7 +98,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     Stop button): the interrupted epoch is evaluated on the batches it ran (its train accuracy
     is NaN unless it was an evaluated epoch) and reported like any other.
 
-    Raises TrainingDiverged as soon as the loss is not finite or over DIVERGED times that of a
+    Raises TrainingDiverged as soon as the loss is not finite or over DIVERGED_FACTOR times that of a
     uniform guess (ln C): a learning rate too high for Adam makes the loss explode (1e8 and
     more) and the ReLUs die, without ever reaching NaN. At evaluations, weights must be finite.
 
@@ -221,7 +221,7 @@ class _Loop:
         self.augment, self.augment_rng, self.health = augment, augment_rng, health
         self.on_batch_end, self.stop_requested = on_batch_end, stop_requested
         self.batches = 1 if not batch_size else -(-len(passes.x) // batch_size)
-        self.max_loss = DIVERGED * math.log(model.num_classes)
+        self.max_loss = DIVERGED_FACTOR * math.log(model.num_classes)
         self.history = History()
 
     def train_epoch(self, epoch: int, measured: bool) -> _Sums:
