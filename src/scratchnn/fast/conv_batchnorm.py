@@ -24,7 +24,8 @@ finished in float64 on the small matrices: on a trained cnn-best's first layer a
 digits in float32, y is 8e-7 from the float64 textbook's (the float32 textbook's 2e-6).
 
 Evaluation, a convolution that runs Winograd, and a batch of one pixel run the layers in turn;
-asked for the input gradient, it makes batch norm's dx after all and runs the convolution's.
+asked for the input gradient, it makes batch norm's dx after all and the convolution's of it
+(``Conv2D.input_gradient``).
 """
 from __future__ import annotations
 
@@ -111,17 +112,11 @@ class ConvBatchNorm(Layer, register=False):
         self.conv.grads["b"][...] = dwide[-1]
         if not need_dx:
             return None
-        # the input gradient: batch norm's dx after all, then the convolution's own backward (whose
-        # weight gradients are these, rounded otherwise: the folded ones above stand)
+        # the input gradient: batch norm's dx after all (rows in im2col's order), then the convolution's
         rows = len(y)
         x_hat = (cols @ wide.astype(cols.dtype) - col_mean @ wide) * inv_std
         dx_bn = (scale * (d_bn - dbeta / rows - x_hat * (dgamma / rows))).astype(d_bn.dtype)
-        folded_grads = {key: grad.copy() for key, grad in self.conv.grads.items()}
-        self.conv._cache = ("im2col", (x_shape, cols, wide.astype(cols.dtype)))
-        dx = self.conv.backward(from_pixel_major(dx_bn.reshape(oh, ow, n, f)), need_dx)
-        for key, grad in folded_grads.items():
-            self.conv.grads[key][...] = grad
-        return dx
+        return self.conv.input_gradient(dx_bn, x_shape)
 
     def _folds(self, x, training: bool) -> bool:
         """Whether this batch runs as one product (see the module's note)."""

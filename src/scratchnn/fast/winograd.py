@@ -51,7 +51,8 @@ class BlockConv2D(Layer, register=False):
         fits = x.ndim == 4 and x.shape[1] == conv.in_channels
         scheme = conv.winograd_scheme(*x.shape[2:], rule=FAST_RULE) if fits else None
         if scheme is not None:
-            y, cache = forward(x, conv.params["W"], conv.params["b"], conv.padding, conv._buffer, self.blocks, scheme)
+            params = conv.params
+            y, cache = forward(x, params["W"], params["b"], conv.padding, conv.work_array, self.blocks, scheme)
             self._cache = ("blocks", cache)
             return y
         self._cache = ("textbook",)
@@ -61,7 +62,7 @@ class BlockConv2D(Layer, register=False):
         cache = self._take_cache()
         if cache[0] == "textbook":
             return self.conv.backward(dy, need_dx)
-        return backward(dy, cache[1], self.conv.padding, self.grads, self.conv._buffer, self.blocks, need_dx)
+        return backward(dy, cache[1], self.conv.padding, self.grads, self.conv.work_array, self.blocks, need_dx)
 
     def output_shape(self, input_shape):
         return self.conv.output_shape(input_shape)

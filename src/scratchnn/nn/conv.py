@@ -108,14 +108,14 @@ class Conv2D(Layer):
         n, _, h, w = check_images(self, x, self.in_channels)
         scheme = self.winograd_scheme(h, w)
         if scheme is not None:
-            y, cache = winograd.forward(x, self.params["W"], self.params["b"], self.padding, self._buffer, scheme)
+            y, cache = winograd.forward(x, self.params["W"], self.params["b"], self.padding, self.work_array, scheme)
             self._cache = ("winograd", (scheme, cache))
             return y
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
         cols = self.columns(x)
         wm = np.concatenate([kernel_matrix(self.params["W"]), self.params["b"][None]])  # [Wm; b]
         y = cols @ wm  # (OH·OW·N, F) = (OH, OW, N, F) in memory
-        self._cache = ("im2col", (x.shape, cols, wm))
+        self._cache = ("im2col", (x.shape, cols))
         return from_pixel_major(y.reshape(oh, ow, n, self.out_channels))
 
     def columns(self, x: np.ndarray) -> np.ndarray:
@@ -127,7 +127,7 @@ class Conv2D(Layer):
         n, _, h, w = x.shape
         oh, ow = conv_output_shape(h, w, self.kernel_size, self.stride, self.padding)
         k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
-        cols = self._buffer("cols", (oh * ow * n, k + 1), x.dtype, "F" if self.in_channels < ow else "C")
+        cols = self.work_array("cols", (oh * ow * n, k + 1), x.dtype, "F" if self.in_channels < ow else "C")
         im2col(x, self.kernel_size, self.stride, self.padding, out=cols[:, :k])
         cols[:, k] = 1
         return cols
@@ -136,8 +136,8 @@ class Conv2D(Layer):
         algorithm, cache = self._take_cache()
         if algorithm == "winograd":
             scheme, cache = cache
-            return winograd.backward(dy, cache, self.padding, self.grads, self._buffer, need_dx, scheme)
-        x_shape, cols, wm = cache
+            return winograd.backward(dy, cache, self.padding, self.grads, self.work_array, need_dx, scheme)
+        x_shape, cols = cache
         n, f, oh, ow = dy.shape
         dy_rows = dy.transpose(2, 3, 0, 1).reshape(oh * ow * n, f)  # a view when dy is pixel-major
         # [dWm; db] (KH·KW·C + 1, F) = [cols 1]ᵀ·dY. NOTE: transposes are views that BLAS reads
@@ -148,7 +148,12 @@ class Conv2D(Layer):
         self.grads["b"][...] = dwb[-1]
         if not need_dx:
             return None
-        dcols = dy_rows @ wm[:-1].T  # (OH·OW·N, KH·KW·C); Wm's rows only: the bias has no input
+        return self.input_gradient(dy_rows, x_shape)
+
+    def input_gradient(self, dy_rows: np.ndarray, x_shape: tuple[int, int, int, int]) -> np.ndarray:
+        """dx (N, C, H, W) = col2im(dY·Wmᵀ) for dY (OH·OW·N, F), rows in im2col's (oh, ow, n) order,
+        of an im2col forward on x of shape ``x_shape``. Wm's kernel rows only: the bias has no input."""
+        dcols = dy_rows @ kernel_matrix(self.params["W"]).T  # (OH·OW·N, KH·KW·C)
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
     def winograd_scheme(self, height: int, width: int, rule: tuple[int, int, int] = AUTO_RULE):
@@ -176,8 +181,9 @@ class Conv2D(Layer):
         super().release_cache()
         self._scratch.clear()  # the work arrays too: the next batch may have another shape anyway
 
-    def _buffer(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
-        """A scratch array of this shape, dtype and order, reused while batches keep their shape."""
+    def work_array(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
+        """A scratch array of this shape, dtype and order, reused while batches keep their shape
+        (im2col's matrix, the Winograd schemes' tiles; the fast path's pipelines take theirs here too)."""
         buffer = self._scratch.get(name)
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype or \
                 not buffer.flags[f"{order}_CONTIGUOUS"]:
