@@ -23,8 +23,9 @@
 # which does not care how large the gradient is: below $10^{-7}$ in float64 means the same
 # numbers; $10^{-2}$ or more means a bug. In between, look closer: a kink (ReLU at 0, a tie in
 # max-pooling) that $h$ stepped over, or a small term that is missing. `scratchnn gradcheck`
-# passes a layer below $10^{-7}$, with inputs drawn away from kinks. A pass is strong evidence at the points tried, not a proof:
-# a check on five digits cannot see a bug that only shows on a sixth.
+# passes a layer below $10^{-7}$, with inputs drawn away from kinks. A pass is strong evidence
+# at the points tried, not a proof: a check on five digits cannot see a bug that only shows on a
+# sixth.
 #
 # ## Why float64
 #
