@@ -54,10 +54,12 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     # NOTE: dashboard on any free port (the scheduler serves HTTP anyway; 8787 may be taken by
     # another sweep); memory_limit=0: no per-worker memory cap; Dask's default would pause a trial's worker
-    # at a fraction of the machine's memory meant for data frames, not for one training run
+    # at a fraction of the machine's memory meant for data frames, not for one training run;
+    # workers' logs below CRITICAL silenced: a trial's error reaches the sweep as its exception, and
+    # at Ctrl+C a worker whose heartbeat met the closing scheduler printed a traceback (an ERROR)
     with _sigint_ignored_by_children():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
     with cluster, Client(cluster) as client:
         yield client
 
