@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..nn.losses import SoftmaxCrossEntropy, check_labels
+from ..nn.losses import SoftmaxCrossEntropy
 
 
 class FastSoftmaxCrossEntropy(SoftmaxCrossEntropy):
     """``SoftmaxCrossEntropy(label_smoothing)`` computed on logitsᵀ (C, N)."""
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        if logits.ndim != 2:
-            raise ShapeError(f"logits must be (N, C), got shape {logits.shape}")
-        n, num_classes = logits.shape
-        labels = check_labels(labels, n, num_classes)
+        n, labels = self._checked(logits, labels)
         z = np.array(logits.T, order="C")  # a copy: the caller's logits are never changed
         z -= z.max(axis=0)
         exp = np.exp(z)
@@ -41,9 +37,7 @@ class FastSoftmaxCrossEntropy(SoftmaxCrossEntropy):
         return -float(log_p_true.sum(dtype=np.float64)) / n
 
     def backward(self) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        probs, true = self._cache  # probs is (C, N)
+        probs, true = self._taken()  # probs is (C, N)
         num_classes, n = probs.shape
         eps = self.label_smoothing
         scale = probs.dtype.type(1 / n)

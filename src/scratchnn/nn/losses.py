@@ -44,10 +44,7 @@ class SoftmaxCrossEntropy:
         self._cache = None
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        if logits.ndim != 2:
-            raise ShapeError(f"logits must be (N, C), got shape {logits.shape}")
-        n, num_classes = logits.shape
-        labels = check_labels(labels, n, num_classes)
+        n, labels = self._checked(logits, labels)
         z = logits - logits.max(axis=1, keepdims=True)  # a new array: the caller's logits are never changed
         exp = np.exp(z)
         sums = exp.sum(axis=1, keepdims=True)
@@ -60,9 +57,7 @@ class SoftmaxCrossEntropy:
         return -float(log_p_true.mean(dtype=np.float64))
 
     def backward(self) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        probs, labels = self._cache
+        probs, labels = self._taken()
         n, num_classes = probs.shape
         eps = self.label_smoothing
         dlogits = probs.copy()  # p − q, with q = (1 − ε)·onehot(y) + ε/C
@@ -71,6 +66,19 @@ class SoftmaxCrossEntropy:
         dlogits[np.arange(n), labels] -= 1 - eps
         dlogits /= n
         return dlogits
+
+    @staticmethod
+    def _checked(logits: np.ndarray, labels: np.ndarray) -> tuple[int, np.ndarray]:
+        """(N, the labels as an array) for logits (N, C); a ShapeError for anything else."""
+        if logits.ndim != 2:
+            raise ShapeError(f"logits must be (N, C), got shape {logits.shape}")
+        return len(logits), check_labels(labels, *logits.shape)
+
+    def _taken(self):
+        """What forward kept for backward; a clear error if forward has not run."""
+        if self._cache is None:
+            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
+        return self._cache
 
 
 def check_labels(labels: np.ndarray, count: int, num_classes: int) -> np.ndarray:
