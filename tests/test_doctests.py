@@ -26,7 +26,8 @@ MODULES = [name for name in ALL_MODULES if examples(importlib.import_module(name
 # The modules whose docstrings give a formula worth running: losing their examples (a docstring
 # rewritten without one) should be noticed, not silently drop them from the collection above.
 MUST_HAVE_EXAMPLES = {"scratchnn.metrics", "scratchnn.nn.losses", "scratchnn.nn.im2col", "scratchnn.nn.flatten",
-                      "scratchnn.optim.schedules", "scratchnn.data.split", "scratchnn.model"}
+                      "scratchnn.optim.schedules", "scratchnn.optim.schedule_options", "scratchnn.data.split",
+                      "scratchnn.model"}
 
 
 def test_the_modules_with_examples_are_not_a_token_few():

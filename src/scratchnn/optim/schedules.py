@@ -2,7 +2,9 @@
 
 The training loop sets ``optimizer.lr = schedule(optimizer.steps)`` before every update, and
 calls ``schedule.observe(dev_loss)`` after every evaluation (only ReduceOnPlateau listens).
-``state_dict()`` is a JSON-ready dict of plain numbers that goes into a checkpoint's metadata.
+``state_dict()`` is a JSON-ready dict of plain numbers that goes into a checkpoint's metadata
+(``schedule_state.py`` checks one read back); ``schedule_options.py`` builds a schedule from a
+run's options counted in epochs.
 
 >>> s = Cosine(0.1, total_steps=100, warmup_steps=10)
 >>> [round(s(k), 4) for k in (0, 9, 10, 55, 100)]
@@ -12,9 +14,8 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ConfigError
-from ..nn.schema import show
 from .arguments import check, count, positive
+from .schedule_state import check_state
 
 
 def _cosine(start: float, end: float, progress: float) -> float:
@@ -208,119 +209,5 @@ class WarmUp(Schedule):
         self.schedule.load_state_dict(state["schedule"])
 
 
-# What a saved state (``state_dict()``) may hold, so a damaged checkpoint cannot resume into a
-# diverging run: step and evaluation counts are whole numbers from the least given here (those that
-# divide from 1; WarmUp's warmup_steps too), learning rates in [0, MAX_RATE] (a checkpoint's bound on
-# the optimizer's), ReduceOnPlateau's best loss null or finite >= 0, and every other number a
-# factor, finite and >= 0, above 0 where it divides (a config's lr_gamma has no upper bound).
-COUNTS = {"step_size": 1, "every": 1, "total_steps": 1, "patience": 1, "warmup_steps": 0, "bad": 0}
-RATES = ("lr", "max_lr", "min_lr")
-DIVISORS = ("div_factor", "final_div_factor")
-MAX_RATE = 1e6
-
-
-def check_state(state: dict, where: str = "schedule") -> None:
-    """Refuse (ConfigError) a saved schedule state outside those ranges; WarmUp's holds the wrapped one's."""
-    if type(state) is not dict:
-        raise ConfigError(f"{where} must be an object of numbers, got {show(state)}")
-    for key, value in state.items():
-        name, real = f"{where} {key}", isinstance(value, (int, float)) and not isinstance(value, bool)
-        if key == "schedule" and "warmup_steps" in state:
-            check_state(value, name)
-        elif key in COUNTS:
-            low = 1 if key == "warmup_steps" and "schedule" in state else COUNTS[key]
-            if type(value) is not int or value < low:
-                raise ConfigError(f"{name} must be a whole number >= {low}, got {show(value)}")
-        elif key == "best" and value is None:
-            continue
-        elif not (real and (value > 0 if key in DIVISORS else value >= 0)
-                  and value <= (MAX_RATE if key in RATES else math.inf) and math.isfinite(value)):
-            allowed = (f"a number in [0, {MAX_RATE:g}]" if key in RATES else "a finite number > 0" if key in DIVISORS
-                       else "null or a finite number >= 0" if key == "best" else "a finite number >= 0")
-            raise ConfigError(f"{name} must be {allowed}, got {show(value)}")
-
-
 SCHEDULES = {"constant": Constant, "step": StepDecay, "exponential": Exponential, "cosine": Cosine,
              "one-cycle": OneCycle, "plateau": ReduceOnPlateau}
-
-
-# Which schedules use which option (the one place this rule is written; TrainConfig asks it too).
-OPTION_USERS = {
-    "warmup_epochs": ("constant", "step", "exponential", "cosine", "plateau"),  # one-cycle warms up itself
-    "gamma": ("step", "exponential"),
-    "factor": ("plateau",),
-    "step_epochs": ("step",),
-    "min_lr": ("cosine", "plateau"),
-}
-
-
-def check_schedule_options(name: str, epochs: int, options: dict, spell: dict[str, str] | None = None) -> None:
-    """Refuse an option that schedule ``name`` does not use, and a warm-up as long as the run.
-
-    ``options`` maps OPTION_USERS keys to values (None or 0: not set); ``spell`` names them as
-    the caller's user typed them (``{"gamma": "--lr-gamma"}``), several keys may share a spelling.
-
-    >>> check_schedule_options("cosine", 10, {"gamma": 0.5})
-    Traceback (most recent call last):
-    ...
-    scratchnn.errors.ConfigError: gamma does not apply to the cosine schedule, only to step and exponential
-    """
-    spell = spell or {}
-    warmup = options.get("warmup_epochs") or 0
-    if warmup and name == "one-cycle":
-        raise ConfigError(f"the one-cycle schedule has its own warm-up (30% of the run); "
-                          f"set {spell.get('warmup_epochs', 'warmup_epochs')} to 0")
-    if not 0 <= warmup < epochs:
-        raise ConfigError(f"{spell.get('warmup_epochs', 'warmup_epochs')} must be >= 0 and shorter than the run "
-                          f"(epochs = {epochs}), got {warmup:g}")
-    for option, value in options.items():
-        if not value or name in OPTION_USERS[option]:
-            continue
-        spelled = spell.get(option, option)
-        users = [s for key, keys_users in OPTION_USERS.items() if spell.get(key, key) == spelled for s in keys_users]
-        raise ConfigError(f"{spelled} does not apply to the {name} schedule, only to {' and '.join(users)}")
-    factor = options.get("factor")
-    if factor and name == "plateau" and not 0 < factor < 1:  # the schedule's own check, in the user's words
-        raise ConfigError(f"{spell.get('factor', 'factor')} multiplies the learning rate on a plateau and must be in "
-                          f"(0, 1), got {factor:g}")
-
-
-def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_epochs: float = 0.0,
-                  min_lr: float = 0.0, gamma: float | None = None, step_epochs: int | None = None,
-                  factor: float = 0.1, patience: int = 2) -> Schedule:
-    """Build schedule ``name`` (a key of SCHEDULES) from options counted in epochs.
-
-    step: ×gamma (default 0.1) every step_epochs (default max(1, epochs // 3)) epochs.
-    exponential: ×gamma per epoch, smoothly; default gamma = 0.01^(1/epochs), so lr/100 at the end.
-    cosine: to min_lr at the end. one-cycle: peak lr, has its own warm-up (30% of the run).
-    plateau: ×factor after ``patience`` evaluations without improvement, not below min_lr.
-    warmup_epochs (rounded to whole steps) adds a linear warm-up to all but one-cycle. Cosine
-    warms up on its own clock (its half cosine fills the steps after the warm-up, so it still
-    ends at min_lr); the others are wrapped in WarmUp, which scales their first steps and leaves
-    their clock alone (a step decay still falls at its epoch).
-    An option the schedule does not use (gamma for cosine, say) is an error.
-
-    >>> make_schedule("step", 0.1, steps_per_epoch=10, epochs=9)
-    StepDecay(lr=0.1, step_size=30, gamma=0.1)
-    """
-    if name not in SCHEDULES:
-        raise ConfigError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
-    steps_per_epoch, epochs = count("steps_per_epoch", steps_per_epoch), count("epochs", epochs)
-    check_schedule_options(name, epochs, {"warmup_epochs": warmup_epochs, "gamma": gamma,
-                                          "step_epochs": step_epochs, "min_lr": min_lr})
-    total = steps_per_epoch * epochs
-    warmup = max(1, round(warmup_epochs * steps_per_epoch)) if warmup_epochs else 0
-    if name == "constant":
-        schedule = Constant(lr)
-    elif name == "step":
-        step_epochs = max(1, epochs // 3) if step_epochs is None else count("step_epochs", step_epochs)
-        schedule = StepDecay(lr, step_epochs * steps_per_epoch, 0.1 if gamma is None else gamma)
-    elif name == "exponential":
-        schedule = Exponential(lr, 0.01 ** (1 / epochs) if gamma is None else gamma, every=steps_per_epoch)
-    elif name == "cosine":  # a warm-up rounded up to the whole run (1 step an epoch) leaves it 1 step to decay
-        return Cosine(lr, total, min_lr=min_lr, warmup_steps=min(warmup, total - 1))
-    elif name == "one-cycle":
-        return OneCycle(lr, max(2, total))
-    else:
-        schedule = ReduceOnPlateau(lr, factor=factor, patience=patience, min_lr=min_lr)
-    return WarmUp(schedule, warmup) if warmup else schedule

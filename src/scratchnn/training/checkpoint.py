@@ -21,7 +21,7 @@ from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
 from ..model_schema import buffer_names, check_type
 from ..nn.schema import check_int, check_number, is_number, show
-from ..optim.schedules import check_state
+from ..optim.schedule_state import check_state
 from .config import CONFIG_FILE
 from .early_stopping import EarlyStopping
 from .fit import EpochResult

@@ -23,7 +23,8 @@ from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
 from ..nn.init import INITIALIZERS
 from ..optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
-from ..optim.schedules import MAX_RATE, OPTION_USERS, check_schedule_options
+from ..optim.schedule_options import OPTION_USERS, check_schedule_options
+from ..optim.schedule_state import MAX_RATE
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
 from .options import option, option_of, options_of

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..data.augment import Augmentation
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
-from ..optim.schedules import OPTION_USERS
+from ..optim.schedule_options import OPTION_USERS
 from .config import SCHEDULE_KEYS, TrainConfig
 from .options import option_of, options_of
 from .run_data import locate_data, with_data
