@@ -13,7 +13,7 @@ from scratchnn import Dense, ReLU, Sequential, SoftmaxCrossEntropy
 from scratchnn.cli.main import main
 from scratchnn.errors import ShapeError
 from scratchnn.insight.explain import format_trace, trace
-from scratchnn.insight.plots.trace import explain_figure
+from scratchnn.insight.explain_figure import explain_figure
 from scratchnn.nn import BatchNorm1d, Dropout, Layer, Tanh
 
 LN2 = math.log(2)

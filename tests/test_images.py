@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from scratchnn.data import read_idx
 from scratchnn.errors import ConfigError, ImageError, ShapeError
-from scratchnn.insight.plots.preprocessing import preprocessing_figure, save_preprocessing_figure
+from scratchnn.plots.preprocessing import preprocessing_figure, save_preprocessing_figure
 from scratchnn.io import load
 from scratchnn.photos.image_ops import box_mean, box_sum, label_components, otsu_threshold
 from scratchnn.photos.preprocess import detect_ink, preprocess_steps, read_image, split_digits, to_mnist

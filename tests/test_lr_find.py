@@ -11,7 +11,7 @@ from test_plots import assert_drawn
 from scratchnn.cli.main import main, parse
 from scratchnn.data.kaggle_csv import write_kaggle_csv
 from scratchnn.errors import ConfigError, ShapeError
-from scratchnn.insight.plots import lr_find_figure
+from scratchnn.plots import lr_find_figure
 from scratchnn.io import read_metadata
 from scratchnn.nn.losses import SoftmaxCrossEntropy
 from scratchnn.optim import SGD, make_optimizer

@@ -6,7 +6,7 @@ from matplotlib.image import AxesImage
 
 from scratchnn import Conv2D, Dense, ReLU, Sequential
 from scratchnn.errors import ShapeError
-from scratchnn.insight.plots import (
+from scratchnn.plots import (
     confusion_figure,
     figure_png,
     first_layer_figure,
@@ -17,7 +17,7 @@ from scratchnn.insight.plots import (
     save_figure,
     training_curves,
 )
-from scratchnn.insight.plots.common import grid_shape
+from scratchnn.plots.common import grid_shape
 from scratchnn.metrics import confusion_matrix
 from scratchnn.nn.dropout import Dropout
 from scratchnn.optim import make_optimizer
@@ -321,7 +321,7 @@ def test_save_figure_writes_atomically_and_refuses_what_it_cannot_write(tmp_path
     from matplotlib.figure import Figure
 
     from scratchnn.errors import ConfigError
-    from scratchnn.insight.plots import save_figure
+    from scratchnn.plots import save_figure
 
     fig = Figure()
     fig.subplots().plot([0, 1], [1, 0])

@@ -10,14 +10,14 @@ from scratchnn.io import MODEL_FILE
 
 
 def forget_plots(monkeypatch):
-    """Make the next import of scratchnn.insight.plots (and matplotlib) run again, as in a fresh
+    """Make the next import of scratchnn.plots (and matplotlib) run again, as in a fresh
     process: out of sys.modules, and off its package (``from . import plots`` reads the attribute)."""
-    import scratchnn.insight
+    import scratchnn
 
-    plotting = ("matplotlib.", "scratchnn.insight.plots")
+    plotting = ("matplotlib.", "scratchnn.plots")
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(plotting)]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.delattr(scratchnn.insight, "plots", raising=False)
+    monkeypatch.delattr(scratchnn, "plots", raising=False)
 
 
 @pytest.fixture
@@ -69,4 +69,4 @@ def test_a_matplotlib_that_cannot_be_imported_is_not_called_missing(monkeypatch)
     monkeypatch.setitem(sys.modules, "matplotlib", broken)
     with pytest.raises(MissingExtra, match=r"matplotlib, which is installed but cannot be imported \(.*\); a build "
                                            r"older than 3.8.4 with NumPy 2 does this: pip install 'matplotlib>=3.8.4'"):
-        import scratchnn.insight.plots  # noqa: F401
+        import scratchnn.plots  # noqa: F401

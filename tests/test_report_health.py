@@ -13,7 +13,7 @@ from test_report import SCRIPT, Page, small_csv, tiny_run
 from scratchnn.doctor import diagnose_run
 from scratchnn.doctor.signals import HEALTH_FILE, Row, read_health_csv, write_health_csv
 from scratchnn.errors import ConfigError, ShapeError
-from scratchnn.insight.plots.health import MAX_LINES, gradient_figure, layer_series, units_figure
+from scratchnn.plots.health import MAX_LINES, gradient_figure, layer_series, units_figure
 from scratchnn.insight.report import REPORT_FILE, write_report
 from scratchnn.insight.report_health import ABSENT, HEALTH_FIGURES
 

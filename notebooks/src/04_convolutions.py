@@ -137,7 +137,7 @@ run.history.plot()
 # nine weights are little room, and the layers after them do the rest.
 
 # %%
-from scratchnn.insight.plots.weights import first_layer_figure
+from scratchnn.plots.weights import first_layer_figure
 
 first_layer_figure(run.model, max_units=32)
 
@@ -148,7 +148,7 @@ first_layer_figure(run.model, max_units=32)
 # hesitate over too.
 
 # %%
-from scratchnn.insight.plots.gallery import mistakes_gallery
+from scratchnn.plots.gallery import mistakes_gallery
 
 x_dev_images = x_dev.reshape(-1, 1, 28, 28)                  # the CNN reads (N, 1, 28, 28)
 probs = run.model.predict_proba(x_dev_images)                # (1000, 10)

@@ -44,7 +44,7 @@ print("photo", photo.shape, photo.dtype, f"values {photo.min():.2f}..{photo.max(
 #    with its centre of mass at (14, 14), as MNIST did.
 
 # %%
-from scratchnn.insight.plots.preprocessing import preprocessing_figure
+from scratchnn.plots.preprocessing import preprocessing_figure
 
 steps = preprocess_steps(photo)                         # [(name, image (h, w) in 0..1), ...]
 for name, image in steps:

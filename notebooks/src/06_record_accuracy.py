@@ -88,7 +88,7 @@ for training in (True, False):
 
 # %%
 from scratchnn.data import affine
-from scratchnn.insight.plots.gallery import image_grid
+from scratchnn.plots.gallery import image_grid
 
 digit = x_dev[:1].reshape(1, 28, 28)
 half = affine(digit, shift=(0.5, 0.5))       # half a pixel down and right: the most mixing
@@ -259,7 +259,7 @@ print(f"one digit = {100 / n:.1f} point; at {p:.1%} the standard error of a dev 
 # 60,000 training digits would help more than any change to the recipe.
 
 # %%
-from scratchnn.insight.plots.gallery import mistakes_gallery
+from scratchnn.plots.gallery import mistakes_gallery
 
 mistakes_gallery(x_dev.reshape(-1, 28, 28), y_dev, ensemble.predict_proba(x_dev_images, tta=8), data.classes, n=16)
 

@@ -10,7 +10,7 @@ __all__ = ["Sequential", "Dense", "ReLU", "Conv2D", "MaxPool2D", "AvgPool2D", "F
 # Subpackages load when first named (``scratchnn.doctor.HealthLog`` after ``import scratchnn``),
 # so the core stays light: the optional ones (tune, web) need their extras only when used.
 SUBPACKAGES = ("cli", "data", "doctor", "ensemble", "fast", "gradcheck", "insight", "io", "metrics", "nn", "optim",
-               "photos", "training", "tune", "web")
+               "photos", "plots", "training", "tune", "web")
 
 
 def __getattr__(name: str):

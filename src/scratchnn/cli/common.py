@@ -169,4 +169,4 @@ def next_steps_lines(steps: list[tuple[str, str, str | None]]) -> str:
 
 def require_plots() -> None:
     """Raise the plots extra's MissingExtra now, before a command prints what it found."""
-    from ..insight import plots  # noqa: F401
+    from .. import plots  # noqa: F401

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     print(render_image(picture).strip("\n"))  # the blank rows above and below the digit say nothing
     print(format_trace(result, classes))
     if args.save:
-        from ..insight.plots import save_figure
-        from ..insight.plots.trace import explain_figure
+        from ..plots import save_figure
+        from ..insight.explain_figure import explain_figure
 
         save_figure(explain_figure(result, classes, image_shape=metadata.get("image_shape")), args.save)
         print(f"Saved {args.save}")

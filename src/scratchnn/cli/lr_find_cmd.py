@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"the {config.preset} config trains on the full batch (batch_size 0); the range test "
                           "needs mini-batches: pass --batch-size N, e.g. --batch-size 128")
     try:  # matplotlib: imported only here, for this command's figure (the suggestion needs none)
-        from ..insight.plots import lr_find_figure, save_figure
-        from ..insight.plots.common import figure_format
+        from ..plots import lr_find_figure, save_figure
+        from ..plots.common import figure_format
     except MissingExtra as error:
         lr_find_figure = save_figure = None
         no_figure = str(error)

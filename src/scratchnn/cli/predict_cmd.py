@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Prediction: {classes[best]} (probability {probs[best]:.1%})   True label: {classes[label]}   ({verdict})")
     print("Top 3: " + top3(probs, classes))
     if args.save:
-        from ..insight.plots import prediction_figure, save_figure
+        from ..plots import prediction_figure, save_figure
 
         save_figure(prediction_figure(image, probs, classes, label), args.save)
         print(f"Saved {args.save}")
@@ -211,7 +211,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             print(f"Prediction: {classes[best]} (probability {probs[0, best]:.1%})")
             print("Top 3: " + top3(probs[0], classes))
         if args.explain_preprocessing:
-            from ..insight.plots.preprocessing import save_preprocessing_figure
+            from ..plots.preprocessing import save_preprocessing_figure
 
             out = args.explain_preprocessing
             if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too

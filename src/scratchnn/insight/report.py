@@ -1,7 +1,7 @@
 """One self-contained HTML report per run: the figures as PNG files and a page that embeds them.
 
 ``write_report(run_dir)`` reads a run folder (``model.safetensors``, ``metrics.csv``), predicts the
-chosen set (the run's dev split by default), draws every figure of ``scratchnn.insight.plots``, writes
+chosen set (the run's dev split by default), draws every figure of ``scratchnn.plots``, writes
 each as ``<name>.png`` and ``report.html`` beside them. The page has no external reference at
 all (images are ``data:`` URIs, CSS is inline) so it opens offline and can be mailed as one
 file; every string that comes from the run is HTML-escaped.
@@ -62,7 +62,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     existing report.html is never replaced by one with fewer figures: that is a ConfigError
     giving the reason, and nothing is written (delete report.html to accept the smaller one).
     """
-    from . import plots  # matplotlib only when a report is drawn
+    from .. import plots  # matplotlib only when a report is drawn
 
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
@@ -128,7 +128,7 @@ def _refuse_unfinished(run_dir: Path) -> None:
     no page, but its tables still draw what a learner needs most then: the training curves and
     the health figures. Drawn, then a ConfigError naming them, the doctor's first finding and
     what to do next."""
-    from . import plots
+    from .. import plots
 
     notes: list[str] = []
     settings = run_settings(run_dir)

@@ -56,7 +56,7 @@ def health_figures(health: Health, step: str):
     """(name, title, caption, Figure) of each health figure that can be drawn from the rows;
     what cannot (a table without gradients, a network without ReLU, sigmoid or tanh) is
     recorded in ``health.missing``."""
-    from .plots import gradient_figure, units_figure  # matplotlib only when a report is drawn
+    from ..plots import gradient_figure, units_figure  # matplotlib only when a report is drawn
 
     if health.rows is None:
         return []

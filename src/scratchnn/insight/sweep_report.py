@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from . import plots  # noqa: F401  (first: without matplotlib, the one-line MissingExtra that names the extra)
+from .. import plots  # noqa: F401  (first: without matplotlib, the one-line MissingExtra that names the extra)
 
 import matplotlib  # noqa: E402
 
@@ -25,7 +25,7 @@ from .. import __version__  # noqa: E402
 from ..errors import ScratchnnError  # noqa: E402
 from ..files import atomic_write_bytes  # noqa: E402
 from ..training.run import REPORT_FILE  # noqa: E402
-from .plots.common import figure_png  # noqa: E402
+from ..plots.common import figure_png  # noqa: E402
 
 SWEEP_REPORT_FILE = "sweep.html"
 CSS = """body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#fafafa;color:#222}

@@ -28,7 +28,7 @@ class History(list):
     def plot(self, step_name: str = "epoch"):
         """The training curves as a matplotlib Figure (shown inline when a notebook cell ends
         with it): loss and accuracy, train beside dev, and the learning rate, per evaluation."""
-        from ..insight.plots.curves import training_curves  # matplotlib only when a plot is asked for
+        from ..plots.curves import training_curves  # matplotlib only when a plot is asked for
 
         return training_curves(self, step_name)
 

@@ -74,7 +74,7 @@ class LRFindResult:
     def plot(self):
         """The range test as a matplotlib Figure (shown inline when a notebook cell ends with it):
         each batch's loss, the smoothed curve and both readings, as ``scratchnn lr-find`` draws it."""
-        from ..insight.plots import lr_find_figure  # matplotlib only when a plot is asked for
+        from ..plots import lr_find_figure  # matplotlib only when a plot is asked for
 
         return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest, self.min_over_10)
 

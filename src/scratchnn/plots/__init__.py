@@ -1,7 +1,9 @@
 """Figures drawn with matplotlib's object API (no pyplot: no global state, works headless).
 
 Every function takes plain arrays and values and returns a ``matplotlib.figure.Figure``;
-``save_figure`` writes one to a file and ``figure_png`` renders one to PNG bytes.
+``save_figure`` writes one to a file and ``figure_png`` renders one to PNG bytes. It sits low in
+the package (it needs only errors, files, metrics and the doctor's limits), so training's
+``History.plot()``, lr-find's ``plot()``, the report and the CLI all reach it by importing down.
 
     training_curves(rows)                               loss, accuracy and learning rate per epoch
     confusion_figure(matrix, classes)                   heatmap of the (C, C) counts
@@ -24,7 +26,7 @@ try:  # the plots extra: a predicting-only install goes without matplotlib's ~80
 except ImportError as error:
     import importlib.util
 
-    from ...errors import MissingExtra
+    from ..errors import MissingExtra
 
     if importlib.util.find_spec("matplotlib") is None:
         raise MissingExtra("figures need matplotlib, which is not installed: pip install 'scratchnn[plots]' "

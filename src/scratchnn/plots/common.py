@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
-from ...errors import ConfigError, ShapeError
-from ...files import atomic_write_bytes
+from ..errors import ConfigError, ShapeError
+from ..files import atomic_write_bytes
 
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...errors import ShapeError
+from ..errors import ShapeError
 
 
 def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float) -> Figure:

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ...errors import ShapeError
+from ..errors import ShapeError
 from .common import grid_shape, mosaic, text_width
 
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...errors import ShapeError
-from ..explain import LayerStep, Trace, format_shape, input_image
+from ..errors import ShapeError
+from .explain import LayerStep, Trace, format_shape, input_image
 
 MAX_MAPS = 16  # feature maps drawn per layer; the rest are named in the row title
 MAX_LABELLED = 20  # a strip this short gets a tick per unit (and the logits their values)

@@ -8,8 +8,8 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from ...errors import ShapeError
-from ...metrics import per_class_accuracy
+from ..errors import ShapeError
+from ..metrics import per_class_accuracy
 
 
 def _check_matrix(matrix, classes: Sequence[str]) -> np.ndarray:

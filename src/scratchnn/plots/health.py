@@ -12,9 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from ...doctor.thresholds import DEAD, HIGH_UPDATE, LOW_UPDATE, SATURATED
-from ...doctor.signals import MODEL, check_health_rows
-from ...errors import ShapeError
+from ..doctor.thresholds import DEAD, HIGH_UPDATE, LOW_UPDATE, SATURATED
+from ..doctor.signals import MODEL, check_health_rows
+from ..errors import ShapeError
 
 HEALTHY_UPDATE = (1e-4, 1e-2)  # a decade either side of the usual ~1e-3 step-to-weight ratio
 MAX_LINES = 12  # layers drawn per panel; a table with more is cut (and the title says so)

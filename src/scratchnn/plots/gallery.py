@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ...metrics import confident_mistakes
+from ..metrics import confident_mistakes
 from .common import as_images, check_labels, check_probs, grid_shape, pixel_range, text_width
 
 RIGHT, WRONG = "forestgreen", "firebrick"

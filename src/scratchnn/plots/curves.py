@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from ...errors import ShapeError
+from ..errors import ShapeError
 
 COLUMNS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr")
 
