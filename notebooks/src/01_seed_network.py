@@ -209,5 +209,6 @@ run
 # 3. **More iterations**: `--epochs 2000` (dev 0.892 at lr 0.1). Does 0.5 for 500 get there
 #    sooner? What does `scratchnn report` show about the train and dev curves?
 # 4. **By hand**: in the loop above, replace the per-unit bias gradient with the tutorial's single
-#    number (`db1 = dZ1.sum() / N`) and run it again. The accuracy hardly changes (0.825 and 0.824
-#    above): which is why a gradient check, not the accuracy, is how such a bug is found.
+#    number (`db1 = np.full(10, d1.sum())`: `d1` already holds the 1/N) and run it again, as
+#    `scalar_bias=True` does. The accuracy hardly changes (0.825 and 0.824 above): which is why a
+#    gradient check, not the accuracy, is how such a bug is found.

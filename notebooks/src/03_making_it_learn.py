@@ -12,9 +12,11 @@
 # %% [markdown]
 # ## Initialisation
 #
-# A layer $z = xW$ with $D$ inputs of variance 1 and weights of variance $\sigma^2$ gives
-# outputs of variance $D \sigma^2$. Through a ReLU half of that survives, so **He** initialisation
-# draws $W \sim \mathcal{N}(0, 2/D)$ to keep the signal's size constant layer after layer. Too
+# A layer $z = xW$ with $D$ inputs of mean square $\mathbb{E}[x^2] = 1$ and zero-mean weights of
+# variance $\sigma^2$ gives outputs of variance $D \sigma^2$. A ReLU keeps half of that mean square
+# ($\mathbb{E}[\mathrm{relu}(z)^2] = \tfrac12 \mathrm{Var}\, z$; its variance is smaller still, as
+# its outputs are never negative), so **He** initialisation (He et al. 2015) draws
+# $W \sim \mathcal{N}(0, 2/D)$ to keep the signal's size constant layer after layer. Too
 # small and it fades to nothing; too large and it explodes. Here are the activations of a
 # six-layer ReLU network at its start, for three scales:
 

@@ -69,8 +69,10 @@ for training in (True, False):
 # with 32 then 64 kernels, then a dense layer of 256 with batch norm and dropout 0.4. Each part is
 # the standard answer to one problem:
 #
-# - **two 3×3 convolutions** per block see a 5×5 patch with fewer weights than one 5×5 kernel,
-#   with a non-linearity between them; **same padding** keeps strokes at the edge in view;
+# - **two 3×3 convolutions** per block see a 5×5 patch with a non-linearity between them (at
+#   one width C, with fewer weights too: 18C² against a 5×5 kernel's 25C²; here each block's
+#   first convolution widens the channels, so the gain is the depth); **same padding** keeps
+#   strokes at the edge in view;
 # - **batch norm** keeps every layer's inputs on a steady scale (above);
 # - **max pooling** makes small shifts stop mattering, and quarters the next block's work;
 # - **dropout** keeps the dense head from memorising 9,000 digits;

@@ -1,7 +1,8 @@
 """Dense layers with their matrix products in the memory order OpenBLAS is fastest at.
 
-``DenseProducts`` computes exactly what ``nn.Dense`` computes (it shares the layer's params and
-grads), with three changes to how:
+``DenseProducts`` computes what ``nn.Dense`` computes (it shares the layer's params and grads;
+the bias gradient's sum runs in another order, so its last bits may differ), with three changes
+to how:
 
 - ``affine``: OpenBLAS is not equally fast at a product and its transpose. It computes
   yᵀ = Wᵀ·xᵀ faster for a feature-major x (Fortran order: the seed's (784, N) layout in memory,

@@ -5,9 +5,10 @@ for BatchNorm2d they are the N·H·W pixels of every image (the statistics axes 
 
 A bias just before a batch norm does nothing: the mean subtraction removes it (x + b − μ(x + b)
 = x − μ(x)), so its true gradient is exactly 0 and β does its job. The presets keep it anyway
-(``Dense`` and ``Conv2D`` always have one); Adam turns the gradient's float rounding, ~1e-9, into
-steps of its usual size, so such a bias drifts (to ~0.01 in 3 epochs) and the normalisation
-takes it out again (the running mean follows it). PyTorch users write ``bias=False`` there; here
+(``Dense`` and ``Conv2D`` always have one); Adam divides by √v̂ + ε, and ε = 1e-8 is only ~10x
+the gradient's float rounding (~1e-9), so that rounding still takes steps about a tenth of the
+usual size: such a bias drifts (to ~0.01 in 3 epochs) and the normalisation takes it out again
+(the running mean follows it). PyTorch users write ``bias=False`` there; here
 it costs one number per unit.
 
 The fast path (``scratchnn.fast``) runs these layers with sums along wider views of memory, an

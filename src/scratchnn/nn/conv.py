@@ -57,7 +57,8 @@ class Conv2D(Layer):
 
     NOTE: the bias is the weight of an input that is always 1. cols gets a last column of ones
     and Wm a last row b, so the one GEMM [cols 1]·[Wm; b] adds the bias and [cols 1]ᵀ·dY gives
-    [dWm; db]: no separate pass over Y or dY, which for the first layer are ~40x larger than cols.
+    [dWm; db]: no separate pass over Y or dY (F numbers a row, 32x the one column of ones that
+    replaces it in the presets' first layer).
 
     Args:
         in_channels, out_channels: C and F.
@@ -75,8 +76,9 @@ class Conv2D(Layer):
             per 5x5 and 7x7 outputs; fewer products where their tiles cover the map better
             (F(7x7): 28x28 and 14x14 exactly; see ``nn/winograd5.py``, ``nn/winograd7.py``).
             "auto" (the default): Winograd for 3x3 stride-1 layers with >= 32 input channels
-            (or 8 on outputs >= 14 a side), where it was measured faster, in whichever tiling
-            needs the fewest products; im2col elsewhere (see AUTO_MIN_CHANNELS).
+            (or 8 on outputs >= 14 a side), where it was measured faster, in whichever of
+            F(4x4), F(5x5) and F(7x7) needs the fewest products; im2col elsewhere (see
+            AUTO_MIN_CHANNELS).
         rng: ``np.random.Generator`` (or an int seed) that draws the initial values.
     """
 

@@ -5,8 +5,9 @@ A convolution is one matrix product once every window of the input is laid out a
     x (N, C, H, W)  --im2col-->  cols (OH·OW·N, KH·KW·C)       one row per output pixel
     OH = (H + 2·padding − KH) // stride + 1                      (OW likewise with W, KW)
 
-Rows are ordered (oh, ow, n) and the columns of a row (kh, kw, c). CS231n orders rows by image
-and columns (c, kh, kw); any order works as long as the kernel matrix matches it: for
+Rows are ordered (oh, ow, n) and the columns of a row (kh, kw, c). CS231n's ``im2col_indices``
+builds the transpose, (C·KH·KW, OH·OW·N): the same (oh, ow, n) windows as columns, with the
+kernel entries ordered (c, kh, kw). Any order works as long as the kernel matrix matches it: for
 W (F, C, KH, KW) that is ``kernel_matrix(W)`` (KH·KW·C, F).
 
 col2im is the adjoint (transpose) of im2col: it adds every entry of cols back onto the input

@@ -198,11 +198,14 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): before the Adam step,
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), in PyTorch's convention:
+    before the Adam step,
 
         θ ← θ − lr·λ·θ
 
     instead of adding λ·θ to g, so the decay is not rescaled by 1/√v̂. Same as torch.optim.AdamW.
+    The paper scales λ·θ by the schedule's multiplier alone, not by the base rate, so a λ taken
+    from it is ~1/lr times stronger than the same number here.
     """
 
     decoupled = True
