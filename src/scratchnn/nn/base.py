@@ -110,6 +110,12 @@ class Layer:
             if isinstance(value, Layer):
                 value.release_cache()
 
+    def __getstate__(self) -> dict:
+        """What ``copy.deepcopy`` and ``pickle`` keep: everything but the cache forward left for
+        backward. A copy is a layer that has not run yet, and it can be taken while another thread
+        predicts on this one (which rewrites the cache meanwhile)."""
+        return {**vars(self), "_cache": None}
+
     def _take_cache(self):
         """What forward stored for backward; a clear error if forward has not run."""
         if self._cache is None:

@@ -183,6 +183,9 @@ class Conv2D(Layer):
         super().release_cache()
         self._scratch.clear()  # the work arrays too: the next batch may have another shape anyway
 
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "_scratch": {}}  # nor the work arrays: the next forward makes its own
+
     def work_array(self, name: str, shape: tuple[int, ...], dtype, order: str = "C") -> np.ndarray:
         """A scratch array of this shape, dtype and order, reused while batches keep their shape
         (im2col's matrix, the Winograd schemes' tiles; the fast path's pipelines take theirs here too)."""
