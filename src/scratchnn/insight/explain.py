@@ -143,18 +143,15 @@ def trace(model: Sequential, x: np.ndarray, label: int | None = None, *, top_k: 
 
 def _working_copy(model: Sequential) -> Sequential:
     """A copy to run the walk on: it shares the parameters and buffers (evaluation mode only reads
-    them) and has its own gradients, caches and work arrays.
+    them) and has its own gradients, caches and work arrays (a copied layer starts without them:
+    ``Layer.__getstate__``), so ``model`` may go on predicting on other threads meanwhile.
 
     NOTE: saving and restoring grads and caches is not enough: a layer may reuse a work array in
     place (Conv2D's im2col buffer, while the batch shape stays the same) that the cache of the
     caller's pending backward still points to.
     """
-    memo = {}
-    for layer in model.layers:
-        for array in (*layer.params.values(), *layer.buffers.values()):
-            memo[id(array)] = array
-        if isinstance(layer._cache, (np.ndarray, tuple, list, dict)):  # not copied: forward replaces it
-            memo[id(layer._cache)] = None
+    memo = {id(array): array for layer in model.layers
+            for array in (*layer.params.values(), *layer.buffers.values())}
     return copy.deepcopy(model, memo)
 
 
