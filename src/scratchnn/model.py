@@ -25,7 +25,8 @@ def prediction_lock(model: Sequential) -> threading.RLock:
     """The lock predictions on ``model`` take turns with. Its layers keep work arrays between
     batches (a convolution's im2col matrix) and caches, so two predictions at once on one model
     (threads of a web app) would write into each other's: one model answers one call at a time.
-    For predictions in parallel, give each thread its own copy (``copy.deepcopy(model)``)."""
+    For predictions in parallel, give each thread its own copy (``copy.deepcopy(model)``, which
+    may be taken while the model serves: copies leave the caches and work arrays behind)."""
     with _PREDICTING_LOCK:
         return _PREDICTING.setdefault(model, threading.RLock())
 
@@ -98,7 +99,11 @@ class Sequential:
 
     # --- the two passes -------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Logits (N, C) for a batch x (N, *input_shape): each layer's output is the next one's input."""
+        """Logits (N, C) for a batch x (N, *input_shape): each layer's output is the next one's input.
+
+        NOTE: one pass at a time per model (the layers keep what backward needs, and work arrays);
+        from several threads predict with ``predict_proba``, whose calls take turns. Training is
+        not thread-safe either."""
         for _, _, x in self.forward_steps(x, training):
             pass
         return x
