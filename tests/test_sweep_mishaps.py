@@ -17,7 +17,7 @@ from scratchnn.tune import parallel  # noqa: E402
 from scratchnn.tune.space import parse_space  # noqa: E402
 from scratchnn.tune.study import LOCK_FILE, absolute_sqlite, sweep_lock  # noqa: E402
 
-from sweep_support import SMALL, SPACE, scratchnn, write_digits  # noqa: E402
+from sweep_support import REFUSED_QUICKLY, SMALL, SPACE, scratchnn, write_digits  # noqa: E402
 
 
 def test_a_running_sweeps_folder_is_refused_to_a_second_one_and_a_killed_ones_lock_is_taken_over(tmp_path):
@@ -85,7 +85,7 @@ def test_a_sweep_that_cannot_start_leaves_no_folder_behind(tmp_path):
     (tmp_path / "space.toml").write_text(SPACE)
     for _ in range(2):  # the same command twice: the same error, not another one
         done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--scheduler", "tcp://127.0.0.1:1",
-                         "--out", tmp_path / "s", "--csv", tmp_path / "space.toml", timeout=120)
+                         "--out", tmp_path / "s", "--csv", tmp_path / "space.toml", script=REFUSED_QUICKLY, timeout=120)
         assert done.returncode == 1, done.stderr
         assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in done.stderr, done.stderr
         assert not (tmp_path / "s").exists()
@@ -236,7 +236,7 @@ def test_the_review_of_the_sweep_fixes(tmp_path, monkeypatch):
     (tmp_path / "space.toml").write_text(SPACE)
     (tmp_path / "mine").mkdir()
     failed = scratchnn("sweep", "--space", tmp_path / "space.toml", "--scheduler", "tcp://127.0.0.1:1", "--out",
-                       tmp_path / "mine", "--csv", tmp_path / "space.toml", timeout=120)
+                       tmp_path / "mine", "--csv", tmp_path / "space.toml", script=REFUSED_QUICKLY, timeout=120)
     assert failed.returncode == 1 and (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
     for address in ("ws://127.0.0.1:18787", "tcp://dask_scheduler:8786", "tls://[::1]:8786"):
         assert parallel.check_scheduler_address(address) == address
