@@ -26,7 +26,7 @@ from scratchnn.training.fit import EpochResult
 
 pytestmark = pytest.mark.slow  # hypothesis over hostile model files (about 15 s)
 
-SECONDS = 1.0  # a hang guard: the files are a few kB, a load takes milliseconds
+SECONDS = 10.0  # a hang guard, not a speed target: a load takes milliseconds (CI under load met 1.14 s)
 PEAK_BYTES = 32 * 2**20  # the files are a few kB: anything near this was allocated from a lie
 FUZZ = settings(max_examples=fuzz_examples(120), deadline=None,  # failures are kept in .hypothesis/ and replayed first
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
