@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ci_guard import require_module
 
 from scratchnn.data.augment import DIGITS, Augmentation
 from scratchnn.data.warp import affine, elastic_field, smoothing_matrix, warp
@@ -368,7 +369,7 @@ def test_digits_preset_is_valid_and_mild():
 # ------------------------------------------------------------------ the preview script
 
 def test_preview_script_writes_a_png(shared_dir, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib", "plots", "the preview tests")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "augment_preview.py"
     mnist = shared_dir / "datasets" / "mnist"
     argv = [str(script), "--images", str(mnist / "t10k-images-idx3-ubyte.gz"),

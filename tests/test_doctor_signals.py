@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from scratchnn import Dense, ReLU, Sequential
 from scratchnn.doctor import HealthLog, diagnose
 from scratchnn.doctor.signals import (HEADER, MAX_TABLE_BYTES, MAX_TABLE_ROWS, HealthText, Row, check_metric_rows,
-                                      dead_fraction, prediction_share, read_health_csv, read_metrics_csv, rms,
+                                      dead_fraction, label_balance, prediction_share, read_health_csv,
+                                      read_metrics_csv, rms,
                                       saturated_fraction, spread, unit_spread, update_ratio, write_health_csv)
 from scratchnn.errors import DataError
 from scratchnn.nn.losses import SoftmaxCrossEntropy
@@ -110,6 +111,20 @@ def test_prediction_share_names_the_most_predicted_class():
     assert prediction_share(logits) == (2, 0.75)
     assert prediction_share(np.eye(4)) == (0, 0.25)  # a tie: the lowest class
     assert prediction_share(np.zeros((5, 10))) == (0, 1.0)  # identical logits: argmax is class 0
+
+
+def test_label_balance_counts_the_classes_held_and_the_commonest_and_rarest_shares():
+    labels = np.array([0] * 500 + [1] * 495 + [2] * 5)  # class 3 of 4 is missing: not the "rarest"
+    assert label_balance(labels, 4) == {"label_classes": 3.0, "top_label_share": 0.5, "least_label_share": 0.005}
+    assert label_balance(np.arange(10).repeat(3), 10)["least_label_share"] == pytest.approx(0.1)
+
+
+def test_a_healthlog_fed_one_rare_class_names_it_first():
+    log = HealthLog()
+    log.labels(np.array([k for k in range(9) for _ in range(100)] + [9]))  # one 9 among 901 labels
+    log.evaluation(0, train_loss=2.0, train_accuracy=0.3)
+    first = log.diagnose()[0]
+    assert first.id == "lopsided-labels" and first.message.startswith("the rarest class has 0.1%"), first.message
 
 
 # --- the table -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ci_guard import require_module
 from fuzzing import fuzz_examples
 
 from scratchnn.cli.main import main
@@ -221,7 +222,7 @@ def test_data_flags_given_with_photos_are_refused_not_ignored(shapes, tmp_path, 
 
 @pytest.mark.parametrize("flag", [["--class-names", "a,b"], ["--transpose"]])
 def test_serve_refuses_the_flags_it_would_ignore(tmp_path, capsys, flag):
-    pytest.importorskip("fastapi")
+    require_module("fastapi", "web", "the serve tests")
     assert main(["serve", str(tmp_path / "run"), "--csv", "x.csv", *flag]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"scratchnn serve: error: {flag[0]} is for train: a served run reads its data"), error

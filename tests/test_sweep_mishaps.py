@@ -9,8 +9,9 @@ import sys
 import threading
 
 import pytest
+from ci_guard import require_module
 
-pytest.importorskip("optuna")  # the tune extra
+require_module("optuna", "tune", "the sweep tests")
 
 from scratchnn.errors import ConfigError  # noqa: E402
 from scratchnn.tune import parallel  # noqa: E402

@@ -1,0 +1,82 @@
+"""EarlyStopping on scripted evaluations: which one is best, when patience runs out, min_delta.
+
+A stub model whose state is the epoch it was taken at shows which weights ``restore`` brings back.
+"""
+import pytest
+
+from scratchnn.errors import ConfigError
+from scratchnn.training.early_stopping import EarlyStopping
+
+
+class EpochModel:
+    """A model whose whole state is the epoch it was last set to: what a snapshot holds is visible."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+
+
+def run(stopping: EarlyStopping, values) -> tuple[list[bool], EpochModel]:
+    """Feed the evaluations 1, 2, ... their values; the answers of ``update`` and the model."""
+    model, stops = EpochModel(), []
+    for epoch, value in enumerate(values, start=1):
+        model.epoch = epoch
+        stops.append(stopping.update(epoch, value, model))
+    return stops, model
+
+
+def test_patience_counts_from_the_best_evaluation_and_restore_brings_it_back():
+    stopping = EarlyStopping("dev_loss", patience=3)
+    stops, model = run(stopping, [3.0, 2.0, 2.5, 1.5, 1.6, 1.55, 1.7])
+    assert stops == [False] * 6 + [True]  # the improvement at epoch 4 reset the count of 1 bad one
+    assert (stopping.best, stopping.best_epoch, stopping.bad_evaluations) == (1.5, 4, 3)
+    assert stopping.restore(model) and model.epoch == 4
+
+
+def test_an_improvement_smaller_than_min_delta_is_a_bad_evaluation():
+    stopping = EarlyStopping("dev_loss", patience=2, min_delta=0.1)
+    stops, model = run(stopping, [1.0, 0.95, 0.85])  # 0.05 better: not enough; 0.15 better: enough
+    assert stops == [False, False, False] and stopping.best_epoch == 3 and stopping.bad_evaluations == 0
+    assert run(EarlyStopping("dev_loss", patience=2, min_delta=0.1), [1.0, 0.95, 0.91])[0] == [False, False, True]
+
+
+def test_accuracy_is_watched_upwards_with_its_min_delta():
+    stopping = EarlyStopping("dev_accuracy", patience=2, min_delta=0.01)
+    stops, model = run(stopping, [0.90, 0.905, 0.95, 0.94, 0.955])
+    assert stops == [False, False, False, False, True] and stopping.best_epoch == 3
+    assert stopping.restore(model) and model.epoch == 3
+
+
+def test_without_restore_best_no_weights_are_kept_or_restored():
+    stopping = EarlyStopping("dev_loss", patience=1, restore_best=False)
+    stops, model = run(stopping, [1.0, 2.0])
+    assert stops == [False, True] and stopping.best_weights == {}
+    assert not stopping.restore(model) and model.epoch == 2
+
+
+def test_a_resumed_watch_stops_where_the_uninterrupted_one_does():
+    values = [3.0, 2.0, 2.5, 1.5, 1.6, 1.55, 1.7]
+    whole = EarlyStopping("dev_loss", patience=3)
+    expected, _ = run(whole, values)
+    first = EarlyStopping("dev_loss", patience=3)
+    before, _ = run(first, values[:5])
+    resumed = EarlyStopping("dev_loss", patience=3)
+    resumed.load_state_dict(first.state_dict())
+    model, after = EpochModel(), []
+    for epoch, value in enumerate(values[5:], start=6):
+        model.epoch = epoch
+        after.append(resumed.update(epoch, value, model))
+    assert before + after == expected and resumed.state_dict() == whole.state_dict()
+    assert resumed.restore(model) and model.epoch == 4
+
+
+@pytest.mark.parametrize("monitor, patience, words", [("train_loss", 3, "can monitor dev_loss or dev_accuracy"),
+                                                       ("dev_loss", 0, "patience must be >= 1")])
+def test_a_setting_it_cannot_use_is_refused(monitor, patience, words):
+    with pytest.raises(ConfigError, match=words):
+        EarlyStopping(monitor, patience=patience)
