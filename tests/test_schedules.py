@@ -169,11 +169,21 @@ def test_make_schedule_adds_warm_up(name):
     (lambda: ReduceOnPlateau(0.1, patience=0), "patience must be a whole number >= 1, got 0"),
     (lambda: StepDecay(0.1, step_size=2.5), "step_size must be a whole number >= 1, got 2.5"),
     (lambda: OneCycle(0.1, 10, pct_start=1.0), r"pct_start must be in \(0, 1\), got 1.0"),
+    (lambda: OneCycle(0.1, 10, pct_start=0), r"pct_start must be in \(0, 1\), got 0"),
+    (lambda: ReduceOnPlateau(0.1, factor=0), r"factor must be in \(0, 1\), got 0"),
+    (lambda: ReduceOnPlateau(0.1, threshold=1.0), r"threshold must be in \[0, 1\), got 1.0"),
     (lambda: Constant(0), "learning rate must be > 0, got 0"),
 ])
 def test_bad_values_raise_config_error(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_a_plateau_without_a_threshold_counts_an_equal_loss_as_no_improvement():
+    s = ReduceOnPlateau(0.1, factor=0.5, patience=2, threshold=0)
+    for loss in (1.0, 1.0, 0.999999, 0.999999, 0.999999):
+        s.observe(loss)
+    assert s(0) == 0.05 and s.best == 0.999999  # 1.0 again: bad; any drop at all: better; then two bad ones
 
 
 def test_the_loop_contract_lr_of_step_k_is_schedule_of_updates_done():
