@@ -1,8 +1,9 @@
 """A schedule from a run's options counted in epochs, and which schedule uses which option.
 
-``make_schedule("cosine", 3e-3, steps_per_epoch=71, epochs=30, warmup_epochs=1)`` is what
-``fit`` and ``scratchnn train`` build; ``check_schedule_options`` is the rule both they and
-``TrainConfig`` apply, so an option the schedule ignores (``--lr-gamma`` with cosine) is an error.
+``make_schedule("cosine", 3e-3, steps_per_epoch=71, epochs=30, warmup_epochs=1)`` is what a run
+of cnn-best builds (``TrainConfig.build_schedule``); ``check_schedule_options`` is the rule that
+both it and ``TrainConfig.validate`` apply, so an option the schedule ignores (``--lr-gamma`` with
+cosine) is an error before any training.
 """
 from __future__ import annotations
 
