@@ -12,6 +12,7 @@ Where a rule's code and its docstring disagree, the test follows the docstring a
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -1021,3 +1022,25 @@ def test_a_healthy_run_cut_short_says_how_far_it_went(capsys, tmp_path):
     (run / "config.toml").write_text("epochs = 3\nbatch_size = 128\n")
     assert main(["doctor", str(run)]) == 0
     assert capsys.readouterr().out.strip().endswith("no findings; the run looks healthy")
+
+
+def test_fail_on_turns_findings_at_or_above_a_severity_into_exit_code_3(capsys, tmp_path):
+    """For scripts and CI: the doctor exits 0 whatever it finds, unless told which severity fails."""
+    from scratchnn.cli.main import main
+
+    warned = healthy()
+    warned.health = [row for row in warned.health if row[2] != "input_max"]
+    save_run(warned.model("input_max", [255.0] * 8), tmp_path / "warned")  # one warning: unscaled-inputs
+    save_run(sick(), tmp_path / "sick")  # an error among warnings
+    save_run(healthy(), tmp_path / "healthy")
+    codes = {(name, level): main(["doctor", str(tmp_path / name), *(["--fail-on", level] if level else [])])
+             for name in ("warned", "sick", "healthy") for level in (None, "error", "warning", "advice")}
+    assert codes == {("warned", None): 0, ("warned", "error"): 0, ("warned", "warning"): 3, ("warned", "advice"): 3,
+                     ("sick", None): 0, ("sick", "error"): 3, ("sick", "warning"): 3, ("sick", "advice"): 3,
+                     ("healthy", None): 0, ("healthy", "error"): 0, ("healthy", "warning"): 0,
+                     ("healthy", "advice"): 0}
+    capsys.readouterr()
+    assert main(["doctor", str(tmp_path / "sick"), "--json", "--fail-on", "error"]) == 3
+    assert [f["id"] for f in json.loads(capsys.readouterr().out)] == ["unscaled-inputs", "dead-relu", "one-class"]
+    assert main(["doctor", "--rules", "--fail-on", "error"]) == 1
+    assert "--fail-on goes with a RUN_DIR to diagnose" in capsys.readouterr().err

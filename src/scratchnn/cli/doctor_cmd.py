@@ -9,11 +9,15 @@ from pathlib import Path
 
 from ..doctor import RULES, diagnose_run
 from ..doctor.faults import FAULTS
+from ..doctor.findings import SEVERITIES
 from ..doctor.show import finding_lines, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
-from ..errors import ConfigError, ScratchnnError
+from ..errors import ConfigError, DoctorStopped, ScratchnnError
 from ..training.config import CONFIG_FILE
 from ..training.run_health import run_settings
+
+
+FAIL_CODE = DoctorStopped.exit_code  # "the doctor found a problem", as train --doctor strict says it
 
 
 def add_parser(commands) -> None:
@@ -28,10 +32,16 @@ def add_parser(commands) -> None:
     parser.add_argument("--faults", action="store_true",
                         help="list the break-it lab's faults instead (scratchnn train --fault NAME): what each breaks")
     parser.add_argument("--json", action="store_true", help="print the findings (or rules) as a JSON list")
+    parser.add_argument("--fail-on", choices=SEVERITIES, metavar="LEVEL",
+                        help=f"exit with code {FAIL_CODE} when a finding is at least this severe "
+                             f"({', '.join(SEVERITIES)}, the most severe first), for scripts and CI; "
+                             "default: exit 0 whatever is found")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fail_on and (args.rules or args.faults):
+        raise ConfigError("--fail-on goes with a RUN_DIR to diagnose, not with --rules or --faults")
     if args.faults:
         if args.rules or args.run_dir is not None:
             raise ConfigError("--faults lists the lab's faults on its own; give it without RUN_DIR or --rules")
@@ -55,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     folders = run_folders(args.run_dir)
     reports = {folder: diagnosed(folder) for folder in folders}
+    worst = min((SEVERITIES.index(f.severity) for findings in reports.values() for f in findings), default=None)
+    failed = FAIL_CODE if args.fail_on and worst is not None and worst <= SEVERITIES.index(args.fail_on) else 0
     if args.json:
         found = [finding.to_dict() | ({"run": str(folder)} if len(folders) > 1 else {})
                  for folder, findings in reports.items() for finding in findings]
         print(json.dumps(found, indent=2, allow_nan=False, default=str))
-        return 0
+        return failed
     for folder, findings in reports.items():
         if not findings and not read_health_csv(folder / HEALTH_FILE):
             print(f"{folder}: no findings, and nothing to examine: its {HEALTH_FILE} has no rows (a run stopped "
@@ -70,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{folder}:")
         for finding in findings:
             print("\n".join(finding_lines(finding, color=sys.stdout.isatty())))
-    return 0
+    return failed
 
 
 def stopped_short(folder: Path) -> str:
