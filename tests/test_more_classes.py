@@ -218,6 +218,9 @@ def test_data_flags_given_with_photos_are_refused_not_ignored(shapes, tmp_path, 
     train_run(tiny(csv=str(shapes / "shapes.csv")), tmp_path / "run", progress=False, log=lambda line: None)
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "photo.png"), *flags]) == 1
     assert capsys.readouterr().err.strip() == f"scratchnn predict: error: {message}"
+    assert main(["explain", str(tmp_path / "run"), "--image", str(tmp_path / "photo.png"), *flags]) == 1
+    explained = message.replace("photos need no", "--image needs no")
+    assert capsys.readouterr().err.strip() == f"scratchnn explain: error: {explained}"
 
 
 @pytest.mark.parametrize("flag", [["--class-names", "a,b"], ["--transpose"]])

@@ -13,6 +13,7 @@ from ..ensemble import check_finished, load_ensemble
 from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
+from ..training.options import option_of
 from ..training.run_data import SETS, load_set, locate_data, with_data
 from .config_flags import add_option_arguments, given_options
 
@@ -20,6 +21,16 @@ from .config_flags import add_option_arguments, given_options
 def add_data_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
     add_option_arguments(parser, ("data",), {
         "data": f"where the images come from ({purpose}); give a dataset, a CSV, or an IDX pair"})
+
+
+def refuse_data_flags_for_photos(args: argparse.Namespace, photos: str) -> None:
+    """A ConfigError when the user gave data flags (--csv, --dataset...) beside ``photos``, which
+    read no data set: the flags would be ignored without a word."""
+    flags = [option_of(TrainConfig, name).flag for name in given_options(args, ("data",))]
+    if flags:
+        one = len(flags) == 1
+        raise ConfigError(f"{', '.join(flags)} go{'es' * one} with --index (an image of a data set); {photos} "
+                          f"need{'s' * photos.startswith('--')} no data flags: leave {'it' if one else 'them'} out")
 
 
 def apply_data_options(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..insight.explain import format_trace, trace
 from ..io import class_names
 from .common import (add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set,
-                     require_plots)
+                     refuse_data_flags_for_photos, require_plots)
 from .terminal_image import render_image
 
 
@@ -39,6 +39,8 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.index is None) == (args.image is None):
         raise ConfigError("give exactly one of --index N (an image of the --set) or --image FILE")
+    if args.image is not None:
+        refuse_data_flags_for_photos(args, "--image")
     if args.save:
         require_plots()  # before the walk is printed
     model, metadata, config = load_model_and_config(args)

@@ -27,12 +27,10 @@ from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..data.load import DIGITS as DIGIT_NAMES
 from ..ensemble import average
 from ..errors import ConfigError, ImageError
-from ..training.config import TrainConfig
-from ..training.options import option_of
 from ..training.run_data import check_image_shape
 from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
-                     load_ensemble_and_set, load_models, member_probas, require_plots)
-from .config_flags import given_options
+                     load_ensemble_and_set, load_models, member_probas, refuse_data_flags_for_photos,
+                     require_plots)
 from .terminal_image import render_image
 
 DIGITS = ("auto", "single", "multi")
@@ -106,12 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
     if args.save or args.explain_preprocessing:
         require_plots()  # before anything is printed: the answer, then "needs matplotlib", read as a failure
-    data_flags = [option_of(TrainConfig, name).flag for name in given_options(args, ("data",))]
-    if args.photos and data_flags:
-        one = len(data_flags) == 1
-        raise ConfigError(f"{', '.join(data_flags)} go{'es' * one} with --index (an image of a data set); photos "
-                          f"need no data flags: leave {'it' if one else 'them'} out")
     if args.photos:
+        refuse_data_flags_for_photos(args, "photos")
         return predict_photos(load_models(args), args)
     ensemble, images, labels, classes, description = load_ensemble_and_set(args)
     if not 0 <= args.index < len(images):
