@@ -139,6 +139,10 @@ def test_report_keeps_a_complete_page_when_the_data_is_gone(base, tmp_path):
     result = scratchnn("report", run, cwd=tmp_path)
     assert result.returncode == 1 and "left as it was" in result.stderr and "that file is missing" in result.stderr
     assert (run / REPORT_FILE).read_bytes() == page and all((run / f"{n}.png").exists() for n in FIGURE_NAMES)
+    assert "give the data explicitly with --csv" in result.stderr  # which report takes: the file moved
+    shutil.copy(base / "digits.csv", tmp_path / "moved.csv")
+    assert scratchnn("report", run, "--csv", "moved.csv", cwd=tmp_path).returncode == 0
+    assert "moved.csv" in (run / REPORT_FILE).read_text() and all((run / f"{n}.png").exists() for n in FIGURE_NAMES)
 
 
 @pytest.mark.parametrize("args, message", [

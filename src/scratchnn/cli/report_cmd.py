@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_set_argument
+from ..errors import ConfigError
+from .common import add_data_arguments, add_set_argument
+from .config_flags import given_options
 
 
 def add_parser(commands) -> None:
@@ -17,11 +19,14 @@ def add_parser(commands) -> None:
                         help="a run folder made by 'scratchnn train' (runs/<name>/), or a sweep folder "
                              "(scratchnn sweep --out DIR: writes DIR/sweep.html)")
     add_set_argument(parser)
+    add_data_arguments(parser, "default: the data the run was trained on; give it when that file moved")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if (args.run_dir / "sweep.json").is_file():  # a sweep folder: sweep.html (the tune extra)
+        if given_options(args, ("data",)):
+            raise ConfigError("a sweep's report reads its trials' own runs: leave the data flags out")
         from ..insight.sweep_report import write_sweep_report
         from ..tune.parallel import require_tune_extra
 
@@ -30,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..insight.report import write_report  # matplotlib only for this command
 
-    write_report(args.run_dir, which=args.set)
+    write_report(args.run_dir, which=args.set, data=given_options(args, ("data",)))
     return 0

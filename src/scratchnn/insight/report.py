@@ -30,7 +30,7 @@ from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run import REPORT_FILE
-from ..training.run_data import SETS, data_source, load_set, locate_data
+from ..training.run_data import SETS, data_source, load_set, locate_data, with_data
 from ..training.run_health import run_settings
 from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
 
@@ -52,11 +52,13 @@ FIGURE_NAMES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mi
                 *HEALTH_FIGURES)
 
 
-def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = print) -> Path:
+def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
+                 log: Callable[[str], None] = print) -> Path:
     """Write the figures (PNG) and ``report.html`` into ``run_dir``; return the page's path.
 
     ``which`` set picks the images the confusion matrix, per-class accuracy, mistakes and prediction
-    sheet are measured on: "dev" (the run's own split), "test", "train" or "all". What cannot be
+    sheet are measured on: "dev" (the run's own split), "test", "train" or "all", of the run's own
+    data or of ``data`` ({option: value}, as ``--csv`` gives: where the data is now). What cannot be
     drawn (no metrics.csv, data no longer found) is said on the page instead, and its PNG from an
     earlier report is removed, so the folder never shows a figure the page does not. But an
     existing report.html is never replaced by one with fewer figures: that is a ConfigError
@@ -70,6 +72,7 @@ def write_report(run_dir, *, which: str = "dev", log: Callable[[str], None] = pr
     if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
         _refuse_unfinished(run_dir)
     model, metadata, config = _load_run(run_dir)
+    config = with_data(config, data) if data else config
     notes: list[str] = []
     rows = read_metrics(run_dir / METRICS_FILE, notes)
     step = config.step_name
