@@ -1,6 +1,7 @@
 """No interruption leaves a run that cannot be completed: SIGKILL or SIGINT at every moment of
 `python -m scratchnn train`, then `train --resume`, ends with the uninterrupted run's model, bit for bit."""
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -151,7 +152,7 @@ def test_a_kill_from_outside_at_whatever_moment_resumes_bit_for_bit(tmp_path, mn
         time.sleep(0.01)
     process.wait(timeout=240)
     stderr = process.stderr.read()
-    assert process.returncode in (-signal.SIGKILL, 130), stderr
+    assert process.returncode == -sig, stderr  # ended by the signal, once what it keeps is kept (console())
     if sig != signal.SIGKILL:  # SIGTERM as Ctrl+C: it says how to go on (it used to end without a word)
         assert "interrupted" in stderr and "--resume" in stderr, stderr
     resumed = scratchnn("train", "--resume", run, "--no-report")
@@ -186,3 +187,25 @@ def test_a_config_edited_before_resume_is_refused_naming_the_edit(tmp_path, mnis
     (run / CONFIG_FILE).write_text(text.replace("threads = 0", "threads = 1"))  # how it runs, not what it learns
     resume_run(run, log=lambda line: None, progress=False)
     assert (run / MODEL_FILE).is_file()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a shell script and process groups")
+def test_one_ctrl_c_stops_a_shell_loop_of_runs(tmp_path, mnist_slice):
+    """The CLI audit: the first Ctrl+C ended the run with exit code 130, so the script's loop went
+    on to the next run (and the script ended 0). Ended by SIGINT, the shell stops with it."""
+    config(mnist_slice, epochs=300).save(tmp_path / "config.toml")  # long enough to be caught training
+    loop = tmp_path / "loop.sh"
+    loop.write_text(f"for s in 1 2 3; do {shlex.quote(sys.executable)} -m scratchnn train --config config.toml "
+                    "--seed $s --out run-$s --no-report --quiet; done\necho the loop went on\n")
+    script = subprocess.Popen(["bash", str(loop)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True,  # a terminal's process group, Ctrl+C's default
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240  # a hang guard only
+    while script.poll() is None and time.monotonic() < deadline:
+        if (tmp_path / "run-1" / CHECKPOINT_FILE).exists():
+            os.killpg(script.pid, signal.SIGINT)
+            break
+        time.sleep(0.01)
+    out, err = script.communicate(timeout=240)
+    assert script.returncode == -signal.SIGINT and "the loop went on" not in out, (out, err)
+    assert "interrupted; the run folder run-1 keeps its last checkpoint" in err and not (tmp_path / "run-2").exists()

@@ -1,6 +1,4 @@
 """``python -m scratchnn`` runs the command line."""
-import sys
+from .cli.main import console
 
-from .cli.main import main
-
-sys.exit(main())
+console()

@@ -66,10 +66,32 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+INTERRUPTED = 130  # what main() returns for Ctrl+C or SIGTERM (128 + SIGINT, the shells' convention)
+_stopped_by = signal.SIGINT  # the signal behind the last interruption (Ctrl+C raises KeyboardInterrupt itself)
+
+
 def _terminated(signum, frame):
     """SIGTERM (kill, a container or a job scheduler stopping the process) ends a command as Ctrl+C
     does: a run keeps its checkpoint and says how to resume, instead of vanishing without a word."""
+    global _stopped_by
+    _stopped_by = signal.SIGTERM
     raise KeyboardInterrupt
+
+
+def console() -> None:
+    """The ``scratchnn`` program: ``main()``, and a command interrupted by Ctrl+C or SIGTERM, once
+    it has kept what it could and said so, ends *by that signal*, as Python itself does. The shell
+    then sees a signal, not an exit code: a loop of runs in a script stops at one Ctrl+C, and a
+    service manager sees a stop, not a failure. (Windows has no such ending: there it exits 130.)"""
+    global _stopped_by
+    _stopped_by = signal.SIGINT
+    code = main()
+    if code == INTERRUPTED and os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(_stopped_by, signal.SIG_DFL)
+        os.kill(os.getpid(), _stopped_by)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         return getattr(error, "exit_code", 1)
     except KeyboardInterrupt as error:  # RunInterrupted says what was kept and how to continue
         print(f"scratchnn {args.command}: interrupted" + (f"; {error}" if str(error) else ""), file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
         # NOTE: point stdout at devnull so Python's own flush at exit does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -126,4 +148,4 @@ def out_of_memory(args: argparse.Namespace, error: MemoryError) -> str:
 
 
 if __name__ == "__main__":  # python -m scratchnn.cli.main, as python -m scratchnn
-    sys.exit(main())
+    console()
