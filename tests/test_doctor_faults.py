@@ -76,6 +76,19 @@ def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
     assert first.step == config.step_name, first.line()
 
 
+def test_quiet_keeps_the_doctors_errors_and_warnings_on_stderr(shared_dir, tmp_path, capsys):
+    """The CLI audit: --quiet printed a zero-init run's one-line result and none of its three errors."""
+    from scratchnn.cli.main import main
+
+    assert main(["train", "--preset", "seed", "--epochs", "40", "--csv", str(shared_dir / "datasets/mnist/"
+                 "t10k-kaggle.csv.gz"), "--fault", "zero-init", "--out", str(tmp_path / "run"), "--quiet",
+                 "--no-report"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("dev accuracy ") and len(out.splitlines()) == 1, out
+    assert err.splitlines()[0].startswith("[symmetric-units] error: 0.Dense: its units are identical"), err
+    assert all(line.startswith("[") and ("] error: " in line or "] warning: " in line) for line in err.splitlines())
+
+
 def test_strict_doctor_stops_a_run_that_cannot_learn_with_exit_code_3(shared_dir, tmp_path):
     mnist = shared_dir / "datasets/mnist"
     run = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--preset", "seed", "--epochs", "500",

@@ -41,7 +41,8 @@ def add_parser(commands) -> None:
                              "(evaluate, predict and serve take RUN as the ensemble)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="DIR", type=Path, help="run folder (default: a new one under runs/)")
-    output.add_argument("--quiet", action="store_true", help="print only the final result")
+    output.add_argument("--quiet", action="store_true",
+                        help="print only the final result (and, on stderr, the doctor's errors and warnings)")
     output.add_argument("--no-report", action="store_true",
                         help="skip the figures and report.html written at the end (see: scratchnn report)")
     output.add_argument("--print-config", action="store_true",
@@ -105,7 +106,10 @@ def finish(args: argparse.Namespace, result, log) -> int:
             reported = False
     log(next_steps(result.run_dir, report=reported, classes=result.classes,
                    input_shape=result.model.input_shape))
-    if args.quiet:
+    if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
+        for finding in result.findings:
+            if finding.severity != "advice":
+                print(finding.line(), file=sys.stderr)
         test = result.metrics.get("test_accuracy")
         dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
         scores = f"dev accuracy {dev:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
