@@ -285,3 +285,17 @@ def test_plain_output_leaves_utf8_and_streams_with_their_own_error_handling_alon
     cp1252.write("γ·x̂ + β ≤ ‖W‖ é")
     cp1252.flush()
     assert cp1252.buffer.getvalue().decode("cp1252") == "gamma·x^ + beta <= ||W|| é"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pipe closed by its reader")
+def test_training_into_a_closed_pipe_says_why_it_stopped(tmp_path, shared_dir):
+    """The CLI audit: `train ... | head -3` ended training at epoch 1 with exit 1 and not a word."""
+    reader_gone = subprocess.Popen([sys.executable, "-m", "scratchnn", "train", "--preset", "mlp", "--epochs", "200",
+                                    "--csv", str(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"), "--train-size",
+                                    "500", "--out", str(tmp_path / "run"), "--no-report"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader_gone.stdout.readline()  # the first line, as head -1 would, then the reader quits
+    reader_gone.stdout.close()
+    _, err = reader_gone.communicate(timeout=300)
+    assert reader_gone.returncode == 1
+    assert "scratchnn train: stopped: its output was closed (piped into a program that quit" in err, err

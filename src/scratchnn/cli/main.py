@@ -119,6 +119,9 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
         # NOTE: point stdout at devnull so Python's own flush at exit does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if args.command in ("train", "sweep", "lr-find"):  # work was cut short: say so (a run keeps its checkpoint)
+            print(f"scratchnn {args.command}: stopped: its output was closed (piped into a program that quit, "
+                  "such as head); send it to a file or through tee to keep it running", file=sys.stderr)
         return 1
     except OSError as error:  # a file or folder the system refused (no such folder, no permission, disk full)
         print(f"scratchnn {args.command}: error: {os_error_message(error)}", file=sys.stderr)
