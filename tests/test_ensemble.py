@@ -5,6 +5,7 @@ import pytest
 
 from scratchnn import Dense, Flatten, ReLU, Sequential
 from scratchnn.data.augment import CLOTHES
+from scratchnn.doctor.signals import HEALTH_FILE, Row, write_health_csv
 from scratchnn.cli.main import main
 from scratchnn.ensemble import Ensemble, Member, load_ensemble, model_files
 from scratchnn.errors import ConfigError, ModelFileError, ShapeError
@@ -101,6 +102,21 @@ def test_a_member_run_that_has_not_finished_is_refused(tmp_path):
     (run / "seed-1").mkdir()
     (run / "seed-1" / CHECKPOINT_FILE).write_bytes(b"")
     with pytest.raises(ConfigError, match=r"seed-1: the run has not finished .*--resume"):
+        load_ensemble([run])
+
+
+def test_a_run_that_diverged_is_not_sent_to_resume(tmp_path):
+    """The CLI audit: evaluate, predict, explain and serve told a diverged run to resume, which
+    diverged again. Its health.csv records the loss it diverged with (as fit writes it)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / CHECKPOINT_FILE).write_bytes(b"")
+    write_health_csv(run / HEALTH_FILE, [Row(1, "model", "diverged_loss", 3591.5)])
+    with pytest.raises(ConfigError, match=r"run: the run diverged, so it has no model.safetensors; resuming would "
+                                          r"diverge again: 'scratchnn doctor .*run' says what to change"):
+        load_ensemble([run])
+    write_health_csv(run / HEALTH_FILE, [Row(1, "model", "classes", 10.0)])  # interrupted, not diverged
+    with pytest.raises(ConfigError, match=r"run: the run has not finished .*--resume"):
         load_ensemble([run])
 
 

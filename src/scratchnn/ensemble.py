@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .data.tta import mean_of_views, views_for
-from .errors import ConfigError, ShapeError
+from .doctor.signals import HEALTH_FILE, read_health_csv
+from .errors import ConfigError, ScratchnnError, ShapeError
 from .fast import inference_net
 from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
 from .model import Sequential
@@ -204,11 +205,22 @@ def check_finished(folder: Path) -> None:
     if (folder / MODEL_FILE).exists():
         return
     if (folder / CHECKPOINT_FILE).exists():
+        if _diverged(folder):
+            raise ConfigError(f"{folder}: the run diverged, so it has no {MODEL_FILE}; resuming would diverge "
+                              f"again: 'scratchnn doctor {folder}' says what to change, then train anew")
         raise ConfigError(f"{folder}: the run has not finished (no {MODEL_FILE}); "
                           f"complete it with 'scratchnn train --resume {folder}'")
     if (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: the run stopped before it saved anything (only its {CONFIG_FILE}); "
                           f"start it again with 'scratchnn train --resume {folder}'")
+
+
+def _diverged(folder: Path) -> bool:
+    """Whether the run's health.csv records the loss it diverged with (what fit writes on divergence)."""
+    try:
+        return any(row.signal == "diverged_loss" for row in read_health_csv(folder / HEALTH_FILE))
+    except (ScratchnnError, OSError):  # no table, or a damaged one: the plain advice stands
+        return False
 
 
 def _natural(path: Path) -> list:
