@@ -140,6 +140,25 @@ def test_a_new_run_will_not_overwrite_a_run_folder(tmp_path, digits):
     assert_same_tensors(before, tensors(tmp_path / "run" / MODEL_FILE))
 
 
+@pytest.mark.parametrize("files, words", [
+    (["metrics.csv", "notes.txt"], "own already holds metrics.csv, which a new run would write over; choose another"),
+    (["config.toml"], "own already holds config.toml, which a new run would write over; continue the run it began "
+                      "with --resume"),
+    (["health.csv", "report.html"], "own already holds health.csv, report.html, which a new run would write over"),
+])
+def test_a_new_run_will_not_write_over_files_it_did_not_make(tmp_path, digits, files, words):
+    """The CLI audit: --out a folder holding someone's own metrics.csv trained and replaced it."""
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in files:
+        (own / name).write_text(f"{name}: mine\n")
+    with pytest.raises(ConfigError, match=words.replace("own", f"{own}.*", 1)):
+        train_run(small_config(digits, epochs=1, warmup=0.0), own, log=quiet, progress=False)
+    assert all((own / name).read_text() == f"{name}: mine\n" for name in files)
+    assert sorted(path.name for path in own.iterdir()) == sorted(files)
+    train_run(small_config(digits, epochs=1, warmup=0.0), own / "run", log=quiet, progress=False)  # a new folder
+
+
 def test_divergence_stops_with_the_lr_hint_and_keeps_the_last_good_checkpoint(tmp_path, digits):
     # plain SGD with a huge rate from epoch 3: epochs 1-2 are sane and checkpointed
     config = small_config(digits, optimizer="sgd", lr=0.05, schedule="step", lr_step=2, lr_gamma=1e7,

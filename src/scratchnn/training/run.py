@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from ..doctor.signals import HEALTH_FILE
 from ..errors import ConfigError, RunInterrupted, names_in_message
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
@@ -23,7 +24,7 @@ from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
 from .memory import check_training_memory
 from .run_data import check_class_numbers, check_data_files, data_source, load_data, locate_data, record_data
-from .session import RunResult, TrainingSession, training_done
+from .session import METRICS_FILE, RunResult, TrainingSession, training_done
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
@@ -54,6 +55,12 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
+    taken = [name for name in (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE)
+             if out_dir and (Path(out_dir) / name).exists()]
+    if taken:  # a run that saved nothing yet, or someone's own files: never written over
+        resume = f"continue the run it began with --resume {out_dir}, or " if taken == [CONFIG_FILE] else ""
+        raise ConfigError(f"{out_dir} already holds {', '.join(taken)}, which a new run would write over; "
+                          f"{resume}choose another --out")
     source = data_source(config)
     data = load_data(config, source, progress=progress)
     check_class_numbers(data, source, log)
