@@ -206,6 +206,30 @@ def test_why_unreadable_says_the_same_words_for_every_reader(tmp_path):
             read(tmp_path / "missing")
 
 
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="no mode bits to keep")
+def test_a_file_written_over_keeps_its_permissions_and_a_new_one_gets_the_umasks(tmp_path):
+    """The CLI audit: a submission made read-only (0o444) came back 0o644 when written again."""
+    kept = tmp_path / "submission.csv"
+    kept.write_bytes(b"old")
+    kept.chmod(0o444)
+    atomic_write_bytes(kept, NEW)
+    assert kept.read_bytes() == NEW and stat.S_IMODE(kept.stat().st_mode) == 0o444
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(atomic_write_bytes(tmp_path / "new.csv", NEW).stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_symbolic_link_is_replaced_never_followed(tmp_path):
+    """A link planted in a run folder (report.html -> ~/.bashrc) must not send the write elsewhere."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_bytes(b"keep me")
+    link = tmp_path / "report.html"
+    link.symlink_to(target)
+    atomic_write_bytes(link, NEW)
+    assert not link.is_symlink() and link.read_bytes() == NEW and target.read_bytes() == b"keep me"
+
+
 def test_a_python_without_fchmod_still_writes(tmp_path, monkeypatch):
     monkeypatch.delattr(os, "fchmod")  # Windows before Python 3.13: every save raised AttributeError
     assert atomic_write_bytes(tmp_path / "model.safetensors", NEW).read_bytes() == NEW

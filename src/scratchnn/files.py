@@ -36,8 +36,10 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     the old one or the new one. Hence the order: the temporary file's bytes are fsynced before
     the rename (or the rename could reach the disk before the data, leaving an empty file under
     the old name), and the folder is fsynced after it (the rename is an entry in the folder;
-    until the folder is on disk, a power cut can undo it). The file gets the permissions a
-    plain ``open(path, "w")`` would give (mkstemp's are owner-only).
+    until the folder is on disk, a power cut can undo it). A file written over keeps its
+    permissions; a new one gets those a plain ``open(path, "w")`` would give (mkstemp's are
+    owner-only). A symbolic link at ``path`` is replaced, never followed: a link planted in a run
+    folder cannot send a write elsewhere.
     """
     path = Path(path)
     if path.is_dir():  # the rename would fail, naming the temporary file, after the whole write
@@ -51,7 +53,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):  # not on Windows before Python 3.13 (nor needed: no mode bits there)
-                os.fchmod(f.fileno(), 0o666 & ~UMASK)
+                os.fchmod(f.fileno(), _mode_for(path))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -66,6 +68,15 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         raise
     fsync_folder(path.parent)
     return path
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits of the regular file at ``path``, or a new file's (0o666 less the umask)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return 0o666 & ~UMASK
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else 0o666 & ~UMASK
 
 
 def _replace(tmp: str, path: Path) -> None:
