@@ -1,6 +1,7 @@
 """TTA, ensembles and Kaggle submissions on real models: small MLPs trained briefly on the shared
 MNIST digits by ``scratchnn train``, then read back by ``evaluate``, ``predict`` and the web API."""
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ def test_evaluate_prints_tta_beside_plain_and_each_member(runs, capsys):
         assert tta > plain - 0.02, "small shifts and turns should not cost a trained model much"
     assert "ensemble" in report and "Accuracy (ensemble of 2, TTA x8)" in report
     assert "TTA x8: the original and 7 views (shifts, turns and sizes)" in report
+
+
+def test_evaluate_json_says_what_the_report_says_and_only_json(runs, capsys):
+    """For scripts (the CLI audit: they scraped 'Accuracy: 0.2680 (268/1,000)')."""
+    paths = [str(runs["seed-0"]), str(runs["wide"])]
+    found = json.loads(output(capsys, ["evaluate", *paths, "--tta", "8", "--mistakes", "3", "--json"]))
+    report = output(capsys, ["evaluate", *paths, "--tta", "8", "--mistakes", "3"])
+    matrix = np.array(found["confusion_matrix"])
+    assert found["images"] == matrix.sum() == 1000 and found["correct"] == matrix.trace() and found["tta"] == 8
+    assert f"Accuracy (ensemble of 2, TTA x8): {found['accuracy']:.4f} ({found['correct']:,}/1,000)" in report
+    assert format_report(matrix, [str(d) for d in range(10)]) in report
+    for member in found["members"]:
+        row = next(line.split() for line in report.splitlines() if line.split()[:1] == [member["name"]])
+        assert [float(v) for v in row[-2:]] == [round(member["accuracy"], 4), round(member["accuracy_tta"], 4)]
+    assert [c["class"] for c in found["per_class"]] == [str(d) for d in range(10)]
+    assert all(c["accuracy"] == matrix[k, k] / matrix[k].sum() for k, c in enumerate(found["per_class"]))
+    assert [m["index"] for m in found["mistakes"]] == [int(line.split()[0]) for line in
+                                                       report.split("as predict --index N shows it):")[1]
+                                                       .splitlines()[2:5]]
 
 
 def test_members_with_different_splits_are_not_scored_on_dev(runs, capsys):

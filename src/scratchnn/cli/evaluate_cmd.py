@@ -6,6 +6,7 @@ accuracy beside the ensemble's; ``--tta N`` adds a column with test-time augment
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..data.tta import VIEW_KINDS
 from ..ensemble import average
@@ -28,6 +29,9 @@ def add_parser(commands) -> None:
                         help="also list the N misread images the model was surest of: index in the set (for "
                              "predict --index), true and predicted class, and the probabilities")
     add_textbook_argument(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as one JSON object instead (for scripts): accuracy, each member's, "
+                             "per class, the confusion matrix (rows: true class) and the --mistakes")
     add_data_arguments(parser, "default: the data the model was trained on")
     parser.set_defaults(run=run)
 
@@ -42,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     columns = {"accuracy": plain}
     if args.tta > 1:
         columns[f"with TTA x{args.tta}"] = averaged
+    if args.json:
+        print(json.dumps(results(ensemble, columns, labels, classes, description, args), indent=2))
+        return 0
     for member in ensemble.members:
         print(f"Model: {member.name} ({member.model.widths()})")
     print(f"Data: {description} ({len(labels):,} images)")
@@ -61,6 +68,29 @@ def run(args: argparse.Namespace) -> int:
     if args.mistakes:
         print("\n" + mistakes_table(probas, labels, classes, args.mistakes, args.set))
     return 0
+
+
+def results(ensemble, columns: dict[str, list], labels, classes: list[str], description: str,
+            args: argparse.Namespace) -> dict:
+    """What evaluate prints, as one JSON-ready object; "accuracy" is the ensemble's, with TTA when asked."""
+    probas = average(list(columns.values())[-1])
+    predictions = probas.argmax(axis=1)
+    matrix = confusion_matrix(labels, predictions, len(classes))
+    members = [{"name": member.name, "accuracy": accuracy(columns["accuracy"][k].argmax(axis=1), labels),
+                **({"accuracy_tta": accuracy(columns[f"with TTA x{args.tta}"][k].argmax(axis=1), labels)}
+                   if args.tta > 1 else {})} for k, member in enumerate(ensemble.members)]
+    return {"data": description, "set": args.set, "images": len(labels), "tta": args.tta,
+            "accuracy": accuracy(predictions, labels), "correct": int(matrix.trace()),
+            **({"accuracy_without_tta": accuracy(average(columns["accuracy"]).argmax(axis=1), labels)}
+               if args.tta > 1 else {}),
+            "members": members,
+            "per_class": [{"class": name, "images": int(matrix[c].sum()),
+                           "accuracy": None if matrix[c].sum() == 0 else float(matrix[c, c] / matrix[c].sum())}
+                          for c, name in enumerate(classes)],
+            "confusion_matrix": matrix.tolist(),
+            "mistakes": [{"index": int(i), "true": classes[labels[i]], "predicted": classes[int(probas[i].argmax())],
+                          "p_predicted": float(probas[i].max()), "p_true": float(probas[i, labels[i]])}
+                         for i in confident_mistakes(probas, labels, args.mistakes)] if args.mistakes else []}
 
 
 def mistakes_table(probas, labels, classes: list[str], limit: int, set_name: str) -> str:
