@@ -20,8 +20,8 @@ def test_each_seed_trains_a_member_run_folder(tmp_path, digits_csv, capsys):
     code = main(["train", "--seeds", "0,3", "--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size", "50",
                  "--csv", str(digits_csv), "--out", str(out), "--no-report"])
     assert code == 0
-    members = sorted(p.name for p in out.iterdir())
-    assert members == ["seed-0", "seed-3"]
+    members = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert members == ["seed-0", "seed-3"] and (out / "ensemble.toml").read_text() == "seeds = [0, 3]\n"
     assert [read_metadata(out / m)["config"]["seed"] for m in members] == [0, 3]
     w0, w3 = (next(layer.params["W"] for layer in load(out / m).layers if layer.params) for m in members)
     assert not np.array_equal(w0, w3)
@@ -29,6 +29,45 @@ def test_each_seed_trains_a_member_run_folder(tmp_path, digits_csv, capsys):
     assert [read_metadata(out / m)["config"]["split_seed"] for m in members] == [0, 0]  # one dev set
     assert main(["evaluate", str(out)]) == 0  # the folder is an ensemble; its members agree on the dev set
     assert "ensemble" in capsys.readouterr().out.lower()
+
+
+def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_path, digits_csv, capsys,
+                                                                             monkeypatch):
+    """The CLI audit: Ctrl+C during seed-1 of --seeds 0,1,2 left an ensemble that could not be
+    completed (--resume of the folder: 'not a run folder'), and evaluate scored 2 members as the ensemble."""
+    from scratchnn.errors import RunInterrupted
+    from scratchnn.io import read_tensors
+    from scratchnn.training import ensemble_run
+
+    flags = ["--hidden", "8", "--epochs", "2", "--batch-size", "64", "--dev-size", "50", "--csv", str(digits_csv),
+             "--no-report", "--quiet"]
+    assert main(["train", "--seeds", "0,1,2", "--out", str(tmp_path / "whole"), *flags]) == 0
+    real_train_run, calls = ensemble_run.train_run, []
+
+    def interrupted_at_the_second(config, run_dir, **kwargs):
+        calls.append(run_dir)
+        if len(calls) == 2:
+            raise RunInterrupted(run_dir)
+        return real_train_run(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(ensemble_run, "train_run", interrupted_at_the_second)
+    stopped = tmp_path / "stopped"
+    capsys.readouterr()
+    assert main(["train", "--seeds", "0,1,2", "--out", str(stopped), *flags]) == 130
+    assert f"continue with 'scratchnn train --resume {stopped}'" in capsys.readouterr().err
+    monkeypatch.setattr(ensemble_run, "train_run", real_train_run)
+    assert main(["evaluate", str(stopped)]) == 1
+    assert "the ensemble's members seed-1, seed-2 were never trained; complete it with 'scratchnn train --resume" \
+           in capsys.readouterr().err
+    assert main(["train", "--resume", str(stopped), "--quiet"]) == 0
+    for seed in (0, 1, 2):
+        made, whole = (read_tensors(folder / f"seed-{seed}" / "model.safetensors")[0] for folder in (stopped,
+                                                                                                      tmp_path / "whole"))
+        assert made.keys() == whole.keys() and all(np.array_equal(made[k], whole[k]) for k in made)
+    assert main(["train", "--resume", str(stopped)]) == 0  # all finished: nothing to do
+    assert "Ensemble member seed 2: finished" in capsys.readouterr().out
+    assert main(["train", "--seeds", "0,1,2", "--out", str(stopped), *flags]) == 1
+    assert f"{stopped} already holds an ensemble; complete it with --resume" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("seeds, message", [

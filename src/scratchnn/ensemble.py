@@ -32,6 +32,7 @@ from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
 from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
 from .training.config import CONFIG_FILE
+from .training.ensemble_run import member_dir, recorded_seeds
 from .training.run_data import model_image_shape
 
 MAX_MEMBERS = 64  # a folder of thousands of sub-runs is a mistake, not an ensemble
@@ -188,6 +189,11 @@ def model_files(path) -> list[Path]:
     if (path / MODEL_FILE).is_file():
         return [path / MODEL_FILE]
     check_finished(path)
+    missing = [seed for seed in recorded_seeds(path) or [] if not member_dir(path, seed).is_dir()]
+    if missing:  # train --seeds was interrupted before them: the ensemble is not all there
+        raise ConfigError(f"{path}: the ensemble's member{'s' * (len(missing) > 1)} "
+                          f"{', '.join(f'seed-{seed}' for seed in missing)} {'were' if len(missing) > 1 else 'was'} "
+                          f"never trained; complete it with 'scratchnn train --resume {path}'")
     runs = sorted((sub for sub in path.iterdir() if sub.is_dir() and
                    ((sub / MODEL_FILE).is_file() or (sub / CHECKPOINT_FILE).is_file())), key=_natural)
     if not runs:

@@ -11,7 +11,7 @@ from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
 from ..errors import ConfigError, MissingExtra, RunInterrupted
 from ..training.config import TrainConfig
-from ..training import presets
+from ..training import ensemble_run, presets
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run import new_run_dir, resume_run, train_run
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         given += ["--print-config"] * args.print_config  # the run's own is its config.toml
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+        if ensemble_run.recorded_seeds(Path(args.resume)) is not None:
+            return train_members(args, log, resume=Path(args.resume))
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
     elif args.print_config:
         notes = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))  # stdout: TOML
@@ -128,18 +130,24 @@ def seeds_type(text: str) -> list[int]:
     return seeds
 
 
-def train_members(args: argparse.Namespace, log) -> int:
-    """``--seeds``: the same config once per seed, each an ordinary run folder in RUN/seed-S/."""
-    config = resolve_config(args, log)
-    if args.seed is not None:
-        raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
-    ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")
-    for seed in args.seeds:
-        shared_split = config.split_seed if config.split_seed >= 0 else config.seed  # one dev set for all
-        member = TrainConfig.from_dict({**config.to_dict(), "seed": seed, "split_seed": shared_split}).validate()
-        log(f"Ensemble member seed {seed} -> {ensemble / f'seed-{seed}'}")
-        finish(args, train_run(member, ensemble / f"seed-{seed}", log=log, progress=not args.quiet), log)
-    log(f"Ensemble of {len(args.seeds)} in {ensemble}: scratchnn evaluate {ensemble}")
+def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> int:
+    """``--seeds``: the same config once per seed, each an ordinary run folder in RUN/seed-S/;
+    ``resume``: complete the ensemble in that folder (``--resume`` of a folder of members)."""
+    if resume is not None:
+        ensemble, members = resume, ensemble_run.resume_members(resume, log, progress=not args.quiet)
+    else:
+        config = resolve_config(args, log)
+        if args.seed is not None:
+            raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
+        ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")
+        members = ensemble_run.train_members(config, args.seeds, ensemble, log, progress=not args.quiet)
+    try:
+        for result in members:
+            finish(args, result, log)
+    except KeyboardInterrupt:  # the member's checkpoint is kept; the ensemble is what to go on with
+        raise RunInterrupted(ensemble) from None
+    seeds = ensemble_run.recorded_seeds(ensemble) or []
+    log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {ensemble}")
     return 0
 
 

@@ -1,0 +1,94 @@
+"""``train --seeds``: an ensemble's members trained one after another into one folder, and an
+interrupted ensemble completed.
+
+The folder holds one ordinary run folder per member (``seed-S/``) and ``ensemble.toml``, the
+seeds it is to hold, written before the first member starts. ``train --resume FOLDER`` then
+finishes the member that was interrupted and trains those never started, and an ensemble read
+for evaluation or prediction is refused while a member is missing.
+"""
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..files import atomic_write_bytes, read_small_text
+from ..io import MODEL_FILE
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint
+from .config import CONFIG_FILE, TrainConfig
+from .run import resume_run, train_run
+from .run_data import locate_data
+from .session import RunResult
+
+ENSEMBLE_FILE = "ensemble.toml"
+MAX_SEEDS = 64  # as many members as an ensemble may have (ensemble.MAX_MEMBERS)
+
+
+def member_dir(folder: Path, seed: int) -> Path:
+    return Path(folder) / f"seed-{seed}"
+
+
+def member_config(config: TrainConfig, seed: int) -> TrainConfig:
+    """``config`` with the member's seed; every member holds out the same dev set (the base's split)."""
+    shared_split = config.split_seed if config.split_seed >= 0 else config.seed
+    return TrainConfig.from_dict({**config.to_dict(), "seed": seed, "split_seed": shared_split}).validate()
+
+
+def recorded_seeds(folder: Path) -> list[int] | None:
+    """The seeds ``folder``'s ensemble.toml lists, None without one; a ConfigError for a damaged one."""
+    path = Path(folder) / ENSEMBLE_FILE
+    if not path.is_file():
+        return None
+    try:
+        seeds = tomllib.loads(read_small_text(path, 4096, "an ensemble's list of seeds")).get("seeds")
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}); it reads seeds = [0, 1, 2]") from None
+    if not (isinstance(seeds, list) and 2 <= len(seeds) <= MAX_SEEDS and len(set(map(str, seeds))) == len(seeds)
+            and all(type(seed) is int and seed >= 0 for seed in seeds)):
+        raise ConfigError(f"{path}: seeds must list 2 to {MAX_SEEDS} different whole numbers >= 0, "
+                          f"got {str(seeds)[:60]}")
+    return seeds
+
+
+def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Callable[[str], None],
+                  progress: bool) -> Iterator[RunResult]:
+    """Train the member of each seed in turn; each finished member's RunResult as it comes."""
+    folder = Path(folder)
+    if recorded_seeds(folder) is not None:
+        raise ConfigError(f"{folder} already holds an ensemble; complete it with --resume {folder}, "
+                          "or choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / ENSEMBLE_FILE, f"seeds = [{', '.join(map(str, seeds))}]\n".encode())
+    for seed in seeds:
+        log(f"Ensemble member seed {seed} -> {member_dir(folder, seed)}")
+        yield train_run(member_config(config, seed), member_dir(folder, seed), log=log, progress=progress)
+
+
+def resume_members(folder: Path, log: Callable[[str], None], progress: bool) -> Iterator[RunResult]:
+    """Complete the ensemble in ``folder``: finished members are left as they are, the interrupted
+    one resumes, and those never started train with the started ones' config and their own seed."""
+    folder = Path(folder)
+    seeds = recorded_seeds(folder) or []
+    started = [member_dir(folder, seed) for seed in seeds if (member_dir(folder, seed) / CONFIG_FILE).is_file()]
+    if not started:
+        raise ConfigError(f"{folder}: no member of the ensemble had started; train it again with "
+                          f"--seeds {','.join(map(str, seeds))} --out {folder} after deleting the folder")
+    base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
+    for seed in seeds:
+        run = member_dir(folder, seed)
+        if _finished(run):
+            log(f"Ensemble member seed {seed}: finished ({run})")
+        elif (run / CONFIG_FILE).is_file():
+            log(f"Ensemble member seed {seed} -> {run}, resumed")
+            yield resume_run(run, log=log, progress=progress)
+        else:
+            log(f"Ensemble member seed {seed} -> {run}")
+            yield train_run(member_config(base, seed), run, log=log, progress=progress)
+
+
+def _finished(run: Path) -> bool:
+    """A member with its model and no checkpoint of unfinished training (as resume_run tells them)."""
+    if not (run / MODEL_FILE).is_file():
+        return False
+    return not (run / CHECKPOINT_FILE).exists() or bool(load_checkpoint(run / CHECKPOINT_FILE).metadata.get("finished"))
