@@ -61,8 +61,8 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
            in capsys.readouterr().err
     assert main(["train", "--resume", str(stopped), "--quiet"]) == 0
     for seed in (0, 1, 2):
-        made, whole = (read_tensors(folder / f"seed-{seed}" / "model.safetensors")[0] for folder in (stopped,
-                                                                                                      tmp_path / "whole"))
+        made, whole = (read_tensors(folder / f"seed-{seed}" / "model.safetensors")[0]
+                       for folder in (stopped, tmp_path / "whole"))
         assert made.keys() == whole.keys() and all(np.array_equal(made[k], whole[k]) for k in made)
     assert main(["train", "--resume", str(stopped)]) == 0  # all finished: nothing to do
     assert "Ensemble member seed 2: finished" in capsys.readouterr().out
