@@ -111,8 +111,8 @@ class Layer:
                 value.release_cache()
 
     def __getstate__(self) -> dict:
-        """What ``copy.deepcopy`` and ``pickle`` keep: everything but the cache forward left for
-        backward. A copy is a layer that has not run yet, and it can be taken while another thread
+        """What a copy keeps (``copy.deepcopy``, or Python's serialisation of objects): everything
+        but the cache forward left for backward. A copy is a layer that has not run yet, and it can be taken while another thread
         predicts on this one (which rewrites the cache meanwhile)."""
         return {**vars(self), "_cache": None}
 
