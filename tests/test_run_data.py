@@ -190,3 +190,15 @@ def test_a_model_saved_from_python_is_evaluated_on_data_the_user_names(tmp_path,
     csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
     assert main(["evaluate", str(path), "--csv", str(csv), "--set", "all"]) == 0
     assert "Accuracy:" in capsys.readouterr().out
+
+
+def test_a_home_folder_in_a_config_files_data_path_is_expanded(tmp_path, monkeypatch):
+    """The CLI audit: csv = "~/digits.csv" in a config file became <current folder>/~/digits.csv."""
+    from scratchnn.training.run_data import locate_data
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    located = locate_data(TrainConfig(csv="~/digits.csv", data_dir="~/data"), tmp_path / "runs" / "x")
+    assert located.csv == str(tmp_path / "home" / "digits.csv")
+    assert located.data_dir == str(tmp_path / "home" / "data")
+    assert locate_data(TrainConfig(csv="digits.csv"), tmp_path).csv == str(tmp_path / "digits.csv")  # unchanged

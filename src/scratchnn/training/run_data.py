@@ -78,7 +78,8 @@ def with_data(config: TrainConfig, given: dict) -> TrainConfig:
 
 
 def locate_data(config: TrainConfig, run_dir) -> TrainConfig:
-    """A copy whose relative data paths (older configs) are made absolute where they exist.
+    """A copy whose relative data paths (older configs) are made absolute where they exist, and
+    a leading ``~`` the user's home folder.
 
     Tried in order: the current directory, ``run_dir``, and the folder that holds ``runs/`` when
     ``run_dir`` is ``runs/<name>`` (the folder ``train`` ran in by default). A path found nowhere
@@ -89,6 +90,8 @@ def locate_data(config: TrainConfig, run_dir) -> TrainConfig:
     found = {}
     for name in (*FILES, "data_dir"):
         value = getattr(config, name)
+        if value and value.startswith("~"):  # a home folder written in a config file: the shell never saw it
+            value = found[name] = os.path.expanduser(value)
         if not value or Path(value).is_absolute():
             continue
         candidates = [base / value for base in bases]
