@@ -75,8 +75,8 @@ def _mode_for(path: Path) -> int:
     try:
         info = path.lstat()
     except OSError:
-        return 0o666 & ~UMASK
-    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else 0o666 & ~UMASK
+        info = None
+    return stat.S_IMODE(info.st_mode) if info and stat.S_ISREG(info.st_mode) else 0o666 & ~UMASK
 
 
 def _replace(tmp: str, path: Path) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from ..data.tta import VIEW_KINDS
 from ..ensemble import average
 from ..errors import ConfigError
-from ..metrics import accuracy, confident_mistakes, confusion_matrix, format_report
+from ..metrics import accuracy, confident_mistakes, confusion_matrix, format_report, per_class_accuracy
 from .common import (add_data_arguments, add_models_argument, add_set_argument, add_textbook_argument, add_tta_argument,
                      load_ensemble_and_set, plain_and_tta_probas)
 
@@ -46,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
     columns = {"accuracy": plain}
     if args.tta > 1:
         columns[f"with TTA x{args.tta}"] = averaged
+    probas = average(list(columns.values())[-1])  # the ensemble, with TTA when asked
+    predictions = probas.argmax(axis=1)
+    matrix = confusion_matrix(labels, predictions, len(classes))
     if args.json:
-        print(json.dumps(results(ensemble, columns, labels, classes, description, args), indent=2))
+        print(json.dumps(results(ensemble, columns, probas, matrix, labels, classes, description, args), indent=2))
         return 0
     for member in ensemble.members:
         print(f"Model: {member.name} ({member.model.widths()})")
@@ -57,9 +61,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"TTA x{args.tta}: the original and {args.tta - 1} view{'s' * (args.tta > 2)} ({'; '.join(kinds)})")
     if len(ensemble) > 1 or args.tta > 1:
         print(accuracy_table(columns, [member.name for member in ensemble.members], labels) + "\n")
-    probas = average(list(columns.values())[-1])  # the ensemble, with TTA when asked
-    predictions = probas.argmax(axis=1)
-    matrix = confusion_matrix(labels, predictions, len(classes))
     which = (f"ensemble of {len(ensemble)}" if len(ensemble) > 1 else "") + (
         f"{', ' * (len(ensemble) > 1)}TTA x{args.tta}" if args.tta > 1 else "")
     print(f"Accuracy{f' ({which})' if which else ''}: {accuracy(predictions, labels):.4f} "
@@ -70,23 +71,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def results(ensemble, columns: dict[str, list], labels, classes: list[str], description: str,
+def results(ensemble, columns: dict[str, list], probas, matrix, labels, classes: list[str], description: str,
             args: argparse.Namespace) -> dict:
-    """What evaluate prints, as one JSON-ready object; "accuracy" is the ensemble's, with TTA when asked."""
-    probas = average(list(columns.values())[-1])
-    predictions = probas.argmax(axis=1)
-    matrix = confusion_matrix(labels, predictions, len(classes))
+    """What evaluate prints, as one JSON-ready object: ``probas`` and ``matrix`` are the ensemble's
+    (with TTA when asked), and so is "accuracy"."""
     members = [{"name": member.name, "accuracy": accuracy(columns["accuracy"][k].argmax(axis=1), labels),
                 **({"accuracy_tta": accuracy(columns[f"with TTA x{args.tta}"][k].argmax(axis=1), labels)}
                    if args.tta > 1 else {})} for k, member in enumerate(ensemble.members)]
     return {"data": description, "set": args.set, "images": len(labels), "tta": args.tta,
-            "accuracy": accuracy(predictions, labels), "correct": int(matrix.trace()),
+            "accuracy": accuracy(probas.argmax(axis=1), labels), "correct": int(matrix.trace()),
             **({"accuracy_without_tta": accuracy(average(columns["accuracy"]).argmax(axis=1), labels)}
                if args.tta > 1 else {}),
             "members": members,
-            "per_class": [{"class": name, "images": int(matrix[c].sum()),
-                           "accuracy": None if matrix[c].sum() == 0 else float(matrix[c, c] / matrix[c].sum())}
-                          for c, name in enumerate(classes)],
+            "per_class": [{"class": name, "images": int(matrix[c].sum()), "accuracy": None if math.isnan(a) else a}
+                          for c, (name, a) in enumerate(zip(classes, per_class_accuracy(matrix).tolist()))],
             "confusion_matrix": matrix.tolist(),
             "mistakes": [{"index": int(i), "true": classes[labels[i]], "predicted": classes[int(probas[i].argmax())],
                           "p_predicted": float(probas[i].max()), "p_true": float(probas[i, labels[i]])}

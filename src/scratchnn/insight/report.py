@@ -72,7 +72,7 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
         _refuse_unfinished(run_dir)
     model, metadata, config = _load_run(run_dir)
-    config = with_data(config, data) if data else config
+    config = with_data(config, data or {})  # no data flags: the run's own data
     notes: list[str] = []
     rows = read_metrics(run_dir / METRICS_FILE, notes)
     step = config.step_name
