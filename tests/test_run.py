@@ -126,6 +126,10 @@ def test_resume_refuses_a_finished_run_and_extra_flags(tmp_path, digits):
     train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "run", log=quiet, progress=False)
     with pytest.raises(ConfigError, match="already finished"):
         resume_run(tmp_path / "run", log=quiet, progress=False)
+    before = (tmp_path / "run" / MODEL_FILE).read_bytes()
+    result = cli("train", "--resume", str(tmp_path / "run"), "--no-report")  # the CLI: done is done, exit 0
+    assert result.returncode == 0 and "already finished; nothing to train" in result.stderr, result.stderr
+    assert "--config" in result.stderr and (tmp_path / "run" / MODEL_FILE).read_bytes() == before
     result = cli("train", "--resume", str(tmp_path / "run"), "--lr", "0.1")
     assert result.returncode == 1 and "drop --lr" in result.stderr
     result = cli("train", "--resume", str(tmp_path / "nothing"))

@@ -10,11 +10,11 @@ from pathlib import Path
 from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
 from ..errors import ConfigError, MissingExtra, RunInterrupted
-from ..training.config import TrainConfig
 from ..training import ensemble_run, presets
+from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
-from ..training.run import new_run_dir, resume_run, train_run
+from ..training.run import REPORT_FILE, new_run_dir, resume_run, run_finished, train_run
 from .common import add_data_arguments, next_steps_lines
 from .config_flags import add_option_arguments, given_options, table_type
 
@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         if ensemble_run.recorded_seeds(Path(args.resume)) is not None:
             return train_members(args, log, resume=Path(args.resume))
+        if run_finished(args.resume) and (args.no_report or (Path(args.resume) / REPORT_FILE).exists()):
+            # nothing to do is done: a job scheduler that starts a finished job again sees success
+            print(f"{args.resume}: the run had already finished; nothing to train. For more epochs, start a new "
+                  f"run: scratchnn train --config {Path(args.resume) / CONFIG_FILE} --epochs N", file=sys.stderr)
+            return 0
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
     elif args.print_config:
         notes = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))  # stdout: TOML

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
-from ..io import MODEL_FILE
-from .checkpoint import CHECKPOINT_FILE, load_checkpoint
 from .config import CONFIG_FILE, TrainConfig
-from .run import resume_run, train_run
+from .run import resume_run, run_finished, train_run
 from .run_data import locate_data
 from .session import RunResult
 
@@ -77,7 +75,7 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool) -> 
     base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
     for seed in seeds:
         run = member_dir(folder, seed)
-        if _finished(run):
+        if run_finished(run):
             log(f"Ensemble member seed {seed}: finished ({run})")
         elif (run / CONFIG_FILE).is_file():
             log(f"Ensemble member seed {seed} -> {run}, resumed")
@@ -85,10 +83,3 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool) -> 
         else:
             log(f"Ensemble member seed {seed} -> {run}")
             yield train_run(member_config(base, seed), run, log=log, progress=progress)
-
-
-def _finished(run: Path) -> bool:
-    """A member with its model and no checkpoint of unfinished training (as resume_run tells them)."""
-    if not (run / MODEL_FILE).is_file():
-        return False
-    return not (run / CHECKPOINT_FILE).exists() or bool(load_checkpoint(run / CHECKPOINT_FILE).metadata.get("finished"))

@@ -104,7 +104,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE) if (run_dir / CHECKPOINT_FILE).exists() else None
     refuse_edits(config, checkpoint, run_dir / CONFIG_FILE)
     has_model = (run_dir / MODEL_FILE).is_file()
-    if has_model and (checkpoint is None or checkpoint.metadata.get("finished")):
+    if has_model and _marked_finished(checkpoint):
         if report and not (run_dir / REPORT_FILE).exists():
             log(f"{run_dir}: the run had finished; writing its missing report")
             return _finished_run(run_dir, checkpoint)
@@ -129,6 +129,19 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
             return session.run()
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
+
+
+def run_finished(run_dir: Path) -> bool:
+    """True when the run in ``run_dir`` has nothing left to train: its model is saved, and no
+    checkpoint says training was cut short (a run saved without checkpoints has none)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / MODEL_FILE).is_file():
+        return False
+    return not (run_dir / CHECKPOINT_FILE).exists() or _marked_finished(load_checkpoint(run_dir / CHECKPOINT_FILE))
+
+
+def _marked_finished(checkpoint: Checkpoint | None) -> bool:
+    return checkpoint is None or bool(checkpoint.metadata.get("finished"))
 
 
 def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
