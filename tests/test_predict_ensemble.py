@@ -167,6 +167,25 @@ def test_predict_one_image_with_an_ensemble_and_tta(runs, capsys):
     assert "(ensemble of 2 models, TTA x3)" in said and "Prediction:" in said
 
 
+def test_predict_json_of_one_image_is_the_ensembles_answer(runs, capsys):
+    argv = ["predict", str(runs["ens"]), "--index", "3", "--set", "all", "--tta", "3"]
+    found = json.loads(output(capsys, [*argv, "--json"]))
+    ensemble = load_ensemble([runs["ens"]])
+    images, labels, _, _ = load_set(TrainConfig.load(runs["seed-0"] / "config.toml"), "all", progress=False)
+    probs = ensemble.predict_proba(scale_pixels(images[3:4], ensemble.input_shape), tta=3)[0]
+    assert found["models"] == [member.name for member in ensemble.members] and len(found["models"]) == 2
+    assert (found["index"], found["set"], found["tta"], found["true"]) == (3, "all", 3, str(int(labels[3])))
+    assert found["prediction"] == str(int(probs.argmax())) and found["correct"] == (probs.argmax() == labels[3])
+    assert list(found["probabilities"].values()) == pytest.approx(probs.tolist(), abs=1e-6)
+    assert f"Prediction: {found['prediction']} (probability {found['probability']:.1%})" in output(capsys, argv)
+
+
+def test_predict_json_is_refused_with_a_submission(runs, test_csv, tmp_path, capsys):
+    argv = ["predict", str(runs["seed-0"]), "--csv", str(test_csv[0]), "--submission", str(tmp_path / "s.csv")]
+    assert main([*argv, "--json"]) == 1
+    assert "a submission is its CSV file" in capsys.readouterr().err and not (tmp_path / "s.csv").exists()
+
+
 def test_the_web_api_serves_the_ensemble(runs):
     from web_support import LOCAL_BASE_URL, require
 

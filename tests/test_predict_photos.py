@@ -1,5 +1,6 @@
 """``scratchnn predict MODEL photo.jpg ...``: photos in, predictions out, one line per bad file."""
 import io
+import json
 import re
 import zlib
 
@@ -8,6 +9,7 @@ import pytest
 from PIL import Image
 
 from scratchnn.cli.main import main
+from scratchnn.ensemble import load_ensemble
 from scratchnn.io import load
 from test_images import mnist_digits, paste_on_paper, png_header, small_run  # noqa: F401 (fixtures)
 
@@ -61,6 +63,26 @@ def test_each_photo_is_predicted_and_each_bad_file_gets_one_line(capsys, small_r
     for line, name, reason in zip(lines, ["text", "truncated", "white", "missing", "bomb"],
                                   ["not an image", "truncated", "no ink found", "no such file", "decompression bomb"]):
         assert line.startswith(f"scratchnn predict: error: {photos[name]}: ") and reason in line, line
+
+
+def test_json_holds_what_the_text_says_for_every_photo_and_each_error(capsys, small_run, photos):  # noqa: F811
+    """predict --json: stdout is one JSON object (a script's), errors still one line each on stderr."""
+    order = ["seven", "text", "number"]
+    code, out, err = predict(capsys, small_run, *[photos[name] for name in order], "--json")
+    found = json.loads(out)
+    names = [member.name for member in load_ensemble([small_run]).members]
+    assert code == 1 and found["models"] == names and found["tta"] == 1
+    assert [answer["path"] for answer in found["photos"]] == [photos[name] for name in order]
+    seven, text, number = found["photos"]
+    assert seven["reads"] == "7" and number["reads"] == "2026" and len(number["characters"]) == 4
+    assert err.strip() == f"scratchnn predict: error: {text['error']}" and text["error"].startswith(photos["text"])
+    _, said, _ = predict(capsys, small_run, photos["seven"])  # the text answer, to the printed 0.1%
+    shown = re.search(r"Prediction: (\d) \(probability (\d+\.\d)%\)", said)
+    answer = seven["characters"][0]
+    assert (answer["prediction"], f"{answer['probability']:.1%}") == (shown[1], f"{shown[2]}%")
+    assert answer["probabilities"][answer["prediction"]] == answer["probability"]
+    assert list(answer["probabilities"]) == [str(d) for d in range(10)]
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
 
 
 def test_a_photo_given_before_the_model_is_named_as_such(capsys, small_run, photos):  # noqa: F811

@@ -6,6 +6,8 @@ a Kaggle submission.
                                          [--explain-preprocessing OUT.png]
     scratchnn predict MODEL... --csv test.csv --submission submission.csv [--ignore-labels]
 
+``--json`` prints the predictions of photos or of ``--index N`` as one JSON object, for scripts.
+
 Several models (or a folder of member runs) answer as an ensemble; ``--tta N`` averages over N
 views of each image. The leading arguments that are run folders or ``.safetensors`` files are
 the models (the first always is one), the rest are photos.
@@ -16,6 +18,7 @@ one line on stderr, the others are still read, and the exit code is 1 at the end
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -69,6 +72,9 @@ def add_parser(commands) -> None:
                              "and write Kaggle's ImageId,Label submission file")
     parser.add_argument("--ignore-labels", action="store_true",
                         help="with --submission: accept a CSV that has a label column, and ignore it")
+    parser.add_argument("--json", action="store_true",
+                        help="print the predictions as one JSON object instead (for scripts): for each photo what it "
+                             "reads and each character's probabilities, or the --index image's (notes go to stderr)")
     add_data_arguments(parser, "with --index; with --submission, --csv is the test file; "
                                "default: the data the model was trained on")
     parser.set_defaults(run=run)
@@ -92,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{first} is an image, not a model: give the model first, then the images "
                           f"(scratchnn predict MODEL {first.name})")
     if args.submission is not None:
+        if args.json:
+            raise ConfigError("--json prints the predictions of photos or of --index N; a submission is its CSV file")
         return write_kaggle_submission(args)
     if args.ignore_labels:
         raise ConfigError("--ignore-labels goes with --submission (a test CSV that has a label column)")
@@ -114,23 +122,46 @@ def run(args: argparse.Namespace) -> int:
     image, label = images[args.index], int(labels[args.index])
     probs = ensemble.predict_proba(scale_pixels(image[None], ensemble.input_shape), tta=args.tta)[0]
     best = int(np.argmax(probs))
+    if args.json:
+        print(json.dumps({**answered_by_json(ensemble, args.tta), "data": description, "set": args.set,
+                          "index": args.index, "true": classes[label], "correct": best == label,
+                          **character(probs, classes)}, indent=2))
+    else:
+        print_index_image(args, image, label, probs, classes, description, ensemble)
+    if args.save:
+        from ..plots import prediction_figure, save_figure
+
+        save_figure(prediction_figure(image, probs, classes, label), args.save)
+        print(f"Saved {args.save}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def print_index_image(args, image, label: int, probs, classes, description: str, ensemble) -> None:
+    """The --index image in the terminal, with the prediction, the true label and the top 3."""
+    best = int(np.argmax(probs))
     print(f"Image {args.index} of the {description}{in_brackets(answered_by(ensemble, args.tta))}:")
     print(render_image(image))
     verdict = "correct" if best == label else "wrong"
     print(f"Prediction: {classes[best]} (probability {probs[best]:.1%})   True label: {classes[label]}   ({verdict})")
     print("Top 3: " + top3(probs, classes))
-    if args.save:
-        from ..plots import prediction_figure, save_figure
-
-        save_figure(prediction_figure(image, probs, classes, label), args.save)
-        print(f"Saved {args.save}")
-    return 0
 
 
 def answered_by(ensemble, tta: int) -> str:
     """'ensemble of 3 models, TTA x4', or '' for one model without TTA."""
     parts = ([f"ensemble of {len(ensemble)} models"] if len(ensemble) > 1 else []) + ([f"TTA x{tta}"] if tta > 1 else [])
     return ", ".join(parts)
+
+
+def answered_by_json(ensemble, tta: int) -> dict:
+    """Who answered, for --json: the models' names and the TTA views."""
+    return {"models": [member.name for member in ensemble.members], "tta": tta}
+
+
+def character(probs: np.ndarray, classes) -> dict:
+    """One image's answer, for --json: the predicted class, its probability, and every class's."""
+    best = int(np.argmax(probs))
+    return {"prediction": classes[best], "probability": float(probs[best]),
+            "probabilities": {name: float(p) for name, p in zip(classes, probs)}}
 
 
 def in_brackets(text: str) -> str:
@@ -177,11 +208,12 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
     classes = ensemble.classes
     # a photo of a class named by a word (a trouser) is one thing, whatever pieces its ink falls into
     split = args.digits if args.digits != "auto" or all(len(name) == 1 for name in classes) else "single"
-    if len(ensemble) > 1 or args.tta > 1:
+    if not args.json and (len(ensemble) > 1 or args.tta > 1):
         print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
               f"Answered with {answered_by(ensemble, args.tta)}\n")
+    notes = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
     stems = [Path(path).stem for path in args.photos]
-    failed = 0
+    answers, failed = [], 0
     for n, path in enumerate(args.photos):
         try:
             gray = read_image(path, reduce_to=WORK_SIDE)
@@ -191,19 +223,17 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
                 raise ImageError(f"{path}: {error}") from None
         except ImageError as error:
             print(f"scratchnn predict: error: {error}", file=sys.stderr)
+            answers.append({"path": str(path), "error": str(error)})
             failed += 1
             continue
-        if n:
-            print()
         probs = ensemble.predict_proba(np.stack(digits).reshape(len(digits), *ensemble.input_shape), tta=args.tta)
-        if split == "multi" or len(digits) > 1:
-            print_number(path, digits, probs, classes)
+        if args.json:
+            answers.append({"path": str(path), "reads": "".join(classes[k] for k in probs.argmax(axis=1)),
+                            "characters": [character(p, classes) for p in probs]})
         else:
-            print(f"{path} (the 28x28 image the model sees):")
-            print(render_image(to_pixels(digits[0])))
-            best = int(np.argmax(probs[0]))
-            print(f"Prediction: {classes[best]} (probability {probs[0, best]:.1%})")
-            print("Top 3: " + top3(probs[0], classes))
+            if n:
+                print()
+            print_photo(path, digits, probs, classes, number=split == "multi" or len(digits) > 1)
         if args.explain_preprocessing:
             from ..plots.preprocessing import save_preprocessing_figure
 
@@ -220,8 +250,22 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
                 print(f"scratchnn predict: error: {error}", file=sys.stderr)
                 failed += 1
                 continue
-            print(f"Saved the preprocessing steps to {saved}")
+            print(f"Saved the preprocessing steps to {saved}", file=notes)
+    if args.json:
+        print(json.dumps({**answered_by_json(ensemble, args.tta), "photos": answers}, indent=2))
     return 1 if failed else 0
+
+
+def print_photo(path, digits: list[np.ndarray], probs: np.ndarray, classes, number: bool) -> None:
+    """One photo's answer in the terminal: a number's characters side by side, or the one digit."""
+    if number:
+        print_number(path, digits, probs, classes)
+        return
+    print(f"{path} (the 28x28 image the model sees):")
+    print(render_image(to_pixels(digits[0])))
+    best = int(np.argmax(probs[0]))
+    print(f"Prediction: {classes[best]} (probability {probs[0, best]:.1%})")
+    print("Top 3: " + top3(probs[0], classes))
 
 
 def print_number(path, digits: list[np.ndarray], probs: np.ndarray, classes) -> None:
