@@ -253,6 +253,20 @@ def test_a_path_after_an_option_joins_the_commands_list_of_paths():
             parse(argv)
 
 
+def test_a_home_folder_the_shell_left_unexpanded_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """The CLI audit: `--out=~/runs/a` (bash expands no ~ after a flag's =) and a quoted '~/runs/a'
+    made a folder named ~ in the current folder."""
+    from scratchnn.cli.main import main, parse
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    args = parse(["train", "--out=~/runs/a", "--config", "~/mine.toml", "--seeds=0,1"])
+    assert (args.out, args.config, args.seeds) == (tmp_path / "runs/a", tmp_path / "mine.toml", [0, 1])
+    assert parse(["predict", "~/r", "~/p.png", "--save=x~.png"]).paths == [f"{tmp_path}/r", f"{tmp_path}/p.png"]
+    assert main(["doctor", "~/gone"]) == 1
+    assert f"{tmp_path / 'gone'}: no such folder" in capsys.readouterr().err and not (tmp_path / "~").exists()
+
+
 def test_output_that_is_not_utf8_gets_the_math_in_ascii_instead_of_a_crash(tmp_path):
     """Windows' redirected output is cp1252: explain's Σ, ∂L/∂W and ‖grad‖ raised UnicodeEncodeError."""
     from PIL import Image

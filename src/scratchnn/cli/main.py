@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse; a flag the command does not know gets that command's usage and the nearest flag."""
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
+    argv = [home_expanded(token) for token in (sys.argv[1:] if argv is None else argv)]
     if not argv:  # a bare `scratchnn`: the list of commands, not only "COMMAND is required"
         parser.print_help(sys.stderr)
         parser.exit(2)
@@ -64,6 +64,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             return args
         command.error(f"unrecognized arguments: {' '.join(unknown)}{suggest_flag(command, unknown[0])}")
     return args
+
+
+def home_expanded(token: str) -> str:
+    """A leading ``~`` of an argument, or of a flag's ``=value``, as the home folder. The shell
+    expands ``~`` only at the start of a word it does not quote, so ``--out=~/runs/a`` and
+    ``--out '~/runs/a'`` reached us as is and made a folder named ``~`` (one ``rm -rf ~`` away from
+    deleting the home folder).
+
+    >>> home_expanded("--out=~/runs/a") == "--out=" + os.path.expanduser("~/runs/a")
+    True
+    >>> home_expanded("a~b"), home_expanded("--seeds=0,1")
+    ('a~b', '--seeds=0,1')
+    """
+    flag, equals, value = token.partition("=") if token.startswith("--") else ("", "", token)
+    return flag + equals + os.path.expanduser(value) if value.startswith("~") else token
 
 
 INTERRUPTED = 130  # what main() returns for Ctrl+C or SIGTERM (128 + SIGINT, the shells' convention)
