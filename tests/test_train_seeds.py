@@ -64,8 +64,18 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
         made, whole = (read_tensors(folder / f"seed-{seed}" / "model.safetensors")[0]
                        for folder in (stopped, tmp_path / "whole"))
         assert made.keys() == whole.keys() and all(np.array_equal(made[k], whole[k]) for k in made)
-    assert main(["train", "--resume", str(stopped)]) == 0  # all finished: nothing to do
+    assert main(["train", "--resume", str(stopped), "--no-report"]) == 0  # all finished: nothing to do
     assert "Ensemble member seed 2: finished" in capsys.readouterr().out
+    from scratchnn.insight import report  # a member stopped while its report was drawn gets it drawn, untrained
+
+    drawn = []
+    monkeypatch.setattr(report, "write_report", lambda run, log: drawn.append(run) or (run / "report.html").touch())
+    for seed in (0, 2):
+        (stopped / f"seed-{seed}" / "report.html").unlink()
+    assert main(["train", "--resume", str(stopped)]) == 0
+    said = capsys.readouterr().out
+    assert drawn == [stopped / "seed-0", stopped / "seed-2"] and "Epoch" not in said
+    assert "Ensemble member seed 1: finished" in said and "writing its missing report" in said
     assert main(["train", "--seeds", "0,1,2", "--out", str(stopped), *flags]) == 1
     assert f"{stopped} already holds an ensemble; complete it with --resume" in capsys.readouterr().err
 

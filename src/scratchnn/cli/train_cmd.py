@@ -139,7 +139,8 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
     """``--seeds``: the same config once per seed, each an ordinary run folder in RUN/seed-S/;
     ``resume``: complete the ensemble in that folder (``--resume`` of a folder of members)."""
     if resume is not None:
-        ensemble, members = resume, ensemble_run.resume_members(resume, log, progress=not args.quiet)
+        ensemble, members = resume, ensemble_run.resume_members(resume, log, progress=not args.quiet,
+                                                             report=not args.no_report)
     else:
         config = resolve_config(args, log)
         if args.seed is not None:

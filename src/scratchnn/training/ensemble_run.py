@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
 from .config import CONFIG_FILE, TrainConfig
-from .run import resume_run, run_finished, train_run
+from .run import REPORT_FILE, resume_run, run_finished, train_run
 from .run_data import locate_data
 from .session import RunResult
 
@@ -63,9 +63,12 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
         yield train_run(member_config(config, seed), member_dir(folder, seed), log=log, progress=progress)
 
 
-def resume_members(folder: Path, log: Callable[[str], None], progress: bool) -> Iterator[RunResult]:
+def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
+                   report: bool = False) -> Iterator[RunResult]:
     """Complete the ensemble in ``folder``: finished members are left as they are, the interrupted
-    one resumes, and those never started train with the started ones' config and their own seed."""
+    one resumes, and those never started train with the started ones' config and their own seed.
+    With ``report``, a finished member without its report.html (stopped while it was drawn) is
+    yielded too, untrained, for the caller to draw it."""
     folder = Path(folder)
     seeds = recorded_seeds(folder) or []
     started = [member_dir(folder, seed) for seed in seeds if (member_dir(folder, seed) / CONFIG_FILE).is_file()]
@@ -75,7 +78,9 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool) -> 
     base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
     for seed in seeds:
         run = member_dir(folder, seed)
-        if run_finished(run):
+        if run_finished(run) and report and not (run / REPORT_FILE).exists():  # stopped while drawing it
+            yield resume_run(run, log=log, progress=progress, report=True)
+        elif run_finished(run):
             log(f"Ensemble member seed {seed}: finished ({run})")
         elif (run / CONFIG_FILE).is_file():
             log(f"Ensemble member seed {seed} -> {run}, resumed")
