@@ -59,3 +59,63 @@ def test_trials_run_in_the_workers_of_an_existing_cluster(shared_dir, tmp_path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+# A worker "on another machine": each trial's run folder leaves the sweep's disk once the trial is done
+# (to the worker's own), as the run folders of workers without a shared disk never reach the client's.
+ELSEWHERE = """
+import shutil
+from pathlib import Path
+
+import scratchnn.tune.trial as trial
+
+trained_here = getattr(trial.run_trial, "trained_here", trial.run_trial)  # Dask may import a preload twice
+
+
+def run_trial(storage, study_name, trial_id, config, trial_dir, stop_event=None):
+    outcome = trained_here(storage, study_name, trial_id, config, trial_dir, stop_event)
+    shutil.move(trial_dir, Path({away!r}) / Path(trial_dir).name)
+    return outcome
+
+
+run_trial.trained_here = trained_here
+trial.run_trial = run_trial
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc (Linux)")
+def test_workers_without_the_sweeps_disk_still_give_best_toml_and_lose_nothing(shared_dir, tmp_path):
+    """The sweep audit: with workers on other machines (no shared disk), best.toml was read from a
+    trial folder that was not there, and the error handler then deleted the sweep folder, study too."""
+    digits = write_digits(shared_dir, tmp_path / "digits.csv")
+    (tmp_path / "space.toml").write_text(SPACE)
+    (tmp_path / "away").mkdir()
+    (tmp_path / "elsewhere.py").write_text(ELSEWHERE.format(away=str(tmp_path / "away")))
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    started = []
+    try:
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--no-dashboard"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
+             "--preload", str(tmp_path / "elsewhere.py")], env=env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+        done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--csv", digits, *SMALL, "--trials", 2,
+                         "--scheduler", address, "--out", tmp_path / "sweep", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "run folder is on its worker's disk" in done.stdout, done.stdout
+        trials = study_trials(tmp_path / "sweep")
+        assert len(trials) == 2 and not any((tmp_path / "sweep" / "trials").glob("*/config.toml"))
+        best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+        moved = (tmp_path / "away" / f"{best.number:04d}" / "config.toml").read_text()
+        assert (tmp_path / "sweep" / "best.toml").read_text() == moved  # the trial's config, as its worker saved it
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

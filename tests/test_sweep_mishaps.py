@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from ci_guard import require_module
@@ -178,7 +179,6 @@ def test_a_step_that_does_not_divide_its_range_is_refused_with_the_end_that_fits
 def test_ctrl_c_in_a_terminal_stops_a_local_sweep_in_one_line(shared_dir, tmp_path):
     """The terminal sends SIGINT to the whole process group: each Dask worker printed a traceback."""
     import signal
-    import time
 
     from sweep_support import env
 
@@ -254,3 +254,67 @@ def test_the_review_of_the_sweep_fixes(tmp_path, monkeypatch):
     os.utime(lock, (0, 0))
     with sweep_lock(tmp_path):
         pass
+
+
+def test_ctrl_c_while_waiting_for_the_cluster_leaves_no_folder_that_cannot_resume(tmp_path, monkeypatch, capsys):
+    """The sweep audit: interrupted while it waited for a worker, the folder said 'continue with
+    --resume', whose study did not exist, and the same command was refused ('already holds a sweep')."""
+    import contextlib
+
+    from scratchnn.cli.main import main
+
+    @contextlib.contextmanager
+    def waiting(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(parallel, "dask_client", waiting)
+    (tmp_path / "space.toml").write_text(SPACE)
+    digits = write_digits_here(tmp_path)
+    argv = ["sweep", "--space", str(tmp_path / "space.toml"), "--csv", str(digits), "--scheduler", "tcp://127.0.0.1:1",
+            "--out", str(tmp_path / "s")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted; no trial had started; run the same command again")
+    assert not (tmp_path / "s").exists()
+
+
+def write_digits_here(tmp_path):
+    """A tiny CSV of 20 blank digits, two of each class: enough for the sweep to accept the data."""
+    rows = [",".join([str(i % 10)] + ["0"] * 784) for i in range(20)]
+    path = tmp_path / "digits.csv"
+    path.write_text(",".join(["label"] + [f"pixel{i}" for i in range(784)]) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_cluster_left_without_workers_is_said_to_be_once(monkeypatch):
+    """The sweep audit: every worker killed, the sweep waited for over a minute without a word."""
+    from scratchnn.tune import sweep
+
+    class Pending:
+        def __init__(self):
+            self.futures, self.ready_at = ["trial-0"], None
+
+        def is_empty(self):
+            return not self.futures
+
+        def has_ready(self):
+            return self.ready_at is not None and time.monotonic() >= self.ready_at
+
+        def __next__(self):
+            return self.futures.pop()
+
+    class Client:
+        def __init__(self, pending):
+            self.pending, self.asked = pending, 0
+
+        def scheduler_info(self):
+            self.asked += 1
+            if self.asked == 40:  # a worker joins again; its trial finishes a little later
+                self.pending.ready_at = time.monotonic() + 0.05
+            return {"workers": {"tcp://w": {}} if self.asked >= 40 else {}}
+
+    monkeypatch.setattr(sweep, "NO_WORKERS", 0.1)
+    monkeypatch.setattr(sweep, "POLL", 0.005)
+    pending, said = Pending(), []
+    assert list(sweep.completed(pending, Client(pending), said.append)) == ["trial-0"]
+    assert len(said) == 1 and said[0].startswith("Note: the cluster has had no worker for 0 s; the sweep waits")

@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
                 study = run_sweep(folder, client, create=True, log=log)
             complete = study.get_trials(states=(TrialState.COMPLETE,))  # before the cluster goes
     except KeyboardInterrupt:
+        if not args.resume and not folder.started:  # stopped while waiting for the cluster: no study yet
+            folder.remove_if_unused()
+            raise KeyboardInterrupt("no trial had started; run the same command again") from None
         raise KeyboardInterrupt(f"finished trials are kept; {resume}") from None
     except ConfigError:
         if not args.resume:

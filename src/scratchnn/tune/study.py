@@ -56,6 +56,7 @@ class SweepFolder:
     base: TrainConfig
     study: str = STUDY_NAME  # its own name in a --storage database that other sweeps share
     made_folder: bool = False  # create_sweep_folder made ``path`` (remove_if_unused may take it away again)
+    started: bool = False  # the study was opened: from then on the folder holds a sweep, whatever fails
 
     def trial_dir(self, number: int) -> Path:
         return self.path / TRIALS_DIR / f"{number:04d}"
@@ -68,8 +69,9 @@ class SweepFolder:
 
     def remove_if_unused(self) -> None:
         """Undo ``create_sweep_folder`` when the sweep could not start (no cluster, a bad storage):
-        no trial ran, so its files go, and a rerun of the same command starts afresh."""
-        if (self.path / TRIALS_DIR).exists():
+        no trial ran, so its files go, and a rerun of the same command starts afresh. Once the study
+        was opened nothing goes: trials may have run on workers whose disks are not this one."""
+        if self.started or (self.path / TRIALS_DIR).exists():
             return
         for name in (SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE):
             (self.path / name).unlink(missing_ok=True)
@@ -270,11 +272,15 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 
 def write_best(folder: SweepFolder, study: optuna.Study) -> TrainConfig | None:
-    """Rewrite ``DIR/best.toml`` with the best finished trial's full config (from its run folder)."""
+    """Rewrite ``DIR/best.toml`` with the best finished trial's full config: the one its worker
+    saved, which the study keeps (a worker on another machine saved its run folder on its own
+    disk), or for a trial of an older sweep, its run folder's config.toml."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
     best = max(complete, key=lambda t: (t.value, -t.number))  # the earliest of equal scores
-    config = TrainConfig.load(folder.trial_dir(best.number) / CONFIG_FILE)
+    saved = best.user_attrs.get("config")
+    config = TrainConfig.from_dict(saved, source=f"trial {best.number}") if isinstance(saved, dict) else \
+        TrainConfig.load(folder.trial_dir(best.number) / CONFIG_FILE)
     config.save(folder.path / BEST_FILE)
     return config

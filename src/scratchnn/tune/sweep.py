@@ -57,6 +57,7 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         raise ConfigError(f"the Dask scheduler could not open the study's storage ({type(error).__name__}: {first}); "
                           f"{remedy}") from None
     study = open_study(storage, folder.seed, create=create, name=folder.study)
+    folder.started = True
     lost = recover_interrupted(study)
     if lost:
         log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
@@ -68,6 +69,11 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         folder.write()
     log(f"Sweep {folder.path}: {done_before} of {folder.trials} trials done; {slots(client)} at a time; "
         f"searching {', '.join(d.describe() for d in folder.space.dimensions)}")
+    shared = [address for address, info in client.scheduler_info()["workers"].items() if info.get("nthreads", 1) > 1]
+    if shared:  # threadpoolctl's limit is per process: two trials in one share it, and it drifts
+        log(f"Note: worker(s) {', '.join(shared)} run several trials in one process, whose BLAS thread limit they "
+            "share: a trial may then use more than its one thread, and best.toml may not repeat it bit for bit; "
+            "start each worker with --nthreads 1 (and one per core)")
     from distributed import as_completed
 
     from distributed import Event
@@ -78,9 +84,17 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
     try:
         while counts(study) + len(running) < folder.trials and len(running) < slots(client):
             _submit(study, storage, folder, client, running, pending, log, stop.name)
-        for future in pending:
+        away = False  # a trial's run folder is on its worker's disk, not on this one
+        for future in completed(pending, client, log):
             trial = running.pop(future)
             _finish(study, trial, future)
+            attrs = study.get_trials(deepcopy=False)[trial.number].user_attrs  # as its worker set them too
+            if not away and "config" in attrs and not folder.trial_dir(trial.number).is_dir():
+                away = True
+                log(f"Note: trial {trial.number}'s run folder is on its worker's disk (host "
+                    f"{attrs.get('host', '?')}), not in {folder.path / 'trials'}: the sweep folder is not "
+                    "shared. best.toml is written here from the study; copy a trial's folder from its worker to "
+                    "evaluate or report it, or put the sweep folder on a disk every machine shares")
             done = counts(study)
             while done + len(running) < folder.trials and len(running) < slots(client):
                 _submit(study, storage, folder, client, running, pending, log, stop.name)  # the free worker first
@@ -94,6 +108,31 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
             pass
         raise
     return study
+
+
+NO_WORKERS = 30.0  # seconds without a worker in the cluster before the sweep says it waits for one
+POLL = 0.2  # seconds between two looks for a finished trial
+
+
+def completed(pending, client, log: Callable[[str], None]):
+    """Each future of ``pending`` (a distributed.as_completed, added to meanwhile) as it finishes.
+    While none does, and the cluster has had no worker for NO_WORKERS seconds (every worker
+    killed or gone), it says so once, instead of waiting without a word."""
+    without_workers, said = None, False
+    while not pending.is_empty():
+        if pending.has_ready():
+            yield next(pending)
+            continue
+        time.sleep(POLL)
+        if client.scheduler_info()["workers"]:  # the client's copy, refreshed every few seconds
+            without_workers = None
+            continue
+        without_workers = without_workers or time.monotonic()
+        if not said and time.monotonic() - without_workers > NO_WORKERS:
+            said = True
+            log(f"Note: the cluster has had no worker for {NO_WORKERS:.0f} s; the sweep waits for one to come back "
+                "(start one with 'dask worker SCHEDULER --nthreads 1'), or stop it with Ctrl+C and continue later "
+                "with --resume")
 
 
 def slots(client) -> int:
@@ -140,6 +179,8 @@ def _finish(study: optuna.Study, trial, future) -> None:
     if outcome["state"] == "stopped":  # the sweep was stopped: left running, so --resume asks for it again
         return
     if outcome["state"] == "complete":
+        if isinstance(outcome.get("config"), dict):
+            trial.set_user_attr("config", outcome["config"])
         study.tell(trial.number, outcome["value"])
     elif outcome["state"] == "pruned":
         trial.set_user_attr("pruned", outcome["reason"])

@@ -16,7 +16,7 @@ import optuna
 
 from ..doctor import diagnose_run
 from ..errors import ScratchnnError
-from ..training.config import TrainConfig
+from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.fit import EpochResult
 from ..training.run import train_run
 from ..training.run_health import run_settings
@@ -71,8 +71,9 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
         return {"state": "fail", "error": str(error)} | doctor_said(folder)
     if stopped is not None and stopped() and result.metrics["epochs"] < config.epochs:
         return {"state": "stopped", "epoch": result.metrics["epochs"]} | doctor_said(folder, result.findings)
-    return {"state": "complete", "value": float(result.metrics["dev_accuracy"]),
-            "seconds": float(result.train_seconds)} | doctor_said(folder, result.findings)
+    saved = TrainConfig.load(folder / CONFIG_FILE).to_dict()  # for best.toml, wherever this disk is
+    return {"state": "complete", "value": float(result.metrics["dev_accuracy"]), "seconds": float(result.train_seconds),
+            "config": saved} | doctor_said(folder, result.findings)
 
 
 STOP_POLL = 2.0  # seconds between two looks at the sweep's stop event (each is a message to the scheduler)
