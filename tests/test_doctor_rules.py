@@ -16,6 +16,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 
 from scratchnn.cli.main import build_parser, parse
@@ -39,6 +40,7 @@ DEV_RISE = 1.1            # overfitting: "to over 1.1x its lowest value"
 UNDERFIT_MIN_EVALS = 5    # underfitting: "after at least five evaluations"
 UNDERFIT_CEILING = 0.8    # underfitting: "below 0.8"
 UNDERFIT_RISE = 0.01      # underfitting: "rose by less than 1 point over the last three evaluations" (and a fifth)
+UNDERFIT_SWING = 0.03     # underfitting: "without swinging by 3 points or more in between"
 
 
 def above(x: float) -> float:
@@ -140,6 +142,18 @@ def inputs(low: float, high: float) -> Run:
     (0.0, below(thresholds.UNSCALED), None)])
 def test_unscaled_inputs_past_the_pixel_limit(low, high, epoch):
     assert fires_at(inputs(low, high), "unscaled-inputs") == epoch
+
+
+@covers("unscaled-inputs")
+@pytest.mark.parametrize("low, high, epoch", [
+    (0.0, thresholds.TINY_INPUTS, None), (0.0, below(thresholds.TINY_INPUTS), 1), (0.0, 1 / 255, 1),
+    (-thresholds.TINY_INPUTS, 0.0, None), (-below(thresholds.TINY_INPUTS), 0.0, 1), (0.0, 0.0, 1)])
+def test_unscaled_inputs_scaled_twice_are_too_small(low, high, epoch):
+    """The doctor audit: 0/1 pixels divided by 255 (or 0..1 divided again) reach 0.004, and the
+    doctor blamed the init, then the rate; following both left the seed network at chance."""
+    assert fires_at(inputs(low, high), "unscaled-inputs") == epoch
+    if epoch:
+        assert "divided by 255 twice" in Run.finding(inputs(low, high), "unscaled-inputs").message
 
 
 # --- lopsided-labels ----------------------------------------------------------------------
@@ -290,10 +304,19 @@ def test_symmetric_units_below_the_spread_limit(spread, epoch):
 @pytest.mark.parametrize("spread, epoch", [(thresholds.SCALAR_BIAS, None), (below(thresholds.SCALAR_BIAS), 2), (0.0, 2)])
 def test_scalar_bias_gradient_below_the_spread_limit(spread, epoch):
     run = Run().signal("0.Dense", "bias_update_spread", [1.0] * 3).signal("2.Dense", "bias_update_spread",
-                                                                         [0.9, 1.0, spread])
+                                                                         [0.9, spread, spread])
     assert fires_at(run, "scalar-bias-gradient") == epoch
     if epoch is not None:
         assert run.finding("scalar-bias-gradient").layer == "2.Dense"
+
+
+@covers("scalar-bias-gradient")
+def test_scalar_bias_gradient_once_is_rounding_not_the_bug():
+    """The doctor audit: Adam at a cosine rate decayed to 6e-8 moved every bias of a deep sigmoid
+    net by the same float32 step at the last epoch, and [scalar-bias-gradient] came first."""
+    run = Run().signal("0.Dense", "bias_update_spread", [0.9, 1.0, 0.8, 0.0])
+    assert fires_at(run, "scalar-bias-gradient") is None
+    assert fires_at(Run().signal("0.Dense", "bias_update_spread", [0.0, 1.5e-6]), "scalar-bias-gradient") == 1
 
 
 # --- softmax-overflow ---------------------------------------------------------------------
@@ -600,6 +623,19 @@ def test_exploding_a_gradient_spike_while_the_loss_keeps_falling_is_one_hard_bat
 
 
 @covers("exploding")
+def test_exploding_a_network_climbing_out_of_a_tiny_init_is_not_exploding():
+    """The doctor audit: --fault tiny-init's gradients grow 178x from the untrained network's as
+    the loss starts to fall, and metrics.csv has no row for epoch 0, so the loss seemed not to fall."""
+    def climbing(losses):
+        run = Run().signal("0.Dense", "grad_rms", [1e-6, 1e-5, 1.8e-4])
+        run.metrics += [{"epoch": e, "train_loss": v, "train_accuracy": 0.1, "dev_loss": math.nan,
+                         "dev_accuracy": math.nan, "lr": math.nan} for e, v in zip((1, 2), losses)]
+        return run
+    assert fires_at(climbing([2.3026, 2.3019]), "exploding") is None
+    assert fires_at(climbing([2.3019, 2.3026]), "exploding") == 2
+
+
+@covers("exploding")
 def test_exploding_a_nearly_fitted_loss_doubling_is_noise():
     assert fires_at(Run().train([0.5, 0.01, 0.012, 0.015, 0.025]), "exploding") is None
     noise = thresholds.LOSS_NOISE
@@ -733,7 +769,11 @@ def plateau(accuracies) -> Run:
     ([0.5] * 2 + [0.6] * 3 + [0.6 + below(UNDERFIT_RISE)], 5),     # rose by just under a point
     ([0.5] * 2 + [0.6] * 3 + [0.6 + above(UNDERFIT_RISE)], None),
     ([0.5] * 2 + [0.7] * 3 + [0.7 - below(UNDERFIT_RISE)], 5),     # nor falling by under a point
-    ([0.5] * 2 + [0.7] * 3 + [0.65], None)])                       # a dip is no plateau (the audit: 0.67, 0.49, 0.71)
+    ([0.5] * 2 + [0.7] * 3 + [0.65], None),                        # a dip is no plateau (the audit: 0.67, 0.49, 0.71)
+    ([0.5] * 2 + [0.6] * 3 + [0.6 + below(UNDERFIT_SWING), 0.6 + below(UNDERFIT_RISE)], 6),  # a swing under 3 points
+    ([0.5] * 2 + [0.6] * 3 + [0.6 + UNDERFIT_SWING, 0.6 + below(UNDERFIT_RISE)], None),      # one of 3: a bounce
+    # the seed network at --lr 0.5, evaluated every iteration (the doctor audit): a bounce, then it climbs on
+    ([0.56, 0.58, 0.599, 0.615, 0.625, 0.628, 0.615, 0.586, 0.605], None)])
 def test_underfitting_accuracy_levels_off_below_0_8(accuracies, epoch):
     assert fires_at(plateau(accuracies), "underfitting") == epoch
 
@@ -770,6 +810,42 @@ def test_train_dev_gap_wide_and_dev_stalled(train, dev, epoch):
     assert fires_at(gap(train, dev), "train-dev-gap") == epoch
 
 
+# --- train-below-dev ----------------------------------------------------------------------
+BELOW_DEV = thresholds.BELOW_DEV  # train-below-dev: "more than 25 points below the dev accuracy before it"
+
+
+@covers("train-below-dev")
+@pytest.mark.parametrize("train, dev, epoch", [
+    ([0.10, 0.13, 0.16, 0.18], [0.61, 0.53, 0.49, 0.49], 2),     # the mlp with --dropout 0.95: 0.48, 0.37 below
+    ([0.31, 0.72, 0.82, 0.87], [0.84, 0.93, 0.95, 0.96], None),  # a cnn's first epochs: 0.53 below its own dev only
+    ([0.1, 0.25, 0.25], [above(0.25 + BELOW_DEV)] * 3, 2),       # just over, at the 2nd and 3rd
+    ([0.1, 0.25, 0.25], [0.25 + BELOW_DEV] * 3, None),            # exactly 25 points: not more
+    ([0.1, 0.85, 0.85], [1.0, 1.0, 1.0], None),                   # train accuracy past 0.8: it fits
+    ([0.1, 0.3, 0.6, 0.3], [0.6, 0.6, 0.6, 0.6], None)])          # once, then not: no streak
+def test_train_below_dev_far_below_the_dev_accuracy_before(train, dev, epoch):
+    assert fires_at(gap(train, dev), "train-below-dev") == epoch
+
+
+def test_heavy_dropout_is_lowered_first_instead_of_the_rate():
+    """The doctor audit: --dropout 0.95 was told to lower its rate ([dead-relu], [one-class]) or got
+    no finding, and following the advice made the run worse."""
+    from scratchnn.doctor.advice import Settings
+
+    def fix(run, rule_id, settings):
+        return next(f.fix for f in diagnose(run.metrics, run.health, settings) if f.id == rule_id)
+
+    settings = Settings({"lr": 0.002, "dropout": 0.95, "input_dropout": 0.95, "augment": False}, "run/config.toml")
+    run, dying = gap([0.10, 0.13, 0.16], [0.61, 0.53, 0.49]), Run().signal("3.ReLU", "dead_fraction", [0.1, 0.9, 0.96])
+    assert fix(run, "train-below-dev", settings) == (
+        "--dropout 0.3 (now 0.95: every training step switches off 95% of the hidden units) and "
+        "--input-dropout 0.2 (now 0.95: every training step switches off 95% of the pixels)")
+    dead = fix(dying, "dead-relu", settings)
+    assert dead.startswith("first --dropout 0.3 (now 0.95") and dead.index("dropout") < dead.index("lower --lr")
+    plain = Settings({"lr": 0.002, "dropout": 0.3, "augment": True}, "run/config.toml")
+    assert "dropout" not in fix(dying, "dead-relu", plain)
+    assert fix(run, "train-below-dev", plain).startswith("weaken the augmentation")
+
+
 # --- every rule's finding: its numbers, its explanation, its fix -----------------------
 # rule id -> (a run that makes it fire, text its message must contain)
 EXAMPLES = {
@@ -778,7 +854,7 @@ EXAMPLES = {
     "unreadable-augmentation": (lambda: augmented(0.88, 0.12, (0.1, 0.103)), ["88%", "12%", "chance 10%", "0.100"]),
     "memorising": (lambda: memorising(train_accuracy=0.625, dev_accuracy=0.0625), ["0.625", "1.500", "0.062"]),
     "symmetric-units": (lambda: Run().signal("0.Dense", "unit_spread", [2e-4]), ["0.Dense", "0.0002"]),
-    "scalar-bias-gradient": (lambda: Run().signal("0.Dense", "bias_update_spread", [0.0]), ["0.Dense"]),
+    "scalar-bias-gradient": (lambda: Run().signal("0.Dense", "bias_update_spread", [0.0, 0.0]), ["0.Dense"]),
     "softmax-overflow": (lambda: diverged(math.inf), ["inf", "weights were finite"]),
     "large-init": (lambda: Run().model("logit_max", [412.0]), ["412"]),
     "small-init": (lambda: Run().signal("0.Dense", "weight_rms", [3e-5]), ["0.Dense", "3e-05"]),
@@ -794,6 +870,7 @@ EXAMPLES = {
     "overfitting": (lambda: overfit([1.0, 1.02, 1.05, 1.25]), ["1.250", "1.000", "0.150"]),
     "underfitting": (lambda: plateau([0.5, 0.7, 0.7, 0.7, 0.7]), ["0.700"]),
     "train-dev-gap": (lambda: gap([0.9] + [1.0] * 4, [0.8] + [0.84] * 4), ["1.000", "0.840", "0.160", "rose 0.000"]),
+    "train-below-dev": (lambda: gap([0.10, 0.13, 0.16], [0.61, 0.53, 0.49]), ["0.160", "0.530"]),
 }
 
 
@@ -826,7 +903,7 @@ def train_options() -> dict:
     return commands.choices
 
 
-FLAG = re.compile(r"(--[a-z][a-z-]*)(?: ([\w.,-]+))?")
+FLAG = re.compile(r"(--[a-z][a-z-]*)(?: ([\w.,=-]+))?")  # a value may be NAME=VALUE pairs (--augmentation)
 CODE = re.compile(r"\w\(|\s=\s|divide by \d+")  # a call, an assignment, an operation written out
 
 
@@ -1044,3 +1121,25 @@ def test_fail_on_turns_findings_at_or_above_a_severity_into_exit_code_3(capsys, 
     assert [f["id"] for f in json.loads(capsys.readouterr().out)] == ["unscaled-inputs", "dead-relu", "one-class"]
     assert main(["doctor", "--rules", "--fail-on", "error"]) == 1
     assert "--fail-on goes with a RUN_DIR to diagnose" in capsys.readouterr().err
+
+
+def test_scratchnn_doctor_says_what_its_layer_numbers_count(capsys, tmp_path):
+    """The doctor audit: findings named "7.ReLU", "9.Dense" while train prints 784 -> 512 -> 256 -> 10:
+    the numbers count dropout, batch norm and activations too, as print(model) does."""
+    from scratchnn.cli.main import main
+    from scratchnn.training.architecture import build_model
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.presets import get_preset
+
+    run = tmp_path / "run"
+    save_run(sick(), run)
+    get_preset("mlp").save(run / "config.toml")
+    assert main(["doctor", str(run)]) == 0
+    legend = capsys.readouterr().out.splitlines()[-1]
+    model = build_model(TrainConfig.load(run / "config.toml"), np.random.default_rng(0))
+    assert legend.startswith("Layers, as the findings number them: 0.Dropout, 1.Dense (512 units), 2.BatchNorm1d, ")
+    assert legend.endswith(f"{len(model.layers) - 1}.Dense (10 units)")
+    assert [part.split(" (")[0] for part in legend.split(": ", 1)[1].split(", ")] == [
+        f"{i}.{type(layer).__name__}" for i, layer in enumerate(model.layers)]
+    (run / "config.toml").write_text('preset = "mlp"\nfault = ["sigmoid-deep"]\n')  # another network: no legend
+    assert main(["doctor", str(run)]) == 0 and "Layers, as" not in capsys.readouterr().out

@@ -29,3 +29,24 @@ def test_a_settled_run_or_one_stopped_early_gets_no_note():
     assert still_learning(early_stopped, 40) == ""
     no_dev = history([(1, 2.8, math.nan), (2, 2.4, math.nan)])
     assert still_learning(no_dev, 2) == "" and still_learning([], 5) == ""
+
+
+def test_scratchnn_doctor_gives_the_note_train_ended_with(tmp_path, capsys):
+    """The doctor audit: `train --preset seed --epochs 20` ended with the note, and `scratchnn
+    doctor` of the same run said only "no findings; the run looks healthy"."""
+    from scratchnn.cli.main import main
+    from scratchnn.doctor.record import HealthLog
+    from scratchnn.training.config import TrainConfig
+
+    TrainConfig(preset="seed", batch_size=0, epochs=40).save(tmp_path / "config.toml")
+    log = HealthLog()
+    for epoch, loss, dev in [(10, 2.25, 0.18), (20, 2.04, 0.266), (30, 1.88, 0.317), (40, 1.73, 0.383)]:
+        log.evaluation(epoch, train_loss=loss, train_accuracy=dev, dev_loss=loss, dev_accuracy=dev)
+    log.save(tmp_path)
+    assert main(["doctor", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == ("Note: still learning when it ended: from iteration 30 to 40 the train loss fell 8% "
+                                    "and the dev accuracy rose 6.6 points; more iterations would likely help "
+                                    "(--epochs 80)"), out
+    TrainConfig(preset="seed", batch_size=0, epochs=80).save(tmp_path / "config.toml")  # stopped short: no note
+    assert main(["doctor", str(tmp_path)]) == 0 and "still learning" not in capsys.readouterr().out

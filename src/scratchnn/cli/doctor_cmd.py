@@ -13,8 +13,9 @@ from ..doctor.findings import SEVERITIES
 from ..doctor.show import finding_lines, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
 from ..errors import ConfigError, DoctorStopped, ScratchnnError
-from ..training.config import CONFIG_FILE
-from ..training.run_health import run_settings
+from ..training.architecture import layer_specs
+from ..training.config import CONFIG_FILE, TrainConfig
+from ..training.run_health import run_settings, still_learning_in
 
 
 FAIL_CODE = DoctorStopped.exit_code  # "the doctor found a problem", as train --doctor strict says it
@@ -46,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
         if args.rules or args.run_dir is not None:
             raise ConfigError("--faults lists the lab's faults on its own; give it without RUN_DIR or --rules")
         if args.json:
-            print(json.dumps([{"name": f.name, "what": f.what} for f in FAULTS.values()], indent=2))
+            print(json.dumps([{"name": f.name, "what": f.what, "command": f.command} for f in FAULTS.values()],
+                             indent=2))
         else:
             width = max(map(len, FAULTS))
-            print("\n".join(f"{f.name:<{width}}  {f.what}" for f in FAULTS.values()))
-            print("\nscratchnn train --preset mlp --fault NAME breaks a run on purpose; the doctor is not told, "
-                  "and names the cause itself.")
+            print("\n".join(f"{f.name:<{width}}  {f.what}\n{'':<{width}}  {f.command}" for f in FAULTS.values()))
+            print("\nEach command breaks a run on purpose where the fault shows best (add --csv or --images/--labels "
+                  "for your digits); the doctor is not told, and names the cause itself.")
         return 0
     if args.rules and args.run_dir is not None:
         raise ConfigError("give a RUN_DIR to diagnose or --rules to list what the doctor recognises, not both")
@@ -82,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{folder}:")
         for finding in findings:
             print("\n".join(finding_lines(finding, color=sys.stdout.isatty())))
+        if any(finding.layer for finding in findings):
+            print(layer_legend(folder))
+        note = still_learning_in(folder, run_settings(folder))  # as train ended with it: "healthy" is not "done"
+        if note:
+            print(note)
     return failed
 
 
@@ -98,6 +105,29 @@ def stopped_short(folder: Path) -> str:
     step = "iteration" if settings.get("batch_size") == 0 else "epoch"
     return (f", as far as it went: it stopped at {step} {rows[-1]['epoch']} of {epochs} (interrupted, "
             "or early stopping)")
+
+
+def layer_legend(folder: Path) -> str:
+    """What the findings' layer numbers count, from the run's config ('' without one, or for a run
+    with faults, which may build another network): train prints the widths (784 -> 512 -> 10), the
+    doctor numbers every layer, dropout and activations included, as ``print(model)`` does."""
+    try:
+        config = TrainConfig.load(folder / CONFIG_FILE)
+        _, specs = layer_specs(config, num_classes=int(read_model_classes(folder) or 10))
+    except (OSError, ScratchnnError):
+        return ""
+    if config.fault:
+        return ""
+    def named(index: int, kind: type, args: dict) -> str:
+        size = args.get("out_features") or args.get("out_channels")
+        return f"{index}.{kind.__name__}" + (f" ({size} {'maps' if 'out_channels' in args else 'units'})" if size else "")
+    return "Layers, as the findings number them: " + ", ".join(named(i, *spec) for i, spec in enumerate(specs))
+
+
+def read_model_classes(folder: Path) -> float | None:
+    """The network's class count as health.csv records it (epoch 0's ``classes``), if it does."""
+    return next((row.value for row in read_health_csv(folder / HEALTH_FILE)
+                 if row.layer == "model" and row.signal == "classes"), None)
 
 
 def run_folders(path: Path) -> list[Path]:

@@ -38,6 +38,7 @@ BRISK_UPDATE = HIGH_UPDATE / 10  # where a too-low rate is raised to: the upper 
 # diverged at once; 0.1 trains it). Each is its rule's usual upper end; lr-find measures the rest.
 MOST_RAISED = {"sgd": 0.1, "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01}
 LABELS_SUSPECT = 0.5  # a plateau of train accuracy below this: even the seed network passes 0.8 on digits
+HEAVY_DROPOUT = 0.5  # dropping more than half: the presets drop 0.3-0.4 of their hidden units
 
 # Findings that cause others: the rules that read the untrained network, the inputs, the labels and
 # the loss code. What a cause sets off (a ratio measured against weights near zero, one class for
@@ -248,7 +249,26 @@ def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
     init = [f"--{flag.replace('_', '-')} {wanted}" for flag, wanted in (("init", "he_normal"), ("bias_init", "zeros"))
             if settings.get(flag) != wanted]
     leaky = "--activation leaky-relu" if settings.get("activation", "relu") == "relu" else ""
+    if heavy_dropout(settings):  # units that rarely get an input fire rarely: not the rate's doing
+        return f"first {listed(heavy_dropout(settings), last='and')}; then {listed([lower_lr(run, settings), leaky])}"
     return listed([lower_lr(run, settings), " ".join(init), leaky])
+
+
+def heavy_dropout(settings: Settings) -> list[str]:
+    """Each dropout of the run that switches off more than HEAVY_DROPOUT of its units, lowered
+    (the doctor audit: --dropout 0.95 was told to lower its rate, and the run got worse)."""
+    return [f"--{name.replace('_', '-')} {number(usual)} (now {number(rate)}: every training step switches off "
+            f"{rate:.0%} of the {what})"
+            for name, usual, what in (("dropout", 0.3, "hidden units"), ("input_dropout", 0.2, "pixels"),
+                                      ("conv_dropout", 0.25, "feature maps"))
+            if isinstance(rate := settings.get(name), (int, float)) and rate > HEAVY_DROPOUT]
+
+
+@fits("train-below-dev")
+def _train_below_dev(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    parts = [*heavy_dropout(settings), "weaken the augmentation (--augmentation p=0.5), or train once with "
+                                       "--no-augment" if settings.get("augment") else ""]
+    return listed(parts, last="and") if any(parts) else None
 
 
 @fits("one-class")
@@ -258,6 +278,8 @@ def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
     shuffled = " (scratchnn shuffles every epoch already)" if settings.config_file else "; shuffle the data every epoch"
     ratios = [r for layer in run.layers("update_ratio") for e, r in run.series("update_ratio", layer)
               if e <= finding.epoch and math.isfinite(r)]
+    if heavy_dropout(settings):
+        return f"first {listed(heavy_dropout(settings), last='and')}; then, if it persists, {lower_lr(run, settings)}"
     if ratios and max(ratios) < HIGH_UPDATE:
         mixed = "" if settings.config_file else " and that batches mix the classes"
         return (f"its steps were never large (at most {max(ratios):.2g} of the weights' size), so look at the data "
@@ -276,8 +298,8 @@ def _chance_loss(run: RunHealth, settings: Settings, finding: Finding) -> str:
         raised = _lr_too_low(run, settings, finding)
         if raised:
             return raised
-    parts = ["check that each image has its own label (a label column shifted by one row, or shuffled, "
-             "trains to chance)", "run scratchnn gradcheck to rule out a wrong backward pass"]
+    parts = [*heavy_dropout(settings), "check that each image has its own label (a label column shifted by one row, "
+             "or shuffled, trains to chance)", "run scratchnn gradcheck to rule out a wrong backward pass"]
     if settings.get("preset") != "seed":
         parts.append("try --preset seed on the same data")
     if settings.get("augment"):
@@ -342,12 +364,12 @@ def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     epochs, lr, hidden = settings.get("epochs"), settings.get("lr"), settings.get("hidden") or []
     rate = settings.lr_name.removeprefix("the ")  # "--lr", or "learning rate" for a loop of one's own
     level = dict(run.metric("train_accuracy")).get(finding.epoch, 1.0)
-    parts = [f"more epochs (--epochs {2 * epochs}, now {epochs})" if epochs else "more epochs (--epochs)",
+    parts = [*heavy_dropout(settings),
+             f"more epochs (--epochs {2 * epochs}, now {epochs})" if epochs else "more epochs (--epochs)",
              f"a larger {rate} than {number(lr)} ({lr_find(settings)})" if lr else f"a larger {rate}",
              "wider or more layers (--hidden 512,256" + (f"; now {','.join(map(str, hidden))})" if hidden else ")")
              if sum(hidden) < 768 and not settings.get("conv") else "",
              "--optimizer adam" if settings.get("optimizer") == "sgd" else ""]
-    level = dict(run.metric("train_accuracy")).get(finding.epoch, 1.0)
     if level < LABELS_SUSPECT:
         return (f"first check that each image has its own label (at {level:.0%}, a label column shifted by one row "
                 f"is likelier than a network too small); then {listed(parts)}")

@@ -13,23 +13,30 @@ import math
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, MEMORISING_GAP, ONE_CLASS, PERSIST, RARE, READABLE,
-    SANE_WEIGHTS, SATURATED, SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, UNDERFIT_ACCURACY, UNREADABLE_SHARE, UNSCALED,
-    VANISHING, held, layer_held_above, percent)
+    SANE_WEIGHTS, SATURATED, SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, TINY_INPUTS, UNDERFIT_ACCURACY,
+    UNREADABLE_SHARE, UNSCALED, VANISHING, held, layer_held_above, percent)
 
 
 @rule("unscaled-inputs", "warning",
-      "The pixels reach the network as raw values (0..255) instead of 0..1. Every weighted sum "
-      "is then hundreds of times larger than the initialisation expects, so the first steps "
-      "overshoot, the softmax saturates and the loss explodes or stalls.",
-      "scale the pixels to 0..1 (divide by 255), as scratchnn's data loaders do; if your own "
-      "loop feeds the network, fix it there")
+      "The pixels reach the network as raw values (0..255) instead of 0..1, or scaled twice (0 to "
+      "1/255). Raw, every weighted sum is hundreds of times larger than the initialisation "
+      "expects, so the first steps overshoot, the softmax saturates and the loss explodes or "
+      "stalls. Scaled twice, the first layer's sums are hundreds of times too small: its "
+      "gradients (input times upstream gradient) shrink with them, and the network barely learns.",
+      "scale the pixels to 0..1 once: divide by 255 the raw 0..255 values, as scratchnn's data loaders "
+      "do (so a data file of 0/1 pixels must store them as 0 and 255); if your own loop feeds the "
+      "network, fix it there")
 def unscaled_inputs(run: RunHealth):
-    """The sampled input batch has a pixel beyond ±UNSCALED (10): input_max > 10 or input_min < -10."""
+    """The sampled input batch has a pixel beyond ±UNSCALED (10), input_max > 10 or input_min < -10;
+    or none beyond ±TINY_INPUTS (0.05): 0..1 divided by 255 again reaches 0.004."""
     highs = dict(run.series("input_max"))
     for epoch, low in run.series("input_min"):
         high = highs.get(epoch, low)
         if max(abs(low), abs(high)) > UNSCALED:
             return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1")
+        if epoch in highs and max(abs(low), abs(high)) < TINY_INPUTS:
+            return Trigger(epoch, f"the input pixels range only from {low:.3g} to {high:.3g}; the network expects "
+                                  "0..1 (divided by 255 twice, or 0/1 pixels divided by 255?)")
     return None
 
 
@@ -140,13 +147,17 @@ def symmetric_units(run: RunHealth):
       "(a mean loss's dy already carries its 1/N), or np.sum(dZ, axis=1, keepdims=True) / m for the "
       "tutorial's dZ of (units, m)")
 def scalar_bias_gradient(run: RunHealth):
-    """A layer's last bias update had bias_update_spread < SCALAR_BIAS (1e-6) at any evaluation
-    (the spread across units of Δb over its RMS; only recorded when the bias moved)."""
+    """A layer's last bias update had bias_update_spread < SCALAR_BIAS (1e-3) at two evaluations
+    in a row (the spread across units of Δb over its RMS; only recorded when the bias moved). The
+    bug shows from the first step on; once, late in a run, it is rounding: Adam at a rate decayed
+    to 1e-8 moves every bias by the same float32 step."""
     for layer in run.layers("bias_update_spread"):
-        for epoch, spread in run.series("bias_update_spread", layer):
-            if spread < SCALAR_BIAS:
-                return Trigger(epoch, f"{layer}: every bias moved by the same amount in one step "
-                                      f"(spread {spread:.2g} across units; a correct gradient: about 1)", layer)
+        series = run.series("bias_update_spread", layer)
+        epoch = held(series, lambda spread: spread < SCALAR_BIAS)
+        if epoch is not None:
+            spread = dict(series)[epoch]
+            return Trigger(epoch, f"{layer}: every bias moved by the same amount in one step "
+                                  f"(spread {spread:.2g} across units; a correct gradient: about 1)", layer)
     return None
 
 

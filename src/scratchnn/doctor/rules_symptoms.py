@@ -12,10 +12,10 @@ from itertools import accumulate
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, CHANCE_BAND, CHANCE_FALL, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP, GRAD_GROWTH,
-    HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST, STILL,
-    SLOW_UPDATE, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, WEIGHT_GROWTH, held,
-    layer_held_above, percent)
+    BELOW_DEV, CHANCE_ACCURACY, CHANCE_BAND, CHANCE_FALL, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP,
+    GRAD_GROWTH, HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST,
+    SLOW_UPDATE, STILL, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, UNDERFIT_SWING,
+    WEIGHT_GROWTH, held, layer_held_above, percent)
 
 
 def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
@@ -103,7 +103,7 @@ def lr_too_low(run: RunHealth):
     either every layer's update_ratio is below LOW_UPDATE (1e-5) while the train loss stays above
     half of ln C and changes by less than STILL (0.5%) between them, or every layer's
     update_ratio, scaled to the run's highest rate so far (a schedule's decay is not the rate
-    the user chose; without an lr column, as it is), is below SLOW_UPDATE (2e-4) while the train
+    the user chose; without an lr column, as it is), is below SLOW_UPDATE (5e-4) while the train
     accuracy is below UNDERFIT_ACCURACY (0.8)."""
     layers = run.layers("update_ratio")
     losses, accuracies, rates = (dict(run.metric(column)) for column in ("train_loss", "train_accuracy", "lr"))
@@ -179,8 +179,11 @@ def exploding(run: RunHealth):
 
 
 def _fell(loss: dict, first: int, last: int) -> bool:
-    """True when ``loss`` (by epoch) is known at epochs ``first`` and ``last`` and lower at ``last``."""
-    return first in loss and last in loss and loss[last] < loss[first]
+    """True when ``loss`` (by epoch) is known at ``last`` and lower there than at the first epoch
+    from ``first`` on where it is known (metrics.csv has no row for the untrained network's
+    epoch 0, so a window from epoch 0 starts at the first evaluation's loss)."""
+    start = min((epoch for epoch in loss if first <= epoch < last), default=None)
+    return start is not None and last in loss and loss[last] < loss[start]
 
 
 @rule("dead-relu", "warning",
@@ -291,6 +294,32 @@ def train_dev_gap(run: RunHealth):
     return None
 
 
+@rule("train-below-dev", "warning",
+      "The network gets far fewer of its training images right than of the dev images it never "
+      "trains on, so training must be seeing harder images than dev. Dropout switches off most "
+      "units at every training step (dev is measured with all of them); an augmentation distorts "
+      "the training images past recognition; or the batches are not shuffled, so each holds one or "
+      "a few classes and every step pulls the network towards them.",
+      "lower the dropout (--dropout 0.3, --input-dropout 0.2: 0.2 to 0.5 is usual); weaken the augmentation "
+      "(--augmentation p=0.5, or --no-augment); shuffle the training batches every epoch "
+      "(scratchnn does unless told not to)")
+def train_below_dev(run: RunHealth):
+    """At two evaluations in a row the train accuracy is below UNDERFIT_ACCURACY (0.8) and more
+    than BELOW_DEV (25 points) below the dev accuracy of the evaluation before it. (The train
+    accuracy averages the epoch's batches as they were seen, starting from the network that
+    evaluation measured; a healthy first epoch, starting from chance, lags its own dev accuracy
+    by up to 50 points.)"""
+    rows = [m for m in run.metrics if not (math.isnan(m["dev_accuracy"]) or math.isnan(m["train_accuracy"]))]
+    streak = 0
+    for before, m in zip(rows, rows[1:]):
+        below = before["dev_accuracy"] - m["train_accuracy"]
+        streak = streak + 1 if below > BELOW_DEV and m["train_accuracy"] < UNDERFIT_ACCURACY else 0
+        if streak >= PERSIST:
+            return Trigger(m["epoch"], f"train accuracy {m['train_accuracy']:.3f}, while the network it started the "
+                                       f"epoch from scored {before['dev_accuracy']:.3f} on dev")
+    return None
+
+
 @rule("underfitting", "warning",
       "The training accuracy has levelled off well below what a network of this size reaches "
       "on digits (over 90%). The network cannot even fit the images it trains on: it is too "
@@ -301,15 +330,19 @@ def underfitting(run: RunHealth):
     """After at least UNDERFIT_AFTER (5) evaluations, the train accuracy is above chance (1.5 / C)
     and below UNDERFIT_ACCURACY (0.8), and moved by less than UNDERFIT_PLATEAU (1 point) either
     way over the last three evaluations and over the last UNDERFIT_SPAN (a fifth) of the epochs
-    so far, whichever is longer (evaluated every iteration, the seed network gains 0.4 point an
-    iteration: three evaluations are too short to tell slow from stuck; and a dip of one
-    evaluation, 0.67 -> 0.49 -> 0.71, is no plateau)."""
+    so far, whichever is longer, without swinging by UNDERFIT_SWING (3 points) or more in between.
+    (Evaluated every iteration, the seed network gains 0.4 point an iteration: three evaluations
+    are too short to tell slow from stuck; and a dip, 0.67 -> 0.49 -> 0.71, or the seed network
+    at --lr 0.5 bouncing 0.63 -> 0.59 -> 0.61 over a few iterations before it climbs on, is no
+    plateau.)"""
     accuracy = run.metric("train_accuracy")
     if len(accuracy) < UNDERFIT_AFTER:
         return None
     epoch, now = accuracy[-1]
     start = min(accuracy[-4][0], epoch - UNDERFIT_SPAN * epoch)
-    before = [value for e, value in accuracy if e <= start][-1]
-    if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and abs(now - before) < UNDERFIT_PLATEAU:
+    first = max(i for i, (e, _) in enumerate(accuracy) if e <= start)
+    span = [value for _, value in accuracy[first:]]
+    if CHANCE_ACCURACY / run.classes < now < UNDERFIT_ACCURACY and abs(now - span[0]) < UNDERFIT_PLATEAU \
+            and max(span) - min(span) < UNDERFIT_SWING:
         return Trigger(epoch, f"train accuracy levelled off at {now:.3f}")
     return None

@@ -3,13 +3,14 @@ of them, and the doctor's one-line verdict at the end of ``scratchnn train``."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 from ..doctor.advice import Settings
 from ..doctor.diagnosis import diagnose
 from ..doctor.findings import Finding
-from ..doctor.signals import HEALTH_FILE, Row, read_health_csv
+from ..doctor.signals import HEALTH_FILE, METRICS_FILE, Row, read_health_csv, read_metrics_csv
 from ..errors import DataError, ScratchnnError
 from .checkpoint import Checkpoint
 from .config import CONFIG_FILE, TrainConfig
@@ -90,3 +91,18 @@ def still_learning(history: list[EpochResult], epochs: int, step: str = "epoch")
     return (f"Note: still learning when it ended: from {step} {before.epoch} to {last.epoch} the train loss fell "
             f"{fell:.0%} and the dev accuracy rose {100 * rose:.1f} points; more {step}s would likely help "
             f"(--epochs {2 * epochs})")
+
+
+def still_learning_in(run_dir: Path, settings: Settings | None) -> str:
+    """``still_learning``'s note for a run folder, from its metrics.csv and its settings' epochs
+    (as ``train`` printed it at the end), else ''."""
+    epochs = settings.get("epochs") if settings is not None else None
+    try:
+        rows = read_metrics_csv(Path(run_dir) / METRICS_FILE)
+    except (ScratchnnError, OSError):
+        return ""
+    if not isinstance(epochs, int) or not rows:
+        return ""
+    history = [EpochResult(row["epoch"], row["train_loss"], row["train_accuracy"], row.get("dev_loss", math.nan),
+                           row.get("dev_accuracy", math.nan), row.get("lr", math.nan), 0.0) for row in rows]
+    return still_learning(history, epochs, "iteration" if settings.get("batch_size") == 0 else "epoch")
