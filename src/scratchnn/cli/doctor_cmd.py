@@ -120,7 +120,8 @@ def layer_legend(folder: Path) -> str:
         return ""
     def named(index: int, kind: type, args: dict) -> str:
         size = args.get("out_features") or args.get("out_channels")
-        return f"{index}.{kind.__name__}" + (f" ({size} {'maps' if 'out_channels' in args else 'units'})" if size else "")
+        what = "maps" if "out_channels" in args else "units"
+        return f"{index}.{kind.__name__}" + (f" ({size} {what})" if size else "")
     return "Layers, as the findings number them: " + ", ".join(named(i, *spec) for i, spec in enumerate(specs))
 
 
