@@ -318,3 +318,29 @@ def test_a_cluster_left_without_workers_is_said_to_be_once(monkeypatch):
     pending, said = Pending(), []
     assert list(sweep.completed(pending, Client(pending), said.append)) == ["trial-0"]
     assert len(said) == 1 and said[0].startswith("Note: the cluster has had no worker for 0 s; the sweep waits")
+
+
+def test_a_trial_finished_before_ctrl_c_is_recorded_not_trained_again():
+    """The sweep audit: a trial whose worker had finished a moment before Ctrl+C was left RUNNING,
+    so --resume marked it interrupted and trained it again; one still training stays to be asked again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from scratchnn.tune import sweep
+
+    class Future:
+        def __init__(self, status, outcome=None):
+            self.status, self.outcome = status, outcome
+
+        def result(self):
+            return self.outcome
+
+    study = optuna.create_study(direction="maximize")
+    done, training = study.ask(), study.ask()
+    running = {Future("finished", {"state": "complete", "value": 0.93, "findings": [], "config": {"lr": 0.01}}): done,
+               Future("pending"): training}
+    sweep._record_finished(study, running)
+    trials = study.get_trials(deepcopy=False)
+    assert (trials[0].state, trials[0].value, trials[0].user_attrs["config"]) == (TrialState.COMPLETE, 0.93,
+                                                                                 {"lr": 0.01})
+    assert trials[1].state == TrialState.RUNNING

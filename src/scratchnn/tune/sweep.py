@@ -101,11 +101,13 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
             write_best(folder, study)
             log(progress_line(study, trial.number, done, folder.trials, done - done_before,
                               time.perf_counter() - start))
-    except BaseException:  # Ctrl+C above all: the trials still training stop after their batch
+    except BaseException as error:  # Ctrl+C above all: the trials still training stop after their batch
         try:
             stop.set()
         except Exception:  # noqa: BLE001 - the cluster itself is gone: nothing trains for us any more
             pass
+        if isinstance(error, KeyboardInterrupt):  # the cluster is there: keep what finished meanwhile
+            _record_finished(study, running)
         raise
     return study
 
@@ -166,6 +168,18 @@ def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: 
                            key=f"trial-{trial.number:04d}-{time.time_ns()}")
     running[future] = trial
     pending.add(future)
+
+
+def _record_finished(study: optuna.Study, running: dict) -> None:
+    """Tell the study of the trials in ``running`` that finished before the sweep was stopped, so
+    ``--resume`` does not train them again (the sweep audit: a trial done a moment before Ctrl+C
+    was marked interrupted and trained a second time)."""
+    for future, trial in running.items():
+        if future.status in ("finished", "error"):
+            try:
+                _finish(study, trial, future)
+            except Exception:  # noqa: BLE001 - what cannot be fetched now is asked again by --resume
+                pass
 
 
 def _finish(study: optuna.Study, trial, future) -> None:
