@@ -344,3 +344,28 @@ def test_a_trial_finished_before_ctrl_c_is_recorded_not_trained_again():
     assert (trials[0].state, trials[0].value, trials[0].user_attrs["config"]) == (TrialState.COMPLETE, 0.93,
                                                                                  {"lr": 0.01})
     assert trials[1].state == TrialState.RUNNING
+
+
+def test_one_unanswered_look_at_the_stop_event_does_not_stop_a_trial(monkeypatch):
+    """The sweep audit: the first look at the stop event raised (a network hiccup), the trial stopped
+    after one batch and stayed RUNNING in a sweep that was not stopped."""
+    import distributed
+
+    from scratchnn.tune import trial
+
+    answers = iter([OSError("hiccup"), False, OSError("gone"), OSError("gone"), OSError("gone")])
+
+    class Event:
+        def __init__(self, name):
+            pass
+
+        def is_set(self):
+            answer = next(answers)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    monkeypatch.setattr(distributed, "Event", Event)
+    monkeypatch.setattr(trial, "STOP_POLL", 0.0)
+    requested = trial.sweep_stopped("stop")
+    assert [requested() for _ in range(5)] == [False, False, False, False, True]  # three in a row: gone

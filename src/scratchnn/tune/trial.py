@@ -79,22 +79,28 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
 STOP_POLL = 2.0  # seconds between two looks at the sweep's stop event (each is a message to the scheduler)
 
 
+STOP_UNREACHABLE = 3  # looks in a row at an event the scheduler cannot answer: the sweep is over
+
+
 def sweep_stopped(name: str):
     """stop_requested for train_run: whether the Dask Event ``name`` is set, asked at most every
-    STOP_POLL seconds (it is polled after every batch)."""
+    STOP_POLL seconds (it is polled after every batch). A scheduler that cannot answer
+    STOP_UNREACHABLE times in a row is gone, and so is the sweep; once is a hiccup (the sweep
+    audit: one failed look stopped a trial, which then stayed RUNNING in a live sweep)."""
     from distributed import Event
 
-    event, last, stopped = Event(name), 0.0, False
+    event, last, stopped, unanswered = Event(name), 0.0, False, 0
 
     def requested() -> bool:
-        nonlocal last, stopped
+        nonlocal last, stopped, unanswered
         now = time.monotonic()
         if not stopped and now - last >= STOP_POLL:
             last = now
             try:
-                stopped = event.is_set()
-            except Exception:  # noqa: BLE001 - the scheduler went away: the sweep is over
-                stopped = True
+                stopped, unanswered = event.is_set(), 0
+            except Exception:  # noqa: BLE001 - the scheduler did not answer
+                unanswered += 1
+                stopped = unanswered >= STOP_UNREACHABLE
         return stopped
     return requested
 
