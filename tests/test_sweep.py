@@ -80,7 +80,8 @@ def test_diverging_trials_are_failed_not_a_crash(digits, tmp_path):
     assert all("[exploding] error" in t.user_attrs["findings"] for t in trials), [t.user_attrs for t in trials]
     assert all("doctor: " in line for line in done.stdout.splitlines() if line.startswith("Trial "))
     assert scratchnn("report", tmp_path / "hot").returncode == 0
-    assert "<th>doctor</th>" in (tmp_path / "hot" / "sweep.html").read_text()
+    page = (tmp_path / "hot" / "sweep.html").read_text()
+    assert "<th>doctor</th>" in page and "No trial finished well: 3 of 3 failed or were pruned" in page
 
 
 def test_a_best_trial_the_doctor_found_broken_is_said_to_be(digits, tmp_path):

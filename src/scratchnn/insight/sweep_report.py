@@ -117,8 +117,11 @@ def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
         for title, caption, png in figures)
     notes_html = ("<section><h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul></section>"
                   if notes else "")
+    ended = [t for t in trials if t.state.name in ("FAIL", "PRUNED")]
     summary = (f"Best: trial {best.number}, dev accuracy {best.value:.4f}; <code>scratchnn train --config "
-               f"{e(str(sweep_dir / 'best.toml'))}</code> repeats it." if best else "No trial has completed yet.")
+               f"{e(str(sweep_dir / 'best.toml'))}</code> repeats it." if best else
+               f"No trial finished well: {len(ended)} of {len(trials)} failed or were pruned (the table says why)."
+               if ended else "No trial has completed yet.")
     title = f"scratchnn sweep report: {sweep_dir.resolve().name}"
     return f"""<!DOCTYPE html>
 <html lang="en">
