@@ -373,6 +373,21 @@ def test_small_init_ignores_weights_that_shrink_later():
     assert fires_at(run, "small-init") is None
 
 
+@covers("small-init")
+@covers("lr-too-high")
+@pytest.mark.parametrize("first_accuracy, found", [(thresholds.UNDERFIT_ACCURACY, []),
+                                                   (below(thresholds.UNDERFIT_ACCURACY), ["small-init", "lr-too-high"])])
+def test_tiny_initial_weights_that_batch_norm_rescales_are_no_finding(first_accuracy, found):
+    """The doctor audit: the mlp (batch norm) with --fault tiny-init read 92% of its dev digits after
+    one epoch, and got a [small-init] error ("cannot learn") and [lr-too-high] for weights that grew
+    93x from 1e-4 and steps 25% of their size."""
+    run = Run().signal("1.Dense", "weight_rms", [1e-4, 9.3e-3, 1.6e-2]).signal("1.Dense", "update_ratio",
+                                                                                [0.23, 0.05, 0.02])
+    run.train([1.16, 0.29], [first_accuracy, 0.92])
+    run.metrics = [dict(row, epoch=row["epoch"] + 1) for row in run.metrics]  # evaluations 1, 2 (no epoch 0 row)
+    assert [f.id for f in run.diagnose() if f.id in ("small-init", "lr-too-high")] == found
+
+
 # --- vanishing-gradients ------------------------------------------------------------------
 def gradients(ratios) -> Run:
     """grad_rms of the first layer = ratio x the last one's (1.0); a middle layer in between."""

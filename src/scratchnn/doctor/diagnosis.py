@@ -26,6 +26,8 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
     epochs = run.epochs
     evaluated = [m["epoch"] for m in run.metrics]
     for i, epoch in enumerate(epochs):
+        if evaluated and epoch < evaluated[0]:  # the live doctor first looks at the first evaluation
+            continue
         if examined(bisect.bisect_right(evaluated, epoch)) or i == len(epochs) - 1:
             doctor.examine(run.up_to(epoch))
     order = {rule.id: i for i, rule in enumerate(RULES)}

@@ -15,7 +15,7 @@ from .thresholds import (
     BELOW_DEV, CHANCE_ACCURACY, CHANCE_BAND, CHANCE_FALL, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP,
     GRAD_GROWTH, HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE, PERSIST,
     SLOW_UPDATE, STILL, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, UNDERFIT_SWING,
-    WEIGHT_GROWTH, held, layer_held_above, percent)
+    WEIGHT_GROWTH, held, layer_held_above, learned_at_first, percent)
 
 
 def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
@@ -37,13 +37,16 @@ def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
       "A healthy step changes the weights by about a thousandth.",
       "lower --lr by 10x (or use --schedule cosine --warmup 1)")
 def lr_too_high(run: RunHealth):
-    """Some layer's update_ratio of the first step (epoch 0) > FIRST_UPDATE (0.5); or > HIGH_UPDATE
+    """Some layer's update_ratio of the first step (epoch 0) > FIRST_UPDATE (0.5), unless the first
+    evaluation's accuracy reached UNDERFIT_ACCURACY (0.8: a step large against tiny initial weights
+    that batch norm rescales); or > HIGH_UPDATE
     (0.1) at two evaluations in a row after it, and at one of those or the one before, the train
     loss fell by less than STILL (0.5%) or rose (without a recorded loss, the ratios alone: the
     seed network at --lr 0.5 takes 12% steps while its loss falls at every evaluation, and ends
     better than at its own 0.1); or training diverged and the last update_ratio
     recorded before was > DIVERGED_UPDATE (1e-2); or some layer's weight_rms grew over
-    WEIGHT_GROWTH (10) times its epoch-0 value; or the train loss rose at two of the last three
+    WEIGHT_GROWTH (10) times its epoch-0 value, unless the first evaluation's accuracy reached
+    UNDERFIT_ACCURACY; or the train loss rose at two of the last three
     evaluations and ends over OSCILLATION (1.2) times its lowest value and more than
     LOSS_NOISE (0.1) above it. Of those that hold, the earliest is named (so the live doctor, which
     sees several at its first evaluation, names what ``scratchnn doctor`` names afterwards)."""
@@ -52,6 +55,8 @@ def lr_too_high(run: RunHealth):
 
 
 def _grown_weights(run: RunHealth) -> Trigger | None:
+    if learned_at_first(run):  # tiny initial weights growing to a working size: batch norm rescaled them
+        return None
     for layer in run.layers("weight_rms"):
         series = run.series("weight_rms", layer)
         start = dict(series).get(0)
@@ -67,7 +72,7 @@ def _large_steps(run: RunHealth) -> Trigger | None:
     for layer in run.layers("update_ratio"):
         series = [(e, r) for e, r in run.series("update_ratio", layer) if math.isfinite(r)]
         first = dict(series).get(0)
-        epoch = 0 if first is not None and first > FIRST_UPDATE else held(
+        epoch = 0 if first is not None and first > FIRST_UPDATE and not learned_at_first(run) else held(
             [(e, r) for e, r in series if e > 0], lambda ratio: ratio > HIGH_UPDATE)
         if epoch:
             epoch = _not_descending(run, epoch, {e for e, r in series if e > 0 and r > HIGH_UPDATE})

@@ -88,3 +88,10 @@ def layer_held_above(run, signal: str, limit: float) -> tuple[str, int, float] |
         if epoch is not None:
             return layer, epoch, run.value(signal, layer, epoch)
     return None
+
+
+def learned_at_first(run) -> bool:
+    """Whether the first evaluation's train or dev accuracy already reached UNDERFIT_ACCURACY:
+    whatever the untrained network looked like, it learned (batch norm rescales tiny weights)."""
+    first = run.metrics[0] if run.metrics else {}
+    return any(first.get(name, float("nan")) >= UNDERFIT_ACCURACY for name in ("train_accuracy", "dev_accuracy"))
