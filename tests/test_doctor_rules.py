@@ -476,6 +476,14 @@ def test_lr_too_high_after_the_first_step_needs_a_loss_that_stops_falling(losses
 
 
 @covers("lr-too-high")
+def test_lr_too_high_quotes_the_largest_step_not_a_smaller_one_where_the_loss_stalled():
+    """The doctor audit: "by 9% of their size", below the rule's own 10%, at the evaluation the loss stalled."""
+    ratios = [1e-3, 0.25, 0.2, 0.09, 1e-3]
+    message = updates(ratios).train([2.3, 1.7, 1.2, 1.25, 0.9]).finding("lr-too-high").message
+    assert message.startswith("one step changed 0.Dense's weights by 25% of their size"), message
+
+
+@covers("lr-too-high")
 @pytest.mark.parametrize("last, epoch", [(thresholds.DIVERGED_UPDATE, None), (above(thresholds.DIVERGED_UPDATE), 2)])
 def test_lr_too_high_when_a_run_diverged_after_large_steps(last, epoch):
     run = updates([1e-3, 5e-3, last]).at(3, "model", "diverged_loss", math.nan)

@@ -78,8 +78,8 @@ def _large_steps(run: RunHealth) -> Trigger | None:
             epoch = _not_descending(run, epoch, {e for e, r in series if e > 0 and r > HIGH_UPDATE})
         if epoch is None and diverged and series and series[-1][1] > DIVERGED_UPDATE:
             epoch = series[-1][0]
-        if epoch is not None:
-            ratio = dict(series)[epoch]
+        if epoch is not None:  # the largest step so far: the evaluation named may be one that did not descend
+            ratio = max(r for e, r in series if e <= epoch)
             return Trigger(epoch, f"one step changed {layer}'s weights by {percent(ratio)} of their size "
                                   "(healthy: about 0.1%)", layer)
     return None
