@@ -112,6 +112,7 @@ def test_offline_named_dataset_fails_fast_with_where_it_looked(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "--hidden", "12,x"], "expected comma-separated integers"),
     (["train", "--lr", "-1", "--csv", "x.csv"], "--lr must be in (0, 1000000], got -1"),
+    (["train", "--epochs", "1" + "0" * 400, "--csv", "x.csv"], "--epochs must be in [1, 1000000], got a 401-digit"),
     (["train", "--images", "a.gz"], "labels"),
     (["train", "--csv", "missing.csv"], "missing.csv"),
     (["evaluate", "nowhere/model.safetensors"], "no such model file"),

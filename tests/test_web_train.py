@@ -103,6 +103,11 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert_error(client.post("/api/train", json={"csv": "/etc/passwd"}), 422, "unknown setting", "'csv'")
     assert_error(client.post("/api/train", json=[1, 2]), 422, "JSON object")
     assert_error(client.post("/api/train", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    as_json = {"content-type": "application/json"}  # the web audit: each of these was a 500
+    huge = b'{"preset": "seed", "epochs": 1' + b"0" * 400 + b"}"
+    assert_error(client.post("/api/train", content=huge, headers=as_json), 422, "--epochs", "401-digit")
+    assert_error(client.post("/api/train", content=b'{"lr": 1' + b"0" * 5000 + b"}", headers=as_json), 422, "JSON")
+    assert_error(client.post("/api/train", content=b"[" * 100_000, headers=as_json), 422, "JSON object")
     assert_error(client.post("/api/train", json={"preset": "seed"}), 422, "--epochs", "--max-train-epochs")
     assert_error(client.post("/api/train", json={"hidden": [5000], "epochs": 1}), 422, "--hidden", "--max-train-width")
     assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"

@@ -70,6 +70,8 @@ class Option:
                                   f"{self.choices_told}")
             if isinstance(item, (bool, str)):
                 continue
+            if isinstance(item, int) and abs(item) > 2 ** 63:  # float() of a 400-digit integer overflows
+                raise ConfigError(f"{self.flag} must be {self.range_text()}, got a {len(str(abs(item)))}-digit number")
             if not math.isfinite(item):
                 raise ConfigError(f"{self.flag} must be a finite number, got {item}")
             inside = ((self.low is None or item >= self.low) and (self.high is None or item <= self.high)

@@ -135,7 +135,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
                                      f"{media[:60] or 'no content type'}: {{\"preset\": \"seed\"}}")
         try:
             body = json.loads(await request.body() or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number, [[[... 100,000 deep
             raise HTTPException(422, "send the settings as a JSON object like {\"preset\": \"seed\"}") from None
         return await run_in_threadpool(manager.start, body, client_of(request))
 
