@@ -9,6 +9,7 @@ import queue
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,6 +186,8 @@ def test_a_run_streams_its_story_refuses_a_second_and_is_not_served_when_the_doc
     assert str(runs) not in logs and "digits-2000.csv" in logs, "server folders leak into the log"
     done = next(e for _, e in events if e["type"] == "done")
     assert not done["loaded"] and done["stopped"] == ""  # one learner's broken run is not the class's model
+    # the web audit: a run the doctor kept from serving sent the server's absolute path to every page
+    assert done["model_path"] == "model.safetensors" and last_status(events)["model"] == "model.safetensors"
     final = last_status(events)
     assert final["served"] is False and final["detail"] == ("not served, because the doctor found [symmetric-units] "
                                                             "error; the Runs tab can load it anyway"), final
@@ -551,3 +554,90 @@ def test_ctrl_c_in_the_servers_terminal_stops_the_run_saves_its_model_and_says_s
     assert "Traceback" not in stderr, stderr
     assert f"run {run} stopped with the server; its model is saved in {tmp_path / run}" in stderr, stderr
     assert (tmp_path / run / "model.safetensors").is_file()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training process in /proc (Linux)")
+def test_a_server_killed_outright_leaves_no_training_process_behind(runs, tmp_path):
+    """The web audit: after kill -9 of the server (or the out-of-memory killer), its training process
+    trained on to the end for nobody, then hung forever on the queue nobody read."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path / "served"
+    shutil.copytree(runs / "base", folder)
+    serve = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(folder), "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        body = json.dumps({"preset": "seed", "epochs": 300, "batch_size": 10}).encode()
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/train", data=body, headers={
+                    "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"})
+                run = json.loads(urllib.request.urlopen(request, timeout=10).read())["run"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        while not (tmp_path / run / "health.csv").exists() and time.monotonic() < deadline + 60:
+            time.sleep(0.2)
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == serve.pid]
+        worker = next(pid for pid in children if b"spawn" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        serve.kill()
+        serve.wait(timeout=30)
+        ended = time.monotonic() + 30  # a batch, then the next look at its parent
+        while _running(worker) and time.monotonic() < ended:
+            time.sleep(0.2)
+        assert not _running(worker), "the training process outlived its server"
+        assert (tmp_path / run / "model.safetensors").is_file()  # stopped as with Stop: its model is saved
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        if worker is not None and _running(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan stays one until init, which may not reap, waits for it)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def test_a_new_run_ends_the_last_ones_report_drawing_so_one_process_trains_or_draws(client, runs, caplog):
+    """The web audit: a Start right after each run kept the finished runs' processes drawing their
+    reports beside the new one (7 at once, 759 MB, from one client in 25 s)."""
+    manager = client.app.state.training
+    started = client.post("/api/train", json={"preset": "seed", "epochs": 10})
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 120
+    while manager.state["status"] in ("starting", "running", "stopping") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    drawing = manager._process
+    assert drawing.is_alive(), "the run ended before its report: nothing to test"  # the report takes seconds
+    with caplog.at_level("WARNING", logger="scratchnn.serve"):
+        again = client.post("/api/train", json={"preset": "seed", "epochs": 10})
+    assert again.status_code == 202, again.text
+    drawing.join(10)
+    assert not drawing.is_alive() and manager._process is not drawing
+    assert f"run {started.json()['run']}: its report was not finished, a new run started" in caplog.text
+    client.post("/api/train/stop")
+    while manager.state["status"] in ("starting", "running", "stopping") and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -272,7 +272,8 @@ class TrainingSession:
         """Measure the finished model, save it and the tables, and log the summary and the doctor's word."""
         config, history, log = self.config, self.history, self.log
         if history and history[-1].epoch <= config.epochs and self._stopped_as_asked():
-            log(f"Stopped as asked during epoch {history[-1].epoch}; the model keeps the weights it had then")
+            log(f"Stopped during epoch {history[-1].epoch} (Stop, a time limit or a sweep's end asked it to); the "
+                "model keeps the weights it had then")
         if self.stopping is not None and self.stopping.best_epoch and history[-1].epoch < config.epochs:
             log(f"Early stopping: no better {config.monitor} for {config.patience} evaluations; "
                 f"keeping the weights of epoch {self.stopping.best_epoch}")

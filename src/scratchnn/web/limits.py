@@ -54,8 +54,10 @@ class BodySizeLimit:
 
     async def _too_large(self, size: str, scope, receive, send):
         limit = f"{self.max_bytes / 1024 / 1024:g} MB"
-        return await _error(413, f"request body too large ({size}); the limit is {limit}: "
-                                 "send a smaller image (a photo of one digit needs far less)", scope, receive, send)
+        advice = ("send a smaller image (a photo of one digit needs far less)" if scope.get("path") == "/api/predict"
+                  else "training settings and the other requests take a few hundred bytes")
+        return await _error(413, f"request body too large ({size}); the limit is {limit}: {advice}", scope, receive,
+                            send)
 
 
 def _replay(body: bytes, receive):

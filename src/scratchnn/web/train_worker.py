@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+import os
 import re
 import signal
 import time
@@ -55,12 +56,21 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     # ``stop`` (its model is saved), so here it would only print a traceback and lose the model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_blas_threads()
+    watcher = Watcher(events, stop, pause, max_seconds)
+    try:
+        _train_and_report(watcher, config, run_dir, max_memory)
+    finally:
+        if watcher.server_gone():  # nobody reads the queue: its feeder thread must not hold the exit
+            events.cancel_join_thread()
+
+
+def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: float) -> None:
     from ..errors import ScratchnnError
     from ..training.config import TrainConfig
     from ..training.run import train_run
     from .gallery import IMAGE_SIDE
 
-    watcher = Watcher(events, stop, pause, max_seconds)
+    events = watcher.events
     try:
         result = train_run(TrainConfig.from_dict(config), Path(run_dir), log=watcher.log, progress=False,
                            on_evaluation=watcher.evaluation, on_batch_end=watcher.batch,
@@ -77,7 +87,8 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
         # the run is over and its model served before its figures are drawn (a few seconds)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped})
-        _write_report(result.run_dir, watcher.log)
+        if not watcher.server_gone():  # killed (kill -9, out of memory): its run is saved; the report can wait
+            _write_report(result.run_dir, watcher.log)
 
 
 def _write_report(run_dir: Path, log) -> None:
@@ -102,6 +113,7 @@ class Watcher:
         self.last_batch = self.last_picture = -math.inf
         self.model = self.x_dev = self.y_dev = None
         self.stopped = ""
+        self.server = os.getppid()
 
     def log(self, line: str) -> None:
         self.events.put(note_event(line) if line.startswith(NOTE) else {"type": "log", "line": without_folders(line)})
@@ -141,12 +153,19 @@ class Watcher:
                   for name, value in finding.to_dict().items()}
         self.events.put({"type": "finding", **clean(fields)})
 
+    def server_gone(self) -> bool:
+        """The server that started this process ended without stopping it (kill -9, the out-of-memory
+        killer): this process now belongs to another parent, and would train on for nobody."""
+        return os.getppid() != self.server
+
     def stop_requested(self) -> bool:
         paused_at = time.monotonic()
-        while self.pause.is_set() and not self.stop.is_set() and not self._out_of_time():
+        while self.pause.is_set() and not self.stop.is_set() and not self._out_of_time() and not self.server_gone():
             time.sleep(0.05)
         self.paused += time.monotonic() - paused_at  # the page's "s left" counts training time only
-        if self.stop.is_set():
+        if self.server_gone():
+            self.stopped = self.stopped or "server gone"
+        elif self.stop.is_set():
             self.stopped = self.stopped or "asked"
         elif self._out_of_time():
             if not self.stopped:
