@@ -9,7 +9,7 @@ from matplotlib.image import imread
 from test_plots import assert_drawn
 
 from scratchnn.cli.main import main, parse
-from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.kaggle_csv import read_kaggle_csv, write_kaggle_csv
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.plots import lr_find_figure
 from scratchnn.io import read_metadata
@@ -283,7 +283,7 @@ def test_a_full_batch_config_is_refused_with_the_flag_to_pass(digits_csv, capsys
     assert main(["lr-find", "--preset", "seed", "--csv", str(digits_csv)]) == 1
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "full batch" in error and "--batch-size N" in error, error
-    assert main(["lr-find", "--preset", "seed", "--csv", str(digits_csv), "--batch-size", "64", "--steps", "15",
+    assert main(["lr-find", "--preset", "seed", "--csv", str(digits_csv), "--batch-size", "64", "--steps", "60",
                  "--dev-size", "50", "--out", str(digits_csv.parent / "seed.png")]) == 0
     # the seed's 500 full-batch iterations as 500 steps of 64 (350 digits: 6 a pass), not 500 passes (the audit:
     # the printed command trained 35,000 steps and diverged)
@@ -297,10 +297,25 @@ def test_lr_is_what_lr_find_measures(digits_csv, capsys):
     assert "lr-find measures the learning rate, from --start-lr to --end-lr; drop --lr" in capsys.readouterr().err
 
 
+def test_a_network_that_learns_nothing_gets_no_suggestion(tmp_path, shared_dir, capsys):
+    """The lr-find audit: labels shuffled in the file, the loss flat at ln 10 over the whole range,
+    and it printed "Suggested --lr 0.57 ... Train with it" (the steepest point of noise). 2,000 real
+    digits: too many for 16 units to memorise their shuffled labels in 60 steps."""
+    images, labels = read_kaggle_csv(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz")
+    shuffled = write_kaggle_csv(tmp_path / "shuffled.csv", images[:2000],
+                                np.random.default_rng(0).permutation(labels[:2000]))
+    argv = ["lr-find", "--csv", str(shuffled), "--hidden", "16", "--steps", "60", "--dev-size", "500",
+            "--out", str(tmp_path / "flat.png")]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert "the network learned nothing at any rate" in error and "chance level being ln 10 = 2.303" in error, error
+    assert "60 steps are few: try --steps 200" in error and (tmp_path / "flat.png").is_file()  # the figure shows it
+
+
 def test_a_loss_that_never_turns_up_gives_no_lowest_loss_rule(digits_csv, capsys):
-    """Up to lr 1e-3 the loss of the mlp only falls: its lowest point is the end of the range."""
-    assert main(["lr-find", "--csv", str(digits_csv), "--hidden", "16", "--steps", "20", "--dev-size", "50",
-                 "--end-lr", "1e-3", "--out", str(digits_csv.parent / "low.png")]) == 0
+    """Up to lr 3e-3 the loss of the mlp only falls: its lowest point is the end of the range."""
+    assert main(["lr-find", "--csv", str(digits_csv), "--hidden", "16", "--steps", "60", "--dev-size", "50",
+                 "--end-lr", "3e-3", "--out", str(digits_csv.parent / "low.png")]) == 0
     out = capsys.readouterr().out
     assert "the lowest-loss/10 rule needs the loss to turn up, and it had not by the end: raise --end-lr" in out, out
 
@@ -348,3 +363,33 @@ def test_the_suggested_lr_trains_mlp_as_well_as_the_presets_own(tmp_path, shared
     (lr, suggested), (preset_lr, preset) = accuracies["suggested"], accuracies["preset"]
     assert lr != preset_lr
     assert suggested >= preset - 0.01, accuracies
+
+
+def test_a_loss_that_is_not_finite_before_any_step_is_not_a_rate_to_lower():
+    """The lr-find audit: a NaN pixel, or weights that overflow at once, were told to "start lower"."""
+    model, x, y = problem()
+    bad = x.copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ShapeError, match="x holds 1 NaN or infinite value"):
+        lr_find(model, SGD(0.1), bad, y, steps=20, rng=0)
+    for layer in model.layers:
+        for array in layer.params.values():
+            array *= 1e30  # logits of 1e30 and more: the loss is inf before any step
+    with pytest.raises(ConfigError, match="before the first step, at the initial weights: no learning rate can help"):
+        lr_find(model, SGD(0.1), x, y, steps=20, rng=0)
+
+
+def test_threads_and_augmentation_reach_the_test_and_its_command(digits_csv, capsys, monkeypatch):
+    """The lr-find audit: --threads 1 ran on every core (the curve then differs in its last bits), and
+    the printed train command dropped --augmentation."""
+    from scratchnn.cli import lr_find_cmd
+
+    entered = []
+    real = lr_find_cmd.blas_threads
+    monkeypatch.setattr(lr_find_cmd, "blas_threads", lambda n: entered.append(n) or real(n))
+    assert main(["lr-find", "--csv", str(digits_csv), "--hidden", "16", "--steps", "60", "--dev-size", "50",
+                 "--threads", "1", "--augmentation", "rotate=5,p=0.5", "--out",
+                 str(digits_csv.parent / "t.png")]) == 0
+    command = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Train with it:"))
+    args = parse(shlex.split(command.split(":", 1)[1])[1:])
+    assert entered == [1] and args.threads == 1 and args.augmentation == {"rotate": 5.0, "p": 0.5}, command

@@ -102,6 +102,9 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
                    stop_factor=stop_factor)
     x, y = np.asarray(x), np.asarray(y)
     refuse_raw_pixels(x, "x")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():  # else "diverged after 4 steps; start lower"
+        raise ShapeError(f"x holds {np.count_nonzero(~np.isfinite(x)):,} NaN or infinite value(s); the range test "
+                         "needs finite inputs (scaled to 0..1)")
     if x.shape[1:] != model.input_shape:
         raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}")
     if len(x) == 0 or len(y) != len(x):
@@ -129,6 +132,9 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
             net.backward(loss_fn.backward())
             opt.step(net.named_parameters())
     count = len(losses)
+    if not math.isfinite(losses[0]):  # measured before any step: no learning rate made it
+        raise ConfigError(f"the loss is {losses[0]} before the first step, at the initial weights: no learning "
+                          "rate can help; check the inputs (NaN or huge values) and the initial weights")
     if count < MIN_POINTS:
         raise ConfigError(f"the loss diverged after {count} step(s), at learning rate {lrs[count - 1]:.3g}; "
                           f"start lower (start_lr {start_lr:g}, --start-lr)")
