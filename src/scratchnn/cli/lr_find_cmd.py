@@ -1,8 +1,9 @@
 """``scratchnn lr-find``: the learning-rate range test on a fresh network, a figure, a suggested ``--lr``.
 
 Settings come as for ``train`` (``--preset``, ``--config``, then flags); the network, the
-optimizer and the train split are built exactly as ``train`` builds them from that config, so
-the suggestion is for that very run. Nothing is saved but the figure: no model, no run folder.
+optimizer, the loss and the train split are built as ``train`` builds them from that config, so
+the suggestion is for that very run; only its augmentation is left out (the test reads the
+images as they are). Nothing is saved but the figure: no model, no run folder.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..data import scale_pixels
 from ..errors import ConfigError, MissingExtra
+from ..nn.losses import SoftmaxCrossEntropy
 from ..training.blas_threads import blas_threads
 from ..training.config import TrainConfig
 from ..training.memory import check_training_memory
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Range test: lr {args.start_lr:g} to {args.end_lr:g} over up to {args.steps} mini-batches "
           f"of {config.batch_size} ({len(x_train):,} training digits)")
     with blas_threads(config.threads):  # --threads 1 repeats the curve bit for bit, as it repeats a run
-        result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size)
+        result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size,
+                                   config.label_smoothing)
     path = save_figure(lr_find_figure(result.lrs, result.losses, result.smoothed, result.steepest,
                                       result.min_over_10), args.out) if save_figure else f"none ({no_figure})"
     chance, lowest = math.log(model.num_classes), typical_lowest(result.losses)
@@ -127,9 +130,10 @@ def same_steps_epochs(args: argparse.Namespace, config: TrainConfig, rows: int) 
 
 
 def range_test_inputs(config: TrainConfig):
-    """(model, optimizer, x_train, y_train, order generator) built from ``config`` exactly as
+    """(model, optimizer, x_train, y_train, order generator) built from ``config`` as
     ``training.run`` builds a run's: its data source, its seeded train/dev split, its initial
-    weights, its optimizer, and the generator that orders its batches."""
+    weights, its optimizer, and the generator that orders its batches. The range test trains on
+    the images as they are: a config's augmentation is not applied."""
     source = data_source(config)
     data = load_data(config, source, progress=True)
     check_class_numbers(data, source)
@@ -142,8 +146,10 @@ def range_test_inputs(config: TrainConfig):
     return model, config.build_optimizer(), scale_pixels(train_images, model.input_shape), y_train, gens["order"]
 
 
-def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_size: int) -> LRFindResult:
-    """``lr_find`` with a progress bar on stderr (off unless it is a terminal)."""
+def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_size: int,
+                      label_smoothing: float = 0.0) -> LRFindResult:
+    """``lr_find`` with a progress bar on stderr (off unless it is a terminal), on train's loss
+    (label smoothing included)."""
     from tqdm.auto import tqdm
 
     # disable=None: tqdm shows the bar only when stderr is a terminal
@@ -154,7 +160,8 @@ def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_siz
             bar.update(1)
 
         return lr_find(model, optimizer, x_train, y_train, start_lr=args.start_lr, end_lr=args.end_lr,
-                       steps=args.steps, batch_size=batch_size, rng=order, on_step=on_step)
+                       steps=args.steps, batch_size=batch_size, rng=order, on_step=on_step,
+                       loss_fn=SoftmaxCrossEntropy(label_smoothing))
 
 
 def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
