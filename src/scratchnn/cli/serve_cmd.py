@@ -68,8 +68,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-train-epochs", type=int, metavar="N", default=limits.epochs,
                        help=f"epochs one run may ask for (default: {limits.epochs})")
     group.add_argument("--max-train-seconds", type=float, metavar="S", default=limits.seconds,
-                       help=f"a run stops (and is saved) S seconds after it starts, paused time included: "
-                            f"the page trains one run at a time (default: {limits.seconds:g})")
+                       help=f"a run stops (and is saved) S seconds after it starts, paused time included, "
+                            f"after the batch under way: the page trains one run at a time (default: "
+                            f"{limits.seconds:g})")
     group.add_argument("--max-train-width", type=int, metavar="N", default=limits.width,
                        help=f"units a hidden layer may have (default: {limits.width})")
     group.add_argument("--max-train-channels", type=int, metavar="N", default=limits.channels,
@@ -77,8 +78,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-train-layers", type=int, metavar="N", default=limits.layers,
                        help=f"hidden layers, and convolution blocks, a network may have (default: {limits.layers})")
     group.add_argument("--max-train-memory", type=float, metavar="GB", default=limits.memory,
-                       help=f"memory a run's training step may need at least, worked out before it starts "
-                            f"(default: {limits.memory:g})")
+                       help=f"memory a run's training may need, worked out before it starts: the bound on its "
+                            f"step and twice that, as big steps grow the process (default: {limits.memory:g})")
 
 
 def train_setup(args: argparse.Namespace):

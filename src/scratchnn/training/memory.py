@@ -205,7 +205,8 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     not. ``data_shape`` (N, H, W) is the images loaded, dev set included: their float32 copy is
     made before training, and a full-batch run's batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
-    server's for a run started from its page); the bound is held to it, without the note.
+    server's for a run started from its page); the bound times LIKELY is held to it, without the
+    note (the web audit: a full-batch CNN of a 2.4 GB bound under a 4 GB cap reached 13 GB).
     ``resume_of`` is the run folder being resumed: its batch size is fixed, so the advice is to
     resume it with more memory or to start it again with another."""
     available = available_memory() if available is None else available
@@ -227,11 +228,13 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
         return
     fits = memory.largest_batch(available - scaled) // HEADROOM
     batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
-    if need <= available:
-        if not capped:  # a limit someone chose: over it is refused, near it is fine
-            log(f"Note: training needs at least {_size(need)} of memory, often {likely}x that, and {where}; "
-                f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
+    if need <= available and not capped:
+        log(f"Note: training needs at least {_size(need)} of memory, often {likely}x that, and {where}; "
+            f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
         return
+    if need <= available:  # a limit someone chose is a promise: the bound's likely growth must fit too
+        fits = memory.largest_batch((available - scaled) // likely) // HEADROOM
+        batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if scaled >= available:
         advice = "the images alone take more than that: train on fewer (--train-size)"
     elif not batch_to_try:
@@ -242,7 +245,8 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
         advice = (f"resume it where more memory is free, or start it again smaller (scratchnn train --config "
                   f"{Path(resume_of) / 'config.toml'} {batch_to_try or '--hidden ... --conv ...'})")
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
-    raise ConfigError(f"training needs at least {_size(need)} of memory and {where} ({what} keeps "
+    often = f", often {likely}x that," if need <= available else ""
+    raise ConfigError(f"training needs at least {_size(need)} of memory{often} and {where} ({what} keeps "
                       f"{_size(batch * memory.per_image)} of what its layers computed, for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
                       f"images as numbers {_size(scaled)}); {advice}")
