@@ -104,6 +104,8 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert_error(client.post("/api/train", json={"csv": "/etc/passwd"}), 422, "unknown setting", "'csv'")
     assert_error(client.post("/api/train", json=[1, 2]), 422, "JSON object")
     assert_error(client.post("/api/train", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    assert_error(client.post("/api/train", json={"preset": "cnn", "epochs": 1, "kernel_size": 1_000_000}), 422,
+                 "cannot be built")  # the web audit: a 202, then a run folder that failed in the worker
     as_json = {"content-type": "application/json"}  # the web audit: each of these was a 500
     huge = b'{"preset": "seed", "epochs": 1' + b"0" * 400 + b"}"
     assert_error(client.post("/api/train", content=huge, headers=as_json), 422, "--epochs", "401-digit")

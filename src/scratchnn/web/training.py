@@ -98,6 +98,9 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits, log=prin
     config = resolve_config(preset, chosen, {name: getattr(data, name) for name in FIELDS if getattr(data, name)},
                             log=log)
     limits.check(config)
+    from ..training.architecture import layer_specs
+
+    layer_specs(config)  # a network that cannot be built (--kernel-size 1000000) is a 422, not a run folder that failed
     config.threads = BLAS_THREADS  # what the worker runs on, so its config.toml repeats it (0 would mean every core)
     return config
 
