@@ -1,10 +1,10 @@
 """A real Dask cluster on 127.0.0.1: ``dask scheduler`` and two ``dask worker`` processes, and a sweep
 sent to it with ``--scheduler``. Part of the default (CI) run: it takes well under a minute."""
+import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,10 @@ def parent_of(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc (Linux)")
-def test_trials_run_in_the_workers_of_an_existing_cluster(shared_dir, tmp_path):
-    digits = write_digits(shared_dir, tmp_path / "digits.csv")
-    (tmp_path / "space.toml").write_text(SPACE)
+@contextlib.contextmanager
+def cluster(folder: Path, workers: int = 2, worker_args: tuple = ()):
+    """(address, [scheduler, worker...] processes) of ``dask scheduler`` and ``workers`` ``dask worker``
+    processes on 127.0.0.1, started in ``folder``; each stopped by its PID afterwards."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     started = []
@@ -36,10 +36,27 @@ def test_trials_run_in_the_workers_of_an_existing_cluster(shared_dir, tmp_path):
         started.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
              "--no-dashboard"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(2):
+        for _ in range(workers):
             started.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard"],
-                env=env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
+                 *worker_args], env=env(), cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address, started
+    finally:
+        for process in reversed(started):  # workers, then the scheduler, each by its PID
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc (Linux)")
+def test_trials_run_in_the_workers_of_an_existing_cluster(shared_dir, tmp_path):
+    digits = write_digits(shared_dir, tmp_path / "digits.csv")
+    (tmp_path / "space.toml").write_text(SPACE)
+    with cluster(tmp_path) as (address, started):
         done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--csv", digits, *SMALL, "--trials", 4,
                          "--scheduler", address, "--out", tmp_path / "sweep", timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -50,15 +67,6 @@ def test_trials_run_in_the_workers_of_an_existing_cluster(shared_dir, tmp_path):
         assert os.getpid() not in pids
         assert all(parent_of(pid) in workers for pid in pids), (pids, workers)  # the workers' own processes
         assert (tmp_path / "sweep" / "best.toml").is_file()
-    finally:
-        for process in reversed(started):  # workers, then the scheduler, each by its PID
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 # A worker "on another machine": each trial's run folder leaves the sweep's disk once the trial is done
@@ -91,17 +99,7 @@ def test_workers_without_the_sweeps_disk_still_give_best_toml_and_lose_nothing(s
     (tmp_path / "space.toml").write_text(SPACE)
     (tmp_path / "away").mkdir()
     (tmp_path / "elsewhere.py").write_text(ELSEWHERE.format(away=str(tmp_path / "away")))
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    started = []
-    try:
-        started.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        started.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
-             "--preload", str(tmp_path / "elsewhere.py")], env=env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL))
+    with cluster(tmp_path, workers=1, worker_args=("--preload", str(tmp_path / "elsewhere.py"))) as (address, _):
         done = scratchnn("sweep", "--space", tmp_path / "space.toml", "--csv", digits, *SMALL, "--trials", 2,
                          "--scheduler", address, "--out", tmp_path / "sweep", timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -111,11 +109,3 @@ def test_workers_without_the_sweeps_disk_still_give_best_toml_and_lose_nothing(s
         best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
         moved = (tmp_path / "away" / f"{best.number:04d}" / "config.toml").read_text()
         assert (tmp_path / "sweep" / "best.toml").read_text() == moved  # the trial's config, as its worker saved it
-    finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()

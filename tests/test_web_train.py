@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -517,13 +518,11 @@ def test_a_server_asked_to_exit_stops_the_run_and_ends_the_event_streams(client,
     assert (runs / started.json()["run"] / "model.safetensors").is_file()
 
 
-def test_ctrl_c_in_the_servers_terminal_stops_the_run_saves_its_model_and_says_so(shared_dir, runs, tmp_path):
-    """The terminal sends SIGINT to the whole process group: the training process printed a
-    KeyboardInterrupt traceback and lost the model, and the console named no run. It now ignores
-    SIGINT (the server stops it after its batch), and the console names the run and its folder."""
-    import signal
+def serving_a_run(runs, tmp_path, **popen):
+    """(the `scratchnn serve` process, the run it trains): a server of a copy of the base run on a
+    free port, started in ``tmp_path`` with ``popen``'s arguments, once its page's run is well into
+    training (a checkpoint, then its first evaluation)."""
     import socket
-    import subprocess
     import sys
     import urllib.request
 
@@ -533,21 +532,31 @@ def test_ctrl_c_in_the_servers_terminal_stops_the_run_saves_its_model_and_says_s
     folder = tmp_path / "served"
     shutil.copytree(runs / "base", folder)
     serve = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(folder), "--port", str(port)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                             start_new_session=True)
+                             cwd=tmp_path, **popen)
+    deadline = time.monotonic() + 60
+    body = json.dumps({"preset": "seed", "epochs": 300, "batch_size": 10}).encode()
+    while time.monotonic() < deadline:  # until the server answers
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/train", data=body, headers={
+                "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"})
+            run = json.loads(urllib.request.urlopen(request, timeout=10).read())["run"]
+            break
+        except OSError:
+            time.sleep(0.2)
+    while not (tmp_path / run / "health.csv").exists() and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    return serve, run
+
+
+def test_ctrl_c_in_the_servers_terminal_stops_the_run_saves_its_model_and_says_so(shared_dir, runs, tmp_path):
+    """The terminal sends SIGINT to the whole process group: the training process printed a
+    KeyboardInterrupt traceback and lost the model, and the console named no run. It now ignores
+    SIGINT (the server stops it after its batch), and the console names the run and its folder."""
+    import signal
+
+    serve, run = serving_a_run(runs, tmp_path, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        body = json.dumps({"preset": "seed", "epochs": 300, "batch_size": 10}).encode()
-        while time.monotonic() < deadline:  # until the server answers
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/train", data=body, headers={
-                    "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"})
-                run = json.loads(urllib.request.urlopen(request, timeout=10).read())["run"]
-                break
-            except OSError:
-                time.sleep(0.2)
-        while not (tmp_path / run / "health.csv").exists() and time.monotonic() < deadline + 60:
-            time.sleep(0.2)  # a checkpoint, then its first evaluation: well into training
         os.killpg(serve.pid, signal.SIGINT)
         _, stderr = serve.communicate(timeout=120)
     finally:
@@ -563,33 +572,12 @@ def test_a_server_killed_outright_leaves_no_training_process_behind(runs, tmp_pa
     """The web audit: after kill -9 of the server (or the out-of-memory killer), its training process
     trained on to the end for nobody, then hung forever on the queue nobody read."""
     import signal
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    folder = tmp_path / "served"
-    shutil.copytree(runs / "base", folder)
-    serve = subprocess.Popen([sys.executable, "-m", "scratchnn", "serve", str(folder), "--port", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    serve, run = serving_a_run(runs, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
     try:
-        deadline = time.monotonic() + 60
-        body = json.dumps({"preset": "seed", "epochs": 300, "batch_size": 10}).encode()
-        while time.monotonic() < deadline:
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/train", data=body, headers={
-                    "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"})
-                run = json.loads(urllib.request.urlopen(request, timeout=10).read())["run"]
-                break
-            except OSError:
-                time.sleep(0.2)
-        while not (tmp_path / run / "health.csv").exists() and time.monotonic() < deadline + 60:
-            time.sleep(0.2)
-        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == serve.pid]
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and _parent(int(p.name)) == serve.pid]
         worker = next(pid for pid in children if b"spawn" in Path(f"/proc/{pid}/cmdline").read_bytes())
         serve.kill()
         serve.wait(timeout=30)
