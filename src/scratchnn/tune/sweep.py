@@ -88,13 +88,8 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         for future in completed(pending, client, log):
             trial = running.pop(future)
             _finish(study, trial, future)
-            attrs = study.get_trials(deepcopy=False)[trial.number].user_attrs  # as its worker set them too
-            if not away and "config" in attrs and not folder.trial_dir(trial.number).is_dir():
-                away = True
-                log(f"Note: trial {trial.number}'s run folder is on its worker's disk (host "
-                    f"{attrs.get('host', '?')}), not in {folder.path / 'trials'}: the sweep folder is not "
-                    "shared. best.toml is written here from the study; copy a trial's folder from its worker to "
-                    "evaluate or report it, or put the sweep folder on a disk every machine shares")
+            if not away and not folder.trial_dir(trial.number).is_dir():
+                away = _say_where_the_folders_are(study, trial.number, folder, log)
             done = counts(study)
             while done + len(running) < folder.trials and len(running) < slots(client):
                 _submit(study, storage, folder, client, running, pending, log, stop.name)  # the free worker first
@@ -110,6 +105,19 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
             _record_finished(study, running)
         raise
     return study
+
+
+def _say_where_the_folders_are(study: optuna.Study, number: int, folder: SweepFolder, log) -> bool:
+    """For a trial that finished with no run folder here: its worker saved it on its own disk. Say
+    so (once: True); a trial that failed before its folder was made says nothing (False)."""
+    attrs = study.get_trials(deepcopy=False)[number].user_attrs  # as its worker set them too
+    if "config" not in attrs:
+        return False
+    log(f"Note: trial {number}'s run folder is on its worker's disk (host {attrs.get('host', '?')}), not in "
+        f"{folder.path / 'trials'}: the sweep folder is not shared. best.toml is written here from the study; "
+        "copy a trial's folder from its worker to evaluate or report it, or put the sweep folder on a disk every "
+        "machine shares")
+    return True
 
 
 NO_WORKERS = 30.0  # seconds without a worker in the cluster before the sweep says it waits for one
