@@ -249,8 +249,9 @@ def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
     init = [f"--{flag.replace('_', '-')} {wanted}" for flag, wanted in (("init", "he_normal"), ("bias_init", "zeros"))
             if settings.get(flag) != wanted]
     leaky = "--activation leaky-relu" if settings.get("activation", "relu") == "relu" else ""
-    if heavy_dropout(settings):  # units that rarely get an input fire rarely: not the rate's doing
-        return f"first {listed(heavy_dropout(settings), last='and')}; then {listed([lower_lr(run, settings), leaky])}"
+    heavy = heavy_dropout(settings)
+    if heavy:  # units that rarely get an input fire rarely: not the rate's doing
+        return f"first {listed(heavy, last='and')}; then {listed([lower_lr(run, settings), leaky])}"
     return listed([lower_lr(run, settings), " ".join(init), leaky])
 
 
@@ -278,8 +279,9 @@ def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
     shuffled = " (scratchnn shuffles every epoch already)" if settings.config_file else "; shuffle the data every epoch"
     ratios = [r for layer in run.layers("update_ratio") for e, r in run.series("update_ratio", layer)
               if e <= finding.epoch and math.isfinite(r)]
-    if heavy_dropout(settings):
-        return f"first {listed(heavy_dropout(settings), last='and')}; then, if it persists, {lower_lr(run, settings)}"
+    heavy = heavy_dropout(settings)
+    if heavy:
+        return f"first {listed(heavy, last='and')}; then, if it persists, {lower_lr(run, settings)}"
     if ratios and max(ratios) < HIGH_UPDATE:
         mixed = "" if settings.config_file else " and that batches mix the classes"
         return (f"its steps were never large (at most {max(ratios):.2g} of the weights' size), so look at the data "
