@@ -311,7 +311,7 @@ def test_a_divergence_names_the_doctors_cause_and_lr_find_names_the_faults_it_le
     assert train.returncode != 0
     assert "training diverged; the inputs reach 255: scale them to 0..1 first (pixels / 255); the last" in train.stderr
     find = subprocess.run([sys.executable, "-m", "scratchnn", "lr-find", "--config",
-                           str(tmp_path / "run" / CONFIG_FILE), "--batch-size", "128", "--steps", "20",
+                           str(tmp_path / "run" / CONFIG_FILE), "--batch-size", "128", "--steps", "100",
                            "--out", str(tmp_path / "lr.png")],
                           capture_output=True, text=True, timeout=300)
     assert find.returncode == 0, find.stderr

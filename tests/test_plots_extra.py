@@ -42,7 +42,7 @@ def test_train_evaluate_and_predict_need_no_matplotlib(no_matplotlib, shared_dir
         assert main([*command, "--save", str(tmp_path / "x.png")]) == 1  # said first, not after the answer
         said = capsys.readouterr()
         assert said.out == "" and "figures need matplotlib" in said.err and said.err.count("\n") == 1, said
-    lr_find = ["lr-find", "--preset", "mlp", "--steps", "20", "--csv", str(csv), "--out", str(tmp_path / "lr.png")]
+    lr_find = ["lr-find", "--preset", "mlp", "--steps", "100", "--csv", str(csv), "--out", str(tmp_path / "lr.png")]
     assert main(lr_find) == 0
     out = capsys.readouterr().out
     assert "Suggested" in out and "Figure: none (figures need matplotlib" in out, out
