@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,30 @@ def test_workers_without_the_sweeps_disk_still_give_best_toml_and_lose_nothing(s
         best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
         moved = (tmp_path / "away" / f"{best.number:04d}" / "config.toml").read_text()
         assert (tmp_path / "sweep" / "best.toml").read_text() == moved  # the trial's config, as its worker saved it
+
+
+def test_a_scheduler_lost_mid_sweep_is_one_line_that_says_what_to_do(shared_dir, tmp_path):
+    """The sweep audit: killing the scheduler printed Dask's own "distributed.client - ERROR" line
+    before the sweep's one line (finished trials kept, how to resume)."""
+    import signal
+
+    digits = write_digits(shared_dir, tmp_path / "digits.csv")
+    (tmp_path / "space.toml").write_text(SPACE)
+    with cluster(tmp_path, workers=1) as (address, started):
+        sweep = subprocess.Popen([sys.executable, "-m", "scratchnn", "sweep", "--space", tmp_path / "space.toml",
+                                  "--csv", digits, "--hidden", "32", "--epochs", "40", "--trials", "3",
+                                  "--scheduler", address, "--out", tmp_path / "sweep"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+        try:
+            deadline = time.monotonic() + 120
+            while not list((tmp_path / "sweep").glob("trials/*/metrics.csv")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            started[0].send_signal(signal.SIGKILL)  # the scheduler
+            _, stderr = sweep.communicate(timeout=120)
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+    assert sweep.returncode == 1, stderr
+    assert stderr.strip().splitlines() == [line for line in stderr.strip().splitlines() if "lost the Dask cluster" in
+                                           line], stderr
+    assert "finished trials are kept" in stderr and (tmp_path / "sweep" / "study.log").is_file()

@@ -40,7 +40,7 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
 
     if scheduler:
         client = _connect(Client, check_scheduler_address(scheduler))
-        with client:
+        with client, _client_errors_left_to_the_sweep():
             if not client.scheduler_info().get("workers"):
                 log(f"Waiting up to {WORKER_WAIT} s for a worker to join {scheduler} ...")
                 try:
@@ -62,6 +62,19 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
                                dashboard_address=":0", silence_logs=logging.CRITICAL)
     with cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _client_errors_left_to_the_sweep() -> Iterator[None]:
+    """Dask's client logs a lost scheduler as an ERROR line of its own ("distributed.client - ERROR
+    - ..."), before the sweep says the same in one line with what to do (the sweep audit)."""
+    logger = logging.getLogger("distributed.client")
+    before = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import CancelledError
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def completed(pending, client, log: Callable[[str], None]):
             yield next(pending)
             continue
         time.sleep(POLL)
-        if client.scheduler_info()["workers"]:  # the client's copy, refreshed every few seconds
+        if client.scheduler_info().get("workers"):  # the client's copy, refreshed every few seconds (empty when lost)
             without_workers = None
             continue
         without_workers = without_workers or time.monotonic()
@@ -194,6 +195,8 @@ def _finish(study: optuna.Study, trial, future) -> None:
     """Tell the study how the trial ended (a worker lost or a bug: failed, with the reason)."""
     try:
         outcome = future.result()
+    except CancelledError as error:  # the sweep cancels nothing: the cluster dropped it (the scheduler is gone)
+        raise ConnectionError(f"the trial was cancelled: {' '.join(str(error).split())}") from None
     except Exception as error:  # noqa: BLE001 - one broken trial must not stop the sweep
         _fail(study, trial, f"{type(error).__name__}: {error}")
         return
