@@ -228,7 +228,8 @@ def test_a_learners_own_loop_may_tell_only_some_settings():
     fixes = {f.id: f.fix for f in findings}
     assert fixes["lr-too-high"] == (  # no scratchnn command: the loop is the learner's own (the doctor audit)
         "lower the learning rate from 0.5 to 0.0005; a range test finds one: raise the rate step by step from 1e-6 "
-        "and take a tenth of the rate where the loss falls fastest; if the loss climbs at a rate 10x lower too, "
+        "and take the rate halfway, on a log scale, between where the loss falls fastest and a tenth of where it "
+        "is lowest; if the loss climbs at a rate 10x lower too, "
         "check your backward pass against finite differences (scratchnn.gradcheck.numerical_gradient): a gradient "
         "with the wrong sign climbs at any rate")
     assert fixes["dead-relu"] == "this follows from [lr-too-high] (epoch 0): fix that first"

@@ -136,15 +136,25 @@ def test_a_loss_that_diverges_at_once_asks_for_a_lower_start():
         lr_find(model, SGD(0.1), x, y, start_lr=1e4, end_lr=1e8, steps=50, batch_size=64, rng=0)
 
 
-def test_suggestions_lie_inside_the_tested_range_and_the_suggestion_is_the_steepest():
+def test_suggestions_lie_inside_the_tested_range_and_the_suggestion_is_halfway_between_them():
     model, x, y = problem()
     result = lr_find(model, make_optimizer("adam", 1e-3), x, y, steps=60, batch_size=64, rng=0)
     assert isinstance(result, LRFindResult)
     assert result.lrs[0] <= result.steepest <= result.lrs[-1]
     lowest = result.lrs[np.argmin(result.smoothed)]
     assert result.min_over_10 == pytest.approx(lowest / 10, rel=1e-12)
-    assert result.suggestion == result.steepest
     assert result.steepest <= lowest, "the steepest descent comes before the minimum"
+    assert result.turned_up  # the loss rose past its minimum: both readings count
+    assert result.suggestion == pytest.approx(math.sqrt(result.steepest * result.min_over_10), rel=1e-12)
+
+
+def test_a_loss_still_falling_at_the_end_suggests_its_steepest_point():
+    """Its lowest point is the end of the range, not a minimum: min/10 is no reading, halfway to it neither."""
+    lrs = np.logspace(-4, 0, 50)
+    still = LRFindResult(lrs, np.linspace(2.3, 0.5, 50), np.linspace(2.3, 0.5, 50), 1e-2, 0.1, stopped_early=False)
+    assert not still.turned_up and still.suggestion == 1e-2
+    stopped = LRFindResult(lrs, np.ones(50), np.ones(50), 1e-2, 1e-3, stopped_early=True)
+    assert stopped.turned_up and stopped.suggestion == pytest.approx(math.sqrt(1e-5))
 
 
 def test_suggestions_of_known_curves():
@@ -219,13 +229,15 @@ def test_data_that_does_not_fit_is_a_shape_error():
 def test_the_figure_draws_both_curves_and_labels_both_suggestions():
     model, x, y = problem()
     r = lr_find(model, SGD(0.1), x, y, start_lr=1e-4, end_lr=1e4, steps=80, batch_size=64, rng=0)
-    fig = lr_find_figure(r.lrs, r.losses, r.smoothed, r.steepest, r.min_over_10)
+    fig = r.plot()  # as lr-find draws it: both readings, and the suggestion halfway between them
     assert_drawn(fig, name="lr_find_figure")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert any(f"{r.steepest:.2g}" in label and "steepest" in label for label in labels), labels
     assert any(f"{r.min_over_10:.2g}" in label and "/ 10" in label for label in labels), labels
+    assert f"suggested: {r.suggestion:.2g} (halfway between them)" in labels, labels
+    assert not any("suggested" in label for label in labels if "steepest" in label), labels
     lines = {line.get_label(): line for line in ax.get_lines()}
     np.testing.assert_array_equal(lines["smoothed (moving average)"].get_ydata(), r.smoothed)
     np.testing.assert_array_equal(lines["loss of each mini-batch"].get_ydata(), r.losses)
@@ -258,7 +270,7 @@ def test_the_command_writes_a_png_and_prints_a_train_command_that_parses(tmp_pat
     assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 300
     assert "300 training digits" in out, out  # the dev split came off first
     suggested = next(line for line in out.splitlines() if line.startswith("Suggested --lr "))
-    lr = float(suggested.split()[2])
+    lr = float(suggested.split()[2].rstrip(":"))
     command = next(line for line in out.splitlines() if line.startswith("Train with it:")).split(":", 1)[1]
     words = shlex.split(command)
     assert words[:4] == ["scratchnn", "train", "--preset", "mlp"] and words[-2:] == ["--lr", f"{lr:.2g}"]

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size,
                                    config.label_smoothing)
     path = save_figure(lr_find_figure(result.lrs, result.losses, result.smoothed, result.steepest,
-                                      result.min_over_10), args.out) if save_figure else f"none ({no_figure})"
+                                      result.min_over_10, result.suggestion), args.out) \
+        if save_figure else f"none ({no_figure})"
     chance, lowest = math.log(model.num_classes), typical_lowest(result.losses)
     if lowest > NOTHING_LEARNED * chance:  # a flat curve's "steepest" point is noise
         raise ConfigError(f"the loss never fell below {lowest:.3f} (the lowest median of 10 steps in a row), "
@@ -167,18 +168,17 @@ def run_with_progress(model, optimizer, x_train, y_train, order, args, batch_siz
 def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
     """What the test found, the suggestion, the command to use it and where the figure is."""
     last = result.lrs[-1]
-    lowest_at_end = (not result.stopped_early  # no minimum seen
-                     and 10 * result.min_over_10 >= result.lrs[int(0.95 * (len(result.lrs) - 1))])
     how = (f"Stopped after {len(result.lrs)} steps at lr {last:.2g}: the smoothed loss passed 4x its minimum"
            if result.stopped_early else
            f"Ran all {len(result.lrs)} steps up to lr {last:.2g}; the smoothed loss never passed 4x its minimum "
            "(a loss back at chance is not past it)")
     return "\n".join([
         how,
-        (f"Suggested --lr {result.suggestion:.2g} (steepest descent of the smoothed loss); "
-         + (f"the lowest-loss/10 rule gives {result.min_over_10:.2g}" if not lowest_at_end else
-            "the lowest-loss/10 rule needs the loss to turn up, and it had not by the end: raise --end-lr "
-            "to see it")),
+        (f"Suggested --lr {result.suggestion:.2g}: halfway, on the log scale, between the steepest descent of the "
+         f"smoothed loss ({result.steepest:.2g}) and the lowest-loss/10 rule ({result.min_over_10:.2g})"
+         if result.turned_up else
+         f"Suggested --lr {result.suggestion:.2g} (steepest descent of the smoothed loss); the lowest-loss/10 rule "
+         "needs the loss to turn up, and it had not by the end: raise --end-lr to see it"),
         f"Train with it:  {command}",
         f"Figure: {figure}"])
 

@@ -191,8 +191,8 @@ def lr_find(settings: Settings) -> str:
     """The lr-find command for this run (its range test needs mini-batches: a full-batch run's gets some);
     for a loop of one's own, the range test in words."""
     if not settings.config_file:
-        return ("a range test finds one: raise the rate step by step from 1e-6 and take a tenth of the rate "
-                "where the loss falls fastest")
+        return ("a range test finds one: raise the rate step by step from 1e-6 and take the rate halfway, on a "
+                "log scale, between where the loss falls fastest and a tenth of where it is lowest")
     batches = " --batch-size 128" if settings.get("batch_size") == 0 else ""
     return f"scratchnn lr-find --config {settings.config_file}{batches} measures one for this network in seconds"
 

@@ -7,10 +7,12 @@ from matplotlib.figure import Figure
 from ..errors import ShapeError
 
 
-def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float) -> Figure:
+def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float,
+                   suggested: float | None = None) -> Figure:
     """The raw mini-batch losses (K,) faint, their smoothed curve (K,) over them, against the
-    learning rates lrs (K,) on a log axis; a vertical line at each suggestion, labelled with its
-    value, and a dot where the smoothed curve is lowest (min_over_10 is that rate / 10).
+    learning rates lrs (K,) on a log axis; a vertical line at each reading and at the
+    ``suggested`` rate (``LRFindResult.suggestion``), labelled with its value, and a dot where
+    the smoothed curve is lowest (min_over_10 is that rate / 10).
 
     The y axis stops a little above the smoothed curve's highest point: the raw losses of the
     last, diverging steps run off the top instead of squashing the interesting part flat.
@@ -31,9 +33,12 @@ def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float) -
     lowest = int(np.argmin(np.where(finite, smoothed, np.inf)))
     ax.plot(lrs[lowest], smoothed[lowest], "o", color="black", markersize=5,
             label=f"lowest smoothed loss, lr {lrs[lowest]:.2g}")
-    ax.axvline(steepest, color="tab:red", linewidth=1.5, label=f"steepest descent: {steepest:.2g} (suggested)")
+    ax.axvline(steepest, color="tab:red", linewidth=1.5, linestyle=":", label=f"steepest descent: {steepest:.2g}")
     ax.axvline(min_over_10, color="tab:green", linewidth=1.5, linestyle="--",
                label=f"lowest / 10: {min_over_10:.2g}")
+    if suggested is not None:
+        ax.axvline(suggested, color="black", linewidth=2, label=f"suggested: {suggested:.2g}"
+                   + (" (halfway between them)" if suggested != steepest else " (the loss never turned up)"))
     ax.set_xscale("log")
     seen = np.concatenate([smoothed[finite], losses[np.isfinite(losses)]])
     top = smoothed[finite].max()

@@ -15,7 +15,8 @@ and the test stops after recording step i when sᵢ > ``stop_factor``·minⱼ s�
 The bias correction is Adam's: a moving average started at 0 underestimates the early losses
 by the factor 1 − β^(i+1), so dividing by it makes s₀ = L₀ instead of 0.02·L₀.
 
-Two readings of the smoothed curve s(log10 lr), as fastai offers them:
+Two readings of the smoothed curve s(log10 lr), as fastai offers them, and the suggestion
+halfway between them (``LRFindResult.suggestion``):
 
 - ``steepest``: the lr where ds/d(log10 lr) is most negative (``np.gradient`` over the points
   from the first tenth on, up to the minimum of s: the first steps average too few losses to be
@@ -60,23 +61,35 @@ class LRFindResult:
     stopped_early: bool
 
     @property
-    def suggestion(self) -> float:
-        """The learning rate to try first: ``steepest``.
+    def turned_up(self) -> bool:
+        """Whether the smoothed loss reached a minimum and rose from it before the test ended:
+        only then is ``min_over_10`` a reading (a loss still falling at ``end_lr`` has its
+        lowest point at the end of the range, wherever the true minimum lies)."""
+        return self.stopped_early or 10 * self.min_over_10 < self.lrs[int(0.95 * (len(self.lrs) - 1))]
 
-        It is the rate at which extra learning rate still buys the most progress, the reading
-        the range test was designed around (Smith's "the loss decreases fastest"). The
-        min/10 rule depends on where exactly the smoothed minimum lands, which moves with the
-        noise and the smoothing lag; it is printed beside it as a cross-check: when the two
-        agree within a factor of ~3, either is a sound start.
+    @property
+    def suggestion(self) -> float:
+        """The learning rate to try first: halfway, on the log scale, between ``steepest`` and
+        ``min_over_10`` (their geometric mean); ``steepest`` when the loss never turned up.
+
+        Measured on 11 networks (the presets and their usual variants, each trained 3 epochs at
+        every reading, 127 runs): the steepest point is 1.5–3 points of dev accuracy behind on
+        every batch-normalised MLP and CNN (the loss falls fastest where the network first starts
+        to learn, well below a good training rate), and min/10 sits on the edge of instability in
+        some; halfway between them was within half a point of the best rate in 8 of 11, its mean
+        shortfall 0.9 points against the steepest point's 2.3, and it moved least with ``steps``
+        and the seed. Not for every network: the seed network with Adam trains best ten times
+        lower still (README, "Find a learning rate").
         """
-        return self.steepest
+        return math.sqrt(self.steepest * self.min_over_10) if self.turned_up else self.steepest
 
     def plot(self):
         """The range test as a matplotlib Figure (shown inline when a notebook cell ends with it):
         each batch's loss, the smoothed curve and both readings, as ``scratchnn lr-find`` draws it."""
         from ..plots import lr_find_figure  # matplotlib only when a plot is asked for
 
-        return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest, self.min_over_10)
+        return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest, self.min_over_10,
+                              self.suggestion)
 
 
 def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, *, start_lr: float = 1e-7,
