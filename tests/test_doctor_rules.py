@@ -375,8 +375,8 @@ def test_small_init_ignores_weights_that_shrink_later():
 
 @covers("small-init")
 @covers("lr-too-high")
-@pytest.mark.parametrize("first_accuracy, found", [(thresholds.UNDERFIT_ACCURACY, []),
-                                                   (below(thresholds.UNDERFIT_ACCURACY), ["small-init", "lr-too-high"])])
+@pytest.mark.parametrize("first_accuracy, found", [
+    (thresholds.UNDERFIT_ACCURACY, []), (below(thresholds.UNDERFIT_ACCURACY), ["small-init", "lr-too-high"])])
 def test_tiny_initial_weights_that_batch_norm_rescales_are_no_finding(first_accuracy, found):
     """The doctor audit: the mlp (batch norm) with --fault tiny-init read 92% of its dev digits after
     one epoch, and got a [small-init] error ("cannot learn") and [lr-too-high] for weights that grew
