@@ -378,3 +378,13 @@ def test_a_run_that_ends_early_is_examined_at_its_end_so_the_summary_names_only_
     assert result.history[-1].epoch < config.epochs, "early stopping did not stop the run"
     printed = {line.split("]")[0] + "]" for line in said if line.startswith("[")}
     assert result.findings and printed == {f"[{f.id}]" for f in result.findings}, (printed, result.findings)
+
+
+def test_lopsided_labels_from_a_tiny_train_size_are_told_to_take_more_images():
+    """The doctor audit: --train-size 20 left classes without a label, and the fix said to look
+    for a CSV sorted by label."""
+    health = [(0, "model", "classes", 10), (0, "model", "label_classes", 8), (0, "model", "top_label_share", 0.2)]
+    tiny = finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=20)
+    assert tiny.fix.startswith("--train-size 200 or more, or 0 for all (now 20: too few images for 10 classes")
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=0).fix == general("lopsided-labels")
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=5000).fix == general("lopsided-labels")

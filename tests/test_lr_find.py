@@ -153,6 +153,8 @@ def test_a_loss_still_falling_at_the_end_suggests_its_steepest_point():
     lrs = np.logspace(-4, 0, 50)
     still = LRFindResult(lrs, np.linspace(2.3, 0.5, 50), np.linspace(2.3, 0.5, 50), 1e-2, 0.1, stopped_early=False)
     assert not still.turned_up and still.suggestion == 1e-2
+    labels = [text.get_text() for text in still.plot().axes[0].get_legend().get_texts()]
+    assert "suggested: 0.01 (the loss never turned up)" in labels and not any("/ 10" in label for label in labels)
     stopped = LRFindResult(lrs, np.ones(50), np.ones(50), 1e-2, 1e-3, stopped_early=True)
     assert stopped.turned_up and stopped.suggestion == pytest.approx(math.sqrt(1e-5))
 

@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"the {config.preset} config trains on the full batch (batch_size 0); the range test "
                           "needs mini-batches: pass --batch-size N, e.g. --batch-size 128")
     try:  # matplotlib: imported only here, for this command's figure (the suggestion needs none)
-        from ..plots import lr_find_figure, save_figure
+        from ..plots import save_figure
         from ..plots.common import figure_format
     except MissingExtra as error:
-        lr_find_figure = save_figure = None
+        save_figure = None
         no_figure = str(error)
     else:
         figure_format(args.out)
@@ -84,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
     with blas_threads(config.threads):  # --threads 1 repeats the curve bit for bit, as it repeats a run
         result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size,
                                    config.label_smoothing)
-    path = save_figure(lr_find_figure(result.lrs, result.losses, result.smoothed, result.steepest,
-                                      result.min_over_10, result.suggestion), args.out) \
-        if save_figure else f"none ({no_figure})"
+    path = save_figure(result.plot(), args.out) if save_figure else f"none ({no_figure})"
     chance, lowest = math.log(model.num_classes), typical_lowest(result.losses)
     if lowest > NOTHING_LEARNED * chance:  # a flat curve's "steepest" point is noise
         raise ConfigError(f"the loss never fell below {lowest:.3f} (the lowest median of 10 steps in a row), "

@@ -378,6 +378,17 @@ def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     return listed(parts)
 
 
+@fits("lopsided-labels")
+def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    """A --train-size too small for every class to get its share is the likelier cause than the
+    file (the doctor audit: --train-size 20 was told to check for a CSV sorted by label)."""
+    size, enough = settings.get("train_size"), 20 * run.classes
+    if not size or size >= enough:
+        return None
+    return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} classes "
+            "each to get a share); if it persists, check that --csv (or --labels) is the right file")
+
+
 @fits("unreadable-augmentation")
 def _unreadable_augmentation(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
     """Back to the dataset's own strengths for each setting the run turned up past them."""

@@ -7,12 +7,13 @@ from matplotlib.figure import Figure
 from ..errors import ShapeError
 
 
-def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float,
+def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float | None,
                    suggested: float | None = None) -> Figure:
     """The raw mini-batch losses (K,) faint, their smoothed curve (K,) over them, against the
     learning rates lrs (K,) on a log axis; a vertical line at each reading and at the
     ``suggested`` rate (``LRFindResult.suggestion``), labelled with its value, and a dot where
-    the smoothed curve is lowest (min_over_10 is that rate / 10).
+    the smoothed curve is lowest (min_over_10 is that rate / 10; None when the loss never turned
+    up, so its lowest point is only the end of the range).
 
     The y axis stops a little above the smoothed curve's highest point: the raw losses of the
     last, diverging steps run off the top instead of squashing the interesting part flat.
@@ -34,8 +35,9 @@ def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float,
     ax.plot(lrs[lowest], smoothed[lowest], "o", color="black", markersize=5,
             label=f"lowest smoothed loss, lr {lrs[lowest]:.2g}")
     ax.axvline(steepest, color="tab:red", linewidth=1.5, linestyle=":", label=f"steepest descent: {steepest:.2g}")
-    ax.axvline(min_over_10, color="tab:green", linewidth=1.5, linestyle="--",
-               label=f"lowest / 10: {min_over_10:.2g}")
+    if min_over_10 is not None:
+        ax.axvline(min_over_10, color="tab:green", linewidth=1.5, linestyle="--",
+                   label=f"lowest / 10: {min_over_10:.2g}")
     if suggested is not None:
         ax.axvline(suggested, color="black", linewidth=2, label=f"suggested: {suggested:.2g}"
                    + (" (halfway between them)" if suggested != steepest else " (the loss never turned up)"))

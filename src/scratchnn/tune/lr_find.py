@@ -88,8 +88,8 @@ class LRFindResult:
         each batch's loss, the smoothed curve and both readings, as ``scratchnn lr-find`` draws it."""
         from ..plots import lr_find_figure  # matplotlib only when a plot is asked for
 
-        return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest, self.min_over_10,
-                              self.suggestion)
+        return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest,
+                              self.min_over_10 if self.turned_up else None, self.suggestion)
 
 
 def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, *, start_lr: float = 1e-7,
