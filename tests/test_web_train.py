@@ -631,3 +631,14 @@ def test_a_new_run_ends_the_last_ones_report_drawing_so_one_process_trains_or_dr
     client.post("/api/train/stop")
     while manager.state["status"] in ("starting", "running", "stopping") and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def test_a_restarted_servers_runs_do_not_reuse_the_run_ids_of_the_last_one(runs):
+    """The web audit: run ids restarted at 1, so a page reconnecting with the Last-Event-ID "1:50" of
+    the old server's run 1 got the new run 1's events after the 50th."""
+    ids = []
+    for _ in range(2):
+        with TestClient(create_app(runs / "base", train=TrainSetup()), base_url=LOCAL) as served:
+            ids.append(served.app.state.training.run_id)
+        time.sleep(0.002)
+    assert ids[1] > ids[0] > 1_000_000

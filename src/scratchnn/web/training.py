@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,7 +128,9 @@ class TrainingManager:
         self._process = self._stop = self._pause = self._drainer = None
         self._closing = False
         self._draining = False  # the worker may still be drawing the report of a run that is over
-        self.run_id = 0
+        # a restarted server's runs never reuse an earlier one's ids: a page reconnecting with the
+        # Last-Event-ID "1:50" of the old run 1 skipped the first 50 events of the new run 1 (the web audit)
+        self.run_id = time.time_ns() // 1_000_000
         self.state: dict = {"status": "idle"}
         self._events: list[dict | None] = []  # None: a superseded picture
 
