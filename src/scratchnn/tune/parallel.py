@@ -40,7 +40,7 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
 
     if scheduler:
         client = _connect(Client, check_scheduler_address(scheduler))
-        with client, _client_errors_left_to_the_sweep():
+        with _client_errors_left_to_the_sweep(), client:  # silent until the client has closed too
             if not client.scheduler_info().get("workers"):
                 log(f"Waiting up to {WORKER_WAIT} s for a worker to join {scheduler} ...")
                 try:
