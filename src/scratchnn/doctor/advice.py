@@ -249,15 +249,13 @@ def _dead_relu(run: RunHealth, settings: Settings, finding: Finding) -> str:
     init = [f"--{flag.replace('_', '-')} {wanted}" for flag, wanted in (("init", "he_normal"), ("bias_init", "zeros"))
             if settings.get(flag) != wanted]
     leaky = "--activation leaky-relu" if settings.get("activation", "relu") == "relu" else ""
-    heavy = heavy_dropout(settings)
-    if heavy:  # units that rarely get an input fire rarely: not the rate's doing
+    if heavy := heavy_dropout(settings):  # units that rarely get an input fire rarely: not the rate's doing
         return f"first {listed(heavy, last='and')}; then {listed([lower_lr(run, settings), leaky])}"
     return listed([lower_lr(run, settings), " ".join(init), leaky])
 
 
 def heavy_dropout(settings: Settings) -> list[str]:
-    """Each dropout of the run that switches off more than HEAVY_DROPOUT of its units, lowered
-    (the doctor audit: --dropout 0.95 was told to lower its rate, and the run got worse)."""
+    """Each dropout of the run switching off more than HEAVY_DROPOUT of its units, lowered (not the rate)."""
     return [f"--{name.replace('_', '-')} {number(usual)} (now {number(rate)}: every training step switches off "
             f"{rate:.0%} of the {what})"
             for name, usual, what in (("dropout", 0.3, "hidden units"), ("input_dropout", 0.2, "pixels"),
@@ -279,8 +277,7 @@ def _one_class(run: RunHealth, settings: Settings, finding: Finding) -> str:
     shuffled = " (scratchnn shuffles every epoch already)" if settings.config_file else "; shuffle the data every epoch"
     ratios = [r for layer in run.layers("update_ratio") for e, r in run.series("update_ratio", layer)
               if e <= finding.epoch and math.isfinite(r)]
-    heavy = heavy_dropout(settings)
-    if heavy:
+    if heavy := heavy_dropout(settings):
         return f"first {listed(heavy, last='and')}; then, if it persists, {lower_lr(run, settings)}"
     if ratios and max(ratios) < HIGH_UPDATE:
         mixed = "" if settings.config_file else " and that batches mix the classes"
@@ -380,8 +377,7 @@ def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
 
 @fits("lopsided-labels")
 def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
-    """A --train-size too small for every class to get its share is the likelier cause than the
-    file (the doctor audit: --train-size 20 was told to check for a CSV sorted by label)."""
+    """A --train-size too small for every class to get its share, before the file (--train-size 20)."""
     size, enough = settings.get("train_size"), 20 * run.classes
     if not size or size >= enough:
         return None
