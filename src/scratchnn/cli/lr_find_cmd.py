@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     chance, lowest = math.log(model.num_classes), typical_lowest(result.losses)
     if lowest > NOTHING_LEARNED * chance:  # a flat curve's "steepest" point is noise
         raise ConfigError(f"the loss never fell below {lowest:.3f} (the lowest median of 10 steps in a row), "
-                          f"chance level being "
-                          f"ln {model.num_classes} = {chance:.3f}: the network learned nothing at any rate from "
+                          f"chance level being ln {model.num_classes} = {chance:.3f}: the network learned nothing "
+                          f"at any rate from "
                           f"{args.start_lr:g} to {result.lrs[-1]:.2g}, so there is no rate to suggest. "
                           + (f"{len(result.lrs)} steps are few: try --steps 200; else look" if len(result.lrs) < 100
                              else "Look") + " at the data and the network: labels that belong to their images, "

@@ -226,15 +226,13 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     likely = LIKELY["textbook" if config.textbook else "fast"]
     if need * likely <= available:
         return
-    fits = memory.largest_batch(available - scaled) // HEADROOM
+    promise = capped and need <= available  # a limit someone chose: the bound's likely growth must fit too
+    fits = memory.largest_batch((available - scaled) // (likely if promise else 1)) // HEADROOM
     batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if need <= available and not capped:
         log(f"Note: training needs at least {_size(need)} of memory, often {likely}x that, and {where}; "
             f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
         return
-    if need <= available:  # a limit someone chose is a promise: the bound's likely growth must fit too
-        fits = memory.largest_batch((available - scaled) // likely) // HEADROOM
-        batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if scaled >= available:
         advice = "the images alone take more than that: train on fewer (--train-size)"
     elif not batch_to_try:
@@ -245,7 +243,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
         advice = (f"resume it where more memory is free, or start it again smaller (scratchnn train --config "
                   f"{Path(resume_of) / 'config.toml'} {batch_to_try or '--hidden ... --conv ...'})")
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
-    often = f", often {likely}x that," if need <= available else ""
+    often = f", often {likely}x that," if promise else ""
     raise ConfigError(f"training needs at least {_size(need)} of memory{often} and {where} ({what} keeps "
                       f"{_size(batch * memory.per_image)} of what its layers computed, for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
