@@ -17,7 +17,8 @@ def forget_plots(monkeypatch):
     plotting = ("matplotlib.", "scratchnn.plots")
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(plotting)]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.delattr(scratchnn, "plots", raising=False)
+    if "plots" in vars(scratchnn):  # not getattr: the package's lazy __getattr__ would import it again
+        monkeypatch.delattr(scratchnn, "plots")
 
 
 @pytest.fixture
