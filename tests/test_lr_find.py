@@ -148,6 +148,19 @@ def test_suggestions_lie_inside_the_tested_range_and_the_suggestion_is_halfway_b
     assert result.suggestion == pytest.approx(math.sqrt(result.steepest * result.min_over_10), rel=1e-12)
 
 
+def test_a_network_that_learned_nothing_has_no_suggestion_in_python_either():
+    """The CLI refused a flat curve; lr_find() in Python still offered its steepest point of noise."""
+    model, x, y = problem()
+    result = lr_find(model, SGD(0.1), x, np.random.default_rng(0).permutation(y), steps=60, batch_size=64, rng=0)
+    assert result.chance == pytest.approx(math.log(10)) and result.learned_nothing, result.lowest
+    with pytest.raises(ConfigError, match=r"the network learned nothing at any rate .* 60 steps are few"):
+        result.suggestion
+    labels = [text.get_text() for text in result.plot().axes[0].get_legend().get_texts()]
+    assert not any(label.startswith("suggested") for label in labels), labels  # the curve, without a suggestion
+    learned = lr_find(model, SGD(0.1), x, y, steps=60, batch_size=64, rng=0)
+    assert not learned.learned_nothing and learned.lowest < 0.97 * learned.chance and learned.suggestion > 0
+
+
 def test_a_loss_still_falling_at_the_end_suggests_its_steepest_point():
     """Its lowest point is the end of the range, not a minimum: min/10 is no reading, halfway to it neither."""
     lrs = np.logspace(-4, 0, 50)
@@ -323,7 +336,7 @@ def test_a_network_that_learns_nothing_gets_no_suggestion(tmp_path, shared_dir, 
     assert main(argv) == 1
     error = capsys.readouterr().err
     assert "the network learned nothing at any rate" in error and "chance level being ln 10 = 2.303" in error, error
-    assert "60 steps are few: try --steps 200" in error and (tmp_path / "flat.png").is_file()  # the figure shows it
+    assert "60 steps are few: try 200 (--steps 200)" in error and (tmp_path / "flat.png").is_file()  # the figure shows it
 
 
 def test_a_loss_that_never_turns_up_gives_no_lowest_loss_rule(digits_csv, capsys):

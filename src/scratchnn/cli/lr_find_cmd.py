@@ -12,8 +12,6 @@ import math
 import shlex
 from pathlib import Path
 
-import numpy as np
-
 from ..data import scale_pixels
 from ..errors import ConfigError, MissingExtra
 from ..nn.losses import SoftmaxCrossEntropy
@@ -85,34 +83,14 @@ def run(args: argparse.Namespace) -> int:
         result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size,
                                    config.label_smoothing)
     path = save_figure(result.plot(), args.out) if save_figure else f"none ({no_figure})"
-    chance, lowest = math.log(model.num_classes), typical_lowest(result.losses)
-    if lowest > NOTHING_LEARNED * chance:  # a flat curve's "steepest" point is noise
-        raise ConfigError(f"the loss never fell below {lowest:.3f} (the lowest median of 10 steps in a row), "
-                          f"chance level being ln {model.num_classes} = {chance:.3f}: the network learned nothing "
-                          f"at any rate from "
-                          f"{args.start_lr:g} to {result.lrs[-1]:.2g}, so there is no rate to suggest. "
-                          + (f"{len(result.lrs)} steps are few: try --steps 200; else look" if len(result.lrs) < 100
-                             else "Look") + " at the data and the network: labels that belong to their images, "
-                          f"pixels in 0..255 (a short run and scratchnn doctor say more). Figure: {path}")
+    if result.learned_nothing:  # a flat curve's "steepest" point is noise
+        raise ConfigError(f"{result.why_no_suggestion()}. Figure: {path}")
     epochs = same_steps_epochs(args, config, len(x_train))
     print(summary(result, train_command(args, result.suggestion, epochs), path))
     if epochs:
         print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations as as many "
               f"mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over the data)")
     return 0
-
-
-NOTHING_LEARNED = 0.97  # a loss that never went 3% below chance (ln C): the test found no rate to suggest
-
-
-def typical_lowest(losses: np.ndarray, window: int = 10) -> float:
-    """The lowest median of ``window`` steps in a row of the raw losses (finite ones): where the
-    loss got to, without one lucky batch, and without the smoothed curve's lag of ~50 steps
-    (short tests end before the smoothed curve comes down)."""
-    finite = losses[np.isfinite(losses)]
-    if len(finite) < window:
-        return float(np.median(finite)) if len(finite) else math.inf
-    return float(np.median(np.lib.stride_tricks.sliding_window_view(finite, window), axis=1).min())
 
 
 def same_steps_epochs(args: argparse.Namespace, config: TrainConfig, rows: int) -> int | None:

@@ -24,6 +24,11 @@ halfway between them (``LRFindResult.suggestion``):
 - ``min_over_10``: the lr at the minimum of s, divided by 10: the minimum is already on the
   edge of divergence, one decade lower is safely inside the stable range.
 
+A network that learned nothing gets no suggestion: when the raw loss never gets 3% below
+chance (ln C, a uniform guess over C classes) by its lowest median of 10 steps in a row, the
+steepest point of a flat curve is noise (``LRFindResult.learned_nothing``; ``suggestion`` then
+raises a ConfigError that says what to check).
+
 NOTE: the moving average lags the raw losses by about β/(1 − β) steps (49 at β = 0.98), so both
 readings sit somewhat to the right of where the raw curve would put them; the figure shows both
 curves so the lag is visible.
@@ -45,13 +50,15 @@ from ..optim.optimizers import Optimizer
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
 MIN_POINTS = 5  # a test that stops earlier has no suggestion worth printing
+NOTHING_LEARNED = 0.97  # a loss that never went 3% below chance (ln C): the test found no rate to suggest
 
 
 @dataclass(frozen=True)
 class LRFindResult:
     """What the range test recorded, K ≤ steps points: ``lrs``, ``losses`` (raw mini-batch
     losses, before each step) and ``smoothed`` (bias-corrected moving average), each (K,);
-    the two readings of the curve; ``stopped_early`` when the loss diverged before ``end_lr``."""
+    the two readings of the curve; ``stopped_early`` when the loss diverged before ``end_lr``;
+    ``chance``, the loss of a uniform guess, ln C (None: not known, the test is not judged)."""
 
     lrs: np.ndarray
     losses: np.ndarray
@@ -59,6 +66,17 @@ class LRFindResult:
     steepest: float
     min_over_10: float
     stopped_early: bool
+    chance: float | None = None
+
+    @property
+    def lowest(self) -> float:
+        """Where the raw loss got to: its lowest median of 10 steps in a row (``typical_lowest``)."""
+        return typical_lowest(self.losses)
+
+    @property
+    def learned_nothing(self) -> bool:
+        """Whether the loss never got 3% below ``chance``: no rate to suggest (``suggestion`` raises)."""
+        return self.chance is not None and self.lowest > NOTHING_LEARNED * self.chance
 
     @property
     def turned_up(self) -> bool:
@@ -66,6 +84,15 @@ class LRFindResult:
         only then is ``min_over_10`` a reading (a loss still falling at ``end_lr`` has its
         lowest point at the end of the range, wherever the true minimum lies)."""
         return self.stopped_early or 10 * self.min_over_10 < self.lrs[int(0.95 * (len(self.lrs) - 1))]
+
+    def why_no_suggestion(self) -> str:
+        """What a test that learned nothing says instead of a suggestion, and what to check."""
+        return (f"the loss never fell below {self.lowest:.3f} (the lowest median of 10 steps in a row), chance "
+                f"level being ln {round(math.exp(self.chance))} = {self.chance:.3f}: the network learned nothing at "
+                f"any rate from {self.lrs[0]:g} to {self.lrs[-1]:.2g}, so there is no rate to suggest. "
+                + (f"{len(self.lrs)} steps are few: try 200 (--steps 200); else look" if len(self.lrs) < 100
+                   else "Look") + " at the data and the network: labels that belong to their images, pixels "
+                "scaled to 0..1 from 0..255 (a short run and scratchnn doctor say more)")
 
     @property
     def suggestion(self) -> float:
@@ -80,7 +107,11 @@ class LRFindResult:
         shortfall 0.9 points against the steepest point's 2.3, and it moved least with ``steps``
         and the seed. Not for every network: the seed network with Adam trains best ten times
         lower still (README, "Find a learning rate").
+
+        Raises ConfigError when the network learned nothing (``learned_nothing``).
         """
+        if self.learned_nothing:
+            raise ConfigError(self.why_no_suggestion())
         return math.sqrt(self.steepest * self.min_over_10) if self.turned_up else self.steepest
 
     def plot(self):
@@ -89,7 +120,8 @@ class LRFindResult:
         from ..plots import lr_find_figure  # matplotlib only when a plot is asked for
 
         return lr_find_figure(self.lrs, self.losses, self.smoothed, self.steepest,
-                              self.min_over_10 if self.turned_up else None, self.suggestion)
+                              self.min_over_10 if self.turned_up else None,
+                              None if self.learned_nothing else self.suggestion)
 
 
 def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, *, start_lr: float = 1e-7,
@@ -153,7 +185,18 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
                           f"start lower (start_lr {start_lr:g}, --start-lr)")
     lrs, losses, smoothed = lrs[:count], np.array(losses), np.array(smoothed)
     steepest, min_over_10 = suggestions(lrs, smoothed)
-    return LRFindResult(lrs, losses, smoothed, steepest, min_over_10, stopped_early=stopped)
+    return LRFindResult(lrs, losses, smoothed, steepest, min_over_10, stopped_early=stopped,
+                        chance=math.log(model.num_classes))
+
+
+def typical_lowest(losses: np.ndarray, window: int = 10) -> float:
+    """The lowest median of ``window`` steps in a row of the raw losses (finite ones): where the
+    loss got to, without one lucky batch, and without the smoothed curve's lag of ~50 steps
+    (short tests end before the smoothed curve comes down)."""
+    finite = losses[np.isfinite(losses)]
+    if len(finite) < window:
+        return float(np.median(finite)) if len(finite) else math.inf
+    return float(np.median(np.lib.stride_tricks.sliding_window_view(finite, window), axis=1).min())
 
 
 def suggestions(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
