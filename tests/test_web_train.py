@@ -232,25 +232,46 @@ def test_a_note_from_the_training_process_is_a_note_event_without_server_folders
     assert events.get_nowait() == {"type": "log", "line": "Data: csv digits.csv (1,000 train / 1,000 dev)"}
 
 
-def started_long_run(client):
-    """A seed run of 300 epochs of 10-image batches, once its first batch has trained: the response."""
+def started_long_run(client, until="batch"):
+    """A seed run of 300 epochs of 10-image batches, once its first batch has trained (``until``
+    "evaluation": its first epoch): the response."""
     started = client.post("/api/train", json={"preset": "seed", "epochs": 300, "batch_size": 10, "eval_every": 1})
     assert started.status_code == 202, started.text
     with client.stream("GET", "/api/train/events") as stream:
         for line in stream.iter_lines():
-            if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch":
+            if line.startswith("data: ") and json.loads(line[6:])["type"] == until:
                 break
     return started
 
 
+def test_a_run_stopped_in_its_first_epoch_is_saved_but_not_served(client, runs):
+    """The web audit: Start then Stop a few batches in, and every page answered with a network
+    that had barely trained, in place of the one it served."""
+    served = client.get("/api/model").json()["name"]
+    started = client.post("/api/train", json={"preset": "mlp", "epochs": 5, "batch_size": 1, "batchnorm": False})  # ~1 s an epoch
+    assert started.status_code == 202, started.text
+    with client.stream("GET", "/api/train/events") as stream:
+        next(line for line in stream.iter_lines() if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch")
+    assert client.post("/api/train/stop").json()["status"] == "stopping"
+    events = [e for _, e in events_until_over(client)]
+    done = next(e for e in events if e["type"] == "done")
+    assert done["stopped"] == "asked" and not done["loaded"], done
+    last = last_status(events)
+    assert last["status"] == "stopped" and last["detail"] == ("not served: stopped before its first epoch ended, it "
+                                                              "has barely trained; the Runs tab can load it anyway")
+    assert client.get("/api/model").json()["name"] == served
+    assert (runs / started.json()["run"] / "model.safetensors").is_file()
+    assert client.post(f"/api/runs/{started.json()['run']}/load").status_code == 200  # asked for, it is served
+
+
 def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs):
-    started = started_long_run(client)
+    started = started_long_run(client, until="evaluation")
     assert client.post("/api/train/pause").json()["status"] == "paused"
     assert client.post("/api/train/stop").json()["status"] == "stopping"
     events = [e for _, e in events_until_over(client)]
     assert last_status(events)["status"] == "stopped"
     done = next(e for e in events if e["type"] == "done")
-    assert done["stopped"] == "asked" and done["metrics"]["epochs"] < 300
+    assert done["stopped"] == "asked" and 1 <= done["metrics"]["epochs"] < 300
     assert client.get("/api/model").json()["name"] == started.json()["run"]
     # it trained on one BLAS thread, and its config says so: 'train --config' of the folder repeats it
     assert TrainConfig.load(runs / started.json()["run"] / "config.toml").threads == 1

@@ -245,7 +245,7 @@ class TrainingManager:
         """Record the worker's events until its process ends. The run is over at "done" (its model
         then served) or "error"; after "done" the process draws the run's report, and its lines
         are kept too (a newer run's start drops them, still reading them so the process can end)."""
-        done, errors = False, []
+        done, errors, whole_epoch = False, [], False
         while True:
             try:
                 event = events.get(timeout=0.5)
@@ -262,10 +262,14 @@ class TrainingManager:
             kind = event.get("type")
             if kind == "finding" and event.get("severity") == "error":
                 errors.append(event.get("id"))
-            if kind == "done" and errors:
+            # an epoch's last batch always has its event: one learner's Stop a few batches in is not
+            # the model every page should answer with (the web audit)
+            whole_epoch = whole_epoch or (kind == "batch" and event.get("batch") == event.get("batches"))
+            if kind == "done" and (errors or (event.get("stopped") and not whole_epoch)):
                 event["loaded"] = False
-                event["load_error"] = (f"not served, because the doctor found [{errors[0]}] error; the Runs tab can "
-                                       "load it anyway")
+                event["load_error"] = (f"not served, because the doctor found [{errors[0]}] error" if errors else
+                                       "not served: stopped before its first epoch ended, it has barely trained"
+                                       ) + "; the Runs tab can load it anyway"
             elif kind == "done":
                 try:
                     self.on_model(Path(event["model_path"]))
