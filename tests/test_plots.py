@@ -341,3 +341,27 @@ def test_per_class_accuracy_axis_starts_where_the_differences_show():
     assert ax.get_xlim()[0] == pytest.approx(0.85) and "axis starts at 85%" in ax.get_xlabel()
     ends = [bar.get_x() + bar.get_width() for bar in ax.patches]
     assert np.allclose(ends, np.diag(matrix) / matrix.sum(axis=1))
+
+
+def test_names_with_dollar_signs_are_drawn_letter_for_letter():
+    """The plots audit: a class named '$\\frac$' (or a photo 'note_$5_$.png') was read as a
+    formula by matplotlib, and every figure naming it ended in a 34-frame traceback."""
+    from scratchnn.insight.explain import trace
+    from scratchnn.insight.explain_figure import explain_figure
+    from scratchnn.plots.preprocessing import preprocessing_figure
+
+    classes = ["zero", r"$\frac$", "$5 and $6"]
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((6, 8, 8)), np.array([0, 1, 2, 0, 1, 2])
+    probs = np.tile(np.eye(3)[[1, 2, 0]], (2, 1)) * 0.8 + 0.2 / 3  # every one wrong
+    matrix = confusion_matrix(labels, probs.argmax(axis=1), 3)
+    model = Sequential([Dense(64, 3, rng=0)])
+    figures = [confusion_figure(matrix, classes), per_class_accuracy_figure(matrix, classes),
+               prediction_figure(images[0], probs[0], classes, true_label=1),
+               prediction_sheet(images, probs, classes, labels), mistakes_gallery(images, labels, probs, classes),
+               explain_figure(trace(model, images[0].ravel(), label=1), classes, image_shape=(8, 8)),
+               preprocessing_figure([("photo", images[0])], title="note_$5_$.png")]
+    for fig in figures:
+        figure_png(fig)  # drawn: a formula would fail here
+        texts = " ".join(text.get_text() for text in fig.findobj(lambda a: hasattr(a, "get_text")))
+        assert "$" not in texts.replace(r"\$", ""), texts  # every '$' shown as itself

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import ShapeError
+from ..plots.common import verbatim_all
 from .explain import LayerStep, Trace, format_shape, input_image
 
 MAX_MAPS = 16  # feature maps drawn per layer; the rest are named in the row title
@@ -23,6 +24,7 @@ def explain_figure(trace: Trace, classes: Sequence[str], image_shape=None) -> Fi
     an MLP's input vector is drawn as an image of ``image_shape`` (the model file's), else square."""
     if len(classes) != len(trace.softmax.probs):
         raise ShapeError(f"got {len(classes)} class names for a model with {len(trace.softmax.probs)} classes")
+    classes = verbatim_all(classes)
     # n square maps share ~8 inches of width, so a row of them needs ~8/n inches plus its title
     heights = [2.6] + [8 / min(step.output_shape[0], MAX_MAPS) + 0.6 if len(step.output_shape) == 3
                        else 1.05 for step in trace.steps]

@@ -10,6 +10,7 @@ from matplotlib.ticker import PercentFormatter
 
 from ..errors import ShapeError
 from ..metrics import per_class_accuracy
+from .common import verbatim_all
 
 
 def _check_matrix(matrix, classes: Sequence[str]) -> np.ndarray:
@@ -31,7 +32,7 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str | No
     Colour is each cell's share of its row (share = count / row total), on a square-root scale so
     that a few mistakes still show; every non-zero count is written in its cell.
     """
-    matrix = _check_matrix(matrix, classes)
+    matrix, classes = _check_matrix(matrix, classes), verbatim_all(classes)
     count = len(classes)
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
@@ -71,7 +72,7 @@ def per_class_accuracy_figure(matrix: np.ndarray, classes: Sequence[str], title:
     """Horizontal bars of each class's accuracy (recall = diagonal / row total of the (C, C)
     counts), labelled with the value and the number of images; a dashed line marks the overall
     accuracy (trace / total). A class without images gets no bar and says so."""
-    matrix = _check_matrix(matrix, classes)
+    matrix, classes = _check_matrix(matrix, classes), verbatim_all(classes)
     count = len(classes)
     recall = per_class_accuracy(matrix)
     totals = matrix.sum(axis=1)

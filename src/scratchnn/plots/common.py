@@ -107,6 +107,18 @@ def mosaic(images: np.ndarray, columns: int, gap: int = 1) -> np.ndarray:
     return out
 
 
+def verbatim(text) -> str:
+    """``text`` as matplotlib draws it letter for letter: a '$' pair would start a formula
+    (mathtext), and a malformed one fails the whole figure (a class named '$\\frac$', a photo
+    'note_$5_$.png'). Every name a user chose goes through it: class names, file names."""
+    return str(text).replace("$", r"\$")
+
+
+def verbatim_all(names) -> list[str]:
+    """``verbatim`` of each of ``names`` (class names)."""
+    return [verbatim(name) for name in names]
+
+
 def check_probs(probs: np.ndarray, count: int, classes) -> np.ndarray:
     """probs (N, C) with N = ``count`` and C = len(classes), or a ShapeError saying which differs."""
     probs = np.asarray(probs, dtype=float)

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..metrics import confident_mistakes
-from .common import as_images, check_labels, check_probs, grid_shape, pixel_range, text_width
+from .common import as_images, check_labels, check_probs, grid_shape, pixel_range, text_width, verbatim_all
 
 RIGHT, WRONG = "forestgreen", "firebrick"
 TITLE_SIZE = 8.5  # points, the title of each image in a grid
@@ -18,6 +18,7 @@ def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: Sequence[st
                       true_label: int | None = None) -> Figure:
     """The seed's test_prediction: the image (H, W) with predicted and true label, plus bars of
     the class probabilities (C,)."""
+    classes = verbatim_all(classes)
     image = as_images(np.asarray(image)[None], "image")[0]
     probs = check_probs(np.asarray(probs)[None], 1, classes)[0]
     best = int(np.argmax(probs))
@@ -82,7 +83,7 @@ def prediction_sheet(images: np.ndarray, probs: np.ndarray, classes: Sequence[st
                      labels: np.ndarray | None = None, n: int = 24) -> Figure:
     """The seed's test_prediction for the first ``n`` images (N, H, W): each with the predicted
     class and its probability, the true label under it; green frame right, red frame wrong."""
-    images = as_images(images)
+    images, classes = as_images(images), verbatim_all(classes)
     probs = check_probs(probs, len(images), classes)
     shown = min(n, len(images))
     if shown == 0:
@@ -108,7 +109,7 @@ def mistakes_gallery(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, 
                      n: int = 24) -> Figure:
     """The ``n`` wrong predictions made with the highest probability, most confident first:
     each image (N, H, W) titled with the predicted class, its probability and the true class."""
-    images = as_images(images)
+    images, classes = as_images(images), verbatim_all(classes)
     probs = check_probs(probs, len(images), classes)
     labels = check_labels(labels, len(images), classes)
     predicted = probs.argmax(axis=1)

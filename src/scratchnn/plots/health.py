@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from ..doctor.thresholds import DEAD, HIGH_UPDATE, LOW_UPDATE, SATURATED
 from ..doctor.signals import MODEL, check_health_rows
 from ..errors import ShapeError
+from .common import verbatim
 
 HEALTHY_UPDATE = (1e-4, 1e-2)  # a decade either side of the usual ~1e-3 step-to-weight ratio
 MAX_LINES = 12  # layers drawn per panel; a table with more is cut (and the title says so)
@@ -129,7 +130,7 @@ def _cut_note(cut: int) -> str:
 def _legend_text(layer: str) -> str:
     """A layer label as matplotlib shows it verbatim: '$' would start mathtext (and a malformed
     formula would fail the whole figure), a leading '_' would hide the line from the legend."""
-    text = layer.replace("$", r"\$")
+    text = verbatim(layer)
     return " " + text if text.startswith("_") else text
 
 

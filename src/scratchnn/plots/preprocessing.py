@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .common import verbatim
+
 
 def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None = None,
                          columns: int = 4) -> Figure:
@@ -17,6 +19,7 @@ def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None 
     (black = 0) or RGB (h, w, 3), each under its name, in order left to right."""
     if not steps:
         raise ValueError("no steps to draw; pass the list preprocess_steps returns")
+    title = None if title is None else verbatim(title)  # it names the photo's file
     columns = min(columns, len(steps))
     rows = math.ceil(len(steps) / columns)
     fig = Figure(figsize=(3.0 * columns, 3.1 * rows + (0.4 if title else 0)), layout="constrained")
