@@ -119,7 +119,9 @@ def test_a_run_without_metrics_gets_a_note_instead_of_curves(run_dir, tmp_path):
     lines = []
     text = write_report(run, log=lines.append).read_text(encoding="utf-8")
     assert "No metrics.csv in this run" in text and "Note: No metrics.csv" in lines[0]
-    assert not (run / "training_curves.png").exists()  # the earlier report's curves went with the metrics
+    # the plots audit: the earlier report's curves were deleted; they stay, said in a note
+    assert (run / "training_curves.png").exists() and "training_curves.png in the folder is from an earlier report " \
+        "and could not be drawn now; not on this page, and kept." in text
     assert all((run / f"{name}.png").exists() for name in FIGURES[1:])
 
 
@@ -223,8 +225,12 @@ def test_report_command_end_to_end(run_dir, tmp_path, capsys):
     assert len(err) == 1 and "left as it was" in err[0] and "has no separate test split" in err[0], err
     assert (run / REPORT_FILE).read_bytes() == before
     (run / REPORT_FILE).unlink()
+    pictures = {name: (run / f"{name}.png").read_bytes() for name in ("confusion_matrix", "mistakes")}
     assert main(["report", str(run), "--set", "test"]) == 0  # no page to degrade: said in a note, not fatal
-    assert "Note: The test images could not be loaded" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Note: The test images could not be loaded" in out and "could not be drawn now; not on this page, " \
+        "and kept" in out
+    assert all((run / f"{name}.png").read_bytes() == png for name, png in pictures.items())  # the dev set's, as they were
     assert main(["report", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scratchnn report: error:") and "no such folder" in err[0]

@@ -115,8 +115,11 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     _refuse_to_degrade(run_dir / REPORT_FILE, {figure.name for figure in drawn}, notes)
     for figure in drawn:
         atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
-    for name in set(FIGURE_NAMES) - {figure.name for figure in drawn}:
-        (run_dir / f"{name}.png").unlink(missing_ok=True)
+    kept = sorted(name for name in set(FIGURE_NAMES) - {figure.name for figure in drawn}
+                  if (run_dir / f"{name}.png").is_file())
+    if kept:  # an earlier report's, which cannot be drawn now: left for the user (the plots audit: they were deleted)
+        notes.append(f"{', '.join(name + '.png' for name in kept)} in the folder {'are' if len(kept) > 1 else 'is'} "
+                     "from an earlier report and could not be drawn now; not on this page, and kept.")
     page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which,
                        health_html(health, "".join(_figure_html(f) for f in health_section), step))
     path = atomic_write_bytes(run_dir / REPORT_FILE, page.encode("utf-8"))
