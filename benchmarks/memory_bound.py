@@ -10,6 +10,7 @@ docstring quotes, and LIKELY's and HEADROOM's evidence. It asserts nothing.
 
     python benchmarks/memory_bound.py                  # the presets and a few variants, 2,000 images
     python benchmarks/memory_bound.py --images 9000 --textbook
+    python benchmarks/memory_bound.py --threads 1      # the fast path's Winograd on the whole batch
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ CHILD = r"""
 import json, resource, sys, tracemalloc
 import scratchnn
 import numpy as np
+from scratchnn.training.blas_threads import blas_threads
 from scratchnn.training.fit import fit
 from scratchnn.training.memory import step_memory
 from scratchnn.training.presets import get_preset
@@ -43,6 +45,7 @@ preset, changes, images, fast = sys.argv[1], json.loads(sys.argv[2]), int(sys.ar
 config = get_preset(preset)
 for name, value in changes.items():
     setattr(config, name, value)
+config.textbook, config.threads = not fast, int(sys.argv[5])
 rng = np.random.default_rng(0)
 x = rng.random((images, 1, 28, 28) if config.conv else (images, 784), dtype=np.float32)
 y = np.arange(images) % 10
@@ -52,8 +55,9 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 tracemalloc.start()
 held = tracemalloc.get_traced_memory()[0]
 model = config.build_model(np.random.default_rng(0))
-fit(model, config.build_optimizer(), x, y, epochs=1, batch_size=config.batch_size, rng=rng, fast=fast,
-    augment=augment, augment_rng=rng if augment else None)
+with blas_threads(config.threads):
+    fit(model, config.build_optimizer(), x, y, epochs=1, batch_size=config.batch_size, rng=rng, fast=fast,
+        augment=augment, augment_rng=rng if augment else None)
 traced = tracemalloc.get_traced_memory()[1] - held
 tracemalloc.stop()
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
@@ -61,9 +65,9 @@ print(json.dumps({"bound": bound, "traced": traced, "grown": grown}))
 """
 
 
-def measure(preset: str, changes: dict, images: int, fast: bool) -> dict:
+def measure(preset: str, changes: dict, images: int, fast: bool, threads: int = 0) -> dict:
     done = subprocess.run([sys.executable, "-c", CHILD, preset, json.dumps(changes), str(images),
-                           "fast" if fast else "textbook"], capture_output=True, text=True, check=True)
+                           "fast" if fast else "textbook", str(threads)], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -71,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="random training images (default 2,000)")
     parser.add_argument("--textbook", action="store_true", help="also measure the textbook path (fast=False)")
+    parser.add_argument("--threads", type=int, default=0, help="BLAS threads (default 0: the library's, every core)")
     args = parser.parse_args(argv)
     paths = ["fast", "textbook"] if args.textbook else ["fast"]
     print(f"One epoch on {args.images:,} random images; MB = 10^6 bytes; ratios are measured / bound.\n")
     print(f"{'network':<24} {'path':<9} {'bound MB':>9} {'traced MB':>10} {'ratio':>6} {'grown MB':>9} {'ratio':>6}")
     for name, (preset, changes) in NETWORKS.items():
         for path in paths:
-            m = measure(preset, changes, args.images, path == "fast")
+            m = measure(preset, changes, args.images, path == "fast", args.threads)
             print(f"{name:<24} {path:<9} {m['bound'] / 1e6:>9.1f} {m['traced'] / 1e6:>10.1f} "
                   f"{m['traced'] / m['bound']:>6.2f} {m['grown'] / 1e6:>9.1f} {m['grown'] / m['bound']:>6.2f}", flush=True)
     return 0

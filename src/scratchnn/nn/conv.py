@@ -44,6 +44,18 @@ AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL = 32, 8, 14
 AUTO_RULE = (AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_SMALL, AUTO_MIN_SIDE_SMALL)  # scratchnn.fast has its own
 
 
+def scheme_for(algorithm: str, kernel_size: tuple, stride: tuple, padding: tuple, in_channels: int,
+               height: int, width: int, rule: tuple[int, int, int] = AUTO_RULE):
+    """``Conv2D.winograd_scheme`` from the layer's settings (pairs), with no layer built."""
+    if algorithm != "auto" or (tuple(kernel_size), tuple(stride)) != ((3, 3), (1, 1)):
+        return WINOGRAD.get(algorithm)
+    min_channels, min_channels_large, min_side = rule
+    side = min(conv_output_shape(height, width, 3, 1, padding))
+    if not (in_channels >= min_channels or (in_channels >= min_channels_large and side >= min_side)):
+        return None
+    return min((F4, F5, F7), key=lambda scheme: scheme.products(height, width, padding))
+
+
 class Conv2D(Layer):
     """2-D convolution (cross-correlation, as in every framework): x (N, C, H, W) -> y (N, F, OH, OW).
 
@@ -164,14 +176,8 @@ class Conv2D(Layer):
         "auto" Winograd where it was measured faster: ``rule`` = (C from which always, C from
         which on outputs of at least this side, that side; see AUTO_MIN_CHANNELS), in the
         tiling with the fewest products (a tie goes to the smaller tile)."""
-        if self.algorithm != "auto" or (self.kernel_size, self.stride) != ((3, 3), (1, 1)):
-            return WINOGRAD.get(self.algorithm)
-        min_channels, min_channels_large, min_side = rule
-        side = min(conv_output_shape(height, width, 3, 1, self.padding))
-        faster = self.in_channels >= min_channels or (self.in_channels >= min_channels_large and side >= min_side)
-        if not faster:
-            return None
-        return min((F4, F5, F7), key=lambda scheme: scheme.products(height, width, self.padding))
+        return scheme_for(self.algorithm, self.kernel_size, self.stride, self.padding, self.in_channels,
+                          height, width, rule)
 
     def may_use_winograd(self, rule: tuple[int, int, int] = AUTO_RULE) -> bool:
         """Whether a forward on some input size runs Winograd (``winograd_scheme`` for some sides)."""

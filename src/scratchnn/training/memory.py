@@ -9,18 +9,19 @@ and the training images as float32 numbers:
     at least  B × (every layer's output for one image) + parameters × (2 + optimizer slots)
               + images × (numbers in one image),  × 4 bytes a number
 
-and a convolution that can only run as im2col (not 3x3 stride 1, or fewer than 8 input channels)
-keeps its work matrix too, in_channels · kh · kw numbers per output pixel. It is a lower bound:
-the batch's own copy, gradients on the way back and the fast path's copies come on top.
-``benchmarks/memory_bound.py`` measures how far: NumPy's peak was 1.35-1.8x it on the fast path
-for every network but ``cnn`` (2.2x), up to 2.9x on the textbook path; the process grew 1.4-2.7x
-(3.5x textbook). So a run above what the machine has available cannot run:
-``check_training_memory`` refuses it before its first step (a full batch of 60,000 images
-through ``cnn``: 16 GB of layer outputs, 1.4 GB of work matrices), instead of a MemoryError, or
-the kernel's out-of-memory killer, partway into the first epoch; ``fit`` checks its batches
-alike (``check_batch_memory``). A run within LIKELY times the bound (2x, 3x on the textbook
-path) may still not fit: it gets a note (``--conv 4096 --batch-size 512``, at least 15.6 GB, was
-killed on a machine with 24.6 GB available).
+and a convolution keeps its work arrays: im2col's matrix, in_channels · kh · kw numbers per
+output pixel, or Winograd's tiles where the whole batch is transformed at once (the textbook
+path, and the fast path on one thread; on more threads each transforms a few tiles at a time).
+It is a lower bound: the batch's own copy, gradients on the way back and the fast path's copies
+come on top. ``benchmarks/memory_bound.py`` measures how far (2,000 images, on two threads and on
+one): for steps over 100 MB NumPy's peak was 1.04-1.8x it and the process grew 1.2-2.3x. So a
+run above what the machine has available cannot run: ``check_training_memory`` refuses it
+before its first step (a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs
+on two threads, twice that on one), instead of a MemoryError, or the kernel's out-of-memory
+killer, partway into the first epoch; ``fit`` checks its batches alike
+(``check_batch_memory``). A run within LIKELY times the bound may still not fit: it gets a note
+(``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed on a machine with 24.6 GB
+available).
 """
 from __future__ import annotations
 
@@ -35,16 +36,19 @@ from ..errors import ConfigError
 from ..files import read_at_most
 from ..fast.winograd import FAST_RULE
 from ..nn import Conv2D
-from ..nn.conv import AUTO_MIN_CHANNELS_SMALL
+from ..fast.threads import blas_thread_count
+from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for
+from ..nn.im2col import as_pair
 from .architecture import network_shapes
 from .config import TrainConfig
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
-HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 3.5x it
+HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 2.3x it
 TOO_BIG = "the network is too big to train here even a few images at a time: use smaller layers"
 # a note when the bound fits but this many times it would not: big steps measured (over 100 MB)
-# grew the process 1.4-1.6x the bound on the fast path and up to 2.8x on the textbook path
-LIKELY = {"fast": 2, "textbook": 3}
+# grew the process 1.2-2.3x the bound, on either path (before Winograd's tiles were counted, a
+# full-batch cnn on one thread grew 2.6x, and the textbook path up to 3.5x)
+LIKELY = 2
 
 
 @dataclass(frozen=True)
@@ -69,32 +73,44 @@ def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10
     a network too big to build is refused first (``layer_specs``)."""
     input_shape, specs = config.layer_specs(image_shape, num_classes)
     state, outputs = network_shapes(input_shape, specs)
+    whole_batch = config.textbook or (config.threads or blas_thread_count()) == 1
     numbers = sum(math.prod(shape) for shape in outputs) + sum(
-        _work_matrix(args, shape) for (kind, args), shape in zip(specs, outputs) if kind is Conv2D)
+        _work_matrix(args, before, shape, whole_batch)
+        for (kind, args), before, shape in zip(specs, [input_shape, *outputs], outputs) if kind is Conv2D)
     trained = [shape for name, shape in state.items() if not name.rsplit(".", 1)[-1].startswith("running")]
     parameters = sum(math.prod(shape) for shape in trained)  # batch norm's running averages get no gradient
     slots = len(config.build_optimizer().state_slots())
     return StepMemory(numbers * BYTES_PER_NUMBER, parameters * (2 + slots) * BYTES_PER_NUMBER)
 
 
-def _work_matrix(args: dict, output_shape: tuple) -> int:
-    """Numbers in the im2col work matrix a convolution keeps for its backward pass, one image:
-    (output pixels, in_channels · kh · kw). Counted only where nothing else runs: an "auto" 3x3
-    stride-1 convolution of 8 input channels or more may run Winograd's tiles instead, which
-    keep less (``winograd_scheme`` in nn/conv.py, and the fast path's rule)."""
-    kernel, stride, algorithm = args["kernel_size"], args.get("stride", 1), args.get("algorithm", "auto")
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    strides = tuple(stride) if isinstance(stride, (list, tuple)) else (stride, stride)
-    winograd_may_run = algorithm != "im2col" and (kh, kw) == (3, 3) and strides == (1, 1) and (
-        algorithm != "auto" or args["in_channels"] >= min(AUTO_MIN_CHANNELS_SMALL, FAST_RULE[1]))
-    return 0 if winograd_may_run else math.prod(output_shape[1:]) * args["in_channels"] * kh * kw
+def _work_matrix(args: dict, input_shape: tuple, output_shape: tuple, whole_batch: bool = False) -> int:
+    """Numbers a convolution keeps in its work arrays between steps, one image: im2col's matrix
+    (output pixels, in_channels · kh · kw); for Winograd (an "auto" 3x3 stride-1 convolution of
+    enough input channels), its tiles of the whole batch, forward's (``Conv2D.work_floats``) and
+    backward's product tiles and their gradient (dM, dV), where the batch is transformed at once:
+    the textbook path, and the fast path on one thread (``whole_batch``; the web audit: a
+    full-batch ``cnn`` on one thread held 2.6x the bound that left them out). On more threads
+    the fast path transforms the batch a chunk at a time, each thread's few tiles (counted 0),
+    and may run Winograd wherever its own rule allows (``FAST_RULE``)."""
+    kernel, stride = (as_pair(args[name] if name in args else 1, name) for name in ("kernel_size", "stride"))
+    padding = as_pair(args.get("padding", 0), "padding", minimum=0)
+    algorithm, c, f = args.get("algorithm", "auto"), args["in_channels"], args["out_channels"]
+    scheme = scheme_for(algorithm, kernel, stride, padding, c, *input_shape[1:])
+    if whole_batch and scheme is not None:
+        _, _, th, tw = scheme.tiles(*input_shape[1:], padding)
+        return scheme.work_floats(input_shape, f, padding) + (scheme.TILE + 2) ** 2 * th * tw * (c + f)
+    winograd_may_run = algorithm != "im2col" and kernel == (3, 3) and stride == (1, 1) and (
+        algorithm != "auto" or c >= min(AUTO_MIN_CHANNELS_SMALL, FAST_RULE[1]))
+    return 0 if winograd_may_run else math.prod(output_shape[1:]) * c * kernel[0] * kernel[1]
 
 
 def per_image_bytes(model) -> int:
     """``step_memory``'s ``per_image`` for a built model (a Sequential): what one image of a
-    batch keeps for the backward pass, at least."""
-    numbers = sum(math.prod(shape) + (_work_matrix(layer.config(), shape) if isinstance(layer, Conv2D) else 0)
-                  for layer, shape in zip(model.layers, model.output_shapes()))
+    batch keeps for the backward pass, at least (Winograd's tiles left out: their thread count is
+    the caller's)."""
+    shapes = model.output_shapes()
+    numbers = sum(math.prod(shape) + (_work_matrix(layer.config(), before, shape) if isinstance(layer, Conv2D) else 0)
+                  for layer, before, shape in zip(model.layers, [model.input_shape, *shapes], shapes))
     return numbers * BYTES_PER_NUMBER
 
 
@@ -223,14 +239,13 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     memory = step_memory(config, tuple(image_shape), num_classes)
     batch = min(config.batch_size or train, train)
     need = scaled + memory.of(batch)
-    likely = LIKELY["textbook" if config.textbook else "fast"]
-    if need * likely <= available:
+    if need * LIKELY <= available:
         return
     promise = capped and need <= available  # a limit someone chose: the bound's likely growth must fit too
-    fits = memory.largest_batch((available - scaled) // (likely if promise else 1)) // HEADROOM
+    fits = memory.largest_batch((available - scaled) // (LIKELY if promise else 1)) // HEADROOM
     batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if need <= available and not capped:
-        log(f"Note: training needs at least {_size(need)} of memory, often {likely}x that, and {where}; "
+        log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and {where}; "
             f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
         return
     if scaled >= available:
@@ -243,7 +258,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
         advice = (f"resume it where more memory is free, or start it again smaller (scratchnn train --config "
                   f"{Path(resume_of) / 'config.toml'} {batch_to_try or '--hidden ... --conv ...'})")
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
-    often = f", often {likely}x that," if promise else ""
+    often = f", often {LIKELY}x that," if promise else ""
     raise ConfigError(f"training needs at least {_size(need)} of memory{often} and {where} ({what} keeps "
                       f"{_size(batch * memory.per_image)} of what its layers computed, for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
