@@ -254,7 +254,7 @@ def test_the_figure_draws_both_curves_and_labels_both_suggestions():
     assert f"suggested: {r.suggestion:.2g} (halfway between them)" in labels, labels
     assert not any("suggested" in label for label in labels if "steepest" in label), labels
     lines = {line.get_label(): line for line in ax.get_lines()}
-    np.testing.assert_array_equal(lines["smoothed (moving average)"].get_ydata(), r.smoothed)
+    np.testing.assert_array_equal(lines["smoothed (moving average: it lags the raw losses)"].get_ydata(), r.smoothed)
     np.testing.assert_array_equal(lines["loss of each mini-batch"].get_ydata(), r.losses)
 
 

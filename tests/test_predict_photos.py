@@ -152,12 +152,21 @@ def test_photos_named_alike_but_for_case_get_figures_a_case_blind_folder_keeps_a
 
 
 def test_a_figure_that_cannot_be_saved_is_one_line_and_the_rest_go_on(capsys, small_run, photos, tmp_path):  # noqa: F811
+    (tmp_path / "steps.png").write_text("a file where a folder is needed")
     code, out, err = predict(capsys, small_run, photos["seven"], photos["number"],
-                             "--explain-preprocessing", tmp_path / "steps.docx")
+                             "--explain-preprocessing", tmp_path / "steps.png" / "steps.png")
     assert code == 1
     assert "Prediction: 7" in out and "Number: 2026" in out
     lines = err.strip().splitlines()
-    assert len(lines) == 2 and all("cannot draw .docx files" in line for line in lines), err
+    assert len(lines) == 2 and all("not a folder" in line for line in lines), err
+
+
+def test_a_figure_of_a_kind_matplotlib_cannot_write_is_refused_before_anything_is_read(capsys, small_run,  # noqa: F811
+                                                                                        photos, tmp_path):
+    """The plots audit: each photo's answer was printed, then a failure for each figure."""
+    code, out, err = predict(capsys, small_run, photos["seven"], photos["number"],
+                             "--explain-preprocessing", tmp_path / "steps.docx")
+    assert code == 1 and out == "" and err.count("\n") == 1 and "steps.docx: cannot draw .docx files" in err, err
 
 
 @pytest.mark.parametrize("args, message", [

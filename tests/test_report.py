@@ -4,6 +4,7 @@ import csv
 import gzip
 import html
 import shutil
+from pathlib import Path
 from html.parser import HTMLParser
 
 import pytest
@@ -306,3 +307,20 @@ def test_tables_and_a_page_that_are_pipes_or_devices_are_refused_not_read(run_di
     (run / REPORT_FILE).symlink_to(tmp_path / "pipe")
     with pytest.raises(ConfigError, match=r"report.html: a pipe, device or socket, not a file; remove it"):
         write_report(run, log=lambda line: None)
+
+
+def test_a_folder_that_cannot_be_written_to_is_refused_first_with_what_to_do(run_dir, tmp_path, monkeypatch, capsys):
+    """The plots audit: a read-only run folder drew every figure, then failed on the first write
+    with "choose another place", which report cannot."""
+    import os
+
+    run = copy_run(run_dir, tmp_path)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == run and mode & os.W_OK
+                        else real_access(path, mode, **kw))
+    assert main(["report", str(run)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "the run folder cannot be written to (read-only, or not yours)" in err, err
+    assert f"report a copy: cp -r {run} " in err and err.endswith(f"/{run.name}")
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before

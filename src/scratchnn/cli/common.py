@@ -178,6 +178,12 @@ def next_steps_lines(steps: list[tuple[str, str, str | None]]) -> str:
     return "\n".join(["Next:", *(f"  {command:<{width}}   {what(text, extra)}" for command, text, extra in steps)])
 
 
-def require_plots() -> None:
-    """Raise the plots extra's MissingExtra now, before a command prints what it found."""
-    from .. import plots  # noqa: F401
+def require_plots(*outputs) -> None:
+    """Raise the plots extra's MissingExtra now, before a command prints what it found, and a
+    ConfigError for any of the figure files ``outputs`` (None: not asked for) of a kind
+    matplotlib cannot write (the plots audit: 'e.xyz' failed after the whole walk was printed)."""
+    from ..plots.common import figure_format
+
+    for path in outputs:
+        if path is not None:
+            figure_format(path)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None:
         refuse_data_flags_for_photos(args, "--image")
     if args.save:
-        require_plots()  # before the walk is printed
+        require_plots(args.save)  # before the walk is printed
     model, metadata, config = load_model_and_config(args)
     if args.index is not None:
         images, labels, classes, description = load_model_set(args, model, metadata, config)

@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
     if args.save or args.explain_preprocessing:
-        require_plots()  # before anything is printed: the answer, then "needs matplotlib", read as a failure
+        require_plots(args.save, args.explain_preprocessing)  # before anything is printed: the answer, then
+        # "needs matplotlib" (or "cannot draw .xyz files"), read as a failure
     if args.photos:
         refuse_data_flags_for_photos(args, "photos")
         return predict_photos(load_models(args), args)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
+import shlex
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,15 +63,20 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     sheet are measured on: "dev" (the run's own split), "test", "train" or "all", of the run's own
     data or of ``data`` ({option: value}, as ``--csv`` gives: where the data is now). What cannot be
     drawn (no metrics.csv, data no longer found) is said on the page instead, and its PNG from an
-    earlier report is removed, so the folder never shows a figure the page does not. But an
-    existing report.html is never replaced by one with fewer figures: that is a ConfigError
-    giving the reason, and nothing is written (delete report.html to accept the smaller one).
+    earlier report is kept (a note says so). An existing report.html is never replaced by one
+    with fewer figures: that is a ConfigError giving the reason, and nothing is written (delete
+    report.html to accept the smaller one). A folder that cannot be written to is refused first.
     """
     from .. import plots  # matplotlib only when a report is drawn
 
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
     run_dir = Path(run_dir)
+    if run_dir.is_dir() and not os.access(run_dir, os.W_OK):  # before minutes of drawing (the plots audit)
+        copy = Path(tempfile.gettempdir()) / run_dir.resolve().name
+        raise ConfigError(f"{run_dir}: the run folder cannot be written to (read-only, or not yours), and the report "
+                          f"is drawn into it; report a copy: cp -r {shlex.quote(str(run_dir))} "
+                          f"{shlex.quote(str(copy))} && scratchnn report {shlex.quote(str(copy))}")
     if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
         _refuse_unfinished(run_dir)
     model, metadata, config = _load_run(run_dir)

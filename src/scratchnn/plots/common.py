@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
-from ..errors import ConfigError, ShapeError
+from ..errors import OS_ERROR_HINTS, ConfigError, ShapeError
 from ..files import atomic_write_bytes
 
 
@@ -26,7 +26,9 @@ def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
     try:
         return atomic_write_bytes(path, figure_bytes(fig, dpi, kind))
     except OSError as error:
-        raise ConfigError(f"{path}: cannot write the figure ({error.strerror or error})") from None
+        hint = OS_ERROR_HINTS.get(error.errno)
+        raise ConfigError(f"{path}: cannot write the figure ({error.strerror or error}"
+                          f"{f': {hint}' if hint else ''})") from None
 
 
 def figure_format(path) -> str:

@@ -48,7 +48,7 @@ def gradient_figure(rows: Iterable, step_name: str = "epoch") -> Figure:
         raise ShapeError("no grad_rms or update_ratio rows to draw; record weight layers with a gradient "
                          "and the weights before the step")
     fig = Figure(figsize=(11.5, 3.8), layout="constrained")
-    ax_grad, ax_ratio = fig.subplots(1, 2)
+    ax_grad, ax_ratio = fig.subplots(1, 2, sharex=True)  # one evaluation alone: the same axis on both
     low, high = HEALTHY_UPDATE
     ax_ratio.axhspan(low, high, color="tab:green", alpha=0.12, label=f"healthy ({low:g} to {high:g})")
     for limit in (LOW_UPDATE, HIGH_UPDATE):

@@ -30,7 +30,7 @@ def lr_find_figure(lrs, losses, smoothed, steepest: float, min_over_10: float | 
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.subplots()
     ax.plot(lrs, losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss of each mini-batch")
-    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2, label="smoothed (moving average)")
+    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2, label="smoothed (moving average: it lags the raw losses)")
     lowest = int(np.argmin(np.where(finite, smoothed, np.inf)))
     ax.plot(lrs[lowest], smoothed[lowest], "o", color="black", markersize=5,
             label=f"lowest smoothed loss, lr {lrs[lowest]:.2g}")
