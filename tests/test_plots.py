@@ -365,3 +365,11 @@ def test_names_with_dollar_signs_are_drawn_letter_for_letter():
         figure_png(fig)  # drawn: a formula would fail here
         texts = " ".join(text.get_text() for text in fig.findobj(lambda a: hasattr(a, "get_text")))
         assert "$" not in texts.replace(r"\$", ""), texts  # every '$' shown as itself
+
+
+def test_long_class_names_widen_the_per_class_figure_instead_of_cutting_its_label():
+    """The plots audit: a class name ~5 inches long squeezed the axes until the axis label ran
+    out of the 7-inch figure."""
+    classes = ["0", "one", '<script>alert("x")</script> and then some more words']
+    matrix = np.array([[9, 1, 0], [1, 8, 1], [0, 0, 10]])
+    assert_drawn(per_class_accuracy_figure(matrix, classes), name="long names")

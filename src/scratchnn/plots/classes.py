@@ -4,13 +4,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from ..errors import ShapeError
 from ..metrics import per_class_accuracy
-from .common import verbatim_all
+from .common import text_width, verbatim_all
 
 
 def _check_matrix(matrix, classes: Sequence[str]) -> np.ndarray:
@@ -76,7 +77,9 @@ def per_class_accuracy_figure(matrix: np.ndarray, classes: Sequence[str], title:
     count = len(classes)
     recall = per_class_accuracy(matrix)
     totals = matrix.sum(axis=1)
-    fig = Figure(figsize=(7.0, max(3.0, 0.36 * count + 1.4)), layout="constrained")
+    names = max((text_width(name, rcParams["ytick.labelsize"]) for name in classes), default=0.0)
+    # long class names widen the figure instead of squeezing the bars (the axis label was cut off)
+    fig = Figure(figsize=(7.0 + max(0.0, names - 1.0), max(3.0, 0.36 * count + 1.4)), layout="constrained")
     ax = fig.subplots()
     total = int(matrix.sum())
     overall = matrix.trace() / total if total else float("nan")
@@ -96,7 +99,7 @@ def per_class_accuracy_figure(matrix: np.ndarray, classes: Sequence[str], title:
     ax.set_xticks(np.linspace(low, 1, 6))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("accuracy (share of the class's images predicted correctly)"
-                  + (f"; the axis starts at {low:.0%}" if low else ""))
+                  + (f"\nthe axis starts at {low:.0%}" if low else ""))
     ax.set_title(title or "Accuracy per class" + (f" (dashed line: overall {overall:.1%})" if total else ""))
     ax.grid(axis="x", alpha=0.3)
     return fig
