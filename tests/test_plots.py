@@ -177,7 +177,7 @@ def test_mistakes_gallery_shows_the_most_confident_mistakes_first(rng):
     for image, index in zip(shown, [17, 23, 5]):
         assert np.array_equal(image.get_array(), images[index])
     first = titles_of(fig)[0]
-    assert first == f"pred: {(labels[17] + 1) % 10} ({probs[17].max():.0%})\ntrue: {labels[17]}"
+    assert first == f"pred: {(labels[17] + 1) % 10} (>99%)\ntrue: {labels[17]}"  # 0.9989, not certain
     assert "4 wrong of 40" in fig.get_suptitle()
     assert_drawn(fig)
 
@@ -373,3 +373,13 @@ def test_long_class_names_widen_the_per_class_figure_instead_of_cutting_its_labe
     classes = ["0", "one", '<script>alert("x")</script> and then some more words']
     matrix = np.array([[9, 1, 0], [1, 8, 1], [0, 0, 10]])
     assert_drawn(per_class_accuracy_figure(matrix, classes), name="long names")
+
+
+def test_a_probability_short_of_certain_never_reads_as_100_percent():
+    """The plots audit: a wrong prediction titled 'pred: Ankle boot (100%)' at p = 0.996."""
+    from scratchnn.plots.common import percent
+
+    assert [percent(p) for p in (0, 0.004, 0.5, 0.994, 0.996, 1.0)] == ["0%", "<1%", "50%", "99%", ">99%", "100%"]
+    probs = np.array([[0.996, 0.004], [0.3, 0.7]])
+    fig = mistakes_gallery(np.zeros((2, 4, 4)), np.array([1, 0]), probs, ["a", "b"])
+    assert "pred: a (>99%)\ntrue: b" in titles_of(fig), titles_of(fig)

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import ShapeError
-from ..plots.common import verbatim_all
+from ..plots.common import percent, verbatim_all
 from .explain import LayerStep, Trace, format_shape, input_image
 
 MAX_MAPS = 16  # feature maps drawn per layer; the rest are named in the row title
@@ -43,7 +43,7 @@ def _draw_top(fig, trace: Trace, classes: Sequence[str], image_shape) -> None:
     probs, best, label = trace.softmax.probs, trace.prediction, trace.label
     has_grads = label is not None
     axes = fig.subplots(1, 3 if has_grads else 2, width_ratios=[1, 1.6, 1.6] if has_grads else [1, 1.6])
-    title = f"Prediction: {classes[best]} ({probs[best]:.0%})"
+    title = f"Prediction: {classes[best]} ({percent(probs[best])})"
     if has_grads:
         title += f"   True label: {classes[label]}   Loss -log p[{label}] = {trace.loss:.3f}"
     fig.suptitle(title, color="black" if label in (None, best) else "firebrick")

@@ -109,6 +109,13 @@ def mosaic(images: np.ndarray, columns: int, gap: int = 1) -> np.ndarray:
     return out
 
 
+def percent(p: float) -> str:
+    """A probability as a whole percentage that never reads as certain when it is not:
+    0.996 is '>99%', not '100%' (a wrong answer 'at 100%' reads as a bug)."""
+    text = f"{p:.0%}"
+    return ">99%" if text == "100%" and p < 1 else "<1%" if text == "0%" and p > 0 else text
+
+
 def verbatim(text) -> str:
     """``text`` as matplotlib draws it letter for letter: a '$' pair would start a formula
     (mathtext), and a malformed one fails the whole figure (a class named '$\\frac$', a photo

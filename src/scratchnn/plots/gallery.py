@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..metrics import confident_mistakes
-from .common import as_images, check_labels, check_probs, grid_shape, pixel_range, text_width, verbatim_all
+from .common import as_images, check_labels, check_probs, grid_shape, percent, pixel_range, text_width, verbatim_all
 
 RIGHT, WRONG = "forestgreen", "firebrick"
 TITLE_SIZE = 8.5  # points, the title of each image in a grid
@@ -27,7 +27,7 @@ def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: Sequence[st
     vmin, vmax = pixel_range(image)  # a faint digit stays faint, as in the prediction sheet
     ax_image.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax_image.set_axis_off()
-    title = f"Prediction: {classes[best]} ({probs[best]:.0%})"
+    title = f"Prediction: {classes[best]} ({percent(probs[best])})"
     if true_label is not None:
         title += f"\nTrue label: {classes[true_label]}"
     ax_image.set_title(title, color="black" if true_label in (None, best) else WRONG)
@@ -92,13 +92,13 @@ def prediction_sheet(images: np.ndarray, probs: np.ndarray, classes: Sequence[st
     titles, colors = [], []
     if labels is None:
         for i in range(shown):
-            titles.append(f"{classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})")
+            titles.append(f"{classes[predicted[i]]} ({percent(probs[i, predicted[i]])})")
             colors.append("black")
         suptitle = f"Predictions for the first {shown} images"
     else:
         labels = check_labels(labels, len(images), classes)
         for i in range(shown):
-            titles.append(f"pred: {classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})\ntrue: {classes[labels[i]]}")
+            titles.append(f"pred: {classes[predicted[i]]} ({percent(probs[i, predicted[i]])})\ntrue: {classes[labels[i]]}")
             colors.append(RIGHT if predicted[i] == labels[i] else WRONG)
         correct = int(np.count_nonzero(predicted[:shown] == labels[:shown]))
         suptitle = f"Predictions for the first {shown} images: {correct} of {shown} correct"
@@ -118,7 +118,7 @@ def mistakes_gallery(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, 
         return _message_figure("Most confident mistakes", f"No mistakes: all {len(images):,} images are "
                                                           "classified correctly")
     chosen = confident_mistakes(probs, labels, n)
-    titles = [f"pred: {classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})\ntrue: {classes[labels[i]]}"
+    titles = [f"pred: {classes[predicted[i]]} ({percent(probs[i, predicted[i]])})\ntrue: {classes[labels[i]]}"
               for i in chosen]
     suptitle = (f"The {len(chosen)} most confident mistakes ({len(wrong):,} wrong of {len(images):,} "
                 f"images, {len(wrong) / len(images):.1%})")
