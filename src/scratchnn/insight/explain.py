@@ -261,7 +261,7 @@ def _format_step(step: LayerStep, widths: list[int]) -> list[str]:
     """'Layer 1  ReLU  (16,) -> (16,)  activation  min ...', the plain-words line, the top units."""
     kind, shape_in, shape_out = widths
     head = (f"Layer {step.index:<2} {step.kind:<{kind}}  {format_shape(step.input_shape):>{shape_in}} -> "
-            f"{format_shape(step.output_shape):<{shape_out}}  {step.role or 'output':<14}  {_stats(step.summary)}")
+            f"{format_shape(step.output_shape):<{shape_out}}  {step.role:<14}  {_stats(step.summary)}")
     lines = [head.rstrip(), f"         {describe(step)}."]
     if step.channels:
         lines.append(f"         strongest maps (peak): {_top(step.top)}")
