@@ -1,6 +1,7 @@
 """The notebooks of notebooks/: the stored copies are fresh, and each one runs top to bottom in a
 Jupyter kernel with small settings (SCRATCHNN_NOTEBOOK_QUICK=1) on the shared digits."""
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -74,15 +75,21 @@ def test_changed_text_is_taken_without_running_again_but_changed_code_is_refused
 
 
 @pytest.fixture
-def quick(shared_dir, monkeypatch):
+def quick(request, monkeypatch):
+    """Small settings, on $SCRATCHNN_DIGITS if set (a clone elsewhere), else the shared digits."""
     monkeypatch.setenv(build.QUICK, "1")
-    monkeypatch.setenv("SCRATCHNN_DIGITS", str(shared_dir / "datasets" / "mnist"))
+    if not os.environ.get("SCRATCHNN_DIGITS"):
+        monkeypatch.setenv("SCRATCHNN_DIGITS", str(request.getfixturevalue("shared_dir") / "datasets" / "mnist"))
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
-def test_the_notebook_runs_top_to_bottom(source, quick, tmp_path):
+def test_the_notebook_runs_top_to_bottom(source, quick, tmp_path, monkeypatch):
     # started in tmp_path: the runs it trains go to tmp_path/runs, not into the checkout
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the kernel's temporary folders
     nb = build.execute(build.new_notebook(source), timeout=600, cwd=tmp_path)  # a cell that raises fails here
+    # the notebooks audit: 03 left 8 run folders in /tmp at every run
+    assert not list((tmp_path / "tmp").iterdir()), "the notebook left temporary folders behind"
     text = outputs_text(nb)
     assert "x_train (9000, 784)" in text
     if source.stem.startswith("01"):
@@ -100,6 +107,33 @@ def test_the_notebook_runs_top_to_bottom(source, quick, tmp_path):
         errors = [float(e) for e in re.findall(r"relative error (\S+)", text)]
         assert len(errors) == 6 and max(errors) < 1e-6, text  # BatchNorm2d's x, γ, β in both modes
         assert re.search(r"TTA x16 +dev accuracy 0\.\d{4}", text) and "ensemble of 3" in text, text
+
+
+def test_away_from_the_shared_digits_the_setup_fetches_the_same_ten_thousand(shared_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    """The notebooks audit: a clone elsewhere (or a copied notebook) silently downloaded MNIST's
+    60,000 training digits: every number in the text wrong, notebook 06 hours long. Now it is
+    MNIST's own copy of the same test files, found or downloaded by ``locate``."""
+    from scratchnn.data import sources
+
+    asked = []
+
+    def locate(name, split, *args, **kwargs):
+        asked.append((name, split))
+        return shared_dir / build_digits("images"), shared_dir / build_digits("labels")
+
+    monkeypatch.setattr(sources, "locate", locate)
+    monkeypatch.chdir(tmp_path)  # no ../../shared from here
+    monkeypatch.delenv("SCRATCHNN_DIGITS", raising=False)
+    namespace = {}
+    exec(build.SETUP, namespace)
+    assert asked == [("mnist", "test")] and "x_train (9000, 784)" in capsys.readouterr().out
+    assert namespace["DATA"] == {"images": str(shared_dir / build_digits("images")),
+                                 "labels": str(shared_dir / build_digits("labels"))}
+
+
+def build_digits(kind: str) -> str:
+    return f"datasets/mnist/t10k-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
 
 
 def test_history_plot_is_drawn_inline_without_matplotlib_magic(quick):

@@ -121,12 +121,13 @@ mini_batch = {"batch_size": 128, "eval_every": 1, "epochs": 2 if QUICK else 5}
 broken = {"zero-init": full_batch, "tiny-init": full_batch, "huge-init": full_batch,
           "unscaled-inputs": full_batch, "no-shuffle": mini_batch, "sigmoid-deep": {**mini_batch, "epochs": 1 if QUICK else 3}}
 
+SCRATCH = tempfile.TemporaryDirectory(prefix="scratchnn-nb03-")  # these runs' folders, gone with the kernel
 diagnoses = {}
 for fault, changes in broken.items():
     config = get_preset("seed")
     for name, value in {**DATA, **changes, "fault": [fault]}.items():
         setattr(config, name, value)
-    folder = Path(tempfile.mkdtemp()) / fault
+    folder = Path(SCRATCH.name) / fault
     try:
         train_run(config, folder, log=lambda line: None, progress=False)
     except TrainingDiverged:
@@ -164,7 +165,7 @@ def seed_run(**changes):
     config = get_preset("seed")
     for name, value in {**DATA, **full_batch, **changes}.items():
         setattr(config, name, value)
-    return train_run(config, Path(tempfile.mkdtemp()) / "run", log=lambda line: None, progress=False)
+    return train_run(config, Path(tempfile.mkdtemp(dir=SCRATCH.name)) / "run", log=lambda line: None, progress=False)
 
 
 too_fast = seed_run(lr=10.0)

@@ -122,7 +122,7 @@ for name, value in DATA.items():
     setattr(config, name, value)
 if QUICK:  # small settings: 4 and 8 kernels, one epoch, no augmentation
     config.conv, config.hidden, config.epochs, config.warmup, config.augment = [4, 8], [32], 1, 0, False
-run = train_run(config, log=lambda line: None, progress=False)  # saved in runs/<date>-<time>-cnn
+run = train_run(config, log=lambda line: None)  # saved in runs/<date>-<time>-cnn
 run
 
 # %%

@@ -12,7 +12,6 @@
 # %% setup
 
 # %%
-%matplotlib inline
 PHOTO = None  # e.g. "my-digit.jpg"
 
 import matplotlib.pyplot as plt
@@ -67,7 +66,7 @@ config = get_preset("mlp")
 for name, value in DATA.items():
     setattr(config, name, value)
 config.epochs = 2 if QUICK else 15
-model = train_run(config, log=lambda line: None, progress=False).model  # saved in runs/<date>-<time>-mlp
+model = train_run(config, log=lambda line: None).model  # saved in runs/<date>-<time>-mlp
 
 x = to_mnist(photo).reshape(1, 784)                    # (1, 784) in 0..1
 p = model.predict_proba(x)[0]                           # (10,)

@@ -118,7 +118,7 @@ def record_run(seed: int):
     config.seed, config.split_seed = seed, 0
     if QUICK:  # small settings: 4 and 8 kernels, one epoch, no augmentation
         config.conv, config.hidden, config.epochs, config.warmup, config.augment = [4, 8], [32], 1, 0, False
-    return train_run(config, log=lambda line: None, progress=False)  # saved in runs/<date>-<time>-cnn-best
+    return train_run(config, log=lambda line: None)  # saved in runs/<date>-<time>-cnn-best
 
 
 run = record_run(0)
