@@ -570,6 +570,17 @@ def test_lr_too_low_reads_steps_at_the_runs_own_rate_not_a_schedules_decay():
 
 
 @covers("lr-too-low")
+@pytest.mark.parametrize("first, epoch", [(above(thresholds.HIGH_UPDATE), None), (thresholds.HIGH_UPDATE, 2)])
+def test_lr_too_low_is_not_a_rate_that_once_took_large_steps(first, epoch):
+    """The notebooks audit: the seed network at lr 2 stepped 84% of a layer's weights, its ReLUs
+    died, and the steps left were tiny: [lr-too-high] and [lr-too-low] side by side. Small steps
+    after a large one at the same rate are gradients that vanished."""
+    crawl = below(thresholds.SLOW_UPDATE)
+    found = slow([first, crawl, crawl, crawl], [2.3, 2.29, 2.28, 2.27], accuracies=[0.1, 0.11, 0.11, 0.11])
+    assert fires_at(found, "lr-too-low") == epoch
+
+
+@covers("lr-too-low")
 def test_lr_too_low_is_not_a_network_without_gradients():
     assert fires_at(slow([1e-6, 1e-6], [2.0, 2.0], grads=[0.0, 0.0]), "lr-too-low") is None
 
@@ -764,6 +775,16 @@ def test_overfitting_needs_train_accuracy_above_dev():
     rising = [1.0, 1.02, 1.05, 1.2]
     assert fires_at(overfit(rising, train_accuracies=(0.6, 0.65, 0.7, 0.8)), "overfitting") is None  # gap ends at 0
     assert fires_at(overfit(rising, train_accuracies=(0.6, 0.65, 0.7, above(0.8))), "overfitting") == 3
+
+
+@covers("overfitting")
+def test_overfitting_needs_a_train_loss_below_chance():
+    """The notebooks audit: the seed network at lr 2, at chance, 'dev loss rose to 2.303 while
+    train accuracy is 0.001 above dev': a network that learned nothing fits no quirks."""
+    rising = [1.0, 1.02, 1.05, 1.2]
+    edge = (1 - thresholds.CHANCE_BAND) * CHANCE
+    assert fires_at(overfit(rising, train_losses=(2.4, 2.35, 2.32, edge)), "overfitting") is None
+    assert fires_at(overfit(rising, train_losses=(2.4, 2.35, 2.32, below(edge))), "overfitting") == 3
 
 
 @covers("overfitting")

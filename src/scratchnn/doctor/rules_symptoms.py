@@ -109,7 +109,9 @@ def lr_too_low(run: RunHealth):
     half of ln C and changes by less than STILL (0.5%) between them, or every layer's
     update_ratio, scaled to the run's highest rate so far (a schedule's decay is not the rate
     the user chose; without an lr column, as it is), is below SLOW_UPDATE (5e-4) while the train
-    accuracy is below UNDERFIT_ACCURACY (0.8)."""
+    accuracy is below UNDERFIT_ACCURACY (0.8). Never once some step moved a layer by more than
+    HIGH_UPDATE (10%): that rate is not too low, and its small steps later are gradients that
+    vanished (the seed network at lr 2, its ReLUs dead, got [lr-too-high] and [lr-too-low] both)."""
     layers = run.layers("update_ratio")
     losses, accuracies, rates = (dict(run.metric(column)) for column in ("train_loss", "train_accuracy", "lr"))
     stalls, crawls, previous, peak = 0, 0, None, 0.0
@@ -117,6 +119,8 @@ def lr_too_low(run: RunHealth):
         peak = max(peak, rates.get(epoch, 0.0))
         ratios = [run.value("update_ratio", layer, epoch) for layer in layers]
         grads = [run.value("grad_rms", layer, epoch) or 0.0 for layer in layers]
+        if any(r is not None and r > HIGH_UPDATE for r in ratios):  # (an inf, a NaN: no, as the next lines)
+            return None
         if not any(g > 0 for g in grads):
             continue  # nothing to step with: a dead or symmetric network, not a small learning rate
         loss = losses.get(epoch)
@@ -257,7 +261,8 @@ def chance_loss(run: RunHealth):
       "--patience 5 (early stopping), --dropout 0.3, --weight-decay 0.01, --augment, or fewer epochs")
 def overfitting(run: RunHealth):
     """The dev loss rose at three evaluations in a row to over OVERFIT_RISE (1.1) times its lowest
-    value and more than OVERFIT_NOISE (0.01) above it while the train loss fell and the train-dev
+    value and more than OVERFIT_NOISE (0.01) above it while the train loss fell, to below chance
+    (ln C, less CHANCE_BAND: a network that learned nothing fits no quirks), and the train-dev
     accuracy gap widened over the same evaluations and ends positive (train accuracy above dev:
     with augmentation and dropout the as-seen train accuracy sits below dev, and a dev loss
     wobbling under a high learning rate is not overfitting)."""
@@ -268,7 +273,8 @@ def overfitting(run: RunHealth):
         rising = all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:]))
         lowest = lowest_so_far[i]
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
-        fitting = window[-1]["train_loss"] < window[0]["train_loss"] and gap[-1] > max(gap[0], 0)
+        fitting = (window[-1]["train_loss"] < min(window[0]["train_loss"], (1 - CHANCE_BAND) * run.chance_loss)
+                   and gap[-1] > max(gap[0], 0))
         risen = window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["dev_loss"] - lowest > OVERFIT_NOISE
         if rising and risen and fitting:
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
