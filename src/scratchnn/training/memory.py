@@ -17,7 +17,7 @@ come on top. ``benchmarks/memory_bound.py`` measures how far (2,000 images, on t
 one): for steps over 100 MB NumPy's peak was 1.04-1.8x it and the process grew 1.2-2.3x. So a
 run above what the machine has available cannot run: ``check_training_memory`` refuses it
 before its first step (a full batch of 60,000 images through ``cnn``: 16 GB of layer outputs
-on two threads, twice that on one), instead of a MemoryError, or the kernel's out-of-memory
+on two threads, over twice that on one), instead of a MemoryError, or the kernel's out-of-memory
 killer, partway into the first epoch; ``fit`` checks its batches alike
 (``check_batch_memory``). A run within LIKELY times the bound may still not fit: it gets a note
 (``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed on a machine with 24.6 GB
@@ -34,9 +34,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import read_at_most
+from ..fast.threads import blas_thread_count
 from ..fast.winograd import FAST_RULE
 from ..nn import Conv2D
-from ..fast.threads import blas_thread_count
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for
 from ..nn.im2col import as_pair
 from .architecture import network_shapes
