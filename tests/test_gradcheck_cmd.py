@@ -73,3 +73,79 @@ def test_an_inference_only_mistake_fails(monkeypatch):
     monkeypatch.setattr(BatchNorm2d, "backward", wrong)
     failed = {c.what for c in gradcheck.check_everything() if not c.ok}
     assert failed and all(what.startswith("BatchNorm2d") and what.endswith("(inference)") for what in failed), failed
+
+
+def test_a_flatten_that_forgets_a_convolutions_memory_order_fails(monkeypatch, capsys):
+    """The gradient audit: Flatten's pixel-major branch (every CNN's) never ran in gradcheck, so
+    a backward that ignored it passed 62 of 62."""
+    from scratchnn.nn.flatten import Flatten
+    from scratchnn.nn.im2col import from_pixel_major
+
+    def read_as_stored(self, dy, need_dx=True):  # dy's numbers taken in the input's memory order
+        (n, c, h, w), was_pixel_major = self._take_cache()
+        return from_pixel_major(dy.reshape(h, w, n, c)) if was_pixel_major else dy.reshape(n, c, h, w)
+
+    monkeypatch.setattr(Flatten, "backward", read_as_stored)
+    assert main(["gradcheck"]) == 1
+    assert "FAILED: Flatten (3, 2, 3, 4)" in capsys.readouterr().out
+
+
+def test_a_convolution_that_mixes_up_height_and_width_fails(monkeypatch, capsys):
+    """The gradient audit: col2im cropping the padding with its height's on both sides passed every
+    check, whose convolutions all had square padding."""
+    import numpy as np
+
+    from scratchnn.nn import conv
+    from scratchnn.nn.im2col import as_pair, conv_output_shape, from_pixel_major
+
+    def cropped_alike(cols, input_shape, kernel_size, stride=1, padding=0):  # im2col.col2im, but for its last line
+        n, c, h, w = input_shape
+        (kh, kw), (sh, sw), (ph, pw) = as_pair(kernel_size, "k"), as_pair(stride, "s"), as_pair(padding, "p", 0)
+        oh, ow = conv_output_shape(h, w, (kh, kw), (sh, sw), (ph, pw))
+        blocks = cols.reshape(oh, ow, n, kh, kw, c)
+        dx = np.zeros((h + 2 * ph, w + 2 * pw, n, c), cols.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dx[i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += blocks[:, :, :, i, j]
+        return from_pixel_major(dx[ph:ph + h, ph:ph + w])  # the height's padding cropped from the width
+
+    monkeypatch.setattr(conv, "col2im", cropped_alike)
+    assert main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: Conv2D im2col (2, 2, 6, 5)" in out, out
+
+
+def test_a_pool_of_a_window_wider_than_tall_is_checked():
+    cases = [layer for layer, _ in gradcheck.standard_cases(__import__("numpy").random.default_rng(0))]
+    assert any(isinstance(layer, MaxPool2D) and layer.size[0] != layer.size[1] for layer in cases)
+    assert any(isinstance(layer, MaxPool2D) and layer.stride[0] != layer.stride[1] for layer in cases)
+
+
+def test_a_bias_right_before_batch_norm_passes_check_model_as_a_zero_gradient():
+    """The gradient audit: its true gradient is 0 (batch norm removes any shift), so analytic 1e-17
+    against the differences' rounding of 1e-11 had a relative error of 1: FAIL on a right network,
+    as the mlp preset's is. A wrong gradient there still fails."""
+    import numpy as np
+
+    from scratchnn import Sequential, SoftmaxCrossEntropy
+    from scratchnn.nn import BatchNorm1d, ReLU
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Dense(8, 6, rng=rng), BatchNorm1d(6), ReLU(), Dense(6, 10, rng=rng)])
+    x, labels = rng.standard_normal((6, 8)), rng.integers(0, 10, 6)
+    checks = {c.wrt: c for c in gradcheck.check_model(model, SoftmaxCrossEntropy(), x, labels, training=True)}
+    assert checks["0.b"].error > 0.1 and checks["0.b"].ok and checks["0.b"].at_rounding, checks["0.b"]
+    assert all(c.ok and c.error < gradcheck.TOLERANCE for name, c in checks.items() if name != "0.b")
+    original = Dense.backward
+
+    def biased(self, dy, need_dx=True):
+        dx = original(self, dy, need_dx)
+        self.grads["b"] += 1e-4  # a wrong bias gradient, small against the rest
+        return dx
+
+    Dense.backward = biased
+    try:
+        wrong = {c.wrt: c for c in gradcheck.check_model(model, SoftmaxCrossEntropy(), x, labels, training=True)}
+    finally:
+        Dense.backward = original
+    assert not wrong["0.b"].ok and not wrong["3.b"].ok

@@ -187,3 +187,16 @@ def require_plots(*outputs) -> None:
     for path in outputs:
         if path is not None:
             figure_format(path)
+
+
+def whole_number_type(low: int, why: str = ""):
+    """An argparse type: an integer >= ``low`` (argparse names the flag in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}{f' ({why})' if why else ''}, got {value}")
+        return value
+    return parse

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..gradcheck import TOLERANCE, check_everything
+from .common import whole_number_type
 
 
 def add_parser(commands) -> None:
@@ -11,7 +12,7 @@ def add_parser(commands) -> None:
         "gradcheck", help="check every layer's gradients against finite differences",
         description="Compare each layer's and the loss's analytic gradient with central finite "
                     f"differences in float64; passes when the relative error is below {TOLERANCE:g}.")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the random test inputs")
+    parser.add_argument("--seed", type=whole_number_type(0), default=0, help="seed for the random test inputs")
     parser.set_defaults(run=run)
 
 
@@ -20,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(c.what) for c in checks)
     print(f"{'layer':<{width}}  {'gradient':<8}  {'rel. error':>10}")
     for c in checks:
-        print(f"{c.what:<{width}}  d{c.wrt:<7}  {c.error:>10.2e}  {'ok' if c.ok else 'FAIL'}")
+        verdict = "ok (0, to rounding)" if c.at_rounding else "ok" if c.ok else "FAIL"
+        print(f"{c.what:<{width}}  d{c.wrt:<7}  {c.error:>10.2e}  {verdict}")
     failed = [c for c in checks if not c.ok]
     print(f"\n{len(checks) - len(failed)}/{len(checks)} gradients within {TOLERANCE:g}")
     if failed:

@@ -22,7 +22,7 @@ from ..training.options import SETTING_GROUPS, TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run_data import check_class_numbers, config_generators, data_source, load_data, run_split
 from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
-from .common import add_data_arguments
+from .common import add_data_arguments, whole_number_type
 from .config_flags import add_option_arguments, given_options
 from .train_cmd import add_augmentation_argument, resolve_config
 
@@ -42,7 +42,7 @@ def add_parser(commands) -> None:
     add_augmentation_argument(parser)
     add_data_arguments(parser, "default: --dataset mnist")
     test = parser.add_argument_group("range test")
-    test.add_argument("--steps", type=whole_number_type(MIN_STEPS), default=200, metavar="N",
+    test.add_argument("--steps", type=whole_number_type(MIN_STEPS, "the points of the curve"), default=200, metavar="N",
                       help="mini-batches to train at most, one learning rate each (default: 200)")
     test.add_argument("--start-lr", type=positive_type, default=1e-7, metavar="LR",
                       help="the first learning rate (default: 1e-7)")
@@ -179,19 +179,6 @@ def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None
     if args.augmentation:  # the whole table it resolved to, written out
         words += ["--augmentation", ",".join(f"{name}={value:g}" for name, value in args.augmentation.items())]
     return shlex.join([*words, *(["--epochs", str(epochs)] if epochs else []), "--lr", f"{lr:.2g}"])
-
-
-def whole_number_type(low: int):
-    """An argparse type: an integer >= ``low`` (argparse names the flag in its error)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low} (the points of the curve), got {value}")
-        return value
-    return parse
 
 
 def positive_type(text: str) -> float:

@@ -240,6 +240,9 @@ class Conv2D(Layer):
                  rng.standard_normal((2, 2, 5, 4))),
                 (cls(2, 3, 3, stride=2, padding=1, bias_init="glorot_uniform", algorithm="im2col", rng=rng),
                  rng.standard_normal((2, 2, 5, 6))),
+                # height and width apart: a kernel, stride and padding that differ between them
+                (cls(2, 3, (3, 2), stride=(2, 1), padding=(0, 1), bias_init="glorot_uniform", algorithm="im2col",
+                     rng=rng), rng.standard_normal((2, 2, 6, 5))),
                 # Winograd: odd sides (a last tile half outside), padding
                 (cls(2, 3, 3, padding=(1, 0), bias_init="glorot_uniform", algorithm="winograd", rng=rng),
                  rng.standard_normal((2, 2, 5, 6))),

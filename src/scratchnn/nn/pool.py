@@ -92,8 +92,11 @@ class MaxPool2D(_Pool2D):
 
     @classmethod
     def gradcheck_cases(cls, rng):
-        # distinct values: no window has a tie that a step of ±h could flip
-        return [(cls(2), distinct_values(rng, (2, 2, 4, 5))), (cls(3, stride=2), distinct_values(rng, (2, 2, 5, 6)))]
+        # distinct values: no window has a tie that a step of ±h could flip; windows and strides not
+        # square too (the gradient audit: a height/width mix-up in col2im passed every check)
+        return [(cls(2), distinct_values(rng, (2, 2, 4, 5))), (cls(3, stride=2), distinct_values(rng, (2, 2, 5, 6))),
+                (cls((2, 3)), distinct_values(rng, (2, 2, 4, 6))),
+                (cls((3, 2), stride=(1, 2)), distinct_values(rng, (2, 2, 5, 6)))]
 
 
 class AvgPool2D(_Pool2D):
@@ -121,4 +124,5 @@ class AvgPool2D(_Pool2D):
 
     @classmethod
     def gradcheck_cases(cls, rng):
-        return [(cls(2), rng.standard_normal((2, 2, 4, 5))), (cls(2, stride=1), rng.standard_normal((2, 2, 4, 3)))]
+        return [(cls(2), rng.standard_normal((2, 2, 4, 5))), (cls(2, stride=1), rng.standard_normal((2, 2, 4, 3))),
+                (cls((2, 3), stride=(1, 2)), rng.standard_normal((2, 2, 4, 7)))]
