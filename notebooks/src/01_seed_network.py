@@ -176,7 +176,7 @@ for check in check_model(model, SoftmaxCrossEntropy(), x_train[:5], y_train[:5])
 # `train_run`; a run shows its metrics, the doctor's findings and its model. Its folder is under
 # `runs/` beside this notebook, where `scratchnn evaluate`, `report` and `serve` find it.
 #
-# Its dev accuracy differs from the two above by one to two points: each drew its own random weights
+# Its dev accuracy differs from the two above by one to two points or so: each drew its own random weights
 # (the loop by hand from `default_rng(0)`, the `Sequential` from `rng=1` and `2`, the preset
 # from its seed 0). The same recipe, other starting points.
 

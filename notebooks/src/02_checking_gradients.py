@@ -48,8 +48,8 @@ ax.set_xlabel("step h"); ax.set_ylabel("relative error"); ax.legend(); ax.set_ti
 plt.show()
 
 # %% [markdown]
-# In float32 the error hardly gets below $10^{-5}$ for any $h$, and at the usual $h = 10^{-5}$
-# it is about $10^{-3}$: too coarse to tell a subtle bug from rounding. In float64,
+# In float32 the error gets no lower than a few $10^{-6}$ for any $h$, and at the usual
+# $h = 10^{-5}$ it is a few $10^{-3}$: too coarse to tell a subtle bug from rounding. In float64,
 # $h = 10^{-5}$ gives about $10^{-11}$. So every check casts the layer and its input to float64
 # first (scratchnn's layers follow the dtype of their parameters).
 #
@@ -82,7 +82,7 @@ for layer, x in cases:
 #
 # Below, a dense layer with two classic bugs, each switched on in turn: the tutorial's scalar
 # bias gradient (a sum over the units as well as the batch), and a weight gradient that forgets
-# that the loss is a *mean*, dividing once more by the batch size.
+# that dy already carries the *mean*'s 1/N, and divides by the batch size N again.
 
 # %%
 class BuggyDense(Dense):

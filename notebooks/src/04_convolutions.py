@@ -165,7 +165,7 @@ mistakes_gallery(x_dev.reshape(-1, 28, 28), y_dev, probs, data.classes, n=16)
 #    $C \cdot K_H \cdot K_W$ weights and one bias): 320 + 18,496 + 204,928 + 1,290 = 225,034, as
 #    `run.model.summary()` says. One layer holds 91% of them: which, and why is it so large?
 # 3. **What augmentation buys.** `scratchnn train --preset cnn --no-augment` (30 epochs, the
-#    same digits) reached dev 0.985 with train accuracy 0.9998, and the doctor said
+#    same digits) reached dev 0.985 with train accuracy 1.0000, and the doctor said
 #    `[overfitting]` from epoch 16; the recipe with augmentation reaches 0.990. After 5 epochs the
-#    two were level (0.981 and 0.980): augmentation pays once a network could learn its training
+#    two were about level (0.978 and 0.981): augmentation pays once a network could learn its training
 #    digits by heart. Compare the two runs' curves with `scratchnn report`.
