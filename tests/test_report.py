@@ -231,7 +231,8 @@ def test_report_command_end_to_end(run_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Note: The test images could not be loaded" in out and "could not be drawn now; not on this page, " \
         "and kept" in out
-    assert all((run / f"{name}.png").read_bytes() == png for name, png in pictures.items())  # the dev set's, as they were
+    # the dev set's, as they were
+    assert all((run / f"{name}.png").read_bytes() == png for name, png in pictures.items())
     assert main(["report", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scratchnn report: error:") and "no such folder" in err[0]

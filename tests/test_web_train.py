@@ -248,10 +248,12 @@ def test_a_run_stopped_in_its_first_epoch_is_saved_but_not_served(client, runs):
     """The web audit: Start then Stop a few batches in, and every page answered with a network
     that had barely trained, in place of the one it served."""
     served = client.get("/api/model").json()["name"]
-    started = client.post("/api/train", json={"preset": "mlp", "epochs": 5, "batch_size": 1, "batchnorm": False})  # ~1 s an epoch
+    started = client.post("/api/train", json={"preset": "mlp", "epochs": 5, "batch_size": 1,  # ~1 s an epoch
+                                              "batchnorm": False})
     assert started.status_code == 202, started.text
     with client.stream("GET", "/api/train/events") as stream:
-        next(line for line in stream.iter_lines() if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch")
+        next(line for line in stream.iter_lines()
+             if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch")
     assert client.post("/api/train/stop").json()["status"] == "stopping"
     events = [e for _, e in events_until_over(client)]
     done = next(e for e in events if e["type"] == "done")

@@ -62,21 +62,19 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     ``which`` set picks the images the confusion matrix, per-class accuracy, mistakes and prediction
     sheet are measured on: "dev" (the run's own split), "test", "train" or "all", of the run's own
     data or of ``data`` ({option: value}, as ``--csv`` gives: where the data is now). What cannot be
-    drawn (no metrics.csv, data no longer found) is said on the page instead, and its PNG from an
-    earlier report is kept (a note says so). An existing report.html is never replaced by one
-    with fewer figures: that is a ConfigError giving the reason, and nothing is written (delete
-    report.html to accept the smaller one). A folder that cannot be written to is refused first.
-    """
+    drawn (no metrics.csv, data no longer found) is said on the page instead; its PNG from an earlier
+    report is kept, and a note says so. An existing report.html is never replaced by one with fewer
+    figures: that is a ConfigError giving the reason, and nothing is written (delete report.html to
+    accept the smaller one). A folder that cannot be written to is refused first."""
     from .. import plots  # matplotlib only when a report is drawn
 
     if which not in SETS:
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
     run_dir = Path(run_dir)
     if run_dir.is_dir() and not os.access(run_dir, os.W_OK):  # before minutes of drawing (the plots audit)
-        copy = Path(tempfile.gettempdir()) / run_dir.resolve().name
+        copy, run = (shlex.quote(str(path)) for path in (Path(tempfile.gettempdir()) / run_dir.resolve().name, run_dir))
         raise ConfigError(f"{run_dir}: the run folder cannot be written to (read-only, or not yours), and the report "
-                          f"is drawn into it; report a copy: cp -r {shlex.quote(str(run_dir))} "
-                          f"{shlex.quote(str(copy))} && scratchnn report {shlex.quote(str(copy))}")
+                          f"is drawn into it; report a copy: cp -r {run} {copy} && scratchnn report {copy}")
     if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
         _refuse_unfinished(run_dir)
     model, metadata, config = _load_run(run_dir)
@@ -123,11 +121,10 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     _refuse_to_degrade(run_dir / REPORT_FILE, {figure.name for figure in drawn}, notes)
     for figure in drawn:
         atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
-    kept = sorted(name for name in set(FIGURE_NAMES) - {figure.name for figure in drawn}
-                  if (run_dir / f"{name}.png").is_file())
-    if kept:  # an earlier report's, which cannot be drawn now: left for the user (the plots audit: they were deleted)
-        notes.append(f"{', '.join(name + '.png' for name in kept)} in the folder {'are' if len(kept) > 1 else 'is'} "
-                     "from an earlier report and could not be drawn now; not on this page, and kept.")
+    kept = [f"{name}.png" for name in sorted(set(FIGURE_NAMES) - {f.name for f in drawn})
+            if (run_dir / f"{name}.png").is_file()]  # an earlier report's (the plots audit: they were deleted)
+    notes += [f"{', '.join(kept)} in the folder {'are' if len(kept) > 1 else 'is'} from an earlier report and could "
+              "not be drawn now; not on this page, and kept."] if kept else []
     page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which,
                        health_html(health, "".join(_figure_html(f) for f in health_section), step))
     path = atomic_write_bytes(run_dir / REPORT_FILE, page.encode("utf-8"))

@@ -51,7 +51,8 @@ class Flatten(Layer):
     @classmethod
     def gradcheck_cases(cls, rng):
         # as numbers are stored, and pixel-major (H, W, N, C), as a convolution passes them
-        return [(cls(), rng.standard_normal((3, 2, 3, 4))), (cls(), rng.standard_normal((3, 4, 3, 2)).transpose(2, 3, 0, 1))]
+        return [(cls(), rng.standard_normal((3, 2, 3, 4))),
+                (cls(), rng.standard_normal((3, 4, 3, 2)).transpose(2, 3, 0, 1))]
 
 
 def _is_pixel_major(x) -> bool:

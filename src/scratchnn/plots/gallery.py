@@ -98,7 +98,8 @@ def prediction_sheet(images: np.ndarray, probs: np.ndarray, classes: Sequence[st
     else:
         labels = check_labels(labels, len(images), classes)
         for i in range(shown):
-            titles.append(f"pred: {classes[predicted[i]]} ({percent(probs[i, predicted[i]])})\ntrue: {classes[labels[i]]}")
+            titles.append(f"pred: {classes[predicted[i]]} ({percent(probs[i, predicted[i]])})\n"
+                          f"true: {classes[labels[i]]}")
             colors.append(RIGHT if predicted[i] == labels[i] else WRONG)
         correct = int(np.count_nonzero(predicted[:shown] == labels[:shown]))
         suptitle = f"Predictions for the first {shown} images: {correct} of {shown} correct"

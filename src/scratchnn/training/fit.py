@@ -111,7 +111,9 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     under Adam or RMSprop with weight decay (L2, not AdamW's): the textbook path's rounding noise
     (1e-17) is divided by Adam's equally tiny √v̂ and the decay grows it by lr·λ/ε each step, so
     that bias drifts and the running mean with it (eval logits 1.7e-3 apart after 4 steps, the
-    gradient audit); the fast path folds it to an exact 0. AdamW agrees to 1e-9. NOTE: it packs the model's parameters into one flat array (arrays taken from
+    gradient audit); the fast path folds it to an exact 0. AdamW agrees to 1e-9.
+
+    NOTE: it packs the model's parameters into one flat array (arrays taken from
     ``layer.params`` before are no longer the model's) and asks glibc to keep freed memory for
     the whole process. ``fast=False`` runs the textbook objects as they are: ``model.forward``,
     ``model.backward``, ``optimizer.step``.
