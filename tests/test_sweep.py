@@ -65,6 +65,16 @@ def test_report_of_a_sweep_folder(sweep):
         assert f"<h3>{title}</h3><img" in page, title
     links = re.findall(r"href='(trials/\d{4}/report\.html)'", page)
     assert len(links) == 6 and all((out / link).is_file() for link in links)
+    # in Python (a notebook): the caller's own pyplot figures stay open (it closed them all)
+    from scratchnn.insight.sweep_report import write_sweep_report
+    import matplotlib.pyplot as plt
+
+    mine = plt.figure()
+    try:
+        write_sweep_report(out, log=lambda line: None, trial_reports=False)
+        assert plt.fignum_exists(mine.number) and plt.get_fignums() == [mine.number]
+    finally:
+        plt.close(mine)
 
 
 def test_diverging_trials_are_failed_not_a_crash(digits, tmp_path):

@@ -59,6 +59,7 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
         if len(complete) < 2:
             notes.append(f"{title}: needs at least 2 complete trials ({len(complete)} so far)")
             continue
+        before = set(plt.get_fignums())
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
@@ -70,7 +71,8 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
         except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. one param with one value
             notes.append(f"{title}: not drawn ({error})")
         finally:
-            plt.close("all")
+            for number in set(plt.get_fignums()) - before:  # Optuna's figure, not the caller's (a notebook's)
+                plt.close(number)
     page = render_sweep_page(folder.path, trials, figures, notes)
     path = atomic_write_bytes(folder.path / SWEEP_REPORT_FILE, page.encode("utf-8"))
     log(f"Sweep report written to {path}")
