@@ -383,3 +383,15 @@ def test_a_probability_short_of_certain_never_reads_as_100_percent():
     probs = np.array([[0.996, 0.004], [0.3, 0.7]])
     fig = mistakes_gallery(np.zeros((2, 4, 4)), np.array([1, 0]), probs, ["a", "b"])
     assert "pred: a (>99%)\ntrue: b" in titles_of(fig), titles_of(fig)
+
+
+def test_a_full_batch_history_draws_itself_against_iterations():
+    """The plots audit: History.plot() labelled every history 'epoch'; notebook 01 had to say
+    step_name="iteration" for fit's full batch, which fit knows."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 8)).astype(np.float32), rng.integers(0, 3, 40)
+    full = fit(Sequential([Dense(8, 3, rng=0)]), make_optimizer("sgd", 0.1), x, y, epochs=2)
+    batches = fit(Sequential([Dense(8, 3, rng=0)]), make_optimizer("sgd", 0.1), x, y, epochs=2, batch_size=8)
+    assert full.step_name == "iteration" and batches.step_name == "epoch"
+    assert full.plot().axes[0].get_xlabel() == "iteration" and batches.plot().axes[0].get_xlabel() == "epoch"
+    assert full.plot(step_name="epoch").axes[0].get_xlabel() == "epoch"  # asked for, it is used

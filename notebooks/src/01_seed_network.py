@@ -148,13 +148,13 @@ model
 
 # %% [markdown]
 # `fit` runs the loop (full batch: `batch_size=None`) and returns a `History`, one row per
-# evaluation, which can draw itself.
+# evaluation, which can draw itself (against iterations: on the full batch an epoch is one step).
 
 # %%
 history = fit(model, SGD(lr=0.1), x_train, y_train, epochs=iterations, batch_size=None,
               x_dev=x_dev, y_dev=y_dev, eval_every=iterations // 10)
 print(f"dev accuracy {history[-1].dev_accuracy:.3f}")
-history.plot(step_name="iteration")
+history.plot()
 
 # %% [markdown]
 # And every backward pass of the model, checked end to end against finite differences (in

@@ -228,7 +228,7 @@ class _Loop:
         self.on_batch_end, self.stop_requested = on_batch_end, stop_requested
         self.batches = 1 if not batch_size else -(-len(passes.x) // batch_size)
         self.max_loss = DIVERGED_FACTOR * math.log(model.num_classes)
-        self.history = History()
+        self.history = History(step_name="iteration" if self.batches == 1 else "epoch")  # full batch: iterations
 
     def train_epoch(self, epoch: int, measured: bool) -> _Sums:
         """A learning step on each batch of the (reshuffled) training rows, or until a stop is requested."""

@@ -17,7 +17,13 @@ FIELDS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "
 
 
 class History(list):
-    """EpochResults in epoch order; ``plot()`` draws loss, accuracy and learning rate."""
+    """EpochResults in epoch order; ``plot()`` draws loss, accuracy and learning rate.
+    ``step_name``: what one evaluated step is, "epoch", or "iteration" for full-batch training
+    (``fit`` sets it), the curves' x axis."""
+
+    def __init__(self, results=(), step_name: str | None = None):
+        super().__init__(results)
+        self.step_name = step_name or getattr(results, "step_name", "epoch")
 
     def column(self, name: str) -> np.ndarray:
         """One metric over the evaluated epochs, float (R,): ``history.column("dev_accuracy")``."""
@@ -25,12 +31,13 @@ class History(list):
             raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(FIELDS)}")
         return np.array([getattr(result, name) for result in self], dtype=float)
 
-    def plot(self, step_name: str = "epoch"):
+    def plot(self, step_name: str | None = None):
         """The training curves as a matplotlib Figure (shown inline when a notebook cell ends
-        with it): loss and accuracy, train beside dev, and the learning rate, per evaluation."""
+        with it): loss and accuracy, train beside dev, and the learning rate, per evaluation
+        (``step_name`` on the x axis, by default the history's own)."""
         from ..plots.curves import training_curves  # matplotlib only when a plot is asked for
 
-        return training_curves(self, step_name)
+        return training_curves(self, step_name or self.step_name)
 
     def _table(self) -> tuple[list[str], list[list[str]]]:
         rows = [[_cell(getattr(result, name)) for name in FIELDS] for result in self]

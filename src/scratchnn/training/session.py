@@ -38,6 +38,7 @@ from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, l
 from .config import TrainConfig
 from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
+from .history import History
 from .progress import TrainingProgress
 from .run_data import config_generators, run_split
 from .run_display import RunDisplay
@@ -308,8 +309,8 @@ class TrainingSession:
         if not broken and not self._stopped_as_asked():
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
-        return RunResult(self.model, history, self.run_dir, model_path, seconds, metrics, findings,
-                         self.classes)
+        return RunResult(self.model, History(history, config.step_name), self.run_dir, model_path, seconds, metrics,
+                         findings, self.classes)
 
     def _final_metrics(self) -> dict:
         """Loss and accuracy of the final weights on train, dev and (named datasets) test."""
