@@ -319,6 +319,21 @@ def test_a_full_batch_config_is_refused_with_the_flag_to_pass(digits_csv, capsys
     assert "--epochs 84 --lr" in command and "(--epochs 84: the seed recipe's 500 full-batch iterations" in out, out
 
 
+def test_json_is_the_same_suggestion_for_scripts_and_the_rest_goes_to_stderr(digits_csv, tmp_path, capsys):
+    import json
+
+    argv = ["lr-find", "--csv", str(digits_csv), "--hidden", "16", "--steps", "60", "--dev-size", "50",
+            "--threads", "1", "--out", str(tmp_path / "lr.png")]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    said = capsys.readouterr()
+    found = json.loads(said.out)  # stdout is the JSON alone
+    assert f"Suggested --lr {found['suggestion']:.2g}" in text and f"Train with it:  {found['train_command']}" in text
+    assert found["figure"] == str(tmp_path / "lr.png") and found["steps"] == 60 and "Model: " in said.err
+    assert shlex.split(found["train_command"])[:2] == ["scratchnn", "train"]
+
+
 def test_lr_is_what_lr_find_measures(digits_csv, capsys):
     assert main(["lr-find", "--csv", str(digits_csv), "--lr", "0.1"]) == 1
     assert "lr-find measures the learning rate, from --start-lr to --end-lr; drop --lr" in capsys.readouterr().err

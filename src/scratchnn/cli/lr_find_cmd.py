@@ -3,13 +3,17 @@
 Settings come as for ``train`` (``--preset``, ``--config``, then flags); the network, the
 optimizer, the loss and the train split are built as ``train`` builds them from that config, so
 the suggestion is for that very run; only its augmentation is left out (the test reads the
-images as they are). Nothing is saved but the figure: no model, no run folder.
+images as they are). Nothing is saved but the figure: no model, no run folder. ``--json``
+prints what was found as one JSON object (the progress and notes go to stderr), for scripts.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import shlex
+import sys
 from pathlib import Path
 
 from ..data import scale_pixels
@@ -50,10 +54,26 @@ def add_parser(commands) -> None:
                       help="the last learning rate, if the loss has not diverged before (default: 10)")
     test.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="FILE",
                       help=f"the figure: .png, .svg, .pdf... (default: {DEFAULT_OUT})")
+    test.add_argument("--json", action="store_true",
+                      help="print what was found as one JSON object, for scripts (the rest goes to stderr)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.json:
+        _range_test(args)
+        return 0
+    with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON alone
+        result, command, figure = _range_test(args)
+    print(json.dumps({"suggestion": result.suggestion, "steepest": result.steepest,
+                      "min_over_10": result.min_over_10 if result.turned_up else None, "turned_up": bool(result.turned_up),
+                      "stopped_early": bool(result.stopped_early), "steps": len(result.lrs), "lowest_loss": result.lowest,
+                      "train_command": command, "figure": None if figure is None else str(figure)}, indent=2))
+    return 0
+
+
+def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | None]:
+    """The range test as the command prints it: (result, the train command, the figure's path or None)."""
     check_settings(start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
     if "lr" in given_options(args, TRAIN_GROUPS):
         raise ConfigError("lr-find measures the learning rate, from --start-lr to --end-lr; drop --lr")
@@ -86,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
     if result.learned_nothing:  # a flat curve's "steepest" point is noise
         raise ConfigError(f"{result.why_no_suggestion()}. Figure: {path}")
     epochs = same_steps_epochs(args, config, len(x_train))
-    print(summary(result, train_command(args, result.suggestion, epochs), path))
+    command = train_command(args, result.suggestion, epochs)
+    print(summary(result, command, path))
     if epochs:
         print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations as as many "
               f"mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over the data)")
-    return 0
+    return result, command, path if save_figure else None
 
 
 def same_steps_epochs(args: argparse.Namespace, config: TrainConfig, rows: int) -> int | None:

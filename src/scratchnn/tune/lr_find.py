@@ -83,7 +83,7 @@ class LRFindResult:
         """Whether the smoothed loss reached a minimum and rose from it before the test ended:
         only then is ``min_over_10`` a reading (a loss still falling at ``end_lr`` has its
         lowest point at the end of the range, wherever the true minimum lies)."""
-        return self.stopped_early or 10 * self.min_over_10 < self.lrs[int(0.95 * (len(self.lrs) - 1))]
+        return bool(self.stopped_early or 10 * self.min_over_10 < self.lrs[int(0.95 * (len(self.lrs) - 1))])
 
     def why_no_suggestion(self) -> str:
         """What a test that learned nothing says instead of a suggestion, and what to check."""
