@@ -314,3 +314,14 @@ def test_training_into_a_closed_pipe_says_why_it_stopped(tmp_path, shared_dir):
     _, err = reader_gone.communicate(timeout=300)
     assert reader_gone.returncode == 1
     assert "scratchnn train: stopped: its output was closed (piped into a program that quit" in err, err
+
+
+def test_next_steps_quote_a_run_folder_a_shell_would_split():
+    """The plots audit: a run folder named with a space or '<' printed commands that cannot be pasted."""
+    from pathlib import Path
+
+    from scratchnn.cli.train_cmd import next_steps
+
+    lines = next_steps(Path("runs/my run<1>"), report=True)
+    assert "open 'runs/my run<1>/report.html'" in lines and "scratchnn evaluate 'runs/my run<1>'" in lines
+    assert "scratchnn serve runs/plain" in next_steps(Path("runs/plain"), report=False)

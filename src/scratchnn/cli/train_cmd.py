@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -159,13 +160,15 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
 
 def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,)) -> str:
     """What a learner can do with a finished run, as commands to copy: photos and the page only
-    for a model of 28x28 images (the size they make), in words of its ``classes``."""
-    steps = [(f"open {run_dir / 'report.html'}", "the run's figures on one page", None)] if report else []
-    steps.append((f"scratchnn evaluate {run_dir}", "accuracy per class, confusion matrix", None))
+    for a model of 28x28 images (the size they make), in words of its ``classes``; the folder
+    quoted for a shell where its name needs it (spaces, '<', '$'...)."""
+    run, page = shlex.quote(str(run_dir)), shlex.quote(str(run_dir / "report.html"))
+    steps = [(f"open {page}", "the run's figures on one page", None)] if report else []
+    steps.append((f"scratchnn evaluate {run}", "accuracy per class, confusion matrix", None))
     if math.prod(input_shape) == 28 * 28:
         digits = tuple(classes) == DIGITS
-        steps += [(f"scratchnn predict {run_dir} {'my-digit' if digits else 'my-drawing'}.png",
+        steps += [(f"scratchnn predict {run} {'my-digit' if digits else 'my-drawing'}.png",
                    "your own handwriting", None),
-                  (f"scratchnn serve {run_dir}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000",
+                  (f"scratchnn serve {run}", f"draw {'digits' if digits else 'one'} at http://127.0.0.1:8000",
                    "web")]
     return next_steps_lines(steps)
