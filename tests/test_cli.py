@@ -103,9 +103,10 @@ def test_offline_named_dataset_fails_fast_with_where_it_looked(tmp_path):
     result = scratchnn("train", "--dataset", "mnist", "--out", tmp_path / "run", env=env)
     assert time.perf_counter() - start < 60  # a hang guard (a refused port is instant), not a speed target
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Looked in" in lines[0] and "train-images-idx3-ubyte.gz" in lines[0]
+    *tried, error = result.stderr.strip().splitlines()  # each download said before it is tried
+    assert [line.split(" into ")[0] for line in tried] == [f"Downloading {env['SCRATCHNN_MIRRORS']}"
+                                                           "train-images-idx3-ubyte.gz"], result.stderr
+    assert "Looked in" in error and "train-images-idx3-ubyte.gz" in error
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 

@@ -167,6 +167,108 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
     assert "--data-dir DIR" in message
 
 
+class Hostile:
+    """A server on 127.0.0.1 that misbehaves as asked, on any path: "trickle" (a byte every 0.1 s of
+    a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed) or "loop"
+    (a redirect to itself)."""
+
+    def __init__(self, how):
+        self.requests = []
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                if how == "loop":
+                    self.send_response(302)
+                    self.send_header("Location", self.path)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                try:
+                    for _ in range(500 if how == "cut" else 1000):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        if how == "trickle":
+                            time.sleep(0.1)
+                except OSError:  # the client gave up
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("how, said", [
+    ("trickle", "too slow: "),                                       # it would never end (the download audit)
+    ("cut", "the connection closed after 500 of 1,000 bytes; try again"),  # it said "checksum mismatch"
+    ("loop", "HTTP 302"),                                            # urllib's reason ran over three lines
+])
+def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, monkeypatch, how, said):
+    monkeypatch.setattr(sources, "SLOW_AFTER", 0.5)  # the real 30 s, shortened
+    hostile = Hostile(how)
+    try:
+        start = time.perf_counter()
+        message = fails("toy", "train", mirrors=[hostile.url], progress=False)  # one line: fails() checks
+        assert time.perf_counter() - start < 30  # a hang guard, not a speed target
+    finally:
+        hostile.close()
+    assert said in message, message
+    assert not list(cache(env).glob("*")) if cache(env).exists() else True  # no half file, no .part
+
+
+def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, served, monkeypatch):
+    """The download audit: a full disk was blamed on each mirror in turn, each downloaded in full."""
+    import errno
+
+    class FullDisk:
+        def __init__(self, fd, mode):
+            self.file = open(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, block):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sources.os, "fdopen", FullDisk)
+    message = fails("toy", "train", mirrors=[served.url, served.url], progress=False)
+    assert f"cannot write to the cache folder {cache(env)} (No space left on device); free some space" in message
+    assert "XDG_CACHE_HOME" in message and len(served.requests) == 1, served.requests  # not the second mirror
+    assert not any(p.name.endswith(".part") for p in cache(env).glob(".*"))
+
+
+def test_each_download_is_said_where_no_bar_is_drawn(env, served, capsys):
+    """The download audit: in a log or CI (no terminal) a download of minutes said nothing."""
+    locate("toy", "train")
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"Downloading {served.url}{name} into {cache(env)}" for name in TRAIN], err
+
+
+def test_a_data_dir_that_does_not_exist_is_said_not_downloaded_around(env, served, monkeypatch):
+    """The download audit: a mistyped --data-dir downloaded into the cache, and the run's Data line
+    still named the folder."""
+    message = fails("toy", "train", data_dir=env / "typo", progress=False)
+    assert message == (f"--data-dir {env / 'typo'}: no such folder; give the folder that holds {TRAIN[0]} and "
+                       f"{TRAIN[1]} (or toy/ with them)") and served.requests == []
+    monkeypatch.setenv("SCRATCHNN_DATA", str(env / "typo"))
+    assert fails("toy", "train", progress=False).startswith(f"SCRATCHNN_DATA {env / 'typo'}: no such folder")
+
+
 def test_closed_port_fails_fast(env, served):
     start = time.perf_counter()
     message = fails("toy", "train", mirrors=[closed_port_url()], progress=False)
@@ -223,6 +325,7 @@ def test_environment_data_dir_and_the_argument(env, served, monkeypatch):
 
 
 def test_data_dir_is_named_in_the_message(env, served):
+    (env / "x").mkdir()
     message = fails("toy", "train", env / "x", download=False)
     looked = f"Looked in: {env / 'x' / 'toy'} (--data-dir), {env / 'x'} (--data-dir), {env / 'system' / 'toy'}, "
     assert looked in message, message
