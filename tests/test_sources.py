@@ -381,3 +381,17 @@ def test_published_checksums_match_the_real_files(shared_dir):
         data = (shared_dir / "datasets" / "mnist" / remote.name).read_bytes()
         assert hashlib.md5(data).hexdigest() == remote.md5, remote.name
         assert hashlib.sha256(data).hexdigest() == remote.sha256, remote.name
+
+
+def test_a_run_fetches_the_test_split_before_it_trains(env, served, tmp_path):
+    """The download audit: the test split was fetched after the last epoch and before the model was
+    saved, so a stalled mirror held a trained model unsaved (and Ctrl+C lost it)."""
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
+
+    seen = []
+    config = TrainConfig(dataset="toy", hidden=[4], epochs=1, dev_size=1, checkpoint_every=0, doctor="off")
+    result = train_run(config, tmp_path / "run", log=lambda line: None, progress=False,
+                       on_setup=lambda *args: seen.append(sorted(path.rsplit("/", 1)[-1] for path in served.requests)))
+    assert seen == [sorted(TRAIN + TEST)]  # all four before the first epoch
+    assert result.metrics["test_samples"] == 3

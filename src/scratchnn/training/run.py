@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..doctor.signals import HEALTH_FILE
-from ..errors import ConfigError, RunInterrupted, names_in_message
+from ..data.sources import locate
+from ..errors import ConfigError, DataError, RunInterrupted, names_in_message
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits
@@ -63,6 +64,11 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
                           f"{resume}choose another --out")
     source = data_source(config)
     data = load_data(config, source, progress=progress)
+    if source.dataset:  # the test split the final metrics read, fetched now, not between the last epoch and
+        try:            # the model's save (the download audit: a stalled mirror held a trained model unsaved)
+            locate(source.dataset, "test", source.data_dir, progress=progress)
+        except DataError:
+            pass  # said where it is read: "No test accuracy: ..."
     check_class_numbers(data, source, log)
     if image_shape is not None and data.images.shape[1:] != tuple(image_shape[0]):
         (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
