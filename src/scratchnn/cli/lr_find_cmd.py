@@ -66,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON alone
         result, command, figure = _range_test(args)
     print(json.dumps({"suggestion": result.suggestion, "steepest": result.steepest,
-                      "min_over_10": result.min_over_10 if result.turned_up else None, "turned_up": bool(result.turned_up),
-                      "stopped_early": bool(result.stopped_early), "steps": len(result.lrs), "lowest_loss": result.lowest,
-                      "train_command": command, "figure": None if figure is None else str(figure)}, indent=2))
+                      "min_over_10": result.min_over_10 if result.turned_up else None,
+                      "turned_up": result.turned_up, "stopped_early": bool(result.stopped_early),
+                      "steps": len(result.lrs), "lowest_loss": result.lowest, "train_command": command,
+                      "figure": None if figure is None else str(figure)}, indent=2))
     return 0
 
 

@@ -382,24 +382,10 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
         Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n):
-        pass
-
-
 def _progress_bar(name: str, total: int | None, enabled: bool):
-    """A tqdm bar on stderr, or a stand-in when disabled, stderr is not a terminal, or no tqdm."""
-    if not (enabled and sys.stderr.isatty()):
-        return _NoBar()
-    try:
-        from tqdm import tqdm  # lazy: only downloads need it
-    except ImportError:
-        return _NoBar()
+    """A tqdm bar on stderr, drawn only when enabled and stderr is a terminal (a log gets the one
+    "Downloading" line instead)."""
+    from tqdm import tqdm  # lazy: only downloads need it
+
     return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                leave=False)
+                leave=False, disable=not (enabled and sys.stderr.isatty()))
