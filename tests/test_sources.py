@@ -233,8 +233,8 @@ def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, 
     import errno
 
     class FullDisk:
-        def __init__(self, fd, mode):
-            self.file = open(fd, mode)
+        def __init__(self, fd, mode, buffering=-1):
+            self.file = open(fd, mode, buffering=buffering)
 
         def __enter__(self):
             return self

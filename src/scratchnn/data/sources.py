@@ -334,7 +334,8 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
         raise _unwritable(cache, error) from None
     md5, sha256 = hashlib.md5(), hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        # unbuffered: a full disk fails the write it happens in, not again in close() as another error
+        with os.fdopen(fd, "wb", buffering=0) as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             header = response.headers.get("Content-Length") or ""
             size = int(header) if header.strip().isdigit() and int(header) > 0 else None  # 'abc': not known
             most = remote.max_bytes or MAX_DOWNLOAD
@@ -348,7 +349,7 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
                     if received > most:  # no Content-Length, or one that lied
                         return too_big
                     try:
-                        out.write(block)
+                        _write_all(out, block)
                     except OSError as error:  # the disk is full, not the mirror wrong
                         raise _unwritable(cache, error) from None
                     md5.update(block)
@@ -361,7 +362,6 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
             if size is not None and received < size:
                 return f"the connection closed after {received:,} of {size:,} bytes; try again"
             try:
-                out.flush()
                 os.fsync(out.fileno())
             except OSError as error:
                 raise _unwritable(cache, error) from None
@@ -380,6 +380,13 @@ def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | N
         return " ".join(str(error).split()) or type(error).__name__
     finally:
         Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
+
+
+def _write_all(out, block: bytes) -> None:
+    """``block`` into the unbuffered file ``out``, which may take less than all of it at once."""
+    view = memoryview(block)
+    while view:
+        view = view[out.write(view):]
 
 
 def _progress_bar(name: str, total: int | None, enabled: bool):
