@@ -10,7 +10,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from scratchnn.data import sources
+from scratchnn.data import download, sources
 from scratchnn.data.idx import write_idx
 from scratchnn.data.sources import DATASETS, DatasetSpec, RemoteFile, get_dataset, load_dataset, locate
 from scratchnn.errors import DataError
@@ -135,9 +135,9 @@ def test_sha256_is_checked_when_known(env, served, monkeypatch):
 @pytest.mark.parametrize("announced", [True, False])
 def test_a_download_larger_than_any_dataset_file_is_cut_off(env, served, monkeypatch, announced):
     """A hostile mirror (or a man in the middle of an http:// one) cannot fill the disk."""
-    monkeypatch.setattr(sources, "MAX_DOWNLOAD", 20)  # the toy files are 50 to 70 bytes
+    monkeypatch.setattr(download, "MAX_DOWNLOAD", 20)  # the toy files are 50 to 70 bytes
     if not announced:  # a server that sends no Content-Length: the bytes are counted as they come
-        monkeypatch.setattr(sources.urllib.request, "urlopen", _without_length(sources.urllib.request.urlopen))
+        monkeypatch.setattr(download.urllib.request, "urlopen", _without_length(download.urllib.request.urlopen))
     message = fails("toy", "train", progress=False)
     assert "sends more than 20 bytes" in message, message
     assert not (env / "cache").exists() or not list((env / "cache").rglob("*"))
@@ -170,15 +170,17 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
 class Hostile:
     """A server on 127.0.0.1 that misbehaves as asked, on any path: "trickle" (a byte every 0.1 s of
     a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed) or "loop"
-    (a redirect to itself)."""
+    (a redirect to itself); with ``then``, it serves the files of that folder from its second request."""
 
-    def __init__(self, how):
+    def __init__(self, how, then=None):
         self.requests = []
         server = self
 
         class Handler(SimpleHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if then is not None and len(server.requests) > 1:
+                    return super().do_GET()
                 if how == "loop":
                     self.send_response(302)
                     self.send_header("Location", self.path)
@@ -200,7 +202,7 @@ class Hostile:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(then or ".")))
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
@@ -216,7 +218,7 @@ class Hostile:
     ("loop", "HTTP 302"),                                            # urllib's reason ran over three lines
 ])
 def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, monkeypatch, how, said):
-    monkeypatch.setattr(sources, "SLOW_AFTER", 0.5)  # the real 30 s, shortened
+    monkeypatch.setattr(download, "SLOW_AFTER", 0.5)  # the real 30 s, shortened
     hostile = Hostile(how)
     try:
         start = time.perf_counter()
@@ -226,6 +228,17 @@ def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, 
         hostile.close()
     assert said in message, message
     assert not list(cache(env).glob("*")) if cache(env).exists() else True  # no half file, no .part
+
+
+def test_a_connection_cut_off_is_tried_once_more(env, served, capsys):
+    """The download audit: Fashion-MNIST and EMNIST have one mirror each, so one network drop was fatal."""
+    hostile = Hostile("cut", then=env / "www")
+    try:
+        images, _ = locate("toy", "train", mirrors=[hostile.url])
+    finally:
+        hostile.close()
+    assert images.is_file() and hostile.requests == [f"/{TRAIN[0]}", f"/{TRAIN[0]}", f"/{TRAIN[1]}"]
+    assert capsys.readouterr().err.splitlines()[1] == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again"
 
 
 def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, served, monkeypatch):
@@ -245,7 +258,7 @@ def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, 
         def write(self, block):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sources.os, "fdopen", FullDisk)
+    monkeypatch.setattr(download.os, "fdopen", FullDisk)
     message = fails("toy", "train", mirrors=[served.url, served.url], progress=False)
     assert f"cannot write to the cache folder {cache(env)} (No space left on device); free some space" in message
     assert "XDG_CACHE_HOME" in message and len(served.requests) == 1, served.requests  # not the second mirror

@@ -18,13 +18,8 @@ are checked by the IDX reader instead.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,28 +27,12 @@ import numpy as np
 
 from ..errors import DataError
 from .archive import unpack
+from .download import CacheUnwritable, CutOff, RemoteFile, fetch
 from .idx import read_idx_pair
 
 SPLITS = ("train", "test")
 SYSTEM_DIR = Path("/usr/share/datasets")  # module-level so tests can monkeypatch it
-TIMEOUT = 10.0  # seconds per connection attempt; offline, DNS fails at once anyway
 BLOCK = 1 << 20
-CHUNK = 64 << 10  # a download's reads: what arrived, up to this (a progress bar that moves, a stall that shows)
-SLOW_AFTER, MIN_RATE = 30.0, 1024  # a download under 1 kB/s on average after 30 s is given up (a trickle: 95 days)
-# No dataset file is larger (Fashion-MNIST's training images: 26 MB): a mirror, or a man in the middle
-# of an http:// one, that sends more is cut off before it fills the disk; the checksum comes after.
-MAX_DOWNLOAD = 64 << 20
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One published file: its name and the checksums of its .gz as published (none for a file
-    that comes in an archive, which has its own); a download of more than ``max_bytes`` (default
-    MAX_DOWNLOAD) is cut off."""
-    name: str
-    md5: str = ""
-    sha256: str | None = None
-    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -260,12 +239,15 @@ def _download_missing(files, cache: Path, mirrors: list[str], progress: bool) ->
         failures = []
         for base in mirrors:
             url = base.rstrip("/") + "/" + remote.name
-            if progress:  # said on any output (a log, CI), where no bar is drawn
-                print(f"Downloading {url} into {cache}", file=sys.stderr)
-            try:
-                problem = _fetch(url, remote, cache, progress)
-            except _CacheUnwritable as error:  # every mirror would fail alike, after downloading it all
-                return str(error)
+            for again in ("", " again"):  # a connection cut off is tried once more (one mirror: one drop was fatal)
+                if progress:  # said on any output (a log, CI), where no bar is drawn
+                    print(f"Downloading {url} into {cache}{again}", file=sys.stderr)
+                try:
+                    problem = fetch(url, remote, cache, progress)
+                except CacheUnwritable as error:  # every mirror would fail alike, after downloading it all
+                    return str(error)
+                if not isinstance(problem, CutOff):
+                    break
             if problem is None:
                 break
             failures.append(f"{url}: {problem}")
@@ -312,87 +294,3 @@ def _md5(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
-
-
-class _CacheUnwritable(Exception):
-    """The cache folder refused a file: the disk, not the mirror (no other mirror is tried)."""
-
-
-def _unwritable(cache: Path, error: OSError) -> _CacheUnwritable:
-    return _CacheUnwritable(f"cannot write to the cache folder {cache} ({error.strerror or error}); free some space "
-                            "there, or set XDG_CACHE_HOME to a folder you can write to, or pass --data-dir DIR "
-                            "holding the files")
-
-
-def _fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
-    """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why.
-    Raises _CacheUnwritable when the cache cannot take the file."""
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
-    except OSError as error:
-        raise _unwritable(cache, error) from None
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    try:
-        # unbuffered: a full disk fails the write it happens in, not again in close() as another error
-        with os.fdopen(fd, "wb", buffering=0) as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            header = response.headers.get("Content-Length") or ""
-            size = int(header) if header.strip().isdigit() and int(header) > 0 else None  # 'abc': not known
-            most = remote.max_bytes or MAX_DOWNLOAD
-            too_big = f"the server sends more than {most:,} bytes, more than {remote.name} needs"
-            if (size or 0) > most:
-                return too_big
-            received, start = 0, time.monotonic()
-            with _progress_bar(remote.name, size, progress) as bar:
-                while block := response.read1(CHUNK):
-                    received += len(block)
-                    if received > most:  # no Content-Length, or one that lied
-                        return too_big
-                    try:
-                        _write_all(out, block)
-                    except OSError as error:  # the disk is full, not the mirror wrong
-                        raise _unwritable(cache, error) from None
-                    md5.update(block)
-                    sha256.update(block)
-                    bar.update(len(block))
-                    seconds = time.monotonic() - start
-                    if seconds > SLOW_AFTER and received < MIN_RATE * seconds:
-                        return (f"too slow: {received:,} bytes in {seconds:.0f} s, under 1 kB/s; try again later "
-                                "(or another mirror: SCRATCHNN_MIRRORS)")
-            if size is not None and received < size:
-                return f"the connection closed after {received:,} of {size:,} bytes; try again"
-            try:
-                os.fsync(out.fileno())
-            except OSError as error:
-                raise _unwritable(cache, error) from None
-        if md5.hexdigest() != remote.md5:
-            return f"checksum mismatch (MD5 {md5.hexdigest()}, expected {remote.md5})"
-        if remote.sha256 and sha256.hexdigest() != remote.sha256:
-            return f"checksum mismatch (SHA-256 {sha256.hexdigest()}, expected {remote.sha256})"
-        os.replace(tmp, cache / remote.name)  # atomic: the cache never holds half a file
-        return None
-    except urllib.error.HTTPError as error:  # a redirect loop's reason runs over three lines
-        return " ".join(f"HTTP {error.code} {error.reason}".split())
-    except urllib.error.URLError as error:
-        reason = error.reason
-        return " ".join(str(getattr(reason, "strerror", None) or reason).split())
-    except (OSError, http.client.HTTPException, ValueError) as error:  # timeouts, cut-off bodies, bad URLs
-        return " ".join(str(error).split()) or type(error).__name__
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
-
-
-def _write_all(out, block: bytes) -> None:
-    """``block`` into the unbuffered file ``out``, which may take less than all of it at once."""
-    view = memoryview(block)
-    while view:
-        view = view[out.write(view):]
-
-
-def _progress_bar(name: str, total: int | None, enabled: bool):
-    """A tqdm bar on stderr, drawn only when enabled and stderr is a terminal (a log gets the one
-    "Downloading" line instead)."""
-    from tqdm import tqdm  # lazy: only downloads need it
-
-    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                leave=False, disable=not (enabled and sys.stderr.isatty()))
