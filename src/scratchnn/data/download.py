@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,20 +47,23 @@ class CacheUnwritable(Exception):
     """The cache folder refused a file: the disk, not the mirror (no other mirror is tried)."""
 
 
-def _unwritable(cache: Path, error: OSError) -> CacheUnwritable:
-    return CacheUnwritable(f"cannot write to the cache folder {cache} ({error.strerror or error}); free some space "
-                            "there, or set XDG_CACHE_HOME to a folder you can write to, or pass --data-dir DIR "
-                            "holding the files")
+@contextmanager
+def _into_cache(cache: Path):
+    """An OSError while writing into ``cache`` is the disk's (CacheUnwritable), not the mirror's."""
+    try:
+        yield
+    except OSError as error:
+        raise CacheUnwritable(f"cannot write to the cache folder {cache} ({error.strerror or error}); free some "
+                              "space there, or set XDG_CACHE_HOME to a folder you can write to, or pass --data-dir "
+                              "DIR holding the files") from None
 
 
 def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
     """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why.
     Raises CacheUnwritable when the cache cannot take the file."""
-    try:
+    with _into_cache(cache):
         cache.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
-    except OSError as error:
-        raise _unwritable(cache, error) from None
     md5, sha256 = hashlib.md5(), hashlib.sha256()
     try:
         # unbuffered: a full disk fails the write it happens in, not again in close() as another error
@@ -76,10 +80,8 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
                     received += len(block)
                     if received > most:  # no Content-Length, or one that lied
                         return too_big
-                    try:
+                    with _into_cache(cache):  # a full disk, not the mirror wrong
                         _write_all(out, block)
-                    except OSError as error:  # the disk is full, not the mirror wrong
-                        raise _unwritable(cache, error) from None
                     md5.update(block)
                     sha256.update(block)
                     bar.update(len(block))
@@ -89,10 +91,8 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
                                 "(or another mirror: SCRATCHNN_MIRRORS)")
             if size is not None and received < size:
                 return CutOff(f"the connection closed after {received:,} of {size:,} bytes; try again")
-            try:
+            with _into_cache(cache):
                 os.fsync(out.fileno())
-            except OSError as error:
-                raise _unwritable(cache, error) from None
         if md5.hexdigest() != remote.md5:
             return f"checksum mismatch (MD5 {md5.hexdigest()}, expected {remote.md5})"
         if remote.sha256 and sha256.hexdigest() != remote.sha256:

@@ -174,7 +174,7 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
     cache = cache_dir(name)
     mine = _search_folders(name, data_dir)
     if mine and not mine[-1][0].is_dir():  # a typo downloaded, and the run said it read the folder
-        (root, label) = mine[-1]
+        root, label = mine[-1]
         raise DataError(f"{label} {root}: no such folder; give the folder that holds {files[0].name} and "
                         f"{files[1].name} (or {name}/ with them)")
     places = mine + [(SYSTEM_DIR / name, ""), (cache, "")]
