@@ -2,6 +2,7 @@
 import dataclasses
 import functools
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -169,8 +170,9 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
 
 class Hostile:
     """A server on 127.0.0.1 that misbehaves as asked, on any path: "trickle" (a byte every 0.1 s of
-    a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed) or "loop"
-    (a redirect to itself); with ``then``, it serves the files of that folder from its second request."""
+    a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed), "stall"
+    (500 of them, then 3 s of silence) or "loop" (a redirect to itself); with ``then``, it serves
+    the files of that folder from its second request."""
 
     def __init__(self, how, then=None):
         self.requests = []
@@ -190,11 +192,11 @@ class Hostile:
                 self.send_header("Content-Length", "1000")
                 self.end_headers()
                 try:
-                    for _ in range(500 if how == "cut" else 1000):
+                    for sent in range(500 if how == "cut" else 1000):
                         self.wfile.write(b"x")
                         self.wfile.flush()
-                        if how == "trickle":
-                            time.sleep(0.1)
+                        if how == "trickle" or (how == "stall" and sent == 499):
+                            time.sleep(0.1 if how == "trickle" else 3)
                 except OSError:  # the client gave up
                     pass
                 self.close_connection = True
@@ -216,9 +218,11 @@ class Hostile:
     ("trickle", "too slow: "),                                       # it would never end (the download audit)
     ("cut", "the connection closed after 500 of 1,000 bytes; try again"),  # it said "checksum mismatch"
     ("loop", "HTTP 302"),                                            # urllib's reason ran over three lines
+    ("stall", "went silent after 500 of 1,000 bytes (nothing for 0.5 s)"),  # "timed out", and not tried again
 ])
 def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, monkeypatch, how, said):
     monkeypatch.setattr(download, "SLOW_AFTER", 0.5)  # the real 30 s, shortened
+    monkeypatch.setattr(download, "TIMEOUT", 0.5)
     hostile = Hostile(how)
     try:
         start = time.perf_counter()
@@ -230,15 +234,30 @@ def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, 
     assert not list(cache(env).glob("*")) if cache(env).exists() else True  # no half file, no .part
 
 
-def test_a_connection_cut_off_is_tried_once_more(env, served, capsys):
-    """The download audit: Fashion-MNIST and EMNIST have one mirror each, so one network drop was fatal."""
-    hostile = Hostile("cut", then=env / "www")
+@pytest.mark.parametrize("how", ["cut", "stall"])
+def test_a_connection_cut_off_is_tried_once_more(env, served, capsys, monkeypatch, how):
+    """The download audit: Fashion-MNIST and EMNIST have one mirror each, so one network drop was fatal;
+    a connection that goes silent mid-file (a read timeout) is one too."""
+    monkeypatch.setattr(download, "TIMEOUT", 0.5)  # the real 10 s, shortened
+    hostile = Hostile(how, then=env / "www")
     try:
         images, _ = locate("toy", "train", mirrors=[hostile.url])
     finally:
         hostile.close()
     assert images.is_file() and hostile.requests == [f"/{TRAIN[0]}", f"/{TRAIN[0]}", f"/{TRAIN[1]}"]
     assert capsys.readouterr().err.splitlines()[1] == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again"
+
+
+def test_a_killed_downloads_temp_file_is_removed_by_the_next(env, served):
+    """The download audit: a download killed with SIGKILL left its .part in the cache for ever."""
+    folder = cache(env)
+    folder.mkdir(parents=True)
+    old, live = folder / f".{TRAIN[0]}.k1ll3d.part", folder / f".{TRAIN[0]}.4l1ve.part"
+    old.write_bytes(b"x" * 100)
+    live.write_bytes(b"x" * 100)  # another process's download, writing now
+    os.utime(old, (time.time() - download.STALE_AFTER - 60,) * 2)
+    locate("toy", "train", progress=False)
+    assert not old.exists() and live.exists()
 
 
 def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, served, monkeypatch):

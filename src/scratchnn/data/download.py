@@ -3,8 +3,9 @@ arrives, checked against its MD5 (and SHA-256 when known), then renamed into pla
 cache never holds half a file. Bounded in size (``MAX_DOWNLOAD``, or the file's own) and in
 speed (given up under ``MIN_RATE`` after ``SLOW_AFTER`` seconds); a cache that cannot take the
 file (a full disk) is the disk's fault, not the mirror's (``CacheUnwritable``), and a connection
-that broke off mid-file is worth one more try (``CutOff``). ``sources`` says which files, from
-where.
+that broke off or went silent mid-file is worth one more try (``CutOff``). A temp file left by a
+download that was killed (``STALE_AFTER`` untouched) is removed by the next one. ``sources`` says
+which files, from where.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ SLOW_AFTER, MIN_RATE = 30.0, 1024  # a download under 1 kB/s on average after 30
 # No dataset file is larger (Fashion-MNIST's training images: 26 MB): a mirror, or a man in the middle
 # of an http:// one, that sends more is cut off before it fills the disk; the checksum comes after.
 MAX_DOWNLOAD = 64 << 20
+# A live download writes its temp file at least every TIMEOUT seconds (or gives up): one untouched
+# for this long belongs to a download that was killed (SIGKILL, a power cut) and is removed.
+STALE_AFTER = 600.0
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,10 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
     Raises CacheUnwritable when the cache cannot take the file."""
     with _into_cache(cache):
         cache.mkdir(parents=True, exist_ok=True)
+        _remove_stale(cache, remote.name)
         fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
     md5, sha256 = hashlib.md5(), hashlib.sha256()
+    received, size = 0, None
     try:
         # unbuffered: a full disk fails the write it happens in, not again in close() as another error
         with os.fdopen(fd, "wb", buffering=0) as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
@@ -106,10 +112,25 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
         return " ".join(str(getattr(reason, "strerror", None) or reason).split())
     except (OSError, http.client.HTTPException, ValueError) as error:  # timeouts, cut-off bodies, bad URLs
         why = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, TimeoutError) and received:  # it went silent mid-file
+            of = f" of {size:,}" if size else ""
+            return CutOff(f"the connection went silent after {received:,}{of} bytes (nothing for {TIMEOUT:g} s); "
+                          "try again")
         broke_off = (ConnectionResetError, ConnectionAbortedError, http.client.IncompleteRead)
         return CutOff(why) if isinstance(error, broke_off) else why
     finally:
         Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
+
+
+def _remove_stale(cache: Path, name: str) -> None:
+    """Remove the temp files of ``name`` that no download has written to for ``STALE_AFTER`` s."""
+    now = time.time()
+    for part in cache.glob(f".{name}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_AFTER:
+                part.unlink()
+        except FileNotFoundError:  # another process removed it first
+            pass
 
 
 def _write_all(out, block: bytes) -> None:
