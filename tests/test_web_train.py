@@ -172,7 +172,9 @@ def test_a_run_streams_its_story_refuses_a_second_and_is_not_served_when_the_doc
     kinds = [event["type"] for _, event in events]
     assert kinds[0] == "status" and last_status(events)["status"] == "finished", kinds
     assert kinds.index("done") < len(kinds) - 1 - kinds[::-1].index("status") < kinds.index("log", kinds.index("done"))
-    assert kinds.index("batch") < kinds.index("evaluation") < kinds.index("done")
+    assert kinds.index("setup") < kinds.index("batch") < kinds.index("evaluation") < kinds.index("done")
+    setup = next(e for _, e in events if e["type"] == "setup")  # the page names the confusion table's classes
+    assert setup["classes"] == 10 and setup["class_names"] == list("0123456789"), setup
     evaluations = [e for _, e in events if e["type"] == "evaluation"]
     assert [e["epoch"] for e in evaluations] == [10, 20, 30, 40]  # the seed preset measures every 10
     pictured = [e for _, e in events_until_over(client) if e["type"] in ("evaluation", "pictures") and e["weights"]]

@@ -76,6 +76,8 @@ def test_train_watch_pause_reload_stop_and_draw_with_the_new_model(browser, serv
     assert len(seen) == 3
     assert page.locator("#train-weights canvas").count() == 10
     assert page.locator("#train-confusion tbody tr").count() == 10
+    assert page.locator("#train-confusion thead th").all_inner_texts()[1:] == list("0123456789")  # the class names
+    assert "each as a 28×28 image" in page.locator("#train-weights-title").inner_text()  # the tiles' own size
     assert "epoch" in page.locator("#train-progress").inner_text()
 
     page.click("#train-pause")

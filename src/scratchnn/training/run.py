@@ -48,7 +48,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     batches, loss, accuracy)`` after every batch, ``on_finding(finding)`` for each new doctor's
     finding, ``stop_requested()``, polled after every batch (True: stop there, keep the
     weights as they are, save the model as for a finished run), and ``on_setup(model, x_dev,
-    y_dev)`` once before the first epoch (the live model, trained in place, and its dev set).
+    y_dev, classes)`` once before the first epoch (the live model, trained in place, its dev set
+    and the class names).
     """
     config.validate()
     if not out_dir:

@@ -82,7 +82,7 @@ class TrainingSession:
                  on_batch_end: Callable[[int, int, int, float, float], None] | None = None,
                  on_finding: Callable[[Finding], None] | None = None,
                  stop_requested: Callable[[], bool] | None = None,
-                 on_setup: Callable[[Sequential, np.ndarray, np.ndarray], None] | None = None):
+                 on_setup: Callable[[Sequential, np.ndarray, np.ndarray, tuple[str, ...]], None] | None = None):
         self.config, self.run_dir, self.checkpoint, self.source = config, run_dir, checkpoint, source
         # what is kept of the data: the images stay only as the split's float32 copies (the caller
         # drops its own reference to the uint8 ones once the session is made)
@@ -101,7 +101,7 @@ class TrainingSession:
         self.x_dev, self.y_dev = self.setup.x_dev, self.setup.y_dev
         check_batches(self.model, len(self.x_train), config.batch_size)  # before a checkpoint says it has begun
         if on_setup is not None:
-            on_setup(self.model, self.x_dev, self.y_dev)
+            on_setup(self.model, self.x_dev, self.y_dev, self.classes)
         self.optimizer = config.build_optimizer()
         steps_per_epoch = 1 if not config.batch_size else -(-len(self.x_train) // config.batch_size)
         self.schedule = config.build_schedule(steps_per_epoch)

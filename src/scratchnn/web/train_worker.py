@@ -10,7 +10,8 @@ a dead server. A finished (or stopped) run's folder gets its figures and report.
 
     {"type": "log", "line": "Data: csv ... (1,000 train / 1,000 dev)"}
     {"type": "note", "text": "--momentum 0.9 does nothing here; it applies only to ..."} (a "Note: " line)
-    {"type": "setup", "model": "784 -> 10 -> 10", "parameters": 7960, "dev_samples": 1000}
+    {"type": "setup", "model": "784 -> 10 -> 10", "parameters": 7960, "dev_samples": 1000,
+     "classes": 10, "class_names": ["0", ..., "9"]}
     {"type": "batch", "epoch": 3, "batch": 1, "batches": 1, "loss": 2.1, "accuracy": 0.2, "seconds": 0.4}
     {"type": "evaluation", "epoch": 10, "train_loss": ..., "dev_accuracy": ..., "lr": 0.1,
      "confusion": [[...], ...] (C, C) or None, "weights": {...} or None}
@@ -118,10 +119,11 @@ class Watcher:
     def log(self, line: str) -> None:
         self.events.put(note_event(line) if line.startswith(NOTE) else {"type": "log", "line": without_folders(line)})
 
-    def setup(self, model, x_dev: np.ndarray, y_dev: np.ndarray) -> None:
+    def setup(self, model, x_dev: np.ndarray, y_dev: np.ndarray, classes: tuple[str, ...]) -> None:
         self.model, self.x_dev, self.y_dev = model, x_dev, y_dev
         self.events.put({"type": "setup", "model": model.widths(), "parameters": int(model.num_parameters),
-                         "dev_samples": int(len(x_dev)), "classes": int(model.num_classes)})
+                         "dev_samples": int(len(x_dev)), "classes": int(model.num_classes),
+                         "class_names": [str(name)[:40] for name in classes]})
 
     def batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float) -> None:
         now = time.monotonic()

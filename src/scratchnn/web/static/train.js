@@ -160,15 +160,18 @@ function showPictures(event) {
     const w = event.weights;
     $("train-weights-title").textContent = w.kind === "conv"
       ? `First convolution's kernels (${w.count} of ${w.total}) and feature maps of one digit`
-      : `First-layer weights: ${w.count} of ${w.total} units, each as a 28×28 image`;
+      : `First-layer weights: ${w.count} of ${w.total} units, each as a ${w.height}×${w.width} image`;
     paintTiles($("train-weights"), w, { size: w.kind === "conv" ? 36 : 48 });
     if (w.maps) paintTiles($("train-maps"), w.maps, { signed: false, size: 56 });
     $("train-weights").dataset.version = String(Number($("train-weights").dataset.version || 0) + 1);
   }
   if (event.confusion) {
     const m = event.confusion;
-    fillTable($("train-confusion"), ["true \\ said", ...m.map((_, i) => String(i))],
-              m.map((row, i) => [String(i), ...row.map(String)]), { rowHeaders: true });
+    // the classes by name (Fashion-MNIST's "Sneaker", not 7) once the run's setup event has said them
+    const named = run && run.classNames && run.classNames.length === m.length;
+    const names = named ? run.classNames : m.map((_, i) => String(i));
+    fillTable($("train-confusion"), ["true \\ said", ...names], m.map((row, i) => [names[i], ...row.map(String)]),
+              { rowHeaders: true });
     const rows = $("train-confusion").tBodies[0].rows;
     m.forEach((row, i) => row.forEach((count, j) => {
       const share = count / Math.max(1, row.reduce((a, b) => a + b, 0));
@@ -270,6 +273,8 @@ function handle(event) {
     }
     showPictures(event);
     redraw();
+  } else if (event.type === "setup") {
+    run.classNames = event.class_names;
   } else if (event.type === "pictures") {
     showPictures(event);
   } else if (event.type === "finding") {
