@@ -77,6 +77,14 @@ def test_report_of_a_sweep_folder(sweep):
         plt.close(mine)
 
 
+def test_importing_the_sweep_report_leaves_the_callers_matplotlib_backend():
+    """It called matplotlib.use("Agg") at import: a notebook's own figures stopped showing."""
+    code = ("import matplotlib; matplotlib.use('svg'); import scratchnn.insight.sweep_report; "
+            "print(matplotlib.get_backend())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "svg", done.stderr
+
+
 def test_diverging_trials_are_failed_not_a_crash(digits, tmp_path):
     (tmp_path / "hot.toml").write_text("lr = {low = 60, high = 100}\n")
     done = scratchnn("sweep", "--space", tmp_path / "hot.toml", "--csv", digits, *SMALL, "--trials", 3,

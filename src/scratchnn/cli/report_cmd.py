@@ -27,10 +27,14 @@ def run(args: argparse.Namespace) -> int:
     if (args.run_dir / "sweep.json").is_file():  # a sweep folder: sweep.html (the tune extra)
         if given_options(args, ("data",)):
             raise ConfigError("a sweep's report reads its trials' own runs: leave the data flags out")
-        from ..insight.sweep_report import write_sweep_report
         from ..tune.parallel import require_tune_extra
 
         require_tune_extra("a sweep folder's report")
+        import matplotlib
+
+        matplotlib.use("Agg")  # this process draws files only (Optuna draws with pyplot)
+        from ..insight.sweep_report import write_sweep_report
+
         write_sweep_report(args.run_dir)
         return 0
     from ..insight.report import write_report  # matplotlib only for this command

@@ -16,10 +16,7 @@ from pathlib import Path
 
 from .. import plots  # noqa: F401  (first: without matplotlib, the one-line MissingExtra that names the extra)
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (Optuna draws with pyplot; the backend stays the caller's)
 
 from .. import __version__  # noqa: E402
 from ..errors import ScratchnnError  # noqa: E402
@@ -61,7 +58,7 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
             continue
         before = set(plt.get_fignums())
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), plt.ioff():  # an interactive session opens no window for it
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
                 axes = draw(study, target_name="dev accuracy")
                 figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
