@@ -12,7 +12,7 @@ from scratchnn.cli.config_flags import add_option_arguments, given_options
 from scratchnn.cli.main import build_parser, parse
 from scratchnn.cli.train_cmd import resolve_config
 from scratchnn.data.augment import CLOTHES, DIGITS
-from scratchnn.errors import ConfigError
+from scratchnn.errors import ConfigError, DataError
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.options import TRAIN_GROUPS, option, options_of
 from scratchnn.training.presets import get_preset
@@ -105,7 +105,7 @@ def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule
     with pytest.raises(ConfigError, match="the one-cycle schedule has its own warm-up"):
         resolve_config(train_args("--schedule", "one-cycle", "--warmup", "1"))  # one the user typed is theirs
     saved = tmp_path / "config.toml"
-    saved.write_text('preset = "mlp"\nschedule = "cosine"\nmin_lr = 1e-5\nwarmup = 2.0\n')
+    saved.write_text('preset = "mine"\nschedule = "cosine"\nmin_lr = 1e-5\nwarmup = 2.0\n')
     config = resolve_config(train_args("--config", str(saved), "--schedule", "step"))
     assert (config.min_lr, config.warmup) == (0, 2.0)  # a step schedule warms up too
     assert capsys.readouterr().out == ("Note: the step schedule does not use --min-lr; config.toml's --min-lr 1e-05 is "
@@ -272,3 +272,39 @@ def test_any_augmentation_text_is_a_table_or_a_one_line_refusal(text):
         TrainConfig(augment=True, augmentation=table).validate()
     except ConfigError as error:
         assert "\n" not in str(error) and "augmentation" in str(error)
+
+
+def test_a_config_file_over_a_preset_holds_only_what_it_changes(tmp_path, capsys):
+    """The config audit: `preset = "cnn"` with `epochs = 2` trained the 784-10-10 defaults in a folder named cnn,
+    and --preset with --config was refused although --help says settings come from both, in that order."""
+    mine = tmp_path / "mine.toml"
+    mine.write_text("epochs = 2\nlr = 0.003\n")
+    config = resolve_config(train_args("--preset", "cnn", "--config", str(mine), "--seed", "5"))
+    expected = dataclasses.replace(get_preset("cnn"), epochs=2, lr=0.003, seed=5)
+    assert config.to_dict() == expected.validate().to_dict()
+    named = tmp_path / "named.toml"
+    named.write_text('preset = "cnn"\nepochs = 2\n')
+    assert resolve_config(train_args("--preset", "cnn", "--config", str(named))).conv == get_preset("cnn").conv
+    with pytest.raises(ConfigError, match=r"names the preset 'cnn', --preset names 'mlp': drop one of them"):
+        resolve_config(train_args("--preset", "mlp", "--config", str(named)))
+    capsys.readouterr()
+    alone = resolve_config(train_args("--config", str(named)))  # an older config.toml's missing keys: the defaults
+    assert alone.conv == [] and alone.preset == "cnn"
+    note = capsys.readouterr().out
+    assert note.startswith("Note: named.toml names the preset 'cnn' but leaves out ") and "add --preset cnn" in note
+
+
+def test_a_config_file_repeats_its_run_only_on_the_data_it_recorded(tmp_path):
+    """The config audit: the data behind a saved config.toml was replaced, and `--config` trained on it silently."""
+    data = tmp_path / "digits.csv"
+    data.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + "3," + ",".join(["0"] * 784) + "\n")
+    saved = tmp_path / "config.toml"
+    from scratchnn.training.run_data import record_data
+
+    record_data(dataclasses.replace(get_preset("seed"), csv=str(data))).save(saved)
+    assert resolve_config(train_args("--config", str(saved))).csv == str(data)
+    data.write_text(data.read_text() + "4," + ",".join(["0"] * 784) + "\n")
+    with pytest.raises(DataError, match=r"that file has changed \(sha256 now .*restore it, or give the data "
+                                          r"explicitly with --csv"):
+        resolve_config(train_args("--config", str(saved)))
+    assert resolve_config(train_args("--config", str(saved), "--csv", str(data))).csv_sha256 == ""  # named anew

@@ -5,6 +5,7 @@ The resolved config is saved in the run folder (``config.toml``) and in the mode
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import re
@@ -316,13 +317,15 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
+    def from_dict(cls, values: dict, source: str = "config", base: TrainConfig | None = None) -> TrainConfig:
+        """``base`` (default: the defaults) with ``values`` ({field: value}) written over it, type-checked
+        (not yet validated)."""
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"{source}: unknown option(s) {names_in_message(unknown)}; "
                               f"known: {', '.join(known)}")
-        config, specs = cls(), options_of(cls)
+        config, specs = copy.deepcopy(base) if base is not None else cls(), options_of(cls)
         for name, value in values.items():
             default = getattr(config, name)
             words = name in specs and bool(specs[name].choices)  # a list of names (fault) or of numbers
@@ -338,15 +341,22 @@ class TrainConfig:
         atomic_write_bytes(Path(path), self.to_toml().encode())
         return Path(path)
 
-    @classmethod
-    def load(cls, path) -> TrainConfig:
+    @staticmethod
+    def read_file(path) -> dict:
+        """The table of the config file at ``path`` (bounded, TOML), not yet a config."""
         path = Path(path)
         text = read_small_text(path, MAX_CONFIG_BYTES, "a config file (config.toml)")
         try:
-            values = tomllib.loads(text)
+            return tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from None
-        config = cls.from_dict(values, source=str(path))
+
+    @classmethod
+    def load(cls, path, base: TrainConfig | None = None) -> TrainConfig:
+        """The config file at ``path``, its settings written over ``base`` (default: the defaults),
+        validated."""
+        path = Path(path)
+        config = cls.from_dict(cls.read_file(path), source=str(path), base=base)
         try:
             return config.validate()
         except ConfigError as error:  # worded for the flags; say which file holds the value

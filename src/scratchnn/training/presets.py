@@ -10,7 +10,7 @@ from ..io import MODEL_FILE, read_metadata
 from ..optim.schedule_options import OPTION_USERS
 from .config import SCHEDULE_KEYS, TrainConfig
 from .options import option_of, options_of
-from .run_data import locate_data, with_data
+from .run_data import check_data_files, locate_data, with_data
 
 PRESETS: dict[str, TrainConfig] = {
     # The seed tutorial exactly: 784-10-10, weights and biases U[-0.5, 0.5), full-batch gradient
@@ -87,8 +87,13 @@ def get_preset(name: str) -> TrainConfig:
 
 def resolve_config(preset: str | None = None, settings: dict | None = None, data: dict | None = None, *,
                    config_file: Path | None = None, log=print) -> TrainConfig:
-    """A preset (default: DEFAULT_PRESET) or a config file, then ``settings`` ({field: value}),
+    """A preset (default: DEFAULT_PRESET), then a config file, then ``settings`` ({field: value}),
     then the data options ``data``: later ones override earlier ones. Validated.
+
+    A config file alone starts from the defaults (the settings an older version's config.toml
+    leaves out are what that version did: a feature added since, off); with ``preset`` it starts
+    from that preset, so a file need only hold what it changes. A file naming a preset whose
+    settings it leaves out gets a note saying which came from the defaults instead.
 
     A warm-up the user did not set that would last the whole run (``epochs`` lowered below a
     preset's warm-up) shrinks to the same share of the run instead of being refused; a schedule
@@ -96,11 +101,11 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     warm-up under ``--schedule one-cycle``, which warms up itself) is left out, with a note.
     """
     settings, data = dict(settings or {}), dict(data or {})
-    if config_file and preset:
-        raise ConfigError("give --preset or --config, not both (a config file already names its preset)")
     if config_file:  # an older config's relative data paths: from here, else from the config's folder
         folder = Path(config_file).parent
-        config = with_recorded_augmentation(locate_data(TrainConfig.load(config_file), folder), folder, log)
+        config = with_recorded_augmentation(locate_data(_config_file(config_file, preset, log), folder), folder, log)
+        if not data.keys() & {"dataset", "csv", "images", "labels"}:
+            check_data_files(config)  # a repeat trains on the data the run did, or says why it cannot
     else:
         config = get_preset(preset or DEFAULT_PRESET)
     epochs = settings.get("epochs")
@@ -123,6 +128,26 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     if settings.get("optimizer") == "adamw" and not config.weight_decay:
         log("Note: adamw without weight decay is adam (the decoupled decay is all that sets it apart); "
             "the usual amount is --weight-decay 0.01")
+    return config
+
+
+def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
+    """The config file at ``path`` over ``preset`` (given: its settings are the base) or the defaults."""
+    values = TrainConfig.read_file(path)
+    named = values.get("preset")
+    known = named if isinstance(named, str) and named in PRESETS else None
+    if preset and known and known != preset:
+        raise ConfigError(f"{path} names the preset {known!r}, --preset names {preset!r}: drop one of them")
+    if preset:
+        return TrainConfig.load(path, base=get_preset(preset))
+    config = TrainConfig.load(path)
+    if known:
+        recipe, default = PRESETS[known].to_dict(), TrainConfig().to_dict()
+        missing = [name for name in recipe if name not in values and recipe[name] != default[name]]
+        if missing:
+            log(f"Note: {Path(path).name} names the preset {known!r} but leaves out {len(missing)} of its settings "
+                f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): they are the defaults, not "
+                f"{known}'s; to start from {known}'s, add --preset {known}")
     return config
 
 
