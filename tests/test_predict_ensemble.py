@@ -17,9 +17,9 @@ from scratchnn.training.run_data import load_set
 MNIST_CSV = "datasets/mnist/t10k-kaggle.csv.gz"
 
 
-def train(out, csv, seed, hidden=64):
+def train(out, csv, seed, hidden=64, *more):
     assert main(["train", "--hidden", str(hidden), "--epochs", "2", "--batch-size", "128", "--csv", str(csv),
-                 "--seed", str(seed), "--out", str(out), "--no-report"]) == 0
+                 "--seed", str(seed), "--out", str(out), "--no-report", *more]) == 0
     return out
 
 
@@ -111,6 +111,16 @@ def test_members_with_different_splits_are_not_scored_on_dev(runs, capsys):
     assert main(["evaluate", str(runs["ens"])]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "seed-1 has another dev set than" in err and "--set all" in err, err
+
+
+def test_a_member_of_the_same_seed_split_by_another_is_not_scored_on_its_training_digits(runs, tmp_path, capsys):
+    """The ensemble audit: a `train --seeds` member (seed 1, split seed 0) beside a run of seed 1 (split 1) passed
+    as sharing a dev set: 894 of the 1,000 "dev" digits were the other's training digits (0.995 for a 0.971 model)."""
+    shared = train(tmp_path / "seed-1-split-0", runs["csv"], 1, 64, "--split-seed", "0")
+    for models in ([shared, runs["seed-1"]], [runs["seed-1"], shared]):
+        assert main(["evaluate", *map(str, models)]) == 1
+        assert "has another dev set than" in capsys.readouterr().err
+    assert main(["evaluate", str(shared), str(runs["seed-0"]), str(runs["wide"])]) == 0  # split 0, all three
 
 
 def test_a_csv_with_labels_needs_ignore_labels(runs, test_csv, tmp_path, capsys):

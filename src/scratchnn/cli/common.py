@@ -155,9 +155,12 @@ def load_ensemble_and_set(args: argparse.Namespace):
 
 
 def _set_key(config: TrainConfig, which: str) -> tuple:
-    """What decides a set's images: the data source, and for train/dev the seeded split."""
-    source = tuple(getattr(config, name) for name in ("dataset", "csv", "images", "labels", "data_dir"))
-    return source + ((config.seed, config.dev_size) if which in ("train", "dev") else ())
+    """What decides a set's images: the data source and how it is read, and for train/dev the
+    seeded split (the split seed, which is the seed unless set: ensemble members share one)."""
+    source = tuple(getattr(config, name) for name in ("dataset", "csv", "images", "labels", "data_dir", "transpose"))
+    split_seed = config.split_seed if config.split_seed >= 0 else config.seed
+    split = (split_seed, config.dev_size) + ((config.train_size,) if which == "train" else ())
+    return source + (split if which in ("train", "dev") else ())
 
 
 # The extras the next steps may need: the module that shows one is installed, and its name
