@@ -221,6 +221,26 @@ def test_the_web_api_serves_the_ensemble(runs):
     assert summary["members"] == ["seed-0", "seed-1"] and summary["name"] == "seed-0"
 
 
+def test_the_web_api_serves_an_ensemble_of_an_mlp_and_a_cnn(runs, tmp_path):
+    """The ensemble audit: `serve MLP CNN` answered every drawing 422, the CNN fed the MLP's (1, 784) rows."""
+    from web_support import LOCAL_BASE_URL, require
+
+    require("fastapi", "pip install 'scratchnn[web]'")
+    from fastapi.testclient import TestClient
+
+    from scratchnn.web.app import create_app
+
+    cnn = train(tmp_path / "cnn", runs["csv"], 0, 16, "--conv", "4", "--epochs", "1", "--train-size", "500")
+    images, _ = read_kaggle_csv(runs["csv"])
+    pixels = np.round(images[0] / 255, 3)
+    for models in ([runs["seed-0"], cnn], [cnn, runs["seed-0"]]):
+        with TestClient(create_app(models), base_url=LOCAL_BASE_URL) as client:
+            answer = client.post("/api/predict", json={"pixels": pixels.tolist(), "preprocess": False})
+        assert answer.status_code == 200, answer.text
+        expected = load_ensemble(models).predict_proba(pixels.reshape(1, 1, 28, 28).astype(np.float32))[0]
+        assert np.allclose(answer.json()["probabilities"], expected, atol=1e-6)
+
+
 def test_the_web_api_serves_tta(runs):
     """serve --tta N: /api/predict and the gallery average N views; the layers show the image itself."""
     from web_support import LOCAL_BASE_URL, require

@@ -83,11 +83,8 @@ class ModelService:
                 if isinstance(layer, ACTIVATION_LAYERS) and i < last:
                     activations.append(_describe_activation(i, layer, x[0]))
             probs = softmax(x.astype(np.float64))[0]
-            if self.tta > 1:  # every member, every view
+            if self.tta > 1 or len(self.ensemble) > 1:  # every member (each in its own input shape), every view
                 probs = self.ensemble.predict_proba(x_in, tta=self.tta)[0].astype(np.float64)
-            elif len(self.ensemble) > 1:  # the first member's answer is in hand; average in the others'
-                others = [net.predict_proba(x_in)[0].astype(np.float64) for net in self.ensemble.nets[1:]]
-                probs = (probs + sum(others)) / len(self.ensemble)
         best = int(np.argmax(probs))
         return {"prediction": best, "label": self.classes[best], "probabilities": probs.tolist(),
                 "input": _rounded(image, 3), "activations": activations,
