@@ -123,6 +123,23 @@ def test_a_member_of_the_same_seed_split_by_another_is_not_scored_on_its_trainin
     assert main(["evaluate", str(shared), str(runs["seed-0"]), str(runs["wide"])]) == 0  # split 0, all three
 
 
+def test_a_model_trained_with_transpose_reads_the_test_csv_turned_and_mixed_members_are_refused(runs, test_csv,
+                                                                                                 tmp_path, capsys):
+    """The ensemble audit: a --transpose model's submission read the test file upright (0.168 where evaluate said
+    0.943), and an ensemble fed such a member upright images (it scored 0.166 and pulled the rest down)."""
+    turned = train(tmp_path / "turned", runs["csv"], 0, 64, "--transpose")
+    out = tmp_path / "submission.csv"
+    output(capsys, ["predict", str(turned), "--csv", str(test_csv[0]), "--submission", str(out)])
+    images = read_kaggle_csv(test_csv[0])[0]
+    expected = load(turned).predict(scale_pixels(images.transpose(0, 2, 1)).reshape(len(images), -1))
+    assert np.array_equal(read_submission(out), expected) and accuracy(test_csv[1], expected) > 0.8
+    for argv in (["predict", str(runs["seed-0"]), str(turned), "--csv", str(test_csv[0]), "--submission", str(out)],
+                 ["evaluate", str(runs["seed-0"]), str(turned), "--csv", str(runs["csv"]), "--set", "all"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "turned was trained with --transpose" in err and "seed-0 without" in err, err
+
+
 def test_a_csv_with_labels_needs_ignore_labels(runs, test_csv, tmp_path, capsys):
     out = tmp_path / "submission.csv"
     argv = ["predict", str(runs["seed-0"]), "--csv", str(runs["csv"]), "--submission", str(out)]

@@ -56,6 +56,13 @@ class Member:
         return tuple(shape) if shape is not None else None
 
     @property
+    def transposed(self) -> bool:
+        """Whether it was trained on its files' images turned over their diagonal (``--transpose``,
+        EMNIST's layout): images of such files must be turned the same way before it reads them."""
+        config = self.metadata.get("config")
+        return isinstance(config, dict) and config.get("transpose") is True
+
+    @property
     def views(self) -> str:
         """The test-time views that suit how it was trained (``data.tta.views_for``): mirrors for a
         model trained on mirrored images, else shifts and turns."""

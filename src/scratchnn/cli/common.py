@@ -146,6 +146,11 @@ def load_ensemble_and_set(args: argparse.Namespace):
         own = config_with_data_options(member.metadata, member.path, args)
         if _set_key(own, args.set) == _set_key(config, args.set):
             continue
+        if own.transpose != config.transpose:
+            a, b = (first.name, member.name) if config.transpose else (member.name, first.name)
+            raise ConfigError(f"ensemble member {a} was trained with --transpose (its files' images turned over "
+                              f"their diagonal), {b} without: they read the same files differently; evaluate "
+                              "members trained alike")
         theirs, their_labels, _, _ = load_set(own, args.set, model=member.model, metadata=member.metadata)
         if not (np.array_equal(theirs, images) and np.array_equal(their_labels, labels)):
             raise ConfigError(f"ensemble member {member.name} has another {args.set} set than {first.name} (other "
