@@ -149,6 +149,28 @@ def test_pixel_out_of_range(tmp_path, digits, value):
     assert_line_error(write_text(tmp_path / "range.csv", lines), 3, f"pixel7 = {int(value)}", "0..255")
 
 
+def test_a_pixel_written_minus_zero_is_zero(tmp_path, digits):
+    """The ensemble audit: "-0" passed the line check but not NumPy's parser: "lines 2 to 7 could not be parsed"."""
+    lines = [HEADER, *rows(*digits)]
+    fields = lines[2].split(",")
+    fields[8], fields[9] = "-0", "+007"
+    lines[2] = ",".join(fields)
+    images, labels = read_kaggle_csv(write_text(tmp_path / "signs.csv", lines))
+    expected = digits[0].copy()
+    expected[1, 0, 7:9] = 0, 7
+    assert np.array_equal(images, expected) and np.array_equal(labels, digits[1])
+
+
+def test_a_file_of_black_and_white_pixels_is_refused(tmp_path, digits):
+    """The ensemble audit: a test file binarised to 0/1 was read as 0..255, so every image was black and the
+    submission said 5 for all 10,000."""
+    images, labels = digits
+    path = write_text(tmp_path / "bw.csv", [HEADER, *rows((images > 127).astype(np.uint8), labels)])
+    with pytest.raises(DataError, match=r"bw.csv: every pixel is 0 or 1 .*multiply them by 255$"):
+        read_kaggle_csv(path)
+    assert read_kaggle_csv(write_text(tmp_path / "black.csv", [HEADER, *rows(images * 0, labels)]))[0].max() == 0
+
+
 @pytest.mark.parametrize("value", ["256", "-1", "1000"])
 def test_label_out_of_range(tmp_path, digits, value):
     lines = [HEADER, *rows(*digits)]

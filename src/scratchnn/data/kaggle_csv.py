@@ -80,10 +80,12 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
         if values is None:
             raise DataError(f"{path}: no images after the header on line {first[0]}")
         text.detach()  # the stream is closed by open_data, not by the wrapper
-    if columns.label is None:
-        return values.reshape(-1, columns.side, columns.side), None
-    pixels = values[:, 1:] if columns.label == 0 else values[:, :-1]
-    return np.ascontiguousarray(pixels).reshape(-1, columns.side, columns.side), values[:, columns.label].copy()
+    pixels = values if columns.label is None else values[:, 1:] if columns.label == 0 else values[:, :-1]
+    if pixels.max() == 1:  # read as 0..255, every image would be black: a model says one class for all
+        raise DataError(f"{path}: every pixel is 0 or 1 (black and white?); pixels are integers 0..255, as Kaggle's "
+                        "files hold them: multiply them by 255")
+    images = np.ascontiguousarray(pixels).reshape(-1, columns.side, columns.side)
+    return images, None if columns.label is None else values[:, columns.label].copy()
 
 
 def read_kaggle_test_csv(path, *, ignore_labels: bool = False) -> np.ndarray:
@@ -257,11 +259,11 @@ def _parse(path: Path, lines: Iterable[tuple[int, str]], columns: _Columns) -> n
                             f"scratchnn reads from one CSV of {columns.side}x{columns.side} images; split the "
                             "file or use a smaller one")
         values = _fast_parse([line for _, line in chunk], columns.count)
-        if values is None:
+        if values is None:  # name the first bad line; lines NumPy refuses that are fine ("-0") are read here
             for number, line in chunk:
                 _check_line(path, number, line, columns)
-            raise DataError(f"{path}: lines {chunk[0][0]} to {chunk[-1][0]} could not be parsed as "
-                            "comma-separated integers")
+            values = np.array([[int(field.strip().lstrip("+-").lstrip("0") or "0") for field in line.split(",")]
+                               for _, line in chunk], np.uint8)
         chunks.append(values)
     return np.concatenate(chunks) if chunks else None
 
