@@ -80,6 +80,33 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
     assert f"{stopped} already holds an ensemble; complete it with --resume" in capsys.readouterr().err
 
 
+def test_runs_and_ensembles_do_not_share_a_folder(tmp_path, digits_csv, capsys):
+    """The ensemble and config audits: --seeds into a folder of other runs made evaluate average 4 'members' (an
+    old cnn among them) where ensemble.toml said 2; a single run into an ensemble's folder became what evaluate
+    read; and the report's figures wrote over a user's mistakes.png in --out."""
+    flags = ["--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size", "50", "--csv", str(digits_csv),
+             "--no-report", "--quiet"]
+    single, ensemble = tmp_path / "single", tmp_path / "ensemble"
+    assert main(["train", "--seed", "5", "--out", str(single), *flags]) == 0
+    assert main(["train", "--seeds", "0,1", "--out", str(ensemble), *flags]) == 0
+    capsys.readouterr()
+    for argv, said in ((["--seeds", "0,1", "--out", str(single)], f"{single} already holds a run (the folder itself)"),
+                       (["--seeds", "0,1", "--out", str(tmp_path)], "already holds a run (single)"),
+                       (["--seed", "2", "--out", str(ensemble)], "already holds ensemble.toml")):
+        assert main(["train", *argv, *flags]) == 1
+        assert said in capsys.readouterr().err
+    (ensemble / "stray").mkdir()  # a run put beside the members is not one of them
+    assert main(["train", "--seed", "9", "--out", str(ensemble / "stray"), *flags]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(ensemble), "--json"]) == 0
+    assert "stray" not in capsys.readouterr().out
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "mistakes.png").write_bytes(b"my own")
+    assert main(["train", "--out", str(mine), *flags]) == 1
+    assert "already holds mistakes.png" in capsys.readouterr().err and (mine / "mistakes.png").read_bytes() == b"my own"
+
+
 @pytest.mark.parametrize("seeds, message", [
     ("1", "two or more different seeds"),
     ("1,1", "two or more different seeds"),

@@ -196,18 +196,25 @@ def model_files(path) -> list[Path]:
     if (path / MODEL_FILE).is_file():
         return [path / MODEL_FILE]
     check_finished(path)
-    missing = [seed for seed in recorded_seeds(path) or [] if not member_dir(path, seed).is_dir()]
+    seeds = recorded_seeds(path)
+    missing = [seed for seed in seeds or [] if not member_dir(path, seed).is_dir()]
     if missing:  # train --seeds was interrupted before them: the ensemble is not all there
         raise ConfigError(f"{path}: the ensemble's member{'s' * (len(missing) > 1)} "
                           f"{', '.join(f'seed-{seed}' for seed in missing)} {'were' if len(missing) > 1 else 'was'} "
                           f"never trained; complete it with 'scratchnn train --resume {path}'")
-    runs = sorted((sub for sub in path.iterdir() if sub.is_dir() and
-                   ((sub / MODEL_FILE).is_file() or (sub / CHECKPOINT_FILE).is_file())), key=_natural)
+    if seeds is not None:  # train --seeds' folder: its members, not whatever else was put beside them
+        runs = [member_dir(path, seed) for seed in seeds]
+    else:
+        runs = sorted((sub for sub in path.iterdir() if sub.is_dir() and
+                       ((sub / MODEL_FILE).is_file() or (sub / CHECKPOINT_FILE).is_file())), key=_natural)
     if not runs:
         resolve_model_path(path)  # raises: no model file here
     if len(runs) > MAX_MEMBERS:
         raise ConfigError(f"{path}: {len(runs)} member runs, more than the {MAX_MEMBERS} an ensemble may have")
     for run in runs:
+        if seeds is not None and not (run / MODEL_FILE).exists() and not _diverged(run):
+            raise ConfigError(f"{path}: the ensemble's member {run.name} has not finished (no {MODEL_FILE}); "
+                              f"complete the ensemble with 'scratchnn train --resume {path}'")
         check_finished(run)
     return [run / MODEL_FILE for run in runs]
 

@@ -32,7 +32,7 @@ from ..files import atomic_write_bytes, read_at_most, why_unreadable
 from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
-from ..training.run import REPORT_FILE
+from ..training.run import REPORT_FIGURES, REPORT_FILE
 from ..training.run_data import SETS, data_source, load_set, locate_data, with_data
 from ..training.run_health import run_settings
 from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
@@ -51,8 +51,8 @@ class ReportFigure:
     size: tuple[float, float]  # inches (width, height)
 
 
-FIGURE_NAMES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions", "first_layer",
-                *HEALTH_FIGURES)
+FIGURE_NAMES = REPORT_FIGURES
+assert set(HEALTH_FIGURES) <= set(FIGURE_NAMES)
 
 
 def write_report(run_dir, *, which: str = "dev", data: dict | None = None,

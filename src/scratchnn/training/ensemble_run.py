@@ -15,11 +15,12 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
 from .config import CONFIG_FILE, TrainConfig
-from .run import REPORT_FILE, resume_run, run_finished, train_run
+from ..io import MODEL_FILE
+from .checkpoint import CHECKPOINT_FILE
+from .run import ENSEMBLE_FILE, REPORT_FILE, resume_run, run_finished, train_run
 from .run_data import locate_data
 from .session import RunResult
 
-ENSEMBLE_FILE = "ensemble.toml"
 MAX_SEEDS = 64  # as many members as an ensemble may have (ensemble.MAX_MEMBERS)
 
 
@@ -56,11 +57,20 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
     if recorded_seeds(folder) is not None:
         raise ConfigError(f"{folder} already holds an ensemble; complete it with --resume {folder}, "
                           "or choose another --out")
+    runs = [run for run in (folder, *sorted(folder.iterdir() if folder.is_dir() else ())) if _holds_a_run(run)]
+    if runs:  # evaluate FOLDER would read them as (or instead of) the members
+        names = ", ".join("the folder itself" if run == folder else run.name for run in runs[:3])
+        raise ConfigError(f"{folder} already holds a run ({names}); an ensemble's folder holds its members only: "
+                          "choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / ENSEMBLE_FILE, f"seeds = [{', '.join(map(str, seeds))}]\n".encode())
     for seed in seeds:
         log(f"Ensemble member seed {seed} -> {member_dir(folder, seed)}")
         yield train_run(member_config(config, seed), member_dir(folder, seed), log=log, progress=progress)
+
+
+def _holds_a_run(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / name).exists() for name in (MODEL_FILE, CHECKPOINT_FILE, CONFIG_FILE))
 
 
 def resume_members(folder: Path, log: Callable[[str], None], progress: bool,

@@ -29,6 +29,10 @@ from .session import METRICS_FILE, RunResult, TrainingSession, training_done
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
+# report.html's figures, each <name>.png beside it (insight.report draws them)
+REPORT_FIGURES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions",
+                  "first_layer", "health_gradients", "health_units")
+ENSEMBLE_FILE = "ensemble.toml"  # the seeds of `train --seeds`' folder (ensemble_run)
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
 
 
@@ -57,8 +61,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
-    taken = [name for name in (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE)
-             if out_dir and (Path(out_dir) / name).exists()]
+    outputs = (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE, *(f"{name}.png" for name in REPORT_FIGURES))
+    taken = [name for name in (*outputs, ENSEMBLE_FILE) if out_dir and (Path(out_dir) / name).exists()]
     if taken:  # a run that saved nothing yet, or someone's own files: never written over
         resume = f"continue the run it began with --resume {out_dir}, or " if taken == [CONFIG_FILE] else ""
         raise ConfigError(f"{out_dir} already holds {', '.join(taken)}, which a new run would write over; "
