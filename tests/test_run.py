@@ -242,3 +242,12 @@ def test_a_preset_that_cannot_name_a_folder_is_refused_before_anything_is_made(t
     with pytest.raises(ConfigError, match=words.replace("(", r"\(")) as error:
         train_run(TrainConfig(preset=preset, csv="nowhere.csv"), log=lambda line: None, progress=False)
     assert "\n" not in str(error.value) and not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_dev_set_larger_than_the_data_leaves_no_run_folder(digits, tmp_path):
+    """The config audit: --dev-size 20000 failed after the folder and config.toml were written, so the same --out
+    was then refused ('continue it with --resume'), and that resume failed again."""
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"dev size must be between 0 and \d+ \(the data has"):
+        train_run(small_config(digits, dev_size=100_000), out, log=lambda line: None, progress=False)
+    assert not out.exists()

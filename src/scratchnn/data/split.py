@@ -25,13 +25,19 @@ def train_dev_split(images: np.ndarray, labels: np.ndarray, dev_size: int, rng: 
     n = len(images)
     if len(labels) != n:
         raise DataError(f"{n} images but {len(labels)} labels; they must come in pairs")
+    dev_size = check_dev_size(dev_size, n)
+    order = rng.permutation(n)
+    dev, train = order[:dev_size], order[dev_size:]
+    return images[train], labels[train], images[dev], labels[dev]
+
+
+def check_dev_size(dev_size: int, n: int) -> int:
+    """``dev_size`` if it leaves at least one of ``n`` images to train on, else a ConfigError."""
     dev_size = _whole(dev_size, "dev size")
     if not 0 <= dev_size < n:
         raise ConfigError(f"dev size must be between 0 and {n - 1} (the data has {n} images, and at least "
                           f"one must be left to train on), got {dev_size}")
-    order = rng.permutation(n)
-    dev, train = order[:dev_size], order[dev_size:]
-    return images[train], labels[train], images[dev], labels[dev]
+    return dev_size
 
 
 def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.random.Generator]:

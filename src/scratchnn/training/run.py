@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..doctor.signals import HEALTH_FILE
 from ..data.sources import locate
+from ..data.split import check_dev_size
 from ..errors import ConfigError, DataError, RunInterrupted, names_in_message
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
@@ -79,6 +80,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
         (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
         raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
                           f"{want_h}x{want_w} images")
+    check_dev_size(config.dev_size, len(data.images))  # before the folder: a failed start leaves nothing
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
