@@ -251,3 +251,20 @@ def test_a_dev_set_larger_than_the_data_leaves_no_run_folder(digits, tmp_path):
     with pytest.raises(ConfigError, match=r"dev size must be between 0 and \d+ \(the data has"):
         train_run(small_config(digits, dev_size=100_000), out, log=lambda line: None, progress=False)
     assert not out.exists()
+
+
+def test_a_finished_run_whose_model_file_is_damaged_gets_it_back_from_the_checkpoint(digits, tmp_path, capsys):
+    """The config audit: `train --resume` of a finished run with a truncated model said 'already finished; nothing
+    to train' (exit 0) while evaluate refused the file; the finished checkpoint holds the weights."""
+    from scratchnn.cli.main import main
+
+    out = tmp_path / "run"
+    train_run(small_config(digits, epochs=2), out, log=quiet, progress=False)
+    whole, trained = (out / MODEL_FILE).read_bytes(), read_tensors(out / MODEL_FILE)[0]
+    (out / MODEL_FILE).write_bytes(whole[:len(whole) // 2])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-report"]) == 0
+    said = capsys.readouterr().out
+    assert "The model file is damaged" in said and "writing the model from the checkpoint" in said, said
+    again = read_tensors(out / MODEL_FILE)[0]
+    assert again.keys() == trained.keys() and all(np.array_equal(again[k], trained[k]) for k in trained)

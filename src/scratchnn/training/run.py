@@ -18,7 +18,7 @@ from pathlib import Path
 from ..doctor.signals import HEALTH_FILE
 from ..data.sources import locate
 from ..data.split import check_dev_size
-from ..errors import ConfigError, DataError, RunInterrupted, names_in_message
+from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, names_in_message
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits
@@ -116,7 +116,7 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         log(f"Removed {len(swept)} temporary file(s) left by an interrupted write: {', '.join(swept)}")
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE) if (run_dir / CHECKPOINT_FILE).exists() else None
     refuse_edits(config, checkpoint, run_dir / CONFIG_FILE)
-    has_model = (run_dir / MODEL_FILE).is_file()
+    has_model = _model_intact(run_dir, log)
     if has_model and _marked_finished(checkpoint):
         if report and not (run_dir / REPORT_FILE).exists():
             log(f"{run_dir}: the run had finished; writing its missing report")
@@ -148,9 +148,24 @@ def run_finished(run_dir: Path) -> bool:
     """True when the run in ``run_dir`` has nothing left to train: its model is saved, and no
     checkpoint says training was cut short (a run saved without checkpoints has none)."""
     run_dir = Path(run_dir)
-    if not (run_dir / MODEL_FILE).is_file():
+    if not _model_intact(run_dir):
         return False
     return not (run_dir / CHECKPOINT_FILE).exists() or _marked_finished(load_checkpoint(run_dir / CHECKPOINT_FILE))
+
+
+def _model_intact(run_dir: Path, log: Callable[[str], None] | None = None) -> bool:
+    """Whether the run's model file is there and reads back whole (the config audit: a truncated
+    one made a finished run 'nothing to train', while evaluate refused it); ``log`` hears why not."""
+    if not (run_dir / MODEL_FILE).is_file():
+        return False
+    try:
+        read_metadata(run_dir / MODEL_FILE)
+    except ModelFileError as error:
+        if log is not None:
+            log(f"The model file is damaged ({error}); it is written again from the checkpoint, or the run "
+                "trained again")
+        return False
+    return True
 
 
 def _marked_finished(checkpoint: Checkpoint | None) -> bool:
