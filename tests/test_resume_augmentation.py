@@ -151,6 +151,9 @@ def test_a_config_edited_half_way_does_not_change_the_runs_augmentation(tmp_path
     lines = []
     resume_run(tmp_path / "resumed", log=lines.append, progress=False)
     assert any("continuing with the augmentation the run started with" in line for line in lines), lines
+    assert any(line.endswith("config.toml says so again") for line in lines), lines  # the config audit: it said
+    again = TrainConfig.load(tmp_path / "resumed" / "config.toml")  # the edit, so --config trained another run
+    assert again.augment is started_with and again.augmentation == start.with_augmentation_recorded().augmentation
     whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "resumed"))
     assert all(np.array_equal(whole[name], resumed[name]) for name in whole)
     said = read_metadata(tmp_path / "resumed" / MODEL_FILE)["config"]  # and the model file says so

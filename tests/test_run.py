@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scratchnn.data import write_idx
-from scratchnn.errors import ConfigError, TrainingDiverged
+from scratchnn.errors import ConfigError, RunInterrupted, TrainingDiverged
 from scratchnn.io import MODEL_FILE, read_tensors
 from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from scratchnn.training.config import TrainConfig
@@ -268,3 +268,28 @@ def test_a_finished_run_whose_model_file_is_damaged_gets_it_back_from_the_checkp
     assert "The model file is damaged" in said and "writing the model from the checkpoint" in said, said
     again = read_tensors(out / MODEL_FILE)[0]
     assert again.keys() == trained.keys() and all(np.array_equal(again[k], trained[k]) for k in trained)
+
+
+def test_a_resume_refuses_edits_to_what_counts_evaluations_and_to_the_data(digits, tmp_path):
+    """The config audit: with a plateau schedule or patience, an eval_every edited before --resume changed the weights
+    (max |d| 6.4) though resumes are bit for bit; a blanked digest let a resume go on with other data."""
+    from scratchnn.training.config import CONFIG_FILE
+
+    def interrupt(result):
+        if result.epoch == 2:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        train_run(small_config(digits, patience=3), run, log=quiet, progress=False, on_evaluation=interrupt)
+    text = (run / CONFIG_FILE).read_text()
+    for edit, said in ((("eval_every = 1", "eval_every = 3"), "eval_every 1 -> 3"),
+                       (("images_sha256 = \"", "images_sha256 = \"0"), "images_sha256 ")):
+        (run / CONFIG_FILE).write_text(text.replace(*edit))
+        with pytest.raises(ConfigError, match="was edited after the run began") as info:
+            resume_run(run, log=quiet, progress=False)
+        assert said in str(info.value)
+    (run / CONFIG_FILE).write_text(text.replace("threads = 0", "threads = 1"))  # how, not what: said so
+    lines = []
+    resume_run(run, log=lines.append, progress=False)
+    assert "Note: threads 0 -> 1 since the run began: the same math, rounded in another order" in lines[0], lines

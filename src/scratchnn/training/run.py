@@ -21,7 +21,7 @@ from ..data.split import check_dev_size
 from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, names_in_message
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
-from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits
+from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits, rounding_edits
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
 from .memory import check_training_memory
@@ -116,6 +116,8 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         log(f"Removed {len(swept)} temporary file(s) left by an interrupted write: {', '.join(swept)}")
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE) if (run_dir / CHECKPOINT_FILE).exists() else None
     refuse_edits(config, checkpoint, run_dir / CONFIG_FILE)
+    if note := rounding_edits(config, checkpoint):
+        log(note)
     has_model = _model_intact(run_dir, log)
     if has_model and _marked_finished(checkpoint):
         if report and not (run_dir / REPORT_FILE).exists():

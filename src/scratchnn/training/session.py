@@ -35,7 +35,7 @@ from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import note_if_busy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult, check_batches, evaluate, fit
 from .health import HealthRecorder
 from .history import History
@@ -145,6 +145,9 @@ class TrainingSession:
         log(f"Model: {self.model.widths()} ({self.model.num_parameters:,} parameters{network}), {config.describe()}")
         self.augmentation, note = augmentation_to_continue(config.build_augmentation(), self.checkpoint)
         self.config = config.trained_with(self.augmentation)  # a config edited before --resume does not say otherwise
+        if note and self.config.to_dict() != config.with_augmentation_recorded().to_dict():
+            self.config.save(self.run_dir / CONFIG_FILE)  # so its repeat (--config) trains what this run trained
+            note += f"; {CONFIG_FILE} says so again"
         for line in (note, self.augmentation and f"Augmentation: {self.augmentation.describe()}"):
             if line:
                 log(line)
