@@ -27,8 +27,23 @@ def test_unknown_option_is_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown option.*learning_rate"):
         TrainConfig.load(path)
     path.write_text('"lr\\nrate" = 0.2\n')  # a made-up name is quoted: the message stays one line
-    with pytest.raises(ConfigError, match=r'unknown option\(s\) "lr\\nrate"; known: preset, conv,'):
+    with pytest.raises(ConfigError, match=r'unknown option\(s\) "lr\\nrate"; .*; known: preset, conv,'):
         TrainConfig.load(path)
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("learnig_rate = 0.01\n", "unknown option(s) learnig_rate; did you mean lr? known: preset,"),
+    ("optimiser = 'adam'\n", "did you mean optimizer?"),
+    ("[training]\nlr = 0.01\n", "settings are not grouped in tables: write them at the top level"),
+    ("mixup = 0.2\n", "a setting of a newer scratchnn? (pip install -U scratchnn)"),
+])
+def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
+    """The config audit: a typo got the list of all 51 settings and no hint, a [training] table no word that the
+    settings are not grouped, and a newer version's setting no word of upgrading."""
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.load(tmp_path / "c.toml")
+    assert hint in str(info.value)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -251,6 +251,10 @@ def test_a_dev_set_larger_than_the_data_leaves_no_run_folder(digits, tmp_path):
     with pytest.raises(ConfigError, match=r"dev size must be between 0 and \d+ \(the data has"):
         train_run(small_config(digits, dev_size=100_000), out, log=lambda line: None, progress=False)
     assert not out.exists()
+    lines = []  # and a train size over what is left is said, not silently cut
+    train_run(small_config(digits, train_size=5000, epochs=2), out, log=lines.append, progress=False)
+    assert "Note: --train-size 5,000 is more than the 1,000 images left beside the dev set; training on all of them" \
+        in lines
 
 
 def test_a_finished_run_whose_model_file_is_damaged_gets_it_back_from_the_checkpoint(digits, tmp_path, capsys):
@@ -293,3 +297,40 @@ def test_a_resume_refuses_edits_to_what_counts_evaluations_and_to_the_data(digit
     lines = []
     resume_run(run, log=lines.append, progress=False)
     assert "Note: threads 0 -> 1 since the run began: the same math, rounded in another order" in lines[0], lines
+
+
+def test_ctrl_c_of_a_run_without_checkpoints_says_it_starts_over(digits, tmp_path):
+    """The config audit: with --checkpoint-every 0, Ctrl+C said the folder 'keeps its last checkpoint'."""
+    def interrupt(result):
+        if result.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted, match=r"has no checkpoint to go on from .* starts it over"):
+        train_run(small_config(digits, checkpoint_every=0), tmp_path / "run", log=quiet, progress=False,
+                  on_evaluation=interrupt)
+
+
+def test_a_run_folder_may_be_named_for_its_config_and_a_lost_config_comes_back_from_the_checkpoint(digits,
+                                                                                                    tmp_path):
+    """The config audit: `--config RUN_DIR` was refused, `--resume RUN/config.toml` said 'not a run folder (no
+    config.toml)', and a run whose config.toml was deleted could not be resumed though its checkpoint records it."""
+    from scratchnn.cli.main import build_parser
+    from scratchnn.cli.train_cmd import resolve_config
+    from scratchnn.training.config import CONFIG_FILE
+
+    def interrupt(result):
+        if result.epoch == 2:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        train_run(small_config(digits), run, log=quiet, progress=False, on_evaluation=interrupt)
+    saved = TrainConfig.load(run / CONFIG_FILE)
+    assert resolve_config(build_parser().parse_args(["train", "--config", str(run)]), quiet) == saved
+    with pytest.raises(ConfigError, match=f"is a file; give the run folder that holds it: --resume {run}$"):
+        resume_run(run / CONFIG_FILE, log=quiet, progress=False)
+    (run / CONFIG_FILE).unlink()
+    lines = []
+    resume_run(run, log=lines.append, progress=False)
+    assert "its config.toml was missing; written again from the checkpoint's record" in lines[0]
+    assert TrainConfig.load(run / CONFIG_FILE) == saved and (run / MODEL_FILE).is_file()

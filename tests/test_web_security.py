@@ -169,7 +169,7 @@ def test_what_a_run_file_holds_is_not_quoted_back(model_path, tmp_path, monkeypa
     header = "metrics.csv: header needs the columns epoch, train_loss, train_accuracy once each"
     assert curves.json()["detail"] == header
     assert listed["odd"]["problem"].startswith("the doctor cannot read this run: metrics.csv: header needs")
-    assert listed["odd-config"]["problem"].startswith("config.toml: unknown option(s); known: ")
+    assert listed["odd-config"]["problem"].startswith("config.toml: unknown option(s); ")
     text = curves.text + json.dumps(listed)
     assert SECRET not in text and SECRET.replace("-", "_") not in text and "web/" not in text
     from scratchnn.web.runs import _short  # quotes go, apostrophes inside words stay (the review)

@@ -54,9 +54,11 @@ class InferenceBackward(UserWarning):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run: the message says what was kept and the command that continues it."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, checkpoint: bool = True):
         super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with "
-                         f"'scratchnn train --resume {run_dir}'")
+                         f"'scratchnn train --resume {run_dir}'" if checkpoint else
+                         f"the run folder {run_dir} has no checkpoint to go on from (--checkpoint-every 0, or "
+                         f"stopped in its first epoch); 'scratchnn train --resume {run_dir}' starts it over")
 
 
 class PerformanceWarning(UserWarning):

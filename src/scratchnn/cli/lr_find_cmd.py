@@ -184,10 +184,10 @@ def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
 def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None) -> str:
     """``scratchnn train`` with the settings this command was given and ``--lr lr`` (and ``--epochs``)."""
     words = ["scratchnn", "train"]
+    if args.preset or not args.config:
+        words += ["--preset", args.preset or DEFAULT_PRESET]
     if args.config:
         words += ["--config", str(args.config)]
-    else:
-        words += ["--preset", args.preset or DEFAULT_PRESET]
     given = {**given_options(args, TRAIN_GROUPS), **given_options(args, ("data",))}
     for name, value in given.items():
         if name == "lr":

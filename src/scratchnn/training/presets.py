@@ -8,7 +8,7 @@ from ..data.augment import Augmentation
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..optim.schedule_options import OPTION_USERS
-from .config import SCHEDULE_KEYS, TrainConfig
+from .config import CONFIG_FILE, SCHEDULE_KEYS, TrainConfig
 from .options import option_of, options_of
 from .run_data import check_data_files, locate_data, with_data
 
@@ -101,6 +101,8 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     warm-up under ``--schedule one-cycle``, which warms up itself) is left out, with a note.
     """
     settings, data = dict(settings or {}), dict(data or {})
+    if config_file and Path(config_file).is_dir() and (Path(config_file) / CONFIG_FILE).is_file():
+        config_file = Path(config_file) / CONFIG_FILE  # a run folder: the config it saved
     if config_file:  # an older config's relative data paths: from here, else from the config's folder
         folder = Path(config_file).parent
         config = with_recorded_augmentation(locate_data(_config_file(config_file, preset, log), folder), folder, log)

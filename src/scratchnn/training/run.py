@@ -81,6 +81,10 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
         raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
                           f"{want_h}x{want_w} images")
     check_dev_size(config.dev_size, len(data.images))  # before the folder: a failed start leaves nothing
+    left = len(data.images) - config.dev_size
+    if config.train_size > left:
+        log(f"Note: --train-size {config.train_size:,} is more than the {left:,} images left beside the dev set; "
+            "training on all of them")
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
@@ -93,7 +97,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
             del data  # training holds the images as float32 only
             return session.run()
     except KeyboardInterrupt:
-        raise RunInterrupted(run_dir) from None
+        raise RunInterrupted(run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
 
 
 def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool = True,
@@ -108,8 +112,10 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     for the caller to write it. Stale temporary files of interrupted writes are removed first.
     """
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ConfigError(f"{run_dir} is a file; give the run folder that holds it: --resume {run_dir.parent}")
     if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
+        _config_from_checkpoint(run_dir, log)
     config = locate_data(TrainConfig.load(run_dir / CONFIG_FILE), run_dir)
     swept = sweep_temp_files(run_dir)
     if swept:
@@ -143,7 +149,20 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
             del data  # training holds the images as float32 only
             return session.run()
     except KeyboardInterrupt:
-        raise RunInterrupted(run_dir) from None
+        raise RunInterrupted(run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
+
+
+def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:
+    """Write the config.toml of a run folder that lost it, from its checkpoint's record of the
+    config the run began with; a ConfigError when there is no run to go on with."""
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
+    began = load_checkpoint(run_dir / CHECKPOINT_FILE).metadata.get("config")
+    if not isinstance(began, dict):  # an older version's checkpoint records none
+        raise ConfigError(f"{run_dir}: its config.toml is missing, and its checkpoint does not record the config; "
+                          "put config.toml back to resume it")
+    TrainConfig.from_dict(began, source=str(run_dir / CHECKPOINT_FILE)).validate().save(run_dir / CONFIG_FILE)
+    log(f"{run_dir}: its config.toml was missing; written again from the checkpoint's record")
 
 
 def run_finished(run_dir: Path) -> bool:
