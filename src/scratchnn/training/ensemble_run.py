@@ -2,7 +2,7 @@
 interrupted ensemble completed.
 
 The folder holds one ordinary run folder per member (``seed-S/``) and ``ensemble.toml``, the
-seeds it is to hold, written before the first member starts. ``train --resume FOLDER`` then
+seeds it is to hold and the config they share, written before the first member starts. ``train --resume FOLDER`` then
 finishes the member that was interrupted and trains those never started, and an ensemble read
 for evaluation or prediction is refused while a member is missing.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
-from .config import CONFIG_FILE, TrainConfig
+from .config import CONFIG_FILE, MAX_CONFIG_BYTES, TrainConfig
 from ..io import MODEL_FILE
 from .checkpoint import CHECKPOINT_FILE
 from .run import ENSEMBLE_FILE, REPORT_FILE, resume_run, run_finished, train_run
-from .run_data import locate_data
+from .run_data import absolute_data_paths, locate_data
 from .session import RunResult
 
 MAX_SEEDS = 64  # as many members as an ensemble may have (ensemble.MAX_MEMBERS)
@@ -34,15 +34,23 @@ def member_config(config: TrainConfig, seed: int) -> TrainConfig:
     return TrainConfig.from_dict({**config.to_dict(), "seed": seed, "split_seed": shared_split}).validate()
 
 
-def recorded_seeds(folder: Path) -> list[int] | None:
-    """The seeds ``folder``'s ensemble.toml lists, None without one; a ConfigError for a damaged one."""
+def _ensemble_table(folder: Path) -> dict | None:
+    """``folder``'s ensemble.toml as a table, None without one; a ConfigError for a damaged one."""
     path = Path(folder) / ENSEMBLE_FILE
     if not path.is_file():
         return None
     try:
-        seeds = tomllib.loads(read_small_text(path, 4096, "an ensemble's list of seeds")).get("seeds")
+        return tomllib.loads(read_small_text(path, MAX_CONFIG_BYTES, "an ensemble's list of seeds"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error}); it reads seeds = [0, 1, 2]") from None
+
+
+def recorded_seeds(folder: Path) -> list[int] | None:
+    """The seeds ``folder``'s ensemble.toml lists, None without one; a ConfigError for a damaged one."""
+    table = _ensemble_table(folder)
+    if table is None:
+        return None
+    path, seeds = Path(folder) / ENSEMBLE_FILE, table.get("seeds")
     if not (isinstance(seeds, list) and 2 <= len(seeds) <= MAX_SEEDS and len(set(map(str, seeds))) == len(seeds)
             and all(type(seed) is int and seed >= 0 for seed in seeds)):
         raise ConfigError(f"{path}: seeds must list 2 to {MAX_SEEDS} different whole numbers >= 0, "
@@ -63,7 +71,9 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
         raise ConfigError(f"{folder} already holds a run ({names}); an ensemble's folder holds its members only: "
                           "choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / ENSEMBLE_FILE, f"seeds = [{', '.join(map(str, seeds))}]\n".encode())
+    # the config too: stopped before the first member saved its own, the ensemble can still be resumed
+    table = f"seeds = [{', '.join(map(str, seeds))}]\n\n[config]\n{absolute_data_paths(config).to_toml()}"
+    atomic_write_bytes(folder / ENSEMBLE_FILE, table.encode())
     for seed in seeds:
         log(f"Ensemble member seed {seed} -> {member_dir(folder, seed)}")
         yield train_run(member_config(config, seed), member_dir(folder, seed), log=log, progress=progress)
@@ -82,10 +92,14 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
     folder = Path(folder)
     seeds = recorded_seeds(folder) or []
     started = [member_dir(folder, seed) for seed in seeds if (member_dir(folder, seed) / CONFIG_FILE).is_file()]
-    if not started:
+    recorded = (_ensemble_table(folder) or {}).get("config")
+    if started:
+        base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
+    elif isinstance(recorded, dict):  # stopped before the first member saved its config
+        base = TrainConfig.from_dict(recorded, source=str(folder / ENSEMBLE_FILE)).validate()
+    else:  # an older version's ensemble.toml records no config
         raise ConfigError(f"{folder}: no member of the ensemble had started; train it again with "
                           f"--seeds {','.join(map(str, seeds))} --out {folder} after deleting the folder")
-    base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
     for seed in seeds:
         run = member_dir(folder, seed)
         if run_finished(run) and report and not (run / REPORT_FILE).exists():  # stopped while drawing it
