@@ -292,6 +292,18 @@ def test_an_mlps_input_is_drawn_in_the_shape_of_its_images():
     np.testing.assert_array_equal(drawn.get_array(), x.reshape(2, 3))
     square = explain_figure(trace(Sequential([Dense(4, 3, rng=0)]), np.arange(4.0)), CLASSES)
     assert square.subfigs[0].axes[0].images[0].get_array().shape == (2, 2)  # no shape given: a square one
+    assert drawn.get_clim() == (0.0, 1.0)  # the plots audit: auto-contrast drew a faint digit (0..0.6) bold
+
+
+def test_a_wrong_prediction_says_which_bar_is_the_true_label():
+    """The plots audit: the true label's bar was red and the predicted one blue, with no word of which was which."""
+    model = Sequential([Dense(4, 3, rng=0)])
+    x = np.arange(4.0) / 4
+    wrong = next(k for k in range(3) if k != int(model.predict(x[None])[0]))
+    bars = explain_figure(trace(model, x, label=wrong), CLASSES).subfigs[0].axes[1]
+    assert [t.get_text() for t in bars.get_legend().get_texts()] == ["predicted", "true label"]
+    right = explain_figure(trace(model, x, label=int(model.predict(x[None])[0])), CLASSES).subfigs[0].axes[1]
+    assert right.get_legend() is None
 
 
 # --- the command line ------------------------------------------------------------------------

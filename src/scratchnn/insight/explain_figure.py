@@ -48,7 +48,9 @@ def _draw_top(fig, trace: Trace, classes: Sequence[str], image_shape) -> None:
         title += f"   True label: {classes[label]}   Loss -log p[{label}] = {trace.loss:.3f}"
     fig.suptitle(title, color="black" if label in (None, best) else "firebrick")
 
-    axes[0].imshow(input_image(trace.x, image_shape), cmap="gray", interpolation="nearest")
+    image = input_image(trace.x, image_shape)  # on the 0..1 scale the network reads: a faint digit looks faint
+    axes[0].imshow(image, cmap="gray", interpolation="nearest", vmin=min(0.0, float(image.min())),
+                   vmax=max(1.0, float(image.max())))
     axes[0].set_title(f"input {format_shape(trace.x.shape)}", fontsize="medium")
     axes[0].set_axis_off()
 
@@ -63,6 +65,11 @@ def _draw_top(fig, trace: Trace, classes: Sequence[str], image_shape) -> None:
     ax.set_xticks([0, 0.5, 1])
     ax.set_title("softmax: exp(z - max z) / Σ exp", fontsize="medium")
     ax.set_xlabel("probability")
+    if label is not None and label != best:  # which bar is which, when the two differ
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color="tab:blue", label="predicted"), Patch(color="firebrick", label="true label")],
+                  loc="lower right", fontsize="x-small")
 
     if has_grads:
         names, norms = [], []
