@@ -152,6 +152,14 @@ def test_a_csv_with_labels_needs_ignore_labels(runs, test_csv, tmp_path, capsys)
     assert out.read_text() == unlabeled.read_text()
 
 
+def test_a_set_given_with_a_submission_or_photos_is_refused_not_ignored(runs, test_csv, tmp_path, capsys):
+    """The ensemble audit: `--set dev` with --submission was silently ignored."""
+    out = tmp_path / "submission.csv"
+    for extra in (["--csv", str(test_csv[0]), "--submission", str(out)], [str(tmp_path / "photo.png")]):
+        assert main(["predict", str(runs["seed-0"]), *extra, "--set", "dev"]) == 1
+        assert "--set picks the set of --index N" in capsys.readouterr().err and not out.exists()
+
+
 def test_a_failed_submission_keeps_the_old_file(runs, tmp_path, capsys):
     out = tmp_path / "submission.csv"
     out.write_text("ImageId,Label\n1,7\n")

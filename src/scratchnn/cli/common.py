@@ -86,10 +86,11 @@ def plain_and_tta_probas(ensemble, images: np.ndarray, tta: int = 1,
     return [np.concatenate(parts) for parts in zip(*plain)], [np.concatenate(parts) for parts in zip(*averaged)]
 
 
-def add_set_argument(parser: argparse.ArgumentParser, default: str = "dev") -> None:
+def add_set_argument(parser: argparse.ArgumentParser, default: str | None = "dev", shown: str = "dev") -> None:
+    """``--set``; ``default=None`` lets a command see whether it was given (``shown`` is what it means then)."""
     parser.add_argument("--set", choices=SETS, default=default,
                         help=f"which images: the run's train or dev split, the dataset's test split, "
-                             f"or all rows of the data (default: {default})")
+                             f"or all rows of the data (default: {default or shown})")
 
 
 def load_model_and_config(args: argparse.Namespace):

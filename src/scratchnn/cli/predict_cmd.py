@@ -63,7 +63,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--explain-preprocessing", metavar="OUT.png", type=Path,
                         help="save a figure of every preprocessing step (with several photos: OUT-<photo>.png)")
     parser.add_argument("--index", type=int, metavar="N", help="instead of photos: image N of the set (from 0)")
-    add_set_argument(parser)
+    add_set_argument(parser, default=None)  # given or not: it does nothing for photos or a submission
     parser.add_argument("--save", metavar="FILE.png", type=Path, help="with --index: also save it as an image")
     add_tta_argument(parser)
     add_textbook_argument(parser)
@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if first.suffix.lower() in photo_suffixes() and first.is_file():  # the photo typed before the model
         raise ConfigError(f"{first} is an image, not a model: give the model first, then the images "
                           f"(scratchnn predict MODEL {first.name})")
+    if args.set is not None and (args.submission is not None or args.photos):
+        what = "a submission predicts every image of --csv" if args.submission is not None else "photos are not in it"
+        raise ConfigError(f"--set picks the set of --index N, and {what}: leave --set out")
+    args.set = args.set or "dev"
     if args.submission is not None:
         if args.json:
             raise ConfigError("--json prints the predictions of photos or of --index N; a submission is its CSV file")
