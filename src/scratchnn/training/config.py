@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
 import re
 import tomllib
@@ -29,7 +28,7 @@ from ..optim.schedule_options import OPTION_USERS, check_schedule_options
 from ..optim.schedule_state import MAX_RATE
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
-from .options import option, option_of, options_of
+from .options import option, option_of, options_of, unknown_setting_hint
 
 DOCTOR_MODES = ("off", "on", "strict")
 CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch
@@ -325,7 +324,7 @@ class TrainConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"{source}: unknown option(s) {names_in_message(unknown)}; "
-                              f"{_what_was_meant(unknown[0], values, known)}known: {', '.join(known)}")
+                              f"{unknown_setting_hint(unknown[0], values, known)}known: {', '.join(known)}")
         config, specs = copy.deepcopy(base) if base is not None else cls(), options_of(cls)
         for name, value in values.items():
             default = getattr(config, name)
@@ -362,23 +361,6 @@ class TrainConfig:
             return config.validate()
         except ConfigError as error:  # worded for the flags; say which file holds the value
             raise ConfigError(f"{path}: {error}") from None
-
-
-# what other tools call some settings (Keras, PyTorch scripts), for "did you mean"
-OTHER_NAMES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "batchsize": "batch_size",
-               "hidden_layers": "hidden", "hidden_sizes": "hidden", "optimiser": "optimizer", "l2": "weight_decay",
-               "dropout_rate": "dropout", "lr_schedule": "schedule", "random_seed": "seed"}
-
-
-def _what_was_meant(name, values: dict, known) -> str:
-    """A hint for the unknown setting ``name``: the known one it is close to, the top level for a
-    table ([training]: settings are not grouped), or a newer version's setting."""
-    close = difflib.get_close_matches(str(name), [*known, *OTHER_NAMES], n=1, cutoff=0.75)
-    if close:
-        return f"did you mean {OTHER_NAMES.get(close[0], close[0])}? "
-    if isinstance(values[name], dict):
-        return "settings are not grouped in tables: write them at the top level, without the [table] line; "
-    return "a setting of a newer scratchnn? (pip install -U scratchnn); "
 
 
 def _same_kind(default, value, words: bool = False) -> bool:

@@ -12,6 +12,7 @@ generated from that one declaration. Adding an option is adding one field.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,3 +129,20 @@ def _text(value) -> str:
     if isinstance(value, dict):  # a table, as its flag takes it: rotate=5,p=0.5
         return ",".join(f"{name}={_text(entry)}" for name, entry in value.items())
     return ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# what other tools call some settings (Keras, PyTorch scripts), for "did you mean"
+OTHER_NAMES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "batchsize": "batch_size",
+               "hidden_layers": "hidden", "hidden_sizes": "hidden", "optimiser": "optimizer", "l2": "weight_decay",
+               "dropout_rate": "dropout", "lr_schedule": "schedule", "random_seed": "seed"}
+
+
+def unknown_setting_hint(name, values: dict, known) -> str:
+    """A hint for the unknown setting ``name``: the known one it is close to, the top level for a
+    table ([training]: settings are not grouped), or a newer version's setting."""
+    close = difflib.get_close_matches(str(name), [*known, *OTHER_NAMES], n=1, cutoff=0.75)
+    if close:
+        return f"did you mean {OTHER_NAMES.get(close[0], close[0])}? "
+    if isinstance(values[name], dict):
+        return "settings are not grouped in tables: write them at the top level, without the [table] line; "
+    return "a setting of a newer scratchnn? (pip install -U scratchnn); "
