@@ -167,6 +167,9 @@ def test_a_figure_of_a_kind_matplotlib_cannot_write_is_refused_before_anything_i
     code, out, err = predict(capsys, small_run, photos["seven"], photos["number"],
                              "--explain-preprocessing", tmp_path / "steps.docx")
     assert code == 1 and out == "" and err.count("\n") == 1 and "steps.docx: cannot draw .docx files" in err, err
+    code, out, err = predict(capsys, small_run, photos["seven"], "--explain-preprocessing", tmp_path / "typo" / "s.png")
+    assert code == 1 and out == "" and "the folder" in err and "does not exist" in err  # the photo audit: made it
+    assert not (tmp_path / "typo").exists()
 
 
 @pytest.mark.parametrize("args, message", [

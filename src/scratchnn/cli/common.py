@@ -190,12 +190,16 @@ def next_steps_lines(steps: list[tuple[str, str, str | None]]) -> str:
 def require_plots(*outputs) -> None:
     """Raise the plots extra's MissingExtra now, before a command prints what it found, and a
     ConfigError for any of the figure files ``outputs`` (None: not asked for) of a kind
-    matplotlib cannot write (the plots audit: 'e.xyz' failed after the whole walk was printed)."""
+    matplotlib cannot write (the plots audit: 'e.xyz' failed after the whole walk was printed) or
+    in a folder that does not exist (a typo must not make folders, as for --submission)."""
     from ..plots.common import figure_format
 
     for path in outputs:
         if path is not None:
             figure_format(path)
+            if not Path(path).absolute().parent.exists():
+                raise ConfigError(f"{path}: the folder {Path(path).parent} does not exist; create it first, or save "
+                                  "the figure elsewhere")
 
 
 def whole_number_type(low: int, why: str = ""):

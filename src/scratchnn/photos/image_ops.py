@@ -62,6 +62,42 @@ def dilate(image: np.ndarray, radius: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(windows, 2 * radius + 1, axis=1).max(-1)
 
 
+def min_filter(x: np.ndarray, radius: int) -> np.ndarray:
+    """The min over (2r+1) x (2r+1) windows of x (H, W), edges repeated past the borders."""
+    return _extreme_filter(x, radius, np.minimum)
+
+
+def max_filter(x: np.ndarray, radius: int) -> np.ndarray:
+    """The max over (2r+1) x (2r+1) windows of x (H, W), edges repeated past the borders."""
+    return _extreme_filter(x, radius, np.maximum)
+
+
+def opening(x: np.ndarray, radius: int) -> np.ndarray:
+    """Grey opening of x (H, W): the max filter of the min filter. Removes what is brighter than its
+    surroundings and narrower than the (2r+1) square (pen strokes, once the ink is made bright), and
+    keeps what is wider: slow changes of light, and sharp steps such as a shadow's edge or a desk."""
+    return max_filter(min_filter(x, radius), radius)
+
+
+def _extreme_filter(x: np.ndarray, radius: int, pick) -> np.ndarray:
+    """min or max (``pick``) over square windows, separable, each axis in O(n) whatever the radius
+    (van Herk / Gil-Werman: running extremes within blocks of the window's length, from the left
+    and from the right; any window spans the end of one block and the start of the next)."""
+    if radius < 1:
+        return x
+    k = 2 * radius + 1
+    for axis in (0, 1):
+        x = np.moveaxis(x, axis, 0)
+        n = x.shape[0]
+        blocks = -(-(n + 2 * radius) // k)
+        padded = np.pad(x, [(radius, blocks * k - n - radius)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+        runs = padded.reshape(blocks, k, *x.shape[1:])
+        left = pick.accumulate(runs, axis=1).reshape(padded.shape)  # from each block's start
+        right = pick.accumulate(runs[:, ::-1], axis=1)[:, ::-1].reshape(padded.shape)  # to each block's end
+        x = np.moveaxis(pick(right[:n], left[k - 1:k - 1 + n]), 0, axis)  # window i: padded[i .. i + k - 1]
+    return x
+
+
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of mask (H, W) bool -> (labels (H, W) int32, 0 = background; count)."""
     labels, stats = components(np.asarray(mask, bool))

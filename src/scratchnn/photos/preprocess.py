@@ -6,7 +6,7 @@ the centre. A photo needs more work before that:
 
     read_image   Pillow decodes: EXIF orientation, first frame, alpha over white, grey 0..1
     polarity     the ink is the minority side of an Otsu split of (photo - its blur)
-    flatten      paper level = box mean of the paper pixels only; ink = how far a pixel stands out
+    flatten      paper level = grey opening (strokes removed, shadow edges kept); ink = how far a pixel stands out
     threshold    Otsu, above a noise floor -> ink mask; specks (< 5% of the largest blob) dropped
     segment      8-connected components, merged into one digit where their x-ranges overlap
     normalise    crop with grey edges, scale to fit 20x20, paste centred by centre of mass
@@ -17,6 +17,7 @@ black (0). The only library module that imports Pillow.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import zlib
@@ -27,13 +28,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, ImageError, ShapeError
 from ..files import why_unreadable
-from .image_ops import box_mean, box_sum, components, dilate, otsu_threshold
+from .image_ops import box_mean, box_sum, components, dilate, opening, otsu_threshold
 
 MAX_PIXELS = 40_000_000  # a 24-megapixel camera photo passes; a 20,000 x 20,000 "bomb" does not
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 INKS = ("auto", "dark", "light")
 WORK_SIDE = 800  # photos are analysed with the longest side reduced to this (area average)
 BOX, FIELD, CENTRE = 20, 28, 14.0  # MNIST: fit 20x20, 28x28 field, mean centre of mass (14.0, 14.0)
+PAPER_SQUARE = 1 / 10  # the paper level's square, of the photo's longest side: wider than a marker's stroke
+CLEAR = 0.2  # the ink is clearly the smaller side of the photo when it covers less than this of it
+EDGE_LONG, EDGE_THIN = 0.6, 0.15  # a band along the photo's edge: this long, this thin (of the sides)
 SPECK = 0.05  # components under this fraction of the largest one's area are noise
 SHORT = 0.3  # digit groups shorter than this fraction of the tallest are dots and dashes
 MIN_HEIGHT = 6  # pixels (after reduction): anything shorter cannot be read as a digit
@@ -85,7 +89,7 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             raise ImageError(f"{where}the image header is corrupt or truncated ({error})") from None
         with image:
             width, height = image.size
-            if width * height > max_pixels:
+            if width * height // _jpeg_shrink(image, reduce_to) ** 2 > max_pixels:  # what is decoded
                 raise ImageError(f"{where}{width:,} x {height:,} pixels is more than the {max_pixels:,} allowed "
                                  "(a guard against decompression bombs: small files that decode to gigabytes); "
                                  "scale the image down first")
@@ -96,6 +100,13 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
                 raise ImageError(f"{where}the {image.format} data cannot be decoded ({error}); "
                                  "is the file truncated or corrupt?") from None
+
+
+def _jpeg_shrink(image: Image.Image, reduce_to: int | None) -> int:
+    """1, or the factor (2, 4, 8) a JPEG's decoder will shrink it by for ``_decoded_small``: a
+    48-megapixel phone photo is decoded at 3 megapixels, so it passes the bomb guard."""
+    k = max(image.size) // reduce_to if reduce_to and image.format == "JPEG" else 1
+    return 1 if k < 2 else min(8, 1 << (k.bit_length() - 1))
 
 
 def _decoded_small(image: Image.Image, reduce_to: int | None) -> Image.Image:
@@ -221,17 +232,19 @@ def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
         raise ConfigError(f"ink must be one of {', '.join(INKS)}, got {ink!r}")
     work = _reduce(_checked(gray))
     detail = work - box_mean(work, _radius(work.shape))  # the paper's slow changes removed
-    ink = _polarity(detail) if ink == "auto" else ink
-    flat, noise = _flatten(1 - work if ink == "dark" else work, -detail if ink == "dark" else detail,
-                           relative=ink == "dark")
+    ink = _polarity(work, detail) if ink == "auto" else ink
+    strokes = -detail if ink == "dark" else detail
+    pen = _pen_width(strokes > otsu_threshold(strokes))  # roughly: the square must be wider than the strokes
+    flat, noise = _flatten(1 - work if ink == "dark" else work, relative=ink == "dark", pen=pen)
     otsu = otsu_threshold(flat)
     high = np.maximum(otsu, 4 * noise)  # NOTE: Otsu alone splits the noise of an empty page
     labels, stats = components(flat > high)
+    stats[_around_the_page(stats, flat.shape), 0] = 0  # not ink: dropped with the specks below
     empty = NoInk("no ink found: nothing stands out from the paper; photograph the digit larger, "
                   "sharper or with more contrast")
-    if not len(stats):
+    if not stats[:, 0].any():  # nothing, or only the page's surroundings
         raise empty
-    keep = stats[:, 0] >= SPECK * stats[:, 0].max()
+    keep = (stats[:, 0] > 0) & (stats[:, 0] >= SPECK * stats[:, 0].max())
     groups = _group(stats, keep)
     if not groups:  # ink, but all of it flatter than a digit: a dash, a line, the bar of a 7 so far
         raise ImageError("the ink is a line or a dash, too flat for a digit: draw or photograph a whole digit")
@@ -245,6 +258,24 @@ def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
         raise empty
     _refuse_a_dot(labels > 0)
     return _Ink(work, ink, flat, otsu, high, np.maximum(FAINT * level, 3 * noise), level, labels, groups)
+
+
+def _around_the_page(stats: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which components (K,) are the page's surroundings, not ink: a band along the photo's edge
+    (the desk beside the page, a ruled line), long (over EDGE_LONG of a side) and thin (under
+    EDGE_THIN of the other), or a frame, touching all four edges around other ink (the desk all
+    round). A digit cropped tightly touches the edges too, but is neither."""
+    height, width = shape
+    _, top, bottom, left, right = stats.T
+    tall, wide = bottom - top, right - left
+    edge = (top == 0) | (left == 0) | (bottom == height) | (right == width)
+    band = ((tall >= EDGE_LONG * height) & (wide <= EDGE_THIN * width)) | \
+           ((wide >= EDGE_LONG * width) & (tall <= EDGE_THIN * height))
+    frame = (top == 0) & (left == 0) & (bottom == height) & (right == width)
+    if frame.any():  # around other ink: something of note lies wholly inside it, away from the edges
+        inside = (top > 0) & (left > 0) & (bottom < height) & (right < width)
+        frame &= bool(np.any(inside & (stats[:, 0] >= SPECK * stats[frame, 0].max())))
+    return edge & (band | frame)
 
 
 def _refuse_a_dot(mask: np.ndarray) -> None:
@@ -285,28 +316,39 @@ def _reduce(gray: np.ndarray) -> np.ndarray:
 def detect_ink(gray: np.ndarray) -> str:
     """"dark" or "light": the ink of a grey image (H, W) in 0..1, 0 = black."""
     gray = _checked(gray)
-    return _polarity(gray - box_mean(gray, _radius(gray.shape)))
+    return _polarity(gray, gray - box_mean(gray, _radius(gray.shape)))
 
 
-def _polarity(detail: np.ndarray) -> str:
+def _polarity(gray: np.ndarray, detail: np.ndarray) -> str:
     """Whichever side of an Otsu split of the detail (image - its blur) is smaller is the ink:
-    ink covers less of a page than paper does. The detail, so a lighting gradient is no ink."""
-    return "dark" if np.count_nonzero(detail <= otsu_threshold(detail)) < detail.size / 2 else "light"
+    ink covers less of a page than paper does. The detail, so a lighting gradient is no ink.
+    Where neither side is clearly smaller (over CLEAR of the photo: a digit cropped tightly), a
+    light edge all round is paper, so the ink is dark (a dark edge may be the desk, not the paper)."""
+    dark = np.count_nonzero(detail <= otsu_threshold(detail)) / detail.size
+    if min(dark, 1 - dark) >= CLEAR:
+        k = max(1, round(0.02 * min(gray.shape)))
+        ring = np.concatenate([gray[:k].ravel(), gray[-k:].ravel(), gray[:, :k].ravel(), gray[:, -k:].ravel()])
+        if np.mean(ring > otsu_threshold(gray)) >= 0.75:
+            return "dark"
+    return "dark" if dark < 0.5 else "light"
 
 
-def _flatten(v: np.ndarray, rough: np.ndarray, relative: bool) -> tuple[np.ndarray, np.ndarray]:
+def _flatten(v: np.ndarray, relative: bool, pen: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(flat, noise sigma of flat), both (H, W): flat = max(v - paper level, 0), v (H, W) ink bright.
 
-    The paper level is a box mean over paper pixels only (a normalised convolution), so ink does
-    not lift its surroundings' estimate; the paper pixels are the low side of an Otsu split of
-    ``rough`` = v - plain box mean. ``relative`` (dark ink, v = 1 - photo): divided by the paper's
-    brightness 1 - level, since light multiplies: ink in a shadow is as dark, relative to its paper.
+    The paper level is a grey opening of v (``image_ops.opening``: a min, then a max filter over a
+    square wider than the strokes: PAPER_SQUARE of the photo, or twice the ``pen`` width), smoothed: the strokes go, while the light's slow changes and
+    its sharp steps (a shadow's edge, the desk beside the page) stay paper. A box mean over the
+    photo would straddle such a step and call one side of it ink. Set to the paper's median (the
+    low side of an Otsu split of v minus the opening). ``relative`` (dark ink, v = 1 - photo):
+    divided by the paper's brightness 1 - level, since light multiplies: ink in a shadow is as
+    dark, relative to its paper.
     """
-    radius = _radius(v.shape)
-    paper = rough <= otsu_threshold(rough)
-    weight = box_sum(paper.astype(np.float32), radius)
-    level = box_sum(np.where(paper, v, 0), radius) / np.maximum(weight, 1)
-    level = np.where(weight > 0, level, np.median(v[paper]))  # a window all ink: the page's median paper
+    radius = max(4, round(max(v.shape) * PAPER_SQUARE / 2), math.ceil(2 * pen))
+    background = box_mean(opening(box_mean(v, 1), radius), max(2, radius // 2))
+    diff = v - background
+    paper = diff <= otsu_threshold(diff)
+    level = background + float(np.median(diff[paper]))
     diff = v - level
     sample = diff[paper][::7]  # a sample is plenty for robust statistics
     sigma = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))  # MAD: robust to stray ink
