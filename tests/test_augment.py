@@ -302,7 +302,7 @@ def test_bad_warp_arguments_raise_shape_error(batch):
     ({"scale": 1.0}, r"scale must be in \[0, 1\)"),
     ({"scale": -0.1}, r"scale must be in \[0, 1\)"),
     ({"shear": 60}, "shear must be between 0 and 45 degrees"),
-    ({"elastic_alpha": -3}, "elastic_alpha must be >= 0"),
+    ({"elastic_alpha": -3}, "elastic_alpha must be between 0 and 100"),
     ({"elastic_alpha": 30, "elastic_sigma": 0}, "elastic_sigma must be > 0"),
     ({"elastic_sigma": -1}, "elastic_sigma must be > 0"),
     ({"p": 1.5}, r"p is the probability .* got 1.5"),
@@ -383,3 +383,19 @@ def test_preview_script_writes_a_png(shared_dir, tmp_path, capsys):
     assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "median ms" in printed and "affine only" in printed and "elastic only" in printed
+
+
+def test_parameters_that_are_not_finite_or_absurd_are_one_clear_error():
+    """The augmentation audit: NaN or infinite parameters failed with 'IndexError: index -9223372036854775808',
+    elastic_alpha 3e38 overflowed to inf (1e38: all-black images), and sigma 2e5 took seconds and gigabytes."""
+    x = np.zeros((2, 28, 28), np.float32)
+    for kwargs in ({"shift": (np.nan, 0)}, {"rotate": np.inf}, {"scale": np.nan}):
+        with pytest.raises(ConfigError, match="must be finite numbers"):
+            affine(x, **kwargs)
+    with pytest.raises(ShapeError, match="NaN or infinite"):
+        warp(x, np.full((2, 2, 2), np.nan), np.zeros((2, 2)))
+    for name, value in (("elastic_alpha", 3e38), ("elastic_sigma", 2e5)):
+        with pytest.raises(ConfigError, match=f"{name} must be"):
+            Augmentation(**{name: value, "elastic_alpha": 20.0 if name != "elastic_alpha" else value})
+    with pytest.raises(ShapeError, match=r"got one 28x28 image; augmentation takes a batch: pass x\[None\]"):
+        DIGITS(np.zeros((28, 28), np.float32), np.random.default_rng(0))

@@ -89,7 +89,7 @@ def test_an_augmentation_table_changes_the_datasets_default_where_it_says_and_ro
     assert recorded.augmentation == dataclasses.replace(DIGITS, p=0.5, rotate=5.0).to_dict()
     assert TrainConfig().with_augmentation_recorded().augmentation == {}
     assert recorded.shown()["augmentation"] == "shifts ±2 px, turns ±5°, sizes ±10%, slants ±8°, elastic 20 px " \
-                                               "(sigma 4), 50% of images"
+                                               "(sigma 4), each image with probability 50%"
     assert "augmentation" not in TrainConfig(augment=True).shown()  # the dataset's default: nothing to add
 
 

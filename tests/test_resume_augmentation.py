@@ -71,7 +71,7 @@ def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, config, 
         from_before_configs_recorded_it(tmp_path / "resumed")
     lines = []
     resume_run(tmp_path / "resumed", log=lines.append, progress=False)  # the default is DIGITS (p = 0.8) again
-    noted = any("continuing with the augmentation the run started with" in line and "80% of images" in line
+    noted = any("continuing with the augmentation the run started with" in line and "each image with probability 80%" in line
                 for line in lines)
     assert noted != recorded_in_config, lines  # the config says it: nothing to note
     whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "resumed"))
@@ -134,7 +134,7 @@ def test_repeating_a_run_from_before_configs_recorded_it_takes_its_model_files_r
     repeat = resolve_config(config_file=tmp_path / "old" / "config.toml", log=lines.append)
     assert repeat.build_augmentation() == OLD_DIGITS
     assert len(lines) == 1 and "repeating the augmentation" in lines[0], lines
-    assert "100%" not in lines[0] and "80% of images" in lines[0], lines[0]  # p = 1 is not printed
+    assert "100%" not in lines[0] and "each image with probability 80%" in lines[0], lines[0]  # p = 1 is not printed
     (tmp_path / "old" / MODEL_FILE).write_bytes(b"garbage")  # a broken model file is for other commands to report
     unknown = TrainConfig.load(tmp_path / "old" / "config.toml")
     assert with_recorded_augmentation(unknown, tmp_path / "old", log=lines.append) == unknown and len(lines) == 1

@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import ConfigError, names_in_message
 from .warp import as_images, bilinear_read, elastic_field, inverse_affine
 
+MAX_ELASTIC = 100.0  # pixels: a bend or a smoothing wider than this is no augmentation (sigma sizes the kernel)
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -72,12 +74,12 @@ class Augmentation:
             raise ConfigError(f"scale must be in [0, 1) (0.1 means sizes from 90% to 110%), got {self.scale:g}")
         if not 0 <= self.shear <= 45:
             raise ConfigError(f"shear must be between 0 and 45 degrees, got {self.shear:g}")
-        if self.elastic_alpha < 0:
-            raise ConfigError(f"elastic_alpha must be >= 0 pixels (0 turns elastic distortion off), "
-                              f"got {self.elastic_alpha:g}")
-        if self.elastic_sigma < 0 or (self.elastic_alpha > 0 and self.elastic_sigma == 0):
-            raise ConfigError(f"elastic_sigma must be > 0 pixels (the smoothing width; ~4 for 28x28 "
-                              f"digits), got {self.elastic_sigma:g}")
+        if not 0 <= self.elastic_alpha <= MAX_ELASTIC:
+            raise ConfigError(f"elastic_alpha must be between 0 and {MAX_ELASTIC:g} pixels (0 turns elastic "
+                              f"distortion off; 20 for digits), got {self.elastic_alpha:g}")
+        if not 0 <= self.elastic_sigma <= MAX_ELASTIC or (self.elastic_alpha > 0 and self.elastic_sigma == 0):
+            raise ConfigError(f"elastic_sigma must be > 0 and at most {MAX_ELASTIC:g} pixels (the smoothing width; "
+                              f"~4 for 28x28 digits), got {self.elastic_sigma:g}")
         if not 0 <= self.flip <= 1:
             raise ConfigError(f"flip is the probability of mirroring an image left to right, in [0, 1]; "
                               f"got {self.flip:g}")
@@ -96,9 +98,9 @@ class Augmentation:
         parts = [f"shifts ±{self.shift:g} px" * bool(self.shift), f"turns ±{self.rotate:g}°" * bool(self.rotate),
                  f"sizes ±{self.scale:.0%}" * bool(self.scale), f"slants ±{self.shear:g}°" * bool(self.shear),
                  f"elastic {self.elastic_alpha:g} px (sigma {self.elastic_sigma:g})" * bool(self.elastic_alpha),
-                 f"mirrors {self.flip:.0%} of the time" * bool(self.flip)]
-        text = ", ".join(part for part in parts if part) or "nothing"
-        return text + ("" if self.p == 1 else f", {self.p:.0%} of images")
+                 f"mirrors {self.flip:.0%}" * bool(self.flip)]
+        text = ", ".join(part for part in parts if part) or "nothing"  # each image with probability p (a coin each)
+        return text + ("" if self.p == 1 else f", each image with probability {self.p:.0%}")
 
     def to_dict(self) -> dict[str, float]:
         """Plain floats by field name, for a TOML/JSON training config."""

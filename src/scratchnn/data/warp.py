@@ -42,6 +42,9 @@ def affine(x, *, shift=(0.0, 0.0), rotate=0.0, scale=1.0, shear=0.0) -> np.ndarr
     images, shape = as_images(x)
     n = len(images)
     angle, factor, slant = (np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in (rotate, scale, shear))
+    for name, value in (("shift", shift), ("rotate", angle), ("scale", factor), ("shear", slant)):
+        if not np.isfinite(np.asarray(value, np.float64)).all():
+            raise ConfigError(f"{name} must be finite numbers, got {value}")
     if not np.all(factor > 0):
         raise ConfigError(f"scale must be a factor > 0, got {scale}")
     matrix, offset = inverse_affine(angle, factor, slant, np.broadcast_to(np.asarray(shift, np.float64), (n, 2)))
@@ -62,10 +65,14 @@ def warp(x, matrix, offset, displacement=None) -> np.ndarray:
     if matrix.shape != (n, 2, 2) or offset.shape != (n, 2):
         raise ShapeError(f"warp needs matrix (N, 2, 2) and offset (N, 2) for N = {n} images, got "
                          f"{matrix.shape} and {offset.shape}")
+    if not (np.isfinite(matrix).all() and np.isfinite(offset).all()):
+        raise ShapeError("warp needs a finite matrix and offset; they hold NaN or infinite values")
     if displacement is not None:
         displacement = np.asarray(displacement)
         if displacement.shape != (n, 2, h, w):
             raise ShapeError(f"displacement must be (N, 2, H, W) = {(n, 2, h, w)}, got {displacement.shape}")
+        if not np.isfinite(displacement).all():
+            raise ShapeError("the displacement holds NaN or infinite values")
         displacement = displacement.astype(np.float32)  # a copy: bilinear_read writes into it
     return bilinear_read(images, matrix, offset, displacement).reshape(shape)
 
@@ -207,6 +214,8 @@ def as_images(x) -> tuple[np.ndarray, tuple[int, ...]]:
                          "scale uint8 pixels first with scale_pixels")
     if x.ndim == 2:
         side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1] and x.shape[0] == x.shape[1]:  # one square image, not N flat ones
+            raise ShapeError(f"got one {x.shape[0]}x{x.shape[1]} image; augmentation takes a batch: pass x[None]")
         if side * side != x.shape[1] or side == 0:
             raise ShapeError(f"flat images (N, D) must be square, D = H·W, got D = {x.shape[1]}; "
                              "pass (N, H, W) for other sizes")

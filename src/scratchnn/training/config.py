@@ -90,8 +90,8 @@ class TrainConfig:
                                       "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
                                  summary=lambda v: f"conv dropout {v:g}", **CONV_ONLY)
     augment: bool = option(False, "a new random transform of every training image in every batch: for "
-                           "digits shifts, rotations, scaling, slant and elastic distortion of four in five "
-                           "(the fifth stays sharp); for clothes (fashion-mnist) left-right mirrors; "
+                           "digits shifts, rotations, scaling, slant and elastic distortion, each image with "
+                           "probability 0.8 (the rest stay sharp); for clothes (fashion-mnist) left-right mirrors; "
                            "--augmentation changes it", group="network")
     # what `augment` draws, as data.augment.Augmentation's fields: a table in config.toml such as
     # {shift = 2.0, p = 0.8}; the values it names replace the dataset's default (DIGITS, CLOTHES).
