@@ -219,6 +219,7 @@ def test_max_pixels_is_checked_from_the_header():
     ("missing.png", None, "no such file"),
     ("notes.png", b"these are not the pixels you are looking for\n", "not an image"),
     ("empty.jpg", b"", "not an image"),
+    ("IMG_0001.HEIC", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64), r"a HEIC photo .*\(export it as JPEG\)"),
     ("cut.png", encode(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8), "PNG")[:900], "truncated"),
     ("cut.jpg", encode(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8), "JPEG")[:700], "truncated"),
 ])

@@ -80,7 +80,10 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             image = Image.open(file, formats=formats)
         except UnidentifiedImageError:
             names = ", ".join("WebP" if f == "WEBP" else f for f in formats)
-            raise ImageError(f"{where}not an image scratchnn can read; give a file in one of: {names}") from None
+            file.seek(0)
+            kind = _heif_kind(file.read(12))
+            raise ImageError(f"{where}{kind or 'not an image scratchnn can read'}; give a file in one of: "
+                             f"{names}{' (export it as JPEG)' if kind else ''}") from None
         except Image.DecompressionBombError:  # Pillow's own limit (2 x 89.5 million pixels) came first
             limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
             raise ImageError(f"{where}more than {limit:,} pixels, the most read (a guard against decompression "
@@ -100,6 +103,13 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
                 raise ImageError(f"{where}the {image.format} data cannot be decoded ({error}); "
                                  "is the file truncated or corrupt?") from None
+
+
+def _heif_kind(head: bytes) -> str:
+    """'a HEIC photo (...)' for the start of an HEIF file (an iPhone's photos), else ''."""
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+        return "a HEIC photo (an iPhone's default format), which Pillow cannot read without a plugin"
+    return ""
 
 
 def _jpeg_shrink(image: Image.Image, reduce_to: int | None) -> int:
