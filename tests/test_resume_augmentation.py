@@ -71,7 +71,8 @@ def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, config, 
         from_before_configs_recorded_it(tmp_path / "resumed")
     lines = []
     resume_run(tmp_path / "resumed", log=lines.append, progress=False)  # the default is DIGITS (p = 0.8) again
-    noted = any("continuing with the augmentation the run started with" in line and "each image with probability 80%" in line
+    noted = any("continuing with the augmentation the run started with" in line
+                and "each image with probability 80%" in line
                 for line in lines)
     assert noted != recorded_in_config, lines  # the config says it: nothing to note
     whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "resumed"))

@@ -347,8 +347,9 @@ def _flatten(v: np.ndarray, relative: bool, pen: float = 0.0) -> tuple[np.ndarra
     """(flat, noise sigma of flat), both (H, W): flat = max(v - paper level, 0), v (H, W) ink bright.
 
     The paper level is a grey opening of v (``image_ops.opening``: a min, then a max filter over a
-    square wider than the strokes: PAPER_SQUARE of the photo, or twice the ``pen`` width), smoothed: the strokes go, while the light's slow changes and
-    its sharp steps (a shadow's edge, the desk beside the page) stay paper. A box mean over the
+    square wider than the strokes: PAPER_SQUARE of the photo, or twice the ``pen`` width),
+    smoothed: the strokes go, while the light's slow changes and its sharp steps (a shadow's
+    edge, the desk beside the page) stay paper. A box mean over the
     photo would straddle such a step and call one side of it ink. Set to the paper's median (the
     low side of an Otsu split of v minus the opening). ``relative`` (dark ink, v = 1 - photo):
     divided by the paper's brightness 1 - level, since light multiplies: ink in a shadow is as

@@ -2,9 +2,9 @@
 interrupted ensemble completed.
 
 The folder holds one ordinary run folder per member (``seed-S/``) and ``ensemble.toml``, the
-seeds it is to hold and the config they share, written before the first member starts. ``train --resume FOLDER`` then
-finishes the member that was interrupted and trains those never started, and an ensemble read
-for evaluation or prediction is refused while a member is missing.
+seeds it is to hold and the config they share, written before the first member starts.
+``train --resume FOLDER`` then finishes the member that was interrupted and trains those never
+started, and an ensemble read for evaluation or prediction is refused while a member is missing.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
-from .config import CONFIG_FILE, MAX_CONFIG_BYTES, TrainConfig
 from ..io import MODEL_FILE
 from .checkpoint import CHECKPOINT_FILE
+from .config import CONFIG_FILE, MAX_CONFIG_BYTES, TrainConfig
 from .run import ENSEMBLE_FILE, REPORT_FILE, resume_run, run_finished, train_run
 from .run_data import absolute_data_paths, locate_data
 from .session import RunResult
