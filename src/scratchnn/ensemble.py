@@ -159,6 +159,18 @@ def _as_input_of(model, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def turned_differently(members: Sequence[Member]) -> str:
+    """'A was trained with --transpose ..., B without: ...' when members read a file's images turned
+    differently (each must be fed its own way, which one array cannot be), else ''."""
+    first = members[0]
+    other = next((member for member in members if member.transposed != first.transposed), None)
+    if other is None:
+        return ""
+    turned, upright = (first, other) if first.transposed else (other, first)
+    return (f"{turned.name} was trained with --transpose (its files' images turned over their diagonal), "
+            f"{upright.name} without: they read the same files differently")
+
+
 def check_members(members: Sequence[Member]) -> None:
     """A one-line error naming the first member whose images or classes differ from the first's."""
     first = members[0]

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from ..data import scale_pixels
 from ..data.tta import MAX_TTA, check_tta, mean_of_views
-from ..ensemble import check_finished, load_ensemble
+from ..ensemble import check_finished, load_ensemble, turned_differently
 from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
@@ -139,6 +139,8 @@ def load_ensemble_and_set(args: argparse.Namespace):
     images there, or one member's dev images could be another's training images.
     """
     ensemble = load_models(args)
+    if why := turned_differently(ensemble.members):
+        raise ConfigError(f"ensemble member {why}; evaluate members trained alike")
     first, *others = ensemble.members
     require_known_data(first.metadata, first.path, args)
     config = config_with_data_options(first.metadata, first.path, args)
@@ -147,11 +149,6 @@ def load_ensemble_and_set(args: argparse.Namespace):
         own = config_with_data_options(member.metadata, member.path, args)
         if _set_key(own, args.set) == _set_key(config, args.set):
             continue
-        if own.transpose != config.transpose:
-            a, b = (first.name, member.name) if config.transpose else (member.name, first.name)
-            raise ConfigError(f"ensemble member {a} was trained with --transpose (its files' images turned over "
-                              f"their diagonal), {b} without: they read the same files differently; evaluate "
-                              "members trained alike")
         theirs, their_labels, _, _ = load_set(own, args.set, model=member.model, metadata=member.metadata)
         if not (np.array_equal(theirs, images) and np.array_equal(their_labels, labels)):
             raise ConfigError(f"ensemble member {member.name} has another {args.set} set than {first.name} (other "

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..data.load import DIGITS as DIGIT_NAMES
-from ..ensemble import average
+from ..ensemble import average, turned_differently
 from ..errors import ConfigError, ImageError
 from ..training.run_data import check_image_shape
 from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
@@ -192,12 +192,8 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
     ensemble = load_models(args)  # any classes: Label is the class number, as the training file numbered it
     images = read_kaggle_test_csv(source, ignore_labels=args.ignore_labels)
     first = ensemble.members[0]
-    turned = [member for member in ensemble.members if member.transposed != first.transposed]
-    if turned:
-        a, b = (first, turned[0]) if first.transposed else (turned[0], first)
-        raise ConfigError(f"{a.name} was trained with --transpose (its files' images turned over their diagonal), "
-                          f"{b.name} without: they read a CSV's images differently; make the submission with "
-                          "members trained alike")
+    if why := turned_differently(ensemble.members):
+        raise ConfigError(f"{why}; make the submission with members trained alike")
     if first.transposed:  # the test file is laid out as the training file was: turned as training turned it
         images = np.ascontiguousarray(images.transpose(0, 2, 1))
     check_image_shape(images, str(source), first.model, first.metadata)
