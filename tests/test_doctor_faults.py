@@ -76,6 +76,15 @@ def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
     assert first.step == config.step_name, first.line()
 
 
+def test_unscaled_inputs_on_an_augmenting_preset_is_diagnosed_not_refused(shared_dir, tmp_path):
+    """The augmentation audit: `--preset cnn --fault unscaled-inputs` stopped at the first batch ("pixel values must
+    be in [0, 1]": the augmentation got the 0..255 images), so the doctor never saw the fault."""
+    config = configured(shared_dir, "cnn", {"epochs": 2, "train_size": 500}, ["unscaled-inputs"])
+    with pytest.raises(TrainingDiverged, match="the inputs reach 255"):
+        train_run(config, tmp_path, log=lambda line: None, progress=False)
+    assert first_finding(tmp_path).id == "unscaled-inputs"
+
+
 def test_quiet_keeps_the_doctors_errors_and_warnings_on_stderr(shared_dir, tmp_path, capsys):
     """The CLI audit: --quiet printed a zero-init run's one-line result and none of its three errors."""
     from scratchnn.cli.main import main

@@ -34,6 +34,7 @@ class Setup:
     rng: np.random.Generator
     shuffle: bool = True
     fast: bool = True
+    input_scale: float = 1.0  # what a fault multiplied the inputs by (augmentation works on 0..1 images, before it)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def _weighted(model: Sequential):
 def unscaled_inputs(setup: Setup) -> None:
     setup.x_train = setup.x_train * 255  # the forgotten `/ 255`
     setup.x_dev = setup.x_dev * 255
+    setup.input_scale = 255.0  # an augmenting preset still moves the digits, then feeds them unscaled
 
 
 class NaiveSoftmaxCrossEntropy:

@@ -104,7 +104,8 @@ class HealthRecorder:
         self.rows += new
         return new
 
-    def record_readability(self, x_train: np.ndarray, y_train: np.ndarray, augmentation) -> list[Row]:
+    def record_readability(self, x_train: np.ndarray, y_train: np.ndarray, augmentation,
+                           input_scale: float = 1.0) -> list[Row]:
         """Epoch 0's ``template_accuracy`` and ``augmented_template_accuracy``: how much of what
         tells the classes apart survives ``augmentation`` (a callable (x, rng) -> x), on
         SAMPLE_SIZE · 4 training images spread over the set, augmented with a generator of its
@@ -115,7 +116,7 @@ class HealthRecorder:
         if dataclasses.is_dataclass(augmentation) and getattr(augmentation, "p", 1.0) < 1.0:
             augmentation = dataclasses.replace(augmentation, p=1.0)
         sample = spread_rows(len(x_train), 4 * SAMPLE_SIZE)
-        x, labels = x_train[sample], y_train[sample]
+        x, labels = x_train[sample] / np.float32(input_scale), y_train[sample]  # the 0..1 images augmentation takes
         new = [Row(0, MODEL, signal, value)
                for signal, value in readability(x, labels, augmentation(x, np.random.default_rng(0))).items()]
         self.rows += new

@@ -163,9 +163,18 @@ class TrainingSession:
             if self.checkpoint is None:
                 self.health.record_labels(self.y_train, self.model.num_classes)
                 if self.augmentation is not None:
-                    self.health.record_readability(self.x_train, self.y_train, self.augmentation)
+                    self.health.record_readability(self.x_train, self.y_train, self.augmentation,
+                                                   self.setup.input_scale)
         # a fault run's steps count as any run's
         self.doctor = Doctor(doctor_settings(self.config, self.run_dir), self.config.step_name)
+
+    def _augment(self):
+        """The augmentation fit applies to each batch; under a fault that scaled the inputs (the
+        lab's unscaled-inputs), on the 0..1 images it takes, scaled back after."""
+        augmentation, scale = self.augmentation, np.float32(self.setup.input_scale)
+        if augmentation is None or scale == 1:
+            return augmentation
+        return lambda x, rng: augmentation(x / scale, rng) * scale
 
     def save_state(self, finished: bool = False) -> None:
         """The checkpoint --resume continues from, and health.csv as far as it goes."""
@@ -242,7 +251,7 @@ class TrainingSession:
                 batch_size=config.batch_size, x_dev=self.x_dev, y_dev=self.y_dev, rng=self.gens["order"],
                 shuffle=setup.shuffle, schedule=self.schedule, early_stopping=self.stopping,
                 eval_every=config.eval_every, start_epoch=self.start_epoch, on_epoch_end=self._evaluated,
-                augment=self.augmentation, augment_rng=self.gens["augment"], on_batch_end=self._batch_done,
+                augment=self._augment(), augment_rng=self.gens["augment"], on_batch_end=self._batch_done,
                 health=self.health, stop_requested=self.stop_requested, fast=setup.fast and not config.textbook,
                 loss_fn=setup.loss_fn)
         except TrainingDiverged as error:
