@@ -251,6 +251,9 @@ def test_a_dev_set_larger_than_the_data_leaves_no_run_folder(digits, tmp_path):
     with pytest.raises(ConfigError, match=r"dev size must be between 0 and \d+ \(the data has"):
         train_run(small_config(digits, dev_size=100_000), out, log=lambda line: None, progress=False)
     assert not out.exists()
+    with pytest.raises(ConfigError, match="shift of 20 px would move a 28x28 image out of its frame"):
+        train_run(small_config(digits, augment=True, augmentation={"shift": 20.0}), out, log=quiet, progress=False)
+    assert not out.exists()  # the augmentation audit: refused at the first batch, after the folder was made
     lines = []  # and a train size over what is left is said, not silently cut
     train_run(small_config(digits, train_size=5000, epochs=2), out, log=lines.append, progress=False)
     assert "Note: --train-size 5,000 is more than the 1,000 images left beside the dev set; training on all of them" \

@@ -87,6 +87,13 @@ class Augmentation:
             raise ConfigError(f"p is the probability that an image is augmented, in [0, 1]; got {self.p:g}")
         return self
 
+    def check_fits(self, image_shape: tuple[int, int]) -> None:
+        """A ConfigError when the shift would move images of ``image_shape`` (H, W) out of their frame."""
+        h, w = image_shape
+        if self.shift >= min(h, w) / 2:
+            raise ConfigError(f"shift of {self.shift:g} px would move a {h}x{w} image out of its frame; "
+                              f"use less than {min(h, w) / 2:g}")
+
     @property
     def is_identity(self) -> bool:
         """True when no image can change (p = 0 or every strength 0)."""
@@ -145,9 +152,7 @@ class Augmentation:
         n, h, w = images.shape
         if self.is_identity or n == 0:
             return images.reshape(shape).copy()
-        if self.shift >= min(h, w) / 2:
-            raise ConfigError(f"shift of {self.shift:g} px would move a {h}x{w} image out of its frame; "
-                              f"use less than {min(h, w) / 2:g}")
+        self.check_fits((h, w))
         # NOTE: every draw happens whatever p is, so the stream position depends only on N
         applied = rng.random(n) < self.p
         angle = rng.uniform(-self.rotate, self.rotate, n) * applied

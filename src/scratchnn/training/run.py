@@ -81,6 +81,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
         raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
                           f"{want_h}x{want_w} images")
     check_dev_size(config.dev_size, len(data.images))  # before the folder: a failed start leaves nothing
+    if (augmentation := config.build_augmentation()) is not None:
+        augmentation.check_fits(data.images.shape[1:3])  # not at the first batch, after the folder
     left = len(data.images) - config.dev_size
     if config.train_size > left:
         log(f"Note: --train-size {config.train_size:,} is more than the {left:,} images left beside the dev set; "
