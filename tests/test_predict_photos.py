@@ -126,6 +126,41 @@ def test_explain_preprocessing_saves_the_steps(capsys, small_run, photos, tmp_pa
     assert {p.name for p in tmp_path.iterdir()} == {"steps.png", "steps-seven.png", "steps-number.png"}
 
 
+def test_a_refused_photo_still_gets_its_figure_as_far_as_the_steps_went(capsys, small_run, photos, tmp_path,  # noqa: F811
+                                                                         monkeypatch):
+    """The photo audit: a photo refused ("no ink found") drew nothing, though it is the photo whose
+    steps a user most needs to see (what stood out from the paper, if anything)."""
+    import scratchnn.plots.preprocessing as figure
+
+    titles = []
+    real = figure.save_preprocessing_figure
+    monkeypatch.setattr(figure, "save_preprocessing_figure",
+                        lambda steps, path, title=None: titles.append((title, len(steps))) or real(steps, path, title))
+    code, out, err = predict(capsys, small_run, photos["white"], photos["seven"], "--explain-preprocessing",
+                             tmp_path / "s.png")
+    assert code == 1 and "no ink found" in err and "Prediction: 7" in out
+    assert {p.name for p in tmp_path.glob("*.png")} == {"s-white.png", "s-seven.png"}
+    assert f"Saved the preprocessing steps to {tmp_path / 's-white.png'}" in out
+    assert titles[0] == (f"{photos['white']}: stopped here: no ink found: nothing stands out from the paper; "
+                         "photograph the digit larger, sharper or with more contrast", 4)
+    assert titles[1] == (photos["seven"], 7)
+
+
+def test_steps_before_failure_end_where_the_pipeline_stopped():
+    from scratchnn.photos.preprocess import preprocess_steps, steps_before_failure
+
+    steps, problem = steps_before_failure(np.ones((120, 160)))
+    assert problem.startswith("no ink found")
+    assert [name.split(" (")[0] for name, _ in steps] == ["photo", "flattened", "threshold", "ink kept"]
+    assert not steps[-1][1].any()  # nothing stood out from the paper
+    one = np.full((120, 90), 0.9)
+    one[20:100, 40:52] = 0.1
+    steps, problem = steps_before_failure(one)
+    assert problem == "" and [name for name, _ in steps] == [name for name, _ in preprocess_steps(one)[:4]]
+    with pytest.raises(Exception, match="no ink found"):
+        preprocess_steps(np.ones((120, 160)))
+
+
 def test_photos_named_alike_get_a_figure_each(capsys, small_run, photos, tmp_path):  # noqa: F811
     twin = tmp_path / "other" / "seven.png"
     twin.parent.mkdir()

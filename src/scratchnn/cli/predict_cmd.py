@@ -22,6 +22,7 @@ import json
 import math
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +210,7 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
 
 def predict_photos(ensemble, args: argparse.Namespace) -> int:
     """Predict every photo in ``args.photos`` with the model or ensemble; 1 if any could not be read, else 0."""
-    from ..photos.preprocess import WORK_SIDE, preprocess_steps, read_image, split_digits, to_mnist
+    from ..photos.preprocess import WORK_SIDE, read_image, split_digits, to_mnist
 
     if math.prod(ensemble.input_shape) != 28 * 28:
         raise ConfigError(f"this model takes inputs of shape {ensemble.input_shape}; photos become 28x28 digits, "
@@ -220,10 +221,9 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
     if not args.json and (len(ensemble) > 1 or args.tta > 1):
         print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
               f"Answered with {answered_by(ensemble, args.tta)}\n")
-    notes = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
-    stems = [Path(path).stem for path in args.photos]
     answers, failed = [], 0
     for n, path in enumerate(args.photos):
+        gray = None
         try:
             gray = read_image(path, reduce_to=WORK_SIDE)
             try:
@@ -234,6 +234,8 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             print(f"scratchnn predict: error: {error}", file=sys.stderr)
             answers.append({"path": str(path), "error": str(error)})
             failed += 1
+            if args.explain_preprocessing and gray is not None:  # how far it got: what stood out, or nothing
+                explain_photo(args, n, gray, multi=split == "multi", refused=True)
             continue
         probs = ensemble.predict_proba(np.stack(digits).reshape(len(digits), *ensemble.input_shape), tta=args.tta)
         if args.json:
@@ -243,26 +245,36 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             if n:
                 print()
             print_photo(path, digits, probs, classes, number=split == "multi" or len(digits) > 1)
-        if args.explain_preprocessing:
-            from ..plots.preprocessing import save_preprocessing_figure
-
-            out = args.explain_preprocessing
-            if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too
-                # alike as Windows and macOS compare names: Digit.png and digit.jpg would share one figure
-                alike = [other.casefold() for other in stems].count(stems[n].casefold())
-                stem = stems[n] if alike == 1 else f"{stems[n]}-{n + 1}"
-                out = out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
-            steps = preprocess_steps(gray, ink=args.ink, multi=split == "multi" or len(digits) > 1)
-            try:
-                saved = save_preprocessing_figure(steps, out, title=str(path))
-            except ConfigError as error:  # an unwritable folder, an unknown image suffix
-                print(f"scratchnn predict: error: {error}", file=sys.stderr)
-                failed += 1
-                continue
-            print(f"Saved the preprocessing steps to {saved}", file=notes)
+        if args.explain_preprocessing and not explain_photo(args, n, gray, multi=split == "multi" or len(digits) > 1):
+            failed += 1
     if args.json:
         print(json.dumps({**answered_by_json(ensemble, args.tta), "photos": answers}, indent=2))
     return 1 if failed else 0
+
+
+def explain_photo(args: argparse.Namespace, n: int, gray: np.ndarray, multi: bool, refused: bool = False) -> bool:
+    """Save the preprocessing figure of photo ``n`` (``--explain-preprocessing``): every step, or
+    for a photo the pipeline ``refused``, the steps as far as they went, under the reason. False
+    when the figure could not be written (said on stderr)."""
+    from ..photos.preprocess import preprocess_steps, steps_before_failure
+    from ..plots.preprocessing import save_preprocessing_figure
+
+    path, out = args.photos[n], args.explain_preprocessing
+    if len(args.photos) > 1:  # one figure per photo; two photos named alike get their position too
+        # alike as Windows and macOS compare names: Digit.png and digit.jpg would share one figure
+        stems = [Path(photo).stem.casefold() for photo in args.photos]
+        stem = Path(path).stem if stems.count(stems[n]) == 1 else f"{Path(path).stem}-{n + 1}"
+        out = out.with_name(f"{out.stem}-{stem}{out.suffix or '.png'}")
+    steps, problem = steps_before_failure(gray, ink=args.ink) if refused else (
+        preprocess_steps(gray, ink=args.ink, multi=multi), "")
+    title = f"{path}: stopped here: {textwrap.shorten(problem, 110)}" if problem else str(path)
+    try:
+        saved = save_preprocessing_figure(steps, out, title=title)
+    except ConfigError as error:  # an unwritable folder, an unknown image suffix
+        print(f"scratchnn predict: error: {error}", file=sys.stderr)
+        return False
+    print(f"Saved the preprocessing steps to {saved}", file=sys.stderr if args.json else sys.stdout)
+    return True
 
 
 def print_photo(path, digits: list[np.ndarray], probs: np.ndarray, classes, number: bool) -> None:

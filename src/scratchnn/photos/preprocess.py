@@ -28,7 +28,8 @@ from .image_ops import box_mean, box_sum, components, dilate, opening, otsu_thre
 
 # read_image is the pipeline's first step: a notebook imports it from here with the rest
 __all__ = ["FORMATS", "INKS", "MAX_PIXELS", "WORK_SIDE", "NoInk", "centre_in_field", "detect_ink", "fit_box",
-           "photo_suffixes", "preprocess_steps", "read_image", "split_digits", "to_mnist", "to_mnist_and_digits"]
+           "photo_suffixes", "preprocess_steps", "read_image", "split_digits", "steps_before_failure", "to_mnist",
+           "to_mnist_and_digits"]
 INKS = ("auto", "dark", "light")
 WORK_SIDE = 800  # photos are analysed with the longest side reduced to this (area average)
 BOX, FIELD, CENTRE = 20, 28, 14.0  # MNIST: fit 20x20, 28x28 field, mean centre of mass (14.0, 14.0)
@@ -45,6 +46,7 @@ DOT = 3.5  # ink whose box is under this many stroke widths long is a dot or a b
            # 10,000 digits: 5.2 and up, a 3:1 dash 4; a click of the page's pen 2.7-3.0)
 PEN = 1.2  # thinner strokes are thickened to this: 2·area/perimeter in the 20x20 box, the 5th
 #           percentile of MNIST's ink > 0.5 (median 1.8); thicker targets turn a flagged 1 into a 7
+KEPT = "ink kept (page edges, specks dropped)"  # the step's name in preprocess_steps
 PALETTE = np.array([[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16],
                     [0.58, 0.4, 0.74], [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.74, 0.74, 0.13]])
 
@@ -85,12 +87,10 @@ def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",
 
     Images are grey (h, w) in 0..1, or RGB (h, w, 3) for the segmentation. One digit: photo,
     flattened, threshold, ink kept, crop, 20x20, 28x28. ``multi``: the segmentation and each digit.
+    Raises ImageError as the pipeline does; ``steps_before_failure`` draws how far a refused photo got.
     """
-    found = _find_ink(gray, ink)
-    steps = [("photo (as analysed)", found.work),
-             (f"flattened ({found.ink} ink)", np.clip(found.flat / found.level, 0, 1)),
-             (f"threshold (Otsu {found.otsu:.2f})", (found.flat > found.high).astype(np.float32)),
-             ("ink kept (specks removed)", (found.labels > 0).astype(np.float32))]
+    steps: list[tuple[str, np.ndarray]] = []
+    found = _find_ink(gray, ink, steps)
     if multi:
         colours = np.zeros((*found.labels.shape, 3), np.float32)
         for k, group in enumerate(found.groups):
@@ -101,6 +101,17 @@ def preprocess_steps(gray: np.ndarray, *, ink: str = "auto",
     height, width = small.shape
     return steps + [("crop (grey edges kept)", crop), (f"fit 20x20 ({width} wide, {height} high)", small),
                     ("28x28 (centre of mass at 14, 14)", field)]
+
+
+def steps_before_failure(gray: np.ndarray, *, ink: str = "auto") -> tuple[list[tuple[str, np.ndarray]], str]:
+    """The steps of a photo the pipeline refuses, as far as they went, and why it stopped ("" when
+    it did not): the threshold shows what stood out from the paper, or that nothing did."""
+    steps: list[tuple[str, np.ndarray]] = []
+    try:
+        _find_ink(_checked(gray), ink, steps)
+    except ImageError as error:
+        return steps, str(error)
+    return steps, ""
 
 
 # ------------------------------------------------------------------ finding the ink
@@ -118,7 +129,9 @@ class _Ink:
     groups: list[np.ndarray]  # the component labels of each digit, left to right
 
 
-def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
+def _find_ink(gray: np.ndarray, ink: str, steps: list | None = None) -> _Ink:
+    """The ink of a grey photo; ``steps`` (a list) gets the (name, image) of each stage as it is reached."""
+    steps = [] if steps is None else steps
     if ink not in INKS:
         raise ConfigError(f"ink must be one of {', '.join(INKS)}, got {ink!r}")
     work = _reduce(_checked(gray))
@@ -129,11 +142,15 @@ def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
     flat, noise = _flatten(1 - work if ink == "dark" else work, relative=ink == "dark", pen=pen)
     otsu = otsu_threshold(flat)
     high = np.maximum(otsu, 4 * noise)  # NOTE: Otsu alone splits the noise of an empty page
+    shown = max(float(np.percentile(flat, 99.5)), MIN_CONTRAST)  # the picture's white: the ink, or a faint page
+    steps += [("photo (as analysed)", work), (f"flattened ({ink} ink)", np.clip(flat / shown, 0, 1)),
+              (f"threshold (Otsu {otsu:.2f})", (flat > high).astype(np.float32))]
     labels, stats = components(flat > high)
     stats[_around_the_page(stats, flat.shape), 0] = 0  # not ink: dropped with the specks below
     empty = NoInk("no ink found: nothing stands out from the paper; photograph the digit larger, "
                   "sharper or with more contrast")
     if not stats[:, 0].any():  # nothing, or only the page's surroundings
+        steps.append((KEPT, np.zeros(flat.shape, np.float32)))
         raise empty
     keep = (stats[:, 0] > 0) & (stats[:, 0] >= SPECK * stats[:, 0].max())
     groups = _group(stats, keep)
@@ -143,6 +160,7 @@ def _find_ink(gray: np.ndarray, ink: str) -> _Ink:
     lookup = np.zeros(len(stats) + 1, labels.dtype)
     lookup[kept] = kept
     labels = lookup[labels]  # noise and dropped groups -> 0
+    steps.append((KEPT, (labels > 0).astype(np.float32)))
     level = float(np.percentile(flat[labels > 0], 90))
     significance = np.percentile(flat[labels > 0] / np.maximum(noise[labels > 0], 1e-6), 90)
     if level < MIN_CONTRAST or significance < 6:

@@ -5,12 +5,15 @@ matplotlib's object API (``Figure``, no pyplot): no global state, works without 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from .common import verbatim
+
+TITLE_CHARS = 9  # characters of the title an inch of the figure holds
 
 
 def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None = None,
@@ -19,10 +22,12 @@ def preprocessing_figure(steps: list[tuple[str, np.ndarray]], title: str | None 
     (black = 0) or RGB (h, w, 3), each under its name, in order left to right."""
     if not steps:
         raise ValueError("no steps to draw; pass the list preprocess_steps returns")
-    title = None if title is None else verbatim(title)  # it names the photo's file
     columns = min(columns, len(steps))
     rows = math.ceil(len(steps) / columns)
-    fig = Figure(figsize=(3.0 * columns, 3.1 * rows + (0.4 if title else 0)), layout="constrained")
+    # it names the photo's file, and why a refused photo stopped: wrapped to the figure's width
+    title = None if title is None else verbatim(textwrap.fill(title, int(TITLE_CHARS * 3.0 * columns)))
+    lines = 0 if title is None else title.count("\n") + 1
+    fig = Figure(figsize=(3.0 * columns, 3.1 * rows + 0.4 * lines), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     for ax, (name, image) in zip(axes, steps):
         small = max(image.shape[:2]) <= 40  # the 28x28 and 20x20 steps: show pixels, not a blur
