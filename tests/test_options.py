@@ -167,6 +167,27 @@ def test_applicable_options_depend_on_the_network():
     assert "lr_gamma" in TrainConfig(schedule="plateau").applicable()
 
 
+def test_mirrored_digits_and_an_augmentation_table_that_does_nothing_get_a_note(tmp_path):
+    """The augmentation audit: flip=0.5 on digits trained on mirrored 2s without a word, and a
+    config file's table under augment = false was silently unused."""
+    lines = []
+    config = resolve_config(train_args("--preset", "cnn", "--augmentation", "flip=0.5"), lines.append)
+    assert config.build_augmentation().flip == 0.5  # kept: only a note
+    assert [line for line in lines if "mirror" in line] == [
+        "Note: flip=0.5 mirrors images left to right: right for clothes, wrong for digits (a mirrored 2, 3, 4, 5, 7 "
+        "or 9 is not that digit); leave flip at 0 for digits"]
+    lines.clear()
+    resolve_config(train_args("--preset", "cnn", "--dataset", "fashion-mnist"), lines.append)
+    assert not [line for line in lines if "mirror" in line]  # the clothes' own default
+    (tmp_path / "c.toml").write_text('augment = false\naugmentation = {rotate = 5.0, p = 0.5}\n')
+    resolve_config(train_args("--config", str(tmp_path / "c.toml")), lines.append)
+    assert lines == ["Note: the config file's augmentation table (rotate, p) does nothing with augment = false; "
+                     "add --augment to train with it"]
+    lines.clear()
+    resolve_config(train_args("--config", str(tmp_path / "c.toml"), "--augment"), lines.append)
+    assert lines == []
+
+
 def test_schedule_options_are_checked_by_the_one_rule():
     with pytest.raises(ConfigError, match="--lr-gamma does not apply to the cosine schedule, only to step and "
                                           "exponential and plateau"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..data.augment import Augmentation
+from ..data.augment import Augmentation, augmentation_for
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..optim.schedule_options import OPTION_USERS
@@ -125,7 +125,7 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     for name, value in settings.items():  # a table (the augmentation) changes only the entries given
         setattr(config, name, {**getattr(config, name), **value} if isinstance(value, dict) else value)
     config = config.validate()
-    for line in ignored_settings(config, settings):
+    for line in ignored_settings(config, settings) + _augmentation_notes(config, settings):
         log(line)
     if settings.get("optimizer") == "adamw" and not config.weight_decay:
         log("Note: adamw without weight decay is adam (the decoupled decay is all that sets it apart); "
@@ -151,6 +151,19 @@ def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
                 f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): they are the defaults, not "
                 f"{known}'s; to start from {known}'s, add --preset {known}")
     return config
+
+
+def _augmentation_notes(config: TrainConfig, settings: dict) -> list[str]:
+    """A note for a config file's augmentation table that does nothing (``augment = false``), and
+    for mirrors on data whose default has none (digits: a mirrored 2 is not a 2)."""
+    if config.augmentation and not config.augment and "augmentation" not in settings:  # --augmentation: noted
+        return [f"Note: the config file's augmentation table ({', '.join(config.augmentation)}) does nothing "
+                "with augment = false; add --augment to train with it"]
+    flip = config.augment and config.build_augmentation().flip
+    if flip and not augmentation_for(config.dataset).flip:
+        return [f"Note: flip={flip:g} mirrors images left to right: right for clothes, wrong for digits (a "
+                "mirrored 2, 3, 4, 5, 7 or 9 is not that digit); leave flip at 0 for digits"]
+    return []
 
 
 def ignored_settings(config: TrainConfig, settings: dict) -> list[str]:
