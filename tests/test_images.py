@@ -232,6 +232,26 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, name, content, messag
     assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
 
 
+def test_avif_is_read_where_pillow_reads_it_and_named_where_it_is_not():
+    """AVIF (phones' and browsers' newer format) was refused as 'not an image' though Pillow read it."""
+    from PIL import features
+
+    from scratchnn.photos.decode import FORMATS
+
+    if "AVIF" not in FORMATS:
+        with pytest.raises(ImageError, match="an AVIF image, which this Pillow cannot read"):
+            read_image(b"\0\0\0\x1cftypavif\0\0\0\0avifmif1" + bytes(64))
+        assert not features.check_module("avif")
+        return
+    gray = np.full((60, 80), 230, np.uint8)
+    gray[10:50, 35:45] = 20
+    data = encode(gray, "AVIF")
+    assert np.abs(read_image(data) * 255 - gray).max() < 24  # lossy, as JPEG is
+    with pytest.raises(ImageError, match=r"an AVIF image, which is not accepted here; give a file in one of: "
+                                         r"PNG, JPEG \(export it as JPEG\)"):
+        read_image(data, formats=("PNG", "JPEG"))
+
+
 def test_a_folder_is_not_an_image(tmp_path):
     with pytest.raises(ImageError, match="a folder, not a file"):
         read_image(tmp_path)

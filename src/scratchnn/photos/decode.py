@@ -13,13 +13,23 @@ import struct
 import zlib
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from ..errors import ImageError
 from ..files import why_unreadable
 
+
+
+def _reads_avif() -> bool:
+    try:
+        return bool(features.check_module("avif"))
+    except ValueError:  # a Pillow older than 11.3 does not know the module's name
+        return False
+
+
 MAX_PIXELS = 40_000_000  # a 24-megapixel camera photo passes; a 20,000 x 20,000 "bomb" does not
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+# AVIF (a phone's or a browser's newer format) where this Pillow reads it: 11.3 and later, with libavif
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM") + (("AVIF",) * _reads_avif())
 
 
 def photo_suffixes(formats=FORMATS) -> frozenset[str]:
@@ -76,9 +86,13 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
 
 
 def _heif_kind(head: bytes) -> str:
-    """'a HEIC photo (...)' for the start of an HEIF file (an iPhone's photos), else ''."""
+    """'a HEIC photo (...)' for the start of an HEIF file (an iPhone's photos), 'an AVIF image
+    (...)' for an AVIF this Pillow or ``formats`` does not read, else ''."""
     if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
         return "a HEIC photo (an iPhone's default format), which Pillow cannot read without a plugin"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "an AVIF image, which " + ("is not accepted here" if _reads_avif() else
+                                         "this Pillow cannot read (Pillow 11.3 and later can)")
     return ""
 
 
