@@ -156,8 +156,8 @@ def refuse_edits(config, checkpoint: Checkpoint | None, config_file: Path) -> No
     checkpoint's schedule and optimizer state), so an edited lr was ignored while the folder said it
     was used, and more epochs ran at a finished cosine's rate 0. Checkpoints of older versions
     record no config: nothing to hold it to."""
-    began = checkpoint.metadata.get("config") if checkpoint is not None else None
-    if not isinstance(began, dict):
+    began = _began(checkpoint)
+    if began is None:
         return
     now = config.to_dict()
     # a plateau schedule and early stopping count evaluations: there, how often is what trains
@@ -177,14 +177,20 @@ def rounding_edits(config, checkpoint: Checkpoint | None) -> str:
     """A note when config.toml now runs the layers on other code than the run began with (BLAS
     threads, textbook layers): the same math rounded in another order, so the resumed run ends
     near, not bit for bit at, where the uninterrupted one would (max |d| 0.017 after 2 epochs)."""
-    began = checkpoint.metadata.get("config") if checkpoint is not None else None
-    if not isinstance(began, dict):
+    began = _began(checkpoint)
+    if began is None:
         return ""
     now = config.to_dict()
     edits = [f"{name} {show(began[name])} -> {show(now[name])}" for name in ("threads", "textbook")
              if name in began and began[name] != now[name]]
     return (f"Note: {', '.join(edits)} since the run began: the same math, rounded in another order, so the weights "
             "end near, not bit for bit at, those of the run never stopped") if edits else ""
+
+
+def _began(checkpoint: Checkpoint | None) -> dict | None:
+    """The config the run began with, as its checkpoint records it (None: an older version's)."""
+    began = checkpoint.metadata.get("config") if checkpoint is not None else None
+    return began if isinstance(began, dict) else None
 
 
 def load_checkpoint(path) -> Checkpoint:
