@@ -210,6 +210,9 @@ def test_matches_torch_in_training_and_eval(kind, torch_name, shape):
     (9, 4, "9 training images in batches of 4 leave a last batch of 1 image, which batch norm cannot "
            "normalise (it has no variance); use --batch-size 3"),
     (1, None, "batch norm needs 2 or more training images to normalise a batch, got 1"),
+    # the numerics audit: n % 1 == 0 let batches of one image through, to fail at the first step
+    (9, 1, "batches of 1 image leave batch norm nothing to normalise by (a batch of one has no variance); "
+           "use --batch-size 2 or more"),
 ])
 def test_fit_refuses_a_last_batch_of_one_before_the_first_step(n, batch_size, message):
     """Found by trying batch sizes: 9,000 digits in batches of 8,999 trained a whole epoch, then
@@ -241,3 +244,38 @@ def test_a_last_batch_of_one_is_fine_without_batchnorm1d(layers):
         model = Sequential([Conv2D(1, 2, 3, rng=1), BatchNorm2d(2), ReLU(), Flatten(), Dense(8, 2, rng=2)], (1, 4, 4))
         x = rng.random((9, 1, 4, 4), dtype=np.float32)
     assert len(fit(model, SGD(0.1), x, rng.integers(0, 2, 9), epochs=1, batch_size=4, rng=rng)) == 1
+
+
+def test_batchnorm2d_over_1x1_maps_is_held_to_batches_of_two_before_the_first_step():
+    """The numerics audit: a BatchNorm2d after pooling down to 1x1 has one number per image and
+    channel, like BatchNorm1d; 9 images in 4s failed at the third batch, after two updates."""
+    from scratchnn import Conv2D, Flatten, MaxPool2D
+    from scratchnn.optim import SGD
+    from scratchnn.training.fit import fit
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 4, 3, rng=1), ReLU(), MaxPool2D(2), BatchNorm2d(4), Flatten(), Dense(4, 3, rng=2)],
+                       (1, 4, 4))
+    before = [p.copy() for _, p, _ in model.named_parameters()]
+    x, y = rng.random((9, 1, 4, 4), dtype=np.float32), rng.integers(0, 3, 9)
+    with pytest.raises(ShapeError, match="leave a last batch of 1 image.*use --batch-size 3"):
+        fit(model, SGD(0.1), x, y, epochs=1, batch_size=4, rng=rng)
+    assert all(np.array_equal(a, p) for a, (_, p, _) in zip(before, model.named_parameters()))
+    assert len(fit(model, SGD(0.1), x, y, epochs=1, batch_size=3, rng=rng)) == 1
+
+
+def test_train_refuses_a_batch_norm_batch_of_one_before_its_folder_is_made(tmp_path, capsys):
+    """The numerics audit: --batch-size 1 with batch norm wrote config.toml, a checkpoint and
+    health.csv, then failed at the first step, and --resume could not change the batch size."""
+    from scratchnn.cli.main import main
+
+    csv = tmp_path / "d.csv"
+    rows = np.random.default_rng(0).integers(0, 256, (40, 784))
+    csv.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n"
+                   + "".join(f"{i % 10}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(rows)))
+    for extra, message in ((["--batch-size", "1"], "batches of 1 image"),
+                           (["--batch-size", "4", "--train-size", "29"], "29 training images in batches of 4")):
+        code = main(["train", "--preset", "mlp", "--csv", str(csv), "--dev-size", "10", "--epochs", "1",
+                     "--out", str(tmp_path / "run"), "--no-report", *extra])
+        assert code != 0 and message in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()

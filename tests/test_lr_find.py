@@ -240,6 +240,19 @@ def test_data_that_does_not_fit_is_a_shape_error():
         lr_find(model, SGD(0.1), x, y[:-1])
 
 
+def test_a_batch_norm_batch_of_one_is_refused_before_the_first_step():
+    """The numerics audit: 3,073 digits in 128s ran 24 steps, then failed on the last batch of 1
+    with no batch size to use instead (train names one)."""
+    from scratchnn.nn import BatchNorm1d, Dense, ReLU
+    from scratchnn.model import Sequential
+
+    _, x, y = problem()
+    model = Sequential([Dense(x.shape[1], 8, rng=1), BatchNorm1d(8), ReLU(), Dense(8, 10, rng=2)])
+    with pytest.raises(ShapeError, match="593 training images in batches of 8 leave a last batch of 1 image.*use "
+                                         "--batch-size 7"):
+        lr_find(model, SGD(0.1), x[:593], y[:593], batch_size=8)
+
+
 # --- the figure ---------------------------------------------------------------------------------
 def test_the_figure_draws_both_curves_and_labels_both_suggestions():
     model, x, y = problem()

@@ -6,6 +6,8 @@ import pytest
 from scratchnn import Dense, ReLU, Sequential, SoftmaxCrossEntropy
 from scratchnn.errors import ShapeError
 from scratchnn.gradcheck import check_model
+from scratchnn.optim import SGD
+from scratchnn.training.fit import fit
 
 
 def small_model(seed=0, sizes=(8, 6, 10)):
@@ -92,12 +94,17 @@ def test_predict_proba_rows_sum_to_one_and_batches_agree():
 
 @pytest.mark.parametrize("x, message", [
     (np.zeros((2, 7)), r"samples of shape \(8,\)"),
-    (np.full((2, 8), np.nan), "NaN"),
+    (np.full((2, 8), np.nan), "contains 16 NaN or infinite value"),
     (np.array([["a"] * 8]), "numeric"),
+    # the numerics audit: float64 1e39 is infinite in float32, and was called "NaN or infinite"
+    (np.full((2, 8), 1e39), r"input holds values up to 1e\+39, beyond float32's range \(±3.4e\+38\)"),
 ])
 def test_predict_rejects_bad_input(x, message):
     with pytest.raises(ShapeError, match=message):
         small_model().predict(x)
+    if "range" in message or "NaN" in message:  # fit reads its data the same way
+        with pytest.raises(ShapeError, match=message.replace("input", "training data")):
+            fit(small_model(), SGD(0.1), x, np.zeros(len(x), int), epochs=1)
 
 
 def test_forward_rejects_a_wrong_shape():

@@ -47,6 +47,20 @@ def _check_layers(layers: list) -> None:
         seen[id(layer)] = i
 
 
+def refuse_non_finite(x: np.ndarray, dtype, what: str) -> None:
+    """A ShapeError when ``x`` holds NaN or infinite values, or values too large for ``dtype``
+    (float64 1e39 is infinite in float32): the network's arithmetic would be NaN from there on."""
+    if x.dtype.kind not in "fc":
+        return
+    bad = np.count_nonzero(~np.isfinite(x))
+    if bad:
+        raise ShapeError(f"{what} contains {bad:,} NaN or infinite value(s); clean the data first")
+    largest = float(np.finfo(dtype).max)
+    if x.size and np.finfo(x.dtype).max > largest and float(np.abs(x).max()) > largest:
+        raise ShapeError(f"{what} holds values up to {float(np.abs(x).max()):.3g}, beyond {np.dtype(dtype).name}'s "
+                         f"range (±{largest:.3g}), which the network reads as infinite; scale the inputs to 0..1")
+
+
 class Sequential:
     """Layers applied in order: x (N, *input_shape) -> logits (N, C).
 
@@ -219,15 +233,14 @@ class Sequential:
         if not np.issubdtype(x.dtype, np.number):
             raise ShapeError(f"input must be numeric, got dtype {x.dtype}")
         refuse_raw_pixels(x, whole_floats=True)
-        x, given = x.astype(self.dtype, copy=False), x.shape
+        given = x.shape
         if x.ndim == len(self.input_shape):  # one sample: make it a batch of one
             x = x[None]
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects samples of shape {self.input_shape}, got an array of shape {given}"
                              + self._reshape_hint(x.shape))
-        if not np.isfinite(x).all():
-            raise ShapeError("input contains NaN or infinite values; clean the data first")
-        return x
+        refuse_non_finite(x, self.dtype, "input")
+        return x.astype(self.dtype, copy=False)
 
     def _reshape_hint(self, shape: tuple[int, ...]) -> str:
         """How to reshape images the model does take in another layout ('' when there is none)."""

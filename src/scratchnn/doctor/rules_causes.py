@@ -59,7 +59,7 @@ def lopsided_labels(run: RunHealth):
         return None
     missing = run.classes - int(held_classes)
     if missing > 0:
-        never = f"{missing} never appear{'s' * (missing == 1)}"
+        never = "one class has no training images" if missing == 1 else f"{missing} classes have no training images"
         return Trigger(0, f"the training labels hold {int(held_classes)} of the network's {run.classes} classes "
                           f"({never}); the most common has {percent(share)} of them")
     if share >= min(LOPSIDED / run.classes, LOPSIDED_MOST):

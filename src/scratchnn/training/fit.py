@@ -14,9 +14,9 @@ import numpy as np
 from .. import fast as fast_path
 from ..data.split import batch_indices, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError, TrainingDiverged
-from ..model import Sequential
-from ..nn import BatchNorm1d
+from ..model import Sequential, refuse_non_finite
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
+from .batch_norm_batches import check_batches
 from .early_stopping import EarlyStopping
 from .health import HealthRecorder
 from .history import History
@@ -316,21 +316,6 @@ def _diverged(message: str, history: History, x: np.ndarray) -> TrainingDiverged
     return error
 
 
-def check_batches(model: Sequential, n: int, batch_size: int | None) -> None:
-    """A batch of one row has no variance for BatchNorm1d to divide by: refuse, before the first
-    step, a batch size that leaves one image over at the end of every epoch (9,001 in 128s)."""
-    if not any(isinstance(layer, BatchNorm1d) for layer in model.layers):
-        return
-    last = n if not batch_size or batch_size >= n else n % batch_size
-    if last != 1:
-        return
-    if n == 1:
-        raise ShapeError("batch norm needs 2 or more training images to normalise a batch, got 1")
-    near = next(b for d in range(1, n) for b in (batch_size - d, batch_size + d) if 1 < b <= n and n % b != 1)
-    raise ShapeError(f"{n:,} training images in batches of {batch_size} leave a last batch of 1 image, which "
-                     f"batch norm cannot normalise (it has no variance); use --batch-size {near}")
-
-
 def _check_schedule_length(schedule, last_step: int) -> None:
     """Warn when a schedule with a length (Cosine, OneCycle) ends before the run: it then holds its
     last rate, 0 for a cosine, for the rest (total_steps given in epochs is the usual slip)."""
@@ -390,6 +375,5 @@ def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str)
         raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")
     if name == "training" and len(x) == 0:
         raise ShapeError("no training data: the training set is empty")
-    if not np.isfinite(x).all():
-        raise ShapeError(f"{name} data contains NaN or infinite values")
+    refuse_non_finite(x, model.dtype, f"{name} data")
     check_labels(labels, len(x), model.num_classes)

@@ -23,6 +23,8 @@ from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits, rounding_edits
 from .config import CONFIG_FILE, TrainConfig
+from .architecture import network_shapes
+from .batch_norm_batches import check_batch_norm_batches
 from .fit import EpochResult
 from .memory import check_training_memory
 from .run_data import check_class_numbers, check_data_files, data_source, load_data, locate_data, record_data
@@ -87,6 +89,9 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     if config.train_size > left:
         log(f"Note: --train-size {config.train_size:,} is more than the {left:,} images left beside the dev set; "
             "training on all of them")
+    input_shape, specs = config.layer_specs(data.images.shape[1:3], len(data.classes))  # a batch of 1 for batch norm
+    check_batch_norm_batches([kind for kind, _ in specs], [input_shape, *network_shapes(input_shape, specs)[1]],
+                             min(config.train_size or left, left), config.batch_size)
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)

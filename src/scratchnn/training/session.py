@@ -36,7 +36,8 @@ from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import note_if_busy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
 from .config import CONFIG_FILE, TrainConfig
-from .fit import EpochResult, check_batches, evaluate, fit
+from .batch_norm_batches import check_batches
+from .fit import EpochResult, evaluate, fit
 from .health import HealthRecorder
 from .history import History
 from .progress import TrainingProgress

@@ -47,6 +47,7 @@ from ..errors import ConfigError, ShapeError
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
+from ..training.batch_norm_batches import check_batches
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
 MIN_POINTS = 5  # a test that stops earlier has no suggestion worth printing
@@ -154,6 +155,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
         raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}")
     if len(x) == 0 or len(y) != len(x):
         raise ShapeError(f"need as many labels as samples, at least one: got {len(x)} samples, {len(y)} labels")
+    check_batches(model, len(x), batch_size)  # a batch-norm batch of 1 image, before any step (as train does)
     rng = np.random.default_rng(rng)
     net, opt = copy_model(model, rng), fresh_optimizer(optimizer)
     loss_fn = loss_fn or SoftmaxCrossEntropy()
