@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scratchnn.data import write_idx
-from scratchnn.errors import ConfigError, RunInterrupted, TrainingDiverged
+from scratchnn.errors import ConfigError, RunInterrupted, RunNotSaved, TrainingDiverged
 from scratchnn.io import MODEL_FILE, read_tensors
 from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from scratchnn.training.config import TrainConfig
@@ -227,7 +227,7 @@ def test_a_table_another_program_holds_open_is_a_note_and_the_saved_state_still_
         notes = [line for line in lines if line.startswith(f"Note: {held} was not updated (another program has")]
         assert notes and "training goes on" in notes[0], lines
     else:
-        with pytest.raises(files.FileInUse, match="close that program"):
+        with pytest.raises(RunNotSaved, match=f"{held}: .*close that program and try again; the run folder .* --resume "):
             train_run(config, tmp_path / "run", log=lines.append, progress=False)
 
 

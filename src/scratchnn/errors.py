@@ -61,6 +61,20 @@ class RunInterrupted(KeyboardInterrupt):
                          f"stopped in its first epoch); 'scratchnn train --resume {run_dir}' starts it over")
 
 
+class RunNotSaved(ScratchnnError):
+    """A file of a training run could not be written (a full disk, a folder made read-only): the
+    message names the file and the system's reason, what the run folder keeps, and how to go on."""
+
+    def __init__(self, error: OSError, run_dir, checkpoint: bool = True):
+        where = f"{error.filename}: " if error.filename is not None else ""
+        hint = {errno.ENOSPC: "the disk is full"}.get(error.errno, OS_ERROR_HINTS.get(error.errno, "").split(":")[0])
+        kept = (f"the run folder {run_dir} keeps its last checkpoint: once that is mended, 'scratchnn train --resume "
+                f"{run_dir}' goes on from it" if checkpoint else f"the run folder {run_dir} has no checkpoint yet: "
+                f"once that is mended, 'scratchnn train --resume {run_dir}' starts it over")
+        reason = error.strerror or str(error) or type(error).__name__
+        super().__init__(" ".join(f"{where}{reason}{f' ({hint})' if hint else ''}; {kept}".split()))
+
+
 class PerformanceWarning(UserWarning):
     """Something in the environment makes training slower than it needs to be (never wrong)."""
 

@@ -51,12 +51,15 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     except OSError as error:  # name the file asked for, not the temporary one
         raise type(error)(error.errno, error.strerror, str(path)) from error
     try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):  # not on Windows before Python 3.13 (nor needed: no mode bits there)
-                os.fchmod(f.fileno(), _mode_for(path))
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if hasattr(os, "fchmod"):  # not on Windows before Python 3.13 (nor needed: no mode bits there)
+                    os.fchmod(f.fileno(), _mode_for(path))
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as error:  # a full disk: the system names no file, so name the one asked for
+            raise type(error)(error.errno, error.strerror, str(path)) from error
         try:
             _replace(tmp, path)
         except OSError as error:  # likewise, when the system's error names the temporary file

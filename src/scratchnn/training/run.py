@@ -11,14 +11,16 @@ the start without a checkpoint, from the last one mid-training, without training
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from ..doctor.signals import HEALTH_FILE
 from ..data.sources import locate
 from ..data.split import check_dev_size
-from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, names_in_message
+from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message
+from ..folder_lock import folder_lock
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .blas_threads import blas_threads
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits, rounding_edits
@@ -37,6 +39,7 @@ REPORT_FIGURES = ("training_curves", "confusion_matrix", "per_class_accuracy", "
                   "first_layer", "health_gradients", "health_units")
 ENSEMBLE_FILE = "ensemble.toml"  # the seeds of `train --seeds`' folder (ensemble_run)
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
+RUN_LOCK = "run.lock"  # the pid and host of the process training in the folder (folder_lock)
 
 
 def train_run(config: TrainConfig, out_dir: Path | None = None,
@@ -61,15 +64,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     config.validate()
     if not out_dir:
         check_run_name(config.preset)  # before the data is read
-    if out_dir and ((Path(out_dir) / CHECKPOINT_FILE).exists() or (Path(out_dir) / MODEL_FILE).exists()):
-        raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
-                          "or choose another --out")
-    outputs = (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE, *(f"{name}.png" for name in REPORT_FIGURES))
-    taken = [name for name in (*outputs, ENSEMBLE_FILE) if out_dir and (Path(out_dir) / name).exists()]
-    if taken:  # a run that saved nothing yet, or someone's own files: never written over
-        resume = f"continue the run it began with --resume {out_dir}, or " if taken == [CONFIG_FILE] else ""
-        raise ConfigError(f"{out_dir} already holds {', '.join(taken)}, which a new run would write over; "
-                          f"{resume}choose another --out")
+    if out_dir:
+        _refuse_taken(Path(out_dir))
     source = data_source(config)
     data = load_data(config, source, progress=progress)
     if source.dataset:  # the test split the final metrics read, fetched now, not between the last epoch and
@@ -96,15 +92,41 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / CONFIG_FILE)
-    try:
-        with blas_threads(config.threads):
+    with folder_lock(run_dir, RUN_LOCK, "a training run", unwritable="choose a folder you can write to with --out"):
+        _refuse_taken(run_dir)  # again: another train with this --out may have begun while the data loaded
+        config.save(run_dir / CONFIG_FILE)
+        with _kept_when_stopped(run_dir), blas_threads(config.threads):
             session = TrainingSession(config, run_dir, None, log, progress, data_source(config), data,
                                       on_evaluation, **watch)
             del data  # training holds the images as float32 only
             return session.run()
+
+
+def _refuse_taken(out_dir: Path) -> None:
+    """A ConfigError when ``out_dir`` holds a run, or files a new run would write over."""
+    if (out_dir / CHECKPOINT_FILE).exists() or (out_dir / MODEL_FILE).exists():
+        raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
+                          "or choose another --out")
+    outputs = (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE, *(f"{name}.png" for name in REPORT_FIGURES))
+    taken = [name for name in (*outputs, ENSEMBLE_FILE) if (out_dir / name).exists()]
+    if taken:  # a run that saved nothing yet, or someone's own files: never written over
+        resume = f"continue the run it began with --resume {out_dir}, or " if taken == [CONFIG_FILE] else ""
+        raise ConfigError(f"{out_dir} already holds {', '.join(taken)}, which a new run would write over; "
+                          f"{resume}choose another --out")
+
+
+@contextmanager
+def _kept_when_stopped(run_dir: Path) -> Iterator[None]:
+    """Ctrl+C, or a file the run could not write (a full disk), as an error that says what the
+    run folder keeps and the command that goes on from there."""
+    try:
+        yield
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
+    except OSError as error:
+        if error.filename is None:  # not a file of the run's (the output piped into `head`, which quit)
+            raise
+        raise RunNotSaved(error, run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
 
 
 def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool = True,
@@ -121,6 +143,14 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     run_dir = Path(run_dir)
     if run_dir.is_file():
         raise ConfigError(f"{run_dir} is a file; give the run folder that holds it: --resume {run_dir.parent}")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a run folder (there is no such folder); give the folder a run was saved in")
+    with folder_lock(run_dir, RUN_LOCK, "a training run", unwritable="a resumed run writes its checkpoints in its "
+                     "folder: copy the folder somewhere you can write to, and resume the copy"):
+        return _resume(run_dir, log, progress, report)
+
+
+def _resume(run_dir: Path, log: Callable[[str], None], progress: bool, report: bool) -> RunResult:
     if not (run_dir / CONFIG_FILE).is_file():
         _config_from_checkpoint(run_dir, log)
     config = locate_data(TrainConfig.load(run_dir / CONFIG_FILE), run_dir)
@@ -150,13 +180,10 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
         log(f"Finishing {run_dir}: training ended at epoch {checkpoint.epoch}; writing the model from the checkpoint")
     else:
         log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
-    try:
-        with blas_threads(config.threads):
-            session = TrainingSession(config, run_dir, checkpoint, log, progress, source, data)
-            del data  # training holds the images as float32 only
-            return session.run()
-    except KeyboardInterrupt:
-        raise RunInterrupted(run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
+    with _kept_when_stopped(run_dir), blas_threads(config.threads):
+        session = TrainingSession(config, run_dir, checkpoint, log, progress, source, data)
+        del data  # training holds the images as float32 only
+        return session.run()
 
 
 def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:

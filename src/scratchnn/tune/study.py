@@ -12,13 +12,8 @@ reported to the pruner (median rule). Needs the ``tune`` extra (Optuna).
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
 import uuid
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +25,7 @@ from optuna_integration import DaskStorage
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
+from ..folder_lock import folder_lock
 from ..training.config import CONFIG_FILE, TrainConfig
 from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 
@@ -96,50 +92,10 @@ class ClusterStorage(DaskStorage):
         return (ClusterStorage, (None, self.name, None, False))
 
 
-@contextmanager
-def sweep_lock(path: Path) -> Iterator[None]:
-    """Hold ``path/sweep.lock`` while a sweep runs there: a second ``--resume`` of a running sweep
-    would mark its live trials failed and the first sweep then crashes. A lock left by a sweep that
-    was killed (its pid is gone, on this host) is taken over."""
-    lock, mine = Path(path) / LOCK_FILE, f"{os.getpid()} {socket.gethostname()}\n"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            holder = read_small_text(lock, 1024, "the sweep's lock file").split()
-            if not _gone(holder, lock):
-                who = f"pid {holder[0]} on {holder[1]}" if len(holder) == 2 else "another sweep"
-                raise ConfigError(f"{path} is in use by a running sweep ({who}); wait for it to end, or if it "
-                                  f"is gone, delete {lock}") from None
-            lock.unlink(missing_ok=True)  # its sweep was killed: take it over
-    else:
-        raise ConfigError(f"{path}: cannot take {lock}; delete it if no sweep runs there")
-    with os.fdopen(fd, "w", encoding="utf-8") as file:  # read back as UTF-8: a host named "Jürgen-PC" on Windows
-        file.write(mine)
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _gone(holder: list[str], lock: Path) -> bool:
-    """True when the lock's sweep ran on this host and its process no longer exists (or is this
-    one: a container restarted with the same pid), or the lock is empty and a minute old (a sweep
-    killed between making it and writing it)."""
-    if not holder:
-        return time.time() - lock.stat().st_mtime > 60
-    if len(holder) != 2 or holder[1] != socket.gethostname() or not holder[0].isdigit() or os.name == "nt":
-        return False  # another machine's, or Windows (where os.kill(pid, 0) would signal it): let the user say
-    if int(holder[0]) == os.getpid():
-        return True
-    try:
-        os.kill(int(holder[0]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def sweep_lock(path: Path):
+    """Hold ``path/sweep.lock`` while a sweep runs there (``folder_lock``): a second ``--resume``
+    of a running sweep would mark its live trials failed and the first sweep then crashes."""
+    return folder_lock(path, LOCK_FILE, "a running sweep")
 
 
 def is_sweep_folder(path: Path) -> bool:
