@@ -103,3 +103,22 @@ def test_a_folder_the_lock_cannot_be_made_in_is_said_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=r"missing.*No such file or directory.*; copy the folder"):
         with folder_lock(tmp_path / "missing", RUN_LOCK, "a training run", unwritable="copy the folder"):
             raise AssertionError("never reached")
+
+
+def test_a_report_that_cannot_be_written_says_the_model_is_saved_and_how_to_draw_it(tmp_path, digits,  # noqa: F811
+                                                                                     monkeypatch, capsys):
+    from scratchnn.cli.main import main
+    from scratchnn.insight import report
+
+    def full(run_dir, log=print):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "report.html"))
+
+    monkeypatch.setattr(report, "write_report", full)
+    images, labels = digits
+    code = main(["train", "--images", str(images), "--labels", str(labels), "--epochs", "1", "--dev-size", "200",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and (tmp_path / "run" / MODEL_FILE).is_file()
+    assert (f"{tmp_path / 'run' / 'report.html'}: No space left on device (the disk is full: free some space); the "
+            f"model is saved in {tmp_path / 'run'}: draw its report once that is mended, with 'scratchnn report "
+            f"{tmp_path / 'run'}'") in err, err

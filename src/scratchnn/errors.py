@@ -67,7 +67,7 @@ class RunNotSaved(ScratchnnError):
 
     def __init__(self, error: OSError, run_dir, checkpoint: bool = True):
         where = f"{error.filename}: " if error.filename is not None else ""
-        hint = {errno.ENOSPC: "the disk is full"}.get(error.errno, OS_ERROR_HINTS.get(error.errno, "").split(":")[0])
+        hint = OS_ERROR_HINTS.get(error.errno, "").split(":")[0]  # what to do is said after it
         kept = (f"the run folder {run_dir} keeps its last checkpoint: once that is mended, 'scratchnn train --resume "
                 f"{run_dir}' goes on from it" if checkpoint else f"the run folder {run_dir} has no checkpoint yet: "
                 f"once that is mended, 'scratchnn train --resume {run_dir}' starts it over")
@@ -94,7 +94,7 @@ OS_ERROR_HINTS = {errno.ENOENT: "its folder does not exist and cannot be made th
                   errno.EACCES: "no permission: choose a place you can write to",
                   errno.EPERM: "no permission: choose a place you can write to",
                   errno.EROFS: "a read-only file system: choose another place",
-                  errno.ENOSPC: "the disk is full: free some space and run it again",
+                  errno.ENOSPC: "the disk is full: free some space",
                   errno.EISDIR: "a folder, where a file was expected",
                   errno.ENOTDIR: "part of the path is a file, not a folder",
                   errno.EEXIST: "part of the path is a file, not a folder"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
-from ..errors import ConfigError, MissingExtra, RunInterrupted
+from ..errors import ConfigError, MissingExtra, RunInterrupted, ScratchnnError, os_error_message
 from ..training import ensemble_run, presets
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
@@ -112,6 +112,11 @@ def finish(args: argparse.Namespace, result, log) -> int:
         except MissingExtra as error:  # the model is saved: no figures is a note, not a failed run
             log(f"Note: no report.html: {error}")
             reported = False
+        except OSError as error:  # a full disk: the run is saved, only its figures are not
+            if error.filename is None:
+                raise
+            raise ScratchnnError(f"{os_error_message(error)}; the model is saved in {result.run_dir}: draw its "
+                                 f"report once that is mended, with 'scratchnn report {result.run_dir}'") from None
     log(next_steps(result.run_dir, report=reported, classes=result.classes,
                    input_shape=result.model.input_shape))
     if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
