@@ -325,3 +325,17 @@ def test_a_folder_that_cannot_be_written_to_is_refused_first_with_what_to_do(run
     assert "\n" not in err and "the run folder cannot be written to (read-only, or not yours)" in err, err
     assert f"report a copy: cp -r {run} " in err and err.endswith(f"/{run.name}")
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_what_a_killed_report_left_half_written_is_swept_and_a_live_write_is_left_alone(run_dir, tmp_path):
+    """The failure audit: SIGKILL half-way through report.html left a 575 KB .report.html.*.tmp that
+    no later report (nor resume) removed. A file untouched for 10 minutes is a dead write's."""
+    import os
+
+    run = copy_run(run_dir, tmp_path)
+    dead, live = run / ".report.html.cng38yt5.tmp", run / ".mistakes.png.a1b2c3.tmp"
+    dead.write_bytes(b"<html>half")
+    live.write_bytes(b"\x89PNG")
+    os.utime(dead, (0, 0))
+    write_report(run, log=lambda line: None)
+    assert not dead.exists() and live.exists()

@@ -122,3 +122,12 @@ def test_a_report_that_cannot_be_written_says_the_model_is_saved_and_how_to_draw
     assert (f"{tmp_path / 'run' / 'report.html'}: No space left on device (the disk is full: free some space); the "
             f"model is saved in {tmp_path / 'run'}: draw its report once that is mended, with 'scratchnn report "
             f"{tmp_path / 'run'}'") in err, err
+
+
+def test_an_out_folder_that_is_a_dangling_link_is_named_as_such(tmp_path, digits):  # noqa: F811
+    (tmp_path / "runs").symlink_to(tmp_path / "gone")
+    with pytest.raises(ConfigError, match=r"runs is a link to .*gone, which does not exist; make that folder"):
+        train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "runs", log=quiet, progress=False)
+    (tmp_path / "gone").mkdir()
+    train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "runs", log=quiet, progress=False)
+    assert (tmp_path / "gone" / MODEL_FILE).is_file()

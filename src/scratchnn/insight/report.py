@@ -32,12 +32,11 @@ from ..files import atomic_write_bytes, read_at_most, why_unreadable
 from ..io import MODEL_FILE, load, read_metadata
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
-from ..training.run import REPORT_FIGURES, REPORT_FILE
+from ..training.run import METRICS_FILE, REPORT_FIGURES, REPORT_FILE, STALE_TEMP, sweep_temp_files
 from ..training.run_data import SETS, data_source, load_set, locate_data, with_data
 from ..training.run_health import run_settings
 from .report_health import HEALTH_CSS, HEALTH_FIGURES, health_figures, health_html, read_health
 
-METRICS_FILE = "metrics.csv"
 MAX_PAGE_BYTES = 64 * 2**20  # report.html is read back only for its figure names (a page is ~1 MB)
 DPI = 150  # PNG pixels per inch; the page shows figures at 96 CSS px per inch, crisp on HiDPI too
 
@@ -77,6 +76,7 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
                           f"is drawn into it; report a copy: cp -r {run} {copy} && scratchnn report {copy}")
     if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
         _refuse_unfinished(run_dir)
+    sweep_temp_files(run_dir, older_than=STALE_TEMP)  # what a killed report (or run) left half-written
     model, metadata, config = _load_run(run_dir)
     config = with_data(config, data or {})  # no data flags: the run's own data
     notes: list[str] = []
@@ -126,8 +126,8 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     notes += [f"{', '.join(kept)} in the folder {'are' if len(kept) > 1 else 'is'} from an earlier report and could "
               "not be drawn now; not on this page, and kept."] if kept else []
     page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which,
-                       health_html(health, "".join(_figure_html(f) for f in health_section), step))
-    path = atomic_write_bytes(run_dir / REPORT_FILE, page.encode("utf-8"))
+                       health_html(health, "".join(_figure_html(f) for f in health_section), step)).encode("utf-8")
+    path = atomic_write_bytes(run_dir / REPORT_FILE, page)
     for note in notes:
         log(f"Note: {note}")
     log(f"Report: {path} ({len(drawn)} figures: {', '.join(f.name + '.png' for f in drawn)})")

@@ -11,6 +11,7 @@ the start without a checkpoint, from the last one mid-training, without training
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -39,6 +40,7 @@ REPORT_FIGURES = ("training_curves", "confusion_matrix", "per_class_accuracy", "
                   "first_layer", "health_gradients", "health_units")
 ENSEMBLE_FILE = "ensemble.toml"  # the seeds of `train --seeds`' folder (ensemble_run)
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
+STALE_TEMP = 600.0  # seconds: a write takes seconds at most, so a temporary file this old was left by a kill
 RUN_LOCK = "run.lock"  # the pid and host of the process training in the folder (folder_lock)
 
 
@@ -104,6 +106,9 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
 
 def _refuse_taken(out_dir: Path) -> None:
     """A ConfigError when ``out_dir`` holds a run, or files a new run would write over."""
+    if out_dir.is_symlink() and not out_dir.exists():  # else mkdir's "File exists" names no cause
+        raise ConfigError(f"{out_dir} is a link to {out_dir.readlink()}, which does not exist; make that folder, "
+                          "or choose another --out")
     if (out_dir / CHECKPOINT_FILE).exists() or (out_dir / MODEL_FILE).exists():
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
@@ -236,11 +241,14 @@ def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
                      metrics, classes=tuple(class_names(model, metadata)))
 
 
-def sweep_temp_files(run_dir: Path) -> list[str]:
-    """Remove the ``.<name>.*.tmp`` files interrupted atomic writes left in ``run_dir``; their names."""
-    removed = []
-    for path in sorted(Path(run_dir).iterdir()):
-        if TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+def sweep_temp_files(run_dir: Path, older_than: float = 0.0) -> list[str]:
+    """Remove the ``.<name>.*.tmp`` files interrupted atomic writes left in ``run_dir`` (only those
+    untouched for ``older_than`` seconds: a caller not holding the folder's lock leaves a live
+    write alone); their names."""
+    removed, now = [], time.time()
+    for path in sorted(Path(run_dir).iterdir()) if Path(run_dir).is_dir() else ():
+        if TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink() \
+                and now - path.lstat().st_mtime >= older_than:
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
