@@ -10,7 +10,9 @@ The math is ``nn.batchnorm``'s, on the same matrix of rows (M, C), with three ch
 - Training's dx = γ/σ · (dy − (Σdy + x̂·Σ(dy·x̂))/M) is written in place, in one array.
 - Evaluation, with μ and σ constants, computes y = x·(γ/σ) + (β − μ·γ/σ): two passes over x
   instead of four (PyTorch's CPU kernel computes it so too), and caches x, not x̂ (only a backward
-  needs x̂, and makes it).
+  needs x̂, and makes it). NOTE: in float32 the two terms cancel where |μ| is large against σ:
+  relative error 3e-6 at |μ|/σ = 30, 7e-4 at 1e4 (the textbook layer: 1e-7, numerics audit);
+  trained networks' activations sit far below such ratios.
 
 The fast path runs every BatchNorm1d on it, and BatchNorm2d on one thread (two or more: batchnorm.py,
 which hands it evaluation).
