@@ -300,3 +300,18 @@ def test_text_saved_by_windows_editors_is_read_or_named(tmp_path):
     (tmp_path / "space.toml").write_bytes(b"\xef\xbb\xbfab\xff")
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 5\)"):  # counted in the file, BOM included
         read_small_text(tmp_path / "space.toml", 1024, "a search space")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_device_or_a_pipe_is_refused_not_replaced_directly_or_through_a_link(tmp_path):
+    """The fuzz audit: as root, `predict --save /dev/zero` renamed a PNG over /dev/zero, so every
+    program reading it got a PNG. A link to one (/dev/stdout is) is refused too."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    (tmp_path / "link").symlink_to(pipe)
+    for target in (pipe, tmp_path / "link"):
+        with pytest.raises(ConfigError, match=r"is not a regular file \(a device, a pipe or a socket\), and writing "
+                                              "here would replace it"):
+            atomic_write_bytes(target, b"x")
+    assert stat.S_ISFIFO(pipe.lstat().st_mode) and (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "pipe"]  # never /dev/null itself: a regression

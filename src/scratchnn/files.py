@@ -39,12 +39,16 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     until the folder is on disk, a power cut can undo it). A file written over keeps its
     permissions; a new one gets those a plain ``open(path, "w")`` would give (mkstemp's are
     owner-only). A symbolic link at ``path`` is replaced, never followed: a link planted in a run
-    folder cannot send a write elsewhere.
+    folder cannot send a write elsewhere. A device, pipe or socket at ``path`` (or linked from it,
+    as /dev/stdout is) is refused: replacing /dev/null would break it for every program.
     """
     path = Path(path)
     if path.is_dir():  # the rename would fail, naming the temporary file, after the whole write
         raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the file: move or rename the folder",
                                 str(path))
+    if _special(path):  # the rename would put a file where /dev/null was, for every program (the fuzz audit)
+        raise ConfigError(f"{path} is not a regular file (a device, a pipe or a socket), and writing here would "
+                          "replace it; give the name of a file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -71,6 +75,15 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         raise
     fsync_folder(path.parent)
     return path
+
+
+def _special(path: Path) -> bool:
+    """Whether ``path`` is (or links to) a device, a pipe or a socket."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _mode_for(path: Path) -> int:
