@@ -47,9 +47,16 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('lr = "fast"', "lr must be float"),
-    ("hidden = 10", "hidden must be list"),
-    ("epochs = 1.5", "epochs must be int"),
+    ('lr = "fast"', "lr must be a number, got 'fast'"),
+    # the fuzz audit: a 400-digit integer was "OverflowError: int too large to convert to float"
+    ("lr = " + "1" * 400, "lr must be a finite number, got a 400-digit number"),
+    ("augment = true\naugmentation = {rotate = " + "1" * 400 + "}",
+     "augmentation rotate must be a finite number, got a 400-digit number"),
+    ("hidden = [" + "1" * 30 + "]", r"--hidden must be >= 1 and far below 2\*\*63; got a 30-digit number"),
+    ('csv = "a\\u0000b"', r"csv holds a NUL character \(\\0\), which no file name or setting can"),
+    ("conv = [" + ", ".join(["1.5"] * 5000) + "]", r"conv must be a list of whole numbers, got \[1.5, 1.5, .*\[\.\.\.\]$"),
+    ("hidden = 10", "hidden must be a list of whole numbers, got 10"),
+    ("epochs = 1.5", "epochs must be a whole number, got 1.5"),
     ("lr = -1.0", r"--lr must be in \(0, 1000000\], got -1"),
     ("lr = 2e6", r"--lr must be in \(0, 1000000\], got 2e\+06"),  # a checkpoint could not resume it
     ('schedule = "plateau"\nlr_gamma = 2.0', r"--lr-gamma multiplies the learning rate on a plateau and must be in \(0, 1\), got 2"),
@@ -61,7 +68,7 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     ("epochs = 2\nwarmup = 2.0", r"--warmup must be >= 0 and shorter than the run \(epochs = 2\), got 2"),
     ('schedule = "one-cycle"\nwarmup = 1.0', "has its own warm-up"),
     ('schedule = "cosine"\nlr_gamma = 0.5', "--lr-gamma does not apply to the cosine schedule"),
-    ("augment = true\naugmentation = 3", "augmentation must be dict, got 3"),
+    ("augment = true\naugmentation = 3", "augmentation must be a table such as {rotate = 5.0}, got 3"),
     ("augment = true\naugmentation = {p = 2.0}", "p is the probability that an image is augmented"),
     ("augment = true\naugmentation = {spin = 1.0}", "unknown augmentation setting.*spin; known: shift"),
     ('augment = true\naugmentation = {shift = "2"}', "augmentation shift must be a number, got '2'"),

@@ -376,8 +376,11 @@ def test_a_loss_that_never_turns_up_gives_no_lowest_loss_rule(digits_csv, capsys
     assert "the lowest-loss/10 rule needs the loss to turn up, and it had not by the end: raise --end-lr" in out, out
 
 
-@pytest.mark.parametrize("value, message", [("0", "must be >= 10"), ("-5", "must be >= 10"), ("9", "must be >= 10"),
-                                            ("ten", "expected a whole number"), ("2.5", "expected a whole number")])
+@pytest.mark.parametrize("value, message", [
+    ("0", "must be from 10 to 100,000"), ("-5", "must be from 10 to 100,000"), ("9", "must be from 10 to 100,000"),
+    ("ten", "expected a whole number"), ("2.5", "expected a whole number"),
+    ("1" + "0" * 30, "must be from 10 to 100,000 (the points of the curve), got 1000"),  # the fuzz audit: np.arange
+])
 def test_bad_steps_are_clear_errors(value, message, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["lr-find", "--steps", value])

@@ -26,6 +26,7 @@ from web_support import require
     ("hidden = {choices = [\"512,,256\"]}\n", "line 1: expected comma-separated integers"),
     ("dataset = {choices = [\"mnist\"]}\n", "unknown option 'dataset'"),  # data is fixed for the whole sweep
     ("lr = 0.1\n", "line 1: lr must be a table"),
+    ("lr = {low = 1e-4, high = " + "1" * 400 + "}\n", "lr high must be a finite number, got a 400-digit number"),
     ("lr = {low = 1e-4 high = 0.1}\n", "not valid TOML"),
     ("", "the search space is empty"),
 ])
@@ -65,14 +66,19 @@ def test_a_flag_that_fixes_a_searched_option_is_refused(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("flag, value", [("--trials", "0"), ("--trials", "-3"), ("--workers", "0")])
-def test_a_sweep_of_no_trials_or_workers_is_refused_before_anything_is_made(tmp_path, capsys, flag, value):
+@pytest.mark.parametrize("flag, value, words", [
+    ("--trials", "0", "must be a whole number >= 1, got 0"), ("--trials", "-3", "must be a whole number >= 1"),
+    ("--workers", "0", "must be a whole number >= 1, got 0"),
+    # the fuzz audit: 10**30 went straight to LocalCluster(n_workers=10**30)
+    ("--workers", "1" + "0" * 30, "must be at most"), ("--trials", "10000000", "must be at most 100,000"),
+])
+def test_a_sweep_of_no_trials_or_workers_is_refused_before_anything_is_made(tmp_path, capsys, flag, value, words):
     """--trials 0 fell through to the default and ran 20 trials (--workers 0: every core)."""
     require("optuna", "pip install -e '.[tune]'")
     from scratchnn.cli.main import main
 
     assert main(["sweep", flag, value, "--out", str(tmp_path / "s")]) == 1
-    assert f"{flag} must be a whole number >= 1, got {value}" in capsys.readouterr().err
+    assert f"{flag} {words}" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 

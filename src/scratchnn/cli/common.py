@@ -199,14 +199,15 @@ def require_plots(*outputs) -> None:
                                   "the figure elsewhere")
 
 
-def whole_number_type(low: int, why: str = ""):
-    """An argparse type: an integer >= ``low`` (argparse names the flag in its error)."""
+def whole_number_type(low: int, why: str = "", high: int | None = None):
+    """An argparse type: an integer from ``low`` (to ``high``; argparse names the flag in its error)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}{f' ({why})' if why else ''}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text[:40]!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"from {low} to {high:,}"
+            raise argparse.ArgumentTypeError(f"must be {span}{f' ({why})' if why else ''}, got {text[:40]}")
         return value
     return parse

@@ -25,7 +25,7 @@ from ..training.memory import check_training_memory
 from ..training.options import SETTING_GROUPS, TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run_data import check_class_numbers, config_generators, data_source, load_data, run_split
-from ..tune.lr_find import MIN_STEPS, LRFindResult, check_settings, lr_find
+from ..tune.lr_find import MAX_STEPS, MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments, whole_number_type
 from .config_flags import add_option_arguments, given_options
 from .train_cmd import add_augmentation_argument, resolve_config
@@ -46,7 +46,8 @@ def add_parser(commands) -> None:
     add_augmentation_argument(parser)
     add_data_arguments(parser, "default: --dataset mnist")
     test = parser.add_argument_group("range test")
-    test.add_argument("--steps", type=whole_number_type(MIN_STEPS, "the points of the curve"), default=200, metavar="N",
+    test.add_argument("--steps", type=whole_number_type(MIN_STEPS, "the points of the curve", MAX_STEPS), default=200,
+                      metavar="N",
                       help="mini-batches to train at most, one learning rate each (default: 200)")
     test.add_argument("--start-lr", type=positive_type, default=1e-7, metavar="LR",
                       help="the first learning rate (default: 1e-7)")

@@ -14,6 +14,7 @@ from .config_flags import add_option_arguments, given_options
 from .train_cmd import add_augmentation_argument, resolve_config
 
 DEFAULT_TRIALS = 20
+MAX_TRIALS = 100_000  # a study of more is a run that never ends
 
 
 def add_parser(commands) -> None:
@@ -64,9 +65,13 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.workers is not None and args.scheduler:
         raise ConfigError("give --workers (trials on this machine) or --scheduler (a Dask cluster), not both")
-    for flag, value in (("--trials", args.trials), ("--workers", args.workers)):
+    cores = os.cpu_count() or 1  # local workers are processes here: more than a few a core only wait their turn
+    for flag, value, most in (("--trials", args.trials, MAX_TRIALS), ("--workers", args.workers, 4 * cores)):
         if value is not None and value < 1:  # 0 fell through to the default (20 trials, every core)
             raise ConfigError(f"{flag} must be a whole number >= 1, got {value}")
+        if value is not None and value > most:  # 10**30 went straight to LocalCluster(n_workers=10**30)
+            raise ConfigError(f"{flag} must be at most {most:,}{f' (4 a core of this machine)' * (flag == '--workers')},"
+                              f" got {value:,}"[:160])
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
         given += [f"--{name}" for name in ("space", "preset", "config", "out") if getattr(args, name) is not None]

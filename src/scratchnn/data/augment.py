@@ -57,7 +57,10 @@ class Augmentation:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ConfigError(f"augmentation {field.name} must be a number, got {value!r}")
+                raise ConfigError(f"augmentation {field.name} must be a number, got {str(value)[:40]!r}")
+            if isinstance(value, int) and abs(value) > 2 ** 63:  # float() of a 400-digit integer overflows
+                raise ConfigError(f"augmentation {field.name} must be a finite number, got a "
+                                  f"{len(str(abs(value)))}-digit number")
             object.__setattr__(self, field.name, float(value))  # frozen: set once, here
         self.validate()
 

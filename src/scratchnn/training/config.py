@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 import re
+import textwrap
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..optim.schedule_options import OPTION_USERS, check_schedule_options
 from ..optim.schedule_state import MAX_RATE
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
-from .options import option, option_of, options_of, unknown_setting_hint
+from .options import kind_words, option, option_of, options_of, unknown_setting_hint
 
 DOCTOR_MODES = ("off", "on", "strict")
 CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch
@@ -330,7 +331,15 @@ class TrainConfig:
             default = getattr(config, name)
             words = name in specs and bool(specs[name].choices)  # a list of names (fault) or of numbers
             if isinstance(default, bool) != isinstance(value, bool) or not _same_kind(default, value, words):
-                raise ConfigError(f"{source}: {name} must be {type(default).__name__}, got {value!r}")
+                raise ConfigError(f"{source}: {name} must be {kind_words(default, specs.get(name))}, got "
+                                  f"{textwrap.shorten(repr(value), 60)}")
+            texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+            if any(isinstance(text, str) and "\0" in text for text in texts):  # os.stat: "embedded null byte"
+                raise ConfigError(f"{source}: {name} holds a NUL character (\\0), which no file name or setting "
+                                  "can; remove it")
+            if isinstance(default, float) and abs(value) > 2 ** 63:  # float() of a 400-digit integer overflows
+                raise ConfigError(f"{source}: {name} must be a finite number, got a {len(str(abs(int(value))))}-digit "
+                                  "number")
             setattr(config, name, float(value) if isinstance(default, float) else value)
         return config
 

@@ -72,7 +72,8 @@ class Option:
             if isinstance(item, (bool, str)):
                 continue
             if isinstance(item, int) and abs(item) > 2 ** 63:  # float() of a 400-digit integer overflows
-                raise ConfigError(f"{self.flag} must be {self.range_text()}, got a {len(str(abs(item)))}-digit number")
+                raise ConfigError(f"{self.flag} must be {self.range_text()} and far below 2**63; got a "
+                                  f"{len(str(abs(item)))}-digit number")
             if not math.isfinite(item):
                 raise ConfigError(f"{self.flag} must be a finite number, got {item}")
             inside = ((self.low is None or item >= self.low) and (self.high is None or item <= self.high)
@@ -114,6 +115,14 @@ def options_of(cls) -> dict[str, Option]:
     """Every declared option of a dataclass, in declaration order, by field name."""
     return {f.name: Option(name=f.name, **f.metadata["option"]) for f in dataclasses.fields(cls)
             if "option" in f.metadata}
+
+
+def kind_words(default, spec: Option | None) -> str:
+    """What a setting with ``default`` takes, in words: 'a number', 'a list of whole numbers', ..."""
+    return ("true or false" if isinstance(default, bool) else "a whole number" if isinstance(default, int)
+            else "a number" if isinstance(default, float) else "a string" if isinstance(default, str)
+            else "a table such as {rotate = 5.0}" if isinstance(default, dict)
+            else "a list of names" if spec is not None and spec.choices else "a list of whole numbers")
 
 
 def _bound(value: float) -> str:

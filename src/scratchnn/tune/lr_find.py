@@ -50,6 +50,7 @@ from ..optim.optimizers import Optimizer
 from ..training.batch_norm_batches import check_batches
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
+MAX_STEPS = 100_000  # a range test of more is hours of training for one curve (10**30 broke np.arange)
 MIN_POINTS = 5  # a test that stops earlier has no suggestion worth printing
 NOTHING_LEARNED = 0.97  # a loss that never went 3% below chance (ln C): the test found no rate to suggest
 
@@ -260,8 +261,9 @@ def check_settings(*, start_lr: float, end_lr: float, steps: int, batch_size: in
     """A ConfigError naming the first setting of ``lr_find`` out of its range (commands check first)."""
     if not (0 < start_lr < end_lr < math.inf):
         raise ConfigError(f"need 0 < start_lr < end_lr < inf (--start-lr, --end-lr); got {start_lr:g} and {end_lr:g}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < MIN_STEPS:
-        raise ConfigError(f"steps must be a whole number >= {MIN_STEPS} (the points of the curve), got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not MIN_STEPS <= steps <= MAX_STEPS:
+        raise ConfigError(f"steps must be a whole number from {MIN_STEPS} to {MAX_STEPS:,} (the points of the curve, "
+                          f"a mini-batch each), got {str(steps)[:40]}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a whole number >= 1 (the range test runs on mini-batches), "
                           f"got {batch_size!r}")

@@ -189,8 +189,11 @@ def _dimension(name: str, rule: dict, spec: Option, default, where: str) -> Dime
         raise ConfigError(f"{where}: {name} needs both low and high")
     low, high, log, step = rule["low"], rule["high"], rule.get("log", False), rule.get("step")
     for key, value in (("low", low), ("high", high), *((("step", step),) if step is not None else ())):
+        if isinstance(value, int) and abs(value) > 2 ** 63:  # math.isfinite of a 400-digit integer overflows
+            raise ConfigError(f"{where}: {name} {key} must be a finite number, got a {len(str(abs(value)))}-digit "
+                              "number")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}: {name} {key} must be a finite number, got {value!r}")
+            raise ConfigError(f"{where}: {name} {key} must be a finite number, got {str(value)[:40]!r}")
         if isinstance(default, int) and not isinstance(value, int):
             raise ConfigError(f"{where}: {name} is an integer option; {key} must be an integer, got {value!r}")
     if not isinstance(log, bool):

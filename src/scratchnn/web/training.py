@@ -25,7 +25,7 @@ from pathlib import Path
 from ..data.load import FIELDS
 from ..errors import ConfigError, ScratchnnError
 from ..training.config import TrainConfig
-from ..training.options import TRAIN_GROUPS, options_of
+from ..training.options import TRAIN_GROUPS, kind_words, options_of
 from ..training.presets import PRESETS, resolve_config
 from .operator_log import OPERATOR
 from .runs import public_config
@@ -110,11 +110,10 @@ def _typed(name: str, value, default, spec):
     """``value`` if it has the type of the field's ``default``; else a ConfigError naming the flag."""
     try:
         return getattr(TrainConfig.from_dict({name: value}, source=spec.flag), name)
-    except ConfigError:
-        kind = ("true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int)
-                else "a number" if isinstance(default, float) else "a string" if isinstance(default, str)
-                else "a list of names" if spec.choices else "a list of integers")
-        raise ConfigError(f"{spec.flag} must be {kind}, got {str(value)[:40]!r}") from None
+    except ConfigError as error:
+        if "NUL" in str(error) or "-digit number" in str(error):
+            raise  # it names the flag (its source) and what is wrong
+        raise ConfigError(f"{spec.flag} must be {kind_words(default, spec)}, got {str(value)[:40]!r}") from None
 
 
 class TrainingManager:
