@@ -198,3 +198,9 @@ def test_serving_on_every_address_prints_addresses_a_browser_can_open():
                                                        "(every address of this machine)")
     assert _urls("127.0.0.1", 8000, None) == "http://127.0.0.1:8000"
     assert _urls("::1", 8000, None) == "http://[::1]:8000"
+    # the fuzz audit: --host 0 listened on 0.0.0.0 and printed http://0:PORT, without the every-address note
+    for everywhere in ("0", "0.0", "::0", "[::]", ""):
+        assert _urls(everywhere, 8000, None).endswith("(every address of this machine)"), everywhere
+    from scratchnn.web.hosts import allowed_host_names
+
+    assert "0" not in allowed_host_names("0") and "1" in allowed_host_names("1")

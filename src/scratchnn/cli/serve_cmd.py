@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..training.run import RUNS_DIR
     from ..web.app import create_app
-    from ..web.hosts import LOCAL_HOSTS, WILDCARD_HOSTS, allowed_host_names
+    from ..web.hosts import LOCAL_HOSTS, allowed_host_names, listens_everywhere
     from ..web.inference import newest_model
     from ..web.operator_log import print_to_console
     from ..web.server import server_config
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.textbook:
         what = f"{what} on the textbook layers"
     print(f"Serving {what} at {_urls(args.host, port, args.allowed_host)}  (Ctrl+C to stop)", flush=True)
-    if args.host in WILDCARD_HOSTS and not args.allowed_host:
+    if listens_everywhere(args.host) and not args.allowed_host:
         print("Only requests addressed to localhost are answered: add --allowed-host NAME for each name or "
               "address others will use")
     if args.host not in LOCAL_HOSTS and not args.no_train:  # a network: say who can do what
@@ -204,7 +204,9 @@ def _url_host(host: str) -> str:
 def _urls(host: str, port: int, allowed: list[str] | None) -> str:
     """Where to open the page: on every address (0.0.0.0, a container), the names it answers to,
     not the wildcard itself, which the browser cannot open and the server would refuse."""
-    if host not in ("0.0.0.0", "::", ""):
+    from ..web.hosts import listens_everywhere
+
+    if not listens_everywhere(host):
         return f"http://{_url_host(host)}:{port}"
     names = ["localhost", *(allowed or [])]
     return " or ".join(f"http://{_url_host(name)}:{port}" for name in names) + " (every address of this machine)"

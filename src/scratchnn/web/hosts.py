@@ -18,6 +18,8 @@ that header without a preflight, which this server does not answer).
 """
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Iterable
 
 from starlette.responses import JSONResponse
@@ -25,8 +27,21 @@ from starlette.responses import JSONResponse
 from .operator_log import refused
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-# Listening on every address: the names people will use are not known here (--allowed-host).
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def listens_everywhere(host: str) -> bool:
+    """Whether ``host`` binds every address ("0.0.0.0", "::", "", and what the system reads as
+    them: "0", "0.0", "::0"); the names people will use are then not known here (--allowed-host)."""
+    if host.strip() == "":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        pass
+    try:  # the C library's older forms: "0" and "0.0" are 0.0.0.0 to it, and to the server
+        return socket.inet_aton(host) == bytes(4)
+    except OSError:
+        return False
 
 
 def allowed_host_names(host: str = "", extra: Iterable[str] = ()) -> frozenset[str]:
@@ -36,7 +51,7 @@ def allowed_host_names(host: str = "", extra: Iterable[str] = ()) -> frozenset[s
     >>> sorted(allowed_host_names("192.168.1.5", ["Pi.local"]))
     ['127.0.0.1', '192.168.1.5', '::1', 'localhost', 'pi.local']
     """
-    names = {*LOCAL_HOSTS, *extra} | ({host} if host not in WILDCARD_HOSTS else set())
+    names = {*LOCAL_HOSTS, *extra} | ({host} if not listens_everywhere(host) else set())
     return frozenset(_bare(name) for name in names)
 
 
