@@ -68,6 +68,10 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     ("epochs = 2\nwarmup = 2.0", r"--warmup must be >= 0 and shorter than the run \(epochs = 2\), got 2"),
     ('schedule = "one-cycle"\nwarmup = 1.0', "has its own warm-up"),
     ('schedule = "cosine"\nlr_gamma = 0.5', "--lr-gamma does not apply to the cosine schedule"),
+    # the fuzz audit: a growing "decay" diverged and the doctor blamed --lr; 1e30 weight decay trained to NaN
+    ('schedule = "exponential"\nlr_gamma = 50.0', r"--lr-gamma multiplies .* must be in \(0, 1\] \(above 1 the "
+                                                 "rate grows\), got 50"),
+    ("weight_decay = 1e30", r"--weight-decay must be in \[0, 1\], got 1e\+30"),
     ("augment = true\naugmentation = 3", "augmentation must be a table such as {rotate = 5.0}, got 3"),
     ("augment = true\naugmentation = {p = 2.0}", "p is the probability that an image is augmented"),
     ("augment = true\naugmentation = {spin = 1.0}", "unknown augmentation setting.*spin; known: shift"),

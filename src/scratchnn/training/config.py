@@ -126,8 +126,9 @@ class TrainConfig:
     nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimisation",
                             applies=lambda c: c.optimizer == "sgd" and c.momentum > 0, summary=lambda v: "nesterov",
                             applies_to="only to --optimizer sgd with --momentum > 0")
-    weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",
-                                 group="optimisation", metavar="L", low=0.0, summary=lambda v: f"weight decay {v:g}")
+    weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",  # > 1: no
+                                 group="optimisation", metavar="L", low=0.0, high=1.0,  # gradient step keeps up
+                                 summary=lambda v: f"weight decay {v:g}")
     label_smoothing: float = option(0.0, "train towards (1 - EPS) on the true class and EPS/C on every class, "
                                          "not one-hot (dev and test losses stay plain cross-entropy)",
                                     group="optimisation", metavar="EPS", low=0.0, below=1.0,
