@@ -70,7 +70,7 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     ('schedule = "cosine"\nlr_gamma = 0.5', "--lr-gamma does not apply to the cosine schedule"),
     # the fuzz audit: a growing "decay" diverged and the doctor blamed --lr; 1e30 weight decay trained to NaN
     ('schedule = "exponential"\nlr_gamma = 50.0', r"--lr-gamma multiplies .* must be in \(0, 1\] \(above 1 the "
-                                                 "rate grows\), got 50"),
+                                                 r"rate grows\), got 50"),
     ("weight_decay = 1e30", r"--weight-decay must be in \[0, 1\], got 1e\+30"),
     ("augment = true\naugmentation = 3", "augmentation must be a table such as {rotate = 5.0}, got 3"),
     ("augment = true\naugmentation = {p = 2.0}", "p is the probability that an image is augmented"),

@@ -338,7 +338,7 @@ class TrainConfig:
             if any(isinstance(text, str) and "\0" in text for text in texts):  # os.stat: "embedded null byte"
                 raise ConfigError(f"{source}: {name} holds a NUL character (\\0), which no file name or setting "
                                   "can; remove it")
-            if isinstance(default, float) and abs(value) > 2 ** 63:  # float() of a 400-digit integer overflows
+            if isinstance(default, float) and isinstance(value, int) and abs(value) > 2 ** 63:  # float() overflows
                 raise ConfigError(f"{source}: {name} must be a finite number, got a {len(str(abs(int(value))))}-digit "
                                   "number")
             setattr(config, name, float(value) if isinstance(default, float) else value)
