@@ -52,7 +52,7 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     ("lr = " + "1" * 400, "lr must be a finite number, got a 400-digit number"),
     ("augment = true\naugmentation = {rotate = " + "1" * 400 + "}",
      "augmentation rotate must be a finite number, got a 400-digit number"),
-    ("hidden = [" + "1" * 30 + "]", r"--hidden must be >= 1 and far below 2\*\*63; got a 30-digit number"),
+    ("hidden = [" + "1" * 30 + "]", r"--hidden must be >= 1 and far below 2\*\*63, got a 30-digit number"),
     ('csv = "a\\u0000b"', r"csv holds a NUL character \(\\0\), which no file name or setting can"),
     ("conv = [" + ", ".join(["1.5"] * 5000) + "]", r"conv must be a list of whole numbers, got \[1.5, 1.5, .*\[\.\.\.\]$"),
     ("hidden = 10", "hidden must be a list of whole numbers, got 10"),

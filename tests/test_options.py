@@ -329,3 +329,22 @@ def test_a_config_file_repeats_its_run_only_on_the_data_it_recorded(tmp_path):
                                           r"explicitly with --csv"):
         resolve_config(train_args("--config", str(saved)))
     assert resolve_config(train_args("--config", str(saved), "--csv", str(data))).csv_sha256 == ""  # named anew
+
+
+@pytest.mark.parametrize("argv, words", [
+    # the fuzz audit: --csv= fell back to downloading MNIST; --out= wrote the run's files loose into the folder
+    (["evaluate", "run", "--csv="], "argument --csv: expected a value, got ''"),
+    (["train", "--out", " "], "argument --out: expected a value, got ' '"),
+])
+def test_a_blank_value_is_refused_not_read_as_no_flag(argv, words, capsys):
+    with pytest.raises(SystemExit) as exit:
+        parse(argv)
+    assert exit.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_data_dir_beside_a_file_source_is_refused_rather_than_ignored(tmp_path):
+    """The fuzz audit: --data-dir with --csv was ignored without a word (serve refused it)."""
+    with pytest.raises(ConfigError, match="--data-dir steers where a named dataset is looked for; with --csv or "
+                                          "--images it does nothing"):
+        resolve_config(train_args("--csv", "d.csv", "--data-dir", str(tmp_path)))
+    assert resolve_config(train_args("--dataset", "mnist", "--data-dir", str(tmp_path))).data_dir == str(tmp_path)

@@ -211,6 +211,7 @@ def test_a_figure_of_a_kind_matplotlib_cannot_write_is_refused_before_anything_i
     ([], "nothing to predict: give image files after the model"),
     (["photo.png", "--index", "3"], "give image files to read or --index N for an image of the data set, not both"),
     (["photo.png", "--save", "x.png"], "--save goes with --index"),
+    (["--index", "3", "--explain-preprocessing", "x.png"], "--explain-preprocessing goes with photos"),
 ])
 def test_photos_or_index_not_both(capsys, small_run, args, message):  # noqa: F811
     code, out, err = predict(capsys, small_run, *args)

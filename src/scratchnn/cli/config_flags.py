@@ -38,8 +38,19 @@ def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
         else:
             kwargs["metavar"] = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
             kwargs["type"] = (list_type(spec) if isinstance(default, list) else choice_type(spec) if spec.choices
-                              else type(default))
+                              else not_blank(str) if isinstance(default, str) else type(default))
         made[spec.group].add_argument(spec.flag, *spec.aliases, **kwargs)
+
+
+def not_blank(kind):
+    """An argparse type: ``kind(text)``, refusing an empty or blank value (``--csv=`` fell back to
+    downloading MNIST, ``--out=`` wrote a run's files loose into the current folder)."""
+    def parse(text: str):
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected a value, got {text!r}; leave the flag out for its default")
+        return kind(text)
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
 
 
 def given_options(args: argparse.Namespace, groups: tuple[str, ...]) -> dict:

@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
                           "model, so give its images: photos/*.png), or --index N for an image of the data set")
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
+    if args.index is not None and args.explain_preprocessing:  # it drew nothing, without a word (the fuzz audit)
+        raise ConfigError("--explain-preprocessing goes with photos (a data set's image needs no preprocessing); "
+                          "with --index, --save OUT.png saves the image")
     if args.save or args.explain_preprocessing:
         require_plots(args.save, args.explain_preprocessing)  # before anything is printed: the answer, then
         # "needs matplotlib" (or "cannot draw .xyz files"), read as a failure

@@ -17,7 +17,7 @@ from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run import REPORT_FILE, new_run_dir, resume_run, run_finished, train_run
 from .common import add_data_arguments, next_steps_lines
-from .config_flags import add_option_arguments, given_options, table_type
+from .config_flags import add_option_arguments, given_options, not_blank, table_type
 
 AUGMENTATION = [field.name for field in dataclasses.fields(Augmentation)]
 
@@ -41,7 +41,7 @@ def add_parser(commands) -> None:
                         help="train an ensemble: one member per seed, one after another, into RUN/seed-S/ "
                              "(evaluate, predict and serve take RUN as the ensemble)")
     output = parser.add_argument_group("output")
-    output.add_argument("--out", metavar="DIR", type=Path, help="run folder (default: a new one under runs/)")
+    output.add_argument("--out", metavar="DIR", type=not_blank(Path), help="run folder (default: a new one under runs/)")
     output.add_argument("--quiet", action="store_true",
                         help="print only the final result (and, on stderr, the doctor's errors and warnings)")
     output.add_argument("--no-report", action="store_true",

@@ -187,7 +187,8 @@ class TrainConfig:
     transpose: bool = option(False, "turn each image of --csv or --images over its diagonal (EMNIST's files hold "
                                     "them so)", group="data", applies=lambda c: c.transpose)
     data_dir: str = option("", "folder to look in first for a named dataset (or set SCRATCHNN_DATA)",
-                           group="data", metavar="DIR", applies=lambda c: bool(c.data_dir))
+                           group="data", metavar="DIR", applies=lambda c: bool(c.dataset),
+                           applies_to="only to a named dataset (--dataset), not to --csv or --images")
     csv_sha256: str = option("", "SHA-256 of the CSV the run was trained on", group=None,
                              applies=lambda c: bool(c.csv_sha256))
     images_sha256: str = option("", "SHA-256 of the IDX images the run was trained on", group=None,

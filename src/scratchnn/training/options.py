@@ -72,8 +72,9 @@ class Option:
             if isinstance(item, (bool, str)):
                 continue
             if isinstance(item, int) and abs(item) > 2 ** 63:  # float() of a 400-digit integer overflows
-                raise ConfigError(f"{self.flag} must be {self.range_text()} and far below 2**63; got a "
-                                  f"{len(str(abs(item)))}-digit number")
+                limit = " and far below 2**63" if self.high is None and self.below is None else ""  # not "too small"
+                raise ConfigError(f"{self.flag} must be {self.range_text()}{limit}, got a {len(str(abs(item)))}-digit "
+                                  "number")
             if not math.isfinite(item):
                 raise ConfigError(f"{self.flag} must be a finite number, got {item}")
             inside = ((self.low is None or item >= self.low) and (self.high is None or item <= self.high)

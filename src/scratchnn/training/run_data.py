@@ -65,6 +65,9 @@ def with_data(config: TrainConfig, given: dict) -> TrainConfig:
     kind (digits to clothes) its recorded augmentation, which was made for the old kind. A named
     dataset names its own classes and holds its images upright: no --class-names, --transpose."""
     sources, dataset = ("dataset", "csv", "images", "labels"), config.dataset
+    if given.get("data_dir") and any(given.get(name) for name in FILES):  # it was ignored without a word
+        raise ConfigError("--data-dir steers where a named dataset is looked for; with --csv or --images it does "
+                          "nothing: leave it out")
     if given.keys() & set(sources):
         for name in (*sources, *(f"{name}_sha256" for name in FILES)):
             setattr(config, name, "")
