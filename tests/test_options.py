@@ -348,3 +348,9 @@ def test_data_dir_beside_a_file_source_is_refused_rather_than_ignored(tmp_path):
                                           "--images it does nothing"):
         resolve_config(train_args("--csv", "d.csv", "--data-dir", str(tmp_path)))
     assert resolve_config(train_args("--dataset", "mnist", "--data-dir", str(tmp_path))).data_dir == str(tmp_path)
+
+
+def test_an_augmentation_table_given_twice_keeps_both():
+    """The fuzz audit: the second --augmentation replaced the first (rotate=5 was lost without a word)."""
+    config = resolve_config(train_args("--augment", "--augmentation", "rotate=5", "--augmentation", "p=0.1,rotate=6"))
+    assert (config.augmentation["rotate"], config.augmentation["p"]) == (6.0, 0.1)

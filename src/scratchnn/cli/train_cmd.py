@@ -55,12 +55,21 @@ def add_parser(commands) -> None:
 def add_augmentation_argument(parser: argparse.ArgumentParser) -> None:
     """``--augmentation NAME=VALUE,...``, for every command that resolves a config as train does."""
     kinds = {kind: augmentation.to_dict() for kind, augmentation in KINDS.items()}
-    parser.add_argument("--augmentation", metavar="NAME=VALUE,...",
+    parser.add_argument("--augmentation", metavar="NAME=VALUE,...", action=MergedTables,
                         type=table_type("--augmentation", AUGMENTATION, bases=kinds),
                         help="change what --augment draws, e.g. rotate=5,p=0.5 (the rest stay the dataset's default, "
                              "or the config file's), or start from a kind's whole table: clothes (mirrors only, "
                              "for a CSV of Fashion-MNIST) or digits, e.g. clothes,p=0.8; names: "
                              + ", ".join(AUGMENTATION))
+
+
+class MergedTables(argparse.Action):
+    """A table flag given twice keeps both: ``--augmentation rotate=5 --augmentation p=0.1`` is
+    rotate=5,p=0.1 (the second used to replace the first, without a word); a later value of the
+    same setting wins, as a later flag does."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), **values})
 
 
 def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
