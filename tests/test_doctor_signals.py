@@ -79,6 +79,8 @@ def test_spread_is_std_over_rms():
     assert spread(np.array([1.0, -1.0])) == 1.0
     assert spread(np.array([1.0, 3.0])) == pytest.approx(1 / math.sqrt(5))
     assert spread(np.zeros(4)) == 0.0
+    # the fuzz audit: --hidden 1 got "[scalar-bias-gradient] every bias moved by the same amount": one always does
+    assert spread(np.array([0.25])) == 1.0
 
 
 def test_dead_fraction_counts_units_that_never_fired_dense_and_conv():

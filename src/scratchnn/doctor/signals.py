@@ -123,8 +123,11 @@ def unit_spread(w: np.ndarray, units_axis: int = -1) -> float:
 
 
 def spread(a: np.ndarray) -> float:
-    """std(a) / RMS(a): 0 when every entry is the same number, about 1 for varied ones."""
+    """std(a) / RMS(a): 0 when every entry is the same number, about 1 for varied ones. A single
+    number has nothing to differ from: 1 by convention (a layer of one unit, --hidden 1)."""
     a = np.asarray(a, dtype=np.float64)
+    if a.size < 2:
+        return 1.0
     size = rms(a)
     return float(np.std(a)) / size if size else 0.0
 
