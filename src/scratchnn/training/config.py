@@ -228,6 +228,9 @@ class TrainConfig:
             spell.update(dict.fromkeys(keys, option_of(type(self), name).flag))
             given[next((k for k in keys if self.schedule in OPTION_USERS[k]), keys[0])] = getattr(self, name)
         check_schedule_options(self.schedule, self.epochs, given, spell)
+        if self.min_lr > self.lr:  # else "min_lr must be in [0, lr = 0.002]" once the schedule is built
+            raise ConfigError(f"--min-lr is the lowest the schedule goes, so at most --lr ({self.lr:g}); got "
+                              f"{self.min_lr:g}")
         return self
 
     @property
