@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.augment import Augmentation, augmentation_for
 from ..data.load import named_classes
-from ..data.sources import DATASETS
+from ..data.sources import DATASETS, get_dataset
 from ..doctor.faults import FAULTS
 from ..errors import ConfigError, names_in_message
 from ..files import atomic_write_bytes, read_small_text
@@ -215,6 +215,8 @@ class TrainConfig:
                                   "named dataset")
         if self.class_names:
             named_classes(self.class_names)
+        if self.dataset:  # --print-config printed an unknown name, exit 0 (the fuzz audit)
+            get_dataset(self.dataset)
         if self.padding and len(self.padding) != len(self.conv):
             raise ConfigError(f"--padding needs one value per convolution block ({len(self.conv)}), "
                               f"got {','.join(map(str, self.padding))}")
@@ -229,8 +231,7 @@ class TrainConfig:
             given[next((k for k in keys if self.schedule in OPTION_USERS[k]), keys[0])] = getattr(self, name)
         check_schedule_options(self.schedule, self.epochs, given, spell)
         if self.min_lr > self.lr:  # else "min_lr must be in [0, lr = 0.002]" once the schedule is built
-            raise ConfigError(f"--min-lr is the lowest the schedule goes, so at most --lr ({self.lr:g}); got "
-                              f"{self.min_lr:g}")
+            raise ConfigError(f"--min-lr is the lowest the schedule goes: at most --lr ({self.lr:g}), got {self.min_lr:g}")
         return self
 
     @property
