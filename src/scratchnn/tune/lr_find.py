@@ -47,9 +47,11 @@ from ..errors import ConfigError, ShapeError
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
+from ..optim.schedule_state import MAX_RATE
 from ..training.batch_norm_batches import check_batches
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
+LOWEST_RATE = 1e-12  # below, float32 steps round to nothing; the top is any learning rate's (MAX_RATE)
 MAX_STEPS = 100_000  # a range test of more is hours of training for one curve (10**30 broke np.arange)
 MIN_POINTS = 5  # a test that stops earlier has no suggestion worth printing
 NOTHING_LEARNED = 0.97  # a loss that never went 3% below chance (ln C): the test found no rate to suggest
@@ -261,6 +263,9 @@ def check_settings(*, start_lr: float, end_lr: float, steps: int, batch_size: in
     """A ConfigError naming the first setting of ``lr_find`` out of its range (commands check first)."""
     if not (0 < start_lr < end_lr < math.inf):
         raise ConfigError(f"need 0 < start_lr < end_lr < inf (--start-lr, --end-lr); got {start_lr:g} and {end_lr:g}")
+    if start_lr < LOWEST_RATE or end_lr > MAX_RATE:  # 1e-320 or 1e308: "diverged at lr inf; start lower" (fuzz audit)
+        raise ConfigError(f"the range test runs from {LOWEST_RATE:g} to {MAX_RATE:g} at most (--start-lr, --end-lr); "
+                          f"got {start_lr:g} to {end_lr:g}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not MIN_STEPS <= steps <= MAX_STEPS:
         raise ConfigError(f"steps must be a whole number from {MIN_STEPS} to {MAX_STEPS:,} (the points of the curve, "
                           f"a mini-batch each), got {str(steps)[:40]}")
