@@ -72,6 +72,7 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     ('schedule = "exponential"\nlr_gamma = 50.0', r"--lr-gamma multiplies .* must be in \(0, 1\] \(above 1 the "
                                                  r"rate grows\), got 50"),
     ("weight_decay = 1e30", r"--weight-decay must be in \[0, 1\], got 1e\+30"),
+    ('csv = "d.csv"\ncsv_sha256 = "abc"', "csv_sha256 must be a SHA-256 of 64 hexadecimal digits .* got 'abc'"),
     ('schedule = "cosine"\nlr = 0.002\nmin_lr = 1.0', r"--min-lr \(the lowest rate\) must be at most --lr "
                                                       r"\(0.002\), got 1"),
     ("augment = true\naugmentation = 3", "augmentation must be a table such as {rotate = 5.0}, got 3"),

@@ -29,7 +29,7 @@ from ..optim.schedule_options import OPTION_USERS, check_schedule_options
 from ..optim.schedule_state import MAX_RATE
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
-from .options import kind_words, option, option_of, options_of, unknown_setting_hint
+from .options import SHA256_FORM, kind_words, option, option_of, options_of, unknown_setting_hint
 
 DOCTOR_MODES = ("off", "on", "strict")
 CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch
@@ -190,11 +190,11 @@ class TrainConfig:
                            group="data", metavar="DIR", applies=lambda c: bool(c.dataset),
                            applies_to="only to a named dataset (--dataset), not to --csv or --images")
     csv_sha256: str = option("", "SHA-256 of the CSV the run was trained on", group=None,
-                             applies=lambda c: bool(c.csv_sha256))
+                             applies=lambda c: bool(c.csv_sha256), form=SHA256_FORM)
     images_sha256: str = option("", "SHA-256 of the IDX images the run was trained on", group=None,
-                                applies=lambda c: bool(c.images_sha256))
+                                applies=lambda c: bool(c.images_sha256), form=SHA256_FORM)
     labels_sha256: str = option("", "SHA-256 of the IDX labels the run was trained on", group=None,
-                                applies=lambda c: bool(c.labels_sha256))
+                                applies=lambda c: bool(c.labels_sha256), form=SHA256_FORM)
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid value; returns self.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from ..errors import ConfigError
 
 GROUPS = ("network", "optimisation", "training loop", "doctor", "data")
 SETTING_GROUPS = ("network", "optimisation", "training loop")  # what the network and its training are
+# a data file's recorded digest: else "that file has changed (sha256 now ...)" blamed the file (the fuzz audit)
+SHA256_FORM = ("[0-9a-f]{64}", "a SHA-256 of 64 hexadecimal digits (as train records it), or empty")
 TRAIN_GROUPS = (*SETTING_GROUPS, "doctor")  # a training run also watches (or breaks) itself
 
 
@@ -51,6 +54,7 @@ class Option:
     strict: bool = False
     aliases: tuple[str, ...] = ()
     summary: Callable[[Any], str] | None = None
+    form: tuple[str, str] | None = None  # (regular expression, its words) a non-empty string must match
 
     @property
     def flag(self) -> str:
@@ -69,6 +73,8 @@ class Option:
             if self.choices is not None and item not in self.choices:
                 raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}"
                                   f"{self.choices_told}")
+            if isinstance(item, str) and item and self.form and not re.fullmatch(self.form[0], item):
+                raise ConfigError(f"{self.name} must be {self.form[1]}, got {item[:80]!r}")
             if isinstance(item, (bool, str)):
                 continue
             if isinstance(item, int) and abs(item) > 2 ** 63:  # float() of a 400-digit integer overflows
