@@ -335,6 +335,7 @@ def test_a_config_file_repeats_its_run_only_on_the_data_it_recorded(tmp_path):
     # the fuzz audit: --csv= fell back to downloading MNIST; --out= wrote the run's files loose into the folder
     (["evaluate", "run", "--csv="], "argument --csv: expected a value, got ''"),
     (["train", "--out", " "], "argument --out: expected a value, got ' '"),
+    (["serve", "run", "--allowed-host", ""], "argument --allowed-host: expected a value, got ''"),
 ])
 def test_a_blank_value_is_refused_not_read_as_no_flag(argv, words, capsys):
     with pytest.raises(SystemExit) as exit:

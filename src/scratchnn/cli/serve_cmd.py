@@ -10,6 +10,7 @@ import socket
 from ..data.tta import check_tta
 from ..errors import ConfigError, ScratchnnError
 from .common import add_data_arguments, add_textbook_argument, add_tta_argument
+from .config_flags import not_blank
 
 INSTALL_HINT = "pip install 'scratchnn[web]' (from a checkout: pip install '.[web]')"
 # The web extra: each package and the names it is imported by. python-multipart is imported only
@@ -44,7 +45,7 @@ def add_parser(commands) -> None:
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000,
                         help="port to listen on (default: 8000; 0: a free one, printed with the address)")
-    parser.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
+    parser.add_argument("--allowed-host", metavar="NAME", action="append", default=[], type=not_blank(str),
                         help="another name requests may address the server by, e.g. mypi.local "
                              "(repeatable; localhost, 127.0.0.1, ::1 and --host always are)")
     add_tta_argument(parser)
