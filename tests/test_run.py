@@ -343,3 +343,12 @@ def test_a_run_folder_may_be_named_for_its_config_and_a_lost_config_comes_back_f
     resume_run(run, log=lines.append, progress=False)
     assert "its config.toml was missing; written again from the checkpoint's record" in lines[0]
     assert TrainConfig.load(run / CONFIG_FILE) == saved and (run / MODEL_FILE).is_file()
+
+
+def test_a_batch_larger_than_the_training_set_is_noted(digits, tmp_path):
+    """The fuzz audit: --batch-size 2147483648 on 300 images trained full-batch without a word."""
+    lines = []
+    train_run(small_config(digits, epochs=1, warmup=0.0, batch_size=5000), tmp_path / "run", log=lines.append,
+              progress=False)
+    assert "Note: --batch-size 5,000 is more than the 1,000 training images; each step takes them all (a full " \
+           "batch)" in lines, lines

@@ -87,9 +87,13 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     if config.train_size > left:
         log(f"Note: --train-size {config.train_size:,} is more than the {left:,} images left beside the dev set; "
             "training on all of them")
+    trained = min(config.train_size or left, left)
+    if config.batch_size > trained:
+        log(f"Note: --batch-size {config.batch_size:,} is more than the {trained:,} training images; each step takes "
+            "them all (a full batch)")
     input_shape, specs = config.layer_specs(data.images.shape[1:3], len(data.classes))  # a batch of 1 for batch norm
     check_batch_norm_batches([kind for kind, _ in specs], [input_shape, *network_shapes(input_shape, specs)[1]],
-                             min(config.train_size or left, left), config.batch_size)
+                             trained, config.batch_size)
     config = record_data(config).with_augmentation_recorded()
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
