@@ -68,10 +68,6 @@ def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     ("epochs = 2\nwarmup = 2.0", r"--warmup must be >= 0 and shorter than the run \(epochs = 2\), got 2"),
     ('schedule = "one-cycle"\nwarmup = 1.0', "has its own warm-up"),
     ('schedule = "cosine"\nlr_gamma = 0.5', "--lr-gamma does not apply to the cosine schedule"),
-    # the fuzz audit: a growing "decay" diverged and the doctor blamed --lr; 1e30 weight decay trained to NaN
-    ('schedule = "exponential"\nlr_gamma = 50.0', r"--lr-gamma multiplies .* must be in \(0, 1\] \(above 1 the "
-                                                 r"rate grows\), got 50"),
-    ("weight_decay = 1e30", r"--weight-decay must be in \[0, 1\], got 1e\+30"),
     ('csv = "d.csv"\ncsv_sha256 = "abc"', "csv_sha256 must be a SHA-256 of 64 hexadecimal digits .* got 'abc'"),
     ('schedule = "cosine"\nlr = 0.002\nmin_lr = 1.0', r"--min-lr \(the lowest rate\) must be at most --lr "
                                                       r"\(0.002\), got 1"),

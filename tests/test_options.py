@@ -355,3 +355,23 @@ def test_an_augmentation_table_given_twice_keeps_both():
     """The fuzz audit: the second --augmentation replaced the first (rotate=5 was lost without a word)."""
     config = resolve_config(train_args("--augment", "--augmentation", "rotate=5", "--augmentation", "p=0.1,rotate=6"))
     assert (config.augmentation["rotate"], config.augmentation["p"]) == (6.0, 0.1)
+
+
+@pytest.mark.parametrize("argv, words", [
+    # the fuzz audit: a growing "decay" diverged and the doctor blamed --lr; 1e30 weight decay trained to NaN
+    (["--schedule", "exponential", "--lr-gamma", "50"], r"--lr-gamma multiplies the learning rate as the exponential "
+                                                        r"schedule decays it and must be in \(0, 1\] .*got 50"),
+    (["--weight-decay", "1e30"], r"--weight-decay must be in \[0, 1\] .*got 1e\+30"),
+])
+def test_settings_that_only_diverge_are_refused_for_a_new_run_and_an_old_run_still_loads(argv, words, tmp_path):
+    with pytest.raises(ConfigError, match=words):
+        resolve_config(train_args(*argv))
+    (tmp_path / "config.toml").write_text('schedule = "step"\nlr_gamma = 1.5\nweight_decay = 2.0\n')
+    recorded = TrainConfig.load(tmp_path / "config.toml")  # the review: an older version's run must still load
+    assert (recorded.lr_gamma, recorded.weight_decay) == (1.5, 2.0)
+
+
+def test_a_blank_data_dir_or_class_names_still_clears_a_config_files_value(tmp_path):
+    """The review: refusing every blank value took away the one way to drop a config file's --data-dir."""
+    (tmp_path / "dd.toml").write_text('dataset = "mnist"\ndata_dir = "/gone/mnist"\n')
+    assert resolve_config(train_args("--config", str(tmp_path / "dd.toml"), "--data-dir", "")).data_dir == ""

@@ -32,7 +32,12 @@ def folder_lock(folder: Path, name: str, work: str, unwritable: str = "") -> Ite
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             break
         except FileExistsError:
-            holder = read_small_text(lock, 1024, f"the lock file of {work}").split()
+            try:
+                holder = read_small_text(lock, 1024, f"the lock file of {work}").split()
+            except ConfigError:
+                if not lock.exists():  # its owner let go between our try and the read: try again
+                    continue
+                raise
             if not _gone(holder, lock):
                 who = f"pid {holder[0]} on {holder[1]}" if len(holder) == 2 else "a process that is starting"
                 raise ConfigError(f"{folder} is in use by {work} ({who}); wait for it to end, or if it "

@@ -38,8 +38,13 @@ def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
         else:
             kwargs["metavar"] = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
             kwargs["type"] = (list_type(spec) if isinstance(default, list) else choice_type(spec) if spec.choices
-                              else not_blank(str) if isinstance(default, str) else type(default))
+                              else not_blank(str) if name in NO_BLANK else type(default))
         made[spec.group].add_argument(spec.flag, *spec.aliases, **kwargs)
+
+
+# a blank value of these names nothing (--csv= fell back to MNIST); a blank --data-dir or
+# --class-names clears a config file's value, so those keep taking ''
+NO_BLANK = ("csv", "images", "labels")
 
 
 def not_blank(kind):

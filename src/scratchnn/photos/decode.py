@@ -92,7 +92,7 @@ def _heif_kind(head: bytes) -> str:
         return "a HEIC photo (an iPhone's default format), which Pillow cannot read without a plugin"
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
         return "an AVIF image, which " + ("is not accepted here" if _reads_avif() else
-                                         "this Pillow cannot read (Pillow 11.3 and later can)")
+                                         "this Pillow cannot read (it needs Pillow 11.3 or later, with libavif)")
     return ""
 
 

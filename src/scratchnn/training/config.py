@@ -126,9 +126,8 @@ class TrainConfig:
     nesterov: bool = option(False, "Nesterov momentum (sgd)", group="optimisation",
                             applies=lambda c: c.optimizer == "sgd" and c.momentum > 0, summary=lambda v: "nesterov",
                             applies_to="only to --optimizer sgd with --momentum > 0")
-    weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",  # > 1: no
-                                 group="optimisation", metavar="L", low=0.0, high=1.0,  # gradient step keeps up
-                                 summary=lambda v: f"weight decay {v:g}")
+    weight_decay: float = option(0.0, "L2 penalty (sgd, rmsprop, adam) or decoupled decay (adamw)",
+                                 group="optimisation", metavar="L", low=0.0, summary=lambda v: f"weight decay {v:g}")
     label_smoothing: float = option(0.0, "train towards (1 - EPS) on the true class and EPS/C on every class, "
                                          "not one-hot (dev and test losses stay plain cross-entropy)",
                                     group="optimisation", metavar="EPS", low=0.0, below=1.0,
@@ -187,8 +186,7 @@ class TrainConfig:
     transpose: bool = option(False, "turn each image of --csv or --images over its diagonal (EMNIST's files hold "
                                     "them so)", group="data", applies=lambda c: c.transpose)
     data_dir: str = option("", "folder to look in first for a named dataset (or set SCRATCHNN_DATA)",
-                           group="data", metavar="DIR", applies=lambda c: bool(c.dataset),
-                           applies_to="only to a named dataset (--dataset), not to --csv or --images")
+                           group="data", metavar="DIR", applies=lambda c: bool(c.data_dir))
     csv_sha256: str = option("", "SHA-256 of the CSV the run was trained on", group=None,
                              applies=lambda c: bool(c.csv_sha256), form=SHA256_FORM)
     images_sha256: str = option("", "SHA-256 of the IDX images the run was trained on", group=None,

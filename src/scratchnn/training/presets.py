@@ -125,6 +125,7 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     for name, value in settings.items():  # a table (the augmentation) changes only the entries given
         setattr(config, name, {**getattr(config, name), **value} if isinstance(value, dict) else value)
     config = config.validate()
+    _refuse_runaway(config)
     for line in ignored_settings(config, settings) + _augmentation_notes(config, settings):
         log(line)
     if settings.get("optimizer") == "adamw" and not config.weight_decay:
@@ -151,6 +152,18 @@ def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
                 f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): they are the defaults, not "
                 f"{known}'s; to start from {known}'s, add --preset {known}")
     return config
+
+
+def _refuse_runaway(config: TrainConfig) -> None:
+    """Settings that only make a new run diverge (the fuzz audit: --weight-decay 1e30 trained to NaN,
+    a step "decay" of 50 took the rate from 0.027 to 1.36, and the doctor blamed --lr). Checked here,
+    for new runs only: a run an older version trained with them still loads, serves and resumes."""
+    if config.weight_decay > 1:
+        raise ConfigError(f"--weight-decay must be in [0, 1] (above 1 no gradient step keeps up with the decay), got "
+                          f"{config.weight_decay:g}")
+    if config.lr_gamma > 1 and config.schedule in ("step", "exponential"):
+        raise ConfigError(f"--lr-gamma multiplies the learning rate as the {config.schedule} schedule decays it and "
+                          f"must be in (0, 1] (above 1 the rate grows), got {config.lr_gamma:g}")
 
 
 def _augmentation_notes(config: TrainConfig, settings: dict) -> list[str]:
