@@ -109,10 +109,11 @@ def _trusted_config(model_path: Path, metadata: dict, data: DataSource | None) -
             config = TrainConfig.from_dict(metadata["config"], source="the model's metadata")
         else:
             config = TrainConfig()
-    except ScratchnnError:
-        if in_run_folder:
+    except ScratchnnError as error:
+        if in_run_folder:  # the reason may quote the file: the operator's log has it, the page a pointer
+            log.warning("the gallery cannot read %s: %s", run_config, error)
             return None, (f"the run's {RUN_CONFIG} cannot be read, so the gallery cannot rebuild its dev split; "
-                          "'scratchnn evaluate MODEL' says why")
+                          "the server's log says why")
         return None, "the model's training config is not valid, so the gallery cannot rebuild its dev split"
     if data is not None:  # the server's data in place of the run's (a named dataset drops --transpose)
         from ..training.run_data import with_data
