@@ -6,7 +6,8 @@ evaluated epoch) and ``checkpoint.safetensors`` (everything needed to ``--resume
 
 The folder is made once the data has loaded and the network is known to fit in memory, so a failed start leaves
 nothing behind. ``--resume`` completes an interrupted run as it began (a config.toml edited since is refused): from
-the start without a checkpoint, from the last one mid-training, without training when it holds the end.
+the start without a checkpoint, from the last one mid-training, without training when it holds the end. One
+process at a time trains in a folder (``run.lock``); a file the run cannot write names itself and the resume.
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from ..data.split import check_dev_size
 from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message
 from ..folder_lock import folder_lock
 from ..io import MODEL_FILE, class_names, load, read_metadata
+from .architecture import network_shapes
+from .batch_norm_batches import check_batch_norm_batches
 from .blas_threads import blas_threads
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, refuse_edits, rounding_edits
 from .config import CONFIG_FILE, TrainConfig
-from .architecture import network_shapes
-from .batch_norm_batches import check_batch_norm_batches
 from .fit import EpochResult
 from .memory import check_training_memory
 from .run_data import check_class_numbers, check_data_files, data_source, load_data, locate_data, record_data
@@ -53,7 +54,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     The folder and its ``config.toml`` (data as absolute paths with their SHA-256) are written
     once the data has loaded and the run fits in memory (``memory_cap``: (bytes, the flag that set
     them), a server's limit) and its images have the ``image_shape`` asked for ((H, W), why: a page
-    that draws 28x28), before the first epoch, so a killed run can be resumed.
+    that draws 28x28), before the first epoch, so a killed run can be resumed. The folder is held
+    (``run.lock``, folder_lock.py) while the run trains: a second process is refused, not mixed in.
     ``on_evaluation(result)`` runs after each evaluated epoch is logged and checkpointed (a
     sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
     ``watch`` takes the live hooks of a page that shows training: ``on_batch_end(epoch, batch,
