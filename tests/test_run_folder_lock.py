@@ -15,7 +15,7 @@ import pytest
 from test_run import digits, quiet, small_config, tensors  # noqa: F401 (fixture)
 
 from scratchnn.errors import ConfigError, RunNotSaved
-from scratchnn.folder_lock import folder_lock
+from scratchnn.files import folder_lock
 from scratchnn.io import MODEL_FILE
 from scratchnn.training.checkpoint import CHECKPOINT_FILE
 from scratchnn.training.run import RUN_LOCK, resume_run, train_run

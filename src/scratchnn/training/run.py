@@ -22,7 +22,7 @@ from ..doctor.signals import HEALTH_FILE
 from ..data.sources import locate
 from ..data.split import check_dev_size
 from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message
-from ..folder_lock import folder_lock
+from ..files import folder_lock
 from ..io import MODEL_FILE, class_names, load, read_metadata
 from .architecture import network_shapes
 from .batch_norm_batches import check_batch_norm_batches
@@ -55,7 +55,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     once the data has loaded and the run fits in memory (``memory_cap``: (bytes, the flag that set
     them), a server's limit) and its images have the ``image_shape`` asked for ((H, W), why: a page
     that draws 28x28), before the first epoch, so a killed run can be resumed. The folder is held
-    (``run.lock``, folder_lock.py) while the run trains: a second process is refused, not mixed in.
+    (``run.lock``, files.py) while the run trains: a second process is refused, not mixed in.
     ``on_evaluation(result)`` runs after each evaluated epoch is logged and checkpointed (a
     sweep's pruner watches the dev accuracy there; an exception it raises ends the run).
     ``watch`` takes the live hooks of a page that shows training: ``on_batch_end(epoch, batch,

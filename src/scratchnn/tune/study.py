@@ -24,8 +24,7 @@ from optuna.trial import TrialState
 from optuna_integration import DaskStorage
 
 from ..errors import ConfigError
-from ..files import atomic_write_bytes, read_small_text
-from ..folder_lock import folder_lock
+from ..files import atomic_write_bytes, folder_lock, read_small_text
 from ..training.config import CONFIG_FILE, TrainConfig
 from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 
