@@ -71,7 +71,7 @@ class Option:
             return
         for item in value if isinstance(value, list) else [value]:
             if self.choices is not None and item not in self.choices:
-                raise ConfigError(f"unknown {self.flag[2:]} {item!r}; choose one of {', '.join(self.choices)}"
+                raise ConfigError(f"unknown {self.flag[2:]} {str(item)[:40]!r}; choose one of {', '.join(self.choices)}"
                                   f"{self.choices_told}")
             if isinstance(item, str) and item and self.form and not re.fullmatch(self.form[0], item):
                 raise ConfigError(f"{self.name} must be {self.form[1]}, got {item[:80]!r}")

@@ -213,7 +213,9 @@ def _canvas_input(canvas: CanvasRequest) -> tuple[np.ndarray, list[np.ndarray]]:
     pixels = np.asarray(canvas.pixels, np.float32)
     if np.mean(pixels > 0.5) > FILLED:
         raise ImageError(f"{np.mean(pixels > 0.5):.0%} of the canvas is ink: press Clear and draw one digit")
-    if not canvas.preprocess:
+    if not canvas.preprocess:  # the page's own 28x28: still, an empty one is no digit (the web fuzz audit)
+        if not pixels.any():
+            raise ImageError("the canvas is empty: draw a digit, light strokes on the dark background")
         return pixels, [pixels]
     try:
         image = to_mnist(pixels, ink="light")

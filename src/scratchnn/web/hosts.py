@@ -70,7 +70,7 @@ def host_name(header: str) -> str | None:
         port = rest[1:]
     else:
         name, _, port = header.partition(":")
-    if not name or (port and not port.isdigit()) or (not port and header.endswith(":")):
+    if not name or (port and not (port.isascii() and port.isdigit())) or (not port and header.endswith(":")):
         return None
     return name.lower()
 

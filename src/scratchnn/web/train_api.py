@@ -135,7 +135,10 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
                                      f"{media[:60] or 'no content type'}: {{\"preset\": \"seed\"}}")
         try:
             body = json.loads(await request.body() or b"null")
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number, [[[... 100,000 deep
+        except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a 5,000-digit number, [[[... deep
+            if "integer string conversion" in str(error) or "Exceeds the limit" in str(error):
+                raise HTTPException(422, "a number in the settings has thousands of digits; send settings in "
+                                         "their ranges (GET /api/train lists them)") from None
             raise HTTPException(422, "send the settings as a JSON object like {\"preset\": \"seed\"}") from None
         return await run_in_threadpool(manager.start, body, client_of(request))
 
@@ -165,7 +168,8 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
     def run_list():
         return {"current": current_run(), "runs": [runs.describe(name) for name in runs.names()]}
 
-    name_param = PathParam(pattern=RUN_NAME.pattern, max_length=MAX_NAME, description="a run folder's name")
+    # checked by RunFolders (is_run_name): every bad name gets its friendly 404, not a pattern's 422
+    name_param = PathParam(max_length=MAX_NAME, description=f"a run folder's name ({RUN_NAME.pattern})")
 
     @router.get("/api/runs/{name}/curves", response_model=RunCurves, responses=_errors(404, 422),
                 summary="A run's loss and accuracy per evaluation")
@@ -221,7 +225,7 @@ def client_of(request: Request) -> str:
 def _last_event_id(header: str) -> tuple[int, int]:
     """'3:120' -> (3, 120): the run and the last event a reconnecting browser saw; (0, 0) otherwise."""
     run, _, seq = header.partition(":")
-    if run.isdigit() and seq.isdigit() and len(header) < 40:
+    if run.isascii() and seq.isascii() and run.isdigit() and seq.isdigit() and len(header) < 40:  # not '²:³'
         return int(run), int(seq)
     return 0, 0
 

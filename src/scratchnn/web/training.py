@@ -72,8 +72,10 @@ class TrainLimits:
 
 
 def train_settings() -> dict[str, object]:
-    """The options a page may set: the network, optimisation, training loop and doctor groups."""
-    return {name: spec for name, spec in options_of(TrainConfig).items() if spec.group in TRAIN_GROUPS}
+    """The options a page may set: the network, optimisation, training loop and doctor groups, but
+    threads, which the server sets (BLAS_THREADS): offered, a page's 1,000,000 was thrown away."""
+    return {name: spec for name, spec in options_of(TrainConfig).items()
+            if spec.group in TRAIN_GROUPS and name != "threads"}
 
 
 def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits, log=print) -> TrainConfig:
