@@ -217,8 +217,12 @@ def test_one_layer_object_in_two_places_is_refused():
         Sequential([Dense(784, 32), ReLU, Dense(32, 10)])
     with pytest.raises(ShapeError, match="layer 0 is a str"):
         Sequential(["Dense"])
-    with pytest.raises(ConfigError, match="at least one input and one unit"):
+    with pytest.raises(ConfigError, match=r"Dense in_features \(the inputs\) must be a whole number from 1 to"):
         Dense(0, 10)
+    # the API fuzz audit: 2.5 made 2 units, '784' and True were taken, 10**12 was a 2.8 PiB MemoryError
+    for bad in (2.5, "784", True, 10**12):
+        with pytest.raises(ConfigError, match=r"Dense out_features \(the units\) must be a whole number"):
+            Dense(784, bad)
     assert Sequential([Dense(784, 10)], input_shape=784).input_shape == (784,)
 
 
@@ -253,8 +257,32 @@ def test_fit_takes_lists_and_names_slips_of_its_own_arguments(digits):
     with pytest.raises(ConfigError, match=r"fit needs an optimizer object, got SGD: e\.g\. SGD\(0\.1\), not SGD"):
         fit(mlp(), SGD, x, y, epochs=1, batch_size=50)
     for wrong in (0, -1, 1.5):
-        with pytest.raises(ConfigError, match="eval_every is a whole number of epochs >= 1"):
+        with pytest.raises(ConfigError, match="eval_every is a whole number from 1 to 1,000,000"):
             fit(mlp(), SGD(0.1), x, y, epochs=1, batch_size=50, eval_every=wrong)
+    # the API fuzz audit: epochs=-1 returned [] without a word, start_epoch=-3 trained epochs -2 to 2,
+    # epochs=10**9 ran on and on, batch_size='2' was a TypeError deep inside
+    for arguments, words in ((dict(epochs=-1), "epochs is a whole number from 1 to 1,000,000, got -1"),
+                             (dict(epochs=2, start_epoch=-3), "start_epoch is a whole number from 0"),
+                             (dict(epochs=2, start_epoch=5), "start_epoch 5 is past epochs 2"),
+                             (dict(epochs=10**9), "epochs is a whole number from 1 to 1,000,000"),
+                             (dict(epochs=1, batch_size="2"), r"batch_size is a whole number >= 0 \(0 or None")):
+        with pytest.raises(ConfigError, match=words):
+            fit(mlp(), SGD(0.1), x, y, **arguments)
+
+
+def test_evaluate_checks_what_it_is_given(digits):
+    """The API fuzz audit: batch_size=-1 gave (0.0, 0.0) for a model of 0.73, and NaN inputs a NaN loss."""
+    from scratchnn.training.fit import evaluate
+
+    x, y, _, _ = digits
+    model = mlp()
+    with pytest.raises(ConfigError, match=r"batch_size is a whole number >= 1 \(or None\), got -1"):
+        evaluate(model, x[:100], y[:100], batch_size=-1)
+    bad = x[:100].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ShapeError, match="evaluation data contains 1 NaN or infinite value"):
+        evaluate(model, bad, y[:100])
+    assert evaluate(model, x[:100].tolist(), [int(v) for v in y[:100]]) == evaluate(model, x[:100], y[:100])
 
 
 def test_state_dict_is_a_snapshot_that_load_state_dict_brings_back(digits):

@@ -155,7 +155,7 @@ def test_bad_window_arguments_are_config_errors(bad):
 
 
 def test_bad_channel_counts_are_config_errors():
-    with pytest.raises(ConfigError, match="out_channels must be a positive integer"):
+    with pytest.raises(ConfigError, match="out_channels must be a whole number from 1 to 4,194,304"):
         Conv2D(1, 0, 3)
     with pytest.raises(ConfigError, match="padding must be an int >= 0"):
         Conv2D(1, 2, 3, padding=-1)

@@ -33,6 +33,14 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path, model, x):
     assert load(tmp_path).config() == model.config()  # a run folder works too
 
 
+def test_a_model_holding_nan_is_refused_when_saved_not_when_loaded(tmp_path, model):
+    """The API fuzz audit: save wrote a file that load then refused ('contains NaN or infinite')."""
+    model.layers[0].params["W"][0, 0] = np.nan
+    with pytest.raises(ModelFileError, match="tensor '0.W' holds NaN or infinite values, so the file could not be"):
+        save(model, tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFileError, match="no such model file"):
         load(tmp_path / "nope.safetensors")

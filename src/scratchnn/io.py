@@ -50,6 +50,10 @@ def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
     if taken:
         raise ModelFileError(f"metadata key {taken[0]!r} is the file's own (the model's architecture, format and "
                              "checksum): name yours otherwise, e.g. 'notes'")
+    bad = [name for name, value in model.state_dict().items() if not np.isfinite(value).all()]
+    if bad:  # load refuses such a file: never write one (the API fuzz audit)
+        raise ModelFileError(f"{path}: tensor {bad[0]!r} holds NaN or infinite values, so the file could not be "
+                             "loaded; train it again (a lower learning rate), or save it before it diverges")
     metadata = {"architecture": model.config(), **(metadata or {})}
     try:  # what load would refuse (classes that are not the model's outputs, say) is refused here
         check_metadata(json.loads(json.dumps(metadata)))

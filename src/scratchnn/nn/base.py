@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from .schema import MAX_UNITS, show
 
 LAYER_TYPES: dict[str, type[Layer]] = {}
 
@@ -141,6 +142,14 @@ def layer_from_config(entry: dict) -> Layer:
 
 def layer_to_config(layer: Layer) -> dict:
     return {"type": type(layer).__name__, "config": layer.config()}
+
+
+def whole_units(value, name: str) -> int:
+    """``value`` as a count of units, features or channels: a whole number from 1 to MAX_UNITS, or a
+    ConfigError (Dense(784, 2.5) made 2 units, Dense(784, 10**12) a MemoryError of 2.8 PiB)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_UNITS:
+        raise ConfigError(f"{name} must be a whole number from 1 to {MAX_UNITS:,}, got {show(value)}")
+    return int(value)
 
 
 def check_features(layer: Layer, x: np.ndarray, expected: int) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .base import Layer, check_features
+from .base import Layer, check_features, whole_units
 from .im2col import from_pixel_major, pixel_major
 from .schema import check_number, features_in, images_in, units
 
@@ -57,8 +57,7 @@ class _BatchNorm(Layer, register=False):
     def __init__(self, size: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
         kind, name = type(self).__name__, self.size_name
-        if int(size) != size or size < 1:
-            raise ConfigError(f"{kind} {name} must be a positive integer, got {size!r}")
+        size = whole_units(size, f"{kind} {name}")
         if not 0 <= momentum <= 1:
             raise ConfigError(f"{kind} momentum must be in [0, 1], got {momentum}")
         if not eps > 0:

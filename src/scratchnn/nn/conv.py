@@ -19,7 +19,7 @@ from . import winograd
 from .winograd4 import F4
 from .winograd5 import F5
 from .winograd7 import F7
-from .base import Layer
+from .base import Layer, whole_units
 from .im2col import (
     as_pair,
     col2im,
@@ -103,8 +103,8 @@ class Conv2D(Layer):
                  init: str = "he_normal", bias_init: str = "zeros", algorithm: str = "auto",
                  rng: np.random.Generator | int | None = None):
         super().__init__()
-        self.in_channels = _positive(in_channels, "in_channels")
-        self.out_channels = _positive(out_channels, "out_channels")
+        self.in_channels = whole_units(in_channels, "in_channels")
+        self.out_channels = whole_units(out_channels, "out_channels")
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.stride = as_pair(stride, "stride")
         self.padding = as_pair(padding, "padding", minimum=0)
@@ -262,8 +262,3 @@ def _check_algorithm(algorithm, kernel_size, stride) -> str:
                           f"{kernel_size} and stride {stride}; use 'im2col' or 'auto'")
     return algorithm
 
-
-def _positive(value, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
-from .base import Layer, check_features
+from .base import Layer, check_features, whole_units
 from .init import get_initializer
 from .schema import features_in, initializer, units
 
@@ -30,9 +29,8 @@ class Dense(Layer):
     def __init__(self, in_features: int, out_features: int, *, init: str = "he_normal",
                  bias_init: str = "zeros", rng: np.random.Generator | int | None = None):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if min(self.in_features, self.out_features) < 1:
-            raise ConfigError(f"Dense({in_features}, {out_features}): a layer needs at least one input and one unit")
+        self.in_features = whole_units(in_features, "Dense in_features (the inputs)")
+        self.out_features = whole_units(out_features, "Dense out_features (the units)")
         self.init, self.bias_init = init, bias_init
         rng = np.random.default_rng(rng)
         d, m = self.in_features, self.out_features

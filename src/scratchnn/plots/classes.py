@@ -27,24 +27,29 @@ def _long_names(classes: Sequence[str]) -> bool:
     return max(len(str(c)) for c in classes) > 2
 
 
+MAX_SIDE = 36.0  # inches: EMNIST's 62 classes fit at full size; more classes get smaller cells
+WRITTEN = 64  # classes up to which every count is written in its cell
+
+
 def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str | None = None) -> Figure:
     """Heatmap of the counts (C, C), rows = true class, columns = predicted class.
 
     Colour is each cell's share of its row (share = count / row total), on a square-root scale so
-    that a few mistakes still show; every non-zero count is written in its cell.
+    that a few mistakes still show; every non-zero count is written in its cell (up to WRITTEN
+    classes; the figure grows with the classes up to MAX_SIDE inches).
     """
     matrix, classes = _check_matrix(matrix, classes), verbatim_all(classes)
     count = len(classes)
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
-    side = max(4.5, 0.52 * count + 2.3)
+    side = min(max(4.5, 0.52 * count + 2.3), MAX_SIDE)  # 256 classes made a 136-inch figure (API fuzz audit)
     fig = Figure(figsize=(side + 1.2, side), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class",
                  format=PercentFormatter(1.0))
     fontsize = 9 if matrix.max(initial=0) < 1000 else 7
-    for i, j in zip(*np.nonzero(matrix)):
+    for i, j in zip(*np.nonzero(matrix)) if count <= WRITTEN else ():  # beyond, the colours alone
         ax.text(j, i, f"{matrix[i, j]:,}", ha="center", va="center", fontsize=fontsize,
                 color="white" if share[i, j] > 0.5 else "black")
     tilt = {"rotation": 40, "ha": "right", "rotation_mode": "anchor"} if _long_names(classes) else {}

@@ -23,6 +23,7 @@ from .history import History
 from .memory import check_batch_memory
 
 DIVERGED_FACTOR = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
+MAX_COUNT = 1_000_000  # epochs, a starting epoch, evaluations apart: TrainConfig's bound on --epochs
 
 
 @dataclass
@@ -45,7 +46,12 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
     """(mean loss, accuracy) of the model on x (N, ...) with labels (N,); NaN for an empty set.
 
     Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
-    refuse_raw_pixels(x, "x")
+    x, labels = _as_arrays(x, labels)
+    _check_data(model, x, labels, "evaluation", empty=True)  # batch_size -1 gave (0.0, 0.0), NaN inputs a NaN loss
+    x = x.astype(model.dtype, copy=False)  # as predict_proba reads it: a list is float64
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                                   or batch_size < 1):
+        raise ConfigError(f"batch_size is a whole number >= 1 (or None), got {repr(batch_size)[:40]}")
     if len(x) == 0:
         return float("nan"), float("nan")
     batch_size = batch_size or model.inference_batch_size()
@@ -120,7 +126,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     x_train, y_train, x_dev, y_dev, augment_rng = _checked_arguments(
-        model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, eval_every, early_stopping, augment, augment_rng)
+        model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, (epochs, start_epoch, eval_every), early_stopping,
+        augment, augment_rng)
     rng = np.random.default_rng(rng) if shuffle else None
     passes = _passes(model, optimizer, x_train, loss_fn, batch_size, augment, fast)  # textbook or fast objects
     loop = _Loop(model, optimizer, passes, x_train, y_train, batch_size, rng, schedule, augment, augment_rng, health,
@@ -327,10 +334,11 @@ def _check_schedule_length(schedule, last_step: int) -> None:
 
 
 def _checked_arguments(model: Sequential, optimizer, x_train, y_train, x_dev, y_dev, batch_size: int | None,
-                       eval_every: int, early_stopping: EarlyStopping | None, augment, augment_rng):
+                       counts: tuple[int, int, int], early_stopping: EarlyStopping | None, augment, augment_rng):
     """fit's arguments checked up front, before anything is trained or packed: (x_train, y_train,
-    x_dev, y_dev, augment_rng) as arrays (an empty dev set when none is given) and a Generator."""
-    _check_loop(model, optimizer, eval_every)
+    x_dev, y_dev, augment_rng) as arrays (an empty dev set when none is given) and a Generator;
+    ``counts``: (epochs, start_epoch, eval_every)."""
+    _check_loop(model, optimizer, batch_size, *counts)
     x_train, y_train = _as_arrays(x_train, y_train)
     _check_data(model, x_train, y_train, "training")
     check_batches(model, len(x_train), batch_size)
@@ -351,15 +359,21 @@ def _checked_arguments(model: Sequential, optimizer, x_train, y_train, x_dev, y_
     return x_train, y_train, x_dev, y_dev, augment_rng
 
 
-def _check_loop(model: Sequential, optimizer, eval_every: int) -> None:
-    """The loop's own arguments: what a slip of the hand gives (a class for an instance)."""
+def _check_loop(model: Sequential, optimizer, batch_size, epochs, start_epoch, eval_every) -> None:
+    """The loop's own arguments: what a slip of the hand gives (a class for an instance; epochs=-1
+    returned [] without a word, start_epoch=-3 trained epochs -2 to 2; the API fuzz audit)."""
     if not isinstance(model, Sequential):
         raise ConfigError(f"fit trains a Sequential model, got {type(model).__name__}")
     if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
         name = getattr(optimizer, "__name__", type(optimizer).__name__)
         raise ConfigError(f"fit needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, numbers.Integral) or eval_every < 1:
-        raise ConfigError(f"eval_every is a whole number of epochs >= 1, got {eval_every!r}")
+    for name, value, low, high in (("epochs", epochs, 1, MAX_COUNT), ("start_epoch", start_epoch, 0, MAX_COUNT),
+                                   ("eval_every", eval_every, 1, MAX_COUNT), ("batch_size", batch_size or 0, 0, None)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high and value > high):
+            span = f"from {low} to {high:,}" if high else f">= {low} (0 or None: the full batch)"
+            raise ConfigError(f"{name} is a whole number {span}, got {repr(value)[:40]}")
+    if start_epoch > epochs:
+        raise ConfigError(f"start_epoch {start_epoch} is past epochs {epochs}: there is nothing left to train")
 
 
 def _as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -368,11 +382,13 @@ def _as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
             labels if isinstance(labels, np.ndarray) else np.asarray(labels))
 
 
-def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str) -> None:
+def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str, empty: bool = False) -> None:
     """Validate once, up front, what the loop would otherwise trip over mid-training."""
     refuse_raw_pixels(x, f"the {name} data")
     if x.shape[1:] != model.input_shape:
         raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")
+    if len(x) == 0 and empty:
+        return
     if name == "training" and len(x) == 0:
         raise ShapeError("no training data: the training set is empty")
     refuse_non_finite(x, model.dtype, f"{name} data")
