@@ -210,3 +210,17 @@ def test_a_cosine_warm_up_rounded_up_to_the_whole_run_leaves_a_step_to_decay(ste
                              warmup_epochs=warmup_epochs)
     assert schedule.warmup_steps == warmup_steps
     assert schedule(steps_per_epoch * epochs - 1) <= 0.1
+
+
+def test_arguments_that_are_not_numbers_are_named_not_compared():
+    """The API fuzz audit: Cosine('x', 10) and StepDecay(0.1, 5, gamma=None) were TypeErrors from a
+    comparison, and Cosine(0.1, 10)(-1) a ZeroDivisionError."""
+    from scratchnn.optim.schedules import Cosine, StepDecay
+
+    with pytest.raises(ConfigError, match="learning rate must be > 0, got 'x'"):
+        Cosine("x", 10)
+    with pytest.raises(ConfigError, match="gamma must be > 0, got None"):
+        StepDecay(0.1, 5, gamma=None)
+    with pytest.raises(ConfigError, match="total_steps must be a whole number >= 1, got nan"):
+        Cosine(0.1, float("nan"))
+    assert Cosine(0.1, 10)(-1) == Cosine(0.1, 10)(0) == 0.1

@@ -113,11 +113,11 @@ class Cosine(Schedule):
 
     def __call__(self, step):
         w = self.warmup_steps
-        if step < w:
+        if w and step < w:  # w = 0: no warm-up (a step before 0 was a division by 0, the API fuzz audit)
             return self.lr * (step + 1) / w
         if step >= self.total_steps:
             return self.min_lr
-        return _cosine(self.lr, self.min_lr, (step - w) / (self.total_steps - w))
+        return _cosine(self.lr, self.min_lr, max(step - w, 0) / (self.total_steps - w))
 
 
 class OneCycle(Schedule):
