@@ -125,4 +125,5 @@ def test_a_healthlog_learns_of_labels_that_miss_classes():
     log.evaluation(1, train_loss=0.3, train_accuracy=0.9)
     found = log.diagnose()
     assert found and found[0].id == "lopsided-labels", found
-    assert found[0].message.startswith("the training labels hold 2 of the network's 10 classes (8 classes have no training images)")
+    assert found[0].message.startswith("the training labels hold 2 of the network's 10 classes (8 classes have no "
+                                       "training images)")

@@ -894,7 +894,8 @@ def test_heavy_dropout_is_lowered_first_instead_of_the_rate():
 # rule id -> (a run that makes it fire, text its message must contain)
 EXAMPLES = {
     "unscaled-inputs": (lambda: inputs(0.0, 255.0), ["0 to 255"]),
-    "lopsided-labels": (lambda: lopsided(1, 1.0), ["1 of the network's 10 classes", "9 classes have no training images", "100%"]),
+    "lopsided-labels": (lambda: lopsided(1, 1.0), ["1 of the network's 10 classes", "9 classes have no training images",
+                                                   "100%"]),
     "unreadable-augmentation": (lambda: augmented(0.88, 0.12, (0.1, 0.103)), ["88%", "12%", "chance 10%", "0.100"]),
     "memorising": (lambda: memorising(train_accuracy=0.625, dev_accuracy=0.0625), ["0.625", "1.500", "0.062"]),
     "symmetric-units": (lambda: Run().signal("0.Dense", "unit_spread", [2e-4]), ["0.Dense", "0.0002"]),

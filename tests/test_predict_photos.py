@@ -126,8 +126,8 @@ def test_explain_preprocessing_saves_the_steps(capsys, small_run, photos, tmp_pa
     assert {p.name for p in tmp_path.iterdir()} == {"steps.png", "steps-seven.png", "steps-number.png"}
 
 
-def test_a_refused_photo_still_gets_its_figure_as_far_as_the_steps_went(capsys, small_run, photos, tmp_path,  # noqa: F811
-                                                                         monkeypatch):
+def test_a_refused_photo_still_gets_its_figure_as_far_as_the_steps_went(capsys, small_run, photos,  # noqa: F811
+                                                                         tmp_path, monkeypatch):
     """The photo audit: a photo refused ("no ink found") drew nothing, though it is the photo whose
     steps a user most needs to see (what stood out from the paper, if anything)."""
     import scratchnn.plots.preprocessing as figure

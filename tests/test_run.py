@@ -232,7 +232,8 @@ def test_a_table_another_program_holds_open_is_a_note_and_the_saved_state_still_
         notes = [line for line in lines if line.startswith(f"Note: {held} was not updated (another program has")]
         assert notes and "training goes on" in notes[0], lines
     else:
-        with pytest.raises(RunNotSaved, match=f"{held}: .*close that program and try again; the run folder .* --resume "):
+        with pytest.raises(RunNotSaved, match=f"{held}: .*close that program and try again; the run folder "
+                                              ".* --resume "):
             train_run(config, tmp_path / "run", log=lines.append, progress=False)
 
 

@@ -200,11 +200,12 @@ def read_small_text(path, limit: int, what: str) -> str:
 
 
 # ------------------------------------------------------------------ one process at a time in a folder
-# A run being trained, a sweep being run. The lock is a small file made with O_CREAT | O_EXCL (the system makes it for exactly one of two
-# processes asking at once) holding the owner's pid and host name, removed when the work ends.
-# A lock whose owner was killed (kill -9, a power cut) stays behind: on the same host, a pid that
-# no longer exists means the lock is stale and is taken over; another host's lock cannot be
-# checked from here, so the message says which file to delete once that work is known to be over.
+# A run being trained, a sweep being run. The lock is a small file made with O_CREAT | O_EXCL (the
+# system makes it for exactly one of two processes asking at once) holding the owner's pid and host
+# name, removed when the work ends. A lock whose owner was killed (kill -9, a power cut) stays behind:
+# on the same host, a pid that no longer exists means the lock is stale and is taken over; another
+# host's lock cannot be checked from here, so the message says which file to delete once that work is
+# known to be over.
 
 EMPTY_STALE_AFTER = 60.0  # seconds: a lock still empty this long lost its owner between making and writing it
 

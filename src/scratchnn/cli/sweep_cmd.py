@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:  # 0 fell through to the default (20 trials, every core)
             raise ConfigError(f"{flag} must be a whole number >= 1, got {value}")
         if value is not None and value > most:  # 10**30 went straight to LocalCluster(n_workers=10**30)
-            raise ConfigError(f"{flag} must be at most {most:,}{f' (4 a core of this machine)' * (flag == '--workers')},"
-                              f" got {value:,}"[:160])
+            why = " (4 a core of this machine)" if flag == "--workers" else ""
+            raise ConfigError(f"{flag} must be at most {most:,}{why}, got {value:,}"[:160])
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
         given += [f"--{name}" for name in ("space", "preset", "config", "out") if getattr(args, name) is not None]

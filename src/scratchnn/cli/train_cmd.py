@@ -41,7 +41,8 @@ def add_parser(commands) -> None:
                         help="train an ensemble: one member per seed, one after another, into RUN/seed-S/ "
                              "(evaluate, predict and serve take RUN as the ensemble)")
     output = parser.add_argument_group("output")
-    output.add_argument("--out", metavar="DIR", type=not_blank(Path), help="run folder (default: a new one under runs/)")
+    output.add_argument("--out", metavar="DIR", type=not_blank(Path),
+                        help="run folder (default: a new one under runs/)")
     output.add_argument("--quiet", action="store_true",
                         help="print only the final result (and, on stderr, the doctor's errors and warnings)")
     output.add_argument("--no-report", action="store_true",
