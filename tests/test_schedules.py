@@ -224,3 +224,13 @@ def test_arguments_that_are_not_numbers_are_named_not_compared():
     with pytest.raises(ConfigError, match="total_steps must be a whole number >= 1, got nan"):
         Cosine(0.1, float("nan"))
     assert Cosine(0.1, 10)(-1) == Cosine(0.1, 10)(0) == 0.1
+
+
+def test_a_saved_schedule_key_from_a_hostile_file_stays_on_one_line():
+    """Found by the metadata fuzz test in CI: a checkpoint's schedule key with a newline was echoed
+    into the error as it was, breaking the one-line message."""
+    from scratchnn.optim.schedule_state import check_state
+
+    with pytest.raises(ConfigError) as raised:
+        check_state({"ñu\n삛": [1]}, "checkpoint schedule")
+    assert "\n" not in str(raised.value) and str(raised.value).startswith('checkpoint schedule "\\u00f1u\\n')

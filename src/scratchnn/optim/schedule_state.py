@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ConfigError
+from ..errors import ConfigError, names_in_message
 from ..nn.schema import show
 
 # What a saved state (``state_dict()``) may hold, so a damaged checkpoint cannot resume into a
@@ -27,7 +27,9 @@ def check_state(state: dict, where: str = "schedule") -> None:
     if type(state) is not dict:
         raise ConfigError(f"{where} must be an object of numbers, got {show(state)}")
     for key, value in state.items():
-        name, real = f"{where} {key}", isinstance(value, (int, float)) and not isinstance(value, bool)
+        # the key is the file's: quoted and cut when it is not a plain word (a newline broke the one line)
+        name = f"{where} {names_in_message([key])}"
+        real = isinstance(value, (int, float)) and not isinstance(value, bool)
         if key == "schedule" and "warmup_steps" in state:
             check_state(value, name)
         elif key in COUNTS:
