@@ -234,9 +234,9 @@ def checkpoint_layout(metadata: dict, state: dict | None, tensors: dict[str, tup
     for key, shape in groups["optim"].items():
         name, _, slot = key.rpartition(".")
         if name not in parameters or not slot.isidentifier():
-            raise ModelFileError(f"tensor 'optim.{key}' names no parameter of the architecture")
+            raise ModelFileError(f"tensor {'optim.' + key!r} names no parameter of the architecture")  # repr: one line
         if shape != parameters[name]:
-            raise ModelFileError(f"tensor 'optim.{key}' has shape {shape}, the parameter has {parameters[name]}")
+            raise ModelFileError(f"tensor {'optim.' + key!r} has shape {shape}, the parameter has {parameters[name]}")
         slots.setdefault(name, set()).add(slot)
     if slots and (slots.keys() != parameters.keys() or len({frozenset(s) for s in slots.values()}) > 1):
         raise ModelFileError("the optimizer state does not hold the same slots for every parameter")
