@@ -1,5 +1,6 @@
 """Plausible mistakes of a learner using the Python API (from an audit), each a clear one-line
 error naming the fix, or the behaviour the docs promise."""
+import re
 import warnings
 
 import numpy as np
@@ -383,3 +384,32 @@ def test_the_review_of_the_api_fixes(digits):
     model = Sequential([Dense(784, 10, rng=0), ReLU(), scratchnn.Dense(10, 10, rng=1)])
     copied = copy_model(model, np.random.default_rng(0))
     assert type(copied.layers[0]) is Dense and np.array_equal(copied.layers[0].params["W"], model.layers[0].params["W"])
+
+
+def test_a_list_of_layers_and_a_photo_path_are_asked_for_by_name():
+    """The API fuzz audit: Sequential(None) and Sequential(Dense(...)) were 'not iterable' TypeErrors,
+    read_image(None) and read_image(an array) TypeErrors from open()."""
+    from scratchnn.errors import ImageError
+    from scratchnn.photos.decode import read_image
+
+    for wrong in (None, Dense(784, 10)):
+        with pytest.raises(ShapeError, match="Sequential takes a list of layers, got"):
+            Sequential(wrong)
+    for wrong in (None, 5, np.zeros((3, 3))):
+        with pytest.raises(ImageError, match="read_image takes a file's path or its bytes"):
+            read_image(wrong)
+
+
+def test_an_ensemble_of_things_that_are_not_models_is_refused_by_name():
+    """The API fuzz audit: Ensemble(None), Ensemble([m, 5]) and load_ensemble(None) were TypeErrors
+    and AttributeErrors from deep inside."""
+    from scratchnn.ensemble import Ensemble, load_ensemble
+
+    model = mlp()
+    for wrong, words in ((None, "Ensemble takes a list of models, e.g. Ensemble([a, b]), got NoneType"),
+                         (model, "got Sequential"), ([model, 5], "got one of type int")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            Ensemble(wrong)
+    for wrong in (None, 5, [None]):
+        with pytest.raises(ConfigError, match="load_ensemble takes paths of model files or run folders"):
+            load_ensemble(wrong)

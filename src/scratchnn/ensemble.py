@@ -87,9 +87,14 @@ class Ensemble:
     """
 
     def __init__(self, members: Iterable[Sequential | Member], fast: bool = True):
+        if isinstance(members, (Sequential, str, os.PathLike)) or not isinstance(members, Iterable):
+            raise ConfigError(f"Ensemble takes a list of models, e.g. Ensemble([a, b]), got {type(members).__name__}")
         members = list(members)
         if any(isinstance(m, (str, os.PathLike)) for m in members):
             raise ConfigError("Ensemble takes models; for files or run folders use load_ensemble(paths)")
+        if not all(isinstance(m, (Sequential, Member)) for m in members):  # Ensemble([m, 5]): an AttributeError
+            wrong = next(type(m).__name__ for m in members if not isinstance(m, (Sequential, Member)))
+            raise ConfigError(f"Ensemble takes a list of models (Sequential), got one of type {wrong}")
         self.members = [m if isinstance(m, Member) else Member(f"member {i + 1}", m)
                         for i, m in enumerate(members)]
         if not self.members:
@@ -271,6 +276,9 @@ def load_ensemble(paths: Iterable, fast: bool = True) -> Ensemble:
     predicting on the fast layers unless ``fast`` is False (see ``Ensemble``)."""
     if isinstance(paths, (str, os.PathLike)):  # one folder of member runs (train --seeds), or one model
         paths = [paths]
+    paths = list(paths) if isinstance(paths, Iterable) else [paths]
+    if not all(isinstance(path, (str, os.PathLike)) for path in paths):  # None, 5: a TypeError further in
+        raise ConfigError("load_ensemble takes paths of model files or run folders (a str or a list of them)")
     files = [file for path in paths for file in model_files(path)]
     if len(files) > MAX_MEMBERS:
         raise ConfigError(f"{len(files)} models given, more than the {MAX_MEMBERS} an ensemble may have")

@@ -74,6 +74,9 @@ class Sequential:
 
     def __init__(self, layers: Iterable[Layer], input_shape: Iterable[int] | None = None,
                  rng: np.random.Generator | int | None = None):
+        if isinstance(layers, Layer) or not isinstance(layers, Iterable):  # Sequential(Dense(...)), Sequential(None)
+            raise ShapeError(f"Sequential takes a list of layers, got {type(layers).__name__}: "
+                             "Sequential([Dense(784, 10), ...])")
         self.layers = list(layers)
         _check_layers(self.layers)
         self.rng = np.random.default_rng(rng)  # the one generator behind dropout masks

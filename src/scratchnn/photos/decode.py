@@ -50,6 +50,9 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
     Raises ImageError with one line saying why.
     """
     is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    if not (is_bytes or isinstance(source, (str, os.PathLike))):  # None, an array: open() raised TypeError
+        raise ImageError(f"read_image takes a file's path or its bytes, got {type(source).__name__}; an array is "
+                         "already an image: pass it to to_mnist as grey (H, W) in 0..1")
     where = "" if is_bytes else f"{os.fspath(source)}: "
     try:
         file = io.BytesIO(source) if is_bytes else open(source, "rb")
