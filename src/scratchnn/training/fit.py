@@ -48,10 +48,15 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
     Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
     x, labels = _as_arrays(x, labels)
     _check_data(model, x, labels, "evaluation", empty=True)  # batch_size -1 gave (0.0, 0.0), NaN inputs a NaN loss
-    x = x.astype(model.dtype, copy=False)  # as predict_proba reads it: a list is float64
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size < 1):
         raise ConfigError(f"batch_size is a whole number >= 1 (or None), got {repr(batch_size)[:40]}")
+    return _evaluate(model, x.astype(model.dtype, copy=False), labels, batch_size, loss_fn)  # a list: float64
+
+
+def _evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: int | None = None,
+              loss_fn=None) -> tuple[float, float]:
+    """``evaluate`` on arrays already checked (fit's dev set, checked once before the first epoch)."""
     if len(x) == 0:
         return float("nan"), float("nan")
     batch_size = batch_size or model.inference_batch_size()
@@ -291,7 +296,7 @@ class _Loop:
             if self.health is not None:
                 self.health.record_divergence(self.model, epoch, math.nan)
             raise _diverged(str(error), self.history, self.x_train) from None
-        dev_loss, dev_accuracy = evaluate(self.passes.evaluator, x_dev, y_dev, loss_fn=self.passes.dev_loss_fn)
+        dev_loss, dev_accuracy = _evaluate(self.passes.evaluator, x_dev, y_dev, loss_fn=self.passes.dev_loss_fn)
         result = EpochResult(epoch, sums.loss / sums.seen, sums.correct / sums.seen if measured else math.nan,
                              dev_loss, dev_accuracy, self.optimizer.lr, time.perf_counter() - start)
         self.history.append(result)
