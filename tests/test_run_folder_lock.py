@@ -131,3 +131,12 @@ def test_an_out_folder_that_is_a_dangling_link_is_named_as_such(tmp_path, digits
     (tmp_path / "gone").mkdir()
     train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "runs", log=quiet, progress=False)
     assert (tmp_path / "gone" / MODEL_FILE).is_file()
+
+
+def test_a_lock_whose_pid_is_not_ascii_digits_is_said_not_crashed_on(tmp_path):
+    """Read over the diff: '²' passes str.isdigit() and int() then raised ValueError (the same slip
+    the web fuzz audit found in Last-Event-ID)."""
+    (tmp_path / RUN_LOCK).write_text(f"\xb2 {socket.gethostname()}\n")
+    with pytest.raises(ConfigError, match="is in use by a training run"):
+        with folder_lock(tmp_path, RUN_LOCK, "a training run"):
+            pass

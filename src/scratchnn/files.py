@@ -250,7 +250,8 @@ def _gone(holder: list[str], lock: Path) -> bool:
     owner was killed between making it and writing it)."""
     if not holder:
         return time.time() - lock.stat().st_mtime > EMPTY_STALE_AFTER
-    if len(holder) != 2 or holder[1] != socket.gethostname() or not holder[0].isdigit() or os.name == "nt":
+    if len(holder) != 2 or holder[1] != socket.gethostname() or not (holder[0].isascii() and holder[0].isdigit()) \
+            or os.name == "nt":
         return False  # another machine's, or Windows (where os.kill(pid, 0) would signal it): let the user say
     if int(holder[0]) == os.getpid():
         return True
