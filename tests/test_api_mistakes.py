@@ -75,6 +75,11 @@ def test_pixels_0_to_255_of_other_dtypes_are_refused_where_a_model_predicts(digi
     mlp().predict((x - 0.13) / 0.31)  # standardised inputs (below 0) are not pixels
     mlp().predict(x * 1.5)  # nor values a little above 1
     mlp().predict(np.round(x).astype(np.int64))  # 0s and 1s: a binary image
+    sixteen_bits = np.round(x * 65535).astype(np.uint16)  # the API fuzz audit: past 255, nothing was caught
+    for call in (lambda: mlp().predict(sixteen_bits), lambda: mlp().predict(sixteen_bits.astype(np.float64)),
+                 lambda: fit(mlp(), SGD(0.1), sixteen_bits, y, epochs=1, batch_size=50)):
+        with pytest.raises(ShapeError, match=r"values up to 65535, unscaled pixels .*: x / 65535 for 16 bits$"):
+            call()
 
 
 def test_fit_names_a_dev_set_without_labels(digits):
@@ -284,6 +289,60 @@ def test_evaluate_checks_what_it_is_given(digits):
     with pytest.raises(ShapeError, match="evaluation data contains 1 NaN or infinite value"):
         evaluate(model, bad, y[:100])
     assert evaluate(model, x[:100].tolist(), [int(v) for v in y[:100]]) == evaluate(model, x[:100], y[:100])
+
+
+def test_a_missing_model_or_optimizer_and_a_seed_that_is_none_are_named(digits):
+    """The API fuzz audit: evaluate(None, ...) and lr_find(None, ...) were AttributeErrors about
+    input_shape, lr_find(model, SGD) one about lr, and rng='x' NumPy's TypeError about entropy."""
+    x, y, _, _ = digits
+    with pytest.raises(ConfigError, match="^evaluate takes a Sequential model, got NoneType$"):
+        evaluate(None, x[:10], y[:10])
+    with pytest.raises(ConfigError, match="^lr_find takes a Sequential model, got NoneType$"):
+        lr_find(None, SGD(0.1), x, y)
+    with pytest.raises(ConfigError, match=r"^lr_find needs an optimizer object, got SGD: e\.g\. SGD\(0\.1\)"):
+        lr_find(mlp(), SGD, x, y)
+    for make in (lambda: Dense(784, 10, rng="x"), lambda: Sequential([Dense(784, 10)], rng=-1),
+                 lambda: Dropout(0.5, rng=2.5), lambda: fit(mlp(), SGD(0.1), x, y, epochs=1, rng="x"),
+                 lambda: lr_find(mlp(), SGD(0.1), x, y, rng="x")):
+        with pytest.raises(ConfigError, match=r"^rng must be a seed \(a whole number >= 0\), a numpy Generator"):
+            make()
+    with pytest.raises(ConfigError, match="^augment_rng must be a seed"):
+        fit(mlp(), SGD(0.1), x, y, epochs=1, augment=lambda images, rng: images, augment_rng="x")
+    assert (Dense(3, 2, rng=np.random.default_rng(1)).params["W"] == Dense(3, 2, rng=1).params["W"]).all()
+
+
+def test_a_figures_dpi_and_a_gradient_checks_step_are_checked():
+    """The API fuzz audit: figure_png(fig, dpi=0) was matplotlib's ZeroDivisionError and
+    check_layer(..., h=0) divided by zero."""
+    from matplotlib.figure import Figure
+
+    from scratchnn.gradcheck import check_layer
+    from scratchnn.plots.common import figure_png
+
+    for dpi in (0, -5, 10**6, "120", True):
+        with pytest.raises(ConfigError, match="^dpi must be a number from 1 to 1200, got "):
+            figure_png(Figure(), dpi=dpi)
+    assert figure_png(Figure(figsize=(1, 1)), dpi=20).startswith(b"\x89PNG")
+    for h in (0, -1e-5, float("nan"), "1e-5"):
+        with pytest.raises(ConfigError, match=r"^h \(the finite-difference step, e\.g\. 1e-5\) must be > 0"):
+            check_layer(Dense(3, 2, rng=0), np.ones((2, 3)), np.random.default_rng(0), h=h)
+
+
+def test_complex_or_text_inputs_are_refused_everywhere_a_model_reads_them(digits):
+    """The API fuzz audit: predict_proba(x + 5j) cast away the imaginary part with a ComplexWarning
+    and answered; fit and evaluate had no dtype check at all."""
+    from scratchnn.insight.explain import trace
+
+    x, y, _, _ = digits
+    model = mlp()
+    for bad in (x[:4] + 5j, x[:4].astype(str)):
+        for call in (lambda: model.predict_proba(bad), lambda: evaluate(model, bad, y[:4]),
+                     lambda: fit(mlp(), SGD(0.1), bad, y[:4], epochs=1), lambda: trace(model, bad[0]),
+                     lambda: lr_find(mlp(), SGD(0.1), bad, y[:4])):
+            message = rf"must be real numbers \(pixels scaled to 0\.\.1\), got dtype {bad.dtype}$"
+            with pytest.raises(ShapeError, match=message):
+                call()
+    assert model.predict_proba(x[:4] > 0.5).shape == (4, 10)  # a bool image is real: 0 and 1
 
 
 def test_state_dict_is_a_snapshot_that_load_state_dict_brings_back(digits):

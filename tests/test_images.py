@@ -183,6 +183,19 @@ def test_16_bit_png_keeps_its_whole_range():
     np.testing.assert_allclose(gray, [[0, 0.25, 0.5, 1]], atol=1e-4)
 
 
+def test_a_float_tiff_is_read_in_its_range_and_its_missing_pixels_are_named(tmp_path):
+    """The API fuzz audit: nan_to_num read a float TIFF's NaN pixels as black ink."""
+    for pixels, expected in (([[0.0, 0.5, 1.0]], [[0, 0.5, 1]]), ([[0.0, 127.5, 255.0]], [[0, 0.5, 1]])):
+        grey = read_image(encode(Image.fromarray(np.array(pixels, np.float32), "F"), "TIFF"))
+        np.testing.assert_allclose(grey, expected, atol=1e-6)
+    for bad in (np.nan, np.inf):
+        holey = Image.fromarray(np.array([[0.0, bad, 1.0], [bad, 0.2, 0.3]], np.float32), "F")
+        path = tmp_path / "photo.tif"
+        path.write_bytes(encode(holey, "TIFF"))
+        with pytest.raises(ImageError, match=r"photo\.tif: the float image holds 2 NaN or infinite pixel\(s\)"):
+            read_image(path)
+
+
 def png_header(width, height, idat: bytes) -> bytes:
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -226,6 +226,18 @@ def test_arguments_that_are_not_numbers_are_named_not_compared():
     assert Cosine(0.1, 10)(-1) == Cosine(0.1, 10)(0) == 0.1
 
 
+def test_a_growing_gamma_is_named_where_its_power_passes_floats_range():
+    """The API fuzz audit: Exponential(0.1, 1.5)(10**6) was Python's OverflowError; below the
+    overflow a gamma above 1 still gives the rate it asks for (an old run's recorded one resumes)."""
+    from scratchnn.optim.schedules import Exponential, StepDecay
+
+    for schedule in (Exponential(0.1, 1.5), StepDecay(0.1, 1, gamma=1.5)):
+        with pytest.raises(ConfigError, match=r"passes float's range; gamma 1.5 is above 1 .*: give a gamma below 1$"):
+            schedule(10**6)
+        assert schedule(2) == pytest.approx(0.225)
+    assert Exponential(0.1, 0.5)(10**6) == 0.0
+
+
 def test_a_saved_schedule_key_from_a_hostile_file_stays_on_one_line():
     """Found by the metadata fuzz test in CI: a checkpoint's schedule key with a newline was echoed
     into the error as it was, breaking the one-line message."""

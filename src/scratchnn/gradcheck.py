@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import InferenceBackward
 from .model import Sequential
+from .optim.arguments import positive
 from .nn.activations import ReLU
 from .nn.base import LAYER_TYPES, Layer
 from .nn.batchnorm import BatchNorm1d
@@ -49,6 +50,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 def numerical_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Central-difference gradient of the scalar f() with respect to array ``a``, perturbed in place."""
+    positive("h (the finite-difference step, e.g. 1e-5)", h)  # h=0 divided by zero: the API fuzz audit
     grad = np.zeros_like(a)
     for i in np.ndindex(a.shape):
         old = a[i]

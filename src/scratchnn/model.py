@@ -14,7 +14,7 @@ from .display import html_table, text_table
 from .errors import InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
-from .nn.base import LAYER_TYPES, Layer, layer_from_config, layer_to_config
+from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
@@ -45,6 +45,13 @@ def _check_layers(layers: list) -> None:
             raise ShapeError(f"layers {seen[id(layer)]} and {i} are the same {type(layer).__name__} object: "
                              "give each place its own (a list comprehension, not [...] * n)")
         seen[id(layer)] = i
+
+
+def refuse_non_real(x: np.ndarray, what: str = "input") -> None:
+    """A ShapeError unless ``x`` holds real numbers (bool, integers or floats): strings and objects
+    cannot be multiplied, and complex pixels lost their imaginary part in the cast to float32."""
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"{what} must be real numbers (pixels scaled to 0..1), got dtype {x.dtype}")
 
 
 def refuse_non_finite(x: np.ndarray, dtype, what: str) -> None:
@@ -79,7 +86,7 @@ class Sequential:
                              "Sequential([Dense(784, 10), ...])")
         self.layers = list(layers)
         _check_layers(self.layers)
-        self.rng = np.random.default_rng(rng)  # the one generator behind dropout masks
+        self.rng = generator(rng)  # the one generator behind dropout masks
         for layer in self.layers:
             if layer.uses_rng:
                 layer.rng = self.rng
@@ -233,8 +240,7 @@ class Sequential:
 
     def _checked_input(self, x) -> np.ndarray:
         x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.number):
-            raise ShapeError(f"input must be numeric, got dtype {x.dtype}")
+        refuse_non_real(x)
         refuse_raw_pixels(x, whole_floats=True)
         given = x.shape
         if x.ndim == len(self.input_shape):  # one sample: make it a batch of one

@@ -53,18 +53,22 @@ def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.
 
 
 def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = False) -> None:
-    """A ShapeError for raw pixels 0..255, which a network trained on 0..1 reads as 255 times too
-    bright (the loss explodes, or a prediction is sure of anything): uint8, or integers above 1
-    (pandas reads a CSV's pixels as int64), or with ``whole_floats`` (predictions) floats that are
-    whole numbers above 1 (``x.astype("float32")`` without the / 255) or that are none below 0 and
-    some above 2 (0..255 images blurred or resized as floats: no 0..1 image gets there). Training
+    """A ShapeError for raw pixels 0..255 (or a 16-bit image's 0..65535), which a network trained
+    on 0..1 reads as 255 times too bright (the loss explodes, or a prediction is sure of anything):
+    uint8, or integers above 1 (pandas reads a CSV's pixels as int64), or with ``whole_floats``
+    (predictions) floats that are whole numbers above 1 (``x.astype("float32")`` without the / 255)
+    or that are none below 0 and some above 2 (0..255 images blurred or resized as floats: no 0..1
+    image gets there). Training
     still takes such floats: the break-it lab feeds them on purpose, and the doctor names them
     ([unscaled-inputs])."""
     x = np.asarray(x)
     integers, floats = x.dtype.kind in "ui", whole_floats and x.dtype.kind == "f"
-    raw = x.dtype == np.uint8 or ((integers or floats) and x.size > 0 and 1 < x.max() <= 255
+    raw = x.dtype == np.uint8 or ((integers or floats) and x.size > 0 and 1 < x.max()
                                   and (integers or bool(np.all(np.mod(x, 1) == 0))
                                        or (x.max() > 2 and x.min() >= 0)))
+    if raw and x.max() > 255:  # a 16-bit image (uint16, 0..65535) went through when this stopped at 255
+        raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, unscaled pixels by the look of it "
+                         "(0..65535 in a 16-bit image); scale it to 0..1 first: x / 65535 for 16 bits")
     if raw:
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, raw pixels 0..255 by the look of it; "
                          "scale it to 0..1 first: scale_pixels(images, model.input_shape), or x / 255")

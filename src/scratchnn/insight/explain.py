@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ShapeError
-from ..model import Sequential
+from ..model import Sequential, refuse_non_real
 from ..nn.activations import Activation
 from ..nn.losses import SoftmaxCrossEntropy
 
@@ -158,8 +158,7 @@ def _working_copy(model: Sequential) -> Sequential:
 def _one_sample(model: Sequential, x) -> np.ndarray:
     """x as a float batch of one (1, *input_shape) in the model's dtype."""
     x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.number):
-        raise ShapeError(f"input must be numeric, got dtype {x.dtype}")
+    refuse_non_real(x)
     shape = model.input_shape
     if x.shape == shape:
         x = x[None]

@@ -152,6 +152,17 @@ def whole_units(value, name: str) -> int:
     return int(value)
 
 
+def generator(rng, name: str = "rng") -> np.random.Generator:
+    """``np.random.default_rng(rng)``: a Generator is used as it is, a seed (a whole number >= 0, or
+    a list of them) or None makes one; anything else is a ConfigError naming ``name`` (rng='x' was
+    NumPy's TypeError about SeedSequence entropy)."""
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{name} must be a seed (a whole number >= 0), a numpy Generator or None, got "
+                          f"{show(rng)} ({error})") from None
+
+
 def check_features(layer: Layer, x: np.ndarray, expected: int) -> None:
     """Raise ShapeError unless x is (N, expected)."""
     if x.ndim != 2 or x.shape[1] != expected:

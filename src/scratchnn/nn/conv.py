@@ -19,7 +19,7 @@ from . import winograd
 from .winograd4 import F4
 from .winograd5 import F5
 from .winograd7 import F7
-from .base import Layer, whole_units
+from .base import Layer, generator, whole_units
 from .im2col import (
     as_pair,
     col2im,
@@ -110,7 +110,7 @@ class Conv2D(Layer):
         self.padding = as_pair(padding, "padding", minimum=0)
         self.init, self.bias_init = init, bias_init
         self.algorithm = _check_algorithm(algorithm, self.kernel_size, self.stride)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         c, f, (kh, kw) = self.in_channels, self.out_channels, self.kernel_size
         fan_in, fan_out = c * kh * kw, f * kh * kw
         self.params["W"] = get_initializer(init)(rng, (f, c, kh, kw), fan_in, fan_out)

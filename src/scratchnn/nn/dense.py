@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, check_features, whole_units
+from .base import Layer, check_features, generator, whole_units
 from .init import get_initializer
 from .schema import features_in, initializer, units
 
@@ -32,7 +32,7 @@ class Dense(Layer):
         self.in_features = whole_units(in_features, "Dense in_features (the inputs)")
         self.out_features = whole_units(out_features, "Dense out_features (the units)")
         self.init, self.bias_init = init, bias_init
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         d, m = self.in_features, self.out_features
         self.params["W"] = get_initializer(init)(rng, (d, m), d, m)
         self.params["b"] = get_initializer(bias_init)(rng, (m,), d, m)

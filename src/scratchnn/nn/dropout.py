@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Layer
+from .base import Layer, generator
 from .schema import fraction
 
 _IDENTITY = "identity"  # cached by an eval-mode forward: backward passes dy straight through
@@ -36,7 +36,7 @@ class Dropout(Layer):
             raise ConfigError(f"dropout probability p must be in [0, 1) (p is the chance of dropping "
                               f"a unit; p = 0 turns dropout off), got {p}")
         self.p = p
-        self.rng = np.random.default_rng(rng)
+        self.rng = generator(rng)
 
     def forward(self, x, training=False):
         if not training or self.p == 0:

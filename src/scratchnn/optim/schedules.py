@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import ConfigError
 from .arguments import check, count, positive
 from .schedule_state import check_state
 
@@ -21,6 +22,17 @@ from .schedule_state import check_state
 def _cosine(start: float, end: float, progress: float) -> float:
     """Half a cosine from ``start`` (progress 0) to ``end`` (progress 1)."""
     return end + (start - end) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def _decayed(schedule: Schedule, times: float) -> float:
+    """lr·gamma^times; a gamma above 1 grows the rate, and a ConfigError names it once the power
+    passes float's range (Python's OverflowError, at step 10**6 for gamma 1.5)."""
+    try:
+        return schedule.lr * schedule.gamma ** times
+    except OverflowError:
+        raise ConfigError(f"{type(schedule).__name__}: lr·gamma^{times:g} passes float's range; gamma "
+                          f"{schedule.gamma:g} is above 1 and grows the rate at every step: give a gamma below 1"
+                          ) from None
 
 
 class Schedule:
@@ -68,7 +80,7 @@ class StepDecay(Schedule):
         self.gamma = positive("gamma", gamma)
 
     def __call__(self, step):
-        return self.lr * self.gamma ** (step // self.step_size)
+        return _decayed(self, step // self.step_size)
 
 
 class Exponential(Schedule):
@@ -89,7 +101,7 @@ class Exponential(Schedule):
         self.every = count("every", every)
 
     def __call__(self, step):
-        return self.lr * self.gamma ** (step / self.every)
+        return _decayed(self, step / self.every)
 
 
 class Cosine(Schedule):

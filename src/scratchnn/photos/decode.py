@@ -82,7 +82,7 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
             if width * height == 0:
                 raise ImageError(f"{where}the image has no pixels ({width} x {height})")
             try:
-                return _grey(ImageOps.exif_transpose(_decoded_small(image, reduce_to)))
+                return _grey(ImageOps.exif_transpose(_decoded_small(image, reduce_to)), where)
             except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
                 raise ImageError(f"{where}the {image.format} data cannot be decoded ({error}); "
                                  "is the file truncated or corrupt?") from None
@@ -145,11 +145,15 @@ def _composited(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(grey * alpha + paper * (1 - alpha)).astype(np.uint8), "L")
 
 
-def _grey(image: Image.Image) -> np.ndarray:
+def _grey(image: Image.Image, where: str = "") -> np.ndarray:
     """float32 (H, W) in 0..1 from any Pillow mode; transparent pixels become white paper."""
     if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip at 255
         return np.clip(np.asarray(image, np.float32) / 65535, 0, 1)
     if image.mode == "F":  # float TIFFs: taken as 0..1, or 0..255 when a value exceeds 1
-        pixels = np.nan_to_num(np.asarray(image, np.float32))
+        pixels = np.asarray(image, np.float32)
+        missing = np.count_nonzero(~np.isfinite(pixels))
+        if missing:  # nan_to_num read NaN as black ink (the API fuzz audit)
+            raise ImageError(f"{where}the float image holds {missing:,} NaN or infinite pixel(s), which are no "
+                             "brightness; fill them (0 for black, 1 for white) and save it again")
         return np.clip(pixels / (255 if pixels.max() > 1 else 1), 0, 1)
     return np.asarray(_grey_image(image), np.float32) / np.float32(255)

@@ -15,6 +15,8 @@ from matplotlib.textpath import TextToPath
 from ..errors import OS_ERROR_HINTS, ConfigError, ShapeError
 from ..files import atomic_write_bytes
 
+MAX_DPI = 1200  # print quality; matplotlib refuses images past 2^16 pixels a side, after drawing
+
 
 def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
     """Save as PNG (or SVG, PDF...: any format matplotlib knows from the suffix), atomically.
@@ -48,6 +50,10 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
 
 
 def figure_bytes(fig: Figure, dpi: int, kind: str) -> bytes:
+    """The figure saved as ``kind`` (png, svg, pdf) at ``dpi`` pixels an inch, from 1 to MAX_DPI
+    (dpi=0 was matplotlib's ZeroDivisionError, deep inside; the API fuzz audit)."""
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 1 <= dpi <= MAX_DPI:
+        raise ConfigError(f"dpi must be a number from 1 to {MAX_DPI}, got {repr(dpi)[:40]}")
     buffer = io.BytesIO()
     fig.savefig(buffer, format=kind, dpi=dpi)
     return buffer.getvalue()

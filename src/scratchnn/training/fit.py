@@ -14,7 +14,8 @@ import numpy as np
 from .. import fast as fast_path
 from ..data.split import batch_indices, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError, TrainingDiverged
-from ..model import Sequential, refuse_non_finite
+from ..model import Sequential, refuse_non_finite, refuse_non_real
+from ..nn.base import generator
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from .batch_norm_batches import check_batches
 from .early_stopping import EarlyStopping
@@ -46,6 +47,7 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
     """(mean loss, accuracy) of the model on x (N, ...) with labels (N,); NaN for an empty set.
 
     Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
+    check_objects("evaluate", model, needs_optimizer=False)
     x, labels = _as_arrays(x, labels)
     _check_data(model, x, labels, "evaluation", empty=True)  # batch_size -1 gave (0.0, 0.0), NaN inputs a NaN loss
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
@@ -133,7 +135,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     x_train, y_train, x_dev, y_dev, augment_rng = _checked_arguments(
         model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, (epochs, start_epoch, eval_every), early_stopping,
         augment, augment_rng)
-    rng = np.random.default_rng(rng) if shuffle else None
+    rng = generator(rng) if shuffle else None
     passes = _passes(model, optimizer, x_train, loss_fn, batch_size, augment, fast)  # textbook or fast objects
     loop = _Loop(model, optimizer, passes, x_train, y_train, batch_size, rng, schedule, augment, augment_rng, health,
                  on_batch_end, stop_requested)
@@ -360,18 +362,24 @@ def _checked_arguments(model: Sequential, optimizer, x_train, y_train, x_dev, y_
     if augment and augment_rng is None:
         raise ValueError("augment needs augment_rng, the generator of its random transforms")
     if augment and not isinstance(augment_rng, np.random.Generator):
-        augment_rng = np.random.default_rng(augment_rng)  # a seed, as rng takes one
+        augment_rng = generator(augment_rng, "augment_rng")  # a seed, as rng takes one
     return x_train, y_train, x_dev, y_dev, augment_rng
+
+
+def check_objects(who: str, model: Sequential, optimizer=None, *, needs_optimizer: bool = True) -> None:
+    """A ConfigError naming what ``who`` (fit, evaluate, lr_find) was given where it takes a
+    Sequential and an optimizer object (None or the class SGD were AttributeErrors from inside)."""
+    if not isinstance(model, Sequential):
+        raise ConfigError(f"{who} takes a Sequential model, got {type(model).__name__}")
+    if needs_optimizer and (isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None))):
+        name = getattr(optimizer, "__name__", type(optimizer).__name__)
+        raise ConfigError(f"{who} needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
 
 
 def _check_loop(model: Sequential, optimizer, batch_size, epochs, start_epoch, eval_every) -> None:
     """The loop's own arguments: what a slip of the hand gives (a class for an instance; epochs=-1
     returned [] without a word, start_epoch=-3 trained epochs -2 to 2; the API fuzz audit)."""
-    if not isinstance(model, Sequential):
-        raise ConfigError(f"fit trains a Sequential model, got {type(model).__name__}")
-    if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
-        name = getattr(optimizer, "__name__", type(optimizer).__name__)
-        raise ConfigError(f"fit needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
+    check_objects("fit", model, optimizer)
     for name, value, low, high in (("epochs", epochs, 1, MAX_COUNT), ("start_epoch", start_epoch, 0, MAX_COUNT),
                                    ("eval_every", eval_every, 1, MAX_COUNT), ("batch_size", batch_size or 0, 0, None)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high and value > high):
@@ -389,6 +397,7 @@ def _as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str, empty: bool = False) -> None:
     """Validate once, up front, what the loop would otherwise trip over mid-training."""
+    refuse_non_real(x, f"the {name} data")
     refuse_raw_pixels(x, f"the {name} data")
     if x.shape[1:] != model.input_shape:
         raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")

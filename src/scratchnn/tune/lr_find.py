@@ -44,11 +44,13 @@ import numpy as np
 
 from ..data.split import batch_indices, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
-from ..model import Sequential
+from ..model import Sequential, refuse_non_real
+from ..nn.base import generator
 from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
 from ..optim.schedule_state import MAX_RATE
 from ..training.batch_norm_batches import check_batches
+from ..training.fit import check_objects
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
 LOWEST_RATE = 1e-12  # below, float32 steps round to nothing; the top is any learning rate's (MAX_RATE)
@@ -149,7 +151,9 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     """
     check_settings(start_lr=start_lr, end_lr=end_lr, steps=steps, batch_size=batch_size, smoothing=smoothing,
                    stop_factor=stop_factor)
+    check_objects("lr_find", model, optimizer)
     x, y = np.asarray(x), np.asarray(y)
+    refuse_non_real(x, "x")
     refuse_raw_pixels(x, "x")
     if x.dtype.kind == "f" and not np.isfinite(x).all():  # else "diverged after 4 steps; start lower"
         raise ShapeError(f"x holds {np.count_nonzero(~np.isfinite(x)):,} NaN or infinite value(s); the range test "
@@ -159,7 +163,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     if len(x) == 0 or len(y) != len(x):
         raise ShapeError(f"need as many labels as samples, at least one: got {len(x)} samples, {len(y)} labels")
     check_batches(model, len(x), batch_size)  # a batch-norm batch of 1 image, before any step (as train does)
-    rng = np.random.default_rng(rng)
+    rng = generator(rng)
     net, opt = copy_model(model, rng), fresh_optimizer(optimizer)
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
