@@ -95,7 +95,7 @@ def test_predict_proba_rows_sum_to_one_and_batches_agree():
 @pytest.mark.parametrize("x, message", [
     (np.zeros((2, 7)), r"samples of shape \(8,\)"),
     (np.full((2, 8), np.nan), "contains 16 NaN or infinite value"),
-    (np.array([["a"] * 8]), "numeric"),
+    (np.array([["a"] * 8]), r"input must be real numbers \(pixels scaled to 0\.\.1\), got dtype <U1"),
     # the numerics audit: float64 1e39 is infinite in float32, and was called "NaN or infinite"
     (np.full((2, 8), 1e39), r"input holds values up to 1e\+39, beyond float32's range \(±3.4e\+38\)"),
 ])

@@ -97,6 +97,30 @@ def test_a_warmup_the_user_did_not_set_shrinks_to_fit_the_run(capsys):
         assert "warm-up" not in capsys.readouterr().out
 
 
+def test_a_recipes_padding_follows_a_conv_given_without_one(capsys, tmp_path):
+    """`--preset cnn-best --conv 32` was refused: "--padding needs one value per convolution block
+    (1), got 1,1", a --padding the user never typed; the page's conv: [] for lenet5 likewise."""
+    config = resolve_config(train_args("--preset", "cnn-best", "--conv", "32,64,128"))
+    assert config.padding == [1, 1, 1]
+    assert capsys.readouterr().out.startswith("Note: the cnn-best recipe's --padding 1,1 pads 2 convolution blocks; "
+                                              "--conv 32,64,128 has 3: --padding 1,1,1\n")
+    from scratchnn.training.presets import resolve_config as resolve_settings
+
+    assert resolve_settings("lenet5", {"conv": []}, log=print).padding == []  # what the page sends
+    assert "lenet5 recipe's --padding 2,0 pads 2 convolution blocks; the network has none: no padding" in (
+        capsys.readouterr().out)
+    with pytest.raises(ConfigError, match=r"^--conv 6 has 1 convolution block, and the lenet5 recipe's --padding "
+                                          r"2,0 pads 2 \(a value a block\): give --padding with 1 value, "
+                                          r"e\.g\. --padding 2$"):
+        resolve_config(train_args("--preset", "lenet5", "--conv", "6"))
+    with pytest.raises(ConfigError, match="--padding needs one value per convolution block"):
+        resolve_config(train_args("--preset", "cnn-best", "--conv", "32", "--padding", "1,1"))  # typed: theirs
+    saved = tmp_path / "mine.toml"
+    saved.write_text("conv = [8, 16]\npadding = [2, 2]\n")
+    assert resolve_config(train_args("--config", str(saved), "--conv", "8")).padding == [2]
+    assert "Note: mine.toml's --padding 2,2 pads 2 convolution blocks" in capsys.readouterr().out
+
+
 def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule_does_not_use_it(capsys, tmp_path):
     config = resolve_config(train_args("--schedule", "one-cycle"))  # the mlp preset warms up for 1 epoch
     assert config.schedule == "one-cycle" and config.warmup == 0

@@ -525,8 +525,9 @@ def test_each_server_limit_is_named_by_its_own_flag():
             limits.check(config)
     with pytest.raises(ConfigError, match="--max-train-layers must be a number > 0"):
         train_setup(build_parser().parse_args(["serve", "--max-train-layers", "0"]))
-    with pytest.raises(ConfigError, match="--max-train-seconds must be at least 1, got 1e-320"):
-        train_setup(build_parser().parse_args(["serve", "--max-train-seconds", "1e-320"]))
+    for seconds in ("1e-320", "0.5"):  # the fuzz audit: 1e-320 passed "> 0", and every run stopped at once
+        with pytest.raises(ConfigError, match="^--max-train-seconds must be at least 1, got [0-9.e-]+$"):
+            train_setup(build_parser().parse_args(["serve", "--max-train-seconds", seconds]))
 
 
 def test_a_server_asked_to_exit_stops_the_run_and_ends_the_event_streams(client, runs):

@@ -79,6 +79,14 @@ class PerformanceWarning(UserWarning):
     """Something in the environment makes training slower than it needs to be (never wrong)."""
 
 
+def huge_number(value) -> str:
+    """'a 400-digit number' for an integer past 2**63 (a TOML file or JSON may hold any; float() of
+    one past ~1.8e308 is an OverflowError, and none is a sensible setting), else ''."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 63:
+        return f"a {len(str(abs(value)))}-digit number"
+    return ""
+
+
 def names_in_message(names) -> str:
     """Names read from a file, for a one-line message: plain words as they are, anything else
     quoted as JSON and cut to 40 characters, so a made-up name cannot break the line.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, names_in_message
+from ..errors import ConfigError, huge_number, names_in_message
 from .warp import as_images, bilinear_read, elastic_field, inverse_affine
 
 MAX_ELASTIC = 100.0  # pixels: a bend or a smoothing wider than this is no augmentation (sigma sizes the kernel)
@@ -58,9 +58,8 @@ class Augmentation:
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise ConfigError(f"augmentation {field.name} must be a number, got {str(value)[:40]!r}")
-            if isinstance(value, int) and abs(value) > 2 ** 63:  # float() of a 400-digit integer overflows
-                raise ConfigError(f"augmentation {field.name} must be a finite number, got a "
-                                  f"{len(str(abs(value)))}-digit number")
+            if huge_number(value):  # float() of a 400-digit integer overflows
+                raise ConfigError(f"augmentation {field.name} must be a finite number, got {huge_number(value)}")
             object.__setattr__(self, field.name, float(value))  # frozen: set once, here
         self.validate()
 

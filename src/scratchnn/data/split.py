@@ -63,7 +63,7 @@ def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = F
     ([unscaled-inputs])."""
     x = np.asarray(x)
     integers, floats = x.dtype.kind in "ui", whole_floats and x.dtype.kind == "f"
-    raw = x.dtype == np.uint8 or ((integers or floats) and x.size > 0 and 1 < x.max()
+    raw = x.dtype == np.uint8 or ((integers or floats) and x.size > 0 and 1 < x.max() <= 65535
                                   and (integers or bool(np.all(np.mod(x, 1) == 0))
                                        or (x.max() > 2 and x.min() >= 0)))
     if raw and x.max() > 255:  # a 16-bit image (uint16, 0..65535) went through when this stopped at 255

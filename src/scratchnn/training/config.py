@@ -20,7 +20,7 @@ from ..data.augment import Augmentation, augmentation_for
 from ..data.load import named_classes
 from ..data.sources import DATASETS, get_dataset
 from ..doctor.faults import FAULTS
-from ..errors import ConfigError, names_in_message
+from ..errors import ConfigError, huge_number, names_in_message
 from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
 from ..nn.init import INITIALIZERS
@@ -42,7 +42,8 @@ def _schedule_uses(key: str):
     return lambda config: config.schedule in OPTION_USERS[key]
 
 
-def _plural(value: float, word: str) -> str:
+def plural(value: float, word: str) -> str:
+    """'1 epoch', '2.5 epochs'."""
     return f"{value:g} {word}{'' if value == 1 else 's'}"
 
 
@@ -109,7 +110,7 @@ class TrainConfig:
                            summary=lambda v: "" if v == "constant" else v)
     warmup: float = option(0.0, "epochs of linear learning-rate warm-up", group="optimisation", metavar="EPOCHS",
                            low=0.0, applies=_schedule_uses("warmup_epochs"), strict=True,
-                           summary=lambda v: _plural(v, "warm-up epoch"))
+                           summary=lambda v: plural(v, "warm-up epoch"))
     min_lr: float = option(0.0, "lowest learning rate (cosine, plateau)", group="optimisation", low=0.0, high=MAX_RATE,
                            applies=_schedule_uses("min_lr"), strict=True, summary=lambda v: f"min lr {v:g}")
     lr_gamma: float = option(0.0, "decay factor (step, exponential) or reduce factor (plateau); 0: the default",
@@ -118,7 +119,7 @@ class TrainConfig:
                              summary=lambda v: f"gamma {v:g}")
     lr_step: int = option(0, "epochs between step decays (0: a third of the run)", group="optimisation",
                           metavar="EPOCHS", low=0, applies=_schedule_uses("step_epochs"), strict=True,
-                          summary=lambda v: f"every {_plural(v, 'epoch')}")
+                          summary=lambda v: f"every {plural(v, 'epoch')}")
     momentum: float = option(0.0, "momentum for sgd and rmsprop, e.g. 0.9", group="optimisation", low=0.0,
                              below=1.0, applies=lambda c: c.optimizer in ("sgd", "rmsprop"),
                              applies_to="only to --optimizer sgd and rmsprop",
@@ -333,17 +334,15 @@ class TrainConfig:
         config, specs = copy.deepcopy(base) if base is not None else cls(), options_of(cls)
         for name, value in values.items():
             default = getattr(config, name)
-            words = name in specs and bool(specs[name].choices)  # a list of names (fault) or of numbers
-            if isinstance(default, bool) != isinstance(value, bool) or not _same_kind(default, value, words):
+            if not fits_kind(default, value, specs.get(name)):
                 raise ConfigError(f"{source}: {name} must be {kind_words(default, specs.get(name))}, got "
                                   f"{textwrap.shorten(repr(value), 60)}")
             texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
             if any(isinstance(text, str) and "\0" in text for text in texts):  # os.stat: "embedded null byte"
                 raise ConfigError(f"{source}: {name} holds a NUL character (\\0), which no file name or setting "
                                   "can; remove it")
-            if isinstance(default, float) and isinstance(value, int) and abs(value) > 2 ** 63:  # float() overflows
-                raise ConfigError(f"{source}: {name} must be a finite number, got a {len(str(abs(int(value))))}-digit "
-                                  "number")
+            if isinstance(default, float) and huge_number(value):  # float() overflows
+                raise ConfigError(f"{source}: {name} must be a finite number, got {huge_number(value)}")
             setattr(config, name, float(value) if isinstance(default, float) else value)
         return config
 
@@ -374,6 +373,14 @@ class TrainConfig:
             return config.validate()
         except ConfigError as error:  # worded for the flags; say which file holds the value
             raise ConfigError(f"{path}: {error}") from None
+
+
+def fits_kind(default, value, spec=None) -> bool:
+    """Whether ``value`` has the kind of a setting whose default is ``default``: a number where a
+    float is (an int too), a bool where a bool is, a list of whole numbers, or of names where the
+    option (``spec``) has choices (fault)."""
+    words = spec is not None and bool(spec.choices)
+    return isinstance(default, bool) == isinstance(value, bool) and _same_kind(default, value, words)
 
 
 def _same_kind(default, value, words: bool = False) -> bool:

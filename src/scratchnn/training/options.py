@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, huge_number
 
 GROUPS = ("network", "optimisation", "training loop", "doctor", "data")
 SETTING_GROUPS = ("network", "optimisation", "training loop")  # what the network and its training are
@@ -77,10 +77,9 @@ class Option:
                 raise ConfigError(f"{self.name} must be {self.form[1]}, got {item[:80]!r}")
             if isinstance(item, (bool, str)):
                 continue
-            if isinstance(item, int) and abs(item) > 2 ** 63:  # float() of a 400-digit integer overflows
+            if huge_number(item):  # float() of a 400-digit integer overflows
                 limit = " and far below 2**63" if self.high is None and self.below is None else ""  # not "too small"
-                raise ConfigError(f"{self.flag} must be {self.range_text()}{limit}, got a {len(str(abs(item)))}-digit "
-                                  "number")
+                raise ConfigError(f"{self.flag} must be {self.range_text()}{limit}, got {huge_number(item)}")
             if not math.isfinite(item):
                 raise ConfigError(f"{self.flag} must be a finite number, got {item}")
             inside = ((self.low is None or item >= self.low) and (self.high is None or item <= self.high)

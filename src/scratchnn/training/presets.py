@@ -8,7 +8,7 @@ from ..data.augment import Augmentation, augmentation_for
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..optim.schedule_options import OPTION_USERS
-from .config import CONFIG_FILE, SCHEDULE_KEYS, TrainConfig
+from .config import CONFIG_FILE, SCHEDULE_KEYS, TrainConfig, plural
 from .options import option_of, options_of
 from .run_data import check_data_files, locate_data, with_data
 
@@ -78,6 +78,25 @@ def _unused_schedule_options(config: TrainConfig, settings: dict, source: str, l
     return unused
 
 
+def _padding_for_blocks(padding: list[int], conv: list, source: str, log) -> dict:
+    """{"padding": ...} fitted to a ``conv`` given with fewer or more blocks than ``source``'s
+    padding pads (``--preset cnn-best --conv 32`` was refused for a --padding 1,1 no one typed):
+    none for no blocks, the same for every block when the recipe pads them all alike; else a
+    ConfigError asking for --padding."""
+    if not padding or len(padding) == len(conv):
+        return {}
+    if not conv or len(set(padding)) == 1:
+        fitted = [padding[0]] * len(conv)
+        given = f"--conv {','.join(map(str, conv))} has {len(conv)}" if conv else "the network has none"
+        log(f"Note: {source} --padding {','.join(map(str, padding))} pads {plural(len(padding), 'convolution block')}; "
+            f"{given}: " + (f"--padding {','.join(map(str, fitted))}" if conv else "no padding"))
+        return {"padding": fitted}
+    example = ",".join(map(str, (padding + [0] * len(conv))[:len(conv)]))
+    raise ConfigError(f"--conv {','.join(map(str, conv))} has {plural(len(conv), 'convolution block')}, and {source} "
+                      f"--padding {','.join(map(str, padding))} pads {len(padding)} (a value a block): give --padding "
+                      f"with {plural(len(conv), 'value')}, e.g. --padding {example}")
+
+
 def get_preset(name: str) -> TrainConfig:
     """A fresh copy of the named preset (safe to modify)."""
     if name not in PRESETS:
@@ -117,9 +136,11 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
         settings["warmup"] = share * settings["epochs"]
         log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
             f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
+    source = f"{Path(config_file).name}'s" if config_file else f"the {config.preset} recipe's"
     if "schedule" in settings:
-        source = f"{Path(config_file).name}'s" if config_file else f"the {config.preset} recipe's"
         settings.update(_unused_schedule_options(config, settings, source, log))
+    if isinstance(settings.get("conv"), list) and "padding" not in settings:
+        settings.update(_padding_for_blocks(config.padding, settings["conv"], source, log))
     # the data first: data of another kind drops the old config's augmentation table, not one given now
     config = with_data(config, data)
     for name, value in settings.items():  # a table (the augmentation) changes only the entries given

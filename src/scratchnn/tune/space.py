@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, huge_number
 from ..files import read_small_text
 from ..training.config import TrainConfig
 from ..training.options import Option, options_of
@@ -189,9 +189,8 @@ def _dimension(name: str, rule: dict, spec: Option, default, where: str) -> Dime
         raise ConfigError(f"{where}: {name} needs both low and high")
     low, high, log, step = rule["low"], rule["high"], rule.get("log", False), rule.get("step")
     for key, value in (("low", low), ("high", high), *((("step", step),) if step is not None else ())):
-        if isinstance(value, int) and abs(value) > 2 ** 63:  # math.isfinite of a 400-digit integer overflows
-            raise ConfigError(f"{where}: {name} {key} must be a finite number, got a {len(str(abs(value)))}-digit "
-                              "number")
+        if huge_number(value):  # math.isfinite of a 400-digit integer overflows
+            raise ConfigError(f"{where}: {name} {key} must be a finite number, got {huge_number(value)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{where}: {name} {key} must be a finite number, got {str(value)[:40]!r}")
         if isinstance(default, int) and not isinstance(value, int):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..data.load import FIELDS
 from ..errors import ConfigError, ScratchnnError
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, fits_kind
 from ..training.options import TRAIN_GROUPS, kind_words, options_of
 from ..training.presets import PRESETS, resolve_config
 from .operator_log import OPERATOR
@@ -109,13 +109,11 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits, log=prin
 
 
 def _typed(name: str, value, default, spec):
-    """``value`` if it has the type of the field's ``default``; else a ConfigError naming the flag."""
-    try:
-        return getattr(TrainConfig.from_dict({name: value}, source=spec.flag), name)
-    except ConfigError as error:
-        if "NUL" in str(error) or "-digit number" in str(error):
-            raise  # it names the flag (its source) and what is wrong
-        raise ConfigError(f"{spec.flag} must be {kind_words(default, spec)}, got {str(value)[:40]!r}") from None
+    """``value`` if it has the type of the field's ``default``; else a ConfigError naming the flag.
+    What else the config refuses (a NUL, a 400-digit number) it words itself, naming the flag."""
+    if not fits_kind(default, value, spec):
+        raise ConfigError(f"{spec.flag} must be {kind_words(default, spec)}, got {str(value)[:40]!r}")
+    return getattr(TrainConfig.from_dict({name: value}, source=spec.flag), name)
 
 
 class TrainingManager:
