@@ -128,3 +128,13 @@ def test_a_damaged_checkpoint_says_how_to_go_on(checkpoint, damage):
     assert str(error.value).endswith(f"it cannot be resumed from; train the same settings anew: scratchnn train "
                                      f"--config {checkpoint.parent / 'config.toml'}"), error.value
     assert "re-save" not in str(error.value)
+
+
+def test_a_checkpoint_loaded_as_a_model_is_named_as_such(checkpoint):
+    """The compatibility audit: io.load of a checkpoint said "tensor '0.W' is missing (6 of the
+    architecture's 6 are); re-save the model"."""
+    from scratchnn.io import load
+
+    with pytest.raises(ModelFileError, match=r"checkpoint\.safetensors: a training checkpoint, not a model file: "
+                                             r"give the run folder's model\.safetensors"):
+        load(checkpoint)

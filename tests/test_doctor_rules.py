@@ -643,6 +643,18 @@ def test_exploding_a_nearly_fitted_networks_gradient_growing_tenfold_is_noise():
 
 
 @covers("exploding")
+def test_exploding_gradients_are_not_judged_without_the_untrained_networks_scale():
+    """The compatibility audit: a run a version without health.csv started, resumed at epoch 17,
+    had no epoch-0 gradient to compare with, and the mlp's last layer 0.0020 -> 0.0025 -> 0.021
+    at a train loss of 0.0125 (accuracy 0.996) was called "exploding", an error."""
+    resumed = Run()
+    for epoch, value in zip((27, 28, 29), (0.00204, 0.00252, 0.02054)):
+        resumed.at(epoch, "6.Dense", "grad_rms", value)
+    assert fires_at(resumed, "exploding") is None
+    assert fires_at(resumed.at(0, "6.Dense", "grad_rms", 0.01), "exploding") == 29  # with one, as before
+
+
+@covers("exploding")
 def test_exploding_a_gradient_spike_while_the_loss_keeps_falling_is_one_hard_batch():
     # cnn-best, seed 1, epochs 8-10: the first convolution's gradient 0.0040 -> 0.0054 -> 0.0465
     # (its epoch-0 value 0.0450) while the train loss fell 0.077 -> 0.068 -> 0.061; dev accuracy 0.994
@@ -1110,7 +1122,13 @@ def test_scratchnn_doctor_names_what_a_wrong_argument_is(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "off").mkdir()
     (tmp_path / "off" / "config.toml").write_text('doctor = "off"\n')
-    for argument, words in [(tmp_path / "nope", "no such folder"), (run / "metrics.csv", "is a file; give the run "
+    save_run(sick(), tmp_path / "old")  # the compatibility audit: a run of 2026-12-01 was told
+    (tmp_path / "old" / "health.csv").unlink()  # "a run folder written by scratchnn train has it"
+    (tmp_path / "old" / "config.toml").write_text('preset = "mlp"\nepochs = 2\n')
+    for argument, words in [(tmp_path / "old", "a version from before the doctor (2026-12-03) trained it, so it "
+                                               "recorded no health.csv; to diagnose the run, train it again: "
+                                               f"scratchnn train --config {tmp_path / 'old' / 'config.toml'}"),
+                            (tmp_path / "nope", "no such folder"), (run / "metrics.csv", "is a file; give the run "
                                                                     f"folder that holds it ({run})"),
                             (tmp_path / "empty", "not a run folder (no metrics.csv)"),
                             (tmp_path / "off", "trained with --doctor off, so it recorded no health.csv")]:

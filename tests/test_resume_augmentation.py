@@ -80,18 +80,58 @@ def test_a_resumed_run_keeps_the_augmentation_it_started_with(tmp_path, config, 
     assert read_metadata(tmp_path / "resumed" / MODEL_FILE)["augmentation"] == OLD_DIGITS.to_dict()
 
 
-def test_a_checkpoint_from_before_the_record_continues_with_this_versions_augmentation(tmp_path, config,
-                                                                                       monkeypatch):
-    interrupted_run(config, tmp_path / "run", monkeypatch, augment.DIGITS)
-    path = tmp_path / "run" / CHECKPOINT_FILE
+def from_before_checkpoints_recorded_it(folder, generators=("augment",)):
+    """Rewrite ``folder``'s checkpoint as versions before 2026-12-05 wrote it: no augmentation
+    record; and as versions before 2026-12-01, no state for the ``generators`` named."""
+    path = folder / CHECKPOINT_FILE
     tensors, metadata = read_tensors(path)
     del metadata["augmentation"]
+    for name in generators:
+        del metadata["generators"][name]
     write_tensors(path, tensors, metadata)
+
+
+@pytest.mark.parametrize("table", [False, True], ids=["unrecorded", "config-table"])
+def test_a_checkpoint_from_before_the_record_continues_with_what_those_versions_drew(tmp_path, config,
+                                                                                     monkeypatch, table):
+    """The compatibility audit: a run a version of 2026-12-03 started (every digit moved, p = 1)
+    went on with this version's p = 0.8 when resumed, and a table in config.toml was called "this
+    version's" too. It goes on as it began (p = 1), or with the table config.toml was given."""
+    interrupted_run(config, tmp_path / "run", monkeypatch, OLD_DIGITS)
+    from_before_checkpoints_recorded_it(tmp_path / "run", generators=())
     from_before_configs_recorded_it(tmp_path / "run")
+    if table:  # the way the note tells: a table in config.toml
+        path = tmp_path / "run" / "config.toml"
+        path.write_text(path.read_text() + "augmentation = {p = 0.5}\n")
     lines = []
     resume_run(tmp_path / "run", log=lines.append, progress=False)
-    assert any("does not record which augmentation" in line for line in lines), lines
-    assert read_metadata(tmp_path / "run" / MODEL_FILE)["augmentation"] == augment.DIGITS.to_dict()
+    note = next(line for line in lines if "does not record which augmentation" in line)
+    assert "a version before 2026-12-05 wrote it" in note
+    chosen = dataclasses.replace(augment.DIGITS, p=0.5) if table else OLD_DIGITS
+    assert read_metadata(tmp_path / "run" / MODEL_FILE)["augmentation"] == chosen.to_dict()
+    assert TrainConfig.load(tmp_path / "run" / "config.toml").build_augmentation() == chosen  # its repeat too
+    if table:
+        assert "continuing with config.toml's table (" in note and "50%" in note, note
+    else:
+        assert "what those versions drew (" in note and "an augmentation table in config.toml chooses another" in note
+
+
+def test_a_checkpoint_from_before_the_augmentation_generator_resumes_a_run_without_augmentation(
+        tmp_path, config, monkeypatch):
+    """The compatibility audit: a run of 2026-11-25 (no "augment" generator then) was refused as
+    "does not fit this run ('augment')", though it never augmented."""
+    plain = dataclasses.replace(config, augment=False)
+    train_run(plain, tmp_path / "whole", log=lambda line: None, progress=False)
+    interrupted_run(plain, tmp_path / "old", monkeypatch, augment.DIGITS)
+    from_before_checkpoints_recorded_it(tmp_path / "old")
+    resume_run(tmp_path / "old", log=lambda line: None, progress=False)
+    whole, resumed = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "old"))
+    assert all(np.array_equal(whole[name], resumed[name]) for name in whole)
+    interrupted_run(plain, tmp_path / "older", monkeypatch, augment.DIGITS)
+    from_before_checkpoints_recorded_it(tmp_path / "older", generators=("augment", "layers"))
+    with pytest.raises(ModelFileError, match=r"an older version wrote it, without the state of the run's layers "
+                                             r"random draws, .*: scratchnn train --config .*older/config\.toml$"):
+        resume_run(tmp_path / "older", log=lambda line: None, progress=False)
 
 
 @pytest.mark.parametrize("values, words", [({"p": 5.0}, "p is the probability"), ({"spin": 1.0}, "unknown"),
@@ -136,6 +176,12 @@ def test_repeating_a_run_from_before_configs_recorded_it_takes_its_model_files_r
     assert repeat.build_augmentation() == OLD_DIGITS
     assert len(lines) == 1 and "repeating the augmentation" in lines[0], lines
     assert "100%" not in lines[0] and "each image with probability 80%" in lines[0], lines[0]  # p = 1 is not printed
+    tensors, metadata = read_tensors(tmp_path / "old" / MODEL_FILE)  # a model file from before 2026-12-05
+    write_tensors(tmp_path / "old" / MODEL_FILE, tensors, {k: v for k, v in metadata.items() if k != "augmentation"})
+    older = []
+    assert resolve_config(config_file=tmp_path / "old" / "config.toml", log=older.append
+                          ).build_augmentation() == OLD_DIGITS  # the compatibility audit: it was this version's
+    assert len(older) == 1 and "does not record its augmentation (a version before 2026-12-05" in older[0], older
     (tmp_path / "old" / MODEL_FILE).write_bytes(b"garbage")  # a broken model file is for other commands to report
     unknown = TrainConfig.load(tmp_path / "old" / "config.toml")
     assert with_recorded_augmentation(unknown, tmp_path / "old", log=lines.append) == unknown and len(lines) == 1

@@ -29,6 +29,18 @@ def test_each_seed_trains_a_member_run_folder(tmp_path, digits_csv, capsys):
     assert [read_metadata(out / m)["config"]["split_seed"] for m in members] == [0, 0]  # one dev set
     assert main(["evaluate", str(out)]) == 0  # the folder is an ensemble; its members agree on the dev set
     assert "ensemble" in capsys.readouterr().out.lower()
+    # the compatibility audit: explain, load and a resume of the folder said "no such model file" and
+    # "not a run folder (no config.toml)" (the latter for a folder from before ensemble.toml)
+    assert main(["explain", str(out), "--index", "0"]) == 1
+    assert (f"{out} holds the runs seed-0, seed-3 (train --seeds), not one model: give one of them "
+            f"({out / 'seed-0'}); evaluate, predict and serve also take the folder") in capsys.readouterr().err
+    (out / "ensemble.toml").unlink()
+    assert main(["train", "--resume", str(out)]) == 1
+    assert "without the ensemble.toml that lists its seeds (an older version wrote it): each has finished, so " \
+           "there is nothing to resume" in capsys.readouterr().err
+    (out / "seed-3" / "model.safetensors").unlink()
+    assert main(["train", "--resume", str(out)]) == 1
+    assert f"resume each that stopped: scratchnn train --resume {out / 'seed-3'}" in capsys.readouterr().err
 
 
 def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_path, digits_csv, capsys,

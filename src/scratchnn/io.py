@@ -87,9 +87,22 @@ def class_names(model: Sequential, metadata: dict) -> list[str]:
     return [str(i) for i in range(model.num_classes)]
 
 
+def runs_inside(folder) -> list[str]:
+    """The names of the folders in ``folder`` that hold a model file, sorted: the members of an
+    ensemble that ``train --seeds`` trained (seed-0, seed-1, ...)."""
+    try:
+        return sorted(sub.name for sub in Path(folder).iterdir() if (sub / MODEL_FILE).is_file())
+    except OSError:
+        return []
+
+
 def resolve_model_path(path) -> Path:
     """Accept a model file or a run folder that contains ``model.safetensors``."""
     path = Path(path)
+    if path.is_dir() and not (path / MODEL_FILE).exists() and (members := runs_inside(path)):
+        raise ModelFileError(f"{path} holds the runs {', '.join(members[:4])}{'...' if len(members) > 4 else ''} "
+                             f"(train --seeds), not one model: give one of them ({path / members[0]}); evaluate, "
+                             "predict and serve also take the folder, to use them together")
     if path.is_dir():
         path = path / MODEL_FILE
     if path.exists() and not path.is_file():  # a device or a pipe: nothing a model file can be
@@ -104,6 +117,9 @@ def model_layout(metadata: dict, state: Shapes | None, tensors: Shapes) -> None:
     """A model file holds exactly the parameters and buffers of its architecture."""
     if state is None:
         raise ModelFileError("no architecture in the metadata; is this a scratchnn model file?")
+    if metadata.get("kind") == "checkpoint":  # it read "tensor '1.W' is missing (14 of 14 are); re-save the model"
+        raise ModelFileError(f"a training checkpoint, not a model file: give the run folder's {MODEL_FILE}, or "
+                             "the run folder itself ('scratchnn train --resume FOLDER' finishes a run that has none)")
     check_shapes(tensors, state)
 
 

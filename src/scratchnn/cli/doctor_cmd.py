@@ -146,6 +146,14 @@ def run_folders(path: Path) -> list[Path]:
     return members
 
 
+def _recorded(folder: Path) -> dict:
+    """The settings the run's config.toml holds as written ({} without a readable one)."""
+    try:
+        return TrainConfig.read_file(folder / CONFIG_FILE)
+    except (OSError, ScratchnnError):
+        return {}
+
+
 def diagnosed(folder: Path):
     """The findings of one run folder; one that trained with --doctor off is named as such."""
     notes: list[str] = []
@@ -155,4 +163,8 @@ def diagnosed(folder: Path):
     if settings is not None and settings.get("doctor") == "off" and not (folder / HEALTH_FILE).exists():
         raise ConfigError(f"{folder} trained with --doctor off, so it recorded no {HEALTH_FILE}; "
                           "train it again with --doctor on to diagnose it")
+    if not (folder / HEALTH_FILE).exists() and _recorded(folder) and "doctor" not in _recorded(folder):
+        raise ConfigError(f"{folder}: a version from before the doctor (2026-12-03) trained it, so it recorded no "
+                          f"{HEALTH_FILE}; to diagnose the run, train it again: scratchnn train --config "
+                          f"{folder / CONFIG_FILE}")  # it said "a run folder written by scratchnn train has it"
     return diagnose_run(folder, settings)  # fixes in the run's own values

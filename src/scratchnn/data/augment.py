@@ -199,3 +199,16 @@ KINDS = {"digits": DIGITS, "clothes": CLOTHES}  # by kind, for data without a na
 def augmentation_for(dataset: str) -> Augmentation:
     """The augmentation that suits a named dataset: CLOTHES for fashion-mnist, else DIGITS."""
     return AUGMENTATIONS.get(dataset, DIGITS)
+
+
+# Runs have recorded the augmentation they draw since 2026-12-05 (model file, checkpoint, and then
+# config.toml). Before, the digits' table was DIGITS with p = 1: every image moved.
+RECORDED_SINCE = "2026-12-05"
+
+
+def unrecorded(current: Augmentation | None) -> Augmentation | None:
+    """What a run that did not record its augmentation drew, from ``current``, this version's
+    default for its data: the digits' table with p = 1; the clothes' mirrors are unchanged."""
+    if current is not None and dataclasses.replace(current, p=DIGITS.p) == DIGITS:
+        return dataclasses.replace(current, p=1.0)
+    return current

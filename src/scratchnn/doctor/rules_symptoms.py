@@ -153,9 +153,10 @@ def exploding(run: RunHealth):
     row to over EXPLODED_LOSS (2) times its lowest value and more than LOSS_NOISE (0.1) above it,
     or some layer's grad_rms rose at each of three evaluations in a row to over GRAD_GROWTH (10)
     times the first of them and above its epoch-0 value (the gradients of a nearly fitted
-    network are tiny, and one hard batch multiplies them without anything exploding), unless the
-    train loss is lower at the last of those evaluations than at the first (health.csv records one
-    batch's gradient, and a network whose loss still falls is learning, not exploding)."""
+    network are tiny, and one hard batch multiplies them without anything exploding; with no
+    epoch-0 value, as in a run resumed from a version without health.csv, this test is skipped),
+    unless the train loss is lower at the last of those evaluations than at the first (health.csv
+    records one batch's gradient, and a network whose loss still falls is learning, not exploding)."""
     diverged = run.series("diverged_loss") or [(m["epoch"], m["train_loss"]) for m in run.metrics
                                                if math.isinf(m["train_loss"]) or math.isnan(m["train_loss"])][:1]
     if diverged:
@@ -176,7 +177,9 @@ def exploding(run: RunHealth):
     train_loss = dict(losses)
     for layer in run.layers("grad_rms"):
         series = run.series("grad_rms", layer)
-        start = dict(series).get(0, 0.0)
+        start = dict(series).get(0)
+        if start is None:  # health.csv begun mid-run (a run an older version started, resumed): no scale to judge by
+            continue
         for i in range(2, len(series)):
             window = [v for _, v in series[i - 2:i + 1]]
             if all(b > a for a, b in zip(window, window[1:])) and window[0] > 0 \

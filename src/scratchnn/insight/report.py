@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
 from ..fast import inference_net
 from ..doctor.signals import read_metrics_csv
 from ..files import atomic_write_bytes, read_at_most, why_unreadable
-from ..io import MODEL_FILE, load, read_metadata
+from ..io import MODEL_FILE, load, read_metadata, runs_inside
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run import METRICS_FILE, REPORT_FIGURES, REPORT_FILE, STALE_TEMP, sweep_temp_files
@@ -202,7 +202,7 @@ def _load_run(run_dir: Path):
         raise ConfigError(f"{run_dir}: no such folder; give a run folder made by 'scratchnn train' (runs/<name>/)")
     check_finished(run_dir)  # a run without its model yet: how to finish it
     if not (run_dir / MODEL_FILE).is_file():
-        members = sorted(sub.name for sub in run_dir.iterdir() if (sub / MODEL_FILE).is_file())
+        members = runs_inside(run_dir)
         if members:  # train --seeds: each member has its own report
             raise ConfigError(f"{run_dir} holds the runs {', '.join(members[:4])}{'...' if len(members) > 4 else ''} "
                               f"(train --seeds); report each: scratchnn report {run_dir / members[0]}")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.augment import Augmentation
-from ..errors import ConfigError, ModelFileError
+from ..data.augment import RECORDED_SINCE, Augmentation, unrecorded
+from ..errors import ConfigError, ModelFileError, names_in_message
 from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
 from ..model_schema import buffer_names, check_type
@@ -85,6 +85,12 @@ class Checkpoint:
                 early_stopping: EarlyStopping | None = None,
                 generators: dict[str, np.random.Generator]) -> None:
         meta = self.metadata
+        # versions before augmentation (2026-12-01) kept no "augment" generator: their runs drew none
+        missing = sorted(set(generators) - set(meta.get("generators", {})) - {"augment"})
+        if missing:  # a KeyError read "does not fit this run ('augment')" (the compatibility audit)
+            raise ModelFileError(f"{self.path}: an older version wrote it, without the state of the run's "
+                                 f"{names_in_message(missing)} random draws, so this one cannot continue it "
+                                 f"exactly; start it again: scratchnn train --config {self.path.parent / CONFIG_FILE}")
         try:
             model.load_state_dict(self._group("model"))
             state: dict[str, dict[str, np.ndarray]] = {}
@@ -97,7 +103,8 @@ class Checkpoint:
             if early_stopping is not None and meta.get("early_stopping") is not None:
                 early_stopping.load_state_dict({**meta["early_stopping"], "best_weights": self._group("best")})
             for name, generator in generators.items():
-                generator.bit_generator.state = meta["generators"][name]
+                if name in meta["generators"]:
+                    generator.bit_generator.state = meta["generators"][name]
         except (KeyError, ValueError, TypeError) as error:
             raise ModelFileError(f"{self.path}: does not fit this run ({error}); "
                                  "was it written by another version or config?") from None
@@ -117,18 +124,26 @@ class Checkpoint:
         return {key[start:]: array for key, array in self.tensors.items() if key.startswith(prefix + ".")}
 
 
-def augmentation_to_continue(current: Augmentation | None,
-                             checkpoint: Checkpoint | None) -> tuple[Augmentation | None, str]:
-    """(the augmentation a run trains with, a note for its log or ''): ``current`` (its config's)
-    on a fresh start; on a resume the one the run started with, which its checkpoint records, so
-    that neither a later change to a dataset's default (for a config.toml from before configs
-    recorded it) nor an edited config changes a run half-way."""
+def augmentation_to_continue(current: Augmentation | None, checkpoint: Checkpoint | None,
+                             from_table: bool = False) -> tuple[Augmentation | None, str]:
+    """(the augmentation a run trains with, a note for its log or ''): ``current`` (its config's;
+    ``from_table``: its config.toml has an augmentation table) on a fresh start; on a resume the
+    one the run started with, which its checkpoint records, so that neither a later change to a
+    dataset's default (for a config.toml from before configs recorded it) nor an edited config
+    changes a run half-way. A checkpoint that records none continues with what the versions that
+    wrote such checkpoints drew (``unrecorded``), unless config.toml has a table."""
     if checkpoint is None:
         return current, ""
     if not checkpoint.records_augmentation:
-        return current, "" if current is None else (
-            "Note: the checkpoint does not record which augmentation the run started with "
-            "(an older version wrote it); continuing with this version's")
+        if current is None:
+            return None, ""
+        drew = current if from_table else unrecorded(current)
+        told = (f"{CONFIG_FILE}'s table ({current.describe()})" if from_table else
+                f"what those versions drew ({drew.describe()})" + ("" if drew == current else
+                f", not this version's default ({current.describe()}); an augmentation table in "
+                f"{CONFIG_FILE} chooses another"))
+        return drew, (f"Note: the checkpoint does not record which augmentation the run started with (a version "
+                      f"before {RECORDED_SINCE} wrote it); continuing with {told}")
     started = checkpoint.augmentation
     if started == current:
         return current, ""

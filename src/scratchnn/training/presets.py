@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..data.augment import Augmentation, augmentation_for
+from ..data.augment import RECORDED_SINCE, Augmentation, augmentation_for, unrecorded
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..optim.schedule_options import OPTION_USERS
@@ -213,19 +213,27 @@ def ignored_settings(config: TrainConfig, settings: dict) -> list[str]:
 
 def with_recorded_augmentation(config: TrainConfig, folder: Path, log=print) -> TrainConfig:
     """``config`` with the augmentation the run saved in ``folder`` trained with, when its
-    config.toml predates configs recording it (it says only ``augment = true``) and its model
-    file records it: so the repeat is exact even where this version's default has changed since
-    (a note says so). Unchanged when nothing is known."""
+    config.toml predates configs recording it (it says only ``augment = true``): the one its
+    model file records, or for a model file older than such records what those versions drew
+    (``unrecorded``), so the repeat is exact even where this version's default has changed since
+    (a note says so). Unchanged without a readable model file."""
     if not config.augment or config.augmentation or not (folder / MODEL_FILE).is_file():
         return config
     try:
-        recorded = Augmentation.from_record(read_metadata(folder / MODEL_FILE).get("augmentation"))
+        metadata = read_metadata(folder / MODEL_FILE)
+        recorded = Augmentation.from_record(metadata.get("augmentation"))
     except (ScratchnnError, OSError):  # an unreadable model file is for the commands that read it to report
         return config
-    if recorded is None:
-        return config
     current = config.build_augmentation()
-    if recorded != current:
+    if "augmentation" not in metadata:  # trained before runs recorded it (the compatibility audit)
+        recorded = unrecorded(current)
+        if recorded != current:
+            log(f"Note: {folder}'s model file does not record its augmentation (a version before {RECORDED_SINCE} "
+                f"wrote it): repeating what those versions drew ({recorded.describe()}); this version's default is "
+                f"{current.describe()}")
+    elif recorded is None:
+        return config
+    elif recorded != current:
         log(f"Note: repeating the augmentation {folder}'s model file records ({recorded.describe()}); "
             f"this version's default is {current.describe()}")
     return dataclasses.replace(config, augmentation=recorded.to_dict())

@@ -201,6 +201,13 @@ def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:
     """Write the config.toml of a run folder that lost it, from its checkpoint's record of the
     config the run began with; a ConfigError when there is no run to go on with."""
     if not (run_dir / CHECKPOINT_FILE).is_file():
+        members = sorted(sub for sub in run_dir.iterdir() if (sub / CONFIG_FILE).is_file())
+        if members:  # train --seeds before ensemble.toml (2026-12-06): it said "not a run folder" (compatibility audit)
+            stopped = [member for member in members if not run_finished(member)]
+            raise ConfigError(f"{run_dir} holds the runs {', '.join(m.name for m in members[:4])} (train --seeds) "
+                              "without the ensemble.toml that lists its seeds (an older version wrote it): "
+                              + (f"resume each that stopped: scratchnn train --resume {stopped[0]}" if stopped else
+                                 "each has finished, so there is nothing to resume"))
         raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
     began = load_checkpoint(run_dir / CHECKPOINT_FILE).metadata.get("config")
     if not isinstance(began, dict):  # an older version's checkpoint records none

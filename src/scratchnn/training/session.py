@@ -144,7 +144,8 @@ class TrainingSession:
             f"{self.data_text}")
         network = config.describe_network("; ") if self.model is self.built else "; the fault's own network"
         log(f"Model: {self.model.widths()} ({self.model.num_parameters:,} parameters{network}), {config.describe()}")
-        self.augmentation, note = augmentation_to_continue(config.build_augmentation(), self.checkpoint)
+        self.augmentation, note = augmentation_to_continue(config.build_augmentation(), self.checkpoint,
+                                                           from_table=bool(config.augmentation))
         self.config = config.trained_with(self.augmentation)  # a config edited before --resume does not say otherwise
         if note and self.config.to_dict() != config.with_augmentation_recorded().to_dict():
             self.config.save(self.run_dir / CONFIG_FILE)  # so its repeat (--config) trains what this run trained
