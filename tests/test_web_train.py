@@ -293,6 +293,33 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
     assert last["status"] == "stopped" and "limit of 1 s a run (serve --max-train-seconds)" in last["detail"]
 
 
+def test_runs_past_the_servers_disk_limit_are_refused_and_nothing_saved_is_deleted(runs, monkeypatch):
+    """The soak audit: one client looping Start wrote 13 GB an hour, and no limit counted runs."""
+    from scratchnn.web import disk_budget
+
+    setup = TrainSetup(limits=TrainLimits(disk=1e-6))  # 1 kB: the first run's folder is over it
+    with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:
+        assert client.get("/api/train").json()["limits"]["disk_gb"] == 1e-6
+        first = client.post("/api/train", json={"preset": "seed", "epochs": 2})
+        assert first.status_code == 202
+        events_until_over(client)
+        folder = runs / first.json()["run"]
+        kept = sorted(p.name for p in folder.iterdir())
+        refused = client.post("/api/train", json={"preset": "seed", "epochs": 2})
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["detail"].startswith("the runs trained from this page (1 run) take 0.0 GB, the most "
+                                                   "this server keeps (scratchnn serve --max-train-disk 1e-06)")
+        assert sorted(p.name for p in folder.iterdir()) == kept and "model.safetensors" in kept
+        shutil.rmtree(folder)  # the operator deletes it: room again, but the machine's disk is nearly full
+        monkeypatch.setattr(disk_budget.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 5e8))
+        refused = client.post("/api/train", json={"preset": "seed", "epochs": 2})
+        assert refused.status_code == 507 and "the server's disk has 0.50 GB free" in refused.json()["detail"]
+    from scratchnn.cli.main import build_parser
+    from scratchnn.cli.serve_cmd import train_setup
+
+    assert train_setup(build_parser().parse_args(["serve", "--max-train-disk", "2.5"])).limits.disk == 2.5
+
+
 def test_a_run_needing_more_memory_than_the_server_allows_fails_before_training(runs):
     setup = TrainSetup(limits=TrainLimits(memory=0.05))  # 50 MB; cnn-best's batches of 128 need 143 MB at least
     with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:

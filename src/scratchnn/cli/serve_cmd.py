@@ -78,6 +78,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"channels a convolution block may have (default: {limits.channels})")
     group.add_argument("--max-train-layers", type=int, metavar="N", default=limits.layers,
                        help=f"hidden layers, and convolution blocks, a network may have (default: {limits.layers})")
+    group.add_argument("--max-train-disk", type=float, metavar="GB", default=limits.disk,
+                       help=f"disk the runs trained from the page may take together, counted since the server "
+                            f"started; past it, or with less than 1 GB left on the disk, no new run starts, and "
+                            f"nothing saved is deleted (default: {limits.disk:g})")
     group.add_argument("--max-train-memory", type=float, metavar="GB", default=limits.memory,
                        help=f"memory a run's training may need, worked out before it starts: the bound on its "
                             f"step and twice that, as big steps grow the process (default: {limits.memory:g})")
@@ -89,7 +93,8 @@ def train_setup(args: argparse.Namespace):
 
     for flag, value in (("--max-train-epochs", args.max_train_epochs), ("--max-train-seconds", args.max_train_seconds),
                         ("--max-train-width", args.max_train_width), ("--max-train-channels", args.max_train_channels),
-                        ("--max-train-layers", args.max_train_layers), ("--max-train-memory", args.max_train_memory)):
+                        ("--max-train-layers", args.max_train_layers), ("--max-train-memory", args.max_train_memory),
+                        ("--max-train-disk", args.max_train_disk)):
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{flag} must be a number > 0, got {value:g}")
     if args.max_train_seconds < 1:  # 1e-320 passed "> 0", and every run stopped at its first batch (fuzz audit)
@@ -99,7 +104,8 @@ def train_setup(args: argparse.Namespace):
                           "give one of them")
     return TrainSetup(enabled=not args.no_train, keep_model=args.keep_model, limits=TrainLimits(
         epochs=args.max_train_epochs, seconds=args.max_train_seconds, width=args.max_train_width,
-        channels=args.max_train_channels, layers=args.max_train_layers, memory=args.max_train_memory))
+        channels=args.max_train_channels, layers=args.max_train_layers, memory=args.max_train_memory,
+        disk=args.max_train_disk))
 
 
 def run(args: argparse.Namespace) -> int:

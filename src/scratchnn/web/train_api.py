@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS
+from .disk_budget import DiskFull
 from .operator_log import OPERATOR
 from .runs import MAX_NAME, RUN_NAME, RunFolders, RunNotFound, reading
 from .schemas import ErrorMessage, ModelSummary
@@ -70,7 +71,8 @@ class RunCurves(BaseModel):
 
 def _errors(*statuses: int) -> dict:
     text = {404: "no such run", 409: "another run is training, or this server does not train", 415: "not JSON",
-            422: "a setting out of range, of the wrong type or unknown", 429: "too many pages are watching"}
+            422: "a setting out of range, of the wrong type or unknown", 429: "too many pages are watching",
+            507: "the runs trained from the page fill the disk this server allows"}
     return {status: {"model": ErrorMessage, "description": text[status]} for status in statuses}
 
 
@@ -119,7 +121,8 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         return {"enabled": not manager.unavailable, "reason": manager.unavailable, "state": manager.state,
                 "options": option_list(), "presets": presets(),
                 "limits": {"epochs": limits.epochs, "seconds": limits.seconds, "width": limits.width,
-                           "channels": limits.channels, "layers": limits.layers, "memory_gb": limits.memory}}
+                           "channels": limits.channels, "layers": limits.layers, "memory_gb": limits.memory,
+                           "disk_gb": limits.disk}}
 
     @router.get("/api/train/state", response_model=TrainState, summary="The run on now, or the last one")
     def train_state():
@@ -127,7 +130,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         return manager.state
 
     @router.post("/api/train", status_code=202, response_model=TrainState, openapi_extra=_train_body(),
-                 responses=_errors(409, 415, 422), summary="Start a run in a worker process")
+                 responses=_errors(409, 415, 422, 507), summary="Start a run in a worker process")
     async def start(request: Request):
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
@@ -230,4 +233,4 @@ def _last_event_id(header: str) -> tuple[int, int]:
     return 0, 0
 
 
-TRAIN_ERRORS = {TrainingBusy: 409, TrainingUnavailable: 409, RunNotFound: 404}
+TRAIN_ERRORS = {TrainingBusy: 409, TrainingUnavailable: 409, RunNotFound: 404, DiskFull: 507}

@@ -27,6 +27,7 @@ from ..errors import ConfigError, ScratchnnError
 from ..training.config import TrainConfig, fits_kind
 from ..training.options import TRAIN_GROUPS, kind_words, options_of
 from ..training.presets import PRESETS, resolve_config
+from .disk_budget import DiskBudget
 from .operator_log import OPERATOR
 from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
@@ -54,6 +55,7 @@ class TrainLimits:
     channels: int = 128  # per convolution block
     layers: int = 6  # hidden layers, and convolution blocks
     memory: float = 4.0  # GB a training step may need at least (training/memory.py's bound)
+    disk: float = 5.0  # GB the page's run folders may hold together (disk_budget.py)
 
     def check(self, config: TrainConfig) -> None:
         """ConfigError naming the flag of the first setting over a limit."""
@@ -122,6 +124,7 @@ class TrainingManager:
     def __init__(self, runs_dir: Path, data: TrainConfig | None, limits: TrainLimits = TrainLimits(),
                  on_model: Callable[[Path], None] = lambda path: None, unavailable: str = ""):
         self.runs_dir, self.data, self.limits, self.on_model = Path(runs_dir), data, limits, on_model
+        self.disk = DiskBudget(self.runs_dir, limits.disk)
         self.unavailable = unavailable or ("" if data is not None else "this server has no training data")
         self._lock = threading.Lock()
         self._process = self._stop = self._pause = self._drainer = None
@@ -146,8 +149,10 @@ class TrainingManager:
                                    f"{self.state['started']}); wait for it to finish")
             from ..training.run import new_run_dir
 
+            self.disk.check()
             self._end_report_drawing()
             run_dir = new_run_dir(config.preset, self.runs_dir)
+            self.disk.add(run_dir)
             context = multiprocessing.get_context("spawn")
             events, self._stop, self._pause = context.Queue(), context.Event(), context.Event()
             self._process = context.Process(target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
