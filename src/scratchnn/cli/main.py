@@ -88,8 +88,13 @@ _stopped_by = signal.SIGINT  # the signal behind the last interruption (Ctrl+C r
 def _terminated(signum, frame):
     """SIGTERM (kill, a container or a job scheduler stopping the process) ends a command as Ctrl+C
     does: a run keeps its checkpoint and says how to resume, instead of vanishing without a word."""
+    interrupted_by(signal.SIGTERM)
+
+
+def interrupted_by(signum: int):
+    """Raise KeyboardInterrupt for ``signum`` (SIGINT or SIGTERM), which ``console`` ends by again."""
     global _stopped_by
-    _stopped_by = signal.SIGTERM
+    _stopped_by = signum
     raise KeyboardInterrupt
 
 
