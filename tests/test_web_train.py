@@ -572,6 +572,9 @@ def test_a_server_asked_to_exit_stops_the_run_and_ends_the_event_streams(client,
         time.sleep(0.1)
     assert manager.state["status"] == "stopped", manager.state
     assert (runs / started.json()["run"] / "model.safetensors").is_file()
+    # and its report is left for `scratchnn report` (the soak audit: drawing it took the shutdown to 12 s)
+    manager._process.join(60)
+    assert not manager._process.is_alive() and not (runs / started.json()["run"] / "report.html").exists()
 
 
 def serving_a_run(runs, tmp_path, **popen):

@@ -44,14 +44,18 @@ MAX_MAPS = 8  # feature maps of one dev digit (CNN)
 NOTE = "Note: "  # how a line the user should read starts (a warm-up shrunk, a busy machine...)
 
 
-def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float, max_memory: float = 4.0) -> None:
+def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float, max_memory: float = 4.0,
+               shutdown=None) -> None:
     """Train ``config`` (TrainConfig fields) into ``run_dir``, putting events on ``events``.
 
     ``stop`` and ``pause`` are multiprocessing Events: stop ends training after the current batch
     (the model is saved as for a finished run); while pause is set the worker waits between two
-    batches. Training also stops after ``max_seconds`` of wall time (pauses included: a paused
-    run still holds the server's one training slot), and a run that needs more than
-    ``max_memory`` GB (at least: training/memory.py) does not start.
+    batches. ``shutdown`` (an Event too) is set when the server itself is stopping: the run's
+    report is then left for ``scratchnn report`` (drawing it took the shutdown to 12 s, past the
+    10 s a container manager waits before SIGKILL; the soak audit). Training also stops after
+    ``max_seconds`` of wall time (pauses included: a paused run still holds the server's one
+    training slot), and a run that needs more than ``max_memory`` GB (at least:
+    training/memory.py) does not start.
     """
     # Ctrl+C in the server's terminal reaches this process too: the server stops the run through
     # ``stop`` (its model is saved), so here it would only print a traceback and lose the model
@@ -59,13 +63,13 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     _limit_blas_threads()
     watcher = Watcher(events, stop, pause, max_seconds)
     try:
-        _train_and_report(watcher, config, run_dir, max_memory)
+        _train_and_report(watcher, config, run_dir, max_memory, shutdown)
     finally:
         if watcher.server_gone():  # nobody reads the queue: its feeder thread must not hold the exit
             events.cancel_join_thread()
 
 
-def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: float) -> None:
+def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: float, shutdown=None) -> None:
     from ..errors import ScratchnnError
     from ..training.config import TrainConfig
     from ..training.run import train_run
@@ -88,7 +92,9 @@ def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: 
         # the run is over and its model served before its figures are drawn (a few seconds)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped})
-        if not watcher.server_gone():  # killed (kill -9, out of memory): its run is saved; the report can wait
+        if shutdown is not None and shutdown.is_set():
+            watcher.log(f"The server is stopping: no report.html now (draw it with: scratchnn report {run_dir})")
+        elif not watcher.server_gone():  # killed (kill -9, out of memory): its run is saved; the report can wait
             _write_report(result.run_dir, watcher.log)
 
 

@@ -33,6 +33,7 @@ from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
 
 ACTIVE = ("starting", "running", "paused", "stopping")
+REPORT_WAIT = 2.0  # s a shutdown waits for a finished run's report (a container manager kills at 10 s)
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _environment = threading.Lock()  # spawning reads os.environ: one spawn at a time changes it
 
@@ -127,7 +128,7 @@ class TrainingManager:
         self.disk = DiskBudget(self.runs_dir, limits.disk)
         self.unavailable = unavailable or ("" if data is not None else "this server has no training data")
         self._lock = threading.Lock()
-        self._process = self._stop = self._pause = self._drainer = None
+        self._process = self._stop = self._pause = self._shutdown = self._drainer = None
         self._closing = False
         self._draining = False  # the worker may still be drawing the report of a run that is over
         # a restarted server's runs never reuse an earlier one's ids: a page reconnecting with the
@@ -154,10 +155,11 @@ class TrainingManager:
             run_dir = new_run_dir(config.preset, self.runs_dir)
             self.disk.add(run_dir)
             context = multiprocessing.get_context("spawn")
-            events, self._stop, self._pause = context.Queue(), context.Event(), context.Event()
+            events, self._stop, self._pause, self._shutdown = (context.Queue(), context.Event(), context.Event(),
+                                                               context.Event())
             self._process = context.Process(target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
                                             args=(config.to_dict(), str(run_dir), events, self._stop, self._pause,
-                                                  self.limits.seconds, self.limits.memory))
+                                                  self.limits.seconds, self.limits.memory, self._shutdown))
             _spawn_with_threads(self._process, BLAS_THREADS)
             self.run_id += 1
             self._events = []
@@ -206,6 +208,7 @@ class TrainingManager:
         pages' event streams end now, instead of holding the shutdown open while it trains on."""
         self._closing = True
         if self._stop is not None:
+            self._shutdown.set()  # before stop: the worker reads it once the run has stopped
             self._stop.set()
             self._pause.clear()
 
@@ -214,8 +217,8 @@ class TrainingManager:
         else its folder keeps its last checkpoint; the console says which."""
         process = self._process
         if process is not None and process.is_alive() and self.state["status"] not in ACTIVE:
-            self._closing = True  # the run is over, its model saved: only its report is being drawn
-            process.join(seconds)
+            self._closing = True  # the run is over, its model saved: only its report is being drawn,
+            process.join(min(seconds, REPORT_WAIT))  # and `scratchnn report` draws it as well later
             if process.is_alive():
                 process.terminate()
                 run = self.runs_dir / self.state["run"]
@@ -223,6 +226,7 @@ class TrainingManager:
                                  run.name, run)
         elif process is not None and process.is_alive():
             self._closing = True
+            self._shutdown.set()
             self._stop.set()
             self._pause.clear()
             process.join(seconds)
@@ -248,7 +252,7 @@ class TrainingManager:
             if self._drainer.is_alive():
                 return  # still recording: it holds the process, which must stay open for it
         process.close()
-        self._process = self._stop = self._pause = self._drainer = None
+        self._process = self._stop = self._pause = self._shutdown = self._drainer = None
 
     # --- what the page reads ---------------------------------------------------------------------
     def events_after(self, run_id: int, seq: int) -> tuple[int, list[tuple[int, dict]], bool]:

@@ -14,6 +14,11 @@ const short = (v) => (Array.isArray(v) ? v.join(",") || "–" : v === "" || v ==
 const settingsText = (s) => Object.entries(s).filter(([k, v]) => k !== "fault" || v.length)
   .map(([k, v]) => `${k} ${short(v)}`).join(" · ");
 
+// a run stopped before its --epochs (Stop, the server's time limit or its end, early stopping) says so:
+// killed with its server, a run of 200 epochs saved at 4 looked like a finished one (the soak audit)
+const cutShort = (r) => (Number.isFinite(r.epochs) && r.config.epochs > r.epochs
+  ? `, ${r.epochs} of ${r.config.epochs} epochs` : "");
+
 async function loadRuns() {
   $("runs-status").textContent = "Loading…";
   try {
@@ -28,7 +33,7 @@ async function loadRuns() {
     fillTable($("runs-table"), ["", "Run", "Preset", "Settings", "Dev accuracy", "Time", "Findings", ""],
       runs.map((r) => ["", r.name + (r.name === list.current ? " (served)" : ""), r.preset, settingsText(r.settings),
                        Number.isFinite(r.dev_accuracy) ? `${(r.dev_accuracy * 100).toFixed(1)} %` : "–",
-                       Number.isFinite(r.train_seconds) ? `${r.train_seconds.toFixed(1)} s` : "–",
+                       (Number.isFinite(r.train_seconds) ? `${r.train_seconds.toFixed(1)} s` : "–") + cutShort(r),
                        r.problem || (r.findings.length ? "" : "none"), ""]));
     const head = $("runs-table").tHead.rows[0].cells;  // the columns of checkboxes and of Load buttons
     head[0].append(unseen("Compare"));
