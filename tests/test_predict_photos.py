@@ -3,6 +3,7 @@ import io
 import json
 import re
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +64,18 @@ def test_each_photo_is_predicted_and_each_bad_file_gets_one_line(capsys, small_r
     for line, name, reason in zip(lines, ["text", "truncated", "white", "missing", "bomb"],
                                   ["not an image", "truncated", "no ink found", "no such file", "decompression bomb"]):
         assert line.startswith(f"scratchnn predict: error: {photos[name]}: ") and reason in line, line
+
+
+def test_a_pattern_the_shell_did_not_expand_names_its_files(capsys, small_run, photos):  # noqa: F811
+    """The photo audit: 'photos/*.jpg' quoted (or typed in Windows' cmd, which expands nothing) was
+    "no such file"; it names the files it matches, in order, and a pattern that matches none is named."""
+    folder = Path(photos["seven"]).parent
+    code, out, err = predict(capsys, "--json", small_run, folder / "[ns][eu]*.[jp][pn]g")
+    assert code == 0, err
+    assert [entry["path"] for entry in json.loads(out)["photos"]] == [photos["number"], photos["seven"]]
+    code, out, err = predict(capsys, small_run, folder / "*.heic")
+    assert code == 1 and err.strip() == (f"scratchnn predict: error: {folder / '*.heic'}: no file matches this "
+                                         "pattern; give image files, or a pattern that names some")
 
 
 def test_json_holds_what_the_text_says_for_every_photo_and_each_error(capsys, small_run, photos):  # noqa: F811

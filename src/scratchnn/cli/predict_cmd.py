@@ -18,8 +18,10 @@ one line on stderr, the others are still read, and the exit code is 1 at the end
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
+import os
 import shutil
 import sys
 import textwrap
@@ -53,7 +55,8 @@ def add_parser(commands) -> None:
                     "--tta N averages over N views of each image.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="MODEL... [IMAGE...]: one or more models (model files or run folders; several make an "
-                             "ensemble that averages their probabilities), then the photos or scans to read")
+                             "ensemble that averages their probabilities), then the photos or scans to read "
+                             "(a pattern such as 'photos/*.jpg' is expanded here too, as Windows' shells do not)")
     parser.add_argument("--digits", choices=DIGITS, default="auto",
                         help="single: all the ink is one digit (one character); multi: a number (or a word), read "
                              "character by character, left to right; auto: several when the ink falls apart into "
@@ -87,7 +90,19 @@ def split_models(paths: list[str]) -> tuple[list[str], list[Path]]:
     count = 1
     while count < len(paths) and (Path(paths[count]).is_dir() or paths[count].endswith(".safetensors")):
         count += 1
-    return paths[:count], [Path(path) for path in paths[count:]]
+    return paths[:count], [photo for path in paths[count:] for photo in _matches(path)]
+
+
+def _matches(path: str) -> list[Path]:
+    """``path``, or the files a pattern such as photos/*.jpg names, sorted: the shell expands
+    patterns on Linux and macOS, but Windows' cmd and PowerShell pass them on as typed, and a
+    quoted pattern ('photos/*.jpg') is passed as typed everywhere ("no such file")."""
+    if Path(path).exists() or not any(char in path for char in "*?["):
+        return [Path(path)]
+    found = sorted(Path(match) for match in glob.glob(os.path.expanduser(path), recursive=True))
+    if not found:
+        raise ConfigError(f"{path}: no file matches this pattern; give image files, or a pattern that names some")
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
