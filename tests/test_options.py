@@ -386,6 +386,9 @@ def test_an_augmentation_table_given_twice_keeps_both():
     (["--schedule", "exponential", "--lr-gamma", "50"], r"--lr-gamma multiplies the learning rate as the exponential "
                                                         r"schedule decays it and must be in \(0, 1\] .*got 50"),
     (["--weight-decay", "1e30"], r"--weight-decay must be in \[0, 1\] .*got 1e\+30"),
+    # the long-run audit: 60,000 evaluations made a checkpoint too big to write, mid-run
+    (["--preset", "seed", "--epochs", "100000", "--eval-every", "1"], r"^--epochs 100000 with --eval-every 1 makes "
+     r"100,000 evaluations, and a run keeps at most 20,000 .*: give --eval-every 5 or more$"),
 ])
 def test_settings_that_only_diverge_are_refused_for_a_new_run_and_an_old_run_still_loads(argv, words, tmp_path):
     with pytest.raises(ConfigError, match=words):

@@ -146,6 +146,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught (learning_step), not warned
         for epoch in range(start_epoch + 1, epochs + 1):
             measured = epoch % eval_every == 0 or epoch == epochs
+            loop.watched = measured and (health is None or health.due(epoch // eval_every, epoch == epochs))
             sums = loop.train_epoch(epoch, measured)
             if not measured and not sums.halted:
                 continue
@@ -243,6 +244,7 @@ class _Loop:
         self.batches = 1 if not batch_size else -(-len(passes.x) // batch_size)
         self.max_loss = DIVERGED_FACTOR * math.log(model.num_classes)
         self.history = History(step_name="iteration" if self.batches == 1 else "epoch")  # full batch: iterations
+        self.watched = True  # this epoch's evaluation is one the health recorder records
 
     def train_epoch(self, epoch: int, measured: bool) -> _Sums:
         """A learning step on each batch of the (reshuffled) training rows, or until a stop is requested."""
@@ -253,7 +255,7 @@ class _Loop:
             y = self.y_train[rows]
             x = x_fit[rows] if self.augment is None else self.augment(x_fit[rows], self.augment_rng)
             first = optimizer.steps == 0  # its figures describe the untrained network (epoch 0)
-            watched = self.health is not None and (first or measured and batch + 1 == self.batches)
+            watched = self.health is not None and (first or self.watched and batch + 1 == self.batches)
             try:
                 loss_sum, correct = learning_step(self.passes.net, self.passes.loss_fn, x, y,
                                                   partial(self._update, watched, first), count_correct=measured,
@@ -302,7 +304,7 @@ class _Loop:
         result = EpochResult(epoch, sums.loss / sums.seen, sums.correct / sums.seen if measured else math.nan,
                              dev_loss, dev_accuracy, self.optimizer.lr, time.perf_counter() - start)
         self.history.append(result)
-        if self.health is not None:
+        if self.health is not None and (self.watched or not measured):  # a halted epoch is the last: recorded
             self.health.record(self.model, epoch, self.optimizer.steps)
         return result
 

@@ -20,6 +20,7 @@ from ..model import Sequential
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
 SAMPLE_SIZE = 128  # training images whose activations are measured at each evaluation: one batch
+HEALTH_ROWS = 250_000  # rows a run's health.csv holds at most, about 10 MB: its readers stop at 1,000,000
 FIRING = (ReLU, LeakyReLU)  # units that can die: output > 0 is "fired"
 SATURATING = {Sigmoid: "sigmoid", Tanh: "tanh"}
 
@@ -30,16 +31,23 @@ class HealthRecorder:
     ``x_sample`` (S, *input_shape) is the fixed batch the activations are measured on.
     """
 
-    def __init__(self, x_sample: np.ndarray, rows: list[Row] | None = None):
+    def __init__(self, x_sample: np.ndarray, rows: list[Row] | None = None, planned: int | None = None):
         self.x_sample = x_sample
         self.rows: list[Row] = list(rows or [])
+        # ``planned``: the evaluations the run makes. A long run records one in ``every`` of them,
+        # fixed at its first record (the network's rows an evaluation, times ``planned``) so that
+        # health.csv stays under HEALTH_ROWS: 100,000 iterations of the seed preset, each
+        # evaluated, wrote 2 million rows, rewrote 80 MB at each checkpoint, and left a table
+        # the doctor and the report then refused to read.
+        self.planned, self.every = planned, 1
         self._before: dict[str, np.ndarray] = {}
         self._step_rows: list[tuple[str, str, float]] = []
 
     @classmethod
-    def for_data(cls, x_train: np.ndarray, rows: list[Row] | None = None) -> HealthRecorder:
+    def for_data(cls, x_train: np.ndarray, rows: list[Row] | None = None, planned: int | None = None
+                 ) -> HealthRecorder:
         """A recorder sampling SAMPLE_SIZE training images evenly spread over the set."""
-        return cls(x_train[spread_rows(len(x_train), SAMPLE_SIZE)], rows)
+        return cls(x_train[spread_rows(len(x_train), SAMPLE_SIZE)], rows, planned)
 
     # --- the last step before an evaluation ----------------------------------------------
     def before_step(self, model: Sequential) -> None:
@@ -65,6 +73,10 @@ class HealthRecorder:
         self._before.clear()
         if first:
             self.rows += [Row(0, layer, signal, value) for layer, signal, value in self._step_rows]
+
+    def due(self, evaluation: int, last: bool = False) -> bool:
+        """Whether evaluation number ``evaluation`` (epoch // eval_every) is one to record."""
+        return last or evaluation % self.every == 0
 
     # --- an evaluation ---------------------------------------------------------------------
     def record(self, model: Sequential, epoch: int, steps: int, steps_per_epoch: int | None = None) -> list[Row]:
@@ -95,6 +107,8 @@ class HealthRecorder:
                           logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
         new = [Row(epoch, MODEL, name, float(value)) for name, value in model_rows.items()] + new
         self.rows += new
+        if self.planned and self.every == 1:  # the first record says how many rows an evaluation adds
+            self.every = max(1, math.ceil(self.planned * len(new) / HEALTH_ROWS))
         return new
 
     def record_labels(self, y_train: np.ndarray, num_classes: int) -> list[Row]:

@@ -60,6 +60,7 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 DEFAULT_PRESET = "mlp"
+MAX_EVALUATIONS = 20_000  # a checkpoint's history of 20,000 takes 3.6 MB of its 8 MB header (io.MAX_HEADER_BYTES)
 
 
 def _unused_schedule_options(config: TrainConfig, settings: dict, source: str, log) -> dict:
@@ -177,11 +178,18 @@ def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
 
 def _refuse_runaway(config: TrainConfig) -> None:
     """Settings that only make a new run diverge (the fuzz audit: --weight-decay 1e30 trained to NaN,
-    a step "decay" of 50 took the rate from 0.027 to 1.36, and the doctor blamed --lr). Checked here,
-    for new runs only: a run an older version trained with them still loads, serves and resumes."""
+    a step "decay" of 50 took the rate from 0.027 to 1.36, and the doctor blamed --lr), or fail
+    part-way (more evaluations than a checkpoint can list). Checked here, for new runs only: a run
+    an older version trained with them still loads, serves and resumes."""
     if config.weight_decay > 1:
         raise ConfigError(f"--weight-decay must be in [0, 1] (above 1 no gradient step keeps up with the decay), got "
                           f"{config.weight_decay:g}")
+    evaluations = -(-config.epochs // config.eval_every)
+    if evaluations > MAX_EVALUATIONS:  # 60,000 made a checkpoint too big to write, mid-run (the long-run audit)
+        raise ConfigError(f"--epochs {config.epochs} with --eval-every {config.eval_every} makes {evaluations:,} "
+                          f"evaluations, and a run keeps at most {MAX_EVALUATIONS:,} (each adds a row to the "
+                          f"checkpoint, metrics.csv and health.csv): give --eval-every "
+                          f"{-(-config.epochs // MAX_EVALUATIONS)} or more")
     if config.lr_gamma > 1 and config.schedule in ("step", "exponential"):
         raise ConfigError(f"--lr-gamma multiplies the learning rate as the {config.schedule} schedule decays it and "
                           f"must be in (0, 1] (above 1 the rate grows), got {config.lr_gamma:g}")

@@ -161,7 +161,8 @@ class TrainingSession:
     def _start_doctor(self) -> None:
         """The health recorder (a resumed run's rows so far) and the doctor that reads it."""
         if self.config.doctor != "off":
-            self.health = HealthRecorder.for_data(self.x_train, earlier_health(self.run_dir, self.checkpoint, self.log))
+            self.health = HealthRecorder.for_data(self.x_train, earlier_health(self.run_dir, self.checkpoint, self.log),
+                                                  planned=-(-self.config.epochs // self.config.eval_every))
             if self.checkpoint is None:
                 self.health.record_labels(self.y_train, self.model.num_classes)
                 if self.augmentation is not None:
