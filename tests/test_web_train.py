@@ -113,6 +113,8 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     assert_error(client.post("/api/train", content=b'{"lr": 1' + b"0" * 5000 + b"}", headers=as_json), 422,
                  "thousands of digits")  # the web fuzz audit: it blamed the body's shape, an object
     assert_error(client.post("/api/train", content=b"[" * 100_000, headers=as_json), 422, "JSON object")
+    twice = b'{"preset": "seed", "epochs": 5, "epochs": 500}'  # the web fuzz audit: the last one was taken
+    assert_error(client.post("/api/train", content=twice, headers=as_json), 422, '"epochs" is given twice')
     assert_error(client.post("/api/train", json={"preset": "seed"}), 422, "--epochs", "--max-train-epochs")
     assert_error(client.post("/api/train", json={"hidden": [5000], "epochs": 1}), 422, "--hidden", "--max-train-width")
     assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"

@@ -137,7 +137,9 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
             raise HTTPException(415, f"send the settings as JSON (Content-Type: application/json), not "
                                      f"{media[:60] or 'no content type'}: {{\"preset\": \"seed\"}}")
         try:
-            body = json.loads(await request.body() or b"null")
+            body = json.loads(await request.body() or b"null", object_pairs_hook=_once_each)
+        except _GivenTwice as error:  # {"epochs": 5, "epochs": 500} took the last, where a proxy may read the first
+            raise HTTPException(422, f"{str(error)[:60]} is given twice in the settings; send each once") from None
         except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a 5,000-digit number, [[[... deep
             if "integer string conversion" in str(error) or "Exceeds the limit" in str(error):
                 raise HTTPException(422, "a number in the settings has thousands of digits; send settings in "
@@ -217,6 +219,20 @@ async def _stream(manager: TrainingManager, run_id: int, seq: int, watchers):
                 quiet = 0.0
     finally:
         watchers.release()
+
+
+class _GivenTwice(ValueError):
+    """A JSON object that names one key twice."""
+
+
+def _once_each(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object as a dict, or _GivenTwice naming the first key it holds twice."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _GivenTwice(json.dumps(key))
+        seen.add(key)
+    return dict(pairs)
 
 
 def client_of(request: Request) -> str:
