@@ -186,15 +186,15 @@ def test_a_server_stopped_by_a_signal_ends_by_it_even_when_asyncio_swallowed_it(
     is done, and uvicorn's run() returns. Here run() returns as it then does."""
     import signal
 
-    from scratchnn.cli import main as cli
+    from scratchnn.cli import interrupts
 
     def stopped(server, sockets=None):
         server.handle_exit(getattr(signal, signum), None)  # what uvicorn's handler gets; then it returns
 
     monkeypatch.setattr(uvicorn.Server, "run", stopped)
-    assert main(["serve", str(model_path), "--port", "0", "--no-train"]) == cli.INTERRUPTED
+    assert main(["serve", str(model_path), "--port", "0", "--no-train"]) == interrupts.INTERRUPTED
     assert capsys.readouterr().err.strip() == "scratchnn serve: interrupted"
-    assert cli._stopped_by == getattr(signal, signum)  # what console() then ends the process by
+    assert interrupts.stopped_by == getattr(signal, signum)  # what console() then ends the process by
 
 
 def test_serve_help_states_the_limits_it_sets(capsys):

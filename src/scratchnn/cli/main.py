@@ -12,7 +12,8 @@ from .. import __version__
 from ..errors import ScratchnnError, os_error_message
 from .config_flags import suggest_flag
 from .console import plain_output
-from . import (doctor_cmd, evaluate_cmd, explain_cmd, gradcheck_cmd, lr_find_cmd, predict_cmd, report_cmd,
+from .interrupts import INTERRUPTED
+from . import (doctor_cmd, interrupts, evaluate_cmd, explain_cmd, gradcheck_cmd, lr_find_cmd, predict_cmd, report_cmd,
                serve_cmd, sweep_cmd, train_cmd)
 
 COMMANDS = (train_cmd, lr_find_cmd, sweep_cmd, evaluate_cmd, predict_cmd, explain_cmd, report_cmd, doctor_cmd,
@@ -81,36 +82,13 @@ def home_expanded(token: str) -> str:
     return flag + equals + os.path.expanduser(value) if value.startswith("~") else token
 
 
-INTERRUPTED = 130  # what main() returns for Ctrl+C or SIGTERM (128 + SIGINT, the shells' convention)
-_stopped_by = signal.SIGINT  # the signal behind the last interruption (Ctrl+C raises KeyboardInterrupt itself)
-
-
-def _terminated(signum, frame):
-    """SIGTERM (kill, a container or a job scheduler stopping the process) ends a command as Ctrl+C
-    does: a run keeps its checkpoint and says how to resume, instead of vanishing without a word."""
-    interrupted_by(signal.SIGTERM)
-
-
-def interrupted_by(signum: int):
-    """Raise KeyboardInterrupt for ``signum`` (SIGINT or SIGTERM), which ``console`` ends by again."""
-    global _stopped_by
-    _stopped_by = signum
-    raise KeyboardInterrupt
-
-
 def console() -> None:
     """The ``scratchnn`` program: ``main()``, and a command interrupted by Ctrl+C or SIGTERM, once
-    it has kept what it could and said so, ends *by that signal*, as Python itself does. The shell
-    then sees a signal, not an exit code: a loop of runs in a script stops at one Ctrl+C, and a
-    service manager sees a stop, not a failure. (Windows has no such ending: there it exits 130.)"""
-    global _stopped_by
-    _stopped_by = signal.SIGINT
+    it has kept what it could and said so, ends *by that signal* (cli/interrupts.py)."""
+    interrupts.stopped_by = signal.SIGINT
     code = main()
     if code == INTERRUPTED and os.name == "posix":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(_stopped_by, signal.SIG_DFL)
-        os.kill(os.getpid(), _stopped_by)
+        interrupts.end_by_signal()
     sys.exit(code)
 
 
@@ -118,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     plain_output(sys.stdout, sys.stderr)  # Σ, ∂, ‖ where output is not UTF-8 (Windows' redirected output: cp1252)
     args = parse(argv)
     on_main = threading.current_thread() is threading.main_thread()  # (serve's uvicorn installs its own handlers)
-    before = signal.signal(signal.SIGTERM, _terminated) if on_main else None
+    before = signal.signal(signal.SIGTERM, interrupts.terminated) if on_main else None
     try:
         return _run(args)
     finally:  # a program that calls main() keeps its own SIGTERM handling afterwards

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     server = _server_class()(server_config(app, args.host, port))
     server.run(sockets=[listening])
     if server.stopped_by is not None:  # see Server.stopped_by
-        from .main import interrupted_by
+        from .interrupts import interrupted_by
 
         interrupted_by(server.stopped_by)
     return 0

@@ -29,7 +29,7 @@ from ..optim.schedule_options import OPTION_USERS, check_schedule_options
 from ..optim.schedule_state import MAX_RATE
 from .architecture import ACTIVATIONS, POOLS, build_model, layer_specs
 from .early_stopping import MONITORS, EarlyStopping
-from .options import SHA256_FORM, kind_words, option, option_of, options_of, unknown_setting_hint
+from .options import SHA256_FORM, fits_kind, kind_words, option, option_of, options_of, unknown_setting_hint
 
 DOCTOR_MODES = ("off", "on", "strict")
 CONFIG_FILE = "config.toml"  # in every run folder: the whole config, written before the first epoch
@@ -373,23 +373,6 @@ class TrainConfig:
             return config.validate()
         except ConfigError as error:  # worded for the flags; say which file holds the value
             raise ConfigError(f"{path}: {error}") from None
-
-
-def fits_kind(default, value, spec=None) -> bool:
-    """Whether ``value`` has the kind of a setting whose default is ``default``: a number where a
-    float is (an int too), a bool where a bool is, a list of whole numbers, or of names where the
-    option (``spec``) has choices (fault)."""
-    words = spec is not None and bool(spec.choices)
-    return isinstance(default, bool) == isinstance(value, bool) and _same_kind(default, value, words)
-
-
-def _same_kind(default, value, words: bool = False) -> bool:
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, list):
-        kind = (lambda v: isinstance(v, str)) if words else (lambda v: isinstance(v, int) and not isinstance(v, bool))
-        return isinstance(value, list) and all(kind(v) for v in value)
-    return isinstance(value, type(default))
 
 
 def _toml_value(value) -> str:

@@ -12,19 +12,17 @@ from functools import partial
 import numpy as np
 
 from .. import fast as fast_path
-from ..data.split import batch_indices, refuse_raw_pixels
-from ..errors import ConfigError, ShapeError, TrainingDiverged
-from ..model import Sequential, refuse_non_finite, refuse_non_real
+from ..data.split import batch_indices
+from ..errors import ConfigError, TrainingDiverged
+from ..model import Sequential
 from ..nn.base import generator
-from ..nn.losses import SoftmaxCrossEntropy, check_labels
-from .batch_norm_batches import check_batches
+from ..nn.losses import SoftmaxCrossEntropy
 from .early_stopping import EarlyStopping
+from .fit_arguments import as_arrays, check_data, check_objects, checked_arguments
 from .health import HealthRecorder
 from .history import History
-from .memory import check_batch_memory
 
 DIVERGED_FACTOR = 100  # a mean cross-entropy of 100 ln C (230 for digits): logits wrong by hundreds
-MAX_COUNT = 1_000_000  # epochs, a starting epoch, evaluations apart: TrainConfig's bound on --epochs
 
 
 @dataclass
@@ -48,8 +46,8 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
 
     Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
     check_objects("evaluate", model, needs_optimizer=False)
-    x, labels = _as_arrays(x, labels)
-    _check_data(model, x, labels, "evaluation", empty=True)  # batch_size -1 gave (0.0, 0.0), NaN inputs a NaN loss
+    x, labels = as_arrays(x, labels)
+    check_data(model, x, labels, "evaluation", empty=True)  # batch_size -1 gave (0.0, 0.0), NaN inputs a NaN loss
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size < 1):
         raise ConfigError(f"batch_size is a whole number >= 1 (or None), got {repr(batch_size)[:40]}")
@@ -132,7 +130,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     ``model.backward``, ``optimizer.step``.
     """
     loss_fn = loss_fn or SoftmaxCrossEntropy()
-    x_train, y_train, x_dev, y_dev, augment_rng = _checked_arguments(
+    x_train, y_train, x_dev, y_dev, augment_rng = checked_arguments(
         model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, (epochs, start_epoch, eval_every), early_stopping,
         augment, augment_rng)
     rng = generator(rng) if shuffle else None
@@ -340,72 +338,3 @@ def _check_schedule_length(schedule, last_step: int) -> None:
         warnings.warn(f"the schedule ends at step {total:,} and the run takes {last_step:,}: from there on it stays at "
                       f"its last learning rate ({schedule(total):.3g}); total_steps counts steps (epochs x batches "
                       "per epoch), not epochs", UserWarning, stacklevel=3)
-
-
-def _checked_arguments(model: Sequential, optimizer, x_train, y_train, x_dev, y_dev, batch_size: int | None,
-                       counts: tuple[int, int, int], early_stopping: EarlyStopping | None, augment, augment_rng):
-    """fit's arguments checked up front, before anything is trained or packed: (x_train, y_train,
-    x_dev, y_dev, augment_rng) as arrays (an empty dev set when none is given) and a Generator;
-    ``counts``: (epochs, start_epoch, eval_every)."""
-    _check_loop(model, optimizer, batch_size, *counts)
-    x_train, y_train = _as_arrays(x_train, y_train)
-    _check_data(model, x_train, y_train, "training")
-    check_batches(model, len(x_train), batch_size)
-    check_batch_memory(model, len(x_train), batch_size)
-    if (x_dev is None) != (y_dev is None):
-        raise ShapeError("give x_dev and y_dev together (the dev images and their labels), or neither")
-    if x_dev is None:
-        x_dev, y_dev = x_train[:0], y_train[:0]
-    x_dev, y_dev = _as_arrays(x_dev, y_dev)
-    _check_data(model, x_dev, y_dev, "dev")
-    if early_stopping is not None and len(x_dev) == 0:
-        raise ConfigError("early stopping watches the dev set: give x_dev and y_dev (it would stop after "
-                          f"{early_stopping.patience} epochs with nothing to watch)")
-    if augment and augment_rng is None:
-        raise ValueError("augment needs augment_rng, the generator of its random transforms")
-    if augment and not isinstance(augment_rng, np.random.Generator):
-        augment_rng = generator(augment_rng, "augment_rng")  # a seed, as rng takes one
-    return x_train, y_train, x_dev, y_dev, augment_rng
-
-
-def check_objects(who: str, model: Sequential, optimizer=None, *, needs_optimizer: bool = True) -> None:
-    """A ConfigError naming what ``who`` (fit, evaluate, lr_find) was given where it takes a
-    Sequential and an optimizer object (None or the class SGD were AttributeErrors from inside)."""
-    if not isinstance(model, Sequential):
-        raise ConfigError(f"{who} takes a Sequential model, got {type(model).__name__}")
-    if needs_optimizer and (isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None))):
-        name = getattr(optimizer, "__name__", type(optimizer).__name__)
-        raise ConfigError(f"{who} needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
-
-
-def _check_loop(model: Sequential, optimizer, batch_size, epochs, start_epoch, eval_every) -> None:
-    """The loop's own arguments: what a slip of the hand gives (a class for an instance; epochs=-1
-    returned [] without a word, start_epoch=-3 trained epochs -2 to 2; the API fuzz audit)."""
-    check_objects("fit", model, optimizer)
-    for name, value, low, high in (("epochs", epochs, 1, MAX_COUNT), ("start_epoch", start_epoch, 0, MAX_COUNT),
-                                   ("eval_every", eval_every, 1, MAX_COUNT), ("batch_size", batch_size or 0, 0, None)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high and value > high):
-            span = f"from {low} to {high:,}" if high else f">= {low} (0 or None: the full batch)"
-            raise ConfigError(f"{name} is a whole number {span}, got {repr(value)[:40]}")
-    if start_epoch > epochs:
-        raise ConfigError(f"start_epoch {start_epoch} is past epochs {epochs}: there is nothing left to train")
-
-
-def _as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
-    """Lists (of pixel rows, of labels) as arrays, as predict takes them; arrays as they are."""
-    return (x if isinstance(x, np.ndarray) else np.asarray(x),
-            labels if isinstance(labels, np.ndarray) else np.asarray(labels))
-
-
-def _check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str, empty: bool = False) -> None:
-    """Validate once, up front, what the loop would otherwise trip over mid-training."""
-    refuse_non_real(x, f"the {name} data")
-    refuse_raw_pixels(x, f"the {name} data")
-    if x.shape[1:] != model.input_shape:
-        raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")
-    if len(x) == 0 and empty:
-        return
-    if name == "training" and len(x) == 0:
-        raise ShapeError("no training data: the training set is empty")
-    refuse_non_finite(x, model.dtype, f"{name} data")
-    check_labels(labels, len(x), model.num_classes)

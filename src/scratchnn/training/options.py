@@ -139,6 +139,23 @@ def kind_words(default, spec: Option | None) -> str:
             else "a list of names" if spec is not None and spec.choices else "a list of whole numbers")
 
 
+def fits_kind(default, value, spec=None) -> bool:
+    """Whether ``value`` has the kind of a setting whose default is ``default``: a number where a
+    float is (an int too), a bool where a bool is, a list of whole numbers, or of names where the
+    option (``spec``) has choices (fault)."""
+    words = spec is not None and bool(spec.choices)
+    return isinstance(default, bool) == isinstance(value, bool) and _same_kind(default, value, words)
+
+
+def _same_kind(default, value, words: bool = False) -> bool:
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, list):
+        kind = (lambda v: isinstance(v, str)) if words else (lambda v: isinstance(v, int) and not isinstance(v, bool))
+        return isinstance(value, list) and all(kind(v) for v in value)
+    return isinstance(value, type(default))
+
+
 def _bound(value: float) -> str:
     """A range's end as a person writes it: 1000000, not 1e+06; 0.5 as 0.5."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -50,7 +50,7 @@ from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
 from ..optim.schedule_state import MAX_RATE
 from ..training.batch_norm_batches import check_batches
-from ..training.fit import check_objects
+from ..training.fit_arguments import check_objects
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
 LOWEST_RATE = 1e-12  # below, float32 steps round to nothing; the top is any learning rate's (MAX_RATE)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from ..data.load import FIELDS
 from ..errors import ConfigError, ScratchnnError
-from ..training.config import TrainConfig, fits_kind
-from ..training.options import TRAIN_GROUPS, kind_words, options_of
+from ..training.config import TrainConfig
+from ..training.options import TRAIN_GROUPS, fits_kind, kind_words, options_of
 from ..training.presets import PRESETS, resolve_config
 from .disk_budget import DiskBudget
 from .operator_log import OPERATOR
