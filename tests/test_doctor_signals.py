@@ -454,6 +454,8 @@ def test_a_long_runs_health_is_recorded_at_evenly_thinned_evaluations(monkeypatc
     grads = {row.epoch for row in recorder.rows if row.signal == "grad_rms"}
     assert grads == set(recorded)  # each recorded evaluation has its step's gradients, the others none
     assert len(recorder.rows) <= per_evaluation * (9 + 2)  # the budget, and the untrained network's and the last
+    assert [row.value for row in recorder.rows if row.signal == "health_every"] == [3]  # said, for a resume:
+    assert HealthRecorder(x[:16], rows=recorder.rows, planned=27).every == 3  # it goes on with the same ones
     unplanned = HealthRecorder(x[:16])
     fit(model, SGD(0.1), x, y, epochs=6, batch_size=32, health=unplanned, rng=0)
     assert sorted({row.epoch for row in unplanned.rows}) == list(range(7))  # the Python API's: every one

@@ -35,11 +35,13 @@ class HealthRecorder:
         self.x_sample = x_sample
         self.rows: list[Row] = list(rows or [])
         # ``planned``: the evaluations the run makes. A long run records one in ``every`` of them,
-        # fixed at its first record (the network's rows an evaluation, times ``planned``) so that
-        # health.csv stays under HEALTH_ROWS: 100,000 iterations of the seed preset, each
-        # evaluated, wrote 2 million rows, rewrote 80 MB at each checkpoint, and left a table
-        # the doctor and the report then refused to read.
-        self.planned, self.every = planned, 1
+        # fixed at the untrained network's record (its rows, times ``planned``) so that health.csv
+        # stays under HEALTH_ROWS: 100,000 iterations of the seed preset, each evaluated, wrote 2
+        # million rows, rewrote 80 MB at each checkpoint, and left a table the doctor and the
+        # report then refused to read. A thinned run says so in a health_every row, which a
+        # resumed run reads back, so that it goes on recording the same evaluations.
+        self.planned = planned
+        self.every = next((int(r.value) for r in self.rows if r.layer == MODEL and r.signal == "health_every"), 1)
         self._before: dict[str, np.ndarray] = {}
         self._step_rows: list[tuple[str, str, float]] = []
 
@@ -107,8 +109,10 @@ class HealthRecorder:
                           logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
         new = [Row(epoch, MODEL, name, float(value)) for name, value in model_rows.items()] + new
         self.rows += new
-        if self.planned and self.every == 1:  # the first record says how many rows an evaluation adds
-            self.every = max(1, math.ceil(self.planned * len(new) / HEALTH_ROWS))
+        if epoch == 0 and self.planned and math.ceil(self.planned * len(new) / HEALTH_ROWS) > 1:
+            self.every = math.ceil(self.planned * len(new) / HEALTH_ROWS)
+            new.append(Row(0, MODEL, "health_every", float(self.every)))
+            self.rows.append(new[-1])
         return new
 
     def record_labels(self, y_train: np.ndarray, num_classes: int) -> list[Row]:
