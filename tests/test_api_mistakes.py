@@ -76,10 +76,12 @@ def test_pixels_0_to_255_of_other_dtypes_are_refused_where_a_model_predicts(digi
     mlp().predict(x * 1.5)  # nor values a little above 1
     mlp().predict(np.round(x).astype(np.int64))  # 0s and 1s: a binary image
     sixteen_bits = np.round(x * 65535).astype(np.uint16)  # the API fuzz audit: past 255, nothing was caught
-    for call in (lambda: mlp().predict(sixteen_bits), lambda: mlp().predict(sixteen_bits.astype(np.float64)),
+    for call in (lambda: mlp().predict(sixteen_bits), lambda: mlp().predict(sixteen_bits.astype(np.int32)),
                  lambda: fit(mlp(), SGD(0.1), sixteen_bits, y, epochs=1, batch_size=50)):
         with pytest.raises(ShapeError, match=r"values up to 65535, unscaled pixels .*: x / 65535 for 16 bits$"):
             call()
+    mlp().predict(np.full((2, 784), 262.5, np.float32))  # the review: floats past 255 are no 16-bit image
+    assert mlp().predict(np.zeros((0, 784), np.uint8)).shape == (0,)  # nothing to look at: no x.max() of nothing
 
 
 def test_fit_names_a_dev_set_without_labels(digits):
@@ -323,6 +325,7 @@ def test_a_figures_dpi_and_a_gradient_checks_step_are_checked():
         with pytest.raises(ConfigError, match="^dpi must be a number from 1 to 1200, got "):
             figure_png(Figure(), dpi=dpi)
     assert figure_png(Figure(figsize=(1, 1)), dpi=20).startswith(b"\x89PNG")
+    assert figure_png(Figure(figsize=(1, 1)), dpi=np.int64(20)).startswith(b"\x89PNG")  # the review: a NumPy number
     for h in (0, -1e-5, float("nan"), "1e-5"):
         with pytest.raises(ConfigError, match=r"^h \(the finite-difference step, e\.g\. 1e-5\) must be > 0"):
             check_layer(Dense(3, 2, rng=0), np.ones((2, 3)), np.random.default_rng(0), h=h)

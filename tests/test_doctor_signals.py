@@ -459,3 +459,18 @@ def test_a_long_runs_health_is_recorded_at_evenly_thinned_evaluations(monkeypatc
     unplanned = HealthRecorder(x[:16])
     fit(model, SGD(0.1), x, y, epochs=6, batch_size=32, health=unplanned, rng=0)
     assert sorted({row.epoch for row in unplanned.rows}) == list(range(7))  # the Python API's: every one
+
+
+def test_a_long_run_stopped_off_its_thinned_evaluations_still_records_its_last(monkeypatch):
+    """The review: with health thinned, a run stopped early (Stop, early stopping) at an evaluation
+    not due recorded nothing of its last network."""
+    from scratchnn.training import health as health_module
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 12)).astype(np.float32), rng.integers(0, 3, 64)
+    monkeypatch.setattr(health_module, "HEALTH_ROWS", 1)  # every evaluation is over the budget: one in 100
+    recorder = HealthRecorder(x[:16], planned=100)
+    stops = iter([False] * 13 + [True])  # 2 batches an epoch: stopped at the end of epoch 7
+    fit(Sequential([Dense(12, 8, rng=0), ReLU(), Dense(8, 3, rng=1)]), SGD(0.1), x, y, epochs=100, batch_size=32,
+        health=recorder, rng=0, stop_requested=lambda: next(stops))
+    assert sorted({row.epoch for row in recorder.rows}) == [0, 7]

@@ -74,8 +74,12 @@ def test_a_pattern_the_shell_did_not_expand_names_its_files(capsys, small_run, p
     assert code == 0, err
     assert [entry["path"] for entry in json.loads(out)["photos"]] == [photos["number"], photos["seven"]]
     code, out, err = predict(capsys, small_run, folder / "*.heic")
-    assert code == 1 and err.strip() == (f"scratchnn predict: error: {folder / '*.heic'}: no file matches this "
-                                         "pattern; give image files, or a pattern that names some")
+    assert code == 1 and err.strip() == (f"scratchnn predict: error: {folder / '*.heic'}: no such file, and no "
+                                         "file matches it as a pattern; give image files, or a pattern that names some")
+    (folder / "sub.png").mkdir()  # the review: 'photos/*' named a folder among the photos
+    code, out, err = predict(capsys, "--json", small_run, folder / "s*.png")
+    assert code == 0 and [entry["path"] for entry in json.loads(out)["photos"]] == [photos["seven"]], err
+    (folder / "sub.png").rmdir()
 
 
 def test_json_holds_what_the_text_says_for_every_photo_and_each_error(capsys, small_run, photos):  # noqa: F811

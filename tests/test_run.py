@@ -353,3 +353,28 @@ def test_a_batch_larger_than_the_training_set_is_noted(digits, tmp_path):
               progress=False)
     assert "Note: --batch-size 5,000 is more than the 1,000 training images; each step takes them all (a full " \
            "batch)" in lines, lines
+
+
+def test_a_long_runs_health_is_thinned_and_a_resume_records_the_same_evaluations(tmp_path, digits, monkeypatch):
+    """The long-run audit: a run's health.csv grew by the network's rows at every evaluation, past
+    what its readers take. train tells the recorder how many evaluations the run plans; a run
+    over HEALTH_ROWS records every k-th, says k in health.csv, and a resumed run goes on with it."""
+    from scratchnn.doctor.signals import read_health_csv
+    from scratchnn.training import health as health_module
+
+    monkeypatch.setattr(health_module, "HEALTH_ROWS", 120)  # ~40 rows an evaluation, 8 planned: one in 3
+    config = small_config(digits, epochs=8, schedule="constant", warmup=0.0, threads=1)
+    train_run(config, tmp_path / "whole", log=quiet, progress=False)
+    rows = read_health_csv(tmp_path / "whole" / "health.csv")
+    every = next(int(r.value) for r in rows if r.signal == "health_every")
+    assert every > 1 and sorted({r.epoch for r in rows}) == sorted({0, *range(every, 8, every), 8})
+
+    def stop_at_5(result):
+        if result.epoch == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "resumed", log=quiet, progress=False, on_evaluation=stop_at_5)
+    resume_run(tmp_path / "resumed", log=quiet, progress=False)
+    again = read_health_csv(tmp_path / "resumed" / "health.csv")
+    assert sorted({r.epoch for r in again}) == sorted({r.epoch for r in rows})

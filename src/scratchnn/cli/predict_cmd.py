@@ -99,9 +99,11 @@ def _matches(path: str) -> list[Path]:
     quoted pattern ('photos/*.jpg') is passed as typed everywhere ("no such file")."""
     if Path(path).exists() or not any(char in path for char in "*?["):
         return [Path(path)]
-    found = sorted(Path(match) for match in glob.glob(os.path.expanduser(path), recursive=True))
+    found = sorted(Path(match) for match in glob.glob(os.path.expanduser(path), recursive=True)
+                   if Path(match).is_file())  # 'photos/*' names its subfolders too
     if not found:
-        raise ConfigError(f"{path}: no file matches this pattern; give image files, or a pattern that names some")
+        raise ConfigError(f"{path}: no such file, and no file matches it as a pattern; give image files, or a "
+                          "pattern that names some")
     return found
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
 def figure_bytes(fig: Figure, dpi: int, kind: str) -> bytes:
     """The figure saved as ``kind`` (png, svg, pdf) at ``dpi`` pixels an inch, from 1 to MAX_DPI
     (dpi=0 was matplotlib's ZeroDivisionError, deep inside; the API fuzz audit)."""
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 1 <= dpi <= MAX_DPI:
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Real) or not 1 <= dpi <= MAX_DPI:  # np.int64 too
         raise ConfigError(f"dpi must be a number from 1 to {MAX_DPI}, got {repr(dpi)[:40]}")
     buffer = io.BytesIO()
     fig.savefig(buffer, format=kind, dpi=dpi)

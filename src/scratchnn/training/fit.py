@@ -102,8 +102,9 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
 
     ``health``, if given, records the network's health signals for the doctor: the untrained
     network (epoch 0, on a fresh start), the last step before each evaluation (gradient RMS and
-    update-to-weight ratio) and the network at each evaluation, before ``on_epoch_end``; and the
-    step that diverged, if one does.
+    update-to-weight ratio) and the network at each evaluation, before ``on_epoch_end`` (for a
+    recorder told of a long run, each ``health.every``-th evaluation and the last); and the step
+    that diverged, if one does.
 
     ``stop_requested()``, polled after every batch, ends training early when it returns True (a
     Stop button): the interrupted epoch is evaluated on the batches it ran (its train accuracy
@@ -157,6 +158,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                 on_epoch_end(result)
             start = time.perf_counter()
             if stop or sums.halted:
+                if health is not None and measured and not loop.watched:  # the last evaluation, off a long
+                    health.record(model, epoch, optimizer.steps)  # run's thinned ones (a Stop, early stopping)
                 break
     if early_stopping is not None:
         early_stopping.restore(model)

@@ -17,7 +17,7 @@ const settingsText = (s) => Object.entries(s).filter(([k, v]) => k !== "fault" |
 // a run stopped before its --epochs (Stop, the server's time limit or its end, early stopping) says so:
 // killed with its server, a run of 200 epochs saved at 4 looked like a finished one (the soak audit)
 const cutShort = (r) => (Number.isFinite(r.epochs) && r.config.epochs > r.epochs
-  ? `, ${r.epochs} of ${r.config.epochs} epochs` : "");
+  ? `, ${r.epochs} of ${r.config.epochs} ${r.config.batch_size === 0 ? "iterations" : "epochs"}` : "");
 
 async function loadRuns() {
   $("runs-status").textContent = "Loading…";
