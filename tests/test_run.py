@@ -378,3 +378,24 @@ def test_a_long_runs_health_is_thinned_and_a_resume_records_the_same_evaluations
     resume_run(tmp_path / "resumed", log=quiet, progress=False)
     again = read_health_csv(tmp_path / "resumed" / "health.csv")
     assert sorted({r.epoch for r in again}) == sorted({r.epoch for r in rows})
+
+
+def test_a_run_of_more_evaluations_than_a_checkpoint_lists_is_refused_by_every_way_in(tmp_path, digits):
+    """The scale audit: the cap on evaluations was checked where flags are resolved only; the
+    Python API's train_run and a resume whose config.toml was given another eval_every went past
+    it, towards a checkpoint too big to write part-way through the run."""
+    words = r"--epochs 40000 with --eval-every 1 makes 40,000 evaluations, and a run keeps at most 20,000"
+    with pytest.raises(ConfigError, match=words):
+        train_run(small_config(digits, epochs=40_000, eval_every=1), tmp_path / "api", log=quiet, progress=False)
+    assert not (tmp_path / "api").exists()  # refused before its folder
+
+    def stop_at_1(result):
+        raise KeyboardInterrupt
+
+    config = small_config(digits, epochs=40_000, eval_every=10, schedule="constant", warmup=0.0)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "edited", log=quiet, progress=False, on_evaluation=stop_at_1)
+    saved = TrainConfig.load(tmp_path / "edited" / "config.toml")
+    dataclasses.replace(saved, eval_every=1).save(tmp_path / "edited" / "config.toml")
+    with pytest.raises(ConfigError, match=words):
+        resume_run(tmp_path / "edited", log=quiet, progress=False)

@@ -77,6 +77,27 @@ def test_report_of_a_sweep_folder(sweep):
         plt.close(mine)
 
 
+def test_a_sweeps_report_draws_the_best_trials_reports_and_says_so(sweep, tmp_path, monkeypatch):
+    """The scale audit: a 400-trial sweep's report drew 153 trial reports, 7 minutes without a word."""
+    import shutil
+
+    from scratchnn.insight import sweep_report
+
+    out = tmp_path / "copy"
+    shutil.copytree(sweep[0], out)
+    for report in out.glob("trials/*/report.html"):
+        report.unlink()
+    monkeypatch.setattr(sweep_report, "TRIAL_REPORTS", 2)
+    lines = []
+    sweep_report.write_sweep_report(out, log=lines.append)
+    said = [re.fullmatch(r"Drawing trial (\d+)'s report \((\d) of 2\)", line) for line in lines]
+    said = [(int(m[1]), int(m[2])) for m in said if m]
+    assert [order for _, order in said] == [1, 2]
+    drawn = sorted(int(report.parent.name) for report in out.glob("trials/*/report.html"))
+    assert drawn == sorted(number for number, _ in said)
+    assert any(line.endswith(f"the other 4: scratchnn report {out / 'trials' / 'NNNN'}") for line in lines), lines
+
+
 def test_importing_the_sweep_report_leaves_the_callers_matplotlib_backend():
     """It called matplotlib.use("Agg") at import: a notebook's own figures stopped showing."""
     code = ("import matplotlib; matplotlib.use('svg'); import scratchnn.insight.sweep_report; "

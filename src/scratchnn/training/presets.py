@@ -8,6 +8,7 @@ from ..data.augment import RECORDED_SINCE, Augmentation, augmentation_for, unrec
 from ..errors import ConfigError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..optim.schedule_options import OPTION_USERS
+from .checkpoint import check_evaluations
 from .config import CONFIG_FILE, SCHEDULE_KEYS, TrainConfig, plural
 from .options import option_of, options_of
 from .run_data import check_data_files, locate_data, with_data
@@ -60,7 +61,6 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 DEFAULT_PRESET = "mlp"
-MAX_EVALUATIONS = 20_000  # a checkpoint's history of 20,000 takes 3.6 MB of its 8 MB header (io.MAX_HEADER_BYTES)
 
 
 def _unused_schedule_options(config: TrainConfig, settings: dict, source: str, log) -> dict:
@@ -184,12 +184,7 @@ def _refuse_runaway(config: TrainConfig) -> None:
     if config.weight_decay > 1:
         raise ConfigError(f"--weight-decay must be in [0, 1] (above 1 no gradient step keeps up with the decay), got "
                           f"{config.weight_decay:g}")
-    evaluations = -(-config.epochs // config.eval_every)
-    if evaluations > MAX_EVALUATIONS:  # 60,000 made a checkpoint too big to write, mid-run (the long-run audit)
-        raise ConfigError(f"--epochs {config.epochs} with --eval-every {config.eval_every} makes {evaluations:,} "
-                          f"evaluations, and a run keeps at most {MAX_EVALUATIONS:,} (each adds a row to the "
-                          f"checkpoint, metrics.csv and health.csv): give --eval-every "
-                          f"{-(-config.epochs // MAX_EVALUATIONS)} or more")
+    check_evaluations(config)
     if config.lr_gamma > 1 and config.schedule in ("step", "exponential"):
         raise ConfigError(f"--lr-gamma multiplies the learning rate as the {config.schedule} schedule decays it and "
                           f"must be in (0, 1] (above 1 the rate grows), got {config.lr_gamma:g}")
