@@ -399,3 +399,26 @@ def test_a_run_of_more_evaluations_than_a_checkpoint_lists_is_refused_by_every_w
     dataclasses.replace(saved, eval_every=1).save(tmp_path / "edited" / "config.toml")
     with pytest.raises(ConfigError, match=words):
         resume_run(tmp_path / "edited", log=quiet, progress=False)
+
+
+def test_past_its_first_evaluations_a_long_run_checkpoints_as_often_as_writing_allows(tmp_path, digits, monkeypatch):
+    """The scale audit: a 20,000-evaluation run spent two thirds of its time rewriting its
+    checkpoint and tables. Past ALWAYS_SAVED evaluations a checkpoint waits SAVE_SHARE times
+    the last one's writing time; the run still resumes from the last one written, exactly."""
+    from scratchnn.training import session
+
+    config = small_config(digits, epochs=6, schedule="constant", warmup=0.0, threads=1)
+    train_run(config, tmp_path / "whole", log=quiet, progress=False)
+    monkeypatch.setattr(session, "ALWAYS_SAVED", 2)
+    monkeypatch.setattr(session, "SAVE_SHARE", 1e9)  # no time is long enough: only the first two are written
+
+    def stop_at_5(result):
+        if result.epoch == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "held", log=quiet, progress=False, on_evaluation=stop_at_5)
+    assert load_checkpoint(tmp_path / "held" / CHECKPOINT_FILE).epoch == 2
+    resume_run(tmp_path / "held", log=quiet, progress=False)
+    whole, held = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "held"))
+    assert all(np.array_equal(whole[name], held[name]) for name in whole)

@@ -47,6 +47,8 @@ from .run_health import (diagnose_history, doctor_settings, doctor_summary, earl
                          still_learning)
 
 METRICS_FILE = "metrics.csv"
+ALWAYS_SAVED = 1_000  # evaluations checkpointed as often as asked; after them, ...
+SAVE_SHARE = 10  # ... a checkpoint waits this many times its last one's writing time (under ~10% of a run)
 
 
 @dataclass(repr=False)  # RunDisplay: a few lines in a terminal, tables in a notebook
@@ -121,6 +123,7 @@ class TrainingSession:
         self.health: HealthRecorder | None = None
         self.doctor: Doctor | None = None
         self.evaluations = 0
+        self._save_seconds, self._saved_at = 0.0, 0.0  # the last checkpoint's time to write, and when
         self.metric_rows: list[dict] = []  # the history as the doctor reads it
         self.health_text = HealthText()  # health.csv's text so far
 
@@ -179,6 +182,14 @@ class TrainingSession:
             return augmentation
         return lambda x, rng: augmentation(x / scale, rng) * scale
 
+    def _save_due(self) -> bool:
+        """Whether a checkpoint asked for now is written. The checkpoint and the tables are written
+        whole and grow with the run: 20,000 evaluations of a small network, each checkpointed,
+        spent two thirds of their time writing (the scale audit). Past ALWAYS_SAVED evaluations,
+        a checkpoint waits SAVE_SHARE times as long as the last one took to write."""
+        waited = time.perf_counter() - self._saved_at
+        return self.evaluations <= ALWAYS_SAVED or waited >= SAVE_SHARE * self._save_seconds
+
     def save_state(self, finished: bool = False) -> None:
         """The checkpoint --resume continues from, and health.csv as far as it goes."""
         save_checkpoint(self.run_dir / CHECKPOINT_FILE, model=self.model, optimizer=self.optimizer,
@@ -233,9 +244,12 @@ class TrainingSession:
         self.evaluations += 1
         new = self.examine(last=result.epoch >= config.epochs)
         stop = config.doctor == "strict" and next((f for f in new if f.severity == "error"), None)
-        if config.checkpoint_every and self.evaluations % config.checkpoint_every == 0:
+        if config.checkpoint_every and self.evaluations % config.checkpoint_every == 0 and self._save_due():
+            started = time.perf_counter()
             self.save_state()
             self._write_table(write_metrics_csv, METRICS_FILE, self.history)
+            self._saved_at = time.perf_counter()
+            self._save_seconds = self._saved_at - started
         if stop:
             self._write_tables()
             cause = stop.fix.removesuffix(": fix that first") if stop.fix.startswith("this follows from") else ""
