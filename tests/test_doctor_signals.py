@@ -170,6 +170,7 @@ HEALTH_ERRORS = [
     ("epoch,layer,signal,value\n0,a\tb,grad_rms,1\n", "layer label must be 1-100 printable characters"),
     ("epoch,layer,signal,value\n0,0.Dense,grad_rms,high\n", "expected a number, got 'high'"),
     ("epoch,layer,signal,value\n\"0,0.Dense,grad_rms,1\n", "expected 4 fields"),
+    ("epoch,layer,signal,value\n0,model,health_every,0\n", "health_every is a whole number of evaluations from 1"),
 ]
 METRICS_ERRORS = [
     ("epoch,train_loss\n1,2.3\n", "needs the columns epoch, train_loss, train_accuracy"),

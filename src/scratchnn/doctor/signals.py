@@ -259,7 +259,10 @@ def check_health_rows(rows: Iterable, source: str = "health") -> list[Row]:
         if (layer == MODEL) != (signal in MODEL_SIGNALS):
             raise DataError(f"{where}: {signal} belongs to " + ("the model" if signal in MODEL_SIGNALS else "a layer")
                             + f", got layer {layer!r}")
-        checked.append(Row(epoch, layer, signal, _number(value, where)))
+        value = _number(value, where)
+        if signal == "health_every" and not (1 <= value <= MAX_TABLE_ROWS and float(value).is_integer()):
+            raise DataError(f"{where}: health_every is a whole number of evaluations from 1, got {value!r}")
+        checked.append(Row(epoch, layer, signal, value))
     return checked
 
 
