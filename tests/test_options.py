@@ -121,6 +121,19 @@ def test_a_recipes_padding_follows_a_conv_given_without_one(capsys, tmp_path):
     assert "Note: mine.toml's --padding 2,2 pads 2 convolution blocks" in capsys.readouterr().out
 
 
+def test_a_config_file_that_shortens_a_presets_run_shrinks_its_warm_up_as_epochs_does(capsys, tmp_path):
+    """The docs audit: the README's `--preset cnn --config mine.toml` with `epochs = 1` in the file
+    was refused ("--warmup must be >= 0 and shorter than the run"), where --epochs 1 shrinks it."""
+    (tmp_path / "mine.toml").write_text("epochs = 1\n")
+    config = resolve_config(train_args("--preset", "cnn", "--config", str(tmp_path / "mine.toml")))
+    assert (config.epochs, config.warmup) == (1, pytest.approx(1 / 30))
+    assert "the cnn recipe's 1-epoch warm-up is as long as mine.toml's epochs = 1; using 0.0333" in (
+        capsys.readouterr().out)
+    (tmp_path / "theirs.toml").write_text("epochs = 1\nwarmup = 1.0\n")  # one the file sets is the file's
+    with pytest.raises(ConfigError, match="--warmup must be >= 0 and shorter than the run"):
+        resolve_config(train_args("--preset", "cnn", "--config", str(tmp_path / "theirs.toml")))
+
+
 def test_a_schedule_option_the_user_did_not_set_is_left_out_where_their_schedule_does_not_use_it(capsys, tmp_path):
     config = resolve_config(train_args("--schedule", "one-cycle"))  # the mlp preset warms up for 1 epoch
     assert config.schedule == "one-cycle" and config.warmup == 0

@@ -81,8 +81,9 @@ def unscaled_inputs(setup: Setup) -> None:
 
 
 class NaiveSoftmaxCrossEntropy:
-    """p = exp(z) / Σ exp(z), L = −mean log p[y]: correct on paper, NaN once a logit passes 88
-    (exp overflows float32). SoftmaxCrossEntropy subtracts max z first and never overflows."""
+    """p = exp(z) / Σ exp(z), L = −mean log p[y]: correct on paper, inf or NaN once a logit passes 88
+    (exp overflows float32: inf / inf is NaN, and a p[y] rounded to 0 makes log p[y] −inf).
+    SoftmaxCrossEntropy subtracts max z first and never overflows."""
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
         exp = np.exp(logits)
@@ -96,7 +97,7 @@ class NaiveSoftmaxCrossEntropy:
         return dlogits / len(self._labels)
 
 
-@fault("naive-softmax", "exp(z) without subtracting max z: NaN as soon as a logit passes 88",
+@fault("naive-softmax", "exp(z) without subtracting max z: inf or NaN as soon as a logit passes 88",
        "--preset seed --hidden 128,128,128 --batch-size 128 --eval-every 1 --epochs 5")
 def naive_softmax(setup: Setup) -> None:
     setup.loss_fn = NaiveSoftmaxCrossEntropy()

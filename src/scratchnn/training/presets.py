@@ -131,12 +131,8 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
     else:
         config = get_preset(preset or DEFAULT_PRESET)
     epochs = settings.get("epochs")
-    valid = isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1  # else validate() says so
-    if valid and "warmup" not in settings and 0 < config.warmup >= epochs:
-        share = config.warmup / config.epochs
-        settings["warmup"] = share * settings["epochs"]
-        log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as --epochs "
-            f"{settings['epochs']}; using {settings['warmup']:.3g} epochs, the same share of the run")
+    if _outlasts(config, epochs) and "warmup" not in settings:
+        settings["warmup"] = _shrunk_warmup(config, epochs, "--epochs", log)
     source = f"{Path(config_file).name}'s" if config_file else f"the {config.preset} recipe's"
     if "schedule" in settings:
         settings.update(_unused_schedule_options(config, settings, source, log))
@@ -157,14 +153,18 @@ def resolve_config(preset: str | None = None, settings: dict | None = None, data
 
 
 def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
-    """The config file at ``path`` over ``preset`` (given: its settings are the base) or the defaults."""
+    """The config file at ``path`` over ``preset`` (given: its settings are the base) or the defaults;
+    a preset's warm-up that the file's epochs would end within is shrunk to fit, as for --epochs."""
     values = TrainConfig.read_file(path)
     named = values.get("preset")
     known = named if isinstance(named, str) and named in PRESETS else None
     if preset and known and known != preset:
         raise ConfigError(f"{path} names the preset {known!r}, --preset names {preset!r}: drop one of them")
-    if preset:
-        return TrainConfig.load(path, base=get_preset(preset))
+    if preset:  # a file that shortens the run shrinks the preset's warm-up, as --epochs does (the docs audit)
+        base = get_preset(preset)
+        if _outlasts(base, values.get("epochs")) and "warmup" not in values:
+            base.warmup = _shrunk_warmup(base, values["epochs"], f"{Path(path).name}'s epochs =", log)
+        return TrainConfig.load(path, base=base)
     config = TrainConfig.load(path)
     if known:
         recipe, default = PRESETS[known].to_dict(), TrainConfig().to_dict()
@@ -174,6 +174,20 @@ def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
                 f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): they are the defaults, not "
                 f"{known}'s; to start from {known}'s, add --preset {known}")
     return config
+
+
+def _outlasts(config: TrainConfig, epochs) -> bool:
+    """Whether ``config``'s warm-up lasts the whole of a run of ``epochs`` (a valid count)."""
+    valid = isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1  # else validate() says so
+    return valid and 0 < config.warmup >= epochs
+
+
+def _shrunk_warmup(config: TrainConfig, epochs: int, named: str, log) -> float:
+    """The recipe's warm-up at the same share of a run of ``epochs``, with a note saying so."""
+    warmup = config.warmup / config.epochs * epochs
+    log(f"Note: the {config.preset} recipe's {config.warmup:g}-epoch warm-up is as long as {named} {epochs}; "
+        f"using {warmup:.3g} epochs, the same share of the run")
+    return warmup
 
 
 def _refuse_runaway(config: TrainConfig) -> None:
