@@ -87,15 +87,20 @@ def huge_number(value) -> str:
     return ""
 
 
-def names_in_message(names) -> str:
+def names_in_message(names, most: int | None = None) -> str:
     """Names read from a file, for a one-line message: plain words as they are, anything else
-    quoted as JSON and cut to 40 characters, so a made-up name cannot break the line.
+    quoted as JSON and cut to 40 characters, so a made-up name cannot break the line; the first
+    ``most`` of them and "..." when there are more.
 
     >>> names_in_message(["spin", "a\\nb"])
     'spin, "a\\\\nb"'
+    >>> names_in_message(["seed-0", "seed-1", "seed-2"], most=2)
+    'seed-0, seed-1, ...'
     """
-    return ", ".join(name if re.fullmatch(r"[\w.-]{1,40}", name, re.ASCII) else json.dumps(name[:40])
-                     for name in map(str, names))
+    names = list(map(str, names))
+    shown = ", ".join(name if re.fullmatch(r"[\w.-]{1,40}", name, re.ASCII) else json.dumps(name[:40])
+                      for name in names[:most])
+    return shown + (", ..." if most is not None and len(names) > most else "")
 
 
 OS_ERROR_HINTS = {errno.ENOENT: "its folder does not exist and cannot be made there",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError, ScratchnnError
+from .errors import ModelFileError, ScratchnnError, names_in_message
 from .files import atomic_write_bytes, why_unreadable
 from .model import Sequential
 from .model_schema import check_metadata, show
@@ -100,7 +100,7 @@ def resolve_model_path(path) -> Path:
     """Accept a model file or a run folder that contains ``model.safetensors``."""
     path = Path(path)
     if path.is_dir() and not (path / MODEL_FILE).exists() and (members := runs_inside(path)):
-        raise ModelFileError(f"{path} holds the runs {', '.join(members[:4])}{'...' if len(members) > 4 else ''} "
+        raise ModelFileError(f"{path} holds the runs {names_in_message(members, most=4)} "
                              f"(train --seeds), not one model: give one of them ({path / members[0]}); evaluate, "
                              "predict and serve also take the folder, to use them together")
     if path.is_dir():

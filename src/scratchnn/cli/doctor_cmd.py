@@ -163,7 +163,8 @@ def diagnosed(folder: Path):
     if settings is not None and settings.get("doctor") == "off" and not (folder / HEALTH_FILE).exists():
         raise ConfigError(f"{folder} trained with --doctor off, so it recorded no {HEALTH_FILE}; "
                           "train it again with --doctor on to diagnose it")
-    if not (folder / HEALTH_FILE).exists() and _recorded(folder) and "doctor" not in _recorded(folder):
+    recorded = _recorded(folder) if not (folder / HEALTH_FILE).exists() else {}
+    if recorded and "doctor" not in recorded:
         raise ConfigError(f"{folder}: a version from before the doctor (2026-12-03) trained it, so it recorded no "
                           f"{HEALTH_FILE}; to diagnose the run, train it again: scratchnn train --config "
                           f"{folder / CONFIG_FILE}")  # it said "a run folder written by scratchnn train has it"

@@ -25,7 +25,7 @@ from .. import __version__
 from ..data import scale_pixels
 from ..data.augment import Augmentation
 from ..ensemble import check_finished
-from ..errors import ConfigError, DataError, ScratchnnError, ShapeError
+from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message
 from ..fast import inference_net
 from ..doctor.signals import read_metrics_csv
 from ..files import atomic_write_bytes, read_at_most, why_unreadable
@@ -204,7 +204,7 @@ def _load_run(run_dir: Path):
     if not (run_dir / MODEL_FILE).is_file():
         members = runs_inside(run_dir)
         if members:  # train --seeds: each member has its own report
-            raise ConfigError(f"{run_dir} holds the runs {', '.join(members[:4])}{'...' if len(members) > 4 else ''} "
+            raise ConfigError(f"{run_dir} holds the runs {names_in_message(members, most=4)} "
                               f"(train --seeds); report each: scratchnn report {run_dir / members[0]}")
         raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); give a folder made by 'scratchnn train'")
     model, metadata = load(run_dir), read_metadata(run_dir)

@@ -37,7 +37,7 @@ def check_evaluations(config: TrainConfig) -> None:
     """A ConfigError for a run of more evaluations than its checkpoint can list: each adds a row
     to its history, metrics.csv and health.csv (60,000 made a checkpoint too big to write, part-way
     through the run; the long-run audit)."""
-    evaluations = -(-config.epochs // config.eval_every)
+    evaluations = config.evaluations()
     if evaluations > MAX_EVALUATIONS:
         raise ConfigError(f"--epochs {config.epochs} with --eval-every {config.eval_every} makes {evaluations:,} "
                           f"evaluations, and a run keeps at most {MAX_EVALUATIONS:,} (each adds a row to the "

@@ -260,6 +260,10 @@ class TrainConfig:
                  if spec.group == group and spec.summary and getattr(self, name) and spec.applies_here(self)]
         return [word for word in words if word]
 
+    def evaluations(self) -> int:
+        """How many evaluations the run makes: every ``eval_every`` epochs, and at the last."""
+        return -(-self.epochs // self.eval_every)
+
     def applicable(self) -> dict:
         """The options that mean something for this run (no kernel_size for an MLP), as a dict."""
         specs = options_of(type(self))

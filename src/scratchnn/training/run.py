@@ -209,7 +209,8 @@ def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:
         members = sorted(sub for sub in run_dir.iterdir() if (sub / CONFIG_FILE).is_file())
         if members:  # train --seeds before ensemble.toml (2026-12-06): it said "not a run folder" (compatibility audit)
             stopped = [member for member in members if not run_finished(member)]
-            raise ConfigError(f"{run_dir} holds the runs {', '.join(m.name for m in members[:4])} (train --seeds) "
+            raise ConfigError(f"{run_dir} holds the runs {names_in_message((m.name for m in members), most=4)} "
+                              "(train --seeds) "
                               "without the ensemble.toml that lists its seeds (an older version wrote it): "
                               + (f"resume each that stopped: scratchnn train --resume {stopped[0]}" if stopped else
                                  "each has finished, so there is nothing to resume"))

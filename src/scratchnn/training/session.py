@@ -165,7 +165,7 @@ class TrainingSession:
         """The health recorder (a resumed run's rows so far) and the doctor that reads it."""
         if self.config.doctor != "off":
             self.health = HealthRecorder.for_data(self.x_train, earlier_health(self.run_dir, self.checkpoint, self.log),
-                                                  planned=-(-self.config.epochs // self.config.eval_every))
+                                                  planned=self.config.evaluations())
             if self.checkpoint is None:
                 self.health.record_labels(self.y_train, self.model.num_classes)
                 if self.augmentation is not None:
