@@ -285,6 +285,26 @@ def test_memorising_train_accuracy_three_points_above_dev_is_learning_too():
     assert fires_at(gap(above(0.0625 + MEMORISING_GAP)), "memorising") == 2
 
 
+@covers("memorising")
+def test_memorising_needs_a_gap_beyond_the_noise_of_the_counted_images():
+    """The doctor audit: healthy seed runs on 100 training and 100 dev digits were told their
+    labels carried no signal at iteration 2-7 (train 0.19, dev 0.13: 1.2 standard errors; train
+    0.20, dev 0.06: 3), and went on to dev 0.5-0.66. Where the run recorded its counts, the gap
+    must be MEMORISING_Z standard errors; the lab's shuffled labels on 9,000/1,000 digits are 6."""
+    def counted(train_images, dev_images, train_accuracy=0.2, dev_accuracy=0.06):
+        run = memorising(dev_accuracy=dev_accuracy, train_accuracy=train_accuracy)
+        return run.at(0, "model", "train_images", train_images).at(0, "model", "dev_images", dev_images)
+
+    assert fires_at(counted(100, 100), "memorising") is None  # z = 3.0
+    assert fires_at(counted(9000, 1000), "memorising") == thresholds.PERSIST  # z = 14.8
+    assert fires_at(counted(9000, 1000, 0.138, 0.082), "memorising") == thresholds.PERSIST  # the lab: z = 6.0
+    # at exactly MEMORISING_Z the gap is not beyond it: 0.5 and 0.1 on n images each, z = 0.4 / √(0.34 / n)
+    n = thresholds.MEMORISING_Z ** 2 * 0.34 / 0.4 ** 2
+    assert fires_at(counted(n, n, 0.5, 0.1), "memorising") is None
+    assert fires_at(counted(n * 1.01, n * 1.01, 0.5, 0.1), "memorising") == thresholds.PERSIST
+    assert fires_at(memorising(dev_accuracy=0.06, train_accuracy=0.2), "memorising") == thresholds.PERSIST  # no counts
+
+
 def test_memorising_counts_the_first_evaluation_through_the_accuracy_gap():
     run = Run().train([2.5, 2.5], [0.5, 0.5], [2.5, 2.5], [0.1, 0.1])
     assert fires_at(run, "memorising") == 1

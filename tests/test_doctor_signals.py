@@ -380,6 +380,22 @@ def test_a_learners_seed_loop_records_what_health_recorder_records():
     assert [f.id for f in diagnose(metrics, log.rows)] == [f.id for f in diagnose(metrics, recorder.rows)]
 
 
+def test_the_counts_of_images_are_recorded_by_fit_and_by_a_learners_log():
+    """train_images and dev_images: what the memorising rule weighs a gap against."""
+    rng = np.random.default_rng(5)
+    x, y = rng.random((96, 64)), rng.integers(0, 10, 96)
+    health = HealthRecorder.for_data(x)
+    fit(Sequential([Dense(64, 10), ReLU(), Dense(10, 10)]), SGD(0.1), x[:80], y[:80], epochs=1,
+        x_dev=x[80:], y_dev=y[80:], health=health)
+    counts = {r.signal: r.value for r in health.rows if r.epoch == 0 and r.signal.endswith("_images")}
+    assert counts == {"train_images": 80, "dev_images": 16}
+    log = HealthLog()
+    log.labels(y[:80])
+    assert not [r for r in log.rows if r.signal.endswith("_images")]  # no dev set named: no counts
+    log.labels(y[:80], dev_images=16)
+    assert {r.signal: r.value for r in log.rows if r.signal.endswith("_images")} == counts
+
+
 # --- fit: the fast path records the textbook path's health ----------------------------------
 @pytest.mark.parametrize("optimizer, batch_size", [(lambda: SGD(0.1), 0), (lambda: Adam(1e-2), 16)])
 def test_fit_records_the_same_health_on_the_fast_and_textbook_paths(optimizer, batch_size):

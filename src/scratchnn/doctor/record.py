@@ -52,10 +52,14 @@ class HealthLog:
         self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
                                  "input_mean": np.mean(x, dtype=np.float64)})
 
-    def labels(self, labels: np.ndarray) -> None:
+    def labels(self, labels: np.ndarray, dev_images: int | None = None) -> None:
         """Before training: every training label (N,); the doctor checks that they cover the
-        network's classes evenly (``label_classes``, ``top_label_share``, ``least_label_share``)."""
+        network's classes evenly (``label_classes``, ``top_label_share``, ``least_label_share``).
+        Given the number of ``dev_images`` too, it weighs a train-dev gap against the noise of
+        sets that small (``train_images``, ``dev_images``)."""
         self._add(0, MODEL, label_balance(labels, self.classes))
+        if dev_images is not None:
+            self._add(0, MODEL, {"train_images": np.asarray(labels).size, "dev_images": dev_images})
 
     def augmentation(self, x: np.ndarray, labels: np.ndarray, x_augmented: np.ndarray) -> None:
         """Before training, if you augment: sampled images, their labels and the same images

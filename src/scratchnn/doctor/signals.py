@@ -26,6 +26,8 @@ model  ``label_classes``, ``top_label_share``, ``least_label_share``  at epoch 0
 model  ``template_accuracy``, ``augmented_template_accuracy``  with augmentation, at epoch 0:
                            the share of sampled training images a nearest-class-mean template
                            reads right as they are, and after the run's augmentation
+model  ``train_images``, ``dev_images``  at epoch 0: how many images the train and dev
+                           accuracies count (what tells a gap from the noise of a small set)
 model  ``health_every``    at epoch 0, for a run long enough to need it: the health of one
                            evaluation in this many is recorded (health.csv stays under 250,000 rows)
 weights ``weight_rms``     √mean(W²) of a layer's weight (W of Dense and Conv2D)
@@ -80,7 +82,7 @@ MAX_LABEL = 100
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
                  "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share",
                  "least_label_share", "template_accuracy", "augmented_template_accuracy",
-                 "health_every")
+                 "health_every", "train_images", "dev_images")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
 SIGNALS = MODEL_SIGNALS + WEIGHT_SIGNALS + ACTIVATION_SIGNALS

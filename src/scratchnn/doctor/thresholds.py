@@ -32,7 +32,10 @@ CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 CHANCE_FALL = 0.01       # ... unless the loss fell by more than this share since the evaluation before: the seed
                          # network evaluated every iteration passes through the band at 1.3-3% an iteration
 PERSIST = 2              # evaluations a condition must hold in a row (one is noise)
-MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance
+MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance ...
+MEMORISING_Z = 4.0       # ... and this many standard errors above it, where the counts are known (the lab's
+                         # shuffled labels on 9,000/1,000 digits: 5.7-6 at epochs 2-3; healthy runs on 100/100
+                         # digits: up to 3.5 in their first iterations)
 SANE_WEIGHTS = 1e6       # weight RMS below this: finite weights that give finite logits
 OSCILLATION = 1.2        # a train loss back over this many times its lowest: climbing
 LOSS_NOISE = 0.1         # ... and more than this (nats) above it: a nearly fitted network's loss of

@@ -140,7 +140,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                  on_batch_end, stop_requested)
     _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * loop.batches)
     if health is not None and start_epoch == 0:
-        health.record(model, 0, optimizer.steps, steps_per_epoch=loop.batches)
+        health.record(model, 0, optimizer.steps, steps_per_epoch=loop.batches, images=(len(x_train), len(x_dev)))
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught (learning_step), not warned
         for epoch in range(start_epoch + 1, epochs + 1):

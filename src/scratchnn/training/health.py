@@ -81,9 +81,11 @@ class HealthRecorder:
         return last or evaluation % self.every == 0
 
     # --- an evaluation ---------------------------------------------------------------------
-    def record(self, model: Sequential, epoch: int, steps: int, steps_per_epoch: int | None = None) -> list[Row]:
+    def record(self, model: Sequential, epoch: int, steps: int, steps_per_epoch: int | None = None,
+               images: tuple[int, int] | None = None) -> list[Row]:
         """Measure the network now (after ``steps`` optimizer steps; at epoch 0 also how many an
-        epoch takes, if given); return the new rows."""
+        epoch takes and how many ``images`` (train, dev) the accuracies count, if given); return
+        the new rows."""
         new = [Row(epoch, layer, signal, value) for layer, signal, value in self._step_rows]
         self._step_rows = []
         x = self.x_sample
@@ -93,6 +95,8 @@ class HealthRecorder:
             model_rows["classes"] = model.num_classes
             if steps_per_epoch is not None:
                 model_rows["steps_per_epoch"] = steps_per_epoch
+            if images is not None:
+                model_rows["train_images"], model_rows["dev_images"] = images
         labels = dict(layer_labels(model))
         logits = None
         for index, layer, y in model.forward_steps(x):
