@@ -9,6 +9,7 @@ from scratchnn.training.blas_threads import busy_machine_note, crowding_note
 
 @pytest.mark.parametrize("threads, load, cores, noted", [
     (2, 0.2, 2, False),   # an idle machine
+    (2, 0.6, 2, False),   # the docs audit's: less than a core's worth, some of it this run's own start
     (2, 1.0, 2, True),    # one other busy process: one of our two threads shares its core
     (1, 8.0, 2, False),   # one thread never spins waiting for another
     (4, 2.0, 8, False),   # enough idle cores for every thread

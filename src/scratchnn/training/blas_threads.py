@@ -91,16 +91,18 @@ turns on them, each spinning while it waits for the others, which makes training
 
 def crowding_note(threads: int, load: float, cores: int) -> str | None:
     """The note for ``threads`` BLAS threads on ``cores`` cores with a 1-minute load average
-    ``load`` (runnable processes, ours included), or None when the threads fit.
+    ``load`` (runnable processes, ours included), or None when the threads fit: busy is other
+    work taking a whole core of those the threads need (a load of 0.6 on 2 cores, part of it
+    this run's own start, was called busy when half a core was the margin).
 
-    >>> crowding_note(2, 0.3, 2) is None
-    True
+    >>> crowding_note(2, 0.6, 2) is None, crowding_note(2, 1.0, 2) is None
+    (True, False)
     >>> print(crowding_note(2, 2.4, 2))
     Note: this machine is busy (load average 2.4 on 2 cores) and the matrix products use 2 threads; \
 they spin while they wait for a shared core, which can make training many times slower. If epochs \
 crawl, stop and start again with --threads 1.
     """
-    if threads <= 1 or load + threads <= cores + 0.5:
+    if threads <= 1 or load + threads < cores + 1:
         return None
     return (f"Note: this machine is busy (load average {load:.1f} on {cores} cores) and the matrix products "
             f"use {threads} threads; they spin while they wait for a shared core, which can make training "
