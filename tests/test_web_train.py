@@ -211,6 +211,9 @@ def test_a_run_streams_its_story_refuses_a_second_and_is_not_served_when_the_doc
     assert [i for i, _ in replay] == [i for i, _ in events]
     after = events_until_over(client, headers={"Last-Event-ID": events[5][0]})
     assert [i for i, _ in after] == [i for i, _ in events[6:]]
+    run_id, _, last = events[-1][0].partition(":")  # one past the last sent: only a forged id; everything again
+    forged = events_until_over(client, headers={"Last-Event-ID": f"{run_id}:{int(last) + 1}"})
+    assert [i for i, _ in forged] == [i for i, _ in events]
 
 
 def test_notes_scratchnn_train_would_print_reach_the_page_not_the_servers_terminal(client, runs, capsys):

@@ -257,9 +257,10 @@ class TrainingManager:
     # --- what the page reads ---------------------------------------------------------------------
     def events_after(self, run_id: int, seq: int) -> tuple[int, list[tuple[int, dict]], bool]:
         """(current run id, [(seq, event)] after ``seq`` of run ``run_id`` (all of them for another
-        run), whether the run is over)."""
+        run, or past the last one sent: no browser saw that one, and it would wait silently for
+        the events up to it), whether the run is over)."""
         with self._lock:
-            start = seq if run_id == self.run_id else 0
+            start = seq if run_id == self.run_id and seq <= len(self._events) else 0
             found = [(i + 1, event) for i, event in enumerate(self._events[start:], start) if event is not None]
             over = self.state["status"] not in ACTIVE and not self._draining  # the report's lines come last
             return self.run_id, found, over or self._closing
