@@ -99,9 +99,8 @@ class RunFolders:
         if entry["problem"]:
             return clean({**entry, "has_model": False})
         try:
-            config = TrainConfig.load(path / RUN_CONFIG)  # bounded: MAX_CONFIG_BYTES
-            applicable = public_config(config)
-            entry.update(preset=config.preset, config=applicable,
+            preset, applicable = self._once("config", path, (path / RUN_CONFIG,), lambda: _settings(path))
+            entry.update(preset=preset, config=applicable,
                          settings={k: applicable[k] for k in KEY_SETTINGS if k in applicable})
             if entry["has_model"]:
                 model = path / MODEL_FILE  # verified whole (20 ms for cnn-best): once per version of the file
@@ -154,6 +153,12 @@ class RunFolders:
         with self._lock:
             self._cache[(what, path.name)] = (version, value)
         return value
+
+
+def _settings(path: Path) -> tuple[str, dict]:
+    """A run folder's preset and ``public_config`` (its config.toml read bounded: MAX_CONFIG_BYTES)."""
+    config = TrainConfig.load(path / RUN_CONFIG)
+    return config.preset, public_config(config)
 
 
 def public_config(config: TrainConfig) -> dict:
