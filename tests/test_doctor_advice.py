@@ -143,9 +143,11 @@ def overfit(**values):
 def test_overfitting_names_the_best_epoch_and_only_the_cures_not_in_use():
     bare = overfit(patience=0, dropout=0.0, weight_decay=0.0, augment=False)
     assert bare == ("--patience 5 (early stopping, the best weights kept), --dropout 0.2 (now 0), --weight-decay "
-                    "0.01 (now 0), --augment or fewer epochs (the dev loss was lowest at epoch 2: --epochs 2)")
+                    "0.01 (now 0), --augment or fewer epochs (dev accuracy was best at epoch 2: --epochs 2)")
     used = overfit(patience=5, dropout=0.5, weight_decay=0.01, augment=True)
-    assert used == "--weight-decay 0.03 (now 0.01) or fewer epochs (the dev loss was lowest at epoch 2: --epochs 2)"
+    assert used == "--weight-decay 0.03 (now 0.01) or fewer epochs (dev accuracy was best at epoch 2: --epochs 2)"
+    # the doctor audit: a full-batch run's fix said "epoch" where its finding said "iteration"
+    assert overfit(batch_size=0).endswith("(dev accuracy was best at iteration 2: --epochs 2)")
 
 
 def underfit(**values):

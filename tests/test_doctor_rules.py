@@ -463,6 +463,23 @@ def test_one_class_does_not_count_the_untrained_network():
     assert fires_at(run, "one-class") is None  # epoch 0 is before training started
 
 
+
+@covers("one-class")
+def test_one_class_allows_the_commonest_labels_share_and_five_ninths_of_the_rest():
+    """The doctor audit: 3 classes whose labels are 80% ones, the network answering 1 for 79% of
+    them at dev 0.986, was an error (and `--doctor strict` stopped it); so was a 2-class network
+    at 70% of its predictions in its second iteration."""
+    def shares(values, labels=None):
+        run = Run(classes=3 if labels == 0.8 else 2).model("top_class_share", values).model("top_class", [1] * 4)
+        return run if labels is None else run.at(0, "model", "top_label_share", labels)
+
+    assert fires_at(shares([0.5, 0.79, 0.79, 0.79], labels=0.8), "one-class") is None  # limit 0.8 + 0.2 * 5/9
+    assert fires_at(shares([0.5, 0.92, 0.92, 0.92], labels=0.8), "one-class") == 2
+    assert fires_at(shares([0.5, 0.875, 0.773, 0.70], labels=0.54), "one-class") is None  # limit 0.796
+    assert fires_at(shares([0.5, 0.875, 0.8, 0.70], labels=0.54), "one-class") == 2
+    assert fires_at(shares([0.5, 0.77, 0.77, 0.77]), "one-class") is None  # 2 classes, labels not recorded: 0.78
+    assert fires_at(shares([0.5, 0.78, 0.78, 0.78]), "one-class") == 2
+
 # --- lr-too-high --------------------------------------------------------------------------
 def updates(ratios, layer: str = "0.Dense") -> Run:
     return Run().signal(layer, "update_ratio", ratios).signal("2.Dense", "update_ratio", [1e-3] * len(ratios))
@@ -501,6 +518,15 @@ def test_lr_too_high_quotes_the_largest_step_not_a_smaller_one_where_the_loss_st
     ratios = [1e-3, 0.25, 0.2, 0.09, 1e-3]
     message = updates(ratios).train([2.3, 1.7, 1.2, 1.25, 0.9]).finding("lr-too-high").message
     assert message.startswith("one step changed 0.Dense's weights by 25% of their size"), message
+
+
+
+@covers("lr-too-high")
+def test_lr_too_high_later_quotes_a_later_step_not_the_first_one_judged_alone():
+    """The doctor audit: "by 20% of their size" at epoch 9 was the first step (within its own 50%
+    limit); the steps that held past 10% were 12-15%."""
+    message = updates([0.2, 0.12, 0.15, 0.13]).train([2.3, 1.7, 1.69, 1.7]).finding("lr-too-high").message
+    assert message.startswith("one step changed 0.Dense's weights by 15% of their size"), message
 
 
 @covers("lr-too-high")
@@ -766,6 +792,18 @@ def test_chance_loss_uses_the_recorded_number_of_classes():
     assert fires_at(Run(classes=10).train([1.0] * STREAK3, [0.12] * STREAK3), "chance-loss") is None
 
 
+
+@covers("chance-loss")
+def test_chance_loss_is_not_judged_while_a_warm_up_raises_the_learning_rate():
+    """The doctor audit: the seed network warming up over 100 iterations, its loss falling 0.14%, 0.28%,
+    0.41% an iteration, was told at iteration 4 that something upstream stopped it; it reached 0.726."""
+    losses = [3.19, 3.186, 3.181, 3.176, 3.17, 3.165, 3.16, 3.155]
+    warming = at_chance(losses)
+    for row, lr in zip(warming.metrics, [1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 5e-3, 5e-3, 5e-3]):
+        row["lr"] = lr
+    assert fires_at(warming, "chance-loss") == 7  # three evaluations at the full rate: 5, 6, 7
+    assert fires_at(at_chance(losses), "chance-loss") == 3  # no lr recorded: as before
+
 # --- overfitting --------------------------------------------------------------------------
 def overfit(dev_losses, train_losses=(1.0, 0.9, 0.8, 0.7), train_accuracies=(0.8, 0.85, 0.9, 0.95),
             dev_accuracy: float = 0.8) -> Run:
@@ -828,6 +866,24 @@ def test_overfitting_ignores_evaluations_without_a_dev_loss():
         row["epoch"] = later
     assert fires_at(run, "overfitting") == 4
 
+
+
+@covers("overfitting")
+def test_overfitting_is_not_a_dev_loss_rising_while_dev_accuracy_rises_beyond_its_noise():
+    """The doctor audit: full-batch Adam on 500 digits, lowest dev loss at 0.839, warned at 0.862 with
+    "--epochs 12" (2.5 points worse). With the run's dev_images, a rise past OVERFIT_Z standard errors is
+    reading more digits right, not getting worse on them."""
+    def run(accuracies, dev_images=None):
+        rows = overfit([1.0, 1.02, 1.05, 1.2], dev_accuracy=0.0)
+        for row, accuracy in zip(rows.metrics, accuracies):
+            row["dev_accuracy"] = accuracy
+        return rows if dev_images is None else rows.at(0, "model", "dev_images", dev_images)
+
+    rising = [0.70, 0.72, 0.73, 0.75]  # 0.05 above 0.70: 2.4 standard errors on 1,000 digits, 0.8 on 100
+    assert fires_at(run(rising, 1000), "overfitting") is None
+    assert fires_at(run(rising, 100), "overfitting") == 3
+    assert fires_at(run(rising), "overfitting") == 3  # the count unknown: as before
+    assert fires_at(run([0.70, 0.70, 0.69, 0.70], 1000), "overfitting") == 3
 
 # --- underfitting -------------------------------------------------------------------------
 def plateau(accuracies) -> Run:

@@ -26,7 +26,9 @@ SLOW_UPDATE = 5e-4       # ... below this at the run's full rate while train acc
                          # until it passes 0.8, and 80 audited runs that learn at 0.8x-1x: above 7e-4)
 STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
 DEAD = 0.5               # share of a ReLU layer's units that never fired
-ONE_CLASS = 0.6          # share of predictions taken by one class
+ONE_CLASS = 0.6          # share of predictions taken by one class (ten even classes; memorising's "varied")
+ONE_CLASS_REST = 5 / 9   # ... in general the commonest label's share and this much of the rest: 0.6 for ten
+                         # even classes, 0.78 for two, 0.91 for three whose labels are 80% one class
 CHANCE_BAND = 0.1        # train loss within ±10% of ln C (or above it and still) ...
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 CHANCE_FALL = 0.01       # ... unless the loss fell by more than this share since the evaluation before: the seed
@@ -46,6 +48,7 @@ OVERFIT_RISE = 1.1       # dev loss this many times its lowest, after rising thr
 OVERFIT_NOISE = 0.01     # ... and more than this (nats) above it: one digit whose loss goes from 2 to 6 adds
                          # 0.004 to the mean over 1,000, so a smaller rise is a few confident mistakes growing
                          # surer (cnn-best's dev loss 0.022 -> 0.026 over its last epochs, accuracy steady)
+OVERFIT_Z = 2.0          # ... unless the dev accuracy is this many standard errors above its value at the lowest loss
 GAP = 0.1                # train accuracy this far above dev accuracy at two evaluations in a row, while
                          # dev rose by less than UNDERFIT_PLATEAU over three: fitting what does not carry over
                          # (200 training digits: train 1.000, dev 0.84; the presets: under 0.03)
