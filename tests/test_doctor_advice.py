@@ -388,5 +388,15 @@ def test_lopsided_labels_from_a_tiny_train_size_are_told_to_take_more_images():
     health = [(0, "model", "classes", 10), (0, "model", "label_classes", 8), (0, "model", "top_label_share", 0.2)]
     tiny = finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=20)
     assert tiny.fix.startswith("--train-size 200 or more, or 0 for all (now 20: too few images for 10 classes")
-    assert finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=0).fix == general("lopsided-labels")
-    assert finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=5000).fix == general("lopsided-labels")
+    named = finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=5000, class_names=["a"] * 10)
+    assert named.fix == general("lopsided-labels")
+
+
+def test_lopsided_labels_of_data_with_fewer_classes_names_class_names():
+    """The doctor audit: a CSV of the digits 0 and 1 trained a 10-output network; the fix never named
+    --class-names, the one way to give it two outputs."""
+    health = [(0, "model", "classes", 10), (0, "model", "label_classes", 2), (0, "model", "top_label_share", 0.54)]
+    for size in (0, 5000):
+        assert finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=size).fix == (
+            "if the data has only these 2 classes, labelled 0 to 1, name them and the network gets that many outputs: "
+            "--class-names zero,one (one name a label); else check that --csv (or --labels) is the right file")

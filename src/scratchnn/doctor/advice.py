@@ -380,12 +380,20 @@ def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
 
 @fits("lopsided-labels")
 def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
-    """A --train-size too small for every class to get its share, before the file (--train-size 20)."""
+    """A --train-size too small for every class to get its share, before the file (--train-size 20);
+    for data that holds fewer classes than the network has, --class-names, which sizes the network
+    to them (a CSV of the digits 0 and 1 got ten outputs, the doctor audit)."""
     size, enough = settings.get("train_size"), 20 * run.classes
-    if not size or size >= enough:
+    if size and size < enough:
+        return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} "
+                "classes each to get a share); if it persists, check that --csv (or --labels) is the right file")
+    held = run.value("label_classes", epoch=0)
+    if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
         return None
-    return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} classes "
-            "each to get a share); if it persists, check that --csv (or --labels) is the right file")
+    names = ",".join(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"][:max(2, int(held))])
+    return (f"if the data has only these {int(held)} classes, labelled 0 to {int(held) - 1}, name them and the network "
+            f"gets that many outputs: --class-names {names} (one name a label); else check that --csv (or --labels) "
+            "is the right file")
 
 
 @fits("unreadable-augmentation")
