@@ -422,3 +422,25 @@ def test_past_its_first_evaluations_a_long_run_checkpoints_as_often_as_writing_a
     resume_run(tmp_path / "held", log=quiet, progress=False)
     whole, held = (read_tensors(tmp_path / name / MODEL_FILE)[0] for name in ("whole", "held"))
     assert all(np.array_equal(whole[name], held[name]) for name in whole)
+
+
+def test_a_checkpoint_is_written_after_the_health_rows_it_resumes_with(tmp_path, digits, monkeypatch):
+    """The crash audit: SIGKILL between a checkpoint and health.csv left the checkpoint of epoch N
+    beside a table ending at the checkpoint before, and the resumed run never recorded the epochs
+    between. When the checkpoint of epoch N is written, the table holds epoch N's rows."""
+    from scratchnn.training import session
+    from scratchnn.doctor.signals import read_health_csv
+
+    written = session.save_checkpoint
+    seen = []
+
+    def checked(path, **state):
+        epoch = len(state["history"]) and state["history"][-1].epoch
+        table = path.parent / "health.csv"
+        seen.append((epoch, table.exists() and max(r.epoch for r in read_health_csv(table))))
+        return written(path, **state)
+
+    monkeypatch.setattr(session, "save_checkpoint", checked)
+    train_run(small_config(digits, epochs=3, threads=1), tmp_path / "run", log=quiet, progress=False)
+    assert [epoch for epoch, _ in seen if epoch] == [1, 2, 3, 3]  # each evaluation, then the finished run
+    assert all(last == epoch for epoch, last in seen if epoch), seen

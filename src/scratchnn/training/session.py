@@ -191,12 +191,15 @@ class TrainingSession:
         return self.evaluations <= ALWAYS_SAVED or waited >= SAVE_SHARE * self._save_seconds
 
     def save_state(self, finished: bool = False) -> None:
-        """The checkpoint --resume continues from, and health.csv as far as it goes."""
+        """health.csv as far as it goes, then the checkpoint --resume continues from. In this
+        order a kill between the two leaves rows past the last checkpoint, which --resume drops
+        (earlier_health); in the other, it lost the rows between the last two checkpoints for
+        good (the crash audit: iterations 11-20 of a resumed seed run)."""
+        self._write_health()
         save_checkpoint(self.run_dir / CHECKPOINT_FILE, model=self.model, optimizer=self.optimizer,
                         schedule=self.schedule, early_stopping=self.stopping, generators=self.gens,
                         history=self.history, augmentation=self.augmentation, finished=finished,
                         config=self.config.to_dict())  # what --resume holds an edited config.toml to
-        self._write_health()
 
     def _write_health(self) -> None:
         if self.health is not None:
