@@ -24,7 +24,9 @@ from scratchnn.training.config import TrainConfig  # noqa: E402
 from scratchnn.training.run import train_run  # noqa: E402
 from scratchnn.web.app import create_app  # noqa: E402
 from scratchnn.web.train_setup import TrainSetup  # noqa: E402
-from scratchnn.web.train_worker import Watcher, first_layer_images, without_folders  # noqa: E402
+from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint  # noqa: E402
+from scratchnn.training.run import resume_run  # noqa: E402
+from scratchnn.web.train_worker import Watcher, _train_and_report, first_layer_images, without_folders  # noqa: E402
 from scratchnn.web.training import TrainLimits  # noqa: E402
 
 LOCAL = "http://localhost"
@@ -635,7 +637,8 @@ def test_ctrl_c_in_the_servers_terminal_stops_the_run_saves_its_model_and_says_s
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training process in /proc (Linux)")
 def test_a_server_killed_outright_leaves_no_training_process_behind(runs, tmp_path):
     """The web audit: after kill -9 of the server (or the out-of-memory killer), its training process
-    trained on to the end for nobody, then hung forever on the queue nobody read."""
+    trained on to the end for nobody, then hung forever on the queue nobody read. `train --resume`
+    completes its run."""
     import signal
 
     serve, run = serving_a_run(runs, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -650,7 +653,10 @@ def test_a_server_killed_outright_leaves_no_training_process_behind(runs, tmp_pa
         while _running(worker) and time.monotonic() < ended:
             time.sleep(0.2)
         assert not _running(worker), "the training process outlived its server"
-        assert (tmp_path / run / "model.safetensors").is_file()  # stopped as with Stop: its model is saved
+        # stopped as Ctrl+C stops `scratchnn train` (the crash audit: saved as with Stop, it was marked finished
+        # part-way, and --resume could not complete it): its last checkpoint kept, to go on from
+        assert not load_checkpoint(tmp_path / run / CHECKPOINT_FILE).metadata.get("finished")
+        assert resume_run(tmp_path / run, log=lambda line: None, progress=False).model_path.is_file()
     finally:
         if serve.poll() is None:
             serve.kill()
@@ -707,3 +713,21 @@ def test_a_restarted_servers_runs_do_not_reuse_the_run_ids_of_the_last_one(runs)
             ids.append(served.app.state.training.run_id)
         time.sleep(0.002)
     assert ids[1] > ids[0] > 1_000_000
+
+
+def test_a_worker_whose_server_is_gone_stops_as_ctrl_c_does_and_leaves_the_run_to_resume(shared_dir, runs, tmp_path):
+    """The crash audit: a server killed while its worker started left a worker that took init for
+    its server, trained every epoch for nobody and then hung; one killed mid-run had its run
+    marked finished at epoch 22 of 30, which --resume could not complete. The worker is given the
+    server's id, and a gone server ends the run as Ctrl+C does: its last checkpoint kept."""
+    assert Watcher(queue.Queue(), threading.Event(), threading.Event(), 600, server=os.getppid()).server_gone() is False
+    gone = Watcher(queue.Queue(), threading.Event(), threading.Event(), 600, server=-1)  # not this process's parent
+    assert gone.server_gone()
+    config = TrainConfig(preset="mlp", epochs=3, train_size=300, csv=str(small_csv(shared_dir, runs.parent)))
+    _train_and_report(gone, config.to_dict(), str(tmp_path / "run"), 4.0)
+    kinds = {gone.events.get()["type"] for _ in range(gone.events.qsize())}
+    assert "done" not in kinds and "error" not in kinds, kinds
+    assert not load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).metadata.get("finished")
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    result = resume_run(tmp_path / "run", log=lambda line: None, progress=False)
+    assert result.history[-1].epoch == 3 and load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).metadata["finished"]

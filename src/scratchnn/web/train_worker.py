@@ -45,7 +45,7 @@ NOTE = "Note: "  # how a line the user should read starts (a warm-up shrunk, a b
 
 
 def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float, max_memory: float = 4.0,
-               shutdown=None) -> None:
+               shutdown=None, server: int | None = None) -> None:
     """Train ``config`` (TrainConfig fields) into ``run_dir``, putting events on ``events``.
 
     ``stop`` and ``pause`` are multiprocessing Events: stop ends training after the current batch
@@ -55,13 +55,13 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     10 s a container manager waits before SIGKILL; the soak audit). Training also stops after
     ``max_seconds`` of wall time (pauses included: a paused run still holds the server's one
     training slot), and a run that needs more than ``max_memory`` GB (at least:
-    training/memory.py) does not start.
+    training/memory.py) does not start. ``server``: the server's process id (Watcher.server_gone).
     """
     # Ctrl+C in the server's terminal reaches this process too: the server stops the run through
     # ``stop`` (its model is saved), so here it would only print a traceback and lose the model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_blas_threads()
-    watcher = Watcher(events, stop, pause, max_seconds)
+    watcher = Watcher(events, stop, pause, max_seconds, server)
     try:
         _train_and_report(watcher, config, run_dir, max_memory, shutdown)
     finally:
@@ -83,6 +83,10 @@ def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: 
                            on_setup=watcher.setup,
                            memory_cap=(int(max_memory * 1e9), "scratchnn serve --max-train-memory"),
                            image_shape=((IMAGE_SIDE, IMAGE_SIDE), "the page draws and serves 28x28 images only"))
+    except KeyboardInterrupt:  # only ServerGone: the worker ignores SIGINT
+        if not watcher.server_gone():
+            raise
+        return  # like Ctrl+C in a terminal: the last checkpoint is kept, for `scratchnn train --resume`
     except ScratchnnError as error:
         events.put({"type": "error", "detail": _one_line(str(error))})
     except Exception as error:  # noqa: BLE001 - anything else still ends as one line for the page
@@ -111,16 +115,24 @@ def _write_report(run_dir: Path, log) -> None:
         log(_one_line(f"no report.html: {error} (draw it later with: scratchnn report RUN)"))
 
 
+class ServerGone(KeyboardInterrupt):
+    """The server that started the worker ended without stopping it (kill -9, the out-of-memory
+    killer): training stops as Ctrl+C stops `scratchnn train`."""
+
+
 class Watcher:
     """train_run's hooks, turned into throttled events."""
 
-    def __init__(self, events, stop, pause, max_seconds: float):
+    def __init__(self, events, stop, pause, max_seconds: float, server: int | None = None):
         self.events, self.stop, self.pause, self.max_seconds = events, stop, pause, max_seconds
         self.start, self.paused = time.monotonic(), 0.0  # paused: seconds spent paused so far
         self.last_batch = self.last_picture = -math.inf
         self.model = self.x_dev = self.y_dev = None
         self.stopped = ""
-        self.server = os.getppid()
+        # the server's id, as the server gave it: the parent this process finds once started is
+        # already init's when the server was killed while it started (the crash audit: a worker
+        # trained 15 epochs for nobody, then hung, holding 200 MB)
+        self.server = os.getppid() if server is None else server
 
     def log(self, line: str) -> None:
         self.events.put(note_event(line) if line.startswith(NOTE) else {"type": "log", "line": without_folders(line)})
@@ -167,13 +179,17 @@ class Watcher:
         return os.getppid() != self.server
 
     def stop_requested(self) -> bool:
+        """Whether training should stop after this batch (asked, or out of time); ServerGone
+        when the server is gone: the run then ends as Ctrl+C ends it in a terminal, its last
+        checkpoint kept and not marked finished, so `scratchnn train --resume` completes it (a
+        run stopped as asked was finished at epoch 22 of 30, and could not be)."""
         paused_at = time.monotonic()
         while self.pause.is_set() and not self.stop.is_set() and not self._out_of_time() and not self.server_gone():
             time.sleep(0.05)
         self.paused += time.monotonic() - paused_at  # the page's "s left" counts training time only
         if self.server_gone():
-            self.stopped = self.stopped or "server gone"
-        elif self.stop.is_set():
+            raise ServerGone
+        if self.stop.is_set():
             self.stopped = self.stopped or "asked"
         elif self._out_of_time():
             if not self.stopped:

@@ -159,7 +159,7 @@ class TrainingManager:
                                                                context.Event())
             self._process = context.Process(target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
                                             args=(config.to_dict(), str(run_dir), events, self._stop, self._pause,
-                                                  self.limits.seconds, self.limits.memory, self._shutdown))
+                                                  self.limits.seconds, self.limits.memory, self._shutdown, os.getpid()))
             _spawn_with_threads(self._process, BLAS_THREADS)
             self.run_id += 1
             self._events = []
