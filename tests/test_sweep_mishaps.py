@@ -93,6 +93,23 @@ def test_a_sweep_that_cannot_start_leaves_no_folder_behind(tmp_path):
         assert not (tmp_path / "s").exists()
 
 
+def test_a_sweep_killed_before_it_made_its_study_is_resumed(shared_dir, tmp_path):
+    """The crash audit: SIGKILL in the second of start-up between sweep.json and the study left a
+    folder whose --resume said 'start a new sweep' and whose command again 'continue it with
+    --resume'. No trial ran (no trials/ folder): --resume makes the study and runs the sweep."""
+    from scratchnn.training.presets import get_preset
+    from scratchnn.tune.sweep import start_sweep
+
+    base = get_preset("mlp")
+    base.csv = str(write_digits(shared_dir, tmp_path / "d.csv", 1200))
+    base.dev_size, base.epochs, base.hidden = 500, 2, [32]
+    start_sweep(tmp_path / "s", parse_space(SPACE, "space.toml"), base, 1)  # what the command had done when killed
+    done = scratchnn("sweep", "--resume", tmp_path / "s", "--workers", 1, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "had not started a trial when it was stopped; starting it" in done.stdout
+    assert (tmp_path / "s" / "best.toml").is_file()
+
+
 @pytest.mark.parametrize("name", ["dev_size", "split_seed", "seed", "threads"])
 def test_options_whose_search_compares_nothing_are_refused(name):
     with pytest.raises(ConfigError, match=rf"line 1: {name} cannot be searched: "):

@@ -192,16 +192,21 @@ def make_pruner() -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
 
 
-def open_study(storage, seed: int, create: bool = False, name: str = STUDY_NAME) -> optuna.Study:
+def open_study(storage, seed: int, create: bool = False, name: str = STUDY_NAME,
+               missing_ok: bool = False) -> optuna.Study:
     """The sweep's study in ``storage``; TPE's seed moves on with the trials already asked for,
-    so a resumed sweep does not propose the first trials again."""
+    so a resumed sweep does not propose the first trials again. ``missing_ok``: a study not in
+    the storage is made, as a first start makes it (a sweep killed before it made its study)."""
     if create:
         return optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                    sampler=optuna.samplers.TPESampler(seed=sampler_seed(seed)), pruner=make_pruner())
     try:
         asked = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
     except KeyError:
-        raise ConfigError("the sweep's study is not in its storage; start a new sweep") from None
+        if missing_ok:
+            return open_study(storage, seed, create=True, name=name)
+        raise ConfigError("the sweep's study is not in its storage, though trials ran (its trials/ folder): "
+                          "start a new sweep with another --out") from None
     return optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(),
                              sampler=optuna.samplers.TPESampler(seed=sampler_seed(seed, asked)))
 
