@@ -315,3 +315,21 @@ def test_a_device_or_a_pipe_is_refused_not_replaced_directly_or_through_a_link(t
             atomic_write_bytes(target, b"x")
     assert stat.S_ISFIFO(pipe.lstat().st_mode) and (tmp_path / "link").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "pipe"]  # never /dev/null itself: a regression
+
+
+def test_a_write_removes_what_killed_writes_of_the_same_file_left_long_ago(tmp_path):
+    """The crash audit: SIGKILL mid-write leaves `.NAME.xxxxxxxx.tmp` beside the file (predict
+    --submission, io.save: five piled up after ten kills). The next write of that file removes
+    those untouched for STALE_WRITE; a live one (recent), another file's, a folder or a link stay."""
+    old, recent = tmp_path / ".out.csv.ab_c1234.tmp", tmp_path / ".out.csv.zz99zz99.tmp"
+    others = [tmp_path / ".other.csv.ab_c1234.tmp", tmp_path / ".out.csv.ab_c1234.tmp.keep"]
+    for path in (old, recent, *others):
+        path.write_bytes(b"half a file")
+    (tmp_path / ".out.csv.dir12345.tmp").mkdir()
+    (tmp_path / ".out.csv.link1234.tmp").symlink_to(tmp_path / ".other.csv.ab_c1234.tmp")
+    long_ago = os.stat(old).st_mtime - files.STALE_WRITE - 1
+    for path in (old, *others, tmp_path / ".out.csv.dir12345.tmp"):
+        os.utime(path, (long_ago, long_ago))
+    atomic_write_bytes(tmp_path / "out.csv", b"ImageId,Label\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["out.csv", recent.name, *(p.name for p in others), ".out.csv.dir12345.tmp", ".out.csv.link1234.tmp"])

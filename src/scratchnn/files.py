@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import errno
 import os
+import re
 import socket
 import stat
 import tempfile
@@ -23,6 +24,7 @@ WINDOWS = os.name == "nt"
 # Windows refuses to rename onto a file another program has open (a spreadsheet showing
 # metrics.csv, a virus scan, the page's Runs tab reading it): most let go within moments
 REPLACE_TRIES, REPLACE_WAIT = 10, 0.05
+STALE_WRITE = 600.0  # seconds: a write takes seconds at most, so a temporary file this old was left by a kill
 
 
 class FileInUse(PermissionError):
@@ -78,7 +80,23 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+    _remove_stale_writes(path)
     return path
+
+
+def _remove_stale_writes(path: Path) -> None:
+    """The temporary files of earlier writes of ``path`` killed before their rename, untouched
+    for STALE_WRITE (the crash audit: five of predict's and io.save's piled up beside their files
+    after ten kills; a run folder's own are swept by --resume)."""
+    left = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's 8 characters
+    now = time.time()
+    try:
+        for old in path.parent.iterdir():
+            if left.fullmatch(old.name) and not old.is_symlink() and old.is_file() \
+                    and now - old.lstat().st_mtime > STALE_WRITE:
+                old.unlink(missing_ok=True)
+    except OSError:  # a folder we may write in but not list, a file gone meanwhile: it can wait
+        pass
 
 
 def _special(path: Path) -> bool:
