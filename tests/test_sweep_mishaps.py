@@ -66,6 +66,25 @@ def test_the_lock_is_written_as_the_utf8_it_is_read_as(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_a_killed_sweeps_journal_lock_is_removed_by_the_next_sweep_holding_the_folder(tmp_path):
+    """The crash audit: a sweep killed while Optuna held study.log.lock made the next --resume wait
+    30 s, with three warnings, before Optuna took it over."""
+    (tmp_path / "study.log.lock").symlink_to(tmp_path / "study.log")  # what Optuna's symlink lock makes
+    with sweep_lock(tmp_path):
+        assert not (tmp_path / "study.log.lock").is_symlink()
+    (tmp_path / "study.log.lock").symlink_to(tmp_path / "study.log")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a sweep running there
+    try:
+        (tmp_path / LOCK_FILE).write_text(f"{other.pid} {socket.gethostname()}\n")
+        with pytest.raises(ConfigError, match="in use by a running sweep"):
+            with sweep_lock(tmp_path):
+                pass
+    finally:
+        other.kill()
+        other.wait()
+    assert (tmp_path / "study.log.lock").is_symlink()  # its journal lock is left alone
+
+
 def test_a_port_that_accepts_and_never_answers_is_given_up_on(monkeypatch):
     """The dashboard's port hung the sweep for 3 minutes 20 seconds before."""
     from distributed import Client

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,10 +93,18 @@ class ClusterStorage(DaskStorage):
         return (ClusterStorage, (None, self.name, None, False))
 
 
-def sweep_lock(path: Path):
+@contextmanager
+def sweep_lock(path: Path) -> Iterator[None]:
     """Hold ``path/sweep.lock`` while a sweep runs there (``folder_lock``): a second ``--resume``
-    of a running sweep would mark its live trials failed and the first sweep then crashes."""
-    return folder_lock(path, LOCK_FILE, "a running sweep")
+    of a running sweep would mark its live trials failed and the first sweep then crashes.
+    Holding it, no process of a sweep is using the journal, so a journal lock (study.log.lock,
+    Optuna's) is a killed sweep's: it is removed, where Optuna waited 30 s, warning three times,
+    before it took it over (the crash audit)."""
+    with folder_lock(path, LOCK_FILE, "a running sweep"):
+        journal_lock = Path(path) / f"{STUDY_FILE}.lock"
+        if journal_lock.is_symlink() or journal_lock.is_file():
+            journal_lock.unlink(missing_ok=True)
+        yield
 
 
 def is_sweep_folder(path: Path) -> bool:
