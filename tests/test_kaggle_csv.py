@@ -149,6 +149,23 @@ def test_pixel_out_of_range(tmp_path, digits, value):
     assert_line_error(write_text(tmp_path / "range.csv", lines), 3, f"pixel7 = {int(value)}", "0..255")
 
 
+def test_a_loadtxt_that_only_warns_of_a_value_it_wraps_is_not_believed(tmp_path, digits, monkeypatch):
+    """The dependency audit: before NumPy 2.3, loadtxt's uint8 column stored 256 as 0 with a
+    DeprecationWarning, and the file was read without a word. A NumPy that warns is mimicked here."""
+    import warnings
+
+    def old_loadtxt(rows, **kwargs):
+        warnings.warn("Parsing an integer via a float is deprecated", DeprecationWarning, stacklevel=2)
+        return np.zeros((len(rows), 785), np.uint8)
+
+    monkeypatch.setattr(kaggle_csv.np, "loadtxt", old_loadtxt)
+    lines = [HEADER, *rows(*digits)]
+    fields = lines[2].split(",")
+    fields[8] = "256"
+    lines[2] = ",".join(fields)
+    assert_line_error(write_text(tmp_path / "range.csv", lines), 3, "pixel7 = 256", "0..255")
+
+
 def test_a_pixel_written_minus_zero_is_zero(tmp_path, digits):
     """The ensemble audit: "-0" passed the line check but not NumPy's parser: "lines 2 to 7 could not be parsed"."""
     lines = [HEADER, *rows(*digits)]

@@ -28,6 +28,7 @@ import io
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,10 +270,15 @@ def _parse(path: Path, lines: Iterable[tuple[int, str]], columns: _Columns) -> n
 
 
 def _fast_parse(rows: list[str], columns: int) -> np.ndarray | None:
-    """uint8 (N, columns), or None if any row is malformed or any value is outside 0..255."""
+    """uint8 (N, columns), or None if any row is malformed or any value is outside 0..255.
+    Before NumPy 2.3, loadtxt only warned (DeprecationWarning) of 1.5, 1e2 or 256 in a uint8
+    column and stored 1, 100 or 0 (the dependency audit: a 256 pixel became black ink, and
+    predict --submission answered for it); the warning is an error here."""
     try:
-        values = np.loadtxt(rows, delimiter=",", dtype=np.uint8, comments=None, ndmin=2)
-    except ValueError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            values = np.loadtxt(rows, delimiter=",", dtype=np.uint8, comments=None, ndmin=2)
+    except (ValueError, DeprecationWarning):
         return None
     return values if values.shape[1] == columns else None
 
