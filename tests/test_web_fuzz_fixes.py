@@ -34,3 +34,18 @@ def test_threads_are_the_servers_not_a_setting_a_page_sends(client):  # noqa: F8
 def test_an_empty_canvas_is_no_digit_even_unprocessed(client):  # noqa: F811
     answer = client.post("/api/predict", json={"pixels": np.zeros((28, 28)).tolist(), "preprocess": False})
     assert answer.status_code == 422 and "the canvas is empty" in answer.text
+
+
+def test_a_multipart_body_its_parser_refuses_is_a_400_on_any_starlette(client, monkeypatch):  # noqa: F811
+    """The dependency audit: before Starlette 1.7, python-multipart's own parse error (a ValueError)
+    left request.form() unwrapped, and `boundary=x` with a body of one NUL byte was a 500."""
+    import starlette.requests
+
+    async def old_form(self, **limits):
+        raise ValueError("Did not find boundary character 0 at index 2")  # python-multipart's MultipartParseError
+
+    monkeypatch.setattr(starlette.requests.Request, "form", old_form)
+    answer = client.post("/api/predict", content=b"\x00", headers={"content-type": "multipart/form-data; boundary=x"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"] == ("the multipart body cannot be read (Did not find boundary character 0 at index 2); "
+                                       "send the photo in the field 'file', as curl -F file=@photo.png does")

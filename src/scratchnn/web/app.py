@@ -147,10 +147,11 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
         if media == "multipart/form-data":
             try:
                 form = await request.form(max_files=1, max_fields=4)
-            except StarletteHTTPException as error:  # Starlette's own words ("Missing boundary in multipart.")
-                why = error.detail.rstrip(".")
-                raise HTTPException(error.status_code, f"the multipart body cannot be read ({why}); send the photo in "
-                                                       "the field 'file', as curl -F file=@photo.png does") from None
+            except (StarletteHTTPException, ValueError) as error:  # Starlette's own words ("Missing boundary in
+                # multipart."); before Starlette 1.7, python-multipart's parse error itself (a ValueError: a 500)
+                why = (error.detail if isinstance(error, StarletteHTTPException) else str(error)[:80]).rstrip(".")
+                raise HTTPException(getattr(error, "status_code", 400), f"the multipart body cannot be read ({why}); "
+                                    "send the photo in the field 'file', as curl -F file=@photo.png does") from None
             try:
                 upload, ink = form.get("file"), form.get("ink", "auto")
                 if not isinstance(upload, UploadFile):
