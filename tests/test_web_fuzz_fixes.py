@@ -47,5 +47,5 @@ def test_a_multipart_body_its_parser_refuses_is_a_400_on_any_starlette(client, m
     monkeypatch.setattr(starlette.requests.Request, "form", old_form)
     answer = client.post("/api/predict", content=b"\x00", headers={"content-type": "multipart/form-data; boundary=x"})
     assert answer.status_code == 400, answer.text
-    assert answer.json()["detail"] == ("the multipart body cannot be read (Did not find boundary character 0 at index 2); "
-                                       "send the photo in the field 'file', as curl -F file=@photo.png does")
+    assert answer.json()["detail"] == ("the multipart body cannot be read (Did not find boundary character 0 at "
+                                       "index 2); send the photo in the field 'file', as curl -F file=@photo.png does")
