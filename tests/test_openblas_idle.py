@@ -65,11 +65,15 @@ def test_this_openblas_honours_the_timeout():
     from threadpoolctl import threadpool_info
     if not any(info.get("internal_api") == "openblas" for info in threadpool_info()):
         pytest.skip("NumPy here does not use OpenBLAS")
-    spinning = float(run_python(SPIN_PROBE.format(first=""), OPENBLAS_NUM_THREADS="2"))
     asleep = float(run_python(SPIN_PROBE.format(first="import scratchnn"), OPENBLAS_NUM_THREADS="2"))
-    # os.times counts 10 ms ticks: at least two of the 50 ms against none (a busy machine gives the
-    # spinning thread less of its core: 0.02 s with two training runs and CI's four workers on 2 cores)
-    assert spinning >= 0.0199 and asleep < 0.01, (spinning, asleep)
+    assert asleep < 0.01, asleep  # os.times counts 10 ms ticks: none of the 50 ms
+    # the control, that the probe sees a spinning thread at all: at least two ticks. A busy machine
+    # gives that thread less of its core (0.02 s with two training runs and CI's four workers on 2
+    # cores; under 0.02 at a load of 4-8, the dependency audit), so it has three tries
+    spinning = max(float(run_python(SPIN_PROBE.format(first=""), OPENBLAS_NUM_THREADS="2")) for _ in range(3))
+    if spinning < 0.0199 and os.getloadavg()[0] > (os.cpu_count() or 1):
+        pytest.skip(f"too busy to see OpenBLAS spin (load {os.getloadavg()[0]:.1f}); scratchnn's threads slept")
+    assert spinning >= 0.0199, spinning
 
 
 def small_cnn() -> Sequential:
