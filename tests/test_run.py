@@ -2,6 +2,7 @@
 import csv
 import dataclasses
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -444,3 +445,17 @@ def test_a_checkpoint_is_written_after_the_health_rows_it_resumes_with(tmp_path,
     train_run(small_config(digits, epochs=3, threads=1), tmp_path / "run", log=quiet, progress=False)
     assert [epoch for epoch, _ in seen if epoch] == [1, 2, 3, 3]  # each evaluation, then the finished run
     assert all(last == epoch for epoch, last in seen if epoch), seen
+
+
+def test_a_run_killed_before_it_saved_its_config_is_named_so_and_started_again(tmp_path, digits):
+    """The crash audit: SIGKILL between making the folder (its run.lock) and writing config.toml
+    left a folder whose --resume said 'not a run folder', though it was the run's own."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.lock").write_text(f"999999999 {socket.gethostname()}\n")  # a killed process of this machine
+    (run / ".config.toml.ab_c1234.tmp").write_text("half")
+    with pytest.raises(ConfigError, match=r"a run stopped before it saved its config.toml \(the folder holds only its "
+                                          r"run.lock\): nothing was trained; start it again with the same scratchnn "
+                                          r"train command$"):
+        resume_run(run, log=quiet, progress=False)
+    train_run(small_config(digits, epochs=2), run, log=quiet, progress=False)  # the same command: it trains

@@ -214,6 +214,9 @@ def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:
                               "without the ensemble.toml that lists its seeds (an older version wrote it): "
                               + (f"resume each that stopped: scratchnn train --resume {stopped[0]}" if stopped else
                                  "each has finished, so there is nothing to resume"))
+        if run_dir.is_dir() and {p.name for p in run_dir.iterdir() if not TEMP_FILE.fullmatch(p.name)} == {RUN_LOCK}:
+            raise ConfigError(f"{run_dir}: a run stopped before it saved its config.toml (the folder holds only its "
+                              f"{RUN_LOCK}): nothing was trained; start it again with the same scratchnn train command")
         raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")
     began = load_checkpoint(run_dir / CHECKPOINT_FILE).metadata.get("config")
     if not isinstance(began, dict):  # an older version's checkpoint records none
