@@ -1204,7 +1204,14 @@ def test_scratchnn_doctor_names_what_a_wrong_argument_is(capsys, tmp_path):
     save_run(sick(), tmp_path / "old")  # the compatibility audit: a run of 2026-12-01 was told
     (tmp_path / "old" / "health.csv").unlink()  # "a run folder written by scratchnn train has it"
     (tmp_path / "old" / "config.toml").write_text('preset = "mlp"\nepochs = 2\n')
-    for argument, words in [(tmp_path / "old", "a version from before the doctor (2026-12-03) trained it, so it "
+    save_run(sick(), tmp_path / "early")  # the crash audit: killed before its first evaluation was told
+    (tmp_path / "early" / "metrics.csv").unlink()  # "a run folder written by scratchnn train has it"
+    (tmp_path / "early" / "config.toml").write_text('preset = "mlp"\nepochs = 2\n')
+    (tmp_path / "early" / "checkpoint.safetensors").write_bytes(b"its initial weights")
+    for argument, words in [(tmp_path / "early", "the run stopped before its first evaluation (no metrics.csv yet), "
+                                                 "so there is nothing to diagnose; continue it with: scratchnn train "
+                                                 f"--resume {tmp_path / 'early'}"),
+                            (tmp_path / "old", "a version from before the doctor (2026-12-03) trained it, so it "
                                                "recorded no health.csv; to diagnose the run, train it again: "
                                                f"scratchnn train --config {tmp_path / 'old' / 'config.toml'}"),
                             (tmp_path / "nope", "no such folder"), (run / "metrics.csv", "is a file; give the run "

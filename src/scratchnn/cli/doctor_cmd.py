@@ -14,6 +14,7 @@ from ..doctor.show import finding_lines, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
 from ..errors import ConfigError, DoctorStopped, ScratchnnError
 from ..training.architecture import layer_specs
+from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_health import run_settings, still_learning_in
 
@@ -168,4 +169,7 @@ def diagnosed(folder: Path):
         raise ConfigError(f"{folder}: a version from before the doctor (2026-12-03) trained it, so it recorded no "
                           f"{HEALTH_FILE}; to diagnose the run, train it again: scratchnn train --config "
                           f"{folder / CONFIG_FILE}")  # it said "a run folder written by scratchnn train has it"
+    if not (folder / METRICS_FILE).exists() and (folder / CHECKPOINT_FILE).exists():  # the crash audit
+        raise ConfigError(f"{folder}: the run stopped before its first evaluation (no {METRICS_FILE} yet), so there "
+                          f"is nothing to diagnose; continue it with: scratchnn train --resume {folder}")
     return diagnose_run(folder, settings)  # fixes in the run's own values
