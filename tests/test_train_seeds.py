@@ -80,7 +80,7 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
     assert "Ensemble member seed 2: finished" in capsys.readouterr().out
     from scratchnn.insight import report  # a member stopped while its report was drawn gets it drawn, untrained
 
-    drawn = []
+    drawn, real_write_report = [], report.write_report
     monkeypatch.setattr(report, "write_report", lambda run, log: drawn.append(run) or (run / "report.html").touch())
     for seed in (0, 2):
         (stopped / f"seed-{seed}" / "report.html").unlink()
@@ -96,6 +96,12 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
     early = tmp_path / "early"
     assert main(["train", "--seeds", "0,1,2", "--out", str(early), *flags]) == 130
     monkeypatch.setattr(ensemble_run, "train_run", real_train_run)
+    monkeypatch.setattr(report, "write_report", real_write_report)
+    capsys.readouterr()
+    for command in (["report", str(early)], ["explain", str(early), "--index", "0"]):  # the crash audit: "not a
+        assert main(command) == 1  # run folder (no model.safetensors)", "no such model file"
+        assert capsys.readouterr().err.endswith(f"{early}: an ensemble (train --seeds) none of whose members has "
+                                                f"finished; complete it with 'scratchnn train --resume {early}'\n")
     assert main(["train", "--resume", str(early), "--quiet", "--no-report"]) == 0
     made, whole = (read_tensors(folder / "seed-2" / "model.safetensors")[0] for folder in (early, tmp_path / "whole"))
     assert all(np.array_equal(made[k], whole[k]) for k in whole)

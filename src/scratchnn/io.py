@@ -32,6 +32,7 @@ from .model import Sequential
 from .model_schema import check_metadata, show
 
 MODEL_FILE = "model.safetensors"
+ENSEMBLE_FILE = "ensemble.toml"  # the seeds of `train --seeds`' folder (training/ensemble_run.py)
 FORMAT = "scratchnn"
 FORMAT_VERSION = 2  # 2: the digest covers the metadata too; 1: the tensors only
 MAX_HEADER_BYTES = 8 * 2**20  # the safetensors JSON header: tensor table plus our metadata
@@ -103,6 +104,9 @@ def resolve_model_path(path) -> Path:
         raise ModelFileError(f"{path} holds the runs {names_in_message(members, most=4)} "
                              f"(train --seeds), not one model: give one of them ({path / members[0]}); evaluate, "
                              "predict and serve also take the folder, to use them together")
+    if path.is_dir() and not (path / MODEL_FILE).exists() and (path / ENSEMBLE_FILE).is_file():
+        raise ModelFileError(f"{path}: an ensemble (train --seeds) none of whose members has finished; complete it "
+                             f"with 'scratchnn train --resume {path}'")  # the crash audit: "no such model file"
     if path.is_dir():
         path = path / MODEL_FILE
     if path.exists() and not path.is_file():  # a device or a pipe: nothing a model file can be

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, read_small_text
-from ..io import MODEL_FILE
+from ..io import ENSEMBLE_FILE, MODEL_FILE
 from .checkpoint import CHECKPOINT_FILE
 from .config import CONFIG_FILE, MAX_CONFIG_BYTES, TrainConfig
-from .run import ENSEMBLE_FILE, REPORT_FILE, resume_run, run_finished, train_run
+from .run import REPORT_FILE, resume_run, run_finished, train_run
 from .run_data import absolute_data_paths, locate_data
 from .session import RunResult
 

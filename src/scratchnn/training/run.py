@@ -23,7 +23,7 @@ from ..data.sources import locate
 from ..data.split import check_dev_size
 from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message
 from ..files import folder_lock
-from ..io import MODEL_FILE, class_names, load, read_metadata
+from ..io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata
 from .architecture import network_shapes
 from .batch_norm_batches import check_batch_norm_batches
 from .blas_threads import blas_threads
@@ -40,7 +40,6 @@ REPORT_FILE = "report.html"
 # report.html's figures, each <name>.png beside it (insight.report draws them)
 REPORT_FIGURES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions",
                   "first_layer", "health_gradients", "health_units")
-ENSEMBLE_FILE = "ensemble.toml"  # the seeds of `train --seeds`' folder (ensemble_run)
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
 STALE_TEMP = 600.0  # seconds: a write takes seconds at most, so a temporary file this old was left by a kill
 RUN_LOCK = "run.lock"  # the pid and host of the process training in the folder (folder_lock)
