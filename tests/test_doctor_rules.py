@@ -305,6 +305,24 @@ def test_memorising_needs_a_gap_beyond_the_noise_of_the_counted_images():
     assert fires_at(memorising(dev_accuracy=0.06, train_accuracy=0.2), "memorising") == thresholds.PERSIST  # no counts
 
 
+def test_a_symptom_met_before_its_cause_points_to_it_once_the_cause_is_found():
+    """The doctor audit: shuffled labels' [dead-relu] (found first) said "lower --lr" and never
+    pointed to [memorising], found two evaluations later."""
+    run = Run().train([2.31, 2.4, 2.4, 2.0, 1.5], [0.1] * 5, [2.5] * 5, [0.1] * 5)
+    run.signal("1.ReLU", "dead_fraction", [0.1, 0.9, 0.9, 0.9, 0.9])
+    assert fires_at(run, "dead-relu") == 2 and fires_at(run, "memorising") == 4
+    found = {f.id: f for f in run.diagnose()}
+    assert found["dead-relu"].fix == "this follows from [memorising] (epoch 4): fix that first"
+    assert found["memorising"].fix == rule_by_id("memorising").fix
+    # a rate too low keeps the untrained network's favourite class: [one-class] first, [lr-too-low] later
+    # (the seed network at lr 1e-3: "lower --lr" at iteration 20, "raise it" at 320)
+    slowly = slow([1e-3, 1e-3, 1e-3, 1e-6, 1e-6, 1e-6], [3.0, 2.5, 2.2, 2.2, 2.2, 2.2], accuracies=[0.1] * 6)
+    slowly.model("top_class_share", [0.9] * 6).model("top_class", [3] * 6)
+    assert fires_at(slowly, "one-class") < fires_at(slowly, "lr-too-low")
+    found = {f.id: f for f in slowly.diagnose()}
+    assert found["one-class"].fix.startswith("this follows from [lr-too-low]")
+
+
 def test_memorising_counts_the_first_evaluation_through_the_accuracy_gap():
     run = Run().train([2.5, 2.5], [0.5, 0.5], [2.5, 2.5], [0.1, 0.1])
     assert fires_at(run, "memorising") == 1

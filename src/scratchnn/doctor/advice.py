@@ -52,8 +52,9 @@ SYMPTOMS = ("lr-too-high", "lr-too-low", "exploding", "dead-relu", "one-class", 
 # a loss at chance, a plateau (whose own fix, "a larger --lr", would contradict it).
 RATE_CAUSES = ("lr-too-high", "exploding")
 RATE_SYMPTOMS = ("lr-too-low", "dead-relu", "one-class", "chance-loss", "underfitting")
-# A rate found too low is the cause of a loss left at chance and of a plateau.
-SLOW_SYMPTOMS = ("chance-loss", "underfitting")
+# A rate found too low is the cause of a loss left at chance, of a plateau, and of an untrained
+# network's favourite class still taking most answers (whose own fix, "lower --lr", contradicts it).
+SLOW_SYMPTOMS = ("chance-loss", "underfitting", "one-class")
 # Pixels 255 times too large make an untrained network's logits as large as a bad init's, and
 # saturate its units: their fixes (--init ...) would change the wrong thing.
 UNSCALED_SYMPTOMS = ("large-init", "saturated", "vanishing-gradients")

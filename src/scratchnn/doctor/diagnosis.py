@@ -3,6 +3,7 @@ most telling finding first."""
 from __future__ import annotations
 
 import bisect
+import dataclasses
 
 from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)
 from .advice import Settings, fitted, step_name
@@ -17,7 +18,9 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
     a ``RunHealth``'s inputs; see doctor.signals for their columns. The tables are read as the
     live doctor read them, evaluation by evaluation, so what ``scratchnn train`` printed, its
     summary and ``scratchnn doctor`` agree: a condition that held for a while and not at the end
-    (a loss at chance for 30 iterations, then learning) is a finding, at the epoch it held.
+    (a loss at chance for 30 iterations, then learning) is a finding, at the epoch it held. One
+    thing the live doctor could not know: a symptom met before its cause points to that cause
+    here (``traced_to_later_causes``).
     Findings come in diagnosis order (causes before symptoms), ``advice`` after every error and
     warning. Given the run's ``settings``, each fix names the values to change (doctor.advice).
     """
@@ -31,7 +34,20 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
         if examined(bisect.bisect_right(evaluated, epoch)) or i == len(epochs) - 1:
             doctor.examine(run.up_to(epoch))
     order = {rule.id: i for i, rule in enumerate(RULES)}
-    return sorted(doctor.findings, key=lambda f: (f.severity == "advice", order[f.id]))
+    found = traced_to_later_causes(doctor.findings, run, settings, doctor.step)
+    return sorted(found, key=lambda f: (f.severity == "advice", order[f.id]))
+
+
+def traced_to_later_causes(findings: list[Finding], run: RunHealth, settings: Settings | None,
+                           step: str | None = None) -> list[Finding]:
+    """The findings, each symptom whose cause the run showed only later pointed to it: the live
+    doctor fits a fix when it meets a finding, and a symptom met first kept its own (the doctor
+    audit: [one-class] at iteration 20 said "lower --lr" where [lr-too-low] at 320 said raise it;
+    shuffled labels' [dead-relu] never pointed to [memorising]). Other fixes stay as they were."""
+    general = {rule.id: rule.fix for rule in RULES}
+    whole = fitted([dataclasses.replace(f, fix=general[f.id]) for f in findings], run, settings, step=step)
+    return [later if later.fix.startswith("this follows from") and later.fix != found.fix else found
+            for found, later in zip(findings, whole)]
 
 
 EVERY_EVALUATION = 100  # the first evaluations are all examined; after them, ...
