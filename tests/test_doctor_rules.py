@@ -247,6 +247,9 @@ def test_memorising_is_not_a_network_that_gives_one_answer_for_every_image():
     assert fires_at(memorising().model("top_class_share", [0.1, thresholds.ONE_CLASS, thresholds.ONE_CLASS]),
                     "memorising") == thresholds.PERSIST
     assert fires_at(memorising().model("top_class_share", [0.1, above(thresholds.ONE_CLASS), 0.9]), "memorising") is None
+    # with labels half one class, 70% of the answers is not one answer for every image (the one-class limit: 0.78)
+    lopsided = memorising().model("top_class_share", [0.5, 0.7, 0.7, 0.7]).at(0, "model", "top_label_share", 0.5)
+    assert fires_at(lopsided, "memorising") == thresholds.PERSIST
 
 
 @covers("memorising")

@@ -12,9 +12,9 @@ import math
 
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
-    CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, MEMORISING_GAP, MEMORISING_Z, ONE_CLASS, PERSIST, RARE,
+    CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, MEMORISING_GAP, MEMORISING_Z, PERSIST, RARE,
     READABLE, SANE_WEIGHTS, SATURATED, SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, TINY_INPUTS, UNDERFIT_ACCURACY,
-    UNREADABLE_SHARE, UNSCALED, VANISHING, held, layer_held_above, learned_at_first, percent)
+    UNREADABLE_SHARE, UNSCALED, VANISHING, held, layer_held_above, learned_at_first, one_class_limit, percent)
 
 
 @rule("unscaled-inputs", "warning",
@@ -105,14 +105,15 @@ def memorising(run: RunHealth):
     the dev loss is at least ln C, while the train loss is below ln C and falling (lower than
     at the previous evaluation), or the train accuracy is MEMORISING_GAP (3 points) above the
     dev accuracy; and the predictions are varied (top_class_share, where recorded, at most
-    ONE_CLASS: a network giving one answer for every image is not recalling labels). Where the
+    the one-class limit, thresholds.one_class_limit: a network giving one answer for every image
+    is not recalling labels). Where the
     run recorded how many images its accuracies count (train_images, dev_images), the train
     accuracy must also be MEMORISING_Z (4) standard errors above the dev accuracy: on 100 dev
     digits one standard error is 3-4 points, and healthy runs on 100 digits showed train 0.20,
     dev 0.06 in their first iterations (z = 3) before dev rose to 0.5."""
     chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
     rows = [m for m in run.metrics if not math.isnan(m["dev_accuracy"])]
-    counts = run.value("train_images"), run.value("dev_images")
+    counts, one_class = (run.value("train_images"), run.value("dev_images")), one_class_limit(run)
     streak = 0
     for before, now in zip([None, *rows], rows):
         falling = before is not None and now["train_loss"] < min(chance, before["train_loss"])
@@ -120,7 +121,7 @@ def memorising(run: RunHealth):
                     and beyond_noise(now["train_accuracy"], now["dev_accuracy"], *counts))
         stuck = now["dev_accuracy"] < limit and now["dev_loss"] >= chance
         share = run.value("top_class_share", epoch=now["epoch"])
-        varied = share is None or share <= ONE_CLASS  # one answer for every image is one-class, not recall
+        varied = share is None or share <= one_class  # one answer for every image is one-class, not recall
         streak = streak + 1 if learning and stuck and varied else 0
         if streak >= PERSIST:
             return Trigger(now["epoch"], f"train accuracy {now['train_accuracy']:.3f} and loss "

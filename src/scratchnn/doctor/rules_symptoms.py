@@ -13,10 +13,10 @@ from itertools import accumulate
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     BELOW_DEV, CHANCE_ACCURACY, CHANCE_BAND, CHANCE_FALL, DEAD, DIVERGED_UPDATE, EXPLODED_LOSS, FIRST_UPDATE, GAP,
-    GRAD_GROWTH, HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, ONE_CLASS_REST, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE,
+    GRAD_GROWTH, HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE,
     OVERFIT_Z, PERSIST,
     SLOW_UPDATE, STILL, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, UNDERFIT_SWING,
-    WEIGHT_GROWTH, held, layer_held_above, learned_at_first, percent)
+    WEIGHT_GROWTH, held, layer_held_above, learned_at_first, one_class_limit, percent)
 
 
 def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
@@ -225,9 +225,7 @@ def one_class(run: RunHealth):
     ten evenly held classes, 78% for two, 91% for three whose labels are 80% one class (a network
     answering that class for 79% of them was told it ignored the picture at dev 0.986, the doctor
     audit)."""
-    commonest = run.value("top_label_share", epoch=0)
-    commonest = commonest if commonest is not None and 0 < commonest <= 1 else 1 / run.classes
-    limit = commonest + (1 - commonest) * ONE_CLASS_REST
+    limit = one_class_limit(run)
     series = [(e, v) for e, v in run.series("top_class_share") if e > 0]
     epoch = held(series, lambda share: share > limit)
     if epoch is None:
