@@ -31,6 +31,7 @@ import shlex
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import scratchnn  # noqa: F401  (before NumPy: it asks OpenBLAS's idle threads to sleep)
@@ -39,7 +40,7 @@ import numpy as np
 from scratchnn.cli.main import parse
 from scratchnn.cli.train_cmd import resolve_config
 from scratchnn.doctor import diagnose_run
-from scratchnn.errors import TrainingDiverged
+from scratchnn.errors import DataError, TrainingDiverged
 from scratchnn.training.run import train_run
 from scratchnn.training.run_health import run_settings
 
@@ -67,7 +68,8 @@ CASES = {
     "lr 100x too low (seed)": ("--preset seed --lr 1e-3 --epochs 100", "lr-too-low"),
     "lr 100x too low (mlp, SGD)": ("--preset mlp --optimizer sgd --lr 1e-3 --epochs 5", "lr-too-low"),
     "dropout 0.95 (mlp)": ("--preset mlp --dropout 0.95 --epochs 5", "train-below-dev"),
-    "pixels stored as 0 and 1 (seed)": ("--preset seed --epochs 100 --csv {binary}", "unscaled-inputs"),
+    # the CSV reader refuses a file of 0/1 pixels before training (it was the doctor's [unscaled-inputs])
+    "pixels stored as 0 and 1 (seed)": ("--preset seed --epochs 100 --csv {binary}", "refused"),
 }
 # The same mistakes in convolutional networks (--cnn: each epoch takes seconds, not a fraction of one)
 CNN_CASES = {
@@ -138,14 +140,24 @@ def fix_flags(fix: str) -> list[str]:
     return " ".join(re.findall(r"--[a-z-]+(?: (?!--)[\w.,=]+)?", first)).split()  # each flag, and its value
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A case refused before training, naming the mistake: as good as a first finding."""
+    message: str
+    id: str = "refused"
+    fix: str = ""
+
+
 def train_case(argv_: list[str], run_dir: Path):
-    """Train one case; (its first error or warning or None, its last dev accuracy, seconds)."""
+    """Train one case; (its first error or warning, a Refused, or None; its last dev accuracy; seconds)."""
     start = time.perf_counter()
     try:
         train_run(resolve_config(parse([*argv_, "--out", str(run_dir)])), run_dir, log=lambda line: None,
                   progress=False)
     except TrainingDiverged:
         pass
+    except DataError as error:  # the data was refused before any training
+        return Refused(str(error).split(": ", 1)[-1]), float("nan"), time.perf_counter() - start
     findings = [f for f in diagnose_run(run_dir, run_settings(run_dir)) if f.severity in ("error", "warning")]
     with open(run_dir / "metrics.csv") as table:
         rows = list(csv.DictReader(table))

@@ -6,7 +6,7 @@ import bisect
 import dataclasses
 
 from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)
-from .advice import Settings, fitted, step_name
+from .advice import CAUSES, SATURATING_CAUSES, Settings, fitted, step_name
 from .findings import RULES, Finding, RunHealth
 from .signals import Row, check_health_rows
 
@@ -40,13 +40,17 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
 
 def traced_to_later_causes(findings: list[Finding], run: RunHealth, settings: Settings | None,
                            step: str | None = None) -> list[Finding]:
-    """The findings, each symptom whose cause the run showed only later pointed to it: the live
-    doctor fits a fix when it meets a finding, and a symptom met first kept its own (the doctor
-    audit: [one-class] at iteration 20 said "lower --lr" where [lr-too-low] at 320 said raise it;
-    shuffled labels' [dead-relu] never pointed to [memorising]). Other fixes stay as they were."""
+    """The findings, each symptom whose root cause (advice.CAUSES: the data, the labels, the
+    initial weights, the loss code) the run showed only later pointed to it: the live doctor
+    fits a fix when it meets a finding, and a symptom met first kept its own (the doctor audit:
+    shuffled labels' [dead-relu] never pointed to [memorising]). A rate found wrong later is not
+    such a cause: random labels end in steps that look too small, and one-cycle's last steps
+    are tiny by design (the re-audit: [chance-loss] at 60 sent to "raise --lr" by an
+    [lr-too-low] at 250). Other fixes stay as they were."""
     general = {rule.id: rule.fix for rule in RULES}
     whole = fitted([dataclasses.replace(f, fix=general[f.id]) for f in findings], run, settings, step=step)
-    return [later if later.fix.startswith("this follows from") and later.fix != found.fix else found
+    roots = tuple(f"this follows from [{cause}]" for cause in (*CAUSES, *SATURATING_CAUSES))
+    return [later if later.fix.startswith(roots) and later.fix != found.fix else found
             for found, later in zip(findings, whole)]
 
 

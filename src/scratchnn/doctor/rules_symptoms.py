@@ -16,7 +16,7 @@ from .thresholds import (
     GRAD_GROWTH, HIGH_UPDATE, LOSS_NOISE, LOW_UPDATE, OSCILLATION, OVERFIT_NOISE, OVERFIT_RISE,
     OVERFIT_Z, PERSIST,
     SLOW_UPDATE, STILL, UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, UNDERFIT_SWING,
-    WEIGHT_GROWTH, held, layer_held_above, learned_at_first, one_class_limit, percent)
+    WARMING_FALL, WEIGHT_GROWTH, held, layer_held_above, learned_at_first, one_class_limit, percent)
 
 
 def _not_descending(run: RunHealth, since: int, high: set[int]) -> int | None:
@@ -247,10 +247,11 @@ def chance_loss(run: RunHealth):
     the train loss is within ±10% of ln C and fell by at most CHANCE_FALL (1%) since the evaluation
     before, or is above that band and changed by less than STILL (0.5%) since the evaluation before
     (worse than chance and stuck there: the seed network at lr 1e-4, 3.2 for digits, where
-    ln 10 = 2.303; an untrained network starts near 3 too, and falls fast); and the learning rate
-    (the lr column, where recorded) is not higher than at the evaluation before: a warm-up's first
-    steps are small by design (the seed network warming up over 100 iterations falls 0.1-0.4% an
-    iteration, faster each time, and was called stuck at iteration 4)."""
+    ln 10 = 2.303; an untrained network starts near 3 too, and falls fast); unless the learning
+    rate (the lr column, where recorded) rose since the evaluation before while the loss fell by
+    WARMING_FALL (0.05%) or more: a warm-up's first steps are small by design (the seed network
+    warming up over 100 iterations falls 0.1-0.4% an iteration, faster each time, and was called
+    stuck at iteration 4), but a loss that does not move at all is stuck whatever the rate."""
     chance, limit = run.chance_loss, CHANCE_ACCURACY / run.classes
     rows, previous, previous_lr = [], None, math.nan
     for m in run.metrics:
@@ -259,7 +260,7 @@ def chance_loss(run: RunHealth):
         falling = previous is not None and loss < previous * (1 - CHANCE_FALL)
         at_chance = (abs(loss - chance) <= CHANCE_BAND * chance and not falling
                      or loss > chance * (1 + CHANCE_BAND) and stuck)
-        warming = lr > previous_lr  # False when either is NaN
+        warming = lr > previous_lr and loss < previous * (1 - WARMING_FALL)  # False when an lr is NaN
         rows.append((m["epoch"], at_chance and m["train_accuracy"] < limit and not warming))
         previous, previous_lr = loss, lr
     epoch = held(rows, bool, times=3)

@@ -33,11 +33,14 @@ CHANCE_BAND = 0.1        # train loss within ±10% of ln C (or above it and stil
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 CHANCE_FALL = 0.01       # ... unless the loss fell by more than this share since the evaluation before: the seed
                          # network evaluated every iteration passes through the band at 1.3-3% an iteration
+WARMING_FALL = 0.0005    # ... nor while a warm-up raises the rate and the loss falls by this share an evaluation
 PERSIST = 2              # evaluations a condition must hold in a row (one is noise)
 MEMORISING_GAP = 0.03    # train accuracy this far above a dev accuracy stuck at chance ...
-MEMORISING_Z = 4.0       # ... and this many standard errors above it, where the counts are known (the lab's
-                         # shuffled labels on 9,000/1,000 digits: 5.7-6 at epochs 2-3; healthy runs on 100/100
-                         # digits: up to 3.5 in their first iterations)
+MEMORISING_Z = 1.5       # ... and this many standard errors above it, where the counts are known (a gap of
+                         # noise on 100 dev digits is not one)
+DEV_FALL_SHARE = 0.2     # ... while the dev loss fell by less than this share of the train loss's fall: the labels
+                         # carry no signal (shuffled: 0-12% over a streak; healthy runs on 100/100 digits: 30-65%,
+                         # on 50/50: 23-24%)
 SANE_WEIGHTS = 1e6       # weight RMS below this: finite weights that give finite logits
 OSCILLATION = 1.2        # a train loss back over this many times its lowest: climbing
 LOSS_NOISE = 0.1         # ... and more than this (nats) above it: a nearly fitted network's loss of
