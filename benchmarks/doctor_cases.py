@@ -156,7 +156,9 @@ def train_case(argv_: list[str], run_dir: Path):
                   progress=False)
     except TrainingDiverged:
         pass
-    except DataError as error:  # the data was refused before any training
+    except DataError as error:  # the data was refused before any training: the 0/1 pixels' case only
+        if "every pixel is 0 or 1" not in str(error):
+            raise
         return Refused(str(error).split(": ", 1)[-1]), float("nan"), time.perf_counter() - start
     findings = [f for f in diagnose_run(run_dir, run_settings(run_dir)) if f.severity in ("error", "warning")]
     with open(run_dir / "metrics.csv") as table:

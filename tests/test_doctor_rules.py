@@ -325,6 +325,12 @@ def test_memorising_a_train_loss_falling_below_chance_counts_while_the_dev_loss_
     assert fires_at(run(0.0), "memorising") == 2
     assert fires_at(run(DEV_FALL * 1.01), "memorising") is None
     assert fires_at(run(DEV_FALL * 0.99), "memorising") == 2
+    # the dev loss is compared over the whole streak, from the evaluation before it (the review): a fall of
+    # 0.012 at epoch 2 is a quarter of that step's 0.05, but an eighth of the streak's 0.10
+    window = run(0.0)
+    for row, dev in zip(window.metrics, [2.6, 2.6, 2.588, 2.588]):
+        row["dev_loss"] = dev
+    assert fires_at(window, "memorising") == 2
     # and an accuracy gap, however large, is not recall while the dev loss follows the train loss down
     gap = run(0.5)
     for row in gap.metrics[1:]:

@@ -330,6 +330,7 @@ def test_a_write_removes_what_killed_writes_of_the_same_file_left_long_ago(tmp_p
     long_ago = os.stat(old).st_mtime - files.STALE_WRITE - 1
     for path in (old, *others, tmp_path / ".out.csv.dir12345.tmp"):
         os.utime(path, (long_ago, long_ago))
+    os.utime(tmp_path / ".out.csv.link1234.tmp", (long_ago, long_ago), follow_symlinks=False)  # the link itself
     atomic_write_bytes(tmp_path / "out.csv", b"ImageId,Label\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["out.csv", recent.name, *(p.name for p in others), ".out.csv.dir12345.tmp", ".out.csv.link1234.tmp"])

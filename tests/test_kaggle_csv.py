@@ -159,6 +159,7 @@ def test_a_loadtxt_that_only_warns_of_a_value_it_wraps_is_not_believed(tmp_path,
         return np.zeros((len(rows), 785), np.uint8)
 
     monkeypatch.setattr(kaggle_csv.np, "loadtxt", old_loadtxt)
+    monkeypatch.setattr(kaggle_csv, "LOADTXT_WRAPS", True)
     lines = [HEADER, *rows(*digits)]
     fields = lines[2].split(",")
     fields[8] = "256"

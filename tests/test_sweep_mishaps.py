@@ -69,10 +69,16 @@ def test_the_lock_is_written_as_the_utf8_it_is_read_as(tmp_path):
 def test_a_killed_sweeps_journal_lock_is_removed_by_the_next_sweep_holding_the_folder(tmp_path):
     """The crash audit: a sweep killed while Optuna held study.log.lock made the next --resume wait
     30 s, with three warnings, before Optuna took it over."""
-    (tmp_path / "study.log.lock").symlink_to(tmp_path / "study.log")  # what Optuna's symlink lock makes
+    lock = tmp_path / "study.log.lock"
+    lock.symlink_to(tmp_path / "study.log")  # what Optuna's symlink lock makes
+    with sweep_lock(tmp_path):  # a young one may be a live scheduler's (--scheduler outlives a killed sweep)
+        assert lock.is_symlink()
+    long_ago = time.time() - 31  # past Optuna's 30 s grace: a killed sweep's
+    os.utime(lock, (long_ago, long_ago), follow_symlinks=False)
     with sweep_lock(tmp_path):
-        assert not (tmp_path / "study.log.lock").is_symlink()
-    (tmp_path / "study.log.lock").symlink_to(tmp_path / "study.log")
+        assert not lock.is_symlink()
+    lock.symlink_to(tmp_path / "study.log")
+    os.utime(lock, (long_ago, long_ago), follow_symlinks=False)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a sweep running there
     try:
         (tmp_path / LOCK_FILE).write_text(f"{other.pid} {socket.gethostname()}\n")
@@ -123,6 +129,9 @@ def test_a_sweep_killed_before_it_made_its_study_is_resumed(shared_dir, tmp_path
     base.csv = str(write_digits(shared_dir, tmp_path / "d.csv", 1200))
     base.dev_size, base.epochs, base.hidden = 500, 2, [32]
     start_sweep(tmp_path / "s", parse_space(SPACE, "space.toml"), base, 1)  # what the command had done when killed
+    told = scratchnn("report", tmp_path / "s", timeout=120)  # the review: it said "though trials ran"
+    assert told.returncode == 1 and "a sweep stopped before it made it is started by scratchnn sweep --resume" \
+        in told.stderr, told.stderr
     done = scratchnn("sweep", "--resume", tmp_path / "s", "--workers", 1, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "had not started a trial when it was stopped; starting it" in done.stdout

@@ -731,3 +731,19 @@ def test_a_worker_whose_server_is_gone_stops_as_ctrl_c_does_and_leaves_the_run_t
     assert not (tmp_path / "run" / "model.safetensors").exists()
     result = resume_run(tmp_path / "run", log=lambda line: None, progress=False)
     assert result.history[-1].epoch == 3 and load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).metadata["finished"]
+
+
+def test_a_server_gone_after_the_last_epoch_still_leaves_the_trained_model(shared_dir, runs, tmp_path):
+    """The review: ServerGone raised from stop_requested, which the run's end asked again, so a
+    server dying after the last evaluation left every epoch trained and no model saved."""
+    class DiesAtTheEnd(Watcher):
+        def evaluation(self, result):
+            super().evaluation(result)
+            if result.epoch == 2:
+                self.server = -1  # not this process's parent: gone
+
+    watcher = DiesAtTheEnd(queue.Queue(), threading.Event(), threading.Event(), 600, server=os.getppid())
+    config = TrainConfig(preset="mlp", epochs=2, train_size=300, csv=str(small_csv(shared_dir, runs.parent)))
+    _train_and_report(watcher, config.to_dict(), str(tmp_path / "run"), 4.0)
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).metadata["finished"]

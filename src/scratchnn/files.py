@@ -91,12 +91,15 @@ def _remove_stale_writes(path: Path) -> None:
     left = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's 8 characters
     now = time.time()
     try:
-        for old in path.parent.iterdir():
-            if left.fullmatch(old.name) and not old.is_symlink() and old.is_file() \
-                    and now - old.lstat().st_mtime > STALE_WRITE:
-                old.unlink(missing_ok=True)
-    except OSError:  # a folder we may write in but not list, a file gone meanwhile: it can wait
-        pass
+        names = [entry for entry in os.scandir(path.parent) if left.fullmatch(entry.name)]
+    except OSError:  # a folder we may write in but not list: they can wait
+        return
+    for old in names:
+        try:
+            if old.is_file(follow_symlinks=False) and now - old.stat(follow_symlinks=False).st_mtime > STALE_WRITE:
+                os.unlink(old.path)
+        except OSError:  # gone meanwhile, or another user's: the others are still looked at
+            pass
 
 
 def _special(path: Path) -> bool:

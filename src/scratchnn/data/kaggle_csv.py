@@ -269,14 +269,21 @@ def _parse(path: Path, lines: Iterable[tuple[int, str]], columns: _Columns) -> n
     return np.concatenate(chunks) if chunks else None
 
 
+LOADTXT_WRAPS = tuple(int(part) for part in np.__version__.split(".")[:2]) < (2, 3)  # see _fast_parse
+
+
 def _fast_parse(rows: list[str], columns: int) -> np.ndarray | None:
     """uint8 (N, columns), or None if any row is malformed or any value is outside 0..255.
     Before NumPy 2.3, loadtxt only warned (DeprecationWarning) of 1.5, 1e2 or 256 in a uint8
     column and stored 1, 100 or 0 (the dependency audit: a 256 pixel became black ink, and
-    predict --submission answered for it); the warning is an error here."""
+    predict --submission answered for it); with such a NumPy the warning is an error here (a
+    filter Python 3.11 sets for the whole process while it reads: not for two threads at once)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)
+        if LOADTXT_WRAPS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", DeprecationWarning)
+                values = np.loadtxt(rows, delimiter=",", dtype=np.uint8, comments=None, ndmin=2)
+        else:
             values = np.loadtxt(rows, delimiter=",", dtype=np.uint8, comments=None, ndmin=2)
     except (ValueError, DeprecationWarning):
         return None

@@ -359,8 +359,8 @@ def _overfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
         then, now = accuracy[lowest], accuracy[best]
         if now - then > OVERFIT_Z * math.sqrt((then * (1 - then) + now * (1 - now)) / images):
             return _with_cures(settings, f"{fewer} (dev accuracy was best at {step} {best}: --epochs {best})"
-                               if best < finding.epoch else fewer)
-    if lowest < finding.epoch:
+                               if 0 < best < finding.epoch else fewer)
+    if 0 < lowest < finding.epoch:  # a learner's table may begin at epoch 0: "--epochs 0" is no advice
         fewer = f"{fewer} (the dev loss was lowest at {step} {lowest}: --epochs {lowest})"
     return _with_cures(settings, fewer)
 
@@ -407,7 +407,8 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
     held = run.value("label_classes", epoch=0)
     if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
         return None
-    names = ",".join(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"][:max(2, int(held))])
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    names = ",".join(words[:int(held)]) if held <= len(words) else f"{','.join(words[:3])},... ({int(held)} names)"
     return (f"if the data has only these {int(held)} classes, labelled 0 to {int(held) - 1}, name them and the network "
             f"gets that many outputs: --class-names {names} (one name a label); else check that --csv (or --labels) "
             "is the right file")

@@ -26,9 +26,9 @@ SLOW_UPDATE = 5e-4       # ... below this at the run's full rate while train acc
                          # until it passes 0.8, and 80 audited runs that learn at 0.8x-1x: above 7e-4)
 STILL = 0.005            # relative change of the train loss below this: the loss "barely moves"
 DEAD = 0.5               # share of a ReLU layer's units that never fired
-ONE_CLASS_REST = 5 / 9   # one class takes "every answer" past the commonest label's share and this much of
-ONE_CLASS = 0.6          # the rest (one_class_limit): this for ten even classes, 0.78 for two, 0.91 for three
-                         # whose labels are 80% one class
+ONE_CLASS_REST = 5 / 9   # one class takes "every answer" past the commonest label's share and this share of the
+                         # rest (one_class_limit): 0.78 for two classes, 0.91 for three whose labels are 80% one
+ONE_CLASS = 0.6          # ... and for ten even classes, this
 CHANCE_BAND = 0.1        # train loss within ±10% of ln C (or above it and still) ...
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 CHANCE_FALL = 0.01       # ... unless the loss fell by more than this share since the evaluation before: the seed

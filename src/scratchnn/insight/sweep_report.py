@@ -8,7 +8,6 @@ Needs the ``tune`` extra (Optuna) and matplotlib.
 from __future__ import annotations
 
 import base64
-import functools
 import html
 import warnings
 from collections.abc import Callable
@@ -53,8 +52,8 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
     plots = optuna.visualization.matplotlib
     drawings = [("Optimisation history", "dev accuracy of each trial and the best so far", plots.plot_optimization_history),
                 ("Parameter importances", "how much each option sets the best trials apart from the rest (PED-ANOVA)",
-                 functools.partial(plots.plot_param_importances,  # Optuna 4's default, fANOVA, needs scikit-learn
-                                   evaluator=optuna.importance.PedAnovaImportanceEvaluator())),
+                 lambda study, **names: plots.plot_param_importances(  # Optuna 4's default, fANOVA, needs
+                     study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), **names)),  # scikit-learn
                 ("Parallel coordinates", "each line one trial, coloured by dev accuracy", plots.plot_parallel_coordinate),
                 ("Slices", "dev accuracy against each option", plots.plot_slice)]
     for title, caption, draw in drawings:

@@ -92,6 +92,7 @@ class TrainingSession:
         self.data_text, self.classes, self.image_shape = data.describe(), tuple(data.classes), data.images.shape[1:]
         self.on_evaluation, self.on_batch_end, self.on_finding = on_evaluation, on_batch_end, on_finding
         self.stop_requested = stop_requested
+        self._asked_to_stop = False  # fit stopped because stop_requested() said so
         self.gens = config_generators(config)
         train_images, y_train, dev_images, y_dev = run_split(config, data.images, data.labels, self.gens["split"])
         self.built = config.build_model(self.gens["init"], image_shape=data.images.shape[1:],
@@ -272,7 +273,7 @@ class TrainingSession:
                 shuffle=setup.shuffle, schedule=self.schedule, early_stopping=self.stopping,
                 eval_every=config.eval_every, start_epoch=self.start_epoch, on_epoch_end=self._evaluated,
                 augment=self._augment(), augment_rng=self.gens["augment"], on_batch_end=self._batch_done,
-                health=self.health, stop_requested=self.stop_requested, fast=setup.fast and not config.textbook,
+                health=self.health, stop_requested=self._poll_stop, fast=setup.fast and not config.textbook,
                 loss_fn=setup.loss_fn)
         except TrainingDiverged as error:
             self.bar.close()
@@ -298,8 +299,16 @@ class TrainingSession:
         return (f"the last good checkpoint (epoch {epoch}{', the initial weights' if epoch == 0 else ''}) "
                 f"is in {self.run_dir / CHECKPOINT_FILE}")
 
+    def _poll_stop(self) -> bool:
+        """fit's stop_requested: the caller's, remembered once it said stop."""
+        self._asked_to_stop = self._asked_to_stop or (self.stop_requested is not None and self.stop_requested())
+        return self._asked_to_stop
+
     def _stopped_as_asked(self) -> bool:
-        return self.stop_requested is not None and self.stop_requested()
+        """Whether training stopped early because it was asked to (what fit heard; not asked again
+        after training: the page's worker raises there when its server is gone, and a run that had
+        trained every epoch lost its model, the review)."""
+        return self._asked_to_stop
 
     def _finish(self, seconds: float) -> RunResult:
         """Measure the finished model, save it and the tables, and log the summary and the doctor's word."""

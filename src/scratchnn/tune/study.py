@@ -12,6 +12,7 @@ reported to the pruner (median rule). Needs the ``tune`` extra (Optuna).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "sweep.json", "space.
 LOCK_FILE = "sweep.lock"  # the pid and host of the sweep running in the folder
 TRIALS_DIR = "trials"
 STUDY_NAME = "sweep"
+JOURNAL_GRACE = 30.0  # seconds: Optuna's JournalFileSymlinkLock takes over a lock untouched this long
 INTERRUPTED = "interrupted"  # user attribute of a trial the sweep lost (killed while it ran)
 MAX_SEED = 2**32 - 1  # Optuna's samplers seed a NumPy RandomState, which takes 0 .. 2**32 - 1
 
@@ -63,6 +65,14 @@ class SweepFolder:
         if self.storage_url:
             return self.storage_url
         return JournalStorage(JournalFileBackend(str((self.path / STUDY_FILE).absolute())))
+
+    def never_asked(self) -> bool:
+        """Whether no trial can have been asked for: the sweep keeps its study in its own journal
+        (no --storage), which is missing or empty, and no trial folder is here. A sweep on a
+        database of its own cannot tell (its trials' folders may be on other machines' disks)."""
+        journal = self.path / STUDY_FILE
+        return (not self.storage_url and not (self.path / TRIALS_DIR).exists()
+                and (not journal.is_file() or journal.stat().st_size == 0))
 
     def remove_if_unused(self) -> None:
         """Undo ``create_sweep_folder`` when the sweep could not start (no cluster, a bad storage):
@@ -97,13 +107,17 @@ class ClusterStorage(DaskStorage):
 def sweep_lock(path: Path) -> Iterator[None]:
     """Hold ``path/sweep.lock`` while a sweep runs there (``folder_lock``): a second ``--resume``
     of a running sweep would mark its live trials failed and the first sweep then crashes.
-    Holding it, no process of a sweep is using the journal, so a journal lock (study.log.lock,
-    Optuna's) is a killed sweep's: it is removed, where Optuna waited 30 s, warning three times,
-    before it took it over (the crash audit)."""
+    A journal lock (study.log.lock, Optuna's) older than Optuna's own grace period is a killed
+    sweep's, and is removed: Optuna took it over only after watching it for those 30 s, warning
+    three times (the crash audit). A younger one is left to Optuna: a scheduler of one's own
+    (--scheduler) outlives a killed sweep, and its trials may still be writing."""
     with folder_lock(path, LOCK_FILE, "a running sweep"):
         journal_lock = Path(path) / f"{STUDY_FILE}.lock"
-        if journal_lock.is_symlink() or journal_lock.is_file():
-            journal_lock.unlink(missing_ok=True)
+        try:
+            if time.time() - journal_lock.lstat().st_mtime > JOURNAL_GRACE:
+                journal_lock.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
         yield
 
 
@@ -215,8 +229,9 @@ def open_study(storage, seed: int, create: bool = False, name: str = STUDY_NAME,
     except KeyError:
         if missing_ok:
             return open_study(storage, seed, create=True, name=name)
-        raise ConfigError("the sweep's study is not in its storage, though trials ran (its trials/ folder): "
-                          "start a new sweep with another --out") from None
+        raise ConfigError("the sweep's study is not in its storage: a sweep stopped before it made it is started by "
+                          "scratchnn sweep --resume; one whose trials ran has lost it: start a new sweep with another "
+                          "--out") from None
     return optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(),
                              sampler=optuna.samplers.TPESampler(seed=sampler_seed(seed, asked)))
 

@@ -22,7 +22,7 @@ from ..training.config import TrainConfig
 from ..training.run_data import data_source, record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
-from .study import (MAX_SEED, TRIALS_DIR, SweepFolder, counts, create_sweep_folder, open_study,
+from .study import (MAX_SEED, SweepFolder, counts, create_sweep_folder, open_study,
                     recover_interrupted, write_best)
 from .trial import run_trial
 
@@ -60,7 +60,7 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
     # a sweep killed while it started (sweep.json written, the study not yet made) ran no trial:
     # --resume makes its study (the crash audit: --resume said "start a new sweep", and the same
     # command again "continue it with --resume", a circle)
-    unstarted = not create and not (folder.path / TRIALS_DIR).exists()
+    unstarted = not create and folder.never_asked()
     study = open_study(storage, folder.seed, create=create, name=folder.study, missing_ok=unstarted)
     if unstarted and not study.get_trials(deepcopy=False):
         log(f"Sweep {folder.path} had not started a trial when it was stopped; starting it")
