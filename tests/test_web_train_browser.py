@@ -109,6 +109,10 @@ def test_train_watch_pause_reload_stop_and_draw_with_the_new_model(browser, serv
     assert re.search(r" stopped (during epoch \d+ \(batch \d+ of 100\)|at epoch \d+): dev accuracy", stopped), stopped
     page.wait_for_function(f"() => document.querySelector('#model-line').textContent.startsWith('{run}')")
 
+    page.click("#tab-button-runs")  # stopped early, it says so (the soak audit: a run cut short looked finished)
+    page.wait_for_selector("#runs-table tbody tr")
+    row = page.locator("#runs-table tbody tr", has_text=run).first.inner_text()
+    assert re.search(r" s, \d+ of 300 epochs", row), row
     page.click("#tab-button-draw")
     draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
     page.wait_for_function("() => document.querySelector('#confidence').textContent.includes('% sure')")
@@ -148,8 +152,6 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     assert "fault (differs)" in differing, differing  # said, not only coloured
     table = page.locator("#runs-table").inner_text()
     assert "zero-init" in table or "symmetric-units" in table
-    # the first test's run, stopped early, says so (the soak audit: a run cut short looked finished)
-    assert re.search(r" s, \d+ of 300 epochs", table), table
     page.locator("#runs-table button.tag", has_text="symmetric-units").first.click()  # a tap reads it out
     assert "[symmetric-units] error:" in page.locator("#runs-status").inner_text()
     assert "Fix: " in page.locator("#runs-status").inner_text()
