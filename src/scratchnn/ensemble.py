@@ -28,7 +28,7 @@ from .data.tta import mean_of_views, views_for
 from .doctor.signals import HEALTH_FILE, read_health_csv
 from .errors import ConfigError, ScratchnnError, ShapeError
 from .fast import inference_net
-from .io import MODEL_FILE, class_names, load, read_metadata, resolve_model_path
+from .io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata, resolve_model_path, runs_inside
 from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
 from .training.config import CONFIG_FILE
@@ -238,9 +238,12 @@ def model_files(path) -> list[Path]:
 
 def check_finished(folder: Path) -> None:
     """A ConfigError when ``folder`` is a run without a model yet: in progress or stopped (a
-    checkpoint), or stopped before its first checkpoint (only its config)."""
+    checkpoint), or stopped before its first checkpoint (only its config); an ensemble none of whose
+    members has finished is resolve_model_path's ModelFileError."""
     if (folder / MODEL_FILE).exists():
         return
+    if (folder / ENSEMBLE_FILE).is_file() and not runs_inside(folder):
+        resolve_model_path(folder)  # an ensemble none of whose members finished: says how to finish it
     if (folder / CHECKPOINT_FILE).exists():
         if _diverged(folder):
             raise ConfigError(f"{folder}: the run diverged, so it has no {MODEL_FILE}; resuming would diverge "

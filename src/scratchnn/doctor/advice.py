@@ -18,7 +18,9 @@ finding fired against 1%, the upper end of what healthy runs show (the seed netw
 
 A symptom whose cause the doctor found too (weights that grew from a start near zero, one class
 for every image from labels that are mostly one class) is not blamed on the learning rate: its
-fix points to the cause's finding (``CAUSES``). Without settings, too.
+fix points to the cause's finding (``CAUSES``). Without settings, too. The fixes of what the
+data and the fit show (overfitting, a train-dev gap, lopsided labels, unreadable augmentation)
+are fitted in ``advice_data``.
 """
 from __future__ import annotations
 
@@ -27,9 +29,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..data.augment import augmentation_for
 from .findings import Finding, RunHealth
-from .thresholds import HIGH_UPDATE, OVERFIT_Z
+from .thresholds import HIGH_UPDATE
 
 HEALTHY_UPDATE = 1e-3  # a healthy step changes the weights by about a thousandth of their size
 BRISK_UPDATE = HIGH_UPDATE / 10  # where a too-low rate is raised to: the upper end of healthy steps
@@ -333,51 +334,6 @@ def _init(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
     return unit_init(settings) or None
 
 
-def regularisers(settings: Settings) -> list[str]:
-    """More of what keeps a network from memorising: dropout, weight decay, augmentation."""
-    dropout, decay = settings.get("dropout", 0.0), settings.get("weight_decay", 0.0)
-    return [f"--dropout {number(min(0.5, dropout + 0.2))} (now {number(dropout)})" if dropout < 0.5 else "",
-            f"--weight-decay {number(decay * 3 if decay else 0.01)} (now {number(decay)})",
-            "" if settings.get("augment") else "--augment"]
-
-
-@fits("overfitting")
-def _overfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    """Fewer epochs: as many as gave the lowest dev loss, or the best dev accuracy where that is
-    OVERFIT_Z standard errors better (on the run's dev_images): the lowest loss can come well
-    before the most digits read right (full-batch Adam on 500 digits: 0.839 there, 0.862 later),
-    and on 100 dev digits a best accuracy two digits up is noise."""
-    loss = [(e, v) for e, v in run.metric("dev_loss") if e <= finding.epoch and not math.isnan(v)]
-    accuracy = {e: a for e, a in run.metric("dev_accuracy") if e <= finding.epoch and not math.isnan(a)}
-    fewer, step = "fewer epochs", step_name(settings, run)
-    if not loss:
-        return _with_cures(settings, fewer)
-    lowest = min(loss, key=lambda ev: ev[1])[0]
-    best = max(accuracy, key=lambda e: (accuracy[e], -e)) if accuracy else lowest  # the earliest of equals
-    images = run.value("dev_images", epoch=0)
-    if images and best != lowest and lowest in accuracy:
-        then, now = accuracy[lowest], accuracy[best]
-        if now - then > OVERFIT_Z * math.sqrt((then * (1 - then) + now * (1 - now)) / images):
-            return _with_cures(settings, f"{fewer} (dev accuracy was best at {step} {best}: --epochs {best})"
-                               if 0 < best < finding.epoch else fewer)
-    if 0 < lowest < finding.epoch:  # a learner's table may begin at epoch 0: "--epochs 0" is no advice
-        fewer = f"{fewer} (the dev loss was lowest at {step} {lowest}: --epochs {lowest})"
-    return _with_cures(settings, fewer)
-
-
-def _with_cures(settings: Settings, fewer: str) -> str:
-    return listed(["" if settings.get("patience") else "--patience 5 (early stopping, the best weights kept)",
-                   *regularisers(settings), fewer])
-
-
-@fits("train-dev-gap")
-def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    size = settings.get("train_size")
-    more = f"more training images (--train-size {2 * size}, or 0 for all; now {size})" if size else \
-        "more training images"
-    return listed([more, *regularisers(settings)])
-
-
 @fits("underfitting")
 def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     epochs, lr, hidden = settings.get("epochs"), settings.get("lr"), settings.get("hidden") or []
@@ -393,37 +349,3 @@ def _underfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
         return (f"first check that each image has its own label (at {level:.0%}, a label column shifted by one row "
                 f"is likelier than a network too small); then {listed(parts)}")
     return listed(parts)
-
-
-@fits("lopsided-labels")
-def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
-    """A --train-size too small for every class to get its share, before the file (--train-size 20);
-    for data that holds fewer classes than the network has, --class-names, which sizes the network
-    to them (a CSV of the digits 0 and 1 got ten outputs, the doctor audit)."""
-    size, enough = settings.get("train_size"), 20 * run.classes
-    if size and size < enough:
-        return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} "
-                "classes each to get a share); if it persists, check that --csv (or --labels) is the right file")
-    held = run.value("label_classes", epoch=0)
-    if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
-        return None
-    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-    names = ",".join(words[:int(held)]) if held <= len(words) else f"{','.join(words[:3])},... ({int(held)} names)"
-    return (f"if the data has only these {int(held)} classes, labelled 0 to {int(held) - 1}, name them and the network "
-            f"gets that many outputs: --class-names {names} (one name a label); else check that --csv (or --labels) "
-            "is the right file")
-
-
-@fits("unreadable-augmentation")
-def _unreadable_augmentation(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
-    """Back to the dataset's own strengths for each setting the run turned up past them."""
-    default = augmentation_for(str(settings.get("dataset") or "")).to_dict()
-    table = {**default, **(settings.get("augmentation") or {})}
-    stronger = [name for name in ("shift", "rotate", "scale", "shear", "elastic_alpha")
-                if isinstance(table.get(name), (int, float)) and table[name] > default[name]]
-    if not stronger:
-        return None
-    back = ",".join(f"{name}={number(default[name])}" for name in stronger)
-    now = ", ".join(f"{name} {number(table[name])}" for name in stronger)
-    return (f"--augmentation {back} (now {now}; those are the data's own strengths), or train once with "
-            "--no-augment; python benchmarks/augment_preview.py (in the repository) draws what a table does")

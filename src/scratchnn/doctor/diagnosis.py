@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 
-from . import rules_causes, rules_symptoms  # noqa: F401  (importing them registers every rule: causes first)
+from . import advice_data, rules_causes, rules_symptoms  # noqa: F401  (registers every rule, causes first, and
+# the fixes of what the data and the fit show)
 from .advice import CAUSES, SATURATING_CAUSES, Settings, fitted, step_name
 from .findings import RULES, Finding, RunHealth
 from .signals import Row, check_health_rows

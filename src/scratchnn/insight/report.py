@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_i
 from ..fast import inference_net
 from ..doctor.signals import read_metrics_csv
 from ..files import atomic_write_bytes, read_at_most, why_unreadable
-from ..io import ENSEMBLE_FILE, MODEL_FILE, load, read_metadata, resolve_model_path, runs_inside
+from ..io import MODEL_FILE, load, read_metadata, runs_inside
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run import METRICS_FILE, REPORT_FIGURES, REPORT_FILE, STALE_TEMP, sweep_temp_files
@@ -206,8 +206,6 @@ def _load_run(run_dir: Path):
         if members:  # train --seeds: each member has its own report
             raise ConfigError(f"{run_dir} holds the runs {names_in_message(members, most=4)} "
                               f"(train --seeds); report each: scratchnn report {run_dir / members[0]}")
-        if (run_dir / ENSEMBLE_FILE).is_file():
-            resolve_model_path(run_dir)  # an ensemble none of whose members finished: says how to finish them
         raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); give a folder made by 'scratchnn train'")
     model, metadata = load(run_dir), read_metadata(run_dir)
     if "config" not in metadata:
