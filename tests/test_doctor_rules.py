@@ -548,6 +548,25 @@ def test_one_class_allows_the_commonest_labels_share_and_five_ninths_of_the_rest
     assert fires_at(shares([0.5, 0.77, 0.77, 0.77]), "one-class") is None  # 2 classes, labels not recorded: 0.78
     assert fires_at(shares([0.5, 0.78, 0.78, 0.78]), "one-class") == 2
 
+
+@covers("one-class")
+def test_one_class_past_the_label_share_counts_where_dev_reads_little_more_than_that_class():
+    """The re-audit: unshuffled batches of 3 classes whose labels are 80% ones answered that class
+    84-93% of the time at dev 0.84-0.95, under the 91% limit; healthy runs: 81-83% at 0.985-1.0."""
+    def run(share, dev_accuracy):
+        shares = Run(classes=3).model("top_class_share", [0.5] + [share] * 3).model("top_class", [1] * 4)
+        shares.at(0, "model", "top_label_share", 0.805)
+        return shares.train([1.0] * 4, [0.9] * 4, [0.5] * 4, [dev_accuracy] * 4)
+
+    assert fires_at(run(0.88, 0.90), "one-class") == 2  # 0.90 is 49% of the way from 0.805 to 1
+    assert fires_at(run(0.88, 0.99), "one-class") is None  # 95%: it reads the pictures
+    assert fires_at(run(0.83, 0.90), "one-class") is None  # 2.5 points past the labels' share: the data
+    no_dev = Run(classes=3).model("top_class_share", [0.5] + [0.88] * 3).at(0, "model", "top_label_share", 0.805)
+    assert fires_at(no_dev, "one-class") is None  # without a dev set, the limit alone
+    even = Run().model("top_class_share", [0.1] + [0.2] * 3).model("top_class", [1] * 4)  # ten even classes, dev
+    even.at(0, "model", "top_label_share", 0.11).train([1.0] * 4, [0.8] * 4, [0.5] * 4, [0.7] * 4)  # still rising
+    assert fires_at(even, "one-class") is None  # the data is not lopsided: 20% of the answers is no one class
+
 # --- lr-too-high --------------------------------------------------------------------------
 def updates(ratios, layer: str = "0.Dense") -> Run:
     return Run().signal(layer, "update_ratio", ratios).signal("2.Dense", "update_ratio", [1e-3] * len(ratios))
@@ -681,6 +700,12 @@ def test_lr_too_low_reads_steps_at_the_runs_own_rate_not_a_schedules_decay():
                          lrs=decayed), "lr-too-low") is None
     assert fires_at(slow([1e-3, 1e-3, 1e-5, 1e-6], [3.0, 2.0, 1.9, 1.8], accuracies=[0.1, 0.5, 0.6, 0.6]),
                     "lr-too-low") == 3  # without the lr column the steps are taken as the rate's own
+    # the "stalled" branch too (the re-audit: one-cycle's last step, at 4e-7, was a rate too low): steps of
+    # 1e-6 at a thousandth of the peak rate are steps of 1e-3 at it, and the loss may stand still there
+    tail = slow([1e-3, 1e-3, 1e-6, 1e-6], [3.0, 2.9, 2.8, 2.8], accuracies=[0.9] * 4, lrs=[1.0, 1.0, 1e-3, 1e-3])
+    assert fires_at(tail, "lr-too-low") is None
+    tail.metrics = slow([1e-3, 1e-3, 1e-6, 1e-6], [3.0, 2.9, 2.8, 2.8], accuracies=[0.9] * 4).metrics
+    assert fires_at(tail, "lr-too-low") == 3  # no lr column: a stall at the rate's own
 
 
 @covers("lr-too-low")

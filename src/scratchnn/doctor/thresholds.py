@@ -29,6 +29,8 @@ DEAD = 0.5               # share of a ReLU layer's units that never fired
 ONE_CLASS_REST = 5 / 9   # one class takes "every answer" past the commonest label's share and this share of the
                          # rest (one_class_limit): 0.78 for two classes, 0.91 for three whose labels are 80% one
 ONE_CLASS = 0.6          # ... and for ten even classes, this
+ONE_CLASS_MARGIN = 0.03  # below it, one class this far past its label share counts while dev accuracy gained
+BASELINE_SKILL = 0.75    # ... less than this share of the way from always answering it to reading all right
 CHANCE_BAND = 0.1        # train loss within ±10% of ln C (or above it and still) ...
 CHANCE_ACCURACY = 1.5    # ... and train accuracy below 1.5 / C: a uniform guess
 CHANCE_FALL = 0.01       # ... unless the loss fell by more than this share since the evaluation before: the seed
