@@ -1010,6 +1010,18 @@ def test_underfitting_accuracy_levels_off_below_0_8(accuracies, epoch):
 
 
 @covers("underfitting")
+def test_underfitting_is_no_plateau_while_the_train_loss_still_falls():
+    """The doctor's re-audit: healthy seed runs on 100 training digits held an accuracy for 3-6
+    iterations (a point is one image) while the loss fell 1.2-1.8% an iteration, and were told
+    their accuracy had levelled off; they reached 1.0."""
+    accuracies = [0.3, 0.35, 0.43, 0.43, 0.43, 0.43]
+    falling = Run().train([2.0, 1.9, 1.8, 1.8 * 0.985, 1.8 * 0.985 ** 2, 1.8 * 0.985 ** 3], accuracies)
+    assert fires_at(falling, "underfitting") is None
+    crawling = Run().train([2.0, 1.9, 1.8, 1.8 * 0.996, 1.8 * 0.996 ** 2, 1.8 * 0.996 ** 3], accuracies)
+    assert fires_at(crawling, "underfitting") == 5
+
+
+@covers("underfitting")
 @pytest.mark.parametrize("step, last, epoch", [
     (0.003, 58, None),  # 0.9 point over three evaluations, more over the last fifth: slow, not stuck
     (0.0, 24, None),    # flat since epoch 20: three evaluations, but not yet a fifth of the run
