@@ -13,7 +13,7 @@ Only the fixes read the run's settings, when given them (``Settings``; ``scratch
 ``scratchnn doctor`` pass the run's config): "lower --lr from 50 to 0.05" instead of "by 10x",
 and nothing the run does already (``doctor.advice``).
 
-``rules_causes`` and ``rules_symptoms`` hold the diagnoses (``thresholds`` their limits),
+``rules_causes``, ``rules_symptoms`` and ``rules_fit`` hold the diagnoses (``thresholds`` their limits),
 ``faults`` the break-it lab (``train --fault NAME``).
 """
 from pathlib import Path

@@ -1,12 +1,12 @@
-"""Diagnosis: every rule (``rules_causes``, then ``rules_symptoms``) over one run's tables, the
-most telling finding first."""
+"""Diagnosis: every rule (``rules_causes``, ``rules_symptoms``, ``rules_fit``) over one run's
+tables, the most telling finding first."""
 from __future__ import annotations
 
 import bisect
 import dataclasses
 
-from . import advice_data, rules_causes, rules_symptoms  # noqa: F401  (registers every rule, causes first, and
-# the fixes of what the data and the fit show)
+from . import advice_data, rules_causes, rules_symptoms, rules_fit  # noqa: F401  (registers every rule: causes,
+# then symptoms, then how the network fits; and the fixes of what the data and the fit show)
 from .advice import CAUSES, SATURATING_CAUSES, Settings, fitted, step_name
 from .findings import RULES, Finding, RunHealth
 from .signals import Row, check_health_rows
