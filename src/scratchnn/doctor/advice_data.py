@@ -11,7 +11,7 @@ import math
 from ..data.augment import augmentation_for
 from .advice import Settings, fits, listed, number, step_name
 from .findings import Finding, RunHealth
-from .thresholds import OVERFIT_Z
+from .thresholds import OVERFIT_Z, apart
 
 
 def regularisers(settings: Settings) -> list[str]:
@@ -38,7 +38,7 @@ def _overfitting(run: RunHealth, settings: Settings, finding: Finding) -> str:
     images = run.value("dev_images", epoch=0)
     if images and best != lowest and lowest in accuracy:
         then, now = accuracy[lowest], accuracy[best]
-        if now - then > OVERFIT_Z * math.sqrt((then * (1 - then) + now * (1 - now)) / images):
+        if apart(now, then, images, images) > OVERFIT_Z:
             return _with_cures(settings, f"{fewer} (dev accuracy was best at {step} {best}: --epochs {best})"
                                if 0 < best < finding.epoch else fewer)
     if 0 < lowest < finding.epoch:  # a learner's table may begin at epoch 0: "--epochs 0" is no advice

@@ -14,7 +14,7 @@ from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     CHANCE_ACCURACY, LARGE_LOGITS, LOPSIDED, LOPSIDED_MOST, DEV_FALL_SHARE, MEMORISING_GAP, MEMORISING_Z, PERSIST, RARE,
     READABLE, SANE_WEIGHTS, SATURATED, SCALAR_BIAS, SMALL_WEIGHTS, SYMMETRIC, TINY_INPUTS, UNDERFIT_ACCURACY,
-    UNREADABLE_SHARE, UNSCALED, VANISHING, held, layer_held_above, learned_at_first, one_class_limit, percent)
+    UNREADABLE_SHARE, UNSCALED, VANISHING, apart, held, layer_held_above, learned_at_first, one_class_limit, percent)
 
 
 @rule("unscaled-inputs", "warning",
@@ -142,13 +142,11 @@ def memorising(run: RunHealth):
 def beyond_noise(train_accuracy: float, dev_accuracy: float, train_images: float | None,
                  dev_images: float | None, z: float = MEMORISING_Z) -> bool:
     """Whether train_accuracy is ``z`` standard errors above dev_accuracy, each a share
-    of its count of images: z = (a − b) / √(a(1 − a)/n + b(1 − b)/m). True when the counts are
+    of its count of images (thresholds.apart). True when the counts are
     unknown (a run's own loop, a run from before 2026-12-07): the gap rule then stands alone."""
     if not train_images or not dev_images:
         return True
-    a, b = train_accuracy, dev_accuracy
-    error = math.sqrt(a * (1 - a) / train_images + b * (1 - b) / dev_images)
-    return a - b > z * error
+    return apart(train_accuracy, dev_accuracy, train_images, dev_images) > z
 
 
 @rule("symmetric-units", "error",

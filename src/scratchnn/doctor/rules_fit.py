@@ -12,7 +12,7 @@ from itertools import accumulate
 from .findings import RunHealth, Trigger, rule
 from .thresholds import (
     BELOW_DEV, CHANCE_ACCURACY, CHANCE_BAND, GAP, OVERFIT_NOISE, OVERFIT_RISE, OVERFIT_Z, PERSIST, STILL,
-    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, UNDERFIT_SWING)
+    UNDERFIT_ACCURACY, UNDERFIT_AFTER, UNDERFIT_PLATEAU, UNDERFIT_SPAN, UNDERFIT_SWING, apart)
 
 
 @rule("overfitting", "warning",
@@ -53,9 +53,7 @@ def _reads_more(rows: list[dict], i: int, lowest: float, dev_images: float | Non
     if not dev_images:
         return False
     then = next(m["dev_accuracy"] for m in rows[:i + 1] if m["dev_loss"] == lowest)
-    now = rows[i]["dev_accuracy"]
-    error = math.sqrt((then * (1 - then) + now * (1 - now)) / dev_images)
-    return now - then > OVERFIT_Z * error
+    return apart(rows[i]["dev_accuracy"], then, dev_images, dev_images) > OVERFIT_Z
 
 
 @rule("train-dev-gap", "advice",

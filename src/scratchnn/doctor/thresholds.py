@@ -5,6 +5,8 @@ Module constants, so a test can sit at, just below and just above each of them; 
 """
 from __future__ import annotations
 
+import math
+
 UNSCALED = 10.0          # |pixel| beyond this: raw 0..255 values, not scaled ones
 TINY_INPUTS = 0.05       # no |pixel| beyond this: scaled twice (0..1 / 255 reaches 0.004)
 SYMMETRIC = 1e-3         # unit_spread below this: the layer's units are copies of each other
@@ -84,6 +86,14 @@ def held(series, test, times: int = PERSIST) -> int | None:
         if run >= times:
             return epoch
     return None
+
+
+def apart(a: float, b: float, n: float, m: float) -> float:
+    """How many standard errors accuracy ``a`` (a share of ``n`` images) is above ``b`` (of ``m``):
+    (a − b) / √(a(1 − a)/n + b(1 − b)/m). A gap is noise until it is a few of these (on 100
+    dev digits one standard error is 3-4 points). 0 for two certainties that agree."""
+    error = math.sqrt(a * (1 - a) / n + b * (1 - b) / m)
+    return (a - b) / error if error else math.copysign(math.inf, a - b) if a != b else 0.0
 
 
 def one_class_limit(run) -> float:
