@@ -246,6 +246,31 @@ def test_ctrl_c_in_a_terminal_stops_a_local_sweep_in_one_line(shared_dir, tmp_pa
     assert stderr.strip().splitlines()[-1].endswith("continue with 'scratchnn sweep --resume s'")
 
 
+class Client:
+    """Stands for distributed's Client at a worker's exit: its ``__del__`` meets a closed loop."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __del__(self):
+        raise RuntimeError(self.message)
+
+
+def test_a_workers_client_on_a_closed_loop_is_not_printed_at_ctrl_c(monkeypatch):
+    """Under load 3 of 32 stopped sweeps ended with a worker's "Exception ignored in Client.__del__
+    ... IOLoop is closed" after the one line (CI failed the test above on it): a trial's worker
+    leaves that message out, and only that one."""
+    from scratchnn.tune.trial import _quiet_closed_loop_clients
+
+    printed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: printed.append(str(unraisable.exc_value)))
+    _quiet_closed_loop_clients()
+    _quiet_closed_loop_clients()  # a second trial on the worker wraps nothing twice
+    for message in ("IOLoop is closed", "something else"):
+        Client(message)  # collected at once: its __del__ raises into the hook
+    assert printed == ["something else"]
+
+
 def test_a_stopped_sweeps_trials_stop_after_their_batch(shared_dir, tmp_path):
     """On a cluster the sweep does not own, Ctrl+C left its trials training for nobody until the
     next --resume asked them again: the sweep now sets a Dask Event each trial polls."""
