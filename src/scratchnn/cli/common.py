@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
 from ..training.options import option_of
-from ..training.run_data import SETS, load_set, locate_data, with_data
+from ..training.run_data import SETS, data_source, load_set, locate_data, note_image_looks, with_data
 from .config_flags import add_option_arguments, given_options
 
 
@@ -145,6 +146,8 @@ def load_ensemble_and_set(args: argparse.Namespace):
     require_known_data(first.metadata, first.path, args)
     config = config_with_data_options(first.metadata, first.path, args)
     images, labels, classes, description = load_set(config, args.set, model=first.model, metadata=first.metadata)
+    if given_options(args, ("data",)):  # other data than the model's: say if it looks unlike what models read
+        note_image_looks(images, data_source(config), config.transpose, log=lambda line: print(line, file=sys.stderr))
     for member in others:
         own = config_with_data_options(member.metadata, member.path, args)
         if _set_key(own, args.set) == _set_key(config, args.set):

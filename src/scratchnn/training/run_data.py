@@ -24,6 +24,7 @@ import numpy as np
 from ..data import DataSource, LabeledImages, train_dev_split
 from ..data.augment import augmentation_for
 from ..data.load import named_classes
+from ..data.looks import dark_on_light, wider_than_tall
 from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
 from ..files import why_unreadable
@@ -194,6 +195,12 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
     top = int(data.labels.max(initial=0))
     counts = np.bincount(data.labels, minlength=len(data.classes))
     used = np.count_nonzero(counts)
+    if used == 1 and len(data.labels) > 1:
+        hint = (": is its label another column than the first? A header names the columns "
+                "(pixel0,...,pixel783,label)" if source.csv else "")
+        raise DataError(f"{source.labels or source.csv or source.describe()}: every image is labelled "
+                        f"{data.classes[top] if source.dataset else top}, so there is nothing to tell apart and "
+                        f"nothing to learn{hint}; give data of two classes or more")
     if source.dataset is None and top >= 10 and 2 * used <= top:
         raise DataError(f"{source.labels or source.csv}: labels go up to {top}, but only {used} of the numbers "
                         f"0..{top} are labels; the file is damaged, or its labels are not class numbers 0, 1, 2...: "
@@ -208,6 +215,19 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
     shown = ", ".join(empty[:5]) + ("..." if len(empty) > 5 else "")
     log(f"Note: no training image is of class{'es' * (len(empty) > 1)} {shown}: the network has an output for "
         f"{'each' if len(empty) > 1 else 'it'} that nothing trains (check --class-names against the labels)")
+
+
+def note_image_looks(images: np.ndarray, source: DataSource, transposed: bool,
+                     log: Callable[[str], None] = print) -> None:
+    """Notes on a CSV's or IDX file's images that would mislead without a word (``data.looks``):
+    dark digits on a light page, images stored column by column (unless ``transposed``: turned
+    by --transpose already). A named dataset is as it should be."""
+    if source.dataset is not None:
+        return
+    name = source.csv or source.images
+    for note in (dark_on_light(images, name), None if transposed else wider_than_tall(images, name)):
+        if note:
+            log(note)
 
 
 def load_set(config: TrainConfig, which: str, source: DataSource | None = None, *, progress: bool = True,

@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..data import DataSource, scale_pixels
 from ..data.augment import Augmentation
+from ..data.looks import copies_of_training
 from ..doctor.diagnosis import Doctor
 from ..doctor.faults import FAULTS, Setup, apply_faults
 from ..doctor.findings import Finding
@@ -95,6 +96,7 @@ class TrainingSession:
         self._asked_to_stop = False  # fit stopped because stop_requested() said so
         self.gens = config_generators(config)
         train_images, y_train, dev_images, y_dev = run_split(config, data.images, data.labels, self.gens["split"])
+        self.copies_note = copies_of_training(train_images, dev_images)
         self.built = config.build_model(self.gens["init"], image_shape=data.images.shape[1:],
                                         num_classes=len(data.classes), layer_rng=self.gens["layers"])
         x_train, x_dev = (scale_pixels(images, self.built.input_shape) for images in (train_images, dev_images))
@@ -146,6 +148,8 @@ class TrainingSession:
         config, log = self.config, self.log
         log(f"Data: {self.source.describe()} ({len(self.x_train):,} train / {len(self.x_dev):,} dev): "
             f"{self.data_text}")
+        if self.copies_note:
+            log(self.copies_note)
         network = config.describe_network("; ") if self.model is self.built else "; the fault's own network"
         log(f"Model: {self.model.widths()} ({self.model.num_parameters:,} parameters{network}), {config.describe()}")
         self.augmentation, note = augmentation_to_continue(config.build_augmentation(), self.checkpoint,

@@ -1,0 +1,86 @@
+"""Data that trains without a word and misleads (a learner-mistakes audit): dark digits on a light
+page, images stored column by column, dev images that are training images again, a CSV whose
+label is its last column read as all one class. Each is named before training."""
+import gzip
+
+import numpy as np
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.data import write_idx
+from scratchnn.data.idx import read_idx
+from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.looks import copies_of_training, dark_on_light, wider_than_tall
+
+
+@pytest.fixture(scope="module")
+def mnist(shared_dir):
+    folder = shared_dir / "datasets" / "mnist"
+    return (read_idx(folder / "t10k-images-idx3-ubyte.gz")[:2000],
+            read_idx(folder / "t10k-labels-idx1-ubyte.gz")[:2000])
+
+
+def test_mnist_as_it_is_gets_no_note(mnist):
+    images, _ = mnist
+    assert dark_on_light(images, "d") is None and wider_than_tall(images, "d") is None
+    assert copies_of_training(images[:1500], images[1500:]) is None
+
+
+def test_dark_digits_on_a_light_page_are_named(mnist):
+    note = dark_on_light(255 - mnist[0], "scans.csv")
+    assert note.startswith("Note: scans.csv: the images' borders are light (100% of white") and "255 - pixel" in note
+
+
+def test_images_stored_column_by_column_are_named_with_the_flag_that_turns_them(mnist):
+    note = wider_than_tall(mnist[0].transpose(0, 2, 1), "t.csv")
+    assert note and "--transpose" in note, note
+
+
+def test_clothes_upright_are_not_taken_for_turned_images():
+    path = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+    try:
+        clothes = read_idx(path)
+    except OSError:
+        pytest.skip(f"Fashion-MNIST is not installed ({path})")
+    assert wider_than_tall(clothes, "c") is None and dark_on_light(clothes, "c") is None
+    assert wider_than_tall(clothes.transpose(0, 2, 1), "c") is not None  # 61% wide turned, 33% upright
+
+
+def test_dev_images_that_are_training_images_again_are_counted(mnist):
+    images = mnist[0]
+    assert "15 of the 100 dev images are copies" in copies_of_training(images[:500], images[485:585])
+    assert copies_of_training(images[:500], images[499:599]) is None  # one in a hundred happens
+
+
+def _train(capsys, *args):
+    code = main(["train", *map(str, args), "--hidden", "16", "--epochs", "1", "--batch-size", "100",
+                 "--dev-size", "100", "--threads", "1", "--no-report"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_says_so_before_training(mnist, tmp_path, capsys):
+    images, labels = mnist
+    doubled = write_kaggle_csv(tmp_path / "doubled.csv", np.concatenate([images[:300]] * 2),
+                               np.concatenate([labels[:300]] * 2))
+    code, out, _ = _train(capsys, "--csv", doubled, "--out", tmp_path / "a")
+    assert code == 0 and "of the 100 dev images are copies of training images" in out, out
+    write_idx(tmp_path / "inverted-images", 255 - images[:600])
+    write_idx(tmp_path / "inverted-labels", labels[:600])
+    code, out, _ = _train(capsys, "--images", tmp_path / "inverted-images", "--labels", tmp_path / "inverted-labels",
+                          "--out", tmp_path / "b")
+    assert code == 0 and "images' borders are light" in out and "copies" not in out, out
+    code, out, err = main(["evaluate", str(tmp_path / "a"), "--images", str(tmp_path / "inverted-images"),
+                           "--labels", str(tmp_path / "inverted-labels"), "--set", "all"]), *capsys.readouterr()
+    assert code == 0 and "images' borders are light" in err and "Accuracy" in out, (out, err)
+
+
+def test_a_csv_with_its_label_last_and_no_header_is_refused_not_trained_to_100_percent(mnist, tmp_path, capsys):
+    images, labels = mnist
+    rows = np.column_stack([images[:400].reshape(400, -1), labels[:400]])  # pixel0 (always 0) read as the label
+    path = tmp_path / "last.csv.gz"
+    with gzip.open(path, "wt") as file:
+        file.writelines(",".join(map(str, row)) + "\n" for row in rows.tolist())
+    code, _, err = _train(capsys, "--csv", path, "--out", tmp_path / "run")
+    assert code == 1 and "every image is labelled 0, so there is nothing to tell apart" in err, err
+    assert "(pixel0,...,pixel783,label)" in err and not (tmp_path / "run").exists()
