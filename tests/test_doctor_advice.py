@@ -411,7 +411,21 @@ def test_lopsided_labels_of_data_with_fewer_classes_names_class_names():
     """The doctor audit: a CSV of the digits 0 and 1 trained a 10-output network; the fix never named
     --class-names, the one way to give it two outputs."""
     health = [(0, "model", "classes", 10), (0, "model", "label_classes", 2), (0, "model", "top_label_share", 0.54)]
+    zero_one = [(0, "model", "lowest_label", 0), (0, "model", "highest_label", 1)]
     for size in (0, 5000):
-        assert finding("lopsided-labels", metrics([2.3, 2.2]), health, train_size=size).fix == (
-            "if the data has only these 2 classes, labelled 0 to 1, name them and the network gets that many outputs: "
+        assert finding("lopsided-labels", metrics([2.3, 2.2]), health + zero_one, train_size=size).fix == (
+            "the labels are 0 to 1: name the 2 classes and the network gets that many outputs: "
             "--class-names zero,one (one name a label); else check that --csv (or --labels) is the right file")
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), health).fix == general("lopsided-labels")  # an older table
+
+
+def test_lopsided_labels_numbered_from_1_or_with_a_gap_are_not_given_names_that_train_refuses():
+    """The learner-mistakes audit: labels 1..10 (and 1..9 of 4,000 lopsided digits, and 0..9 without
+    an 8) were told '--class-names zero,...,nine', which train refuses: 'label 10 has no name'."""
+    from_one = [(0, "model", "classes", 11), (0, "model", "label_classes", 10), (0, "model", "top_label_share", 0.11),
+                (0, "model", "lowest_label", 1), (0, "model", "highest_label", 10)]
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), from_one).fix.startswith(
+        "the labels run from 1 to 10: subtract 1 from every label, so they are 0 to 9")
+    gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 9), (0, "model", "top_label_share", 0.11),
+           (0, "model", "lowest_label", 0), (0, "model", "highest_label", 9)]
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), gap).fix == general("lopsided-labels")

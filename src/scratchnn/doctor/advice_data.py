@@ -71,11 +71,16 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
     held = run.value("label_classes", epoch=0)
     if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
         return None
+    held, low, high = int(held), run.value("lowest_label", epoch=0), run.value("highest_label", epoch=0)
+    if low == 1 and high == held:
+        return (f"the labels run from 1 to {held}: subtract 1 from every label, so they are 0 to {held - 1} and no "
+                "output is left that nothing trains; else check that --csv (or --labels) is the right file")
+    if (low, high) != (0, held - 1):  # an older run's table has neither: --class-names may not fit its labels
+        return None
     words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-    names = ",".join(words[:int(held)]) if held <= len(words) else f"{','.join(words[:3])},... ({int(held)} names)"
-    return (f"if the data has only these {int(held)} classes, labelled 0 to {int(held) - 1}, name them and the network "
-            f"gets that many outputs: --class-names {names} (one name a label); else check that --csv (or --labels) "
-            "is the right file")
+    names = ",".join(words[:held]) if held <= len(words) else f"{','.join(words[:3])},... ({held} names)"
+    return (f"the labels are 0 to {held - 1}: name the {held} classes and the network gets that many outputs: "
+            f"--class-names {names} (one name a label); else check that --csv (or --labels) is the right file")
 
 
 @fits("unreadable-augmentation")

@@ -23,6 +23,8 @@ model  ``diverged_loss``   the loss when the NaN guard stopped training (NaN, in
 model  ``label_classes``, ``top_label_share``, ``least_label_share``  at epoch 0: how many
                            classes the training labels hold, the share of the most common one
                            and of the rarest one they hold
+model  ``lowest_label``, ``highest_label``  at epoch 0: the smallest and largest label (labels
+                           numbered from 1 hold 1..C-1, and no 0)
 model  ``template_accuracy``, ``augmented_template_accuracy``  with augmentation, at epoch 0:
                            the share of sampled training images a nearest-class-mean template
                            reads right as they are, and after the run's augmentation
@@ -81,7 +83,8 @@ MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
                  "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share",
-                 "least_label_share", "template_accuracy", "augmented_template_accuracy",
+                 "least_label_share", "lowest_label", "highest_label", "template_accuracy",
+                 "augmented_template_accuracy",
                  "health_every", "train_images", "dev_images")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
 ACTIVATION_SIGNALS = ("dead_fraction", "saturated_fraction", "activation_mean", "activation_std")
@@ -171,12 +174,16 @@ def prediction_share(logits: np.ndarray) -> tuple[int, float]:
 def label_balance(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """``label_classes``: how many of the ``num_classes`` classes the training labels (N,) hold;
     ``top_label_share`` and ``least_label_share``: the share of the most common one and of the
-    rarest one they hold (10 balanced digits: 10, ~0.11 and ~0.09)."""
+    rarest one they hold (10 balanced digits: 10, ~0.11 and ~0.09); ``lowest_label`` and
+    ``highest_label``: whether the labels held are 0, 1, 2... or another range."""
     counts = np.bincount(np.asarray(labels, np.intp).ravel(), minlength=num_classes)
     total, held = int(counts.sum()), counts[counts > 0]
+    numbers = np.flatnonzero(counts)
     return {"label_classes": float(held.size),
             "top_label_share": float(counts.max()) / total if total else math.nan,
-            "least_label_share": float(held.min()) / total if total else math.nan}
+            "least_label_share": float(held.min()) / total if total else math.nan,
+            "lowest_label": float(numbers[0]) if total else math.nan,
+            "highest_label": float(numbers[-1]) if total else math.nan}
 
 
 def template_accuracy(x: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> float:
