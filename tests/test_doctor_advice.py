@@ -429,3 +429,18 @@ def test_lopsided_labels_numbered_from_1_or_with_a_gap_are_not_given_names_that_
     gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 9), (0, "model", "top_label_share", 0.11),
            (0, "model", "lowest_label", 0), (0, "model", "highest_label", 9)]
     assert finding("lopsided-labels", metrics([2.3, 2.2]), gap).fix == general("lopsided-labels")
+
+
+def test_inputs_standardised_pixel_by_pixel_are_not_told_to_divide_by_255():
+    """The learner-mistakes audit: StandardScaler-style inputs (-1.25 to 54.8: a border pixel's
+    tiny standard deviation blows its rare ink up) were told to divide the raw 0..255 values by
+    255, which would scale them twice. Raw pixels, and raw ones centred (-33..222), keep that fix."""
+    def inputs(low, high):
+        return [(0, "model", "input_min", low), (0, "model", "input_max", high)]
+    standardised = finding("unscaled-inputs", metrics([2.3, 2.2]), inputs(-1.25, 54.8))
+    assert "(standardised pixel by pixel?)" in standardised.message
+    assert standardised.fix.startswith("the inputs go below 0: standardised pixel by pixel?")
+    assert "(x - x.mean()) / x.std()" in standardised.fix
+    for low, high in ((0, 255), (-33, 222)):
+        raw = finding("unscaled-inputs", metrics([2.3, 2.2]), inputs(low, high))
+        assert raw.fix == general("unscaled-inputs") and "standardised" not in raw.message

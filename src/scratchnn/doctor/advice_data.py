@@ -11,7 +11,7 @@ import math
 from ..data.augment import augmentation_for
 from .advice import Settings, fits, listed, number, step_name
 from .findings import Finding, RunHealth
-from .thresholds import OVERFIT_Z, apart
+from .thresholds import OVERFIT_Z, UNSCALED, apart
 
 
 def regularisers(settings: Settings) -> list[str]:
@@ -96,3 +96,16 @@ def _unreadable_augmentation(run: RunHealth, settings: Settings, finding: Findin
     now = ", ".join(f"{name} {number(table[name])}" for name in stronger)
     return (f"--augmentation {back} (now {now}; those are the data's own strengths), or train once with "
             "--no-augment; python benchmarks/augment_preview.py (in the repository) draws what a table does")
+
+
+@fits("unscaled-inputs")
+def _unscaled_inputs(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    """Inputs below 0 were standardised, not left raw: "divide by 255" would scale them twice. Per
+    pixel, a border pixel that is almost always 0 has a standard deviation near 0, so its rare ink
+    becomes a huge value (the learner-mistakes audit: up to 162, or 7e7 with eps 1e-8)."""
+    low = min((value for _, value in run.series("input_min")), default=0.0)
+    if not -UNSCALED < low < 0:  # raw pixels, or centred ones (-33..222): the rule's own fix
+        return None
+    return ("the inputs go below 0: standardised pixel by pixel? A pixel that is almost always 0 (the border) has a "
+            "standard deviation near 0, so its rare ink becomes a huge value: standardise with one mean and one "
+            "standard deviation over all pixels, (x - x.mean()) / x.std(), or feed the pixels / 255")

@@ -33,7 +33,8 @@ def unscaled_inputs(run: RunHealth):
     for epoch, low in run.series("input_min"):
         high = highs.get(epoch, low)
         if max(abs(low), abs(high)) > UNSCALED:
-            return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1")
+            return Trigger(epoch, f"the input pixels range from {low:g} to {high:g}; the network expects 0..1"
+                                  + (" (standardised pixel by pixel?)" if -UNSCALED < low < 0 else ""))
         if epoch in highs and max(abs(low), abs(high)) < TINY_INPUTS:
             return Trigger(epoch, f"the input pixels range only from {low:.3g} to {high:.3g}; the network expects "
                                   "0..1 (divided by 255 twice, or 0/1 pixels divided by 255?)")
