@@ -54,6 +54,16 @@ def test_lr_too_high_names_a_rate_from_how_far_the_first_step_went(ratio, lr, to
     assert found.fix == f"lower --lr from {lr:g} to {told:g}; {LR_FIND}"
 
 
+@pytest.mark.parametrize("optimizer, momentum, told", [("sgd", 0.9, 0.05), ("rmsprop", 0.9, 0.05),
+                                                     ("sgd", 0.0, 0.5), ("adam", 0.9, 0.5)])
+def test_lr_too_high_counts_what_momentum_adds_to_the_first_step(optimizer, momentum, told):
+    """The learner-mistakes audit: SGD at lr 5 with momentum 0.9 was told 0.5 (77% of the ReLUs
+    died there), then 0.05: the velocity takes later steps to 1/(1 - 0.9) = 10 times the first."""
+    found = finding("lr-too-high", metrics([2.0, 2.0]), first_step(1.0), lr=5, warmup=1.0, optimizer=optimizer,
+                    momentum=momentum)
+    assert found.fix == f"lower --lr from 5 to {told:g}; {LR_FIND}"
+
+
 @pytest.mark.parametrize("schedule, warmup, batch, ratio, added", [
     ("constant", 0.0, 128, 0.6, "--schedule cosine --warmup 1"),
     ("cosine", 0.0, 128, 0.6, "--warmup 1"),
