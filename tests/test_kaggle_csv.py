@@ -119,6 +119,17 @@ def test_header_that_is_neither_form(tmp_path, digits, header):
     assert_line_error(path, 2, "header must be 'label,pixel0,...,pixel783'")
 
 
+@pytest.mark.parametrize("first, named", [("id", "'id'"), ("", "with no name"), ("ImageId", "'ImageId'")])
+@pytest.mark.parametrize("header", [HEADER, ",".join(HEADER_WITHOUT_LABEL)])
+def test_an_id_or_pandas_index_column_is_named_with_how_to_drop_it(tmp_path, digits, first, named, header):
+    """The learner-mistakes audit: 'id,label,pixel0...' and pandas' ',label,pixel0...' (to_csv with
+    its index) got the generic 'header must be' line."""
+    lines = [f"{first},{header}", *(f"{i},{row}" for i, row in enumerate(rows(*digits)))]
+    assert_line_error(write_text(tmp_path / "id.csv", lines), 1, f"the header has an extra first column ({named}: "
+                      "an id, or pandas' index saved with the file); drop that column (pandas: df.to_csv(path, "
+                      "index=False))")
+
+
 def test_wrong_column_count(tmp_path, digits):
     lines = [HEADER, *rows(*digits)]
     lines[3] = lines[3].rsplit(",", 1)[0]

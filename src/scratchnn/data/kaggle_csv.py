@@ -185,12 +185,14 @@ class _Columns:
 def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
     """(the columns, whether this first non-blank line is already an image) from line ``number``."""
     fields = [field.strip().strip('"') for field in line.split(",")]
-    label = 0 if fields[0].lower() == "label" else len(fields) - 1 if fields[-1].lower() == "label" else None
-    names = fields[1:] if label == 0 else fields[:-1] if label else fields
-    side = _square_side(len(names))
-    if side and names == _pixel_names(side, names[0]):
-        return _Columns(side, label), False
+    if columns := _named_columns(fields):
+        return columns, False
     where = f"{path}: line {number}"
+    rest = _named_columns(fields[1:]) if len(fields) > 1 else None
+    if rest and (rest.label is not None or fields[0].lower() in ("", "id", "imageid", "index", "unnamed: 0")):
+        first = _shorten(fields[0]) if fields[0] else "with no name"
+        raise DataError(f"{where}: the header has an extra first column ({first}: an id, or pandas' index saved with "
+                        "the file); drop that column (pandas: df.to_csv(path, index=False))")
     if all(INTEGER.fullmatch(f) for f in fields):  # no header: this line is the first image
         if len(fields) in (PIXELS, PIXELS + 1):
             return _Columns(SIDE, 0 if len(fields) > PIXELS else None), True
@@ -211,6 +213,15 @@ def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
     raise DataError(f"{where}: header must be 'label,pixel0,...,pixel{last}' (train) or 'pixel0,...,pixel{last}' "
                     f"(test), for any square side from {MIN_SIDE} to {MAX_SIDE}, or the line must hold 785 or "
                     f"784 integers; got {_shorten(line)} ({len(fields)} columns){hint}")
+
+
+def _named_columns(fields: list[str]) -> _Columns | None:
+    """The columns a header's ``fields`` name: a square image's pixels, with 'label' first, last or
+    not at all; None for any other header."""
+    label = 0 if fields[0].lower() == "label" else len(fields) - 1 if fields[-1].lower() == "label" else None
+    names = fields[1:] if label == 0 else fields[:-1] if label else fields
+    side = _square_side(len(names))
+    return _Columns(side, label) if side and names and names == _pixel_names(side, names[0]) else None
 
 
 def _square_side(pixels: int) -> int:
