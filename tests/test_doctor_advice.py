@@ -314,6 +314,22 @@ def test_in_a_sigmoid_network_vanishing_gradients_cause_the_rest_but_not_in_a_re
     assert relu["one-class"] == "lower the learning rate from 0.1 to 0.01; shuffle the data every epoch"
 
 
+def test_in_a_relu_network_gradients_that_vanish_after_a_rate_too_high_follow_from_it():
+    """The learner-mistakes audit: a CNN at Adam's lr 0.2 was told [vanishing-gradients] '0.Conv2D's
+    gradient is 0 of 10.Dense's', fix --batchnorm, a step after [lr-too-high] killed its units.
+    Vanishing at epoch 0 (depth and initialisation) keeps its own fix."""
+    def fixes(first_grad, epochs):
+        health = first_step(11.0) + [(e, layer, "grad_rms", g) for e in epochs
+                                     for layer, g in (("1.Dense", first_grad), ("9.Dense", 1.0))]
+        found = diagnose(metrics([2.3] * 3), health, Settings({**get_preset("mlp").to_dict(), "lr": 0.2}, CONFIG))
+        return {f.id: f for f in found}
+    later = fixes(0.0, (1, 2))["vanishing-gradients"]
+    assert later.fix == "this follows from [lr-too-high] (epoch 0): fix that first"
+    assert later.message == "1.Dense's gradient is 0: nothing reaches it back from 9.Dense"
+    untrained = fixes(1e-6, (0,))["vanishing-gradients"]
+    assert "follows" not in untrained.fix and untrained.message == "1.Dense's gradient is 1e-06 of 9.Dense's"
+
+
 def test_an_unreadable_augmentation_is_told_the_strengths_to_go_back_to():
     health = [(0, "model", "classes", 10), (0, "model", "template_accuracy", 0.87),
               (0, "model", "augmented_template_accuracy", 0.13)]

@@ -14,7 +14,7 @@ import pytest
 
 from scratchnn.doctor import diagnose_run
 from scratchnn.doctor.faults import FAULTS
-from scratchnn.errors import TrainingDiverged
+from scratchnn.errors import DataError, TrainingDiverged
 from scratchnn.training.presets import get_preset, resolve_config
 from scratchnn.training.run import train_run
 
@@ -131,18 +131,20 @@ def test_an_augmentation_that_leaves_the_digits_unreadable_is_named_first(shared
     assert "once augmented" in first.message
 
 
-def test_training_labels_of_one_class_are_named_first(shared_dir, tmp_path):
+def test_training_labels_of_one_class_are_refused_before_training(shared_dir, tmp_path):
     """Found by training on a CSV of only the 1s: the run looked healthy (the network learns to
-    say 1) and the doctor said nothing. Epoch 0 now records how the labels cover the classes."""
+    say 1) and the doctor said nothing; then the doctor named it; now such data is refused before
+    the run folder is made (a learner-mistakes audit: a CSV whose label is its last column, read
+    with its first pixel as the label, trained every image as 0 to dev 1.000). Two classes train."""
     rows = gzip.open(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", "rt").read().splitlines()
     ones = [rows[0]] + [row for row in rows[1:] if row.startswith("1,")][:300]
     (tmp_path / "ones.csv").write_text("\n".join(ones) + "\n")
     config = resolve_config("mlp", {"epochs": 2, "dev_size": 50}, {"csv": str(tmp_path / "ones.csv")},
                             log=lambda line: None)
-    train_run(config, tmp_path / "run", log=lambda line: None, progress=False)
-    first = first_finding(tmp_path / "run")
-    assert first.id == "lopsided-labels", f"the doctor said [{first.id}] {first.message} first"
-    assert "the training labels hold 1 of the network's 10 classes (9 classes have no training images)" in first.message
+    with pytest.raises(DataError, match="ones.csv: every image is labelled 1, so there is nothing to tell apart and "
+                                        "nothing to learn; give data of two classes or more"):
+        train_run(config, tmp_path / "run", log=lambda line: None, progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # three epochs of the cnn recipe: about a minute

@@ -117,7 +117,9 @@ def test_prediction_share_names_the_most_predicted_class():
 
 def test_label_balance_counts_the_classes_held_and_the_commonest_and_rarest_shares():
     labels = np.array([0] * 500 + [1] * 495 + [2] * 5)  # class 3 of 4 is missing: not the "rarest"
-    assert label_balance(labels, 4) == {"label_classes": 3.0, "top_label_share": 0.5, "least_label_share": 0.005}
+    assert label_balance(labels, 4) == {"label_classes": 3.0, "top_label_share": 0.5, "least_label_share": 0.005,
+                                        "lowest_label": 0.0, "highest_label": 2.0}
+    assert label_balance(labels + 1, 4)["lowest_label"] == 1.0  # numbered from 1
     assert label_balance(np.arange(10).repeat(3), 10)["least_label_share"] == pytest.approx(0.1)
 
 

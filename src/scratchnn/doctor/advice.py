@@ -108,12 +108,23 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
         fix = fitter(run, settings, finding) if fitter else None
         caused = finding.id in SYMPTOMS or (cause is not None and cause.id == "unscaled-inputs"
                                             and finding.id in UNSCALED_SYMPTOMS)
-        because = (cause if cause is not None and caused else rate if rate is not None and finding.id in RATE_SYMPTOMS
+        because = (cause if cause is not None and caused
+                   else rate if rate is not None and _from_rate(finding, rate, settings)
                    else slow if finding.id in SLOW_SYMPTOMS else None)
         if because is not None and because is not finding:
             fix = f"this follows from [{because.id}] ({step} {because.epoch}): fix that first"
         out.append(dataclasses.replace(finding, fix=fix or finding.fix, step=step))
     return out
+
+
+def _from_rate(finding: Finding, rate: Finding, settings: Settings | None) -> bool:
+    """Whether ``finding`` follows from ``rate`` (a rate too high): RATE_SYMPTOMS do; so do
+    gradients that vanished in a ReLU network once the rate was found, through the units its steps
+    killed (a CNN at Adam's lr 0.2 was sent to --batchnorm; at epoch 0 it is the depth and the
+    initialisation, and in a sigmoid or tanh network a cause of its own)."""
+    relu = settings is not None and settings.get("activation") not in (None, "sigmoid", "tanh")
+    return finding.id in RATE_SYMPTOMS or (finding.id == "vanishing-gradients" and relu
+                                           and 0 < finding.epoch and rate.epoch <= finding.epoch)
 
 
 def step_name(settings: Settings | None, run: RunHealth | None = None) -> str:

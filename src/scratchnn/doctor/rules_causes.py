@@ -264,7 +264,9 @@ def vanishing_gradients(run: RunHealth):
                                                            lambda ratio: ratio < VANISHING)
     if epoch is None:
         return None
-    return Trigger(epoch, f"{layers[0]}'s gradient is {small[epoch]:.2g} of {layers[-1]}'s", layers[0])
+    share = f"0: nothing reaches it back from {layers[-1]}" if small[epoch] == 0 else \
+        f"{small[epoch]:.2g} of {layers[-1]}'s"
+    return Trigger(epoch, f"{layers[0]}'s gradient is {share}", layers[0])
 
 
 @rule("saturated", "warning",

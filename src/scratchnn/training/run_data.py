@@ -196,8 +196,8 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
     counts = np.bincount(data.labels, minlength=len(data.classes))
     used = np.count_nonzero(counts)
     if used == 1 and len(data.labels) > 1:
-        hint = (": is its label another column than the first? A header names the columns "
-                "(pixel0,...,pixel783,label)" if source.csv else "")
+        hint = (": is its label another column than the first (a digit's first pixel is 0)? A header names the "
+                "columns (pixel0,...,pixel783,label)" if source.csv and top == 0 else "")
         raise DataError(f"{source.labels or source.csv or source.describe()}: every image is labelled "
                         f"{data.classes[top] if source.dataset else top}, so there is nothing to tell apart and "
                         f"nothing to learn{hint}; give data of two classes or more")
