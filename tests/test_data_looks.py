@@ -84,3 +84,16 @@ def test_a_csv_with_its_label_last_and_no_header_is_refused_not_trained_to_100_p
     code, _, err = _train(capsys, "--csv", path, "--out", tmp_path / "run")
     assert code == 1 and "every image is labelled 0, so there is nothing to tell apart" in err, err
     assert "(pixel0,...,pixel783,label)" in err and not (tmp_path / "run").exists()
+
+
+def test_on_lopsided_labels_the_dev_accuracy_is_told_beside_what_one_answer_scores(mnist, tmp_path, capsys):
+    """The learner-mistakes audit: 0.94 on digits 95% ones was what always answering 1 scores."""
+    images, labels = mnist
+    ones, others = np.flatnonzero(labels == 1)[:190], np.flatnonzero(labels != 1)[:10]
+    rows = np.concatenate([ones, others])
+    lopsided = write_kaggle_csv(tmp_path / "ones.csv", images[rows], labels[rows])
+    code, out, _ = _train(capsys, "--csv", lopsided, "--out", tmp_path / "run")
+    assert code == 0 and "(always answering 1 would score 0.9" in out, out
+    even = write_kaggle_csv(tmp_path / "even.csv", images[:300], labels[:300])
+    code, out, _ = _train(capsys, "--csv", even, "--out", tmp_path / "even")
+    assert code == 0 and "always answering" not in out, out
