@@ -214,7 +214,8 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
         return
     shown = ", ".join(empty[:5]) + ("..." if len(empty) > 5 else "")
     log(f"Note: no training image is of class{'es' * (len(empty) > 1)} {shown}: the network has an output for "
-        f"{'each' if len(empty) > 1 else 'it'} that nothing trains (check --class-names against the labels)")
+        f"{'each' if len(empty) > 1 else 'it'} that nothing trains (check that the file holds every class, and "
+        "--class-names if you gave it more names than there are labels)")
 
 
 def note_image_looks(images: np.ndarray, source: DataSource, transposed: bool,
