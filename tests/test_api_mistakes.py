@@ -419,6 +419,31 @@ def test_a_hand_written_loop_that_forgets_training_mode_is_warned(digits):
         plain.backward(loss.backward())  # nothing in it trains differently: quiet too
 
 
+def test_fit_records_the_labels_so_the_doctor_sees_a_split_of_sorted_data(digits):
+    """The API audit: a learner split digits sorted by label themselves (dev the last rows: all 7-9,
+    training without 8 and 9): train 0.96, dev 0.19, and fit's health held no labels, so the doctor
+    said only [train-dev-gap], with dropout and weight decay for a fix."""
+    from scratchnn.doctor import diagnose
+    from scratchnn.training.health import HealthRecorder
+
+    x, y, _, _ = digits
+    order = np.argsort(y, kind="stable")
+    x, y = x[order], y[order]
+    train, dev = slice(0, 1600), slice(1600, 2000)
+    health = HealthRecorder.for_data(x[train])
+    history = fit(mlp(), Adam(1e-3), x[train], y[train], epochs=8, batch_size=64, x_dev=x[dev], y_dev=y[dev], rng=0,
+                  health=health)
+    assert history[-1].train_accuracy > 0.9 and history[-1].dev_accuracy < 0.5
+    recorded = {r.signal: r.value for r in health.rows if r.epoch == 0 and r.layer == "model"}
+    lacking = len(set(y[dev]) - set(y[train]))
+    assert recorded["label_classes"] == len(set(y[train])) and recorded["dev_only_classes"] == lacking > 0
+    found = {f.id: f for f in diagnose(history.to_rows(), health.rows)}
+    assert f"the dev labels hold {lacking} of them" in found["lopsided-labels"].message
+    for rule in ("lopsided-labels", "train-dev-gap"):
+        assert "shuffle first" in found[rule].fix and "dropout" not in found[rule].fix.split(";")[0], found[rule].fix
+    assert list(found)[0] == "lopsided-labels"
+
+
 def test_a_schedule_shorter_than_the_run_is_warned(digits):
     """Cosine(0.1, total_steps=3) meant 3 epochs: the rate sat at 0 for the rest, without a word."""
     from scratchnn.optim.schedules import Cosine, WarmUp

@@ -372,6 +372,19 @@ def test_a_wide_train_dev_gap_is_told_to_get_more_images_first():
                          "--weight-decay 0.03 (now 0.01) or --augment")
 
 
+def test_a_split_that_left_dev_classes_training_lacks_keeps_the_splits_fix():
+    """The run's settings do not turn the split's fix back into dropout or --class-names."""
+    rows = metrics([1.0] * 5, [0.9] + [1.0] * 4)
+    for row in rows:
+        row["dev_accuracy"] = 0.2
+    health = [(0, "model", "classes", 10), (0, "model", "label_classes", 8), (0, "model", "top_label_share", 0.15),
+              (0, "model", "dev_only_classes", 2)]
+    for rule_id in ("train-dev-gap", "lopsided-labels"):
+        fix = finding(rule_id, rows, health, train_size=0, dropout=0.3).fix
+        assert fix.startswith("the dev labels hold classes the training labels lack"), fix
+        assert "--dropout" not in fix and "--class-names" not in fix
+
+
 def test_one_class_at_steps_that_were_never_large_points_to_the_data_first():
     """The doctor audit: the seed network on shuffled labels (steps of 3.5% at most) was told to lower
     its healthy rate from 0.1 to 0.01; labels that are not their images' are likelier."""

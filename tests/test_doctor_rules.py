@@ -193,6 +193,16 @@ def test_a_rare_class_is_named_with_its_share():
 
 
 @covers("lopsided-labels")
+def test_missing_classes_that_dev_holds_are_the_splits_doing():
+    """The API audit: a learner's own split of digits sorted by label left 8 and 9 to dev alone."""
+    run = lopsided(8, 0.15).at(0, "model", "dev_only_classes", 2)
+    found = run.finding("lopsided-labels")
+    assert "(2 classes have no training images; the dev labels hold 2 of them)" in found.message
+    assert found.fix.startswith("the dev labels hold classes the training labels lack") and "shuffle first" in found.fix
+    assert lopsided(8, 0.15).finding("lopsided-labels").fix == rule_by_id("lopsided-labels").fix
+
+
+@covers("lopsided-labels")
 def test_lopsided_labels_needs_the_label_signals():
     assert fires_at(Run().model("label_classes", [1]), "lopsided-labels") is None  # an older run's table
 
@@ -1051,6 +1061,20 @@ def gap(train, dev) -> Run:
     ([0.9] + [1.0] * 4, [math.nan] * 5, None)])                  # no dev set
 def test_train_dev_gap_wide_and_dev_stalled(train, dev, epoch):
     assert fires_at(gap(train, dev), "train-dev-gap") == epoch
+
+
+@covers("train-dev-gap")
+def test_a_train_dev_gap_from_dev_classes_training_lacks_points_to_the_split():
+    """The API audit: train 0.96, dev 0.19 on a learner's split of sorted digits (dev all 7-9), and
+    the fix was dropout and weight decay, which teach no class the training images lack."""
+    plain = gap([0.9] + [1.0] * 4, [0.2] * 5)
+    split = gap([0.9] + [1.0] * 4, [0.2] * 5).at(0, "model", "dev_only_classes", 2)
+    assert fires_at(split, "train-dev-gap") == fires_at(plain, "train-dev-gap") == 3
+    found = split.finding("train-dev-gap")
+    assert found.message.endswith("; the dev labels hold 2 classes the training labels lack")
+    assert found.fix.startswith("the dev labels hold classes the training labels lack") and "shuffle first" in found.fix
+    assert found.fix.endswith("dropout, weight decay or more of the same images will not close this gap")
+    assert plain.finding("train-dev-gap").fix == rule_by_id("train-dev-gap").fix
 
 
 # --- train-below-dev ----------------------------------------------------------------------

@@ -121,6 +121,18 @@ def test_label_balance_counts_the_classes_held_and_the_commonest_and_rarest_shar
                                         "lowest_label": 0.0, "highest_label": 2.0}
     assert label_balance(labels + 1, 4)["lowest_label"] == 1.0  # numbered from 1
     assert label_balance(np.arange(10).repeat(3), 10)["least_label_share"] == pytest.approx(0.1)
+    assert label_balance(labels, 4, dev_labels=np.array([3, 3, 2, 0]))["dev_only_classes"] == 1  # dev has class 3
+    assert "dev_only_classes" not in label_balance(labels, 4, dev_labels=np.array([2, 0]))  # recorded when some
+
+
+def test_a_healthlog_told_the_dev_labels_names_dev_classes_training_lacks():
+    log = HealthLog()
+    log.labels(np.repeat(np.arange(7), 10), dev_labels=np.array([7, 8, 9] * 5))  # a split of sorted digits
+    log.evaluation(0, train_loss=0.5, train_accuracy=0.9, dev_loss=5.0, dev_accuracy=0.0)
+    recorded = {r.signal: r.value for r in log.rows}
+    assert recorded["dev_only_classes"] == 3 and recorded["dev_images"] == 15 and recorded["train_images"] == 70
+    first = log.diagnose()[0]
+    assert first.id == "lopsided-labels" and "the dev labels hold 3 of them" in first.message
 
 
 def test_a_healthlog_fed_one_rare_class_names_it_first():
@@ -463,7 +475,9 @@ def test_a_long_runs_health_is_recorded_at_evenly_thinned_evaluations(monkeypatc
     model = Sequential([Dense(12, 8, rng=0), ReLU(), Dense(8, 3, rng=1)])
     first = HealthRecorder(x[:16])
     fit(model, SGD(0.1), x, y, epochs=1, batch_size=32, health=first, rng=0)
-    per_evaluation = sum(row.epoch == 0 for row in first.rows)  # the untrained network's, and its first step's
+    once = set(label_balance(y, 3))  # the labels' balance: recorded once a run, not at each evaluation
+    per_evaluation = sum(row.epoch == 0 and row.signal not in once  # the untrained network's, its first step's
+                         for row in first.rows)
     monkeypatch.setattr(health_module, "HEALTH_ROWS", per_evaluation * 9)  # 27 planned evaluations: one in 3
     recorder = HealthRecorder(x[:16], planned=27)
     fit(model, SGD(0.1), x, y, epochs=56, eval_every=2, batch_size=32, health=recorder, rng=0)

@@ -379,6 +379,8 @@ def test_a_long_runs_health_is_thinned_and_a_resume_records_the_same_evaluations
     resume_run(tmp_path / "resumed", log=quiet, progress=False)
     again = read_health_csv(tmp_path / "resumed" / "health.csv")
     assert sorted({r.epoch for r in again}) == sorted({r.epoch for r in rows})
+    for table in (rows, again):  # fit records the labels' balance, once, when train passes through it
+        assert [r.signal for r in table].count("label_classes") == 1
 
 
 def test_a_run_of_more_evaluations_than_a_checkpoint_lists_is_refused_by_every_way_in(tmp_path, digits):
@@ -438,7 +440,7 @@ def test_a_checkpoint_is_written_after_the_health_rows_it_resumes_with(tmp_path,
     def checked(path, **state):
         epoch = len(state["history"]) and state["history"][-1].epoch
         table = path.parent / "health.csv"
-        seen.append((epoch, table.exists() and max(r.epoch for r in read_health_csv(table))))
+        seen.append((epoch, table.exists() and max((r.epoch for r in read_health_csv(table)), default=None)))
         return written(path, **state)
 
     monkeypatch.setattr(session, "save_checkpoint", checked)

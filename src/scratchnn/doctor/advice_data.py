@@ -52,7 +52,10 @@ def _with_cures(settings: Settings, fewer: str) -> str:
 
 
 @fits("train-dev-gap")
-def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str:
+def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
+    """None (the split's fix, the rule's) where dev holds classes training lacks."""
+    if run.value("dev_only_classes", epoch=0):
+        return None
     size = settings.get("train_size")
     more = f"more training images (--train-size {2 * size}, or 0 for all; now {size})" if size else \
         "more training images"
@@ -68,6 +71,8 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
     if size and size < enough:
         return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} "
                 "classes each to get a share); if it persists, check that --csv (or --labels) is the right file")
+    if run.value("dev_only_classes", epoch=0):  # the data has those classes: the rule's fix, the split's
+        return None
     held = run.value("label_classes", epoch=0)
     if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
         return None

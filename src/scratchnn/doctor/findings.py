@@ -21,11 +21,13 @@ SEVERITIES = ("error", "warning", "advice")  # error: cannot learn; warning: lea
 
 @dataclass(frozen=True)
 class Trigger:
-    """What a rule saw: the evaluation it first held at, in numbers, and the layer if one."""
+    """What a rule saw: the evaluation it first held at, in numbers, and the layer if one; ``fix``
+    where the tables themselves call for another than the rule's general one."""
 
     epoch: int
     message: str
     layer: str | None = None
+    fix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class Rule:
         found = self.check(run)
         if found is None:
             return None
-        return Finding(self.id, self.severity, found.epoch, found.message, self.explanation, self.fix, found.layer)
+        return Finding(self.id, self.severity, found.epoch, found.message, self.explanation, found.fix or self.fix,
+                       found.layer)
 
     def to_dict(self) -> dict:
         """What ``scratchnn doctor --rules --json`` prints: the rule in words, its trigger included."""

@@ -52,12 +52,17 @@ class HealthLog:
         self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
                                  "input_mean": np.mean(x, dtype=np.float64)})
 
-    def labels(self, labels: np.ndarray, dev_images: int | None = None) -> None:
+    def labels(self, labels: np.ndarray, dev_images: int | None = None, *,
+               dev_labels: np.ndarray | None = None) -> None:
         """Before training: every training label (N,); the doctor checks that they cover the
         network's classes evenly (``label_classes``, ``top_label_share``, ``least_label_share``).
         Given the number of ``dev_images`` too, it weighs a train-dev gap against the noise of
-        sets that small (``train_images``, ``dev_images``)."""
-        self._add(0, MODEL, label_balance(labels, self.classes))
+        sets that small (``train_images``, ``dev_images``); given the ``dev_labels`` (M,) (their
+        count is then ``dev_images``), it also names dev classes the training labels lack
+        (``dev_only_classes``: a split of data sorted by label)."""
+        if dev_labels is not None and dev_images is None:
+            dev_images = np.asarray(dev_labels).size
+        self._add(0, MODEL, label_balance(labels, self.classes, dev_labels))
         if dev_images is not None:
             self._add(0, MODEL, {"train_images": np.asarray(labels).size, "dev_images": dev_images})
 

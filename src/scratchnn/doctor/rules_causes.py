@@ -41,6 +41,17 @@ def unscaled_inputs(run: RunHealth):
     return None
 
 
+# The fix when dev holds classes that training lacks: no setting teaches a class it never sees
+SPLIT_FIX = ("the dev labels hold classes the training labels lack, as when data sorted by label is split before it "
+             "is shuffled: shuffle first (order = rng.permutation(len(labels)); x, labels = x[order], labels[order]), "
+             "then split, so each set gets every class")
+
+
+def dev_only_classes(run: RunHealth) -> int:
+    """How many classes the dev labels hold that the training labels lack (dev_only_classes, epoch 0; 0 if none)."""
+    return int(run.value("dev_only_classes", epoch=0) or 0)
+
+
 @rule("lopsided-labels", "warning",
       "The training labels do not cover the classes evenly: some class has no training image at "
       "all, or hardly any, or one class has most of them. A network learns what the data shows: a "
@@ -54,15 +65,20 @@ def lopsided_labels(run: RunHealth):
     """The training labels hold fewer classes than the network has (label_classes < C, epoch 0),
     or the most common one holds at least min(LOPSIDED / C, LOPSIDED_MOST) of them (5 / C: half,
     for 10 classes; with fewer classes 0.9) (top_label_share), or the rarest one they hold under
-    RARE / C (least_label_share; 1% for 10 classes; an older run's table has none)."""
+    RARE / C (least_label_share; 1% for 10 classes; an older run's table has none). Where the dev
+    labels hold classes the training labels lack (dev_only_classes), it says so and its fix is
+    the split's (SPLIT_FIX)."""
     held_classes, share = run.value("label_classes"), run.value("top_label_share")
     if held_classes is None or share is None:
         return None
     missing = run.classes - int(held_classes)
     if missing > 0:
         never = "one class has no training images" if missing == 1 else f"{missing} classes have no training images"
+        dev_only = dev_only_classes(run)
+        in_dev = f"; the dev labels hold {dev_only} of {'it' if missing == 1 else 'them'}" if dev_only else ""
         return Trigger(0, f"the training labels hold {int(held_classes)} of the network's {run.classes} classes "
-                          f"({never}); the most common has {percent(share)} of them")
+                          f"({never}{in_dev}); the most common has {percent(share)} of them",
+                       fix=SPLIT_FIX if dev_only else None)
     if share >= min(LOPSIDED / run.classes, LOPSIDED_MOST):
         return Trigger(0, f"one class has {percent(share)} of the training labels (an even share is "
                           f"{percent(1 / run.classes)})")

@@ -25,6 +25,8 @@ model  ``label_classes``, ``top_label_share``, ``least_label_share``  at epoch 0
                            and of the rarest one they hold
 model  ``lowest_label``, ``highest_label``  at epoch 0: the smallest and largest label (labels
                            numbered from 1 hold 1..C-1, and no 0)
+model  ``dev_only_classes``  at epoch 0, where the dev labels hold classes the training labels
+                           lack (sorted data split before it was shuffled): how many
 model  ``template_accuracy``, ``augmented_template_accuracy``  with augmentation, at epoch 0:
                            the share of sampled training images a nearest-class-mean template
                            reads right as they are, and after the run's augmentation
@@ -83,7 +85,7 @@ MAX_LABEL = 100
 
 MODEL_SIGNALS = ("classes", "input_min", "input_max", "input_mean", "top_class", "top_class_share",
                  "logit_max", "steps", "steps_per_epoch", "diverged_loss", "label_classes", "top_label_share",
-                 "least_label_share", "lowest_label", "highest_label", "template_accuracy",
+                 "least_label_share", "lowest_label", "highest_label", "dev_only_classes", "template_accuracy",
                  "augmented_template_accuracy",
                  "health_every", "train_images", "dev_images")
 WEIGHT_SIGNALS = ("weight_rms", "grad_rms", "update_ratio", "unit_spread", "bias_update_spread")
@@ -171,19 +173,25 @@ def prediction_share(logits: np.ndarray) -> tuple[int, float]:
     return top, float(counts[top]) / max(int(counts.sum()), 1)
 
 
-def label_balance(labels: np.ndarray, num_classes: int) -> dict[str, float]:
+def label_balance(labels: np.ndarray, num_classes: int, dev_labels: np.ndarray | None = None) -> dict[str, float]:
     """``label_classes``: how many of the ``num_classes`` classes the training labels (N,) hold;
     ``top_label_share`` and ``least_label_share``: the share of the most common one and of the
     rarest one they hold (10 balanced digits: 10, ~0.11 and ~0.09); ``lowest_label`` and
-    ``highest_label``: whether the labels held are 0, 1, 2... or another range."""
+    ``highest_label``: whether the labels held are 0, 1, 2... or another range. Given the
+    ``dev_labels`` (M,), and only when there are some, ``dev_only_classes``: how many classes
+    they hold that the training labels lack (no regularisation teaches those: the split is at fault)."""
     counts = np.bincount(np.asarray(labels, np.intp).ravel(), minlength=num_classes)
     total, held = int(counts.sum()), counts[counts > 0]
     numbers = np.flatnonzero(counts)
-    return {"label_classes": float(held.size),
-            "top_label_share": float(counts.max()) / total if total else math.nan,
-            "least_label_share": float(held.min()) / total if total else math.nan,
-            "lowest_label": float(numbers[0]) if total else math.nan,
-            "highest_label": float(numbers[-1]) if total else math.nan}
+    values = {"label_classes": float(held.size),
+              "top_label_share": float(counts.max()) / total if total else math.nan,
+              "least_label_share": float(held.min()) / total if total else math.nan,
+              "lowest_label": float(numbers[0]) if total else math.nan,
+              "highest_label": float(numbers[-1]) if total else math.nan}
+    dev_only = 0 if dev_labels is None else np.setdiff1d(np.asarray(dev_labels, np.intp), numbers).size
+    if dev_only:
+        values["dev_only_classes"] = float(dev_only)
+    return values
 
 
 def template_accuracy(x: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> float:

@@ -100,11 +100,11 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     ``on_batch_end(epoch, batch, batches, loss, accuracy)`` is for progress bars (the batch's
     mean loss and accuracy; accuracy is NaN on epochs that are not measured).
 
-    ``health``, if given, records the network's health signals for the doctor: the untrained
-    network (epoch 0, on a fresh start), the last step before each evaluation (gradient RMS and
-    update-to-weight ratio) and the network at each evaluation, before ``on_epoch_end`` (for a
-    recorder told of a long run, each ``health.every``-th evaluation and the last); and the step
-    that diverged, if one does.
+    ``health``, if given, records the network's health signals for the doctor: the training
+    labels' balance (and dev classes they lack) and the untrained network (epoch 0, on a fresh
+    start), the last step before each evaluation (gradient RMS and update-to-weight ratio) and
+    the network at each evaluation, before ``on_epoch_end`` (for a recorder told of a long run,
+    each ``health.every``-th evaluation and the last); and the step that diverged, if one does.
 
     ``stop_requested()``, polled after every batch, ends training early when it returns True (a
     Stop button): the interrupted epoch is evaluated on the batches it ran (its train accuracy
@@ -140,6 +140,7 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
                  on_batch_end, stop_requested)
     _check_schedule_length(schedule, optimizer.steps + (epochs - start_epoch) * loop.batches)
     if health is not None and start_epoch == 0:
+        health.record_labels(y_train, model.num_classes, y_dev)  # what a learner's own split left each set
         health.record(model, 0, optimizer.steps, steps_per_epoch=loop.batches, images=(len(x_train), len(x_dev)))
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught (learning_step), not warned

@@ -119,10 +119,11 @@ class HealthRecorder:
             self.rows.append(new[-1])
         return new
 
-    def record_labels(self, y_train: np.ndarray, num_classes: int) -> list[Row]:
+    def record_labels(self, y_train: np.ndarray, num_classes: int, y_dev: np.ndarray | None = None) -> list[Row]:
         """Epoch 0's ``label_classes``, ``top_label_share`` and ``least_label_share``: how evenly the training labels
-        cover the network's ``num_classes`` classes (all of them, not a sample)."""
-        new = [Row(0, MODEL, signal, value) for signal, value in label_balance(y_train, num_classes).items()]
+        cover the network's ``num_classes`` classes (all of them, not a sample); with ``y_dev``,
+        ``dev_only_classes`` where dev holds classes training lacks. ``fit`` records them."""
+        new = [Row(0, MODEL, signal, value) for signal, value in label_balance(y_train, num_classes, y_dev).items()]
         self.rows += new
         return new
 

@@ -172,11 +172,8 @@ class TrainingSession:
         if self.config.doctor != "off":
             self.health = HealthRecorder.for_data(self.x_train, earlier_health(self.run_dir, self.checkpoint, self.log),
                                                   planned=self.config.evaluations())
-            if self.checkpoint is None:
-                self.health.record_labels(self.y_train, self.model.num_classes)
-                if self.augmentation is not None:
-                    self.health.record_readability(self.x_train, self.y_train, self.augmentation,
-                                                   self.setup.input_scale)
+            if self.checkpoint is None and self.augmentation is not None:  # fit records the labels' balance
+                self.health.record_readability(self.x_train, self.y_train, self.augmentation, self.setup.input_scale)
         # a fault run's steps count as any run's
         self.doctor = Doctor(doctor_settings(self.config, self.run_dir), self.config.step_name)
 
