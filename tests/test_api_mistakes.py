@@ -84,6 +84,47 @@ def test_pixels_0_to_255_of_other_dtypes_are_refused_where_a_model_predicts(digi
     assert mlp().predict(np.zeros((0, 784), np.uint8)).shape == (0,)  # nothing to look at: no x.max() of nothing
 
 
+def test_fit_says_how_images_and_labels_in_another_form_become_what_it_takes(digits):
+    """The API audit: each of these named the problem and not the fix; swapped x and y were called
+    raw pixels 0..255 (labels up to 9)."""
+    x, y, _, _ = digits
+    x, y = x[:200], y[:200]
+    whole = y.astype(float)
+    for images, labels, words in (
+            (x.reshape(-1, 28, 28), y, r"model expects \(784,\): 200 image\(s\) of 784 pixels, not flattened; "
+                                       r"flatten with x.reshape\(-1, 784\)$"),
+            (x, np.eye(10)[y], r"got shape \(200, 10\): one-hot rows, a column per class, by the look of it; "
+                               r"pass labels.argmax\(1\)$"),
+            (x, np.eye(10)[y].T, r"one-hot columns \(C, N\), as the tutorial's one_hot_Y; pass labels.argmax\(0\)$"),
+            (x, y[:, None], r"a column \(or row\) of labels; pass labels.ravel\(\)$"),
+            (x, y.astype(str), r"got dtype <U\d+; digits read as text: labels.astype\(int\)$"),
+            (x, np.array(["cat", "dog"] * 100), r"names, not class indices: number them: classes, labels = "
+                                                r"np.unique\(labels, return_inverse=True\)$"),
+            (x, whole, r"got dtype float64; whole numbers stored as floats: labels.astype\(int\)$"),
+            (x, whole + 0.5, r"; \d\.5 is no class index: a label is the whole number of an image's class$"),
+            (x, np.where(y == 0, np.nan, whole), r"; \d+ of them NaN or infinite: every image needs its class$"),
+            (x, y + 1, r"labels must lie in 0..9, got 1..10; numbered from 1 by the look of it: labels - 1$"),
+            (y, x, r"the training data has shape \(200,\) and its labels \(200, 784\): swapped, by the look of it; "
+                   r"give the images first, then the labels$")):
+        with pytest.raises(ShapeError, match=words):
+            fit(mlp(), SGD(0.1), images, labels, epochs=1, batch_size=50)
+    with pytest.raises(ShapeError, match=r"labels.astype\(int\)$"):
+        evaluate(mlp(), x, whole)
+
+
+def test_float16_images_train_and_predict_without_a_stray_warning(digits):
+    """The API audit: float16 pixels printed 'RuntimeWarning: overflow encountered in cast' from
+    the check for values beyond float32's range (float16's max compared with float32's, in float16)."""
+    x, y, _, _ = digits
+    half = x[:200].astype(np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(mlp(), SGD(0.1), half, y[:200], epochs=1, batch_size=50, x_dev=half[:50], y_dev=y[:50])
+        assert np.array_equal(mlp().predict(half), mlp().predict(half.astype(np.float32)))
+    with pytest.raises(ShapeError, match="beyond float32's range"):  # what the check is for: still caught
+        mlp().predict(np.full((1, 784), 1e39))
+
+
 def test_fit_names_a_dev_set_without_labels(digits):
     x, y, x_dev, _ = digits
     with pytest.raises(ShapeError, match="give x_dev and y_dev together"):

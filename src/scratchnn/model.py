@@ -63,7 +63,9 @@ def refuse_non_finite(x: np.ndarray, dtype, what: str) -> None:
     if bad:
         raise ShapeError(f"{what} contains {bad:,} NaN or infinite value(s); clean the data first")
     largest = float(np.finfo(dtype).max)
-    if x.size and np.finfo(x.dtype).max > largest and float(np.abs(x).max()) > largest:
+    # NOTE: float() first: float16's max compared with a Python float casts that float to float16 (NumPy 2),
+    # and float32's max overflows there: a stray "overflow encountered in cast" for every float16 input
+    if x.size and float(np.finfo(x.dtype).max) > largest and float(np.abs(x).max()) > largest:
         raise ShapeError(f"{what} holds values up to {float(np.abs(x).max()):.3g}, beyond {np.dtype(dtype).name}'s "
                          f"range (±{largest:.3g}), which the network reads as infinite; scale the inputs to 0..1")
 
@@ -247,11 +249,11 @@ class Sequential:
             x = x[None]
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects samples of shape {self.input_shape}, got an array of shape {given}"
-                             + self._reshape_hint(x.shape))
+                             + self.reshape_hint(x.shape))
         refuse_non_finite(x, self.dtype, "input")
         return x.astype(self.dtype, copy=False)
 
-    def _reshape_hint(self, shape: tuple[int, ...]) -> str:
+    def reshape_hint(self, shape: tuple[int, ...]) -> str:
         """How to reshape images the model does take in another layout ('' when there is none)."""
         size, want = int(np.prod(shape)), tuple(self.input_shape)
         if len(want) == 3 and shape[-2:] == want[1:] and want[0] == 1:  # (N, H, W) for a CNN

@@ -82,12 +82,50 @@ class SoftmaxCrossEntropy:
 
 
 def check_labels(labels: np.ndarray, count: int, num_classes: int) -> np.ndarray:
-    """Labels must be ``count`` integers in [0, num_classes); returns them as an array."""
+    """Labels must be ``count`` integers in [0, num_classes); returns them as an array. A refusal
+    names the usual slip's fix (one-hot rows, digits read as text or floats, labels from 1)."""
     labels = np.asarray(labels)
     if labels.shape != (count,):
-        raise ShapeError(f"expected {count} labels, shape ({count},), got shape {labels.shape}")
+        raise ShapeError(f"expected {count} labels, shape ({count},), got shape {labels.shape}"
+                         + _shape_hint(labels.shape, num_classes))
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ShapeError(f"labels must be integers, got dtype {labels.dtype}")
+        raise ShapeError(f"labels must be integers, got dtype {labels.dtype}" + _dtype_hint(labels))
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ShapeError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+        low, high = labels.min(), labels.max()
+        from_one = "; numbered from 1 by the look of it: labels - 1" if (low, high) == (1, num_classes) else ""
+        raise ShapeError(f"labels must lie in 0..{num_classes - 1}, got {low}..{high}{from_one}")
     return labels
+
+
+def _shape_hint(shape: tuple[int, ...], num_classes: int) -> str:
+    """How labels in another layout become (N,) ('' when there is no telling)."""
+    if len(shape) != 2:
+        return ""
+    if shape[1] == num_classes:
+        return ": one-hot rows, a column per class, by the look of it; pass labels.argmax(1)"
+    if shape[0] == num_classes:
+        return ": one-hot columns (C, N), as the tutorial's one_hot_Y; pass labels.argmax(0)"
+    if 1 in shape:
+        return ": a column (or row) of labels; pass labels.ravel()"
+    return ""
+
+
+def _dtype_hint(labels: np.ndarray) -> str:
+    """The cast that makes these labels class indices, or what keeps them from being any."""
+    if labels.dtype.kind == "b":
+        return "; True and False as classes 1 and 0: labels.astype(int)"
+    if labels.dtype.kind in "US":
+        try:
+            labels.astype(np.int64)
+        except ValueError:
+            return "; names, not class indices: number them: classes, labels = np.unique(labels, return_inverse=True)"
+        return "; digits read as text: labels.astype(int)"
+    if labels.dtype.kind == "f":
+        bad = np.count_nonzero(~np.isfinite(labels))
+        if bad:
+            return f"; {bad:,} of them NaN or infinite: every image needs its class"
+        split = labels[labels != np.round(labels)]
+        if split.size:
+            return f"; {split[0]:g} is no class index: a label is the whole number of an image's class"
+        return "; whole numbers stored as floats: labels.astype(int)"
+    return ""

@@ -3,6 +3,7 @@ instance, raw pixels, a NaN, epochs=-1) is one line before anything trains, not 
 deep inside the loop or a result that quietly means nothing."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -76,10 +77,14 @@ def as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def check_data(model: Sequential, x: np.ndarray, labels: np.ndarray, name: str, empty: bool = False) -> None:
     """Validate once, up front, what the loop would otherwise trip over mid-training."""
+    if x.ndim == 1 and labels.ndim > 1 and math.prod(labels.shape[1:]) == math.prod(model.input_shape):
+        raise ShapeError(f"the {name} data has shape {x.shape} and its labels {labels.shape}: swapped, by the look "
+                         "of it; give the images first, then the labels")  # else: "raw pixels 0..255" of labels
     refuse_non_real(x, f"the {name} data")
     refuse_raw_pixels(x, f"the {name} data")
     if x.shape[1:] != model.input_shape:
-        raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}")
+        raise ShapeError(f"{name} data has samples of shape {x.shape[1:]}, model expects {model.input_shape}"
+                         + model.reshape_hint(x.shape))
     if len(x) == 0 and empty:
         return
     if name == "training" and len(x) == 0:
