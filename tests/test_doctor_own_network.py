@@ -127,3 +127,55 @@ def test_a_healthlog_learns_of_labels_that_miss_classes():
     assert found and found[0].id == "lopsided-labels", found
     assert found[0].message.startswith("the training labels hold 2 of the network's 10 classes (8 classes have no "
                                        "training images)")
+
+
+def test_a_healthlog_refuses_labels_it_would_misread_and_names_the_fix():
+    """The API audit: labels 1..10 (class 0 missing, 10 out of range) were taken without a word, and
+    one-hot rows read as the classes 0 and 1 ('[lopsided-labels] ... 2 of 10 classes', with a fix
+    about --csv)."""
+    from scratchnn.errors import ConfigError, ShapeError
+
+    y = np.arange(10).repeat(5)
+    for labels, words in ((y + 1, r"^HealthLog labels: labels must lie in 0..9, got 1..10; numbered from 1 by the "
+                                  r"look of it: labels - 1$"),
+                          (y + 17, r"got 17..26; or, if the network has 27 outputs, HealthLog\(classes=27\)$"),
+                          (np.eye(10)[y], r"got shape \(50, 10\): one-hot rows, .*; pass labels.argmax\(1\)$"),
+                          (np.eye(10)[y].T, r"one-hot columns \(C, N\), as the tutorial's one_hot_Y; pass "
+                                            r"labels.argmax\(0\)$"),
+                          (y.astype(float), r"whole numbers stored as floats: labels.astype\(int\)$")):
+        with pytest.raises(ShapeError, match=words):
+            HealthLog().labels(labels)
+    with pytest.raises(ShapeError, match=r"^HealthLog dev_labels: labels must lie in 0..9, got 0..10"):
+        HealthLog().labels(y, dev_labels=np.append(y, 10))
+    with pytest.raises(ConfigError, match="classes is the network's number of outputs, a whole number >= 2, got 1"):
+        HealthLog(classes=1)
+
+
+def test_a_healthlog_refuses_logits_along_the_wrong_axis():
+    """The API audit: the tutorial's Z2 (10, m) given without classes_axis=0 was read as 10 images of
+    m classes, and the doctor said 'class 0 takes 100%' of the answers when it was class 6."""
+    from scratchnn.errors import ShapeError
+
+    z2 = np.zeros((10, 40))
+    z2[6] = 5.0  # the tutorial's layout (C, N): every image's largest logit is class 6
+    with pytest.raises(ShapeError, match=r"logits of shape \(10, 40\) have 40 along classes_axis=-1, not the log's 10 "
+                                         r"classes; pass classes_axis=0 for the tutorial's \(10, m\) layout"):
+        HealthLog().outputs(0, z2)
+    with pytest.raises(ShapeError, match=r"pass classes_axis=-1 for logits \(N, C\)$"):
+        HealthLog().outputs(0, z2.T, classes_axis=0)
+    with pytest.raises(ShapeError, match=r"if the network has 7 outputs, HealthLog\(classes=7\)$"):
+        HealthLog().outputs(0, np.zeros((40, 7)))
+    log = HealthLog()
+    log.outputs(0, z2, classes_axis=0)
+    assert {r.signal: r.value for r in log.rows}["top_class"] == 6
+
+
+def test_a_learners_own_loop_is_told_of_lopsided_labels_without_scratchnns_flags():
+    from scratchnn.doctor import Settings
+
+    log = HealthLog()
+    log.labels(np.array([1] * 90 + [7] * 10))
+    log.evaluation(1, train_loss=0.3, train_accuracy=0.9)
+    fix = log.diagnose(Settings({"lr": 0.1}))[0].fix
+    assert fix.startswith("check that these are the right labels and not cut from data sorted by label")
+    assert fix.endswith("if the data has only these 2 classes, give the network 2 outputs") and "--" not in fix

@@ -66,7 +66,8 @@ def _train_dev_gap(run: RunHealth, settings: Settings, finding: Finding) -> str 
 def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> str | None:
     """A --train-size too small for every class to get its share, before the file (--train-size 20);
     for data that holds fewer classes than the network has, --class-names, which sizes the network
-    to them (a CSV of the digits 0 and 1 got ten outputs, the doctor audit)."""
+    to them (a CSV of the digits 0 and 1 got ten outputs, the doctor audit). A loop of one's own
+    (settings without a config file) is told the same without scratchnn's flags."""
     size, enough = settings.get("train_size"), 20 * run.classes
     if size and size < enough:
         return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} "
@@ -74,6 +75,12 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
     if run.value("dev_only_classes", epoch=0):  # the data has those classes: the rule's fix, the split's
         return None
     held = run.value("label_classes", epoch=0)
+    if not settings.config_file:  # a loop of one's own has no --csv nor --class-names
+        fewer = (f"; if the data has only these {int(held)} classes, give the network {int(held)} outputs"
+                 if held is not None and 2 <= held < run.classes else "")
+        return ("check that these are the right labels and not cut from data sorted by label (np.bincount(labels) "
+                "counts each class); give every class its share of the training images (for a task lopsided by "
+                f"nature, resample the rare classes){fewer}")
     if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
         return None
     held, low, high = int(held), run.value("lowest_label", epoch=0), run.value("highest_label", epoch=0)

@@ -6,10 +6,11 @@ then ``diagnose()`` or ``save(folder)`` (writes metrics.csv and health.csv, so
 but the figures.
 
     log = HealthLog(classes=10)
+    log.labels(Y, dev_labels=Y_dev)       # before training: labels (N,), class indices 0..C-1
     log.evaluation(i, train_loss=loss, train_accuracy=acc)
     log.inputs(i, X)                      # the pixels you feed
     log.augmentation(X, Y, augment(X))    # once, if you augment
-    log.outputs(i, Z2)                    # logits (N, C)
+    log.outputs(i, Z2)                    # logits (N, C); the seed's Z2 (C, N): classes_axis=0
     log.weights(i, "W1", W1, grad=dW1, before=W1_before_step)
     log.activation(i, "A1", A1, kind="relu")
 """
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError, ShapeError
 from ..files import atomic_write_bytes
+from ..nn.losses import check_labels, label_shape_hint
 from .advice import Settings
 from .diagnosis import diagnose
 from .findings import Finding
@@ -34,6 +37,8 @@ class HealthLog:
     """Collects metrics rows and health rows; ``diagnose`` runs the doctor on them."""
 
     def __init__(self, classes: int = 10):
+        if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+            raise ConfigError(f"classes is the network's number of outputs, a whole number >= 2, got {classes!r}")
         self.metrics: list[dict] = []
         self.classes = int(classes)
         self.rows: list[Row] = [Row(0, MODEL, "classes", float(classes))]
@@ -60,11 +65,28 @@ class HealthLog:
         sets that small (``train_images``, ``dev_images``); given the ``dev_labels`` (M,) (their
         count is then ``dev_images``), it also names dev classes the training labels lack
         (``dev_only_classes``: a split of data sorted by label)."""
-        if dev_labels is not None and dev_images is None:
-            dev_images = np.asarray(dev_labels).size
+        labels = self._checked_labels(labels, "labels")
+        if dev_labels is not None:
+            dev_labels = self._checked_labels(dev_labels, "dev_labels")
+            dev_images = len(dev_labels) if dev_images is None else dev_images
         self._add(0, MODEL, label_balance(labels, self.classes, dev_labels))
         if dev_images is not None:
             self._add(0, MODEL, {"train_images": np.asarray(labels).size, "dev_images": dev_images})
+
+    def _checked_labels(self, labels, name: str) -> np.ndarray:
+        """Labels (N,), class indices below ``classes``: a label out of range, or one-hot rows read
+        as class numbers, were taken and the doctor then blamed the data file (the API audit)."""
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ShapeError(f"HealthLog {name}: labels are (N,), a class index for each image, got shape "
+                             f"{labels.shape}{label_shape_hint(labels.shape, self.classes)}")
+        try:
+            return check_labels(labels, len(labels), self.classes)
+        except ShapeError as error:
+            top = labels.max() if labels.dtype.kind in "iu" and labels.size else None
+            more = (f"; or, if the network has {top + 1} outputs, HealthLog(classes={top + 1})"
+                    if top is not None and top >= self.classes and "labels - 1" not in str(error) else "")
+            raise ShapeError(f"HealthLog {name}: {error}{more}") from None
 
     def augmentation(self, x: np.ndarray, labels: np.ndarray, x_augmented: np.ndarray) -> None:
         """Before training, if you augment: sampled images, their labels and the same images
@@ -72,8 +94,23 @@ class HealthLog:
         self._add(0, MODEL, readability(x, labels, x_augmented))
 
     def outputs(self, epoch: int, logits: np.ndarray, classes_axis: int = -1) -> None:
-        """Logits (N, C) (the seed's Z2 is (C, N): pass classes_axis=0)."""
-        logits = np.moveaxis(np.asarray(logits), classes_axis, -1)
+        """Logits (N, C) (the seed's Z2 is (C, N): pass classes_axis=0). Checked against ``classes``:
+        read along the wrong axis, the tutorial's Z2 named the wrong class as the one answer."""
+        logits = np.asarray(logits)
+        if logits.ndim != 2 or classes_axis not in (-2, -1, 0, 1):
+            raise ShapeError(f"HealthLog outputs: logits are (N, C), or (C, N) with classes_axis=0; got shape "
+                             f"{logits.shape} and classes_axis={classes_axis!r}")
+        along, other = logits.shape[classes_axis], 1 - classes_axis % 2
+        if along != self.classes:
+            if logits.shape[other] != self.classes:
+                fix = f"if the network has {along} outputs, HealthLog(classes={along})"
+            elif other == 0:
+                fix = "pass classes_axis=0 for the tutorial's (10, m) layout, Z2 (C, N)"
+            else:
+                fix = "pass classes_axis=-1 for logits (N, C)"
+            raise ShapeError(f"HealthLog outputs: logits of shape {logits.shape} have {along} along classes_axis="
+                             f"{classes_axis}, not the log's {self.classes} classes; {fix}")
+        logits = np.moveaxis(logits, classes_axis, -1)
         top, share = prediction_share(logits)
         big = float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf
         self._add(epoch, MODEL, {"top_class": top, "top_class_share": share, "logit_max": big})

@@ -87,7 +87,7 @@ def check_labels(labels: np.ndarray, count: int, num_classes: int) -> np.ndarray
     labels = np.asarray(labels)
     if labels.shape != (count,):
         raise ShapeError(f"expected {count} labels, shape ({count},), got shape {labels.shape}"
-                         + _shape_hint(labels.shape, num_classes))
+                         + label_shape_hint(labels.shape, num_classes))
     if not np.issubdtype(labels.dtype, np.integer):
         raise ShapeError(f"labels must be integers, got dtype {labels.dtype}" + _dtype_hint(labels))
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
@@ -97,7 +97,7 @@ def check_labels(labels: np.ndarray, count: int, num_classes: int) -> np.ndarray
     return labels
 
 
-def _shape_hint(shape: tuple[int, ...], num_classes: int) -> str:
+def label_shape_hint(shape: tuple[int, ...], num_classes: int) -> str:
     """How labels in another layout become (N,) ('' when there is no telling)."""
     if len(shape) != 2:
         return ""
