@@ -81,7 +81,7 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
         return ("check that these are the right labels and not cut from data sorted by label (np.bincount(labels) "
                 "counts each class); give every class its share of the training images (for a task lopsided by "
                 f"nature, resample the rare classes){fewer}")
-    if held is None or not 2 <= held < run.classes or settings.get("class_names") or not settings.config_file:
+    if held is None or not 2 <= held < run.classes or settings.get("class_names"):
         return None
     held, low, high = int(held), run.value("lowest_label", epoch=0), run.value("highest_label", epoch=0)
     if low == 1 and high == held:
