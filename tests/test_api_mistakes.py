@@ -104,6 +104,7 @@ def test_fit_says_how_images_and_labels_in_another_form_become_what_it_takes(dig
             (x, whole + 0.5, r"; \d\.5 is no class index: a label is the whole number of an image's class$"),
             (x, np.where(y == 0, np.nan, whole), r"; \d+ of them NaN or infinite: every image needs its class$"),
             (x, y + 1, r"labels must lie in 0..9, got 1..10; numbered from 1 by the look of it: labels - 1$"),
+            (x, np.where(y == 9, 12, y + 1), r"labels must lie in 0..9, got 1..12$"),  # - 1 would not do
             (y, x, r"the training data has shape \(200,\) and its labels \(200, 784\): swapped, by the look of it; "
                    r"give the images first, then the labels$")):
         with pytest.raises(ShapeError, match=words):

@@ -73,6 +73,20 @@ def test_train_says_so_before_training(mnist, tmp_path, capsys):
     code, out, err = main(["evaluate", str(tmp_path / "a"), "--images", str(tmp_path / "inverted-images"),
                            "--labels", str(tmp_path / "inverted-labels"), "--set", "all"]), *capsys.readouterr()
     assert code == 0 and "images' borders are light" in err and "Accuracy" in out, (out, err)
+    code, out, err = main(["evaluate", str(tmp_path / "b")]), *capsys.readouterr()  # its own data: as it trained
+    assert code == 0 and "borders" not in out + err, (out, err)
+
+
+def test_turned_images_get_no_note_once_transpose_turns_them(mnist, tmp_path):
+    from scratchnn.data import DataSource
+    from scratchnn.training.run_data import note_image_looks
+    said = []
+    source = DataSource(csv=str(tmp_path / "t.csv"))
+    note_image_looks(mnist[0].transpose(0, 2, 1), source, transposed=False, log=said.append)
+    note_image_looks(mnist[0].transpose(0, 2, 1), source, transposed=True, log=said.append)
+    assert len(said) == 1 and "--transpose" in said[0]
+    wide = np.concatenate([mnist[0][:500], mnist[0][500:1000]], axis=2)  # 28x56 pairs of digits: wide by design
+    assert wider_than_tall(wide, "pairs") is None
 
 
 def test_a_csv_with_its_label_last_and_no_header_is_refused_not_trained_to_100_percent(mnist, tmp_path, capsys):
@@ -84,6 +98,9 @@ def test_a_csv_with_its_label_last_and_no_header_is_refused_not_trained_to_100_p
     code, _, err = _train(capsys, "--csv", path, "--out", tmp_path / "run")
     assert code == 1 and "every image is labelled 0, so there is nothing to tell apart" in err, err
     assert "(pixel0,...,pixel783,label)" in err and not (tmp_path / "run").exists()
+    zeros = write_kaggle_csv(tmp_path / "zeros.csv", images[labels == 0][:300], labels[labels == 0][:300])
+    code, _, err = _train(capsys, "--csv", zeros, "--out", tmp_path / "zeros")  # its header puts the label first
+    assert code == 1 and "every image is labelled 0" in err and "another column" not in err, err
 
 
 def test_on_lopsided_labels_the_dev_accuracy_is_told_beside_what_one_answer_scores(mnist, tmp_path, capsys):
@@ -96,4 +113,8 @@ def test_on_lopsided_labels_the_dev_accuracy_is_told_beside_what_one_answer_scor
     assert code == 0 and "(always answering 1 would score 0.9" in out, out
     even = write_kaggle_csv(tmp_path / "even.csv", images[:300], labels[:300])
     code, out, _ = _train(capsys, "--csv", even, "--out", tmp_path / "even")
+    assert code == 0 and "always answering" not in out, out
+    zeros_ones = np.flatnonzero(labels < 2)[:300]  # two classes about even, on ten outputs: not lopsided
+    two = write_kaggle_csv(tmp_path / "two.csv", images[zeros_ones], labels[zeros_ones])
+    code, out, _ = _train(capsys, "--csv", two, "--out", tmp_path / "two")
     assert code == 0 and "always answering" not in out, out

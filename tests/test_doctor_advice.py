@@ -54,12 +54,14 @@ def test_lr_too_high_names_a_rate_from_how_far_the_first_step_went(ratio, lr, to
     assert found.fix == f"lower --lr from {lr:g} to {told:g}; {LR_FIND}"
 
 
-@pytest.mark.parametrize("optimizer, momentum, told", [("sgd", 0.9, 0.05), ("rmsprop", 0.9, 0.05),
-                                                     ("sgd", 0.0, 0.5), ("adam", 0.9, 0.5)])
-def test_lr_too_high_counts_what_momentum_adds_to_the_first_step(optimizer, momentum, told):
+@pytest.mark.parametrize("optimizer, momentum, ratio, told", [
+    ("sgd", 0.9, 1.0, 0.05), ("rmsprop", 0.9, 1.0, 0.05), ("sgd", 0.0, 1.0, 0.5), ("adam", 0.9, 1.0, 0.5),
+    ("sgd", 0.5, 1.0, 0.5),      # 10 / (1 - 0.5) = 20: nearer 10 than 100
+    ("sgd", 0.9, 1.73, 0.05)])   # a first step 17x too far: 100x, momentum or not (a review: 0.005 trained worse)
+def test_lr_too_high_counts_what_momentum_adds_to_the_first_step(optimizer, momentum, ratio, told):
     """The learner-mistakes audit: SGD at lr 5 with momentum 0.9 was told 0.5 (77% of the ReLUs
     died there), then 0.05: the velocity takes later steps to 1/(1 - 0.9) = 10 times the first."""
-    found = finding("lr-too-high", metrics([2.0, 2.0]), first_step(1.0), lr=5, warmup=1.0, optimizer=optimizer,
+    found = finding("lr-too-high", metrics([2.0, 2.0]), first_step(ratio), lr=5, warmup=1.0, optimizer=optimizer,
                     momentum=momentum)
     assert found.fix == f"lower --lr from 5 to {told:g}; {LR_FIND}"
 
@@ -195,9 +197,33 @@ def vanishing(**values):
 
 def test_vanishing_gradients_points_elsewhere_when_the_run_has_every_cure():
     assert vanishing(activation="sigmoid", init="glorot_uniform", batchnorm=False, hidden=[128] * 5) == (
-        "--activation relu --init he_normal, --batchnorm or fewer layers than 5 (--hidden 256,128)")
+        "--activation relu --init he_normal or --batchnorm or fewer layers than 5 (--hidden 256,128)")
     cured = vanishing(activation="relu", init="he_normal", batchnorm=True, hidden=[512, 256])
     assert cured.startswith("this run has the usual cures already") and "look at the other findings" in cured
+
+
+def test_in_a_relu_network_gradients_that_vanish_with_zero_weights_follow_from_them():
+    """A follow-the-fix audit: zero weights' [vanishing-gradients] offered --batchnorm, which left
+    the units identical (dev 0.274); its other symptoms already pointed to [symmetric-units]."""
+    health = [(0, "model", "classes", 10), (0, "1.Dense", "unit_spread", 0.0), (1, "1.Dense", "unit_spread", 0.0)]
+    health += [(e, layer, "grad_rms", g) for e in range(2) for layer, g in (("1.Dense", 0.0), ("9.Dense", 1.0))]
+    fixes = {activation: {f.id: f.fix for f in diagnose(metrics([2.3] * 2), health, Settings(
+        {**get_preset("mlp").to_dict(), "init": "zeros", "activation": activation}, CONFIG))}
+        for activation in ("relu", "sigmoid")}
+    assert "symmetric-units" in fixes["relu"], fixes
+    assert fixes["relu"]["vanishing-gradients"] == "this follows from [symmetric-units] (epoch 0): fix that first"
+    assert "follows" not in fixes["sigmoid"]["vanishing-gradients"]  # there a cause of its own
+
+
+def test_saturated_units_offered_relu_are_offered_its_initialisation_with_it():
+    """A follow-the-fix audit: [saturated]'s '--activation relu' alone kept the tutorial's uniform
+    weights, whose logits reached 1,220: the run diverged at its first step."""
+    health = [(0, "model", "classes", 10)] + [(e, "3.Tanh", "saturated_fraction", 0.7) for e in range(3)]
+    tutorial = finding("saturated", metrics([2.0] * 3), health, activation="tanh", init="seed_uniform", batchnorm=False)
+    assert tutorial.fix == ("--init glorot_uniform (now seed_uniform) or --batchnorm or --activation relu --init "
+                            "he_normal")
+    he = finding("saturated", metrics([2.0] * 3), health, activation="tanh", init="he_normal", batchnorm=True)
+    assert he.fix.endswith("--activation relu") and "--init he_normal" not in he.fix
 
 
 def test_the_live_doctor_fits_its_fixes_too():
@@ -468,6 +494,9 @@ def test_lopsided_labels_numbered_from_1_or_with_a_gap_are_not_given_names_that_
     gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 9), (0, "model", "top_label_share", 0.11),
            (0, "model", "lowest_label", 0), (0, "model", "highest_label", 9)]
     assert finding("lopsided-labels", metrics([2.3, 2.2]), gap).fix == general("lopsided-labels")
+    from_one_gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 8), (0, "model", "top_label_share", 0.13),
+                    (0, "model", "lowest_label", 1), (0, "model", "highest_label", 9)]  # 1..9 without a 5
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), from_one_gap).fix == general("lopsided-labels")
 
 
 def test_inputs_standardised_pixel_by_pixel_are_not_told_to_divide_by_255():

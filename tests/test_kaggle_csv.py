@@ -130,6 +130,11 @@ def test_an_id_or_pandas_index_column_is_named_with_how_to_drop_it(tmp_path, dig
                       "index=False))")
 
 
+def test_any_first_column_before_a_label_column_is_an_extra_one(tmp_path, digits):
+    lines = [f"row,{HEADER}", *(f"{i},{row}" for i, row in enumerate(rows(*digits)))]
+    assert_line_error(write_text(tmp_path / "row.csv", lines), 1, "the header has an extra first column ('row': ")
+
+
 def test_wrong_column_count(tmp_path, digits):
     lines = [HEADER, *rows(*digits)]
     lines[3] = lines[3].rsplit(",", 1)[0]

@@ -135,6 +135,19 @@ def test_divergence_raises_with_the_epoch_and_the_hint(lr):
         fit(mlp(), SGD(lr), x, y, epochs=3, batch_size=10, rng=np.random.default_rng(0))
 
 
+def test_a_divergence_at_the_first_step_names_the_initial_weights_not_the_rate():
+    """A follow-the-fix audit: ReLU units on the tutorial's uniform weights diverged at step 1
+    (loss 373), and lowering the rate, as told, gave the same loss: no step had been taken."""
+    from scratchnn.errors import TrainingDiverged
+    x, y = blobs(100)
+    model = mlp()
+    model.layers[0].params["W"] *= 1e4  # logits in the thousands before any step
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1 \(step 1, .*the untrained network's loss, before any "
+                                               r"step: the initial weights are too large") as caught:
+        fit(model, SGD(1e-6), x, y, epochs=3, batch_size=10, rng=np.random.default_rng(0))
+    assert "lower learning rate" not in str(caught.value)
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_stop_request_ends_training_after_that_batch_and_reports_it(fast):
     rng = np.random.default_rng(0)

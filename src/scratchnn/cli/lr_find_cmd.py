@@ -24,8 +24,7 @@ from ..training.config import TrainConfig
 from ..training.memory import check_training_memory
 from ..training.options import SETTING_GROUPS, TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
-from ..training.run_data import (check_class_numbers, config_generators, data_source, load_data, note_image_looks,
-                                 run_split)
+from ..training.run_data import check_training_data, config_generators, data_source, load_data, run_split
 from ..tune.lr_find import MAX_STEPS, MIN_STEPS, LRFindResult, check_settings, lr_find
 from .common import add_data_arguments, whole_number_type
 from .config_flags import add_option_arguments, given_options
@@ -112,8 +111,8 @@ def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | Non
     command = train_command(args, result.suggestion, epochs)
     print(summary(result, command, path))
     if epochs:
-        print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations as as many "
-              f"mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over the data)")
+        print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations, taken as "
+              f"{config.epochs} mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over the data)")
     return result, command, path if save_figure else None
 
 
@@ -137,8 +136,7 @@ def range_test_inputs(config: TrainConfig):
     the images as they are: a config's augmentation is not applied."""
     source = data_source(config)
     data = load_data(config, source, progress=True)
-    check_class_numbers(data, source)
-    note_image_looks(data.images, source, config.transpose)
+    check_training_data(data, source, config.transpose)
     check_training_memory(config, data.images.shape, len(data.classes))  # its steps are training steps
     gens = config_generators(config)
     train_images, y_train, _, _ = run_split(config, data.images, data.labels, gens["split"])

@@ -89,6 +89,18 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
     return images, None if columns.label is None else values[:, columns.label].copy()
 
 
+def has_header(path) -> bool:
+    """Whether the CSV's first line names its columns (else it is the first image): a file without
+    one is read with its first column as the label, whatever that column holds."""
+    path = Path(path)
+    with open_data(path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=None)
+        first = next(_Lines(path, text, values=WIDEST), None)
+        header = first is not None and not _read_header(path, *first)[1]
+        text.detach()
+    return header
+
+
 def read_kaggle_test_csv(path, *, ignore_labels: bool = False) -> np.ndarray:
     """Images uint8 (N, side, side) of a label-less Kaggle test file (``pixel0,...,pixel783``).
 

@@ -106,8 +106,9 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
     for finding in findings:
         fitter = FITTERS.get(finding.id) if settings is not None else None
         fix = fitter(run, settings, finding) if fitter else None
-        caused = finding.id in SYMPTOMS or (cause is not None and cause.id == "unscaled-inputs"
-                                            and finding.id in UNSCALED_SYMPTOMS)
+        caused = (finding.id in SYMPTOMS
+                  or cause is not None and cause.id == "unscaled-inputs" and finding.id in UNSCALED_SYMPTOMS
+                  or finding.id == "vanishing-gradients" and not saturating(settings))  # zero weights: not --batchnorm
         because = (cause if cause is not None and caused
                    else rate if rate is not None and _from_rate(finding, rate, settings)
                    else slow if finding.id in SLOW_SYMPTOMS else None)
@@ -122,9 +123,15 @@ def _from_rate(finding: Finding, rate: Finding, settings: Settings | None) -> bo
     gradients that vanished in a ReLU network once the rate was found, through the units its steps
     killed (a CNN at Adam's lr 0.2 was sent to --batchnorm; at epoch 0 it is the depth and the
     initialisation, and in a sigmoid or tanh network a cause of its own)."""
-    relu = settings is not None and settings.get("activation") not in (None, "sigmoid", "tanh")
+    relu = settings is not None and settings.get("activation") == "relu"  # a leaky unit does not die
     return finding.id in RATE_SYMPTOMS or (finding.id == "vanishing-gradients" and relu
                                            and 0 < finding.epoch and rate.epoch <= finding.epoch)
+
+
+def saturating(settings: Settings | None) -> bool:
+    """Whether the run's units saturate (sigmoid, tanh), or may (a loop of one's own, not told):
+    there vanishing gradients and saturation are causes of their own; in a ReLU network, symptoms."""
+    return settings is None or settings.get("activation") in (None, "sigmoid", "tanh")
 
 
 def step_name(settings: Settings | None, run: RunHealth | None = None) -> str:
@@ -142,8 +149,7 @@ def root_cause(findings: list[Finding], settings: Settings | None) -> Finding | 
     order, not by the order of ``findings``: the live doctor meets them in time (a large init at
     epoch 0, the naive softmax's overflow at 1) and ``scratchnn doctor`` in rule order, and both
     must name the same cause (the overflow: with a stable softmax, the same logits train)."""
-    saturating = settings is None or settings.get("activation") in (None, "sigmoid", "tanh")
-    causes = CAUSES + (SATURATING_CAUSES if saturating else ())
+    causes = CAUSES + (SATURATING_CAUSES if saturating(settings) else ())
     found = [(causes.index(f.id), f.epoch, f) for f in findings if f.id in causes]
     return min(found, key=lambda entry: entry[:2])[2] if found else None
 
@@ -178,14 +184,15 @@ def first_step_ratio(run: RunHealth) -> float | None:
 
 def lr_factor(run: RunHealth, settings: Settings) -> float:
     """How many times too large the rate is, from the first step's update ratio: a power of ten, at
-    least 10. Momentum μ (SGD's, RMSprop's) takes later steps to 1/(1 − μ) times the first (the
-    velocity adds the gradients up), so the first step is scaled by that (the learner-mistakes
-    audit: lr 5 with momentum 0.9 was told 0.5, where 77% of the ReLUs died, then 0.05, which trained)."""
+    least 10, and with momentum μ (SGD's, RMSprop's) at least 10/(1 − μ) to the nearest power of
+    ten: the velocity adds the gradients up, so later steps reach 1/(1 − μ) times a first step
+    that looked 10x too large (the learner-mistakes audit: lr 5 with momentum 0.9 was told 0.5,
+    where 77% of the ReLUs died, then 0.05, which trained). A floor, not a scale: a first step
+    that shows 100x already has the momentum in it (scaled, 0.005 trained worse than 0.05)."""
     ratio = first_step_ratio(run)
-    if not ratio:
-        return 10.0
     momentum = settings.get("momentum", 0.0) if settings.get("optimizer", "sgd") in ("sgd", "rmsprop") else 0.0
-    return _power_of_ten_above(ratio / HIGH_UPDATE / (1 - min(momentum, 0.99)))
+    floor = 10.0 ** round(math.log10(10 / (1 - min(momentum, 0.99))))
+    return max(_power_of_ten_above(ratio / HIGH_UPDATE) if ratio else 10.0, floor)
 
 
 def lower_lr(run: RunHealth, settings: Settings) -> str:
@@ -328,20 +335,23 @@ def _chance_loss(run: RunHealth, settings: Settings, finding: Finding) -> str:
 @fits("vanishing-gradients")
 def _vanishing(run: RunHealth, settings: Settings, finding: Finding) -> str:
     hidden = settings.get("hidden") or []
-    relu = settings.get("activation") in ("sigmoid", "tanh")
-    parts = ["--activation relu --init he_normal" if relu else unit_init(settings),
+    parts = ["--activation relu --init he_normal" if settings.get("activation") in ("sigmoid", "tanh")
+             else unit_init(settings),
              "" if settings.get("batchnorm") else "--batchnorm",
              f"fewer layers than {len(hidden)} (--hidden 256,128)" if len(hidden) > 2 else ""]
     if any(parts):
-        return listed(parts)
+        return " or ".join(filter(None, parts))  # "he_normal, --batchnorm" read as one choice
     return ("this run has the usual cures already (ReLU, He initialisation, batch norm, at most two hidden "
             "layers): look at the other findings. Steps too large kill units, and a dead layer passes no gradient back")
 
 
 @fits("saturated")
 def _saturated(run: RunHealth, settings: Settings, finding: Finding) -> str:
-    parts = [unit_init(settings), "" if settings.get("batchnorm") else "--batchnorm", "--activation relu"]
-    return listed(parts)
+    """The initialisation for the units, batch norm, or ReLU units with their own initialisation:
+    --activation relu alone kept the tutorial's uniform weights, whose logits then reached 1,220
+    and diverged at the first step (a follow-the-fix audit)."""
+    relu = "--activation relu" + ("" if settings.get("init") == "he_normal" else " --init he_normal")
+    return " or ".join(filter(None, [unit_init(settings), "" if settings.get("batchnorm") else "--batchnorm", relu]))
 
 
 @fits("large-init")

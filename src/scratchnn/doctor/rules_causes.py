@@ -75,7 +75,8 @@ def lopsided_labels(run: RunHealth):
     if missing > 0:
         never = "one class has no training images" if missing == 1 else f"{missing} classes have no training images"
         dev_only = dev_only_classes(run)
-        in_dev = f"; the dev labels hold {dev_only} of {'it' if missing == 1 else 'them'}" if dev_only else ""
+        in_dev = ("" if not dev_only else "; the dev labels hold it" if missing == 1
+                  else f"; the dev labels hold {dev_only} of them")
         return Trigger(0, f"the training labels hold {int(held_classes)} of the network's {run.classes} classes "
                           f"({never}{in_dev}); the most common has {percent(share)} of them",
                        fix=SPLIT_FIX if dev_only else None)

@@ -290,7 +290,7 @@ class _Loop:
             self.health.record_divergence(self.model, epoch, loss)
         at = f"iteration {epoch} (" if self.batches == 1 else f"epoch {epoch} (step {self.optimizer.steps + 1}, "
         return _diverged(f"loss became {loss:.4g} at {at}learning rate {self.optimizer.lr:g}): training diverged",
-                         self.history, self.x_train)
+                         self.history, self.x_train, first_step=self.optimizer.steps == 0)
 
     def evaluated(self, epoch: int, sums: _Sums, measured: bool, x_dev: np.ndarray, y_dev: np.ndarray,
                   start: float) -> EpochResult:
@@ -318,18 +318,23 @@ def _check_weights(model: Sequential, when: str, lr: float) -> None:
             raise TrainingDiverged(f"weights {name} became NaN or infinite at {when} (learning rate {lr:g})")
 
 
-def _divergence_remedy(x: np.ndarray) -> str:
-    """What to try after a divergence: inputs that look like pixels 0..255 first, else a lower rate."""
+def _divergence_remedy(x: np.ndarray, first_step: bool) -> str:
+    """What to try after a divergence: inputs that look like pixels 0..255 first; at the first
+    step, whose loss no rate has touched yet, the initial weights; else a lower rate."""
     top = float(np.max(x)) if x.size else 0.0
     if top > 2 and float(np.min(x)) >= 0:
         return f"the inputs reach {top:g}: scale them to 0..1 first (pixels / 255)"
+    if first_step:  # a follow-the-fix audit: ReLU units on the tutorial's uniform weights, told to lower the rate
+        return ("that is the untrained network's loss, before any step: the initial weights are too large for "
+                "the network, not the learning rate; draw them to its size (--init he_normal for ReLU units, "
+                "glorot_uniform for tanh or sigmoid)")
     return "try a lower learning rate (--lr)"
 
 
-def _diverged(message: str, history: History, x: np.ndarray) -> TrainingDiverged:
+def _diverged(message: str, history: History, x: np.ndarray, first_step: bool = False) -> TrainingDiverged:
     """The error, with what to try (read from the inputs ``x`` only now, not on every run) and the
     evaluations made before it (``error.history``, for the doctor)."""
-    error = TrainingDiverged(f"{message}; {_divergence_remedy(x)}")
+    error = TrainingDiverged(f"{message}; {_divergence_remedy(x, first_step)}")
     error.history = history
     return error
 

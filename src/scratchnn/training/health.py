@@ -122,7 +122,12 @@ class HealthRecorder:
     def record_labels(self, y_train: np.ndarray, num_classes: int, y_dev: np.ndarray | None = None) -> list[Row]:
         """Epoch 0's ``label_classes``, ``top_label_share`` and ``least_label_share``: how evenly the training labels
         cover the network's ``num_classes`` classes (all of them, not a sample); with ``y_dev``,
-        ``dev_only_classes`` where dev holds classes training lacks. ``fit`` records them."""
+        ``dev_only_classes`` where dev holds classes training lacks. ``fit`` records them, unless
+        they are recorded already (``train`` records them without the dev labels: its split is
+        shuffled, so a class only in dev is rare, not a sign of data sorted before it was split;
+        an earlier run's health rows hold them)."""
+        if any(row.epoch == 0 and row.signal == "label_classes" for row in self.rows):
+            return []
         new = [Row(0, MODEL, signal, value) for signal, value in label_balance(y_train, num_classes, y_dev).items()]
         self.rows += new
         return new

@@ -32,8 +32,7 @@ from .checkpoint import (CHECKPOINT_FILE, Checkpoint, check_evaluations, load_ch
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
 from .memory import check_training_memory
-from .run_data import (check_class_numbers, check_data_files, data_source, load_data, locate_data,
-                       note_image_looks, record_data)
+from .run_data import check_data_files, check_training_data, data_source, load_data, locate_data, record_data
 from .session import METRICS_FILE, RunResult, TrainingSession, training_done
 
 RUNS_DIR = Path("runs")
@@ -79,8 +78,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
             locate(source.dataset, "test", source.data_dir, progress=progress)
         except DataError:
             pass  # said where it is read: "No test accuracy: ..."
-    check_class_numbers(data, source, log)
-    note_image_looks(data.images, source, config.transpose, log)
+    check_training_data(data, source, config.transpose, log)
     if image_shape is not None and data.images.shape[1:] != tuple(image_shape[0]):
         (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
         raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data import DataSource, LabeledImages, train_dev_split
 from ..data.augment import augmentation_for
+from ..data.kaggle_csv import has_header
 from ..data.load import named_classes
 from ..data.looks import dark_on_light, wider_than_tall
 from ..data.split import seeded_generators
@@ -187,6 +188,14 @@ def load_data(config: TrainConfig, source: DataSource, split: str = "train", **o
     return dataclasses.replace(data, classes=names)
 
 
+def check_training_data(data: LabeledImages, source: DataSource, transposed: bool,
+                        log: Callable[[str], None] = print) -> None:
+    """What is checked of a file before anything trains on it: its class numbers (a DataError or
+    notes) and what its images look like (notes); ``transposed``: --transpose turned them."""
+    check_class_numbers(data, source, log)
+    note_image_looks(data.images, source, transposed, log)
+
+
 def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[str], None] = print) -> None:
     """Before training on a CSV or IDX pair whose labels go past 9: a DataError when most of the
     numbers 0..top are no label at all. A damaged labels file (one byte of MNIST's turned to 200)
@@ -197,7 +206,8 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
     used = np.count_nonzero(counts)
     if used == 1 and len(data.labels) > 1:
         hint = (": is its label another column than the first (a digit's first pixel is 0)? A header names the "
-                "columns (pixel0,...,pixel783,label)" if source.csv and top == 0 else "")
+                "columns (pixel0,...,pixel783,label)" if source.csv and top == 0 and not has_header(source.csv)
+                else "")
         raise DataError(f"{source.labels or source.csv or source.describe()}: every image is labelled "
                         f"{data.classes[top] if source.dataset else top}, so there is nothing to tell apart and "
                         f"nothing to learn{hint}; give data of two classes or more")

@@ -172,8 +172,11 @@ class TrainingSession:
         if self.config.doctor != "off":
             self.health = HealthRecorder.for_data(self.x_train, earlier_health(self.run_dir, self.checkpoint, self.log),
                                                   planned=self.config.evaluations())
-            if self.checkpoint is None and self.augmentation is not None:  # fit records the labels' balance
-                self.health.record_readability(self.x_train, self.y_train, self.augmentation, self.setup.input_scale)
+            if self.checkpoint is None:  # no dev labels: a class only in dev is rare, the split was shuffled
+                self.health.record_labels(self.y_train, self.model.num_classes)
+                if self.augmentation is not None:
+                    self.health.record_readability(self.x_train, self.y_train, self.augmentation,
+                                                   self.setup.input_scale)
         # a fault run's steps count as any run's
         self.doctor = Doctor(doctor_settings(self.config, self.run_dir), self.config.step_name)
 
@@ -291,7 +294,8 @@ class TrainingSession:
         self._write_tables()
         self.examine(last=True)
         first = next((f for f in self.doctor.findings if f.severity != "advice"), None)
-        named = ("lr-too-high", "exploding") + (("unscaled-inputs",) if "the inputs reach" in str(error) else ())
+        named = (("lr-too-high", "exploding") + (("unscaled-inputs",) if "the inputs reach" in str(error) else ())
+                 + (("large-init",) if "the untrained network's loss" in str(error) else ()))
         return f" (or fix what the doctor found first: [{first.id}])" if first and first.id not in named else ""
 
     def _saved(self) -> str:
@@ -358,9 +362,10 @@ class TrainingSession:
     def _one_answer(self) -> str:
         """Beside the dev accuracy on lopsided labels, what answering the commonest class alone
         scores (a learner-mistakes audit: 0.94 on digits 95% ones was what always "1" scores, the
-        rarer classes all misread); '' unless one class holds half the dev set and 1.5 times its even share."""
+        rarer classes all misread); '' unless one class holds half the dev set and 1.5 times its even
+        share among the classes it holds (0s and 1s, 54/46, on ten outputs are even)."""
         top, share = one_answer_accuracy(self.y_dev, len(self.classes))
-        if share < max(0.5, 1.5 / len(self.classes)):
+        if share < max(0.5, 1.5 / len(np.unique(self.y_dev))):
             return ""
         return f" (always answering {self.classes[top]} would score {share:.4f})"
 
