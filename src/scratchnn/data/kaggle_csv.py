@@ -84,7 +84,8 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
     pixels = values if columns.label is None else values[:, 1:] if columns.label == 0 else values[:, :-1]
     if pixels.max() == 1:  # read as 0..255, every image would be black: a model says one class for all
         raise DataError(f"{path}: every pixel is 0 or 1 (black and white?); pixels are integers 0..255, as Kaggle's "
-                        "files hold them: multiply them by 255")
+                        "files hold them: multiply them by 255 (pandas: cols = [c for c in df if c != 'label']; "
+                        "df[cols] *= 255; df.to_csv(path, index=False))")
     images = np.ascontiguousarray(pixels).reshape(-1, columns.side, columns.side)
     return images, None if columns.label is None else values[:, columns.label].copy()
 
