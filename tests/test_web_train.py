@@ -409,6 +409,21 @@ def test_keep_model_trains_but_never_swaps_the_served_model(runs):
         shutil.rmtree(runs / state["run"])
 
 
+def test_the_runs_tab_shows_the_fixes_the_train_tab_showed_and_an_lr_find_it_can_find(client, runs):
+    """The web-doctor audit: the Runs tab showed the rules' general fixes (a seed run at lr 10 was
+    told "by 10x" and a warm-up, where the Train tab said "from 10 to 0.1"), and both named
+    'scratchnn lr-find --config config.toml', a file the page user cannot find."""
+    started = client.post("/api/train", json={"preset": "seed", "epochs": 30, "lr": 10})
+    assert started.status_code == 202, started.text
+    name = started.json()["run"]
+    live = {e["id"]: e["fix"] for _, e in events_until_over(client) if e["type"] == "finding"}
+    assert live["lr-too-high"].startswith("lower --lr from 10 to 0.1; scratchnn lr-find --config "
+                                          f"{name}/config.toml --batch-size 128 (in the server's runs folder)"), live
+    listed = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == name)
+    assert {f["id"]: f["fix"] for f in listed["findings"]} == live, listed
+    shutil.rmtree(runs / name)
+
+
 def test_no_train_turns_training_off(runs):
     with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
         info = client.get("/api/train").json()

@@ -24,7 +24,8 @@ from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
 from ..errors import DataError, ScratchnnError
 from ..io import MODEL_FILE, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
-from .train_worker import clean, without_folders
+from ..training.run_health import run_settings
+from .train_worker import clean, page_finding, without_folders
 
 RUN_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f:]{0,254}" if os.name == "nt" else r"\w[^/\\\x00-\x1f\x7f]{0,254}")
 MAX_NAME = 255  # a folder name's bytes on most file systems
@@ -135,11 +136,12 @@ class RunFolders:
             return []
 
         def diagnosed() -> list[dict] | str:
-            try:
-                return [f.to_dict() for f in diagnose_run(path)]
+            try:  # fitted to the run's settings, as the Train tab and `scratchnn doctor` show them
+                return [page_finding(f, path.name) for f in diagnose_run(path, run_settings(path))]
             except (ScratchnnError, OSError, ValueError) as error:
                 return f"the doctor cannot read this run: {_short(error, path)}"
-        return self._once("findings", path, (health, metrics), diagnosed)
+        config = path / RUN_CONFIG  # the fixes quote its values
+        return self._once("findings", path, (health, metrics, *[config][:config.is_file()]), diagnosed)
 
     def _once(self, what: str, path: Path, files: tuple[Path, ...], compute):
         """``compute()`` for run ``path``, again only once one of ``files`` changed (time or size):

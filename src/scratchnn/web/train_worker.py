@@ -61,7 +61,7 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     # ``stop`` (its model is saved), so here it would only print a traceback and lose the model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_blas_threads()
-    watcher = Watcher(events, stop, pause, max_seconds, server)
+    watcher = Watcher(events, stop, pause, max_seconds, server, run_name=Path(run_dir).name)
     try:
         _train_and_report(watcher, config, run_dir, max_memory, shutdown)
     finally:
@@ -123,8 +123,9 @@ class ServerGone(KeyboardInterrupt):
 class Watcher:
     """train_run's hooks, turned into throttled events."""
 
-    def __init__(self, events, stop, pause, max_seconds: float, server: int | None = None):
+    def __init__(self, events, stop, pause, max_seconds: float, server: int | None = None, run_name: str = ""):
         self.events, self.stop, self.pause, self.max_seconds = events, stop, pause, max_seconds
+        self.run_name = run_name  # the run's folder name, as the Runs tab lists it
         self.start, self.paused = time.monotonic(), 0.0  # paused: seconds spent paused so far
         self.last_batch = self.last_picture = -math.inf
         self.model = self.x_dev = self.y_dev = None
@@ -169,9 +170,7 @@ class Watcher:
                 "weights": first_layer_images(self.model, self.x_dev[:1] if len(self.x_dev) else None)}
 
     def finding(self, finding) -> None:
-        fields = {name: without_folders(value) if isinstance(value, str) else value  # the lr-find command's path
-                  for name, value in finding.to_dict().items()}
-        self.events.put({"type": "finding", **clean(fields)})
+        self.events.put({"type": "finding", **page_finding(finding, self.run_name)})
 
     def server_gone(self) -> bool:
         """The server that started this process ended without stopping it (kill -9, the out-of-memory
@@ -280,6 +279,21 @@ def note_event(line: str) -> dict:
 _NAME = r"[^\s:/\\,()']"  # a character of a file or folder name (/ and Windows' \ separate them)
 # a path with a drive letter ('C:\data.csv'), or of two or more separators (a Windows share's \\server\share too)
 _PATH = re.compile(rf"(?:(?<!\w)[A-Za-z]:(?:[/\\]{_NAME}+)*|(?:\\\\|//)?{_NAME}*(?:[/\\]{_NAME}+)+)[/\\]({_NAME}+)")
+
+
+def page_finding(finding, run_name: str) -> dict:
+    """A doctor's finding as the page shows it: no server folders in its text, and the lr-find
+    command a fix names pointed at the run by the name the Runs tab lists it under (cut to
+    'config.toml', it named a file the page user cannot find; the web-doctor audit)."""
+    fields = {name: without_folders(value) if isinstance(value, str) else value
+              for name, value in finding.to_dict().items()}
+    if run_name and isinstance(fields.get("fix"), str):
+        fields["fix"] = _LR_FIND.sub(lambda found: f"scratchnn lr-find --config {run_name}/config.toml"
+                                                   f"{found.group(1)} (in the server's runs folder)", fields["fix"])
+    return clean(fields)
+
+
+_LR_FIND = re.compile(r"scratchnn lr-find --config config\.toml((?: --[\w-]+ [^\s;,]+)*)")
 
 
 def without_folders(text: str) -> str:
