@@ -55,6 +55,14 @@ def test_every_fault_has_a_case():
     assert set(CASES) == set(FAULTS)
 
 
+def test_a_fault_says_which_options_it_makes_do_nothing():
+    """A web-doctor audit: --init he_normal beside --fault zero-init (the doctor's fix, followed)
+    changed nothing, and nothing said so."""
+    assert FAULTS["zero-init"].told.endswith("(--init and --bias-init do nothing with it)")
+    assert FAULTS["tiny-init"].told.endswith("(--init does nothing with it)")
+    assert FAULTS["no-shuffle"].told == f"no-shuffle: {FAULTS['no-shuffle'].what}"
+
+
 @pytest.mark.parametrize("fault", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW else f for f in CASES])
 def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
     preset, changes, rule = CASES[fault]
@@ -64,7 +72,7 @@ def test_the_doctor_names_the_faults_rule_first(fault, shared_dir, tmp_path):
         train_run(config, tmp_path, log=said.append, progress=False)
     except TrainingDiverged:
         pass  # unscaled inputs and the naive softmax break training: the folder keeps the tables
-    assert f"Faults on purpose (the doctor is not told): {fault}: {FAULTS[fault].what}" in said
+    assert f"Faults on purpose (the doctor is not told): {FAULTS[fault].told}" in said
     model_line = next(line for line in said if line.startswith("Model: "))
     assert ("the fault's own network" in model_line) == (fault == "sigmoid-deep"), model_line  # not the preset's
     if any(f.severity == "error" for f in diagnose_run(tmp_path)):  # the audit: "train longer" under [one-class]

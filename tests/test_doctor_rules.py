@@ -1375,16 +1375,29 @@ def test_a_healthy_run_cut_short_says_how_far_it_went(capsys, tmp_path):
     from scratchnn.cli.main import main
 
     run = tmp_path / "run"
-    save_run(Run().signal("0.Dense", "update_ratio", [1e-3] * 4).train([1.0, 0.8, 0.6, 0.5], [0.7, 0.8, 0.9, 0.92]),
-             run)
+    save_run(Run().signal("0.Dense", "update_ratio", [1e-3] * 5).train([1.0, 0.8, 0.6, 0.5, 0.45],
+                                                                        [0.7, 0.8, 0.9, 0.92, 0.93]), run)
     (run / "config.toml").write_text("epochs = 30\nbatch_size = 128\n")
     assert main(["doctor", str(run)]) == 0
     assert capsys.readouterr().out.strip().endswith(
-        "no findings; the run looks healthy, as far as it went: it stopped at epoch 3 of 30 (interrupted, or early "
+        "no findings; the run looks healthy, as far as it went: it stopped at epoch 4 of 30 (interrupted, or early "
         "stopping)")
-    (run / "config.toml").write_text("epochs = 3\nbatch_size = 128\n")
+    (run / "config.toml").write_text("epochs = 4\nbatch_size = 128\n")
     assert main(["doctor", str(run)]) == 0
     assert capsys.readouterr().out.strip().endswith("no findings; the run looks healthy")
+
+
+def test_a_run_too_short_for_the_rules_is_not_called_healthy(capsys, tmp_path):
+    """A web-doctor audit: --dropout 0.95 for 3 epochs (dev 0.22) read 'no findings; the run looks
+    healthy'; [train-below-dev] names it at 5 evaluations."""
+    from scratchnn.cli.main import main
+
+    run = tmp_path / "run"
+    save_run(Run().signal("0.Dense", "update_ratio", [1e-3] * 3).train([2.2, 2.1, 2.0], [0.15, 0.2, 0.22]), run)
+    assert main(["doctor", str(run)]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        "no findings in 3 evaluations, too few to judge a plateau or a gap (the doctor needs 5: more --epochs, or a "
+        "smaller --eval-every)")
 
 
 def test_fail_on_turns_findings_at_or_above_a_severity_into_exit_code_3(capsys, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..doctor import RULES, diagnose_run
 from ..doctor.faults import FAULTS
 from ..doctor.findings import SEVERITIES
-from ..doctor.show import finding_lines, rule_lines
+from ..doctor.show import finding_lines, no_findings, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
 from ..errors import ConfigError, DoctorStopped, ScratchnnError
 from ..training.architecture import layer_specs
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{folder}: no findings, and nothing to examine: its {HEALTH_FILE} has no rows (a run stopped "
                   "before its first evaluation, or a table cut short)")
         elif not findings:
-            print(f"{folder}: no findings; the run looks healthy{stopped_short(folder)}")
+            print(f"{folder}: {no_findings(len(read_metrics_csv(folder / METRICS_FILE)))}{stopped_short(folder)}")
         elif len(folders) > 1:
             print(f"{folder}:")
         for finding in findings:

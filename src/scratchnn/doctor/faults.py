@@ -43,19 +43,27 @@ class Fault:
     what: str  # what the learner sees happen
     apply: Callable[[Setup], None]
     flags: str = "--preset seed"  # the run that shows it best (README's table; a full batch hides no-shuffle)
+    replaces: str = ""  # the options whose effect it replaces ("--init"): set with it, they do nothing
 
     @property
     def command(self) -> str:
         return f"scratchnn train {self.flags} --fault {self.name}"
+
+    @property
+    def told(self) -> str:
+        """How a run names it: 'zero-init: every weight ... (--init and --bias-init do nothing with
+        it)': a fix followed beside the fault changed nothing, and nothing said so (a web-doctor audit)."""
+        verb = "do" if " and " in self.replaces else "does"
+        return f"{self.name}: {self.what}" + (f" ({self.replaces} {verb} nothing with it)" if self.replaces else "")
 
 
 FAULTS: dict[str, Fault] = {}
 MINIBATCHES = "--preset seed --batch-size 128 --eval-every 1"  # the seed network, on mini-batches
 
 
-def fault(name: str, what: str, flags: str = "--preset seed"):
+def fault(name: str, what: str, flags: str = "--preset seed", replaces: str = ""):
     def register(apply: Callable[[Setup], None]):
-        FAULTS[name] = Fault(name, what, apply, flags)
+        FAULTS[name] = Fault(name, what, apply, flags, replaces)
         return apply
     return register
 
@@ -117,20 +125,23 @@ def seed_bias_gradient(setup: Setup) -> None:
     setup.fast = False  # the fast path computes Dense gradients itself
 
 
-@fault("zero-init", "every weight and bias starts at 0: the units stay identical, the loss stays at ln 10")
+@fault("zero-init", "every weight and bias starts at 0: the units stay identical, the loss stays at ln 10",
+       replaces="--init and --bias-init")
 def zero_init(setup: Setup) -> None:
     for layer in _weighted(setup.model):
         for array in layer.params.values():
             array[...] = 0
 
 
-@fault("tiny-init", "weights drawn from N(0, 0.0001²): signals and gradients fade layer by layer")
+@fault("tiny-init", "weights drawn from N(0, 0.0001²): signals and gradients fade layer by layer",
+       replaces="--init")
 def tiny_init(setup: Setup) -> None:
     for layer in _weighted(setup.model):
         layer.params["W"][...] = setup.rng.normal(0, 1e-4, layer.params["W"].shape)
 
 
-@fault("huge-init", "weights drawn from N(0, 1) whatever the layer size: logits in the tens or hundreds")
+@fault("huge-init", "weights drawn from N(0, 1) whatever the layer size: logits in the tens or hundreds",
+       replaces="--init")
 def huge_init(setup: Setup) -> None:
     for layer in _weighted(setup.model):
         layer.params["W"][...] = setup.rng.normal(0, 1, layer.params["W"].shape)
@@ -151,7 +162,7 @@ def shuffled_labels(setup: Setup) -> None:
 
 
 @fault("sigmoid-deep", "five sigmoid layers with weights from N(0, 0.01²): the gradient vanishes",
-       f"{MINIBATCHES} --epochs 3")
+       f"{MINIBATCHES} --epochs 3", replaces="--hidden, --activation, --init, --batchnorm and --dropout")
 def sigmoid_deep(setup: Setup) -> None:
     model, rng = setup.model, setup.rng
     features, layers = int(np.prod(model.input_shape)), []

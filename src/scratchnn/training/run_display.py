@@ -2,7 +2,10 @@
 in a notebook (final metrics, the doctor's findings, the model), and its history as a History."""
 from __future__ import annotations
 
+import html
+
 from ..display import html_table, text_table
+from ..doctor.show import no_findings
 from .history import History
 
 METRICS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "test_loss", "test_accuracy", "epochs",
@@ -39,6 +42,8 @@ class RunDisplay:
             parts.append(html_table(["finding", "severity", "epoch", "message"], self._finding_rows(),
                                     caption="The doctor's findings", numeric=[2]))
         else:
-            parts.append("<p>The doctor has no findings: the run looks healthy.</p>")
+            said = no_findings(len(self.history))
+            parts.append("<p>The doctor has no findings: the run looks healthy.</p>" if said.endswith("healthy")
+                         else f"<p>The doctor has {html.escape(said)}.</p>")
         parts.append(self.model._repr_html_())
         return "".join(parts)

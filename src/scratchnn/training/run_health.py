@@ -10,6 +10,7 @@ from pathlib import Path
 from ..doctor.advice import Settings
 from ..doctor.diagnosis import diagnose
 from ..doctor.findings import Finding
+from ..doctor.show import no_findings
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, Row, read_health_csv, read_metrics_csv
 from ..errors import DataError, ScratchnnError
 from .checkpoint import Checkpoint
@@ -62,10 +63,10 @@ def health_summary(rows: list[Row], findings: list[Finding]) -> dict:
     return {"last": last, "findings": [f.to_dict() for f in findings]}
 
 
-def doctor_summary(findings: list[Finding], run_dir: Path) -> str:
+def doctor_summary(findings: list[Finding], run_dir: Path, evaluations: int) -> str:
     """The run's last line from the doctor: the findings counted by severity, and where to read them."""
     if not findings:
-        return "Doctor: no findings; the run looks healthy"
+        return f"Doctor: {no_findings(evaluations)}"
     counted = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "advice")}
     counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
     ids = " ".join(f"[{f.id}]" for f in findings)

@@ -163,8 +163,8 @@ class TrainingSession:
             if line:
                 log(line)
         if config.fault:
-            log("Faults on purpose (the doctor is not told): "
-                + "; ".join(f"{name}: {FAULTS[name].what}" for name in config.fault))
+            log("Faults on purpose (the doctor is not told): "  # a fix followed beside one changes nothing
+                + "; ".join(FAULTS[name].told for name in config.fault))
         note_if_busy(config.threads, log)
 
     def _start_doctor(self) -> None:
@@ -347,7 +347,7 @@ class TrainingSession:
         log(f"Done in {seconds:.2f} s: {summary}")
         log(f"Model saved to {model_path}")
         if self.health is not None:
-            log(doctor_summary(findings, self.run_dir))
+            log(doctor_summary(findings, self.run_dir, len(history)))
         if config.fault and self.health is not None:
             log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
                 "what to do where the same mistake was made by accident. To train normally, run it again without "
