@@ -187,8 +187,10 @@ def test_the_run_summary_counts_findings_in_words():
         return Finding(rule_id, severity, 1, "message", "explanation", "fix")
 
     findings = [found("a", "error"), found("b", "warning"), found("c", "warning"), found("d", "advice")]
-    assert doctor_summary(findings, Path("runs/x")) == ("Doctor: 1 error, 2 warnings, 1 advice: [a] [b] [c] [d]; "
-                                                        "details: scratchnn doctor runs/x")
+    assert doctor_summary(findings, Path("runs/x"), 5) == ("Doctor: 1 error, 2 warnings, 1 advice: [a] [b] [c] [d]; "
+                                                           "details: scratchnn doctor runs/x")
+    assert doctor_summary([], Path("runs/x"), 5) == "Doctor: no findings; the run looks healthy"
+    assert doctor_summary([], Path("runs/x"), 1).startswith("Doctor: no findings in 1 evaluation, too few to judge")
 
 
 def test_the_faults_are_listed_with_what_each_breaks_and_a_cnn_is_refused_sigmoid_deep(tmp_path):
