@@ -494,8 +494,9 @@ def test_lopsided_labels_numbered_from_1_or_with_a_gap_are_not_given_names_that_
     gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 9), (0, "model", "top_label_share", 0.11),
            (0, "model", "lowest_label", 0), (0, "model", "highest_label", 9)]
     assert finding("lopsided-labels", metrics([2.3, 2.2]), gap).fix == general("lopsided-labels")
-    from_one_gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 8), (0, "model", "top_label_share", 0.13),
-                    (0, "model", "lowest_label", 1), (0, "model", "highest_label", 9)]  # 1..9 without a 5
+    from_one_gap = [(0, "model", "classes", 10), (0, "model", "label_classes", 8),  # 1..9 without a 5
+                    (0, "model", "top_label_share", 0.13), (0, "model", "lowest_label", 1),
+                    (0, "model", "highest_label", 9)]
     assert finding("lopsided-labels", metrics([2.3, 2.2]), from_one_gap).fix == general("lopsided-labels")
 
 

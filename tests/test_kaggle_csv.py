@@ -200,7 +200,8 @@ def test_a_file_of_black_and_white_pixels_is_refused(tmp_path, digits):
     submission said 5 for all 10,000."""
     images, labels = digits
     path = write_text(tmp_path / "bw.csv", [HEADER, *rows((images > 127).astype(np.uint8), labels)])
-    with pytest.raises(DataError, match=r"bw.csv: every pixel is 0 or 1 .*multiply them by 255 \(pandas: .*index=False\)\)$"):
+    told = r"bw.csv: every pixel is 0 or 1 .*multiply them by 255 \(pandas: .*index=False\)\)$"
+    with pytest.raises(DataError, match=told):
         read_kaggle_csv(path)
     assert read_kaggle_csv(write_text(tmp_path / "black.csv", [HEADER, *rows(images * 0, labels)]))[0].max() == 0
 

@@ -112,7 +112,8 @@ def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | Non
     print(summary(result, command, path))
     if epochs:
         print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations, taken as "
-              f"{config.epochs} mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over the data)")
+              f"{config.epochs} mini-batch steps; its --epochs {config.epochs} would be {config.epochs} passes over "
+              "the data)")
     return result, command, path if save_figure else None
 
 

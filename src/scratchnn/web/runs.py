@@ -141,7 +141,8 @@ class RunFolders:
             except (ScratchnnError, OSError, ValueError) as error:
                 return f"the doctor cannot read this run: {_short(error, path)}"
         config = path / RUN_CONFIG  # the fixes quote its values
-        return self._once("findings", path, (health, metrics, *[config][:config.is_file()]), diagnosed)
+        files = (health, metrics, config) if config.is_file() else (health, metrics)
+        return self._once("findings", path, files, diagnosed)
 
     def _once(self, what: str, path: Path, files: tuple[Path, ...], compute):
         """``compute()`` for run ``path``, again only once one of ``files`` changed (time or size):
