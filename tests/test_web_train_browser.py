@@ -162,6 +162,31 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     close_page(page, server)
 
 
+def test_a_fixs_apply_button_sets_its_settings_in_the_form(browser, server):
+    """A web-doctor audit: every fix names flags the form has fields for, but the fields sit in a
+    folded box far above the findings; a learner had to work out which field --lr is."""
+    page = open_page(browser, server)
+    page.click("#tab-button-train")
+    page.click("#train-settings-box summary")
+    set_option(page, "epochs", 30)
+    set_option(page, "lr", 10)
+    page.click("#train-settings-box summary")  # folded again, as a learner leaves it
+    page.click("#train-start")
+    page.wait_for_selector("#train-findings li.finding button.apply", timeout=30_000)
+    button = page.locator("#train-findings li.finding", has_text="[lr-too-high]").locator("button.apply")
+    assert button.inner_text() == "Apply: --lr 0.1"
+    page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('finished')",
+                           timeout=60_000)
+    button.click()
+    assert page.input_value("#train-opt-lr") == "0.1"
+    assert page.evaluate("() => document.querySelector('#train-settings-box').open")
+    assert page.evaluate("() => document.activeElement.id") == "train-opt-lr"
+    assert page.locator("#train-announce").inner_text() == "Settings changed: --lr 0.1. Start trains with them."
+    symptoms = page.locator("#train-findings li.finding", has_text="this follows from")
+    assert symptoms.count() and not symptoms.locator("button.apply").count()  # no setting to change there
+    close_page(page, server)
+
+
 def test_phone_sized_screen_and_no_train(browser, runs, server, artifacts_dir):
     page = open_page(browser, server, width=390, height=844)
     page.click("#tab-button-train")

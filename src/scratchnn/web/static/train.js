@@ -194,7 +194,63 @@ function addFinding(f) {
               document.createTextNode(`${f.message} (${f.step || "epoch"} ${f.epoch})`),
               Object.assign(document.createElement("p"), { textContent: f.explanation }),
               Object.assign(document.createElement("p"), { className: "fix", textContent: `Fix: ${f.fix}` }));
+  const changes = formChanges(f.fix || "");
+  if (changes) {  // the fix's first choice, set in the form's own fields (they sit far above, folded away)
+    const said = changes.map(([option, value]) => `${option.flag} ${[value].flat().join(",")}`).join(" ");
+    const apply = Object.assign(document.createElement("button"), { type: "button", className: "apply",
+                                                                    textContent: `Apply: ${said}` });
+    apply.addEventListener("click", () => {
+      for (const [option, value] of changes) writeInput($(`train-opt-${option.name}`), value);
+      $("train-settings-box").open = true;
+      $(`train-opt-${changes[0][0].name}`).focus();
+      announce(`Settings changed: ${said}. Start trains with them.`);
+    });
+    item.append(apply);
+  }
   list.append(item);
+}
+
+const FLAG_AND_VALUE = /(--[a-z0-9-]+)(?: ([^\s();,]+(?:,[^\s();,]+)*))?/g;  // "--hidden 512,256", "--batchnorm"
+
+// A fix's first choice as [option, value] pairs of the form ("lower --lr from 10 to 0.1; scratchnn
+// lr-find ..." -> [[lr, 0.1]]; "--activation relu --init he_normal or --batchnorm" -> activation and
+// init); null when it names no setting, or one the form has no field for (the data's are the server's).
+function formChanges(fix) {
+  const cut = topLevel(fix).search(/; | or |, /);  // the same length as fix: a cut there is one in fix
+  const first = cut < 0 ? fix : fix.slice(0, cut);
+  const rate = first.match(/^(?:lower|raise) (--[a-z0-9-]+) from \S+ to (\S+)$/);
+  const outside = first.replace(/\([^()]*\)/g, "");  // "(now zeros)" is no setting to change
+  const named = rate ? [[rate[1], rate[2]]]
+    : [...(/--/.test(outside) ? outside : first).matchAll(FLAG_AND_VALUE)].map((m) => [m[1], m[2]]);
+  if (!named.length || /scratchnn /.test(first)) return null;
+  const changes = [];
+  for (const [flag, text] of named) {
+    const negated = flag.startsWith("--no-") && info.options.find((o) => o.flag === `--${flag.slice(5)}`);
+    const option = negated || info.options.find((o) => o.flag === flag);
+    if (!option || !$(`train-opt-${option.name}`)) return null;
+    const value = option.type === "bool" ? !negated && text === undefined
+      : option.type === "int" || option.type === "float" ? Number(text)
+      : option.type === "list" ? (text || "").split(",").map((v) => (Number.isFinite(Number(v)) ? Number(v) : v))
+      : text;
+    const fits = option.type === "bool" ? text === undefined
+      : typeof value === "number" ? Number.isFinite(value)
+      : option.choices ? [value].flat().every((v) => option.choices.includes(v)) : Boolean(text);
+    if (!fits) return null;
+    changes.push([option, value]);
+  }
+  return changes;
+}
+
+// ``text`` with the separators parentheses hold masked (NUL), so "(--train-size 400, or 0 for all)"
+// splits no choice; one character for one, so positions stay those of ``text``.
+function topLevel(text) {
+  let depth = 0;
+  return [...text].map((c) => {
+    depth += c === "(" ? 1 : 0;
+    const masked = depth > 0 && (c === "," || c === ";" || c === " ") ? "\u0000" : c;
+    depth -= c === ")" ? 1 : 0;
+    return masked;
+  }).join("");
 }
 
 function addNote(text) {
