@@ -50,3 +50,24 @@ def test_scratchnn_doctor_gives_the_note_train_ended_with(tmp_path, capsys):
                                     "help (--epochs 80)"), out
     TrainConfig(preset="seed", batch_size=0, epochs=80).save(tmp_path / "config.toml")  # stopped short: no note
     assert main(["doctor", str(tmp_path)]) == 0 and "still learning" not in capsys.readouterr().out
+
+
+def test_a_run_with_a_warning_is_not_told_to_train_longer(tmp_path, capsys):
+    """A web-doctor audit: an mlp at lr 1 got [lr-too-high] and, beside it, "more epochs would
+    likely help (--epochs 10)": more of a rate too high is not the fix."""
+    import numpy as np
+
+    from scratchnn.cli.main import main
+    from scratchnn.doctor.record import HealthLog
+    from scratchnn.training.config import TrainConfig
+
+    TrainConfig(preset="seed", batch_size=0, epochs=40).save(tmp_path / "config.toml")
+    log = HealthLog()
+    weights = np.random.default_rng(0).normal(0, 0.05, (784, 10))
+    log.weights(0, "W1", weights * 1.6, before=weights)  # the first step moved them by 60%
+    for epoch, loss, dev in [(10, 2.25, 0.18), (20, 2.04, 0.266), (30, 1.88, 0.317), (40, 1.73, 0.383)]:
+        log.evaluation(epoch, train_loss=loss, train_accuracy=dev, dev_loss=loss, dev_accuracy=dev)
+    log.save(tmp_path)
+    assert main(["doctor", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[lr-too-high]" in out and "still learning" not in out, out

@@ -416,7 +416,11 @@ def test_the_runs_tab_shows_the_fixes_the_train_tab_showed_and_an_lr_find_it_can
     started = client.post("/api/train", json={"preset": "seed", "epochs": 30, "lr": 10})
     assert started.status_code == 202, started.text
     name = started.json()["run"]
-    live = {e["id"]: e["fix"] for _, e in events_until_over(client) if e["type"] == "finding"}
+    events = events_until_over(client)
+    live = {e["id"]: e["fix"] for _, e in events if e["type"] == "finding"}
+    done = next(e for _, e in events if e["type"] == "done")  # named by its cause, not by a symptom of it
+    assert done["load_error"].startswith("not served, because the doctor found [one-class] error (from "
+                                         "[lr-too-high]);"), done
     assert live["lr-too-high"].startswith("lower --lr from 10 to 0.1; scratchnn lr-find --config "
                                           f"{name}/config.toml --batch-size 128 (in the server's runs folder)"), live
     listed = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == name)

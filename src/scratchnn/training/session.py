@@ -352,8 +352,8 @@ class TrainingSession:
             log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
                 "what to do where the same mistake was made by accident. To train normally, run it again without "
                 "--fault")
-        broken = any(f.severity == "error" for f in findings)  # more of a broken run is not what it needs
-        if not broken and not self._stopped_as_asked():
+        troubled = any(f.severity != "advice" for f in findings)  # more of it is not what it needs (lr too high)
+        if not troubled and not self._stopped_as_asked():
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
         return RunResult(self.model, History(history, config.step_name), self.run_dir, model_path, seconds, metrics,

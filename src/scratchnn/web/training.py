@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
 
 ACTIVE = ("starting", "running", "paused", "stopping")
+FOLLOWS = re.compile(r"this follows from \[([\w-]+)\]")  # a symptom's fix names its cause
 REPORT_WAIT = 2.0  # s a shutdown waits for a finished run's report (a container manager kills at 10 s)
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _environment = threading.Lock()  # spawning reads os.environ: one spawn at a time changes it
@@ -285,14 +287,15 @@ class TrainingManager:
                     event = {"type": "error", "detail": f"the training process ended unexpectedly "
                                                         f"(exit code {process.exitcode}); see the server's log"}
             kind = event.get("type")
-            if kind == "finding" and event.get("severity") == "error":
-                errors.append(event.get("id"))
+            if kind == "finding" and event.get("severity") == "error":  # named with its cause, if it has one
+                cause = FOLLOWS.match(event.get("fix") or "")
+                errors.append(f"[{event.get('id')}] error" + (f" (from [{cause.group(1)}])" if cause else ""))
             # an epoch's last batch always has its event: one learner's Stop a few batches in is not
             # the model every page should answer with (the web audit)
             whole_epoch = whole_epoch or (kind == "batch" and event.get("batch") == event.get("batches"))
             if kind == "done" and (errors or (event.get("stopped") and not whole_epoch)):
                 event["loaded"] = False
-                event["load_error"] = (f"not served, because the doctor found [{errors[0]}] error" if errors else
+                event["load_error"] = (f"not served, because the doctor found {errors[0]}" if errors else
                                        "not served: stopped before its first epoch ended, it has barely trained"
                                        ) + "; the Runs tab can load it anyway"
             elif kind == "done":
