@@ -213,6 +213,11 @@ def test_in_a_relu_network_gradients_that_vanish_with_zero_weights_follow_from_t
     assert "symmetric-units" in fixes["relu"], fixes
     assert fixes["relu"]["vanishing-gradients"] == "this follows from [symmetric-units] (epoch 0): fix that first"
     assert "follows" not in fixes["sigmoid"]["vanishing-gradients"]  # there a cause of its own
+    lopsided = [(0, "model", "classes", 10), (0, "model", "label_classes", 10), (0, "model", "top_label_share", 0.6)]
+    lopsided += [(e, layer, "grad_rms", g) for e in range(2) for layer, g in (("1.Dense", 1e-5), ("9.Dense", 1.0))]
+    other = {f.id: f.fix for f in diagnose(metrics([2.3] * 2), lopsided, Settings(
+        {**get_preset("deep-mlp").to_dict(), "batchnorm": False}, CONFIG))}
+    assert "lopsided-labels" in other and "follows" not in other["vanishing-gradients"], other  # not its cause
 
 
 def test_saturated_units_offered_relu_are_offered_its_initialisation_with_it():

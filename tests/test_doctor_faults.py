@@ -61,6 +61,8 @@ def test_a_fault_says_which_options_it_makes_do_nothing():
     assert FAULTS["zero-init"].told.endswith("(--init and --bias-init do nothing with it)")
     assert FAULTS["tiny-init"].told.endswith("(--init does nothing with it)")
     assert FAULTS["no-shuffle"].told == f"no-shuffle: {FAULTS['no-shuffle'].what}"
+    assert FAULTS["naive-softmax"].told.endswith("(--label-smoothing does nothing with it)")  # its own loss
+    assert "--bias-init" in FAULTS["sigmoid-deep"].replaces and "--input-dropout" in FAULTS["sigmoid-deep"].replaces
 
 
 @pytest.mark.parametrize("fault", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW else f for f in CASES])

@@ -1398,6 +1398,11 @@ def test_a_run_too_short_for_the_rules_is_not_called_healthy(capsys, tmp_path):
     assert capsys.readouterr().out.strip().endswith(
         "no findings in 3 evaluations, too few to judge a plateau or a gap (the doctor needs 5: more --epochs, or a "
         "smaller --eval-every)")
+    (run / "config.toml").write_text("epochs = 30\nbatch_size = 128\npatience = 1\n")  # stopped by early stopping
+    assert main(["doctor", str(run)]) == 0
+    assert capsys.readouterr().out.strip().endswith(
+        "no findings in 3 evaluations, too few to judge a plateau or a gap (the doctor needs 5), as far as it went: "
+        "it stopped at epoch 2 of 30 (interrupted, or early stopping)")
 
 
 def test_fail_on_turns_findings_at_or_above_a_severity_into_exit_code_3(capsys, tmp_path):

@@ -71,3 +71,17 @@ def test_a_run_with_a_warning_is_not_told_to_train_longer(tmp_path, capsys):
     assert main(["doctor", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "[lr-too-high]" in out and "still learning" not in out, out
+
+
+def test_the_note_is_left_out_only_where_more_epochs_is_no_advice():
+    """The review: any warning hid the note (a lopsided-labels one too), and an advice-level
+    [train-dev-gap], which says more epochs will not close its gap, kept it."""
+    from scratchnn.doctor.findings import Finding
+    from scratchnn.training.run_health import more_epochs_may_help
+
+    def found(rule_id, severity):
+        return [Finding(rule_id, severity, 1, "message", "explanation", "fix")]
+    assert more_epochs_may_help([]) and more_epochs_may_help(found("lopsided-labels", "warning"))
+    assert not more_epochs_may_help(found("train-dev-gap", "advice"))
+    assert not more_epochs_may_help(found("lr-too-high", "warning"))
+    assert not more_epochs_may_help(found("symmetric-units", "error"))

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -425,6 +426,10 @@ def test_the_runs_tab_shows_the_fixes_the_train_tab_showed_and_an_lr_find_it_can
                                           f"{name}/config.toml --batch-size 128 (in the server's runs folder)"), live
     listed = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == name)
     assert {f["id"]: f["fix"] for f in listed["findings"]} == live, listed
+    config = runs / name / "config.toml"  # its settings edited: the fixes quote the new ones, not a cached listing
+    config.write_text(config.read_text().replace("lr = 10", "lr = 20"))
+    listed = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == name)
+    assert next(f["fix"] for f in listed["findings"] if f["id"] == "lr-too-high").startswith("lower --lr from 20 to 0.2")
     shutil.rmtree(runs / name)
 
 
@@ -766,3 +771,57 @@ def test_a_server_gone_after_the_last_epoch_still_leaves_the_trained_model(share
     _train_and_report(watcher, config.to_dict(), str(tmp_path / "run"), 4.0)
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).metadata["finished"]
+
+
+APPLIED = {  # a fix's text -> what the page's Apply button sets ({} : no button)
+    "lower --lr from 10 to 0.1; scratchnn lr-find --config r/config.toml --batch-size 128 (in the server's runs "
+    "folder) measures one for this network in seconds": {"lr": 0.1},
+    "lower --lr from 10 to 1 (or keep it and add --warmup 1)": {"lr": 1},
+    "raise --lr from 1e-05 to 0.1 (each step changes the weights by 4.2e-06 of their size)": {"lr": 0.1},
+    "--init he_normal (now zeros)": {"init": "he_normal"},
+    "--activation relu --init he_normal or --batchnorm or fewer layers than 5 (--hidden 256,128)":
+        {"activation": "relu", "init": "he_normal"},
+    "--dropout 0.3 (now 0.95: it switches off 95% of the units)": {"dropout": 0.3},
+    "--schedule cosine --warmup 1": {"schedule": "cosine", "warmup": 1},
+    "--no-augment": {"augment": False},
+    "--batchnorm": {"batchnorm": True},
+    "--hidden 512,256; now 10": {"hidden": [512, 256]},
+    "--epochs 12": {"epochs": 12},
+    "more epochs (--epochs 1000, now 500)": {},  # named in passing, and past the server's 300
+    "--epochs 1000": {},
+    "more training images (--train-size 400, or 0 for all; now 200), --dropout 0.5 (now 0.3) or --augment": {},
+    "this follows from [lr-too-high] (epoch 0): fix that first": {},
+    "lower --lr by 10x (or use --schedule cosine --warmup 1)": {},
+    "--class-names zero,one (one name a label)": {},
+    "--input-dropout 0.2: lower the dropout": {},
+    "scratchnn lr-find --config r/config.toml measures one": {},
+    "--lr fast": {},
+    "--init nonsense": {},
+}
+
+
+def test_the_apply_button_sets_a_fixs_first_choice_and_nothing_else(client):
+    """The review of the page's Apply button: the first choice of each fix, in the form's own types;
+    no button for a choice that names settings only in passing, past the server's limits, or
+    without a field (node runs train.js's own functions on the server's own option list)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the page's Apply button is tested in the browser tests only")
+    source = (Path(__file__).resolve().parents[1] / "src/scratchnn/web/static/train.js").read_text()
+
+    def function(name):
+        start = source.index(f"function {name}(")
+        depth, end = 0, source.index("{", start)
+        for end in range(end, len(source)):
+            depth += {"{": 1, "}": -1}.get(source[end], 0)
+            if depth == 0:
+                return source[start:end + 1]
+    flags = re.search(r"const FLAG_AND_VALUE = .*;", source).group(0)
+    info = client.get("/api/train").json()
+    script = "\n".join([f"const info = {json.dumps(info)};", "const $ = () => ({});", flags, function("topLevel"),
+                        function("formChanges"), f"const fixes = {json.dumps(list(APPLIED))};",
+                        "console.log(JSON.stringify(fixes.map((fix) => Object.fromEntries("
+                        "(formChanges(fix) || []).map(([option, value]) => [option.name, value])))));"])
+    ran = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert dict(zip(APPLIED, json.loads(ran.stdout))) == APPLIED

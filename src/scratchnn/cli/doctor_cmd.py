@@ -16,7 +16,7 @@ from ..errors import ConfigError, DoctorStopped, ScratchnnError
 from ..training.architecture import layer_specs
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
-from ..training.run_health import run_settings, still_learning_in
+from ..training.run_health import more_epochs_may_help, run_settings, still_learning_in
 
 
 FAIL_CODE = DoctorStopped.exit_code  # "the doctor found a problem", as train --doctor strict says it
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{folder}: no findings, and nothing to examine: its {HEALTH_FILE} has no rows (a run stopped "
                   "before its first evaluation, or a table cut short)")
         elif not findings:
-            print(f"{folder}: {no_findings(len(read_metrics_csv(folder / METRICS_FILE)))}{stopped_short(folder)}")
+            short = stopped_short(folder)
+            print(f"{folder}: {no_findings(len(read_metrics_csv(folder / METRICS_FILE)), bool(short))}{short}")
         elif len(folders) > 1:
             print(f"{folder}:")
         for finding in findings:
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         if any(finding.layer for finding in findings):
             print(layer_legend(folder))
         note = still_learning_in(folder, run_settings(folder))  # as train ended with it: "healthy" is not "done"
-        if note and not any(finding.severity != "advice" for finding in findings):  # more of a rate too high?
+        if note and more_epochs_may_help(findings):
             print(note)
     return failed
 

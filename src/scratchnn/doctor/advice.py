@@ -108,7 +108,8 @@ def fitted(findings: list[Finding], run: RunHealth, settings: Settings | None,
         fix = fitter(run, settings, finding) if fitter else None
         caused = (finding.id in SYMPTOMS
                   or cause is not None and cause.id == "unscaled-inputs" and finding.id in UNSCALED_SYMPTOMS
-                  or finding.id == "vanishing-gradients" and not saturating(settings))  # zero weights: not --batchnorm
+                  or finding.id == "vanishing-gradients" and not saturating(settings)  # zero weights: not --batchnorm
+                  and cause is not None and cause.id in ("symmetric-units", "small-init"))
         because = (cause if cause is not None and caused
                    else rate if rate is not None and _from_rate(finding, rate, settings)
                    else slow if finding.id in SLOW_SYMPTOMS else None)

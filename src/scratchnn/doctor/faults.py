@@ -106,7 +106,7 @@ class NaiveSoftmaxCrossEntropy:
 
 
 @fault("naive-softmax", "exp(z) without subtracting max z: inf or NaN as soon as a logit passes 88",
-       "--preset seed --hidden 128,128,128 --batch-size 128 --eval-every 1 --epochs 5")
+       "--preset seed --hidden 128,128,128 --batch-size 128 --eval-every 1 --epochs 5", replaces="--label-smoothing")
 def naive_softmax(setup: Setup) -> None:
     setup.loss_fn = NaiveSoftmaxCrossEntropy()
 
@@ -162,7 +162,7 @@ def shuffled_labels(setup: Setup) -> None:
 
 
 @fault("sigmoid-deep", "five sigmoid layers with weights from N(0, 0.01²): the gradient vanishes",
-       f"{MINIBATCHES} --epochs 3", replaces="--hidden, --activation, --init, --batchnorm and --dropout")
+       f"{MINIBATCHES} --epochs 3", replaces="--hidden, --activation, --init, --bias-init, --batchnorm, --dropout and --input-dropout")
 def sigmoid_deep(setup: Setup) -> None:
     model, rng = setup.model, setup.rng
     features, layers = int(np.prod(model.input_shape)), []

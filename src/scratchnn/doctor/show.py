@@ -32,11 +32,13 @@ def rule_lines(rule: Rule, width: int = 100) -> list[str]:
             *wrapped(rule.fix, "fix: ")]
 
 
-def no_findings(evaluations: int) -> str:
+def no_findings(evaluations: int, cut_short: bool = False) -> str:
     """What no findings means after ``evaluations``: a healthy run, or one too short for the rules
     that wait for a plateau or a gap to last (a web-doctor audit: dropout 0.95 for 3 epochs, dev
-    0.22, was called healthy; at 5 evaluations [train-below-dev] names it)."""
+    0.22, was called healthy; at 5 evaluations [train-below-dev] names it). ``cut_short``: it
+    stopped before its --epochs (early stopping, a Stop), so more --epochs is no advice."""
     if evaluations >= UNDERFIT_AFTER:
         return "no findings; the run looks healthy"
+    how = "" if cut_short else ": more --epochs, or a smaller --eval-every"
     return (f"no findings in {evaluations} evaluation{'s' * (evaluations != 1)}, too few to judge a plateau or a gap "
-            f"(the doctor needs {UNDERFIT_AFTER}: more --epochs, or a smaller --eval-every)")
+            f"(the doctor needs {UNDERFIT_AFTER}{how})")

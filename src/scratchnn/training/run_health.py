@@ -63,10 +63,10 @@ def health_summary(rows: list[Row], findings: list[Finding]) -> dict:
     return {"last": last, "findings": [f.to_dict() for f in findings]}
 
 
-def doctor_summary(findings: list[Finding], run_dir: Path, evaluations: int) -> str:
+def doctor_summary(findings: list[Finding], run_dir: Path, evaluations: int, cut_short: bool = False) -> str:
     """The run's last line from the doctor: the findings counted by severity, and where to read them."""
     if not findings:
-        return f"Doctor: {no_findings(evaluations)}"
+        return f"Doctor: {no_findings(evaluations, cut_short)}"
     counted = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "advice")}
     counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
     ids = " ".join(f"[{f.id}]" for f in findings)
@@ -75,6 +75,17 @@ def doctor_summary(findings: list[Finding], run_dir: Path, evaluations: int) -> 
 
 STILL_FALLING = 0.02  # the train loss fell by more than this share over the last fifth of the run ...
 STILL_RISING = 0.01  # ... and the dev accuracy rose by more than this: the run ended mid-descent
+
+
+# findings after which more epochs is no advice: a rate too high, memorising, a gap more epochs widens
+NOT_MORE_EPOCHS = ("lr-too-high", "exploding", "dead-relu", "memorising", "overfitting", "train-dev-gap")
+
+
+def more_epochs_may_help(findings: list[Finding]) -> bool:
+    """Whether the still-learning note fits beside ``findings``: not beside an error, nor beside a
+    finding whose fix is not more training (an mlp at lr 1 got [lr-too-high] and "--epochs 10"
+    beside it; [train-dev-gap] says more epochs will not close its gap)."""
+    return not any(f.severity == "error" or f.id in NOT_MORE_EPOCHS for f in findings)
 
 
 def still_learning(history: list[EpochResult], epochs: int, step: str = "epoch") -> str:

@@ -46,7 +46,7 @@ from .progress import TrainingProgress
 from .run_data import config_generators, run_split
 from .run_display import RunDisplay
 from .run_health import (diagnose_history, doctor_settings, doctor_summary, earlier_health, health_summary,
-                         still_learning)
+                         more_epochs_may_help, still_learning)
 
 METRICS_FILE = "metrics.csv"
 ALWAYS_SAVED = 1_000  # evaluations checkpointed as often as asked; after them, ...
@@ -347,13 +347,13 @@ class TrainingSession:
         log(f"Done in {seconds:.2f} s: {summary}")
         log(f"Model saved to {model_path}")
         if self.health is not None:
-            log(doctor_summary(findings, self.run_dir, len(history)))
+            cut_short = bool(history) and history[-1].epoch < config.epochs  # more --epochs is no advice then
+            log(doctor_summary(findings, self.run_dir, len(history), cut_short))
         if config.fault and self.health is not None:
             log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
                 "what to do where the same mistake was made by accident. To train normally, run it again without "
                 "--fault")
-        troubled = any(f.severity != "advice" for f in findings)  # more of it is not what it needs (lr too high)
-        if not troubled and not self._stopped_as_asked():
+        if more_epochs_may_help(findings) and not self._stopped_as_asked():
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
         return RunResult(self.model, History(history, config.step_name), self.run_dir, model_path, seconds, metrics,

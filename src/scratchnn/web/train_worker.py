@@ -42,6 +42,7 @@ PICTURE_EVERY = 0.5  # s between confusion matrices / weight images
 MAX_TILES = 64  # first-layer units (MLP) or kernels (CNN) drawn
 MAX_MAPS = 8  # feature maps of one dev digit (CNN)
 NOTE = "Note: "  # how a line the user should read starts (a warm-up shrunk, a busy machine...)
+FAULTS_LINE = "Faults on purpose"  # how a run broken on purpose says so (training/session.py)
 
 
 def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: float, max_memory: float = 4.0,
@@ -135,8 +136,9 @@ class Watcher:
         # trained 15 epochs for nobody, then hung, holding 200 MB)
         self.server = os.getppid() if server is None else server
 
-    def log(self, line: str) -> None:
-        self.events.put(note_event(line) if line.startswith(NOTE) else {"type": "log", "line": without_folders(line)})
+    def log(self, line: str) -> None:  # the faults' line too: beside one, the fixes a finding names do nothing
+        self.events.put(note_event(line) if line.startswith((NOTE, FAULTS_LINE))
+                        else {"type": "log", "line": without_folders(line)})
 
     def setup(self, model, x_dev: np.ndarray, y_dev: np.ndarray, classes: tuple[str, ...]) -> None:
         self.model, self.x_dev, self.y_dev = model, x_dev, y_dev

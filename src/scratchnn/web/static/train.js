@@ -194,9 +194,13 @@ function addFinding(f) {
               document.createTextNode(`${f.message} (${f.step || "epoch"} ${f.epoch})`),
               Object.assign(document.createElement("p"), { textContent: f.explanation }),
               Object.assign(document.createElement("p"), { className: "fix", textContent: `Fix: ${f.fix}` }));
-  const changes = formChanges(f.fix || "");
-  if (changes) {  // the fix's first choice, set in the form's own fields (they sit far above, folded away)
-    const said = changes.map(([option, value]) => `${option.flag} ${[value].flat().join(",")}`).join(" ");
+  // the fix's first choice, set in the form's own fields (they sit far above, folded away); not beside a
+  // fault, which overrides what a fix of the mistake it makes would set (--init beside --fault zero-init)
+  const changes = readInput($("train-opt-fault")).length ? null : formChanges(f.fix || "");
+  if (changes) {
+    const said = changes.map(([option, value]) => (option.type !== "bool"
+      ? `${option.flag} ${[value].flat().join(",")}` : value ? option.flag : option.flag.replace(/^--/, "--no-")))
+      .join(" ");
     const apply = Object.assign(document.createElement("button"), { type: "button", className: "apply",
                                                                     textContent: `Apply: ${said}` });
     apply.addEventListener("click", () => {
@@ -217,12 +221,12 @@ const FLAG_AND_VALUE = /(--[a-z0-9-]+)(?: ([^\s();,]+(?:,[^\s();,]+)*))?/g;  // 
 // init); null when it names no setting, or one the form has no field for (the data's are the server's).
 function formChanges(fix) {
   const cut = topLevel(fix).search(/; | or |, /);  // the same length as fix: a cut there is one in fix
-  const first = cut < 0 ? fix : fix.slice(0, cut);
+  const first = (cut < 0 ? fix : fix.slice(0, cut)).replace(/\([^()]*\)/g, "").trim();  // "(now zeros)": no setting
   const rate = first.match(/^(?:lower|raise) (--[a-z0-9-]+) from \S+ to (\S+)$/);
-  const outside = first.replace(/\([^()]*\)/g, "");  // "(now zeros)" is no setting to change
+  // only a choice that is settings: flags named in passing ("more images (--train-size 400 ...)") are not
   const named = rate ? [[rate[1], rate[2]]]
-    : [...(/--/.test(outside) ? outside : first).matchAll(FLAG_AND_VALUE)].map((m) => [m[1], m[2]]);
-  if (!named.length || /scratchnn /.test(first)) return null;
+    : /^--/.test(first) ? [...first.matchAll(FLAG_AND_VALUE)].map((m) => [m[1], m[2]]) : [];
+  if (!named.length || /scratchnn |[:]/.test(first)) return null;
   const changes = [];
   for (const [flag, text] of named) {
     const negated = flag.startsWith("--no-") && info.options.find((o) => o.flag === `--${flag.slice(5)}`);
@@ -232,8 +236,9 @@ function formChanges(fix) {
       : option.type === "int" || option.type === "float" ? Number(text)
       : option.type === "list" ? (text || "").split(",").map((v) => (Number.isFinite(Number(v)) ? Number(v) : v))
       : text;
+    const most = option.name === "epochs" ? info.limits?.epochs : null;  // what this server trains at most
     const fits = option.type === "bool" ? text === undefined
-      : typeof value === "number" ? Number.isFinite(value)
+      : typeof value === "number" ? Number.isFinite(value) && !(most && value > most)
       : option.choices ? [value].flat().every((v) => option.choices.includes(v)) : Boolean(text);
     if (!fits) return null;
     changes.push([option, value]);
