@@ -134,6 +134,9 @@ def test_a_broken_run_shows_the_doctors_finding_and_runs_compare(browser, server
     assert "symmetric-units" in finding and "Fix:" in finding
     notes = page.locator("#train-notes li").all_inner_texts()
     assert "Note: --kernel-size 5 does nothing here; it applies only to networks with convolutions (--conv)" in notes
+    # beside a fault the fixes' settings do nothing: no Apply button, and the fault says so (a review)
+    assert not page.locator("#train-findings button.apply").count()
+    assert any("(--init and --bias-init do nothing with it)" in note for note in notes), notes
     page.wait_for_function("() => document.querySelector('#train-progress').textContent.includes('finished')",
                            timeout=60_000)
     progress = page.locator("#train-progress").inner_text()
@@ -168,6 +171,8 @@ def test_a_fixs_apply_button_sets_its_settings_in_the_form(browser, server):
     page = open_page(browser, server)
     page.click("#tab-button-train")
     page.click("#train-settings-box summary")
+    page.select_option("#train-preset", "seed")  # the form shows the last run's settings: a fault's, say
+    page.select_option("#train-opt-fault", [])
     set_option(page, "epochs", 30)
     set_option(page, "lr", 10)
     page.click("#train-settings-box summary")  # folded again, as a learner leaves it
