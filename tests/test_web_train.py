@@ -429,7 +429,8 @@ def test_the_runs_tab_shows_the_fixes_the_train_tab_showed_and_an_lr_find_it_can
     config = runs / name / "config.toml"  # its settings edited: the fixes quote the new ones, not a cached listing
     config.write_text(config.read_text().replace("lr = 10", "lr = 20"))
     listed = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == name)
-    assert next(f["fix"] for f in listed["findings"] if f["id"] == "lr-too-high").startswith("lower --lr from 20 to 0.2")
+    fix = next(f["fix"] for f in listed["findings"] if f["id"] == "lr-too-high")
+    assert fix.startswith("lower --lr from 20 to 0.2"), fix
     shutil.rmtree(runs / name)
 
 

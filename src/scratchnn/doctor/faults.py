@@ -162,7 +162,8 @@ def shuffled_labels(setup: Setup) -> None:
 
 
 @fault("sigmoid-deep", "five sigmoid layers with weights from N(0, 0.01²): the gradient vanishes",
-       f"{MINIBATCHES} --epochs 3", replaces="--hidden, --activation, --init, --bias-init, --batchnorm, --dropout and --input-dropout")
+       f"{MINIBATCHES} --epochs 3",
+       replaces="--hidden, --activation, --init, --bias-init, --batchnorm, --dropout and --input-dropout")
 def sigmoid_deep(setup: Setup) -> None:
     model, rng = setup.model, setup.rng
     features, layers = int(np.prod(model.input_shape)), []
