@@ -189,6 +189,11 @@ def test_a_fixs_apply_button_sets_its_settings_in_the_form(browser, server):
     assert page.locator("#train-announce").inner_text() == "Settings changed: --lr 0.1. Start trains with them."
     symptoms = page.locator("#train-findings li.finding", has_text="this follows from")
     assert symptoms.count() and not symptoms.locator("button.apply").count()  # no setting to change there
+    page.select_option("#train-opt-doctor", "off")  # no doctor, no findings: not "healthy" (a review)
+    page.click("#train-start")
+    page.wait_for_function("() => document.querySelector('#train-findings li.empty')?.textContent.includes('off')",
+                           timeout=60_000)
+    assert page.locator("#train-findings").inner_text() == "The doctor was off for this run (--doctor off)."
     close_page(page, server)
 
 

@@ -311,8 +311,9 @@ function handle(event) {
           ? ` ${last.cut || `at epoch ${last.epoch}`}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
         + (event.served === false ? "." : ". The Draw tab now uses this model.");
       if (!run.findings) {  // too few evaluations for a plateau or a gap is not "healthy" (doctor/show.py)
-        $("train-findings").innerHTML = run.evals.length >= 5
-          ? '<li class="empty">No findings: the run looks healthy.</li>'
+        $("train-findings").innerHTML = readInput($("train-opt-doctor")) === "off"
+          ? '<li class="empty">The doctor was off for this run (--doctor off).</li>'
+          : run.evals.length >= 5 ? '<li class="empty">No findings: the run looks healthy.</li>'
           : `<li class="empty">No findings in ${run.evals.length} evaluation(s), too few to judge a plateau or a gap `
             + "(the doctor needs 5: more epochs).</li>";
       }
