@@ -109,5 +109,9 @@ def test_a_run_renders_its_metrics_findings_and_model(digits, tmp_path):
     page = result._repr_html_()
     assert f"Run {tmp_path / 'run'}" in page and "dev_accuracy" in page and "Output shape" in page
     assert ("The doctor&#x27;s findings" in page) == bool(result.findings)
+    if not result.findings:  # two evaluations: too few for the doctor's plateau rules, not "healthy" (a review)
+        assert "The doctor has no findings in 2 evaluations, too few to judge a plateau or a gap" in page, page
+    off = train_run(dataclasses.replace(config, doctor="off"), tmp_path / "off", log=lambda line: None, progress=False)
+    assert "No doctor examined this run here (--doctor off" in off._repr_html_()
     assert repr(result).startswith(f"RunResult({tmp_path / 'run'}: 784 -> 16 -> 10, 2 evaluation(s), ")
     assert f"{result.metrics['dev_accuracy']:.4f}" in str(result)

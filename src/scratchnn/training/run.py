@@ -259,7 +259,7 @@ def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
     history = checkpoint.history if checkpoint else []
     return RunResult(model, history, run_dir, run_dir / MODEL_FILE, float(metrics.get("train_seconds", 0.0)),
-                     metrics, classes=tuple(class_names(model, metadata)))
+                     metrics, classes=tuple(class_names(model, metadata)), examined=False)
 
 
 def sweep_temp_files(run_dir: Path, older_than: float = 0.0) -> list[str]:

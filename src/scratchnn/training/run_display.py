@@ -41,6 +41,9 @@ class RunDisplay:
         if self.findings:
             parts.append(html_table(["finding", "severity", "epoch", "message"], self._finding_rows(),
                                     caption="The doctor's findings", numeric=[2]))
+        elif not getattr(self, "examined", True):
+            parts.append(f"<p>No doctor examined this run here (--doctor off, or a finished run read back): "
+                         f"<code>scratchnn doctor {html.escape(str(self.run_dir))}</code> does.</p>")
         else:
             said = no_findings(len(self.history))
             parts.append("<p>The doctor has no findings: the run looks healthy.</p>" if said.endswith("healthy")

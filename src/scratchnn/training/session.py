@@ -63,6 +63,7 @@ class RunResult(RunDisplay):
     metrics: dict
     findings: list[Finding] = dataclasses.field(default_factory=list)
     classes: tuple[str, ...] = ()  # the class names, as the model file keeps them
+    examined: bool = True  # False: no doctor looked (--doctor off, a finished run read back): no findings says nothing
 
 
 def training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
@@ -357,7 +358,7 @@ class TrainingSession:
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
         return RunResult(self.model, History(history, config.step_name), self.run_dir, model_path, seconds, metrics,
-                         findings, self.classes)
+                         findings, self.classes, examined=self.health is not None)
 
     def _one_answer(self) -> str:
         """Beside the dev accuracy on lopsided labels, what answering the commonest class alone
