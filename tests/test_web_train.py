@@ -434,6 +434,18 @@ def test_the_runs_tab_shows_the_fixes_the_train_tab_showed_and_an_lr_find_it_can
     shutil.rmtree(runs / name)
 
 
+@pytest.mark.parametrize("config_file", ["/srv/runs/lr10/config.toml", "lr10/config.toml", "config.toml"])
+def test_an_lr_find_fix_names_the_run_wherever_the_server_was_started(config_file):
+    """A server started inside its runs folder writes the fix's config as 'lr10/config.toml' (one
+    folder: no path to cut), which the page's rewriting missed, leaving out where the file is."""
+    from scratchnn.doctor.findings import Finding
+    from scratchnn.web.train_worker import page_finding
+    fix = f"lower --lr from 10 to 0.1; scratchnn lr-find --config {config_file} --batch-size 128 measures one"
+    shown = page_finding(Finding("lr-too-high", "warning", 3, "steps too big", "...", fix), "lr10")
+    assert shown["fix"] == ("lower --lr from 10 to 0.1; scratchnn lr-find --config lr10/config.toml --batch-size 128 "
+                            "(in the server's runs folder) measures one"), shown
+
+
 def test_no_train_turns_training_off(runs):
     with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
         info = client.get("/api/train").json()

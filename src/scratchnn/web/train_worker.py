@@ -295,7 +295,9 @@ def page_finding(finding, run_name: str) -> dict:
     return clean(fields)
 
 
-_LR_FIND = re.compile(r"scratchnn lr-find --config config\.toml((?: --[\w-]+ [^\s;,]+)*)")
+# 'config.toml' once without_folders cut its folders, or 'RUN/config.toml' from a server started
+# inside its runs folder (one folder is no path to cut)
+_LR_FIND = re.compile(r"scratchnn lr-find --config (?:[^\s/\\]+[/\\])?config\.toml((?: --[\w-]+ [^\s;,]+)*)")
 
 
 def without_folders(text: str) -> str:
