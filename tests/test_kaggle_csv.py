@@ -130,6 +130,24 @@ def test_an_id_or_pandas_index_column_is_named_with_how_to_drop_it(tmp_path, dig
                       "index=False))")
 
 
+def test_a_headerless_file_saved_with_pandas_index_is_named(tmp_path, digits):
+    """df.to_csv(path, header=False) keeps the index: 786 integers a line got the generic 'header
+    must be' line; a test file's 785 (index and pixels) read the index as labels, refused only at
+    line 257 as 'label 256 is outside 0..255'."""
+    lines = [f"{i},{row}" for i, row in enumerate(rows(*digits))]
+    assert_line_error(write_text(tmp_path / "train.csv", lines), 1, "786 integers and no header", "pandas' index",
+                      "df.to_csv(path, index=False)")
+    images = np.repeat(digits[0][:1], 300, axis=0)
+    lines = [f"{i},{row}" for i, row in enumerate(rows(images))]
+    assert_line_error(write_text(tmp_path / "test.csv", lines), 257, "label 256 is outside 0..255",
+                      "the first column counts the rows", "df.to_csv(path, index=False)")
+    lines = [row for row in rows(images, np.full(300, 7))]
+    lines[200] = "999" + lines[200][1:]  # a label out of range far from its line's number: no such hint
+    with pytest.raises(DataError) as info:
+        read_kaggle_csv(write_text(tmp_path / "label.csv", lines))
+    assert "label 999 is outside" in str(info.value) and "counts the rows" not in str(info.value)
+
+
 def test_any_first_column_before_a_label_column_is_an_extra_one(tmp_path, digits):
     lines = [f"row,{HEADER}", *(f"{i},{row}" for i, row in enumerate(rows(*digits)))]
     assert_line_error(write_text(tmp_path / "row.csv", lines), 1, "the header has an extra first column ('row': ")

@@ -90,6 +90,13 @@ def read_kaggle_csv(path) -> tuple[np.ndarray, np.ndarray | None]:
     return images, None if columns.label is None else values[:, columns.label].copy()
 
 
+# A label past 255 near its line's number: a headerless file saved with pandas' index (a test file's
+# 785 columns are then read as label + pixels). Up to 256 rows it cannot be told from a file of one
+# image per class in order, so that is not refused.
+COUNTS_ROWS = ("the first column counts the rows: an id, or pandas' index saved with the file, not labels? Drop it "
+               "(pandas: df.to_csv(path, index=False)); a file without labels holds only the pixels")
+
+
 def has_header(path) -> bool:
     """Whether the CSV's first line names its columns (else it is the first image): a file without
     one is read with its first column as the label, whatever that column holds."""
@@ -209,6 +216,10 @@ def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
     if all(INTEGER.fullmatch(f) for f in fields):  # no header: this line is the first image
         if len(fields) in (PIXELS, PIXELS + 1):
             return _Columns(SIDE, 0 if len(fields) > PIXELS else None), True
+        if len(fields) == PIXELS + 2:  # df.to_csv(path, header=False) keeps pandas' index
+            raise DataError(f"{where}: {len(fields)} integers and no header, one more than a label and 28x28 pixels: "
+                            f"an id, or pandas' index saved with the file ({_shorten(fields[0])} here)? Drop that "
+                            "column (pandas: df.to_csv(path, index=False))")
         side = _square_side(len(fields) - 1) or _square_side(len(fields))
         if side:
             raise DataError(f"{where}: {len(fields)} integers and no header: without one scratchnn reads 785 "
@@ -330,7 +341,9 @@ def _check_line(path: Path, number: int, line: str, columns: _Columns) -> None:
             raise DataError(f"{where}: {name} = {_shorten(text)} is not an integer; {_integer_fix(name, text)}")
         shown = text if len(text) <= SHOWN else text[:SHOWN] + "..."
         if name == "label" and not _in_range(text, MAX_LABEL):
-            raise DataError(f"{where}: label {shown} is outside 0..{MAX_LABEL} (the classes are numbered 0, 1, 2...)")
+            counts = column == 0 and len(text) < 20 and number - 2 <= int(text) <= number  # 0, 1, 2... down: no label
+            raise DataError(f"{where}: label {shown} is outside 0..{MAX_LABEL} (the classes are numbered 0, 1, 2...)"
+                            + (f"; {COUNTS_ROWS}" if counts else ""))
         if name != "label" and not _in_range(text, 255):
             raise DataError(f"{where}: {name} = {shown} is outside 0..255")
 
