@@ -446,6 +446,21 @@ def test_an_lr_find_fix_names_the_run_wherever_the_server_was_started(config_fil
                             "(in the server's runs folder) measures one"), shown
 
 
+def test_a_run_without_findings_gets_the_doctors_own_words(client, runs):
+    """The page repeated the doctor's rule (5 evaluations) and its wording, and read --doctor off
+    from its form, which a visitor may change while the run trains: the done event carries them."""
+    said = {}
+    for doctor in ("on", "off"):
+        started = client.post("/api/train", json={"preset": "seed", "epochs": 30, "doctor": doctor})
+        assert started.status_code == 202, started.text
+        done = next(e for _, e in events_until_over(client) if e["type"] == "done")
+        said[doctor] = done["verdict"]
+        shutil.rmtree(runs / started.json()["run"])
+    assert said == {"on": "no findings in 3 evaluations, too few to judge a plateau or a gap (the doctor needs 5: "
+                            "more --epochs, or a smaller --eval-every)",
+                    "off": "the doctor was off for this run (--doctor off)"}, said
+
+
 def test_no_train_turns_training_off(runs):
     with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
         info = client.get("/api/train").json()

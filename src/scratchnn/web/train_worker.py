@@ -16,7 +16,8 @@ a dead server. A finished (or stopped) run's folder gets its figures and report.
     {"type": "evaluation", "epoch": 10, "train_loss": ..., "dev_accuracy": ..., "lr": 0.1,
      "confusion": [[...], ...] (C, C) or None, "weights": {...} or None}
     {"type": "finding", "id": "dead-relu", "severity": "warning", "message": ..., "explanation": ..., "fix": ...}
-    {"type": "done", "model_path": ".../model.safetensors", "metrics": {...}, "stopped": "asked" | "time" | ""}
+    {"type": "done", "model_path": ".../model.safetensors", "metrics": {...}, "stopped": "asked" | "time" | "",
+     "verdict": "no findings; the run looks healthy" (the doctor's word on a run without findings, else "")}
     {"type": "error", "detail": "one line"}
 
 Batch events are throttled to one per ``BATCH_EVERY`` seconds (the first always goes: it is the
@@ -78,7 +79,8 @@ def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: 
 
     events = watcher.events
     try:
-        result = train_run(TrainConfig.from_dict(config), Path(run_dir), log=watcher.log, progress=False,
+        settings = TrainConfig.from_dict(config)
+        result = train_run(settings, Path(run_dir), log=watcher.log, progress=False,
                            on_evaluation=watcher.evaluation, on_batch_end=watcher.batch,
                            on_finding=watcher.finding, stop_requested=watcher.stop_requested,
                            on_setup=watcher.setup,
@@ -96,11 +98,26 @@ def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: 
         watcher.pictures()
         # the run is over and its model served before its figures are drawn (a few seconds)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
-                    "seconds": result.train_seconds, "stopped": watcher.stopped})
+                    "seconds": result.train_seconds, "stopped": watcher.stopped,
+                    "verdict": doctor_verdict(result, settings.epochs)})
         if shutdown is not None and shutdown.is_set():
             watcher.log(f"The server is stopping: no report.html now (draw it with: scratchnn report {run_dir})")
         elif not watcher.server_gone():  # killed (kill -9, out of memory): its run is saved; the report can wait
             _write_report(result.run_dir, watcher.log)
+
+
+def doctor_verdict(result, epochs: int) -> str:
+    """What the page shows where a run's findings would be when it has none: the doctor's own
+    words (doctor/show.no_findings: a run of too few evaluations is not called healthy), or that
+    it was off; '' beside findings. The page once repeated the rule and its wording, and read
+    --doctor off from its form, which a visitor may have changed since the run began."""
+    if result.findings:
+        return ""
+    if not result.examined:
+        return "the doctor was off for this run (--doctor off)"
+    from ..doctor.show import no_findings
+    history = result.history
+    return no_findings(len(history), cut_short=bool(history) and history[-1].epoch < epochs)
 
 
 def _write_report(run_dir: Path, log) -> None:

@@ -310,12 +310,11 @@ function handle(event) {
         + (last && Number.isFinite(last.dev_accuracy)
           ? ` ${last.cut || `at epoch ${last.epoch}`}: dev accuracy ${(last.dev_accuracy * 100).toFixed(1)} %` : "")
         + (event.served === false ? "." : ". The Draw tab now uses this model.");
-      if (!run.findings) {  // too few evaluations for a plateau or a gap is not "healthy" (doctor/show.py)
-        $("train-findings").innerHTML = readInput($("train-opt-doctor")) === "off"
-          ? '<li class="empty">The doctor was off for this run (--doctor off).</li>'
-          : run.evals.length >= 5 ? '<li class="empty">No findings: the run looks healthy.</li>'
-          : `<li class="empty">No findings in ${run.evals.length} evaluation(s), too few to judge a plateau or a gap `
-            + "(the doctor needs 5: more epochs).</li>";
+      if (!run.findings && run.verdict) {  // the doctor's own words: too few evaluations is not "healthy"
+        const item = document.createElement("li");
+        item.className = "empty";
+        item.textContent = run.verdict[0].toUpperCase() + run.verdict.slice(1) + ".";
+        $("train-findings").replaceChildren(item);
       }
     } else line.textContent = progressLine(event);
     if (!ACTIVE.includes(event.status) || event.status === "starting") announce(line.textContent);
@@ -349,8 +348,9 @@ function handle(event) {
     announce(`The doctor: ${event.id}, ${event.severity}: ${event.message}`);
   } else if (event.type === "note") {
     addNote(event.text);
-  } else if (event.type === "done" && event.loaded) {
-    document.dispatchEvent(new CustomEvent("modelchanged", { detail: state.run }));
+  } else if (event.type === "done") {
+    run.verdict = event.verdict;  // shown with the run's end (its status event comes next)
+    if (event.loaded) document.dispatchEvent(new CustomEvent("modelchanged", { detail: state.run }));
   }
 }
 
