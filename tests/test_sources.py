@@ -370,6 +370,20 @@ def test_raw_files_are_found(env, served):
     assert load_dataset("toy", "train", env / "raw")[0].shape == (4, 28, 28)
 
 
+def test_torchvisions_folders_are_found_under_the_data_dir(env, served, monkeypatch):
+    """A learner with MNIST from torchvision.datasets.MNIST(root) has it in root/MNIST/raw/
+    (un-gzipped beside the .gz): --data-dir root, or root/MNIST, found nothing and downloaded."""
+    monkeypatch.setitem(sources.DATASETS, "toy", dataclasses.replace(sources.DATASETS["toy"], torchvision="Toy"))
+    raw = env / "data" / "Toy" / "raw"
+    images, labels = make_split(raw, raw=True)
+    assert locate("toy", "train", env / "data") == (images, labels)
+    assert locate("toy", "train", env / "data" / "Toy") == (images, labels)
+    assert served.requests == []
+    looked = fails("toy", "test", env / "data", download=False)  # torchvision's folder is named where it exists
+    assert f"{env / 'data' / 'toy'} (--data-dir), {raw} (--data-dir), {env / 'data'} (--data-dir)" in looked, looked
+    assert get_dataset("mnist").torchvision == "MNIST" and get_dataset("emnist-letters").torchvision == "EMNIST"
+
+
 def test_a_folder_needs_both_files_of_the_split(env, served):
     make_split(env / "half")
     (env / "half" / TRAIN[1]).unlink()

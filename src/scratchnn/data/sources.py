@@ -4,7 +4,9 @@ are, or where to download them from.
 Search order for the two files of a split, stopping at the first folder that has both (each
 as ``name.gz`` or un-gzipped ``name``):
 
-1. ``data_dir`` (else env ``SCRATCHNN_DATA``), its ``<dataset>/`` subfolder first;
+1. ``data_dir`` (else env ``SCRATCHNN_DATA``), its ``<dataset>/`` subfolder first, then where
+   torchvision keeps the dataset under the same root (``MNIST/raw/``; or ``raw/``, for a
+   ``data_dir`` that is torchvision's ``MNIST/`` folder), if those folders exist;
 2. ``/usr/share/datasets/<dataset>/`` (Debian packages Fashion-MNIST there);
 3. the user cache ``$XDG_CACHE_HOME/scratchnn/<dataset>/`` (default ``~/.cache/...``);
 4. a download from the dataset's mirrors (env ``SCRATCHNN_MIRRORS`` replaces them) into the
@@ -50,7 +52,8 @@ class Archive:
 class DatasetSpec:
     """A named dataset: files per split (images, labels), mirrors (base URLs), class names; the
     archive the files come in, if any; whether its images are stored transposed (rows and
-    columns swapped) and the label of its first class, both undone as it is loaded."""
+    columns swapped) and the label of its first class, both undone as it is loaded;
+    ``torchvision``: the folder torchvision.datasets keeps its files in (``root/MNIST/raw/``)."""
     name: str
     train: tuple[RemoteFile, RemoteFile]
     test: tuple[RemoteFile, RemoteFile]
@@ -59,6 +62,7 @@ class DatasetSpec:
     archive: Archive | None = None
     transposed: bool = False
     first_label: int = 0
+    torchvision: str = ""
 
     def files(self, split: str) -> tuple[RemoteFile, RemoteFile]:
         """(images, labels) of ``split`` ("train" or "test")."""
@@ -79,6 +83,7 @@ MNIST = DatasetSpec(
              "https://storage.googleapis.com/cvdf-datasets/mnist/",
              "http://yann.lecun.com/exdb/mnist/"),
     classes=tuple(str(digit) for digit in range(10)),
+    torchvision="MNIST",
 )
 
 FASHION_MNIST = DatasetSpec(
@@ -90,6 +95,7 @@ FASHION_MNIST = DatasetSpec(
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    torchvision="FashionMNIST",
 )
 
 # Kuzushiji-MNIST (Clanuwat et al. 2018): ten cursive hiragana from Japanese books of the Edo
@@ -102,6 +108,7 @@ KMNIST = DatasetSpec(
           RemoteFile("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134")),
     mirrors=("https://codh.rois.ac.jp/kmnist/dataset/kmnist/", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"),
     classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    torchvision="KMNIST",
 )
 
 # EMNIST (Cohen et al. 2017): NIST's handwritten digits and letters in MNIST's format, 28x28, each
@@ -121,7 +128,7 @@ def _emnist(split: str, classes: str | tuple[str, ...], first_label: int = 0) ->
         return (RemoteFile(f"emnist-{split}-{part}-images-idx3-ubyte.gz"),
                 RemoteFile(f"emnist-{split}-{part}-labels-idx1-ubyte.gz"))
     return DatasetSpec(f"emnist-{split}", pair("train"), pair("test"), EMNIST_MIRRORS, tuple(classes), EMNIST_ZIP,
-                       transposed=True, first_label=first_label)
+                       transposed=True, first_label=first_label, torchvision="EMNIST")  # its raw/: un-gzipped
 
 
 EMNIST = (_emnist("letters", LETTERS.lower(), first_label=1), _emnist("digits", DIGITS_NAMES),
@@ -172,7 +179,7 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
     spec = get_dataset(name)
     files = spec.files(split)
     cache = cache_dir(name)
-    mine = _search_folders(name, data_dir)
+    mine = _search_folders(spec, data_dir)
     if mine and not mine[-1][0].is_dir():  # a typo downloaded, and the run said it read the folder
         root, label = mine[-1]
         raise DataError(f"{label} {root}: no such folder; give the folder that holds {files[0].name} and "
@@ -198,16 +205,19 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
                     f"and {files[1].name}{origin} in one of those folders, or pass --data-dir DIR.")
 
 
-def _search_folders(name: str, data_dir) -> list[tuple[Path, str]]:
+def _search_folders(spec: DatasetSpec, data_dir) -> list[tuple[Path, str]]:
     """The user's folders, labelled by where they came from; ``<dir>/<name>`` first, so one root
-    can hold several datasets whose files share the same names."""
+    can hold several datasets whose files share the same names; torchvision's folders of the
+    dataset under it next, where they exist (a learner who has MNIST from torchvision points
+    --data-dir at the root they gave it, or at its MNIST/)."""
     if data_dir:  # "" means not set (config files have no null)
         root, label = Path(data_dir), "--data-dir"
     elif os.environ.get("SCRATCHNN_DATA"):
         root, label = Path(os.environ["SCRATCHNN_DATA"]), "SCRATCHNN_DATA"
     else:
         return []
-    return [(root / name, label), (root, label)]
+    torchvision = [root / spec.torchvision / "raw", root / "raw"] if spec.torchvision else []
+    return [(root / spec.name, label), *((folder, label) for folder in torchvision if folder.is_dir()), (root, label)]
 
 
 def _find(folder: Path, gz_name: str) -> Path | None:
