@@ -3,7 +3,10 @@ import dataclasses
 import functools
 import hashlib
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -171,7 +174,8 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
 class Hostile:
     """A server on 127.0.0.1 that misbehaves as asked, on any path: "trickle" (a byte every 0.1 s of
     a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed), "stall"
-    (500 of them, then 3 s of silence) or "loop" (a redirect to itself); with ``then``, it serves
+    (500 of them, then 3 s of silence), "loop" (a redirect to itself) or "portal" (a login page,
+    as a captive portal sends for any address); with ``then``, it serves
     the files of that folder from its second request."""
 
     def __init__(self, how, then=None):
@@ -187,6 +191,14 @@ class Hostile:
                     self.send_response(302)
                     self.send_header("Location", self.path)
                     self.end_headers()
+                    return
+                if how == "portal":  # a Wi-Fi login page, served for any address
+                    page = b"<!DOCTYPE html>\n<html><body><form>Log in to Airport Wi-Fi</form></body></html>\n"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
                     return
                 self.send_response(200)
                 self.send_header("Content-Length", "1000")
@@ -219,6 +231,7 @@ class Hostile:
     ("cut", "the connection closed after 500 of 1,000 bytes; try again"),  # it said "checksum mismatch"
     ("loop", "HTTP 302"),                                            # urllib's reason ran over three lines
     ("stall", "went silent after 500 of 1,000 bytes (nothing for 0.5 s)"),  # "timed out", and not tried again
+    ("portal", "the server sent a web page (79 bytes), not the file: a Wi-Fi or proxy login page? "),  # "checksum"
 ])
 def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, monkeypatch, how, said):
     monkeypatch.setattr(download, "SLOW_AFTER", 0.5)  # the real 30 s, shortened
@@ -232,6 +245,29 @@ def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, 
         hostile.close()
     assert said in message, message
     assert not list(cache(env).glob("*")) if cache(env).exists() else True  # no half file, no .part
+
+
+def test_an_https_certificate_that_cannot_be_verified_says_why_it_happens(env, served, tmp_path):
+    """A proxy that inspects HTTPS, or macOS's python.org Python before its certificates are
+    installed: 'certificate verify failed' alone left a learner nowhere (a local HTTPS server with
+    a self-signed certificate stands in for both)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        message = fails("toy", "train", mirrors=[f"https://127.0.0.1:{httpd.server_address[1]}/"], progress=False)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "certificate verify failed" in message and "'Install Certificates.command'" in message, message
+    assert "SSL_CERT_FILE" in message, message
 
 
 @pytest.mark.parametrize("how", ["cut", "stall"])

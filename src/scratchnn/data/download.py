@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import ssl
 import sys
 import tempfile
 import time
@@ -70,7 +71,7 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
         _remove_stale(cache, remote.name)
         fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
     md5, sha256 = hashlib.md5(), hashlib.sha256()
-    received, size = 0, None
+    received, size, opening = 0, None, b""
     try:
         # unbuffered: a full disk fails the write it happens in, not again in close() as another error
         with os.fdopen(fd, "wb", buffering=0) as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
@@ -90,6 +91,7 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
                         _write_all(out, block)
                     md5.update(block)
                     sha256.update(block)
+                    opening = opening or block[:PAGE_START]
                     bar.update(len(block))
                     seconds = time.monotonic() - start
                     if seconds > SLOW_AFTER and received < MIN_RATE * seconds:
@@ -99,6 +101,9 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
                 return CutOff(f"the connection closed after {received:,} of {size:,} bytes; try again")
             with _into_cache(cache):
                 os.fsync(out.fileno())
+        if _web_page(opening):  # 200 and a page: a checksum mismatch would hide what happened
+            return (f"the server sent a web page ({received:,} bytes), not the file: a Wi-Fi or proxy login page? "
+                    "Log in with a browser, then try again")
         if md5.hexdigest() != remote.md5:
             return f"checksum mismatch (MD5 {md5.hexdigest()}, expected {remote.md5})"
         if remote.sha256 and sha256.hexdigest() != remote.sha256:
@@ -109,7 +114,8 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
         return " ".join(f"HTTP {error.code} {error.reason}".split())
     except urllib.error.URLError as error:
         reason = error.reason
-        return " ".join(str(getattr(reason, "strerror", None) or reason).split())
+        why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
+        return why + (CERTIFICATES if isinstance(reason, ssl.SSLCertVerificationError) else "")
     except (OSError, http.client.HTTPException, ValueError) as error:  # timeouts, cut-off bodies, bad URLs
         why = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, TimeoutError) and received:  # it went silent mid-file
@@ -120,6 +126,19 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
         return CutOff(why) if isinstance(error, broke_off) else why
     finally:
         Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
+
+
+PAGE_START = 256  # first bytes kept of a download, to tell a web page from the file
+# Why HTTPS certificates fail to verify on a learner's machine, and what to do
+CERTIFICATES = (" (a proxy or antivirus that inspects HTTPS, or a Python without its certificates: on macOS run "
+                "'Install Certificates.command' in its Applications folder; else point SSL_CERT_FILE at your "
+                "network's certificate bundle)")
+
+
+def _web_page(opening: bytes) -> bool:
+    """Whether a download's first bytes are an HTML page (a captive portal's login, a proxy's block
+    page), which no dataset file is: those are gzip, zip or IDX."""
+    return opening.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
 
 
 def _remove_stale(cache: Path, name: str) -> None:
