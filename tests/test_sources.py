@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -281,7 +281,91 @@ def test_a_connection_cut_off_is_tried_once_more(env, served, capsys, monkeypatc
     finally:
         hostile.close()
     assert images.is_file() and hostile.requests == [f"/{TRAIN[0]}", f"/{TRAIN[0]}", f"/{TRAIN[1]}"]
-    assert capsys.readouterr().err.splitlines()[1] == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again"
+    said = capsys.readouterr().err.splitlines()[1]  # the rest asked for; this server sends it all again
+    assert said == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again, the rest from byte 500", said
+
+
+class Ranged:
+    """A server on 127.0.0.1 of ``folder``'s files that honours Range requests (206) and cuts each
+    answer off after ``cut`` bytes; ``lie``: its 206 says another part than the one asked for."""
+
+    def __init__(self, folder, cut, lie=False):
+        self.ranges = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = (folder / self.path.lstrip("/")).read_bytes()
+                asked = self.headers.get("Range")
+                server.ranges.append(asked)
+                first = int(asked.removeprefix("bytes=").rstrip("-")) if asked else 0
+                self.send_response(206 if asked else 200)
+                if asked:
+                    shown = first + 1 if lie else first
+                    self.send_header("Content-Range", f"bytes {shown}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - first))
+                self.end_headers()
+                self.wfile.write(data[first:first + cut])
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def noisy(env, monkeypatch):
+    """The toy dataset's train split as 50 images of noise (40 kB gzipped, where the served ones
+    are a few hundred bytes), registered with their checksums."""
+    folder = env / "noisy"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx(folder / TRAIN[0], rng.integers(0, 256, (50, 28, 28), dtype=np.uint8))
+    write_idx(folder / TRAIN[1], np.arange(50, dtype=np.uint8) % 10)
+    spec = dataclasses.replace(sources.DATASETS["toy"], train=tuple(RemoteFile(n, md5(folder / n)) for n in TRAIN))
+    monkeypatch.setitem(sources.DATASETS, "toy", spec)
+    return folder
+
+
+def test_a_download_cut_off_asks_for_the_rest_and_not_the_whole_file_again(env, served, noisy):
+    """A cut was tried once more from the start: EMNIST's half-gigabyte zip, cut at 400 MB, began
+    again from 0 and a second cut was fatal. The rest is asked for, while each try gets further."""
+    step = (noisy / TRAIN[0]).stat().st_size // 4 + 1
+    ranged = Ranged(noisy, cut=step)  # four tries for the images
+    try:
+        images, labels = locate("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes()
+    assert labels.read_bytes() == (noisy / TRAIN[1]).read_bytes()
+    assert ranged.ranges[:5] == [None, f"bytes={step}-", f"bytes={2 * step}-", f"bytes={3 * step}-", None]
+    assert not any(p.name.endswith(".part") for p in cache(env).glob(".*"))
+
+
+def test_a_download_that_gets_no_further_or_the_wrong_part_is_given_up_leaving_nothing(env, served, noisy):
+    ranged = Ranged(noisy, cut=100, lie=True)
+    try:
+        message = fails("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert "the server sent another part of the file than asked for (bytes=100-, got Content-Range 'bytes 101-" \
+        in message, message
+    step = (noisy / TRAIN[0]).stat().st_size // 10
+    ranged = Ranged(noisy, cut=step)  # ten tries needed
+    try:
+        message = fails("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert len(ranged.ranges) == sources.TRIES and f"the connection closed after {5 * step:,} of " in message, message
+    assert not any(p.name.endswith(".part") for p in cache(env).glob(".*"))
 
 
 def test_a_killed_downloads_temp_file_is_removed_by_the_next(env, served):
@@ -301,8 +385,8 @@ def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, 
     import errno
 
     class FullDisk:
-        def __init__(self, fd, mode, buffering=-1):
-            self.file = open(fd, mode, buffering=buffering)
+        def __init__(self, path, mode, buffering=-1):
+            self.file = open(path, mode, buffering=buffering)
 
         def __enter__(self):
             return self
@@ -313,7 +397,7 @@ def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, 
         def write(self, block):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(download.os, "fdopen", FullDisk)
+    monkeypatch.setattr(download, "open", FullDisk, raising=False)  # the temp file's open, in that module
     message = fails("toy", "train", mirrors=[served.url, served.url], progress=False)
     assert f"cannot write to the cache folder {cache(env)} (No space left on device); free some space" in message
     assert "XDG_CACHE_HOME" in message and len(served.requests) == 1, served.requests  # not the second mirror

@@ -3,7 +3,9 @@ arrives, checked against its MD5 (and SHA-256 when known), then renamed into pla
 cache never holds half a file. Bounded in size (``MAX_DOWNLOAD``, or the file's own) and in
 speed (given up under ``MIN_RATE`` after ``SLOW_AFTER`` seconds); a cache that cannot take the
 file (a full disk) is the disk's fault, not the mirror's (``CacheUnwritable``), and a connection
-that broke off or went silent mid-file is worth one more try (``CutOff``). A temp file left by a
+that broke off or went silent mid-file is worth another try (``CutOff``), which asks for the rest
+only (``Range: bytes=N-``; a server that answers 206 with that part is appended to, one that sends
+the whole file again starts it again, one that sends another part is refused). A temp file left by a
 download that was killed (``STALE_AFTER`` untouched) is removed by the next one. ``sources`` says
 which files, from where.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import ssl
 import sys
 import tempfile
@@ -19,8 +22,9 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TIMEOUT = 10.0  # seconds per connection attempt; offline, DNS fails at once anyway
 CHUNK = 64 << 10  # a download's reads: what arrived, up to this (a progress bar that moves, a stall that shows)
@@ -45,7 +49,41 @@ class RemoteFile:
 
 
 class CutOff(str):
-    """Why a download failed, when the connection broke off mid-file: worth one more try."""
+    """Why a download failed, when the connection broke off mid-file: worth one more try, which
+    continues from ``partial`` (what arrived) where the server allows it."""
+    partial: Partial | None = None
+    got: int = 0  # bytes the try that was cut off received
+
+
+@dataclass
+class Partial:
+    """What a download has received so far: its temp file, kept when the connection is cut off so
+    the next try can ask for the rest (an HTTP Range request), and the checksums of those bytes."""
+    tmp: Path
+    received: int = 0
+    size: int | None = None  # the whole file's, when the server said
+    md5: Any = field(default_factory=hashlib.md5)
+    sha256: Any = field(default_factory=hashlib.sha256)
+    opening: bytes = b""  # its first bytes, to tell a web page from the file
+
+    def restart(self) -> None:
+        """Back to nothing received (the server sends the whole file again)."""
+        self.received, self.size, self.opening = 0, None, b""
+        self.md5, self.sha256 = hashlib.md5(), hashlib.sha256()
+
+    def add(self, block: bytes, out) -> None:
+        _write_all(out, block)
+        self.received += len(block)
+        self.md5.update(block)
+        self.sha256.update(block)
+        self.opening = self.opening or block[:PAGE_START]
+
+    def cut(self, why: str, got: int) -> CutOff:
+        """Why the connection broke off, with this partial download for the next try; ``got``: the
+        bytes this try received."""
+        cut = CutOff(why)
+        cut.partial, cut.got = self, got
+        return cut
 
 
 class CacheUnwritable(Exception):
@@ -63,52 +101,61 @@ def _into_cache(cache: Path):
                               "DIR holding the files") from None
 
 
-def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
+def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Partial | None = None) -> str | None:
     """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why.
-    Raises CacheUnwritable when the cache cannot take the file."""
+    Given the ``partial`` of a try that was cut off, ask only for the rest. Raises CacheUnwritable
+    when the cache cannot take the file."""
     with _into_cache(cache):
         cache.mkdir(parents=True, exist_ok=True)
-        _remove_stale(cache, remote.name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    received, size, opening = 0, None, b""
+        if partial is None:
+            _remove_stale(cache, remote.name)
+            fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
+            os.close(fd)
+            partial = Partial(Path(tmp))
+    got, keep = 0, False  # bytes of this try; whether the temp file is kept for the next
     try:
-        # unbuffered: a full disk fails the write it happens in, not again in close() as another error
-        with os.fdopen(fd, "wb", buffering=0) as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            header = response.headers.get("Content-Length") or ""
-            size = int(header) if header.strip().isdigit() and int(header) > 0 else None  # 'abc': not known
+        asked = {"Range": f"bytes={partial.received}-"} if partial.received else {}
+        with urllib.request.urlopen(urllib.request.Request(url, headers=asked), timeout=TIMEOUT) as response:
+            rest = _rest_of(response, partial.received)  # the whole file's size, if it sends the rest
+            if rest is None:  # the whole file (a server that ignores Range): start again
+                partial.restart()
+                header = response.headers.get("Content-Length") or ""
+                partial.size = int(header) if header.strip().isdigit() and int(header) > 0 else None  # 'abc'
+            else:
+                partial.size = rest
             most = remote.max_bytes or MAX_DOWNLOAD
             too_big = f"the server sends more than {most:,} bytes, more than {remote.name} needs"
-            if (size or 0) > most:
+            if (partial.size or 0) > most:
                 return too_big
-            received, start = 0, time.monotonic()
-            with _progress_bar(remote.name, size, progress) as bar:
+            start = time.monotonic()
+            with _into_cache(cache):  # unbuffered: a full disk fails the write it happens in, not close()
+                out = open(partial.tmp, "ab" if rest else "wb", buffering=0)
+            with out, _progress_bar(remote.name, partial.size, progress, partial.received) as bar:
                 while block := response.read1(CHUNK):
-                    received += len(block)
-                    if received > most:  # no Content-Length, or one that lied
+                    if partial.received + len(block) > most:  # no Content-Length, or one that lied
                         return too_big
                     with _into_cache(cache):  # a full disk, not the mirror wrong
-                        _write_all(out, block)
-                    md5.update(block)
-                    sha256.update(block)
-                    opening = opening or block[:PAGE_START]
+                        partial.add(block, out)
+                    got += len(block)
                     bar.update(len(block))
                     seconds = time.monotonic() - start
-                    if seconds > SLOW_AFTER and received < MIN_RATE * seconds:
-                        return (f"too slow: {received:,} bytes in {seconds:.0f} s, under 1 kB/s; try again later "
+                    if seconds > SLOW_AFTER and got < MIN_RATE * seconds:
+                        return (f"too slow: {got:,} bytes in {seconds:.0f} s, under 1 kB/s; try again later "
                                 "(or another mirror: SCRATCHNN_MIRRORS)")
-            if size is not None and received < size:
-                return CutOff(f"the connection closed after {received:,} of {size:,} bytes; try again")
-            with _into_cache(cache):
-                os.fsync(out.fileno())
-        if _web_page(opening):  # 200 and a page: a checksum mismatch would hide what happened
-            return (f"the server sent a web page ({received:,} bytes), not the file: a Wi-Fi or proxy login page? "
-                    "Log in with a browser, then try again")
-        if md5.hexdigest() != remote.md5:
-            return f"checksum mismatch (MD5 {md5.hexdigest()}, expected {remote.md5})"
-        if remote.sha256 and sha256.hexdigest() != remote.sha256:
-            return f"checksum mismatch (SHA-256 {sha256.hexdigest()}, expected {remote.sha256})"
-        os.replace(tmp, cache / remote.name)  # atomic: the cache never holds half a file
+                if partial.size is not None and partial.received < partial.size:
+                    keep = True
+                    return partial.cut(f"the connection closed after {partial.received:,} of {partial.size:,} "
+                                       "bytes; try again", got)
+                with _into_cache(cache):
+                    os.fsync(out.fileno())
+        if _web_page(partial.opening):  # 200 and a page: a checksum mismatch would hide what happened
+            return (f"the server sent a web page ({partial.received:,} bytes), not the file: a Wi-Fi or proxy login "
+                    "page? Log in with a browser, then try again")
+        if partial.md5.hexdigest() != remote.md5:
+            return f"checksum mismatch (MD5 {partial.md5.hexdigest()}, expected {remote.md5})"
+        if remote.sha256 and partial.sha256.hexdigest() != remote.sha256:
+            return f"checksum mismatch (SHA-256 {partial.sha256.hexdigest()}, expected {remote.sha256})"
+        os.replace(partial.tmp, cache / remote.name)  # atomic: the cache never holds half a file
         return None
     except urllib.error.HTTPError as error:  # a redirect loop's reason runs over three lines
         return " ".join(f"HTTP {error.code} {error.reason}".split())
@@ -118,14 +165,31 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | No
         return why + (CERTIFICATES if isinstance(reason, ssl.SSLCertVerificationError) else "")
     except (OSError, http.client.HTTPException, ValueError) as error:  # timeouts, cut-off bodies, bad URLs
         why = " ".join(str(error).split()) or type(error).__name__
-        if isinstance(error, TimeoutError) and received:  # it went silent mid-file
-            of = f" of {size:,}" if size else ""
-            return CutOff(f"the connection went silent after {received:,}{of} bytes (nothing for {TIMEOUT:g} s); "
-                          "try again")
-        broke_off = (ConnectionResetError, ConnectionAbortedError, http.client.IncompleteRead)
-        return CutOff(why) if isinstance(error, broke_off) else why
+        if isinstance(error, TimeoutError) and got:  # it went silent mid-file
+            of = f" of {partial.size:,}" if partial.size else ""
+            keep = True
+            return partial.cut(f"the connection went silent after {partial.received:,}{of} bytes (nothing for "
+                               f"{TIMEOUT:g} s); try again", got)
+        keep = isinstance(error, (ConnectionResetError, ConnectionAbortedError, http.client.IncompleteRead))
+        return partial.cut(why, got) if keep else why
     finally:
-        Path(tmp).unlink(missing_ok=True)  # gone already after a successful os.replace
+        if not keep:
+            partial.tmp.unlink(missing_ok=True)  # gone already after a successful os.replace
+
+
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+def _rest_of(response, received: int) -> int | None:
+    """The whole file's size when ``response`` is the rest of it from byte ``received`` (206 with
+    a Content-Range that starts there and ends at the file's last byte), else None."""
+    if not received or response.status != 206:
+        return None
+    said = CONTENT_RANGE.fullmatch((response.headers.get("Content-Range") or "").strip())
+    if said is None or int(said[1]) != received or int(said[2]) + 1 != int(said[3]):
+        raise ValueError(f"the server sent another part of the file than asked for (bytes={received}-, "
+                         f"got Content-Range {(response.headers.get('Content-Range') or 'none')[:60]!r})")
+    return int(said[3])
 
 
 PAGE_START = 256  # first bytes kept of a download, to tell a web page from the file
@@ -159,10 +223,10 @@ def _write_all(out, block: bytes) -> None:
         view = view[out.write(view):]
 
 
-def _progress_bar(name: str, total: int | None, enabled: bool):
+def _progress_bar(name: str, total: int | None, enabled: bool, done: int = 0):
     """A tqdm bar on stderr, drawn only when enabled and stderr is a terminal (a log gets the one
-    "Downloading" line instead)."""
+    "Downloading" line instead); ``done``: bytes a try before this one received."""
     from tqdm import tqdm  # lazy: only downloads need it
 
-    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+    return tqdm(total=total, initial=done, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
                 leave=False, disable=not (enabled and sys.stderr.isatty()))

@@ -249,15 +249,10 @@ def _download_missing(files, cache: Path, mirrors: list[str], progress: bool) ->
         failures = []
         for base in mirrors:
             url = base.rstrip("/") + "/" + remote.name
-            for again in ("", " again"):  # a connection cut off is tried once more (one mirror: one drop was fatal)
-                if progress:  # said on any output (a log, CI), where no bar is drawn
-                    print(f"Downloading {url} into {cache}{again}", file=sys.stderr)
-                try:
-                    problem = fetch(url, remote, cache, progress)
-                except CacheUnwritable as error:  # every mirror would fail alike, after downloading it all
-                    return str(error)
-                if not isinstance(problem, CutOff):
-                    break
+            try:
+                problem = _fetch_again_if_cut_off(url, remote, cache, progress)
+            except CacheUnwritable as error:  # every mirror would fail alike, after downloading it all
+                return str(error)
             if problem is None:
                 break
             failures.append(f"{url}: {problem}")
@@ -269,6 +264,29 @@ def _download_missing(files, cache: Path, mirrors: list[str], progress: bool) ->
                     pass
             return "; ".join(failures)
     return None
+
+
+TRIES = 5  # of one file from one mirror, while each try that is cut off gets somewhere
+
+
+def _fetch_again_if_cut_off(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
+    """``fetch``, tried again when the connection is cut off mid-file (one mirror: one drop was
+    fatal), asking for the rest only (a server that ignores this sends the whole file again):
+    once more in any case, and up to TRIES times while each try receives something."""
+    problem = None
+    try:
+        for tried in range(TRIES):
+            partial = problem.partial if isinstance(problem, CutOff) else None
+            if progress:  # said on any output (a log, CI), where no bar is drawn
+                rest = f", the rest from byte {partial.received:,}" if partial and partial.received else ""
+                print(f"Downloading {url} into {cache}{' again' * bool(tried)}{rest}", file=sys.stderr)
+            problem = fetch(url, remote, cache, progress, partial)
+            if not isinstance(problem, CutOff) or (tried and not problem.got):
+                break
+        return problem
+    finally:
+        if isinstance(problem, CutOff) and problem.partial is not None:  # given up: no half file left
+            problem.partial.tmp.unlink(missing_ok=True)
 
 
 def _download_archive(spec: DatasetSpec, mirrors: list[str], progress: bool) -> str | None:
