@@ -169,6 +169,7 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
     assert str(env / "system" / "toy") in message and str(cache(env)) in message
     assert "HTTP 404" in message and f"Put {TRAIN[0]} and {TRAIN[1]}" in message
     assert "--data-dir DIR" in message
+    assert "(in Python data_dir=DIR), or set SCRATCHNN_DATA=DIR" in message  # a notebook has no flags
 
 
 class Hostile:

@@ -202,7 +202,8 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
     looked = ", ".join(str(folder) + (f" ({label})" if label else "") for folder, label in places)
     origin = f" (in {spec.archive.folder} of {spec.archive.file.name})" if spec.archive else ""
     raise DataError(f"{name}: {split} files not found. Looked in: {looked}; {problem}. Put {files[0].name} "
-                    f"and {files[1].name}{origin} in one of those folders, or pass --data-dir DIR.")
+                    f"and {files[1].name}{origin} in one of those folders, or pass --data-dir DIR (in Python "
+                    "data_dir=DIR), or set SCRATCHNN_DATA=DIR.")
 
 
 def _search_folders(spec: DatasetSpec, data_dir) -> list[tuple[Path, str]]:
