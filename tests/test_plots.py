@@ -7,6 +7,7 @@ from matplotlib.image import AxesImage
 from scratchnn import Conv2D, Dense, ReLU, Sequential
 from scratchnn.errors import ShapeError
 from scratchnn.plots import (
+    augmentation_gallery,
     confusion_figure,
     figure_png,
     first_layer_figure,
@@ -220,6 +221,22 @@ def test_prediction_sheet_without_labels_and_with_flat_rows(rng):
     assert len(images_of(fig)) == 5
     assert all("true" not in title for title in titles_of(fig))
     assert_drawn(fig)
+
+
+def test_augmentation_gallery_puts_each_original_first_in_its_row_even_with_long_names(rng):
+    originals = digit_images(rng, 3) / 255
+    copies = rng.random((3, 7, 28, 28))
+    names = ["T-shirt/top", "Ankle boot", "an unusually long class name"]  # wide titles would wrap a row
+    fig = augmentation_gallery(originals, copies, names, "The training augmentation")
+    shown = images_of(fig)
+    assert len(shown) == 24
+    for row in range(3):
+        assert np.array_equal(shown[8 * row].get_array(), originals[row])
+        assert np.array_equal(shown[8 * row + 5].get_array(), copies[row, 4])
+    assert [t for t in titles_of(fig) if t] == names
+    assert_drawn(fig)
+    with pytest.raises(ShapeError, match=r"copies must be \(K, M, H, W\) for 3 originals"):
+        augmentation_gallery(originals, copies[:2], names, "x")
 
 
 def test_image_figures_reject_probabilities_that_do_not_match(rng):

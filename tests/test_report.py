@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from scratchnn import Dense, Sequential
@@ -42,9 +43,10 @@ def tiny_run(csv_path, out, **changes):
 
 @pytest.fixture(scope="module")
 def run_dir(shared_dir, tmp_path_factory):
-    """A finished two-epoch run on 300 train / 100 dev real digits (about a second)."""
+    """A finished two-epoch run on 300 train / 100 dev real digits (about a second), augmented: its
+    report has every figure."""
     base = tmp_path_factory.mktemp("report")
-    return tiny_run(small_csv(shared_dir, base), base / "run")
+    return tiny_run(small_csv(shared_dir, base), base / "run", augment=True)
 
 
 @pytest.fixture(scope="module")
@@ -286,11 +288,30 @@ def test_every_figure_in_the_summary_is_the_runs_own(run_dir, report):
         f": {dev_correct:,} of {dev_n:,} correct ({dev_correct / dev_n:.2%})"), summary["Figures measured on"]
 
 
-def test_an_augmented_run_names_its_augmentation(shared_dir, run_dir, report, tmp_path):
-    assert "Augmentation</th>" not in report[1]  # run_dir trained on the digits as they are
-    augmented = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "augmented", augment=True)
-    text = write_report(augmented, log=lambda line: None).read_text(encoding="utf-8")
+def test_an_augmented_run_names_its_augmentation_and_shows_what_it_trained_on(shared_dir, run_dir, report, tmp_path):
+    """The packaging audit: the doctor's fix for an unreadable augmentation named a repository script
+    (benchmarks/augment_preview.py) that an installed scratchnn does not have; every augmented run's
+    report draws its own copies."""
+    text = report[1]
     assert f"Augmentation</th><td>{html.escape(DIGITS.describe())}</td>" in text
+    assert "<figure id='augmentation'>" in text and "then copies of it as training drew its images" in text
+    plain = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "plain")  # the digits as they are
+    text = write_report(plain, log=lambda line: None).read_text(encoding="utf-8")
+    assert "Augmentation</th>" not in text and "<figure id='augmentation'>" not in text
+    assert not (plain / "augmentation.png").exists()
+
+
+def test_the_augmentation_figure_is_one_row_per_class_drawn_the_same_every_time():
+    from scratchnn.insight.report import COPIES, augmented
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    labels = np.array([3, 1, 1, 0] * 10)  # no 2: a class the images lack has no row
+    originals, copies, names = augmented(images, labels, list("0123"), DIGITS, seed=5)
+    assert names == ["0", "1", "3"] and originals.shape == (3, 28, 28) and copies.shape == (3, COPIES, 28, 28)
+    assert np.array_equal(originals[1], images[1] / np.float32(255))  # the first 1, scaled
+    again = augmented(images, labels, list("0123"), DIGITS, seed=5)[1]
+    assert np.array_equal(copies, again) and not np.array_equal(copies[:, 0], copies[:, 1])
 
 
 def test_tables_and_a_page_that_are_pipes_or_devices_are_refused_not_read(run_dir, tmp_path):

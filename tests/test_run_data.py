@@ -30,13 +30,13 @@ def scratchnn(*args, cwd=None):
 @pytest.fixture(scope="module")
 def base(shared_dir, tmp_path_factory):
     """A folder holding digits.csv (500 real MNIST rows) and runs/tiny, trained with cwd = the folder
-    and the CSV given by a relative path, as a user types it."""
+    and the CSV given by a relative path, as a user types it (augmented: its report has every figure)."""
     folder = tmp_path_factory.mktemp("travel")
     with gzip.open(shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz", "rt") as f:
         (folder / "digits.csv").write_text("".join(next(f) for _ in range(501)))
     result = scratchnn("train", "--csv", "digits.csv", "--hidden", "16", "--optimizer", "adam", "--lr", "0.003",
                        "--epochs", "2", "--batch-size", "50", "--dev-size", "100", "--out", "runs/tiny", "--quiet",
-                       cwd=folder)
+                       "--augment", cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder
 

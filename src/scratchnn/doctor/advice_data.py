@@ -107,7 +107,7 @@ def _unreadable_augmentation(run: RunHealth, settings: Settings, finding: Findin
     back = ",".join(f"{name}={number(default[name])}" for name in stronger)
     now = ", ".join(f"{name} {number(table[name])}" for name in stronger)
     return (f"--augmentation {back} (now {now}; those are the data's own strengths), or train once with "
-            "--no-augment; python benchmarks/augment_preview.py (in the repository) draws what a table does")
+            "--no-augment; the run's report shows what it trained on (augmentation.png)")
 
 
 @fits("unscaled-inputs")

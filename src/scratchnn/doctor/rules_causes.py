@@ -95,7 +95,7 @@ def lopsided_labels(run: RunHealth):
       "what tells the classes apart is left. Even a template of each class's average image "
       "cannot read them, and the network learns little from them.",
       "weaken it (smaller shift, rotate, scale or elastic_alpha in the config's augmentation table, "
-      "or a lower p; benchmarks/augment_preview.py draws what it does), or train once without --augment")
+      "or a lower p; the run's report shows what it trained on: augmentation.png), or train once without --augment")
 def unreadable_augmentation(run: RunHealth):
     """A nearest-class-mean template reads fewer than READABLE / C (2.5 / C) of the augmented
     sampled training images right and fewer than UNREADABLE_SHARE (half) of what it reads of

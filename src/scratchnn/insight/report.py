@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import scale_pixels
+from ..data.augment import Augmentation
 from ..ensemble import check_finished
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message
 from ..fast import inference_net
@@ -91,6 +92,14 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
         add("predictions", "Prediction sheet", f"The first images {on} with the predicted class, its probability "
             "and the true label (the seed's test_prediction, many at once).",
             plots.prediction_sheet(images, probs, classes, labels))
+        augmentation = Augmentation.from_record(metadata.get("augmentation"))
+        if augmentation is not None and not augmentation.is_identity:
+            originals, copies, names = augmented(images, labels, classes, augmentation, config.seed)
+            add("augmentation", "Augmented training images", f"One image of the {description} for each class "
+                f"(framed), then copies of it as training drew its images: {augmentation.describe()}. What the "
+                "network learned from: copies that no longer look like their class teach it little (evaluation "
+                "and prediction read images as they are).",
+                plots.augmentation_gallery(originals, copies, names, "The training augmentation"))
     try:
         add("first_layer", "First-layer weights", "What the first layer looks for: each tile holds the weights into "
             "one unit (or one kernel), in order from the top left; red where a bright pixel excites it, blue where "
@@ -116,6 +125,21 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
         log(f"Note: {note}")
     log(f"Report: {path} ({len(drawn)} figures: {', '.join(f.name + '.png' for f in drawn)})")
     return path
+
+
+COPIES = 7  # augmented copies of each image in the report's figure
+
+
+def augmented(images: np.ndarray, labels: np.ndarray, classes, augmentation: Augmentation, seed: int,
+              most: int = 10) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(originals (K, H, W), copies (K, COPIES, H, W), their class names): the first image of each
+    of the first ``most`` classes the images hold, scaled to 0..1, and copies drawn by
+    ``augmentation`` as training draws a batch (from ``seed``: the same figure every time)."""
+    first = [int(np.flatnonzero(labels == k)[0]) for k in range(len(classes)) if np.any(labels == k)][:most]
+    originals = np.asarray(images)[first].astype(np.float32) / np.float32(255)
+    rng = np.random.default_rng(seed)
+    copies = np.stack([augmentation(originals, rng) for _ in range(COPIES)], axis=1)
+    return originals, copies, [str(classes[labels[i]]) for i in first]
 
 
 def _refuse_unfinished(run_dir: Path) -> None:

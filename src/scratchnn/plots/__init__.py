@@ -11,6 +11,7 @@ the package (it needs only errors, files, metrics and the doctor's limits), so t
     mistakes_gallery(images, labels, probs, classes)    the most confident wrong predictions
     prediction_sheet(images, probs, classes, labels)    the seed's test_prediction for a grid
     prediction_figure(image, probs, classes, label)     the seed's test_prediction for one image
+    augmentation_gallery(originals, copies, names, title)   images beside the augmented copies trained on
     first_layer_figure(model)                           first-layer weights drawn as images
     lr_find_figure(lrs, losses, smoothed, steepest, min_over_10)   the learning-rate range test
     gradient_figure(health_rows)                        gradient RMS and update ratio per layer over time
@@ -37,14 +38,14 @@ except ImportError as error:
 from .classes import confusion_figure, per_class_accuracy_figure
 from .common import figure_png, save_figure
 from .curves import training_curves
-from .gallery import mistakes_gallery, prediction_figure, prediction_sheet
+from .gallery import augmentation_gallery, mistakes_gallery, prediction_figure, prediction_sheet
 from .health import gradient_figure, units_figure
 from .lr_find import lr_find_figure
 from .weights import first_layer_figure
 
-__all__ = ["confusion_figure", "figure_png", "first_layer_figure", "gradient_figure", "lr_find_figure",
-           "mistakes_gallery", "per_class_accuracy_figure", "prediction_figure", "prediction_sheet", "save_figure",
-           "training_curves", "units_figure"]
+__all__ = ["augmentation_gallery", "confusion_figure", "figure_png", "first_layer_figure", "gradient_figure",
+           "lr_find_figure", "mistakes_gallery", "per_class_accuracy_figure", "prediction_figure", "prediction_sheet",
+           "save_figure", "training_curves", "units_figure"]
 
 if "ipykernel" in sys.modules:
     try:

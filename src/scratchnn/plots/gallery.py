@@ -1,4 +1,5 @@
-"""Images with their predictions: one image (the seed's test_prediction), a sheet, the mistakes."""
+"""Images with their predictions: one image (the seed's test_prediction), a sheet, the mistakes;
+and the augmented copies a network trained on."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,10 +8,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..errors import ShapeError
 from ..metrics import confident_mistakes
 from .common import as_images, check_labels, check_probs, grid_shape, percent, pixel_range, text_width, verbatim_all
 
 RIGHT, WRONG = "forestgreen", "firebrick"
+ORIGINAL = "tab:orange"  # the frame of an image as the data holds it, beside changed copies
 TITLE_SIZE = 8.5  # points, the title of each image in a grid
 
 
@@ -41,8 +44,9 @@ def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: Sequence[st
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str], colors: Sequence[str], suptitle: str,
-               max_columns: int = 8) -> Figure:
-    """Images (K, H, W) in a grid, each with a title above and a frame in its colour.
+               max_columns: int = 8, columns: int | None = None) -> Figure:
+    """Images (K, H, W) in a grid, each with a title above and a frame in its colour; ``columns``
+    fixes how many a row holds (else as many as fit, up to ``max_columns``).
 
     One Axes spans the figure with inches as data units and every image, title and frame is
     placed at computed positions: as fast for 64 images as for 4 (an Axes per image under
@@ -53,7 +57,10 @@ def image_grid(images: np.ndarray, titles: Sequence[str], colors: Sequence[str],
     title_height = (TITLE_SIZE * 1.25 * max(t.count("\n") + 1 for t in titles) + 6) / 72
     cell_width = max([tile + 0.2] + [text_width(t, TITLE_SIZE) + 0.15 for t in titles])
     # long class names widen the cells: fewer columns keep the figure within a page's width (~12 in)
-    rows, columns = grid_shape(len(images), max(4, min(max_columns, int(12 // cell_width))))
+    if columns is None:
+        rows, columns = grid_shape(len(images), max(4, min(max_columns, int(12 // cell_width))))
+    else:
+        rows = -(-len(images) // columns)
     cell_height = tile + title_height + 0.1
     heading = text_width(suptitle) + 0.4
     width = max(cell_width * columns + 0.2, heading)
@@ -124,6 +131,24 @@ def mistakes_gallery(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, 
     suptitle = (f"The {len(chosen)} most confident mistakes ({len(wrong):,} wrong of {len(images):,} "
                 f"images, {len(wrong) / len(images):.1%})")
     return image_grid(images[chosen], titles, [WRONG] * len(chosen), suptitle)
+
+
+def augmentation_gallery(originals: np.ndarray, copies: np.ndarray, names: Sequence[str], suptitle: str) -> Figure:
+    """What the network trained on: each row an original image (K, H, W), framed and titled with
+    its class name, then its augmented copies (K, M, H, W), at most 7 a row."""
+    originals, names = as_images(originals, "originals"), verbatim_all(names)
+    copies = np.asarray(copies)
+    if copies.ndim != 4 or copies.shape[0] != len(originals) or copies.shape[2:] != originals.shape[1:]:
+        raise ShapeError(f"copies must be (K, M, H, W) for {len(originals)} originals of "
+                         f"{originals.shape[1:]}, got shape {copies.shape}")
+    if len(names) != len(originals):
+        raise ShapeError(f"one name per original: got {len(names)} names for {len(originals)} images")
+    copies = copies[:, :7]  # eight columns: image_grid's widest rows
+    images = np.concatenate([originals[:, None], copies], axis=1).reshape(-1, *originals.shape[1:])
+    columns = 1 + copies.shape[1]
+    titles = [name if c == 0 else "" for name in names for c in range(columns)]
+    colors = [ORIGINAL if c == 0 else "none" for _ in names for c in range(columns)]
+    return image_grid(images, titles, colors, suptitle, columns=columns)
 
 
 def _message_figure(title: str, message: str) -> Figure:

@@ -39,7 +39,7 @@ RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"
 # report.html's figures, each <name>.png beside it (insight.report draws them)
 REPORT_FIGURES = ("training_curves", "confusion_matrix", "per_class_accuracy", "mistakes", "predictions",
-                  "first_layer", "health_gradients", "health_units")
+                  "augmentation", "first_layer", "health_gradients", "health_units")
 TEMP_FILE = re.compile(r"\..+\.tmp")  # what files.atomic_write_bytes writes before its rename
 STALE_TEMP = 600.0  # seconds: a write takes seconds at most, so a temporary file this old was left by a kill
 RUN_LOCK = "run.lock"  # the pid and host of the process training in the folder (folder_lock)
