@@ -151,14 +151,16 @@ def test_train_on_emnist_letters_names_the_classes_and_refuses_transpose(tmp_pat
 def test_two_processes_downloading_at_once_both_get_the_files(served, tmp_path, monkeypatch):
     """A sweep's workers may all start on a fresh machine: one unpacks and deletes the archive
     while another is about to unpack it; the other finds the files in the cache all the same."""
-    real = sources.unpack
+    from scratchnn.data import archive as unpacking  # sources imports it when it unpacks
+
+    real = unpacking.unpack
 
     def unpacked_by_another_first(archive, members, max_bytes):
         assert real(archive, members, max_bytes) is None  # the other process, done first
         archive.unlink()  # ... and the archive deleted under us
         return real(archive, members, max_bytes)
 
-    monkeypatch.setattr(sources, "unpack", unpacked_by_another_first)
+    monkeypatch.setattr(unpacking, "unpack", unpacked_by_another_first)
     images, _ = load_dataset("emnist-letters", progress=False)
     np.testing.assert_array_equal(images, served.upright["letters"])
 

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_a_download_larger_than_any_dataset_file_is_cut_off(env, served, monkeyp
     """A hostile mirror (or a man in the middle of an http:// one) cannot fill the disk."""
     monkeypatch.setattr(download, "MAX_DOWNLOAD", 20)  # the toy files are 50 to 70 bytes
     if not announced:  # a server that sends no Content-Length: the bytes are counted as they come
-        monkeypatch.setattr(download.urllib.request, "urlopen", _without_length(download.urllib.request.urlopen))
+        monkeypatch.setattr(urllib.request, "urlopen", _without_length(urllib.request.urlopen))  # fetch's import
     message = fails("toy", "train", progress=False)
     assert "sends more than 20 bytes" in message, message
     assert not (env / "cache").exists() or not list((env / "cache").rglob("*"))

@@ -12,15 +12,11 @@ which files, from where.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
-import ssl
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +101,11 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
     """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why.
     Given the ``partial`` of a try that was cut off, ask only for the rest. Raises CacheUnwritable
     when the cache cannot take the file."""
+    import http.client  # the network's modules (20 ms): only a download pays for them, not every import
+    import ssl
+    import urllib.error
+    import urllib.request
+
     with _into_cache(cache):
         cache.mkdir(parents=True, exist_ok=True)
         if partial is None:

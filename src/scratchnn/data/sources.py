@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .archive import unpack
 from .download import CacheUnwritable, CutOff, RemoteFile, fetch
 from .idx import read_idx_pair
 
@@ -307,6 +306,8 @@ def _download_archive(spec: DatasetSpec, mirrors: list[str], progress: bool) -> 
         return problem
     members = {archive.folder + remote.name: cache_dir(other.name) / remote.name
                for other in DATASETS.values() if other.archive == archive for remote in other.train + other.test}
+    from .archive import unpack  # zipfile and lzma: for EMNIST's archive only
+
     problem = unpack(zipped, members, archive.file.max_bytes)
     if problem is None:
         zipped.unlink(missing_ok=True)  # another process may have unpacked it too
