@@ -62,6 +62,8 @@ def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_th
     assert "my-drawing.png" in letters and "draw one at" in letters and "report.html" not in letters
     small = next_steps(tmp_path, report=False, classes=list("0123456789"), input_shape=(144,))
     assert "evaluate" in small and "predict" not in small and "serve" not in small
+    broken = next_steps(tmp_path, report=True, broken=True)  # --fault: a model broken on purpose is not served
+    assert f"scratchnn doctor {tmp_path}" in broken and "predict" not in broken and "serve" not in broken
 
 
 def test_a_next_step_whose_extra_is_missing_says_how_to_install_it(tmp_path, monkeypatch):

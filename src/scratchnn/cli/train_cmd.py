@@ -128,7 +128,7 @@ def finish(args: argparse.Namespace, result, log) -> int:
             raise ScratchnnError(f"{os_error_message(error)}; the model is saved in {result.run_dir}: draw its "
                                  f"report once that is mended, with 'scratchnn report {result.run_dir}'") from None
     log(next_steps(result.run_dir, report=reported, classes=result.classes,
-                   input_shape=result.model.input_shape))
+                   input_shape=result.model.input_shape, broken=bool(getattr(args, "fault", None))))
     if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
         for finding in result.findings:
             if finding.severity != "advice":
@@ -173,14 +173,18 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
     return 0
 
 
-def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,)) -> str:
+def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,), broken: bool = False) -> str:
     """What a learner can do with a finished run, as commands to copy: photos and the page only
-    for a model of 28x28 images (the size they make), in words of its ``classes``; the folder
-    quoted for a shell where its name needs it (spaces, '<', '$'...)."""
+    for a model of 28x28 images (the size they make), in words of its ``classes``; for a run
+    ``broken`` on purpose (--fault), the doctor's findings instead of photos and the page (the
+    packaging audit: a broken model was offered to be served). The folder quoted for a shell
+    where its name needs it (spaces, '<', '$'...)."""
     run, page = shlex.quote(str(run_dir)), shlex.quote(str(run_dir / "report.html"))
     steps = [(f"open {page}", "the run's figures on one page", None)] if report else []
     steps.append((f"scratchnn evaluate {run}", "accuracy per class, confusion matrix", None))
-    if math.prod(input_shape) == 28 * 28:
+    if broken:
+        steps.append((f"scratchnn doctor {run}", "what the doctor found, and the fix of each", None))
+    elif math.prod(input_shape) == 28 * 28:
         digits = tuple(classes) == DIGITS
         steps += [(f"scratchnn predict {run} {'my-digit' if digits else 'my-drawing'}.png",
                    "your own handwriting", None),
