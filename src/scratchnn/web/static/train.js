@@ -66,7 +66,16 @@ function inputFor(option) {
   input.setAttribute("aria-labelledby", flag.id);
   const label = Object.assign(document.createElement("label"), { htmlFor: id, title: option.help });
   label.append(flag, input, help);
-  return label;
+  if (!input.multiple) return label;
+  // deselecting the last choice of a list box takes Ctrl+click, which few know; beside the label,
+  // not in it (a click there went to the list box, as any click on a label goes to its input)
+  const clear = Object.assign(document.createElement("button"), { type: "button", id: `${id}-clear`,
+                                                                 className: "clear", textContent: "None" });
+  clear.setAttribute("aria-label", `${option.flag}: none`);
+  clear.addEventListener("click", () => writeInput(input, []));
+  const both = document.createDocumentFragment();
+  both.append(label, clear);
+  return both;
 }
 
 function readInput(input) {
