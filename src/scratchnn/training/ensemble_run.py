@@ -71,12 +71,28 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
         raise ConfigError(f"{folder} already holds a run ({names}); an ensemble's folder holds its members only: "
                           "choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
+    log = notes_once(log)
     # the config too: stopped before the first member saved its own, the ensemble can still be resumed
     table = f"seeds = [{', '.join(map(str, seeds))}]\n\n[config]\n{absolute_data_paths(config).to_toml()}"
     atomic_write_bytes(folder / ENSEMBLE_FILE, table.encode())
     for seed in seeds:
         log(f"Ensemble member seed {seed} -> {member_dir(folder, seed)}")
         yield train_run(member_config(config, seed), member_dir(folder, seed), log=log, progress=progress)
+
+
+def notes_once(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log``, passing each 'Note: ' line once: an ensemble's members train on the same data, so
+    its notes (dark digits on a light page, dev copies of training images...) came once a member."""
+    said: set[str] = set()
+
+    def once(line: str) -> None:
+        if line.startswith("Note: "):
+            if line in said:
+                return
+            said.add(line)
+        log(line)
+
+    return once
 
 
 def _holds_a_run(folder: Path) -> bool:
@@ -90,6 +106,7 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
     With ``report``, a finished member without its report.html (stopped while it was drawn) is
     yielded too, untrained, for the caller to draw it."""
     folder = Path(folder)
+    log = notes_once(log)
     seeds = recorded_seeds(folder) or []
     started = [member_dir(folder, seed) for seed in seeds if (member_dir(folder, seed) / CONFIG_FILE).is_file()]
     recorded = (_ensemble_table(folder) or {}).get("config")
