@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scratchnn.data.idx import read_idx, write_idx
-from scratchnn.data.kaggle_csv import read_kaggle_csv, write_kaggle_csv
+from scratchnn.data.kaggle_csv import read_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.errors import DataError
 
 pytestmark = pytest.mark.slow  # hypothesis and gzip bombs (10 to 20 s)

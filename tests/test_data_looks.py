@@ -9,7 +9,7 @@ import pytest
 from scratchnn.cli.main import main
 from scratchnn.data import write_idx
 from scratchnn.data.idx import read_idx
-from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.data.looks import copies_of_training, dark_on_light, wider_than_tall
 
 

@@ -5,9 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from scratchnn.data import kaggle_csv
+from scratchnn.data import kaggle_csv, kaggle_write
 from scratchnn.data.idx import read_idx
-from scratchnn.data.kaggle_csv import read_kaggle_csv, write_kaggle_csv
+from scratchnn.data.kaggle_csv import read_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.errors import DataError, ShapeError
 
 HEADER_WITHOUT_LABEL = [f"pixel{i}" for i in range(784)]  # Kaggle's test.csv
@@ -509,5 +510,5 @@ def test_only_square_images_of_a_readable_side_are_written(tmp_path, shape):
 
 
 def test_a_submission_writes_class_numbers_past_9(tmp_path):
-    path = kaggle_csv.write_submission(tmp_path / "submission.csv", np.array([25, 0, 11]))
+    path = kaggle_write.write_submission(tmp_path / "submission.csv", np.array([25, 0, 11]))
     assert path.read_text() == "ImageId,Label\n1,25\n2,0\n3,11\n"

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_data_fuzz import FUZZ, assert_refused_or_read, mutations
 
-from scratchnn.data.kaggle_csv import read_kaggle_test_csv, write_kaggle_csv
+from scratchnn.data.kaggle_csv import read_kaggle_test_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.errors import DataError
 
 pytestmark = pytest.mark.slow  # hypothesis (a few seconds)

@@ -4,7 +4,7 @@ import pytest
 
 from scratchnn.data import sources
 from scratchnn.data.idx import write_idx
-from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.data.load import DataSource, LabeledImages
 from scratchnn.errors import ConfigError, DataError
 

@@ -9,7 +9,8 @@ from matplotlib.image import imread
 from test_plots import assert_drawn
 
 from scratchnn.cli.main import main, parse
-from scratchnn.data.kaggle_csv import read_kaggle_csv, write_kaggle_csv
+from scratchnn.data.kaggle_csv import read_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.errors import ConfigError, ShapeError
 from scratchnn.plots import lr_find_figure
 from scratchnn.io import read_metadata

@@ -14,7 +14,7 @@ from scratchnn.cli.main import main
 from scratchnn.data import DataSource, scale_pixels, write_idx
 from scratchnn.data.load import named_classes
 from scratchnn.errors import ConfigError
-from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.io import read_metadata
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import train_run

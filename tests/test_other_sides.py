@@ -6,7 +6,7 @@ import pytest
 
 from scratchnn.cli.main import main
 from scratchnn.cli.train_cmd import next_steps
-from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.io import read_metadata
 
 SIDE = 12

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from scratchnn.cli.main import main
-from scratchnn.data.kaggle_csv import write_kaggle_csv
+from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.io import load, read_metadata
 
 

@@ -8,7 +8,8 @@ float32 (N, *input_shape) in [0, 1] for a model. NumPy and the standard library 
 """
 from .augment import CLOTHES, DIGITS, Augmentation, augmentation_for
 from .idx import read_idx, read_idx_pair, write_idx
-from .kaggle_csv import read_kaggle_csv, read_kaggle_test_csv, write_kaggle_csv, write_submission
+from .kaggle_csv import read_kaggle_csv, read_kaggle_test_csv
+from .kaggle_write import write_kaggle_csv, write_submission
 from .load import DataSource, LabeledImages
 from .sources import DATASETS, DatasetSpec, RemoteFile, cache_dir, get_dataset, load_dataset, locate
 from .split import batch_indices, scale_pixels, seeded_generators, train_dev_split

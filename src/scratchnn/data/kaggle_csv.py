@@ -10,9 +10,9 @@ read as Kaggle's are, a label and then 28x28 pixels (or the pixels alone): a row
 length has no known label column, so it asks for a header.
 
 The training file has the label column, the test file does not; either may be gzipped and
-either may lack the header line. ``read_kaggle_test_csv`` insists on the test file's form, and
-``write_submission`` writes the ``ImageId,Label`` file Kaggle scores. Every value is checked,
-and an error names the line of the file it is on.
+either may lack the header line. ``read_kaggle_test_csv`` insists on the test file's form
+(``kaggle_write`` writes both, and the ``ImageId,Label`` file Kaggle scores). Every value is
+checked, and an error names the line of the file it is on.
 
 The file is read as a stream, line by line, and every line is bounded, so a hostile file costs
 at most what a real one of the same number of images costs: a line may hold at most
@@ -23,7 +23,6 @@ line's worth.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import math
@@ -35,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ShapeError
-from ..files import atomic_write_bytes
-from .idx import GZIP_LEVEL, open_data
+from ..errors import DataError
+from .idx import open_data
 
 SIDE = 28  # MNIST's, the side the messages show
 PIXELS = SIDE * SIDE
@@ -45,7 +43,6 @@ MIN_SIDE, MAX_SIDE = 8, 128  # 8x8: scikit-learn's digits; 128x128 = 16,384 pixe
 WIDEST = MAX_SIDE ** 2 + 1  # values in a row of the largest side, with its label
 MAX_LABEL = 255  # labels are stored as uint8: up to 256 classes (a digit file uses 0..9)
 INTEGER = re.compile(r"[+-]?[0-9]+")  # what NumPy's loadtxt accepts as an integer (no "1_0", no "1.0")
-NUMBERS = [str(value) for value in range(256)]
 CHUNK_VALUES = 1000 * (PIXELS + 1)  # values per loadtxt call (1,000 lines of 28x28): the text in memory stays small
 # Limits that keep a hostile file bounded (a real file is far below each):
 CHARS_PER_VALUE = 32  # a line of 28x28 may hold 25,120 characters; "9,255,...,255" needs 3,138
@@ -120,23 +117,6 @@ def read_kaggle_test_csv(path, *, ignore_labels: bool = False) -> np.ndarray:
         raise DataError(f"{path}: has a label column (a training file?); Kaggle's test.csv has none. Pass "
                         "--ignore-labels to predict its images anyway")
     return images
-
-
-def write_submission(path, predictions: np.ndarray) -> Path:
-    """Write Kaggle's submission format atomically: ``ImageId,Label``, one line per image, ImageId
-    counted from 1 in the order of the test file; predictions (N,) are the class numbers (0..9 for
-    digits).
-
-    >>> import tempfile; folder = tempfile.mkdtemp()
-    >>> write_submission(Path(folder) / "submission.csv", np.array([7, 2])).read_text()
-    'ImageId,Label\\n1,7\\n2,2\\n'
-    """
-    predictions = np.asarray(predictions)
-    if predictions.ndim != 1:
-        raise ShapeError(f"predictions must be one class index per image (N,), got shape {predictions.shape}")
-    _check_integers(predictions, MAX_LABEL, "predictions")
-    lines = ["ImageId,Label"] + [f"{k},{label}" for k, label in enumerate(predictions.tolist(), 1)]
-    return atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
 
 
 class _Lines:
@@ -220,7 +200,7 @@ def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
             raise DataError(f"{where}: {len(fields)} integers and no header, one more than a label and 28x28 pixels: "
                             f"an id, or pandas' index saved with the file ({_shorten(fields[0])} here)? Drop that "
                             "column (pandas: df.to_csv(path, index=False))")
-        side = _square_side(len(fields) - 1) or _square_side(len(fields))
+        side = square_side(len(fields) - 1) or square_side(len(fields))
         if side:
             raise DataError(f"{where}: {len(fields)} integers and no header: without one scratchnn reads 785 "
                             f"(a label, then 28x28 pixels) or 784. For {side}x{side} images add a header line "
@@ -229,11 +209,11 @@ def _read_header(path: Path, number: int, line: str) -> tuple[_Columns, bool]:
     if separated:
         raise DataError(f"{where}: looks like {separated}; scratchnn reads comma-separated files (header "
                         f"'label,pixel0,...,pixel783'): save it with commas. The line starts {_shorten(line)}")
-    side = _square_side(len(fields) - 1) or _square_side(len(fields)) or SIDE
+    side = square_side(len(fields) - 1) or square_side(len(fields)) or SIDE
     last = side * side - 1
     others = [f for f in fields if not f.lower().startswith("pixel") and f.lower() != "label"]
     hint = (f"; name the label column 'label' (here {_shorten(others[0])}) and put it first or last"
-            if len(others) == 1 and _square_side(len(fields) - 1) else "")
+            if len(others) == 1 and square_side(len(fields) - 1) else "")
     raise DataError(f"{where}: header must be 'label,pixel0,...,pixel{last}' (train) or 'pixel0,...,pixel{last}' "
                     f"(test), for any square side from {MIN_SIDE} to {MAX_SIDE}, or the line must hold 785 or "
                     f"784 integers; got {_shorten(line)} ({len(fields)} columns){hint}")
@@ -244,17 +224,17 @@ def _named_columns(fields: list[str]) -> _Columns | None:
     not at all; None for any other header."""
     label = 0 if fields[0].lower() == "label" else len(fields) - 1 if fields[-1].lower() == "label" else None
     names = fields[1:] if label == 0 else fields[:-1] if label else fields
-    side = _square_side(len(names))
-    return _Columns(side, label) if side and names and names == _pixel_names(side, names[0]) else None
+    side = square_side(len(names))
+    return _Columns(side, label) if side and names and names == pixel_names(side, names[0]) else None
 
 
-def _square_side(pixels: int) -> int:
+def square_side(pixels: int) -> int:
     """The side of a square image of ``pixels`` pixels between MIN_SIDE and MAX_SIDE, else 0."""
     side = math.isqrt(pixels)
     return side if side * side == pixels and MIN_SIDE <= side <= MAX_SIDE else 0
 
 
-def _pixel_names(side: int, first: str = "pixel0") -> list[str]:
+def pixel_names(side: int, first: str = "pixel0") -> list[str]:
     """The pixel columns' header names of a side x side image in the style whose first is ``first``:
     pixel0, pixel1, ... (Kaggle's); from pixel1 (Kaggle's Fashion-MNIST); 1x1, 1x2, ... (row x
     column, the "MNIST in CSV" files); [] for another style."""
@@ -368,38 +348,3 @@ def _in_range(integer: str, top: int) -> bool:
     if not digits:
         return True  # 0, -0, +000
     return not integer.startswith("-") and len(digits) <= len(str(top)) and int(digits) <= top
-
-
-def write_kaggle_csv(path, images: np.ndarray, labels: np.ndarray | None = None) -> Path:
-    """Write square images (N, 28, 28) or (N, 784) (any side from MIN_SIDE to MAX_SIDE) with pixels
-    0..255, and labels (N,) in 0..255, as a Kaggle CSV with its header, gzipped when the name ends
-    in .gz. The write is atomic."""
-    images = np.asarray(images)
-    side = _square_side(math.prod(images.shape[1:])) if images.ndim in (2, 3) else 0
-    if not side or images.ndim == 3 and images.shape[1] != images.shape[2]:
-        raise ShapeError(f"Kaggle CSV images must be square, (N, 28, 28) or (N, 784) (sides {MIN_SIDE} to "
-                         f"{MAX_SIDE}), got {images.shape}")
-    pixels = images.reshape(len(images), side * side)
-    _check_integers(pixels, 255, "pixels")
-    header = _pixel_names(side)  # pixel0, pixel1, ...
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (len(pixels),):
-            raise ShapeError(f"labels must have shape ({len(pixels)},) to match the images, got {labels.shape}")
-        _check_integers(labels, MAX_LABEL, "labels")
-        pixels = np.column_stack([labels, pixels])
-        header = ["label", *header]
-    # a lookup table of the 256 spellings is ~3x faster than np.savetxt's per-value formatting
-    text = [",".join(header)] + [",".join([NUMBERS[v] for v in row]) for row in pixels.tolist()]
-    data = ("\n".join(text) + "\n").encode()
-    path = Path(path)
-    if path.name.endswith(".gz"):
-        data = gzip.compress(data, GZIP_LEVEL, mtime=0)
-    return atomic_write_bytes(path, data)
-
-
-def _check_integers(values: np.ndarray, top: int, what: str) -> None:
-    if values.dtype.kind not in "ui":
-        raise ShapeError(f"{what} must be integers 0..{top}, got dtype {values.dtype}")
-    if values.size and (values.min() < 0 or values.max() > top):
-        raise ShapeError(f"{what} must be in 0..{top}, got {values.min()}..{values.max()}")
