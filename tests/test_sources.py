@@ -37,7 +37,24 @@ def md5(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-class Server:
+class Local:
+    """A threaded HTTP server on 127.0.0.1, on an ephemeral port: ``serve`` starts it with a handler
+    (``tls``: an ssl.SSLContext, for https), ``close`` stops it."""
+
+    def serve(self, handler, tls=None):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Server(Local):
     """A static file server on 127.0.0.1 (ephemeral port) that counts its requests."""
 
     def __init__(self, root):
@@ -52,14 +69,7 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(functools.partial(Handler, directory=str(root)))
 
 
 @pytest.fixture
@@ -173,7 +183,7 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
     assert "(in Python data_dir=DIR), or set SCRATCHNN_DATA=DIR" in message  # a notebook has no flags
 
 
-class Hostile:
+class Hostile(Local):
     """A server on 127.0.0.1 that misbehaves as asked, on any path: "trickle" (a byte every 0.1 s of
     a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed), "stall"
     (500 of them, then 3 s of silence), "loop" (a redirect to itself) or "portal" (a login page,
@@ -218,14 +228,7 @@ class Hostile:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(then or ".")))
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(functools.partial(Handler, directory=str(then or ".")))
 
 
 @pytest.mark.parametrize("how, said", [
@@ -258,16 +261,14 @@ def test_an_https_certificate_that_cannot_be_verified_says_why_it_happens(env, s
     key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
                     "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
+    https = Local()
+    https.serve(SimpleHTTPRequestHandler, tls=context)
     try:
-        message = fails("toy", "train", mirrors=[f"https://127.0.0.1:{httpd.server_address[1]}/"], progress=False)
+        message = fails("toy", "train", mirrors=[https.url], progress=False)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        https.close()
     assert "certificate verify failed" in message and "'Install Certificates.command'" in message, message
     assert "SSL_CERT_FILE" in message, message
 
@@ -287,7 +288,7 @@ def test_a_connection_cut_off_is_tried_once_more(env, served, capsys, monkeypatc
     assert said == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again, the rest from byte 500", said
 
 
-class Ranged:
+class Ranged(Local):
     """A server on 127.0.0.1 of ``folder``'s files that honours Range requests (206) and cuts each
     answer off after ``cut`` bytes; ``lie``: its 206 says another part than the one asked for."""
 
@@ -313,14 +314,7 @@ class Ranged:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture
