@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import threading
@@ -831,25 +830,16 @@ APPLIED = {  # a fix's text -> what the page's Apply button sets ({} : no button
 def test_the_apply_button_sets_a_fixs_first_choice_and_nothing_else(client):
     """The review of the page's Apply button: the first choice of each fix, in the form's own types;
     no button for a choice that names settings only in passing, past the server's limits, or
-    without a field (node runs train.js's own functions on the server's own option list)."""
+    without a field (node runs the page's own settings.js on the server's own option list)."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the page's Apply button is tested in the browser tests only")
-    source = (Path(__file__).resolve().parents[1] / "src/scratchnn/web/static/train.js").read_text()
-
-    def function(name):
-        start = source.index(f"function {name}(")
-        depth, end = 0, source.index("{", start)
-        for end in range(end, len(source)):
-            depth += {"{": 1, "}": -1}.get(source[end], 0)
-            if depth == 0:
-                return source[start:end + 1]
-    flags = re.search(r"const FLAG_AND_VALUE = .*;", source).group(0)
+    settings = (Path(__file__).resolve().parents[1] / "src/scratchnn/web/static/settings.js").as_uri()
     info = client.get("/api/train").json()
-    script = "\n".join([f"const info = {json.dumps(info)};", "const $ = () => ({});", flags, function("topLevel"),
-                        function("formChanges"), f"const fixes = {json.dumps(list(APPLIED))};",
-                        "console.log(JSON.stringify(fixes.map((fix) => Object.fromEntries("
-                        "(formChanges(fix) || []).map(([option, value]) => [option.name, value])))));"])
-    ran = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    script = "\n".join([f"import {{ formChanges }} from {json.dumps(settings)};", f"const info = {json.dumps(info)};",
+                        f"const fixes = {json.dumps(list(APPLIED))};",
+                        "console.log(JSON.stringify(fixes.map((fix) => Object.fromEntries((formChanges(fix, info, "
+                        "() => true) || []).map(([option, value]) => [option.name, value])))));"])
+    ran = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert dict(zip(APPLIED, json.loads(ran.stdout))) == APPLIED
