@@ -48,7 +48,6 @@ class CutOff(str):
     """Why a download failed, when the connection broke off mid-file: worth one more try, which
     continues from ``partial`` (what arrived) where the server allows it."""
     partial: Partial | None = None
-    got: int = 0  # bytes the try that was cut off received
 
 
 @dataclass
@@ -62,10 +61,17 @@ class Partial:
     sha256: Any = field(default_factory=hashlib.sha256)
     opening: bytes = b""  # its first bytes, to tell a web page from the file
 
-    def restart(self) -> None:
-        """Back to nothing received (the server sends the whole file again)."""
-        self.received, self.size, self.opening = 0, None, b""
+    def restart(self, size: int | None = None) -> None:
+        """Back to nothing received (the server sends the whole file again, of ``size`` bytes)."""
+        self.received, self.size, self.opening = 0, size, b""
         self.md5, self.sha256 = hashlib.md5(), hashlib.sha256()
+
+    def intact(self) -> bool:
+        """Whether the temp file still holds what was received (the checksums are of those bytes)."""
+        try:
+            return self.tmp.stat().st_size == self.received
+        except OSError:
+            return False
 
     def add(self, block: bytes, out) -> None:
         _write_all(out, block)
@@ -74,11 +80,10 @@ class Partial:
         self.sha256.update(block)
         self.opening = self.opening or block[:PAGE_START]
 
-    def cut(self, why: str, got: int) -> CutOff:
-        """Why the connection broke off, with this partial download for the next try; ``got``: the
-        bytes this try received."""
+    def cut(self, why: str) -> CutOff:
+        """Why the connection broke off, with this partial download for the next try."""
         cut = CutOff(why)
-        cut.partial, cut.got = self, got
+        cut.partial = self
         return cut
 
 
@@ -113,24 +118,22 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
             fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
             os.close(fd)
             partial = Partial(Path(tmp))
+    if partial.received and not partial.intact():  # its temp file lost or changed since: from the start
+        partial.restart()
     got, keep = 0, False  # bytes of this try; whether the temp file is kept for the next
     try:
         asked = {"Range": f"bytes={partial.received}-"} if partial.received else {}
         with urllib.request.urlopen(urllib.request.Request(url, headers=asked), timeout=TIMEOUT) as response:
-            rest = _rest_of(response, partial.received)  # the whole file's size, if it sends the rest
-            if rest is None:  # the whole file (a server that ignores Range): start again
-                partial.restart()
-                header = response.headers.get("Content-Length") or ""
-                partial.size = int(header) if header.strip().isdigit() and int(header) > 0 else None  # 'abc'
-            else:
-                partial.size = rest
+            continues, partial.size = _part_sent(response, partial.received)
+            if not continues:  # the whole file (a server that ignores Range): start again
+                partial.restart(partial.size)
             most = remote.max_bytes or MAX_DOWNLOAD
             too_big = f"the server sends more than {most:,} bytes, more than {remote.name} needs"
             if (partial.size or 0) > most:
                 return too_big
             start = time.monotonic()
             with _into_cache(cache):  # unbuffered: a full disk fails the write it happens in, not close()
-                out = open(partial.tmp, "ab" if rest else "wb", buffering=0)
+                out = open(partial.tmp, "ab" if continues else "wb", buffering=0)
             with out, _progress_bar(remote.name, partial.size, progress, partial.received) as bar:
                 while block := response.read1(CHUNK):
                     if partial.received + len(block) > most:  # no Content-Length, or one that lied
@@ -146,7 +149,7 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
                 if partial.size is not None and partial.received < partial.size:
                     keep = True
                     return partial.cut(f"the connection closed after {partial.received:,} of {partial.size:,} "
-                                       "bytes; try again", got)
+                                       "bytes; try again")
                 with _into_cache(cache):
                     os.fsync(out.fileno())
         if _web_page(partial.opening):  # 200 and a page: a checksum mismatch would hide what happened
@@ -170,27 +173,30 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
             of = f" of {partial.size:,}" if partial.size else ""
             keep = True
             return partial.cut(f"the connection went silent after {partial.received:,}{of} bytes (nothing for "
-                               f"{TIMEOUT:g} s); try again", got)
+                               f"{TIMEOUT:g} s); try again")
         keep = isinstance(error, (ConnectionResetError, ConnectionAbortedError, http.client.IncompleteRead))
-        return partial.cut(why, got) if keep else why
+        return partial.cut(why) if keep else why
     finally:
         if not keep:
             partial.tmp.unlink(missing_ok=True)  # gone already after a successful os.replace
 
 
-CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-def _rest_of(response, received: int) -> int | None:
-    """The whole file's size when ``response`` is the rest of it from byte ``received`` (206 with
-    a Content-Range that starts there and ends at the file's last byte), else None."""
-    if not received or response.status != 206:
-        return None
+def _part_sent(response, received: int) -> tuple[bool, int | None]:
+    """(whether ``response`` continues the file from byte ``received``, the whole file's size if
+    said). A 206 must say a part that starts there (it may end before the file does: the rest is
+    asked for next); any other answer is the whole file from its first byte."""
+    if response.status != 206:
+        header = response.headers.get("Content-Length") or ""
+        return False, int(header) if header.strip().isdigit() and int(header) > 0 else None  # 'abc': not known
     said = CONTENT_RANGE.fullmatch((response.headers.get("Content-Range") or "").strip())
-    if said is None or int(said[1]) != received or int(said[2]) + 1 != int(said[3]):
+    first, last, whole = (said[1], said[2], said[3]) if said else ("", "", "")
+    if not said or int(first) != received or int(last) < received or (whole != "*" and int(last) >= int(whole)):
         raise ValueError(f"the server sent another part of the file than asked for (bytes={received}-, "
                          f"got Content-Range {(response.headers.get('Content-Range') or 'none')[:60]!r})")
-    return int(said[3])
+    return True, None if whole == "*" else int(whole)
 
 
 PAGE_START = 256  # first bytes kept of a download, to tell a web page from the file

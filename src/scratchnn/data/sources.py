@@ -272,8 +272,9 @@ TRIES = 5  # of one file from one mirror, while each try that is cut off gets so
 def _fetch_again_if_cut_off(url: str, remote: RemoteFile, cache: Path, progress: bool) -> str | None:
     """``fetch``, tried again when the connection is cut off mid-file (one mirror: one drop was
     fatal), asking for the rest only (a server that ignores this sends the whole file again):
-    once more in any case, and up to TRIES times while each try receives something."""
-    problem = None
+    once more in any case, and up to TRIES times while each try ends further into the file than
+    any before it (a server that starts again each time and is cut off earlier is not tried on)."""
+    problem, furthest = None, 0
     try:
         for tried in range(TRIES):
             partial = problem.partial if isinstance(problem, CutOff) else None
@@ -281,8 +282,9 @@ def _fetch_again_if_cut_off(url: str, remote: RemoteFile, cache: Path, progress:
                 rest = f", the rest from byte {partial.received:,}" if partial and partial.received else ""
                 print(f"Downloading {url} into {cache}{' again' * bool(tried)}{rest}", file=sys.stderr)
             problem = fetch(url, remote, cache, progress, partial)
-            if not isinstance(problem, CutOff) or (tried and not problem.got):
+            if not isinstance(problem, CutOff) or (tried and problem.partial.received <= furthest):
                 break
+            furthest = problem.partial.received
         return problem
     finally:
         if isinstance(problem, CutOff) and problem.partial is not None:  # given up: no half file left
