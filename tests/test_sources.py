@@ -559,6 +559,10 @@ def test_torchvisions_folders_are_found_under_the_data_dir(env, served, monkeypa
     looked = fails("toy", "test", env / "data", download=False)  # torchvision's folder is named where it exists
     assert f"{env / 'data' / 'toy'} (--data-dir), {raw} (--data-dir), {env / 'data'} (--data-dir)" in looked, looked
     assert get_dataset("mnist").torchvision == "MNIST" and get_dataset("emnist-letters").torchvision == "EMNIST"
+    # another dataset's folder is not this one's, though their files share names (Fashion-MNIST's are MNIST's)
+    monkeypatch.setitem(sources.DATASETS, "other", dataclasses.replace(sources.DATASETS["toy"], name="other",
+                                                                       torchvision="Other"))
+    assert "downloads are off" in fails("other", "train", env / "data" / "Toy", download=False)
 
 
 def test_a_folder_needs_both_files_of_the_split(env, served):

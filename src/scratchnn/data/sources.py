@@ -216,7 +216,9 @@ def _search_folders(spec: DatasetSpec, data_dir) -> list[tuple[Path, str]]:
         root, label = Path(os.environ["SCRATCHNN_DATA"]), "SCRATCHNN_DATA"
     else:
         return []
-    torchvision = [root / spec.torchvision / "raw", root / "raw"] if spec.torchvision else []
+    # raw/ only under the dataset's own folder: Fashion-MNIST's files have MNIST's names (the review)
+    torchvision = [root / spec.torchvision / "raw", *[root / "raw"] * (root.name == spec.torchvision)] \
+        if spec.torchvision else []
     return [(root / spec.name, label), *((folder, label) for folder in torchvision if folder.is_dir()), (root, label)]
 
 
