@@ -66,6 +66,18 @@ def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_th
     assert f"scratchnn doctor {tmp_path}" in broken and "predict" not in broken and "serve" not in broken
 
 
+def test_a_resumed_fault_run_is_not_offered_to_be_served(tmp_path, shared_dir, capsys):
+    """The review: --resume's flags name no --fault, so its next steps offered photos and the page."""
+    run, digits = tmp_path / "broken", shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz"
+    assert main(["train", "--preset", "seed", "--fault", "zero-init", "--epochs", "20", "--train-size", "300",
+                 "--csv", str(digits), "--out", str(run), "--quiet"]) == 0
+    (run / "report.html").unlink()  # a resume that draws the report again ends with the next steps
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert f"scratchnn doctor {run}" in said and "scratchnn serve" not in said and "scratchnn predict" not in said, said
+
+
 def test_a_next_step_whose_extra_is_missing_says_how_to_install_it(tmp_path, monkeypatch):
     """A core install was offered 'scratchnn serve RUN', which then asks for the web extra."""
     import importlib.util

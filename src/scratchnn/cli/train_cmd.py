@@ -128,7 +128,7 @@ def finish(args: argparse.Namespace, result, log) -> int:
             raise ScratchnnError(f"{os_error_message(error)}; the model is saved in {result.run_dir}: draw its "
                                  f"report once that is mended, with 'scratchnn report {result.run_dir}'") from None
     log(next_steps(result.run_dir, report=reported, classes=result.classes,
-                   input_shape=result.model.input_shape, broken=bool(getattr(args, "fault", None))))
+                   input_shape=result.model.input_shape, broken=broken_on_purpose(result.run_dir)))
     if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
         for finding in result.findings:
             if finding.severity != "advice":
@@ -171,6 +171,15 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
     seeds = ensemble_run.recorded_seeds(ensemble) or []
     log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {ensemble}")
     return 0
+
+
+def broken_on_purpose(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` was trained with --fault, from its config.toml (a --resume's
+    flags do not say; the review: a resumed fault run was offered to be served)."""
+    try:
+        return bool(TrainConfig.load(run_dir / CONFIG_FILE).fault)
+    except (OSError, ScratchnnError):
+        return False
 
 
 def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,), broken: bool = False) -> str:
