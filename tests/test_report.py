@@ -301,6 +301,20 @@ def test_an_augmented_run_names_its_augmentation_and_shows_what_it_trained_on(sh
     assert not (plain / "augmentation.png").exists()
 
 
+def test_the_augmentation_drawn_is_the_recorded_one_or_an_older_runs_and_a_bad_record_is_a_note():
+    """The review: a model file whose augmentation record cannot be read failed the whole report
+    (its summary line tolerated it), and a run from before runs recorded it had no figure."""
+    from scratchnn.data.augment import unrecorded
+    from scratchnn.insight.report import trained_augmentation
+
+    config, notes = TrainConfig(augment=True), []
+    assert trained_augmentation({"augmentation": DIGITS.to_dict()}, config, notes) == DIGITS
+    assert trained_augmentation({}, config, notes) == unrecorded(DIGITS) and unrecorded(DIGITS).p == 1
+    assert trained_augmentation({}, TrainConfig(), notes) is None and notes == []  # not augmented
+    assert trained_augmentation({"augmentation": {"flip": 3}}, config, notes) is None
+    assert notes and notes[0].startswith("No augmentation figure: the model file's augmentation cannot be read")
+
+
 def test_the_augmentation_figure_is_one_row_per_class_drawn_the_same_every_time():
     from scratchnn.insight.report import COPIES, augmented
 

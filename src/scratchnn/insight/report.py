@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import scale_pixels
-from ..data.augment import Augmentation
+from ..data.augment import Augmentation, unrecorded
 from ..ensemble import check_finished
 from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message
 from ..fast import inference_net
@@ -92,10 +92,11 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
         add("predictions", "Prediction sheet", f"The first images {on} with the predicted class, its probability "
             "and the true label (the seed's test_prediction, many at once).",
             plots.prediction_sheet(images, probs, classes, labels))
-        augmentation = Augmentation.from_record(metadata.get("augmentation"))
+        augmentation = trained_augmentation(metadata, config, notes)
         if augmentation is not None and not augmentation.is_identity:
             originals, copies, names = augmented(images, labels, classes, augmentation, config.seed)
-            add("augmentation", "Augmented training images", f"One image of the {description} for each class "
+            which_classes = "each class" if len(names) == len(classes) else f"each of the first {len(names)} classes"
+            add("augmentation", "Augmented training images", f"One image of the {description} for {which_classes} "
                 f"(framed), then copies of it as training drew its images: {augmentation.describe()}. What the "
                 "network learned from: copies that no longer look like their class teach it little (evaluation "
                 "and prediction read images as they are).",
@@ -128,6 +129,19 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
 
 
 COPIES = 7  # augmented copies of each image in the report's figure
+
+
+def trained_augmentation(metadata: dict, config: TrainConfig, notes: list[str]) -> Augmentation | None:
+    """The augmentation the run trained with: as its model file records it, or for a run from
+    before runs recorded it, what such a run drew (augment.unrecorded); None, with a note, for a
+    record that cannot be read (the summary says so too: the rest of the report is drawn)."""
+    try:
+        if "augmentation" in metadata:
+            return Augmentation.from_record(metadata["augmentation"])
+        return unrecorded(config.build_augmentation())
+    except ConfigError as error:
+        notes.append(f"No augmentation figure: the model file's augmentation cannot be read ({error}).")
+        return None
 
 
 def augmented(images: np.ndarray, labels: np.ndarray, classes, augmentation: Augmentation, seed: int,

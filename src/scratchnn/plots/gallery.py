@@ -144,6 +144,7 @@ def augmentation_gallery(originals: np.ndarray, copies: np.ndarray, names: Seque
     if len(names) != len(originals):
         raise ShapeError(f"one name per original: got {len(names)} names for {len(originals)} images")
     copies = copies[:, :7]  # eight columns: image_grid's widest rows
+    names = [name if len(name) <= 16 else name[:15] + "…" for name in names]  # every cell is as wide as the widest
     images = np.concatenate([originals[:, None], copies], axis=1).reshape(-1, *originals.shape[1:])
     columns = 1 + copies.shape[1]
     titles = [name if c == 0 else "" for name in names for c in range(columns)]
