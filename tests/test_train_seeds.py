@@ -43,19 +43,40 @@ def test_each_seed_trains_a_member_run_folder(tmp_path, digits_csv, capsys):
     assert f"resume each that stopped: scratchnn train --resume {out / 'seed-3'}" in capsys.readouterr().err
 
 
-def test_the_data_notes_of_an_ensemble_are_said_once_not_once_a_member(tmp_path, capsys):
-    """The members share the data: a note on it (here dark digits on a light page) came once a member."""
+def test_the_data_notes_of_an_ensemble_are_said_once_not_once_a_member(tmp_path, capsys, monkeypatch):
+    """The members share the data: a note on it (here dark digits on a light page) came once a member;
+    and so on --resume of the ensemble."""
+    from scratchnn.errors import RunInterrupted
+    from scratchnn.training import ensemble_run
+
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 300)
     images = 255 - (rng.random((300, 28, 28)) * 60 + labels[:, None, None] * 19).astype(np.uint8)
     scans = write_kaggle_csv(tmp_path / "scans.csv", images, labels)
-    assert main(["train", "--seeds", "0,1,2", "--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size",
-                 "50", "--csv", str(scans), "--out", str(tmp_path / "e"), "--no-report"]) == 0
-    said = capsys.readouterr()
-    lines = (said.out + said.err).splitlines()
-    light = [line for line in lines if line.startswith("Note: ") and "light" in line]
-    assert len(light) == 1, light
-    assert sum(line.startswith("Ensemble member seed") for line in lines) == 3
+    flags = ["--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size", "50", "--csv", str(scans),
+             "--no-report"]
+
+    def said() -> list[str]:
+        out, err = capsys.readouterr()
+        return (out + err).splitlines()
+
+    def light(lines):
+        return [line for line in lines if line.startswith("Note: ") and "light" in line]
+
+    assert main(["train", "--seeds", "0,1,2", "--out", str(tmp_path / "e"), *flags]) == 0
+    lines = said()
+    assert len(light(lines)) == 1 and sum(line.startswith("Ensemble member seed") for line in lines) == 3, lines
+    real_train_run = ensemble_run.train_run
+
+    def interrupted_at_the_first(config, run_dir, **kwargs):
+        raise RunInterrupted(run_dir)
+
+    monkeypatch.setattr(ensemble_run, "train_run", interrupted_at_the_first)
+    assert main(["train", "--seeds", "0,1,2", "--out", str(tmp_path / "resumed"), *flags]) == 130
+    monkeypatch.setattr(ensemble_run, "train_run", real_train_run)
+    said()
+    assert main(["train", "--resume", str(tmp_path / "resumed")]) == 0
+    assert len(light(said())) == 1
 
 
 def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_path, digits_csv, capsys,

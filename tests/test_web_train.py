@@ -460,6 +460,20 @@ def test_a_run_without_findings_gets_the_doctors_own_words(client, runs):
                     "off": "the doctor was off for this run (--doctor off)"}, said
 
 
+def test_the_verdict_of_a_short_run_asks_for_more_epochs_only_if_it_ran_them_all():
+    from types import SimpleNamespace
+
+    from scratchnn.web.train_worker import doctor_verdict
+
+    def run(*epochs):
+        return SimpleNamespace(findings=[], examined=True, history=[SimpleNamespace(epoch=e) for e in epochs])
+
+    assert doctor_verdict(run(1, 2, 3), 3).endswith("(the doctor needs 5: more --epochs, or a smaller --eval-every)")
+    assert doctor_verdict(run(1, 2), 3).endswith("(the doctor needs 5)")  # stopped before its last epoch
+    assert doctor_verdict(run(1, 2, 3), 3, stopped=True).endswith("(the doctor needs 5)")  # Stop in the last one
+    assert doctor_verdict(SimpleNamespace(findings=["x"], examined=True, history=[]), 3) == ""
+
+
 def test_no_train_turns_training_off(runs):
     with TestClient(create_app(runs / "base", train=TrainSetup(enabled=False)), base_url=LOCAL) as client:
         info = client.get("/api/train").json()

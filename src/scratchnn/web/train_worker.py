@@ -99,25 +99,26 @@ def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: 
         # the run is over and its model served before its figures are drawn (a few seconds)
         events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped,
-                    "verdict": doctor_verdict(result, settings.epochs)})
+                    "verdict": doctor_verdict(result, settings.epochs, stopped=bool(watcher.stopped))})
         if shutdown is not None and shutdown.is_set():
             watcher.log(f"The server is stopping: no report.html now (draw it with: scratchnn report {run_dir})")
         elif not watcher.server_gone():  # killed (kill -9, out of memory): its run is saved; the report can wait
             _write_report(result.run_dir, watcher.log)
 
 
-def doctor_verdict(result, epochs: int) -> str:
+def doctor_verdict(result, epochs: int, stopped: bool = False) -> str:
     """What the page shows where a run's findings would be when it has none: the doctor's own
     words (doctor/show.no_findings: a run of too few evaluations is not called healthy), or that
     it was off; '' beside findings. The page once repeated the rule and its wording, and read
-    --doctor off from its form, which a visitor may have changed since the run began."""
+    --doctor off from its form, which a visitor may have changed since the run began. A run
+    ``stopped`` (Stop, the server's time limit), even in its last epoch, is not told more epochs."""
     if result.findings:
         return ""
     if not result.examined:
         return "the doctor was off for this run (--doctor off)"
     from ..doctor.show import no_findings
     history = result.history
-    return no_findings(len(history), cut_short=bool(history) and history[-1].epoch < epochs)
+    return no_findings(len(history), cut_short=stopped or bool(history) and history[-1].epoch < epochs)
 
 
 def _write_report(run_dir: Path, log) -> None:
