@@ -293,9 +293,10 @@ class Ranged(Local):
     answer off after ``cut`` bytes (a list: one a request, the last one from then on). ``lie``: its
     206 says another part than the one asked for; ``ignore``: it sends the whole file every time;
     ``parts``: it answers every request with a 206 of ``cut`` bytes, as some mirrors do; ``stall``:
-    after the cut it goes silent for 3 s instead of closing the connection."""
+    after the cut it goes silent for 3 s instead of closing the connection; ``unsatisfiable``: it
+    answers a Range with 416, as for a file that has become shorter."""
 
-    def __init__(self, folder, cut, lie=False, ignore=False, parts=False, stall=False):
+    def __init__(self, folder, cut, lie=False, ignore=False, parts=False, stall=False, unsatisfiable=False):
         self.ranges = []
         server, cuts = self, cut if isinstance(cut, list) else [cut]
 
@@ -305,6 +306,9 @@ class Ranged(Local):
                 asked = None if ignore else self.headers.get("Range")
                 server.ranges.append(self.headers.get("Range"))
                 first = int(asked.removeprefix("bytes=").rstrip("-")) if asked else 0
+                if asked and unsatisfiable:
+                    self.send_error(416)
+                    return
                 size = cuts[min(len(server.ranges), len(cuts)) - 1]
                 last = min(first + size, len(data)) - 1 if parts else len(data) - 1
                 self.send_response(206 if asked or parts else 200)
@@ -404,6 +408,18 @@ def test_a_server_that_starts_again_and_gets_no_further_is_not_tried_five_times(
     finally:
         restarts.close()
     assert len(restarts.ranges) == 2 and "the connection closed after 1,000 of " in message, message
+
+
+def test_a_part_the_file_no_longer_has_starts_it_again(env, served, noisy):
+    """The review: a 416 (Range Not Satisfiable: the file is shorter than when it was cut off, it
+    changed) failed the mirror; it is downloaded again from its first byte."""
+    ranged = Ranged(noisy, cut=[(noisy / TRAIN[0]).stat().st_size // 2, 10**9], unsatisfiable=True)
+    try:
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes()
+    assert ranged.ranges[:3] == [None, f"bytes={(noisy / TRAIN[0]).stat().st_size // 2}-", None], ranged.ranges
 
 
 def test_a_temp_file_lost_between_tries_starts_the_file_again(env, served, noisy, monkeypatch):

@@ -162,7 +162,9 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
         os.replace(partial.tmp, cache / remote.name)  # atomic: the cache never holds half a file
         return None
     except urllib.error.HTTPError as error:  # a redirect loop's reason runs over three lines
-        return " ".join(f"HTTP {error.code} {error.reason}".split())
+        if error.code != 416 or not partial.received:
+            return " ".join(f"HTTP {error.code} {error.reason}".split())
+        # 416: no bytes from there; the file is shorter than it was (it changed): the whole one, afresh
     except urllib.error.URLError as error:
         reason = error.reason
         why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
@@ -179,6 +181,7 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
     finally:
         if not keep:
             partial.tmp.unlink(missing_ok=True)  # gone already after a successful os.replace
+    return fetch(url, remote, cache, progress)  # after a 416 only
 
 
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

@@ -85,7 +85,8 @@ def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, wh
     lines = [("Dataset", dataset),
              ("Model", f"{model.widths()}, {model.num_parameters:,} parameters"),
              ("Optimisation", config.describe()),
-             *([("Augmentation", Augmentation.text_of(metadata["augmentation"]))] if metadata.get("augmentation") else []),
+             *([("Augmentation", Augmentation.text_of(metadata["augmentation"]))]
+               if metadata.get("augmentation") else []),
              (f"{step.capitalize()}s", f"{final.get('epochs', rows[-1]['epoch'] if rows else '?')} of {config.epochs}"),
              ("Training time", _duration(final["train_seconds"]) if "train_seconds" in final else "not recorded")]
     for split, best_is in (("train", "best during training"), ("dev", "best evaluation")):
