@@ -185,6 +185,9 @@ HEALTH_ERRORS = [
     ("epoch,layer,signal,value\n0,0.Dense,grad_rms,high\n", "expected a number, got 'high'"),
     ("epoch,layer,signal,value\n\"0,0.Dense,grad_rms,1\n", "expected 4 fields"),
     ("epoch,layer,signal,value\n0,model,health_every,0\n", "health_every is a whole number of evaluations from 1"),
+    # a later version's signal: each new one stopped the version before at this line (a run shared in a class)
+    ("epoch,layer,signal,value\n0,model,shiny_new_signal,1\n", r"unknown signal 'shiny_new_signal'; the \d+ signals "
+     r"are listed .* \(if a newer scratchnn wrote this file, upgrade to read it: pip install -U scratchnn\)"),
 ]
 METRICS_ERRORS = [
     ("epoch,train_loss\n1,2.3\n", "needs the columns epoch, train_loss, train_accuracy"),

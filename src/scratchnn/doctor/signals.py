@@ -269,9 +269,13 @@ def check_health_rows(rows: Iterable, source: str = "health") -> list[Row]:
             raise DataError(f"{where}: layer label must be 1-{MAX_LABEL} printable characters, got {layer[:40]!r}")
         if signal not in SIGNALS:
             close = difflib.get_close_matches(str(signal)[:40], SIGNALS, n=1)
+            # a run's file with a well-formed name this version lacks: a later version's signal, most likely
+            newer = (" (if a newer scratchnn wrote this file, upgrade to read it: pip install -U scratchnn)"
+                     if source.endswith(".csv") and str(signal).isidentifier() else "")
             raise DataError(f"{where}: unknown signal {str(signal)[:40]!r}; "
                             + (f"did you mean {close[0]!r}?" if close else f"the {len(SIGNALS)} signals are "
-                               "listed in scratchnn.doctor.signals.SIGNALS (doctor/signals.py says what each is)"))
+                               "listed in scratchnn.doctor.signals.SIGNALS (doctor/signals.py says what each is)")
+                            + newer)
         signal = sys.intern(str(signal))
         if (layer == MODEL) != (signal in MODEL_SIGNALS):
             raise DataError(f"{where}: {signal} belongs to " + ("the model" if signal in MODEL_SIGNALS else "a layer")
