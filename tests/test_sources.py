@@ -294,9 +294,11 @@ class Ranged(Local):
     206 says another part than the one asked for; ``ignore``: it sends the whole file every time;
     ``parts``: it answers every request with a 206 of ``cut`` bytes, as some mirrors do; ``stall``:
     after the cut it goes silent for 3 s instead of closing the connection; ``unsatisfiable``: it
-    answers a Range with 416, as for a file that has become shorter."""
+    answers a Range with 416, as for a file that has become shorter; ``claim``: the Content-Range it
+    sends with a 206, whatever was asked."""
 
-    def __init__(self, folder, cut, lie=False, ignore=False, parts=False, stall=False, unsatisfiable=False):
+    def __init__(self, folder, cut, lie=False, ignore=False, parts=False, stall=False, unsatisfiable=False,
+                 claim=None):
         self.ranges = []
         server, cuts = self, cut if isinstance(cut, list) else [cut]
 
@@ -313,7 +315,7 @@ class Ranged(Local):
                 last = min(first + size, len(data)) - 1 if parts else len(data) - 1
                 self.send_response(206 if asked or parts else 200)
                 if asked or parts:
-                    self.send_header("Content-Range", f"bytes {first + lie}-{last}/{len(data)}")
+                    self.send_header("Content-Range", claim or f"bytes {first + lie}-{last}/{len(data)}")
                 self.send_header("Content-Length", str(last + 1 - first))
                 self.end_headers()
                 try:
@@ -368,6 +370,13 @@ def test_a_download_that_gets_no_further_or_the_wrong_part_is_given_up_leaving_n
         ranged.close()
     assert "the server sent another part of the file than asked for (bytes=100-, got Content-Range 'bytes 101-" \
         in message, message
+    whole = (noisy / TRAIN[0]).stat().st_size
+    ranged = Ranged(noisy, cut=100, claim=f"bytes 100-{whole}/{whole}")  # a part past the file's last byte
+    try:
+        message = fails("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert f"(bytes=100-, got Content-Range 'bytes 100-{whole}/{whole}')" in message, message
     step = (noisy / TRAIN[0]).stat().st_size // 10
     ranged = Ranged(noisy, cut=step)  # ten tries needed
     try:
