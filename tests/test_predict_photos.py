@@ -244,3 +244,42 @@ def test_a_folder_of_photos_after_the_model_is_explained(capsys, small_run, tmp_
     code, out, err = predict(capsys, small_run, tmp_path / "photos")
     assert code == 1 and out == ""
     assert "a folder there is read as another model, so give its images: photos/*.png" in err
+
+
+def test_photos_sorted_into_folders_are_scored_against_them(capsys, small_run, photos, tmp_path):  # noqa: F811
+    """A learner sorts photos of their own handwriting into folders named after what each shows
+    and asks how many the model reads right (there was no way but reading every answer)."""
+    import shutil
+
+    def put(name, folder):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        return str(shutil.copy(photos[name], tmp_path / folder / Path(photos[name]).name))
+
+    seven, number, wrong, blank = put("seven", "7"), put("number", "2026"), put("seven", "1"), put("white", "3")
+    elsewhere = put("seven", "misc")
+    code, out, err = predict(capsys, small_run, seven, number, wrong, blank, elsewhere, "--folder-labels")
+    assert code == 1 and "no ink" in err  # the blank photo is not read: counted wrong
+    assert f"{seven}: reads 7 (" in out and out.splitlines()[0].endswith(": right")
+    assert f"{wrong}: reads 7 (" in out and ": wrong, its folder says 1" in out
+    summary = out[out.index("Read right:"):].splitlines()
+    assert summary[0] == "Read right: 2 of 4 photos (50.0%), each against the folder it is in"
+    assert summary[1] == f"  wrong: {wrong} (1) read as 7; {blank} (3) not read"
+    assert summary[2] == "  not counted: 1 in folders named after no class (misc)"
+    assert summary[3] == "  by folder: 1 0 of 1, 2026 1 of 1, 3 0 of 1, 7 1 of 1"
+    code, out, _ = predict(capsys, small_run, seven, wrong, "--folder-labels", "--json")
+    scored = json.loads(out)["folder_labels"]
+    assert scored == {"right": 1, "counted": 2, "accuracy": 0.5, "not_counted": 0,
+                      "wrong": [{"path": wrong, "folder": "1", "reads": "7"}]}
+    assert predict(capsys, small_run, "--index", "3", "--folder-labels")[0] == 1  # no photos: nothing to score
+
+
+def test_folder_labels_are_the_models_classes_or_strings_of_them():
+    from scratchnn.photos.folder_labels import FolderScore, folder_label
+
+    digits, words = list("0123456789"), ["T-shirt/top", "Trouser", "Bag"]
+    assert folder_label("mine/7/a.jpg", digits) == "7" and folder_label("mine/042/a.jpg", digits) == "042"
+    assert folder_label("mine/seven/a.jpg", digits) is None and folder_label("a.jpg", digits) is None
+    assert folder_label("clothes/Trouser/a.jpg", words) == "Trouser" and folder_label("x/TrouserBag/a", words) is None
+    empty = FolderScore()
+    empty.add("photos/a.jpg", digits, "7")
+    assert empty.lines()[0].startswith("No photo was scored: none is in a folder named after what it shows")

@@ -66,6 +66,9 @@ def add_parser(commands) -> None:
                         help="dark ink on light paper, light on dark, or auto-detect (default)")
     parser.add_argument("--explain-preprocessing", metavar="OUT.png", type=Path,
                         help="save a figure of every preprocessing step (with several photos: OUT-<photo>.png)")
+    parser.add_argument("--folder-labels", action="store_true",
+                        help="each photo's folder names what it shows (mine/7/a.jpg is a 7, mine/42/b.jpg the number "
+                             "42): after the answers, how many the model read right and which not")
     parser.add_argument("--index", type=int, metavar="N", help="instead of photos: image N of the set (from 0)")
     add_set_argument(parser, default=None)  # given or not: it does nothing for photos or a submission
     parser.add_argument("--save", metavar="FILE.png", type=Path, help="with --index: also save it as an image")
@@ -130,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.index is None and not args.photos:
         raise ConfigError("nothing to predict: give image files after the model (a folder there is read as another "
                           "model, so give its images: photos/*.png), or --index N for an image of the data set")
+    if args.folder_labels and not args.photos:
+        raise ConfigError("--folder-labels scores photos against their folders: give photos (mine/*/*.jpg)")
     if args.photos and args.save:
         raise ConfigError("--save goes with --index; for photos, --explain-preprocessing OUT.png saves the steps")
     if args.index is not None and args.explain_preprocessing:  # it drew nothing, without a word (the fuzz audit)
@@ -230,6 +235,7 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
 
 def predict_photos(ensemble, args: argparse.Namespace) -> int:
     """Predict every photo in ``args.photos`` with the model or ensemble; 1 if any could not be read, else 0."""
+    from ..photos.folder_labels import FolderScore
     from ..photos.preprocess import WORK_SIDE, read_image, split_digits, to_mnist
 
     if math.prod(ensemble.input_shape) != 28 * 28:
@@ -242,6 +248,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
               f"Answered with {answered_by(ensemble, args.tta)}\n")
     answers, failed = [], 0
+    score = FolderScore() if args.folder_labels else None
     for n, path in enumerate(args.photos):
         gray = None
         try:
@@ -254,13 +261,20 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             print(f"scratchnn predict: error: {error}", file=sys.stderr)
             answers.append({"path": str(path), "error": str(error)})
             failed += 1
+            if score is not None:  # not read: read wrong
+                score.add(path, classes, None)
             if args.explain_preprocessing and gray is not None:  # how far it got: what stood out, or nothing
                 explain_photo(args, n, gray, multi=split == "multi", refused=True)
             continue
         probs = ensemble.predict_proba(np.stack(digits).reshape(len(digits), *ensemble.input_shape), tta=args.tta)
+        reads = "".join(classes[k] for k in probs.argmax(axis=1))
+        expected = score.add(path, classes, reads) if score is not None else None
         if args.json:
-            answers.append({"path": str(path), "reads": "".join(classes[k] for k in probs.argmax(axis=1)),
-                            "characters": [character(p, classes) for p in probs]})
+            answers.append({"path": str(path), "reads": reads, "characters": [character(p, classes) for p in probs]})
+        elif score is not None:  # a line a photo: a learner scores tens of them at once
+            verdict = ("" if expected is None else ": right" if reads == expected
+                       else f": wrong, its folder says {expected}")
+            print(f"{path}: reads {reads} ({' '.join(f'{p.max():.0%}' for p in probs)}){verdict}")
         else:
             if n:
                 print()
@@ -268,7 +282,10 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         if args.explain_preprocessing and not explain_photo(args, n, gray, multi=split == "multi" or len(digits) > 1):
             failed += 1
     if args.json:
-        print(json.dumps({**answered_by_json(ensemble, args.tta), "photos": answers}, indent=2))
+        scored = {"folder_labels": score.to_dict()} if score is not None else {}
+        print(json.dumps({**answered_by_json(ensemble, args.tta), "photos": answers, **scored}, indent=2))
+    elif score is not None:
+        print("\n" + "\n".join(score.lines()))
     return 1 if failed else 0
 
 
