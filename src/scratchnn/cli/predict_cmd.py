@@ -201,8 +201,9 @@ def in_brackets(text: str) -> str:
 
 def write_kaggle_submission(args: argparse.Namespace) -> int:
     """Predict every image of the label-less ``--csv`` and write ``--submission`` (ImageId,Label)."""
-    if args.photos or args.index is not None or args.save:
-        raise ConfigError("--submission predicts the images of --csv TEST.csv: give no photos, --index or --save with it")
+    if args.photos or args.index is not None or args.save or args.folder_labels:
+        raise ConfigError("--submission predicts the images of --csv TEST.csv: give no photos, --index, --save or "
+                          "--folder-labels with it")
     if not args.csv or args.dataset or args.images or args.labels or args.class_names or args.transpose:
         raise ConfigError("--submission needs --csv TEST.csv (Kaggle's label-less pixel0..pixel783 file) "
                           "and no other data flag")
@@ -235,7 +236,7 @@ def write_kaggle_submission(args: argparse.Namespace) -> int:
 
 def predict_photos(ensemble, args: argparse.Namespace) -> int:
     """Predict every photo in ``args.photos`` with the model or ensemble; 1 if any could not be read, else 0."""
-    from ..photos.folder_labels import FolderScore
+    from ..photos.folder_labels import FolderScore, folder_label
     from ..photos.preprocess import WORK_SIDE, read_image, split_digits, to_mnist
 
     if math.prod(ensemble.input_shape) != 28 * 28:
@@ -248,13 +249,16 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         print(f"Answered by an {answered_by(ensemble, args.tta)}\n" if len(ensemble) > 1 else
               f"Answered with {answered_by(ensemble, args.tta)}\n")
     answers, failed = [], 0
-    score = FolderScore() if args.folder_labels else None
+    score = FolderScore(tuple(classes)) if args.folder_labels else None
     for n, path in enumerate(args.photos):
         gray = None
+        # a photo in a folder of one class (mine/7/) is one character: a stroke's gap split it into two
+        one = score is not None and args.digits == "auto" and folder_label(path, classes) in classes
         try:
             gray = read_image(path, reduce_to=WORK_SIDE)
             try:
-                digits = [to_mnist(gray, ink=args.ink)] if split == "single" else split_digits(gray, ink=args.ink)
+                digits = ([to_mnist(gray, ink=args.ink)] if split == "single" or one
+                          else split_digits(gray, ink=args.ink))
             except ImageError as error:
                 raise ImageError(f"{path}: {error}") from None
         except ImageError as error:
@@ -262,13 +266,13 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             answers.append({"path": str(path), "error": str(error)})
             failed += 1
             if score is not None:  # not read: read wrong
-                score.add(path, classes, None)
+                score.add(path, None)
             if args.explain_preprocessing and gray is not None:  # how far it got: what stood out, or nothing
                 explain_photo(args, n, gray, multi=split == "multi", refused=True)
             continue
         probs = ensemble.predict_proba(np.stack(digits).reshape(len(digits), *ensemble.input_shape), tta=args.tta)
         reads = "".join(classes[k] for k in probs.argmax(axis=1))
-        expected = score.add(path, classes, reads) if score is not None else None
+        expected = score.add(path, reads) if score is not None else None
         if args.json:
             answers.append({"path": str(path), "reads": reads, "characters": [character(p, classes) for p in probs]})
         elif score is not None:  # a line a photo: a learner scores tens of them at once
@@ -286,6 +290,8 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         print(json.dumps({**answered_by_json(ensemble, args.tta), "photos": answers, **scored}, indent=2))
     elif score is not None:
         print("\n" + "\n".join(score.lines()))
+        if args.digits == "auto" and any(expected in classes for _, expected, _ in score.counted):
+            print("  (a photo in a folder of one class is read as one character; --digits multi splits it)")
     return 1 if failed else 0
 
 
