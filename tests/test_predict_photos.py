@@ -263,11 +263,12 @@ def test_photos_sorted_into_folders_are_scored_against_them(capsys, small_run, p
     assert f"{seven}: reads 7 (" in out and out.splitlines()[0].endswith(": right")
     assert f"{wrong}: reads 7 (" in out and ": wrong, its folder says 1" in out
     summary = out[out.index("Read right:"):].splitlines()
-    assert summary[0] == "Read right: 2 of 4 photos (50.0%), each against the folder it is in"  # the 7 given twice: once
+    # the 7 given twice counts once
+    assert summary[0] == "Read right: 2 of 4 photos (50.0%), each against the folder it is in"
     assert summary[1] == f"  wrong: {wrong} (1) read as 7; {blank} (3) not read"
-    assert summary[2] == "  not counted: 1 in folders named after no class (misc; the classes: 0, 1, 2, 3, 4, 5, 6, 7, " \
-                         "8, 9)"
-    assert summary[3] == "  by folder: 1 0 of 1, 3 0 of 1, 7 1 of 1, 2026 1 of 1"  # in the classes' order, numbers after
+    assert summary[2] == ("  not counted: 1 in folders named after no class (misc; the classes: 0, 1, 2, 3, 4, 5, 6, "
+                          "7, 8, 9)")
+    assert summary[3] == "  by folder: 1 0 of 1, 3 0 of 1, 7 1 of 1, 2026 1 of 1"  # the classes' order, then numbers
     code, out, _ = predict(capsys, small_run, seven, wrong, "--folder-labels", "--json")
     scored = json.loads(out)["folder_labels"]
     assert scored == {"right": 1, "counted": 2, "accuracy": 0.5, "not_counted": 0,
