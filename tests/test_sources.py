@@ -429,16 +429,28 @@ def test_a_part_the_file_no_longer_has_starts_it_again(env, served, noisy):
         ranged.close()
     assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes()
     assert ranged.ranges[:3] == [None, f"bytes={(noisy / TRAIN[0]).stat().st_size // 2}-", None], ranged.ranges
+    images.unlink()  # the new download is cut off sooner than the old one was: it is its own progress
+    whole = (noisy / TRAIN[0]).stat().st_size
+    ranged = Ranged(noisy, cut=[whole // 2, 0, whole // 3, 0, 10**9], unsatisfiable=True)
+    try:
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes(), ranged.ranges
 
 
-def test_a_temp_file_lost_between_tries_starts_the_file_again(env, served, noisy, monkeypatch):
+@pytest.mark.parametrize("how", ["deleted", "written to"])
+def test_a_temp_file_lost_between_tries_starts_the_file_again(env, served, noisy, monkeypatch, how):
     """The review: the checksums are of the bytes received, so a temp file that lost them (deleted, or
     written by another hand) between two tries would have been appended to and cached, corrupt."""
     real_fetch = sources.fetch
 
     def losing(url, remote, cache, progress, partial=None):
-        if partial is not None:
+        if partial is not None and how == "deleted":
             partial.tmp.unlink()
+        elif partial is not None:
+            with open(partial.tmp, "ab") as out:
+                out.write(b"someone else's bytes")
         return real_fetch(url, remote, cache, progress, partial)
 
     monkeypatch.setattr(sources, "fetch", losing)

@@ -133,7 +133,7 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
                 return too_big
             start = time.monotonic()
             with _into_cache(cache):  # unbuffered: a full disk fails the write it happens in, not close()
-                out = open(partial.tmp, "ab" if continues else "wb", buffering=0)
+                out = open(partial.tmp, "ab" if partial.received else "wb", buffering=0)  # nothing kept: anew
             with out, _progress_bar(remote.name, partial.size, progress, partial.received) as bar:
                 while block := response.read1(CHUNK):
                     if partial.received + len(block) > most:  # no Content-Length, or one that lied

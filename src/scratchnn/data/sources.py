@@ -284,7 +284,11 @@ def _fetch_again_if_cut_off(url: str, remote: RemoteFile, cache: Path, progress:
                 rest = f", the rest from byte {partial.received:,}" if partial and partial.received else ""
                 print(f"Downloading {url} into {cache}{' again' * bool(tried)}{rest}", file=sys.stderr)
             problem = fetch(url, remote, cache, progress, partial)
-            if not isinstance(problem, CutOff) or (tried and problem.partial.received <= furthest):
+            if not isinstance(problem, CutOff):
+                break
+            if problem.partial is not partial:  # a new file (fetch started afresh after a 416): its own progress
+                furthest = 0
+            if tried and problem.partial.received <= furthest:
                 break
             furthest = problem.partial.received
         return problem
