@@ -187,7 +187,7 @@ HEALTH_ERRORS = [
     ("epoch,layer,signal,value\n0,model,health_every,0\n", "health_every is a whole number of evaluations from 1"),
     # a later version's signal: each new one stopped the version before at this line (a run shared in a class)
     ("epoch,layer,signal,value\n0,model,shiny_new_signal,1\n", r"unknown signal 'shiny_new_signal'; the \d+ signals "
-     r"are listed .* \(if a newer scratchnn wrote this file, upgrade to read it: pip install -U scratchnn\)"),
+     r"are listed .* \(or, if a newer scratchnn wrote this file, upgrade scratchnn to read it\)"),
 ]
 METRICS_ERRORS = [
     ("epoch,train_loss\n1,2.3\n", "needs the columns epoch, train_loss, train_accuracy"),

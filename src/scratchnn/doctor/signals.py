@@ -270,7 +270,7 @@ def check_health_rows(rows: Iterable, source: str = "health") -> list[Row]:
         if signal not in SIGNALS:
             close = difflib.get_close_matches(str(signal)[:40], SIGNALS, n=1)
             # a run's file with a well-formed name this version lacks: a later version's signal, most likely
-            newer = (" (if a newer scratchnn wrote this file, upgrade to read it: pip install -U scratchnn)"
+            newer = (" (or, if a newer scratchnn wrote this file, upgrade scratchnn to read it)"
                      if source.endswith(".csv") and str(signal).isidentifier() else "")
             raise DataError(f"{where}: unknown signal {str(signal)[:40]!r}; "
                             + (f"did you mean {close[0]!r}?" if close else f"the {len(SIGNALS)} signals are "

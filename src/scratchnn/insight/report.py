@@ -95,8 +95,8 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
         augmentation = trained_augmentation(metadata, config, notes)
         if augmentation is not None and not augmentation.is_identity:
             originals, copies, names = augmented(images, labels, classes, augmentation, config.seed)
-            which_classes = "each class" if len(names) == len(classes) else f"each of the first {len(names)} classes"
-            add("augmentation", "Augmented training images", f"One image of the {description} for {which_classes} "
+            add("augmentation", "Augmented training images", f"One image of the {description} for "
+                f"{rows_shown(len(names), len(classes), len(np.unique(labels)))} "
                 f"(framed), then copies of it as training drew its images: {augmentation.describe()}. What the "
                 "network learned from: copies that no longer look like their class teach it little (evaluation "
                 "and prediction read images as they are).",
@@ -142,6 +142,17 @@ def trained_augmentation(metadata: dict, config: TrainConfig, notes: list[str]) 
     except ConfigError as error:
         notes.append(f"No augmentation figure: the model file's augmentation cannot be read ({error}).")
         return None
+
+
+def rows_shown(rows: int, classes: int, held: int) -> str:
+    """Which classes the augmentation figure's ``rows`` show, of the model's ``classes`` and those
+    the set ``held`` (a class it lacks has no row; the review: "the first 9" of a set without a 5).
+
+    >>> rows_shown(10, 10, 10), rows_shown(9, 10, 9), rows_shown(10, 47, 47)
+    ('each class', 'each of the 9 classes it holds', 'each of the first 10 of the 47 classes it holds')
+    """
+    return ("each class" if rows == classes else f"each of the {held} classes it holds" if rows == held
+            else f"each of the first {rows} of the {held} classes it holds")
 
 
 def augmented(images: np.ndarray, labels: np.ndarray, classes, augmentation: Augmentation, seed: int,
