@@ -192,6 +192,15 @@ def test_undo_takes_back_the_last_stroke(page):
     assert page.locator("#undo").is_disabled()
     # the a11y audit: the keyboard's focus fell to <body> with the button disabled under it
     assert page.evaluate("document.activeElement.id") == "clear"
+    draw_stroke(page, [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)])
+    draw_stroke(page, [(0.2, 0.3), (0.8, 0.3)])
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('% sure')")
+    page.click("#clear")  # Clear forgets the strokes: Ctrl+Z after it brings nothing back
+    assert page.locator("#undo").is_disabled()
+    page.focus("#pad")
+    page.keyboard.press("Control+z")
+    assert page.evaluate("() => document.querySelector('#pad').getContext('2d').getImageData(0, 0, 280, 280)"
+                         ".data.some((v, i) => i % 4 === 0 && v > 0)") is False
 
 
 def test_a_digit_drawn_with_the_keyboard_alone_gets_an_answer(page):
