@@ -406,6 +406,14 @@ def test_a_server_that_sends_parts_or_goes_silent_is_asked_for_the_rest(env, ser
     finally:
         silent.close()
     assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes() and silent.ranges[:2] == [None, f"bytes={step}-"]
+    images.unlink()  # a part of a file whose length the server does not say (Content-Range: bytes N-M/*)
+    whole = (noisy / TRAIN[0]).stat().st_size
+    unsized = Ranged(noisy, cut=[step, 10**9], claim=f"bytes {step}-{whole - 1}/*")
+    try:
+        images, _ = locate("toy", "train", mirrors=[unsized.url], progress=False)
+    finally:
+        unsized.close()
+    assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes() and unsized.ranges[:2] == [None, f"bytes={step}-"]
 
 
 def test_a_server_that_starts_again_and_gets_no_further_is_not_tried_five_times(env, served, noisy):
