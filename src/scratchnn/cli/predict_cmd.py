@@ -253,7 +253,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
     for n, path in enumerate(args.photos):
         gray = None
         # a photo in a folder of one class (mine/7/) is one character: a stroke's gap split it into two
-        one = score is not None and args.digits == "auto" and folder_label(path, classes) in classes
+        one = score is not None and split == "auto" and folder_label(path, classes) in classes
         try:
             gray = read_image(path, reduce_to=WORK_SIDE)
             try:
@@ -290,7 +290,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         print(json.dumps({**answered_by_json(ensemble, args.tta), "photos": answers, **scored}, indent=2))
     elif score is not None:
         print("\n" + "\n".join(score.lines()))
-        if args.digits == "auto" and any(expected in classes for _, expected, _ in score.counted):
+        if split == "auto" and any(expected in classes for _, expected, _ in score.counted):
             print("  (a photo in a folder of one class is read as one character; --digits multi splits it)")
     return 1 if failed else 0
 
