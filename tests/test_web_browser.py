@@ -362,6 +362,19 @@ def test_upload_gallery_and_model_tabs(page, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "web-model-tab.png"), full_page=True)
 
 
+def test_a_stroke_over_a_photo_starts_afresh_and_undo_takes_it_back_to_a_blank_pad(page):
+    """Drawing over a photo wipes it first; the pad as it was before the stroke, kept for Undo, is
+    the wiped one (kept before the wipe, Undo was enabled and did nothing: the second review)."""
+    page.set_input_files("#upload", files=[{"name": "one.png", "mimeType": "image/png", "buffer": photo_of_one()}])
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Photo one.png')")
+    draw_stroke(page, [(0.2, 0.3), (0.8, 0.3)])
+    page.wait_for_function("() => !document.querySelector('#undo').disabled")
+    page.click("#undo")
+    assert page.locator("#undo").is_disabled()
+    assert page.evaluate("() => document.querySelector('#pad').getContext('2d').getImageData(0, 0, 280, 280)"
+                         ".data.some((v, i) => i % 4 === 0 && v > 0)") is False
+
+
 def test_a_model_of_other_classes_asks_for_one_of_them(browser, tmp_path):
     """A model of twelve classes named a..l (letters, say) is not asked for a digit."""
     import numpy as np
