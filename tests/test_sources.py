@@ -186,8 +186,9 @@ def test_404_gives_one_line_that_lists_the_places(env, served):
 class Hostile(Local):
     """A server on 127.0.0.1 that misbehaves as asked, on any path: "trickle" (a byte every 0.1 s of
     a promised 1,000), "cut" (500 of a promised 1,000 bytes, then the connection closed), "stall"
-    (500 of them, then 3 s of silence), "loop" (a redirect to itself) or "portal" (a login page,
-    as a captive portal sends for any address); with ``then``, it serves
+    (500 of them, then 3 s of silence), "loop" (a redirect to itself), "portal" (a login page,
+    as a captive portal sends for any address) or "reset" (the connection closed before any
+    answer); with ``then``, it serves
     the files of that folder from its second request."""
 
     def __init__(self, how, then=None):
@@ -199,6 +200,9 @@ class Hostile(Local):
                 server.requests.append(self.path)
                 if then is not None and len(server.requests) > 1:
                     return super().do_GET()
+                if how == "reset":  # the connection dropped before a byte of the answer
+                    self.close_connection = True
+                    return
                 if how == "loop":
                     self.send_response(302)
                     self.send_header("Location", self.path)
@@ -273,10 +277,11 @@ def test_an_https_certificate_that_cannot_be_verified_says_why_it_happens(env, s
     assert "SSL_CERT_FILE" in message, message
 
 
-@pytest.mark.parametrize("how", ["cut", "stall"])
+@pytest.mark.parametrize("how", ["cut", "stall", "reset"])
 def test_a_connection_cut_off_is_tried_once_more(env, served, capsys, monkeypatch, how):
     """The download audit: Fashion-MNIST and EMNIST have one mirror each, so one network drop was fatal;
-    a connection that goes silent mid-file (a read timeout) is one too."""
+    a connection that goes silent mid-file (a read timeout) is one too, and one dropped before any
+    byte came is tried once more all the same."""
     monkeypatch.setattr(download, "TIMEOUT", 0.5)  # the real 10 s, shortened
     hostile = Hostile(how, then=env / "www")
     try:
@@ -285,7 +290,8 @@ def test_a_connection_cut_off_is_tried_once_more(env, served, capsys, monkeypatc
         hostile.close()
     assert images.is_file() and hostile.requests == [f"/{TRAIN[0]}", f"/{TRAIN[0]}", f"/{TRAIN[1]}"]
     said = capsys.readouterr().err.splitlines()[1]  # the rest asked for; this server sends it all again
-    assert said == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again, the rest from byte 500", said
+    rest = "" if how == "reset" else ", the rest from byte 500"
+    assert said == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again{rest}", said
 
 
 class Ranged(Local):
