@@ -88,10 +88,16 @@ def more_epochs_may_help(findings: list[Finding]) -> bool:
     return not any(f.severity == "error" or f.id in NOT_MORE_EPOCHS for f in findings)
 
 
+def ended_early(history: list[EpochResult], epochs: int) -> bool:
+    """Whether a run stopped before its ``epochs`` (early stopping, a Stop, a time limit): more
+    --epochs is then no advice (doctor.show.no_findings's ``cut_short``)."""
+    return bool(history) and history[-1].epoch < epochs
+
+
 def still_learning(history: list[EpochResult], epochs: int, step: str = "epoch") -> str:
     """A note when the run ended while it was still learning fast (the doctor's rules see what
     went wrong, not a run cut short: "no findings" then reads as "nothing to gain"), else ''."""
-    if len(history) < 2 or history[-1].epoch < epochs:  # stopped early, or by a patience rule
+    if len(history) < 2 or ended_early(history, epochs):  # stopped early, or by a patience rule
         return ""
     start = history[-1].epoch - max(1, epochs // 5)
     earlier = [r for r in history if r.epoch <= start] or history[:1]

@@ -45,8 +45,8 @@ from .history import History
 from .progress import TrainingProgress
 from .run_data import config_generators, run_split
 from .run_display import RunDisplay
-from .run_health import (diagnose_history, doctor_settings, doctor_summary, earlier_health, health_summary,
-                         more_epochs_may_help, still_learning)
+from .run_health import (diagnose_history, doctor_settings, doctor_summary, earlier_health, ended_early,
+                         health_summary, more_epochs_may_help, still_learning)
 
 METRICS_FILE = "metrics.csv"
 ALWAYS_SAVED = 1_000  # evaluations checkpointed as often as asked; after them, ...
@@ -348,8 +348,7 @@ class TrainingSession:
         log(f"Done in {seconds:.2f} s: {summary}")
         log(f"Model saved to {model_path}")
         if self.health is not None:
-            cut_short = bool(history) and history[-1].epoch < config.epochs  # more --epochs is no advice then
-            log(doctor_summary(findings, self.run_dir, len(history), cut_short))
+            log(doctor_summary(findings, self.run_dir, len(history), ended_early(history, config.epochs)))
         if config.fault and self.health is not None:
             log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
                 "what to do where the same mistake was made by accident. To train normally, run it again without "

@@ -117,8 +117,8 @@ def doctor_verdict(result, epochs: int, stopped: bool = False) -> str:
     if not result.examined:
         return "the doctor was off for this run (--doctor off)"
     from ..doctor.show import no_findings
-    history = result.history
-    return no_findings(len(history), cut_short=stopped or bool(history) and history[-1].epoch < epochs)
+    from ..training.run_health import ended_early
+    return no_findings(len(result.history), cut_short=stopped or ended_early(result.history, epochs))
 
 
 def _write_report(run_dir: Path, log) -> None:
