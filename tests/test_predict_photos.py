@@ -308,7 +308,9 @@ def test_folder_labels_are_the_models_classes_or_for_digits_numbers(tmp_path):
 
     digits, words, letters = list("0123456789"), ["T-shirt/top", "Trouser", "Bag"], list("abc")
     assert folder_label("mine/7/a.jpg", digits) == "7" and folder_label("mine/042/a.jpg", digits) == "042"
-    assert folder_label("mine/seven/a.jpg", digits) is None and folder_label("mine/７/a.jpg", digits) is None
+    assert folder_label("mine/seven/a.jpg", digits) is None and folder_label("mine/٧/a.jpg", digits) is None
+    assert folder_label("mine/７/a.jpg", digits) == "7"  # a full-width 7, typed with a Japanese keyboard
+    assert folder_label("c/ＴＲＯＵＳＥＲ/a.jpg", ("Trouser", "Bag")) == "Trouser"
     assert folder_label("clothes/Trouser/a.jpg", words) == "Trouser" == folder_label("c/trouser/a.jpg", words)
     assert folder_label("c/T-shirt_top/a.jpg", words) == "T-shirt/top"  # no folder name holds a '/'
     assert folder_label("x/TrouserBag/a.jpg", words) is None

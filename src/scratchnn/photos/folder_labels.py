@@ -3,7 +3,8 @@
 well a model reads it (``scratchnn predict RUN mine/*/* --folder-labels``).
 
 A photo counts when its folder's name is one of the model's classes (in any case, with ``_``
-for a ``/`` no folder name can hold: ``T-shirt_top``) or, for a model of digits, a number. A
+for a ``/`` no folder name can hold: ``T-shirt_top``) or, for a model of digits, a number
+(full-width digits typed with a Japanese or Chinese keyboard, ``７``, read as ``7``). A
 photo that could not be read counts as read wrong (a model that finds no digit in a photo of
 one has not read it); a photo given twice counts once.
 """
@@ -12,13 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from unicodedata import normalize
 
 SHOWN = 10  # misread photos named in the summary; the rest are counted
 DIGITS = tuple("0123456789")
 
 
 def _folder_name(class_name: str) -> str:
-    return class_name.replace("/", "_").casefold()
+    """A name as a folder spells it, compared without case or width (NFKC: ``７`` is ``7``)."""
+    return normalize("NFKC", class_name).replace("/", "_").casefold()
 
 
 def folder_label(path, classes) -> str | None:
@@ -28,8 +31,9 @@ def folder_label(path, classes) -> str | None:
     named = {_folder_name(c): c for c in classes}
     if _folder_name(name) in named:
         return named[_folder_name(name)]
-    if tuple(classes) == DIGITS and name.isascii() and name.isdigit():  # mine/42/: the number 42
-        return name
+    number = normalize("NFKC", name)
+    if tuple(classes) == DIGITS and number.isascii() and number.isdigit():  # mine/42/: the number 42
+        return number
     return None
 
 
