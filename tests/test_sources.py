@@ -289,9 +289,11 @@ def test_a_connection_cut_off_is_tried_once_more(env, served, capsys, monkeypatc
     finally:
         hostile.close()
     assert images.is_file() and hostile.requests == [f"/{TRAIN[0]}", f"/{TRAIN[0]}", f"/{TRAIN[1]}"]
-    said = capsys.readouterr().err.splitlines()[1]  # the rest asked for; this server sends it all again
-    rest = "" if how == "reset" else ", the rest from byte 500"
-    assert said == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again{rest}", said
+    said = capsys.readouterr().err.splitlines()  # the rest asked for; this server sends it all again
+    rest = "" if how == "reset" else ", asking for the rest from byte 500"
+    assert said[1] == f"Downloading {hostile.url}{TRAIN[0]} into {cache(env)} again{rest}", said
+    whole = f"{hostile.url}{TRAIN[0]} sends the whole file again (it ignores a request for the rest): from byte 0"
+    assert (whole in said) == (how != "reset"), said  # 'the rest' was asked for, not received
 
 
 class Ranged(Local):
@@ -353,15 +355,17 @@ def noisy(env, monkeypatch):
     return folder
 
 
-def test_a_download_cut_off_asks_for_the_rest_and_not_the_whole_file_again(env, served, noisy):
+def test_a_download_cut_off_asks_for_the_rest_and_not_the_whole_file_again(env, served, noisy, capsys):
     """A cut was tried once more from the start: EMNIST's half-gigabyte zip, cut at 400 MB, began
     again from 0 and a second cut was fatal. The rest is asked for, while each try gets further."""
     step = (noisy / TRAIN[0]).stat().st_size // 4 + 1
     ranged = Ranged(noisy, cut=step)  # four tries for the images
     try:
-        images, labels = locate("toy", "train", mirrors=[ranged.url], progress=False)
+        images, labels = locate("toy", "train", mirrors=[ranged.url], progress=True)
     finally:
         ranged.close()
+    said = capsys.readouterr().err
+    assert f"again, asking for the rest from byte {3 * step:,}\n" in said and "whole file again" not in said, said
     assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes()
     assert labels.read_bytes() == (noisy / TRAIN[1]).read_bytes()
     assert ranged.ranges[:5] == [None, f"bytes={step}-", f"bytes={2 * step}-", f"bytes={3 * step}-", None]

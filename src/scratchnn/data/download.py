@@ -126,6 +126,9 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
         with urllib.request.urlopen(urllib.request.Request(url, headers=asked), timeout=TIMEOUT) as response:
             continues, partial.size = _part_sent(response, partial.received)
             if not continues:  # the whole file (a server that ignores Range): start again
+                if partial.received and progress:
+                    print(f"{url} sends the whole file again (it ignores a request for the rest): from byte 0",
+                          file=sys.stderr)
                 partial.restart(partial.size)
             most = remote.max_bytes or MAX_DOWNLOAD
             too_big = f"the server sends more than {most:,} bytes, more than {remote.name} needs"

@@ -281,7 +281,7 @@ def _fetch_again_if_cut_off(url: str, remote: RemoteFile, cache: Path, progress:
         for tried in range(TRIES):
             partial = problem.partial if isinstance(problem, CutOff) else None
             if progress:  # said on any output (a log, CI), where no bar is drawn
-                rest = f", the rest from byte {partial.received:,}" if partial and partial.received else ""
+                rest = f", asking for the rest from byte {partial.received:,}" if partial and partial.received else ""
                 print(f"Downloading {url} into {cache}{' again' * bool(tried)}{rest}", file=sys.stderr)
             problem = fetch(url, remote, cache, progress, partial)
             if not isinstance(problem, CutOff):
