@@ -289,6 +289,22 @@ def test_stop_ends_the_run_after_a_batch_and_serves_what_it_learnt(client, runs)
     assert TrainConfig.load(runs / started.json()["run"] / "config.toml").threads == 1
 
 
+def test_a_run_stopped_in_its_last_epoch_is_not_told_more_epochs(client, runs):
+    """The second review: the verdict of a run stopped in its last epoch was tested on
+    doctor_verdict alone, and the worker could pass it stopped=False unnoticed. A one-epoch run
+    stopped in its only epoch ran out of nothing but the visitor's patience."""
+    started = client.post("/api/train", json={"preset": "mlp", "epochs": 1, "batch_size": 1,  # ~1 s an epoch
+                                              "batchnorm": False})
+    assert started.status_code == 202, started.text
+    with client.stream("GET", "/api/train/events") as stream:
+        next(line for line in stream.iter_lines()
+             if line.startswith("data: ") and json.loads(line[6:])["type"] == "batch")
+    assert client.post("/api/train/stop").json()["status"] == "stopping"
+    done = next(e for _, e in events_until_over(client) if e["type"] == "done")
+    assert done["stopped"] == "asked" and done["verdict"].endswith("(the doctor needs 5)"), done
+    shutil.rmtree(runs / started.json()["run"])
+
+
 def test_a_run_over_its_time_is_stopped_and_saved(runs):
     setup = TrainSetup(limits=TrainLimits(seconds=1.0))
     with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:
