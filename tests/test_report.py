@@ -308,10 +308,14 @@ def test_the_augmentation_drawn_is_the_recorded_one_or_an_older_runs_and_a_bad_r
     from scratchnn.insight.report import trained_augmentation
 
     config, notes = TrainConfig(augment=True), []
-    assert trained_augmentation({"augmentation": DIGITS.to_dict()}, config, notes) == DIGITS
-    assert trained_augmentation({}, config, notes) == unrecorded(DIGITS) and unrecorded(DIGITS).p == 1
-    assert trained_augmentation({}, TrainConfig(), notes) is None and notes == []  # not augmented
-    assert trained_augmentation({"augmentation": {"flip": 3}}, config, notes) is None
+    assert trained_augmentation({"augmentation": DIGITS.to_dict()}, config, notes) == (DIGITS, DIGITS.describe())
+    older, said = trained_augmentation({"scratchnn_version": "0.9"}, config, notes)  # the summary had no row
+    assert older == unrecorded(DIGITS) and unrecorded(DIGITS).p == 1
+    assert said == f"{older.describe()} (not recorded in the model file: what scratchnn 0.9, which trained it, drew)"
+    assert trained_augmentation({}, TrainConfig(), notes) == (None, "") and notes == []  # not augmented
+    assert trained_augmentation({"augmentation": None}, config, notes) == (None, "") and notes == []
+    unreadable, said = trained_augmentation({"augmentation": {"flip": 3}}, config, notes)
+    assert unreadable is None and said.startswith("not readable (flip is the probability of mirroring"), said
     assert notes and notes[0].startswith("No augmentation figure: the model file's augmentation cannot be read")
 
 

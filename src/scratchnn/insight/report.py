@@ -76,6 +76,7 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     if rows:
         add("training_curves", "Training curves", f"Loss, accuracy and learning rate at each of the {len(rows)} "
             f"evaluation{'s' * (len(rows) != 1)}. {_train_figures(config)}", plots.training_curves(rows, step))
+    augmentation, augmentation_text = trained_augmentation(metadata, config, notes)
     predicted = _predict(model, metadata, config, which, notes)
     if predicted is not None:
         images, labels, probs, classes, description = predicted
@@ -92,7 +93,6 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
         add("predictions", "Prediction sheet", f"The first images {on} with the predicted class, its probability "
             "and the true label (the seed's test_prediction, many at once).",
             plots.prediction_sheet(images, probs, classes, labels))
-        augmentation = trained_augmentation(metadata, config, notes)
         if augmentation is not None and not augmentation.is_identity:
             originals, copies, names = augmented(images, labels, classes, augmentation, config.seed)
             add("augmentation", "Augmented training images", f"One image of the {description} for "
@@ -120,7 +120,8 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
     notes += [f"{', '.join(kept)} in the folder {'are' if len(kept) > 1 else 'is'} from an earlier report and could "
               "not be drawn now; not on this page, and kept."] if kept else []
     page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which,
-                       health_html(health, "".join(figure_html(f) for f in health_section), step)).encode("utf-8")
+                       health_html(health, "".join(figure_html(f) for f in health_section), step),
+                       augmentation_text).encode("utf-8")
     path = atomic_write_bytes(run_dir / REPORT_FILE, page)
     for note in notes:
         log(f"Note: {note}")
@@ -131,17 +132,23 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
 COPIES = 7  # augmented copies of each image in the report's figure
 
 
-def trained_augmentation(metadata: dict, config: TrainConfig, notes: list[str]) -> Augmentation | None:
-    """The augmentation the run trained with: as its model file records it, or for a run from
-    before runs recorded it, what such a run drew (augment.unrecorded); None, with a note, for a
-    record that cannot be read (the summary says so too: the rest of the report is drawn)."""
+def trained_augmentation(metadata: dict, config: TrainConfig, notes: list[str]) -> tuple[Augmentation | None, str]:
+    """(the augmentation the run trained with, the summary's words for it; '' for none): as its
+    model file records it, or for a run from before runs recorded it, what such a run drew
+    (augment.unrecorded); None, with a note, for a record that cannot be read (the rest of the
+    report is drawn). The summary once read the record itself, and had no row for an older run."""
     try:
         if "augmentation" in metadata:
-            return Augmentation.from_record(metadata["augmentation"])
-        return unrecorded(config.build_augmentation())
+            augmentation = Augmentation.from_record(metadata["augmentation"])
+            return augmentation, augmentation.describe() if augmentation is not None else ""
+        augmentation = unrecorded(config.build_augmentation())
     except ConfigError as error:
         notes.append(f"No augmentation figure: the model file's augmentation cannot be read ({error}).")
-        return None
+        return None, f"not readable ({error})"
+    if augmentation is None:
+        return None, ""
+    return augmentation, (f"{augmentation.describe()} (not recorded in the model file: what scratchnn "
+                          f"{metadata.get('scratchnn_version', '?')}, which trained it, drew)")
 
 
 def rows_shown(rows: int, classes: int, held: int) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.augment import Augmentation
 from ..errors import ScratchnnError
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_data import data_source
@@ -30,9 +29,10 @@ class ReportFigure:
 
 
 def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows, figures, notes, predicted,
-                which: str, health: str = "") -> str:
+                which: str, health: str = "", augmentation: str = "") -> str:
     """The HTML text of the report; every run-supplied string goes through html.escape (``health``:
-    the Health section's HTML, already escaped by report_health)."""
+    the Health section's HTML, already escaped by report_health; ``augmentation``: the summary's
+    words for what the run trained on, report.trained_augmentation's)."""
     e = html.escape
     title = f"scratchnn run report: {run_dir.resolve().name}"
     created = metadata.get("created", "")
@@ -40,7 +40,8 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
         run_dir.resolve(), f"trained {created}" if created else "",
         f"scratchnn {metadata.get('scratchnn_version', '?')}") if part)
     summary = "".join(f"<tr><th>{e(key)}</th><td>{e(value)}</td></tr>"
-                      for key, value in summary_rows(model, metadata, config, rows, predicted, which))
+                      for key, value in summary_rows(model, metadata, config, rows, predicted, which,
+                                                               augmentation))
     notes_html = ("<section class='notes'><h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes)
                   + "</ul></section>") if notes else ""
     figures_html = "".join(figure_html(f) for f in figures)
@@ -72,8 +73,9 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 """
 
 
-def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, which: str) -> list[tuple[str, str]]:
-    """(label, value) lines of the summary table."""
+def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, which: str,
+                 augmentation: str = "") -> list[tuple[str, str]]:
+    """(label, value) lines of the summary table (``augmentation``: its row's words, '' for none)."""
     final = metadata.get("metrics", {})
     step = config.step_name
     try:
@@ -85,8 +87,7 @@ def summary_rows(model, metadata: dict, config: TrainConfig, rows, predicted, wh
     lines = [("Dataset", dataset),
              ("Model", f"{model.widths()}, {model.num_parameters:,} parameters"),
              ("Optimisation", config.describe()),
-             *([("Augmentation", Augmentation.text_of(metadata["augmentation"]))]
-               if metadata.get("augmentation") else []),
+             *([("Augmentation", augmentation)] if augmentation else []),
              (f"{step.capitalize()}s", f"{final.get('epochs', rows[-1]['epoch'] if rows else '?')} of {config.epochs}"),
              ("Training time", _duration(final["train_seconds"]) if "train_seconds" in final else "not recorded")]
     for split, best_is in (("train", "best during training"), ("dev", "best evaluation")):
