@@ -49,13 +49,15 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
     notes, figures = [], []
     if trial_reports:
         _write_trial_reports(folder, complete, log, notes)
-    plots = optuna.visualization.matplotlib
-    drawings = [("Optimisation history", "dev accuracy of each trial and the best so far", plots.plot_optimization_history),
+    optuna_plots = optuna.visualization.matplotlib  # not ..plots, imported above for its check
+    drawings = [("Optimisation history", "dev accuracy of each trial and the best so far",
+                 optuna_plots.plot_optimization_history),
                 ("Parameter importances", "how much each option sets the best trials apart from the rest (PED-ANOVA)",
-                 lambda study, **names: plots.plot_param_importances(  # Optuna 4's default, fANOVA, needs
+                 lambda study, **names: optuna_plots.plot_param_importances(  # Optuna 4's default, fANOVA, needs
                      study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), **names)),  # scikit-learn
-                ("Parallel coordinates", "each line one trial, coloured by dev accuracy", plots.plot_parallel_coordinate),
-                ("Slices", "dev accuracy against each option", plots.plot_slice)]
+                ("Parallel coordinates", "each line one trial, coloured by dev accuracy",
+                 optuna_plots.plot_parallel_coordinate),
+                ("Slices", "dev accuracy against each option", optuna_plots.plot_slice)]
     for title, caption, draw in drawings:
         if len(complete) < 2:
             notes.append(f"{title}: needs at least 2 complete trials ({len(complete)} so far)")
