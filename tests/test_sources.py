@@ -242,7 +242,11 @@ class Hostile(Local):
     ("stall", "went silent after 500 of 1,000 bytes (nothing for 0.5 s)"),  # "timed out", and not tried again
     ("portal", "the server sent a web page (79 bytes), not the file: a Wi-Fi or proxy login page? "),  # "checksum"
 ])
-def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, monkeypatch, how, said):
+def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing_unusable(env, served, noisy, monkeypatch, how,
+                                                                           said):
+    """Nothing is cached but a connection cut off mid-file, whose bytes the next try continues
+    from: a 'cut' of the wrong bytes (this server's x's) is found out by the checksum, and the
+    file is then downloaded from byte 0."""
     monkeypatch.setattr(download, "SLOW_AFTER", 0.5)  # the real 30 s, shortened
     monkeypatch.setattr(download, "TIMEOUT", 0.5)
     hostile = Hostile(how)
@@ -253,7 +257,18 @@ def test_a_misbehaving_server_is_one_clear_line_and_leaves_nothing(env, served, 
     finally:
         hostile.close()
     assert said in message, message
-    assert not list(cache(env).glob("*")) if cache(env).exists() else True  # no half file, no .part
+    parts = sorted(cache(env).glob(".*.part")) if cache(env).exists() else []
+    cut = how in ("cut", "stall")
+    assert ("(the 500 bytes received are kept: the next try continues from there)" in message) == cut, message
+    assert [p.read_bytes() for p in parts] == [b"x" * 500] * cut and not list(cache(env).glob("[!.]*"))
+    ranged = Ranged(noisy, cut=10**9)
+    try:
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes()
+    assert ranged.ranges[:2] == (["bytes=500-", None] if cut else [None, None]), ranged.ranges
+    assert not list(cache(env).glob(".*.part"))
 
 
 def test_an_https_certificate_that_cannot_be_verified_says_why_it_happens(env, served, tmp_path):
@@ -372,7 +387,7 @@ def test_a_download_cut_off_asks_for_the_rest_and_not_the_whole_file_again(env, 
     assert not any(p.name.endswith(".part") for p in cache(env).glob(".*"))
 
 
-def test_a_download_that_gets_no_further_or_the_wrong_part_is_given_up_leaving_nothing(env, served, noisy):
+def test_a_download_that_gets_no_further_or_the_wrong_part_is_given_up(env, served, noisy):
     ranged = Ranged(noisy, cut=100, lie=True)
     try:
         message = fails("toy", "train", mirrors=[ranged.url], progress=False)
@@ -394,6 +409,13 @@ def test_a_download_that_gets_no_further_or_the_wrong_part_is_given_up_leaving_n
     finally:
         ranged.close()
     assert len(ranged.ranges) == sources.TRIES and f"the connection closed after {5 * step:,} of " in message, message
+    assert f"(the {5 * step:,} bytes received are kept: the next try continues from there)" in message, message
+    ranged = Ranged(noisy, cut=2 * step)  # the next try: where the last one gave up, not from 0
+    try:
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes() and ranged.ranges[0] == f"bytes={5 * step}-"
     assert not any(p.name.endswith(".part") for p in cache(env).glob(".*"))
 
 
@@ -480,16 +502,91 @@ def test_a_temp_file_lost_between_tries_starts_the_file_again(env, served, noisy
     assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes() and ranged.ranges[:2] == [None, None]
 
 
+def dead_pid():
+    """The process id of a process that has ended."""
+    done = subprocess.run(["python3", "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_an_interrupted_download_is_continued_by_the_next(env, served, noisy, monkeypatch):
+    """Ctrl+C (or a kill) at 400 MB of EMNIST's zip lost it all: the next download began at 0.
+    What came is kept, and the next download, in this process or another, asks for the rest."""
+    monkeypatch.setattr(download, "CHUNK", 1000)
+    whole = (noisy / TRAIN[0]).read_bytes()
+    blocks, real_write = [], download._write_all
+
+    def interrupted(out, block):
+        if len(blocks) == 3:
+            raise KeyboardInterrupt
+        blocks.append(block)
+        real_write(out, block)
+
+    monkeypatch.setattr(download, "_write_all", interrupted)
+    ranged = Ranged(noisy, cut=10**9)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            locate("toy", "train", mirrors=[ranged.url], progress=False)
+        monkeypatch.setattr(download, "_write_all", real_write)
+        (part,) = cache(env).glob(".*.part")
+        assert part.read_bytes() == whole[:3000], len(part.read_bytes())
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=True)  # this process again (a notebook)
+        assert images.read_bytes() == whole and ranged.ranges[-3:] == [None, "bytes=3000-", None], ranged.ranges
+        images.unlink()
+        killed = cache(env) / f".{TRAIN[0]}.{dead_pid()}-k1ll3d.part"  # SIGKILL: its process is gone
+        killed.write_bytes(whole[:5000])
+        live = cache(env) / f".{TRAIN[0]}.{os.getppid()}-4l1ve.part"  # a download writing now, in another process
+        live.write_bytes(whole[:9000])
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+        assert images.read_bytes() == whole and ranged.ranges[-1] == "bytes=5000-" and live.exists(), ranged.ranges
+        images.unlink()
+        done = cache(env) / f".{TRAIN[0]}.{dead_pid()}-d0ne.part"  # killed after its last byte, before its rename
+        done.write_bytes(whole)
+        asked = len(ranged.ranges)
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+        assert images.read_bytes() == whole and len(ranged.ranges) == asked  # nothing asked for
+    finally:
+        ranged.close()
+    assert not done.exists() and not killed.exists()
+
+
+def test_interrupted_bytes_of_another_file_are_found_out_and_a_planted_link_not_followed(env, served, noisy,
+                                                                                        tmp_path, capsys):
+    """The checksum is of the whole file, old bytes and new: a temp file of an older version (or
+    damaged) fails it, and the file is downloaded once more from 0. A link in the cache is not
+    appended to (an interrupted download's temp file is a plain file)."""
+    whole = (noisy / TRAIN[0]).read_bytes()
+    folder = cache(env)
+    folder.mkdir(parents=True)
+    (folder / f".{TRAIN[0]}.{dead_pid()}-0ld.part").write_bytes(b"y" * 4000)
+    outside = tmp_path / "precious.txt"
+    outside.write_bytes(b"keep me")
+    (folder / f".{TRAIN[1]}.{dead_pid()}-l1nk.part").symlink_to(outside)
+    ranged = Ranged(noisy, cut=10**9)
+    try:
+        images, labels = locate("toy", "train", mirrors=[ranged.url], progress=True)
+    finally:
+        ranged.close()
+    assert images.read_bytes() == whole and ranged.ranges[:2] == ["bytes=4000-", None], ranged.ranges
+    assert labels.read_bytes() == (noisy / TRAIN[1]).read_bytes() and ranged.ranges[2] is None
+    assert outside.read_bytes() == b"keep me" and not list(folder.glob(".*.part"))
+    err = capsys.readouterr().err
+    assert "  continuing from byte 4,000, where an interrupted download of it stopped" in err, err
+    assert f"  {TRAIN[0]} does not match its checksum after continuing an interrupted download: downloading it " \
+        "again from byte 0" in err, err
+
+
 def test_a_killed_downloads_temp_file_is_removed_by_the_next(env, served):
     """The download audit: a download killed with SIGKILL left its .part in the cache for ever."""
     folder = cache(env)
     folder.mkdir(parents=True)
     old, live = folder / f".{TRAIN[0]}.k1ll3d.part", folder / f".{TRAIN[0]}.4l1ve.part"
-    old.write_bytes(b"x" * 100)
-    live.write_bytes(b"x" * 100)  # another process's download, writing now
-    os.utime(old, (time.time() - download.STALE_AFTER - 60,) * 2)
-    locate("toy", "train", progress=False)
-    assert not old.exists() and live.exists()
+    forgotten = folder / f".{TRAIN[0]}.{dead_pid()}-f0rg0tten.part"
+    for part in (old, live, forgotten):
+        part.write_bytes(b"x" * 100)  # live: another process's download, writing now
+    os.utime(old, (time.time() - download.STALE_AFTER - 60,) * 2)  # untouched: killed (another machine's)
+    os.utime(forgotten, (time.time() - download.KEEP_PART_FOR - 60,) * 2)  # a week old: not kept for ever
+    locate("toy", "train", progress=False)  # this server ignores Range: the whole file, from 0
+    assert not old.exists() and not forgotten.exists() and live.exists()
 
 
 def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, served, monkeypatch):

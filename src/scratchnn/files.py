@@ -271,15 +271,23 @@ def _gone(holder: list[str], lock: Path) -> bool:
     owner was killed between making it and writing it)."""
     if not holder:
         return time.time() - lock.stat().st_mtime > EMPTY_STALE_AFTER
-    if len(holder) != 2 or holder[1] != socket.gethostname() or not (holder[0].isascii() and holder[0].isdigit()) \
-            or os.name == "nt":
-        return False  # another machine's, or Windows (where os.kill(pid, 0) would signal it): let the user say
-    if int(holder[0]) == os.getpid():
+    if len(holder) != 2 or holder[1] != socket.gethostname() or not (holder[0].isascii() and holder[0].isdigit()):
+        return False  # another machine's: let the user say
+    return process_gone(int(holder[0]))
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (this one's own pid counts as gone: a
+    container restarted with the same pid); False when it cannot be told (Windows, where
+    os.kill(pid, 0) would signal it; another user's process)."""
+    if os.name == "nt":
+        return False
+    if pid == os.getpid():
         return True
     try:
-        os.kill(int(holder[0]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return False
     return False

@@ -5,15 +5,18 @@ speed (given up under ``MIN_RATE`` after ``SLOW_AFTER`` seconds); a cache that c
 file (a full disk) is the disk's fault, not the mirror's (``CacheUnwritable``), and a connection
 that broke off or went silent mid-file is worth another try (``CutOff``), which asks for the rest
 only (``Range: bytes=N-``; a server that answers 206 with that part is appended to, one that sends
-the whole file again starts it again, one that sends another part is refused). A temp file left by a
-download that was killed (``STALE_AFTER`` untouched) is removed by the next one. ``sources`` says
-which files, from where.
+the whole file again starts it again, one that sends another part is refused). A download that was
+interrupted (Ctrl+C, a kill, a connection given up after its tries) leaves its temp file, which the
+next download of the file continues from, as huggingface_hub's ``.incomplete`` files do (EMNIST's
+half-gigabyte zip began again from 0 after a Ctrl+C at 400 MB); its bytes are checked with the rest,
+and a file that does not match begins once more from 0. ``sources`` says which files, from where.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import open_regular, process_gone
+
 TIMEOUT = 10.0  # seconds per connection attempt; offline, DNS fails at once anyway
 CHUNK = 64 << 10  # a download's reads: what arrived, up to this (a progress bar that moves, a stall that shows)
 SLOW_AFTER, MIN_RATE = 30.0, 1024  # a download under 1 kB/s on average after 30 s is given up (a trickle: 95 days)
@@ -29,8 +34,12 @@ SLOW_AFTER, MIN_RATE = 30.0, 1024  # a download under 1 kB/s on average after 30
 # of an http:// one, that sends more is cut off before it fills the disk; the checksum comes after.
 MAX_DOWNLOAD = 64 << 20
 # A live download writes its temp file at least every TIMEOUT seconds (or gives up): one untouched
-# for this long belongs to a download that was killed (SIGKILL, a power cut) and is removed.
+# for this long belongs to a download that was killed (SIGKILL, a power cut), as does one named after
+# a process that is gone (``.NAME.PID-xxxx.part``; on this machine), and the next download of its file
+# takes it over. One kept for KEEP_PART_FOR is removed.
 STALE_AFTER = 600.0
+KEEP_PART_FOR = 7 * 86400.0
+_WRITING: set[Path] = set()  # the temp files this process is writing now: never taken over
 
 
 @dataclass(frozen=True)
@@ -60,10 +69,11 @@ class Partial:
     md5: Any = field(default_factory=hashlib.md5)
     sha256: Any = field(default_factory=hashlib.sha256)
     opening: bytes = b""  # its first bytes, to tell a web page from the file
+    taken_over: int = 0  # bytes an interrupted download had received (take_over)
 
     def restart(self, size: int | None = None) -> None:
         """Back to nothing received (the server sends the whole file again, of ``size`` bytes)."""
-        self.received, self.size, self.opening = 0, size, b""
+        self.received, self.size, self.opening, self.taken_over = 0, size, b"", 0
         self.md5, self.sha256 = hashlib.md5(), hashlib.sha256()
 
     def intact(self) -> bool:
@@ -79,6 +89,25 @@ class Partial:
         self.md5.update(block)
         self.sha256.update(block)
         self.opening = self.opening or block[:PAGE_START]
+
+    def take_over(self, part: Path) -> bool:
+        """Continue from ``part``, an interrupted download's temp file, renamed into this one's
+        (atomic: of two downloads, one takes it) and its bytes hashed; False if another took it."""
+        try:
+            os.replace(part, self.tmp)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(os.lstat(self.tmp).st_mode):  # a link planted there is not followed, nor appended to
+            self.tmp.unlink()
+            return False
+        with open_regular(self.tmp) as stream:
+            while block := stream.read(CHUNK):
+                self.received += len(block)
+                self.md5.update(block)
+                self.sha256.update(block)
+                self.opening = self.opening or block[:PAGE_START]
+        self.taken_over = self.received
+        return True
 
     def cut(self, why: str) -> CutOff:
         """Why the connection broke off, with this partial download for the next try."""
@@ -102,10 +131,12 @@ def _into_cache(cache: Path):
                               "DIR holding the files") from None
 
 
-def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Partial | None = None) -> str | None:
+def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Partial | None = None,
+          resume: bool = True) -> str | None:
     """Stream ``url`` into ``cache/remote.name`` if its checksums match; None on success, else why.
-    Given the ``partial`` of a try that was cut off, ask only for the rest. Raises CacheUnwritable
-    when the cache cannot take the file."""
+    Given the ``partial`` of a try that was cut off, ask only for the rest; without one, continue
+    an interrupted download's (unless not ``resume``). Raises CacheUnwritable when the cache cannot
+    take the file."""
     import http.client  # the network's modules (20 ms): only a download pays for them, not every import
     import ssl
     import urllib.error
@@ -114,14 +145,22 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
     with _into_cache(cache):
         cache.mkdir(parents=True, exist_ok=True)
         if partial is None:
-            _remove_stale(cache, remote.name)
-            fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=cache)
+            fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.{os.getpid()}-", suffix=".part", dir=cache)
             os.close(fd)
             partial = Partial(Path(tmp))
+            _WRITING.add(partial.tmp)
+            interrupted = _interrupted(cache, remote.name, remote.max_bytes or MAX_DOWNLOAD) if resume else []
+            if any(partial.take_over(part) for part in interrupted) and progress:
+                print(f"  continuing from byte {partial.received:,}, where an interrupted download of it stopped",
+                      file=sys.stderr)
+    _WRITING.add(partial.tmp)
     if partial.received and not partial.intact():  # its temp file lost or changed since: from the start
         partial.restart()
     got, keep = 0, False  # bytes of this try; whether the temp file is kept for the next
     try:
+        if partial.taken_over and _matches(partial, remote):  # killed after the last byte, before the rename
+            os.replace(partial.tmp, cache / remote.name)
+            return None
         asked = {"Range": f"bytes={partial.received}-"} if partial.received else {}
         with urllib.request.urlopen(urllib.request.Request(url, headers=asked), timeout=TIMEOUT) as response:
             continues, partial.size = _part_sent(response, partial.received)
@@ -158,12 +197,17 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
         if _web_page(partial.opening):  # 200 and a page: a checksum mismatch would hide what happened
             return (f"the server sent a web page ({partial.received:,} bytes), not the file: a Wi-Fi or proxy login "
                     "page? Log in with a browser, then try again")
-        if partial.md5.hexdigest() != remote.md5:
+        if not _matches(partial, remote) and partial.taken_over:  # the interrupted bytes: of an older file?
+            if progress:
+                print(f"  {remote.name} does not match its checksum after continuing an interrupted download: "
+                      "downloading it again from byte 0", file=sys.stderr)  # below, once the temp file is gone
+        elif partial.md5.hexdigest() != remote.md5:
             return f"checksum mismatch (MD5 {partial.md5.hexdigest()}, expected {remote.md5})"
-        if remote.sha256 and partial.sha256.hexdigest() != remote.sha256:
+        elif remote.sha256 and partial.sha256.hexdigest() != remote.sha256:
             return f"checksum mismatch (SHA-256 {partial.sha256.hexdigest()}, expected {remote.sha256})"
-        os.replace(partial.tmp, cache / remote.name)  # atomic: the cache never holds half a file
-        return None
+        else:
+            os.replace(partial.tmp, cache / remote.name)  # atomic: the cache never holds half a file
+            return None
     except urllib.error.HTTPError as error:  # a redirect loop's reason runs over three lines
         if error.code != 416 or not partial.received:
             return " ".join(f"HTTP {error.code} {error.reason}".split())
@@ -181,10 +225,14 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
                                f"{TIMEOUT:g} s); try again")
         keep = isinstance(error, (ConnectionResetError, ConnectionAbortedError, http.client.IncompleteRead))
         return partial.cut(why) if keep else why
+    except KeyboardInterrupt:  # Ctrl+C: what came is kept for the next download to continue from
+        keep = partial.received > 0
+        raise
     finally:
+        _WRITING.discard(partial.tmp)
         if not keep:
             partial.tmp.unlink(missing_ok=True)  # gone already after a successful os.replace
-    return fetch(url, remote, cache, progress)  # after a 416 only
+    return fetch(url, remote, cache, progress, resume=False)  # after a 416, or interrupted bytes that did not match
 
 
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -218,15 +266,35 @@ def _web_page(opening: bytes) -> bool:
     return opening.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
 
 
-def _remove_stale(cache: Path, name: str) -> None:
-    """Remove the temp files of ``name`` that no download has written to for ``STALE_AFTER`` s."""
-    now = time.time()
+def _matches(partial: Partial, remote: RemoteFile) -> bool:
+    """Whether the bytes received are the published file (its MD5, and SHA-256 when known)."""
+    return partial.md5.hexdigest() == remote.md5 and (not remote.sha256 or partial.sha256.hexdigest() == remote.sha256)
+
+
+def _interrupted(cache: Path, name: str, most: int) -> list[Path]:
+    """The temp files of ``name`` that interrupted downloads left, the largest first: those named
+    after a process that is gone, or that no download has written to for ``STALE_AFTER`` s (a
+    process on another machine sharing the cache, or Windows, where a pid cannot be checked).
+    Those older than KEEP_PART_FOR, larger than ``most`` or not plain files are removed."""
+    now, found = time.time(), []
     for part in cache.glob(f".{name}.*.part"):
+        if part in _WRITING:
+            continue
         try:
-            if now - part.stat().st_mtime > STALE_AFTER:
+            about = part.lstat()
+            if now - about.st_mtime > KEEP_PART_FOR or about.st_size > most or not stat.S_ISREG(about.st_mode):
                 part.unlink()
-        except FileNotFoundError:  # another process removed it first
+            elif now - about.st_mtime > STALE_AFTER or _owner_gone(part.name, name):
+                found.append((about.st_size, part))
+        except FileNotFoundError:  # another process took it, or removed it, first
             pass
+    return [part for _, part in sorted(found, reverse=True)]
+
+
+def _owner_gone(part: str, name: str) -> bool:
+    """Whether the process a temp file ``.NAME.PID-xxxx.part`` is named after no longer runs here."""
+    pid = part[len(name) + 2:].partition("-")[0]
+    return pid.isascii() and pid.isdigit() and len(pid) < 10 and process_gone(int(pid))
 
 
 def _write_all(out, block: bytes) -> None:

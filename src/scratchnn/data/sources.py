@@ -277,24 +277,24 @@ def _fetch_again_if_cut_off(url: str, remote: RemoteFile, cache: Path, progress:
     once more in any case, and up to TRIES times while each try ends further into the file than
     any before it (a server that starts again each time and is cut off earlier is not tried on)."""
     problem, furthest = None, 0
-    try:
-        for tried in range(TRIES):
-            partial = problem.partial if isinstance(problem, CutOff) else None
-            if progress:  # said on any output (a log, CI), where no bar is drawn
-                rest = f", asking for the rest from byte {partial.received:,}" if partial and partial.received else ""
-                print(f"Downloading {url} into {cache}{' again' * bool(tried)}{rest}", file=sys.stderr)
-            problem = fetch(url, remote, cache, progress, partial)
-            if not isinstance(problem, CutOff):
-                break
-            if problem.partial is not partial:  # a new file (fetch started afresh after a 416): its own progress
-                furthest = 0
-            if tried and problem.partial.received <= furthest:
-                break
-            furthest = problem.partial.received
-        return problem
-    finally:
-        if isinstance(problem, CutOff) and problem.partial is not None:  # given up: no half file left
-            problem.partial.tmp.unlink(missing_ok=True)
+    for tried in range(TRIES):
+        partial = problem.partial if isinstance(problem, CutOff) else None
+        if progress:  # said on any output (a log, CI), where no bar is drawn
+            rest = f", asking for the rest from byte {partial.received:,}" if partial and partial.received else ""
+            print(f"Downloading {url} into {cache}{' again' * bool(tried)}{rest}", file=sys.stderr)
+        problem = fetch(url, remote, cache, progress, partial)
+        if not isinstance(problem, CutOff):
+            return problem
+        if problem.partial is not partial:  # a new file (fetch started afresh after a 416): its own progress
+            furthest = 0
+        if tried and problem.partial.received <= furthest:
+            break
+        furthest = problem.partial.received
+    received = problem.partial.received  # given up: what came is kept for the next try (download.KEEP_PART_FOR)
+    if not received:
+        problem.partial.tmp.unlink(missing_ok=True)
+        return str(problem)
+    return f"{problem} (the {received:,} bytes received are kept: the next try continues from there)"
 
 
 def _download_archive(spec: DatasetSpec, mirrors: list[str], progress: bool) -> str | None:
