@@ -6,6 +6,7 @@ import pytest
 
 from scratchnn.cli.main import main
 from scratchnn.cli.train_cmd import next_steps
+from scratchnn.data.idx import write_idx
 from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.io import read_metadata
 
@@ -56,12 +57,13 @@ def test_a_submission_needs_test_images_of_the_models_side(bars, tmp_path, capsy
 
 
 def test_the_next_steps_offer_photos_and_the_page_to_28x28_models_in_words_of_their_classes(tmp_path):
-    digits = next_steps(tmp_path, report=True, classes=list("0123456789"), input_shape=(1, 28, 28))
+    digits = next_steps(tmp_path, report=True, classes=list("0123456789"), image_shape=(28, 28))
     assert "my-digit.png" in digits and "draw digits at" in digits and "report.html" in digits
-    letters = next_steps(tmp_path, report=False, classes=list("abc"), input_shape=(784,))
+    letters = next_steps(tmp_path, report=False, classes=list("abc"), image_shape=(28, 28))
     assert "my-drawing.png" in letters and "draw one at" in letters and "report.html" not in letters
-    small = next_steps(tmp_path, report=False, classes=list("0123456789"), input_shape=(144,))
-    assert "evaluate" in small and "predict" not in small and "serve" not in small
+    for shape in ((12, 12), (16, 49), None):  # 784 pixels are not 28x28 (the shapes audit); None: not known
+        small = next_steps(tmp_path, report=False, classes=list("0123456789"), image_shape=shape)
+        assert "evaluate" in small and "predict" not in small and "serve" not in small
     broken = next_steps(tmp_path, report=True, broken=True)  # --fault: a model broken on purpose is not served
     assert f"scratchnn doctor {tmp_path}" in broken and "predict" not in broken and "serve" not in broken
 
@@ -99,3 +101,30 @@ def test_the_python_helper_gives_rows_of_the_files_pixels(bars):
     assert data.x_train.shape == (500, SIDE * SIDE) and data.x_dev.shape == (100, SIDE * SIDE)
     images = load_csv(bars / "train.csv.gz", dev_size=100, input_shape=(1, SIDE, SIDE))
     assert images.x_dev.shape == (100, 1, SIDE, SIDE)
+
+
+def test_a_model_of_784_pixels_that_are_not_28x28_is_not_fed_photos_or_drawings(tmp_path, capsys):
+    """The shapes audit: a model of 16x49 images (784 pixels) was offered photos and the page, read
+    a drawn 7 squeezed into 16x49 as '5 (89.4%)', and was served: only the pixel count was checked."""
+    from PIL import Image
+
+    from scratchnn.errors import ShapeError
+    from scratchnn.web.inference import ModelService
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(300, dtype=np.uint8) % 10
+    images = rng.integers(0, 50, (300, 16, 49)).astype(np.uint8)
+    images[np.arange(300), labels + 1] = 255
+    write_idx(tmp_path / "images.idx", images)
+    write_idx(tmp_path / "labels.idx", labels)
+    run = tmp_path / "run"
+    assert main(["train", "--images", str(tmp_path / "images.idx"), "--labels", str(tmp_path / "labels.idx"),
+                 "--dev-size", "100", "--epochs", "1", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"scratchnn evaluate {run}" in out and "scratchnn predict" not in out and "scratchnn serve" not in out
+    photo = tmp_path / "seven.png"
+    Image.new("L", (60, 60), 255).save(photo)
+    assert main(["predict", str(run), str(photo)]) == 1
+    assert "this model reads 16x49 images; photos become 28x28 digits" in capsys.readouterr().err
+    with pytest.raises(ShapeError, match="the page feeds 28x28 images, but the model reads 16x49 images"):
+        ModelService(run / "model.safetensors")

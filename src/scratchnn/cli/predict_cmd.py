@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import os
 import shutil
 import sys
@@ -239,9 +238,11 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
     from ..photos.folder_labels import FolderScore, folder_label
     from ..photos.preprocess import WORK_SIDE, read_image, split_digits, to_mnist
 
-    if math.prod(ensemble.input_shape) != 28 * 28:
-        raise ConfigError(f"this model takes inputs of shape {ensemble.input_shape}; photos become 28x28 digits, "
-                          "so give a model trained on 28x28 images")
+    if ensemble.image_shape != (28, 28):  # not any 784 pixels: a photo squeezed into 16x49 reads as noise
+        reads = ("x".join(map(str, ensemble.image_shape)) + " images" if ensemble.image_shape
+                 else f"inputs of shape {ensemble.input_shape}")
+        raise ConfigError(f"this model reads {reads}; photos become 28x28 digits, so give a model trained on "
+                          "28x28 images")
     classes = ensemble.classes
     # a photo of a class named by a word (a trouser) is one thing, whatever pieces its ink falls into
     split = args.digits if args.digits != "auto" or all(len(name) == 1 for name in classes) else "single"

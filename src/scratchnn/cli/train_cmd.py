@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -127,8 +126,8 @@ def finish(args: argparse.Namespace, result, log) -> int:
                 raise
             raise ScratchnnError(f"{os_error_message(error)}; the model is saved in {result.run_dir}: draw its "
                                  f"report once that is mended, with 'scratchnn report {result.run_dir}'") from None
-    log(next_steps(result.run_dir, report=reported, classes=result.classes,
-                   input_shape=result.model.input_shape, broken=broken_on_purpose(result.run_dir)))
+    log(next_steps(result.run_dir, report=reported, classes=result.classes, image_shape=result.image_shape,
+                   broken=broken_on_purpose(result.run_dir)))
     if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
         for finding in result.findings:
             if finding.severity != "advice":
@@ -182,7 +181,7 @@ def broken_on_purpose(run_dir: Path) -> bool:
         return False
 
 
-def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,), broken: bool = False) -> str:
+def next_steps(run_dir: Path, report: bool, classes=DIGITS, image_shape=(28, 28), broken: bool = False) -> str:
     """What a learner can do with a finished run, as commands to copy: photos and the page only
     for a model of 28x28 images (the size they make), in words of its ``classes``; for a run
     ``broken`` on purpose (--fault), the doctor's findings instead of photos and the page (the
@@ -193,7 +192,7 @@ def next_steps(run_dir: Path, report: bool, classes=DIGITS, input_shape=(784,), 
     steps.append((f"scratchnn evaluate {run}", "accuracy per class, confusion matrix", None))
     if broken:
         steps.append((f"scratchnn doctor {run}", "what the doctor found, and the fix of each", None))
-    elif math.prod(input_shape) == 28 * 28:
+    elif image_shape is not None and tuple(image_shape) == (28, 28):  # not any 784 pixels: 16x49 is no photo
         digits = tuple(classes) == DIGITS
         steps += [(f"scratchnn predict {run} {'my-digit' if digits else 'my-drawing'}.png",
                    "your own handwriting", None),

@@ -32,7 +32,8 @@ from .checkpoint import (CHECKPOINT_FILE, Checkpoint, check_evaluations, load_ch
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
 from .memory import check_training_memory
-from .run_data import check_data_files, check_training_data, data_source, load_data, locate_data, record_data
+from .run_data import (check_data_files, check_training_data, data_source, load_data, locate_data, model_image_shape,
+                       record_data)
 from .session import METRICS_FILE, RunResult, TrainingSession, training_done
 
 RUNS_DIR = Path("runs")
@@ -259,7 +260,8 @@ def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
     history = checkpoint.history if checkpoint else []
     return RunResult(model, history, run_dir, run_dir / MODEL_FILE, float(metrics.get("train_seconds", 0.0)),
-                     metrics, classes=tuple(class_names(model, metadata)), examined=False)
+                     metrics, classes=tuple(class_names(model, metadata)), examined=False,
+                     image_shape=model_image_shape(model, metadata))
 
 
 def sweep_temp_files(run_dir: Path, older_than: float = 0.0) -> list[str]:

@@ -64,6 +64,7 @@ class RunResult(RunDisplay):
     findings: list[Finding] = dataclasses.field(default_factory=list)
     classes: tuple[str, ...] = ()  # the class names, as the model file keeps them
     examined: bool = True  # False: no doctor looked (--doctor off, a finished run read back): no findings says nothing
+    image_shape: tuple[int, int] | None = None  # (H, W) of the images it reads; None: not known (an old model)
 
 
 def training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
@@ -357,7 +358,8 @@ class TrainingSession:
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
         return RunResult(self.model, History(history, config.step_name), self.run_dir, model_path, seconds, metrics,
-                         findings, self.classes, examined=self.health is not None)
+                         findings, self.classes, examined=self.health is not None,
+                         image_shape=tuple(int(n) for n in self.image_shape))
 
     def _one_answer(self) -> str:
         """Beside the dev accuracy on lopsided labels, what answering the commonest class alone

@@ -12,7 +12,6 @@ average of different networks' hidden units means nothing). Both answers say so.
 """
 from __future__ import annotations
 
-import math
 import threading
 from os import PathLike
 from pathlib import Path
@@ -50,9 +49,11 @@ class ModelService:
         self.gallery = GalleryData(self.path, self.metadata, data)
         self.classes = self.ensemble.classes
         self.members = [_public_name(member.path) for member in self.ensemble.members]
-        if math.prod(self.model.input_shape) != IMAGE_SIDE * IMAGE_SIDE:
-            raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model expects input "
-                             f"{self.model.input_shape}; serve a model trained on 28x28 digits")
+        if self.ensemble.image_shape != (IMAGE_SIDE, IMAGE_SIDE):  # not any 784 pixels: 16x49 is no drawing
+            reads = ("x".join(map(str, self.ensemble.image_shape)) + " images" if self.ensemble.image_shape
+                     else f"input {self.model.input_shape}")
+            raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model reads {reads}; serve a "
+                             "model trained on 28x28 digits")
         self._model_lock = threading.Lock()
         self._data_lock = threading.Lock()
         self._sets: dict[str, tuple] = {}
