@@ -126,5 +126,8 @@ def test_a_model_of_784_pixels_that_are_not_28x28_is_not_fed_photos_or_drawings(
     Image.new("L", (60, 60), 255).save(photo)
     assert main(["predict", str(run), str(photo)]) == 1
     assert "this model reads 16x49 images; photos become 28x28 digits" in capsys.readouterr().err
+    assert main(["explain", str(run), "--image", str(photo)]) == 1
+    assert "the model reads 16x49 images, but --image becomes a 28x28 digit" in capsys.readouterr().err
+    assert main(["explain", str(run), "--index", "0"]) == 0  # its own images it explains
     with pytest.raises(ShapeError, match="the page feeds 28x28 images, but the model reads 16x49 images"):
         ModelService(run / "model.safetensors")
