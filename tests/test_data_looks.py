@@ -10,7 +10,7 @@ from scratchnn.cli.main import main
 from scratchnn.data import write_idx
 from scratchnn.data.idx import read_idx
 from scratchnn.data.kaggle_write import write_kaggle_csv
-from scratchnn.data.looks import copies_of_training, dark_on_light, wider_than_tall
+from scratchnn.data.looks import copies_of_training, dark_on_light, faint, wider_than_tall
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,20 @@ def test_mnist_as_it_is_gets_no_note(mnist):
 def test_dark_digits_on_a_light_page_are_named(mnist):
     note = dark_on_light(255 - mnist[0], "scans.csv")
     assert note.startswith("Note: scans.csv: the images' borders are light (100% of white") and "255 - pixel" in note
+
+
+def test_pixels_on_a_smaller_scale_are_named_with_how_to_scale_them(mnist, tmp_path, capsys):
+    """The shapes audit: scikit-learn's digits (0..16) were divided by 255 without a word; with
+    batch norm they train as well, but the model then misreads anything of 0..255."""
+    images, labels = mnist
+    sixteen = (images.astype(np.uint16) * 16 // 255).astype(np.uint8)
+    assert faint(images, "d") is None and faint(np.zeros((3, 8, 8), np.uint8), "d") is None  # black: no scale
+    note = faint(sixteen, "digits.csv")
+    assert note.startswith("Note: digits.csv: the brightest pixel is 16 of 255: pixels stored on a smaller scale")
+    assert note.endswith("scale them to 0..255 first (pixel * 255 // 16)"), note
+    path = write_kaggle_csv(tmp_path / "sixteen.csv", sixteen[:600], labels[:600])
+    code, out, _ = _train(capsys, "--csv", path, "--out", tmp_path / "a")
+    assert code == 0 and "the brightest pixel is 16 of 255" in out, out
 
 
 def test_images_stored_column_by_column_are_named_with_the_flag_that_turns_them(mnist):

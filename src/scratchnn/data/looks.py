@@ -18,6 +18,7 @@ WIDER = 3  # pixels: ink this much wider than tall is a wide image
 WIDE_SHARE = 0.5  # more than this share of wide images: stored column by column?
 SAMPLE = 2000  # images looked at (evenly spaced): enough for a share, cheap for 60,000
 COPIES_SHARE = 0.01  # dev images that are copies of training ones worth a note (a few happen)
+FAINT = 64  # images whose brightest pixel is under this (of 255) were stored on a smaller scale
 
 
 def _sample(images: np.ndarray) -> np.ndarray:
@@ -38,6 +39,18 @@ def dark_on_light(images: np.ndarray, name: str) -> str | None:
     return (f"Note: {name}: the images' borders are light ({light:.0%} of white on average): dark digits on a light "
             "page? MNIST's digits are light on dark, and predict and serve turn photos so: a model trained on one "
             "misreads the other; turn them with 255 - pixel")
+
+
+def faint(images: np.ndarray, name: str) -> str | None:
+    """A note when no pixel is brighter than a quarter of white: pixels stored on another scale
+    (scikit-learn's digits are 0..16), which divided by 255 are nearly black. Batch norm hides it
+    in training (it rescales every unit), but photos and the page feed the model 0..1 images."""
+    top = int(images.max(initial=0))
+    if not 0 < top < FAINT:
+        return None
+    return (f"Note: {name}: the brightest pixel is {top} of 255: pixels stored on a smaller scale (scikit-learn's "
+            "digits are 0..16)? Pixels are divided by 255, so the network learns from nearly black images and then "
+            f"misreads photos, drawings and files of 0..255; scale them to 0..255 first (pixel * 255 // {top})")
 
 
 def wider_than_tall(images: np.ndarray, name: str) -> str | None:

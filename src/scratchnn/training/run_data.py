@@ -25,7 +25,7 @@ from ..data import DataSource, LabeledImages, train_dev_split
 from ..data.augment import augmentation_for
 from ..data.kaggle_csv import has_header
 from ..data.load import named_classes
-from ..data.looks import dark_on_light, wider_than_tall
+from ..data.looks import dark_on_light, faint, wider_than_tall
 from ..data.split import seeded_generators
 from ..errors import ConfigError, DataError
 from ..files import why_unreadable
@@ -236,7 +236,8 @@ def note_image_looks(images: np.ndarray, source: DataSource, transposed: bool,
     if source.dataset is not None:
         return
     name = source.csv or source.images
-    for note in (dark_on_light(images, name), None if transposed else wider_than_tall(images, name)):
+    for note in (faint(images, name), dark_on_light(images, name),
+                 None if transposed else wider_than_tall(images, name)):
         if note:
             log(note)
 
