@@ -378,3 +378,17 @@ def test_what_a_killed_report_left_half_written_is_swept_and_a_live_write_is_lef
     os.utime(dead, (0, 0))
     write_report(run, log=lambda line: None)
     assert not dead.exists() and live.exists()
+
+
+def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_for(shared_dir, tmp_path, capsys):
+    """The shapes audit: evaluate printed 'Accuracy: nan (0/0)' with exit code 0, its --json wrote
+    NaN (which JSON has not: JSON.parse refuses it) and predict --index 0 named the range 0..-1."""
+    run = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "run", dev_size=0)
+    empty = "is empty (the run held out no dev images: --dev-size 0); choose another with --set train, or give"
+    for command in (["evaluate", str(run)], ["evaluate", str(run), "--json"], ["predict", str(run), "--index", "0"]):
+        assert main(command) == 1
+        out, err = capsys.readouterr()
+        assert empty in err and not out, (command, out, err)
+    assert main(["evaluate", str(run), "--set", "train"]) == 0 and "(400 images)" in capsys.readouterr().out
+    text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
+    assert html.escape(empty) in text

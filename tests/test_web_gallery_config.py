@@ -2,7 +2,11 @@
 operator's log, and on the page a pointer to it (it sent users to `evaluate`, which said nothing)."""
 import logging
 
-from scratchnn.web.gallery import GalleryData
+import pytest
+
+from scratchnn.io import read_metadata
+from scratchnn.web.gallery import GalleryData, GalleryUnavailable
+from test_report import small_csv, tiny_run
 
 
 def test_an_unreadable_run_config_is_explained_in_the_log_not_by_a_command_that_succeeds(tmp_path, caplog):
@@ -16,3 +20,12 @@ def test_an_unreadable_run_config_is_explained_in_the_log_not_by_a_command_that_
     assert gallery.problem == ("the run's config.toml cannot be read, so the gallery cannot rebuild its dev split; "
                                "the server's log says why")
     assert any("epochs must be a whole number, got 'many'" in record.getMessage() for record in caplog.records)
+
+
+def test_a_run_without_dev_images_says_so_and_what_to_show_instead(shared_dir, tmp_path):
+    """The shapes audit: a run trained with --dev-size 0 gave an empty dev set, read as 0/0."""
+    run = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "run", dev_size=0)
+    gallery = GalleryData(run / "model.safetensors", read_metadata(run))
+    with pytest.raises(GalleryUnavailable, match=r"^the run held out no dev images \(--dev-size 0\): there is no "
+                                                 r"dev set to show$"):
+        gallery.load("dev")

@@ -66,6 +66,10 @@ class GalleryData:
         if which not in self.sets:
             raise GalleryUnavailable(f"{self.describe()} has no separate {which} split; choose one of "
                                      f"{', '.join(self.sets)}")
+        if which == "dev" and not self.config.dev_size:
+            others = [name for name in self.sets if name != "dev"]
+            raise GalleryUnavailable("the run held out no dev images (--dev-size 0): there is no dev set to show"
+                                     + (f"; choose {' or '.join(others)}" if others else ""))
         self._check_present(which)
         try:
             images, labels, _, _ = load_set(self.config, which, self.source, progress=False, download=False)
