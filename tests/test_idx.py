@@ -214,10 +214,17 @@ def test_pair_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("images, labels, words", [
-    (np.zeros((3, 784), np.uint8), np.zeros(3, np.uint8), ["images.gz", "(N, H, W)", "(3, 784)"]),
-    (np.zeros((3, 2, 2), np.float32), np.zeros(3, np.uint8), ["images.gz", "float32"]),
-    (np.zeros((3, 2, 2), np.uint8), np.zeros((3, 1), np.uint8), ["labels.gz", "(N,)"]),
-    (np.zeros((3, 2, 2), np.uint8), np.zeros(3, np.int32), ["labels.gz", "int32"]),
+    (np.zeros((3, 784), np.uint8), np.zeros(3, np.uint8), ["images.gz", "(N, H, W)", "(3, 784)",
+                                                           "images.reshape(-1, 28, 28)"]),
+    (np.full((3, 2, 2), 0.5, np.float32), np.zeros(3, np.uint8), ["images.gz", "float32", "0.5..0.5",
+                                                                  "scale 0..1 values by 255 and round them"]),
+    (np.zeros((3, 2, 2), np.float32) + [[0, np.nan]], np.zeros(3, np.uint8), ["NaN or infinite"]),
+    ((np.zeros((3, 2, 2)) + [[0, 300]]).astype(np.int16), np.zeros(3, np.uint8), ["run 0..300", "pixel // 257"]),
+    (np.zeros((3, 2, 2), np.int8) - 1, np.zeros(3, np.uint8), ["run -1..-1", "so the darkest is 0"]),
+    (np.zeros(3, np.uint8), np.zeros(3, np.uint8), ["images.gz", "as a labels file holds"]),
+    (np.zeros((3, 2, 2), np.uint8), np.zeros((3, 2), np.uint8), ["labels.gz", "(N,)", "one number an image"]),
+    (np.zeros((3, 2, 2), np.uint8), np.array([0, -1, 2], np.int32), ["labels.gz", "int32", "run -1..2"]),
+    (np.zeros((3, 2, 2), np.uint8), np.array([0, 1.5, 2]), ["labels.gz", "whole numbers"]),
     (np.zeros((3, 2, 2), np.uint8), np.zeros(4, np.uint8), ["3 images", "4 labels", "belong together"]),
     (np.zeros((4, 2, 2), np.uint8), np.array([1, 2, 10, 11], np.uint8), ["label 10 at index 2", "0..9"]),
 ])
@@ -252,10 +259,25 @@ def test_a_pipe_is_read_like_a_file(tmp_path, gzipped):
         writer.join(5)
 
 
+def test_the_same_numbers_in_another_form_are_read_as_meant(tmp_path):
+    """The shapes audit: int16 pixels of 0..255 were told to 'scale 0..1 values by 255', a PyTorch
+    (N, 1, H, W) or Keras (N, H, W, 1) grey file to 'save the images as grey', labels of int32 or
+    (N, 1) to 'pass a labels file': each is read, nothing lost."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (4, 5, 6)).astype(np.uint8), np.array([3, 0, 9, 1], np.uint8)
+    for stored, stored_labels in [(images.astype(np.int16), labels.astype(np.int32)),
+                                  (images[:, None], labels[:, None]), (images[..., None], labels.astype(np.float64)),
+                                  (images.astype(np.float32), labels)]:
+        x, y = read_idx_pair(*write_pair(tmp_path, stored, stored_labels))
+        assert x.dtype == np.uint8 and y.dtype == np.uint8
+        np.testing.assert_array_equal(x, images)
+        np.testing.assert_array_equal(y, labels)
+
+
 def test_images_of_floats_or_colours_are_told_how_to_save_them(tmp_path):
     """The own-dataset audit: both were told to 'pass an images file', which they are."""
     labels = write_idx(tmp_path / "labels", np.zeros(3, np.uint8))
-    for images, fix in [(np.zeros((3, 8, 8), np.float32), "save the pixels as integers 0..255 (uint8)"),
+    for images, fix in [(np.full((3, 8, 8), 0.5, np.float32), "save them as integers 0..255 (uint8)"),
                         (np.zeros((3, 8, 8, 3), np.uint8), "save the images as grey: one 0..255 value a pixel")]:
         path = write_idx(tmp_path / "images", images)
         with pytest.raises(DataError, match=re.escape(fix)):

@@ -389,6 +389,9 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path, digits):
     (0, "9" * 5000, ["label 99999", "... is outside 0..255"]),  # int() refuses 4,300+ digits
     (3, "-" + "0" * 5000 + "1", ["pixel2 = -0000", "... is outside 0..255"]),
     (3, "+" + "0" * 5000 + "7", None),  # a long way to write 7 is still 7
+    (3, "21588", ["pixel2 = 21588 is outside 0..255; scale them to 0..255 (16-bit pixels of 0..65535: "
+                  "pixel // 257)"]),  # the shapes audit: no fix was said
+    (3, "-3", ["pixel2 = -3 is outside 0..255; pixels are light ink on a dark 0 and never negative: shift them"]),
 ])
 def test_numbers_with_thousands_of_digits(tmp_path, digits, column, value, words):
     fields = rows(*digits)[0].split(",")

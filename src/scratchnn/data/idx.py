@@ -63,7 +63,8 @@ def open_data(path) -> Iterator[BinaryIO]:
             if not gzipped:
                 raise DataError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})"
                                 ) from None
-            raise DataError(f"{path}: corrupt gzip data ({error}); download the file again") from None
+            raise DataError(f"{path}: corrupt gzip data ({error}); download or copy the file again (it was cut "
+                            "short or damaged on the way)") from None
 
 
 def read_idx(path) -> np.ndarray:
@@ -97,7 +98,7 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...
     start = stream.read(4)
     if len(start) < 4:
         raise DataError(f"{path}: too short to be an IDX file ({len(start)} bytes, the header alone "
-                        "needs at least 8); download the file again")
+                        "needs at least 8); download or copy the file again (it was cut short or damaged on the way)")
     if start[:2] != b"\x00\x00":
         raise DataError(f"{path}: not an IDX file (starts with {start.hex(' ')}, expected 00 00 "
                         "then a type code); pass an MNIST-style images or labels file")
@@ -113,7 +114,7 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...
     sizes = stream.read(4 * ndim)
     if len(sizes) < 4 * ndim:
         raise DataError(f"{path}: truncated header: {ndim} dimensions need {header} bytes, file has "
-                        f"{4 + len(sizes)}; download the file again")
+                        f"{4 + len(sizes)}; download or copy the file again (it was cut short or damaged on the way)")
     shape = tuple(int(s) for s in np.frombuffer(sizes, ">u4"))
     if 0 in shape:
         raise DataError(f"{path}: IDX header declares shape {_show(shape)}, which holds no data (every size "
@@ -139,7 +140,7 @@ def _check_raw_size(path: Path, stream: BinaryIO, header: int, expected: int, sh
 
 def _truncated(path: Path, expected: int, found: int, shape) -> DataError:
     return DataError(f"{path}: truncated: header promises {expected} bytes of data for shape {_show(shape)}, "
-                     f"file has {found}; download the file again")
+                     f"file has {found}; download or copy the file again (it was cut short or damaged on the way)")
 
 
 def _show(shape: tuple[int, ...]) -> str:
@@ -182,18 +183,14 @@ def write_idx(path, array: np.ndarray) -> Path:
 
 
 def read_idx_pair(images_path, labels_path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 (N, H, W) and labels uint8 (N,) in 0..num_classes-1 from two matching IDX files."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        fix = ("pass an images file (...-images-idx3-ubyte)" if images.ndim < 3 else
-               "save the images as grey: one 0..255 value a pixel, (N, H, W)" if images.ndim == 4 else
-               "save the pixels as integers 0..255 (uint8): scale 0..1 values by 255 and round them"
-               if images.ndim == 3 else "pass images of shape (N, H, W)")
-        raise DataError(f"{images_path}: expected uint8 images of shape (N, H, W), got {images.dtype} "
-                        f"{images.shape}; {fix}")
-    if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise DataError(f"{labels_path}: expected uint8 labels of shape (N,), got {labels.dtype} "
-                        f"{labels.shape}; pass a labels file (...-labels-idx1-ubyte)")
+    """Images uint8 (N, H, W) and labels uint8 (N,) in 0..num_classes-1 from two matching IDX files.
+
+    Files that hold the same numbers in another form are read as they are meant, losing nothing:
+    integers of a wider type (or whole floats) within 0..255, images with a channel axis of one
+    ((N, 1, H, W) as PyTorch keeps them, (N, H, W, 1) as Keras does), labels of shape (N, 1).
+    Anything else is a DataError saying how to save it."""
+    images = _as_images(read_idx(images_path), images_path)
+    labels = _as_labels(read_idx(labels_path), labels_path)
     if len(images) != len(labels):
         raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} "
                         "labels; pass the two files that belong together")
@@ -203,3 +200,73 @@ def read_idx_pair(images_path, labels_path, num_classes: int = 10) -> tuple[np.n
                         f"0..{num_classes - 1}; the file is damaged or not a labels file for "
                         f"{num_classes} classes")
     return images, labels
+
+
+CHECKED_AT_ONCE = 1 << 20  # values: _bytes_of's temporary arrays stay small for a 1 GiB file of floats
+
+
+def _bytes_of(array: np.ndarray) -> np.ndarray | None:
+    """``array`` as uint8 when every value is a whole number in 0..255, else None."""
+    if array.dtype == np.uint8:
+        return array
+    flat = array.reshape(-1)
+    for start in range(0, flat.size, CHECKED_AT_ONCE):
+        part = flat[start:start + CHECKED_AT_ONCE]
+        if array.dtype.kind == "f" and not (np.all(np.isfinite(part)) and np.all(part == np.round(part))):
+            return None
+        if part.min() < 0 or part.max() > 255:
+            return None
+    return array.astype(np.uint8)
+
+
+def _as_images(array: np.ndarray, path) -> np.ndarray:
+    """The images of an IDX file as uint8 (N, H, W) (see read_idx_pair), or a DataError saying how
+    to save them."""
+    if array.ndim == 4 and array.shape[1] == 1:  # one channel first (PyTorch's N, C, H, W): grey already
+        array = array[:, 0]
+    elif array.ndim == 4 and array.shape[3] == 1:  # one channel last (Keras's N, H, W, C)
+        array = array[..., 0]
+    pixels = _bytes_of(array) if array.ndim == 3 else None
+    if pixels is not None:
+        return pixels
+    got = f"got {array.dtype} {_show(array.shape)}"
+    if array.ndim == 1:
+        fix = "this is one number an item, as a labels file holds: pass the images file (...-images-idx3-ubyte)"
+    elif array.ndim == 2 and math.isqrt(array.shape[1]) ** 2 == array.shape[1]:
+        side = math.isqrt(array.shape[1])
+        fix = (f"these are flat rows of {array.shape[1]} pixels: save them as (N, H, W), e.g. "
+               f"images.reshape(-1, {side}, {side}) for {side}x{side} images")
+    elif array.ndim == 4:
+        fix = "save the images as grey: one 0..255 value a pixel, (N, H, W)"
+    elif array.ndim != 3:
+        fix = "pass images of shape (N, H, W)"
+    elif array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        fix = "some pixels are NaN or infinite: save the pixels as integers 0..255"
+    else:
+        low, high = array.min(), array.max()
+        fix = (f"the pixels run {low:g}..{high:g}: save them as integers 0..255 (uint8)"
+               + (": scale 0..1 values by 255 and round them" if array.dtype.kind == "f" and 0 <= low and high <= 1
+                  else ": round them" if array.dtype.kind == "f" and 0 <= low and high <= 255
+                  else ": scale 16-bit pixels of 0..65535 with pixel // 257" if 0 <= low and high <= 65535
+                  else ": shift and scale them so the darkest is 0 and the brightest 255"))
+    raise DataError(f"{path}: expected images of shape (N, H, W) of integers 0..255, {got}; {fix}")
+
+
+def _as_labels(array: np.ndarray, path) -> np.ndarray:
+    """The labels of an IDX file as uint8 (N,) (see read_idx_pair), or a DataError saying how to
+    save them."""
+    if array.ndim == 2 and array.shape[1] == 1:  # a column of labels
+        array = array.reshape(-1)
+    labels = _bytes_of(array) if array.ndim == 1 else None
+    if labels is not None:
+        return labels
+    got = f"got {array.dtype} {_show(array.shape)}"
+    if array.ndim != 1:
+        fix = "pass a labels file (...-labels-idx1-ubyte): one number an image"
+    elif array.dtype.kind == "f" and (not np.all(np.isfinite(array)) or np.any(array != np.round(array))):
+        fix = "labels are whole numbers: number the classes 0, 1, 2..."
+    else:
+        fix = (f"the labels run {array.min():g}..{array.max():g}: number the classes 0, 1, 2... (at most 256 "
+               "classes), and give their names with --class-names")
+    raise DataError(f"{path}: expected labels of shape (N,) of integers 0..255, {got}; {fix}")
+

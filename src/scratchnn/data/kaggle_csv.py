@@ -325,7 +325,9 @@ def _check_line(path: Path, number: int, line: str, columns: _Columns) -> None:
             raise DataError(f"{where}: label {shown} is outside 0..{MAX_LABEL} (the classes are numbered 0, 1, 2...)"
                             + (f"; {COUNTS_ROWS}" if counts else ""))
         if name != "label" and not _in_range(text, 255):
-            raise DataError(f"{where}: {name} = {shown} is outside 0..255")
+            fix = ("pixels are light ink on a dark 0 and never negative: shift them so the darkest is 0"
+                   if text.startswith("-") else "scale them to 0..255 (16-bit pixels of 0..65535: pixel // 257)")
+            raise DataError(f"{where}: {name} = {shown} is outside 0..255; {fix}")
 
 
 def _integer_fix(name: str, text: str) -> str:
