@@ -223,6 +223,18 @@ def test_prediction_sheet_without_labels_and_with_flat_rows(rng):
     assert_drawn(fig)
 
 
+@pytest.mark.parametrize("height, width", [(16, 49), (28, 20), (28, 28)])
+def test_images_that_are_not_square_keep_their_shape(rng, height, width):
+    """The shapes audit: 16x49 images were drawn stretched into squares, like upright digits."""
+    images = rng.integers(0, 256, (3, height, width)).astype(np.uint8)
+    fig = prediction_sheet(images, softmax_rows(rng.normal(size=(3, 10))), DIGITS, n=3)
+    for image, frame in zip(images_of(fig), fig.axes[0].patches):
+        left, right, bottom, top = image.get_extent()
+        assert (right - left) / (bottom - top) == pytest.approx(width / height)
+        assert (frame.get_width(), frame.get_height()) == pytest.approx((right - left, bottom - top))
+    assert_drawn(fig)
+
+
 def test_augmentation_gallery_puts_each_original_first_in_its_row_even_with_long_names(rng):
     originals = digit_images(rng, 3) / 255
     copies = rng.random((3, 7, 28, 28))

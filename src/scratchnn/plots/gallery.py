@@ -77,13 +77,27 @@ def image_grid(images: np.ndarray, titles: Sequence[str], colors: Sequence[str],
         r, c = divmod(k, columns)
         x = left + c * cell_width + (cell_width - tile) / 2
         y = top + r * cell_height + title_height
+        longest = max(image.shape)
+        (x0, x1), (y0, y1) = _fitted(x, tile, image.shape[1], longest), _fitted(y, tile, image.shape[0], longest)
         ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto",
-                  extent=(x, x + tile, y + tile, y))
-        ax.add_patch(Rectangle((x, y), tile, tile, fill=False, edgecolor=color, linewidth=2.5))
+                  extent=(x0, x1, y1, y0))
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=2.5))
         ax.text(x + tile / 2, y - 0.06, title, ha="center", va="bottom", fontsize=TITLE_SIZE, color=color,
                 linespacing=1.25)
     fig.suptitle(suptitle, y=1 - top / 2 / height, va="center")
     return fig
+
+
+def _fitted(start: float, tile: float, pixels: int, longest: int) -> tuple[float, float]:
+    """(from, to) of an image side of ``pixels`` in a square ``tile`` that begins at ``start``:
+    the image's ``longest`` side fills the tile, the other is centred (the shapes audit: 16x49
+    images were drawn stretched into squares, as upright digits).
+
+    >>> _fitted(0.0, 1.0, 28, 28), _fitted(0.0, 1.0, 16, 32)
+    ((0.0, 1.0), (0.25, 0.75))
+    """
+    size = tile * pixels / longest
+    return start + (tile - size) / 2, start + (tile + size) / 2
 
 
 def prediction_sheet(images: np.ndarray, probs: np.ndarray, classes: Sequence[str],
