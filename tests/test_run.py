@@ -255,10 +255,11 @@ def test_a_dev_set_larger_than_the_data_leaves_no_run_folder(digits, tmp_path):
     """The config audit: --dev-size 20000 failed after the folder and config.toml were written, so the same --out
     was then refused ('continue it with --resume'), and that resume failed again."""
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match=r"dev size must be between 0 and \d+ \(the data has"):
+    with pytest.raises(ConfigError, match=r"^--dev-size 100000: dev size must be between 0 and \d+ \(the data has"):
         train_run(small_config(digits, dev_size=100_000), out, log=lambda line: None, progress=False)
     assert not out.exists()
-    with pytest.raises(ConfigError, match="shift of 20 px would move a 28x28 image out of its frame"):
+    with pytest.raises(ConfigError, match=r"shift of 20 px would move a 28x28 image out of its frame; use less than "
+                                          r"14 \(--augmentation shift=7\), or train without --augment"):
         train_run(small_config(digits, augment=True, augmentation={"shift": 20.0}), out, log=quiet, progress=False)
     assert not out.exists()  # the augmentation audit: refused at the first batch, after the folder was made
     lines = []  # and a train size over what is left is said, not silently cut

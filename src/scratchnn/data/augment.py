@@ -93,8 +93,9 @@ class Augmentation:
         """A ConfigError when the shift would move images of ``image_shape`` (H, W) out of their frame."""
         h, w = image_shape
         if self.shift >= min(h, w) / 2:
-            raise ConfigError(f"shift of {self.shift:g} px would move a {h}x{w} image out of its frame; "
-                              f"use less than {min(h, w) / 2:g}")
+            raise ConfigError(f"the augmentation's shift of {self.shift:g} px would move a {h}x{w} image out of its "
+                              f"frame; use less than {min(h, w) / 2:g} (--augmentation shift={min(h, w) / 4:g}), "
+                              "or train without --augment")
 
     @property
     def is_identity(self) -> bool:

@@ -84,7 +84,10 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
         (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
         raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
                           f"{want_h}x{want_w} images")
-    check_dev_size(config.dev_size, len(data.images))  # before the folder: a failed start leaves nothing
+    try:  # before the folder: a failed start leaves nothing
+        check_dev_size(config.dev_size, len(data.images))
+    except ConfigError as error:
+        raise ConfigError(f"--dev-size {config.dev_size}: {error}") from None
     if (augmentation := config.build_augmentation()) is not None:
         augmentation.check_fits(data.images.shape[1:3])  # not at the first batch, after the folder
     left = len(data.images) - config.dev_size
