@@ -100,7 +100,7 @@ def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | Non
     print(f"Model: {model.widths()} ({model.num_parameters:,} parameters{config.describe_network('; ')}), "
         f"{config.describe()}")
     print(f"Range test: lr {args.start_lr:g} to {args.end_lr:g} over up to {args.steps} mini-batches "
-          f"of {config.batch_size} ({len(x_train):,} training digits)")
+          f"of {config.batch_size} ({len(x_train):,} training images)")
     with blas_threads(config.threads):  # --threads 1 repeats the curve bit for bit, as it repeats a run
         result = run_with_progress(model, optimizer, x_train, y_train, order, args, config.batch_size,
                                    config.label_smoothing)
