@@ -1,6 +1,8 @@
 """CSV files of square images of another side than 28 (8x8 scikit-learn digits, 12x12, 64x64):
 the side comes from the file, a network of that input trains, and every command that reads the
 run's data or a test file of another side says so in one line."""
+import socket
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from scratchnn.cli.train_cmd import next_steps
 from scratchnn.data.idx import write_idx
 from scratchnn.data.kaggle_write import write_kaggle_csv
 from scratchnn.io import read_metadata
+from test_report import small_csv, tiny_run
 
 SIDE = 12
 
@@ -131,3 +134,16 @@ def test_a_model_of_784_pixels_that_are_not_28x28_is_not_fed_photos_or_drawings(
     assert main(["explain", str(run), "--index", "0"]) == 0  # its own images it explains
     with pytest.raises(ShapeError, match="the page feeds 28x28 images, but the model reads 16x49 images"):
         ModelService(run / "model.safetensors")
+
+
+def test_serve_refuses_gallery_files_that_do_not_fit_its_model_before_it_listens(bars, shared_dir, tmp_path, capsys,
+                                                                                monkeypatch):
+    """The shapes audit: a 28x28 model served with --csv of 12x12 images started without a word,
+    and the page's gallery got a 409 whose reason was in the log."""
+    pytest.importorskip("fastapi")
+    run = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "run")
+    monkeypatch.setattr(socket, "socket", None)  # it must not get as far as listening
+    assert main(["serve", str(run), "--csv", str(bars / "train.csv.gz")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("scratchnn serve: error: the gallery's data does not fit the served model: ") and \
+        "images are 12x12, the model takes 28x28 images" in error, error

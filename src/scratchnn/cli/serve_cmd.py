@@ -123,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
 
     models = args.models or [newest_model(RUNS_DIR)]
     hosts = allowed_host_names(args.host, args.allowed_host)
-    app = create_app(models, data=_data_source(args), allowed_hosts=hosts, train=train_setup(args), tta=args.tta,
+    data = _data_source(args)
+    app = create_app(models, data=data, allowed_hosts=hosts, train=train_setup(args), tta=args.tta,
                      fast=not args.textbook)
+    if data is not None and data.dataset is None:
+        _check_files_fit(app.state.service)
     listening = _listen(args.host, args.port)
     port = listening.getsockname()[1]  # the one the system chose, for --port 0
     ensemble = app.state.service.ensemble
@@ -188,6 +191,22 @@ def check_web_extra() -> None:
     if int(pydantic.split(".")[0]) < 2:  # FastAPI takes either; the page's schemas are pydantic 2's
         raise ScratchnnError(f"the web extra needs pydantic 2, and {pydantic} is installed: {INSTALL_HINT} "
                              "(pip install 'pydantic>=2' upgrades it)")
+
+
+def _check_files_fit(service) -> None:
+    """Read the --csv or --images/--labels given for the gallery once, now: files that do not fit
+    the model (images of another size, a label it has no class for) stop the server with the
+    reason, where the page got a 409 and the reason was in the log (the shapes audit)."""
+    from ..training.run_data import load_set
+
+    gallery = service.gallery
+    if gallery.config is None:  # the page says why (GalleryData.problem)
+        return
+    try:
+        load_set(gallery.config, "all", gallery.source, progress=False, download=False,
+                 model=service.model, metadata=service.metadata)
+    except ScratchnnError as error:
+        raise ConfigError(f"the gallery's data does not fit the served model: {error}") from None
 
 
 def _data_source(args: argparse.Namespace):
