@@ -97,10 +97,24 @@ def test_turned_images_get_no_note_once_transpose_turns_them(mnist, tmp_path):
     said = []
     source = DataSource(csv=str(tmp_path / "t.csv"))
     note_image_looks(mnist[0].transpose(0, 2, 1), source, transposed=False, log=said.append)
-    note_image_looks(mnist[0].transpose(0, 2, 1), source, transposed=True, log=said.append)
-    assert len(said) == 1 and "--transpose" in said[0]
+    note_image_looks(mnist[0], source, transposed=True, log=said.append)  # a turned file, turned back upright
+    assert len(said) == 1 and "--transpose turns each" in said[0]
+    note_image_looks(mnist[0].transpose(0, 2, 1), source, transposed=True, log=said.append)  # upright, turned
+    assert len(said) == 2 and said[1].endswith("were they stored upright already? If so, leave out --transpose")
     wide = np.concatenate([mnist[0][:500], mnist[0][500:1000]], axis=2)  # 28x56 pairs of digits: wide by design
     assert wider_than_tall(wide, "pairs") is None
+
+
+@pytest.mark.parametrize("side", [8, 16, 64])
+def test_turned_images_of_other_sides_are_named_too(mnist, side):
+    """The shapes audit: 'wider' was 3 pixels whatever the side, which 8x8 digits never are."""
+    from PIL import Image
+
+    images = np.stack([np.asarray(Image.fromarray(image).resize((side, side), Image.BILINEAR))
+                       for image in mnist[0][:500]])
+    assert wider_than_tall(images, "d") is None
+    note = wider_than_tall(images.transpose(0, 2, 1), "d")
+    assert note and f"at least {max(1, round(3 * side / 28))} pixel" in note, note
 
 
 def test_a_csv_with_its_label_last_and_no_header_is_refused_not_trained_to_100_percent(mnist, tmp_path, capsys):

@@ -53,22 +53,29 @@ def faint(images: np.ndarray, name: str) -> str | None:
             f"misreads photos, drawings and files of 0..255; scale them to 0..255 first (pixel * 255 // {top})")
 
 
-def wider_than_tall(images: np.ndarray, name: str) -> str | None:
+def wider_than_tall(images: np.ndarray, name: str, transposed: bool = False) -> str | None:
     """A note when most images' ink is wider than tall: MNIST's digits are taller than wide (a
     20-pixel box, 19.7 tall and 15.1 wide on average), so mostly wide ones were likely stored
-    column by column, as EMNIST's are; ``--transpose`` turns them over the diagonal."""
+    column by column, as EMNIST's are; ``--transpose`` turns them over the diagonal. Images it
+    has ``transposed`` already that are mostly wide were upright before. "Wider" is by WIDER
+    pixels of 28, in proportion for other sides (the shapes audit: 3 pixels of 8 never fired)."""
     x = _sample(images)
     if x.ndim != 3 or x.shape[1] != x.shape[2]:  # a 28x56 pair of digits is wide by design
         return None
+    margin = max(1, round(WIDER * x.shape[1] / 28))
     ink = x > INK * 255
     height, width = _span(ink.any(axis=2)), _span(ink.any(axis=1))
     drawn = height > 0
-    share = float(np.mean(width[drawn] >= height[drawn] + WIDER)) if drawn.any() else 0.0
+    share = float(np.mean(width[drawn] >= height[drawn] + margin)) if drawn.any() else 0.0
     if share <= WIDE_SHARE:
         return None
-    return (f"Note: {name}: {share:.0%} of the images are at least {WIDER} pixels wider than tall, where MNIST's "
-            "digits are taller than wide: stored column by column (as EMNIST's files are)? If they are digits or "
-            "letters, --transpose turns each over its diagonal")
+    if transposed:
+        return (f"Note: {name}: turned by --transpose, {share:.0%} of the images are at least {margin} pixel"
+                f"{'s' * (margin != 1)} wider than tall, where MNIST's digits are taller than wide: were they "
+                "stored upright already? If so, leave out --transpose")
+    return (f"Note: {name}: {share:.0%} of the images are at least {margin} pixel{'s' * (margin != 1)} wider than "
+            "tall, where MNIST's digits are taller than wide: stored column by column (as EMNIST's files are)? If "
+            "they are digits or letters, --transpose turns each over its diagonal")
 
 
 def _span(filled: np.ndarray) -> np.ndarray:

@@ -231,13 +231,12 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
 def note_image_looks(images: np.ndarray, source: DataSource, transposed: bool,
                      log: Callable[[str], None] = print) -> None:
     """Notes on a CSV's or IDX file's images that would mislead without a word (``data.looks``):
-    dark digits on a light page, images stored column by column (unless ``transposed``: turned
-    by --transpose already). A named dataset is as it should be."""
+    dark digits on a light page, images stored column by column (or upright already, when
+    ``transposed``: turned by --transpose). A named dataset is as it should be."""
     if source.dataset is not None:
         return
     name = source.csv or source.images
-    for note in (faint(images, name), dark_on_light(images, name),
-                 None if transposed else wider_than_tall(images, name)):
+    for note in (faint(images, name), dark_on_light(images, name), wider_than_tall(images, name, transposed)):
         if note:
             log(note)
 
