@@ -285,5 +285,12 @@ def test_labels_numbered_from_1_or_names_beyond_the_labels_are_said_and_the_data
     train_run(tiny(csv=str(tmp_path / "two.csv"), class_names="cat,dog,bird"), tmp_path / "b", progress=False,
               log=said.append)
     assert any("no training image is of class bird: the network has an output for it that nothing trains" in line
-               for line in said), said
+               and "number them" not in line for line in said), said  # named: the names say what they are
     assert any(line.endswith("28x28 images of 3 classes (cat, dog, bird)") for line in said)
+    said.clear()  # the shapes audit: labels 0, 3 and 7 only were told to check the file, not how to renumber it
+    gaps = np.isin(labels, [0, 3, 7])
+    write_kaggle_csv(tmp_path / "gaps.csv", np.concatenate([images[gaps]] * 3), np.concatenate([labels[gaps]] * 3))
+    train_run(tiny(csv=str(tmp_path / "gaps.csv")), tmp_path / "c", progress=False, log=said.append)
+    assert any(line.startswith("Note: no training image is of classes 1, 2, 4, 5, 6...") and line.endswith(
+        "; if its classes are only the 3 it holds (0, 3, 7), number them 0..2 in the file and name them with "
+        "--class-names") for line in said), said

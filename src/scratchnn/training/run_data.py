@@ -223,9 +223,13 @@ def check_class_numbers(data: LabeledImages, source: DataSource, log: Callable[[
             f"from every label (else class {data.classes[0]} is an output no image trains)")
         return
     shown = ", ".join(empty[:5]) + ("..." if len(empty) > 5 else "")
+    held = [str(k) for k in np.flatnonzero(counts)]
+    renumber = (f"; if its classes are only the {len(held)} it holds ({', '.join(held[:5])}{'...' * (len(held) > 5)}), "
+                f"number them 0..{len(held) - 1} in the file and name them with --class-names"
+                if list(data.classes) == [str(k) for k in range(len(counts))] else "")  # numbers: no names given
     log(f"Note: no training image is of class{'es' * (len(empty) > 1)} {shown}: the network has an output for "
         f"{'each' if len(empty) > 1 else 'it'} that nothing trains (check that the file holds every class, and "
-        "--class-names if you gave it more names than there are labels)")
+        f"--class-names if you gave it more names than there are labels){renumber}")
 
 
 def note_image_looks(images: np.ndarray, source: DataSource, transposed: bool,
