@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ci_guard import require_module
 
-from scratchnn.data.augment import DIGITS, Augmentation
+from scratchnn.data.augment import CLOTHES, DIGITS, Augmentation
 from scratchnn.data.warp import affine, elastic_field, smoothing_matrix, warp
 from scratchnn.data.idx import read_idx
 from scratchnn.errors import ConfigError, ShapeError
@@ -399,3 +399,14 @@ def test_parameters_that_are_not_finite_or_absurd_are_one_clear_error():
             Augmentation(**{name: value, "elastic_alpha": 20.0 if name != "elastic_alpha" else value})
     with pytest.raises(ShapeError, match=r"got one 28x28 image; augmentation takes a batch: pass x\[None\]"):
         DIGITS(np.zeros((28, 28), np.float32), np.random.default_rng(0))
+
+
+def test_small_images_are_told_the_digits_distances_are_pixels_of_28():
+    """The shapes audit: on 8x8 images the digits' 2-pixel shifts and 20-pixel bends went without a word."""
+    note = DIGITS.small_image_note((8, 8))
+    assert note.startswith("Note: the augmentation moves and bends images by pixels set for 28x28 digits (shift 2, "
+                           "elastic_alpha 20, elastic_sigma 4), 3.5x as far for the size of 8x8 images."), note
+    assert "--augmentation shift=0.57,elastic_alpha=5.7,elastic_sigma=1.1), 0.957 with --no-augment" in note
+    assert DIGITS.small_image_note((28, 28)) is None and DIGITS.small_image_note((20, 64)) is None
+    assert dataclasses.replace(DIGITS, shift=0.5).small_image_note((8, 8)) is None  # chosen for them: no note
+    assert CLOTHES.small_image_note((8, 8)) is None

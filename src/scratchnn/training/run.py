@@ -90,6 +90,8 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
         raise ConfigError(f"--dev-size {config.dev_size}: {error}") from None
     if (augmentation := config.build_augmentation()) is not None:
         augmentation.check_fits(data.images.shape[1:3])  # not at the first batch, after the folder
+        if note := augmentation.small_image_note(data.images.shape[1:3]):
+            log(note)
     left = len(data.images) - config.dev_size
     if config.train_size > left:
         log(f"Note: --train-size {config.train_size:,} is more than the {left:,} images left beside the dev set; "
