@@ -297,7 +297,7 @@ def test_the_command_writes_a_png_and_prints_a_train_command_that_parses(tmp_pat
     assert sorted(p.name for p in work.iterdir()) == ["lr_find.png"], "wrote something besides the figure"
     pixels = imread(work / "lr_find.png")
     assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 300
-    assert "300 training digits" in out, out  # the dev split came off first
+    assert "300 training images" in out, out  # the dev split came off first
     suggested = next(line for line in out.splitlines() if line.startswith("Suggested --lr "))
     lr = float(suggested.split()[2].rstrip(":"))
     command = next(line for line in out.splitlines() if line.startswith("Train with it:")).split(":", 1)[1]
