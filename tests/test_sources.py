@@ -502,6 +502,11 @@ def test_a_temp_file_lost_between_tries_starts_the_file_again(env, served, noisy
     assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes() and ranged.ranges[:2] == [None, None]
 
 
+def part_of(env, pid, name):
+    """Where a download of TRAIN[0] by process ``pid`` of this machine keeps what it received."""
+    return cache(env) / f".{TRAIN[0]}.{download.HOST}-{pid}-{name}.part"
+
+
 def dead_pid():
     """The process id of a process that has ended."""
     done = subprocess.run(["python3", "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -532,14 +537,19 @@ def test_an_interrupted_download_is_continued_by_the_next(env, served, noisy, mo
         images, _ = locate("toy", "train", mirrors=[ranged.url], progress=True)  # this process again (a notebook)
         assert images.read_bytes() == whole and ranged.ranges[-3:] == [None, "bytes=3000-", None], ranged.ranges
         images.unlink()
-        killed = cache(env) / f".{TRAIN[0]}.{dead_pid()}-k1ll3d.part"  # SIGKILL: its process is gone
+        killed = part_of(env, dead_pid(), "k1ll3d")  # SIGKILL: its process is gone
         killed.write_bytes(whole[:5000])
-        live = cache(env) / f".{TRAIN[0]}.{os.getppid()}-4l1ve.part"  # a download writing now, in another process
+        smaller = part_of(env, dead_pid(), "sm4ll")  # the largest is continued, the rest removed
+        smaller.write_bytes(whole[:2000])
+        live = part_of(env, os.getppid(), "4l1ve")  # a download writing now, in another process
         live.write_bytes(whole[:9000])
+        elsewhere = cache(env) / f".{TRAIN[0]}.0ther0ne-{dead_pid()}-n4s.part"  # another machine's, sharing the cache
+        elsewhere.write_bytes(whole[:9500])
         images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
-        assert images.read_bytes() == whole and ranged.ranges[-1] == "bytes=5000-" and live.exists(), ranged.ranges
+        assert images.read_bytes() == whole and ranged.ranges[-1] == "bytes=5000-", ranged.ranges
+        assert live.exists() and elsewhere.exists() and not smaller.exists()
         images.unlink()
-        done = cache(env) / f".{TRAIN[0]}.{dead_pid()}-d0ne.part"  # killed after its last byte, before its rename
+        done = part_of(env, dead_pid(), "d0ne")  # killed after its last byte, before its rename
         done.write_bytes(whole)
         asked = len(ranged.ranges)
         images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
@@ -550,17 +560,19 @@ def test_an_interrupted_download_is_continued_by_the_next(env, served, noisy, mo
 
 
 def test_interrupted_bytes_of_another_file_are_found_out_and_a_planted_link_not_followed(env, served, noisy,
-                                                                                        tmp_path, capsys):
+                                                                                        tmp_path, capsys, monkeypatch):
     """The checksum is of the whole file, old bytes and new: a temp file of an older version (or
     damaged) fails it, and the file is downloaded once more from 0. A link in the cache is not
     appended to (an interrupted download's temp file is a plain file)."""
     whole = (noisy / TRAIN[0]).read_bytes()
     folder = cache(env)
     folder.mkdir(parents=True)
-    (folder / f".{TRAIN[0]}.{dead_pid()}-0ld.part").write_bytes(b"y" * 4000)
+    part_of(env, dead_pid(), "0ld").write_bytes(b"y" * 4000)
     outside = tmp_path / "precious.txt"
     outside.write_bytes(b"keep me")
-    (folder / f".{TRAIN[1]}.{dead_pid()}-l1nk.part").symlink_to(outside)
+    (folder / f".{TRAIN[1]}.{download.HOST}-{dead_pid()}-l1nk.part").symlink_to(outside)
+    part_of(env, dead_pid(), "h4ge").write_bytes(b"z" * 50_000)  # more than the file may be: removed, unread
+    monkeypatch.setattr(download, "MAX_DOWNLOAD", 45_000)
     ranged = Ranged(noisy, cut=10**9)
     try:
         images, labels = locate("toy", "train", mirrors=[ranged.url], progress=True)
@@ -575,12 +587,43 @@ def test_interrupted_bytes_of_another_file_are_found_out_and_a_planted_link_not_
         "again from byte 0" in err, err
 
 
+def test_a_download_thought_gone_writes_on_into_its_own_file_not_the_cache(env, served, noisy):
+    """The review: a download in another pid namespace (or stopped with Ctrl+Z past STALE_AFTER)
+    looks gone; its temp file, renamed into the next download's, took both downloads' bytes, and
+    the cache kept the mix (its checksum was of the second's bytes only). Copied, it is not."""
+    whole = (noisy / TRAIN[0]).read_bytes()
+    part = part_of(env, dead_pid(), "st1ll")
+    cache(env).mkdir(parents=True)
+    with open(part, "ab", buffering=0) as still_writing:
+        still_writing.write(whole[:3000])
+        ranged = Ranged(noisy, cut=10**9)
+        try:
+            images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+        finally:
+            ranged.close()
+        still_writing.write(whole[3000:6000])  # it writes on, into its own file
+    assert ranged.ranges[0] == "bytes=3000-" and images.read_bytes() == whole
+    assert not list(cache(env).glob(".*.part"))
+
+
+def test_what_an_interrupted_download_left_is_removed_once_the_file_is_in_the_cache(env, served):
+    """The review: a Ctrl+C'd part (hundreds of MB for EMNIST) stayed beside the file for good
+    when the file came another way (a download running at the same time finished it)."""
+    locate("toy", "train", progress=False)
+    left = part_of(env, dead_pid(), "l3ft")
+    left.write_bytes(b"x" * 100)
+    live = part_of(env, os.getppid(), "4l1ve")
+    live.write_bytes(b"x" * 100)
+    locate("toy", "train", progress=False)
+    assert not left.exists() and live.exists()
+
+
 def test_a_killed_downloads_temp_file_is_removed_by_the_next(env, served):
     """The download audit: a download killed with SIGKILL left its .part in the cache for ever."""
     folder = cache(env)
     folder.mkdir(parents=True)
     old, live = folder / f".{TRAIN[0]}.k1ll3d.part", folder / f".{TRAIN[0]}.4l1ve.part"
-    forgotten = folder / f".{TRAIN[0]}.{dead_pid()}-f0rg0tten.part"
+    forgotten = part_of(env, dead_pid(), "f0rg0tten")
     for part in (old, live, forgotten):
         part.write_bytes(b"x" * 100)  # live: another process's download, writing now
     os.utime(old, (time.time() - download.STALE_AFTER - 60,) * 2)  # untouched: killed (another machine's)
@@ -774,3 +817,27 @@ def test_a_run_fetches_the_test_split_before_it_trains(env, served, tmp_path):
                        on_setup=lambda *args: seen.append(sorted(path.rsplit("/", 1)[-1] for path in served.requests)))
     assert seen == [sorted(TRAIN + TEST)]  # all four before the first epoch
     assert result.metrics["test_samples"] == 3
+
+
+def test_a_temp_file_written_to_by_another_hand_is_downloaded_again_then_refused(env, served, noisy, monkeypatch):
+    """Its checksums are of the bytes this download wrote: bytes another program appended would
+    reach the cache unchecked. The file is downloaded once more, then the download gives up."""
+    real_write, mixed = download._write_all, []
+
+    def another_hand(out, block):
+        real_write(out, block)
+        if len(mixed) < 1:  # the first download only
+            mixed.append(block)
+            real_write(out, b"not the file")
+
+    monkeypatch.setattr(download, "_write_all", another_hand)
+    ranged = Ranged(noisy, cut=10**9)
+    try:
+        images, _ = locate("toy", "train", mirrors=[ranged.url], progress=False)
+        assert images.read_bytes() == (noisy / TRAIN[0]).read_bytes() and ranged.ranges[:2] == [None, None]
+        images.unlink()
+        monkeypatch.setattr(download, "_write_all", lambda out, block: real_write(out, block + b"!"))
+        message = fails("toy", "train", mirrors=[ranged.url], progress=False)
+    finally:
+        ranged.close()
+    assert "changed while it downloaded, twice: does another program write into " in message, message

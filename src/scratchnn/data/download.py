@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import stat
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import open_regular, process_gone
+from ..files import process_gone
 
 TIMEOUT = 10.0  # seconds per connection attempt; offline, DNS fails at once anyway
 CHUNK = 64 << 10  # a download's reads: what arrived, up to this (a progress bar that moves, a stall that shows)
@@ -35,8 +36,9 @@ SLOW_AFTER, MIN_RATE = 30.0, 1024  # a download under 1 kB/s on average after 30
 MAX_DOWNLOAD = 64 << 20
 # A live download writes its temp file at least every TIMEOUT seconds (or gives up): one untouched
 # for this long belongs to a download that was killed (SIGKILL, a power cut), as does one named after
-# a process that is gone (``.NAME.PID-xxxx.part``; on this machine), and the next download of its file
-# takes it over. One kept for KEEP_PART_FOR is removed.
+# a process of this machine that is gone (``.NAME.HOST-PID-xxxx.part``, HOST a hash of the machine's
+# name: a cache shared over NFS, or with a container, holds other machines' pids), and the next
+# download of its file continues from its bytes. One kept for KEEP_PART_FOR is removed.
 STALE_AFTER = 600.0
 KEEP_PART_FOR = 7 * 86400.0
 _WRITING: set[Path] = set()  # the temp files this process is writing now: never taken over
@@ -90,24 +92,29 @@ class Partial:
         self.sha256.update(block)
         self.opening = self.opening or block[:PAGE_START]
 
-    def take_over(self, part: Path) -> bool:
-        """Continue from ``part``, an interrupted download's temp file, renamed into this one's
-        (atomic: of two downloads, one takes it) and its bytes hashed; False if another took it."""
+    def take_over(self, part: Path, most: int) -> bool:
+        """Continue from ``part``, an interrupted download's temp file: its bytes copied into this
+        one's and hashed, then it is removed. Copied, not renamed: a download that was only thought
+        gone (a process stopped with Ctrl+Z past STALE_AFTER) writes on into its own file, not into
+        this one or the cache (the review: a renamed file took both downloads' bytes). False if it
+        cannot be read as a plain file of at most ``most`` bytes (a link is not followed)."""
         try:
-            os.replace(part, self.tmp)
-        except FileNotFoundError:
+            fd = os.open(part, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        except OSError:  # gone (another download took it), or a link
+            part.unlink(missing_ok=True)
             return False
-        if not stat.S_ISREG(os.lstat(self.tmp).st_mode):  # a link planted there is not followed, nor appended to
-            self.tmp.unlink()
-            return False
-        with open_regular(self.tmp) as stream:
-            while block := stream.read(CHUNK):
-                self.received += len(block)
-                self.md5.update(block)
-                self.sha256.update(block)
-                self.opening = self.opening or block[:PAGE_START]
-        self.taken_over = self.received
-        return True
+        with os.fdopen(fd, "rb") as stream, open(self.tmp, "ab", buffering=0) as out:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            while (block := stream.read(CHUNK)) and self.received + len(block) <= most:
+                self.add(block, out)
+        part.unlink(missing_ok=True)
+        if not block:
+            self.taken_over = self.received
+            return True
+        self.restart()  # more than the file can be: not its bytes
+        self.tmp.write_bytes(b"")
+        return False
 
     def cut(self, why: str) -> CutOff:
         """Why the connection broke off, with this partial download for the next try."""
@@ -145,12 +152,13 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
     with _into_cache(cache):
         cache.mkdir(parents=True, exist_ok=True)
         if partial is None:
-            fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.{os.getpid()}-", suffix=".part", dir=cache)
+            fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.{HOST}-{os.getpid()}-", suffix=".part", dir=cache)
             os.close(fd)
             partial = Partial(Path(tmp))
             _WRITING.add(partial.tmp)
-            interrupted = _interrupted(cache, remote.name, remote.max_bytes or MAX_DOWNLOAD) if resume else []
-            if any(partial.take_over(part) for part in interrupted) and progress:
+            most = remote.max_bytes or MAX_DOWNLOAD
+            interrupted = _interrupted(cache, remote.name, most) if resume else []
+            if any(partial.take_over(part, most) for part in interrupted) and progress:
                 print(f"  continuing from byte {partial.received:,}, where an interrupted download of it stopped",
                       file=sys.stderr)
     _WRITING.add(partial.tmp)
@@ -205,8 +213,16 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
             return f"checksum mismatch (MD5 {partial.md5.hexdigest()}, expected {remote.md5})"
         elif remote.sha256 and partial.sha256.hexdigest() != remote.sha256:
             return f"checksum mismatch (SHA-256 {partial.sha256.hexdigest()}, expected {remote.sha256})"
+        elif not partial.intact():  # written to by another hand since: its bytes are not all ours
+            if not resume:  # this is the second try already
+                return (f"{partial.tmp.name} changed while it downloaded, twice: does another program write into "
+                        f"{cache}?")
+            if progress:
+                print(f"  {partial.tmp.name} changed while it downloaded: downloading it again from byte 0",
+                      file=sys.stderr)
         else:
             os.replace(partial.tmp, cache / remote.name)  # atomic: the cache never holds half a file
+            sweep_interrupted(cache, remote.name)  # what others left of it is of no more use
             return None
     except urllib.error.HTTPError as error:  # a redirect loop's reason runs over three lines
         if error.code != 416 or not partial.received:
@@ -273,9 +289,9 @@ def _matches(partial: Partial, remote: RemoteFile) -> bool:
 
 def _interrupted(cache: Path, name: str, most: int) -> list[Path]:
     """The temp files of ``name`` that interrupted downloads left, the largest first: those named
-    after a process that is gone, or that no download has written to for ``STALE_AFTER`` s (a
-    process on another machine sharing the cache, or Windows, where a pid cannot be checked).
-    Those older than KEEP_PART_FOR, larger than ``most`` or not plain files are removed."""
+    after a process of this machine that is gone, or that no download has written to for
+    ``STALE_AFTER`` s (another machine's, or Windows', where a pid cannot be checked). Those older
+    than KEEP_PART_FOR, larger than ``most`` or not plain files are removed."""
     now, found = time.time(), []
     for part in cache.glob(f".{name}.*.part"):
         if part in _WRITING:
@@ -291,10 +307,22 @@ def _interrupted(cache: Path, name: str, most: int) -> list[Path]:
     return [part for _, part in sorted(found, reverse=True)]
 
 
+def sweep_interrupted(cache: Path, name: str) -> None:
+    """Remove what interrupted downloads of ``name`` left, once the file is in the cache (a
+    Ctrl+C'd half-gigabyte part stayed beside the finished file for good: the review)."""
+    for part in _interrupted(cache, name, MAX_DOWNLOAD << 4):
+        part.unlink(missing_ok=True)
+
+
+HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]  # in temp file names
+
+
 def _owner_gone(part: str, name: str) -> bool:
-    """Whether the process a temp file ``.NAME.PID-xxxx.part`` is named after no longer runs here."""
-    pid = part[len(name) + 2:].partition("-")[0]
-    return pid.isascii() and pid.isdigit() and len(pid) < 10 and process_gone(int(pid))
+    """Whether the process a temp file ``.NAME.HOST-PID-xxxx.part`` is named after ran on this
+    machine and no longer runs."""
+    host, _, rest = part[len(name) + 2:].partition("-")
+    pid = rest.partition("-")[0]
+    return host == HOST and pid.isascii() and pid.isdigit() and len(pid) < 10 and process_gone(int(pid))
 
 
 def _write_all(out, block: bytes) -> None:

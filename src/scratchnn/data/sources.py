@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .download import CacheUnwritable, CutOff, RemoteFile, fetch
+from .download import CacheUnwritable, CutOff, RemoteFile, fetch, sweep_interrupted
 from .idx import read_idx_pair
 
 SPLITS = ("train", "test")
@@ -187,6 +187,9 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
     for folder, _ in places:
         found = [_find(folder, remote.name) for remote in files]
         if all(found):
+            if folder == cache and download:  # what downloads that another one finished left (the review)
+                for remote in files:
+                    sweep_interrupted(cache, remote.name)
             return found[0], found[1]
     if download:
         urls = _mirrors(spec, mirrors)
