@@ -37,6 +37,7 @@ def test_pixels_on_a_smaller_scale_are_named_with_how_to_scale_them(mnist, tmp_p
     images, labels = mnist
     sixteen = (images.astype(np.uint16) * 16 // 255).astype(np.uint8)
     assert faint(images, "d") is None and faint(np.zeros((3, 8, 8), np.uint8), "d") is None  # black: no scale
+    assert faint(np.full((3, 8, 8), 63, np.uint8), "d") and not faint(np.full((3, 8, 8), 64, np.uint8), "d")
     note = faint(sixteen, "digits.csv")
     assert note.startswith("Note: digits.csv: the brightest pixel is 16 of 255: pixels stored on a smaller scale")
     assert note.endswith("scale them to 0..255 first (pixel * 255 // 16)"), note

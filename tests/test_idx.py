@@ -219,7 +219,15 @@ def test_pair_round_trip(tmp_path):
     (np.full((3, 2, 2), 0.5, np.float32), np.zeros(3, np.uint8), ["images.gz", "float32", "0.5..0.5",
                                                                   "scale 0..1 values by 255 and round them"]),
     (np.zeros((3, 2, 2), np.float32) + [[0, np.nan]], np.zeros(3, np.uint8), ["NaN or infinite"]),
-    ((np.zeros((3, 2, 2)) + [[0, 300]]).astype(np.int16), np.zeros(3, np.uint8), ["run 0..300", "pixel // 257"]),
+    ((np.zeros((3, 2, 2)) + [[0, 300]]).astype(np.int16), np.zeros(3, np.uint8),
+     ["run 0..300", "(pixel * 255 / 300)"]),  # the review: 10-bit data is not 16-bit (// 257 made it 0..1)
+    ((np.zeros((3, 2, 2)) + [[0, 65535]]).astype(np.int32), np.zeros(3, np.uint8), ["pixel // 257"]),
+    (np.zeros((3, 2, 2), np.float32) + [[0.5, 255.5]], np.zeros(3, np.uint8), ["run 0.5..255.5", "pixel * 255 /"]),
+    (np.zeros((3, 2, 2), np.float32) + [[0.5, 254.5]], np.zeros(3, np.uint8), ["round them to whole numbers"]),
+    (np.full((3, 2, 2), -2**31, np.int32), np.zeros(3, np.uint8), ["run -2147483648..-2147483648"]),  # not 2.1e+09
+    (np.zeros((3, 1, 2, 2), np.float32) + 0.5, np.zeros(3, np.uint8), ["got float32 (3, 1, 2, 2)"]),  # as saved
+    (np.zeros((3, 1, 28, 1), np.uint8), np.zeros(3, np.uint8), ["pass images of shape (N, H, W) (or with one"]),
+    (np.zeros((3, 28, 1, 28), np.uint8), np.zeros(3, np.uint8), ["pass images of shape (N, H, W) (or with one"]),
     (np.zeros((3, 2, 2), np.int8) - 1, np.zeros(3, np.uint8), ["run -1..-1", "so the darkest is 0"]),
     (np.zeros(3, np.uint8), np.zeros(3, np.uint8), ["images.gz", "as a labels file holds"]),
     (np.zeros((3, 2, 2), np.uint8), np.zeros((3, 2), np.uint8), ["labels.gz", "(N,)", "one number an image"]),
@@ -277,8 +285,20 @@ def test_the_same_numbers_in_another_form_are_read_as_meant(tmp_path):
 def test_images_of_floats_or_colours_are_told_how_to_save_them(tmp_path):
     """The own-dataset audit: both were told to 'pass an images file', which they are."""
     labels = write_idx(tmp_path / "labels", np.zeros(3, np.uint8))
-    for images, fix in [(np.full((3, 8, 8), 0.5, np.float32), "save them as integers 0..255 (uint8)"),
-                        (np.zeros((3, 8, 8, 3), np.uint8), "save the images as grey: one 0..255 value a pixel")]:
+    for images, fix in [(np.full((3, 8, 8), 0.5, np.float32), "scale 0..1 values by 255 and round them"),
+                        (np.zeros((3, 8, 8, 3), np.uint8), "colour images? save them as grey: one 0..255 value")]:
         path = write_idx(tmp_path / "images", images)
         with pytest.raises(DataError, match=re.escape(fix)):
             read_idx_pair(path, labels)
+
+
+def test_every_value_is_checked_not_only_the_first_block(tmp_path, monkeypatch):
+    """Values are checked in blocks (the temporaries of a 1 GiB file of floats stay small): a
+    300 in the last block would have wrapped to 44 unseen."""
+    from scratchnn.data import idx
+
+    monkeypatch.setattr(idx, "CHECKED_AT_ONCE", 10)
+    images = np.zeros((3, 4, 4), np.int16)
+    images[-1, -1, -1] = 300
+    with pytest.raises(DataError, match=r"the pixels run 0\.\.300"):
+        read_idx_pair(*write_pair(tmp_path, images, np.zeros(3, np.uint8)))

@@ -383,8 +383,12 @@ def test_what_a_killed_report_left_half_written_is_swept_and_a_live_write_is_lef
 def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_for(shared_dir, tmp_path, capsys):
     """The shapes audit: evaluate printed 'Accuracy: nan (0/0)' with exit code 0, its --json wrote
     NaN (which JSON has not: JSON.parse refuses it) and predict --index 0 named the range 0..-1."""
-    run = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "run", dev_size=0)
-    empty = "is empty (the run held out no dev images: --dev-size 0); choose another with --set train, or give"
+    csv = small_csv(shared_dir, tmp_path)
+    assert main(["train", "--csv", str(csv), "--dev-size", "0", "--hidden", "8", "--epochs", "1", "--no-report",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert f"scratchnn evaluate {tmp_path / 'run'} --set train" in capsys.readouterr().out  # not one that fails
+    run = tmp_path / "run"
+    empty = "is empty: the run held out no dev images (--dev-size 0); choose another set (--set train), or give"
     for command in (["evaluate", str(run)], ["evaluate", str(run), "--json"], ["predict", str(run), "--index", "0"]):
         assert main(command) == 1
         out, err = capsys.readouterr()

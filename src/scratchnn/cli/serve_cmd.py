@@ -206,7 +206,7 @@ def _check_files_fit(service) -> None:
         load_set(gallery.config, "all", gallery.source, progress=False, download=False,
                  model=service.model, metadata=service.metadata)
     except ScratchnnError as error:
-        raise ConfigError(f"the gallery's data does not fit the served model: {error}") from None
+        raise ConfigError(f"the data given for the gallery cannot be shown with the served model: {error}") from None
 
 
 def _data_source(args: argparse.Namespace):

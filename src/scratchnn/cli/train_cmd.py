@@ -127,7 +127,7 @@ def finish(args: argparse.Namespace, result, log) -> int:
             raise ScratchnnError(f"{os_error_message(error)}; the model is saved in {result.run_dir}: draw its "
                                  f"report once that is mended, with 'scratchnn report {result.run_dir}'") from None
     log(next_steps(result.run_dir, report=reported, classes=result.classes, image_shape=result.image_shape,
-                   broken=broken_on_purpose(result.run_dir)))
+                   broken=broken_on_purpose(result.run_dir), dev_set=result.metrics.get("dev_samples") != 0))
     if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
         for finding in result.findings:
             if finding.severity != "advice":
@@ -181,7 +181,8 @@ def broken_on_purpose(run_dir: Path) -> bool:
         return False
 
 
-def next_steps(run_dir: Path, report: bool, classes=DIGITS, image_shape=(28, 28), broken: bool = False) -> str:
+def next_steps(run_dir: Path, report: bool, classes=DIGITS, image_shape=(28, 28), broken: bool = False,
+               dev_set: bool = True) -> str:
     """What a learner can do with a finished run, as commands to copy: photos and the page only
     for a model of 28x28 images (the size they make), in words of its ``classes``; for a run
     ``broken`` on purpose (--fault), the doctor's findings instead of photos and the page (the
@@ -189,7 +190,8 @@ def next_steps(run_dir: Path, report: bool, classes=DIGITS, image_shape=(28, 28)
     where its name needs it (spaces, '<', '$'...)."""
     run, page = shlex.quote(str(run_dir)), shlex.quote(str(run_dir / "report.html"))
     steps = [(f"open {page}", "the run's figures on one page", None)] if report else []
-    steps.append((f"scratchnn evaluate {run}", "accuracy per class, confusion matrix", None))
+    steps.append((f"scratchnn evaluate {run}" + ("" if dev_set else " --set train"),  # no dev images: --dev-size 0
+                  "accuracy per class, confusion matrix", None))
     if broken:
         steps.append((f"scratchnn doctor {run}", "what the doctor found, and the fix of each", None))
     elif image_shape is not None and tuple(image_shape) == (28, 28):  # not any 784 pixels: 16x49 is no photo

@@ -222,34 +222,48 @@ def _bytes_of(array: np.ndarray) -> np.ndarray | None:
 def _as_images(array: np.ndarray, path) -> np.ndarray:
     """The images of an IDX file as uint8 (N, H, W) (see read_idx_pair), or a DataError saying how
     to save them."""
-    if array.ndim == 4 and array.shape[1] == 1:  # one channel first (PyTorch's N, C, H, W): grey already
+    got = f"got {array.dtype} {_show(array.shape)}"
+    if array.ndim == 4 and array.shape[1] == 1 and array.shape[3] != 1:  # PyTorch's (N, 1, H, W): grey already
         array = array[:, 0]
-    elif array.ndim == 4 and array.shape[3] == 1:  # one channel last (Keras's N, H, W, C)
+    elif array.ndim == 4 and array.shape[3] == 1 and array.shape[1] != 1:  # Keras's (N, H, W, 1)
         array = array[..., 0]
     pixels = _bytes_of(array) if array.ndim == 3 else None
     if pixels is not None:
         return pixels
-    got = f"got {array.dtype} {_show(array.shape)}"
     if array.ndim == 1:
         fix = "this is one number an item, as a labels file holds: pass the images file (...-images-idx3-ubyte)"
     elif array.ndim == 2 and math.isqrt(array.shape[1]) ** 2 == array.shape[1]:
         side = math.isqrt(array.shape[1])
         fix = (f"these are flat rows of {array.shape[1]} pixels: save them as (N, H, W), e.g. "
                f"images.reshape(-1, {side}, {side}) for {side}x{side} images")
-    elif array.ndim == 4:
-        fix = "save the images as grey: one 0..255 value a pixel, (N, H, W)"
+    elif array.ndim == 4 and {3, 4} & {array.shape[1], array.shape[3]}:  # RGB or RGBA, channels first or last
+        fix = "colour images? save them as grey: one 0..255 value a pixel, (N, H, W)"
     elif array.ndim != 3:
-        fix = "pass images of shape (N, H, W)"
+        fix = "pass images of shape (N, H, W) (or with one channel: (N, 1, H, W), (N, H, W, 1))"
     elif array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         fix = "some pixels are NaN or infinite: save the pixels as integers 0..255"
     else:
-        low, high = array.min(), array.max()
-        fix = (f"the pixels run {low:g}..{high:g}: save them as integers 0..255 (uint8)"
-               + (": scale 0..1 values by 255 and round them" if array.dtype.kind == "f" and 0 <= low and high <= 1
-                  else ": round them" if array.dtype.kind == "f" and 0 <= low and high <= 255
-                  else ": scale 16-bit pixels of 0..65535 with pixel // 257" if 0 <= low and high <= 65535
-                  else ": shift and scale them so the darkest is 0 and the brightest 255"))
+        fix = f"the pixels run {_number(array.min())}..{_number(array.max())}: " + _scaling(array)
     raise DataError(f"{path}: expected images of shape (N, H, W) of integers 0..255, {got}; {fix}")
+
+
+def _number(value) -> str:
+    """A pixel value in a message: whole numbers in full (-2147483648, not -2.14748e+09)."""
+    return str(int(value)) if float(value).is_integer() else f"{float(value):.6g}"
+
+
+def _scaling(array: np.ndarray) -> str:
+    """How to bring pixels of ``array`` (finite, not all whole numbers 0..255) into 0..255."""
+    low, high = float(array.min()), float(array.max())
+    if low < 0:
+        return "shift and scale them so the darkest is 0 and the brightest 255, and save them as uint8"
+    if array.dtype.kind == "f" and high <= 1:
+        return "scale 0..1 values by 255 and round them, and save them as uint8"
+    if high <= 255:
+        return "round them to whole numbers, and save them as uint8"
+    if array.dtype.kind in "iu" and 4096 <= high <= 65535:  # a 16-bit image's range
+        return "16-bit pixels of 0..65535? scale them with pixel // 257, and save them as uint8"
+    return f"scale them into 0..255 (pixel * 255 / {_number(high)}), round them, and save them as uint8"
 
 
 def _as_labels(array: np.ndarray, path) -> np.ndarray:
@@ -266,7 +280,7 @@ def _as_labels(array: np.ndarray, path) -> np.ndarray:
     elif array.dtype.kind == "f" and (not np.all(np.isfinite(array)) or np.any(array != np.round(array))):
         fix = "labels are whole numbers: number the classes 0, 1, 2..."
     else:
-        fix = (f"the labels run {array.min():g}..{array.max():g}: number the classes 0, 1, 2... (at most 256 "
-               "classes), and give their names with --class-names")
+        fix = (f"the labels run {_number(array.min())}..{_number(array.max())}: number the classes 0, 1, 2... (at "
+               "most 256 classes), and give their names with --class-names")
     raise DataError(f"{path}: expected labels of shape (N,) of integers 0..255, {got}; {fix}")
 

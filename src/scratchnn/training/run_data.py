@@ -282,7 +282,7 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
             config, images, labels, config_generators(config)["split"])
         images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
     if not len(images):  # an accuracy of 0/0 printed 'nan', and --json wrote NaN, which JSON has not
-        held = " (the run held out no dev images: --dev-size 0)" if which == "dev" and not config.dev_size else ""
-        raise DataError(f"the {which} set of {source.describe()} is empty{held}; choose another with --set "
-                        f"{'train' if which != 'train' else 'all'}, or give images with --csv or --images")
+        held = ": the run held out no dev images (--dev-size 0)" if which == "dev" and not config.dev_size else ""
+        raise DataError(f"the {which} set of {source.describe()} is empty{held}; choose another set (--set "
+                        f"{'train' if which != 'train' else 'all'}), or give images (--csv, --images)")
     return images, labels, classes, f"{which} set of {source.describe()}"
