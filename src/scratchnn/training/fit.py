@@ -47,11 +47,17 @@ def evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: i
     Batches of ``batch_size`` rows, by default ``model.inference_batch_size()``."""
     check_objects("evaluate", model, needs_optimizer=False)
     x, labels = as_arrays(x, labels)
-    check_data(model, x, labels, "evaluation", empty=True)  # batch_size -1 gave (0.0, 0.0), NaN inputs a NaN loss
+    check_data(model, x, labels, "evaluation", empty=True, raw_floats=True)  # batch_size -1 gave (0.0, 0.0), NaN
+    # inputs a NaN loss, and floats of 0..255 (x_test.astype("float32") without / 255) a loss of 49
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                    or batch_size < 1):
         raise ConfigError(f"batch_size is a whole number >= 1 (or None), got {repr(batch_size)[:40]}")
     return _evaluate(model, x.astype(model.dtype, copy=False), labels, batch_size, loss_fn)  # a list: float64
+
+
+def evaluate_checked(model: Sequential, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """``evaluate`` on arrays ``fit`` took (checked there, 0..255 floats of the lab included)."""
+    return _evaluate(model, x.astype(model.dtype, copy=False), labels)
 
 
 def _evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: int | None = None,

@@ -39,7 +39,7 @@ from .blas_threads import note_if_busy
 from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
 from .config import CONFIG_FILE, TrainConfig
 from .batch_norm_batches import check_batches
-from .fit import EpochResult, evaluate, fit
+from .fit import EpochResult, evaluate, evaluate_checked, fit
 from .health import HealthRecorder
 from .history import History
 from .progress import TrainingProgress
@@ -374,8 +374,9 @@ class TrainingSession:
     def _final_metrics(self) -> dict:
         """Loss and accuracy of the final weights on train, dev and (named datasets) test."""
         model = self.model
-        train_loss, train_accuracy = evaluate(model, self.x_train, self.y_train)
-        dev_loss, dev_accuracy = evaluate(model, self.x_dev, self.y_dev)
+        # the arrays fit checked (the lab's unscaled-inputs feeds 0..255 floats, which evaluate refuses)
+        train_loss, train_accuracy = evaluate_checked(model, self.x_train, self.y_train)
+        dev_loss, dev_accuracy = evaluate_checked(model, self.x_dev, self.y_dev)
         metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "dev_loss": dev_loss,
                    "dev_accuracy": dev_accuracy, "train_samples": len(self.x_train), "dev_samples": len(self.x_dev)}
         if self.source.dataset is not None:
