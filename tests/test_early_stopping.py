@@ -2,6 +2,7 @@
 
 A stub model whose state is the epoch it was taken at shows which weights ``restore`` brings back.
 """
+import numpy as np
 import pytest
 
 from scratchnn.errors import ConfigError
@@ -75,8 +76,33 @@ def test_a_resumed_watch_stops_where_the_uninterrupted_one_does():
     assert resumed.restore(model) and model.epoch == 4
 
 
-@pytest.mark.parametrize("monitor, patience, words", [("train_loss", 3, "can monitor dev_loss or dev_accuracy"),
-                                                       ("dev_loss", 0, "patience must be >= 1")])
-def test_a_setting_it_cannot_use_is_refused(monitor, patience, words):
+@pytest.mark.parametrize("monitor, patience, min_delta, words", [
+    ("train_loss", 3, 0.0, "can monitor dev_loss or dev_accuracy"),
+    ("dev_loss", 0, 0.0, "patience is a whole number of evaluations >= 1, got '0'"),
+    ("dev_loss", "3", 0.0, "patience is a whole number of evaluations >= 1, got '3'"),  # was a bare TypeError
+    ("dev_loss", 3, -0.01, "min_delta is how much better .* a number >= 0, got '-0.01'"),  # the habits audit
+])
+def test_a_setting_it_cannot_use_is_refused(monitor, patience, min_delta, words):
     with pytest.raises(ConfigError, match=words):
-        EarlyStopping(monitor, patience=patience)
+        EarlyStopping(monitor, patience=patience, min_delta=min_delta)
+
+
+def test_one_early_stopping_serves_two_runs_each_its_own(shared_dir):
+    """The habits audit: reused for a second model, it stopped that one at once and restored the
+    first model's best weights into it (Keras resets it when a run begins)."""
+    from scratchnn import Dense, ReLU, Sequential
+    from scratchnn.data import load_csv
+    from scratchnn.optim import SGD
+    from scratchnn.training.fit import fit
+
+    data = load_csv(shared_dir / "datasets" / "mnist" / "t10k-kaggle.csv.gz")
+    x, y, x_dev, y_dev = data.x_train[:500], data.y_train[:500], data.x_dev[:200], data.y_dev[:200]
+    stop = EarlyStopping(patience=2)
+    first = Sequential([Dense(784, 16, rng=0), ReLU(), Dense(16, 10, rng=1)])
+    fit(first, SGD(0.1), x, y, epochs=6, batch_size=50, x_dev=x_dev, y_dev=y_dev, early_stopping=stop, rng=0)
+    second = Sequential([Dense(784, 16, rng=2), ReLU(), Dense(16, 10, rng=3)])
+    history = fit(second, SGD(0.1), x, y, epochs=3, batch_size=50, x_dev=x_dev, y_dev=y_dev, early_stopping=stop,
+                  rng=0)
+    assert len(history) == 3 and stop.best_epoch >= 1  # its own best, not the first model's
+    assert not any(np.array_equal(a, b) for (_, a, _), (_, b, _) in zip(first.named_parameters(),
+                                                                         second.named_parameters()))

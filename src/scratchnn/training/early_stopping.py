@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -23,10 +24,19 @@ class EarlyStopping:
                  restore_best: bool = True):
         if monitor not in MONITORS:
             raise ConfigError(f"early stopping can monitor {' or '.join(MONITORS)}, got {monitor!r}")
-        if patience < 1:
-            raise ConfigError(f"patience must be >= 1 evaluation, got {patience}")
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
+            raise ConfigError(f"patience is a whole number of evaluations >= 1, got {str(patience)[:40]!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not 0 <= min_delta < math.inf:
+            raise ConfigError(f"min_delta is how much better an evaluation must be to count, a number >= 0, got "
+                              f"{str(min_delta)[:40]!r}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
-        self.best = math.inf if MONITORS[monitor] == "min" else -math.inf
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every evaluation seen: ``fit`` calls it when a run begins (start_epoch 0), as Keras
+        does, so one EarlyStopping serves several runs (the habits audit: a second model was given
+        the first one's best weights when it stopped)."""
+        self.best = math.inf if MONITORS[self.monitor] == "min" else -math.inf
         self.best_epoch, self.bad_evaluations = 0, 0
         self.best_weights: dict[str, np.ndarray] = {}
 

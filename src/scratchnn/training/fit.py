@@ -140,6 +140,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     x_train, y_train, x_dev, y_dev, augment_rng = checked_arguments(
         model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, (epochs, start_epoch, eval_every), early_stopping,
         augment, augment_rng)
+    if early_stopping is not None and start_epoch == 0:  # a run begins: nothing of an earlier one's best
+        early_stopping.reset()
     rng = generator(rng) if shuffle else None
     passes = _passes(model, optimizer, x_train, loss_fn, batch_size, augment, fast)  # textbook or fast objects
     loop = _Loop(model, optimizer, passes, x_train, y_train, batch_size, rng, schedule, augment, augment_rng, health,
