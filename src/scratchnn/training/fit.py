@@ -18,7 +18,7 @@ from ..model import Sequential
 from ..nn.base import generator
 from ..nn.losses import SoftmaxCrossEntropy
 from .early_stopping import EarlyStopping
-from .fit_arguments import as_arrays, check_data, check_objects, checked_arguments
+from .fit_arguments import as_arrays, check_data, check_objects, check_output_layer, checked_arguments
 from .health import HealthRecorder
 from .history import History
 
@@ -66,6 +66,8 @@ def _evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: 
     if len(x) == 0:
         return float("nan"), float("nan")
     batch_size = batch_size or model.inference_batch_size()
+    if isinstance(model, Sequential) and (loss_fn is None or isinstance(loss_fn, SoftmaxCrossEntropy)):
+        check_output_layer(model)  # (checked_arguments names what else it was given; another loss may want it)
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
@@ -136,6 +138,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
     the whole process. ``fast=False`` runs the textbook objects as they are: ``model.forward``,
     ``model.backward``, ``optimizer.step``.
     """
+    if isinstance(model, Sequential) and (loss_fn is None or isinstance(loss_fn, SoftmaxCrossEntropy)):
+        check_output_layer(model)  # (checked_arguments names what else it was given; another loss may want it)
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     x_train, y_train, x_dev, y_dev, augment_rng = checked_arguments(
         model, optimizer, x_train, y_train, x_dev, y_dev, batch_size, (epochs, start_epoch, eval_every), early_stopping,

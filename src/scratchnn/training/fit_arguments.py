@@ -11,6 +11,7 @@ import numpy as np
 from ..data.split import refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
 from ..model import Sequential, refuse_non_finite, refuse_non_real
+from ..nn.activations import Activation
 from ..nn.base import generator
 from ..nn.losses import check_labels
 from .batch_norm_batches import check_batches
@@ -55,6 +56,18 @@ def check_objects(who: str, model: Sequential, optimizer=None, *, needs_optimize
     if needs_optimizer and (isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None))):
         name = getattr(optimizer, "__name__", type(optimizer).__name__)
         raise ConfigError(f"{who} needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")
+
+
+def check_output_layer(model: Sequential) -> None:
+    """A ConfigError for a model that ends with an activation, trained on the softmax cross-entropy:
+    that loss takes raw scores (logits) and applies the softmax itself, so the activation squeezes
+    them first (the habits audit: Keras's Dense(10, activation="sigmoid") habit trained without a
+    word, its probabilities never above 0.23 and its loss never under 1.46)."""
+    last = model.layers[-1] if model.layers else None
+    if isinstance(last, Activation):
+        raise ConfigError(f"the model ends with {type(last).__name__}(): the loss (SoftmaxCrossEntropy) takes the last "
+                          "layer's raw scores (logits) and applies the softmax itself, so an activation after it "
+                          "squeezes them; end the model with its last Dense layer")
 
 
 def _check_loop(model: Sequential, optimizer, batch_size, epochs, start_epoch, eval_every) -> None:

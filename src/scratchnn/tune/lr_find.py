@@ -50,7 +50,7 @@ from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
 from ..optim.schedule_state import MAX_RATE
 from ..training.batch_norm_batches import check_batches
-from ..training.fit_arguments import check_objects
+from ..training.fit_arguments import check_objects, check_output_layer
 
 MIN_STEPS = 10  # fewer points than this do not make a curve with a steepest part
 LOWEST_RATE = 1e-12  # below, float32 steps round to nothing; the top is any learning rate's (MAX_RATE)
@@ -159,12 +159,15 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
         raise ShapeError(f"x holds {np.count_nonzero(~np.isfinite(x)):,} NaN or infinite value(s); the range test "
                          "needs finite inputs (scaled to 0..1)")
     if x.shape[1:] != model.input_shape:
-        raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}")
+        raise ShapeError(f"x has samples of shape {x.shape[1:]}, the model takes {model.input_shape}"
+                         + model.reshape_hint(x.shape))
     if len(x) == 0 or len(y) != len(x):
         raise ShapeError(f"need as many labels as samples, at least one: got {len(x)} samples, {len(y)} labels")
     check_batches(model, len(x), batch_size)  # a batch-norm batch of 1 image, before any step (as train does)
     rng = generator(rng)
     net, opt = copy_model(model, rng), fresh_optimizer(optimizer)
+    if loss_fn is None or isinstance(loss_fn, SoftmaxCrossEntropy):
+        check_output_layer(model)
     loss_fn = loss_fn or SoftmaxCrossEntropy()
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
     losses, smoothed = [], []
