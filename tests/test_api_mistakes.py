@@ -585,3 +585,45 @@ def test_an_activation_after_the_output_layer_is_refused(digits, last):
             return 2 * self.diff / len(self.diff)
 
     fit(model, SGD(0.1), x[:100], y[:100], epochs=1, batch_size=50, loss_fn=Squared())
+
+
+def test_nan_weights_are_refused_where_they_come_in_and_never_read_as_class_0(digits):
+    """The habits audit: load_state_dict took NaN arrays (a hand-written loop that blew up makes
+    them too), then predict answered class 0 for every image (argmax of a NaN row)."""
+    x = digits[0][:5]
+    model, state = mlp(), mlp().state_dict()
+    state["2.W"] = np.full_like(state["2.W"], np.nan)
+    with pytest.raises(ShapeError, match=r"parameter '2.W' holds 320 NaN or infinite value\(s\)"):
+        model.load_state_dict(state)
+    assert np.isfinite(model.predict_proba(x)).all()  # a refused state changes nothing
+    model.layers[2].params["W"][0, 0] = np.inf  # as a loop that diverged leaves it
+    for call in (lambda: model.predict(x), lambda: model.predict_proba(x, tta=3)):
+        with pytest.raises(ShapeError, match=r"^the model's outputs are NaN or infinite for 5 of 5 images: its "
+                                             r"parameters 2.W hold NaN or infinite values"):
+            call()
+
+
+def test_forward_takes_what_predict_takes_and_refuses_what_it_refuses(digits):
+    """The habits audit: model.forward (torch's model(x)) computed uint8 pixels into logits of 300,
+    and a torch tensor or a list failed deep inside NumPy."""
+    x = digits[0][:4]
+    model = mlp()
+    assert np.allclose(model.forward(x.tolist()), model.forward(x))
+    with pytest.raises(ShapeError, match=r"the input is uint8 with values up to 255, raw pixels 0\.\.255"):
+        model.forward(np.round(x * 255).astype(np.uint8))
+    with pytest.raises(ShapeError, match=r"got \(4, 28, 28\)"):
+        model.forward(x.reshape(4, 28, 28))
+    torch = pytest.importorskip("torch")
+    assert np.allclose(model.forward(torch.from_numpy(x)), model.forward(x))
+
+
+def test_a_health_log_takes_torch_tensors_as_it_takes_arrays(digits):
+    """The habits audit: inputs() and weights(bias_step=) failed on tensors, the rest took them."""
+    from scratchnn.doctor.record import HealthLog
+
+    torch = pytest.importorskip("torch")
+    log = HealthLog()
+    w = torch.randn(784, 32)
+    log.inputs(0, torch.from_numpy(digits[0][:10]))
+    log.weights(0, "0", w, grad=w * 0.01, before=w - 0.001, bias_step=torch.ones(32))
+    assert {row.signal for row in log.rows} >= {"input_max", "weight_rms", "bias_update_spread"}

@@ -139,9 +139,14 @@ class Sequential:
 
         ``forward`` is this run to the end; ``explain`` and the web page read every step.
         """
+        if not isinstance(x, np.ndarray):  # a list, a torch tensor from a DataLoader (predict and fit take them)
+            x = np.asarray(x)
+        if x.dtype.kind in "uib":  # uint8 pixels: logits in the hundreds; predict and fit refuse them too
+            refuse_raw_pixels(x, "the input")
+            x = x.astype(self.dtype)
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))}),"
-                             f" got {x.shape}")
+                             f" got {x.shape}" + self.reshape_hint(x.shape))
         self._trained_forward = training
         for i, layer in enumerate(self.layers):
             x = layer.forward(x, training=training)
@@ -221,10 +226,21 @@ class Sequential:
             return softmax(self.forward(batch))
 
         rows = max(1, batch_size // tta)  # each row's views go through in the same batch
-        with prediction_lock(self.layers_owner):  # safe from several threads: one call at a time
+        with prediction_lock(self.layers_owner), np.errstate(invalid="ignore", over="ignore"):  # NaN: said below
             parts = [view_probas(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
             self.release_caches()  # no backward follows a prediction
-        return np.concatenate(parts, axis=1) if parts else np.zeros((tta, 0, self.num_classes), x.dtype)
+        probas = np.concatenate(parts, axis=1) if parts else np.zeros((tta, 0, self.num_classes), x.dtype)
+        if not np.isfinite(probas).all():  # argmax of a NaN row is 0: every image 'a 0', without a word
+            raise ShapeError(self._why_not_finite(np.count_nonzero(~np.isfinite(probas).all(axis=(0, 2))),
+                                                  probas.shape[1]))
+        return probas
+
+    def _why_not_finite(self, rows: int, total: int) -> str:
+        """Why ``rows`` of ``total`` answers are NaN or infinite: the parameters that are, if any."""
+        bad = [name for name, value, _ in self.named_parameters() if not np.isfinite(value).all()]
+        why = (f"its parameters {', '.join(bad[:3])}{'...' * (len(bad) > 3)} hold NaN or infinite values (a training "
+               "that diverged, or weights loaded so); train it again" if bad else "its layers overflow on them")
+        return f"the model's outputs are NaN or infinite for {rows:,} of {total:,} images: {why}"
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
                 image_shape: tuple[int, int] | None = None, views: str = "digits") -> np.ndarray:
@@ -302,7 +318,11 @@ class Sequential:
             value = np.asarray(state[name])
             if value.shape != param.shape:
                 raise ShapeError(f"parameter {name!r} has shape {value.shape}, model expects {param.shape}")
-            param[...] = value
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():  # io.load refuses them too
+                raise ShapeError(f"parameter {name!r} holds {np.count_nonzero(~np.isfinite(value)):,} NaN or "
+                                 "infinite value(s): weights of a training that diverged? Load finite ones")
+        for name, param in own.items():  # all checked first: a refused state changes nothing
+            param[...] = np.asarray(state[name])
 
     @property
     def num_parameters(self) -> int:

@@ -53,7 +53,8 @@ class HealthLog:
                              "dev_loss": dev_loss, "dev_accuracy": dev_accuracy})
 
     def inputs(self, epoch: int, x: np.ndarray) -> None:
-        """The pixels the network is fed (any shape)."""
+        """The pixels the network is fed (any shape; a torch tensor too)."""
+        x = np.asarray(x)
         self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
                                  "input_mean": np.mean(x, dtype=np.float64)})
 
@@ -121,6 +122,7 @@ class HealthLog:
         """A weight matrix after a step; ``grad`` the step's gradient, ``before`` W before the step,
         ``bias_step`` the change the step made to the layer's bias. ``units_axis``: -1 for
         x @ W with W (D, M); 0 for the seed's W.dot(X) with W (M, D)."""
+        w, grad, before, bias_step = (None if a is None else np.asarray(a) for a in (w, grad, before, bias_step))
         values = {"weight_rms": rms(w), "unit_spread": unit_spread(w, units_axis)}
         if grad is not None:
             values["grad_rms"] = rms(grad)
