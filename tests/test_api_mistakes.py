@@ -627,3 +627,20 @@ def test_a_health_log_takes_torch_tensors_as_it_takes_arrays(digits):
     log.inputs(0, torch.from_numpy(digits[0][:10]))
     log.weights(0, "0", w, grad=w * 0.01, before=w - 0.001, bias_step=torch.ones(32))
     assert {row.signal for row in log.rows} >= {"input_max", "weight_rms", "bias_update_spread"}
+
+
+def test_one_optimizer_for_two_models_is_refused_and_a_copy_or_a_second_fit_of_one_is_not(digits):
+    """The habits audit: Adam's m, v and 52 steps carried into a fresh model (its state is keyed
+    by names every model shares, "0.W"), which trained differently without a word."""
+    import copy
+    import pickle
+
+    x, y, _, _ = digits
+    adam, first = Adam(1e-3), mlp()
+    fit(first, adam, x[:200], y[:200], epochs=1, batch_size=50)
+    fit(first, adam, x[:200], y[:200], epochs=1, batch_size=50)  # the same model again: it continues
+    with pytest.raises(ConfigError, match=r"^this Adam has taken 8 steps for another model and keeps its state"):
+        fit(mlp(1), adam, x[:200], y[:200], epochs=1, batch_size=50)
+    for copied in (copy.deepcopy(adam), pickle.loads(pickle.dumps(adam))):  # a copy: the learner's choice
+        assert copied.steps == 8
+        fit(mlp(2), copied, x[:100], y[:100], epochs=1, batch_size=50)

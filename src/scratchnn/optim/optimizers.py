@@ -14,6 +14,7 @@ instead: all parameters at once, in place, with no temporary arrays; a test keep
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -38,6 +39,23 @@ class Optimizer:
         self.lr = float(lr)
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
+        self._model = None  # a weak reference to the model ``fit`` trains with it (``attach``)
+
+    def attach(self, model) -> None:
+        """Train ``model`` from now on: a ConfigError if this optimizer has stepped for another model,
+        whose velocities and moment estimates it keeps by the parameters' names ("0.W" is every
+        model's first weight matrix; the habits audit: Adam's m, v and 52 steps carried into a fresh
+        model without a word). Calling fit again on the same model continues as before."""
+        owner = self._model() if self._model is not None else None
+        if self.steps and self._model is not None and owner is not model:
+            raise ConfigError(f"this {type(self).__name__} has taken {self.steps:,} steps for another model and "
+                              "keeps its state (momentum, moment estimates) by parameter name: give each model its "
+                              f"own optimizer, e.g. a new {type(self).__name__}(...)")
+        self._model = weakref.ref(model)
+
+    def __getstate__(self) -> dict:
+        """What a copy keeps (``copy.deepcopy``, pickle): all but the weak reference to its model."""
+        return {**self.__dict__, "_model": None}
 
     def step(self, named_parameters) -> None:
         """Apply one update to every (name, param, grad) triple."""

@@ -146,6 +146,8 @@ def fit(model: Sequential, optimizer, x_train: np.ndarray, y_train: np.ndarray, 
         augment, augment_rng)
     if early_stopping is not None and start_epoch == 0:  # a run begins: nothing of an earlier one's best
         early_stopping.reset()
+    if hasattr(optimizer, "attach"):  # (an optimizer of the learner's own has only step)
+        optimizer.attach(model)
     rng = generator(rng) if shuffle else None
     passes = _passes(model, optimizer, x_train, loss_fn, batch_size, augment, fast)  # textbook or fast objects
     loop = _Loop(model, optimizer, passes, x_train, y_train, batch_size, rng, schedule, augment, augment_rng, health,
