@@ -644,3 +644,28 @@ def test_one_optimizer_for_two_models_is_refused_and_a_copy_or_a_second_fit_of_o
     for copied in (copy.deepcopy(adam), pickle.loads(pickle.dumps(adam))):  # a copy: the learner's choice
         assert copied.steps == 8
         fit(mlp(2), copied, x[:100], y[:100], epochs=1, batch_size=50)
+
+
+def test_keras_and_pytorch_habits_point_to_scratchnns_way(tmp_path):
+    """The habits audit: layer.trainable = False was set and then trained on; model.fit,
+    model.parameters() were bare AttributeErrors; io.save(model, "m.h5") wrote safetensors bytes
+    under a name Keras then failed to open."""
+    model = mlp()
+    for target in (model, model.layers[0]):
+        with pytest.raises(ConfigError, match=r"^scratchnn trains every parameter: it has no frozen layers"):
+            target.trainable = False
+        assert target.trainable is True
+    with pytest.raises(AttributeError, match=r"^Sequential has no fit\(\) \(Keras's or PyTorch's\): from "
+                                             r"scratchnn.training.fit import fit"):
+        model.fit
+    with pytest.raises(AttributeError, match=r"named_parameters\(\)"):
+        model.parameters()
+    with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'fitt'$"):
+        model.fitt
+    assert not hasattr(model, "compile") and hasattr(model, "summary")
+    with pytest.raises(ModelFileError, match=r"m.h5: io.save writes a safetensors file, which Keras cannot read under "
+                                             r"that name; name it m.safetensors"):
+        save(model, tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+    assert np.array_equal(load(save(model, tmp_path / "m.safetensors")).predict_proba(np.zeros(784)),
+                          model.predict_proba(np.zeros(784)))

@@ -45,8 +45,16 @@ Shapes = dict[str, tuple[int, ...]]
 LayoutCheck = Callable[[dict, "Shapes | None", Shapes], None]
 
 
+OTHER_FORMATS = {".h5": "Keras", ".hdf5": "Keras", ".keras": "Keras", ".pt": "PyTorch", ".pth": "PyTorch",
+                 ".pkl": "pickle", ".onnx": "ONNX"}  # file names that promise another library's format
+
+
 def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
     """Write the model's parameters and architecture (plus JSON-ready ``metadata``) to ``path``."""
+    suffix = Path(path).suffix.lower()
+    if suffix in OTHER_FORMATS:  # the habits audit: "m.h5" held a safetensors file no Keras could open
+        raise ModelFileError(f"{path}: io.save writes a safetensors file, which {OTHER_FORMATS[suffix]} cannot read "
+                             f"under that name; name it {Path(path).with_suffix('.safetensors').name}")
     taken = sorted(set(metadata or {}) & {"architecture", *RESERVED})
     if taken:
         raise ModelFileError(f"metadata key {taken[0]!r} is the file's own (the model's architecture, format and "

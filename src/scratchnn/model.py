@@ -8,13 +8,14 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .data.split import refuse_raw_pixels
+from .data.split import refuse_non_finite, refuse_non_real, refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
-from .errors import InferenceBackward, ModelFileError, ShapeError
+from .errors import ConfigError, InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
+from .nn.habits import NO_FREEZING, OTHER_LIBRARIES
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
@@ -45,29 +46,6 @@ def _check_layers(layers: list) -> None:
             raise ShapeError(f"layers {seen[id(layer)]} and {i} are the same {type(layer).__name__} object: "
                              "give each place its own (a list comprehension, not [...] * n)")
         seen[id(layer)] = i
-
-
-def refuse_non_real(x: np.ndarray, what: str = "input") -> None:
-    """A ShapeError unless ``x`` holds real numbers (bool, integers or floats): strings and objects
-    cannot be multiplied, and complex pixels lost their imaginary part in the cast to float32."""
-    if x.dtype.kind not in "biuf":
-        raise ShapeError(f"{what} must be real numbers (pixels scaled to 0..1), got dtype {x.dtype}")
-
-
-def refuse_non_finite(x: np.ndarray, dtype, what: str) -> None:
-    """A ShapeError when ``x`` holds NaN or infinite values, or values too large for ``dtype``
-    (float64 1e39 is infinite in float32): the network's arithmetic would be NaN from there on."""
-    if x.dtype.kind not in "fc":
-        return
-    bad = np.count_nonzero(~np.isfinite(x))
-    if bad:
-        raise ShapeError(f"{what} contains {bad:,} NaN or infinite value(s); clean the data first")
-    largest = float(np.finfo(dtype).max)
-    # NOTE: float() first: float16's max compared with a Python float casts that float to float16 (NumPy 2),
-    # and float32's max overflows there: a stray "overflow encountered in cast" for every float16 input
-    if x.size and float(np.finfo(x.dtype).max) > largest and float(np.abs(x).max()) > largest:
-        raise ShapeError(f"{what} holds values up to {float(np.abs(x).max()):.3g}, beyond {np.dtype(dtype).name}'s "
-                         f"range (±{largest:.3g}), which the network reads as infinite; scale the inputs to 0..1")
 
 
 class Sequential:
@@ -360,6 +338,21 @@ class Sequential:
                 shapes.append(shape)
             before = shape
         return " -> ".join("x".join(map(str, shape)) for shape in shapes)
+
+    @property
+    def trainable(self) -> bool:
+        """Always True: fit trains every parameter (``nn.base.NO_FREEZING``)."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        raise ConfigError(NO_FREEZING)
+
+    def __getattr__(self, name: str):
+        """Keras's and PyTorch's names (model.fit, model.parameters...) point to scratchnn's way."""
+        if name in OTHER_LIBRARIES:
+            raise AttributeError(f"Sequential has no {name}() (Keras's or PyTorch's): {OTHER_LIBRARIES[name]}")
+        raise AttributeError(f"'Sequential' object has no attribute {name!r}")
 
     def summary(self) -> str:
         """A table of layers, output shapes and parameter counts (like Keras' ``summary``);

@@ -52,6 +52,29 @@ def seeded_generators(seed: int, split_seed: int | None = None) -> dict[str, np.
     return gens
 
 
+def refuse_non_real(x: np.ndarray, what: str = "input") -> None:
+    """A ShapeError unless ``x`` holds real numbers (bool, integers or floats): strings and objects
+    cannot be multiplied, and complex pixels lost their imaginary part in the cast to float32."""
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"{what} must be real numbers (pixels scaled to 0..1), got dtype {x.dtype}")
+
+
+def refuse_non_finite(x: np.ndarray, dtype, what: str) -> None:
+    """A ShapeError when ``x`` holds NaN or infinite values, or values too large for ``dtype``
+    (float64 1e39 is infinite in float32): the network's arithmetic would be NaN from there on."""
+    if x.dtype.kind not in "fc":
+        return
+    bad = np.count_nonzero(~np.isfinite(x))
+    if bad:
+        raise ShapeError(f"{what} contains {bad:,} NaN or infinite value(s); clean the data first")
+    largest = float(np.finfo(dtype).max)
+    # NOTE: float() first: float16's max compared with a Python float casts that float to float16 (NumPy 2),
+    # and float32's max overflows there: a stray "overflow encountered in cast" for every float16 input
+    if x.size and float(np.finfo(x.dtype).max) > largest and float(np.abs(x).max()) > largest:
+        raise ShapeError(f"{what} holds values up to {float(np.abs(x).max()):.3g}, beyond {np.dtype(dtype).name}'s "
+                         f"range (±{largest:.3g}), which the network reads as infinite; scale the inputs to 0..1")
+
+
 def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = False) -> None:
     """A ShapeError for raw pixels 0..255 (or a 16-bit image's 0..65535), which a network trained
     on 0..1 reads as 255 times too bright (the loss explodes, or a prediction is sure of anything):

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ShapeError
-from ..model import Sequential, refuse_non_real
+from ..data.split import refuse_non_real
+from ..model import Sequential
 from ..nn.activations import Activation
 from ..nn.losses import SoftmaxCrossEntropy
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from .habits import NO_FREEZING
 from .schema import MAX_UNITS, show
 
 LAYER_TYPES: dict[str, type[Layer]] = {}
@@ -52,6 +53,15 @@ class Layer:
         # ours (a Dense with a bug on purpose) must not change what every later load builds
         if register and not (ours and not cls.__module__.startswith("scratchnn.")):
             LAYER_TYPES[cls.__name__] = cls
+
+    @property
+    def trainable(self) -> bool:
+        """Always True: fit trains every parameter (NO_FREEZING says how to keep some as they are)."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        raise ConfigError(NO_FREEZING)
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}

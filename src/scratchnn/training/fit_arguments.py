@@ -8,9 +8,9 @@ import numbers
 
 import numpy as np
 
-from ..data.split import refuse_raw_pixels
+from ..data.split import refuse_non_finite, refuse_non_real, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
-from ..model import Sequential, refuse_non_finite, refuse_non_real
+from ..model import Sequential
 from ..nn.activations import Activation
 from ..nn.base import generator
 from ..nn.losses import check_labels

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.split import batch_indices, refuse_raw_pixels
+from ..data.split import batch_indices, refuse_non_real, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
-from ..model import Sequential, refuse_non_real
+from ..model import Sequential
 from ..nn.base import generator
 from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.optimizers import Optimizer
