@@ -16,12 +16,17 @@ evaluation in two passes, on threads, and fused with the layers around them (fas
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from .base import Layer, check_features, whole_units
 from .im2col import from_pixel_major, pixel_major
 from .schema import check_number, features_in, images_in, units
+
+
+KERAS_LIKE = 0.5  # a momentum above this is most likely Keras's (0.99: 1 - PyTorch's), said in a warning
 
 
 class _BatchNorm(Layer, register=False):
@@ -60,6 +65,10 @@ class _BatchNorm(Layer, register=False):
         size = whole_units(size, f"{kind} {name}")
         if not 0 <= momentum <= 1:
             raise ConfigError(f"{kind} momentum must be in [0, 1], got {momentum}")
+        if momentum > KERAS_LIKE:  # Keras's 0.99 keeps 99% of the old average; here it keeps 1%
+            warnings.warn(f"{kind} momentum {momentum:g} weighs the newest batch {momentum:.0%} in the running "
+                          f"statistics (PyTorch's convention): Keras's momentum={momentum:g} is momentum="
+                          f"{1 - momentum:.2g} here", stacklevel=3)
         if not eps > 0:
             raise ConfigError(f"{kind} eps must be > 0, got {eps}")
         self.size, self.momentum, self.eps = int(size), float(momentum), float(eps)
