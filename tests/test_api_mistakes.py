@@ -669,3 +669,27 @@ def test_keras_and_pytorch_habits_point_to_scratchnns_way(tmp_path):
     assert not (tmp_path / "m.h5").exists()
     assert np.array_equal(load(save(model, tmp_path / "m.safetensors")).predict_proba(np.zeros(784)),
                           model.predict_proba(np.zeros(784)))
+
+
+def test_keras_layouts_and_names_are_told_in_scratchnns_terms(digits):
+    """The habits audit: one (28, 28, 1) image was told x.transpose(0, 3, 1, 2), which a 3-axis
+    array refuses; input_shape=(28, 28, 1) was told to 'give input_shape what the data is'; an
+    optimizer named "adam" was told 'not SGD'; lr_find said "expected 32 labels" of one-hot rows
+    (its batch) and trained on 0..255 floats before saying nothing could be learned."""
+    x, y, _, _ = digits
+    cnn = Sequential([scratchnn.Conv2D(1, 4, 3), ReLU(), scratchnn.Flatten(), Dense(4 * 26 * 26, 10)],
+                     input_shape=(1, 28, 28))
+    with pytest.raises(ShapeError, match=r"1 image\(s\) channels last; a CNN takes \(N, 1, 28, 28\): "
+                                         r"x.transpose\(2, 0, 1\)$"):
+        cnn.predict_proba(x[0].reshape(28, 28, 1))
+    assert cnn.predict_proba(x[0].reshape(28, 28, 1).transpose(2, 0, 1)).shape == (1, 10)  # the hint works
+    with pytest.raises(ShapeError, match=r"input_shape \(28, 28, 1\) is channels last, as Keras keeps images; "
+                                         r"scratchnn's are channels first: input_shape=\(1, 28, 28\)"):
+        Sequential([scratchnn.Conv2D(1, 4, 3), ReLU(), scratchnn.Flatten(), Dense(4 * 26 * 26, 10)],
+                   input_shape=(28, 28, 1))
+    with pytest.raises(ConfigError, match=r"^fit needs an optimizer object, got the name 'adam': e.g. Adam\(1e-3\)"):
+        fit(mlp(), "adam", x, y, epochs=1)
+    with pytest.raises(ShapeError, match=r"one-hot"):
+        lr_find(mlp(), SGD(0.1), x, np.eye(10)[y], steps=10)
+    with pytest.raises(ShapeError, match=r"raw pixels 0\.\.255 by the look of it"):
+        lr_find(mlp(), SGD(0.1), np.round(x * 255), y, steps=10)

@@ -15,7 +15,7 @@ from .errors import ConfigError, InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
-from .nn.habits import NO_FREEZING, OTHER_LIBRARIES
+from .nn.habits import NO_FREEZING, OTHER_LIBRARIES, channels_last, reshape_hint
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
@@ -96,7 +96,8 @@ class Sequential:
                 shape, _ = LAYER_TYPES[kind].config_shapes(args, shape, f"layer {i} ({kind})")
         except ModelFileError as error:
             said = str(error).replace("architecture layer", "layer")
-            fix = ("give input_shape what the data is, and the first layer the same" if "the input gives" in said
+            fix = (channels_last(self.input_shape) or "give input_shape what the data is, and the first layer the same"
+                   if "the input gives" in said
                    else "use smaller windows, a larger stride or less padding" if "work matrix" in said
                    else "make each layer take what the one before gives")
             raise ShapeError(f"{said}; {fix}") from None
@@ -243,27 +244,14 @@ class Sequential:
             x = x[None]
         if x.shape[1:] != self.input_shape:
             raise ShapeError(f"model expects samples of shape {self.input_shape}, got an array of shape {given}"
-                             + self.reshape_hint(x.shape))
+                             + self.reshape_hint(x.shape, single=x.shape != given))
         refuse_non_finite(x, self.dtype, "input")
         return x.astype(self.dtype, copy=False)
 
-    def reshape_hint(self, shape: tuple[int, ...]) -> str:
-        """How to reshape images the model does take in another layout ('' when there is none)."""
-        size, want = int(np.prod(shape)), tuple(self.input_shape)
-        if len(want) == 3 and shape[-2:] == want[1:] and want[0] == 1:  # (N, H, W) for a CNN
-            images = size // (want[1] * want[2])
-            return (f": {images} image(s) of {want[1]}x{want[2]} without their channel axis; "
-                    f"add it with x.reshape(-1, 1, {want[1]}, {want[2]})")
-        if len(want) == 3 and len(shape) >= 2 and shape[1:] in ((int(np.prod(want)),), (*want[1:], want[0])):
-            how = "flattened" if len(shape) == 2 else "channels last"  # (N, 784), or (N, 28, 28, 1) as Keras keeps it
-            return (f": {shape[0]} image(s) {how}; a CNN takes (N, {', '.join(map(str, want))}): "
-                    + (f"x.reshape(-1, {', '.join(map(str, want))})" if len(shape) == 2 else "x.transpose(0, 3, 1, 2)"))
-        if len(want) == 1 and len(shape) == 2 and shape[0] == want[0]:  # the tutorial's X of (784, m)
-            return f": {shape[1]} sample(s) in columns, as the tutorial's X; scratchnn takes the batch first, x.T"
-        if len(want) == 1 and size % want[0] == 0 and (len(shape) >= 3 or size == want[0]):  # images, for an MLP
-            return (f": {size // want[0]} image(s) of {want[0]} pixels, not flattened; "
-                    f"flatten with x.reshape(-1, {want[0]})")
-        return ""
+    def reshape_hint(self, shape: tuple[int, ...], single: bool = False) -> str:
+        """How to reshape images the model does take in another layout ('' when there is none);
+        ``single``: one image, given without its batch axis (nn.habits.reshape_hint)."""
+        return reshape_hint(self.input_shape, tuple(shape), single)
 
     # --- parameters ---------------------------------------------------------------------------
     def named_parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -106,7 +106,7 @@ def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | Non
                                    config.label_smoothing)
     path = save_figure(result.plot(), args.out) if save_figure else f"none ({no_figure})"
     if result.learned_nothing:  # a flat curve's "steepest" point is noise
-        raise ConfigError(f"{result.why_no_suggestion()}. Figure: {path}")
+        raise ConfigError(f"{result.why_no_suggestion('--steps 200')}. Figure: {path}")
     epochs = same_steps_epochs(args, config, len(x_train))
     command = train_command(args, result.suggestion, epochs)
     print(summary(result, command, path))

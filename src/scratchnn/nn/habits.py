@@ -1,6 +1,9 @@
 """What Keras and PyTorch users write, and scratchnn's way to do the same: the texts of the
 errors that point from one to the other (the habits audit: model.fit, model.parameters(),
 layer.trainable = False... were bare AttributeErrors, or set and then ignored)."""
+from __future__ import annotations
+
+import math
 
 # Keras's layer.trainable = False was set as a plain attribute and trained on (the habits audit)
 NO_FREEZING = ("scratchnn trains every parameter: it has no frozen layers (Keras's trainable = False, PyTorch's "
@@ -21,3 +24,36 @@ OTHER_LIBRARIES = {
     "to": "scratchnn runs on NumPy arrays on the CPU; model.astype(np.float64) changes the precision",
     "cuda": "scratchnn runs on NumPy arrays on the CPU",
 }
+
+
+def channels_last(input_shape) -> str:
+    """How to say a model's ``input_shape`` (H, W, C) the channels-first way scratchnn's layers take
+    images (C, H, W), '' for another shape (the habits audit: input_shape=(28, 28, 1) was told
+    "give input_shape what the data is", which it was, in Keras's layout)."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[2] not in (1, 3) or shape[0] in (1, 3):
+        return ""
+    return (f"input_shape {shape} is channels last, as Keras keeps images; scratchnn's are channels first: "
+            f"input_shape=({shape[2]}, {shape[0]}, {shape[1]}), and x.transpose(0, 3, 1, 2)")
+
+
+def reshape_hint(input_shape: tuple[int, ...], shape: tuple[int, ...], single: bool = False) -> str:
+    """How to reshape a batch of ``shape`` that holds images a model of ``input_shape`` takes, in
+    another layout ('' when there is none): Keras's channels last, flattened rows, the tutorial's
+    X of (784, m). ``single``: one image, given without its batch axis (it gets its own transpose)."""
+    size, want = math.prod(shape), tuple(input_shape)
+    if len(want) == 3 and shape[-2:] == want[1:] and want[0] == 1:  # (N, H, W) for a CNN
+        images = size // (want[1] * want[2])
+        return (f": {images} image(s) of {want[1]}x{want[2]} without their channel axis; "
+                f"add it with x.reshape(-1, 1, {want[1]}, {want[2]})")
+    if len(want) == 3 and len(shape) >= 2 and shape[1:] in ((math.prod(want),), (*want[1:], want[0])):
+        how = "flattened" if len(shape) == 2 else "channels last"  # (N, 784), or (N, 28, 28, 1) as Keras keeps it
+        turn = "x.transpose(2, 0, 1)" if single else "x.transpose(0, 3, 1, 2)"  # one (28, 28, 1) image: 3 axes
+        return (f": {shape[0]} image(s) {how}; a CNN takes (N, {', '.join(map(str, want))}): "
+                + (f"x.reshape(-1, {', '.join(map(str, want))})" if len(shape) == 2 else turn))
+    if len(want) == 1 and len(shape) == 2 and shape[0] == want[0]:  # the tutorial's X of (784, m)
+        return f": {shape[1]} sample(s) in columns, as the tutorial's X; scratchnn takes the batch first, x.T"
+    if len(want) == 1 and size % want[0] == 0 and (len(shape) >= 3 or size == want[0]):  # images, for an MLP
+        return (f": {size // want[0]} image(s) of {want[0]} pixels, not flattened; "
+                f"flatten with x.reshape(-1, {want[0]})")
+    return ""

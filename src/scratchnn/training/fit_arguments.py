@@ -53,6 +53,9 @@ def check_objects(who: str, model: Sequential, optimizer=None, *, needs_optimize
     Sequential and an optimizer object (None or the class SGD were AttributeErrors from inside)."""
     if not isinstance(model, Sequential):
         raise ConfigError(f"{who} takes a Sequential model, got {type(model).__name__}")
+    if needs_optimizer and isinstance(optimizer, str):  # Keras's compile(optimizer="adam")
+        raise ConfigError(f"{who} needs an optimizer object, got the name {optimizer[:40]!r}: e.g. Adam(1e-3), "
+                          "from scratchnn.optim import Adam")
     if needs_optimizer and (isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None))):
         name = getattr(optimizer, "__name__", type(optimizer).__name__)
         raise ConfigError(f"{who} needs an optimizer object, got {name}: e.g. SGD(0.1), not SGD")

@@ -46,7 +46,7 @@ from ..data.split import batch_indices, refuse_non_real, refuse_raw_pixels
 from ..errors import ConfigError, ShapeError
 from ..model import Sequential
 from ..nn.base import generator
-from ..nn.losses import SoftmaxCrossEntropy
+from ..nn.losses import SoftmaxCrossEntropy, check_labels
 from ..optim.optimizers import Optimizer
 from ..optim.schedule_state import MAX_RATE
 from ..training.batch_norm_batches import check_batches
@@ -91,12 +91,13 @@ class LRFindResult:
         lowest point at the end of the range, wherever the true minimum lies)."""
         return bool(self.stopped_early or 10 * self.min_over_10 < self.lrs[int(0.95 * (len(self.lrs) - 1))])
 
-    def why_no_suggestion(self) -> str:
-        """What a test that learned nothing says instead of a suggestion, and what to check."""
+    def why_no_suggestion(self, more_steps: str = "steps=200") -> str:
+        """What a test that learned nothing says instead of a suggestion, and what to check;
+        ``more_steps``: how to ask for more steps where it is read (``--steps 200`` on the command line)."""
         return (f"the loss never fell below {self.lowest:.3f} (the lowest median of 10 steps in a row), chance "
                 f"level being ln {round(math.exp(self.chance))} = {self.chance:.3f}: the network learned nothing at "
                 f"any rate from {self.lrs[0]:g} to {self.lrs[-1]:.2g}, so there is no rate to suggest. "
-                + (f"{len(self.lrs)} steps are few: try 200 (--steps 200); else look" if len(self.lrs) < 100
+                + (f"{len(self.lrs)} steps are few: try 200 ({more_steps}); else look" if len(self.lrs) < 100
                    else "Look") + " at the data and the network: labels that belong to their images, pixels "
                 "scaled to 0..1 from 0..255 (a short run and scratchnn doctor say more)")
 
@@ -154,7 +155,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
     check_objects("lr_find", model, optimizer)
     x, y = np.asarray(x), np.asarray(y)
     refuse_non_real(x, "x")
-    refuse_raw_pixels(x, "x")
+    refuse_raw_pixels(x, "x", whole_floats=True)  # 0..255 floats learn nothing at any rate (the habits audit)
     if x.dtype.kind == "f" and not np.isfinite(x).all():  # else "diverged after 4 steps; start lower"
         raise ShapeError(f"x holds {np.count_nonzero(~np.isfinite(x)):,} NaN or infinite value(s); the range test "
                          "needs finite inputs (scaled to 0..1)")
@@ -163,6 +164,7 @@ def lr_find(model: Sequential, optimizer: Optimizer, x: np.ndarray, y: np.ndarra
                          + model.reshape_hint(x.shape))
     if len(x) == 0 or len(y) != len(x):
         raise ShapeError(f"need as many labels as samples, at least one: got {len(x)} samples, {len(y)} labels")
+    check_labels(y, len(x), model.num_classes)  # one-hot rows: said of all of them, not of a batch of 32
     check_batches(model, len(x), batch_size)  # a batch-norm batch of 1 image, before any step (as train does)
     rng = generator(rng)
     net, opt = copy_model(model, rng), fresh_optimizer(optimizer)
