@@ -693,3 +693,20 @@ def test_keras_layouts_and_names_are_told_in_scratchnns_terms(digits):
         lr_find(mlp(), SGD(0.1), x, np.eye(10)[y], steps=10)
     with pytest.raises(ShapeError, match=r"raw pixels 0\.\.255 by the look of it"):
         lr_find(mlp(), SGD(0.1), np.round(x * 255), y, steps=10)
+
+
+def test_parameters_assigned_by_hand_are_checked_before_training(digits):
+    """The habits audit: a torch tensor assigned to params["W"] failed with "numpy.object_ not
+    inexact", a torch Linear's (out, in) weight with an IndexError deep in the fast path."""
+    torch = pytest.importorskip("torch")
+    x, y, _, _ = digits
+    model = mlp()
+    model.layers[0].params["W"] = torch.zeros(784, 32)
+    with pytest.raises(ConfigError, match=r"^parameter 0.W is a Tensor of torch.float32: parameters are NumPy float"):
+        fit(model, SGD(0.1), x, y, epochs=1, batch_size=50)
+    model.layers[0].params["W"] = np.zeros((32, 784), np.float32)
+    with pytest.raises(ShapeError, match=r"^parameter 0.W has shape \(32, 784\), but its layer makes \(784, 32\) "
+                                         r"\(transposed\? a torch Linear's weight is \(out, in\)"):
+        fit(model, SGD(0.1), x, y, epochs=1, batch_size=50)
+    model.layers[0].params["W"] = np.zeros((784, 32), np.float32)
+    fit(model, SGD(0.1), x[:100], y[:100], epochs=1, batch_size=50)

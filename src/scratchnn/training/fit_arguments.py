@@ -9,8 +9,9 @@ import numbers
 import numpy as np
 
 from ..data.split import refuse_non_finite, refuse_non_real, refuse_raw_pixels
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, ModelFileError, ShapeError
 from ..model import Sequential
+from ..model_schema import checked_shapes
 from ..nn.activations import Activation
 from ..nn.base import generator
 from ..nn.losses import check_labels
@@ -73,10 +74,31 @@ def check_output_layer(model: Sequential) -> None:
                           "squeezes them; end the model with its last Dense layer")
 
 
+def check_parameters(model: Sequential) -> None:
+    """Each parameter a NumPy float array of the shape its layer makes: one assigned by hand (a
+    torch tensor, a torch Linear's (out, in) weight) failed deep inside a product, the fast path
+    with another error than the textbook one (the habits audit). A learner's own layers are theirs."""
+    try:
+        shapes, _ = checked_shapes(model.config())
+    except (ModelFileError, KeyError, TypeError):  # a layer of the learner's own: no config to check against
+        return
+    for name, value, _ in model.named_parameters():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            kind = type(value).__name__ + (f" of {value.dtype}" if hasattr(value, "dtype") else "")
+            raise ConfigError(f"parameter {name} is a {kind}: parameters are NumPy float arrays; assign "
+                              "np.asarray(tensor.detach(), np.float32), or load them with model.load_state_dict")
+        want = tuple(shapes.get(name, value.shape))
+        if value.shape != want:
+            turned = " (transposed? a torch Linear's weight is (out, in), a Dense's W (in, out): weight.T)"
+            raise ShapeError(f"parameter {name} has shape {value.shape}, but its layer makes {want}"
+                             + (turned if value.shape == want[::-1] else ""))
+
+
 def _check_loop(model: Sequential, optimizer, batch_size, epochs, start_epoch, eval_every) -> None:
     """The loop's own arguments: what a slip of the hand gives (a class for an instance; epochs=-1
     returned [] without a word, start_epoch=-3 trained epochs -2 to 2; the API fuzz audit)."""
     check_objects("fit", model, optimizer)
+    check_parameters(model)
     for name, value, low, high in (("epochs", epochs, 1, MAX_COUNT), ("start_epoch", start_epoch, 0, MAX_COUNT),
                                    ("eval_every", eval_every, 1, MAX_COUNT), ("batch_size", batch_size or 0, 0, None)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high and value > high):
