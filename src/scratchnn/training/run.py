@@ -79,15 +79,15 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
             locate(source.dataset, "test", source.data_dir, progress=progress)
         except DataError:
             pass  # said where it is read: "No test accuracy: ..."
+    if image_shape is not None and data.images.shape[1:] != tuple(image_shape[0]):
+        (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
+        raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
+                          f"{want_h}x{want_w} images")
     try:  # before the folder (a failed start leaves nothing) and the data's notes
         check_dev_size(config.dev_size, len(data.images))
     except ConfigError as error:
         raise ConfigError(f"--dev-size {config.dev_size}: {error}") from None
     check_training_data(data, source, config.transpose, log)
-    if image_shape is not None and data.images.shape[1:] != tuple(image_shape[0]):
-        (h, w), (want_h, want_w) = data.images.shape[1:], image_shape[0]
-        raise ConfigError(f"{source.describe()} holds {h}x{w} images, but {image_shape[1]}; give data of "
-                          f"{want_h}x{want_w} images")
     if (augmentation := config.build_augmentation()) is not None:
         augmentation.check_fits(data.images.shape[1:3])  # not at the first batch, after the folder
         if note := augmentation.small_image_note(data.images.shape[1:3]):
