@@ -46,7 +46,7 @@ LayoutCheck = Callable[[dict, "Shapes | None", Shapes], None]
 
 
 OTHER_FORMATS = {".h5": "Keras", ".hdf5": "Keras", ".keras": "Keras", ".pt": "PyTorch", ".pth": "PyTorch",
-                 ".pkl": "pickle", ".onnx": "ONNX"}  # file names that promise another library's format
+                 ".pkl": "Python's object serialisation", ".onnx": "ONNX"}  # names promising another format
 
 
 def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:

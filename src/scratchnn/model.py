@@ -11,11 +11,11 @@ import numpy as np
 from .data.split import refuse_non_finite, refuse_non_real, refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
-from .errors import ConfigError, InferenceBackward, ModelFileError, ShapeError
+from .errors import InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
-from .nn.habits import NO_FREEZING, OTHER_LIBRARIES, channels_last, reshape_hint
+from .nn.habits import OTHER_LIBRARIES, always_trainable, channels_last, reshape_hint
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
@@ -327,14 +327,7 @@ class Sequential:
             before = shape
         return " -> ".join("x".join(map(str, shape)) for shape in shapes)
 
-    @property
-    def trainable(self) -> bool:
-        """Always True: fit trains every parameter (``nn.base.NO_FREEZING``)."""
-        return True
-
-    @trainable.setter
-    def trainable(self, value) -> None:
-        raise ConfigError(NO_FREEZING)
+    trainable = always_trainable  # Keras's model.trainable = False: refused (nn.habits)
 
     def __getattr__(self, name: str):
         """Keras's and PyTorch's names (model.fit, model.parameters...) point to scratchnn's way."""

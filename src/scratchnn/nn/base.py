@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .habits import NO_FREEZING
+from .habits import always_trainable
 from .schema import MAX_UNITS, show
 
 LAYER_TYPES: dict[str, type[Layer]] = {}
@@ -54,14 +54,7 @@ class Layer:
         if register and not (ours and not cls.__module__.startswith("scratchnn.")):
             LAYER_TYPES[cls.__name__] = cls
 
-    @property
-    def trainable(self) -> bool:
-        """Always True: fit trains every parameter (NO_FREEZING says how to keep some as they are)."""
-        return True
-
-    @trainable.setter
-    def trainable(self, value) -> None:
-        raise ConfigError(NO_FREEZING)
+    trainable = always_trainable  # Keras's layer.trainable = False: refused (nn.habits)
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}

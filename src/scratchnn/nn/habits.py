@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import math
 
+from ..errors import ConfigError
+
 # Keras's layer.trainable = False was set as a plain attribute and trained on (the habits audit)
 NO_FREEZING = ("scratchnn trains every parameter: it has no frozen layers (Keras's trainable = False, PyTorch's "
                "requires_grad_(False)); in a loop of your own, step only the others: opt.step([t for t in "
                "model.named_parameters() if not t[0].startswith('0.')]) keeps layer 0 as it is")
+
+
+def _refuse_freezing(self, value) -> None:
+    raise ConfigError(NO_FREEZING)
+
+
+always_trainable = property(lambda self: True, _refuse_freezing,  # Layer's and Sequential's trainable
+                            doc="Always True: fit trains every parameter (NO_FREEZING: how to keep some as they are)")
+
 
 # Keras's and PyTorch's model methods, and scratchnn's way to do the same (Sequential.__getattr__)
 OTHER_LIBRARIES = {

@@ -54,7 +54,7 @@ class Optimizer:
         self._model = weakref.ref(model)
 
     def __getstate__(self) -> dict:
-        """What a copy keeps (``copy.deepcopy``, pickle): all but the weak reference to its model."""
+        """What a copy keeps (``copy.deepcopy``, serialised objects): all but the weak reference to its model."""
         return {**self.__dict__, "_model": None}
 
     def step(self, named_parameters) -> None:

@@ -374,8 +374,7 @@ class TrainingSession:
     def _final_metrics(self) -> dict:
         """Loss and accuracy of the final weights on train, dev and (named datasets) test."""
         model = self.model
-        # the arrays fit checked (the lab's unscaled-inputs feeds 0..255 floats, which evaluate refuses)
-        train_loss, train_accuracy = evaluate_checked(model, self.x_train, self.y_train)
+        train_loss, train_accuracy = evaluate_checked(model, self.x_train, self.y_train)  # (the lab's 0..255 too)
         dev_loss, dev_accuracy = evaluate_checked(model, self.x_dev, self.y_dev)
         metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "dev_loss": dev_loss,
                    "dev_accuracy": dev_accuracy, "train_samples": len(self.x_train), "dev_samples": len(self.x_dev)}
