@@ -95,6 +95,14 @@ def test_unscaled_inputs_on_an_augmenting_preset_is_diagnosed_not_refused(shared
     assert first_finding(tmp_path).id == "unscaled-inputs"
 
 
+def test_unscaled_inputs_at_a_rate_that_survives_them_trains_to_its_final_metrics(shared_dir, tmp_path):
+    """The second review: evaluate() now refuses 0..255 floats, and the run's final metrics read the
+    lab's unscaled arrays; at a rate low enough not to diverge the run must still end with them."""
+    config = configured(shared_dir, "mlp", {"epochs": 2, "lr": 1e-5, "train_size": 500}, ["unscaled-inputs"])
+    result = train_run(config, tmp_path, log=lambda line: None, progress=False)
+    assert 0 <= result.metrics["dev_accuracy"] <= 1 and result.metrics["train_samples"] == 500
+
+
 def test_quiet_keeps_the_doctors_errors_and_warnings_on_stderr(shared_dir, tmp_path, capsys):
     """The CLI audit: --quiet printed a zero-init run's one-line result and none of its three errors."""
     from scratchnn.cli.main import main

@@ -81,10 +81,17 @@ def test_a_resumed_watch_stops_where_the_uninterrupted_one_does():
     ("dev_loss", 0, 0.0, "patience is a whole number of evaluations >= 1, got '0'"),
     ("dev_loss", "3", 0.0, "patience is a whole number of evaluations >= 1, got '3'"),  # was a bare TypeError
     ("dev_loss", 3, -0.01, "min_delta is how much better .* a number >= 0, got '-0.01'"),  # the habits audit
+    ("dev_loss", True, 0.0, "patience is a whole number of evaluations >= 1, got 'True'"),
+    ("dev_loss", 2.5, 0.0, "patience is a whole number of evaluations >= 1, got '2.5'"),
+    ("dev_loss", 3, float("inf"), "min_delta is how much better .* got 'inf'"),
 ])
 def test_a_setting_it_cannot_use_is_refused(monitor, patience, min_delta, words):
     with pytest.raises(ConfigError, match=words):
         EarlyStopping(monitor, patience=patience, min_delta=min_delta)
+
+
+def test_a_whole_float_patience_is_taken():
+    assert EarlyStopping(patience=3.0).patience == 3  # as 97babb1 took it (the second review)
 
 
 def test_one_early_stopping_serves_two_runs_each_its_own(shared_dir):
@@ -106,3 +113,8 @@ def test_one_early_stopping_serves_two_runs_each_its_own(shared_dir):
     assert len(history) == 3 and stop.best_epoch >= 1  # its own best, not the first model's
     assert not any(np.array_equal(a, b) for (_, a, _), (_, b, _) in zip(first.named_parameters(),
                                                                          second.named_parameters()))
+    resumed = EarlyStopping(patience=2)  # a resumed run (start_epoch > 0) keeps what its checkpoint held
+    resumed.load_state_dict({**stop.state_dict(), "best": -1.0, "best_epoch": 3})
+    fit(second, SGD(0.1), x, y, epochs=4, start_epoch=3, batch_size=50, x_dev=x_dev, y_dev=y_dev,
+        early_stopping=resumed, rng=0)
+    assert (resumed.best, resumed.best_epoch) == (-1.0, 3)  # no dev loss beats -1: still the checkpoint's

@@ -841,3 +841,23 @@ def test_a_temp_file_written_to_by_another_hand_is_downloaded_again_then_refused
     finally:
         ranged.close()
     assert "changed while it downloaded, twice: does another program write into " in message, message
+
+
+def test_a_download_whose_bytes_another_took_over_and_finished_is_done(env, served, noisy, monkeypatch):
+    """The second review: a download stopped with Ctrl+Z, whose temp file another one took over
+    and finished, said "changed while it downloaded" when it went on, and downloaded it all again."""
+    real_write, whole = download._write_all, (noisy / TRAIN[0]).read_bytes()
+
+    def taken_over(out, block):
+        real_write(out, block)
+        for part in cache(env).glob(f".{TRAIN[0]}.*.part"):  # the other download copies it, removes it...
+            part.unlink()
+            (cache(env) / TRAIN[0]).write_bytes(whole)  # ... and finishes the file
+
+    monkeypatch.setattr(download, "_write_all", taken_over)
+    ranged = Ranged(noisy, cut=10**9)
+    try:
+        assert download.fetch(ranged.url + TRAIN[0], sources.DATASETS["toy"].train[0], cache(env), False) is None
+    finally:
+        ranged.close()
+    assert ranged.ranges == [None] and (cache(env) / TRAIN[0]).read_bytes() == whole

@@ -254,13 +254,14 @@ def started_long_run(client, until="batch"):
     return started
 
 
-def test_a_run_stopped_in_its_first_epoch_is_saved_but_not_served(client, runs):
+@pytest.mark.parametrize("epochs", [5, 1])
+def test_a_run_stopped_in_its_first_epoch_is_saved_but_not_served(client, runs, epochs):
     """The web audit: Start then Stop a few batches in, and every page answered with a network
-    that had barely trained, in place of the one it served. Its only epoch is its last: the second
-    review found the verdict of a run stopped in its last epoch tested on doctor_verdict alone, and
-    the worker could pass it stopped=False unnoticed (it then asked for more --epochs)."""
+    that had barely trained, in place of the one it served. With one epoch, its first is its last:
+    the second review found the verdict of a run stopped in its last epoch tested on doctor_verdict
+    alone, and the worker could pass it stopped=False unnoticed (it then asked for more --epochs)."""
     served = client.get("/api/model").json()["name"]
-    started = client.post("/api/train", json={"preset": "mlp", "epochs": 1, "batch_size": 1,  # ~1 s an epoch
+    started = client.post("/api/train", json={"preset": "mlp", "epochs": epochs, "batch_size": 1,  # ~1 s an epoch
                                               "batchnorm": False})
     assert started.status_code == 202, started.text
     with client.stream("GET", "/api/train/events") as stream:

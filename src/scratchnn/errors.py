@@ -45,6 +45,11 @@ class DoctorStopped(ScratchnnError):
     exit_code = 3
 
 
+class OtherConvention(UserWarning):
+    """A setting that reads as another library's convention (Keras's batch-norm momentum of 0.99):
+    said when a learner builds the layer, not when a saved model is rebuilt (nn.base.layer_from_config)."""
+
+
 class InferenceBackward(UserWarning):
     """A backward pass after an inference-mode forward on a network with dropout or batch norm:
     in a hand-written training loop, ``model.forward(x, training=True)`` was forgotten. (A check

@@ -1,6 +1,7 @@
 """Sequential: a stack of layers applied in order, the whole network as one function."""
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 import weakref
@@ -15,7 +16,7 @@ from .errors import InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
-from .nn.habits import OTHER_LIBRARIES, always_trainable, channels_last, reshape_hint
+from .nn.habits import OTHER_LIBRARIES, always_trainable, as_array, channels_last, reshape_hint
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
@@ -119,7 +120,7 @@ class Sequential:
         ``forward`` is this run to the end; ``explain`` and the web page read every step.
         """
         if not isinstance(x, np.ndarray):  # a list, a torch tensor from a DataLoader (predict and fit take them)
-            x = np.asarray(x)
+            x = as_array(x)
         if x.dtype.kind in "uib":  # uint8 pixels: logits in the hundreds; predict and fit refuse them too
             refuse_raw_pixels(x, "the input")
             x = x.astype(self.dtype)
@@ -205,11 +206,11 @@ class Sequential:
             return softmax(self.forward(batch))
 
         rows = max(1, batch_size // tta)  # each row's views go through in the same batch
-        with prediction_lock(self.layers_owner), np.errstate(invalid="ignore", over="ignore"):  # NaN: said below
+        with prediction_lock(self.layers_owner):  # safe from several threads: one call at a time
             parts = [view_probas(proba, x[i:i + rows], tta, shape, views) for i in range(0, len(x), rows)]
             self.release_caches()  # no backward follows a prediction
         probas = np.concatenate(parts, axis=1) if parts else np.zeros((tta, 0, self.num_classes), x.dtype)
-        if not np.isfinite(probas).all():  # argmax of a NaN row is 0: every image 'a 0', without a word
+        if not math.isfinite(probas.sum()):  # argmax of a NaN row is 0: every image 'a 0', without a word
             raise ShapeError(self._why_not_finite(np.count_nonzero(~np.isfinite(probas).all(axis=(0, 2))),
                                                   probas.shape[1]))
         return probas
@@ -333,7 +334,9 @@ class Sequential:
         """Keras's and PyTorch's names (model.fit, model.parameters...) point to scratchnn's way."""
         if name in OTHER_LIBRARIES:
             raise AttributeError(f"Sequential has no {name}() (Keras's or PyTorch's): {OTHER_LIBRARIES[name]}")
-        raise AttributeError(f"'Sequential' object has no attribute {name!r}")
+        if isinstance(getattr(type(self), name, None), property):  # it failed inside: its own error, not ours
+            return object.__getattribute__(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def summary(self) -> str:
         """A table of layers, output shapes and parameter counts (like Keras' ``summary``);

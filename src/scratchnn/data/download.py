@@ -214,6 +214,8 @@ def fetch(url: str, remote: RemoteFile, cache: Path, progress: bool, partial: Pa
         elif remote.sha256 and partial.sha256.hexdigest() != remote.sha256:
             return f"checksum mismatch (SHA-256 {partial.sha256.hexdigest()}, expected {remote.sha256})"
         elif not partial.intact():  # written to by another hand since: its bytes are not all ours
+            if (cache / remote.name).is_file():  # a download that took this one's bytes over finished it
+                return None
             if not resume:  # this is the second try already
                 return (f"{partial.tmp.name} changed while it downloaded, twice: does another program write into "
                         f"{cache}?")

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..files import atomic_write_bytes
+from ..nn.habits import as_array
 from ..nn.losses import check_labels, label_shape_hint
 from .advice import Settings
 from .diagnosis import diagnose
@@ -54,7 +55,7 @@ class HealthLog:
 
     def inputs(self, epoch: int, x: np.ndarray) -> None:
         """The pixels the network is fed (any shape; a torch tensor too)."""
-        x = np.asarray(x)
+        x = as_array(x)
         self._add(epoch, MODEL, {"input_min": np.min(x), "input_max": np.max(x),
                                  "input_mean": np.mean(x, dtype=np.float64)})
 
@@ -77,7 +78,7 @@ class HealthLog:
     def _checked_labels(self, labels, name: str) -> np.ndarray:
         """Labels (N,), class indices below ``classes``: a label out of range, or one-hot rows read
         as class numbers, were taken and the doctor then blamed the data file (the API audit)."""
-        labels = np.asarray(labels)
+        labels = as_array(labels)
         if labels.ndim != 1:
             raise ShapeError(f"HealthLog {name}: labels are (N,), a class index for each image, got shape "
                              f"{labels.shape}{label_shape_hint(labels.shape, self.classes)}")
@@ -97,7 +98,7 @@ class HealthLog:
     def outputs(self, epoch: int, logits: np.ndarray, classes_axis: int = -1) -> None:
         """Logits (N, C) (the seed's Z2 is (C, N): pass classes_axis=0). Checked against ``classes``:
         read along the wrong axis, the tutorial's Z2 named the wrong class as the one answer."""
-        logits = np.asarray(logits)
+        logits = as_array(logits)
         if logits.ndim != 2 or classes_axis not in (-2, -1, 0, 1):
             raise ShapeError(f"HealthLog outputs: logits are (N, C), or (C, N) with classes_axis=0; got shape "
                              f"{logits.shape} and classes_axis={classes_axis!r}")
@@ -122,7 +123,7 @@ class HealthLog:
         """A weight matrix after a step; ``grad`` the step's gradient, ``before`` W before the step,
         ``bias_step`` the change the step made to the layer's bias. ``units_axis``: -1 for
         x @ W with W (D, M); 0 for the seed's W.dot(X) with W (M, D)."""
-        w, grad, before, bias_step = (None if a is None else np.asarray(a) for a in (w, grad, before, bias_step))
+        w, grad, before, bias_step = (None if a is None else as_array(a) for a in (w, grad, before, bias_step))
         values = {"weight_rms": rms(w), "unit_spread": unit_spread(w, units_axis)}
         if grad is not None:
             values["grad_rms"] = rms(grad)
@@ -136,7 +137,7 @@ class HealthLog:
         """A hidden layer's output; ``units_axis`` 1 for (N, units), 0 for the seed's (units, N)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        y = np.moveaxis(np.asarray(y), units_axis, 1)
+        y = np.moveaxis(as_array(y), units_axis, 1)
         values = {"activation_mean": np.mean(y, dtype=np.float64), "activation_std": np.std(y, dtype=np.float64)}
         if kind == "relu":
             values["dead_fraction"] = dead_fraction(y)

@@ -23,9 +23,11 @@ to float64 (``astype``) can be checked against finite differences.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, OtherConvention, ShapeError
 from .habits import always_trainable
 from .schema import MAX_UNITS, show
 
@@ -138,7 +140,9 @@ def layer_from_config(entry: dict) -> Layer:
         known = ", ".join(sorted(LAYER_TYPES))
         raise ConfigError(f"unknown layer type {kind!r}; known types: {known}")
     try:
-        return LAYER_TYPES[kind](**entry.get("config", {}))
+        with warnings.catch_warnings():  # a saved model is what it is: said when it was built
+            warnings.simplefilter("ignore", OtherConvention)
+            return LAYER_TYPES[kind](**entry.get("config", {}))
     except TypeError as error:
         raise ConfigError(f"layer {kind}: bad arguments {entry.get('config')!r} ({error})") from None
 

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, OtherConvention, ShapeError
 from .base import Layer, check_features, whole_units
 from .im2col import from_pixel_major, pixel_major
 from .schema import check_number, features_in, images_in, units
@@ -68,7 +68,7 @@ class _BatchNorm(Layer, register=False):
         if momentum > KERAS_LIKE:  # Keras's 0.99 keeps 99% of the old average; here it keeps 1%
             warnings.warn(f"{kind} momentum {momentum:g} weighs the newest batch {momentum:.0%} in the running "
                           f"statistics (PyTorch's convention): Keras's momentum={momentum:g} is momentum="
-                          f"{1 - momentum:.2g} here", stacklevel=3)
+                          f"{1 - momentum:.2g} here", OtherConvention, stacklevel=3)
         if not eps > 0:
             raise ConfigError(f"{kind} eps must be > 0, got {eps}")
         self.size, self.momentum, self.eps = int(size), float(momentum), float(eps)

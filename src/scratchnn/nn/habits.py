@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import ConfigError
 
 # Keras's layer.trainable = False was set as a plain attribute and trained on (the habits audit)
@@ -13,8 +15,18 @@ NO_FREEZING = ("scratchnn trains every parameter: it has no frozen layers (Keras
                "model.named_parameters() if not t[0].startswith('0.')]) keeps layer 0 as it is")
 
 
+def as_array(x):
+    """``x`` as NumPy sees it; a PyTorch tensor's values (``x.detach().cpu().numpy()``: one that
+    requires grad, an ``nn.Parameter``, refuses ``np.asarray``, the second review), any other as
+    ``np.asarray`` takes it. Duck-typed: scratchnn never imports torch."""
+    if not isinstance(x, np.ndarray) and callable(getattr(x, "detach", None)) and hasattr(x, "numpy"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def _refuse_freezing(self, value) -> None:
-    raise ConfigError(NO_FREEZING)
+    if value is not True:  # trainable = True, a harmless line of ported Keras code, changes nothing
+        raise ConfigError(NO_FREEZING)
 
 
 always_trainable = property(lambda self: True, _refuse_freezing,  # Layer's and Sequential's trainable

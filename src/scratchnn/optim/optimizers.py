@@ -41,16 +41,19 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._model = None  # a weak reference to the model ``fit`` trains with it (``attach``)
 
-    def attach(self, model) -> None:
-        """Train ``model`` from now on: a ConfigError if this optimizer has stepped for another model,
-        whose velocities and moment estimates it keeps by the parameters' names ("0.W" is every
-        model's first weight matrix; the habits audit: Adam's m, v and 52 steps carried into a fresh
-        model without a word). Calling fit again on the same model continues as before."""
-        owner = self._model() if self._model is not None else None
-        if self.steps and self._model is not None and owner is not model:
-            raise ConfigError(f"this {type(self).__name__} has taken {self.steps:,} steps for another model and "
-                              "keeps its state (momentum, moment estimates) by parameter name: give each model its "
-                              f"own optimizer, e.g. a new {type(self).__name__}(...)")
+    def attach(self, model, carry_over: bool = False) -> None:
+        """Train ``model`` from now on (``fit`` calls it): a ConfigError if this optimizer keeps
+        state (velocities, moment estimates) from steps for another model, keyed by the parameters'
+        names ("0.W" is every model's first weight matrix; the habits audit: Adam's m, v and 52 steps
+        carried into a fresh model without a word). Plain SGD keeps none, and fit again on the same
+        model continues; ``carry_over`` takes the state on purpose (a copy of the same model)."""
+        previous = getattr(self, "_model", None)  # (an optimizer of one's own, or saved before it existed)
+        keeps = any(getattr(self, "state", {}).values())  # plain SGD's entries are empty: nothing to carry
+        if keeps and previous is not None and previous() is not model and not carry_over:
+            raise ConfigError(f"this {type(self).__name__} keeps state (momentum, moment estimates) from "
+                              f"{self.steps:,} steps for another model, by parameter name: give each model its own "
+                              f"optimizer, e.g. a new {type(self).__name__}(...); to go on with this state on purpose "
+                              "(a copy of the same model), call optimizer.attach(model, carry_over=True) first")
         self._model = weakref.ref(model)
 
     def __getstate__(self) -> dict:

@@ -24,12 +24,13 @@ class EarlyStopping:
                  restore_best: bool = True):
         if monitor not in MONITORS:
             raise ConfigError(f"early stopping can monitor {' or '.join(MONITORS)}, got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Real) or not (
+                patience >= 1 and float(patience).is_integer()):  # 3.0 is 3 evaluations, "3" no number
             raise ConfigError(f"patience is a whole number of evaluations >= 1, got {str(patience)[:40]!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not 0 <= min_delta < math.inf:
             raise ConfigError(f"min_delta is how much better an evaluation must be to count, a number >= 0, got "
                               f"{str(min_delta)[:40]!r}")
-        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
+        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, int(patience), min_delta, restore_best
         self.reset()
 
     def reset(self) -> None:

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..data.split import batch_indices, refuse_non_real, refuse_raw_pixels
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, OtherConvention, ShapeError
 from ..model import Sequential
 from ..nn.base import generator
 from ..nn.losses import SoftmaxCrossEntropy, check_labels
@@ -238,7 +239,9 @@ def copy_model(model: Sequential, rng: np.random.Generator) -> Sequential:
     """An independent copy of ``model``: each layer rebuilt by its own class from its config (a
     learner's own class stays theirs, not the registry's of that name), then its parameters and
     buffers copied in (in the model's dtype); dropout masks drawn from ``rng``."""
-    copy = Sequential([type(layer)(**layer.config()) for layer in model.layers], model.input_shape, rng=rng)
+    with warnings.catch_warnings():  # the learner's model was warned about when they built it
+        warnings.simplefilter("ignore", OtherConvention)
+        copy = Sequential([type(layer)(**layer.config()) for layer in model.layers], model.input_shape, rng=rng)
     copy.astype(model.dtype)
     copy.load_state_dict(model.state_dict())
     return copy
