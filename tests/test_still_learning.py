@@ -48,6 +48,9 @@ def test_scratchnn_doctor_gives_the_note_train_ended_with(tmp_path, capsys):
     assert out.splitlines()[-1] == ("Note: still learning when it ended: from iteration 30 to 40 the train loss "
                                     "fell 8% and the dev accuracy rose 6.6 points; more iterations would likely "
                                     "help (--epochs 80)"), out
+    assert main(["doctor", str(tmp_path), "--json"]) == 0  # the outputs audit: --json dropped the note
+    out, err = capsys.readouterr()
+    assert out.strip() == "[]" and err.startswith("Note: still learning when it ended: from iteration 30 to 40"), err
     TrainConfig(preset="seed", batch_size=0, epochs=80).save(tmp_path / "config.toml")  # stopped short: no note
     assert main(["doctor", str(tmp_path)]) == 0 and "still learning" not in capsys.readouterr().out
 

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         found = [finding.to_dict() | ({"run": str(folder)} if len(folders) > 1 else {})
                  for folder, findings in reports.items() for finding in findings]
         print(json.dumps(found, indent=2, allow_nan=False, default=str))
+        for folder, findings in reports.items():  # what the text says beside the findings: on stderr, as notes
+            note = still_learning_in(folder, run_settings(folder))
+            if note and more_epochs_may_help(findings):
+                print(f"{folder}: {note}" if len(folders) > 1 else note, file=sys.stderr)
         return failed
     for folder, findings in reports.items():
         if not findings and not read_health_csv(folder / HEALTH_FILE):
