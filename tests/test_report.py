@@ -3,6 +3,7 @@ import base64
 import csv
 import gzip
 import html
+import json
 import shutil
 from pathlib import Path
 from html.parser import HTMLParser
@@ -396,3 +397,17 @@ def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_fo
     assert main(["evaluate", str(run), "--set", "train"]) == 0 and "(400 images)" in capsys.readouterr().out
     text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
     assert html.escape(empty) in text
+    from safetensors import safe_open  # the outputs audit: its metadata held NaN, which JSON.parse refuses
+
+    def strict(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    with safe_open(str(run / MODEL_FILE), framework="np") as f:
+        header = f.metadata()
+    metadata = {key: json.loads(value, parse_constant=strict) for key, value in header.items()
+                if key not in ("format", "sha256")}
+    assert metadata["metrics"]["dev_accuracy"] is None and metadata["metrics"]["train_accuracy"] > 0
+    from scratchnn.training.run import _finished_run
+
+    read_back = _finished_run(run, None).metrics  # a finished run read back: not measured is NaN again
+    assert np.isnan(read_back["dev_accuracy"]) and read_back["train_accuracy"] > 0

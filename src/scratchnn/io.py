@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -148,6 +149,20 @@ def check_shapes(tensors: Shapes, expected: Shapes, prefix: str = "") -> None:
     for name, shape in expected.items():
         if tensors[name] != shape:
             raise ModelFileError(f"tensor {prefix + name!r} has shape {tensors[name]}, model expects {shape}")
+
+
+def json_ready(value):
+    """``value`` with NaN/inf floats as None and NumPy scalars as Python ones: valid JSON, which
+    JavaScript's JSON.parse and other strict readers take (Python writes NaN, which they refuse)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict) -> Path:

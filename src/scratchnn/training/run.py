@@ -11,6 +11,7 @@ process at a time trains in a folder (``run.lock``); a file the run cannot write
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -263,6 +264,7 @@ def _finished_run(run_dir: Path, checkpoint: Checkpoint | None) -> RunResult:
     """The RunResult of a run whose model is saved (read back, nothing trained)."""
     model, metadata = load(run_dir), read_metadata(run_dir)
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
+    metrics = {name: math.nan if value is None else value for name, value in metrics.items()}  # null: not measured
     history = checkpoint.history if checkpoint else []
     return RunResult(model, history, run_dir, run_dir / MODEL_FILE, float(metrics.get("train_seconds", 0.0)),
                      metrics, classes=tuple(class_names(model, metadata)), examined=False,

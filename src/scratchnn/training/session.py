@@ -31,7 +31,7 @@ from ..doctor.show import finding_lines
 from ..doctor.signals import HEALTH_FILE, HealthText, write_health_csv
 from ..errors import DataError, DoctorStopped, TrainingDiverged
 from ..files import FileInUse, atomic_write_bytes
-from ..io import MODEL_FILE, save
+from ..io import MODEL_FILE, json_ready, save
 from ..metrics import one_answer_accuracy
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
@@ -335,9 +335,9 @@ class TrainingSession:
         if self.health is not None:
             findings = diagnose_history(history, self.health.rows, self.doctor.settings)
         model_path = save(self.model, self.run_dir / MODEL_FILE, metadata={
-            "config": config.to_dict(), "metrics": metrics, "classes": list(self.classes),
+            "config": config.to_dict(), "metrics": json_ready(metrics), "classes": list(self.classes),  # JSON: no NaN
             "augmentation": Augmentation.record(self.augmentation),
-            "health": health_summary(self.health.rows if self.health else [], findings),
+            "health": json_ready(health_summary(self.health.rows if self.health else [], findings)),
             "image_shape": [int(n) for n in self.image_shape],
             "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
         if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do

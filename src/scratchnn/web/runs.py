@@ -22,10 +22,10 @@ from pathlib import Path
 from ..doctor import diagnose_run
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
 from ..errors import DataError, ScratchnnError
-from ..io import MODEL_FILE, read_metadata
+from ..io import MODEL_FILE, json_ready, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_health import run_settings
-from .train_worker import clean, page_finding, without_folders
+from .train_worker import page_finding, without_folders
 
 RUN_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f:]{0,254}" if os.name == "nt" else r"\w[^/\\\x00-\x1f\x7f]{0,254}")
 MAX_NAME = 255  # a folder name's bytes on most file systems
@@ -98,7 +98,7 @@ class RunFolders:
                  "train_seconds": None, "epochs": None, "has_model": (path / MODEL_FILE).is_file(),
                  "findings": [], "problem": refused_file(path)}
         if entry["problem"]:
-            return clean({**entry, "has_model": False})
+            return json_ready({**entry, "has_model": False})
         try:
             preset, applicable = self._once("config", path, (path / RUN_CONFIG,), lambda: _settings(path))
             entry.update(preset=preset, config=applicable,
@@ -119,7 +119,7 @@ class RunFolders:
             diverged = any(f["id"] == "exploding" for f in entry["findings"])
             entry["problem"] = ("no model: training diverged (the loss or the weights became infinite)" if diverged
                                 else "no model: still training, or it failed or was stopped before saving one")
-        return clean(entry)
+        return json_ready(entry)
 
     def curves(self, name: str) -> list[dict]:
         """metrics.csv of run ``name``: one row per evaluation (epoch, train/dev loss and accuracy)."""
@@ -127,7 +127,7 @@ class RunFolders:
         if not path.is_file():
             return []
         with reading(path.parent):
-            return clean(read_metrics_csv(path))
+            return json_ready(read_metrics_csv(path))
 
     def _diagnosed(self, path: Path) -> list[dict] | str:
         """The doctor's findings on a run (once per version of its tables); a problem as text."""

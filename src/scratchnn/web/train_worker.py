@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import json_ready
+
 BLAS_THREADS = 1
 BATCH_EVERY = 0.05  # s between batch points: at most 20 a second
 PICTURE_EVERY = 0.5  # s between confusion matrices / weight images
@@ -97,7 +99,7 @@ def _train_and_report(watcher: Watcher, config: dict, run_dir: str, max_memory: 
     else:
         watcher.pictures()
         # the run is over and its model served before its figures are drawn (a few seconds)
-        events.put({"type": "done", "model_path": str(result.model_path), "metrics": clean(result.metrics),
+        events.put({"type": "done", "model_path": str(result.model_path), "metrics": json_ready(result.metrics),
                     "seconds": result.train_seconds, "stopped": watcher.stopped,
                     "verdict": doctor_verdict(result, settings.epochs, stopped=bool(watcher.stopped))})
         if shutdown is not None and shutdown.is_set():
@@ -169,7 +171,7 @@ class Watcher:
         if now - self.last_batch < BATCH_EVERY and batch < batches:
             return
         self.last_batch = now
-        self.events.put(clean({"type": "batch", "epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
+        self.events.put(json_ready({"type": "batch", "epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
                                "accuracy": accuracy, "seconds": now - self.start - self.paused}))
 
     def evaluation(self, result) -> None:
@@ -178,12 +180,12 @@ class Watcher:
         if now - self.last_picture >= PICTURE_EVERY:
             self.last_picture = now
             event.update(self._pictures())
-        self.events.put(clean(event))
+        self.events.put(json_ready(event))
 
     def pictures(self) -> None:
         """Send the final weights and confusion matrix (after training ends or stops)."""
         if self.model is not None:
-            self.events.put(clean({"type": "pictures", **self._pictures()}))
+            self.events.put(json_ready({"type": "pictures", **self._pictures()}))
 
     def _pictures(self) -> dict:
         return {"confusion": dev_confusion(self.model, self.x_dev, self.y_dev),
@@ -278,19 +280,6 @@ def _tiles(tiles: np.ndarray, signed: bool) -> dict:
             "data": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
-def clean(value):
-    """``value`` with NaN/inf floats as None and NumPy scalars as Python ones (valid JSON)."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def note_event(line: str) -> dict:
     """The event of a "Note: ..." line: the page lists notes beside the run, not in a log."""
     return {"type": "note", "text": _one_line(line.removeprefix(NOTE))}
@@ -310,7 +299,7 @@ def page_finding(finding, run_name: str) -> dict:
     if run_name and isinstance(fields.get("fix"), str):
         fields["fix"] = _LR_FIND.sub(lambda found: f"scratchnn lr-find --config {run_name}/config.toml"
                                                    f"{found.group(1)} (in the server's runs folder)", fields["fix"])
-    return clean(fields)
+    return json_ready(fields)
 
 
 # 'config.toml' once without_folders cut its folders, or 'RUN/config.toml' from a server started
