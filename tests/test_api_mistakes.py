@@ -600,8 +600,9 @@ def test_nan_weights_are_refused_where_they_come_in_and_never_read_as_class_0(di
     model.layers[2].params["W"][0, 0] = np.inf  # as a loop that diverged leaves it
     for call in (lambda: model.predict(x), lambda: model.predict_proba(x, tta=3)):
         with pytest.raises(ShapeError, match=r"^the model's outputs are NaN or infinite for 5 of 5 images: its "
-                                             r"parameters 2.W hold NaN or infinite values"), np.errstate(invalid="ignore"):
-            call()
+                                             r"parameters 2.W hold NaN or infinite values"):
+            with np.errstate(invalid="ignore"):
+                call()
 
 
 def test_forward_takes_what_predict_takes_and_refuses_what_it_refuses(digits):

@@ -145,5 +145,5 @@ def test_serve_refuses_gallery_files_that_do_not_fit_its_model_before_it_listens
     monkeypatch.setattr(socket, "socket", None)  # it must not get as far as listening
     assert main(["serve", str(run), "--csv", str(bars / "train.csv.gz")]) == 1
     error = capsys.readouterr().err.strip()
-    assert error.startswith("scratchnn serve: error: the data given for the gallery cannot be shown with the served model: ") and \
-        "images are 12x12, the model takes 28x28 images" in error, error
+    assert error.startswith("scratchnn serve: error: the data given for the gallery cannot be shown with the served "
+                            "model: ") and "images are 12x12, the model takes 28x28 images" in error, error

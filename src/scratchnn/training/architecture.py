@@ -82,5 +82,6 @@ def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]]) -> tuple[
     except ModelFileError as error:
         fix = ("the image has shrunk below the window by then: pad each block (--padding 1 keeps a 3x3 window's "
                "image its size), use a smaller --kernel-size, or fewer --conv blocks (each pooling halves the image)"
-               if "window does not fit" in str(error) else "use fewer or smaller layers (--hidden, --conv, --conv-repeat)")
+               if "window does not fit" in str(error)
+               else "use fewer or smaller layers (--hidden, --conv, --conv-repeat)")
         raise ConfigError(f"this network cannot be built: {error}; {fix}") from None
