@@ -411,3 +411,5 @@ def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_fo
 
     read_back = _finished_run(run, None).metrics  # a finished run read back: not measured is NaN again
     assert np.isnan(read_back["dev_accuracy"]) and read_back["train_accuracy"] > 0
+    for table in ("metrics.csv", "health.csv"):  # one line ending in a run folder (metrics.csv had CRLF)
+        assert b"\r" not in (run / table).read_bytes()

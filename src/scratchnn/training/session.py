@@ -393,7 +393,7 @@ class TrainingSession:
 def write_metrics_csv(path: Path, history: list[EpochResult]) -> None:
     """metrics.csv: one row of EpochResult's fields per evaluation, written atomically."""
     buffer = _io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")  # as health.csv and the submissions (the outputs audit)
     fields = [f.name for f in dataclasses.fields(EpochResult)]
     writer.writerow(fields)
     writer.writerows([getattr(r, f) for f in fields] for r in history)
