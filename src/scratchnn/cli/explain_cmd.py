@@ -10,7 +10,7 @@ from ..data import scale_pixels
 from ..errors import ConfigError
 from ..insight.explain import format_trace, trace
 from ..io import class_names
-from ..training.run_data import model_image_shape
+from ..training.run_data import model_image_shape, not_28x28
 from .common import (add_data_arguments, add_model_argument, add_set_argument, load_model_and_config, load_model_set,
                      refuse_data_flags_for_photos, require_plots)
 from .terminal_image import render_image
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
 def _read_photo(path: Path, input_shape: tuple[int, ...], image_shape, ink: str) -> tuple[np.ndarray, np.ndarray]:
     """(x (*input_shape) in 0..1, the same as a uint8 picture (28, 28)) for an image file, for a
     model of ``image_shape`` (H, W) images: 28x28 (not any 784 pixels: 16x49 would squeeze it)."""
-    if image_shape is None or tuple(image_shape) != (28, 28):
-        reads = "x".join(map(str, image_shape)) + " images" if image_shape else f"input {input_shape}"
+    if reads := not_28x28(image_shape, input_shape):
         raise ConfigError(f"the model reads {reads}, but --image becomes a 28x28 digit; use a model trained on "
                           "28x28 images")
     from ..photos.preprocess import WORK_SIDE, read_image, to_mnist  # Pillow, only when a photo is given

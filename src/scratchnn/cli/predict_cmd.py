@@ -32,7 +32,7 @@ from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..data.load import DIGITS as DIGIT_NAMES
 from ..ensemble import average, turned_differently
 from ..errors import ConfigError, ImageError
-from ..training.run_data import check_image_shape
+from ..training.run_data import check_image_shape, not_28x28
 from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
                      load_ensemble_and_set, load_models, member_probas, refuse_data_flags_for_photos,
                      require_plots)
@@ -238,9 +238,7 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
     from ..photos.folder_labels import FolderScore, folder_label
     from ..photos.preprocess import WORK_SIDE, read_image, split_digits, to_mnist
 
-    if ensemble.image_shape != (28, 28):  # not any 784 pixels: a photo squeezed into 16x49 reads as noise
-        reads = ("x".join(map(str, ensemble.image_shape)) + " images" if ensemble.image_shape
-                 else f"inputs of shape {ensemble.input_shape}")
+    if reads := not_28x28(ensemble.image_shape, ensemble.input_shape):  # a photo squeezed into 16x49 is noise
         raise ConfigError(f"this model reads {reads}; photos become 28x28 digits, so give a model trained on "
                           "28x28 images")
     classes = ensemble.classes

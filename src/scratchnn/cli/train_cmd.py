@@ -15,6 +15,7 @@ from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
 from ..training.run import REPORT_FILE, new_run_dir, resume_run, run_finished, train_run
+from ..training.run_data import not_28x28
 from .common import add_data_arguments, next_steps_lines
 from .config_flags import add_option_arguments, given_options, not_blank, table_type
 
@@ -194,7 +195,7 @@ def next_steps(run_dir: Path, report: bool, classes=DIGITS, image_shape=(28, 28)
                   "accuracy per class, confusion matrix", None))
     if broken:
         steps.append((f"scratchnn doctor {run}", "what the doctor found, and the fix of each", None))
-    elif image_shape is not None and tuple(image_shape) == (28, 28):  # not any 784 pixels: 16x49 is no photo
+    elif not not_28x28(image_shape, ()):  # not any 784 pixels: 16x49 is no photo
         digits = tuple(classes) == DIGITS
         steps += [(f"scratchnn predict {run} {'my-digit' if digits else 'my-drawing'}.png",
                    "your own handwriting", None),

@@ -135,6 +135,14 @@ def model_image_shape(model, metadata: dict) -> tuple[int, int] | None:
     return None
 
 
+def not_28x28(image_shape, input_shape) -> str:
+    """'' for a model of 28x28 images, the size photos and the page's drawings become; else what it
+    reads, in words ('16x49 images': 784 pixels are not 28x28, the shapes audit)."""
+    if image_shape is not None and tuple(image_shape) == (MNIST_SIDE, MNIST_SIDE):
+        return ""
+    return "x".join(map(str, image_shape)) + " images" if image_shape else f"inputs of shape {tuple(input_shape)}"
+
+
 def check_image_shape(images, name: str, model, metadata: dict) -> None:
     """A DataError naming ``name`` (the data file) when images (N, H, W) do not fit the model."""
     expected = model_image_shape(model, metadata)

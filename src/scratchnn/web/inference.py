@@ -26,6 +26,7 @@ from ..errors import ConfigError, ModelFileError, ShapeError
 from ..ensemble import load_ensemble
 from ..io import MODEL_FILE
 from ..nn.activations import Activation, softmax
+from ..training.run_data import not_28x28
 from .gallery import IMAGE_SIDE, GalleryData
 
 # Hidden activations are the outputs of these layers (what a unit "fires"); pre-activations,
@@ -49,9 +50,7 @@ class ModelService:
         self.gallery = GalleryData(self.path, self.metadata, data)
         self.classes = self.ensemble.classes
         self.members = [_public_name(member.path) for member in self.ensemble.members]
-        if self.ensemble.image_shape != (IMAGE_SIDE, IMAGE_SIDE):  # not any 784 pixels: 16x49 is no drawing
-            reads = ("x".join(map(str, self.ensemble.image_shape)) + " images" if self.ensemble.image_shape
-                     else f"input {self.model.input_shape}")
+        if reads := not_28x28(self.ensemble.image_shape, self.model.input_shape):  # 16x49 is no drawing
             raise ShapeError(f"{self.path}: the page feeds 28x28 images, but the model reads {reads}; serve a "
                              "model trained on 28x28 digits")
         self._model_lock = threading.Lock()
