@@ -619,6 +619,19 @@ def test_forward_takes_what_predict_takes_and_refuses_what_it_refuses(digits):
     assert np.allclose(model.forward(torch.from_numpy(x)), model.forward(x))
 
 
+def test_calling_a_model_or_a_layer_says_which_method_gives_what(digits):
+    """model(x), PyTorch's logits or Keras's probabilities, was "'Sequential' object is not
+    callable"; a layer's Keras-style layer(x) the same."""
+    model = mlp()
+    with pytest.raises(TypeError, match=r"^a scratchnn model is not called: model\.forward\(x\) gives the logits "
+                                        r"\(PyTorch's model\(x\)\), model\.predict_proba\(x\) the probabilities"):
+        model(digits[0][:2])
+    with pytest.raises(TypeError, match=r"^a scratchnn layer is not called: Dense\.forward\(x\) gives"):
+        model.layers[0](digits[0][:2])
+    with pytest.raises(ConfigError, match=r"step takes this step's \(name, param, grad\) triples"):
+        Adam(1e-3).step(model)  # the model itself, not its triples
+
+
 def test_a_health_log_takes_torch_tensors_as_it_takes_arrays(digits):
     """The habits audit: inputs() and weights(bias_step=) failed on tensors, the rest took them."""
     from scratchnn.doctor.record import HealthLog

@@ -16,7 +16,7 @@ from .errors import InferenceBackward, ModelFileError, ShapeError
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
-from .nn.habits import OTHER_LIBRARIES, always_trainable, as_array, channels_last, reshape_hint
+from .nn.habits import OTHER_LIBRARIES, always_trainable, as_array, channels_last, not_called, reshape_hint
 
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
@@ -329,6 +329,7 @@ class Sequential:
         return " -> ".join("x".join(map(str, shape)) for shape in shapes)
 
     trainable = always_trainable  # Keras's model.trainable = False: refused (nn.habits)
+    __call__ = not_called  # model(x): which method gives what (nn.habits)
 
     def __getattr__(self, name: str):
         """Keras's and PyTorch's names (model.fit, model.parameters...) point to scratchnn's way."""

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConfigError, OtherConvention, ShapeError
-from .habits import always_trainable
+from .habits import always_trainable, not_called
 from .schema import MAX_UNITS, show
 
 LAYER_TYPES: dict[str, type[Layer]] = {}
@@ -57,6 +57,7 @@ class Layer:
             LAYER_TYPES[cls.__name__] = cls
 
     trainable = always_trainable  # Keras's layer.trainable = False: refused (nn.habits)
+    __call__ = not_called  # layer(x): forward (nn.habits)
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}

@@ -33,6 +33,18 @@ always_trainable = property(lambda self: True, _refuse_freezing,  # Layer's and 
                             doc="Always True: fit trains every parameter (NO_FREEZING: how to keep some as they are)")
 
 
+def not_called(self, *args, **kwargs):
+    """Keras's and PyTorch's ``model(x)`` and ``layer(x)``: a TypeError that says which method
+    gives what (Keras's call ends in the softmax, PyTorch's gives the logits: one ``__call__`` of
+    ours would silently mean the other library's to half of them)."""
+    if hasattr(self, "predict_proba"):  # a Sequential
+        raise TypeError("a scratchnn model is not called: model.forward(x) gives the logits (PyTorch's model(x)), "
+                        "model.predict_proba(x) the probabilities (Keras's model(x), which ends in a softmax), "
+                        "model.predict(x) the classes")
+    raise TypeError(f"a scratchnn layer is not called: {type(self).__name__}.forward(x) gives its output for a "
+                    "batch x; Sequential([...]) chains layers (Keras's functional layer(x) builds no graph here)")
+
+
 # Keras's and PyTorch's model methods, and scratchnn's way to do the same (Sequential.__getattr__)
 OTHER_LIBRARIES = {
     "fit": "from scratchnn.training.fit import fit; fit(model, optimizer, x, y, epochs=..., batch_size=...)",
