@@ -1422,7 +1422,9 @@ def test_fail_on_turns_findings_at_or_above_a_severity_into_exit_code_3(capsys, 
                      ("healthy", "advice"): 0}
     capsys.readouterr()
     assert main(["doctor", str(tmp_path / "sick"), "--json", "--fail-on", "error"]) == 3
-    assert [f["id"] for f in json.loads(capsys.readouterr().out)] == ["unscaled-inputs", "dead-relu", "one-class"]
+    found = json.loads(capsys.readouterr().out)
+    assert [f["id"] for f in found] == ["unscaled-inputs", "dead-relu", "one-class"]
+    assert {f["run"] for f in found} == {str(tmp_path / "sick")}  # as an ensemble's items name their member
     assert main(["doctor", "--rules", "--fail-on", "error"]) == 1
     assert "--fail-on goes with a RUN_DIR to diagnose" in capsys.readouterr().err
 

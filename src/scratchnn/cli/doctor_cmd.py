@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     worst = min((SEVERITIES.index(f.severity) for findings in reports.values() for f in findings), default=None)
     failed = FAIL_CODE if args.fail_on and worst is not None and worst <= SEVERITIES.index(args.fail_on) else 0
     if args.json:
-        found = [finding.to_dict() | ({"run": str(folder)} if len(folders) > 1 else {})
-                 for folder, findings in reports.items() for finding in findings]
+        # every item names its run folder, an ensemble member's or the one given: one shape for scripts
+        found = [finding.to_dict() | {"run": str(folder)} for folder, findings in reports.items() for finding in findings]
         print(json.dumps(found, indent=2, allow_nan=False, default=str))
         for folder, findings in reports.items():  # what the text says beside the findings: on stderr, as notes
             note = still_learning_in(folder, run_settings(folder))
