@@ -389,14 +389,19 @@ def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_fo
                  "--out", str(tmp_path / "run")]) == 0
     assert f"scratchnn evaluate {tmp_path / 'run'} --set train" in capsys.readouterr().out  # not one that fails
     run = tmp_path / "run"
-    empty = "is empty: the run held out no dev images (--dev-size 0); choose another set (--set train), or give"
-    for command in (["evaluate", str(run)], ["evaluate", str(run), "--json"], ["predict", str(run), "--index", "0"]):
+    empty = ("is empty: the run held out no dev images (--dev-size 0); choose --set train (the images it trained "
+             "on), or other images with --set all (--csv FILE, or --images/--labels: every image of them)")
+    for command in (["evaluate", str(run)], ["evaluate", str(run), "--json"], ["predict", str(run), "--index", "0"],
+                    ["evaluate", str(run), "--csv", str(csv)]):  # the advice audit: other files split the same way
         assert main(command) == 1
         out, err = capsys.readouterr()
         assert empty in err and not out, (command, out, err)
     assert main(["evaluate", str(run), "--set", "train"]) == 0 and "(400 images)" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--csv", str(csv), "--set", "all"]) == 0  # the fix it names, applied
+    assert "(400 images)" in capsys.readouterr().out
     text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")
-    assert html.escape(empty) in text
+    assert ("The run held out no dev images (--dev-size 0), so figures that need predictions are left out; "
+            "&#x27;scratchnn report RUN --set train&#x27; draws them") in text  # report's own --set, not evaluate's
     from safetensors import safe_open  # the outputs audit: its metadata held NaN, which JSON.parse refuses
 
     def strict(constant):

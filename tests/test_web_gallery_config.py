@@ -1,6 +1,7 @@
 """The gallery's word on a run folder whose config.toml cannot be read: the reason in the
 operator's log, and on the page a pointer to it (it sent users to `evaluate`, which said nothing)."""
 import logging
+import re
 
 import pytest
 
@@ -26,6 +27,17 @@ def test_a_run_without_dev_images_says_so_and_what_to_show_instead(shared_dir, t
     """The shapes audit: a run trained with --dev-size 0 gave an empty dev set, read as 0/0."""
     run = tiny_run(small_csv(shared_dir, tmp_path), tmp_path / "run", dev_size=0)
     gallery = GalleryData(run / "model.safetensors", read_metadata(run))
-    with pytest.raises(GalleryUnavailable, match=r"^the run held out no dev images \(--dev-size 0\): there is no "
-                                                 r"dev set to show$"):
+    nothing = ("the run held out no dev images (--dev-size 0) and csv digits.csv has no test split: the gallery has "
+               "no set to show (drawing and photos work as ever)")
+    with pytest.raises(GalleryUnavailable, match=f"^{re.escape(nothing)}$"):
         gallery.load("dev")
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from scratchnn.web.app import create_app
+    from web_support import LOCAL_BASE_URL
+
+    with TestClient(create_app(run / "model.safetensors"), base_url=LOCAL_BASE_URL) as client:
+        for which in ("dev", "test"):  # the advice audit: test was told "choose dev", dev "no dev set"
+            answer = client.get("/api/gallery", params={"set": which})
+            assert answer.status_code == 409 and answer.json()["detail"] == nothing, answer.text

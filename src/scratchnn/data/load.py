@@ -105,8 +105,9 @@ class DataSource:
                                           progress=progress)
             return LabeledImages(images, labels, get_dataset(self.dataset).classes)
         if split != "train":
-            raise DataError(f"{self.describe()} has no separate {split} split; evaluate on its dev split, "
-                            "or use a named dataset (--dataset mnist), which has a test split")
+            raise DataError(f"{self.describe()} has no separate {split} split; choose --set dev (the run's dev "
+                            "split of it) or --set all (every image), or a named dataset (--dataset mnist), "
+                            "which has a test split")
         if self.csv is not None:
             images, labels = _read_once((self.csv,), lambda: read_kaggle_csv(self.csv))
             if labels is None:

@@ -275,6 +275,10 @@ def read_metrics(path: Path, notes: list[str]) -> list[dict[str, float]]:
 
 def _predict(model, metadata: dict, config: TrainConfig, which: str, notes: list[str]):
     """(images (N, H, W), labels (N,), probs (N, C), classes, description) or None with a note."""
+    if which == "dev" and not config.dev_size:  # load_set's words name evaluate's choices, not this page's
+        notes.append("The run held out no dev images (--dev-size 0), so figures that need predictions are left "
+                     "out; 'scratchnn report RUN --set train' draws them on the images it trained on.")
+        return None
     try:
         images, labels, classes, description = load_set(config, which, progress=False, model=model,
                                                         metadata=metadata)

@@ -290,7 +290,9 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
             config, images, labels, config_generators(config)["split"])
         images, labels = (train_images, train_labels) if which == "train" else (dev_images, dev_labels)
     if not len(images):  # an accuracy of 0/0 printed 'nan', and --json wrote NaN, which JSON has not
+        # other files are split as the run was, so their dev set is empty too: --set all reads them whole
         held = ": the run held out no dev images (--dev-size 0)" if which == "dev" and not config.dev_size else ""
-        raise DataError(f"the {which} set of {source.describe()} is empty{held}; choose another set (--set "
-                        f"{'train' if which != 'train' else 'all'}), or give images (--csv, --images)")
+        other = "--set train (the images it trained on)" if which != "train" else "another set"
+        raise DataError(f"the {which} set of {source.describe()} is empty{held}; choose {other}, or other images "
+                        "with --set all (--csv FILE, or --images/--labels: every image of them)")
     return images, labels, classes, f"{which} set of {source.describe()}"

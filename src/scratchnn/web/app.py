@@ -179,6 +179,8 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
                                          description="picks the sample; random when left out")):
         service = current()
         if which not in service.gallery.sets:  # the schema offers only the sets the first model has
+            if service.gallery.nothing_to_show():
+                raise HTTPException(409, service.gallery.nothing_to_show())
             why = f" ({service.gallery.describe()} has no test split)" if which == "test" else ""
             raise HTTPException(422, f"set: choose {' or '.join(service.gallery.sets)}, got {which[:20]!r}{why}")
         return service.mistakes(which, n, secrets.randbelow(2**31) if seed is None else seed)

@@ -57,6 +57,14 @@ class GalleryData:
             return f"csv {Path(source.csv).name}"
         return f"idx {Path(source.images).name} + {Path(source.labels).name}"
 
+    def nothing_to_show(self) -> str:
+        """Why no set can be shown ('' when one can): a ``--dev-size 0`` run of a file, which has no
+        test split either (the advice audit: set=test was told 'choose dev', set=dev 'no dev set')."""
+        if self.config is None or self.config.dev_size or "test" in self.sets:
+            return ""
+        return (f"the run held out no dev images (--dev-size 0) and {self.describe()} has no test split: the "
+                "gallery has no set to show (drawing and photos work as ever)")
+
     def load(self, which: str) -> tuple[np.ndarray, np.ndarray, str]:
         """(images uint8 (N, 28, 28), labels (N,), description) of the ``which`` set; never downloads."""
         from ..training.run_data import load_set
@@ -67,9 +75,8 @@ class GalleryData:
             raise GalleryUnavailable(f"{self.describe()} has no separate {which} split; choose one of "
                                      f"{', '.join(self.sets)}")
         if which == "dev" and not self.config.dev_size:
-            others = [name for name in self.sets if name != "dev"]
-            raise GalleryUnavailable("the run held out no dev images (--dev-size 0): there is no dev set to show"
-                                     + (f"; choose {' or '.join(others)}" if others else ""))
+            raise GalleryUnavailable(self.nothing_to_show() or "the run held out no dev images (--dev-size 0): "
+                                     "there is no dev set to show; choose test")
         self._check_present(which)
         try:
             images, labels, _, _ = load_set(self.config, which, self.source, progress=False, download=False)
