@@ -73,6 +73,36 @@ def test_mistakes_on_the_command_line_get_a_suggestion(capsys):
     assert parse(["train", "--optimizer", "AdamW"]).optimizer == "adamw"
 
 
+@pytest.mark.parametrize("argv, message", [
+    # the advice audit: --threads to evaluate was offered --transpose (which then read every image turned
+    # over, 0.12), --scheduler the learning-rate --schedule, --tta --out, --set --preset, --lr --help
+    (["evaluate", "RUN", "--threads", "1"], "--threads is a flag of train, lr-find, not of evaluate"),
+    (["train", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler is a flag of sweep, not of train"),
+    (["train", "--tta", "8"], "--tta is a flag of evaluate, predict, serve, not of train"),
+    (["train", "--set", "train"], "--set is a flag of evaluate, predict, explain, report, not of train"),
+    (["doctor", "RUN", "--fault", "zero-init"], "--fault is a flag of train, sweep, not of doctor"),  # not --faults
+    (["train", "--dev_size", "3"], "; did you mean --dev-size?"),
+    (["train", "--learning-rate", "3"], "unrecognized arguments: --learning-rate 3\n"),  # nothing close: nothing
+])
+def test_a_flag_of_another_command_is_named_as_such_and_only_close_ones_suggested(capsys, argv, message):
+    with pytest.raises(SystemExit):
+        parse(argv)
+    err = capsys.readouterr().err
+    assert err.endswith(message if message.endswith("\n") else message + "\n"), err
+    assert "did you mean" not in err or "did you mean" in message
+
+
+def test_sweep_hides_the_threads_it_refuses(capsys):
+    """The advice audit: sweep --help offered --threads ("1 repeats a run bit for bit"), then refused every value."""
+    from scratchnn.cli.main import main
+
+    with pytest.raises(SystemExit):
+        parse(["sweep", "--help"])
+    assert "--threads" not in capsys.readouterr().out
+    assert main(["sweep", "--out", "sw", "--threads", "1"]) == 1
+    assert "--threads: every trial runs on one BLAS thread" in capsys.readouterr().err
+
+
 def test_a_mistyped_or_missing_command_gets_the_commands(capsys):
     for argv, message in ((["trian", "--epochs", "3"], "unknown command 'trian'; did you mean 'train'? (the commands: "
                                                        "train, lr-find, sweep, evaluate, predict, explain, report,"),

@@ -17,8 +17,10 @@ TITLES = {"network": "network", "optimisation": "optimisation", "training loop":
 
 
 def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...],
-                         descriptions: dict[str, str] | None = None, config_class=TrainConfig) -> None:
-    """One flag per TrainConfig option of ``groups``, in argparse groups of those names.
+                         descriptions: dict[str, str] | None = None, config_class=TrainConfig,
+                         hidden: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig option of ``groups``, in argparse groups of those names; ``hidden``
+    ones are parsed (so the command can say why it refuses them) but left out of ``--help``.
 
     Every flag defaults to None, so ``given_options`` can tell a flag the user typed from one
     left alone (presets and config files fill in the rest).
@@ -30,7 +32,7 @@ def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
         if spec.group not in made:
             made[spec.group] = parser.add_argument_group(TITLES[spec.group], (descriptions or {}).get(spec.group))
         default = getattr(config_class(), name)
-        kwargs: dict = {"dest": name, "default": None, "help": spec.help}
+        kwargs: dict = {"dest": name, "default": None, "help": argparse.SUPPRESS if name in hidden else spec.help}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, list) and spec.choices:  # --fault a --fault b,c -> [a, b, c]
@@ -151,8 +153,21 @@ def table_type(flag: str, names: list[str], bases: dict[str, dict] | None = None
     return parse
 
 
-def suggest_flag(parser: argparse.ArgumentParser, unknown: str) -> str:
-    """' (did you mean --epochs?)' for a mistyped flag of ``parser``, else ''."""
-    flags = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
-    near = difflib.get_close_matches(unknown.split("=", 1)[0], flags, n=1, cutoff=0.6)
-    return f"; did you mean {near[0]}?" if near else ""
+def suggest_flag(parser: argparse.ArgumentParser, unknown: str,
+                 commands: dict[str, argparse.ArgumentParser] | None = None) -> str:
+    """'; did you mean --epochs?' for a mistyped flag of ``parser``, '; --threads is a flag of train,
+    ...' for another of ``commands``' flags, else ''. Names are compared without their dashes, and
+    only close ones (the advice audit: --threads to evaluate was offered --transpose, which then
+    read every image turned over; --tta to train, --out)."""
+    name = unknown.split("=", 1)[0]
+    owners = [command for command, other in (commands or {}).items() if other is not parser and name in _flags(other)]
+    if owners:
+        return f"; {name} is a flag of {', '.join(owners)}, not of {parser.prog.split()[-1]}"
+    near = difflib.get_close_matches(name.lstrip("-"), [flag[2:] for flag in _flags(parser)], n=1, cutoff=0.7)
+    return f"; did you mean --{near[0]}?" if near else ""
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    """The flags ``--help`` shows (not the hidden ones a command parses only to refuse)."""
+    return [s for action in parser._actions if action.help != argparse.SUPPRESS
+            for s in action.option_strings if s.startswith("--")]

@@ -23,8 +23,8 @@ FAIL_CODE = DoctorStopped.exit_code  # "the doctor found a problem", as train --
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "doctor", help="diagnose a run: why it is stuck, dead, exploding or overfitting",
+    parser = commands.add_parser(  # no abbreviations: train's --fault NAME was read as --faults, then "NAME?"
+        "doctor", allow_abbrev=False, help="diagnose a run: why it is stuck, dead, exploding or overfitting",
         description="Read a run folder's metrics.csv and health.csv and print every finding: one line "
                     "starting with its id in brackets, then what is happening inside the network and the "
                     "flags that fix it. Works on any folder with those two tables (see HealthLog).")

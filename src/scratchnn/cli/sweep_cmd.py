@@ -44,7 +44,7 @@ def add_parser(commands) -> None:
     where.add_argument("--storage", metavar="URL", default="",
                        help="an Optuna storage URL for the study, e.g. postgresql://... (default: the "
                             "journal file OUT/study.log, kept by the Dask scheduler)")
-    add_option_arguments(parser, TRAIN_GROUPS)
+    add_option_arguments(parser, TRAIN_GROUPS, hidden=("threads",))  # every trial: one (NOT_SEARCHED)
     add_augmentation_argument(parser)
     add_data_arguments(parser, "default: --dataset mnist; every trial loads it itself")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
