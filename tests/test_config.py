@@ -195,12 +195,31 @@ def test_input_dropout_comes_first_and_only_in_training():
     assert np.array_equal(model.forward(x, training=False), model.forward(x, training=False))
 
 
+def test_a_network_whose_image_shrinks_below_a_window_is_told_a_fix_that_builds():
+    """The advice audit: five blocks were told --padding 1 (refused: one value for five blocks), then,
+    padded, the same advice again: 28 pixels halve to nothing after four poolings."""
+    def refused(**settings) -> str:
+        with pytest.raises(ConfigError) as raised:
+            TrainConfig(**settings).build_model(np.random.default_rng(0))
+        return str(raised.value)
+
+    told = refused(conv=[8] * 5)
+    assert told.endswith("give --conv 4 size(s) with --padding 1,1,1,1") 
+    assert told.split("; ")[-1] == refused(conv=[8] * 5, padding=[1] * 5).split("; ")[-1]  # at a pooling: the same
+    TrainConfig(conv=[8] * 4, padding=[1] * 4).build_model(np.random.default_rng(0))  # what it names builds
+    told = refused(conv=[8] * 3, kernel_size=5, conv_repeat=2)
+    assert "pad each block (--padding 2,2,2 keeps each 5x5 convolution's image its size)" in told
+    TrainConfig(conv=[8] * 3, kernel_size=5, conv_repeat=2, padding=[2] * 3).build_model(np.random.default_rng(0))
+    assert refused(conv=[8], kernel_size=30).endswith("a 30x30 window is larger than the 28-pixel images: use a "
+                                                      "smaller --kernel-size")
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"hidden": [10**9]}, r"layer 0 \(Dense\) out_features must be an integer from 1 to 4,194,304, got 1000000000"),
     ({"hidden": [40_000, 40_000]}, r"has 1,631,840,010 parameters and buffers \(at most 134,217,728\)"),
     ({"conv": [100_000], "padding": [1]}, r"layer 1 \(ReLU\) gets samples of 78,400,000 numbers \(at most 67,108,864\)"),
-    ({"conv": [8, 8, 8, 8, 8]}, r"a 3x3 window does not fit a 1x1 input with padding 0x0; the image has shrunk "
-                                r"below the window by then: pad each block \(--padding 1 keeps"),  # not --hidden
+    ({"conv": [8, 8, 8, 8, 8]}, r"a 3x3 window does not fit a 1x1 input with padding 0x0; 28-pixel images go "
+                                r"through at most 4 conv block\(s\) of 3x3 windows, even padded"),  # not --hidden
 ])
 def test_a_network_too_big_to_build_is_refused_before_anything_is_allocated(settings, message):
     """The model-file bounds (model_schema) hold for what train builds too: worked out on paper

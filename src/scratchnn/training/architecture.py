@@ -58,7 +58,7 @@ def layer_specs(config, image_shape=(28, 28), num_classes: int = 10) -> tuple[tu
             if config.conv_dropout:
                 specs.append((Dropout, {"p": config.conv_dropout}))
         specs.append((Flatten, {}))
-        (features,) = network_shapes(input_shape, specs)[1][-1]
+        (features,) = network_shapes(input_shape, specs, window_fix=_window_fix(config, image_shape))[1][-1]
     for size in config.hidden:
         specs.append((Dense, {"in_features": features, "out_features": size, **weights}))
         if config.batchnorm:
@@ -72,16 +72,44 @@ def layer_specs(config, image_shape=(28, 28), num_classes: int = 10) -> tuple[tu
     return input_shape, specs
 
 
-def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]]) -> tuple[dict, list[tuple]]:
+def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]], window_fix: str = "") -> tuple[dict, list[tuple]]:
     """model_schema.checked_shapes of the network ``specs`` describe (its parameters' and
-    buffers' shapes, each layer's output shape), its ModelFileError a ConfigError."""
+    buffers' shapes, each layer's output shape), its ModelFileError a ConfigError (``window_fix``:
+    what to change when a window no longer fits the image, ``_window_fix``'s words)."""
     architecture = {"input_shape": list(input_shape),
                     "layers": [{"type": kind.__name__, "config": args} for kind, args in specs]}
     try:
         return checked_shapes(architecture)
     except ModelFileError as error:
-        fix = ("the image has shrunk below the window by then: pad each block (--padding 1 keeps a 3x3 window's "
-               "image its size), use a smaller --kernel-size, or fewer --conv blocks (each pooling halves the image)"
-               if "window does not fit" in str(error)
+        fix = ((window_fix or "use fewer --conv blocks or a smaller --kernel-size") if "window does not fit" in str(error)
                else "use fewer or smaller layers (--hidden, --conv, --conv-repeat)")
         raise ConfigError(f"this network cannot be built: {error}; {fix}") from None
+
+
+def blocks_that_fit(side: int, paddings: list[int], kernel: int, repeat: int) -> int:
+    """How many conv blocks, padded by ``paddings``, images ``side`` pixels wide go through: each
+    block's ``repeat`` convolutions take ``kernel - 1 - 2 * padding`` pixels, its 2x2 pooling halves."""
+    for block, padding in enumerate(paddings):
+        side -= repeat * (kernel - 1 - 2 * padding)
+        if side < 2:  # a convolution's window or the pooling's no longer fits
+            return block
+        side //= 2
+    return len(paddings)
+
+
+def _window_fix(config, image_shape) -> str:
+    """What to change when the image shrinks below a window: padding, spelled for every block,
+    where it makes the network fit, else how many blocks fit at all (the advice audit: five
+    blocks on 28x28 digits were told --padding 1, refused as one value for five blocks, then
+    refused again padded, since 28 halves to nothing after four poolings)."""
+    side, kernel, blocks = min(image_shape), config.kernel_size, len(config.conv)
+    same = (kernel - 1) // 2  # the padding that keeps (an odd) window's image its size
+    if kernel > side:
+        return f"a {kernel}x{kernel} window is larger than the {side}-pixel images: use a smaller --kernel-size"
+    most = blocks_that_fit(side, [same] * blocks, kernel, config.conv_repeat)
+    if most == blocks:
+        return (f"pad each block (--padding {','.join([str(same)] * blocks)} keeps each {kernel}x{kernel} convolution's "
+                "image its size), or use fewer --conv blocks (each pooling halves the image)")
+    return (f"{side}-pixel images go through at most {most} conv block(s) of {kernel}x{kernel} windows, even padded "
+            f"(each pooling halves the image): give --conv {most} size(s)"
+            + (f" with --padding {','.join([str(same)] * most)}" if most and same else ""))
