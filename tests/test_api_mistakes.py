@@ -73,7 +73,8 @@ def test_raw_uint8_pixels_are_refused_with_the_fix(digits):
                  lambda: mlp().predict(raw), lambda: mlp().predict_proba(raw[0]),
                  lambda: lr_find(mlp(), SGD(0.1), raw, y, steps=10)):
         with pytest.raises(ShapeError, match=r"uint8 with values up to 255, raw pixels 0\.\.255 by the look of it; "
-                                             r"scale it to 0\.\.1 first: scale_pixels"):
+                                             r"scale it to 0\.\.1 first: x / 255, or from scratchnn\.data "
+                                             r"import scale_pixels; scale_pixels\(x, model\.input_shape\)$"):
             call()
 
 

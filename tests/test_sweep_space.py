@@ -24,7 +24,9 @@ from web_support import require
     ("hidden = {low = 1, high = 5}\n", "hidden is not a number; search it with choices"),
     ("optimizer = {choices = [\"adamw\", \"adamm\"]}\n", "line 1: unknown optimizer 'adamm'"),
     ("hidden = {choices = [\"512,,256\"]}\n", "line 1: expected comma-separated integers"),
-    ("dataset = {choices = [\"mnist\"]}\n", "unknown option 'dataset'"),  # data is fixed for the whole sweep
+    # data is fixed for the whole sweep (the advice audit: it was an "unknown option")
+    ("dataset = {choices = [\"mnist\"]}\n", "line 1: dataset cannot be searched: only the network, the optimisation "
+                                            "and the training loop can; give it as --dataset to the sweep"),
     ("lr = 0.1\n", "line 1: lr must be a table"),
     ("lr = {low = 1e-4, high = " + "1" * 400 + "}\n", "lr high must be a finite number, got a 400-digit number"),
     ("lr = {low = 1e-4 high = 0.1}\n", "not valid TOML"),

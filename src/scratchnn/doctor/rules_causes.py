@@ -172,7 +172,7 @@ def beyond_noise(train_accuracy: float, dev_accuracy: float, train_images: float
       "receives the same gradient: they stay copies of each other forever and the layer works "
       "like a single unit. Zero or constant initial weights do this; only random ones break "
       "the symmetry.",
-      "--init he_normal (ReLU) or --init glorot_uniform (tanh, sigmoid); keep --bias-init zeros")
+      "--init he_normal (ReLU) or --init glorot_uniform (tanh, sigmoid), with --bias-init zeros")
 def symmetric_units(run: RunHealth):
     """A layer with weights has unit_spread < SYMMETRIC (1e-3) at any evaluation."""
     for layer in run.layers("unit_spread"):

@@ -47,7 +47,7 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
                     client.wait_for_workers(1, timeout=WORKER_WAIT)
                 except TimeoutError:
                     raise ConfigError(f"the Dask scheduler at {scheduler} has no workers after {WORKER_WAIT} s; "
-                                      f"start some with 'dask worker {scheduler}'") from None
+                                      f"start some with 'dask worker {scheduler} --nthreads 1', one per core") from None
             yield client
         return
     if workers < 1:
@@ -136,7 +136,7 @@ def _connect(client_type, address: str):
     error = outcome.get("error")
     if isinstance(error, (OSError, TimeoutError, ValueError)):
         raise ConfigError(f"cannot reach the Dask scheduler at {address} ({error}); start one with "
-                          "'dask scheduler' and workers with 'dask worker ADDRESS'") from None
+                          "'dask scheduler' and workers with 'dask worker ADDRESS --nthreads 1', one per core") from None
     if error is not None:
         raise error
     return outcome["client"]
