@@ -708,6 +708,11 @@ def test_keras_layouts_and_names_are_told_in_scratchnns_terms(digits):
                                          r"scratchnn's are channels first: input_shape=\(1, 28, 28\)"):
         Sequential([scratchnn.Conv2D(1, 4, 3), ReLU(), scratchnn.Flatten(), Dense(4 * 26 * 26, 10)],
                    input_shape=(28, 28, 1))
+    with pytest.raises(ShapeError, match=r"a model that starts with Dense reads flat rows: input_shape=\(784,\), and "
+                                         r"x\.reshape\(len\(x\), -1\)$"):  # the advice audit: told (1, 28, 28)
+        Sequential([Dense(784, 10)], input_shape=(28, 28, 1))
+    flat = Sequential([Dense(784, 10)], input_shape=(784,))  # the hint, applied
+    assert flat.predict(x.reshape(len(x), 28, 28, 1).reshape(len(x), -1)).shape == (len(x),)
     with pytest.raises(ConfigError, match=r"^fit needs an optimizer object, got the name 'adam': e.g. Adam\(1e-3\)"):
         fit(mlp(), "adam", x, y, epochs=1)
     with pytest.raises(ShapeError, match=r"^expected 2000 labels.*one-hot"):  # all of them, not a batch's 32

@@ -61,13 +61,17 @@ OTHER_LIBRARIES = {
 }
 
 
-def channels_last(input_shape) -> str:
+def channels_last(input_shape, first_layer=None) -> str:
     """How to say a model's ``input_shape`` (H, W, C) the channels-first way scratchnn's layers take
     images (C, H, W), '' for another shape (the habits audit: input_shape=(28, 28, 1) was told
-    "give input_shape what the data is", which it was, in Keras's layout)."""
+    "give input_shape what the data is", which it was, in Keras's layout). A model that starts
+    with a Dense layer reads flat rows (the advice audit: it was told (1, 28, 28), refused again)."""
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[2] not in (1, 3) or shape[0] in (1, 3):
         return ""
+    if type(first_layer).__name__ == "Dense":
+        return (f"input_shape {shape} is an image, as Keras keeps it; a model that starts with Dense reads flat rows: "
+                f"input_shape=({math.prod(shape)},), and x.reshape(len(x), -1)")
     return (f"input_shape {shape} is channels last, as Keras keeps images; scratchnn's are channels first: "
             f"input_shape=({shape[2]}, {shape[0]}, {shape[1]}), and x.transpose(0, 3, 1, 2)")
 
