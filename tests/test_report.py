@@ -418,3 +418,22 @@ def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_fo
     assert np.isnan(read_back["dev_accuracy"]) and read_back["train_accuracy"] > 0
     for table in ("metrics.csv", "health.csv"):  # one line ending in a run folder (metrics.csv had CRLF)
         assert b"\r" not in (run / table).read_bytes()
+
+
+def test_a_file_of_a_run_folder_given_for_the_folder_is_told_the_folder(run_dir, tmp_path, capsys):
+    """The advice audit: report run/model.safetensors said "no such folder"; evaluate and predict of
+    run/config.toml read its text as a safetensors header "claiming 4,404,648,414,644,892,272 bytes";
+    doctor of a photo sent the user to its folder (.)."""
+    commands = {("report", MODEL_FILE): f"{run_dir / MODEL_FILE} is a file; give the run folder that holds it ({run_dir})",
+                ("evaluate", "config.toml"): f"{run_dir / 'config.toml'} is the run's config.toml, not a model file; "
+                                             f"give the run folder ({run_dir}) or its {MODEL_FILE}",
+                ("predict", "metrics.csv"): f"{run_dir / 'metrics.csv'} is the run's metrics.csv, not a model file"}
+    for (command, name), said in commands.items():
+        assert main([command, str(run_dir / name), *(["--index", "0"] if command == "predict" else [])]) == 1
+        assert said in capsys.readouterr().err
+    photo = tmp_path / "white.png"
+    photo.write_bytes(b"\x89PNG")
+    assert main(["doctor", str(photo)]) == 1
+    assert capsys.readouterr().err.endswith(f"{photo} is a file, not a run folder; give a run folder made by "
+                                            "'scratchnn train'\n")
+    assert main(["evaluate", str(run_dir / MODEL_FILE)]) == 0  # the model file itself, as ever

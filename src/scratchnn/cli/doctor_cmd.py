@@ -142,6 +142,8 @@ def run_folders(path: Path) -> list[Path]:
     ConfigError that names what ``path`` is otherwise."""
     if not path.exists():
         raise ConfigError(f"{path}: no such folder; give a run folder (runs/...)")
+    if not path.is_dir() and not ((path.parent / METRICS_FILE).exists() or (path.parent / CONFIG_FILE).exists()):
+        raise ConfigError(f"{path} is a file, not a run folder; give a run folder made by 'scratchnn train'")
     if not path.is_dir():
         raise ConfigError(f"{path} is a file; give the run folder that holds it ({path.parent})")
     if (path / METRICS_FILE).exists() or (path / CONFIG_FILE).exists():

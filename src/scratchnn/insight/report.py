@@ -238,6 +238,8 @@ def _train_figures(config: TrainConfig) -> str:
 
 def _load_run(run_dir: Path):
     """(model, metadata, config) of a finished run, or a ConfigError saying what is missing."""
+    if run_dir.is_file():  # the advice audit: run/model.safetensors was "no such folder"
+        raise ConfigError(f"{run_dir} is a file; give the run folder that holds it ({run_dir.parent})")
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such folder; give a run folder made by 'scratchnn train' (runs/<name>/)")
     check_finished(run_dir)  # a run without its model yet: how to finish it
