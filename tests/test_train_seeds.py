@@ -125,7 +125,9 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
     assert drawn == [stopped / "seed-0", stopped / "seed-2"] and "Epoch" not in said
     assert "Ensemble member seed 1: finished" in said and "writing its missing report" in said
     assert main(["train", "--seeds", "0,1,2", "--out", str(stopped), *flags]) == 1
-    assert f"{stopped} already holds an ensemble; complete it with --resume" in capsys.readouterr().err
+    # the advice audit: a finished one was told --resume, which trains nothing
+    assert (f"{stopped} already holds a finished ensemble; choose another --out (a new one of its settings: scratchnn "
+            f"train --config {stopped / 'seed-0' / 'config.toml'} --seeds 0,1,2 --out NEW)") in capsys.readouterr().err
     # the ensemble audit: Ctrl+C before the first member saved its config left a folder no command would continue
     monkeypatch.setattr(ensemble_run, "train_run", interrupted_at_the_second)
     calls[:] = [None]
@@ -155,9 +157,12 @@ def test_runs_and_ensembles_do_not_share_a_folder(tmp_path, digits_csv, capsys):
     capsys.readouterr()
     for argv, said in ((["--seeds", "0,1", "--out", str(single)], f"{single} already holds a run (the folder itself)"),
                        (["--seeds", "0,1", "--out", str(tmp_path)], "already holds a run (single)"),
-                       (["--seed", "2", "--out", str(ensemble)], "already holds ensemble.toml")):
+                       (["--seed", "2", "--out", str(ensemble)], "already holds ensemble.toml"),
+                       (["--seed", "5", "--out", str(single)], f"{single} already holds a finished run; choose another "
+                        f"--out (a new run of its settings: scratchnn train --config {single / 'config.toml'} --out NEW)")):
         assert main(["train", *argv, *flags]) == 1
         assert said in capsys.readouterr().err
+    assert main(["train", "--config", str(single / "config.toml"), "--out", str(tmp_path / "new"), "--no-report"]) == 0
     (ensemble / "stray").mkdir()  # a run put beside the members is not one of them
     assert main(["train", "--seed", "9", "--out", str(ensemble / "stray"), *flags]) == 0
     capsys.readouterr()

@@ -62,7 +62,12 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
                   progress: bool) -> Iterator[RunResult]:
     """Train the member of each seed in turn; each finished member's RunResult as it comes."""
     folder = Path(folder)
-    if recorded_seeds(folder) is not None:
+    held = recorded_seeds(folder)
+    if held is not None and all(run_finished(member_dir(folder, seed)) for seed in held):  # --resume: nothing to do
+        raise ConfigError(f"{folder} already holds a finished ensemble; choose another --out (a new one of its "
+                          f"settings: scratchnn train --config {member_dir(folder, held[0]) / CONFIG_FILE} --seeds "
+                          f"{','.join(map(str, held))} --out NEW)")
+    if held is not None:
         raise ConfigError(f"{folder} already holds an ensemble; complete it with --resume {folder}, "
                           "or choose another --out")
     runs = [run for run in (folder, *sorted(folder.iterdir() if folder.is_dir() else ())) if _holds_a_run(run)]

@@ -124,6 +124,9 @@ def _refuse_taken(out_dir: Path) -> None:
         raise ConfigError(f"{out_dir} is a link to {out_dir.readlink()}, which does not exist; make that folder, "
                           "or choose another --out")
     if (out_dir / CHECKPOINT_FILE).exists() or (out_dir / MODEL_FILE).exists():
+        if run_finished(out_dir):  # the advice audit: --resume of it trains nothing
+            raise ConfigError(f"{out_dir} already holds a finished run; choose another --out (a new run of its settings: "
+                              f"scratchnn train --config {out_dir / CONFIG_FILE} --out NEW)")
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
                           "or choose another --out")
     outputs = (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE, *(f"{name}.png" for name in REPORT_FIGURES))
