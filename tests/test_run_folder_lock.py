@@ -65,7 +65,7 @@ def test_a_second_train_into_the_same_folder_is_refused_after_the_first_began(tm
     real = run_module._refuse_taken
     run_module._refuse_taken = lambda folder: checks.append(folder) or (real(folder) if len(checks) > 1 else None)
     try:  # the first check passed (as when both started together); the one under the lock refuses
-        with pytest.raises(ConfigError, match="already holds a run"):
+        with pytest.raises(ConfigError, match="already holds a (finished )?run"):
             train_run(small_config(digits, epochs=1, seed=9, warmup=0.0), run, log=quiet, progress=False)
     finally:
         run_module._refuse_taken = real

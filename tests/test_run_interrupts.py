@@ -211,3 +211,4 @@ def test_one_ctrl_c_stops_a_shell_loop_of_runs(tmp_path, mnist_slice):
     out, err = script.communicate(timeout=240)
     assert script.returncode == -signal.SIGINT and "the loop went on" not in out, (out, err)
     assert "interrupted; the run folder run-1 keeps its last checkpoint" in err and not (tmp_path / "run-2").exists()
+    assert "continue with 'scratchnn train --resume run-1 --no-report'" in err  # the disk audit: as it began

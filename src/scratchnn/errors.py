@@ -59,25 +59,37 @@ class InferenceBackward(UserWarning):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run: the message says what was kept and the command that continues it."""
 
-    def __init__(self, run_dir, checkpoint: bool = True):
-        super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with "
-                         f"'scratchnn train --resume {run_dir}'" if checkpoint else
-                         f"the run folder {run_dir} has no checkpoint to go on from (--checkpoint-every 0, or "
-                         f"stopped in its first epoch); 'scratchnn train --resume {run_dir}' starts it over")
+    def __init__(self, run_dir, checkpoint: bool = True, flags: str = ""):
+        self.run_dir, self.checkpoint = run_dir, checkpoint
+        command = f"scratchnn train --resume {run_dir}{flags}"
+        super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with '{command}'" if checkpoint
+                         else f"the run folder {run_dir} has no checkpoint to go on from (--checkpoint-every 0, or "
+                              f"stopped in its first epoch); '{command}' starts it over")
+
+    def with_flags(self, flags: str) -> "RunInterrupted":
+        """The same, its command with ``flags`` the run was started with that --resume does not keep
+        (``--no-report``: the disk audit, following the command wrote the report the user turned off)."""
+        return type(self)(self.run_dir, self.checkpoint, flags)
 
 
 class RunNotSaved(ScratchnnError):
     """A file of a training run could not be written (a full disk, a folder made read-only): the
     message names the file and the system's reason, what the run folder keeps, and how to go on."""
 
-    def __init__(self, error: OSError, run_dir, checkpoint: bool = True):
+    def __init__(self, error: OSError, run_dir, checkpoint: bool = True, flags: str = ""):
+        self.error, self.run_dir, self.checkpoint = error, run_dir, checkpoint
         where = f"{error.filename}: " if error.filename is not None else ""
         hint = OS_ERROR_HINTS.get(error.errno, "").split(":")[0]  # what to do is said after it
-        kept = (f"the run folder {run_dir} keeps its last checkpoint: once that is mended, 'scratchnn train --resume "
-                f"{run_dir}' goes on from it" if checkpoint else f"the run folder {run_dir} has no checkpoint yet: "
-                f"once that is mended, 'scratchnn train --resume {run_dir}' starts it over")
+        command = f"scratchnn train --resume {run_dir}{flags}"
+        kept = (f"the run folder {run_dir} keeps its last checkpoint: once that is mended, '{command}' goes on from it"
+                if checkpoint else f"the run folder {run_dir} has no checkpoint yet: once that is mended, '{command}' "
+                "starts it over")
         reason = error.strerror or str(error) or type(error).__name__
         super().__init__(" ".join(f"{where}{reason}{f' ({hint})' if hint else ''}; {kept}".split()))
+
+    def with_flags(self, flags: str) -> "RunNotSaved":
+        """As RunInterrupted.with_flags."""
+        return type(self)(self.error, self.run_dir, self.checkpoint, flags)
 
 
 class PerformanceWarning(UserWarning):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
-from ..errors import ConfigError, MissingExtra, RunInterrupted, ScratchnnError, os_error_message
+from ..errors import ConfigError, MissingExtra, RunInterrupted, RunNotSaved, ScratchnnError, os_error_message
 from ..training import ensemble_run, presets
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
@@ -81,6 +81,15 @@ def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _train(args)
+    except (RunInterrupted, RunNotSaved) as stopped:  # its command keeps the report off, as the run had it
+        if not args.no_report:
+            raise
+        raise stopped.with_flags(" --no-report") from None
+
+
+def _train(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.resume:
         given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
