@@ -41,3 +41,24 @@ def test_a_run_without_dev_images_says_so_and_what_to_show_instead(shared_dir, t
         for which in ("dev", "test"):  # the advice audit: test was told "choose dev", dev "no dev set"
             answer = client.get("/api/gallery", params={"set": which})
             assert answer.status_code == 409 and answer.json()["detail"] == nothing, answer.text
+
+
+def test_an_ensemble_whose_members_read_their_sets_otherwise_shows_no_gallery_evaluate_would_refuse(shared_dir,
+                                                                                                   tmp_path):
+    """The combinations audit: serve A T (T trained with --transpose) fed T the first member's images,
+    156 mistakes where each read its own way makes 131; serve A B (another seed) scored one member on
+    the other's training images. evaluate refuses both; the page now says why instead."""
+    from scratchnn.web.inference import ModelService
+
+    csv = small_csv(shared_dir, tmp_path)
+    a, t, b, c = (tiny_run(csv, tmp_path / name, **changes) for name, changes in
+                  (("a", {}), ("t", {"transpose": True}), ("b", {"seed": 2}), ("c", {"split_seed": 1, "seed": 3})))
+    with pytest.raises(GalleryUnavailable, match=r"^the ensemble's members were trained with and without "
+                                                 r"--transpose, so they read the same files differently; the gallery "
+                                                 r"shows members trained alike$"):
+        ModelService([a, t]).gallery.load("dev")
+    with pytest.raises(GalleryUnavailable, match=r"^the ensemble's members hold out other dev images \(other data, "
+                                                 r"seed or dev size\), so the gallery would score one member's"):
+        ModelService([a, b]).gallery.load("dev")
+    images, labels, _ = ModelService([a, c]).gallery.load("dev")  # members of one split: shown, as ever
+    assert len(images) == len(labels) == 100

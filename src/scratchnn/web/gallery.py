@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data import DataSource, locate
 from ..data.load import FIELDS
+from ..ensemble import turned_differently
 from ..errors import DataError, ScratchnnError
 from ..io import MODEL_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
@@ -45,6 +46,20 @@ class GalleryData:
         self.config = config if self.source is not None else None
         named = self.source is not None and self.source.dataset is not None
         self.sets = ("dev", "test") if named else ("dev",)  # only a named dataset has a test split
+        self.dev_problem = ""  # why the dev set cannot be shown for every member (check_members)
+
+    def check_members(self, members) -> None:
+        """Members must read the gallery's images alike, and hold out the same dev images: the
+        gallery feeds each the first member's set (the combinations audit: serve A T, T trained
+        with --transpose, counted 156 mistakes where each read its own way makes 131, and members of
+        other dev sets were scored on one another's training images), as evaluate refuses."""
+        if len(members) > 1 and turned_differently(members):  # its words name paths: the page gets none
+            self.problem, self.config = ("the ensemble's members were trained with and without --transpose, so they "
+                                         "read the same files differently; the gallery shows members trained alike"), None
+        elif len(members) > 1 and len({_dev_split(member.metadata) for member in members}) > 1:
+            self.dev_problem = ("the ensemble's members hold out other dev images (other data, seed or dev size), "
+                                "so the gallery would score one member's training images; its test set, or "
+                                "'scratchnn evaluate' of the members on data none trained on, compares them")
 
     def describe(self) -> str:
         """The data in one line, files by base name only: 'csv t10k.csv.gz'."""
@@ -74,6 +89,8 @@ class GalleryData:
         if which not in self.sets:
             raise GalleryUnavailable(f"{self.describe()} has no separate {which} split; choose one of "
                                      f"{', '.join(self.sets)}")
+        if which == "dev" and self.dev_problem:
+            raise GalleryUnavailable(self.dev_problem)
         if which == "dev" and not self.config.dev_size:
             raise GalleryUnavailable(self.nothing_to_show() or "the run held out no dev images (--dev-size 0): "
                                      "there is no dev set to show; choose test")
@@ -107,6 +124,17 @@ class GalleryData:
             if path is not None and not Path(path).is_file():
                 raise GalleryUnavailable(f"data file {Path(path).name} not found; start 'scratchnn serve' with "
                                          "--csv FILE (or --images/--labels, --dataset) to say where it is now")
+
+
+def _dev_split(metadata: dict) -> tuple:
+    """What decides a run's dev images, as its metadata records it: the data (its checksum where
+    recorded, else its path), how it is read, and the seeded split."""
+    config = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
+    data = tuple(config.get(f"{name}_sha256") or config.get(name) for name in ("csv", "images"))
+    seed = config.get("split_seed") if isinstance(config.get("split_seed"), int) and config["split_seed"] >= 0 \
+        else config.get("seed")
+    return (*data, config.get("dataset"), config.get("labels") if not config.get("images_sha256") else None,
+            config.get("transpose"), seed, config.get("dev_size"))
 
 
 def _trusted_config(model_path: Path, metadata: dict, data: DataSource | None) -> tuple[TrainConfig | None, str]:

@@ -48,6 +48,7 @@ class ModelService:
         first = self.ensemble.members[0]
         self.path, self.model, self.metadata = first.path, first.model, first.metadata
         self.gallery = GalleryData(self.path, self.metadata, data)
+        self.gallery.check_members(self.ensemble.members)
         self.classes = self.ensemble.classes
         self.members = [_public_name(member.path) for member in self.ensemble.members]
         if reads := not_28x28(self.ensemble.image_shape, self.model.input_shape):  # 16x49 is no drawing
