@@ -220,3 +220,40 @@ def test_threads_limits_the_blas_threads_while_training_and_only_then(tmp_path, 
     assert seen == [{1}, {1}]
     assert blas_threads() == before
     assert "threads = 1\n" in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_an_ensemble_without_dev_images_or_checkpoints_is_told_what_it_has(tmp_path, digits_csv, capsys, monkeypatch):
+    """The combinations audit: --seeds with --dev-size 0 ended on 'scratchnn evaluate ENS' (an empty dev set)
+    and --quiet printed 'dev accuracy nan'; Ctrl+C with --checkpoint-every 0 'kept its last checkpoint'."""
+    from scratchnn.training import ensemble_run
+
+    flags = ["--hidden", "8", "--epochs", "1", "--batch-size", "64", "--csv", str(digits_csv), "--no-report"]
+    ensemble = tmp_path / "ensemble"
+    assert main(["train", "--seeds", "0,1", "--dev-size", "0", "--out", str(ensemble), *flags]) == 0
+    assert capsys.readouterr().out.endswith(f"scratchnn evaluate {ensemble} --set train\n")
+    assert main(["train", "--seeds", "0,1", "--dev-size", "0", "--out", str(tmp_path / "quiet"), "--quiet", *flags]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(line.startswith("no dev set (--dev-size 0), train accuracy 0.") for line in lines) and len(lines) == 2
+    real_train_run = ensemble_run.train_run
+
+    def interrupted_at_the_second(config, run_dir, **kwargs):
+        if run_dir.name == "seed-1":
+            raise KeyboardInterrupt
+        return real_train_run(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(ensemble_run, "train_run", interrupted_at_the_second)
+    stopped = tmp_path / "stopped"
+    assert main(["train", "--seeds", "0,1", "--checkpoint-every", "0", "--dev-size", "50", "--out", str(stopped),
+                 *flags]) == 130
+    assert (f"the run folder {stopped} has no checkpoint to go on from (--checkpoint-every 0, or stopped in its "
+            f"first epoch); 'scratchnn train --resume {stopped} --no-report' starts it over") in capsys.readouterr().err
+
+
+def test_a_sweep_without_a_dev_set_is_refused_before_any_trial(tmp_path, digits_csv, capsys):
+    """The combinations audit: sweep --dev-size 0 trained every trial, then called each 'failed: unknown reason'."""
+    assert main(["sweep", "--preset", "mlp", "--csv", str(digits_csv), "--dev-size", "0",
+                 "--out", str(tmp_path / "sweep")]) == 1
+    assert capsys.readouterr().err.endswith("a sweep scores each trial on the dev set, and --dev-size 0 holds none "
+                                            "out; give --dev-size N (the default 1000), and train the best settings "
+                                            "on every image after\n")
+    assert not (tmp_path / "sweep").exists()

@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         if "threads" in given_options(args, TRAIN_GROUPS):
             raise ConfigError(f"--threads: {NOT_SEARCHED['threads']}; drop --threads")
         base = resolve_config(args)
+        if not base.dev_size:  # the combinations audit: every trial trained, then "failed: unknown reason" (NaN)
+            raise ConfigError("a sweep scores each trial on the dev set, and --dev-size 0 holds none out; give "
+                              "--dev-size N (the default 1000), and train the best settings on every image after")
         space = load_space(args.space or "default", base.preset)
         fixed = sorted(set(space.names) & set(given_options(args, TRAIN_GROUPS)))
         if fixed:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
 from ..errors import ConfigError, MissingExtra, RunInterrupted, RunNotSaved, ScratchnnError, os_error_message
 from ..training import ensemble_run, presets
+from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
@@ -144,7 +146,9 @@ def finish(args: argparse.Namespace, result, log) -> int:
                 print(finding.line(), file=sys.stderr)
         test = result.metrics.get("test_accuracy")
         dev = result.history[-1].dev_accuracy if result.history else result.metrics.get("dev_accuracy", float("nan"))
-        scores = f"dev accuracy {dev:.4f}" + ("" if test is None else f", test accuracy {test:.4f}")
+        scores = (f"dev accuracy {dev:.4f}" if result.metrics.get("dev_samples") != 0 else  # not 'nan'
+                  f"no dev set (--dev-size 0), train accuracy {result.metrics.get('train_accuracy', math.nan):.4f}")
+        scores += "" if test is None else f", test accuracy {test:.4f}"
         print(f"{scores} in {result.train_seconds:.2f} s; model: {result.model_path}")
     return 0
 
@@ -172,13 +176,17 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
             raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
         ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")
         members = ensemble_run.train_members(config, args.seeds, ensemble, log, progress=not args.quiet)
+    dev_set = True
     try:
         for result in members:
             finish(args, result, log)
+            dev_set = result.metrics.get("dev_samples") != 0
     except KeyboardInterrupt:  # the member's checkpoint is kept; the ensemble is what to go on with
-        raise RunInterrupted(ensemble) from None
+        # (with --checkpoint-every 0 there is none: the combinations audit, it "kept its last checkpoint")
+        raise RunInterrupted(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}"))) from None
     seeds = ensemble_run.recorded_seeds(ensemble) or []
-    log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {ensemble}")
+    # --dev-size 0: evaluate's dev set is empty (the combinations audit), as a single run's next step says
+    log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {ensemble}{'' if dev_set else ' --set train'}")
     return 0
 
 
