@@ -38,6 +38,7 @@ def test_a_run_without_dev_images_says_so_and_what_to_show_instead(shared_dir, t
     from web_support import LOCAL_BASE_URL
 
     with TestClient(create_app(run / "model.safetensors"), base_url=LOCAL_BASE_URL) as client:
+        assert client.get("/api/model").json()["gallery_sets"] == []  # the combinations audit: it offered dev
         for which in ("dev", "test"):  # the advice audit: test was told "choose dev", dev "no dev set"
             answer = client.get("/api/gallery", params={"set": which})
             assert answer.status_code == 409 and answer.json()["detail"] == nothing, answer.text

@@ -172,7 +172,7 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
 
     @app.get("/api/gallery", response_model=Gallery, responses={status: ERRORS[status] for status in (400, 409, 422)},
              summary="Random digits of the run's dev or test set that the model gets wrong")
-    def gallery(which: str = Query("dev", alias="set", json_schema_extra={"enum": list(sets)},
+    def gallery(which: str = Query("dev", alias="set", json_schema_extra={"enum": list(sets) or ["dev"]},
                                    description="which set to look in: test only for a model of a named dataset"),
                 n: int = Query(12, ge=1, le=100, description="how many mistakes"),
                 seed: int | None = Query(None, ge=0, le=2**32 - 1,

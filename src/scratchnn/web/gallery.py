@@ -46,6 +46,8 @@ class GalleryData:
         self.config = config if self.source is not None else None
         named = self.source is not None and self.source.dataset is not None
         self.sets = ("dev", "test") if named else ("dev",)  # only a named dataset has a test split
+        if self.config is not None and not self.config.dev_size:  # --dev-size 0 (the combinations audit:
+            self.sets = self.sets[1:]  # /api/model offered dev, and the gallery said there was none)
         self.dev_problem = ""  # why the dev set cannot be shown for every member (check_members)
 
     def check_members(self, members) -> None:
@@ -75,7 +77,7 @@ class GalleryData:
     def nothing_to_show(self) -> str:
         """Why no set can be shown ('' when one can): a ``--dev-size 0`` run of a file, which has no
         test split either (the advice audit: set=test was told 'choose dev', set=dev 'no dev set')."""
-        if self.config is None or self.config.dev_size or "test" in self.sets:
+        if self.config is None or self.config.dev_size or self.sets:
             return ""
         return (f"the run held out no dev images (--dev-size 0) and {self.describe()} has no test split: the "
                 "gallery has no set to show (drawing and photos work as ever)")
@@ -86,14 +88,14 @@ class GalleryData:
 
         if self.config is None:
             raise GalleryUnavailable(self.problem)
-        if which not in self.sets:
-            raise GalleryUnavailable(f"{self.describe()} has no separate {which} split; choose one of "
-                                     f"{', '.join(self.sets)}")
         if which == "dev" and self.dev_problem:
             raise GalleryUnavailable(self.dev_problem)
         if which == "dev" and not self.config.dev_size:
             raise GalleryUnavailable(self.nothing_to_show() or "the run held out no dev images (--dev-size 0): "
                                      "there is no dev set to show; choose test")
+        if which not in self.sets:
+            raise GalleryUnavailable(f"{self.describe()} has no separate {which} split; choose one of "
+                                     f"{', '.join(self.sets)}")
         self._check_present(which)
         try:
             images, labels, _, _ = load_set(self.config, which, self.source, progress=False, download=False)
