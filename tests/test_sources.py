@@ -632,6 +632,23 @@ def test_a_killed_downloads_temp_file_is_removed_by_the_next(env, served):
     assert not old.exists() and not forgotten.exists() and live.exists()
 
 
+def test_a_week_old_part_of_any_dataset_goes_at_the_next_lookup_even_of_another(env, served):
+    """The disk audit: a part was removed only by a download of the same file, so EMNIST's 0.6 GB,
+    given up on, stayed for good; a lookup of any dataset now removes week-old parts of all."""
+    locate("toy", "train", progress=False)
+    other = env / "cache" / "scratchnn" / "emnist-letters"
+    other.mkdir(parents=True)
+    given_up, recent = other / ".gzip.zip.abcd1234-99-x.part", other / ".gzip.zip.abcd1234-98-y.part"
+    for part in (given_up, recent):
+        part.write_bytes(b"x" * 100)
+    os.utime(given_up, (time.time() - download.KEEP_PART_FOR - 60,) * 2)
+    locate("toy", "train", progress=False)  # found in the cache: nothing downloaded
+    assert not given_up.exists() and recent.exists()
+    os.utime(recent, (time.time() - download.KEEP_PART_FOR - 60,) * 2)
+    locate("toy", "train", progress=False, download=False)  # a server's lookup (never downloads) leaves them
+    assert recent.exists()
+
+
 def test_a_cache_that_cannot_take_the_file_stops_at_once_naming_the_folder(env, served, monkeypatch):
     """The download audit: a full disk was blamed on each mirror in turn, each downloaded in full."""
     import errno

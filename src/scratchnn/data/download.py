@@ -316,6 +316,20 @@ def sweep_interrupted(cache: Path, name: str) -> None:
         part.unlink(missing_ok=True)
 
 
+def expire_parts(root: Path) -> None:
+    """Remove the temp files of interrupted downloads, of any dataset under ``root`` (the cache),
+    that no download has written to for KEEP_PART_FOR (the disk audit: only a download of the same
+    file removed one, so EMNIST's 0.6 GB given up stayed for good)."""
+    cutoff = time.time() - KEEP_PART_FOR
+    for part in root.glob("*/.*.part"):
+        try:
+            about = part.lstat()
+            if part not in _WRITING and stat.S_ISREG(about.st_mode) and about.st_mtime < cutoff:
+                part.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove: the next lookup tries again
+            continue
+
+
 HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]  # in temp file names
 
 

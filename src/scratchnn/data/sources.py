@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .download import CacheUnwritable, CutOff, RemoteFile, fetch, sweep_interrupted
+from .download import CacheUnwritable, CutOff, RemoteFile, expire_parts, fetch, sweep_interrupted
 from .idx import read_idx_pair
 
 SPLITS = ("train", "test")
@@ -178,6 +178,8 @@ def locate(name: str, split: str, data_dir=None, *, download: bool = True, mirro
     spec = get_dataset(name)
     files = spec.files(split)
     cache = cache_dir(name)
+    if download:  # a week-old part of any dataset's download goes (download.KEEP_PART_FOR)
+        expire_parts(cache.parent)
     mine = _search_folders(spec, data_dir)
     if mine and not mine[-1][0].is_dir():  # a typo downloaded, and the run said it read the folder
         root, label = mine[-1]
