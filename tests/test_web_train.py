@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -318,9 +319,12 @@ def test_runs_past_the_servers_disk_limit_are_refused_and_nothing_saved_is_delet
         kept = sorted(p.name for p in folder.iterdir())
         refused = client.post("/api/train", json={"preset": "seed", "epochs": 2})
         assert refused.status_code == 507, refused.text
-        assert refused.json()["detail"].startswith("the runs trained from this page (1 run) take 0.0 GB, the most "
-                                                   "this server keeps (scratchnn serve --max-train-disk 1e-06)")
+        assert re.match(r"the runs trained from this page \(1 run\) take \d+ MB, the most this server keeps "
+                        r"\(scratchnn serve --max-train-disk 1e-06\)", refused.json()["detail"])  # not '0.0 GB'
         assert sorted(p.name for p in folder.iterdir()) == kept and "model.safetensors" in kept
+        with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as restarted:  # the disk audit:
+            again = restarted.post("/api/train", json={"preset": "seed", "epochs": 2})  # a restart forgot its runs
+            assert again.status_code == 507 and "(1 run)" in again.json()["detail"], again.text
         shutil.rmtree(folder)  # the operator deletes it: room again, but the machine's disk is nearly full
         monkeypatch.setattr(disk_budget.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 5e8))
         refused = client.post("/api/train", json={"preset": "seed", "epochs": 2})

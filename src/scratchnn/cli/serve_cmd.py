@@ -79,8 +79,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-train-layers", type=int, metavar="N", default=limits.layers,
                        help=f"hidden layers, and convolution blocks, a network may have (default: {limits.layers})")
     group.add_argument("--max-train-disk", type=float, metavar="GB", default=limits.disk,
-                       help=f"disk the runs trained from the page may take together, counted since the server "
-                            f"started; past it, or with less than 1 GB left on the disk, no new run starts, and "
+                       help=f"disk the runs trained from the page (by this server or earlier ones) may take "
+                            f"together; past it, or with less than 1 GB left on the disk, no new run starts, and "
                             f"nothing saved is deleted (default: {limits.disk:g})")
     group.add_argument("--max-train-memory", type=float, metavar="GB", default=limits.memory,
                        help=f"memory a run's training may need, worked out before it starts: the bound on its "

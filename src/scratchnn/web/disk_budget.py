@@ -5,8 +5,9 @@ checkpoint with the optimizer's state, health.csv and the report), and the per-r
 (epochs, seconds, memory) say nothing of how many runs one page starts, one after another (the
 soak audit: a script looping Start and Stop wrote 13 GB an hour). So before a run starts:
 
-- the run folders this server's page has written since the server started, measured now (a
-  folder the operator deleted frees its share), must be under ``--max-train-disk`` GB;
+- the run folders the page has written, measured now (a folder the operator deleted frees its
+  share), must be under ``--max-train-disk`` GB. Each holds a PAGE_MARK file, so the runs of
+  earlier servers count too (the disk audit: a server restarted each day got the limit afresh);
 - the disk that holds them must keep FREE_FLOOR_GB free, whoever else fills it.
 
 Over either, the run is refused (HTTP 507, Insufficient Storage) with the reason, and nothing
@@ -22,6 +23,7 @@ from ..errors import ScratchnnError
 
 FREE_FLOOR_GB = 1.0  # what a run never takes from the machine: logs, other programs, the OS
 GB = 1e9
+PAGE_MARK = ".trained-from-the-page"  # an empty file in each run folder the page makes
 
 
 class DiskFull(ScratchnnError):
@@ -45,9 +47,11 @@ class DiskBudget:
 
     def __init__(self, runs_dir: Path, limit_gb: float):
         self.runs_dir, self.limit_gb = Path(runs_dir), limit_gb
-        self.folders: list[Path] = []
+        self.folders: list[Path] = sorted(mark.parent for mark in self.runs_dir.glob(f"*/{PAGE_MARK}"))
 
     def add(self, folder: Path) -> None:
+        """Count ``folder`` (made, empty) from now on, and mark it for the servers after this one."""
+        (Path(folder) / PAGE_MARK).touch()
         self.folders.append(Path(folder))
 
     def used(self) -> int:
@@ -60,11 +64,16 @@ class DiskBudget:
         used = self.used()
         if used >= self.limit_gb * GB:
             count = f"{len(self.folders)} run{'s' if len(self.folders) != 1 else ''}"
-            raise DiskFull(f"the runs trained from this page ({count}) take {used / GB:.1f} GB, the most "
+            raise DiskFull(f"the runs trained from this page ({count}) take {_size(used)}, the most "
                            f"this server keeps (scratchnn serve --max-train-disk {self.limit_gb:g}); whoever runs "
                            "it can delete old runs or raise the limit")
         existing = next(folder for folder in (self.runs_dir, *self.runs_dir.parents) if folder.exists())
         free = shutil.disk_usage(existing).free
-        if free < FREE_FLOOR_GB * GB:
+        if free < FREE_FLOOR_GB * GB:  # (in GB: the floor is one)
             raise DiskFull(f"the server's disk has {free / GB:.2f} GB free, and it keeps {FREE_FLOOR_GB:g} GB "
                            "free for everything else: no new run until some space is freed")
+
+
+def _size(count: int) -> str:
+    """'2.4 GB', or '31 MB' under a GB (a 30 MB limit's runs took '0.0 GB': the disk audit)."""
+    return f"{count / GB:.1f} GB" if count >= GB else f"{count / 1e6:.0f} MB"
