@@ -102,7 +102,7 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
     stopped = tmp_path / "stopped"
     capsys.readouterr()
     assert main(["train", "--seeds", "0,1,2", "--out", str(stopped), *flags]) == 130
-    assert f"continue with 'scratchnn train --resume {stopped}'" in capsys.readouterr().err
+    assert f"continue with 'scratchnn train --resume {stopped} --no-report'" in capsys.readouterr().err  # as begun
     monkeypatch.setattr(ensemble_run, "train_run", real_train_run)
     assert main(["evaluate", str(stopped)]) == 1
     assert "the ensemble's members seed-1, seed-2 were never trained; complete it with 'scratchnn train --resume" \
@@ -257,3 +257,29 @@ def test_a_sweep_without_a_dev_set_is_refused_before_any_trial(tmp_path, digits_
                                             "out; give --dev-size N (the default 1000), and train the best settings "
                                             "on every image after\n")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_members_never_started_train_with_the_ensembles_config_on_its_data(tmp_path, digits_csv, capsys):
+    """The combinations audit: resumed, the members never started trained with a finished member's
+    edited config.toml (784-64-10 beside 784-32-10), and on a data file changed since, unchecked."""
+    import shutil
+
+    flags = ["--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size", "50", "--csv", str(digits_csv),
+             "--no-report", "--quiet"]
+    whole, ensemble = tmp_path / "whole", tmp_path / "ensemble"
+    assert main(["train", "--seeds", "0,1,2", "--out", str(whole), *flags]) == 0
+    shutil.copytree(whole, ensemble)
+    for seed in (1, 2):  # as an ensemble stopped between members leaves it
+        shutil.rmtree(ensemble / f"seed-{seed}")
+    config = ensemble / "seed-0" / "config.toml"
+    config.write_text(config.read_text().replace("hidden = [8]", "hidden = [64]"))
+    assert main(["train", "--resume", str(ensemble), "--quiet", "--no-report"]) == 0
+    for seed in (1, 2):
+        made, expected = (load(folder / f"seed-{seed}").state_dict() for folder in (ensemble, whole))
+        assert all(np.array_equal(made[k], expected[k]) for k in expected)  # 8 units, as the ensemble began
+    shutil.rmtree(ensemble / "seed-2")
+    digits_csv.write_text(digits_csv.read_text().replace("\n1,", "\n2,", 1))  # one label changed
+    capsys.readouterr()
+    assert main(["train", "--resume", str(ensemble), "--quiet", "--no-report"]) == 1
+    assert f"the run was trained on {digits_csv} (sha256 " in capsys.readouterr().err
+    assert not (ensemble / "seed-2").exists()

@@ -18,7 +18,7 @@ from ..io import ENSEMBLE_FILE, MODEL_FILE
 from .checkpoint import CHECKPOINT_FILE
 from .config import CONFIG_FILE, MAX_CONFIG_BYTES, TrainConfig
 from .run import REPORT_FILE, resume_run, run_finished, train_run
-from .run_data import absolute_data_paths, locate_data
+from .run_data import check_data_files, locate_data, record_data
 from .session import RunResult
 
 MAX_SEEDS = 64  # as many members as an ensemble may have (ensemble.MAX_MEMBERS)
@@ -77,8 +77,8 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
                           "choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
     log = notes_once(log)
-    # the config too: stopped before the first member saved its own, the ensemble can still be resumed
-    table = f"seeds = [{', '.join(map(str, seeds))}]\n\n[config]\n{absolute_data_paths(config).to_toml()}"
+    # the config too, with its data's checksums: members never started train with it on resume
+    table = f"seeds = [{', '.join(map(str, seeds))}]\n\n[config]\n{record_data(config).to_toml()}"
     atomic_write_bytes(folder / ENSEMBLE_FILE, table.encode())
     for seed in seeds:
         log(f"Ensemble member seed {seed} -> {member_dir(folder, seed)}")
@@ -107,7 +107,9 @@ def _holds_a_run(folder: Path) -> bool:
 def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
                    report: bool = False) -> Iterator[RunResult]:
     """Complete the ensemble in ``folder``: finished members are left as they are, the interrupted
-    one resumes, and those never started train with the started ones' config and their own seed.
+    one resumes, and those never started train with the ensemble's config (ensemble.toml's, its data
+    checked against the checksums there; an older one's: the first started member's) and their own
+    seed (the combinations audit: an edited member config.toml, or changed data, trained the rest).
     With ``report``, a finished member without its report.html (stopped while it was drawn) is
     yielded too, untrained, for the caller to draw it."""
     folder = Path(folder)
@@ -115,10 +117,12 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
     seeds = recorded_seeds(folder) or []
     started = [member_dir(folder, seed) for seed in seeds if (member_dir(folder, seed) / CONFIG_FILE).is_file()]
     recorded = (_ensemble_table(folder) or {}).get("config")
-    if started:
-        base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
-    elif isinstance(recorded, dict):  # stopped before the first member saved its config
+    if isinstance(recorded, dict):
         base = TrainConfig.from_dict(recorded, source=str(folder / ENSEMBLE_FILE)).validate()
+        if any(not (member_dir(folder, seed) / CONFIG_FILE).is_file() for seed in seeds):
+            check_data_files(base, resuming=True)  # before any member trains on what has changed
+    elif started:  # an older version's ensemble.toml records no config
+        base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
     else:  # an older version's ensemble.toml records no config
         raise ConfigError(f"{folder}: no member of the ensemble had started; train it again with "
                           f"--seeds {','.join(map(str, seeds))} --out {folder} after deleting the folder")
