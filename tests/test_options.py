@@ -292,6 +292,21 @@ def test_augmentation_flag_changes_only_the_settings_it_names(tmp_path):
     assert lines == ["Note: --augmentation rotate=5 does nothing here; it applies only with --augment"]
 
 
+def test_a_config_files_own_table_stays_when_the_command_line_names_data_of_another_kind(tmp_path):
+    """The combinations audit: `augmentation = {rotate = 5.0, p = 0.5}` with --dataset fashion-mnist on the
+    command line trained the clothes' table without a word (named in the file, or with --csv, it stayed);
+    a run folder's recorded table, made for digits, is still the clothes' default for clothes."""
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text("augmentation = {rotate = 5.0, p = 0.5}\n")
+    config = resolve_config(train_args("--preset", "cnn", "--config", str(mine), "--dataset", "fashion-mnist"))
+    assert config.build_augmentation() == dataclasses.replace(CLOTHES, rotate=5.0, p=0.5)
+    recorded = resolve_config(train_args("--preset", "cnn")).with_augmentation_recorded()
+    recorded.save(tmp_path / "run.toml")
+    config = resolve_config(train_args("--config", str(tmp_path / "run.toml"), "--dataset", "fashion-mnist"))
+    assert config.build_augmentation() == CLOTHES
+
+
 def test_augmentation_flag_can_start_from_a_kinds_whole_table():
     """A CSV of Fashion-MNIST has no dataset name to pick the clothes' augmentation: name it."""
     config = resolve_config(train_args("--preset", "cnn", "--augmentation", "clothes"))
