@@ -397,19 +397,19 @@ def test_a_config_file_over_a_preset_holds_only_what_it_changes(tmp_path, capsys
     assert note.startswith("Note: named.toml names the preset 'cnn' but leaves out ") and "add --preset cnn" in note
 
 
-def test_a_config_file_naming_a_preset_scratchnn_lacks_is_refused(tmp_path):
-    """The advice audit: `preset = "cnn-bets"` trained the defaults without a word (and saved the name),
-    where --preset cnn-bets and the page's preset are refused; "custom" is a file of one's own."""
+def test_a_config_file_naming_a_preset_like_one_of_scratchnns_gets_a_note(tmp_path):
+    """The advice audit: `preset = "cnn-bets"` trained the defaults without a word, where --preset cnn-bets
+    and the page's preset are refused; a name of one's own (it names the run folders) gets none."""
     typo = tmp_path / "typo.toml"
     typo.write_text('preset = "cnn-bets"\nepochs = 2\n')
-    with pytest.raises(ConfigError, match=r"^typo\.toml names the preset 'cnn-bets', which scratchnn does not have: "
-                                          r"did you mean 'cnn-best'\? \(or 'custom', for settings of your own\)$"):
-        resolve_config(train_args("--config", str(typo)))
-    typo.write_text('preset = "zzz"\n')
-    with pytest.raises(ConfigError, match=r"does not have; choose one of seed, mlp, "):
-        resolve_config(train_args("--config", str(typo)))
-    typo.write_text('preset = "custom"\nepochs = 2\n')
-    assert resolve_config(train_args("--config", str(typo))).epochs == 2
+    said = []
+    assert resolve_config(train_args("--config", str(typo)), said.append).conv == []
+    assert said == ["Note: typo.toml names the preset 'cnn-bets', which scratchnn does not have (did you mean "
+                    "'cnn-best'?): its settings are the defaults and the file's; to start from cnn-best's, add "
+                    "--preset cnn-best"]
+    typo.write_text('preset = "my-experiment"\nepochs = 2\n')
+    said.clear()
+    assert resolve_config(train_args("--config", str(typo)), said.append).preset == "my-experiment" and not said
 
 
 def test_a_config_file_repeats_its_run_only_on_the_data_it_recorded(tmp_path):

@@ -99,9 +99,6 @@ def _padding_for_blocks(padding: list[int], conv: list, source: str, log) -> dic
                       f"with {plural(len(conv), 'value')}, e.g. --padding {example}")
 
 
-OWN_RECIPE = TrainConfig.preset  # "custom": what a config file of one's own may call itself
-
-
 def get_preset(name: str) -> TrainConfig:
     """A fresh copy of the named preset (safe to modify)."""
     if name not in PRESETS:
@@ -162,11 +159,11 @@ def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
     values = TrainConfig.read_file(path)
     named = values.get("preset")
     known = named if isinstance(named, str) and named in PRESETS else None
-    if isinstance(named, str) and not known and named != OWN_RECIPE:  # trained the defaults without a word
-        near = difflib.get_close_matches(named, PRESETS, n=1)
-        raise ConfigError(f"{Path(path).name} names the preset {named[:40]!r}, which scratchnn does not have"
-                          + (f": did you mean {near[0]!r}?" if near else f"; choose one of {', '.join(PRESETS)}")
-                          + f" (or {OWN_RECIPE!r}, for settings of your own)")
+    near = difflib.get_close_matches(named, PRESETS, n=1) if isinstance(named, str) and not known else []
+    if near:  # a typo trained the defaults without a word (a name of one's own only names the run folders)
+        log(f"Note: {Path(path).name} names the preset {named[:40]!r}, which scratchnn does not have (did you mean "
+            f"{near[0]!r}?): its settings are the defaults and the file's; to start from {near[0]}'s, add "
+            f"--preset {near[0]}")
     if preset and known and known != preset:
         raise ConfigError(f"{path} names the preset {known!r}, --preset names {preset!r}: drop one of them")
     if preset:  # a file that shortens the run shrinks the preset's warm-up, as --epochs does (the docs audit)
