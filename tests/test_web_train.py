@@ -865,3 +865,16 @@ def test_the_apply_button_sets_a_fixs_first_choice_and_nothing_else(client):
     ran = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert dict(zip(APPLIED, json.loads(ran.stdout))) == APPLIED
+
+
+def test_the_page_trains_beside_a_served_ensembles_folder_not_among_its_members(tmp_path):
+    """The combinations audit: serving ens/ (train --seeds), the page's runs landed in ens/ beside seed-0."""
+    from scratchnn.web.train_setup import runs_folder
+
+    for run in (tmp_path / "ens" / "seed-0", tmp_path / "single"):
+        run.mkdir(parents=True)
+        (run / "model.safetensors").touch()
+        (run / "config.toml").touch()
+    (tmp_path / "ens" / "ensemble.toml").write_text("seeds = [0, 1]\n")
+    assert runs_folder(tmp_path / "ens" / "seed-0" / "model.safetensors") == tmp_path
+    assert runs_folder(tmp_path / "single" / "model.safetensors") == tmp_path

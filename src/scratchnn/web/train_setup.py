@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ..data import DataSource
-from ..io import MODEL_FILE
+from ..io import ENSEMBLE_FILE, MODEL_FILE
 from ..training.config import CONFIG_FILE
 from ..training.run import RUNS_DIR
 from .inference import ModelService
@@ -39,10 +39,12 @@ class TrainSetup:
 
 
 def runs_folder(model_path: Path) -> Path:
-    """The folder holding the served run folder, else ``runs/``."""
+    """The folder holding the served run folder, or the served ensemble's folder (not inside it:
+    the combinations audit, the page's runs landed among its members), else ``runs/``."""
     model_path = Path(model_path)
     if model_path.name == MODEL_FILE and (model_path.parent / CONFIG_FILE).is_file():
-        return model_path.parent.parent
+        holder = model_path.parent.parent
+        return holder.parent if (holder / ENSEMBLE_FILE).is_file() else holder
     return RUNS_DIR
 
 
