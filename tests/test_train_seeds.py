@@ -283,3 +283,19 @@ def test_members_never_started_train_with_the_ensembles_config_on_its_data(tmp_p
     assert main(["train", "--resume", str(ensemble), "--quiet", "--no-report"]) == 1
     assert f"the run was trained on {digits_csv} (sha256 " in capsys.readouterr().err
     assert not (ensemble / "seed-2").exists()
+
+
+def test_resuming_a_run_stopped_by_stop_or_a_time_limit_says_where_it_stopped(tmp_path, digits_csv, capsys):
+    """The combinations audit: a page run the server's time limit stopped at epoch 10 of 60 was 'already
+    finished' to train --resume, while the doctor said it stopped at epoch 10 of 60."""
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
+
+    asked = []
+    config = TrainConfig(hidden=[8], epochs=5, batch_size=64, dev_size=50, csv=str(digits_csv))
+    train_run(config, tmp_path / "run", log=lambda line: None, progress=False,
+              stop_requested=lambda: asked.append(1) or len(asked) > 8)  # in its second epoch, or so
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "the run had already finished (it stopped at epoch " in err and " of 5: Stop, a time limit or early " \
+           "stopping; its model keeps the weights it had then); nothing to train" in err, err

@@ -104,7 +104,14 @@ def _train(args: argparse.Namespace) -> int:
             return train_members(args, log, resume=Path(args.resume))
         if run_finished(args.resume) and (args.no_report or (Path(args.resume) / REPORT_FILE).exists()):
             # nothing to do is done: a job scheduler that starts a finished job again sees success
-            print(f"{args.resume}: the run had already finished; nothing to train. For more epochs, start a new "
+            from .doctor_cmd import stopped_at
+
+            # stopped by Stop or a time limit, its model keeps the weights of then (the combinations audit:
+            # "already finished" beside the doctor's "stopped at epoch 10 of 60")
+            short = stopped_at(Path(args.resume))
+            ended = (f" (it stopped at {short[0]} {short[1]} of {short[2]}: Stop, a time limit or early stopping; its "
+                     "model keeps the weights it had then)" if short else "")
+            print(f"{args.resume}: the run had already finished{ended}; nothing to train. For more epochs, start a new "
                   f"run: scratchnn train --config {Path(args.resume) / CONFIG_FILE} --epochs N", file=sys.stderr)
             return 0
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
