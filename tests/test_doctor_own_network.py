@@ -72,8 +72,8 @@ def test_scratchnn_doctor_json_on_a_saved_healthlog(tmp_path, capsys):
         log.activation(epoch, "A1", fired, kind="relu")
     printed = doctor_json(log.save(tmp_path / "mine"), capsys)
     assert [f["id"] for f in printed] == ["unscaled-inputs", "dead-relu"]
-    assert printed == [f.to_dict() for f in log.diagnose()]
-    assert set(printed[1]) == {"id", "severity", "epoch", "message", "explanation", "fix", "layer", "step"}
+    assert printed == [f.to_dict() | {"run": str(tmp_path / "mine")} for f in log.diagnose()]  # each names its run
+    assert set(printed[1]) == {"id", "severity", "epoch", "message", "explanation", "fix", "layer", "step", "run"}
     assert printed[1]["step"] == "epoch"  # a HealthLog counts steps only where told
     assert printed[1]["layer"] == "A1" and printed[1]["epoch"] == 1 and "70%" in printed[1]["message"]
 
@@ -93,7 +93,7 @@ def test_scratchnn_doctor_json_reads_the_examples_folder(digits, tmp_path, capsy
     log = load_example().train(*digits, iterations=5, scalar_bias=True)
     printed = doctor_json(log.save(tmp_path / "mine"), capsys)
     assert printed[0]["id"] == "scalar-bias-gradient" and printed[0]["layer"] == "W1"
-    assert printed == [f.to_dict() for f in log.diagnose()]
+    assert printed == [f.to_dict() | {"run": str(tmp_path / "mine")} for f in log.diagnose()]  # each names its run
 
 
 def test_the_example_runs_as_a_script(shared_dir, tmp_path):

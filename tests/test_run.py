@@ -140,7 +140,7 @@ def test_resume_refuses_a_finished_run_and_extra_flags(tmp_path, digits):
 def test_a_new_run_will_not_overwrite_a_run_folder(tmp_path, digits):
     train_run(small_config(digits, epochs=1, warmup=0.0), tmp_path / "run", log=quiet, progress=False)
     before = tensors(tmp_path / "run" / MODEL_FILE)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="already holds a finished run; choose another --out"):  # not --resume
         train_run(small_config(digits, epochs=1, seed=9, warmup=0.0), tmp_path / "run", log=quiet, progress=False)
     assert_same_tensors(before, tensors(tmp_path / "run" / MODEL_FILE))
 

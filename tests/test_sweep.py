@@ -173,6 +173,7 @@ def test_a_killed_sweep_resumes_without_repeating_trials(digits, tmp_path):
     assert len({tuple(sorted(t.params.items())) for t in finished}) == 6, "no trial repeated"
     lost = [t for t in trials if t.state == TrialState.FAIL]
     assert len(lost) == 1 and lost[0].user_attrs.get("interrupted")  # the one the kill cut short, asked again
+    assert not (out / "trials" / f"{lost[0].number:04d}").exists()  # the disk audit: its half-trained folder stayed
     assert all(any(c.user_attrs.get("retry_of") == t.number for c in finished) for t in lost)
     assert len(trials) == 6 + len(lost)
 
