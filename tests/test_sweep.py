@@ -41,6 +41,8 @@ def test_six_trials_run_as_run_folders_with_a_line_each(sweep):
     for trial in trials:  # an ordinary run folder, and it ran in a worker process, not here
         folder = out / "trials" / f"{trial.number:04d}"
         assert {"config.toml", "metrics.csv", "model.safetensors", "train.log"} <= {p.name for p in folder.iterdir()}
+        if trial.state == TrialState.COMPLETE:  # the disk audit: its checkpoint, continuing nothing, was most of it
+            assert not (folder / "checkpoint.safetensors").exists()
         assert trial.user_attrs["pid"] != os.getpid()
     assert 1 <= len({t.user_attrs["pid"] for t in trials}) <= 2, "at most two worker processes"
 
