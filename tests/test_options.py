@@ -475,3 +475,17 @@ def test_a_blank_data_dir_or_class_names_still_clears_a_config_files_value(tmp_p
     """The review: refusing every blank value took away the one way to drop a config file's --data-dir."""
     (tmp_path / "dd.toml").write_text('dataset = "mnist"\ndata_dir = "/gone/mnist"\n')
     assert resolve_config(train_args("--config", str(tmp_path / "dd.toml"), "--data-dir", "")).data_dir == ""
+
+
+def test_fault_none_takes_a_config_files_faults_out(tmp_path):
+    """The advice audit: a lab run's config.toml kept fault = ["zero-init"], and --fault "", none and --no-fault
+    were all refused, so its repeat could not train normally; lr-find's printed command kept the fault."""
+    from scratchnn.cli.lr_find_cmd import train_command
+
+    broken = tmp_path / "config.toml"
+    TrainConfig(fault=["zero-init"]).save(broken)
+    assert resolve_config(train_args("--config", str(broken))).fault == ["zero-init"]
+    assert resolve_config(train_args("--config", str(broken), "--fault", "none")).fault == []
+    assert resolve_config(train_args("--config", str(broken), "--fault", "NONE")).fault == []
+    command = train_command(parse(["lr-find", "--config", str(broken)]), 0.01)
+    assert command.endswith("--fault none --lr 0.01") and resolve_config(train_args(*command.split()[2:])).fault == []

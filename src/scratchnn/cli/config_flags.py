@@ -82,10 +82,14 @@ def choice_type(spec: Option):
 
 
 def names_type(spec: Option):
-    """An argparse type: 'a,b' -> ['a', 'b'], each one of the option's choices (any case)."""
+    """An argparse type: 'a,b' -> ['a', 'b'], each one of the option's choices (any case); 'none'
+    -> [], which clears a config file's list (the advice audit: a lab run's config.toml kept its
+    --fault, and no flag could take it out)."""
     choice = choice_type(spec)
 
     def parse(text: str) -> list[str]:
+        if text.strip().lower() == "none":
+            return []
         return [choice(part.strip()) for part in text.split(",")]
     parse.__name__ = spec.flag[2:]
     return parse

@@ -200,6 +200,8 @@ def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}"
                       if isinstance(value, float) else str(value)]
+    if args.config and TrainConfig.load(args.config).fault:  # the range test left them out: so does the run
+        words += ["--fault", "none"]
     if args.augmentation:  # the whole table it resolved to, written out
         words += ["--augmentation", ",".join(f"{name}={value:g}" for name, value in args.augmentation.items())]
     return shlex.join([*words, *(["--epochs", str(epochs)] if epochs else []), "--lr", f"{lr:.2g}"])

@@ -353,7 +353,7 @@ class TrainingSession:
         if config.fault and self.health is not None:
             log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
                 "what to do where the same mistake was made by accident. To train normally, run it again without "
-                "--fault")
+                f"--fault, or with --config {self.run_dir / CONFIG_FILE} --fault none")
         if more_epochs_may_help(findings) and not self._stopped_as_asked():
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)
