@@ -259,7 +259,8 @@ def test_a_dev_set_larger_than_the_data_leaves_no_run_folder(digits, tmp_path):
         train_run(small_config(digits, dev_size=100_000), out, log=lambda line: None, progress=False)
     assert not out.exists()
     with pytest.raises(ConfigError, match=r"shift of 20 px would move a 28x28 image out of its frame; use less than "
-                                          r"14 \(--augmentation shift=7\), or train without --augment"):
+                                          r"14 \(--augmentation shift=2, the digits' own for this size\), or train "
+                                          r"without --augment"):  # the advice audit: shift=7 the doctor then named
         train_run(small_config(digits, augment=True, augmentation={"shift": 20.0}), out, log=quiet, progress=False)
     assert not out.exists()  # the augmentation audit: refused at the first batch, after the folder was made
     lines = []  # and a train size over what is left is said, not silently cut

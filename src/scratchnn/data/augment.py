@@ -93,10 +93,11 @@ class Augmentation:
     def check_fits(self, image_shape: tuple[int, int]) -> None:
         """A ConfigError when the shift would move images of ``image_shape`` (H, W) out of their frame."""
         h, w = image_shape
-        if self.shift >= min(h, w) / 2:
+        if self.shift >= min(h, w) / 2:  # suggested: the digits' 2 px of 28, in proportion (the advice audit:
+            usual = max(1, round(DIGITS.shift * min(h, w) / 28))  # side/4 was then "unreadable" to the doctor)
             raise ConfigError(f"the augmentation's shift of {self.shift:g} px would move a {h}x{w} image out of its "
-                              f"frame; use less than {min(h, w) / 2:g} (--augmentation shift={min(h, w) / 4:g}), "
-                              "or train without --augment")
+                              f"frame; use less than {min(h, w) / 2:g} (--augmentation shift={usual}, the digits' "
+                              "own for this size), or train without --augment")
 
     def small_image_note(self, image_shape: tuple[int, int]) -> str | None:
         """A note when images smaller than SMALL_SIDE are moved and bent by distances in pixels set
