@@ -505,6 +505,22 @@ def test_lopsided_labels_numbered_from_1_or_with_a_gap_are_not_given_names_that_
     assert finding("lopsided-labels", metrics([2.3, 2.2]), from_one_gap).fix == general("lopsided-labels")
 
 
+def test_lopsided_labels_numbered_from_5_or_named_past_them_are_told_so_whatever_the_train_size():
+    """The advice audit: labels 5..14 were told --train-size 300 (then, with 0, to check the file) where
+    train's note said to number them 0..9; 11 names for the labels 0..9 were told to check the file."""
+    offset = [(0, "model", "classes", 15), (0, "model", "label_classes", 10), (0, "model", "top_label_share", 0.11),
+              (0, "model", "lowest_label", 5), (0, "model", "highest_label", 14)]
+    renumber = ("the labels run from 5 to 14: number them 0 to 9 in the file (np.unique(labels, return_inverse=True)"
+                "[1] does it) and name them with --class-names")
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), offset, train_size=0).fix == renumber
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), offset, train_size=200).fix.endswith(
+        f"too few images for 15 classes each to get a share); if it persists, {renumber}")
+    named = [(0, "model", "classes", 11), (0, "model", "label_classes", 10), (0, "model", "top_label_share", 0.11),
+             (0, "model", "lowest_label", 0), (0, "model", "highest_label", 9)]
+    assert finding("lopsided-labels", metrics([2.3, 2.2]), named, class_names=["a"] * 11).fix == (
+        "--class-names names 11 classes, and the labels are 0 to 9: give one name a label")
+
+
 def test_inputs_standardised_pixel_by_pixel_are_not_told_to_divide_by_255():
     """The learner-mistakes audit: StandardScaler-style inputs (-1.25 to 54.8: a border pixel's
     tiny standard deviation blows its rare ink up) were told to divide the raw 0..255 values by

@@ -69,9 +69,11 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
     to them (a CSV of the digits 0 and 1 got ten outputs, the doctor audit). A loop of one's own
     (settings without a config file) is told the same without scratchnn's flags."""
     size, enough = settings.get("train_size"), 20 * run.classes
-    if size and size < enough:
+    if size and size < enough:  # the labels' own fix after it (the advice audit: labels 5..14 were told
+        labels = _labels_fix(run, settings) if settings.config_file else None  # --train-size, then "check --csv")
         return (f"--train-size {enough} or more, or 0 for all (now {size}: too few images for {run.classes} "
-                "classes each to get a share); if it persists, check that --csv (or --labels) is the right file")
+                "classes each to get a share); if it persists, "
+                + (labels or "check that --csv (or --labels) is the right file"))
     if run.value("dev_only_classes", epoch=0):  # the data has those classes: the rule's fix, the split's
         return None
     held = run.value("label_classes", epoch=0)
@@ -81,12 +83,26 @@ def _lopsided_labels(run: RunHealth, settings: Settings, finding: Finding) -> st
         return ("check that these are the right labels and not cut from data sorted by label (np.bincount(labels) "
                 "counts each class); give every class its share of the training images (for a task lopsided by "
                 f"nature, resample the rare classes){fewer}")
-    if held is None or not 2 <= held < run.classes or settings.get("class_names"):
+    return _labels_fix(run, settings)
+
+
+def _labels_fix(run: RunHealth, settings: Settings) -> str | None:
+    """What to do with labels that leave outputs untrained: numbered from 1, numbered with gaps,
+    or fewer classes than --class-names names; None where the labels say nothing of it."""
+    held = run.value("label_classes", epoch=0)
+    if held is None or not 2 <= held < run.classes:
         return None
     held, low, high = int(held), run.value("lowest_label", epoch=0), run.value("highest_label", epoch=0)
+    if settings.get("class_names"):  # a file of exactly 0..held-1 under more names (else cut from sorted data?)
+        return (f"--class-names names {run.classes} classes, and the labels are 0 to {held - 1}: give one name a "
+                "label") if (low, high) == (0, held - 1) else None
     if low == 1 and high == held:
         return (f"the labels run from 1 to {held}: subtract 1 from every label, so they are 0 to {held - 1} and no "
                 "output is left that nothing trains; else check that --csv (or --labels) is the right file")
+    if low is not None and high is not None and low > 1:  # 5..14 (a gap from 0 or 1 may be sorted data cut)
+        gaps = " with gaps" if high - low + 1 != held else ""
+        return (f"the labels run from {low:g} to {high:g}{gaps}: number them 0 to {held - 1} in the file "
+                "(np.unique(labels, return_inverse=True)[1] does it) and name them with --class-names")
     if (low, high) != (0, held - 1):  # an older run's table has neither: --class-names may not fit its labels
         return None
     words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
