@@ -305,9 +305,12 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
     assert last["status"] == "stopped" and "limit of 1 s a run (serve --max-train-seconds)" in last["detail"]
 
 
-def test_runs_past_the_servers_disk_limit_are_refused_and_nothing_saved_is_deleted(runs, monkeypatch):
+def test_runs_past_the_servers_disk_limit_are_refused_and_nothing_saved_is_deleted(runs, monkeypatch, tmp_path):
     """The soak audit: one client looping Start wrote 13 GB an hour, and no limit counted runs."""
     from scratchnn.web import disk_budget
+
+    shutil.copytree(runs / "base", tmp_path / "runs" / "base")  # the other tests' page runs count too
+    runs = tmp_path / "runs"
 
     setup = TrainSetup(limits=TrainLimits(disk=1e-6))  # 1 kB: the first run's folder is over it
     with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:

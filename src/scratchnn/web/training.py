@@ -28,7 +28,7 @@ from ..errors import ConfigError, ScratchnnError
 from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, fits_kind, kind_words, options_of
 from ..training.presets import PRESETS, resolve_config
-from .disk_budget import DiskBudget
+from .disk_budget import PAGE_MARK, DiskBudget
 from .operator_log import OPERATOR
 from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
@@ -384,9 +384,12 @@ def _spawn_with_threads(process, threads: int) -> None:
 
 
 def _remove_if_empty(run_dir: Path) -> None:
-    """A run that failed before its data loaded leaves no empty folder behind."""
+    """A run that failed before its data loaded leaves no empty folder behind (empty but for the
+    page's mark, disk_budget.PAGE_MARK)."""
     try:
+        if {path.name for path in run_dir.iterdir()} <= {PAGE_MARK}:
+            (run_dir / PAGE_MARK).unlink(missing_ok=True)
         run_dir.rmdir()
-    except OSError:
+    except OSError:  # not empty, or gone already
         pass
 
