@@ -106,6 +106,8 @@ def test_bad_settings_are_refused_naming_the_flag_before_anything_starts(client,
     for preset in ([], {"a": 1}, 3, None):  # found by the fuzzer: a list was looked up in a dict (a 500)
         assert_error(client.post("/api/train", json={"preset": preset}), 422, "--preset", "seed")
     assert_error(client.post("/api/train", json={"csv": "/etc/passwd"}), 422, "unknown setting", "'csv'")
+    assert_error(client.post("/api/train", json={"preset": "seed", "epoch": 1}), 422,  # the advice audit: a list
+                 "unknown setting 'epoch'; did you mean 'epochs'?")  # of 40 names, where a config file says it
     assert_error(client.post("/api/train", json=[1, 2]), 422, "JSON object")
     assert_error(client.post("/api/train", content=b"{not json", headers={"content-type": "application/json"}), 422)
     assert_error(client.post("/api/train", json={"preset": "cnn", "epochs": 1, "kernel_size": 1_000_000}), 422,

@@ -12,6 +12,7 @@ drawing for the class. The Runs tab still loads it when asked.
 """
 from __future__ import annotations
 
+import difflib
 import multiprocessing
 import os
 import queue
@@ -96,6 +97,9 @@ def resolve_request(body: dict, data: TrainConfig, limits: TrainLimits, log=prin
     unknown = sorted(set(body) - set(settings) - {"preset"})
     if unknown:
         named = ", ".join(repr(name)[:40] for name in unknown[:3])
+        near = difflib.get_close_matches(str(unknown[0]), [*settings, "preset"], n=1, cutoff=0.75)
+        if near:  # the advice audit: {"epoch": 1} got the list of 40 names, where a config file says epochs
+            raise ConfigError(f"unknown setting {named}; did you mean {near[0]!r}?")
         raise ConfigError(f"unknown setting(s) {named}; a run may set preset, {', '.join(settings)}")
     preset = body.get("preset", "seed")
     if not isinstance(preset, str) or preset not in PRESETS:  # a list or an object cannot be looked up
