@@ -49,3 +49,10 @@ def test_a_multipart_body_its_parser_refuses_is_a_400_on_any_starlette(client, m
     assert answer.status_code == 400, answer.text
     assert answer.json()["detail"] == ("the multipart body cannot be read (Did not find boundary character 0 at "
                                        "index 2); send the photo in the field 'file', as curl -F file=@photo.png does")
+
+
+def test_pixels_that_are_no_image_are_told_what_the_pixels_take(client):  # noqa: F811
+    """The advice audit: {"pixels": [1, 2]} was "pixels[0]: Input should be a valid array (and 1 more problem)"."""
+    answer = client.post("/api/predict", json={"pixels": [1, 2]})
+    assert answer.status_code == 422 and answer.json()["detail"].endswith(
+        "; pixels is a list of rows of numbers 0..1 (ink 1), 28x28 to 280x280"), answer.text

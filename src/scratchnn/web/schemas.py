@@ -128,10 +128,11 @@ class ErrorMessage(BaseModel):
 
 
 def one_line(error: ValidationError | list[dict], prefix: str = "") -> str:
-    """A pydantic error list as one readable line: the first problem and how many more.
+    """A pydantic error list as one readable line: the first problem and how many more, and for
+    the pixels what they take (the advice audit: [1, 2] was "a valid array" only).
 
     >>> one_line([{"loc": ("body", "pixels", 0, 3), "msg": "Input should be a valid number"},
-    ...           {"loc": ("body", "pixels", 0, 4), "msg": "Input should be a valid number"}])
+    ...           {"loc": ("body", "pixels", 0, 4), "msg": "Input should be a valid number"}]).split("; ")[0]
     'pixels[0][3]: Input should be a valid number (and 1 more problem)'
 
     A field name the client made up is quoted as JSON, shortened, so it cannot break the line:
@@ -151,6 +152,8 @@ def one_line(error: ValidationError | list[dict], prefix: str = "") -> str:
     text = f"{prefix}{where}: {message}" if where else f"{prefix}{message}"
     more = len(errors) - 1
     text += f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if where.startswith("pixels") and "rectangle" not in message and "28x28" not in message:  # what it takes
+        text += f"; pixels is a list of rows of numbers 0..1 (ink 1), {MIN_SIDE}x{MIN_SIDE} to {MAX_SIDE}x{MAX_SIDE}"
     return CONTROL.sub(lambda match: json.dumps(match.group())[1:-1], text)  # a line break in a message too
 
 
