@@ -331,6 +331,12 @@ def test_a_full_batch_config_is_refused_with_the_flag_to_pass(digits_csv, capsys
     out = capsys.readouterr().out
     command = next(line for line in out.splitlines() if line.startswith("Train with it:"))
     assert "--epochs 84 --lr" in command and "(--epochs 84: the seed recipe's 500 full-batch iterations" in out, out
+    # batches of 16 (22 a pass): 23 epochs, which the recipe's evaluation every 10 makes 2 evaluations, too few
+    # for the doctor (the advice audit: its --epochs 8 was one): the command evaluates every epoch
+    assert main(["lr-find", "--preset", "seed", "--csv", str(digits_csv), "--batch-size", "16", "--steps", "60",
+                 "--dev-size", "50", "--out", str(digits_csv.parent / "seed.png")]) == 0
+    command = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Train with it:"))
+    assert "--epochs 23 --eval-every 1 --lr" in command, command
 
 
 def test_json_is_the_same_suggestion_for_scripts_and_the_rest_goes_to_stderr(digits_csv, tmp_path, capsys):

@@ -108,7 +108,9 @@ def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | Non
     if result.learned_nothing:  # a flat curve's "steepest" point is noise
         raise ConfigError(f"{result.why_no_suggestion('--steps 200')}. Figure: {path}")
     epochs = same_steps_epochs(args, config, len(x_train))
-    command = train_command(args, result.suggestion, epochs)
+    # the seed recipe evaluates every 10 iterations: its 8 epochs would be one evaluation, too few for the doctor
+    often = epochs is not None and config.eval_every > 1 and epochs // config.eval_every < 5
+    command = train_command(args, result.suggestion, epochs, eval_every=1 if often else None)
     print(summary(result, command, path))
     if epochs:
         print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations, taken as "
@@ -183,8 +185,10 @@ def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
         f"Figure: {figure}"])
 
 
-def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None) -> str:
-    """``scratchnn train`` with the settings this command was given and ``--lr lr`` (and ``--epochs``)."""
+def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None,
+                  eval_every: int | None = None) -> str:
+    """``scratchnn train`` with the settings this command was given and ``--lr lr`` (and ``--epochs``,
+    ``--eval-every``)."""
     words = ["scratchnn", "train"]
     if args.preset or not args.config:
         words += ["--preset", args.preset or DEFAULT_PRESET]
@@ -204,7 +208,8 @@ def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None
         words += ["--fault", "none"]
     if args.augmentation:  # the whole table it resolved to, written out
         words += ["--augmentation", ",".join(f"{name}={value:g}" for name, value in args.augmentation.items())]
-    return shlex.join([*words, *(["--epochs", str(epochs)] if epochs else []), "--lr", f"{lr:.2g}"])
+    return shlex.join([*words, *(["--epochs", str(epochs)] if epochs else []),
+                       *(["--eval-every", str(eval_every)] if eval_every else []), "--lr", f"{lr:.2g}"])
 
 
 def positive_type(text: str) -> float:
