@@ -62,8 +62,9 @@ def test_load_csv(tmp_path, digits):
 
 def test_csv_without_labels_cannot_train(tmp_path, digits):
     path = write_kaggle_csv(tmp_path / "test.csv", digits[0])
-    with pytest.raises(DataError, match="no label column"):
-        DataSource(csv=str(path)).load()
+    with pytest.raises(DataError, match=r"no label column \(a Kaggle test file\?\), so it cannot be trained on, "
+                                        r"scored or shown with its labels; .*--submission OUT reads one without"):
+        DataSource(csv=str(path)).load()  # the advice audit: predict --index was told "train or evaluate"
 
 
 def test_csv_and_idx_have_no_test_split():

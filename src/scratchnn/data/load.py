@@ -112,7 +112,8 @@ class DataSource:
             images, labels = _read_once((self.csv,), lambda: read_kaggle_csv(self.csv))
             if labels is None:
                 raise DataError(f"{self.csv}: has no label column (a Kaggle test file?), so it cannot be "
-                                "used to train or evaluate; use a CSV whose header starts with 'label'")
+                                "trained on, scored or shown with its labels; use a CSV whose header starts with "
+                                "'label' (predict MODEL --csv FILE --submission OUT reads one without)")
         else:
             images, labels = _read_once((self.images, self.labels),
                                         lambda: read_idx_pair(self.images, self.labels, num_classes=MAX_CLASSES))
