@@ -187,6 +187,13 @@ def test_bad_seeds_are_refused_by_the_parser(tmp_path, digits_csv, capsys, seeds
     assert not (tmp_path / "x").exists()
 
 
+def test_print_config_with_seeds_is_refused_not_printed_as_seed_0(capsys):
+    """The combinations audit: train --seeds 3,4 --print-config printed seed = 0, the seeds gone without a word."""
+    assert main(["train", "--seeds", "3,4", "--print-config"]) == 1
+    out, err = capsys.readouterr()
+    assert not out and "--print-config prints one run's config, and --seeds is not a setting of it" in err
+
+
 def test_seed_and_seeds_together_is_a_one_line_error(tmp_path, digits_csv, capsys):
     code = main(["train", "--seeds", "0,1", "--seed", "4", "--csv", str(digits_csv), "--out", str(tmp_path / "x")])
     assert code == 1 and "--seed for one run or --seeds for an ensemble, not both" in capsys.readouterr().err

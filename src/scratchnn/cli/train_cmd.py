@@ -116,6 +116,10 @@ def _train(args: argparse.Namespace) -> int:
             return 0
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
     elif args.print_config:
+        if args.seeds:  # the combinations audit: it printed seed = 0, and the seeds went without a word
+            raise ConfigError("--print-config prints one run's config, and --seeds is not a setting of it: each member "
+                              "is that config with its own seed; print it without --seeds, then train with "
+                              "--config FILE --seeds ...")
         notes = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))  # stdout: TOML
         config = resolve_config(args, notes).with_augmentation_recorded()
         print("# scratchnn train --config FILE trains with this\n" + config.to_toml(), end="")
