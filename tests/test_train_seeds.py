@@ -306,3 +306,15 @@ def test_resuming_a_run_stopped_by_stop_or_a_time_limit_says_where_it_stopped(tm
     err = capsys.readouterr().err
     assert "the run had already finished (it stopped at epoch " in err and " of 5: Stop, a time limit or early " \
            "stopping; its model keeps the weights it had then); nothing to train" in err, err
+
+
+def test_a_sweeps_folder_given_for_a_run_points_into_it(tmp_path, capsys):
+    """The combinations audit: evaluate and doctor of a sweep's folder said 'no such model file' and
+    'not a run folder', with no word of its trials or best.toml."""
+    sweep = tmp_path / "sweep"
+    (sweep / "trials" / "0000").mkdir(parents=True)
+    (sweep / "sweep.json").write_text("{}\n")
+    for command in (["evaluate", str(sweep)], ["doctor", str(sweep)], ["predict", str(sweep), "--index", "0"]):
+        assert main(command) == 1
+        assert (f"{sweep} is a sweep's folder, not a run: its trials are run folders in {sweep}/trials/ (give one), "
+                "best.toml their best settings") in capsys.readouterr().err, command

@@ -212,6 +212,7 @@ def model_files(path) -> list[Path]:
         return [resolve_model_path(path)]
     if (path / MODEL_FILE).is_file():
         return [path / MODEL_FILE]
+    refuse_sweep_folder(path)
     check_finished(path)
     seeds = recorded_seeds(path)
     missing = [seed for seed in seeds or [] if not member_dir(path, seed).is_dir()]
@@ -234,6 +235,18 @@ def model_files(path) -> list[Path]:
                               f"complete the ensemble with 'scratchnn train --resume {path}'")
         check_finished(run)
     return [run / MODEL_FILE for run in runs]
+
+
+SWEEP_FILE = "sweep.json"  # what makes a sweep's folder (tune.study writes it): known here without the tuning extra
+
+
+def refuse_sweep_folder(folder: Path) -> None:
+    """A ConfigError pointing into a sweep's folder, given where a run folder is wanted (the
+    combinations audit: 'no such model file', with no word of its trials or best.toml)."""
+    if (Path(folder) / SWEEP_FILE).is_file():
+        raise ConfigError(f"{folder} is a sweep's folder, not a run: its trials are run folders in {folder}/trials/ "
+                          f"(give one), best.toml their best settings (train --config it), and 'scratchnn report "
+                          f"{folder}' compares them")
 
 
 def check_finished(folder: Path) -> None:

@@ -12,6 +12,7 @@ from ..doctor.faults import FAULTS
 from ..doctor.findings import SEVERITIES
 from ..doctor.show import finding_lines, no_findings, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
+from ..ensemble import refuse_sweep_folder
 from ..errors import ConfigError, DoctorStopped, ScratchnnError
 from ..training.architecture import layer_specs
 from ..training.checkpoint import CHECKPOINT_FILE
@@ -154,6 +155,7 @@ def run_folders(path: Path) -> list[Path]:
         raise ConfigError(f"{path} is a file; give the run folder that holds it ({path.parent})")
     if (path / METRICS_FILE).exists() or (path / CONFIG_FILE).exists():
         return [path]
+    refuse_sweep_folder(path)
     members = sorted((sub for sub in path.iterdir() if (sub / METRICS_FILE).exists()), key=lambda p: p.name)
     if not members:
         raise ConfigError(f"{path}: not a run folder (no {METRICS_FILE}); give a folder made by 'scratchnn train'")

@@ -26,12 +26,14 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from optuna_integration import DaskStorage
 
+from ..ensemble import SWEEP_FILE
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, folder_lock, read_small_text
 from ..training.config import CONFIG_FILE, TrainConfig
 from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 
-SWEEP_FILE, SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "sweep.json", "space.toml", "base.toml", "study.log", "best.toml"
+SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "space.toml", "base.toml", "study.log", "best.toml"  # SWEEP_FILE:
+# ensemble's, where evaluate and doctor tell a sweep's folder from a run's without the tuning extra
 LOCK_FILE = "sweep.lock"  # the pid and host of the sweep running in the folder
 TRIALS_DIR = "trials"
 STUDY_NAME = "sweep"
