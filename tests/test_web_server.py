@@ -223,3 +223,26 @@ def test_serving_on_every_address_prints_addresses_a_browser_can_open():
     from scratchnn.web.hosts import allowed_host_names
 
     assert "0" not in allowed_host_names("0") and "1" in allowed_host_names("1")
+
+
+def test_a_closed_terminal_shuts_the_server_down_as_sigterm_does(model_path):
+    """The disk audit: SIGHUP (the terminal closed) killed serve at once, and a page run's worker left its
+    semaphores in /dev/shm until a reboot; it is now caught as uvicorn catches SIGINT and SIGTERM, and given
+    back once the server has shut down, so the process still ends by it."""
+    import signal
+
+    from scratchnn.cli.serve_cmd import _server_class
+    from scratchnn.web.app import create_app
+    from scratchnn.web.server import server_config
+
+    raised = []
+    before = signal.signal(signal.SIGHUP, lambda signum, frame: raised.append(signum))  # as if the default
+    try:
+        server = _server_class()(server_config(create_app(model_path), "127.0.0.1", 0))
+        with server.capture_signals():
+            assert signal.getsignal(signal.SIGHUP) == server.handle_exit
+            signal.raise_signal(signal.SIGHUP)
+            assert server.should_exit and server.stopped_by == signal.SIGHUP and not raised
+        assert raised == [signal.SIGHUP]  # raised again after the shutdown, by the handler before
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import importlib.util
 import math
+import signal
 import socket
+import threading
 
 from ..data.tta import check_tta
 from ..errors import ConfigError, ScratchnnError
@@ -170,6 +173,23 @@ def _server_class():
         shell loop or a service manager saw a clean exit. ``run`` raises it again if so."""
 
         stopped_by: int | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            """uvicorn's SIGINT and SIGTERM, and SIGHUP (a closed terminal) the same way: a page's run
+            stopped and the server shut down, not killed (the disk audit: the training worker's
+            semaphores stayed in /dev/shm until a reboot). Restored before uvicorn raises it again."""
+            hangup = getattr(signal, "SIGHUP", None)  # none on Windows
+            if hangup is None or threading.current_thread() is not threading.main_thread():
+                with super().capture_signals():
+                    yield
+                return
+            with super().capture_signals():
+                original = signal.signal(hangup, self.handle_exit)
+                try:
+                    yield
+                finally:
+                    signal.signal(hangup, original)
 
         def handle_exit(self, sig, frame) -> None:
             self.stopped_by = self.stopped_by or sig
