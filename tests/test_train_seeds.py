@@ -318,3 +318,17 @@ def test_a_sweeps_folder_given_for_a_run_points_into_it(tmp_path, capsys):
         assert main(command) == 1
         assert (f"{sweep} is a sweep's folder, not a run: its trials are run folders in {sweep}/trials/ (give one), "
                 "best.toml their best settings") in capsys.readouterr().err, command
+
+
+def test_an_ensemble_the_doctor_stopped_is_not_told_to_resume(tmp_path, digits_csv, capsys):
+    """The combinations audit: evaluate, predict and serve of an ensemble --doctor strict stopped said
+    'complete it with scratchnn train --resume', which stopped again with exit 3."""
+    stopped = tmp_path / "stopped"
+    assert main(["train", "--preset", "seed", "--csv", str(digits_csv), "--dev-size", "50", "--epochs", "60",
+                 "--fault", "zero-init", "--doctor", "strict", "--seeds", "0,1", "--out", str(stopped)]) == 3
+    capsys.readouterr()
+    for command in (["evaluate", str(stopped)], ["predict", str(stopped), "--index", "0"]):
+        assert main(command) == 1
+        assert capsys.readouterr().err.endswith(
+            f"{stopped}: --doctor strict stopped the ensemble's member seed-0, and would again on --resume: "
+            f"'scratchnn doctor {stopped / 'seed-0'}' says what to change, then train anew\n"), command

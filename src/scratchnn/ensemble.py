@@ -31,7 +31,7 @@ from .fast import inference_net
 from .io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata, resolve_model_path, runs_inside
 from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
-from .training.config import CONFIG_FILE
+from .training.config import CONFIG_FILE, TrainConfig
 from .training.ensemble_run import member_dir, recorded_seeds
 from .training.run_data import model_image_shape
 
@@ -213,8 +213,13 @@ def model_files(path) -> list[Path]:
     if (path / MODEL_FILE).is_file():
         return [path / MODEL_FILE]
     refuse_sweep_folder(path)
-    check_finished(path)
     seeds = recorded_seeds(path)
+    for seed in seeds or []:
+        run = member_dir(path, seed)
+        if not (run / MODEL_FILE).exists() and _stopped_by_doctor(run):
+            raise ConfigError(f"{path}: --doctor strict stopped the ensemble's member {run.name}, and would again on "
+                              f"--resume: 'scratchnn doctor {run}' says what to change, then train anew")
+    check_finished(path)
     missing = [seed for seed in seeds or [] if not member_dir(path, seed).is_dir()]
     if missing:  # train --seeds was interrupted before them: the ensemble is not all there
         raise ConfigError(f"{path}: the ensemble's member{'s' * (len(missing) > 1)} "
@@ -266,6 +271,20 @@ def check_finished(folder: Path) -> None:
     if (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: the run stopped before it saved anything (only its {CONFIG_FILE}); "
                           f"start it again with 'scratchnn train --resume {folder}'")
+
+
+def _stopped_by_doctor(folder: Path) -> bool:
+    """Whether --doctor strict stopped the run in ``folder``: it trained with it, and its tables hold
+    an error finding (as report words it; the combinations audit: an ensemble stopped so was told
+    --resume, which stopped again)."""
+    from .doctor import diagnose_run  # the error path only
+
+    try:
+        if TrainConfig.load(folder / CONFIG_FILE).doctor != "strict":
+            return False
+        return any(finding.severity == "error" for finding in diagnose_run(folder))
+    except (ScratchnnError, OSError):  # no config or tables to tell: the plain advice stands
+        return False
 
 
 def _diverged(folder: Path) -> bool:
