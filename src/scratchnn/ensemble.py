@@ -26,7 +26,7 @@ import numpy as np
 
 from .data.tta import mean_of_views, views_for
 from .doctor.signals import HEALTH_FILE, read_health_csv
-from .errors import ConfigError, ScratchnnError, ShapeError
+from .errors import ConfigError, ScratchnnError, ShapeError, shell_word
 from .fast import inference_net
 from .io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata, resolve_model_path, runs_inside
 from .model import Sequential
@@ -218,13 +218,13 @@ def model_files(path) -> list[Path]:
         run = member_dir(path, seed)
         if not (run / MODEL_FILE).exists() and _stopped_by_doctor(run):
             raise ConfigError(f"{path}: --doctor strict stopped the ensemble's member {run.name}, and would again on "
-                              f"--resume: 'scratchnn doctor {run}' says what to change, then train anew")
+                              f"--resume: 'scratchnn doctor {shell_word(run)}' says what to change, then train anew")
     check_finished(path)
     missing = [seed for seed in seeds or [] if not member_dir(path, seed).is_dir()]
     if missing:  # train --seeds was interrupted before them: the ensemble is not all there
         raise ConfigError(f"{path}: the ensemble's member{'s' * (len(missing) > 1)} "
                           f"{', '.join(f'seed-{seed}' for seed in missing)} {'were' if len(missing) > 1 else 'was'} "
-                          f"never trained; complete it with 'scratchnn train --resume {path}'")
+                          f"never trained; complete it with 'scratchnn train --resume {shell_word(path)}'")
     if seeds is not None:  # train --seeds' folder: its members, not whatever else was put beside them
         runs = [member_dir(path, seed) for seed in seeds]
     else:
@@ -237,7 +237,7 @@ def model_files(path) -> list[Path]:
     for run in runs:
         if seeds is not None and not (run / MODEL_FILE).exists() and not _diverged(run):
             raise ConfigError(f"{path}: the ensemble's member {run.name} has not finished (no {MODEL_FILE}); "
-                              f"complete the ensemble with 'scratchnn train --resume {path}'")
+                              f"complete the ensemble with 'scratchnn train --resume {shell_word(path)}'")
         check_finished(run)
     return [run / MODEL_FILE for run in runs]
 
@@ -251,7 +251,7 @@ def refuse_sweep_folder(folder: Path) -> None:
     if (Path(folder) / SWEEP_FILE).is_file():
         raise ConfigError(f"{folder} is a sweep's folder, not a run: its trials are run folders in {folder}/trials/ "
                           f"(give one), best.toml their best settings (train --config it), and 'scratchnn report "
-                          f"{folder}' compares them")
+                          f"{shell_word(folder)}' compares them")
 
 
 def check_finished(folder: Path) -> None:
@@ -265,12 +265,12 @@ def check_finished(folder: Path) -> None:
     if (folder / CHECKPOINT_FILE).exists():
         if _diverged(folder):
             raise ConfigError(f"{folder}: the run diverged, so it has no {MODEL_FILE}; resuming would diverge "
-                              f"again: 'scratchnn doctor {folder}' says what to change, then train anew")
+                              f"again: 'scratchnn doctor {shell_word(folder)}' says what to change, then train anew")
         raise ConfigError(f"{folder}: the run has not finished (no {MODEL_FILE}); "
-                          f"complete it with 'scratchnn train --resume {folder}'")
+                          f"complete it with 'scratchnn train --resume {shell_word(folder)}'")
     if (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: the run stopped before it saved anything (only its {CONFIG_FILE}); "
-                          f"start it again with 'scratchnn train --resume {folder}'")
+                          f"start it again with 'scratchnn train --resume {shell_word(folder)}'")
 
 
 def _stopped_by_doctor(folder: Path) -> bool:

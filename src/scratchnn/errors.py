@@ -5,6 +5,34 @@ The CLI prints ``str(error)`` and exits non-zero; the library raises these and n
 import errno
 import json
 import re
+import shlex
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline, a tab...: what breaks a line or a pasted command
+
+
+def one_line(text) -> str:
+    """``text`` with its control characters written as escapes (a newline in a file's name as
+    \\n), so a message stays one line and names the file as it is (spaces kept)."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], str(text))
+
+
+def shell_word(value) -> str:
+    """A path (or value) as one word of a command the user may paste into a shell: quoted where it
+    must be (spaces, quotes, ``$``, ``;``), ``./`` before a relative path that starts with ``-`` (or
+    it reads as a flag), and bash's ``$'...'`` with escapes for control characters (the paths audit:
+    'scratchnn train --resume runs/a;b run' ran b).
+
+    >>> shell_word("runs/run one"), shell_word("-d"), shell_word("runs/x")
+    ("'runs/run one'", './-d', 'runs/x')
+    """
+    text = str(value)
+    if text.startswith("-"):
+        text = "./" + text
+    if not _CONTROL.search(text):
+        return shlex.quote(text)
+    return "$'" + "".join(f"\\x{ord(c):02x}" if _CONTROL.match(c) else "\\" + c if c in "\\'" else c
+                          for c in text) + "'"
 
 
 class ScratchnnError(Exception):
@@ -61,7 +89,7 @@ class RunInterrupted(KeyboardInterrupt):
 
     def __init__(self, run_dir, checkpoint: bool = True, flags: str = ""):
         self.run_dir, self.checkpoint = run_dir, checkpoint
-        command = f"scratchnn train --resume {run_dir}{flags}"
+        command = f"scratchnn train --resume {shell_word(run_dir)}{flags}"
         super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with '{command}'" if checkpoint
                          else f"the run folder {run_dir} has no checkpoint to go on from (--checkpoint-every 0, or "
                               f"stopped in its first epoch); '{command}' starts it over")
@@ -80,12 +108,12 @@ class RunNotSaved(ScratchnnError):
         self.error, self.run_dir, self.checkpoint = error, run_dir, checkpoint
         where = f"{error.filename}: " if error.filename is not None else ""
         hint = OS_ERROR_HINTS.get(error.errno, "").split(":")[0]  # what to do is said after it
-        command = f"scratchnn train --resume {run_dir}{flags}"
+        command = f"scratchnn train --resume {shell_word(run_dir)}{flags}"
         kept = (f"the run folder {run_dir} keeps its last checkpoint: once that is mended, '{command}' goes on from it"
                 if checkpoint else f"the run folder {run_dir} has no checkpoint yet: once that is mended, '{command}' "
                 "starts it over")
         reason = error.strerror or str(error) or type(error).__name__
-        super().__init__(" ".join(f"{where}{reason}{f' ({hint})' if hint else ''}; {kept}".split()))
+        super().__init__(one_line(f"{where}{reason}{f' ({hint})' if hint else ''}; {kept}"))  # names as they are
 
     def with_flags(self, flags: str) -> "RunNotSaved":
         """As RunInterrupted.with_flags."""
@@ -141,4 +169,4 @@ def os_error_message(error: OSError) -> str:
     where = f"{error.filename}: " if error.filename is not None else ""
     reason = error.strerror or str(error) or type(error).__name__
     hint = OS_ERROR_HINTS.get(error.errno)
-    return " ".join((f"{where}{reason}" + (f" ({hint})" if hint else "")).split())  # one line, whatever the name
+    return one_line(f"{where}{reason}" + (f" ({hint})" if hint else ""))  # one line, whatever the name

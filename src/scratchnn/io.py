@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError, ScratchnnError, names_in_message
+from .errors import ModelFileError, ScratchnnError, names_in_message, shell_word
 from .files import atomic_write_bytes, why_unreadable
 from .model import Sequential
 from .model_schema import check_metadata, show
@@ -115,7 +115,7 @@ def resolve_model_path(path) -> Path:
                              "predict and serve also take the folder, to use them together")
     if path.is_dir() and not (path / MODEL_FILE).exists() and (path / ENSEMBLE_FILE).is_file():
         raise ModelFileError(f"{path}: an ensemble (train --seeds) none of whose members has finished; complete it "
-                             f"with 'scratchnn train --resume {path}'")  # the crash audit: "no such model file"
+                             f"with 'scratchnn train --resume {shell_word(path)}'")  # it was "no such model file"
     if path.is_dir():
         path = path / MODEL_FILE
     elif path.suffix != ".safetensors" and (path.parent / MODEL_FILE).is_file():  # run/config.toml, run/metrics.csv

@@ -13,7 +13,7 @@ from ..doctor.findings import SEVERITIES
 from ..doctor.show import finding_lines, no_findings, rule_lines
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_health_csv, read_metrics_csv
 from ..ensemble import refuse_sweep_folder
-from ..errors import ConfigError, DoctorStopped, ScratchnnError
+from ..errors import ConfigError, DoctorStopped, ScratchnnError, shell_word
 from ..training.architecture import layer_specs
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
@@ -183,8 +183,8 @@ def diagnosed(folder: Path):
     if recorded and "doctor" not in recorded:
         raise ConfigError(f"{folder}: a version from before the doctor (2026-12-03) trained it, so it recorded no "
                           f"{HEALTH_FILE}; to diagnose the run, train it again: scratchnn train --config "
-                          f"{folder / CONFIG_FILE}")  # it said "a run folder written by scratchnn train has it"
+                          f"{shell_word(folder / CONFIG_FILE)}")  # it said "a run folder ... has it"
     if not (folder / METRICS_FILE).exists() and (folder / CHECKPOINT_FILE).exists():  # the crash audit
         raise ConfigError(f"{folder}: the run stopped before its first evaluation (no {METRICS_FILE} yet), so there "
-                          f"is nothing to diagnose; continue it with: scratchnn train --resume {folder}")
+                          f"is nothing to diagnose; continue it with: scratchnn train --resume {shell_word(folder)}")
     return diagnose_run(folder, settings)  # fixes in the run's own values

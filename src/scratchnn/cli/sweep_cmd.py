@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shell_word
 from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                               "drop the flag or the line of the space")
         folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage)
         folder_path = folder.path
-    resume = f"continue with 'scratchnn sweep --resume {folder_path}'"
+    resume = f"continue with 'scratchnn sweep --resume {shell_word(folder_path)}'"
     try:
         with sweep_lock(folder_path), dask_client(args.workers or os.cpu_count() or 1, args.scheduler, log) as client:
             if args.resume:
@@ -129,11 +129,13 @@ def run(args: argparse.Namespace) -> int:
     found = trial.user_attrs.get("findings", [])  # its errors and warnings
     if found:  # the best of a bad lot: say so before anyone repeats it
         where = folder_path / "trials" / f"{trial.number:04d}"
-        print(f"Note: the doctor found {', '.join(found)} in the best trial too (scratchnn doctor {where}): the "
+        print(f"Note: the doctor found {', '.join(found)} in the best trial too (scratchnn doctor "
+              f"{shell_word(where)}): the "
               "trials may all share it. Read the finding's fix; if it names a searched option, narrow that range "
               f"in a copy of {folder_path / 'space.toml'} and give it to a new sweep with --space")
     # best.toml says threads = 1, as the trials ran: the same sums in the same order, the same weights
-    log(next_steps_lines([(f"scratchnn train --config {best}", "the best trial again, bit for bit", None),
-                          (f"scratchnn report {folder_path}", f"the sweep's figures in {folder_path / 'sweep.html'}",
+    log(next_steps_lines([(f"scratchnn train --config {shell_word(best)}", "the best trial again, bit for bit", None),
+                          (f"scratchnn report {shell_word(folder_path)}",
+                           f"the sweep's figures in {folder_path / 'sweep.html'}",
                            "plots")]))
     return 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import shlex
 import sys
 from pathlib import Path
 
 from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
-from ..errors import ConfigError, MissingExtra, RunInterrupted, RunNotSaved, ScratchnnError, os_error_message
+from ..errors import (ConfigError, MissingExtra, RunInterrupted, RunNotSaved, ScratchnnError, os_error_message,
+                      shell_word)
 from ..training import ensemble_run, presets
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
@@ -112,7 +112,8 @@ def _train(args: argparse.Namespace) -> int:
             ended = (f" (it stopped at {short[0]} {short[1]} of {short[2]}: Stop, a time limit or early stopping; its "
                      "model keeps the weights it had then)" if short else "")
             print(f"{args.resume}: the run had already finished{ended}; nothing to train. For more epochs, start a new "
-                  f"run: scratchnn train --config {Path(args.resume) / CONFIG_FILE} --epochs N", file=sys.stderr)
+                  f"run: scratchnn train --config {shell_word(Path(args.resume) / CONFIG_FILE)} --epochs N",
+                  file=sys.stderr)
             return 0
         result = resume_run(args.resume, log=log, progress=not args.quiet, report=not args.no_report)
     elif args.print_config:
@@ -148,7 +149,8 @@ def finish(args: argparse.Namespace, result, log) -> int:
             if error.filename is None:
                 raise
             raise ScratchnnError(f"{os_error_message(error)}; the model is saved in {result.run_dir}: draw its "
-                                 f"report once that is mended, with 'scratchnn report {result.run_dir}'") from None
+                                 f"report once that is mended, with 'scratchnn report "
+                                 f"{shell_word(result.run_dir)}'") from None
     log(next_steps(result.run_dir, report=reported, classes=result.classes, image_shape=result.image_shape,
                    broken=broken_on_purpose(result.run_dir), dev_set=result.metrics.get("dev_samples") != 0))
     if args.quiet:  # quiet hides progress, not trouble: the doctor's errors and warnings still reach stderr
@@ -197,7 +199,8 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
         raise RunInterrupted(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}"))) from None
     seeds = ensemble_run.recorded_seeds(ensemble) or []
     # --dev-size 0: evaluate's dev set is empty (the combinations audit), as a single run's next step says
-    log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {ensemble}{'' if dev_set else ' --set train'}")
+    log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {shell_word(ensemble)}"
+        + ("" if dev_set else " --set train"))
     return 0
 
 
@@ -217,7 +220,7 @@ def next_steps(run_dir: Path, report: bool, classes=DIGITS, image_shape=(28, 28)
     ``broken`` on purpose (--fault), the doctor's findings instead of photos and the page (the
     packaging audit: a broken model was offered to be served). The folder quoted for a shell
     where its name needs it (spaces, '<', '$'...)."""
-    run, page = shlex.quote(str(run_dir)), shlex.quote(str(run_dir / "report.html"))
+    run, page = shell_word(run_dir), shell_word(run_dir / "report.html")  # ./-d, not the flag -d
     steps = [(f"open {page}", "the run's figures on one page", None)] if report else []
     steps.append((f"scratchnn evaluate {run}" + ("" if dev_set else " --set train"),  # no dev images: --dev-size 0
                   "accuracy per class, confusion matrix", None))

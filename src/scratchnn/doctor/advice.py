@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..errors import shell_word
 from .findings import Finding, RunHealth
 from .thresholds import HIGH_UPDATE
 
@@ -221,7 +222,8 @@ def lr_find(settings: Settings) -> str:
         return ("a range test finds one: raise the rate step by step from 1e-6 and take the rate halfway, on a "
                 "log scale, between where the loss falls fastest and a tenth of where it is lowest")
     batches = " --batch-size 128" if settings.get("batch_size") == 0 else ""
-    return f"scratchnn lr-find --config {settings.config_file}{batches} measures one for this network in seconds"
+    return (f"scratchnn lr-find --config {shell_word(settings.config_file)}{batches} measures one for this network in "
+            "seconds")
 
 
 def unit_init(settings: Settings) -> str:

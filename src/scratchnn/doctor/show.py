@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 
 from .findings import Finding, Rule
@@ -18,9 +19,21 @@ def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> li
         tag = f"[{finding.id}] {finding.severity}"
         head = COLORS[finding.severity] + tag + RESET + head[len(tag):]
     body = textwrap.wrap(finding.explanation, width, initial_indent="    ", subsequent_indent="    ")
-    fix = textwrap.wrap(f"fix: {finding.fix}", width, initial_indent="    ", subsequent_indent="         ",
-                        break_on_hyphens=False)  # a flag (--bias-init, lr-find) stays whole
-    return [head, *body, *fix]
+    fix = textwrap.wrap(_unbroken_quotes(f"fix: {finding.fix}"), width, initial_indent="    ",
+                        subsequent_indent="         ", break_on_hyphens=False)  # a flag (--bias-init, lr-find) whole
+    return [head, *body, *(line.replace(KEEP, " ") for line in fix)]
+
+
+KEEP = "\x00"  # a space inside a quoted path, kept from the wrapping
+
+
+QUOTED = re.compile(r"(?<!\w)'[^'\n]*'(?!\w)")  # a word shell_word quoted; not the ' of "the run's"
+
+
+def _unbroken_quotes(text: str) -> str:
+    """``text`` with the spaces inside a quoted word (a path shell_word quoted) made unbreakable:
+    the paths audit, 'runs/café run' was wrapped into two lines of a command."""
+    return QUOTED.sub(lambda found: found.group().replace(" ", KEEP), text)
 
 
 def rule_lines(rule: Rule, width: int = 100) -> list[str]:

@@ -9,7 +9,6 @@ file; every string that comes from the run is HTML-escaped.
 from __future__ import annotations
 
 import os
-import shlex
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from ..data import scale_pixels
 from ..data.augment import Augmentation, unrecorded
 from ..ensemble import check_finished
-from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message
+from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message, shell_word
 from ..fast import inference_net
 from ..doctor.signals import read_metrics_csv
 from ..files import atomic_write_bytes, read_at_most, why_unreadable
@@ -56,7 +55,7 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
         raise ConfigError(f"unknown set {which!r}; choose one of {', '.join(SETS)}")
     run_dir = Path(run_dir)
     if run_dir.is_dir() and not os.access(run_dir, os.W_OK):  # before minutes of drawing (the plots audit)
-        copy, run = (shlex.quote(str(path)) for path in (Path(tempfile.gettempdir()) / run_dir.resolve().name, run_dir))
+        copy, run = (shell_word(path) for path in (Path(tempfile.gettempdir()) / run_dir.resolve().name, run_dir))
         raise ConfigError(f"{run_dir}: the run folder cannot be written to (read-only, or not yours), and the report "
                           f"is drawn into it; report a copy: cp -r {run} {copy} && scratchnn report {copy}")
     if run_dir.is_dir() and not (run_dir / MODEL_FILE).exists() and (run_dir / METRICS_FILE).is_file():
@@ -199,10 +198,10 @@ def _refuse_unfinished(run_dir: Path) -> None:
     stopped = first is not None and first.severity == "error" and strict  # a --fault run's too (it has no settings)
     names = ", ".join(name + ".png" for name, _ in drawn)
     drew = f"drew {names} from its tables instead" if drawn else "nothing to draw"
-    found = f"; the doctor's first finding: [{first.id}] (scratchnn doctor {run_dir})" if first else ""
+    found = f"; the doctor's first finding: [{first.id}] (scratchnn doctor {shell_word(run_dir)})" if first else ""
     then = ("resuming would diverge again: change what the doctor names and train anew" if diverged else
             "--doctor strict stopped it, and would again: change what the doctor names and train anew" if stopped else
-            f"if it was interrupted, complete it with 'scratchnn train --resume {run_dir}'")
+            f"if it was interrupted, complete it with 'scratchnn train --resume {shell_word(run_dir)}'")
     raise ConfigError(f"{run_dir}: the run has no {MODEL_FILE}, so no report page; {drew}{found}; {then}")
 
 
@@ -247,7 +246,7 @@ def _load_run(run_dir: Path):
         members = runs_inside(run_dir)
         if members:  # train --seeds: each member has its own report
             raise ConfigError(f"{run_dir} holds the runs {names_in_message(members, most=4)} "
-                              f"(train --seeds); report each: scratchnn report {run_dir / members[0]}")
+                              f"(train --seeds); report each: scratchnn report {shell_word(run_dir / members[0])}")
         raise ConfigError(f"{run_dir}: not a run folder (no {MODEL_FILE}); give a folder made by 'scratchnn train'")
     model, metadata = load(run_dir), read_metadata(run_dir)
     if "config" not in metadata:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import ScratchnnError
+from ..errors import ScratchnnError, shell_word
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_data import data_source
 from .report_health import HEALTH_CSS
@@ -65,7 +65,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
 {health}
 <section><h2>Architecture</h2><pre>{e(model.summary())}</pre></section>
 <section><h2>Configuration</h2><p class="muted">As saved with the model; <code>scratchnn train --config
-{e(str(run_dir.resolve() / CONFIG_FILE))}</code> repeats the run.</p><dl class="config">{options}</dl></section>
+{e(shell_word(run_dir.resolve() / CONFIG_FILE))}</code> repeats the run.</p><dl class="config">{options}</dl></section>
 <footer class="muted">Generated {e(generated)} by scratchnn {e(__version__)} (<code>scratchnn report</code>).</footer>
 </main>
 </body>

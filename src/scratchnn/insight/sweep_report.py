@@ -19,7 +19,7 @@ from .. import plots  # noqa: F401  (first: without matplotlib, the one-line Mis
 import matplotlib.pyplot as plt  # noqa: E402  (Optuna draws with pyplot; the backend stays the caller's)
 
 from .. import __version__  # noqa: E402
-from ..errors import ScratchnnError  # noqa: E402
+from ..errors import ScratchnnError, shell_word  # noqa: E402
 from ..files import atomic_write_bytes  # noqa: E402
 from ..training.run import REPORT_FILE  # noqa: E402
 from ..plots.common import figure_png  # noqa: E402
@@ -99,7 +99,7 @@ def _write_trial_reports(folder, complete, log, notes: list[str]) -> None:
             notes.append(f"trial {trial.number}: no report ({error})")
     rest = len(complete) - len(best)
     log(f"Trial reports: the {len(best)} best complete trial(s) under {folder.path / 'trials'}"
-        + (f"; the other {rest}: scratchnn report {folder.path / 'trials' / 'NNNN'}" if rest else ""))
+        + (f"; the other {rest}: scratchnn report {shell_word(folder.path / 'trials')}/NNNN" if rest else ""))
 
 
 def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
@@ -129,7 +129,7 @@ def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
                   if notes else "")
     ended = [t for t in trials if t.state.name in ("FAIL", "PRUNED")]
     summary = (f"Best: trial {best.number}, dev accuracy {best.value:.4f}; <code>scratchnn train --config "
-               f"{e(str(sweep_dir / 'best.toml'))}</code> repeats it." if best else
+               f"{e(shell_word(sweep_dir.resolve() / 'best.toml'))}</code> repeats it." if best else
                f"No trial finished well: {len(ended)} of {len(trials)} failed or were pruned (the table says why)."
                if ended else "No trial has completed yet.")
     title = f"scratchnn sweep report: {sweep_dir.resolve().name}"

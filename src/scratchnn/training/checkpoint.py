@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment import RECORDED_SINCE, Augmentation, unrecorded
-from ..errors import ConfigError, ModelFileError, names_in_message
+from ..errors import ConfigError, ModelFileError, names_in_message, shell_word
 from ..io import check_shapes, read_tensors, write_tensors
 from ..model import Sequential
 from ..model_schema import buffer_names, check_type
@@ -103,7 +103,8 @@ class Checkpoint:
         if missing:  # a KeyError read "does not fit this run ('augment')" (the compatibility audit)
             raise ModelFileError(f"{self.path}: an older version wrote it, without the state of the run's "
                                  f"{names_in_message(missing)} random draws, so this one cannot continue it "
-                                 f"exactly; start it again: scratchnn train --config {self.path.parent / CONFIG_FILE}")
+                                 "exactly; start it again: scratchnn train --config "
+                                 f"{shell_word(self.path.parent / CONFIG_FILE)}")
         try:
             model.load_state_dict(self._group("model"))
             state: dict[str, dict[str, np.ndarray]] = {}
@@ -198,7 +199,7 @@ def refuse_edits(config, checkpoint: Checkpoint | None, config_file: Path) -> No
         edits = ", ".join(f"{name} {show(began[name])} -> {show(now.get(name))}" for name in changed[:4])
         raise ConfigError(f"{config_file} was edited after the run began ({edits}); --resume continues a run as it "
                           f"began: put the values back, or train the edited settings anew with "
-                          f"'scratchnn train --config {config_file} --out NEW'")
+                          f"'scratchnn train --config {shell_word(config_file)} --out NEW'")
 
 
 def rounding_edits(config, checkpoint: Checkpoint | None) -> str:
@@ -228,7 +229,7 @@ def load_checkpoint(path) -> Checkpoint:
     if not path.is_file():
         raise ModelFileError(f"{path}: no checkpoint to resume from (a run writes one after its first epoch)")
     remedy = ("it cannot be resumed from; train the same settings anew: "
-              f"scratchnn train --config {path.parent / CONFIG_FILE}")
+              f"scratchnn train --config {shell_word(path.parent / CONFIG_FILE)}")
     try:
         tensors, metadata = read_tensors(path, check=checkpoint_layout, remedy=remedy)
     except ModelFileError as error:  # a value out of range is damage too: say how to go on, as for the rest

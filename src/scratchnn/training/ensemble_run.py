@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shell_word
 from ..files import atomic_write_bytes, read_small_text
 from ..io import ENSEMBLE_FILE, MODEL_FILE
 from .checkpoint import CHECKPOINT_FILE
@@ -65,10 +65,11 @@ def train_members(config: TrainConfig, seeds: list[int], folder: Path, log: Call
     held = recorded_seeds(folder)
     if held is not None and all(run_finished(member_dir(folder, seed)) for seed in held):  # --resume: nothing to do
         raise ConfigError(f"{folder} already holds a finished ensemble; choose another --out (a new one of its "
-                          f"settings: scratchnn train --config {member_dir(folder, held[0]) / CONFIG_FILE} --seeds "
+                          "settings: scratchnn train --config "
+                          f"{shell_word(member_dir(folder, held[0]) / CONFIG_FILE)} --seeds "
                           f"{','.join(map(str, held))} --out NEW)")
     if held is not None:
-        raise ConfigError(f"{folder} already holds an ensemble; complete it with --resume {folder}, "
+        raise ConfigError(f"{folder} already holds an ensemble; complete it with --resume {shell_word(folder)}, "
                           "or choose another --out")
     runs = [run for run in (folder, *sorted(folder.iterdir() if folder.is_dir() else ())) if _holds_a_run(run)]
     if runs:  # evaluate FOLDER would read them as (or instead of) the members
@@ -125,7 +126,7 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
         base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
     else:  # an older version's ensemble.toml records no config
         raise ConfigError(f"{folder}: no member of the ensemble had started; train it again with "
-                          f"--seeds {','.join(map(str, seeds))} --out {folder} after deleting the folder")
+                          f"--seeds {','.join(map(str, seeds))} --out {shell_word(folder)} after deleting the folder")
     for seed in seeds:
         run = member_dir(folder, seed)
         if run_finished(run) and report and not (run / REPORT_FILE).exists():  # stopped while drawing it

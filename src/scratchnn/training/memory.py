@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shell_word
 from ..files import read_at_most
 from ..fast.threads import blas_thread_count
 from ..fast.winograd import FAST_RULE
@@ -256,7 +256,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
         advice = f"try {batch_to_try}, or smaller layers (--hidden, --conv)"
     if resume_of is not None and scaled < available:
         advice = (f"resume it where more memory is free, or start it again smaller (scratchnn train --config "
-                  f"{Path(resume_of) / 'config.toml'} {batch_to_try or '--hidden ... --conv ...'})")
+                  f"{shell_word(Path(resume_of) / 'config.toml')} {batch_to_try or '--hidden ... --conv ...'})")
     what = f"a full batch of {batch:,} images" if not config.batch_size else f"a batch of {batch:,} images"
     often = f", often {LIKELY}x that," if promise else ""
     raise ConfigError(f"training needs at least {_size(need)} of memory{often} and {where} ({what} keeps "

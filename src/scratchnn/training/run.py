@@ -22,7 +22,7 @@ from pathlib import Path
 from ..doctor.signals import HEALTH_FILE
 from ..data.sources import locate
 from ..data.split import check_dev_size
-from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message
+from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message, shell_word
 from ..files import folder_lock
 from ..io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata
 from .architecture import network_shapes
@@ -126,13 +126,13 @@ def _refuse_taken(out_dir: Path) -> None:
     if (out_dir / CHECKPOINT_FILE).exists() or (out_dir / MODEL_FILE).exists():
         if run_finished(out_dir):  # the advice audit: --resume of it trains nothing
             raise ConfigError(f"{out_dir} already holds a finished run; choose another --out (a new run of its settings: "
-                              f"scratchnn train --config {out_dir / CONFIG_FILE} --out NEW)")
-        raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, "
+                              f"scratchnn train --config {shell_word(out_dir / CONFIG_FILE)} --out NEW)")
+        raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {shell_word(out_dir)}, "
                           "or choose another --out")
     outputs = (CONFIG_FILE, METRICS_FILE, HEALTH_FILE, REPORT_FILE, *(f"{name}.png" for name in REPORT_FIGURES))
     taken = [name for name in (*outputs, ENSEMBLE_FILE) if (out_dir / name).exists()]
     if taken:  # a run that saved nothing yet, or someone's own files: never written over
-        resume = f"continue the run it began with --resume {out_dir}, or " if taken == [CONFIG_FILE] else ""
+        resume = f"continue the run it began with --resume {shell_word(out_dir)}, or " if taken == [CONFIG_FILE] else ""
         raise ConfigError(f"{out_dir} already holds {', '.join(taken)}, which a new run would write over; "
                           f"{resume}choose another --out")
 
@@ -164,7 +164,8 @@ def resume_run(run_dir: Path, log: Callable[[str], None] = print, progress: bool
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
-        raise ConfigError(f"{run_dir} is a file; give the run folder that holds it: --resume {run_dir.parent}")
+        raise ConfigError(f"{run_dir} is a file; give the run folder that holds it: --resume "
+                          f"{shell_word(run_dir.parent)}")
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a run folder (there is no such folder); give the folder a run was saved in")
     with folder_lock(run_dir, RUN_LOCK, "a training run", unwritable="a resumed run writes its checkpoints in its "
@@ -221,7 +222,8 @@ def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:
             raise ConfigError(f"{run_dir} holds the runs {names_in_message((m.name for m in members), most=4)} "
                               "(train --seeds) "
                               "without the ensemble.toml that lists its seeds (an older version wrote it): "
-                              + (f"resume each that stopped: scratchnn train --resume {stopped[0]}" if stopped else
+                              + ("resume each that stopped: scratchnn train --resume "
+                                 f"{shell_word(stopped[0])}" if stopped else
                                  "each has finished, so there is nothing to resume"))
         if run_dir.is_dir() and {p.name for p in run_dir.iterdir() if not TEMP_FILE.fullmatch(p.name)} == {RUN_LOCK}:
             raise ConfigError(f"{run_dir}: a run stopped before it saved its config.toml (the folder holds only its "

@@ -12,7 +12,7 @@ from ..doctor.diagnosis import diagnose
 from ..doctor.findings import Finding
 from ..doctor.show import no_findings
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, Row, read_health_csv, read_metrics_csv
-from ..errors import DataError, ScratchnnError
+from ..errors import DataError, ScratchnnError, shell_word
 from .checkpoint import Checkpoint
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
@@ -70,7 +70,7 @@ def doctor_summary(findings: list[Finding], run_dir: Path, evaluations: int, cut
     counted = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "advice")}
     counts = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'advice' else ''}" for s, n in counted.items() if n)
     ids = " ".join(f"[{f.id}]" for f in findings)
-    return f"Doctor: {counts}: {ids}; details: scratchnn doctor {run_dir}"
+    return f"Doctor: {counts}: {ids}; details: scratchnn doctor {shell_word(run_dir)}"
 
 
 STILL_FALLING = 0.02  # the train loss fell by more than this share over the last fifth of the run ...

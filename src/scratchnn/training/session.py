@@ -29,7 +29,7 @@ from ..doctor.faults import FAULTS, Setup, apply_faults
 from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
 from ..doctor.signals import HEALTH_FILE, HealthText, write_health_csv
-from ..errors import DataError, DoctorStopped, TrainingDiverged
+from ..errors import DataError, DoctorStopped, TrainingDiverged, shell_word
 from ..files import FileInUse, atomic_write_bytes
 from ..io import MODEL_FILE, json_ready, save
 from ..metrics import one_answer_accuracy
@@ -266,7 +266,7 @@ class TrainingSession:
             cause = stop.fix.removesuffix(": fix that first") if stop.fix.startswith("this follows from") else ""
             raise DoctorStopped(f"--doctor strict stopped the run at {self.step_name.lower()} {result.epoch}: "
                                 f"[{stop.id}] {stop.message}{f'; {cause}' if cause else ''}; its health and "
-                                f"metrics are in {self.run_dir} (scratchnn doctor {self.run_dir})")
+                                f"metrics are in {self.run_dir} (scratchnn doctor {shell_word(self.run_dir)})")
         if self.on_evaluation is not None:
             self.on_evaluation(result)
 
@@ -353,7 +353,7 @@ class TrainingSession:
         if config.fault and self.health is not None:
             log(f"Note: this run broke the network on purpose (--fault {','.join(config.fault)}); the fixes are "
                 "what to do where the same mistake was made by accident. To train normally, run it again without "
-                f"--fault, or with --config {self.run_dir / CONFIG_FILE} --fault none")
+                f"--fault, or with --config {shell_word(self.run_dir / CONFIG_FILE)} --fault none")
         if more_epochs_may_help(findings) and not self._stopped_as_asked():
             for line in filter(None, [still_learning(history, config.epochs, self.step_name.lower())]):
                 log(line)

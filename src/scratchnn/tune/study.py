@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from optuna_integration import DaskStorage
 
 from ..ensemble import SWEEP_FILE
-from ..errors import ConfigError
+from ..errors import ConfigError, shell_word
 from ..files import atomic_write_bytes, folder_lock, read_small_text
 from ..training.config import CONFIG_FILE, TrainConfig
 from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
@@ -132,7 +132,8 @@ def create_sweep_folder(path: Path, trials: int, storage_url: str, space: Search
     """A new sweep folder (refused if ``path`` already holds a sweep or other files)."""
     path = Path(path)
     if is_sweep_folder(path):
-        raise ConfigError(f"{path} already holds a sweep; continue it with --resume {path}, or choose another --out")
+        raise ConfigError(f"{path} already holds a sweep; continue it with --resume {shell_word(path)}, or choose "
+                          "another --out")
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"{path} is not empty; give a new folder to --out")
     name = f"{STUDY_NAME}-{path.name}-{uuid.uuid4().hex[:8]}" if storage_url else STUDY_NAME

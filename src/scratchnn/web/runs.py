@@ -137,7 +137,7 @@ class RunFolders:
 
         def diagnosed() -> list[dict] | str:
             try:  # fitted to the run's settings, as the Train tab and `scratchnn doctor` show them
-                return [page_finding(f, path.name) for f in diagnose_run(path, run_settings(path))]
+                return [page_finding(f, path.name, path) for f in diagnose_run(path, run_settings(path))]
             except (ScratchnnError, OSError, ValueError) as error:
                 return f"the doctor cannot read this run: {_short(error, path)}"
         config = path / RUN_CONFIG  # the fixes quote its values

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import shell_word
 from ..io import json_ready
 
 BLAS_THREADS = 1
@@ -65,7 +66,7 @@ def run_worker(config: dict, run_dir: str, events, stop, pause, max_seconds: flo
     # ``stop`` (its model is saved), so here it would only print a traceback and lose the model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_blas_threads()
-    watcher = Watcher(events, stop, pause, max_seconds, server, run_name=Path(run_dir).name)
+    watcher = Watcher(events, stop, pause, max_seconds, server, run_dir=run_dir)
     try:
         _train_and_report(watcher, config, run_dir, max_memory, shutdown)
     finally:
@@ -144,9 +145,10 @@ class ServerGone(KeyboardInterrupt):
 class Watcher:
     """train_run's hooks, turned into throttled events."""
 
-    def __init__(self, events, stop, pause, max_seconds: float, server: int | None = None, run_name: str = ""):
+    def __init__(self, events, stop, pause, max_seconds: float, server: int | None = None, run_dir: str = ""):
         self.events, self.stop, self.pause, self.max_seconds = events, stop, pause, max_seconds
-        self.run_name = run_name  # the run's folder name, as the Runs tab lists it
+        self.run_name = Path(run_dir).name if run_dir else ""  # the run's folder name, as the Runs tab lists it
+        self.run_dir = run_dir or None  # the folder itself, as the doctor names it
         self.start, self.paused = time.monotonic(), 0.0  # paused: seconds spent paused so far
         self.last_batch = self.last_picture = -math.inf
         self.model = self.x_dev = self.y_dev = None
@@ -192,7 +194,7 @@ class Watcher:
                 "weights": first_layer_images(self.model, self.x_dev[:1] if len(self.x_dev) else None)}
 
     def finding(self, finding) -> None:
-        self.events.put({"type": "finding", **page_finding(finding, self.run_name)})
+        self.events.put({"type": "finding", **page_finding(finding, self.run_name, self.run_dir)})
 
     def server_gone(self) -> bool:
         """The server that started this process ended without stopping it (kill -9, the out-of-memory
@@ -290,12 +292,15 @@ _NAME = r"[^\s:/\\,()']"  # a character of a file or folder name (/ and Windows'
 _PATH = re.compile(rf"(?:(?<!\w)[A-Za-z]:(?:[/\\]{_NAME}+)*|(?:\\\\|//)?{_NAME}*(?:[/\\]{_NAME}+)+)[/\\]({_NAME}+)")
 
 
-def page_finding(finding, run_name: str) -> dict:
+def page_finding(finding, run_name: str, run_dir=None) -> dict:
     """A doctor's finding as the page shows it: no server folders in its text, and the lr-find
     command a fix names pointed at the run by the name the Runs tab lists it under (cut to
-    'config.toml', it named a file the page user cannot find; the web-doctor audit)."""
-    fields = {name: without_folders(value) if isinstance(value, str) else value
-              for name, value in finding.to_dict().items()}
+    'config.toml', it named a file the page user cannot find; the web-doctor audit). ``run_dir``:
+    the folder the doctor named, taken out whole first, whatever its characters (the paths audit:
+    a runs folder named "web dir; it's" was cut to "web dir; it'config.toml")."""
+    named = shell_word(Path(run_dir) / "config.toml") if run_dir is not None and run_name else None
+    fields = {name: without_folders(value.replace(named, f"{run_name}/config.toml") if named else value)
+              if isinstance(value, str) else value for name, value in finding.to_dict().items()}
     if run_name and isinstance(fields.get("fix"), str):
         fields["fix"] = _LR_FIND.sub(lambda found: f"scratchnn lr-find --config {run_name}/config.toml"
                                                    f"{found.group(1)} (in the server's runs folder)", fields["fix"])
