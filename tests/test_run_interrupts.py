@@ -132,7 +132,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_model(tmp_path, mnist_s
         assert "Finishing" in resumed.stdout and "Epoch " not in resumed.stdout  # nothing trained again
     again = scratchnn("train", "--resume", run)
     # a finished run resumed again is done, not an error (a job scheduler may start a job twice)
-    assert again.returncode == 0 and "already finished; nothing to train" in again.stderr, again.stderr
+    assert again.returncode == 0 and "already finished" in again.stderr and "nothing to train" in again.stderr, \
+        again.stderr
     assert "Epoch " not in again.stdout and load_checkpoint(run / CHECKPOINT_FILE).metadata["finished"]
 
 

@@ -304,8 +304,8 @@ def test_resuming_a_run_stopped_by_stop_or_a_time_limit_says_where_it_stopped(tm
               stop_requested=lambda: asked.append(1) or len(asked) > 8)  # in its second epoch, or so
     assert main(["train", "--resume", str(tmp_path / "run"), "--no-report"]) == 0
     err = capsys.readouterr().err
-    assert "the run had already finished (it stopped at epoch " in err and " of 5: Stop, a time limit or early " \
-           "stopping; its model keeps the weights it had then); nothing to train" in err, err
+    assert "the run had already finished (it stopped at epoch " in err and " of 5: Stop or a time limit; its model " \
+           "keeps the weights it had then); nothing to train" in err, err
 
 
 def test_a_sweeps_folder_given_for_a_run_points_into_it(tmp_path, capsys):
@@ -332,3 +332,17 @@ def test_an_ensemble_the_doctor_stopped_is_not_told_to_resume(tmp_path, digits_c
         assert capsys.readouterr().err.endswith(
             f"{stopped}: --doctor strict stopped the ensemble's member seed-0, and would again on --resume: "
             f"'scratchnn doctor {stopped / 'seed-0'}' says what to change, then train anew\n"), command
+
+
+def test_resuming_a_run_early_stopping_ended_says_its_best_weights_were_kept(tmp_path, digits_csv, capsys):
+    """The review: 'its model keeps the weights it had then' for early stopping, which restores the best."""
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.run import train_run
+
+    config = TrainConfig(hidden=[8], epochs=40, batch_size=16, dev_size=50, patience=1, lr=0.3, csv=str(digits_csv))
+    result = train_run(config, tmp_path / "run", log=lambda line: None, progress=False)
+    assert result.metrics["epochs"] < 40, "the dev loss never rose: no early stopping to word"
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert f"already finished (early stopping at epoch {result.metrics['epochs']} of 40 kept the weights of its " \
+           "best, " in err, err

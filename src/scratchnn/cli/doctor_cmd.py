@@ -101,23 +101,17 @@ def run(args: argparse.Namespace) -> int:
 
 def stopped_short(folder: Path) -> str:
     """', so far: it stopped at epoch 11 of 30 ...' for a run that ended before its --epochs, else ''."""
-    short = stopped_at(folder)
-    return (f", as far as it went: it stopped at {short[0]} {short[1]} of {short[2]} (interrupted, or early "
-            "stopping)" if short else "")
-
-
-def stopped_at(folder: Path) -> tuple[str, int, int] | None:
-    """("epoch" or "iteration", the last one evaluated, the run's --epochs) for a run whose tables end
-    before its --epochs, else None."""
     settings = run_settings(folder)
     epochs = settings.get("epochs") if settings is not None else None
     try:
         rows = read_metrics_csv(folder / METRICS_FILE)
     except (ScratchnnError, OSError):
-        return None
+        return ""
     if not epochs or not rows or rows[-1]["epoch"] >= epochs:
-        return None
-    return "iteration" if settings.get("batch_size") == 0 else "epoch", rows[-1]["epoch"], epochs
+        return ""
+    step = "iteration" if settings.get("batch_size") == 0 else "epoch"
+    return (f", as far as it went: it stopped at {step} {rows[-1]['epoch']} of {epochs} (interrupted, "
+            "or early stopping)")
 
 
 def layer_legend(folder: Path) -> str:

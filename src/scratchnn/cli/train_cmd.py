@@ -16,7 +16,7 @@ from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
-from ..training.run import REPORT_FILE, new_run_dir, resume_run, run_finished, train_run
+from ..training.run import REPORT_FILE, how_it_ended, new_run_dir, resume_run, run_finished, train_run
 from ..training.run_data import not_28x28
 from .common import add_data_arguments, next_steps_lines
 from .config_flags import add_option_arguments, given_options, not_blank, table_type
@@ -104,14 +104,7 @@ def _train(args: argparse.Namespace) -> int:
             return train_members(args, log, resume=Path(args.resume))
         if run_finished(args.resume) and (args.no_report or (Path(args.resume) / REPORT_FILE).exists()):
             # nothing to do is done: a job scheduler that starts a finished job again sees success
-            from .doctor_cmd import stopped_at
-
-            # stopped by Stop or a time limit, its model keeps the weights of then (the combinations audit:
-            # "already finished" beside the doctor's "stopped at epoch 10 of 60")
-            short = stopped_at(Path(args.resume))
-            ended = (f" (it stopped at {short[0]} {short[1]} of {short[2]}: Stop, a time limit or early stopping; its "
-                     "model keeps the weights it had then)" if short else "")
-            print(f"{args.resume}: the run had already finished{ended}; nothing to train. For more epochs, start a new "
+            print(f"{args.resume}: the run had already finished{how_it_ended(Path(args.resume))}; nothing to train. For more epochs, start a new "
                   f"run: scratchnn train --config {shell_word(Path(args.resume) / CONFIG_FILE)} --epochs N",
                   file=sys.stderr)
             return 0

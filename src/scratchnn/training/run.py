@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from ..doctor.signals import HEALTH_FILE
+from ..doctor.signals import HEALTH_FILE, read_metrics_csv
 from ..data.sources import locate
 from ..data.split import check_dev_size
-from ..errors import ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, names_in_message, shell_word
+from ..errors import (ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, ScratchnnError,
+                      names_in_message, shell_word)
 from ..files import folder_lock
 from ..io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata
 from .architecture import network_shapes
@@ -244,6 +245,27 @@ def run_finished(run_dir: Path) -> bool:
     if not _model_intact(run_dir):
         return False
     return not (run_dir / CHECKPOINT_FILE).exists() or _marked_finished(load_checkpoint(run_dir / CHECKPOINT_FILE))
+
+
+def how_it_ended(run_dir: Path) -> str:
+    """' (early stopping at epoch 4 of 30 kept its best epoch's weights)', or ' (it stopped at epoch
+    10 of 30: Stop or a time limit; its model keeps the weights it had then)', for a finished run
+    that ended before its --epochs; '' otherwise (the combinations audit: such a run was only
+    "already finished", beside the doctor's "stopped at epoch 10 of 60")."""
+    try:
+        config = TrainConfig.load(run_dir / CONFIG_FILE)
+        rows = read_metrics_csv(run_dir / METRICS_FILE)
+        checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE) if (run_dir / CHECKPOINT_FILE).exists() else None
+    except (ScratchnnError, OSError):
+        return ""
+    if not rows or rows[-1]["epoch"] >= config.epochs:
+        return ""
+    where = f"{config.step_name.lower()} {rows[-1]['epoch']} of {config.epochs}"
+    stopping = checkpoint.metadata.get("early_stopping") if checkpoint is not None else None
+    best = stopping.get("best_epoch") if isinstance(stopping, dict) else None
+    if config.patience and isinstance(best, int) and best > 0:
+        return f" (early stopping at {where} kept the weights of its best, {best})"
+    return f" (it stopped at {where}: Stop or a time limit; its model keeps the weights it had then)"
 
 
 def _model_intact(run_dir: Path, log: Callable[[str], None] | None = None) -> bool:
