@@ -36,7 +36,8 @@ def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, list) and spec.choices:  # --fault a --fault b,c -> [a, b, c]
-            kwargs.update(action="extend", metavar=spec.metavar, type=names_type(spec))
+            kwargs.update(action="extend", metavar=spec.metavar, type=names_type(spec),
+                          help=kwargs["help"] + "; none, alone: a config file's left out")  # the CLI's word only
         else:
             kwargs["metavar"] = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
             kwargs["type"] = (list_type(spec) if isinstance(default, list) else choice_type(spec) if spec.choices
@@ -90,6 +91,8 @@ def names_type(spec: Option):
     def parse(text: str) -> list[str]:
         if text.strip().lower() == "none":
             return []
+        if "none" in (part.strip().lower() for part in text.split(",")):
+            raise argparse.ArgumentTypeError(f"none stands alone (it leaves a config file's out), got {text!r}")
         return [choice(part.strip()) for part in text.split(",")]
     parse.__name__ = spec.flag[2:]
     return parse

@@ -166,8 +166,7 @@ class TrainConfig:
                                "strict (an error finding stops the run, exit code 3)",
                          group="doctor", choices=DOCTOR_MODES, summary=lambda v: "" if v == "on" else f"doctor {v}")
     fault: list[str] = option([], "reproduce a classic mistake on purpose (repeatable): "
-                                  + ", ".join(FAULTS) + " (scratchnn doctor --faults says what each breaks); "
-                                  "none: a config file's faults left out",
+                                  + ", ".join(FAULTS) + " (scratchnn doctor --faults says what each breaks)",
                               group="doctor", metavar="NAME", choices=tuple(FAULTS),
                               applies=lambda c: bool(c.fault))
     # data source: a named dataset, a Kaggle CSV, or an IDX pair ("" = not set; TOML has no null).
