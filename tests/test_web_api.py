@@ -450,6 +450,46 @@ def test_the_runs_list_reads_a_model_file_once_per_version(tmp_path, monkeypatch
     assert folders.describe(run.name)["dev_accuracy"] == 0.75 and len(reads) == 2
 
 
+def test_the_runs_list_survives_a_folder_it_cannot_read_or_that_goes_meanwhile(tmp_path, monkeypatch):
+    """The many-runs audit: one folder of mode 000 emptied the Runs list (its check raised inside the
+    listing), and a run deleted while the list was worked out made the whole list a 404 naming it;
+    four pages asking at once each ran the doctor on every run."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.web import runs
+
+    for name in ("run-a", "run-b", "run-c"):
+        (tmp_path / name).mkdir()
+        TrainConfig().save(tmp_path / name / "config.toml")
+    real_is_file = Path.is_file
+
+    def unreadable(path):
+        if path.parent.name == "run-b":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+    monkeypatch.setattr(Path, "is_file", unreadable)
+    folders = runs.RunFolders(tmp_path)
+    assert sorted(folders.names()) == ["run-a", "run-c"]
+    monkeypatch.setattr(Path, "is_file", real_is_file)
+    described = folders.describe
+
+    def deleted_meanwhile(name):
+        if name == "run-c":
+            raise runs.RunNotFound(f"no run named {name!r} in the runs folder")
+        return described(name)
+    monkeypatch.setattr(folders, "describe", deleted_meanwhile)
+    assert sorted(entry["name"] for entry in folders.described()) == ["run-a", "run-b"]
+    computed = []
+    for _ in range(4):  # at once: one computation, the others wait for it
+        threading.Thread(target=folders._once, args=("x", tmp_path / "run-a", (tmp_path / "run-a" / "config.toml",),
+                                                     lambda: computed.append(1) or time.sleep(0.2))).start()
+    time.sleep(0.6)
+    assert computed == [1]
+
+
 def test_predictions_run_on_a_few_threads_at_a_time(model_path, monkeypatch):
     """A burst of drawings is prepared PREDICTORS at a time: the model's lock takes them one by
     one anyway, and each thread the work ran on kept its own C memory pool (a server of 90 MB

@@ -12,6 +12,7 @@ failing the list. Findings are computed once per health.csv version.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -26,6 +27,8 @@ from ..io import MODEL_FILE, json_ready, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_health import run_settings
 from .train_worker import page_finding, without_folders
+
+log = logging.getLogger("scratchnn.web")
 
 RUN_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f:]{0,254}" if os.name == "nt" else r"\w[^/\\\x00-\x1f\x7f]{0,254}")
 MAX_NAME = 255  # a folder name's bytes on most file systems
@@ -61,18 +64,45 @@ class RunFolders:
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
         self._cache: dict[tuple[str, str], tuple[tuple, object]] = {}  # (what, run) -> (files' version, value)
+        self._working: dict[tuple[str, str], threading.Lock] = {}  # (what, run) -> held while it is computed
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """The newest ``MAX_RUNS`` run folders' names, newest first."""
+        """The newest ``MAX_RUNS`` run folders' names, newest first. A folder that cannot be read,
+        or is deleted meanwhile, is left out, not the list (the many-runs audit: one folder of
+        mode 000 emptied it)."""
         try:
-            entries = [p for p in self.runs_dir.iterdir()
-                       if is_run_name(p.name) and p.is_dir() and not p.is_symlink()
-                       and (p / RUN_CONFIG).is_file()]
+            children = list(self.runs_dir.iterdir())
         except OSError:
             return []
-        entries.sort(key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
-        return [p.name for p in entries[:MAX_RUNS]]
+        entries = []
+        for p in children:
+            try:
+                if is_run_name(p.name) and p.is_dir() and not p.is_symlink() and (p / RUN_CONFIG).is_file():
+                    entries.append((p.stat().st_mtime, p.name))
+            except OSError:
+                continue
+        return [name for _, name in sorted(entries, reverse=True)[:MAX_RUNS]]
+
+    def described(self) -> list[dict]:
+        """``describe`` of each of ``names()``, less the runs deleted while it was worked out (the
+        many-runs audit: one deleted mid-list made the whole list a 404 naming it)."""
+        found = []
+        for name in self.names():
+            try:
+                found.append(self.describe(name))
+            except (RunNotFound, FileNotFoundError):
+                continue
+        return found
+
+    def warm(self) -> None:
+        """Work the list out once, ahead of the first page that asks (started in the background when
+        the server starts: the many-runs audit, a class's 400 runs took 58 s to list after a restart,
+        every run's tables read by the doctor)."""
+        try:
+            self.described()
+        except Exception:  # noqa: BLE001 - whatever fails here is said when a page asks
+            log.debug("the runs list could not be worked out ahead", exc_info=True)
 
     def folder(self, name: str) -> Path:
         """The folder of run ``name``; RunNotFound unless it is one of ``names()``'s kind."""
@@ -149,13 +179,16 @@ class RunFolders:
         the list is asked for by every page that shows it, and most runs are finished."""
         version = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files)
         with self._lock:
-            cached = self._cache.get((what, path.name))
-        if cached and cached[0] == version:
-            return cached[1]
-        value = compute()
-        with self._lock:
-            self._cache[(what, path.name)] = (version, value)
-        return value
+            working = self._working.setdefault((what, path.name), threading.Lock())
+        with working:  # one computation for pages asking at once (the many-runs audit: four did it four times)
+            with self._lock:
+                cached = self._cache.get((what, path.name))
+            if cached and cached[0] == version:
+                return cached[1]
+            value = compute()
+            with self._lock:
+                self._cache[(what, path.name)] = (version, value)
+            return value
 
 
 def _settings(path: Path) -> tuple[str, dict]:

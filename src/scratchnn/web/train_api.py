@@ -171,7 +171,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
 
     @router.get("/api/runs", response_model=RunList, summary="The run folders beside the served one")
     def run_list():
-        return {"current": current_run(), "runs": [runs.describe(name) for name in runs.names()]}
+        return {"current": current_run(), "runs": runs.described()}
 
     # checked by RunFolders (is_run_name): every bad name gets its friendly 404, not a pattern's 422
     name_param = PathParam(max_length=MAX_NAME, description=f"a run folder's name ({RUN_NAME.pattern})")

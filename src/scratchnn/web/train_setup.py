@@ -72,5 +72,7 @@ def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> No
     manager = TrainingManager(runs_dir, gallery.config, setup.limits,
                               on_model=keep_model if setup.keep_model else use_model, unavailable=problem)
     app.state.training = manager
-    app.include_router(training_router(manager, RunFolders(runs_dir), use_model, current_run,
+    folders = RunFolders(runs_dir)
+    threading.Thread(target=folders.warm, name="scratchnn-runs-ahead", daemon=True).start()
+    app.include_router(training_router(manager, folders, use_model, current_run,
                                        switchable=setup.enabled and not setup.keep_model))
