@@ -481,7 +481,13 @@ def test_the_runs_list_survives_a_folder_it_cannot_read_or_that_goes_meanwhile(t
             raise runs.RunNotFound(f"no run named {name!r} in the runs folder")
         return described(name)
     monkeypatch.setattr(folders, "describe", deleted_meanwhile)
-    assert sorted(entry["name"] for entry in folders.described()) == ["run-a", "run-b"]
+    assert sorted(entry["name"] for entry in folders.described()[0]) == ["run-a", "run-b"]
+    monkeypatch.setattr(folders, "describe", described)
+    for age, name in enumerate(("run-c", "run-b", "run-a")):  # run-a the oldest
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+    monkeypatch.setattr(runs, "MAX_RUNS", 1)  # past the cap: the served run too, and how many there are
+    shown, total = folders.described(current="run-a")
+    assert [entry["name"] for entry in shown] == ["run-c", "run-a"] and total == 3
     computed = []
     for _ in range(4):  # at once: one computation, the others wait for it
         threading.Thread(target=folders._once, args=("x", tmp_path / "run-a", (tmp_path / "run-a" / "config.toml",),

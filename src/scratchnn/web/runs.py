@@ -68,9 +68,8 @@ class RunFolders:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """The newest ``MAX_RUNS`` run folders' names, newest first. A folder that cannot be read,
-        or is deleted meanwhile, is left out, not the list (the many-runs audit: one folder of
-        mode 000 emptied it)."""
+        """Every run folder's name, newest first. A folder that cannot be read, or is deleted
+        meanwhile, is left out, not the list (the many-runs audit: one folder of mode 000 emptied it)."""
         try:
             children = list(self.runs_dir.iterdir())
         except OSError:
@@ -82,18 +81,22 @@ class RunFolders:
                     entries.append((p.stat().st_mtime, p.name))
             except OSError:
                 continue
-        return [name for _, name in sorted(entries, reverse=True)[:MAX_RUNS]]
+        return [name for _, name in sorted(entries, reverse=True)]
 
-    def described(self) -> list[dict]:
-        """``describe`` of each of ``names()``, less the runs deleted while it was worked out (the
-        many-runs audit: one deleted mid-list made the whole list a 404 naming it)."""
+    def described(self, current: str = "") -> tuple[list[dict], int]:
+        """(``describe`` of the newest ``MAX_RUNS`` runs and of the served one, ``current``, if older;
+        how many there are), less the runs deleted while it was worked out (the many-runs audit: one
+        deleted mid-list made the whole list a 404 naming it; past 100 the rest went without a word,
+        the served run among them)."""
+        names = self.names()
+        shown = names[:MAX_RUNS] + ([current] if current in names[MAX_RUNS:] else [])
         found = []
-        for name in self.names():
+        for name in shown:
             try:
                 found.append(self.describe(name))
             except (RunNotFound, FileNotFoundError):
                 continue
-        return found
+        return found, len(names)
 
     def warm(self) -> None:
         """Work the list out once, ahead of the first page that asks (started in the background when

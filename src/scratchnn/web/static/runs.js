@@ -25,8 +25,10 @@ async function loadRuns() {
     const list = await api("api/runs");
     runs = list.runs;
     for (const name of [...ticked]) if (!runs.some((r) => r.name === name)) ticked.delete(name);
+    const shown = list.total > runs.length ? `the newest ${runs.length} of ${list.total} runs` // the rest exist too
+      : `${runs.length} run${runs.length === 1 ? "" : "s"}`;
     $("runs-status").textContent = runs.length
-      ? `${runs.length} run${runs.length === 1 ? "" : "s"}; the page serves ${list.current}.`
+      ? `${shown}; the page serves ${list.current}.`
       : "No run folders beside the served model yet: train one in the Train tab.";
     // the table is built anew: the control that had the keyboard's focus gets it back in its new row
     const focused = $("runs-table").contains(document.activeElement) ? document.activeElement.dataset.key : undefined;
