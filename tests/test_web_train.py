@@ -883,3 +883,16 @@ def test_the_page_trains_beside_a_served_ensembles_folder_not_among_its_members(
     (tmp_path / "ens" / "ensemble.toml").write_text("seeds = [0, 1]\n")
     assert runs_folder(tmp_path / "ens" / "seed-0" / "model.safetensors") == tmp_path
     assert runs_folder(tmp_path / "single" / "model.safetensors") == tmp_path
+
+
+def test_two_servers_on_one_runs_folder_count_each_others_page_runs(tmp_path):
+    """The many-runs audit: the marked folders were found once, when a server started, so a second
+    server on the same runs folder (two classes) did not count the first one's new runs."""
+    from scratchnn.web.disk_budget import DiskBudget
+
+    first, second = DiskBudget(tmp_path, 5.0), DiskBudget(tmp_path, 5.0)
+    run = tmp_path / "20261208-001500-seed"
+    run.mkdir()
+    first.add(run)
+    (run / "model.safetensors").write_bytes(b"x" * 1000)
+    assert second.used() == first.used() >= 1000 and second.folders == [run]

@@ -47,16 +47,16 @@ class DiskBudget:
 
     def __init__(self, runs_dir: Path, limit_gb: float):
         self.runs_dir, self.limit_gb = Path(runs_dir), limit_gb
-        self.folders: list[Path] = sorted(mark.parent for mark in self.runs_dir.glob(f"*/{PAGE_MARK}"))
+        self.folders: list[Path] = []
 
     def add(self, folder: Path) -> None:
-        """Count ``folder`` (made, empty) from now on, and mark it for the servers after this one."""
+        """Count ``folder`` (made, empty) from now on, and mark it for every server that checks."""
         (Path(folder) / PAGE_MARK).touch()
-        self.folders.append(Path(folder))
 
     def used(self) -> int:
-        """Bytes the page's run folders hold now (those still there)."""
-        self.folders = [folder for folder in self.folders if folder.is_dir()]
+        """Bytes the page's run folders hold now: those marked, by this server or another on the same
+        folder (the review: two classes' servers each counted only their own), found at each check."""
+        self.folders = sorted(mark.parent for mark in self.runs_dir.glob(f"*/{PAGE_MARK}"))
         return sum(folder_bytes(folder) for folder in self.folders)
 
     def check(self) -> None:
