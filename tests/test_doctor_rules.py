@@ -1449,3 +1449,17 @@ def test_scratchnn_doctor_says_what_its_layer_numbers_count(capsys, tmp_path):
         f"{i}.{type(layer).__name__}" for i, layer in enumerate(model.layers)]
     (run / "config.toml").write_text('preset = "mlp"\nfault = ["sigmoid-deep"]\n')  # another network: no legend
     assert main(["doctor", str(run)]) == 0 and "Layers, as" not in capsys.readouterr().out
+
+
+def test_a_folder_of_runs_is_diagnosed_past_one_it_cannot_read(capsys, tmp_path):
+    """The many-runs audit: doctor runs/ stopped at its first unreadable run, and said nothing of the rest."""
+    from scratchnn.cli.main import main
+
+    save_run(sick(), tmp_path / "a")
+    save_run(healthy(), tmp_path / "c")
+    save_run(healthy(), tmp_path / "b")
+    (tmp_path / "b" / "metrics.csv").write_text("garbage\n")
+    assert main(["doctor", str(tmp_path), "--json"]) == 1  # the rest said, one not done
+    out, err = capsys.readouterr()
+    assert {f["run"] for f in json.loads(out)} == {str(tmp_path / "a")}
+    assert f"{tmp_path / 'b'}: cannot be diagnosed: " in err and "1 of 3 runs could not be diagnosed (above)" in err

@@ -67,10 +67,22 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join("\n".join(rule_lines(r)) for r in RULES))
         return 0
-    folders = run_folders(args.run_dir)
-    reports = {folder: diagnosed(folder) for folder in folders}
+    folders, unread = run_folders(args.run_dir), []
+    if len(folders) == 1:
+        reports = {folders[0]: diagnosed(folders[0])}
+    else:  # one run it cannot read is said, and the others diagnosed (the many-runs audit: the first stopped all)
+        reports = {}
+        for folder in folders:
+            try:
+                reports[folder] = diagnosed(folder)
+            except ScratchnnError as error:
+                unread.append(folder)
+                print(f"{folder}: cannot be diagnosed: {error}", file=sys.stderr)
+        if unread:
+            print(f"{len(unread)} of {len(folders)} runs could not be diagnosed (above)", file=sys.stderr)
     worst = min((SEVERITIES.index(f.severity) for findings in reports.values() for f in findings), default=None)
     failed = FAIL_CODE if args.fail_on and worst is not None and worst <= SEVERITIES.index(args.fail_on) else 0
+    failed = failed or (1 if unread else 0)  # the rest said, the command still did not do all its work
     if args.json:
         # every item names its run folder, an ensemble member's or the one given: one shape for scripts
         found = [finding.to_dict() | {"run": str(folder)} for folder, findings in reports.items() for finding in findings]
