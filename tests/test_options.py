@@ -407,6 +407,9 @@ def test_a_config_file_naming_a_preset_like_one_of_scratchnns_gets_a_note(tmp_pa
     assert said == ["Note: typo.toml names the preset 'cnn-bets', which scratchnn does not have (did you mean "
                     "'cnn-best'?): its settings are the defaults and the file's; to start from cnn-best's, add "
                     "--preset cnn-best"]
+    typo.write_text('preset = "cnn-bets"\nepochs = 2\n')
+    said.clear()  # the review: with --preset cnn-best, as the note says, the note again
+    assert resolve_config(train_args("--config", str(typo), "--preset", "cnn-best"), said.append).conv and not said
     typo.write_text('preset = "my-experiment"\nepochs = 2\n')
     said.clear()
     assert resolve_config(train_args("--config", str(typo)), said.append).preset == "my-experiment" and not said

@@ -425,9 +425,11 @@ def test_a_file_of_a_run_folder_given_for_the_folder_is_told_the_folder(run_dir,
     run/config.toml read its text as a safetensors header "claiming 4,404,648,414,644,892,272 bytes";
     doctor of a photo sent the user to its folder (.)."""
     commands = {("report", MODEL_FILE): f"{run_dir / MODEL_FILE} is a file; give the run folder that holds it ({run_dir})",
-                ("evaluate", "config.toml"): f"{run_dir / 'config.toml'} is the run's config.toml, not a model file; "
-                                             f"give the run folder ({run_dir}) or its {MODEL_FILE}",
-                ("predict", "metrics.csv"): f"{run_dir / 'metrics.csv'} is the run's metrics.csv, not a model file"}
+                ("evaluate", "config.toml"): f"{run_dir / 'config.toml'} is a file of the run folder {run_dir}, not a "
+                                             f"model file; give the folder, or a {MODEL_FILE}",
+                ("predict", "metrics.csv"): f"{run_dir / 'metrics.csv'} is a file of the run folder {run_dir}, not a "
+                                            "model file",
+                ("evaluate", "model"): f"{run_dir / 'model'}: no such model file"}  # the review: a typo is no file
     for (command, name), said in commands.items():
         assert main([command, str(run_dir / name), *(["--index", "0"] if command == "predict" else [])]) == 1
         assert said in capsys.readouterr().err

@@ -163,6 +163,8 @@ def test_runs_and_ensembles_do_not_share_a_folder(tmp_path, digits_csv, capsys):
         assert main(["train", *argv, *flags]) == 1
         assert said in capsys.readouterr().err
     assert main(["train", "--config", str(single / "config.toml"), "--out", str(tmp_path / "new"), "--no-report"]) == 0
+    assert main(["evaluate", str(ensemble / "ensemble.toml")]) == 1  # the review: read as a safetensors header
+    assert f"ensemble.toml is a file of the run folder {ensemble}, not a model file" in capsys.readouterr().err
     (ensemble / "stray").mkdir()  # a run put beside the members is not one of them
     assert main(["train", "--seed", "9", "--out", str(ensemble / "stray"), *flags]) == 0
     capsys.readouterr()

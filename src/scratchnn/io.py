@@ -118,9 +118,10 @@ def resolve_model_path(path) -> Path:
                              f"with 'scratchnn train --resume {shell_word(path)}'")  # it was "no such model file"
     if path.is_dir():
         path = path / MODEL_FILE
-    elif path.suffix != ".safetensors" and (path.parent / MODEL_FILE).is_file():  # run/config.toml, run/metrics.csv
-        raise ModelFileError(f"{path} is the run's {path.name}, not a model file; give the run folder ({path.parent}) "
-                             f"or its {MODEL_FILE}")  # the advice audit: its header "claimed 4,404,648,414,644,892,272 bytes"
+    elif path.is_file() and path.suffix != ".safetensors" and any(  # run/config.toml, an ensemble's ensemble.toml
+            (path.parent / name).is_file() for name in (MODEL_FILE, ENSEMBLE_FILE)):
+        raise ModelFileError(f"{path} is a file of the run folder {path.parent}, not a model file; give the folder, or "
+                             f"a {MODEL_FILE}")  # the advice audit: its header "claimed 4.4e18 bytes"
     if path.exists() and not path.is_file():  # a device or a pipe: nothing a model file can be
         raise ModelFileError(f"{path}: not a regular file; give a model file ({MODEL_FILE}) or its run folder")
     if not path.is_file():

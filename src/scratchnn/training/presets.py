@@ -159,7 +159,8 @@ def _config_file(path: Path, preset: str | None, log) -> TrainConfig:
     values = TrainConfig.read_file(path)
     named = values.get("preset")
     known = named if isinstance(named, str) and named in PRESETS else None
-    near = difflib.get_close_matches(named, PRESETS, n=1) if isinstance(named, str) and not known else []
+    # (with --preset the file lies over it already: the review, the note then repeated itself)
+    near = difflib.get_close_matches(named, PRESETS, n=1) if isinstance(named, str) and not known and not preset else []
     if near:  # a typo trained the defaults without a word (a name of one's own only names the run folders)
         log(f"Note: {Path(path).name} names the preset {named[:40]!r}, which scratchnn does not have (did you mean "
             f"{near[0]!r}?): its settings are the defaults and the file's; to start from {near[0]}'s, add "
