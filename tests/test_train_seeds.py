@@ -240,6 +240,8 @@ def test_an_ensemble_without_dev_images_or_checkpoints_is_told_what_it_has(tmp_p
     ensemble = tmp_path / "ensemble"
     assert main(["train", "--seeds", "0,1", "--dev-size", "0", "--out", str(ensemble), *flags]) == 0
     assert capsys.readouterr().out.endswith(f"scratchnn evaluate {ensemble} --set train\n")
+    assert main(["train", "--resume", str(ensemble), "--no-report"]) == 0  # the review: all finished, no results
+    assert capsys.readouterr().out.endswith(f"scratchnn evaluate {ensemble} --set train\n")
     assert main(["train", "--seeds", "0,1", "--dev-size", "0", "--out", str(tmp_path / "quiet"), "--quiet", *flags]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert all(line.startswith("no dev set (--dev-size 0), train accuracy 0.") for line in lines) and len(lines) == 2

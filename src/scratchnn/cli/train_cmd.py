@@ -182,15 +182,17 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
             raise ConfigError("give --seed for one run or --seeds for an ensemble, not both")
         ensemble = Path(args.out) if args.out else new_run_dir(f"{config.preset}-ensemble")
         members = ensemble_run.train_members(config, args.seeds, ensemble, log, progress=not args.quiet)
-    dev_set = True
     try:
         for result in members:
             finish(args, result, log)
-            dev_set = result.metrics.get("dev_samples") != 0
     except KeyboardInterrupt:  # the member's checkpoint is kept; the ensemble is what to go on with
         # (with --checkpoint-every 0 there is none: the combinations audit, it "kept its last checkpoint")
         raise RunInterrupted(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}"))) from None
     seeds = ensemble_run.recorded_seeds(ensemble) or []
+    try:  # from the members' config, which a resume of finished members has too (the review)
+        dev_set = bool(TrainConfig.load(ensemble_run.member_dir(ensemble, seeds[0]) / CONFIG_FILE).dev_size)
+    except (OSError, ScratchnnError, IndexError):
+        dev_set = True
     # --dev-size 0: evaluate's dev set is empty (the combinations audit), as a single run's next step says
     log(f"Ensemble of {len(seeds)} in {ensemble}: scratchnn evaluate {shell_word(ensemble)}"
         + ("" if dev_set else " --set train"))
