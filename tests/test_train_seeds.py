@@ -257,7 +257,8 @@ def test_an_ensemble_without_dev_images_or_checkpoints_is_told_what_it_has(tmp_p
     assert main(["train", "--seeds", "0,1", "--checkpoint-every", "0", "--dev-size", "50", "--out", str(stopped),
                  *flags]) == 130
     assert (f"the run folder {stopped} has no checkpoint to go on from (--checkpoint-every 0, or stopped in its "
-            f"first epoch); 'scratchnn train --resume {stopped} --no-report' starts it over") in capsys.readouterr().err
+            f"first epoch); 'scratchnn train --resume {stopped} --no-report' starts it over (its finished members are "
+            "kept: seed-0)") in capsys.readouterr().err  # the review: not the whole ensemble over again
 
 
 def test_a_sweep_without_a_dev_set_is_refused_before_any_trial(tmp_path, digits_csv, capsys):

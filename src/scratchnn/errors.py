@@ -87,17 +87,18 @@ class InferenceBackward(UserWarning):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run: the message says what was kept and the command that continues it."""
 
-    def __init__(self, run_dir, checkpoint: bool = True, flags: str = ""):
-        self.run_dir, self.checkpoint = run_dir, checkpoint
+    def __init__(self, run_dir, checkpoint: bool = True, flags: str = "", kept: str = ""):
+        self.run_dir, self.checkpoint, self.kept = run_dir, checkpoint, kept
         command = f"scratchnn train --resume {shell_word(run_dir)}{flags}"
-        super().__init__(f"the run folder {run_dir} keeps its last checkpoint; continue with '{command}'" if checkpoint
-                         else f"the run folder {run_dir} has no checkpoint to go on from (--checkpoint-every 0, or "
-                              f"stopped in its first epoch); '{command}' starts it over")
+        super().__init__((f"the run folder {run_dir} keeps its last checkpoint; continue with '{command}'" if checkpoint
+                          else f"the run folder {run_dir} has no checkpoint to go on from (--checkpoint-every 0, or "
+                               f"stopped in its first epoch); '{command}' starts it over")
+                         + (f" ({kept})" if kept else ""))
 
     def with_flags(self, flags: str) -> "RunInterrupted":
         """The same, its command with ``flags`` the run was started with that --resume does not keep
         (``--no-report``: the disk audit, following the command wrote the report the user turned off)."""
-        return type(self)(self.run_dir, self.checkpoint, flags)
+        return type(self)(self.run_dir, self.checkpoint, flags, self.kept)
 
 
 class RunNotSaved(ScratchnnError):

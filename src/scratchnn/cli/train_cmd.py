@@ -11,6 +11,7 @@ from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
 from ..errors import (ConfigError, MissingExtra, RunInterrupted, RunNotSaved, ScratchnnError, os_error_message,
                       shell_word)
+from ..io import MODEL_FILE
 from ..training import ensemble_run, presets
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
@@ -187,7 +188,9 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
             finish(args, result, log)
     except KeyboardInterrupt:  # the member's checkpoint is kept; the ensemble is what to go on with
         # (with --checkpoint-every 0 there is none: the combinations audit, it "kept its last checkpoint")
-        raise RunInterrupted(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}"))) from None
+        done = sorted(model.parent.name for model in ensemble.glob(f"*/{MODEL_FILE}"))
+        kept = f"its finished members are kept: {', '.join(done)}" if done else ""  # the review: not all over again
+        raise RunInterrupted(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}")), kept=kept) from None
     seeds = ensemble_run.recorded_seeds(ensemble) or []
     try:  # from the members' config, which a resume of finished members has too (the review)
         dev_set = bool(TrainConfig.load(ensemble_run.member_dir(ensemble, seeds[0]) / CONFIG_FILE).dev_size)
