@@ -334,3 +334,23 @@ def test_a_write_removes_what_killed_writes_of_the_same_file_left_long_ago(tmp_p
     atomic_write_bytes(tmp_path / "out.csv", b"ImageId,Label\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["out.csv", recent.name, *(p.name for p in others), ".out.csv.dir12345.tmp", ".out.csv.link1234.tmp"])
+
+
+def test_a_lock_is_held_while_its_process_may_run(tmp_path):
+    """The review: a sweep resumed while a cluster still trained a trial it re-asks deleted the folder
+    being written; it now leaves one whose run.lock a live process (or another machine's) holds."""
+    import os
+    import socket
+    import subprocess
+
+    from scratchnn.files import lock_held
+
+    assert not lock_held(tmp_path, "run.lock")
+    (tmp_path / "run.lock").write_text(f"{os.getppid()} {socket.gethostname()}\n")
+    assert lock_held(tmp_path, "run.lock")
+    ended = int(subprocess.run(["python3", "-c", "import os; print(os.getpid())"], capture_output=True,
+                               text=True).stdout)
+    (tmp_path / "run.lock").write_text(f"{ended} {socket.gethostname()}\n")
+    assert not lock_held(tmp_path, "run.lock")
+    (tmp_path / "run.lock").write_text("123 another-machine\n")
+    assert lock_held(tmp_path, "run.lock")

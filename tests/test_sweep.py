@@ -162,6 +162,10 @@ def test_a_killed_sweep_resumes_without_repeating_trials(digits, tmp_path):
         sweep.wait(timeout=30)
     before = {t.number: t for t in study_trials(out) if t.state == TrialState.COMPLETE}
     assert 3 <= len(before) < 6, "the kill came after 3 trials and before the last"
+    from scratchnn.files import lock_held
+    deadline = time.monotonic() + 30  # the killed worker reaped: a live holder's folder is left (lock_held)
+    while any(lock_held(trial, "run.lock") for trial in (out / "trials").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     done = scratchnn("sweep", "--resume", out)
     assert done.returncode == 0, done.stderr
     trials = study_trials(out)

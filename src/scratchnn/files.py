@@ -265,6 +265,16 @@ def folder_lock(folder: Path, name: str, work: str, unwritable: str = "") -> Ite
         lock.unlink(missing_ok=True)
 
 
+def lock_held(folder: Path, name: str) -> bool:
+    """Whether ``folder/name`` (a folder_lock) is held by a process that may still run: one of this
+    machine that exists, or any of another machine's."""
+    lock = Path(folder) / name
+    try:
+        return not _gone(read_small_text(lock, 1024, "a lock file").split(), lock)
+    except (OSError, ConfigError):  # none, or gone meanwhile: not held
+        return False
+
+
 def _gone(holder: list[str], lock: Path) -> bool:
     """True when the lock's owner ran on this host and its process no longer exists (or is this
     one: a container restarted with the same pid), or the lock is empty and a minute old (its

@@ -19,8 +19,10 @@ from optuna.trial import TrialState
 
 from ..data.sources import locate
 from ..errors import ConfigError, ScratchnnError
+from ..files import lock_held
 from ..io import MODEL_FILE
 from ..training.config import TrainConfig
+from ..training.run import RUN_LOCK
 from ..training.run_data import data_source, record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
@@ -72,7 +74,8 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
         log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
         for number in lost:  # a half-trained folder no trial goes on from (the disk audit: 6.5 MB a Ctrl+C)
             trial = folder.trial_dir(number)
-            if trial.is_dir() and not (trial / MODEL_FILE).exists():
+            # not one a worker of a cluster that outlived the sweep still trains (the review): its lock
+            if trial.is_dir() and not (trial / MODEL_FILE).exists() and not lock_held(trial, RUN_LOCK):
                 shutil.rmtree(trial, ignore_errors=True)
     done_before = counts(study)
     if new_total:
