@@ -210,6 +210,9 @@ def test_a_network_whose_image_shrinks_below_a_window_is_told_a_fix_that_builds(
     told = refused(conv=[8] * 3, kernel_size=5, conv_repeat=2)
     assert "pad each block (--padding 2,2,2 keeps each 5x5 convolution's image its size)" in told
     TrainConfig(conv=[8] * 3, kernel_size=5, conv_repeat=2, padding=[2] * 3).build_model(np.random.default_rng(0))
+    told = refused(conv=[8] * 4, kernel_size=4, conv_repeat=3)  # the review: told 2 blocks at most, and padding 1
+    assert "(--padding 2,2,2,2 keeps each 4x4 convolution's image its size or a pixel larger)" in told
+    TrainConfig(conv=[8] * 4, kernel_size=4, conv_repeat=3, padding=[2] * 4).build_model(np.random.default_rng(0))
     assert refused(conv=[8], kernel_size=30).endswith("a 30x30 window is larger than the 28-pixel images: use a "
                                                       "smaller --kernel-size")
 

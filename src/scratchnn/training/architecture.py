@@ -103,13 +103,14 @@ def _window_fix(config, image_shape) -> str:
     blocks on 28x28 digits were told --padding 1, refused as one value for five blocks, then
     refused again padded, since 28 halves to nothing after four poolings)."""
     side, kernel, blocks = min(image_shape), config.kernel_size, len(config.conv)
-    same = (kernel - 1) // 2  # the padding that keeps (an odd) window's image its size
+    same = kernel // 2  # the padding that keeps an odd window's image its size (an even one's a pixel larger)
     if kernel > side:
         return f"a {kernel}x{kernel} window is larger than the {side}-pixel images: use a smaller --kernel-size"
     most = blocks_that_fit(side, [same] * blocks, kernel, config.conv_repeat)
     if most == blocks:
+        keeps = "its size" if kernel % 2 else "its size or a pixel larger"  # the review: 4x4 windows and padding 1
         return (f"pad each block (--padding {','.join([str(same)] * blocks)} keeps each {kernel}x{kernel} convolution's "
-                "image its size), or use fewer --conv blocks (each pooling halves the image)")
+                f"image {keeps}), or use fewer --conv blocks (each pooling halves the image)")
     return (f"{side}-pixel images go through at most {most} conv block(s) of {kernel}x{kernel} windows, even padded "
             f"(each pooling halves the image): give --conv {most} size(s)"
             + (f" with --padding {','.join([str(same)] * most)}" if most and same else ""))
