@@ -469,3 +469,15 @@ def test_threads_and_augmentation_reach_the_test_and_its_command(digits_csv, cap
 def test_rates_no_training_can_use_are_refused_before_the_data_is_read(args, message, capsys):
     assert main(["lr-find", *args]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_the_command_after_a_faulted_config_trains_without_its_faults(digits_csv, capsys):
+    """The advice audit: lr-find --config of a lab run printed a train command that kept the fault."""
+    from scratchnn.training.config import TrainConfig
+
+    config = digits_csv.parent / "broken.toml"
+    TrainConfig(csv=str(digits_csv), hidden=[16], batch_size=64, dev_size=50, fault=["zero-init"]).save(config)
+    assert main(["lr-find", "--config", str(config), "--steps", "60", "--out",
+                 str(digits_csv.parent / "broken.png")]) == 0
+    command = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Train with it:"))
+    assert "--fault none --lr " in command, command

@@ -494,5 +494,5 @@ def test_fault_none_takes_a_config_files_faults_out(tmp_path):
         train_args("--fault", "zero-init,none")
     from scratchnn.web.training import train_settings
     assert "none" not in str(train_settings()["fault"])  # the page has no config file to leave out
-    command = train_command(parse(["lr-find", "--config", str(broken)]), 0.01)
+    command = train_command(parse(["lr-find", "--config", str(broken)]), 0.01, faulted=True)
     assert command.endswith("--fault none --lr 0.01") and resolve_config(train_args(*command.split()[2:])).fault == []

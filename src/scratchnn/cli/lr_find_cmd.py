@@ -110,7 +110,8 @@ def _range_test(args: argparse.Namespace) -> tuple[LRFindResult, str, Path | Non
     epochs = same_steps_epochs(args, config, len(x_train))
     # the seed recipe evaluates every 10 iterations: its 8 epochs would be one evaluation, too few for the doctor
     often = epochs is not None and config.eval_every > 1 and epochs // config.eval_every < 5
-    command = train_command(args, result.suggestion, epochs, eval_every=1 if often else None)
+    command = train_command(args, result.suggestion, epochs, eval_every=1 if often else None,
+                            faulted=bool(config.fault))
     print(summary(result, command, path))
     if epochs:
         print(f"(--epochs {epochs}: the {config.preset} recipe's {config.epochs} full-batch iterations, taken as "
@@ -186,9 +187,9 @@ def summary(result: LRFindResult, command: str, figure: Path | str) -> str:
 
 
 def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None,
-                  eval_every: int | None = None) -> str:
+                  eval_every: int | None = None, faulted: bool = False) -> str:
     """``scratchnn train`` with the settings this command was given and ``--lr lr`` (and ``--epochs``,
-    ``--eval-every``)."""
+    ``--eval-every``; ``--fault none`` for a config file with faults, ``faulted``, which the test left out)."""
     words = ["scratchnn", "train"]
     if args.preset or not args.config:
         words += ["--preset", args.preset or DEFAULT_PRESET]
@@ -204,7 +205,7 @@ def train_command(args: argparse.Namespace, lr: float, epochs: int | None = None
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}"
                       if isinstance(value, float) else str(value)]
-    if args.config and TrainConfig.load(args.config).fault:  # the range test left them out: so does the run
+    if faulted:  # the range test left them out: so does the run
         words += ["--fault", "none"]
     if args.augmentation:  # the whole table it resolved to, written out
         words += ["--augmentation", ",".join(f"{name}={value:g}" for name, value in args.augmentation.items())]

@@ -122,9 +122,9 @@ def resume_members(folder: Path, log: Callable[[str], None], progress: bool,
         base = TrainConfig.from_dict(recorded, source=str(folder / ENSEMBLE_FILE)).validate()
         if any(not (member_dir(folder, seed) / CONFIG_FILE).is_file() for seed in seeds):
             check_data_files(base, resuming=True)  # before any member trains on what has changed
-    elif started:  # an older version's ensemble.toml records no config
+    elif started:  # an older version's ensemble.toml records no config: the first started member's
         base = locate_data(TrainConfig.load(started[0] / CONFIG_FILE), started[0])
-    else:  # an older version's ensemble.toml records no config
+    else:  # and none started
         raise ConfigError(f"{folder}: no member of the ensemble had started; train it again with "
                           f"--seeds {','.join(map(str, seeds))} --out {shell_word(folder)} after deleting the folder")
     for seed in seeds:
