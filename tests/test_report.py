@@ -389,14 +389,17 @@ def test_a_run_that_held_out_no_dev_images_says_so_where_its_dev_set_is_asked_fo
                  "--out", str(tmp_path / "run")]) == 0
     assert f"scratchnn evaluate {tmp_path / 'run'} --set train" in capsys.readouterr().out  # not one that fails
     run = tmp_path / "run"
-    empty = ("is empty: the run held out no dev images (--dev-size 0); choose --set train (the images it trained "
-             "on), or other images with --set all (--csv FILE, or --images/--labels: every image of them)")
+    empty = ("is empty: the run held out no dev images (--dev-size 0); choose --set train (its train split), or other "
+             "images with --set all (--csv FILE, or --images/--labels: every image of them)")
     for command in (["evaluate", str(run)], ["evaluate", str(run), "--json"], ["predict", str(run), "--index", "0"],
                     ["evaluate", str(run), "--csv", str(csv)]):  # the advice audit: other files split the same way
         assert main(command) == 1
         out, err = capsys.readouterr()
         assert empty in err and not out, (command, out, err)
     assert main(["evaluate", str(run), "--set", "train"]) == 0 and "(400 images)" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--set", "test"]) == 1  # the review: it named --set dev, which is empty here
+    assert capsys.readouterr().err.endswith("has no separate test split; choose --set all (every image), or a named "
+                                            "dataset (--dataset mnist), which has a test split\n")
     assert main(["evaluate", str(run), "--csv", str(csv), "--set", "all"]) == 0  # the fix it names, applied
     assert "(400 images)" in capsys.readouterr().out
     text = write_report(run, log=lambda line: None).read_text(encoding="utf-8")

@@ -105,9 +105,8 @@ class DataSource:
                                           progress=progress)
             return LabeledImages(images, labels, get_dataset(self.dataset).classes)
         if split != "train":
-            raise DataError(f"{self.describe()} has no separate {split} split; choose --set dev (the run's dev "
-                            "split of it) or --set all (every image), or a named dataset (--dataset mnist), "
-                            "which has a test split")
+            raise DataError(f"{self.describe()} has no separate {split} split (a CSV or an IDX pair is one set, "
+                            "split into train and dev); a named dataset (--dataset mnist) has one")
         if self.csv is not None:
             images, labels = _read_once((self.csv,), lambda: read_kaggle_csv(self.csv))
             if labels is None:

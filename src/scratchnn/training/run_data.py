@@ -278,6 +278,10 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
             shown = ", ".join(theirs[:4]) + (", ..." if len(theirs) > 4 else "")
             raise ConfigError(f"--class-names gives other names than the model's ({shown}): a model keeps the "
                               "names it was trained with; leave --class-names out")
+    if which == "test" and source.dataset is None:  # the command's choices, in its words (the review: the data
+        dev = "--set dev (its dev split) or " if config.dev_size else ""  # layer named them, dev of a run of none)
+        raise DataError(f"{source.describe()} has no separate test split; choose {dev}--set all (every image), or a "
+                        "named dataset (--dataset mnist), which has a test split")
     data = load_data(config, source, "test" if which == "test" else "train", download=download, progress=progress)
     images, labels, classes = data.images, data.labels, data.classes
     if model is not None:
@@ -295,7 +299,7 @@ def load_set(config: TrainConfig, which: str, source: DataSource | None = None, 
     if not len(images):  # an accuracy of 0/0 printed 'nan', and --json wrote NaN, which JSON has not
         # other files are split as the run was, so their dev set is empty too: --set all reads them whole
         held = ": the run held out no dev images (--dev-size 0)" if which == "dev" and not config.dev_size else ""
-        other = "--set train (the images it trained on)" if which != "train" else "another set"
+        other = "--set train (its train split)" if which != "train" else "another set"
         raise DataError(f"the {which} set of {source.describe()} is empty{held}; choose {other}, or other images "
                         "with --set all (--csv FILE, or --images/--labels: every image of them)")
     return images, labels, classes, f"{which} set of {source.describe()}"
