@@ -368,6 +368,12 @@ def test_newest_run_is_the_default_model(tmp_path, model_path):
         os.utime(target, (1e9 - age, 1e9 - age))
     (runs / "no-model-here").mkdir()
     assert newest_model(runs) == runs / "20240102-000000-new" / "model.safetensors"
+    (runs / "z-broken").mkdir()  # the many-runs audit: a newer empty file kept the server from starting
+    (runs / "z-broken" / "model.safetensors").write_bytes(b"")
+    (runs / "z-dir" / "model.safetensors").mkdir(parents=True)
+    said = []
+    assert newest_model(runs, log=said.append) == runs / "20240102-000000-new" / "model.safetensors"
+    assert len(said) == 2 and all(line.startswith("Note: skipping ") for line in said), said
 
 
 def test_serve_on_a_busy_port_says_so_in_one_line(model_path, capsys):

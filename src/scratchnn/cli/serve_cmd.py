@@ -8,6 +8,7 @@ import importlib.util
 import math
 import signal
 import socket
+import sys
 import threading
 
 from ..data.tta import check_tta
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from ..web.operator_log import print_to_console
     from ..web.server import server_config
 
-    models = args.models or [newest_model(RUNS_DIR)]
+    models = args.models or [newest_model(RUNS_DIR, log=lambda line: print(line, file=sys.stderr))]
     hosts = allowed_host_names(args.host, args.allowed_host)
     data = _data_source(args)
     app = create_app(models, data=data, allowed_hosts=hosts, train=train_setup(args), tta=args.tta,

@@ -22,9 +22,9 @@ from ..data import DataSource
 from ..data.augment import Augmentation
 from ..data.load import FIELDS
 from ..data.tta import check_tta
-from ..errors import ConfigError, ModelFileError, ShapeError
+from ..errors import ConfigError, ModelFileError, ScratchnnError, ShapeError
 from ..ensemble import load_ensemble
-from ..io import MODEL_FILE
+from ..io import MODEL_FILE, read_metadata
 from ..nn.activations import Activation, softmax
 from ..training.run_data import not_28x28
 from .gallery import IMAGE_SIDE, GalleryData
@@ -202,10 +202,22 @@ def _pool_to(image: np.ndarray, side: int) -> np.ndarray:
     return padded.reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
-def newest_model(runs_dir: Path) -> Path:
-    """The most recently written ``runs_dir/*/model.safetensors`` (by modification time)."""
-    candidates = sorted(Path(runs_dir).glob("*/model.safetensors"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise ModelFileError(f"no trained model under {runs_dir}/; train one with 'scratchnn train' "
-                             "or pass MODEL (a model file or a run folder)")
-    return candidates[-1]
+def newest_model(runs_dir: Path, log=None) -> Path:
+    """The most recently written ``runs_dir/*/model.safetensors`` (by modification time) that reads
+    whole; ``log`` hears of a newer one that does not (the many-runs audit: one empty file, or a
+    folder of that name, kept the server from starting beside good runs)."""
+    candidates = []
+    for path in Path(runs_dir).glob(f"*/{MODEL_FILE}"):
+        try:
+            candidates.append((path.stat().st_mtime, path))
+        except OSError:  # gone meanwhile
+            continue
+    for _, path in sorted(candidates, reverse=True):
+        try:
+            read_metadata(path)
+            return path
+        except (ScratchnnError, OSError) as error:
+            if log is not None:
+                log(f"Note: skipping {path}: {error}")
+    raise ModelFileError(f"no trained model under {runs_dir}/{' that can be read' if candidates else ''}; train one "
+                         "with 'scratchnn train' or pass MODEL (a model file or a run folder)")
