@@ -150,8 +150,8 @@ def names_in_message(names, most: int | None = None) -> str:
 
 
 OS_ERROR_HINTS = {errno.ENOENT: "its folder does not exist and cannot be made there",
-                  errno.EACCES: "no permission: choose a place you can write to",
-                  errno.EPERM: "no permission: choose a place you can write to",
+                  errno.EACCES: "this user may not use it: check its permissions, or choose a place you can use",
+                  errno.EPERM: "this user may not use it: check its permissions, or choose a place you can use",
                   errno.EROFS: "a read-only file system: choose another place",
                   errno.ENOSPC: "the disk is full: free some space",
                   errno.EISDIR: "a folder, where a file was expected",
@@ -165,7 +165,7 @@ def os_error_message(error: OSError) -> str:
     readers raise their own, more precise errors first.
 
     >>> os_error_message(PermissionError(13, "Permission denied", "/srv/runs"))
-    '/srv/runs: Permission denied (no permission: choose a place you can write to)'
+    '/srv/runs: Permission denied (this user may not use it: check its permissions, or choose a place you can use)'
     """
     where = f"{error.filename}: " if error.filename is not None else ""
     reason = error.strerror or str(error) or type(error).__name__
