@@ -85,3 +85,9 @@ def test_the_page_names_a_runs_config_whatever_the_servers_folder_is_called():
     shown = page_finding(Finding("lr-too-high", "warning", 3, "steps too big", "...", fix), run_dir.name, run_dir)
     assert shown["fix"] == ("lower --lr; scratchnn lr-find --config 20261207-235048-seed/config.toml --batch-size 128 "
                             "(in the server's runs folder) measures one"), shown
+
+
+def test_a_stopped_runs_command_keeps_the_flags_it_began_with_after_a_full_disk_too():
+    """The review: RunNotSaved.with_flags had no test of its own."""
+    stopped = RunNotSaved(OSError(28, "No space left on device", "runs/x/checkpoint.safetensors"), Path("runs/x"))
+    assert "'scratchnn train --resume runs/x --no-report' goes on from it" in str(stopped.with_flags(" --no-report"))

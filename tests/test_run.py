@@ -458,6 +458,7 @@ def test_a_run_killed_before_it_saved_its_config_is_named_so_and_started_again(t
     run.mkdir()
     (run / "run.lock").write_text(f"999999999 {socket.gethostname()}\n")  # a killed process of this machine
     (run / ".config.toml.ab_c1234.tmp").write_text("half")
+    (run / ".trained-from-the-page").touch()  # the review: a page run's mark hid this wording
     with pytest.raises(ConfigError, match=r"a run stopped before it saved its config.toml \(the folder holds only its "
                                           r"run.lock\): nothing was trained; start it again with the same scratchnn "
                                           r"train command$"):

@@ -226,7 +226,9 @@ def _config_from_checkpoint(run_dir: Path, log: Callable[[str], None]) -> None:
                               + ("resume each that stopped: scratchnn train --resume "
                                  f"{shell_word(stopped[0])}" if stopped else
                                  "each has finished, so there is nothing to resume"))
-        if run_dir.is_dir() and {p.name for p in run_dir.iterdir() if not TEMP_FILE.fullmatch(p.name)} == {RUN_LOCK}:
+        # hidden files are not the run's (the page's mark, web.disk_budget.PAGE_MARK: the review)
+        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()
+                                 if not TEMP_FILE.fullmatch(p.name) and not p.name.startswith(".")} == {RUN_LOCK}:
             raise ConfigError(f"{run_dir}: a run stopped before it saved its config.toml (the folder holds only its "
                               f"{RUN_LOCK}): nothing was trained; start it again with the same scratchnn train command")
         raise ConfigError(f"{run_dir}: not a run folder (no config.toml); give the folder a run was saved in")

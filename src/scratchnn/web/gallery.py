@@ -135,7 +135,7 @@ def _dev_split(metadata: dict) -> tuple:
     data = tuple(config.get(f"{name}_sha256") or config.get(name) for name in ("csv", "images"))
     seed = config.get("split_seed") if isinstance(config.get("split_seed"), int) and config["split_seed"] >= 0 \
         else config.get("seed")
-    return (*data, config.get("dataset"), config.get("labels") if not config.get("images_sha256") else None,
+    return (*data, config.get("dataset"), config.get("labels_sha256") or config.get("labels"),
             config.get("transpose"), seed, config.get("dev_size"))
 
 
