@@ -538,3 +538,19 @@ def test_predictions_run_on_a_few_threads_at_a_time(model_path, monkeypatch):
             thread.join()
     assert [a.status_code for a in answers] == [200] * 8
     assert 1 < most <= web_app.PREDICTORS, most
+
+
+def test_a_long_runs_curves_are_thinned_for_the_page(tmp_path, monkeypatch):
+    """The many-runs audit: 200,000 evaluations were 28.8 MB of JSON for a chart a few hundred pixels wide."""
+    from scratchnn.training.config import TrainConfig
+    from scratchnn.training.fit import EpochResult
+    from scratchnn.training.session import write_metrics_csv
+    from scratchnn.web import runs
+
+    run = tmp_path / "long"
+    run.mkdir()
+    TrainConfig().save(run / "config.toml")
+    write_metrics_csv(run / "metrics.csv", [EpochResult(e, 1.0, 0.5, 1.0, 0.5, 0.1, 0.01) for e in range(1, 5002)])
+    monkeypatch.setattr(runs, "MAX_POINTS", 100)
+    rows = runs.RunFolders(tmp_path).curves("long")
+    assert 100 <= len(rows) <= 101 and rows[0]["epoch"] == 1 and rows[-1]["epoch"] == 5001

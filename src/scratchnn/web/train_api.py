@@ -67,7 +67,8 @@ class RunList(BaseModel):
 
 class RunCurves(BaseModel):
     name: str
-    rows: list[dict] = Field(description="one row per evaluation: epoch, train/dev loss and accuracy")
+    rows: list[dict] = Field(description="one row per evaluation: epoch, train/dev loss and accuracy (at most "
+                                         "2,000, evenly spaced, the last always)")
 
 
 def _errors(*statuses: int) -> dict:
