@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -1463,3 +1464,17 @@ def test_a_folder_of_runs_is_diagnosed_past_one_it_cannot_read(capsys, tmp_path)
     out, err = capsys.readouterr()
     assert {f["run"] for f in json.loads(out)} == {str(tmp_path / "a")}
     assert f"{tmp_path / 'b'}: cannot be diagnosed: " in err and "1 of 3 runs could not be diagnosed (above)" in err
+    from pathlib import Path
+
+    real_exists = Path.exists  # the review: a member folder of mode 000 stopped the scan itself
+
+    def unreadable(path):
+        if path.parent.name == "c":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_exists(path)
+    shutil.rmtree(tmp_path / "b")
+    save_run(healthy(), tmp_path / "b")
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(Path, "exists", unreadable)
+        assert main(["doctor", str(tmp_path)]) == 1
+    assert f"{tmp_path / 'c'}: cannot be diagnosed: " in capsys.readouterr().err

@@ -74,6 +74,9 @@ def test_a_doctors_fix_keeps_a_quoted_path_on_one_line():
     fix = f"lower --lr from 10 to 0.1 or find one: scratchnn lr-find --config {config} measures one in seconds"
     lines = finding_lines(Finding("lr-too-high", "warning", 3, "steps too big", "why", fix), width=60)
     assert any(config in line for line in lines), lines
+    longer = shell_word("runs/" + "a very long run name " * 5 + "/config.toml")  # past the width: runs past, uncut
+    lines = finding_lines(Finding("lr-too-high", "warning", 3, "m", "why", f"scratchnn lr-find --config {longer}"), width=60)
+    assert any(longer in line for line in lines), lines
 
 
 def test_the_page_names_a_runs_config_whatever_the_servers_folder_is_called():

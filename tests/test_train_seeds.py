@@ -351,3 +351,10 @@ def test_resuming_a_run_early_stopping_ended_says_its_best_weights_were_kept(tmp
     err = capsys.readouterr().err
     assert f"already finished (early stopping at epoch {result.metrics['epochs']} of 40 kept the weights of its " \
            "best, " in err, err
+    asked = []  # the review: Stop with --patience set was called early stopping (it keeps the best weights too)
+    config = TrainConfig(hidden=[8], epochs=40, batch_size=16, dev_size=50, patience=100, csv=str(digits_csv))
+    train_run(config, tmp_path / "stopped", log=lambda line: None, progress=False,
+              stop_requested=lambda: asked.append(1) or len(asked) > 40)
+    assert main(["train", "--resume", str(tmp_path / "stopped"), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert ": Stop or a time limit; its model keeps the weights of its best, " in err, err

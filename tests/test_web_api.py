@@ -487,13 +487,13 @@ def test_the_runs_list_survives_a_folder_it_cannot_read_or_that_goes_meanwhile(t
             raise runs.RunNotFound(f"no run named {name!r} in the runs folder")
         return described(name)
     monkeypatch.setattr(folders, "describe", deleted_meanwhile)
-    assert sorted(entry["name"] for entry in folders.described()[0]) == ["run-a", "run-b"]
+    assert sorted(entry["name"] for entry in folders.described()[0]) == ["run-a", "run-b"]  # (of the names)
     monkeypatch.setattr(folders, "describe", described)
     for age, name in enumerate(("run-c", "run-b", "run-a")):  # run-a the oldest
         os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
     monkeypatch.setattr(runs, "MAX_RUNS", 1)  # past the cap: the served run too, and how many there are
-    shown, total = folders.described(current="run-a")
-    assert [entry["name"] for entry in shown] == ["run-c", "run-a"] and total == 3
+    shown, total, newest = folders.described(current="run-a")
+    assert [entry["name"] for entry in shown] == ["run-c", "run-a"] and (total, newest) == (3, 1)
     computed = []
     for _ in range(4):  # at once: one computation, the others wait for it
         threading.Thread(target=folders._once, args=("x", tmp_path / "run-a", (tmp_path / "run-a" / "config.toml",),
@@ -553,4 +553,7 @@ def test_a_long_runs_curves_are_thinned_for_the_page(tmp_path, monkeypatch):
     write_metrics_csv(run / "metrics.csv", [EpochResult(e, 1.0, 0.5, 1.0, 0.5, 0.1, 0.01) for e in range(1, 5002)])
     monkeypatch.setattr(runs, "MAX_POINTS", 100)
     rows = runs.RunFolders(tmp_path).curves("long")
-    assert 100 <= len(rows) <= 101 and rows[0]["epoch"] == 1 and rows[-1]["epoch"] == 5001
+    assert len(rows) == 100 and rows[0]["epoch"] == 1 and rows[-1]["epoch"] == 5001
+    monkeypatch.setattr(runs, "MAX_POINTS", 5000)  # one past it: not the last row twice (the review)
+    epochs = [row["epoch"] for row in runs.RunFolders(tmp_path).curves("long")]
+    assert len(epochs) == 5000 == len(set(epochs)) and epochs[-1] == 5001

@@ -244,5 +244,8 @@ def test_a_closed_terminal_shuts_the_server_down_as_sigterm_does(model_path):
             signal.raise_signal(signal.SIGHUP)
             assert server.should_exit and server.stopped_by == signal.SIGHUP and not raised
         assert raised == [signal.SIGHUP]  # raised again after the shutdown, by the handler before
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup's (the review: it shut the server down)
+        with server.capture_signals():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         for folder in folders:
             try:
                 reports[folder] = diagnosed(folder)
-            except ScratchnnError as error:
+            except (ScratchnnError, OSError) as error:
                 unread.append(folder)
                 print(f"{folder}: cannot be diagnosed: {error}", file=sys.stderr)
         if unread:
@@ -162,10 +162,19 @@ def run_folders(path: Path) -> list[Path]:
     if (path / METRICS_FILE).exists() or (path / CONFIG_FILE).exists():
         return [path]
     refuse_sweep_folder(path)
-    members = sorted((sub for sub in path.iterdir() if (sub / METRICS_FILE).exists()), key=lambda p: p.name)
+    members = sorted((sub for sub in path.iterdir() if _holds_metrics(sub)), key=lambda p: p.name)
     if not members:
         raise ConfigError(f"{path}: not a run folder (no {METRICS_FILE}); give a folder made by 'scratchnn train'")
     return members
+
+
+def _holds_metrics(folder: Path) -> bool:
+    """Whether ``folder`` has a metrics.csv, or cannot be looked into (a folder of mode 000, which
+    ``diagnosed`` then names among those it cannot read: the review)."""
+    try:
+        return (folder / METRICS_FILE).exists()
+    except OSError:
+        return folder.is_dir()
 
 
 def _recorded(folder: Path) -> dict:

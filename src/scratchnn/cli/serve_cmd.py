@@ -181,7 +181,8 @@ def _server_class():
             stopped and the server shut down, not killed (the disk audit: the training worker's
             semaphores stayed in /dev/shm until a reboot). Restored before uvicorn raises it again."""
             hangup = getattr(signal, "SIGHUP", None)  # none on Windows
-            if hangup is None or threading.current_thread() is not threading.main_thread():
+            if (hangup is None or threading.current_thread() is not threading.main_thread()
+                    or signal.getsignal(hangup) == signal.SIG_IGN):  # nohup's: the terminal may close (the review)
                 with super().capture_signals():
                     yield
                 return

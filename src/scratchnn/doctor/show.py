@@ -20,7 +20,8 @@ def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> li
         head = COLORS[finding.severity] + tag + RESET + head[len(tag):]
     body = textwrap.wrap(finding.explanation, width, initial_indent="    ", subsequent_indent="    ")
     fix = textwrap.wrap(_unbroken_quotes(f"fix: {finding.fix}"), width, initial_indent="    ",
-                        subsequent_indent="         ", break_on_hyphens=False)  # a flag (--bias-init, lr-find) whole
+                        subsequent_indent="         ", break_on_hyphens=False,  # a flag (--bias-init, lr-find) whole
+                        break_long_words=False)  # a quoted path longer than the line runs past it, uncut
     return [head, *body, *(line.replace(KEEP, " ") for line in fix)]
 
 

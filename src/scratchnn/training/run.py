@@ -264,10 +264,12 @@ def how_it_ended(run_dir: Path) -> str:
         return ""
     where = f"{config.step_name.lower()} {rows[-1]['epoch']} of {config.epochs}"
     stopping = checkpoint.metadata.get("early_stopping") if checkpoint is not None else None
-    best = stopping.get("best_epoch") if isinstance(stopping, dict) else None
-    if config.patience and isinstance(best, int) and best > 0:
-        return f" (early stopping at {where} kept the weights of its best, {best})"
-    return f" (it stopped at {where}: Stop or a time limit; its model keeps the weights it had then)"
+    stopping = stopping if isinstance(stopping, dict) else {}
+    best, bad = stopping.get("best_epoch"), stopping.get("bad_evaluations")
+    kept = f"the weights of its best, {best}" if config.patience and isinstance(best, int) and best > 0 else ""
+    if kept and isinstance(bad, int) and bad >= config.patience:  # it fired (the review: not just patience set)
+        return f" (early stopping at {where} kept {kept})"
+    return f" (it stopped at {where}: Stop or a time limit; its model keeps {kept or 'the weights it had then'})"
 
 
 def _model_intact(run_dir: Path, log: Callable[[str], None] | None = None) -> bool:

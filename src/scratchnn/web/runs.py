@@ -20,6 +20,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from ..doctor import diagnose_run
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
 from ..errors import DataError, ScratchnnError
@@ -84,20 +86,20 @@ class RunFolders:
                 continue
         return [name for _, name in sorted(entries, reverse=True)]
 
-    def described(self, current: str = "") -> tuple[list[dict], int]:
-        """(``describe`` of the newest ``MAX_RUNS`` runs and of the served one, ``current``, if older;
-        how many there are), less the runs deleted while it was worked out (the many-runs audit: one
-        deleted mid-list made the whole list a 404 naming it; past 100 the rest went without a word,
-        the served run among them)."""
+    def described(self, current: str = "") -> tuple[list[dict], int, int]:
+        """(``describe`` of the newest ``MAX_RUNS`` runs, then of the served one, ``current``, if older;
+        how many runs there are; how many of the newest are described), less the runs deleted while it
+        was worked out (the many-runs audit: one deleted mid-list made the whole list a 404 naming it;
+        past 100 the rest went without a word, the served run among them)."""
         names = self.names()
-        shown = names[:MAX_RUNS] + ([current] if current in names[MAX_RUNS:] else [])
         found = []
-        for name in shown:
+        for name in names[:MAX_RUNS] + ([current] if current in names[MAX_RUNS:] else []):
             try:
                 found.append(self.describe(name))
             except (RunNotFound, FileNotFoundError):
                 continue
-        return found, len(names)
+        newest = len(found) - (current in names[MAX_RUNS:] and bool(found) and found[-1]["name"] == current)
+        return found, len(names), newest
 
     def warm(self) -> None:
         """Work the list out once, ahead of the first page that asks (started in the background when
@@ -164,8 +166,8 @@ class RunFolders:
             return []
         with reading(path.parent):
             rows = read_metrics_csv(path)
-        if len(rows) > MAX_POINTS:
-            rows = [rows[i] for i in range(0, len(rows), -(-len(rows) // MAX_POINTS))] + rows[-1:]
+        if len(rows) > MAX_POINTS:  # evenly spaced, the first and the last kept, each once (the review)
+            rows = [rows[i] for i in sorted(set(np.linspace(0, len(rows) - 1, MAX_POINTS).round().astype(int)))]
         return json_ready(rows)
 
     def _diagnosed(self, path: Path) -> list[dict] | str:

@@ -63,6 +63,7 @@ class RunList(BaseModel):
     current: str = Field(description="the served model's run folder")
     runs: list[RunInfo] = Field(description="the newest runs (at most 100), and the served one")
     total: int = Field(description="how many run folders there are")
+    newest: int = Field(description="how many of the newest are listed (the served one may follow them)")
 
 
 class RunCurves(BaseModel):
@@ -174,8 +175,8 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
     @router.get("/api/runs", response_model=RunList, summary="The run folders beside the served one")
     def run_list():
         current = current_run()
-        found, total = runs.described(current)
-        return {"current": current, "runs": found, "total": total}
+        found, total, newest = runs.described(current)
+        return {"current": current, "runs": found, "total": total, "newest": newest}
 
     # checked by RunFolders (is_run_name): every bad name gets its friendly 404, not a pattern's 422
     name_param = PathParam(max_length=MAX_NAME, description=f"a run folder's name ({RUN_NAME.pattern})")

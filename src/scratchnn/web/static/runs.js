@@ -25,8 +25,9 @@ async function loadRuns() {
     const list = await api("api/runs");
     runs = list.runs;
     for (const name of [...ticked]) if (!runs.some((r) => r.name === name)) ticked.delete(name);
-    const shown = list.total > runs.length ? `the newest ${runs.length} of ${list.total} runs` // the rest exist too
-      : `${runs.length} run${runs.length === 1 ? "" : "s"}`;
+    const older = runs.length > list.newest; // the served run, older than the newest listed
+    const shown = list.total > runs.length ? `the newest ${list.newest} of ${list.total} runs`
+      + (older ? ", and the served one" : "") : `${runs.length} run${runs.length === 1 ? "" : "s"}`;
     $("runs-status").textContent = runs.length
       ? `${shown}; the page serves ${list.current}.`
       : "No run folders beside the served model yet: train one in the Train tab.";
