@@ -75,7 +75,8 @@ def test_a_doctors_fix_keeps_a_quoted_path_on_one_line():
     lines = finding_lines(Finding("lr-too-high", "warning", 3, "steps too big", "why", fix), width=60)
     assert any(config in line for line in lines), lines
     longer = shell_word("runs/" + "a very long run name " * 5 + "/config.toml")  # past the width: runs past, uncut
-    lines = finding_lines(Finding("lr-too-high", "warning", 3, "m", "why", f"scratchnn lr-find --config {longer}"), width=60)
+    finding = Finding("lr-too-high", "warning", 3, "m", "why", f"scratchnn lr-find --config {longer}")
+    lines = finding_lines(finding, width=60)
     assert any(longer in line for line in lines), lines
 
 
