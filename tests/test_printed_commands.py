@@ -16,7 +16,7 @@ from scratchnn.doctor.show import finding_lines
 from scratchnn.errors import RunInterrupted, RunNotSaved, one_line, os_error_message, shell_word
 
 AWKWARD = ["run one", "it's run", 'say "hi" run', "$HOME run", "a;b run", "star* run", "-dash run", "café 中文 🙂",
-           "tick`id`run", "p(a)r&n", "new\nline run"]
+           "tick`id`run", "p(a)r&n", "new\nline run", "line\u2028sep\x85next"]
 
 
 @pytest.mark.parametrize("name", AWKWARD)
@@ -25,8 +25,8 @@ def test_a_quoted_word_reads_back_as_itself_in_a_shell(name, tmp_path):
     if bash is None:
         pytest.skip("no bash here")
     word = shell_word(f"runs/{name}")
-    said = subprocess.run([bash, "-c", f"printf '%s' {word}"], capture_output=True, text=True, cwd=tmp_path)
-    assert said.returncode == 0 and said.stdout == f"runs/{name}", (word, said)
+    said = subprocess.run([bash, "-c", f"printf '%s' {word}"], capture_output=True, cwd=tmp_path)
+    assert said.returncode == 0 and said.stdout.decode("utf-8") == f"runs/{name}", (word, said)
     assert "\n" not in word  # one line, even for a newline in the name
     assert shell_word("-d") == "./-d" and shell_word(name).lstrip("'$").startswith("./") == name.startswith("-")
 
@@ -95,3 +95,13 @@ def test_a_stopped_runs_command_keeps_the_flags_it_began_with_after_a_full_disk_
     """The review: RunNotSaved.with_flags had no test of its own."""
     stopped = RunNotSaved(OSError(28, "No space left on device", "runs/x/checkpoint.safetensors"), Path("runs/x"))
     assert "'scratchnn train --resume runs/x --no-report' goes on from it" in str(stopped.with_flags(" --no-report"))
+
+
+def test_every_error_the_command_line_prints_is_one_line(tmp_path, capsys):
+    """The review: a folder named with a newline split evaluate's and doctor's errors over two lines."""
+    folder = tmp_path / "nl\nrun"
+    folder.mkdir()
+    for command in (["evaluate", str(folder)], ["doctor", str(folder)]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nl\\nrun" in err, err

@@ -8,7 +8,7 @@ import re
 import shlex
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline, a tab...: what breaks a line or a pasted command
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # a newline, a tab, C1, Unicode's line breaks
 
 
 def one_line(text) -> str:
@@ -31,8 +31,8 @@ def shell_word(value) -> str:
         text = "./" + text
     if not _CONTROL.search(text):
         return shlex.quote(text)
-    return "$'" + "".join(f"\\x{ord(c):02x}" if _CONTROL.match(c) else "\\" + c if c in "\\'" else c
-                          for c in text) + "'"
+    return "$'" + "".join((f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}") if _CONTROL.match(c)
+                          else "\\" + c if c in "\\'" else c for c in text) + "'"
 
 
 class ScratchnnError(Exception):

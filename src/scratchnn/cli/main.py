@@ -9,7 +9,7 @@ import sys
 import threading
 
 from .. import __version__
-from ..errors import ScratchnnError, os_error_message
+from ..errors import ScratchnnError, one_line, os_error_message
 from .config_flags import suggest_flag
 from .console import plain_output
 from .interrupts import INTERRUPTED
@@ -108,11 +108,12 @@ def _run(args: argparse.Namespace) -> int:
     """The command, its scratchnn errors, interruptions and refused files turned into one line and an exit code."""
     try:
         return args.run(args) or 0
-    except ScratchnnError as error:
-        print(f"scratchnn {args.command}: error: {error}", file=sys.stderr)
+    except ScratchnnError as error:  # one line, a newline in a folder's name too (the review)
+        print(f"scratchnn {args.command}: error: {one_line(error)}", file=sys.stderr)
         return getattr(error, "exit_code", 1)
     except KeyboardInterrupt as error:  # RunInterrupted says what was kept and how to continue
-        print(f"scratchnn {args.command}: interrupted" + (f"; {error}" if str(error) else ""), file=sys.stderr)
+        print(f"scratchnn {args.command}: interrupted" + (f"; {one_line(error)}" if str(error) else ""),
+              file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
         # NOTE: point stdout at devnull so Python's own flush at exit does not raise again
