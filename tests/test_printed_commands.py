@@ -89,6 +89,11 @@ def test_the_page_names_a_runs_config_whatever_the_servers_folder_is_called():
     shown = page_finding(Finding("lr-too-high", "warning", 3, "steps too big", "...", fix), run_dir.name, run_dir)
     assert shown["fix"] == ("lower --lr; scratchnn lr-find --config 20261207-235048-seed/config.toml --batch-size 128 "
                             "(in the server's runs folder) measures one"), shown
+    mine = Path("/srv/runs/my run")  # a run folder of one's own beside them (the review: unquoted on the page)
+    fix = f"lower --lr; scratchnn lr-find --config {shell_word(mine / 'config.toml')} measures one"
+    shown = page_finding(Finding("lr-too-high", "warning", 3, "steps too big", "...", fix), mine.name, mine)
+    assert shown["fix"] == ("lower --lr; scratchnn lr-find --config 'my run/config.toml' (in the server's runs "
+                            "folder) measures one"), shown
 
 
 def test_a_stopped_runs_command_keeps_the_flags_it_began_with_after_a_full_disk_too():

@@ -299,10 +299,10 @@ def page_finding(finding, run_name: str, run_dir=None) -> dict:
     the folder the doctor named, taken out whole first, whatever its characters (the paths audit:
     a runs folder named "web dir; it's" was cut to "web dir; it'config.toml")."""
     named = shell_word(Path(run_dir) / "config.toml") if run_dir is not None and run_name else None
-    fields = {name: without_folders(value.replace(named, f"{run_name}/config.toml") if named else value)
+    fields = {name: without_folders(value.replace(named, "config.toml") if named else value)
               if isinstance(value, str) else value for name, value in finding.to_dict().items()}
-    if run_name and isinstance(fields.get("fix"), str):
-        fields["fix"] = _LR_FIND.sub(lambda found: f"scratchnn lr-find --config {run_name}/config.toml"
+    if run_name and isinstance(fields.get("fix"), str):  # quoted as the doctor quotes (the review: 'my run')
+        fields["fix"] = _LR_FIND.sub(lambda found: f"scratchnn lr-find --config {shell_word(run_name + '/config.toml')}"
                                                    f"{found.group(1)} (in the server's runs folder)", fields["fix"])
     return json_ready(fields)
 
