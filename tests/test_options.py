@@ -490,8 +490,12 @@ def test_fault_none_takes_a_config_files_faults_out(tmp_path):
     assert resolve_config(train_args("--config", str(broken))).fault == ["zero-init"]
     assert resolve_config(train_args("--config", str(broken), "--fault", "none")).fault == []
     assert resolve_config(train_args("--config", str(broken), "--fault", "NONE")).fault == []
-    with pytest.raises(SystemExit):  # the review: zero-init,none read as what?
-        train_args("--fault", "zero-init,none")
+    for argv in (["--fault", "zero-init,none"], ["--fault", "zero-init", "--fault", "none"],
+                 ["--fault", "none", "--fault", "tiny-init"]):  # the reviews: zero-init kept without a word
+        with pytest.raises(SystemExit):
+            train_args(*argv)
+    assert train_args("--fault", "zero-init", "--fault", "tiny-init,huge-init").fault == ["zero-init", "tiny-init",
+                                                                                         "huge-init"]
     from scratchnn.web.training import train_settings
     assert "none" not in str(train_settings()["fault"])  # the page has no config file to leave out
     command = train_command(parse(["lr-find", "--config", str(broken)]), 0.01, faulted=True)

@@ -36,7 +36,7 @@ def add_option_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, list) and spec.choices:  # --fault a --fault b,c -> [a, b, c]
-            kwargs.update(action="extend", metavar=spec.metavar, type=names_type(spec),
+            kwargs.update(action=NamesAction, metavar=spec.metavar, type=names_type(spec),
                           help=kwargs["help"] + "; none, alone: a config file's left out")  # the CLI's word only
         else:
             kwargs["metavar"] = spec.metavar or ("{" + ",".join(spec.choices) + "}" if spec.choices else None)
@@ -80,6 +80,17 @@ def choice_type(spec: Option):
                                          f"{', '.join(spec.choices)}{hint}")
     parse.__name__ = spec.flag[2:]  # argparse names the type in some messages
     return parse
+
+
+class NamesAction(argparse.Action):
+    """argparse's extend (--fault a --fault b,c -> [a, b, c]), where none (an empty list) stands
+    alone across the flags too (the review: --fault zero-init --fault none kept zero-init)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        have = getattr(namespace, self.dest, None)
+        if (values == [] and have) or (have == [] and values):
+            parser.error(f"argument {option_string}: none stands alone (it leaves a config file's out)")
+        setattr(namespace, self.dest, [*(have or []), *values])
 
 
 def names_type(spec: Option):
