@@ -193,3 +193,21 @@ def test_a_sqlite_storage_read_from_sweep_json_is_never_created(tmp_path):
     assert read_sweep_folder(_sweep_folder(tmp_path / "s", storage=made)).storage_url == made
     for url in ("postgresql://sweeps@db.example/optuna", "not a url"):  # servers' databases; Optuna refuses the rest
         assert read_sweep_folder(_sweep_folder(tmp_path / "s", storage=url)).storage_url == url
+
+
+def test_a_resumed_sweep_removes_only_half_trained_folders_no_one_holds(tmp_path):
+    """The disk audit and the reviews: a re-asked trial's half-trained folder stayed for good; one with a
+    model, or one a live worker of a cluster that outlived the sweep still trains, must stay."""
+    import os
+    import socket
+
+    from scratchnn.tune.sweep import remove_half_trained
+
+    half, done, held = (tmp_path / name for name in ("0003", "0004", "0005"))
+    for trial in (half, done, held):
+        trial.mkdir()
+        (trial / "checkpoint.safetensors").write_bytes(b"x")
+    (done / "model.safetensors").write_bytes(b"x")
+    (held / "run.lock").write_text(f"{os.getppid()} {socket.gethostname()}\n")
+    remove_half_trained([half, done, held, tmp_path / "0009"])
+    assert not half.exists() and done.exists() and held.exists()

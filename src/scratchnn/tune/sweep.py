@@ -46,6 +46,15 @@ def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, s
     return create_sweep_folder(out, trials, storage_url, space, recorded)
 
 
+def remove_half_trained(trials) -> None:
+    """Delete the folders of trials asked again, half trained: no trial goes on from them (the disk
+    audit: 6.5 MB a Ctrl+C). Not one with a model, nor one whose run.lock a live process holds (the
+    review: a worker of a cluster that outlived the sweep may still train it)."""
+    for trial in trials:
+        if trial.is_dir() and not (trial / MODEL_FILE).exists() and not lock_held(trial, RUN_LOCK):
+            shutil.rmtree(trial, ignore_errors=True)
+
+
 def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], None] = print,
               new_total: bool = False) -> optuna.Study:
     """Run the sweep's remaining trials on ``client``'s workers; returns the study. ``new_total``:
@@ -72,11 +81,7 @@ def run_sweep(folder: SweepFolder, client, create: bool, log: Callable[[str], No
     lost = recover_interrupted(study)
     if lost:
         log(f"Trial(s) {', '.join(map(str, lost))} stopped with the sweep; marked failed and asked again")
-        for number in lost:  # a half-trained folder no trial goes on from (the disk audit: 6.5 MB a Ctrl+C)
-            trial = folder.trial_dir(number)
-            # not one a worker of a cluster that outlived the sweep still trains (the review): its lock
-            if trial.is_dir() and not (trial / MODEL_FILE).exists() and not lock_held(trial, RUN_LOCK):
-                shutil.rmtree(trial, ignore_errors=True)
+        remove_half_trained(folder.trial_dir(number) for number in lost)
     done_before = counts(study)
     if new_total:
         if folder.trials < done_before:
