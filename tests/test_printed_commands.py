@@ -41,7 +41,8 @@ def test_the_resume_command_of_a_stopped_run_reads_back_as_its_folder(name):
 
 
 def test_a_message_names_a_file_as_it_is_on_one_line():
-    """The paths audit: 'runs/two  spaces<newline>nl' was printed as 'runs/two spaces nl', a path that does not exist."""
+    """The paths audit: 'runs/two  spaces<newline>nl' was printed as 'runs/two spaces nl', a path that does
+    not exist."""
     name = "runs/two  spaces\nnl's/checkpoint.safetensors"
     said = os_error_message(OSError(27, "File too large", name))
     assert said == "runs/two  spaces\\nnl's/checkpoint.safetensors: File too large" and "\n" not in said

@@ -427,7 +427,8 @@ def test_a_file_of_a_run_folder_given_for_the_folder_is_told_the_folder(run_dir,
     """The advice audit: report run/model.safetensors said "no such folder"; evaluate and predict of
     run/config.toml read its text as a safetensors header "claiming 4,404,648,414,644,892,272 bytes";
     doctor of a photo sent the user to its folder (.)."""
-    commands = {("report", MODEL_FILE): f"{run_dir / MODEL_FILE} is a file; give the run folder that holds it ({run_dir})",
+    commands = {("report", MODEL_FILE): f"{run_dir / MODEL_FILE} is a file; give the run folder that holds it "
+                                        f"({run_dir})",
                 ("evaluate", "config.toml"): f"{run_dir / 'config.toml'} is a file of the run folder {run_dir}, not a "
                                              f"model file; give the folder, or a {MODEL_FILE}",
                 ("predict", "metrics.csv"): f"{run_dir / 'metrics.csv'} is a file of the run folder {run_dir}, not a "

@@ -159,7 +159,8 @@ def test_runs_and_ensembles_do_not_share_a_folder(tmp_path, digits_csv, capsys):
                        (["--seeds", "0,1", "--out", str(tmp_path)], "already holds a run (single)"),
                        (["--seed", "2", "--out", str(ensemble)], "already holds ensemble.toml"),
                        (["--seed", "5", "--out", str(single)], f"{single} already holds a finished run; choose another "
-                        f"--out (a new run of its settings: scratchnn train --config {single / 'config.toml'} --out NEW)")):
+                        f"--out (a new run of its settings: scratchnn train --config {single / 'config.toml'} "
+                        "--out NEW)")):
         assert main(["train", *argv, *flags]) == 1
         assert said in capsys.readouterr().err
     assert main(["train", "--config", str(single / "config.toml"), "--out", str(tmp_path / "new"), "--no-report"]) == 0
@@ -242,7 +243,8 @@ def test_an_ensemble_without_dev_images_or_checkpoints_is_told_what_it_has(tmp_p
     assert capsys.readouterr().out.endswith(f"scratchnn evaluate {ensemble} --set train\n")
     assert main(["train", "--resume", str(ensemble), "--no-report"]) == 0  # the review: all finished, no results
     assert capsys.readouterr().out.endswith(f"scratchnn evaluate {ensemble} --set train\n")
-    assert main(["train", "--seeds", "0,1", "--dev-size", "0", "--out", str(tmp_path / "quiet"), "--quiet", *flags]) == 0
+    quiet = ["--seeds", "0,1", "--dev-size", "0", "--out", str(tmp_path / "quiet"), "--quiet"]
+    assert main(["train", *quiet, *flags]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert all(line.startswith("no dev set (--dev-size 0), train accuracy 0.") for line in lines) and len(lines) == 2
     real_train_run = ensemble_run.train_run

@@ -97,7 +97,8 @@ class Sequential:
                 shape, _ = LAYER_TYPES[kind].config_shapes(args, shape, f"layer {i} ({kind})")
         except ModelFileError as error:
             said = str(error).replace("architecture layer", "layer")
-            fix = (channels_last(self.input_shape, self.layers[0]) or "give input_shape what the data is, and the first layer the same"
+            fix = (channels_last(self.input_shape, self.layers[0])
+                   or "give input_shape what the data is, and the first layer the same"
                    if "the input gives" in said
                    else "use smaller windows, a larger stride or less padding" if "work matrix" in said
                    else "make each layer take what the one before gives")

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     failed = failed or (1 if unread else 0)  # the rest said, the command still did not do all its work
     if args.json:
         # every item names its run folder, an ensemble member's or the one given: one shape for scripts
-        found = [finding.to_dict() | {"run": str(folder)} for folder, findings in reports.items() for finding in findings]
+        found = [finding.to_dict() | {"run": str(folder)}
+                 for folder, findings in reports.items() for finding in findings]
         print(json.dumps(found, indent=2, allow_nan=False, default=str))
         for folder, findings in reports.items():  # what the text says beside the findings: on stderr, as notes
             note = still_learning_in(folder, run_settings(folder))

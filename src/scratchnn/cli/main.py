@@ -63,7 +63,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             # positional list in one piece, so the rest came back unknown
             setattr(args, listed.dest, [*(getattr(args, listed.dest) or []), *unknown])
             return args
-        command.error(f"unrecognized arguments: {' '.join(unknown)}{suggest_flag(command, unknown[0], commands.choices)}")
+        hint = suggest_flag(command, unknown[0], commands.choices)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     return args
 
 

@@ -105,7 +105,8 @@ def _train(args: argparse.Namespace) -> int:
             return train_members(args, log, resume=Path(args.resume))
         if run_finished(args.resume) and (args.no_report or (Path(args.resume) / REPORT_FILE).exists()):
             # nothing to do is done: a job scheduler that starts a finished job again sees success
-            print(f"{args.resume}: the run had already finished{how_it_ended(Path(args.resume))}; nothing to train. For more epochs, start a new "
+            ended = how_it_ended(Path(args.resume))
+            print(f"{args.resume}: the run had already finished{ended}; nothing to train. For more epochs, start a new "
                   f"run: scratchnn train --config {shell_word(Path(args.resume) / CONFIG_FILE)} --epochs N",
                   file=sys.stderr)
             return 0

@@ -95,7 +95,8 @@ def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = F
                          "(0..65535 in a 16-bit image); scale it to 0..1 first: x / 65535 for 16 bits")
     if raw:
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, raw pixels 0..255 by the look of it; "
-                         "scale it to 0..1 first: x / 255, or from scratchnn.data import scale_pixels; scale_pixels(x, model.input_shape)")
+                         "scale it to 0..1 first: x / 255, or from scratchnn.data import scale_pixels; "
+                         "scale_pixels(x, model.input_shape)")
 
 
 def scale_pixels(images: np.ndarray, input_shape=(784,)) -> np.ndarray:

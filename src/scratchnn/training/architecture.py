@@ -72,7 +72,8 @@ def layer_specs(config, image_shape=(28, 28), num_classes: int = 10) -> tuple[tu
     return input_shape, specs
 
 
-def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]], window_fix: str = "") -> tuple[dict, list[tuple]]:
+def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]],
+                   window_fix: str = "") -> tuple[dict, list[tuple]]:
     """model_schema.checked_shapes of the network ``specs`` describe (its parameters' and
     buffers' shapes, each layer's output shape), its ModelFileError a ConfigError (``window_fix``:
     what to change when a window no longer fits the image, ``_window_fix``'s words)."""
@@ -81,8 +82,9 @@ def network_shapes(input_shape: tuple, specs: list[tuple[type, dict]], window_fi
     try:
         return checked_shapes(architecture)
     except ModelFileError as error:
-        fix = ((window_fix or "use fewer --conv blocks or a smaller --kernel-size") if "window does not fit" in str(error)
-               else "use fewer or smaller layers (--hidden, --conv, --conv-repeat)")
+        window = window_fix or "use fewer --conv blocks or a smaller --kernel-size"
+        smaller = "use fewer or smaller layers (--hidden, --conv, --conv-repeat)"
+        fix = window if "window does not fit" in str(error) else smaller
         raise ConfigError(f"this network cannot be built: {error}; {fix}") from None
 
 
@@ -109,8 +111,9 @@ def _window_fix(config, image_shape) -> str:
     most = blocks_that_fit(side, [same] * blocks, kernel, config.conv_repeat)
     if most == blocks:
         keeps = "its size" if kernel % 2 else "its size or a pixel larger"  # the review: 4x4 windows and padding 1
-        return (f"pad each block (--padding {','.join([str(same)] * blocks)} keeps each {kernel}x{kernel} convolution's "
-                f"image {keeps}), or use fewer --conv blocks (each pooling halves the image)")
+        pads = ",".join([str(same)] * blocks)
+        return (f"pad each block (--padding {pads} keeps each {kernel}x{kernel} convolution's image {keeps}), or use "
+                "fewer --conv blocks (each pooling halves the image)")
     return (f"{side}-pixel images go through at most {most} conv block(s) of {kernel}x{kernel} windows, even padded "
             f"(each pooling halves the image): give --conv {most} size(s)"
             + (f" with --padding {','.join([str(same)] * most)}" if most and same else ""))

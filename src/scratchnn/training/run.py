@@ -126,7 +126,8 @@ def _refuse_taken(out_dir: Path) -> None:
                           "or choose another --out")
     if (out_dir / CHECKPOINT_FILE).exists() or (out_dir / MODEL_FILE).exists():
         if run_finished(out_dir):  # the advice audit: --resume of it trains nothing
-            raise ConfigError(f"{out_dir} already holds a finished run; choose another --out (a new run of its settings: "
+            raise ConfigError(f"{out_dir} already holds a finished run; choose another --out (a new run of its "
+                              "settings: "
                               f"scratchnn train --config {shell_word(out_dir / CONFIG_FILE)} --out NEW)")
         raise ConfigError(f"{out_dir} already holds a run; continue it with --resume {shell_word(out_dir)}, "
                           "or choose another --out")

@@ -136,7 +136,8 @@ def _connect(client_type, address: str):
     error = outcome.get("error")
     if isinstance(error, (OSError, TimeoutError, ValueError)):
         raise ConfigError(f"cannot reach the Dask scheduler at {address} ({error}); start one with "
-                          "'dask scheduler' and workers with 'dask worker ADDRESS --nthreads 1', one per core") from None
+                          "'dask scheduler' and workers with 'dask worker ADDRESS --nthreads 1', one per "
+                          "core") from None
     if error is not None:
         raise error
     return outcome["client"]

@@ -144,7 +144,8 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
             raise ConfigError(f"{where}: {name} cannot be searched: {NOT_SEARCHED[name]}")
         if name in options_of(TrainConfig) and name not in specs:  # a setting, but every trial shares it
             raise ConfigError(f"{where}: {name} cannot be searched: only the network, the optimisation and the "
-                              f"training loop can; give it as {options_of(TrainConfig)[name].flag} to the sweep, for every trial")
+                              f"training loop can; give it as {options_of(TrainConfig)[name].flag} to the sweep, for "
+                              "every trial")
         if name not in specs:
             near = difflib.get_close_matches(name, [n for n in specs if n not in NOT_SEARCHED], n=1)
             hint = (f"; did you mean {near[0]!r}?" if near

@@ -56,8 +56,9 @@ class GalleryData:
         with --transpose, counted 156 mistakes where each read its own way makes 131, and members of
         other dev sets were scored on one another's training images), as evaluate refuses."""
         if len(members) > 1 and turned_differently(members):  # its words name paths: the page gets none
-            self.problem, self.config = ("the ensemble's members were trained with and without --transpose, so they "
-                                         "read the same files differently; the gallery shows members trained alike"), None
+            self.config = None
+            self.problem = ("the ensemble's members were trained with and without --transpose, so they read the "
+                            "same files differently; the gallery shows members trained alike")
         elif len(members) > 1 and len({_dev_split(member.metadata) for member in members}) > 1:
             self.dev_problem = ("the ensemble's members hold out other dev images (other data, seed or dev size), "
                                 "so the gallery would score one member's training images; its test set, or "
