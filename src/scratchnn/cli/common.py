@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
 from ..training.options import option_of
-from ..training.run_data import SETS, data_source, load_set, locate_data, note_image_looks, with_data
+from ..training.run_data import (SETS, data_source, load_set, locate_data, note_image_looks, set_key,
+                                 with_data)
 from .config_flags import add_option_arguments, given_options
 
 
@@ -150,7 +151,7 @@ def load_ensemble_and_set(args: argparse.Namespace):
         note_image_looks(images, data_source(config), config.transpose, log=lambda line: print(line, file=sys.stderr))
     for member in others:
         own = config_with_data_options(member.metadata, member.path, args)
-        if _set_key(own, args.set) == _set_key(config, args.set):
+        if set_key(own, args.set) == set_key(config, args.set):
             continue
         theirs, their_labels, _, _ = load_set(own, args.set, model=member.model, metadata=member.metadata)
         if not (np.array_equal(theirs, images) and np.array_equal(their_labels, labels)):
@@ -158,15 +159,6 @@ def load_ensemble_and_set(args: argparse.Namespace):
                               "data, seed or dev size), so one member's training images would be scored; evaluate on "
                               "data none of them trained on (--csv FILE --set all, or --set test)")
     return ensemble, images, labels, classes, description
-
-
-def _set_key(config: TrainConfig, which: str) -> tuple:
-    """What decides a set's images: the data source and how it is read, and for train/dev the
-    seeded split (the split seed, which is the seed unless set: ensemble members share one)."""
-    source = tuple(getattr(config, name) for name in ("dataset", "csv", "images", "labels", "data_dir", "transpose"))
-    split_seed = config.split_seed if config.split_seed >= 0 else config.seed
-    split = (split_seed, config.dev_size) + ((config.train_size,) if which == "train" else ())
-    return source + (split if which in ("train", "dev") else ())
 
 
 # The extras the next steps may need: the module that shows one is installed, and its name

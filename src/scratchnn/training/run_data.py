@@ -54,6 +54,18 @@ def absolute_data_paths(config: TrainConfig) -> TrainConfig:
                                           for name in (*FILES, "data_dir") if getattr(config, name)})
 
 
+def set_key(config: TrainConfig, which: str) -> tuple:
+    """What decides a set's images: the data (a file by its recorded checksum, else its path) and
+    how it is read, and for train/dev the seeded split (the split seed, which is the seed unless
+    set: ensemble members share one). Equal keys, the same images; evaluate compares the images
+    of members whose keys differ, the page's gallery refuses them."""
+    files = tuple(getattr(config, f"{name}_sha256") or getattr(config, name) for name in FILES)
+    source = (config.dataset, *files, config.data_dir, config.transpose)
+    split_seed = config.split_seed if config.split_seed >= 0 else config.seed
+    split = (split_seed, config.dev_size) + ((config.train_size,) if which == "train" else ())
+    return source + (split if which in ("train", "dev") else ())
+
+
 def record_data(config: TrainConfig) -> TrainConfig:
     """A copy with absolute paths and the SHA-256 of every data file it names (files must exist)."""
     config = absolute_data_paths(config)

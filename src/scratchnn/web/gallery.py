@@ -21,6 +21,7 @@ from ..ensemble import turned_differently
 from ..errors import DataError, ScratchnnError
 from ..io import MODEL_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
+from ..training.run_data import set_key
 
 RUN_CONFIG = CONFIG_FILE
 IMAGE_SIDE = 28
@@ -130,14 +131,12 @@ class GalleryData:
 
 
 def _dev_split(metadata: dict) -> tuple:
-    """What decides a run's dev images, as its metadata records it: the data (its checksum where
-    recorded, else its path), how it is read, and the seeded split."""
-    config = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
-    data = tuple(config.get(f"{name}_sha256") or config.get(name) for name in ("csv", "images"))
-    seed = config.get("split_seed") if isinstance(config.get("split_seed"), int) and config["split_seed"] >= 0 \
-        else config.get("seed")
-    return (*data, config.get("dataset"), config.get("labels_sha256") or config.get("labels"),
-            config.get("transpose"), seed, config.get("dev_size"))
+    """run_data.set_key of a run's dev set, from its metadata's config (one it cannot read: a key of
+    its own, so the member is not taken to share the others' images)."""
+    try:
+        return set_key(TrainConfig.from_dict(metadata.get("config") or {}, source="the model's metadata"), "dev")
+    except (ScratchnnError, TypeError, AttributeError):
+        return ("unreadable", id(metadata))
 
 
 def _trusted_config(model_path: Path, metadata: dict, data: DataSource | None) -> tuple[TrainConfig | None, str]:
