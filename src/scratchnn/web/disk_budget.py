@@ -69,7 +69,7 @@ class DiskBudget:
                            "it can delete old runs or raise the limit")
         existing = next(folder for folder in (self.runs_dir, *self.runs_dir.parents) if folder.exists())
         free = shutil.disk_usage(existing).free
-        if free < FREE_FLOOR_GB * GB:  # (in GB: the floor is one)
+        if free < FREE_FLOOR_GB * GB:
             raise DiskFull(f"the server's disk has {free / GB:.2f} GB free, and it keeps {FREE_FLOOR_GB:g} GB "
                            "free for everything else: no new run until some space is freed")
 
