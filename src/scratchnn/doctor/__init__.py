@@ -30,4 +30,6 @@ __all__ = ["diagnose", "diagnose_run", "Finding", "RunHealth", "Doctor", "Health
 def diagnose_run(run_dir, settings: Settings | None = None) -> list[Finding]:
     """Every finding on a run folder's metrics.csv and health.csv (fixes fitted to ``settings``)."""
     run_dir = Path(run_dir)
-    return diagnose(read_metrics_csv(run_dir / METRICS_FILE), read_health_csv(run_dir / HEALTH_FILE), settings)
+    tables = RunHealth(read_metrics_csv(run_dir / METRICS_FILE), read_health_csv(run_dir / HEALTH_FILE),
+                       health_checked=True, metrics_checked=True)  # (the readers check every row)
+    return diagnose(tables, settings=settings)

@@ -7,16 +7,17 @@ import dataclasses
 
 from . import advice_data, rules_causes, rules_symptoms, rules_fit  # noqa: F401  (registers every rule: causes,
 # then symptoms, then how the network fits; and the fixes of what the data and the fit show)
+from ..errors import DataError
 from .advice import CAUSES, SATURATING_CAUSES, Settings, fitted, step_name
 from .findings import RULES, Finding, RunHealth
-from .signals import Row, check_health_rows
+from .signals import Row, check_health_rows, check_metric_rows
 
 
-def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]:
+def diagnose(metrics, health=None, settings: Settings | None = None) -> list[Finding]:
     """Every finding on a run's tables, the most telling first.
 
     ``metrics`` and ``health`` are rows (dicts for metrics, ``Row``s or 4-tuples for health), or
-    a ``RunHealth``'s inputs; see doctor.signals for their columns. The tables are read as the
+    ``metrics`` is a ``RunHealth`` of both; see doctor.signals for their columns. The tables are read as the
     live doctor read them, evaluation by evaluation, so what ``scratchnn train`` printed, its
     summary and ``scratchnn doctor`` agree: a condition that held for a while and not at the end
     (a loss at chance for 30 iterations, then learning) is a finding, at the epoch it held. One
@@ -29,11 +30,11 @@ def diagnose(metrics, health, settings: Settings | None = None) -> list[Finding]
     doctor = Doctor(settings, step_name(settings, run))  # the whole run tells what a step is
     epochs = run.epochs
     evaluated = [m["epoch"] for m in run.metrics]
-    for i, epoch in enumerate(epochs):
-        if evaluated and epoch < evaluated[0]:  # the live doctor first looks at the first evaluation
-            continue
-        if examined(bisect.bisect_right(evaluated, epoch)) or i == len(epochs) - 1:
-            doctor.examine(run.up_to(epoch))
+    looks = [epoch for i, epoch in enumerate(epochs)
+             if not (evaluated and epoch < evaluated[0])  # the live doctor first looks at the first evaluation
+             and (examined(bisect.bisect_right(evaluated, epoch)) or i == len(epochs) - 1)]
+    for tables in run.as_they_grew(looks):
+        doctor.examine(tables)
     order = {rule.id: i for i, rule in enumerate(RULES)}
     found = traced_to_later_causes(doctor.findings, run, settings, doctor.step)
     return sorted(found, key=lambda f: (f.severity == "advice", order[f.id]))
@@ -91,15 +92,22 @@ class Doctor:
         self.settings, self.step = settings, step
         self.seen: dict[str, Finding] = {}
         self._rows: list[Row] = []  # the health rows validated so far
+        self._run = RunHealth([], [])  # the tables examined last, grown by what came since
 
     def update(self, metrics, health: list[Row], last: bool = False) -> list[Finding]:
         """The new findings, when the tables are ``examined`` (or it is the ``last`` evaluation)."""
-        if len(health) < len(self._rows):  # not the same growing table: start over
-            self._rows = []
+        if len(health) < len(self._rows) or len(metrics) < len(self._run.metrics):  # not the same growing tables
+            self._rows, self._run = [], RunHealth([], [])
         self._rows += check_health_rows(health[len(self._rows):])
         if not (examined(len(metrics)) or last):
             return []
-        return self.examine(RunHealth(metrics, self._rows, health_checked=True))
+        held = self._run.metrics
+        new = check_metric_rows(metrics[len(held):])
+        if held and new and new[0]["epoch"] <= held[-1]["epoch"]:
+            raise DataError(f"metrics: epochs must increase row by row, got {held[-1]['epoch']} "
+                            f"then {new[0]['epoch']}")
+        self._run.grow(new, self._rows[len(self._run.rows):])
+        return self.examine(self._run)
 
     def examine(self, run: RunHealth) -> list[Finding]:
         """The findings of the rules that have not fired yet on ``run``'s tables as they stand."""

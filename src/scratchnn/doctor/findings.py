@@ -9,12 +9,14 @@ for every image, a loss stuck at chance), so the first finding names the cause.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 
-from .signals import MODEL, check_health_rows, check_metric_rows
+from .signals import MODEL, Row, check_health_rows, check_metric_rows
 
 SEVERITIES = ("error", "warning", "advice")  # error: cannot learn; warning: learns badly
 
@@ -103,24 +105,63 @@ class RunHealth:
 
     def __init__(self, metrics: Iterable[dict], health: Iterable, health_checked: bool = False,
                  metrics_checked: bool = False):
-        self.metrics = list(metrics) if metrics_checked else check_metric_rows(list(metrics))
-        self.rows = list(health) if health_checked else check_health_rows(list(health))
+        self.metrics: list[dict[str, float]] = []
+        self.rows: list[Row] = []
         self._signals: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self._layers: dict[str, list[str]] = defaultdict(list)
-        for row in self.rows:
-            self._signals[row.layer, row.signal][row.epoch] = row.value
-            if row.layer != MODEL and row.layer not in self._layers[row.signal]:
+        self._epochs: set[int] = set()
+        self._columns: dict[str, list[tuple[int, float]]] = {}  # metric()'s, grown with the table
+        self.grow(list(metrics) if metrics_checked else check_metric_rows(list(metrics)),
+                  list(health) if health_checked else check_health_rows(list(health)))
+
+    def grow(self, metrics: list[dict[str, float]], rows: list[Row]) -> None:
+        """Add checked rows, as if the tables had held them from the start: the tables a live
+        doctor reads grow evaluation by evaluation, and indexing only what is new keeps its cost
+        to the rows added (re-indexing everything at each look made a 5,000-evaluation run's
+        diagnosis quadratic). ``metrics`` must come after the metrics held, as metrics.csv's do."""
+        if metrics and self.metrics and metrics[0]["epoch"] <= self.metrics[-1]["epoch"]:
+            raise ValueError("metric rows are added in epoch order")
+        self.metrics += metrics
+        self.rows += rows
+        for row in rows:
+            values = self._signals[row.layer, row.signal]
+            if not values and row.layer != MODEL:  # (a layer's first row of this signal)
                 self._layers[row.signal].append(row.layer)
+            values[row.epoch] = row.value
+            self._epochs.add(row.epoch)
+        self._epochs.update(m["epoch"] for m in metrics)
+        self.__dict__.pop("_epochs_sorted", None)
+        for column, values in self._columns.items():
+            values += [(m["epoch"], m[column]) for m in metrics if not math.isnan(m[column])]
 
     def up_to(self, epoch: int) -> RunHealth:
         """The tables as they stood at ``epoch`` (what a live doctor saw then); checked already."""
         return RunHealth([m for m in self.metrics if m["epoch"] <= epoch],
                          [r for r in self.rows if r.epoch <= epoch], health_checked=True, metrics_checked=True)
 
+    def as_they_grew(self, epochs: Iterable[int]) -> Iterator[RunHealth]:
+        """The tables as they stood at each of ``epochs`` (ascending), as ``up_to`` gives them:
+        one RunHealth grown from one to the next when the health rows are in epoch order (as
+        scratchnn and HealthLog write them), else a copy each."""
+        rows = self.rows
+        if any(a.epoch > b.epoch for a, b in zip(rows, rows[1:])):
+            yield from (self.up_to(epoch) for epoch in epochs)
+            return
+        grown = RunHealth([], [], health_checked=True, metrics_checked=True)
+        held_metrics, held_rows = 0, 0
+        for epoch in epochs:
+            metrics_end = bisect.bisect_right(self.metrics, epoch, key=lambda m: m["epoch"])
+            rows_end = bisect.bisect_right(rows, epoch, key=lambda r: r.epoch)
+            grown.grow(self.metrics[held_metrics:metrics_end], rows[held_rows:rows_end])
+            held_metrics, held_rows = metrics_end, rows_end
+            yield grown
+
     @property
     def epochs(self) -> list[int]:
         """Every epoch that has a row in either table, in order."""
-        return sorted({m["epoch"] for m in self.metrics} | {r.epoch for r in self.rows})
+        if "_epochs_sorted" not in self.__dict__:
+            self._epochs_sorted = sorted(self._epochs)
+        return list(self._epochs_sorted)
 
     @property
     def one_step_per_epoch(self) -> bool:
@@ -144,13 +185,19 @@ class RunHealth:
             return values[max(values)] if values else None
         return values.get(epoch)
 
+    def values(self, signal: str, layer: str = MODEL) -> Mapping[int, float]:
+        """{epoch: value} of one signal of one layer (read-only): ``value`` for many epochs at once."""
+        return MappingProxyType(self._signals.get((layer, signal), {}))
+
     def layers(self, signal: str) -> list[str]:
         """The layers that recorded ``signal``, first to last as the network runs."""
         return list(self._layers.get(signal, []))
 
     def metric(self, column: str) -> list[tuple[int, float]]:
         """(epoch, value) of a metrics.csv column, skipping the evaluations where it is NaN."""
-        return [(m["epoch"], m[column]) for m in self.metrics if not math.isnan(m[column])]
+        if column not in self._columns:
+            self._columns[column] = [(m["epoch"], m[column]) for m in self.metrics if not math.isnan(m[column])]
+        return list(self._columns[column])
 
     @property
     def classes(self) -> int:

@@ -33,16 +33,17 @@ def overfitting(run: RunHealth):
     0.862)."""
     rows = [m for m in run.metrics if not math.isnan(m["dev_loss"])]
     lowest_so_far = list(accumulate((m["dev_loss"] for m in rows), min))
-    dev_images = run.value("dev_images", epoch=0)
+    dev_images, learned = run.value("dev_images", epoch=0), (1 - CHANCE_BAND) * run.chance_loss
     for i in range(3, len(rows)):
         window = rows[i - 3:i + 1]
-        rising = all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:]))
+        if not all(b["dev_loss"] > a["dev_loss"] for a, b in zip(window, window[1:])):  # not rising
+            continue
         lowest = lowest_so_far[i]
         gap = [m["train_accuracy"] - m["dev_accuracy"] for m in window]
-        fitting = (window[-1]["train_loss"] < min(window[0]["train_loss"], (1 - CHANCE_BAND) * run.chance_loss)
+        fitting = (window[-1]["train_loss"] < min(window[0]["train_loss"], learned)
                    and gap[-1] > max(gap[0], 0))
         risen = window[-1]["dev_loss"] > OVERFIT_RISE * lowest and window[-1]["dev_loss"] - lowest > OVERFIT_NOISE
-        if rising and risen and fitting and not _reads_more(rows, i, lowest, dev_images):
+        if risen and fitting and not _reads_more(rows, i, lowest, dev_images):
             return Trigger(window[-1]["epoch"], f"dev loss rose to {window[-1]['dev_loss']:.3f} (lowest {lowest:.3f}) "
                                                f"while train accuracy is {gap[-1]:.3f} above dev")
     return None

@@ -114,11 +114,12 @@ def lr_too_low(run: RunHealth):
     vanished (the seed network at lr 2, its ReLUs dead, got [lr-too-high] and [lr-too-low] both)."""
     layers = run.layers("update_ratio")
     losses, accuracies, rates = (dict(run.metric(column)) for column in ("train_loss", "train_accuracy", "lr"))
-    stalls, crawls, previous, peak = 0, 0, None, 0.0
+    ratio_of, grad_of = ([run.values(signal, layer) for layer in layers] for signal in ("update_ratio", "grad_rms"))
+    stalls, crawls, previous, peak, chance = 0, 0, None, 0.0, run.chance_loss
     for epoch in run.epochs:
         peak = max(peak, rates.get(epoch, 0.0))
-        ratios = [run.value("update_ratio", layer, epoch) for layer in layers]
-        grads = [run.value("grad_rms", layer, epoch) or 0.0 for layer in layers]
+        ratios = [ratio.get(epoch) for ratio in ratio_of]
+        grads = [grad.get(epoch) or 0.0 for grad in grad_of]
         if any(r is not None and r > HIGH_UPDATE for r in ratios):  # (an inf, a NaN: no, as the next lines)
             return None
         if not any(g > 0 for g in grads):
@@ -128,7 +129,7 @@ def lr_too_low(run: RunHealth):
             continue
         still = previous is not None and abs(loss - previous) < STILL * abs(previous)
         full_rate = max(ratios) * peak / rates[epoch] if rates.get(epoch) else max(ratios)  # no lr: constant
-        stalled = full_rate < LOW_UPDATE and loss > run.chance_loss / 2
+        stalled = full_rate < LOW_UPDATE and loss > chance / 2
         crawling = epoch > 0 and full_rate < SLOW_UPDATE and accuracies.get(epoch, 1.0) < UNDERFIT_ACCURACY
         stalls, crawls = stalls + 1 if stalled else 0, crawls + 1 if crawling else 0
         previous = loss
@@ -231,11 +232,11 @@ def one_class(run: RunHealth):
     where the healthy runs read 0.985-1.0."""
     limit, commonest = one_class_limit(run), run.value("top_label_share", epoch=0)
     dev = dict(run.metric("dev_accuracy"))
+    lopsided = commonest is not None and max(0.5, 2 / run.classes) <= commonest < 1  # the limit's near 1
 
     def one_answer(epoch: int, share: float) -> bool:
         if share > limit:
             return True
-        lopsided = commonest is not None and max(0.5, 2 / run.classes) <= commonest < 1  # the limit's near 1
         if not lopsided or not share > commonest + ONE_CLASS_MARGIN:
             return False
         accuracy = dev.get(epoch, math.nan)

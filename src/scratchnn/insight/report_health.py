@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..doctor import Settings, diagnose
+from ..doctor import RunHealth, Settings, diagnose
 from ..doctor.findings import Finding
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, Row, read_health_csv, read_metrics_csv
 from ..errors import DataError, ShapeError
@@ -45,7 +45,8 @@ def read_health(run_dir: Path, notes: list[str], settings: Settings | None = Non
         notes.append(f"{HEALTH_FILE} could not be read ({error}), so there is no Health section.")
         return Health(None, absent=f"The run's {HEALTH_FILE} could not be read (see the notes).")
     try:
-        findings = diagnose(read_metrics_csv(run_dir / METRICS_FILE), rows, settings)
+        tables = RunHealth(read_metrics_csv(run_dir / METRICS_FILE), rows, health_checked=True, metrics_checked=True)
+        findings = diagnose(tables, settings=settings)
     except DataError as error:
         notes.append(f"The doctor could not read this run's tables ({error}), so the Health section has no findings.")
         findings = None
