@@ -1,6 +1,7 @@
 """The command line end to end, in subprocesses, as a user runs it."""
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -289,18 +290,48 @@ def test_output_that_is_not_utf8_gets_the_math_in_ascii_instead_of_a_crash(tmp_p
     assert "dL/dlogits = p - onehot(1)" in out and "log sum exp(shifted)" in out and "||grad||" in out, out
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a shell's >&-")
+@pytest.mark.parametrize("closed", [">&-", "2>&-"])
+def test_a_command_started_with_its_output_closed_does_its_work(tmp_path, closed):
+    """`cmd >&-` starts Python with sys.stdout None: explain died on sys.stdout.encoding, train on
+    isatty() before its first epoch, evaluate's progress bar on a None stderr (the locale audit)."""
+    from PIL import Image
+
+    from scratchnn.io import save
+    from scratchnn.model import Sequential
+    from scratchnn.nn import Dense, ReLU
+
+    save(Sequential([Dense(784, 8, rng=0), ReLU(), Dense(8, 10, rng=1)]), tmp_path / "model.safetensors")
+    one = np.zeros((28, 28), np.uint8)
+    one[5:23, 12:16] = 255
+    Image.fromarray(one).save(tmp_path / "one.png")
+    command = shlex.join([sys.executable, "-m", "scratchnn", "explain", str(tmp_path / "model.safetensors"),
+                          "--image", str(tmp_path / "one.png"), "--label", "1"])
+    result = subprocess.run(["bash", "-c", f"{command} {closed}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert ("as the model sees it" in result.stdout) == (closed == "2>&-")
+
+
 def test_plain_output_leaves_utf8_and_streams_with_their_own_error_handling_alone():
+    """A C locale's stdout (ASCII, surrogateescape) was left alone too: `explain`, `doctor --rules`
+    and every augmented train ("shifts ±2 px") died there (the locale audit); it writes plain
+    ASCII now, and a file name's undecodable bytes as they were."""
     import io
 
     from scratchnn.cli.console import plain_output
 
     cp1252, utf8 = (io.TextIOWrapper(io.BytesIO(), encoding=name) for name in ("cp1252", "utf-8"))
     escaping = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="surrogateescape")  # a C locale's stdout
-    plain_output(cp1252, utf8, escaping, None)
-    assert (cp1252.errors, utf8.errors, escaping.errors) == ("scratchnn-plain", "strict", "surrogateescape")
+    own = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="backslashreplace")
+    plain_output(cp1252, utf8, escaping, own, None)
+    assert (cp1252.errors, utf8.errors, escaping.errors, own.errors) == (
+        "scratchnn-plain", "strict", "scratchnn-plain", "backslashreplace")
     cp1252.write("γ·x̂ + β ≤ ‖W‖ é")
     cp1252.flush()
     assert cp1252.buffer.getvalue().decode("cp1252") == "gamma·x^ + beta <= ||W|| é"
+    escaping.write("shifts ±2 px, turns ±12°, 2×2 · zéro in d\udcff/")
+    escaping.flush()
+    assert escaping.buffer.getvalue() == b"shifts +-2 px, turns +-12 deg, 2x2 * zero in d\xff/"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a pipe closed by its reader")

@@ -94,6 +94,9 @@ def console() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for name in ("stdout", "stderr"):  # started with it closed (`>&-`): Python gives None, and every print raised
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
     plain_output(sys.stdout, sys.stderr)  # Σ, ∂, ‖ where output is not UTF-8 (Windows' redirected output: cp1252)
     args = parse(argv)
     on_main = threading.current_thread() is threading.main_thread()  # (serve's uvicorn installs its own handlers)
