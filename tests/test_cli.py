@@ -346,6 +346,12 @@ def test_training_into_a_closed_pipe_says_why_it_stopped(tmp_path, shared_dir):
     _, err = reader_gone.communicate(timeout=300)
     assert reader_gone.returncode == 1
     assert "scratchnn train: stopped: its output was closed (piped into a program that quit" in err, err
+    # and what Ctrl+C says: what the run keeps and how to go on (the locale audit: no word of it)
+    assert f"the run folder {tmp_path / 'run'} " in err and f"'scratchnn train --resume {tmp_path / 'run'} --no-report'" \
+        in err, err
+    printed = subprocess.run(["bash", "-c", shlex.join([sys.executable, "-m", "scratchnn", "train", "--print-config"])
+                              + " | true"], capture_output=True, text=True, timeout=300)
+    assert "stopped" not in printed.stderr, printed.stderr  # nothing was training
 
 
 def test_next_steps_quote_a_run_folder_a_shell_would_split():

@@ -354,6 +354,27 @@ def test_ctrl_c_while_waiting_for_the_cluster_leaves_no_folder_that_cannot_resum
     assert not (tmp_path / "s").exists()
 
 
+def test_a_sweep_piped_into_head_that_quit_is_not_told_it_lost_its_cluster(tmp_path, monkeypatch, capfd):
+    """`sweep ... | head -1`: BrokenPipeError is a ConnectionError, and the sweep said "lost the Dask
+    cluster" (the locale audit); it says what train says of a closed output."""
+    import contextlib
+
+    from scratchnn.cli.main import main
+
+    @contextlib.contextmanager
+    def reader_gone(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+        yield
+
+    monkeypatch.setattr(parallel, "dask_client", reader_gone)
+    (tmp_path / "space.toml").write_text(SPACE)
+    argv = ["sweep", "--space", str(tmp_path / "space.toml"), "--csv", str(write_digits_here(tmp_path)),
+            "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "s")]
+    assert main(argv) == 1
+    err = capfd.readouterr().err  # (main points the real stdout at devnull: capfd puts it back)
+    assert "stopped: its output was closed" in err and "Dask" not in err, err
+
+
 def write_digits_here(tmp_path):
     """A tiny CSV of 20 blank digits, two of each class: enough for the sweep to accept the data."""
     rows = [",".join([str(i % 10)] + ["0"] * 784) for i in range(20)]

@@ -101,6 +101,20 @@ class RunInterrupted(KeyboardInterrupt):
         return type(self)(self.run_dir, self.checkpoint, flags, self.kept)
 
 
+class OutputClosed(BrokenPipeError):
+    """A run's output was closed under it (piped into ``head``, which quit): ``kept`` says what its
+    folder keeps and the command that goes on, as RunInterrupted does."""
+
+    def __init__(self, run_dir, checkpoint: bool = True, flags: str = ""):
+        super().__init__(errno.EPIPE, "Broken pipe")
+        self.run_dir, self.checkpoint = run_dir, checkpoint
+        self.kept = RunInterrupted(run_dir, checkpoint, flags).args[0]
+
+    def with_flags(self, flags: str) -> "OutputClosed":
+        """As RunInterrupted.with_flags."""
+        return type(self)(self.run_dir, self.checkpoint, flags)
+
+
 class RunNotSaved(ScratchnnError):
     """A file of a training run could not be written (a full disk, a folder made read-only): the
     message names the file and the system's reason, what the run folder keeps, and how to go on."""

@@ -9,7 +9,7 @@ import sys
 import threading
 
 from .. import __version__
-from ..errors import ScratchnnError, one_line, os_error_message
+from ..errors import OutputClosed, ScratchnnError, one_line, os_error_message
 from .config_flags import suggest_flag
 from .console import plain_output
 from .interrupts import INTERRUPTED
@@ -119,12 +119,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"scratchnn {args.command}: interrupted" + (f"; {one_line(error)}" if str(error) else ""),
               file=sys.stderr)
         return INTERRUPTED
-    except BrokenPipeError:  # output piped into `head` or similar, which stopped reading
+    except BrokenPipeError as error:  # output piped into `head` or similar, which stopped reading
         # NOTE: point stdout at devnull so Python's own flush at exit does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        if args.command in ("train", "sweep", "lr-find"):  # work was cut short: say so (a run keeps its checkpoint)
-            print(f"scratchnn {args.command}: stopped: its output was closed (piped into a program that quit, "
-                  "such as head); send it to a file or through tee to keep it running", file=sys.stderr)
+        cut_short = args.command in ("train", "sweep", "lr-find") and not getattr(args, "print_config", False)
+        if cut_short:  # work was cut short: say so, and what a run keeps
+            kept = f"; {one_line(error.kept)}" if isinstance(error, OutputClosed) else ""
+            try:
+                print(f"scratchnn {args.command}: stopped: its output was closed (piped into a program that quit, "
+                      f"such as head); send it to a file or through tee to keep it running{kept}", file=sys.stderr)
+            except OSError:  # stderr went into the same pipe (2>&1 | head)
+                pass
         return 1
     except OSError as error:  # a file or folder the system refused (no such folder, no permission, disk full)
         print(f"scratchnn {args.command}: error: {os_error_message(error)}", file=sys.stderr)

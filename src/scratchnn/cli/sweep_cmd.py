@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume:
             folder.remove_if_unused()  # no cluster or no storage: a rerun of the command starts afresh
         raise
+    except BrokenPipeError:  # our output piped into `head`, which quit: not the cluster's (main says so)
+        raise
     except (OSError, TimeoutError) as error:  # the scheduler went away mid-sweep (CommClosedError is an OSError)
         if isinstance(error, OSError) and error.errno is not None and not isinstance(error, ConnectionError):
             raise  # a file's error (a full disk writing best.toml): not the cluster's

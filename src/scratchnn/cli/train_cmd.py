@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..data.augment import KINDS, Augmentation
 from ..data.load import DIGITS
-from ..errors import (ConfigError, MissingExtra, RunInterrupted, RunNotSaved, ScratchnnError, os_error_message,
-                      shell_word)
+from ..errors import (ConfigError, MissingExtra, OutputClosed, RunInterrupted, RunNotSaved, ScratchnnError,
+                      os_error_message, shell_word)
 from ..io import MODEL_FILE
 from ..training import ensemble_run, presets
 from ..training.checkpoint import CHECKPOINT_FILE
@@ -86,7 +86,7 @@ def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     try:
         return _train(args)
-    except (RunInterrupted, RunNotSaved) as stopped:  # its command keeps the report off, as the run had it
+    except (RunInterrupted, RunNotSaved, OutputClosed) as stopped:  # its command keeps the report off, as the run had it
         if not args.no_report:
             raise
         raise stopped.with_flags(" --no-report") from None
@@ -192,6 +192,8 @@ def train_members(args: argparse.Namespace, log, resume: Path | None = None) -> 
         done = sorted(model.parent.name for model in ensemble.glob(f"*/{MODEL_FILE}"))
         kept = f"its finished members are kept: {', '.join(done)}" if done else ""  # the review: not all over again
         raise RunInterrupted(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}")), kept=kept) from None
+    except OutputClosed:  # (piped into `head`): likewise, the ensemble is what to go on with
+        raise OutputClosed(ensemble, any(ensemble.glob(f"*/{CHECKPOINT_FILE}"))) from None
     seeds = ensemble_run.recorded_seeds(ensemble) or []
     try:  # from the members' config, which a resume of finished members has too (the review)
         dev_set = bool(TrainConfig.load(ensemble_run.member_dir(ensemble, seeds[0]) / CONFIG_FILE).dev_size)

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..doctor.signals import HEALTH_FILE, read_metrics_csv
 from ..data.sources import locate
 from ..data.split import check_dev_size
-from ..errors import (ConfigError, DataError, ModelFileError, RunInterrupted, RunNotSaved, ScratchnnError,
+from ..errors import (ConfigError, DataError, ModelFileError, OutputClosed, RunInterrupted, RunNotSaved, ScratchnnError,
                       names_in_message, shell_word)
 from ..files import folder_lock
 from ..io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata
@@ -147,8 +147,10 @@ def _kept_when_stopped(run_dir: Path) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
+    except BrokenPipeError:  # the output piped into `head`, which quit
+        raise OutputClosed(run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
     except OSError as error:
-        if error.filename is None:  # not a file of the run's (the output piped into `head`, which quit)
+        if error.filename is None:  # not a file of the run's
             raise
         raise RunNotSaved(error, run_dir, (run_dir / CHECKPOINT_FILE).exists()) from None
 
