@@ -312,7 +312,7 @@ def test_a_command_started_with_its_output_closed_does_its_work(tmp_path, closed
     assert ("as the model sees it" in result.stdout) == (closed == "2>&-")
 
 
-def test_plain_output_leaves_utf8_and_streams_with_their_own_error_handling_alone():
+def test_plain_output_leaves_streams_with_their_own_error_handling_alone():
     """A C locale's stdout (ASCII, surrogateescape) was left alone too: `explain`, `doctor --rules`
     and every augmented train ("shifts ±2 px") died there (the locale audit); it writes plain
     ASCII now, and a file name's undecodable bytes as they were."""
@@ -325,7 +325,7 @@ def test_plain_output_leaves_utf8_and_streams_with_their_own_error_handling_alon
     own = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="backslashreplace")
     plain_output(cp1252, utf8, escaping, own, None)
     assert (cp1252.errors, utf8.errors, escaping.errors, own.errors) == (
-        "scratchnn-plain", "strict", "scratchnn-plain", "backslashreplace")
+        "scratchnn-plain", "surrogateescape", "scratchnn-plain", "backslashreplace")
     cp1252.write("γ·x̂ + β ≤ ‖W‖ é")
     cp1252.flush()
     assert cp1252.buffer.getvalue().decode("cp1252") == "gamma·x^ + beta <= ||W|| é"

@@ -1,9 +1,11 @@
 """Commands scratchnn prints for the user to paste, with awkward folder names (the paths audit:
 98 of ~150 printed commands broke on a space, a quote, ';', '$', a backtick or a leading '-';
 'scratchnn train --resume runs/a;b run' ran b). Each is checked the way a shell reads it."""
+import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +113,40 @@ def test_every_error_the_command_line_prints_is_one_line(tmp_path, capsys):
         assert main(command) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "nl\\nrun" in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "fsencode") or os.name != "posix", reason="a POSIX name of any bytes")
+def test_a_name_that_is_not_utf8_text_is_refused_before_a_run_folder_or_drawn_as_it_can_be(tmp_path):
+    """The locale audit: data in a folder named with a Latin-1 byte trained into a config.toml that
+    TOML cannot read back ("Escaped character is not a Unicode scalar value"), so --resume and
+    --config failed; a run folder so named trained, then its report died on a UTF-8 encode, and
+    a UTF-8 terminal's strict output raised on every message naming it."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 200)
+    images = (rng.random((200, 28, 28)) * 60 + labels[:, None, None] * 19).astype(np.uint8)
+    latin = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
+    latin.mkdir()
+    csv = write_kaggle_csv(latin / "digits.csv", images, labels)
+    flags = ["--hidden", "8", "--epochs", "1", "--batch-size", "64", "--dev-size", "50"]
+    strict = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as en_US.UTF-8's terminal (C.UTF-8's escapes)
+
+    def scratchnn(*args):
+        return subprocess.run([sys.executable, "-m", "scratchnn", *map(str, args)], capture_output=True, env=strict,
+                              timeout=300)
+
+    refused = scratchnn("train", "--csv", csv, "--out", tmp_path / "run", *flags, "--no-report")
+    assert refused.returncode == 1 and b"config.toml cannot record '" + os.fsencode(tmp_path) + \
+        b"/caf\\\\xe9/digits.csv' holds bytes that are not UTF-8 text: rename it" in refused.stderr, refused.stderr
+    assert not (tmp_path / "run").exists()
+    csv.rename(tmp_path / "digits.csv")
+    trained = scratchnn("train", "--csv", tmp_path / "digits.csv", "--out", latin / "run", *flags)
+    assert trained.returncode == 0, trained.stderr
+    assert os.fsencode(latin / "run" / "model.safetensors") in trained.stdout  # the name's bytes, as ls shows them
+    assert f"{tmp_path}/caf\\xe9/run" in (latin / "run" / "report.html").read_text("utf-8")
+    utf8 = tmp_path / "café"  # in a C locale without UTF-8 mode, Python reads its é as two undecodable bytes
+    utf8.mkdir()
+    (tmp_path / "digits.csv").rename(utf8 / "digits.csv")
+    strict.update(LC_ALL="C", PYTHONUTF8="0")
+    refused = scratchnn("train", "--csv", utf8 / "digits.csv", "--out", tmp_path / "run", *flags, "--no-report")
+    assert refused.returncode == 1 and b"is read as ascii here (a C locale): run scratchnn with PYTHONUTF8=1, or " \
+        b"in a UTF-8 locale (LANG=C.UTF-8)" in refused.stderr, refused.stderr

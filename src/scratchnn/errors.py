@@ -6,6 +6,7 @@ import errno
 import json
 import re
 import shlex
+import sys
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # a newline, a tab, C1, Unicode's line breaks
@@ -33,6 +34,37 @@ def shell_word(value) -> str:
         return shlex.quote(text)
     return "$'" + "".join((f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}") if _CONTROL.match(c)
                           else "\\" + c if c in "\\'" else c for c in text) + "'"
+
+
+def readable(text: str) -> str:
+    r"""``text`` with the bytes of a file name Python could not decode (lone surrogates) as \xNN
+    escapes, so a page or a log naming the file can be written as UTF-8.
+
+    >>> print(readable("runs/caf\udce9"))
+    runs/caf\xe9
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def undecodable_name(name: str) -> str | None:
+    r"""Why ``name`` (a path as Python decoded it) cannot be written as UTF-8 text, or None: bytes
+    the file system's encoding could not decode, which Python keeps as lone surrogates (a folder
+    named in Latin-1; in a C locale without UTF-8 mode, any name that is not ASCII).
+
+    >>> print(undecodable_name("runs/d\udcff"))
+    'runs/d\\xff' holds bytes that are not UTF-8 text: rename it
+    """
+    try:
+        name.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    try:
+        decoded = name.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{readable(name)!r} holds bytes that are not UTF-8 text: rename it"
+    return (f"{decoded!r} is read as {sys.getfilesystemencoding()} here (a C locale): run scratchnn with "
+            "PYTHONUTF8=1, or in a UTF-8 locale (LANG=C.UTF-8)")
 
 
 class ScratchnnError(Exception):

@@ -62,8 +62,10 @@ codecs.register_error(HANDLER, _replace)
 def plain_output(*streams) -> None:
     """Let each text stream that is not UTF-8 and would raise on a character it cannot encode
     write it as ``plain`` ASCII instead (a C locale's surrogateescape too, which still writes a
-    file name's bytes as they were). UTF-8 streams, and streams with other error handling of
-    their own, are left as they are."""
+    file name's bytes as they were). A strict UTF-8 stream (a UTF-8 locale's terminal) writes a
+    file name's undecodable bytes as they were too, as ``ls`` shows them: a folder named in
+    Latin-1 made every message naming it raise. Streams with other error handling of their own
+    are left as they are."""
     for stream in streams:
         encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None)
         if encoding is None or errors not in ("strict", "surrogateescape") or not hasattr(stream, "reconfigure"):
@@ -71,5 +73,7 @@ def plain_output(*streams) -> None:
         try:
             if codecs.lookup(encoding).name != "utf-8":
                 stream.reconfigure(errors=HANDLER)
+            elif errors == "strict":
+                stream.reconfigure(errors="surrogateescape")
         except (LookupError, ValueError, OSError):  # an unknown codec, a closed or detached stream
             continue

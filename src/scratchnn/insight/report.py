@@ -18,7 +18,7 @@ import numpy as np
 from ..data import scale_pixels
 from ..data.augment import Augmentation, unrecorded
 from ..ensemble import check_finished
-from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message, shell_word
+from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_in_message, readable, shell_word
 from ..fast import inference_net
 from ..doctor.signals import read_metrics_csv
 from ..files import atomic_write_bytes, read_at_most, why_unreadable
@@ -120,7 +120,8 @@ def write_report(run_dir, *, which: str = "dev", data: dict | None = None,
               "not be drawn now; not on this page, and kept."] if kept else []
     page = render_page(run_dir, model, metadata, config, rows, figures, notes, predicted, which,
                        health_html(health, "".join(figure_html(f) for f in health_section), step),
-                       augmentation_text).encode("utf-8")
+                       augmentation_text)
+    page = readable(page).encode("utf-8")  # a folder named in Latin-1: its byte as \xe9
     path = atomic_write_bytes(run_dir / REPORT_FILE, page)
     for note in notes:
         log(f"Note: {note}")

@@ -19,7 +19,7 @@ from .. import plots  # noqa: F401  (first: without matplotlib, the one-line Mis
 import matplotlib.pyplot as plt  # noqa: E402  (Optuna draws with pyplot; the backend stays the caller's)
 
 from .. import __version__  # noqa: E402
-from ..errors import ScratchnnError, shell_word  # noqa: E402
+from ..errors import ScratchnnError, readable, shell_word  # noqa: E402
 from ..files import atomic_write_bytes  # noqa: E402
 from ..training.run import REPORT_FILE  # noqa: E402
 from ..plots.common import figure_png  # noqa: E402
@@ -77,7 +77,7 @@ def write_sweep_report(sweep_dir, log: Callable[[str], None] = print, trial_repo
             for number in set(plt.get_fignums()) - before:  # Optuna's figure, not the caller's (a notebook's)
                 plt.close(number)
     page = render_sweep_page(folder.path, trials, figures, notes)
-    path = atomic_write_bytes(folder.path / SWEEP_REPORT_FILE, page.encode("utf-8"))
+    path = atomic_write_bytes(folder.path / SWEEP_REPORT_FILE, readable(page).encode("utf-8"))
     log(f"Sweep report written to {path}")
     return path
 

@@ -20,7 +20,7 @@ from ..data.augment import Augmentation, augmentation_for
 from ..data.load import named_classes
 from ..data.sources import DATASETS, get_dataset
 from ..doctor.faults import FAULTS
-from ..errors import ConfigError, huge_number, names_in_message
+from ..errors import ConfigError, huge_number, names_in_message, undecodable_name
 from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
 from ..nn.init import INITIALIZERS
@@ -389,4 +389,6 @@ def _toml_value(value) -> str:
     if isinstance(value, dict):  # an inline table; a key that is not a bare word is quoted
         return "{" + ", ".join(f"{k if re.fullmatch('[A-Za-z0-9_-]+', k) else json.dumps(k)} = {_toml_value(v)}"
                                for k, v in value.items()) + "}"
+    if why := undecodable_name(str(value)):  # a lone surrogate: TOML would not read it back (the locale audit)
+        raise ConfigError(f"config.toml cannot record {why}")
     return json.dumps(value)  # a JSON string literal is a valid TOML basic string

@@ -106,6 +106,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     check_batch_norm_batches([kind for kind, _ in specs], [input_shape, *network_shapes(input_shape, specs)[1]],
                              trained, config.batch_size)
     config = record_data(config).with_augmentation_recorded()
+    config.to_toml()  # a data path config.toml cannot record is refused before the folder is made
     check_training_memory(config, data.images.shape, len(data.classes), log=log, cap=memory_cap)  # no folder
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.preset)
     run_dir.mkdir(parents=True, exist_ok=True)

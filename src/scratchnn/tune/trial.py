@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 
 from ..doctor import diagnose_run
-from ..errors import ScratchnnError
+from ..errors import ScratchnnError, readable
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.fit import EpochResult
@@ -53,7 +53,7 @@ def run_trial(storage, study_name: str, trial_id: int, config: dict, trial_dir: 
 
     def log(line: str) -> None:
         with open(folder / LOG_FILE, "a", encoding="utf-8") as file:
-            file.write(line + "\n")
+            file.write(readable(line) + "\n")  # a folder named in Latin-1: its byte as \\xe9
 
     def on_evaluation(result: EpochResult) -> None:
         trial.report(result.dev_accuracy, result.epoch)
