@@ -42,6 +42,16 @@ def test_the_resume_command_of_a_stopped_run_reads_back_as_its_folder(name):
         assert shlex.split(command)[:4] == ["scratchnn", "train", "--resume", str(folder)], message
 
 
+def test_a_dumb_terminal_gets_no_colours(monkeypatch):
+    """TERM=dumb (Emacs' shell, some CI logs) showed '^[[31m[symmetric-units] error^[[0m' (the locale audit)."""
+    finding = Finding("lr-too-high", "warning", 3, "steps too big", "why", "--lr 0.01")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert "\033[" in finding_lines(finding, color=True)[0]
+    monkeypatch.setenv("TERM", "dumb")
+    assert finding_lines(finding, color=True)[0] == finding.line()
+
+
 def test_a_message_names_a_file_as_it_is_on_one_line():
     """The paths audit: 'runs/two  spaces<newline>nl' was printed as 'runs/two spaces nl', a path that does
     not exist."""

@@ -330,6 +330,10 @@ def test_the_review_of_the_sweep_fixes(tmp_path, monkeypatch):
     os.utime(lock, (0, 0))
     with sweep_lock(tmp_path):
         pass
+    lock.write_text("")
+    os.utime(lock, (time.time() + 1e7, time.time() + 1e7))  # copied from a machine whose clock was ahead
+    with sweep_lock(tmp_path):  # (it held the folder until then: the locale audit)
+        pass
 
 
 def test_ctrl_c_while_waiting_for_the_cluster_leaves_no_folder_that_cannot_resume(tmp_path, monkeypatch, capsys):

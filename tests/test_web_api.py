@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -374,6 +375,11 @@ def test_newest_run_is_the_default_model(tmp_path, model_path):
     said = []
     assert newest_model(runs, log=said.append) == runs / "20240102-000000-new" / "model.safetensors"
     assert len(said) == 2 and all(line.startswith("Note: skipping ") for line in said), said
+    copied = runs / "20240104-000000-copied" / "model.safetensors"  # from a machine whose clock was ahead
+    copied.parent.mkdir()
+    copied.write_bytes(model_path.read_bytes())
+    os.utime(copied, (time.time() + 1e8, time.time() + 1e8))
+    assert newest_model(runs) == runs / "20240102-000000-new" / "model.safetensors"  # it was, until 2030
 
 
 def test_serve_on_a_busy_port_says_so_in_one_line(model_path, capsys):

@@ -228,6 +228,15 @@ def read_small_text(path, limit: int, what: str) -> str:
 # host's lock cannot be checked from here, so the message says which file to delete once that work is
 # known to be over.
 
+def modified_at(path: Path) -> float:
+    """``path``'s modification time for ordering files newest first, one over a minute in the
+    future counting as the oldest: a folder copied from a machine whose clock was ahead stayed
+    "newest" until that date (the locale audit: the server served a copied run over the one just
+    trained, and listed it first)."""
+    modified = path.stat().st_mtime
+    return modified if modified <= time.time() + 60 else 0.0
+
+
 EMPTY_STALE_AFTER = 60.0  # seconds: a lock still empty this long lost its owner between making and writing it
 
 
@@ -278,9 +287,10 @@ def lock_held(folder: Path, name: str) -> bool:
 def _gone(holder: list[str], lock: Path) -> bool:
     """True when the lock's owner ran on this host and its process no longer exists (or is this
     one: a container restarted with the same pid), or the lock is empty and a minute old (its
-    owner was killed between making it and writing it)."""
+    owner was killed between making it and writing it) or dated in the future (copied from a
+    machine whose clock was ahead: it held a folder until that date, the locale audit)."""
     if not holder:
-        return time.time() - lock.stat().st_mtime > EMPTY_STALE_AFTER
+        return abs(time.time() - lock.stat().st_mtime) > EMPTY_STALE_AFTER  # (a time ahead: another clock's)
     if len(holder) != 2 or holder[1] != socket.gethostname() or not (holder[0].isascii() and holder[0].isdigit()):
         return False  # another machine's: let the user say
     return process_gone(int(holder[0]))

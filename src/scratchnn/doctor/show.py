@@ -15,7 +15,7 @@ RESET = "\033[0m"
 def finding_lines(finding: Finding, color: bool = False, width: int = 100) -> list[str]:
     """'[dead-relu] warning: ...' (coloured by severity on a terminal), the explanation, the fix."""
     head = finding.line()
-    if color and not os.environ.get("NO_COLOR"):
+    if color and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb":
         tag = f"[{finding.id}] {finding.severity}"
         head = COLORS[finding.severity] + tag + RESET + head[len(tag):]
     body = textwrap.wrap(finding.explanation, width, initial_indent="    ", subsequent_indent="    ")

@@ -24,6 +24,7 @@ from ..data.load import FIELDS
 from ..data.tta import check_tta
 from ..errors import ConfigError, ModelFileError, ScratchnnError, ShapeError
 from ..ensemble import load_ensemble
+from ..files import modified_at
 from ..io import MODEL_FILE, read_metadata
 from ..nn.activations import Activation, softmax
 from ..training.run_data import not_28x28
@@ -209,7 +210,7 @@ def newest_model(runs_dir: Path, log=None) -> Path:
     candidates = []
     for path in Path(runs_dir).glob(f"*/{MODEL_FILE}"):
         try:
-            candidates.append((path.stat().st_mtime, path))
+            candidates.append((modified_at(path), path))
         except OSError:  # gone meanwhile
             continue
     for _, path in sorted(candidates, reverse=True):

@@ -25,6 +25,7 @@ import numpy as np
 from ..doctor import diagnose_run
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
 from ..errors import DataError, ScratchnnError
+from ..files import modified_at
 from ..io import MODEL_FILE, json_ready, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_health import run_settings
@@ -81,7 +82,7 @@ class RunFolders:
         for p in children:
             try:
                 if is_run_name(p.name) and p.is_dir() and not p.is_symlink() and (p / RUN_CONFIG).is_file():
-                    entries.append((p.stat().st_mtime, p.name))
+                    entries.append((modified_at(p), p.name))
             except OSError:
                 continue
         return [name for _, name in sorted(entries, reverse=True)]
