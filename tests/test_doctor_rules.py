@@ -1368,6 +1368,19 @@ def test_scratchnn_doctor_rules_lists_every_rule_with_when_it_fires(capsys, tmp_
     assert "or --rules to list what the doctor recognises, not both" in capsys.readouterr().err
 
 
+def test_rules_listed_under_python_OO_say_why_their_triggers_are_missing():
+    """python -OO strips docstrings, where each rule states its trigger: `doctor --rules` printed an
+    empty "when:" for every rule (the locale audit)."""
+    import subprocess
+    import sys
+
+    listed = subprocess.run([sys.executable, "-OO", "-m", "scratchnn", "doctor", "--rules", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    triggers = {rule["trigger"] for rule in json.loads(listed.stdout)}
+    assert triggers == {"not shown: python -OO removed the docstrings that state each rule's trigger; run "
+                        "without -OO"}, listed.stderr
+
+
 def save_run(run: Run, folder) -> None:
     """The run's tables as a run folder's metrics.csv and health.csv."""
     from scratchnn.doctor.signals import check_health_rows, write_health_csv

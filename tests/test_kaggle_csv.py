@@ -259,9 +259,13 @@ def test_bad_line_far_into_a_large_file(tmp_path):
 
 def test_not_text(tmp_path):
     path = tmp_path / "binary.csv"
-    path.write_bytes(b"\xff\xfe\x00label")
+    path.write_bytes(b"\x89PNG\xff\xfe\x00label")
     with pytest.raises(DataError, match="not a text CSV"):
         read_kaggle_csv(path)
+    for bom in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode text" (the locale audit: "not a text CSV")
+        path.write_bytes(bom + HEADER.encode("utf-16-le" if bom == b"\xff\xfe" else "utf-16-be"))
+        with pytest.raises(DataError, match="saved as UTF-16: save it as UTF-8"):
+            read_kaggle_csv(path)
 
 
 def test_missing_file(tmp_path):

@@ -142,6 +142,9 @@ class _Lines:
             if len(line) > most:
                 raise DataError(f"{self.path}: line {self.number} {self._too_long(line)}; the file is damaged or "
                                 "not a Kaggle Digit Recognizer CSV")
+            if self.number == 1 and line.startswith(("\udcff\udcfe", "\udcfe\udcff")):  # a UTF-16 BOM (Excel's
+                raise DataError(f"{self.path}: saved as UTF-16: save it as UTF-8 (a Kaggle "  # "Unicode text")
+                                "Digit Recognizer CSV)")
             if not line.isascii() and UNDECODABLE.search(line):
                 raise DataError(f"{self.path}: line {self.number}: not a text CSV file (bytes that are not "
                                 "UTF-8); pass a Kaggle Digit Recognizer CSV")
