@@ -6,13 +6,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 
 import numpy as np
 import pytest
 
 from scratchnn.data import write_idx
 from scratchnn.errors import ConfigError, RunInterrupted, RunNotSaved, TrainingDiverged
-from scratchnn.io import MODEL_FILE, read_tensors
+from scratchnn.io import MODEL_FILE, read_metadata, read_tensors
 from scratchnn.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from scratchnn.training.config import TrainConfig
 from scratchnn.training.run import resume_run, train_run
@@ -70,6 +71,8 @@ def test_a_run_folder_holds_config_metrics_checkpoint_and_model(tmp_path, digits
     assert checkpoint.epoch == 5 and checkpoint.metadata["finished"]
     assert result.metrics["dev_accuracy"] > 0.9
     assert result.model_path == run / MODEL_FILE
+    created = read_metadata(run / MODEL_FILE)["created"]  # with the offset of the clock it was read on
+    assert datetime.fromisoformat(created).utcoffset() is not None, created  # (the locale audit: none)
 
 
 def test_the_saved_config_repeats_the_run_bit_for_bit(tmp_path, digits):

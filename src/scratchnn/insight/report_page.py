@@ -47,7 +47,7 @@ def render_page(run_dir: Path, model, metadata: dict, config: TrainConfig, rows,
     figures_html = "".join(figure_html(f) for f in figures)
     options = "".join(f"<div><dt>{e(key)}</dt><dd>{_config_value(value, path=key in PATH_OPTIONS)}</dd></div>"
                       for key, value in config.shown().items())
-    generated = datetime.now().isoformat(timespec="seconds")
+    generated = datetime.now().astimezone().isoformat(timespec="seconds")  # with its offset: whose clock
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

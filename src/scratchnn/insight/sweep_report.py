@@ -133,6 +133,7 @@ def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
                f"No trial finished well: {len(ended)} of {len(trials)} failed or were pruned (the table says why)."
                if ended else "No trial has completed yet.")
     title = f"scratchnn sweep report: {sweep_dir.resolve().name}"
+    generated = datetime.now().astimezone().isoformat(timespec="seconds")  # with its offset: whose clock
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -143,7 +144,7 @@ def render_sweep_page(sweep_dir: Path, trials, figures, notes) -> str:
 {notes_html}
 <section><h2>Figures</h2>{figures_html or "<p class='muted'>No figures yet.</p>"}</section>
 <section><h2>Trials</h2><table><tr>{head}</tr>{"".join(rows)}</table></section>
-<footer class="muted">Generated {e(datetime.now().isoformat(timespec="seconds"))} by scratchnn {e(__version__)}.</footer>
+<footer class="muted">Generated {e(generated)} by scratchnn {e(__version__)}.</footer>
 </main></body></html>
 """
 

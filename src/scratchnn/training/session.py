@@ -339,7 +339,7 @@ class TrainingSession:
             "augmentation": Augmentation.record(self.augmentation),
             "health": json_ready(health_summary(self.health.rows if self.health else [], findings)),
             "image_shape": [int(n) for n in self.image_shape],
-            "created": datetime.now().isoformat(timespec="seconds"), "scratchnn_version": __version__})
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"), "scratchnn_version": __version__})
         if config.checkpoint_every:  # the finished state, so --resume knows there is nothing left to do
             self.save_state(finished=True)
         summary = f"train accuracy {metrics['train_accuracy']:.4f} (the finished model)" + (
