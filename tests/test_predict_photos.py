@@ -1,5 +1,6 @@
 """``scratchnn predict MODEL photo.jpg ...``: photos in, predictions out, one line per bad file."""
 import io
+import os
 import json
 import re
 import zlib
@@ -100,6 +101,20 @@ def test_json_holds_what_the_text_says_for_every_photo_and_each_error(capsys, sm
     assert answer["probabilities"][answer["prediction"]] == answer["probability"]
     assert list(answer["probabilities"]) == [str(d) for d in range(10)]
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_a_photo_named_with_a_newline_or_a_byte_that_is_not_utf8(tmp_path, capsys, small_run, photos):  # noqa: F811
+    """The locale audit: a photo named 'new<newline>line.png' split its heading across two lines, and
+    one named with a Latin-1 byte went into --json as a lone surrogate, which strict parsers refuse."""
+    newline = tmp_path / "new\nline.png"
+    newline.write_bytes(Path(photos["seven"]).read_bytes())
+    code, out, _ = predict(capsys, small_run, newline)
+    assert code == 0 and out.splitlines()[0] == f"{tmp_path}/new\\nline.png (the 28x28 image the model sees):"
+    latin = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.png"))
+    latin.write_bytes(Path(photos["seven"]).read_bytes())
+    code, out, _ = predict(capsys, small_run, latin, "--json")
+    assert code == 0 and json.loads(out)["photos"][0]["path"] == f"{tmp_path}/caf\\xe9.png"
+    out.encode("utf-8")  # no lone surrogate left
 
 
 def test_a_photo_given_before_the_model_is_named_as_such(capsys, small_run, photos):  # noqa: F811

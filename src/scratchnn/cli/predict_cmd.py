@@ -31,7 +31,7 @@ import numpy as np
 from ..data import read_kaggle_test_csv, scale_pixels, write_submission
 from ..data.load import DIGITS as DIGIT_NAMES
 from ..ensemble import average, turned_differently
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError, one_line, readable
 from ..training.run_data import check_image_shape, not_28x28
 from .common import (add_data_arguments, add_set_argument, add_textbook_argument, add_tta_argument,
                      load_ensemble_and_set, load_models, member_probas, refuse_data_flags_for_photos,
@@ -261,8 +261,8 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
             except ImageError as error:
                 raise ImageError(f"{path}: {error}") from None
         except ImageError as error:
-            print(f"scratchnn predict: error: {error}", file=sys.stderr)
-            answers.append({"path": str(path), "error": str(error)})
+            print(f"scratchnn predict: error: {one_line(error)}", file=sys.stderr)
+            answers.append({"path": readable(str(path)), "error": readable(str(error))})
             failed += 1
             if score is not None:  # not read: read wrong
                 score.add(path, None)
@@ -273,11 +273,12 @@ def predict_photos(ensemble, args: argparse.Namespace) -> int:
         reads = "".join(classes[k] for k in probs.argmax(axis=1))
         expected = score.add(path, reads) if score is not None else None
         if args.json:
-            answers.append({"path": str(path), "reads": reads, "characters": [character(p, classes) for p in probs]})
+            answers.append({"path": readable(str(path)), "reads": reads,
+                            "characters": [character(p, classes) for p in probs]})
         elif score is not None:  # a line a photo: a learner scores tens of them at once
             verdict = ("" if expected is None else ": right" if reads == expected
                        else f": wrong, its folder says {expected}")
-            print(f"{path}: reads {reads} ({' '.join(f'{p.max():.0%}' for p in probs)}){verdict}")
+            print(f"{one_line(path)}: reads {reads} ({' '.join(f'{p.max():.0%}' for p in probs)}){verdict}")
         else:
             if n:
                 print()
@@ -324,7 +325,7 @@ def print_photo(path, digits: list[np.ndarray], probs: np.ndarray, classes, numb
     if number:
         print_number(path, digits, probs, classes)
         return
-    print(f"{path} (the 28x28 image the model sees):")
+    print(f"{one_line(path)} (the 28x28 image the model sees):")
     print(render_image(to_pixels(digits[0])))
     best = int(np.argmax(probs[0]))
     print(f"Prediction: {classes[best]} (probability {probs[0, best]:.1%})")
@@ -335,7 +336,7 @@ def print_number(path, digits: list[np.ndarray], probs: np.ndarray, classes) -> 
     """The digits (28, 28) side by side as far as the terminal is wide, then the number they read
     (for a model of other classes, letters say, the characters and the word they read)."""
     noun, reading = ("digit", "Number") if list(classes) == list(DIGIT_NAMES) else ("character", "Reads")
-    print(f"{path}: {len(digits)} {noun}{'s' * (len(digits) != 1)}, as the model sees them:")
+    print(f"{one_line(path)}: {len(digits)} {noun}{'s' * (len(digits) != 1)}, as the model sees them:")
     per_row = max(1, (shutil.get_terminal_size((80, 24)).columns + 2) // (2 * 28 + 2))
     for start in range(0, len(digits), per_row):
         blocks = [render_image(to_pixels(d)).splitlines() for d in digits[start:start + per_row]]
