@@ -496,7 +496,10 @@ def test_the_runs_list_survives_a_folder_it_cannot_read_or_that_goes_meanwhile(t
     assert sorted(entry["name"] for entry in folders.described()[0]) == ["run-a", "run-b"]  # (of the names)
     monkeypatch.setattr(folders, "describe", described)
     for age, name in enumerate(("run-c", "run-b", "run-a")):  # run-a the oldest
-        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+        os.utime(tmp_path / name / "config.toml", (1e9 - age, 1e9 - age))
+    (tmp_path / "run-a" / "checkpoint.safetensors").write_bytes(b"")
+    (tmp_path / "run-a" / "checkpoint.safetensors").unlink()  # its folder the newest: the list's order stays
+    assert folders.names() == ["run-c", "run-b", "run-a"]
     monkeypatch.setattr(runs, "MAX_RUNS", 1)  # past the cap: the served run too, and how many there are
     shown, total, newest = folders.described(current="run-a")
     assert [entry["name"] for entry in shown] == ["run-c", "run-a"] and (total, newest) == (3, 1)

@@ -72,8 +72,10 @@ class RunFolders:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """Every run folder's name, newest first. A folder that cannot be read, or is deleted
-        meanwhile, is left out, not the list (the many-runs audit: one folder of mode 000 emptied it)."""
+        """Every run folder's name, newest first: by when it last wrote its metrics.csv (else its
+        config.toml), not the folder's time, which deleting a finished run's checkpoint made the
+        newest. A folder that cannot be read, or is deleted meanwhile, is left out, not the list
+        (the many-runs audit: one folder of mode 000 emptied it)."""
         try:
             children = list(self.runs_dir.iterdir())
         except OSError:
@@ -82,7 +84,8 @@ class RunFolders:
         for p in children:
             try:
                 if is_run_name(p.name) and p.is_dir() and not p.is_symlink() and (p / RUN_CONFIG).is_file():
-                    entries.append((modified_at(p), p.name))
+                    written = p / METRICS_FILE if (p / METRICS_FILE).is_file() else p / RUN_CONFIG
+                    entries.append((modified_at(written), p.name))
             except OSError:
                 continue
         return [name for _, name in sorted(entries, reverse=True)]
