@@ -4,6 +4,7 @@ import pytest
 
 from scratchnn.cli.main import main
 from scratchnn.data.kaggle_write import write_kaggle_csv
+from scratchnn.errors import ConfigError
 from scratchnn.io import load, read_metadata
 
 
@@ -113,6 +114,7 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
                        for folder in (stopped, tmp_path / "whole"))
         assert made.keys() == whole.keys() and all(np.array_equal(made[k], whole[k]) for k in made)
     assert main(["train", "--resume", str(stopped), "--no-report"]) == 0  # all finished: nothing to do
+
     assert "Ensemble member seed 2: finished" in capsys.readouterr().out
     from scratchnn.insight import report  # a member stopped while its report was drawn gets it drawn, untrained
 
@@ -143,6 +145,25 @@ def test_an_interrupted_ensemble_is_completed_by_resume_as_if_never_stopped(tmp_
     assert main(["train", "--resume", str(early), "--quiet", "--no-report"]) == 0
     made, whole = (read_tensors(folder / "seed-2" / "model.safetensors")[0] for folder in (early, tmp_path / "whole"))
     assert all(np.array_equal(made[k], whole[k]) for k in whole)
+
+
+def test_a_member_left_unfinished_is_finished_by_resuming_its_ensemble(tmp_path, capsys, monkeypatch):
+    """evaluate and report of an interrupted member said to resume the member, which left the
+    members after it untrained (the combinations audit, left open then)."""
+    from scratchnn.insight.report import write_report
+
+    member = tmp_path / "ens" / "seed-1"
+    member.mkdir(parents=True)
+    (tmp_path / "ens" / "ensemble.toml").write_text("seeds = [0, 1, 2]\n")
+    (member / "config.toml").write_text("")
+    (member / "checkpoint.safetensors").write_bytes(b"")
+    assert main(["evaluate", str(member)]) == 1
+    assert f"complete it with 'scratchnn train --resume {tmp_path / 'ens'}'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=f"complete it with 'scratchnn train --resume {tmp_path / 'ens'}'"):
+        write_report(member)
+    monkeypatch.chdir(member)  # the member's folder given as "."
+    with pytest.raises(ConfigError, match=f"complete it with 'scratchnn train --resume {tmp_path / 'ens'}'"):
+        write_report(".")
 
 
 def test_runs_and_ensembles_do_not_share_a_folder(tmp_path, digits_csv, capsys):

@@ -28,7 +28,8 @@ from .data.tta import mean_of_views, views_for
 from .doctor.signals import HEALTH_FILE, read_health_csv
 from .errors import ConfigError, ScratchnnError, ShapeError, shell_word
 from .fast import inference_net
-from .io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata, resolve_model_path, runs_inside
+from .io import (ENSEMBLE_FILE, MODEL_FILE, class_names, folder_to_resume, load, read_metadata, resolve_model_path,
+                 runs_inside)
 from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
 from .training.config import CONFIG_FILE, TrainConfig
@@ -267,10 +268,10 @@ def check_finished(folder: Path) -> None:
             raise ConfigError(f"{folder}: the run diverged, so it has no {MODEL_FILE}; resuming would diverge "
                               f"again: 'scratchnn doctor {shell_word(folder)}' says what to change, then train anew")
         raise ConfigError(f"{folder}: the run has not finished (no {MODEL_FILE}); "
-                          f"complete it with 'scratchnn train --resume {shell_word(folder)}'")
+                          f"complete it with 'scratchnn train --resume {shell_word(folder_to_resume(folder))}'")
     if (folder / CONFIG_FILE).is_file():
         raise ConfigError(f"{folder}: the run stopped before it saved anything (only its {CONFIG_FILE}); "
-                          f"start it again with 'scratchnn train --resume {shell_word(folder)}'")
+                          f"start it again with 'scratchnn train --resume {shell_word(folder_to_resume(folder))}'")
 
 
 def _stopped_by_doctor(folder: Path) -> bool:

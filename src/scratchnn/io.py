@@ -106,6 +106,17 @@ def runs_inside(folder) -> list[str]:
         return []
 
 
+def folder_to_resume(run_dir) -> Path:
+    """The folder ``train --resume`` should be given to finish ``run_dir``: its ensemble's, for a
+    member of one (it goes on from that member, then trains the rest; the member's own resume left
+    them untrained), else ``run_dir`` itself."""
+    run_dir = Path(run_dir)
+    member_of = run_dir.resolve().parent
+    if not (member_of / ENSEMBLE_FILE).is_file():
+        return run_dir
+    return run_dir.parent if run_dir.name not in ("", "..") else member_of
+
+
 def resolve_model_path(path) -> Path:
     """Accept a model file or a run folder that contains ``model.safetensors``."""
     path = Path(path)

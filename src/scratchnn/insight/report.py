@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError, ScratchnnError, ShapeError, names_i
 from ..fast import inference_net
 from ..doctor.signals import read_metrics_csv
 from ..files import atomic_write_bytes, read_at_most, why_unreadable
-from ..io import MODEL_FILE, load, read_metadata, runs_inside
+from ..io import MODEL_FILE, folder_to_resume, load, read_metadata, runs_inside
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run import METRICS_FILE, REPORT_FIGURES, REPORT_FILE, STALE_TEMP, sweep_temp_files
@@ -200,9 +200,10 @@ def _refuse_unfinished(run_dir: Path) -> None:
     names = ", ".join(name + ".png" for name, _ in drawn)
     drew = f"drew {names} from its tables instead" if drawn else "nothing to draw"
     found = f"; the doctor's first finding: [{first.id}] (scratchnn doctor {shell_word(run_dir)})" if first else ""
+    resume = f"scratchnn train --resume {shell_word(folder_to_resume(run_dir))}"  # a member's: its ensemble's
     then = ("resuming would diverge again: change what the doctor names and train anew" if diverged else
             "--doctor strict stopped it, and would again: change what the doctor names and train anew" if stopped else
-            f"if it was interrupted, complete it with 'scratchnn train --resume {shell_word(run_dir)}'")
+            f"if it was interrupted, complete it with '{resume}'")
     raise ConfigError(f"{run_dir}: the run has no {MODEL_FILE}, so no report page; {drew}{found}; {then}")
 
 
