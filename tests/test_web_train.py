@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -456,6 +457,30 @@ def test_an_lr_find_fix_names_the_run_wherever_the_server_was_started(config_fil
     shown = page_finding(Finding("lr-too-high", "warning", 3, "steps too big", "...", fix), "lr10")
     assert shown["fix"] == ("lower --lr from 10 to 0.1; scratchnn lr-find --config lr10/config.toml --batch-size 128 "
                             "(in the server's runs folder) measures one"), shown
+
+
+def test_the_runs_tab_lists_and_loads_ensemble_members_and_sweep_trials(runs, tmp_path):
+    """A --seeds ensemble's members and a sweep's trials in the runs folder went unlisted: a sweep's
+    trials are the runs one most wants to compare. They are named by their path from the runs folder;
+    a folder that only looks like one (no ensemble.toml, no sweep.json) is not read."""
+    here = tmp_path / "runs"
+    for name in ("solo", "ens/seed-0", "ens/seed-1", "sw/trials/0000", "lookalike/seed-0", "sw/other/0001"):
+        shutil.copytree(runs / "base", here / name)
+    (here / "ens" / "ensemble.toml").write_text("seeds = [0, 1]\n")
+    (here / "sw" / "sweep.json").write_text("{}\n")
+    (here / "elsewhere").mkdir()
+    (here / "linked").symlink_to(here / "ens")  # a link to an ensemble: not followed
+    with TestClient(create_app(here / "solo", train=TrainSetup(limits=TrainLimits(epochs=300))),
+                    base_url=LOCAL) as client:
+        listed = client.get("/api/runs").json()
+        assert sorted(run["name"] for run in listed["runs"]) == ["ens/seed-0", "ens/seed-1", "solo", "sw/trials/0000"]
+        assert all(run["has_model"] and not run["problem"] for run in listed["runs"]), listed
+        assert client.get("/api/runs/sw%2Ftrials%2F0000/curves").json()["rows"]
+        assert client.post("/api/runs/ens%2Fseed-1/load").status_code == 200
+        assert client.get("/api/runs").json()["current"] == "ens/seed-1"  # the list marks it as served
+        for name in ("lookalike/seed-0", "sw/other/0001", "linked/seed-0", "ens/seed-0/..", "../runs/solo",
+                     "ens/seed-0/x", "a/b/c/d", "sw/trials", "/etc"):
+            assert_error(client.get(f"/api/runs/{quote(name, safe='')}/curves"), 404, "no run named")
 
 
 def test_a_run_without_findings_gets_the_doctors_own_words(client, runs):

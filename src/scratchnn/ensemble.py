@@ -244,6 +244,7 @@ def model_files(path) -> list[Path]:
 
 
 SWEEP_FILE = "sweep.json"  # what makes a sweep's folder (tune.study writes it): known here without the tuning extra
+TRIALS_DIR = "trials"  # the folder of its trials' run folders (the page lists them)
 
 
 def refuse_sweep_folder(folder: Path) -> None:

@@ -26,7 +26,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from optuna_integration import DaskStorage
 
-from ..ensemble import SWEEP_FILE
+from ..ensemble import SWEEP_FILE, TRIALS_DIR
 from ..errors import ConfigError, shell_word
 from ..files import atomic_write_bytes, folder_lock, read_small_text
 from ..training.config import CONFIG_FILE, TrainConfig
@@ -35,7 +35,6 @@ from .space import MAX_SPACE_BYTES, SearchSpace, parse_space
 SPACE_FILE, BASE_FILE, STUDY_FILE, BEST_FILE = "space.toml", "base.toml", "study.log", "best.toml"  # SWEEP_FILE:
 # ensemble's, where evaluate and doctor tell a sweep's folder from a run's without the tuning extra
 LOCK_FILE = "sweep.lock"  # the pid and host of the sweep running in the folder
-TRIALS_DIR = "trials"
 STUDY_NAME = "sweep"
 JOURNAL_GRACE = 30.0  # seconds: Optuna's JournalFileSymlinkLock takes over a lock untouched this long
 INTERRUPTED = "interrupted"  # user attribute of a trial the sweep lost (killed while it ran)

@@ -1,9 +1,11 @@
 """The Runs tab: the run folders beside the served one, read safely and briefly.
 
-A run is named by its folder's name only (``20261203-101500-seed``, ``my run``, ``étude 2``),
-checked by ``is_run_name`` (a letter, digit or _ first, then no path separator: no ``..``, no
-hidden folder; printable UTF-8) and looked up among the real (not symlinked) folders directly
-inside the runs folder, so no request reaches a path outside it. A run whose files include a link
+A run is named by its folder's name (``20261203-101500-seed``, ``my run``, ``étude 2``), or, for a
+member of an ensemble ``train --seeds`` made or a trial of a sweep, by its path from the runs
+folder (``digits-ensemble/seed-1``, ``my-sweep/trials/0042``). Each part is checked by
+``is_run_name`` (a letter, digit or _ first, then no path separator: no ``..``, no hidden folder;
+printable UTF-8) and the run is looked up among the real (not symlinked) folders where runs are
+(``run_parts``), so no request reaches a path outside it. A run whose files include a link
 (or a device, a pipe...) is not read at all: a link inside a real folder may still point anywhere.
 At most ``MAX_RUNS`` folders are listed (the newest); each file is read through the bounded,
 validating readers (``TrainConfig.load`` after a size check, ``doctor.signals``, ``io.read_metadata``),
@@ -24,9 +26,10 @@ import numpy as np
 
 from ..doctor import diagnose_run
 from ..doctor.signals import HEALTH_FILE, METRICS_FILE, read_metrics_csv
+from ..ensemble import SWEEP_FILE, TRIALS_DIR
 from ..errors import DataError, ScratchnnError
 from ..files import modified_at
-from ..io import MODEL_FILE, json_ready, read_metadata
+from ..io import ENSEMBLE_FILE, MODEL_FILE, json_ready, read_metadata
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.run_health import run_settings
 from .train_worker import page_finding, without_folders
@@ -48,6 +51,22 @@ def is_run_name(name) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+NESTED = {ENSEMBLE_FILE: (), SWEEP_FILE: (TRIALS_DIR,)}  # a folder holding runs: the parts between it and them
+MAX_PARTS = 3  # a sweep's trial: the sweep, trials, the trial
+MAX_RUN_PATH = MAX_PARTS * (MAX_NAME + 1)
+
+
+def run_parts(name) -> list[str] | None:
+    """The folder names of run ``name`` from the runs folder (one; or an ensemble's and its member's;
+    or a sweep's, ``trials`` and the trial's), each ``is_run_name``; None for any other name."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if not parts or not all(map(is_run_name, parts)):
+        return None
+    if len(parts) == 1 or len(parts) == 2 or (len(parts) == MAX_PARTS and parts[1] == TRIALS_DIR):
+        return parts
+    return None
+
+
 MAX_RUNS = 100
 MAX_POINTS = 2000  # rows of a run's curves sent to the page
 RUN_CONFIG = CONFIG_FILE
@@ -72,23 +91,44 @@ class RunFolders:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """Every run folder's name, newest first: by when it last wrote its metrics.csv (else its
-        config.toml), not the folder's time, which deleting a finished run's checkpoint made the
-        newest. A folder that cannot be read, or is deleted meanwhile, is left out, not the list
-        (the many-runs audit: one folder of mode 000 emptied it)."""
-        try:
-            children = list(self.runs_dir.iterdir())
-        except OSError:
-            return []
+        """Every run's name, newest first: the run folders, and the members of ensembles and the
+        trials of sweeps in the runs folder (they went unlisted), by when each last wrote its
+        metrics.csv (else its config.toml), not the folder's time, which deleting a finished run's
+        checkpoint made the newest. A folder that cannot be read, or is deleted meanwhile, is left
+        out, not the list (the many-runs audit: one folder of mode 000 emptied it)."""
         entries = []
-        for p in children:
+        for name, path in self._folders(self.runs_dir, ""):
             try:
-                if is_run_name(p.name) and p.is_dir() and not p.is_symlink() and (p / RUN_CONFIG).is_file():
-                    written = p / METRICS_FILE if (p / METRICS_FILE).is_file() else p / RUN_CONFIG
-                    entries.append((modified_at(written), p.name))
+                if (path / RUN_CONFIG).is_file():
+                    written = path / METRICS_FILE if (path / METRICS_FILE).is_file() else path / RUN_CONFIG
+                    entries.append((modified_at(written), name))
+                    continue
+                for marker, between in NESTED.items():
+                    if (path / marker).is_file():
+                        inside = path.joinpath(*between)
+                        entries += [(modified_at(run / METRICS_FILE if (run / METRICS_FILE).is_file()
+                                                 else run / RUN_CONFIG), member)
+                                    for member, run in self._folders(inside, "/".join([name, *between]) + "/")
+                                    if (run / RUN_CONFIG).is_file()]
             except OSError:
                 continue
         return [name for _, name in sorted(entries, reverse=True)]
+
+    @staticmethod
+    def _folders(folder: Path, prefix: str) -> list[tuple[str, Path]]:
+        """(prefix + name, path) of the real folders in ``folder`` with a run's kind of name."""
+        try:
+            children = list(folder.iterdir())
+        except OSError:
+            return []
+        found = []
+        for path in children:
+            try:
+                if is_run_name(path.name) and not path.is_symlink() and path.is_dir():
+                    found.append((prefix + path.name, path))
+            except OSError:
+                continue
+        return found
 
     def described(self, current: str = "") -> tuple[list[dict], int, int]:
         """(``describe`` of the newest ``MAX_RUNS`` runs, then of the served one, ``current``, if older;
@@ -116,10 +156,17 @@ class RunFolders:
 
     def folder(self, name: str) -> Path:
         """The folder of run ``name``; RunNotFound unless it is one of ``names()``'s kind."""
-        if not is_run_name(name):
-            raise RunNotFound(f"no run named {str(name)[:40]!r}: a run is named by its folder, e.g. 20261203-101500-seed")
-        path = self.runs_dir / name
-        if not path.is_dir() or path.is_symlink() or not (path / RUN_CONFIG).is_file():
+        parts = run_parts(name)
+        if parts is None:
+            raise RunNotFound(f"no run named {str(name)[:40]!r}: a run is named by its folder, e.g. "
+                              "20261203-101500-seed (an ensemble's member or a sweep's trial by its path: "
+                              "ensemble/seed-1, sweep/trials/0042)")
+        path, held_by = self.runs_dir.joinpath(*parts), [self.runs_dir]
+        for i in range(1, len(parts)):
+            held_by.append(self.runs_dir.joinpath(*parts[:i]))
+        nested = {1: None, 2: ENSEMBLE_FILE, MAX_PARTS: SWEEP_FILE}[len(parts)]
+        if (any(p.is_symlink() for p in held_by[1:]) or not path.is_dir() or path.is_symlink()
+                or not (path / RUN_CONFIG).is_file() or (nested and not (held_by[1] / nested).is_file())):
             raise RunNotFound(f"no run named {name!r} in the runs folder; GET /api/runs lists them")
         return path
 
@@ -182,27 +229,36 @@ class RunFolders:
 
         def diagnosed() -> list[dict] | str:
             try:  # fitted to the run's settings, as the Train tab and `scratchnn doctor` show them
-                return [page_finding(f, path.name, path) for f in diagnose_run(path, run_settings(path))]
+                return [page_finding(f, self.name_of(path), path) for f in diagnose_run(path, run_settings(path))]
             except (ScratchnnError, OSError, ValueError) as error:
                 return f"the doctor cannot read this run: {_short(error, path)}"
         config = path / RUN_CONFIG  # the fixes quote its values
         files = (health, metrics, config) if config.is_file() else (health, metrics)
         return self._once("findings", path, files, diagnosed)
 
+    def name_of(self, path: Path) -> str:
+        """Run ``path``'s name: its path from the runs folder (``ensemble/seed-1``), else its folder's name."""
+        for inside, runs_dir in ((path, self.runs_dir), (path.resolve(), self.runs_dir.resolve())):
+            try:
+                return inside.relative_to(runs_dir).as_posix()
+            except ValueError:
+                continue
+        return path.name
+
     def _once(self, what: str, path: Path, files: tuple[Path, ...], compute):
         """``compute()`` for run ``path``, again only once one of ``files`` changed (time or size):
         the list is asked for by every page that shows it, and most runs are finished."""
         version = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files)
         with self._lock:
-            working = self._working.setdefault((what, path.name), threading.Lock())
+            working = self._working.setdefault((what, self.name_of(path)), threading.Lock())
         with working:  # one computation for pages asking at once (the many-runs audit: four did it four times)
             with self._lock:
-                cached = self._cache.get((what, path.name))
+                cached = self._cache.get((what, self.name_of(path)))
             if cached and cached[0] == version:
                 return cached[1]
             value = compute()
             with self._lock:
-                self._cache[(what, path.name)] = (version, value)
+                self._cache[(what, self.name_of(path))] = (version, value)
             return value
 
 

@@ -29,7 +29,7 @@ from ..training.config import TrainConfig
 from ..training.presets import PRESETS
 from .disk_budget import DiskFull
 from .operator_log import OPERATOR
-from .runs import MAX_NAME, RUN_NAME, RunFolders, RunNotFound, reading
+from .runs import MAX_RUN_PATH, RUN_NAME, RunFolders, RunNotFound, reading
 from .schemas import ErrorMessage, ModelSummary
 from .training import TrainingBusy, TrainingManager, TrainingUnavailable, train_settings
 
@@ -178,15 +178,17 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         found, total, newest = runs.described(current)
         return {"current": current, "runs": found, "total": total, "newest": newest}
 
-    # checked by RunFolders (is_run_name): every bad name gets its friendly 404, not a pattern's 422
-    name_param = PathParam(max_length=MAX_NAME, description=f"a run folder's name ({RUN_NAME.pattern})")
+    # checked by RunFolders (run_parts): every bad name gets its friendly 404, not a pattern's 422
+    name_param = PathParam(max_length=MAX_RUN_PATH, description=f"a run folder's name ({RUN_NAME.pattern}), or an "
+                           "ensemble member's or a sweep trial's path from the runs folder (ensemble/seed-1, "
+                           "sweep/trials/0042)")
 
-    @router.get("/api/runs/{name}/curves", response_model=RunCurves, responses=_errors(404, 422),
+    @router.get("/api/runs/{name:path}/curves", response_model=RunCurves, responses=_errors(404, 422),
                 summary="A run's loss and accuracy per evaluation")
     def run_curves(name: str = name_param):
         return {"name": name, "rows": runs.curves(name)}
 
-    @router.post("/api/runs/{name}/load", response_model=ModelSummary, responses=_errors(404, 409, 422),
+    @router.post("/api/runs/{name:path}/load", response_model=ModelSummary, responses=_errors(404, 409, 422),
                  summary="Serve this run's model")
     def load_run(request: Request, name: str = name_param):
         if not switchable:  # a demo server: no visitor changes the model every other visitor gets

@@ -59,8 +59,9 @@ def add_training(app: FastAPI, setup: TrainSetup, data: DataSource | None) -> No
             app.state.service = service
         return service
 
-    def current_run() -> str:
-        return app.state.service.name
+    def current_run() -> str:  # as the Runs tab names it: an ensemble's member by its path from the runs folder
+        served = app.state.service
+        return folders.name_of(served.path.parent) if served.path.name == MODEL_FILE else served.name
 
     def keep_model(path: Path) -> ModelService:
         raise TrainingUnavailable(KEPT)
