@@ -113,6 +113,7 @@ class RunHealth:
         self._signals: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self._layers: dict[str, list[str]] = defaultdict(list)
         self._epochs: set[int] = set()
+        self._in_order: list[int] | None = None  # epochs' sorted, until rows come
         self._columns: dict[str, list[tuple[int, float]]] = {}  # metric()'s, grown with the table
         self.grow(list(metrics) if metrics_checked else check_metric_rows(list(metrics)),
                   list(health) if health_checked else check_health_rows(list(health)))
@@ -133,7 +134,7 @@ class RunHealth:
             values[row.epoch] = row.value
             self._epochs.add(row.epoch)
         self._epochs.update(m["epoch"] for m in metrics)
-        self.__dict__.pop("_epochs_sorted", None)
+        self._in_order = None
         for column, values in self._columns.items():
             values += [(m["epoch"], m[column]) for m in metrics if not math.isnan(m[column])]
 
@@ -162,9 +163,9 @@ class RunHealth:
     @property
     def epochs(self) -> list[int]:
         """Every epoch that has a row in either table, in order."""
-        if "_epochs_sorted" not in self.__dict__:
-            self._epochs_sorted = sorted(self._epochs)
-        return list(self._epochs_sorted)
+        if self._in_order is None:
+            self._in_order = sorted(self._epochs)
+        return list(self._in_order)
 
     @property
     def one_step_per_epoch(self) -> bool:
