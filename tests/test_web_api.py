@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -457,6 +458,13 @@ def test_the_runs_list_reads_a_model_file_once_per_version(tmp_path, monkeypatch
     monkeypatch.setattr(runs, "read_metadata", lambda path: reads.append(path) or read_metadata(path))
     folders = runs.RunFolders(tmp_path)
     assert [folders.describe(run.name)["dev_accuracy"] for _ in range(3)] == [0.5] * 3 and len(reads) == 1
+    assert {key[1] for key in folders._cache} == {run.name}
+    (tmp_path / "20261206-130000-gone").mkdir()
+    config.save(tmp_path / "20261206-130000-gone" / "config.toml")
+    folders.described()
+    shutil.rmtree(tmp_path / "20261206-130000-gone")
+    folders.described()  # a run deleted since: its entries go (they were kept for good)
+    assert {key[1] for key in folders._cache} == {run.name}
     save(model, run / "model.safetensors", metadata={"config": config.to_dict(), "metrics": {"dev_accuracy": 0.75}})
     os.utime(run / "model.safetensors", ns=(1, 1))  # a new version even where the clock is coarse
     assert folders.describe(run.name)["dev_accuracy"] == 0.75 and len(reads) == 2

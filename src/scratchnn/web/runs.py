@@ -136,6 +136,11 @@ class RunFolders:
         was worked out (the many-runs audit: one deleted mid-list made the whole list a 404 naming it;
         past 100 the rest went without a word, the served run among them)."""
         names = self.names()
+        with self._lock:  # a run deleted since: its cached findings go too (they were kept for good)
+            listed = set(names)
+            for held in (self._cache, self._working):  # (a lock still held stays with its holder)
+                for key in [key for key in held if key[1] not in listed]:
+                    del held[key]
         found = []
         for name in names[:MAX_RUNS] + ([current] if current in names[MAX_RUNS:] else []):
             try:
