@@ -2,6 +2,7 @@
 Chromium against `scratchnn serve` on the 2,000-digit seed run (the accessibility audit): the
 keyboard's focus never falls to <body> when the button under it is disabled."""
 import re
+import time
 
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, browser, sync_playwright  # noqa: F401
 # the Train tab's own browser tests' seed run and server, one of each for this module too
@@ -82,7 +83,7 @@ def test_a_refused_setting_is_announced_marked_described_and_focused(browser, se
         page.wait_for_selector("#train-opt-lr[aria-invalid=true]")
         error = page.locator("#train-progress").inner_text()
         assert error.startswith("--lr must be in (0, "), error
-        assert page.locator("#train-announce").inner_text() == error  # the live region says it
+        page.wait_for_function("(said) => document.querySelector('#announce').textContent === said", arg=error)
         assert page.evaluate(FOCUSED) == "train-opt-lr"
         described = page.evaluate("() => document.querySelector('#train-opt-lr').getAttribute('aria-describedby')"
                                   ".split(' ').map((id) => document.getElementById(id).textContent).join(' ')")
@@ -95,5 +96,62 @@ def test_a_refused_setting_is_announced_marked_described_and_focused(browser, se
         assert page.evaluate(FOCUSED) == "train-opt-epochs"
         assert page.locator("#train-opt-lr").get_attribute("aria-invalid") is None  # a setting the server took
         assert page.locator("#train-opt-lr").get_attribute("aria-describedby") == "train-opt-lr-help"
+    finally:
+        close_page(page, server)
+
+
+def test_a_runs_findings_and_its_end_are_heard_together_and_progress_at_a_pace_one_can_follow(browser, server):
+    """The announcement region was replaced within a frame: a diverging run's findings and its end
+    line came in one, and only the end could be heard; a seed run said four evaluations a second;
+    Pause was never said; and the region sat inside the Train tab, out of the accessibility tree
+    while another tab showed (the accessibility audit)."""
+    page = open_page(browser, server)
+    try:
+        page.evaluate("""() => {
+            window.heard = [];  // what the region held at each change, as a screen reader reads it
+            new MutationObserver(() => window.heard.push(document.querySelector('#announce').textContent))
+                .observe(document.querySelector('#announce'), {childList: true, characterData: true, subtree: true});
+        }""")
+        assert page.evaluate("() => document.querySelector('#announce').closest('[role=tabpanel]')") is None
+        page.click("#tab-button-train")
+        page.select_option("#train-preset", "mlp")
+        page.click("#train-settings-box summary")
+        set_option(page, "epochs", 200)
+        set_option(page, "eval_every", 1)
+        started = time.monotonic()
+        page.click("#train-start")
+        page.wait_for_function("() => Number(document.querySelector('#train-loss').dataset.points) > 20")
+        page.click("#train-pause")
+        page.wait_for_function("() => window.heard.some((said) => said.endsWith('paused.'))")
+        page.click("#train-pause")  # Resume
+        page.wait_for_function("() => window.heard.some((said) => said.endsWith('running again.'))")
+        time.sleep(2)
+        page.click("#train-stop")
+        status_is(page, "stopped", timeout=60_000)
+        page.wait_for_function("() => window.heard.some((said) => said.includes(' stopped'))")
+        progress = [said for said in page.evaluate("() => window.heard") if "Epoch " in said]
+        most = 2 + (time.monotonic() - started) / 8  # one every 8 s: an evaluation each iteration was 4 a second
+        assert 1 <= len(progress) <= most, progress
+        page.select_option("#train-preset", "seed")  # (its settings still open)
+        set_option(page, "lr", 50)
+        set_option(page, "epochs", 30)
+        page.click("#train-start")
+        status_is(page, "failed", "finished", timeout=120_000)
+        page.wait_for_function("() => window.heard.some((said) => said.includes('The doctor:') && "
+                               "(said.includes('failed') || said.includes('finished')))")
+    finally:
+        close_page(page, server)
+
+
+def test_the_runs_tab_fits_a_phone_without_scrolling_sideways(browser, server):
+    """At 320 px the Runs table's hidden header words sat 688 px into the page, which scrolled
+    sideways; the scrolling tables had no name (the accessibility audit)."""
+    page = open_page(browser, server, width=320, height=640)
+    try:
+        page.click("#tab-button-runs")
+        page.wait_for_selector("#runs-table button")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 320
+        assert page.evaluate("() => [...document.querySelectorAll('.table-wrap')].every((wrap) => "
+                             "wrap.getAttribute('role') === 'region' && wrap.getAttribute('aria-label'))")
     finally:
         close_page(page, server)

@@ -276,11 +276,15 @@ async function loadGallery(seed = null) {
   if (seed !== null) query.set("seed", String(seed));
   try {
     const gallery = await api(`api/gallery?${query}`);
+    // the keyboard's focus on a tile stays on the tile in its place (rebuilt when the served model
+    // changes, the tile's button went and the focus fell to <body>: the accessibility audit)
+    const focused = [...grid.children].indexOf(document.activeElement);
     const right = gallery.size ? (100 * (1 - gallery.mistakes / gallery.size)).toFixed(1) : "0";
     status.textContent = `${gallery.mistakes.toLocaleString()} of ${gallery.size.toLocaleString()} ${which} ${things} `
       + `are wrong (${right} % right). Showing ${gallery.items.length}; click one to look inside.`;
     grid.innerHTML = "";
     for (const item of gallery.items) grid.append(galleryTile(item));
+    if (focused >= 0) (grid.children[Math.min(focused, grid.children.length - 1)] || $("gallery-set")).focus();
   } catch (error) {
     grid.innerHTML = "";
     status.textContent = error.message;

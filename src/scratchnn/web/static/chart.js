@@ -13,7 +13,8 @@ export function drawChart(canvas, series, { yMin = null, yMax = null, xMax = nul
   const s = Math.max(1, canvas.width / (canvas.clientWidth || canvas.width));
   const w = canvas.width, h = canvas.height, left = 44 * s, right = 14 * s, top = 10 * s;
   const bottom = (xLabel ? 38 : 24) * s, ticks = h - bottom + 18 * s;  // the x ticks' row; the x axis' name under it
-  ctx.clearRect(0, 0, w, h);
+  ctx.fillStyle = "#fff";  // its own white: under forced colours the page behind it may be black
+  ctx.fillRect(0, 0, w, h);
   const all = series.flatMap((line) => line.points.filter(([, y]) => Number.isFinite(y)));
   const xs = all.map(([x]) => x), ys = all.map(([, y]) => y);
   const x1 = Math.max(xMax ?? 0, ...xs, 1);

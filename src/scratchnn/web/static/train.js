@@ -2,6 +2,7 @@
 // the doctor's findings from the server's event stream (/api/train/events). A reload or a second
 // browser replays the run so far from the server, so nothing is lost by closing the page.
 
+import { announce, announceProgress } from "./announce.js";  // read aloud: the run's milestones, not every batch
 import { api, postJSON } from "./api.js";
 import { COLORS, DASHES, drawChart, paintTiles } from "./chart.js";
 import { fillTable } from "./render.js";
@@ -16,9 +17,8 @@ let stream = null;
 let refused = false; // the server refused this page's event stream (429): follow() asks again
 let run = null; // {name, epochs, batches: [[x, loss]], evals: [...], started: ms}
 let drawQueued = false;
+let edited = false; // the user changed the form since it last showed a run's settings (or since Start)
 
-// Read aloud: the run's milestones (an evaluation, a finding, the end), not every batch.
-function announce(text) { $("train-announce").textContent = text; }
 
 function newRun(state) {
   run = { name: state.run, epochs: state.epochs, batches: [], evals: [], lastBatch: null, findings: 0 };
@@ -159,6 +159,7 @@ function addFinding(f) {
       for (const [option, value] of changes) writeInput($(`train-opt-${option.name}`), value);
       $("train-settings-box").open = true;
       $(`train-opt-${changes[0][0].name}`).focus();
+      edited = true;
       announce(`Settings changed: ${said}. Start trains with them.`);
     });
     item.append(apply);
@@ -206,6 +207,7 @@ function setButtons() {
 function handle(event) {
   if (event.type === "status") {
     if (!run || run.name !== event.run) newRun(event);
+    const before = state && state.run === event.run ? state.status : null;
     state = event;
     setButtons();
     const line = $("train-progress");
@@ -226,6 +228,10 @@ function handle(event) {
       }
     } else line.textContent = progressLine(event);
     if (!ACTIVE.includes(event.status) || event.status === "starting") announce(line.textContent);
+    else if (before && before !== event.status) {  // Pause, Resume and Stop are heard too (the accessibility audit)
+      announce(event.status === "paused" ? `${event.run} paused.` : event.status === "stopping"
+        ? `${event.run} stopping after this batch.` : `${event.run} running again.`);
+    }
     if (!ACTIVE.includes(event.status) && stream) { stream.close(); stream = null; }
     return;
   }
@@ -243,7 +249,7 @@ function handle(event) {
                      cut: partial ? `during epoch ${b.epoch} (batch ${b.batch} of ${b.batches})` : "" });
     $("train-lr").textContent = `lr ${Number(event.lr).toPrecision(3)}`;
     if (Number.isFinite(event.dev_accuracy)) {
-      announce(`Epoch ${event.epoch}: dev accuracy ${(event.dev_accuracy * 100).toFixed(1)} %`);
+      announceProgress(`Epoch ${event.epoch}: dev accuracy ${(event.dev_accuracy * 100).toFixed(1)} %`);
     }
     showPictures(event);
     redraw();
@@ -333,6 +339,7 @@ async function start() {
   $("train-progress").textContent = "Starting…";
   try {
     state = await postJSON("api/train", requestBody());  // "starting": setButtons moves the focus on to Stop
+    edited = false;  // the form is this run's settings now
     setButtons();
     watch();
   } catch (error) {
@@ -377,7 +384,10 @@ async function follow() {
     if (stream || known || now.status === "idle") return;
     state = now;
     setButtons();
-    if (now.config) showSettingsOf(now.config);
+    if (now.config && !edited) showSettingsOf(now.config);
+    else if (now.config) {  // another page's run: what this user was typing stays (it was replaced unsaid)
+      announce(`Another page started ${now.run}; your settings are kept, and Start trains them once it ends.`);
+    }
     watch();
   } catch {
     // the server restarting: the next round asks again
@@ -408,6 +418,9 @@ async function init() {
   }
   fillFromPreset();
   $("train-preset").addEventListener("change", fillFromPreset);
+  for (const form of [$("train-preset"), $("train-settings")]) {
+    form.addEventListener("input", () => { edited = true; });
+  }
   $("train-start").addEventListener("click", start);
   $("train-stop").addEventListener("click", () => {
     if ($("train-stop").getAttribute("aria-disabled") !== "true") postJSON("api/train/stop", {}).catch(reportFailure);
