@@ -110,3 +110,25 @@ def test_the_pages_training_process_starts_with_accelerates_thread_limit_too(mon
     training._spawn_with_threads(Process(), 1)
     assert seen == {"OPENBLAS_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
     assert os.environ["VECLIB_MAXIMUM_THREADS"] == "8"  # the server's own setting comes back
+
+
+def test_more_threads_than_cores_under_a_process_or_memory_limit_is_refused(monkeypatch):
+    """The resource audit: --threads 8 on 2 cores under ulimit -v (or a low ulimit -u) hung in
+    OpenBLAS, which waits for ever for threads it could not start, deaf to Ctrl+C and SIGTERM."""
+    resource = pytest.importorskip("resource")
+    from scratchnn.errors import ConfigError
+    from scratchnn.fast import threads as fast_threads
+    from scratchnn.training.blas_threads import check_threads_fit
+
+    monkeypatch.setattr(fast_threads, "usable_cores", lambda: 2)
+    limits = {resource.RLIMIT_NPROC: 96_367, resource.RLIMIT_AS: resource.RLIM_INFINITY}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (limits[which], limits[which]))
+    check_threads_fit(8)  # Linux's default process limit, no memory limit: slow (a note says so), not stuck
+    limits[resource.RLIMIT_AS] = 400 * 2**20
+    with pytest.raises(ConfigError, match=r"--threads 8 is more than the 2 cores this run may use, and this process "
+                                          r"runs under ulimit -v: .* use --threads 2 or fewer$"):
+        check_threads_fit(8)
+    check_threads_fit(2)
+    limits[resource.RLIMIT_AS], limits[resource.RLIMIT_NPROC] = resource.RLIM_INFINITY, 20
+    with pytest.raises(ConfigError, match=r"under ulimit -u: .*; set threads = 1 in run/config.toml"):
+        check_threads_fit(3, "set threads = 1 in run/config.toml")

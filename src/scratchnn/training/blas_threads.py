@@ -11,13 +11,16 @@ job we measured a step ~70x slower. ``--threads 1`` (or fewer threads than idle 
 More threads than cores is worse still: the seed preset took 36x as long with ``--threads 64``
 as with 2 on a 2-core machine. Training only notices the risk (more threads than cores, or a
 load average that leaves too few idle) and says so; it never changes the thread count, since
-that would change the weights.
+that would change the weights. Under a process or memory limit, though, more threads than cores
+is refused (``check_threads_fit``): OpenBLAS that cannot start them hangs.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from contextlib import contextmanager
+
+from ..errors import ConfigError
 
 
 @contextmanager
@@ -30,6 +33,37 @@ def blas_threads(threads: int):
 
     with threadpool_limits(limits=threads, user_api="blas"):
         yield
+
+
+FEW_PROCESSES = 4096  # a process limit set on purpose (a container's): Linux's default is tens of thousands
+
+
+def check_threads_fit(threads: int, remedy: str = "") -> None:
+    """A ConfigError for ``threads`` BLAS threads above the cores this run may use where this
+    process runs under a limit that may not hold them (``ulimit -u``, ``ulimit -v``): OpenBLAS that
+    cannot start all its threads waits for them for ever, spinning and deaf to Ctrl+C and SIGTERM
+    (the resource audit: --threads 8 on 2 cores under ulimit -v 400 MB, ended by kill -9 after
+    ten minutes). Without such a limit more threads than cores is slow, not stuck: a note says so.
+    ``remedy``: what to do, default "use --threads N or fewer"."""
+    from ..fast.threads import usable_cores
+
+    cores = usable_cores()
+    if threads <= cores:
+        return
+    try:
+        import resource
+    except ImportError:  # Windows: no such limits
+        return
+    def soft(name: str) -> int:
+        return resource.getrlimit(getattr(resource, name))[0] if hasattr(resource, name) else resource.RLIM_INFINITY
+
+    processes, memory = soft("RLIMIT_NPROC"), soft("RLIMIT_AS")
+    limited = [name for name, held in (("ulimit -u", processes != resource.RLIM_INFINITY and processes < FEW_PROCESSES),
+                                       ("ulimit -v", memory != resource.RLIM_INFINITY)) if held]
+    if limited:
+        raise ConfigError(f"--threads {threads} is more than the {cores} core{'s' * (cores > 1)} this run may use, "
+                          f"and this process runs under {' and '.join(limited)}: OpenBLAS that cannot start all "
+                          f"its threads waits for them for ever; {remedy or f'use --threads {cores} or fewer'}")
 
 
 def note_if_busy(threads: int, log: Callable[[str], None]) -> None:

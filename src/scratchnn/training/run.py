@@ -28,7 +28,7 @@ from ..files import folder_lock
 from ..io import ENSEMBLE_FILE, MODEL_FILE, class_names, load, read_metadata
 from .architecture import network_shapes
 from .batch_norm_batches import check_batch_norm_batches
-from .blas_threads import blas_threads
+from .blas_threads import blas_threads, check_threads_fit
 from .checkpoint import (CHECKPOINT_FILE, Checkpoint, check_evaluations, load_checkpoint, refuse_edits,
                          rounding_edits)
 from .config import CONFIG_FILE, TrainConfig
@@ -70,6 +70,7 @@ def train_run(config: TrainConfig, out_dir: Path | None = None,
     """
     config.validate()
     check_evaluations(config)  # the Python API's way in (a CLI config was checked when resolved)
+    check_threads_fit(config.threads)
     if not out_dir:
         check_run_name(config.preset)  # before the data is read
     if out_dir:
@@ -197,6 +198,8 @@ def _resume(run_dir: Path, log: Callable[[str], None], progress: bool, report: b
         done = f"{checkpoint.epoch} of {config.epochs} epochs" if checkpoint else "its model is saved"
         raise ConfigError(f"{run_dir}: the run already finished ({done}); start a new one with --config "
                           + str(run_dir / CONFIG_FILE))
+    check_threads_fit(config.threads, f"set threads = 1 in {run_dir / CONFIG_FILE} (editing it is allowed), then "
+                                      "resume")
     began = (checkpoint.metadata.get("config") or {}) if checkpoint else {}
     if began.get("eval_every") != config.eval_every:  # an edited --eval-every (MAY_CHANGE) is held to the cap
         check_evaluations(config)  # (a run an older version planned with more goes on as it began)
