@@ -163,6 +163,22 @@ def test_a_kill_from_outside_at_whatever_moment_resumes_bit_for_bit(tmp_path, mn
     assert_same_tensors(read_tensors(tmp_path / "whole" / MODEL_FILE)[0], run / MODEL_FILE)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGXCPU"), reason="a CPU-time limit (ulimit -t)")
+def test_a_cpu_time_limit_stops_a_run_as_sigterm_does(tmp_path, mnist_slice):
+    """The resource audit: ulimit -t ended a run with SIGXCPU at once: no word, no resume command,
+    its epoch lost. It is kept and said now, and the process still ends by that signal."""
+    import resource
+
+    settings = config(mnist_slice, epochs=10_000)
+    settings.save(tmp_path / "config.toml")
+    limited = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--config", str(tmp_path / "config.toml"),
+                              "--out", str(tmp_path / "run"), "--no-report", "--quiet"], capture_output=True,
+                             text=True, timeout=300, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (4, 60)))
+    assert limited.returncode == -signal.SIGXCPU, limited.stderr
+    assert "interrupted; the run folder" in limited.stderr and "--resume" in limited.stderr, limited.stderr
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).epoch >= 1
+
+
 def test_a_config_edited_before_resume_is_refused_naming_the_edit(tmp_path, mnist_slice, whole):
     """The reproducibility audit: an lr edited in config.toml was ignored by --resume (the checkpoint's
     schedule came back) while config.toml and the model file said it was used, so '--config' of the folder

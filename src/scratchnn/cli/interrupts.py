@@ -25,8 +25,16 @@ def interrupted_by(signum: int):
 
 
 def terminated(signum, frame):
-    """The SIGTERM handler: a KeyboardInterrupt, as Ctrl+C gives."""
-    interrupted_by(signal.SIGTERM)
+    """The SIGTERM handler, and SIGXCPU's (a CPU-time limit, ``ulimit -t``: the run died at once,
+    without a word or its last epoch, the resource audit): a KeyboardInterrupt, as Ctrl+C gives.
+    SIGXCPU comes again each second until the hard limit: later ones are ignored while the run
+    saves what it keeps."""
+    if signum == getattr(signal, "SIGXCPU", None):
+        signal.signal(signum, signal.SIG_IGN)
+    interrupted_by(signum)
+
+
+STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGXCPU") if hasattr(signal, name))
 
 
 def end_by_signal() -> None:

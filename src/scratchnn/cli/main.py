@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     plain_output(sys.stdout, sys.stderr)  # Σ, ∂, ‖ where output is not UTF-8 (Windows' redirected output: cp1252)
     args = parse(argv)
     on_main = threading.current_thread() is threading.main_thread()  # (serve's uvicorn installs its own handlers)
-    before = signal.signal(signal.SIGTERM, interrupts.terminated) if on_main else None
+    before = {signum: signal.signal(signum, interrupts.terminated) for signum in interrupts.STOPPING} if on_main else {}
     try:
         return _run(args)
     finally:  # a program that calls main() keeps its own SIGTERM handling afterwards
-        if on_main:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+        for signum, handler in before.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _run(args: argparse.Namespace) -> int:
