@@ -173,7 +173,8 @@ def test_a_cpu_time_limit_stops_a_run_as_sigterm_does(tmp_path, mnist_slice):
     settings.save(tmp_path / "config.toml")
     limited = subprocess.run([sys.executable, "-m", "scratchnn", "train", "--config", str(tmp_path / "config.toml"),
                               "--out", str(tmp_path / "run"), "--no-report", "--quiet"], capture_output=True,
-                             text=True, timeout=300, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (4, 60)))
+                             text=True, timeout=300,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (4, 60)))  # ulimit -t 4
     assert limited.returncode == -signal.SIGXCPU, limited.stderr
     assert "interrupted; the run folder" in limited.stderr and "--resume" in limited.stderr, limited.stderr
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE).epoch >= 1
