@@ -115,6 +115,21 @@ def test_a_containers_limit_caps_what_is_available(tmp_path, files, expected):
     assert available_memory(tmp_path) == expected
 
 
+def test_an_address_space_limit_caps_what_is_available(tmp_path, monkeypatch):
+    """ulimit -v was not counted: a run the check passed failed after its folder was made, and the
+    --batch-size it was told to lower was then refused there (the resource audit)."""
+    resource = pytest.importorskip("resource")
+    write(tmp_path, "proc/meminfo", MEMINFO)
+    write(tmp_path, "proc/self/status", "Name:\tpython\nVmPeak:\t 900000 kB\nVmSize:\t  800000 kB\n")
+    limit = [resource.RLIM_INFINITY]
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (limit[0], limit[0]))
+    assert available_memory(tmp_path) == 2_500_000 * 1024  # no limit: as before
+    limit[0] = 1_500_000 * 1024
+    assert available_memory(tmp_path) == 700_000 * 1024  # the limit less what the process holds already
+    limit[0] = 500_000 * 1024
+    assert available_memory(tmp_path) == 0
+
+
 @pytest.mark.parametrize("meminfo", ["", "MemTotal: 1000 kB\n", "MemAvailable: lots\n", "\x00" * 100_000],
                          ids=["empty", "old-kernel", "garbled", "endless"])
 def test_a_system_that_does_not_say_gives_none(tmp_path, meminfo):

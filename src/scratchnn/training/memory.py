@@ -135,7 +135,9 @@ def available_memory(root: Path = Path("/")) -> int | None:
     """Bytes a new allocation can still get without failing; None where the system does not say.
 
     Linux: the kernel's MemAvailable plus free swap, or less when a control group (a container's,
-    a systemd slice's) allows less (``root`` is for tests). Windows: the physical memory
+    a systemd slice's) or an address-space limit (``ulimit -v``: what it leaves beyond this
+    process's VmSize; the resource audit, a run it did not count failed after its folder was
+    made) allows less (``root`` is for tests). Windows: the physical memory
     GlobalMemoryStatusEx calls available (its standby cache included, the page file not).
     macOS: all of the machine's physical memory, as its sysconf says nothing of what is free
     (and its free pages leave out the cache and compressed memory it gives back when asked), so
@@ -149,8 +151,21 @@ def available_memory(root: Path = Path("/")) -> int | None:
     if "MemAvailable" not in meminfo:
         return None
     available = (meminfo["MemAvailable"] + meminfo.get("SwapFree", 0)) * 1024
-    room = _cgroup_room(root)
-    return available if room is None else min(available, room)
+    rooms = [room for room in (_cgroup_room(root), _address_space_room(root)) if room is not None]
+    return min([available, *rooms])
+
+
+def _address_space_room(root: Path) -> int | None:
+    """What ``ulimit -v`` (RLIMIT_AS) leaves this process beyond its VmSize; None without one."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    size = _numbers(root / "proc/self/status", per_line=True).get("VmSize")
+    if limit == resource.RLIM_INFINITY or size is None:
+        return None
+    return max(0, limit - size * 1024)
 
 
 def _windows_available() -> int | None:
