@@ -308,6 +308,28 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
     assert last["status"] == "stopped" and "limit of 1 s a run (serve --max-train-seconds)" in last["detail"]
 
 
+@pytest.mark.parametrize("error, said", [
+    (BlockingIOError(11, "Resource temporarily unavailable"), "no process could be started (a process limit: ulimit -u)"),
+    (OSError(28, "No space left on device"), "no semaphore could be made (/dev/shm is full)"),
+    (OSError(24, "Too many open files"), "no file could be opened (too many open: ulimit -n)"),
+    (RuntimeError("can't start new thread"), "can't start new thread"),
+], ids=["nproc", "shm", "nofile", "thread"])
+def test_a_worker_that_cannot_start_is_a_503_naming_the_limit_and_leaves_no_folder(runs, monkeypatch, tmp_path,
+                                                                                     error, said):
+    """The resource audit: short of a process, a semaphore or a file descriptor, Start answered a
+    bare 500 and left an empty run folder at every try."""
+    from scratchnn.web import training
+
+    shutil.copytree(runs / "base", tmp_path / "runs" / "base")
+    monkeypatch.setattr(training, "spawn_with_threads", lambda process, threads: (_ for _ in ()).throw(error))
+    with TestClient(create_app(tmp_path / "runs" / "base", train=TrainSetup(limits=TrainLimits(epochs=300))),
+                    base_url=LOCAL) as client:
+        refused = client.post("/api/train", json={"preset": "seed", "epochs": 2})
+        assert_error(refused, 503, f"the server could not start the run: {said}; try again later")
+        assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["base"]
+        assert client.get("/api/train/state").json()["status"] == "idle"
+
+
 def test_runs_past_the_servers_disk_limit_are_refused_and_nothing_saved_is_deleted(runs, monkeypatch, tmp_path):
     """The soak audit: one client looping Start wrote 13 GB an hour, and no limit counted runs."""
     from scratchnn.web import disk_budget

@@ -32,6 +32,7 @@ from .operator_log import OPERATOR
 from .runs import MAX_RUN_PATH, RUN_NAME, RunFolders, RunNotFound, reading
 from .schemas import ErrorMessage, ModelSummary
 from .training import TrainingBusy, TrainingManager, TrainingUnavailable, train_settings
+from .worker_start import WorkerNotStarted
 
 POLL_SECONDS = 0.2  # the event stream sends what arrived, at most 5 times a second
 PING_SECONDS = 15.0  # a comment line keeps idle proxies from closing the stream
@@ -75,6 +76,7 @@ class RunCurves(BaseModel):
 def _errors(*statuses: int) -> dict:
     text = {404: "no such run", 409: "another run is training, or this server does not train", 415: "not JSON",
             422: "a setting out of range, of the wrong type or unknown", 429: "too many pages are watching",
+            503: "the server could not start a worker process just now (a process, semaphore or file limit)",
             507: "the runs trained from the page fill the disk this server allows"}
     return {status: {"model": ErrorMessage, "description": text[status]} for status in statuses}
 
@@ -133,7 +135,7 @@ def training_router(manager: TrainingManager, runs: RunFolders, use_run, current
         return manager.state
 
     @router.post("/api/train", status_code=202, response_model=TrainState, openapi_extra=_train_body(),
-                 responses=_errors(409, 415, 422, 507), summary="Start a run in a worker process")
+                 responses=_errors(409, 415, 422, 503, 507), summary="Start a run in a worker process")
     async def start(request: Request):
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
@@ -256,4 +258,4 @@ def _last_event_id(header: str) -> tuple[int, int]:
     return 0, 0
 
 
-TRAIN_ERRORS = {TrainingBusy: 409, TrainingUnavailable: 409, RunNotFound: 404, DiskFull: 507}
+TRAIN_ERRORS = {TrainingBusy: 409, TrainingUnavailable: 409, RunNotFound: 404, DiskFull: 507, WorkerNotStarted: 503}

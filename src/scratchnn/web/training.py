@@ -33,12 +33,11 @@ from .disk_budget import PAGE_MARK, DiskBudget
 from .operator_log import OPERATOR
 from .runs import public_config
 from .train_worker import BLAS_THREADS, note_event, run_worker
+from .worker_start import not_started, spawn_with_threads
 
 ACTIVE = ("starting", "running", "paused", "stopping")
 FOLLOWS = re.compile(r"this follows from \[([\w-]+)\]")  # a symptom's fix names its cause
 REPORT_WAIT = 2.0  # s a shutdown waits for a finished run's report (a container manager kills at 10 s)
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-_environment = threading.Lock()  # spawning reads os.environ: one spawn at a time changes it
 
 
 class TrainingBusy(ScratchnnError):
@@ -161,12 +160,18 @@ class TrainingManager:
             run_dir = new_run_dir(config.preset, self.runs_dir)
             self.disk.add(run_dir)
             context = multiprocessing.get_context("spawn")
-            events, self._stop, self._pause, self._shutdown = (context.Queue(), context.Event(), context.Event(),
-                                                               context.Event())
-            self._process = context.Process(target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
-                                            args=(config.to_dict(), str(run_dir), events, self._stop, self._pause,
-                                                  self.limits.seconds, self.limits.memory, self._shutdown, os.getpid()))
-            _spawn_with_threads(self._process, BLAS_THREADS)
+            try:  # short of a process, a semaphore or a descriptor: a 503 naming it, and no folder left
+                events, self._stop, self._pause, self._shutdown = (context.Queue(), context.Event(), context.Event(),
+                                                                   context.Event())
+                self._process = context.Process(
+                    target=run_worker, name=f"scratchnn-train-{run_dir.name}", daemon=True,
+                    args=(config.to_dict(), str(run_dir), events, self._stop, self._pause, self.limits.seconds,
+                          self.limits.memory, self._shutdown, os.getpid()))
+                spawn_with_threads(self._process, BLAS_THREADS)
+            except (OSError, RuntimeError) as error:
+                _remove_if_empty(run_dir)
+                OPERATOR.warning("a run could not be started: %s", error)
+                raise not_started(error) from None
             self.run_id += 1
             self._events = []
             self.state = {"status": "starting", "run": run_dir.name, "who": who[:60],
@@ -370,21 +375,6 @@ class TrainingManager:
 
     def _append(self, event: dict) -> None:
         self._events.append(event)
-
-
-def _spawn_with_threads(process, threads: int) -> None:
-    """Start ``process`` with the BLAS thread variables set in the environment it inherits."""
-    with _environment:
-        saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-        os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
-        try:
-            process.start()
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def _remove_if_empty(run_dir: Path) -> None:
