@@ -47,6 +47,19 @@ def test_blocks_run_on_several_threads_and_return_in_block_order():
     assert len(set(seen)) >= 2  # the calling thread and the pool
 
 
+def test_blocks_run_one_after_another_where_no_thread_can_start(monkeypatch):
+    """The resource audit: under ulimit -u or -v, "can't start new thread" ended the run with a
+    traceback; the same blocks run on the calling thread instead, with the same results."""
+    from scratchnn.fast import threads as fast_threads
+
+    def no_threads(count):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(fast_threads, "_workers", no_threads)
+    seen = []
+    results = Blocks(3, min_floats=0).run(lambda a, b: seen.append(threading.get_ident()) or (a, b), 9, 9)
+    assert results == [(0, 3), (3, 6), (6, 9)] and set(seen) == {threading.get_ident()}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 def test_a_forked_child_runs_blocks_on_threads_of_its_own():
     blocks = Blocks(2, min_floats=0)

@@ -379,6 +379,20 @@ def test_a_sweep_piped_into_head_that_quit_is_not_told_it_lost_its_cluster(tmp_p
     assert "stopped: its output was closed" in err and "Dask" not in err, err
 
 
+def test_a_sweeps_workers_are_counted_against_the_cores_it_may_use(tmp_path, monkeypatch, capsys):
+    """The resource audit: under taskset -c 0 the default ran 2 trials at a time on 1 usable core
+    (os.cpu_count() counts the machine's)."""
+    from scratchnn.cli import sweep_cmd
+    from scratchnn.cli.main import main
+
+    monkeypatch.setattr(sweep_cmd, "usable_cores", lambda: 1)
+    (tmp_path / "space.toml").write_text(SPACE)
+    argv = ["sweep", "--space", str(tmp_path / "space.toml"), "--csv", str(write_digits_here(tmp_path)),
+            "--workers", "5", "--out", str(tmp_path / "s")]
+    assert main(argv) == 1
+    assert "--workers must be at most 4 (4 a core of this machine), got 5" in capsys.readouterr().err
+
+
 def write_digits_here(tmp_path):
     """A tiny CSV of 20 blank digits, two of each class: enough for the sweep to accept the data."""
     rows = [",".join([str(i % 10)] + ["0"] * 784) for i in range(20)]

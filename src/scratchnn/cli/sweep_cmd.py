@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..errors import ConfigError, shell_word
+from ..fast.threads import usable_cores
 from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
@@ -37,8 +37,8 @@ def add_parser(commands) -> None:
                         help="continue a stopped sweep; finished trials are kept, not repeated")
     where = parser.add_argument_group("where the trials run")
     where.add_argument("--workers", metavar="N", type=int, default=None,
-                       help=f"worker processes on this machine, one BLAS thread each (default: the core count, "
-                            f"{os.cpu_count()})")
+                       help=f"worker processes on this machine, one BLAS thread each (default: the cores this "
+                            f"process may use, {usable_cores()})")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="an existing Dask cluster's scheduler, e.g. tcp://HOST:8786, instead of local workers")
     where.add_argument("--storage", metavar="URL", default="",
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.workers is not None and args.scheduler:
         raise ConfigError("give --workers (trials on this machine) or --scheduler (a Dask cluster), not both")
-    cores = os.cpu_count() or 1  # local workers are processes here: more than a few a core only wait their turn
+    cores = usable_cores()  # local workers are processes here: more than a few a core only wait their turn
     for flag, value, most in (("--trials", args.trials, MAX_TRIALS), ("--workers", args.workers, 4 * cores)):
         if value is not None and value < 1:  # 0 fell through to the default (20 trials, every core)
             raise ConfigError(f"{flag} must be a whole number >= 1, got {value}")
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         folder_path = folder.path
     resume = f"continue with 'scratchnn sweep --resume {shell_word(folder_path)}'"
     try:
-        with sweep_lock(folder_path), dask_client(args.workers or os.cpu_count() or 1, args.scheduler, log) as client:
+        with sweep_lock(folder_path), dask_client(args.workers or usable_cores(), args.scheduler, log) as client:
             if args.resume:
                 study = resume_sweep(folder, client, args.trials, log=log)
             else:

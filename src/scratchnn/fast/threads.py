@@ -184,7 +184,10 @@ def _at_once(fn: Callable, calls: list[tuple]) -> list:
     """
     if len(calls) == 1 or getattr(_local, "worker", False):
         return [fn(*args) for args in calls]
-    inboxes = _workers(len(calls) - 1)
+    try:
+        inboxes = _workers(len(calls) - 1)
+    except RuntimeError:  # "can't start new thread" (ulimit -u, ulimit -v): the same blocks, one after another
+        return [fn(*args) for args in calls]  # (a traceback ended the run: the resource audit)
     outbox = queue.SimpleQueue()  # this call's own: callers on other threads never see its results
     for k, args in enumerate(calls[1:], start=1):
         inboxes[k - 1].put((fn, args, k, outbox))
