@@ -71,3 +71,20 @@ def test_a_matplotlib_that_cannot_be_imported_is_not_called_missing(monkeypatch)
     with pytest.raises(MissingExtra, match=r"matplotlib, which is installed but cannot be imported \(.*\); a build "
                                            r"older than 3.8.4 with NumPy 2 does this: pip install 'matplotlib>=3.8.4'"):
         import scratchnn.plots  # noqa: F401
+
+
+def test_a_report_that_runs_out_of_memory_leaves_the_trained_run_done(shared_dir, tmp_path, capsys, monkeypatch):
+    """The resource audit: the model saved, then the report's MemoryError was 'out of memory: use a
+    smaller --batch-size ...', exit 1, for a run that had trained."""
+    from scratchnn.insight import report
+
+    def out_of_memory(run_dir, log=print):
+        raise MemoryError("Unable to allocate 10.2 MiB for an array with shape (1157, 1157)")
+    monkeypatch.setattr(report, "write_report", out_of_memory)
+    csv = shared_dir / "datasets/mnist/t10k-kaggle.csv.gz"
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "seed", "--epochs", "20", "--csv", str(csv), "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"Note: no report.html: drawing it ran out of memory; the model is saved, and 'scratchnn report {run}' " \
+           "draws it once more memory is free" in out, out
+    assert (run / MODEL_FILE).is_file()

@@ -140,6 +140,10 @@ def finish(args: argparse.Namespace, result, log) -> int:
         except MissingExtra as error:  # the model is saved: no figures is a note, not a failed run
             log(f"Note: no report.html: {error}")
             reported = False
+        except MemoryError:  # the run is done: it was told to train smaller (the resource audit)
+            log(f"Note: no report.html: drawing it ran out of memory; the model is saved, and 'scratchnn report "
+                f"{shell_word(result.run_dir)}' draws it once more memory is free")
+            reported = False
         except OSError as error:  # a full disk: the run is saved, only its figures are not
             if error.filename is None:
                 raise
