@@ -97,6 +97,19 @@ def test_prediction_and_activations_equal_the_models_own(client, model_path):
     np.testing.assert_allclose(activation["values"], hidden, atol=1e-4)
 
 
+def test_a_prediction_short_of_memory_is_a_503_not_a_bare_500(client, monkeypatch):
+    """The resource audit: under ulimit -v a large photo's MemoryError answered 'Internal Server
+    Error' with a traceback on the console."""
+    from scratchnn.web import app as web_app
+
+    def short(*args, **kwargs):
+        raise MemoryError("Unable to allocate 61.0 MiB for an array")
+    monkeypatch.setattr(web_app, "to_mnist_and_digits", short)
+    monkeypatch.setattr(web_app, "to_mnist", short)
+    response = client.post("/api/predict", json={"pixels": drawn_one().tolist()})
+    assert response.status_code == 503 and response.json()["detail"].startswith("the server is short of memory")
+
+
 def test_a_cnn_shows_its_feature_maps_pooled_small(tmp_path):
     from scratchnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
     from scratchnn.io import save

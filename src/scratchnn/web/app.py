@@ -40,6 +40,7 @@ from .gallery import GalleryUnavailable
 from .hosts import HostAllowList, SameSiteWrites, allowed_host_names
 from .inference import ModelService
 from .limits import MAX_BODY_BYTES, BodySizeLimit
+from .operator_log import OPERATOR
 from .schemas import CanvasRequest, ErrorMessage, Gallery, ModelSummary, PredictResponse, one_line
 from .train_api import TRAIN_ERRORS
 from .train_setup import TrainSetup, add_training
@@ -116,6 +117,12 @@ def create_app(model_path, *, data: DataSource | None = None, allowed_hosts: Ite
     async def scratchnn_error(request: Request, error: ScratchnnError):
         status = next((code for kind, code in ERROR_STATUS.items() if isinstance(error, kind)), 422)
         return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(MemoryError)  # a bare 500 and a traceback (the resource audit: photos under ulimit -v)
+    async def out_of_memory(request: Request, error: MemoryError):
+        OPERATOR.warning("%s %s ran out of memory: %s", request.method, request.url.path, " ".join(str(error).split()))
+        return JSONResponse({"detail": "the server is short of memory just now; try again later (a smaller photo "
+                                       "needs less)"}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
