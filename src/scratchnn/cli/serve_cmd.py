@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from ..web.hosts import LOCAL_HOSTS, allowed_host_names, listens_everywhere
     from ..web.inference import newest_model
     from ..web.operator_log import print_to_console
-    from ..web.server import server_config
+    from ..web.server import LIMIT_CONCURRENCY, connection_cap, server_config
 
     models = args.models or [newest_model(RUNS_DIR, log=lambda line: print(line, file=sys.stderr))]
     hosts = allowed_host_names(args.host, args.allowed_host)
@@ -150,7 +150,11 @@ def run(args: argparse.Namespace) -> int:
               + ("" if args.keep_model else ", and a finished run is served to everyone (--keep-model keeps this "
                  "model)") + "; --no-train serves predictions only")
     print_to_console()  # runs started, stopped and loaded, and refused requests, with the time
-    server = _server_class()(server_config(app, args.host, port))
+    connections = connection_cap()
+    if connections < LIMIT_CONCURRENCY:
+        print(f"Note: this process may open few files (ulimit -n): at most {connections} connections at once, "
+              f"not {LIMIT_CONCURRENCY} (more get 503); raise it with ulimit -n before serve")
+    server = _server_class()(server_config(app, args.host, port, connections=connections))
     server.run(sockets=[listening])
     if server.stopped_by is not None:  # see Server.stopped_by
         from .interrupts import interrupted_by

@@ -21,6 +21,30 @@ LIMIT_CONCURRENCY = 200  # connections + running requests; beyond it uvicorn ans
 # 30 browsers holds about 3 each: the event stream and a keep-alive or two; MAX_WATCHERS streams fit)
 MAX_HEADER_BYTES = 16 * 1024  # request line + headers; a browser sends well under 2 kB
 GRACEFUL_SHUTDOWN_SECONDS = 5  # Ctrl+C waits this long for requests in flight, not for idle clients
+OTHER_FILES = 64  # descriptors kept for all but connections: the model, run folders, a page run's worker, logs
+MOST_FILES = 65536  # what the soft limit is raised to where the hard one is unlimited
+
+
+def connection_cap() -> int:
+    """LIMIT_CONCURRENCY, or fewer where this process may open fewer files (``ulimit -n``): each
+    connection holds one, and once none was left uvicorn's accept() failed in a loop, logging
+    110,566 tracebacks in 30 s while the server answered no one (the resource audit). The soft
+    limit is first raised to the hard one, as servers do (a shell's 1,024 is only its default)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return LIMIT_CONCURRENCY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MOST_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return LIMIT_CONCURRENCY
+    return max(1, min(LIMIT_CONCURRENCY, soft - OTHER_FILES))
 
 
 class TimedH11Protocol(H11Protocol):
@@ -48,13 +72,14 @@ class TimedH11Protocol(H11Protocol):
 
 
 def server_config(app, host: str, port: int, *, header_seconds: float = HEADER_SECONDS,
-                  timeout_keep_alive: int = TIMEOUT_KEEP_ALIVE):
-    """The uvicorn.Config ``scratchnn serve`` runs: h11 with header deadlines and the limits above."""
+                  timeout_keep_alive: int = TIMEOUT_KEEP_ALIVE, connections: int = LIMIT_CONCURRENCY):
+    """The uvicorn.Config ``scratchnn serve`` runs: h11 with header deadlines and the limits above,
+    at most ``connections`` at once (``connection_cap``)."""
     import uvicorn
 
     protocol = type("TimedH11", (TimedH11Protocol,), {"header_seconds": header_seconds})
     return uvicorn.Config(app, host=host, port=port, http=protocol, log_level="warning",
-                          timeout_keep_alive=timeout_keep_alive, limit_concurrency=LIMIT_CONCURRENCY,
+                          timeout_keep_alive=timeout_keep_alive, limit_concurrency=connections,
                           h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
                           server_header=False)
