@@ -382,3 +382,21 @@ def test_every_layer_type_declares_a_schema_that_predicts_its_shapes():
         state = {**layer.params, **layer.buffers}
         assert out == layer.forward(x).shape[1:], f"{layer!r}: config_shapes gives output {out}"
         assert own == {name: a.shape for name, a in state.items()}, f"{layer!r}: config_shapes gives {own}"
+
+
+def test_a_safetensors_panic_where_memory_runs_out_is_a_memory_error(tmp_path, monkeypatch):
+    """The resource audit: under ulimit -v safetensors' Rust code panicked ('PyObject pointer is
+    null'), a BaseException no handler took: a Rust backtrace ended the run."""
+    import safetensors.numpy
+
+    from scratchnn.io import write_tensors
+
+    class PanicException(BaseException):  # pyo3's, as it is named
+        pass
+
+    def panics(tensors, metadata=None):
+        raise PanicException("PyObject pointer is null")
+    monkeypatch.setattr(safetensors.numpy, "save", panics)
+    with pytest.raises(MemoryError, match="safetensors could not build model.safetensors"):
+        write_tensors(tmp_path / "model.safetensors", {"w": np.zeros(3, np.float32)}, {})
+    assert not (tmp_path / "model.safetensors").exists()

@@ -197,7 +197,14 @@ def write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict) -> Path:
     header.update(format=FORMAT, format_version=str(FORMAT_VERSION))
     header["sha256"] = _digest(tensors, header)
     path = Path(path)
-    data = to_safetensors_bytes(tensors, metadata=header)
+    try:
+        data = to_safetensors_bytes(tensors, metadata=header)
+    except BaseException as error:
+        # safetensors' Rust code panics where memory runs out (ulimit -v): a BaseException that escaped
+        # every handler with a Rust backtrace (the resource audit); said for what it is
+        if type(error).__name__ != "PanicException":
+            raise
+        raise MemoryError(f"safetensors could not build {path.name} ({' '.join(str(error).split())[:80]})") from None
     if int.from_bytes(data[:8], "little") > MAX_HEADER_BYTES:
         raise ModelFileError(f"the metadata takes {int.from_bytes(data[:8], 'little'):,} bytes; a model file's "
                              f"header holds at most {MAX_HEADER_BYTES:,}, so it could not be read back: keep "
