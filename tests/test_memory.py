@@ -329,7 +329,7 @@ def test_running_out_of_memory_anyway_is_one_line_naming_what_to_lower(monkeypat
     assert main(["train", *argv]) == 1
     advice = ("close other programs and resume it again, or start it again smaller (--batch-size, --hidden, --conv)"
               if resume else "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images "
-              "(--train-size)")
+              "(--train-size); --threads 1 and --doctor off need less")  # (the resource audit: they did)
     assert capsys.readouterr().err == (
         "scratchnn train: error: out of memory (Unable to allocate 16.0 GiB for an array with shape (59000, 32, 28, "
         f"28) and data type float32): {advice}\n")

@@ -142,17 +142,21 @@ def _run(args: argparse.Namespace) -> int:
 def out_of_memory(args: argparse.Namespace, error: MemoryError) -> str:
     """A MemoryError in one line, with what to lower for this command.
 
-    >>> out_of_memory(argparse.Namespace(command="predict"), MemoryError())
+    >>> out_of_memory(argparse.Namespace(command="predict", tta=8), MemoryError())
     'out of memory: use a smaller --tta, or close other programs'
+    >>> out_of_memory(argparse.Namespace(command="evaluate", tta=1), MemoryError())
+    'out of memory: close other programs, or use a machine with more memory'
     """
     what = " ".join(str(error).split())  # NumPy's names the array: "Unable to allocate 1.9 GiB for an array ..."
     if getattr(args, "resume", None):
         advice = ("close other programs and resume it again, or start it again smaller (--batch-size, --hidden, "
                   "--conv)")
-    elif args.command in ("train", "lr-find", "sweep"):
-        advice = "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size)"
-    elif args.command in ("predict", "evaluate", "serve"):
-        advice = "use a smaller --tta, or close other programs"
+    elif args.command in ("train", "lr-find", "sweep"):  # the doctor's sampled batch and the threads' copies too
+        advice = ("use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size); "
+                  "--threads 1 and --doctor off need less") if args.command == "train" else (
+            "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size)")
+    elif args.command in ("predict", "evaluate", "serve") and (getattr(args, "tta", 1) or 1) > 1:
+        advice = "use a smaller --tta, or close other programs"  # (told with no --tta given: the resource audit)
     else:
         advice = "close other programs, or use a machine with more memory"
     return f"out of memory{f' ({what})' if what else ''}: {advice}"
