@@ -484,3 +484,26 @@ def test_one_unanswered_look_at_the_stop_event_does_not_stop_a_trial(monkeypatch
     monkeypatch.setattr(trial, "STOP_POLL", 0.0)
     requested = trial.sweep_stopped("stop")
     assert [requested() for _ in range(5)] == [False, False, False, False, True]  # three in a row: gone
+
+
+def test_a_local_cluster_that_cannot_start_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """The resource audit: under ulimit -n 32 (or a full /dev/shm) Dask's 'Nanny failed to start'
+    printed a 100-line traceback and left base.toml, space.toml and sweep.json behind."""
+    import distributed
+
+    from scratchnn.cli.main import main
+
+    def cannot_start(*args, **kwargs):
+        try:
+            raise OSError(24, "Too many open files")
+        except OSError as error:
+            raise RuntimeError("Nanny failed to start.") from error
+    monkeypatch.setattr(distributed, "LocalCluster", cannot_start)
+    (tmp_path / "space.toml").write_text(SPACE)
+    argv = ["sweep", "--space", str(tmp_path / "space.toml"), "--csv", str(write_digits_here(tmp_path)),
+            "--workers", "2", "--out", str(tmp_path / "s")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the sweep's 2 worker process(es) could not start (OSError: [Errno 24] Too many " \
+        "open files)" in err, err
+    assert not (tmp_path / "s").exists()

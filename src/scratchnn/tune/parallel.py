@@ -57,9 +57,15 @@ def dask_client(workers: int, scheduler: str | None = None, log=print) -> Iterat
     # at a fraction of the machine's memory meant for data frames, not for one training run;
     # workers' logs below CRITICAL silenced: a trial's error reaches the sweep as its exception, and
     # at Ctrl+C a worker whose heartbeat met the closing scheduler printed a traceback (an ERROR)
-    with _sigint_ignored_by_children():
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=":0", silence_logs=logging.CRITICAL)
+    try:
+        with _sigint_ignored_by_children():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
+    except (OSError, RuntimeError) as error:  # "Nanny failed to start": a 100-line traceback (the resource audit)
+        cause = error.__cause__ or error.__context__ or error
+        raise ConfigError(f"the sweep's {workers} worker process(es) could not start ({type(cause).__name__}: "
+                          f"{' '.join(str(cause).split())[:160]}); fewer --workers, or more processes, files or "
+                          "/dev/shm space (ulimit -u, ulimit -n) may let them") from None
     with cluster, Client(cluster) as client:
         yield client
 
