@@ -151,6 +151,7 @@ def test_the_runs_tab_fits_a_phone_without_scrolling_sideways(browser, server):
         page.click("#tab-button-runs")
         page.wait_for_selector("#runs-table button")
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 320
+        assert page.title().endswith(" · Runs")  # the tab in the title: it said "draw a digit" on every tab
         assert page.evaluate("() => [...document.querySelectorAll('.table-wrap')].every((wrap) => "
                              "wrap.getAttribute('role') === 'region' && wrap.getAttribute('aria-label'))")
     finally:

@@ -25,6 +25,8 @@ function showTab(name) {
     $(`tab-${tab}`).hidden = tab !== name;
   }
   if (name === "gallery" && !galleryLoaded) loadGallery();
+  const base = document.title.split(" · ")[0];  // the tab in the title too: a screen reader's window list says it
+  document.title = name === "draw" ? base : `${base} · ${$(`tab-button-${name}`).textContent.trim()}`;
   document.dispatchEvent(new CustomEvent("tabshown", { detail: name })); // train.js, runs.js
 }
 
