@@ -347,8 +347,8 @@ def test_training_into_a_closed_pipe_says_why_it_stopped(tmp_path, shared_dir):
     assert reader_gone.returncode == 1
     assert "scratchnn train: stopped: its output was closed (piped into a program that quit" in err, err
     # and what Ctrl+C says: what the run keeps and how to go on (the locale audit: no word of it)
-    assert f"the run folder {tmp_path / 'run'} " in err and f"'scratchnn train --resume {tmp_path / 'run'} --no-report'" \
-        in err, err
+    resume = f"'scratchnn train --resume {tmp_path / 'run'} --no-report'"
+    assert f"the run folder {tmp_path / 'run'} " in err and resume in err, err
     printed = subprocess.run(["bash", "-c", shlex.join([sys.executable, "-m", "scratchnn", "train", "--print-config"])
                               + " | true"], capture_output=True, text=True, timeout=300)
     assert "stopped" not in printed.stderr, printed.stderr  # nothing was training

@@ -309,7 +309,8 @@ def test_a_run_over_its_time_is_stopped_and_saved(runs):
 
 
 @pytest.mark.parametrize("error, said", [
-    (BlockingIOError(11, "Resource temporarily unavailable"), "no process could be started (a process limit: ulimit -u)"),
+    (BlockingIOError(11, "Resource temporarily unavailable"),
+     "no process could be started (a process limit: ulimit -u)"),
     (OSError(28, "No space left on device"), "no semaphore could be made (/dev/shm is full)"),
     (OSError(24, "Too many open files"), "no file could be opened (too many open: ulimit -n)"),
     (RuntimeError("can't start new thread"), "can't start new thread"),

@@ -86,7 +86,7 @@ def resolve_config(args: argparse.Namespace, log=print) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     try:
         return _train(args)
-    except (RunInterrupted, RunNotSaved, OutputClosed) as stopped:  # its command keeps the report off, as the run had it
+    except (RunInterrupted, RunNotSaved, OutputClosed) as stopped:  # its command keeps the report off, as the run did
         if not args.no_report:
             raise
         raise stopped.with_flags(" --no-report") from None
