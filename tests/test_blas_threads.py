@@ -98,7 +98,7 @@ def test_threads_asked_where_they_cannot_be_set_get_a_note_and_the_default_gets_
 
 
 def test_the_pages_training_process_starts_with_accelerates_thread_limit_too(monkeypatch):
-    from scratchnn.web import training
+    from scratchnn.web import worker_start
 
     seen = {}
 
@@ -107,7 +107,7 @@ def test_the_pages_training_process_starts_with_accelerates_thread_limit_too(mon
             seen.update({name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")})
 
     monkeypatch.setenv("VECLIB_MAXIMUM_THREADS", "8")
-    training._spawn_with_threads(Process(), 1)
+    worker_start.spawn_with_threads(Process(), 1)
     assert seen == {"OPENBLAS_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
     assert os.environ["VECLIB_MAXIMUM_THREADS"] == "8"  # the server's own setting comes back
 

@@ -83,7 +83,7 @@ def test_a_refused_setting_is_announced_marked_described_and_focused(browser, se
         page.wait_for_selector("#train-opt-lr[aria-invalid=true]")
         error = page.locator("#train-progress").inner_text()
         assert error.startswith("--lr must be in (0, "), error
-        page.wait_for_function("(said) => document.querySelector('#announce').textContent === said", arg=error)
+        page.wait_for_function("(said) => document.querySelector('#announce').textContent.includes(said)", arg=error)
         assert page.evaluate(FOCUSED) == "train-opt-lr"
         described = page.evaluate("() => document.querySelector('#train-opt-lr').getAttribute('aria-describedby')"
                                   ".split(' ').map((id) => document.getElementById(id).textContent).join(' ')")

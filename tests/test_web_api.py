@@ -47,8 +47,8 @@ def test_page_and_its_files_are_served_with_a_self_only_policy(client):
         assert f'"{asset}"' in page.text and f'"/{asset}"' not in page.text
         assert client.get(f"/{asset}").status_code == 200
     files = sorted(path.name for path in STATIC_DIR.iterdir())
-    assert files == ["api.js", "app.js", "chart.js", "favicon.svg", "index.html", "pad.js", "render.js", "runs.js",
-                     "settings.js", "style.css", "train.js"]
+    assert files == ["announce.js", "api.js", "app.js", "chart.js", "favicon.svg", "index.html", "pad.js", "render.js",
+                     "runs.js", "settings.js", "style.css", "train.js"]
     for name in files:  # nothing from a CDN, no web fonts: the page works offline
         text = client.get(f"/static/{name}").text
         assert "://" not in text.replace("http://www.w3.org/2000/svg", ""), name
