@@ -100,14 +100,12 @@ class RunFolders:
         for name, path in self._folders(self.runs_dir, ""):
             try:
                 if (path / RUN_CONFIG).is_file():
-                    written = path / METRICS_FILE if (path / METRICS_FILE).is_file() else path / RUN_CONFIG
-                    entries.append((modified_at(written), name))
+                    entries.append((_last_written(path), name))
                     continue
                 for marker, between in NESTED.items():
                     if (path / marker).is_file():
                         inside = path.joinpath(*between)
-                        entries += [(modified_at(run / METRICS_FILE if (run / METRICS_FILE).is_file()
-                                                 else run / RUN_CONFIG), member)
+                        entries += [(_last_written(run), member)
                                     for member, run in self._folders(inside, "/".join([name, *between]) + "/")
                                     if (run / RUN_CONFIG).is_file()]
             except OSError:
@@ -265,6 +263,11 @@ class RunFolders:
             with self._lock:
                 self._cache[(what, self.name_of(path))] = (version, value)
             return value
+
+
+def _last_written(run: Path) -> float:
+    """When run folder ``run`` last wrote its metrics.csv (its config.toml before its first evaluation)."""
+    return modified_at(run / METRICS_FILE if (run / METRICS_FILE).is_file() else run / RUN_CONFIG)
 
 
 def _settings(path: Path) -> tuple[str, dict]:
