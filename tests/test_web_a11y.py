@@ -156,3 +156,30 @@ def test_the_runs_tab_fits_a_phone_without_scrolling_sideways(browser, server):
                              "wrap.getAttribute('role') === 'region' && wrap.getAttribute('aria-label'))")
     finally:
         close_page(page, server)
+
+
+def test_the_gallery_keeps_the_keyboards_tile_and_forced_colours_keep_the_pen(browser, server):
+    """The accessibility audit: the served model changing rebuilt the gallery and dropped the focus
+    to <body>; in a high-contrast theme the keyboard's pen was forced black on the black pad."""
+    page = open_page(browser, server)
+    try:
+        page.click("#tab-button-gallery")
+        page.wait_for_selector("#gallery .tile")
+        page.locator("#gallery .tile").nth(4).focus()
+        page.evaluate("() => { document.querySelector('#gallery').firstElementChild.old = true;"
+                      " document.dispatchEvent(new CustomEvent('modelchanged')); }")
+        page.wait_for_function("() => !document.querySelector('#gallery').firstElementChild.old")  # rebuilt
+        assert page.evaluate("() => [...document.querySelectorAll('#gallery .tile')]"
+                             ".indexOf(document.activeElement)") == 4
+    finally:
+        close_page(page, server)
+    context = browser.new_context(forced_colors="active")
+    page = context.new_page()
+    try:
+        page.goto(server)
+        page.focus("#pad")
+        adjusted = page.evaluate("() => (p => p && getComputedStyle(p).forcedColorAdjust)"
+                                 "(document.querySelector('.pen'))")
+        assert adjusted == "none", adjusted
+    finally:
+        context.close()
