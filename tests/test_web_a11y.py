@@ -183,3 +183,22 @@ def test_the_gallery_keeps_the_keyboards_tile_and_forced_colours_keep_the_pen(br
         assert adjusted == "none", adjusted
     finally:
         context.close()
+
+
+def test_settings_being_typed_are_kept_when_another_page_starts_a_run(browser, server):
+    """The accessibility audit: another visitor's Start replaced the settings this page was typing,
+    the focused field included, without a word."""
+    typing, starting = open_page(browser, server), open_page(browser, server)
+    try:
+        typing.click("#tab-button-train")
+        typing.click("#train-settings-box summary")
+        typing.fill("#train-opt-lr", "0.5")  # (an input event, as typing gives)
+        starting.click("#tab-button-train")
+        starting.click("#train-start")
+        typing.wait_for_function("() => document.querySelector('#announce').textContent.includes('Another page "
+                                 "started')", timeout=30_000)
+        assert typing.input_value("#train-opt-lr") == "0.5"
+        status_is(starting, "finished", "stopped", "failed", timeout=120_000)
+    finally:
+        close_page(typing, server)
+        close_page(starting, server)
