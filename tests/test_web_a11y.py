@@ -121,6 +121,7 @@ def test_a_runs_findings_and_its_end_are_heard_together_and_progress_at_a_pace_o
         started = time.monotonic()
         page.click("#train-start")
         page.wait_for_function("() => Number(document.querySelector('#train-loss').dataset.points) > 20")
+        time.sleep(9)  # an evaluation's accuracy is said by now, however recently the replay of the last run spoke
         page.click("#train-pause")
         page.wait_for_function("() => window.heard.some((said) => said.endsWith('paused.'))")
         page.click("#train-pause")  # Resume

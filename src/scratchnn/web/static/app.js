@@ -67,7 +67,11 @@ onPad({
     $("status").setAttribute("aria-live", "off");
   },
   change: requestPrediction,
-  end() { $("status").setAttribute("aria-live", "polite"); },  // the stroke's answer is read out
+  end() {  // the finished stroke's own answer is read out; one to a request sent mid-stroke is not shown
+    $("status").setAttribute("aria-live", "polite");  // after it (an out-of-date answer was read, then the
+    answersFrom = requests + 1;                         // right one 50 ms later: the accessibility audit)
+    requestPrediction();
+  },
   undone() {
     generation += 1;  // an answer on its way is for the stroke taken back
     if (hasInk) requestPrediction();
@@ -87,6 +91,8 @@ $("clear").addEventListener("click", () => {
 let frameRequested = false;
 let inFlight = false;
 let dirty = false;
+let requests = 0; // predictions asked for so far
+let answersFrom = 0; // once a stroke has ended, the answers to requests from this one on are shown
 
 function requestPrediction() {
   dirty = true;
@@ -104,13 +110,13 @@ async function pump() {
     return;
   }
   inFlight = true;
-  const sent = generation;
+  const sent = generation, number = ++requests;
   const slow = setTimeout(() => { if (sent === generation) setStatus("Reading your digit…"); }, 300);
   try {
     const result = await postJSON("api/predict", { pixels: padPixels() });
     const tip = !stroke && pensTall() < CRAMPED
       ? ` Tip: it is only ${pensTall().toFixed(1)} pen widths tall; draw it bigger, or with a thinner brush.` : "";
-    if (sent === generation) {
+    if (sent === generation && (stroke || number >= answersFrom)) {
       show(result, "Your drawing", tip, result.milliseconds);
     }
   } catch (error) {
@@ -118,7 +124,9 @@ async function pump() {
     // drawing not yet readable (the bar of a 7 alone) is a hint, not an error
     // (not a canvas painted over: "press Clear" is no reason to keep drawing)
     const unreadable = stroke && error.status === 422 && !error.message.includes("press Clear");
-    if (sent === generation) showEmpty(unreadable ? `Keep drawing: ${error.message}` : error.message, !unreadable);
+    if (sent === generation && (stroke || number >= answersFrom)) {
+      showEmpty(unreadable ? `Keep drawing: ${error.message}` : error.message, !unreadable);
+    }
   } finally {
     clearTimeout(slow);
     inFlight = false;
