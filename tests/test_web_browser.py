@@ -461,3 +461,24 @@ def test_the_page_works_under_a_path_prefix_behind_a_proxy_that_rewrites_the_hos
     assert [s for s in statuses if s[0] >= 400] == [], statuses
     assert all(url.startswith(base) for _, url in statuses), statuses
     assert any(url == base + "api/predict" for _, url in statuses)
+
+
+def test_a_finished_strokes_answer_is_said_once(page):
+    """The accessibility audit: after release the status line changed twice, ~50 ms apart: the
+    answer to a request sent mid-stroke, then the stroke's own; a screen reader read both."""
+    page.evaluate("""() => {
+        window.said = [];
+        new MutationObserver(() => window.ended && window.said.push(document.querySelector('#status').textContent))
+            .observe(document.querySelector('#status'), {childList: true, characterData: true, subtree: true});
+    }""")
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.2 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.7 * box["width"], box["y"] + 0.2 * box["height"], steps=6)
+    page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.85 * box["height"], steps=24)
+    page.evaluate("() => { window.ended = true; }")  # (what changes from now on is read out)
+    page.mouse.up()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    answers = [text for text in page.evaluate("() => window.said") if "% sure" in text]
+    assert len(answers) == 1, answers
