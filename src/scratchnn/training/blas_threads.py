@@ -54,6 +54,7 @@ def check_threads_fit(threads: int, remedy: str = "") -> None:
         import resource
     except ImportError:  # Windows: no such limits
         return
+
     def soft(name: str) -> int:
         return resource.getrlimit(getattr(resource, name))[0] if hasattr(resource, name) else resource.RLIM_INFINITY
 
