@@ -213,6 +213,9 @@ def test_a_digit_drawn_with_the_keyboard_alone_gets_an_answer(page):
     assert page.locator("#pen").is_visible()
     for _ in range(7):
         page.keyboard.press("ArrowUp")  # from the middle to the top
+    # where the pen is is said, its latest place only (the accessibility audit: only the ring showed it)
+    page.wait_for_function("() => document.querySelector('#announce').textContent === "
+                           "'Pen up, 50 % across, 15 % down.'")
     page.keyboard.press("Space")
     assert "down" in page.locator("#pen").get_attribute("class")
     assert page.locator("#status").get_attribute("aria-live") == "off"  # as for a pointer's stroke

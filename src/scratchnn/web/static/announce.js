@@ -20,15 +20,17 @@ function region() { return document.getElementById("announce"); }
 
 function say() {
   gathering = null;
-  region().textContent = gathered.join(" ");
+  region().textContent = gathered.map(String).join(" ");
   gathered = [];
 }
 
 // Say `text` (with whatever else comes within GATHER_MS). A progress message still waiting its turn
-// is dropped: what is said now (a finding, the end) is newer.
-export function announce(text) {
+// is dropped: what is said now (a finding, the end) is newer. A `kind` of message is said once, its
+// latest: three arrow presses of the keyboard's pen within GATHER_MS say where it is, not where it was.
+export function announce(text, kind = null) {
   if (progressWaiting) { clearTimeout(progressWaiting); progressWaiting = null; }
-  gathered.push(text);
+  if (kind) gathered = gathered.filter((said) => said.kind !== kind);
+  gathered.push(Object.assign(new String(text), { kind }));
   if (!gathering) gathering = setTimeout(say, GATHER_MS);
 }
 

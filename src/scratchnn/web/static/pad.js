@@ -2,6 +2,8 @@
 // line) or by the keyboard's pen, Undo, and how far the ink spreads (a dot is no digit; a digit a
 // few pen widths tall gets a tip). app.js says what a stroke means: onPad's handlers hear of it.
 
+import { announce } from "./announce.js";
+
 const $ = (id) => document.getElementById(id);
 
 export const pad = $("pad");
@@ -159,6 +161,9 @@ pad.addEventListener("keydown", (event) => {
     else endStroke();
   }
   showPen();
+  // where the pen is, for a screen reader: the ring is for the eyes (the accessibility audit)
+  const at = (share) => `${Math.round(100 * share)} %`;
+  announce(`Pen ${pen.down ? "down" : "up"}, ${at(pen.x / pad.width)} across, ${at(pen.y / pad.height)} down.`, "pen");
 });
 pad.addEventListener("focus", showPen);
 pad.addEventListener("blur", () => {
