@@ -153,6 +153,9 @@ def test_the_runs_tab_fits_a_phone_without_scrolling_sideways(browser, server):
         page.wait_for_selector("#runs-table button")
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 320
         assert page.title().endswith(" · Runs")  # the tab in the title: it said "draw a digit" on every tab
+        rows = page.evaluate("() => new Set([...document.querySelectorAll('.tabs button')]"
+                             ".map((b) => b.getBoundingClientRect().top)).size")
+        assert rows == 1  # the five tabs on one line, as the style sheet meant (a later rule made it two)
         assert page.evaluate("() => [...document.querySelectorAll('.table-wrap')].every((wrap) => "
                              "wrap.getAttribute('role') === 'region' && wrap.getAttribute('aria-label'))")
     finally:
