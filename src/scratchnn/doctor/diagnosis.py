@@ -91,23 +91,21 @@ class Doctor:
     def __init__(self, settings: Settings | None = None, step: str | None = None):
         self.settings, self.step = settings, step
         self.seen: dict[str, Finding] = {}
-        self._rows: list[Row] = []  # the health rows validated so far
-        self._run = RunHealth([], [])  # the tables examined last, grown by what came since
+        self._run = RunHealth([], [])  # the tables so far, each row checked and indexed once, as it comes
 
     def update(self, metrics, health: list[Row], last: bool = False) -> list[Finding]:
         """The new findings, when the tables are ``examined`` (or it is the ``last`` evaluation)."""
-        if len(health) < len(self._rows) or len(metrics) < len(self._run.metrics):  # not the same growing tables
-            self._rows, self._run = [], RunHealth([], [])
-        self._rows += check_health_rows(health[len(self._rows):])
+        held = self._run
+        if len(health) < len(held.rows) or len(metrics) < len(held.metrics):  # not the same growing tables
+            held = self._run = RunHealth([], [])
+        new = check_metric_rows(metrics[len(held.metrics):])
+        if held.metrics and new and new[0]["epoch"] <= held.metrics[-1]["epoch"]:
+            raise DataError(f"metrics: epochs must increase row by row, got {held.metrics[-1]['epoch']} "
+                            f"then {new[0]['epoch']}")
+        held.grow(new, check_health_rows(health[len(held.rows):]))
         if not (examined(len(metrics)) or last):
             return []
-        held = self._run.metrics
-        new = check_metric_rows(metrics[len(held):])
-        if held and new and new[0]["epoch"] <= held[-1]["epoch"]:
-            raise DataError(f"metrics: epochs must increase row by row, got {held[-1]['epoch']} "
-                            f"then {new[0]['epoch']}")
-        self._run.grow(new, self._rows[len(self._run.rows):])
-        return self.examine(self._run)
+        return self.examine(held)
 
     def examine(self, run: RunHealth) -> list[Finding]:
         """The findings of the rules that have not fired yet on ``run``'s tables as they stand."""

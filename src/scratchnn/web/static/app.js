@@ -111,12 +111,13 @@ async function pump() {
   }
   inFlight = true;
   const sent = generation, number = ++requests;
+  const current = () => sent === generation && (stroke || number >= answersFrom);  // not a stroke's earlier answer
   const slow = setTimeout(() => { if (sent === generation) setStatus("Reading your digit…"); }, 300);
   try {
     const result = await postJSON("api/predict", { pixels: padPixels() });
     const tip = !stroke && pensTall() < CRAMPED
       ? ` Tip: it is only ${pensTall().toFixed(1)} pen widths tall; draw it bigger, or with a thinner brush.` : "";
-    if (sent === generation && (stroke || number >= answersFrom)) {
+    if (current()) {
       show(result, "Your drawing", tip, result.milliseconds);
     }
   } catch (error) {
@@ -124,7 +125,7 @@ async function pump() {
     // drawing not yet readable (the bar of a 7 alone) is a hint, not an error
     // (not a canvas painted over: "press Clear" is no reason to keep drawing)
     const unreadable = stroke && error.status === 422 && !error.message.includes("press Clear");
-    if (sent === generation && (stroke || number >= answersFrom)) {
+    if (current()) {
       showEmpty(unreadable ? `Keep drawing: ${error.message}` : error.message, !unreadable);
     }
   } finally {
