@@ -117,10 +117,10 @@ def test_more_threads_than_cores_under_a_process_or_memory_limit_is_refused(monk
     OpenBLAS, which waits for ever for threads it could not start, deaf to Ctrl+C and SIGTERM."""
     resource = pytest.importorskip("resource")
     from scratchnn.errors import ConfigError
-    from scratchnn.fast import threads as fast_threads
+    from scratchnn import machine
     from scratchnn.training.blas_threads import check_threads_fit
 
-    monkeypatch.setattr(fast_threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
     limits = {resource.RLIMIT_NPROC: 96_367, resource.RLIMIT_AS: resource.RLIM_INFINITY}
     monkeypatch.setattr(resource, "getrlimit", lambda which: (limits[which], limits[which]))
     check_threads_fit(8)  # Linux's default process limit, no memory limit: slow (a note says so), not stuck

@@ -13,12 +13,12 @@ from .data.split import refuse_non_finite, refuse_non_real, refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
 from .errors import InferenceBackward, ModelFileError, ShapeError
+from .machine import inference_memory
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config
 from .nn.habits import OTHER_LIBRARIES, always_trainable, as_array, channels_last, not_called, reshape_hint
 
-INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take
 _PREDICTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its lock (prediction_lock)
 _PREDICTING_LOCK = threading.Lock()
 
@@ -228,13 +228,15 @@ class Sequential:
         """Predicted class index (N,) for x (N, *input_shape); ``tta``, ``views`` as in ``predict_proba``."""
         return self.predict_proba(x, batch_size, tta=tta, image_shape=image_shape, views=views).argmax(axis=1)
 
-    def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
-        """Rows per inference batch (1..largest) whose forward pass fits in ``memory`` bytes.
+    def inference_batch_size(self, memory: int | None = None, largest: int = 4096) -> int:
+        """Rows per inference batch (1..largest) whose forward pass fits in ``memory`` bytes
+        (default ``inference_memory()``).
 
         Per sample a forward pass holds every layer's output and its work arrays
         (``Layer.work_floats``: a convolution's or pool's im2col matrix). The benchmark CNN needs ~400 kB
         a digit, so 4,096 digits at once would take 1.6 GB; the MLPs need ~10 kB.
         """
+        memory = inference_memory() if memory is None else memory
         return rows_that_fit(self.layers, self.input_shape, self.dtype, memory, largest)
 
     def _checked_input(self, x) -> np.ndarray:

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PerformanceWarning
-from ..model import INFERENCE_MEMORY, Sequential, rows_that_fit
+from ..machine import inference_memory
+from ..model import Sequential, rows_that_fit
 from ..nn.activations import ReLU
 from ..nn.batchnorm import BatchNorm1d, BatchNorm2d
 from ..nn.conv import Conv2D
@@ -159,7 +160,8 @@ class _InferenceNet(Sequential):
             return self.model.forward(x)
         return super().forward(x, training)
 
-    def inference_batch_size(self, memory: int = INFERENCE_MEMORY, largest: int = 4096) -> int:
+    def inference_batch_size(self, memory: int | None = None, largest: int = 4096) -> int:
+        memory = inference_memory() if memory is None else memory
         return rows_that_fit(self.unfused, self.input_shape, self.model.dtype, memory, largest)
 
     @property

@@ -19,6 +19,8 @@ import queue
 import threading
 from collections.abc import Callable
 
+from ..machine import usable_cores
+
 # Below this many numbers handing blocks to threads costs more than it saves. Forward + backward on
 # 1 against 2 threads (2-core Xeon): ReLU at 200,704 numbers 146 / 288 µs, 401,408 374 / 402,
 # 802,816 784 / 611; batch norm 640 / 1040, 1396 / 1512, 2830 / 2370; 2x2 max pooling 354 / 512,
@@ -62,11 +64,6 @@ def _blas_thread_counts() -> list[int]:
     from threadpoolctl import threadpool_info
 
     return [info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"]
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container or ``taskset`` may allow fewer than the machine has)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextlib.contextmanager

@@ -73,6 +73,7 @@ def _evaluate(model: Sequential, x: np.ndarray, labels: np.ndarray, batch_size: 
         y = labels[start:start + batch_size]
         total_loss += loss_fn.forward(logits, y) * len(y)
         correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+    model.release_caches()  # no backward follows: a training's next steps would hold them beside theirs
     return total_loss / len(x), correct / len(x)
 
 

@@ -20,6 +20,7 @@ from ..model import Sequential
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
 SAMPLE_SIZE = 128  # training images whose activations are measured at each evaluation: one batch
+SAMPLE_CHUNK = 32  # of them through the network at once (``sample_outputs``)
 HEALTH_ROWS = 250_000  # rows a run's health.csv holds at most, about 10 MB: its readers stop at 1,000,000
 FIRING = (ReLU, LeakyReLU)  # units that can die: output > 0 is "fired"
 SATURATING = {Sigmoid: "sigmoid", Tanh: "tanh"}
@@ -97,17 +98,15 @@ class HealthRecorder:
                 model_rows["steps_per_epoch"] = steps_per_epoch
             if images is not None:
                 model_rows["train_images"], model_rows["dev_images"] = images
-        labels = dict(layer_labels(model))
-        logits = None
-        for index, layer, y in model.forward_steps(x):
-            label = labels[index]
+        outputs, logits = sample_outputs(model, x)
+        for index, label in layer_labels(model):
+            layer = model.layers[index]
             if "W" in layer.params:
                 w = layer.params["W"]
                 new += [Row(epoch, label, "weight_rms", rms(w)),
                         Row(epoch, label, "unit_spread", unit_spread(w, 0 if w.ndim == 4 else -1))]
-            if isinstance(layer, Activation) and index < len(model.layers) - 1:
-                new += activation_rows(epoch, label, layer, y)
-            logits = y
+            if index in outputs:
+                new += activation_rows(epoch, label, layer, outputs[index])
         top, share = prediction_share(logits)
         model_rows.update(top_class=top, top_class_share=share,
                           logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
@@ -158,6 +157,25 @@ class HealthRecorder:
                     Row(epoch, label, "weight_rms", rms(layer.params["W"]))]
         self.rows += new
         return new
+
+
+def sample_outputs(model: Sequential, x: np.ndarray, rows: int = SAMPLE_CHUNK
+                   ) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """({index: output} of each activation layer but the last, logits) of ``model`` on ``x``,
+    passed ``rows`` images at a time: a pass keeps every layer's output and work arrays (the
+    textbook convolutions transform the whole batch at once), and cnn-best's 128 images at once
+    grew a run by 250 MB at each evaluation; the outputs kept are a small part of that."""
+    measured = [i for i, layer in enumerate(model.layers[:-1]) if isinstance(layer, Activation)]
+    parts: dict[int, list[np.ndarray]] = {i: [] for i in measured}
+    logits = []
+    for start in range(0, len(x), rows):
+        y = None
+        for index, _, y in model.forward_steps(x[start:start + rows]):
+            if index in parts:
+                parts[index].append(np.array(y))  # a copy: a layer may reuse its output's memory next pass
+        logits.append(np.array(y))
+    model.release_caches()  # no backward follows
+    return {i: np.concatenate(part) for i, part in parts.items()}, np.concatenate(logits)
 
 
 def spread_rows(n: int, count: int) -> np.ndarray:

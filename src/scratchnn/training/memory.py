@@ -26,21 +26,20 @@ available).
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, shell_word
-from ..files import read_at_most
 from ..fast.threads import blas_thread_count
+from ..machine import MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
 from ..fast.winograd import FAST_RULE
 from ..nn import Conv2D
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for
 from ..nn.im2col import as_pair
 from .architecture import network_shapes
 from .config import TrainConfig
+from .health import SAMPLE_CHUNK
 
 BYTES_PER_NUMBER = 4  # float32, what training computes in
 HEADROOM = 4  # the batch suggested holds a quarter of what the bound allows: a process grew up to 2.3x it
@@ -68,12 +67,16 @@ class StepMemory:
         return max(0, (available - self.fixed) // max(1, self.per_image))
 
 
-def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10) -> StepMemory:
+def step_memory(config: TrainConfig, image_shape=(28, 28), num_classes: int = 10,
+                whole_batch: bool | None = None) -> StepMemory:
     """The lower bound above for ``config``'s network, by arithmetic alone (nothing is built);
-    a network too big to build is refused first (``layer_specs``)."""
+    a network too big to build is refused first (``layer_specs``). ``whole_batch``: whether
+    Winograd's tiles are of the whole batch (default: as ``config`` trains: on the textbook
+    path, or the fast one on one thread; True for a pass of the textbook layers)."""
     input_shape, specs = config.layer_specs(image_shape, num_classes)
     state, outputs = network_shapes(input_shape, specs)
-    whole_batch = config.textbook or (config.threads or blas_thread_count()) == 1
+    if whole_batch is None:
+        whole_batch = config.textbook or (config.threads or blas_thread_count()) == 1
     numbers = sum(math.prod(shape) for shape in outputs) + sum(
         _work_matrix(args, before, shape, whole_batch)
         for (kind, args), before, shape in zip(specs, [input_shape, *outputs], outputs) if kind is Conv2D)
@@ -118,7 +121,7 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
     """For ``fit`` called by hand (a notebook, a learner's own loop): refuse batches whose layer
     outputs alone cannot fit in the memory available, instead of a MemoryError partway in, or a
     kernel the out-of-memory killer ends without a word. Weights and data already exist."""
-    available = available_memory() if available is None else available
+    available, where = memory_room(available)
     batch = min(batch_size or images, images)
     per_image = per_image_bytes(model)
     if available is None or batch * per_image <= available:
@@ -128,111 +131,27 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
         f"batches of {batch:,} images"
     advice = f"pass batch_size={_batch_to_try(fits):,} (or less)" if fits >= 2 else TOO_BIG
     raise ConfigError(f"training needs at least {_size(batch * per_image)} of memory for {what} ({_size(per_image)} "
-                      f"an image, for the backward pass) and this machine has {_size(available)} available; {advice}")
+                      f"an image, for the backward pass) and {where}; {advice}")
 
 
-def available_memory(root: Path = Path("/")) -> int | None:
-    """Bytes a new allocation can still get without failing; None where the system does not say.
-
-    Linux: the kernel's MemAvailable plus free swap, or less when a control group (a container's,
-    a systemd slice's) or an address-space limit (``ulimit -v``: what it leaves beyond this
-    process's VmSize; the resource audit, a run it did not count failed after its folder was
-    made) allows less (``root`` is for tests). Windows: the physical memory
-    GlobalMemoryStatusEx calls available (its standby cache included, the page file not).
-    macOS: all of the machine's physical memory, as its sysconf says nothing of what is free
-    (and its free pages leave out the cache and compressed memory it gives back when asked), so
-    there only a run bigger than the machine is refused.
-    """
-    if sys.platform == "win32":
-        return _windows_available()
-    if sys.platform == "darwin":
-        return _physical_memory()
-    meminfo = _numbers(root / "proc/meminfo", per_line=True)
-    if "MemAvailable" not in meminfo:
-        return None
-    available = (meminfo["MemAvailable"] + meminfo.get("SwapFree", 0)) * 1024
-    rooms = [room for room in (_cgroup_room(root), _address_space_room(root)) if room is not None]
-    return min([available, *rooms])
-
-
-def _address_space_room(root: Path) -> int | None:
-    """What ``ulimit -v`` (RLIMIT_AS) leaves this process beyond its VmSize; None without one."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    size = _numbers(root / "proc/self/status", per_line=True).get("VmSize")
-    if limit == resource.RLIM_INFINITY or size is None:
-        return None
-    return max(0, limit - size * 1024)
-
-
-def _windows_available() -> int | None:
-    """GlobalMemoryStatusEx's available physical memory, or the address space left if less (a
-    32-bit Python); None if the call fails."""
-    import ctypes
-
-    class MemoryStatus(ctypes.Structure):  # MEMORYSTATUSEX
-        _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),
-                    *((name, ctypes.c_uint64) for name in ("ullTotalPhys", "ullAvailPhys", "ullTotalPageFile",
-                                                           "ullAvailPageFile", "ullTotalVirtual", "ullAvailVirtual",
-                                                           "ullAvailExtendedVirtual"))]
-
-    status = MemoryStatus(dwLength=ctypes.sizeof(MemoryStatus))
-    try:
-        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
-            return None
-    except (AttributeError, OSError):
-        return None
-    return min(status.ullAvailPhys, status.ullAvailVirtual)
-
-
-def _physical_memory() -> int | None:
-    """The machine's physical memory by sysconf (pages × page size); None where it does not say."""
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGESIZE")
-    except (AttributeError, ValueError, OSError):  # no sysconf, or a name this system does not know
-        return None
-    return pages * size if pages > 0 and size > 0 else None
-
-
-CGROUP_FILES = {2: ("sys/fs/cgroup", "memory.max", "memory.current"),
-                1: ("sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")}
-
-
-def _cgroup_room(root: Path) -> int | None:
-    """What the tightest memory limit over this process's control group and its ancestors still
-    allows (limit − usage, each level's own), from /proc/self/cgroup's paths (v2's "0::PATH",
-    v1's "N:memory:PATH"); the top level's files where it does not say. None: no limit found."""
-    try:
-        lines = read_at_most(root / "proc/self/cgroup", 65536).decode("ascii", errors="replace").splitlines()
-    except OSError:
-        lines = []
-    paths = {}
-    for line in lines:
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            paths[2] = path
-        elif "memory" in controllers.split(","):
-            paths[1] = path
-    room = None
-    for version, (base, limit_file, usage_file) in CGROUP_FILES.items():
-        parts = [part for part in paths.get(version, "/").split("/") if part not in ("", ".", "..")]
-        for depth in range(len(parts), -1, -1):  # the process's own group, then each ancestor
-            folder = root / base / "/".join(parts[:depth])
-            limit, usage = _numbers(folder / limit_file).get(""), _numbers(folder / usage_file).get("")
-            if limit is not None and usage is not None:
-                room = max(0, limit - usage) if room is None else min(room, max(0, limit - usage))
-    return room
+def memory_room(available: int | None = None) -> tuple[int | None, str]:
+    """(bytes, words for a message): ``available`` as the machine's when given, else what this
+    process's tightest memory limit leaves and its name ("this machine has 1.4 GB available",
+    "...address-space limit (ulimit -v) leaves 1.4 GB"); (None, "") where nothing says."""
+    if available is not None:
+        return available, MEMORY_WORDS[MACHINE].format(_size(available))
+    limits = memory_limits()
+    if not limits:
+        return None, ""
+    room = min(limits.values())
+    return room, memory_words(limits, _size(room))
 
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
                           available: int | None = None, log: Callable[[str], None] = print,
                           cap: tuple[int, str] | None = None, resume_of: Path | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
-    ``available_memory()``), and ``log`` a note when it fits but LIKELY times the bound would
+    ``memory_room()``), and ``log`` a note when it fits but LIKELY times the bound would
     not. ``data_shape`` (N, H, W) is the images loaded, dev set included: their float32 copy is
     made before training, and a full-batch run's batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
@@ -240,8 +159,7 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     note (the web audit: a full-batch CNN of a 2.4 GB bound under a 4 GB cap reached 13 GB).
     ``resume_of`` is the run folder being resumed: its batch size is fixed, so the advice is to
     resume it with more memory or to start it again with another."""
-    available = available_memory() if available is None else available
-    where = f"this machine has {_size(available)} available" if available is not None else ""
+    available, where = memory_room(available)
     capped = cap is not None and (available is None or cap[0] < available)
     if capped:
         available, where = cap[0], f"a run may use {_size(cap[0])} here ({cap[1]})"
@@ -253,11 +171,12 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     scaled = (train + dev) * math.prod(image_shape) * BYTES_PER_NUMBER
     memory = step_memory(config, tuple(image_shape), num_classes)
     batch = min(config.batch_size or train, train)
-    need = scaled + memory.of(batch)
+    measuring = measuring_memory(config, memory, dev or train, available, tuple(image_shape), num_classes)
+    need = scaled + memory.of(batch) + measuring
     if need * LIKELY <= available:
         return
     promise = capped and need <= available  # a limit someone chose: the bound's likely growth must fit too
-    fits = memory.largest_batch((available - scaled) // (LIKELY if promise else 1)) // HEADROOM
+    fits = memory.largest_batch(max(0, available - scaled - measuring) // (LIKELY if promise else 1)) // HEADROOM
     batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if need <= available and not capped:
         log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and {where}; "
@@ -277,7 +196,22 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     raise ConfigError(f"training needs at least {_size(need)} of memory{often} and {where} ({what} keeps "
                       f"{_size(batch * memory.per_image)} of what its layers computed, for the "
                       f"backward pass; the weights, gradients and optimizer state take {_size(memory.fixed)}, the "
-                      f"images as numbers {_size(scaled)}); {advice}")
+                      f"images as numbers {_size(scaled)}, checking it as it learns (dev set, doctor) "
+                      f"{_size(measuring)}); {advice}")
+
+
+def measuring_memory(config: TrainConfig, memory: StepMemory, rows: int, available: int | None,
+                     image_shape=(28, 28), num_classes: int = 10) -> int:
+    """Bytes held at once beside a training step's when the run measures itself, at least: its
+    evaluation's batches (their budget where ``available`` bytes may be allocated, or all
+    ``rows`` of the set evaluated if they take less) or the doctor's sample, SAMPLE_CHUNK images
+    through the textbook layers, whichever takes more (they take turns). Left out, cnn-best
+    passed the check with 512 MiB free and peaked at 627 MB, 250 MB of it the doctor's sample,
+    then measured whole, and 230 MB the evaluation's batches."""
+    evaluation = min(inference_budget(available), rows * memory.per_image)
+    if config.doctor == "off":
+        return evaluation
+    return max(evaluation, SAMPLE_CHUNK * step_memory(config, image_shape, num_classes, whole_batch=True).per_image)
 
 
 def _batch_to_try(fits: int) -> int:
@@ -290,19 +224,3 @@ def _size(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{count} bytes"
-
-
-def _numbers(path: Path, per_line: bool = False) -> dict[str, int]:
-    """A small system file's numbers: {"": n} for a file holding one number, {"Key": n} for
-    ``Key: n kB`` lines; {} when it is missing, unreadable or says "max"."""
-    try:
-        text = read_at_most(path, 65536).decode("ascii", errors="replace")
-    except OSError:
-        return {}
-    found = {}
-    for line in text.splitlines() if per_line else [f":{text}"]:
-        key, _, value = line.partition(":")
-        digits = value.split()[0] if value.split() else ""
-        if digits.isdigit():
-            found[key.strip()] = int(digits)
-    return found
