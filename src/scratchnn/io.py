@@ -64,6 +64,10 @@ def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
     if bad:  # load refuses such a file: never write one (the API fuzz audit)
         raise ModelFileError(f"{path}: tensor {bad[0]!r} holds NaN or infinite values, so the file could not be "
                              "loaded; train it again (a lower learning rate), or save it before it diverges")
+    negative = [name for name, value in model.named_buffers() if name.endswith(".running_var") and np.any(value < 0)]
+    if negative:
+        raise ModelFileError(f"{path}: tensor {negative[0]!r}, a batch norm's running variance, holds values below 0, "
+                             "so the file could not be loaded; give the layer its own statistics back (train it)")
     metadata = {"architecture": model.config(), **(metadata or {})}
     try:  # what load would refuse (classes that are not the model's outputs, say) is refused here
         check_metadata(json.loads(json.dumps(metadata)))
@@ -251,6 +255,9 @@ def read_tensors(path, check: LayoutCheck | None = None,
     for name, tensor in tensors.items():
         if not np.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
+        if name.endswith(".running_var") and np.any(tensor < 0):  # √ of it is NaN: every prediction would be
+            raise ModelFileError(f"{path}: tensor {name!r}, a batch norm's running variance, holds values below 0, "
+                                 f"which no variance can; {remedy}")
     return tensors, metadata
 
 

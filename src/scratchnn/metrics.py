@@ -45,8 +45,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
         if len(values) and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= num_classes):
             raise ShapeError(f"confusion_matrix: {name} must be class indices 0..{num_classes - 1}, got "
                              f"{values.dtype} from {values.min()} to {values.max()}")
-    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(
-        num_classes, num_classes)
+    # NOTE: as intp: uint8 labels (read_idx_pair's) times 26 classes wrapped round past 255
+    cells = labels.astype(np.intp) * num_classes + predictions.astype(np.intp)
+    return np.bincount(cells, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
 def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:

@@ -217,10 +217,15 @@ class Sequential:
         return probas
 
     def _why_not_finite(self, rows: int, total: int) -> str:
-        """Why ``rows`` of ``total`` answers are NaN or infinite: the parameters that are, if any."""
-        bad = [name for name, value, _ in self.named_parameters() if not np.isfinite(value).all()]
+        """Why ``rows`` of ``total`` answers are NaN or infinite: the parameters or batch-norm
+        statistics that are, or a running variance below 0 (whose square root is NaN), if any."""
+        bad = [name for name, value in self._live_state().items() if not np.isfinite(value).all()]
+        negative = [name for name, value in self.named_buffers()
+                    if name.endswith(".running_var") and np.any(value < 0)]
         why = (f"its parameters {', '.join(bad[:3])}{'...' * (len(bad) > 3)} hold NaN or infinite values (a training "
-               "that diverged, or weights loaded so); train it again" if bad else "its layers overflow on them")
+               "that diverged, or weights loaded so); train it again" if bad else
+               f"its batch norm's running variance {negative[0]} holds values below 0; train it again or load "
+               "its saved state" if negative else "its layers overflow on them")
         return f"the model's outputs are NaN or infinite for {rows:,} of {total:,} images: {why}"
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, tta: int = 1,
@@ -272,10 +277,12 @@ class Sequential:
 
     def _live_state(self) -> dict[str, np.ndarray]:
         """state_dict's arrays themselves (what training writes into)."""
-        state = {name: param for name, param, _ in self.named_parameters()}
-        state.update((f"{i}.{key}", buffer) for i, layer in enumerate(self.layers)
-                     for key, buffer in layer.buffers.items())
-        return state
+        return {**{name: param for name, param, _ in self.named_parameters()}, **dict(self.named_buffers())}
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """(name, array) of every buffer ("3.running_var"): state the layers keep that no gradient
+        trains (batch norm's running statistics); the arrays themselves, not copies."""
+        return [(f"{i}.{key}", buffer) for i, layer in enumerate(self.layers) for key, buffer in layer.buffers.items()]
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy arrays into parameters and buffers; strict: every key present, every shape equal."""

@@ -79,20 +79,22 @@ def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = F
     """A ShapeError for raw pixels 0..255 (or a 16-bit image's 0..65535), which a network trained
     on 0..1 reads as 255 times too bright (the loss explodes, or a prediction is sure of anything):
     uint8, or integers above 1 (pandas reads a CSV's pixels as int64), or with ``whole_floats``
-    (predictions) floats up to 255 that are whole numbers above 1 (``x.astype("float32")`` without
-    the / 255) or that are none below 0 and some above 2 (0..255 images blurred or resized as
-    floats: no 0..1 image gets there). Training still takes such floats: the break-it lab feeds
-    them on purpose, and the doctor names them ([unscaled-inputs])."""
+    (predictions) floats that are whole numbers above 1 (``x.astype("float32")`` without the
+    / 255) or that are none below 0 and some above 2 (0..255 or 0..65535 images blurred or resized
+    as floats: no 0..1 image gets there; the numerics audit: x * 65535 was read at 100% confidence,
+    a third of it wrong). Training still takes such floats: the break-it lab feeds them on purpose,
+    and the doctor names them ([unscaled-inputs])."""
     x = np.asarray(x)
     if x.size == 0:  # nothing to look at (np.zeros((0, 784), np.uint8).max() is a ValueError)
         return
     integers, floats = x.dtype.kind in "ui", whole_floats and x.dtype.kind == "f"
-    top = x.max()  # integers up to a 16-bit image's 65535; floats past 255 are not pixels (a resize overshoots)
-    raw = x.dtype == np.uint8 or ((integers or floats) and 1 < top <= (65535 if integers else 255)
-                                  and (integers or bool(np.all(np.mod(x, 1) == 0)) or (top > 2 and x.min() >= 0)))
+    top = x.max()  # integers up to a 16-bit image's 65535
+    raw = x.dtype == np.uint8 or ((integers and 1 < top <= 65535) or (floats and 1 < top and (
+        bool(np.all(np.mod(x, 1) == 0)) or (top > 2 and x.min() >= 0))))
     if raw and top > 255:  # a 16-bit image (uint16, 0..65535) went through when this stopped at 255
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, unscaled pixels by the look of it "
-                         "(0..65535 in a 16-bit image); scale it to 0..1 first: x / 65535 for 16 bits")
+                         "(0..65535 in a 16-bit image); scale it to 0..1 first: x / 65535 for 16 bits, or divide "
+                         "by the largest value its format holds")
     if raw:
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, raw pixels 0..255 by the look of it; "
                          "scale it to 0..1 first: x / 255, or from scratchnn.data import scale_pixels; "

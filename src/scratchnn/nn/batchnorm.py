@@ -69,8 +69,8 @@ class _BatchNorm(Layer, register=False):
             warnings.warn(f"{kind} momentum {momentum:g} weighs the newest batch {momentum:.0%} in the running "
                           f"statistics (PyTorch's convention): Keras's momentum={momentum:g} is momentum="
                           f"{1 - momentum:.2g} here", OtherConvention, stacklevel=3)
-        if not eps > 0:
-            raise ConfigError(f"{kind} eps must be > 0, got {eps}")
+        if not eps > 0 or np.float32(eps) == 0:  # a constant channel (dead units) is then normalised by 0/0
+            raise ConfigError(f"{kind} eps must be > 0 (and not 0 in float32: 1e-5 is the usual), got {eps}")
         self.size, self.momentum, self.eps = int(size), float(momentum), float(eps)
         c = self.size
         self.params = {"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32)}
@@ -81,8 +81,10 @@ class _BatchNorm(Layer, register=False):
         """y (M, C) for rows x (M, C); caches x̂ and σ for ``_backward_rows``."""
         if training:
             self.check_rows(len(x))
-            mean = x.mean(axis=0)
-            var = ((x - mean) ** 2).mean(axis=0)
+            # NOTE: summed in float64: a float32 sum of 100,000 rows (a batch of 128 images of 28x28)
+            # loses digits, and an offset input (1000 + noise) came out with a mean of -0.018, not 0
+            mean = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
+            var = ((x - mean) ** 2).mean(axis=0, dtype=np.float64).astype(x.dtype)
             self.update_running_statistics(mean, var, len(x))
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]

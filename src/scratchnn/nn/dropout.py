@@ -8,6 +8,7 @@ from .base import Layer, generator
 from .schema import fraction
 
 _IDENTITY = "identity"  # cached by an eval-mode forward: backward passes dy straight through
+MAX_P = 0.9999  # the highest p taken: float32's draws are 2⁻²⁴ apart, so the share kept stays within 0.1% of 1 − p
 
 
 class Dropout(Layer):
@@ -35,6 +36,9 @@ class Dropout(Layer):
         if not 0 <= p < 1:
             raise ConfigError(f"dropout probability p must be in [0, 1) (p is the chance of dropping "
                               f"a unit; p = 0 turns dropout off), got {p}")
+        if p > MAX_P:  # the mask compares float32 draws with p: 0.99999999 is 1 there, and dropped every unit
+            raise ConfigError(f"dropout probability p {p:.10g} keeps fewer than one unit in {1 / (1 - MAX_P):,.0f}, "
+                              f"too few to learn from (and to draw in float32): use p <= {MAX_P:g}")
         self.p = p
         self.rng = generator(rng)
 

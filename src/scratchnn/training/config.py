@@ -23,6 +23,7 @@ from ..doctor.faults import FAULTS
 from ..errors import ConfigError, huge_number, names_in_message, undecodable_name
 from ..files import atomic_write_bytes, read_small_text
 from ..model import Sequential
+from ..nn.dropout import MAX_P
 from ..nn.init import INITIALIZERS
 from ..optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 from ..optim.schedule_options import OPTION_USERS, check_schedule_options
@@ -84,12 +85,12 @@ class TrainConfig:
     batchnorm: bool = option(False, "batch normalisation after each convolution and hidden Dense layer",
                              group="network", summary=lambda v: "batch norm")
     dropout: float = option(0.0, "probability of dropping each hidden unit while training", group="network",
-                            metavar="P", low=0.0, below=1.0, summary=lambda v: f"dropout {v:g}")
+                            metavar="P", low=0.0, high=MAX_P, summary=lambda v: f"dropout {v:g}")
     input_dropout: float = option(0.0, "probability of dropping each input pixel while training",
-                                  group="network", metavar="P", low=0.0, below=1.0,
+                                  group="network", metavar="P", low=0.0, high=MAX_P,
                                   summary=lambda v: f"input dropout {v:g}")
     conv_dropout: float = option(0.0, "probability of dropping each feature-map value after every conv block's "
-                                      "pooling, while training", group="network", metavar="P", low=0.0, below=1.0,
+                                      "pooling, while training", group="network", metavar="P", low=0.0, high=MAX_P,
                                  summary=lambda v: f"conv dropout {v:g}", **CONV_ONLY)
     augment: bool = option(False, "a new random transform of every training image in every batch: for "
                            "digits shifts, rotations, scaling, slant and elastic distortion, each image with "

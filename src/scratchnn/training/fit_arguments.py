@@ -106,6 +106,20 @@ def _check_loop(model: Sequential, optimizer, batch_size, epochs, start_epoch, e
             raise ConfigError(f"{name} is a whole number {span}, got {repr(value)[:40]}")
     if start_epoch > epochs:
         raise ConfigError(f"start_epoch {start_epoch} is past epochs {epochs}: there is nothing left to train")
+    check_eps(model, optimizer)
+
+
+def check_eps(model: Sequential, optimizer) -> None:
+    """A ConfigError for an optimizer's ε (Adam's, RMSprop's) that is 0 in the model's numbers:
+    a weight whose gradient is always 0 (a border pixel's) then moves by 0 / (√0 + 0) = NaN, and
+    training 'diverged' at its second step, blamed on the learning rate (the numerics audit: eps
+    1e-50 in float32, and the default 1e-8 of a model cast to float16)."""
+    eps = getattr(optimizer, "eps", None)
+    dtype = np.dtype(model.dtype)
+    if isinstance(eps, float) and dtype.kind == "f" and dtype.type(eps) == 0:
+        fits = next(value for value in (1e-8, 1e-4) if dtype.type(value) != 0)
+        raise ConfigError(f"{type(optimizer).__name__}'s eps {eps:g} is 0 in {dtype} (the model's numbers): a weight "
+                          f"whose gradient is always 0 would move by 0/0, NaN; use eps={fits:g} or more")
 
 
 def as_arrays(x, labels) -> tuple[np.ndarray, np.ndarray]:
