@@ -183,6 +183,18 @@ def test_16_bit_png_keeps_its_whole_range():
     np.testing.assert_allclose(gray, [[0, 0.25, 0.5, 1]], atol=1e-4)
 
 
+@pytest.mark.parametrize("mode,pixels,white", [("I", [[0, 64, 128, 255]], 255),
+                                               ("F", [[0, 16384, 32768, 65535]], 65535),
+                                               ("F", [[0, 2.5e5, 5e5, 1e6]], 1e6)],
+                         ids=["32-bit-of-0..255", "float-of-0..65535", "float-past-65535"])
+def test_wide_pixels_are_read_on_the_scale_their_values_reach(mode, pixels, white):
+    """The numerics audit: a 32-bit TIFF of 0..255 was read on a 0..65535 scale (a clear 7 had
+    "no ink"), and a float TIFF past 255 was clipped flat ("the ink is a line")."""
+    array = np.array(pixels, np.int32 if mode == "I" else np.float32)
+    grey = read_image(encode(Image.fromarray(array, mode), "TIFF"))
+    np.testing.assert_allclose(grey, array / white, atol=1e-4)
+
+
 def test_a_float_tiff_is_read_in_its_range_and_its_missing_pixels_are_named(tmp_path):
     """The API fuzz audit: nan_to_num read a float TIFF's NaN pixels as black ink."""
     for pixels, expected in (([[0.0, 0.5, 1.0]], [[0, 0.5, 1]]), ([[0.0, 127.5, 255.0]], [[0, 0.5, 1]])):

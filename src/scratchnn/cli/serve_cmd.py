@@ -100,9 +100,9 @@ def train_setup(args: argparse.Namespace):
                         ("--max-train-layers", args.max_train_layers), ("--max-train-memory", args.max_train_memory),
                         ("--max-train-disk", args.max_train_disk)):
         if not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"{flag} must be a number > 0, got {value:g}")
+            raise ConfigError(f"{flag} must be a number > 0, got {value:.10g}")
     if args.max_train_seconds < 1:  # 1e-320 passed "> 0", and every run stopped at its first batch (fuzz audit)
-        raise ConfigError(f"--max-train-seconds must be at least 1, got {args.max_train_seconds:g}")
+        raise ConfigError(f"--max-train-seconds must be at least 1, got {args.max_train_seconds:.10g}")
     if args.keep_model and args.no_train:
         raise ConfigError("--keep-model keeps the model while the page trains; with --no-train nothing trains: "
                           "give one of them")

@@ -68,26 +68,26 @@ class Augmentation:
         """Raise ConfigError naming the first invalid value; returns self."""
         for name in ("shift", "rotate", "scale", "shear", "elastic_alpha", "elastic_sigma", "flip", "p"):
             if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"augmentation {name} must be a finite number, got {getattr(self, name):g}")
+                raise ConfigError(f"augmentation {name} must be a finite number, got {getattr(self, name):.10g}")
         if self.shift < 0:
-            raise ConfigError(f"shift must be >= 0 pixels, got {self.shift:g}")
+            raise ConfigError(f"shift must be >= 0 pixels, got {self.shift:.10g}")
         if not 0 <= self.rotate <= 180:
-            raise ConfigError(f"rotate must be between 0 and 180 degrees, got {self.rotate:g}")
+            raise ConfigError(f"rotate must be between 0 and 180 degrees, got {self.rotate:.10g}")
         if not 0 <= self.scale < 1:
-            raise ConfigError(f"scale must be in [0, 1) (0.1 means sizes from 90% to 110%), got {self.scale:g}")
+            raise ConfigError(f"scale must be in [0, 1) (0.1 means sizes from 90% to 110%), got {self.scale:.10g}")
         if not 0 <= self.shear <= 45:
-            raise ConfigError(f"shear must be between 0 and 45 degrees, got {self.shear:g}")
+            raise ConfigError(f"shear must be between 0 and 45 degrees, got {self.shear:.10g}")
         if not 0 <= self.elastic_alpha <= MAX_ELASTIC:
             raise ConfigError(f"elastic_alpha must be between 0 and {MAX_ELASTIC:g} pixels (0 turns elastic "
-                              f"distortion off; 20 for digits), got {self.elastic_alpha:g}")
+                              f"distortion off; 20 for digits), got {self.elastic_alpha:.10g}")
         if not 0 <= self.elastic_sigma <= MAX_ELASTIC or (self.elastic_alpha > 0 and self.elastic_sigma == 0):
             raise ConfigError(f"elastic_sigma must be > 0 and at most {MAX_ELASTIC:g} pixels (the smoothing width; "
-                              f"~4 for 28x28 digits), got {self.elastic_sigma:g}")
+                              f"~4 for 28x28 digits), got {self.elastic_sigma:.10g}")
         if not 0 <= self.flip <= 1:
             raise ConfigError(f"flip is the probability of mirroring an image left to right, in [0, 1]; "
-                              f"got {self.flip:g}")
+                              f"got {self.flip:.10g}")
         if not 0 <= self.p <= 1:
-            raise ConfigError(f"p is the probability that an image is augmented, in [0, 1]; got {self.p:g}")
+            raise ConfigError(f"p is the probability that an image is augmented, in [0, 1]; got {self.p:.10g}")
         return self
 
     def check_fits(self, image_shape: tuple[int, int]) -> None:

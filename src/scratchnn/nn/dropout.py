@@ -8,7 +8,7 @@ from .base import Layer, generator
 from .schema import fraction
 
 _IDENTITY = "identity"  # cached by an eval-mode forward: backward passes dy straight through
-MAX_P = 0.9999  # the highest p taken: float32's draws are 2⁻²⁴ apart, so the share kept stays within 0.1% of 1 − p
+MAX_P = 0.9999  # the highest p taken: float32's draws are 2⁻²⁴ apart, so the share kept is within 0.1% of 1 − p
 
 
 class Dropout(Layer):

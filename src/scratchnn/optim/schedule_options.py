@@ -40,7 +40,7 @@ def check_schedule_options(name: str, epochs: int, options: dict, spell: dict[st
                           f"set {spell.get('warmup_epochs', 'warmup_epochs')} to 0")
     if not 0 <= warmup < epochs:
         raise ConfigError(f"{spell.get('warmup_epochs', 'warmup_epochs')} must be >= 0 and shorter than the run "
-                          f"(epochs = {epochs}), got {warmup:g}")
+                          f"(epochs = {epochs}), got {warmup:.10g}")
     for option, value in options.items():
         if not value or name in OPTION_USERS[option]:
             continue
@@ -50,7 +50,7 @@ def check_schedule_options(name: str, epochs: int, options: dict, spell: dict[st
     factor = options.get("factor")
     if factor and name == "plateau" and not 0 < factor < 1:  # the schedule's own check, in the user's words
         raise ConfigError(f"{spell.get('factor', 'factor')} multiplies the learning rate on a plateau and must be in "
-                          f"(0, 1), got {factor:g}")
+                          f"(0, 1), got {factor:.10g}")
 
 
 def make_schedule(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_epochs: float = 0.0,

@@ -148,12 +148,22 @@ def _composited(image: Image.Image) -> Image.Image:
 def _grey(image: Image.Image, where: str = "") -> np.ndarray:
     """float32 (H, W) in 0..1 from any Pillow mode; transparent pixels become white paper."""
     if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip at 255
-        return np.clip(np.asarray(image, np.float32) / 65535, 0, 1)
-    if image.mode == "F":  # float TIFFs: taken as 0..1, or 0..255 when a value exceeds 1
+        return _as_brightness(np.asarray(image, np.float32), (255, 65535))
+    if image.mode == "F":  # float TIFFs
         pixels = np.asarray(image, np.float32)
         missing = np.count_nonzero(~np.isfinite(pixels))
         if missing:  # nan_to_num read NaN as black ink (the API fuzz audit)
             raise ImageError(f"{where}the float image holds {missing:,} NaN or infinite pixel(s), which are no "
                              "brightness; fill them (0 for black, 1 for white) and save it again")
-        return np.clip(pixels / (255 if pixels.max() > 1 else 1), 0, 1)
+        return _as_brightness(pixels, (1, 255, 65535))
     return np.asarray(_grey_image(image), np.float32) / np.float32(255)
+
+
+def _as_brightness(pixels: np.ndarray, whites: tuple[int, ...]) -> np.ndarray:
+    """0..1 from pixels whose white is the first of ``whites`` their largest value does not pass
+    (or that value itself): Pillow opens 8-bit values in 32-bit TIFFs and 16-bit PNGs alike as
+    "I", and the numerics audit's clear 7 in a 32-bit TIFF of 0..255, read on a 0..65535 scale,
+    had "no ink"; a float TIFF past 255 was clipped flat."""
+    top = float(pixels.max()) if pixels.size else 1.0
+    white = next((value for value in whites if top <= value), top)
+    return np.clip(pixels / np.float32(white), 0, 1)

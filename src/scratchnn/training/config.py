@@ -231,7 +231,7 @@ class TrainConfig:
             given[next((k for k in keys if self.schedule in OPTION_USERS[k]), keys[0])] = getattr(self, name)
         check_schedule_options(self.schedule, self.epochs, given, spell)
         if self.min_lr > self.lr:  # else "min_lr must be in [0, lr = 0.002]" once the schedule is built
-            raise ConfigError(f"--min-lr (the lowest rate) must be at most --lr ({self.lr:g}), got {self.min_lr:g}")
+            raise ConfigError(f"--min-lr (the lowest rate) must be at most --lr ({self.lr:g}), got {self.min_lr:.10g}")
         return self
 
     @property

@@ -208,7 +208,7 @@ def _refuse_runaway(config: TrainConfig) -> None:
     check_evaluations(config)
     if config.lr_gamma > 1 and config.schedule in ("step", "exponential"):
         raise ConfigError(f"--lr-gamma multiplies the learning rate as the {config.schedule} schedule decays it and "
-                          f"must be in (0, 1] (above 1 the rate grows), got {config.lr_gamma:g}")
+                          f"must be in (0, 1] (above 1 the rate grows), got {config.lr_gamma:.10g}")
 
 
 def _augmentation_notes(config: TrainConfig, settings: dict) -> list[str]:

@@ -204,11 +204,11 @@ def _dimension(name: str, rule: dict, spec: Option, default, where: str) -> Dime
     if low > high:
         raise ConfigError(f"{where}: {name} low {low:g} is above high {high:g}")
     if log and low <= 0:
-        raise ConfigError(f"{where}: {name} log = true needs low > 0, got {low:g}")
+        raise ConfigError(f"{where}: {name} log = true needs low > 0, got {low:.10g}")
     if log and step is not None:
         raise ConfigError(f"{where}: {name} takes log or step, not both")
     if step is not None and step <= 0:
-        raise ConfigError(f"{where}: {name} step must be > 0, got {step:g}")
+        raise ConfigError(f"{where}: {name} step must be > 0, got {step:.10g}")
     if step is not None and high > low:
         steps = (high - low) / step  # Optuna would move high down to a whole number of steps, with a warning
         if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
