@@ -18,7 +18,7 @@ from web_support import require
     ("lr = {low = 1e-4, high = 1e-1}\ndropuot = {low = 0, high = 0.5}\n", "line 2: unknown option 'dropuot'; did you mean 'dropout'?"),
     ("\n\nlr = {low = 0.1, high = 0.01}\n", "line 3: lr low 0.1 is above high 0.01"),
     ("lr = {low = 0, high = 0.1, log = true}\n", "line 1: lr log = true needs low > 0, got 0"),
-    ("dropout = {low = 0, high = 1.0}\n", "line 1: --dropout must be in [0, 1), got 1"),
+    ("dropout = {low = 0, high = 1.0}\n", "line 1: --dropout must be in [0, 0.9999], got 1"),
     ("lr = {low = 1e-4, hihg = 0.1}\n", "hihg; did you mean 'high'?"),
     ("epochs = {low = 2, high = 5.5}\n", "epochs is an integer option; high must be an integer"),
     ("hidden = {low = 1, high = 5}\n", "hidden is not a number; search it with choices"),

@@ -9,6 +9,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # floats past it are not pixels of any scale
+
 
 def train_dev_split(images: np.ndarray, labels: np.ndarray, dev_size: int, rng: np.random.Generator):
     """(train_images, train_labels, dev_images, dev_labels) from images (N, ...) and labels (N,).
@@ -88,8 +90,8 @@ def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = F
     if x.size == 0:  # nothing to look at (np.zeros((0, 784), np.uint8).max() is a ValueError)
         return
     integers, floats = x.dtype.kind in "ui", whole_floats and x.dtype.kind == "f"
-    top = x.max()  # integers up to a 16-bit image's 65535
-    raw = x.dtype == np.uint8 or ((integers and 1 < top <= 65535) or (floats and 1 < top and (
+    top = x.max()  # integers up to a 16-bit image's 65535; floats to float32's largest (refuse_non_finite's past it)
+    raw = x.dtype == np.uint8 or ((integers and 1 < top <= 65535) or (floats and 1 < top <= FLOAT32_MAX and (
         bool(np.all(np.mod(x, 1) == 0)) or (top > 2 and x.min() >= 0))))
     if raw and top > 255:  # a 16-bit image (uint16, 0..65535) went through when this stopped at 255
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, unscaled pixels by the look of it "

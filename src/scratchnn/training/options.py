@@ -6,8 +6,8 @@ generated from that one declaration. Adding an option is adding one field.
 
     >>> from scratchnn.training.config import TrainConfig
     >>> spec = option_of(TrainConfig, "dropout")
-    >>> spec.flag, spec.group, spec.low, spec.below
-    ('--dropout', 'network', 0.0, 1.0)
+    >>> spec.flag, spec.group, spec.low, spec.high
+    ('--dropout', 'network', 0.0, 0.9999)
 """
 from __future__ import annotations
 
