@@ -75,7 +75,7 @@ class HealthRecorder:
                     self._step_rows.append((label, "bias_update_spread", spread(moved)))
         self._before.clear()
         if first:
-            self.rows += [Row(0, layer, signal, value) for layer, signal, value in self._step_rows]
+            self._add([Row(0, layer, signal, value) for layer, signal, value in self._step_rows])
 
     def due(self, evaluation: int, last: bool = False) -> bool:
         """Whether evaluation number ``evaluation`` (epoch // eval_every) is one to record."""
@@ -111,12 +111,21 @@ class HealthRecorder:
         model_rows.update(top_class=top, top_class_share=share,
                           logit_max=float(np.max(np.abs(logits))) if np.isfinite(logits).all() else math.inf)
         new = [Row(epoch, MODEL, name, float(value)) for name, value in model_rows.items()] + new
-        self.rows += new
         if epoch == 0 and self.planned and math.ceil(self.planned * len(new) / HEALTH_ROWS) > 1:
             self.every = math.ceil(self.planned * len(new) / HEALTH_ROWS)
             new.append(Row(0, MODEL, "health_every", float(self.every)))
-            self.rows.append(new[-1])
+        self._add(new)
         return new
+
+    def _add(self, new: list[Row]) -> None:
+        """``new`` rows added; those of epoch 0 in place of any earlier ones of their layer and
+        signal: a run resumed from its epoch-0 checkpoint (one that diverged in its first epoch,
+        or was killed before its second checkpoint) measures the untrained network again, and
+        each such resume added another copy of its rows (the resume audit: 45, 77, 109 lines)."""
+        again = {(row.layer, row.signal) for row in new if row.epoch == 0}
+        if again:
+            self.rows = [row for row in self.rows if row.epoch != 0 or (row.layer, row.signal) not in again]
+        self.rows += new
 
     def record_labels(self, y_train: np.ndarray, num_classes: int, y_dev: np.ndarray | None = None) -> list[Row]:
         """Epoch 0's ``label_classes``, ``top_label_share`` and ``least_label_share``: how evenly the training labels

@@ -141,10 +141,25 @@ class TrainingSession:
         done = self.checkpoint is not None and training_done(self.checkpoint, self.config)
         if done and self.stopping is not None:
             self.stopping.restore(self.model)  # what fit does once training ends: the best weights come back
+        if not done and self.checkpoint is not None and self.config.doctor == "strict":
+            self._stop_if_stopped_before()
         seconds = 0.0 if done else self._fit()
         if self.history and not done:  # a run that ended early (patience, Stop, a sweep's stop) is examined too
             self.examine(last=True)
         return self._finish(seconds)
+
+    def _stop_if_stopped_before(self) -> None:
+        """A strict doctor examines a resumed run's tables before it trains again: one it stopped
+        (its last checkpoint is taken just before) trained one more evaluation at every --resume
+        before it was stopped again (the resume audit: iterations 20, 30, 40...)."""
+        if self.health is None or not self.history:
+            return
+        error = next((f for f in self.examine(last=True) if f.severity == "error"), None)
+        if error is not None:
+            raise DoctorStopped(f"--doctor strict stopped this run at {self.step_name.lower()} "
+                                f"{self.history[-1].epoch} ([{error.id}] {error.message}) and would stop it again: "
+                                f"fix that and train it anew, or set doctor = \"on\" in "
+                                f"{shell_word(self.run_dir / CONFIG_FILE)} to train on regardless")
 
     def _announce(self) -> None:
         """Log the data, the network and how it trains; settle the augmentation a resumed run continues."""

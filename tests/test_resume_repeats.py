@@ -1,0 +1,53 @@
+"""A run resumed again and again keeps its tables and its verdict (the resume audit): each
+--resume of a run the strict doctor stopped trained one more evaluation, and each --resume
+from an epoch-0 checkpoint added another copy of epoch 0's health rows."""
+import gzip
+
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.doctor.signals import read_health_csv
+
+
+@pytest.fixture(scope="module")
+def digits_csv(shared_dir, tmp_path_factory):
+    """The first 2,000 of the shared digits, for runs of a few seconds."""
+    with gzip.open(shared_dir / "datasets/mnist/t10k-kaggle.csv.gz", "rt") as source:
+        lines = [next(source) for _ in range(2001)]
+    path = tmp_path_factory.mktemp("data") / "digits.csv"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_a_run_the_strict_doctor_stopped_is_stopped_again_before_it_trains(digits_csv, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "seed", "--csv", str(digits_csv), "--threads", "1", "--fault", "tiny-init",
+                 "--doctor", "strict", "--checkpoint-every", "1", "--out", str(run), "--no-report"]) == 3
+    metrics = (run / "metrics.csv").read_text()
+    capsys.readouterr()
+    for _ in range(2):
+        assert main(["train", "--resume", str(run), "--no-report"]) == 3
+        err = capsys.readouterr().err
+        assert "--doctor strict stopped this run at iteration 10 ([small-init] " in err
+        assert f'would stop it again: fix that and train it anew, or set doctor = "on" in {run}/config.toml' in err
+        assert (run / "metrics.csv").read_text() == metrics  # nothing trained: iteration 10 still its last
+    config = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(config.replace('doctor = "strict"', 'doctor = "on"'))
+    assert main(["train", "--resume", str(run), "--no-report", "--quiet"]) == 0  # trains on, as told
+
+
+def test_resuming_from_the_epoch_0_checkpoint_again_and_again_keeps_one_copy_of_epoch_0(digits_csv, tmp_path):
+    """A run that diverges in its first epoch keeps the untrained network's checkpoint; each
+    --resume measured epoch 0 again and health.csv went 45, 77, 109 lines."""
+    run = tmp_path / "run"
+    args = ["--preset", "mlp", "--csv", str(digits_csv), "--epochs", "5", "--threads", "1", "--optimizer", "sgd",
+            "--lr", "300", "--out", str(run), "--no-report"]
+    assert main(["train", *args]) == 1
+    rows = read_health_csv(run / "health.csv")
+    assert rows and {row.epoch for row in rows} <= {0, 1}
+    for _ in range(2):
+        assert main(["train", "--resume", str(run), "--no-report"]) == 1
+        again = read_health_csv(run / "health.csv")
+        assert sorted(map(repr, again)) == sorted(map(repr, rows))
+        keys = [(row.epoch, row.layer, row.signal) for row in again]
+        assert len(keys) == len(set(keys))
