@@ -144,6 +144,47 @@ def test_the_sampler_seed_stays_in_range_so_a_sweep_of_the_highest_seed_resumes(
     assert sampler_seed(MAX_SEED, 1) == 0 and sampler_seed(5, 2) == 7
 
 
+def test_a_sweep_cut_short_and_resumed_proposes_what_it_would_have_proposed_uninterrupted(tmp_path):
+    """The resume audit: seeded once at the start, a resumed sweep (seed + trials asked) repeated
+    the lost trial and then went its own way: another best, even with one worker."""
+    require("optuna", "pip install -e '.[tune]'")
+    import math
+
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    from scratchnn.tune.study import INTERRUPTED, open_study, recover_interrupted, reseed_for_next_trial
+
+    def score(params):  # a smooth landscape: TPE's proposals follow what it was told
+        return -(math.log10(params["lr"]) + 2) ** 2 - (params["momentum"] - 0.5) ** 2
+
+    def run(study, trials, cut_at=None):
+        for _ in range(trials):
+            reseed_for_next_trial(study, 7)
+            trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1, log=True),
+                               "momentum": optuna.distributions.FloatDistribution(0, 0.99)})
+            if trial.number == cut_at:
+                return  # killed while it ran: left RUNNING
+            study.tell(trial, score(trial.params))
+
+    import optuna
+
+    def storage(name):
+        return JournalStorage(JournalFileBackend(str(tmp_path / name)))
+
+    whole = open_study(storage("whole.log"), 7, create=True)
+    run(whole, 14)
+    cut = open_study(storage("cut.log"), 7, create=True)
+    run(cut, 14, cut_at=11)  # past TPE's 10 random start-up trials: its model's proposals are compared too
+    resumed = open_study(storage("cut.log"), 7)
+    assert recover_interrupted(resumed) == [11]
+    run(resumed, 14 - 11)
+    kept = [t.params for t in resumed.get_trials() if not t.user_attrs.get(INTERRUPTED)]
+    assert kept == [t.params for t in whole.get_trials()]
+    assert [t.state for t in resumed.get_trials()].count(TrialState.FAIL) == 1
+
+
 def _sweep_folder(path, **settings):
     path.mkdir(exist_ok=True)
     (path / "sweep.json").write_text(json.dumps({"trials": 2, "storage": "", "seed": 0, **settings}))

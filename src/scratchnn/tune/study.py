@@ -203,6 +203,18 @@ def existing_storage(url: str) -> None:
                               "database back there, or start a new sweep with --out")
 
 
+def reseed_for_next_trial(study: optuna.Study, seed: int) -> None:
+    """Give ``study`` a TPE sampler seeded for the trial it asks next: ``seed`` plus the trials
+    asked before it that the sweep did not lose. TPE keeps no state but its random numbers (it
+    reads the finished trials from the storage), so each trial's proposal then depends on the
+    seed and on the trials before it alone: a sweep killed and resumed proposes what it would
+    have proposed uninterrupted (one worker at a time); seeded once at the start, a resumed
+    sweep went its own way after the trial it repeated (the resume audit)."""
+    asked = sum(1 for t in study.get_trials(deepcopy=False)
+                if t.state != TrialState.WAITING and not t.user_attrs.get(INTERRUPTED))  # queued: not asked yet
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, asked))
+
+
 def sampler_seed(seed: int, asked: int = 0) -> int:
     """TPE's seed after ``asked`` trials, kept within ``MAX_SEED`` (a sweep started with --seed
     4294967295 could not be resumed: its next seed was out of NumPy's range)."""

@@ -26,8 +26,8 @@ from ..training.run import RUN_LOCK
 from ..training.run_data import data_source, record_data
 from .parallel import cluster_storage
 from .space import SearchSpace
-from .study import (MAX_SEED, SweepFolder, counts, create_sweep_folder, open_study,
-                    recover_interrupted, write_best)
+from .study import (MAX_SEED, SweepFolder, counts, create_sweep_folder, open_study, recover_interrupted,
+                    reseed_for_next_trial, write_best)
 from .trial import run_trial
 
 
@@ -184,6 +184,7 @@ def resume_sweep(folder: SweepFolder, client, trials: int | None = None,
 def _submit(study: optuna.Study, storage, folder: SweepFolder, client, running: dict, pending, log,
             stop_event: str) -> None:
     """Ask for the next trial and send it to the cluster; a config the options refuse fails at once."""
+    reseed_for_next_trial(study, folder.seed)
     trial = study.ask()
     params = folder.space.suggest(trial)
     try:
