@@ -51,3 +51,36 @@ def test_resuming_from_the_epoch_0_checkpoint_again_and_again_keeps_one_copy_of_
         assert sorted(map(repr, again)) == sorted(map(repr, rows))
         keys = [(row.epoch, row.layer, row.signal) for row in again]
         assert len(keys) == len(set(keys))
+
+
+def test_resume_messages_say_what_may_be_edited_and_where(digits_csv, tmp_path, capsys):
+    """The resume audit: a moved data file was told 'put it back' (config.toml may say where it
+    went), --threads with --resume 'drop --threads' (config.toml may change it), and evaluate of a
+    run still training 'complete it with --resume', which that run's lock then refused."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    data = tmp_path / "digits.csv"
+    shutil.copy(digits_csv, data)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "mlp", "--epochs", "2", "--csv", str(data), "--threads", "1", "--out", str(run),
+                 "--no-report", "--quiet"]) == 0
+    (run / "model.safetensors").unlink()  # as if cut short: the checkpoint finishes it
+    data.rename(tmp_path / "moved.csv")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--no-report"]) == 1
+    assert (f'that file is missing: put it back, or if it moved, set csv = "NEW PATH" in {run}/config.toml (its '
+            "sha256 is checked)") in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--threads", "2", "--lr", "0.1"]) == 1
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"drop --lr, --threads (threads may be changed in {run}/config.toml before resuming)")
+    training = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a run still training
+    try:
+        (run / "run.lock").write_text(f"{training.pid} {socket.gethostname()}\n")
+        assert main(["evaluate", str(run)]) == 1
+        assert "the run is still training (no model.safetensors yet); wait for it to finish" in capsys.readouterr().err
+    finally:
+        training.kill()
+        training.wait()

@@ -27,6 +27,7 @@ import numpy as np
 from .data.tta import mean_of_views, views_for
 from .doctor.signals import HEALTH_FILE, read_health_csv
 from .errors import ConfigError, ScratchnnError, ShapeError, shell_word
+from .files import lock_held
 from .fast import inference_net
 from .io import (ENSEMBLE_FILE, MODEL_FILE, class_names, folder_to_resume, load, read_metadata, resolve_model_path,
                  runs_inside)
@@ -34,6 +35,7 @@ from .model import Sequential
 from .training.checkpoint import CHECKPOINT_FILE
 from .training.config import CONFIG_FILE, TrainConfig
 from .training.ensemble_run import member_dir, recorded_seeds
+from .training.run import RUN_LOCK
 from .training.run_data import model_image_shape
 
 MAX_MEMBERS = 64  # a folder of thousands of sub-runs is a mistake, not an ensemble
@@ -265,6 +267,8 @@ def check_finished(folder: Path) -> None:
     if (folder / ENSEMBLE_FILE).is_file() and not runs_inside(folder):
         resolve_model_path(folder)  # an ensemble none of whose members finished: says how to finish it
     if (folder / CHECKPOINT_FILE).exists():
+        if lock_held(folder, RUN_LOCK):  # the resume audit: told to resume a run that was training, and refused
+            raise ConfigError(f"{folder}: the run is still training (no {MODEL_FILE} yet); wait for it to finish")
         if _diverged(folder):
             raise ConfigError(f"{folder}: the run diverged, so it has no {MODEL_FILE}; resuming would diverge "
                               f"again: 'scratchnn doctor {shell_word(folder)}' says what to change, then train anew")

@@ -13,7 +13,7 @@ from ..errors import (ConfigError, MissingExtra, OutputClosed, RunInterrupted, R
                       os_error_message, shell_word)
 from ..io import MODEL_FILE
 from ..training import ensemble_run, presets
-from ..training.checkpoint import CHECKPOINT_FILE
+from ..training.checkpoint import CHECKPOINT_FILE, MAY_CHANGE
 from ..training.config import CONFIG_FILE, TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS
@@ -95,12 +95,16 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     if args.resume:
-        given = [option_of(TrainConfig, name).flag for name in given_options(args, (*TRAIN_GROUPS, "data"))]
+        options = given_options(args, (*TRAIN_GROUPS, "data"))
+        given = [option_of(TrainConfig, name).flag for name in options]
         given += [f"--{name}" for name in ("preset", "config", "out", "seeds", "augmentation")
                   if getattr(args, name) is not None]
         given += ["--print-config"] * args.print_config  # the run's own is its config.toml
-        if given:
-            raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+        if given:  # what may change is changed in its config.toml (the resume audit: "drop --threads" alone)
+            editable = [name for name in options if name in MAY_CHANGE]
+            where = shell_word(Path(args.resume) / CONFIG_FILE)
+            also = f" ({', '.join(editable)} may be changed in {where} before resuming)" if editable else ""
+            raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}{also}")
         if ensemble_run.recorded_seeds(Path(args.resume)) is not None:
             return train_members(args, log, resume=Path(args.resume))
         if run_finished(args.resume) and (args.no_report or (Path(args.resume) / REPORT_FILE).exists()):

@@ -203,7 +203,7 @@ def _resume(run_dir: Path, log: Callable[[str], None], progress: bool, report: b
     began = (checkpoint.metadata.get("config") or {}) if checkpoint else {}
     if began.get("eval_every") != config.eval_every:  # an edited --eval-every (MAY_CHANGE) is held to the cap
         check_evaluations(config)  # (a run an older version planned with more goes on as it began)
-    check_data_files(config, resuming=True)
+    check_data_files(config, resuming=True, config_file=run_dir / CONFIG_FILE)
     source = data_source(config)
     data = load_data(config, source, progress=progress)
     if checkpoint is None or not training_done(checkpoint, config):  # this machine may have less memory

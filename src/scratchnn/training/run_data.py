@@ -27,7 +27,7 @@ from ..data.kaggle_csv import has_header
 from ..data.load import named_classes
 from ..data.looks import dark_on_light, faint, wider_than_tall
 from ..data.split import seeded_generators
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, shell_word
 from ..files import why_unreadable
 from ..io import class_names
 from ..model import Sequential
@@ -119,9 +119,10 @@ def locate_data(config: TrainConfig, run_dir) -> TrainConfig:
     return dataclasses.replace(config, **found)
 
 
-def check_data_files(config: TrainConfig, resuming: bool = False) -> None:
+def check_data_files(config: TrainConfig, resuming: bool = False, config_file: Path | None = None) -> None:
     """A DataError if a data file the run recorded is missing or no longer has its SHA-256;
-    ``resuming``: a run can only go on with the data it began with (no other --csv to offer)."""
+    ``resuming``: a run can only go on with the data it began with (no other --csv to offer), from
+    wherever it is now: ``config_file``, the run's config.toml, may say where it moved to."""
     for name in FILES:
         path, digest = getattr(config, name), getattr(config, f"{name}_sha256")
         if not (path and digest):
@@ -130,7 +131,9 @@ def check_data_files(config: TrainConfig, resuming: bool = False) -> None:
         other = ("; a resumed run goes on with the data it began with" if resuming else
                  f", or give the data explicitly with --{name}")
         if not Path(path).is_file():
-            raise DataError(f"{trained_on}; that file is missing: put it back{other}")
+            moved = (f", or if it moved, set {name} = \"NEW PATH\" in {shell_word(config_file)} (its sha256 is "
+                     "checked)" if config_file is not None else "")
+            raise DataError(f"{trained_on}; that file is missing: put it back{moved}{other}")
         now = file_sha256(path)
         if now != digest:
             raise DataError(f"{trained_on}; that file has changed (sha256 now {now[:12]}...): restore it{other}")
