@@ -99,7 +99,9 @@ def test_pixels_0_to_255_of_other_dtypes_are_refused_where_a_model_predicts(digi
                  lambda: fit(mlp(), SGD(0.1), sixteen_bits, y, epochs=1, batch_size=50)):
         with pytest.raises(ShapeError, match=r"values up to 65535, unscaled pixels .*: x / 65535 for 16 bits$"):
             call()
-    mlp().predict(np.full((2, 784), 262.5, np.float32))  # the review: floats past 255 are no 16-bit image
+    with pytest.raises(ShapeError, match=r"up to 262\.5, unscaled .*: x / 255 for 8-bit pixels \(a resize may "
+                                         r"overshoot 255: clip after\), x / 65535 for 16 bits$"):
+        mlp().predict(np.full((2, 784), 262.5, np.float32))  # the review: no 16-bit image; the numerics audit: refused
     assert mlp().predict(np.zeros((0, 784), np.uint8)).shape == (0,)  # nothing to look at: no x.max() of nothing
 
 

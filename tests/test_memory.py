@@ -159,11 +159,11 @@ def test_train_refuses_before_making_its_folder_and_resume_refuses_too(tmp_path,
     cnn = get_preset("cnn")  # a run resumed where less memory is free: its batch size is its own
     cnn.csv = config.csv
     cnn.save(tmp_path / "run" / "config.toml")
-    monkeypatch.setattr(memory, "memory_limits", lambda: {"machine": 60_000_000})  # batches of 128 need 95 MB at least
+    monkeypatch.setattr(memory, "memory_limits", lambda: {"machine": 60_000_000})  # batches of 128 need 80 MB at least
     with pytest.raises(ConfigError) as refused:
         resume_run(tmp_path / "run", progress=False, log=lambda line: None)
     assert str(refused.value).endswith(f"; resume it where more memory is free, or start it again smaller (scratchnn "
-                                       f"train --config {tmp_path / 'run' / 'config.toml'} --batch-size 2)")
+                                       f"train --config {tmp_path / 'run' / 'config.toml'} --batch-size 8)")
 
 
 def test_a_run_that_fits_only_if_it_needs_little_more_than_the_bound_gets_a_note():

@@ -26,7 +26,7 @@ def test_predictions_refuse_floats_past_255_as_unscaled_pixels(scale):
     """x * 65535 (a 16-bit image as floats) was read at 100% confidence, a third of it wrong:
     floats stopped being checked at 255, integers at 65535."""
     model, (x, y) = mlp(), data()
-    with pytest.raises(ShapeError, match=r"unscaled pixels by the look of it .*x / 65535 for 16 bits"):
+    with pytest.raises(ShapeError, match=r"unscaled pixels by the look of it; .*x / 65535 for 16 bits"):
         model.predict_proba(x * np.float32(scale))
     with pytest.raises(ShapeError, match="unscaled pixels"):
         evaluate(model, x * np.float32(scale), y)

@@ -84,3 +84,27 @@ def test_resume_messages_say_what_may_be_edited_and_where(digits_csv, tmp_path, 
     finally:
         training.kill()
         training.wait()
+
+
+def test_a_resumed_run_names_what_the_doctor_found_before_in_one_line(digits_csv, tmp_path, capsys):
+    """The resume audit: at its first evaluation a resumed run printed every earlier finding again
+    in full, one of them in other words ([lr-too-high] of another layer, at another iteration)."""
+    from scratchnn.training.presets import get_preset
+    from scratchnn.training.run import train_run
+
+    config = get_preset("seed")
+    config.csv, config.fault, config.threads, config.epochs = str(digits_csv), ["tiny-init"], 1, 60
+    config.checkpoint_every = 1
+
+    def interrupt(result):
+        if result.epoch == 40:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "run", progress=False, log=lambda line: None, on_evaluation=interrupt)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "The doctor found before: [small-init] error, " in out
+    assert f"('scratchnn doctor {tmp_path / 'run'}' says more)" in out
+    assert "[small-init] error: " not in out  # not again in full

@@ -365,15 +365,15 @@ def test_runs_past_the_servers_disk_limit_are_refused_and_nothing_saved_is_delet
 
 
 def test_a_run_needing_more_memory_than_the_server_allows_fails_before_training(runs):
-    setup = TrainSetup(limits=TrainLimits(memory=0.05))  # 50 MB; cnn-best's batches of 128 need 143 MB at least
+    setup = TrainSetup(limits=TrainLimits(memory=0.1))  # 100 MB; cnn-best's batches of 128 need 143 MB at least
     with TestClient(create_app(runs / "base", train=setup), base_url=LOCAL) as client:
-        assert client.get("/api/train").json()["limits"]["memory_gb"] == 0.05
+        assert client.get("/api/train").json()["limits"]["memory_gb"] == 0.1
         before = sorted(p.name for p in runs.iterdir())
         assert client.post("/api/train", json={"preset": "cnn-best", "epochs": 1}).status_code == 202
         events = [e for _, e in events_until_over(client)]
     assert events[-1]["status"] == "failed", events[-1]
     detail = events[-1]["detail"]
-    assert detail.startswith("training needs at least ") and "a run may use 50.0 MB here (scratchnn serve " \
+    assert detail.startswith("training needs at least ") and "a run may use 100.0 MB here (scratchnn serve " \
         "--max-train-memory)" in detail and "try --batch-size " in detail, detail
     assert not any(e["type"] == "batch" for e in events)
     assert sorted(p.name for p in runs.iterdir()) == before, "a refused run left a folder"

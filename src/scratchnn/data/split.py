@@ -93,10 +93,13 @@ def refuse_raw_pixels(x: np.ndarray, what: str = "input", whole_floats: bool = F
     top = x.max()  # integers up to a 16-bit image's 65535; floats to float32's largest (refuse_non_finite's past it)
     raw = x.dtype == np.uint8 or ((integers and 1 < top <= 65535) or (floats and 1 < top <= FLOAT32_MAX and (
         bool(np.all(np.mod(x, 1) == 0)) or (top > 2 and x.min() >= 0))))
+    if raw and top > 255 and floats:  # a 0..255 image resized as floats overshoots 255 (the review), 16 bits too
+        raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, unscaled pixels by the look of it; "
+                         "scale it to 0..1 first: x / 255 for 8-bit pixels (a resize may overshoot 255: clip after), "
+                         "x / 65535 for 16 bits")
     if raw and top > 255:  # a 16-bit image (uint16, 0..65535) went through when this stopped at 255
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, unscaled pixels by the look of it "
-                         "(0..65535 in a 16-bit image); scale it to 0..1 first: x / 65535 for 16 bits, or divide "
-                         "by the largest value its format holds")
+                         "(0..65535 in a 16-bit image); scale it to 0..1 first: x / 65535 for 16 bits")
     if raw:
         raise ShapeError(f"{what} is {x.dtype} with values up to {x.max():g}, raw pixels 0..255 by the look of it; "
                          "scale it to 0..1 first: x / 255, or from scratchnn.data import scale_pixels; "

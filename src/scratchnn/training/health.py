@@ -16,7 +16,8 @@ import numpy as np
 
 from ..doctor.signals import (MODEL, Row, dead_fraction, label_balance, prediction_share, readability, rms,
                               saturated_fraction, spread, unit_spread, update_ratio)
-from ..model import Sequential
+from ..machine import inference_memory
+from ..model import Sequential, rows_that_fit
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 
 SAMPLE_SIZE = 128  # training images whose activations are measured at each evaluation: one batch
@@ -168,12 +169,14 @@ class HealthRecorder:
         return new
 
 
-def sample_outputs(model: Sequential, x: np.ndarray, rows: int = SAMPLE_CHUNK
+def sample_outputs(model: Sequential, x: np.ndarray, rows: int | None = None
                    ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """({index: output} of each activation layer but the last, logits) of ``model`` on ``x``,
-    passed ``rows`` images at a time: a pass keeps every layer's output and work arrays (the
+    passed ``rows`` images at a time (default: SAMPLE_CHUNK, or as many as an inference batch
+    may hold where that is fewer): a pass keeps every layer's output and work arrays (the
     textbook convolutions transform the whole batch at once), and cnn-best's 128 images at once
     grew a run by 250 MB at each evaluation; the outputs kept are a small part of that."""
+    rows = rows or rows_that_fit(model.layers, model.input_shape, model.dtype, inference_memory(), SAMPLE_CHUNK)
     measured = [i for i, layer in enumerate(model.layers[:-1]) if isinstance(layer, Activation)]
     parts: dict[int, list[np.ndarray]] = {i: [] for i in measured}
     logits = []

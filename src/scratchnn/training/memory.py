@@ -204,14 +204,17 @@ def measuring_memory(config: TrainConfig, memory: StepMemory, rows: int, availab
                      image_shape=(28, 28), num_classes: int = 10) -> int:
     """Bytes held at once beside a training step's when the run measures itself, at least: its
     evaluation's batches (their budget where ``available`` bytes may be allocated, or all
-    ``rows`` of the set evaluated if they take less) or the doctor's sample, SAMPLE_CHUNK images
-    through the textbook layers, whichever takes more (they take turns). Left out, cnn-best
-    passed the check with 512 MiB free and peaked at 627 MB, 250 MB of it the doctor's sample,
-    then measured whole, and 230 MB the evaluation's batches."""
-    evaluation = min(inference_budget(available), rows * memory.per_image)
+    ``rows`` of the set evaluated if they take less) or the doctor's sample through the textbook
+    layers, SAMPLE_CHUNK images at a time or as many as that budget holds (one at least),
+    whichever takes more (they take turns). Left out, cnn-best passed the check with 512 MiB free
+    and peaked at 627 MB, 250 MB of it the doctor's sample, then measured whole, and 230 MB the
+    evaluation's batches."""
+    budget = inference_budget(available)
+    evaluation = min(budget, rows * memory.per_image)
     if config.doctor == "off":
         return evaluation
-    return max(evaluation, SAMPLE_CHUNK * step_memory(config, image_shape, num_classes, whole_batch=True).per_image)
+    per_image = step_memory(config, image_shape, num_classes, whole_batch=True).per_image
+    return max(evaluation, min(SAMPLE_CHUNK, max(1, budget // per_image)) * per_image)
 
 
 def _batch_to_try(fits: int) -> int:

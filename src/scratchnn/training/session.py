@@ -141,21 +141,23 @@ class TrainingSession:
         done = self.checkpoint is not None and training_done(self.checkpoint, self.config)
         if done and self.stopping is not None:
             self.stopping.restore(self.model)  # what fit does once training ends: the best weights come back
-        if not done and self.checkpoint is not None and self.config.doctor == "strict":
-            self._stop_if_stopped_before()
+        if not done and self.checkpoint is not None:
+            self._examine_before_resuming()
         seconds = 0.0 if done else self._fit()
         if self.history and not done:  # a run that ended early (patience, Stop, a sweep's stop) is examined too
             self.examine(last=True)
         return self._finish(seconds)
 
-    def _stop_if_stopped_before(self) -> None:
-        """A strict doctor examines a resumed run's tables before it trains again: one it stopped
-        (its last checkpoint is taken just before) trained one more evaluation at every --resume
-        before it was stopped again (the resume audit: iterations 20, 30, 40...)."""
+    def _examine_before_resuming(self) -> None:
+        """The doctor reads a resumed run's tables before it trains again, and says in one line
+        what it found in them (said in full when found, and by ``scratchnn doctor``): at the first
+        evaluation it printed them all again, some in other words (the resume audit). A strict
+        doctor stops again, before training, a run it stopped: its last checkpoint is taken just
+        before, and every --resume trained one more evaluation (iterations 20, 30, 40...)."""
         if self.health is None or not self.history:
             return
-        error = next((f for f in self.examine(last=True) if f.severity == "error"), None)
-        if error is not None:
+        error = next((f for f in self.examine(last=True, brief=True) if f.severity == "error"), None)
+        if error is not None and self.config.doctor == "strict":
             raise DoctorStopped(f"--doctor strict stopped this run at {self.step_name.lower()} "
                                 f"{self.history[-1].epoch} ([{error.id}] {error.message}) and would stop it again: "
                                 f"fix that and train it anew, or set doctor = \"on\" in "
@@ -242,12 +244,16 @@ class TrainingSession:
             self.log(f"Note: {name} was not updated ({error.strerror}); training goes on, the next evaluation "
                      "writes it whole again, and the checkpoint and the model are saved as usual")
 
-    def examine(self, last: bool = False) -> list[Finding]:
-        """Print the findings that are new since the last evaluation (once per rule)."""
+    def examine(self, last: bool = False, brief: bool = False) -> list[Finding]:
+        """Print the findings that are new since the last evaluation (once per rule); ``brief``:
+        their names and severities on one line (findings said before, by a run now resumed)."""
         self.metric_rows.extend(dataclasses.asdict(r) for r in self.history[len(self.metric_rows):])
         new = self.doctor.update(self.metric_rows, self.health.rows, last) if self.health else []
+        if brief and new:
+            self.log(f"The doctor found before: {', '.join(f'[{f.id}] {f.severity}' for f in new)} "
+                     f"('scratchnn doctor {shell_word(self.run_dir)}' says more)")
         for finding in new:
-            for line in finding_lines(finding, color=self.color):
+            for line in [] if brief else finding_lines(finding, color=self.color):
                 self.log(line)
             if self.on_finding is not None:
                 self.on_finding(finding)
