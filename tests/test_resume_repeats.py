@@ -28,8 +28,9 @@ def test_a_run_the_strict_doctor_stopped_is_stopped_again_before_it_trains(digit
     for _ in range(2):
         assert main(["train", "--resume", str(run), "--no-report"]) == 3
         err = capsys.readouterr().err
-        assert "--doctor strict stopped this run at iteration 10 ([small-init] " in err
-        assert f'would stop it again: fix that and train it anew, or set doctor = "on" in {run}/config.toml' in err
+        assert "the doctor found an error in this run by iteration 10 ([small-init] " in err
+        assert (f'so --doctor strict stops it before it trains again: fix that and train it anew, or set doctor = "on" '
+                f"in {run}/config.toml") in err
         assert (run / "metrics.csv").read_text() == metrics  # nothing trained: iteration 10 still its last
     config = (run / "config.toml").read_text()
     (run / "config.toml").write_text(config.replace('doctor = "strict"', 'doctor = "on"'))

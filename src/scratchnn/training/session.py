@@ -158,9 +158,9 @@ class TrainingSession:
             return
         error = next((f for f in self.examine(last=True, brief=True) if f.severity == "error"), None)
         if error is not None and self.config.doctor == "strict":
-            raise DoctorStopped(f"--doctor strict stopped this run at {self.step_name.lower()} "
-                                f"{self.history[-1].epoch} ([{error.id}] {error.message}) and would stop it again: "
-                                f"fix that and train it anew, or set doctor = \"on\" in "
+            raise DoctorStopped(f"the doctor found an error in this run by {self.step_name.lower()} "
+                                f"{self.history[-1].epoch} ([{error.id}] {error.message}), so --doctor strict stops "
+                                f"it before it trains again: fix that and train it anew, or set doctor = \"on\" in "
                                 f"{shell_word(self.run_dir / CONFIG_FILE)} to train on regardless")
 
     def _announce(self) -> None:
