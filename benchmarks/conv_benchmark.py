@@ -21,7 +21,7 @@ import argparse
 import os
 import time
 
-import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (openblas_idle.py)
+import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (host/openblas_idle.py)
 import numpy as np
 
 from scratchnn.fast.threads import Blocks, blas_thread_count

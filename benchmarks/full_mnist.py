@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (openblas_idle.py)
+import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (host/openblas_idle.py)
 import numpy as np
 
 from scratchnn.data import scale_pixels

@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (openblas_idle.py)
+import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (host/openblas_idle.py)
 import numpy as np
 
 from scratchnn.data import read_kaggle_csv, scale_pixels

@@ -60,7 +60,7 @@ import time
 import warnings
 from pathlib import Path
 
-import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (openblas_idle.py)
+import scratchnn  # noqa: F401  before NumPy, as the CLI: OpenBLAS's idle threads sleep (host/openblas_idle.py)
 import numpy as np
 
 DATASET = "fashion-mnist"

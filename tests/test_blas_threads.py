@@ -117,7 +117,7 @@ def test_more_threads_than_cores_under_a_process_or_memory_limit_is_refused(monk
     OpenBLAS, which waits for ever for threads it could not start, deaf to Ctrl+C and SIGTERM."""
     resource = pytest.importorskip("resource")
     from scratchnn.errors import ConfigError
-    from scratchnn import machine
+    from scratchnn.host import resources as machine
     from scratchnn.training.blas_threads import check_threads_fit
 
     monkeypatch.setattr(machine, "usable_cores", lambda: 2)

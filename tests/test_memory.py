@@ -8,7 +8,7 @@ import scratchnn.training.memory as memory
 from scratchnn.errors import ConfigError
 from scratchnn.nn.winograd4 import F4
 from scratchnn.training.fit import fit
-from scratchnn.machine import available_memory
+from scratchnn.host.resources import available_memory
 from scratchnn.training.memory import check_training_memory, step_memory
 from scratchnn.training.presets import get_preset
 from scratchnn.training.run import resume_run, train_run

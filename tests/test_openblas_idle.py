@@ -1,4 +1,4 @@
-"""scratchnn sets OpenBLAS's idle-thread timeout before NumPy loads it (openblas_idle.py), and the
+"""scratchnn sets OpenBLAS's idle-thread timeout before NumPy loads it (host/openblas_idle.py), and the
 fast path warns when NumPy came first and the threads still spin."""
 import os
 import subprocess
@@ -25,7 +25,7 @@ def run_python(code: str, **env) -> str:
 
 
 def test_importing_scratchnn_first_sets_the_timeout_before_numpy_loads_openblas():
-    out = run_python("import os, sys, scratchnn; from scratchnn import openblas_idle as o; "
+    out = run_python("import os, sys, scratchnn; from scratchnn.host import openblas_idle as o; "
                      "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], o.LOADED_BEFORE, 'numpy' in sys.modules)")
     assert out == "4 False True"
 
@@ -36,9 +36,9 @@ def test_a_timeout_the_user_set_is_kept():
 
 
 def test_numpy_imported_first_is_noticed():
-    out = run_python("import numpy, scratchnn.openblas_idle as o; print(o.LOADED_BEFORE)")
+    out = run_python("import numpy, scratchnn.host.openblas_idle as o; print(o.LOADED_BEFORE)")
     assert out == "True"
-    assert run_python("import numpy, scratchnn.openblas_idle as o; print(o.LOADED_BEFORE)",
+    assert run_python("import numpy, scratchnn.host.openblas_idle as o; print(o.LOADED_BEFORE)",
                       OPENBLAS_THREAD_TIMEOUT="4") == "False"  # the user set it: nothing spins
 
 
@@ -82,7 +82,7 @@ def small_cnn() -> Sequential:
 
 
 def test_the_fast_path_warns_when_openblas_spins(monkeypatch):
-    monkeypatch.setattr("scratchnn.openblas_idle.LOADED_BEFORE", True)
+    monkeypatch.setattr("scratchnn.host.openblas_idle.LOADED_BEFORE", True)
     monkeypatch.setattr("scratchnn.fast._WARNED", [])
     model = small_cnn()
     with pytest.warns(PerformanceWarning, match="Import scratchnn before numpy"):
@@ -95,6 +95,6 @@ def test_the_fast_path_warns_when_openblas_spins(monkeypatch):
 def test_no_warning_without_threaded_layers_or_when_the_threads_sleep(monkeypatch, recwarn):
     monkeypatch.setattr("scratchnn.fast._WARNED", [])
     fast_path.prepare(small_cnn(), Adam(1e-3), np.zeros((8, 1, 6, 6)), full_batch=False, blocks=Blocks(2))
-    monkeypatch.setattr("scratchnn.openblas_idle.LOADED_BEFORE", True)
+    monkeypatch.setattr("scratchnn.host.openblas_idle.LOADED_BEFORE", True)
     fast_path.prepare(small_cnn(), Adam(1e-3), np.zeros((8, 1, 6, 6)), full_batch=False, blocks=Blocks(1))
     assert not [w for w in recwarn if issubclass(w.category, PerformanceWarning)]

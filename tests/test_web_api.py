@@ -574,7 +574,7 @@ def test_a_long_runs_curves_are_thinned_for_the_page(tmp_path, monkeypatch):
     """The many-runs audit: 200,000 evaluations were 28.8 MB of JSON for a chart a few hundred pixels wide."""
     from scratchnn.training.config import TrainConfig
     from scratchnn.training.fit import EpochResult
-    from scratchnn.training.session import write_metrics_csv
+    from scratchnn.training.history import write_metrics_csv
     from scratchnn.web import runs
 
     run = tmp_path / "long"

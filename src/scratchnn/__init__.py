@@ -1,5 +1,5 @@
 """scratchnn: a neural network written from scratch in NumPy that learns handwritten digits."""
-from . import openblas_idle  # noqa: F401  (first: it must run before NumPy loads OpenBLAS)
+from .host import openblas_idle  # noqa: F401  (first: it must run before NumPy loads OpenBLAS)
 from .model import Sequential
 from .nn import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, SoftmaxCrossEntropy, softmax
 

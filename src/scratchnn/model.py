@@ -13,7 +13,7 @@ from .data.split import refuse_non_finite, refuse_non_real, refuse_raw_pixels
 from .data.tta import check_tta, check_views, image_shape_for, mean_of_views, view_probas
 from .display import html_table, text_table
 from .errors import InferenceBackward, ModelFileError, ShapeError
-from .machine import inference_memory
+from .host.resources import inference_memory
 from .model_schema import checked_layer
 from .nn.activations import softmax
 from .nn.base import LAYER_TYPES, Layer, generator, layer_from_config, layer_to_config

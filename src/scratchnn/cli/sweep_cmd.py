@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError, shell_word
-from ..machine import usable_cores
+from ..host.resources import usable_cores
 from ..training.config import TrainConfig
 from ..training.options import TRAIN_GROUPS, option_of
 from ..training.presets import DEFAULT_PRESET, PRESETS

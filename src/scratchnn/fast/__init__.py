@@ -28,7 +28,7 @@ ways and compares the weights):
     winograd.py    the Winograd layers, as per-thread pipelines over pieces of the batch
 
 The threads share the cores with OpenBLAS's, which scratchnn asks to sleep when idle
-(openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.
+(host/openblas_idle.py); ``prepare`` warns when NumPy was imported too early for that.
 
 ``inference_net`` runs a trained model's evaluation-mode forward on the same layers (the products,
 the reordering, the pools on views, batch norm in two passes and the Winograd pipelines; ReLU
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PerformanceWarning
-from ..machine import inference_memory
+from ..host.resources import inference_memory
 from ..model import Sequential, rows_that_fit
 from ..nn.activations import ReLU
 from ..nn.batchnorm import BatchNorm1d, BatchNorm2d

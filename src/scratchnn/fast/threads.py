@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from ..machine import usable_cores
+from ..host.resources import usable_cores
 
 # Below this many numbers handing blocks to threads costs more than it saves. Forward + backward on
 # 1 against 2 threads (2-core Xeon): ReLU at 200,704 numbers 146 / 288 µs, 401,408 374 / 402,
@@ -30,7 +30,7 @@ MIN_FLOATS = 1 << 19
 # Several passes over one block run chunk by chunk, each chunk small enough to stay in cache
 # between the passes: four passes over a (784, 4096) float32 array took 15.3 ms as whole-array
 # calls and 7.1 ms over chunks of 256 KB (a 2-core EPYC, 512 KB of L2 per core). With OpenBLAS's
-# idle threads asleep (openblas_idle.py) bigger chunks won: BlockBatchNorm2d forward + backward,
+# idle threads asleep (host/openblas_idle.py) bigger chunks won: BlockBatchNorm2d forward + backward,
 # batch 128, 32 channels at 28x28 / 64 at 14x14: 13.9 / 7.2 ms (256 KB chunks), 12.9 / 6.3
 # (512 KB), 11.3 / 5.9 (1 MB), 11.0 / 5.2 (2 MB), per-chunk NumPy calls costing less.
 CHUNK_FLOATS = 1 << 19
@@ -111,7 +111,7 @@ def _release_blas_control() -> None:
 def openblas_spins() -> bool:
     """Whether OpenBLAS was loaded before scratchnn could tell its idle threads to sleep (see
     openblas_idle): they then spin on the cores our threads need for ~0.1 s after each product."""
-    from .. import openblas_idle
+    from ..host import openblas_idle
 
     if not openblas_idle.LOADED_BEFORE:
         return False

@@ -45,7 +45,7 @@ def check_threads_fit(threads: int, remedy: str = "") -> None:
     (the resource audit: --threads 8 on 2 cores under ulimit -v 400 MB, ended by kill -9 after
     ten minutes). Without such a limit more threads than cores is slow, not stuck: a note says so.
     ``remedy``: what to do, default "use --threads N or fewer"."""
-    from ..machine import usable_cores
+    from ..host.resources import usable_cores
 
     cores = usable_cores()
     if threads <= cores:
@@ -79,7 +79,7 @@ def busy_machine_note(threads: int) -> str | None:
     library's default); only the note of more threads than cores where the load average is
     unknown (Windows); only ``uncontrolled_note`` where no BLAS library's threads can be set."""
     from ..fast.threads import blas_controllable, blas_thread_count
-    from ..machine import usable_cores
+    from ..host.resources import usable_cores
 
     if not blas_controllable():  # nothing known of the library's threads (Accelerate): they may not spin
         return uncontrolled_note(threads) if threads else None

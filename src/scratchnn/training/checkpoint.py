@@ -336,3 +336,11 @@ def _check_generator(state, where: str) -> None:
     check_int(inner["inc"], f"{where} inc", 0, 2**128 - 1)
     check_int(state["has_uint32"], f"{where} has_uint32", 0, 1)
     check_int(state["uinteger"], f"{where} uinteger", 0, 2**32 - 1)
+
+
+def training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
+    """True when the checkpoint holds the end of training: the last epoch, or early stopping's stop."""
+    stopping = checkpoint.metadata.get("early_stopping")
+    bad = stopping.get("bad_evaluations") if isinstance(stopping, dict) else None
+    stopped = bool(config.patience) and isinstance(bad, int) and bad >= config.patience
+    return checkpoint.epoch >= config.epochs or bool(checkpoint.metadata.get("finished")) or stopped

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..doctor.signals import (MODEL, Row, dead_fraction, label_balance, prediction_share, readability, rms,
                               saturated_fraction, spread, unit_spread, update_ratio)
-from ..machine import inference_memory
+from ..host.resources import inference_memory
 from ..model import Sequential, rows_that_fit
 from ..nn.activations import Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 

@@ -6,12 +6,16 @@ notebook shows it.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 
 from ..display import html_table, text_table
+from ..files import atomic_write_bytes
 
 FIELDS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr", "seconds")
 
@@ -61,3 +65,12 @@ def _cell(value) -> str:
     if math.isnan(value):
         return "-"
     return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"
+
+
+def write_metrics_csv(path: Path, history: list) -> None:
+    """metrics.csv: one row of an EpochResult's FIELDS per evaluation, written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")  # as health.csv and the submissions (the outputs audit)
+    writer.writerow(FIELDS)
+    writer.writerows([getattr(r, f) for f in FIELDS] for r in history)
+    atomic_write_bytes(path, buffer.getvalue().encode())

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, shell_word
 from ..fast.threads import blas_thread_count
-from ..machine import MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
+from ..host.resources import MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
 from ..fast.winograd import FAST_RULE
 from ..nn import Conv2D
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for

@@ -30,13 +30,13 @@ from .architecture import network_shapes
 from .batch_norm_batches import check_batch_norm_batches
 from .blas_threads import blas_threads, check_threads_fit
 from .checkpoint import (CHECKPOINT_FILE, Checkpoint, check_evaluations, load_checkpoint, refuse_edits,
-                         rounding_edits)
+                         rounding_edits, training_done)
 from .config import CONFIG_FILE, TrainConfig
 from .fit import EpochResult
 from .memory import check_training_memory
 from .run_data import (check_data_files, check_training_data, data_source, load_data, locate_data, model_image_shape,
                        record_data)
-from .session import METRICS_FILE, RunResult, TrainingSession, training_done
+from .session import METRICS_FILE, RunResult, TrainingSession
 
 RUNS_DIR = Path("runs")
 REPORT_FILE = "report.html"

@@ -8,9 +8,7 @@ it measures the finished model and saves it with everything needed to read it ba
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io as _io
 import sys
 import time
 from collections.abc import Callable
@@ -28,27 +26,27 @@ from ..doctor.diagnosis import Doctor
 from ..doctor.faults import FAULTS, Setup, apply_faults
 from ..doctor.findings import Finding
 from ..doctor.show import finding_lines
-from ..doctor.signals import HEALTH_FILE, HealthText, write_health_csv
+from ..doctor.signals import HEALTH_FILE, METRICS_FILE, HealthText, write_health_csv
 from ..errors import DataError, DoctorStopped, TrainingDiverged, shell_word
-from ..files import FileInUse, atomic_write_bytes
+from ..files import FileInUse
 from ..io import MODEL_FILE, json_ready, save
 from ..metrics import one_answer_accuracy
 from ..model import Sequential
 from ..nn.losses import SoftmaxCrossEntropy
 from .blas_threads import note_if_busy
-from .checkpoint import CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT_FILE, Checkpoint, augmentation_to_continue, load_checkpoint, save_checkpoint,
+                         training_done)
 from .config import CONFIG_FILE, TrainConfig
 from .batch_norm_batches import check_batches
 from .fit import EpochResult, evaluate, evaluate_checked, fit
 from .health import HealthRecorder
-from .history import History
+from .history import History, write_metrics_csv
 from .progress import TrainingProgress
 from .run_data import config_generators, run_split
 from .run_display import RunDisplay
 from .run_health import (diagnose_history, doctor_settings, doctor_summary, earlier_health, ended_early,
                          health_summary, more_epochs_may_help, still_learning)
 
-METRICS_FILE = "metrics.csv"
 ALWAYS_SAVED = 1_000  # evaluations checkpointed as often as asked; after them, ...
 SAVE_SHARE = 10  # ... a checkpoint waits this many times its last one's writing time (under ~10% of a run)
 
@@ -65,14 +63,6 @@ class RunResult(RunDisplay):
     classes: tuple[str, ...] = ()  # the class names, as the model file keeps them
     examined: bool = True  # False: no doctor looked (--doctor off, a finished run read back): no findings says nothing
     image_shape: tuple[int, int] | None = None  # (H, W) of the images it reads; None: not known (an old model)
-
-
-def training_done(checkpoint: Checkpoint, config: TrainConfig) -> bool:
-    """True when the checkpoint holds the end of training: the last epoch, or early stopping's stop."""
-    stopping = checkpoint.metadata.get("early_stopping")
-    bad = stopping.get("bad_evaluations") if isinstance(stopping, dict) else None
-    stopped = bool(config.patience) and isinstance(bad, int) and bad >= config.patience
-    return checkpoint.epoch >= config.epochs or bool(checkpoint.metadata.get("finished")) or stopped
 
 
 class TrainingSession:
@@ -149,11 +139,10 @@ class TrainingSession:
         return self._finish(seconds)
 
     def _examine_before_resuming(self) -> None:
-        """The doctor reads a resumed run's tables before it trains again, and says in one line
-        what it found in them (said in full when found, and by ``scratchnn doctor``): at the first
-        evaluation it printed them all again, some in other words (the resume audit). A strict
-        doctor stops again, before training, a run it stopped: its last checkpoint is taken just
-        before, and every --resume trained one more evaluation (iterations 20, 30, 40...)."""
+        """The doctor reads a resumed run's tables before it trains again and names what it found
+        in one line (they were printed in full again, some in other words: the resume audit); a
+        strict one stops again, before training, a run it stopped (every --resume trained one more
+        evaluation first, as its last checkpoint is taken just before the stop)."""
         if self.health is None or not self.history:
             return
         error = next((f for f in self.examine(last=True, brief=True) if f.severity == "error"), None)
@@ -409,13 +398,3 @@ class TrainingSession:
                 metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, x_test, test.labels.astype(np.intp))
                 metrics["test_samples"] = len(x_test)
         return metrics
-
-
-def write_metrics_csv(path: Path, history: list[EpochResult]) -> None:
-    """metrics.csv: one row of EpochResult's fields per evaluation, written atomically."""
-    buffer = _io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")  # as health.csv and the submissions (the outputs audit)
-    fields = [f.name for f in dataclasses.fields(EpochResult)]
-    writer.writerow(fields)
-    writer.writerows([getattr(r, f) for f in fields] for r in history)
-    atomic_write_bytes(path, buffer.getvalue().encode())

@@ -5,7 +5,7 @@ import os
 import pytest
 
 import scratchnn.training.memory as memory
-from scratchnn import machine
+from scratchnn.host import resources
 from scratchnn.errors import ConfigError
 from scratchnn.training.presets import get_preset
 
@@ -30,50 +30,50 @@ def write(root, path, text):
 def test_a_cpu_quota_is_read_from_either_cgroup_version(tmp_path, files, quota):
     for path, text in files.items():
         write(tmp_path, path, text)
-    assert machine.cpu_quota(tmp_path) == quota
+    assert resources.cpu_quota(tmp_path) == quota
 
 
 def test_the_tightest_quota_over_the_group_and_its_ancestors_counts(tmp_path):
     write(tmp_path, "proc/self/cgroup", "0::/docker/abc\n")
     write(tmp_path, "sys/fs/cgroup/docker/abc/cpu.max", "400000 100000\n")
     write(tmp_path, "sys/fs/cgroup/docker/cpu.max", "250000 100000\n")  # every container together
-    assert machine.cpu_quota(tmp_path) == 2.5
+    assert resources.cpu_quota(tmp_path) == 2.5
     write(tmp_path, "proc/self/cgroup", "3:cpu,cpuacct:/job\n0::/\n")  # cgroup v1, its cpu hierarchy
     write(tmp_path, "sys/fs/cgroup/cpu/job/cpu.cfs_quota_us", "100000\n")
     write(tmp_path, "sys/fs/cgroup/cpu/job/cpu.cfs_period_us", "100000\n")
-    assert machine.cpu_quota(tmp_path) == 1.0
+    assert resources.cpu_quota(tmp_path) == 1.0
 
 
 def test_usable_cores_are_no_more_than_the_quota_allows_and_at_least_one(tmp_path):
     """docker --cpus 1 on a many-core machine: a sweep started a worker per core, and OpenBLAS a
     thread per core, each then running a fraction of the time."""
-    assert machine.usable_cores(tmp_path) == AFFINITY  # no quota: the cores it may run on
+    assert resources.usable_cores(tmp_path) == AFFINITY  # no quota: the cores it may run on
     write(tmp_path, "sys/fs/cgroup/cpu.max", "150000 100000\n")
-    assert machine.usable_cores(tmp_path) == min(AFFINITY, 2)  # 1.5 CPUs' time: two threads busy part-time
+    assert resources.usable_cores(tmp_path) == min(AFFINITY, 2)  # 1.5 CPUs' time: two threads busy part-time
     write(tmp_path, "sys/fs/cgroup/cpu.max", "10000 100000\n")
-    assert machine.usable_cores(tmp_path) == 1
+    assert resources.usable_cores(tmp_path) == 1
     write(tmp_path, "sys/fs/cgroup/cpu.max", f"{100000 * (AFFINITY + 8)} 100000\n")
-    assert machine.usable_cores(tmp_path) == AFFINITY  # a quota above the cores allows no more of them
+    assert resources.usable_cores(tmp_path) == AFFINITY  # a quota above the cores allows no more of them
 
 
 def test_a_memory_message_names_the_limit_that_allows_least():
     """Under ulimit -v the refusal said 'this machine has 1.4 GB available' of a 24 GB machine."""
-    assert machine.memory_words({}, "1.0 GB") == "this machine has 1.0 GB available"
-    assert machine.memory_words({machine.MACHINE: 9}, "9 bytes") == "this machine has 9 bytes available"
-    words = machine.memory_words({machine.MACHINE: 24e9, machine.ADDRESS_SPACE: 1.4e9}, "1.4 GB")
+    assert resources.memory_words({}, "1.0 GB") == "this machine has 1.0 GB available"
+    assert resources.memory_words({resources.MACHINE: 9}, "9 bytes") == "this machine has 9 bytes available"
+    words = resources.memory_words({resources.MACHINE: 24e9, resources.ADDRESS_SPACE: 1.4e9}, "1.4 GB")
     assert words == "this process's address-space limit (ulimit -v) leaves 1.4 GB"
-    words = machine.memory_words({machine.MACHINE: 24e9, machine.CONTROL_GROUP: 5e8, machine.ADDRESS_SPACE: 1e9},
+    words = resources.memory_words({resources.MACHINE: 24e9, resources.CONTROL_GROUP: 5e8, resources.ADDRESS_SPACE: 1e9},
                                  "500.0 MB")
     assert words == "this process's control group (a container's memory limit) leaves 500.0 MB"
 
 
 def test_training_refused_under_ulimit_v_says_it_is_ulimit_v(monkeypatch):
-    monkeypatch.setattr(memory, "memory_limits", lambda: {machine.MACHINE: 24_000_000_000,
-                                                          machine.ADDRESS_SPACE: 100_000_000})
+    monkeypatch.setattr(memory, "memory_limits", lambda: {resources.MACHINE: 24_000_000_000,
+                                                          resources.ADDRESS_SPACE: 100_000_000})
     with pytest.raises(ConfigError, match=r"needs at least .* and this process's address-space limit \(ulimit -v\) "
                                           r"leaves 100\.0 MB \("):
         memory.check_training_memory(get_preset("cnn-best"), (60_000, 28, 28))
-    monkeypatch.setattr(memory, "memory_limits", lambda: {machine.MACHINE: 100_000_000})
+    monkeypatch.setattr(memory, "memory_limits", lambda: {resources.MACHINE: 100_000_000})
     with pytest.raises(ConfigError, match=r" and this machine has 100\.0 MB available \("):
         memory.check_training_memory(get_preset("cnn-best"), (60_000, 28, 28))
 
@@ -86,14 +86,14 @@ def test_inference_batches_take_at_most_an_eighth_of_what_is_free(monkeypatch):
 
     model = Sequential([Conv2D(1, 32, 3, padding=1), ReLU(), Flatten(), Dense(32 * 28 * 28, 10)],
                        input_shape=(1, 28, 28))
-    monkeypatch.setattr(machine, "_room", [-float("inf"), 0])
-    monkeypatch.setattr(machine, "available_memory", lambda: None)
+    monkeypatch.setattr(resources, "_room", [-float("inf"), 0])
+    monkeypatch.setattr(resources, "available_memory", lambda: None)
     unknown = model.inference_batch_size()
-    assert unknown == model.inference_batch_size(machine.INFERENCE_MEMORY)
-    monkeypatch.setattr(machine, "available_memory", lambda: 80_000_000)
+    assert unknown == model.inference_batch_size(resources.INFERENCE_MEMORY)
+    monkeypatch.setattr(resources, "available_memory", lambda: 80_000_000)
     assert model.inference_batch_size() == unknown  # asked again within the second: the last answer
-    monkeypatch.setattr(machine, "_room", [-float("inf"), 0])
+    monkeypatch.setattr(resources, "_room", [-float("inf"), 0])
     assert model.inference_batch_size() == model.inference_batch_size(10_000_000) < unknown
-    monkeypatch.setattr(machine, "_room", [-float("inf"), 0])
-    monkeypatch.setattr(machine, "available_memory", lambda: 0)
+    monkeypatch.setattr(resources, "_room", [-float("inf"), 0])
+    monkeypatch.setattr(resources, "available_memory", lambda: 0)
     assert model.inference_batch_size() == 1  # nothing free: one row at a time, not none

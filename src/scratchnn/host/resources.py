@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .files import read_at_most
+from ..files import read_at_most
 
 MACHINE, CONTROL_GROUP, ADDRESS_SPACE = "machine", "control group", "ulimit -v"
 INFERENCE_MEMORY = 256 * 2**20  # bytes of activations one inference batch may take, where memory allows
