@@ -162,8 +162,8 @@ class TrainConfig:
                                    "(same numbers, slower)", group="training loop")
     # the training doctor (doctor/): health signals, findings; and the break-it lab's faults
     doctor: str = option("on", "watch the run's health: off (record nothing), on (print findings as they "
-                               "appear: at each of the first 100 evaluations, then 20 times each time the run "
-                               "doubles), "
+                               "appear: at each of the first 100 evaluations, then each time their number "
+                               "has grown by a twentieth), "
                                "strict (an error finding stops the run, exit code 3)",
                          group="doctor", choices=DOCTOR_MODES, summary=lambda v: "" if v == "on" else f"doctor {v}")
     fault: list[str] = option([], "reproduce a classic mistake on purpose (repeatable): "

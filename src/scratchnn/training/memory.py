@@ -20,7 +20,7 @@ before its first step (a full batch of 60,000 images through ``cnn``: 16 GB of l
 on two threads, over twice that on one), instead of a MemoryError, or the kernel's out-of-memory
 killer, partway into the first epoch; ``fit`` checks its batches alike
 (``check_batch_memory``). A run within LIKELY times the bound may still not fit: it gets a note
-(``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed on a machine with 24.6 GB
+(cnn with ``--conv 4096 --batch-size 512``, at least 15.6 GB, was killed on a machine with 24.6 GB
 available).
 """
 from __future__ import annotations
