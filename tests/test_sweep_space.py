@@ -185,6 +185,42 @@ def test_a_sweep_cut_short_and_resumed_proposes_what_it_would_have_proposed_unin
     assert [t.state for t in resumed.get_trials()].count(TrialState.FAIL) == 1
 
 
+def test_a_resumed_sweep_runs_as_many_workers_as_it_started_with(tmp_path, monkeypatch, capsys):
+    """The resume audit: a sweep started with --workers 1 resumed with the core count, which the
+    README says no longer repeats its trials."""
+    require("optuna", "pip install -e '.[tune]'")
+    import contextlib
+
+    from scratchnn.cli.main import main
+    from scratchnn.host.resources import usable_cores
+    from scratchnn.tune import parallel
+    from scratchnn.tune.study import read_sweep_folder
+    from scratchnn.tune.sweep import start_sweep
+
+    base = get_preset("seed")
+    base.csv = str(tmp_path / "digits.csv")
+    (tmp_path / "digits.csv").write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n"
+                                         + "".join(f"{k % 10}," + ",".join(["0"] * 784) + "\n" for k in range(20)))
+    space = parse_space("lr = {low = 1e-4, high = 0.1}\n")
+    for given, stored in ((1, 1), (None, None)):
+        folder = tmp_path / f"sweep-{given}"
+        start_sweep(folder, space, base, 4, workers=given)
+        assert read_sweep_folder(folder).workers == stored
+        asked = []
+
+        @contextlib.contextmanager
+        def client(workers, scheduler, log):
+            asked.append(workers)
+            raise ConfigError("no cluster in this test")
+            yield
+
+        monkeypatch.setattr(parallel, "dask_client", client)
+        assert main(["sweep", "--resume", str(folder)]) == 1
+        assert main(["sweep", "--resume", str(folder), "--workers", "2"]) == 1
+        assert asked == [1 if given else usable_cores(), 2]
+    capsys.readouterr()
+
+
 def _sweep_folder(path, **settings):
     path.mkdir(exist_ok=True)
     (path / "sweep.json").write_text(json.dumps({"trials": 2, "storage": "", "seed": 0, **settings}))
@@ -197,6 +233,8 @@ def _sweep_folder(path, **settings):
     ({"trials": 2.9}, "trials must be a whole number >= 1, got 2.9"),  # was read as 2
     ({"trials": True}, "trials must be a whole number >= 1, got True"),
     ({"trials": 0}, "trials must be a whole number >= 1, got 0"),
+    ({"workers": 0}, "workers must be a whole number >= 1 or null, got 0"),
+    ({"workers": "2"}, "workers must be a whole number >= 1 or null, got 2"),
     ({"seed": 10**30}, "seed must be a whole number from 0 to 2**32 - 1, got 1000000000000000000000000000000"),
     ({"seed": 1e30}, "seed must be a whole number from 0 to 2**32 - 1, got 1e+30"),
     ({"seed": -1}, "seed must be a whole number from 0 to 2**32 - 1, got -1"),

@@ -96,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
             flags = ", ".join(option_of(TrainConfig, name).flag for name in fixed)
             raise ConfigError(f"{flags} fixes what the search space searches ({', '.join(fixed)}); "
                               "drop the flag or the line of the space")
-        folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage)
+        folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage, args.workers)
         folder_path = folder.path
     resume = f"continue with 'scratchnn sweep --resume {shell_word(folder_path)}'"
     try:
-        with sweep_lock(folder_path), dask_client(args.workers or usable_cores(), args.scheduler, log) as client:
+        workers = args.workers or (folder.workers and min(folder.workers, 4 * cores)) or cores  # as it started
+        with sweep_lock(folder_path), dask_client(workers, args.scheduler, log) as client:
             if args.resume:
                 study = resume_sweep(folder, client, args.trials, log=log)
             else:

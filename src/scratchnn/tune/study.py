@@ -55,6 +55,7 @@ class SweepFolder:
     space: SearchSpace
     base: TrainConfig
     study: str = STUDY_NAME  # its own name in a --storage database that other sweeps share
+    workers: int | None = None  # the --workers it was started with (None: the core count), which --resume takes
     made_folder: bool = False  # create_sweep_folder made ``path`` (remove_if_unused may take it away again)
     started: bool = False  # the study was opened: from then on the folder holds a sweep, whatever fails
 
@@ -87,7 +88,8 @@ class SweepFolder:
             self.path.rmdir()
 
     def write(self) -> None:
-        settings = {"study": self.study, "storage": self.storage_url, "trials": self.trials, "seed": self.seed}
+        settings = {"study": self.study, "storage": self.storage_url, "trials": self.trials, "seed": self.seed,
+                    "workers": self.workers}
         atomic_write_bytes(self.path / SPACE_FILE, self.space.text.encode())
         self.base.save(self.path / BASE_FILE)
         atomic_write_bytes(self.path / SWEEP_FILE, (json.dumps(settings, indent=2) + "\n").encode())
@@ -127,7 +129,7 @@ def is_sweep_folder(path: Path) -> bool:
 
 
 def create_sweep_folder(path: Path, trials: int, storage_url: str, space: SearchSpace,
-                        base: TrainConfig) -> SweepFolder:
+                        base: TrainConfig, workers: int | None = None) -> SweepFolder:
     """A new sweep folder (refused if ``path`` already holds a sweep or other files)."""
     path = Path(path)
     if is_sweep_folder(path):
@@ -136,7 +138,7 @@ def create_sweep_folder(path: Path, trials: int, storage_url: str, space: Search
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"{path} is not empty; give a new folder to --out")
     name = f"{STUDY_NAME}-{path.name}-{uuid.uuid4().hex[:8]}" if storage_url else STUDY_NAME
-    folder = SweepFolder(path, trials, absolute_sqlite(storage_url), base.seed, space, base, name,
+    folder = SweepFolder(path, trials, absolute_sqlite(storage_url), base.seed, space, base, name, workers,
                          made_folder=not path.exists())
     folder.write()
     return folder
@@ -162,20 +164,22 @@ def read_sweep_folder(path: Path, storage_here: bool = True) -> SweepFolder:
     try:
         settings = json.loads(text)
         trials, storage_url, seed = settings["trials"], settings["storage"], settings["seed"]
-        study = settings.get("study", STUDY_NAME)
+        study, workers = settings.get("study", STUDY_NAME), settings.get("workers")  # (older sweeps: neither)
         if not _whole(trials) or trials < 1:  # 2.9 was read as 2
             raise ValueError(f"trials must be a whole number >= 1, got {str(trials)[:40]}")
         if not _whole(seed) or not 0 <= seed <= MAX_SEED:  # 1e30 crashed Optuna's sampler
             raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {str(seed)[:40]}")
         if not isinstance(storage_url, str) or not isinstance(study, str):
             raise ValueError("storage and study must be text")
+        if workers is not None and (not _whole(workers) or workers < 1):
+            raise ValueError(f"workers must be a whole number >= 1 or null, got {str(workers)[:40]}")
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path / SWEEP_FILE}: unreadable sweep settings ({error}); start a new sweep") from None
     if storage_here:
         existing_storage(storage_url)
     space_file = path / SPACE_FILE
     space = parse_space(read_small_text(space_file, MAX_SPACE_BYTES, "a search space"), str(space_file))
-    return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE), study)
+    return SweepFolder(path, trials, storage_url, seed, space, TrainConfig.load(path / BASE_FILE), study, workers)
 
 
 def _whole(value) -> bool:

@@ -31,8 +31,10 @@ from .study import (MAX_SEED, SweepFolder, counts, create_sweep_folder, open_stu
 from .trial import run_trial
 
 
-def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, storage_url: str = "") -> SweepFolder:
-    """Create the sweep folder; the base config's data paths become absolute with their SHA-256."""
+def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, storage_url: str = "",
+                workers: int | None = None) -> SweepFolder:
+    """Create the sweep folder; the base config's data paths become absolute with their SHA-256;
+    ``workers``: the --workers given, which a --resume takes again."""
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
     if base.seed > MAX_SEED:  # before anything is made: the sampler would refuse it after the folder was
@@ -43,7 +45,7 @@ def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, s
     if source.dataset:  # a named dataset: fetched once, here, not by every trial (or failing in each)
         for split in ("train", "test"):
             locate(source.dataset, split, source.data_dir)
-    return create_sweep_folder(out, trials, storage_url, space, recorded)
+    return create_sweep_folder(out, trials, storage_url, space, recorded, workers)
 
 
 def remove_half_trained(trials) -> None:
