@@ -62,8 +62,8 @@ def test_a_memory_message_names_the_limit_that_allows_least():
     assert resources.memory_words({resources.MACHINE: 9}, "9 bytes") == "this machine has 9 bytes available"
     words = resources.memory_words({resources.MACHINE: 24e9, resources.ADDRESS_SPACE: 1.4e9}, "1.4 GB")
     assert words == "this process's address-space limit (ulimit -v) leaves 1.4 GB"
-    words = resources.memory_words({resources.MACHINE: 24e9, resources.CONTROL_GROUP: 5e8, resources.ADDRESS_SPACE: 1e9},
-                                 "500.0 MB")
+    limits = {resources.MACHINE: 24e9, resources.CONTROL_GROUP: 5e8, resources.ADDRESS_SPACE: 1e9}
+    words = resources.memory_words(limits, "500.0 MB")
     assert words == "this process's control group (a container's memory limit) leaves 500.0 MB"
 
 

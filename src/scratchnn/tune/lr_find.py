@@ -274,7 +274,8 @@ def check_settings(*, start_lr: float, end_lr: float, steps: int, batch_size: in
                    stop_factor: float = 4.0) -> None:
     """A ConfigError naming the first setting of ``lr_find`` out of its range (commands check first)."""
     if not (0 < start_lr < end_lr < math.inf):
-        raise ConfigError(f"need 0 < start_lr < end_lr < inf (--start-lr, --end-lr); got {start_lr:.10g} and {end_lr:g}")
+        raise ConfigError(f"need 0 < start_lr < end_lr < inf (--start-lr, --end-lr); got {start_lr:.10g} and "
+                          f"{end_lr:.10g}")
     if start_lr < LOWEST_RATE or end_lr > MAX_RATE:  # 1e-320 or 1e308: "diverged at lr inf; start lower" (fuzz audit)
         raise ConfigError(f"the range test runs from {LOWEST_RATE:g} to {MAX_RATE:g} at most (--start-lr, --end-lr); "
                           f"got {start_lr:.10g} to {end_lr:g}")
