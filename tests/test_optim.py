@@ -228,10 +228,32 @@ def test_make_optimizer_passes_the_options_that_apply():
     assert set(OPTIMIZERS) == {"sgd", "rmsprop", "adam", "adamw"}
 
 
-def test_state_of_another_optimizer_or_version_is_refused_by_name():
-    """A checkpoint from before Adam kept m and v (it kept m_sum, v_sum) must not half-load."""
-    old = {"lr": 1e-3, "steps": 3, "state": {"0.W": {"m_sum": np.zeros(2), "v_sum": np.zeros(2)}}}
-    with pytest.raises(ConfigError, match=r"optimizer state for 0.W holds m_sum, v_sum, but Adam keeps m, v"):
-        Adam(1e-3).load_state_dict(old)
+def test_state_of_another_optimizer_is_refused_by_name():
+    half = {"lr": 1e-3, "steps": 3, "state": {"0.W": {"m_sum": np.zeros(2)}}}  # neither Adam's state nor its sums
+    with pytest.raises(ConfigError, match=r"optimizer state for 0.W holds m_sum, but Adam keeps m, v"):
+        Adam(1e-3).load_state_dict(half)
     with pytest.raises(ConfigError, match="SGD keeps nothing"):
         SGD(0.1).load_state_dict({"lr": 0.1, "steps": 1, "state": {"0.W": {"velocity": np.zeros(2)}}})
+
+
+@pytest.mark.parametrize("kind", [Adam, AdamW])
+def test_the_sums_an_older_adam_kept_are_taken_as_its_m_and_v(kind):
+    """Before 2026-12-02 Adam kept μ = m/(1 − β1) and ν = v/(1 − β2) ("m_sum", "v_sum"): runs it
+    interrupted then were refused on --resume, and evaluate sent them back to --resume (the
+    compatibility audit). Taken as the m and v they stand for, the steps go on as they would have."""
+    rng = np.random.default_rng(0)
+    param, grads = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal((4, 3, 2)).astype(np.float32)
+    trained = kind(1e-2, beta1=0.8, beta2=0.99)
+    for grad in grads[:3]:
+        trained.step([("0.W", param, grad)])
+    state = trained.state_dict()
+    sums = {"0.W": {"m_sum": state["state"]["0.W"]["m"] / (1 - 0.8), "v_sum": state["state"]["0.W"]["v"] / (1 - 0.99)}}
+    resumed = kind(1e-2, beta1=0.8, beta2=0.99)
+    resumed.load_state_dict({**state, "state": sums})
+    for slot in ("m", "v"):
+        np.testing.assert_allclose(resumed.state["0.W"][slot], state["state"]["0.W"][slot], rtol=1e-6)
+        assert resumed.state["0.W"][slot].dtype == np.float32
+    again = param.copy()
+    trained.step([("0.W", param, grads[3])])
+    resumed.step([("0.W", again, grads[3])])
+    np.testing.assert_allclose(again, param, rtol=1e-6)

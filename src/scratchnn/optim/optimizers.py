@@ -204,6 +204,15 @@ class Adam(Optimizer):
     def state_slots(self):
         return ("m", "v")
 
+    def load_state_dict(self, state: dict) -> None:
+        """As every optimizer's; the sums μ = m/(1 − β1) and ν = v/(1 − β2) that scratchnn kept
+        before 2026-12-02 (slots "m_sum", "v_sum") are taken as the m and v they stand for: the
+        runs it interrupted then could not be resumed (the compatibility audit)."""
+        kept = {name: {"m": np.asarray(slots["m_sum"]) * (1 - self.beta1),
+                       "v": np.asarray(slots["v_sum"]) * (1 - self.beta2)}
+                for name, slots in state["state"].items() if set(slots) == {"m_sum", "v_sum"}}
+        super().load_state_dict({**state, "state": {**state["state"], **kept}})
+
     def update(self, name, param, grad):
         lr, wd, b1, b2, t = self.lr, self.weight_decay, self.beta1, self.beta2, self.steps
         state = self._slots(name, param)
