@@ -35,7 +35,7 @@ def test_unknown_option_is_named(tmp_path):
     ("learnig_rate = 0.01\n", "unknown option(s) learnig_rate; did you mean lr? known: preset,"),
     ("optimiser = 'adam'\n", "did you mean optimizer?"),
     ("[training]\nlr = 0.01\n", "settings are not grouped in tables: write them at the top level"),
-    ("mixup = 0.2\n", "a setting of a newer scratchnn? (pip install -U scratchnn)"),
+    ("mixup = 0.2\n", "a setting of a newer scratchnn? (upgrade scratchnn to read it)"),
 ])
 def test_an_unknown_setting_says_what_was_meant(tmp_path, text, hint):
     """The config audit: a typo got the list of all 51 settings and no hint, a [training] table no word that the

@@ -193,7 +193,7 @@ def test_a_resumed_sweep_runs_as_many_workers_as_it_started_with(tmp_path, monke
 
     from scratchnn.cli.main import main
     from scratchnn.host.resources import usable_cores
-    from scratchnn.tune import parallel
+    from scratchnn.tune import parallel, sweep
     from scratchnn.tune.study import read_sweep_folder
     from scratchnn.tune.sweep import start_sweep
 
@@ -202,10 +202,11 @@ def test_a_resumed_sweep_runs_as_many_workers_as_it_started_with(tmp_path, monke
     (tmp_path / "digits.csv").write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n"
                                          + "".join(f"{k % 10}," + ",".join(["0"] * 784) + "\n" for k in range(20)))
     space = parse_space("lr = {low = 1e-4, high = 0.1}\n")
-    for given, stored in ((1, 1), (None, None)):
+    (tmp_path / "space.toml").write_text("lr = {low = 1e-4, high = 0.1}\n")
+    for given in (1, None):  # None: a sweep.json an older scratchnn wrote
         folder = tmp_path / f"sweep-{given}"
         start_sweep(folder, space, base, 4, workers=given)
-        assert read_sweep_folder(folder).workers == stored
+        assert read_sweep_folder(folder).workers == given
         asked = []
 
         @contextlib.contextmanager
@@ -218,7 +219,13 @@ def test_a_resumed_sweep_runs_as_many_workers_as_it_started_with(tmp_path, monke
         assert main(["sweep", "--resume", str(folder)]) == 1
         assert main(["sweep", "--resume", str(folder), "--workers", "2"]) == 1
         assert asked == [1 if given else usable_cores(), 2]
-    capsys.readouterr()
+        older = "Note: sweep.json does not say how many trials ran at once (an older scratchnn wrote it)"
+        assert (older in capsys.readouterr().out) == (given is None)
+    started = []
+    monkeypatch.setattr(sweep, "start_sweep", lambda *args: started.append(args[-1]) or start_sweep(*args))
+    assert main(["sweep", "--out", str(tmp_path / "new"), "--csv", base.csv, "--preset", "seed", "--trials", "2",
+                 "--space", str(tmp_path / "space.toml")]) == 1  # no cluster here either
+    assert started == [usable_cores()]  # the count it runs: a resume runs it again
 
 
 def _sweep_folder(path, **settings):

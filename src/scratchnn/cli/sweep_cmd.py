@@ -96,11 +96,15 @@ def run(args: argparse.Namespace) -> int:
             flags = ", ".join(option_of(TrainConfig, name).flag for name in fixed)
             raise ConfigError(f"{flags} fixes what the search space searches ({', '.join(fixed)}); "
                               "drop the flag or the line of the space")
-        folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage, args.workers)
+        at_once = None if args.scheduler else args.workers or cores  # what a --resume runs again
+        folder = start_sweep(args.out, space, base, args.trials or DEFAULT_TRIALS, args.storage, at_once)
         folder_path = folder.path
     resume = f"continue with 'scratchnn sweep --resume {shell_word(folder_path)}'"
     try:
         workers = args.workers or (folder.workers and min(folder.workers, 4 * cores)) or cores  # as it started
+        if args.resume and not (args.workers or args.scheduler or folder.workers):
+            log(f"Note: sweep.json does not say how many trials ran at once (an older scratchnn wrote it): "
+                f"{cores} at a time; --workers 1 repeats the trials exactly")
         with sweep_lock(folder_path), dask_client(workers, args.scheduler, log) as client:
             if args.resume:
                 study = resume_sweep(folder, client, args.trials, log=log)

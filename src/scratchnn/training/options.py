@@ -185,4 +185,4 @@ def unknown_setting_hint(name, values: dict, known) -> str:
         return f"did you mean {OTHER_NAMES.get(close[0], close[0])}? "
     if isinstance(values[name], dict):
         return "settings are not grouped in tables: write them at the top level, without the [table] line; "
-    return "a setting of a newer scratchnn? (pip install -U scratchnn); "
+    return "a setting of a newer scratchnn? (upgrade scratchnn to read it); "

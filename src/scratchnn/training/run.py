@@ -213,7 +213,7 @@ def _resume(run_dir: Path, log: Callable[[str], None], progress: bool, report: b
     elif training_done(checkpoint, config):
         log(f"Finishing {run_dir}: training ended at epoch {checkpoint.epoch}; writing the model from the checkpoint")
     else:
-        log(f"Resuming {run_dir} after epoch {checkpoint.epoch} of {config.epochs}")
+        log(f"Resuming {run_dir} after {config.step_name} {checkpoint.epoch:,} of {config.epochs:,}")
     with _kept_when_stopped(run_dir), blas_threads(config.threads):
         session = TrainingSession(config, run_dir, checkpoint, log, progress, source, data)
         del data  # training holds the images as float32 only

@@ -55,7 +55,7 @@ class SweepFolder:
     space: SearchSpace
     base: TrainConfig
     study: str = STUDY_NAME  # its own name in a --storage database that other sweeps share
-    workers: int | None = None  # the --workers it was started with (None: the core count), which --resume takes
+    workers: int | None = None  # trials it ran at once, which --resume runs again (None: on a cluster, or unknown)
     made_folder: bool = False  # create_sweep_folder made ``path`` (remove_if_unused may take it away again)
     started: bool = False  # the study was opened: from then on the folder holds a sweep, whatever fails
 
