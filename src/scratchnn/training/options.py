@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, huge_number
+from ..errors import ConfigError, huge_number, names_in_message
 
 GROUPS = ("network", "optimisation", "training loop", "doctor", "data")
 SETTING_GROUPS = ("network", "optimisation", "training loop")  # what the network and its training are
@@ -175,6 +175,19 @@ def _text(value) -> str:
 OTHER_NAMES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "batchsize": "batch_size",
                "hidden_layers": "hidden", "hidden_sizes": "hidden", "optimiser": "optimizer", "l2": "weight_decay",
                "dropout_rate": "dropout", "lr_schedule": "schedule", "random_seed": "seed"}
+
+
+def known_settings(values: dict, cls, source: str, log: Callable[[str], None]) -> dict:
+    """``values`` without the settings that are no field of ``cls``, named in a note to ``log``: the training
+    config a newer scratchnn wrote into a model file, read where the model is only used (evaluate,
+    predict, explain, report), whose layers this version reads; the compatibility audit: one
+    unknown setting refused the whole model. A run resumed or repeated still refuses them."""
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        log(f"Note: {source} holds settings this scratchnn does not know ({names_in_message(unknown)}), a newer "
+            "version's: they are left out (upgrade scratchnn to read them)")
+    return {name: value for name, value in values.items() if name in known}
 
 
 def unknown_setting_hint(name, values: dict, known) -> str:
