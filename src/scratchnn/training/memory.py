@@ -32,8 +32,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, shell_word
 from ..fast.threads import blas_thread_count
-from ..host.resources import MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
 from ..fast.winograd import FAST_RULE
+from ..host.resources import MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
 from ..nn import Conv2D
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for
 from ..nn.im2col import as_pair

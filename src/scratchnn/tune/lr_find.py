@@ -278,7 +278,7 @@ def check_settings(*, start_lr: float, end_lr: float, steps: int, batch_size: in
                           f"{end_lr:.10g}")
     if start_lr < LOWEST_RATE or end_lr > MAX_RATE:  # 1e-320 or 1e308: "diverged at lr inf; start lower" (fuzz audit)
         raise ConfigError(f"the range test runs from {LOWEST_RATE:g} to {MAX_RATE:g} at most (--start-lr, --end-lr); "
-                          f"got {start_lr:.10g} to {end_lr:g}")
+                          f"got {start_lr:.10g} to {end_lr:.10g}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not MIN_STEPS <= steps <= MAX_STEPS:
         raise ConfigError(f"steps must be a whole number from {MIN_STEPS} to {MAX_STEPS:,} (the points of the curve, "
                           f"a mini-batch each), got {str(steps)[:40]}")

@@ -34,7 +34,7 @@ from .trial import run_trial
 def start_sweep(out: Path, space: SearchSpace, base: TrainConfig, trials: int, storage_url: str = "",
                 workers: int | None = None) -> SweepFolder:
     """Create the sweep folder; the base config's data paths become absolute with their SHA-256;
-    ``workers``: the --workers given, which a --resume takes again."""
+    ``workers``: how many trials run at once (None on a cluster), which a --resume runs again."""
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
     if base.seed > MAX_SEED:  # before anything is made: the sampler would refuse it after the folder was
