@@ -213,7 +213,9 @@ def test_a_config_edited_before_resume_is_refused_naming_the_edit(tmp_path, mnis
 def test_one_ctrl_c_stops_a_shell_loop_of_runs(tmp_path, mnist_slice):
     """The CLI audit: the first Ctrl+C ended the run with exit code 130, so the script's loop went
     on to the next run (and the script ended 0). Ended by SIGINT, the shell stops with it."""
-    config(mnist_slice, epochs=300).save(tmp_path / "config.toml")  # long enough to be caught training
+    # long enough to be caught training on a busy machine (CI once ran all three 300-epoch runs before the
+    # test's process, sharing 2 cores with 4 test workers and a browser, saw the first checkpoint)
+    config(mnist_slice, epochs=3000).save(tmp_path / "config.toml")
     loop = tmp_path / "loop.sh"
     loop.write_text(f"for s in 1 2 3; do {shlex.quote(sys.executable)} -m scratchnn train --config config.toml "
                     "--seed $s --out run-$s --no-report --quiet; done\necho the loop went on\n")
