@@ -114,3 +114,9 @@ def test_a_value_just_past_a_limit_is_shown_as_given():
 
     with pytest.raises(ConfigError, match=r"in \[0, 1\]; got 1\.0000001$"):
         Augmentation(p=1.0000001)
+    from scratchnn.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"--dropout must be in \[0, 0\.9999\], got 0\.9999999$"):
+        TrainConfig(dropout=0.9999999).validate()  # was 'got 1'
+    with pytest.raises(ConfigError, match=r"--lr must be in \(0, 1000000\], got 2e\+06$"):
+        TrainConfig(lr=2e6).validate()  # short where that loses nothing

@@ -168,7 +168,9 @@ def option_of(cls, name: str) -> Option:
 def _text(value) -> str:
     if isinstance(value, dict):  # a table, as its flag takes it: rotate=5,p=0.5
         return ",".join(f"{name}={_text(entry)}" for name, entry in value.items())
-    return ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # short (2e+06), but never rounded: 0.9999999 was shown as 1
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 # what other tools call some settings (Keras, PyTorch scripts), for "did you mean"
