@@ -97,3 +97,30 @@ def test_inference_batches_take_at_most_an_eighth_of_what_is_free(monkeypatch):
     monkeypatch.setattr(resources, "_room", [-float("inf"), 0])
     monkeypatch.setattr(resources, "available_memory", lambda: 0)
     assert model.inference_batch_size() == 1  # nothing free: one row at a time, not none
+
+
+def test_under_ulimit_v_the_note_allows_for_address_space_growing_more():
+    """cnn-best under ulimit -v 650 MiB passed without a note (a 220 MB bound, twice that within the
+    482 MiB left) and ran out of address space in its first epoch: it grew 2.5x the bound."""
+    from scratchnn.training.presets import get_preset
+
+    config = get_preset("cnn-best")
+    config.threads = 2
+
+    def notes(limits):
+        lines = []
+        memory.memory_limits = lambda: limits
+        memory.check_training_memory(config, (4000, 28, 28), log=lines.append)
+        return lines
+
+    original = memory.memory_limits
+    try:
+        room, step = 480 * 2**20, memory.step_memory(config)  # what ulimit -v 650 MiB left
+        need = 12_544_000 + step.of(128) + memory.measuring_memory(config, step, 1000, room)
+        assert 2 * need <= room < 3 * need
+        assert notes({resources.MACHINE: room}) == []
+        said = notes({resources.MACHINE: 10 * room, resources.ADDRESS_SPACE: room})
+        assert len(said) == 1
+        assert ", often 3x that, and this process's address-space limit (ulimit -v) leaves " in said[0]
+    finally:
+        memory.memory_limits = original

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import ConfigError, shell_word
 from ..fast.threads import blas_thread_count
 from ..fast.winograd import FAST_RULE
-from ..host.resources import MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
+from ..host.resources import ADDRESS_SPACE, MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
 from ..nn import Conv2D
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for
 from ..nn.im2col import as_pair
@@ -48,6 +48,9 @@ TOO_BIG = "the network is too big to train here even a few images at a time: use
 # grew the process 1.2-2.3x the bound, on either path (before Winograd's tiles were counted, a
 # full-batch cnn on one thread grew 2.6x, and the textbook path up to 3.5x)
 LIKELY = 2
+# and under ``ulimit -v``, whose address space grows by what RSS does not count (each thread's glibc
+# arena and stack, OpenBLAS's buffers): cnn-best's grew 2.5x the bound (VmPeak 710 MB, 220 MB bound)
+LIKELY_ADDRESS_SPACE = 3
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
     """For ``fit`` called by hand (a notebook, a learner's own loop): refuse batches whose layer
     outputs alone cannot fit in the memory available, instead of a MemoryError partway in, or a
     kernel the out-of-memory killer ends without a word. Weights and data already exist."""
-    available, where = memory_room(available)
+    available, where, _ = memory_room(available)
     batch = min(batch_size or images, images)
     per_image = per_image_bytes(model)
     if available is None or batch * per_image <= available:
@@ -134,17 +137,19 @@ def check_batch_memory(model, images: int, batch_size: int | None, available: in
                       f"an image, for the backward pass) and {where}; {advice}")
 
 
-def memory_room(available: int | None = None) -> tuple[int | None, str]:
-    """(bytes, words for a message): ``available`` as the machine's when given, else what this
-    process's tightest memory limit leaves and its name ("this machine has 1.4 GB available",
-    "...address-space limit (ulimit -v) leaves 1.4 GB"); (None, "") where nothing says."""
+def memory_room(available: int | None = None) -> tuple[int | None, str, int]:
+    """(bytes, words for a message, how many times the bound a run likely takes of them):
+    ``available`` as the machine's when given, else what this process's tightest memory limit
+    leaves and its name ("this machine has 1.4 GB available", "...address-space limit (ulimit -v)
+    leaves 1.4 GB"); (None, "", LIKELY) where nothing says."""
     if available is not None:
-        return available, MEMORY_WORDS[MACHINE].format(_size(available))
+        return available, MEMORY_WORDS[MACHINE].format(_size(available)), LIKELY
     limits = memory_limits()
     if not limits:
-        return None, ""
+        return None, "", LIKELY
     room = min(limits.values())
-    return room, memory_words(limits, _size(room))
+    growth = LIKELY_ADDRESS_SPACE if limits.get(ADDRESS_SPACE) == room else LIKELY
+    return room, memory_words(limits, _size(room)), growth
 
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,
@@ -152,17 +157,17 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
                           cap: tuple[int, str] | None = None, resume_of: Path | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
     ``memory_room()``), and ``log`` a note when it fits but LIKELY times the bound would
-    not. ``data_shape`` (N, H, W) is the images loaded, dev set included: their float32 copy is
+    not (LIKELY_ADDRESS_SPACE times under ``ulimit -v``). ``data_shape`` (N, H, W) is the images loaded, dev set included: their float32 copy is
     made before training, and a full-batch run's batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
     server's for a run started from its page); the bound times LIKELY is held to it, without the
     note (the web audit: a full-batch CNN of a 2.4 GB bound under a 4 GB cap reached 13 GB).
     ``resume_of`` is the run folder being resumed: its batch size is fixed, so the advice is to
     resume it with more memory or to start it again with another."""
-    available, where = memory_room(available)
+    available, where, likely = memory_room(available)
     capped = cap is not None and (available is None or cap[0] < available)
     if capped:
-        available, where = cap[0], f"a run may use {_size(cap[0])} here ({cap[1]})"
+        available, where, likely = cap[0], f"a run may use {_size(cap[0])} here ({cap[1]})", LIKELY
     if available is None:
         return
     count, *image_shape = data_shape
@@ -173,13 +178,13 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
     batch = min(config.batch_size or train, train)
     measuring = measuring_memory(config, memory, dev or train, available, tuple(image_shape), num_classes)
     need = scaled + memory.of(batch) + measuring
-    if need * LIKELY <= available:
+    if need * likely <= available:
         return
     promise = capped and need <= available  # a limit someone chose: the bound's likely growth must fit too
     fits = memory.largest_batch(max(0, available - scaled - measuring) // (LIKELY if promise else 1)) // HEADROOM
     batch_to_try = f"--batch-size {_batch_to_try(fits):,}" if fits >= 2 else ""
     if need <= available and not capped:
-        log(f"Note: training needs at least {_size(need)} of memory, often {LIKELY}x that, and {where}; "
+        log(f"Note: training needs at least {_size(need)} of memory, often {likely}x that, and {where}; "
             f"if the run is killed (out of memory), try {batch_to_try or 'smaller layers'}")
         return
     if scaled >= available:
