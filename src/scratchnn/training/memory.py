@@ -157,8 +157,9 @@ def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: i
                           cap: tuple[int, str] | None = None, resume_of: Path | None = None) -> None:
     """Refuse (ConfigError) a run whose training cannot fit in ``available`` bytes (default:
     ``memory_room()``), and ``log`` a note when it fits but LIKELY times the bound would
-    not (LIKELY_ADDRESS_SPACE times under ``ulimit -v``). ``data_shape`` (N, H, W) is the images loaded, dev set included: their float32 copy is
-    made before training, and a full-batch run's batch is its training set.
+    not (LIKELY_ADDRESS_SPACE times under ``ulimit -v``). ``data_shape`` (N, H, W) is the images
+    loaded, dev set included: their float32 copy is made before training, and a full-batch run's
+    batch is its training set.
     ``cap`` (bytes, the flag that set them) is a limit of the caller's below the machine's (a
     server's for a run started from its page); the bound times LIKELY is held to it, without the
     note (the web audit: a full-batch CNN of a 2.4 GB bound under a 4 GB cap reached 13 GB).
