@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import ModelFileError, ScratchnnError, names_in_message, shell_word
 from .files import atomic_write_bytes, why_unreadable
-from .model import Sequential
+from .model import Sequential, negative_variances
 from .model_schema import check_metadata, show
 
 MODEL_FILE = "model.safetensors"
@@ -64,7 +64,7 @@ def save(model: Sequential, path, *, metadata: dict | None = None) -> Path:
     if bad:  # load refuses such a file: never write one (the API fuzz audit)
         raise ModelFileError(f"{path}: tensor {bad[0]!r} holds NaN or infinite values, so the file could not be "
                              "loaded; train it again (a lower learning rate), or save it before it diverges")
-    negative = [name for name, value in model.named_buffers() if name.endswith(".running_var") and np.any(value < 0)]
+    negative = negative_variances(model.named_buffers())
     if negative:
         raise ModelFileError(f"{path}: tensor {negative[0]!r}, a batch norm's running variance, holds values below 0, "
                              "so the file could not be loaded; give the layer its own statistics back (train it)")
@@ -255,9 +255,9 @@ def read_tensors(path, check: LayoutCheck | None = None,
     for name, tensor in tensors.items():
         if not np.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name!r} contains NaN or infinite values")
-        if name.endswith(".running_var") and np.any(tensor < 0):  # √ of it is NaN: every prediction would be
-            raise ModelFileError(f"{path}: tensor {name!r}, a batch norm's running variance, holds values below 0, "
-                                 f"which no variance can; {remedy}")
+    for name in negative_variances(tensors.items()):
+        raise ModelFileError(f"{path}: tensor {name!r}, a batch norm's running variance, holds values below 0, "
+                             f"which no variance can; {remedy}")
     return tensors, metadata
 
 

@@ -220,8 +220,7 @@ class Sequential:
         """Why ``rows`` of ``total`` answers are NaN or infinite: the parameters or batch-norm
         statistics that are, or a running variance below 0 (whose square root is NaN), if any."""
         bad = [name for name, value in self._live_state().items() if not np.isfinite(value).all()]
-        negative = [name for name, value in self.named_buffers()
-                    if name.endswith(".running_var") and np.any(value < 0)]
+        negative = negative_variances(self.named_buffers())
         why = (f"its parameters {', '.join(bad[:3])}{'...' * (len(bad) > 3)} hold NaN or infinite values (a training "
                "that diverged, or weights loaded so); train it again" if bad else
                f"its batch norm's running variance {negative[0]} holds values below 0; train it again or load "
@@ -382,6 +381,12 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n])"
+
+
+def negative_variances(named) -> list[str]:
+    """The names of ``named``'s (name, array) pairs that are a batch norm's running variance holding
+    a value below 0, which no variance can (its square root is NaN, and so every prediction)."""
+    return [name for name, array in named if name.endswith(".running_var") and np.any(np.asarray(array) < 0)]
 
 
 def rows_that_fit(layers, input_shape: tuple[int, ...], dtype, memory: int, largest: int) -> int:

@@ -14,8 +14,8 @@ from ..ensemble import check_finished, load_ensemble, turned_differently
 from ..errors import ConfigError
 from ..io import load, read_metadata, resolve_model_path
 from ..training.config import TrainConfig
-from ..training.options import known_settings, option_of
-from ..training.run_data import (SETS, data_source, load_set, locate_data, note_image_looks, set_key,
+from ..training.options import option_of
+from ..training.run_data import (SETS, data_source, load_set, note_image_looks, recorded_config, set_key,
                                  with_data)
 from .config_flags import add_option_arguments, given_options
 
@@ -109,10 +109,8 @@ def load_model_and_config(args: argparse.Namespace):
 
 def config_with_data_options(metadata: dict, path: Path, args: argparse.Namespace) -> TrainConfig:
     """The training config saved in a model file, its data paths located, the data flags applied."""
-    source = f"{path} metadata"
-    settings = known_settings(metadata.get("config", {}), TrainConfig, source,
-                              log=lambda line: print(line, file=sys.stderr))
-    return apply_data_options(locate_data(TrainConfig.from_dict(settings, source=source), path.parent), args)
+    config = recorded_config(metadata.get("config", {}), path, log=lambda line: print(line, file=sys.stderr))
+    return apply_data_options(config, args)
 
 
 def require_known_data(metadata: dict, path, args: argparse.Namespace) -> None:

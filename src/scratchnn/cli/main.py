@@ -151,10 +151,10 @@ def out_of_memory(args: argparse.Namespace, error: MemoryError) -> str:
     if getattr(args, "resume", None):
         advice = ("close other programs and resume it again, or start it again smaller (--batch-size, --hidden, "
                   "--conv)")
-    elif args.command in ("train", "lr-find", "sweep"):  # the doctor's sampled batch and the threads' copies too
-        advice = ("use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size); "
-                  "--threads 1 and --doctor off need less") if args.command == "train" else (
-            "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size)")
+    elif args.command in ("train", "lr-find", "sweep"):
+        advice = "use a smaller --batch-size, smaller layers (--hidden, --conv) or fewer images (--train-size)"
+        if args.command == "train":  # the doctor's sampled batch and the threads' copies too
+            advice += "; --threads 1 and --doctor off need less"
     elif args.command in ("predict", "evaluate", "serve") and (getattr(args, "tta", 1) or 1) > 1:
         advice = "use a smaller --tta, or close other programs"  # (told with no --tta given: the resource audit)
     else:

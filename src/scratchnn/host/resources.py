@@ -52,12 +52,16 @@ def inference_budget(available: int | None) -> int:
     return INFERENCE_MEMORY if available is None else min(INFERENCE_MEMORY, available // INFERENCE_SHARE)
 
 
+def tightest_limit(limits: dict[str, int]) -> str:
+    """The key of ``limits`` (``memory_limits``) that allows least (MACHINE when there is none)."""
+    return min(limits, key=limits.get) if limits else MACHINE
+
+
 def memory_words(limits: dict[str, int], size: str) -> str:
-    """'this machine has 1.4 GB available', or the limit of ``limits`` (``memory_limits``) that
-    allows least named instead (the control group's, ``ulimit -v``'s): what a message says of
-    the memory ``size`` it counts."""
-    tightest = min(limits, key=limits.get) if limits else MACHINE
-    return MEMORY_WORDS[tightest].format(size)
+    """'this machine has 1.4 GB available', or the limit of ``limits`` that allows least named
+    instead (the control group's, ``ulimit -v``'s): what a message says of the memory ``size``
+    it counts."""
+    return MEMORY_WORDS[tightest_limit(limits)].format(size)
 
 
 def memory_limits(root: Path = Path("/")) -> dict[str, int]:

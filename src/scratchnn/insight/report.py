@@ -25,9 +25,8 @@ from ..files import atomic_write_bytes, read_at_most, why_unreadable
 from ..io import MODEL_FILE, folder_to_resume, load, read_metadata, runs_inside
 from ..metrics import confusion_matrix
 from ..training.config import CONFIG_FILE, TrainConfig
-from ..training.options import known_settings
 from ..training.run import METRICS_FILE, REPORT_FIGURES, REPORT_FILE, STALE_TEMP, sweep_temp_files
-from ..training.run_data import SETS, load_set, locate_data, with_data
+from ..training.run_data import SETS, load_set, recorded_config, with_data
 from ..training.run_health import run_settings
 from .report_health import HEALTH_FIGURES, health_figures, health_html, read_health
 from .report_page import ReportFigure, figure_html, render_page
@@ -255,9 +254,7 @@ def _load_run(run_dir: Path):
     if "config" not in metadata:
         raise ConfigError(f"{run_dir / MODEL_FILE}: no training config in its metadata; a report needs a run "
                           "folder made by 'scratchnn train'")
-    source = f"{run_dir / MODEL_FILE} metadata"
-    config = TrainConfig.from_dict(known_settings(metadata["config"], TrainConfig, source, print), source=source)
-    return model, metadata, locate_data(config, run_dir)
+    return model, metadata, recorded_config(metadata["config"], run_dir / MODEL_FILE, print)
 
 
 def read_metrics(path: Path, notes: list[str]) -> list[dict[str, float]]:

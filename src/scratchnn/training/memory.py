@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import ConfigError, shell_word
 from ..fast.threads import blas_thread_count
 from ..fast.winograd import FAST_RULE
-from ..host.resources import ADDRESS_SPACE, MACHINE, MEMORY_WORDS, inference_budget, memory_limits, memory_words
+from ..host.resources import ADDRESS_SPACE, MACHINE, MEMORY_WORDS, inference_budget, memory_limits, tightest_limit
 from ..nn import Conv2D
 from ..nn.conv import AUTO_MIN_CHANNELS_SMALL, scheme_for
 from ..nn.im2col import as_pair
@@ -147,9 +147,10 @@ def memory_room(available: int | None = None) -> tuple[int | None, str, int]:
     limits = memory_limits()
     if not limits:
         return None, "", LIKELY
-    room = min(limits.values())
-    growth = LIKELY_ADDRESS_SPACE if limits.get(ADDRESS_SPACE) == room else LIKELY
-    return room, memory_words(limits, _size(room)), growth
+    tightest = tightest_limit(limits)
+    room = limits[tightest]
+    growth = LIKELY_ADDRESS_SPACE if tightest == ADDRESS_SPACE else LIKELY
+    return room, MEMORY_WORDS[tightest].format(_size(room)), growth
 
 
 def check_training_memory(config: TrainConfig, data_shape: tuple, num_classes: int = 10,

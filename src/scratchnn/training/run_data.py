@@ -32,6 +32,7 @@ from ..files import why_unreadable
 from ..io import class_names
 from ..model import Sequential
 from .config import TrainConfig
+from .options import known_settings
 
 SETS = ("train", "dev", "test", "all")
 FILES = ("csv", "images", "labels")  # the source fields that name a file (and have a digest)
@@ -95,6 +96,15 @@ def with_data(config: TrainConfig, given: dict) -> TrainConfig:
     if augmentation_for(config.dataset) != augmentation_for(dataset) and recorded:
         config.augmentation = {}
     return config
+
+
+def recorded_config(settings: dict, model_path: Path, log: Callable[[str], None]) -> TrainConfig:
+    """The training config a model file records (``settings``), its data located from the
+    model's folder; settings of a newer version are left out with a note (``known_settings``):
+    what evaluate, predict, explain and report read, where the model is only used."""
+    source = f"{model_path} metadata"
+    config = TrainConfig.from_dict(known_settings(settings, TrainConfig, source, log), source=source)
+    return locate_data(config, Path(model_path).parent)
 
 
 def locate_data(config: TrainConfig, run_dir) -> TrainConfig:
